@@ -1,0 +1,28 @@
+// The `conclave` subcommands: each registers its options on the CLI11 app and runs
+// when selected. Errors in user input surface as model_error / std::invalid_argument
+// (exit code 2); main() prints them as one line.
+#pragma once
+
+#include <CLI/CLI.hpp>
+#include <functional>
+#include <vector>
+
+namespace conclave::app {
+
+/// A subcommand and its body, run after parsing when `sub` was given; returns the exit code.
+struct command {
+  CLI::App* sub = nullptr;
+  std::function<int()> run;
+};
+
+command add_generate(CLI::App& app);
+command add_gen_model(CLI::App& app);
+/// `bench engine` (and later bench kinds): one command per leaf subcommand.
+std::vector<command> add_bench(CLI::App& app);
+
+/// Exit codes.
+constexpr int exit_ok = 0;
+constexpr int exit_failure = 1;
+constexpr int exit_bad_input = 2;
+
+}  // namespace conclave::app

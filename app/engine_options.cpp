@@ -1,0 +1,37 @@
+// Engine options on the command line.
+#include "app/engine_options.h"
+
+namespace conclave::app {
+
+void add_engine_options(CLI::App& cmd, config::engine_config& cfg) {
+  cmd.add_option("--backend", cfg.backend.kind, "compute backend: cpu or cuda")
+      ->check(CLI::IsMember({"cpu", "cuda"}))
+      ->capture_default_str();
+  cmd.add_option("--threads", cfg.backend.threads, "CPU threads (0 = all cores)")->capture_default_str();
+  cmd.add_option("--block-size", cfg.backend.block_size, "tokens per KV-cache block")
+      ->check(CLI::Range(1, 1024))
+      ->capture_default_str();
+  cmd.add_option_function<size_t>(
+         "--kv-cache-mib", [&cfg](const size_t& mib) { cfg.backend.kv_cache_bytes = mib << 20; },
+         "KV-cache memory in MiB (default 512)")
+      ->check(CLI::PositiveNumber);
+  cmd.add_option("--num-kv-blocks", cfg.backend.num_kv_blocks, "KV blocks (overrides --kv-cache-mib)")
+      ->check(CLI::NonNegativeNumber);
+  cmd.add_option("--max-num-seqs", cfg.scheduler.max_num_seqs, "sequences running at once")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  cmd.add_option("--max-batched-tokens", cfg.scheduler.max_num_batched_tokens, "tokens per engine step")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  cmd.add_option("--max-model-len", cfg.max_model_len, "context length (0 = the model's)")
+      ->check(CLI::NonNegativeNumber);
+  cmd.add_option("--rope-inv-freq-dtype", cfg.backend.rope_inv_freq_dtype,
+                 "f32, or bf16 to match HF references made after model.to(bfloat16)")
+      ->check(CLI::IsMember({"f32", "bf16"}))
+      ->capture_default_str();
+  cmd.add_flag_callback(
+      "--no-prefix-caching", [&cfg] { cfg.scheduler.enable_prefix_caching = false; },
+      "do not share KV blocks between identical prompt prefixes");
+}
+
+}  // namespace conclave::app

@@ -1,0 +1,34 @@
+// engine_bench: prefill and decode throughput of the engine on one model, at several
+// batch sizes, measured through the real scheduler and backend.
+#pragma once
+
+#include <cstdint>
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include "config/engine_config.h"
+
+namespace conclave::bench {
+
+struct engine_bench_options {
+  std::string model_dir;
+  config::engine_config engine;
+  int32_t prompt_len = 512;     ///< tokens per prompt for the prefill measurement
+  int32_t decode_tokens = 32;   ///< tokens generated per sequence for the decode measurement
+  int32_t decode_context = 128; ///< prompt length before decoding starts
+  std::vector<int32_t> batches = {1, 16};
+  uint64_t seed = 1;
+};
+
+struct engine_bench_row {
+  int32_t batch = 0;
+  double prefill_tokens_per_s = 0;
+  double decode_tokens_per_s = 0;
+  double tpot_ms = 0;  ///< mean time per decode step
+};
+
+/// Runs the benchmark and prints a table (and the machine) to `out`.
+std::vector<engine_bench_row> run_engine_bench(const engine_bench_options& opts, std::FILE* out);
+
+}  // namespace conclave::bench

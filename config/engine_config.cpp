@@ -1,0 +1,25 @@
+// Validation of engine_config: ranges only; model-dependent checks happen at load.
+#include "config/engine_config.h"
+
+#include <spdlog/fmt/fmt.h>
+
+namespace conclave::config {
+
+std::string engine_config::validate() const {
+  if (backend.kind != "cpu" && backend.kind != "cuda") {
+    return fmt::format("backend \"{}\" is unknown (expected cpu or cuda)", backend.kind);
+  }
+  if (backend.block_size <= 0 || backend.block_size > 1024) return "block_size must be in [1, 1024]";
+  if (backend.num_kv_blocks < 0) return "num_kv_blocks must be >= 0";
+  if (backend.num_kv_blocks == 0 && backend.kv_cache_bytes == 0) return "kv_cache_bytes must be > 0";
+  if (backend.rope_inv_freq_dtype != "f32" && backend.rope_inv_freq_dtype != "bf16") {
+    return "rope_inv_freq_dtype must be f32 or bf16";
+  }
+  if (backend.threads < 0) return "threads must be >= 0";
+  if (scheduler.max_num_seqs <= 0) return "max_num_seqs must be >= 1";
+  if (scheduler.max_num_batched_tokens <= 0) return "max_num_batched_tokens must be >= 1";
+  if (max_model_len < 0) return "max_model_len must be >= 0";
+  return {};
+}
+
+}  // namespace conclave::config

@@ -1,0 +1,38 @@
+// engine_config: every knob of one model replica (backend, KV cache, scheduler), with
+// defaults and validation. The command line and (later) TOML files fill it in.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+namespace conclave::config {
+
+struct backend_config {
+  std::string kind = "cpu";    ///< "cpu" or "cuda"
+  int32_t block_size = 16;     ///< tokens per KV block
+  int32_t num_kv_blocks = 0;   ///< 0: as many as kv_cache_bytes holds
+  size_t kv_cache_bytes = size_t{512} << 20;
+  int threads = 0;             ///< CPU threads; 0 = all cores
+  /// Precision of RoPE's inverse frequencies: "f32" (what HF from_pretrained computes) or
+  /// "bf16", which reproduces references made after `model.to(torch.bfloat16)`: that cast
+  /// rounds HF's inv_freq buffer too (the shared tiny_moe fixture was made so).
+  std::string rope_inv_freq_dtype = "f32";
+};
+
+struct scheduler_config {
+  int32_t max_num_seqs = 64;              ///< sequences running at once
+  int32_t max_num_batched_tokens = 2048;  ///< tokens per step (prefill chunks + decodes)
+  bool enable_prefix_caching = true;
+};
+
+struct engine_config {
+  backend_config backend;
+  scheduler_config scheduler;
+  int64_t max_model_len = 0;  ///< 0: the model's max_position_embeddings
+
+  /// Empty when valid, else one line naming the field and the allowed range.
+  std::string validate() const;
+};
+
+}  // namespace conclave::config

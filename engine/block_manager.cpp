@@ -1,0 +1,131 @@
+// Block bookkeeping. A block's hash covers its tokens and, through the chain, every
+// token before it, so a hit means the whole prefix matches (tokens are compared too,
+// so a hash collision cannot alias two prefixes).
+#include "engine/block_manager.h"
+
+#include <stdexcept>
+#include <xxhash.h>
+
+namespace conclave::engine {
+
+block_manager::block_manager(int32_t num_blocks, int32_t block_size, bool prefix_caching)
+    : block_size_(block_size), prefix_caching_(prefix_caching), blocks_(static_cast<size_t>(num_blocks)) {
+  if (num_blocks <= 0 || block_size <= 0) throw std::invalid_argument("block_manager needs blocks");
+  for (int32_t i = 0; i < num_blocks; ++i) blocks_[static_cast<size_t>(i)].free_pos = free_.insert(free_.end(), i);
+}
+
+uint64_t block_manager::chain_hash(uint64_t prev, std::span<const int32_t> tokens) const {
+  return XXH64(tokens.data(), tokens.size_bytes(), prev);
+}
+
+void block_manager::unregister(int32_t id) {
+  block& b = blocks_[static_cast<size_t>(id)];
+  if (b.hashed) {
+    auto it = by_hash_.find(b.hash);
+    if (it != by_hash_.end() && it->second == id) by_hash_.erase(it);
+  }
+  b.hashed = false;
+  b.tokens.clear();
+}
+
+int32_t block_manager::take_free_block() {
+  if (free_.empty()) throw std::logic_error("block_manager: no free block (call can_allocate/can_grow first)");
+  const int32_t id = free_.front();
+  take_specific(id);
+  unregister(id);  // its old content is being overwritten
+  return id;
+}
+
+void block_manager::take_specific(int32_t id) {
+  block& b = blocks_[static_cast<size_t>(id)];
+  free_.erase(b.free_pos);
+  b.free_pos = free_.end();
+  b.ref_count = 1;
+}
+
+bool block_manager::can_allocate(const sequence& seq) const {
+  return static_cast<int32_t>(seq.num_blocks(static_cast<size_t>(block_size_))) <= num_free_blocks();
+}
+
+void block_manager::allocate(sequence& seq) {
+  if (!seq.block_table.empty()) throw std::logic_error("block_manager::allocate: sequence already has blocks");
+  const size_t bs = static_cast<size_t>(block_size_);
+  const size_t n = seq.num_blocks(bs);
+  size_t cached = 0;
+  bool prefix_intact = prefix_caching_;
+  uint64_t h = 0;
+  for (size_t i = 0; i < n; ++i) {
+    const auto toks = seq.block_tokens(i, bs);
+    int32_t id = -1;
+    // Only blocks that end before the last token may be shared: that token's block is written.
+    if (prefix_intact && toks.size() == bs && (i + 1) * bs < seq.size()) {
+      h = chain_hash(h, toks);
+      auto it = by_hash_.find(h);
+      if (it != by_hash_.end()) {
+        const block& b = blocks_[static_cast<size_t>(it->second)];
+        if (b.hashed && std::equal(toks.begin(), toks.end(), b.tokens.begin(), b.tokens.end())) id = it->second;
+      }
+    }
+    if (id >= 0) {
+      block& b = blocks_[static_cast<size_t>(id)];
+      if (b.ref_count > 0) {
+        ++b.ref_count;
+      } else {
+        take_specific(id);
+      }
+      cached += bs;
+    } else {
+      prefix_intact = false;
+      id = take_free_block();
+    }
+    seq.block_table.push_back(id);
+  }
+  seq.num_computed = cached;
+  seq.num_hashed_blocks = cached / bs;
+}
+
+void block_manager::deallocate(sequence& seq) {
+  for (auto it = seq.block_table.rbegin(); it != seq.block_table.rend(); ++it) {
+    block& b = blocks_[static_cast<size_t>(*it)];
+    if (--b.ref_count == 0) {
+      b.free_pos = free_.insert(free_.end(), *it);
+      if (!b.hashed) b.tokens.clear();
+    }
+  }
+  seq.block_table.clear();
+  seq.num_computed = 0;
+  seq.num_hashed_blocks = 0;
+}
+
+int32_t block_manager::blocks_missing(const sequence& seq) const {
+  const size_t need = seq.num_blocks(static_cast<size_t>(block_size_));
+  return need > seq.block_table.size() ? static_cast<int32_t>(need - seq.block_table.size()) : 0;
+}
+
+void block_manager::grow(sequence& seq) {
+  for (int32_t i = blocks_missing(seq); i > 0; --i) seq.block_table.push_back(take_free_block());
+}
+
+void block_manager::mark_computed(sequence& seq) {
+  if (!prefix_caching_) return;
+  const size_t bs = static_cast<size_t>(block_size_);
+  const size_t full = std::min(seq.num_computed / bs, seq.block_table.size());
+  size_t i = seq.num_hashed_blocks;
+  uint64_t h = i == 0 ? 0 : blocks_[static_cast<size_t>(seq.block_table[i - 1])].hash;
+  for (; i < full; ++i) {
+    block& b = blocks_[static_cast<size_t>(seq.block_table[i])];
+    if (b.hashed) {
+      h = b.hash;
+      continue;
+    }
+    const auto toks = seq.block_tokens(i, bs);
+    h = chain_hash(h, toks);
+    b.hashed = true;
+    b.hash = h;
+    b.tokens.assign(toks.begin(), toks.end());
+    by_hash_.try_emplace(h, seq.block_table[i]);
+  }
+  seq.num_hashed_blocks = std::max(seq.num_hashed_blocks, full);
+}
+
+}  // namespace conclave::engine

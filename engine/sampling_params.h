@@ -1,0 +1,29 @@
+// sampling_params: how a request wants its next token chosen (HF / OpenAI semantics).
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace conclave::engine {
+
+struct sampling_params {
+  float temperature = 1.0f;         ///< 0 = greedy
+  int32_t top_k = 0;                ///< 0 = off
+  float top_p = 1.0f;               ///< 1 = off
+  float min_p = 0.0f;               ///< 0 = off
+  float repetition_penalty = 1.0f;  ///< HF: over prompt + output; 1 = off
+  float presence_penalty = 0.0f;    ///< OpenAI: over output tokens
+  float frequency_penalty = 0.0f;   ///< OpenAI: over output tokens
+  std::optional<uint64_t> seed;     ///< same seed, same tokens
+  int32_t max_tokens = 16;
+  std::vector<int32_t> stop_token_ids;
+  bool ignore_eos = false;
+
+  bool greedy() const { return temperature == 0.0f; }
+  /// Empty when valid, else a message naming the field ("temperature must be >= 0").
+  std::string validate() const;
+};
+
+}  // namespace conclave::engine

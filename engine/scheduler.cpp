@@ -1,0 +1,123 @@
+// Continuous batching. Running sequences are served first, oldest first, so a decode is
+// never starved by new prompts; prompts are chunked to the step's token budget.
+#include "engine/scheduler.h"
+
+#include <algorithm>
+#include <stdexcept>
+
+namespace conclave::engine {
+
+scheduler::scheduler(const config::scheduler_config& cfg, block_manager& blocks) : cfg_(cfg), blocks_(blocks) {}
+
+void scheduler::add(std::shared_ptr<sequence> seq) {
+  if (static_cast<int32_t>(seq->num_blocks(static_cast<size_t>(blocks_.block_size()))) > blocks_.num_blocks()) {
+    throw std::invalid_argument("sequence needs more KV blocks than the whole cache holds");
+  }
+  seq->status = sequence_status::waiting;
+  waiting_.push_back(std::move(seq));
+}
+
+void scheduler::preempt(const std::shared_ptr<sequence>& seq) {
+  blocks_.deallocate(*seq);
+  seq->status = sequence_status::waiting;
+  waiting_.push_front(seq);
+  ++preemptions_;
+}
+
+void scheduler::finish(const std::shared_ptr<sequence>& seq, finish_reason reason) {
+  blocks_.deallocate(*seq);
+  seq->status = sequence_status::finished;
+  seq->finish = reason;
+}
+
+std::vector<scheduled> scheduler::schedule() {
+  std::vector<scheduled> step;
+  size_t budget = static_cast<size_t>(cfg_.max_num_batched_tokens);
+
+  // 1. Running sequences, oldest first. A sequence that cannot get a block preempts the
+  //    newest running one (possibly itself).
+  std::deque<std::shared_ptr<sequence>> kept;
+  while (!running_.empty() && budget > 0) {
+    auto seq = running_.front();
+    running_.pop_front();
+    bool fits = true;
+    while (!blocks_.can_grow(*seq)) {
+      if (running_.empty()) {
+        preempt(seq);
+        fits = false;
+        break;
+      }
+      preempt(running_.back());
+      running_.pop_back();
+    }
+    if (!fits) continue;
+    blocks_.grow(*seq);
+    const size_t n = std::min(seq->num_uncomputed(), budget);
+    budget -= n;
+    step.push_back({seq, n});
+    kept.push_back(seq);
+  }
+  for (auto& seq : running_) kept.push_back(seq);  // out of budget this step: still running
+  running_ = std::move(kept);
+
+  // 2. Admit waiting sequences in order while budget, slots and blocks allow.
+  while (!waiting_.empty() && budget > 0 && running_.size() < static_cast<size_t>(cfg_.max_num_seqs)) {
+    auto& seq = waiting_.front();
+    if (!blocks_.can_allocate(*seq)) break;
+    blocks_.allocate(*seq);
+    const size_t n = std::min(seq->num_uncomputed(), budget);
+    budget -= n;
+    seq->status = sequence_status::running;
+    step.push_back({seq, n});
+    running_.push_back(seq);
+    waiting_.pop_front();
+  }
+  return step;
+}
+
+std::vector<std::shared_ptr<sequence>> scheduler::postprocess(const std::vector<scheduled>& step,
+                                                              std::span<const int32_t> sampled,
+                                                              std::span<const int32_t> eos_ids,
+                                                              size_t max_model_len) {
+  std::vector<std::shared_ptr<sequence>> done;
+  for (size_t i = 0; i < step.size(); ++i) {
+    const auto& [seq, n] = step[i];
+    if (seq->status != sequence_status::running) continue;  // aborted meanwhile
+    const bool samples = step[i].samples();
+    seq->num_computed += n;
+    blocks_.mark_computed(*seq);
+    if (!samples) continue;
+    const int32_t token = sampled[i];
+    seq->append(token);
+    const auto& p = seq->params();
+    const auto is_in = [token](std::span<const int32_t> ids) {
+      return std::find(ids.begin(), ids.end(), token) != ids.end();
+    };
+    finish_reason reason = finish_reason::none;
+    if (is_in(p.stop_token_ids) || (!p.ignore_eos && is_in(eos_ids))) {
+      reason = finish_reason::stop;
+    } else if (seq->num_output_tokens() >= static_cast<size_t>(p.max_tokens) || seq->size() >= max_model_len) {
+      reason = finish_reason::length;
+    }
+    if (reason != finish_reason::none) {
+      finish(seq, reason);
+      done.push_back(seq);
+    }
+  }
+  std::erase_if(running_, [](const auto& s) { return s->status == sequence_status::finished; });
+  return done;
+}
+
+bool scheduler::abort(int64_t id) {
+  for (auto* queue : {&waiting_, &running_}) {
+    auto it = std::find_if(queue->begin(), queue->end(), [id](const auto& s) { return s->id() == id; });
+    if (it != queue->end()) {
+      finish(*it, finish_reason::aborted);
+      queue->erase(it);
+      return true;
+    }
+  }
+  return false;
+}
+
+}  // namespace conclave::engine

@@ -1,0 +1,63 @@
+// scheduler: continuous batching over a block_manager (plain class, no actors). Each
+// step runs every running sequence's next tokens (a decode token, or the next chunk of a
+// prompt) and admits waiting sequences while the token budget and free blocks allow.
+// When a running sequence needs a block and none is free, the most recently admitted
+// one is preempted (its blocks freed; it is recomputed later from its tokens).
+#pragma once
+
+#include <deque>
+#include <memory>
+#include <span>
+#include <vector>
+
+#include "config/engine_config.h"
+#include "engine/block_manager.h"
+#include "engine/sequence.h"
+
+namespace conclave::engine {
+
+/// One sequence's share of a step: run tokens [seq->num_computed, + num_tokens).
+struct scheduled {
+  std::shared_ptr<sequence> seq;
+  size_t num_tokens = 0;
+  /// True when the step reaches the sequence's last token, so a token is sampled.
+  bool samples() const { return seq->num_computed + num_tokens == seq->size(); }
+};
+
+class scheduler {
+ public:
+  scheduler(const config::scheduler_config& cfg, block_manager& blocks);
+
+  void add(std::shared_ptr<sequence> seq);
+  bool idle() const { return waiting_.empty() && running_.empty(); }
+  size_t num_waiting() const { return waiting_.size(); }
+  size_t num_running() const { return running_.size(); }
+  uint64_t num_preemptions() const { return preemptions_; }
+
+  /// Picks the next step's work. Empty only when idle (or nothing fits at all, which
+  /// add() rules out by refusing sequences larger than the whole cache).
+  std::vector<scheduled> schedule();
+
+  /// After the step ran: advances num_computed, appends sampled tokens (`sampled[i]` for
+  /// step entry i; ignored where !samples()), applies stop rules, frees finished
+  /// sequences' blocks. Returns the sequences that finished in this step.
+  std::vector<std::shared_ptr<sequence>> postprocess(const std::vector<scheduled>& step,
+                                                     std::span<const int32_t> sampled,
+                                                     std::span<const int32_t> eos_ids,
+                                                     size_t max_model_len);
+
+  /// Finishes a sequence with finish_reason::aborted wherever it is; false if unknown.
+  bool abort(int64_t id);
+
+ private:
+  void preempt(const std::shared_ptr<sequence>& seq);
+  void finish(const std::shared_ptr<sequence>& seq, finish_reason reason);
+
+  config::scheduler_config cfg_;
+  block_manager& blocks_;
+  std::deque<std::shared_ptr<sequence>> waiting_;
+  std::deque<std::shared_ptr<sequence>> running_;
+  uint64_t preemptions_ = 0;
+};
+
+}  // namespace conclave::engine

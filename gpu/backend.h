@@ -1,0 +1,77 @@
+// backend: the one interface every compute backend (cpu, cuda) implements. A backend
+// owns the model's weights and KV cache pages on its device and runs one batched
+// forward step: any mix of prefill chunks and single decode tokens, each sequence
+// reading and writing its keys/values through its block table.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "config/engine_config.h"
+#include "model/model_config.h"
+
+namespace conclave::model {
+class checkpoint;
+}
+
+namespace conclave::gpu {
+
+/// One sequence's part of a forward step.
+struct step_sequence {
+  std::span<const int32_t> tokens;       ///< tokens to run now (a prompt chunk or one decode token)
+  int32_t num_cached = 0;                ///< tokens already in the KV cache; positions start here
+  std::span<const int32_t> block_table;  ///< blocks covering positions [0, num_cached + tokens.size())
+  bool all_logits = false;               ///< logits for every token run, else only for the last
+};
+
+/// Logits of a step: rows of `vocab` floats; sequence i owns rows [row_begin[i], row_begin[i+1]).
+struct step_output {
+  size_t vocab = 0;
+  std::vector<float> logits;
+  std::vector<size_t> row_begin;
+
+  std::span<const float> row(size_t r) const { return {logits.data() + r * vocab, vocab}; }
+  /// The last row of sequence i: the distribution over its next token.
+  std::span<const float> last(size_t i) const { return row(row_begin[i + 1] - 1); }
+};
+
+/// Size of the paged KV cache a backend allocated.
+struct kv_cache_shape {
+  int32_t block_size = 16;
+  int32_t num_blocks = 0;
+  size_t bytes_per_block = 0;  ///< keys + values of one block over all layers
+};
+
+using backend_options = config::backend_config;
+
+class backend {
+ public:
+  virtual ~backend() = default;
+  virtual std::string_view name() const = 0;
+  virtual const model::model_config& config() const = 0;
+  virtual kv_cache_shape kv_shape() const = 0;
+  /// Runs one step. Throws std::invalid_argument for a malformed batch (a block table
+  /// too short for its positions, a token id outside the vocabulary, positions past
+  /// max_position_embeddings); the KV cache is unchanged then.
+  virtual void forward(std::span<const step_sequence> batch, step_output& out) = 0;
+};
+
+/// Creates the backend `opts.kind` over an opened checkpoint (weights are copied or
+/// converted; the checkpoint may be closed afterwards). Throws std::runtime_error for
+/// an unknown or unavailable kind.
+std::unique_ptr<backend> make_backend(const model::checkpoint& ckpt, const backend_options& opts);
+
+/// Checks a batch against the model and KV cache; throws std::invalid_argument.
+void validate_batch(std::span<const step_sequence> batch, const model::model_config& config,
+                    const kv_cache_shape& kv);
+
+/// How many KV blocks `bytes` holds for `config` with fp32 keys/values.
+int32_t kv_blocks_for_bytes(const model::model_config& config, int32_t block_size, size_t bytes,
+                            size_t element_bytes);
+
+}  // namespace conclave::gpu

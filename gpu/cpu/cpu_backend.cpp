@@ -1,0 +1,151 @@
+// The CPU forward pass of Qwen3 / Qwen3-MoE over a paged KV cache. One call runs any
+// mix of prefill chunks and decode tokens: all tokens of the step go through each GEMM
+// together; only attention is per sequence.
+#include "gpu/cpu/cpu_backend.h"
+
+#include <cblas.h>
+
+#include <algorithm>
+#include <memory>
+#include <spdlog/spdlog.h>
+#include <thread>
+
+#include "gpu/cpu/cpu_weights.h"
+#include "gpu/cpu/moe.h"
+#include "gpu/cpu/ops.h"
+#include "gpu/cpu/thread_pool.h"
+#include "model/checkpoint.h"
+
+namespace conclave::gpu {
+namespace {
+
+using namespace conclave::gpu::cpu;
+
+class cpu_backend final : public backend {
+ public:
+  cpu_backend(const model::checkpoint& ckpt, const backend_options& opts)
+      : config_(ckpt.config()),
+        threads_(opts.threads > 0 ? opts.threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()))),
+        pool_(threads_),
+        weights_(load_cpu_weights(ckpt, threads_)),
+        inv_freq_(rope_inv_freq(static_cast<size_t>(config_.head_dim), config_.rope_theta,
+                                opts.rope_inv_freq_dtype == "bf16")) {
+    openblas_set_num_threads(threads_);
+    kv_.block_size = opts.block_size;
+    kv_.num_blocks = opts.num_kv_blocks > 0
+                         ? opts.num_kv_blocks
+                         : kv_blocks_for_bytes(config_, opts.block_size, opts.kv_cache_bytes, sizeof(float));
+    if (kv_.num_blocks <= 0) throw std::runtime_error("the KV cache budget holds no block; raise kv_cache_bytes");
+    const size_t width = static_cast<size_t>(config_.num_kv_heads * config_.head_dim);
+    const size_t per_layer = static_cast<size_t>(kv_.num_blocks) * static_cast<size_t>(kv_.block_size) * width;
+    kv_.bytes_per_block = 2 * static_cast<size_t>(config_.num_layers) * static_cast<size_t>(kv_.block_size) *
+                          width * sizeof(float);
+    for (int64_t l = 0; l < config_.num_layers; ++l) {
+      // Uninitialised on purpose: pages are committed only as blocks are first written.
+      k_cache_.emplace_back(new float[per_layer]);
+      v_cache_.emplace_back(new float[per_layer]);
+    }
+    spdlog::info("cpu backend: {} threads, KV cache {} blocks x {} tokens ({:.1f} MiB reserved)", threads_,
+                 kv_.num_blocks, kv_.block_size,
+                 static_cast<double>(kv_.bytes_per_block) * kv_.num_blocks / (1 << 20));
+  }
+
+  std::string_view name() const override { return "cpu"; }
+  const model::model_config& config() const override { return config_; }
+  kv_cache_shape kv_shape() const override { return kv_; }
+
+  void forward(std::span<const step_sequence> batch, step_output& out) override {
+    validate_batch(batch, config_, kv_);
+    const auto& c = config_;
+    const size_t hidden = static_cast<size_t>(c.hidden_size);
+    const size_t hd = static_cast<size_t>(c.head_dim);
+    const size_t heads = static_cast<size_t>(c.num_heads);
+    const size_t kvh = static_cast<size_t>(c.num_kv_heads);
+    const size_t qw = heads * hd, kvw = kvh * hd, qkvw = qw + 2 * kvw;
+    const float eps = static_cast<float>(c.rms_norm_eps);
+
+    // Flatten the batch: one row per token.
+    std::vector<int32_t> tokens, positions;
+    std::vector<attention_seq> seqs;
+    std::vector<size_t> logit_rows;
+    out.row_begin.assign(1, 0);
+    for (const step_sequence& s : batch) {
+      attention_seq a;
+      a.first_row = tokens.size();
+      a.num_tokens = static_cast<int32_t>(s.tokens.size());
+      a.num_cached = s.num_cached;
+      a.block_table = s.block_table;
+      seqs.push_back(a);
+      for (size_t i = 0; i < s.tokens.size(); ++i) {
+        tokens.push_back(s.tokens[i]);
+        positions.push_back(s.num_cached + static_cast<int32_t>(i));
+        if (s.all_logits || i + 1 == s.tokens.size()) logit_rows.push_back(tokens.size() - 1);
+      }
+      out.row_begin.push_back(logit_rows.size());
+    }
+    const size_t rows = tokens.size();
+
+    std::vector<float> x(rows * hidden), h(rows * hidden), qkv(rows * qkvw), attn(rows * qw),
+        proj(rows * hidden);
+    for (size_t r = 0; r < rows; ++r) {
+      std::copy_n(weights_.embed.data() + static_cast<size_t>(tokens[r]) * hidden, hidden, x.data() + r * hidden);
+    }
+
+    for (size_t l = 0; l < weights_.layers.size(); ++l) {
+      const cpu_layer& L = weights_.layers[l];
+      rms_norm(x.data(), L.input_norm.data(), h.data(), rows, hidden, eps);
+      linear(h.data(), L.qkv.data(), L.qkv_bias.empty() ? nullptr : L.qkv_bias.data(), qkv.data(), rows, qkvw,
+             hidden);
+      for (size_t r = 0; r < rows; ++r) {
+        float* q = qkv.data() + r * qkvw;
+        rms_norm(q, L.q_norm.data(), q, heads, hd, eps);
+        rms_norm(q + qw, L.k_norm.data(), q + qw, kvh, hd, eps);
+      }
+      apply_rope(qkv.data(), rows, qkvw, heads, hd, positions.data(), inv_freq_.data());
+      apply_rope(qkv.data() + qw, rows, qkvw, kvh, hd, positions.data(), inv_freq_.data());
+
+      paged_kv kv{k_cache_[l].get(), v_cache_[l].get(), kv_.block_size, static_cast<int32_t>(kvh),
+                  static_cast<int32_t>(hd)};
+      kv_cache_write(kv, seqs, qkv.data() + qw, qkv.data() + qw + kvw, qkvw);
+      paged_attention(kv, seqs, qkv.data(), qkvw, heads, attn.data(), &pool_);
+      linear(attn.data(), L.o.data(), L.o_bias.empty() ? nullptr : L.o_bias.data(), proj.data(), rows, hidden, qw);
+      for (size_t i = 0; i < rows * hidden; ++i) x[i] += proj[i];
+
+      rms_norm(x.data(), L.post_norm.data(), h.data(), rows, hidden, eps);
+      if (L.moe) {
+        moe_forward(L, c, h.data(), proj.data(), rows);
+      } else {
+        dense_mlp_forward(L, c, h.data(), proj.data(), rows);
+      }
+      for (size_t i = 0; i < rows * hidden; ++i) x[i] += proj[i];
+    }
+
+    // Final norm and LM head only for rows whose logits were asked for.
+    const size_t n = logit_rows.size();
+    std::vector<float> last(n * hidden);
+    for (size_t i = 0; i < n; ++i) {
+      rms_norm(x.data() + logit_rows[i] * hidden, weights_.final_norm.data(), last.data() + i * hidden, 1, hidden,
+               eps);
+    }
+    out.vocab = static_cast<size_t>(c.vocab_size);
+    out.logits.resize(n * out.vocab);
+    linear(last.data(), weights_.output_matrix().data(), nullptr, out.logits.data(), n, out.vocab, hidden);
+  }
+
+ private:
+  model::model_config config_;
+  int threads_;
+  thread_pool pool_;
+  cpu_weights weights_;
+  std::vector<float> inv_freq_;
+  kv_cache_shape kv_;
+  std::vector<std::unique_ptr<float[]>> k_cache_, v_cache_;
+};
+
+}  // namespace
+
+std::unique_ptr<backend> make_cpu_backend(const model::checkpoint& ckpt, const backend_options& opts) {
+  return std::make_unique<cpu_backend>(ckpt, opts);
+}
+
+}  // namespace conclave::gpu

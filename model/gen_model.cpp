@@ -1,0 +1,204 @@
+// Random-weight checkpoints: counter-based (splitmix64 + Box-Muller) so each element
+// depends only on (seed, tensor name, index), which makes the output reproducible
+// byte for byte and lets the GPU backend generate the same weights in device memory.
+#include "model/gen_model.h"
+
+#include <cmath>
+#include <fstream>
+#include <spdlog/fmt/fmt.h>
+#include <spdlog/spdlog.h>
+#include <xxhash.h>
+
+#include "model/model_error.h"
+#include "model/safetensors.h"
+
+namespace conclave::model {
+namespace {
+
+model_config base_config() {
+  model_config c;
+  c.arch = architecture::qwen3_moe;
+  c.architecture_name = "Qwen3MoeForCausalLM";
+  c.rms_norm_eps = 1e-6;
+  c.norm_topk_prob = true;
+  return c;
+}
+
+std::vector<model_preset> make_presets() {
+  std::vector<model_preset> p;
+  {
+    model_config c = base_config();
+    c.vocab_size = 2048;
+    c.hidden_size = 64;
+    c.intermediate_size = 128;
+    c.moe_intermediate_size = 32;
+    c.num_layers = 3;
+    c.num_heads = 4;
+    c.num_kv_heads = 2;
+    c.head_dim = 16;
+    c.num_experts = 8;
+    c.num_experts_per_tok = 2;
+    c.rope_theta = 1e6;
+    c.max_position_embeddings = 4096;
+    p.push_back({"tiny", "3-layer, 8-expert toy model for unit tests (0.6 M parameters)", c, 0.08f});
+  }
+  {
+    model_config c = base_config();
+    c.vocab_size = 151936;  // the real Qwen3 tokenizer's
+    c.hidden_size = 256;
+    c.intermediate_size = 512;
+    c.moe_intermediate_size = 128;
+    c.num_layers = 4;
+    c.num_heads = 4;
+    c.num_kv_heads = 2;
+    c.head_dim = 64;
+    c.num_experts = 16;
+    c.num_experts_per_tok = 4;
+    c.rope_theta = 1e6;
+    c.max_position_embeddings = 32768;
+    c.tie_word_embeddings = true;
+    c.eos_token_ids = {151645, 151643};  // <|im_end|>, <|endoftext|>
+    p.push_back({"demo", "the embedded demo: Qwen3 vocabulary, 4 MoE layers, CPU-interactive", c, 0.08f});
+  }
+  {
+    model_config c = base_config();
+    c.vocab_size = 151936;
+    c.hidden_size = 2048;
+    c.intermediate_size = 6144;
+    c.moe_intermediate_size = 768;
+    c.num_layers = 48;
+    c.num_heads = 32;
+    c.num_kv_heads = 4;
+    c.head_dim = 128;
+    c.num_experts = 128;
+    c.num_experts_per_tok = 8;
+    c.rope_theta = 1e6;
+    c.max_position_embeddings = 40960;
+    c.eos_token_ids = {151645, 151643};
+    p.push_back({"qwen3-30b-a3b", "Qwen3-30B-A3B's shape (48 layers, 128 experts, 8 active)", c, 0.02f});
+  }
+  {
+    model_config c = base_config();
+    c.vocab_size = 151936;
+    c.hidden_size = 6144;
+    c.intermediate_size = 8192;
+    c.moe_intermediate_size = 2560;
+    c.num_layers = 62;
+    c.num_heads = 96;
+    c.num_kv_heads = 8;
+    c.head_dim = 128;
+    c.num_experts = 160;
+    c.num_experts_per_tok = 8;
+    c.rope_theta = 1e7;
+    c.max_position_embeddings = 262144;
+    c.eos_token_ids = {151645, 151643};
+    p.push_back({"qwen3-coder-480b", "Qwen3-Coder-480B-A35B's shape (62 layers, 160 experts)", c, 0.02f});
+  }
+  return p;
+}
+
+uint64_t splitmix64(uint64_t x) {
+  x += 0x9e3779b97f4a7c15ull;
+  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+  x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+  return x ^ (x >> 31);
+}
+
+bool is_norm_tensor(std::string_view name) {
+  return name.ends_with("norm.weight");
+}
+
+void write_text(const std::filesystem::path& path, const std::string& text) {
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  out << text;
+  if (!out) throw model_error(fmt::format("{}: write failed", path.string()));
+}
+
+}  // namespace
+
+const std::vector<model_preset>& model_presets() {
+  static const std::vector<model_preset> presets = make_presets();
+  return presets;
+}
+
+const model_preset& find_preset(std::string_view name) {
+  std::vector<std::string> names;
+  for (const auto& p : model_presets()) {
+    if (p.name == name) return p;
+    names.push_back(p.name);
+  }
+  throw model_error(fmt::format("unknown preset \"{}\" (known: {})", name, fmt::join(names, ", ")));
+}
+
+float random_weight(uint64_t seed, std::string_view name, size_t i, float std, bool is_norm) {
+  const uint64_t stream = XXH64(name.data(), name.size(), seed);
+  // Box-Muller on two independent 53-bit uniforms in (0, 1].
+  const uint64_t a = splitmix64(stream ^ (2 * static_cast<uint64_t>(i)));
+  const uint64_t b = splitmix64(stream ^ (2 * static_cast<uint64_t>(i) + 1));
+  const double u1 = (static_cast<double>(a >> 11) + 1.0) * 0x1.0p-53;
+  const double u2 = static_cast<double>(b >> 11) * 0x1.0p-53;
+  const double z = std::sqrt(-2.0 * std::log(u1)) * std::cos(2.0 * M_PI * u2);
+  return is_norm ? static_cast<float>(1.0 + 0.1 * z) : static_cast<float>(z * std);
+}
+
+size_t write_random_checkpoint(const gen_model_options& opts, const std::filesystem::path& out) {
+  model_preset preset = find_preset(opts.preset);
+  model_config& c = preset.config;
+  if (opts.num_layers) {
+    if (*opts.num_layers <= 0 || *opts.num_layers > c.num_layers) {
+      throw model_error(fmt::format("--layers must be between 1 and {} for preset {}", c.num_layers,
+                                    preset.name));
+    }
+    c.num_layers = *opts.num_layers;
+  }
+  c.validate("preset " + preset.name);
+  std::filesystem::create_directories(out);
+
+  // Plan shards: tensors in schema order, a new shard when the next one would overflow.
+  std::vector<std::vector<tensor_plan>> shards(1);
+  size_t shard_bytes = 0, total = 0;
+  for (auto& spec : expected_tensors(c)) {
+    tensor_plan t{spec.name, opts.type, spec.shape};
+    const size_t n = t.nbytes();
+    if (shard_bytes > 0 && shard_bytes + n > opts.max_shard_bytes) {
+      shards.emplace_back();
+      shard_bytes = 0;
+    }
+    shard_bytes += n;
+    total += n;
+    shards.back().push_back(std::move(t));
+  }
+
+  std::vector<float> scratch;
+  std::vector<std::string> weight_map;
+  for (size_t s = 0; s < shards.size(); ++s) {
+    const std::string file =
+        shards.size() == 1 ? "model.safetensors"
+                           : fmt::format("model-{:05d}-of-{:05d}.safetensors", s + 1, shards.size());
+    const auto& plan = shards[s];
+    write_safetensors(out / file, plan, [&](size_t i, std::byte* dst) {
+      const tensor_plan& t = plan[i];
+      const size_t n = t.nbytes() / dtype_size(t.type);
+      scratch.resize(n);
+      const bool norm = is_norm_tensor(t.name);
+      for (size_t k = 0; k < n; ++k) scratch[k] = random_weight(opts.seed, t.name, k, preset.init_std, norm);
+      convert_from_f32(t.type, scratch.data(), n, dst);
+    });
+    for (const auto& t : plan) weight_map.push_back(fmt::format("    \"{}\": \"{}\"", t.name, file));
+    spdlog::info("gen-model: wrote {} ({} tensors)", (out / file).string(), plan.size());
+  }
+  if (shards.size() > 1) {
+    std::sort(weight_map.begin(), weight_map.end());
+    write_text(out / "model.safetensors.index.json",
+               fmt::format("{{\n  \"metadata\": {{\"total_size\": {}}},\n  \"weight_map\": {{\n{}\n  }}\n}}\n",
+                           total, fmt::join(weight_map, ",\n")));
+  }
+  write_text(out / "config.json", model_config_to_json(c));
+  std::string gen = "{\n  \"do_sample\": false";
+  if (!c.eos_token_ids.empty()) gen += fmt::format(",\n  \"eos_token_id\": [{}]", fmt::join(c.eos_token_ids, ", "));
+  gen += "\n}\n";
+  write_text(out / "generation_config.json", gen);
+  return total;
+}
+
+}  // namespace conclave::model

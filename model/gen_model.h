@@ -1,0 +1,44 @@
+// gen_model: deterministic random-weight checkpoints in Hugging Face layout, for tests,
+// the embedded demo and benchmarks on real shapes. Same preset + seed + dtype, same bytes.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "model/dtype.h"
+#include "model/model_config.h"
+
+namespace conclave::model {
+
+struct model_preset {
+  std::string name;
+  std::string description;
+  model_config config;
+  float init_std = 0.08f;  ///< std of matrix weights; norm weights are 1 + 0.1 * N(0, 1)
+};
+
+/// Presets: tiny, demo, qwen3-30b-a3b, qwen3-coder-480b.
+const std::vector<model_preset>& model_presets();
+/// The named preset; throws model_error listing the known names.
+const model_preset& find_preset(std::string_view name);
+
+struct gen_model_options {
+  std::string preset = "tiny";
+  uint64_t seed = 0;
+  dtype type = dtype::bf16;
+  std::optional<int64_t> num_layers;  ///< a slice of the real depth (real shapes on small disks)
+  size_t max_shard_bytes = size_t{2} << 30;
+};
+
+/// The value of element `i` of tensor `name` for `seed` (what gen-model writes,
+/// before rounding to the storage dtype). Independent of tensor order and sharding.
+float random_weight(uint64_t seed, std::string_view name, size_t i, float std, bool is_norm);
+
+/// Writes config.json, generation_config.json, and model.safetensors (or shards plus
+/// model.safetensors.index.json) into `out` (created if needed). Returns bytes written.
+size_t write_random_checkpoint(const gen_model_options& opts, const std::filesystem::path& out);
+
+}  // namespace conclave::model

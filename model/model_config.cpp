@@ -1,0 +1,365 @@
+// config.json parsing: both HF spellings, HF's defaults where HF has sensible ones,
+// and one-line errors naming the file and key for everything else.
+#include "model/model_config.h"
+
+#include <algorithm>
+#include <fstream>
+#include <simdjson.h>
+#include <spdlog/fmt/fmt.h>
+#include <sstream>
+
+#include "model/model_error.h"
+
+namespace conclave::model {
+namespace {
+
+using simdjson::dom::element;
+using simdjson::dom::object;
+
+class reader {
+ public:
+  reader(object root, const std::string& source) : root_(root), source_(source) {}
+
+  bool has(std::string_view key) const {
+    element e;
+    return !root_[key].get(e) && !e.is_null();
+  }
+
+  int64_t integer(std::string_view key) const {
+    element e = require(key);
+    int64_t v = 0;
+    if (e.get(v)) throw error(key, "an integer");
+    return v;
+  }
+  int64_t integer(std::string_view key, int64_t fallback) const {
+    return has(key) ? integer(key) : fallback;
+  }
+  double number(std::string_view key) const { return number_of(require(key), key); }
+  double number(std::string_view key, double fallback) const {
+    return has(key) ? number(key) : fallback;
+  }
+  bool boolean(std::string_view key, bool fallback) const {
+    if (!has(key)) return fallback;
+    bool v = false;
+    if (root_[key].get(v)) throw error(key, "true or false");
+    return v;
+  }
+  std::vector<int64_t> int_list(std::string_view key) const {
+    std::vector<int64_t> out;
+    if (!has(key)) return out;
+    simdjson::dom::array arr;
+    if (root_[key].get(arr)) throw error(key, "an array of integers");
+    for (auto v : arr) {
+      int64_t x = 0;
+      if (v.get(x)) throw error(key, "an array of integers");
+      out.push_back(x);
+    }
+    return out;
+  }
+  /// An int, a list of ints, or null.
+  std::vector<int64_t> int_or_list(std::string_view key) const {
+    if (!has(key)) return {};
+    int64_t x = 0;
+    if (!root_[key].get(x)) return {x};
+    return int_list(key);
+  }
+  element require(std::string_view key) const {
+    element e;
+    if (root_[key].get(e) || e.is_null()) {
+      throw model_error(fmt::format("{}: missing required key \"{}\"", source_, key));
+    }
+    return e;
+  }
+  double number_of(element e, std::string_view key) const {
+    double d = 0;
+    if (!e.get(d)) return d;
+    int64_t i = 0;
+    if (!e.get(i)) return static_cast<double>(i);
+    throw error(key, "a number");
+  }
+  model_error error(std::string_view key, std::string_view expected) const {
+    return model_error(fmt::format("{}: key \"{}\" must be {}", source_, key, expected));
+  }
+  object root() const { return root_; }
+
+ private:
+  object root_;
+  const std::string& source_;
+};
+
+std::string read_file(const std::filesystem::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw model_error(fmt::format("{}: cannot open (is this a Hugging Face model folder?)", path.string()));
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+double read_rope_theta(const reader& r, const std::string& source) {
+  element rp;
+  if (!r.root()["rope_parameters"].get(rp) && !rp.is_null()) {
+    object o;
+    if (rp.get(o)) throw r.error("rope_parameters", "an object");
+    std::string_view type = "default";
+    if (element t; !o["rope_type"].get(t) && !t.is_null() && t.get(type)) {
+      throw r.error("rope_parameters.rope_type", "a string");
+    }
+    if (type != "default") {
+      throw model_error(fmt::format(
+          "{}: rope_parameters.rope_type \"{}\" is not supported (conclave implements \"default\" RoPE)",
+          source, type));
+    }
+    element theta;
+    if (!o["rope_theta"].get(theta) && !theta.is_null()) return r.number_of(theta, "rope_parameters.rope_theta");
+  }
+  if (element rs; !r.root()["rope_scaling"].get(rs) && !rs.is_null()) {
+    object o;
+    std::string_view type;
+    if (rs.get(o) || (o["rope_type"].get(type) && o["type"].get(type)) || type != "default") {
+      throw model_error(fmt::format(
+          "{}: rope_scaling is not supported (conclave implements plain RoPE); remove it or use "
+          "a checkpoint without it",
+          source));
+    }
+  }
+  if (!r.has("rope_theta")) {
+    throw model_error(fmt::format(
+        "{}: missing required key \"rope_theta\" (or \"rope_parameters.rope_theta\")", source));
+  }
+  return r.number("rope_theta");
+}
+
+}  // namespace
+
+bool model_config::is_moe_layer(int64_t l) const {
+  if (arch != architecture::qwen3_moe || num_experts <= 0) return false;
+  if (std::find(mlp_only_layers.begin(), mlp_only_layers.end(), l) != mlp_only_layers.end()) {
+    return false;
+  }
+  return (l + 1) % decoder_sparse_step == 0;
+}
+
+void model_config::validate(const std::string& source) const {
+  const auto fail = [&](const std::string& msg) { throw model_error(source + ": " + msg); };
+  const auto positive = [&](int64_t v, std::string_view key) {
+    if (v <= 0) fail(fmt::format("\"{}\" must be positive, got {}", key, v));
+  };
+  positive(vocab_size, "vocab_size");
+  positive(hidden_size, "hidden_size");
+  positive(num_layers, "num_hidden_layers");
+  positive(num_heads, "num_attention_heads");
+  positive(num_kv_heads, "num_key_value_heads");
+  positive(head_dim, "head_dim");
+  positive(max_position_embeddings, "max_position_embeddings");
+  if (head_dim % 2 != 0) fail(fmt::format("\"head_dim\" must be even for RoPE, got {}", head_dim));
+  if (num_heads % num_kv_heads != 0) {
+    fail(fmt::format("num_attention_heads ({}) must be a multiple of num_key_value_heads ({})",
+                     num_heads, num_kv_heads));
+  }
+  if (!(rms_norm_eps > 0)) fail("\"rms_norm_eps\" must be positive");
+  if (!(rope_theta > 0)) fail("\"rope_theta\" must be positive");
+  bool any_dense = false, any_moe = false;
+  for (int64_t l = 0; l < num_layers; ++l) (is_moe_layer(l) ? any_moe : any_dense) = true;
+  if (any_dense) positive(intermediate_size, "intermediate_size");
+  if (arch == architecture::qwen3_moe) {
+    positive(decoder_sparse_step, "decoder_sparse_step");
+    if (any_moe) {
+      positive(num_experts, "num_experts");
+      positive(moe_intermediate_size, "moe_intermediate_size");
+      if (num_experts_per_tok <= 0 || num_experts_per_tok > num_experts) {
+        fail(fmt::format("num_experts_per_tok ({}) must be between 1 and num_experts ({})",
+                         num_experts_per_tok, num_experts));
+      }
+    }
+    for (int64_t l : mlp_only_layers) {
+      if (l < 0 || l >= num_layers) {
+        fail(fmt::format("mlp_only_layers names layer {} but the model has {} layers", l, num_layers));
+      }
+    }
+  }
+  for (int32_t id : eos_token_ids) {
+    if (id < 0 || id >= vocab_size) fail(fmt::format("eos_token_id {} is outside the vocabulary", id));
+  }
+}
+
+model_config parse_model_config(std::string_view json, const std::string& source) {
+  simdjson::dom::parser parser;
+  simdjson::padded_string text(json);
+  object root;
+  if (auto err = parser.parse(text).get(root); err) {
+    throw model_error(fmt::format("{}: not a JSON object: {}", source, simdjson::error_message(err)));
+  }
+  reader r(root, source);
+  model_config c;
+
+  simdjson::dom::array archs;
+  if (r.require("architectures").get(archs) || archs.size() == 0) {
+    throw r.error("architectures", "a non-empty array of strings");
+  }
+  std::string_view arch;
+  if (archs.at(0).get(arch)) throw r.error("architectures", "a non-empty array of strings");
+  c.architecture_name = std::string(arch);
+  if (arch == "Qwen3MoeForCausalLM") {
+    c.arch = architecture::qwen3_moe;
+  } else if (arch == "Qwen3ForCausalLM") {
+    c.arch = architecture::qwen3_dense;
+  } else {
+    throw model_error(fmt::format(
+        "{}: architecture \"{}\" is not supported (expected Qwen3MoeForCausalLM or Qwen3ForCausalLM)",
+        source, arch));
+  }
+
+  c.vocab_size = r.integer("vocab_size");
+  c.hidden_size = r.integer("hidden_size");
+  c.num_layers = r.integer("num_hidden_layers");
+  c.num_heads = r.integer("num_attention_heads");
+  c.num_kv_heads = r.integer("num_key_value_heads", c.num_heads);
+  c.head_dim = r.integer("head_dim", c.num_heads > 0 ? c.hidden_size / c.num_heads : 0);
+  c.rms_norm_eps = r.number("rms_norm_eps", 1e-6);
+  c.rope_theta = read_rope_theta(r, source);
+  c.max_position_embeddings = r.integer("max_position_embeddings", 32768);
+  c.tie_word_embeddings = r.boolean("tie_word_embeddings", false);
+  c.attention_bias = r.boolean("attention_bias", false);
+  if (r.boolean("use_sliding_window", false)) {
+    throw model_error(fmt::format("{}: use_sliding_window=true is not supported", source));
+  }
+  if (r.has("hidden_act")) {
+    std::string_view act;
+    if (r.require("hidden_act").get(act) || act != "silu") throw r.error("hidden_act", "\"silu\"");
+  }
+
+  if (c.arch == architecture::qwen3_moe) {
+    if (r.has("num_experts")) {
+      c.num_experts = r.integer("num_experts");
+    } else if (r.has("num_local_experts")) {
+      c.num_experts = r.integer("num_local_experts");
+    } else {
+      throw model_error(fmt::format(
+          "{}: missing required key \"num_experts\" (or \"num_local_experts\")", source));
+    }
+    c.num_experts_per_tok = r.integer("num_experts_per_tok");
+    c.moe_intermediate_size = r.integer("moe_intermediate_size");
+    c.norm_topk_prob = r.boolean("norm_topk_prob", false);
+    c.decoder_sparse_step = r.integer("decoder_sparse_step", 1);
+    c.mlp_only_layers = r.int_list("mlp_only_layers");
+  }
+  // intermediate_size is needed only when some layer is dense; checked by validate().
+  bool any_dense = false;
+  for (int64_t l = 0; l < c.num_layers; ++l) any_dense |= !c.is_moe_layer(l);
+  c.intermediate_size = any_dense ? r.integer("intermediate_size") : r.integer("intermediate_size", 0);
+
+  for (int64_t id : r.int_or_list("eos_token_id")) c.eos_token_ids.push_back(static_cast<int32_t>(id));
+  c.validate(source);
+  return c;
+}
+
+model_config load_model_config(const std::filesystem::path& dir) {
+  if (!std::filesystem::is_directory(dir)) {
+    throw model_error(fmt::format("{}: not a directory (expected a Hugging Face model folder)", dir.string()));
+  }
+  const auto path = dir / "config.json";
+  model_config c = parse_model_config(read_file(path), path.string());
+  const auto gen = dir / "generation_config.json";
+  if (std::filesystem::exists(gen)) {
+    simdjson::dom::parser parser;
+    simdjson::padded_string text(read_file(gen));
+    object root;
+    if (auto err = parser.parse(text).get(root); err) {
+      throw model_error(fmt::format("{}: not a JSON object: {}", gen.string(), simdjson::error_message(err)));
+    }
+    const std::string source = gen.string();
+    reader r(root, source);
+    for (int64_t id : r.int_or_list("eos_token_id")) {
+      if (std::find(c.eos_token_ids.begin(), c.eos_token_ids.end(), id) == c.eos_token_ids.end()) {
+        c.eos_token_ids.push_back(static_cast<int32_t>(id));
+      }
+    }
+    c.validate(source);
+  }
+  return c;
+}
+
+std::string model_config_to_json(const model_config& c) {
+  const bool moe = c.arch == architecture::qwen3_moe;
+  std::string s = "{\n";
+  const auto add = [&s](std::string_view key, const std::string& value) {
+    s += fmt::format("  \"{}\": {},\n", key, value);
+  };
+  add("architectures", moe ? "[\"Qwen3MoeForCausalLM\"]" : "[\"Qwen3ForCausalLM\"]");
+  add("model_type", moe ? "\"qwen3_moe\"" : "\"qwen3\"");
+  add("vocab_size", std::to_string(c.vocab_size));
+  add("hidden_size", std::to_string(c.hidden_size));
+  add("intermediate_size", std::to_string(c.intermediate_size));
+  add("num_hidden_layers", std::to_string(c.num_layers));
+  add("num_attention_heads", std::to_string(c.num_heads));
+  add("num_key_value_heads", std::to_string(c.num_kv_heads));
+  add("head_dim", std::to_string(c.head_dim));
+  if (moe) {
+    add("num_experts", std::to_string(c.num_experts));
+    add("num_experts_per_tok", std::to_string(c.num_experts_per_tok));
+    add("moe_intermediate_size", std::to_string(c.moe_intermediate_size));
+    add("norm_topk_prob", c.norm_topk_prob ? "true" : "false");
+    add("decoder_sparse_step", std::to_string(c.decoder_sparse_step));
+    add("mlp_only_layers", fmt::format("[{}]", fmt::join(c.mlp_only_layers, ", ")));
+  }
+  add("hidden_act", "\"silu\"");
+  add("rms_norm_eps", fmt::format("{}", c.rms_norm_eps));
+  add("rope_theta", fmt::format("{:.1f}", c.rope_theta));
+  add("rope_parameters", fmt::format("{{\"rope_theta\": {:.1f}, \"rope_type\": \"default\"}}", c.rope_theta));
+  add("max_position_embeddings", std::to_string(c.max_position_embeddings));
+  add("tie_word_embeddings", c.tie_word_embeddings ? "true" : "false");
+  add("attention_bias", c.attention_bias ? "true" : "false");
+  add("use_sliding_window", "false");
+  add("torch_dtype", "\"bfloat16\"");
+  if (!c.eos_token_ids.empty()) {
+    add("eos_token_id", c.eos_token_ids.size() == 1 ? std::to_string(c.eos_token_ids[0])
+                                                    : fmt::format("[{}]", fmt::join(c.eos_token_ids, ", ")));
+  }
+  s += "  \"use_cache\": true\n}\n";
+  return s;
+}
+
+std::vector<tensor_spec> expected_tensors(const model_config& c) {
+  std::vector<tensor_spec> out;
+  const int64_t h = c.hidden_size;
+  const int64_t q = c.num_heads * c.head_dim;
+  const int64_t kv = c.num_kv_heads * c.head_dim;
+  out.push_back({"model.embed_tokens.weight", {c.vocab_size, h}});
+  for (int64_t l = 0; l < c.num_layers; ++l) {
+    const std::string p = fmt::format("model.layers.{}.", l);
+    out.push_back({p + "input_layernorm.weight", {h}});
+    out.push_back({p + "self_attn.q_proj.weight", {q, h}});
+    out.push_back({p + "self_attn.k_proj.weight", {kv, h}});
+    out.push_back({p + "self_attn.v_proj.weight", {kv, h}});
+    out.push_back({p + "self_attn.o_proj.weight", {h, q}});
+    if (c.attention_bias) {
+      out.push_back({p + "self_attn.q_proj.bias", {q}});
+      out.push_back({p + "self_attn.k_proj.bias", {kv}});
+      out.push_back({p + "self_attn.v_proj.bias", {kv}});
+      out.push_back({p + "self_attn.o_proj.bias", {h}});
+    }
+    out.push_back({p + "self_attn.q_norm.weight", {c.head_dim}});
+    out.push_back({p + "self_attn.k_norm.weight", {c.head_dim}});
+    out.push_back({p + "post_attention_layernorm.weight", {h}});
+    if (c.is_moe_layer(l)) {
+      const int64_t m = c.moe_intermediate_size;
+      out.push_back({p + "mlp.gate.weight", {c.num_experts, h}});
+      for (int64_t e = 0; e < c.num_experts; ++e) {
+        const std::string ep = fmt::format("{}mlp.experts.{}.", p, e);
+        out.push_back({ep + "gate_proj.weight", {m, h}});
+        out.push_back({ep + "up_proj.weight", {m, h}});
+        out.push_back({ep + "down_proj.weight", {h, m}});
+      }
+    } else {
+      const int64_t m = c.intermediate_size;
+      out.push_back({p + "mlp.gate_proj.weight", {m, h}});
+      out.push_back({p + "mlp.up_proj.weight", {m, h}});
+      out.push_back({p + "mlp.down_proj.weight", {h, m}});
+    }
+  }
+  out.push_back({"model.norm.weight", {h}});
+  if (!c.tie_word_embeddings) out.push_back({"lm_head.weight", {c.vocab_size, h}});
+  return out;
+}
+
+}  // namespace conclave::model

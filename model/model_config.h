@@ -1,0 +1,66 @@
+// model_config: the architecture hyper-parameters of a Qwen3 / Qwen3-MoE checkpoint,
+// parsed from its config.json (both key spellings HF uses), plus the tensor schema
+// that follows from them.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+namespace conclave::model {
+
+enum class architecture : uint8_t { qwen3_moe, qwen3_dense };
+
+struct model_config {
+  architecture arch = architecture::qwen3_moe;
+  std::string architecture_name;  ///< as written in config.json
+  int64_t vocab_size = 0;
+  int64_t hidden_size = 0;
+  int64_t intermediate_size = 0;  ///< dense MLP width (0 when no layer is dense)
+  int64_t num_layers = 0;
+  int64_t num_heads = 0;
+  int64_t num_kv_heads = 0;
+  int64_t head_dim = 0;
+  int64_t num_experts = 0;  ///< 0 for dense models
+  int64_t num_experts_per_tok = 0;
+  int64_t moe_intermediate_size = 0;
+  bool norm_topk_prob = false;
+  int64_t decoder_sparse_step = 1;
+  std::vector<int64_t> mlp_only_layers;
+  double rms_norm_eps = 1e-6;
+  double rope_theta = 10000.0;
+  int64_t max_position_embeddings = 32768;
+  bool tie_word_embeddings = false;
+  bool attention_bias = false;
+  std::vector<int32_t> eos_token_ids;  ///< from config.json / generation_config.json
+
+  /// True when layer `l` has the routed-expert MLP, false for a dense SwiGLU MLP
+  /// (HF: not in mlp_only_layers and (l + 1) % decoder_sparse_step == 0).
+  bool is_moe_layer(int64_t l) const;
+  /// Throws model_error when values are inconsistent (heads not dividing, top-k > experts...).
+  void validate(const std::string& source) const;
+};
+
+/// Parses DIR/config.json (and eos ids from DIR/generation_config.json when present).
+/// Throws model_error naming the file and key on any missing or invalid key, and for
+/// architectures other than Qwen3MoeForCausalLM / Qwen3ForCausalLM.
+model_config load_model_config(const std::filesystem::path& dir);
+
+/// Parses config.json text; `source` names it in error messages.
+model_config parse_model_config(std::string_view json, const std::string& source);
+
+/// Writes the config.json HF transformers expects for `c` (architectures, model_type...).
+std::string model_config_to_json(const model_config& c);
+
+/// One tensor the model needs: HF name and shape.
+struct tensor_spec {
+  std::string name;
+  std::vector<int64_t> shape;
+};
+
+/// Every tensor a checkpoint of `c` must hold, in a stable order (embeddings, layers
+/// in order, final norm, lm_head unless tied).
+std::vector<tensor_spec> expected_tensors(const model_config& c);
+
+}  // namespace conclave::model

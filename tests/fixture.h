@@ -1,0 +1,35 @@
+// Helpers shared by tests: reading the HF reference fixtures (reference.json) and
+// temporary folders.
+#pragma once
+
+#include <filesystem>
+#include <string>
+#include <vector>
+
+namespace conclave::test {
+
+struct reference_case {
+  std::vector<int32_t> input_ids;
+  std::vector<double> last_logits;
+  std::vector<std::vector<int32_t>> top5;
+  std::vector<double> logsumexp;
+  std::vector<int32_t> greedy;
+};
+
+/// Parses DIR/reference.json as written by tools/hf_reference.py.
+std::vector<reference_case> load_reference(const std::filesystem::path& dir);
+
+inline std::filesystem::path data_dir() { return CONCLAVE_TEST_DATA; }
+
+/// A fresh empty folder under the system temp dir, removed on destruction.
+class temp_dir {
+ public:
+  temp_dir();
+  ~temp_dir();
+  const std::filesystem::path& path() const { return path_; }
+
+ private:
+  std::filesystem::path path_;
+};
+
+}  // namespace conclave::test
