@@ -13,7 +13,7 @@ command add_gen_model(CLI::App& app) {
     model::gen_model_options opts;
     std::string out, dtype = "bf16";
     int64_t layers = 0;
-    size_t shard_mib = 2048;
+    double shard_mib = 2048;
   };
   auto args = std::make_shared<args_t>();
   auto* cmd = app.add_subcommand("gen-model", "write a random-weight checkpoint (HF layout) from a preset");
@@ -27,12 +27,14 @@ command add_gen_model(CLI::App& app) {
       ->check(CLI::IsMember({"bf16", "f16", "f32"}))
       ->capture_default_str();
   cmd->add_option("--layers", args->layers, "keep only the first N layers (real shapes on a small disk)");
-  cmd->add_option("--shard-mib", args->shard_mib, "largest shard in MiB")->check(CLI::PositiveNumber)->capture_default_str();
+  cmd->add_option("--shard-mib", args->shard_mib, "largest shard in MiB (fractions allowed)")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
   return {cmd, [args] {
             auto& o = args->opts;
             o.type = args->dtype == "f32" ? model::dtype::f32 : args->dtype == "f16" ? model::dtype::f16 : model::dtype::bf16;
             if (args->layers > 0) o.num_layers = args->layers;
-            o.max_shard_bytes = args->shard_mib << 20;
+            o.max_shard_bytes = static_cast<size_t>(args->shard_mib * (1 << 20));
             const size_t bytes = model::write_random_checkpoint(o, args->out);
             std::fprintf(stderr, "wrote %s: preset %s, seed %llu, %.1f MiB of weights\n", args->out.c_str(),
                          o.preset.c_str(), static_cast<unsigned long long>(o.seed),

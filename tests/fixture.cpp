@@ -7,9 +7,9 @@
 
 namespace conclave::test {
 
-std::vector<reference_case> load_reference(const std::filesystem::path& dir) {
+std::vector<reference_case> load_reference(const std::filesystem::path& dir, const std::string& file) {
   simdjson::dom::parser parser;
-  simdjson::dom::element root = parser.load((dir / "reference.json").string());
+  simdjson::dom::element root = parser.load((dir / file).string());
   std::vector<reference_case> out;
   for (simdjson::dom::element c : root["cases"].get_array()) {
     reference_case rc;

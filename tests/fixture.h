@@ -16,8 +16,9 @@ struct reference_case {
   std::vector<int32_t> greedy;
 };
 
-/// Parses DIR/reference.json as written by tools/hf_reference.py.
-std::vector<reference_case> load_reference(const std::filesystem::path& dir);
+/// Parses DIR/FILE as written by tools/hf_reference.py or tools/make_fixtures.py.
+std::vector<reference_case> load_reference(const std::filesystem::path& dir,
+                                           const std::string& file = "reference.json");
 
 inline std::filesystem::path data_dir() { return CONCLAVE_TEST_DATA; }
 

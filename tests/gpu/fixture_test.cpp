@@ -33,10 +33,11 @@ double logsumexp(std::span<const float> row) {
   return mx + std::log(s);
 }
 
-void check_fixture(const std::string& name, const std::string& rope_inv_freq_dtype) {
+void check_fixture(const std::string& name, const std::string& rope_inv_freq_dtype,
+                   const std::string& reference = "reference.json") {
   const auto dir = test::data_dir() / name;
   const model::checkpoint ckpt(dir);
-  const auto cases = test::load_reference(dir);
+  const auto cases = test::load_reference(dir, reference);
   REQUIRE(cases.size() == 3);
   config::engine_config cfg;
   cfg.backend.kv_cache_bytes = size_t{64} << 20;
@@ -81,6 +82,17 @@ void check_fixture(const std::string& name, const std::string& rope_inv_freq_dty
 
 // The shared tiny_moe reference was computed after `model.to(bfloat16).float()`, which
 // rounded HF's RoPE inv_freq buffer to bf16; with fp32 frequencies the last logits differ
-// by up to 2e-3 (relative) at 120 tokens. tiny_moe_f32rope holds the same weights with a
-// reference recomputed from fp32 frequencies (tools/make_fixtures.py).
+// by up to 2e-3 (relative) at 120 tokens. reference_f32rope.json holds, for the same weights, a
+// reference recomputed by HF from_pretrained, which keeps fp32 frequencies
+// (tools/make_fixtures.py --recompute).
 TEST_CASE("tiny_moe matches HF transformers", "[fixture]") { check_fixture("tiny_moe", "bf16"); }
+TEST_CASE("tiny_moe matches HF from_pretrained with fp32 RoPE", "[fixture]") {
+  check_fixture("tiny_moe", "f32", "reference_f32rope.json");
+}
+// Dense layers inside MoE (mlp_only_layers, decoder_sparse_step 2), norm_topk_prob false,
+// tied embeddings, F16 storage.
+TEST_CASE("moe_mixed_f16 matches HF transformers", "[fixture]") { check_fixture("moe_mixed_f16", "f32"); }
+// F32 storage, num_experts spelling and top-level rope_theta.
+TEST_CASE("moe_f32_altkeys matches HF transformers", "[fixture]") { check_fixture("moe_f32_altkeys", "f32"); }
+// Dense Qwen3ForCausalLM with attention biases.
+TEST_CASE("dense_bias matches HF transformers", "[fixture]") { check_fixture("dense_bias", "f32"); }
