@@ -31,8 +31,9 @@ int main(int argc, char** argv) {
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    const int code = app.exit(e);
-    return code == 0 ? 0 : conclave::app::exit_bad_input;
+    if (e.get_exit_code() == 0) return app.exit(e);  // --help, --version
+    std::fprintf(stderr, "conclave: error: %s (see --help)\n", e.what());
+    return conclave::app::exit_bad_input;
   }
   spdlog::set_level(spdlog::level::from_str(log_level));
 

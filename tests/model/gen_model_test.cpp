@@ -1,1 +1,83 @@
+// gen-model: deterministic bytes, valid checkpoints for every small preset, sharding.
 #include <catch2/catch.hpp>
+#include <fstream>
+#include <sstream>
+
+#include "model/checkpoint.h"
+#include "model/gen_model.h"
+#include "model/model_error.h"
+#include "tests/fixture.h"
+
+using namespace conclave;
+
+namespace {
+std::string slurp(const std::filesystem::path& p) {
+  std::ifstream f(p, std::ios::binary);
+  std::stringstream ss;
+  ss << f.rdbuf();
+  return ss.str();
+}
+}  // namespace
+
+TEST_CASE("same preset and seed give the same bytes; another seed differs", "[gen_model]") {
+  test::temp_dir tmp;
+  model::gen_model_options o;
+  o.seed = 42;
+  model::write_random_checkpoint(o, tmp.path() / "a");
+  model::write_random_checkpoint(o, tmp.path() / "b");
+  o.seed = 43;
+  model::write_random_checkpoint(o, tmp.path() / "c");
+  for (const char* f : {"config.json", "generation_config.json", "model.safetensors"}) {
+    CHECK(slurp(tmp.path() / "a" / f) == slurp(tmp.path() / "b" / f));
+  }
+  CHECK(slurp(tmp.path() / "a" / "model.safetensors") != slurp(tmp.path() / "c" / "model.safetensors"));
+}
+
+TEST_CASE("generated checkpoints load, in every dtype and sharded", "[gen_model]") {
+  test::temp_dir tmp;
+  for (auto t : {model::dtype::bf16, model::dtype::f16, model::dtype::f32}) {
+    model::gen_model_options o;
+    o.type = t;
+    o.max_shard_bytes = 256 << 10;
+    const auto dir = tmp.path() / std::string(model::dtype_name(t));
+    model::write_random_checkpoint(o, dir);
+    model::checkpoint c(dir);
+    CHECK(c.tensor("model.embed_tokens.weight").type == t);
+    CHECK(std::filesystem::exists(dir / "model.safetensors.index.json"));
+  }
+}
+
+TEST_CASE("weights follow the preset's distribution", "[gen_model]") {
+  double sum = 0, sq = 0;
+  const int n = 20000;
+  for (int i = 0; i < n; ++i) {
+    const double v = model::random_weight(1, "w", static_cast<size_t>(i), 0.5f, false);
+    sum += v;
+    sq += v * v;
+  }
+  CHECK(std::abs(sum / n) < 0.02);
+  CHECK(std::sqrt(sq / n) == Approx(0.5).epsilon(0.03));
+  CHECK(model::random_weight(1, "n.norm.weight", 3, 0.5f, true) == Approx(1.0).margin(0.6));
+  CHECK(model::random_weight(1, "w", 7, 0.5f, false) == model::random_weight(1, "w", 7, 0.5f, false));
+  CHECK(model::random_weight(1, "w", 7, 0.5f, false) != model::random_weight(2, "w", 7, 0.5f, false));
+}
+
+TEST_CASE("presets have the real shapes and bad options are refused", "[gen_model]") {
+  const auto& p30 = model::find_preset("qwen3-30b-a3b").config;
+  CHECK(p30.num_layers == 48);
+  CHECK(p30.num_experts == 128);
+  CHECK(p30.num_heads == 32);
+  const auto& p480 = model::find_preset("qwen3-coder-480b").config;
+  CHECK(p480.hidden_size == 6144);
+  CHECK(p480.num_experts == 160);
+  CHECK(p480.rope_theta == 1e7);
+  CHECK(model::find_preset("demo").config.vocab_size == 151936);
+  CHECK_THROWS_WITH(model::find_preset("huge"), Catch::Contains("unknown preset \"huge\" (known: tiny, demo"));
+  test::temp_dir tmp;
+  model::gen_model_options o;
+  o.num_layers = 4;  // tiny has 3
+  CHECK_THROWS_WITH(model::write_random_checkpoint(o, tmp.path()), Catch::Contains("--layers must be between 1 and 3"));
+  o.num_layers = 1;
+  model::write_random_checkpoint(o, tmp.path() / "one");
+  CHECK(model::checkpoint(tmp.path() / "one").config().num_layers == 1);
+}
