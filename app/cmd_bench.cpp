@@ -4,6 +4,7 @@
 #include "app/commands.h"
 #include "app/engine_options.h"
 #include "bench/engine_bench.h"
+#include "bench/tokenizer_bench.h"
 
 namespace conclave::app {
 
@@ -25,10 +26,16 @@ std::vector<command> add_bench(CLI::App& app) {
       ->capture_default_str();
   eng->add_option("--batches", opts->batches, "batch sizes")->delimiter(',')->capture_default_str();
   add_engine_options(*eng, opts->engine);
-  return {{eng, [opts] {
+
+  auto topts = std::make_shared<bench::tokenizer_bench_options>();
+  auto* tok = bench->add_subcommand("tokenizer", "single-thread tokenizer encode/decode throughput");
+  bench::add_tokenizer_bench_options(*tok, *topts);
+  return {{eng,
+           [opts] {
              bench::run_engine_bench(*opts, stdout);
              return exit_ok;
-           }}};
+           }},
+          {tok, [topts] { return bench::run_tokenizer_bench(*topts, stdout); }}};
 }
 
 }  // namespace conclave::app

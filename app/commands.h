@@ -17,6 +17,10 @@ struct command {
 
 command add_generate(CLI::App& app);
 command add_gen_model(CLI::App& app);
+/// `tokenize` (text -> ids, `--decode` ids -> text).
+command add_tokenize(CLI::App& app);
+/// `parse-tools` (raw model output -> content + OpenAI tool calls).
+command add_parse_tools(CLI::App& app);
 /// `bench engine` (and later bench kinds): one command per leaf subcommand.
 std::vector<command> add_bench(CLI::App& app);
 

@@ -26,6 +26,8 @@ int main(int argc, char** argv) {
   std::vector<conclave::app::command> commands;
   commands.push_back(conclave::app::add_generate(app));
   commands.push_back(conclave::app::add_gen_model(app));
+  commands.push_back(conclave::app::add_tokenize(app));
+  commands.push_back(conclave::app::add_parse_tools(app));
   for (auto& c : conclave::app::add_bench(app)) commands.push_back(std::move(c));
 
   try {

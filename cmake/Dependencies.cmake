@@ -20,3 +20,13 @@ target_link_libraries(conclave_xxhash INTERFACE ${XXHASH_LIBRARY})
 if(CONCLAVE_TESTS)
   find_package(Catch2 2 CONFIG REQUIRED)
 endif()
+
+# Text layer: PCRE2 (pre-tokenizer regex, JIT), utf8proc (NFC), Boost.JSON (JSON
+# schemas and tool arguments are JSON by nature).
+pkg_check_modules(PCRE2 REQUIRED IMPORTED_TARGET libpcre2-8)
+pkg_check_modules(UTF8PROC REQUIRED IMPORTED_TARGET libutf8proc)
+find_package(Boost 1.81 REQUIRED COMPONENTS json)
+
+# Qwen3's tokenizer.json, fetched by scripts/fetch_tokenizer.sh (npm).
+set(CONCLAVE_QWEN3_TOKENIZER_DIR "${CMAKE_SOURCE_DIR}/third_party/qwen3-tokenizer"
+    CACHE PATH "folder holding Qwen3's tokenizer.json")

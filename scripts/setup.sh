@@ -24,3 +24,4 @@ $SUDO apt-get update -q
 # Node when it has one (Debian's nodejs conflicts with NodeSource/nvm builds).
 if ! command -v npm >/dev/null 2>&1; then PKGS+=(nodejs npm); fi
 $SUDO apt-get install -y -q --no-install-recommends "${PKGS[@]}"
+bash "$(dirname "$0")/fetch_tokenizer.sh"
