@@ -8,6 +8,7 @@
 
 #include "bench/machine_info.h"
 #include "engine/llm_engine.h"
+#include "gpu/devices.h"
 #include "model/checkpoint.h"
 
 namespace conclave::bench {
@@ -44,6 +45,7 @@ std::vector<engine_bench_row> run_engine_bench(const engine_bench_options& opts,
                mc.architecture_name.c_str(), static_cast<long long>(mc.num_layers),
                static_cast<long long>(mc.hidden_size), static_cast<long long>(mc.num_experts),
                static_cast<long long>(mc.num_experts_per_tok));
+  std::fprintf(out, "  gpus:    %s\n", gpu::describe_gpus().c_str());
   std::fprintf(out, "  prefill: %d-token prompts; decode: %d tokens after a %d-token prompt; step budget %d tokens\n",
                opts.prompt_len, opts.decode_tokens, opts.decode_context, cfg.scheduler.max_num_batched_tokens);
   std::fprintf(out, "%8s %18s %18s %12s\n", "batch", "prefill tok/s", "decode tok/s", "TPOT ms");

@@ -4,6 +4,7 @@
 
 #include <spdlog/fmt/fmt.h>
 #include <stdexcept>
+#include <utility>
 
 namespace conclave::engine {
 namespace {
@@ -16,19 +17,38 @@ config::engine_config checked(const config::engine_config& cfg) {
 }  // namespace
 
 llm_engine::llm_engine(std::unique_ptr<gpu::backend> backend, const config::engine_config& cfg)
-    : backend_(std::move(backend)),
+    : llm_engine(backend->config(), backend->kv_shape(), cfg) {
+  backend_ = std::move(backend);
+}
+
+llm_engine::llm_engine(const model::model_config& model, const gpu::kv_cache_shape& kv,
+                       const config::engine_config& cfg)
+    : model_(model),
       cfg_(checked(cfg)),
-      max_model_len_(static_cast<size_t>(cfg.max_model_len > 0 ? std::min(cfg.max_model_len,
-                                                                             backend_->config().max_position_embeddings)
-                                                                : backend_->config().max_position_embeddings)),
-      blocks_(backend_->kv_shape().num_blocks, backend_->kv_shape().block_size, cfg.scheduler.enable_prefix_caching),
+      max_model_len_(static_cast<size_t>(cfg.max_model_len > 0 ? std::min(cfg.max_model_len, model.max_position_embeddings)
+                                                                : model.max_position_embeddings)),
+      blocks_(kv.num_blocks, kv.block_size, cfg.scheduler.enable_prefix_caching),
       scheduler_(cfg.scheduler, blocks_),
-      eos_ids_(backend_->config().eos_token_ids) {}
+      eos_ids_(model.eos_token_ids) {}
+
+gpu::backend& llm_engine::backend() {
+  if (!backend_) throw std::logic_error("llm_engine: this engine does not own a backend");
+  return *backend_;
+}
+
+bool llm_engine::abort(int64_t id) {
+  if (step_pending_) {
+    if (!scheduler_.contains(id)) return false;
+    deferred_aborts_.push_back(id);
+    return true;
+  }
+  return scheduler_.abort(id);
+}
 
 int64_t llm_engine::add_request(std::vector<int32_t> prompt, const sampling_params& params) {
   if (auto err = params.validate(); !err.empty()) throw std::invalid_argument(err);
   if (prompt.empty()) throw std::invalid_argument("prompt must contain at least one token");
-  const int64_t vocab = backend_->config().vocab_size;
+  const int64_t vocab = model_.vocab_size;
   for (size_t i = 0; i < prompt.size(); ++i) {
     if (prompt[i] < 0 || prompt[i] >= vocab) {
       throw std::invalid_argument(
@@ -47,29 +67,47 @@ int64_t llm_engine::add_request(std::vector<int32_t> prompt, const sampling_para
 }
 
 std::vector<step_event> llm_engine::step() {
-  std::vector<step_event> events;
-  const std::vector<scheduled> work = scheduler_.schedule();
-  if (work.empty()) return events;
+  gpu::backend& be = backend();
+  const pending_step p = begin_step();
+  if (p.empty()) return {};
+  try {
+    be.forward(p.batch, out_);
+  } catch (...) {
+    step_pending_ = false;
+    throw;
+  }
+  return end_step(p, out_);
+}
 
-  std::vector<gpu::step_sequence> batch;
-  batch.reserve(work.size());
-  for (const scheduled& w : work) {
+pending_step llm_engine::begin_step() {
+  if (step_pending_) throw std::logic_error("llm_engine: a step is already pending");
+  pending_step p;
+  p.work = scheduler_.schedule();
+  p.batch.reserve(p.work.size());
+  for (const scheduled& w : p.work) {
     const sequence& s = *w.seq;
     gpu::step_sequence b;
     b.tokens = s.tokens().subspan(s.num_computed, w.num_tokens);
     b.num_cached = static_cast<int32_t>(s.num_computed);
     b.block_table = s.block_table;
-    batch.push_back(b);
+    p.batch.push_back(b);
   }
-  backend_->forward(batch, out_);
+  step_pending_ = !p.empty();
+  return p;
+}
 
+std::vector<step_event> llm_engine::end_step(const pending_step& p, const gpu::step_output& out) {
+  step_pending_ = false;
+  std::vector<step_event> events;
+  const auto& work = p.work;
+  for (int64_t id : std::exchange(deferred_aborts_, {})) scheduler_.abort(id);
   std::vector<int32_t> sampled(work.size(), -1);
   for (size_t i = 0; i < work.size(); ++i) {
     sequence& s = *work[i].seq;
     const bool decode = s.num_output_tokens() > 0 && s.num_uncomputed() == 1;
     if (!decode) counters_.prompt_tokens_computed += work[i].num_tokens;
-    if (!work[i].samples()) continue;
-    const auto logits = out_.last(i);
+    if (!work[i].samples() || s.status != sequence_status::running) continue;
+    const auto logits = out.last(i);
     if (on_logits) on_logits(s.id(), logits);
     sampled[i] = s.sampler().sample(logits, s.prompt(), s.output());
   }

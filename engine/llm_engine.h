@@ -31,20 +31,37 @@ struct engine_stats {
   uint64_t preemptions = 0, steps = 0, prompt_tokens_computed = 0, tokens_generated = 0;
 };
 
+/// A scheduled step waiting for its forward pass: `batch` points into the sequences
+/// that `work` keeps alive.
+struct pending_step {
+  std::vector<scheduled> work;
+  std::vector<gpu::step_sequence> batch;
+  bool empty() const { return batch.empty(); }
+};
+
 class llm_engine {
  public:
   /// Takes ownership of the backend; `cfg` is validated (std::invalid_argument).
   llm_engine(std::unique_ptr<gpu::backend> backend, const config::engine_config& cfg);
+  /// An engine whose forward passes run elsewhere (a gpu_worker actor): only
+  /// begin_step / end_step, not step() or generate().
+  llm_engine(const model::model_config& model, const gpu::kv_cache_shape& kv, const config::engine_config& cfg);
 
   /// Queues a request. Throws std::invalid_argument (message names the field) for an
   /// empty prompt, token ids outside the vocabulary, invalid sampling values, or
   /// prompt + max_tokens over max_model_len.
   int64_t add_request(std::vector<int32_t> prompt, const sampling_params& params);
-  bool abort(int64_t id) { return scheduler_.abort(id); }
+  /// Finishes a request wherever it is; during a pending step the abort takes effect
+  /// when the step ends (its blocks may still be written). False if unknown.
+  bool abort(int64_t id);
   bool has_work() const { return !scheduler_.idle(); }
 
-  /// One schedule -> forward -> sample round.
+  /// One schedule -> forward -> sample round (needs the owning constructor).
   std::vector<step_event> step();
+  /// Schedules the next step; at most one may be pending. Empty when idle.
+  pending_step begin_step();
+  /// Samples from the forward output of `p.batch` and advances the sequences.
+  std::vector<step_event> end_step(const pending_step& p, const gpu::step_output& out);
 
   /// Runs one request to completion alone; returns its output tokens.
   std::vector<int32_t> generate(std::vector<int32_t> prompt, const sampling_params& params);
@@ -53,18 +70,22 @@ class llm_engine {
   std::function<void(int64_t id, std::span<const float> logits)> on_logits;
 
   engine_stats stats() const;
-  const model::model_config& model_config() const { return backend_->config(); }
+  const model::model_config& model_config() const { return model_; }
   size_t max_model_len() const { return max_model_len_; }
-  gpu::backend& backend() { return *backend_; }
+  /// The owned backend; throws std::logic_error for an engine built without one.
+  gpu::backend& backend();
 
  private:
   std::unique_ptr<gpu::backend> backend_;
+  model::model_config model_;
   config::engine_config cfg_;
   size_t max_model_len_;
   block_manager blocks_;
   scheduler scheduler_;
   std::vector<int32_t> eos_ids_;
   int64_t next_id_ = 1;
+  bool step_pending_ = false;
+  std::vector<int64_t> deferred_aborts_;
   gpu::step_output out_;
   engine_stats counters_;
 };

@@ -3,6 +3,7 @@
 #include "engine/scheduler.h"
 
 #include <algorithm>
+#include <spdlog/fmt/fmt.h>
 #include <stdexcept>
 
 namespace conclave::engine {
@@ -10,8 +11,13 @@ namespace conclave::engine {
 scheduler::scheduler(const config::scheduler_config& cfg, block_manager& blocks) : cfg_(cfg), blocks_(blocks) {}
 
 void scheduler::add(std::shared_ptr<sequence> seq) {
-  if (static_cast<int32_t>(seq->num_blocks(static_cast<size_t>(blocks_.block_size()))) > blocks_.num_blocks()) {
-    throw std::invalid_argument("sequence needs more KV blocks than the whole cache holds");
+  const size_t bs = static_cast<size_t>(blocks_.block_size());
+  const size_t max_tokens = seq->num_prompt_tokens() + static_cast<size_t>(seq->params().max_tokens);
+  const size_t needed = (std::max(max_tokens, seq->size()) + bs - 1) / bs;
+  if (needed > static_cast<size_t>(blocks_.num_blocks())) {
+    throw std::invalid_argument(fmt::format(
+        "prompt + max_tokens = {} tokens need {} KV blocks but the whole cache holds {} ({} tokens)", max_tokens,
+        needed, blocks_.num_blocks(), static_cast<size_t>(blocks_.num_blocks()) * bs));
   }
   seq->status = sequence_status::waiting;
   waiting_.push_back(std::move(seq));
@@ -54,7 +60,7 @@ std::vector<scheduled> scheduler::schedule() {
     blocks_.grow(*seq);
     const size_t n = std::min(seq->num_uncomputed(), budget);
     budget -= n;
-    step.push_back({seq, n});
+    step.push_back({seq, n, seq->num_computed + n == seq->size()});
     kept.push_back(seq);
   }
   for (auto& seq : running_) kept.push_back(seq);  // out of budget this step: still running
@@ -68,7 +74,7 @@ std::vector<scheduled> scheduler::schedule() {
     const size_t n = std::min(seq->num_uncomputed(), budget);
     budget -= n;
     seq->status = sequence_status::running;
-    step.push_back({seq, n});
+    step.push_back({seq, n, seq->num_computed + n == seq->size()});
     running_.push_back(seq);
     waiting_.pop_front();
   }
@@ -81,7 +87,8 @@ std::vector<std::shared_ptr<sequence>> scheduler::postprocess(const std::vector<
                                                               size_t max_model_len) {
   std::vector<std::shared_ptr<sequence>> done;
   for (size_t i = 0; i < step.size(); ++i) {
-    const auto& [seq, n] = step[i];
+    const auto& seq = step[i].seq;
+    const size_t n = step[i].num_tokens;
     if (seq->status != sequence_status::running) continue;  // aborted meanwhile
     const bool samples = step[i].samples();
     seq->num_computed += n;
@@ -118,6 +125,17 @@ bool scheduler::abort(int64_t id) {
     }
   }
   return false;
+}
+
+}  // namespace conclave::engine
+
+namespace conclave::engine {
+
+bool scheduler::contains(int64_t id) const {
+  const auto has = [id](const auto& q) {
+    return std::any_of(q.begin(), q.end(), [id](const auto& s) { return s->id() == id; });
+  };
+  return has(waiting_) || has(running_);
 }
 
 }  // namespace conclave::engine

@@ -20,14 +20,18 @@ namespace conclave::engine {
 struct scheduled {
   std::shared_ptr<sequence> seq;
   size_t num_tokens = 0;
-  /// True when the step reaches the sequence's last token, so a token is sampled.
-  bool samples() const { return seq->num_computed + num_tokens == seq->size(); }
+  /// The step reaches the sequence's last token, so a token is sampled (fixed when
+  /// scheduled; postprocess moves num_computed afterwards).
+  bool reaches_end = false;
+  bool samples() const { return reaches_end; }
 };
 
 class scheduler {
  public:
   scheduler(const config::scheduler_config& cfg, block_manager& blocks);
 
+  /// Queues a sequence. Throws std::invalid_argument when its prompt plus max_tokens
+  /// could never fit in the whole KV cache (it would otherwise preempt itself forever).
   void add(std::shared_ptr<sequence> seq);
   bool idle() const { return waiting_.empty() && running_.empty(); }
   size_t num_waiting() const { return waiting_.size(); }
@@ -48,6 +52,8 @@ class scheduler {
 
   /// Finishes a sequence with finish_reason::aborted wherever it is; false if unknown.
   bool abort(int64_t id);
+  /// True when the sequence is waiting or running.
+  bool contains(int64_t id) const;
 
  private:
   void preempt(const std::shared_ptr<sequence>& seq);

@@ -16,7 +16,8 @@ const model::checkpoint& tiny() {
   return ckpt;
 }
 
-engine::llm_engine make_engine(int32_t blocks, int32_t block_size = 4, int32_t budget = 64, bool prefix = true) {
+engine::llm_engine make_engine(int32_t blocks, int32_t block_size = 4, int32_t budget = 64,
+                               bool prefix = true) {
   config::engine_config cfg;
   cfg.backend.num_kv_blocks = blocks;
   cfg.backend.block_size = block_size;
@@ -35,12 +36,14 @@ engine::sampling_params greedy(int32_t n) {
 
 std::vector<int32_t> prompt(size_t n, int32_t salt) {
   std::vector<int32_t> p(n);
-  for (size_t i = 0; i < n; ++i) p[i] = static_cast<int32_t>((i * 131 + static_cast<size_t>(salt) * 7919) % 8192);
+  for (size_t i = 0; i < n; ++i)
+    p[i] = static_cast<int32_t>((i * 131 + static_cast<size_t>(salt) * 7919) % 8192);
   return p;
 }
 
 /// Runs all prompts together; returns each one's output in order.
-std::vector<std::vector<int32_t>> run_all(engine::llm_engine& eng, const std::vector<std::vector<int32_t>>& prompts,
+std::vector<std::vector<int32_t>> run_all(engine::llm_engine& eng,
+                                          const std::vector<std::vector<int32_t>>& prompts,
                                           const engine::sampling_params& sp) {
   std::map<int64_t, size_t> index;
   for (size_t i = 0; i < prompts.size(); ++i) index[eng.add_request(prompts[i], sp)] = i;
@@ -56,11 +59,13 @@ std::vector<std::vector<int32_t>> run_all(engine::llm_engine& eng, const std::ve
 TEST_CASE("add_request refuses invalid requests with the field named", "[engine]") {
   auto eng = make_engine(64);
   CHECK_THROWS_WITH(eng.add_request({}, greedy(4)), Catch::Contains("at least one token"));
-  CHECK_THROWS_WITH(eng.add_request({1, 8192}, greedy(4)), Catch::Contains("token 8192 at index 1 is outside"));
+  CHECK_THROWS_WITH(eng.add_request({1, 8192}, greedy(4)),
+                    Catch::Contains("token 8192 at index 1 is outside"));
   auto bad = greedy(4);
   bad.temperature = -1;
   CHECK_THROWS_WITH(eng.add_request({1}, bad), Catch::Contains("temperature"));
-  CHECK_THROWS_WITH(eng.add_request({1, 2}, greedy(8191)), Catch::Contains("exceeds the context length 8192"));
+  CHECK_THROWS_WITH(eng.add_request({1, 2}, greedy(8191)),
+                    Catch::Contains("exceeds the context length 8192"));
   CHECK_FALSE(eng.has_work());
 }
 
@@ -76,7 +81,8 @@ TEST_CASE("stop token ids and max_tokens end a sequence with the right reason", 
   while (eng.has_work()) {
     for (const auto& e : eng.step()) events.push_back(e);
   }
-  const size_t first_stop = static_cast<size_t>(std::find(free_run.begin(), free_run.end(), free_run[3]) - free_run.begin());
+  const size_t first_stop = static_cast<size_t>(
+      std::find(free_run.begin(), free_run.end(), free_run[3]) - free_run.begin());
   REQUIRE(events.size() == first_stop + 1);
   CHECK(events.back().id == id);
   CHECK(events.back().finished);

@@ -1,0 +1,36 @@
+// CUDA device enumeration. Every runtime call is checked; failures mean "no GPU here",
+// which is the normal case on CI machines.
+#include <cuda_runtime.h>
+
+#include "gpu/cuda/device_info.h"
+
+namespace conclave::gpu::cuda {
+
+std::vector<device_info> list_devices(std::string* why_none) {
+  std::vector<device_info> out;
+  int count = 0;
+  cudaError_t err = cudaGetDeviceCount(&count);
+  if (err != cudaSuccess) {
+    if (why_none != nullptr) *why_none = cudaGetErrorString(err);
+    cudaGetLastError();  // clear the sticky-free error so later calls start clean
+    return out;
+  }
+  for (int i = 0; i < count; ++i) {
+    cudaDeviceProp prop{};
+    if (cudaGetDeviceProperties(&prop, i) != cudaSuccess) continue;
+    device_info d;
+    d.index = i;
+    d.name = prop.name;
+    d.total_bytes = prop.totalGlobalMem;
+    d.sm_count = prop.multiProcessorCount;
+    d.major = prop.major;
+    d.minor = prop.minor;
+    size_t free_b = 0, total_b = 0;
+    if (cudaSetDevice(i) == cudaSuccess && cudaMemGetInfo(&free_b, &total_b) == cudaSuccess) d.free_bytes = free_b;
+    out.push_back(d);
+  }
+  if (out.empty() && why_none != nullptr) *why_none = "no CUDA device";
+  return out;
+}
+
+}  // namespace conclave::gpu::cuda

@@ -1,0 +1,24 @@
+// device_info: the CUDA devices this process can see (launcher header; the query lives
+// in device_info.cu so that host code never includes CUDA headers).
+#pragma once
+
+#include <cstddef>
+#include <string>
+#include <vector>
+
+namespace conclave::gpu::cuda {
+
+struct device_info {
+  int index = 0;
+  std::string name;
+  size_t total_bytes = 0;
+  size_t free_bytes = 0;
+  int sm_count = 0;
+  int major = 0, minor = 0;  ///< compute capability
+};
+
+/// Devices visible to this process. Empty, with the reason in `why_none`, when there is
+/// no driver or no device; never throws.
+std::vector<device_info> list_devices(std::string* why_none = nullptr);
+
+}  // namespace conclave::gpu::cuda

@@ -1,0 +1,16 @@
+// devices: what accelerators this build can use, for logs and benchmark headers. Works
+// in CPU-only builds (reports that CUDA was not built).
+#pragma once
+
+#include <string>
+
+namespace conclave::gpu {
+
+/// One line per visible GPU ("cuda:0 NVIDIA H200, 139.8 GiB, 132 SMs, sm_90"), or why
+/// there is none ("no GPU: CUDA backend not built" / the driver's answer).
+std::string describe_gpus();
+
+/// True when this binary was built with the CUDA backend.
+bool cuda_built();
+
+}  // namespace conclave::gpu

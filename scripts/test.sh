@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Builds conclave and runs the whole test suite: the default build (CUDA code compiled
+# when nvcc is present; GPU tests skip without a GPU), then the ASan+UBSan build.
+# Usage: scripts/test.sh [--no-asan]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+jobs=$(nproc)
+asan=1
+[ "${1:-}" = "--no-asan" ] && asan=0
+
+cmake --preset default
+cmake --build --preset default -j "$jobs"
+ctest --preset default -j "$jobs"
+
+if [ "$asan" = 1 ]; then
+  cmake --preset asan
+  cmake --build --preset asan -j "$jobs"
+  ctest --preset asan -j "$jobs"
+fi
