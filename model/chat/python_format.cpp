@@ -4,12 +4,12 @@
 
 #include <utf8proc.h>
 
+#include <spdlog/fmt/fmt.h>
 #include <array>
 #include <boost/json.hpp>
 #include <charconv>
 #include <cmath>
 #include <cstdint>
-#include <spdlog/fmt/fmt.h>
 #include <stdexcept>
 
 namespace conclave::chat {
@@ -75,13 +75,27 @@ void append_json_string(std::string& out, std::string_view s) {
   out += '"';
   for (char c : s) {
     switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\b': out += "\\b"; break;
-      case '\f': out += "\\f"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\b':
+        out += "\\b";
+        break;
+      case '\f':
+        out += "\\f";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
       default:
         if (static_cast<unsigned char>(c) < 0x20) {
           out += fmt::format("\\u{:04x}", static_cast<unsigned>(c));
@@ -95,10 +109,16 @@ void append_json_string(std::string& out, std::string_view s) {
 
 void append_json(std::string& out, const boost::json::value& v) {
   switch (v.kind()) {
-    case boost::json::kind::null: out += "null"; break;
-    case boost::json::kind::bool_: out += v.get_bool() ? "true" : "false"; break;
+    case boost::json::kind::null:
+      out += "null";
+      break;
+    case boost::json::kind::bool_:
+      out += v.get_bool() ? "true" : "false";
+      break;
     case boost::json::kind::int64:
-    case boost::json::kind::uint64: out += integer_text(v); break;
+    case boost::json::kind::uint64:
+      out += integer_text(v);
+      break;
     case boost::json::kind::double_: {
       // json.dumps spells the non-finite floats the JavaScript way.
       const double d = v.get_double();
@@ -111,7 +131,9 @@ void append_json(std::string& out, const boost::json::value& v) {
       }
       break;
     }
-    case boost::json::kind::string: append_json_string(out, v.get_string()); break;
+    case boost::json::kind::string:
+      append_json_string(out, v.get_string());
+      break;
     case boost::json::kind::array: {
       out += '[';
       bool first = true;
@@ -165,7 +187,8 @@ std::string python_float_repr(double x) {
   // to_chars without a precision gives the shortest round-trip digits, as Python's
   // repr does (both pick the nearest such digits); only the layout differs.
   std::array<char, 64> buf{};
-  const auto res = std::to_chars(buf.data(), buf.data() + buf.size(), x, std::chars_format::scientific);
+  const auto res =
+      std::to_chars(buf.data(), buf.data() + buf.size(), x, std::chars_format::scientific);
   if (res.ec != std::errc{}) throw std::logic_error("python_float_repr: to_chars failed");
   const std::string_view sci(buf.data(), static_cast<size_t>(res.ptr - buf.data()));
   const size_t e_pos = sci.find('e');
@@ -210,12 +233,17 @@ std::string to_python_json(const boost::json::value& v) {
 
 std::string to_python_scalar(const boost::json::value& v) {
   switch (v.kind()) {
-    case boost::json::kind::null: return "None";
-    case boost::json::kind::bool_: return v.get_bool() ? "True" : "False";
+    case boost::json::kind::null:
+      return "None";
+    case boost::json::kind::bool_:
+      return v.get_bool() ? "True" : "False";
     case boost::json::kind::int64:
-    case boost::json::kind::uint64: return integer_text(v);
-    case boost::json::kind::double_: return python_float_repr(v.get_double());
-    case boost::json::kind::string: return std::string(v.get_string());
+    case boost::json::kind::uint64:
+      return integer_text(v);
+    case boost::json::kind::double_:
+      return python_float_repr(v.get_double());
+    case boost::json::kind::string:
+      return std::string(v.get_string());
     case boost::json::kind::array: {
       std::string out = "[";
       bool first = true;

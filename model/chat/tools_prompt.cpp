@@ -3,6 +3,7 @@
 #include "model/chat/tools_prompt.h"
 
 #include <boost/json.hpp>
+#include <initializer_list>
 #include <string_view>
 
 #include "model/chat/python_format.h"
@@ -69,7 +70,8 @@ void append_property(std::string& out, std::string_view name, const boost::json:
   append_tag(out, "name", name);
   // A non-object schema (`"x": true`) shows only its name, as in the reference.
   if (const auto* obj = fields.if_object()) {
-    if (const auto* type = obj->if_contains("type")) append_tag(out, "type", to_python_scalar(*type));
+    if (const auto* type = obj->if_contains("type"))
+      append_tag(out, "type", to_python_scalar(*type));
     if (const auto* desc = obj->if_contains("description")) {
       const std::string text = to_python_scalar(*desc);
       append_tag(out, "description", python_strip(text));

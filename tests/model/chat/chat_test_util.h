@@ -17,9 +17,15 @@ inline message msg(role r, std::vector<std::string> parts) {
   m.content_parts = std::move(parts);
   return m;
 }
-inline message sys(std::string text) { return msg(role::system, {std::move(text)}); }
-inline message usr(std::string text) { return msg(role::user, {std::move(text)}); }
-inline message asst(std::string text) { return msg(role::assistant, {std::move(text)}); }
+inline message sys(std::string text) {
+  return msg(role::system, {std::move(text)});
+}
+inline message usr(std::string text) {
+  return msg(role::user, {std::move(text)});
+}
+inline message asst(std::string text) {
+  return msg(role::assistant, {std::move(text)});
+}
 inline message result(std::string text, std::string id = "call_1") {
   message m = msg(role::tool, {std::move(text)});
   m.tool_call_id = std::move(id);

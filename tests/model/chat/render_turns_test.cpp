@@ -40,13 +40,14 @@ std::vector<render_case> turn_cases() {
                    false,
                    "<|im_start|>user\nQ<|im_end|>\n"
                    "<|im_start|>assistant\nA<|im_end|>\n"});
-  cases.push_back({"content as text parts, joined without separator",
-                   {msg(role::system, {"Be ", "brief."}), msg(role::user, {"Hello, ", "wor", "ld"})},
-                   {},
-                   true,
-                   "<|im_start|>system\nBe brief.<|im_end|>\n"
-                   "<|im_start|>user\nHello, world<|im_end|>\n"
-                   "<|im_start|>assistant\n"});
+  cases.push_back(
+      {"content as text parts, joined without separator",
+       {msg(role::system, {"Be ", "brief."}), msg(role::user, {"Hello, ", "wor", "ld"})},
+       {},
+       true,
+       "<|im_start|>system\nBe brief.<|im_end|>\n"
+       "<|im_start|>user\nHello, world<|im_end|>\n"
+       "<|im_start|>assistant\n"});
   cases.push_back({"empty contents (an empty system message still opens the system turn)",
                    {sys(""), usr(""), msg(role::assistant, {})},
                    {},
@@ -75,30 +76,31 @@ std::vector<render_case> turn_cases() {
                    false,
                    "<|im_start|>user\na<|im_end|>\n"
                    "<|im_start|>system\nb<|im_end|>\n"});
-  cases.push_back({"assistant with content and a tool call",
-                   {usr("Weather in Paris?"),
-                    asst_calls("Let me check.",
-                               {call("get_weather", R"({"city": "Paris", "days": 3})")})},
-                   {},
-                   false,
-                   "<|im_start|>user\nWeather in Paris?<|im_end|>\n"
-                   "<|im_start|>assistant\nLet me check.\n"
-                   "\n<tool_call>\n<function=get_weather>\n"
-                   "<parameter=city>\nParis\n</parameter>\n"
-                   "<parameter=days>\n3\n</parameter>\n"
-                   "</function>\n</tool_call><|im_end|>\n"});
-  cases.push_back({"assistant with only a tool call (content null)",
-                   {usr("Q"), asst_calls(std::nullopt, {call("get_time", "  {\n\"tz\" :\t\"UTC\"}  ")})},
-                   {},
-                   false,
-                   "<|im_start|>user\nQ<|im_end|>\n"
-                   "<|im_start|>assistant"
-                   "\n<tool_call>\n<function=get_time>\n"
-                   "<parameter=tz>\nUTC\n</parameter>\n"
-                   "</function>\n</tool_call><|im_end|>\n"});
+  cases.push_back(
+      {"assistant with content and a tool call",
+       {usr("Weather in Paris?"),
+        asst_calls("Let me check.", {call("get_weather", R"({"city": "Paris", "days": 3})")})},
+       {},
+       false,
+       "<|im_start|>user\nWeather in Paris?<|im_end|>\n"
+       "<|im_start|>assistant\nLet me check.\n"
+       "\n<tool_call>\n<function=get_weather>\n"
+       "<parameter=city>\nParis\n</parameter>\n"
+       "<parameter=days>\n3\n</parameter>\n"
+       "</function>\n</tool_call><|im_end|>\n"});
+  cases.push_back(
+      {"assistant with only a tool call (content null)",
+       {usr("Q"), asst_calls(std::nullopt, {call("get_time", "  {\n\"tz\" :\t\"UTC\"}  ")})},
+       {},
+       false,
+       "<|im_start|>user\nQ<|im_end|>\n"
+       "<|im_start|>assistant"
+       "\n<tool_call>\n<function=get_time>\n"
+       "<parameter=tz>\nUTC\n</parameter>\n"
+       "</function>\n</tool_call><|im_end|>\n"});
   cases.push_back({"tool-call content is trimmed; blank content is left out",
-                   {usr("Q"), asst_calls("\n  Checking.  \n", {call("a", "{}")}),
-                    result("ok"), asst_calls(" \n\t ", {call("noop", "{}")})},
+                   {usr("Q"), asst_calls("\n  Checking.  \n", {call("a", "{}")}), result("ok"),
+                    asst_calls(" \n\t ", {call("noop", "{}")})},
                    {},
                    false,
                    "<|im_start|>user\nQ<|im_end|>\n"
@@ -193,6 +195,18 @@ std::vector<render_case> turn_cases() {
        "<parameter=empty_obj>\n{}\n</parameter>\n"
        "<parameter=empty_list>\n[]\n</parameter>\n"
        "</function>\n</tool_call><|im_end|>\n"});
+  cases.push_back({"argument doubles keep all 17 digits",
+                   {usr("Q"), asst_calls(std::nullopt, {call("f", R"({"a": 0.30000000000000004,
+                                                       "b": 4.4200258834463744e-14,
+                                                       "c": [3.185672992401091e-16]})")})},
+                   {},
+                   false,
+                   "<|im_start|>user\nQ<|im_end|>\n"
+                   "<|im_start|>assistant\n<tool_call>\n<function=f>\n"
+                   "<parameter=a>\n0.30000000000000004\n</parameter>\n"
+                   "<parameter=b>\n4.4200258834463744e-14\n</parameter>\n"
+                   "<parameter=c>\n[3.185672992401091e-16]\n</parameter>\n"
+                   "</function>\n</tool_call><|im_end|>\n"});
   return cases;
 }
 

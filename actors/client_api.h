@@ -1,0 +1,77 @@
+// client_api: the typed boundary between net/ and the actor system. net/ decodes the
+// wire format into a generation_request and receives client_events through a
+// client_sink; no JSON and no CAF types cross this line.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "engine/sampling_params.h"
+#include "model/chat/chat_template.h"
+
+namespace conclave::actors {
+
+enum class tool_choice_mode { auto_, none, required, function };
+
+/// A request as the client asked for it, decoded from OpenAI JSON by net/.
+struct generation_request {
+  enum class kind { chat, completion };
+  kind type = kind::chat;
+  std::string id;     ///< "chatcmpl-..." / "cmpl-...", chosen by net/
+  std::string model;  ///< as requested (already checked against the served name)
+  // chat
+  std::vector<chat::message> messages;
+  std::vector<chat::tool> tools;
+  tool_choice_mode tool_choice = tool_choice_mode::auto_;
+  std::string tool_choice_name;
+  // completion: text, or token ids when prompt_ids is non-empty
+  std::string prompt;
+  std::vector<int32_t> prompt_ids;
+  bool echo = false;
+  // both
+  engine::sampling_params sampling;
+  std::vector<std::string> stop;
+};
+
+struct usage {
+  int64_t prompt_tokens = 0;
+  int64_t completion_tokens = 0;
+};
+
+/// One thing for the client, in order: `started` (prompt accepted, usage.prompt_tokens
+/// set) or `error` first; then content / tool-call events; then `finished`.
+struct client_event {
+  enum class kind { started, content, tool_call_start, tool_call_arguments, tool_call_end, finished, error };
+  kind type = kind::content;
+  std::string text;  ///< content or argument delta; error message
+  size_t index = 0;  ///< tool call index
+  std::string call_id, name;
+  std::string finish_reason;  ///< "stop", "length", "tool_calls"
+  usage tokens;
+  int status = 0;  ///< error: HTTP status (400, 429, 503, 500)
+  std::string error_type, error_param, error_code;
+
+  static client_event error(int status, std::string message, std::string type, std::string param = {},
+                            std::string code = {});
+};
+
+/// Receives a request's events. Called from actor threads: implementations post the
+/// event to their own I/O executor and must not block.
+class client_sink {
+ public:
+  virtual ~client_sink() = default;
+  virtual void push(client_event e) = 0;
+};
+
+/// The caller's handle on a running request.
+class request_handle {
+ public:
+  virtual ~request_handle() = default;
+  /// Stops the request (client gone or asked to cancel); no further events are sent.
+  /// Its sequence leaves the engine within one step and its KV blocks are freed.
+  virtual void cancel() = 0;
+};
+
+}  // namespace conclave::actors

@@ -1,0 +1,42 @@
+// replica: one model replica as actors. A gpu_worker (detached: it blocks in the
+// backend's forward pass) owns the backend; the engine actor is a thin shell around
+// engine::llm_engine that schedules steps, sends each to the worker (one message round
+// trip per step) and streams sampled tokens to request sessions. Requests and cancels
+// join at step boundaries.
+#pragma once
+
+#include <caf/all.hpp>
+#include <memory>
+
+#include "actors/messages.h"
+#include "actors/server_metrics.h"
+#include "config/engine_config.h"
+
+namespace conclave::actors {
+
+using gpu_worker_actor = caf::typed_actor<caf::replies_to<forward_atom, forward_job>::with<forward_done>>;
+
+/// The worker: runs forward passes on a backend it owns.
+gpu_worker_actor::behavior_type gpu_worker(gpu_worker_actor::pointer self, std::shared_ptr<gpu::backend> backend);
+
+/// The engine actor. Handles:
+///   (submit_atom, engine_submit) -> submit_reply
+///   (cancel_atom, int64_t seq_id)
+///   (stats_atom) -> stats_msg
+/// Sessions receive (token_atom, token_msg) per token and (failed_atom, failure_msg) if
+/// the replica fails. Exits with the worker's error when a step fails.
+caf::behavior engine_actor(caf::stateful_actor<struct engine_state>* self, gpu_worker_actor worker,
+                           model::model_config model, gpu::kv_cache_shape kv, config::engine_config cfg,
+                           std::shared_ptr<server_metrics> metrics);
+
+struct engine_state {
+  std::unique_ptr<engine::llm_engine> eng;
+  gpu_worker_actor worker;
+  std::unordered_map<int64_t, caf::actor> sessions;
+  std::shared_ptr<server_metrics> metrics;
+  uint64_t preemptions_reported = 0;
+  bool in_flight = false;
+  static inline const char* name = "engine";
+};
+
+}  // namespace conclave::actors

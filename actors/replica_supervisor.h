@@ -1,0 +1,36 @@
+// replica_supervisor: brings one model replica up (load the backend, warm it, spawn the
+// gpu_worker and engine, register the engine with the router), watches it, and brings
+// it up again with exponential backoff when it fails.
+#pragma once
+
+#include <atomic>
+#include <caf/all.hpp>
+#include <functional>
+#include <memory>
+
+#include "actors/replica.h"
+#include "actors/router.h"
+
+namespace conclave::actors {
+
+/// Makes a fresh backend (loads weights); may throw. Called on the supervisor's own thread.
+using backend_factory = std::function<std::shared_ptr<gpu::backend>()>;
+
+struct replica_supervisor_state {
+  backend_factory factory;
+  config::engine_config cfg;
+  std::shared_ptr<server_metrics> metrics;
+  caf::actor router;
+  std::shared_ptr<std::atomic<bool>> ready;
+  caf::actor engine;
+  caf::actor worker;
+  int restarts = 0;
+  static inline const char* name = "replica_supervisor";
+};
+
+/// Spawn detached (loading blocks). `ready` is true while the replica serves.
+caf::behavior replica_supervisor(caf::stateful_actor<replica_supervisor_state>* self, backend_factory factory,
+                                 config::engine_config cfg, std::shared_ptr<server_metrics> metrics,
+                                 caf::actor router, std::shared_ptr<std::atomic<bool>> ready);
+
+}  // namespace conclave::actors

@@ -1,0 +1,60 @@
+// request_session: one actor per request. Turns the request into prompt ids (chat
+// template + tokenizer), submits it through the router, and turns the engine's tokens
+// into client events: incremental detokenisation, stop strings, and tool-call parsing.
+// It ends when the request finishes, fails or is cancelled; cancelling it cancels its
+// sequence in the engine.
+#pragma once
+
+#include <caf/all.hpp>
+#include <chrono>
+#include <memory>
+#include <optional>
+
+#include "actors/client_api.h"
+#include "actors/messages.h"
+#include "actors/server_metrics.h"
+#include "engine/stop_matcher.h"
+#include "model/tokenizer/tokenizer.h"
+#include "model/tools/tool_parser.h"
+
+namespace conclave::actors {
+
+/// What every session shares: the tokenizer and limits of the served model.
+struct text_resources {
+  std::shared_ptr<const tokenizer::tokenizer> tok;
+  int64_t max_model_len = 0;
+  std::vector<int32_t> eos_ids;
+};
+
+/// Counters the service keeps across sessions (for 429 and draining).
+struct session_counters {
+  std::atomic<int64_t> active{0};  ///< sessions alive
+  std::atomic<int64_t> queued{0};  ///< submitted, no token yet
+};
+
+struct session_state {
+  generation_request req;
+  std::shared_ptr<client_sink> sink;
+  std::shared_ptr<const text_resources> text;
+  std::shared_ptr<server_metrics> metrics;
+  std::shared_ptr<session_counters> counters;
+  caf::actor engine;
+  int64_t seq_id = -1;
+  bool cancelled = false;
+  bool queued = true;
+  std::optional<tokenizer::incremental_detokenizer> detok;
+  std::optional<toolcall::tool_parser> parser;
+  std::optional<engine::stop_matcher> stops;
+  usage tokens;
+  std::chrono::steady_clock::time_point t_start, t_first;
+  static inline const char* name = "request_session";
+};
+
+/// Spawned per request by the service. Handles (token_atom, token_msg),
+/// (failed_atom, failure_msg) and (cancel_atom) from the client side.
+caf::behavior request_session(caf::stateful_actor<session_state>* self, generation_request req,
+                              std::shared_ptr<client_sink> sink, std::shared_ptr<const text_resources> text,
+                              caf::actor router, std::shared_ptr<server_metrics> metrics,
+                              std::shared_ptr<session_counters> counters);
+
+}  // namespace conclave::actors

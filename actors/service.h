@@ -1,0 +1,67 @@
+// service: the actor system behind a server, as one plain object net/ can call from its
+// I/O threads. Owns the CAF actor system, the router, one replica supervisor and the
+// per-request sessions it spawns.
+#pragma once
+
+#include <atomic>
+#include <memory>
+#include <string>
+
+#include "actors/client_api.h"
+#include "actors/server_metrics.h"
+#include "config/server_config.h"
+
+namespace caf {
+class actor_system;
+class actor_system_config;
+}  // namespace caf
+
+namespace conclave::actors {
+
+struct text_resources;
+struct session_counters;
+
+class inference_service {
+ public:
+  /// Opens the checkpoint and tokenizer named by `cfg` (model_dir and tokenizer_path must
+  /// be set) and starts loading the replica in the background; ready() turns true once it
+  /// is loaded and warm. Throws model_error / std::invalid_argument for bad files.
+  inference_service(const config::server_config& cfg, std::shared_ptr<server_metrics> metrics);
+  ~inference_service();
+  inference_service(const inference_service&) = delete;
+  inference_service& operator=(const inference_service&) = delete;
+
+  /// Model loaded, warm, and not draining.
+  bool ready() const { return ready_->load() && !draining_.load(); }
+  bool loaded() const { return ready_->load(); }
+  const std::string& model_name() const { return model_name_; }
+  int64_t max_model_len() const;
+
+  /// Starts a request. Events go to `sink` (first `started` or `error`). Refuses with an
+  /// error event and a null handle when not ready (503), draining (503) or when
+  /// max_waiting requests already wait (429).
+  std::shared_ptr<request_handle> submit(generation_request req, std::shared_ptr<client_sink> sink);
+
+  /// New requests get 503 from now on; running ones continue.
+  void begin_drain() { draining_.store(true); }
+  bool draining() const { return draining_.load(); }
+  /// Requests whose sessions are alive.
+  int64_t active_requests() const;
+  /// Requests submitted that have not produced a token yet.
+  int64_t queued_requests() const;
+
+ private:
+  config::server_config cfg_;
+  std::shared_ptr<server_metrics> metrics_;
+  std::string model_name_;
+  std::shared_ptr<text_resources> text_;
+  std::shared_ptr<session_counters> counters_;
+  std::shared_ptr<std::atomic<bool>> ready_;
+  std::atomic<bool> draining_{false};
+  std::unique_ptr<caf::actor_system_config> system_cfg_;
+  std::unique_ptr<caf::actor_system> system_;
+  struct handles;
+  std::unique_ptr<handles> actors_;
+};
+
+}  // namespace conclave::actors

@@ -1,0 +1,192 @@
+// TOML loading with typo protection: every key must be known, every value of its type.
+#include "config/server_config.h"
+
+#include <spdlog/fmt/fmt.h>
+
+#include <algorithm>
+#include <sstream>
+#include <stdexcept>
+#include <toml++/toml.h>
+
+namespace conclave::config {
+namespace {
+
+class table_reader {
+ public:
+  table_reader(const toml::table& t, std::string section, const std::string& file)
+      : t_(t), section_(std::move(section)), file_(file) {}
+
+  template <class T>
+  void read(std::string_view key, T& out) {
+    seen_.emplace_back(key);
+    const toml::node* n = t_.get(key);
+    if (n == nullptr) return;
+    if constexpr (std::is_same_v<T, bool>) {
+      if (auto v = n->value<bool>()) return void(out = *v);
+      throw error(key, *n, "true or false");
+    } else if constexpr (std::is_integral_v<T>) {
+      if (auto v = n->value<int64_t>(); v && *v >= 0) return void(out = static_cast<T>(*v));
+      throw error(key, *n, "a non-negative integer");
+    } else if constexpr (std::is_floating_point_v<T>) {
+      if (auto v = n->value<double>()) return void(out = static_cast<T>(*v));
+      throw error(key, *n, "a number");
+    } else if constexpr (std::is_same_v<T, std::string>) {
+      if (auto v = n->value<std::string>()) return void(out = *v);
+      throw error(key, *n, "a string");
+    } else {
+      static_assert(std::is_same_v<T, std::vector<std::string>>);
+      const toml::array* arr = n->as_array();
+      if (arr == nullptr) throw error(key, *n, "an array of strings");
+      out.clear();
+      for (const auto& e : *arr) {
+        auto v = e.value<std::string>();
+        if (!v) throw error(key, *n, "an array of strings");
+        out.push_back(*v);
+      }
+    }
+  }
+
+  /// Throws for keys that were never read (typos), except sub-tables named in `tables`.
+  void reject_unknown(std::initializer_list<std::string_view> tables = {}) const {
+    for (const auto& [k, v] : t_) {
+      const std::string_view key = k.str();
+      if (std::find(seen_.begin(), seen_.end(), key) != seen_.end()) continue;
+      if (std::find(tables.begin(), tables.end(), key) != tables.end()) continue;
+      throw std::invalid_argument(fmt::format("{}:{}: unknown key \"{}{}\"", file_, v.source().begin.line,
+                                              section_.empty() ? "" : section_ + ".", key));
+    }
+  }
+
+ private:
+  std::invalid_argument error(std::string_view key, const toml::node& n, std::string_view expected) const {
+    return std::invalid_argument(fmt::format("{}:{}: \"{}.{}\" must be {}", file_, n.source().begin.line, section_,
+                                             key, expected));
+  }
+
+  const toml::table& t_;
+  std::string section_;
+  const std::string& file_;
+  std::vector<std::string> seen_;
+};
+
+const toml::table& sub_table(const toml::table& root, std::string_view name, const std::string& file) {
+  static const toml::table empty;
+  const toml::node* n = root.get(name);
+  if (n == nullptr) return empty;
+  if (const toml::table* t = n->as_table()) return *t;
+  throw std::invalid_argument(fmt::format("{}:{}: [{}] must be a table", file, n->source().begin.line, name));
+}
+
+}  // namespace
+
+std::string server_config::validate() const {
+  if (host.empty()) return "server.host must not be empty";
+  if (max_body_bytes < 1024) return "server.max_body_bytes must be at least 1024";
+  if (max_header_bytes < 1024) return "server.max_header_bytes must be at least 1024";
+  if (max_waiting < 1) return "server.max_waiting must be at least 1";
+  if (!(drain_timeout_s >= 0)) return "server.drain_timeout_s must be >= 0";
+  if (io_threads < 1 || io_threads > 256) return "server.io_threads must be in [1, 256]";
+  if (actor_threads < 1 || actor_threads > 256) return "server.actor_threads must be in [1, 256]";
+  if (websocket.max_frame_bytes < 1024) return "server.websocket.max_frame_bytes must be at least 1024";
+  if (websocket.max_buffered_bytes < websocket.max_frame_bytes) {
+    return "server.websocket.max_buffered_bytes must be at least max_frame_bytes";
+  }
+  if (!(websocket.ping_interval_s > 0)) return "server.websocket.ping_interval_s must be > 0";
+  for (const auto& k : api_keys) {
+    if (k.size() < 8) return "server.api_keys entries must be at least 8 characters";
+  }
+  if (auto e = engine.validate(); !e.empty()) return "engine: " + e;
+  return {};
+}
+
+server_config load_server_config(const std::filesystem::path& path, server_config c) {
+  const std::string file = path.string();
+  toml::table root;
+  try {
+    root = toml::parse_file(file);
+  } catch (const toml::parse_error& e) {
+    throw std::invalid_argument(fmt::format("{}:{}: {}", file, e.source().begin.line, e.description()));
+  }
+  {
+    table_reader top(root, "", file);
+    top.reject_unknown({"server", "model", "engine"});
+  }
+  const toml::table& server = sub_table(root, "server", file);
+  table_reader s(server, "server", file);
+  s.read("host", c.host);
+  s.read("port", c.port);
+  s.read("api_keys", c.api_keys);
+  s.read("max_body_bytes", c.max_body_bytes);
+  s.read("max_header_bytes", c.max_header_bytes);
+  s.read("max_waiting", c.max_waiting);
+  s.read("drain_timeout_s", c.drain_timeout_s);
+  s.read("io_threads", c.io_threads);
+  s.read("actor_threads", c.actor_threads);
+  s.reject_unknown({"websocket"});
+  table_reader ws(sub_table(server, "websocket", file), "server.websocket", file);
+  ws.read("max_frame_bytes", c.websocket.max_frame_bytes);
+  ws.read("max_buffered_bytes", c.websocket.max_buffered_bytes);
+  ws.read("ping_interval_s", c.websocket.ping_interval_s);
+  ws.reject_unknown();
+
+  table_reader m(sub_table(root, "model", file), "model", file);
+  m.read("path", c.model_dir);
+  m.read("name", c.served_model_name);
+  m.read("tokenizer", c.tokenizer_path);
+  m.reject_unknown();
+
+  table_reader e(sub_table(root, "engine", file), "engine", file);
+  auto& b = c.engine.backend;
+  size_t kv_mib = b.kv_cache_bytes >> 20;
+  e.read("backend", b.kind);
+  e.read("threads", b.threads);
+  e.read("block_size", b.block_size);
+  e.read("kv_cache_mib", kv_mib);
+  b.kv_cache_bytes = kv_mib << 20;
+  e.read("num_kv_blocks", b.num_kv_blocks);
+  e.read("rope_inv_freq_dtype", b.rope_inv_freq_dtype);
+  e.read("max_num_seqs", c.engine.scheduler.max_num_seqs);
+  e.read("max_batched_tokens", c.engine.scheduler.max_num_batched_tokens);
+  e.read("prefix_caching", c.engine.scheduler.enable_prefix_caching);
+  e.read("max_model_len", c.engine.max_model_len);
+  e.reject_unknown();
+
+  if (auto err = c.validate(); !err.empty()) throw std::invalid_argument(file + ": " + err);
+  return c;
+}
+
+std::string to_toml(const server_config& c) {
+  toml::array keys;
+  for (const auto& k : c.api_keys) keys.push_back(k);
+  toml::table ws{{"max_frame_bytes", static_cast<int64_t>(c.websocket.max_frame_bytes)},
+                 {"max_buffered_bytes", static_cast<int64_t>(c.websocket.max_buffered_bytes)},
+                 {"ping_interval_s", c.websocket.ping_interval_s}};
+  toml::table server{{"host", c.host},
+                     {"port", static_cast<int64_t>(c.port)},
+                     {"api_keys", keys},
+                     {"max_body_bytes", static_cast<int64_t>(c.max_body_bytes)},
+                     {"max_header_bytes", static_cast<int64_t>(c.max_header_bytes)},
+                     {"max_waiting", c.max_waiting},
+                     {"drain_timeout_s", c.drain_timeout_s},
+                     {"io_threads", c.io_threads},
+                     {"actor_threads", c.actor_threads},
+                     {"websocket", ws}};
+  toml::table model{{"path", c.model_dir}, {"name", c.served_model_name}, {"tokenizer", c.tokenizer_path}};
+  const auto& b = c.engine.backend;
+  toml::table engine{{"backend", b.kind},
+                     {"threads", b.threads},
+                     {"block_size", b.block_size},
+                     {"kv_cache_mib", static_cast<int64_t>(b.kv_cache_bytes >> 20)},
+                     {"num_kv_blocks", b.num_kv_blocks},
+                     {"rope_inv_freq_dtype", b.rope_inv_freq_dtype},
+                     {"max_num_seqs", c.engine.scheduler.max_num_seqs},
+                     {"max_batched_tokens", c.engine.scheduler.max_num_batched_tokens},
+                     {"prefix_caching", c.engine.scheduler.enable_prefix_caching},
+                     {"max_model_len", c.engine.max_model_len}};
+  toml::table root{{"server", server}, {"model", model}, {"engine", engine}};
+  std::ostringstream ss;
+  ss << root << '\n';
+  return ss.str();
+}
+
+}  // namespace conclave::config

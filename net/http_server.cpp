@@ -1,0 +1,120 @@
+// Listener, I/O threads, signals and the SIGTERM drain.
+#include "net/http_server.h"
+
+#include <spdlog/spdlog.h>
+#include <thread>
+
+#include "net/http_session.h"
+#include "net/server_context.h"
+
+namespace conclave::net {
+
+struct http_server::impl {
+  impl(const config::server_config& cfg, actors::inference_service& service,
+       std::shared_ptr<actors::server_metrics> metrics)
+      : ctx(std::make_shared<server_context>(cfg, service, std::move(metrics))),
+        io(cfg.io_threads),
+        acceptor(io),
+        signals(io) {}
+
+  void accept() {
+    acceptor.async_accept(asio::make_strand(io), [this](beast::error_code ec, tcp::socket socket) {
+      if (ec) {
+        if (ec == asio::error::operation_aborted) return;
+        spdlog::warn("accept: {}", ec.message());
+      } else {
+        start_http_session(ctx, std::move(socket));
+      }
+      accept();
+    });
+  }
+
+  std::shared_ptr<server_context> ctx;
+  asio::io_context io;
+  tcp::acceptor acceptor;
+  asio::signal_set signals;
+  std::vector<std::thread> threads;
+  std::optional<asio::executor_work_guard<asio::io_context::executor_type>> work;
+  std::thread drainer;
+};
+
+http_server::http_server(const config::server_config& cfg, actors::inference_service& service,
+                         std::shared_ptr<actors::server_metrics> metrics)
+    : impl_(std::make_unique<impl>(cfg, service, std::move(metrics))) {}
+
+http_server::~http_server() {
+  stop();
+  wait();
+}
+
+void http_server::start() {
+  auto& cfg = impl_->ctx->cfg;
+  beast::error_code ec;
+  const auto address = asio::ip::make_address(cfg.host, ec);
+  if (ec) throw std::runtime_error("invalid listen address \"" + cfg.host + "\": " + ec.message());
+  const tcp::endpoint ep{address, cfg.port};
+  auto& a = impl_->acceptor;
+  a.open(ep.protocol(), ec);
+  if (!ec) a.set_option(asio::socket_base::reuse_address(true), ec);
+  if (!ec) a.bind(ep, ec);
+  if (!ec) a.listen(asio::socket_base::max_listen_connections, ec);
+  if (ec) throw std::runtime_error("cannot listen on " + cfg.host + ":" + std::to_string(cfg.port) + ": " + ec.message());
+  impl_->accept();
+  impl_->work.emplace(impl_->io.get_executor());
+  for (int i = 0; i < cfg.io_threads; ++i) impl_->threads.emplace_back([this] { impl_->io.run(); });
+  spdlog::info("listening on http://{}:{}", cfg.host, port());
+}
+
+uint16_t http_server::port() const {
+  beast::error_code ec;
+  const auto ep = impl_->acceptor.local_endpoint(ec);
+  return ec ? 0 : ep.port();
+}
+
+void http_server::handle_signals() {
+  impl_->signals.add(SIGINT);
+  impl_->signals.add(SIGTERM);
+  impl_->signals.async_wait([this](beast::error_code ec, int sig) {
+    if (ec) return;
+    spdlog::warn("signal {}: draining (up to {:.0f} s)", sig, impl_->ctx->cfg.drain_timeout_s);
+    // Drain on a plain thread: it waits, and the I/O threads must keep serving meanwhile.
+    impl_->drainer = std::thread([this] {
+      drain_and_stop(std::chrono::milliseconds(static_cast<int64_t>(impl_->ctx->cfg.drain_timeout_s * 1000)));
+    });
+  });
+}
+
+void http_server::drain_and_stop(std::chrono::milliseconds timeout) {
+  auto& ctx = *impl_->ctx;
+  ctx.draining.store(true);
+  ctx.service.begin_drain();
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (ctx.service.active_requests() > 0 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  if (ctx.service.active_requests() > 0) {
+    spdlog::warn("drain timeout: {} request(s) still running are cut off", ctx.service.active_requests());
+  }
+  close_all_websockets(ctx);
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));  // let close frames and final chunks go out
+  stop();
+}
+
+void http_server::stop() {
+  asio::post(impl_->io, [this] {
+    beast::error_code ec;
+    impl_->acceptor.close(ec);
+    impl_->signals.cancel(ec);
+  });
+  impl_->work.reset();
+  impl_->io.stop();
+}
+
+void http_server::wait() {
+  for (auto& t : impl_->threads) {
+    if (t.joinable() && t.get_id() != std::this_thread::get_id()) t.join();
+  }
+  if (impl_->drainer.joinable() && impl_->drainer.get_id() != std::this_thread::get_id()) impl_->drainer.join();
+}
+
+}  // namespace conclave::net

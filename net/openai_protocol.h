@@ -1,0 +1,91 @@
+// openai_protocol: OpenAI's JSON wire format <-> conclave's typed requests and events.
+// Decoding validates every field a client may send and names the offending one in
+// `param`; encoding writes the exact chunk and response shapes OpenAI clients expect.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <string_view>
+#include <variant>
+
+#include "actors/client_api.h"
+
+namespace conclave::net {
+
+/// An error in OpenAI's shape: {"error":{"message","type","param","code"}} with a status.
+struct api_error {
+  api_error() = default;
+  api_error(int status_, std::string message_, std::string type_ = "invalid_request_error", std::string param_ = {},
+            std::string code_ = {})
+      : status(status_),
+        message(std::move(message_)),
+        type(std::move(type_)),
+        param(std::move(param_)),
+        code(std::move(code_)) {}
+
+  int status = 400;
+  std::string message;
+  std::string type = "invalid_request_error";
+  std::string param;
+  std::string code;
+  /// The JSON body.
+  std::string json() const;
+};
+
+/// A decoded generation request plus how to deliver it.
+struct decoded_request {
+  actors::generation_request req;
+  bool stream = false;
+  bool include_usage = false;
+  std::optional<int32_t> max_tokens;  ///< unset: what remains of the context
+};
+
+/// What the decoders need to know about the server.
+struct protocol_context {
+  std::string served_model;
+  int64_t max_model_len = 0;
+};
+
+/// Decodes a /v1/chat/completions body.
+std::variant<decoded_request, api_error> decode_chat_request(std::string_view body, const protocol_context& ctx);
+/// Decodes a /v1/completions body.
+std::variant<decoded_request, api_error> decode_completion_request(std::string_view body, const protocol_context& ctx);
+
+/// Builds response JSON for one request as its events arrive (streamed chunks, or one
+/// final object for non-streamed requests).
+class response_writer {
+ public:
+  response_writer(const decoded_request& d, std::string model, int64_t created);
+
+  /// The SSE payloads (without "data: ") this event produces when streaming.
+  std::vector<std::string> stream_event(const actors::client_event& e);
+  /// Folds the event into the non-streamed response.
+  void accumulate(const actors::client_event& e);
+  /// The non-streamed response body (after `finished`).
+  std::string final_json() const;
+  const actors::usage& tokens() const { return usage_; }
+  size_t num_tool_calls() const { return calls_.size(); }
+
+ private:
+  std::string chunk(const std::string& delta_or_choice_body, const char* finish_reason) const;
+
+  bool chat_;
+  bool include_usage_;
+  std::string id_, model_;
+  int64_t created_;
+  std::string content_;
+  struct call {
+    std::string id, name, arguments;
+  };
+  std::vector<call> calls_;
+  std::string finish_reason_;
+  actors::usage usage_;
+};
+
+/// The JSON of GET /v1/models.
+std::string models_json(const std::string& served_model, int64_t created, int64_t max_model_len);
+
+/// JSON string literal (quotes included) of UTF-8 text.
+std::string json_string(std::string_view s);
+
+}  // namespace conclave::net

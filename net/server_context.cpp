@@ -1,0 +1,54 @@
+// Shared session helpers: ids, authentication, request logs.
+#include "net/server_context.h"
+
+#include <sys/resource.h>
+
+#include <random>
+#include <spdlog/fmt/fmt.h>
+#include <spdlog/spdlog.h>
+
+namespace conclave::net {
+
+server_context::server_context(const config::server_config& c, actors::inference_service& s,
+                               std::shared_ptr<actors::server_metrics> m)
+    : cfg(c), service(s), metrics(std::move(m)) {
+  proto.served_model = s.model_name();
+  proto.max_model_len = s.max_model_len();
+}
+
+std::string server_context::new_request_id(const char* prefix) {
+  static const uint64_t salt = std::random_device{}() * 0x9e3779b97f4a7c15ull;
+  const uint64_t n = next_id.fetch_add(1);
+  return fmt::format("{}{:016x}{:08x}", prefix, salt ^ (n * 0xbf58476d1ce4e5b9ull), static_cast<uint32_t>(n));
+}
+
+bool server_context::authorized(std::string_view header) const {
+  if (cfg.api_keys.empty()) return true;
+  constexpr std::string_view bearer = "Bearer ";
+  if (header.substr(0, bearer.size()) != bearer) return false;
+  const std::string_view given = header.substr(bearer.size());
+  bool ok = false;
+  for (const auto& key : cfg.api_keys) {
+    // Constant time in the key's content: every byte is compared whatever matched.
+    unsigned diff = static_cast<unsigned>(given.size() ^ key.size());
+    for (size_t i = 0; i < key.size(); ++i) {
+      const unsigned char g = i < given.size() ? static_cast<unsigned char>(given[i]) : 0;
+      diff |= g ^ static_cast<unsigned char>(key[i]);
+    }
+    ok |= diff == 0;
+  }
+  return ok;
+}
+
+void server_context::log_request(const std::string& route, const std::string& request_id, int status,
+                                 double duration_ms, const actors::usage& tokens, size_t tool_calls) const {
+  if (!spdlog::should_log(spdlog::level::info)) return;
+  rusage ru{};
+  getrusage(RUSAGE_SELF, &ru);
+  spdlog::info(
+      R"({{"event":"request","request_id":{},"route":{},"status":{},"duration_ms":{:.1f},"input_tokens":{},"output_tokens":{},"tool_calls":{},"peak_rss_mb":{:.1f}}})",
+      json_string(request_id), json_string(route), status, duration_ms, tokens.prompt_tokens, tokens.completion_tokens,
+      tool_calls, static_cast<double>(ru.ru_maxrss) / 1024.0);
+}
+
+}  // namespace conclave::net

@@ -1,0 +1,59 @@
+// server_context: what every HTTP and WebSocket session of one server shares (internal
+// to net/).
+#pragma once
+
+#include <atomic>
+#include <boost/asio.hpp>
+#include <boost/beast.hpp>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "actors/server_metrics.h"
+#include "actors/service.h"
+#include "config/server_config.h"
+#include "net/openai_protocol.h"
+
+namespace conclave::net {
+
+namespace beast = boost::beast;
+namespace http = beast::http;
+namespace websocket = beast::websocket;
+namespace asio = boost::asio;
+using tcp = asio::ip::tcp;
+
+class websocket_session;
+
+struct server_context {
+  server_context(const config::server_config& c, actors::inference_service& s,
+                 std::shared_ptr<actors::server_metrics> m);
+
+  config::server_config cfg;
+  actors::inference_service& service;
+  std::shared_ptr<actors::server_metrics> metrics;
+  protocol_context proto;
+  std::atomic<bool> draining{false};
+  std::atomic<uint64_t> next_id{1};
+
+  std::mutex ws_mutex;
+  std::vector<std::weak_ptr<websocket_session>> ws_sessions;
+
+  /// "chatcmpl-<24 hex>"-style ids, unique per process run.
+  std::string new_request_id(const char* prefix);
+  /// True when no keys are configured or the Authorization header carries one of them
+  /// (constant-time comparison).
+  bool authorized(std::string_view authorization_header) const;
+  /// One JSON log line per finished request.
+  void log_request(const std::string& route, const std::string& request_id, int status, double duration_ms,
+                   const actors::usage& tokens, size_t tool_calls) const;
+};
+
+/// Takes over an upgraded connection as a WebSocket session.
+void start_websocket_session(std::shared_ptr<server_context> ctx, beast::tcp_stream stream,
+                             http::request<http::string_body> upgrade);
+
+/// Closes every WebSocket with 1012 (service restart); used when draining.
+void close_all_websockets(server_context& ctx);
+
+}  // namespace conclave::net
