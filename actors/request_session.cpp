@@ -98,6 +98,28 @@ void finish(self_ptr self, std::string reason) {
   self->quit();
 }
 
+void on_token(self_ptr self, const token_msg& t) {
+  auto& s = self->state;
+  if (s.cancelled) return;
+  if (s.tokens.completion_tokens == 0) {
+    s.t_first = clock_type::now();
+    leave_queue(s);
+    if (s.metrics) s.metrics->observe_ttft(since(s.t_start));
+  }
+  ++s.tokens.completion_tokens;
+  // The token that stopped generation (eos / stop id) is not part of the text.
+  const bool stop_token = t.finished && t.reason == engine::finish_reason::stop;
+  if (!stop_token && !s.text->tok->is_special(t.token)) {
+    const auto r = s.stops->feed(s.detok->push(t.token));
+    emit_text(s, r.text);
+    if (r.stopped) {
+      if (!t.finished) self->send(s.engine, cancel_atom::value, s.seq_id);
+      return finish(self, "stop");
+    }
+  }
+  if (t.finished) finish(self, t.reason == engine::finish_reason::length ? "length" : "stop");
+}
+
 /// The prompt as token ids, or an error event.
 std::optional<std::vector<int32_t>> build_prompt(session_state& st, client_event& error) {
   const auto& req = st.req;
@@ -197,26 +219,17 @@ caf::behavior request_session(self_ptr self, generation_request req, std::shared
 
   return {
       [self](token_atom, const token_msg& t) {
-        auto& s = self->state;
-        if (s.cancelled) return;
-        if (s.tokens.completion_tokens == 0) {
-          s.t_first = clock_type::now();
-          leave_queue(s);
-          if (s.metrics) s.metrics->observe_ttft(since(s.t_start));
+        try {
+          on_token(self, t);
+        } catch (const std::exception& e) {
+          // Never leave a client waiting: a failure here ends the request with a 500.
+          auto& s = self->state;
+          spdlog::error("request {}: {}", s.req.id, e.what());
+          if (!t.finished && s.seq_id >= 0) self->send(s.engine, cancel_atom::value, s.seq_id);
+          fail(self, client_event::error(500, std::string("internal error: ") + e.what(), "internal_error"));
         }
-        ++s.tokens.completion_tokens;
-        // The token that stopped generation (eos / stop id) is not part of the text.
-        const bool stop_token = t.finished && t.reason == engine::finish_reason::stop;
-        if (!stop_token && !s.text->tok->is_special(t.token)) {
-          const auto r = s.stops->feed(s.detok->push(t.token));
-          emit_text(s, r.text);
-          if (r.stopped) {
-            if (!t.finished) self->send(s.engine, cancel_atom::value, s.seq_id);
-            return finish(self, "stop");
-          }
-        }
-        if (t.finished) finish(self, t.reason == engine::finish_reason::length ? "length" : "stop");
       },
+
       [self](failed_atom, const failure_msg& f) {
         if (self->state.cancelled) return self->quit();
         fail(self, client_event::error(503, f.message, "service_unavailable"));

@@ -46,6 +46,10 @@ inference_service::inference_service(const config::server_config& cfg, std::shar
   text_->max_model_len = cfg_.engine.max_model_len > 0 ? std::min(cfg_.engine.max_model_len, mc.max_position_embeddings)
                                                        : mc.max_position_embeddings;
   model_name_ = cfg_.served_model_name;
+  // Never sample an id the tokenizer cannot turn into text (padded embedding rows).
+  if (cfg_.engine.sampling_vocab_size == 0 && text_->tok->vocab_size() < static_cast<size_t>(mc.vocab_size)) {
+    cfg_.engine.sampling_vocab_size = static_cast<int64_t>(text_->tok->vocab_size());
+  }
 
   system_cfg_ = std::make_unique<caf::actor_system_config>();
   system_cfg_->set("scheduler.max-threads", cfg_.actor_threads);

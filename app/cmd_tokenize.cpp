@@ -31,8 +31,9 @@ int run_tokenize(const tokenize_args& a) {
     for (size_t i = 0; i < lists.size(); ++i) {
       for (size_t j = 0; j < lists[i].size(); ++j) {
         if (!tok.contains(lists[i][j])) {
-          throw std::invalid_argument(fmt::format("input[{}][{}]: {} is not a token id (vocabulary size {})",
-                                                  i, j, lists[i][j], tok.vocab_size()));
+          throw std::invalid_argument(
+              fmt::format("input[{}][{}]: {} is not a token id (vocabulary size {})", i, j,
+                          lists[i][j], tok.vocab_size()));
         }
       }
       if (i > 0) out += ',';
@@ -67,12 +68,16 @@ int run_tokenize(const tokenize_args& a) {
 command add_tokenize(CLI::App& app) {
   auto args = std::make_shared<tokenize_args>();
   auto* cmd = app.add_subcommand(
-      "tokenize", "encode a JSON array of strings (stdin) to a JSON array of id arrays, or --decode");
+      "tokenize",
+      "encode a JSON array of strings (stdin) to a JSON array of id arrays, or --decode");
   cmd->add_option("--tokenizer", args->tokenizer_file, "the model's tokenizer.json")->required();
   cmd->add_flag("--json", args->json, "JSON in and out (the only format; accepted for clarity)");
-  cmd->add_flag("--decode", args->decode, "read a JSON array of id arrays and print a JSON array of strings");
-  cmd->add_flag("--no-special", args->no_special, "encode special-token text (<|im_start|> ...) as plain text");
-  cmd->add_flag("--skip-special", args->skip_special, "with --decode: leave special tokens out of the text");
+  cmd->add_flag("--decode", args->decode,
+                "read a JSON array of id arrays and print a JSON array of strings");
+  cmd->add_flag("--no-special", args->no_special,
+                "encode special-token text (<|im_start|> ...) as plain text");
+  cmd->add_flag("--skip-special", args->skip_special,
+                "with --decode: leave special tokens out of the text");
   return {cmd, [args] { return run_tokenize(*args); }};
 }
 

@@ -30,6 +30,10 @@ struct engine_config {
   backend_config backend;
   scheduler_config scheduler;
   int64_t max_model_len = 0;  ///< 0: the model's max_position_embeddings
+  /// Only ids below this are ever sampled (0: the whole vocabulary). A checkpoint's
+  /// embedding table is often padded past its tokenizer (Qwen3: 151,936 rows, 151,669
+  /// tokens); the server sets this to the tokenizer's size so no id without text is drawn.
+  int64_t sampling_vocab_size = 0;
 
   /// Empty when valid, else one line naming the field and the allowed range.
   std::string validate() const;

@@ -3,6 +3,7 @@
 #include "engine/llm_engine.h"
 
 #include <spdlog/fmt/fmt.h>
+#include <algorithm>
 #include <stdexcept>
 #include <utility>
 
@@ -109,7 +110,9 @@ std::vector<step_event> llm_engine::end_step(const pending_step& p, const gpu::s
     if (!work[i].samples() || s.status != sequence_status::running) continue;
     const auto logits = out.last(i);
     if (on_logits) on_logits(s.id(), logits);
-    sampled[i] = s.sampler().sample(logits, s.prompt(), s.output());
+    const size_t limit = cfg_.sampling_vocab_size > 0 ? std::min(logits.size(), static_cast<size_t>(cfg_.sampling_vocab_size))
+                                                      : logits.size();
+    sampled[i] = s.sampler().sample(logits.first(limit), s.prompt(), s.output());
   }
   scheduler_.postprocess(work, sampled, eos_ids_, max_model_len_);
   for (size_t i = 0; i < work.size(); ++i) {

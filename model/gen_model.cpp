@@ -44,6 +44,24 @@ std::vector<model_preset> make_presets() {
   }
   {
     model_config c = base_config();
+    c.vocab_size = 151936;  // the real Qwen3 tokenizer's, so text round-trips through it
+    c.hidden_size = 32;
+    c.intermediate_size = 64;
+    c.moe_intermediate_size = 16;
+    c.num_layers = 2;
+    c.num_heads = 2;
+    c.num_kv_heads = 1;
+    c.head_dim = 16;
+    c.num_experts = 4;
+    c.num_experts_per_tok = 2;
+    c.rope_theta = 1e6;
+    c.max_position_embeddings = 4096;
+    c.tie_word_embeddings = true;
+    c.eos_token_ids = {151645, 151643};
+    p.push_back({"tiny-qwen", "2-layer toy model with Qwen3's vocabulary, for server tests (5 M parameters)", c, 0.08f});
+  }
+  {
+    model_config c = base_config();
     c.vocab_size = 151936;  // the real Qwen3 tokenizer's
     c.hidden_size = 256;
     c.intermediate_size = 512;

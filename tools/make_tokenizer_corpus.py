@@ -167,6 +167,7 @@ WHITESPACE = [
     "thin\u2009space hair\u200aspace em\u2003space figure\u2007space",
     "zero\u200bwidth\u200cnon\u200djoiner",
     "mongolian\u180evowel\u180e separator",
+    "\u180e! x\u180e\u180e(y) \u180e\n",  # U+180E is not White_Space (PCRE2's \\s says it is)
     "line\u2028separator\u2029paragraph",
     "vertical\x0btab\x0cform feed",
     "\u00a0\u00a0 \u00a0",

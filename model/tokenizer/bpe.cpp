@@ -14,7 +14,6 @@
 #define XXH_INLINE_ALL
 #include <xxhash.h>
 
-size_t stat_pieces, stat_miss, stat_whole, stat_long, stat_vlong;
 namespace conclave::tokenizer::detail {
 namespace {
 
@@ -29,7 +28,14 @@ inline uint64_t pair_key(int32_t a, int32_t b) {
 inline size_t merge_home(uint64_t key, int shift) {
   return static_cast<size_t>((key * 0x9E3779B97F4A7C15ull) >> shift);
 }
-inline uint64_t hash_bytes(const void* p, size_t n) { return XXH3_64bits(p, n); }
+inline uint64_t mix(uint64_t key) {
+  key ^= key >> 31;
+  key *= 0xBF58476D1CE4E5B9ull;
+  return key ^ (key >> 29);
+}
+inline uint64_t hash_bytes(const void* p, size_t n) {
+  return XXH3_64bits(p, n);
+}
 
 }  // namespace
 
@@ -144,8 +150,25 @@ inline uint32_t bpe_model::rank_of(int32_t a, int32_t b) const {
   }
 }
 
-inline void bpe_model::prefetch_merge(int32_t a, int32_t b) const {
-  __builtin_prefetch(&merges_[merge_home(pair_key(a, b), merge_shift_)]);
+// Four bits of one word, picked by the key's mixed hash; the word is picked by its top bits.
+inline uint64_t bpe_model::filter_mask(uint64_t key) {
+  const uint64_t h = mix(key);
+  return (uint64_t{1} << (h & 63)) | (uint64_t{1} << ((h >> 6) & 63)) |
+         (uint64_t{1} << ((h >> 12) & 63)) | (uint64_t{1} << ((h >> 18) & 63));
+}
+
+inline uint32_t bpe_model::cached_rank(int32_t a, int32_t b, bpe_scratch& s) const {
+  const uint64_t key = pair_key(a, b);
+  uint64_t& e = s.pairs[merge_home(key, 64 - bpe_scratch::pair_bits)];
+  if ((e >> 21) == key) {
+    const auto r = static_cast<uint32_t>(e & rank_mask);
+    return r == rank_mask ? no_rank : r;
+  }
+  const uint64_t mask = filter_mask(key);
+  const uint64_t word = filter_[mix(key) >> (64 - filter_bits)];
+  const uint32_t r = (word & mask) == mask ? rank_of(a, b) : no_rank;
+  e = (key << 21) | (r == no_rank ? rank_mask : r);
+  return r;
 }
 
 bool bpe_model::add_merge(std::string_view a, std::string_view b, uint32_t rank) {
@@ -178,9 +201,16 @@ int bpe_model::finish(bool ignore_merges) {
     byte_ids_[static_cast<size_t>(b)] = find(std::string_view(&c, 1));
     if (byte_ids_[static_cast<size_t>(b)] < 0) return b;
   }
+  filter_.assign(size_t{1} << filter_bits, 0);
+  for (const uint64_t m : merges_) {
+    if (m == empty_merge) continue;
+    const uint64_t key = m >> 21;
+    filter_[mix(key) >> (64 - filter_bits)] |= filter_mask(key);
+  }
   byte_pair_ranks_.resize(256 * 256);
   for (size_t a = 0; a < 256; ++a) {
-    for (size_t b = 0; b < 256; ++b) byte_pair_ranks_[a * 256 + b] = rank_of(byte_ids_[a], byte_ids_[b]);
+    for (size_t b = 0; b < 256; ++b)
+      byte_pair_ranks_[a * 256 + b] = rank_of(byte_ids_[a], byte_ids_[b]);
   }
   int32_t max_token = 0;
   for (const auto& t : tokens_) max_token = std::max(max_token, t.id);
@@ -195,7 +225,6 @@ int bpe_model::finish(bool ignore_merges) {
 void bpe_model::encode(std::string_view piece, std::vector<int32_t>& out, bpe_scratch& s) const {
   const auto* p = reinterpret_cast<const unsigned char*>(piece.data());
   const size_t n = piece.size();
-  stat_pieces++;
   if (n == 1) {
     out.push_back(byte_ids_[p[0]]);
     return;
@@ -209,18 +238,18 @@ void bpe_model::encode(std::string_view piece, std::vector<int32_t>& out, bpe_sc
       return;
     }
   }
-  stat_miss++; if (n > 30) stat_long++; if (n > 64) stat_vlong++;
   const size_t start = out.size();
   const token_slot* t = find_slot(piece, hash);
-  const uint8_t whole = t == nullptr ? whole_no : whole_[static_cast<size_t>(t->id)].load(std::memory_order_relaxed);
+  const uint8_t whole =
+      t == nullptr ? whole_no : whole_[static_cast<size_t>(t->id)].load(std::memory_order_relaxed);
   if (whole == whole_yes) {
-    stat_whole++;
     out.push_back(t->id);
   } else {
     merge(p, n, out, s);
     if (whole == whole_unknown) {
       const bool yes = out.size() == start + 1 && out[start] == t->id;
-      whole_[static_cast<size_t>(t->id)].store(yes ? whole_yes : whole_no, std::memory_order_relaxed);
+      whole_[static_cast<size_t>(t->id)].store(yes ? whole_yes : whole_no,
+                                               std::memory_order_relaxed);
     }
   }
   const size_t count = out.size() - start;
@@ -261,16 +290,14 @@ void bpe_model::merge(const unsigned char* p, size_t n, std::vector<int32_t>& ou
     for (size_t i = at + 1; i + 1 < count; ++i) ids[i] = ids[i + 1];
     for (size_t i = at; i + 2 < count; ++i) ranks[i] = ranks[i + 1];
     --count;
-    // Both lookups usually miss the cache; start both loads before waiting on either.
-    if (at > 0) prefetch_merge(ids[at - 1], ids[at]);
-    if (at + 1 < count) prefetch_merge(ids[at], ids[at + 1]);
-    if (at > 0) ranks[at - 1] = rank_of(ids[at - 1], ids[at]);
-    if (at + 1 < count) ranks[at] = rank_of(ids[at], ids[at + 1]);
+    if (at > 0) ranks[at - 1] = cached_rank(ids[at - 1], ids[at], s);
+    if (at + 1 < count) ranks[at] = cached_rank(ids[at], ids[at + 1], s);
   }
   out.insert(out.end(), ids.begin(), ids.begin() + static_cast<std::ptrdiff_t>(count));
 }
 
-void bpe_model::merge_long(const unsigned char* p, size_t n, std::vector<int32_t>& out, bpe_scratch& s) const {
+void bpe_model::merge_long(const unsigned char* p, size_t n, std::vector<int32_t>& out,
+                           bpe_scratch& s) const {
   auto& ids = s.ids;
   auto& prev = s.prev;
   auto& next = s.next;
@@ -288,14 +315,15 @@ void bpe_model::merge_long(const unsigned char* p, size_t n, std::vector<int32_t
     std::push_heap(heap.begin(), heap.end(), later);
   };
   const auto push = [&](int32_t i, int32_t j) {
-    push_rank(i, j, rank_of(ids[static_cast<size_t>(i)], ids[static_cast<size_t>(j)]));
+    push_rank(i, j, cached_rank(ids[static_cast<size_t>(i)], ids[static_cast<size_t>(j)], s));
   };
   for (size_t i = 0; i < n; ++i) {
     prev[i] = static_cast<int32_t>(i) - 1;
     next[i] = i + 1 < n ? static_cast<int32_t>(i + 1) : -1;
   }
   for (size_t i = 0; i + 1 < n; ++i) {
-    push_rank(static_cast<int32_t>(i), static_cast<int32_t>(i + 1), byte_pair_ranks_[p[i] * 256u + p[i + 1]]);
+    push_rank(static_cast<int32_t>(i), static_cast<int32_t>(i + 1),
+              byte_pair_ranks_[p[i] * 256u + p[i + 1]]);
   }
   while (!heap.empty()) {
     std::pop_heap(heap.begin(), heap.end(), later);

@@ -24,7 +24,9 @@ struct huge_page_allocator {
   T* allocate(size_t n);
   void deallocate(T* p, size_t n);
   template <class U>
-  bool operator==(const huge_page_allocator<U>&) const { return true; }
+  bool operator==(const huge_page_allocator<U>&) const {
+    return true;
+  }
 };
 
 /// Per-thread buffers and a bounded cache of piece -> ids for one bpe_model.
@@ -41,8 +43,11 @@ struct bpe_scratch {
   static constexpr size_t max_cached_ids = sizeof(cache_slot::ids) / sizeof(int32_t);
 
   std::vector<cache_slot> cache{cache_slots};
+  /// Recently looked-up merge ranks, packed like the merge table (a miss there costs a
+  /// trip to memory; the same pairs recur across pieces).
+  static constexpr int pair_bits = 13;
+  std::vector<uint64_t> pairs = std::vector<uint64_t>(size_t{1} << pair_bits, ~uint64_t{0});
   std::vector<int32_t> ids;
-  std::vector<uint32_t> ranks;
   std::vector<int32_t> prev, next;
   struct heap_entry {
     uint32_t rank;
@@ -68,7 +73,7 @@ class bpe_model {
   int finish(bool ignore_merges);
 
   /// Ids and ranks must fit in 21 bits (the merge table packs both in one word).
-  static constexpr uint32_t max_id = (1u << 21) - 1;
+  static constexpr uint32_t max_id = (1u << 21) - 2;
   static constexpr uint32_t max_rank = (1u << 21) - 2;
 
   /// Appends the ids of one pre-tokenized piece (non-empty) to `out`.
@@ -88,11 +93,13 @@ class bpe_model {
   const token_slot* find_slot(std::string_view bytes, uint64_t hash) const;
   token_slot* insert_slot(std::string_view bytes, uint64_t hash);
   uint32_t rank_of(int32_t a, int32_t b) const;  ///< UINT32_MAX when a, b do not merge
-  void prefetch_merge(int32_t a, int32_t b) const;
+  uint32_t cached_rank(int32_t a, int32_t b, bpe_scratch& s) const;
+  static uint64_t filter_mask(uint64_t key);
   void grow_tokens(size_t min_slots);
   void grow_merges(size_t min_slots);
   void merge(const unsigned char* p, size_t n, std::vector<int32_t>& out, bpe_scratch& s) const;
-  void merge_long(const unsigned char* p, size_t n, std::vector<int32_t>& out, bpe_scratch& s) const;
+  void merge_long(const unsigned char* p, size_t n, std::vector<int32_t>& out,
+                  bpe_scratch& s) const;
 
   std::string arena_;
   std::vector<token_slot, huge_page_allocator<token_slot>> tokens_;
@@ -102,6 +109,10 @@ class bpe_model {
   size_t merge_count_ = 0;
   int merge_shift_ = 64;
   std::vector<int32_t> merged_by_rank_;
+  // Blocked Bloom filter over merge keys (256 KiB, stays in L2): most pairs BPE asks
+  // about do not merge, and this answers that without touching the merge table.
+  static constexpr int filter_bits = 15;  ///< log2 of the number of 64-bit words
+  std::vector<uint64_t> filter_;
   std::array<int32_t, 256> byte_ids_{};
   std::vector<uint32_t> byte_pair_ranks_;  ///< [first * 256 + second]: every piece starts as bytes
   // By id; relaxed atomics because encode is const and runs on many threads: racing

@@ -13,8 +13,8 @@ namespace conclave::tokenizer::detail {
 constexpr uint32_t byte_level_limit = 324;
 
 struct byte_level_tables {
-  std::array<uint16_t, 256> to_char{};                ///< byte -> code point
-  std::array<int16_t, byte_level_limit> to_byte{};    ///< code point -> byte, -1 if none
+  std::array<uint16_t, 256> to_char{};              ///< byte -> code point
+  std::array<int16_t, byte_level_limit> to_byte{};  ///< code point -> byte, -1 if none
 };
 
 constexpr byte_level_tables make_byte_level_tables() {

@@ -44,13 +44,15 @@ std::vector<std::vector<int32_t>> parse_json_id_lists(std::string_view json) {
   size_t i = 0;
   for (auto e : parse_array(parser, text, "a JSON array of arrays of token ids")) {
     simdjson::dom::array ids;
-    if (e.get(ids)) throw std::invalid_argument(fmt::format("input[{}] is not an array of token ids", i));
+    if (e.get(ids))
+      throw std::invalid_argument(fmt::format("input[{}] is not an array of token ids", i));
     auto& row = out.emplace_back();
     size_t j = 0;
     for (auto v : ids) {
       int64_t id = 0;
       if (v.get(id) || id < 0 || id > INT32_MAX) {
-        throw std::invalid_argument(fmt::format("input[{}][{}] is not a token id (a non-negative integer)", i, j));
+        throw std::invalid_argument(
+            fmt::format("input[{}][{}] is not a token id (a non-negative integer)", i, j));
       }
       row.push_back(static_cast<int32_t>(id));
       ++j;
@@ -64,11 +66,21 @@ void append_json_string(std::string& out, std::string_view s) {
   out += '"';
   for (const char c : s) {
     switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
       default:
         if (static_cast<unsigned char>(c) < 0x20 || c == 0x7F) {
           out += fmt::format("\\u{:04x}", static_cast<unsigned>(static_cast<unsigned char>(c)));

@@ -74,6 +74,9 @@ regex_scratch::regex_scratch() {
   stack_ = pcre2_jit_stack_create(32 * 1024, 64 * 1024 * 1024, nullptr);
   if (md_ == nullptr || mc_ == nullptr || stack_ == nullptr) throw std::bad_alloc();
   pcre2_jit_stack_assign(mc_, nullptr, stack_);
+  // The default limit (10 million backtracks) trips on a long whitespace run, where one
+  // match legitimately backtracks over the whole run; the cost stays linear in the match.
+  pcre2_set_match_limit(mc_, UINT32_MAX);
 }
 
 regex_scratch::~regex_scratch() {
@@ -97,7 +100,9 @@ split_regex::split_regex(std::string_view pattern, std::string_view where) {
   jit_ = pcre2_jit_compile(code_, PCRE2_JIT_COMPLETE) == 0;
 }
 
-split_regex::~split_regex() { pcre2_code_free(code_); }
+split_regex::~split_regex() {
+  pcre2_code_free(code_);
+}
 
 bool split_regex::find(std::string_view text, size_t from, regex_scratch& scratch, size_t& begin,
                        size_t& end) const {

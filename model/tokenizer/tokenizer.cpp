@@ -5,6 +5,7 @@
 #include <spdlog/fmt/fmt.h>
 
 #include <algorithm>
+#include <cstring>
 #include <stdexcept>
 
 #include "model/tokenizer/byte_level.h"
@@ -21,8 +22,9 @@ void added_token_matcher::add(std::string_view content, int32_t id, bool special
     if (e.content == content) return;  // the first of duplicate contents wins
   }
   list.push_back({std::string(content), id, special});
-  std::stable_sort(list.begin(), list.end(),
-                   [](const entry& a, const entry& b) { return a.content.size() > b.content.size(); });
+  std::stable_sort(list.begin(), list.end(), [](const entry& a, const entry& b) {
+    return a.content.size() > b.content.size();
+  });
   only_first_ = count_ == 0 || (first_[first] && only_first_ == first) ? first : -1;
   first_[first] = true;
   ++count_;
@@ -43,7 +45,8 @@ added_token_matcher::match added_token_matcher::find(std::string_view text, size
     }
     size_t step = 1;
     for (const auto& e : by_first_[static_cast<unsigned char>(text[p])]) {
-      if (e.content.size() > n - p || std::memcmp(text.data() + p, e.content.data(), e.content.size()) != 0) {
+      if (e.content.size() > n - p ||
+          std::memcmp(text.data() + p, e.content.data(), e.content.size()) != 0) {
         continue;
       }
       if (e.special && !allow_special) {
@@ -84,8 +87,8 @@ encode_scratch& scratch_for(uint64_t uid) {
   return *s.scratch;
 }
 
-void encode_normalized(const tokenizer::impl& im, std::string_view text,
-                       std::vector<int32_t>& out, encode_scratch& s) {
+void encode_normalized(const tokenizer::impl& im, std::string_view text, std::vector<int32_t>& out,
+                       encode_scratch& s) {
   im.regex->split(text, s.regex, [&](std::string_view piece) { im.bpe.encode(piece, out, s.bpe); });
 }
 
@@ -107,16 +110,18 @@ void encode_segment(const tokenizer::impl& im, std::string_view seg, bool ascii,
 }
 
 const detail::token_entry& entry_of(const tokenizer::impl& im, int32_t id) {
-  if (id < 0 || static_cast<size_t>(id) >= im.entries.size() || !im.entries[static_cast<size_t>(id)].present) {
-    throw std::invalid_argument(
-        fmt::format("{} is not a token id (the vocabulary has ids 0..{})", id, im.entries.size() - 1));
+  if (id < 0 || static_cast<size_t>(id) >= im.entries.size() ||
+      !im.entries[static_cast<size_t>(id)].present) {
+    throw std::invalid_argument(fmt::format("{} is not a token id (the vocabulary has ids 0..{})",
+                                            id, im.entries.size() - 1));
   }
   return im.entries[static_cast<size_t>(id)];
 }
 
 }  // namespace
 
-void tokenizer::impl::set_entry(int32_t id, std::string_view text, std::string_view bytes, bool special) {
+void tokenizer::impl::set_entry(int32_t id, std::string_view text, std::string_view bytes,
+                                bool special) {
   const auto i = static_cast<size_t>(id);
   if (i >= entries.size()) entries.resize(i + 1);
   auto& e = entries[i];
@@ -146,7 +151,8 @@ std::vector<int32_t> tokenizer::encode(std::string_view text, bool allow_special
   out.reserve(text.size() / 4 + 8);
   for (size_t pos = 0;;) {
     const auto m = im.raw_added.find(text, pos, allow_special);
-    encode_segment(im, text.substr(pos, std::min(m.pos, text.size()) - pos), ascii, allow_special, out, s);
+    encode_segment(im, text.substr(pos, std::min(m.pos, text.size()) - pos), ascii, allow_special,
+                   out, s);
     if (m.id < 0) break;
     out.push_back(m.id);
     pos = m.pos + m.len;
@@ -193,7 +199,9 @@ std::string_view tokenizer::token_bytes(int32_t id) const {
   return std::string_view(impl_->bytes_arena).substr(e.bytes_off, e.bytes_len);
 }
 
-size_t tokenizer::vocab_size() const { return impl_->entries.size(); }
+size_t tokenizer::vocab_size() const {
+  return impl_->entries.size();
+}
 
 bool tokenizer::contains(int32_t id) const {
   return id >= 0 && static_cast<size_t>(id) < impl_->entries.size() &&
@@ -204,7 +212,9 @@ bool tokenizer::is_special(int32_t id) const {
   return contains(id) && impl_->entries[static_cast<size_t>(id)].special;
 }
 
-const std::filesystem::path& tokenizer::path() const { return impl_->file; }
+const std::filesystem::path& tokenizer::path() const {
+  return impl_->file;
+}
 
 incremental_detokenizer::incremental_detokenizer(const tokenizer& tok, bool skip_special)
     : tok_(&tok), skip_special_(skip_special) {}

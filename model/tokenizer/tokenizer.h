@@ -51,7 +51,7 @@ class tokenizer {
   /// The file this tokenizer was loaded from.
   const std::filesystem::path& path() const;
 
-  struct impl;
+  struct impl;  ///< the shared tables (model/tokenizer/tokenizer_impl.h)
 
  private:
   explicit tokenizer(std::shared_ptr<const impl> p) : impl_(std::move(p)) {}

@@ -57,13 +57,13 @@ struct token_entry {
 
 struct tokenizer::impl {
   std::filesystem::path file;
-  uint64_t uid = 0;  ///< never reused; keys the per-thread scratch
+  uint64_t uid = 0;                          ///< never reused; keys the per-thread scratch
   std::vector<detail::token_entry> entries;  ///< by id
   std::string text_arena, bytes_arena;
   std::unordered_map<std::string, int32_t> added_ids;    ///< added token content -> id
   std::unordered_map<std::string, int32_t> other_vocab;  ///< vocab text not in byte-level form
-  detail::added_token_matcher raw_added;         ///< normalized: false (matched before NFC)
-  detail::added_token_matcher normalized_added;  ///< normalized: true (matched after NFC)
+  detail::added_token_matcher raw_added;                 ///< normalized: false (matched before NFC)
+  detail::added_token_matcher normalized_added;          ///< normalized: true (matched after NFC)
   detail::bpe_model bpe;
   std::unique_ptr<detail::split_regex> regex;
   bool nfc = false;

@@ -69,7 +69,8 @@ class reader {
   void expect_type(dom::object o, std::string_view key, std::string_view expected,
                    std::string_view hint) const {
     const std::string_view type = string(required(o, "type", key), key);
-    if (type != expected) fail(key, fmt::format("\"{}\" is not supported (expected {})", type, hint));
+    if (type != expected)
+      fail(key, fmt::format("\"{}\" is not supported (expected {})", type, hint));
   }
 
  private:
@@ -81,15 +82,16 @@ bool read_normalizer(const reader& r, dom::object root) {
   const auto n = reader::field(root, "normalizer");
   if (!n) return false;
   const dom::object o = r.object(*n, "normalizer");
-  const std::string_view type = r.string(r.required(o, "type", "normalizer.type"), "normalizer.type");
+  const std::string_view type =
+      r.string(r.required(o, "type", "normalizer.type"), "normalizer.type");
   if (type == "NFC") return true;
   if (type != "Sequence") {
     r.fail("normalizer.type", fmt::format("\"{}\" is not supported (expected NFC)", type));
   }
   bool nfc = false;
   size_t i = 0;
-  for (dom::element e : r.array(r.required(o, "normalizers", "normalizer.normalizers"),
-                                "normalizer.normalizers")) {
+  for (dom::element e :
+       r.array(r.required(o, "normalizers", "normalizer.normalizers"), "normalizer.normalizers")) {
     const std::string key = fmt::format("normalizer.normalizers[{}]", i++);
     r.expect_type(r.object(e, key), key + ".type", "NFC", "NFC");
     nfc = true;
@@ -105,7 +107,8 @@ void check_byte_level(const reader& r, dom::object o, const std::string& key) {
 
 // Returns the split regex.
 std::string read_pre_tokenizer(const reader& r, dom::object root) {
-  const dom::object o = r.object(r.required(root, "pre_tokenizer", "pre_tokenizer"), "pre_tokenizer");
+  const dom::object o =
+      r.object(r.required(root, "pre_tokenizer", "pre_tokenizer"), "pre_tokenizer");
   const std::string_view type =
       r.string(r.required(o, "type", "pre_tokenizer.type"), "pre_tokenizer.type");
   if (type == "ByteLevel") {
@@ -120,8 +123,8 @@ std::string read_pre_tokenizer(const reader& r, dom::object root) {
     r.fail("pre_tokenizer.type",
            fmt::format("\"{}\" is not supported (expected Sequence of Split and ByteLevel)", type));
   }
-  const dom::array steps =
-      r.array(r.required(o, "pretokenizers", "pre_tokenizer.pretokenizers"), "pre_tokenizer.pretokenizers");
+  const dom::array steps = r.array(r.required(o, "pretokenizers", "pre_tokenizer.pretokenizers"),
+                                   "pre_tokenizer.pretokenizers");
   if (steps.size() != 2) r.fail("pre_tokenizer.pretokenizers", "expected [Split, ByteLevel]");
   const dom::object split = r.object(steps.at(0).value(), "pre_tokenizer.pretokenizers[0]");
   const dom::object byte_level = r.object(steps.at(1).value(), "pre_tokenizer.pretokenizers[1]");
@@ -132,12 +135,14 @@ std::string read_pre_tokenizer(const reader& r, dom::object root) {
   if (r.flag(byte_level, "use_regex", b + ".use_regex")) {
     r.fail(b + ".use_regex", "true after a Split is not supported (expected false)");
   }
-  const std::string_view behavior = r.string(r.required(split, "behavior", s + ".behavior"), s + ".behavior");
+  const std::string_view behavior =
+      r.string(r.required(split, "behavior", s + ".behavior"), s + ".behavior");
   if (behavior != "Isolated") {
     r.fail(s + ".behavior", fmt::format("\"{}\" is not supported (expected Isolated)", behavior));
   }
   if (r.flag(split, "invert", s + ".invert")) r.fail(s + ".invert", "true is not supported");
-  const dom::object pattern = r.object(r.required(split, "pattern", s + ".pattern"), s + ".pattern");
+  const dom::object pattern =
+      r.object(r.required(split, "pattern", s + ".pattern"), s + ".pattern");
   const auto regex = reader::field(pattern, "Regex");
   if (!regex) r.fail(s + ".pattern", "expected {\"Regex\": ...}");
   return std::string(r.string(*regex, s + ".pattern.Regex"));
@@ -152,7 +157,8 @@ void read_vocab(const reader& r, dom::object model, tokenizer::impl& im) {
       r.fail(fmt::format("model.vocab[\"{}\"]", key),
              fmt::format("id {} is too large (at most {})", id, detail::bpe_model::max_id));
     }
-    if (static_cast<size_t>(id) < im.entries.size() && im.entries[static_cast<size_t>(id)].present) {
+    if (static_cast<size_t>(id) < im.entries.size() &&
+        im.entries[static_cast<size_t>(id)].present) {
       r.fail("model.vocab", fmt::format("id {} is given to two tokens (one is \"{}\")", id, key));
     }
     if (detail::byte_level_to_bytes(key, bytes)) {
@@ -191,7 +197,8 @@ void read_merges(const reader& r, dom::object model, tokenizer::impl& im) {
     const bool b_ok = detail::byte_level_to_bytes(b, b_bytes);
     if (a_ok && b_ok) {
       if (!im.bpe.add_merge(a_bytes, b_bytes, rank)) {
-        r.fail(key, fmt::format("\"{}\", \"{}\" or their concatenation is not in model.vocab", a, b));
+        r.fail(key,
+               fmt::format("\"{}\", \"{}\" or their concatenation is not in model.vocab", a, b));
       }
     } else if ((!a_ok && !im.other_vocab.contains(std::string(a))) ||
                (!b_ok && !im.other_vocab.contains(std::string(b)))) {
@@ -204,7 +211,8 @@ void read_merges(const reader& r, dom::object model, tokenizer::impl& im) {
 bool read_model(const reader& r, dom::object root, tokenizer::impl& im) {
   const dom::object model = r.object(r.required(root, "model", "model"), "model");
   r.expect_type(model, "model.type", "BPE", "BPE");
-  if (reader::field(model, "dropout")) r.fail("model.dropout", "dropout is not supported (expected null)");
+  if (reader::field(model, "dropout"))
+    r.fail("model.dropout", "dropout is not supported (expected null)");
   for (const char* name : {"continuing_subword_prefix", "end_of_word_suffix"}) {
     if (const auto e = reader::field(model, name)) {
       if (!r.string(*e, fmt::format("model.{}", name)).empty()) {
@@ -237,9 +245,11 @@ void read_added_tokens(const reader& r, dom::object root, tokenizer::impl& im) {
     const dom::object o = r.object(e, key);
     const int32_t id = r.id(r.required(o, "id", key + ".id"), key + ".id");
     if (static_cast<uint32_t>(id) > detail::bpe_model::max_id) {
-      r.fail(key + ".id", fmt::format("id {} is too large (at most {})", id, detail::bpe_model::max_id));
+      r.fail(key + ".id",
+             fmt::format("id {} is too large (at most {})", id, detail::bpe_model::max_id));
     }
-    const std::string_view content = r.string(r.required(o, "content", key + ".content"), key + ".content");
+    const std::string_view content =
+        r.string(r.required(o, "content", key + ".content"), key + ".content");
     if (content.empty()) r.fail(key + ".content", "must not be empty");
     for (const char* name : {"lstrip", "rstrip", "single_word"}) {
       if (r.flag(o, name, fmt::format("{}.{}", key, name))) {
@@ -262,12 +272,14 @@ std::shared_ptr<tokenizer::impl> load_tokenizer_json(const std::filesystem::path
   const reader r(path.string());
   simdjson::padded_string text;
   if (auto err = simdjson::padded_string::load(path.string()).get(text); err) {
-    throw model::model_error(fmt::format("{}: cannot read: {}", path.string(), simdjson::error_message(err)));
+    throw model::model_error(
+        fmt::format("{}: cannot read: {}", path.string(), simdjson::error_message(err)));
   }
   dom::parser parser;
   dom::element doc;
   if (auto err = parser.parse(text).get(doc); err) {
-    throw model::model_error(fmt::format("{}: not JSON: {}", path.string(), simdjson::error_message(err)));
+    throw model::model_error(
+        fmt::format("{}: not JSON: {}", path.string(), simdjson::error_message(err)));
   }
   const dom::object root = r.object(doc, "(root)");
   auto im = std::make_shared<tokenizer::impl>();
@@ -283,7 +295,8 @@ std::shared_ptr<tokenizer::impl> load_tokenizer_json(const std::filesystem::path
   im->regex = std::make_unique<detail::split_regex>(
       regex, fmt::format("{}: pre_tokenizer regex", path.string()));
   if (const int missing = im->bpe.finish(ignore_merges); missing >= 0) {
-    r.fail("model.vocab", fmt::format("byte 0x{:02X} has no token (not a byte-level vocabulary)", missing));
+    r.fail("model.vocab",
+           fmt::format("byte 0x{:02X} has no token (not a byte-level vocabulary)", missing));
   }
   return im;
 }

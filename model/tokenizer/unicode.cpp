@@ -53,9 +53,12 @@ inline int sequence_length(const unsigned char* s, size_t i, size_t n, bool& inc
 
 inline uint32_t decode_at(const unsigned char* s, size_t i, int len) {
   switch (len) {
-    case 1: return s[i];
-    case 2: return ((s[i] & 0x1Fu) << 6) | (s[i + 1] & 0x3Fu);
-    case 3: return ((s[i] & 0x0Fu) << 12) | ((s[i + 1] & 0x3Fu) << 6) | (s[i + 2] & 0x3Fu);
+    case 1:
+      return s[i];
+    case 2:
+      return ((s[i] & 0x1Fu) << 6) | (s[i + 1] & 0x3Fu);
+    case 3:
+      return ((s[i] & 0x0Fu) << 12) | ((s[i + 1] & 0x3Fu) << 6) | (s[i + 2] & 0x3Fu);
     default:
       return ((s[i] & 0x07u) << 18) | ((s[i + 1] & 0x3Fu) << 12) | ((s[i + 2] & 0x3Fu) << 6) |
              (s[i + 3] & 0x3Fu);
@@ -90,8 +93,8 @@ class nfc_unsafe_set {
       if (n <= 0 || n > 32 || (n == 1 && static_cast<uint32_t>(buf[0]) == c)) continue;
       for (utf8proc_ssize_t k = 1; k < n; ++k) second[static_cast<uint32_t>(buf[k])] = true;
       firsts.emplace_back(c, static_cast<uint32_t>(buf[0]));
-      const auto m = utf8proc_normalize_utf32(buf, n, static_cast<utf8proc_option_t>(
-                                                          UTF8PROC_COMPOSE | UTF8PROC_STABLE));
+      const auto m = utf8proc_normalize_utf32(
+          buf, n, static_cast<utf8proc_option_t>(UTF8PROC_COMPOSE | UTF8PROC_STABLE));
       if (m != 1 || static_cast<uint32_t>(buf[0]) != c) set(c);
     }
     for (uint32_t c = 0; c <= max_code_point; ++c) {

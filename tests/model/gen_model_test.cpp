@@ -72,7 +72,7 @@ TEST_CASE("presets have the real shapes and bad options are refused", "[gen_mode
   CHECK(p480.num_experts == 160);
   CHECK(p480.rope_theta == 1e7);
   CHECK(model::find_preset("demo").config.vocab_size == 151936);
-  CHECK_THROWS_WITH(model::find_preset("huge"), Catch::Contains("unknown preset \"huge\" (known: tiny, demo"));
+  CHECK_THROWS_WITH(model::find_preset("huge"), Catch::Contains("unknown preset \"huge\" (known: tiny, tiny-qwen, demo"));
   test::temp_dir tmp;
   model::gen_model_options o;
   o.num_layers = 4;  // tiny has 3

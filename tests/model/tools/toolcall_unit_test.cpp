@@ -224,7 +224,7 @@ TEST_CASE("tool_parser: ids are call_ + 24 hex from the random source", "[toolca
   CHECK(b.calls[0].id != c.calls[0].id);
 }
 
-TEST_CASE("tool_parser: string values stream before they end; typed values wait", "[toolcall]") {
+TEST_CASE("tool_parser: string values stream before they end, typed values wait", "[toolcall]") {
   tool_parser p(weather_tool(), counting_ids());
   auto e1 = p.feed("Sure.\n<tool_call>\n<function=get_weather>\n<parameter=city>\nSan Fr");
   CHECK(joined(e1, event::kind::content) == "Sure.");
