@@ -4,6 +4,7 @@
 #include <cmath>
 #include <spdlog/fmt/fmt.h>
 
+#include "model/chat/json_exact.h"
 #include "net/openai_protocol.h"
 
 namespace conclave::net {
@@ -80,10 +81,9 @@ bool get_bool(const json::object& o, std::string_view key) {
 }
 
 json::object parse_body(std::string_view body) {
-  json::parse_options opts;
-  opts.max_depth = 64;
+  // Exact number parsing: schema numbers reach the prompt as Python would print them.
   boost::system::error_code ec;
-  json::value v = json::parse(body, ec, {}, opts);
+  json::value v = chat::parse_json_exact(body, ec);
   if (ec) fail({}, fmt::format("the request body is not valid JSON: {}", ec.message()));
   if (!v.is_object()) fail({}, "the request body must be a JSON object");
   return std::move(v.get_object());

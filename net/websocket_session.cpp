@@ -3,6 +3,8 @@
 // beyond the configured buffer mean a reader that does not keep up: closed with 1008.
 #include "net/websocket_session.h"
 
+#include "model/chat/json_exact.h"
+
 #include <boost/json.hpp>
 #include <deque>
 #include <map>
@@ -106,9 +108,7 @@ void websocket_session::on_read(beast::error_code ec) {
 
 void websocket_session::handle_frame(std::string_view text) {
   boost::system::error_code ec;
-  json::parse_options opts;
-  opts.max_depth = 64;
-  json::value v = json::parse(text, ec, {}, opts);
+  json::value v = chat::parse_json_exact(text, ec);
   if (ec || !v.is_object()) return error_frame("", {400, "frames must be JSON objects", "invalid_request_error"});
   const json::object& o = v.get_object();
   const json::value* type = o.if_contains("type");

@@ -9,6 +9,7 @@
 #include "model/model_error.h"
 #include "model/tokenizer/byte_level.h"
 #include "model/tokenizer/tokenizer_impl.h"
+#include "model/tokenizer/unicode.h"
 
 namespace conclave::tokenizer {
 namespace {
@@ -286,6 +287,7 @@ std::shared_ptr<tokenizer::impl> load_tokenizer_json(const std::filesystem::path
   im->file = path;
   im->uid = tokenizer::impl::next_uid();
   im->nfc = read_normalizer(r, root);
+  if (im->nfc) detail::prepare_nfc();
   const std::string regex = read_pre_tokenizer(r, root);
   const bool ignore_merges = read_model(r, root, *im);
   read_added_tokens(r, root, *im);

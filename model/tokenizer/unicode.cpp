@@ -166,6 +166,10 @@ size_t append_utf8_lossy(std::string& out, std::string_view sv, bool final) {
   return n;
 }
 
+void prepare_nfc() {
+  unsafe_set();
+}
+
 bool normalize_nfc(std::string_view sv, std::string& out) {
   const auto* s = reinterpret_cast<const unsigned char*>(sv.data());
   const size_t n = sv.size();

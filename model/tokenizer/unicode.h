@@ -26,4 +26,8 @@ size_t append_utf8_lossy(std::string& out, std::string_view s, bool final);
 /// on the short stretches around the other characters.
 bool normalize_nfc(std::string_view s, std::string& out);
 
+/// Builds normalize_nfc's table now (a few ms, once per process) rather than on the
+/// first non-ASCII text.
+void prepare_nfc();
+
 }  // namespace conclave::tokenizer::detail

@@ -71,7 +71,8 @@ TEST_CASE("legacy space-separated merges load like pairs", "[tokenizer][tiny]") 
   CHECK(tok.token(258) == "\xC4\xA0the");  // "Ġthe"
 }
 
-TEST_CASE("added tokens: leftmost, then longest, and special ones skipped whole", "[tokenizer][tiny]") {
+TEST_CASE("added tokens: leftmost, then longest, and special ones skipped whole",
+          "[tokenizer][tiny]") {
   conclave::test::temp_dir dir;
   tiny_spec spec;
   spec.added_tokens = {{"<a>", 300, true},
