@@ -8,7 +8,7 @@ SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 
 PKGS=(
-  build-essential cmake ninja-build pkg-config git clang-format
+  build-essential cmake ninja-build pkg-config git clang-format clang libclang-rt-14-dev
   libcaf-dev
   libboost1.81-dev libboost-json1.81-dev
   libsimdjson-dev libspdlog-dev libfmt-dev catch2
@@ -25,3 +25,4 @@ $SUDO apt-get update -q
 if ! command -v npm >/dev/null 2>&1; then PKGS+=(nodejs npm); fi
 $SUDO apt-get install -y -q --no-install-recommends "${PKGS[@]}"
 bash "$(dirname "$0")/fetch_tokenizer.sh"
+(cd tests/e2e && npm ci --no-audit --no-fund)  # the OpenAI SDK for the e2e test (cwd: repo root)

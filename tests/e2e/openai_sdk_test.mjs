@@ -1,0 +1,393 @@
+// End-to-end test of `conclave serve` through the official OpenAI Node SDK (npm `openai`,
+// pinned in package-lock.json): it makes the tiny-qwen random model, starts the server on a
+// free port, drives every OpenAI route with the SDK (plain, streamed, aborted, errors, tools)
+// and stops the server with SIGTERM, which must drain and exit 0.
+// Usage: node openai_sdk_test.mjs CONCLAVE_BINARY QWEN3_TOKENIZER_DIR
+// (install the SDK first: `npm ci` in tests/e2e, which scripts/setup.sh does).
+// Prints one line per check and a closing `N passed, M failed`; exits 1 on any failure.
+import { spawn, spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+
+const [binary, tokenizerDir] = process.argv.slice(2);
+if (!binary || !tokenizerDir) {
+  console.error('usage: node openai_sdk_test.mjs CONCLAVE_BINARY QWEN3_TOKENIZER_DIR');
+  process.exit(2);
+}
+
+let OpenAI;
+try {
+  ({ default: OpenAI } = await import('openai'));
+} catch (e) {
+  console.error(`cannot load the 'openai' package (${e.message}); run \`npm ci\` in ${import.meta.dirname} ` +
+                '(scripts/setup.sh does it)');
+  process.exit(2);
+}
+
+const MODEL = 'tiny';
+const REQUEST_TIMEOUT_MS = 60_000;
+let passed = 0;
+let failed = 0;
+
+/// One named check: a failed assertion or a thrown error counts as one failure, and the
+/// run goes on so that one report shows every broken behaviour.
+async function check(name, fn) {
+  try {
+    await fn();
+    passed++;
+    console.log(`ok   ${name}`);
+  } catch (e) {
+    failed++;
+    console.log(`FAIL ${name}\n     ${(e && e.stack) || e}`);
+  }
+}
+
+function expect(cond, what) {
+  if (!cond) throw new Error(what);
+}
+
+function expectEq(actual, expected, what) {
+  const a = JSON.stringify(actual);
+  const b = JSON.stringify(expected);
+  if (a !== b) throw new Error(`${what}: got ${a}, expected ${b}`);
+}
+
+/// Expects `promise` to reject with an instance of `type`; returns the error.
+async function expectReject(promise, type, what) {
+  try {
+    await promise;
+  } catch (e) {
+    if (!(e instanceof type)) throw new Error(`${what}: expected ${type.name}, got ${e && e.constructor.name}: ${e}`);
+    return e;
+  }
+  throw new Error(`${what}: expected ${type.name}, but the request succeeded`);
+}
+
+// --- the server --------------------------------------------------------------------------
+
+const work = fs.mkdtempSync(path.join(os.tmpdir(), 'conclave-e2e-'));
+const modelDir = path.join(work, 'tiny-qwen');
+const gen = spawnSync(binary, ['gen-model', '--preset', 'tiny-qwen', '--out', modelDir], { encoding: 'utf8' });
+if (gen.status !== 0) {
+  console.error(`gen-model failed (exit ${gen.status}): ${gen.stderr}${gen.error || ''}`);
+  process.exit(1);
+}
+fs.copyFileSync(path.join(tokenizerDir, 'tokenizer.json'), path.join(modelDir, 'tokenizer.json'));
+
+const server = spawn(binary, ['serve', '--model', modelDir, '--name', MODEL, '--port', '0'], {
+  stdio: ['ignore', 'ignore', 'pipe'],
+});
+let serverLog = '';
+let exited = null;  // {code, signal} once the server has exited
+const exitPromise = new Promise((resolve) => {
+  server.on('exit', (code, signal) => {
+    exited = { code, signal };
+    resolve(exited);
+  });
+});
+const portPromise = new Promise((resolve) => {
+  server.stderr.setEncoding('utf8');
+  server.stderr.on('data', (d) => {
+    serverLog += d;
+    const m = serverLog.match(/serving "[^"]*" on http:\/\/127\.0\.0\.1:(\d+)/);
+    if (m) resolve(Number(m[1]));
+  });
+});
+
+function cleanup() {
+  if (exited === null) server.kill('SIGKILL');
+  fs.rmSync(work, { recursive: true, force: true });
+}
+
+/// Ends the run early (the server never came up, or the run hung) with the server's log.
+function abortRun(why) {
+  console.log(`FAIL ${why}\n--- server stderr ---\n${serverLog}`);
+  cleanup();
+  console.log(`${passed} passed, ${failed + 1} failed`);
+  process.exit(1);
+}
+
+// A whole run takes seconds; this only keeps a hung server from hanging ctest.
+setTimeout(() => abortRun('the run took longer than 240 s'), 240_000).unref();
+
+const port = await Promise.race([portPromise, exitPromise.then(() => null), sleep(60_000).then(() => null)]);
+if (port === null) abortRun(`the server did not print its port (exit: ${JSON.stringify(exited)})`);
+const root = `http://127.0.0.1:${port}`;
+
+async function waitReady() {
+  for (let i = 0; i < 600; i++) {
+    if (exited !== null) return false;
+    try {
+      const r = await fetch(`${root}/ready`);
+      if (r.status === 200) return true;
+    } catch {
+      // not listening yet
+    }
+    await sleep(100);
+  }
+  return false;
+}
+if (!(await waitReady())) abortRun('GET /ready never answered 200');
+
+/// The value of one Prometheus sample line, e.g. metric('conclave_kv_blocks{state="used"}').
+async function metric(series) {
+  const text = await (await fetch(`${root}/metrics`)).text();
+  for (const line of text.split('\n')) {
+    if (line.startsWith(series + ' ')) return Number(line.slice(series.length + 1));
+  }
+  throw new Error(`/metrics has no ${series}`);
+}
+
+/// Polls until `series` equals `want` (the engine publishes its gauges after each step).
+async function waitMetric(series, want) {
+  let v;
+  for (let i = 0; i < 200; i++) {
+    v = await metric(series);
+    if (v === want) return;
+    await sleep(100);
+  }
+  throw new Error(`${series} stayed ${v}, expected ${want}`);
+}
+
+const client = new OpenAI({ baseURL: `${root}/v1`, apiKey: 'any-key', maxRetries: 0, timeout: REQUEST_TIMEOUT_MS });
+
+/// Reads a chat stream into {content, toolCalls, finishReason, usage, chunks}.
+async function collectChat(stream) {
+  const out = { content: '', toolCalls: [], finishReason: null, usage: null, chunks: 0, roles: [] };
+  for await (const chunk of stream) {
+    out.chunks++;
+    expectEq(chunk.object, 'chat.completion.chunk', 'chunk object');
+    if (chunk.usage) out.usage = chunk.usage;
+    for (const choice of chunk.choices) {
+      const d = choice.delta;
+      if (d.role) out.roles.push(d.role);
+      if (typeof d.content === 'string') out.content += d.content;
+      for (const tc of d.tool_calls ?? []) {
+        const acc = (out.toolCalls[tc.index] ??= { id: '', name: '', arguments: '' });
+        if (tc.id) acc.id = tc.id;
+        if (tc.function?.name) acc.name += tc.function.name;
+        if (tc.function?.arguments) acc.arguments += tc.function.arguments;
+      }
+      if (choice.finish_reason) out.finishReason = choice.finish_reason;
+    }
+  }
+  return out;
+}
+
+// --- the checks --------------------------------------------------------------------------
+
+await check('models.list() returns the served model', async () => {
+  const page = await client.models.list();
+  expectEq(page.data.map((m) => m.id), [MODEL], 'model ids');
+  expectEq(page.data[0].object, 'model', 'object');
+  const ids = [];
+  for await (const m of client.models.list()) ids.push(m.id);  // the SDK's auto-pagination
+  expectEq(ids, [MODEL], 'paginated model ids');
+  const one = page.data[0];
+  expect(typeof one.created === 'number' && typeof one.owned_by === 'string', 'created/owned_by are present');
+});
+
+const chatParams = {
+  model: MODEL,
+  messages: [
+    { role: 'system', content: 'You are terse.' },
+    { role: 'user', content: 'Name three colours.' },
+  ],
+  seed: 1234,
+  temperature: 0.8,
+  max_tokens: 12,
+};
+
+let plain = null;
+await check('chat.completions.create (not streamed) returns a message and usage', async () => {
+  plain = await client.chat.completions.create(chatParams);
+  expect(plain.id.startsWith('chatcmpl-'), `id ${plain.id}`);
+  expectEq(plain.object, 'chat.completion', 'object');
+  expectEq(plain.model, MODEL, 'model');
+  expectEq(plain.choices.length, 1, 'choices');
+  const c = plain.choices[0];
+  expectEq(c.index, 0, 'index');
+  expectEq(c.message.role, 'assistant', 'role');
+  expect(typeof c.message.content === 'string' && c.message.content.length > 0, 'content is a non-empty string');
+  const u = plain.usage;
+  expect(u.prompt_tokens > 10, `prompt_tokens ${u.prompt_tokens} covers the templated two messages`);
+  expect(u.completion_tokens >= 1 && u.completion_tokens <= 12, `completion_tokens ${u.completion_tokens}`);
+  expectEq(u.total_tokens, u.prompt_tokens + u.completion_tokens, 'total_tokens');
+  // 12 tokens means the length limit; fewer, that the model sampled end-of-text.
+  expectEq(c.finish_reason, u.completion_tokens === 12 ? 'length' : 'stop', 'finish_reason');
+  const again = await client.chat.completions.create(chatParams);
+  expectEq(again.choices[0].message.content, c.message.content, 'the same seed gives the same text');
+});
+
+await check('the same chat request streamed: deltas concatenate to the same text and usage', async () => {
+  expect(plain !== null, 'needs the non-streamed result');
+  const stream = await client.chat.completions.create({
+    ...chatParams,
+    stream: true,
+    stream_options: { include_usage: true },
+  });
+  const s = await collectChat(stream);
+  expectEq(s.roles, ['assistant'], 'role is sent once, first');
+  expectEq(s.content, plain.choices[0].message.content, 'streamed content');
+  expectEq(s.finishReason, plain.choices[0].finish_reason, 'finish_reason');
+  expectEq(s.usage, plain.usage, 'usage chunk');
+  expectEq(s.toolCalls, [], 'tool calls');
+});
+
+await check('chat.completions.stream() helper assembles the same final completion', async () => {
+  expect(plain !== null, 'needs the non-streamed result');
+  const runner = client.chat.completions.stream({ ...chatParams, stream_options: { include_usage: true } });
+  let deltas = '';
+  runner.on('content', (delta) => {
+    deltas += delta;
+  });
+  const final = await runner.finalChatCompletion();
+  expectEq(final.choices[0].message.content, plain.choices[0].message.content, 'final content');
+  expectEq(deltas, plain.choices[0].message.content, "'content' events");
+  expectEq(final.choices[0].finish_reason, plain.choices[0].finish_reason, 'finish_reason');
+  expectEq(final.usage, plain.usage, 'usage');
+});
+
+await check('completions.create with a text prompt (plain and streamed agree)', async () => {
+  const params = { model: MODEL, prompt: 'Hello, world', max_tokens: 8, temperature: 0, seed: 7 };
+  const r = await client.completions.create(params);
+  expect(r.id.startsWith('cmpl-'), `id ${r.id}`);
+  expectEq(r.object, 'text_completion', 'object');
+  expectEq(r.model, MODEL, 'model');
+  expectEq(r.choices.length, 1, 'choices');
+  expect(typeof r.choices[0].text === 'string', 'text is a string');
+  expectEq(r.usage.prompt_tokens, 3, "prompt_tokens of 'Hello, world'");
+  expect(r.usage.completion_tokens >= 1 && r.usage.completion_tokens <= 8, `completion_tokens ${r.usage.completion_tokens}`);
+  expectEq(r.choices[0].finish_reason, r.usage.completion_tokens === 8 ? 'length' : 'stop', 'finish_reason');
+  const stream = await client.completions.create({ ...params, stream: true, stream_options: { include_usage: true } });
+  let text = '';
+  let usage = null;
+  for await (const chunk of stream) {
+    expectEq(chunk.object, 'text_completion', 'chunk object');
+    if (chunk.usage) usage = chunk.usage;
+    for (const c of chunk.choices) text += c.text;
+  }
+  expectEq(text, r.choices[0].text, 'streamed text');
+  expectEq(usage, r.usage, 'streamed usage');
+});
+
+await check('temperature 5 -> BadRequestError 400 naming the parameter', async () => {
+  const e = await expectReject(client.chat.completions.create({ ...chatParams, temperature: 5 }),
+                               OpenAI.BadRequestError, 'temperature 5');
+  expectEq(e.status, 400, 'status');
+  expectEq(e.param, 'temperature', 'param');
+  expectEq(e.type, 'invalid_request_error', 'type');
+  expectEq(e.error?.param, 'temperature', 'error.param');
+  expect(e.message.includes('temperature'), `message: ${e.message}`);
+  // Streamed requests are validated before the stream starts: the same typed error.
+  const s = await expectReject(client.chat.completions.create({ ...chatParams, temperature: 5, stream: true }),
+                               OpenAI.BadRequestError, 'streamed temperature 5');
+  expectEq(s.param, 'temperature', 'streamed param');
+});
+
+await check('an unknown model -> NotFoundError 404', async () => {
+  const e = await expectReject(client.chat.completions.create({ ...chatParams, model: 'no-such-model' }),
+                               OpenAI.NotFoundError, 'unknown model');
+  expectEq(e.status, 404, 'status');
+  expectEq(e.param, 'model', 'param');
+  expectEq(e.code, 'model_not_found', 'code');
+  const c = await expectReject(client.completions.create({ model: 'no-such-model', prompt: 'x' }),
+                               OpenAI.NotFoundError, 'unknown model (completions)');
+  expectEq(c.status, 404, 'completions status');
+});
+
+await check('a stream aborted after its first chunk is cancelled; the server keeps serving', async () => {
+  const COMPLETION = 'conclave_tokens_total{kind="completion"}';
+  const before = await metric(COMPLETION);
+  const MAX = 3000;  // far more than can be generated before the abort reaches the server
+  const ac = new AbortController();
+  const stream = await client.chat.completions.create(
+      { ...chatParams, max_tokens: MAX, ignore_eos: true, stream: true }, { signal: ac.signal });
+  let chunks = 0;
+  let abortError = null;
+  try {
+    for await (const chunk of stream) {
+      void chunk;
+      if (++chunks === 1) ac.abort();
+    }
+  } catch (e) {
+    abortError = e;
+  }
+  expectEq(chunks, 1, 'chunks read');
+  expect(abortError instanceof OpenAI.APIUserAbortError || abortError?.name === 'AbortError',
+         `the iteration ends with an abort error, got ${abortError}`);
+  await waitMetric('conclave_sequences{state="running"}', 0);
+  await waitMetric('conclave_kv_blocks{state="used"}', 0);
+  // A request that ran to its end would have added MAX completion tokens.
+  const after = await metric(COMPLETION);
+  expect(after - before < MAX, `the aborted request generated ${after - before} tokens: it was not cancelled`);
+  const next = await client.chat.completions.create(chatParams);
+  expectEq(next.choices[0].message.content, plain?.choices[0].message.content, 'the next request is served as before');
+  await waitMetric('conclave_kv_blocks{state="used"}', 0);
+});
+
+const tools = [
+  {
+    type: 'function',
+    function: {
+      name: 'get_weather',
+      description: 'The weather forecast for a city',
+      parameters: {
+        type: 'object',
+        properties: {
+          city: { type: 'string', description: 'City name' },
+          days: { type: 'integer', description: 'Forecast length in days' },
+        },
+        required: ['city'],
+      },
+    },
+  },
+];
+
+for (const seed of [1, 2, 3]) {
+  await check(`tools + tool_choice auto (seed ${seed}): streamed equals plain; any tool call has JSON arguments`, async () => {
+    const params = {
+      model: MODEL,
+      messages: [{ role: 'user', content: 'What is the weather in Paris for the next 3 days?' }],
+      tools,
+      tool_choice: 'auto',
+      seed,
+      temperature: 0.8,
+      max_tokens: 48,
+    };
+    const r = await client.chat.completions.create(params);
+    const msg = r.choices[0].message;
+    expectEq(msg.role, 'assistant', 'role');
+    const calls = msg.tool_calls ?? [];
+    for (const c of calls) {
+      expectEq(c.type, 'function', 'tool call type');
+      expect(typeof c.id === 'string' && c.id.length > 0, 'tool call id');
+      expect(typeof JSON.parse(c.function.arguments) === 'object', 'arguments parse as a JSON object');
+    }
+    expectEq(r.choices[0].finish_reason,
+             calls.length > 0 ? 'tool_calls' : (r.usage.completion_tokens === 48 ? 'length' : 'stop'), 'finish_reason');
+
+    const s = await collectChat(await client.chat.completions.create(
+        { ...params, stream: true, stream_options: { include_usage: true } }));
+    expectEq(s.content, msg.content ?? '', 'streamed content');
+    expectEq(s.toolCalls.map((c) => [c.name, JSON.parse(c.arguments)]),
+             calls.map((c) => [c.function.name, JSON.parse(c.function.arguments)]), 'streamed tool calls');
+    for (const c of s.toolCalls) expect(c.id.length > 0, 'streamed tool call id');
+    expectEq(s.finishReason, r.choices[0].finish_reason, 'streamed finish_reason');
+    expectEq(s.usage, r.usage, 'streamed usage');
+  });
+}
+
+await check('SIGTERM drains and the server exits 0', async () => {
+  server.kill('SIGTERM');
+  const res = await Promise.race([exitPromise, sleep(15_000).then(() => null)]);
+  expect(res !== null, 'the server was still running 15 s after SIGTERM');
+  expectEq(res, { code: 0, signal: null }, 'exit');
+});
+
+if (failed > 0) console.log(`--- server stderr ---\n${serverLog}`);
+cleanup();
+console.log(`${passed} passed, ${failed} failed`);
+process.exit(failed > 0 ? 1 : 0);
