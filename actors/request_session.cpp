@@ -82,11 +82,6 @@ void finish(self_ptr self, std::string reason) {
     emit_parser_events(st, st.parser->finish());
     if (st.parser->any_calls()) reason = "tool_calls";
   }
-  client_event done;
-  done.type = client_event::kind::finished;
-  done.finish_reason = std::move(reason);
-  done.tokens = st.tokens;
-  st.sink->push(std::move(done));
   if (st.metrics) {
     st.metrics->observe_e2e(since(st.t_start));
     st.metrics->add_tokens(st.tokens.prompt_tokens, st.tokens.completion_tokens);
@@ -95,6 +90,12 @@ void finish(self_ptr self, std::string reason) {
                                static_cast<double>(st.tokens.completion_tokens - 1));
     }
   }
+  // Metrics first: a client that reads /metrics after its last event sees its request.
+  client_event done;
+  done.type = client_event::kind::finished;
+  done.finish_reason = std::move(reason);
+  done.tokens = st.tokens;
+  st.sink->push(std::move(done));
   self->quit();
 }
 
@@ -174,6 +175,9 @@ caf::behavior request_session(self_ptr self, generation_request req, std::shared
     return {};
   }
   const int64_t max_len = st.text->max_model_len;
+  if (st.req.sampling.max_tokens == 0) {  // not given: the rest of the context
+    st.req.sampling.max_tokens = static_cast<int32_t>(std::max<int64_t>(max_len - static_cast<int64_t>(prompt->size()), 1));
+  }
   const int64_t want = static_cast<int64_t>(prompt->size()) + st.req.sampling.max_tokens;
   if (want > max_len) {
     fail(self, client_event::error(400,

@@ -4,6 +4,7 @@
 #include "app/commands.h"
 #include "app/engine_options.h"
 #include "bench/engine_bench.h"
+#include "bench/serve_bench.h"
 #include "bench/tokenizer_bench.h"
 
 namespace conclave::app {
@@ -30,12 +31,18 @@ std::vector<command> add_bench(CLI::App& app) {
   auto topts = std::make_shared<bench::tokenizer_bench_options>();
   auto* tok = bench->add_subcommand("tokenizer", "single-thread tokenizer encode/decode throughput");
   bench::add_tokenizer_bench_options(*tok, *topts);
+
+  auto sopts = std::make_shared<bench::serve_bench_options>();
+  auto* srv = bench->add_subcommand(
+      "serve", "load a running `conclave serve` with streaming clients (SSE or WebSocket)");
+  bench::add_serve_bench_options(*srv, *sopts);
   return {{eng,
            [opts] {
              bench::run_engine_bench(*opts, stdout);
              return exit_ok;
            }},
-          {tok, [topts] { return bench::run_tokenizer_bench(*topts, stdout); }}};
+          {tok, [topts] { return bench::run_tokenizer_bench(*topts, stdout); }},
+          {srv, [sopts] { return bench::run_serve_bench(*sopts, stdout); }}};
 }
 
 }  // namespace conclave::app

@@ -23,6 +23,8 @@ command add_serve(CLI::App& app);
 command add_tokenize(CLI::App& app);
 /// `parse-tools` (raw model output -> content + OpenAI tool calls).
 command add_parse_tools(CLI::App& app);
+/// `chat`: interactive streaming chat with a running server over its WebSocket API.
+command add_chat(CLI::App& app);
 /// `bench engine` (and later bench kinds): one command per leaf subcommand.
 std::vector<command> add_bench(CLI::App& app);
 

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <CLI/CLI.hpp>
+#include <boost/json/fwd.hpp>
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
@@ -104,8 +105,8 @@ std::string bench_prompt(int64_t index, int32_t tokens);
 
 /// The JSON body of a streamed /v1/completions request the benchmark sends
 /// (ignore_eos, temperature 0; `include_usage` asks for the usage chunk over SSE).
-std::string bench_request_body(const serve_bench_options& opts, const std::string& model, int64_t index,
-                               bool include_usage);
+std::string bench_request_body(const serve_bench_options& opts, const std::string& model,
+                               int64_t index, bool include_usage);
 
 /// Hands out request slots until the count or the deadline is reached.
 class load_plan {
@@ -132,20 +133,33 @@ serve_bench_result run_serve_load(const serve_bench_options& opts, const std::st
 int32_t ws_connections(int32_t clients);
 
 /// The results as text (machine, target, settings, then the numbers).
-void print_serve_bench(const serve_bench_options& opts, const std::string& model, const std::string& machine,
-                       const serve_bench_result& r, std::FILE* out);
+void print_serve_bench(const serve_bench_options& opts, const std::string& model,
+                       const std::string& machine, const serve_bench_result& r, std::FILE* out);
 /// The same as JSON.
-std::string serve_bench_json(const serve_bench_options& opts, const std::string& model, const std::string& machine,
-                             const serve_bench_result& r);
+std::string serve_bench_json(const serve_bench_options& opts, const std::string& model,
+                             const std::string& machine, const serve_bench_result& r);
 
 /// `conclave bench serve`: resolves the model, runs, prints (and writes --json).
 /// Returns 0 when at least one request completed, 1 otherwise.
 int run_serve_bench(const serve_bench_options& opts, std::FILE* out);
 
+/// What one streamed OpenAI chunk object carries for the benchmark.
+struct chunk_info {
+  bool content = false;  ///< choices[0].text or choices[0].delta.content is non-empty
+  bool usage = false;    ///< a usage object is present (then the counts are set)
+  int64_t prompt_tokens = 0;
+  int64_t completion_tokens = 0;
+};
+/// Reads a chunk of /v1/completions or /v1/chat/completions; anything unexpected is
+/// simply not content.
+chunk_info inspect_chunk(const boost::json::value& chunk);
+
 namespace detail {
 /// The two client kinds; run_serve_load picks one.
-serve_bench_result run_sse_load(const serve_bench_options& opts, const std::string& model, const server_url& url);
-serve_bench_result run_ws_load(const serve_bench_options& opts, const std::string& model, const server_url& url);
+serve_bench_result run_sse_load(const serve_bench_options& opts, const std::string& model,
+                                const server_url& url);
+serve_bench_result run_ws_load(const serve_bench_options& opts, const std::string& model,
+                               const server_url& url);
 }  // namespace detail
 
 }  // namespace conclave::bench

@@ -69,7 +69,8 @@ void print_serve_bench(const serve_bench_options& opts, const std::string& model
   if (r.errors.empty()) {
     text += "  errors:         none\n";
   } else {
-    for (const auto& [kind, n] : r.errors) text += fmt::format("  error:          {} x {}\n", n, kind);
+    for (const auto& [kind, n] : r.errors)
+      text += fmt::format("  error:          {} x {}\n", n, kind);
   }
   std::fputs(text.c_str(), out);
   std::fflush(out);
@@ -79,14 +80,14 @@ std::string serve_bench_json(const serve_bench_options& opts, const std::string&
                              const std::string& machine, const serve_bench_result& r) {
   json::object errors;
   for (const auto& [kind, n] : r.errors) errors[kind] = n;
-  json::object settings{{"protocol", opts.protocol},
-                        {"clients", opts.clients},
-                        {"connections", opts.protocol == "ws" ? ws_connections(opts.clients)
-                                                              : opts.clients},
-                        {"requests", opts.requests},
-                        {"duration_s", opts.duration_s},
-                        {"max_tokens", opts.max_tokens},
-                        {"prompt_tokens", opts.prompt_tokens}};
+  json::object settings{
+      {"protocol", opts.protocol},
+      {"clients", opts.clients},
+      {"connections", opts.protocol == "ws" ? ws_connections(opts.clients) : opts.clients},
+      {"requests", opts.requests},
+      {"duration_s", opts.duration_s},
+      {"max_tokens", opts.max_tokens},
+      {"prompt_tokens", opts.prompt_tokens}};
   json::object o{{"machine", machine},
                  {"target", parse_server_url(opts.url).text()},
                  {"model", model},

@@ -62,7 +62,9 @@ void serve_bench_result::add_stream(const stream_timing& t) {
   tpot.add((t.content_times.back() - t.content_times.front()) / static_cast<double>(n - 1));
 }
 
-void serve_bench_result::add_error(const std::string& kind) { ++errors[kind]; }
+void serve_bench_result::add_error(const std::string& kind) {
+  ++errors[kind];
+}
 
 int64_t serve_bench_result::error_count() const {
   int64_t n = 0;

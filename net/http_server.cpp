@@ -23,6 +23,9 @@ struct http_server::impl {
         if (ec == asio::error::operation_aborted) return;
         spdlog::warn("accept: {}", ec.message());
       } else {
+        // Small writes (a token, a frame) must leave at once, not wait for Nagle + delayed ACK.
+        beast::error_code nd;
+        socket.set_option(tcp::no_delay(true), nd);
         start_http_session(ctx, std::move(socket));
       }
       accept();

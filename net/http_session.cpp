@@ -38,6 +38,7 @@ class http_session : public std::enable_shared_from_this<http_session> {
   void enqueue(std::string data);
   void do_write();
   void finish_request();
+  void client_gone();
   void watch_disconnect();
   void close();
 
@@ -254,6 +255,19 @@ void http_session::on_event(actors::client_event e) {
   }
 }
 
+void http_session::client_gone() {
+  // The client closed the connection mid-request: stop the generation (its KV blocks are
+  // freed within a step) and record it as 499 (client closed request), as nginx does.
+  if (generating_) {
+    if (handle_) handle_->cancel();
+    ctx_->metrics->count_request(route_, 499);
+    ctx_->log_request(route_, request_id_, 499, std::chrono::duration<double, std::milli>(clock_type::now() - t0_).count(),
+                      writer_ ? writer_->tokens() : actors::usage{}, 0);
+  }
+  finish_request();
+  close();
+}
+
 void http_session::finish_request() {
   generating_ = false;
   handle_.reset();
@@ -270,18 +284,10 @@ void http_session::watch_disconnect() {
       char probe;
       beast::error_code pec;
       const size_t n = self->stream_.socket().receive(asio::buffer(&probe, 1), tcp::socket::message_peek, pec);
-      if (pec || n == 0) {
-        if (self->handle_) self->handle_->cancel();
-        self->finish_request();
-        return self->close();
-      }
+      if (pec || n == 0) return self->client_gone();
       return;  // data for the next request: leave it; stop watching for this one
     }
-    if (ec && ec != asio::error::operation_aborted && self->generating_) {
-      if (self->handle_) self->handle_->cancel();
-      self->finish_request();
-      self->close();
-    }
+    if (ec && ec != asio::error::operation_aborted && self->generating_) self->client_gone();
   });
 }
 
@@ -320,8 +326,7 @@ void http_session::do_write() {
   asio::async_write(stream_, asio::buffer(out_.front()), [self = shared_from_this()](beast::error_code ec, size_t) {
     self->writing_ = false;
     if (ec) {
-      if (self->generating_ && self->handle_) self->handle_->cancel();  // the client is gone
-      self->finish_request();
+      if (self->generating_) return self->client_gone();
       return self->close();
     }
     self->out_.pop_front();

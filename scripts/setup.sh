@@ -24,5 +24,5 @@ $SUDO apt-get update -q
 # Node when it has one (Debian's nodejs conflicts with NodeSource/nvm builds).
 if ! command -v npm >/dev/null 2>&1; then PKGS+=(nodejs npm); fi
 $SUDO apt-get install -y -q --no-install-recommends "${PKGS[@]}"
-bash "$(dirname "$0")/fetch_tokenizer.sh"
+bash scripts/fetch_tokenizer.sh
 (cd tests/e2e && npm ci --no-audit --no-fund)  # the OpenAI SDK for the e2e test (cwd: repo root)

@@ -234,7 +234,8 @@ void bpe_model::encode(std::string_view piece, std::vector<int32_t>& out, bpe_sc
   if (n <= bpe_scratch::max_cached_len) {
     slot = &s.cache[hash & (bpe_scratch::cache_slots - 1)];
     if (slot->len == n && slot->hash == hash && std::memcmp(slot->bytes, p, n) == 0) {
-      out.insert(out.end(), slot->ids, slot->ids + slot->count);
+      // At most six ids: a plain loop beats vector::insert's memmove call.
+      for (uint8_t i = 0; i < slot->count; ++i) out.push_back(slot->ids[i]);
       return;
     }
   }
@@ -258,7 +259,7 @@ void bpe_model::encode(std::string_view piece, std::vector<int32_t>& out, bpe_sc
     slot->len = static_cast<uint8_t>(n);
     slot->count = static_cast<uint8_t>(count);
     std::memcpy(slot->bytes, p, n);
-    std::copy(out.begin() + static_cast<std::ptrdiff_t>(start), out.end(), slot->ids);
+    for (size_t i = 0; i < count; ++i) slot->ids[i] = out[start + i];
   }
 }
 

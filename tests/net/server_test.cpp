@@ -250,3 +250,14 @@ TEST_CASE("draining: new requests get 503, running ones finish", "[server]") {
   drainer.join();
   CHECK(s.service().active_requests() == 0);
 }
+
+TEST_CASE("without max_tokens a request may use the rest of the context", "[server]") {
+  test_server s([](config::server_config& c) { c.engine.max_model_len = 48; });
+  const auto r = post_json(s.port(), "/v1/completions", R"({"model":"tiny","prompt":"Hello","ignore_eos":true})");
+  REQUIRE(r.status == 200);
+  const json::value v = json::parse(r.body);
+  CHECK(v.at("choices").at(0).at("finish_reason").as_string() == "length");
+  CHECK(v.at("usage").at("total_tokens").as_int64() == 48);
+  const auto over = post_json(s.port(), "/v1/completions", R"({"model":"tiny","prompt":"Hello","max_tokens":48})");
+  CHECK(over.status == 400);
+}
