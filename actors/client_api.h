@@ -43,7 +43,15 @@ struct usage {
 /// One thing for the client, in order: `started` (prompt accepted, usage.prompt_tokens
 /// set) or `error` first; then content / tool-call events; then `finished`.
 struct client_event {
-  enum class kind { started, content, tool_call_start, tool_call_arguments, tool_call_end, finished, error };
+  enum class kind {
+    started,
+    content,
+    tool_call_start,
+    tool_call_arguments,
+    tool_call_end,
+    finished,
+    error
+  };
   kind type = kind::content;
   std::string text;  ///< content or argument delta; error message
   size_t index = 0;  ///< tool call index
@@ -53,8 +61,8 @@ struct client_event {
   int status = 0;  ///< error: HTTP status (400, 429, 503, 500)
   std::string error_type, error_param, error_code;
 
-  static client_event error(int status, std::string message, std::string type, std::string param = {},
-                            std::string code = {});
+  static client_event error(int status, std::string message, std::string type,
+                            std::string param = {}, std::string code = {});
 };
 
 /// Receives a request's events. Called from actor threads: implementations post the

@@ -6,7 +6,8 @@
 
 namespace conclave::actors {
 
-gpu_worker_actor::behavior_type gpu_worker(gpu_worker_actor::pointer, std::shared_ptr<gpu::backend> backend) {
+gpu_worker_actor::behavior_type gpu_worker(gpu_worker_actor::pointer,
+                                           std::shared_ptr<gpu::backend> backend) {
   return {
       [backend](forward_atom, const forward_job& job) {
         auto out = std::make_shared<gpu::step_output>();
@@ -21,7 +22,8 @@ namespace {
 void publish_stats(engine_state& st) {
   if (!st.metrics) return;
   const auto s = st.eng->stats();
-  st.metrics->set_engine(s.num_running, s.num_waiting, s.kv_blocks_total - s.kv_blocks_free, s.kv_blocks_free);
+  st.metrics->set_engine(s.num_running, s.num_waiting, s.kv_blocks_total - s.kv_blocks_free,
+                         s.kv_blocks_free);
   st.metrics->add_preemptions(s.preemptions - st.preemptions_reported);
   st.preemptions_reported = s.preemptions;
 }
@@ -41,7 +43,8 @@ void kick(caf::stateful_actor<engine_state>* self) {
             for (const auto& e : s.eng->end_step(*step, *done.out)) {
               auto it = s.sessions.find(e.id);
               if (it == s.sessions.end()) continue;
-              self->send(it->second, token_atom::value, token_msg{e.id, e.token, e.finished, e.reason});
+              self->send(it->second, token_atom::value,
+                         token_msg{e.id, e.token, e.finished, e.reason});
               if (e.finished) s.sessions.erase(it);
             }
             publish_stats(s);
@@ -51,7 +54,8 @@ void kick(caf::stateful_actor<engine_state>* self) {
             const std::string why = self->system().render(err);
             spdlog::error("engine: step failed: {}", why);
             for (auto& [id, session] : self->state.sessions) {
-              self->send(session, failed_atom::value, failure_msg{"the model replica failed: " + why});
+              self->send(session, failed_atom::value,
+                         failure_msg{"the model replica failed: " + why});
             }
             self->state.sessions.clear();
             self->quit(err);
@@ -61,8 +65,8 @@ void kick(caf::stateful_actor<engine_state>* self) {
 }  // namespace
 
 caf::behavior engine_actor(caf::stateful_actor<engine_state>* self, gpu_worker_actor worker,
-                           model::model_config model, gpu::kv_cache_shape kv, config::engine_config cfg,
-                           std::shared_ptr<server_metrics> metrics) {
+                           model::model_config model, gpu::kv_cache_shape kv,
+                           config::engine_config cfg, std::shared_ptr<server_metrics> metrics) {
   auto& st = self->state;
   st.eng = std::make_unique<engine::llm_engine>(model, kv, cfg);
   st.worker = worker;

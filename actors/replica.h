@@ -14,10 +14,12 @@
 
 namespace conclave::actors {
 
-using gpu_worker_actor = caf::typed_actor<caf::replies_to<forward_atom, forward_job>::with<forward_done>>;
+using gpu_worker_actor =
+    caf::typed_actor<caf::replies_to<forward_atom, forward_job>::with<forward_done>>;
 
 /// The worker: runs forward passes on a backend it owns.
-gpu_worker_actor::behavior_type gpu_worker(gpu_worker_actor::pointer self, std::shared_ptr<gpu::backend> backend);
+gpu_worker_actor::behavior_type gpu_worker(gpu_worker_actor::pointer self,
+                                           std::shared_ptr<gpu::backend> backend);
 
 /// The engine actor. Handles:
 ///   (submit_atom, engine_submit) -> submit_reply
@@ -26,8 +28,8 @@ gpu_worker_actor::behavior_type gpu_worker(gpu_worker_actor::pointer self, std::
 /// Sessions receive (token_atom, token_msg) per token and (failed_atom, failure_msg) if
 /// the replica fails. Exits with the worker's error when a step fails.
 caf::behavior engine_actor(caf::stateful_actor<struct engine_state>* self, gpu_worker_actor worker,
-                           model::model_config model, gpu::kv_cache_shape kv, config::engine_config cfg,
-                           std::shared_ptr<server_metrics> metrics);
+                           model::model_config model, gpu::kv_cache_shape kv,
+                           config::engine_config cfg, std::shared_ptr<server_metrics> metrics);
 
 struct engine_state {
   std::unique_ptr<engine::llm_engine> eng;

@@ -1,8 +1,8 @@
 // Bring-up and restart of one replica. Backoff doubles from 0.5 s up to 30 s.
 #include "actors/replica_supervisor.h"
 
-#include <numeric>
 #include <spdlog/spdlog.h>
+#include <numeric>
 
 namespace conclave::actors {
 namespace {
@@ -22,19 +22,23 @@ void warm_up(gpu::backend& be) {
 void bring_up(self_ptr self) {
   auto& st = self->state;
   try {
-    if (st.worker) self->send_exit(st.worker, caf::exit_reason::user_shutdown);  // the old one, if any
+    if (st.worker)
+      self->send_exit(st.worker, caf::exit_reason::user_shutdown);  // the old one, if any
     auto backend = st.factory();
     warm_up(*backend);
     auto worker = self->spawn<caf::detached>(gpu_worker, backend);
     st.worker = caf::actor_cast<caf::actor>(worker);
-    st.engine = self->spawn(engine_actor, worker, backend->config(), backend->kv_shape(), st.cfg, st.metrics);
+    st.engine = self->spawn(engine_actor, worker, backend->config(), backend->kv_shape(), st.cfg,
+                            st.metrics);
     self->monitor(st.engine);
     self->send(st.router, add_engine_atom::value, st.engine);
     st.ready->store(true);
-    spdlog::info("replica up ({} backend, {} KV blocks)", backend->name(), backend->kv_shape().num_blocks);
+    spdlog::info("replica up ({} backend, {} KV blocks)", backend->name(),
+                 backend->kv_shape().num_blocks);
   } catch (const std::exception& e) {
     st.ready->store(false);
-    const auto backoff = std::chrono::milliseconds(std::min(30000, 500 << std::min(st.restarts, 6)));
+    const auto backoff =
+        std::chrono::milliseconds(std::min(30000, 500 << std::min(st.restarts, 6)));
     spdlog::error("replica failed to start: {}; retrying in {} ms", e.what(), backoff.count());
     ++st.restarts;
     self->delayed_send(self, backoff, restart_atom::value);
@@ -57,7 +61,8 @@ caf::behavior replica_supervisor(self_ptr self, backend_factory factory, config:
     if (msg.source != s.engine.address()) return;
     s.ready->store(false);
     const auto backoff = std::chrono::milliseconds(std::min(30000, 500 << std::min(s.restarts, 6)));
-    spdlog::error("replica down ({}); restarting in {} ms", self->system().render(msg.reason), backoff.count());
+    spdlog::error("replica down ({}); restarting in {} ms", self->system().render(msg.reason),
+                  backoff.count());
     ++s.restarts;
     self->delayed_send(self, backoff, restart_atom::value);
   });

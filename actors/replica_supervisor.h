@@ -29,8 +29,9 @@ struct replica_supervisor_state {
 };
 
 /// Spawn detached (loading blocks). `ready` is true while the replica serves.
-caf::behavior replica_supervisor(caf::stateful_actor<replica_supervisor_state>* self, backend_factory factory,
-                                 config::engine_config cfg, std::shared_ptr<server_metrics> metrics,
-                                 caf::actor router, std::shared_ptr<std::atomic<bool>> ready);
+caf::behavior replica_supervisor(caf::stateful_actor<replica_supervisor_state>* self,
+                                 backend_factory factory, config::engine_config cfg,
+                                 std::shared_ptr<server_metrics> metrics, caf::actor router,
+                                 std::shared_ptr<std::atomic<bool>> ready);
 
 }  // namespace conclave::actors

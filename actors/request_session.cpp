@@ -11,7 +11,9 @@ namespace {
 using clock_type = std::chrono::steady_clock;
 using self_ptr = caf::stateful_actor<session_state>*;
 
-double since(clock_type::time_point t) { return std::chrono::duration<double>(clock_type::now() - t).count(); }
+double since(clock_type::time_point t) {
+  return std::chrono::duration<double>(clock_type::now() - t).count();
+}
 
 void leave_queue(session_state& st) {
   if (st.queued) {
@@ -86,8 +88,9 @@ void finish(self_ptr self, std::string reason) {
     st.metrics->observe_e2e(since(st.t_start));
     st.metrics->add_tokens(st.tokens.prompt_tokens, st.tokens.completion_tokens);
     if (st.tokens.completion_tokens > 1) {
-      st.metrics->observe_tpot(std::chrono::duration<double>(clock_type::now() - st.t_first).count() /
-                               static_cast<double>(st.tokens.completion_tokens - 1));
+      st.metrics->observe_tpot(
+          std::chrono::duration<double>(clock_type::now() - st.t_first).count() /
+          static_cast<double>(st.tokens.completion_tokens - 1));
     }
   }
   // Metrics first: a client that reads /metrics after its last event sees its request.
@@ -127,7 +130,8 @@ std::optional<std::vector<int32_t>> build_prompt(session_state& st, client_event
   try {
     if (req.type == generation_request::kind::chat) {
       const bool use_tools = req.tool_choice != tool_choice_mode::none && !req.tools.empty();
-      const std::string text = chat::render(req.messages, use_tools ? req.tools : std::vector<chat::tool>{}, true);
+      const std::string text =
+          chat::render(req.messages, use_tools ? req.tools : std::vector<chat::tool>{}, true);
       return st.text->tok->encode(text, true);
     }
     if (!req.prompt_ids.empty()) return req.prompt_ids;
@@ -142,8 +146,8 @@ std::optional<std::vector<int32_t>> build_prompt(session_state& st, client_event
 
 }  // namespace
 
-client_event client_event::error(int status, std::string message, std::string type, std::string param,
-                                 std::string code) {
+client_event client_event::error(int status, std::string message, std::string type,
+                                 std::string param, std::string code) {
   client_event e;
   e.type = kind::error;
   e.status = status;
@@ -154,9 +158,11 @@ client_event client_event::error(int status, std::string message, std::string ty
   return e;
 }
 
-caf::behavior request_session(self_ptr self, generation_request req, std::shared_ptr<client_sink> sink,
+caf::behavior request_session(self_ptr self, generation_request req,
+                              std::shared_ptr<client_sink> sink,
                               std::shared_ptr<const text_resources> text, caf::actor router,
-                              std::shared_ptr<server_metrics> metrics, std::shared_ptr<session_counters> counters) {
+                              std::shared_ptr<server_metrics> metrics,
+                              std::shared_ptr<session_counters> counters) {
   auto& st = self->state;
   st.req = std::move(req);
   st.sink = std::move(sink);
@@ -176,21 +182,23 @@ caf::behavior request_session(self_ptr self, generation_request req, std::shared
   }
   const int64_t max_len = st.text->max_model_len;
   if (st.req.sampling.max_tokens == 0) {  // not given: the rest of the context
-    st.req.sampling.max_tokens = static_cast<int32_t>(std::max<int64_t>(max_len - static_cast<int64_t>(prompt->size()), 1));
+    st.req.sampling.max_tokens =
+        static_cast<int32_t>(std::max<int64_t>(max_len - static_cast<int64_t>(prompt->size()), 1));
   }
   const int64_t want = static_cast<int64_t>(prompt->size()) + st.req.sampling.max_tokens;
   if (want > max_len) {
-    fail(self, client_event::error(400,
-                                   fmt::format("This model's maximum context length is {} tokens. However, you "
-                                               "requested {} tokens ({} in the messages, {} in the completion). "
-                                               "Please reduce the length of the messages or completion.",
-                                               max_len, want, prompt->size(), st.req.sampling.max_tokens),
-                                   "invalid_request_error", "max_tokens", "context_length_exceeded"));
+    fail(self, client_event::error(
+                   400,
+                   fmt::format("This model's maximum context length is {} tokens. However, you "
+                               "requested {} tokens ({} in the messages, {} in the completion). "
+                               "Please reduce the length of the messages or completion.",
+                               max_len, want, prompt->size(), st.req.sampling.max_tokens),
+                   "invalid_request_error", "max_tokens", "context_length_exceeded"));
     return {};
   }
   st.tokens.prompt_tokens = static_cast<int64_t>(prompt->size());
-  if (st.req.type == generation_request::kind::chat && st.req.tool_choice != tool_choice_mode::none &&
-      !st.req.tools.empty()) {
+  if (st.req.type == generation_request::kind::chat &&
+      st.req.tool_choice != tool_choice_mode::none && !st.req.tools.empty()) {
     std::vector<toolcall::tool_schema> schemas;
     for (const auto& t : st.req.tools) schemas.push_back({t.name, t.parameters});
     st.parser.emplace(std::move(schemas));
@@ -203,7 +211,8 @@ caf::behavior request_session(self_ptr self, generation_request req, std::shared
       .then(
           [self](const submit_reply& r) {
             auto& s = self->state;
-            if (!r.error.empty()) return fail(self, client_event::error(400, r.error, "invalid_request_error"));
+            if (!r.error.empty())
+              return fail(self, client_event::error(400, r.error, "invalid_request_error"));
             s.engine = r.engine;
             s.seq_id = r.seq_id;
             if (s.cancelled) {
@@ -214,11 +223,13 @@ caf::behavior request_session(self_ptr self, generation_request req, std::shared
             started.type = client_event::kind::started;
             started.tokens = s.tokens;
             s.sink->push(std::move(started));
-            if (s.req.type == generation_request::kind::completion && s.req.echo) emit_text(s, s.req.prompt);
+            if (s.req.type == generation_request::kind::completion && s.req.echo)
+              emit_text(s, s.req.prompt);
           },
           [self](caf::error& err) {
-            fail(self, client_event::error(503, "no model replica is available: " + self->system().render(err),
-                                           "service_unavailable"));
+            fail(self, client_event::error(
+                           503, "no model replica is available: " + self->system().render(err),
+                           "service_unavailable"));
           });
 
   return {
@@ -230,7 +241,8 @@ caf::behavior request_session(self_ptr self, generation_request req, std::shared
           auto& s = self->state;
           spdlog::error("request {}: {}", s.req.id, e.what());
           if (!t.finished && s.seq_id >= 0) self->send(s.engine, cancel_atom::value, s.seq_id);
-          fail(self, client_event::error(500, std::string("internal error: ") + e.what(), "internal_error"));
+          fail(self, client_event::error(500, std::string("internal error: ") + e.what(),
+                                         "internal_error"));
         }
       },
 

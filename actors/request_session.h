@@ -53,8 +53,9 @@ struct session_state {
 /// Spawned per request by the service. Handles (token_atom, token_msg),
 /// (failed_atom, failure_msg) and (cancel_atom) from the client side.
 caf::behavior request_session(caf::stateful_actor<session_state>* self, generation_request req,
-                              std::shared_ptr<client_sink> sink, std::shared_ptr<const text_resources> text,
-                              caf::actor router, std::shared_ptr<server_metrics> metrics,
+                              std::shared_ptr<client_sink> sink,
+                              std::shared_ptr<const text_resources> text, caf::actor router,
+                              std::shared_ptr<server_metrics> metrics,
                               std::shared_ptr<session_counters> counters);
 
 }  // namespace conclave::actors

@@ -18,7 +18,8 @@ caf::behavior router_actor(caf::stateful_actor<router_state>* self) {
       },
       [self](submit_atom a, engine_submit& m) -> caf::result<caf::message> {
         auto& st = self->state;
-        if (st.engines.empty()) return caf::make_error(caf::sec::request_receiver_down, "no live model replica");
+        if (st.engines.empty())
+          return caf::make_error(caf::sec::request_receiver_down, "no live model replica");
         const caf::actor& target = st.engines[st.next++ % st.engines.size()];
         return self->delegate(target, a, std::move(m));
       },

@@ -10,27 +10,55 @@
 namespace conclave::actors {
 
 namespace {
-const prometheus::Histogram::BucketBoundaries token_buckets = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
-                                                               0.1,   0.25,   0.5,   1.0,  2.5,   5.0};
-const prometheus::Histogram::BucketBoundaries request_buckets = {0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
-                                                                 5.0,  10.0, 30.0, 60.0, 120.0, 300.0};
+const prometheus::Histogram::BucketBoundaries token_buckets = {
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0};
+const prometheus::Histogram::BucketBoundaries request_buckets = {
+    0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0};
 }  // namespace
 
 server_metrics::server_metrics() : registry_(std::make_shared<prometheus::Registry>()) {
   using namespace prometheus;
-  requests_ = &BuildCounter().Name("conclave_http_requests_total").Help("HTTP requests by route and status").Register(*registry_);
-  ttft_ = &BuildHistogram().Name("conclave_time_to_first_token_seconds").Help("Time to first token").Register(*registry_).Add({}, token_buckets);
-  tpot_ = &BuildHistogram().Name("conclave_time_per_output_token_seconds").Help("Mean time per output token after the first, per request").Register(*registry_).Add({}, token_buckets);
-  e2e_ = &BuildHistogram().Name("conclave_request_duration_seconds").Help("End-to-end request time").Register(*registry_).Add({}, request_buckets);
-  queue_ = &BuildHistogram().Name("conclave_queue_time_seconds").Help("Time from arrival to admission into the engine").Register(*registry_).Add({}, request_buckets);
-  auto& tokens = BuildCounter().Name("conclave_tokens_total").Help("Prompt and generated tokens").Register(*registry_);
+  requests_ = &BuildCounter()
+                   .Name("conclave_http_requests_total")
+                   .Help("HTTP requests by route and status")
+                   .Register(*registry_);
+  ttft_ = &BuildHistogram()
+               .Name("conclave_time_to_first_token_seconds")
+               .Help("Time to first token")
+               .Register(*registry_)
+               .Add({}, token_buckets);
+  tpot_ = &BuildHistogram()
+               .Name("conclave_time_per_output_token_seconds")
+               .Help("Mean time per output token after the first, per request")
+               .Register(*registry_)
+               .Add({}, token_buckets);
+  e2e_ = &BuildHistogram()
+              .Name("conclave_request_duration_seconds")
+              .Help("End-to-end request time")
+              .Register(*registry_)
+              .Add({}, request_buckets);
+  queue_ = &BuildHistogram()
+                .Name("conclave_queue_time_seconds")
+                .Help("Time from arrival to admission into the engine")
+                .Register(*registry_)
+                .Add({}, request_buckets);
+  auto& tokens = BuildCounter()
+                     .Name("conclave_tokens_total")
+                     .Help("Prompt and generated tokens")
+                     .Register(*registry_);
   prompt_tokens_ = &tokens.Add({{"kind", "prompt"}});
   completion_tokens_ = &tokens.Add({{"kind", "completion"}});
-  preemptions_ = &BuildCounter().Name("conclave_preemptions_total").Help("Sequences preempted for KV blocks").Register(*registry_).Add({});
-  auto& seqs = BuildGauge().Name("conclave_sequences").Help("Sequences by state").Register(*registry_);
+  preemptions_ = &BuildCounter()
+                      .Name("conclave_preemptions_total")
+                      .Help("Sequences preempted for KV blocks")
+                      .Register(*registry_)
+                      .Add({});
+  auto& seqs =
+      BuildGauge().Name("conclave_sequences").Help("Sequences by state").Register(*registry_);
   running_ = &seqs.Add({{"state", "running"}});
   waiting_ = &seqs.Add({{"state", "waiting"}});
-  auto& kv = BuildGauge().Name("conclave_kv_blocks").Help("KV-cache blocks by state").Register(*registry_);
+  auto& kv =
+      BuildGauge().Name("conclave_kv_blocks").Help("KV-cache blocks by state").Register(*registry_);
   kv_used_ = &kv.Add({{"state", "used"}});
   kv_free_ = &kv.Add({{"state", "free"}});
 }
@@ -40,10 +68,18 @@ server_metrics::~server_metrics() = default;
 void server_metrics::count_request(const std::string& route, int status) {
   requests_->Add({{"route", route}, {"status", std::to_string(status)}}).Increment();
 }
-void server_metrics::observe_ttft(double s) { ttft_->Observe(s); }
-void server_metrics::observe_tpot(double s) { tpot_->Observe(s); }
-void server_metrics::observe_e2e(double s) { e2e_->Observe(s); }
-void server_metrics::observe_queue_time(double s) { queue_->Observe(s); }
+void server_metrics::observe_ttft(double s) {
+  ttft_->Observe(s);
+}
+void server_metrics::observe_tpot(double s) {
+  tpot_->Observe(s);
+}
+void server_metrics::observe_e2e(double s) {
+  e2e_->Observe(s);
+}
+void server_metrics::observe_queue_time(double s) {
+  queue_->Observe(s);
+}
 void server_metrics::add_tokens(int64_t prompt, int64_t completion) {
   prompt_tokens_->Increment(static_cast<double>(prompt));
   completion_tokens_->Increment(static_cast<double>(completion));

@@ -1,8 +1,8 @@
 // The service: actor system lifecycle and request admission.
 #include "actors/service.h"
 
-#include <caf/all.hpp>
 #include <spdlog/spdlog.h>
+#include <caf/all.hpp>
 
 #include "actors/replica_supervisor.h"
 #include "actors/request_session.h"
@@ -32,7 +32,8 @@ class session_handle final : public request_handle {
 
 }  // namespace
 
-inference_service::inference_service(const config::server_config& cfg, std::shared_ptr<server_metrics> metrics)
+inference_service::inference_service(const config::server_config& cfg,
+                                     std::shared_ptr<server_metrics> metrics)
     : cfg_(cfg),
       metrics_(std::move(metrics)),
       counters_(std::make_shared<session_counters>()),
@@ -41,13 +42,16 @@ inference_service::inference_service(const config::server_config& cfg, std::shar
   const model::checkpoint ckpt(cfg_.model_dir);
   const auto& mc = ckpt.config();
   text_ = std::make_shared<text_resources>();
-  text_->tok = std::make_shared<const tokenizer::tokenizer>(tokenizer::tokenizer::from_file(cfg_.tokenizer_path));
+  text_->tok = std::make_shared<const tokenizer::tokenizer>(
+      tokenizer::tokenizer::from_file(cfg_.tokenizer_path));
   text_->eos_ids = mc.eos_token_ids;
-  text_->max_model_len = cfg_.engine.max_model_len > 0 ? std::min(cfg_.engine.max_model_len, mc.max_position_embeddings)
-                                                       : mc.max_position_embeddings;
+  text_->max_model_len = cfg_.engine.max_model_len > 0
+                             ? std::min(cfg_.engine.max_model_len, mc.max_position_embeddings)
+                             : mc.max_position_embeddings;
   model_name_ = cfg_.served_model_name;
   // Never sample an id the tokenizer cannot turn into text (padded embedding rows).
-  if (cfg_.engine.sampling_vocab_size == 0 && text_->tok->vocab_size() < static_cast<size_t>(mc.vocab_size)) {
+  if (cfg_.engine.sampling_vocab_size == 0 &&
+      text_->tok->vocab_size() < static_cast<size_t>(mc.vocab_size)) {
     cfg_.engine.sampling_vocab_size = static_cast<int64_t>(text_->tok->vocab_size());
   }
 
@@ -63,8 +67,8 @@ inference_service::inference_service(const config::server_config& cfg, std::shar
     const model::checkpoint c(dir);
     return gpu::make_backend(c, backend_cfg);
   };
-  actors_->supervisor = system_->spawn<caf::detached>(replica_supervisor, std::move(factory), cfg_.engine, metrics_,
-                                                      actors_->router, ready_);
+  actors_->supervisor = system_->spawn<caf::detached>(
+      replica_supervisor, std::move(factory), cfg_.engine, metrics_, actors_->router, ready_);
 }
 
 inference_service::~inference_service() {
@@ -75,26 +79,34 @@ inference_service::~inference_service() {
   system_.reset();  // waits for all actors to finish
 }
 
-int64_t inference_service::max_model_len() const { return text_->max_model_len; }
-int64_t inference_service::active_requests() const { return counters_->active.load(); }
-int64_t inference_service::queued_requests() const { return counters_->queued.load(); }
+int64_t inference_service::max_model_len() const {
+  return text_->max_model_len;
+}
+int64_t inference_service::active_requests() const {
+  return counters_->active.load();
+}
+int64_t inference_service::queued_requests() const {
+  return counters_->queued.load();
+}
 
-std::shared_ptr<request_handle> inference_service::submit(generation_request req, std::shared_ptr<client_sink> sink) {
+std::shared_ptr<request_handle> inference_service::submit(generation_request req,
+                                                          std::shared_ptr<client_sink> sink) {
   if (draining_.load()) {
     sink->push(client_event::error(503, "the server is shutting down", "service_unavailable"));
     return nullptr;
   }
   if (!ready_->load()) {
-    sink->push(client_event::error(503, "the model is still loading; retry shortly", "service_unavailable"));
+    sink->push(client_event::error(503, "the model is still loading; retry shortly",
+                                   "service_unavailable"));
     return nullptr;
   }
   if (counters_->queued.load() >= cfg_.max_waiting) {
-    sink->push(client_event::error(429, "too many requests are waiting; retry later", "rate_limit_error", {},
-                                   "queue_full"));
+    sink->push(client_event::error(429, "too many requests are waiting; retry later",
+                                   "rate_limit_error", {}, "queue_full"));
     return nullptr;
   }
-  auto session = system_->spawn(request_session, std::move(req), std::move(sink), text_, actors_->router, metrics_,
-                                counters_);
+  auto session = system_->spawn(request_session, std::move(req), std::move(sink), text_,
+                                actors_->router, metrics_, counters_);
   return std::make_shared<session_handle>(std::move(session));
 }
 

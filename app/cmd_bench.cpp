@@ -29,7 +29,8 @@ std::vector<command> add_bench(CLI::App& app) {
   add_engine_options(*eng, opts->engine);
 
   auto topts = std::make_shared<bench::tokenizer_bench_options>();
-  auto* tok = bench->add_subcommand("tokenizer", "single-thread tokenizer encode/decode throughput");
+  auto* tok =
+      bench->add_subcommand("tokenizer", "single-thread tokenizer encode/decode throughput");
   bench::add_tokenizer_bench_options(*tok, *topts);
 
   auto sopts = std::make_shared<bench::serve_bench_options>();

@@ -1,6 +1,6 @@
 // `conclave gen-model`: write a deterministic random-weight checkpoint in HF layout.
-#include <cstdio>
 #include <spdlog/fmt/fmt.h>
+#include <cstdio>
 
 #include "app/commands.h"
 #include "model/gen_model.h"
@@ -16,28 +16,34 @@ command add_gen_model(CLI::App& app) {
     double shard_mib = 2048;
   };
   auto args = std::make_shared<args_t>();
-  auto* cmd = app.add_subcommand("gen-model", "write a random-weight checkpoint (HF layout) from a preset");
+  auto* cmd =
+      app.add_subcommand("gen-model", "write a random-weight checkpoint (HF layout) from a preset");
   std::vector<std::string> names;
   for (const auto& p : model::model_presets()) names.push_back(p.name);
-  cmd->add_option("--preset", args->opts.preset, "preset: " + fmt::format("{}", fmt::join(names, ", ")))
+  cmd->add_option("--preset", args->opts.preset,
+                  "preset: " + fmt::format("{}", fmt::join(names, ", ")))
       ->required();
   cmd->add_option("--out", args->out, "output folder")->required();
   cmd->add_option("--seed", args->opts.seed, "random seed")->capture_default_str();
   cmd->add_option("--dtype", args->dtype, "storage dtype: bf16, f16 or f32")
       ->check(CLI::IsMember({"bf16", "f16", "f32"}))
       ->capture_default_str();
-  cmd->add_option("--layers", args->layers, "keep only the first N layers (real shapes on a small disk)");
+  cmd->add_option("--layers", args->layers,
+                  "keep only the first N layers (real shapes on a small disk)");
   cmd->add_option("--shard-mib", args->shard_mib, "largest shard in MiB (fractions allowed)")
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
   return {cmd, [args] {
             auto& o = args->opts;
-            o.type = args->dtype == "f32" ? model::dtype::f32 : args->dtype == "f16" ? model::dtype::f16 : model::dtype::bf16;
+            o.type = args->dtype == "f32"   ? model::dtype::f32
+                     : args->dtype == "f16" ? model::dtype::f16
+                                            : model::dtype::bf16;
             if (args->layers > 0) o.num_layers = args->layers;
             o.max_shard_bytes = static_cast<size_t>(args->shard_mib * (1 << 20));
             const size_t bytes = model::write_random_checkpoint(o, args->out);
-            std::fprintf(stderr, "wrote %s: preset %s, seed %llu, %.1f MiB of weights\n", args->out.c_str(),
-                         o.preset.c_str(), static_cast<unsigned long long>(o.seed),
+            std::fprintf(stderr, "wrote %s: preset %s, seed %llu, %.1f MiB of weights\n",
+                         args->out.c_str(), o.preset.c_str(),
+                         static_cast<unsigned long long>(o.seed),
                          static_cast<double>(bytes) / (1 << 20));
             return exit_ok;
           }};

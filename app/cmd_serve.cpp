@@ -1,10 +1,10 @@
 // `conclave serve`: the OpenAI-compatible HTTP/SSE + WebSocket server. With no
 // arguments it serves the embedded demo model on 127.0.0.1:8080, creating it on first run.
+#include <spdlog/fmt/fmt.h>
+#include <spdlog/spdlog.h>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
-#include <spdlog/fmt/fmt.h>
-#include <spdlog/spdlog.h>
 
 #include "actors/service.h"
 #include "app/commands.h"
@@ -28,9 +28,12 @@ struct serve_args {
 
 /// Where the demo model lives: $CONCLAVE_HOME/demo-model, else ~/.cache/conclave/demo-model.
 fs::path demo_dir() {
-  if (const char* home = std::getenv("CONCLAVE_HOME"); home && *home) return fs::path(home) / "demo-model";
-  if (const char* xdg = std::getenv("XDG_CACHE_HOME"); xdg && *xdg) return fs::path(xdg) / "conclave" / "demo-model";
-  if (const char* home = std::getenv("HOME"); home && *home) return fs::path(home) / ".cache" / "conclave" / "demo-model";
+  if (const char* home = std::getenv("CONCLAVE_HOME"); home && *home)
+    return fs::path(home) / "demo-model";
+  if (const char* xdg = std::getenv("XDG_CACHE_HOME"); xdg && *xdg)
+    return fs::path(xdg) / "conclave" / "demo-model";
+  if (const char* home = std::getenv("HOME"); home && *home)
+    return fs::path(home) / ".cache" / "conclave" / "demo-model";
   return fs::temp_directory_path() / "conclave-demo-model";
 }
 
@@ -40,18 +43,21 @@ fs::path ensure_demo_model() {
   if (fs::exists(dir / "model.safetensors") && fs::exists(dir / "tokenizer.json")) return dir;
   const fs::path tok_dir = CONCLAVE_QWEN3_TOKENIZER_DIR;
   if (!fs::exists(tok_dir / "tokenizer.json")) {
-    throw model::model_error(fmt::format(
-        "the demo model needs Qwen3's tokenizer at {} (run scripts/fetch_tokenizer.sh), or pass --model DIR",
-        (tok_dir / "tokenizer.json").string()));
+    throw model::model_error(
+        fmt::format("the demo model needs Qwen3's tokenizer at {} (run "
+                    "scripts/fetch_tokenizer.sh), or pass --model DIR",
+                    (tok_dir / "tokenizer.json").string()));
   }
-  std::fprintf(stderr, "conclave: creating the demo model in %s (first run only)...\n", dir.c_str());
+  std::fprintf(stderr, "conclave: creating the demo model in %s (first run only)...\n",
+               dir.c_str());
   const fs::path tmp = dir.string() + ".partial";
   fs::remove_all(tmp);
   model::gen_model_options o;
   o.preset = "demo";
   model::write_random_checkpoint(o, tmp);
   fs::copy_file(tok_dir / "tokenizer.json", tmp / "tokenizer.json");
-  if (fs::exists(tok_dir / "tokenizer_config.json")) fs::copy_file(tok_dir / "tokenizer_config.json", tmp / "tokenizer_config.json");
+  if (fs::exists(tok_dir / "tokenizer_config.json"))
+    fs::copy_file(tok_dir / "tokenizer_config.json", tmp / "tokenizer_config.json");
   fs::remove_all(dir);
   fs::create_directories(dir.parent_path());
   fs::rename(tmp, dir);
@@ -83,11 +89,16 @@ int run_serve(serve_args& a, CLI::App& cmd) {
     cfg.model_dir = ensure_demo_model().string();
     if (cfg.served_model_name.empty()) cfg.served_model_name = "conclave-demo";
   }
-  if (cfg.served_model_name.empty()) cfg.served_model_name = fs::path(cfg.model_dir).lexically_normal().filename().string();
-  if (cfg.served_model_name.empty()) cfg.served_model_name = fs::path(cfg.model_dir).lexically_normal().parent_path().filename().string();
-  if (cfg.tokenizer_path.empty()) cfg.tokenizer_path = (fs::path(cfg.model_dir) / "tokenizer.json").string();
+  if (cfg.served_model_name.empty())
+    cfg.served_model_name = fs::path(cfg.model_dir).lexically_normal().filename().string();
+  if (cfg.served_model_name.empty())
+    cfg.served_model_name =
+        fs::path(cfg.model_dir).lexically_normal().parent_path().filename().string();
+  if (cfg.tokenizer_path.empty())
+    cfg.tokenizer_path = (fs::path(cfg.model_dir) / "tokenizer.json").string();
   if (!fs::exists(cfg.tokenizer_path)) {
-    throw model::model_error(fmt::format("{}: no tokenizer (pass --tokenizer FILE)", cfg.tokenizer_path));
+    throw model::model_error(
+        fmt::format("{}: no tokenizer (pass --tokenizer FILE)", cfg.tokenizer_path));
   }
 
   auto metrics = std::make_shared<actors::server_metrics>();
@@ -95,8 +106,10 @@ int run_serve(serve_args& a, CLI::App& cmd) {
   net::http_server server(cfg, service, metrics);
   server.start();
   server.handle_signals();
-  std::fprintf(stderr, "conclave: serving \"%s\" on http://%s:%u (model %s); /ready turns 200 once it is loaded\n",
-               cfg.served_model_name.c_str(), cfg.host.c_str(), server.port(), cfg.model_dir.c_str());
+  std::fprintf(
+      stderr,
+      "conclave: serving \"%s\" on http://%s:%u (model %s); /ready turns 200 once it is loaded\n",
+      cfg.served_model_name.c_str(), cfg.host.c_str(), server.port(), cfg.model_dir.c_str());
   server.wait();
   std::fprintf(stderr, "conclave: stopped\n");
   return exit_ok;
@@ -106,24 +119,31 @@ int run_serve(serve_args& a, CLI::App& cmd) {
 
 command add_serve(CLI::App& app) {
   auto args = std::make_shared<serve_args>();
-  auto* cmd = app.add_subcommand(
-      "serve",
-      "serve a model over OpenAI-compatible HTTP/SSE and WebSocket (no arguments: the embedded demo model on "
-      "127.0.0.1:8080; its text is meaningless, random weights)");
+  auto* cmd = app.add_subcommand("serve",
+                                 "serve a model over OpenAI-compatible HTTP/SSE and WebSocket (no "
+                                 "arguments: the embedded demo model on "
+                                 "127.0.0.1:8080; its text is meaningless, random weights)");
   auto& c = args->cli;
   cmd->add_option("--config", args->config_file, "TOML config file (flags given here override it)");
   cmd->add_option("--model", c.model_dir, "Hugging Face model folder (default: the demo model)");
-  cmd->add_option("--name", c.served_model_name, "model name clients use (default: the folder's name)");
-  cmd->add_option("--tokenizer", c.tokenizer_path, "tokenizer.json (default: MODEL/tokenizer.json)");
+  cmd->add_option("--name", c.served_model_name,
+                  "model name clients use (default: the folder's name)");
+  cmd->add_option("--tokenizer", c.tokenizer_path,
+                  "tokenizer.json (default: MODEL/tokenizer.json)");
   cmd->add_option("--host", c.host, "listen address")->capture_default_str();
   cmd->add_option("--port", c.port, "listen port (0: any free port)")->capture_default_str();
-  cmd->add_option("--api-key", args->api_keys, "accepted API key (repeatable); none: no authentication");
-  cmd->add_option("--max-waiting", c.max_waiting, "requests queued before 429")->capture_default_str();
-  cmd->add_option("--drain-timeout", c.drain_timeout_s, "seconds running requests may finish after SIGTERM")
+  cmd->add_option("--api-key", args->api_keys,
+                  "accepted API key (repeatable); none: no authentication");
+  cmd->add_option("--max-waiting", c.max_waiting, "requests queued before 429")
+      ->capture_default_str();
+  cmd->add_option("--drain-timeout", c.drain_timeout_s,
+                  "seconds running requests may finish after SIGTERM")
       ->capture_default_str();
   cmd->add_option("--io-threads", c.io_threads, "HTTP I/O threads")->capture_default_str();
-  cmd->add_option("--actor-threads", c.actor_threads, "actor scheduler threads")->capture_default_str();
-  cmd->add_flag("--print-config", args->print_config, "print the resulting configuration as TOML and exit");
+  cmd->add_option("--actor-threads", c.actor_threads, "actor scheduler threads")
+      ->capture_default_str();
+  cmd->add_flag("--print-config", args->print_config,
+                "print the resulting configuration as TOML and exit");
   add_engine_options(*cmd, c.engine);
   return {cmd, [args, cmd] { return run_serve(*args, *cmd); }};
 }

@@ -7,7 +7,8 @@ void add_engine_options(CLI::App& cmd, config::engine_config& cfg) {
   cmd.add_option("--backend", cfg.backend.kind, "compute backend: cpu or cuda")
       ->check(CLI::IsMember({"cpu", "cuda"}))
       ->capture_default_str();
-  cmd.add_option("--threads", cfg.backend.threads, "CPU threads (0 = all cores)")->capture_default_str();
+  cmd.add_option("--threads", cfg.backend.threads, "CPU threads (0 = all cores)")
+      ->capture_default_str();
   cmd.add_option("--block-size", cfg.backend.block_size, "tokens per KV-cache block")
       ->check(CLI::Range(1, 1024))
       ->capture_default_str();
@@ -15,12 +16,14 @@ void add_engine_options(CLI::App& cmd, config::engine_config& cfg) {
          "--kv-cache-mib", [&cfg](const size_t& mib) { cfg.backend.kv_cache_bytes = mib << 20; },
          "KV-cache memory in MiB (default 512)")
       ->check(CLI::PositiveNumber);
-  cmd.add_option("--num-kv-blocks", cfg.backend.num_kv_blocks, "KV blocks (overrides --kv-cache-mib)")
+  cmd.add_option("--num-kv-blocks", cfg.backend.num_kv_blocks,
+                 "KV blocks (overrides --kv-cache-mib)")
       ->check(CLI::NonNegativeNumber);
   cmd.add_option("--max-num-seqs", cfg.scheduler.max_num_seqs, "sequences running at once")
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
-  cmd.add_option("--max-batched-tokens", cfg.scheduler.max_num_batched_tokens, "tokens per engine step")
+  cmd.add_option("--max-batched-tokens", cfg.scheduler.max_num_batched_tokens,
+                 "tokens per engine step")
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
   cmd.add_option("--max-model-len", cfg.max_model_len, "context length (0 = the model's)")
@@ -34,16 +37,19 @@ void add_engine_options(CLI::App& cmd, config::engine_config& cfg) {
       "do not share KV blocks between identical prompt prefixes");
 }
 
-void apply_given_engine_options(const CLI::App& cmd, const config::engine_config& from, config::engine_config& to) {
+void apply_given_engine_options(const CLI::App& cmd, const config::engine_config& from,
+                                config::engine_config& to) {
   const auto given = [&cmd](const char* name) { return cmd.count(name) > 0; };
   if (given("--backend")) to.backend.kind = from.backend.kind;
   if (given("--threads")) to.backend.threads = from.backend.threads;
   if (given("--block-size")) to.backend.block_size = from.backend.block_size;
   if (given("--kv-cache-mib")) to.backend.kv_cache_bytes = from.backend.kv_cache_bytes;
   if (given("--num-kv-blocks")) to.backend.num_kv_blocks = from.backend.num_kv_blocks;
-  if (given("--rope-inv-freq-dtype")) to.backend.rope_inv_freq_dtype = from.backend.rope_inv_freq_dtype;
+  if (given("--rope-inv-freq-dtype"))
+    to.backend.rope_inv_freq_dtype = from.backend.rope_inv_freq_dtype;
   if (given("--max-num-seqs")) to.scheduler.max_num_seqs = from.scheduler.max_num_seqs;
-  if (given("--max-batched-tokens")) to.scheduler.max_num_batched_tokens = from.scheduler.max_num_batched_tokens;
+  if (given("--max-batched-tokens"))
+    to.scheduler.max_num_batched_tokens = from.scheduler.max_num_batched_tokens;
   if (given("--max-model-len")) to.max_model_len = from.max_model_len;
   if (given("--no-prefix-caching")) to.scheduler.enable_prefix_caching = false;
 }

@@ -14,6 +14,7 @@ void add_engine_options(CLI::App& cmd, config::engine_config& cfg);
 
 /// Copies into `to` the engine options that were given on `cmd`'s command line (so they
 /// override a config file), taking their values from `from` (what add_engine_options bound).
-void apply_given_engine_options(const CLI::App& cmd, const config::engine_config& from, config::engine_config& to);
+void apply_given_engine_options(const CLI::App& cmd, const config::engine_config& from,
+                                config::engine_config& to);
 
 }  // namespace conclave::app

@@ -2,9 +2,9 @@
 // help; decode is timed only after every sequence has its first token.
 #include "bench/engine_bench.h"
 
+#include <spdlog/fmt/fmt.h>
 #include <chrono>
 #include <random>
-#include <spdlog/fmt/fmt.h>
 
 #include "bench/machine_info.h"
 #include "engine/llm_engine.h"
@@ -40,14 +40,20 @@ std::vector<engine_bench_row> run_engine_bench(const engine_bench_options& opts,
   const auto& mc = eng.model_config();
   std::mt19937_64 rng(opts.seed);
 
-  std::fprintf(out, "conclave bench engine\n  machine: %s\n  backend: %s\n  model:   %s (%s, %lld layers, hidden %lld, %lld experts, top-%lld)\n",
-               describe_machine().c_str(), std::string(eng.backend().name()).c_str(), opts.model_dir.c_str(),
-               mc.architecture_name.c_str(), static_cast<long long>(mc.num_layers),
-               static_cast<long long>(mc.hidden_size), static_cast<long long>(mc.num_experts),
+  std::fprintf(out,
+               "conclave bench engine\n  machine: %s\n  backend: %s\n  model:   %s (%s, %lld "
+               "layers, hidden %lld, %lld experts, top-%lld)\n",
+               describe_machine().c_str(), std::string(eng.backend().name()).c_str(),
+               opts.model_dir.c_str(), mc.architecture_name.c_str(),
+               static_cast<long long>(mc.num_layers), static_cast<long long>(mc.hidden_size),
+               static_cast<long long>(mc.num_experts),
                static_cast<long long>(mc.num_experts_per_tok));
   std::fprintf(out, "  gpus:    %s\n", gpu::describe_gpus().c_str());
-  std::fprintf(out, "  prefill: %d-token prompts; decode: %d tokens after a %d-token prompt; step budget %d tokens\n",
-               opts.prompt_len, opts.decode_tokens, opts.decode_context, cfg.scheduler.max_num_batched_tokens);
+  std::fprintf(out,
+               "  prefill: %d-token prompts; decode: %d tokens after a %d-token prompt; step "
+               "budget %d tokens\n",
+               opts.prompt_len, opts.decode_tokens, opts.decode_context,
+               cfg.scheduler.max_num_batched_tokens);
   std::fprintf(out, "%8s %18s %18s %12s\n", "batch", "prefill tok/s", "decode tok/s", "TPOT ms");
 
   engine::sampling_params sp;
@@ -63,14 +69,16 @@ std::vector<engine_bench_row> run_engine_bench(const engine_bench_options& opts,
     row.batch = batch;
     // Prefill: batch prompts, one token each.
     sp.max_tokens = 1;
-    for (int32_t i = 0; i < batch; ++i) eng.add_request(random_prompt(rng, opts.prompt_len, mc.vocab_size), sp);
+    for (int32_t i = 0; i < batch; ++i)
+      eng.add_request(random_prompt(rng, opts.prompt_len, mc.vocab_size), sp);
     auto t0 = clock_type::now();
     while (eng.has_work()) eng.step();
     row.prefill_tokens_per_s = static_cast<double>(batch) * opts.prompt_len / seconds_since(t0);
 
     // Decode: prefill every sequence first, then time the remaining steps.
     sp.max_tokens = opts.decode_tokens;
-    for (int32_t i = 0; i < batch; ++i) eng.add_request(random_prompt(rng, opts.decode_context, mc.vocab_size), sp);
+    for (int32_t i = 0; i < batch; ++i)
+      eng.add_request(random_prompt(rng, opts.decode_context, mc.vocab_size), sp);
     size_t first_tokens = 0;
     while (first_tokens < static_cast<size_t>(batch)) {
       for (const auto& e : eng.step()) first_tokens += e.token >= 0 ? 1 : 0;
@@ -84,8 +92,8 @@ std::vector<engine_bench_row> run_engine_bench(const engine_bench_options& opts,
     const double s = seconds_since(t0);
     row.decode_tokens_per_s = static_cast<double>(decoded) / s;
     row.tpot_ms = steps ? 1e3 * s / static_cast<double>(steps) : 0.0;
-    std::fprintf(out, "%8d %18.1f %18.1f %12.2f\n", batch, row.prefill_tokens_per_s, row.decode_tokens_per_s,
-                 row.tpot_ms);
+    std::fprintf(out, "%8d %18.1f %18.1f %12.2f\n", batch, row.prefill_tokens_per_s,
+                 row.decode_tokens_per_s, row.tpot_ms);
     std::fflush(out);
     rows.push_back(row);
   }

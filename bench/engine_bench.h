@@ -14,9 +14,9 @@ namespace conclave::bench {
 struct engine_bench_options {
   std::string model_dir;
   config::engine_config engine;
-  int32_t prompt_len = 512;     ///< tokens per prompt for the prefill measurement
-  int32_t decode_tokens = 32;   ///< tokens generated per sequence for the decode measurement
-  int32_t decode_context = 128; ///< prompt length before decoding starts
+  int32_t prompt_len = 512;      ///< tokens per prompt for the prefill measurement
+  int32_t decode_tokens = 32;    ///< tokens generated per sequence for the decode measurement
+  int32_t decode_context = 128;  ///< prompt length before decoding starts
   std::vector<int32_t> batches = {1, 16};
   uint64_t seed = 1;
 };

@@ -1,8 +1,8 @@
 // Host description for benchmark output, read from /proc.
 #include "bench/machine_info.h"
 
-#include <fstream>
 #include <spdlog/fmt/fmt.h>
+#include <fstream>
 #include <thread>
 
 namespace conclave::bench {
@@ -24,7 +24,8 @@ std::string describe_machine() {
       break;
     }
   }
-  return fmt::format("{}, {} cores, {:.0f} GiB RAM", cpu, std::thread::hardware_concurrency(), mem_gib);
+  return fmt::format("{}, {} cores, {:.0f} GiB RAM", cpu, std::thread::hardware_concurrency(),
+                     mem_gib);
 }
 
 }  // namespace conclave::bench

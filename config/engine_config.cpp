@@ -9,9 +9,11 @@ std::string engine_config::validate() const {
   if (backend.kind != "cpu" && backend.kind != "cuda") {
     return fmt::format("backend \"{}\" is unknown (expected cpu or cuda)", backend.kind);
   }
-  if (backend.block_size <= 0 || backend.block_size > 1024) return "block_size must be in [1, 1024]";
+  if (backend.block_size <= 0 || backend.block_size > 1024)
+    return "block_size must be in [1, 1024]";
   if (backend.num_kv_blocks < 0) return "num_kv_blocks must be >= 0";
-  if (backend.num_kv_blocks == 0 && backend.kv_cache_bytes == 0) return "kv_cache_bytes must be > 0";
+  if (backend.num_kv_blocks == 0 && backend.kv_cache_bytes == 0)
+    return "kv_cache_bytes must be > 0";
   if (backend.rope_inv_freq_dtype != "f32" && backend.rope_inv_freq_dtype != "bf16") {
     return "rope_inv_freq_dtype must be f32 or bf16";
   }

@@ -9,11 +9,11 @@
 namespace conclave::config {
 
 struct backend_config {
-  std::string kind = "cpu";    ///< "cpu" or "cuda"
-  int32_t block_size = 16;     ///< tokens per KV block
-  int32_t num_kv_blocks = 0;   ///< 0: as many as kv_cache_bytes holds
+  std::string kind = "cpu";   ///< "cpu" or "cuda"
+  int32_t block_size = 16;    ///< tokens per KV block
+  int32_t num_kv_blocks = 0;  ///< 0: as many as kv_cache_bytes holds
   size_t kv_cache_bytes = size_t{512} << 20;
-  int threads = 0;             ///< CPU threads; 0 = all cores
+  int threads = 0;  ///< CPU threads; 0 = all cores
   /// Precision of RoPE's inverse frequencies: "f32" (what HF from_pretrained computes) or
   /// "bf16", which reproduces references made after `model.to(torch.bfloat16)`: that cast
   /// rounds HF's inv_freq buffer too (the shared tiny_moe fixture was made so).

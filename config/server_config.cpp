@@ -3,10 +3,10 @@
 
 #include <spdlog/fmt/fmt.h>
 
+#include <toml++/toml.h>
 #include <algorithm>
 #include <sstream>
 #include <stdexcept>
-#include <toml++/toml.h>
 
 namespace conclave::config {
 namespace {
@@ -52,15 +52,17 @@ class table_reader {
       const std::string_view key = k.str();
       if (std::find(seen_.begin(), seen_.end(), key) != seen_.end()) continue;
       if (std::find(tables.begin(), tables.end(), key) != tables.end()) continue;
-      throw std::invalid_argument(fmt::format("{}:{}: unknown key \"{}{}\"", file_, v.source().begin.line,
+      throw std::invalid_argument(fmt::format("{}:{}: unknown key \"{}{}\"", file_,
+                                              v.source().begin.line,
                                               section_.empty() ? "" : section_ + ".", key));
     }
   }
 
  private:
-  std::invalid_argument error(std::string_view key, const toml::node& n, std::string_view expected) const {
-    return std::invalid_argument(fmt::format("{}:{}: \"{}.{}\" must be {}", file_, n.source().begin.line, section_,
-                                             key, expected));
+  std::invalid_argument error(std::string_view key, const toml::node& n,
+                              std::string_view expected) const {
+    return std::invalid_argument(fmt::format("{}:{}: \"{}.{}\" must be {}", file_,
+                                             n.source().begin.line, section_, key, expected));
   }
 
   const toml::table& t_;
@@ -69,12 +71,14 @@ class table_reader {
   std::vector<std::string> seen_;
 };
 
-const toml::table& sub_table(const toml::table& root, std::string_view name, const std::string& file) {
+const toml::table& sub_table(const toml::table& root, std::string_view name,
+                             const std::string& file) {
   static const toml::table empty;
   const toml::node* n = root.get(name);
   if (n == nullptr) return empty;
   if (const toml::table* t = n->as_table()) return *t;
-  throw std::invalid_argument(fmt::format("{}:{}: [{}] must be a table", file, n->source().begin.line, name));
+  throw std::invalid_argument(
+      fmt::format("{}:{}: [{}] must be a table", file, n->source().begin.line, name));
 }
 
 }  // namespace
@@ -87,7 +91,8 @@ std::string server_config::validate() const {
   if (!(drain_timeout_s >= 0)) return "server.drain_timeout_s must be >= 0";
   if (io_threads < 1 || io_threads > 256) return "server.io_threads must be in [1, 256]";
   if (actor_threads < 1 || actor_threads > 256) return "server.actor_threads must be in [1, 256]";
-  if (websocket.max_frame_bytes < 1024) return "server.websocket.max_frame_bytes must be at least 1024";
+  if (websocket.max_frame_bytes < 1024)
+    return "server.websocket.max_frame_bytes must be at least 1024";
   if (websocket.max_buffered_bytes < websocket.max_frame_bytes) {
     return "server.websocket.max_buffered_bytes must be at least max_frame_bytes";
   }
@@ -105,7 +110,8 @@ server_config load_server_config(const std::filesystem::path& path, server_confi
   try {
     root = toml::parse_file(file);
   } catch (const toml::parse_error& e) {
-    throw std::invalid_argument(fmt::format("{}:{}: {}", file, e.source().begin.line, e.description()));
+    throw std::invalid_argument(
+        fmt::format("{}:{}: {}", file, e.source().begin.line, e.description()));
   }
   {
     table_reader top(root, "", file);
@@ -171,7 +177,8 @@ std::string to_toml(const server_config& c) {
                      {"io_threads", c.io_threads},
                      {"actor_threads", c.actor_threads},
                      {"websocket", ws}};
-  toml::table model{{"path", c.model_dir}, {"name", c.served_model_name}, {"tokenizer", c.tokenizer_path}};
+  toml::table model{
+      {"path", c.model_dir}, {"name", c.served_model_name}, {"tokenizer", c.tokenizer_path}};
   const auto& b = c.engine.backend;
   toml::table engine{{"backend", b.kind},
                      {"threads", b.threads},

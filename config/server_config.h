@@ -12,27 +12,27 @@
 namespace conclave::config {
 
 struct websocket_config {
-  size_t max_frame_bytes = size_t{4} << 20;      ///< larger client frames close the connection (1009)
-  size_t max_buffered_bytes = size_t{8} << 20;   ///< a reader this far behind is disconnected (1008)
-  double ping_interval_s = 20.0;                 ///< server pings; two missed pongs close the connection
+  size_t max_frame_bytes = size_t{4} << 20;  ///< larger client frames close the connection (1009)
+  size_t max_buffered_bytes = size_t{8} << 20;  ///< a reader this far behind is disconnected (1008)
+  double ping_interval_s = 20.0;  ///< server pings; two missed pongs close the connection
 };
 
 struct server_config {
   // [server]
   std::string host = "127.0.0.1";
   uint16_t port = 8080;
-  std::vector<std::string> api_keys;             ///< empty: no authentication
-  size_t max_body_bytes = size_t{4} << 20;       ///< 413 above this
-  size_t max_header_bytes = size_t{16} << 10;    ///< 431 above this
-  int32_t max_waiting = 256;                     ///< requests queued before 429
-  double drain_timeout_s = 30.0;                 ///< SIGTERM: how long running requests may finish
-  int io_threads = 1;                            ///< Beast I/O threads
-  int actor_threads = 2;                         ///< CAF scheduler threads
+  std::vector<std::string> api_keys;           ///< empty: no authentication
+  size_t max_body_bytes = size_t{4} << 20;     ///< 413 above this
+  size_t max_header_bytes = size_t{16} << 10;  ///< 431 above this
+  int32_t max_waiting = 256;                   ///< requests queued before 429
+  double drain_timeout_s = 30.0;               ///< SIGTERM: how long running requests may finish
+  int io_threads = 1;                          ///< Beast I/O threads
+  int actor_threads = 2;                       ///< CAF scheduler threads
   websocket_config websocket;
   // [model]
-  std::string model_dir;                         ///< empty: the embedded demo model
-  std::string served_model_name;                 ///< empty: the folder's name ("conclave-demo" for the demo)
-  std::string tokenizer_path;                    ///< empty: MODEL/tokenizer.json
+  std::string model_dir;          ///< empty: the embedded demo model
+  std::string served_model_name;  ///< empty: the folder's name ("conclave-demo" for the demo)
+  std::string tokenizer_path;     ///< empty: MODEL/tokenizer.json
   // [engine]
   engine_config engine;
 

@@ -3,15 +3,18 @@
 // so a hash collision cannot alias two prefixes).
 #include "engine/block_manager.h"
 
-#include <stdexcept>
 #include <xxhash.h>
+#include <stdexcept>
 
 namespace conclave::engine {
 
 block_manager::block_manager(int32_t num_blocks, int32_t block_size, bool prefix_caching)
-    : block_size_(block_size), prefix_caching_(prefix_caching), blocks_(static_cast<size_t>(num_blocks)) {
+    : block_size_(block_size),
+      prefix_caching_(prefix_caching),
+      blocks_(static_cast<size_t>(num_blocks)) {
   if (num_blocks <= 0 || block_size <= 0) throw std::invalid_argument("block_manager needs blocks");
-  for (int32_t i = 0; i < num_blocks; ++i) blocks_[static_cast<size_t>(i)].free_pos = free_.insert(free_.end(), i);
+  for (int32_t i = 0; i < num_blocks; ++i)
+    blocks_[static_cast<size_t>(i)].free_pos = free_.insert(free_.end(), i);
 }
 
 uint64_t block_manager::chain_hash(uint64_t prev, std::span<const int32_t> tokens) const {
@@ -29,7 +32,8 @@ void block_manager::unregister(int32_t id) {
 }
 
 int32_t block_manager::take_free_block() {
-  if (free_.empty()) throw std::logic_error("block_manager: no free block (call can_allocate/can_grow first)");
+  if (free_.empty())
+    throw std::logic_error("block_manager: no free block (call can_allocate/can_grow first)");
   const int32_t id = free_.front();
   take_specific(id);
   unregister(id);  // its old content is being overwritten
@@ -44,11 +48,13 @@ void block_manager::take_specific(int32_t id) {
 }
 
 bool block_manager::can_allocate(const sequence& seq) const {
-  return static_cast<int32_t>(seq.num_blocks(static_cast<size_t>(block_size_))) <= num_free_blocks();
+  return static_cast<int32_t>(seq.num_blocks(static_cast<size_t>(block_size_))) <=
+         num_free_blocks();
 }
 
 void block_manager::allocate(sequence& seq) {
-  if (!seq.block_table.empty()) throw std::logic_error("block_manager::allocate: sequence already has blocks");
+  if (!seq.block_table.empty())
+    throw std::logic_error("block_manager::allocate: sequence already has blocks");
   const size_t bs = static_cast<size_t>(block_size_);
   const size_t n = seq.num_blocks(bs);
   size_t cached = 0;
@@ -63,7 +69,8 @@ void block_manager::allocate(sequence& seq) {
       auto it = by_hash_.find(h);
       if (it != by_hash_.end()) {
         const block& b = blocks_[static_cast<size_t>(it->second)];
-        if (b.hashed && std::equal(toks.begin(), toks.end(), b.tokens.begin(), b.tokens.end())) id = it->second;
+        if (b.hashed && std::equal(toks.begin(), toks.end(), b.tokens.begin(), b.tokens.end()))
+          id = it->second;
       }
     }
     if (id >= 0) {

@@ -26,8 +26,9 @@ llm_engine::llm_engine(const model::model_config& model, const gpu::kv_cache_sha
                        const config::engine_config& cfg)
     : model_(model),
       cfg_(checked(cfg)),
-      max_model_len_(static_cast<size_t>(cfg.max_model_len > 0 ? std::min(cfg.max_model_len, model.max_position_embeddings)
-                                                                : model.max_position_embeddings)),
+      max_model_len_(static_cast<size_t>(
+          cfg.max_model_len > 0 ? std::min(cfg.max_model_len, model.max_position_embeddings)
+                                : model.max_position_embeddings)),
       blocks_(kv.num_blocks, kv.block_size, cfg.scheduler.enable_prefix_caching),
       scheduler_(cfg.scheduler, blocks_),
       eos_ids_(model.eos_token_ids) {}
@@ -52,15 +53,15 @@ int64_t llm_engine::add_request(std::vector<int32_t> prompt, const sampling_para
   const int64_t vocab = model_.vocab_size;
   for (size_t i = 0; i < prompt.size(); ++i) {
     if (prompt[i] < 0 || prompt[i] >= vocab) {
-      throw std::invalid_argument(
-          fmt::format("prompt token {} at index {} is outside the vocabulary [0, {})", prompt[i], i, vocab));
+      throw std::invalid_argument(fmt::format(
+          "prompt token {} at index {} is outside the vocabulary [0, {})", prompt[i], i, vocab));
     }
   }
   const size_t total = prompt.size() + static_cast<size_t>(params.max_tokens);
   if (total > max_model_len_) {
-    throw std::invalid_argument(fmt::format(
-        "prompt ({} tokens) + max_tokens ({}) = {} exceeds the context length {}", prompt.size(),
-        params.max_tokens, total, max_model_len_));
+    throw std::invalid_argument(
+        fmt::format("prompt ({} tokens) + max_tokens ({}) = {} exceeds the context length {}",
+                    prompt.size(), params.max_tokens, total, max_model_len_));
   }
   const int64_t id = next_id_++;
   scheduler_.add(std::make_shared<sequence>(id, std::move(prompt), params));
@@ -110,8 +111,10 @@ std::vector<step_event> llm_engine::end_step(const pending_step& p, const gpu::s
     if (!work[i].samples() || s.status != sequence_status::running) continue;
     const auto logits = out.last(i);
     if (on_logits) on_logits(s.id(), logits);
-    const size_t limit = cfg_.sampling_vocab_size > 0 ? std::min(logits.size(), static_cast<size_t>(cfg_.sampling_vocab_size))
-                                                      : logits.size();
+    const size_t limit =
+        cfg_.sampling_vocab_size > 0
+            ? std::min(logits.size(), static_cast<size_t>(cfg_.sampling_vocab_size))
+            : logits.size();
     sampled[i] = s.sampler().sample(logits.first(limit), s.prompt(), s.output());
   }
   scheduler_.postprocess(work, sampled, eos_ids_, max_model_len_);
@@ -125,7 +128,8 @@ std::vector<step_event> llm_engine::end_step(const pending_step& p, const gpu::s
   return events;
 }
 
-std::vector<int32_t> llm_engine::generate(std::vector<int32_t> prompt, const sampling_params& params) {
+std::vector<int32_t> llm_engine::generate(std::vector<int32_t> prompt,
+                                          const sampling_params& params) {
   const int64_t id = add_request(std::move(prompt), params);
   std::vector<int32_t> out;
   bool done = false;

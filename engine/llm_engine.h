@@ -45,7 +45,8 @@ class llm_engine {
   llm_engine(std::unique_ptr<gpu::backend> backend, const config::engine_config& cfg);
   /// An engine whose forward passes run elsewhere (a gpu_worker actor): only
   /// begin_step / end_step, not step() or generate().
-  llm_engine(const model::model_config& model, const gpu::kv_cache_shape& kv, const config::engine_config& cfg);
+  llm_engine(const model::model_config& model, const gpu::kv_cache_shape& kv,
+             const config::engine_config& cfg);
 
   /// Queues a request. Throws std::invalid_argument (message names the field) for an
   /// empty prompt, token ids outside the vocabulary, invalid sampling values, or

@@ -1,11 +1,11 @@
 // Sampling transforms with HF generate's semantics (see the header for the order).
 #include "engine/sampler.h"
 
+#include <spdlog/fmt/fmt.h>
 #include <algorithm>
 #include <cmath>
 #include <limits>
 #include <numeric>
-#include <spdlog/fmt/fmt.h>
 #include <unordered_map>
 
 namespace conclave::engine {
@@ -29,13 +29,17 @@ std::vector<double> softmax_double(std::span<const float> x) {
 }  // namespace
 
 std::string sampling_params::validate() const {
-  if (!(temperature >= 0.0f) || !std::isfinite(temperature)) return "temperature must be a number >= 0";
+  if (!(temperature >= 0.0f) || !std::isfinite(temperature))
+    return "temperature must be a number >= 0";
   if (top_k < 0) return "top_k must be >= 0 (0 disables it)";
   if (!(top_p > 0.0f && top_p <= 1.0f)) return "top_p must be in (0, 1]";
   if (!(min_p >= 0.0f && min_p <= 1.0f)) return "min_p must be in [0, 1]";
-  if (!(repetition_penalty > 0.0f) || !std::isfinite(repetition_penalty)) return "repetition_penalty must be > 0";
-  if (!(presence_penalty >= -2.0f && presence_penalty <= 2.0f)) return "presence_penalty must be in [-2, 2]";
-  if (!(frequency_penalty >= -2.0f && frequency_penalty <= 2.0f)) return "frequency_penalty must be in [-2, 2]";
+  if (!(repetition_penalty > 0.0f) || !std::isfinite(repetition_penalty))
+    return "repetition_penalty must be > 0";
+  if (!(presence_penalty >= -2.0f && presence_penalty <= 2.0f))
+    return "presence_penalty must be in [-2, 2]";
+  if (!(frequency_penalty >= -2.0f && frequency_penalty <= 2.0f))
+    return "frequency_penalty must be in [-2, 2]";
   if (max_tokens <= 0) return "max_tokens must be >= 1";
   return {};
 }
@@ -72,7 +76,8 @@ void sampler::transform(std::span<float> logits, std::span<const int32_t> prompt
     for (int32_t t : output) ++counts[t];
     for (auto [t, n] : counts) {
       if (t < 0 || static_cast<size_t>(t) >= vocab) continue;
-      logits[static_cast<size_t>(t)] -= p.presence_penalty + p.frequency_penalty * static_cast<float>(n);
+      logits[static_cast<size_t>(t)] -=
+          p.presence_penalty + p.frequency_penalty * static_cast<float>(n);
     }
   }
   if (p.greedy()) return;  // warpers do not apply to greedy search
@@ -81,7 +86,8 @@ void sampler::transform(std::span<float> logits, std::span<const int32_t> prompt
   }
   if (p.top_k > 0 && static_cast<size_t>(p.top_k) < vocab) {
     scratch_.assign(logits.begin(), logits.end());
-    std::nth_element(scratch_.begin(), scratch_.begin() + (p.top_k - 1), scratch_.end(), std::greater<>());
+    std::nth_element(scratch_.begin(), scratch_.begin() + (p.top_k - 1), scratch_.end(),
+                     std::greater<>());
     const float kth = scratch_[static_cast<size_t>(p.top_k - 1)];
     for (float& s : logits) {
       if (s < kth) s = neg_inf;
@@ -92,8 +98,9 @@ void sampler::transform(std::span<float> logits, std::span<const int32_t> prompt
     // always keeping the most likely token.
     std::vector<int32_t> order(vocab);
     std::iota(order.begin(), order.end(), 0);
-    std::stable_sort(order.begin(), order.end(),
-                     [&](int32_t a, int32_t b) { return logits[static_cast<size_t>(a)] < logits[static_cast<size_t>(b)]; });
+    std::stable_sort(order.begin(), order.end(), [&](int32_t a, int32_t b) {
+      return logits[static_cast<size_t>(a)] < logits[static_cast<size_t>(b)];
+    });
     const std::vector<double> probs = softmax_double(logits);
     double cum = 0.0;
     for (size_t i = 0; i + 1 < vocab; ++i) {
@@ -115,7 +122,8 @@ void sampler::transform(std::span<float> logits, std::span<const int32_t> prompt
   }
 }
 
-std::vector<double> sampler::distribution(std::span<const float> logits, std::span<const int32_t> prompt,
+std::vector<double> sampler::distribution(std::span<const float> logits,
+                                          std::span<const int32_t> prompt,
                                           std::span<const int32_t> output) const {
   std::vector<float> l(logits.begin(), logits.end());
   transform(l, prompt, output);

@@ -2,22 +2,25 @@
 // never starved by new prompts; prompts are chunked to the step's token budget.
 #include "engine/scheduler.h"
 
-#include <algorithm>
 #include <spdlog/fmt/fmt.h>
+#include <algorithm>
 #include <stdexcept>
 
 namespace conclave::engine {
 
-scheduler::scheduler(const config::scheduler_config& cfg, block_manager& blocks) : cfg_(cfg), blocks_(blocks) {}
+scheduler::scheduler(const config::scheduler_config& cfg, block_manager& blocks)
+    : cfg_(cfg), blocks_(blocks) {}
 
 void scheduler::add(std::shared_ptr<sequence> seq) {
   const size_t bs = static_cast<size_t>(blocks_.block_size());
-  const size_t max_tokens = seq->num_prompt_tokens() + static_cast<size_t>(seq->params().max_tokens);
+  const size_t max_tokens =
+      seq->num_prompt_tokens() + static_cast<size_t>(seq->params().max_tokens);
   const size_t needed = (std::max(max_tokens, seq->size()) + bs - 1) / bs;
   if (needed > static_cast<size_t>(blocks_.num_blocks())) {
     throw std::invalid_argument(fmt::format(
-        "prompt + max_tokens = {} tokens need {} KV blocks but the whole cache holds {} ({} tokens)", max_tokens,
-        needed, blocks_.num_blocks(), static_cast<size_t>(blocks_.num_blocks()) * bs));
+        "prompt + max_tokens = {} tokens need {} KV blocks but the whole cache holds {} ({} "
+        "tokens)",
+        max_tokens, needed, blocks_.num_blocks(), static_cast<size_t>(blocks_.num_blocks()) * bs));
   }
   seq->status = sequence_status::waiting;
   waiting_.push_back(std::move(seq));
@@ -67,7 +70,8 @@ std::vector<scheduled> scheduler::schedule() {
   running_ = std::move(kept);
 
   // 2. Admit waiting sequences in order while budget, slots and blocks allow.
-  while (!waiting_.empty() && budget > 0 && running_.size() < static_cast<size_t>(cfg_.max_num_seqs)) {
+  while (!waiting_.empty() && budget > 0 &&
+         running_.size() < static_cast<size_t>(cfg_.max_num_seqs)) {
     auto& seq = waiting_.front();
     if (!blocks_.can_allocate(*seq)) break;
     blocks_.allocate(*seq);
@@ -103,7 +107,8 @@ std::vector<std::shared_ptr<sequence>> scheduler::postprocess(const std::vector<
     finish_reason reason = finish_reason::none;
     if (is_in(p.stop_token_ids) || (!p.ignore_eos && is_in(eos_ids))) {
       reason = finish_reason::stop;
-    } else if (seq->num_output_tokens() >= static_cast<size_t>(p.max_tokens) || seq->size() >= max_model_len) {
+    } else if (seq->num_output_tokens() >= static_cast<size_t>(p.max_tokens) ||
+               seq->size() >= max_model_len) {
       reason = finish_reason::length;
     }
     if (reason != finish_reason::none) {
@@ -117,7 +122,8 @@ std::vector<std::shared_ptr<sequence>> scheduler::postprocess(const std::vector<
 
 bool scheduler::abort(int64_t id) {
   for (auto* queue : {&waiting_, &running_}) {
-    auto it = std::find_if(queue->begin(), queue->end(), [id](const auto& s) { return s->id() == id; });
+    auto it =
+        std::find_if(queue->begin(), queue->end(), [id](const auto& s) { return s->id() == id; });
     if (it != queue->end()) {
       finish(*it, finish_reason::aborted);
       queue->erase(it);

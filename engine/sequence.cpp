@@ -7,10 +7,14 @@ namespace conclave::engine {
 
 const char* to_string(finish_reason r) {
   switch (r) {
-    case finish_reason::none: return "none";
-    case finish_reason::stop: return "stop";
-    case finish_reason::length: return "length";
-    case finish_reason::aborted: return "abort";
+    case finish_reason::none:
+      return "none";
+    case finish_reason::stop:
+      return "stop";
+    case finish_reason::length:
+      return "length";
+    case finish_reason::aborted:
+      return "abort";
   }
   return "?";
 }

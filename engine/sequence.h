@@ -31,7 +31,9 @@ class sequence {
   size_t num_output_tokens() const { return tokens_.size() - num_prompt_; }
   std::span<const int32_t> tokens() const { return tokens_; }
   std::span<const int32_t> prompt() const { return {tokens_.data(), num_prompt_}; }
-  std::span<const int32_t> output() const { return {tokens_.data() + num_prompt_, num_output_tokens()}; }
+  std::span<const int32_t> output() const {
+    return {tokens_.data() + num_prompt_, num_output_tokens()};
+  }
   int32_t last_token() const { return tokens_.back(); }
   void append(int32_t token) { tokens_.push_back(token); }
 
@@ -43,7 +45,9 @@ class sequence {
   /// Leading blocks of the table already registered for prefix caching.
   size_t num_hashed_blocks = 0;
 
-  size_t num_blocks(size_t block_size) const { return (tokens_.size() + block_size - 1) / block_size; }
+  size_t num_blocks(size_t block_size) const {
+    return (tokens_.size() + block_size - 1) / block_size;
+  }
   /// Tokens of block i (the last may be partial).
   std::span<const int32_t> block_tokens(size_t i, size_t block_size) const;
 

@@ -12,7 +12,8 @@ std::unique_ptr<backend> make_backend(const model::checkpoint& ckpt, const backe
   if (opts.block_size <= 0) throw std::runtime_error("block_size must be positive");
   if (opts.kind == "cpu") return make_cpu_backend(ckpt, opts);
   if (opts.kind == "cuda") {
-    throw std::runtime_error("the cuda backend is not built into this conclave yet (use --backend cpu)");
+    throw std::runtime_error(
+        "the cuda backend is not built into this conclave yet (use --backend cpu)");
   }
   throw std::runtime_error(fmt::format("unknown backend \"{}\" (expected cpu or cuda)", opts.kind));
 }
@@ -21,28 +22,33 @@ void validate_batch(std::span<const step_sequence> batch, const model::model_con
                     const kv_cache_shape& kv) {
   for (size_t i = 0; i < batch.size(); ++i) {
     const step_sequence& s = batch[i];
-    if (s.tokens.empty()) throw std::invalid_argument(fmt::format("sequence {} has no tokens to run", i));
-    if (s.num_cached < 0) throw std::invalid_argument(fmt::format("sequence {}: negative num_cached", i));
+    if (s.tokens.empty())
+      throw std::invalid_argument(fmt::format("sequence {} has no tokens to run", i));
+    if (s.num_cached < 0)
+      throw std::invalid_argument(fmt::format("sequence {}: negative num_cached", i));
     const int64_t end = static_cast<int64_t>(s.num_cached) + static_cast<int64_t>(s.tokens.size());
     if (end > config.max_position_embeddings) {
-      throw std::invalid_argument(fmt::format("sequence {}: {} positions exceed max_position_embeddings {}",
-                                              i, end, config.max_position_embeddings));
+      throw std::invalid_argument(
+          fmt::format("sequence {}: {} positions exceed max_position_embeddings {}", i, end,
+                      config.max_position_embeddings));
     }
     const int64_t blocks_needed = (end + kv.block_size - 1) / kv.block_size;
     if (static_cast<int64_t>(s.block_table.size()) < blocks_needed) {
-      throw std::invalid_argument(fmt::format("sequence {}: block table has {} blocks, {} positions need {}",
-                                              i, s.block_table.size(), end, blocks_needed));
+      throw std::invalid_argument(
+          fmt::format("sequence {}: block table has {} blocks, {} positions need {}", i,
+                      s.block_table.size(), end, blocks_needed));
     }
     for (int64_t b = 0; b < blocks_needed; ++b) {
       const int32_t id = s.block_table[static_cast<size_t>(b)];
       if (id < 0 || id >= kv.num_blocks) {
-        throw std::invalid_argument(fmt::format("sequence {}: block id {} outside [0, {})", i, id, kv.num_blocks));
+        throw std::invalid_argument(
+            fmt::format("sequence {}: block id {} outside [0, {})", i, id, kv.num_blocks));
       }
     }
     for (int32_t t : s.tokens) {
       if (t < 0 || t >= config.vocab_size) {
-        throw std::invalid_argument(fmt::format("sequence {}: token id {} outside the vocabulary [0, {})", i,
-                                                t, config.vocab_size));
+        throw std::invalid_argument(fmt::format(
+            "sequence {}: token id {} outside the vocabulary [0, {})", i, t, config.vocab_size));
       }
     }
   }
@@ -50,8 +56,9 @@ void validate_batch(std::span<const step_sequence> batch, const model::model_con
 
 int32_t kv_blocks_for_bytes(const model::model_config& config, int32_t block_size, size_t bytes,
                             size_t element_bytes) {
-  const size_t per_block = 2 * static_cast<size_t>(config.num_layers) * static_cast<size_t>(block_size) *
-                           static_cast<size_t>(config.num_kv_heads * config.head_dim) * element_bytes;
+  const size_t per_block =
+      2 * static_cast<size_t>(config.num_layers) * static_cast<size_t>(block_size) *
+      static_cast<size_t>(config.num_kv_heads * config.head_dim) * element_bytes;
   const size_t n = bytes / per_block;
   return static_cast<int32_t>(std::min<size_t>(n, INT32_MAX));
 }

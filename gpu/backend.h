@@ -23,10 +23,11 @@ namespace conclave::gpu {
 
 /// One sequence's part of a forward step.
 struct step_sequence {
-  std::span<const int32_t> tokens;       ///< tokens to run now (a prompt chunk or one decode token)
-  int32_t num_cached = 0;                ///< tokens already in the KV cache; positions start here
-  std::span<const int32_t> block_table;  ///< blocks covering positions [0, num_cached + tokens.size())
-  bool all_logits = false;               ///< logits for every token run, else only for the last
+  std::span<const int32_t> tokens;  ///< tokens to run now (a prompt chunk or one decode token)
+  int32_t num_cached = 0;           ///< tokens already in the KV cache; positions start here
+  std::span<const int32_t>
+      block_table;          ///< blocks covering positions [0, num_cached + tokens.size())
+  bool all_logits = false;  ///< logits for every token run, else only for the last
 };
 
 /// Logits of a step: rows of `vocab` floats; sequence i owns rows [row_begin[i], row_begin[i+1]).

@@ -25,9 +25,10 @@ std::string describe_gpus() {
   std::string out;
   for (const auto& d : devices) {
     if (!out.empty()) out += '\n';
-    out += fmt::format("cuda:{} {}, {:.1f} GiB ({:.1f} free), {} SMs, sm_{}{}", d.index, d.name,
-                       static_cast<double>(d.total_bytes) / (1ull << 30),
-                       static_cast<double>(d.free_bytes) / (1ull << 30), d.sm_count, d.major, d.minor);
+    out +=
+        fmt::format("cuda:{} {}, {:.1f} GiB ({:.1f} free), {} SMs, sm_{}{}", d.index, d.name,
+                    static_cast<double>(d.total_bytes) / (1ull << 30),
+                    static_cast<double>(d.free_bytes) / (1ull << 30), d.sm_count, d.major, d.minor);
   }
   return out;
 #else

@@ -2,10 +2,10 @@
 // so that a bad file fails at load time with a clear message, never mid-generation.
 #include "model/checkpoint.h"
 
-#include <fstream>
 #include <simdjson.h>
 #include <spdlog/fmt/fmt.h>
 #include <spdlog/spdlog.h>
+#include <fstream>
 #include <sstream>
 
 #include "model/model_error.h"
@@ -23,7 +23,8 @@ std::map<std::string, std::vector<std::string>> read_index(const std::filesystem
   simdjson::padded_string text(ss.str());
   simdjson::dom::object root, map;
   if (auto err = parser.parse(text).get(root); err) {
-    throw model_error(fmt::format("{}: not a JSON object: {}", path.string(), simdjson::error_message(err)));
+    throw model_error(
+        fmt::format("{}: not a JSON object: {}", path.string(), simdjson::error_message(err)));
   }
   if (root["weight_map"].get(map)) {
     throw model_error(fmt::format("{}: missing required key \"weight_map\"", path.string()));
@@ -42,15 +43,16 @@ std::map<std::string, std::vector<std::string>> read_index(const std::filesystem
 
 }  // namespace
 
-checkpoint::checkpoint(const std::filesystem::path& dir) : dir_(dir), config_(load_model_config(dir)) {
+checkpoint::checkpoint(const std::filesystem::path& dir)
+    : dir_(dir), config_(load_model_config(dir)) {
   const auto index_path = dir / "model.safetensors.index.json";
   const auto single_path = dir / "model.safetensors";
   if (std::filesystem::exists(index_path)) {
     for (const auto& [file, names] : read_index(index_path)) {
       const auto shard_path = dir / file;
       if (!std::filesystem::exists(shard_path)) {
-        throw model_error(fmt::format("{}: shard {} named by the index is missing",
-                                      shard_path.string(), file));
+        throw model_error(
+            fmt::format("{}: shard {} named by the index is missing", shard_path.string(), file));
       }
       files_.push_back(std::make_unique<safetensors_file>(shard_path));
       for (const auto& name : names) {
@@ -66,8 +68,8 @@ checkpoint::checkpoint(const std::filesystem::path& dir) : dir_(dir), config_(lo
     files_.push_back(std::make_unique<safetensors_file>(single_path));
     for (const auto& [name, t] : files_.back()->tensors()) index_.emplace(name, &t);
   } else {
-    throw model_error(fmt::format("{}: no model.safetensors or model.safetensors.index.json",
-                                  dir.string()));
+    throw model_error(
+        fmt::format("{}: no model.safetensors or model.safetensors.index.json", dir.string()));
   }
 
   for (const auto& spec : expected_tensors(config_)) {
@@ -83,15 +85,17 @@ checkpoint::checkpoint(const std::filesystem::path& dir) : dir_(dir), config_(lo
     }
     weight_bytes_ += t.nbytes;
   }
-  spdlog::info("checkpoint {}: {} ({} layers, hidden {}, {} experts), {} tensors in {} file(s), {:.1f} MiB",
-               dir.string(), config_.architecture_name, config_.num_layers, config_.hidden_size,
-               config_.num_experts, index_.size(), files_.size(),
-               static_cast<double>(weight_bytes_) / (1 << 20));
+  spdlog::info(
+      "checkpoint {}: {} ({} layers, hidden {}, {} experts), {} tensors in {} file(s), {:.1f} MiB",
+      dir.string(), config_.architecture_name, config_.num_layers, config_.hidden_size,
+      config_.num_experts, index_.size(), files_.size(),
+      static_cast<double>(weight_bytes_) / (1 << 20));
 }
 
 const tensor_view& checkpoint::tensor(std::string_view name) const {
   auto it = index_.find(std::string(name));
-  if (it == index_.end()) throw model_error(fmt::format("{}: missing tensor {}", dir_.string(), name));
+  if (it == index_.end())
+    throw model_error(fmt::format("{}: missing tensor {}", dir_.string(), name));
   return *it->second;
 }
 

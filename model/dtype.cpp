@@ -7,9 +7,12 @@ namespace conclave::model {
 
 std::string_view dtype_name(dtype t) {
   switch (t) {
-    case dtype::bf16: return "BF16";
-    case dtype::f16: return "F16";
-    case dtype::f32: return "F32";
+    case dtype::bf16:
+      return "BF16";
+    case dtype::f16:
+      return "F16";
+    case dtype::f32:
+      return "F32";
   }
   return "?";
 }
@@ -50,9 +53,9 @@ uint16_t f32_to_f16(float f) {
   const uint32_t bits = std::bit_cast<uint32_t>(f);
   const uint16_t sign = static_cast<uint16_t>((bits >> 16) & 0x8000u);
   const uint32_t abs = bits & 0x7fffffffu;
-  if (abs > 0x7f800000u) return static_cast<uint16_t>(sign | 0x7e00u);  // NaN
+  if (abs > 0x7f800000u) return static_cast<uint16_t>(sign | 0x7e00u);   // NaN
   if (abs >= 0x477ff000u) return static_cast<uint16_t>(sign | 0x7c00u);  // rounds past 65504
-  if (abs < 0x38800000u) {  // below the smallest normal half: subnormal or zero
+  if (abs < 0x38800000u) {               // below the smallest normal half: subnormal or zero
     if (abs < 0x33000000u) return sign;  // under half the smallest subnormal
     const uint32_t exp = abs >> 23;
     const uint32_t mant = (abs & 0x7fffffu) | 0x800000u;

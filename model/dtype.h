@@ -13,7 +13,9 @@ namespace conclave::model {
 enum class dtype : uint8_t { bf16, f16, f32 };
 
 /// Bytes per element.
-constexpr size_t dtype_size(dtype t) { return t == dtype::f32 ? 4 : 2; }
+constexpr size_t dtype_size(dtype t) {
+  return t == dtype::f32 ? 4 : 2;
+}
 
 /// The safetensors spelling: "BF16", "F16", "F32".
 std::string_view dtype_name(dtype t);

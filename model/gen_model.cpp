@@ -3,11 +3,11 @@
 // byte for byte and lets the GPU backend generate the same weights in device memory.
 #include "model/gen_model.h"
 
-#include <cmath>
-#include <fstream>
 #include <spdlog/fmt/fmt.h>
 #include <spdlog/spdlog.h>
 #include <xxhash.h>
+#include <cmath>
+#include <fstream>
 
 #include "model/model_error.h"
 #include "model/safetensors.h"
@@ -40,7 +40,8 @@ std::vector<model_preset> make_presets() {
     c.num_experts_per_tok = 2;
     c.rope_theta = 1e6;
     c.max_position_embeddings = 4096;
-    p.push_back({"tiny", "3-layer, 8-expert toy model for unit tests (0.6 M parameters)", c, 0.08f});
+    p.push_back(
+        {"tiny", "3-layer, 8-expert toy model for unit tests (0.6 M parameters)", c, 0.08f});
   }
   {
     model_config c = base_config();
@@ -58,7 +59,9 @@ std::vector<model_preset> make_presets() {
     c.max_position_embeddings = 4096;
     c.tie_word_embeddings = true;
     c.eos_token_ids = {151645, 151643};
-    p.push_back({"tiny-qwen", "2-layer toy model with Qwen3's vocabulary, for server tests (5 M parameters)", c, 0.08f});
+    p.push_back({"tiny-qwen",
+                 "2-layer toy model with Qwen3's vocabulary, for server tests (5 M parameters)", c,
+                 0.08f});
   }
   {
     model_config c = base_config();
@@ -76,7 +79,8 @@ std::vector<model_preset> make_presets() {
     c.max_position_embeddings = 32768;
     c.tie_word_embeddings = true;
     c.eos_token_ids = {151645, 151643};  // <|im_end|>, <|endoftext|>
-    p.push_back({"demo", "the embedded demo: Qwen3 vocabulary, 4 MoE layers, CPU-interactive", c, 0.08f});
+    p.push_back(
+        {"demo", "the embedded demo: Qwen3 vocabulary, 4 MoE layers, CPU-interactive", c, 0.08f});
   }
   {
     model_config c = base_config();
@@ -93,7 +97,8 @@ std::vector<model_preset> make_presets() {
     c.rope_theta = 1e6;
     c.max_position_embeddings = 40960;
     c.eos_token_ids = {151645, 151643};
-    p.push_back({"qwen3-30b-a3b", "Qwen3-30B-A3B's shape (48 layers, 128 experts, 8 active)", c, 0.02f});
+    p.push_back(
+        {"qwen3-30b-a3b", "Qwen3-30B-A3B's shape (48 layers, 128 experts, 8 active)", c, 0.02f});
   }
   {
     model_config c = base_config();
@@ -110,7 +115,8 @@ std::vector<model_preset> make_presets() {
     c.rope_theta = 1e7;
     c.max_position_embeddings = 262144;
     c.eos_token_ids = {151645, 151643};
-    p.push_back({"qwen3-coder-480b", "Qwen3-Coder-480B-A35B's shape (62 layers, 160 experts)", c, 0.02f});
+    p.push_back(
+        {"qwen3-coder-480b", "Qwen3-Coder-480B-A35B's shape (62 layers, 160 experts)", c, 0.02f});
   }
   return p;
 }
@@ -190,30 +196,35 @@ size_t write_random_checkpoint(const gen_model_options& opts, const std::filesys
   std::vector<float> scratch;
   std::vector<std::string> weight_map;
   for (size_t s = 0; s < shards.size(); ++s) {
-    const std::string file =
-        shards.size() == 1 ? "model.safetensors"
-                           : fmt::format("model-{:05d}-of-{:05d}.safetensors", s + 1, shards.size());
+    const std::string file = shards.size() == 1 ? "model.safetensors"
+                                                : fmt::format("model-{:05d}-of-{:05d}.safetensors",
+                                                              s + 1, shards.size());
     const auto& plan = shards[s];
     write_safetensors(out / file, plan, [&](size_t i, std::byte* dst) {
       const tensor_plan& t = plan[i];
       const size_t n = t.nbytes() / dtype_size(t.type);
       scratch.resize(n);
       const bool norm = is_norm_tensor(t.name);
-      for (size_t k = 0; k < n; ++k) scratch[k] = random_weight(opts.seed, t.name, k, preset.init_std, norm);
+      for (size_t k = 0; k < n; ++k)
+        scratch[k] = random_weight(opts.seed, t.name, k, preset.init_std, norm);
       convert_from_f32(t.type, scratch.data(), n, dst);
     });
-    for (const auto& t : plan) weight_map.push_back(fmt::format("    \"{}\": \"{}\"", t.name, file));
+    for (const auto& t : plan)
+      weight_map.push_back(fmt::format("    \"{}\": \"{}\"", t.name, file));
     spdlog::info("gen-model: wrote {} ({} tensors)", (out / file).string(), plan.size());
   }
   if (shards.size() > 1) {
     std::sort(weight_map.begin(), weight_map.end());
-    write_text(out / "model.safetensors.index.json",
-               fmt::format("{{\n  \"metadata\": {{\"total_size\": {}}},\n  \"weight_map\": {{\n{}\n  }}\n}}\n",
-                           total, fmt::join(weight_map, ",\n")));
+    write_text(
+        out / "model.safetensors.index.json",
+        fmt::format(
+            "{{\n  \"metadata\": {{\"total_size\": {}}},\n  \"weight_map\": {{\n{}\n  }}\n}}\n",
+            total, fmt::join(weight_map, ",\n")));
   }
   write_text(out / "config.json", model_config_to_json(c));
   std::string gen = "{\n  \"do_sample\": false";
-  if (!c.eos_token_ids.empty()) gen += fmt::format(",\n  \"eos_token_id\": [{}]", fmt::join(c.eos_token_ids, ", "));
+  if (!c.eos_token_ids.empty())
+    gen += fmt::format(",\n  \"eos_token_id\": [{}]", fmt::join(c.eos_token_ids, ", "));
   gen += "\n}\n";
   write_text(out / "generation_config.json", gen);
   return total;

@@ -2,10 +2,10 @@
 // and one-line errors naming the file and key for everything else.
 #include "model/model_config.h"
 
-#include <algorithm>
-#include <fstream>
 #include <simdjson.h>
 #include <spdlog/fmt/fmt.h>
+#include <algorithm>
+#include <fstream>
 #include <sstream>
 
 #include "model/model_error.h"
@@ -89,7 +89,9 @@ class reader {
 
 std::string read_file(const std::filesystem::path& path) {
   std::ifstream in(path, std::ios::binary);
-  if (!in) throw model_error(fmt::format("{}: cannot open (is this a Hugging Face model folder?)", path.string()));
+  if (!in)
+    throw model_error(
+        fmt::format("{}: cannot open (is this a Hugging Face model folder?)", path.string()));
   std::ostringstream ss;
   ss << in.rdbuf();
   return ss.str();
@@ -105,12 +107,14 @@ double read_rope_theta(const reader& r, const std::string& source) {
       throw r.error("rope_parameters.rope_type", "a string");
     }
     if (type != "default") {
-      throw model_error(fmt::format(
-          "{}: rope_parameters.rope_type \"{}\" is not supported (conclave implements \"default\" RoPE)",
-          source, type));
+      throw model_error(
+          fmt::format("{}: rope_parameters.rope_type \"{}\" is not supported (conclave implements "
+                      "\"default\" RoPE)",
+                      source, type));
     }
     element theta;
-    if (!o["rope_theta"].get(theta) && !theta.is_null()) return r.number_of(theta, "rope_parameters.rope_theta");
+    if (!o["rope_theta"].get(theta) && !theta.is_null())
+      return r.number_of(theta, "rope_parameters.rope_theta");
   }
   if (element rs; !r.root()["rope_scaling"].get(rs) && !rs.is_null()) {
     object o;
@@ -173,12 +177,14 @@ void model_config::validate(const std::string& source) const {
     }
     for (int64_t l : mlp_only_layers) {
       if (l < 0 || l >= num_layers) {
-        fail(fmt::format("mlp_only_layers names layer {} but the model has {} layers", l, num_layers));
+        fail(fmt::format("mlp_only_layers names layer {} but the model has {} layers", l,
+                         num_layers));
       }
     }
   }
   for (int32_t id : eos_token_ids) {
-    if (id < 0 || id >= vocab_size) fail(fmt::format("eos_token_id {} is outside the vocabulary", id));
+    if (id < 0 || id >= vocab_size)
+      fail(fmt::format("eos_token_id {} is outside the vocabulary", id));
   }
 }
 
@@ -187,7 +193,8 @@ model_config parse_model_config(std::string_view json, const std::string& source
   simdjson::padded_string text(json);
   object root;
   if (auto err = parser.parse(text).get(root); err) {
-    throw model_error(fmt::format("{}: not a JSON object: {}", source, simdjson::error_message(err)));
+    throw model_error(
+        fmt::format("{}: not a JSON object: {}", source, simdjson::error_message(err)));
   }
   reader r(root, source);
   model_config c;
@@ -204,9 +211,10 @@ model_config parse_model_config(std::string_view json, const std::string& source
   } else if (arch == "Qwen3ForCausalLM") {
     c.arch = architecture::qwen3_dense;
   } else {
-    throw model_error(fmt::format(
-        "{}: architecture \"{}\" is not supported (expected Qwen3MoeForCausalLM or Qwen3ForCausalLM)",
-        source, arch));
+    throw model_error(
+        fmt::format("{}: architecture \"{}\" is not supported (expected Qwen3MoeForCausalLM or "
+                    "Qwen3ForCausalLM)",
+                    source, arch));
   }
 
   c.vocab_size = r.integer("vocab_size");
@@ -246,16 +254,19 @@ model_config parse_model_config(std::string_view json, const std::string& source
   // intermediate_size is needed only when some layer is dense; checked by validate().
   bool any_dense = false;
   for (int64_t l = 0; l < c.num_layers; ++l) any_dense |= !c.is_moe_layer(l);
-  c.intermediate_size = any_dense ? r.integer("intermediate_size") : r.integer("intermediate_size", 0);
+  c.intermediate_size =
+      any_dense ? r.integer("intermediate_size") : r.integer("intermediate_size", 0);
 
-  for (int64_t id : r.int_or_list("eos_token_id")) c.eos_token_ids.push_back(static_cast<int32_t>(id));
+  for (int64_t id : r.int_or_list("eos_token_id"))
+    c.eos_token_ids.push_back(static_cast<int32_t>(id));
   c.validate(source);
   return c;
 }
 
 model_config load_model_config(const std::filesystem::path& dir) {
   if (!std::filesystem::is_directory(dir)) {
-    throw model_error(fmt::format("{}: not a directory (expected a Hugging Face model folder)", dir.string()));
+    throw model_error(
+        fmt::format("{}: not a directory (expected a Hugging Face model folder)", dir.string()));
   }
   const auto path = dir / "config.json";
   model_config c = parse_model_config(read_file(path), path.string());
@@ -265,7 +276,8 @@ model_config load_model_config(const std::filesystem::path& dir) {
     simdjson::padded_string text(read_file(gen));
     object root;
     if (auto err = parser.parse(text).get(root); err) {
-      throw model_error(fmt::format("{}: not a JSON object: {}", gen.string(), simdjson::error_message(err)));
+      throw model_error(
+          fmt::format("{}: not a JSON object: {}", gen.string(), simdjson::error_message(err)));
     }
     const std::string source = gen.string();
     reader r(root, source);
@@ -305,15 +317,17 @@ std::string model_config_to_json(const model_config& c) {
   add("hidden_act", "\"silu\"");
   add("rms_norm_eps", fmt::format("{}", c.rms_norm_eps));
   add("rope_theta", fmt::format("{:.1f}", c.rope_theta));
-  add("rope_parameters", fmt::format("{{\"rope_theta\": {:.1f}, \"rope_type\": \"default\"}}", c.rope_theta));
+  add("rope_parameters",
+      fmt::format("{{\"rope_theta\": {:.1f}, \"rope_type\": \"default\"}}", c.rope_theta));
   add("max_position_embeddings", std::to_string(c.max_position_embeddings));
   add("tie_word_embeddings", c.tie_word_embeddings ? "true" : "false");
   add("attention_bias", c.attention_bias ? "true" : "false");
   add("use_sliding_window", "false");
   add("torch_dtype", "\"bfloat16\"");
   if (!c.eos_token_ids.empty()) {
-    add("eos_token_id", c.eos_token_ids.size() == 1 ? std::to_string(c.eos_token_ids[0])
-                                                    : fmt::format("[{}]", fmt::join(c.eos_token_ids, ", ")));
+    add("eos_token_id", c.eos_token_ids.size() == 1
+                            ? std::to_string(c.eos_token_ids[0])
+                            : fmt::format("[{}]", fmt::join(c.eos_token_ids, ", ")));
   }
   s += "  \"use_cache\": true\n}\n";
   return s;

@@ -6,11 +6,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <simdjson.h>
+#include <spdlog/fmt/fmt.h>
 #include <cerrno>
 #include <cstring>
 #include <fstream>
-#include <simdjson.h>
-#include <spdlog/fmt/fmt.h>
 
 #include "model/model_error.h"
 
@@ -24,9 +24,15 @@ std::string json_escape(std::string_view s) {
   out.reserve(s.size());
   for (char c : s) {
     switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
       default:
         if (static_cast<unsigned char>(c) < 0x20) {
           out += fmt::format("\\u{:04x}", static_cast<unsigned>(c));
@@ -42,7 +48,8 @@ std::string json_escape(std::string_view s) {
 
 mapped_file::mapped_file(const std::filesystem::path& path) : path_(path) {
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) throw model_error(fmt::format("{}: cannot open: {}", path.string(), std::strerror(errno)));
+  if (fd < 0)
+    throw model_error(fmt::format("{}: cannot open: {}", path.string(), std::strerror(errno)));
   struct stat st {};
   if (::fstat(fd, &st) != 0) {
     const int err = errno;
@@ -72,7 +79,9 @@ size_t tensor_view::numel() const {
   return n;
 }
 
-std::string tensor_view::shape_string() const { return fmt::format("[{}]", fmt::join(shape, ", ")); }
+std::string tensor_view::shape_string() const {
+  return fmt::format("[{}]", fmt::join(shape, ", "));
+}
 
 size_t tensor_plan::nbytes() const {
   size_t n = dtype_size(type);
@@ -86,18 +95,20 @@ safetensors_file::safetensors_file(const std::filesystem::path& path)
   const size_t size = map_->size();
   if (size < 8) {
     throw model_error(fmt::format(
-        "{}: truncated: {} bytes, but a safetensors file starts with an 8-byte header length",
-        file, size));
+        "{}: truncated: {} bytes, but a safetensors file starts with an 8-byte header length", file,
+        size));
   }
   uint64_t header_len = 0;
   std::memcpy(&header_len, map_->data(), 8);  // little-endian on every host we build for
   if (header_len > size - 8) {
-    throw model_error(fmt::format(
-        "{}: header length {} runs past the end of the file ({} bytes): truncated or not safetensors",
-        file, header_len, size));
+    throw model_error(
+        fmt::format("{}: header length {} runs past the end of the file ({} bytes): truncated or "
+                    "not safetensors",
+                    file, header_len, size));
   }
   if (header_len > max_header_bytes) {
-    throw model_error(fmt::format("{}: header length {} exceeds the 100 MiB limit", file, header_len));
+    throw model_error(
+        fmt::format("{}: header length {} exceeds the 100 MiB limit", file, header_len));
   }
   const std::byte* data_start = map_->data() + 8 + header_len;
   const size_t data_size = size - 8 - header_len;
@@ -106,7 +117,8 @@ safetensors_file::safetensors_file(const std::filesystem::path& path)
   simdjson::padded_string header(reinterpret_cast<const char*>(map_->data()) + 8, header_len);
   simdjson::dom::object root;
   if (auto err = parser.parse(header).get(root); err) {
-    throw model_error(fmt::format("{}: header is not a JSON object: {}", file, simdjson::error_message(err)));
+    throw model_error(
+        fmt::format("{}: header is not a JSON object: {}", file, simdjson::error_message(err)));
   }
   for (auto [key, value] : root) {
     if (key == "__metadata__") continue;
@@ -141,10 +153,12 @@ safetensors_file::safetensors_file(const std::filesystem::path& path)
       throw bad("missing \"data_offsets\" [begin, end]");
     }
     uint64_t begin = 0, end = 0;
-    if (offsets.at(0).get(begin) || offsets.at(1).get(end)) throw bad("data_offsets must be integers");
+    if (offsets.at(0).get(begin) || offsets.at(1).get(end))
+      throw bad("data_offsets must be integers");
     if (begin > end || end > data_size) {
-      throw bad(fmt::format("data_offsets [{}, {}] lie outside the {} data bytes of the file (truncated?)",
-                            begin, end, data_size));
+      throw bad(fmt::format(
+          "data_offsets [{}, {}] lie outside the {} data bytes of the file (truncated?)", begin,
+          end, data_size));
     }
     const size_t expected = numel * dtype_size(*type);
     if (end - begin != expected) {
@@ -185,7 +199,8 @@ void write_safetensors(const std::filesystem::path& path, const std::vector<tens
   for (size_t i = 0; i < plan.size(); ++i) {
     buffer.assign(plan[i].nbytes(), std::byte{0});
     fill(i, buffer.data());
-    out.write(reinterpret_cast<const char*>(buffer.data()), static_cast<std::streamsize>(buffer.size()));
+    out.write(reinterpret_cast<const char*>(buffer.data()),
+              static_cast<std::streamsize>(buffer.size()));
   }
   out.flush();
   if (!out) throw model_error(fmt::format("{}: write failed (disk full?)", path.string()));

@@ -61,7 +61,9 @@ void http_server::start() {
   if (!ec) a.set_option(asio::socket_base::reuse_address(true), ec);
   if (!ec) a.bind(ep, ec);
   if (!ec) a.listen(asio::socket_base::max_listen_connections, ec);
-  if (ec) throw std::runtime_error("cannot listen on " + cfg.host + ":" + std::to_string(cfg.port) + ": " + ec.message());
+  if (ec)
+    throw std::runtime_error("cannot listen on " + cfg.host + ":" + std::to_string(cfg.port) +
+                             ": " + ec.message());
   impl_->accept();
   impl_->work.emplace(impl_->io.get_executor());
   for (int i = 0; i < cfg.io_threads; ++i) impl_->threads.emplace_back([this] { impl_->io.run(); });
@@ -82,7 +84,8 @@ void http_server::handle_signals() {
     spdlog::warn("signal {}: draining (up to {:.0f} s)", sig, impl_->ctx->cfg.drain_timeout_s);
     // Drain on a plain thread: it waits, and the I/O threads must keep serving meanwhile.
     impl_->drainer = std::thread([this] {
-      drain_and_stop(std::chrono::milliseconds(static_cast<int64_t>(impl_->ctx->cfg.drain_timeout_s * 1000)));
+      drain_and_stop(
+          std::chrono::milliseconds(static_cast<int64_t>(impl_->ctx->cfg.drain_timeout_s * 1000)));
     });
   });
 }
@@ -96,10 +99,12 @@ void http_server::drain_and_stop(std::chrono::milliseconds timeout) {
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
   if (ctx.service.active_requests() > 0) {
-    spdlog::warn("drain timeout: {} request(s) still running are cut off", ctx.service.active_requests());
+    spdlog::warn("drain timeout: {} request(s) still running are cut off",
+                 ctx.service.active_requests());
   }
   close_all_websockets(ctx);
-  std::this_thread::sleep_for(std::chrono::milliseconds(100));  // let close frames and final chunks go out
+  std::this_thread::sleep_for(
+      std::chrono::milliseconds(100));  // let close frames and final chunks go out
   stop();
 }
 
@@ -117,7 +122,8 @@ void http_server::wait() {
   for (auto& t : impl_->threads) {
     if (t.joinable() && t.get_id() != std::this_thread::get_id()) t.join();
   }
-  if (impl_->drainer.joinable() && impl_->drainer.get_id() != std::this_thread::get_id()) impl_->drainer.join();
+  if (impl_->drainer.joinable() && impl_->drainer.get_id() != std::this_thread::get_id())
+    impl_->drainer.join();
 }
 
 }  // namespace conclave::net

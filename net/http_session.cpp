@@ -2,12 +2,12 @@
 // generation runs, a read on the socket watches for the client going away.
 #include "net/http_session.h"
 
+#include <spdlog/fmt/fmt.h>
+#include <spdlog/spdlog.h>
 #include <chrono>
 #include <deque>
 #include <optional>
-#include <spdlog/fmt/fmt.h>
 #include <sstream>
-#include <spdlog/spdlog.h>
 
 namespace conclave::net {
 namespace {
@@ -32,8 +32,9 @@ class http_session : public std::enable_shared_from_this<http_session> {
   void on_read(beast::error_code ec, size_t);
   void route(request_type& req);
   void handle_generation(request_type& req, bool chat);
-  void send_simple(http::status status, std::string body, const char* content_type = "application/json",
-                   bool close = false, const char* retry_after = nullptr);
+  void send_simple(http::status status, std::string body,
+                   const char* content_type = "application/json", bool close = false,
+                   const char* retry_after = nullptr);
   void send_error(const api_error& err, bool close = false);
   void enqueue(std::string data);
   void do_write();
@@ -70,7 +71,8 @@ class http_session : public std::enable_shared_from_this<http_session> {
 /// Delivers service events onto the session's strand.
 class sink final : public actors::client_sink {
  public:
-  sink(std::weak_ptr<http_session> s, asio::any_io_executor ex) : session_(std::move(s)), ex_(std::move(ex)) {}
+  sink(std::weak_ptr<http_session> s, asio::any_io_executor ex)
+      : session_(std::move(s)), ex_(std::move(ex)) {}
   void push(actors::client_event e) override {
     asio::post(ex_, [s = session_, e = std::move(e)]() mutable {
       if (auto p = s.lock()) p->on_event(std::move(e));
@@ -87,38 +89,46 @@ void http_session::do_read() {
   parser_->header_limit(static_cast<uint32_t>(ctx_->cfg.max_header_bytes));
   parser_->body_limit(ctx_->cfg.max_body_bytes);
   stream_.expires_after(std::chrono::seconds(120));  // idle keep-alive connections go away
-  http::async_read(stream_, buffer_, *parser_, beast::bind_front_handler(&http_session::on_read, shared_from_this()));
+  http::async_read(stream_, buffer_, *parser_,
+                   beast::bind_front_handler(&http_session::on_read, shared_from_this()));
 }
 
 void http_session::on_read(beast::error_code ec, size_t) {
-  if (ec == http::error::end_of_stream || ec == beast::error::timeout || ec == asio::error::connection_reset) {
+  if (ec == http::error::end_of_stream || ec == beast::error::timeout ||
+      ec == asio::error::connection_reset) {
     return close();
   }
   if (ec == http::error::header_limit) {
     ctx_->metrics->count_request("other", 431);
-    return send_error({431, "request headers are larger than the server's limit", "invalid_request_error"}, true);
+    return send_error(
+        {431, "request headers are larger than the server's limit", "invalid_request_error"}, true);
   }
   if (ec == http::error::body_limit) {
     ctx_->metrics->count_request("other", 413);
-    return send_error({413, "the request body is larger than the server's limit of " +
-                                std::to_string(ctx_->cfg.max_body_bytes) + " bytes",
+    return send_error({413,
+                       "the request body is larger than the server's limit of " +
+                           std::to_string(ctx_->cfg.max_body_bytes) + " bytes",
                        "invalid_request_error"},
                       true);
   }
   if (ec) {
     ctx_->metrics->count_request("other", 400);
-    return send_error({400, "malformed HTTP request: " + ec.message(), "invalid_request_error"}, true);
+    return send_error({400, "malformed HTTP request: " + ec.message(), "invalid_request_error"},
+                      true);
   }
   request_type req = parser_->release();
   keep_alive_ = req.keep_alive();
   version_ = req.version();
   if (websocket::is_upgrade(req)) {
-    if (req.target() != "/v1/ws") return send_error({404, "WebSocket endpoint is /v1/ws", "invalid_request_error"}, true);
+    if (req.target() != "/v1/ws")
+      return send_error({404, "WebSocket endpoint is /v1/ws", "invalid_request_error"}, true);
     if (!ctx_->authorized(req[http::field::authorization])) {
       ctx_->metrics->count_request("/v1/ws", 401);
-      return send_error({401, "missing or invalid API key", "authentication_error", {}, "invalid_api_key"}, true);
+      return send_error(
+          {401, "missing or invalid API key", "authentication_error", {}, "invalid_api_key"}, true);
     }
-    if (ctx_->draining.load()) return send_error({503, "the server is shutting down", "service_unavailable"}, true);
+    if (ctx_->draining.load())
+      return send_error({503, "the server is shutting down", "service_unavailable"}, true);
     stream_.expires_never();
     return start_websocket_session(ctx_, std::move(stream_), std::move(req));
   }
@@ -144,29 +154,36 @@ void http_session::route(request_type& req) {
     if (!only(http::verb::get)) return;
     const bool ready = ctx_->service.ready() && !ctx_->draining.load();
     ctx_->metrics->count_request("/ready", ready ? 200 : 503);
-    return send_simple(ready ? http::status::ok : http::status::service_unavailable,
-                       ready ? R"({"status":"ready"})"
-                             : (ctx_->draining.load() ? R"({"status":"draining"})" : R"({"status":"loading"})"));
+    return send_simple(
+        ready ? http::status::ok : http::status::service_unavailable,
+        ready ? R"({"status":"ready"})"
+              : (ctx_->draining.load() ? R"({"status":"draining"})" : R"({"status":"loading"})"));
   }
   if (path == "/metrics") {
     if (!only(http::verb::get)) return;
     ctx_->metrics->count_request("/metrics", 200);
     return send_simple(http::status::ok, ctx_->metrics->serialize(), "text/plain; version=0.0.4");
   }
-  const bool known = path == "/v1/models" || path == "/v1/chat/completions" || path == "/v1/completions";
+  const bool known =
+      path == "/v1/models" || path == "/v1/chat/completions" || path == "/v1/completions";
   if (!known) {
     ctx_->metrics->count_request("other", 404);
-    return send_error({404, "unknown route " + std::string(path), "invalid_request_error", {}, "unknown_url"});
+    return send_error(
+        {404, "unknown route " + std::string(path), "invalid_request_error", {}, "unknown_url"});
   }
   if (!ctx_->authorized(req[http::field::authorization])) {
     ctx_->metrics->count_request(std::string(path), 401);
-    return send_error({401, "missing or invalid API key (send 'Authorization: Bearer KEY')", "authentication_error", {},
+    return send_error({401,
+                       "missing or invalid API key (send 'Authorization: Bearer KEY')",
+                       "authentication_error",
+                       {},
                        "invalid_api_key"});
   }
   if (path == "/v1/models") {
     if (!only(http::verb::get)) return;
     ctx_->metrics->count_request("/v1/models", 200);
-    return send_simple(http::status::ok, models_json(ctx_->proto.served_model, 0, ctx_->proto.max_model_len));
+    return send_simple(http::status::ok,
+                       models_json(ctx_->proto.served_model, 0, ctx_->proto.max_model_len));
   }
   if (!only(http::verb::post)) return;
   handle_generation(req, path == "/v1/chat/completions");
@@ -179,7 +196,8 @@ void http_session::handle_generation(request_type& req, bool chat) {
     ctx_->metrics->count_request(route_, 503);
     return send_error({503, "the server is shutting down", "service_unavailable"});
   }
-  auto decoded = chat ? decode_chat_request(req.body(), ctx_->proto) : decode_completion_request(req.body(), ctx_->proto);
+  auto decoded = chat ? decode_chat_request(req.body(), ctx_->proto)
+                      : decode_completion_request(req.body(), ctx_->proto);
   if (auto* err = std::get_if<api_error>(&decoded)) {
     ctx_->metrics->count_request(route_, err->status);
     return send_error(*err);
@@ -190,7 +208,8 @@ void http_session::handle_generation(request_type& req, bool chat) {
   d.req.sampling.max_tokens = d.max_tokens.value_or(0);  // 0: the rest of the context
   streaming_ = d.stream;
   writer_.emplace(d, ctx_->proto.served_model,
-                  std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch())
+                  std::chrono::duration_cast<std::chrono::seconds>(
+                      std::chrono::system_clock::now().time_since_epoch())
                       .count());
   generating_ = true;
   started_ = done_ = false;
@@ -209,7 +228,8 @@ void http_session::on_event(actors::client_event e) {
       ctx_->metrics->count_request(route_, e.status);
       api_error err{e.status, e.text, e.error_type, e.error_param, e.error_code};
       ctx_->log_request(route_, request_id_, e.status,
-                        std::chrono::duration<double, std::milli>(clock_type::now() - t0_).count(), {}, 0);
+                        std::chrono::duration<double, std::milli>(clock_type::now() - t0_).count(),
+                        {}, 0);
       finish_request();
       return send_error(err);
     }
@@ -242,11 +262,12 @@ void http_session::on_event(actors::client_event e) {
   const int status = e.type == kind::error ? e.status : 200;
   ctx_->metrics->count_request(route_, status);
   ctx_->log_request(route_, request_id_, status,
-                    std::chrono::duration<double, std::milli>(clock_type::now() - t0_).count(), writer_->tokens(),
-                    writer_->num_tool_calls());
+                    std::chrono::duration<double, std::milli>(clock_type::now() - t0_).count(),
+                    writer_->tokens(), writer_->num_tool_calls());
   finish_request();
   if (!streaming_) {
-    if (e.type == kind::error) return send_error({e.status, e.text, e.error_type, e.error_param, e.error_code});
+    if (e.type == kind::error)
+      return send_error({e.status, e.text, e.error_type, e.error_param, e.error_code});
     send_simple(http::status::ok, writer_->final_json());
   } else if (!keep_alive_) {
     close_after_write_ = true;
@@ -261,7 +282,8 @@ void http_session::client_gone() {
   if (generating_) {
     if (handle_) handle_->cancel();
     ctx_->metrics->count_request(route_, 499);
-    ctx_->log_request(route_, request_id_, 499, std::chrono::duration<double, std::milli>(clock_type::now() - t0_).count(),
+    ctx_->log_request(route_, request_id_, 499,
+                      std::chrono::duration<double, std::milli>(clock_type::now() - t0_).count(),
                       writer_ ? writer_->tokens() : actors::usage{}, 0);
   }
   finish_request();
@@ -276,23 +298,25 @@ void http_session::finish_request() {
 void http_session::watch_disconnect() {
   if (watching_) return;
   watching_ = true;
-  stream_.socket().async_wait(tcp::socket::wait_read, [self = shared_from_this()](beast::error_code ec) {
-    self->watching_ = false;
-    if (self->closed_) return;
-    if (!ec && self->generating_) {
-      // Readable while generating: either the peer closed, or it pipelined another request.
-      char probe;
-      beast::error_code pec;
-      const size_t n = self->stream_.socket().receive(asio::buffer(&probe, 1), tcp::socket::message_peek, pec);
-      if (pec || n == 0) return self->client_gone();
-      return;  // data for the next request: leave it; stop watching for this one
-    }
-    if (ec && ec != asio::error::operation_aborted && self->generating_) self->client_gone();
-  });
+  stream_.socket().async_wait(
+      tcp::socket::wait_read, [self = shared_from_this()](beast::error_code ec) {
+        self->watching_ = false;
+        if (self->closed_) return;
+        if (!ec && self->generating_) {
+          // Readable while generating: either the peer closed, or it pipelined another request.
+          char probe;
+          beast::error_code pec;
+          const size_t n = self->stream_.socket().receive(asio::buffer(&probe, 1),
+                                                          tcp::socket::message_peek, pec);
+          if (pec || n == 0) return self->client_gone();
+          return;  // data for the next request: leave it; stop watching for this one
+        }
+        if (ec && ec != asio::error::operation_aborted && self->generating_) self->client_gone();
+      });
 }
 
-void http_session::send_simple(http::status status, std::string body, const char* content_type, bool close,
-                               const char* retry_after) {
+void http_session::send_simple(http::status status, std::string body, const char* content_type,
+                               bool close, const char* retry_after) {
   http::response<http::string_body> res{status, version_};
   res.set(http::field::server, "conclave");
   res.set(http::field::content_type, content_type);
@@ -323,21 +347,24 @@ void http_session::enqueue(std::string data) {
 
 void http_session::do_write() {
   writing_ = true;
-  asio::async_write(stream_, asio::buffer(out_.front()), [self = shared_from_this()](beast::error_code ec, size_t) {
-    self->writing_ = false;
-    if (ec) {
-      if (self->generating_) return self->client_gone();
-      return self->close();
-    }
-    self->out_.pop_front();
-    if (!self->out_.empty()) return self->do_write();
-    if (self->close_after_write_) return self->close();
-    if (self->read_after_write_ && !self->generating_) {
-      self->read_after_write_ = false;
-      if (self->watching_) self->stream_.socket().cancel();  // ends the watch; the read below takes over
-      self->do_read();
-    }
-  });
+  asio::async_write(
+      stream_, asio::buffer(out_.front()),
+      [self = shared_from_this()](beast::error_code ec, size_t) {
+        self->writing_ = false;
+        if (ec) {
+          if (self->generating_) return self->client_gone();
+          return self->close();
+        }
+        self->out_.pop_front();
+        if (!self->out_.empty()) return self->do_write();
+        if (self->close_after_write_) return self->close();
+        if (self->read_after_write_ && !self->generating_) {
+          self->read_after_write_ = false;
+          if (self->watching_)
+            self->stream_.socket().cancel();  // ends the watch; the read below takes over
+          self->do_read();
+        }
+      });
 }
 
 void http_session::close() {

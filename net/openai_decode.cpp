@@ -1,8 +1,8 @@
 // Decoding OpenAI request bodies. Unknown fields are ignored (SDKs send many); known
 // fields are type- and range-checked, and the error names the field as OpenAI does.
+#include <spdlog/fmt/fmt.h>
 #include <boost/json.hpp>
 #include <cmath>
-#include <spdlog/fmt/fmt.h>
 
 #include "model/chat/json_exact.h"
 #include "net/openai_protocol.h"
@@ -15,7 +15,8 @@ struct bad_field {
   api_error err;
 };
 
-[[noreturn]] void fail(std::string param, std::string message, int status = 400, std::string code = {}) {
+[[noreturn]] void fail(std::string param, std::string message, int status = 400,
+                       std::string code = {}) {
   api_error e;
   e.status = status;
   e.param = std::move(param);
@@ -37,7 +38,8 @@ std::string get_string(const json::object& o, std::string_view key, const std::s
   return std::string(v->get_string());
 }
 
-std::optional<double> get_number(const json::object& o, std::string_view key, double lo, double hi, bool lo_open = false) {
+std::optional<double> get_number(const json::object& o, std::string_view key, double lo, double hi,
+                                 bool lo_open = false) {
   const json::value* v = field(o, key);
   if (v == nullptr) return std::nullopt;
   double d = 0;
@@ -51,25 +53,30 @@ std::optional<double> get_number(const json::object& o, std::string_view key, do
     fail(std::string(key), fmt::format("'{}' must be a number", key));
   }
   if (!std::isfinite(d) || d < lo || d > hi || (lo_open && d == lo)) {
-    fail(std::string(key), fmt::format("'{}' must be {} {} and <= {}, got {}", key, lo_open ? ">" : ">=", lo, hi, d));
+    fail(std::string(key),
+         fmt::format("'{}' must be {} {} and <= {}, got {}", key, lo_open ? ">" : ">=", lo, hi, d));
   }
   return d;
 }
 
-std::optional<int64_t> get_int(const json::object& o, std::string_view key, int64_t lo, int64_t hi) {
+std::optional<int64_t> get_int(const json::object& o, std::string_view key, int64_t lo,
+                               int64_t hi) {
   const json::value* v = field(o, key);
   if (v == nullptr) return std::nullopt;
   int64_t i = 0;
   if (v->is_int64()) {
     i = v->get_int64();
   } else if (v->is_uint64()) {
-    i = v->get_uint64() > static_cast<uint64_t>(INT64_MAX) ? INT64_MAX : static_cast<int64_t>(v->get_uint64());
-  } else if (v->is_double() && std::floor(v->get_double()) == v->get_double() && std::abs(v->get_double()) < 9e15) {
+    i = v->get_uint64() > static_cast<uint64_t>(INT64_MAX) ? INT64_MAX
+                                                           : static_cast<int64_t>(v->get_uint64());
+  } else if (v->is_double() && std::floor(v->get_double()) == v->get_double() &&
+             std::abs(v->get_double()) < 9e15) {
     i = static_cast<int64_t>(v->get_double());
   } else {
     fail(std::string(key), fmt::format("'{}' must be an integer", key));
   }
-  if (i < lo || i > hi) fail(std::string(key), fmt::format("'{}' must be between {} and {}, got {}", key, lo, hi, i));
+  if (i < lo || i > hi)
+    fail(std::string(key), fmt::format("'{}' must be between {} and {}, got {}", key, lo, hi, i));
   return i;
 }
 
@@ -89,13 +96,16 @@ json::object parse_body(std::string_view body) {
   return std::move(v.get_object());
 }
 
-void check_model(const json::object& o, const protocol_context& ctx, actors::generation_request& req) {
+void check_model(const json::object& o, const protocol_context& ctx,
+                 actors::generation_request& req) {
   const json::value* m = field(o, "model");
   if (m == nullptr) fail("model", "you must provide a model parameter");
   if (!m->is_string()) fail("model", "'model' must be a string");
   req.model = std::string(m->get_string());
   if (req.model != ctx.served_model) {
-    fail("model", fmt::format("The model '{}' does not exist; this server serves '{}'", req.model, ctx.served_model),
+    fail("model",
+         fmt::format("The model '{}' does not exist; this server serves '{}'", req.model,
+                     ctx.served_model),
          404, "model_not_found");
   }
 }
@@ -108,9 +118,12 @@ void decode_sampling(const json::object& o, decoded_request& d, bool chat) {
   const int64_t top_k = get_int(o, "top_k", -1, 1 << 30).value_or(0);
   s.top_k = top_k < 0 ? 0 : static_cast<int32_t>(top_k);
   s.min_p = static_cast<float>(get_number(o, "min_p", 0.0, 1.0).value_or(0.0));
-  s.repetition_penalty = static_cast<float>(get_number(o, "repetition_penalty", 0.0, 10.0, true).value_or(1.0));
-  s.presence_penalty = static_cast<float>(get_number(o, "presence_penalty", -2.0, 2.0).value_or(0.0));
-  s.frequency_penalty = static_cast<float>(get_number(o, "frequency_penalty", -2.0, 2.0).value_or(0.0));
+  s.repetition_penalty =
+      static_cast<float>(get_number(o, "repetition_penalty", 0.0, 10.0, true).value_or(1.0));
+  s.presence_penalty =
+      static_cast<float>(get_number(o, "presence_penalty", -2.0, 2.0).value_or(0.0));
+  s.frequency_penalty =
+      static_cast<float>(get_number(o, "frequency_penalty", -2.0, 2.0).value_or(0.0));
   if (auto seed = get_int(o, "seed", INT64_MIN, INT64_MAX)) s.seed = static_cast<uint64_t>(*seed);
   std::optional<int64_t> max_tokens;
   if (chat) max_tokens = get_int(o, "max_completion_tokens", 1, INT32_MAX);
@@ -157,7 +170,8 @@ chat::message decode_message(const json::value& v, size_t i) {
   const json::object& o = v.get_object();
   chat::message m;
   const json::value* role = field(o, "role");
-  if (role == nullptr || !role->is_string()) fail(p + ".role", fmt::format("'{}.role' must be a string", p));
+  if (role == nullptr || !role->is_string())
+    fail(p + ".role", fmt::format("'{}.role' must be a string", p));
   std::string_view r = role->get_string();
   if (r == "developer") r = "system";
   m.r = chat::parse_role(r, i);
@@ -178,7 +192,8 @@ chat::message decode_message(const json::value& v, size_t i) {
       m.content_parts.push_back(get_string(po, "text", pp + ".text"));
     }
   } else {
-    fail(p + ".content", fmt::format("'{}.content' must be a string, an array of text parts or null", p));
+    fail(p + ".content",
+         fmt::format("'{}.content' must be a string, an array of text parts or null", p));
   }
   if (const json::value* calls = field(o, "tool_calls")) {
     if (!calls->is_array()) fail(p + ".tool_calls", "'tool_calls' must be an array");
@@ -205,7 +220,8 @@ chat::message decode_message(const json::value& v, size_t i) {
 bool valid_tool_name(std::string_view n) {
   if (n.empty() || n.size() > 64) return false;
   for (char c : n) {
-    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-' || c == '.')) return false;
+    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-' || c == '.'))
+      return false;
   }
   return true;
 }
@@ -218,23 +234,28 @@ void decode_tools(const json::object& o, actors::generation_request& req) {
       const std::string p = fmt::format("tools[{}]", i++);
       if (!t.is_object()) fail(p, fmt::format("'{}' must be an object", p));
       const auto& to = t.get_object();
-      if (get_string(to, "type", p + ".type") != "function") fail(p + ".type", "only 'function' tools are supported");
+      if (get_string(to, "type", p + ".type") != "function")
+        fail(p + ".type", "only 'function' tools are supported");
       const json::value* fn = field(to, "function");
-      if (fn == nullptr || !fn->is_object()) fail(p + ".function", fmt::format("'{}.function' must be an object", p));
+      if (fn == nullptr || !fn->is_object())
+        fail(p + ".function", fmt::format("'{}.function' must be an object", p));
       const auto& fo = fn->get_object();
       chat::tool tool;
       tool.name = get_string(fo, "name", p + ".function.name");
       if (!valid_tool_name(tool.name)) {
-        fail(p + ".function.name", "function names must be 1-64 characters of a-z, A-Z, 0-9, _, - or .");
+        fail(p + ".function.name",
+             "function names must be 1-64 characters of a-z, A-Z, 0-9, _, - or .");
       }
       if (const json::value* d = field(fo, "description")) {
         if (!d->is_string()) fail(p + ".function.description", "'description' must be a string");
         tool.description = std::string(d->get_string());
       }
       if (const json::value* params = field(fo, "parameters")) {
-        if (!params->is_object()) fail(p + ".function.parameters", "'parameters' must be a JSON schema object");
+        if (!params->is_object())
+          fail(p + ".function.parameters", "'parameters' must be a JSON schema object");
         const auto& po = params->get_object();
-        if (const json::value* type = field(po, "type"); type && (!type->is_string() || type->get_string() != "object")) {
+        if (const json::value* type = field(po, "type");
+            type && (!type->is_string() || type->get_string() != "object")) {
           fail(p + ".function.parameters.type", "the parameters schema must have type 'object'");
         }
         if (const json::value* props = field(po, "properties"); props && !props->is_object()) {
@@ -259,12 +280,15 @@ void decode_tools(const json::object& o, actors::generation_request& req) {
       }
     } else if (tc->is_object()) {
       const json::value* fn = field(tc->get_object(), "function");
-      if (fn == nullptr || !fn->is_object()) fail("tool_choice.function", "'tool_choice.function' must be an object");
+      if (fn == nullptr || !fn->is_object())
+        fail("tool_choice.function", "'tool_choice.function' must be an object");
       req.tool_choice = actors::tool_choice_mode::function;
       req.tool_choice_name = get_string(fn->get_object(), "name", "tool_choice.function.name");
       bool found = false;
       for (const auto& t : req.tools) found |= t.name == req.tool_choice_name;
-      if (!found) fail("tool_choice.function.name", fmt::format("no tool named '{}' in 'tools'", req.tool_choice_name));
+      if (!found)
+        fail("tool_choice.function.name",
+             fmt::format("no tool named '{}' in 'tools'", req.tool_choice_name));
     } else {
       fail("tool_choice", "'tool_choice' must be a string or an object");
     }
@@ -276,7 +300,8 @@ void decode_tools(const json::object& o, actors::generation_request& req) {
 
 }  // namespace
 
-std::variant<decoded_request, api_error> decode_chat_request(std::string_view body, const protocol_context& ctx) {
+std::variant<decoded_request, api_error> decode_chat_request(std::string_view body,
+                                                             const protocol_context& ctx) {
   try {
     const json::object o = parse_body(body);
     decoded_request d;
@@ -284,7 +309,8 @@ std::variant<decoded_request, api_error> decode_chat_request(std::string_view bo
     check_model(o, ctx, d.req);
     const json::value* msgs = field(o, "messages");
     if (msgs == nullptr) fail("messages", "you must provide a 'messages' parameter");
-    if (!msgs->is_array() || msgs->get_array().empty()) fail("messages", "'messages' must be a non-empty array");
+    if (!msgs->is_array() || msgs->get_array().empty())
+      fail("messages", "'messages' must be a non-empty array");
     size_t i = 0;
     for (const auto& m : msgs->get_array()) d.req.messages.push_back(decode_message(m, i++));
     decode_tools(o, d.req);
@@ -300,7 +326,8 @@ std::variant<decoded_request, api_error> decode_chat_request(std::string_view bo
   }
 }
 
-std::variant<decoded_request, api_error> decode_completion_request(std::string_view body, const protocol_context& ctx) {
+std::variant<decoded_request, api_error> decode_completion_request(std::string_view body,
+                                                                   const protocol_context& ctx) {
   try {
     const json::object o = parse_body(body);
     decoded_request d;
@@ -319,7 +346,8 @@ std::variant<decoded_request, api_error> decode_completion_request(std::string_v
         if (arr.empty()) fail("prompt", "'prompt' must not be empty");
         for (const auto& x : arr) {
           if (!x.is_int64() || x.get_int64() < 0 || x.get_int64() > INT32_MAX) {
-            fail("prompt", "'prompt' must be a string, one string in an array, or an array of token ids");
+            fail("prompt",
+                 "'prompt' must be a string, one string in an array, or an array of token ids");
           }
           d.req.prompt_ids.push_back(static_cast<int32_t>(x.get_int64()));
         }

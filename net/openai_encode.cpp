@@ -1,15 +1,17 @@
 // Encoding responses exactly as OpenAI sends them: chunk objects for SSE (role first,
 // then deltas, then the finish chunk and, when asked, a usage chunk) and one object for
 // non-streamed requests.
-#include <boost/json.hpp>
 #include <spdlog/fmt/fmt.h>
+#include <boost/json.hpp>
 
 #include "net/openai_protocol.h"
 
 namespace conclave::net {
 namespace json = boost::json;
 
-std::string json_string(std::string_view s) { return json::serialize(json::string_view(s.data(), s.size())); }
+std::string json_string(std::string_view s) {
+  return json::serialize(json::string_view(s.data(), s.size()));
+}
 
 std::string api_error::json() const {
   json::object e{{"message", message}, {"type", type}, {"param", nullptr}, {"code", nullptr}};
@@ -28,10 +30,12 @@ response_writer::response_writer(const decoded_request& d, std::string model, in
 std::string response_writer::chunk(const std::string& body, const char* finish_reason) const {
   const std::string fr = finish_reason ? json_string(finish_reason) : "null";
   const std::string choice =
-      chat_ ? fmt::format(R"({{"index":0,"delta":{},"logprobs":null,"finish_reason":{}}})", body, fr)
-            : fmt::format(R"({{"index":0,"text":{},"logprobs":null,"finish_reason":{}}})", body, fr);
-  return fmt::format(R"({{"id":{},"object":"{}","created":{},"model":{},"choices":[{}]{}}})", json_string(id_),
-                     chat_ ? "chat.completion.chunk" : "text_completion", created_, json_string(model_), choice,
+      chat_
+          ? fmt::format(R"({{"index":0,"delta":{},"logprobs":null,"finish_reason":{}}})", body, fr)
+          : fmt::format(R"({{"index":0,"text":{},"logprobs":null,"finish_reason":{}}})", body, fr);
+  return fmt::format(R"({{"id":{},"object":"{}","created":{},"model":{},"choices":[{}]{}}})",
+                     json_string(id_), chat_ ? "chat.completion.chunk" : "text_completion",
+                     created_, json_string(model_), choice,
                      include_usage_ ? R"(,"usage":null)" : "");
 }
 
@@ -44,17 +48,22 @@ std::vector<std::string> response_writer::stream_event(const actors::client_even
       if (chat_) out.push_back(chunk(R"({"role":"assistant","content":""})", nullptr));
       break;
     case kind::content:
-      out.push_back(chunk(chat_ ? fmt::format(R"({{"content":{}}})", json_string(e.text)) : json_string(e.text), nullptr));
+      out.push_back(chunk(
+          chat_ ? fmt::format(R"({{"content":{}}})", json_string(e.text)) : json_string(e.text),
+          nullptr));
       break;
     case kind::tool_call_start:
-      out.push_back(chunk(fmt::format(R"({{"tool_calls":[{{"index":{},"id":{},"type":"function","function":{{"name":{},"arguments":""}}}}]}})",
-                                      e.index, json_string(e.call_id), json_string(e.name)),
-                          nullptr));
+      out.push_back(chunk(
+          fmt::format(
+              R"({{"tool_calls":[{{"index":{},"id":{},"type":"function","function":{{"name":{},"arguments":""}}}}]}})",
+              e.index, json_string(e.call_id), json_string(e.name)),
+          nullptr));
       break;
     case kind::tool_call_arguments:
-      out.push_back(chunk(fmt::format(R"({{"tool_calls":[{{"index":{},"function":{{"arguments":{}}}}}]}})", e.index,
-                                      json_string(e.text)),
-                          nullptr));
+      out.push_back(
+          chunk(fmt::format(R"({{"tool_calls":[{{"index":{},"function":{{"arguments":{}}}}}]}})",
+                            e.index, json_string(e.text)),
+                nullptr));
       break;
     case kind::tool_call_end:
       break;
@@ -63,8 +72,9 @@ std::vector<std::string> response_writer::stream_event(const actors::client_even
       if (include_usage_) {
         out.push_back(fmt::format(
             R"({{"id":{},"object":"{}","created":{},"model":{},"choices":[],"usage":{{"prompt_tokens":{},"completion_tokens":{},"total_tokens":{}}}}})",
-            json_string(id_), chat_ ? "chat.completion.chunk" : "text_completion", created_, json_string(model_),
-            usage_.prompt_tokens, usage_.completion_tokens, usage_.prompt_tokens + usage_.completion_tokens));
+            json_string(id_), chat_ ? "chat.completion.chunk" : "text_completion", created_,
+            json_string(model_), usage_.prompt_tokens, usage_.completion_tokens,
+            usage_.prompt_tokens + usage_.completion_tokens));
       }
       break;
     }
@@ -85,8 +95,12 @@ std::vector<std::string> response_writer::stream_event(const actors::client_even
 void response_writer::accumulate(const actors::client_event& e) {
   using kind = actors::client_event::kind;
   switch (e.type) {
-    case kind::started: usage_.prompt_tokens = e.tokens.prompt_tokens; break;
-    case kind::content: content_ += e.text; break;
+    case kind::started:
+      usage_.prompt_tokens = e.tokens.prompt_tokens;
+      break;
+    case kind::content:
+      content_ += e.text;
+      break;
     case kind::tool_call_start:
       if (calls_.size() <= e.index) calls_.resize(e.index + 1);
       calls_[e.index].id = e.call_id;
@@ -96,12 +110,14 @@ void response_writer::accumulate(const actors::client_event& e) {
       if (calls_.size() <= e.index) calls_.resize(e.index + 1);
       calls_[e.index].arguments += e.text;
       break;
-    case kind::tool_call_end: break;
+    case kind::tool_call_end:
+      break;
     case kind::finished:
       finish_reason_ = e.finish_reason;
       usage_ = e.tokens;
       break;
-    case kind::error: break;
+    case kind::error:
+      break;
   }
 }
 
@@ -116,9 +132,10 @@ std::string response_writer::final_json() const {
     if (!calls_.empty()) {
       json::array calls;
       for (const auto& c : calls_) {
-        calls.push_back(json::object{{"id", c.id},
-                                     {"type", "function"},
-                                     {"function", json::object{{"name", c.name}, {"arguments", c.arguments}}}});
+        calls.push_back(
+            json::object{{"id", c.id},
+                         {"type", "function"},
+                         {"function", json::object{{"name", c.name}, {"arguments", c.arguments}}}});
       }
       message["tool_calls"] = std::move(calls);
     }

@@ -15,8 +15,8 @@ namespace conclave::net {
 /// An error in OpenAI's shape: {"error":{"message","type","param","code"}} with a status.
 struct api_error {
   api_error() = default;
-  api_error(int status_, std::string message_, std::string type_ = "invalid_request_error", std::string param_ = {},
-            std::string code_ = {})
+  api_error(int status_, std::string message_, std::string type_ = "invalid_request_error",
+            std::string param_ = {}, std::string code_ = {})
       : status(status_),
         message(std::move(message_)),
         type(std::move(type_)),
@@ -47,9 +47,11 @@ struct protocol_context {
 };
 
 /// Decodes a /v1/chat/completions body.
-std::variant<decoded_request, api_error> decode_chat_request(std::string_view body, const protocol_context& ctx);
+std::variant<decoded_request, api_error> decode_chat_request(std::string_view body,
+                                                             const protocol_context& ctx);
 /// Decodes a /v1/completions body.
-std::variant<decoded_request, api_error> decode_completion_request(std::string_view body, const protocol_context& ctx);
+std::variant<decoded_request, api_error> decode_completion_request(std::string_view body,
+                                                                   const protocol_context& ctx);
 
 /// Builds response JSON for one request as its events arrive (streamed chunks, or one
 /// final object for non-streamed requests).

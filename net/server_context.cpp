@@ -3,9 +3,9 @@
 
 #include <sys/resource.h>
 
-#include <random>
 #include <spdlog/fmt/fmt.h>
 #include <spdlog/spdlog.h>
+#include <random>
 
 namespace conclave::net {
 
@@ -19,7 +19,8 @@ server_context::server_context(const config::server_config& c, actors::inference
 std::string server_context::new_request_id(const char* prefix) {
   static const uint64_t salt = std::random_device{}() * 0x9e3779b97f4a7c15ull;
   const uint64_t n = next_id.fetch_add(1);
-  return fmt::format("{}{:016x}{:08x}", prefix, salt ^ (n * 0xbf58476d1ce4e5b9ull), static_cast<uint32_t>(n));
+  return fmt::format("{}{:016x}{:08x}", prefix, salt ^ (n * 0xbf58476d1ce4e5b9ull),
+                     static_cast<uint32_t>(n));
 }
 
 bool server_context::authorized(std::string_view header) const {
@@ -40,15 +41,16 @@ bool server_context::authorized(std::string_view header) const {
   return ok;
 }
 
-void server_context::log_request(const std::string& route, const std::string& request_id, int status,
-                                 double duration_ms, const actors::usage& tokens, size_t tool_calls) const {
+void server_context::log_request(const std::string& route, const std::string& request_id,
+                                 int status, double duration_ms, const actors::usage& tokens,
+                                 size_t tool_calls) const {
   if (!spdlog::should_log(spdlog::level::info)) return;
   rusage ru{};
   getrusage(RUSAGE_SELF, &ru);
   spdlog::info(
       R"({{"event":"request","request_id":{},"route":{},"status":{},"duration_ms":{:.1f},"input_tokens":{},"output_tokens":{},"tool_calls":{},"peak_rss_mb":{:.1f}}})",
-      json_string(request_id), json_string(route), status, duration_ms, tokens.prompt_tokens, tokens.completion_tokens,
-      tool_calls, static_cast<double>(ru.ru_maxrss) / 1024.0);
+      json_string(request_id), json_string(route), status, duration_ms, tokens.prompt_tokens,
+      tokens.completion_tokens, tool_calls, static_cast<double>(ru.ru_maxrss) / 1024.0);
 }
 
 }  // namespace conclave::net

@@ -5,11 +5,11 @@
 
 #include "model/chat/json_exact.h"
 
+#include <spdlog/fmt/fmt.h>
+#include <spdlog/spdlog.h>
 #include <boost/json.hpp>
 #include <deque>
 #include <map>
-#include <spdlog/fmt/fmt.h>
-#include <spdlog/spdlog.h>
 
 namespace conclave::net {
 namespace json = boost::json;
@@ -23,7 +23,8 @@ class websocket_session : public std::enable_shared_from_this<websocket_session>
     ws_.read_message_max(ctx_->cfg.websocket.max_frame_bytes);
     websocket::stream_base::timeout t{};
     t.handshake_timeout = std::chrono::seconds(30);
-    t.idle_timeout = std::chrono::milliseconds(static_cast<int64_t>(ctx_->cfg.websocket.ping_interval_s * 2000));
+    t.idle_timeout =
+        std::chrono::milliseconds(static_cast<int64_t>(ctx_->cfg.websocket.ping_interval_s * 2000));
     t.keep_alive_pings = true;  // pings at half the idle timeout; no pong within it closes
     ws_.set_option(t);
     ws_.set_option(websocket::stream_base::decorator(
@@ -38,7 +39,9 @@ class websocket_session : public std::enable_shared_from_this<websocket_session>
   void on_event(const std::string& id, actors::client_event e);
   /// On any thread: close with 1012 (service restart).
   void close_for_restart() {
-    asio::post(ws_.get_executor(), [self = shared_from_this()] { self->close(websocket::close_code::service_restart); });
+    asio::post(ws_.get_executor(), [self = shared_from_this()] {
+      self->close(websocket::close_code::service_restart);
+    });
   }
 
  private:
@@ -49,7 +52,8 @@ class websocket_session : public std::enable_shared_from_this<websocket_session>
   };
 
   void do_read() {
-    ws_.async_read(in_, [self = shared_from_this()](beast::error_code ec, size_t) { self->on_read(ec); });
+    ws_.async_read(
+        in_, [self = shared_from_this()](beast::error_code ec, size_t) { self->on_read(ec); });
   }
   void on_read(beast::error_code ec);
   void handle_frame(std::string_view text);
@@ -99,7 +103,8 @@ void websocket_session::on_read(beast::error_code ec) {
   const std::string text = beast::buffers_to_string(in_.data());
   in_.consume(in_.size());
   if (!ws_.got_text()) {
-    error_frame("", {400, "binary frames are not part of the protocol; send JSON text frames", "invalid_request_error"});
+    error_frame("", {400, "binary frames are not part of the protocol; send JSON text frames",
+                     "invalid_request_error"});
   } else {
     handle_frame(text);
   }
@@ -109,38 +114,51 @@ void websocket_session::on_read(beast::error_code ec) {
 void websocket_session::handle_frame(std::string_view text) {
   boost::system::error_code ec;
   json::value v = chat::parse_json_exact(text, ec);
-  if (ec || !v.is_object()) return error_frame("", {400, "frames must be JSON objects", "invalid_request_error"});
+  if (ec || !v.is_object())
+    return error_frame("", {400, "frames must be JSON objects", "invalid_request_error"});
   const json::object& o = v.get_object();
   const json::value* type = o.if_contains("type");
   const json::value* idv = o.if_contains("id");
   std::string id;
   if (idv != nullptr && idv->is_string()) id = std::string(idv->get_string());
   if (idv != nullptr && (idv->is_int64() || idv->is_uint64())) id = json::serialize(*idv);
-  if (type == nullptr || !type->is_string()) return error_frame(id, {400, "missing 'type'", "invalid_request_error", "type"});
+  if (type == nullptr || !type->is_string())
+    return error_frame(id, {400, "missing 'type'", "invalid_request_error", "type"});
   const std::string_view t = type->get_string();
   if (t == "cancel") {
     auto it = requests_.find(id);
     if (it != requests_.end()) {
       if (it->second.handle) it->second.handle->cancel();
       requests_.erase(it);
-      send_frame(fmt::format(R"({{"type":"done","id":{},"finish_reason":"cancelled","usage":null}})", json_string(id)));
+      send_frame(
+          fmt::format(R"({{"type":"done","id":{},"finish_reason":"cancelled","usage":null}})",
+                      json_string(id)));
     }
     return;
   }
   if (t != "request") return;  // unknown frame types are ignored (extensions)
-  if (id.empty()) return error_frame("", {400, "a request frame needs an 'id'", "invalid_request_error", "id"});
-  if (requests_.count(id)) return error_frame(id, {400, "a request with this id is already running", "invalid_request_error", "id"});
+  if (id.empty())
+    return error_frame("", {400, "a request frame needs an 'id'", "invalid_request_error", "id"});
+  if (requests_.count(id))
+    return error_frame(
+        id, {400, "a request with this id is already running", "invalid_request_error", "id"});
   const json::value* endpoint = o.if_contains("endpoint");
   const json::value* body = o.if_contains("body");
-  const bool chat = endpoint && endpoint->is_string() && endpoint->get_string() == "chat.completions";
-  const bool completion = endpoint && endpoint->is_string() && endpoint->get_string() == "completions";
+  const bool chat =
+      endpoint && endpoint->is_string() && endpoint->get_string() == "chat.completions";
+  const bool completion =
+      endpoint && endpoint->is_string() && endpoint->get_string() == "completions";
   if (!chat && !completion) {
-    return error_frame(id, {400, "'endpoint' must be \"chat.completions\" or \"completions\"", "invalid_request_error", "endpoint"});
+    return error_frame(id, {400, "'endpoint' must be \"chat.completions\" or \"completions\"",
+                            "invalid_request_error", "endpoint"});
   }
-  if (body == nullptr || !body->is_object()) return error_frame(id, {400, "'body' must be an object", "invalid_request_error", "body"});
-  if (ctx_->draining.load()) return error_frame(id, {503, "the server is shutting down", "service_unavailable"});
+  if (body == nullptr || !body->is_object())
+    return error_frame(id, {400, "'body' must be an object", "invalid_request_error", "body"});
+  if (ctx_->draining.load())
+    return error_frame(id, {503, "the server is shutting down", "service_unavailable"});
   const std::string body_text = json::serialize(*body);
-  auto decoded = chat ? decode_chat_request(body_text, ctx_->proto) : decode_completion_request(body_text, ctx_->proto);
+  auto decoded = chat ? decode_chat_request(body_text, ctx_->proto)
+                      : decode_completion_request(body_text, ctx_->proto);
   if (auto* err = std::get_if<api_error>(&decoded)) return error_frame(id, *err);
   auto& d = std::get<decoded_request>(decoded);
   d.req.id = ctx_->new_request_id(chat ? "chatcmpl-" : "cmpl-");
@@ -148,7 +166,8 @@ void websocket_session::handle_frame(std::string_view text) {
   d.stream = true;
   auto& r = requests_[id];
   r.writer.emplace(d, ctx_->proto.served_model,
-                   std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch())
+                   std::chrono::duration_cast<std::chrono::seconds>(
+                       std::chrono::system_clock::now().time_since_epoch())
                        .count());
   auto sink = std::make_shared<ws_sink>(weak_from_this(), ws_.get_executor(), id);
   r.handle = ctx_->service.submit(std::move(d.req), sink);
@@ -167,7 +186,8 @@ void websocket_session::on_event(const std::string& id, actors::client_event e) 
   if (e.type == kind::finished) {
     for (const auto& payload : r.writer->stream_event(e)) {
       if (payload.find("\"choices\":[]") == std::string::npos) {
-        send_frame(fmt::format(R"({{"type":"chunk","id":{},"data":{}}})", json_string(id), payload));
+        send_frame(
+            fmt::format(R"({{"type":"chunk","id":{},"data":{}}})", json_string(id), payload));
       }
     }
     const auto& u = r.writer->tokens();
@@ -202,20 +222,21 @@ void websocket_session::send_frame(std::string frame) {
 void websocket_session::do_write() {
   writing_ = true;
   ws_.text(true);
-  ws_.async_write(asio::buffer(out_.front()), [self = shared_from_this()](beast::error_code ec, size_t) {
-    self->writing_ = false;
-    if (ec) {
-      self->cancel_all();
-      self->closed_ = true;
-      return;
-    }
-    if (self->pending_close_) {
-      return self->ws_.async_close(*self->pending_close_, [self](beast::error_code) {});
-    }
-    self->queued_bytes_ -= self->out_.front().size();
-    self->out_.pop_front();
-    if (!self->out_.empty() && !self->closed_) self->do_write();
-  });
+  ws_.async_write(
+      asio::buffer(out_.front()), [self = shared_from_this()](beast::error_code ec, size_t) {
+        self->writing_ = false;
+        if (ec) {
+          self->cancel_all();
+          self->closed_ = true;
+          return;
+        }
+        if (self->pending_close_) {
+          return self->ws_.async_close(*self->pending_close_, [self](beast::error_code) {});
+        }
+        self->queued_bytes_ -= self->out_.front().size();
+        self->out_.pop_front();
+        if (!self->out_.empty() && !self->closed_) self->do_write();
+      });
 }
 
 void websocket_session::cancel_all() {

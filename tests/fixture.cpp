@@ -1,13 +1,14 @@
 // Test helpers.
 #include "tests/fixture.h"
 
-#include <random>
 #include <simdjson.h>
+#include <random>
 #include <stdexcept>
 
 namespace conclave::test {
 
-std::vector<reference_case> load_reference(const std::filesystem::path& dir, const std::string& file) {
+std::vector<reference_case> load_reference(const std::filesystem::path& dir,
+                                           const std::string& file) {
   simdjson::dom::parser parser;
   simdjson::dom::element root = parser.load((dir / file).string());
   std::vector<reference_case> out;
@@ -21,7 +22,8 @@ std::vector<reference_case> load_reference(const std::filesystem::path& dir, con
       rc.top5.push_back(r);
     }
     for (double v : c["logsumexp"].get_array()) rc.logsumexp.push_back(v);
-    for (int64_t v : c["greedy_continuation"].get_array()) rc.greedy.push_back(static_cast<int32_t>(v));
+    for (int64_t v : c["greedy_continuation"].get_array())
+      rc.greedy.push_back(static_cast<int32_t>(v));
     out.push_back(std::move(rc));
   }
   return out;
@@ -29,7 +31,8 @@ std::vector<reference_case> load_reference(const std::filesystem::path& dir, con
 
 temp_dir::temp_dir() {
   std::random_device rd;
-  path_ = std::filesystem::temp_directory_path() / ("conclave-test-" + std::to_string(rd()) + std::to_string(rd()));
+  path_ = std::filesystem::temp_directory_path() /
+          ("conclave-test-" + std::to_string(rd()) + std::to_string(rd()));
   std::filesystem::create_directories(path_);
 }
 

@@ -20,7 +20,9 @@ struct reference_case {
 std::vector<reference_case> load_reference(const std::filesystem::path& dir,
                                            const std::string& file = "reference.json");
 
-inline std::filesystem::path data_dir() { return CONCLAVE_TEST_DATA; }
+inline std::filesystem::path data_dir() {
+  return CONCLAVE_TEST_DATA;
+}
 
 /// A fresh empty folder under the system temp dir, removed on destruction.
 class temp_dir {

@@ -32,12 +32,13 @@ int main(int argc, char** argv) {
     while (engine.has_work()) {
       for (const auto& e : engine.step()) {
         std::printf("step %llu: request %lld -> token %d%s\n",
-                    static_cast<unsigned long long>(engine.stats().steps), static_cast<long long>(e.id), e.token,
-                    e.finished ? " (finished)" : "");
+                    static_cast<unsigned long long>(engine.stats().steps),
+                    static_cast<long long>(e.id), e.token, e.finished ? " (finished)" : "");
       }
     }
     std::printf("requests %lld and %lld done; %d of %d KV blocks free\n", static_cast<long long>(a),
-                static_cast<long long>(b), engine.stats().kv_blocks_free, engine.stats().kv_blocks_total);
+                static_cast<long long>(b), engine.stats().kv_blocks_free,
+                engine.stats().kv_blocks_total);
     return 0;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "error: %s\n", e.what());

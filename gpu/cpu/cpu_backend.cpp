@@ -5,9 +5,9 @@
 
 #include <cblas.h>
 
+#include <spdlog/spdlog.h>
 #include <algorithm>
 #include <memory>
-#include <spdlog/spdlog.h>
 #include <thread>
 
 #include "gpu/cpu/cpu_weights.h"
@@ -25,28 +25,33 @@ class cpu_backend final : public backend {
  public:
   cpu_backend(const model::checkpoint& ckpt, const backend_options& opts)
       : config_(ckpt.config()),
-        threads_(opts.threads > 0 ? opts.threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()))),
+        threads_(opts.threads > 0
+                     ? opts.threads
+                     : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()))),
         pool_(threads_),
         weights_(load_cpu_weights(ckpt, threads_)),
         inv_freq_(rope_inv_freq(static_cast<size_t>(config_.head_dim), config_.rope_theta,
                                 opts.rope_inv_freq_dtype == "bf16")) {
     openblas_set_num_threads(threads_);
     kv_.block_size = opts.block_size;
-    kv_.num_blocks = opts.num_kv_blocks > 0
-                         ? opts.num_kv_blocks
-                         : kv_blocks_for_bytes(config_, opts.block_size, opts.kv_cache_bytes, sizeof(float));
-    if (kv_.num_blocks <= 0) throw std::runtime_error("the KV cache budget holds no block; raise kv_cache_bytes");
+    kv_.num_blocks =
+        opts.num_kv_blocks > 0
+            ? opts.num_kv_blocks
+            : kv_blocks_for_bytes(config_, opts.block_size, opts.kv_cache_bytes, sizeof(float));
+    if (kv_.num_blocks <= 0)
+      throw std::runtime_error("the KV cache budget holds no block; raise kv_cache_bytes");
     const size_t width = static_cast<size_t>(config_.num_kv_heads * config_.head_dim);
-    const size_t per_layer = static_cast<size_t>(kv_.num_blocks) * static_cast<size_t>(kv_.block_size) * width;
-    kv_.bytes_per_block = 2 * static_cast<size_t>(config_.num_layers) * static_cast<size_t>(kv_.block_size) *
-                          width * sizeof(float);
+    const size_t per_layer =
+        static_cast<size_t>(kv_.num_blocks) * static_cast<size_t>(kv_.block_size) * width;
+    kv_.bytes_per_block = 2 * static_cast<size_t>(config_.num_layers) *
+                          static_cast<size_t>(kv_.block_size) * width * sizeof(float);
     for (int64_t l = 0; l < config_.num_layers; ++l) {
       // Uninitialised on purpose: pages are committed only as blocks are first written.
       k_cache_.emplace_back(new float[per_layer]);
       v_cache_.emplace_back(new float[per_layer]);
     }
-    spdlog::info("cpu backend: {} threads, KV cache {} blocks x {} tokens ({:.1f} MiB reserved)", threads_,
-                 kv_.num_blocks, kv_.block_size,
+    spdlog::info("cpu backend: {} threads, KV cache {} blocks x {} tokens ({:.1f} MiB reserved)",
+                 threads_, kv_.num_blocks, kv_.block_size,
                  static_cast<double>(kv_.bytes_per_block) * kv_.num_blocks / (1 << 20));
   }
 
@@ -88,14 +93,15 @@ class cpu_backend final : public backend {
     std::vector<float> x(rows * hidden), h(rows * hidden), qkv(rows * qkvw), attn(rows * qw),
         proj(rows * hidden);
     for (size_t r = 0; r < rows; ++r) {
-      std::copy_n(weights_.embed.data() + static_cast<size_t>(tokens[r]) * hidden, hidden, x.data() + r * hidden);
+      std::copy_n(weights_.embed.data() + static_cast<size_t>(tokens[r]) * hidden, hidden,
+                  x.data() + r * hidden);
     }
 
     for (size_t l = 0; l < weights_.layers.size(); ++l) {
       const cpu_layer& L = weights_.layers[l];
       rms_norm(x.data(), L.input_norm.data(), h.data(), rows, hidden, eps);
-      linear(h.data(), L.qkv.data(), L.qkv_bias.empty() ? nullptr : L.qkv_bias.data(), qkv.data(), rows, qkvw,
-             hidden);
+      linear(h.data(), L.qkv.data(), L.qkv_bias.empty() ? nullptr : L.qkv_bias.data(), qkv.data(),
+             rows, qkvw, hidden);
       for (size_t r = 0; r < rows; ++r) {
         float* q = qkv.data() + r * qkvw;
         rms_norm(q, L.q_norm.data(), q, heads, hd, eps);
@@ -108,7 +114,8 @@ class cpu_backend final : public backend {
                   static_cast<int32_t>(hd)};
       kv_cache_write(kv, seqs, qkv.data() + qw, qkv.data() + qw + kvw, qkvw);
       paged_attention(kv, seqs, qkv.data(), qkvw, heads, attn.data(), &pool_);
-      linear(attn.data(), L.o.data(), L.o_bias.empty() ? nullptr : L.o_bias.data(), proj.data(), rows, hidden, qw);
+      linear(attn.data(), L.o.data(), L.o_bias.empty() ? nullptr : L.o_bias.data(), proj.data(),
+             rows, hidden, qw);
       for (size_t i = 0; i < rows * hidden; ++i) x[i] += proj[i];
 
       rms_norm(x.data(), L.post_norm.data(), h.data(), rows, hidden, eps);
@@ -124,12 +131,13 @@ class cpu_backend final : public backend {
     const size_t n = logit_rows.size();
     std::vector<float> last(n * hidden);
     for (size_t i = 0; i < n; ++i) {
-      rms_norm(x.data() + logit_rows[i] * hidden, weights_.final_norm.data(), last.data() + i * hidden, 1, hidden,
-               eps);
+      rms_norm(x.data() + logit_rows[i] * hidden, weights_.final_norm.data(),
+               last.data() + i * hidden, 1, hidden, eps);
     }
     out.vocab = static_cast<size_t>(c.vocab_size);
     out.logits.resize(n * out.vocab);
-    linear(last.data(), weights_.output_matrix().data(), nullptr, out.logits.data(), n, out.vocab, hidden);
+    linear(last.data(), weights_.output_matrix().data(), nullptr, out.logits.data(), n, out.vocab,
+           hidden);
   }
 
  private:
@@ -144,7 +152,8 @@ class cpu_backend final : public backend {
 
 }  // namespace
 
-std::unique_ptr<backend> make_cpu_backend(const model::checkpoint& ckpt, const backend_options& opts) {
+std::unique_ptr<backend> make_cpu_backend(const model::checkpoint& ckpt,
+                                          const backend_options& opts) {
   return std::make_unique<cpu_backend>(ckpt, opts);
 }
 

@@ -8,6 +8,7 @@
 
 namespace conclave::gpu {
 
-std::unique_ptr<backend> make_cpu_backend(const model::checkpoint& ckpt, const backend_options& opts);
+std::unique_ptr<backend> make_cpu_backend(const model::checkpoint& ckpt,
+                                          const backend_options& opts);
 
 }  // namespace conclave::gpu

@@ -44,10 +44,12 @@ cpu_weights load_cpu_weights(const model::checkpoint& ckpt, int threads) {
       L.post_norm = load(ckpt, p + "post_attention_layernorm.weight");
       L.q_norm = load(ckpt, p + "self_attn.q_norm.weight");
       L.k_norm = load(ckpt, p + "self_attn.k_norm.weight");
-      for (const char* m : {"q", "k", "v"}) append(ckpt, p + "self_attn." + m + "_proj.weight", L.qkv);
+      for (const char* m : {"q", "k", "v"})
+        append(ckpt, p + "self_attn." + m + "_proj.weight", L.qkv);
       L.o = load(ckpt, p + "self_attn.o_proj.weight");
       if (c.attention_bias) {
-        for (const char* m : {"q", "k", "v"}) append(ckpt, p + "self_attn." + m + "_proj.bias", L.qkv_bias);
+        for (const char* m : {"q", "k", "v"})
+          append(ckpt, p + "self_attn." + m + "_proj.bias", L.qkv_bias);
         L.o_bias = load(ckpt, p + "self_attn.o_proj.bias");
       }
       L.moe = c.is_moe_layer(static_cast<int64_t>(l));

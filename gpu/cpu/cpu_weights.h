@@ -13,10 +13,10 @@ struct cpu_layer {
   std::vector<float> qkv, qkv_bias;  ///< [q + 2 kv, hidden]; bias empty unless attention_bias
   std::vector<float> o, o_bias;      ///< [hidden, q]
   bool moe = false;
-  std::vector<float> router;                         ///< [experts, hidden]
-  std::vector<std::vector<float>> expert_gate_up;    ///< per expert [2 m, hidden]
-  std::vector<std::vector<float>> expert_down;       ///< per expert [hidden, m]
-  std::vector<float> mlp_gate_up, mlp_down;          ///< dense layer: [2 i, hidden], [hidden, i]
+  std::vector<float> router;                       ///< [experts, hidden]
+  std::vector<std::vector<float>> expert_gate_up;  ///< per expert [2 m, hidden]
+  std::vector<std::vector<float>> expert_down;     ///< per expert [hidden, m]
+  std::vector<float> mlp_gate_up, mlp_down;        ///< dense layer: [2 i, hidden], [hidden, i]
 };
 
 struct cpu_weights {

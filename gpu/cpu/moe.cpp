@@ -25,7 +25,8 @@ void moe_forward(const cpu_layer& layer, const model::model_config& c, const flo
   std::vector<std::vector<std::pair<uint32_t, float>>> routed(experts);
   for (size_t t = 0; t < tokens; ++t) {
     for (size_t j = 0; j < k; ++j) {
-      routed[static_cast<size_t>(ids[t * k + j])].emplace_back(static_cast<uint32_t>(t), weights[t * k + j]);
+      routed[static_cast<size_t>(ids[t * k + j])].emplace_back(static_cast<uint32_t>(t),
+                                                               weights[t * k + j]);
     }
   }
 
@@ -36,7 +37,8 @@ void moe_forward(const cpu_layer& layer, const model::model_config& c, const flo
     if (list.empty()) continue;
     const size_t n = list.size();
     x.resize(n * hidden);
-    for (size_t i = 0; i < n; ++i) std::copy_n(h + list[i].first * hidden, hidden, x.data() + i * hidden);
+    for (size_t i = 0; i < n; ++i)
+      std::copy_n(h + list[i].first * hidden, hidden, x.data() + i * hidden);
     gate_up.resize(n * 2 * m);
     linear(x.data(), layer.expert_gate_up[e].data(), nullptr, gate_up.data(), n, 2 * m, hidden);
     act.resize(n * m);
@@ -52,8 +54,8 @@ void moe_forward(const cpu_layer& layer, const model::model_config& c, const flo
   }
 }
 
-void dense_mlp_forward(const cpu_layer& layer, const model::model_config& c, const float* h, float* out,
-                       size_t tokens) {
+void dense_mlp_forward(const cpu_layer& layer, const model::model_config& c, const float* h,
+                       float* out, size_t tokens) {
   const size_t hidden = static_cast<size_t>(c.hidden_size);
   const size_t m = static_cast<size_t>(c.intermediate_size);
   std::vector<float> gate_up(tokens * 2 * m), act(tokens * m);

@@ -13,7 +13,7 @@ void moe_forward(const cpu_layer& layer, const model::model_config& c, const flo
                  size_t tokens);
 
 /// out = down(silu(gate h) * up h) for a dense SwiGLU layer. h, out: [tokens, hidden].
-void dense_mlp_forward(const cpu_layer& layer, const model::model_config& c, const float* h, float* out,
-                       size_t tokens);
+void dense_mlp_forward(const cpu_layer& layer, const model::model_config& c, const float* h,
+                       float* out, size_t tokens);
 
 }  // namespace conclave::gpu::cpu

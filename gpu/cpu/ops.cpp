@@ -25,15 +25,16 @@ void rms_norm(const float* x, const float* w, float* out, size_t rows, size_t di
   }
 }
 
-void linear(const float* x, const float* w, const float* bias, float* y, size_t m, size_t n, size_t k) {
+void linear(const float* x, const float* w, const float* bias, float* y, size_t m, size_t n,
+            size_t k) {
   if (m == 0 || n == 0) return;
   if (m == 1) {
-    cblas_sgemv(CblasRowMajor, CblasNoTrans, static_cast<blasint>(n), static_cast<blasint>(k), 1.0f, w,
-                static_cast<blasint>(k), x, 1, 0.0f, y, 1);
+    cblas_sgemv(CblasRowMajor, CblasNoTrans, static_cast<blasint>(n), static_cast<blasint>(k), 1.0f,
+                w, static_cast<blasint>(k), x, 1, 0.0f, y, 1);
   } else {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<blasint>(m), static_cast<blasint>(n),
-                static_cast<blasint>(k), 1.0f, x, static_cast<blasint>(k), w, static_cast<blasint>(k), 0.0f,
-                y, static_cast<blasint>(n));
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<blasint>(m),
+                static_cast<blasint>(n), static_cast<blasint>(k), 1.0f, x, static_cast<blasint>(k),
+                w, static_cast<blasint>(k), 0.0f, y, static_cast<blasint>(n));
   }
   if (bias != nullptr) {
     for (size_t r = 0; r < m; ++r) {
@@ -122,9 +123,10 @@ void kv_cache_write(const paged_kv& kv, std::span<const attention_seq> seqs, con
   for (const attention_seq& s : seqs) {
     for (int32_t i = 0; i < s.num_tokens; ++i) {
       const int32_t pos = s.num_cached + i;
-      const size_t slot = static_cast<size_t>(s.block_table[static_cast<size_t>(pos / kv.block_size)]) *
-                              static_cast<size_t>(kv.block_size) +
-                          static_cast<size_t>(pos % kv.block_size);
+      const size_t slot =
+          static_cast<size_t>(s.block_table[static_cast<size_t>(pos / kv.block_size)]) *
+              static_cast<size_t>(kv.block_size) +
+          static_cast<size_t>(pos % kv.block_size);
       const size_t row = s.first_row + static_cast<size_t>(i);
       std::copy_n(k_new + row * kv_row_stride, width, kv.k + slot * width);
       std::copy_n(v_new + row * kv_row_stride, width, kv.v + slot * width);

@@ -15,7 +15,8 @@ class thread_pool;
 void rms_norm(const float* x, const float* w, float* out, size_t rows, size_t dim, float eps);
 
 /// y[m, n] = x[m, k] · w[n, k]^T (+ bias[n])            OpenBLAS sgemm / sgemv
-void linear(const float* x, const float* w, const float* bias, float* y, size_t m, size_t n, size_t k);
+void linear(const float* x, const float* w, const float* bias, float* y, size_t m, size_t n,
+            size_t k);
 
 /// HF's default RoPE inverse frequencies: 1 / theta^(2i / head_dim), i < head_dim / 2, in
 /// fp32. `round_to_bf16` reproduces a model that was cast with `.to(torch.bfloat16)` and
@@ -49,9 +50,9 @@ struct paged_kv {
 
 /// A run of consecutive tokens of one sequence for attention.
 struct attention_seq {
-  size_t first_row = 0;                   ///< row of its first token in q / out
-  int32_t num_tokens = 0;                 ///< tokens run this step
-  int32_t num_cached = 0;                 ///< position of the first token
+  size_t first_row = 0;    ///< row of its first token in q / out
+  int32_t num_tokens = 0;  ///< tokens run this step
+  int32_t num_cached = 0;  ///< position of the first token
   std::span<const int32_t> block_table;
 };
 

@@ -8,7 +8,8 @@ namespace conclave::gpu::cpu {
 
 thread_pool::thread_pool(int threads) {
   const int n = std::max(threads, 1);
-  for (int i = 1; i < n; ++i) workers_.emplace_back([this, i] { worker_loop(static_cast<size_t>(i)); });
+  for (int i = 1; i < n; ++i)
+    workers_.emplace_back([this, i] { worker_loop(static_cast<size_t>(i)); });
 }
 
 thread_pool::~thread_pool() {

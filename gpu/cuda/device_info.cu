@@ -26,7 +26,8 @@ std::vector<device_info> list_devices(std::string* why_none) {
     d.major = prop.major;
     d.minor = prop.minor;
     size_t free_b = 0, total_b = 0;
-    if (cudaSetDevice(i) == cudaSuccess && cudaMemGetInfo(&free_b, &total_b) == cudaSuccess) d.free_bytes = free_b;
+    if (cudaSetDevice(i) == cudaSuccess && cudaMemGetInfo(&free_b, &total_b) == cudaSuccess)
+      d.free_bytes = free_b;
     out.push_back(d);
   }
   if (out.empty() && why_none != nullptr) *why_none = "no CUDA device";

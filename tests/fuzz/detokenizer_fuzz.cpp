@@ -10,7 +10,8 @@
 #include "tests/fuzz/fuzz_check.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  static const auto tok = conclave::tokenizer::tokenizer::from_file(CONCLAVE_QWEN3_TOKENIZER_DIR "/tokenizer.json");
+  static const auto tok =
+      conclave::tokenizer::tokenizer::from_file(CONCLAVE_QWEN3_TOKENIZER_DIR "/tokenizer.json");
   std::vector<int32_t> ids;
   for (size_t i = 0; i + 2 < size; i += 3) {
     const uint32_t v = static_cast<uint32_t>(data[i]) | (static_cast<uint32_t>(data[i + 1]) << 8) |

@@ -1,8 +1,8 @@
 // Corpus replayer: runs a fuzz target over every file in the folders given (what CI does
 // with the committed corpus, without libFuzzer). Prints "N passed, 0 failed"; an
 // invariant violation aborts with the file name printed first.
-#include <cstdint>
 #include <algorithm>
+#include <cstdint>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -21,7 +21,8 @@ int main(int argc, char** argv) {
     std::sort(files.begin(), files.end());
     for (const auto& f : files) {
       std::ifstream in(f, std::ios::binary);
-      const std::vector<char> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+      const std::vector<char> bytes((std::istreambuf_iterator<char>(in)),
+                                    std::istreambuf_iterator<char>());
       std::fprintf(stderr, "%s\n", f.c_str());
       LLVMFuzzerTestOneInput(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size());
       ++n;

@@ -2,11 +2,11 @@
 // refused with std::invalid_argument (never a crash); valid text encodes to ids inside
 // the vocabulary, and decoding them gives exactly the NFC of the input (as Python and
 // Rust compute it), with and without special-token matching.
+#include <utf8proc.h>
 #include <cstdint>
 #include <cstdlib>
 #include <stdexcept>
 #include <string>
-#include <utf8proc.h>
 
 #include "model/tokenizer/tokenizer.h"
 #include "tests/fuzz/fuzz_check.h"
@@ -34,7 +34,8 @@ std::string reference_nfc(const std::string& text) {
   size_t start = 0;
   for (;;) {
     const size_t at = text.find(tbase, start);
-    const std::string piece = text.substr(start, at == std::string::npos ? std::string::npos : at - start);
+    const std::string piece =
+        text.substr(start, at == std::string::npos ? std::string::npos : at - start);
     uint8_t* nfc = utf8proc_NFC(reinterpret_cast<const uint8_t*>(piece.c_str()));
     FUZZ_CHECK(nfc != nullptr);
     out += reinterpret_cast<const char*>(nfc);
@@ -46,7 +47,8 @@ std::string reference_nfc(const std::string& text) {
 }
 
 const conclave::tokenizer::tokenizer& qwen() {
-  static const auto tok = conclave::tokenizer::tokenizer::from_file(CONCLAVE_QWEN3_TOKENIZER_DIR "/tokenizer.json");
+  static const auto tok =
+      conclave::tokenizer::tokenizer::from_file(CONCLAVE_QWEN3_TOKENIZER_DIR "/tokenizer.json");
   return tok;
 }
 }  // namespace

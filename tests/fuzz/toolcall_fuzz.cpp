@@ -13,10 +13,11 @@ namespace {
 
 std::vector<conclave::toolcall::tool_schema> schemas() {
   namespace json = boost::json;
-  const json::object weather = json::parse(R"({"type":"object","properties":{"city":{"type":"string"},
+  const json::object weather =
+      json::parse(R"({"type":"object","properties":{"city":{"type":"string"},
       "days":{"type":"integer"},"metric":{"type":"boolean"},"tags":{"type":"array","items":{"type":"string"}},
       "opts":{"type":"object","properties":{"x":{"type":"number"}}},"unit":{"enum":["c","f"]}}})")
-                                   .as_object();
+          .as_object();
   const json::object write = json::parse(R"({"type":"object","properties":{"path":{"type":"string"},
       "content":{"type":"string"}}})")
                                  .as_object();
@@ -36,7 +37,8 @@ conclave::toolcall::parse_result run(std::string_view text, size_t chunk) {
       conclave::toolcall::apply_event(r, e);
       if (e.type == conclave::toolcall::event::kind::content) content += e.text;
       if (e.type == conclave::toolcall::event::kind::tool_call_start) args.resize(e.index + 1);
-      if (e.type == conclave::toolcall::event::kind::tool_call_arguments) args.at(e.index) += e.text;
+      if (e.type == conclave::toolcall::event::kind::tool_call_arguments)
+        args.at(e.index) += e.text;
     }
   };
   for (size_t i = 0; i < text.size(); i += chunk) apply(p.feed(text.substr(i, chunk)));

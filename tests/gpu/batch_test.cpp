@@ -83,7 +83,8 @@ TEST_CASE("chunked prefill equals one-shot prefill", "[forward]") {
   const std::span<const int32_t> p(prompt);
   const size_t cuts[] = {0, 5, 6, 17, 23};  // chunks of 5, 1, 11 and 6 tokens
   for (size_t i = 0; i + 1 < std::size(cuts); ++i) {
-    gpu::step_sequence s{p.subspan(cuts[i], cuts[i + 1] - cuts[i]), static_cast<int32_t>(cuts[i]), table, false};
+    gpu::step_sequence s{p.subspan(cuts[i], cuts[i + 1] - cuts[i]), static_cast<int32_t>(cuts[i]),
+                         table, false};
     be->forward({&s, 1}, out);
   }
   CHECK(max_rel_diff(out.last(0), ref) < 1e-5);
@@ -103,7 +104,8 @@ TEST_CASE("a sequence batched with others gives what it gives alone", "[forward]
   const int32_t a_next = engine::argmax(out.last(0));
   const std::vector<int32_t> a_decode = {a_next};
 
-  std::vector<gpu::step_sequence> batch = {{a_decode, 7, ta, false}, {b_prompt, 0, tb, true}, {c_prompt, 0, tc, false}};
+  std::vector<gpu::step_sequence> batch = {
+      {a_decode, 7, ta, false}, {b_prompt, 0, tb, true}, {c_prompt, 0, tc, false}};
   be->forward(batch, out);
   REQUIRE(out.row_begin == std::vector<size_t>{0, 1, 10, 11});
 
@@ -131,7 +133,8 @@ TEST_CASE("greedy tokens are the same alone and inside a busy engine", "[forward
   std::vector<std::vector<int32_t>> prompts;
   for (int i = 0; i < 5; ++i) {
     std::vector<int32_t> p(static_cast<size_t>(3 + 9 * i));
-    for (size_t j = 0; j < p.size(); ++j) p[j] = static_cast<int32_t>((j * 31 + static_cast<size_t>(i) * 977) % 8192);
+    for (size_t j = 0; j < p.size(); ++j)
+      p[j] = static_cast<int32_t>((j * 31 + static_cast<size_t>(i) * 977) % 8192);
     prompts.push_back(p);
   }
   std::vector<std::vector<int32_t>> alone;

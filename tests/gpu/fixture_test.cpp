@@ -48,7 +48,8 @@ void check_fixture(const std::string& name, const std::string& rope_inv_freq_dty
     // All-position logits in one prefill step.
     auto be = gpu::make_backend(ckpt, cfg.backend);
     const int32_t bs = be->kv_shape().block_size;
-    std::vector<int32_t> table((c.input_ids.size() + static_cast<size_t>(bs) - 1) / static_cast<size_t>(bs));
+    std::vector<int32_t> table((c.input_ids.size() + static_cast<size_t>(bs) - 1) /
+                               static_cast<size_t>(bs));
     std::iota(table.begin(), table.end(), 0);
     gpu::step_sequence s{c.input_ids, 0, table, true};
     gpu::step_output out;
@@ -85,14 +86,22 @@ void check_fixture(const std::string& name, const std::string& rope_inv_freq_dty
 // by up to 2e-3 (relative) at 120 tokens. reference_f32rope.json holds, for the same weights, a
 // reference recomputed by HF from_pretrained, which keeps fp32 frequencies
 // (tools/make_fixtures.py --recompute).
-TEST_CASE("tiny_moe matches HF transformers", "[fixture]") { check_fixture("tiny_moe", "bf16"); }
+TEST_CASE("tiny_moe matches HF transformers", "[fixture]") {
+  check_fixture("tiny_moe", "bf16");
+}
 TEST_CASE("tiny_moe matches HF from_pretrained with fp32 RoPE", "[fixture]") {
   check_fixture("tiny_moe", "f32", "reference_f32rope.json");
 }
 // Dense layers inside MoE (mlp_only_layers, decoder_sparse_step 2), norm_topk_prob false,
 // tied embeddings, F16 storage.
-TEST_CASE("moe_mixed_f16 matches HF transformers", "[fixture]") { check_fixture("moe_mixed_f16", "f32"); }
+TEST_CASE("moe_mixed_f16 matches HF transformers", "[fixture]") {
+  check_fixture("moe_mixed_f16", "f32");
+}
 // F32 storage, num_experts spelling and top-level rope_theta.
-TEST_CASE("moe_f32_altkeys matches HF transformers", "[fixture]") { check_fixture("moe_f32_altkeys", "f32"); }
+TEST_CASE("moe_f32_altkeys matches HF transformers", "[fixture]") {
+  check_fixture("moe_f32_altkeys", "f32");
+}
 // Dense Qwen3ForCausalLM with attention biases.
-TEST_CASE("dense_bias matches HF transformers", "[fixture]") { check_fixture("dense_bias", "f32"); }
+TEST_CASE("dense_bias matches HF transformers", "[fixture]") {
+  check_fixture("dense_bias", "f32");
+}

@@ -28,7 +28,8 @@ TEST_CASE("rms_norm matches the formula", "[ops]") {
     double ss = 0;
     for (size_t i = 0; i < dim; ++i) ss += double(x[r * dim + i]) * x[r * dim + i];
     const double inv = 1.0 / std::sqrt(ss / dim + 1e-6);
-    for (size_t i = 0; i < dim; ++i) CHECK(out[r * dim + i] == Approx(w[i] * x[r * dim + i] * inv).epsilon(1e-5));
+    for (size_t i = 0; i < dim; ++i)
+      CHECK(out[r * dim + i] == Approx(w[i] * x[r * dim + i] * inv).epsilon(1e-5));
   }
 }
 
@@ -116,7 +117,8 @@ TEST_CASE("paged attention equals dense causal attention whatever the block layo
       double mx = -1e30, sum = 0;
       for (int32_t j = 0; j <= t; ++j) {
         double d = 0;
-        for (int32_t i = 0; i < hd; ++i) d += double(q[(t * heads + h) * hd + i]) * k[j * width + g * hd + i];
+        for (int32_t i = 0; i < hd; ++i)
+          d += double(q[(t * heads + h) * hd + i]) * k[j * width + g * hd + i];
         p[j] = d * scale;
         mx = std::max(mx, p[j]);
       }
@@ -137,7 +139,10 @@ TEST_CASE("thread_pool covers every index exactly once and propagates exceptions
     for (size_t i = b; i < e; ++i) ++hits[i];
   });
   CHECK(std::all_of(hits.begin(), hits.end(), [](int h) { return h == 1; }));
-  CHECK_THROWS_AS(pool.parallel_for(10, [](size_t b, size_t) { if (b > 0) throw std::runtime_error("x"); }),
+  CHECK_THROWS_AS(pool.parallel_for(10,
+                                    [](size_t b, size_t) {
+                                      if (b > 0) throw std::runtime_error("x");
+                                    }),
                   std::runtime_error);
   pool.parallel_for(3, [](size_t, size_t) {});  // still usable
 }

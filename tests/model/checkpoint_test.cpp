@@ -22,11 +22,14 @@ std::string slurp(const std::filesystem::path& p) {
   return ss.str();
 }
 
-void spit(const std::filesystem::path& p, const std::string& s) { std::ofstream(p, std::ios::binary) << s; }
+void spit(const std::filesystem::path& p, const std::string& s) {
+  std::ofstream(p, std::ios::binary) << s;
+}
 
 /// Rewrites DIR/model.safetensors, letting `edit` change each tensor's plan; data is
 /// copied where the size still matches, else zero.
-void rewrite(const std::filesystem::path& dir, const std::function<bool(model::tensor_plan&)>& edit) {
+void rewrite(const std::filesystem::path& dir,
+             const std::function<bool(model::tensor_plan&)>& edit) {
   const auto path = dir / "model.safetensors";
   const auto tmp = dir / "rewritten";
   {
@@ -94,14 +97,18 @@ TEST_CASE("bad checkpoints give one line naming what is wrong", "[checkpoint]") 
     const uint64_t len = data.size();
     std::memcpy(data.data(), &len, 8);
     spit(dir / "model.safetensors", data);
-    CHECK_THAT(error_of(dir), Catch::Contains(st) && Catch::Contains("runs past the end of the file"));
+    CHECK_THAT(error_of(dir),
+               Catch::Contains(st) && Catch::Contains("runs past the end of the file"));
   }
   SECTION("tensor of the wrong shape") {
     rewrite(dir, [](model::tensor_plan& p) {
       if (p.name == "model.layers.1.self_attn.k_proj.weight") p.shape = {16, 64};
       return true;
     });
-    CHECK_THAT(error_of(dir), Catch::Contains("tensor model.layers.1.self_attn.k_proj.weight has shape [16, 64], expected [32, 64]"));
+    CHECK_THAT(
+        error_of(dir),
+        Catch::Contains(
+            "tensor model.layers.1.self_attn.k_proj.weight has shape [16, 64], expected [32, 64]"));
   }
   SECTION("tensor of the wrong dtype") {
     std::string data = slurp(dir / "model.safetensors");
@@ -109,28 +116,36 @@ TEST_CASE("bad checkpoints give one line naming what is wrong", "[checkpoint]") 
     REQUIRE(at != std::string::npos);
     data.replace(data.find("\"BF16\"", at), 6, "\"I16\" ");  // same header length
     spit(dir / "model.safetensors", data);
-    CHECK_THAT(error_of(dir), Catch::Contains("tensor model.norm.weight: dtype I16 is not supported"));
+    CHECK_THAT(error_of(dir),
+               Catch::Contains("tensor model.norm.weight: dtype I16 is not supported"));
   }
   SECTION("missing tensor") {
-    rewrite(dir, [](model::tensor_plan& p) { return p.name != "model.layers.2.mlp.experts.5.up_proj.weight"; });
-    CHECK_THAT(error_of(dir), Catch::Contains("missing tensor model.layers.2.mlp.experts.5.up_proj.weight (shape [32, 64])"));
+    rewrite(dir, [](model::tensor_plan& p) {
+      return p.name != "model.layers.2.mlp.experts.5.up_proj.weight";
+    });
+    CHECK_THAT(error_of(dir),
+               Catch::Contains(
+                   "missing tensor model.layers.2.mlp.experts.5.up_proj.weight (shape [32, 64])"));
   }
   SECTION("missing config key") {
     std::string cfg = slurp(dir / "config.json");
     const auto at = cfg.find("  \"num_attention_heads\"");
     cfg.erase(at, cfg.find('\n', at) - at + 1);
     spit(dir / "config.json", cfg);
-    CHECK_THAT(error_of(dir), Catch::Contains("config.json: missing required key \"num_attention_heads\""));
+    CHECK_THAT(error_of(dir),
+               Catch::Contains("config.json: missing required key \"num_attention_heads\""));
   }
   SECTION("unknown architecture") {
     std::string cfg = slurp(dir / "config.json");
     cfg.replace(cfg.find("Qwen3MoeForCausalLM"), 19, "MixtralForCausalLM");
     spit(dir / "config.json", cfg);
-    CHECK_THAT(error_of(dir), Catch::Contains("architecture \"MixtralForCausalLM\" is not supported"));
+    CHECK_THAT(error_of(dir),
+               Catch::Contains("architecture \"MixtralForCausalLM\" is not supported"));
   }
   SECTION("no weights at all") {
     std::filesystem::remove(dir / "model.safetensors");
-    CHECK_THAT(error_of(dir), Catch::Contains("no model.safetensors or model.safetensors.index.json"));
+    CHECK_THAT(error_of(dir),
+               Catch::Contains("no model.safetensors or model.safetensors.index.json"));
   }
   SECTION("not a folder") {
     CHECK_THAT(error_of(dir / "config.json"), Catch::Contains("not a directory"));
@@ -149,13 +164,16 @@ TEST_CASE("a shard named by the index must exist and hold its tensors", "[checkp
   const std::string key = "\"model.norm.weight\": \"";
   const auto begin = index.find(key) + key.size();
   const std::string own = index.substr(begin, index.find('"', begin) - begin);
-  const std::string other = own == "model-00001-of-00003.safetensors" ? "model-00002-of-00003.safetensors"
-                                                                      : "model-00001-of-00003.safetensors";
+  const std::string other = own == "model-00001-of-00003.safetensors"
+                                ? "model-00002-of-00003.safetensors"
+                                : "model-00001-of-00003.safetensors";
   REQUIRE(std::filesystem::exists(dir / other));
   SECTION("tensor listed in the wrong shard") {
     index.replace(begin, own.size(), other);
     spit(dir / "model.safetensors.index.json", index);
-    CHECK_THAT(error_of(dir), Catch::Contains("tensor model.norm.weight is listed in the index but not in this file"));
+    CHECK_THAT(
+        error_of(dir),
+        Catch::Contains("tensor model.norm.weight is listed in the index but not in this file"));
   }
   SECTION("missing shard") {
     std::filesystem::remove(dir / other);

@@ -51,7 +51,8 @@ TEST_CASE("a Qwen3-MoE config parses with its values", "[config]") {
 
 TEST_CASE("both key spellings are accepted", "[config]") {
   auto s = replace(base_moe, R"("num_experts": 8)", R"("num_local_experts": 8)");
-  s = replace(s, R"("rope_theta": 1000000.0)", R"("rope_parameters": {"rope_theta": 5000.0, "rope_type": "default"})");
+  s = replace(s, R"("rope_theta": 1000000.0)",
+              R"("rope_parameters": {"rope_theta": 5000.0, "rope_type": "default"})");
   const model_config c = parse_model_config(s, "x");
   CHECK(c.num_experts == 8);
   CHECK(c.rope_theta == 5000.0);
@@ -68,10 +69,11 @@ TEST_CASE("mlp_only_layers and decoder_sparse_step choose dense layers", "[confi
 }
 
 TEST_CASE("dense Qwen3 configs need no expert keys", "[config]") {
-  const model_config c = parse_model_config(R"({"architectures": ["Qwen3ForCausalLM"], "vocab_size": 10,
+  const model_config c =
+      parse_model_config(R"({"architectures": ["Qwen3ForCausalLM"], "vocab_size": 10,
     "hidden_size": 8, "num_hidden_layers": 1, "num_attention_heads": 2, "intermediate_size": 16,
     "rope_theta": 10000, "tie_word_embeddings": true, "eos_token_id": 3})",
-                                            "x");
+                         "x");
   CHECK(c.arch == architecture::qwen3_dense);
   CHECK(c.num_kv_heads == 2);  // defaults to num_attention_heads
   CHECK(c.head_dim == 4);      // defaults to hidden / heads
@@ -82,31 +84,38 @@ TEST_CASE("dense Qwen3 configs need no expert keys", "[config]") {
 
 TEST_CASE("bad configs name the key and what was expected", "[config]") {
   CHECK_THAT(error_of(replace(base_moe, R"("Qwen3MoeForCausalLM")", R"("LlamaForCausalLM")")),
-             Catch::Contains("architecture \"LlamaForCausalLM\" is not supported (expected Qwen3MoeForCausalLM or Qwen3ForCausalLM)"));
-  CHECK_THAT(error_of(replace(base_moe, R"("hidden_size": 16,)", "")), Catch::Contains("missing required key \"hidden_size\""));
+             Catch::Contains("architecture \"LlamaForCausalLM\" is not supported (expected "
+                             "Qwen3MoeForCausalLM or Qwen3ForCausalLM)"));
+  CHECK_THAT(error_of(replace(base_moe, R"("hidden_size": 16,)", "")),
+             Catch::Contains("missing required key \"hidden_size\""));
   CHECK_THAT(error_of(replace(base_moe, R"("num_experts": 8,)", "")),
              Catch::Contains("missing required key \"num_experts\" (or \"num_local_experts\")"));
-  CHECK_THAT(error_of(replace(base_moe, R"("rope_theta": 1000000.0,)", "")), Catch::Contains("\"rope_theta\""));
+  CHECK_THAT(error_of(replace(base_moe, R"("rope_theta": 1000000.0,)", "")),
+             Catch::Contains("\"rope_theta\""));
   CHECK_THAT(error_of(replace(base_moe, R"("vocab_size": 100)", R"("vocab_size": "100")")),
              Catch::Contains("key \"vocab_size\" must be an integer"));
-  CHECK_THAT(error_of(replace(base_moe, R"("num_experts_per_tok": 2)", R"("num_experts_per_tok": 9)")),
-             Catch::Contains("num_experts_per_tok (9) must be between 1 and num_experts (8)"));
-  CHECK_THAT(error_of(replace(base_moe, R"("num_key_value_heads": 2)", R"("num_key_value_heads": 3)")),
-             Catch::Contains("must be a multiple of num_key_value_heads"));
+  CHECK_THAT(
+      error_of(replace(base_moe, R"("num_experts_per_tok": 2)", R"("num_experts_per_tok": 9)")),
+      Catch::Contains("num_experts_per_tok (9) must be between 1 and num_experts (8)"));
+  CHECK_THAT(
+      error_of(replace(base_moe, R"("num_key_value_heads": 2)", R"("num_key_value_heads": 3)")),
+      Catch::Contains("must be a multiple of num_key_value_heads"));
   CHECK_THAT(error_of(replace(base_moe, R"("rope_theta": 1000000.0)",
                               R"("rope_parameters": {"rope_type": "yarn", "factor": 4})")),
              Catch::Contains("rope_type \"yarn\" is not supported"));
   CHECK_THAT(error_of(replace(base_moe, R"("eos_token_id": [7, 9])", R"("eos_token_id": [700])")),
              Catch::Contains("eos_token_id 700 is outside the vocabulary"));
   CHECK_THAT(error_of("[1, 2]"), Catch::Contains("not a JSON object"));
-  CHECK_THAT(error_of(replace(base_moe, R"("intermediate_size": 32,)", R"("decoder_sparse_step": 2,)")),
-             Catch::Contains("missing required key \"intermediate_size\""));
+  CHECK_THAT(
+      error_of(replace(base_moe, R"("intermediate_size": 32,)", R"("decoder_sparse_step": 2,)")),
+      Catch::Contains("missing required key \"intermediate_size\""));
 }
 
 TEST_CASE("config JSON written for gen-model parses back to the same config", "[config]") {
-  model_config c = parse_model_config(replace(base_moe, R"("intermediate_size": 32)",
-                                              R"("intermediate_size": 32, "mlp_only_layers": [0, 2], "norm_topk_prob": true)"),
-                                      "x");
+  model_config c = parse_model_config(
+      replace(base_moe, R"("intermediate_size": 32)",
+              R"("intermediate_size": 32, "mlp_only_layers": [0, 2], "norm_topk_prob": true)"),
+      "x");
   const model_config back = parse_model_config(model_config_to_json(c), "y");
   CHECK(back.mlp_only_layers == c.mlp_only_layers);
   CHECK(back.norm_topk_prob);

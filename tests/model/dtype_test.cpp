@@ -44,7 +44,7 @@ TEST_CASE("bulk conversions agree with the scalar ones", "[dtype]") {
     float back[4];
     convert_to_f32(t, buf + 1, 4, back);
     for (int i = 0; i < 4; ++i) {
-      const float expect = t == dtype::f32 ? src[i]
+      const float expect = t == dtype::f32    ? src[i]
                            : t == dtype::bf16 ? bf16_to_f32(f32_to_bf16(src[i]))
                                               : f16_to_f32(f32_to_f16(src[i]));
       CHECK(back[i] == expect);

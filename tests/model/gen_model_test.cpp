@@ -30,7 +30,8 @@ TEST_CASE("same preset and seed give the same bytes; another seed differs", "[ge
   for (const char* f : {"config.json", "generation_config.json", "model.safetensors"}) {
     CHECK(slurp(tmp.path() / "a" / f) == slurp(tmp.path() / "b" / f));
   }
-  CHECK(slurp(tmp.path() / "a" / "model.safetensors") != slurp(tmp.path() / "c" / "model.safetensors"));
+  CHECK(slurp(tmp.path() / "a" / "model.safetensors") !=
+        slurp(tmp.path() / "c" / "model.safetensors"));
 }
 
 TEST_CASE("generated checkpoints load, in every dtype and sharded", "[gen_model]") {
@@ -58,8 +59,10 @@ TEST_CASE("weights follow the preset's distribution", "[gen_model]") {
   CHECK(std::abs(sum / n) < 0.02);
   CHECK(std::sqrt(sq / n) == Approx(0.5).epsilon(0.03));
   CHECK(model::random_weight(1, "n.norm.weight", 3, 0.5f, true) == Approx(1.0).margin(0.6));
-  CHECK(model::random_weight(1, "w", 7, 0.5f, false) == model::random_weight(1, "w", 7, 0.5f, false));
-  CHECK(model::random_weight(1, "w", 7, 0.5f, false) != model::random_weight(2, "w", 7, 0.5f, false));
+  CHECK(model::random_weight(1, "w", 7, 0.5f, false) ==
+        model::random_weight(1, "w", 7, 0.5f, false));
+  CHECK(model::random_weight(1, "w", 7, 0.5f, false) !=
+        model::random_weight(2, "w", 7, 0.5f, false));
 }
 
 TEST_CASE("presets have the real shapes and bad options are refused", "[gen_model]") {
@@ -72,11 +75,13 @@ TEST_CASE("presets have the real shapes and bad options are refused", "[gen_mode
   CHECK(p480.num_experts == 160);
   CHECK(p480.rope_theta == 1e7);
   CHECK(model::find_preset("demo").config.vocab_size == 151936);
-  CHECK_THROWS_WITH(model::find_preset("huge"), Catch::Contains("unknown preset \"huge\" (known: tiny, tiny-qwen, demo"));
+  CHECK_THROWS_WITH(model::find_preset("huge"),
+                    Catch::Contains("unknown preset \"huge\" (known: tiny, tiny-qwen, demo"));
   test::temp_dir tmp;
   model::gen_model_options o;
   o.num_layers = 4;  // tiny has 3
-  CHECK_THROWS_WITH(model::write_random_checkpoint(o, tmp.path()), Catch::Contains("--layers must be between 1 and 3"));
+  CHECK_THROWS_WITH(model::write_random_checkpoint(o, tmp.path()),
+                    Catch::Contains("--layers must be between 1 and 3"));
   o.num_layers = 1;
   model::write_random_checkpoint(o, tmp.path() / "one");
   CHECK(model::checkpoint(tmp.path() / "one").config().num_layers == 1);

@@ -40,7 +40,8 @@ std::string error_of(const std::filesystem::path& p) {
 TEST_CASE("safetensors round trip", "[safetensors]") {
   test::temp_dir tmp;
   const auto p = tmp.path() / "a.safetensors";
-  std::vector<model::tensor_plan> plan = {{"x", model::dtype::f32, {2, 3}}, {"y.z", model::dtype::bf16, {5}}};
+  std::vector<model::tensor_plan> plan = {{"x", model::dtype::f32, {2, 3}},
+                                          {"y.z", model::dtype::bf16, {5}}};
   model::write_safetensors(p, plan, [](size_t i, std::byte* dst) {
     if (i == 0) {
       const float v[6] = {1, 2, 3, 4, 5, 6};
@@ -86,15 +87,20 @@ TEST_CASE("malformed safetensors files are refused with a clear message", "[safe
   }
   SECTION("data truncated") {
     write_raw(p, R"({"w":{"dtype":"F32","shape":[4,4],"data_offsets":[0,64]}})", 10);
-    CHECK_THAT(error_of(p), Catch::Contains("tensor w: data_offsets [0, 64] lie outside the 10 data bytes"));
+    CHECK_THAT(error_of(p),
+               Catch::Contains("tensor w: data_offsets [0, 64] lie outside the 10 data bytes"));
   }
   SECTION("unsupported dtype") {
     write_raw(p, R"({"ids":{"dtype":"I64","shape":[2],"data_offsets":[0,16]}})", 16);
-    CHECK_THAT(error_of(p), Catch::Contains("tensor ids: dtype I64 is not supported (expected BF16, F16 or F32)"));
+    CHECK_THAT(
+        error_of(p),
+        Catch::Contains("tensor ids: dtype I64 is not supported (expected BF16, F16 or F32)"));
   }
   SECTION("offsets disagree with shape") {
     write_raw(p, R"({"w":{"dtype":"BF16","shape":[3],"data_offsets":[0,8]}})", 8);
-    CHECK_THAT(error_of(p), Catch::Contains("tensor w: data_offsets span 8 bytes but shape [3] of BF16 needs 6"));
+    CHECK_THAT(
+        error_of(p),
+        Catch::Contains("tensor w: data_offsets span 8 bytes but shape [3] of BF16 needs 6"));
   }
   SECTION("negative shape") {
     write_raw(p, R"({"w":{"dtype":"F32","shape":[-1],"data_offsets":[0,0]}})", 0);

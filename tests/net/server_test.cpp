@@ -58,7 +58,8 @@ TEST_CASE("health, readiness, models and metrics", "[server]") {
   CHECK(metrics.body.find("conclave_kv_blocks") != std::string::npos);
 }
 
-TEST_CASE("chat completions: streamed deltas equal the non-streamed text for one seed", "[server]") {
+TEST_CASE("chat completions: streamed deltas equal the non-streamed text for one seed",
+          "[server]") {
   test_server s;
   const auto full = post_json(s.port(), "/v1/chat/completions", chat_body + "}");
   REQUIRE(full.status == 200);
@@ -70,8 +71,9 @@ TEST_CASE("chat completions: streamed deltas equal the non-streamed text for one
   CHECK(v.at("usage").at("completion_tokens").as_int64() == 8);
   CHECK(v.at("usage").at("prompt_tokens").as_int64() > 5);
 
-  const auto streamed = post_json(s.port(), "/v1/chat/completions",
-                                  chat_body + R"(,"stream":true,"stream_options":{"include_usage":true}})");
+  const auto streamed =
+      post_json(s.port(), "/v1/chat/completions",
+                chat_body + R"(,"stream":true,"stream_options":{"include_usage":true}})");
   REQUIRE(streamed.status == 200);
   CHECK(streamed.headers.at("Content-Type") == "text/event-stream");
   const auto events = sse_events(streamed.body);
@@ -87,15 +89,17 @@ TEST_CASE("chat completions: streamed deltas equal the non-streamed text for one
 
 TEST_CASE("completions with token ids, echo and stop strings", "[server]") {
   test_server s;
-  const auto r = post_json(s.port(), "/v1/completions",
-                           R"({"model":"tiny","prompt":[9707,11,1879],"max_tokens":5,"temperature":0})");
+  const auto r =
+      post_json(s.port(), "/v1/completions",
+                R"({"model":"tiny","prompt":[9707,11,1879],"max_tokens":5,"temperature":0})");
   REQUIRE(r.status == 200);
   const json::value v = json::parse(r.body);
   CHECK(v.at("object").as_string() == "text_completion");
   CHECK(v.at("usage").at("prompt_tokens").as_int64() == 3);
   const std::string text(v.at("choices").at(0).at("text").as_string());
-  const auto echoed = post_json(s.port(), "/v1/completions",
-                                R"({"model":"tiny","prompt":"Hello, world","max_tokens":5,"temperature":0,"echo":true})");
+  const auto echoed = post_json(
+      s.port(), "/v1/completions",
+      R"({"model":"tiny","prompt":"Hello, world","max_tokens":5,"temperature":0,"echo":true})");
   REQUIRE(echoed.status == 200);
   const std::string etext(json::parse(echoed.body).at("choices").at(0).at("text").as_string());
   CHECK(etext.rfind("Hello, world", 0) == 0);
@@ -113,7 +117,11 @@ TEST_CASE("completions with token ids, echo and stop strings", "[server]") {
   }
   REQUIRE(pieces.size() >= 3);
   const std::string stop = pieces[2];
-  json::object body{{"model", "tiny"}, {"prompt", "Hello, world"}, {"max_tokens", 5}, {"temperature", 0}, {"stop", stop}};
+  json::object body{{"model", "tiny"},
+                    {"prompt", "Hello, world"},
+                    {"max_tokens", 5},
+                    {"temperature", 0},
+                    {"stop", stop}};
   const auto stopped = post_json(s.port(), "/v1/completions", json::serialize(body));
   REQUIRE(stopped.status == 200);
   const json::value stopped_json = json::parse(stopped.body);
@@ -124,7 +132,9 @@ TEST_CASE("completions with token ids, echo and stop strings", "[server]") {
 
 TEST_CASE("invalid requests get OpenAI-shaped errors with the right status and param", "[server]") {
   test_server s;
-  const auto chat = [&](const std::string& body) { return post_json(s.port(), "/v1/chat/completions", body); };
+  const auto chat = [&](const std::string& body) {
+    return post_json(s.port(), "/v1/chat/completions", body);
+  };
   auto r = chat("{not json");
   CHECK(r.status == 400);
   CHECK(error_of(r).at("param").is_null());
@@ -138,7 +148,8 @@ TEST_CASE("invalid requests get OpenAI-shaped errors with the right status and p
   r = chat(R"({"model":"tiny","messages":[{"role":"wizard","content":"x"}]})");
   CHECK(r.status == 400);
   CHECK(error_of(r).at("param").as_string() == "messages[0].role");
-  r = chat(R"({"model":"tiny","messages":[{"role":"user","content":"x"}],"tools":[{"type":"function","function":{"name":"bad name!"}}]})");
+  r = chat(
+      R"({"model":"tiny","messages":[{"role":"user","content":"x"}],"tools":[{"type":"function","function":{"name":"bad name!"}}]})");
   CHECK(error_of(r).at("param").as_string() == "tools[0].function.name");
   r = chat(R"({"model":"gpt-9","messages":[{"role":"user","content":"x"}]})");
   CHECK(r.status == 404);
@@ -146,7 +157,8 @@ TEST_CASE("invalid requests get OpenAI-shaped errors with the right status and p
   r = chat(R"({"model":"tiny","messages":[{"role":"user","content":"x"}],"max_tokens":5000})");
   CHECK(r.status == 400);
   CHECK(error_of(r).at("code").as_string() == "context_length_exceeded");
-  CHECK(std::string(error_of(r).at("message").as_string()).find("maximum context length is 4096 tokens") != std::string::npos);
+  CHECK(std::string(error_of(r).at("message").as_string())
+            .find("maximum context length is 4096 tokens") != std::string::npos);
   r = chat("{\"model\":\"tiny\",\"messages\":[{\"role\":\"user\",\"content\":\"\xff\xfe\"}]}");
   CHECK(r.status == 400);
   std::string deep;
@@ -177,10 +189,14 @@ TEST_CASE("API keys: missing or wrong -> 401, right -> 200", "[server]") {
   test_server s([](config::server_config& c) { c.api_keys = {"secret-key-1", "secret-key-2"}; });
   const std::string body = R"({"model":"tiny","prompt":"hi","max_tokens":1})";
   CHECK(post_json(s.port(), "/v1/completions", body).status == 401);
-  CHECK(post_json(s.port(), "/v1/completions", body, {{"Authorization", "Bearer secret-key-3"}}).status == 401);
-  CHECK(post_json(s.port(), "/v1/completions", body, {{"Authorization", "Bearer secret-key"}}).status == 401);
-  CHECK(post_json(s.port(), "/v1/completions", body, {{"Authorization", "Bearer secret-key-2"}}).status == 200);
-  CHECK(http_client(s.port()).call(http::verb::get, "/health").status == 200);  // health needs no key
+  CHECK(post_json(s.port(), "/v1/completions", body, {{"Authorization", "Bearer secret-key-3"}})
+            .status == 401);
+  CHECK(post_json(s.port(), "/v1/completions", body, {{"Authorization", "Bearer secret-key"}})
+            .status == 401);
+  CHECK(post_json(s.port(), "/v1/completions", body, {{"Authorization", "Bearer secret-key-2"}})
+            .status == 200);
+  CHECK(http_client(s.port()).call(http::verb::get, "/health").status ==
+        200);  // health needs no key
 }
 
 TEST_CASE("a full waiting queue answers 429 with Retry-After", "[server]") {
@@ -188,13 +204,16 @@ TEST_CASE("a full waiting queue answers 429 with Retry-After", "[server]") {
     c.max_waiting = 1;
     c.engine.scheduler.max_num_seqs = 1;
   });
-  const std::string long_req = R"({"model":"tiny","prompt":"a","max_tokens":3000,"ignore_eos":true,"stream":true})";
+  const std::string long_req =
+      R"({"model":"tiny","prompt":"a","max_tokens":3000,"ignore_eos":true,"stream":true})";
   http_client running(s.port());
   REQUIRE(running.send_and_read_header("/v1/completions", long_req) == 200);
   running.read_some();  // it is producing tokens: no longer waiting
   http_client queued(s.port());
-  REQUIRE(queued.send_and_read_header("/v1/completions", long_req) == 200);  // admitted to the queue
-  const auto rejected = post_json(s.port(), "/v1/completions", R"({"model":"tiny","prompt":"a","max_tokens":2})");
+  REQUIRE(queued.send_and_read_header("/v1/completions", long_req) ==
+          200);  // admitted to the queue
+  const auto rejected =
+      post_json(s.port(), "/v1/completions", R"({"model":"tiny","prompt":"a","max_tokens":2})");
   CHECK(rejected.status == 429);
   CHECK(rejected.headers.count("Retry-After") == 1);
   CHECK(rejected.headers.at("Retry-After") == "1");
@@ -207,14 +226,18 @@ TEST_CASE("a client that disconnects mid-stream frees its KV blocks", "[server]"
   test_server s;
   {
     http_client c(s.port());
-    REQUIRE(c.send_and_read_header("/v1/completions",
-                                   R"({"model":"tiny","prompt":"count","max_tokens":3000,"ignore_eos":true,"stream":true})") == 200);
+    REQUIRE(
+        c.send_and_read_header(
+            "/v1/completions",
+            R"({"model":"tiny","prompt":"count","max_tokens":3000,"ignore_eos":true,"stream":true})") ==
+        200);
     c.read_some();
     CHECK(s.metric("conclave_kv_blocks{state=\"used\"}") > 0);
     c.close();
   }
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-  while (s.metric("conclave_kv_blocks{state=\"used\"}") != 0 && std::chrono::steady_clock::now() < deadline) {
+  while (s.metric("conclave_kv_blocks{state=\"used\"}") != 0 &&
+         std::chrono::steady_clock::now() < deadline) {
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
   CHECK(s.metric("conclave_kv_blocks{state=\"used\"}") == 0);
@@ -227,7 +250,8 @@ TEST_CASE("two requests on one keep-alive connection both succeed", "[server]") 
   const std::string body = R"({"model":"tiny","prompt":"x","max_tokens":3})";
   CHECK(c.call(http::verb::post, "/v1/completions", body).status == 200);
   CHECK(c.call(http::verb::post, "/v1/completions", body + " ").status == 200);
-  const auto streamed = c.call(http::verb::post, "/v1/completions", R"({"model":"tiny","prompt":"x","max_tokens":3,"stream":true})");
+  const auto streamed = c.call(http::verb::post, "/v1/completions",
+                               R"({"model":"tiny","prompt":"x","max_tokens":3,"stream":true})");
   CHECK(streamed.status == 200);
   CHECK(c.call(http::verb::post, "/v1/completions", body).status == 200);
 }
@@ -235,11 +259,15 @@ TEST_CASE("two requests on one keep-alive connection both succeed", "[server]") 
 TEST_CASE("draining: new requests get 503, running ones finish", "[server]") {
   test_server s([](config::server_config& c) { c.drain_timeout_s = 10; });
   http_client running(s.port());
-  REQUIRE(running.send_and_read_header("/v1/completions",
-                                       R"({"model":"tiny","prompt":"a","max_tokens":200,"ignore_eos":true,"stream":true})") == 200);
+  REQUIRE(
+      running.send_and_read_header(
+          "/v1/completions",
+          R"({"model":"tiny","prompt":"a","max_tokens":200,"ignore_eos":true,"stream":true})") ==
+      200);
   std::thread drainer([&] { s.server().drain_and_stop(std::chrono::seconds(10)); });
   while (!s.service().draining()) std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  const auto late = post_json(s.port(), "/v1/completions", R"({"model":"tiny","prompt":"a","max_tokens":2})");
+  const auto late =
+      post_json(s.port(), "/v1/completions", R"({"model":"tiny","prompt":"a","max_tokens":2})");
   CHECK(late.status == 503);
   std::string rest;
   try {
@@ -253,11 +281,13 @@ TEST_CASE("draining: new requests get 503, running ones finish", "[server]") {
 
 TEST_CASE("without max_tokens a request may use the rest of the context", "[server]") {
   test_server s([](config::server_config& c) { c.engine.max_model_len = 48; });
-  const auto r = post_json(s.port(), "/v1/completions", R"({"model":"tiny","prompt":"Hello","ignore_eos":true})");
+  const auto r = post_json(s.port(), "/v1/completions",
+                           R"({"model":"tiny","prompt":"Hello","ignore_eos":true})");
   REQUIRE(r.status == 200);
   const json::value v = json::parse(r.body);
   CHECK(v.at("choices").at(0).at("finish_reason").as_string() == "length");
   CHECK(v.at("usage").at("total_tokens").as_int64() == 48);
-  const auto over = post_json(s.port(), "/v1/completions", R"({"model":"tiny","prompt":"Hello","max_tokens":48})");
+  const auto over = post_json(s.port(), "/v1/completions",
+                              R"({"model":"tiny","prompt":"Hello","max_tokens":48})");
   CHECK(over.status == 400);
 }

@@ -79,8 +79,10 @@ test_server::test_server(const std::function<void(config::server_config&)>& twea
   model::gen_model_options o;
   o.preset = "tiny-qwen";
   model::write_random_checkpoint(o, model_dir);
-  const std::filesystem::path tok = std::filesystem::path(CONCLAVE_QWEN3_TOKENIZER_DIR) / "tokenizer.json";
-  if (!std::filesystem::exists(tok)) throw std::runtime_error("run scripts/fetch_tokenizer.sh: missing " + tok.string());
+  const std::filesystem::path tok =
+      std::filesystem::path(CONCLAVE_QWEN3_TOKENIZER_DIR) / "tokenizer.json";
+  if (!std::filesystem::exists(tok))
+    throw std::runtime_error("run scripts/fetch_tokenizer.sh: missing " + tok.string());
   config::server_config cfg;
   cfg.port = 0;
   cfg.model_dir = model_dir.string();
@@ -95,7 +97,8 @@ test_server::test_server(const std::function<void(config::server_config&)>& twea
   server_->start();
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
   while (!service_->loaded()) {
-    if (std::chrono::steady_clock::now() > deadline) throw std::runtime_error("model did not load in 60 s");
+    if (std::chrono::steady_clock::now() > deadline)
+      throw std::runtime_error("model did not load in 60 s");
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
 }

@@ -63,9 +63,11 @@ TEST_CASE("websocket: concurrent requests, each chunked then done", "[server][we
     }
   }
   // The same prompt greedily over HTTP gives the same text.
-  const auto http = post_json(s.port(), "/v1/completions",
-                              R"({"model":"tiny","prompt":"hi","max_tokens":4,"ignore_eos":true,"temperature":0})");
-  CHECK(std::string(json::parse(http.body).at("choices").at(0).at("text").as_string()) == text["b"]);
+  const auto http = post_json(
+      s.port(), "/v1/completions",
+      R"({"model":"tiny","prompt":"hi","max_tokens":4,"ignore_eos":true,"temperature":0})");
+  CHECK(std::string(json::parse(http.body).at("choices").at(0).at("text").as_string()) ==
+        text["b"]);
 }
 
 TEST_CASE("websocket: cancel, errors as frames", "[server][websocket]") {
@@ -81,7 +83,8 @@ TEST_CASE("websocket: cancel, errors as frames", "[server][websocket]") {
       break;
     }
   }
-  c.send(R"({"type":"request","id":"bad","endpoint":"completions","body":{"model":"tiny","prompt":"hi","temperature":-1}})");
+  c.send(
+      R"({"type":"request","id":"bad","endpoint":"completions","body":{"model":"tiny","prompt":"hi","temperature":-1}})");
   auto f = c.next();
   CHECK(f.at("type").as_string() == "error");
   CHECK(f.at("id").as_string() == "bad");
@@ -99,7 +102,8 @@ TEST_CASE("websocket: cancel, errors as frames", "[server][websocket]") {
     if (g.at("type").as_string() == "done") break;
   }
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-  while (s.metric("conclave_kv_blocks{state=\"used\"}") != 0 && std::chrono::steady_clock::now() < deadline) {
+  while (s.metric("conclave_kv_blocks{state=\"used\"}") != 0 &&
+         std::chrono::steady_clock::now() < deadline) {
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
   CHECK(s.metric("conclave_kv_blocks{state=\"used\"}") == 0);
