@@ -215,6 +215,12 @@ caf::behavior request_session(self_ptr self, generation_request req,
               return fail(self, client_event::error(400, r.error, "invalid_request_error"));
             s.engine = r.engine;
             s.seq_id = r.seq_id;
+            // If the replica goes away mid-request, the client hears about it.
+            self->monitor(s.engine);
+            self->set_down_handler([self](caf::down_msg&) {
+              if (self->state.cancelled) return self->quit();
+              fail(self, client_event::error(503, "the model replica stopped", "service_unavailable"));
+            });
             if (s.cancelled) {
               self->send(s.engine, cancel_atom::value, s.seq_id);
               return self->quit();

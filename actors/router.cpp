@@ -5,7 +5,11 @@
 
 namespace conclave::actors {
 
-caf::behavior router_actor(caf::stateful_actor<router_state>* self) {
+caf::behavior router_actor(caf::stateful_actor<router_state>* self, std::vector<caf::actor> engines) {
+  for (auto& e : engines) {
+    self->monitor(e);
+    self->state.engines.push_back(std::move(e));
+  }
   self->set_down_handler([self](caf::down_msg& msg) {
     auto& e = self->state.engines;
     std::erase_if(e, [&](const caf::actor& a) { return a.address() == msg.source; });

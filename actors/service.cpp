@@ -60,7 +60,8 @@ inference_service::inference_service(const config::server_config& cfg,
   system_cfg_->set("logger.verbosity", caf::atom("quiet"));
   system_ = std::make_unique<caf::actor_system>(*system_cfg_);
   actors_ = std::make_unique<handles>();
-  actors_->router = system_->spawn(router_actor);
+  // (Spawning with no arguments trips UBSan inside CAF 0.17's empty-tuple path.)
+  actors_->router = system_->spawn(router_actor, std::vector<caf::actor>{});
   const std::string dir = cfg_.model_dir;
   const auto backend_cfg = cfg_.engine.backend;
   backend_factory factory = [dir, backend_cfg]() -> std::shared_ptr<gpu::backend> {
@@ -71,8 +72,13 @@ inference_service::inference_service(const config::server_config& cfg,
       replica_supervisor, std::move(factory), cfg_.engine, metrics_, actors_->router, ready_);
 }
 
-inference_service::~inference_service() {
+inference_service::~inference_service() { shutdown(); }
+
+void inference_service::shutdown() {
+  if (!system_) return;
   ready_->store(false);
+  draining_.store(true);
+  // The supervisor takes its engine and worker down; sessions watching the engine end.
   caf::anon_send_exit(actors_->supervisor, caf::exit_reason::user_shutdown);
   caf::anon_send_exit(actors_->router, caf::exit_reason::user_shutdown);
   actors_.reset();

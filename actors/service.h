@@ -27,7 +27,11 @@ class inference_service {
   /// be set) and starts loading the replica in the background; ready() turns true once it
   /// is loaded and warm. Throws model_error / std::invalid_argument for bad files.
   inference_service(const config::server_config& cfg, std::shared_ptr<server_metrics> metrics);
+  /// Stops every actor (running requests end with an error event) and waits for them.
   ~inference_service();
+  /// The same as the destructor, callable earlier: a server must shut the service down
+  /// while its I/O context still exists, since sessions hold sinks that post into it.
+  void shutdown();
   inference_service(const inference_service&) = delete;
   inference_service& operator=(const inference_service&) = delete;
 

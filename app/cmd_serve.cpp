@@ -111,6 +111,7 @@ int run_serve(serve_args& a, CLI::App& cmd) {
       "conclave: serving \"%s\" on http://%s:%u (model %s); /ready turns 200 once it is loaded\n",
       cfg.served_model_name.c_str(), cfg.host.c_str(), server.port(), cfg.model_dir.c_str());
   server.wait();
+  service.shutdown();  // while the server's I/O context still exists
   std::fprintf(stderr, "conclave: stopped\n");
   return exit_ok;
 }

@@ -106,6 +106,7 @@ test_server::test_server(const std::function<void(config::server_config&)>& twea
 test_server::~test_server() {
   server_->stop();
   server_->wait();
+  service_->shutdown();  // sessions hold sinks into the server's I/O context
   server_.reset();
   service_.reset();
 }
