@@ -219,7 +219,8 @@ caf::behavior request_session(self_ptr self, generation_request req,
             self->monitor(s.engine);
             self->set_down_handler([self](caf::down_msg&) {
               if (self->state.cancelled) return self->quit();
-              fail(self, client_event::error(503, "the model replica stopped", "service_unavailable"));
+              fail(self,
+                   client_event::error(503, "the model replica stopped", "service_unavailable"));
             });
             if (s.cancelled) {
               self->send(s.engine, cancel_atom::value, s.seq_id);

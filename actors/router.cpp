@@ -5,7 +5,8 @@
 
 namespace conclave::actors {
 
-caf::behavior router_actor(caf::stateful_actor<router_state>* self, std::vector<caf::actor> engines) {
+caf::behavior router_actor(caf::stateful_actor<router_state>* self,
+                           std::vector<caf::actor> engines) {
   for (auto& e : engines) {
     self->monitor(e);
     self->state.engines.push_back(std::move(e));

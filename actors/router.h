@@ -18,9 +18,11 @@ struct router_state {
   static inline const char* name = "router";
 };
 
-/// Starts with `engines` (more register later). Handles (add_engine_atom, actor) and (submit_atom, engine_submit), which it delegates to
-/// an engine (the engine's submit_reply goes straight to the session). With no live
-/// engine the submit fails with sec::request_receiver_down ("no live model replica").
-caf::behavior router_actor(caf::stateful_actor<router_state>* self, std::vector<caf::actor> engines);
+/// Starts with `engines` (more register later). Handles (add_engine_atom, actor) and (submit_atom,
+/// engine_submit), which it delegates to an engine (the engine's submit_reply goes straight to the
+/// session). With no live engine the submit fails with sec::request_receiver_down ("no live model
+/// replica").
+caf::behavior router_actor(caf::stateful_actor<router_state>* self,
+                           std::vector<caf::actor> engines);
 
 }  // namespace conclave::actors

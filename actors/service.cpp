@@ -72,7 +72,9 @@ inference_service::inference_service(const config::server_config& cfg,
       replica_supervisor, std::move(factory), cfg_.engine, metrics_, actors_->router, ready_);
 }
 
-inference_service::~inference_service() { shutdown(); }
+inference_service::~inference_service() {
+  shutdown();
+}
 
 void inference_service::shutdown() {
   if (!system_) return;
