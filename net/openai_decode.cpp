@@ -303,7 +303,24 @@ void decode_tools(const json::object& o, actors::generation_request& req) {
 std::variant<decoded_request, api_error> decode_chat_request(std::string_view body,
                                                              const protocol_context& ctx) {
   try {
-    const json::object o = parse_body(body);
+    return decode_chat_request(parse_body(body), ctx);
+  } catch (const bad_field& e) {
+    return e.err;
+  }
+}
+
+std::variant<decoded_request, api_error> decode_completion_request(std::string_view body,
+                                                                   const protocol_context& ctx) {
+  try {
+    return decode_completion_request(parse_body(body), ctx);
+  } catch (const bad_field& e) {
+    return e.err;
+  }
+}
+
+std::variant<decoded_request, api_error> decode_chat_request(const json::object& o,
+                                                             const protocol_context& ctx) {
+  try {
     decoded_request d;
     d.req.type = actors::generation_request::kind::chat;
     check_model(o, ctx, d.req);
@@ -326,10 +343,9 @@ std::variant<decoded_request, api_error> decode_chat_request(std::string_view bo
   }
 }
 
-std::variant<decoded_request, api_error> decode_completion_request(std::string_view body,
+std::variant<decoded_request, api_error> decode_completion_request(const json::object& o,
                                                                    const protocol_context& ctx) {
   try {
-    const json::object o = parse_body(body);
     decoded_request d;
     d.req.type = actors::generation_request::kind::completion;
     check_model(o, ctx, d.req);

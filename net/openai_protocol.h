@@ -3,6 +3,7 @@
 // `param`; encoding writes the exact chunk and response shapes OpenAI clients expect.
 #pragma once
 
+#include <boost/json/fwd.hpp>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -49,8 +50,15 @@ struct protocol_context {
 /// Decodes a /v1/chat/completions body.
 std::variant<decoded_request, api_error> decode_chat_request(std::string_view body,
                                                              const protocol_context& ctx);
+/// The same, for a body already parsed (a WebSocket frame's "body").
+std::variant<decoded_request, api_error> decode_chat_request(const boost::json::object& body,
+                                                             const protocol_context& ctx);
 /// Decodes a /v1/completions body.
 std::variant<decoded_request, api_error> decode_completion_request(std::string_view body,
+                                                                   const protocol_context& ctx);
+
+/// The same, for a body already parsed.
+std::variant<decoded_request, api_error> decode_completion_request(const boost::json::object& body,
                                                                    const protocol_context& ctx);
 
 /// Builds response JSON for one request as its events arrive (streamed chunks, or one

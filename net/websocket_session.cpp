@@ -156,9 +156,9 @@ void websocket_session::handle_frame(std::string_view text) {
     return error_frame(id, {400, "'body' must be an object", "invalid_request_error", "body"});
   if (ctx_->draining.load())
     return error_frame(id, {503, "the server is shutting down", "service_unavailable"});
-  const std::string body_text = json::serialize(*body);
-  auto decoded = chat ? decode_chat_request(body_text, ctx_->proto)
-                      : decode_completion_request(body_text, ctx_->proto);
+  // The frame is parsed once; its body is decoded in place.
+  auto decoded = chat ? decode_chat_request(body->get_object(), ctx_->proto)
+                      : decode_completion_request(body->get_object(), ctx_->proto);
   if (auto* err = std::get_if<api_error>(&decoded)) return error_frame(id, *err);
   auto& d = std::get<decoded_request>(decoded);
   d.req.id = ctx_->new_request_id(chat ? "chatcmpl-" : "cmpl-");
