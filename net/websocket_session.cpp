@@ -31,6 +31,12 @@ class websocket_session : public std::enable_shared_from_this<websocket_session>
         [](websocket::response_type& res) { res.set(http::field::server, "conclave"); }));
     ws_.async_accept(upgrade, [self = shared_from_this()](beast::error_code ec) {
       if (ec) return;
+      self->accepted_ = true;
+      if (self->pending_close_) {
+        // A drain asked to close while the handshake response was still being written.
+        self->ws_.async_close(*self->pending_close_, [self](beast::error_code) {});
+        return;
+      }
       self->do_read();
     });
   }
@@ -70,6 +76,7 @@ class websocket_session : public std::enable_shared_from_this<websocket_session>
   size_t queued_bytes_ = 0;
   bool writing_ = false;
   bool closed_ = false;
+  bool accepted_ = false;  ///< handshake done: before it, no other operation may start
   std::optional<websocket::close_code> pending_close_;  ///< to send once the write in flight ends
   std::map<std::string, running> requests_;
 };
@@ -250,8 +257,10 @@ void websocket_session::close(websocket::close_code code) {
   if (closed_) return;
   closed_ = true;
   cancel_all();
-  if (writing_) {
-    pending_close_ = code;  // one write at a time: close when the current one ends
+  if (writing_ || !accepted_) {
+    // One write at a time on the socket: the handshake response or a frame is in flight, so
+    // the close frame goes out when it ends.
+    pending_close_ = code;
     return;
   }
   out_.clear();
