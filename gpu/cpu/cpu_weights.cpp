@@ -6,33 +6,39 @@
 #include <spdlog/spdlog.h>
 
 #include "gpu/cpu/thread_pool.h"
+#include "model/load_progress.h"
 
 namespace conclave::gpu::cpu {
 namespace {
 
 /// Appends tensor `name`, converted to fp32, to `out`.
-void append(const model::checkpoint& ckpt, const std::string& name, std::vector<float>& out) {
+void append(const model::checkpoint& ckpt, const std::string& name, std::vector<float>& out,
+            model::load_progress& progress) {
   const auto& t = ckpt.tensor(name);
   const size_t n = t.numel();
   const size_t at = out.size();
   out.resize(at + n);
   model::convert_to_f32(t.type, t.data, n, out.data() + at);
-}
-
-std::vector<float> load(const model::checkpoint& ckpt, const std::string& name) {
-  std::vector<float> out;
-  append(ckpt, name, out);
-  return out;
+  progress.advance(t.nbytes);
 }
 
 }  // namespace
 
 cpu_weights load_cpu_weights(const model::checkpoint& ckpt, int threads) {
   const auto& c = ckpt.config();
+  model::load_progress progress("loading weights", ckpt.weight_bytes());
+  const auto load = [&](const std::string& name) {
+    std::vector<float> out;
+    append(ckpt, name, out, progress);
+    return out;
+  };
+  const auto add = [&](const std::string& name, std::vector<float>& out) {
+    append(ckpt, name, out, progress);
+  };
   cpu_weights w;
-  w.embed = load(ckpt, "model.embed_tokens.weight");
-  w.final_norm = load(ckpt, "model.norm.weight");
-  if (!c.tie_word_embeddings) w.lm_head = load(ckpt, "lm_head.weight");
+  w.embed = load("model.embed_tokens.weight");
+  w.final_norm = load("model.norm.weight");
+  if (!c.tie_word_embeddings) w.lm_head = load("lm_head.weight");
   w.layers.resize(static_cast<size_t>(c.num_layers));
 
   thread_pool pool(threads);
@@ -40,36 +46,35 @@ cpu_weights load_cpu_weights(const model::checkpoint& ckpt, int threads) {
     for (size_t l = begin; l < end; ++l) {
       cpu_layer& L = w.layers[l];
       const std::string p = fmt::format("model.layers.{}.", l);
-      L.input_norm = load(ckpt, p + "input_layernorm.weight");
-      L.post_norm = load(ckpt, p + "post_attention_layernorm.weight");
-      L.q_norm = load(ckpt, p + "self_attn.q_norm.weight");
-      L.k_norm = load(ckpt, p + "self_attn.k_norm.weight");
-      for (const char* m : {"q", "k", "v"})
-        append(ckpt, p + "self_attn." + m + "_proj.weight", L.qkv);
-      L.o = load(ckpt, p + "self_attn.o_proj.weight");
+      L.input_norm = load(p + "input_layernorm.weight");
+      L.post_norm = load(p + "post_attention_layernorm.weight");
+      L.q_norm = load(p + "self_attn.q_norm.weight");
+      L.k_norm = load(p + "self_attn.k_norm.weight");
+      for (const char* m : {"q", "k", "v"}) add(p + "self_attn." + m + "_proj.weight", L.qkv);
+      L.o = load(p + "self_attn.o_proj.weight");
       if (c.attention_bias) {
-        for (const char* m : {"q", "k", "v"})
-          append(ckpt, p + "self_attn." + m + "_proj.bias", L.qkv_bias);
-        L.o_bias = load(ckpt, p + "self_attn.o_proj.bias");
+        for (const char* m : {"q", "k", "v"}) add(p + "self_attn." + m + "_proj.bias", L.qkv_bias);
+        L.o_bias = load(p + "self_attn.o_proj.bias");
       }
       L.moe = c.is_moe_layer(static_cast<int64_t>(l));
       if (L.moe) {
-        L.router = load(ckpt, p + "mlp.gate.weight");
+        L.router = load(p + "mlp.gate.weight");
         L.expert_gate_up.resize(static_cast<size_t>(c.num_experts));
         L.expert_down.resize(static_cast<size_t>(c.num_experts));
         for (int64_t e = 0; e < c.num_experts; ++e) {
           const std::string ep = fmt::format("{}mlp.experts.{}.", p, e);
-          append(ckpt, ep + "gate_proj.weight", L.expert_gate_up[static_cast<size_t>(e)]);
-          append(ckpt, ep + "up_proj.weight", L.expert_gate_up[static_cast<size_t>(e)]);
-          append(ckpt, ep + "down_proj.weight", L.expert_down[static_cast<size_t>(e)]);
+          add(ep + "gate_proj.weight", L.expert_gate_up[static_cast<size_t>(e)]);
+          add(ep + "up_proj.weight", L.expert_gate_up[static_cast<size_t>(e)]);
+          add(ep + "down_proj.weight", L.expert_down[static_cast<size_t>(e)]);
         }
       } else {
-        append(ckpt, p + "mlp.gate_proj.weight", L.mlp_gate_up);
-        append(ckpt, p + "mlp.up_proj.weight", L.mlp_gate_up);
-        L.mlp_down = load(ckpt, p + "mlp.down_proj.weight");
+        add(p + "mlp.gate_proj.weight", L.mlp_gate_up);
+        add(p + "mlp.up_proj.weight", L.mlp_gate_up);
+        L.mlp_down = load(p + "mlp.down_proj.weight");
       }
     }
   });
+  progress.finish();
   return w;
 }
 
