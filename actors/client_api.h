@@ -40,6 +40,18 @@ struct usage {
   int64_t completion_tokens = 0;
 };
 
+/// One sampled token's log-probability (`token` holds its raw bytes, which may be a
+/// fragment of a UTF-8 character) and, when asked, its strongest alternatives.
+struct logprob_alternative {
+  std::string token;
+  float logprob = 0.0f;
+};
+struct logprob_entry {
+  std::string token;
+  float logprob = 0.0f;
+  std::vector<logprob_alternative> top;
+};
+
 /// One thing for the client, in order: `started` (prompt accepted, usage.prompt_tokens
 /// set) or `error` first; then content / tool-call events; then `finished`.
 struct client_event {
@@ -58,6 +70,9 @@ struct client_event {
   std::string call_id, name;
   std::string finish_reason;  ///< "stop", "length", "tool_calls"
   usage tokens;
+  /// Logprobs of the tokens sampled since the last event that carried some (content and
+  /// finished events carry them; only when the request asked).
+  std::vector<logprob_entry> logprobs;
   int status = 0;  ///< error: HTTP status (400, 429, 503, 500)
   std::string error_type, error_param, error_code;
 

@@ -46,6 +46,7 @@ struct token_msg {
   int32_t token = 0;
   bool finished = false;
   engine::finish_reason reason = engine::finish_reason::none;
+  std::optional<engine::token_logprobs> logprobs;
 };
 /// The engine failed (worker crash or device error): its requests end with this message.
 struct failure_msg {

@@ -40,11 +40,11 @@ void kick(caf::stateful_actor<engine_state>* self) {
           [self, step](const forward_done& done) {
             auto& s = self->state;
             s.in_flight = false;
-            for (const auto& e : s.eng->end_step(*step, *done.out)) {
+            for (auto& e : s.eng->end_step(*step, *done.out)) {
               auto it = s.sessions.find(e.id);
               if (it == s.sessions.end()) continue;
               self->send(it->second, token_atom::value,
-                         token_msg{e.id, e.token, e.finished, e.reason});
+                         token_msg{e.id, e.token, e.finished, e.reason, std::move(e.logprobs)});
               if (e.finished) s.sessions.erase(it);
             }
             publish_stats(s);

@@ -28,6 +28,25 @@ void fail(self_ptr self, client_event e) {
   self->quit();
 }
 
+/// A token's raw bytes, or nothing for an id the tokenizer does not know (a padded
+/// embedding row never sampled when sampling_vocab_size is set, but logits may rank it).
+std::string token_text(const tokenizer::tokenizer& tok, int32_t id) {
+  if (id < 0 || static_cast<size_t>(id) >= tok.vocab_size()) return {};
+  try {
+    return std::string(tok.token_bytes(id));
+  } catch (const std::invalid_argument&) {
+    return {};
+  }
+}
+
+logprob_entry logprob_entry_of(const tokenizer::tokenizer& tok, int32_t id,
+                               const engine::token_logprobs& lp) {
+  logprob_entry e{token_text(tok, id), lp.logprob, {}};
+  e.top.reserve(lp.top.size());
+  for (const auto& [alt, v] : lp.top) e.top.push_back({token_text(tok, alt), v});
+  return e;
+}
+
 /// Parser events -> client events.
 void emit_parser_events(session_state& st, const std::vector<toolcall::event>& events) {
   for (const auto& ev : events) {
@@ -36,6 +55,7 @@ void emit_parser_events(session_state& st, const std::vector<toolcall::event>& e
       case toolcall::event::kind::content:
         c.type = client_event::kind::content;
         c.text = ev.text;
+        c.logprobs = std::exchange(st.pending_logprobs, {});
         break;
       case toolcall::event::kind::tool_call_start:
         c.type = client_event::kind::tool_call_start;
@@ -69,6 +89,7 @@ void emit_text(session_state& st, const std::string& text) {
     client_event c;
     c.type = client_event::kind::content;
     c.text = text;
+    c.logprobs = std::exchange(st.pending_logprobs, {});
     st.sink->push(std::move(c));
   }
 }
@@ -98,6 +119,7 @@ void finish(self_ptr self, std::string reason) {
   done.type = client_event::kind::finished;
   done.finish_reason = std::move(reason);
   done.tokens = st.tokens;
+  done.logprobs = std::exchange(st.pending_logprobs, {});
   st.sink->push(std::move(done));
   self->quit();
 }
@@ -111,6 +133,8 @@ void on_token(self_ptr self, const token_msg& t) {
     if (s.metrics) s.metrics->observe_ttft(since(s.t_start));
   }
   ++s.tokens.completion_tokens;
+  if (t.logprobs)
+    s.pending_logprobs.push_back(logprob_entry_of(*s.text->tok, t.token, *t.logprobs));
   // The token that stopped generation (eos / stop id) is not part of the text.
   const bool stop_token = t.finished && t.reason == engine::finish_reason::stop;
   if (!stop_token && !s.text->tok->is_special(t.token)) {

@@ -46,6 +46,7 @@ struct session_state {
   std::optional<toolcall::tool_parser> parser;
   std::optional<engine::stop_matcher> stops;
   usage tokens;
+  std::vector<logprob_entry> pending_logprobs;  ///< sampled, not yet sent with an event
   std::chrono::steady_clock::time_point t_start, t_first;
   static inline const char* name = "request_session";
 };

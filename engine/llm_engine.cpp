@@ -104,6 +104,7 @@ std::vector<step_event> llm_engine::end_step(const pending_step& p, const gpu::s
   const auto& work = p.work;
   for (int64_t id : std::exchange(deferred_aborts_, {})) scheduler_.abort(id);
   std::vector<int32_t> sampled(work.size(), -1);
+  std::vector<std::optional<token_logprobs>> logprobs(work.size());
   for (size_t i = 0; i < work.size(); ++i) {
     sequence& s = *work[i].seq;
     const bool decode = s.num_output_tokens() > 0 && s.num_uncomputed() == 1;
@@ -116,13 +117,16 @@ std::vector<step_event> llm_engine::end_step(const pending_step& p, const gpu::s
             ? std::min(logits.size(), static_cast<size_t>(cfg_.sampling_vocab_size))
             : logits.size();
     sampled[i] = s.sampler().sample(logits.first(limit), s.prompt(), s.output());
+    if (const int32_t n = s.sampler().params().logprobs; n >= 0)
+      logprobs[i] = compute_logprobs(logits.first(limit), sampled[i], n);
   }
   scheduler_.postprocess(work, sampled, eos_ids_, max_model_len_);
   for (size_t i = 0; i < work.size(); ++i) {
     if (sampled[i] < 0) continue;
     const sequence& s = *work[i].seq;
     ++counters_.tokens_generated;
-    events.push_back({s.id(), sampled[i], s.status == sequence_status::finished, s.finish});
+    events.push_back({s.id(), sampled[i], s.status == sequence_status::finished, s.finish,
+                      std::move(logprobs[i])});
   }
   ++counters_.steps;
   return events;

@@ -6,11 +6,13 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <span>
 #include <vector>
 
 #include "config/engine_config.h"
 #include "engine/block_manager.h"
+#include "engine/logprobs.h"
 #include "engine/scheduler.h"
 #include "engine/sequence.h"
 #include "gpu/backend.h"
@@ -23,6 +25,7 @@ struct step_event {
   int32_t token = -1;  ///< the token sampled this step
   bool finished = false;
   finish_reason reason = finish_reason::none;
+  std::optional<token_logprobs> logprobs;  ///< when the request asked for them
 };
 
 struct engine_stats {

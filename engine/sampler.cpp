@@ -8,6 +8,8 @@
 #include <numeric>
 #include <unordered_map>
 
+#include "engine/logprobs.h"
+
 namespace conclave::engine {
 namespace {
 
@@ -41,6 +43,7 @@ std::string sampling_params::validate() const {
   if (!(frequency_penalty >= -2.0f && frequency_penalty <= 2.0f))
     return "frequency_penalty must be in [-2, 2]";
   if (max_tokens <= 0) return "max_tokens must be >= 1";
+  if (logprobs < -1 || logprobs > max_top_logprobs) return "top_logprobs must be in [0, 20]";
   return {};
 }
 

@@ -20,6 +20,8 @@ struct sampling_params {
   int32_t max_tokens = 16;
   std::vector<int32_t> stop_token_ids;
   bool ignore_eos = false;
+  /// -1: no logprobs; else report the sampled token's logprob and this many alternatives.
+  int32_t logprobs = -1;
 
   bool greedy() const { return temperature == 0.0f; }
   /// Empty when valid, else a message naming the field ("temperature must be >= 0").

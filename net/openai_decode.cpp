@@ -4,6 +4,7 @@
 #include <boost/json.hpp>
 #include <cmath>
 
+#include "engine/logprobs.h"
 #include "model/chat/json_exact.h"
 #include "net/openai_protocol.h"
 
@@ -157,9 +158,14 @@ void decode_sampling(const json::object& o, decoded_request& d, bool chat) {
     d.include_usage = get_bool(so->get_object(), "include_usage");
   }
   if (chat) {
-    if (get_bool(o, "logprobs")) fail("logprobs", "logprobs are not supported by this server yet");
-  } else if (field(o, "logprobs") != nullptr) {
-    fail("logprobs", "logprobs are not supported by this server yet");
+    // Chat: "logprobs": true turns them on; "top_logprobs" (0-20) adds alternatives.
+    const bool want = get_bool(o, "logprobs");
+    const auto top = get_int(o, "top_logprobs", 0, engine::max_top_logprobs);
+    if (top && !want) fail("top_logprobs", "'top_logprobs' needs 'logprobs': true");
+    if (want) s.logprobs = static_cast<int32_t>(top.value_or(0));
+  } else if (const auto n = get_int(o, "logprobs", 0, engine::max_top_logprobs)) {
+    // Completions: "logprobs": N is the number of alternatives per token.
+    s.logprobs = static_cast<int32_t>(*n);
   }
   get_string(o, "user", "user");
 }

@@ -4,6 +4,9 @@
 #include <spdlog/fmt/fmt.h>
 #include <boost/json.hpp>
 
+#include <cmath>
+
+#include "model/tokenizer/unicode.h"
 #include "net/openai_protocol.h"
 
 namespace conclave::net {
@@ -25,14 +28,82 @@ response_writer::response_writer(const decoded_request& d, std::string model, in
       include_usage_(d.include_usage),
       id_(d.req.id),
       model_(std::move(model)),
-      created_(created) {}
+      created_(created),
+      want_logprobs_(d.req.sampling.logprobs >= 0),
+      streaming_(d.stream) {}
 
-std::string response_writer::chunk(const std::string& body, const char* finish_reason) const {
+namespace {
+
+/// Characters (code points) in valid UTF-8.
+size_t code_points(std::string_view s) {
+  size_t n = 0;
+  for (unsigned char c : s) n += (c & 0xC0) != 0x80;
+  return n;
+}
+
+std::string lossy(std::string_view bytes) {
+  std::string out;
+  tokenizer::detail::append_utf8_lossy(out, bytes, true);
+  return out;
+}
+
+json::array byte_array(std::string_view bytes) {
+  json::array a;
+  for (unsigned char c : bytes) a.push_back(static_cast<int64_t>(c));
+  return a;
+}
+
+/// A logprob as JSON: -inf (a token the model rules out) becomes the most negative float,
+/// since JSON has no infinities.
+double finite(float v) {
+  return std::isfinite(v) ? static_cast<double>(v) : -3.4028234663852886e38;
+}
+
+}  // namespace
+
+std::string response_writer::logprobs_json(const std::vector<actors::logprob_entry>& entries) {
+  if (chat_) {
+    json::array content;
+    for (const auto& e : entries) {
+      json::array top;
+      for (const auto& a : e.top) {
+        top.push_back(json::object{{"token", lossy(a.token)},
+                                   {"logprob", finite(a.logprob)},
+                                   {"bytes", byte_array(a.token)}});
+      }
+      content.push_back(json::object{{"token", lossy(e.token)},
+                                     {"logprob", finite(e.logprob)},
+                                     {"bytes", byte_array(e.token)},
+                                     {"top_logprobs", std::move(top)}});
+    }
+    return json::serialize(json::object{{"content", std::move(content)}, {"refusal", nullptr}});
+  }
+  json::array tokens, token_logprobs, top_logprobs, text_offset;
+  for (const auto& e : entries) {
+    const std::string text = lossy(e.token);
+    tokens.push_back(json::string(text));
+    token_logprobs.push_back(finite(e.logprob));
+    json::object top;
+    for (const auto& a : e.top) top[lossy(a.token)] = finite(a.logprob);
+    top_logprobs.push_back(std::move(top));
+    text_offset.push_back(static_cast<int64_t>(text_offset_));
+    text_offset_ += code_points(text);
+  }
+  return json::serialize(json::object{{"tokens", std::move(tokens)},
+                                      {"token_logprobs", std::move(token_logprobs)},
+                                      {"top_logprobs", std::move(top_logprobs)},
+                                      {"text_offset", std::move(text_offset)}});
+}
+
+std::string response_writer::chunk(const std::string& body, const char* finish_reason,
+                                   const std::vector<actors::logprob_entry>& logprobs) {
   const std::string fr = finish_reason ? json_string(finish_reason) : "null";
+  const std::string lp = logprobs.empty() ? "null" : logprobs_json(logprobs);
   const std::string choice =
-      chat_
-          ? fmt::format(R"({{"index":0,"delta":{},"logprobs":null,"finish_reason":{}}})", body, fr)
-          : fmt::format(R"({{"index":0,"text":{},"logprobs":null,"finish_reason":{}}})", body, fr);
+      chat_ ? fmt::format(R"({{"index":0,"delta":{},"logprobs":{},"finish_reason":{}}})", body, lp,
+                          fr)
+            : fmt::format(R"({{"index":0,"text":{},"logprobs":{},"finish_reason":{}}})", body, lp,
+                          fr);
   return fmt::format(R"({{"id":{},"object":"{}","created":{},"model":{},"choices":[{}]{}}})",
                      json_string(id_), chat_ ? "chat.completion.chunk" : "text_completion",
                      created_, json_string(model_), choice,
@@ -50,7 +121,7 @@ std::vector<std::string> response_writer::stream_event(const actors::client_even
     case kind::content:
       out.push_back(chunk(
           chat_ ? fmt::format(R"({{"content":{}}})", json_string(e.text)) : json_string(e.text),
-          nullptr));
+          nullptr, e.logprobs));
       break;
     case kind::tool_call_start:
       out.push_back(chunk(
@@ -68,7 +139,7 @@ std::vector<std::string> response_writer::stream_event(const actors::client_even
     case kind::tool_call_end:
       break;
     case kind::finished: {
-      out.push_back(chunk(chat_ ? "{}" : "\"\"", e.finish_reason.c_str()));
+      out.push_back(chunk(chat_ ? "{}" : "\"\"", e.finish_reason.c_str(), e.logprobs));
       if (include_usage_) {
         out.push_back(fmt::format(
             R"({{"id":{},"object":"{}","created":{},"model":{},"choices":[],"usage":{{"prompt_tokens":{},"completion_tokens":{},"total_tokens":{}}}}})",
@@ -94,6 +165,8 @@ std::vector<std::string> response_writer::stream_event(const actors::client_even
 
 void response_writer::accumulate(const actors::client_event& e) {
   using kind = actors::client_event::kind;
+  if (want_logprobs_ && !streaming_)
+    logprobs_.insert(logprobs_.end(), e.logprobs.begin(), e.logprobs.end());
   switch (e.type) {
     case kind::started:
       usage_.prompt_tokens = e.tokens.prompt_tokens;
@@ -121,11 +194,15 @@ void response_writer::accumulate(const actors::client_event& e) {
   }
 }
 
-std::string response_writer::final_json() const {
+std::string response_writer::final_json() {
   json::object usage{{"prompt_tokens", usage_.prompt_tokens},
                      {"completion_tokens", usage_.completion_tokens},
                      {"total_tokens", usage_.prompt_tokens + usage_.completion_tokens}};
   json::object choice{{"index", 0}, {"logprobs", nullptr}, {"finish_reason", finish_reason_}};
+  if (want_logprobs_) {
+    text_offset_ = 0;
+    choice["logprobs"] = json::parse(logprobs_json(logprobs_));
+  }
   if (chat_) {
     json::object message{{"role", "assistant"}, {"content", nullptr}};
     if (!content_.empty() || calls_.empty()) message["content"] = content_;

@@ -72,12 +72,15 @@ class response_writer {
   /// Folds the event into the non-streamed response.
   void accumulate(const actors::client_event& e);
   /// The non-streamed response body (after `finished`).
-  std::string final_json() const;
+  std::string final_json();
   const actors::usage& tokens() const { return usage_; }
   size_t num_tool_calls() const { return calls_.size(); }
 
  private:
-  std::string chunk(const std::string& delta_or_choice_body, const char* finish_reason) const;
+  std::string chunk(const std::string& delta_or_choice_body, const char* finish_reason,
+                    const std::vector<actors::logprob_entry>& logprobs = {});
+  /// The choice's "logprobs" value for `entries`, in the chat or the completions shape.
+  std::string logprobs_json(const std::vector<actors::logprob_entry>& entries);
 
   bool chat_;
   bool include_usage_;
@@ -90,6 +93,10 @@ class response_writer {
   std::vector<call> calls_;
   std::string finish_reason_;
   actors::usage usage_;
+  bool want_logprobs_ = false;
+  bool streaming_ = false;
+  std::vector<actors::logprob_entry> logprobs_;  ///< all of them, for the non-streamed body
+  size_t text_offset_ = 0;                       ///< completions: characters before the next token
 };
 
 /// The JSON of GET /v1/models.
