@@ -13,7 +13,11 @@ void add_engine_options(CLI::App& cmd, config::engine_config& cfg) {
       ->check(CLI::Range(1, 1024))
       ->capture_default_str();
   cmd.add_option_function<size_t>(
-         "--kv-cache-mib", [&cfg](const size_t& mib) { cfg.backend.kv_cache_bytes = mib << 20; },
+         "--kv-cache-mib",
+         [&cfg](const size_t& mib) {
+           cfg.backend.kv_cache_bytes = mib << 20;
+           cfg.backend.kv_cache_bytes_given = true;
+         },
          "KV-cache memory in MiB (default 512)")
       ->check(CLI::PositiveNumber);
   cmd.add_option("--num-kv-blocks", cfg.backend.num_kv_blocks,
@@ -32,6 +36,17 @@ void add_engine_options(CLI::App& cmd, config::engine_config& cfg) {
                  "f32, or bf16 to match HF references made after model.to(bfloat16)")
       ->check(CLI::IsMember({"f32", "bf16"}))
       ->capture_default_str();
+  cmd.add_option("--gpu-memory-utilization", cfg.backend.gpu_memory_utilization,
+                 "cuda: share of device memory for weights + KV cache + scratch")
+      ->check(CLI::Range(0.01, 1.0))
+      ->capture_default_str();
+  cmd.add_option("--device", cfg.backend.device, "cuda: device ordinal")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
+  cmd.add_option("--weight-dtype", cfg.backend.weight_dtype,
+                 "cuda: bf16, or f32 (fp32 weights, KV cache and GEMMs: the exactness mode)")
+      ->check(CLI::IsMember({"bf16", "f32"}))
+      ->capture_default_str();
   cmd.add_flag_callback(
       "--no-prefix-caching", [&cfg] { cfg.scheduler.enable_prefix_caching = false; },
       "do not share KV blocks between identical prompt prefixes");
@@ -43,7 +58,14 @@ void apply_given_engine_options(const CLI::App& cmd, const config::engine_config
   if (given("--backend")) to.backend.kind = from.backend.kind;
   if (given("--threads")) to.backend.threads = from.backend.threads;
   if (given("--block-size")) to.backend.block_size = from.backend.block_size;
-  if (given("--kv-cache-mib")) to.backend.kv_cache_bytes = from.backend.kv_cache_bytes;
+  if (given("--kv-cache-mib")) {
+    to.backend.kv_cache_bytes = from.backend.kv_cache_bytes;
+    to.backend.kv_cache_bytes_given = true;
+  }
+  if (given("--gpu-memory-utilization"))
+    to.backend.gpu_memory_utilization = from.backend.gpu_memory_utilization;
+  if (given("--device")) to.backend.device = from.backend.device;
+  if (given("--weight-dtype")) to.backend.weight_dtype = from.backend.weight_dtype;
   if (given("--num-kv-blocks")) to.backend.num_kv_blocks = from.backend.num_kv_blocks;
   if (given("--rope-inv-freq-dtype"))
     to.backend.rope_inv_freq_dtype = from.backend.rope_inv_freq_dtype;

@@ -18,6 +18,11 @@ std::string engine_config::validate() const {
     return "rope_inv_freq_dtype must be f32 or bf16";
   }
   if (backend.threads < 0) return "threads must be >= 0";
+  if (!(backend.gpu_memory_utilization > 0.0 && backend.gpu_memory_utilization <= 1.0))
+    return "gpu_memory_utilization must be in (0, 1]";
+  if (backend.device < 0) return "device must be >= 0";
+  if (backend.weight_dtype != "bf16" && backend.weight_dtype != "f32")
+    return "weight_dtype must be bf16 or f32";
   if (scheduler.max_num_seqs <= 0) return "max_num_seqs must be >= 1";
   if (scheduler.max_num_batched_tokens <= 0) return "max_num_batched_tokens must be >= 1";
   if (max_model_len < 0) return "max_model_len must be >= 0";

@@ -18,6 +18,15 @@ struct backend_config {
   /// "bf16", which reproduces references made after `model.to(torch.bfloat16)`: that cast
   /// rounds HF's inv_freq buffer too (the shared tiny_moe fixture was made so).
   std::string rope_inv_freq_dtype = "f32";
+  /// cuda: the share of the device's memory this replica may hold (weights, KV cache,
+  /// scratch); the KV cache gets what is left after the weights, unless num_kv_blocks
+  /// or an explicit kv_cache_bytes (kv_cache_bytes_given) says otherwise.
+  double gpu_memory_utilization = 0.90;
+  bool kv_cache_bytes_given = false;  ///< set when kv_cache_bytes came from the user
+  int device = 0;                     ///< cuda: device ordinal
+  /// cuda: "bf16" (weights, KV cache and GEMM inputs in bf16, fp32 accumulation) or "f32"
+  /// (everything fp32: the exactness mode).
+  std::string weight_dtype = "bf16";
 };
 
 struct scheduler_config {

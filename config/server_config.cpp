@@ -16,6 +16,8 @@ class table_reader {
   table_reader(const toml::table& t, std::string section, const std::string& file)
       : t_(t), section_(std::move(section)), file_(file) {}
 
+  bool has(std::string_view key) const { return t_.get(key) != nullptr; }
+
   template <class T>
   void read(std::string_view key, T& out) {
     seen_.emplace_back(key);
@@ -147,8 +149,12 @@ server_config load_server_config(const std::filesystem::path& path, server_confi
   e.read("backend", b.kind);
   e.read("threads", b.threads);
   e.read("block_size", b.block_size);
+  if (e.has("kv_cache_mib")) b.kv_cache_bytes_given = true;
   e.read("kv_cache_mib", kv_mib);
   b.kv_cache_bytes = kv_mib << 20;
+  e.read("gpu_memory_utilization", b.gpu_memory_utilization);
+  e.read("device", b.device);
+  e.read("weight_dtype", b.weight_dtype);
   e.read("num_kv_blocks", b.num_kv_blocks);
   e.read("rope_inv_freq_dtype", b.rope_inv_freq_dtype);
   e.read("max_num_seqs", c.engine.scheduler.max_num_seqs);
@@ -186,6 +192,9 @@ std::string to_toml(const server_config& c) {
                      {"kv_cache_mib", static_cast<int64_t>(b.kv_cache_bytes >> 20)},
                      {"num_kv_blocks", b.num_kv_blocks},
                      {"rope_inv_freq_dtype", b.rope_inv_freq_dtype},
+                     {"gpu_memory_utilization", b.gpu_memory_utilization},
+                     {"device", b.device},
+                     {"weight_dtype", b.weight_dtype},
                      {"max_num_seqs", c.engine.scheduler.max_num_seqs},
                      {"max_batched_tokens", c.engine.scheduler.max_num_batched_tokens},
                      {"prefix_caching", c.engine.scheduler.enable_prefix_caching},

@@ -5,6 +5,9 @@
 #include <stdexcept>
 
 #include "gpu/cpu/cpu_backend.h"
+#ifdef CONCLAVE_HAVE_CUDA
+#include "gpu/cuda/cuda_backend.h"
+#endif
 
 namespace conclave::gpu {
 
@@ -12,10 +15,32 @@ std::unique_ptr<backend> make_backend(const model::checkpoint& ckpt, const backe
   if (opts.block_size <= 0) throw std::runtime_error("block_size must be positive");
   if (opts.kind == "cpu") return make_cpu_backend(ckpt, opts);
   if (opts.kind == "cuda") {
+#ifdef CONCLAVE_HAVE_CUDA
+    return cuda::make_cuda_backend(ckpt, opts);
+#else
     throw std::runtime_error(
-        "the cuda backend is not built into this conclave yet (use --backend cpu)");
+        "this conclave was built without the cuda backend (CONCLAVE_CUDA=OFF or no nvcc); use "
+        "--backend cpu");
+#endif
   }
   throw std::runtime_error(fmt::format("unknown backend \"{}\" (expected cpu or cuda)", opts.kind));
+}
+
+std::unique_ptr<backend> make_random_backend(const model::model_config& config,
+                                             const backend_options& opts, uint64_t seed,
+                                             float init_std) {
+  if (opts.block_size <= 0) throw std::runtime_error("block_size must be positive");
+  if (opts.kind != "cuda")
+    throw std::runtime_error("random weights in device memory need --backend cuda");
+#ifdef CONCLAVE_HAVE_CUDA
+  return cuda::make_cuda_backend_random(config, opts, seed, init_std);
+#else
+  (void)config;
+  (void)seed;
+  (void)init_std;
+  throw std::runtime_error(
+      "this conclave was built without the cuda backend (CONCLAVE_CUDA=OFF or no nvcc)");
+#endif
 }
 
 void validate_batch(std::span<const step_sequence> batch, const model::model_config& config,

@@ -67,6 +67,13 @@ class backend {
 /// an unknown or unavailable kind.
 std::unique_ptr<backend> make_backend(const model::checkpoint& ckpt, const backend_options& opts);
 
+/// A backend over random weights generated in device memory for `config` (gen-model's
+/// values for `seed` and `init_std`, no checkpoint file). Only the cuda backend can;
+/// throws std::runtime_error otherwise.
+std::unique_ptr<backend> make_random_backend(const model::model_config& config,
+                                             const backend_options& opts, uint64_t seed,
+                                             float init_std);
+
 /// Checks a batch against the model and KV cache; throws std::invalid_argument.
 void validate_batch(std::span<const step_sequence> batch, const model::model_config& config,
                     const kv_cache_shape& kv);

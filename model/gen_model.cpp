@@ -154,8 +154,16 @@ const model_preset& find_preset(std::string_view name) {
   throw model_error(fmt::format("unknown preset \"{}\" (known: {})", name, fmt::join(names, ", ")));
 }
 
+uint64_t random_weight_stream(uint64_t seed, std::string_view name) {
+  return XXH64(name.data(), name.size(), seed);
+}
+
+bool is_random_norm_tensor(std::string_view name) {
+  return is_norm_tensor(name);
+}
+
 float random_weight(uint64_t seed, std::string_view name, size_t i, float std, bool is_norm) {
-  const uint64_t stream = XXH64(name.data(), name.size(), seed);
+  const uint64_t stream = random_weight_stream(seed, name);
   // Box-Muller on two independent 53-bit uniforms in (0, 1].
   const uint64_t a = splitmix64(stream ^ (2 * static_cast<uint64_t>(i)));
   const uint64_t b = splitmix64(stream ^ (2 * static_cast<uint64_t>(i) + 1));

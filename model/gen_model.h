@@ -37,6 +37,12 @@ struct gen_model_options {
 /// before rounding to the storage dtype). Independent of tensor order and sharding.
 float random_weight(uint64_t seed, std::string_view name, size_t i, float std, bool is_norm);
 
+/// The per-tensor key random_weight hashes `name` to (XXH64 of the name, seeded): with it a
+/// device kernel generates the same values (splitmix64 + Box-Muller, as random_weight).
+uint64_t random_weight_stream(uint64_t seed, std::string_view name);
+/// True for tensors random_weight draws as norms (1 + 0.1 z).
+bool is_random_norm_tensor(std::string_view name);
+
 /// Writes config.json, generation_config.json, and model.safetensors (or shards plus
 /// model.safetensors.index.json) into `out` (created if needed). Returns bytes written.
 size_t write_random_checkpoint(const gen_model_options& opts, const std::filesystem::path& out);

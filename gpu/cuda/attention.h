@@ -1,0 +1,27 @@
+// Paged causal GQA attention over any mix of prefill chunks and decode tokens: each query
+// row attends to the first ctx_len[row] positions of its sequence, read through the
+// sequence's block table (online softmax over tiles of keys, fp32 accumulation).
+#pragma once
+
+#include "gpu/cuda/common.h"
+
+namespace conclave::gpu::cuda {
+
+struct attention_args {
+  const float* q = nullptr;  ///< [rows, q_stride] fp32, heads x head_dim at column 0
+  size_t q_stride = 0;
+  const void* k_cache = nullptr;  ///< [num_slots, kv_heads * head_dim] of `t`
+  const void* v_cache = nullptr;
+  elem t = elem::f32;
+  const int32_t* ctx_len = nullptr;       ///< [rows] keys visible to the row (position + 1)
+  const int32_t* table_offset = nullptr;  ///< [rows] where the row's block table starts
+  const int32_t* block_tables = nullptr;  ///< all sequences' tables, concatenated
+  int32_t block_size = 16;
+  size_t rows = 0, heads = 0, kv_heads = 0, head_dim = 0;
+  void* out = nullptr;  ///< [rows, heads * head_dim] of `t`
+};
+
+/// head_dim must be even and at most 256.
+void paged_attention(const attention_args& a, stream_t s);
+
+}  // namespace conclave::gpu::cuda

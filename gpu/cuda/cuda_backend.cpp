@@ -1,0 +1,407 @@
+// The CUDA forward pass of Qwen3 / Qwen3-MoE over a paged KV cache: the CPU backend's
+// steps (gpu/cpu/cpu_backend.cpp) with device kernels. Activations between ops are fp32
+// (residual stream, GEMM outputs); GEMM inputs and the KV cache are in the weight dtype.
+#include "gpu/cuda/cuda_backend.h"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstring>
+#include <functional>
+
+#include "gpu/cpu/ops.h"
+#include "gpu/cuda/attention.h"
+#include "gpu/cuda/check.h"
+#include "gpu/cuda/cuda_weights.h"
+#include "gpu/cuda/embedding.h"
+#include "gpu/cuda/gemm.h"
+#include "gpu/cuda/kv_cache.h"
+#include "gpu/cuda/moe_combine.h"
+#include "gpu/cuda/moe_permute.h"
+#include "gpu/cuda/qk_norm_rope.h"
+#include "gpu/cuda/rms_norm.h"
+#include "gpu/cuda/router.h"
+#include "gpu/cuda/swiglu.h"
+#include "model/checkpoint.h"
+
+namespace conclave::gpu::cuda {
+namespace {
+
+elem parse_elem(const std::string& s) {
+  if (s == "bf16") return elem::bf16;
+  if (s == "f32") return elem::f32;
+  throw std::runtime_error("cuda: weight_dtype must be bf16 or f32, not \"" + s + "\"");
+}
+
+void select_device(int device) {
+  int n = 0;
+  const cudaError_t e = cudaGetDeviceCount(&n);
+  if (e != cudaSuccess || n == 0) {
+    cudaGetLastError();
+    throw std::runtime_error(std::string("cuda backend: no usable GPU (") +
+                             (e != cudaSuccess ? cudaGetErrorString(e) : "no device") + ")");
+  }
+  if (device >= n)
+    throw std::runtime_error("cuda backend: device " + std::to_string(device) + " of " +
+                             std::to_string(n));
+  CONCLAVE_CUDA_CHECK(cudaSetDevice(device));
+}
+
+/// Pinned host memory that grows.
+class pinned_buffer {
+ public:
+  ~pinned_buffer() {
+    if (p_ != nullptr) cudaFreeHost(p_);
+  }
+  void* ensure(size_t bytes) {
+    if (bytes > bytes_) {
+      if (p_ != nullptr) CONCLAVE_CUDA_CHECK(cudaFreeHost(p_));
+      p_ = nullptr;
+      CONCLAVE_CUDA_CHECK(cudaMallocHost(&p_, bytes));
+      bytes_ = bytes;
+    }
+    return p_;
+  }
+
+ private:
+  void* p_ = nullptr;
+  size_t bytes_ = 0;
+};
+
+class cuda_backend final : public cuda_backend_api {
+ public:
+  cuda_backend(const model::model_config& c, const backend_options& opts,
+               const std::function<cuda_weights(elem)>& load)
+      : config_(c), t_(parse_elem(opts.weight_dtype)) {
+    select_device(opts.device);
+    CONCLAVE_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
+    CONCLAVE_CUDA_CHECK(cudaEventCreate(&ev_start_));
+    CONCLAVE_CUDA_CHECK(cudaEventCreate(&ev_end_));
+    blas_ = std::make_unique<blas>();
+    blas_->set_stream(stream_);
+    weights_ = load(t_);
+    const auto inv = cpu::rope_inv_freq(static_cast<size_t>(c.head_dim), c.rope_theta,
+                                        opts.rope_inv_freq_dtype == "bf16");
+    inv_freq_ = device_buffer::from(inv);
+    allocate_kv(opts);
+  }
+
+  ~cuda_backend() override {
+    cudaStreamSynchronize(stream_);
+    cudaEventDestroy(ev_start_);
+    cudaEventDestroy(ev_end_);
+    cudaStreamDestroy(stream_);
+  }
+
+  std::string_view name() const override { return "cuda"; }
+  const model::model_config& config() const override { return config_; }
+  kv_cache_shape kv_shape() const override { return kv_; }
+  step_timing last_timing() const override { return timing_; }
+  size_t weight_bytes() const override { return weights_.bytes; }
+
+  void forward(std::span<const step_sequence> batch, step_output& out) override {
+    const auto t0 = std::chrono::steady_clock::now();
+    validate_batch(batch, config_, kv_);
+    const size_t rows = prepare(batch, out);
+    CONCLAVE_CUDA_CHECK(cudaEventRecord(ev_start_, stream_));
+    run(rows);
+    CONCLAVE_CUDA_CHECK(cudaEventRecord(ev_end_, stream_));
+    const size_t n = logit_rows_;
+    out.vocab = static_cast<size_t>(config_.vocab_size);
+    out.logits.resize(n * out.vocab);
+    if (n > 0) {
+      CONCLAVE_CUDA_CHECK(cudaMemcpyAsync(out.logits.data(), logits_.get(),
+                                          n * out.vocab * sizeof(float), cudaMemcpyDeviceToHost,
+                                          stream_));
+    }
+    CONCLAVE_CUDA_CHECK(cudaStreamSynchronize(stream_));
+    float ms = 0;
+    CONCLAVE_CUDA_CHECK(cudaEventElapsedTime(&ms, ev_start_, ev_end_));
+    timing_.forward_ms = ms;
+    timing_.total_ms =
+        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+  }
+
+ private:
+  // ---- setup ---------------------------------------------------------------------------
+  void allocate_kv(const backend_options& opts) {
+    const auto& c = config_;
+    kv_.block_size = opts.block_size;
+    const size_t width = static_cast<size_t>(c.num_kv_heads * c.head_dim);
+    const size_t es = elem_size(t_);
+    kv_.bytes_per_block =
+        2 * static_cast<size_t>(c.num_layers) * static_cast<size_t>(opts.block_size) * width * es;
+    if (opts.num_kv_blocks > 0) {
+      kv_.num_blocks = opts.num_kv_blocks;
+    } else if (opts.kv_cache_bytes_given) {
+      kv_.num_blocks = kv_blocks_for_bytes(c, opts.block_size, opts.kv_cache_bytes, es);
+    } else {
+      const auto [free_b, total_b] = memory_info();
+      const double reserve = (1.0 - opts.gpu_memory_utilization) * static_cast<double>(total_b);
+      const double budget = static_cast<double>(free_b) - reserve;
+      kv_.num_blocks =
+          budget > 0 ? kv_blocks_for_bytes(c, opts.block_size, static_cast<size_t>(budget), es) : 0;
+    }
+    if (kv_.num_blocks <= 0)
+      throw std::runtime_error("cuda backend: no memory left for a single KV block");
+    slots_per_layer_ = static_cast<size_t>(kv_.num_blocks) * static_cast<size_t>(kv_.block_size);
+    kv_cache_ = device_buffer(static_cast<size_t>(kv_.num_blocks) * kv_.bytes_per_block);
+    CONCLAVE_CUDA_CHECK(cudaMemset(kv_cache_.get(), 0, kv_cache_.bytes()));
+    spdlog::info(
+        "cuda backend: {} weights {:.2f} GiB; KV cache {} blocks x {} tokens ({:.2f} GiB, {})",
+        t_ == elem::bf16 ? "bf16" : "f32", static_cast<double>(weights_.bytes) / (1ull << 30),
+        kv_.num_blocks, kv_.block_size, static_cast<double>(kv_cache_.bytes()) / (1ull << 30),
+        t_ == elem::bf16 ? "bf16" : "f32");
+  }
+
+  void* k_cache(size_t l) const {
+    const size_t width = static_cast<size_t>(config_.num_kv_heads * config_.head_dim);
+    return kv_cache_.as<char>() + (2 * l) * slots_per_layer_ * width * elem_size(t_);
+  }
+  void* v_cache(size_t l) const {
+    const size_t width = static_cast<size_t>(config_.num_kv_heads * config_.head_dim);
+    return kv_cache_.as<char>() + (2 * l + 1) * slots_per_layer_ * width * elem_size(t_);
+  }
+
+  // ---- per step ------------------------------------------------------------------------
+  /// Flattens the batch into per-row metadata on the device; returns the row count.
+  size_t prepare(std::span<const step_sequence> batch, step_output& out) {
+    host_meta_.clear();
+    std::vector<int32_t>& tokens = h_tokens_;
+    std::vector<int32_t>& positions = h_positions_;
+    std::vector<int32_t>& slots = h_slots_;
+    std::vector<int32_t>& ctx = h_ctx_;
+    std::vector<int32_t>& table_off = h_table_off_;
+    std::vector<int32_t>& tables = h_tables_;
+    std::vector<int32_t>& logit_rows = h_logit_rows_;
+    for (auto* v : {&tokens, &positions, &slots, &ctx, &table_off, &tables, &logit_rows})
+      v->clear();
+    out.row_begin.assign(1, 0);
+    const int32_t bs = kv_.block_size;
+    for (const step_sequence& s : batch) {
+      const int32_t off = static_cast<int32_t>(tables.size());
+      const size_t used =
+          (static_cast<size_t>(s.num_cached) + s.tokens.size() + static_cast<size_t>(bs) - 1) /
+          static_cast<size_t>(bs);
+      tables.insert(tables.end(), s.block_table.begin(),
+                    s.block_table.begin() + static_cast<std::ptrdiff_t>(used));
+      for (size_t i = 0; i < s.tokens.size(); ++i) {
+        const int32_t pos = s.num_cached + static_cast<int32_t>(i);
+        tokens.push_back(s.tokens[i]);
+        positions.push_back(pos);
+        slots.push_back(s.block_table[static_cast<size_t>(pos / bs)] * bs + pos % bs);
+        ctx.push_back(pos + 1);
+        table_off.push_back(off);
+        if (s.all_logits || i + 1 == s.tokens.size())
+          logit_rows.push_back(static_cast<int32_t>(tokens.size() - 1));
+      }
+      out.row_begin.push_back(logit_rows.size());
+    }
+    const size_t rows = tokens.size();
+    logit_rows_ = logit_rows.size();
+    // One pinned staging area, one copy: [tokens | positions | slots | ctx | table_off |
+    // logit_rows | tables].
+    const size_t total = 5 * rows + logit_rows.size() + tables.size();
+    auto* host = static_cast<int32_t*>(pinned_meta_.ensure(total * sizeof(int32_t)));
+    // The previous step's copy from this staging area finished: forward() synchronised.
+    size_t at = 0;
+    for (auto* v : {&tokens, &positions, &slots, &ctx, &table_off, &logit_rows, &tables}) {
+      std::memcpy(host + at, v->data(), v->size() * sizeof(int32_t));
+      at += v->size();
+    }
+    meta_.ensure(total * sizeof(int32_t));
+    CONCLAVE_CUDA_CHECK(cudaMemcpyAsync(meta_.get(), host, total * sizeof(int32_t),
+                                        cudaMemcpyHostToDevice, stream_));
+    int32_t* d = meta_.as<int32_t>();
+    d_tokens_ = d;
+    d_positions_ = d + rows;
+    d_slots_ = d + 2 * rows;
+    d_ctx_ = d + 3 * rows;
+    d_table_off_ = d + 4 * rows;
+    d_logit_rows_ = d + 5 * rows;
+    d_tables_ = d + 5 * rows + logit_rows.size();
+    ensure_workspace(rows);
+    return rows;
+  }
+
+  void ensure_workspace(size_t rows) {
+    if (rows <= ws_rows_) return;
+    rows = std::max(rows, ws_rows_ * 2);
+    const auto& c = config_;
+    const size_t es = elem_size(t_);
+    const size_t h = static_cast<size_t>(c.hidden_size);
+    const size_t qw = static_cast<size_t>(c.num_heads * c.head_dim);
+    const size_t kvw = static_cast<size_t>(c.num_kv_heads * c.head_dim);
+    const size_t E = static_cast<size_t>(c.num_experts);
+    const size_t k = static_cast<size_t>(std::max<int64_t>(c.num_experts_per_tok, 1));
+    const size_t m = static_cast<size_t>(c.moe_intermediate_size);
+    const size_t di = static_cast<size_t>(c.intermediate_size);
+    const size_t mlp_rows = std::max(rows * k, rows);
+    const size_t mlp_w = std::max(m, di);
+    x_.ensure(rows * h * 4);
+    hn_.ensure(rows * h * es);
+    qkv_.ensure(rows * (qw + 2 * kvw) * 4);
+    attn_.ensure(rows * qw * es);
+    proj_.ensure(rows * h * 4);
+    router_logits_.ensure(rows * std::max<size_t>(E, 1) * 4);
+    ids_.ensure(rows * k * 4);
+    wts_.ensure(rows * k * 4);
+    offsets_.ensure((E + 1) * 4);
+    row_token_.ensure(rows * k * 4);
+    slot_row_.ensure(rows * k * 4);
+    xs_.ensure(rows * k * h * es);
+    gu_.ensure(mlp_rows * 2 * mlp_w * 4);
+    act_.ensure(mlp_rows * mlp_w * es);
+    dn_.ensure(rows * k * h * 4);
+    final_.ensure(rows * h * es);
+    logits_.ensure(rows * static_cast<size_t>(c.vocab_size) * 4);
+    ws_rows_ = rows;
+  }
+
+  void run(size_t rows) {
+    const auto& c = config_;
+    const size_t h = static_cast<size_t>(c.hidden_size);
+    const size_t hd = static_cast<size_t>(c.head_dim);
+    const size_t heads = static_cast<size_t>(c.num_heads);
+    const size_t kvh = static_cast<size_t>(c.num_kv_heads);
+    const size_t qw = heads * hd, kvw = kvh * hd, qkvw = qw + 2 * kvw;
+    const float eps = static_cast<float>(c.rms_norm_eps);
+    float* x = x_.as<float>();
+    float* proj = proj_.as<float>();
+    embedding_gather(weights_.embed.get(), t_, d_tokens_, rows, h, x, stream_);
+    const float* pending_add = nullptr;  // the previous sublayer's output, not yet in x
+    const float* pending_bias = nullptr;
+    for (size_t l = 0; l < weights_.layers.size(); ++l) {
+      const cuda_layer& L = weights_.layers[l];
+      add_rms_norm(x, pending_add, pending_bias, L.input_norm.as<float>(), hn_.get(), t_, nullptr,
+                   rows, h, eps, stream_);
+      blas_->linear(hn_.get(), L.qkv.get(), t_, qkv_.as<float>(), rows, qkvw, h);
+      qk_norm_rope(qkv_.as<float>(), L.qkv_bias.as<float>(), L.q_norm.as<float>(),
+                   L.k_norm.as<float>(), d_positions_, inv_freq_.as<float>(), rows, heads, kvh, hd,
+                   eps, stream_);
+      kv_cache_write(qkv_.as<float>(), qkvw, qw, qw + kvw, d_slots_, rows, kvw, k_cache(l),
+                     v_cache(l), t_, stream_);
+      attention_args a;
+      a.q = qkv_.as<float>();
+      a.q_stride = qkvw;
+      a.k_cache = k_cache(l);
+      a.v_cache = v_cache(l);
+      a.t = t_;
+      a.ctx_len = d_ctx_;
+      a.table_offset = d_table_off_;
+      a.block_tables = d_tables_;
+      a.block_size = kv_.block_size;
+      a.rows = rows;
+      a.heads = heads;
+      a.kv_heads = kvh;
+      a.head_dim = hd;
+      a.out = attn_.get();
+      paged_attention(a, stream_);
+      blas_->linear(attn_.get(), L.o.get(), t_, proj, rows, h, qw);
+      add_rms_norm(x, proj, L.o_bias.as<float>(), L.post_norm.as<float>(), hn_.get(), t_, nullptr,
+                   rows, h, eps, stream_);
+      if (L.moe) {
+        moe(L, rows);
+      } else {
+        dense_mlp(L, rows);
+      }
+      pending_add = proj;
+      pending_bias = nullptr;
+    }
+    // Final residual add and norm only for rows whose logits are wanted, then the LM head.
+    add_rms_norm(x, pending_add, nullptr, weights_.final_norm.as<float>(), final_.get(), t_,
+                 d_logit_rows_, logit_rows_, h, eps, stream_);
+    blas_->linear(final_.get(), weights_.output_matrix(), t_, logits_.as<float>(), logit_rows_,
+                  static_cast<size_t>(c.vocab_size), h);
+  }
+
+  void moe(const cuda_layer& L, size_t rows) {
+    const auto& c = config_;
+    const size_t h = static_cast<size_t>(c.hidden_size);
+    const size_t E = static_cast<size_t>(c.num_experts);
+    const size_t k = static_cast<size_t>(c.num_experts_per_tok);
+    const size_t m = static_cast<size_t>(c.moe_intermediate_size);
+    const size_t es = elem_size(t_);
+    blas_->linear(hn_.get(), L.router.get(), t_, router_logits_.as<float>(), rows, E, h);
+    router_topk(router_logits_.as<float>(), rows, E, k, c.norm_topk_prob, ids_.as<int32_t>(),
+                wts_.as<float>(), stream_);
+    moe_permute(ids_.as<int32_t>(), rows, k, E, offsets_.as<int32_t>(), row_token_.as<int32_t>(),
+                slot_row_.as<int32_t>(), stream_);
+    gather_rows(hn_.get(), t_, row_token_.as<int32_t>(), rows * k, h, xs_.get(), stream_);
+    auto* host_off = static_cast<int32_t*>(pinned_offsets_.ensure((E + 1) * sizeof(int32_t)));
+    CONCLAVE_CUDA_CHECK(cudaMemcpyAsync(host_off, offsets_.get(), (E + 1) * sizeof(int32_t),
+                                        cudaMemcpyDeviceToHost, stream_));
+    CONCLAVE_CUDA_CHECK(cudaStreamSynchronize(stream_));
+    for (size_t e = 0; e < E; ++e) {
+      const size_t b = static_cast<size_t>(host_off[e]),
+                   n = static_cast<size_t>(host_off[e + 1]) - b;
+      if (n == 0) continue;
+      blas_->linear(xs_.as<char>() + b * h * es, L.gate_up.as<char>() + e * 2 * m * h * es, t_,
+                    gu_.as<float>() + b * 2 * m, n, 2 * m, h);
+    }
+    swiglu(gu_.as<float>(), rows * k, m, act_.get(), t_, stream_);
+    for (size_t e = 0; e < E; ++e) {
+      const size_t b = static_cast<size_t>(host_off[e]),
+                   n = static_cast<size_t>(host_off[e + 1]) - b;
+      if (n == 0) continue;
+      blas_->linear(act_.as<char>() + b * m * es, L.down.as<char>() + e * h * m * es, t_,
+                    dn_.as<float>() + b * h, n, h, m);
+    }
+    moe_combine(dn_.as<float>(), slot_row_.as<int32_t>(), wts_.as<float>(), rows, k, h,
+                proj_.as<float>(), stream_);
+  }
+
+  void dense_mlp(const cuda_layer& L, size_t rows) {
+    const size_t h = static_cast<size_t>(config_.hidden_size);
+    const size_t di = static_cast<size_t>(config_.intermediate_size);
+    blas_->linear(hn_.get(), L.gate_up.get(), t_, gu_.as<float>(), rows, 2 * di, h);
+    swiglu(gu_.as<float>(), rows, di, act_.get(), t_, stream_);
+    blas_->linear(act_.get(), L.down.get(), t_, proj_.as<float>(), rows, h, di);
+  }
+
+  model::model_config config_;
+  elem t_;
+  cudaStream_t stream_ = nullptr;
+  cudaEvent_t ev_start_ = nullptr, ev_end_ = nullptr;
+  std::unique_ptr<blas> blas_;
+  cuda_weights weights_;
+  device_buffer inv_freq_;
+  kv_cache_shape kv_;
+  size_t slots_per_layer_ = 0;
+  device_buffer kv_cache_;
+  step_timing timing_;
+
+  // Step metadata (host vectors reused across steps; device pointers into meta_).
+  std::vector<int32_t> host_meta_, h_tokens_, h_positions_, h_slots_, h_ctx_, h_table_off_,
+      h_tables_, h_logit_rows_;
+  pinned_buffer pinned_meta_, pinned_offsets_;
+  device_buffer meta_;
+  const int32_t *d_tokens_ = nullptr, *d_positions_ = nullptr, *d_slots_ = nullptr,
+                *d_ctx_ = nullptr, *d_table_off_ = nullptr, *d_logit_rows_ = nullptr,
+                *d_tables_ = nullptr;
+  size_t logit_rows_ = 0;
+
+  // Workspace, grown to the largest step seen.
+  size_t ws_rows_ = 0;
+  device_buffer x_, hn_, qkv_, attn_, proj_, router_logits_, ids_, wts_, offsets_, row_token_,
+      slot_row_, xs_, gu_, act_, dn_, final_, logits_;
+};
+
+}  // namespace
+
+std::unique_ptr<cuda_backend_api> make_cuda_backend(const model::checkpoint& ckpt,
+                                                    const backend_options& opts) {
+  return std::make_unique<cuda_backend>(ckpt.config(), opts,
+                                        [&ckpt](elem t) { return load_cuda_weights(ckpt, t); });
+}
+
+std::unique_ptr<cuda_backend_api> make_cuda_backend_random(const model::model_config& c,
+                                                           const backend_options& opts,
+                                                           uint64_t seed, float init_std) {
+  c.validate("random weights");
+  return std::make_unique<cuda_backend>(
+      c, opts, [&](elem t) { return random_cuda_weights(c, t, seed, init_std); });
+}
+
+}  // namespace conclave::gpu::cuda

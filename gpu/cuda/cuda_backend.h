@@ -1,0 +1,32 @@
+// The CUDA backend: one GPU, weights and paged KV cache in device memory, own kernels for
+// everything but the GEMMs (cuBLAS). Plain C++ header (no CUDA includes).
+#pragma once
+
+#include <memory>
+
+#include "gpu/backend.h"
+
+namespace conclave::gpu::cuda {
+
+/// Device time of the last forward step (CUDA events).
+struct step_timing {
+  double forward_ms = 0;  ///< embedding to logits, on the device
+  double total_ms = 0;    ///< forward() wall time incl. metadata upload and the logits copy
+};
+
+class cuda_backend_api : public backend {
+ public:
+  virtual step_timing last_timing() const = 0;
+  /// Bytes of weights on the device.
+  virtual size_t weight_bytes() const = 0;
+};
+
+std::unique_ptr<cuda_backend_api> make_cuda_backend(const model::checkpoint& ckpt,
+                                                    const backend_options& opts);
+
+/// Random weights generated on the device for `c` (gen-model's values for seed/std).
+std::unique_ptr<cuda_backend_api> make_cuda_backend_random(const model::model_config& c,
+                                                           const backend_options& opts,
+                                                           uint64_t seed, float init_std);
+
+}  // namespace conclave::gpu::cuda

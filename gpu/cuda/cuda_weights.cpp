@@ -1,0 +1,136 @@
+// Weight upload. One code path lays the tensors out; a `source` fills each tensor either
+// from the checkpoint (direct copy when the dtype already matches, else converted on the
+// host) or with the random generator on the device.
+#include "gpu/cuda/cuda_weights.h"
+
+#include <spdlog/fmt/fmt.h>
+#include <spdlog/spdlog.h>
+
+#include <chrono>
+#include <functional>
+
+#include "gpu/cuda/check.h"
+#include "gpu/cuda/random_init.h"
+#include "model/checkpoint.h"
+#include "model/gen_model.h"
+
+namespace conclave::gpu::cuda {
+namespace {
+
+/// Fills `n` elements of tensor `name` into `dst` as `t`.
+using source = std::function<void(const std::string& name, void* dst, elem t, size_t n)>;
+
+char* at(const device_buffer& b, size_t elem_offset, elem t) {
+  return b.as<char>() + elem_offset * elem_size(t);
+}
+
+cuda_weights build(const model::model_config& c, elem t, const source& fill) {
+  const auto t0 = std::chrono::steady_clock::now();
+  const size_t h = static_cast<size_t>(c.hidden_size);
+  const size_t q = static_cast<size_t>(c.num_heads * c.head_dim);
+  const size_t kv = static_cast<size_t>(c.num_kv_heads * c.head_dim);
+  const size_t hd = static_cast<size_t>(c.head_dim);
+  const size_t vocab = static_cast<size_t>(c.vocab_size);
+  const size_t E = static_cast<size_t>(c.num_experts);
+  const size_t m = static_cast<size_t>(c.moe_intermediate_size);
+  const size_t di = static_cast<size_t>(c.intermediate_size);
+  const size_t es = elem_size(t);
+  cuda_weights w;
+  w.t = t;
+  auto alloc = [&w](device_buffer& b, size_t bytes) {
+    b = device_buffer(bytes);
+    w.bytes += bytes;
+  };
+  auto tensor = [&](device_buffer& b, const std::string& name, size_t n, elem et) {
+    alloc(b, n * elem_size(et));
+    fill(name, b.get(), et, n);
+  };
+  tensor(w.embed, "model.embed_tokens.weight", vocab * h, t);
+  tensor(w.final_norm, "model.norm.weight", h, elem::f32);
+  if (!c.tie_word_embeddings) tensor(w.lm_head, "lm_head.weight", vocab * h, t);
+  w.layers.resize(static_cast<size_t>(c.num_layers));
+  for (size_t l = 0; l < w.layers.size(); ++l) {
+    cuda_layer& L = w.layers[l];
+    const std::string p = fmt::format("model.layers.{}.", l);
+    tensor(L.input_norm, p + "input_layernorm.weight", h, elem::f32);
+    tensor(L.post_norm, p + "post_attention_layernorm.weight", h, elem::f32);
+    tensor(L.q_norm, p + "self_attn.q_norm.weight", hd, elem::f32);
+    tensor(L.k_norm, p + "self_attn.k_norm.weight", hd, elem::f32);
+    alloc(L.qkv, (q + 2 * kv) * h * es);
+    fill(p + "self_attn.q_proj.weight", at(L.qkv, 0, t), t, q * h);
+    fill(p + "self_attn.k_proj.weight", at(L.qkv, q * h, t), t, kv * h);
+    fill(p + "self_attn.v_proj.weight", at(L.qkv, (q + kv) * h, t), t, kv * h);
+    tensor(L.o, p + "self_attn.o_proj.weight", h * q, t);
+    if (c.attention_bias) {
+      alloc(L.qkv_bias, (q + 2 * kv) * sizeof(float));
+      fill(p + "self_attn.q_proj.bias", at(L.qkv_bias, 0, elem::f32), elem::f32, q);
+      fill(p + "self_attn.k_proj.bias", at(L.qkv_bias, q, elem::f32), elem::f32, kv);
+      fill(p + "self_attn.v_proj.bias", at(L.qkv_bias, q + kv, elem::f32), elem::f32, kv);
+      tensor(L.o_bias, p + "self_attn.o_proj.bias", h, elem::f32);
+    }
+    L.moe = c.is_moe_layer(static_cast<int64_t>(l));
+    if (L.moe) {
+      tensor(L.router, p + "mlp.gate.weight", E * h, t);
+      alloc(L.gate_up, E * 2 * m * h * es);
+      alloc(L.down, E * h * m * es);
+      for (size_t e = 0; e < E; ++e) {
+        const std::string ep = fmt::format("{}mlp.experts.{}.", p, e);
+        fill(ep + "gate_proj.weight", at(L.gate_up, e * 2 * m * h, t), t, m * h);
+        fill(ep + "up_proj.weight", at(L.gate_up, e * 2 * m * h + m * h, t), t, m * h);
+        fill(ep + "down_proj.weight", at(L.down, e * h * m, t), t, h * m);
+      }
+    } else {
+      alloc(L.gate_up, 2 * di * h * es);
+      fill(p + "mlp.gate_proj.weight", at(L.gate_up, 0, t), t, di * h);
+      fill(p + "mlp.up_proj.weight", at(L.gate_up, di * h, t), t, di * h);
+      tensor(L.down, p + "mlp.down_proj.weight", h * di, t);
+    }
+    const double secs =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    if (l + 1 == w.layers.size() || l % 8 == 7) {
+      spdlog::info("cuda: weights layer {}/{} on the device ({:.2f} GiB, {:.1f} s)", l + 1,
+                   w.layers.size(), static_cast<double>(w.bytes) / (1ull << 30), secs);
+    }
+  }
+  synchronize();
+  return w;
+}
+
+}  // namespace
+
+cuda_weights load_cuda_weights(const model::checkpoint& ckpt, elem t) {
+  std::vector<float> f32;
+  std::vector<uint16_t> b16;
+  const source fill = [&](const std::string& name, void* dst, elem et, size_t n) {
+    const auto& tv = ckpt.tensor(name);
+    if (tv.numel() != n)
+      throw std::runtime_error(
+          fmt::format("cuda: tensor {} has {} elements, expected {}", name, tv.numel(), n));
+    if ((tv.type == model::dtype::bf16 && et == elem::bf16) ||
+        (tv.type == model::dtype::f32 && et == elem::f32)) {
+      CONCLAVE_CUDA_CHECK(cudaMemcpy(dst, tv.data, tv.nbytes, cudaMemcpyHostToDevice));
+      return;
+    }
+    f32.resize(n);
+    model::convert_to_f32(tv.type, tv.data, n, f32.data());
+    if (et == elem::f32) {
+      CONCLAVE_CUDA_CHECK(cudaMemcpy(dst, f32.data(), n * sizeof(float), cudaMemcpyHostToDevice));
+    } else {
+      b16.resize(n);
+      for (size_t i = 0; i < n; ++i) b16[i] = model::f32_to_bf16(f32[i]);
+      CONCLAVE_CUDA_CHECK(cudaMemcpy(dst, b16.data(), n * 2, cudaMemcpyHostToDevice));
+    }
+  };
+  return build(ckpt.config(), t, fill);
+}
+
+cuda_weights random_cuda_weights(const model::model_config& c, elem t, uint64_t seed,
+                                 float init_std) {
+  const source fill = [&](const std::string& name, void* dst, elem et, size_t n) {
+    random_fill(dst, et, n, model::random_weight_stream(seed, name), 0, init_std,
+                model::is_random_norm_tensor(name), nullptr);
+  };
+  return build(c, t, fill);
+}
+
+}  // namespace conclave::gpu::cuda

@@ -1,0 +1,21 @@
+// Token permutation by expert: the tokens x k routed (token, slot) pairs grouped into one
+// contiguous run of rows per expert (ascending expert id; tokens ascending within a run,
+// as the CPU groups them), plus the row gather that builds the experts' GEMM input.
+#pragma once
+
+#include "gpu/cuda/common.h"
+
+namespace conclave::gpu::cuda {
+
+/// ids: [tokens, k] expert ids. Writes offsets: [experts + 1] (expert e owns permuted
+/// rows [offsets[e], offsets[e+1])), row_token: [tokens * k] (the token of each permuted
+/// row) and slot_row: [tokens * k] (the permuted row of pair (t, j), index t * k + j).
+/// experts must be at most 1024.
+void moe_permute(const int32_t* ids, size_t tokens, size_t k, size_t experts, int32_t* offsets,
+                 int32_t* row_token, int32_t* slot_row, stream_t s);
+
+/// dst[i, :] = src[index[i], :] for i < n; src, dst: [*, dim] of `t`.
+void gather_rows(const void* src, elem t, const int32_t* index, size_t n, size_t dim, void* dst,
+                 stream_t s);
+
+}  // namespace conclave::gpu::cuda

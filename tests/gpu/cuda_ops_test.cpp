@@ -1,0 +1,398 @@
+// Every CUDA op against its CPU twin (gpu/cpu ops, or the CPU MoE's grouping) on fresh
+// random inputs: several shapes including odd sizes, fp32 and bf16 storage, outputs
+// poisoned before the run so that an element left unwritten fails. Skips without a GPU.
+#include <algorithm>
+#include <numeric>
+
+#include "gpu/cpu/ops.h"
+#include "gpu/cuda/attention.h"
+#include "gpu/cuda/embedding.h"
+#include "gpu/cuda/gemm.h"
+#include "gpu/cuda/kv_cache.h"
+#include "gpu/cuda/moe_combine.h"
+#include "gpu/cuda/moe_permute.h"
+#include "gpu/cuda/qk_norm_rope.h"
+#include "gpu/cuda/random_init.h"
+#include "gpu/cuda/rms_norm.h"
+#include "gpu/cuda/router.h"
+#include "gpu/cuda/swiglu.h"
+#include "model/gen_model.h"
+#include "tests/gpu/cuda_test_util.h"
+
+using namespace conclave;
+using namespace conclave::test::cuda;
+namespace cu = conclave::gpu::cuda;
+namespace cpu = conclave::gpu::cpu;
+
+namespace {
+// Tolerances: fp32 kernels differ from the CPU only in summation order; bf16 outputs
+// carry one rounding (2^-8 relative) on top.
+double rel_tol(elem t) {
+  return t == elem::f32 ? 1e-5 : 1e-2;
+}
+}  // namespace
+
+TEST_CASE("cuda embedding_gather copies the rows of the ids", "[cuda][ops]") {
+  CONCLAVE_REQUIRE_GPU();
+  const uint64_t seed = fresh_seed();
+  INFO("seed " << seed);
+  std::mt19937_64 rng(seed);
+  for (elem t : {elem::f32, elem::bf16}) {
+    for (auto [vocab, hidden, rows] : {std::tuple{17, 33, 5}, {1000, 256, 64}, {3, 1, 1}}) {
+      INFO(name(t) << " vocab " << vocab << " hidden " << hidden << " rows " << rows);
+      const auto table = round_as(randn(size_t(vocab) * hidden, rng), t);
+      std::vector<int32_t> ids(rows);
+      std::uniform_int_distribution<int32_t> d(0, vocab - 1);
+      for (auto& i : ids) i = d(rng);
+      auto dt = upload_as(table, t);
+      auto di = device_buffer::from(ids);
+      auto out = poisoned(size_t(rows) * hidden, elem::f32);
+      cu::embedding_gather(dt.get(), t, di.as<int32_t>(), rows, hidden, out.as<float>(), nullptr);
+      std::vector<float> want;
+      for (int32_t id : ids)
+        want.insert(want.end(), table.begin() + size_t(id) * hidden,
+                    table.begin() + size_t(id + 1) * hidden);
+      check_close(out.to_vector<float>(size_t(rows) * hidden), want, 0, 0);
+    }
+  }
+}
+
+TEST_CASE("cuda add_rms_norm matches residual add + cpu rms_norm", "[cuda][ops]") {
+  CONCLAVE_REQUIRE_GPU();
+  const uint64_t seed = fresh_seed();
+  INFO("seed " << seed);
+  std::mt19937_64 rng(seed);
+  for (elem t : {elem::f32, elem::bf16}) {
+    for (auto [rows, dim] : {std::pair{1, 7}, {5, 129}, {33, 2048}, {3, 4096}}) {
+      for (int mode = 0; mode < 3; ++mode) {  // 0: norm only, 1: add + bias, 2: add, row gather
+        INFO(name(t) << " rows " << rows << " dim " << dim << " mode " << mode);
+        auto x = randn(size_t(rows) * dim, rng), add = randn(size_t(rows) * dim, rng),
+             bias = randn(dim, rng), w = randn(dim, rng);
+        std::vector<int32_t> index;
+        if (mode == 2)
+          for (int r = rows - 1; r >= 0; r -= 2) index.push_back(r);
+        const size_t out_rows = mode == 2 ? index.size() : size_t(rows);
+        auto dx = device_buffer::from(x), dadd = device_buffer::from(add),
+             dbias = device_buffer::from(bias), dw = device_buffer::from(w),
+             didx = device_buffer::from(index);
+        auto out = poisoned(out_rows * dim, t);
+        cu::add_rms_norm(dx.as<float>(), mode ? dadd.as<float>() : nullptr,
+                         mode == 1 ? dbias.as<float>() : nullptr, dw.as<float>(), out.get(), t,
+                         mode == 2 ? didx.as<int32_t>() : nullptr, out_rows, dim, 1e-6f, nullptr);
+        // CPU twin.
+        std::vector<float> want_x = x;
+        std::vector<size_t> rows_used(out_rows);
+        for (size_t i = 0; i < out_rows; ++i) rows_used[i] = mode == 2 ? size_t(index[i]) : i;
+        for (size_t r : rows_used) {
+          for (int j = 0; j < dim; ++j) {
+            if (mode) want_x[r * dim + j] += add[r * dim + j];
+            if (mode == 1) want_x[r * dim + j] += bias[j];
+          }
+        }
+        std::vector<float> want(out_rows * dim);
+        for (size_t i = 0; i < out_rows; ++i)
+          cpu::rms_norm(want_x.data() + rows_used[i] * dim, w.data(), want.data() + i * dim, 1, dim,
+                        1e-6f);
+        check_close(download_as(out, t, out_rows * dim), want, rel_tol(t), 1e-5);
+        check_close(dx.to_vector<float>(x.size()), want_x, 1e-6, 1e-6);
+      }
+    }
+  }
+}
+
+TEST_CASE("cuda qk_norm_rope matches bias + cpu rms_norm per head + cpu apply_rope",
+          "[cuda][ops]") {
+  CONCLAVE_REQUIRE_GPU();
+  const uint64_t seed = fresh_seed();
+  INFO("seed " << seed);
+  std::mt19937_64 rng(seed);
+  for (auto [rows, heads, kvh, hd] :
+       {std::tuple{1, 4, 2, 16}, {7, 6, 2, 128}, {33, 32, 4, 128}, {5, 3, 1, 64}}) {
+    for (bool with_bias : {false, true}) {
+      INFO("rows " << rows << " heads " << heads << "/" << kvh << " head_dim " << hd << " bias "
+                   << with_bias);
+      const size_t width = size_t(heads + 2 * kvh) * hd;
+      auto qkv = randn(rows * width, rng), bias = randn(width, rng), qw = randn(hd, rng),
+           kw = randn(hd, rng);
+      std::vector<int32_t> pos(rows);
+      std::uniform_int_distribution<int32_t> dp(0, 40000);
+      for (auto& p : pos) p = dp(rng);
+      const auto inv = cpu::rope_inv_freq(hd, 1e6);
+      auto d = device_buffer::from(qkv), db = device_buffer::from(bias),
+           dq = device_buffer::from(qw), dk = device_buffer::from(kw),
+           dpos = device_buffer::from(pos), dinv = device_buffer::from(inv);
+      cu::qk_norm_rope(d.as<float>(), with_bias ? db.as<float>() : nullptr, dq.as<float>(),
+                       dk.as<float>(), dpos.as<int32_t>(), dinv.as<float>(), rows, heads, kvh, hd,
+                       1e-6f, nullptr);
+      auto want = qkv;
+      for (size_t r = 0; r < size_t(rows); ++r) {
+        float* row = want.data() + r * width;
+        if (with_bias)
+          for (size_t j = 0; j < width; ++j) row[j] += bias[j];
+        cpu::rms_norm(row, qw.data(), row, heads, hd, 1e-6f);
+        cpu::rms_norm(row + heads * hd, kw.data(), row + heads * hd, kvh, hd, 1e-6f);
+      }
+      cpu::apply_rope(want.data(), rows, width, heads, hd, pos.data(), inv.data());
+      cpu::apply_rope(want.data() + heads * hd, rows, width, kvh, hd, pos.data(), inv.data());
+      check_close(d.to_vector<float>(qkv.size()), want, 1e-5, 1e-5);
+    }
+  }
+}
+
+namespace {
+
+struct attention_case {
+  std::vector<int32_t> num_cached, num_tokens;
+  int32_t block_size;
+  size_t heads, kvh, hd;
+};
+
+void run_attention_case(const attention_case& c, elem t, std::mt19937_64& rng) {
+  const size_t width = c.kvh * c.hd, qw = c.heads * c.hd, stride = qw + 2 * width;
+  const size_t nseq = c.num_cached.size();
+  // Blocks: a shuffled pool so that tables are not contiguous.
+  std::vector<std::vector<int32_t>> tables(nseq);
+  int32_t total_blocks = 0;
+  for (size_t s = 0; s < nseq; ++s)
+    total_blocks += (c.num_cached[s] + c.num_tokens[s] + c.block_size - 1) / c.block_size;
+  total_blocks += 3;
+  std::vector<int32_t> pool(static_cast<size_t>(total_blocks));
+  std::iota(pool.begin(), pool.end(), 0);
+  std::shuffle(pool.begin(), pool.end(), rng);
+  size_t next = 0;
+  std::vector<cpu::attention_seq> seqs;
+  size_t rows = 0;
+  for (size_t s = 0; s < nseq; ++s) {
+    const int32_t nb = (c.num_cached[s] + c.num_tokens[s] + c.block_size - 1) / c.block_size;
+    for (int32_t b = 0; b < nb; ++b) tables[s].push_back(pool[next++]);
+    rows += size_t(c.num_tokens[s]);
+  }
+  size_t first = 0;
+  for (size_t s = 0; s < nseq; ++s) {
+    seqs.push_back({first, c.num_tokens[s], c.num_cached[s], tables[s]});
+    first += size_t(c.num_tokens[s]);
+  }
+  const size_t slots = size_t(total_blocks) * size_t(c.block_size);
+  // Earlier context: random keys/values already in the cache (as stored in t).
+  auto kc = round_as(randn(slots * width, rng), t), vc = round_as(randn(slots * width, rng), t);
+  auto qkv = randn(rows * stride, rng);
+  // The CPU twin sees the new keys/values as the cache will hold them.
+  auto qkv_rounded = qkv;
+  for (size_t r = 0; r < rows; ++r) {
+    for (size_t j = qw; j < stride; ++j) {
+      qkv_rounded[r * stride + j] = round_as({qkv[r * stride + j]}, t)[0];
+    }
+  }
+  std::vector<float> want_k = kc, want_v = vc;
+  cpu::paged_kv kv{want_k.data(), want_v.data(), c.block_size, int32_t(c.kvh), int32_t(c.hd)};
+  cpu::kv_cache_write(kv, seqs, qkv_rounded.data() + qw, qkv_rounded.data() + qw + width, stride);
+  std::vector<float> want(rows * qw);
+  cpu::paged_attention(kv, seqs, qkv.data(), stride, c.heads, want.data(), nullptr);
+
+  // Device: per-row metadata as the backend builds it.
+  std::vector<int32_t> slot_of_row, ctx, off, flat;
+  for (size_t s = 0; s < nseq; ++s) {
+    const int32_t o = int32_t(flat.size());
+    flat.insert(flat.end(), tables[s].begin(), tables[s].end());
+    for (int32_t i = 0; i < c.num_tokens[s]; ++i) {
+      const int32_t p = c.num_cached[s] + i;
+      slot_of_row.push_back(tables[s][size_t(p / c.block_size)] * c.block_size + p % c.block_size);
+      ctx.push_back(p + 1);
+      off.push_back(o);
+    }
+  }
+  auto dk = upload_as(kc, t), dv = upload_as(vc, t);
+  auto dqkv = device_buffer::from(qkv), dslot = device_buffer::from(slot_of_row),
+       dctx = device_buffer::from(ctx), doff = device_buffer::from(off),
+       dtab = device_buffer::from(flat);
+  cu::kv_cache_write(dqkv.as<float>(), stride, qw, qw + width, dslot.as<int32_t>(), rows, width,
+                     dk.get(), dv.get(), t, nullptr);
+  check_close(download_as(dk, t, kc.size()), want_k, 0, 0);
+  check_close(download_as(dv, t, vc.size()), want_v, 0, 0);
+  auto out = poisoned(rows * qw, t);
+  cu::attention_args a;
+  a.q = dqkv.as<float>();
+  a.q_stride = stride;
+  a.k_cache = dk.get();
+  a.v_cache = dv.get();
+  a.t = t;
+  a.ctx_len = dctx.as<int32_t>();
+  a.table_offset = doff.as<int32_t>();
+  a.block_tables = dtab.as<int32_t>();
+  a.block_size = c.block_size;
+  a.rows = rows;
+  a.heads = c.heads;
+  a.kv_heads = c.kvh;
+  a.head_dim = c.hd;
+  a.out = out.get();
+  cu::paged_attention(a, nullptr);
+  check_close(download_as(out, t, rows * qw), want, t == elem::f32 ? 1e-4 : 1e-2, 1e-4);
+}
+
+}  // namespace
+
+TEST_CASE("cuda kv_cache_write + paged_attention match the cpu twins on mixed batches",
+          "[cuda][ops]") {
+  CONCLAVE_REQUIRE_GPU();
+  const uint64_t seed = fresh_seed();
+  INFO("seed " << seed);
+  std::mt19937_64 rng(seed);
+  const std::vector<attention_case> cases = {
+      // one decode token
+      {{0}, {1}, 16, 4, 2, 16},
+      // prefill chunk + decodes + a chunk continuing a cached prefix, odd lengths
+      {{0, 37, 100, 5}, {23, 1, 1, 17}, 16, 8, 2, 64},
+      // Qwen3-30B-A3B head shape, GQA 32/4, long context crossing many tiles
+      {{1000, 0, 300}, {1, 130, 3}, 16, 32, 4, 128},
+      // block size 1 and 7, no GQA
+      {{3, 9}, {2, 4}, 1, 2, 2, 32},
+      {{11}, {20}, 7, 6, 3, 256},
+  };
+  for (elem t : {elem::f32, elem::bf16}) {
+    for (size_t i = 0; i < cases.size(); ++i) {
+      INFO(name(t) << " case " << i);
+      run_attention_case(cases[i], t, rng);
+    }
+  }
+}
+
+TEST_CASE("cuda router_topk matches cpu router_topk", "[cuda][ops]") {
+  CONCLAVE_REQUIRE_GPU();
+  const uint64_t seed = fresh_seed();
+  INFO("seed " << seed);
+  std::mt19937_64 rng(seed);
+  for (auto [tokens, experts, k] :
+       {std::tuple{1, 8, 2}, {13, 128, 8}, {300, 160, 8}, {5, 7, 7}, {4, 1000, 3}}) {
+    for (bool norm : {false, true}) {
+      INFO("tokens " << tokens << " experts " << experts << " k " << k << " norm " << norm);
+      auto logits = randn(size_t(tokens) * experts, rng, 2.0f);
+      std::vector<int32_t> want_ids(size_t(tokens) * k);
+      std::vector<float> want_w(size_t(tokens) * k);
+      cpu::router_topk(logits.data(), tokens, experts, k, norm, want_ids.data(), want_w.data());
+      auto dl = device_buffer::from(logits);
+      auto ids = poisoned(want_ids.size(), elem::f32), w = poisoned(want_w.size(), elem::f32);
+      cu::router_topk(dl.as<float>(), tokens, experts, k, norm, ids.as<int32_t>(), w.as<float>(),
+                      nullptr);
+      CHECK(ids.to_vector<int32_t>(want_ids.size()) == want_ids);
+      check_close(w.to_vector<float>(want_w.size()), want_w, 1e-5, 1e-7);
+    }
+  }
+}
+
+TEST_CASE(
+    "cuda moe_permute groups pairs per expert as the cpu MoE does; gather, swiglu, "
+    "combine match",
+    "[cuda][ops]") {
+  CONCLAVE_REQUIRE_GPU();
+  const uint64_t seed = fresh_seed();
+  INFO("seed " << seed);
+  std::mt19937_64 rng(seed);
+  for (elem t : {elem::f32, elem::bf16}) {
+    for (auto [tokens, experts, k, hidden, m] : {std::tuple{1, 8, 2, 33, 17},
+                                                 {37, 128, 8, 64, 48},
+                                                 {5000, 160, 8, 16, 8},
+                                                 {3, 4, 4, 5, 3}}) {
+      INFO(name(t) << " tokens " << tokens << " experts " << experts << " k " << k);
+      // Random distinct experts per token.
+      std::vector<int32_t> ids;
+      std::vector<int32_t> all(static_cast<size_t>(experts));
+      std::iota(all.begin(), all.end(), 0);
+      for (int i = 0; i < tokens; ++i) {
+        std::shuffle(all.begin(), all.end(), rng);
+        ids.insert(ids.end(), all.begin(), all.begin() + k);
+      }
+      const size_t n = ids.size();
+      // CPU twin: moe_forward's buckets (ascending expert, tokens ascending within).
+      std::vector<std::vector<std::pair<int32_t, size_t>>> routed(experts);
+      for (size_t p = 0; p < n; ++p) routed[size_t(ids[p])].emplace_back(int32_t(p / k), p);
+      std::vector<int32_t> want_off{0}, want_tok, want_slot(n);
+      for (const auto& list : routed) {
+        for (const auto& [tok, pair] : list) {
+          want_slot[pair] = int32_t(want_tok.size());
+          want_tok.push_back(tok);
+        }
+        want_off.push_back(int32_t(want_tok.size()));
+      }
+      auto dids = device_buffer::from(ids);
+      auto off = poisoned(size_t(experts) + 1, elem::f32), tok = poisoned(n, elem::f32),
+           slot = poisoned(n, elem::f32);
+      cu::moe_permute(dids.as<int32_t>(), tokens, k, experts, off.as<int32_t>(), tok.as<int32_t>(),
+                      slot.as<int32_t>(), nullptr);
+      CHECK(off.to_vector<int32_t>(size_t(experts) + 1) == want_off);
+      CHECK(tok.to_vector<int32_t>(n) == want_tok);
+      CHECK(slot.to_vector<int32_t>(n) == want_slot);
+
+      // gather_rows
+      const auto h = round_as(randn(size_t(tokens) * hidden, rng), t);
+      auto dh = upload_as(h, t);
+      auto xs = poisoned(n * hidden, t);
+      cu::gather_rows(dh.get(), t, tok.as<int32_t>(), n, hidden, xs.get(), nullptr);
+      std::vector<float> want_xs;
+      for (int32_t r : want_tok)
+        want_xs.insert(want_xs.end(), h.begin() + size_t(r) * hidden,
+                       h.begin() + size_t(r + 1) * hidden);
+      check_close(download_as(xs, t, n * hidden), want_xs, 0, 0);
+
+      // swiglu
+      const auto gu = randn(n * 2 * m, rng, 3.0f);
+      auto dgu = device_buffer::from(gu);
+      auto act = poisoned(n * m, t);
+      cu::swiglu(dgu.as<float>(), n, m, act.get(), t, nullptr);
+      std::vector<float> want_act(n * m);
+      cpu::swiglu(gu.data(), want_act.data(), n, m);
+      check_close(download_as(act, t, n * m), want_act, rel_tol(t), 1e-6);
+
+      // combine
+      const auto down = randn(n * hidden, rng);
+      const auto w = randn(n, rng);
+      auto ddown = device_buffer::from(down), dw = device_buffer::from(w);
+      auto out = poisoned(size_t(tokens) * hidden, elem::f32);
+      cu::moe_combine(ddown.as<float>(), slot.as<int32_t>(), dw.as<float>(), tokens, k, hidden,
+                      out.as<float>(), nullptr);
+      std::vector<float> want_out(size_t(tokens) * hidden, 0.0f);
+      for (size_t p = 0; p < n; ++p) {
+        const size_t tkn = p / k, row = size_t(want_slot[p]);
+        for (int j = 0; j < hidden; ++j)
+          want_out[tkn * hidden + j] += down[row * hidden + j] * w[p];
+      }
+      check_close(out.to_vector<float>(want_out.size()), want_out, 1e-5, 1e-5);
+    }
+  }
+}
+
+TEST_CASE("cuda blas::linear matches cpu linear (strict fp32 and bf16 inputs)", "[cuda][ops]") {
+  CONCLAVE_REQUIRE_GPU();
+  const uint64_t seed = fresh_seed();
+  INFO("seed " << seed);
+  std::mt19937_64 rng(seed);
+  cu::blas b;
+  for (elem t : {elem::f32, elem::bf16}) {
+    for (auto [m, n, k] : {std::tuple{1, 7, 13}, {5, 129, 64}, {64, 512, 2048}, {3, 1, 1}}) {
+      INFO(name(t) << " m " << m << " n " << n << " k " << k);
+      const auto x = round_as(randn(size_t(m) * k, rng), t),
+                 w = round_as(randn(size_t(n) * k, rng), t);
+      auto dx = upload_as(x, t), dw = upload_as(w, t);
+      auto y = poisoned(size_t(m) * n, elem::f32);
+      b.linear(dx.get(), dw.get(), t, y.as<float>(), m, n, k);
+      std::vector<float> want(size_t(m) * n);
+      cpu::linear(x.data(), w.data(), nullptr, want.data(), m, n, k);
+      // Inputs are identical; only the fp32 summation order differs.
+      check_close(y.to_vector<float>(want.size()), want, 1e-4, 1e-4 * std::sqrt(double(k)));
+    }
+  }
+}
+
+TEST_CASE("cuda random_fill generates gen-model's values", "[cuda][ops]") {
+  CONCLAVE_REQUIRE_GPU();
+  for (bool norm : {false, true}) {
+    const std::string name = norm ? "model.layers.3.input_layernorm.weight" : "model.embed.weight";
+    const size_t n = 10007;
+    const uint64_t seed = 42;
+    auto d = poisoned(n, elem::f32);
+    cu::random_fill(d.get(), elem::f32, n, model::random_weight_stream(seed, name), 0, 0.02f, norm,
+                    nullptr);
+    std::vector<float> want(n);
+    for (size_t i = 0; i < n; ++i) want[i] = model::random_weight(seed, name, i, 0.02f, norm);
+    check_close(d.to_vector<float>(n), want, 1e-6, 1e-9);
+  }
+}
