@@ -1,5 +1,6 @@
 // `conclave bench engine`: prefill/decode throughput (results go to docs/PERFORMANCE.md).
 #include <sstream>
+#include <stdexcept>
 
 #include "app/commands.h"
 #include "app/engine_options.h"
@@ -15,7 +16,22 @@ std::vector<command> add_bench(CLI::App& app) {
 
   auto opts = std::make_shared<bench::engine_bench_options>();
   auto* eng = bench->add_subcommand("engine", "prefill and decode tokens/s at several batch sizes");
-  eng->add_option("--model", opts->model_dir, "Hugging Face model folder")->required();
+  auto* model_opt = eng->add_option("--model", opts->model_dir, "Hugging Face model folder");
+  auto* random_opt = eng->add_flag(
+      "--random-weights", opts->random_weights,
+      "no checkpoint: random weights generated in device memory for --preset (cuda only); "
+      "prints the card's ceilings, decode MBU and prefill MFU");
+  eng->add_option("--preset", opts->preset, "model preset for --random-weights (gen-model's)")
+      ->needs(random_opt);
+  eng->add_option("--layers", opts->layers, "with --random-weights: the first N layers only")
+      ->check(CLI::PositiveNumber)
+      ->needs(random_opt);
+  eng->add_option("--prefill-lens", opts->prefill_lens,
+                  "with --random-weights: prompt lengths timed for prefill")
+      ->delimiter(',')
+      ->needs(random_opt);
+  model_opt->excludes(random_opt);
+  random_opt->excludes(model_opt);
   eng->add_option("--prompt-len", opts->prompt_len, "prompt tokens for the prefill measurement")
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
@@ -38,7 +54,14 @@ std::vector<command> add_bench(CLI::App& app) {
       "serve", "load a running `conclave serve` with streaming clients (SSE or WebSocket)");
   bench::add_serve_bench_options(*srv, *sopts);
   return {{eng,
-           [opts] {
+           [opts, eng] {
+             if (opts->model_dir.empty() && !opts->random_weights)
+               throw std::invalid_argument(
+                   "bench engine needs --model DIR or --random-weights --preset NAME");
+             if (opts->random_weights && opts->preset.empty())
+               throw std::invalid_argument("--random-weights needs --preset NAME");
+             opts->batches_given = eng->count("--batches") > 0;
+             opts->decode_context_given = eng->count("--decode-context") > 0;
              bench::run_engine_bench(*opts, stdout);
              return exit_ok;
            }},

@@ -8,8 +8,11 @@
 
 #include "bench/machine_info.h"
 #include "engine/llm_engine.h"
+#include "gpu/device_bench.h"
 #include "gpu/devices.h"
 #include "model/checkpoint.h"
+#include "model/gen_model.h"
+#include "model/model_error.h"
 
 namespace conclave::bench {
 namespace {
@@ -30,6 +33,28 @@ double seconds_since(clock_type::time_point t0) {
 }  // namespace
 
 std::vector<engine_bench_row> run_engine_bench(const engine_bench_options& opts, std::FILE* out) {
+  if (opts.random_weights) {
+    const model::model_preset& p = model::find_preset(opts.preset);
+    gpu::device_bench_options d;
+    d.model_name = p.name;
+    d.model = p.config;
+    if (opts.layers > 0) {
+      if (opts.layers > d.model.num_layers) {
+        throw model::model_error(fmt::format("--layers must be between 1 and {} for preset {}",
+                                             d.model.num_layers, p.name));
+      }
+      d.model.num_layers = opts.layers;
+      d.model_name += fmt::format(" (first {} layers)", opts.layers);
+    }
+    d.init_std = p.init_std;
+    d.seed = opts.seed;
+    d.backend = opts.engine.backend;
+    if (opts.batches_given) d.decode_batches = opts.batches;
+    if (opts.decode_context_given) d.decode_context = opts.decode_context;
+    if (!opts.prefill_lens.empty()) d.prefill_lens = opts.prefill_lens;
+    gpu::run_device_bench(d, out);
+    return {};
+  }
   const model::checkpoint ckpt(opts.model_dir);
   config::engine_config cfg = opts.engine;
   cfg.scheduler.enable_prefix_caching = false;

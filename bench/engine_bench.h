@@ -19,6 +19,14 @@ struct engine_bench_options {
   int32_t decode_context = 128;  ///< prompt length before decoding starts
   std::vector<int32_t> batches = {1, 16};
   uint64_t seed = 1;
+  /// Random weights generated in device memory for `preset` (cuda backend only; no
+  /// model_dir): runs gpu::run_device_bench, with batches / decode_context /
+  /// prefill_lens when given (`*_given`), else its defaults (1..128 at 1K; 512, 4K, 32K).
+  bool random_weights = false;
+  std::string preset;
+  int64_t layers = 0;  ///< a slice of the preset's depth (0: all)
+  std::vector<int32_t> prefill_lens;
+  bool batches_given = false, decode_context_given = false;
 };
 
 struct engine_bench_row {

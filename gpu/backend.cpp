@@ -5,6 +5,7 @@
 #include <stdexcept>
 
 #include "gpu/cpu/cpu_backend.h"
+#include "gpu/device_bench.h"
 #ifdef CONCLAVE_HAVE_CUDA
 #include "gpu/cuda/cuda_backend.h"
 #endif
@@ -42,6 +43,13 @@ std::unique_ptr<backend> make_random_backend(const model::model_config& config,
       "this conclave was built without the cuda backend (CONCLAVE_CUDA=OFF or no nvcc)");
 #endif
 }
+
+#ifndef CONCLAVE_HAVE_CUDA
+std::vector<device_bench_row> run_device_bench(const device_bench_options&, std::FILE*) {
+  throw std::runtime_error(
+      "the device benchmark needs the cuda backend; this conclave was built without it");
+}
+#endif
 
 void validate_batch(std::span<const step_sequence> batch, const model::model_config& config,
                     const kv_cache_shape& kv) {

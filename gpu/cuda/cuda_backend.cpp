@@ -104,6 +104,7 @@ class cuda_backend final : public cuda_backend_api {
     const auto t0 = std::chrono::steady_clock::now();
     validate_batch(batch, config_, kv_);
     const size_t rows = prepare(batch, out);
+    experts_run_ = 0;
     CONCLAVE_CUDA_CHECK(cudaEventRecord(ev_start_, stream_));
     run(rows);
     CONCLAVE_CUDA_CHECK(cudaEventRecord(ev_end_, stream_));
@@ -119,6 +120,7 @@ class cuda_backend final : public cuda_backend_api {
     float ms = 0;
     CONCLAVE_CUDA_CHECK(cudaEventElapsedTime(&ms, ev_start_, ev_end_));
     timing_.forward_ms = ms;
+    timing_.experts_run = experts_run_;
     timing_.total_ms =
         std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
   }
@@ -337,6 +339,7 @@ class cuda_backend final : public cuda_backend_api {
       const size_t b = static_cast<size_t>(host_off[e]),
                    n = static_cast<size_t>(host_off[e + 1]) - b;
       if (n == 0) continue;
+      ++experts_run_;
       blas_->linear(xs_.as<char>() + b * h * es, L.gate_up.as<char>() + e * 2 * m * h * es, t_,
                     gu_.as<float>() + b * 2 * m, n, 2 * m, h);
     }
@@ -371,6 +374,7 @@ class cuda_backend final : public cuda_backend_api {
   size_t slots_per_layer_ = 0;
   device_buffer kv_cache_;
   step_timing timing_;
+  size_t experts_run_ = 0;
 
   // Step metadata (host vectors reused across steps; device pointers into meta_).
   std::vector<int32_t> host_meta_, h_tokens_, h_positions_, h_slots_, h_ctx_, h_table_off_,

@@ -10,8 +10,9 @@ namespace conclave::gpu::cuda {
 
 /// Device time of the last forward step (CUDA events).
 struct step_timing {
-  double forward_ms = 0;  ///< embedding to logits, on the device
-  double total_ms = 0;    ///< forward() wall time incl. metadata upload and the logits copy
+  double forward_ms = 0;   ///< embedding to logits, on the device
+  double total_ms = 0;     ///< forward() wall time incl. metadata upload and the logits copy
+  size_t experts_run = 0;  ///< routed-expert GEMM pairs run, summed over the layers
 };
 
 class cuda_backend_api : public backend {

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Runs on the GPU machine (through the device tool, from the repository root, with
+# .devbundle carried): unpacks the bundle, then the CUDA op and model tests, a generate
+# smoke test, the random-weight engine benchmark and HF's speed script. Logs go to $OUT.
+# Usage: scripts/device/run_all.sh [tests] [bench] [hf]   (default: all three)
+set -uo pipefail
+export NCCL_NVLS_ENABLE=0 PYTHONUNBUFFERED=1
+OUT=${OUT:-/tmp/out}
+mkdir -p "$OUT" /tmp/cb
+tar -C /tmp/cb -xJf .devbundle/bundle.tar.xz
+export LD_LIBRARY_PATH=/tmp/cb/lib:/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}
+# The test binaries read fixtures from the path they were built at.
+if [ ! -e /work/main/tests/data ]; then mkdir -p /work && ln -sfn "$PWD" /work/main; fi
+what=${*:-tests bench hf}
+nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm --format=csv | tee "$OUT/gpu.txt"
+for w in $what; do
+  case $w in
+    tests)
+      /tmp/cb/bin/cuda_tests -r compact 2>&1 | tee "$OUT/cuda_tests.log" | tail -40
+      /tmp/cb/bin/conclave generate --backend cuda --model tests/data/tiny_moe --prompt-ids 1,2,3 \
+        --max-tokens 8 2>&1 | tail -5 | tee "$OUT/generate.log" ;;
+    bench)
+      /tmp/cb/bin/conclave bench engine --backend cuda --preset qwen3-30b-a3b --random-weights \
+        2>&1 | tee "$OUT/bench_30b.log" ;;
+    bench480)
+      /tmp/cb/bin/conclave bench engine --backend cuda --preset qwen3-coder-480b --layers 4 \
+        --random-weights 2>&1 | tee "$OUT/bench_480b.log" ;;
+    hf)
+      python3 /tmp/cb/hf_speed.py 2>&1 | tee "$OUT/hf_speed.log" | tail -30 ;;
+  esac
+done
