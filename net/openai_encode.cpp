@@ -62,6 +62,11 @@ double finite(float v) {
 }  // namespace
 
 std::string response_writer::logprobs_json(const std::vector<actors::logprob_entry>& entries) {
+  return json::serialize(logprobs_value(entries));
+}
+
+boost::json::value response_writer::logprobs_value(
+    const std::vector<actors::logprob_entry>& entries) {
   if (chat_) {
     json::array content;
     for (const auto& e : entries) {
@@ -76,7 +81,7 @@ std::string response_writer::logprobs_json(const std::vector<actors::logprob_ent
                                      {"bytes", byte_array(e.token)},
                                      {"top_logprobs", std::move(top)}});
     }
-    return json::serialize(json::object{{"content", std::move(content)}, {"refusal", nullptr}});
+    return json::object{{"content", std::move(content)}, {"refusal", nullptr}};
   }
   json::array tokens, token_logprobs, top_logprobs, text_offset;
   for (const auto& e : entries) {
@@ -89,10 +94,10 @@ std::string response_writer::logprobs_json(const std::vector<actors::logprob_ent
     text_offset.push_back(static_cast<int64_t>(text_offset_));
     text_offset_ += code_points(text);
   }
-  return json::serialize(json::object{{"tokens", std::move(tokens)},
-                                      {"token_logprobs", std::move(token_logprobs)},
-                                      {"top_logprobs", std::move(top_logprobs)},
-                                      {"text_offset", std::move(text_offset)}});
+  return json::object{{"tokens", std::move(tokens)},
+                      {"token_logprobs", std::move(token_logprobs)},
+                      {"top_logprobs", std::move(top_logprobs)},
+                      {"text_offset", std::move(text_offset)}};
 }
 
 std::string response_writer::chunk(const std::string& body, const char* finish_reason,
@@ -188,6 +193,7 @@ void response_writer::accumulate(const actors::client_event& e) {
     case kind::finished:
       finish_reason_ = e.finish_reason;
       usage_ = e.tokens;
+      engine_seconds_ = e.engine_seconds;
       break;
     case kind::error:
       break;
@@ -201,7 +207,7 @@ std::string response_writer::final_json() {
   json::object choice{{"index", 0}, {"logprobs", nullptr}, {"finish_reason", finish_reason_}};
   if (want_logprobs_) {
     text_offset_ = 0;
-    choice["logprobs"] = json::parse(logprobs_json(logprobs_));
+    choice["logprobs"] = logprobs_value(logprobs_);  // not via text: parsing may round
   }
   if (chat_) {
     json::object message{{"role", "assistant"}, {"content", nullptr}};

@@ -75,12 +75,15 @@ class response_writer {
   std::string final_json();
   const actors::usage& tokens() const { return usage_; }
   size_t num_tool_calls() const { return calls_.size(); }
+  double engine_ms() const { return engine_seconds_ * 1000.0; }
+  const std::string& id() const { return id_; }
 
  private:
   std::string chunk(const std::string& delta_or_choice_body, const char* finish_reason,
                     const std::vector<actors::logprob_entry>& logprobs = {});
   /// The choice's "logprobs" value for `entries`, in the chat or the completions shape.
   std::string logprobs_json(const std::vector<actors::logprob_entry>& entries);
+  boost::json::value logprobs_value(const std::vector<actors::logprob_entry>& entries);
 
   bool chat_;
   bool include_usage_;
@@ -96,7 +99,8 @@ class response_writer {
   bool want_logprobs_ = false;
   bool streaming_ = false;
   std::vector<actors::logprob_entry> logprobs_;  ///< all of them, for the non-streamed body
-  size_t text_offset_ = 0;                       ///< completions: characters before the next token
+  size_t text_offset_ = 0;
+  double engine_seconds_ = 0;  ///< completions: characters before the next token
 };
 
 /// The JSON of GET /v1/models.

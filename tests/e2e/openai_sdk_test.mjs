@@ -252,6 +252,22 @@ await check('chat.completions.stream() helper assembles the same final completio
   expectEq(final.usage, plain.usage, 'usage');
 });
 
+await check('logprobs: one entry per token with sorted top_logprobs; the stream() helper gathers the same list', async () => {
+  const params = { ...chatParams, logprobs: true, top_logprobs: 2 };
+  const r = await client.chat.completions.create(params);
+  const content = r.choices[0].logprobs?.content;
+  expect(Array.isArray(content), 'choices[0].logprobs.content is an array');
+  expectEq(content.length, r.usage.completion_tokens, 'one entry per completion token');
+  for (const e of content) {
+    expect(typeof e.token === 'string' && Array.isArray(e.bytes), 'token and bytes');
+    expect(e.logprob <= 0, `logprob ${e.logprob}`);
+    expectEq(e.top_logprobs.length, 2, 'two alternatives');
+    expect(e.top_logprobs[0].logprob >= e.top_logprobs[1].logprob, 'alternatives best first');
+  }
+  const final = await client.chat.completions.stream(params).finalChatCompletion();
+  expectEq(final.choices[0].logprobs?.content, content, 'streamed logprobs');
+});
+
 await check('completions.create with a text prompt (plain and streamed agree)', async () => {
   const params = { model: MODEL, prompt: 'Hello, world', max_tokens: 8, temperature: 0, seed: 7 };
   const r = await client.completions.create(params);
