@@ -73,6 +73,9 @@ struct client_event {
   /// Logprobs of the tokens sampled since the last event that carried some (content and
   /// finished events carry them; only when the request asked).
   std::vector<logprob_entry> logprobs;
+  /// finished: seconds of the engine steps that sampled this request's tokens (a step
+  /// serves the whole batch, so under load they overlap other requests' time).
+  double engine_seconds = 0;
   int status = 0;  ///< error: HTTP status (400, 429, 503, 500)
   std::string error_type, error_param, error_code;
 

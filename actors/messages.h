@@ -47,6 +47,8 @@ struct token_msg {
   bool finished = false;
   engine::finish_reason reason = engine::finish_reason::none;
   std::optional<engine::token_logprobs> logprobs;
+  /// Seconds the step that sampled this token took (forward on the worker + sampling).
+  double step_seconds = 0;
 };
 /// The engine failed (worker crash or device error): its requests end with this message.
 struct failure_msg {

@@ -3,6 +3,7 @@
 #include "actors/replica.h"
 
 #include <spdlog/spdlog.h>
+#include <chrono>
 
 namespace conclave::actors {
 
@@ -32,20 +33,33 @@ void publish_stats(engine_state& st) {
 void kick(caf::stateful_actor<engine_state>* self) {
   auto& st = self->state;
   if (st.in_flight || !st.eng->has_work()) return;
+  const auto t0 = std::chrono::steady_clock::now();
   auto step = std::make_shared<engine::pending_step>(st.eng->begin_step());
   if (step->empty()) return;
   st.in_flight = true;
   self->request(st.worker, caf::infinite, forward_atom::value, forward_job{step})
       .then(
-          [self, step](const forward_done& done) {
+          [self, step, t0](const forward_done& done) {
             auto& s = self->state;
             s.in_flight = false;
-            for (auto& e : s.eng->end_step(*step, *done.out)) {
+            auto events = s.eng->end_step(*step, *done.out);
+            // The engine's own step time (schedule, forward, sample): what a request's
+            // latency is made of before the server adds anything.
+            const double step_seconds =
+                std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+            for (const auto& w : step->work) {
+              if (s.sessions.count(w.seq->id())) s.unsent_step_seconds[w.seq->id()] += step_seconds;
+            }
+            for (auto& e : events) {
               auto it = s.sessions.find(e.id);
               if (it == s.sessions.end()) continue;
               self->send(it->second, token_atom::value,
-                         token_msg{e.id, e.token, e.finished, e.reason, std::move(e.logprobs)});
-              if (e.finished) s.sessions.erase(it);
+                         token_msg{e.id, e.token, e.finished, e.reason, std::move(e.logprobs),
+                                   std::exchange(s.unsent_step_seconds[e.id], 0.0)});
+              if (e.finished) {
+                s.sessions.erase(it);
+                s.unsent_step_seconds.erase(e.id);
+              }
             }
             publish_stats(s);
             kick(self);
@@ -58,6 +72,7 @@ void kick(caf::stateful_actor<engine_state>* self) {
                          failure_msg{"the model replica failed: " + why});
             }
             self->state.sessions.clear();
+            self->state.unsent_step_seconds.clear();
             self->quit(err);
           });
 }
@@ -99,6 +114,7 @@ caf::behavior engine_actor(caf::stateful_actor<engine_state>* self, gpu_worker_a
         auto& s = self->state;
         s.eng->abort(seq_id);
         s.sessions.erase(seq_id);
+        s.unsent_step_seconds.erase(seq_id);
         publish_stats(s);
         kick(self);
       },

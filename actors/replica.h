@@ -35,6 +35,9 @@ struct engine_state {
   std::unique_ptr<engine::llm_engine> eng;
   gpu_worker_actor worker;
   std::unordered_map<int64_t, caf::actor> sessions;
+  /// Per sequence: seconds of the steps it ran in since its last token was sent (a
+  /// chunked prompt runs in several steps before it samples).
+  std::unordered_map<int64_t, double> unsent_step_seconds;
   std::shared_ptr<server_metrics> metrics;
   uint64_t preemptions_reported = 0;
   bool in_flight = false;

@@ -120,6 +120,7 @@ void finish(self_ptr self, std::string reason) {
   done.finish_reason = std::move(reason);
   done.tokens = st.tokens;
   done.logprobs = std::exchange(st.pending_logprobs, {});
+  done.engine_seconds = st.engine_seconds;
   st.sink->push(std::move(done));
   self->quit();
 }
@@ -133,6 +134,7 @@ void on_token(self_ptr self, const token_msg& t) {
     if (s.metrics) s.metrics->observe_ttft(since(s.t_start));
   }
   ++s.tokens.completion_tokens;
+  s.engine_seconds += t.step_seconds;
   if (t.logprobs)
     s.pending_logprobs.push_back(logprob_entry_of(*s.text->tok, t.token, *t.logprobs));
   // The token that stopped generation (eos / stop id) is not part of the text.

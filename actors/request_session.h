@@ -46,7 +46,9 @@ struct session_state {
   std::optional<toolcall::tool_parser> parser;
   std::optional<engine::stop_matcher> stops;
   usage tokens;
-  std::vector<logprob_entry> pending_logprobs;  ///< sampled, not yet sent with an event
+  std::vector<logprob_entry> pending_logprobs;
+  double engine_seconds = 0;  ///< summed step times of the steps that sampled its tokens  ///<
+                              ///< sampled, not yet sent with an event
   std::chrono::steady_clock::time_point t_start, t_first;
   static inline const char* name = "request_session";
 };

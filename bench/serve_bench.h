@@ -58,6 +58,9 @@ struct stream_timing {
   double end = 0;                     ///< arrival of the end of the stream
   int64_t prompt_tokens = 0;          ///< as the server's usage reports them
   int64_t completion_tokens = 0;
+  /// WebSocket: the engine step time the server reports for the request (done frame's
+  /// timing.engine_ms, in seconds); negative when not reported.
+  double engine_s = -1;
 };
 
 /// The numbers of one run.
@@ -72,6 +75,10 @@ struct serve_bench_result {
   sample_stats tpot;  ///< per request: mean time between content chunks after the first
   sample_stats gap;   ///< every time between consecutive content chunks
   sample_stats e2e;   ///< send -> end of stream
+  /// WebSocket: e2e minus the engine's own step time for the request: what the server
+  /// (and the loopback network and this client) add. Meaningful without queueing, i.e.
+  /// with fewer streams than the engine runs at once.
+  sample_stats overhead;
 
   /// Folds in a finished stream.
   void add_stream(const stream_timing& t);

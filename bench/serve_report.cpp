@@ -66,6 +66,7 @@ void print_serve_bench(const serve_bench_options& opts, const std::string& model
   text += latency_line("TPOT", r.tpot);
   text += latency_line("gap", r.gap);
   text += latency_line("e2e", r.e2e);
+  if (!r.overhead.empty()) text += latency_line("e2e - engine", r.overhead);
   if (r.errors.empty()) {
     text += "  errors:         none\n";
   } else {
@@ -104,7 +105,8 @@ std::string serve_bench_json(const serve_bench_options& opts, const std::string&
                  {"ttft_ms", latency_json(r.ttft)},
                  {"tpot_ms", latency_json(r.tpot)},
                  {"gap_ms", latency_json(r.gap)},
-                 {"e2e_ms", latency_json(r.e2e)}};
+                 {"e2e_ms", latency_json(r.e2e)},
+                 {"overhead_ms", latency_json(r.overhead)}};
   return json::serialize(o) + "\n";
 }
 

@@ -53,6 +53,7 @@ void serve_bench_result::add_stream(const stream_timing& t) {
   output_tokens += t.completion_tokens;
   content_chunks += static_cast<int64_t>(t.content_times.size());
   e2e.add(t.end);
+  if (t.engine_s >= 0) overhead.add(t.end - t.engine_s);
   // A stream whose tokens all decoded to nothing (special tokens, a held-back partial
   // character) has no content chunk; its first output is the end of the stream.
   ttft.add(t.content_times.empty() ? t.end : t.content_times.front());

@@ -207,6 +207,11 @@ class ws_connection : public std::enable_shared_from_this<ws_connection> {
         r.timing.prompt_tokens = info.prompt_tokens;
         r.timing.completion_tokens = info.completion_tokens;
       }
+      if (const json::value* timing = f.if_contains("timing"); timing && timing->is_object()) {
+        if (const json::value* ms = timing->get_object().if_contains("engine_ms");
+            ms && ms->is_number())
+          r.timing.engine_s = ms->to_number<double>() / 1e3;
+      }
       if (reason == "length" || reason == "stop") {
         r.timing.end = t;
         run_.result.add_stream(r.timing);

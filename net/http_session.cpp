@@ -263,7 +263,7 @@ void http_session::on_event(actors::client_event e) {
   ctx_->metrics->count_request(route_, status);
   ctx_->log_request(route_, request_id_, status,
                     std::chrono::duration<double, std::milli>(clock_type::now() - t0_).count(),
-                    writer_->tokens(), writer_->num_tool_calls());
+                    writer_->tokens(), writer_->num_tool_calls(), writer_->engine_ms());
   finish_request();
   if (!streaming_) {
     if (e.type == kind::error)

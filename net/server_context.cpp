@@ -43,14 +43,15 @@ bool server_context::authorized(std::string_view header) const {
 
 void server_context::log_request(const std::string& route, const std::string& request_id,
                                  int status, double duration_ms, const actors::usage& tokens,
-                                 size_t tool_calls) const {
+                                 size_t tool_calls, double engine_ms) const {
   if (!spdlog::should_log(spdlog::level::info)) return;
   rusage ru{};
   getrusage(RUSAGE_SELF, &ru);
   spdlog::info(
-      R"({{"event":"request","request_id":{},"route":{},"status":{},"duration_ms":{:.1f},"input_tokens":{},"output_tokens":{},"tool_calls":{},"peak_rss_mb":{:.1f}}})",
-      json_string(request_id), json_string(route), status, duration_ms, tokens.prompt_tokens,
-      tokens.completion_tokens, tool_calls, static_cast<double>(ru.ru_maxrss) / 1024.0);
+      R"({{"event":"request","request_id":{},"route":{},"status":{},"duration_ms":{:.1f},"engine_ms":{:.1f},"input_tokens":{},"output_tokens":{},"tool_calls":{},"peak_rss_mb":{:.1f}}})",
+      json_string(request_id), json_string(route), status, duration_ms, engine_ms,
+      tokens.prompt_tokens, tokens.completion_tokens, tool_calls,
+      static_cast<double>(ru.ru_maxrss) / 1024.0);
 }
 
 }  // namespace conclave::net

@@ -46,7 +46,8 @@ struct server_context {
   bool authorized(std::string_view authorization_header) const;
   /// One JSON log line per finished request.
   void log_request(const std::string& route, const std::string& request_id, int status,
-                   double duration_ms, const actors::usage& tokens, size_t tool_calls) const;
+                   double duration_ms, const actors::usage& tokens, size_t tool_calls,
+                   double engine_ms = 0) const;
 };
 
 /// Takes over an upgraded connection as a WebSocket session.

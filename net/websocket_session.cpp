@@ -8,6 +8,7 @@
 #include <spdlog/fmt/fmt.h>
 #include <spdlog/spdlog.h>
 #include <boost/json.hpp>
+#include <chrono>
 #include <deque>
 #include <map>
 
@@ -55,6 +56,8 @@ class websocket_session : public std::enable_shared_from_this<websocket_session>
     std::shared_ptr<actors::request_handle> handle;
     std::optional<response_writer> writer;
     bool started = false;
+    std::chrono::steady_clock::time_point t0;
+    std::string route;
   };
 
   void do_read() {
@@ -135,7 +138,13 @@ void websocket_session::handle_frame(std::string_view text) {
   if (t == "cancel") {
     auto it = requests_.find(id);
     if (it != requests_.end()) {
-      if (it->second.handle) it->second.handle->cancel();
+      running& r = it->second;
+      if (r.handle) r.handle->cancel();
+      ctx_->log_request(
+          r.route, r.writer->id(), 499,
+          std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - r.t0)
+              .count(),
+          r.writer->tokens(), r.writer->num_tool_calls());
       requests_.erase(it);
       send_frame(
           fmt::format(R"({{"type":"done","id":{},"finish_reason":"cancelled","usage":null}})",
@@ -172,6 +181,8 @@ void websocket_session::handle_frame(std::string_view text) {
   d.req.sampling.max_tokens = d.max_tokens.value_or(0);
   d.stream = true;
   auto& r = requests_[id];
+  r.t0 = std::chrono::steady_clock::now();
+  r.route = chat ? "ws:chat.completions" : "ws:completions";
   r.writer.emplace(d, ctx_->proto.served_model,
                    std::chrono::duration_cast<std::chrono::seconds>(
                        std::chrono::system_clock::now().time_since_epoch())
@@ -185,7 +196,14 @@ void websocket_session::on_event(const std::string& id, actors::client_event e) 
   auto it = requests_.find(id);
   if (it == requests_.end() || closed_) return;
   running& r = it->second;
+  const auto log = [&](int status) {
+    ctx_->log_request(
+        r.route, r.writer->id(), status,
+        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - r.t0).count(),
+        r.writer->tokens(), r.writer->num_tool_calls(), r.writer->engine_ms());
+  };
   if (e.type == kind::error) {
+    log(e.status);
     error_frame(id, {e.status, e.text, e.error_type, e.error_param, e.error_code});
     requests_.erase(it);
     return;
@@ -198,10 +216,13 @@ void websocket_session::on_event(const std::string& id, actors::client_event e) 
       }
     }
     const auto& u = r.writer->tokens();
+    const double server_ms =
+        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - r.t0).count();
+    log(200);
     send_frame(fmt::format(
-        R"({{"type":"done","id":{},"finish_reason":{},"usage":{{"prompt_tokens":{},"completion_tokens":{},"total_tokens":{}}}}})",
+        R"({{"type":"done","id":{},"finish_reason":{},"usage":{{"prompt_tokens":{},"completion_tokens":{},"total_tokens":{}}},"timing":{{"server_ms":{:.3f},"engine_ms":{:.3f}}}}})",
         json_string(id), json_string(e.finish_reason), u.prompt_tokens, u.completion_tokens,
-        u.prompt_tokens + u.completion_tokens));
+        u.prompt_tokens + u.completion_tokens, server_ms, r.writer->engine_ms()));
     requests_.erase(it);
     return;
   }

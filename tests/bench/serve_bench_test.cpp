@@ -64,11 +64,19 @@ TEST_CASE("bench serve: SSE and WebSocket loads complete every request", "[bench
     check_all_completed(r, 80, 2, 12);
   }
   SECTION("--max-tokens 1 (per-request overhead): no TPOT, no gaps") {
-    for (const char* protocol : {"sse", "ws"}) {
+    for (const std::string protocol : {"sse", "ws"}) {
       const auto r = run_serve_load(options_for(s, protocol, 4, 10, 1), "tiny");
       check_all_completed(r, 10, 1, 12);
       CHECK(r.tpot.empty());
       CHECK(r.gap.empty());
+      // The server reports its engine time over WebSocket: e2e minus it is the overhead.
+      if (protocol == "ws") {
+        REQUIRE(r.overhead.count() == 10);
+        CHECK(r.overhead.min() >= 0.0);
+        CHECK(r.overhead.max() <= r.e2e.max());
+      } else {
+        CHECK(r.overhead.empty());
+      }
     }
   }
   SECTION("--duration without a request count") {
