@@ -1,7 +1,9 @@
-// Bring-up and restart of one replica. Backoff doubles from 0.5 s up to 30 s.
+// Bring-up and restart of one replica. Backoff doubles from 0.5 s up to 30 s and starts
+// over once a replica has served for a minute.
 #include "actors/replica_supervisor.h"
 
 #include <spdlog/spdlog.h>
+#include <algorithm>
 #include <numeric>
 
 namespace conclave::actors {
@@ -19,6 +21,15 @@ void warm_up(gpu::backend& be) {
   be.forward({&s, 1}, out);
 }
 
+/// Schedules the next bring-up after the backoff for this attempt.
+void schedule_restart(self_ptr self) {
+  auto& st = self->state;
+  const auto backoff = restart_backoff(st.restarts);
+  ++st.restarts;
+  spdlog::error("restarting the replica in {} ms (attempt {})", backoff.count(), st.restarts);
+  self->delayed_send(self, backoff, restart_atom::value);
+}
+
 void bring_up(self_ptr self) {
   auto& st = self->state;
   try {
@@ -33,19 +44,21 @@ void bring_up(self_ptr self) {
     self->monitor(st.engine);
     self->send(st.router, add_engine_atom::value, st.engine);
     st.ready->store(true);
+    st.up_since = self->clock().now();
     spdlog::info("replica up ({} backend, {} KV blocks)", backend->name(),
                  backend->kv_shape().num_blocks);
   } catch (const std::exception& e) {
     st.ready->store(false);
-    const auto backoff =
-        std::chrono::milliseconds(std::min(30000, 500 << std::min(st.restarts, 6)));
-    spdlog::error("replica failed to start: {}; retrying in {} ms", e.what(), backoff.count());
-    ++st.restarts;
-    self->delayed_send(self, backoff, restart_atom::value);
+    spdlog::error("replica failed to start: {}", e.what());
+    schedule_restart(self);
   }
 }
 
 }  // namespace
+
+std::chrono::milliseconds restart_backoff(int attempt) {
+  return std::chrono::milliseconds(std::min(30000, 500 << std::clamp(attempt, 0, 6)));
+}
 
 caf::behavior replica_supervisor(self_ptr self, backend_factory factory, config::engine_config cfg,
                                  std::shared_ptr<server_metrics> metrics, caf::actor router,
@@ -60,11 +73,10 @@ caf::behavior replica_supervisor(self_ptr self, backend_factory factory, config:
     auto& s = self->state;
     if (msg.source != s.engine.address()) return;
     s.ready->store(false);
-    const auto backoff = std::chrono::milliseconds(std::min(30000, 500 << std::min(s.restarts, 6)));
-    spdlog::error("replica down ({}); restarting in {} ms", self->system().render(msg.reason),
-                  backoff.count());
-    ++s.restarts;
-    self->delayed_send(self, backoff, restart_atom::value);
+    s.engine = nullptr;
+    spdlog::error("replica down ({})", self->system().render(msg.reason));
+    if (self->clock().now() - s.up_since >= backoff_reset_after) s.restarts = 0;
+    schedule_restart(self);
   });
   self->send(self, restart_atom::value);
   self->set_exit_handler([self](caf::exit_msg& msg) {

@@ -5,6 +5,7 @@
 
 #include <atomic>
 #include <caf/all.hpp>
+#include <chrono>
 #include <functional>
 #include <memory>
 
@@ -25,8 +26,16 @@ struct replica_supervisor_state {
   caf::actor engine;
   caf::actor worker;
   int restarts = 0;
+  caf::actor_clock::time_point up_since;  ///< when the running replica came up
   static inline const char* name = "replica_supervisor";
 };
+
+/// Delay before restart number `attempt` (0-based): 0.5 s doubling to at most 30 s.
+std::chrono::milliseconds restart_backoff(int attempt);
+
+/// A replica that served this long before failing restarts with the shortest backoff
+/// again: its failure is news, not a crash loop.
+inline constexpr std::chrono::seconds backoff_reset_after{60};
 
 /// Spawn detached (loading blocks). `ready` is true while the replica serves.
 caf::behavior replica_supervisor(caf::stateful_actor<replica_supervisor_state>* self,
