@@ -24,7 +24,7 @@ struct server_config {
   std::vector<std::string> api_keys;           ///< empty: no authentication
   size_t max_body_bytes = size_t{4} << 20;     ///< 413 above this
   size_t max_header_bytes = size_t{16} << 10;  ///< 431 above this
-  int32_t max_waiting = 256;                   ///< requests queued before 429
+  int32_t max_waiting = 4096;                  ///< requests queued before 429
   double drain_timeout_s = 30.0;               ///< SIGTERM: how long running requests may finish
   int io_threads = 1;                          ///< Beast I/O threads
   int actor_threads = 2;                       ///< CAF scheduler threads
