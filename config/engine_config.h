@@ -27,6 +27,9 @@ struct backend_config {
   /// cuda: "bf16" (weights, KV cache and GEMM inputs in bf16, fp32 accumulation) or "f32"
   /// (everything fp32: the exactness mode).
   std::string weight_dtype = "bf16";
+  /// cuda: replay decode steps (<= 64 single-token sequences) as CUDA graphs captured per
+  /// batch-size bucket (1, 2, 4, ... 64; smaller batches are padded with dummy rows).
+  bool cuda_graphs = false;
 };
 
 struct scheduler_config {

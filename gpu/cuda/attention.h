@@ -19,7 +19,15 @@ struct attention_args {
   int32_t block_size = 16;
   size_t rows = 0, heads = 0, kv_heads = 0, head_dim = 0;
   void* out = nullptr;  ///< [rows, heads * head_dim] of `t`
+  /// Split over the sequence (decode with few rows and long contexts): the largest
+  /// ctx_len of the step, and fp32 scratch of attention_workspace_floats() elements. With
+  /// max_ctx 0 or no workspace, every (row, head) runs in one block.
+  int32_t max_ctx = 0;
+  float* workspace = nullptr;
 };
+
+/// Scratch the split path needs for `a` (0 when it does not split).
+size_t attention_workspace_floats(const attention_args& a);
 
 /// head_dim must be even and at most 256.
 void paged_attention(const attention_args& a, stream_t s);

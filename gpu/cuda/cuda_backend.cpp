@@ -9,6 +9,7 @@
 #include <chrono>
 #include <cstring>
 #include <functional>
+#include <map>
 
 #include "gpu/cpu/ops.h"
 #include "gpu/cuda/attention.h"
@@ -18,6 +19,7 @@
 #include "gpu/cuda/gemm.h"
 #include "gpu/cuda/kv_cache.h"
 #include "gpu/cuda/moe_combine.h"
+#include "gpu/cuda/moe_gemv.h"
 #include "gpu/cuda/moe_permute.h"
 #include "gpu/cuda/qk_norm_rope.h"
 #include "gpu/cuda/rms_norm.h"
@@ -63,6 +65,7 @@ class pinned_buffer {
     }
     return p_;
   }
+  void* data() const { return p_; }
 
  private:
   void* p_ = nullptr;
@@ -80,7 +83,14 @@ class cuda_backend final : public cuda_backend_api {
     CONCLAVE_CUDA_CHECK(cudaEventCreate(&ev_end_));
     blas_ = std::make_unique<blas>();
     blas_->set_stream(stream_);
+    blas_ws_ = device_buffer(size_t{32} << 20);
+    blas_->set_workspace(blas_ws_.get(), blas_ws_.bytes());
+    graphs_on_ = opts.cuda_graphs;
     weights_ = load(t_);
+    if (c.num_experts > 0) {
+      pinned_offsets_.ensure(static_cast<size_t>(c.num_experts + 1) *
+                             static_cast<size_t>(c.num_layers) * sizeof(int32_t));
+    }
     const auto inv = cpu::rope_inv_freq(static_cast<size_t>(c.head_dim), c.rope_theta,
                                         opts.rope_inv_freq_dtype == "bf16");
     inv_freq_ = device_buffer::from(inv);
@@ -89,6 +99,7 @@ class cuda_backend final : public cuda_backend_api {
 
   ~cuda_backend() override {
     cudaStreamSynchronize(stream_);
+    clear_graphs();
     cudaEventDestroy(ev_start_);
     cudaEventDestroy(ev_end_);
     cudaStreamDestroy(stream_);
@@ -99,16 +110,29 @@ class cuda_backend final : public cuda_backend_api {
   kv_cache_shape kv_shape() const override { return kv_; }
   step_timing last_timing() const override { return timing_; }
   size_t weight_bytes() const override { return weights_.bytes; }
+  void set_cuda_graphs(bool on) override { graphs_on_ = on; }
+  bool last_step_was_graph() const override { return last_graph_; }
 
   void forward(std::span<const step_sequence> batch, step_output& out) override {
     const auto t0 = std::chrono::steady_clock::now();
     validate_batch(batch, config_, kv_);
-    const size_t rows = prepare(batch, out);
-    experts_run_ = 0;
-    CONCLAVE_CUDA_CHECK(cudaEventRecord(ev_start_, stream_));
-    run(rows);
-    CONCLAVE_CUDA_CHECK(cudaEventRecord(ev_end_, stream_));
-    const size_t n = logit_rows_;
+    const size_t bucket = graph_bucket(batch);
+    const size_t rows = prepare(batch, out, bucket);
+    last_graph_ = bucket > 0;
+    if (bucket > 0) {
+      cudaGraphExec_t exec = graph_for(bucket);
+      CONCLAVE_CUDA_CHECK(cudaEventRecord(ev_start_, stream_));
+      CONCLAVE_CUDA_CHECK(cudaGraphLaunch(exec, stream_));
+      CONCLAVE_CUDA_CHECK(cudaEventRecord(ev_end_, stream_));
+      moe_layers_run_.clear();
+      for (size_t l = 0; l < weights_.layers.size(); ++l)
+        if (weights_.layers[l].moe) moe_layers_run_.push_back(l);
+    } else {
+      CONCLAVE_CUDA_CHECK(cudaEventRecord(ev_start_, stream_));
+      run(rows);
+      CONCLAVE_CUDA_CHECK(cudaEventRecord(ev_end_, stream_));
+    }
+    const size_t n = out.row_begin.back();  // real rows only (a graph step has padding)
     out.vocab = static_cast<size_t>(config_.vocab_size);
     out.logits.resize(n * out.vocab);
     if (n > 0) {
@@ -120,7 +144,7 @@ class cuda_backend final : public cuda_backend_api {
     float ms = 0;
     CONCLAVE_CUDA_CHECK(cudaEventElapsedTime(&ms, ev_start_, ev_end_));
     timing_.forward_ms = ms;
-    timing_.experts_run = experts_run_;
+    timing_.experts_run = count_experts_run();
     timing_.total_ms =
         std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
   }
@@ -147,8 +171,10 @@ class cuda_backend final : public cuda_backend_api {
     }
     if (kv_.num_blocks <= 0)
       throw std::runtime_error("cuda backend: no memory left for a single KV block");
-    slots_per_layer_ = static_cast<size_t>(kv_.num_blocks) * static_cast<size_t>(kv_.block_size);
-    kv_cache_ = device_buffer(static_cast<size_t>(kv_.num_blocks) * kv_.bytes_per_block);
+    // One block more than reported: the scratch block padded graph rows write and read.
+    slots_per_layer_ =
+        static_cast<size_t>(kv_.num_blocks + 1) * static_cast<size_t>(kv_.block_size);
+    kv_cache_ = device_buffer(static_cast<size_t>(kv_.num_blocks + 1) * kv_.bytes_per_block);
     CONCLAVE_CUDA_CHECK(cudaMemset(kv_cache_.get(), 0, kv_cache_.bytes()));
     spdlog::info(
         "cuda backend: {} weights {:.2f} GiB; KV cache {} blocks x {} tokens ({:.2f} GiB, {})",
@@ -166,9 +192,54 @@ class cuda_backend final : public cuda_backend_api {
     return kv_cache_.as<char>() + (2 * l + 1) * slots_per_layer_ * width * elem_size(t_);
   }
 
+  // ---- CUDA graphs ---------------------------------------------------------------------
+  static constexpr size_t kMaxGraphBatch = 64;  // the grouped-GEMV path: no host sync
+
+  /// The bucket a decode step replays as a graph (0: run it eagerly).
+  size_t graph_bucket(std::span<const step_sequence> batch) const {
+    if (!graphs_on_ || batch.empty() || batch.size() > kMaxGraphBatch) return 0;
+    for (const auto& s : batch)
+      if (s.tokens.size() != 1 || s.all_logits) return 0;
+    size_t b = 1;
+    while (b < batch.size()) b *= 2;
+    return b;
+  }
+
+  /// The executable graph of `bucket`, captured on first use. Everything it touches
+  /// lives at fixed addresses: graph_meta_, the workspace (grown to kMaxGraphBatch rows
+  /// first; a later growth drops every graph), graph_attn_ws_, pinned_offsets_.
+  cudaGraphExec_t graph_for(size_t bucket) {
+    auto it = graphs_.find(bucket);
+    if (it != graphs_.end()) return it->second;
+    cudaGraph_t g = nullptr;
+    CONCLAVE_CUDA_CHECK(cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal));
+    try {
+      run(bucket);
+    } catch (...) {
+      cudaStreamEndCapture(stream_, &g);
+      if (g != nullptr) cudaGraphDestroy(g);
+      throw;
+    }
+    CONCLAVE_CUDA_CHECK(cudaStreamEndCapture(stream_, &g));
+    cudaGraphExec_t exec = nullptr;
+    const cudaError_t e = cudaGraphInstantiate(&exec, g, 0);
+    cudaGraphDestroy(g);
+    CONCLAVE_CUDA_CHECK(e);
+    graphs_[bucket] = exec;
+    spdlog::debug("cuda backend: captured the decode graph of {} rows", bucket);
+    return exec;
+  }
+
+  void clear_graphs() {
+    for (auto& [b, exec] : graphs_) cudaGraphExecDestroy(exec);
+    graphs_.clear();
+  }
+
   // ---- per step ------------------------------------------------------------------------
-  /// Flattens the batch into per-row metadata on the device; returns the row count.
-  size_t prepare(std::span<const step_sequence> batch, step_output& out) {
+  /// Flattens the batch into per-row metadata on the device; returns the row count. A
+  /// graph step (bucket > 0) is padded to `bucket` rows of dummies that write and read
+  /// only the scratch KV block, and uses the fixed graph_meta_ layout.
+  size_t prepare(std::span<const step_sequence> batch, step_output& out, size_t bucket) {
     host_meta_.clear();
     std::vector<int32_t>& tokens = h_tokens_;
     std::vector<int32_t>& positions = h_positions_;
@@ -200,8 +271,25 @@ class cuda_backend final : public cuda_backend_api {
       }
       out.row_begin.push_back(logit_rows.size());
     }
+    if (bucket > 0) {
+      const int32_t scratch = kv_.num_blocks;  // the extra block allocate_kv reserved
+      const int32_t off = static_cast<int32_t>(tables.size());
+      tables.push_back(scratch);
+      while (tokens.size() < bucket) {
+        tokens.push_back(0);
+        positions.push_back(0);
+        slots.push_back(scratch * bs);
+        ctx.push_back(1);
+        table_off.push_back(off);
+        logit_rows.push_back(static_cast<int32_t>(tokens.size() - 1));
+      }
+    }
     const size_t rows = tokens.size();
     logit_rows_ = logit_rows.size();
+    // A graph fixes the attention split: plan it for the longest context the model allows.
+    max_ctx_ = bucket > 0    ? static_cast<int32_t>(config_.max_position_embeddings)
+               : ctx.empty() ? 0
+                             : *std::max_element(ctx.begin(), ctx.end());
     // One pinned staging area, one copy: [tokens | positions | slots | ctx | table_off |
     // logit_rows | tables].
     const size_t total = 5 * rows + logit_rows.size() + tables.size();
@@ -212,10 +300,34 @@ class cuda_backend final : public cuda_backend_api {
       std::memcpy(host + at, v->data(), v->size() * sizeof(int32_t));
       at += v->size();
     }
-    meta_.ensure(total * sizeof(int32_t));
-    CONCLAVE_CUDA_CHECK(cudaMemcpyAsync(meta_.get(), host, total * sizeof(int32_t),
+    device_buffer& meta = bucket > 0 ? graph_meta_ : meta_;
+    if (bucket > 0) {
+      // Fixed for the backend's life: every bucket's rows and the longest tables.
+      const size_t max_blocks =
+          static_cast<size_t>((config_.max_position_embeddings + bs - 1) / bs + 1);
+      const size_t cap = 6 * kMaxGraphBatch + kMaxGraphBatch * max_blocks + 1;
+      if (graph_meta_.get() == nullptr) graph_meta_ = device_buffer(cap * sizeof(int32_t));
+      if (total > cap) throw std::logic_error("cuda backend: graph metadata overflow");
+      ensure_workspace(kMaxGraphBatch);
+      if (graph_attn_ws_.get() == nullptr) {
+        size_t most = 1;
+        for (size_t b = 1; b <= kMaxGraphBatch; b *= 2) {
+          attention_args a;
+          a.rows = b;
+          a.heads = static_cast<size_t>(config_.num_heads);
+          a.head_dim = static_cast<size_t>(config_.head_dim);
+          a.max_ctx = max_ctx_;
+          most = std::max(most, attention_workspace_floats(a));
+        }
+        graph_attn_ws_ = device_buffer(most * sizeof(float));
+      }
+    } else {
+      meta_.ensure(total * sizeof(int32_t));
+    }
+    CONCLAVE_CUDA_CHECK(cudaMemcpyAsync(meta.get(), host, total * sizeof(int32_t),
                                         cudaMemcpyHostToDevice, stream_));
-    int32_t* d = meta_.as<int32_t>();
+    int32_t* d = meta.as<int32_t>();
+    use_graph_ws_ = bucket > 0;
     d_tokens_ = d;
     d_positions_ = d + rows;
     d_slots_ = d + 2 * rows;
@@ -230,6 +342,9 @@ class cuda_backend final : public cuda_backend_api {
   void ensure_workspace(size_t rows) {
     if (rows <= ws_rows_) return;
     rows = std::max(rows, ws_rows_ * 2);
+    // Captured graphs point into the old buffers.
+    CONCLAVE_CUDA_CHECK(cudaStreamSynchronize(stream_));
+    clear_graphs();
     const auto& c = config_;
     const size_t es = elem_size(t_);
     const size_t h = static_cast<size_t>(c.hidden_size);
@@ -299,12 +414,19 @@ class cuda_backend final : public cuda_backend_api {
       a.kv_heads = kvh;
       a.head_dim = hd;
       a.out = attn_.get();
+      a.max_ctx = max_ctx_;
+      if (use_graph_ws_) {
+        a.workspace = graph_attn_ws_.as<float>();
+      } else {
+        attn_ws_.ensure(attention_workspace_floats(a) * sizeof(float));
+        a.workspace = attn_ws_.as<float>();
+      }
       paged_attention(a, stream_);
       blas_->linear(attn_.get(), L.o.get(), t_, proj, rows, h, qw);
       add_rms_norm(x, proj, L.o_bias.as<float>(), L.post_norm.as<float>(), hn_.get(), t_, nullptr,
                    rows, h, eps, stream_);
       if (L.moe) {
-        moe(L, rows);
+        moe(L, l, rows);
       } else {
         dense_mlp(L, rows);
       }
@@ -318,7 +440,11 @@ class cuda_backend final : public cuda_backend_api {
                   static_cast<size_t>(c.vocab_size), h);
   }
 
-  void moe(const cuda_layer& L, size_t rows) {
+  /// Steps of at most this many tokens run the experts through one grouped GEMV launch
+  /// per projection (no host round trip); larger ones through per-expert cuBLAS GEMMs.
+  static constexpr size_t kGroupedGemvMaxTokens = 64;
+
+  void moe(const cuda_layer& L, size_t layer, size_t rows) {
     const auto& c = config_;
     const size_t h = static_cast<size_t>(c.hidden_size);
     const size_t E = static_cast<size_t>(c.num_experts);
@@ -331,28 +457,52 @@ class cuda_backend final : public cuda_backend_api {
     moe_permute(ids_.as<int32_t>(), rows, k, E, offsets_.as<int32_t>(), row_token_.as<int32_t>(),
                 slot_row_.as<int32_t>(), stream_);
     gather_rows(hn_.get(), t_, row_token_.as<int32_t>(), rows * k, h, xs_.get(), stream_);
-    auto* host_off = static_cast<int32_t*>(pinned_offsets_.ensure((E + 1) * sizeof(int32_t)));
+    // The per-expert row counts come back to the host for the statistics (read after the
+    // step's final sync) and, on the cuBLAS path, to size each GEMM (read now).
+    auto* host_off = static_cast<int32_t*>(pinned_offsets_.ensure(
+                         (E + 1) * static_cast<size_t>(c.num_layers) * sizeof(int32_t))) +
+                     layer * (E + 1);
     CONCLAVE_CUDA_CHECK(cudaMemcpyAsync(host_off, offsets_.get(), (E + 1) * sizeof(int32_t),
                                         cudaMemcpyDeviceToHost, stream_));
-    CONCLAVE_CUDA_CHECK(cudaStreamSynchronize(stream_));
-    for (size_t e = 0; e < E; ++e) {
-      const size_t b = static_cast<size_t>(host_off[e]),
-                   n = static_cast<size_t>(host_off[e + 1]) - b;
-      if (n == 0) continue;
-      ++experts_run_;
-      blas_->linear(xs_.as<char>() + b * h * es, L.gate_up.as<char>() + e * 2 * m * h * es, t_,
-                    gu_.as<float>() + b * 2 * m, n, 2 * m, h);
-    }
-    swiglu(gu_.as<float>(), rows * k, m, act_.get(), t_, stream_);
-    for (size_t e = 0; e < E; ++e) {
-      const size_t b = static_cast<size_t>(host_off[e]),
-                   n = static_cast<size_t>(host_off[e + 1]) - b;
-      if (n == 0) continue;
-      blas_->linear(act_.as<char>() + b * m * es, L.down.as<char>() + e * h * m * es, t_,
-                    dn_.as<float>() + b * h, n, h, m);
+    moe_layers_run_.push_back(layer);
+    if (rows <= kGroupedGemvMaxTokens) {
+      moe_grouped_gemv(xs_.get(), L.gate_up.get(), t_, offsets_.as<int32_t>(), E, gu_.as<float>(),
+                       2 * m, h, stream_);
+      swiglu(gu_.as<float>(), rows * k, m, act_.get(), t_, stream_);
+      moe_grouped_gemv(act_.get(), L.down.get(), t_, offsets_.as<int32_t>(), E, dn_.as<float>(), h,
+                       m, stream_);
+    } else {
+      CONCLAVE_CUDA_CHECK(cudaStreamSynchronize(stream_));
+      for (size_t e = 0; e < E; ++e) {
+        const size_t b = static_cast<size_t>(host_off[e]),
+                     n = static_cast<size_t>(host_off[e + 1]) - b;
+        if (n == 0) continue;
+        blas_->linear(xs_.as<char>() + b * h * es, L.gate_up.as<char>() + e * 2 * m * h * es, t_,
+                      gu_.as<float>() + b * 2 * m, n, 2 * m, h);
+      }
+      swiglu(gu_.as<float>(), rows * k, m, act_.get(), t_, stream_);
+      for (size_t e = 0; e < E; ++e) {
+        const size_t b = static_cast<size_t>(host_off[e]),
+                     n = static_cast<size_t>(host_off[e + 1]) - b;
+        if (n == 0) continue;
+        blas_->linear(act_.as<char>() + b * m * es, L.down.as<char>() + e * h * m * es, t_,
+                      dn_.as<float>() + b * h, n, h, m);
+      }
     }
     moe_combine(dn_.as<float>(), slot_row_.as<int32_t>(), wts_.as<float>(), rows, k, h,
                 proj_.as<float>(), stream_);
+  }
+
+  /// Experts that got rows, summed over this step's MoE layers (after the final sync).
+  size_t count_experts_run() {
+    const size_t E = static_cast<size_t>(config_.num_experts);
+    size_t n = 0;
+    for (size_t layer : moe_layers_run_) {
+      const auto* off = static_cast<const int32_t*>(pinned_offsets_.data()) + layer * (E + 1);
+      for (size_t e = 0; e < E; ++e) n += off[e + 1] > off[e] ? 1 : 0;
+    }
+    moe_layers_run_.clear();
+    return n;
   }
 
   void dense_mlp(const cuda_layer& L, size_t rows) {
@@ -374,7 +524,7 @@ class cuda_backend final : public cuda_backend_api {
   size_t slots_per_layer_ = 0;
   device_buffer kv_cache_;
   step_timing timing_;
-  size_t experts_run_ = 0;
+  std::vector<size_t> moe_layers_run_;
 
   // Step metadata (host vectors reused across steps; device pointers into meta_).
   std::vector<int32_t> host_meta_, h_tokens_, h_positions_, h_slots_, h_ctx_, h_table_off_,
@@ -385,6 +535,13 @@ class cuda_backend final : public cuda_backend_api {
                 *d_ctx_ = nullptr, *d_table_off_ = nullptr, *d_logit_rows_ = nullptr,
                 *d_tables_ = nullptr;
   size_t logit_rows_ = 0;
+  int32_t max_ctx_ = 0;
+  device_buffer attn_ws_;
+
+  // CUDA graphs of decode steps, per bucket.
+  bool graphs_on_ = false, last_graph_ = false, use_graph_ws_ = false;
+  std::map<size_t, cudaGraphExec_t> graphs_;
+  device_buffer graph_meta_, graph_attn_ws_, blas_ws_;
 
   // Workspace, grown to the largest step seen.
   size_t ws_rows_ = 0;

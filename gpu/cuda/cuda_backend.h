@@ -20,6 +20,10 @@ class cuda_backend_api : public backend {
   virtual step_timing last_timing() const = 0;
   /// Bytes of weights on the device.
   virtual size_t weight_bytes() const = 0;
+  /// Turns decode-step CUDA graphs on or off (backend option cuda_graphs sets the start).
+  virtual void set_cuda_graphs(bool on) = 0;
+  /// Whether the last forward step was a graph replay.
+  virtual bool last_step_was_graph() const = 0;
 };
 
 std::unique_ptr<cuda_backend_api> make_cuda_backend(const model::checkpoint& ckpt,

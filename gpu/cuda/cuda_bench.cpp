@@ -140,7 +140,7 @@ std::vector<device_bench_row> run_device_bench(const device_bench_options& opts,
                bs);
   std::fprintf(out,
                "  MBU = (weights the step touches + KV read) / copy bandwidth / device time; "
-               "MFU = FLOPs / GEMM peak / device time\n");
+               "MFU = FLOPs / GEMM peak / device time; decode+g: CUDA graph replay\n");
   std::fprintf(out, "%-8s %6s %7s %10s %10s %12s %10s %8s %8s\n", "step", "batch", "tokens",
                "step ms", "device ms", "tokens/s", "floor ms", "MBU", "MFU");
   std::fflush(out);
@@ -150,49 +150,61 @@ std::vector<device_bench_row> run_device_bench(const device_bench_options& opts,
   std::vector<device_bench_row> rows;
   step_output so;
 
-  for (int32_t batch : opts.decode_batches) {
-    std::vector<std::vector<int32_t>> tables(static_cast<size_t>(batch)),
-        toks(static_cast<size_t>(batch));
-    std::vector<step_sequence> seqs;
-    for (int32_t i = 0; i < batch; ++i) {
-      auto& t = tables[static_cast<size_t>(i)];
-      t.resize(static_cast<size_t>(decode_blocks));
-      std::iota(t.begin(), t.end(), i * decode_blocks);
-      toks[static_cast<size_t>(i)] = {tok(rng)};
-      seqs.push_back({toks[static_cast<size_t>(i)], opts.decode_context - 1, t, false});
-    }
-    for (int i = 0; i < 3; ++i) be->forward(seqs, so);
-    double step = 0, dev = 0, experts = 0;
-    for (int i = 0; i < opts.iters; ++i) {
-      for (auto& t : toks) t[0] = tok(rng);
-      be->forward(seqs, so);
-      const auto tm = be->last_timing();
-      step += tm.total_ms;
-      dev += tm.forward_ms;
-      experts += static_cast<double>(tm.experts_run);
-    }
-    step /= opts.iters;
-    dev /= opts.iters;
-    experts /= opts.iters;
-    const double bytes =
-        es * (L * sz.dense_per_layer +
-              moe_layers * static_cast<double>(c.num_experts) * static_cast<double>(c.hidden_size) +
-              sz.dense_mlp_layers * sz.dense_mlp + experts * sz.expert + sz.lm_head) +
-        es * sz.kv_per_token * static_cast<double>(batch) * opts.decode_context;
-    device_bench_row r{"decode",
-                       batch,
-                       batch,
-                       step,
-                       dev,
-                       1e3 * batch / step,
-                       1e3 * bytes / (ceil.copy_tbps * 1e12),
-                       0};
-    r.utilization = r.floor_ms / dev;
-    std::fprintf(out, "%-8s %6d %7d %10.3f %10.3f %12.1f %10.3f %7.1f%% %8s\n", "decode", batch,
-                 batch, step, dev, r.tokens_per_s, r.floor_ms, 100 * r.utilization, "-");
-    std::fflush(out);
-    rows.push_back(r);
-  }
+  const bool graphs = bo.cuda_graphs;
+  be->set_cuda_graphs(false);
+  for (int mode = 0; mode < (graphs ? 2 : 1); ++mode)
+    for (int32_t batch : opts.decode_batches) try {
+        be->set_cuda_graphs(mode == 1);
+        const char* label = mode == 1 ? "decode+g" : "decode";
+        std::vector<std::vector<int32_t>> tables(static_cast<size_t>(batch)),
+            toks(static_cast<size_t>(batch));
+        std::vector<step_sequence> seqs;
+        for (int32_t i = 0; i < batch; ++i) {
+          auto& t = tables[static_cast<size_t>(i)];
+          t.resize(static_cast<size_t>(decode_blocks));
+          std::iota(t.begin(), t.end(), i * decode_blocks);
+          toks[static_cast<size_t>(i)] = {tok(rng)};
+          seqs.push_back({toks[static_cast<size_t>(i)], opts.decode_context - 1, t, false});
+        }
+        for (int i = 0; i < 3; ++i) be->forward(seqs, so);
+        double step = 0, dev = 0, experts = 0;
+        for (int i = 0; i < opts.iters; ++i) {
+          for (auto& t : toks) t[0] = tok(rng);
+          be->forward(seqs, so);
+          const auto tm = be->last_timing();
+          step += tm.total_ms;
+          dev += tm.forward_ms;
+          experts += static_cast<double>(tm.experts_run);
+        }
+        step /= opts.iters;
+        dev /= opts.iters;
+        experts /= opts.iters;
+        const double bytes =
+            es * (L * sz.dense_per_layer +
+                  moe_layers * static_cast<double>(c.num_experts) *
+                      static_cast<double>(c.hidden_size) +
+                  sz.dense_mlp_layers * sz.dense_mlp + experts * sz.expert + sz.lm_head) +
+            es * sz.kv_per_token * static_cast<double>(batch) * opts.decode_context;
+        device_bench_row r{"decode",
+                           batch,
+                           batch,
+                           step,
+                           dev,
+                           1e3 * batch / step,
+                           1e3 * bytes / (ceil.copy_tbps * 1e12),
+                           0};
+        r.utilization = r.floor_ms / dev;
+        if (mode == 1 && !be->last_step_was_graph()) label = "decode*";  // not graph-eligible
+        std::fprintf(out, "%-8s %6d %7d %10.3f %10.3f %12.1f %10.3f %7.1f%% %8s\n", label, batch,
+                     batch, step, dev, r.tokens_per_s, r.floor_ms, 100 * r.utilization, "-");
+        std::fflush(out);
+        rows.push_back(r);
+      } catch (const std::exception& e) {
+        std::fprintf(out, "%-8s %6d failed: %s\n", mode == 1 ? "decode+g" : "decode", batch,
+                     e.what());
+        std::fflush(out);
+      }
+  be->set_cuda_graphs(false);
 
   for (int32_t len : opts.prefill_lens) {
     std::vector<int32_t> t(static_cast<size_t>((len + bs - 1) / bs));
@@ -201,7 +213,9 @@ std::vector<device_bench_row> run_device_bench(const device_bench_options& opts,
     for (auto& x : prompt) x = tok(rng);
     step_sequence s{prompt, 0, t, false};
     const int reps = len >= 16384 ? 1 : 3;
-    be->forward({&s, 1}, so);  // warm-up (grows the workspace)
+    // Warm-up (grows the workspace); the longest prompts run once, cold: the workspace
+    // allocation is small next to their attention time.
+    if (len < 16384) be->forward({&s, 1}, so);
     double step = 0, dev = 0, experts = 0;
     for (int i = 0; i < reps; ++i) {
       be->forward({&s, 1}, so);

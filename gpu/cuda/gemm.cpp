@@ -37,6 +37,10 @@ void blas::set_stream(stream_t s) {
   CONCLAVE_CUBLAS_CHECK(cublasSetStream(static_cast<cublasHandle_t>(handle_), s));
 }
 
+void blas::set_workspace(void* p, size_t bytes) {
+  CONCLAVE_CUBLAS_CHECK(cublasSetWorkspace(static_cast<cublasHandle_t>(handle_), p, bytes));
+}
+
 void blas::linear(const void* x, const void* w, elem t, float* y, size_t m, size_t n, size_t k) {
   linear_out(x, w, t, y, elem::f32, m, n, k);
 }

@@ -18,6 +18,8 @@ class blas {
   blas& operator=(const blas&) = delete;
 
   void set_stream(stream_t s);
+  /// cuBLAS scratch owned by the caller (needed for CUDA graph capture: no allocation then).
+  void set_workspace(void* p, size_t bytes);
   /// y[m, n] = x[m, k] · w[n, k]^T; x, w of `t`; y fp32 with row stride n.
   void linear(const void* x, const void* w, elem t, float* y, size_t m, size_t n, size_t k);
   /// Same with `t` output (for benchmarks of bf16 GEMM peak): y of `t`.

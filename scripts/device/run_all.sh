@@ -10,22 +10,28 @@ mkdir -p "$OUT" /tmp/cb
 tar -C /tmp/cb -xJf .devbundle/bundle.tar.xz
 export LD_LIBRARY_PATH=/tmp/cb/lib:/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}
 # The test binaries read fixtures from the path they were built at.
-if [ ! -e /work/main/tests/data ]; then mkdir -p /work && ln -sfn "$PWD" /work/main; fi
+for d in /work/main /work/cuda-wt; do
+  if [ ! -e "$d/tests/data" ]; then mkdir -p /work && ln -sfn "$PWD" "$d"; fi
+done
 what=${*:-tests bench hf}
 nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm --format=csv | tee "$OUT/gpu.txt"
+# Per-step time caps (seconds): a lease is short, and each step's output is flushed as it
+# goes, so a capped step still reports what it measured.
+T_TESTS=${T_TESTS:-120} T_BENCH=${T_BENCH:-300} T_HF=${T_HF:-300} T_480=${T_480:-120}
 for w in $what; do
   case $w in
     tests)
-      /tmp/cb/bin/cuda_tests -r compact 2>&1 | tee "$OUT/cuda_tests.log" | tail -40
+      timeout "$T_TESTS" /tmp/cb/bin/cuda_tests -r compact 2>&1 | tee "$OUT/cuda_tests.log" | tail -40
       /tmp/cb/bin/conclave generate --backend cuda --model tests/data/tiny_moe --prompt-ids 1,2,3 \
         --max-tokens 8 2>&1 | tail -5 | tee "$OUT/generate.log" ;;
     bench)
-      /tmp/cb/bin/conclave bench engine --backend cuda --preset qwen3-30b-a3b --random-weights \
-        2>&1 | tee "$OUT/bench_30b.log" ;;
+      timeout "$T_BENCH" /tmp/cb/bin/conclave bench engine --backend cuda --preset qwen3-30b-a3b \
+        --random-weights --cuda-graphs 2>&1 | tee "$OUT/bench_30b.log" ;;
     bench480)
-      /tmp/cb/bin/conclave bench engine --backend cuda --preset qwen3-coder-480b --layers 4 \
-        --random-weights 2>&1 | tee "$OUT/bench_480b.log" ;;
+      timeout "$T_480" /tmp/cb/bin/conclave bench engine --backend cuda --preset qwen3-coder-480b \
+        --layers 4 --random-weights --cuda-graphs --batches 1,64 --prefill-lens 512,4096 2>&1 |
+        tee "$OUT/bench_480b.log" ;;
     hf)
-      python3 /tmp/cb/hf_speed.py 2>&1 | tee "$OUT/hf_speed.log" | tail -30 ;;
+      timeout "$T_HF" python3 /tmp/cb/hf_speed.py 2>&1 | tee "$OUT/hf_speed.log" | tail -30 ;;
   esac
 done

@@ -10,6 +10,7 @@
 
 #include "engine/llm_engine.h"
 #include "gpu/backend.h"
+#include "gpu/cuda/cuda_backend.h"
 #include "model/checkpoint.h"
 #include "tests/fixture.h"
 #include "tests/gpu/cuda_test_util.h"
@@ -177,4 +178,76 @@ TEST_CASE("cuda backend matches the cpu backend on mixed prefill/decode batches"
   gpu::step_sequence s{bad, 0, t2, false};
   gpu::step_output o;
   CHECK_THROWS_AS(gpu_be->forward({&s, 1}, o), std::invalid_argument);
+}
+
+TEST_CASE("cuda graphs replay decode steps as the eager path runs them", "[cuda][model]") {
+  CONCLAVE_REQUIRE_GPU();
+  const model::checkpoint ckpt(test::data_dir() / "moe_mixed_f16");
+  auto cfg = cuda_config("f32", "f32");
+  auto eager = gpu::cuda::make_cuda_backend(ckpt, cfg.backend);
+  cfg.backend.cuda_graphs = true;
+  auto graph = gpu::cuda::make_cuda_backend(ckpt, cfg.backend);
+  const int32_t vocab = static_cast<int32_t>(ckpt.config().vocab_size);
+  std::mt19937_64 rng(test::cuda::fresh_seed());
+  std::uniform_int_distribution<int32_t> tok(0, vocab - 1);
+  std::uniform_int_distribution<int32_t> len(1, 40);
+  const int32_t bs = eager->kv_shape().block_size;
+  // Six sequences, prompts prefilled eagerly on both backends.
+  const size_t nseq = 6;
+  std::vector<std::vector<int32_t>> tables(nseq), tokens(nseq);
+  std::vector<int32_t> cached(nseq);
+  for (size_t i = 0; i < nseq; ++i) {
+    tables[i].resize(8);
+    std::iota(tables[i].begin(), tables[i].end(), static_cast<int32_t>(i * 8));
+    std::shuffle(tables[i].begin(), tables[i].end(), rng);
+    tokens[i].resize(static_cast<size_t>(len(rng)));
+    for (auto& t : tokens[i]) t = tok(rng);
+    gpu::step_sequence s{tokens[i], 0, tables[i], false};
+    gpu::step_output a, b;
+    eager->forward({&s, 1}, a);
+    graph->forward({&s, 1}, b);
+    CHECK_FALSE(graph->last_step_was_graph());
+    cached[i] = static_cast<int32_t>(tokens[i].size());
+  }
+  // Decode steps of 1, 3, 5, 2, 6, 3 sequences: buckets 1, 4, 8, 2, 8, 4 (replays too).
+  for (size_t n : {1, 3, 5, 2, 6, 3}) {
+    INFO("decode step of " << n << " sequences");
+    std::vector<std::vector<int32_t>> next(n);
+    std::vector<gpu::step_sequence> batch;
+    for (size_t i = 0; i < n; ++i) {
+      const size_t q = (i * 5 + n) % nseq;  // a different subset each step
+      if (std::any_of(batch.begin(), batch.end(), [&](const gpu::step_sequence& s) {
+            return s.block_table.data() == tables[q].data();
+          }))
+        continue;
+      next[i] = {tok(rng)};
+      batch.push_back({next[i], cached[q], tables[q], false});
+      ++cached[q];
+    }
+    REQUIRE(cached[0] < 8 * bs);
+    gpu::step_output a, b;
+    eager->forward(batch, a);
+    graph->forward(batch, b);
+    CHECK(graph->last_step_was_graph());
+    REQUIRE(a.row_begin == b.row_begin);
+    test::cuda::check_close(b.logits, a.logits, 1e-5, 1e-5);
+  }
+  // A prefill after the graphs exist runs eagerly and grows the workspace (dropping the
+  // graphs); the next decode step is captured again.
+  std::vector<int32_t> long_prompt(200);
+  for (auto& t : long_prompt) t = tok(rng);
+  std::vector<int32_t> t7(16);
+  std::iota(t7.begin(), t7.end(), 100);
+  gpu::step_sequence p{long_prompt, 0, t7, false};
+  gpu::step_output a, b;
+  eager->forward({&p, 1}, a);
+  graph->forward({&p, 1}, b);
+  CHECK_FALSE(graph->last_step_was_graph());
+  test::cuda::check_close(b.logits, a.logits, 1e-5, 1e-5);
+  std::vector<int32_t> one = {tok(rng)};
+  gpu::step_sequence d{one, 200, t7, false};
+  eager->forward({&d, 1}, a);
+  graph->forward({&d, 1}, b);
+  CHECK(graph->last_step_was_graph());
+  test::cuda::check_close(b.logits, a.logits, 1e-5, 1e-5);
 }

@@ -10,6 +10,7 @@
 #include "gpu/cuda/gemm.h"
 #include "gpu/cuda/kv_cache.h"
 #include "gpu/cuda/moe_combine.h"
+#include "gpu/cuda/moe_gemv.h"
 #include "gpu/cuda/moe_permute.h"
 #include "gpu/cuda/qk_norm_rope.h"
 #include "gpu/cuda/random_init.h"
@@ -227,6 +228,15 @@ void run_attention_case(const attention_case& c, elem t, std::mt19937_64& rng) {
   a.out = out.get();
   cu::paged_attention(a, nullptr);
   check_close(download_as(out, t, rows * qw), want, t == elem::f32 ? 1e-4 : 1e-2, 1e-4);
+  // Split over the sequence where the step has few rows and long contexts.
+  a.max_ctx = *std::max_element(ctx.begin(), ctx.end());
+  device_buffer ws(std::max<size_t>(cu::attention_workspace_floats(a), 1) * sizeof(float));
+  a.workspace = ws.as<float>();
+  INFO("split workspace " << cu::attention_workspace_floats(a) << " floats");
+  auto out2 = poisoned(rows * qw, t);
+  a.out = out2.get();
+  cu::paged_attention(a, nullptr);
+  check_close(download_as(out2, t, rows * qw), want, t == elem::f32 ? 1e-4 : 1e-2, 1e-4);
 }
 
 }  // namespace
@@ -244,6 +254,9 @@ TEST_CASE("cuda kv_cache_write + paged_attention match the cpu twins on mixed ba
       {{0, 37, 100, 5}, {23, 1, 1, 17}, 16, 8, 2, 64},
       // Qwen3-30B-A3B head shape, GQA 32/4, long context crossing many tiles
       {{1000, 0, 300}, {1, 130, 3}, 16, 32, 4, 128},
+      // decodes at long contexts (the split path: few rows, many keys)
+      {{3000, 700}, {1, 1}, 16, 32, 4, 128},
+      {{5000}, {1}, 16, 8, 1, 64},
       // block size 1 and 7, no GQA
       {{3, 9}, {2, 4}, 1, 2, 2, 32},
       {{11}, {20}, 7, 6, 3, 256},
@@ -394,5 +407,40 @@ TEST_CASE("cuda random_fill generates gen-model's values", "[cuda][ops]") {
     std::vector<float> want(n);
     for (size_t i = 0; i < n; ++i) want[i] = model::random_weight(seed, name, i, 0.02f, norm);
     check_close(d.to_vector<float>(n), want, 1e-6, 1e-9);
+  }
+}
+
+TEST_CASE("cuda moe_grouped_gemv matches cpu linear per expert", "[cuda][ops]") {
+  CONCLAVE_REQUIRE_GPU();
+  const uint64_t seed = fresh_seed();
+  INFO("seed " << seed);
+  std::mt19937_64 rng(seed);
+  for (elem t : {elem::f32, elem::bf16}) {
+    for (auto [experts, rows, n, k] :
+         {std::tuple{8, 5, 33, 17}, {128, 512, 1536, 2048}, {4, 21, 7, 3}, {160, 8, 768, 6144}}) {
+      INFO(name(t) << " experts " << experts << " rows " << rows << " n " << n << " k " << k);
+      // Random split of the rows over the experts (some empty, some with > 8 rows).
+      std::vector<int32_t> offsets(size_t(experts) + 1, 0);
+      std::uniform_int_distribution<int32_t> pick(0, experts - 1);
+      std::vector<int32_t> count(static_cast<size_t>(experts), 0);
+      for (int i = 0; i < rows; ++i) ++count[size_t(pick(rng))];
+      for (int e = 0; e < experts; ++e)
+        offsets[size_t(e) + 1] = offsets[size_t(e)] + count[size_t(e)];
+      const auto x = round_as(randn(size_t(rows) * k, rng), t);
+      const auto w = round_as(randn(size_t(experts) * n * k, rng), t);
+      auto dx = upload_as(x, t), dw = upload_as(w, t);
+      auto doff = device_buffer::from(offsets);
+      auto y = poisoned(size_t(rows) * n, elem::f32);
+      cu::moe_grouped_gemv(dx.get(), dw.get(), t, doff.as<int32_t>(), experts, y.as<float>(), n, k,
+                           nullptr);
+      std::vector<float> want(size_t(rows) * n);
+      for (int e = 0; e < experts; ++e) {
+        const size_t b = size_t(offsets[size_t(e)]), c = size_t(count[size_t(e)]);
+        if (c == 0) continue;
+        cpu::linear(x.data() + b * k, w.data() + size_t(e) * n * k, nullptr, want.data() + b * n, c,
+                    n, k);
+      }
+      check_close(y.to_vector<float>(want.size()), want, 1e-4, 1e-4 * std::sqrt(double(k)));
+    }
   }
 }
