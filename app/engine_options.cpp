@@ -47,8 +47,11 @@ void add_engine_options(CLI::App& cmd, config::engine_config& cfg) {
                  "cuda: bf16, or f32 (fp32 weights, KV cache and GEMMs: the exactness mode)")
       ->check(CLI::IsMember({"bf16", "f32"}))
       ->capture_default_str();
+  cmd.add_flag("--cuda-fast-paths", cfg.backend.cuda_fast_paths,
+               "cuda: tiled/split attention and grouped expert GEMV (not yet GPU-verified)");
   cmd.add_flag("--cuda-graphs", cfg.backend.cuda_graphs,
-               "cuda: replay decode steps as CUDA graphs (per batch-size bucket)");
+               "cuda: replay decode steps as CUDA graphs per batch-size bucket (implies "
+               "--cuda-fast-paths)");
   cmd.add_flag_callback(
       "--no-prefix-caching", [&cfg] { cfg.scheduler.enable_prefix_caching = false; },
       "do not share KV blocks between identical prompt prefixes");
@@ -68,6 +71,7 @@ void apply_given_engine_options(const CLI::App& cmd, const config::engine_config
     to.backend.gpu_memory_utilization = from.backend.gpu_memory_utilization;
   if (given("--device")) to.backend.device = from.backend.device;
   if (given("--weight-dtype")) to.backend.weight_dtype = from.backend.weight_dtype;
+  if (given("--cuda-fast-paths")) to.backend.cuda_fast_paths = from.backend.cuda_fast_paths;
   if (given("--cuda-graphs")) to.backend.cuda_graphs = from.backend.cuda_graphs;
   if (given("--num-kv-blocks")) to.backend.num_kv_blocks = from.backend.num_kv_blocks;
   if (given("--rope-inv-freq-dtype"))

@@ -155,6 +155,7 @@ server_config load_server_config(const std::filesystem::path& path, server_confi
   e.read("gpu_memory_utilization", b.gpu_memory_utilization);
   e.read("device", b.device);
   e.read("weight_dtype", b.weight_dtype);
+  e.read("cuda_fast_paths", b.cuda_fast_paths);
   e.read("cuda_graphs", b.cuda_graphs);
   e.read("num_kv_blocks", b.num_kv_blocks);
   e.read("rope_inv_freq_dtype", b.rope_inv_freq_dtype);
@@ -196,6 +197,7 @@ std::string to_toml(const server_config& c) {
                      {"gpu_memory_utilization", b.gpu_memory_utilization},
                      {"device", b.device},
                      {"weight_dtype", b.weight_dtype},
+                     {"cuda_fast_paths", b.cuda_fast_paths},
                      {"cuda_graphs", b.cuda_graphs},
                      {"max_num_seqs", c.engine.scheduler.max_num_seqs},
                      {"max_batched_tokens", c.engine.scheduler.max_num_batched_tokens},

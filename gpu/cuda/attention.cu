@@ -57,15 +57,15 @@ __global__ void __launch_bounds__(kThreads)
       v_s[j * hd + d] = dev::ld(vc + src);
     }
     __syncthreads();
-    float s = -INFINITY;
+    // Every lane takes part in the shuffles (a key past n contributes nothing).
+    float dot = 0.0f;
     if (key < n) {
-      float dot = 0.0f;
       for (size_t d = static_cast<size_t>(part); d < hd; d += 4)
         dot = __fmaf_rn(q_s[d], k_s[key * (hd + 1) + d], dot);
-      dot += __shfl_xor_sync(0xffffffffu, dot, 1);
-      dot += __shfl_xor_sync(0xffffffffu, dot, 2);
-      s = dot * scale;
     }
+    dot += __shfl_xor_sync(0xffffffffu, dot, 1);
+    dot += __shfl_xor_sync(0xffffffffu, dot, 2);
+    const float s = key < n ? dot * scale : -INFINITY;
     const float tmax = dev::block_max(s, scratch);
     const float m_new = fmaxf(m, tmax);
     const float alpha = expf(m - m_new);
@@ -107,6 +107,68 @@ __global__ void __launch_bounds__(kThreads)
   }
 }
 
+// The first kernel (verified on an H200, 2026-11-28): one block per (query row, head),
+// one thread per key of a 128-key tile, keys and values read straight from the cache.
+template <class T>
+__global__ void __launch_bounds__(kThreads)
+    simple_attention_kernel(const float* q, size_t q_stride, const T* kc, const T* vc,
+                            const int32_t* ctx_len, const int32_t* table_offset,
+                            const int32_t* tables, int32_t bs, size_t heads, size_t kv_heads,
+                            size_t hd, float scale, T* out) {
+  extern __shared__ float q_s[];  // [hd]
+  __shared__ float p_s[kThreads];
+  __shared__ int32_t slot_s[kThreads];
+  __shared__ float scratch[32];
+  const size_t row = blockIdx.x, h = blockIdx.y;
+  const size_t g = h / (heads / kv_heads);
+  const size_t width = kv_heads * hd;
+  const int ctx = ctx_len[row];
+  const int32_t* table = tables + table_offset[row];
+  for (size_t d = threadIdx.x; d < hd; d += kThreads) q_s[d] = q[row * q_stride + h * hd + d];
+  __syncthreads();
+
+  float acc[kMaxDimsPerThread] = {0.0f, 0.0f};
+  float m = -INFINITY, l = 0.0f;
+  for (int base = 0; base < ctx; base += kThreads) {
+    const int t = base + static_cast<int>(threadIdx.x);
+    float s = -INFINITY;
+    if (t < ctx) {
+      const int32_t slot = table[t / bs] * bs + t % bs;
+      slot_s[threadIdx.x] = slot;
+      const T* k = kc + static_cast<size_t>(slot) * width + g * hd;
+      float dot = 0.0f;
+      for (size_t d = 0; d < hd; ++d) dot = __fmaf_rn(q_s[d], dev::ld(k + d), dot);
+      s = dot * scale;
+    }
+    const float tmax = dev::block_max(s, scratch);
+    const float m_new = fmaxf(m, tmax);
+    const float alpha = expf(m - m_new);
+    const float p = t < ctx ? expf(s - m_new) : 0.0f;
+    p_s[threadIdx.x] = p;
+    const float psum = dev::block_sum(p, scratch);  // synchronises: p_s, slot_s complete
+    l = l * alpha + psum;
+    m = m_new;
+    const int n = min(kThreads, ctx - base);
+#pragma unroll
+    for (int i = 0; i < kMaxDimsPerThread; ++i) {
+      const size_t d = threadIdx.x + static_cast<size_t>(i) * kThreads;
+      if (d >= hd) break;
+      float a = acc[i] * alpha;
+      for (int j = 0; j < n; ++j)
+        a = __fmaf_rn(p_s[j], dev::ld(vc + static_cast<size_t>(slot_s[j]) * width + g * hd + d), a);
+      acc[i] = a;
+    }
+    __syncthreads();  // p_s / slot_s are rewritten by the next tile
+  }
+  const float inv = 1.0f / l;
+  T* o = out + row * heads * hd + h * hd;
+#pragma unroll
+  for (int i = 0; i < kMaxDimsPerThread; ++i) {
+    const size_t d = threadIdx.x + static_cast<size_t>(i) * kThreads;
+    if (d < hd) dev::st(o + d, acc[i] * inv);
+  }
+}
+
 // Merges the slices of one (row, head): out = sum acc_z e^(m_z - M) / sum l_z e^(m_z - M).
 template <class T>
 __global__ void attention_combine_kernel(const float* partial, size_t heads, size_t hd, int splits,
@@ -134,6 +196,7 @@ __global__ void attention_combine_kernel(const float* partial, size_t heads, siz
 constexpr int kSplitLen = 256;  // keys per slice when splitting
 
 int splits_for(const attention_args& a) {
+  if (!a.tiled) return 1;
   // Split only when (row, head) blocks alone would leave most of the SMs idle.
   if (a.max_ctx <= kSplitLen || a.rows * a.heads >= 264) return 1;
   return std::min((a.max_ctx + kSplitLen - 1) / kSplitLen, 64);
@@ -150,40 +213,61 @@ size_t attention_workspace_floats(const attention_args& a) {
   return splits > 1 ? a.rows * a.heads * static_cast<size_t>(splits) * (a.head_dim + 2) : 0;
 }
 
+namespace {
+
+template <class T>
+void launch_simple(const attention_args& a, float scale, stream_t s) {
+  const dim3 grid(static_cast<unsigned>(a.rows), static_cast<unsigned>(a.heads));
+  simple_attention_kernel<T><<<grid, kThreads, a.head_dim * sizeof(float), s>>>(
+      a.q, a.q_stride, static_cast<const T*>(a.k_cache), static_cast<const T*>(a.v_cache),
+      a.ctx_len, a.table_offset, a.block_tables, a.block_size, a.heads, a.kv_heads, a.head_dim,
+      scale, static_cast<T*>(a.out));
+  CONCLAVE_CUDA_LAUNCH_CHECK();
+}
+
+template <class T>
+void launch_tiled(const attention_args& a, float scale, stream_t s) {
+  const int splits = a.workspace != nullptr ? splits_for(a) : 1;
+  const size_t smem = smem_bytes(a.head_dim);
+  if (smem > 48 * 1024) {
+    // Not during graph capture: an eager launch sets the attribute first.
+    cudaStreamCaptureStatus cs = cudaStreamCaptureStatusNone;
+    CONCLAVE_CUDA_CHECK(cudaStreamIsCapturing(s, &cs));
+    if (cs == cudaStreamCaptureStatusNone) {
+      CONCLAVE_CUDA_CHECK(cudaFuncSetAttribute(paged_attention_kernel<T>,
+                                               cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                               static_cast<int>(smem)));
+    }
+  }
+  const dim3 grid(static_cast<unsigned>(a.rows), static_cast<unsigned>(a.heads),
+                  static_cast<unsigned>(splits));
+  paged_attention_kernel<T><<<grid, kThreads, smem, s>>>(
+      a.q, a.q_stride, static_cast<const T*>(a.k_cache), static_cast<const T*>(a.v_cache),
+      a.ctx_len, a.table_offset, a.block_tables, a.block_size, a.heads, a.kv_heads, a.head_dim,
+      scale, static_cast<T*>(a.out), splits, splits > 1 ? a.workspace : nullptr);
+  CONCLAVE_CUDA_LAUNCH_CHECK();
+  if (splits > 1) {
+    const dim3 g2(static_cast<unsigned>(a.rows), static_cast<unsigned>(a.heads));
+    attention_combine_kernel<T>
+        <<<g2, 128, 0, s>>>(a.workspace, a.heads, a.head_dim, splits, static_cast<T*>(a.out));
+    CONCLAVE_CUDA_LAUNCH_CHECK();
+  }
+}
+
+}  // namespace
+
 void paged_attention(const attention_args& a, stream_t s) {
   if (a.rows == 0) return;
   if (a.head_dim == 0 || a.head_dim > kThreads * kMaxDimsPerThread || a.head_dim % 2 != 0)
     throw std::invalid_argument("paged_attention: head_dim must be even and at most 256");
   if (a.kv_heads == 0 || a.heads % a.kv_heads != 0)
     throw std::invalid_argument("paged_attention: heads must be a multiple of kv_heads");
-  const int splits = a.workspace != nullptr ? splits_for(a) : 1;
-  const dim3 grid(static_cast<unsigned>(a.rows), static_cast<unsigned>(a.heads),
-                  static_cast<unsigned>(splits));
   const float scale = 1.0f / sqrtf(static_cast<float>(a.head_dim));
-  const size_t smem = smem_bytes(a.head_dim);
-  float* partial = splits > 1 ? a.workspace : nullptr;
-  CONCLAVE_DISPATCH_ELEM(
-      a.t, T,
-      if (smem > 48 * 1024) {
-        // Not during graph capture: the attribute is set by an eager launch first.
-        cudaStreamCaptureStatus cs = cudaStreamCaptureStatusNone;
-        CONCLAVE_CUDA_CHECK(cudaStreamIsCapturing(s, &cs));
-        if (cs == cudaStreamCaptureStatusNone) {
-          CONCLAVE_CUDA_CHECK(cudaFuncSetAttribute(paged_attention_kernel<T>,
-                                                   cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                                   static_cast<int>(smem)));
-        }
-      } paged_attention_kernel<T>
-      <<<grid, kThreads, smem, s>>>(a.q, a.q_stride, static_cast<const T*>(a.k_cache),
-                                    static_cast<const T*>(a.v_cache), a.ctx_len, a.table_offset,
-                                    a.block_tables, a.block_size, a.heads, a.kv_heads, a.head_dim,
-                                    scale, static_cast<T*>(a.out), splits, partial);
-      CONCLAVE_CUDA_LAUNCH_CHECK(); if (splits > 1) {
-        attention_combine_kernel<T>
-            <<<dim3(static_cast<unsigned>(a.rows), static_cast<unsigned>(a.heads)), 128, 0, s>>>(
-                a.workspace, a.heads, a.head_dim, splits, static_cast<T*>(a.out));
-      });
-  CONCLAVE_CUDA_LAUNCH_CHECK();
+  if (a.tiled) {
+    CONCLAVE_DISPATCH_ELEM(a.t, T, launch_tiled<T>(a, scale, s));
+  } else {
+    CONCLAVE_DISPATCH_ELEM(a.t, T, launch_simple<T>(a, scale, s));
+  }
 }
 
 }  // namespace conclave::gpu::cuda

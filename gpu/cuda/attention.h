@@ -24,6 +24,10 @@ struct attention_args {
   /// max_ctx 0 or no workspace, every (row, head) runs in one block.
   int32_t max_ctx = 0;
   float* workspace = nullptr;
+  /// false: the first kernel (one thread per key, keys and values read from the cache;
+  /// verified on an H200). true: 32-key tiles staged in shared memory, and the split over
+  /// the sequence (written after the last device run: verify with cuda_tests first).
+  bool tiled = false;
 };
 
 /// Scratch the split path needs for `a` (0 when it does not split).

@@ -86,6 +86,7 @@ class cuda_backend final : public cuda_backend_api {
     blas_ws_ = device_buffer(size_t{32} << 20);
     blas_->set_workspace(blas_ws_.get(), blas_ws_.bytes());
     graphs_on_ = opts.cuda_graphs;
+    fast_ = opts.cuda_fast_paths || opts.cuda_graphs;
     weights_ = load(t_);
     if (c.num_experts > 0) {
       pinned_offsets_.ensure(static_cast<size_t>(c.num_experts + 1) *
@@ -110,6 +111,7 @@ class cuda_backend final : public cuda_backend_api {
   kv_cache_shape kv_shape() const override { return kv_; }
   step_timing last_timing() const override { return timing_; }
   size_t weight_bytes() const override { return weights_.bytes; }
+  void set_fast_paths(bool on) override { fast_ = on; }
   void set_cuda_graphs(bool on) override { graphs_on_ = on; }
   bool last_step_was_graph() const override { return last_graph_; }
 
@@ -197,7 +199,7 @@ class cuda_backend final : public cuda_backend_api {
 
   /// The bucket a decode step replays as a graph (0: run it eagerly).
   size_t graph_bucket(std::span<const step_sequence> batch) const {
-    if (!graphs_on_ || batch.empty() || batch.size() > kMaxGraphBatch) return 0;
+    if (!graphs_on_ || !fast_ || batch.empty() || batch.size() > kMaxGraphBatch) return 0;
     for (const auto& s : batch)
       if (s.tokens.size() != 1 || s.all_logits) return 0;
     size_t b = 1;
@@ -317,6 +319,7 @@ class cuda_backend final : public cuda_backend_api {
           a.heads = static_cast<size_t>(config_.num_heads);
           a.head_dim = static_cast<size_t>(config_.head_dim);
           a.max_ctx = max_ctx_;
+          a.tiled = true;
           most = std::max(most, attention_workspace_floats(a));
         }
         graph_attn_ws_ = device_buffer(most * sizeof(float));
@@ -415,6 +418,7 @@ class cuda_backend final : public cuda_backend_api {
       a.head_dim = hd;
       a.out = attn_.get();
       a.max_ctx = max_ctx_;
+      a.tiled = fast_;
       if (use_graph_ws_) {
         a.workspace = graph_attn_ws_.as<float>();
       } else {
@@ -465,7 +469,7 @@ class cuda_backend final : public cuda_backend_api {
     CONCLAVE_CUDA_CHECK(cudaMemcpyAsync(host_off, offsets_.get(), (E + 1) * sizeof(int32_t),
                                         cudaMemcpyDeviceToHost, stream_));
     moe_layers_run_.push_back(layer);
-    if (rows <= kGroupedGemvMaxTokens) {
+    if (fast_ && rows <= kGroupedGemvMaxTokens) {
       moe_grouped_gemv(xs_.get(), L.gate_up.get(), t_, offsets_.as<int32_t>(), E, gu_.as<float>(),
                        2 * m, h, stream_);
       swiglu(gu_.as<float>(), rows * k, m, act_.get(), t_, stream_);
@@ -539,7 +543,7 @@ class cuda_backend final : public cuda_backend_api {
   device_buffer attn_ws_;
 
   // CUDA graphs of decode steps, per bucket.
-  bool graphs_on_ = false, last_graph_ = false, use_graph_ws_ = false;
+  bool fast_ = false, graphs_on_ = false, last_graph_ = false, use_graph_ws_ = false;
   std::map<size_t, cudaGraphExec_t> graphs_;
   device_buffer graph_meta_, graph_attn_ws_, blas_ws_;
 

@@ -20,7 +20,10 @@ class cuda_backend_api : public backend {
   virtual step_timing last_timing() const = 0;
   /// Bytes of weights on the device.
   virtual size_t weight_bytes() const = 0;
-  /// Turns decode-step CUDA graphs on or off (backend option cuda_graphs sets the start).
+  /// Turns the fast kernels (backend option cuda_fast_paths) on or off.
+  virtual void set_fast_paths(bool on) = 0;
+  /// Turns decode-step CUDA graphs on or off (backend option cuda_graphs sets the start);
+  /// graphs only run while the fast paths are on.
   virtual void set_cuda_graphs(bool on) = 0;
   /// Whether the last forward step was a graph replay.
   virtual bool last_step_was_graph() const = 0;

@@ -140,7 +140,8 @@ std::vector<device_bench_row> run_device_bench(const device_bench_options& opts,
                bs);
   std::fprintf(out,
                "  MBU = (weights the step touches + KV read) / copy bandwidth / device time; "
-               "MFU = FLOPs / GEMM peak / device time; decode+g: CUDA graph replay\n");
+               "MFU = FLOPs / GEMM peak / device time; decode+f: --cuda-fast-paths, decode+g: "
+               "the same in CUDA graphs\n");
   std::fprintf(out, "%-8s %6s %7s %10s %10s %12s %10s %8s %8s\n", "step", "batch", "tokens",
                "step ms", "device ms", "tokens/s", "floor ms", "MBU", "MFU");
   std::fflush(out);
@@ -150,12 +151,16 @@ std::vector<device_bench_row> run_device_bench(const device_bench_options& opts,
   std::vector<device_bench_row> rows;
   step_output so;
 
-  const bool graphs = bo.cuda_graphs;
-  be->set_cuda_graphs(false);
-  for (int mode = 0; mode < (graphs ? 2 : 1); ++mode)
+  // Decode modes: 0 the first kernels, 1 the fast paths, 2 the fast paths in CUDA graphs
+  // (1 and 2 only when asked for).
+  const bool fast = bo.cuda_fast_paths || bo.cuda_graphs, graphs = bo.cuda_graphs;
+  static const char* const kLabels[] = {"decode", "decode+f", "decode+g"};
+  for (int mode = 0; mode < 3; ++mode) {
+    if ((mode == 1 && !fast) || (mode == 2 && !graphs)) continue;
     for (int32_t batch : opts.decode_batches) try {
-        be->set_cuda_graphs(mode == 1);
-        const char* label = mode == 1 ? "decode+g" : "decode";
+        be->set_fast_paths(mode >= 1);
+        be->set_cuda_graphs(mode == 2);
+        const char* label = kLabels[mode];
         std::vector<std::vector<int32_t>> tables(static_cast<size_t>(batch)),
             toks(static_cast<size_t>(batch));
         std::vector<step_sequence> seqs;
@@ -194,16 +199,18 @@ std::vector<device_bench_row> run_device_bench(const device_bench_options& opts,
                            1e3 * bytes / (ceil.copy_tbps * 1e12),
                            0};
         r.utilization = r.floor_ms / dev;
-        if (mode == 1 && !be->last_step_was_graph()) label = "decode*";  // not graph-eligible
+        if (mode == 2 && !be->last_step_was_graph()) label = "decode+f*";  // no graph: > 64
         std::fprintf(out, "%-8s %6d %7d %10.3f %10.3f %12.1f %10.3f %7.1f%% %8s\n", label, batch,
                      batch, step, dev, r.tokens_per_s, r.floor_ms, 100 * r.utilization, "-");
         std::fflush(out);
         rows.push_back(r);
       } catch (const std::exception& e) {
-        std::fprintf(out, "%-8s %6d failed: %s\n", mode == 1 ? "decode+g" : "decode", batch,
-                     e.what());
+        std::fprintf(out, "%-8s %6d failed: %s\n", kLabels[mode], batch, e.what());
         std::fflush(out);
       }
+  }
+  // Prefill with the fast paths when asked for (the tiled attention), never in graphs.
+  be->set_fast_paths(fast);
   be->set_cuda_graphs(false);
 
   for (int32_t len : opts.prefill_lens) {

@@ -29,8 +29,10 @@ std::vector<int32_t> top5(std::span<const float> row) {
   return idx;
 }
 
-config::engine_config cuda_config(const std::string& weight_dtype, const std::string& rope) {
+config::engine_config cuda_config(const std::string& weight_dtype, const std::string& rope,
+                                  bool fast = false) {
   config::engine_config cfg;
+  cfg.backend.cuda_fast_paths = fast;
   cfg.backend.kind = "cuda";
   cfg.backend.num_kv_blocks = 256;
   cfg.backend.weight_dtype = weight_dtype;
@@ -45,12 +47,13 @@ struct agreement {
 
 agreement check_fixture(const std::string& name, const std::string& rope,
                         const std::string& weight_dtype,
-                        const std::string& reference = "reference.json") {
+                        const std::string& reference = "reference.json", bool fast = false) {
   const auto dir = test::data_dir() / name;
   const model::checkpoint ckpt(dir);
   const auto cases = test::load_reference(dir, reference);
   REQUIRE(cases.size() == 3);
-  const auto cfg = cuda_config(weight_dtype, rope);
+  const auto cfg = cuda_config(weight_dtype, rope, fast);
+  INFO("cuda_fast_paths " << fast);
   const bool exact = weight_dtype == "f32";
   auto be = gpu::make_backend(ckpt, cfg.backend);
   REQUIRE(be->name() == "cuda");
@@ -120,6 +123,12 @@ TEST_CASE("cuda fp32 weights: the fixtures match HF transformers exactly", "[cud
 // moe_mixed_f16 is stored in F16, which bf16 rounds by 3 more mantissa bits (it agrees on
 // 158 of its 162 positions on an H200; docs/FIDELITY.md). Each fixture must still agree on
 // >= 97 %.
+TEST_CASE("cuda fp32 weights with the fast paths: the fixtures match HF exactly",
+          "[cuda][fixture]") {
+  CONCLAVE_REQUIRE_GPU();
+  for (const auto& f : kFixtures) check_fixture(f[0], f[1], "f32", "reference.json", true);
+}
+
 TEST_CASE("cuda bf16 weights: top-1 >= 99 %, logits within 2e-2", "[cuda][fixture]") {
   CONCLAVE_REQUIRE_GPU();
   size_t positions = 0, same = 0;
@@ -137,6 +146,9 @@ TEST_CASE("cuda backend matches the cpu backend on mixed prefill/decode batches"
   CONCLAVE_REQUIRE_GPU();
   const model::checkpoint ckpt(test::data_dir() / "moe_mixed_f16");
   auto cfg = cuda_config("f32", "f32");
+  const bool fast = GENERATE(false, true);
+  INFO("cuda_fast_paths " << fast);
+  cfg.backend.cuda_fast_paths = fast;
   auto gpu_be = gpu::make_backend(ckpt, cfg.backend);
   config::engine_config ccfg;
   ccfg.backend.num_kv_blocks = 256;
@@ -180,7 +192,9 @@ TEST_CASE("cuda backend matches the cpu backend on mixed prefill/decode batches"
   CHECK_THROWS_AS(gpu_be->forward({&s, 1}, o), std::invalid_argument);
 }
 
-TEST_CASE("cuda graphs replay decode steps as the eager path runs them", "[cuda][model]") {
+// The eager backend runs the first (device-verified) kernels; the graph backend the fast
+// paths (tiled/split attention, grouped expert GEMV) inside CUDA graphs: this compares both.
+TEST_CASE("cuda graphs and fast paths decode as the first kernels do", "[cuda][model]") {
   CONCLAVE_REQUIRE_GPU();
   const model::checkpoint ckpt(test::data_dir() / "moe_mixed_f16");
   auto cfg = cuda_config("f32", "f32");

@@ -227,12 +227,24 @@ void run_attention_case(const attention_case& c, elem t, std::mt19937_64& rng) {
   a.head_dim = c.hd;
   a.out = out.get();
   cu::paged_attention(a, nullptr);
-  check_close(download_as(out, t, rows * qw), want, t == elem::f32 ? 1e-4 : 1e-2, 1e-4);
-  // Split over the sequence where the step has few rows and long contexts.
+  {
+    INFO("simple kernel");
+    check_close(download_as(out, t, rows * qw), want, t == elem::f32 ? 1e-4 : 1e-2, 1e-4);
+  }
+  // The tiled kernel, whole contexts per block, then split over the sequence where the
+  // step has few rows and long contexts.
+  a.tiled = true;
+  auto out1 = poisoned(rows * qw, t);
+  a.out = out1.get();
+  cu::paged_attention(a, nullptr);
+  {
+    INFO("tiled kernel");
+    check_close(download_as(out1, t, rows * qw), want, t == elem::f32 ? 1e-4 : 1e-2, 1e-4);
+  }
   a.max_ctx = *std::max_element(ctx.begin(), ctx.end());
   device_buffer ws(std::max<size_t>(cu::attention_workspace_floats(a), 1) * sizeof(float));
   a.workspace = ws.as<float>();
-  INFO("split workspace " << cu::attention_workspace_floats(a) << " floats");
+  INFO("tiled + split, workspace " << cu::attention_workspace_floats(a) << " floats");
   auto out2 = poisoned(rows * qw, t);
   a.out = out2.get();
   cu::paged_attention(a, nullptr);
