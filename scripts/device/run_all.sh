@@ -22,8 +22,10 @@ for w in $what; do
   case $w in
     tests)
       timeout "$T_TESTS" /tmp/cb/bin/cuda_tests -r compact 2>&1 | tee "$OUT/cuda_tests.log" | tail -40
-      /tmp/cb/bin/conclave generate --backend cuda --model tests/data/tiny_moe --prompt-ids 1,2,3 \
-        --max-tokens 8 2>&1 | tail -5 | tee "$OUT/generate.log" ;;
+      for flags in "" "--cuda-graphs"; do
+        timeout 60 /tmp/cb/bin/conclave generate --backend cuda $flags --model tests/data/tiny_moe \
+          --prompt-ids 1,2,3 --max-tokens 8 2>&1 | tail -5 | tee -a "$OUT/generate.log"
+      done ;;
     bench)
       timeout "$T_BENCH" /tmp/cb/bin/conclave bench engine --backend cuda --preset qwen3-30b-a3b \
         --random-weights --cuda-graphs 2>&1 | tee "$OUT/bench_30b.log" ;;
