@@ -8,6 +8,7 @@
 #include <numeric>
 #include <unordered_map>
 
+#include "engine/constrained/token_constraint.h"
 #include "engine/logprobs.h"
 
 namespace conclave::engine {
@@ -62,6 +63,14 @@ void sampler::transform(std::span<float> logits, std::span<const int32_t> prompt
                         std::span<const int32_t> output) const {
   const auto& p = params_;
   const size_t vocab = logits.size();
+  if (p.constraint) {
+    // The sequence's position in the grammar follows from its output so far (a resumed
+    // or preempted sequence needs nothing else); the walk costs a few table lookups per
+    // output byte.
+    constrained::matcher m(p.constraint);
+    for (int32_t t : output) m.advance(t);
+    m.apply(logits, static_cast<int64_t>(p.max_tokens) - static_cast<int64_t>(output.size()));
+  }
   if (p.repetition_penalty != 1.0f) {
     // HF: each distinct token seen in prompt or output, once.
     std::vector<bool> seen(vocab, false);

@@ -2,11 +2,16 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
 namespace conclave::engine {
+
+namespace constrained {
+class token_constraint;
+}
 
 struct sampling_params {
   float temperature = 1.0f;         ///< 0 = greedy
@@ -22,6 +27,9 @@ struct sampling_params {
   bool ignore_eos = false;
   /// -1: no logprobs; else report the sampled token's logprob and this many alternatives.
   int32_t logprobs = -1;
+  /// When set, only tokens the constraint allows are sampled (disallowed logits become
+  /// -inf before any other transform), e.g. a forced tool call; shared, immutable.
+  std::shared_ptr<const constrained::token_constraint> constraint;
 
   bool greedy() const { return temperature == 0.0f; }
   /// Empty when valid, else a message naming the field ("temperature must be >= 0").
