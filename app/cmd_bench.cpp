@@ -4,6 +4,7 @@
 
 #include "app/commands.h"
 #include "app/engine_options.h"
+#include "bench/constrain_bench.h"
 #include "bench/engine_bench.h"
 #include "bench/serve_bench.h"
 #include "bench/tokenizer_bench.h"
@@ -53,6 +54,10 @@ std::vector<command> add_bench(CLI::App& app) {
   auto* srv = bench->add_subcommand(
       "serve", "load a running `conclave serve` with streaming clients (SSE or WebSocket)");
   bench::add_serve_bench_options(*srv, *sopts);
+  auto copts = std::make_shared<bench::constrain_bench_options>();
+  auto* con = bench->add_subcommand(
+      "constrain", "constrained tool calls: grammar compile time and mask cost per decode step");
+  bench::add_constrain_bench_options(*con, *copts);
   return {{eng,
            [opts, eng] {
              if (opts->model_dir.empty() && !opts->random_weights)
@@ -66,7 +71,8 @@ std::vector<command> add_bench(CLI::App& app) {
              return exit_ok;
            }},
           {tok, [topts] { return bench::run_tokenizer_bench(*topts, stdout); }},
-          {srv, [sopts] { return bench::run_serve_bench(*sopts, stdout); }}};
+          {srv, [sopts] { return bench::run_serve_bench(*sopts, stdout); }},
+          {con, [copts] { return bench::run_constrain_bench(*copts, stdout); }}};
 }
 
 }  // namespace conclave::app
