@@ -419,6 +419,79 @@ await check('a conversation holding an assistant tool call and its tool result i
          `the call and its result are in the prompt (${r.usage.prompt_tokens} vs ${short.usage.prompt_tokens} tokens)`);
 });
 
+const typedTools = [
+  {
+    type: 'function',
+    function: {
+      name: 'get_weather',
+      description: 'The weather forecast for a city',
+      parameters: {
+        type: 'object',
+        properties: {
+          city: { type: 'string' },
+          days: { type: 'integer' },
+          unit: { type: 'string', enum: ['celsius', 'fahrenheit'] },
+          metric: { type: 'boolean' },
+          lat: { type: 'number' },
+        },
+        required: ['city', 'days', 'unit'],
+      },
+    },
+  },
+  { type: 'function', function: { name: 'get_time', parameters: { type: 'object', properties: { tz: { type: 'string' } } } } },
+];
+
+for (const seed of [1, 2]) {
+  await check(`tool_choice naming a function, streamed (seed ${seed}): the random model's call is typed by the schema; the tool result follows`, async () => {
+    const messages = [{ role: 'user', content: 'What is the weather in Paris for the next 3 days?' }];
+    const params = { model: MODEL, tools: typedTools, seed, temperature: 1.0, max_tokens: 80 };
+    const s = await collectChat(await client.chat.completions.create({
+      ...params, messages, stream: true, tool_choice: { type: 'function', function: { name: 'get_weather' } },
+    }));
+    expectEq(s.finishReason, 'tool_calls', 'finish_reason');
+    expectEq(s.content, '', 'no content besides the call');
+    expectEq(s.toolCalls.length, 1, 'one call');
+    const call = s.toolCalls[0];
+    expectEq(call.name, 'get_weather', 'the named function');
+    expect(/^call_[0-9a-f]{24}$/.test(call.id), `call id ${call.id}`);
+    const args = JSON.parse(call.arguments);
+    expect(typeof args.city === 'string', `city is a string: ${call.arguments}`);
+    expect(Number.isInteger(args.days), `days is an integer: ${call.arguments}`);
+    expect(['celsius', 'fahrenheit'].includes(args.unit), `unit is in the enum: ${call.arguments}`);
+    if ('metric' in args) expect(typeof args.metric === 'boolean', `metric is a boolean: ${call.arguments}`);
+    if ('lat' in args) expect(typeof args.lat === 'number', `lat is a number: ${call.arguments}`);
+    for (const k of Object.keys(args)) expect(['city', 'days', 'unit', 'metric', 'lat'].includes(k), `declared key ${k}`);
+
+    const follow = await client.chat.completions.create({
+      ...params,
+      max_tokens: 8,
+      messages: [
+        ...messages,
+        { role: 'assistant', content: null, tool_calls: [{ id: call.id, type: 'function', function: { name: call.name, arguments: call.arguments } }] },
+        { role: 'tool', tool_call_id: call.id, content: '{"forecast":["sun","rain","sun"]}' },
+      ],
+    });
+    expectEq(follow.choices[0].message.role, 'assistant', 'follow-up role');
+    expect(follow.usage.completion_tokens >= 1, 'the follow-up generated');
+  });
+}
+
+await check("tool_choice 'required' (not streamed): at least one call, every one typed by its schema", async () => {
+  const r = await client.chat.completions.create({
+    model: MODEL, tools: typedTools, seed: 9, temperature: 1.0, max_tokens: 80, tool_choice: 'required',
+    messages: [{ role: 'user', content: 'What time is it?' }],
+  });
+  expectEq(r.choices[0].finish_reason, 'tool_calls', 'finish_reason');
+  const calls = r.choices[0].message.tool_calls ?? [];
+  expect(calls.length >= 1, 'at least one call');
+  for (const c of calls) {
+    expect(['get_weather', 'get_time'].includes(c.function.name), `tool name ${c.function.name}`);
+    const args = JSON.parse(c.function.arguments);
+    if (c.function.name === 'get_weather') expect(Number.isInteger(args.days), `days: ${c.function.arguments}`);
+    if ('tz' in args) expect(typeof args.tz === 'string', `tz: ${c.function.arguments}`);
+  }
+});
+
 await check('tool_choice naming a function that is not in tools -> BadRequestError', async () => {
   const e = await expectReject(client.chat.completions.create({
     model: MODEL,
