@@ -1,4 +1,4 @@
-// Webhook tools against a scripted HTTP server on loopback: fails twice then succeeds
+// Webhook and browser tools against a scripted HTTP server on loopback: fails twice then succeeds
 // (3 attempts, waits following the backoff), always times out (5 attempts, then a tool
 // error for the model), bad arguments (no request at all), 4xx (no retry), cancel.
 #include <boost/asio.hpp>
@@ -9,6 +9,7 @@
 #include <mutex>
 #include <thread>
 
+#include "toolkit/browser_tool.h"
 #include "toolkit/invoke.h"
 #include "toolkit/webhook_tool.h"
 
@@ -28,6 +29,7 @@ struct reply {
   int status = 200;
   std::string body;
   bool hang = false;
+  std::string location, content_type;
 };
 
 class scripted_server {
@@ -84,6 +86,8 @@ class scripted_server {
         }
         c->res = http::response<http::string_body>(static_cast<http::status>(r.status), 11);
         c->res.body() = r.body;
+        if (!r.location.empty()) c->res.set(http::field::location, r.location);
+        if (!r.content_type.empty()) c->res.set(http::field::content_type, r.content_type);
         c->res.prepare_payload();
         http::async_write(c->sock, c->res, [c](beast::error_code, size_t) {});
       });
@@ -127,7 +131,8 @@ struct recording_sleeper {
 TEST_CASE("webhook failing twice with 5xx then succeeding: 3 attempts, backoff between",
           "[toolkit][webhook]") {
   scripted_server srv([](size_t n, const std::string&) {
-    return n < 2 ? reply{503, "busy"} : reply{200, R"({"name":"widget"})"};
+    return n < 2 ? reply{503, "busy", false, "", ""}
+                 : reply{200, R"({"name":"widget"})", false, "", ""};
   });
   webhook_tool t(hook(srv.url()));
   retry_policy p;
@@ -157,7 +162,7 @@ TEST_CASE("webhook failing twice with 5xx then succeeding: 3 attempts, backoff b
 
 TEST_CASE("webhook that never answers: 5 attempts, then a tool error for the model",
           "[toolkit][webhook]") {
-  scripted_server srv([](size_t, const std::string&) { return reply{0, "", true}; });
+  scripted_server srv([](size_t, const std::string&) { return reply{0, "", true, "", ""}; });
   webhook_tool t(hook(srv.url(), milliseconds(150)));
   retry_policy p;
   p.base = milliseconds(10);
@@ -174,7 +179,9 @@ TEST_CASE("webhook that never answers: 5 attempts, then a tool error for the mod
 
 TEST_CASE("webhook with bad arguments is never called; a 4xx is not retried",
           "[toolkit][webhook]") {
-  scripted_server srv([](size_t, const std::string&) { return reply{404, "no such id"}; });
+  scripted_server srv([](size_t, const std::string&) {
+    return reply{404, "no such id", false, "", ""};
+  });
   webhook_tool t(hook(srv.url()));
   recording_sleeper s;
   const auto bad = invoke(
@@ -209,7 +216,7 @@ TEST_CASE("a connection refused is retryable; a cancelled call stops waiting",
   CHECK(inv.attempts == 2);
   CHECK(inv.result.status == outcome::retryable);
 
-  scripted_server hang([](size_t, const std::string&) { return reply{0, "", true}; });
+  scripted_server hang([](size_t, const std::string&) { return reply{0, "", true, "", ""}; });
   webhook_tool slow(hook(hang.url(), milliseconds(60000)));
   auto cancel = std::make_shared<cancel_flag>();
   std::thread canceller([&] {
@@ -228,4 +235,47 @@ TEST_CASE("webhook URLs must be http://host[:port][/path]", "[toolkit][webhook]"
     INFO(bad);
     CHECK_THROWS_AS(webhook_tool(hook(bad)), std::invalid_argument);
   }
+}
+
+TEST_CASE("browser: readable text; redirects re-checked against the allowlist; bounded size",
+          "[toolkit][browser]") {
+  const std::string page =
+      "<html><head><title>T</title><style>p{}</style></head><body><h1>Weather</h1>"
+      "<script>var x = '<p>';</script><p>Sun &amp; rain<br>tomorrow</p><!-- note --></body></html>";
+  std::string self_url;
+  scripted_server srv([&](size_t n, const std::string&) {
+    if (n == 0) return reply{302, "", false, "/page", ""};
+    if (n == 1) return reply{200, page, false, "", "text/html; charset=utf-8"};
+    if (n == 2) return reply{301, "", false, "http://localhost:1/elsewhere", ""};
+    return reply{200, std::string(5000, 'x'), false, "", "text/plain"};
+  });
+  browser_config cfg;
+  cfg.allowed_hosts = {"127.0.0.1"};
+  cfg.max_bytes = 4096;
+  browser_tool b(cfg);
+  auto run = [&](const std::string& url) {
+    return invoke(
+        b, json::serialize(json::object{{"url", url}}), retry_policy{}, real_sleeper(),
+        [] { return 0.5; }, std::make_shared<cancel_flag>());
+  };
+  const auto ok = run(srv.url());
+  CHECK(ok.result.status == outcome::ok);
+  CHECK(ok.result.content == "Weather\nSun & rain\ntomorrow");
+  const auto away = run(srv.url());
+  CHECK(away.result.status == outcome::error);
+  CHECK(away.result.content ==
+        "error: http://localhost:1/elsewhere: host 'localhost' is not on the allowlist");
+  const auto big = run(srv.url());
+  CHECK(big.result.content.find("larger than 4096 bytes") != std::string::npos);
+  CHECK(big.attempts == 1);
+  const auto denied = run("http://example.com/");
+  CHECK(denied.result.content ==
+        "error: http://example.com/: host 'example.com' is not on the allowlist");
+  CHECK(srv.requests() == 4);
+}
+
+TEST_CASE("html_to_text drops markup and keeps the words", "[toolkit][browser]") {
+  CHECK(html_to_text("<div>a</div><div>b &lt;c&gt;</div>") == "a\nb <c>");
+  CHECK(html_to_text("plain   text\n\n  here") == "plain text here");
+  CHECK(html_to_text("<SCRIPT>x</SCRIPT>y") == "y");
 }
