@@ -26,6 +26,10 @@ struct generation_request {
   std::vector<chat::tool> tools;
   tool_choice_mode tool_choice = tool_choice_mode::auto_;
   std::string tool_choice_name;
+  /// Server-side tools to enable (names registered on the server; docs/tools.md) and the
+  /// tool_choice of each later round ("auto", "none", "required" or a tool name).
+  std::vector<std::string> server_tools;
+  std::vector<std::string> server_tool_choices;
   // completion: text, or token ids when prompt_ids is non-empty
   std::string prompt;
   std::vector<int32_t> prompt_ids;
@@ -61,6 +65,8 @@ struct client_event {
     tool_call_start,
     tool_call_arguments,
     tool_call_end,
+    server_tool_call,  ///< a server-side call, whole: call_id, name, text = arguments
+    tool_result,       ///< its result: call_id, name, text = content, tool_outcome
     finished,
     error
   };
@@ -68,6 +74,7 @@ struct client_event {
   std::string text;  ///< content or argument delta; error message
   size_t index = 0;  ///< tool call index
   std::string call_id, name;
+  std::string tool_outcome;   ///< tool_result: ok, invalid_arguments, error, failed, cancelled
   std::string finish_reason;  ///< "stop", "length", "tool_calls"
   usage tokens;
   /// Logprobs of the tokens sampled since the last event that carried some (content and

@@ -272,6 +272,22 @@ void decode_tools(const json::object& o, actors::generation_request& req) {
       req.tools.push_back(std::move(tool));
     }
   }
+  // Extension (docs/tools.md): server-side tools by name, and later rounds' tool_choice.
+  for (const char* key : {"server_tools", "server_tool_choices"}) {
+    const json::value* v = field(o, key);
+    if (v == nullptr) continue;
+    if (!v->is_array() || v->get_array().size() > 16)
+      fail(key, fmt::format("'{}' must be an array of at most 16 strings", key));
+    auto& out =
+        std::string_view(key) == "server_tools" ? req.server_tools : req.server_tool_choices;
+    size_t i = 0;
+    for (const auto& x : v->get_array()) {
+      const std::string p = fmt::format("{}[{}]", key, i++);
+      if (!x.is_string() || !valid_tool_name(x.get_string()))
+        fail(p, fmt::format("'{}' must be a tool name", p));
+      out.emplace_back(x.get_string());
+    }
+  }
   if (const json::value* tc = field(o, "tool_choice")) {
     if (tc->is_string()) {
       const std::string_view s = tc->get_string();
@@ -292,13 +308,15 @@ void decode_tools(const json::object& o, actors::generation_request& req) {
       req.tool_choice_name = get_string(fn->get_object(), "name", "tool_choice.function.name");
       bool found = false;
       for (const auto& t : req.tools) found |= t.name == req.tool_choice_name;
+      for (const auto& t : req.server_tools) found |= t == req.tool_choice_name;
       if (!found)
         fail("tool_choice.function.name",
              fmt::format("no tool named '{}' in 'tools'", req.tool_choice_name));
     } else {
       fail("tool_choice", "'tool_choice' must be a string or an object");
     }
-    if (req.tool_choice == actors::tool_choice_mode::required && req.tools.empty()) {
+    if (req.tool_choice == actors::tool_choice_mode::required && req.tools.empty() &&
+        req.server_tools.empty()) {
       fail("tool_choice", "'tool_choice' is 'required' but no tools were given");
     }
   }

@@ -143,6 +143,25 @@ std::vector<std::string> response_writer::stream_event(const actors::client_even
       break;
     case kind::tool_call_end:
       break;
+    case kind::server_tool_call:
+    case kind::tool_result: {
+      // Server-side tools: an extension field next to an empty delta, which OpenAI
+      // clients ignore (docs/tools.md).
+      const bool result = e.type == kind::tool_result;
+      json::object ext{{"id", e.call_id}, {"name", e.name}};
+      if (result) {
+        ext["outcome"] = e.tool_outcome;
+        ext["content"] = e.text;
+      } else {
+        ext["arguments"] = e.text;
+      }
+      std::string c = chunk(chat_ ? "{}" : "\"\"", nullptr);
+      c.pop_back();
+      c += fmt::format(R"(,"conclave":{{"{}":{}}}}})", result ? "tool_result" : "tool_call",
+                       json::serialize(ext));
+      out.push_back(std::move(c));
+      break;
+    }
     case kind::finished: {
       out.push_back(chunk(chat_ ? "{}" : "\"\"", e.finish_reason.c_str(), e.logprobs));
       if (include_usage_) {
@@ -190,6 +209,17 @@ void response_writer::accumulate(const actors::client_event& e) {
       break;
     case kind::tool_call_end:
       break;
+    case kind::server_tool_call:
+      server_calls_.push_back({e.call_id, e.name, e.text, "", ""});
+      break;
+    case kind::tool_result:
+      for (auto& c : server_calls_) {
+        if (c.id == e.call_id) {
+          c.outcome = e.tool_outcome;
+          c.content = e.text;
+        }
+      }
+      break;
     case kind::finished:
       finish_reason_ = e.finish_reason;
       usage_ = e.tokens;
@@ -232,6 +262,17 @@ std::string response_writer::final_json() {
                  {"model", model_},
                  {"choices", json::array{std::move(choice)}},
                  {"usage", std::move(usage)}};
+  if (!server_calls_.empty()) {
+    json::array calls;
+    for (const auto& c : server_calls_) {
+      calls.push_back(json::object{{"id", c.id},
+                                   {"name", c.name},
+                                   {"arguments", c.arguments},
+                                   {"outcome", c.outcome},
+                                   {"content", c.content}});
+    }
+    r["conclave"] = json::object{{"tool_calls", std::move(calls)}};
+  }
   return json::serialize(r);
 }
 

@@ -94,6 +94,11 @@ class response_writer {
     std::string id, name, arguments;
   };
   std::vector<call> calls_;
+  /// Server-side tool calls and their results (docs/tools.md), in order.
+  struct server_call {
+    std::string id, name, arguments, outcome, content;
+  };
+  std::vector<server_call> server_calls_;
   std::string finish_reason_;
   actors::usage usage_;
   bool want_logprobs_ = false;
