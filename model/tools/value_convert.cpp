@@ -275,7 +275,10 @@ std::optional<json::value> parse_number(std::string_view text) {
   if (i != s.size()) return std::nullopt;
 
   if (!has_point && exp_part.empty()) {
-    const std::string whole = (negative ? "-" : "") + std::string(int_part);
+    // Built by appends: g++ 12 -O3 reports a false -Wrestrict for "-" + std::string.
+    std::string whole;
+    if (negative) whole += '-';
+    whole.append(int_part);
     int64_t v = 0;
     auto r = std::from_chars(whole.data(), whole.data() + whole.size(), v);
     if (r.ec == std::errc()) return json::value(v);
@@ -284,11 +287,15 @@ std::optional<json::value> parse_number(std::string_view text) {
     if (r.ec == std::errc()) return json::value(u);
   }
   // Normalised so that from_chars sees one form: [-]I.F[eX].
-  std::string norm = negative ? "-" : "";
-  norm += int_part.empty() ? "0" : std::string(int_part);
+  std::string norm;
+  if (negative) norm += '-';
+  norm.append(int_part.empty() ? std::string_view("0") : int_part);
   norm += '.';
-  norm += frac_part.empty() ? "0" : std::string(frac_part);
-  if (!exp_part.empty()) norm += "e" + std::string(exp_part);
+  norm.append(frac_part.empty() ? std::string_view("0") : frac_part);
+  if (!exp_part.empty()) {
+    norm += 'e';
+    norm.append(exp_part);
+  }
   double d = 0;
   const auto r = std::from_chars(norm.data(), norm.data() + norm.size(), d);
   if (r.ec != std::errc() || !std::isfinite(d)) return std::nullopt;
