@@ -33,6 +33,22 @@ std::string resolve(const std::string& base, const std::string& location) {
   return fmt::format("http://{}:{}{}", p->host, p->port, location);
 }
 
+/// Past the end of a <script>, <style>, <noscript> or <head> element starting at `i`;
+/// npos when no such element starts there.
+size_t skip_element(std::string_view html, size_t i) {
+  for (std::string_view name : {"script", "style", "noscript", "head"}) {
+    if (!starts_with_ci(html, i + 1, name)) continue;
+    const std::string close = "</" + std::string(name);
+    size_t e = i;
+    while (e != std::string_view::npos && !starts_with_ci(html, e, close))
+      e = html.find('<', e + 1);
+    if (e == std::string_view::npos) return html.size();
+    const size_t gt = html.find('>', e);
+    return gt == std::string_view::npos ? html.size() : gt + 1;
+  }
+  return std::string_view::npos;
+}
+
 }  // namespace
 
 std::string html_to_text(std::string_view html) {
@@ -49,16 +65,9 @@ std::string html_to_text(std::string_view html) {
         i = e == std::string_view::npos ? html.size() : e + 3;
         continue;
       }
-      for (std::string_view skip : {"script", "style", "noscript", "head"}) {
-        if (starts_with_ci(html, i + 1, skip)) {
-          const std::string close = "</" + std::string(skip);
-          size_t e = i;
-          while (e != std::string_view::npos && !starts_with_ci(html, e, close))
-            e = html.find('<', e + 1);
-          i = e == std::string_view::npos ? html.size() : html.find('>', e);
-          i = i == std::string_view::npos ? html.size() : i + 1;
-          goto next;
-        }
+      if (const size_t after = skip_element(html, i); after != std::string_view::npos) {
+        i = after;
+        continue;
       }
       {
         const size_t e = html.find('>', i);
@@ -99,7 +108,6 @@ std::string html_to_text(std::string_view html) {
     }
     out += c;
     ++i;
-  next:;
   }
   // Trim spaces around line breaks and at the ends.
   std::string tidy;

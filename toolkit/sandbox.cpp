@@ -14,6 +14,7 @@
 #include <unistd.h>
 #include <boost/json.hpp>
 
+#include <atomic>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -24,7 +25,13 @@ namespace conclave::toolkit {
 namespace {
 
 namespace fs = std::filesystem;
-constexpr uid_t nobody = 65534;
+/// As root, each run gets its own unprivileged uid (and gid), so the process limit is per
+/// sandbox: a fork bomb in one cannot starve the others. Runs of one process take uids in
+/// turn from a random start (other processes, e.g. parallel tests, start elsewhere); a uid
+/// comes back only after 2^20 runs, long after its sandbox is gone.
+constexpr uid_t sandbox_uid_base = 200000;
+constexpr uint32_t sandbox_uid_count = 1u << 20;
+std::atomic<uint32_t> next_sandbox_uid{std::random_device{}()};
 
 /// A private directory under the system temp dir, removed on destruction.
 struct work_dir {
@@ -65,6 +72,24 @@ void wait_gone(pid_t pid, std::chrono::seconds limit) {
   }
 }
 
+/// Processes of real uid `uid` now (RLIMIT_NPROC counts them all, not only ours).
+rlim_t processes_of(uid_t uid) {
+  rlim_t n = 0;
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator("/proc", ec)) {
+    const std::string name = e.path().filename().string();
+    if (name.empty() || name.find_first_not_of("0123456789") != std::string::npos) continue;
+    std::ifstream in(e.path() / "status");
+    for (std::string line; std::getline(in, line);) {
+      if (line.rfind("Uid:", 0) == 0) {
+        if (std::stoul(line.substr(4)) == uid) ++n;
+        break;
+      }
+    }
+  }
+  return n;
+}
+
 }  // namespace
 
 sandbox_run run_python(const std::string& code, const sandbox_limits& lim,
@@ -74,8 +99,9 @@ sandbox_run run_python(const std::string& code, const sandbox_limits& lim,
   work_dir dir;
   { std::ofstream(dir.path / "main.py") << code; }
   const bool root = ::geteuid() == 0;
-  if (root && (::chown(dir.path.c_str(), nobody, nobody) != 0 ||
-               ::chown((dir.path / "main.py").c_str(), nobody, nobody) != 0)) {
+  const uid_t uid = sandbox_uid_base + next_sandbox_uid.fetch_add(1) % sandbox_uid_count;
+  if (root && (::chown(dir.path.c_str(), uid, uid) != 0 ||
+               ::chown((dir.path / "main.py").c_str(), uid, uid) != 0)) {
     r.error = std::string("cannot hand the working directory to the sandbox user: ") +
               std::strerror(errno);
     return r;
@@ -131,6 +157,9 @@ sandbox_run run_python(const std::string& code, const sandbox_limits& lim,
     r.error = std::string("pipe: ") + std::strerror(errno);
     return r;
   }
+  // As root the sandbox runs as a uid of its own (above); otherwise the
+  // limit must leave room for the user's own processes.
+  const rlim_t nproc = static_cast<rlim_t>(lim.processes) + (root ? 0 : processes_of(::getuid()));
   std::vector<char*> cargv;
   for (auto& a : argv) cargv.push_back(a.data());
   cargv.push_back(nullptr);
@@ -156,14 +185,13 @@ sandbox_run run_python(const std::string& code, const sandbox_limits& lim,
       ::setrlimit(RLIMIT_CPU, &rl);
     }
     limit(RLIMIT_AS, static_cast<rlim_t>(lim.memory_bytes));
-    limit(RLIMIT_NPROC, static_cast<rlim_t>(lim.processes));
+    limit(RLIMIT_NPROC, nproc);
     limit(RLIMIT_FSIZE, static_cast<rlim_t>(lim.file_bytes));
     limit(RLIMIT_CORE, 0);
     if (::geteuid() == 0) {
-      // Process limits do not bind root: run as nobody (bwrap then needs unprivileged
+      // Process limits do not bind root: run as an unprivileged uid (bwrap then needs unprivileged
       // user namespaces, which it has on Debian).
-      if (::setgroups(0, nullptr) != 0 || ::setgid(nobody) != 0 || ::setuid(nobody) != 0)
-        _exit(126);
+      if (::setgroups(0, nullptr) != 0 || ::setgid(uid) != 0 || ::setuid(uid) != 0) _exit(126);
     }
     ::execv(cargv[0], cargv.data());
     _exit(127);

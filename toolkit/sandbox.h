@@ -1,7 +1,7 @@
 // `code_interpreter`: Python 3 under bubblewrap. The program runs as an unprivileged
-// user (uid 65534 when the server runs as root) in new user, PID, network, IPC and UTS
-// namespaces: no network, a read-only view of /usr (and nothing else of the host), a
-// private temporary working directory as its only writable place, limits on CPU time,
+// user (a uid of its own from 200000-1248575 when the server runs as root) in new user, PID,
+// network, IPC and UTS namespaces: no network, a read-only view of /usr (and nothing else of the
+// host), a private temporary working directory as its only writable place, limits on CPU time,
 // address space, processes and file size, and a wall-clock timeout after which the whole
 // sandbox is killed. stdout and stderr are truncated to configured sizes.
 #pragma once
@@ -18,7 +18,7 @@ struct sandbox_limits {
   std::chrono::milliseconds wall{10000};
   int cpu_seconds = 5;
   uint64_t memory_bytes = uint64_t{512} << 20;  ///< address space per process
-  int processes = 32;
+  int processes = 32;  ///< as root: per sandbox; else: beyond the user's own
   uint64_t file_bytes = uint64_t{16} << 20;
   size_t stdout_bytes = 16384, stderr_bytes = 8192;
   std::string bwrap = "/usr/bin/bwrap";

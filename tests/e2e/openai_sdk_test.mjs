@@ -492,6 +492,31 @@ await check("tool_choice 'required' (not streamed): at least one call, every one
   }
 });
 
+await check('server-side rounds: math then code_interpreter run on the server; the SDK stream ignores them, raw chunks show both', async () => {
+  const stream = await client.chat.completions.create({
+    model: MODEL, seed: 4, temperature: 1.0, max_tokens: 40, stream: true,
+    messages: [{ role: 'user', content: 'Compute something' }],
+    tool_choice: { type: 'function', function: { name: 'math' } },
+    server_tools: ['math', 'code_interpreter'],
+    server_tool_choices: ['code_interpreter', 'none'],
+  });
+  const seen = [];
+  const s = { content: '', toolCalls: 0, finish: null };
+  for await (const chunk of stream) {
+    for (const c of chunk.choices) {
+      if (typeof c.delta.content === 'string') s.content += c.delta.content;
+      s.toolCalls += (c.delta.tool_calls ?? []).length;
+      if (c.finish_reason) s.finish = c.finish_reason;
+    }
+    const ext = chunk.conclave;
+    if (ext?.tool_call) seen.push(`call:${ext.tool_call.name}`);
+    if (ext?.tool_result) seen.push(`result:${ext.tool_result.name}:${typeof ext.tool_result.content}`);
+  }
+  expectEq(seen, ['call:math', 'result:math:string', 'call:code_interpreter', 'result:code_interpreter:string'], 'server-side calls and results, in order');
+  expectEq(s.toolCalls, 0, 'no tool_calls deltas for a plain client');
+  expect(['stop', 'length'].includes(s.finish), `finish_reason ${s.finish}`);
+});
+
 await check('tool_choice naming a function that is not in tools -> BadRequestError', async () => {
   const e = await expectReject(client.chat.completions.create({
     model: MODEL,
