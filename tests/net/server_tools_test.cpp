@@ -4,8 +4,10 @@
 // (even the random model's calls are valid, by constrained decoding), feeds the results
 // back, and the stream shows both calls and both results in extension fields that plain
 // OpenAI clients ignore, then the final round's answer.
+#include <atomic>
 #include <boost/json.hpp>
 #include <catch2/catch.hpp>
+#include <thread>
 
 #include "tests/net/test_client.h"
 
@@ -99,4 +101,86 @@ TEST_CASE("server_tools errors are 400s naming the field", "[server][tools]") {
   const auto r2 = post_json(s.port(), "/v1/chat/completions", json::serialize(body));
   CHECK(r2.status == 400);
   CHECK(json::parse(r2.body).at("error").at("param").as_string() == "server_tool_choices[0]");
+}
+
+namespace {
+
+/// A webhook on loopback: answers 503 to its first request, then 200 with `{"stock": 12}`.
+class flaky_hook {
+ public:
+  flaky_hook() : acceptor_(io_, {asio::ip::make_address("127.0.0.1"), 0}) {
+    thread_ = std::thread([this] {
+      for (;;) {
+        beast::error_code ec;
+        tcp::socket sock(io_);
+        acceptor_.accept(sock, ec);
+        if (ec || stop_) return;
+        beast::flat_buffer buf;
+        http::request<http::string_body> req;
+        http::read(sock, buf, req, ec);
+        if (ec) continue;
+        last_body = req.body();
+        const bool fail = requests++ == 0;
+        http::response<http::string_body> res(
+            fail ? http::status::service_unavailable : http::status::ok, 11);
+        res.body() = fail ? "busy" : R"({"stock": 12})";
+        res.prepare_payload();
+        http::write(sock, res, ec);
+      }
+    });
+  }
+  ~flaky_hook() {
+    stop_ = true;
+    beast::error_code ec;
+    tcp::socket poke(io_);
+    poke.connect(acceptor_.local_endpoint(), ec);  // wakes accept()
+    thread_.join();
+  }
+  std::string url() const {
+    return "http://127.0.0.1:" + std::to_string(acceptor_.local_endpoint().port()) + "/stock";
+  }
+  std::atomic<int> requests{0};
+  std::string last_body;
+
+ private:
+  asio::io_context io_;
+  tcp::acceptor acceptor_;
+  std::atomic<bool> stop_{false};
+  std::thread thread_;
+};
+
+}  // namespace
+
+TEST_CASE("a webhook tool from [tools] config runs server-side, retried after a 503",
+          "[server][tools]") {
+  flaky_hook hook;
+  test_server s([&](config::server_config& c) {
+    c.tools.retry_base_ms = 10;
+    c.tools.webhooks.push_back(
+        {"stock", "Items in stock", hook.url(),
+         R"({"type":"object","required":["sku"],"properties":{"sku":{"type":"integer"}}})", 5.0});
+  });
+  json::object body{
+      {"model", "tiny"},
+      {"messages", json::array{json::object{{"role", "user"}, {"content", "Stock?"}}}},
+      {"server_tools", json::array{"stock"}},
+      {"tool_choice", {{"type", "function"}, {"function", {{"name", "stock"}}}}},
+      {"server_tool_choices", json::array{"none"}},
+      {"max_tokens", 30},
+      {"seed", 1},
+      {"stream", false}};
+  const auto r = post_json(s.port(), "/v1/chat/completions", json::serialize(body));
+  REQUIRE(r.status == 200);
+  const json::value v = json::parse(r.body);
+  const auto& calls = v.at("conclave").at("tool_calls").as_array();
+  REQUIRE(calls.size() == 1);
+  CHECK(calls[0].at("name").as_string() == "stock");
+  CHECK(calls[0].at("outcome").as_string() == "ok");
+  CHECK(calls[0].at("content").as_string() == R"({"stock": 12})");
+  CHECK(hook.requests == 2);
+  CHECK(json::parse(hook.last_body).at("sku").is_int64());  // typed by constrained decoding
+  const auto metrics = http_client(s.port()).call(http::verb::get, "/metrics").body;
+  CHECK(metrics.find(R"(conclave_tool_retries_total{tool="stock"} 1)") != std::string::npos);
+  CHECK(metrics.find(R"(conclave_tool_calls_total{outcome="ok",tool="stock"} 1)") !=
+        std::string::npos);
 }
