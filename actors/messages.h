@@ -5,6 +5,7 @@
 #include <caf/all.hpp>
 #include <memory>
 
+#include "actors/replica_status.h"
 #include "engine/llm_engine.h"
 #include "engine/sampling_params.h"
 #include "gpu/backend.h"
@@ -19,10 +20,16 @@ using stats_atom = caf::atom_constant<caf::atom("stats")>;
 using start_atom = caf::atom_constant<caf::atom("start")>;
 using failed_atom = caf::atom_constant<caf::atom("failed")>;
 using restart_atom = caf::atom_constant<caf::atom("restart")>;
+/// session -> router: a request left an engine; frees its reservation there.
+using finished_atom = caf::atom_constant<caf::atom("finished")>;
+/// session -> itself: try the router again after a replica failure.
+using retry_atom = caf::atom_constant<caf::atom("retry")>;
 
 /// A scheduled step for the gpu_worker; the batch points into sequences `step` keeps alive.
 struct forward_job {
   std::shared_ptr<const engine::pending_step> step;
+  fault_kind fault = fault_kind::none;  ///< injected for drills: fail, hang or crash
+  double hang_s = 0;                    ///< for fault_kind::hang_step
 };
 /// The worker's answer: logits rows for the step.
 struct forward_done {
@@ -33,7 +40,18 @@ struct engine_submit {
   std::vector<int32_t> prompt;
   engine::sampling_params params;
   caf::actor session;
+  /// Failover: tokens the request already produced on a replica that failed; the new
+  /// engine continues after them.
+  std::vector<int32_t> resume_output;
+  /// Failover: the engine that failed, which the router skips while others live.
+  caf::actor_addr avoid;
 };
+
+/// Tokens a request may still make an engine process (its prompt and resumed output are
+/// prefilled, the rest of max_tokens decoded): what the router balances on.
+inline int64_t reservation(size_t prompt_tokens, int32_t max_tokens) {
+  return static_cast<int64_t>(prompt_tokens) + max_tokens;
+}
 /// What an engine answers to submit: the sequence id, or the reason it was refused.
 struct submit_reply {
   int64_t seq_id = -1;

@@ -2,15 +2,31 @@
 // the engine keeps taking submits and cancels, which join the next step.
 #include "actors/replica.h"
 
+#include <spdlog/fmt/fmt.h>
 #include <spdlog/spdlog.h>
 #include <chrono>
+#include <thread>
 
 namespace conclave::actors {
 
-gpu_worker_actor::behavior_type gpu_worker(gpu_worker_actor::pointer,
+gpu_worker_actor::behavior_type gpu_worker(gpu_worker_actor::pointer self,
                                            std::shared_ptr<gpu::backend> backend) {
   return {
-      [backend](forward_atom, const forward_job& job) {
+      [self, backend](forward_atom, const forward_job& job) -> caf::result<forward_done> {
+        switch (job.fault) {
+          case fault_kind::fail_step:
+            throw std::runtime_error("injected step failure");
+          case fault_kind::hang_step:
+            spdlog::warn("worker: injected hang of {:.1f} s", job.hang_s);
+            std::this_thread::sleep_for(std::chrono::duration<double>(job.hang_s));
+            break;
+          case fault_kind::crash_worker:
+            spdlog::warn("worker: injected crash");
+            self->quit(caf::exit_reason::kill);
+            return caf::make_error(caf::sec::runtime_error, "injected worker crash");
+          default:
+            break;
+        }
         auto out = std::make_shared<gpu::step_output>();
         backend->forward(job.step->batch, *out);  // throws on device errors: ends this actor
         return forward_done{std::move(out)};
@@ -21,23 +37,43 @@ gpu_worker_actor::behavior_type gpu_worker(gpu_worker_actor::pointer,
 namespace {
 
 void publish_stats(engine_state& st) {
-  if (!st.metrics) return;
   const auto s = st.eng->stats();
-  st.metrics->set_engine(s.num_running, s.num_waiting, s.kv_blocks_total - s.kv_blocks_free,
-                         s.kv_blocks_free);
+  if (st.opts.status) st.opts.status->set_load(s.num_running, s.num_waiting, s.kv_blocks_free, 0);
+  if (!st.metrics) return;
+  st.metrics->set_engine(st.opts.replica, s.num_running, s.num_waiting,
+                         s.kv_blocks_total - s.kv_blocks_free, s.kv_blocks_free);
   st.metrics->add_preemptions(s.preemptions - st.preemptions_reported);
   st.preemptions_reported = s.preemptions;
+}
+
+/// Tells every session the replica failed (they fail over) and forgets them.
+void fail_sessions(caf::stateful_actor<engine_state>* self, const std::string& why) {
+  for (auto& [id, session] : self->state.sessions) {
+    self->send(session, failed_atom::value, failure_msg{why});
+  }
+  self->state.sessions.clear();
+  self->state.seq_of_session.clear();
+  self->state.unsent_step_seconds.clear();
 }
 
 /// Starts the next step if none is running and there is work.
 void kick(caf::stateful_actor<engine_state>* self) {
   auto& st = self->state;
   if (st.in_flight || !st.eng->has_work()) return;
+  forward_job job;
+  if (st.opts.status) job.fault = st.opts.status->take_fault();
+  if (job.fault == fault_kind::crash_engine) {
+    spdlog::warn("engine: injected crash");
+    fail_sessions(self, "the model replica failed: injected engine crash");
+    return self->quit(caf::exit_reason::kill);
+  }
+  job.hang_s = st.opts.hang_s;
   const auto t0 = std::chrono::steady_clock::now();
   auto step = std::make_shared<engine::pending_step>(st.eng->begin_step());
   if (step->empty()) return;
   st.in_flight = true;
-  self->request(st.worker, caf::infinite, forward_atom::value, forward_job{step})
+  job.step = step;
+  self->request(st.worker, st.opts.step_timeout, forward_atom::value, std::move(job))
       .then(
           [self, step, t0](const forward_done& done) {
             auto& s = self->state;
@@ -57,6 +93,8 @@ void kick(caf::stateful_actor<engine_state>* self) {
                          token_msg{e.id, e.token, e.finished, e.reason, std::move(e.logprobs),
                                    std::exchange(s.unsent_step_seconds[e.id], 0.0)});
               if (e.finished) {
+                self->demonitor(it->second);
+                s.seq_of_session.erase(it->second.address());
                 s.sessions.erase(it);
                 s.unsent_step_seconds.erase(e.id);
               }
@@ -65,15 +103,20 @@ void kick(caf::stateful_actor<engine_state>* self) {
             kick(self);
           },
           [self](caf::error& err) {
-            const std::string why = self->system().render(err);
-            spdlog::error("engine: step failed: {}", why);
-            for (auto& [id, session] : self->state.sessions) {
-              self->send(session, failed_atom::value,
-                         failure_msg{"the model replica failed: " + why});
+            auto& s = self->state;
+            std::string why = self->system().render(err);
+            if (err == caf::sec::request_timeout) {
+              why = fmt::format("watchdog: a step ran longer than {} ms",
+                                s.opts.step_timeout.count());
+              // The worker may be stuck inside the backend: it is abandoned, and the
+              // supervisor brings up a new one.
+              self->send_exit(s.worker, caf::exit_reason::kill);
             }
-            self->state.sessions.clear();
-            self->state.unsent_step_seconds.clear();
-            self->quit(err);
+            spdlog::error("engine: step failed: {}", why);
+            fail_sessions(self, "the model replica failed: " + why);
+            self->quit(err == caf::sec::request_timeout
+                           ? caf::make_error(caf::sec::request_timeout, why)
+                           : err);
           });
 }
 
@@ -81,17 +124,29 @@ void kick(caf::stateful_actor<engine_state>* self) {
 
 caf::behavior engine_actor(caf::stateful_actor<engine_state>* self, gpu_worker_actor worker,
                            model::model_config model, gpu::kv_cache_shape kv,
-                           config::engine_config cfg, std::shared_ptr<server_metrics> metrics) {
+                           config::engine_config cfg, std::shared_ptr<server_metrics> metrics,
+                           engine_actor_options opts) {
   auto& st = self->state;
+  st.opts = std::move(opts);
   st.eng = std::make_unique<engine::llm_engine>(model, kv, cfg);
   st.worker = worker;
   st.metrics = std::move(metrics);
   self->monitor(worker);
   self->set_down_handler([self](caf::down_msg& msg) {
-    for (auto& [id, session] : self->state.sessions) {
-      self->send(session, failed_atom::value, failure_msg{"the model replica's worker stopped"});
+    auto& s = self->state;
+    if (msg.source != s.worker.address()) {
+      // A session died without cancelling (killed, crashed): its sequence stops here.
+      if (auto it = s.seq_of_session.find(msg.source); it != s.seq_of_session.end()) {
+        s.eng->abort(it->second);
+        s.sessions.erase(it->second);
+        s.unsent_step_seconds.erase(it->second);
+        s.seq_of_session.erase(it);
+        publish_stats(s);
+        kick(self);
+      }
+      return;
     }
-    self->state.sessions.clear();
+    fail_sessions(self, "the model replica's worker stopped");
     self->quit(msg.reason);
   });
   return {
@@ -100,11 +155,13 @@ caf::behavior engine_actor(caf::stateful_actor<engine_state>* self, gpu_worker_a
         submit_reply r;
         r.engine = caf::actor_cast<caf::actor>(self);
         try {
-          r.seq_id = s.eng->add_request(std::move(m.prompt), m.params);
+          r.seq_id = s.eng->add_request(std::move(m.prompt), m.params, m.resume_output);
         } catch (const std::invalid_argument& e) {
           r.error = e.what();
           return r;
         }
+        self->monitor(m.session);
+        s.seq_of_session[m.session.address()] = r.seq_id;
         s.sessions.emplace(r.seq_id, std::move(m.session));
         publish_stats(s);
         kick(self);
@@ -113,7 +170,11 @@ caf::behavior engine_actor(caf::stateful_actor<engine_state>* self, gpu_worker_a
       [self](cancel_atom, int64_t seq_id) {
         auto& s = self->state;
         s.eng->abort(seq_id);
-        s.sessions.erase(seq_id);
+        if (auto it = s.sessions.find(seq_id); it != s.sessions.end()) {
+          self->demonitor(it->second);
+          s.seq_of_session.erase(it->second.address());
+          s.sessions.erase(it);
+        }
         s.unsent_step_seconds.erase(seq_id);
         publish_stats(s);
         kick(self);

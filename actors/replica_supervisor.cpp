@@ -1,8 +1,12 @@
 // Bring-up and restart of one replica. Backoff doubles from 0.5 s up to 30 s and starts
-// over once a replica has served for a minute.
+// over once a replica has served for a minute; too many failures in the window and the
+// replica is left dead.
 #include "actors/replica_supervisor.h"
 
+#include "actors/health_checker.h"
+
 #include <spdlog/spdlog.h>
+
 #include <algorithm>
 #include <numeric>
 
@@ -21,36 +25,56 @@ void warm_up(gpu::backend& be) {
   be.forward({&s, 1}, out);
 }
 
-/// Schedules the next bring-up after the backoff for this attempt.
-void schedule_restart(self_ptr self) {
+/// Records a failure; schedules the next bring-up, or declares the replica dead.
+void on_failure(self_ptr self, const std::string& why) {
   auto& st = self->state;
+  const auto now = self->clock().now();
+  st.failures.push_back(now);
+  const auto window = std::chrono::duration_cast<caf::actor_clock::duration_type>(
+      std::chrono::duration<double>(st.rc.restart_window_s));
+  while (!st.failures.empty() && now - st.failures.front() > window) st.failures.pop_front();
+  if (static_cast<int32_t>(st.failures.size()) > st.rc.max_restarts) {
+    spdlog::error("replica {}: {} failures within {:.0f} s; giving up (last: {})", st.status->id(),
+                  st.failures.size(), st.rc.restart_window_s, why);
+    st.status->set_state(replica_state::dead, why);
+    return;
+  }
+  st.status->set_state(replica_state::restarting, why);
   const auto backoff = restart_backoff(st.restarts);
   ++st.restarts;
-  spdlog::error("restarting the replica in {} ms (attempt {})", backoff.count(), st.restarts);
+  spdlog::error("replica {}: {}; restarting in {} ms (attempt {})", st.status->id(), why,
+                backoff.count(), st.restarts);
   self->delayed_send(self, backoff, restart_atom::value);
 }
 
 void bring_up(self_ptr self) {
   auto& st = self->state;
+  if (st.status->state() == replica_state::dead) return;
   try {
     if (st.worker)
       self->send_exit(st.worker, caf::exit_reason::user_shutdown);  // the old one, if any
+    if (st.engine) self->send_exit(st.engine, caf::exit_reason::user_shutdown);
     auto backend = st.factory();
     warm_up(*backend);
     auto worker = self->spawn<caf::detached>(gpu_worker, backend);
     st.worker = caf::actor_cast<caf::actor>(worker);
+    engine_actor_options opts;
+    opts.replica = st.status->id();
+    opts.status = st.status;
+    opts.step_timeout = std::chrono::milliseconds(static_cast<int64_t>(st.rc.step_timeout_s * 1e3));
+    opts.hang_s = st.rc.hang_s > 0 ? st.rc.hang_s : st.rc.step_timeout_s + 5.0;
     st.engine = self->spawn(engine_actor, worker, backend->config(), backend->kv_shape(), st.cfg,
-                            st.metrics);
+                            st.metrics, opts);
     self->monitor(st.engine);
     self->send(st.router, add_engine_atom::value, st.engine);
-    st.ready->store(true);
+    if (st.checker) self->send(st.checker, watch_atom::value, st.engine);
+    st.status->set_backend(std::string(backend->name()), backend->kv_shape().num_blocks);
+    st.status->set_state(replica_state::up);
     st.up_since = self->clock().now();
-    spdlog::info("replica up ({} backend, {} KV blocks)", backend->name(),
+    spdlog::info("replica {} up ({} backend, {} KV blocks)", st.status->id(), backend->name(),
                  backend->kv_shape().num_blocks);
   } catch (const std::exception& e) {
-    st.ready->store(false);
-    spdlog::error("replica failed to start: {}", e.what());
-    schedule_restart(self);
+    on_failure(self, std::string("failed to start: ") + e.what());
   }
 }
 
@@ -61,32 +85,52 @@ std::chrono::milliseconds restart_backoff(int attempt) {
 }
 
 caf::behavior replica_supervisor(self_ptr self, backend_factory factory, config::engine_config cfg,
-                                 std::shared_ptr<server_metrics> metrics, caf::actor router,
-                                 std::shared_ptr<std::atomic<bool>> ready) {
+                                 config::replica_config rc, std::shared_ptr<server_metrics> metrics,
+                                 caf::actor router, std::shared_ptr<replica_status> status,
+                                 std::vector<int32_t> probe_prompt) {
   auto& st = self->state;
   st.factory = std::move(factory);
   st.cfg = std::move(cfg);
+  st.rc = rc;
   st.metrics = std::move(metrics);
   st.router = std::move(router);
-  st.ready = std::move(ready);
+  st.status = std::move(status);
+  if (rc.heartbeat_interval_s > 0 || rc.probe_interval_s > 0) {
+    st.checker = self->spawn<caf::linked>(
+        health_checker, st.status, caf::actor_cast<caf::actor>(self), std::move(probe_prompt), rc);
+  }
   self->set_down_handler([self](caf::down_msg& msg) {
     auto& s = self->state;
     if (msg.source != s.engine.address()) return;
-    s.ready->store(false);
     s.engine = nullptr;
-    spdlog::error("replica down ({})", self->system().render(msg.reason));
-    if (self->clock().now() - s.up_since >= backoff_reset_after) s.restarts = 0;
-    schedule_restart(self);
+    s.status->count_restart();
+    if (self->clock().now() - s.up_since >=
+        std::chrono::duration_cast<caf::actor_clock::duration_type>(
+            std::chrono::duration<double>(s.rc.backoff_reset_s)))
+      s.restarts = 0;
+    on_failure(self, "down: " + self->system().render(msg.reason));
   });
   self->send(self, restart_atom::value);
   self->set_exit_handler([self](caf::exit_msg& msg) {
     auto& s = self->state;
     if (s.worker) self->send_exit(s.worker, msg.reason);
     if (s.engine) self->send_exit(s.engine, msg.reason);
+    if (s.checker) self->send_exit(s.checker, msg.reason);
+    s.status->set_state(replica_state::stopped);
     self->quit(msg.reason);
   });
   return {
-      [self](restart_atom) { bring_up(self); },
+      [self](restart_atom) {
+        auto& s = self->state;
+        if (s.engine) {
+          // A health checker's verdict: take the replica down; its down message
+          // schedules the bring-up like any failure.
+          spdlog::warn("replica {}: restart requested", s.status->id());
+          self->send_exit(s.engine, caf::exit_reason::kill);
+          return;
+        }
+        bring_up(self);
+      },
   };
 }
 

@@ -2,6 +2,10 @@
 // here, on the actor scheduler's threads, never on the network threads.
 #include "actors/request_session.h"
 
+#include "actors/tool_constraints.h"
+
+#include <set>
+
 #include <spdlog/fmt/fmt.h>
 #include <spdlog/spdlog.h>
 
@@ -22,8 +26,17 @@ void leave_queue(session_state& st) {
   }
 }
 
+/// Tells the router the request no longer runs on its engine.
+void release_reservation(self_ptr self) {
+  auto& s = self->state;
+  if (!s.engine || !s.router) return;
+  self->send(s.router, finished_atom::value, s.engine.address(),
+             reservation(s.prompt.size(), s.req.sampling.max_tokens));
+}
+
 void fail(self_ptr self, client_event e) {
   leave_queue(self->state);
+  release_reservation(self);
   self->state.sink->push(std::move(e));
   self->quit();
 }
@@ -76,6 +89,7 @@ void emit_parser_events(session_state& st, const std::vector<toolcall::event>& e
         spdlog::info("request {}: model called unknown tool \"{}\"", st.req.id, ev.name);
         continue;
     }
+    if (st.rounds && !st.rounds->route(c)) continue;
     st.sink->push(std::move(c));
   }
 }
@@ -94,6 +108,8 @@ void emit_text(session_state& st, const std::string& text) {
   }
 }
 
+void run_tools(self_ptr self);
+
 void finish(self_ptr self, std::string reason) {
   auto& st = self->state;
   if (st.detok) {
@@ -103,8 +119,9 @@ void finish(self_ptr self, std::string reason) {
   emit_text(st, st.stops->finish());
   if (st.parser) {
     emit_parser_events(st, st.parser->finish());
-    if (st.parser->any_calls()) reason = "tool_calls";
+    if (st.parser->any_calls() && (!st.rounds || st.rounds->client_calls())) reason = "tool_calls";
   }
+  if (st.rounds && st.rounds->run_tools() && !st.cancelled) return run_tools(self);
   if (st.metrics) {
     st.metrics->observe_e2e(since(st.t_start));
     st.metrics->add_tokens(st.tokens.prompt_tokens, st.tokens.completion_tokens);
@@ -121,6 +138,7 @@ void finish(self_ptr self, std::string reason) {
   done.tokens = st.tokens;
   done.logprobs = std::exchange(st.pending_logprobs, {});
   done.engine_seconds = st.engine_seconds;
+  release_reservation(self);
   st.sink->push(std::move(done));
   self->quit();
 }
@@ -135,6 +153,7 @@ void on_token(self_ptr self, const token_msg& t) {
   }
   ++s.tokens.completion_tokens;
   s.engine_seconds += t.step_seconds;
+  s.generated.push_back(t.token);
   if (t.logprobs)
     s.pending_logprobs.push_back(logprob_entry_of(*s.text->tok, t.token, *t.logprobs));
   // The token that stopped generation (eos / stop id) is not part of the text.
@@ -148,6 +167,200 @@ void on_token(self_ptr self, const token_msg& t) {
     }
   }
   if (t.finished) finish(self, t.reason == engine::finish_reason::length ? "length" : "stop");
+}
+
+void submit(self_ptr self);
+
+/// The replica running this request failed: resubmit the prompt and the tokens already
+/// streamed through the router, so the stream continues on another replica (or on this
+/// one once restarted) without repeats or gaps.
+void fail_over(self_ptr self, const std::string& why) {
+  auto& s = self->state;
+  if (s.moving) return;  // the same failure, seen twice (failure message and down)
+  if (s.text->stopping.load())
+    return fail(self,
+                client_event::error(503, "the server is shutting down", "service_unavailable"));
+  // A request that made progress since its last move starts its count again: only one
+  // that keeps failing replicas without producing a token runs out of attempts.
+  if (s.generated.size() > s.generated_at_failover) s.failovers = 0;
+  s.generated_at_failover = s.generated.size();
+  if (s.failovers >= s.text->failover_attempts) {
+    return fail(self,
+                client_event::error(503, why + fmt::format(" (after {} failovers)", s.failovers),
+                                    "service_unavailable"));
+  }
+  ++s.failovers;
+  if (s.metrics) s.metrics->add_failover();
+  spdlog::warn("request {}: {}; resuming after {} tokens on another replica (failover {})",
+               s.req.id, why, s.generated.size(), s.failovers);
+  release_reservation(self);
+  if (s.engine) self->demonitor(s.engine);
+  s.moving = true;
+  s.engine = nullptr;
+  s.seq_id = -1;
+  s.move_deadline =
+      clock_type::now() +
+      std::chrono::milliseconds(static_cast<int64_t>(s.text->failover_timeout_s * 1000));
+  submit(self);
+}
+
+/// Submits (or resubmits after a failure) through the router.
+void submit(self_ptr self) {
+  auto& st = self->state;
+  engine_submit sub{
+      st.prompt, st.req.sampling, caf::actor_cast<caf::actor>(self), st.generated, {}};
+  if (st.moving && st.last_engine) sub.avoid = st.last_engine;
+  st.submit_pending = true;
+  self->request(st.router, caf::infinite, submit_atom::value, std::move(sub))
+      .then(
+          [self](const submit_reply& r) {
+            auto& s = self->state;
+            s.submit_pending = false;
+            if (!r.error.empty())
+              return fail(self, client_event::error(400, r.error, "invalid_request_error"));
+            s.engine = r.engine;
+            s.last_engine = r.engine.address();
+            s.seq_id = r.seq_id;
+            s.moving = false;
+            // If the replica goes away mid-request, the request moves to another.
+            self->monitor(s.engine);
+            self->set_down_handler([self](caf::down_msg& msg) {
+              auto& st2 = self->state;
+              if (st2.cancelled) return self->quit();
+              if (!st2.engine || msg.source != st2.engine.address()) return;  // an old one
+              fail_over(self, "the model replica stopped");
+            });
+            if (s.cancelled) {
+              self->send(s.engine, cancel_atom::value, s.seq_id);
+              release_reservation(self);
+              return self->quit();
+            }
+            if (s.started) return;
+            s.started = true;
+            client_event started;
+            started.type = client_event::kind::started;
+            started.tokens = s.tokens;
+            s.sink->push(std::move(started));
+            if (s.req.type == generation_request::kind::completion && s.req.echo)
+              emit_text(s, s.req.prompt);
+          },
+          [self](caf::error& err) {
+            auto& s = self->state;
+            s.submit_pending = false;
+            if (s.cancelled) return self->quit();
+            // The engine the router chose died before it took the request: a failover
+            // like any other (the request had not started anywhere).
+            if (!s.moving && err != caf::sec::request_receiver_down)
+              return fail(self,
+                          client_event::error(
+                              503, "no model replica is available: " + self->system().render(err),
+                              "service_unavailable"));
+            if (!s.moving && !s.text->stopping.load() && s.failovers < s.text->failover_attempts) {
+              ++s.failovers;
+              s.moving = true;
+              s.move_deadline = clock_type::now() + std::chrono::milliseconds(static_cast<int64_t>(
+                                                        s.text->failover_timeout_s * 1000));
+            }
+            // No live replica (yet): while moving, wait for one to come back.
+            if (s.moving && clock_type::now() < s.move_deadline && !s.text->stopping.load()) {
+              self->delayed_send(self, std::chrono::milliseconds(100), retry_atom::value);
+              return;
+            }
+            fail(self, client_event::error(
+                           503, "no model replica is available: " + self->system().render(err),
+                           "service_unavailable"));
+          });
+}
+
+std::optional<std::vector<int32_t>> build_prompt(session_state& st, client_event& error);
+
+/// The generation ended with server-side calls only: run each in a tool_invocation actor.
+void run_tools(self_ptr self) {
+  auto& st = self->state;
+  release_reservation(self);
+  st.tools_running = true;
+  for (auto& call : st.rounds->calls())
+    spawn_tool_invocation(self, st.text->tools, std::move(call), st.tool_cancel);
+}
+
+/// Every call of the round has its result: continue the conversation with them.
+void next_round(self_ptr self) {
+  auto& st = self->state;
+  st.tools_running = false;
+  st.rounds->next_round(st.req.messages, st.req.tool_choice, st.req.tool_choice_name);
+  client_event error;
+  auto prompt = build_prompt(st, error);
+  if (!prompt) return fail(self, std::move(error));
+  const int64_t want = static_cast<int64_t>(prompt->size()) + st.req.sampling.max_tokens;
+  if (want > st.text->max_model_len) return finish(self, "length");
+  try {
+    st.req.sampling.constraint = tool_constraint_for(st.req, st.text->tok, st.text->eos_ids);
+  } catch (const std::exception& e) {
+    return fail(self, client_event::error(400, std::string("tools: ") + e.what(),
+                                          "invalid_request_error", "tools"));
+  }
+  std::vector<toolcall::tool_schema> schemas;
+  for (const auto& t : st.req.tools) schemas.push_back({t.name, t.parameters});
+  if (st.req.tool_choice != tool_choice_mode::none) {
+    st.parser.emplace(std::move(schemas));
+  } else {
+    st.parser.reset();
+  }
+  st.detok.emplace(*st.text->tok);
+  st.stops.emplace(st.req.stop);
+  st.tokens.prompt_tokens += static_cast<int64_t>(prompt->size());
+  st.prompt = std::move(*prompt);
+  st.generated.clear();
+  submit(self);
+}
+
+void on_tool_result(self_ptr self, tool_call_result r) {
+  auto& st = self->state;
+  if (st.cancelled || !st.rounds || !st.tools_running) return;
+  client_event e;
+  e.type = client_event::kind::tool_result;
+  e.call_id = r.call_id;
+  e.name = r.name;
+  e.text = r.content;
+  e.tool_outcome = toolkit::to_string(r.status);
+  st.sink->push(std::move(e));
+  if (st.rounds->add_result(r)) next_round(self);
+}
+
+/// Enables the request's server-side tools: their definitions join the request's tools.
+std::optional<client_event> enable_server_tools(session_state& st) {
+  auto& req = st.req;
+  if (req.server_tools.empty()) return std::nullopt;
+  if (req.type != generation_request::kind::chat || !st.text->tools)
+    return client_event::error(400, "this server has no server-side tools", "invalid_request_error",
+                               "server_tools");
+  std::set<std::string> names;
+  for (size_t i = 0; i < req.server_tools.size(); ++i) {
+    const auto& n = req.server_tools[i];
+    auto t = st.text->tools->tools->find(n);
+    const std::string param = fmt::format("server_tools[{}]", i);
+    if (!t)
+      return client_event::error(400, fmt::format("no server-side tool named '{}'", n),
+                                 "invalid_request_error", param);
+    for (const auto& c : req.tools) {
+      if (c.name == n && !names.count(n))
+        return client_event::error(400, fmt::format("'{}' is both a client and a server tool", n),
+                                   "invalid_request_error", param);
+    }
+    if (!names.insert(n).second) continue;
+    const auto& d = t->definition();
+    req.tools.push_back({d.name, d.description, d.parameters});
+  }
+  for (size_t i = 0; i < req.server_tool_choices.size(); ++i) {
+    const auto& c = req.server_tool_choices[i];
+    bool known = c == "auto" || c == "none" || c == "required";
+    for (const auto& t : req.tools) known = known || t.name == c;
+    if (!known)
+      return client_event::error(400, fmt::format("no tool named '{}'", c), "invalid_request_error",
+                                 fmt::format("server_tool_choices[{}]", i));
+  }
+  st.rounds.emplace(std::move(names), st.text->max_tool_rounds, req.server_tool_choices);
+  return std::nullopt;
 }
 
 /// The prompt as token ids, or an error event.
@@ -200,6 +413,12 @@ caf::behavior request_session(self_ptr self, generation_request req,
   ++st.counters->queued;
   self->attach_functor([counters = st.counters] { --counters->active; });
 
+  // Cancelling or ending the request stops its tools (and kills their processes).
+  self->attach_functor([flag = st.tool_cancel] { flag->cancel(); });
+  if (auto err = enable_server_tools(st)) {
+    fail(self, std::move(*err));
+    return {};
+  }
   client_event error;
   auto prompt = build_prompt(st, error);
   if (!prompt) {
@@ -229,41 +448,19 @@ caf::behavior request_session(self_ptr self, generation_request req,
     for (const auto& t : st.req.tools) schemas.push_back({t.name, t.parameters});
     st.parser.emplace(std::move(schemas));
   }
+  try {
+    st.req.sampling.constraint = tool_constraint_for(st.req, st.text->tok, st.text->eos_ids);
+  } catch (const std::exception& e) {  // a schema too deep or too large to compile
+    fail(self, client_event::error(400, std::string("tools: ") + e.what(), "invalid_request_error",
+                                   "tools"));
+    return {};
+  }
   st.detok.emplace(*st.text->tok);
   st.stops.emplace(st.req.stop);
 
-  engine_submit sub{std::move(*prompt), st.req.sampling, caf::actor_cast<caf::actor>(self)};
-  self->request(router, caf::infinite, submit_atom::value, std::move(sub))
-      .then(
-          [self](const submit_reply& r) {
-            auto& s = self->state;
-            if (!r.error.empty())
-              return fail(self, client_event::error(400, r.error, "invalid_request_error"));
-            s.engine = r.engine;
-            s.seq_id = r.seq_id;
-            // If the replica goes away mid-request, the client hears about it.
-            self->monitor(s.engine);
-            self->set_down_handler([self](caf::down_msg&) {
-              if (self->state.cancelled) return self->quit();
-              fail(self,
-                   client_event::error(503, "the model replica stopped", "service_unavailable"));
-            });
-            if (s.cancelled) {
-              self->send(s.engine, cancel_atom::value, s.seq_id);
-              return self->quit();
-            }
-            client_event started;
-            started.type = client_event::kind::started;
-            started.tokens = s.tokens;
-            s.sink->push(std::move(started));
-            if (s.req.type == generation_request::kind::completion && s.req.echo)
-              emit_text(s, s.req.prompt);
-          },
-          [self](caf::error& err) {
-            fail(self, client_event::error(
-                           503, "no model replica is available: " + self->system().render(err),
-                           "service_unavailable"));
-          });
+  st.prompt = std::move(*prompt);
+  st.router = router;
+  submit(self);
 
   return {
       [self](token_atom, const token_msg& t) {
@@ -281,17 +478,22 @@ caf::behavior request_session(self_ptr self, generation_request req,
 
       [self](failed_atom, const failure_msg& f) {
         if (self->state.cancelled) return self->quit();
-        fail(self, client_event::error(503, f.message, "service_unavailable"));
+        fail_over(self, f.message);
       },
+      [self](retry_atom) { submit(self); },
+      [self](tool_result_atom, tool_call_result& r) { on_tool_result(self, std::move(r)); },
       [self](cancel_atom) {
         auto& s = self->state;
         s.cancelled = true;
         leave_queue(s);
-        if (s.seq_id >= 0) {
+        if (s.seq_id >= 0 && !s.moving) {
           self->send(s.engine, cancel_atom::value, s.seq_id);
+          release_reservation(self);
           self->quit();
+        } else if (!s.submit_pending) {
+          self->quit();  // between replicas, waiting to retry: nothing runs anywhere
         }
-        // else: the submit reply has not arrived; its handler cancels and quits.
+        // else: a submit reply is pending; its handler cancels and quits.
       },
   };
 }

@@ -5,6 +5,7 @@
 // sequence in the engine.
 #pragma once
 
+#include <atomic>
 #include <caf/all.hpp>
 #include <chrono>
 #include <memory>
@@ -13,6 +14,8 @@
 #include "actors/client_api.h"
 #include "actors/messages.h"
 #include "actors/server_metrics.h"
+#include "actors/server_rounds.h"
+#include "actors/tool_invocation.h"
 #include "engine/stop_matcher.h"
 #include "model/tokenizer/tokenizer.h"
 #include "model/tools/tool_parser.h"
@@ -24,6 +27,14 @@ struct text_resources {
   std::shared_ptr<const tokenizer::tokenizer> tok;
   int64_t max_model_len = 0;
   std::vector<int32_t> eos_ids;
+  /// Server-side tools (docs/tools.md): what a request may enable, and its rounds.
+  std::shared_ptr<const tool_runtime> tools;
+  int32_t max_tool_rounds = 4;
+  /// Failover: how many times one request may move to another replica, and how long it
+  /// waits for one to be live.
+  int32_t failover_attempts = 3;
+  double failover_timeout_s = 30.0;
+  std::atomic<bool> stopping{false};  ///< the service shuts down: no failover
 };
 
 /// Counters the service keeps across sessions (for 429 and draining).
@@ -39,12 +50,25 @@ struct session_state {
   std::shared_ptr<server_metrics> metrics;
   std::shared_ptr<session_counters> counters;
   caf::actor engine;
+  caf::actor router;
   int64_t seq_id = -1;
+  std::vector<int32_t> prompt;       ///< as submitted (kept for failover)
+  std::vector<int32_t> generated;    ///< every token received, in order
+  int32_t failovers = 0;             ///< moves since the request last made progress
+  size_t generated_at_failover = 0;  ///< tokens it had at its last move
+  caf::actor_addr last_engine;       ///< the engine it ran on last (skipped after it fails)
+  bool moving = false;               ///< between a replica failure and the new engine's reply
+  bool submit_pending = false;       ///< a submit is on its way; its reply handler decides
+  bool started = false;
+  std::chrono::steady_clock::time_point move_deadline;
   bool cancelled = false;
   bool queued = true;
   std::optional<tokenizer::incremental_detokenizer> detok;
   std::optional<toolcall::tool_parser> parser;
   std::optional<engine::stop_matcher> stops;
+  std::optional<server_rounds> rounds;  ///< when the request enabled server-side tools
+  std::shared_ptr<toolkit::cancel_flag> tool_cancel = std::make_shared<toolkit::cancel_flag>();
+  bool tools_running = false;
   usage tokens;
   std::vector<logprob_entry> pending_logprobs;
   double engine_seconds = 0;  ///< summed step times of the steps that sampled its tokens  ///<

@@ -1,32 +1,67 @@
-// Round-robin over live engines; an engine's down message removes it.
+// Least outstanding tokens, prefix affinity among equals, failover-aware.
 #include "actors/router.h"
 
 #include <spdlog/spdlog.h>
+#include <xxhash.h>
+
+#include <algorithm>
 
 namespace conclave::actors {
+
+size_t pick_engine(std::span<const int64_t> outstanding, std::span<const int32_t> prompt,
+                   int64_t skip) {
+  std::vector<size_t> best;
+  int64_t least = INT64_MAX;
+  for (size_t i = 0; i < outstanding.size(); ++i) {
+    if (static_cast<int64_t>(i) == skip && outstanding.size() > 1) continue;
+    if (outstanding[i] < least) {
+      least = outstanding[i];
+      best.clear();
+    }
+    if (outstanding[i] == least) best.push_back(i);
+  }
+  if (best.size() == 1) return best[0];
+  // Affinity: the first 64 tokens (four 16-token KV blocks) choose among the equals.
+  const size_t n = std::min<size_t>(prompt.size(), 64);
+  const uint64_t h = XXH3_64bits(prompt.data(), n * sizeof(int32_t));
+  return best[h % best.size()];
+}
 
 caf::behavior router_actor(caf::stateful_actor<router_state>* self,
                            std::vector<caf::actor> engines) {
   for (auto& e : engines) {
     self->monitor(e);
-    self->state.engines.push_back(std::move(e));
+    self->state.engines.push_back({std::move(e), 0});
   }
   self->set_down_handler([self](caf::down_msg& msg) {
     auto& e = self->state.engines;
-    std::erase_if(e, [&](const caf::actor& a) { return a.address() == msg.source; });
+    std::erase_if(e, [&](const router_entry& r) { return r.engine.address() == msg.source; });
     spdlog::warn("router: an engine went down ({} left)", e.size());
   });
   return {
       [self](add_engine_atom, caf::actor engine) {
         self->monitor(engine);
-        self->state.engines.push_back(std::move(engine));
+        self->state.engines.push_back({std::move(engine), 0});
       },
       [self](submit_atom a, engine_submit& m) -> caf::result<caf::message> {
         auto& st = self->state;
         if (st.engines.empty())
           return caf::make_error(caf::sec::request_receiver_down, "no live model replica");
-        const caf::actor& target = st.engines[st.next++ % st.engines.size()];
-        return self->delegate(target, a, std::move(m));
+        std::vector<int64_t> load;
+        int64_t skip = -1;
+        for (size_t i = 0; i < st.engines.size(); ++i) {
+          load.push_back(st.engines[i].outstanding);
+          if (m.avoid && st.engines[i].engine.address() == m.avoid) skip = static_cast<int64_t>(i);
+        }
+        router_entry& target = st.engines[pick_engine(load, m.prompt, skip)];
+        target.outstanding += reservation(m.prompt.size(), m.params.max_tokens);
+        return self->delegate(target.engine, a, std::move(m));
+      },
+      [self](finished_atom, const caf::actor_addr& engine, int64_t reserved) {
+        for (auto& r : self->state.engines) {
+          if (r.engine.address() == engine)
+            r.outstanding = std::max<int64_t>(0, r.outstanding - reserved);
+        }
       },
   };
 }

@@ -1,9 +1,14 @@
 // router: picks a replica's engine for each request. Replicas register as they come up
-// and are dropped when their engine goes down; requests are spread round-robin over the
-// live ones (least-outstanding-tokens placement and failover come with replicas > 1).
+// and are dropped when their engine goes down. A request goes to the engine with the
+// fewest outstanding tokens (its own reservations: prompt + max_tokens of the requests it
+// placed there and that have not finished); among equals, the prompt's first tokens pick
+// one, so requests sharing a prefix meet their prefix cache. A failed-over request names
+// the engine that failed, which is skipped while another lives.
 #pragma once
 
 #include <caf/all.hpp>
+#include <cstdint>
+#include <span>
 #include <vector>
 
 #include "actors/messages.h"
@@ -12,16 +17,26 @@ namespace conclave::actors {
 
 using add_engine_atom = caf::atom_constant<caf::atom("addengine")>;
 
+struct router_entry {
+  caf::actor engine;
+  int64_t outstanding = 0;
+};
+
+/// The placement rule, without actors: index into `outstanding` of the engine a prompt
+/// goes to; `skip` (may be -1) is avoided unless it is the only one.
+size_t pick_engine(std::span<const int64_t> outstanding, std::span<const int32_t> prompt,
+                   int64_t skip);
+
 struct router_state {
-  std::vector<caf::actor> engines;
-  size_t next = 0;
+  std::vector<router_entry> engines;
   static inline const char* name = "router";
 };
 
-/// Starts with `engines` (more register later). Handles (add_engine_atom, actor) and (submit_atom,
-/// engine_submit), which it delegates to an engine (the engine's submit_reply goes straight to the
-/// session). With no live engine the submit fails with sec::request_receiver_down ("no live model
-/// replica").
+/// Starts with `engines` (more register later). Handles (add_engine_atom, actor),
+/// (submit_atom, engine_submit), which it delegates to an engine (the engine's
+/// submit_reply goes straight to the session), and (finished_atom, actor_addr engine,
+/// int64_t reservation). With no live engine the submit fails with
+/// sec::request_receiver_down ("no live model replica").
 caf::behavior router_actor(caf::stateful_actor<router_state>* self,
                            std::vector<caf::actor> engines);
 

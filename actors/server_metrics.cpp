@@ -53,6 +53,11 @@ server_metrics::server_metrics() : registry_(std::make_shared<prometheus::Regist
                       .Help("Sequences preempted for KV blocks")
                       .Register(*registry_)
                       .Add({});
+  failovers_ = &BuildCounter()
+                    .Name("conclave_failovers_total")
+                    .Help("Requests moved to another replica after theirs failed")
+                    .Register(*registry_)
+                    .Add({});
   auto& seqs =
       BuildGauge().Name("conclave_sequences").Help("Sequences by state").Register(*registry_);
   running_ = &seqs.Add({{"state", "running"}});
@@ -84,14 +89,28 @@ void server_metrics::add_tokens(int64_t prompt, int64_t completion) {
   prompt_tokens_->Increment(static_cast<double>(prompt));
   completion_tokens_->Increment(static_cast<double>(completion));
 }
+void server_metrics::add_failover() {
+  failovers_->Increment();
+}
 void server_metrics::add_preemptions(uint64_t n) {
   if (n > 0) preemptions_->Increment(static_cast<double>(n));
 }
-void server_metrics::set_engine(size_t running, size_t waiting, int64_t kv_used, int64_t kv_free) {
-  running_->Set(static_cast<double>(running));
-  waiting_->Set(static_cast<double>(waiting));
-  kv_used_->Set(static_cast<double>(kv_used));
-  kv_free_->Set(static_cast<double>(kv_free));
+void server_metrics::set_engine(int replica, size_t running, size_t waiting, int64_t kv_used,
+                                int64_t kv_free) {
+  std::lock_guard lock(engines_mutex_);
+  engines_[replica] = {static_cast<double>(running), static_cast<double>(waiting),
+                       static_cast<double>(kv_used), static_cast<double>(kv_free)};
+  engine_gauges total;
+  for (const auto& [id, g] : engines_) {
+    total.running += g.running;
+    total.waiting += g.waiting;
+    total.kv_used += g.kv_used;
+    total.kv_free += g.kv_free;
+  }
+  running_->Set(total.running);
+  waiting_->Set(total.waiting);
+  kv_used_->Set(total.kv_used);
+  kv_free_->Set(total.kv_free);
 }
 
 std::string server_metrics::serialize() const {

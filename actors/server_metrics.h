@@ -3,7 +3,9 @@
 // publish their queue and KV-cache gauges after every step.
 #pragma once
 
+#include <map>
 #include <memory>
+#include <mutex>
 #include <string>
 
 namespace prometheus {
@@ -29,18 +31,27 @@ class server_metrics {
   void observe_queue_time(double seconds);
   void add_tokens(int64_t prompt, int64_t completion);
   void add_preemptions(uint64_t n);
+  void add_failover();
   /// Engine gauges (summed over replicas by the caller when there are several).
-  void set_engine(size_t running, size_t waiting, int64_t kv_used, int64_t kv_free);
+  /// One replica's engine gauges; the exported values are the sums over replicas.
+  void set_engine(int replica, size_t running, size_t waiting, int64_t kv_used, int64_t kv_free);
 
   /// Prometheus text exposition format.
   std::string serialize() const;
+  /// The registry, for series defined elsewhere (tool_metrics).
+  prometheus::Registry& registry() { return *registry_; }
 
  private:
   std::shared_ptr<prometheus::Registry> registry_;
   prometheus::Family<prometheus::Counter>* requests_;
   prometheus::Histogram *ttft_, *tpot_, *e2e_, *queue_;
-  prometheus::Counter *prompt_tokens_, *completion_tokens_, *preemptions_;
+  prometheus::Counter *prompt_tokens_, *completion_tokens_, *preemptions_, *failovers_;
   prometheus::Gauge *running_, *waiting_, *kv_used_, *kv_free_;
+  struct engine_gauges {
+    double running = 0, waiting = 0, kv_used = 0, kv_free = 0;
+  };
+  std::mutex engines_mutex_;
+  std::map<int, engine_gauges> engines_;
 };
 
 }  // namespace conclave::actors

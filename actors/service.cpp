@@ -7,13 +7,14 @@
 #include "actors/replica_supervisor.h"
 #include "actors/request_session.h"
 #include "actors/router.h"
+#include "actors/tool_setup.h"
 #include "model/checkpoint.h"
 
 namespace conclave::actors {
 
 struct inference_service::handles {
   caf::actor router;
-  caf::actor supervisor;
+  std::vector<caf::actor> supervisors;
 };
 
 namespace {
@@ -34,10 +35,7 @@ class session_handle final : public request_handle {
 
 inference_service::inference_service(const config::server_config& cfg,
                                      std::shared_ptr<server_metrics> metrics)
-    : cfg_(cfg),
-      metrics_(std::move(metrics)),
-      counters_(std::make_shared<session_counters>()),
-      ready_(std::make_shared<std::atomic<bool>>(false)) {
+    : cfg_(cfg), metrics_(std::move(metrics)), counters_(std::make_shared<session_counters>()) {
   // Validate the checkpoint now so a bad folder fails at startup with its one-line error.
   const model::checkpoint ckpt(cfg_.model_dir);
   const auto& mc = ckpt.config();
@@ -48,6 +46,10 @@ inference_service::inference_service(const config::server_config& cfg,
   text_->max_model_len = cfg_.engine.max_model_len > 0
                              ? std::min(cfg_.engine.max_model_len, mc.max_position_embeddings)
                              : mc.max_position_embeddings;
+  text_->failover_attempts = cfg_.replicas.failover_attempts;
+  text_->failover_timeout_s = cfg_.replicas.failover_timeout_s;
+  text_->tools = make_tool_runtime(cfg_.tools, metrics_);
+  text_->max_tool_rounds = cfg_.tools.max_rounds;
   model_name_ = cfg_.served_model_name;
   // Never sample an id the tokenizer cannot turn into text (padded embedding rows).
   if (cfg_.engine.sampling_vocab_size == 0 &&
@@ -63,13 +65,56 @@ inference_service::inference_service(const config::server_config& cfg,
   // (Spawning with no arguments trips UBSan inside CAF 0.17's empty-tuple path.)
   actors_->router = system_->spawn(router_actor, std::vector<caf::actor>{});
   const std::string dir = cfg_.model_dir;
-  const auto backend_cfg = cfg_.engine.backend;
-  backend_factory factory = [dir, backend_cfg]() -> std::shared_ptr<gpu::backend> {
-    const model::checkpoint c(dir);
-    return gpu::make_backend(c, backend_cfg);
-  };
-  actors_->supervisor = system_->spawn<caf::detached>(
-      replica_supervisor, std::move(factory), cfg_.engine, metrics_, actors_->router, ready_);
+  // The health probe (the seed guide's): a real generation every probe_interval_s.
+  const std::vector<int32_t> probe = text_->tok->encode("def hello():\n    return", false);
+  for (int i = 0; i < cfg_.replicas.count; ++i) {
+    auto backend_cfg = cfg_.engine.backend;
+    if (backend_cfg.kind == "cuda") backend_cfg.device += i;  // one device per replica
+    backend_factory factory = [dir, backend_cfg]() -> std::shared_ptr<gpu::backend> {
+      const model::checkpoint c(dir);
+      return gpu::make_backend(c, backend_cfg);
+    };
+    auto status = std::make_shared<replica_status>(i);
+    replicas_.push_back(status);
+    actors_->supervisors.push_back(
+        system_->spawn<caf::detached>(replica_supervisor, std::move(factory), cfg_.engine,
+                                      cfg_.replicas, metrics_, actors_->router, status, probe));
+  }
+}
+
+bool inference_service::accepting() const {
+  // Before any replica came up the model is loading (503). Afterwards a request is
+  // admitted while some replica is up or restarting: it waits for one (up to
+  // failover_timeout_s) instead of failing.
+  bool some_up_once = false;
+  for (const auto& r : replicas_) {
+    const auto st = r->state();
+    if (st == replica_state::up) return true;
+    if (st == replica_state::restarting && r->snapshot().restarts > 0) some_up_once = true;
+  }
+  return some_up_once;
+}
+
+bool inference_service::loaded() const {
+  for (const auto& r : replicas_) {
+    if (r->serving()) return true;
+  }
+  return false;
+}
+
+std::vector<replica_snapshot> inference_service::cluster() const {
+  std::vector<replica_snapshot> out;
+  for (const auto& r : replicas_) out.push_back(r->snapshot());
+  return out;
+}
+
+void inference_service::inject_fault(int replica, fault_kind kind) {
+  if (!cfg_.replicas.fault_injection)
+    throw std::logic_error("fault injection is off (replicas.fault_injection)");
+  if (replica < 0 || static_cast<size_t>(replica) >= replicas_.size())
+    throw std::out_of_range("no replica " + std::to_string(replica));
+  spdlog::warn("fault injection: replica {} gets {}", replica, to_string(kind));
+  replicas_[static_cast<size_t>(replica)]->inject(kind);
 }
 
 inference_service::~inference_service() {
@@ -78,10 +123,10 @@ inference_service::~inference_service() {
 
 void inference_service::shutdown() {
   if (!system_) return;
-  ready_->store(false);
   draining_.store(true);
-  // The supervisor takes its engine and worker down; sessions watching the engine end.
-  caf::anon_send_exit(actors_->supervisor, caf::exit_reason::user_shutdown);
+  text_->stopping.store(true);
+  // Supervisors take their engines and workers down; sessions watching an engine end.
+  for (auto& s : actors_->supervisors) caf::anon_send_exit(s, caf::exit_reason::user_shutdown);
   caf::anon_send_exit(actors_->router, caf::exit_reason::user_shutdown);
   actors_.reset();
   system_.reset();  // waits for all actors to finish
@@ -103,7 +148,7 @@ std::shared_ptr<request_handle> inference_service::submit(generation_request req
     sink->push(client_event::error(503, "the server is shutting down", "service_unavailable"));
     return nullptr;
   }
-  if (!ready_->load()) {
+  if (!accepting()) {
     sink->push(client_event::error(503, "the model is still loading; retry shortly",
                                    "service_unavailable"));
     return nullptr;

@@ -6,8 +6,10 @@
 #include <atomic>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "actors/client_api.h"
+#include "actors/replica_status.h"
 #include "actors/server_metrics.h"
 #include "config/server_config.h"
 
@@ -35,9 +37,12 @@ class inference_service {
   inference_service(const inference_service&) = delete;
   inference_service& operator=(const inference_service&) = delete;
 
-  /// Model loaded, warm, and not draining.
-  bool ready() const { return ready_->load() && !draining_.load(); }
-  bool loaded() const { return ready_->load(); }
+  /// Some replica is up and healthy, and the service is not draining.
+  bool ready() const { return loaded() && !draining_.load(); }
+  /// Some replica is up and healthy.
+  bool loaded() const;
+  /// New requests are admitted: some replica is up, or one that was up is restarting.
+  bool accepting() const;
   const std::string& model_name() const { return model_name_; }
   int64_t max_model_len() const;
 
@@ -54,13 +59,21 @@ class inference_service {
   /// Requests submitted that have not produced a token yet.
   int64_t queued_requests() const;
 
+  /// Every replica's state, load, restarts and health history (GET /admin/cluster).
+  std::vector<replica_snapshot> cluster() const;
+  bool fault_injection_enabled() const { return cfg_.replicas.fault_injection; }
+  /// Makes replica `replica`'s next step fail, hang, or crash its worker or engine.
+  /// Throws std::logic_error when fault injection is off, std::out_of_range for a
+  /// replica that does not exist.
+  void inject_fault(int replica, fault_kind kind);
+
  private:
   config::server_config cfg_;
   std::shared_ptr<server_metrics> metrics_;
   std::string model_name_;
   std::shared_ptr<text_resources> text_;
   std::shared_ptr<session_counters> counters_;
-  std::shared_ptr<std::atomic<bool>> ready_;
+  std::vector<std::shared_ptr<replica_status>> replicas_;
   std::atomic<bool> draining_{false};
   std::unique_ptr<caf::actor_system_config> system_cfg_;
   std::unique_ptr<caf::actor_system> system_;

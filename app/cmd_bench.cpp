@@ -4,6 +4,7 @@
 
 #include "app/commands.h"
 #include "app/engine_options.h"
+#include "bench/chaos_bench.h"
 #include "bench/constrain_bench.h"
 #include "bench/engine_bench.h"
 #include "bench/serve_bench.h"
@@ -54,6 +55,10 @@ std::vector<command> add_bench(CLI::App& app) {
   auto* srv = bench->add_subcommand(
       "serve", "load a running `conclave serve` with streaming clients (SSE or WebSocket)");
   bench::add_serve_bench_options(*srv, *sopts);
+  auto xopts = std::make_shared<bench::chaos_bench_options>();
+  auto* chaos = bench->add_subcommand(
+      "chaos", "streaming load while random replica faults are injected once a second");
+  bench::add_chaos_bench_options(*chaos, *xopts);
   auto copts = std::make_shared<bench::constrain_bench_options>();
   auto* con = bench->add_subcommand(
       "constrain", "constrained tool calls: grammar compile time and mask cost per decode step");
@@ -72,6 +77,7 @@ std::vector<command> add_bench(CLI::App& app) {
            }},
           {tok, [topts] { return bench::run_tokenizer_bench(*topts, stdout); }},
           {srv, [sopts] { return bench::run_serve_bench(*sopts, stdout); }},
+          {chaos, [xopts] { return bench::run_chaos_bench(*xopts, stdout); }},
           {con, [copts] { return bench::run_constrain_bench(*copts, stdout); }}};
 }
 

@@ -78,6 +78,8 @@ int run_serve(serve_args& a, CLI::App& cmd) {
   if (given("--drain-timeout")) cfg.drain_timeout_s = a.cli.drain_timeout_s;
   if (given("--io-threads")) cfg.io_threads = a.cli.io_threads;
   if (given("--actor-threads")) cfg.actor_threads = a.cli.actor_threads;
+  if (given("--replicas")) cfg.replicas.count = a.cli.replicas.count;
+  if (given("--fault-injection")) cfg.replicas.fault_injection = true;
   apply_given_engine_options(cmd, a.cli.engine, cfg.engine);
   if (auto err = cfg.validate(); !err.empty()) throw std::invalid_argument(err);
   if (a.print_config) {
@@ -143,6 +145,11 @@ command add_serve(CLI::App& app) {
   cmd->add_option("--io-threads", c.io_threads, "HTTP I/O threads")->capture_default_str();
   cmd->add_option("--actor-threads", c.actor_threads, "actor scheduler threads")
       ->capture_default_str();
+  cmd->add_option("--replicas", c.replicas.count,
+                  "model replicas in this process; a failed one's requests move to another")
+      ->capture_default_str();
+  cmd->add_flag("--fault-injection", c.replicas.fault_injection,
+                "enable POST /admin/fault (tests and drills only)");
   cmd->add_flag("--print-config", args->print_config,
                 "print the resulting configuration as TOML and exit");
   add_engine_options(*cmd, c.engine);

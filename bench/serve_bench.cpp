@@ -29,23 +29,24 @@ constexpr std::array<std::string_view, 32> prompt_words = {
     " this",  " are",  " or",    " from", " at",    " which", " but",   " have",
     " model", " fast", " small", " city", " river", " green", " light", " house"};
 
-struct http_get_reply {
-  int status = 0;
-  std::string body;
-};
+}  // namespace
 
-/// GET `target` with a timeout; throws std::runtime_error when there is no answer.
-http_get_reply http_get(const server_url& url, const std::string& target,
-                        const std::string& api_key) {
+http_reply http_call(const server_url& url, std::string_view method, const std::string& target,
+                     const std::string& api_key, const std::string& body) {
   asio::io_context io;
   beast::tcp_stream stream(io);
   beast::error_code ec;
   tcp::resolver resolver(io);
   const auto endpoints = resolver.resolve(url.host, url.port, ec);
   if (ec) throw std::runtime_error(fmt::format("cannot resolve {}: {}", url.host, ec.message()));
-  http::request<http::empty_body> req{http::verb::get, url.prefix + target, 11};
+  http::request<http::string_body> req{http::string_to_verb(method), url.prefix + target, 11};
   req.set(http::field::host, url.host_header());
   if (!api_key.empty()) req.set(http::field::authorization, "Bearer " + api_key);
+  if (!body.empty()) {
+    req.set(http::field::content_type, "application/json");
+    req.body() = body;
+    req.prepare_payload();
+  }
   beast::flat_buffer buffer;
   http::response<http::string_body> res;
   beast::error_code failure;
@@ -66,8 +67,6 @@ http_get_reply http_get(const server_url& url, const std::string& target,
   }
   return {static_cast<int>(res.result_int()), res.body()};
 }
-
-}  // namespace
 
 void add_serve_bench_options(CLI::App& cmd, serve_bench_options& opts) {
   cmd.add_option("--url", opts.url, "server address, http://host:port")->capture_default_str();
@@ -150,7 +149,7 @@ server_url parse_server_url(std::string_view url) {
 }
 
 std::string fetch_first_model(const server_url& url, const std::string& api_key) {
-  const auto reply = http_get(url, "/v1/models", api_key);
+  const auto reply = http_call(url, "GET", "/v1/models", api_key);
   boost::system::error_code ec;
   const json::value v = json::parse(reply.body, ec);
   if (reply.status != 200) {

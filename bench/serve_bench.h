@@ -25,8 +25,9 @@ struct serve_bench_options {
   int32_t prompt_tokens = 32;  ///< approximate prompt length
   std::string model;           ///< empty: the first id of GET /v1/models
   std::string api_key;
-  double duration_s = 0;  ///< 0: no time limit
-  std::string json_file;  ///< also write the results here when set
+  double duration_s = 0;         ///< 0: no time limit
+  std::string json_file;         ///< also write the results here when set
+  double stall_timeout_s = 120;  ///< SSE: a request silent this long counts as "timeout"
 };
 
 /// Registers the `bench serve` flags on `cmd`.
@@ -101,6 +102,15 @@ struct server_url {
 
 /// Throws std::invalid_argument for anything but http://host[:port][/path].
 server_url parse_server_url(std::string_view url);
+
+struct http_reply {
+  int status = 0;
+  std::string body;
+};
+/// One request on a fresh connection, 30 s timeout; throws std::runtime_error when there
+/// is no answer. `body`, when given, is sent as JSON.
+http_reply http_call(const server_url& url, std::string_view method, const std::string& target,
+                     const std::string& api_key, const std::string& body = {});
 
 /// The first model id of GET /v1/models. Throws std::runtime_error with a one-line
 /// message when the server cannot be reached or answers with an error.

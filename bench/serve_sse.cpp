@@ -23,7 +23,6 @@ using tcp = asio::ip::tcp;
 using clock_type = std::chrono::steady_clock;
 
 // A server that sends nothing for this long is counted as timed out.
-constexpr auto io_timeout = std::chrono::seconds(120);
 // Pause after a failed connect so a dead server is not hammered in a tight loop.
 constexpr auto retry_delay = std::chrono::milliseconds(100);
 
@@ -50,6 +49,10 @@ struct sse_run {
   load_plan plan;
   serve_bench_result result;
   clock_type::time_point last_end;
+  /// No byte for this long ends a request as "timeout" (a hung stream).
+  std::chrono::milliseconds io_timeout() const {
+    return std::chrono::milliseconds(static_cast<int64_t>(opts.stall_timeout_s * 1000));
+  }
 };
 
 class sse_client : public std::enable_shared_from_this<sse_client> {
@@ -71,7 +74,7 @@ class sse_client : public std::enable_shared_from_this<sse_client> {
 
  private:
   void connect() {
-    stream_.expires_after(io_timeout);
+    stream_.expires_after(run_.io_timeout());
     stream_.async_connect(run_.endpoints,
                           [self = shared_from_this()](beast::error_code ec, const tcp::endpoint&) {
                             if (ec) return self->fail("connect: " + error_kind(ec), true);
@@ -100,7 +103,7 @@ class sse_client : public std::enable_shared_from_this<sse_client> {
     stream_error_.clear();
     got_done_ = false;
     t_send_ = clock_type::now();
-    stream_.expires_after(io_timeout);
+    stream_.expires_after(run_.io_timeout());
     http::async_write(stream_, req_, [self = shared_from_this()](beast::error_code ec, size_t) {
       if (ec) return self->fail(error_kind(ec), false);
       self->read_header();
@@ -110,7 +113,7 @@ class sse_client : public std::enable_shared_from_this<sse_client> {
   void read_header() {
     parser_.emplace();
     parser_->body_limit(std::numeric_limits<uint64_t>::max());
-    stream_.expires_after(io_timeout);
+    stream_.expires_after(run_.io_timeout());
     http::async_read_header(stream_, buffer_, *parser_,
                             [self = shared_from_this()](beast::error_code ec, size_t) {
                               if (ec) return self->fail(error_kind(ec), false);
@@ -125,7 +128,7 @@ class sse_client : public std::enable_shared_from_this<sse_client> {
 
   void read_body() {
     if (parser_->is_done()) return on_message_done();
-    stream_.expires_after(io_timeout);
+    stream_.expires_after(run_.io_timeout());
     http::async_read_some(stream_, buffer_, *parser_,
                           [self = shared_from_this()](beast::error_code ec, size_t) {
                             if (ec) return self->fail(error_kind(ec), false);
@@ -208,6 +211,8 @@ class sse_client : public std::enable_shared_from_this<sse_client> {
 
   void close() {
     connected_ = false;
+    // Bytes left from the old connection must not be parsed as the next response.
+    buffer_.consume(buffer_.size());
     beast::error_code ec;
     stream_.socket().shutdown(tcp::socket::shutdown_both, ec);
     stream_.socket().close(ec);

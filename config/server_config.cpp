@@ -103,6 +103,40 @@ std::string server_config::validate() const {
     if (k.size() < 8) return "server.api_keys entries must be at least 8 characters";
   }
   if (auto e = engine.validate(); !e.empty()) return "engine: " + e;
+  if (auto e = replicas.validate(); !e.empty()) return "replicas." + e;
+  if (auto e = tools.validate(); !e.empty()) return "tools." + e;
+  return {};
+}
+
+std::string tools_config::validate() const {
+  if (max_rounds < 0 || max_rounds > 16) return "max_rounds must be in [0, 16]";
+  if (retry_base_ms < 0 || retry_base_ms > 60000) return "retry_base_ms must be in [0, 60000]";
+  if (!(sandbox_wall_s > 0)) return "sandbox_wall_s must be > 0";
+  if (sandbox_cpu_s < 1) return "sandbox_cpu_s must be >= 1";
+  if (sandbox_memory_mib < 64) return "sandbox_memory_mib must be >= 64";
+  for (size_t i = 0; i < webhooks.size(); ++i) {
+    const auto& w = webhooks[i];
+    if (w.name.empty()) return fmt::format("webhooks[{}].name must not be empty", i);
+    if (w.url.rfind("http://", 0) != 0)
+      return fmt::format("webhooks[{}].url must start with http://", i);
+    if (!(w.timeout_s > 0)) return fmt::format("webhooks[{}].timeout_s must be > 0", i);
+  }
+  return {};
+}
+
+std::string replica_config::validate() const {
+  if (count < 1 || count > 64) return "count must be in [1, 64]";
+  if (failover_attempts < 0) return "failover_attempts must be >= 0";
+  if (!(failover_timeout_s >= 0)) return "failover_timeout_s must be >= 0";
+  if (max_restarts < 0) return "max_restarts must be >= 0";
+  if (!(restart_window_s > 0)) return "restart_window_s must be > 0";
+  if (!(backoff_reset_s >= 0)) return "backoff_reset_s must be >= 0";
+  if (!(step_timeout_s > 0)) return "step_timeout_s must be > 0";
+  if (!(heartbeat_interval_s >= 0)) return "heartbeat_interval_s must be >= 0 (0: none)";
+  if (!(probe_interval_s >= 0)) return "probe_interval_s must be >= 0 (0: no probes)";
+  if (!(probe_timeout_s > 0)) return "probe_timeout_s must be > 0";
+  if (unhealthy_after < 1) return "unhealthy_after must be >= 1";
+  if (!(hang_s >= 0)) return "hang_s must be >= 0";
   return {};
 }
 
@@ -117,7 +151,7 @@ server_config load_server_config(const std::filesystem::path& path, server_confi
   }
   {
     table_reader top(root, "", file);
-    top.reject_unknown({"server", "model", "engine"});
+    top.reject_unknown({"server", "model", "engine", "replicas", "tools"});
   }
   const toml::table& server = sub_table(root, "server", file);
   table_reader s(server, "server", file);
@@ -165,6 +199,57 @@ server_config load_server_config(const std::filesystem::path& path, server_confi
   e.read("max_model_len", c.engine.max_model_len);
   e.reject_unknown();
 
+  table_reader r(sub_table(root, "replicas", file), "replicas", file);
+  auto& rc = c.replicas;
+  r.read("count", rc.count);
+  r.read("failover_attempts", rc.failover_attempts);
+  r.read("failover_timeout_s", rc.failover_timeout_s);
+  r.read("max_restarts", rc.max_restarts);
+  r.read("restart_window_s", rc.restart_window_s);
+  r.read("backoff_reset_s", rc.backoff_reset_s);
+  r.read("step_timeout_s", rc.step_timeout_s);
+  r.read("heartbeat_interval_s", rc.heartbeat_interval_s);
+  r.read("probe_interval_s", rc.probe_interval_s);
+  r.read("probe_timeout_s", rc.probe_timeout_s);
+  r.read("unhealthy_after", rc.unhealthy_after);
+  r.read("fault_injection", rc.fault_injection);
+  r.read("hang_s", rc.hang_s);
+  r.reject_unknown();
+
+  const toml::table& tools = sub_table(root, "tools", file);
+  table_reader t(tools, "tools", file);
+  auto& tc = c.tools;
+  t.read("max_rounds", tc.max_rounds);
+  t.read("retry_base_ms", tc.retry_base_ms);
+  t.read("sandbox_wall_s", tc.sandbox_wall_s);
+  t.read("sandbox_cpu_s", tc.sandbox_cpu_s);
+  t.read("sandbox_memory_mib", tc.sandbox_memory_mib);
+  t.read("browser_allowed_hosts", tc.browser_allowed_hosts);
+  if (const toml::node* hooks = tools.get("webhooks")) {
+    const toml::array* arr = hooks->as_array();
+    if (arr == nullptr)
+      throw std::invalid_argument(
+          fmt::format("{}:{}: \"tools.webhooks\" must be an array of tables", file,
+                      hooks->source().begin.line));
+    tc.webhooks.clear();
+    for (size_t i = 0; i < arr->size(); ++i) {
+      const toml::table* w = (*arr)[i].as_table();
+      const std::string section = fmt::format("tools.webhooks[{}]", i);
+      if (w == nullptr)
+        throw std::invalid_argument(fmt::format("{}: \"{}\" must be a table", file, section));
+      table_reader wr(*w, section, file);
+      webhook_tool_config hook;
+      wr.read("name", hook.name);
+      wr.read("description", hook.description);
+      wr.read("url", hook.url);
+      wr.read("parameters", hook.parameters);
+      wr.read("timeout_s", hook.timeout_s);
+      wr.reject_unknown();
+      tc.webhooks.push_back(std::move(hook));
+    }
+  }
+  t.reject_unknown({"webhooks"});
+
   if (auto err = c.validate(); !err.empty()) throw std::invalid_argument(file + ": " + err);
   return c;
 }
@@ -203,7 +288,42 @@ std::string to_toml(const server_config& c) {
                      {"max_batched_tokens", c.engine.scheduler.max_num_batched_tokens},
                      {"prefix_caching", c.engine.scheduler.enable_prefix_caching},
                      {"max_model_len", c.engine.max_model_len}};
-  toml::table root{{"server", server}, {"model", model}, {"engine", engine}};
+  const auto& rc = c.replicas;
+  toml::table replicas{{"count", rc.count},
+                       {"failover_attempts", rc.failover_attempts},
+                       {"failover_timeout_s", rc.failover_timeout_s},
+                       {"max_restarts", rc.max_restarts},
+                       {"restart_window_s", rc.restart_window_s},
+                       {"backoff_reset_s", rc.backoff_reset_s},
+                       {"step_timeout_s", rc.step_timeout_s},
+                       {"heartbeat_interval_s", rc.heartbeat_interval_s},
+                       {"probe_interval_s", rc.probe_interval_s},
+                       {"probe_timeout_s", rc.probe_timeout_s},
+                       {"unhealthy_after", rc.unhealthy_after},
+                       {"fault_injection", rc.fault_injection},
+                       {"hang_s", rc.hang_s}};
+  const auto& tc = c.tools;
+  toml::array hosts, hooks;
+  for (const auto& h : tc.browser_allowed_hosts) hosts.push_back(h);
+  for (const auto& w : tc.webhooks) {
+    hooks.push_back(toml::table{{"name", w.name},
+                                {"description", w.description},
+                                {"url", w.url},
+                                {"parameters", w.parameters},
+                                {"timeout_s", w.timeout_s}});
+  }
+  toml::table tools{{"max_rounds", tc.max_rounds},
+                    {"retry_base_ms", tc.retry_base_ms},
+                    {"sandbox_wall_s", tc.sandbox_wall_s},
+                    {"sandbox_cpu_s", tc.sandbox_cpu_s},
+                    {"sandbox_memory_mib", tc.sandbox_memory_mib},
+                    {"browser_allowed_hosts", hosts},
+                    {"webhooks", hooks}};
+  toml::table root{{"server", server},
+                   {"model", model},
+                   {"engine", engine},
+                   {"replicas", replicas},
+                   {"tools", tools}};
   std::ostringstream ss;
   ss << root << '\n';
   return ss.str();

@@ -17,6 +17,46 @@ struct websocket_config {
   double ping_interval_s = 20.0;  ///< server pings; two missed pongs close the connection
 };
 
+/// [replicas]: how many model replicas, and how they are supervised and checked.
+struct replica_config {
+  int32_t count = 1;                 ///< model replicas in this process
+  int32_t failover_attempts = 3;     ///< times one request moves to another replica
+  double failover_timeout_s = 30.0;  ///< how long a moved request waits for a live replica
+  int32_t max_restarts = 5;          ///< restarts within restart_window_s, then it is dead
+  double restart_window_s = 600.0;
+  double backoff_reset_s = 60.0;      ///< a replica up this long restarts after 0.5 s again
+  double step_timeout_s = 120.0;      ///< watchdog: a step running longer ends the replica
+  double heartbeat_interval_s = 5.0;  ///< 0 turns heartbeats off
+  double probe_interval_s = 30.0;     ///< a real 10-token generation; 0 turns probes off
+  double probe_timeout_s = 10.0;      ///< a slower probe counts as failed
+  int32_t unhealthy_after = 3;        ///< consecutive failed checks before a restart
+  bool fault_injection = false;       ///< POST /admin/fault (tests and drills only)
+  double hang_s = 0.0;                ///< length of an injected hang; 0: step_timeout_s + 5
+
+  std::string validate() const;
+};
+
+/// [[tools.webhooks]]: a server-side tool that POSTs its arguments to `url`.
+struct webhook_tool_config {
+  std::string name, description;
+  std::string url;         ///< http://host[:port][/path]
+  std::string parameters;  ///< the arguments' JSON schema, as JSON text
+  double timeout_s = 10.0;
+};
+
+/// [tools]: server-side tools a request may enable (docs/tools.md).
+struct tools_config {
+  int32_t max_rounds = 4;       ///< tool rounds per request
+  int32_t retry_base_ms = 200;  ///< backoff base: base × 2^attempt, jittered, 5 attempts
+  double sandbox_wall_s = 10.0;
+  int32_t sandbox_cpu_s = 5;
+  int32_t sandbox_memory_mib = 512;
+  std::vector<std::string> browser_allowed_hosts;  ///< empty: no `browser` tool
+  std::vector<webhook_tool_config> webhooks;
+
+  std::string validate() const;
+};
+
 struct server_config {
   // [server]
   std::string host = "127.0.0.1";
@@ -35,6 +75,10 @@ struct server_config {
   std::string tokenizer_path;     ///< empty: MODEL/tokenizer.json
   // [engine]
   engine_config engine;
+  // [replicas]
+  replica_config replicas;
+  // [tools]
+  tools_config tools;
 
   /// Empty when valid, else one line naming the key.
   std::string validate() const;

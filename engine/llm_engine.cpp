@@ -48,6 +48,11 @@ bool llm_engine::abort(int64_t id) {
 }
 
 int64_t llm_engine::add_request(std::vector<int32_t> prompt, const sampling_params& params) {
+  return add_request(std::move(prompt), params, {});
+}
+
+int64_t llm_engine::add_request(std::vector<int32_t> prompt, const sampling_params& params,
+                                std::span<const int32_t> output) {
   if (auto err = params.validate(); !err.empty()) throw std::invalid_argument(err);
   if (prompt.empty()) throw std::invalid_argument("prompt must contain at least one token");
   const int64_t vocab = model_.vocab_size;
@@ -63,8 +68,19 @@ int64_t llm_engine::add_request(std::vector<int32_t> prompt, const sampling_para
         fmt::format("prompt ({} tokens) + max_tokens ({}) = {} exceeds the context length {}",
                     prompt.size(), params.max_tokens, total, max_model_len_));
   }
+  if (output.size() >= static_cast<size_t>(params.max_tokens))
+    throw std::invalid_argument("a resumed request has no tokens left to generate");
+  for (size_t i = 0; i < output.size(); ++i) {
+    if (output[i] < 0 || output[i] >= vocab) {
+      throw std::invalid_argument(fmt::format(
+          "resumed output token {} at index {} is outside the vocabulary", output[i], i));
+    }
+  }
   const int64_t id = next_id_++;
-  scheduler_.add(std::make_shared<sequence>(id, std::move(prompt), params));
+  auto seq = std::make_shared<sequence>(id, std::move(prompt), params);
+  for (int32_t t : output) seq->append(t);
+  seq->sampler().skip_draws(output.size());
+  scheduler_.add(std::move(seq));
   return id;
 }
 

@@ -32,6 +32,12 @@ class sampler {
 
   const sampling_params& params() const { return params_; }
 
+  /// Advances the generator past the draws of `n` earlier samples (one per non-greedy
+  /// token), so a request resumed elsewhere draws what it would have drawn.
+  void skip_draws(size_t n) {
+    if (!params_.greedy()) rng_.discard(n);
+  }
+
  private:
   sampling_params params_;
   std::mt19937_64 rng_;

@@ -2,6 +2,8 @@
 // generation runs, a read on the socket watches for the client going away.
 #include "net/http_session.h"
 
+#include "net/admin.h"
+
 #include <spdlog/fmt/fmt.h>
 #include <spdlog/spdlog.h>
 #include <chrono>
@@ -32,6 +34,7 @@ class http_session : public std::enable_shared_from_this<http_session> {
   void on_read(beast::error_code ec, size_t);
   void route(request_type& req);
   void handle_generation(request_type& req, bool chat);
+  void handle_fault(request_type& req);
   void send_simple(http::status status, std::string body,
                    const char* content_type = "application/json", bool close = false,
                    const char* retry_after = nullptr);
@@ -164,8 +167,9 @@ void http_session::route(request_type& req) {
     ctx_->metrics->count_request("/metrics", 200);
     return send_simple(http::status::ok, ctx_->metrics->serialize(), "text/plain; version=0.0.4");
   }
-  const bool known =
-      path == "/v1/models" || path == "/v1/chat/completions" || path == "/v1/completions";
+  const bool known = path == "/v1/models" || path == "/v1/chat/completions" ||
+                     path == "/v1/completions" || path == "/admin/cluster" ||
+                     path == "/admin/fault";
   if (!known) {
     ctx_->metrics->count_request("other", 404);
     return send_error(
@@ -185,8 +189,37 @@ void http_session::route(request_type& req) {
     return send_simple(http::status::ok,
                        models_json(ctx_->proto.served_model, 0, ctx_->proto.max_model_len));
   }
+  if (path == "/admin/cluster") {
+    if (!only(http::verb::get)) return;
+    ctx_->metrics->count_request("/admin/cluster", 200);
+    return send_simple(http::status::ok, cluster_json(ctx_->service.cluster()));
+  }
   if (!only(http::verb::post)) return;
+  if (path == "/admin/fault") return handle_fault(req);
   handle_generation(req, path == "/v1/chat/completions");
+}
+
+void http_session::handle_fault(request_type& req) {
+  if (!ctx_->service.fault_injection_enabled()) {
+    ctx_->metrics->count_request("/admin/fault", 404);
+    return send_error({404,
+                       "fault injection is off (set replicas.fault_injection)",
+                       "invalid_request_error",
+                       {},
+                       "unknown_url"});
+  }
+  try {
+    const fault_request f = decode_fault_request(req.body());
+    ctx_->service.inject_fault(f.replica, f.kind);
+  } catch (const std::out_of_range& e) {
+    ctx_->metrics->count_request("/admin/fault", 400);
+    return send_error({400, e.what(), "invalid_request_error", "replica"});
+  } catch (const std::invalid_argument& e) {
+    ctx_->metrics->count_request("/admin/fault", 400);
+    return send_error({400, e.what(), "invalid_request_error"});
+  }
+  ctx_->metrics->count_request("/admin/fault", 200);
+  send_simple(http::status::ok, R"({"status":"injected"})");
 }
 
 void http_session::handle_generation(request_type& req, bool chat) {

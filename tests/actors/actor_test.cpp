@@ -4,6 +4,7 @@
 #include <caf/scheduler/test_coordinator.hpp>
 #include <catch2/catch.hpp>
 
+#include "actors/health_checker.h"
 #include "actors/replica.h"
 #include "actors/replica_supervisor.h"
 #include "actors/router.h"
@@ -94,6 +95,7 @@ struct session_log {
   int64_t seq_id = -1;
   std::vector<int32_t> tokens;
   bool finished = false;
+  std::string failure;
 };
 
 caf::behavior fake_session(caf::event_based_actor* self, caf::actor engine,
@@ -103,14 +105,14 @@ caf::behavior fake_session(caf::event_based_actor* self, caf::actor engine,
   p.max_tokens = 4;
   p.ignore_eos = true;
   self->request(engine, caf::infinite, submit_atom::value,
-                engine_submit{std::move(prompt), p, caf::actor_cast<caf::actor>(self)})
+                engine_submit{std::move(prompt), p, caf::actor_cast<caf::actor>(self), {}, {}})
       .then([log](const submit_reply& r) { log->seq_id = r.seq_id; });
   return {
       [log](token_atom, const token_msg& t) {
         log->tokens.push_back(t.token);
         log->finished = t.finished;
       },
-      [](failed_atom, const failure_msg&) {},
+      [log](failed_atom, const failure_msg& f) { log->failure = f.message; },
   };
 }
 
@@ -138,8 +140,9 @@ TEST_CASE("engine actor: a cancel during a step drops that step's token and free
     d.sched.run();
   };
   config::engine_config cfg;
-  auto engine = d.sys.spawn(engine_actor, caf::actor_cast<gpu_worker_actor>(worker),
-                            held->backend->config(), held->backend->kv_shape(), cfg, nullptr);
+  auto engine =
+      d.sys.spawn(engine_actor, caf::actor_cast<gpu_worker_actor>(worker), held->backend->config(),
+                  held->backend->kv_shape(), cfg, nullptr, engine_actor_options{});
   auto a = std::make_shared<session_log>();
   auto b = std::make_shared<session_log>();
   d.sys.spawn(fake_session, engine, std::vector<int32_t>{1, 2, 3, 0, 1}, a);
@@ -189,10 +192,15 @@ TEST_CASE("supervisor: failed bring-ups retry after 0.5 s, 1 s, 2 s on the actor
     if (++*calls <= 3) throw std::runtime_error("device not ready");
     return std::make_shared<fake_backend>();
   };
-  auto ready = std::make_shared<std::atomic<bool>>(false);
+  auto status = std::make_shared<replica_status>(0);
+  const auto ready = [&] { return status->state() == replica_state::up; };
   auto router = d.sys.spawn(router_actor, std::vector<caf::actor>{});
-  auto sup =
-      d.sys.spawn(replica_supervisor, factory, config::engine_config{}, nullptr, router, ready);
+  config::replica_config rc;
+  rc.max_restarts = 100;
+  rc.heartbeat_interval_s = 0;  // no health checker: only the supervisor's own timers
+  rc.probe_interval_s = 0;
+  auto sup = d.sys.spawn(replica_supervisor, factory, config::engine_config{}, rc, nullptr, router,
+                         status, std::vector<int32_t>{});
   d.sched.run();
   CHECK(*calls == 1);
   const std::pair<std::chrono::milliseconds, int> retries[] = {
@@ -205,7 +213,7 @@ TEST_CASE("supervisor: failed bring-ups retry after 0.5 s, 1 s, 2 s on the actor
     d.sched.run();
     CHECK(*calls == expected_calls);
   }
-  CHECK(ready->load());
+  CHECK(ready());
   CHECK(!d.sched.has_pending_timeout());
 
   // The replica dies right away: a crash loop keeps the long backoff (attempt 3: 4 s).
@@ -217,14 +225,14 @@ TEST_CASE("supervisor: failed bring-ups retry after 0.5 s, 1 s, 2 s on the actor
     d.sched.run();
   };
   kill_engine();
-  CHECK(!ready->load());
+  CHECK(!ready());
   d.sched.advance_time(4000ms - 1ms);
   d.sched.run();
   CHECK(*calls == 4);
   d.sched.advance_time(1ms);
   d.sched.run();
   CHECK(*calls == 5);
-  CHECK(ready->load());
+  CHECK(ready());
 
   // After a minute of service a failure restarts after 0.5 s again.
   d.sched.advance_time(61s);
@@ -233,9 +241,179 @@ TEST_CASE("supervisor: failed bring-ups retry after 0.5 s, 1 s, 2 s on the actor
   d.sched.advance_time(500ms);
   d.sched.run();
   CHECK(*calls == 6);
-  CHECK(ready->load());
+  CHECK(ready());
 
   caf::anon_send_exit(sup, caf::exit_reason::user_shutdown);
   caf::anon_send_exit(router, caf::exit_reason::user_shutdown);
   d.sched.run();
+}
+
+TEST_CASE("engine actor: the watchdog ends a step that runs past its timeout", "[actors]") {
+  deterministic_system d;
+  auto held = std::make_shared<held_steps>();
+  held->backend = std::make_shared<fake_backend>();
+  auto worker = d.sys.spawn(holding_worker, held);  // never released: a hung step
+  engine_actor_options opts;
+  opts.step_timeout = 2s;
+  auto engine =
+      d.sys.spawn(engine_actor, caf::actor_cast<gpu_worker_actor>(worker), held->backend->config(),
+                  held->backend->kv_shape(), config::engine_config{}, nullptr, opts);
+  auto a = std::make_shared<session_log>();
+  d.sys.spawn(fake_session, engine, std::vector<int32_t>{1, 2, 3}, a);
+  d.sched.run();
+  REQUIRE(held->pending.size() == 1);
+  d.sched.advance_time(2s - 1ms);
+  d.sched.run();
+  CHECK(a->failure.empty());
+  CHECK(stats_of(d, engine).kv_blocks_total == 16);  // alive and answering
+  d.sched.advance_time(1ms);
+  d.sched.run();
+  CHECK(a->failure.find("watchdog") != std::string::npos);
+  CHECK(stats_of(d, engine).kv_blocks_total == 0);  // gone: no answer
+  CHECK(a->tokens.empty());
+}
+
+TEST_CASE("supervisor: too many failures within the window leave the replica dead", "[actors]") {
+  deterministic_system d;
+  auto calls = std::make_shared<int>(0);
+  backend_factory factory = [calls]() -> std::shared_ptr<gpu::backend> {
+    ++*calls;
+    throw std::runtime_error("device lost");
+  };
+  auto status = std::make_shared<replica_status>(3);
+  auto router = d.sys.spawn(router_actor, std::vector<caf::actor>{});
+  config::replica_config rc;
+  rc.max_restarts = 2;
+  rc.restart_window_s = 60;
+  rc.heartbeat_interval_s = 0;
+  rc.probe_interval_s = 0;
+  auto sup = d.sys.spawn(replica_supervisor, factory, config::engine_config{}, rc, nullptr, router,
+                         status, std::vector<int32_t>{});
+  d.sched.run();
+  while (d.sched.has_pending_timeout()) {
+    d.sched.trigger_timeout();
+    d.sched.run();
+  }
+  CHECK(*calls == 3);  // the first try and two restarts
+  CHECK(status->state() == replica_state::dead);
+  CHECK(status->snapshot().last_error.find("device lost") != std::string::npos);
+  caf::anon_send_exit(sup, caf::exit_reason::user_shutdown);
+  caf::anon_send_exit(router, caf::exit_reason::user_shutdown);
+  d.sched.run();
+}
+
+TEST_CASE("router placement: least outstanding tokens, prefix affinity among equals", "[actors]") {
+  const std::vector<int32_t> p1{1, 2, 3, 4}, p2{9, 9, 9, 9};
+  const std::vector<int64_t> busy{100, 20, 50};
+  CHECK(pick_engine(busy, p1, -1) == 1);
+  CHECK(pick_engine(busy, p1, 1) == 2);  // a failed engine is skipped...
+  const std::vector<int64_t> one{7};
+  CHECK(pick_engine(one, p1, 0) == 0);  // ...unless it is the only one
+  const std::vector<int64_t> idle{0, 0, 0, 0};
+  const size_t a = pick_engine(idle, p1, -1);
+  CHECK(pick_engine(idle, p1, -1) == a);  // the same prefix, the same replica
+  std::vector<int32_t> longer = p1;
+  longer.push_back(5);
+  CHECK(pick_engine(idle, std::vector<int32_t>(65, 1), -1) ==
+        pick_engine(idle, std::vector<int32_t>(80, 1), -1));  // only the first 64 count
+  bool spread = false;  // different prefixes do not all land on one replica
+  for (int32_t t = 0; t < 16; ++t) {
+    const std::vector<int32_t> p{t, t + 1};
+    spread |= pick_engine(idle, p, -1) != a;
+  }
+  CHECK(spread);
+  (void)p2;
+}
+
+namespace {
+
+/// An engine whose probe generations succeed or time out as `script` says, in order.
+/// Tokens follow the submit reply, as a real engine's do.
+caf::behavior scripted_engine(caf::event_based_actor* self,
+                              std::shared_ptr<std::vector<bool>> script) {
+  auto next = std::make_shared<size_t>(0);
+  return {
+      [self, script, next](submit_atom, const engine_submit& m) {
+        const bool ok = *next < script->size() && (*script)[(*next)++];
+        const int64_t seq = static_cast<int64_t>(*next);
+        if (ok) self->send(self, probe_atom::value, seq, m.session);
+        return submit_reply{seq, {}, caf::actor_cast<caf::actor>(self)};
+      },
+      [self](probe_atom, int64_t seq, const caf::actor& session) {
+        for (int i = 0; i < probe_tokens; ++i)
+          self->send(session, token_atom::value,
+                     token_msg{seq, 1, i + 1 == probe_tokens, engine::finish_reason::length,
+                               std::nullopt, 0.0});
+      },
+      [](cancel_atom, int64_t) {},
+      [](stats_atom) { return stats_msg{}; },
+  };
+}
+
+/// Counts restart requests and names the engine again, as a supervisor's bring-up would.
+caf::behavior counting_supervisor(caf::event_based_actor* self, std::shared_ptr<int> restarts,
+                                  std::shared_ptr<caf::actor> checker, caf::actor engine) {
+  return {
+      [self, restarts, checker, engine](restart_atom) {
+        ++*restarts;
+        self->send(*checker, watch_atom::value, engine);
+      },
+  };
+}
+
+int restarts_for(const std::vector<bool>& probes) {
+  deterministic_system d;
+  auto script = std::make_shared<std::vector<bool>>(probes);
+  auto engine = d.sys.spawn(scripted_engine, script);
+  auto restarts = std::make_shared<int>(0);
+  auto checker = std::make_shared<caf::actor>();
+  auto sup = d.sys.spawn(counting_supervisor, restarts, checker, engine);
+  config::replica_config rc;
+  rc.heartbeat_interval_s = 0;
+  rc.probe_interval_s = 30;
+  rc.probe_timeout_s = 10;
+  rc.unhealthy_after = 3;
+  auto status = std::make_shared<replica_status>(0);
+  status->set_state(replica_state::up);
+  *checker = d.sys.spawn(health_checker, status, sup, std::vector<int32_t>{1, 2, 3}, rc);
+  caf::anon_send(*checker, watch_atom::value, engine);
+  d.sched.run();
+  for (size_t k = 0; k < probes.size(); ++k) {
+    d.sched.advance_time(k == 0 ? std::chrono::seconds(30) : std::chrono::seconds(20));
+    d.sched.run();  // the probe runs; a good one finishes here
+    d.sched.advance_time(10s);
+    d.sched.run();  // a silent one times out here
+  }
+  const auto history = status->snapshot().history;
+  CHECK(history.size() == probes.size());
+  for (size_t k = 0; k < std::min(history.size(), probes.size()); ++k) {
+    CHECK(history[k].check == "probe");
+    CHECK(history[k].ok == probes[k]);
+  }
+  caf::anon_send_exit(*checker, caf::exit_reason::user_shutdown);
+  caf::anon_send_exit(sup, caf::exit_reason::user_shutdown);
+  caf::anon_send_exit(engine, caf::exit_reason::user_shutdown);
+  d.sched.run();
+  return *restarts;
+}
+
+}  // namespace
+
+TEST_CASE("health checker: a flapping replica is not restarted, three failures in a row are",
+          "[actors][health]") {
+  CHECK(restarts_for({false, true, false, true, false, true, false, true}) == 0);
+  CHECK(restarts_for({true, false, false, false, true, true}) == 1);
+  CHECK(restarts_for({false, false, false, false, false, false}) == 2);
+}
+
+TEST_CASE("health tracker: consecutive failures, reset by any success", "[actors][health]") {
+  health_tracker t(3);
+  CHECK(!t.record(false));
+  CHECK(!t.record(false));
+  CHECK(!t.record(true));
+  CHECK(t.consecutive_failures() == 0);
+  CHECK(!t.record(false));
+  CHECK(!t.record(false));
+  CHECK(t.record(false));
+  CHECK(t.consecutive_failures() == 0);  // counted again from zero after the verdict
 }

@@ -155,3 +155,33 @@ TEST_CASE("seeded sampling is reproducible inside a batch", "[engine]") {
   CHECK(together[1] == alone);
   CHECK(together[0] != together[2]);
 }
+
+TEST_CASE("a resumed request continues exactly where another engine stopped", "[engine][resume]") {
+  const auto p = prompt(11, 3);
+  for (const float temperature : {0.0f, 0.9f}) {
+    engine::sampling_params sp = greedy(9);
+    sp.temperature = temperature;
+    sp.seed = 42;
+    sp.repetition_penalty = 1.3f;  // penalties see the resumed tokens as output
+    sp.frequency_penalty = 0.5f;
+    auto whole = make_engine(64);
+    const auto full = whole.generate(p, sp);
+    REQUIRE(full.size() == 9);
+    for (const size_t done : {size_t{1}, size_t{4}, size_t{8}}) {
+      auto other = make_engine(64);
+      const std::vector<int32_t> before(full.begin(), full.begin() + static_cast<long>(done));
+      const int64_t id = other.add_request(p, sp, before);
+      std::vector<int32_t> rest;
+      while (other.has_work()) {
+        for (const auto& e : other.step()) {
+          if (e.id == id) rest.push_back(e.token);
+        }
+      }
+      INFO("temperature " << temperature << ", resumed after " << done);
+      CHECK(rest == std::vector<int32_t>(full.begin() + static_cast<long>(done), full.end()));
+    }
+  }
+  auto eng = make_engine(64);
+  CHECK_THROWS_AS(eng.add_request(p, greedy(2), std::vector<int32_t>{1, 2}), std::invalid_argument);
+  CHECK_THROWS_AS(eng.add_request(p, greedy(4), std::vector<int32_t>{-1}), std::invalid_argument);
+}

@@ -1,0 +1,110 @@
+#include "actors/replica_status.h"
+
+#include <stdexcept>
+
+namespace conclave::actors {
+
+const char* to_string(replica_state s) {
+  switch (s) {
+    case replica_state::starting:
+      return "starting";
+    case replica_state::up:
+      return "up";
+    case replica_state::restarting:
+      return "restarting";
+    case replica_state::dead:
+      return "dead";
+    case replica_state::stopped:
+      return "stopped";
+  }
+  return "unknown";
+}
+
+fault_kind parse_fault_kind(const std::string& s) {
+  for (fault_kind k : {fault_kind::fail_step, fault_kind::hang_step, fault_kind::crash_worker,
+                       fault_kind::crash_engine}) {
+    if (s == to_string(k)) return k;
+  }
+  throw std::invalid_argument("unknown fault \"" + s +
+                              "\" (expected fail_step, hang_step, crash_worker or crash_engine)");
+}
+
+const char* to_string(fault_kind k) {
+  switch (k) {
+    case fault_kind::none:
+      return "none";
+    case fault_kind::fail_step:
+      return "fail_step";
+    case fault_kind::hang_step:
+      return "hang_step";
+    case fault_kind::crash_worker:
+      return "crash_worker";
+    case fault_kind::crash_engine:
+      return "crash_engine";
+  }
+  return "unknown";
+}
+
+void replica_status::set_state(replica_state st, std::string error) {
+  std::lock_guard lock(mutex_);
+  s_.state = st;
+  if (st != replica_state::up) s_.healthy = false;
+  if (st == replica_state::up) s_.healthy = true;
+  if (!error.empty()) s_.last_error = std::move(error);
+}
+
+replica_state replica_status::state() const {
+  std::lock_guard lock(mutex_);
+  return s_.state;
+}
+
+void replica_status::set_backend(std::string name, int32_t kv_blocks_total) {
+  std::lock_guard lock(mutex_);
+  s_.backend = std::move(name);
+  s_.kv_blocks_total = kv_blocks_total;
+  s_.kv_blocks_free = kv_blocks_total;
+}
+
+void replica_status::set_load(size_t running, size_t waiting, int32_t kv_free,
+                              int64_t outstanding_tokens) {
+  std::lock_guard lock(mutex_);
+  s_.running = running;
+  s_.waiting = waiting;
+  s_.kv_blocks_free = kv_free;
+  s_.outstanding_tokens = outstanding_tokens;
+}
+
+void replica_status::set_busy_fraction(double f) {
+  std::lock_guard lock(mutex_);
+  s_.busy_fraction = f;
+}
+
+void replica_status::count_restart() {
+  std::lock_guard lock(mutex_);
+  ++s_.restarts;
+}
+
+void replica_status::set_healthy(bool h) {
+  std::lock_guard lock(mutex_);
+  s_.healthy = h && s_.state == replica_state::up;
+}
+
+void replica_status::add_health(health_record r) {
+  std::lock_guard lock(mutex_);
+  s_.history.push_back(std::move(r));
+  if (s_.history.size() > 32) s_.history.erase(s_.history.begin());
+}
+
+bool replica_status::serving() const {
+  std::lock_guard lock(mutex_);
+  return s_.state == replica_state::up && s_.healthy;
+}
+
+replica_snapshot replica_status::snapshot() const {
+  std::lock_guard lock(mutex_);
+  replica_snapshot c = s_;
+  c.id = id_;
+  return c;
+}
+
+}  // namespace conclave::actors

@@ -1,0 +1,178 @@
+#include "bench/chaos_bench.h"
+
+#include <spdlog/fmt/fmt.h>
+#include <boost/json.hpp>
+
+#include <atomic>
+#include <map>
+#include <random>
+#include <thread>
+
+#include "bench/machine_info.h"
+
+namespace conclave::bench {
+namespace json = boost::json;
+
+namespace {
+
+json::value get_json(const server_url& url, const std::string& target, const std::string& key) {
+  const auto r = http_call(url, "GET", target, key);
+  if (r.status != 200)
+    throw std::runtime_error(fmt::format("GET {}: HTTP {}: {}", target, r.status, r.body));
+  return json::parse(r.body);
+}
+
+double metric(const server_url& url, const std::string& key, const std::string& name) {
+  const auto r = http_call(url, "GET", "/metrics", key);
+  const size_t at = r.body.find("\n" + name + " ");
+  if (at == std::string::npos) return 0;
+  return std::stod(r.body.substr(at + name.size() + 2));
+}
+
+int64_t total_restarts(const json::value& cluster) {
+  int64_t n = 0;
+  for (const auto& r : cluster.at("replicas").as_array()) n += r.at("restarts").as_int64();
+  return n;
+}
+
+std::string latency(const sample_stats& s) {
+  if (s.empty()) return "n/a";
+  return fmt::format("p50 {:.1f} ms, p99 {:.1f} ms", s.percentile(50) * 1e3,
+                     s.percentile(99) * 1e3);
+}
+
+}  // namespace
+
+void add_chaos_bench_options(CLI::App& cmd, chaos_bench_options& opts) {
+  auto& l = opts.load;
+  cmd.add_option("--url", l.url, "server address (started with --fault-injection)")
+      ->capture_default_str();
+  cmd.add_option("--clients", l.clients, "concurrent streams")->capture_default_str();
+  cmd.add_option("--max-tokens", l.max_tokens, "tokens per request")->capture_default_str();
+  cmd.add_option("--prompt-tokens", l.prompt_tokens, "approximate prompt length")
+      ->capture_default_str();
+  cmd.add_option("--duration", l.duration_s, "seconds of chaos")->capture_default_str();
+  cmd.add_option("--interval", opts.interval_s, "seconds between faults")->capture_default_str();
+  cmd.add_option("--baseline", opts.baseline_s, "seconds of quiet load first (0: none)")
+      ->capture_default_str();
+  cmd.add_option("--faults", opts.faults, "faults to draw from")
+      ->check(CLI::IsMember({"crash_engine", "crash_worker", "fail_step", "hang_step"}));
+  cmd.add_option("--stall-timeout", l.stall_timeout_s, "a request silent this long counts as hung")
+      ->capture_default_str();
+  cmd.add_option("--seed", opts.seed, "fault schedule seed")->capture_default_str();
+  cmd.add_option("--api-key", l.api_key, "sent as 'Authorization: Bearer KEY'");
+  cmd.add_option("--json", l.json_file, "also write the results to this JSON file");
+}
+
+int run_chaos_bench(const chaos_bench_options& given, std::FILE* out) {
+  chaos_bench_options opts = given;
+  opts.load.protocol = "sse";  // one connection per request: a hung one is seen alone
+  opts.load.requests = 0;
+  if (opts.load.duration_s <= 0) opts.load.duration_s = 60;
+  const server_url url = parse_server_url(opts.load.url);
+  const std::string key = opts.load.api_key;
+  const std::string model = fetch_first_model(url, key);
+  const size_t replicas = get_json(url, "/admin/cluster", key).at("replicas").as_array().size();
+
+  serve_bench_result baseline;
+  if (opts.baseline_s > 0) {
+    serve_bench_options quiet = opts.load;
+    quiet.duration_s = opts.baseline_s;
+    baseline = run_serve_load(quiet, model);
+  }
+
+  const double failovers_before = metric(url, key, "conclave_failovers_total");
+  const int64_t restarts_before = total_restarts(get_json(url, "/admin/cluster", key));
+  std::atomic<bool> done{false};
+  std::map<std::string, int64_t> injected;
+  std::string injector_error;
+  std::thread injector([&] {
+    std::mt19937_64 rng(opts.seed);
+    const auto period = std::chrono::duration<double>(opts.interval_s);
+    const auto stop = std::chrono::steady_clock::now() +
+                      std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+                          std::chrono::duration<double>(opts.load.duration_s));
+    auto next = std::chrono::steady_clock::now() + period;
+    while (!done.load() && next <= stop) {
+      std::this_thread::sleep_until(next);
+      next += std::chrono::duration_cast<std::chrono::steady_clock::duration>(period);
+      if (done.load()) break;
+      const auto& fault = opts.faults[rng() % opts.faults.size()];
+      const auto replica = static_cast<int64_t>(rng() % replicas);
+      try {
+        const auto r =
+            http_call(url, "POST", "/admin/fault", key,
+                      json::serialize(json::object{{"replica", replica}, {"fault", fault}}));
+        if (r.status == 404) {
+          injector_error = "the server refuses faults: start it with --fault-injection";
+          return;
+        }
+        if (r.status == 200) ++injected[fault];
+      } catch (const std::exception& e) {
+        injector_error = e.what();
+      }
+    }
+  });
+  const serve_bench_result r = run_serve_load(opts.load, model);
+  done.store(true);
+  injector.join();
+  const double failovers = metric(url, key, "conclave_failovers_total") - failovers_before;
+  const int64_t restarts = total_restarts(get_json(url, "/admin/cluster", key)) - restarts_before;
+
+  int64_t hung = 0, lost = 0;
+  for (const auto& [kind, n] : r.errors)
+    (kind.find("timeout") != std::string::npos ? hung : lost) += n;
+  int64_t faults = 0;
+  std::string fault_list;
+  for (const auto& [kind, n] : injected) {
+    faults += n;
+    fault_list += fmt::format("{}{} {}", fault_list.empty() ? "" : ", ", n, kind);
+  }
+  std::string text = "conclave bench chaos\n";
+  text += fmt::format("  machine:        {}\n", describe_machine());
+  text += fmt::format("  target:         {} (model \"{}\", {} replicas)\n", url.text(), model,
+                      replicas);
+  text += fmt::format("  load:           {} SSE streams, max_tokens {}, {:.0f} s of chaos\n",
+                      opts.load.clients, opts.load.max_tokens, opts.load.duration_s);
+  text += fmt::format("  faults:         {} injected, one every {:.1f} s ({})\n", faults,
+                      opts.interval_s, fault_list.empty() ? "none" : fault_list);
+  text +=
+      fmt::format("  requests:       {} completed, {} lost, {} hung\n", r.completed, lost, hung);
+  for (const auto& [kind, n] : r.errors)
+    text += fmt::format("  error:          {} x {}\n", n, kind);
+  text += fmt::format("  failovers:      {:.0f} (requests moved mid-stream), restarts: {}\n",
+                      failovers, restarts);
+  text += fmt::format("  e2e:            {} under chaos; {} quiet\n", latency(r.e2e),
+                      latency(baseline.e2e));
+  text += fmt::format("  TTFT:           {} under chaos; {} quiet\n", latency(r.ttft),
+                      latency(baseline.ttft));
+  text += fmt::format("  TPOT:           {} under chaos; {} quiet\n", latency(r.tpot),
+                      latency(baseline.tpot));
+  if (!injector_error.empty()) text += "  injector:       " + injector_error + "\n";
+  std::fputs(text.c_str(), out);
+  std::fflush(out);
+  if (!opts.load.json_file.empty()) {
+    json::object o{
+        {"machine", describe_machine()},
+        {"replicas", replicas},
+        {"duration_s", opts.load.duration_s},
+        {"faults", faults},
+        {"completed", r.completed},
+        {"lost", lost},
+        {"hung", hung},
+        {"failovers", failovers},
+        {"restarts", restarts},
+        {"e2e_p50_ms", r.e2e.empty() ? 0.0 : r.e2e.percentile(50) * 1e3},
+        {"e2e_p99_ms", r.e2e.empty() ? 0.0 : r.e2e.percentile(99) * 1e3},
+        {"baseline_e2e_p50_ms", baseline.e2e.empty() ? 0.0 : baseline.e2e.percentile(50) * 1e3},
+        {"baseline_e2e_p99_ms", baseline.e2e.empty() ? 0.0 : baseline.e2e.percentile(99) * 1e3}};
+    std::FILE* f = std::fopen(opts.load.json_file.c_str(), "w");
+    if (f == nullptr) throw std::runtime_error("cannot write " + opts.load.json_file);
+    std::fputs((json::serialize(o) + "\n").c_str(), f);
+    std::fclose(f);
+  }
+  if (!injector_error.empty()) return 2;
+  return lost == 0 && hung == 0 ? 0 : 1;
+}
+
+}  // namespace conclave::bench

@@ -1,0 +1,57 @@
+#include "net/admin.h"
+
+#include <boost/json.hpp>
+#include <chrono>
+#include <stdexcept>
+
+namespace conclave::net {
+namespace json = boost::json;
+
+std::string cluster_json(const std::vector<actors::replica_snapshot>& replicas) {
+  json::array out;
+  for (const auto& r : replicas) {
+    json::array history;
+    for (const auto& h : r.history) {
+      history.push_back(json::object{
+          {"time_ms",
+           std::chrono::duration_cast<std::chrono::milliseconds>(h.when.time_since_epoch())
+               .count()},
+          {"check", h.check},
+          {"ok", h.ok},
+          {"latency_ms", h.latency_ms},
+          {"detail", h.detail}});
+    }
+    out.push_back(json::object{{"id", r.id},
+                               {"state", actors::to_string(r.state)},
+                               {"healthy", r.healthy},
+                               {"restarts", r.restarts},
+                               {"backend", r.backend},
+                               {"kv_blocks_total", r.kv_blocks_total},
+                               {"kv_blocks_free", r.kv_blocks_free},
+                               {"running", r.running},
+                               {"waiting", r.waiting},
+                               {"busy_fraction", r.busy_fraction},
+                               {"last_error", r.last_error},
+                               {"health", std::move(history)}});
+  }
+  return json::serialize(json::object{{"replicas", std::move(out)}});
+}
+
+fault_request decode_fault_request(std::string_view body) {
+  boost::system::error_code ec;
+  const json::value v = json::parse(body, ec);
+  if (ec || !v.is_object()) throw std::invalid_argument("the body must be a JSON object");
+  const json::object& o = v.get_object();
+  fault_request f;
+  const json::value* replica = o.if_contains("replica");
+  if (replica == nullptr || !replica->is_int64())
+    throw std::invalid_argument("'replica' must be an integer");
+  f.replica = static_cast<int>(replica->get_int64());
+  const json::value* kind = o.if_contains("fault");
+  if (kind == nullptr || !kind->is_string())
+    throw std::invalid_argument("'fault' must be a string");
+  f.kind = actors::parse_fault_kind(std::string(kind->get_string()));
+  return f;
+}
+
+}  // namespace conclave::net
