@@ -72,15 +72,17 @@ TEST_CASE("tool_invocation: a call's result goes to the parent; the actor ends",
 TEST_CASE("a custom tool actor behind the typed interface, retried when it fails",
           "[tools][actors]") {
   fixture f;
-  auto flaky = f.sys.spawn([](tool_actor::pointer self) -> tool_actor::behavior_type {
-    auto calls = std::make_shared<int>(0);
-    return {
-        [self, calls](run_tool_atom, const std::string& args) -> caf::result<bool, std::string> {
+  // The counter is a spawn argument: CAF 0.17's no-argument spawn path trips UBSan.
+  auto flaky = f.sys.spawn(
+      [](tool_actor::pointer self, std::shared_ptr<int> calls) -> tool_actor::behavior_type {
+        return {[self, calls](run_tool_atom,
+                              const std::string& args) -> caf::result<bool, std::string> {
           if (++*calls == 1) return caf::make_error(caf::sec::runtime_error, "first call fails");
           (void)self;
           return {true, "echo " + args};
         }};
-  });
+      },
+      std::make_shared<int>(0));
   toolkit::tool_definition def{"echo", "echoes",
                                boost::json::parse(R"({"type":"object"})").as_object()};
   register_actor_tool(*f.rt->tools, f.sys, def, flaky, 5s);
