@@ -38,7 +38,7 @@ namespace {
 
 void publish_stats(engine_state& st) {
   const auto s = st.eng->stats();
-  if (st.opts.status) st.opts.status->set_load(s.num_running, s.num_waiting, s.kv_blocks_free, 0);
+  if (st.opts.status) st.opts.status->set_load(s.num_running, s.num_waiting, s.kv_blocks_free);
   if (!st.metrics) return;
   st.metrics->set_engine(st.opts.replica, s.num_running, s.num_waiting,
                          s.kv_blocks_total - s.kv_blocks_free, s.kv_blocks_free);

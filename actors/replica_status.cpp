@@ -65,18 +65,11 @@ void replica_status::set_backend(std::string name, int32_t kv_blocks_total) {
   s_.kv_blocks_free = kv_blocks_total;
 }
 
-void replica_status::set_load(size_t running, size_t waiting, int32_t kv_free,
-                              int64_t outstanding_tokens) {
+void replica_status::set_load(size_t running, size_t waiting, int32_t kv_free) {
   std::lock_guard lock(mutex_);
   s_.running = running;
   s_.waiting = waiting;
   s_.kv_blocks_free = kv_free;
-  s_.outstanding_tokens = outstanding_tokens;
-}
-
-void replica_status::set_busy_fraction(double f) {
-  std::lock_guard lock(mutex_);
-  s_.busy_fraction = f;
 }
 
 void replica_status::count_restart() {

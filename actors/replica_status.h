@@ -41,8 +41,6 @@ struct replica_snapshot {
   std::string backend;
   int32_t kv_blocks_total = 0, kv_blocks_free = 0;
   size_t running = 0, waiting = 0;
-  int64_t outstanding_tokens = 0;  ///< tokens its queued and running requests may still need
-  double busy_fraction = 0;        ///< share of recent wall time spent in engine steps
   std::string last_error;
   std::vector<health_record> history;  ///< newest last
 };
@@ -55,8 +53,7 @@ class replica_status {
   void set_state(replica_state s, std::string error = {});
   replica_state state() const;
   void set_backend(std::string name, int32_t kv_blocks_total);
-  void set_load(size_t running, size_t waiting, int32_t kv_free, int64_t outstanding_tokens);
-  void set_busy_fraction(double f);
+  void set_load(size_t running, size_t waiting, int32_t kv_free);
   void count_restart();
   void set_healthy(bool h);
   void add_health(health_record r);  ///< keeps the last 32
