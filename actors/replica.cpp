@@ -46,6 +46,17 @@ void publish_stats(engine_state& st) {
   st.preemptions_reported = s.preemptions;
 }
 
+/// Stops tracking sequence `seq` and its session (finished, cancelled or gone).
+void forget_session(caf::stateful_actor<engine_state>* self, int64_t seq) {
+  auto& s = self->state;
+  if (auto it = s.sessions.find(seq); it != s.sessions.end()) {
+    self->demonitor(it->second);
+    s.seq_of_session.erase(it->second.address());
+    s.sessions.erase(it);
+  }
+  s.unsent_step_seconds.erase(seq);
+}
+
 /// Tells every session the replica failed (they fail over) and forgets them.
 void fail_sessions(caf::stateful_actor<engine_state>* self, const std::string& why) {
   for (auto& [id, session] : self->state.sessions) {
@@ -92,12 +103,7 @@ void kick(caf::stateful_actor<engine_state>* self) {
               self->send(it->second, token_atom::value,
                          token_msg{e.id, e.token, e.finished, e.reason, std::move(e.logprobs),
                                    std::exchange(s.unsent_step_seconds[e.id], 0.0)});
-              if (e.finished) {
-                self->demonitor(it->second);
-                s.seq_of_session.erase(it->second.address());
-                s.sessions.erase(it);
-                s.unsent_step_seconds.erase(e.id);
-              }
+              if (e.finished) forget_session(self, e.id);
             }
             publish_stats(s);
             kick(self);
@@ -137,10 +143,9 @@ caf::behavior engine_actor(caf::stateful_actor<engine_state>* self, gpu_worker_a
     if (msg.source != s.worker.address()) {
       // A session died without cancelling (killed, crashed): its sequence stops here.
       if (auto it = s.seq_of_session.find(msg.source); it != s.seq_of_session.end()) {
-        s.eng->abort(it->second);
-        s.sessions.erase(it->second);
-        s.unsent_step_seconds.erase(it->second);
-        s.seq_of_session.erase(it);
+        const int64_t seq = it->second;
+        s.eng->abort(seq);
+        forget_session(self, seq);
         publish_stats(s);
         kick(self);
       }
@@ -170,12 +175,7 @@ caf::behavior engine_actor(caf::stateful_actor<engine_state>* self, gpu_worker_a
       [self](cancel_atom, int64_t seq_id) {
         auto& s = self->state;
         s.eng->abort(seq_id);
-        if (auto it = s.sessions.find(seq_id); it != s.sessions.end()) {
-          self->demonitor(it->second);
-          s.seq_of_session.erase(it->second.address());
-          s.sessions.erase(it);
-        }
-        s.unsent_step_seconds.erase(seq_id);
+        forget_session(self, seq_id);
         publish_stats(s);
         kick(self);
       },

@@ -58,6 +58,11 @@ replica_state replica_status::state() const {
   return s_.state;
 }
 
+int replica_status::restarts() const {
+  std::lock_guard lock(mutex_);
+  return s_.restarts;
+}
+
 void replica_status::set_backend(std::string name, int32_t kv_blocks_total) {
   std::lock_guard lock(mutex_);
   s_.backend = std::move(name);

@@ -52,6 +52,7 @@ class replica_status {
 
   void set_state(replica_state s, std::string error = {});
   replica_state state() const;
+  int restarts() const;
   void set_backend(std::string name, int32_t kv_blocks_total);
   void set_load(size_t running, size_t waiting, int32_t kv_free);
   void count_restart();

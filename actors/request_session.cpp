@@ -171,6 +171,14 @@ void on_token(self_ptr self, const token_msg& t) {
 
 void submit(self_ptr self);
 
+/// The request looks for a replica from now until failover_timeout_s has passed.
+void start_moving(session_state& s) {
+  s.moving = true;
+  s.move_deadline =
+      clock_type::now() +
+      std::chrono::milliseconds(static_cast<int64_t>(s.text->failover_timeout_s * 1000));
+}
+
 /// The replica running this request failed: resubmit the prompt and the tokens already
 /// streamed through the router, so the stream continues on another replica (or on this
 /// one once restarted) without repeats or gaps.
@@ -195,12 +203,9 @@ void fail_over(self_ptr self, const std::string& why) {
                s.req.id, why, s.generated.size(), s.failovers);
   release_reservation(self);
   if (s.engine) self->demonitor(s.engine);
-  s.moving = true;
   s.engine = nullptr;
   s.seq_id = -1;
-  s.move_deadline =
-      clock_type::now() +
-      std::chrono::milliseconds(static_cast<int64_t>(s.text->failover_timeout_s * 1000));
+  start_moving(s);
   submit(self);
 }
 
@@ -257,9 +262,7 @@ void submit(self_ptr self) {
                               "service_unavailable"));
             if (!s.moving && !s.text->stopping.load() && s.failovers < s.text->failover_attempts) {
               ++s.failovers;
-              s.moving = true;
-              s.move_deadline = clock_type::now() + std::chrono::milliseconds(static_cast<int64_t>(
-                                                        s.text->failover_timeout_s * 1000));
+              start_moving(s);
             }
             // No live replica (yet): while moving, wait for one to come back.
             if (s.moving && clock_type::now() < s.move_deadline && !s.text->stopping.load()) {

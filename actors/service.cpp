@@ -90,7 +90,7 @@ bool inference_service::accepting() const {
   for (const auto& r : replicas_) {
     const auto st = r->state();
     if (st == replica_state::up) return true;
-    if (st == replica_state::restarting && r->snapshot().restarts > 0) some_up_once = true;
+    if (st == replica_state::restarting && r->restarts() > 0) some_up_once = true;
   }
   return some_up_once;
 }

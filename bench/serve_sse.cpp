@@ -22,7 +22,6 @@ namespace json = boost::json;
 using tcp = asio::ip::tcp;
 using clock_type = std::chrono::steady_clock;
 
-// A server that sends nothing for this long is counted as timed out.
 // Pause after a failed connect so a dead server is not hammered in a tight loop.
 constexpr auto retry_delay = std::chrono::milliseconds(100);
 
