@@ -24,6 +24,8 @@ using restart_atom = caf::atom_constant<caf::atom("restart")>;
 using finished_atom = caf::atom_constant<caf::atom("finished")>;
 /// session -> itself: try the router again after a replica failure.
 using retry_atom = caf::atom_constant<caf::atom("retry")>;
+/// Scale-down: stop placing requests on a replica, let its running ones finish.
+using drain_atom = caf::atom_constant<caf::atom("drain")>;
 
 /// A scheduled step for the gpu_worker; the batch points into sequences `step` keeps alive.
 struct forward_job {

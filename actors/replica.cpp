@@ -70,7 +70,12 @@ void fail_sessions(caf::stateful_actor<engine_state>* self, const std::string& w
 /// Starts the next step if none is running and there is work.
 void kick(caf::stateful_actor<engine_state>* self) {
   auto& st = self->state;
-  if (st.in_flight || !st.eng->has_work()) return;
+  if (st.in_flight) return;
+  if (st.sessions.empty() && !st.drain_waiters.empty()) {
+    // Draining, and the last request has left: the supervisor may stop the replica.
+    for (auto& p : std::exchange(st.drain_waiters, {})) p.deliver(drain_atom::value);
+  }
+  if (!st.eng->has_work()) return;
   forward_job job;
   if (st.opts.status) job.fault = st.opts.status->take_fault();
   if (job.fault == fault_kind::crash_engine) {
@@ -83,12 +88,14 @@ void kick(caf::stateful_actor<engine_state>* self) {
   auto step = std::make_shared<engine::pending_step>(st.eng->begin_step());
   if (step->empty()) return;
   st.in_flight = true;
+  if (st.opts.status) st.opts.status->begin_busy(t0);
   job.step = step;
   self->request(st.worker, st.opts.step_timeout, forward_atom::value, std::move(job))
       .then(
           [self, step, t0](const forward_done& done) {
             auto& s = self->state;
             s.in_flight = false;
+            if (s.opts.status) s.opts.status->end_busy(std::chrono::steady_clock::now());
             auto events = s.eng->end_step(*step, *done.out);
             // The engine's own step time (schedule, forward, sample): what a request's
             // latency is made of before the server adds anything.
@@ -110,6 +117,7 @@ void kick(caf::stateful_actor<engine_state>* self) {
           },
           [self](caf::error& err) {
             auto& s = self->state;
+            if (s.opts.status) s.opts.status->end_busy(std::chrono::steady_clock::now());
             std::string why = self->system().render(err);
             if (err == caf::sec::request_timeout) {
               why = fmt::format("watchdog: a step ran longer than {} ms",
@@ -180,6 +188,13 @@ caf::behavior engine_actor(caf::stateful_actor<engine_state>* self, gpu_worker_a
         kick(self);
       },
       [self](stats_atom) { return stats_msg{self->state.eng->stats()}; },
+      [self](drain_atom) -> caf::result<drain_atom> {
+        // Answered once no request runs here; the router already sends no new ones.
+        auto promise = self->make_response_promise();
+        self->state.drain_waiters.push_back(promise);
+        kick(self);
+        return promise;
+      },
   };
 }
 

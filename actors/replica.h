@@ -26,6 +26,7 @@ gpu_worker_actor::behavior_type gpu_worker(gpu_worker_actor::pointer self,
 ///   (submit_atom, engine_submit) -> submit_reply
 ///   (cancel_atom, int64_t seq_id)
 ///   (stats_atom) -> stats_msg
+///   (drain_atom) -> drain_atom, once no request runs (submits still join meanwhile)
 /// Sessions receive (token_atom, token_msg) per token and (failed_atom, failure_msg) if
 /// the replica fails. Exits with the worker's error when a step fails.
 /// What an engine needs beyond its model: where to report, and its watchdog.
@@ -55,6 +56,7 @@ struct engine_state {
   engine_actor_options opts;
   uint64_t preemptions_reported = 0;
   bool in_flight = false;
+  std::vector<caf::response_promise> drain_waiters;  ///< answered when sessions is empty
   static inline const char* name = "engine";
 };
 

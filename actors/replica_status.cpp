@@ -16,6 +16,10 @@ const char* to_string(replica_state s) {
       return "dead";
     case replica_state::stopped:
       return "stopped";
+    case replica_state::draining:
+      return "draining";
+    case replica_state::drained:
+      return "drained";
   }
   return "unknown";
 }
@@ -98,10 +102,34 @@ bool replica_status::serving() const {
   return s_.state == replica_state::up && s_.healthy;
 }
 
+void replica_status::begin_busy(std::chrono::steady_clock::time_point now) {
+  std::lock_guard lock(mutex_);
+  if (busy_) return;
+  busy_ = true;
+  busy_since_ = now;
+}
+
+void replica_status::end_busy(std::chrono::steady_clock::time_point now) {
+  std::lock_guard lock(mutex_);
+  if (!busy_) return;
+  busy_ = false;
+  s_.busy_seconds += std::chrono::duration<double>(now - busy_since_).count();
+}
+
+double replica_status::busy_seconds(std::chrono::steady_clock::time_point now) const {
+  std::lock_guard lock(mutex_);
+  double b = s_.busy_seconds;
+  if (busy_ && now > busy_since_) b += std::chrono::duration<double>(now - busy_since_).count();
+  return b;
+}
+
 replica_snapshot replica_status::snapshot() const {
   std::lock_guard lock(mutex_);
   replica_snapshot c = s_;
   c.id = id_;
+  if (busy_)
+    c.busy_seconds +=
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - busy_since_).count();
   return c;
 }
 

@@ -13,7 +13,9 @@
 
 namespace conclave::actors {
 
-enum class replica_state { starting, up, restarting, dead, stopped };
+/// draining: the autoscaler is removing it (no new requests, running ones finish);
+/// drained: it was removed that way and its actors have stopped.
+enum class replica_state { starting, up, restarting, dead, stopped, draining, drained };
 const char* to_string(replica_state s);
 
 /// Faults a drill or test can inject into a replica's next step (only when
@@ -43,6 +45,7 @@ struct replica_snapshot {
   size_t running = 0, waiting = 0;
   std::string last_error;
   std::vector<health_record> history;  ///< newest last
+  double busy_seconds = 0;  ///< time steps were in flight on its devices, since it was made
 };
 
 class replica_status {
@@ -60,6 +63,13 @@ class replica_status {
   void add_health(health_record r);  ///< keeps the last 32
   bool serving() const;              ///< up and healthy: may take requests
 
+  /// Busy time: the engine calls begin_busy when a step goes to its worker and end_busy
+  /// when the answer is back. busy_seconds(now) includes a step still in flight, so a
+  /// sampler that differences it sees a long step while it runs.
+  void begin_busy(std::chrono::steady_clock::time_point now);
+  void end_busy(std::chrono::steady_clock::time_point now);
+  double busy_seconds(std::chrono::steady_clock::time_point now) const;
+
   replica_snapshot snapshot() const;
 
   /// Fault injection: the replica's next step takes (and clears) it.
@@ -71,6 +81,8 @@ class replica_status {
   mutable std::mutex mutex_;
   replica_snapshot s_;
   std::atomic<int> fault_{0};
+  bool busy_ = false;
+  std::chrono::steady_clock::time_point busy_since_;
 };
 
 }  // namespace conclave::actors

@@ -47,16 +47,59 @@ void on_failure(self_ptr self, const std::string& why) {
   self->delayed_send(self, backoff, restart_atom::value);
 }
 
+/// The end of a drain: stops the replica's actors and this supervisor. `why` is empty
+/// for a drain that finished cleanly.
+void finish_drain(self_ptr self, const std::string& why) {
+  auto& st = self->state;
+  if (st.engine) self->send_exit(st.engine, caf::exit_reason::user_shutdown);
+  if (st.worker) self->send_exit(st.worker, caf::exit_reason::user_shutdown);
+  st.status->set_state(replica_state::drained, why);
+  if (why.empty())
+    spdlog::info("replica {} drained and stopped", st.status->id());
+  else
+    spdlog::warn("replica {} stopped: {}", st.status->id(), why);
+  self->quit();
+}
+
+void start_drain(self_ptr self, double timeout_s) {
+  auto& st = self->state;
+  if (st.draining) return;
+  st.draining = true;
+  st.status->set_state(replica_state::draining);
+  spdlog::info("replica {}: draining (timeout {:.0f} s)", st.status->id(), timeout_s);
+  if (st.checker) {
+    // Its probes would keep the engine busy; it is linked, so unlink before it goes.
+    self->unlink_from(st.checker);
+    self->send_exit(st.checker, caf::exit_reason::user_shutdown);
+    st.checker = nullptr;
+  }
+  if (!st.engine) return finish_drain(self, {});  // restarting or dead: nothing runs
+  self->delayed_send(self,
+                     std::chrono::duration_cast<caf::actor_clock::duration_type>(
+                         std::chrono::duration<double>(timeout_s)),
+                     drain_timeout_atom::value);
+  // The router acknowledges first, so every request it placed on the engine is in the
+  // engine's mailbox before the engine is asked to report idle.
+  const caf::actor engine = st.engine;
+  self->request(st.router, caf::infinite, drain_atom::value, engine)
+      .then([self, engine](drain_atom) {
+        self->request(engine, caf::infinite, drain_atom::value)
+            .then([self](drain_atom) { finish_drain(self, {}); },
+                  [](caf::error&) {});  // the engine ended: the down handler finishes
+      });
+}
+
 void bring_up(self_ptr self) {
   auto& st = self->state;
-  if (st.status->state() == replica_state::dead) return;
+  if (st.status->state() == replica_state::dead || st.draining) return;
   try {
     if (st.worker)
       self->send_exit(st.worker, caf::exit_reason::user_shutdown);  // the old one, if any
     if (st.engine) self->send_exit(st.engine, caf::exit_reason::user_shutdown);
     auto backend = st.factory();
     warm_up(*backend);
-    auto worker = self->spawn<caf::detached>(gpu_worker, backend);
+    auto worker = st.spawn_worker ? st.spawn_worker(self, backend)
+                                  : self->spawn<caf::detached>(gpu_worker, backend);
     st.worker = caf::actor_cast<caf::actor>(worker);
     engine_actor_options opts;
     opts.replica = st.status->id();
@@ -103,6 +146,9 @@ caf::behavior replica_supervisor(self_ptr self, backend_factory factory, config:
     auto& s = self->state;
     if (msg.source != s.engine.address()) return;
     s.engine = nullptr;
+    if (s.draining)
+      return finish_drain(self,
+                          "the engine ended while draining: " + self->system().render(msg.reason));
     s.status->count_restart();
     if (self->clock().now() - s.up_since >=
         std::chrono::duration_cast<caf::actor_clock::duration_type>(
@@ -120,8 +166,15 @@ caf::behavior replica_supervisor(self_ptr self, backend_factory factory, config:
     self->quit(msg.reason);
   });
   return {
+      [self](drain_atom, double timeout_s) { start_drain(self, timeout_s); },
+      [self](drain_timeout_atom) {
+        auto& s = self->state;
+        finish_drain(self, fmt::format("drain timeout: {} running request(s) moved elsewhere",
+                                       s.status->snapshot().running));
+      },
       [self](restart_atom) {
         auto& s = self->state;
+        if (s.draining) return;
         if (s.engine) {
           // A health checker's verdict: take the replica down; its down message
           // schedules the bring-up like any failure.

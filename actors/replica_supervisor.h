@@ -1,7 +1,9 @@
 // replica_supervisor: brings one model replica up (load the backend, warm it, spawn the
 // gpu_worker and engine, register the engine with the router), watches it, and brings
 // it up again with exponential backoff when it fails; after max_restarts failures within
-// restart_window_s it gives up and reports the replica dead.
+// restart_window_s it gives up and reports the replica dead. Scale-down drains it first:
+// the router stops placing requests on it, its running requests finish (or, after the
+// drain timeout, move to other replicas like any failover), then it stops for good.
 #pragma once
 
 #include <atomic>
@@ -34,14 +36,25 @@ struct replica_supervisor_state {
   int restarts = 0;    ///< consecutive, for the backoff
   std::deque<caf::actor_clock::time_point> failures;  ///< within restart_window_s
   caf::actor_clock::time_point up_since;              ///< when the running replica came up
+  bool draining = false;  ///< scale-down under way: no restarts, stop once idle
+  /// Spawns the worker; empty: a detached gpu_worker (it blocks in the backend). Tests on
+  /// the deterministic scheduler set their own before the first bring-up runs.
+  std::function<gpu_worker_actor(caf::local_actor*, std::shared_ptr<gpu::backend>)> spawn_worker;
   static inline const char* name = "replica_supervisor";
 };
 
 /// Delay before restart number `attempt` (0-based): 0.5 s doubling to at most 30 s.
 std::chrono::milliseconds restart_backoff(int attempt);
 
+/// supervisor -> itself: a drain ran out of time.
+using drain_timeout_atom = caf::atom_constant<caf::atom("draintmo")>;
+
 /// Spawn detached (loading blocks). `status` shows the replica's state to the service.
-/// Handles (restart_atom) to restart the replica now (a health checker's verdict).
+/// Handles (restart_atom) to restart the replica now (a health checker's verdict), and
+/// (drain_atom, double timeout_s) to remove it: status `draining`, the router places
+/// nothing new on it, and once its engine has no request (or after timeout_s, when the
+/// rest fail over) the engine and worker stop, the status turns `drained` and the
+/// supervisor exits normally.
 caf::behavior replica_supervisor(caf::stateful_actor<replica_supervisor_state>* self,
                                  backend_factory factory, config::engine_config cfg,
                                  config::replica_config rc, std::shared_ptr<server_metrics> metrics,

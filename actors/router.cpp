@@ -43,17 +43,27 @@ caf::behavior router_actor(caf::stateful_actor<router_state>* self,
         self->monitor(engine);
         self->state.engines.push_back({std::move(engine), 0});
       },
+      [self](drain_atom a, const caf::actor& engine) {
+        for (auto& r : self->state.engines) {
+          if (r.engine == engine) r.draining = true;
+        }
+        return a;
+      },
       [self](submit_atom a, engine_submit& m) -> caf::result<caf::message> {
         auto& st = self->state;
-        if (st.engines.empty())
-          return caf::make_error(caf::sec::request_receiver_down, "no live model replica");
+        std::vector<size_t> open;  // engines that take new requests
         std::vector<int64_t> load;
         int64_t skip = -1;
         for (size_t i = 0; i < st.engines.size(); ++i) {
+          if (st.engines[i].draining) continue;
+          if (m.avoid && st.engines[i].engine.address() == m.avoid)
+            skip = static_cast<int64_t>(open.size());
+          open.push_back(i);
           load.push_back(st.engines[i].outstanding);
-          if (m.avoid && st.engines[i].engine.address() == m.avoid) skip = static_cast<int64_t>(i);
         }
-        router_entry& target = st.engines[pick_engine(load, m.prompt, skip)];
+        if (open.empty())
+          return caf::make_error(caf::sec::request_receiver_down, "no live model replica");
+        router_entry& target = st.engines[open[pick_engine(load, m.prompt, skip)]];
         target.outstanding += reservation(m.prompt.size(), m.params.max_tokens);
         return self->delegate(target.engine, a, std::move(m));
       },

@@ -20,6 +20,7 @@ using add_engine_atom = caf::atom_constant<caf::atom("addengine")>;
 struct router_entry {
   caf::actor engine;
   int64_t outstanding = 0;
+  bool draining = false;  ///< being scaled down: gets no new requests
 };
 
 /// The placement rule, without actors: index into `outstanding` of the engine a prompt
@@ -35,8 +36,10 @@ struct router_state {
 /// Starts with `engines` (more register later). Handles (add_engine_atom, actor),
 /// (submit_atom, engine_submit), which it delegates to an engine (the engine's
 /// submit_reply goes straight to the session), and (finished_atom, actor_addr engine,
-/// int64_t reservation). With no live engine the submit fails with
-/// sec::request_receiver_down ("no live model replica").
+/// int64_t reservation), and (drain_atom, actor engine) -> drain_atom: from then on that
+/// engine gets no new requests (its running ones finish there). With no live engine that
+/// is not draining the submit fails with sec::request_receiver_down ("no live model
+/// replica").
 caf::behavior router_actor(caf::stateful_actor<router_state>* self,
                            std::vector<caf::actor> engines);
 
