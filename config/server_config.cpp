@@ -105,6 +105,29 @@ std::string server_config::validate() const {
   if (auto e = engine.validate(); !e.empty()) return "engine: " + e;
   if (auto e = replicas.validate(); !e.empty()) return "replicas." + e;
   if (auto e = tools.validate(); !e.empty()) return "tools." + e;
+  if (auto e = autoscale.validate(); !e.empty()) return "autoscale." + e;
+  if (autoscale.enabled &&
+      (replicas.count < autoscale.min_replicas || replicas.count > autoscale.max_replicas)) {
+    return fmt::format(
+        "replicas.count ({}) must be within autoscale.min_replicas and max_replicas ({}..{})",
+        replicas.count, autoscale.min_replicas, autoscale.max_replicas);
+  }
+  return {};
+}
+
+std::string autoscale_config::validate() const {
+  if (!(interval_s > 0)) return "interval_s must be > 0";
+  if (sustain_intervals < 1) return "sustain_intervals must be >= 1";
+  if (!(scale_up_utilization > 0 && scale_up_utilization <= 1))
+    return "scale_up_utilization must be in (0, 1]";
+  if (!(scale_down_utilization >= 0 && scale_down_utilization < scale_up_utilization))
+    return "scale_down_utilization must be >= 0 and below scale_up_utilization";
+  if (scale_up_waiting < 0) return "scale_up_waiting must be >= 0";
+  if (!(cooldown_s >= 0)) return "cooldown_s must be >= 0";
+  if (min_replicas < 1) return "min_replicas must be >= 1";
+  if (max_replicas < min_replicas || max_replicas > 64)
+    return "max_replicas must be in [min_replicas, 64]";
+  if (!(drain_timeout_s >= 0)) return "drain_timeout_s must be >= 0";
   return {};
 }
 
@@ -151,7 +174,7 @@ server_config load_server_config(const std::filesystem::path& path, server_confi
   }
   {
     table_reader top(root, "", file);
-    top.reject_unknown({"server", "model", "engine", "replicas", "tools"});
+    top.reject_unknown({"server", "model", "engine", "replicas", "autoscale", "tools"});
   }
   const toml::table& server = sub_table(root, "server", file);
   table_reader s(server, "server", file);
@@ -215,6 +238,21 @@ server_config load_server_config(const std::filesystem::path& path, server_confi
   r.read("fault_injection", rc.fault_injection);
   r.read("hang_s", rc.hang_s);
   r.reject_unknown();
+
+  table_reader a(sub_table(root, "autoscale", file), "autoscale", file);
+  auto& ac = c.autoscale;
+  a.read("enabled", ac.enabled);
+  a.read("interval_s", ac.interval_s);
+  a.read("sustain_intervals", ac.sustain_intervals);
+  a.read("scale_up_utilization", ac.scale_up_utilization);
+  a.read("scale_up_waiting", ac.scale_up_waiting);
+  a.read("scale_down_utilization", ac.scale_down_utilization);
+  a.read("cooldown_s", ac.cooldown_s);
+  a.read("min_replicas", ac.min_replicas);
+  a.read("max_replicas", ac.max_replicas);
+  a.read("drain_timeout_s", ac.drain_timeout_s);
+  a.read("nvml", ac.nvml);
+  a.reject_unknown();
 
   const toml::table& tools = sub_table(root, "tools", file);
   table_reader t(tools, "tools", file);
@@ -302,6 +340,18 @@ std::string to_toml(const server_config& c) {
                        {"unhealthy_after", rc.unhealthy_after},
                        {"fault_injection", rc.fault_injection},
                        {"hang_s", rc.hang_s}};
+  const auto& ac = c.autoscale;
+  toml::table autoscale{{"enabled", ac.enabled},
+                        {"interval_s", ac.interval_s},
+                        {"sustain_intervals", ac.sustain_intervals},
+                        {"scale_up_utilization", ac.scale_up_utilization},
+                        {"scale_up_waiting", ac.scale_up_waiting},
+                        {"scale_down_utilization", ac.scale_down_utilization},
+                        {"cooldown_s", ac.cooldown_s},
+                        {"min_replicas", ac.min_replicas},
+                        {"max_replicas", ac.max_replicas},
+                        {"drain_timeout_s", ac.drain_timeout_s},
+                        {"nvml", ac.nvml}};
   const auto& tc = c.tools;
   toml::array hosts, hooks;
   for (const auto& h : tc.browser_allowed_hosts) hosts.push_back(h);
@@ -319,11 +369,8 @@ std::string to_toml(const server_config& c) {
                     {"sandbox_memory_mib", tc.sandbox_memory_mib},
                     {"browser_allowed_hosts", hosts},
                     {"webhooks", hooks}};
-  toml::table root{{"server", server},
-                   {"model", model},
-                   {"engine", engine},
-                   {"replicas", replicas},
-                   {"tools", tools}};
+  toml::table root{{"server", server},     {"model", model},         {"engine", engine},
+                   {"replicas", replicas}, {"autoscale", autoscale}, {"tools", tools}};
   std::ostringstream ss;
   ss << root << '\n';
   return ss.str();

@@ -36,6 +36,24 @@ struct replica_config {
   std::string validate() const;
 };
 
+/// [autoscale]: the autoscaler adds a replica under sustained load and drains one when
+/// the cluster idles (docs/serving.md, "Autoscaling").
+struct autoscale_config {
+  bool enabled = false;
+  double interval_s = 10.0;              ///< how often load is sampled and a decision made
+  int32_t sustain_intervals = 3;         ///< intervals in a row a condition must hold
+  double scale_up_utilization = 0.80;    ///< mean busy fraction of the up replicas...
+  int32_t scale_up_waiting = 10;         ///< ...and more requests than this waiting
+  double scale_down_utilization = 0.30;  ///< below this, drain the least loaded replica
+  double cooldown_s = 120.0;             ///< after a scaling step, no other for this long
+  int32_t min_replicas = 1;
+  int32_t max_replicas = 4;
+  double drain_timeout_s = 60.0;  ///< running requests of a draining replica then move away
+  bool nvml = true;               ///< cuda replicas: GPU utilisation from NVML where present
+
+  std::string validate() const;
+};
+
 /// [[tools.webhooks]]: a server-side tool that POSTs its arguments to `url`.
 struct webhook_tool_config {
   std::string name, description;
@@ -77,6 +95,8 @@ struct server_config {
   engine_config engine;
   // [replicas]
   replica_config replicas;
+  // [autoscale]
+  autoscale_config autoscale;
   // [tools]
   tools_config tools;
 
