@@ -1,0 +1,42 @@
+// The autoscaler's loop: sample, decide, act, sleep until the next interval.
+#include "actors/autoscaler.h"
+
+#include <spdlog/spdlog.h>
+
+namespace conclave::actors {
+
+caf::behavior autoscaler(caf::stateful_actor<autoscaler_state>* self, config::autoscale_config cfg,
+                         std::shared_ptr<load_source> source, std::shared_ptr<replica_pool> pool) {
+  auto& st = self->state;
+  const auto interval = std::chrono::duration_cast<caf::actor_clock::duration_type>(
+      std::chrono::duration<double>(cfg.interval_s));
+  st.policy.emplace(std::move(cfg));
+  st.source = std::move(source);
+  st.pool = std::move(pool);
+  st.start = self->clock().now();
+  st.source->sample();  // the baseline busy times the first interval is measured against
+  self->delayed_send(self, interval, scale_tick_atom::value);
+  return {
+      [self, interval](scale_tick_atom) {
+        auto& s = self->state;
+        const double now_s = std::chrono::duration<double>(self->clock().now() - s.start).count();
+        s.last = s.policy->decide(s.source->sample(), now_s);
+        switch (s.last.what) {
+          case autoscale_decision::action::scale_up:
+            spdlog::info("autoscaler: adding a replica ({})", s.last.reason);
+            s.pool->add_replica();
+            break;
+          case autoscale_decision::action::scale_down:
+            spdlog::info("autoscaler: removing replica {} ({})", s.last.replica, s.last.reason);
+            s.pool->drain_replica(s.last.replica);
+            break;
+          case autoscale_decision::action::hold:
+            spdlog::debug("autoscaler: hold ({})", s.last.reason);
+            break;
+        }
+        self->delayed_send(self, interval, scale_tick_atom::value);
+      },
+  };
+}
+
+}  // namespace conclave::actors

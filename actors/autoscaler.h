@@ -1,0 +1,42 @@
+// autoscaler: every interval_s on the actor clock, samples the cluster's load, asks the
+// autoscale_policy, and has the replica pool add a replica or drain one. A thin shell:
+// the rule is the policy's, the replicas are the pool's.
+#pragma once
+
+#include <caf/all.hpp>
+#include <memory>
+#include <optional>
+
+#include "actors/autoscale_policy.h"
+#include "actors/load_sampler.h"
+#include "config/server_config.h"
+
+namespace conclave::actors {
+
+using scale_tick_atom = caf::atom_constant<caf::atom("scaletick")>;
+
+/// What the autoscaler acts on (the service; a fake in tests). Called on the
+/// autoscaler's thread.
+class replica_pool {
+ public:
+  virtual ~replica_pool() = default;
+  /// Starts one more replica.
+  virtual void add_replica() = 0;
+  /// Drains replica `id` and then stops it (replica_supervisor's drain_atom).
+  virtual void drain_replica(int id) = 0;
+};
+
+struct autoscaler_state {
+  std::optional<autoscale_policy> policy;
+  std::shared_ptr<load_source> source;
+  std::shared_ptr<replica_pool> pool;
+  autoscale_decision last;             ///< the latest decision (for logs and tests)
+  caf::actor_clock::time_point start;  ///< decisions see seconds since then
+  static inline const char* name = "autoscaler";
+};
+
+/// Takes a baseline sample now, then decides every cfg.interval_s.
+caf::behavior autoscaler(caf::stateful_actor<autoscaler_state>* self, config::autoscale_config cfg,
+                         std::shared_ptr<load_source> source, std::shared_ptr<replica_pool> pool);
+
+}  // namespace conclave::actors
