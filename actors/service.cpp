@@ -4,6 +4,8 @@
 #include <spdlog/spdlog.h>
 #include <caf/all.hpp>
 
+#include "actors/autoscaler.h"
+#include "actors/nvml.h"
 #include "actors/replica_supervisor.h"
 #include "actors/request_session.h"
 #include "actors/router.h"
@@ -14,7 +16,8 @@ namespace conclave::actors {
 
 struct inference_service::handles {
   caf::actor router;
-  std::vector<caf::actor> supervisors;
+  std::vector<caf::actor> supervisors;  ///< by replica id; guarded by replicas_mutex_
+  caf::actor autoscaler;                ///< when [autoscale] is enabled
 };
 
 namespace {
@@ -29,6 +32,17 @@ class session_handle final : public request_handle {
  private:
   caf::actor session_;
   std::atomic<bool> cancelled_{false};
+};
+
+/// The autoscaler's hands: the service adds and drains replicas.
+class service_pool final : public replica_pool {
+ public:
+  explicit service_pool(inference_service* svc) : svc_(svc) {}
+  void add_replica() override { svc_->add_replica(); }
+  void drain_replica(int id) override { svc_->drain_replica(id); }
+
+ private:
+  inference_service* svc_;  // outlives the actor system, and so the autoscaler
 };
 
 }  // namespace
@@ -64,22 +78,77 @@ inference_service::inference_service(const config::server_config& cfg,
   actors_ = std::make_unique<handles>();
   // (Spawning with no arguments trips UBSan inside CAF 0.17's empty-tuple path.)
   actors_->router = system_->spawn(router_actor, std::vector<caf::actor>{});
-  const std::string dir = cfg_.model_dir;
   // The health probe (the seed guide's): a real generation every probe_interval_s.
-  const std::vector<int32_t> probe = text_->tok->encode("def hello():\n    return", false);
-  for (int i = 0; i < cfg_.replicas.count; ++i) {
-    auto backend_cfg = cfg_.engine.backend;
-    if (backend_cfg.kind == "cuda") backend_cfg.device += i;  // one device per replica
-    backend_factory factory = [dir, backend_cfg]() -> std::shared_ptr<gpu::backend> {
-      const model::checkpoint c(dir);
-      return gpu::make_backend(c, backend_cfg);
-    };
-    auto status = std::make_shared<replica_status>(i);
-    replicas_.push_back(status);
-    actors_->supervisors.push_back(
-        system_->spawn<caf::detached>(replica_supervisor, std::move(factory), cfg_.engine,
-                                      cfg_.replicas, metrics_, actors_->router, status, probe));
+  probe_ = text_->tok->encode("def hello():\n    return", false);
+  {
+    std::lock_guard lock(replicas_mutex_);
+    for (int i = 0; i < cfg_.replicas.count; ++i) spawn_replica_locked();
   }
+  if (cfg_.autoscale.enabled) {
+    std::shared_ptr<nvml_reader> nvml;
+    if (cfg_.autoscale.nvml && cfg_.engine.backend.kind == "cuda")
+      nvml = std::make_shared<nvml_reader>();
+    auto source = std::make_shared<busy_time_sampler>(
+        [this] {
+          std::lock_guard lock(replicas_mutex_);
+          std::vector<sampled_replica> out;
+          for (size_t i = 0; i < replicas_.size(); ++i)
+            out.push_back({replicas_[i], replica_devices_[i]});
+          return out;
+        },
+        [counters = counters_] { return counters->queued.load(); }, std::move(nvml));
+    actors_->autoscaler = system_->spawn(autoscaler, cfg_.autoscale, std::move(source),
+                                         std::make_shared<service_pool>(this));
+  }
+}
+
+int inference_service::spawn_replica_locked() {
+  const int id = static_cast<int>(replicas_.size());
+  auto backend_cfg = cfg_.engine.backend;
+  int device = -1;
+  if (backend_cfg.kind == "cuda") {
+    // One device per replica: the lowest offset from the configured device that no
+    // replica holds (a drained one gave its device back; a dead one keeps it).
+    std::vector<int> held;
+    for (size_t i = 0; i < replicas_.size(); ++i) {
+      if (replicas_[i]->state() != replica_state::drained) held.push_back(replica_devices_[i]);
+    }
+    device = backend_cfg.device;
+    while (std::find(held.begin(), held.end(), device) != held.end()) ++device;
+    backend_cfg.device = device;
+  }
+  backend_factory factory = [dir = cfg_.model_dir, backend_cfg]() -> std::shared_ptr<gpu::backend> {
+    const model::checkpoint c(dir);
+    return gpu::make_backend(c, backend_cfg);
+  };
+  auto status = std::make_shared<replica_status>(id);
+  replicas_.push_back(status);
+  replica_devices_.push_back(device);
+  actors_->supervisors.push_back(
+      system_->spawn<caf::detached>(replica_supervisor, std::move(factory), cfg_.engine,
+                                    cfg_.replicas, metrics_, actors_->router, status, probe_));
+  return id;
+}
+
+int inference_service::add_replica() {
+  std::lock_guard lock(replicas_mutex_);
+  if (stopping_) return -1;
+  const int id = spawn_replica_locked();
+  spdlog::info("replica {} added (now {})", id, replicas_.size());
+  return id;
+}
+
+bool inference_service::drain_replica(int id) {
+  std::lock_guard lock(replicas_mutex_);
+  if (stopping_ || id < 0 || static_cast<size_t>(id) >= replicas_.size()) return false;
+  caf::anon_send(actors_->supervisors[static_cast<size_t>(id)], drain_atom::value,
+                 cfg_.autoscale.drain_timeout_s);
+  return true;
+}
+
+std::vector<std::shared_ptr<replica_status>> inference_service::replica_list() const {
+  std::lock_guard lock(replicas_mutex_);
+  return replicas_;
 }
 
 bool inference_service::accepting() const {
@@ -87,7 +156,7 @@ bool inference_service::accepting() const {
   // admitted while some replica is up or restarting: it waits for one (up to
   // failover_timeout_s) instead of failing.
   bool some_up_once = false;
-  for (const auto& r : replicas_) {
+  for (const auto& r : replica_list()) {
     const auto st = r->state();
     if (st == replica_state::up) return true;
     if (st == replica_state::restarting && r->restarts() > 0) some_up_once = true;
@@ -96,7 +165,7 @@ bool inference_service::accepting() const {
 }
 
 bool inference_service::loaded() const {
-  for (const auto& r : replicas_) {
+  for (const auto& r : replica_list()) {
     if (r->serving()) return true;
   }
   return false;
@@ -104,17 +173,18 @@ bool inference_service::loaded() const {
 
 std::vector<replica_snapshot> inference_service::cluster() const {
   std::vector<replica_snapshot> out;
-  for (const auto& r : replicas_) out.push_back(r->snapshot());
+  for (const auto& r : replica_list()) out.push_back(r->snapshot());
   return out;
 }
 
 void inference_service::inject_fault(int replica, fault_kind kind) {
   if (!cfg_.replicas.fault_injection)
     throw std::logic_error("fault injection is off (replicas.fault_injection)");
-  if (replica < 0 || static_cast<size_t>(replica) >= replicas_.size())
+  const auto replicas = replica_list();
+  if (replica < 0 || static_cast<size_t>(replica) >= replicas.size())
     throw std::out_of_range("no replica " + std::to_string(replica));
   spdlog::warn("fault injection: replica {} gets {}", replica, to_string(kind));
-  replicas_[static_cast<size_t>(replica)]->inject(kind);
+  replicas[static_cast<size_t>(replica)]->inject(kind);
 }
 
 inference_service::~inference_service() {
@@ -125,8 +195,17 @@ void inference_service::shutdown() {
   if (!system_) return;
   draining_.store(true);
   text_->stopping.store(true);
+  std::vector<caf::actor> supervisors;
+  {
+    std::lock_guard lock(replicas_mutex_);
+    stopping_ = true;  // the autoscaler adds and drains no more
+    supervisors = actors_->supervisors;
+  }
+  if (actors_->autoscaler)
+    caf::anon_send_exit(actors_->autoscaler, caf::exit_reason::user_shutdown);
   // Supervisors take their engines and workers down; sessions watching an engine end.
-  for (auto& s : actors_->supervisors) caf::anon_send_exit(s, caf::exit_reason::user_shutdown);
+  for (auto& s : supervisors) caf::anon_send_exit(s, caf::exit_reason::user_shutdown);
+
   caf::anon_send_exit(actors_->router, caf::exit_reason::user_shutdown);
   actors_.reset();
   system_.reset();  // waits for all actors to finish

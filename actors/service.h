@@ -5,6 +5,7 @@
 
 #include <atomic>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -67,13 +68,31 @@ class inference_service {
   /// replica that does not exist.
   void inject_fault(int replica, fault_kind kind);
 
+  /// Starts one more replica (the autoscaler's scale-up; a cuda replica takes the lowest
+  /// device index no replica holds). Returns its id, or -1 when shutting down.
+  int add_replica();
+  /// Drains replica `id` (no new requests; running ones finish, or move elsewhere after
+  /// autoscale.drain_timeout_s), then stops it: its state ends `drained`. False for an
+  /// unknown id or while shutting down.
+  bool drain_replica(int id);
+
  private:
   config::server_config cfg_;
   std::shared_ptr<server_metrics> metrics_;
   std::string model_name_;
   std::shared_ptr<text_resources> text_;
   std::shared_ptr<session_counters> counters_;
-  std::vector<std::shared_ptr<replica_status>> replicas_;
+  /// Guards replicas_, replica_devices_, stopping_ and actors_->supervisors: the
+  /// autoscaler adds replicas while I/O threads read the list.
+  mutable std::mutex replicas_mutex_;
+  std::vector<std::shared_ptr<replica_status>> replicas_;  ///< by id, never shrinks
+  std::vector<int> replica_devices_;                       ///< cuda device; -1: cpu
+  bool stopping_ = false;
+  std::vector<int32_t> probe_;  ///< the health probe's prompt
+  /// A copy of replicas_, taken under the lock.
+  std::vector<std::shared_ptr<replica_status>> replica_list() const;
+  /// Spawns the supervisor of a new replica; replicas_mutex_ held.
+  int spawn_replica_locked();
   std::atomic<bool> draining_{false};
   std::unique_ptr<caf::actor_system_config> system_cfg_;
   std::unique_ptr<caf::actor_system> system_;
