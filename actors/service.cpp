@@ -195,16 +195,16 @@ void inference_service::shutdown() {
   if (!system_) return;
   draining_.store(true);
   text_->stopping.store(true);
-  std::vector<caf::actor> supervisors;
   {
+    // From here the autoscaler adds and drains no more, so the list is final. (No copy
+    // of the handles: one alive below would keep system_.reset() waiting for ever.)
     std::lock_guard lock(replicas_mutex_);
-    stopping_ = true;  // the autoscaler adds and drains no more
-    supervisors = actors_->supervisors;
+    stopping_ = true;
   }
   if (actors_->autoscaler)
     caf::anon_send_exit(actors_->autoscaler, caf::exit_reason::user_shutdown);
   // Supervisors take their engines and workers down; sessions watching an engine end.
-  for (auto& s : supervisors) caf::anon_send_exit(s, caf::exit_reason::user_shutdown);
+  for (auto& s : actors_->supervisors) caf::anon_send_exit(s, caf::exit_reason::user_shutdown);
 
   caf::anon_send_exit(actors_->router, caf::exit_reason::user_shutdown);
   actors_.reset();
