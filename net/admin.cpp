@@ -30,6 +30,7 @@ std::string cluster_json(const std::vector<actors::replica_snapshot>& replicas) 
                                {"kv_blocks_free", r.kv_blocks_free},
                                {"running", r.running},
                                {"waiting", r.waiting},
+                               {"busy_seconds", r.busy_seconds},
                                {"last_error", r.last_error},
                                {"health", std::move(history)}});
   }

@@ -109,5 +109,7 @@ TEST_CASE("autoscaler in a server: a queue adds a replica", "[server][autoscale]
   for (int st : status) CHECK(st == 200);
   // At max_replicas: no third one, however the load goes; and the cluster serves.
   CHECK(states(s.port()).size() == 2);
+  // Replica 0 ran steps all along: its busy time (what utilisation is made of) shows.
+  CHECK(cluster_view(s.port()).at("replicas").at(0).at("busy_seconds").as_double() > 0);
   CHECK(post_json(s.port(), "/v1/completions", body(9, 8)).status == 200);
 }
