@@ -156,7 +156,8 @@ bool inference_service::accepting() const {
   // admitted while some replica is up or restarting: it waits for one (up to
   // failover_timeout_s) instead of failing.
   bool some_up_once = false;
-  for (const auto& r : replica_list()) {
+  std::lock_guard lock(replicas_mutex_);  // (no copy: this runs for every request)
+  for (const auto& r : replicas_) {
     const auto st = r->state();
     if (st == replica_state::up) return true;
     if (st == replica_state::restarting && r->restarts() > 0) some_up_once = true;
@@ -165,7 +166,8 @@ bool inference_service::accepting() const {
 }
 
 bool inference_service::loaded() const {
-  for (const auto& r : replica_list()) {
+  std::lock_guard lock(replicas_mutex_);
+  for (const auto& r : replicas_) {
     if (r->serving()) return true;
   }
   return false;
