@@ -28,10 +28,7 @@ void leave_queue(session_state& st) {
 
 /// Tells the router the request no longer runs on its engine.
 void release_reservation(self_ptr self) {
-  auto& s = self->state;
-  if (!s.engine || !s.router) return;
-  self->send(s.router, finished_atom::value, s.engine.address(),
-             reservation(s.prompt.size(), s.req.sampling.max_tokens));
+  self->state.sink->release();
 }
 
 void fail(self_ptr self, client_event e) {
@@ -225,16 +222,14 @@ void submit(self_ptr self) {
               return fail(self, client_event::error(400, r.error, "invalid_request_error"));
             s.engine = r.engine;
             s.last_engine = r.engine.address();
+            // (The router counted it when it placed the request; a session killed before
+            // this reply leaves that count behind until the engine goes.)
+            s.sink->reserve(s.router, s.last_engine,
+                            reservation(s.prompt.size(), s.req.sampling.max_tokens));
             s.seq_id = r.seq_id;
             s.moving = false;
             // If the replica goes away mid-request, the request moves to another.
             self->monitor(s.engine);
-            self->set_down_handler([self](caf::down_msg& msg) {
-              auto& st2 = self->state;
-              if (st2.cancelled) return self->quit();
-              if (!st2.engine || msg.source != st2.engine.address()) return;  // an old one
-              fail_over(self, "the model replica stopped");
-            });
             if (s.cancelled) {
               self->send(s.engine, cancel_atom::value, s.seq_id);
               release_reservation(self);
@@ -277,13 +272,55 @@ void submit(self_ptr self) {
 
 std::optional<std::vector<int32_t>> build_prompt(session_state& st, client_event& error);
 
+void start_tool(self_ptr self, tool_call_request call) {
+  auto& st = self->state;
+  auto actor = spawn_tool_invocation(self, st.text->tools, call, st.tool_cancel);
+  st.tool_actors.emplace(actor.address(), std::move(call));
+}
+
 /// The generation ended with server-side calls only: run each in a tool_invocation actor.
 void run_tools(self_ptr self) {
   auto& st = self->state;
   release_reservation(self);
   st.tools_running = true;
-  for (auto& call : st.rounds->calls())
-    spawn_tool_invocation(self, st.text->tools, std::move(call), st.tool_cancel);
+  st.tool_actors.clear();
+  st.tool_restarts.clear();
+  for (auto& call : st.rounds->calls()) start_tool(self, std::move(call));
+}
+
+void on_tool_result(self_ptr self, tool_call_result r);
+
+/// A tool invocation went down before its result came: start the call again, or after
+/// max_tool_restarts give the model an error result for it.
+void on_tool_down(self_ptr self, const caf::down_msg& msg) {
+  auto& st = self->state;
+  auto it = st.tool_actors.find(msg.source);
+  if (it == st.tool_actors.end()) return;
+  tool_call_request call = std::move(it->second);
+  st.tool_actors.erase(it);
+  if (st.cancelled || !st.tools_running) return;
+  const std::string why = self->system().render(msg.reason);
+  int& restarts = st.tool_restarts[call.call_id];
+  if (restarts < max_tool_restarts) {
+    ++restarts;
+    spdlog::warn("request {}: tool {} ({}) stopped ({}); starting it again ({} of {})", st.req.id,
+                 call.name, call.call_id, why, restarts, max_tool_restarts);
+    return start_tool(self, std::move(call));
+  }
+  tool_call_result r;
+  r.call_id = call.call_id;
+  r.name = call.name;
+  r.status = toolkit::outcome::retryable;  // retries used up: "failed"
+  r.content = fmt::format("error: the tool stopped {} times ({})", restarts + 1, why);
+  on_tool_result(self, std::move(r));
+}
+
+void on_down(self_ptr self, const caf::down_msg& msg) {
+  auto& st = self->state;
+  if (st.tool_actors.count(msg.source)) return on_tool_down(self, msg);
+  if (st.cancelled) return self->quit();
+  if (!st.engine || msg.source != st.engine.address()) return;  // an old engine
+  fail_over(self, "the model replica stopped");
 }
 
 /// Every call of the round has its result: continue the conversation with them.
@@ -320,6 +357,7 @@ void next_round(self_ptr self) {
 void on_tool_result(self_ptr self, tool_call_result r) {
   auto& st = self->state;
   if (st.cancelled || !st.rounds || !st.tools_running) return;
+  std::erase_if(st.tool_actors, [&](const auto& a) { return a.second.call_id == r.call_id; });
   client_event e;
   e.type = client_event::kind::tool_result;
   e.call_id = r.call_id;
@@ -388,6 +426,39 @@ std::optional<std::vector<int32_t>> build_prompt(session_state& st, client_event
 
 }  // namespace
 
+void session_guard::push(client_event e) {
+  if (e.type == client_event::kind::finished || e.type == client_event::kind::error) {
+    if (ended_.exchange(true)) return;  // the request already ended
+  } else if (ended_.load()) {
+    return;
+  }
+  client_->push(std::move(e));
+}
+
+void session_guard::reserve(caf::actor router, caf::actor_addr engine, int64_t tokens) {
+  release();
+  router_ = std::move(router);
+  engine_ = std::move(engine);
+  reserved_ = tokens;
+}
+
+void session_guard::release() {
+  if (!router_ || !engine_) return;
+  caf::anon_send(router_, finished_atom::value, engine_, reserved_);
+  engine_ = nullptr;
+  reserved_ = 0;
+}
+
+void session_guard::on_exit(const std::string& reason) {
+  release();
+  router_ = nullptr;
+  if (ended_.load()) return;
+  spdlog::error("a request session stopped before its request ended ({})", reason);
+  push(client_event::error(
+      500, "the request was stopped on the server (its session ended: " + reason + ")",
+      "server_error", {}, "session_stopped"));
+}
+
 client_event client_event::error(int status, std::string message, std::string type,
                                  std::string param, std::string code) {
   client_event e;
@@ -401,13 +472,17 @@ client_event client_event::error(int status, std::string message, std::string ty
 }
 
 caf::behavior request_session(self_ptr self, generation_request req,
-                              std::shared_ptr<client_sink> sink,
+                              std::shared_ptr<session_guard> sink,
                               std::shared_ptr<const text_resources> text, caf::actor router,
                               std::shared_ptr<server_metrics> metrics,
                               std::shared_ptr<session_counters> counters) {
   auto& st = self->state;
   st.req = std::move(req);
   st.sink = std::move(sink);
+  self->attach_functor([guard = st.sink, &sys = self->system()](const caf::error& reason) {
+    guard->on_exit(sys.render(reason));
+  });
+  self->set_down_handler([self](caf::down_msg& msg) { on_down(self, msg); });
   st.text = std::move(text);
   st.metrics = std::move(metrics);
   st.counters = std::move(counters);
@@ -488,6 +563,7 @@ caf::behavior request_session(self_ptr self, generation_request req,
       [self](cancel_atom) {
         auto& s = self->state;
         s.cancelled = true;
+        s.sink->client_left();
         leave_queue(s);
         if (s.seq_id >= 0 && !s.moving) {
           self->send(s.engine, cancel_atom::value, s.seq_id);

@@ -8,6 +8,7 @@
 #include <atomic>
 #include <caf/all.hpp>
 #include <chrono>
+#include <map>
 #include <memory>
 #include <optional>
 
@@ -43,9 +44,36 @@ struct session_counters {
   std::atomic<int64_t> queued{0};  ///< submitted, no token yet
 };
 
+/// The client's sink as a session uses it, and what the session's exit needs once its
+/// state is gone: whether the request's last event went out, and the router reservation
+/// it holds. Touched by the session and, after it, by its exit functor only.
+class session_guard final : public client_sink {
+ public:
+  explicit session_guard(std::shared_ptr<client_sink> client) : client_(std::move(client)) {}
+  void push(client_event e) override;
+  /// The client left (cancel): nothing more is sent.
+  void client_left() { ended_ = true; }
+  /// The request's last event went out (or the client left).
+  bool ended() const { return ended_.load(); }
+  /// The request now holds `tokens` of `engine`'s load in the router.
+  void reserve(caf::actor router, caf::actor_addr engine, int64_t tokens);
+  /// Gives the reservation back (once).
+  void release();
+  /// The session ended: gives back what it held and, when no last event went out (the
+  /// session was killed or failed), ends the request for the client with an error.
+  void on_exit(const std::string& reason);
+
+ private:
+  std::shared_ptr<client_sink> client_;
+  std::atomic<bool> ended_{false};
+  caf::actor router_;
+  caf::actor_addr engine_;
+  int64_t reserved_ = 0;
+};
+
 struct session_state {
   generation_request req;
-  std::shared_ptr<client_sink> sink;
+  std::shared_ptr<session_guard> sink;
   std::shared_ptr<const text_resources> text;
   std::shared_ptr<server_metrics> metrics;
   std::shared_ptr<session_counters> counters;
@@ -69,6 +97,10 @@ struct session_state {
   std::optional<server_rounds> rounds;  ///< when the request enabled server-side tools
   std::shared_ptr<toolkit::cancel_flag> tool_cancel = std::make_shared<toolkit::cancel_flag>();
   bool tools_running = false;
+  /// This round's running tool invocations, by actor: one that goes down before its
+  /// result came is started again (at most max_tool_restarts times per call).
+  std::map<caf::actor_addr, tool_call_request> tool_actors;
+  std::map<std::string, int> tool_restarts;  ///< by call id
   usage tokens;
   std::vector<logprob_entry> pending_logprobs;
   double engine_seconds = 0;  ///< summed step times of the steps that sampled its tokens  ///<
@@ -77,10 +109,15 @@ struct session_state {
   static inline const char* name = "request_session";
 };
 
+/// How often one tool call is started again after its invocation actor died.
+inline constexpr int max_tool_restarts = 2;
+
 /// Spawned per request by the service. Handles (token_atom, token_msg),
-/// (failed_atom, failure_msg) and (cancel_atom) from the client side.
+/// (failed_atom, failure_msg) and (cancel_atom) from the client side. However the
+/// session ends — even killed — the client gets a last event: a session that dies
+/// before sending `finished` or `error` sends an error (500, code "session_stopped").
 caf::behavior request_session(caf::stateful_actor<session_state>* self, generation_request req,
-                              std::shared_ptr<client_sink> sink,
+                              std::shared_ptr<session_guard> sink,
                               std::shared_ptr<const text_resources> text, caf::actor router,
                               std::shared_ptr<server_metrics> metrics,
                               std::shared_ptr<session_counters> counters);

@@ -5,6 +5,7 @@
 #include <caf/all.hpp>
 
 #include "actors/autoscaler.h"
+#include "actors/live_actors.h"
 #include "actors/nvml.h"
 #include "actors/replica_supervisor.h"
 #include "actors/request_session.h"
@@ -49,7 +50,10 @@ class service_pool final : public replica_pool {
 
 inference_service::inference_service(const config::server_config& cfg,
                                      std::shared_ptr<server_metrics> metrics)
-    : cfg_(cfg), metrics_(std::move(metrics)), counters_(std::make_shared<session_counters>()) {
+    : cfg_(cfg),
+      metrics_(std::move(metrics)),
+      counters_(std::make_shared<session_counters>()),
+      sessions_(std::make_shared<live_actors>()) {
   // Validate the checkpoint now so a bad folder fails at startup with its one-line error.
   const model::checkpoint ckpt(cfg_.model_dir);
   const auto& mc = ckpt.config();
@@ -189,6 +193,35 @@ void inference_service::inject_fault(int replica, fault_kind kind) {
   replicas[static_cast<size_t>(replica)]->inject(kind);
 }
 
+std::optional<std::string> inference_service::kill_session(const std::string& request_id) {
+  if (!cfg_.replicas.fault_injection)
+    throw std::logic_error("fault injection is off (replicas.fault_injection)");
+  uint64_t draw = 0;
+  {
+    std::lock_guard lock(fault_mutex_);
+    draw = fault_rng_();
+  }
+  auto k = sessions_->kill(request_id, draw);
+  if (!k) return std::nullopt;
+  spdlog::warn("fault injection: killed the session of request {}", k->name);
+  return k->name;
+}
+
+std::optional<std::string> inference_service::kill_tool(const std::string& call_id) {
+  if (!cfg_.replicas.fault_injection)
+    throw std::logic_error("fault injection is off (replicas.fault_injection)");
+  if (!text_->tools) return std::nullopt;
+  uint64_t draw = 0;
+  {
+    std::lock_guard lock(fault_mutex_);
+    draw = fault_rng_();
+  }
+  auto k = text_->tools->live->kill(call_id, draw);
+  if (!k) return std::nullopt;
+  spdlog::warn("fault injection: killed the tool invocation of call {}", k->name);
+  return k->name;
+}
+
 inference_service::~inference_service() {
   shutdown();
 }
@@ -207,7 +240,6 @@ void inference_service::shutdown() {
     caf::anon_send_exit(actors_->autoscaler, caf::exit_reason::user_shutdown);
   // Supervisors take their engines and workers down; sessions watching an engine end.
   for (auto& s : actors_->supervisors) caf::anon_send_exit(s, caf::exit_reason::user_shutdown);
-
   caf::anon_send_exit(actors_->router, caf::exit_reason::user_shutdown);
   actors_.reset();
   system_.reset();  // waits for all actors to finish
@@ -239,8 +271,12 @@ std::shared_ptr<request_handle> inference_service::submit(generation_request req
                                    "rate_limit_error", {}, "queue_full"));
     return nullptr;
   }
-  auto session = system_->spawn(request_session, std::move(req), std::move(sink), text_,
-                                actors_->router, metrics_, counters_);
+  std::string id = req.id;
+  auto guard = std::make_shared<session_guard>(std::move(sink));
+  auto session = system_->spawn(request_session, std::move(req), guard, text_, actors_->router,
+                                metrics_, counters_);
+  if (cfg_.replicas.fault_injection)
+    sessions_->add(session, std::move(id), nullptr, [guard] { return !guard->ended(); });
   return std::make_shared<session_handle>(std::move(session));
 }
 

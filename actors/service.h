@@ -6,6 +6,8 @@
 #include <atomic>
 #include <memory>
 #include <mutex>
+#include <optional>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -75,6 +77,14 @@ class inference_service {
   /// autoscale.drain_timeout_s), then stops it: its state ends `drained`. False for an
   /// unknown id or while shutting down.
   bool drain_replica(int id);
+  /// Kills the session of request `request_id` (a random running one when empty), as a
+  /// crash would: its client gets an error event, no other request is touched. Returns
+  /// the request's id, or nothing when no such session runs. Throws std::logic_error
+  /// when fault injection is off.
+  std::optional<std::string> kill_session(const std::string& request_id);
+  /// Kills the server-side tool invocation of call `call_id` (a random running one when
+  /// empty); its session starts the call again. Returns the call's id, or nothing.
+  std::optional<std::string> kill_tool(const std::string& call_id);
 
  private:
   config::server_config cfg_;
@@ -82,6 +92,9 @@ class inference_service {
   std::string model_name_;
   std::shared_ptr<text_resources> text_;
   std::shared_ptr<session_counters> counters_;
+  std::shared_ptr<class live_actors> sessions_;  ///< by request id
+  std::mutex fault_mutex_;
+  std::mt19937_64 fault_rng_{std::random_device{}()};
   /// Guards replicas_, replica_devices_, stopping_ and actors_->supervisors: the
   /// autoscaler adds replicas while I/O threads read the list.
   mutable std::mutex replicas_mutex_;

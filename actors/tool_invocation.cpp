@@ -45,8 +45,9 @@ class actor_tool final : public toolkit::tool {
 };
 
 caf::behavior invocation(caf::event_based_actor* self, std::shared_ptr<const tool_runtime> rt,
-                         tool_call_request call, std::shared_ptr<const toolkit::cancel_flag> cancel,
-                         caf::actor parent) {
+                         tool_call_request call,
+                         std::shared_ptr<const toolkit::cancel_flag> request,
+                         std::shared_ptr<const toolkit::cancel_flag> cancel, caf::actor parent) {
   tool_call_result r;
   r.call_id = call.call_id;
   r.name = call.name;
@@ -66,6 +67,12 @@ caf::behavior invocation(caf::event_based_actor* self, std::shared_ptr<const too
   } else {
     r.status = toolkit::outcome::error;
     r.content = "error: no server-side tool named '" + call.name + "'";
+  }
+  if (cancel->cancelled() && !request->cancelled()) {
+    // Killed (its own flag, not the request's): no result; the parent sees it go down.
+    spdlog::warn("tool {} ({}): invocation killed", r.name, r.call_id);
+    self->quit(caf::exit_reason::kill);
+    return {};
   }
   if (rt->metrics) rt->metrics->observe(r);
   spdlog::debug("tool {} ({}): {} after {} attempts", r.name, r.call_id,
@@ -105,9 +112,14 @@ caf::actor spawn_tool_invocation(caf::local_actor* parent,
                                  std::shared_ptr<const tool_runtime> runtime,
                                  tool_call_request call,
                                  std::shared_ptr<const toolkit::cancel_flag> cancel) {
-  return parent->spawn<caf::detached + caf::monitored>(invocation, std::move(runtime),
-                                                       std::move(call), std::move(cancel),
-                                                       caf::actor_cast<caf::actor>(parent));
+  auto own = std::make_shared<toolkit::cancel_flag>(cancel);
+  const std::string id = call.call_id;
+  auto live = runtime->live;
+  auto actor = parent->spawn<caf::detached + caf::monitored>(
+      invocation, std::move(runtime), std::move(call), std::move(cancel), own,
+      caf::actor_cast<caf::actor>(parent));
+  if (live) live->add(actor, id, std::move(own));
+  return actor;
 }
 
 void register_actor_tool(toolkit::registry& tools, caf::actor_system& system,

@@ -14,6 +14,7 @@
 #include <memory>
 #include <string>
 
+#include "actors/live_actors.h"
 #include "toolkit/invoke.h"
 #include "toolkit/registry.h"
 
@@ -65,11 +66,14 @@ struct tool_runtime {
   toolkit::sleeper sleep = toolkit::real_sleeper();
   /// Uniform draws in [0, 1) for the backoff jitter (a seeded generator by default).
   std::function<double()> random;
+  /// Running invocations by call id (POST /admin/fault kill_tool).
+  std::shared_ptr<live_actors> live = std::make_shared<live_actors>();
 };
 
 /// Spawns the actor for `call` (detached and monitored by `parent`); it sends
 /// (tool_result_atom, tool_call_result) to `parent` and quits. An unknown tool name
-/// gives an error result, as do invalid arguments.
+/// gives an error result, as do invalid arguments. An invocation killed from outside
+/// (runtime->live) stops its tool and ends without a result: the parent sees it go down.
 caf::actor spawn_tool_invocation(caf::local_actor* parent,
                                  std::shared_ptr<const tool_runtime> runtime,
                                  tool_call_request call,

@@ -43,15 +43,36 @@ fault_request decode_fault_request(std::string_view body) {
   if (ec || !v.is_object()) throw std::invalid_argument("the body must be a JSON object");
   const json::object& o = v.get_object();
   fault_request f;
+  const json::value* kind = o.if_contains("fault");
+  if (kind == nullptr || !kind->is_string())
+    throw std::invalid_argument("'fault' must be a string");
+  const std::string name(kind->get_string());
+  if (name == "kill_session" || name == "kill_tool") {
+    f.what = name == "kill_session" ? fault_request::target::session : fault_request::target::tool;
+    const char* key = name == "kill_session" ? "request" : "call";
+    if (const json::value* id = o.if_contains(key)) {
+      if (!id->is_string())
+        throw std::invalid_argument(std::string("'") + key + "' must be a string");
+      f.id = std::string(id->get_string());
+    }
+    return f;
+  }
+  try {
+    f.kind = actors::parse_fault_kind(name);
+  } catch (const std::invalid_argument&) {
+    throw std::invalid_argument("unknown fault \"" + name +
+                                "\" (expected fail_step, hang_step, crash_worker, crash_engine, "
+                                "kill_session or kill_tool)");
+  }
   const json::value* replica = o.if_contains("replica");
   if (replica == nullptr || !replica->is_int64())
     throw std::invalid_argument("'replica' must be an integer");
   f.replica = static_cast<int>(replica->get_int64());
-  const json::value* kind = o.if_contains("fault");
-  if (kind == nullptr || !kind->is_string())
-    throw std::invalid_argument("'fault' must be a string");
-  f.kind = actors::parse_fault_kind(std::string(kind->get_string()));
   return f;
+}
+
+std::string killed_json(const std::string& id) {
+  return json::serialize(json::object{{"status", "killed"}, {"id", id}});
 }
 
 }  // namespace conclave::net

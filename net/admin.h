@@ -13,12 +13,19 @@ namespace conclave::net {
 
 std::string cluster_json(const std::vector<actors::replica_snapshot>& replicas);
 
-/// {"replica": N, "fault": "fail_step"|"hang_step"|"crash_worker"|"crash_engine"}.
+/// {"replica": N, "fault": "fail_step"|"hang_step"|"crash_worker"|"crash_engine"}, or
+/// {"fault": "kill_session", "request": ID} / {"fault": "kill_tool", "call": ID} (the id is
+/// optional: without it a random running one).
 struct fault_request {
+  enum class target { replica, session, tool };
+  target what = target::replica;
   int replica = 0;
   actors::fault_kind kind = actors::fault_kind::none;
+  std::string id;  ///< session: request id; tool: call id; empty: a random one
 };
 /// Throws std::invalid_argument with a message naming the field.
 fault_request decode_fault_request(std::string_view body);
+/// {"status":"killed","id":ID}: the answer to a kill_session / kill_tool.
+std::string killed_json(const std::string& id);
 
 }  // namespace conclave::net

@@ -208,9 +208,24 @@ void http_session::handle_fault(request_type& req) {
                        {},
                        "unknown_url"});
   }
+  std::string reply = R"({"status":"injected"})";
   try {
     const fault_request f = decode_fault_request(req.body());
-    ctx_->service.inject_fault(f.replica, f.kind);
+    if (f.what == fault_request::target::replica) {
+      ctx_->service.inject_fault(f.replica, f.kind);
+    } else {
+      const bool session = f.what == fault_request::target::session;
+      const auto killed =
+          session ? ctx_->service.kill_session(f.id) : ctx_->service.kill_tool(f.id);
+      if (!killed) {
+        ctx_->metrics->count_request("/admin/fault", 409);
+        return send_error(
+            {409,
+             session ? "no such request session is running" : "no such tool invocation is running",
+             "invalid_request_error", session ? "request" : "call"});
+      }
+      reply = killed_json(*killed);
+    }
   } catch (const std::out_of_range& e) {
     ctx_->metrics->count_request("/admin/fault", 400);
     return send_error({400, e.what(), "invalid_request_error", "replica"});
@@ -219,7 +234,7 @@ void http_session::handle_fault(request_type& req) {
     return send_error({400, e.what(), "invalid_request_error"});
   }
   ctx_->metrics->count_request("/admin/fault", 200);
-  send_simple(http::status::ok, R"({"status":"injected"})");
+  send_simple(http::status::ok, reply);
 }
 
 void http_session::handle_generation(request_type& req, bool chat) {

@@ -38,11 +38,18 @@ struct tool_result {
 /// Set by whoever cancels (the request session); tools poll it and stop their work.
 class cancel_flag {
  public:
+  cancel_flag() = default;
+  /// A flag that also reads as cancelled once `parent` is (one call's flag under its
+  /// request's).
+  explicit cancel_flag(std::shared_ptr<const cancel_flag> parent) : parent_(std::move(parent)) {}
   void cancel() { cancelled_.store(true, std::memory_order_relaxed); }
-  bool cancelled() const { return cancelled_.load(std::memory_order_relaxed); }
+  bool cancelled() const {
+    return cancelled_.load(std::memory_order_relaxed) || (parent_ && parent_->cancelled());
+  }
 
  private:
   std::atomic<bool> cancelled_{false};
+  std::shared_ptr<const cancel_flag> parent_;
 };
 
 /// What one attempt may use.

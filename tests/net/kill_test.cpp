@@ -1,0 +1,226 @@
+// Killing actors a request depends on, as a crash would (POST /admin/fault): a killed
+// request session ends its own request with a clean error event and touches no other;
+// a killed tool invocation is started again by its session and the request completes.
+#include <atomic>
+#include <boost/json.hpp>
+#include <catch2/catch.hpp>
+#include <chrono>
+#include <mutex>
+#include <thread>
+
+#include "tests/net/test_client.h"
+
+using namespace conclave;
+using namespace conclave::test;
+namespace json = boost::json;
+
+namespace {
+
+constexpr int kTokens = 300;
+
+std::string completion(int i, bool stream) {
+  return json::serialize(
+      json::object{{"model", "tiny"},
+                   {"prompt", "Stream number " + std::to_string(i) + " says hello"},
+                   {"max_tokens", kTokens},
+                   {"temperature", 0},
+                   {"ignore_eos", true},
+                   {"stream", stream}});
+}
+
+/// One stream's text, or its error object.
+struct stream_result {
+  int status = 0;
+  std::string text, id;
+  json::object error;
+  bool done = false;  ///< [DONE] came
+};
+
+stream_result stream(uint16_t port, int i) {
+  const auto r = post_json(port, "/v1/completions", completion(i, true));
+  stream_result o;
+  o.status = r.status;
+  if (r.status != 200) {
+    o.error = json::parse(r.body).at("error").as_object();
+    return o;
+  }
+  for (const auto& ev : sse_events(r.body)) {
+    if (ev == "[DONE]") {
+      o.done = true;
+      break;
+    }
+    const json::value v = json::parse(ev);
+    if (v.as_object().contains("error")) {
+      o.error = v.at("error").as_object();
+      continue;
+    }
+    o.id = std::string(v.at("id").as_string());
+    for (const auto& c : v.at("choices").as_array())
+      o.text += std::string(c.at("text").as_string());
+  }
+  return o;
+}
+
+json::value cluster(uint16_t port) {
+  http_client c(port);
+  return json::parse(c.call(http::verb::get, "/admin/cluster").body);
+}
+
+int64_t running(uint16_t port) {
+  int64_t n = 0;
+  const json::value c = cluster(port);
+  for (const auto& r : c.at("replicas").as_array()) n += r.at("running").as_int64();
+  return n;
+}
+
+template <class F>
+bool wait_for(F&& ready, std::chrono::milliseconds limit = std::chrono::seconds(20)) {
+  const auto deadline = std::chrono::steady_clock::now() + limit;
+  while (!ready()) {
+    if (std::chrono::steady_clock::now() > deadline) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  return true;
+}
+
+/// A webhook on loopback that never answers its first request (the caller must give up
+/// on it) and answers every later one with 200 `{"stock": 12}`.
+class stuck_once_hook {
+ public:
+  stuck_once_hook() : acceptor_(io_, {asio::ip::make_address("127.0.0.1"), 0}) {
+    thread_ = std::thread([this] {
+      std::vector<tcp::socket> held;
+      for (;;) {
+        beast::error_code ec;
+        tcp::socket sock(io_);
+        acceptor_.accept(sock, ec);
+        if (ec || stop_) return;
+        beast::flat_buffer buf;
+        http::request<http::string_body> req;
+        http::read(sock, buf, req, ec);
+        if (ec) continue;
+        if (requests++ == 0) {
+          held.push_back(std::move(sock));
+          continue;
+        }
+        http::response<http::string_body> res(http::status::ok, 11);
+        res.body() = R"({"stock": 12})";
+        res.prepare_payload();
+        http::write(sock, res, ec);
+      }
+    });
+  }
+  ~stuck_once_hook() {
+    stop_ = true;
+    beast::error_code ec;
+    tcp::socket poke(io_);
+    poke.connect(acceptor_.local_endpoint(), ec);  // wakes accept()
+    thread_.join();
+  }
+  std::string url() const {
+    return "http://127.0.0.1:" + std::to_string(acceptor_.local_endpoint().port()) + "/stock";
+  }
+  std::atomic<int> requests{0};
+
+ private:
+  asio::io_context io_;
+  tcp::acceptor acceptor_;
+  std::atomic<bool> stop_{false};
+  std::thread thread_;
+};
+
+}  // namespace
+
+TEST_CASE("killing a request's session ends that request with an error event, no other",
+          "[server][failover]") {
+  test_server s([](config::server_config& c) {
+    c.replicas.count = 2;
+    c.replicas.fault_injection = true;
+  });
+  // Nothing to kill yet: 409, and a named request that does not run is 409 too.
+  CHECK(post_json(s.port(), "/admin/fault", R"({"fault":"kill_session"})").status == 409);
+  CHECK(post_json(s.port(), "/admin/fault", R"({"fault":"kill_session","request":"cmpl-x"})")
+            .status == 409);
+  constexpr int n = 4;
+  std::vector<std::string> want;
+  for (int i = 0; i < n; ++i) {
+    const auto r = post_json(s.port(), "/v1/completions", completion(i, false));
+    REQUIRE(r.status == 200);
+    want.emplace_back(json::parse(r.body).at("choices").at(0).at("text").as_string());
+  }
+
+  std::vector<stream_result> got(n);
+  std::vector<std::thread> threads;
+  for (int i = 0; i < n; ++i)
+    threads.emplace_back([&, i] { got[static_cast<size_t>(i)] = stream(s.port(), i); });
+  REQUIRE(wait_for([&] { return running(s.port()) == n; }));
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));  // mid-stream
+  const auto kill = post_json(s.port(), "/admin/fault", R"({"fault":"kill_session"})");
+  for (auto& t : threads) t.join();
+  REQUIRE(kill.status == 200);
+  const std::string killed(json::parse(kill.body).at("id").as_string());
+
+  int errors = 0;
+  for (int i = 0; i < n; ++i) {
+    const auto& g = got[static_cast<size_t>(i)];
+    INFO("stream " << i << " (" << g.id << ")");
+    CHECK(g.status == 200);
+    CHECK(g.done);  // every stream ends properly, the killed one too
+    if (!g.error.empty()) {
+      ++errors;
+      CHECK(g.id == killed);
+      CHECK(g.error.at("code").as_string() == "session_stopped");
+      CHECK(g.error.at("type").as_string() == "server_error");
+      CHECK(want[static_cast<size_t>(i)].rfind(g.text, 0) == 0);  // a prefix, then the error
+    } else {
+      CHECK(g.text == want[static_cast<size_t>(i)]);
+    }
+  }
+  CHECK(errors == 1);
+  // The engine let go of the killed request's sequence; the replicas stay up.
+  CHECK(wait_for([&] { return running(s.port()) == 0; }));
+  const json::value c = cluster(s.port());
+  for (const auto& r : c.at("replicas").as_array()) {
+    CHECK(r.at("state").as_string() == "up");
+    CHECK(r.at("restarts").as_int64() == 0);
+    CHECK(r.at("kv_blocks_free").as_int64() == r.at("kv_blocks_total").as_int64());
+  }
+}
+
+TEST_CASE("a killed tool invocation is started again by its session; the request completes",
+          "[server][tools][failover]") {
+  stuck_once_hook hook;
+  test_server s([&](config::server_config& c) {
+    c.replicas.fault_injection = true;
+    c.tools.webhooks.push_back(
+        {"stock", "Items in stock", hook.url(),
+         R"({"type":"object","required":["sku"],"properties":{"sku":{"type":"integer"}}})", 30.0});
+  });
+  CHECK(post_json(s.port(), "/admin/fault", R"({"fault":"kill_tool"})").status == 409);
+  json::object body{
+      {"model", "tiny"},
+      {"messages", json::array{json::object{{"role", "user"}, {"content", "Stock?"}}}},
+      {"server_tools", json::array{"stock"}},
+      {"tool_choice", {{"type", "function"}, {"function", {{"name", "stock"}}}}},
+      {"server_tool_choices", json::array{"none"}},
+      {"max_tokens", 30},
+      {"seed", 1},
+      {"stream", false}};
+  http_reply r;
+  std::thread client(
+      [&] { r = post_json(s.port(), "/v1/chat/completions", json::serialize(body)); });
+  // The first call hangs in the webhook: kill its invocation.
+  const bool called = wait_for([&] { return hook.requests.load() == 1; });
+  const auto kill = post_json(s.port(), "/admin/fault", R"({"fault":"kill_tool"})");
+  client.join();
+  REQUIRE(called);
+  REQUIRE(kill.status == 200);
+  REQUIRE(r.status == 200);
+  const json::value v = json::parse(r.body);
+  const auto& calls = v.at("conclave").at("tool_calls").as_array();
+  REQUIRE(calls.size() == 1);
+  CHECK(calls[0].at("id").as_string() == json::parse(kill.body).at("id").as_string());
+  CHECK(calls[0].at("outcome").as_string() == "ok");
+  CHECK(calls[0].at("content").as_string() == R"({"stock": 12})");
+  CHECK(hook.requests == 2);  // the killed attempt, then the new invocation's
+}
