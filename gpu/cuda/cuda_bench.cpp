@@ -6,9 +6,13 @@
 #include <spdlog/fmt/fmt.h>
 #include <spdlog/spdlog.h>
 
+#include <cuda_profiler_api.h>
+
 #include <algorithm>
+#include <cstdlib>
 #include <numeric>
 #include <random>
+#include <sstream>
 
 #include "gpu/cuda/check.h"
 #include "gpu/cuda/cuda_backend.h"
@@ -91,6 +95,31 @@ model_sizes sizes_of(const model::model_config& c) {
   }
   s.dense_mlp = 3.0 * h * static_cast<double>(c.intermediate_size);
   return s;
+}
+
+/// CONCLAVE_BENCH_PROFILE="decode+g:1,prefill:512" puts one step of each named
+/// measurement (label:batch for decode, prefill:length) between cudaProfilerStart and
+/// cudaProfilerStop, for `ncu --profile-from-start off` or `nsys --capture-range=cudaProfilerApi`.
+bool profile_wanted(const std::string& label, int32_t n) {
+  const char* env = std::getenv("CONCLAVE_BENCH_PROFILE");
+  if (env == nullptr) return false;
+  std::stringstream ss(env);
+  std::string item;
+  const std::string want = label + ":" + std::to_string(n);
+  while (std::getline(ss, item, ','))
+    if (item == want) return true;
+  return false;
+}
+
+/// One step between cudaProfilerStart and cudaProfilerStop (when `on`).
+template <class F>
+void maybe_profiled(bool on, F&& step) {
+  if (!on) return;
+  CONCLAVE_CUDA_CHECK(cudaDeviceSynchronize());
+  CONCLAVE_CUDA_CHECK(cudaProfilerStart());
+  step();
+  CONCLAVE_CUDA_CHECK(cudaDeviceSynchronize());
+  CONCLAVE_CUDA_CHECK(cudaProfilerStop());
 }
 
 }  // namespace
@@ -184,6 +213,8 @@ std::vector<device_bench_row> run_device_bench(const device_bench_options& opts,
         step /= opts.iters;
         dev /= opts.iters;
         experts /= opts.iters;
+        // One more step, outside the timing, under the profiler when asked for.
+        if (profile_wanted(label, batch)) maybe_profiled(true, [&] { be->forward(seqs, so); });
         const double bytes =
             es * (L * sz.dense_per_layer +
                   moe_layers * static_cast<double>(c.num_experts) *
@@ -233,6 +264,7 @@ std::vector<device_bench_row> run_device_bench(const device_bench_options& opts,
     }
     step /= reps;
     dev /= reps;
+    if (profile_wanted("prefill", len)) maybe_profiled(true, [&] { be->forward({&s, 1}, so); });
     const double n = static_cast<double>(len);
     const double k = static_cast<double>(c.num_experts_per_tok);
     const double flops =

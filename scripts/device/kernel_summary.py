@@ -1,0 +1,45 @@
+#!/usr/bin/env python3
+# Per-kernel totals of profiled steps from ncu's --csv log (one row per kernel and
+# metric, gpu__time_duration.sum). A step starts at its embedding kernel, so several
+# profiled steps in one log come out as separate tables, labelled in order from argv.
+# Usage: kernel_summary.py FILE [label ...]
+import csv, re, sys
+from collections import defaultdict
+
+path, labels = sys.argv[1], sys.argv[2:]
+try:
+    lines = open(path, errors="replace").read().splitlines()
+except OSError as e:
+    sys.exit(f"no profile: {e}")
+start = next((i for i, l in enumerate(lines) if l.startswith('"ID"')), None)
+if start is None:
+    sys.exit("no CSV header in " + path + "\n" + "\n".join(lines[-20:]))
+steps = []
+for row in csv.DictReader(lines[start:]):
+    if row.get("Metric Name") != "gpu__time_duration.sum":
+        continue
+    name = row["Kernel Name"]
+    if "gemv" in name or "nvjet" in name or "gemm" in name.lower():
+        name = re.sub(r"\(.*", "", name) + " grid " + row.get("Grid Size", "?")
+    v = float(row["Metric Value"].replace(",", ""))
+    unit = row.get("Metric Unit", "ns")
+    v *= {"ns": 1e-3, "nsecond": 1e-3, "us": 1, "usecond": 1, "ms": 1e3, "msecond": 1e3}.get(unit, 1e-3)
+    if "embedding_kernel" in name or not steps:
+        steps.append([])
+    steps[-1].append((name, v))
+
+def short(n):
+    n = re.sub(r"\(.*", "", n)
+    return n[:90]
+
+for i, ks in enumerate(steps):
+    tot, cnt = defaultdict(float), defaultdict(int)
+    for n, v in ks:
+        tot[n] += v
+        cnt[n] += 1
+    all_us = sum(tot.values())
+    label = labels[i] if i < len(labels) else f"step {i}"
+    print(f"== {label}: {len(ks)} kernels, sum of kernel times {all_us/1e3:.3f} ms")
+    print(f"{'us total':>10} {'%':>5} {'calls':>6} {'us/call':>9}  kernel")
+    for name, v in sorted(tot.items(), key=lambda kv: -kv[1])[:25]:
+        print(f"{v:10.1f} {100*v/all_us:5.1f} {cnt[name]:6d} {v/cnt[name]:9.2f}  {short(name)}")
