@@ -9,104 +9,7 @@ namespace conclave::gpu::cuda {
 namespace {
 
 constexpr int kThreads = 128;
-constexpr int kTile = 32;  // keys per iteration, staged in shared memory
 constexpr int kMaxDimsPerThread = 2;
-
-// One block per (query row, head). Each tile of 32 keys/values is loaded coalesced into
-// shared memory (fp32), scored by 4 threads per key, folded into an online softmax, and
-// accumulated by one thread per output dimension.
-template <class T>
-__global__ void __launch_bounds__(kThreads)
-    paged_attention_kernel(const float* q, size_t q_stride, const T* kc, const T* vc,
-                           const int32_t* ctx_len, const int32_t* table_offset,
-                           const int32_t* tables, int32_t bs, size_t heads, size_t kv_heads,
-                           size_t hd, float scale, T* out, int splits, float* partial) {
-  extern __shared__ float smem[];
-  float* q_s = smem;                    // [hd]
-  float* k_s = q_s + hd;                // [kTile][hd + 1]
-  float* v_s = k_s + kTile * (hd + 1);  // [kTile][hd]
-  __shared__ float p_s[kTile];
-  __shared__ int32_t slot_s[kTile];
-  __shared__ float scratch[32];
-  const size_t row = blockIdx.x, h = blockIdx.y;
-  const size_t g = h / (heads / kv_heads);
-  const size_t width = kv_heads * hd;
-  const int ctx_all = ctx_len[row];
-  // Keys [begin, ctx) of this block: all of them, or slice blockIdx.z of `splits` equal
-  // slices of this row's context (whole tiles; trailing slices of short rows are empty).
-  const int per = splits > 1 ? ((ctx_all + splits - 1) / splits + kTile - 1) / kTile * kTile : 0;
-  const int begin = splits > 1 ? static_cast<int>(blockIdx.z) * per : 0;
-  const int ctx = splits > 1 ? min(ctx_all, begin + per) : ctx_all;
-  const int32_t* table = tables + table_offset[row];
-  for (size_t d = threadIdx.x; d < hd; d += kThreads) q_s[d] = q[row * q_stride + h * hd + d];
-
-  const int key = static_cast<int>(threadIdx.x) / 4, part = static_cast<int>(threadIdx.x) % 4;
-  float acc[kMaxDimsPerThread] = {0.0f, 0.0f};
-  float m = -INFINITY, l = 0.0f;
-  for (int base = begin; base < ctx; base += kTile) {
-    const int n = min(kTile, ctx - base);
-    if (threadIdx.x < kTile && static_cast<int>(threadIdx.x) < n) {
-      const int t = base + static_cast<int>(threadIdx.x);
-      slot_s[threadIdx.x] = table[t / bs] * bs + t % bs;
-    }
-    __syncthreads();
-    for (size_t i = threadIdx.x; i < static_cast<size_t>(n) * hd; i += kThreads) {
-      const size_t j = i / hd, d = i % hd;
-      const size_t src = static_cast<size_t>(slot_s[j]) * width + g * hd + d;
-      k_s[j * (hd + 1) + d] = dev::ld(kc + src);
-      v_s[j * hd + d] = dev::ld(vc + src);
-    }
-    __syncthreads();
-    // Every lane takes part in the shuffles (a key past n contributes nothing).
-    float dot = 0.0f;
-    if (key < n) {
-      for (size_t d = static_cast<size_t>(part); d < hd; d += 4)
-        dot = __fmaf_rn(q_s[d], k_s[key * (hd + 1) + d], dot);
-    }
-    dot += __shfl_xor_sync(0xffffffffu, dot, 1);
-    dot += __shfl_xor_sync(0xffffffffu, dot, 2);
-    const float s = key < n ? dot * scale : -INFINITY;
-    const float tmax = dev::block_max(s, scratch);
-    const float m_new = fmaxf(m, tmax);
-    const float alpha = expf(m - m_new);
-    const float p = key < n ? expf(s - m_new) : 0.0f;
-    if (part == 0 && key < kTile) p_s[key] = p;
-    const float psum = dev::block_sum(part == 0 ? p : 0.0f, scratch);  // syncs: p_s complete
-    l = l * alpha + psum;
-    m = m_new;
-#pragma unroll
-    for (int i = 0; i < kMaxDimsPerThread; ++i) {
-      const size_t d = threadIdx.x + static_cast<size_t>(i) * kThreads;
-      if (d >= hd) break;
-      float a = acc[i] * alpha;
-      for (int j = 0; j < n; ++j) a = __fmaf_rn(p_s[j], v_s[j * hd + d], a);
-      acc[i] = a;
-    }
-    __syncthreads();  // slot_s, k_s, v_s, p_s are rewritten by the next tile
-  }
-  if (partial != nullptr) {
-    // Unnormalised accumulator, running max and sum of this slice: [acc(hd) | m | l].
-    float* pp = partial + ((row * heads + h) * gridDim.z + blockIdx.z) * (hd + 2);
-#pragma unroll
-    for (int i = 0; i < kMaxDimsPerThread; ++i) {
-      const size_t d = threadIdx.x + static_cast<size_t>(i) * kThreads;
-      if (d < hd) pp[d] = acc[i];
-    }
-    if (threadIdx.x == 0) {
-      pp[hd] = m;
-      pp[hd + 1] = l;
-    }
-    return;
-  }
-  const float inv = 1.0f / l;
-  T* o = out + row * heads * hd + h * hd;
-#pragma unroll
-  for (int i = 0; i < kMaxDimsPerThread; ++i) {
-    const size_t d = threadIdx.x + static_cast<size_t>(i) * kThreads;
-    if (d < hd) dev::st(o + d, acc[i] * inv);
-  }
-}
-
 // The first kernel (verified on an H200, 2026-11-28): one block per (query row, head),
 // one thread per key of a 128-key tile, keys and values read straight from the cache.
 template <class T>
@@ -169,41 +72,271 @@ __global__ void __launch_bounds__(kThreads)
   }
 }
 
+constexpr int kGqaWarps = 4;
+constexpr int kMaxGroup = 8;  // query heads of one KV head per block
+
+// q_s rows are 16-byte aligned (head_dim % 8 == 0): float4 broadcast reads.
+template <int N>
+__device__ __forceinline__ void lds(const float* p, float (&v)[N]) {
+#pragma unroll
+  for (int i = 0; i < N; i += 4) {
+    const float4 a = *reinterpret_cast<const float4*>(p + i);
+    v[i] = a.x, v[i + 1] = a.y, v[i + 2] = a.z, v[i + 3] = a.w;
+  }
+}
+
+// GQA-aware paged attention (the fast path). Block (query row, KV head x chunk of up to 8
+// of its query heads, slice of the context): the keys and values are read once for all
+// the query heads that share them. Each warp takes tiles of 32 keys: lane j scores key j
+// against every head (16-byte loads of its key row, q broadcast from shared memory), an
+// online softmax per head across the warp, then P·V with lane l owning DPL output
+// dimensions (coalesced value rows). The 4 warps' states are merged at the end; with
+// `partial` the slice's unnormalised state goes to the combine kernel instead.
+// FIXED: head_dim == 32 * DPL, a compile-time loop bound (every key load of a lane in
+// flight at once); else the loops run to the runtime head_dim.
+template <class T, int DPL, bool FIXED>
+__global__ void __launch_bounds__(kGqaWarps * 32)
+    gqa_attention_kernel(const float* q, size_t q_stride, const T* kc, const T* vc,
+                         const int32_t* ctx_len, const int32_t* table_offset, const int32_t* tables,
+                         const int32_t* row_index, int32_t bs, int heads, int kv_heads, int hd_rt,
+                         float scale, T* out, int splits, float* partial) {
+  const int hd = FIXED ? 32 * DPL : hd_rt;
+  extern __shared__ float4 smem4[];
+  float* q_s = reinterpret_cast<float*>(smem4);      // [kMaxGroup][hd]
+  float* p_s = q_s + kMaxGroup * hd;                 // [warps][kMaxGroup][32]
+  float* acc_s = p_s + kGqaWarps * kMaxGroup * 32;   // [warps][kMaxGroup][hd]
+  float* ml_s = acc_s + kGqaWarps * kMaxGroup * hd;  // [warps][kMaxGroup][2]
+  constexpr int KV = 16 / sizeof(T);                 // key elements per load
+  const int group = heads / kv_heads;
+  const int chunks = (group + kMaxGroup - 1) / kMaxGroup;
+  const int g = static_cast<int>(blockIdx.y) / chunks, hc = static_cast<int>(blockIdx.y) % chunks;
+  const int h0 = g * group + hc * kMaxGroup;
+  const int nh = min(kMaxGroup, group - hc * kMaxGroup);
+  const size_t row = row_index != nullptr ? static_cast<size_t>(row_index[blockIdx.x]) : blockIdx.x;
+  const int ctx_all = ctx_len[row];
+  int begin = 0, end = ctx_all;
+  if (splits > 1) {
+    const int per = ((ctx_all + splits - 1) / splits + 31) / 32 * 32;
+    begin = static_cast<int>(blockIdx.z) * per;
+    end = min(ctx_all, begin + per);
+  }
+  const int32_t* table = tables + table_offset[row];
+  for (int i = static_cast<int>(threadIdx.x); i < nh * hd; i += blockDim.x)
+    q_s[i] = q[row * q_stride + static_cast<size_t>(h0) * hd + i] * scale;
+  __syncthreads();
+
+  const int lane = static_cast<int>(threadIdx.x) & 31, warp = static_cast<int>(threadIdx.x) >> 5;
+  const size_t width = static_cast<size_t>(kv_heads) * hd;
+  const T* kbase = kc + static_cast<size_t>(g) * hd;
+  const T* vbase = vc + static_cast<size_t>(g) * hd;
+  const int d0 = lane * DPL;
+  float m[kMaxGroup], l[kMaxGroup], acc[kMaxGroup][DPL];
+#pragma unroll
+  for (int h = 0; h < kMaxGroup; ++h) {
+    m[h] = -INFINITY;
+    l[h] = 0.0f;
+#pragma unroll
+    for (int u = 0; u < DPL; ++u) acc[h][u] = 0.0f;
+  }
+  float* pw = p_s + warp * kMaxGroup * 32;
+  for (int base = begin + warp * 32; base < end; base += kGqaWarps * 32) {
+    const int t = base + lane;
+    const bool valid = t < end;
+    int slot = 0;
+    float s[kMaxGroup];
+#pragma unroll
+    for (int h = 0; h < kMaxGroup; ++h) s[h] = 0.0f;
+    if (valid) {
+      slot = table[t / bs] * bs + t % bs;
+      const T* kr = kbase + static_cast<size_t>(slot) * width;
+      // Up to 8 loads of the key row in flight before the first use.
+#pragma unroll
+      for (int d = 0; d < hd; d += 8 * KV) {
+        uint4 raw[8];
+#pragma unroll
+        for (int c = 0; c < 8; ++c)
+          if (d + c * KV < hd) raw[c] = dev::ld16(kr + d + c * KV);
+#pragma unroll
+        for (int c = 0; c < 8; ++c) {
+          if (d + c * KV < hd) {
+            float kv[KV];
+            dev::unpack16(raw[c], kv);
+#pragma unroll
+            for (int h = 0; h < kMaxGroup; ++h) {
+              if (h < nh) {
+                float qv[KV];
+                lds<KV>(q_s + h * hd + d + c * KV, qv);
+#pragma unroll
+                for (int u = 0; u < KV; ++u) s[h] = __fmaf_rn(qv[u], kv[u], s[h]);
+              }
+            }
+          }
+        }
+      }
+    }
+#pragma unroll
+    for (int h = 0; h < kMaxGroup; ++h) {
+      if (h < nh) {  // block-uniform: every lane takes part in the shuffles
+        const float sv = valid ? s[h] : -INFINITY;
+        const float m_new = fmaxf(m[h], dev::warp_max(sv));
+        const float alpha = expf(m[h] - m_new);
+        const float p = valid ? expf(sv - m_new) : 0.0f;
+        l[h] = l[h] * alpha + p;  // this lane's share of the sum
+#pragma unroll
+        for (int u = 0; u < DPL; ++u) acc[h][u] *= alpha;
+        m[h] = m_new;
+        pw[h * 32 + lane] = p;
+      }
+    }
+    __syncwarp();
+    // P·V, 8 value rows in flight at a time. Keys past the tile's end have p = 0 and
+    // slot 0 (a real cache row, finite), so whole groups of 8 run.
+    const int n = min(32, end - base);
+    for (int j0 = 0; j0 < n; j0 += 8) {
+      int sj[8];
+#pragma unroll
+      for (int u = 0; u < 8; ++u) sj[u] = __shfl_sync(0xffffffffu, slot, j0 + u);
+      if (d0 < hd) {
+        float v[8][DPL];
+#pragma unroll
+        for (int u = 0; u < 8; ++u)
+          dev::ldv<DPL>(vbase + static_cast<size_t>(sj[u]) * width + d0, v[u]);
+#pragma unroll
+        for (int u = 0; u < 8; ++u) {
+#pragma unroll
+          for (int h = 0; h < kMaxGroup; ++h) {
+            if (h < nh) {
+              const float p = pw[h * 32 + j0 + u];
+#pragma unroll
+              for (int e = 0; e < DPL; ++e) acc[h][e] = __fmaf_rn(p, v[u][e], acc[h][e]);
+            }
+          }
+        }
+      }
+    }
+    __syncwarp();
+  }
+  // Merge the warps: state of warp w, head h at acc_s[(w * kMaxGroup + h) * hd].
+#pragma unroll
+  for (int h = 0; h < kMaxGroup; ++h) {
+    if (h < nh) {
+      const float lt = dev::warp_sum(l[h]);
+      float* a = acc_s + (warp * kMaxGroup + h) * hd;
+      if (d0 < hd) {
+#pragma unroll
+        for (int u = 0; u < DPL; ++u) a[d0 + u] = acc[h][u];
+      }
+      if (lane == 0) {
+        ml_s[(warp * kMaxGroup + h) * 2] = m[h];
+        ml_s[(warp * kMaxGroup + h) * 2 + 1] = lt;
+      }
+    }
+  }
+  __syncthreads();
+  for (int i = static_cast<int>(threadIdx.x); i < nh * hd; i += blockDim.x) {
+    const int h = i / hd, d = i % hd;
+    float mx = -INFINITY;
+#pragma unroll
+    for (int w = 0; w < kGqaWarps; ++w) mx = fmaxf(mx, ml_s[(w * kMaxGroup + h) * 2]);
+    float a = 0.0f, lsum = 0.0f;
+    if (mx != -INFINITY) {
+#pragma unroll
+      for (int w = 0; w < kGqaWarps; ++w) {
+        const float mw = ml_s[(w * kMaxGroup + h) * 2];
+        const float e = mw == -INFINITY ? 0.0f : expf(mw - mx);
+        lsum += ml_s[(w * kMaxGroup + h) * 2 + 1] * e;
+        a += acc_s[(w * kMaxGroup + h) * hd + d] * e;
+      }
+    }
+    const size_t head = static_cast<size_t>(h0 + h);
+    if (partial != nullptr) {
+      float* pp = partial + ((row * heads + head) * gridDim.z + blockIdx.z) * (hd + 2);
+      pp[d] = a;
+      if (d == 0) {
+        pp[hd] = mx;
+        pp[hd + 1] = lsum;
+      }
+    } else {
+      dev::st(out + (row * heads + head) * hd + d, a / lsum);
+    }
+  }
+}
+
 // Merges the slices of one (row, head): out = sum acc_z e^(m_z - M) / sum l_z e^(m_z - M).
+// Empty slices (m_z = -inf) weigh nothing.
 template <class T>
 __global__ void attention_combine_kernel(const float* partial, size_t heads, size_t hd, int splits,
                                          T* out) {
+  extern __shared__ float w_s[];  // [splits]
+  __shared__ float scratch[32];
   const size_t row = blockIdx.x, h = blockIdx.y;
   const float* pp = partial + (row * heads + h) * static_cast<size_t>(splits) * (hd + 2);
   float mx = -INFINITY;
-  for (int z = 0; z < splits; ++z) mx = fmaxf(mx, pp[z * (hd + 2) + hd]);
+  for (int z = static_cast<int>(threadIdx.x); z < splits; z += blockDim.x)
+    mx = fmaxf(mx, pp[z * (hd + 2) + hd]);
+  mx = dev::block_max(mx, scratch);
   float l = 0.0f;
-  for (int z = 0; z < splits; ++z) {
+  for (int z = static_cast<int>(threadIdx.x); z < splits; z += blockDim.x) {
     const float mz = pp[z * (hd + 2) + hd];
-    if (mz != -INFINITY) l += pp[z * (hd + 2) + hd + 1] * expf(mz - mx);
+    const float e = mz == -INFINITY ? 0.0f : expf(mz - mx);
+    w_s[z] = e;
+    l += pp[z * (hd + 2) + hd + 1] * e;
   }
+  l = dev::block_sum(l, scratch);  // synchronises: w_s complete
   const float inv = 1.0f / l;
   for (size_t d = threadIdx.x; d < hd; d += blockDim.x) {
     float a = 0.0f;
     for (int z = 0; z < splits; ++z) {
-      const float mz = pp[z * (hd + 2) + hd];
-      if (mz != -INFINITY) a += pp[z * (hd + 2) + d] * expf(mz - mx);
+      const float e = w_s[z];
+      if (e != 0.0f) a += pp[z * (hd + 2) + d] * e;
     }
     dev::st(out + row * heads * hd + h * hd + d, a * inv);
   }
 }
 
-constexpr int kSplitLen = 256;  // keys per slice when splitting
+constexpr int kMaxSplits = 256;
 
-int splits_for(const attention_args& a) {
-  if (!a.tiled) return 1;
-  // Split only when (row, head) blocks alone would leave most of the SMs idle.
-  if (a.max_ctx <= kSplitLen || a.rows * a.heads >= 264) return 1;
-  return std::min((a.max_ctx + kSplitLen - 1) / kSplitLen, 64);
+int sm_count() {
+  static int n = [] {
+    int dev = 0, v = 0;
+    CONCLAVE_CUDA_CHECK(cudaGetDevice(&dev));
+    CONCLAVE_CUDA_CHECK(cudaDeviceGetAttribute(&v, cudaDevAttrMultiProcessorCount, dev));
+    return v;
+  }();
+  return n;
 }
 
-size_t smem_bytes(size_t hd) {
-  return (hd + kTile * (hd + 1) + kTile * hd) * sizeof(float);
+bool gqa_ok(const attention_args& a) {
+  return a.tiled && a.head_dim % 8 == 0;
+}
+
+// Rows the GQA kernel runs: those listed in row_index, or all.
+size_t gqa_rows(const attention_args& a) {
+  return a.row_index != nullptr ? a.index_rows : a.rows;
+}
+
+size_t head_chunks(const attention_args& a) {
+  const size_t group = a.heads / a.kv_heads;
+  return (group + kMaxGroup - 1) / kMaxGroup;
+}
+
+// Slices of the context per (row, KV head chunk): enough blocks for about 4 per SM, each
+// slice at least one 32-key tile per warp of the longest context.
+int splits_for(const attention_args& a) {
+  if (!gqa_ok(a) || a.kv_heads == 0 || a.max_ctx <= kGqaWarps * 32 || a.row_index != nullptr)
+    return 1;
+  const size_t blocks = a.rows * a.kv_heads * head_chunks(a);
+  const size_t target = 4 * static_cast<size_t>(sm_count());
+  if (blocks >= target) return 1;
+  size_t s = (target + blocks - 1) / blocks;
+  s = std::min(s, (static_cast<size_t>(a.max_ctx) + kGqaWarps * 32 - 1) / (kGqaWarps * 32));
+  return static_cast<int>(std::clamp<size_t>(s, 1, kMaxSplits));
+}
+
+size_t gqa_smem_bytes(size_t hd) {
+  return (kMaxGroup * hd + kGqaWarps * kMaxGroup * 32 + kGqaWarps * kMaxGroup * hd +
+          kGqaWarps * kMaxGroup * 2) *
+         sizeof(float);
 }
 
 }  // namespace
@@ -225,31 +358,56 @@ void launch_simple(const attention_args& a, float scale, stream_t s) {
   CONCLAVE_CUDA_LAUNCH_CHECK();
 }
 
-template <class T>
-void launch_tiled(const attention_args& a, float scale, stream_t s) {
-  const int splits = a.workspace != nullptr ? splits_for(a) : 1;
-  const size_t smem = smem_bytes(a.head_dim);
+template <class T, int DPL, bool FIXED>
+void launch_gqa_fixed(const attention_args& a, float scale, int splits, stream_t s) {
+  const size_t smem = gqa_smem_bytes(a.head_dim);
   if (smem > 48 * 1024) {
     // Not during graph capture: an eager launch sets the attribute first.
     cudaStreamCaptureStatus cs = cudaStreamCaptureStatusNone;
     CONCLAVE_CUDA_CHECK(cudaStreamIsCapturing(s, &cs));
     if (cs == cudaStreamCaptureStatusNone) {
-      CONCLAVE_CUDA_CHECK(cudaFuncSetAttribute(paged_attention_kernel<T>,
+      CONCLAVE_CUDA_CHECK(cudaFuncSetAttribute(gqa_attention_kernel<T, DPL, FIXED>,
                                                cudaFuncAttributeMaxDynamicSharedMemorySize,
                                                static_cast<int>(smem)));
     }
   }
-  const dim3 grid(static_cast<unsigned>(a.rows), static_cast<unsigned>(a.heads),
+  const dim3 grid(static_cast<unsigned>(gqa_rows(a)),
+                  static_cast<unsigned>(a.kv_heads * head_chunks(a)),
                   static_cast<unsigned>(splits));
-  paged_attention_kernel<T><<<grid, kThreads, smem, s>>>(
+  gqa_attention_kernel<T, DPL, FIXED><<<grid, kGqaWarps * 32, smem, s>>>(
       a.q, a.q_stride, static_cast<const T*>(a.k_cache), static_cast<const T*>(a.v_cache),
-      a.ctx_len, a.table_offset, a.block_tables, a.block_size, a.heads, a.kv_heads, a.head_dim,
-      scale, static_cast<T*>(a.out), splits, splits > 1 ? a.workspace : nullptr);
+      a.ctx_len, a.table_offset, a.block_tables, a.row_index, a.block_size,
+      static_cast<int>(a.heads), static_cast<int>(a.kv_heads), static_cast<int>(a.head_dim), scale,
+      static_cast<T*>(a.out), splits, splits > 1 ? a.workspace : nullptr);
   CONCLAVE_CUDA_LAUNCH_CHECK();
+}
+
+template <class T, int DPL>
+void launch_gqa_dpl(const attention_args& a, float scale, int splits, stream_t s) {
+  if (a.head_dim == 32 * DPL) {
+    launch_gqa_fixed<T, DPL, true>(a, scale, splits, s);
+  } else {
+    launch_gqa_fixed<T, DPL, false>(a, scale, splits, s);
+  }
+}
+
+template <class T>
+void launch_gqa(const attention_args& a, float scale, stream_t s) {
+  if (gqa_rows(a) == 0) return;
+  const int splits = a.workspace != nullptr ? splits_for(a) : 1;
+  if (a.head_dim <= 32) {
+    launch_gqa_dpl<T, 1>(a, scale, splits, s);
+  } else if (a.head_dim <= 64) {
+    launch_gqa_dpl<T, 2>(a, scale, splits, s);
+  } else if (a.head_dim <= 128) {
+    launch_gqa_dpl<T, 4>(a, scale, splits, s);
+  } else {
+    launch_gqa_dpl<T, 8>(a, scale, splits, s);
+  }
   if (splits > 1) {
     const dim3 g2(static_cast<unsigned>(a.rows), static_cast<unsigned>(a.heads));
-    attention_combine_kernel<T>
-        <<<g2, 128, 0, s>>>(a.workspace, a.heads, a.head_dim, splits, static_cast<T*>(a.out));
+    attention_combine_kernel<T><<<g2, 128, static_cast<size_t>(splits) * sizeof(float), s>>>(
+        a.workspace, a.heads, a.head_dim, splits, static_cast<T*>(a.out));
     CONCLAVE_CUDA_LAUNCH_CHECK();
   }
 }
@@ -263,8 +421,8 @@ void paged_attention(const attention_args& a, stream_t s) {
   if (a.kv_heads == 0 || a.heads % a.kv_heads != 0)
     throw std::invalid_argument("paged_attention: heads must be a multiple of kv_heads");
   const float scale = 1.0f / sqrtf(static_cast<float>(a.head_dim));
-  if (a.tiled) {
-    CONCLAVE_DISPATCH_ELEM(a.t, T, launch_tiled<T>(a, scale, s));
+  if (gqa_ok(a)) {
+    CONCLAVE_DISPATCH_ELEM(a.t, T, launch_gqa<T>(a, scale, s));
   } else {
     CONCLAVE_DISPATCH_ELEM(a.t, T, launch_simple<T>(a, scale, s));
   }

@@ -21,13 +21,18 @@ struct attention_args {
   void* out = nullptr;  ///< [rows, heads * head_dim] of `t`
   /// Split over the sequence (decode with few rows and long contexts): the largest
   /// ctx_len of the step, and fp32 scratch of attention_workspace_floats() elements. With
-  /// max_ctx 0 or no workspace, every (row, head) runs in one block.
+  /// max_ctx 0 or no workspace, every block runs its row's whole context.
   int32_t max_ctx = 0;
   float* workspace = nullptr;
-  /// false: the first kernel (one thread per key, keys and values read from the cache;
-  /// verified on an H200). true: 32-key tiles staged in shared memory, and the split over
-  /// the sequence (written after the last device run: verify with cuda_tests first).
+  /// false: the first kernel (one block per (row, head), one thread per key; verified on
+  /// an H200). true (the fast paths, head_dim % 8 == 0): the GQA kernel, one block per
+  /// (row, KV head, slice of the context) for all the query heads sharing that KV head,
+  /// 16-byte key loads; split over the sequence when rows x KV heads leave SMs idle.
   bool tiled = false;
+  /// With `tiled`: the GQA kernel runs only the index_rows rows listed here (the others
+  /// are prefill tiles, prefill_attention); no split then. Null: every row.
+  const int32_t* row_index = nullptr;
+  size_t index_rows = 0;
 };
 
 /// Scratch the split path needs for `a` (0 when it does not split).

@@ -21,6 +21,7 @@
 #include "gpu/cuda/moe_combine.h"
 #include "gpu/cuda/moe_gemv.h"
 #include "gpu/cuda/moe_permute.h"
+#include "gpu/cuda/prefill_attention.h"
 #include "gpu/cuda/qk_norm_rope.h"
 #include "gpu/cuda/rms_norm.h"
 #include "gpu/cuda/router.h"
@@ -195,7 +196,7 @@ class cuda_backend final : public cuda_backend_api {
   }
 
   // ---- CUDA graphs ---------------------------------------------------------------------
-  static constexpr size_t kMaxGraphBatch = 64;  // the grouped-GEMV path: no host sync
+  static constexpr size_t kMaxGraphBatch = 128;  // the grouped-GEMV path: no host sync
 
   /// The bucket a decode step replays as a graph (0: run it eagerly).
   size_t graph_bucket(std::span<const step_sequence> batch) const {
@@ -250,12 +251,28 @@ class cuda_backend final : public cuda_backend_api {
     std::vector<int32_t>& table_off = h_table_off_;
     std::vector<int32_t>& tables = h_tables_;
     std::vector<int32_t>& logit_rows = h_logit_rows_;
-    for (auto* v : {&tokens, &positions, &slots, &ctx, &table_off, &tables, &logit_rows})
+    std::vector<int32_t>& tiles = h_tiles_;
+    std::vector<int32_t>& gqa_rows = h_gqa_rows_;
+    for (auto* v :
+         {&tokens, &positions, &slots, &ctx, &table_off, &tables, &logit_rows, &tiles, &gqa_rows})
       v->clear();
     out.row_begin.assign(1, 0);
     const int32_t bs = kv_.block_size;
+    // Prefill chunks of at least kMinTileTokens tokens go through the tensor-core kernel
+    // in tiles of 64 rows (fast paths, bf16 cache); the other rows through the GQA kernel.
+    const bool use_tiles = fast_ && bucket == 0 && t_ == elem::bf16 &&
+                           prefill_attention_supported(static_cast<size_t>(config_.head_dim));
     for (const step_sequence& s : batch) {
       const int32_t off = static_cast<int32_t>(tables.size());
+      const auto first = static_cast<int32_t>(tokens.size());
+      const auto count = static_cast<int32_t>(s.tokens.size());
+      if (use_tiles && count >= kMinTileTokens) {
+        for (int32_t r = 0; r < count; r += kPrefillTileRows)
+          tiles.insert(tiles.end(),
+                       {first + r, std::min(kPrefillTileRows, count - r), s.num_cached + r, off});
+      } else {
+        for (int32_t r = 0; r < count; ++r) gqa_rows.push_back(first + r);
+      }
       const size_t used =
           (static_cast<size_t>(s.num_cached) + s.tokens.size() + static_cast<size_t>(bs) - 1) /
           static_cast<size_t>(bs);
@@ -288,17 +305,20 @@ class cuda_backend final : public cuda_backend_api {
     }
     const size_t rows = tokens.size();
     logit_rows_ = logit_rows.size();
+    if (tiles.empty()) gqa_rows.clear();  // every row: no index
     // A graph fixes the attention split: plan it for the longest context the model allows.
     max_ctx_ = bucket > 0    ? static_cast<int32_t>(config_.max_position_embeddings)
                : ctx.empty() ? 0
                              : *std::max_element(ctx.begin(), ctx.end());
     // One pinned staging area, one copy: [tokens | positions | slots | ctx | table_off |
-    // logit_rows | tables].
-    const size_t total = 5 * rows + logit_rows.size() + tables.size();
+    // logit_rows | tables | tiles | gqa_rows].
+    const size_t total =
+        5 * rows + logit_rows.size() + tables.size() + tiles.size() + gqa_rows.size();
     auto* host = static_cast<int32_t*>(pinned_meta_.ensure(total * sizeof(int32_t)));
     // The previous step's copy from this staging area finished: forward() synchronised.
     size_t at = 0;
-    for (auto* v : {&tokens, &positions, &slots, &ctx, &table_off, &logit_rows, &tables}) {
+    for (auto* v :
+         {&tokens, &positions, &slots, &ctx, &table_off, &logit_rows, &tables, &tiles, &gqa_rows}) {
       std::memcpy(host + at, v->data(), v->size() * sizeof(int32_t));
       at += v->size();
     }
@@ -317,6 +337,7 @@ class cuda_backend final : public cuda_backend_api {
           attention_args a;
           a.rows = b;
           a.heads = static_cast<size_t>(config_.num_heads);
+          a.kv_heads = static_cast<size_t>(config_.num_kv_heads);
           a.head_dim = static_cast<size_t>(config_.head_dim);
           a.max_ctx = max_ctx_;
           a.tiled = true;
@@ -338,6 +359,10 @@ class cuda_backend final : public cuda_backend_api {
     d_table_off_ = d + 4 * rows;
     d_logit_rows_ = d + 5 * rows;
     d_tables_ = d + 5 * rows + logit_rows.size();
+    d_tiles_ = d_tables_ + tables.size();
+    num_tiles_ = tiles.size() / 4;
+    d_gqa_rows_ = tiles.empty() ? nullptr : d_tiles_ + tiles.size();
+    num_gqa_rows_ = gqa_rows.size();
     ensure_workspace(rows);
     return rows;
   }
@@ -367,7 +392,8 @@ class cuda_backend final : public cuda_backend_api {
     router_logits_.ensure(rows * std::max<size_t>(E, 1) * 4);
     ids_.ensure(rows * k * 4);
     wts_.ensure(rows * k * 4);
-    offsets_.ensure((E + 1) * 4);
+    offsets_.ensure((E + 1) * static_cast<size_t>(c.num_layers) * 4);
+    active_.ensure(std::max<size_t>(E, 1) * 4);
     row_token_.ensure(rows * k * 4);
     slot_row_.ensure(rows * k * 4);
     xs_.ensure(rows * k * h * es);
@@ -396,7 +422,7 @@ class cuda_backend final : public cuda_backend_api {
       const cuda_layer& L = weights_.layers[l];
       add_rms_norm(x, pending_add, pending_bias, L.input_norm.as<float>(), hn_.get(), t_, nullptr,
                    rows, h, eps, stream_);
-      blas_->linear(hn_.get(), L.qkv.get(), t_, qkv_.as<float>(), rows, qkvw, h);
+      linear(hn_.get(), L.qkv.get(), qkv_.as<float>(), rows, qkvw, h);
       qk_norm_rope(qkv_.as<float>(), L.qkv_bias.as<float>(), L.q_norm.as<float>(),
                    L.k_norm.as<float>(), d_positions_, inv_freq_.as<float>(), rows, heads, kvh, hd,
                    eps, stream_);
@@ -425,8 +451,26 @@ class cuda_backend final : public cuda_backend_api {
         attn_ws_.ensure(attention_workspace_floats(a) * sizeof(float));
         a.workspace = attn_ws_.as<float>();
       }
+      if (num_tiles_ > 0) {
+        prefill_attention_args p;
+        p.q = a.q;
+        p.q_stride = a.q_stride;
+        p.k_cache = a.k_cache;
+        p.v_cache = a.v_cache;
+        p.tiles = reinterpret_cast<const prefill_tile*>(d_tiles_);
+        p.num_tiles = num_tiles_;
+        p.block_tables = d_tables_;
+        p.block_size = kv_.block_size;
+        p.heads = heads;
+        p.kv_heads = kvh;
+        p.head_dim = hd;
+        p.out = attn_.get();
+        prefill_attention(p, stream_);
+        a.row_index = d_gqa_rows_;
+        a.index_rows = num_gqa_rows_;
+      }
       paged_attention(a, stream_);
-      blas_->linear(attn_.get(), L.o.get(), t_, proj, rows, h, qw);
+      linear(attn_.get(), L.o.get(), proj, rows, h, qw);
       add_rms_norm(x, proj, L.o_bias.as<float>(), L.post_norm.as<float>(), hn_.get(), t_, nullptr,
                    rows, h, eps, stream_);
       if (L.moe) {
@@ -442,11 +486,31 @@ class cuda_backend final : public cuda_backend_api {
                  d_logit_rows_, logit_rows_, h, eps, stream_);
     blas_->linear(final_.get(), weights_.output_matrix(), t_, logits_.as<float>(), logit_rows_,
                   static_cast<size_t>(c.vocab_size), h);
+    // Every MoE layer's per-expert row counts, for the statistics (read after the sync).
+    if (!moe_layers_run_.empty()) {
+      const size_t E = static_cast<size_t>(c.num_experts);
+      CONCLAVE_CUDA_CHECK(cudaMemcpyAsync(pinned_offsets_.data(), offsets_.get(),
+                                          (E + 1) * static_cast<size_t>(c.num_layers) * 4,
+                                          cudaMemcpyDeviceToHost, stream_));
+    }
+  }
+
+  /// Steps of at most this many rows run the dense projections through the GEMV kernel
+  /// (16-byte weight loads, one pass over the weights) on the fast paths; larger ones and
+  /// the LM head through cuBLAS.
+  static constexpr size_t kDenseGemvRows = 8;
+
+  void linear(const void* x, const void* w, float* y, size_t m, size_t n, size_t k) {
+    if (fast_ && m <= kDenseGemvRows) {
+      dense_gemv(x, w, t_, m, y, n, k, stream_);
+    } else {
+      blas_->linear(x, w, t_, y, m, n, k);
+    }
   }
 
   /// Steps of at most this many tokens run the experts through one grouped GEMV launch
   /// per projection (no host round trip); larger ones through per-expert cuBLAS GEMMs.
-  static constexpr size_t kGroupedGemvMaxTokens = 64;
+  static constexpr size_t kGroupedGemvMaxTokens = 128;
 
   void moe(const cuda_layer& L, size_t layer, size_t rows) {
     const auto& c = config_;
@@ -455,27 +519,44 @@ class cuda_backend final : public cuda_backend_api {
     const size_t k = static_cast<size_t>(c.num_experts_per_tok);
     const size_t m = static_cast<size_t>(c.moe_intermediate_size);
     const size_t es = elem_size(t_);
-    blas_->linear(hn_.get(), L.router.get(), t_, router_logits_.as<float>(), rows, E, h);
+    linear(hn_.get(), L.router.get(), router_logits_.as<float>(), rows, E, h);
     router_topk(router_logits_.as<float>(), rows, E, k, c.norm_topk_prob, ids_.as<int32_t>(),
                 wts_.as<float>(), stream_);
-    moe_permute(ids_.as<int32_t>(), rows, k, E, offsets_.as<int32_t>(), row_token_.as<int32_t>(),
-                slot_row_.as<int32_t>(), stream_);
-    gather_rows(hn_.get(), t_, row_token_.as<int32_t>(), rows * k, h, xs_.get(), stream_);
-    // The per-expert row counts come back to the host for the statistics (read after the
-    // step's final sync) and, on the cuBLAS path, to size each GEMM (read now).
-    auto* host_off = static_cast<int32_t*>(pinned_offsets_.ensure(
-                         (E + 1) * static_cast<size_t>(c.num_layers) * sizeof(int32_t))) +
-                     layer * (E + 1);
-    CONCLAVE_CUDA_CHECK(cudaMemcpyAsync(host_off, offsets_.get(), (E + 1) * sizeof(int32_t),
-                                        cudaMemcpyDeviceToHost, stream_));
+    int32_t* offsets = offsets_.as<int32_t>() + layer * (E + 1);
+    const bool grouped = fast_ && rows <= kGroupedGemvMaxTokens;
+    moe_permute(ids_.as<int32_t>(), rows, k, E, offsets, row_token_.as<int32_t>(),
+                slot_row_.as<int32_t>(), grouped ? active_.as<int32_t>() : nullptr, stream_);
     moe_layers_run_.push_back(layer);
-    if (fast_ && rows <= kGroupedGemvMaxTokens) {
-      moe_grouped_gemv(xs_.get(), L.gate_up.get(), t_, offsets_.as<int32_t>(), E, gu_.as<float>(),
-                       2 * m, h, stream_);
+    if (grouped) {
+      // One block row per expert with rows (at most rows x k of them); the gate/up GEMV
+      // reads each pair's token row through row_token (no gathered copy).
+      gemv_args g;
+      g.x = hn_.get();
+      g.x_rows = row_token_.as<int32_t>();
+      g.w = L.gate_up.get();
+      g.t = t_;
+      g.offsets = offsets;
+      g.active = active_.as<int32_t>();
+      g.experts = E;
+      g.grid_experts = std::min(E, rows * k);
+      g.y = gu_.as<float>();
+      g.n = 2 * m;
+      g.k = h;
+      grouped_gemv(g, stream_);
       swiglu(gu_.as<float>(), rows * k, m, act_.get(), t_, stream_);
-      moe_grouped_gemv(act_.get(), L.down.get(), t_, offsets_.as<int32_t>(), E, dn_.as<float>(), h,
-                       m, stream_);
+      g.x = act_.get();
+      g.x_rows = nullptr;
+      g.w = L.down.get();
+      g.y = dn_.as<float>();
+      g.n = h;
+      g.k = m;
+      grouped_gemv(g, stream_);
     } else {
+      // The per-expert row counts size each cuBLAS GEMM: a host round trip.
+      auto* host_off = static_cast<int32_t*>(pinned_offsets_.data()) + layer * (E + 1);
+      CONCLAVE_CUDA_CHECK(cudaMemcpyAsync(host_off, offsets, (E + 1) * sizeof(int32_t),
+                                          cudaMemcpyDeviceToHost, stream_));
+      gather_rows(hn_.get(), t_, row_token_.as<int32_t>(), rows * k, h, xs_.get(), stream_);
       CONCLAVE_CUDA_CHECK(cudaStreamSynchronize(stream_));
       for (size_t e = 0; e < E; ++e) {
         const size_t b = static_cast<size_t>(host_off[e]),
@@ -532,7 +613,10 @@ class cuda_backend final : public cuda_backend_api {
 
   // Step metadata (host vectors reused across steps; device pointers into meta_).
   std::vector<int32_t> host_meta_, h_tokens_, h_positions_, h_slots_, h_ctx_, h_table_off_,
-      h_tables_, h_logit_rows_;
+      h_tables_, h_logit_rows_, h_tiles_, h_gqa_rows_;
+  static constexpr int32_t kMinTileTokens = 16;
+  const int32_t *d_tiles_ = nullptr, *d_gqa_rows_ = nullptr;
+  size_t num_tiles_ = 0, num_gqa_rows_ = 0;
   pinned_buffer pinned_meta_, pinned_offsets_;
   device_buffer meta_;
   const int32_t *d_tokens_ = nullptr, *d_positions_ = nullptr, *d_slots_ = nullptr,
@@ -550,7 +634,7 @@ class cuda_backend final : public cuda_backend_api {
   // Workspace, grown to the largest step seen.
   size_t ws_rows_ = 0;
   device_buffer x_, hn_, qkv_, attn_, proj_, router_logits_, ids_, wts_, offsets_, row_token_,
-      slot_row_, xs_, gu_, act_, dn_, final_, logits_;
+      slot_row_, xs_, gu_, act_, dn_, final_, logits_, active_;
 };
 
 }  // namespace

@@ -1,3 +1,7 @@
+#include <cstdint>
+#include <stdexcept>
+#include <type_traits>
+
 #include "gpu/cuda/check.h"
 #include "gpu/cuda/elem_io.cuh"
 #include "gpu/cuda/moe_gemv.h"
@@ -7,94 +11,185 @@ namespace {
 
 constexpr int kWarps = 8;
 constexpr int kRowsPerWarp = 4;  // weight rows (outputs) per warp
-constexpr int kChunk = 8;        // expert rows (tokens) per pass
+constexpr int kChunk = 8;        // x rows (tokens) per pass
 
-// Two consecutive elements as floats (k even: the pair is 4- or 8-byte aligned).
-__device__ __forceinline__ float2 ld2(const float* p) {
-  return *reinterpret_cast<const float2*>(p);
-}
-__device__ __forceinline__ float2 ld2(const dev::bf16* p) {
-  return __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(p));
-}
-
-// VEC = 2: each lane reads element pairs (k even); VEC = 1: single elements.
-template <class T, int VEC>
-__global__ void __launch_bounds__(kWarps * 32)
-    grouped_gemv_kernel(const T* x, const T* w, const int32_t* offsets, float* y, size_t n,
-                        size_t k) {
-  const size_t e = blockIdx.y;
-  const int32_t r0 = offsets[e], r1 = offsets[e + 1];
-  if (r0 == r1) return;
-  const int lane = static_cast<int>(threadIdx.x) & 31, warp = static_cast<int>(threadIdx.x) >> 5;
-  const T* we = w + e * n * k;
-  const size_t j0 = (static_cast<size_t>(blockIdx.x) * kWarps + warp) * kRowsPerWarp;
-  for (int32_t rb = r0; rb < r1; rb += kChunk) {
-    const int rows = min(kChunk, r1 - rb);
-    float acc[kRowsPerWarp][kChunk] = {};
+// C rows of x against this warp's kRowsPerWarp weight rows, then a warp reduction per
+// output. Each lane walks k in steps of 32 * VEC.
+template <class T, int VEC, int C>
+__device__ __forceinline__ void gemv_chunk(const T* x, const int32_t* x_rows, int rb, int rows,
+                                           const T* we, size_t j0, size_t n, size_t k, float* y,
+                                           int lane) {
+  const T* xr[C];
+#pragma unroll
+  for (int r = 0; r < C; ++r) {
+    const int rr = rb + (r < rows ? r : 0);
+    xr[r] = x + static_cast<size_t>(x_rows != nullptr ? x_rows[rr] : rr) * k;
+  }
+  const T* wr[kRowsPerWarp];
+#pragma unroll
+  for (int jj = 0; jj < kRowsPerWarp; ++jj) wr[jj] = we + (j0 + jj < n ? j0 + jj : j0) * k;
+  float acc[kRowsPerWarp][C];
+#pragma unroll
+  for (int jj = 0; jj < kRowsPerWarp; ++jj)
+#pragma unroll
+    for (int r = 0; r < C; ++r) acc[jj][r] = 0.0f;
+  if constexpr (VEC == 1 || C > 1) {
+    // Wider chunks: one k step at a time (the register tile is large already).
+#pragma unroll 1
     for (size_t i = static_cast<size_t>(lane) * VEC; i < k; i += 32 * VEC) {
-      float xv[kChunk][VEC];
+      float wv[kRowsPerWarp][VEC];
 #pragma unroll
-      for (int r = 0; r < kChunk; ++r) {
-        if constexpr (VEC == 2) {
-          const float2 v =
-              r < rows ? ld2(x + static_cast<size_t>(rb + r) * k + i) : make_float2(0.0f, 0.0f);
-          xv[r][0] = v.x;
-          xv[r][1] = v.y;
-        } else {
-          xv[r][0] = r < rows ? dev::ld(x + static_cast<size_t>(rb + r) * k + i) : 0.0f;
-        }
-      }
+      for (int jj = 0; jj < kRowsPerWarp; ++jj) dev::ldv<VEC>(wr[jj] + i, wv[jj]);
 #pragma unroll
-      for (int jj = 0; jj < kRowsPerWarp; ++jj) {
-        const size_t j = j0 + jj;
-        if (j >= n) break;
-        float wv[VEC];
-        if constexpr (VEC == 2) {
-          const float2 v = ld2(we + j * k + i);
-          wv[0] = v.x;
-          wv[1] = v.y;
-        } else {
-          wv[0] = dev::ld(we + j * k + i);
-        }
+      for (int r = 0; r < C; ++r) {
+        if (r < rows) {
+          float xv[VEC];
+          dev::ldv<VEC>(xr[r] + i, xv);
 #pragma unroll
-        for (int r = 0; r < kChunk; ++r) {
+          for (int jj = 0; jj < kRowsPerWarp; ++jj)
 #pragma unroll
-          for (int u = 0; u < VEC; ++u) acc[jj][r] = __fmaf_rn(wv[u], xv[r][u], acc[jj][r]);
+            for (int e = 0; e < VEC; ++e) acc[jj][r] = __fmaf_rn(wv[jj][e], xv[e], acc[jj][r]);
         }
       }
     }
+  } else {
+    // One row (batch-1 decode): U steps of the k loop per pass, their weight loads (16
+    // bytes each) all issued before the first use.
+    constexpr int U = 4;
+#pragma unroll 1
+    for (size_t i0 = static_cast<size_t>(lane) * VEC; i0 < k; i0 += U * 32 * VEC) {
+      uint4 raw[U][kRowsPerWarp];
 #pragma unroll
-    for (int jj = 0; jj < kRowsPerWarp; ++jj) {
-      const size_t j = j0 + jj;
+      for (int u = 0; u < U; ++u) {
+        const size_t i = i0 + static_cast<size_t>(u) * 32 * VEC;
 #pragma unroll
-      for (int r = 0; r < kChunk; ++r) {
-        const float v = dev::warp_sum(acc[jj][r]);
-        if (lane == 0 && j < n && r < rows) y[static_cast<size_t>(rb + r) * n + j] = v;
+        for (int jj = 0; jj < kRowsPerWarp; ++jj)
+          if (i < k) raw[u][jj] = dev::ld16(wr[jj] + i);
+      }
+#pragma unroll
+      for (int u = 0; u < U; ++u) {
+        const size_t i = i0 + static_cast<size_t>(u) * 32 * VEC;
+        if (i < k) {
+          float wv[kRowsPerWarp][VEC];
+#pragma unroll
+          for (int jj = 0; jj < kRowsPerWarp; ++jj) dev::unpack16(raw[u][jj], wv[jj]);
+#pragma unroll
+          for (int r = 0; r < C; ++r) {
+            if (r < rows) {
+              float xv[VEC];
+              dev::unpack16(dev::ld16(xr[r] + i), xv);
+#pragma unroll
+              for (int jj = 0; jj < kRowsPerWarp; ++jj)
+#pragma unroll
+                for (int e = 0; e < VEC; ++e) acc[jj][r] = __fmaf_rn(wv[jj][e], xv[e], acc[jj][r]);
+            }
+          }
+        }
       }
     }
   }
+#pragma unroll
+  for (int jj = 0; jj < kRowsPerWarp; ++jj) {
+#pragma unroll
+    for (int r = 0; r < C; ++r) {
+      if (r < rows) {
+        const float v = dev::warp_sum(acc[jj][r]);
+        if (lane == 0 && j0 + jj < n) y[static_cast<size_t>(rb + r) * n + j0 + jj] = v;
+      }
+    }
+  }
+}
+
+// CMAX: the most rows any matrix can have in this launch (1, 2, 4 or 8 = chunks of 8),
+// so that a batch-1 launch carries only the small register tile.
+template <class T, int VEC, int CMAX>
+__global__ void __launch_bounds__(kWarps * 32)
+    grouped_gemv_kernel(const T* x, const int32_t* x_rows, const T* w, const int32_t* offsets,
+                        const int32_t* active, int32_t dense_rows, float* y, size_t n, size_t k) {
+  const int e = active != nullptr ? active[blockIdx.y] : static_cast<int>(blockIdx.y);
+  if (e < 0) return;
+  const int32_t r0 = offsets != nullptr ? offsets[e] : 0;
+  const int32_t r1 = offsets != nullptr ? offsets[e + 1] : dense_rows;
+  if (r0 == r1) return;
+  const int lane = static_cast<int>(threadIdx.x) & 31, warp = static_cast<int>(threadIdx.x) >> 5;
+  const size_t j0 = (static_cast<size_t>(blockIdx.x) * kWarps + warp) * kRowsPerWarp;
+  if (j0 >= n) return;
+  const T* we = w + static_cast<size_t>(e) * n * k;
+  for (int32_t rb = r0; rb < r1; rb += CMAX) {
+    const int rows = min(CMAX, r1 - rb);
+    // Warp-uniform branch: the register tile fits the chunk.
+    if (CMAX == 1 || rows == 1) {
+      gemv_chunk<T, VEC, 1>(x, x_rows, rb, rows, we, j0, n, k, y, lane);
+    } else if (CMAX == 2 || rows == 2) {
+      gemv_chunk<T, VEC, (CMAX >= 2 ? 2 : 1)>(x, x_rows, rb, rows, we, j0, n, k, y, lane);
+    } else if (CMAX == 4 || rows <= 4) {
+      gemv_chunk<T, VEC, (CMAX >= 4 ? 4 : 1)>(x, x_rows, rb, rows, we, j0, n, k, y, lane);
+    } else {
+      gemv_chunk<T, VEC, CMAX>(x, x_rows, rb, rows, we, j0, n, k, y, lane);
+    }
+  }
+}
+
+bool aligned16(const void* p) {
+  return reinterpret_cast<uintptr_t>(p) % 16 == 0;
+}
+
+template <class T>
+void launch(const gemv_args& a, stream_t s) {
+  const size_t per_block = static_cast<size_t>(kWarps) * kRowsPerWarp;
+  const dim3 grid(static_cast<unsigned>((a.n + per_block - 1) / per_block),
+                  static_cast<unsigned>(a.grid_experts));
+  constexpr int kVec = 16 / sizeof(T);
+  const bool wide = a.k % kVec == 0 && aligned16(a.x) && aligned16(a.w);
+  const auto* x = static_cast<const T*>(a.x);
+  const auto* w = static_cast<const T*>(a.w);
+  const auto dense = static_cast<int32_t>(a.rows);
+  const size_t most = a.offsets != nullptr ? a.max_rows : a.rows;
+  auto go = [&](auto vec, auto cmax) {
+    grouped_gemv_kernel<T, decltype(vec)::value, decltype(cmax)::value>
+        <<<grid, kWarps * 32, 0, s>>>(x, a.x_rows, w, a.offsets, a.active, dense, a.y, a.n, a.k);
+  };
+  auto by_rows = [&](auto vec) {
+    if (most <= 1) {
+      go(vec, std::integral_constant<int, 1>{});
+    } else if (most <= 2) {
+      go(vec, std::integral_constant<int, 2>{});
+    } else if (most <= 4) {
+      go(vec, std::integral_constant<int, 4>{});
+    } else {
+      go(vec, std::integral_constant<int, kChunk>{});
+    }
+  };
+  if (wide) {
+    by_rows(std::integral_constant<int, kVec>{});
+  } else {
+    by_rows(std::integral_constant<int, 1>{});
+  }
+  CONCLAVE_CUDA_LAUNCH_CHECK();
 }
 
 }  // namespace
 
-void moe_grouped_gemv(const void* x, const void* w, elem t, const int32_t* offsets, size_t experts,
-                      float* y, size_t n, size_t k, stream_t s) {
-  if (experts == 0 || n == 0) return;
-  const size_t per_block = static_cast<size_t>(kWarps) * kRowsPerWarp;
-  const dim3 grid(static_cast<unsigned>((n + per_block - 1) / per_block),
-                  static_cast<unsigned>(experts));
-  if (k % 2 == 0) {
-    CONCLAVE_DISPATCH_ELEM(
-        t, T,
-        grouped_gemv_kernel<T, 2><<<grid, kWarps * 32, 0, s>>>(
-            static_cast<const T*>(x), static_cast<const T*>(w), offsets, y, n, k));
-  } else {
-    CONCLAVE_DISPATCH_ELEM(
-        t, T,
-        grouped_gemv_kernel<T, 1><<<grid, kWarps * 32, 0, s>>>(
-            static_cast<const T*>(x), static_cast<const T*>(w), offsets, y, n, k));
-  }
-  CONCLAVE_CUDA_LAUNCH_CHECK();
+void grouped_gemv(const gemv_args& a, stream_t s) {
+  if (a.n == 0 || a.k == 0 || a.grid_experts == 0) return;
+  if (a.offsets == nullptr && a.rows == 0) return;
+  if (a.grid_experts > 65535) throw std::invalid_argument("grouped_gemv: too many experts");
+  if (a.offsets == nullptr && a.rows > (1u << 30))
+    throw std::invalid_argument("grouped_gemv: too many rows");
+  CONCLAVE_DISPATCH_ELEM(a.t, T, launch<T>(a, s));
+}
+
+void dense_gemv(const void* x, const void* w, elem t, size_t m, float* y, size_t n, size_t k,
+                stream_t s) {
+  gemv_args a;
+  a.x = x;
+  a.w = w;
+  a.t = t;
+  a.rows = m;
+  a.y = y;
+  a.n = n;
+  a.k = k;
+  grouped_gemv(a, s);
 }
 
 }  // namespace conclave::gpu::cuda

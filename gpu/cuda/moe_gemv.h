@@ -1,17 +1,39 @@
-// Grouped expert GEMM for small batches (decode): every routed expert's rows in one
-// launch, each weight row read once per expert and applied to all of that expert's rows.
-// No host round trip for the per-expert counts (the offsets stay on the device).
+// Grouped expert GEMV for small batches (decode): every routed expert's rows in one
+// launch, each weight row read once per expert (16-byte loads) and applied to all of that
+// expert's rows; no host round trip for the per-expert counts (the offsets stay on the
+// device). The same kernel with one matrix is the dense GEMV of steps of a few rows.
 #pragma once
 
 #include "gpu/cuda/common.h"
 
 namespace conclave::gpu::cuda {
 
-/// For every expert e and permuted row r in [offsets[e], offsets[e+1]):
-/// y[r, :] = x[r, :] · w[e]^T, with x: [rows, k] of `t`, w: [experts, n, k] of `t`,
-/// y: [rows, n] fp32. Efficient while experts get few rows each (it is a GEMV per row
-/// with the weights shared); large batches go through cuBLAS instead.
-void moe_grouped_gemv(const void* x, const void* w, elem t, const int32_t* offsets, size_t experts,
-                      float* y, size_t n, size_t k, stream_t s);
+struct gemv_args {
+  const void* x = nullptr;          ///< [*, k] of `t`
+  const int32_t* x_rows = nullptr;  ///< row r reads x[x_rows[r]] (null: x[r])
+  const void* w = nullptr;          ///< [experts, n, k] of `t`
+  elem t = elem::f32;
+  /// [experts + 1]: expert e owns rows [offsets[e], offsets[e+1]). Null: one matrix, rows
+  /// [0, rows).
+  const int32_t* offsets = nullptr;
+  /// [grid_experts]: the expert of each block row, -1 for none (moe_permute's list of
+  /// experts with rows). Null: block row e is expert e.
+  const int32_t* active = nullptr;
+  size_t experts = 1;
+  size_t grid_experts = 1;  ///< block rows: experts, or at most rows x k with `active`
+  size_t rows = 0;          ///< without offsets
+  /// With offsets: the most rows one expert can have (the step's tokens; any upper bound
+  /// is correct, a tight one picks a smaller register tile).
+  size_t max_rows = 8;
+  float* y = nullptr;  ///< [rows, n] fp32
+  size_t n = 0, k = 0;
+};
+
+/// y[r, :] = x[r, :] · w[e]^T for every row r of every expert e.
+void grouped_gemv(const gemv_args& a, stream_t s);
+
+/// Dense y[m, n] = x[m, k] · w[n, k]^T (fp32 y), for m of a few rows.
+void dense_gemv(const void* x, const void* w, elem t, size_t m, float* y, size_t n, size_t k,
+                stream_t s);
 
 }  // namespace conclave::gpu::cuda

@@ -7,51 +7,96 @@
 namespace conclave::gpu::cuda {
 namespace {
 
-constexpr int kTile = 4096;
+constexpr int kThreads = 512;  // pairs per tile
+constexpr int kWarps = kThreads / 32;
+constexpr int kMaxExperts = 1024;
 
-// One block; thread e owns expert e. Two passes over the ids staged through shared
-// memory in tiles: count, exclusive scan, then place each pair in ascending order.
-__global__ void permute_kernel(const int32_t* ids, size_t n, size_t k, size_t experts,
-                               int32_t* offsets, int32_t* row_token, int32_t* slot_row) {
-  __shared__ int32_t tile[kTile];
-  __shared__ int32_t counts[1024];
-  const int e = static_cast<int>(threadIdx.x);
-  int32_t count = 0;
-  for (size_t base = 0; base < n; base += kTile) {
-    const size_t len = min(static_cast<size_t>(kTile), n - base);
-    __syncthreads();
-    for (size_t i = threadIdx.x; i < len; i += blockDim.x) tile[i] = ids[base + i];
-    __syncthreads();
-    for (size_t i = 0; i < len; ++i) count += tile[i] == e ? 1 : 0;
+// Warp 0 only: a[0, n) becomes its exclusive prefix sum; returns the total to every lane.
+__device__ int warp_exclusive_scan(int* a, int n) {
+  const int lane = static_cast<int>(threadIdx.x) & 31;
+  const int per = (n + 31) / 32, lo = min(n, lane * per), hi = min(n, lo + per);
+  int s = 0;
+  for (int i = lo; i < hi; ++i) s += a[i];
+  int incl = s;
+  for (int o = 1; o < 32; o <<= 1) {
+    const int v = __shfl_up_sync(0xffffffffu, incl, o);
+    if (lane >= o) incl += v;
   }
-  counts[e] = count;
+  int run = incl - s;
+  for (int i = lo; i < hi; ++i) {
+    const int v = a[i];
+    a[i] = run;
+    run += v;
+  }
+  return __shfl_sync(0xffffffffu, incl, 31);
+}
+
+// One block. Pass 1: per-expert counts (shared atomics), offsets by a scan, the list of
+// experts with rows. Pass 2, per tile of 512 pairs: a pair's place is its expert's next
+// free row + the rows of its expert in earlier warps of the tile + its rank among the
+// lanes of its warp with the same expert (__match_any_sync): ascending pair order within
+// each expert, as the CPU groups them.
+__global__ void __launch_bounds__(kThreads)
+    permute_kernel(const int32_t* ids, int n, int k, int experts, int32_t* offsets,
+                   int32_t* row_token, int32_t* slot_row, int32_t* active) {
+  __shared__ int count[kMaxExperts], next[kMaxExperts], flag[kMaxExperts];
+  __shared__ uint16_t wc[kWarps][kMaxExperts];  // rows of expert e in warp w of the tile
+  const int tid = static_cast<int>(threadIdx.x), lane = tid & 31, warp = tid >> 5;
+  for (int e = tid; e < experts; e += kThreads) count[e] = 0;
   __syncthreads();
-  if (threadIdx.x == 0) {
-    int32_t run = 0;
-    for (size_t x = 0; x < experts; ++x) {
-      const int32_t c = counts[x];
-      counts[x] = run;
-      offsets[x] = run;
-      run += c;
+  for (int p = tid; p < n; p += kThreads) atomicAdd(&count[ids[p]], 1);
+  __syncthreads();
+  for (int e = tid; e < experts; e += kThreads) {
+    next[e] = count[e];
+    flag[e] = count[e] > 0 ? 1 : 0;
+  }
+  __syncthreads();
+  if (warp == 0) {
+    const int total = warp_exclusive_scan(next, experts);
+    if (lane == 0) offsets[experts] = total;
+  } else if (warp == 1 && active != nullptr) {
+    warp_exclusive_scan(flag, experts);
+  }
+  __syncthreads();
+  for (int e = tid; e < experts; e += kThreads) {
+    offsets[e] = next[e];
+    if (active != nullptr) {
+      if (count[e] > 0) active[flag[e]] = e;
+      // Slots past the last expert with rows: -1 (the number of such experts is
+      // flag[experts - 1] + (count[experts - 1] > 0)).
+      const int used = flag[experts - 1] + (count[experts - 1] > 0 ? 1 : 0);
+      if (e >= used) active[e] = -1;
     }
-    offsets[experts] = run;
   }
-  __syncthreads();
-  int32_t next = counts[e];
-  for (size_t base = 0; base < n; base += kTile) {
-    const size_t len = min(static_cast<size_t>(kTile), n - base);
+  for (int base = 0; base < n; base += kThreads) {
+    for (int w = 0; w < kWarps; ++w)
+      for (int x = tid; x < experts; x += kThreads) wc[w][x] = 0;
     __syncthreads();
-    for (size_t i = threadIdx.x; i < len; i += blockDim.x) tile[i] = ids[base + i];
+    const int p = base + tid;
+    const int e = p < n ? ids[p] : -1;
+    const unsigned same = __match_any_sync(0xffffffffu, e);
+    const int rank = __popc(same & ((1u << lane) - 1u));
+    if (e >= 0 && rank == 0) wc[warp][e] = static_cast<uint16_t>(__popc(same));
     __syncthreads();
-    if (static_cast<size_t>(e) < experts) {
-      for (size_t i = 0; i < len; ++i) {
-        if (tile[i] != e) continue;
-        const size_t pair = base + i;
-        row_token[next] = static_cast<int32_t>(pair / k);
-        slot_row[pair] = next;
-        ++next;
+    // Exclusive scan over the warps, per expert; the tile's total advances next[e].
+    for (int x = tid; x < experts; x += kThreads) {
+      int run = 0;
+      for (int w = 0; w < kWarps; ++w) {
+        const int c = wc[w][x];
+        wc[w][x] = static_cast<uint16_t>(run);
+        run += c;
       }
+      flag[x] = run;  // count[] of this tile (flag is free after the active list)
     }
+    __syncthreads();
+    if (e >= 0) {
+      const int row = next[e] + wc[warp][e] + rank;
+      row_token[row] = p / k;
+      slot_row[p] = row;
+    }
+    __syncthreads();
+    for (int x = tid; x < experts; x += kThreads) next[x] += flag[x];
+    // The next tile's first barrier orders these updates before their use.
   }
 }
 
@@ -66,11 +111,13 @@ __global__ void gather_kernel(const T* src, const int32_t* index, size_t dim, T*
 }  // namespace
 
 void moe_permute(const int32_t* ids, size_t tokens, size_t k, size_t experts, int32_t* offsets,
-                 int32_t* row_token, int32_t* slot_row, stream_t s) {
-  if (experts == 0 || experts > 1024)
+                 int32_t* row_token, int32_t* slot_row, int32_t* active, stream_t s) {
+  if (experts == 0 || experts > kMaxExperts)
     throw std::invalid_argument("moe_permute: experts must be in [1, 1024]");
-  const unsigned threads = static_cast<unsigned>((experts + 31) / 32 * 32);
-  permute_kernel<<<1, threads, 0, s>>>(ids, tokens * k, k, experts, offsets, row_token, slot_row);
+  if (tokens * k > (1u << 30)) throw std::invalid_argument("moe_permute: too many pairs");
+  permute_kernel<<<1, kThreads, 0, s>>>(ids, static_cast<int>(tokens * k), static_cast<int>(k),
+                                        static_cast<int>(experts), offsets, row_token, slot_row,
+                                        active);
   CONCLAVE_CUDA_LAUNCH_CHECK();
 }
 

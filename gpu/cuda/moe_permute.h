@@ -10,9 +10,10 @@ namespace conclave::gpu::cuda {
 /// ids: [tokens, k] expert ids. Writes offsets: [experts + 1] (expert e owns permuted
 /// rows [offsets[e], offsets[e+1])), row_token: [tokens * k] (the token of each permuted
 /// row) and slot_row: [tokens * k] (the permuted row of pair (t, j), index t * k + j).
-/// experts must be at most 1024.
+/// active (may be null): [experts], the experts that got rows in ascending order, then -1
+/// (the grouped GEMV runs one block row per entry). experts must be at most 1024.
 void moe_permute(const int32_t* ids, size_t tokens, size_t k, size_t experts, int32_t* offsets,
-                 int32_t* row_token, int32_t* slot_row, stream_t s);
+                 int32_t* row_token, int32_t* slot_row, int32_t* active, stream_t s);
 
 /// dst[i, :] = src[index[i], :] for i < n; src, dst: [*, dim] of `t`.
 void gather_rows(const void* src, elem t, const int32_t* index, size_t n, size_t dim, void* dst,

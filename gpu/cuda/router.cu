@@ -8,43 +8,71 @@ namespace conclave::gpu::cuda {
 namespace {
 
 constexpr int kMaxK = 32;
+constexpr int kWarps = 4;  // tokens per block, one warp each
 
-__global__ void router_kernel(const float* logits, size_t experts, size_t k, bool normalize,
-                              int32_t* ids, float* weights) {
-  extern __shared__ float p[];  // [experts]
-  __shared__ float scratch[32];
-  const size_t t = blockIdx.x;
-  const float* x = logits + t * experts;
+// (p, id) beats (q, jd): larger probability, ties to the lower id (the CPU order).
+__device__ __forceinline__ bool beats(float p, int id, float q, int jd) {
+  return p > q || (p == q && id < jd);
+}
+
+// One warp per token: softmax into shared memory, then k rounds of a warp argmax; a taken
+// expert's probability is set to -1 (probabilities are >= 0). Lane j keeps the j-th pick.
+__global__ void __launch_bounds__(kWarps * 32)
+    router_kernel(const float* logits, size_t tokens, int experts, int k, bool normalize,
+                  int32_t* ids, float* weights) {
+  extern __shared__ float smem[];  // [kWarps][experts]
+  const int lane = static_cast<int>(threadIdx.x) & 31, warp = static_cast<int>(threadIdx.x) >> 5;
+  const size_t t = static_cast<size_t>(blockIdx.x) * kWarps + static_cast<size_t>(warp);
+  if (t >= tokens) return;
+  float* p = smem + static_cast<size_t>(warp) * static_cast<size_t>(experts);
+  const float* x = logits + t * static_cast<size_t>(experts);
   float mx = -INFINITY;
-  for (size_t e = threadIdx.x; e < experts; e += blockDim.x) mx = fmaxf(mx, x[e]);
-  mx = dev::block_max(mx, scratch);
+  for (int e = lane; e < experts; e += 32) mx = fmaxf(mx, x[e]);
+  mx = dev::warp_max(mx);
   float sum = 0.0f;
-  for (size_t e = threadIdx.x; e < experts; e += blockDim.x) {
-    p[e] = expf(x[e] - mx);
-    sum += p[e];
+  for (int e = lane; e < experts; e += 32) {
+    const float v = expf(x[e] - mx);
+    p[e] = v;
+    sum += v;
   }
-  sum = dev::block_sum(sum, scratch);
-  const float inv = 1.0f / sum;
-  for (size_t e = threadIdx.x; e < experts; e += blockDim.x) p[e] *= inv;
-  __syncthreads();
-  if (threadIdx.x != 0) return;
-  // k is small: k serial passes, ties to the lower id (the CPU order).
-  int32_t chosen[kMaxK];
-  float total = 0.0f;
-  for (size_t j = 0; j < k; ++j) {
-    int32_t best = -1;
-    for (size_t e = 0; e < experts; ++e) {
-      bool taken = false;
-      for (size_t i = 0; i < j; ++i) taken = taken || chosen[i] == static_cast<int32_t>(e);
-      if (taken) continue;
-      if (best < 0 || p[e] > p[best]) best = static_cast<int32_t>(e);
+  const float inv = 1.0f / dev::warp_sum(sum);
+  for (int e = lane; e < experts; e += 32) p[e] *= inv;
+  __syncwarp();
+  int my_id = 0;
+  float my_p = 0.0f;
+  for (int j = 0; j < k; ++j) {
+    float bp = -2.0f;
+    int bid = 0x7fffffff;
+    for (int e = lane; e < experts; e += 32) {
+      const float v = p[e];
+      if (beats(v, e, bp, bid)) {
+        bp = v;
+        bid = e;
+      }
     }
-    chosen[j] = best;
-    total += p[best];
+    for (int o = 16; o > 0; o >>= 1) {
+      const float op = __shfl_xor_sync(0xffffffffu, bp, o);
+      const int oid = __shfl_xor_sync(0xffffffffu, bid, o);
+      if (beats(op, oid, bp, bid)) {
+        bp = op;
+        bid = oid;
+      }
+    }
+    if (lane == j) {
+      my_id = bid;
+      my_p = bp;
+    }
+    __syncwarp();
+    if (lane == (bid & 31)) p[bid] = -1.0f;  // the owning lane marks it taken
+    __syncwarp();
   }
-  for (size_t j = 0; j < k; ++j) {
-    ids[t * k + j] = chosen[j];
-    weights[t * k + j] = normalize ? p[chosen[j]] / total : p[chosen[j]];
+  // The CPU sums the k weights in pick order.
+  float total = 0.0f;
+  for (int j = 0; j < k; ++j) total += __shfl_sync(0xffffffffu, my_p, j);
+  if (lane < k) {
+    ids[t * static_cast<size_t>(k) + static_cast<size_t>(lane)] = my_id;
+    weights[t * static_cast<size_t>(k) + static_cast<size_t>(lane)] =
+        normalize ? my_p / total : my_p;
   }
 }
 
@@ -53,10 +81,11 @@ __global__ void router_kernel(const float* logits, size_t experts, size_t k, boo
 void router_topk(const float* logits, size_t tokens, size_t experts, size_t k, bool normalize,
                  int32_t* ids, float* weights, stream_t s) {
   if (tokens == 0) return;
-  if (k == 0 || k > kMaxK || k > experts)
-    throw std::invalid_argument("router_topk: k must be in [1, min(32, experts)]");
-  router_kernel<<<static_cast<unsigned>(tokens), 128, experts * sizeof(float), s>>>(
-      logits, experts, k, normalize, ids, weights);
+  if (k == 0 || k > kMaxK || k > experts || experts > 2048)
+    throw std::invalid_argument("router_topk: k must be in [1, min(32, experts)], experts <= 2048");
+  const unsigned blocks = static_cast<unsigned>((tokens + kWarps - 1) / kWarps);
+  router_kernel<<<blocks, kWarps * 32, kWarps * experts * sizeof(float), s>>>(
+      logits, tokens, static_cast<int>(experts), static_cast<int>(k), normalize, ids, weights);
   CONCLAVE_CUDA_LAUNCH_CHECK();
 }
 

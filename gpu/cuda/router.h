@@ -1,5 +1,5 @@
 // MoE router: softmax over the experts' logits, top-k (ties to the lower id), optional
-// renormalisation of the k weights (norm_topk_prob). One block per token.
+// renormalisation of the k weights (norm_topk_prob). One warp per token.
 #pragma once
 
 #include "gpu/cuda/common.h"

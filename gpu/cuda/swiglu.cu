@@ -1,4 +1,4 @@
-#include <algorithm>
+#include <stdexcept>
 
 #include "gpu/cuda/check.h"
 #include "gpu/cuda/elem_io.cuh"
@@ -7,25 +7,25 @@
 namespace conclave::gpu::cuda {
 namespace {
 
+// Block (row, slice of 256 columns): no index division.
 template <class T>
-__global__ void swiglu_kernel(const float* gate_up, size_t rows, size_t m, T* out) {
-  const size_t n = rows * m;
-  for (size_t i = blockIdx.x * static_cast<size_t>(blockDim.x) + threadIdx.x; i < n;
-       i += static_cast<size_t>(gridDim.x) * blockDim.x) {
-    const size_t r = i / m, j = i % m;
-    const float g = gate_up[r * 2 * m + j], u = gate_up[r * 2 * m + m + j];
-    dev::st(out + i, __fmul_rn(__fdiv_rn(g, __fadd_rn(1.0f, expf(-g))), u));
-  }
+__global__ void swiglu_kernel(const float* gate_up, size_t m, T* out) {
+  const size_t r = blockIdx.x;
+  const size_t j = static_cast<size_t>(blockIdx.y) * blockDim.x + threadIdx.x;
+  if (j >= m) return;
+  const float g = gate_up[r * 2 * m + j], u = gate_up[r * 2 * m + m + j];
+  dev::st(out + r * m + j, __fmul_rn(__fdiv_rn(g, __fadd_rn(1.0f, expf(-g))), u));
 }
 
 }  // namespace
 
 void swiglu(const float* gate_up, size_t rows, size_t m, void* out, elem t, stream_t s) {
-  const size_t n = rows * m;
-  if (n == 0) return;
-  const unsigned blocks = static_cast<unsigned>(std::min<size_t>((n + 255) / 256, 65535));
-  CONCLAVE_DISPATCH_ELEM(
-      t, T, swiglu_kernel<T><<<blocks, 256, 0, s>>>(gate_up, rows, m, static_cast<T*>(out)));
+  if (rows == 0 || m == 0) return;
+  if (rows > 0x7fffffff || (m + 255) / 256 > 65535)
+    throw std::invalid_argument("swiglu: too many rows or columns");
+  const dim3 grid(static_cast<unsigned>(rows), static_cast<unsigned>((m + 255) / 256));
+  CONCLAVE_DISPATCH_ELEM(t, T,
+                         swiglu_kernel<T><<<grid, 256, 0, s>>>(gate_up, m, static_cast<T*>(out)));
   CONCLAVE_CUDA_LAUNCH_CHECK();
 }
 

@@ -12,6 +12,7 @@
 #include "gpu/cuda/moe_combine.h"
 #include "gpu/cuda/moe_gemv.h"
 #include "gpu/cuda/moe_permute.h"
+#include "gpu/cuda/prefill_attention.h"
 #include "gpu/cuda/qk_norm_rope.h"
 #include "gpu/cuda/random_init.h"
 #include "gpu/cuda/rms_norm.h"
@@ -107,8 +108,12 @@ TEST_CASE("cuda qk_norm_rope matches bias + cpu rms_norm per head + cpu apply_ro
   const uint64_t seed = fresh_seed();
   INFO("seed " << seed);
   std::mt19937_64 rng(seed);
-  for (auto [rows, heads, kvh, hd] :
-       {std::tuple{1, 4, 2, 16}, {7, 6, 2, 128}, {33, 32, 4, 128}, {5, 3, 1, 64}}) {
+  for (auto [rows, heads, kvh, hd] : {std::tuple{1, 4, 2, 16},
+                                      {7, 6, 2, 128},
+                                      {33, 32, 4, 128},
+                                      {5, 3, 1, 64},
+                                      {3, 2, 1, 256},
+                                      {4, 4, 2, 48}}) {
     for (bool with_bias : {false, true}) {
       INFO("rows " << rows << " heads " << heads << "/" << kvh << " head_dim " << hd << " bias "
                    << with_bias);
@@ -231,24 +236,81 @@ void run_attention_case(const attention_case& c, elem t, std::mt19937_64& rng) {
     INFO("simple kernel");
     check_close(download_as(out, t, rows * qw), want, t == elem::f32 ? 1e-4 : 1e-2, 1e-4);
   }
-  // The tiled kernel, whole contexts per block, then split over the sequence where the
-  // step has few rows and long contexts.
+  // The GQA kernel (fast paths), whole contexts per block, then split over the sequence
+  // where the step has few rows and long contexts.
   a.tiled = true;
   auto out1 = poisoned(rows * qw, t);
   a.out = out1.get();
   cu::paged_attention(a, nullptr);
   {
-    INFO("tiled kernel");
+    INFO("GQA kernel");
     check_close(download_as(out1, t, rows * qw), want, t == elem::f32 ? 1e-4 : 1e-2, 1e-4);
   }
-  a.max_ctx = *std::max_element(ctx.begin(), ctx.end());
-  device_buffer ws(std::max<size_t>(cu::attention_workspace_floats(a), 1) * sizeof(float));
-  a.workspace = ws.as<float>();
-  INFO("tiled + split, workspace " << cu::attention_workspace_floats(a) << " floats");
-  auto out2 = poisoned(rows * qw, t);
-  a.out = out2.get();
-  cu::paged_attention(a, nullptr);
-  check_close(download_as(out2, t, rows * qw), want, t == elem::f32 ? 1e-4 : 1e-2, 1e-4);
+  // Split planned for the step's longest context, then for a graph's (the model's
+  // longest context: most slices of these rows are empty).
+  for (int32_t max_ctx : {*std::max_element(ctx.begin(), ctx.end()), 40960}) {
+    a.max_ctx = max_ctx;
+    device_buffer ws(std::max<size_t>(cu::attention_workspace_floats(a), 1) * sizeof(float));
+    a.workspace = ws.as<float>();
+    INFO("GQA kernel + split for max_ctx " << max_ctx << ", workspace "
+                                           << cu::attention_workspace_floats(a) << " floats");
+    auto out2 = poisoned(rows * qw, t);
+    a.out = out2.get();
+    cu::paged_attention(a, nullptr);
+    check_close(download_as(out2, t, rows * qw), want, t == elem::f32 ? 1e-4 : 1e-2, 1e-4);
+  }
+  // Tensor-core prefill tiles (bf16; head_dim 64 or 128) for chunks of >= 16 tokens,
+  // the GQA kernel for the rows left. bf16 q and probabilities: a looser tolerance.
+  if (t == elem::bf16 && cu::prefill_attention_supported(c.hd)) {
+    std::vector<int32_t> tiles, rest;
+    for (size_t s = 0; s < nseq; ++s) {
+      const auto r0 = static_cast<int32_t>(seqs[s].first_row);
+      const int32_t n = c.num_tokens[s];
+      const int32_t o = off[seqs[s].first_row];
+      if (n >= 16) {
+        for (int32_t r = 0; r < n; r += cu::kPrefillTileRows)
+          tiles.insert(tiles.end(),
+                       {r0 + r, std::min(cu::kPrefillTileRows, n - r), c.num_cached[s] + r, o});
+      } else {
+        for (int32_t r = 0; r < n; ++r) rest.push_back(r0 + r);
+      }
+    }
+    if (!tiles.empty()) {
+      auto dtiles = device_buffer::from(tiles);
+      auto drest = device_buffer::from(rest.empty() ? std::vector<int32_t>{0} : rest);
+      auto out3 = poisoned(rows * qw, t);
+      cu::prefill_attention_args p;
+      p.q = dqkv.as<float>();
+      p.q_stride = stride;
+      p.k_cache = dk.get();
+      p.v_cache = dv.get();
+      p.tiles = reinterpret_cast<const cu::prefill_tile*>(dtiles.get());
+      p.num_tiles = tiles.size() / 4;
+      p.block_tables = dtab.as<int32_t>();
+      p.block_size = c.block_size;
+      p.heads = c.heads;
+      p.kv_heads = c.kvh;
+      p.head_dim = c.hd;
+      p.out = out3.get();
+      cu::prefill_attention(p, nullptr);
+      a.out = out3.get();
+      a.row_index = drest.as<int32_t>();
+      a.index_rows = rest.size();
+      a.workspace = nullptr;
+      cu::paged_attention(a, nullptr);
+      a.row_index = nullptr;
+      const auto got = download_as(out3, t, rows * qw);
+      double num = 0, den = 0;
+      for (size_t i = 0; i < got.size(); ++i) {
+        num += (double(got[i]) - want[i]) * (double(got[i]) - want[i]);
+        den += double(want[i]) * want[i];
+      }
+      INFO("prefill tiles " << tiles.size() / 4 << ", other rows " << rest.size()
+                            << ", relative error " << std::sqrt(num / den));
+      CHECK(std::sqrt(num / den) < 1e-2);
+      check_close(got, want, 2e-2, 2e-2);
+    }
+  }
 }
 
 }  // namespace
@@ -272,6 +334,13 @@ TEST_CASE("cuda kv_cache_write + paged_attention match the cpu twins on mixed ba
       // block size 1 and 7, no GQA
       {{3, 9}, {2, 4}, 1, 2, 2, 32},
       {{11}, {20}, 7, 6, 3, 256},
+      // Qwen3-Coder-480B's group of 12 (two head chunks per KV head), odd head_dims
+      {{700, 0}, {1, 9}, 16, 24, 2, 128},
+      {{40, 3}, {1, 33}, 16, 4, 1, 48},
+      {{259}, {1}, 5, 6, 2, 96},
+      // long prefill chunks after a cached prefix (tensor-core tiles, a partial last one)
+      {{200, 0}, {150, 77}, 16, 16, 2, 128},
+      {{0, 31}, {300, 1}, 3, 8, 8, 64},
   };
   for (elem t : {elem::f32, elem::bf16}) {
     for (size_t i = 0; i < cases.size(); ++i) {
@@ -316,7 +385,9 @@ TEST_CASE(
     for (auto [tokens, experts, k, hidden, m] : {std::tuple{1, 8, 2, 33, 17},
                                                  {37, 128, 8, 64, 48},
                                                  {5000, 160, 8, 16, 8},
-                                                 {3, 4, 4, 5, 3}}) {
+                                                 {3, 4, 4, 5, 3},
+                                                 {4096, 128, 8, 8, 8},
+                                                 {700, 1000, 3, 8, 8}}) {
       INFO(name(t) << " tokens " << tokens << " experts " << experts << " k " << k);
       // Random distinct experts per token.
       std::vector<int32_t> ids;
@@ -340,12 +411,17 @@ TEST_CASE(
       }
       auto dids = device_buffer::from(ids);
       auto off = poisoned(size_t(experts) + 1, elem::f32), tok = poisoned(n, elem::f32),
-           slot = poisoned(n, elem::f32);
+           slot = poisoned(n, elem::f32), active = poisoned(size_t(experts), elem::f32);
       cu::moe_permute(dids.as<int32_t>(), tokens, k, experts, off.as<int32_t>(), tok.as<int32_t>(),
-                      slot.as<int32_t>(), nullptr);
+                      slot.as<int32_t>(), active.as<int32_t>(), nullptr);
       CHECK(off.to_vector<int32_t>(size_t(experts) + 1) == want_off);
       CHECK(tok.to_vector<int32_t>(n) == want_tok);
       CHECK(slot.to_vector<int32_t>(n) == want_slot);
+      std::vector<int32_t> want_active;
+      for (int e = 0; e < experts; ++e)
+        if (!routed[size_t(e)].empty()) want_active.push_back(e);
+      want_active.resize(size_t(experts), -1);
+      CHECK(active.to_vector<int32_t>(size_t(experts)) == want_active);
 
       // gather_rows
       const auto h = round_as(randn(size_t(tokens) * hidden, rng), t);
@@ -422,14 +498,19 @@ TEST_CASE("cuda random_fill generates gen-model's values", "[cuda][ops]") {
   }
 }
 
-TEST_CASE("cuda moe_grouped_gemv matches cpu linear per expert", "[cuda][ops]") {
+TEST_CASE("cuda grouped_gemv matches cpu linear per expert; dense_gemv matches cpu linear",
+          "[cuda][ops]") {
   CONCLAVE_REQUIRE_GPU();
   const uint64_t seed = fresh_seed();
   INFO("seed " << seed);
   std::mt19937_64 rng(seed);
   for (elem t : {elem::f32, elem::bf16}) {
-    for (auto [experts, rows, n, k] :
-         {std::tuple{8, 5, 33, 17}, {128, 512, 1536, 2048}, {4, 21, 7, 3}, {160, 8, 768, 6144}}) {
+    for (auto [experts, rows, n, k] : {std::tuple{8, 5, 33, 17},
+                                       {128, 512, 1536, 2048},
+                                       {4, 21, 7, 3},
+                                       {160, 8, 768, 6144},
+                                       {128, 8, 2048, 768},
+                                       {3, 40, 37, 24}}) {
       INFO(name(t) << " experts " << experts << " rows " << rows << " n " << n << " k " << k);
       // Random split of the rows over the experts (some empty, some with > 8 rows).
       std::vector<int32_t> offsets(size_t(experts) + 1, 0);
@@ -438,20 +519,58 @@ TEST_CASE("cuda moe_grouped_gemv matches cpu linear per expert", "[cuda][ops]") 
       for (int i = 0; i < rows; ++i) ++count[size_t(pick(rng))];
       for (int e = 0; e < experts; ++e)
         offsets[size_t(e) + 1] = offsets[size_t(e)] + count[size_t(e)];
-      const auto x = round_as(randn(size_t(rows) * k, rng), t);
+      // The rows read x through a random row index (as the MoE reads its tokens).
+      const int xrows = rows / 2 + 1;
+      std::uniform_int_distribution<int32_t> pick_row(0, xrows - 1);
+      std::vector<int32_t> x_rows(static_cast<size_t>(rows));
+      for (auto& r : x_rows) r = pick_row(rng);
+      const auto x = round_as(randn(size_t(xrows) * k, rng), t);
       const auto w = round_as(randn(size_t(experts) * n * k, rng), t);
       auto dx = upload_as(x, t), dw = upload_as(w, t);
-      auto doff = device_buffer::from(offsets);
-      auto y = poisoned(size_t(rows) * n, elem::f32);
-      cu::moe_grouped_gemv(dx.get(), dw.get(), t, doff.as<int32_t>(), experts, y.as<float>(), n, k,
-                           nullptr);
+      auto doff = device_buffer::from(offsets), dxr = device_buffer::from(x_rows);
       std::vector<float> want(size_t(rows) * n);
+      std::vector<float> xg;
+      for (int32_t r : x_rows)
+        xg.insert(xg.end(), x.begin() + size_t(r) * k, x.begin() + size_t(r + 1) * k);
+      std::vector<int32_t> active;
       for (int e = 0; e < experts; ++e) {
         const size_t b = size_t(offsets[size_t(e)]), c = size_t(count[size_t(e)]);
         if (c == 0) continue;
-        cpu::linear(x.data() + b * k, w.data() + size_t(e) * n * k, nullptr, want.data() + b * n, c,
-                    n, k);
+        active.push_back(e);
+        cpu::linear(xg.data() + b * k, w.data() + size_t(e) * n * k, nullptr, want.data() + b * n,
+                    c, n, k);
       }
+      const size_t grid = std::min<size_t>(size_t(experts), size_t(rows));
+      active.resize(grid, -1);
+      auto dact = device_buffer::from(active);
+      for (bool with_active : {false, true}) {
+        INFO("active list " << with_active);
+        auto y = poisoned(size_t(rows) * n, elem::f32);
+        cu::gemv_args g;
+        g.x = dx.get();
+        g.x_rows = dxr.as<int32_t>();
+        g.w = dw.get();
+        g.t = t;
+        g.offsets = doff.as<int32_t>();
+        g.active = with_active ? dact.as<int32_t>() : nullptr;
+        g.experts = size_t(experts);
+        g.grid_experts = with_active ? grid : size_t(experts);
+        g.y = y.as<float>();
+        g.n = size_t(n);
+        g.k = size_t(k);
+        cu::grouped_gemv(g, nullptr);
+        check_close(y.to_vector<float>(want.size()), want, 1e-4, 1e-4 * std::sqrt(double(k)));
+      }
+    }
+    for (auto [m, n, k] : {std::tuple{1, 5120, 2048}, {3, 129, 64}, {8, 2048, 4096}, {2, 7, 13}}) {
+      INFO(name(t) << " dense m " << m << " n " << n << " k " << k);
+      const auto x = round_as(randn(size_t(m) * k, rng), t),
+                 w = round_as(randn(size_t(n) * k, rng), t);
+      auto dx = upload_as(x, t), dw = upload_as(w, t);
+      auto y = poisoned(size_t(m) * n, elem::f32);
+      cu::dense_gemv(dx.get(), dw.get(), t, m, y.as<float>(), n, k, nullptr);
+      std::vector<float> want(size_t(m) * n);
+      cpu::linear(x.data(), w.data(), nullptr, want.data(), m, n, k);
       check_close(y.to_vector<float>(want.size()), want, 1e-4, 1e-4 * std::sqrt(double(k)));
     }
   }

@@ -1,0 +1,266 @@
+#include <stdexcept>
+
+#include "gpu/cuda/check.h"
+#include "gpu/cuda/elem_io.cuh"
+#include "gpu/cuda/prefill_attention.h"
+
+namespace conclave::gpu::cuda {
+namespace {
+
+constexpr int kWarps = 4;  // 16 query rows each
+constexpr int kBr = kPrefillTileRows;
+constexpr int kBc = 64;  // keys per KV tile
+
+__device__ __forceinline__ uint32_t smem_addr(const void* p) {
+  return static_cast<uint32_t>(__cvta_generic_to_shared(p));
+}
+// 16 bytes global -> shared, asynchronously; zero-filled when !ok.
+__device__ __forceinline__ void cp_async16(void* dst, const void* src, bool ok) {
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(smem_addr(dst)), "l"(src),
+               "r"(ok ? 16 : 0));
+}
+__device__ __forceinline__ void cp_async_commit() {
+  asm volatile("cp.async.commit_group;\n" ::);
+}
+template <int N>
+__device__ __forceinline__ void cp_async_wait() {
+  asm volatile("cp.async.wait_group %0;\n" ::"n"(N));
+}
+__device__ __forceinline__ void ldsm_x4(uint32_t (&r)[4], const void* p) {
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(smem_addr(p)));
+}
+__device__ __forceinline__ void ldsm_x4_t(uint32_t (&r)[4], const void* p) {
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(smem_addr(p)));
+}
+// d += a (16x16 bf16, row) * b (16x8 bf16, col), fp32 accumulation.
+__device__ __forceinline__ void mma(float (&d)[4], const uint32_t (&a)[4], uint32_t b0,
+                                    uint32_t b1) {
+  asm volatile(
+      "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, "
+      "{%8,%9}, {%0,%1,%2,%3};\n"
+      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+__device__ __forceinline__ uint32_t pack_bf16(float lo, float hi) {
+  const __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
+  return *reinterpret_cast<const uint32_t*>(&v);
+}
+
+// Shared memory: Q [kBr][LD], then two stages of K [kBc][LD] and V [kBc][LD]; rows padded
+// by 16 bytes so that ldmatrix's 8 row addresses fall in different banks.
+template <int HD>
+constexpr size_t smem_bytes() {
+  return static_cast<size_t>(kBr + 4 * kBc) * (HD + 8) * 2;
+}
+
+// Warp w owns query rows 16w .. 16w + 15 of the tile; a thread holds rows g = lane / 4 and
+// g + 8 of them (the mma accumulator layout). Scores are kept in log2 units (q is scaled
+// by softmax_scale * log2(e)) so that exp2 does the softmax.
+template <int HD>
+__global__ void __launch_bounds__(kWarps * 32)
+    prefill_attention_kernel(const float* q, size_t q_stride, const dev::bf16* kc,
+                             const dev::bf16* vc, const prefill_tile* tiles, const int32_t* tables,
+                             int32_t bs, int heads, int kv_heads, float qscale, dev::bf16* out) {
+  constexpr int LD = HD + 8;
+  extern __shared__ uint4 smem_u4[];
+  auto* q_s = reinterpret_cast<dev::bf16*>(smem_u4);
+  dev::bf16* k_s = q_s + kBr * LD;      // [2][kBc][LD]
+  dev::bf16* v_s = k_s + 2 * kBc * LD;  // [2][kBc][LD]
+  const prefill_tile tile = tiles[blockIdx.x];
+  const int h = static_cast<int>(blockIdx.y);
+  const int g = h / (heads / kv_heads);
+  const int32_t* table = tables + tile.table_offset;
+  const size_t width = static_cast<size_t>(kv_heads) * HD;
+  const int tid = static_cast<int>(threadIdx.x), lane = tid & 31, warp = tid >> 5;
+  const int nrows = tile.rows, p0 = tile.first_pos;
+  const int ctx = p0 + nrows;  // keys [0, ctx) are read
+  const int ntiles = (ctx + kBc - 1) / kBc;
+
+  auto load_kv = [&](int j, int buf) {
+    dev::bf16* kd = k_s + buf * kBc * LD;
+    dev::bf16* vd = v_s + buf * kBc * LD;
+    for (int i = tid; i < kBc * (HD / 8); i += kWarps * 32) {
+      const int key = i / (HD / 8), c = (i % (HD / 8)) * 8;
+      const int t = j * kBc + key;
+      const bool ok = t < ctx;
+      const size_t slot = ok ? static_cast<size_t>(table[t / bs]) * bs + t % bs : 0;
+      const size_t src = slot * width + static_cast<size_t>(g) * HD + c;
+      cp_async16(kd + key * LD + c, kc + src, ok);
+      cp_async16(vd + key * LD + c, vc + src, ok);
+    }
+    cp_async_commit();
+  };
+  load_kv(0, 0);
+
+  // Q rows of the tile, scaled, as bf16 (rows past the tile: zeros).
+  for (int i = tid; i < kBr * (HD / 4); i += kWarps * 32) {
+    const int r = i / (HD / 4), c = (i % (HD / 4)) * 4;
+    float4 v = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+    if (r < nrows)
+      v = *reinterpret_cast<const float4*>(q + static_cast<size_t>(tile.first_row + r) * q_stride +
+                                           static_cast<size_t>(h) * HD + c);
+    uint2 packed;
+    packed.x = pack_bf16(v.x * qscale, v.y * qscale);
+    packed.y = pack_bf16(v.z * qscale, v.w * qscale);
+    *reinterpret_cast<uint2*>(q_s + r * LD + c) = packed;
+  }
+  __syncthreads();
+  uint32_t qf[HD / 16][4];
+#pragma unroll
+  for (int ks = 0; ks < HD / 16; ++ks)
+    ldsm_x4(qf[ks], q_s + (warp * 16 + (lane & 15)) * LD + ks * 16 + (lane >> 4) * 8);
+
+  float o[HD / 8][4];
+#pragma unroll
+  for (int dt = 0; dt < HD / 8; ++dt) o[dt][0] = o[dt][1] = o[dt][2] = o[dt][3] = 0.0f;
+  float m_a = -INFINITY, m_b = -INFINITY, l_a = 0.0f, l_b = 0.0f;
+  const int row_a = warp * 16 + (lane >> 2), row_b = row_a + 8;
+  // Rows past the tile copy the last row's position (their output is not written).
+  const int pos_a = p0 + min(row_a, nrows - 1), pos_b = p0 + min(row_b, nrows - 1);
+  const int warp_last = p0 + min(warp * 16 + 15, nrows - 1);
+
+  for (int j = 0; j < ntiles; ++j) {
+    if (j + 1 < ntiles) {
+      load_kv(j + 1, (j + 1) & 1);
+      cp_async_wait<1>();
+    } else {
+      cp_async_wait<0>();
+    }
+    __syncthreads();
+    const dev::bf16* ks_ = k_s + (j & 1) * kBc * LD;
+    const dev::bf16* vs_ = v_s + (j & 1) * kBc * LD;
+    const int kbase = j * kBc;
+    if (kbase <= warp_last) {  // warp-uniform: a tile wholly in this warp's future is skipped
+      float s[kBc / 8][4];
+#pragma unroll
+      for (int nt = 0; nt < kBc / 8; ++nt) s[nt][0] = s[nt][1] = s[nt][2] = s[nt][3] = 0.0f;
+#pragma unroll
+      for (int ks = 0; ks < HD / 16; ++ks) {
+#pragma unroll
+        for (int nt = 0; nt < kBc / 8; nt += 2) {
+          uint32_t b[4];
+          ldsm_x4(b, ks_ + (nt * 8 + (lane >> 4) * 8 + (lane & 7)) * LD + ks * 16 +
+                         ((lane >> 3) & 1) * 8);
+          mma(s[nt], qf[ks], b[0], b[1]);
+          mma(s[nt + 1], qf[ks], b[2], b[3]);
+        }
+      }
+      float mx_a = -INFINITY, mx_b = -INFINITY;
+#pragma unroll
+      for (int nt = 0; nt < kBc / 8; ++nt) {
+#pragma unroll
+        for (int e = 0; e < 2; ++e) {
+          const int key = kbase + nt * 8 + 2 * (lane & 3) + e;
+          if (key > pos_a) s[nt][e] = -INFINITY;
+          if (key > pos_b) s[nt][2 + e] = -INFINITY;
+          mx_a = fmaxf(mx_a, s[nt][e]);
+          mx_b = fmaxf(mx_b, s[nt][2 + e]);
+        }
+      }
+      mx_a = fmaxf(mx_a, __shfl_xor_sync(0xffffffffu, mx_a, 1));
+      mx_a = fmaxf(mx_a, __shfl_xor_sync(0xffffffffu, mx_a, 2));
+      mx_b = fmaxf(mx_b, __shfl_xor_sync(0xffffffffu, mx_b, 1));
+      mx_b = fmaxf(mx_b, __shfl_xor_sync(0xffffffffu, mx_b, 2));
+      // Key 0 is in every row's past, so after the first tile the maxima are finite.
+      const float mn_a = fmaxf(m_a, mx_a), mn_b = fmaxf(m_b, mx_b);
+      const float al_a = exp2f(m_a - mn_a), al_b = exp2f(m_b - mn_b);
+      m_a = mn_a;
+      m_b = mn_b;
+      uint32_t pf[kBc / 16][4];
+      float rs_a = 0.0f, rs_b = 0.0f;
+#pragma unroll
+      for (int nt = 0; nt < kBc / 8; ++nt) {
+        const float pa0 = exp2f(s[nt][0] - mn_a), pa1 = exp2f(s[nt][1] - mn_a);
+        const float pb0 = exp2f(s[nt][2] - mn_b), pb1 = exp2f(s[nt][3] - mn_b);
+        rs_a += pa0 + pa1;
+        rs_b += pb0 + pb1;
+        pf[nt / 2][(nt & 1) * 2] = pack_bf16(pa0, pa1);
+        pf[nt / 2][(nt & 1) * 2 + 1] = pack_bf16(pb0, pb1);
+      }
+      l_a = l_a * al_a + rs_a;
+      l_b = l_b * al_b + rs_b;
+#pragma unroll
+      for (int dt = 0; dt < HD / 8; ++dt) {
+        o[dt][0] *= al_a;
+        o[dt][1] *= al_a;
+        o[dt][2] *= al_b;
+        o[dt][3] *= al_b;
+      }
+#pragma unroll
+      for (int kk = 0; kk < kBc / 16; ++kk) {
+#pragma unroll
+        for (int dt = 0; dt < HD / 8; dt += 2) {
+          uint32_t b[4];
+          ldsm_x4_t(b, vs_ + (kk * 16 + ((lane >> 3) & 1) * 8 + (lane & 7)) * LD + dt * 8 +
+                           (lane >> 4) * 8);
+          mma(o[dt], pf[kk], b[0], b[1]);
+          mma(o[dt + 1], pf[kk], b[2], b[3]);
+        }
+      }
+    }
+    __syncthreads();  // this stage is refilled by the next iteration's load
+  }
+  l_a += __shfl_xor_sync(0xffffffffu, l_a, 1);
+  l_a += __shfl_xor_sync(0xffffffffu, l_a, 2);
+  l_b += __shfl_xor_sync(0xffffffffu, l_b, 1);
+  l_b += __shfl_xor_sync(0xffffffffu, l_b, 2);
+  const float inv_a = 1.0f / l_a, inv_b = 1.0f / l_b;
+  const size_t ostride = static_cast<size_t>(heads) * HD;
+#pragma unroll
+  for (int dt = 0; dt < HD / 8; ++dt) {
+    const int d = dt * 8 + 2 * (lane & 3);
+    if (row_a < nrows) {
+      *reinterpret_cast<uint32_t*>(out + (tile.first_row + row_a) * ostride +
+                                   static_cast<size_t>(h) * HD + d) =
+          pack_bf16(o[dt][0] * inv_a, o[dt][1] * inv_a);
+    }
+    if (row_b < nrows) {
+      *reinterpret_cast<uint32_t*>(out + (tile.first_row + row_b) * ostride +
+                                   static_cast<size_t>(h) * HD + d) =
+          pack_bf16(o[dt][2] * inv_b, o[dt][3] * inv_b);
+    }
+  }
+}
+
+template <int HD>
+void launch(const prefill_attention_args& a, stream_t s) {
+  constexpr size_t smem = smem_bytes<HD>();
+  CONCLAVE_CUDA_CHECK(cudaFuncSetAttribute(prefill_attention_kernel<HD>,
+                                           cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                           static_cast<int>(smem)));
+  const float qscale = 1.4426950408889634f / sqrtf(static_cast<float>(HD));
+  const dim3 grid(static_cast<unsigned>(a.num_tiles), static_cast<unsigned>(a.heads));
+  prefill_attention_kernel<HD><<<grid, kWarps * 32, smem, s>>>(
+      a.q, a.q_stride, static_cast<const dev::bf16*>(a.k_cache),
+      static_cast<const dev::bf16*>(a.v_cache), a.tiles, a.block_tables, a.block_size,
+      static_cast<int>(a.heads), static_cast<int>(a.kv_heads), qscale,
+      static_cast<dev::bf16*>(a.out));
+  CONCLAVE_CUDA_LAUNCH_CHECK();
+}
+
+}  // namespace
+
+bool prefill_attention_supported(size_t head_dim) {
+  return head_dim == 64 || head_dim == 128;
+}
+
+void prefill_attention(const prefill_attention_args& a, stream_t s) {
+  if (a.num_tiles == 0) return;
+  if (a.kv_heads == 0 || a.heads % a.kv_heads != 0)
+    throw std::invalid_argument("prefill_attention: heads must be a multiple of kv_heads");
+  if (a.q_stride % 4 != 0) throw std::invalid_argument("prefill_attention: q_stride % 4 != 0");
+  if (a.num_tiles > 0x7fffffff) throw std::invalid_argument("prefill_attention: too many tiles");
+  if (a.head_dim == 64) {
+    launch<64>(a, s);
+  } else if (a.head_dim == 128) {
+    launch<128>(a, s);
+  } else {
+    throw std::invalid_argument("prefill_attention: head_dim must be 64 or 128");
+  }
+}
+
+}  // namespace conclave::gpu::cuda

@@ -1,0 +1,36 @@
+// Tensor-core causal attention for prefill chunks (bf16 KV cache): flash-attention style
+// over the paged cache, mma.sync m16n8k16 (bf16 inputs, fp32 accumulation), online softmax
+// in registers. One block per (tile of up to 64 consecutive query rows of one sequence,
+// query head). Rows outside tiles go through paged_attention (attention.h).
+#pragma once
+
+#include "gpu/cuda/common.h"
+
+namespace conclave::gpu::cuda {
+
+/// A tile: query rows [first_row, first_row + rows) of one sequence at positions
+/// first_pos, first_pos + 1, ...; its block table at table_offset. rows <= 64.
+struct prefill_tile {
+  int32_t first_row = 0, rows = 0, first_pos = 0, table_offset = 0;
+};
+constexpr int32_t kPrefillTileRows = 64;
+
+struct prefill_attention_args {
+  const float* q = nullptr;  ///< [rows, q_stride] fp32, heads x head_dim at column 0
+  size_t q_stride = 0;
+  const void* k_cache = nullptr;  ///< bf16 [num_slots, kv_heads * head_dim]
+  const void* v_cache = nullptr;
+  const prefill_tile* tiles = nullptr;  ///< device array
+  size_t num_tiles = 0;
+  const int32_t* block_tables = nullptr;
+  int32_t block_size = 16;
+  size_t heads = 0, kv_heads = 0, head_dim = 0;
+  void* out = nullptr;  ///< bf16 [rows, heads * head_dim]
+};
+
+/// Whether the kernel exists for this head_dim (64 or 128).
+bool prefill_attention_supported(size_t head_dim);
+
+void prefill_attention(const prefill_attention_args& a, stream_t s);
+
+}  // namespace conclave::gpu::cuda
