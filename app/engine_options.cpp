@@ -48,10 +48,10 @@ void add_engine_options(CLI::App& cmd, config::engine_config& cfg) {
       ->check(CLI::IsMember({"bf16", "f32"}))
       ->capture_default_str();
   cmd.add_flag("--cuda-fast-paths", cfg.backend.cuda_fast_paths,
-               "cuda: tiled/split attention and grouped expert GEMV (not yet GPU-verified)");
+               "cuda: the fast kernels (on by default; --cuda-fast-paths=false for the first)");
   cmd.add_flag("--cuda-graphs", cfg.backend.cuda_graphs,
-               "cuda: replay decode steps as CUDA graphs per batch-size bucket (implies "
-               "--cuda-fast-paths)");
+               "cuda: replay decode steps as CUDA graphs per batch-size bucket (on by default; "
+               "implies --cuda-fast-paths; --cuda-graphs=false to run them eagerly)");
   cmd.add_flag_callback(
       "--no-prefix-caching", [&cfg] { cfg.scheduler.enable_prefix_caching = false; },
       "do not share KV blocks between identical prompt prefixes");

@@ -27,14 +27,15 @@ struct backend_config {
   /// cuda: "bf16" (weights, KV cache and GEMM inputs in bf16, fp32 accumulation) or "f32"
   /// (everything fp32: the exactness mode).
   std::string weight_dtype = "bf16";
-  /// cuda: the faster kernels written after the last GPU run (tiled attention split over
-  /// the sequence; all experts of a step of <= 64 tokens in one grouped-GEMV launch). Off
-  /// until cuda_tests pass with them on a GPU (docs/cuda.md).
-  bool cuda_fast_paths = false;
-  /// cuda: replay decode steps (<= 64 single-token sequences) as CUDA graphs captured per
-  /// batch-size bucket (1, 2, 4, ... 64; smaller batches are padded with dummy rows).
+  /// cuda: the fast kernels (GQA attention split over the sequence, tensor-core prefill
+  /// attention, GEMV for steps of <= 8 rows, all experts of a step of <= 128 tokens in one
+  /// grouped-GEMV launch); verified by cuda_tests on an H200 (docs/cuda.md). false: the
+  /// first kernels.
+  bool cuda_fast_paths = true;
+  /// cuda: replay decode steps (<= 128 single-token sequences) as CUDA graphs captured per
+  /// batch-size bucket (1, 2, 4, ... 128; smaller batches are padded with dummy rows).
   /// Implies cuda_fast_paths (a graph step must not wait on the host).
-  bool cuda_graphs = false;
+  bool cuda_graphs = true;
 };
 
 struct scheduler_config {

@@ -28,10 +28,10 @@ for w in $what; do
       done ;;
     bench)
       timeout "$T_BENCH" /tmp/cb/bin/conclave bench engine --backend cuda --preset qwen3-30b-a3b \
-        --random-weights --cuda-graphs 2>&1 | tee "$OUT/bench_30b.log" ;;
+        --random-weights 2>&1 | tee "$OUT/bench_30b.log" ;;
     bench480)
       timeout "$T_480" /tmp/cb/bin/conclave bench engine --backend cuda --preset qwen3-coder-480b \
-        --layers 4 --random-weights --cuda-graphs --batches 1,64 --prefill-lens 512,4096 2>&1 |
+        --layers 4 --random-weights --batches 1,64 --prefill-lens 512,4096 2>&1 |
         tee "$OUT/bench_480b.log" ;;
     hf)
       timeout "$T_HF" python3 /tmp/cb/hf_speed.py 2>&1 | tee "$OUT/hf_speed.log" | tail -30 ;;

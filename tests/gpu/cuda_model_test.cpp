@@ -33,6 +33,7 @@ config::engine_config cuda_config(const std::string& weight_dtype, const std::st
                                   bool fast = false) {
   config::engine_config cfg;
   cfg.backend.cuda_fast_paths = fast;
+  cfg.backend.cuda_graphs = false;  // the graph test turns them on itself
   cfg.backend.kind = "cuda";
   cfg.backend.num_kv_blocks = 256;
   cfg.backend.weight_dtype = weight_dtype;
@@ -220,7 +221,8 @@ TEST_CASE("cuda graphs and fast paths decode as the first kernels do", "[cuda][m
     gpu::step_output a, b;
     eager->forward({&s, 1}, a);
     graph->forward({&s, 1}, b);
-    CHECK_FALSE(graph->last_step_was_graph());
+    // A one-token prompt is a decode-shaped step: it may run as a graph.
+    if (tokens[i].size() > 1) CHECK_FALSE(graph->last_step_was_graph());
     cached[i] = static_cast<int32_t>(tokens[i].size());
   }
   // Decode steps of 1, 3, 5, 2, 6, 3 sequences: buckets 1, 4, 8, 2, 8, 4 (replays too).
