@@ -539,6 +539,7 @@ class cuda_backend final : public cuda_backend_api {
       g.active = active_.as<int32_t>();
       g.experts = E;
       g.grid_experts = std::min(E, rows * k);
+      g.max_rows = rows;  // a token picks an expert at most once
       g.y = gu_.as<float>();
       g.n = 2 * m;
       g.k = h;

@@ -15,7 +15,10 @@ constexpr int kChunk = 8;        // x rows (tokens) per pass
 
 // C rows of x against this warp's kRowsPerWarp weight rows, then a warp reduction per
 // output. Each lane walks k in steps of 32 * VEC.
-template <class T, int VEC, int C>
+// PREFETCH (batch-1 launches only): the one-row tile issues 16 weight loads per lane
+// before using any; in launches that may have wider tiles it would raise the kernel's
+// register count for all of them.
+template <class T, int VEC, int C, bool PREFETCH>
 __device__ __forceinline__ void gemv_chunk(const T* x, const int32_t* x_rows, int rb, int rows,
                                            const T* we, size_t j0, size_t n, size_t k, float* y,
                                            int lane) {
@@ -33,22 +36,24 @@ __device__ __forceinline__ void gemv_chunk(const T* x, const int32_t* x_rows, in
   for (int jj = 0; jj < kRowsPerWarp; ++jj)
 #pragma unroll
     for (int r = 0; r < C; ++r) acc[jj][r] = 0.0f;
-  if constexpr (VEC == 1 || C > 1) {
-    // Wider chunks: one k step at a time (the register tile is large already).
+  if constexpr (VEC == 1 || C > 1 || !PREFETCH) {
+    // Several rows: 8-byte loads, one k step at a time (a 16-byte step's x values for
+    // every row would not fit the register file at two blocks per SM).
+    constexpr int SV = VEC == 1 ? 1 : 8 / static_cast<int>(sizeof(T));
 #pragma unroll 1
-    for (size_t i = static_cast<size_t>(lane) * VEC; i < k; i += 32 * VEC) {
-      float wv[kRowsPerWarp][VEC];
+    for (size_t i = static_cast<size_t>(lane) * SV; i < k; i += 32 * SV) {
+      float wv[kRowsPerWarp][SV];
 #pragma unroll
-      for (int jj = 0; jj < kRowsPerWarp; ++jj) dev::ldv<VEC>(wr[jj] + i, wv[jj]);
+      for (int jj = 0; jj < kRowsPerWarp; ++jj) dev::ldv<SV>(wr[jj] + i, wv[jj]);
 #pragma unroll
       for (int r = 0; r < C; ++r) {
         if (r < rows) {
-          float xv[VEC];
-          dev::ldv<VEC>(xr[r] + i, xv);
+          float xv[SV];
+          dev::ldv<SV>(xr[r] + i, xv);
 #pragma unroll
           for (int jj = 0; jj < kRowsPerWarp; ++jj)
 #pragma unroll
-            for (int e = 0; e < VEC; ++e) acc[jj][r] = __fmaf_rn(wv[jj][e], xv[e], acc[jj][r]);
+            for (int e = 0; e < SV; ++e) acc[jj][r] = __fmaf_rn(wv[jj][e], xv[e], acc[jj][r]);
         }
       }
     }
@@ -119,13 +124,13 @@ __global__ void __launch_bounds__(kWarps * 32)
     const int rows = min(CMAX, r1 - rb);
     // Warp-uniform branch: the register tile fits the chunk.
     if (CMAX == 1 || rows == 1) {
-      gemv_chunk<T, VEC, 1>(x, x_rows, rb, rows, we, j0, n, k, y, lane);
+      gemv_chunk<T, VEC, 1, CMAX == 1>(x, x_rows, rb, rows, we, j0, n, k, y, lane);
     } else if (CMAX == 2 || rows == 2) {
-      gemv_chunk<T, VEC, (CMAX >= 2 ? 2 : 1)>(x, x_rows, rb, rows, we, j0, n, k, y, lane);
+      gemv_chunk<T, VEC, (CMAX >= 2 ? 2 : 1), false>(x, x_rows, rb, rows, we, j0, n, k, y, lane);
     } else if (CMAX == 4 || rows <= 4) {
-      gemv_chunk<T, VEC, (CMAX >= 4 ? 4 : 1)>(x, x_rows, rb, rows, we, j0, n, k, y, lane);
+      gemv_chunk<T, VEC, (CMAX >= 4 ? 4 : 1), false>(x, x_rows, rb, rows, we, j0, n, k, y, lane);
     } else {
-      gemv_chunk<T, VEC, CMAX>(x, x_rows, rb, rows, we, j0, n, k, y, lane);
+      gemv_chunk<T, VEC, CMAX, false>(x, x_rows, rb, rows, we, j0, n, k, y, lane);
     }
   }
 }
