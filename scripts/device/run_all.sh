@@ -17,7 +17,7 @@ what=${*:-tests bench hf}
 nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm --format=csv | tee "$OUT/gpu.txt"
 # Per-step time caps (seconds): a lease is short, and each step's output is flushed as it
 # goes, so a capped step still reports what it measured.
-T_TESTS=${T_TESTS:-120} T_BENCH=${T_BENCH:-300} T_HF=${T_HF:-300} T_480=${T_480:-120}
+T_TESTS=${T_TESTS:-200} T_BENCH=${T_BENCH:-300} T_HF=${T_HF:-300} T_480=${T_480:-120}
 for w in $what; do
   case $w in
     tests)
