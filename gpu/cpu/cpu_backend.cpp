@@ -3,8 +3,6 @@
 // together; only attention is per sequence.
 #include "gpu/cpu/cpu_backend.h"
 
-#include <cblas.h>
-
 #include <spdlog/spdlog.h>
 #include <algorithm>
 #include <memory>
@@ -32,7 +30,7 @@ class cpu_backend final : public backend {
         weights_(load_cpu_weights(ckpt, threads_)),
         inv_freq_(rope_inv_freq(static_cast<size_t>(config_.head_dim), config_.rope_theta,
                                 opts.rope_inv_freq_dtype == "bf16")) {
-    openblas_set_num_threads(threads_);
+    single_threaded_blas();  // the pool splits GEMMs instead (ops.h says why)
     kv_.block_size = opts.block_size;
     kv_.num_blocks =
         opts.num_kv_blocks > 0
@@ -101,7 +99,7 @@ class cpu_backend final : public backend {
       const cpu_layer& L = weights_.layers[l];
       rms_norm(x.data(), L.input_norm.data(), h.data(), rows, hidden, eps);
       linear(h.data(), L.qkv.data(), L.qkv_bias.empty() ? nullptr : L.qkv_bias.data(), qkv.data(),
-             rows, qkvw, hidden);
+             rows, qkvw, hidden, &pool_);
       for (size_t r = 0; r < rows; ++r) {
         float* q = qkv.data() + r * qkvw;
         rms_norm(q, L.q_norm.data(), q, heads, hd, eps);
@@ -115,14 +113,14 @@ class cpu_backend final : public backend {
       kv_cache_write(kv, seqs, qkv.data() + qw, qkv.data() + qw + kvw, qkvw);
       paged_attention(kv, seqs, qkv.data(), qkvw, heads, attn.data(), &pool_);
       linear(attn.data(), L.o.data(), L.o_bias.empty() ? nullptr : L.o_bias.data(), proj.data(),
-             rows, hidden, qw);
+             rows, hidden, qw, &pool_);
       for (size_t i = 0; i < rows * hidden; ++i) x[i] += proj[i];
 
       rms_norm(x.data(), L.post_norm.data(), h.data(), rows, hidden, eps);
       if (L.moe) {
-        moe_forward(L, c, h.data(), proj.data(), rows);
+        moe_forward(L, c, h.data(), proj.data(), rows, &pool_);
       } else {
-        dense_mlp_forward(L, c, h.data(), proj.data(), rows);
+        dense_mlp_forward(L, c, h.data(), proj.data(), rows, &pool_);
       }
       for (size_t i = 0; i < rows * hidden; ++i) x[i] += proj[i];
     }
@@ -137,7 +135,7 @@ class cpu_backend final : public backend {
     out.vocab = static_cast<size_t>(c.vocab_size);
     out.logits.resize(n * out.vocab);
     linear(last.data(), weights_.output_matrix().data(), nullptr, out.logits.data(), n, out.vocab,
-           hidden);
+           hidden, &pool_);
   }
 
  private:

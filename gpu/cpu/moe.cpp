@@ -9,14 +9,14 @@
 namespace conclave::gpu::cpu {
 
 void moe_forward(const cpu_layer& layer, const model::model_config& c, const float* h, float* out,
-                 size_t tokens) {
+                 size_t tokens, thread_pool* pool) {
   const size_t hidden = static_cast<size_t>(c.hidden_size);
   const size_t experts = static_cast<size_t>(c.num_experts);
   const size_t k = static_cast<size_t>(c.num_experts_per_tok);
   const size_t m = static_cast<size_t>(c.moe_intermediate_size);
 
   std::vector<float> logits(tokens * experts);
-  linear(h, layer.router.data(), nullptr, logits.data(), tokens, experts, hidden);
+  linear(h, layer.router.data(), nullptr, logits.data(), tokens, experts, hidden, pool);
   std::vector<int32_t> ids(tokens * k);
   std::vector<float> weights(tokens * k);
   router_topk(logits.data(), tokens, experts, k, c.norm_topk_prob, ids.data(), weights.data());
@@ -40,11 +40,12 @@ void moe_forward(const cpu_layer& layer, const model::model_config& c, const flo
     for (size_t i = 0; i < n; ++i)
       std::copy_n(h + list[i].first * hidden, hidden, x.data() + i * hidden);
     gate_up.resize(n * 2 * m);
-    linear(x.data(), layer.expert_gate_up[e].data(), nullptr, gate_up.data(), n, 2 * m, hidden);
+    linear(x.data(), layer.expert_gate_up[e].data(), nullptr, gate_up.data(), n, 2 * m, hidden,
+           pool);
     act.resize(n * m);
     swiglu(gate_up.data(), act.data(), n, m);
     down.resize(n * hidden);
-    linear(act.data(), layer.expert_down[e].data(), nullptr, down.data(), n, hidden, m);
+    linear(act.data(), layer.expert_down[e].data(), nullptr, down.data(), n, hidden, m, pool);
     for (size_t i = 0; i < n; ++i) {
       float* o = out + list[i].first * hidden;
       const float* d = down.data() + i * hidden;
@@ -55,13 +56,13 @@ void moe_forward(const cpu_layer& layer, const model::model_config& c, const flo
 }
 
 void dense_mlp_forward(const cpu_layer& layer, const model::model_config& c, const float* h,
-                       float* out, size_t tokens) {
+                       float* out, size_t tokens, thread_pool* pool) {
   const size_t hidden = static_cast<size_t>(c.hidden_size);
   const size_t m = static_cast<size_t>(c.intermediate_size);
   std::vector<float> gate_up(tokens * 2 * m), act(tokens * m);
-  linear(h, layer.mlp_gate_up.data(), nullptr, gate_up.data(), tokens, 2 * m, hidden);
+  linear(h, layer.mlp_gate_up.data(), nullptr, gate_up.data(), tokens, 2 * m, hidden, pool);
   swiglu(gate_up.data(), act.data(), tokens, m);
-  linear(act.data(), layer.mlp_down.data(), nullptr, out, tokens, hidden, m);
+  linear(act.data(), layer.mlp_down.data(), nullptr, out, tokens, hidden, m, pool);
 }
 
 }  // namespace conclave::gpu::cpu

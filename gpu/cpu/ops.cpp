@@ -25,16 +25,41 @@ void rms_norm(const float* x, const float* w, float* out, size_t rows, size_t di
   }
 }
 
-void linear(const float* x, const float* w, const float* bias, float* y, size_t m, size_t n,
-            size_t k) {
-  if (m == 0 || n == 0) return;
+void single_threaded_blas() {
+  openblas_set_num_threads(1);
+}
+
+namespace {
+
+/// Columns [j0, j1) of y = x · w^T.
+void linear_slice(const float* x, const float* w, float* y, size_t m, size_t n, size_t k, size_t j0,
+                  size_t j1) {
+  const auto cols = static_cast<blasint>(j1 - j0);
   if (m == 1) {
-    cblas_sgemv(CblasRowMajor, CblasNoTrans, static_cast<blasint>(n), static_cast<blasint>(k), 1.0f,
-                w, static_cast<blasint>(k), x, 1, 0.0f, y, 1);
+    cblas_sgemv(CblasRowMajor, CblasNoTrans, cols, static_cast<blasint>(k), 1.0f, w + j0 * k,
+                static_cast<blasint>(k), x, 1, 0.0f, y + j0, 1);
   } else {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<blasint>(m),
-                static_cast<blasint>(n), static_cast<blasint>(k), 1.0f, x, static_cast<blasint>(k),
-                w, static_cast<blasint>(k), 0.0f, y, static_cast<blasint>(n));
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<blasint>(m), cols,
+                static_cast<blasint>(k), 1.0f, x, static_cast<blasint>(k), w + j0 * k,
+                static_cast<blasint>(k), 0.0f, y + j0, static_cast<blasint>(n));
+  }
+}
+
+}  // namespace
+
+void linear(const float* x, const float* w, const float* bias, float* y, size_t m, size_t n,
+            size_t k, thread_pool* pool) {
+  if (m == 0 || n == 0) return;
+  // Below ~64 K multiply-adds a split costs more than it saves.
+  constexpr size_t min_split_work = size_t{1} << 16;
+  if (pool != nullptr && pool->size() > 1 && m * n * k >= min_split_work && n >= 64) {
+    // Slices of 16 columns at least, so each call still runs a wide kernel.
+    const size_t unit = 16, units = (n + unit - 1) / unit;
+    pool->parallel_for(units, [&](size_t u0, size_t u1) {
+      linear_slice(x, w, y, m, n, k, u0 * unit, std::min(n, u1 * unit));
+    });
+  } else {
+    linear_slice(x, w, y, m, n, k, 0, n);
   }
   if (bias != nullptr) {
     for (size_t r = 0; r < m; ++r) {

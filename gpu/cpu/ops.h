@@ -15,8 +15,15 @@ class thread_pool;
 void rms_norm(const float* x, const float* w, float* out, size_t rows, size_t dim, float eps);
 
 /// y[m, n] = x[m, k] · w[n, k]^T (+ bias[n])            OpenBLAS sgemm / sgemv
+/// With a pool, the output columns are split over its threads, each calling OpenBLAS on
+/// its slice: OpenBLAS itself runs single-threaded (see single_threaded_blas()).
 void linear(const float* x, const float* w, const float* bias, float* y, size_t m, size_t n,
-            size_t k);
+            size_t k, thread_pool* pool = nullptr);
+
+/// Makes OpenBLAS run every call on its caller's thread. Its own thread server is not
+/// safe here: a fork() elsewhere in the process (the tool sandbox starts processes) runs
+/// OpenBLAS's fork handler, which can leave a threaded call waiting for ever.
+void single_threaded_blas();
 
 /// HF's default RoPE inverse frequencies: 1 / theta^(2i / head_dim), i < head_dim / 2, in
 /// fp32. `round_to_bf16` reproduces a model that was cast with `.to(torch.bfloat16)` and
