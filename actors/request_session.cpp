@@ -140,9 +140,24 @@ void finish(self_ptr self, std::string reason) {
   self->quit();
 }
 
+/// True when the message being handled comes from the engine the request runs on now:
+/// an engine it left (a failover moved it while that one still ran) may still send.
+bool from_current_engine(self_ptr self) {
+  const auto& s = self->state;
+  return s.engine && !s.moving &&
+         self->current_sender() == caf::actor_cast<caf::strong_actor_ptr>(s.engine);
+}
+
 void on_token(self_ptr self, const token_msg& t) {
   auto& s = self->state;
   if (s.cancelled) return;
+  if (!from_current_engine(self) || t.seq_id != s.seq_id) {
+    // A sequence on an engine the request left: stop it there.
+    if (!t.finished && self->current_sender() &&
+        self->current_sender() != caf::actor_cast<caf::strong_actor_ptr>(s.engine))
+      self->send(caf::actor_cast<caf::actor>(self->current_sender()), cancel_atom::value, t.seq_id);
+    return;
+  }
   if (s.tokens.completion_tokens == 0) {
     s.t_first = clock_type::now();
     leave_queue(s);
@@ -282,6 +297,10 @@ void start_tool(self_ptr self, tool_call_request call) {
 void run_tools(self_ptr self) {
   auto& st = self->state;
   release_reservation(self);
+  // The round's generation is over: its engine failing now is no reason to move.
+  if (st.engine) self->demonitor(st.engine);
+  st.engine = nullptr;
+  st.seq_id = -1;
   st.tools_running = true;
   st.tool_actors.clear();
   st.tool_restarts.clear();
@@ -556,6 +575,7 @@ caf::behavior request_session(self_ptr self, generation_request req,
 
       [self](failed_atom, const failure_msg& f) {
         if (self->state.cancelled) return self->quit();
+        if (!from_current_engine(self)) return;  // an engine it already left
         fail_over(self, f.message);
       },
       [self](retry_atom) { submit(self); },

@@ -129,6 +129,68 @@ class stuck_once_hook {
   std::thread thread_;
 };
 
+/// A webhook on loopback that answers 200 `{"stock": 12}` to every request, the first one
+/// only once release() is called.
+class held_hook {
+ public:
+  held_hook() : acceptor_(io_, {asio::ip::make_address("127.0.0.1"), 0}) {
+    thread_ = std::thread([this] {
+      for (;;) {
+        beast::error_code ec;
+        tcp::socket sock(io_);
+        acceptor_.accept(sock, ec);
+        if (ec || stop_) return;
+        beast::flat_buffer buf;
+        http::request<http::string_body> req;
+        http::read(sock, buf, req, ec);
+        if (ec) continue;
+        if (requests++ == 0) {
+          while (!released_ && !stop_) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+        }
+        http::response<http::string_body> res(http::status::ok, 11);
+        res.body() = R"({"stock": 12})";
+        res.prepare_payload();
+        http::write(sock, res, ec);
+      }
+    });
+  }
+  ~held_hook() {
+    stop_ = true;
+    beast::error_code ec;
+    tcp::socket poke(io_);
+    poke.connect(acceptor_.local_endpoint(), ec);  // wakes accept()
+    thread_.join();
+  }
+  void release() { released_ = true; }
+  std::string url() const {
+    return "http://127.0.0.1:" + std::to_string(acceptor_.local_endpoint().port()) + "/stock";
+  }
+  std::atomic<int> requests{0};
+
+ private:
+  asio::io_context io_;
+  tcp::acceptor acceptor_;
+  std::atomic<bool> stop_{false}, released_{false};
+  std::thread thread_;
+};
+
+json::object stock_request() {
+  return {{"model", "tiny"},
+          {"messages", json::array{json::object{{"role", "user"}, {"content", "Stock?"}}}},
+          {"server_tools", json::array{"stock"}},
+          {"tool_choice", {{"type", "function"}, {"function", {{"name", "stock"}}}}},
+          {"server_tool_choices", json::array{"none"}},
+          {"max_tokens", 30},
+          {"seed", 1},
+          {"stream", false}};
+}
+
+void add_stock_tool(config::server_config& c, const std::string& url) {
+  c.tools.webhooks.push_back(
+      {"stock", "Items in stock", url,
+       R"({"type":"object","required":["sku"],"properties":{"sku":{"type":"integer"}}})", 30.0});
+}
+
 }  // namespace
 
 TEST_CASE("killing a request's session ends that request with an error event, no other",
@@ -192,20 +254,10 @@ TEST_CASE("a killed tool invocation is started again by its session; the request
   stuck_once_hook hook;
   test_server s([&](config::server_config& c) {
     c.replicas.fault_injection = true;
-    c.tools.webhooks.push_back(
-        {"stock", "Items in stock", hook.url(),
-         R"({"type":"object","required":["sku"],"properties":{"sku":{"type":"integer"}}})", 30.0});
+    add_stock_tool(c, hook.url());
   });
   CHECK(post_json(s.port(), "/admin/fault", R"({"fault":"kill_tool"})").status == 409);
-  json::object body{
-      {"model", "tiny"},
-      {"messages", json::array{json::object{{"role", "user"}, {"content", "Stock?"}}}},
-      {"server_tools", json::array{"stock"}},
-      {"tool_choice", {{"type", "function"}, {"function", {{"name", "stock"}}}}},
-      {"server_tool_choices", json::array{"none"}},
-      {"max_tokens", 30},
-      {"seed", 1},
-      {"stream", false}};
+  const json::object body = stock_request();
   http_reply r;
   std::thread client(
       [&] { r = post_json(s.port(), "/v1/chat/completions", json::serialize(body)); });
@@ -223,4 +275,36 @@ TEST_CASE("a killed tool invocation is started again by its session; the request
   CHECK(calls[0].at("outcome").as_string() == "ok");
   CHECK(calls[0].at("content").as_string() == R"({"stock": 12})");
   CHECK(hook.requests == 2);  // the killed attempt, then the new invocation's
+}
+
+TEST_CASE("a replica that fails while a request's tools run does not replay the finished round",
+          "[server][tools][failover]") {
+  held_hook hook;
+  test_server s([&](config::server_config& c) {
+    c.replicas.fault_injection = true;
+    add_stock_tool(c, hook.url());
+  });
+  http_reply tool_reply;
+  std::thread tool_client([&] {
+    tool_reply = post_json(s.port(), "/v1/chat/completions", json::serialize(stock_request()));
+  });
+  REQUIRE(wait_for([&] { return hook.requests.load() == 1; }));  // round 1 done, tool held
+  // Another request keeps the engine stepping, so the crash happens now, not in round 2.
+  stream_result other;
+  std::thread streamer([&] { other = stream(s.port(), 0); });
+  REQUIRE(wait_for([&] { return running(s.port()) == 1; }));
+  REQUIRE(post_json(s.port(), "/admin/fault", R"({"replica":0,"fault":"crash_engine"})").status ==
+          200);
+  streamer.join();  // it waited for the restart and resumed
+  hook.release();
+  tool_client.join();
+  CHECK(other.error.empty());
+  CHECK(other.done);
+  REQUIRE(tool_reply.status == 200);
+  const json::value v = json::parse(tool_reply.body);
+  const auto& calls = v.at("conclave").at("tool_calls").as_array();
+  REQUIRE(calls.size() == 1);  // one round of calls, not a replayed one
+  CHECK(calls[0].at("outcome").as_string() == "ok");
+  CHECK(hook.requests == 1);
+  CHECK(cluster(s.port()).at("replicas").at(0).at("restarts").as_int64() == 1);
 }
