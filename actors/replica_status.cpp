@@ -52,6 +52,7 @@ const char* to_string(fault_kind k) {
 void replica_status::set_state(replica_state st, std::string error) {
   std::lock_guard lock(mutex_);
   s_.state = st;
+  if (st == replica_state::up) fault_.store(0);  // a new life starts without a held fault
   if (st != replica_state::up) s_.healthy = false;
   if (st == replica_state::up) s_.healthy = true;
   if (!error.empty()) s_.last_error = std::move(error);

@@ -8,6 +8,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <cmath>
 #include <numeric>
 
 namespace conclave::actors {
@@ -40,7 +41,8 @@ void on_failure(self_ptr self, const std::string& why) {
     return;
   }
   st.status->set_state(replica_state::restarting, why);
-  const auto backoff = restart_backoff(st.restarts);
+  const auto backoff =
+      restart_backoff(st.restarts, st.rc.restart_backoff_s, st.rc.restart_backoff_max_s);
   ++st.restarts;
   spdlog::error("replica {}: {}; restarting in {} ms (attempt {})", st.status->id(), why,
                 backoff.count(), st.restarts);
@@ -123,8 +125,9 @@ void bring_up(self_ptr self) {
 
 }  // namespace
 
-std::chrono::milliseconds restart_backoff(int attempt) {
-  return std::chrono::milliseconds(std::min(30000, 500 << std::clamp(attempt, 0, 6)));
+std::chrono::milliseconds restart_backoff(int attempt, double base_s, double max_s) {
+  const double s = std::min(max_s, base_s * std::ldexp(1.0, std::clamp(attempt, 0, 30)));
+  return std::chrono::milliseconds(std::llround(s * 1000.0));
 }
 
 caf::behavior replica_supervisor(self_ptr self, backend_factory factory, config::engine_config cfg,

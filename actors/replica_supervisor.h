@@ -43,8 +43,9 @@ struct replica_supervisor_state {
   static inline const char* name = "replica_supervisor";
 };
 
-/// Delay before restart number `attempt` (0-based): 0.5 s doubling to at most 30 s.
-std::chrono::milliseconds restart_backoff(int attempt);
+/// Delay before restart number `attempt` (0-based): `base_s` doubling to at most `max_s`
+/// (by default 0.5 s doubling to at most 30 s).
+std::chrono::milliseconds restart_backoff(int attempt, double base_s = 0.5, double max_s = 30.0);
 
 /// supervisor -> itself: a drain ran out of time.
 using drain_timeout_atom = caf::atom_constant<caf::atom("draintmo")>;

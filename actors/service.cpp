@@ -183,14 +183,19 @@ std::vector<replica_snapshot> inference_service::cluster() const {
   return out;
 }
 
-void inference_service::inject_fault(int replica, fault_kind kind) {
+bool inference_service::inject_fault(int replica, fault_kind kind) {
   if (!cfg_.replicas.fault_injection)
     throw std::logic_error("fault injection is off (replicas.fault_injection)");
   const auto replicas = replica_list();
   if (replica < 0 || static_cast<size_t>(replica) >= replicas.size())
     throw std::out_of_range("no replica " + std::to_string(replica));
+  auto& r = *replicas[static_cast<size_t>(replica)];
+  // A replica that is down or restarting has no engine to fault; a fault held for its
+  // next life would kill it on its first step and look like a crash loop.
+  if (r.state() != replica_state::up) return false;
   spdlog::warn("fault injection: replica {} gets {}", replica, to_string(kind));
-  replicas[static_cast<size_t>(replica)]->inject(kind);
+  r.inject(kind);
+  return true;
 }
 
 std::optional<std::string> inference_service::kill_session(const std::string& request_id) {

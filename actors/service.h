@@ -65,10 +65,10 @@ class inference_service {
   /// Every replica's state, load, restarts and health history (GET /admin/cluster).
   std::vector<replica_snapshot> cluster() const;
   bool fault_injection_enabled() const { return cfg_.replicas.fault_injection; }
-  /// Makes replica `replica`'s next step fail, hang, or crash its worker or engine.
-  /// Throws std::logic_error when fault injection is off, std::out_of_range for a
-  /// replica that does not exist.
-  void inject_fault(int replica, fault_kind kind);
+  /// Makes replica `replica`'s next step fail, hang, or crash its worker or engine;
+  /// false (nothing injected) when the replica is not up. Throws std::logic_error when
+  /// fault injection is off, std::out_of_range for a replica that does not exist.
+  bool inject_fault(int replica, fault_kind kind);
 
   /// Starts one more replica (the autoscaler's scale-up; a cuda replica takes the lowest
   /// device index no replica holds). Returns its id, or -1 when shutting down.

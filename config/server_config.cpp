@@ -154,6 +154,9 @@ std::string replica_config::validate() const {
   if (max_restarts < 0) return "max_restarts must be >= 0";
   if (!(restart_window_s > 0)) return "restart_window_s must be > 0";
   if (!(backoff_reset_s >= 0)) return "backoff_reset_s must be >= 0";
+  if (!(restart_backoff_s >= 0)) return "restart_backoff_s must be >= 0";
+  if (!(restart_backoff_max_s >= restart_backoff_s))
+    return "restart_backoff_max_s must be >= restart_backoff_s";
   if (!(step_timeout_s > 0)) return "step_timeout_s must be > 0";
   if (!(heartbeat_interval_s >= 0)) return "heartbeat_interval_s must be >= 0 (0: none)";
   if (!(probe_interval_s >= 0)) return "probe_interval_s must be >= 0 (0: no probes)";
@@ -230,6 +233,8 @@ server_config load_server_config(const std::filesystem::path& path, server_confi
   r.read("max_restarts", rc.max_restarts);
   r.read("restart_window_s", rc.restart_window_s);
   r.read("backoff_reset_s", rc.backoff_reset_s);
+  r.read("restart_backoff_s", rc.restart_backoff_s);
+  r.read("restart_backoff_max_s", rc.restart_backoff_max_s);
   r.read("step_timeout_s", rc.step_timeout_s);
   r.read("heartbeat_interval_s", rc.heartbeat_interval_s);
   r.read("probe_interval_s", rc.probe_interval_s);
@@ -333,6 +338,8 @@ std::string to_toml(const server_config& c) {
                        {"max_restarts", rc.max_restarts},
                        {"restart_window_s", rc.restart_window_s},
                        {"backoff_reset_s", rc.backoff_reset_s},
+                       {"restart_backoff_s", rc.restart_backoff_s},
+                       {"restart_backoff_max_s", rc.restart_backoff_max_s},
                        {"step_timeout_s", rc.step_timeout_s},
                        {"heartbeat_interval_s", rc.heartbeat_interval_s},
                        {"probe_interval_s", rc.probe_interval_s},

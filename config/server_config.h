@@ -24,8 +24,10 @@ struct replica_config {
   double failover_timeout_s = 30.0;  ///< how long a moved request waits for a live replica
   int32_t max_restarts = 5;          ///< restarts within restart_window_s, then it is dead
   double restart_window_s = 600.0;
-  double backoff_reset_s = 60.0;      ///< a replica up this long restarts after 0.5 s again
-  double step_timeout_s = 120.0;      ///< watchdog: a step running longer ends the replica
+  double restart_backoff_s = 0.5;       ///< delay before the first restart; doubles per try
+  double restart_backoff_max_s = 30.0;  ///< the longest delay between restarts
+  double backoff_reset_s = 60.0;  ///< a replica up this long restarts after restart_backoff_s again
+  double step_timeout_s = 120.0;  ///< watchdog: a step running longer ends the replica
   double heartbeat_interval_s = 5.0;  ///< 0 turns heartbeats off
   double probe_interval_s = 30.0;     ///< a real 10-token generation; 0 turns probes off
   double probe_timeout_s = 10.0;      ///< a slower probe counts as failed

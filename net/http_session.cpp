@@ -212,7 +212,11 @@ void http_session::handle_fault(request_type& req) {
   try {
     const fault_request f = decode_fault_request(req.body());
     if (f.what == fault_request::target::replica) {
-      ctx_->service.inject_fault(f.replica, f.kind);
+      if (!ctx_->service.inject_fault(f.replica, f.kind)) {
+        ctx_->metrics->count_request("/admin/fault", 409);
+        return send_error({409, "replica " + std::to_string(f.replica) + " is not up",
+                           "invalid_request_error", "replica"});
+      }
     } else {
       const bool session = f.what == fault_request::target::session;
       const auto killed =
