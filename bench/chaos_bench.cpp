@@ -3,8 +3,10 @@
 #include <spdlog/fmt/fmt.h>
 #include <boost/json.hpp>
 
+#include <algorithm>
 #include <atomic>
 #include <map>
+#include <mutex>
 #include <random>
 #include <thread>
 
@@ -27,6 +29,51 @@ double metric(const server_url& url, const std::string& key, const std::string& 
   const size_t at = r.body.find("\n" + name + " ");
   if (at == std::string::npos) return 0;
   return std::stod(r.body.substr(at + name.size() + 2));
+}
+
+/// Tool-using chat requests, one after another per client, until `done`: the server runs
+/// the forced call, then answers. Counted apart from the streaming load.
+struct tool_load {
+  std::atomic<int64_t> completed{0}, calls_ok{0};
+  std::mutex mutex;
+  std::map<std::string, int64_t> errors;
+};
+
+void run_tool_client(const server_url& url, const chaos_bench_options& opts,
+                     const std::string& model, const std::atomic<bool>& done, tool_load& out,
+                     int index) {
+  for (int i = 0; !done.load(); ++i) {
+    const json::object body{
+        {"model", model},
+        {"messages", json::array{json::object{
+                         {"role", "user"},
+                         {"content", fmt::format("Tool request {} of client {}", i, index)}}}},
+        {"server_tools", json::array{opts.tool}},
+        {"tool_choice", {{"type", "function"}, {"function", {{"name", opts.tool}}}}},
+        {"server_tool_choices", json::array{"none"}},
+        {"max_tokens", 24},
+        {"seed", i},
+        {"stream", false}};
+    std::string error;
+    try {
+      const auto r =
+          http_call(url, "POST", "/v1/chat/completions", opts.load.api_key, json::serialize(body),
+                    std::chrono::seconds(static_cast<int64_t>(opts.load.stall_timeout_s)));
+      if (r.status == 200) {
+        ++out.completed;
+        const json::value v = json::parse(r.body);
+        for (const auto& c : v.at("conclave").at("tool_calls").as_array())
+          out.calls_ok += c.at("outcome").as_string() == "ok";
+        continue;
+      }
+      error = fmt::format("tool request: HTTP {}: {}", r.status, error_label(r.body));
+    } catch (const std::exception& e) {
+      error = std::string("tool request: ") +
+              (std::string(e.what()).find("timed out") != std::string::npos ? "timeout" : e.what());
+    }
+    std::lock_guard lock(out.mutex);
+    ++out.errors[error];
+  }
 }
 
 int64_t total_restarts(const json::value& cluster) {
@@ -56,7 +103,12 @@ void add_chaos_bench_options(CLI::App& cmd, chaos_bench_options& opts) {
   cmd.add_option("--baseline", opts.baseline_s, "seconds of quiet load first (0: none)")
       ->capture_default_str();
   cmd.add_option("--faults", opts.faults, "faults to draw from")
-      ->check(CLI::IsMember({"crash_engine", "crash_worker", "fail_step", "hang_step"}));
+      ->check(CLI::IsMember(
+          {"crash_engine", "crash_worker", "fail_step", "hang_step", "kill_session", "kill_tool"}));
+  cmd.add_option("--tool-clients", opts.tool_clients,
+                 "tool-using requests kept running beside the load (-1: 1 with kill_tool)")
+      ->capture_default_str();
+  cmd.add_option("--tool", opts.tool, "the server-side tool they call")->capture_default_str();
   cmd.add_option("--stall-timeout", l.stall_timeout_s, "a request silent this long counts as hung")
       ->capture_default_str();
   cmd.add_option("--seed", opts.seed, "fault schedule seed")->capture_default_str();
@@ -84,7 +136,14 @@ int run_chaos_bench(const chaos_bench_options& given, std::FILE* out) {
   const double failovers_before = metric(url, key, "conclave_failovers_total");
   const int64_t restarts_before = total_restarts(get_json(url, "/admin/cluster", key));
   std::atomic<bool> done{false};
-  std::map<std::string, int64_t> injected;
+  std::map<std::string, int64_t> injected, missed;
+  int tool_clients = opts.tool_clients;
+  if (tool_clients < 0)
+    tool_clients = std::count(opts.faults.begin(), opts.faults.end(), "kill_tool") > 0 ? 1 : 0;
+  tool_load tools;
+  std::vector<std::thread> tool_threads;
+  for (int i = 0; i < tool_clients; ++i)
+    tool_threads.emplace_back([&, i] { run_tool_client(url, opts, model, done, tools, i); });
   std::string injector_error;
   std::thread injector([&] {
     std::mt19937_64 rng(opts.seed);
@@ -98,16 +157,33 @@ int run_chaos_bench(const chaos_bench_options& given, std::FILE* out) {
       next += std::chrono::duration_cast<std::chrono::steady_clock::duration>(period);
       if (done.load()) break;
       const auto& fault = opts.faults[rng() % opts.faults.size()];
-      const auto replica = static_cast<int64_t>(rng() % replicas);
+      const auto first = static_cast<int64_t>(rng() % replicas);
+      const bool kill = fault == "kill_session" || fault == "kill_tool";
       try {
-        const auto r =
-            http_call(url, "POST", "/admin/fault", key,
-                      json::serialize(json::object{{"replica", replica}, {"fault", fault}}));
-        if (r.status == 404) {
-          injector_error = "the server refuses faults: start it with --fault-injection";
-          return;
+        // A kill waits (up to half the interval) for something to kill: tool calls are
+        // short. A replica fault goes to the next replica that is up (409: not up).
+        const auto give_up = std::chrono::steady_clock::now() + period / 2;
+        for (int64_t attempt = 0;; ++attempt) {
+          const auto replica = (first + attempt) % static_cast<int64_t>(replicas);
+          const std::string body =
+              kill ? json::serialize(json::object{{"fault", fault}})
+                   : json::serialize(json::object{{"replica", replica}, {"fault", fault}});
+          const auto r = http_call(url, "POST", "/admin/fault", key, body);
+          if (r.status == 404) {
+            injector_error = "the server refuses faults: start it with --fault-injection";
+            return;
+          }
+          if (r.status == 200) {
+            ++injected[fault];
+            break;
+          }
+          if (r.status != 409 || std::chrono::steady_clock::now() > give_up ||
+              (!kill && attempt + 1 >= static_cast<int64_t>(replicas))) {
+            ++missed[fault];
+            break;
+          }
+          std::this_thread::sleep_for(std::chrono::milliseconds(5));
         }
-        if (r.status == 200) ++injected[fault];
       } catch (const std::exception& e) {
         injector_error = e.what();
       }
@@ -116,12 +192,25 @@ int run_chaos_bench(const chaos_bench_options& given, std::FILE* out) {
   const serve_bench_result r = run_serve_load(opts.load, model);
   done.store(true);
   injector.join();
+  for (auto& t : tool_threads) t.join();
   const double failovers = metric(url, key, "conclave_failovers_total") - failovers_before;
   const int64_t restarts = total_restarts(get_json(url, "/admin/cluster", key)) - restarts_before;
 
-  int64_t hung = 0, lost = 0;
-  for (const auto& [kind, n] : r.errors)
-    (kind.find("timeout") != std::string::npos ? hung : lost) += n;
+  // A killed session's own request ends with session_stopped: expected, not lost.
+  int64_t hung = 0, lost = 0, ended_by_kill = 0;
+  auto classify = [&](const std::string& kind, int64_t n) {
+    if (kind.find("session_stopped") != std::string::npos) {
+      ended_by_kill += n;
+    } else {
+      (kind.find("timeout") != std::string::npos ? hung : lost) += n;
+    }
+  };
+  for (const auto& [kind, n] : r.errors) classify(kind, n);
+  for (const auto& [kind, n] : tools.errors) classify(kind, n);
+  const int64_t sessions_killed = injected.count("kill_session") ? injected["kill_session"] : 0;
+  // More session_stopped endings than kills would mean a kill touched another request.
+  const int64_t collateral = std::max<int64_t>(0, ended_by_kill - sessions_killed);
+  lost += collateral;
   int64_t faults = 0;
   std::string fault_list;
   for (const auto& [kind, n] : injected) {
@@ -136,9 +225,20 @@ int run_chaos_bench(const chaos_bench_options& given, std::FILE* out) {
                       opts.load.clients, opts.load.max_tokens, opts.load.duration_s);
   text += fmt::format("  faults:         {} injected, one every {:.1f} s ({})\n", faults,
                       opts.interval_s, fault_list.empty() ? "none" : fault_list);
-  text +=
-      fmt::format("  requests:       {} completed, {} lost, {} hung\n", r.completed, lost, hung);
+  std::string missed_list;
+  for (const auto& [kind, n] : missed)
+    missed_list += fmt::format("{}{} {}", missed_list.empty() ? "" : ", ", n, kind);
+  if (!missed_list.empty())
+    text += fmt::format("  not injected:   {} (nothing to kill, or refused)\n", missed_list);
+  text += fmt::format(
+      "  requests:       {} completed, {} lost, {} hung; {} ended by their own session's kill\n",
+      r.completed + tools.completed.load(), lost, hung, ended_by_kill);
+  if (tool_clients > 0)
+    text += fmt::format("  tool requests:  {} completed ({} calls ok) by {} client(s) ({})\n",
+                        tools.completed.load(), tools.calls_ok.load(), tool_clients, opts.tool);
   for (const auto& [kind, n] : r.errors)
+    text += fmt::format("  error:          {} x {}\n", n, kind);
+  for (const auto& [kind, n] : tools.errors)
     text += fmt::format("  error:          {} x {}\n", n, kind);
   text += fmt::format("  failovers:      {:.0f} (requests moved mid-stream), restarts: {}\n",
                       failovers, restarts);
@@ -157,9 +257,12 @@ int run_chaos_bench(const chaos_bench_options& given, std::FILE* out) {
         {"replicas", replicas},
         {"duration_s", opts.load.duration_s},
         {"faults", faults},
-        {"completed", r.completed},
+        {"completed", r.completed + tools.completed.load()},
+        {"tool_requests_completed", tools.completed.load()},
         {"lost", lost},
         {"hung", hung},
+        {"ended_by_kill", ended_by_kill},
+        {"sessions_killed", sessions_killed},
         {"failovers", failovers},
         {"restarts", restarts},
         {"e2e_p50_ms", r.e2e.empty() ? 0.0 : r.e2e.percentile(50) * 1e3},

@@ -1,9 +1,11 @@
 // chaos_bench: `conclave bench chaos`. Streams load at a running `conclave serve`
 // (started with --fault-injection, best with --replicas 2 or more) and, once every
-// interval, injects a random fault (crash an engine or a worker, fail a step) into a
-// random replica through POST /admin/fault. Reports requests lost (ended with an error),
-// hung (silent past the stall timeout), the latency under chaos against a quiet baseline,
-// failovers and restarts.
+// interval, injects a random fault through POST /admin/fault: crash an engine or a
+// worker, fail or hang a step (in a random replica), kill a random request's session, or
+// kill a running server-side tool invocation (a side load of tool-using requests gives
+// it something to kill). Reports requests lost (ended with an error other than the
+// killed sessions' own), hung (silent past the stall timeout), the latency under chaos
+// against a quiet baseline, failovers and restarts.
 #pragma once
 
 #include <CLI/CLI.hpp>
@@ -21,6 +23,10 @@ struct chaos_bench_options {
   double baseline_s = 20.0;  ///< quiet load first, for the latency comparison (0: skip)
   std::vector<std::string> faults{"crash_engine", "crash_worker", "fail_step"};
   uint64_t seed = 1;
+  /// Tool-using requests kept running next to the load (server-side code_interpreter);
+  /// -1: one when kill_tool is among the faults, else none.
+  int tool_clients = -1;
+  std::string tool = "code_interpreter";
 };
 
 void add_chaos_bench_options(CLI::App& cmd, chaos_bench_options& opts);

@@ -31,8 +31,26 @@ constexpr std::array<std::string_view, 32> prompt_words = {
 
 }  // namespace
 
+std::string error_label(std::string_view error_json) {
+  boost::system::error_code ec;
+  const json::value v = json::parse(error_json, ec);
+  const json::object* e = nullptr;
+  if (!ec && v.is_object()) {
+    if (const auto* inner = v.get_object().if_contains("error"); inner && inner->is_object())
+      e = &inner->get_object();
+  }
+  if (e == nullptr) return "unknown";
+  const json::value* type = e->if_contains("type");
+  const json::value* code = e->if_contains("code");
+  std::string out =
+      type != nullptr && type->is_string() ? std::string(type->get_string()) : "unknown";
+  if (code != nullptr && code->is_string()) out += " (" + std::string(code->get_string()) + ")";
+  return out;
+}
+
 http_reply http_call(const server_url& url, std::string_view method, const std::string& target,
-                     const std::string& api_key, const std::string& body) {
+                     const std::string& api_key, const std::string& body,
+                     std::chrono::seconds timeout) {
   asio::io_context io;
   beast::tcp_stream stream(io);
   beast::error_code ec;
@@ -51,7 +69,7 @@ http_reply http_call(const server_url& url, std::string_view method, const std::
   http::response<http::string_body> res;
   beast::error_code failure;
   const char* step = "connect to";
-  stream.expires_after(std::chrono::seconds(30));
+  stream.expires_after(timeout);
   stream.async_connect(endpoints, [&](beast::error_code e, const tcp::endpoint&) {
     if (e) return void(failure = e);
     step = "send to";

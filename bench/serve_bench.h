@@ -110,7 +110,12 @@ struct http_reply {
 /// One request on a fresh connection, 30 s timeout; throws std::runtime_error when there
 /// is no answer. `body`, when given, is sent as JSON.
 http_reply http_call(const server_url& url, std::string_view method, const std::string& target,
-                     const std::string& api_key, const std::string& body = {});
+                     const std::string& api_key, const std::string& body = {},
+                     std::chrono::seconds timeout = std::chrono::seconds(30));
+
+/// An OpenAI error body's `type`, with its `code` when there is one ("server_error
+/// (session_stopped)"); "unknown" for anything else.
+std::string error_label(std::string_view error_json);
 
 /// The first model id of GET /v1/models. Throws std::runtime_error with a one-line
 /// message when the server cannot be reached or answers with an error.

@@ -164,11 +164,7 @@ class sse_client : public std::enable_shared_from_this<sse_client> {
       return;
     }
     if (v.is_object() && v.get_object().contains("error")) {
-      const auto* type =
-          v.at("error").is_object() ? v.at("error").get_object().if_contains("type") : nullptr;
-      stream_error_ = fmt::format("stream error: {}", type != nullptr && type->is_string()
-                                                          ? std::string(type->get_string())
-                                                          : "unknown");
+      stream_error_ = "stream error: " + error_label(payload);
       return;
     }
     const chunk_info info = inspect_chunk(v);
@@ -184,7 +180,7 @@ class sse_client : public std::enable_shared_from_this<sse_client> {
     const int status = static_cast<int>(parser_->get().result_int());
     if (status == 200 && !parser_->chunked()) on_body(parser_->get().body() + "\n\n");
     if (status != 200) {
-      run_.result.add_error(fmt::format("HTTP {}", status));
+      run_.result.add_error(fmt::format("HTTP {}: {}", status, error_label(parser_->get().body())));
     } else if (!stream_error_.empty()) {
       run_.result.add_error(stream_error_);
     } else if (!got_done_) {

@@ -219,10 +219,7 @@ class ws_connection : public std::enable_shared_from_this<ws_connection> {
         run_.result.add_error("finish_reason " + reason);
       }
     } else if (type == "error") {
-      const json::value* e = f.if_contains("error");
-      const std::string kind =
-          e != nullptr && e->is_object() ? string_field(e->get_object(), "type") : std::string();
-      run_.result.add_error("error frame: " + (kind.empty() ? "unknown" : kind));
+      run_.result.add_error("error frame: " + error_label(json::serialize(f)));
     } else {
       return;
     }
