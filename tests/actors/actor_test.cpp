@@ -188,6 +188,21 @@ TEST_CASE("restart backoff doubles from 0.5 s to 30 s", "[actors]") {
   CHECK(restart_backoff(60) == 30000ms);
 }
 
+TEST_CASE("restart backoff follows replicas.restart_backoff_s and restart_backoff_max_s",
+          "[actors]") {
+  CHECK(restart_backoff(0, 0.1, 2.0) == 100ms);
+  CHECK(restart_backoff(3, 0.1, 2.0) == 800ms);
+  CHECK(restart_backoff(5, 0.1, 2.0) == 2000ms);
+  CHECK(restart_backoff(1000, 0.1, 2.0) == 2000ms);
+  CHECK(restart_backoff(4, 0.0, 0.0) == 0ms);  // restart at once
+  config::replica_config rc;
+  CHECK(rc.validate().empty());
+  rc.restart_backoff_s = 40.0;  // above the 30 s default maximum
+  CHECK(rc.validate() == "restart_backoff_max_s must be >= restart_backoff_s");
+  rc.restart_backoff_s = -1.0;
+  CHECK(rc.validate() == "restart_backoff_s must be >= 0");
+}
+
 TEST_CASE("supervisor: failed bring-ups retry after 0.5 s, 1 s, 2 s on the actor clock",
           "[actors]") {
   deterministic_system d;
