@@ -99,8 +99,11 @@ void http_server::drain_and_stop(std::chrono::milliseconds timeout) {
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
   if (ctx.service.active_requests() > 0) {
-    spdlog::warn("drain timeout: {} request(s) still running are cut off",
+    spdlog::warn("drain timeout: {} request(s) still running end with an error",
                  ctx.service.active_requests());
+    // Stopping the actors ends every running request with an error event (503), which
+    // the still-running I/O threads write before the connections close.
+    ctx.service.shutdown();
   }
   close_all_websockets(ctx);
   std::this_thread::sleep_for(

@@ -23,7 +23,8 @@ class http_server {
   /// The bound port (useful with port 0).
   uint16_t port() const;
   /// SIGTERM behaviour: new requests get 503; waits up to `timeout` for running requests,
-  /// cancels what is left, closes WebSockets with 1012 and stops. Returns when stopped.
+  /// ends what is left with an error event (503), closes WebSockets with 1012 and stops.
+  /// Returns when stopped.
   void drain_and_stop(std::chrono::milliseconds timeout);
   /// Stops at once.
   void stop();

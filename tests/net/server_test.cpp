@@ -279,6 +279,35 @@ TEST_CASE("draining: new requests get 503, running ones finish", "[server]") {
   CHECK(s.service().active_requests() == 0);
 }
 
+TEST_CASE(
+    "drain timeout exceeded: the long request ends with an error event, then the server stops",
+    "[server]") {
+  test_server s;
+  http_client running(s.port());
+  REQUIRE(
+      running.send_and_read_header(
+          "/v1/completions",
+          R"({"model":"tiny","prompt":"a","max_tokens":4000,"ignore_eos":true,"stream":true})") ==
+      200);
+  std::string rest = running.read_some();  // the stream is running
+  const auto t0 = std::chrono::steady_clock::now();
+  std::thread drainer([&] { s.server().drain_and_stop(std::chrono::milliseconds(300)); });
+  try {
+    while (rest.find("[DONE]") == std::string::npos) rest += running.read_some();
+  } catch (const boost::system::system_error&) {
+  }
+  drainer.join();
+  const double took = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  INFO("drain_and_stop(300 ms) returned after " << took << " s");
+  CHECK(took < 10.0);  // bounded: it does not wait for the 4,000 tokens
+  // The stream ended properly: an error event (the server is shutting down), then [DONE].
+  const auto err = rest.find(R"("error")");
+  REQUIRE(err != std::string::npos);
+  CHECK(rest.find("shutting down", err) != std::string::npos);
+  CHECK(rest.find("[DONE]", err) != std::string::npos);
+  CHECK(s.service().active_requests() == 0);
+}
+
 TEST_CASE("without max_tokens a request may use the rest of the context", "[server]") {
   test_server s([](config::server_config& c) { c.engine.max_model_len = 48; });
   const auto r = post_json(s.port(), "/v1/completions",
