@@ -83,96 +83,21 @@ bool wait_for(F&& ready, std::chrono::milliseconds limit = std::chrono::seconds(
   return true;
 }
 
-/// A webhook on loopback that never answers its first request (the caller must give up
-/// on it) and answers every later one with 200 `{"stock": 12}`.
-class stuck_once_hook {
- public:
-  stuck_once_hook() : acceptor_(io_, {asio::ip::make_address("127.0.0.1"), 0}) {
-    thread_ = std::thread([this] {
-      std::vector<tcp::socket> held;
-      for (;;) {
-        beast::error_code ec;
-        tcp::socket sock(io_);
-        acceptor_.accept(sock, ec);
-        if (ec || stop_) return;
-        beast::flat_buffer buf;
-        http::request<http::string_body> req;
-        http::read(sock, buf, req, ec);
-        if (ec) continue;
-        if (requests++ == 0) {
-          held.push_back(std::move(sock));
-          continue;
-        }
-        http::response<http::string_body> res(http::status::ok, 11);
-        res.body() = R"({"stock": 12})";
-        res.prepare_payload();
-        http::write(sock, res, ec);
-      }
-    });
-  }
-  ~stuck_once_hook() {
-    stop_ = true;
-    beast::error_code ec;
-    tcp::socket poke(io_);
-    poke.connect(acceptor_.local_endpoint(), ec);  // wakes accept()
-    thread_.join();
-  }
-  std::string url() const {
-    return "http://127.0.0.1:" + std::to_string(acceptor_.local_endpoint().port()) + "/stock";
-  }
-  std::atomic<int> requests{0};
-
- private:
-  asio::io_context io_;
-  tcp::acceptor acceptor_;
-  std::atomic<bool> stop_{false};
-  std::thread thread_;
-};
-
-/// A webhook on loopback that answers 200 `{"stock": 12}` to every request, the first one
-/// only once release() is called.
-class held_hook {
- public:
-  held_hook() : acceptor_(io_, {asio::ip::make_address("127.0.0.1"), 0}) {
-    thread_ = std::thread([this] {
-      for (;;) {
-        beast::error_code ec;
-        tcp::socket sock(io_);
-        acceptor_.accept(sock, ec);
-        if (ec || stop_) return;
-        beast::flat_buffer buf;
-        http::request<http::string_body> req;
-        http::read(sock, buf, req, ec);
-        if (ec) continue;
-        if (requests++ == 0) {
-          while (!released_ && !stop_) std::this_thread::sleep_for(std::chrono::milliseconds(5));
-        }
-        http::response<http::string_body> res(http::status::ok, 11);
-        res.body() = R"({"stock": 12})";
-        res.prepare_payload();
-        http::write(sock, res, ec);
-      }
-    });
-  }
-  ~held_hook() {
-    stop_ = true;
-    beast::error_code ec;
-    tcp::socket poke(io_);
-    poke.connect(acceptor_.local_endpoint(), ec);  // wakes accept()
-    thread_.join();
-  }
-  void release() { released_ = true; }
-  std::string url() const {
-    return "http://127.0.0.1:" + std::to_string(acceptor_.local_endpoint().port()) + "/stock";
-  }
-  std::atomic<int> requests{0};
-
- private:
-  asio::io_context io_;
-  tcp::acceptor acceptor_;
-  std::atomic<bool> stop_{false}, released_{false};
-  std::thread thread_;
-};
+/// Webhook answers: {"stock": 12}, the first call never answered (stuck) or held until
+/// `release` is set (held).
+loopback_hook::handler stuck_first() {
+  return [](int n, const std::string&, const std::atomic<bool>&) {
+    return n == 0 ? std::pair<int, std::string>{0, ""}
+                  : std::pair<int, std::string>{200, R"({"stock": 12})"};
+  };
+}
+loopback_hook::handler held_first(const std::atomic<bool>& release) {
+  return [&release](int n, const std::string&, const std::atomic<bool>& stopping) {
+    while (n == 0 && !release && !stopping)
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    return std::pair<int, std::string>{200, R"({"stock": 12})"};
+  };
+}
 
 json::object stock_request() {
   return {{"model", "tiny"},
@@ -251,7 +176,7 @@ TEST_CASE("killing a request's session ends that request with an error event, no
 
 TEST_CASE("a killed tool invocation is started again by its session; the request completes",
           "[server][tools][failover]") {
-  stuck_once_hook hook;
+  loopback_hook hook(stuck_first());
   test_server s([&](config::server_config& c) {
     c.replicas.fault_injection = true;
     add_stock_tool(c, hook.url());
@@ -279,7 +204,8 @@ TEST_CASE("a killed tool invocation is started again by its session; the request
 
 TEST_CASE("a replica that fails while a request's tools run does not replay the finished round",
           "[server][tools][failover]") {
-  held_hook hook;
+  std::atomic<bool> release{false};
+  loopback_hook hook(held_first(release));
   test_server s([&](config::server_config& c) {
     c.replicas.fault_injection = true;
     add_stock_tool(c, hook.url());
@@ -296,7 +222,7 @@ TEST_CASE("a replica that fails while a request's tools run does not replay the 
   REQUIRE(post_json(s.port(), "/admin/fault", R"({"replica":0,"fault":"crash_engine"})").status ==
           200);
   streamer.join();  // it waited for the restart and resumed
-  hook.release();
+  release = true;
   tool_client.join();
   CHECK(other.error.empty());
   CHECK(other.done);

@@ -105,48 +105,16 @@ TEST_CASE("server_tools errors are 400s naming the field", "[server][tools]") {
 
 namespace {
 
-/// A webhook on loopback: answers 503 to its first request, then 200 with `{"stock": 12}`.
-class flaky_hook {
- public:
-  flaky_hook() : acceptor_(io_, {asio::ip::make_address("127.0.0.1"), 0}) {
-    thread_ = std::thread([this] {
-      for (;;) {
-        beast::error_code ec;
-        tcp::socket sock(io_);
-        acceptor_.accept(sock, ec);
-        if (ec || stop_) return;
-        beast::flat_buffer buf;
-        http::request<http::string_body> req;
-        http::read(sock, buf, req, ec);
-        if (ec) continue;
-        last_body = req.body();
-        const bool fail = requests++ == 0;
-        http::response<http::string_body> res(
-            fail ? http::status::service_unavailable : http::status::ok, 11);
-        res.body() = fail ? "busy" : R"({"stock": 12})";
-        res.prepare_payload();
-        http::write(sock, res, ec);
-      }
-    });
-  }
-  ~flaky_hook() {
-    stop_ = true;
-    beast::error_code ec;
-    tcp::socket poke(io_);
-    poke.connect(acceptor_.local_endpoint(), ec);  // wakes accept()
-    thread_.join();
-  }
-  std::string url() const {
-    return "http://127.0.0.1:" + std::to_string(acceptor_.local_endpoint().port()) + "/stock";
-  }
-  std::atomic<int> requests{0};
+/// A webhook that answers 503 to its first request, then 200 with `{"stock": 12}`; keeps
+/// the last body it got.
+struct flaky_hook {
   std::string last_body;
-
- private:
-  asio::io_context io_;
-  tcp::acceptor acceptor_;
-  std::atomic<bool> stop_{false};
-  std::thread thread_;
+  loopback_hook hook{[this](int n, const std::string& body, const std::atomic<bool>&) {
+    last_body = body;
+    return n == 0 ? std::pair<int, std::string>{503, "busy"}
+                  : std::pair<int, std::string>{200, R"({"stock": 12})"};
+  }};
+  std::string url() const { return hook.url(); }
 };
 
 }  // namespace
@@ -177,7 +145,7 @@ TEST_CASE("a webhook tool from [tools] config runs server-side, retried after a 
   CHECK(calls[0].at("name").as_string() == "stock");
   CHECK(calls[0].at("outcome").as_string() == "ok");
   CHECK(calls[0].at("content").as_string() == R"({"stock": 12})");
-  CHECK(hook.requests == 2);
+  CHECK(hook.hook.requests == 2);
   CHECK(json::parse(hook.last_body).at("sku").is_int64());  // typed by constrained decoding
   const auto metrics = http_client(s.port()).call(http::verb::get, "/metrics").body;
   CHECK(metrics.find(R"(conclave_tool_retries_total{tool="stock"} 1)") != std::string::npos);

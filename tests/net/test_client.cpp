@@ -121,4 +121,42 @@ double test_server::metric(const std::string& prefix) {
   return -1;
 }
 
+loopback_hook::loopback_hook(handler h)
+    : handler_(std::move(h)), acceptor_(io_, {asio::ip::make_address("127.0.0.1"), 0}) {
+  thread_ = std::thread([this] {
+    std::vector<tcp::socket> held;
+    for (;;) {
+      beast::error_code ec;
+      tcp::socket sock(io_);
+      acceptor_.accept(sock, ec);
+      if (ec || stop_) return;
+      beast::flat_buffer buf;
+      http::request<http::string_body> req;
+      http::read(sock, buf, req, ec);
+      if (ec) continue;
+      const auto [status, body] = handler_(requests++, req.body(), stop_);
+      if (status == 0) {
+        held.push_back(std::move(sock));
+        continue;
+      }
+      http::response<http::string_body> res(static_cast<http::status>(status), 11);
+      res.body() = body;
+      res.prepare_payload();
+      http::write(sock, res, ec);
+    }
+  });
+}
+
+loopback_hook::~loopback_hook() {
+  stop_ = true;  // (a handler holding a call sees it and returns)
+  beast::error_code ec;
+  tcp::socket poke(io_);
+  poke.connect(acceptor_.local_endpoint(), ec);  // wakes accept()
+  thread_.join();
+}
+
+std::string loopback_hook::url() const {
+  return "http://127.0.0.1:" + std::to_string(acceptor_.local_endpoint().port()) + "/stock";
+}
+
 }  // namespace conclave::test

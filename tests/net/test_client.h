@@ -2,12 +2,16 @@
 // fixture that serves a tiny model with Qwen3's vocabulary on a free loopback port.
 #pragma once
 
+#include <atomic>
 #include <boost/asio.hpp>
 #include <boost/beast.hpp>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
 #include <string>
+#include <thread>
+#include <utility>
 #include <vector>
 
 #include "actors/service.h"
@@ -53,6 +57,30 @@ http_reply post_json(uint16_t port, const std::string& target, const std::string
 
 /// "data: ..." payloads of an SSE body, in order (including "[DONE]").
 std::vector<std::string> sse_events(const std::string& body);
+
+/// An HTTP endpoint on loopback for tools to call (webhooks): request number n (from 0)
+/// with body `body` gets handler(n, body, stopping) = {status, reply body}. The handler
+/// runs on the hook's thread and may block to hold a call (until `stopping`, set when the
+/// hook ends); status 0 never answers (the connection stays open until the hook ends).
+class loopback_hook {
+ public:
+  using handler = std::function<std::pair<int, std::string>(int n, const std::string& body,
+                                                            const std::atomic<bool>& stopping)>;
+  explicit loopback_hook(handler h);
+  ~loopback_hook();
+  loopback_hook(const loopback_hook&) = delete;
+  loopback_hook& operator=(const loopback_hook&) = delete;
+  /// http://127.0.0.1:PORT/stock
+  std::string url() const;
+  std::atomic<int> requests{0};
+
+ private:
+  handler handler_;
+  asio::io_context io_;
+  tcp::acceptor acceptor_;
+  std::atomic<bool> stop_{false};
+  std::thread thread_;
+};
 
 /// A served model for the duration of a test.
 class test_server {
