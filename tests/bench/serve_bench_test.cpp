@@ -102,7 +102,8 @@ TEST_CASE("bench serve: refused requests are counted by kind", "[bench][server]"
   auto sse = options_for(s, "sse", 2, 4, 2);
   auto r = run_serve_load(sse, "tiny");
   CHECK(r.completed == 0);
-  CHECK(r.errors == std::map<std::string, int64_t>{{"HTTP 401", 4}});
+  CHECK(r.errors ==
+        std::map<std::string, int64_t>{{"HTTP 401: authentication_error (invalid_api_key)", 4}});
 
   auto ws = options_for(s, "ws", 2, 4, 2);
   r = run_serve_load(ws, "tiny");
@@ -112,7 +113,8 @@ TEST_CASE("bench serve: refused requests are counted by kind", "[bench][server]"
   ws.api_key = "secret";
   r = run_serve_load(ws, "no-such-model");
   CHECK(r.completed == 0);
-  CHECK(r.errors == std::map<std::string, int64_t>{{"error frame: invalid_request_error", 4}});
+  CHECK(r.errors == std::map<std::string, int64_t>{
+                        {"error frame: invalid_request_error (model_not_found)", 4}});
 
   sse.api_key = "secret";
   sse.requests = 3;
