@@ -43,6 +43,15 @@ std::optional<live_actors::killed> live_actors::kill(const std::string& name, ui
   return killed{victim.name};
 }
 
+std::vector<caf::actor> live_actors::working() const {
+  std::lock_guard lock(mutex_);
+  std::vector<caf::actor> out;
+  for (const auto& [key, e] : entries_) {
+    if (!e.working || e.working()) out.push_back(e.actor);
+  }
+  return out;
+}
+
 size_t live_actors::size() const {
   std::lock_guard lock(mutex_);
   return entries_.size();

@@ -12,6 +12,7 @@
 #include <optional>
 #include <string>
 #include <unordered_map>
+#include <vector>
 
 #include "toolkit/tool.h"
 
@@ -35,6 +36,8 @@ class live_actors : public std::enable_shared_from_this<live_actors> {
   /// empty; nothing when none matches. `draw` picks the random entry (a uniform index below n).
   std::optional<killed> kill(const std::string& name, uint64_t draw);
   size_t size() const;
+  /// Every listed actor that still does its job.
+  std::vector<caf::actor> working() const;
 
  private:
   struct entry {

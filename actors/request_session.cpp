@@ -579,6 +579,12 @@ caf::behavior request_session(self_ptr self, generation_request req,
         fail_over(self, f.message);
       },
       [self](retry_atom) { submit(self); },
+      [self](end_request_atom, const std::string& why) {
+        auto& s = self->state;
+        if (s.engine && s.seq_id >= 0 && !s.moving)
+          self->send(s.engine, cancel_atom::value, s.seq_id);
+        fail(self, client_event::error(503, why, "service_unavailable"));
+      },
       [self](tool_result_atom, tool_call_result& r) { on_tool_result(self, std::move(r)); },
       [self](cancel_atom) {
         auto& s = self->state;

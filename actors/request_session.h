@@ -109,6 +109,10 @@ struct session_state {
   static inline const char* name = "request_session";
 };
 
+/// service -> session: end the request now with a 503 error event carrying the text (the
+/// server's drain timeout ran out).
+using end_request_atom = caf::atom_constant<caf::atom("endreq")>;
+
 /// How often one tool call is started again after its invocation actor died.
 inline constexpr int max_tool_restarts = 2;
 

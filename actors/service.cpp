@@ -198,6 +198,10 @@ bool inference_service::inject_fault(int replica, fault_kind kind) {
   return true;
 }
 
+void inference_service::end_requests(const std::string& why) {
+  for (const auto& s : sessions_->working()) caf::anon_send(s, end_request_atom::value, why);
+}
+
 std::optional<std::string> inference_service::kill_session(const std::string& request_id) {
   if (!cfg_.replicas.fault_injection)
     throw std::logic_error("fault injection is off (replicas.fault_injection)");
@@ -280,8 +284,7 @@ std::shared_ptr<request_handle> inference_service::submit(generation_request req
   auto guard = std::make_shared<session_guard>(std::move(sink));
   auto session = system_->spawn(request_session, std::move(req), guard, text_, actors_->router,
                                 metrics_, counters_);
-  if (cfg_.replicas.fault_injection)
-    sessions_->add(session, std::move(id), nullptr, [guard] { return !guard->ended(); });
+  sessions_->add(session, std::move(id), nullptr, [guard] { return !guard->ended(); });
   return std::make_shared<session_handle>(std::move(session));
 }
 

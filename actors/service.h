@@ -77,6 +77,9 @@ class inference_service {
   /// autoscale.drain_timeout_s), then stops it: its state ends `drained`. False for an
   /// unknown id or while shutting down.
   bool drain_replica(int id);
+  /// Ends every running request now with a 503 error event saying `why` (a drain that
+  /// ran out of time); their sequences leave the engines.
+  void end_requests(const std::string& why);
   /// Kills the session of request `request_id` (a random running one when empty), as a
   /// crash would: its client gets an error event, no other request is touched. Returns
   /// the request's id, or nothing when no such session runs. Throws std::logic_error
@@ -92,7 +95,7 @@ class inference_service {
   std::string model_name_;
   std::shared_ptr<text_resources> text_;
   std::shared_ptr<session_counters> counters_;
-  std::shared_ptr<class live_actors> sessions_;  ///< by request id
+  std::shared_ptr<class live_actors> sessions_;  ///< running sessions, by request id
   std::mutex fault_mutex_;
   std::mt19937_64 fault_rng_{std::random_device{}()};
   /// Guards replicas_, replica_devices_, stopping_ and actors_->supervisors: the

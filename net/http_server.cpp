@@ -101,9 +101,12 @@ void http_server::drain_and_stop(std::chrono::milliseconds timeout) {
   if (ctx.service.active_requests() > 0) {
     spdlog::warn("drain timeout: {} request(s) still running end with an error",
                  ctx.service.active_requests());
-    // Stopping the actors ends every running request with an error event (503), which
-    // the still-running I/O threads write before the connections close.
-    ctx.service.shutdown();
+    // Each ends with an error event (503), which the still-running I/O threads write
+    // before the connections close.
+    ctx.service.end_requests("the server is shutting down");
+    const auto grace = std::chrono::steady_clock::now() + std::chrono::seconds(1);
+    while (ctx.service.active_requests() > 0 && std::chrono::steady_clock::now() < grace)
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
   close_all_websockets(ctx);
   std::this_thread::sleep_for(
