@@ -1,6 +1,8 @@
 // Prometheus metrics; bucket bounds chosen for token latencies (ms) and request times (s).
 #include "actors/server_metrics.h"
 
+#include "actors/health_checker.h"
+
 #include <prometheus/counter.h>
 #include <prometheus/gauge.h>
 #include <prometheus/histogram.h>
@@ -66,6 +68,11 @@ server_metrics::server_metrics() : registry_(std::make_shared<prometheus::Regist
       BuildGauge().Name("conclave_kv_blocks").Help("KV-cache blocks by state").Register(*registry_);
   kv_used_ = &kv.Add({{"state", "used"}});
   kv_free_ = &kv.Add({{"state", "free"}});
+  resident_ = &BuildGauge()
+                   .Name("process_resident_memory_bytes")
+                   .Help("Resident memory of the server process, read at each scrape")
+                   .Register(*registry_)
+                   .Add({});
 }
 
 server_metrics::~server_metrics() = default;
@@ -114,6 +121,7 @@ void server_metrics::set_engine(int replica, size_t running, size_t waiting, int
 }
 
 std::string server_metrics::serialize() const {
+  resident_->Set(resident_mib() * 1024.0 * 1024.0);
   return prometheus::TextSerializer().Serialize(registry_->Collect());
 }
 

@@ -46,7 +46,7 @@ class server_metrics {
   prometheus::Family<prometheus::Counter>* requests_;
   prometheus::Histogram *ttft_, *tpot_, *e2e_, *queue_;
   prometheus::Counter *prompt_tokens_, *completion_tokens_, *preemptions_, *failovers_;
-  prometheus::Gauge *running_, *waiting_, *kv_used_, *kv_free_;
+  prometheus::Gauge *running_, *waiting_, *kv_used_, *kv_free_, *resident_;
   struct engine_gauges {
     double running = 0, waiting = 0, kv_used = 0, kv_free = 0;
   };

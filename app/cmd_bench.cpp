@@ -8,6 +8,7 @@
 #include "bench/constrain_bench.h"
 #include "bench/engine_bench.h"
 #include "bench/serve_bench.h"
+#include "bench/soak_bench.h"
 #include "bench/tokenizer_bench.h"
 
 namespace conclave::app {
@@ -59,6 +60,10 @@ std::vector<command> add_bench(CLI::App& app) {
   auto* chaos = bench->add_subcommand(
       "chaos", "streaming load while random replica faults are injected once a second");
   bench::add_chaos_bench_options(*chaos, *xopts);
+  auto kopts = std::make_shared<bench::soak_bench_options>();
+  auto* soak = bench->add_subcommand(
+      "soak", "many mixed requests (cancels, timeouts, refusals), then check the server is clean");
+  bench::add_soak_bench_options(*soak, *kopts);
   auto copts = std::make_shared<bench::constrain_bench_options>();
   auto* con = bench->add_subcommand(
       "constrain", "constrained tool calls: grammar compile time and mask cost per decode step");
@@ -78,6 +83,7 @@ std::vector<command> add_bench(CLI::App& app) {
           {tok, [topts] { return bench::run_tokenizer_bench(*topts, stdout); }},
           {srv, [sopts] { return bench::run_serve_bench(*sopts, stdout); }},
           {chaos, [xopts] { return bench::run_chaos_bench(*xopts, stdout); }},
+          {soak, [kopts] { return bench::run_soak_bench(*kopts, stdout); }},
           {con, [copts] { return bench::run_constrain_bench(*copts, stdout); }}};
 }
 
