@@ -19,6 +19,13 @@ double since(clock_type::time_point t) {
   return std::chrono::duration<double>(clock_type::now() - t).count();
 }
 
+/// Quits. First stops watching its engine: a monitor left on a long-lived engine keeps
+/// the ended session's memory alive (a weak reference) until that engine goes.
+void end_session(self_ptr self) {
+  if (self->state.engine) self->demonitor(self->state.engine);
+  self->quit();
+}
+
 void leave_queue(session_state& st) {
   if (st.queued) {
     st.queued = false;
@@ -35,7 +42,7 @@ void fail(self_ptr self, client_event e) {
   leave_queue(self->state);
   release_reservation(self);
   self->state.sink->push(std::move(e));
-  self->quit();
+  end_session(self);
 }
 
 /// A token's raw bytes, or nothing for an id the tokenizer does not know (a padded
@@ -137,7 +144,7 @@ void finish(self_ptr self, std::string reason) {
   done.engine_seconds = st.engine_seconds;
   release_reservation(self);
   st.sink->push(std::move(done));
-  self->quit();
+  end_session(self);
 }
 
 /// True when the message being handled comes from the engine the request runs on now:
@@ -248,7 +255,7 @@ void submit(self_ptr self) {
             if (s.cancelled) {
               self->send(s.engine, cancel_atom::value, s.seq_id);
               release_reservation(self);
-              return self->quit();
+              return end_session(self);
             }
             if (s.started) return;
             s.started = true;
@@ -262,7 +269,7 @@ void submit(self_ptr self) {
           [self](caf::error& err) {
             auto& s = self->state;
             s.submit_pending = false;
-            if (s.cancelled) return self->quit();
+            if (s.cancelled) return end_session(self);
             // The engine the router chose died before it took the request: a failover
             // like any other (the request had not started anywhere).
             if (!s.moving && err != caf::sec::request_receiver_down)
@@ -337,7 +344,7 @@ void on_tool_down(self_ptr self, const caf::down_msg& msg) {
 void on_down(self_ptr self, const caf::down_msg& msg) {
   auto& st = self->state;
   if (st.tool_actors.count(msg.source)) return on_tool_down(self, msg);
-  if (st.cancelled) return self->quit();
+  if (st.cancelled) return end_session(self);
   if (!st.engine || msg.source != st.engine.address()) return;  // an old engine
   fail_over(self, "the model replica stopped");
 }
@@ -574,7 +581,7 @@ caf::behavior request_session(self_ptr self, generation_request req,
       },
 
       [self](failed_atom, const failure_msg& f) {
-        if (self->state.cancelled) return self->quit();
+        if (self->state.cancelled) return end_session(self);
         if (!from_current_engine(self)) return;  // an engine it already left
         fail_over(self, f.message);
       },
@@ -594,9 +601,9 @@ caf::behavior request_session(self_ptr self, generation_request req,
         if (s.seq_id >= 0 && !s.moving) {
           self->send(s.engine, cancel_atom::value, s.seq_id);
           release_reservation(self);
-          self->quit();
+          end_session(self);
         } else if (!s.submit_pending) {
-          self->quit();  // between replicas, waiting to retry: nothing runs anywhere
+          end_session(self);  // between replicas, waiting to retry: nothing runs anywhere
         }
         // else: a submit reply is pending; its handler cancels and quits.
       },
