@@ -269,10 +269,7 @@ int run_chaos_bench(const chaos_bench_options& given, std::FILE* out) {
         {"e2e_p99_ms", r.e2e.empty() ? 0.0 : r.e2e.percentile(99) * 1e3},
         {"baseline_e2e_p50_ms", baseline.e2e.empty() ? 0.0 : baseline.e2e.percentile(50) * 1e3},
         {"baseline_e2e_p99_ms", baseline.e2e.empty() ? 0.0 : baseline.e2e.percentile(99) * 1e3}};
-    std::FILE* f = std::fopen(opts.load.json_file.c_str(), "w");
-    if (f == nullptr) throw std::runtime_error("cannot write " + opts.load.json_file);
-    std::fputs((json::serialize(o) + "\n").c_str(), f);
-    std::fclose(f);
+    write_text_file(opts.load.json_file, json::serialize(o) + "\n");
   }
   if (!injector_error.empty()) return 2;
   return lost == 0 && hung == 0 ? 0 : 1;

@@ -31,6 +31,12 @@ constexpr std::array<std::string_view, 32> prompt_words = {
 
 }  // namespace
 
+void write_text_file(const std::string& path, const std::string& text) {
+  std::ofstream f(path);
+  f << text;
+  if (!f) throw std::runtime_error(fmt::format("cannot write {}", path));
+}
+
 std::string error_label(std::string_view error_json) {
   boost::system::error_code ec;
   const json::value v = json::parse(error_json, ec);
@@ -264,11 +270,8 @@ int run_serve_bench(const serve_bench_options& given, std::FILE* out) {
   const serve_bench_result r = run_serve_load(opts, model);
   const std::string machine = describe_machine();
   print_serve_bench(opts, model, machine, r, out);
-  if (!opts.json_file.empty()) {
-    std::ofstream f(opts.json_file);
-    f << serve_bench_json(opts, model, machine, r);
-    if (!f) throw std::runtime_error(fmt::format("cannot write {}", opts.json_file));
-  }
+  if (!opts.json_file.empty())
+    write_text_file(opts.json_file, serve_bench_json(opts, model, machine, r));
   return r.completed > 0 ? 0 : 1;
 }
 

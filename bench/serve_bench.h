@@ -113,6 +113,10 @@ http_reply http_call(const server_url& url, std::string_view method, const std::
                      const std::string& api_key, const std::string& body = {},
                      std::chrono::seconds timeout = std::chrono::seconds(30));
 
+/// Writes `text` (a bench's JSON results) to `path`; throws std::runtime_error naming the
+/// file when it cannot.
+void write_text_file(const std::string& path, const std::string& text);
+
 /// An OpenAI error body's `type`, with its `code` when there is one ("server_error
 /// (session_stopped)"); "unknown" for anything else.
 std::string error_label(std::string_view error_json);

@@ -267,10 +267,7 @@ int run_soak_bench(const soak_bench_options& opts, std::FILE* out) {
       o[std::string(kind_names[k]) + "_sent"] = t.sent[k].load();
       o[std::string(kind_names[k]) + "_ok"] = t.ok[k].load();
     }
-    std::FILE* f = std::fopen(opts.json_file.c_str(), "w");
-    if (f == nullptr) throw std::runtime_error("cannot write " + opts.json_file);
-    std::fputs((json::serialize(o) + "\n").c_str(), f);
-    std::fclose(f);
+    write_text_file(opts.json_file, json::serialize(o) + "\n");
   }
   return wrong == 0 && running == 0 && used == 0 ? 0 : 1;
 }
