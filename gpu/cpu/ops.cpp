@@ -50,8 +50,8 @@ void linear_slice(const float* x, const float* w, float* y, size_t m, size_t n, 
 void linear(const float* x, const float* w, const float* bias, float* y, size_t m, size_t n,
             size_t k, thread_pool* pool) {
   if (m == 0 || n == 0) return;
-  // Below ~64 K multiply-adds a split costs more than it saves.
-  constexpr size_t min_split_work = size_t{1} << 16;
+  // Below ~2 M multiply-adds waking the pool costs more than the split saves.
+  constexpr size_t min_split_work = size_t{1} << 21;
   if (pool != nullptr && pool->size() > 1 && m * n * k >= min_split_work && n >= 64) {
     // Slices of 16 columns at least, so each call still runs a wide kernel.
     const size_t unit = 16, units = (n + unit - 1) / unit;
