@@ -7,6 +7,7 @@
 #include <sstream>
 
 #include "bench/serve_bench.h"
+#include "bench/soak_bench.h"
 #include "tests/net/test_client.h"
 
 using namespace conclave;
@@ -146,4 +147,36 @@ TEST_CASE("bench serve: the command resolves the model, prints and writes JSON",
   CHECK(v.at("output_tokens").as_int64() == 24);
   CHECK(v.at("error_count").as_int64() == 0);
   CHECK(v.at("ttft_ms").at("samples").as_int64() == 6);
+}
+
+TEST_CASE("bench soak: mixed requests, then the server is at rest", "[bench][server]") {
+  test::test_server s;
+  soak_bench_options o;
+  o.url = "http://127.0.0.1:" + std::to_string(s.port());
+  o.requests = 80;
+  o.clients = 4;
+  o.max_tokens = 6;
+  test::temp_dir dir;
+  o.json_file = (dir.path() / "soak.json").string();
+  std::FILE* out = std::tmpfile();
+  REQUIRE(out != nullptr);
+  CHECK(run_soak_bench(o, out) == 0);
+  std::rewind(out);
+  std::string text(8192, '\0');
+  text.resize(std::fread(text.data(), 1, text.size(), out));
+  std::fclose(out);
+  INFO(text);
+  CHECK(text.find("0 sequences running or waiting, 0 KV blocks in use") != std::string::npos);
+  std::ifstream f(o.json_file);
+  std::stringstream ss;
+  ss << f.rdbuf();
+  const json::value v = json::parse(ss.str());
+  CHECK(v.at("wrong").as_int64() == 0);
+  int64_t sent = 0;
+  for (const char* k : {"stream", "cancel", "abandon", "plain", "refused"}) {
+    CHECK(v.at(std::string(k) + "_ok").as_int64() == v.at(std::string(k) + "_sent").as_int64());
+    sent += v.at(std::string(k) + "_sent").as_int64();
+  }
+  CHECK(sent == 80);
+  CHECK(v.at("rss_end_mib").as_double() > 0);  // the server reports its memory
 }
