@@ -117,20 +117,22 @@ void replica_status::end_busy(std::chrono::steady_clock::time_point now) {
   s_.busy_seconds += std::chrono::duration<double>(now - busy_since_).count();
 }
 
-double replica_status::busy_seconds(std::chrono::steady_clock::time_point now) const {
-  std::lock_guard lock(mutex_);
+double replica_status::busy_seconds_locked(std::chrono::steady_clock::time_point now) const {
   double b = s_.busy_seconds;
   if (busy_ && now > busy_since_) b += std::chrono::duration<double>(now - busy_since_).count();
   return b;
+}
+
+double replica_status::busy_seconds(std::chrono::steady_clock::time_point now) const {
+  std::lock_guard lock(mutex_);
+  return busy_seconds_locked(now);
 }
 
 replica_snapshot replica_status::snapshot() const {
   std::lock_guard lock(mutex_);
   replica_snapshot c = s_;
   c.id = id_;
-  if (busy_)
-    c.busy_seconds +=
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - busy_since_).count();
+  c.busy_seconds = busy_seconds_locked(std::chrono::steady_clock::now());
   return c;
 }
 

@@ -81,6 +81,8 @@ class replica_status {
   mutable std::mutex mutex_;
   replica_snapshot s_;
   std::atomic<int> fault_{0};
+  /// busy_seconds(now) with mutex_ held.
+  double busy_seconds_locked(std::chrono::steady_clock::time_point now) const;
   bool busy_ = false;
   std::chrono::steady_clock::time_point busy_since_;
 };

@@ -159,9 +159,8 @@ void on_token(self_ptr self, const token_msg& t) {
   auto& s = self->state;
   if (s.cancelled) return;
   if (!from_current_engine(self) || t.seq_id != s.seq_id) {
-    // A sequence on an engine the request left: stop it there.
-    if (!t.finished && self->current_sender() &&
-        self->current_sender() != caf::actor_cast<caf::strong_actor_ptr>(s.engine))
+    // A sequence the request left behind (a failover moved it): stop it where it runs.
+    if (!t.finished && self->current_sender())
       self->send(caf::actor_cast<caf::actor>(self->current_sender()), cancel_atom::value, t.seq_id);
     return;
   }

@@ -202,33 +202,29 @@ void inference_service::end_requests(const std::string& why) {
   for (const auto& s : sessions_->working()) caf::anon_send(s, end_request_atom::value, why);
 }
 
-std::optional<std::string> inference_service::kill_session(const std::string& request_id) {
+std::optional<std::string> inference_service::kill_in(live_actors* list, const std::string& name,
+                                                      const char* what) {
   if (!cfg_.replicas.fault_injection)
     throw std::logic_error("fault injection is off (replicas.fault_injection)");
+  if (list == nullptr) return std::nullopt;
   uint64_t draw = 0;
   {
     std::lock_guard lock(fault_mutex_);
     draw = fault_rng_();
   }
-  auto k = sessions_->kill(request_id, draw);
+  auto k = list->kill(name, draw);
   if (!k) return std::nullopt;
-  spdlog::warn("fault injection: killed the session of request {}", k->name);
+  spdlog::warn("fault injection: killed the {} {}", what, k->name);
   return k->name;
 }
 
+std::optional<std::string> inference_service::kill_session(const std::string& request_id) {
+  return kill_in(sessions_.get(), request_id, "session of request");
+}
+
 std::optional<std::string> inference_service::kill_tool(const std::string& call_id) {
-  if (!cfg_.replicas.fault_injection)
-    throw std::logic_error("fault injection is off (replicas.fault_injection)");
-  if (!text_->tools) return std::nullopt;
-  uint64_t draw = 0;
-  {
-    std::lock_guard lock(fault_mutex_);
-    draw = fault_rng_();
-  }
-  auto k = text_->tools->live->kill(call_id, draw);
-  if (!k) return std::nullopt;
-  spdlog::warn("fault injection: killed the tool invocation of call {}", k->name);
-  return k->name;
+  return kill_in(text_->tools ? text_->tools->live.get() : nullptr, call_id,
+                 "tool invocation of call");
 }
 
 inference_service::~inference_service() {

@@ -107,6 +107,10 @@ class inference_service {
   std::vector<int32_t> probe_;  ///< the health probe's prompt
   /// A copy of replicas_, taken under the lock.
   std::vector<std::shared_ptr<replica_status>> replica_list() const;
+  /// kill_session / kill_tool: kills `name` (or a random working one) in `list` (null:
+  /// nothing to kill).
+  std::optional<std::string> kill_in(class live_actors* list, const std::string& name,
+                                     const char* what);
   /// Spawns the supervisor of a new replica; replicas_mutex_ held.
   int spawn_replica_locked();
   std::atomic<bool> draining_{false};
