@@ -17,20 +17,6 @@ namespace json = boost::json;
 
 namespace {
 
-json::value get_json(const server_url& url, const std::string& target, const std::string& key) {
-  const auto r = http_call(url, "GET", target, key);
-  if (r.status != 200)
-    throw std::runtime_error(fmt::format("GET {}: HTTP {}: {}", target, r.status, r.body));
-  return json::parse(r.body);
-}
-
-double metric(const server_url& url, const std::string& key, const std::string& name) {
-  const auto r = http_call(url, "GET", "/metrics", key);
-  const size_t at = r.body.find("\n" + name + " ");
-  if (at == std::string::npos) return 0;
-  return std::stod(r.body.substr(at + name.size() + 2));
-}
-
 /// Tool-using chat requests, one after another per client, until `done`: the server runs
 /// the forced call, then answers. Counted apart from the streaming load.
 struct tool_load {
@@ -74,6 +60,14 @@ void run_tool_client(const server_url& url, const chaos_bench_options& opts,
     std::lock_guard lock(out.mutex);
     ++out.errors[error];
   }
+}
+
+/// "3 crash_engine, 2 kill_tool"
+std::string count_list(const std::map<std::string, int64_t>& counts) {
+  std::string out;
+  for (const auto& [kind, n] : counts)
+    out += fmt::format("{}{} {}", out.empty() ? "" : ", ", n, kind);
+  return out;
 }
 
 int64_t total_restarts(const json::value& cluster) {
@@ -212,11 +206,8 @@ int run_chaos_bench(const chaos_bench_options& given, std::FILE* out) {
   const int64_t collateral = std::max<int64_t>(0, ended_by_kill - sessions_killed);
   lost += collateral;
   int64_t faults = 0;
-  std::string fault_list;
-  for (const auto& [kind, n] : injected) {
-    faults += n;
-    fault_list += fmt::format("{}{} {}", fault_list.empty() ? "" : ", ", n, kind);
-  }
+  for (const auto& [kind, n] : injected) faults += n;
+  const std::string fault_list = count_list(injected);
   std::string text = "conclave bench chaos\n";
   text += fmt::format("  machine:        {}\n", describe_machine());
   text += fmt::format("  target:         {} (model \"{}\", {} replicas)\n", url.text(), model,
@@ -225,11 +216,8 @@ int run_chaos_bench(const chaos_bench_options& given, std::FILE* out) {
                       opts.load.clients, opts.load.max_tokens, opts.load.duration_s);
   text += fmt::format("  faults:         {} injected, one every {:.1f} s ({})\n", faults,
                       opts.interval_s, fault_list.empty() ? "none" : fault_list);
-  std::string missed_list;
-  for (const auto& [kind, n] : missed)
-    missed_list += fmt::format("{}{} {}", missed_list.empty() ? "" : ", ", n, kind);
-  if (!missed_list.empty())
-    text += fmt::format("  not injected:   {} (nothing to kill, or refused)\n", missed_list);
+  if (!missed.empty())
+    text += fmt::format("  not injected:   {} (nothing to kill, or refused)\n", count_list(missed));
   text += fmt::format(
       "  requests:       {} completed, {} lost, {} hung; {} ended by their own session's kill\n",
       r.completed + tools.completed.load(), lost, hung, ended_by_kill);

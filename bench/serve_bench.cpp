@@ -31,6 +31,20 @@ constexpr std::array<std::string_view, 32> prompt_words = {
 
 }  // namespace
 
+json::value get_json(const server_url& url, const std::string& target, const std::string& api_key) {
+  const auto r = http_call(url, "GET", target, api_key);
+  if (r.status != 200)
+    throw std::runtime_error(fmt::format("GET {}: HTTP {}: {}", target, r.status, r.body));
+  return json::parse(r.body);
+}
+
+double metric(const server_url& url, const std::string& api_key, const std::string& name) {
+  const auto r = http_call(url, "GET", "/metrics", api_key);
+  const size_t at = r.body.find("\n" + name + " ");
+  if (at == std::string::npos) return 0;
+  return std::stod(r.body.substr(at + name.size() + 2));
+}
+
 void write_text_file(const std::string& path, const std::string& text) {
   std::ofstream f(path);
   f << text;

@@ -117,6 +117,12 @@ http_reply http_call(const server_url& url, std::string_view method, const std::
 /// file when it cannot.
 void write_text_file(const std::string& path, const std::string& text);
 
+/// GET `target`, parsed as JSON; throws std::runtime_error for a status other than 200.
+boost::json::value get_json(const server_url& url, const std::string& target,
+                            const std::string& api_key);
+/// The value of an unlabelled Prometheus sample `name` from GET /metrics; 0 when absent.
+double metric(const server_url& url, const std::string& api_key, const std::string& name);
+
 /// An OpenAI error body's `type`, with its `code` when there is one ("server_error
 /// (session_stopped)"); "unknown" for anything else.
 std::string error_label(std::string_view error_json);

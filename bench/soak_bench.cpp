@@ -125,17 +125,8 @@ bool run_one(const server_url& url, const soak_bench_options& opts, const std::s
   return why.empty();
 }
 
-json::value get_json(const server_url& url, const std::string& target, const std::string& key) {
-  const auto r = http_call(url, "GET", target, key);
-  if (r.status != 200) throw std::runtime_error(fmt::format("GET {}: HTTP {}", target, r.status));
-  return json::parse(r.body);
-}
-
 double resident_bytes(const server_url& url, const std::string& key) {
-  const auto r = http_call(url, "GET", "/metrics", key);
-  const std::string name = "\nprocess_resident_memory_bytes ";
-  const size_t at = r.body.find(name);
-  return at == std::string::npos ? 0 : std::stod(r.body.substr(at + name.size()));
+  return metric(url, key, "process_resident_memory_bytes");
 }
 
 /// Least-squares slope of y over x.
