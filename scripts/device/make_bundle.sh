@@ -2,13 +2,15 @@
 # Packs what the GPU machine needs to run conclave's CUDA tests and benchmarks into
 # .devbundle/ (ignored through .git/info/exclude): stripped binaries from build-cuda, the
 # non-system shared libraries they load (compressed: the tree that travels is capped at
-# 64 MiB), and HF's speed script. Usage: scripts/device/make_bundle.sh [build-dir]
+# 64 MiB), and HF's speed script.
+# Usage: scripts/device/make_bundle.sh [build-dir] [bundle-dir (default .devbundle)]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 build=${1:-build-cuda}
-grep -qx '/.devbundle/' .git/info/exclude 2>/dev/null || echo '/.devbundle/' >>.git/info/exclude
+bundle=${2:-.devbundle}
+grep -qx "/$bundle/" .git/info/exclude 2>/dev/null || echo "/$bundle/" >>.git/info/exclude
 stage=$(mktemp -d)
-mkdir -p "$stage/bin" "$stage/lib" .devbundle
+mkdir -p "$stage/bin" "$stage/lib" "$bundle"
 for b in tests/cuda_tests tests/gpu_tests app/conclave; do
   strip -o "$stage/bin/$(basename "$b")" "$build/$b"
 done
@@ -18,7 +20,7 @@ for b in "$stage"/bin/*; do
 done | sort -u | grep -Ev '/(libc|libm|libstdc\+\+|libgcc_s|librt|libpthread|libdl)\.so|/usr/local/cuda' |
   while read -r lib; do cp -L "$lib" "$stage/lib/"; done
 cp ../shared/tools/hf_speed.py "$stage/" 2>/dev/null || true
-rm -f .devbundle/bundle.tar.xz
-tar -C "$stage" -cJf .devbundle/bundle.tar.xz .
+rm -f "$bundle/bundle.tar.xz"
+tar -C "$stage" -cJf "$bundle/bundle.tar.xz" .
 rm -rf "$stage"
-ls -la .devbundle
+ls -la "$bundle"

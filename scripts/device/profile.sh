@@ -9,7 +9,7 @@ set -uo pipefail
 export NCCL_NVLS_ENABLE=0 PYTHONUNBUFFERED=1
 OUT=${OUT:-/tmp/out}
 mkdir -p "$OUT" /tmp/cb
-[ -x /tmp/cb/bin/conclave ] || tar -C /tmp/cb -xJf .devbundle/bundle.tar.xz
+[ -x /tmp/cb/bin/conclave ] || tar -C /tmp/cb -xJf "${BUNDLE:-.devbundle}/bundle.tar.xz"
 export LD_LIBRARY_PATH=/tmp/cb/lib:/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}
 batches=$1 lens=$2
 shift 2

@@ -2,12 +2,13 @@
 # Runs on the GPU machine (through the device tool, from the repository root, with
 # .devbundle carried): unpacks the bundle, then the CUDA op and model tests, a generate
 # smoke test, the random-weight engine benchmark and HF's speed script. Logs go to $OUT.
-# Usage: scripts/device/run_all.sh [tests] [bench] [hf]   (default: all three)
+# Usage: scripts/device/run_all.sh [tests] [bench] [hf]   (default: all three);
+# BUNDLE=dir picks another bundle than .devbundle.
 set -uo pipefail
 export NCCL_NVLS_ENABLE=0 PYTHONUNBUFFERED=1
 OUT=${OUT:-/tmp/out}
 mkdir -p "$OUT" /tmp/cb
-tar -C /tmp/cb -xJf .devbundle/bundle.tar.xz
+tar -C /tmp/cb -xJf "${BUNDLE:-.devbundle}/bundle.tar.xz"
 export LD_LIBRARY_PATH=/tmp/cb/lib:/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}
 # The test binaries read fixtures from the path they were built at.
 for d in /work/main /work/cuda-wt; do
