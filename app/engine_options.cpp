@@ -52,6 +52,9 @@ void add_engine_options(CLI::App& cmd, config::engine_config& cfg) {
   cmd.add_flag("--cuda-graphs", cfg.backend.cuda_graphs,
                "cuda: replay decode steps as CUDA graphs per batch-size bucket (on by default; "
                "implies --cuda-fast-paths; --cuda-graphs=false to run them eagerly)");
+  cmd.add_flag("--sample-on-device", cfg.sample_on_device,
+               "cuda: sample on the GPU, copying back tokens instead of logits (on by default; "
+               "--sample-on-device=false samples every row on the host)");
   cmd.add_flag_callback(
       "--no-prefix-caching", [&cfg] { cfg.scheduler.enable_prefix_caching = false; },
       "do not share KV blocks between identical prompt prefixes");
@@ -81,6 +84,7 @@ void apply_given_engine_options(const CLI::App& cmd, const config::engine_config
     to.scheduler.max_num_batched_tokens = from.scheduler.max_num_batched_tokens;
   if (given("--max-model-len")) to.max_model_len = from.max_model_len;
   if (given("--no-prefix-caching")) to.scheduler.enable_prefix_caching = false;
+  if (given("--sample-on-device")) to.sample_on_device = from.sample_on_device;
 }
 
 }  // namespace conclave::app

@@ -52,6 +52,11 @@ struct engine_config {
   /// embedding table is often padded past its tokenizer (Qwen3: 151,936 rows, 151,669
   /// tokens); the server sets this to the tokenizer's size so no id without text is drawn.
   int64_t sampling_vocab_size = 0;
+  /// Let a backend that can (cuda) sample on its device: penalties, temperature, top-k,
+  /// top-p, min-p and the draw run there and only the token comes back, not the logits.
+  /// Requests with a grammar constraint or logprobs are always sampled on the host.
+  /// Either way the same seed gives the same tokens.
+  bool sample_on_device = true;
 
   /// Empty when valid, else one line naming the field and the allowed range.
   std::string validate() const;

@@ -223,6 +223,7 @@ server_config load_server_config(const std::filesystem::path& path, server_confi
   e.read("max_batched_tokens", c.engine.scheduler.max_num_batched_tokens);
   e.read("prefix_caching", c.engine.scheduler.enable_prefix_caching);
   e.read("max_model_len", c.engine.max_model_len);
+  e.read("sample_on_device", c.engine.sample_on_device);
   e.reject_unknown();
 
   table_reader r(sub_table(root, "replicas", file), "replicas", file);
@@ -330,7 +331,8 @@ std::string to_toml(const server_config& c) {
                      {"max_num_seqs", c.engine.scheduler.max_num_seqs},
                      {"max_batched_tokens", c.engine.scheduler.max_num_batched_tokens},
                      {"prefix_caching", c.engine.scheduler.enable_prefix_caching},
-                     {"max_model_len", c.engine.max_model_len}};
+                     {"max_model_len", c.engine.max_model_len},
+                     {"sample_on_device", c.engine.sample_on_device}};
   const auto& rc = c.replicas;
   toml::table replicas{{"count", rc.count},
                        {"failover_attempts", rc.failover_attempts},

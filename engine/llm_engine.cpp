@@ -102,16 +102,38 @@ pending_step llm_engine::begin_step() {
   pending_step p;
   p.work = scheduler_.schedule();
   p.batch.reserve(p.work.size());
-  for (const scheduled& w : p.work) {
-    const sequence& s = *w.seq;
+  // Sized before any pointer into them is taken.
+  p.sampling.resize(p.work.size());
+  p.penalties.resize(p.work.size());
+  for (size_t i = 0; i < p.work.size(); ++i) {
+    const scheduled& w = p.work[i];
+    sequence& s = *w.seq;
     gpu::step_sequence b;
     b.tokens = s.tokens().subspan(s.num_computed, w.num_tokens);
     b.num_cached = static_cast<int32_t>(s.num_computed);
     b.block_table = s.block_table;
+    if (w.samples() && device_samplable(s.params())) {
+      // The request's draw is made now, once per token whichever side samples.
+      const double u = s.params().greedy() ? 0.0 : s.sampler().draw();
+      p.sampling[i] =
+          s.sampler().device_spec(s.prompt(), s.output(), sampling_vocab(), u, p.penalties[i]);
+      b.sample = &p.sampling[i];
+    }
     p.batch.push_back(b);
   }
   step_pending_ = !p.empty();
   return p;
+}
+
+bool llm_engine::device_samplable(const sampling_params& params) const {
+  return cfg_.sample_on_device && !on_logits && params.logprobs < 0 && !params.constraint;
+}
+
+size_t llm_engine::sampling_vocab() const {
+  const auto vocab = static_cast<size_t>(model_.vocab_size);
+  return cfg_.sampling_vocab_size > 0
+             ? std::min(vocab, static_cast<size_t>(cfg_.sampling_vocab_size))
+             : vocab;
 }
 
 std::vector<step_event> llm_engine::end_step(const pending_step& p, const gpu::step_output& out) {
@@ -126,13 +148,17 @@ std::vector<step_event> llm_engine::end_step(const pending_step& p, const gpu::s
     const bool decode = s.num_output_tokens() > 0 && s.num_uncomputed() == 1;
     if (!decode) counters_.prompt_tokens_computed += work[i].num_tokens;
     if (!work[i].samples() || s.status != sequence_status::running) continue;
+    if (const int32_t t = out.sampled_token(i); t >= 0) {
+      sampled[i] = t;  // the backend sampled it on its device
+      continue;
+    }
     const auto logits = out.last(i);
     if (on_logits) on_logits(s.id(), logits);
-    const size_t limit =
-        cfg_.sampling_vocab_size > 0
-            ? std::min(logits.size(), static_cast<size_t>(cfg_.sampling_vocab_size))
-            : logits.size();
-    sampled[i] = s.sampler().sample(logits.first(limit), s.prompt(), s.output());
+    const size_t limit = std::min(logits.size(), sampling_vocab());
+    sampled[i] =
+        p.batch[i].sample != nullptr
+            ? s.sampler().sample(logits.first(limit), s.prompt(), s.output(), p.batch[i].sample->u)
+            : s.sampler().sample(logits.first(limit), s.prompt(), s.output());
     if (const int32_t n = s.sampler().params().logprobs; n >= 0)
       logprobs[i] = compute_logprobs(logits.first(limit), sampled[i], n);
   }

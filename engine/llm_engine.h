@@ -39,6 +39,16 @@ struct engine_stats {
 struct pending_step {
   std::vector<scheduled> work;
   std::vector<gpu::step_sequence> batch;
+  /// Per batch entry: how the device may sample it (batch[i].sample points here when
+  /// set) and the penalty entries that spec refers to. Move-only: batch points into it.
+  std::vector<gpu::device_sampling> sampling;
+  std::vector<std::vector<gpu::penalty_entry>> penalties;
+
+  pending_step() = default;
+  pending_step(pending_step&&) = default;
+  pending_step& operator=(pending_step&&) = default;
+  pending_step(const pending_step&) = delete;
+  pending_step& operator=(const pending_step&) = delete;
   bool empty() const { return batch.empty(); }
 };
 
@@ -75,7 +85,8 @@ class llm_engine {
   /// Runs one request to completion alone; returns its output tokens.
   std::vector<int32_t> generate(std::vector<int32_t> prompt, const sampling_params& params);
 
-  /// Called with each row of logits a token is sampled from (before any transform).
+  /// Called with each row of logits a token is sampled from (before any transform); while
+  /// set, every row is sampled on the host.
   std::function<void(int64_t id, std::span<const float> logits)> on_logits;
 
   engine_stats stats() const;
@@ -85,6 +96,11 @@ class llm_engine {
   gpu::backend& backend();
 
  private:
+  /// Whether a request's tokens may be sampled on the backend's device.
+  bool device_samplable(const sampling_params& params) const;
+  /// Ids below this are sampled.
+  size_t sampling_vocab() const;
+
   std::unique_ptr<gpu::backend> backend_;
   model::model_config model_;
   config::engine_config cfg_;

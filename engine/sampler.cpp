@@ -48,6 +48,83 @@ std::string sampling_params::validate() const {
   return {};
 }
 
+void sampler::penalty_entries(std::span<const int32_t> prompt, std::span<const int32_t> output,
+                              size_t vocab, std::vector<gpu::penalty_entry>& out) const {
+  out.clear();
+  const auto& p = params_;
+  const bool repeat = p.repetition_penalty != 1.0f;
+  const bool additive = p.presence_penalty != 0.0f || p.frequency_penalty != 0.0f;
+  if (!repeat && !additive) return;
+  // HF's repetition penalty: each distinct token of prompt or output, once; OpenAI's
+  // presence/frequency penalties: output tokens, by their count.
+  std::unordered_map<int32_t, size_t> index;
+  std::vector<int32_t> counts;
+  constexpr size_t none = ~size_t{0};
+  auto entry = [&](int32_t t) {
+    if (t < 0 || static_cast<size_t>(t) >= vocab) return none;
+    auto [it, fresh] = index.try_emplace(t, out.size());
+    if (fresh) {
+      out.push_back({t, repeat ? 1 : 0, 0.0f});
+      counts.push_back(0);
+    }
+    return it->second;
+  };
+  if (repeat) {
+    for (int32_t t : prompt) entry(t);
+  }
+  for (int32_t t : output) {
+    if (const size_t i = entry(t); i != none) ++counts[i];
+  }
+  if (additive) {
+    for (size_t i = 0; i < out.size(); ++i) {
+      if (counts[i] > 0)
+        out[i].subtract = p.presence_penalty + p.frequency_penalty * static_cast<float>(counts[i]);
+    }
+  }
+}
+
+gpu::device_sampling sampler::device_spec(std::span<const int32_t> prompt,
+                                          std::span<const int32_t> output, size_t vocab_limit,
+                                          double u,
+                                          std::vector<gpu::penalty_entry>& penalties) const {
+  const auto& p = params_;
+  penalty_entries(prompt, output, vocab_limit, penalties);
+  gpu::device_sampling d;
+  d.temperature = p.temperature;
+  d.top_k = p.top_k;
+  d.top_p = p.top_p;
+  d.min_p = p.min_p;
+  d.repetition_penalty = p.repetition_penalty;
+  d.u = u;
+  d.vocab_limit = static_cast<int32_t>(vocab_limit);
+  d.penalties = penalties;
+  return d;
+}
+
+int32_t sample_spec(std::span<const float> logits, const gpu::device_sampling& spec) {
+  sampling_params p;
+  p.temperature = spec.temperature;
+  p.top_k = spec.top_k;
+  p.top_p = spec.top_p;
+  p.min_p = spec.min_p;
+  p.seed = 0;  // never drawn from: the spec carries the draw
+  const size_t n = spec.vocab_limit > 0
+                       ? std::min(logits.size(), static_cast<size_t>(spec.vocab_limit))
+                       : logits.size();
+  std::vector<float> row(logits.begin(), logits.begin() + static_cast<std::ptrdiff_t>(n));
+  apply_penalties(row, spec.penalties, spec.repetition_penalty);
+  return sampler(p).sample(row, {}, {}, spec.u);
+}
+
+void apply_penalties(std::span<float> logits, std::span<const gpu::penalty_entry> entries,
+                     float repetition_penalty) {
+  for (const auto& e : entries) {
+    float& s = logits[static_cast<size_t>(e.token)];
+    if (e.repeated != 0) s = s < 0 ? s * repetition_penalty : s / repetition_penalty;
+    s -= e.subtract;
+  }
+}
+
 int32_t argmax(std::span<const float> logits) {
   int32_t best = 0;
   for (size_t i = 1; i < logits.size(); ++i) {
@@ -71,26 +148,9 @@ void sampler::transform(std::span<float> logits, std::span<const int32_t> prompt
     for (int32_t t : output) m.advance(t);
     m.apply(logits, static_cast<int64_t>(p.max_tokens) - static_cast<int64_t>(output.size()));
   }
-  if (p.repetition_penalty != 1.0f) {
-    // HF: each distinct token seen in prompt or output, once.
-    std::vector<bool> seen(vocab, false);
-    auto penalise = [&](int32_t t) {
-      if (t < 0 || static_cast<size_t>(t) >= vocab || seen[static_cast<size_t>(t)]) return;
-      seen[static_cast<size_t>(t)] = true;
-      float& s = logits[static_cast<size_t>(t)];
-      s = s < 0 ? s * p.repetition_penalty : s / p.repetition_penalty;
-    };
-    for (int32_t t : prompt) penalise(t);
-    for (int32_t t : output) penalise(t);
-  }
-  if (p.presence_penalty != 0.0f || p.frequency_penalty != 0.0f) {
-    std::unordered_map<int32_t, int32_t> counts;
-    for (int32_t t : output) ++counts[t];
-    for (auto [t, n] : counts) {
-      if (t < 0 || static_cast<size_t>(t) >= vocab) continue;
-      logits[static_cast<size_t>(t)] -=
-          p.presence_penalty + p.frequency_penalty * static_cast<float>(n);
-    }
+  if (p.repetition_penalty != 1.0f || p.presence_penalty != 0.0f || p.frequency_penalty != 0.0f) {
+    penalty_entries(prompt, output, vocab, penalty_scratch_);
+    apply_penalties(logits, penalty_scratch_, p.repetition_penalty);
   }
   if (p.greedy()) return;  // warpers do not apply to greedy search
   if (p.temperature != 1.0f) {
@@ -149,12 +209,16 @@ std::vector<double> sampler::distribution(std::span<const float> logits,
 
 int32_t sampler::sample(std::span<const float> logits, std::span<const int32_t> prompt,
                         std::span<const int32_t> output) {
+  // One draw per non-greedy token (skip_draws relies on it).
+  return sample(logits, prompt, output, params_.greedy() ? 0.0 : draw());
+}
+
+int32_t sampler::sample(std::span<const float> logits, std::span<const int32_t> prompt,
+                        std::span<const int32_t> output, double u) const {
   std::vector<float> l(logits.begin(), logits.end());
   transform(l, prompt, output);
   if (params_.greedy()) return argmax(l);
   const std::vector<double> probs = softmax_double(l);
-  // 53-bit uniform in [0, 1): portable, unlike std::uniform_real_distribution.
-  const double u = static_cast<double>(rng_() >> 11) * 0x1.0p-53;
   double cum = 0.0;
   int32_t last_nonzero = 0;
   for (size_t i = 0; i < probs.size(); ++i) {

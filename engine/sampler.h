@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "engine/sampling_params.h"
+#include "gpu/sampling_spec.h"
 
 namespace conclave::engine {
 
@@ -29,6 +30,25 @@ class sampler {
   /// Picks the next token: argmax when greedy (lowest id on ties), else a draw.
   int32_t sample(std::span<const float> logits, std::span<const int32_t> prompt,
                  std::span<const int32_t> output);
+  /// The same with the draw `u` (from draw()) already made: the token whose cumulative
+  /// probability, in id order, first exceeds u.
+  int32_t sample(std::span<const float> logits, std::span<const int32_t> prompt,
+                 std::span<const int32_t> output, double u) const;
+
+  /// The next uniform draw in [0, 1) of the request's generator (53 bits; portable).
+  double draw() { return static_cast<double>(rng_() >> 11) * 0x1.0p-53; }
+
+  /// The penalties as per-token entries over ids below `vocab` (distinct tokens in first
+  /// seen order, prompt then output); empty when the request has none. transform()
+  /// applies exactly these, and a device sampler applies the same list.
+  void penalty_entries(std::span<const int32_t> prompt, std::span<const int32_t> output,
+                       size_t vocab, std::vector<gpu::penalty_entry>& out) const;
+
+  /// What a device needs to sample like sample(logits.first(vocab_limit), ..., u);
+  /// `penalties` must outlive the returned spec. Not for constrained requests.
+  gpu::device_sampling device_spec(std::span<const int32_t> prompt, std::span<const int32_t> output,
+                                   size_t vocab_limit, double u,
+                                   std::vector<gpu::penalty_entry>& penalties) const;
 
   const sampling_params& params() const { return params_; }
 
@@ -42,7 +62,17 @@ class sampler {
   sampling_params params_;
   std::mt19937_64 rng_;
   mutable std::vector<float> scratch_;
+  mutable std::vector<gpu::penalty_entry> penalty_scratch_;
 };
+
+/// What a device sampler must return for `spec` over the first spec.vocab_limit logits
+/// (the CPU twin of gpu/cuda/sampling): the penalty entries, then sampler's transforms and
+/// pick with the spec's draw.
+int32_t sample_spec(std::span<const float> logits, const gpu::device_sampling& spec);
+
+/// Applies penalty entries (penalty_entries()) to a row of logits.
+void apply_penalties(std::span<float> logits, std::span<const gpu::penalty_entry> entries,
+                     float repetition_penalty);
 
 /// argmax, lowest index on ties.
 int32_t argmax(std::span<const float> logits);

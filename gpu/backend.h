@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "config/engine_config.h"
+#include "gpu/sampling_spec.h"
 #include "model/model_config.h"
 
 namespace conclave::model {
@@ -28,13 +29,23 @@ struct step_sequence {
   std::span<const int32_t>
       block_table;          ///< blocks covering positions [0, num_cached + tokens.size())
   bool all_logits = false;  ///< logits for every token run, else only for the last
+  /// When set (and not all_logits), a backend that samples on its device returns the
+  /// token in step_output::sampled and copies no logits for this sequence; one that does
+  /// not ignores it (the engine samples the returned row with the same draw).
+  const device_sampling* sample = nullptr;
 };
 
 /// Logits of a step: rows of `vocab` floats; sequence i owns rows [row_begin[i], row_begin[i+1]).
+/// A sequence the backend sampled on its device owns no rows; its token is sampled[i].
 struct step_output {
   size_t vocab = 0;
   std::vector<float> logits;
   std::vector<size_t> row_begin;
+  /// Empty, or one entry per sequence: the token sampled on the device, else -1.
+  std::vector<int32_t> sampled;
+
+  /// The token the backend sampled for sequence i, or -1.
+  int32_t sampled_token(size_t i) const { return i < sampled.size() ? sampled[i] : -1; }
 
   std::span<const float> row(size_t r) const { return {logits.data() + r * vocab, vocab}; }
   /// The last row of sequence i: the distribution over its next token.

@@ -72,6 +72,7 @@ class cpu_backend final : public backend {
     std::vector<attention_seq> seqs;
     std::vector<size_t> logit_rows;
     out.row_begin.assign(1, 0);
+    out.sampled.clear();  // samples on the host (the engine)
     for (const step_sequence& s : batch) {
       attention_seq a;
       a.first_row = tokens.size();

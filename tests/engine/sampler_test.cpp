@@ -4,6 +4,7 @@
 #include <catch2/catch.hpp>
 #include <cmath>
 #include <limits>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -362,4 +363,82 @@ TEST_CASE("sampling_params::validate names invalid fields", "[sampler]") {
           p.frequency_penalty = -2.0f;
           p.max_tokens = 1;
         }).empty());
+}
+
+TEST_CASE("a drawn u picks what sample() picks, one draw per non-greedy token", "[sampler]") {
+  sampling_params p;
+  p.temperature = 0.8f;
+  p.top_k = 3;
+  p.seed = 7;
+  const std::vector<float> logits = {0.1f, 2.0f, 1.5f, -0.3f, 1.9f};
+  sampler a(p), b(p);
+  for (int i = 0; i < 50; ++i) {
+    const double u = b.draw();
+    CHECK(u >= 0.0);
+    CHECK(u < 1.0);
+    CHECK(a.sample(logits, {}, {}) == b.sample(logits, {}, {}, u));
+  }
+  // u walks the kept tokens in id order: 0 gives the first kept, just below 1 the last.
+  CHECK(b.sample(logits, {}, {}, 0.0) == 1);
+  CHECK(b.sample(logits, {}, {}, std::nextafter(1.0, 0.0)) == 4);
+}
+
+TEST_CASE("penalty entries: distinct tokens once, output counts, ids past the vocab dropped",
+          "[sampler]") {
+  sampling_params p;
+  p.repetition_penalty = 1.5f;
+  p.presence_penalty = 0.25f;
+  p.frequency_penalty = 0.5f;
+  const sampler s(p);
+  std::vector<conclave::gpu::penalty_entry> e;
+  s.penalty_entries(tokens{3, 1, 3, 9}, tokens{1, 4, 4, 4, 12}, 10, e);
+  REQUIRE(e.size() == 4);  // 3, 1, 9, 4 (12 is past the vocabulary)
+  CHECK(e[0].token == 3);
+  CHECK(e[0].repeated == 1);
+  CHECK(e[0].subtract == 0.0f);
+  CHECK(e[1].token == 1);
+  CHECK(e[1].subtract == 0.25f + 0.5f * 1);
+  CHECK(e[2].token == 9);
+  CHECK(e[3].token == 4);
+  CHECK(e[3].subtract == 0.25f + 0.5f * 3);
+  sampling_params none;
+  sampler(none).penalty_entries(tokens{1, 2}, tokens{3}, 10, e);
+  CHECK(e.empty());
+  sampling_params additive;
+  additive.presence_penalty = 1.0f;
+  sampler(additive).penalty_entries(tokens{1, 2}, tokens{3}, 10, e);
+  REQUIRE(e.size() == 1);  // the prompt is not penalised without a repetition penalty
+  CHECK(e[0].token == 3);
+  CHECK(e[0].repeated == 0);
+}
+
+TEST_CASE("sample_spec (the device sampler's twin) picks what the request's sampler picks",
+          "[sampler]") {
+  std::mt19937_64 rng(1234);
+  std::normal_distribution<float> normal(0.0f, 2.0f);
+  std::uniform_int_distribution<int32_t> tok(0, 299);
+  for (int trial = 0; trial < 300; ++trial) {
+    sampling_params p;
+    p.temperature = trial % 5 == 0 ? 0.0f : 0.3f + 0.1f * static_cast<float>(trial % 13);
+    p.top_k = trial % 3 == 0 ? 0 : 1 + trial % 40;
+    p.top_p = trial % 4 == 0 ? 1.0f : 0.5f + 0.05f * static_cast<float>(trial % 9);
+    p.min_p = trial % 6 == 0 ? 0.05f : 0.0f;
+    p.repetition_penalty = trial % 2 == 0 ? 1.0f : 1.2f;
+    p.presence_penalty = trial % 7 == 0 ? 0.4f : 0.0f;
+    p.frequency_penalty = trial % 8 == 0 ? -0.3f : 0.0f;
+    p.seed = static_cast<uint64_t>(trial);
+    std::vector<float> logits(300);
+    for (auto& l : logits) l = normal(rng);
+    tokens prompt(20), output(static_cast<size_t>(trial % 30));
+    for (auto& t : prompt) t = tok(rng);
+    for (auto& t : output) t = tok(rng);
+    sampler s(p);
+    const size_t limit = trial % 2 == 0 ? 300 : 250;
+    const double u = s.draw();
+    std::vector<conclave::gpu::penalty_entry> entries;
+    const auto spec = s.device_spec(prompt, output, limit, u, entries);
+    INFO("trial " << trial);
+    CHECK(sample_spec(logits, spec) ==
+          s.sample(std::span<const float>(logits).first(limit), prompt, output, u));
+  }
 }
