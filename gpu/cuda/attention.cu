@@ -74,6 +74,8 @@ __global__ void __launch_bounds__(kThreads)
 
 constexpr int kGqaWarps = 4;
 constexpr int kMaxGroup = 8;  // query heads of one KV head per block
+// The shortest slice of a split row: one 32-key tile per warp.
+constexpr int kMinSlice = kGqaWarps * 32;
 
 // q_s rows are 16-byte aligned (head_dim % 8 == 0): float4 broadcast reads.
 template <int N>
@@ -85,13 +87,88 @@ __device__ __forceinline__ void lds(const float* p, float (&v)[N]) {
   }
 }
 
+// A slice's state in the workspace: hd accumulators, m, l, padded to 8 floats (16-byte
+// aligned float4 rows for head_dim % 8 == 0).
+__host__ __device__ constexpr size_t partial_stride(size_t hd) {
+  return hd + 8;
+}
+
+// The last slice of (row, head chunk) to finish merges the n slice states of its nh
+// heads: out = sum_z acc_z e^(m_z - M) / sum_z l_z e^(m_z - M), M = max_z m_z, summed in
+// slice order. `smem` (the kernel's, free by now) holds the weights e^(m_z - M),
+// [kMaxGroup][splits], then 1 / sum per head. The states are read through L2 (__ldcg):
+// other blocks wrote them.
+template <class T>
+__device__ void combine_slices(const float* partial, size_t row, int heads, int h0, int nh, int hd,
+                               int splits, int n, float* smem, T* out) {
+  const size_t rec = partial_stride(static_cast<size_t>(hd));
+  float* w_s = smem;
+  float* inv_s = smem + kMaxGroup * splits;
+  const int lane = static_cast<int>(threadIdx.x) & 31, warp = static_cast<int>(threadIdx.x) >> 5;
+  for (int h = warp; h < nh; h += kGqaWarps) {
+    const float* ph = partial + (row * heads + static_cast<size_t>(h0 + h)) * splits * rec;
+    // Slice `lane` (n <= 32 for most rows) in registers: one pass over the states.
+    const float m0 = lane < n ? __ldcg(ph + lane * rec + hd) : -INFINITY;
+    const float l0 = lane < n ? __ldcg(ph + lane * rec + hd + 1) : 0.0f;
+    float mx = m0;
+    for (int z = lane + 32; z < n; z += 32) mx = fmaxf(mx, __ldcg(ph + z * rec + hd));
+    mx = dev::warp_max(mx);
+    float l = 0.0f;
+    if (lane < n) {
+      const float e = m0 == -INFINITY ? 0.0f : expf(m0 - mx);
+      w_s[h * splits + lane] = e;
+      l = l0 * e;
+    }
+    for (int z = lane + 32; z < n; z += 32) {
+      const float mz = __ldcg(ph + z * rec + hd);
+      const float e = mz == -INFINITY ? 0.0f : expf(mz - mx);
+      w_s[h * splits + z] = e;
+      l += __ldcg(ph + z * rec + hd + 1) * e;
+    }
+    l = dev::warp_sum(l);
+    if (lane == 0) inv_s[h] = 1.0f / l;
+  }
+  __syncthreads();
+  const int cols = hd / 4;  // float4 columns of a head
+  for (int i = static_cast<int>(threadIdx.x); i < nh * cols; i += blockDim.x) {
+    const int h = i / cols, d = (i % cols) * 4;
+    const float* ph = partial + (row * heads + static_cast<size_t>(h0 + h)) * splits * rec + d;
+    const float* w = w_s + h * splits;
+    float4 a = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+#pragma unroll 8
+    for (int z = 0; z < n; ++z) {
+      const float4 v = __ldcg(reinterpret_cast<const float4*>(ph + z * rec));
+      const float e = w[z];
+      a.x = __fmaf_rn(v.x, e, a.x);
+      a.y = __fmaf_rn(v.y, e, a.y);
+      a.z = __fmaf_rn(v.z, e, a.z);
+      a.w = __fmaf_rn(v.w, e, a.w);
+    }
+    const float inv = inv_s[h];
+    T* o = out + (row * heads + static_cast<size_t>(h0 + h)) * hd + d;
+    dev::st(o, a.x * inv);
+    dev::st(o + 1, a.y * inv);
+    dev::st(o + 2, a.z * inv);
+    dev::st(o + 3, a.w * inv);
+  }
+}
+
 // GQA-aware paged attention (the fast path). Block (query row, KV head x chunk of up to 8
 // of its query heads, slice of the context): the keys and values are read once for all
 // the query heads that share them. Each warp takes tiles of 32 keys: lane j scores key j
 // against every head (16-byte loads of its key row, q broadcast from shared memory), an
 // online softmax per head across the warp, then P·V with lane l owning DPL output
-// dimensions (coalesced value rows). The 4 warps' states are merged at the end; with
-// `partial` the slice's unnormalised state goes to the combine kernel instead.
+// dimensions (coalesced value rows). The 4 warps' states are merged at the end.
+//
+// Split over the sequence: the grid has `splits` slices per (row, head chunk), planned
+// on the host for the longest context the launch may see (a CUDA graph plans for the
+// model's longest), but each row decides on the device, from its own ctx_len, how many
+// it uses: n = min(splits, ctx / kMinSlice) slices of equal length (a multiple of 32).
+// Blocks past n return at once; a row of n = 1 writes its output directly. With n > 1
+// each slice writes its unnormalised state (acc, m, l) to `partial`, then counts itself
+// in the row's arrival counter; the last to arrive merges the n states, writes the
+// output and sets the counter back to zero for the next launch (the counters start
+// zeroed: the workspace is zero-filled when allocated). No second kernel.
 // FIXED: head_dim == 32 * DPL, a compile-time loop bound (every key load of a lane in
 // flight at once); else the loops run to the runtime head_dim.
 template <class T, int DPL, bool FIXED>
@@ -99,7 +176,7 @@ __global__ void __launch_bounds__(kGqaWarps * 32)
     gqa_attention_kernel(const float* q, size_t q_stride, const T* kc, const T* vc,
                          const int32_t* ctx_len, const int32_t* table_offset, const int32_t* tables,
                          const int32_t* row_index, int32_t bs, int heads, int kv_heads, int hd_rt,
-                         float scale, T* out, int splits, float* partial) {
+                         float scale, T* out, int splits, float* partial, unsigned int* counters) {
   const int hd = FIXED ? 32 * DPL : hd_rt;
   extern __shared__ float4 smem4[];
   float* q_s = reinterpret_cast<float*>(smem4);      // [kMaxGroup][hd]
@@ -114,12 +191,15 @@ __global__ void __launch_bounds__(kGqaWarps * 32)
   const int nh = min(kMaxGroup, group - hc * kMaxGroup);
   const size_t row = row_index != nullptr ? static_cast<size_t>(row_index[blockIdx.x]) : blockIdx.x;
   const int ctx_all = ctx_len[row];
-  int begin = 0, end = ctx_all;
-  if (splits > 1) {
-    const int per = ((ctx_all + splits - 1) / splits + 31) / 32 * 32;
+  int begin = 0, end = ctx_all, n = 1;  // n: the row's slices
+  if (splits > 1 && ctx_all > kMinSlice) {
+    n = min(splits, (ctx_all + kMinSlice - 1) / kMinSlice);
+    const int per = ((ctx_all + n - 1) / n + 31) / 32 * 32;
+    n = (ctx_all + per - 1) / per;  // rounding the length up may leave fewer
     begin = static_cast<int>(blockIdx.z) * per;
     end = min(ctx_all, begin + per);
   }
+  if (static_cast<int>(blockIdx.z) >= n) return;  // the whole block: no barrier reached
   const int32_t* table = tables + table_offset[row];
   for (int i = static_cast<int>(threadIdx.x); i < nh * hd; i += blockDim.x)
     q_s[i] = q[row * q_stride + static_cast<size_t>(h0) * hd + i] * scale;
@@ -249,8 +329,8 @@ __global__ void __launch_bounds__(kGqaWarps * 32)
       }
     }
     const size_t head = static_cast<size_t>(h0 + h);
-    if (partial != nullptr) {
-      float* pp = partial + ((row * heads + head) * gridDim.z + blockIdx.z) * (hd + 2);
+    if (n > 1) {
+      float* pp = partial + ((row * heads + head) * splits + blockIdx.z) * partial_stride(hd);
       pp[d] = a;
       if (d == 0) {
         pp[hd] = mx;
@@ -260,38 +340,20 @@ __global__ void __launch_bounds__(kGqaWarps * 32)
       dev::st(out + (row * heads + head) * hd + d, a / lsum);
     }
   }
-}
-
-// Merges the slices of one (row, head): out = sum acc_z e^(m_z - M) / sum l_z e^(m_z - M).
-// Empty slices (m_z = -inf) weigh nothing.
-template <class T>
-__global__ void attention_combine_kernel(const float* partial, size_t heads, size_t hd, int splits,
-                                         T* out) {
-  extern __shared__ float w_s[];  // [splits]
-  __shared__ float scratch[32];
-  const size_t row = blockIdx.x, h = blockIdx.y;
-  const float* pp = partial + (row * heads + h) * static_cast<size_t>(splits) * (hd + 2);
-  float mx = -INFINITY;
-  for (int z = static_cast<int>(threadIdx.x); z < splits; z += blockDim.x)
-    mx = fmaxf(mx, pp[z * (hd + 2) + hd]);
-  mx = dev::block_max(mx, scratch);
-  float l = 0.0f;
-  for (int z = static_cast<int>(threadIdx.x); z < splits; z += blockDim.x) {
-    const float mz = pp[z * (hd + 2) + hd];
-    const float e = mz == -INFINITY ? 0.0f : expf(mz - mx);
-    w_s[z] = e;
-    l += pp[z * (hd + 2) + hd + 1] * e;
+  if (n == 1) return;
+  // Arrival: this slice's state is visible device-wide before it is counted.
+  __shared__ bool last_s;
+  __threadfence();
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    unsigned int* c = counters + row * gridDim.y + blockIdx.y;
+    last_s = atomicAdd(c, 1u) == static_cast<unsigned int>(n - 1);
+    if (last_s) *c = 0u;  // every slice has arrived: ready for the next launch
+    __threadfence();
   }
-  l = dev::block_sum(l, scratch);  // synchronises: w_s complete
-  const float inv = 1.0f / l;
-  for (size_t d = threadIdx.x; d < hd; d += blockDim.x) {
-    float a = 0.0f;
-    for (int z = 0; z < splits; ++z) {
-      const float e = w_s[z];
-      if (e != 0.0f) a += pp[z * (hd + 2) + d] * e;
-    }
-    dev::st(out + row * heads * hd + h * hd + d, a * inv);
-  }
+  __syncthreads();
+  if (!last_s) return;
+  combine_slices<T>(partial, row, heads, h0, nh, hd, splits, n, q_s, out);
 }
 
 constexpr int kMaxSplits = 256;
@@ -320,30 +382,49 @@ size_t head_chunks(const attention_args& a) {
   return (group + kMaxGroup - 1) / kMaxGroup;
 }
 
-// Slices of the context per (row, KV head chunk): enough blocks for about 4 per SM, each
-// slice at least one 32-key tile per warp of the longest context.
-int splits_for(const attention_args& a) {
-  if (!gqa_ok(a) || a.kv_heads == 0 || a.max_ctx <= kGqaWarps * 32 || a.row_index != nullptr)
-    return 1;
-  const size_t blocks = a.rows * a.kv_heads * head_chunks(a);
-  const size_t target = 4 * static_cast<size_t>(sm_count());
-  if (blocks >= target) return 1;
-  size_t s = (target + blocks - 1) / blocks;
-  s = std::min(s, (static_cast<size_t>(a.max_ctx) + kGqaWarps * 32 - 1) / (kGqaWarps * 32));
-  return static_cast<int>(std::clamp<size_t>(s, 1, kMaxSplits));
+size_t gqa_smem_floats(size_t hd) {
+  return kMaxGroup * hd + kGqaWarps * kMaxGroup * 32 + kGqaWarps * kMaxGroup * hd +
+         kGqaWarps * kMaxGroup * 2;
 }
 
 size_t gqa_smem_bytes(size_t hd) {
-  return (kMaxGroup * hd + kGqaWarps * kMaxGroup * 32 + kGqaWarps * kMaxGroup * hd +
-          kGqaWarps * kMaxGroup * 2) *
-         sizeof(float);
+  return gqa_smem_floats(hd) * sizeof(float);
+}
+
+// Blocks of one launch at which the split stops paying: about 4 per SM.
+size_t split_target() {
+  return 4 * static_cast<size_t>(sm_count());
+}
+
+// Slices of the context per (row, KV head chunk) in the grid: enough blocks for about 4
+// per SM, each slice at least one 32-key tile per warp of the longest context; at most
+// as many as the combine's weights fit the kernel's shared memory. The rows' own
+// contexts decide on the device how many of them run.
+int splits_for(const attention_args& a) {
+  if (!gqa_ok(a) || a.kv_heads == 0 || a.max_ctx <= kMinSlice || a.row_index != nullptr) return 1;
+  const size_t blocks = a.rows * a.kv_heads * head_chunks(a);
+  const size_t target = split_target();
+  if (blocks >= target) return 1;
+  size_t s = (target + blocks - 1) / blocks;
+  s = std::min(s, (static_cast<size_t>(a.max_ctx) + kMinSlice - 1) / kMinSlice);
+  s = std::min(s, (gqa_smem_floats(a.head_dim) - kMaxGroup) / kMaxGroup);
+  return static_cast<int>(std::clamp<size_t>(s, 1, kMaxSplits));
+}
+
+// The workspace starts with the arrival counters, one per (row, head chunk) of a split
+// launch: fewer than split_target(), whatever the launch, so that every launch sharing a
+// workspace finds its counters at the same place (and zero). The slice states follow.
+size_t counter_floats() {
+  return (split_target() + 7) / 8 * 8;
 }
 
 }  // namespace
 
 size_t attention_workspace_floats(const attention_args& a) {
   const int splits = splits_for(a);
-  return splits > 1 ? a.rows * a.heads * static_cast<size_t>(splits) * (a.head_dim + 2) : 0;
+  return splits > 1 ? counter_floats() + a.rows * a.heads * static_cast<size_t>(splits) *
+                                             partial_stride(a.head_dim)
+                    : 0;
 }
 
 namespace {
@@ -378,7 +459,8 @@ void launch_gqa_fixed(const attention_args& a, float scale, int splits, stream_t
       a.q, a.q_stride, static_cast<const T*>(a.k_cache), static_cast<const T*>(a.v_cache),
       a.ctx_len, a.table_offset, a.block_tables, a.row_index, a.block_size,
       static_cast<int>(a.heads), static_cast<int>(a.kv_heads), static_cast<int>(a.head_dim), scale,
-      static_cast<T*>(a.out), splits, splits > 1 ? a.workspace : nullptr);
+      static_cast<T*>(a.out), splits, splits > 1 ? a.workspace + counter_floats() : nullptr,
+      splits > 1 ? reinterpret_cast<unsigned int*>(a.workspace) : nullptr);
   CONCLAVE_CUDA_LAUNCH_CHECK();
 }
 
@@ -403,12 +485,6 @@ void launch_gqa(const attention_args& a, float scale, stream_t s) {
     launch_gqa_dpl<T, 4>(a, scale, splits, s);
   } else {
     launch_gqa_dpl<T, 8>(a, scale, splits, s);
-  }
-  if (splits > 1) {
-    const dim3 g2(static_cast<unsigned>(a.rows), static_cast<unsigned>(a.heads));
-    attention_combine_kernel<T><<<g2, 128, static_cast<size_t>(splits) * sizeof(float), s>>>(
-        a.workspace, a.heads, a.head_dim, splits, static_cast<T*>(a.out));
-    CONCLAVE_CUDA_LAUNCH_CHECK();
   }
 }
 

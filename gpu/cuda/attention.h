@@ -19,9 +19,14 @@ struct attention_args {
   int32_t block_size = 16;
   size_t rows = 0, heads = 0, kv_heads = 0, head_dim = 0;
   void* out = nullptr;  ///< [rows, heads * head_dim] of `t`
-  /// Split over the sequence (decode with few rows and long contexts): the largest
-  /// ctx_len of the step, and fp32 scratch of attention_workspace_floats() elements. With
-  /// max_ctx 0 or no workspace, every block runs its row's whole context.
+  /// Split over the sequence (decode with few rows and long contexts): an upper bound on
+  /// the step's ctx_len (the longest, or for a CUDA graph the model's longest), which
+  /// sizes the grid; each row then picks on the device, from its own ctx_len, how many
+  /// slices it uses (none at short contexts), and the last slice to finish merges them.
+  /// `workspace`: fp32 scratch of attention_workspace_floats() elements, zero-filled when
+  /// allocated (its head holds arrival counters that every launch leaves at zero; one
+  /// workspace may serve launches of any shape, one at a time). With max_ctx 0 or no
+  /// workspace, every block runs its row's whole context.
   int32_t max_ctx = 0;
   float* workspace = nullptr;
   /// false: the first kernel (one block per (row, head), one thread per key; verified on
@@ -35,7 +40,8 @@ struct attention_args {
   size_t index_rows = 0;
 };
 
-/// Scratch the split path needs for `a` (0 when it does not split).
+/// Scratch the split path needs for `a` (0 when it does not split); zero-fill it once
+/// when allocating it.
 size_t attention_workspace_floats(const attention_args& a);
 
 /// head_dim must be even and at most 256.
