@@ -119,6 +119,7 @@ int32_t sample_spec(std::span<const float> logits, const gpu::device_sampling& s
 void apply_penalties(std::span<float> logits, std::span<const gpu::penalty_entry> entries,
                      float repetition_penalty) {
   for (const auto& e : entries) {
+    if (e.token < 0 || static_cast<size_t>(e.token) >= logits.size()) continue;
     float& s = logits[static_cast<size_t>(e.token)];
     if (e.repeated != 0) s = s < 0 ? s * repetition_penalty : s / repetition_penalty;
     s -= e.subtract;

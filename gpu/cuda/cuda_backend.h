@@ -10,9 +10,11 @@ namespace conclave::gpu::cuda {
 
 /// Device time of the last forward step (CUDA events).
 struct step_timing {
-  double forward_ms = 0;   ///< embedding to logits, on the device
-  double total_ms = 0;     ///< forward() wall time incl. metadata upload and the logits copy
-  size_t experts_run = 0;  ///< routed-expert GEMM pairs run, summed over the layers
+  double forward_ms = 0;    ///< embedding to logits, on the device
+  double total_ms = 0;      ///< forward() wall time incl. metadata upload and the logits copy
+  double sample_ms = 0;     ///< device sampling and the logits copy, after the forward
+  size_t rows_sampled = 0;  ///< sequences whose token was drawn on the device
+  size_t experts_run = 0;   ///< routed-expert GEMM pairs run, summed over the layers
 };
 
 class cuda_backend_api : public backend {
