@@ -25,6 +25,7 @@
 #include "gpu/cuda/qk_norm_rope.h"
 #include "gpu/cuda/rms_norm.h"
 #include "gpu/cuda/router.h"
+#include "gpu/cuda/sampling.h"
 #include "gpu/cuda/swiglu.h"
 #include "model/checkpoint.h"
 
@@ -96,6 +97,9 @@ class cuda_backend final : public cuda_backend_api {
     const auto inv = cpu::rope_inv_freq(static_cast<size_t>(c.head_dim), c.rope_theta,
                                         opts.rope_inv_freq_dtype == "bf16");
     inv_freq_ = device_buffer::from(inv);
+    // Before the KV cache takes what is left.
+    sampler_ = std::make_unique<device_sampler>(static_cast<size_t>(c.vocab_size));
+    CONCLAVE_CUDA_CHECK(cudaEventCreate(&ev_sampled_));
     allocate_kv(opts);
   }
 
@@ -104,6 +108,7 @@ class cuda_backend final : public cuda_backend_api {
     clear_graphs();
     cudaEventDestroy(ev_start_);
     cudaEventDestroy(ev_end_);
+    cudaEventDestroy(ev_sampled_);
     cudaStreamDestroy(stream_);
   }
 
@@ -120,7 +125,7 @@ class cuda_backend final : public cuda_backend_api {
     const auto t0 = std::chrono::steady_clock::now();
     validate_batch(batch, config_, kv_);
     const size_t bucket = graph_bucket(batch);
-    const size_t rows = prepare(batch, out, bucket);
+    const size_t rows = prepare(batch, bucket);
     last_graph_ = bucket > 0;
     if (bucket > 0) {
       cudaGraphExec_t exec = graph_for(bucket);
@@ -135,24 +140,94 @@ class cuda_backend final : public cuda_backend_api {
       run(rows);
       CONCLAVE_CUDA_CHECK(cudaEventRecord(ev_end_, stream_));
     }
-    const size_t n = out.row_begin.back();  // real rows only (a graph step has padding)
-    out.vocab = static_cast<size_t>(config_.vocab_size);
-    out.logits.resize(n * out.vocab);
-    if (n > 0) {
-      CONCLAVE_CUDA_CHECK(cudaMemcpyAsync(out.logits.data(), logits_.get(),
-                                          n * out.vocab * sizeof(float), cudaMemcpyDeviceToHost,
-                                          stream_));
-    }
+    const size_t sampled = sample_on_device(batch);
+    copy_logits(batch, out);
+    CONCLAVE_CUDA_CHECK(cudaEventRecord(ev_sampled_, stream_));
     CONCLAVE_CUDA_CHECK(cudaStreamSynchronize(stream_));
+    out.sampled.clear();
+    if (sampled > 0) {
+      out.sampled.assign(batch.size(), -1);
+      const int32_t* tokens = sampler_->tokens();
+      for (size_t j = 0; j < sampled; ++j) out.sampled[sample_seq_[j]] = tokens[j];
+    }
     float ms = 0;
     CONCLAVE_CUDA_CHECK(cudaEventElapsedTime(&ms, ev_start_, ev_end_));
     timing_.forward_ms = ms;
+    CONCLAVE_CUDA_CHECK(cudaEventElapsedTime(&ms, ev_end_, ev_sampled_));
+    timing_.sample_ms = ms;
+    timing_.rows_sampled = sampled;
     timing_.experts_run = count_experts_run();
     timing_.total_ms =
         std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
   }
 
  private:
+  // ---- sampling and the logits copy ------------------------------------------------------
+  /// Whether sequence i's token is drawn on the device.
+  static bool device_sampled(const step_sequence& s) {
+    return s.sample != nullptr && !s.all_logits;
+  }
+
+  /// Queues the device sampler for the sequences that asked for it; returns their count
+  /// (sample_seq_ maps the sampler's rows back to sequences).
+  size_t sample_on_device(std::span<const step_sequence> batch) {
+    sample_rows_.clear();
+    sample_pen_.clear();
+    sample_seq_.clear();
+    const auto vocab = static_cast<int32_t>(config_.vocab_size);
+    for (size_t i = 0; i < batch.size(); ++i) {
+      if (!device_sampled(batch[i])) continue;
+      const device_sampling& d = *batch[i].sample;
+      sample_row r;
+      r.logit_row = static_cast<int32_t>(logit_row_begin_[i + 1] - 1);
+      r.n = d.vocab_limit > 0 ? std::min(d.vocab_limit, vocab) : vocab;
+      r.top_k = d.top_k;
+      r.temperature = d.temperature;
+      r.top_p = d.top_p;
+      r.min_p = d.min_p;
+      r.repetition_penalty = d.repetition_penalty;
+      r.u = d.u;
+      r.pen_begin = static_cast<int32_t>(sample_pen_.size());
+      r.pen_count = static_cast<int32_t>(d.penalties.size());
+      for (const penalty_entry& e : d.penalties)
+        sample_pen_.push_back({e.token, e.repeated, e.subtract});
+      sample_rows_.push_back(r);
+      sample_seq_.push_back(i);
+    }
+    sampler_->sample(logits_.as<float>(), sample_rows_.data(), sample_rows_.size(),
+                     sample_pen_.data(), sample_pen_.size(), stream_);
+    return sample_rows_.size();
+  }
+
+  /// Copies the logits rows of the sequences sampled on the host (runs of them in one
+  /// copy) and lays out out.row_begin over what was copied.
+  void copy_logits(std::span<const step_sequence> batch, step_output& out) {
+    out.vocab = static_cast<size_t>(config_.vocab_size);
+    out.row_begin.assign(1, 0);
+    size_t n = 0;
+    for (size_t i = 0; i < batch.size(); ++i) {
+      if (!device_sampled(batch[i])) n += logit_row_begin_[i + 1] - logit_row_begin_[i];
+      out.row_begin.push_back(n);
+    }
+    out.logits.resize(n * out.vocab);
+    const size_t row_bytes = out.vocab * sizeof(float);
+    for (size_t i = 0; i < batch.size();) {
+      if (device_sampled(batch[i])) {
+        ++i;
+        continue;
+      }
+      size_t j = i;  // the run [i, j) of host-sampled sequences
+      while (j < batch.size() && !device_sampled(batch[j])) ++j;
+      const size_t rows = logit_row_begin_[j] - logit_row_begin_[i];
+      if (rows > 0) {
+        CONCLAVE_CUDA_CHECK(cudaMemcpyAsync(out.logits.data() + out.row_begin[i] * out.vocab,
+                                            logits_.as<char>() + logit_row_begin_[i] * row_bytes,
+                                            rows * row_bytes, cudaMemcpyDeviceToHost, stream_));
+      }
+      i = j;
+    }
+  }
+
   // ---- setup ---------------------------------------------------------------------------
   void allocate_kv(const backend_options& opts) {
     const auto& c = config_;
@@ -242,7 +317,7 @@ class cuda_backend final : public cuda_backend_api {
   /// Flattens the batch into per-row metadata on the device; returns the row count. A
   /// graph step (bucket > 0) is padded to `bucket` rows of dummies that write and read
   /// only the scratch KV block, and uses the fixed graph_meta_ layout.
-  size_t prepare(std::span<const step_sequence> batch, step_output& out, size_t bucket) {
+  size_t prepare(std::span<const step_sequence> batch, size_t bucket) {
     host_meta_.clear();
     std::vector<int32_t>& tokens = h_tokens_;
     std::vector<int32_t>& positions = h_positions_;
@@ -256,7 +331,7 @@ class cuda_backend final : public cuda_backend_api {
     for (auto* v :
          {&tokens, &positions, &slots, &ctx, &table_off, &tables, &logit_rows, &tiles, &gqa_rows})
       v->clear();
-    out.row_begin.assign(1, 0);
+    logit_row_begin_.assign(1, 0);
     const int32_t bs = kv_.block_size;
     // Prefill chunks of at least kMinTileTokens tokens go through the tensor-core kernel
     // in tiles of 64 rows (fast paths, bf16 cache); the other rows through the GQA kernel.
@@ -288,7 +363,7 @@ class cuda_backend final : public cuda_backend_api {
         if (s.all_logits || i + 1 == s.tokens.size())
           logit_rows.push_back(static_cast<int32_t>(tokens.size() - 1));
       }
-      out.row_begin.push_back(logit_rows.size());
+      logit_row_begin_.push_back(logit_rows.size());
     }
     if (bucket > 0) {
       const int32_t scratch = kv_.num_blocks;  // the extra block allocate_kv reserved
@@ -602,7 +677,11 @@ class cuda_backend final : public cuda_backend_api {
   model::model_config config_;
   elem t_;
   cudaStream_t stream_ = nullptr;
-  cudaEvent_t ev_start_ = nullptr, ev_end_ = nullptr;
+  cudaEvent_t ev_start_ = nullptr, ev_end_ = nullptr, ev_sampled_ = nullptr;
+  std::unique_ptr<device_sampler> sampler_;
+  std::vector<sample_row> sample_rows_;
+  std::vector<sample_penalty> sample_pen_;
+  std::vector<size_t> sample_seq_;
   std::unique_ptr<blas> blas_;
   cuda_weights weights_;
   device_buffer inv_freq_;
@@ -624,6 +703,7 @@ class cuda_backend final : public cuda_backend_api {
                 *d_ctx_ = nullptr, *d_table_off_ = nullptr, *d_logit_rows_ = nullptr,
                 *d_tables_ = nullptr;
   size_t logit_rows_ = 0;
+  std::vector<size_t> logit_row_begin_;  ///< per sequence, its rows of logits_ (device)
   int32_t max_ctx_ = 0;
   device_buffer attn_ws_;
 
