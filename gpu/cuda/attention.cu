@@ -160,11 +160,14 @@ __device__ void combine_slices(const float* partial, size_t row, int heads, int 
 // online softmax per head across the warp, then P·V with lane l owning DPL output
 // dimensions (coalesced value rows). The 4 warps' states are merged at the end.
 //
-// Split over the sequence: the grid has `splits` slices per (row, head chunk), planned
-// on the host for the longest context the launch may see (a CUDA graph plans for the
-// model's longest), but each row decides on the device, from its own ctx_len, how many
-// it uses: n = min(splits, ctx / kMinSlice) slices of equal length (a multiple of 32).
-// Blocks past n return at once; a row of n = 1 writes its output directly. With n > 1
+// Split over the sequence: the grid has, per (row, KV head), a pool of head chunks of
+// hpb_min query heads x `splits` slices, planned on the host for the longest context the
+// launch may see (a CUDA graph plans for the model's longest). Each row decides on the
+// device, from its own ctx_len, how it uses the pool: nmax = ctx / kMinSlice slices at
+// most, in chunks of the fewest heads per block (from hpb_min, doubling) whose chunks
+// can all take nmax slices, else chunks of up to 8 heads sharing the pool, n slices of
+// equal length (a multiple of 32) each. Blocks past chunks x n return at once; a row of
+// n = 1 writes its output directly (the heads of a block do not change its bits). With n > 1
 // each slice writes its unnormalised state (acc, m, l) to `partial`, then counts itself
 // in the row's arrival counter; the last to arrive merges the n states, writes the
 // output and sets the counter back to zero for the next launch (the counters start
@@ -176,7 +179,8 @@ __global__ void __launch_bounds__(kGqaWarps * 32)
     gqa_attention_kernel(const float* q, size_t q_stride, const T* kc, const T* vc,
                          const int32_t* ctx_len, const int32_t* table_offset, const int32_t* tables,
                          const int32_t* row_index, int32_t bs, int heads, int kv_heads, int hd_rt,
-                         float scale, T* out, int splits, float* partial, unsigned int* counters) {
+                         float scale, T* out, int hpb_min, int splits, float* partial,
+                         unsigned int* counters) {
   const int hd = FIXED ? 32 * DPL : hd_rt;
   extern __shared__ float4 smem4[];
   float* q_s = reinterpret_cast<float*>(smem4);      // [kMaxGroup][hd]
@@ -185,21 +189,36 @@ __global__ void __launch_bounds__(kGqaWarps * 32)
   float* ml_s = acc_s + kGqaWarps * kMaxGroup * hd;  // [warps][kMaxGroup][2]
   constexpr int KV = 16 / sizeof(T);                 // key elements per load
   const int group = heads / kv_heads;
-  const int chunks = (group + kMaxGroup - 1) / kMaxGroup;
-  const int g = static_cast<int>(blockIdx.y) / chunks, hc = static_cast<int>(blockIdx.y) % chunks;
-  const int h0 = g * group + hc * kMaxGroup;
-  const int nh = min(kMaxGroup, group - hc * kMaxGroup);
+  const int gchunks = (group + hpb_min - 1) / hpb_min;  // head chunks per KV head in the grid
+  const int g = static_cast<int>(blockIdx.y) / gchunks, yc = static_cast<int>(blockIdx.y) % gchunks;
   const size_t row = row_index != nullptr ? static_cast<size_t>(row_index[blockIdx.x]) : blockIdx.x;
   const int ctx_all = ctx_len[row];
-  int begin = 0, end = ctx_all, n = 1;  // n: the row's slices
+  // The row's plan: hpb query heads per block in `chunks` chunks, n slices each.
+  int hpb = hpb_min, chunk = yc, chunks = gchunks, slice = 0;
+  int begin = 0, end = ctx_all, n = 1;
   if (splits > 1 && ctx_all > kMinSlice) {
-    n = min(splits, (ctx_all + kMinSlice - 1) / kMinSlice);
+    const int pool = gchunks * splits;  // the blocks of (row, KV head)
+    const int nmax = (ctx_all + kMinSlice - 1) / kMinSlice;
+    // The fewest heads per block whose chunks can all take nmax slices; else the most
+    // heads per block and as many slices as the pool holds.
+    while (hpb < kMaxGroup && hpb < group && chunks * nmax > pool) {
+      hpb *= 2;
+      chunks = (group + hpb - 1) / hpb;
+    }
+    n = min(nmax, pool / chunks);
     const int per = ((ctx_all + n - 1) / n + 31) / 32 * 32;
     n = (ctx_all + per - 1) / per;  // rounding the length up may leave fewer
-    begin = static_cast<int>(blockIdx.z) * per;
+    const int j = yc * splits + static_cast<int>(blockIdx.z);
+    chunk = j / n;
+    slice = j % n;
+    if (chunk >= chunks) return;  // the whole block: no barrier reached
+    begin = slice * per;
     end = min(ctx_all, begin + per);
+  } else if (blockIdx.z > 0) {
+    return;
   }
-  if (static_cast<int>(blockIdx.z) >= n) return;  // the whole block: no barrier reached
+  const int h0 = g * group + chunk * hpb;
+  const int nh = min(hpb, group - chunk * hpb);
   const int32_t* table = tables + table_offset[row];
   for (int i = static_cast<int>(threadIdx.x); i < nh * hd; i += blockDim.x)
     q_s[i] = q[row * q_stride + static_cast<size_t>(h0) * hd + i] * scale;
@@ -330,7 +349,7 @@ __global__ void __launch_bounds__(kGqaWarps * 32)
     }
     const size_t head = static_cast<size_t>(h0 + h);
     if (n > 1) {
-      float* pp = partial + ((row * heads + head) * splits + blockIdx.z) * partial_stride(hd);
+      float* pp = partial + ((row * heads + head) * gchunks * splits + slice) * partial_stride(hd);
       pp[d] = a;
       if (d == 0) {
         pp[hd] = mx;
@@ -346,14 +365,14 @@ __global__ void __launch_bounds__(kGqaWarps * 32)
   __threadfence();
   __syncthreads();
   if (threadIdx.x == 0) {
-    unsigned int* c = counters + row * gridDim.y + blockIdx.y;
+    unsigned int* c = counters + row * gridDim.y + g * gchunks + chunk;
     last_s = atomicAdd(c, 1u) == static_cast<unsigned int>(n - 1);
     if (last_s) *c = 0u;  // every slice has arrived: ready for the next launch
     __threadfence();
   }
   __syncthreads();
   if (!last_s) return;
-  combine_slices<T>(partial, row, heads, h0, nh, hd, splits, n, q_s, out);
+  combine_slices<T>(partial, row, heads, h0, nh, hd, gchunks * splits, n, q_s, out);
 }
 
 constexpr int kMaxSplits = 256;
@@ -377,9 +396,27 @@ size_t gqa_rows(const attention_args& a) {
   return a.row_index != nullptr ? a.index_rows : a.rows;
 }
 
-size_t head_chunks(const attention_args& a) {
+// A launch of fewer (row, head chunk) blocks than this (a quarter of the SMs) gives each
+// block fewer query heads: at batch 1 a block of 8 heads is one warp's ~8K dependent
+// instructions per 32-key tile, latency-bound with most SMs idle.
+constexpr size_t kMinBlocks = 32;
+
+// The grid's query heads per block (a power of two, at most kMaxGroup); a row with a
+// long context takes more per block on the device (fewer re-reads of its keys).
+int heads_per_block(const attention_args& a) {
+  int hpb = kMaxGroup;
+  if (!gqa_ok(a) || a.row_index != nullptr || a.kv_heads == 0) return hpb;
   const size_t group = a.heads / a.kv_heads;
-  return (group + kMaxGroup - 1) / kMaxGroup;
+  while (hpb > 1 &&
+         a.rows * a.kv_heads * ((group + static_cast<size_t>(hpb) - 1) / hpb) < kMinBlocks)
+    hpb /= 2;
+  return hpb;
+}
+
+// Head chunks per KV head in the grid.
+size_t head_chunks(const attention_args& a) {
+  const size_t group = a.heads / a.kv_heads, hpb = static_cast<size_t>(heads_per_block(a));
+  return (group + hpb - 1) / hpb;
 }
 
 size_t gqa_smem_floats(size_t hd) {
@@ -397,18 +434,22 @@ size_t split_target() {
 }
 
 // Slices of the context per (row, KV head chunk) in the grid: enough blocks for about 4
-// per SM, each slice at least one 32-key tile per warp of the longest context; at most
-// as many as the combine's weights fit the kernel's shared memory. The rows' own
-// contexts decide on the device how many of them run.
+// per SM, each slice at least one 32-key tile per warp of the longest context. A row's
+// pool (head chunks x slices) is at most kMaxSplits and what the combine's weights fit
+// in the kernel's shared memory. The rows' own contexts decide on the device how the
+// pool is used.
 int splits_for(const attention_args& a) {
   if (!gqa_ok(a) || a.kv_heads == 0 || a.max_ctx <= kMinSlice || a.row_index != nullptr) return 1;
-  const size_t blocks = a.rows * a.kv_heads * head_chunks(a);
+  const size_t chunks = head_chunks(a);
+  const size_t blocks = a.rows * a.kv_heads * chunks;
   const size_t target = split_target();
   if (blocks >= target) return 1;
   size_t s = (target + blocks - 1) / blocks;
   s = std::min(s, (static_cast<size_t>(a.max_ctx) + kMinSlice - 1) / kMinSlice);
-  s = std::min(s, (gqa_smem_floats(a.head_dim) - kMaxGroup) / kMaxGroup);
-  return static_cast<int>(std::clamp<size_t>(s, 1, kMaxSplits));
+  const size_t pool_cap =
+      std::min<size_t>(kMaxSplits, (gqa_smem_floats(a.head_dim) - kMaxGroup) / kMaxGroup);
+  s = std::min(s, pool_cap / chunks);
+  return static_cast<int>(std::max<size_t>(s, 1));
 }
 
 // The workspace starts with the arrival counters, one per (row, head chunk) of a split
@@ -422,9 +463,10 @@ size_t counter_floats() {
 
 size_t attention_workspace_floats(const attention_args& a) {
   const int splits = splits_for(a);
-  return splits > 1 ? counter_floats() + a.rows * a.heads * static_cast<size_t>(splits) *
-                                             partial_stride(a.head_dim)
-                    : 0;
+  return splits > 1
+             ? counter_floats() + a.rows * a.heads * head_chunks(a) * static_cast<size_t>(splits) *
+                                      partial_stride(a.head_dim)
+             : 0;
 }
 
 namespace {
@@ -459,7 +501,8 @@ void launch_gqa_fixed(const attention_args& a, float scale, int splits, stream_t
       a.q, a.q_stride, static_cast<const T*>(a.k_cache), static_cast<const T*>(a.v_cache),
       a.ctx_len, a.table_offset, a.block_tables, a.row_index, a.block_size,
       static_cast<int>(a.heads), static_cast<int>(a.kv_heads), static_cast<int>(a.head_dim), scale,
-      static_cast<T*>(a.out), splits, splits > 1 ? a.workspace + counter_floats() : nullptr,
+      static_cast<T*>(a.out), heads_per_block(a), splits,
+      splits > 1 ? a.workspace + counter_floats() : nullptr,
       splits > 1 ? reinterpret_cast<unsigned int*>(a.workspace) : nullptr);
   CONCLAVE_CUDA_LAUNCH_CHECK();
 }

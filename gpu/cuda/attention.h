@@ -31,8 +31,9 @@ struct attention_args {
   float* workspace = nullptr;
   /// false: the first kernel (one block per (row, head), one thread per key; verified on
   /// an H200). true (the fast paths, head_dim % 8 == 0): the GQA kernel, one block per
-  /// (row, KV head, slice of the context) for all the query heads sharing that KV head,
-  /// 16-byte key loads; split over the sequence when rows x KV heads leave SMs idle.
+  /// (row, KV head, slice of the context) for up to 8 query heads sharing that KV head
+  /// (fewer when rows x KV heads leave most SMs idle), 16-byte key loads; split over the
+  /// sequence when rows x KV heads leave SMs idle.
   bool tiled = false;
   /// With `tiled`: the GQA kernel runs only the index_rows rows listed here (the others
   /// are prefill tiles, prefill_attention); no split then. Null: every row.
