@@ -381,7 +381,8 @@ class cuda_backend final : public cuda_backend_api {
     const size_t rows = tokens.size();
     logit_rows_ = logit_rows.size();
     if (tiles.empty()) gqa_rows.clear();  // every row: no index
-    // A graph fixes the attention split: plan it for the longest context the model allows.
+    // A graph fixes the attention grid: size its split for the longest context the model
+    // allows (each row picks the slices it uses from its real context, on the device).
     max_ctx_ = bucket > 0    ? static_cast<int32_t>(config_.max_position_embeddings)
                : ctx.empty() ? 0
                              : *std::max_element(ctx.begin(), ctx.end());
@@ -419,6 +420,9 @@ class cuda_backend final : public cuda_backend_api {
           most = std::max(most, attention_workspace_floats(a));
         }
         graph_attn_ws_ = device_buffer(most * sizeof(float));
+        // The split's arrival counters start at zero (each launch leaves them so).
+        CONCLAVE_CUDA_CHECK(
+            cudaMemsetAsync(graph_attn_ws_.get(), 0, most * sizeof(float), stream_));
       }
     } else {
       meta_.ensure(total * sizeof(int32_t));
@@ -523,7 +527,11 @@ class cuda_backend final : public cuda_backend_api {
       if (use_graph_ws_) {
         a.workspace = graph_attn_ws_.as<float>();
       } else {
-        attn_ws_.ensure(attention_workspace_floats(a) * sizeof(float));
+        const size_t ws = attention_workspace_floats(a) * sizeof(float);
+        if (ws > attn_ws_.bytes()) {  // new memory: zero the split's arrival counters
+          attn_ws_.ensure(ws);
+          CONCLAVE_CUDA_CHECK(cudaMemsetAsync(attn_ws_.get(), 0, ws, stream_));
+        }
         a.workspace = attn_ws_.as<float>();
       }
       if (num_tiles_ > 0) {
