@@ -23,6 +23,10 @@ constexpr int kCutThreads = 1024;   // threads per sorted row
 constexpr int kSortKeyThreads = 256;
 constexpr int kSelectThreads = 1024;         // threads per top-k row without a sort
 constexpr int kMaxSelectK = kSelectThreads;  // larger top-k rows are sorted
+constexpr int kBinShift = 21;                // select rows' histogram: a key's top 11 bits
+constexpr int kBins = 1 << (32 - kBinShift);
+constexpr int kCandCap = 4096;  // entries a select row sorts in shared memory
+constexpr int kBatch = 8;       // loads in flight per thread over a row
 
 /// An order-preserving unsigned key of a float (-0 and +0 equal, as `<` sees them).
 __device__ __forceinline__ uint32_t order_key(float f) {
@@ -43,6 +47,17 @@ __device__ __forceinline__ double mass(float v, float m) {
 __device__ __forceinline__ double kept_mass(float v, float m, float min_p) {
   const double e = mass(v, m);
   return min_p > 0.0f && e < static_cast<double>(min_p) ? 0.0 : e;
+}
+
+/// Rows whose top-k cut is found by select_kernel (sampling.h: top-k of at most 1,024).
+__device__ __forceinline__ bool is_select_row(const sample_row& r) {
+  return r.temperature != 0.0f && r.top_k > 0 && r.top_k < r.n && r.top_k <= kMaxSelectK;
+}
+
+/// Adds 1 to hist[bin] for every active lane, one shared atomic per distinct bin.
+__device__ __forceinline__ void warp_count(int* hist, uint32_t bin) {
+  const unsigned peers = __match_any_sync(__activemask(), bin);
+  if ((threadIdx.x & 31) == __ffs(peers) - 1) atomicAdd(&hist[bin], __popc(peers));
 }
 
 struct arg_max {
@@ -94,25 +109,42 @@ __global__ void __launch_bounds__(256)
 // Temperature (in place) and each slice's max / argmax: grid (slice, row).
 __global__ void __launch_bounds__(kSliceThreads)
     temper_max_kernel(float* logits, size_t vocab, const sample_row* rows, float* part_max,
-                      int32_t* part_arg, uint32_t* cut_key, int32_t* cut_id) {
+                      int32_t* part_arg, uint32_t* cut_key, int32_t* cut_id, int* bins) {
   const int s = static_cast<int>(blockIdx.x), ri = static_cast<int>(blockIdx.y);
   const sample_row r = rows[ri];
   float* x = logits + static_cast<size_t>(r.logit_row) * vocab;
   int b = 0, e = 0;
   slice_of(r.n, s, b, e);
   const bool scale = r.temperature != 0.0f && r.temperature != 1.0f;
+  const bool select = is_select_row(r);
+  __shared__ int hist[kBins];
+  if (select) {
+    for (int i = static_cast<int>(threadIdx.x); i < kBins; i += kSliceThreads) hist[i] = 0;
+    __syncthreads();
+  }
   if (s == 0 && threadIdx.x == 0) {  // nothing cut unless top-k/top-p say otherwise
     cut_key[ri] = 0;
     cut_id[ri] = -1;
   }
   arg_max best{-INFINITY, INT_MAX};
-  for (int i = b + static_cast<int>(threadIdx.x); i < e; i += kSliceThreads) {
-    float v = x[i];
-    if (scale) {
-      v = __fdiv_rn(v, r.temperature);
-      x[i] = v;
+  for (int base = b + static_cast<int>(threadIdx.x); base < e; base += kSliceThreads * kBatch) {
+    float v[kBatch];
+#pragma unroll
+    for (int u = 0; u < kBatch; ++u) {
+      const int i = base + u * kSliceThreads;
+      v[u] = i < e ? x[i] : 0.0f;
     }
-    best = better(best, arg_max{v, i});
+#pragma unroll
+    for (int u = 0; u < kBatch; ++u) {
+      const int i = base + u * kSliceThreads;
+      if (i >= e) break;
+      if (scale) {
+        v[u] = __fdiv_rn(v[u], r.temperature);
+        x[i] = v[u];
+      }
+      best = better(best, arg_max{v[u], i});
+      if (select) warp_count(hist, order_key(v[u]) >> kBinShift);
+    }
   }
   __shared__ arg_max warps[kSliceThreads / 32];
   best = warp_best(best);
@@ -122,6 +154,10 @@ __global__ void __launch_bounds__(kSliceThreads)
     for (int w = 1; w < kSliceThreads / 32; ++w) best = better(best, warps[w]);
     part_max[ri * kSplits + s] = best.v;
     part_arg[ri * kSplits + s] = best.i;
+  }
+  if (select) {
+    int* out = bins + (static_cast<size_t>(ri) * kSplits + s) * kBins;
+    for (int i = static_cast<int>(threadIdx.x); i < kBins; i += kSliceThreads) out[i] = hist[i];
   }
 }
 
@@ -228,17 +264,24 @@ __global__ void __launch_bounds__(kCutThreads)
   }
 }
 
-// Top-k of at most kMaxSelectK (then top-p) without a sort: a radix select finds the k-th
-// largest key; the few larger entries are sorted in shared memory; the entries tied at
-// the k-th value come first in the ascending order (by id), all with the same mass.
-// One block per row.
+// Top-k of at most kMaxSelectK (then top-p) without sorting the row. Usually: the slices'
+// histograms of the keys' top bits (temper_max_kernel) name the bin holding the k-th
+// largest value; the entries from that bin up (the k-th value's ties included) are
+// gathered and sorted in shared memory. When they are too many (a flat row, huge ties):
+// a radix select of the k-th largest key, the fewer-than-k larger entries sorted, the
+// entries tied at the k-th value counted (they come first in the ascending order, by id,
+// all with the same mass). One block per row.
 __global__ void __launch_bounds__(kSelectThreads)
     select_kernel(const float* logits, size_t vocab, const sample_row* rows,
-                  const int32_t* select_rows, uint32_t* cut_key, int32_t* cut_id) {
+                  const int32_t* select_rows, const int* bins, uint32_t* cut_key, int32_t* cut_id) {
   __shared__ int hist[256];
   __shared__ uint32_t s_prefix;
-  __shared__ int s_remaining, s_greater, s_ties, s_pos, s_tie_id;
-  __shared__ unsigned long long cand[kSelectThreads];  // (key << 32 | id) of entries > k-th
+  __shared__ int s_remaining, s_greater, s_ties, s_pos, s_tie_id, s_bin, s_cands, s_count;
+  __shared__ union {
+    int bins[kBins];                    // the row's histogram of top key bits
+    unsigned long long cand[kCandCap];  // (key << 32 | id), ascending once sorted
+  } sm;
+  unsigned long long* cand = sm.cand;
   __shared__ double s_total;
   using scan_t = cub::BlockScan<double, kSelectThreads>;
   using iscan_t = cub::BlockScan<int, kSelectThreads>;
@@ -253,6 +296,127 @@ __global__ void __launch_bounds__(kSelectThreads)
   const sample_row r = rows[ri];
   const float* x = logits + static_cast<size_t>(r.logit_row) * vocab;
   const int n = r.n;
+  const int k = r.top_k;
+  const double bound = 1.0 - static_cast<double>(r.top_p);
+  for (int b = tid; b < kBins; b += kSelectThreads) {
+    int c = 0;
+    for (int sl = 0; sl < kSplits; ++sl)
+      c += bins[(static_cast<size_t>(ri) * kSplits + sl) * kBins + b];
+    sm.bins[b] = c;
+  }
+  __syncthreads();
+  if (tid == 0) {
+    int cum = 0, d = kBins - 1;
+    for (; d > 0; --d) {
+      if (cum + sm.bins[d] >= k) break;
+      cum += sm.bins[d];
+    }
+    s_bin = d;
+    s_cands = cum + sm.bins[d];
+    s_count = 0;
+  }
+  __syncthreads();
+  if (s_cands <= kCandCap) {
+    const uint32_t bin = static_cast<uint32_t>(s_bin);
+    const int cands = s_cands;
+    for (int i = tid; i < kCandCap; i += kSelectThreads) sm.cand[i] = ~0ull;
+    __syncthreads();
+    // Gather (warp-aggregated slots); the loop is uniform over the block.
+    for (int off = 0; off < n; off += kSelectThreads * kBatch) {
+      float v[kBatch];
+#pragma unroll
+      for (int u = 0; u < kBatch; ++u) {
+        const int i = off + u * kSelectThreads + tid;
+        v[u] = i < n ? x[i] : -INFINITY;
+      }
+#pragma unroll
+      for (int u = 0; u < kBatch; ++u) {
+        const int i = off + u * kSelectThreads + tid;
+        const uint32_t key = order_key(v[u]);
+        const bool take = i < n && (key >> kBinShift) >= bin;
+        const unsigned ballot = __ballot_sync(0xffffffffu, take);
+        if (ballot == 0) continue;
+        const int lane = tid & 31, leader = __ffs(ballot) - 1;
+        int base = 0;
+        if (lane == leader) base = atomicAdd(&s_count, __popc(ballot));
+        base = __shfl_sync(0xffffffffu, base, leader);
+        if (take)
+          sm.cand[base + __popc(ballot & ((1u << lane) - 1u))] =
+              (static_cast<unsigned long long>(key) << 32) | static_cast<uint32_t>(i);
+      }
+    }
+    __syncthreads();
+    // Bitonic sort of the first power of two >= cands entries (padding sorts last).
+    int size_max = 2;
+    while (size_max < cands) size_max <<= 1;
+    for (int size = 2; size <= size_max; size <<= 1) {
+      for (int stride = size / 2; stride > 0; stride >>= 1) {
+        for (int i = tid; i < size_max; i += kSelectThreads) {
+          const int j = i ^ stride;
+          if (j > i) {
+            const unsigned long long a = sm.cand[i], b = sm.cand[j];
+            if ((a > b) == ((i & size) == 0)) {
+              sm.cand[i] = b;
+              sm.cand[j] = a;
+            }
+          }
+        }
+        __syncthreads();
+      }
+    }
+    // The k-th largest is at cands - k; its ties start at the first entry with its key.
+    const uint32_t kth = static_cast<uint32_t>(sm.cand[cands - k] >> 32);
+    if (tid == 0) {
+      int lo = 0, hi = cands - k;
+      while (lo < hi) {
+        const int mid = (lo + hi) / 2;
+        if (static_cast<uint32_t>(sm.cand[mid] >> 32) < kth) {
+          lo = mid + 1;
+        } else {
+          hi = mid;
+        }
+      }
+      s_pos = lo;
+    }
+    __syncthreads();
+    const int start = s_pos;
+    if (r.top_p >= 1.0f) {
+      if (tid == 0) {
+        cut_key[ri] = kth;
+        cut_id[ri] = -1;
+      }
+      return;
+    }
+    // Top-p over [start, cands): each thread a contiguous chunk of the ascending order.
+    const float m = key_value(static_cast<uint32_t>(sm.cand[cands - 1] >> 32));
+    const int len = cands - start, per = (len + kSelectThreads - 1) / kSelectThreads;
+    const int b = min(cands, start + tid * per), e = min(cands, b + per);
+    double sum = 0.0;
+    for (int p = b; p < e; ++p) sum += mass(key_value(static_cast<uint32_t>(sm.cand[p] >> 32)), m);
+    double prefix = 0.0;
+    scan_t(tmp.scan).ExclusiveSum(sum, prefix);
+    if (tid == kSelectThreads - 1) s_total = prefix + sum;
+    __syncthreads();
+    if (tid == 0) s_pos = cands - 1;
+    __syncthreads();
+    const double total = s_total;
+    if (b < e && (prefix + sum) / total > bound) {
+      double cum = prefix;
+      for (int p = b; p < e && p < cands - 1; ++p) {
+        cum += mass(key_value(static_cast<uint32_t>(sm.cand[p] >> 32)), m);
+        if (cum / total > bound) {
+          atomicMin(&s_pos, p);
+          break;
+        }
+      }
+    }
+    __syncthreads();
+    if (tid == 0) {
+      cut_key[ri] = static_cast<uint32_t>(sm.cand[s_pos] >> 32);
+      cut_id[ri] = static_cast<int32_t>(sm.cand[s_pos] & 0xffffffffu);
+    }
+    return;
+  }
   // The k-th largest key, 8 bits at a time from the top.
   uint32_t prefix = 0, mask = 0;
   int remaining = r.top_k;
@@ -332,7 +496,6 @@ __global__ void __launch_bounds__(kSelectThreads)
   if (tid == 0) s_total = cand_sum + static_cast<double>(tied) * e_tie;
   __syncthreads();
   const double total = s_total;
-  const double bound = 1.0 - static_cast<double>(r.top_p);
   // Position (in the survivors' ascending order) of the first kept entry; the last is
   // always kept. The tied entries hold positions [0, tied).
   if (tid == 0) {
@@ -407,8 +570,19 @@ __global__ void __launch_bounds__(kSliceThreads)
   int b = 0, e = 0;
   slice_of(r.n, s, b, e);
   double z = 0.0;
-  for (int i = b + static_cast<int>(threadIdx.x); i < e; i += kSliceThreads)
-    z += draw_mass(x[i], i, m, r.min_p, ck, ci);
+  for (int base = b + static_cast<int>(threadIdx.x); base < e; base += kSliceThreads * kBatch) {
+    float v[kBatch];
+#pragma unroll
+    for (int u = 0; u < kBatch; ++u) {
+      const int i = base + u * kSliceThreads;
+      v[u] = i < e ? x[i] : -INFINITY;
+    }
+#pragma unroll
+    for (int u = 0; u < kBatch; ++u) {
+      const int i = base + u * kSliceThreads;
+      if (i < e) z += draw_mass(v[u], i, m, r.min_p, ck, ci);
+    }
+  }
   using reduce_t = cub::BlockReduce<double, kSliceThreads>;
   __shared__ typename reduce_t::TempStorage tmp;
   z = reduce_t(tmp).Sum(z);
@@ -509,7 +683,7 @@ struct device_sampler::impl {
   size_t vocab = 0;
   size_t rows_cap = 0;
   device_buffer meta;  // [rows | penalties | sort list]
-  device_buffer part_max, part_arg, part_z, tokens, cut_key, cut_id;
+  device_buffer part_max, part_arg, part_z, tokens, cut_key, cut_id, bins;
   device_buffer keys[2], vals[2], sort_tmp;
   size_t sort_tmp_bytes = 0;
   void* stage = nullptr;  // pinned: the metadata staged for the copy
@@ -536,6 +710,7 @@ struct device_sampler::impl {
     part_z.ensure(n * kSplits * sizeof(double));
     cut_key.ensure(n * sizeof(uint32_t));
     cut_id.ensure(n * sizeof(int32_t));
+    bins.ensure(n * kSplits * kBins * sizeof(int));
     tokens.ensure(n * sizeof(int32_t));
     if (host_tokens != nullptr) CONCLAVE_CUDA_CHECK(cudaFreeHost(host_tokens));
     host_tokens = nullptr;
@@ -647,8 +822,8 @@ void device_sampler::sample(float* logits, const sample_row* rows, size_t count,
     penalties_kernel<<<n_rows, 256, 0, s>>>(logits, vocab, d_rows, d_pen);
     CONCLAVE_CUDA_LAUNCH_CHECK();
   }
-  temper_max_kernel<<<dim3(kSplits, n_rows), kSliceThreads, 0, s>>>(logits, vocab, d_rows, part_max,
-                                                                    part_arg, cut_key, cut_id);
+  temper_max_kernel<<<dim3(kSplits, n_rows), kSliceThreads, 0, s>>>(
+      logits, vocab, d_rows, part_max, part_arg, cut_key, cut_id, d.bins.as<int>());
   CONCLAVE_CUDA_LAUNCH_CHECK();
   for (size_t first = 0; first < d.sort_list.size(); first += kSortRows) {
     const size_t group = std::min(kSortRows, d.sort_list.size() - first);
@@ -671,7 +846,7 @@ void device_sampler::sample(float* logits, const sample_row* rows, size_t count,
   }
   if (!d.select_list.empty()) {
     select_kernel<<<static_cast<unsigned>(d.select_list.size()), kSelectThreads, 0, s>>>(
-        logits, vocab, d_rows, d_list + d.sort_list.size(), cut_key, cut_id);
+        logits, vocab, d_rows, d_list + d.sort_list.size(), d.bins.as<int>(), cut_key, cut_id);
     CONCLAVE_CUDA_LAUNCH_CHECK();
   }
   mass_kernel<<<dim3(kSplits, n_rows), kSliceThreads, 0, s>>>(logits, vocab, d_rows, part_max,

@@ -169,12 +169,14 @@ TEST_CASE("cuda device_sampler: edge draws, many sorted rows, exact ties",
     d.u = j % 2 == 0 ? 0.0 : std::nextafter(1.0, 0.0);
   }
   check_rows(logits, vocab, specs, row_of);
-  // Top-k whose k-th value is shared by 2,000 ids, with top-p cutting inside that tie
-  // group (in id order), past it, or not at all; u across the kept range.
-  {
-    const size_t v = 3001;
+  // Top-k whose k-th value is shared by 2,000 ids (gathered and sorted in shared memory)
+  // or 6,000 (more than that holds: the radix-select path), with top-p cutting inside the
+  // tie group (in id order), past it, or not at all; u across the kept range.
+  for (const size_t ties : {size_t{2000}, size_t{6000}}) {
+    INFO(ties << " ties at the k-th value");
+    const size_t v = 10007;
     std::vector<float> tied(v, -3.0f);
-    for (size_t i = 0; i < 2000; ++i) tied[(i * 7 + 3) % v] = 1.0f;
+    for (size_t i = 0; i < ties; ++i) tied[(i * 7 + 3) % v] = 1.0f;
     for (size_t i = 0; i < 10; ++i) tied[(i * 131 + 1) % v] = 5.0f + 0.1f * static_cast<float>(i);
     std::vector<float> many;
     std::vector<gpu::device_sampling> tie_specs;
