@@ -79,7 +79,6 @@ int64_t llm_engine::add_request(std::vector<int32_t> prompt, const sampling_para
   const int64_t id = next_id_++;
   auto seq = std::make_shared<sequence>(id, std::move(prompt), params);
   for (int32_t t : output) seq->append(t);
-  seq->sampler().skip_draws(output.size());
   scheduler_.add(std::move(seq));
   return id;
 }
@@ -113,8 +112,8 @@ pending_step llm_engine::begin_step() {
     b.num_cached = static_cast<int32_t>(s.num_computed);
     b.block_table = s.block_table;
     if (w.samples() && device_samplable(s.params())) {
-      // The request's draw is made now, once per token whichever side samples.
-      const double u = s.params().greedy() ? 0.0 : s.sampler().draw();
+      // The request's draw for this token, whichever side samples.
+      const double u = s.params().greedy() ? 0.0 : s.sampler().draw(s.output().size());
       p.sampling[i] =
           s.sampler().device_spec(s.prompt(), s.output(), sampling_vocab(), u, p.penalties[i]);
       b.sample = &p.sampling[i];

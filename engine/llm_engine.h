@@ -66,8 +66,9 @@ class llm_engine {
   /// prompt + max_tokens over max_model_len.
   int64_t add_request(std::vector<int32_t> prompt, const sampling_params& params);
   /// Resumes a request another engine was running: `output` holds the tokens it had
-  /// already produced (they count as output for max_tokens and penalties, and a seeded
-  /// sampler skips the draws they used), so generation continues where it stopped.
+  /// already produced (they count as output for max_tokens and penalties; a seeded
+  /// request's draws depend only on its seed and the output position), so generation
+  /// continues where it stopped.
   int64_t add_request(std::vector<int32_t> prompt, const sampling_params& params,
                       std::span<const int32_t> output);
   /// Finishes a request wherever it is; during a pending step the abort takes effect

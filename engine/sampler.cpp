@@ -16,6 +16,16 @@ namespace {
 
 constexpr float neg_inf = -std::numeric_limits<float>::infinity();
 
+/// exp(x - max) in double, 0 for -inf: the unnormalised masses the cut-offs and the draw
+/// compare (a device sampler computes the same numbers).
+std::vector<double> masses(std::span<const float> x) {
+  std::vector<double> e(x.size());
+  const float mx = *std::max_element(x.begin(), x.end());
+  for (size_t i = 0; i < x.size(); ++i)
+    e[i] = std::isinf(x[i]) && x[i] < 0 ? 0.0 : std::exp(static_cast<double>(x[i]) - mx);
+  return e;
+}
+
 /// softmax in double over finite entries (-inf gives 0).
 std::vector<double> softmax_double(std::span<const float> x) {
   std::vector<double> p(x.size());
@@ -90,7 +100,7 @@ gpu::device_sampling sampler::device_spec(std::span<const int32_t> prompt,
   const auto& p = params_;
   penalty_entries(prompt, output, vocab_limit, penalties);
   gpu::device_sampling d;
-  d.temperature = p.temperature;
+  d.temperature = p.greedy() ? 0.0f : p.temperature;
   d.top_k = p.top_k;
   d.top_p = p.top_p;
   d.min_p = p.min_p;
@@ -135,7 +145,19 @@ int32_t argmax(std::span<const float> logits) {
 }
 
 sampler::sampler(const sampling_params& params)
-    : params_(params), rng_(params.seed ? *params.seed : std::random_device{}()) {}
+    : params_(params),
+      seed_(params.seed
+                ? *params.seed
+                : (static_cast<uint64_t>(std::random_device{}()) << 32) ^ std::random_device{}()) {}
+
+double sampler::draw(size_t index) const {
+  // SplitMix64's output for its state after index + 1 steps from the seed.
+  uint64_t z = seed_ + (static_cast<uint64_t>(index) + 1) * 0x9E3779B97F4A7C15ull;
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+  z ^= z >> 31;
+  return static_cast<double>(z >> 11) * 0x1.0p-53;
+}
 
 void sampler::transform(std::span<float> logits, std::span<const int32_t> prompt,
                         std::span<const int32_t> output) const {
@@ -168,17 +190,20 @@ void sampler::transform(std::span<float> logits, std::span<const int32_t> prompt
   }
   if (p.top_p < 1.0f) {
     // HF: sort ascending, drop the prefix whose cumulative probability <= 1 - top_p,
-    // always keeping the most likely token.
+    // always keeping the most likely token. The cumulative is summed unnormalised and
+    // divided once (exact for ties at the maximum, as on the device).
     std::vector<int32_t> order(vocab);
     std::iota(order.begin(), order.end(), 0);
     std::stable_sort(order.begin(), order.end(), [&](int32_t a, int32_t b) {
       return logits[static_cast<size_t>(a)] < logits[static_cast<size_t>(b)];
     });
-    const std::vector<double> probs = softmax_double(logits);
+    const std::vector<double> e = masses(logits);
+    double total = 0.0;
+    for (double v : e) total += v;
     double cum = 0.0;
     for (size_t i = 0; i + 1 < vocab; ++i) {
-      cum += probs[static_cast<size_t>(order[i])];
-      if (cum <= 1.0 - static_cast<double>(p.top_p)) {
+      cum += e[static_cast<size_t>(order[i])];
+      if (cum / total <= 1.0 - static_cast<double>(p.top_p)) {
         logits[static_cast<size_t>(order[i])] = neg_inf;
       } else {
         break;
@@ -186,11 +211,10 @@ void sampler::transform(std::span<float> logits, std::span<const int32_t> prompt
     }
   }
   if (p.min_p > 0.0f) {
-    const std::vector<double> probs = softmax_double(logits);
-    const double top = *std::max_element(probs.begin(), probs.end());
-    const double threshold = static_cast<double>(p.min_p) * top;
+    // p < min_p * p_max, with masses relative to the maximum (whose mass is 1).
+    const std::vector<double> e = masses(logits);
     for (size_t i = 0; i < vocab; ++i) {
-      if (probs[i] < threshold) logits[i] = neg_inf;
+      if (e[i] < static_cast<double>(p.min_p)) logits[i] = neg_inf;
     }
   }
 }
@@ -210,8 +234,7 @@ std::vector<double> sampler::distribution(std::span<const float> logits,
 
 int32_t sampler::sample(std::span<const float> logits, std::span<const int32_t> prompt,
                         std::span<const int32_t> output) {
-  // One draw per non-greedy token (skip_draws relies on it).
-  return sample(logits, prompt, output, params_.greedy() ? 0.0 : draw());
+  return sample(logits, prompt, output, params_.greedy() ? 0.0 : draw(output.size()));
 }
 
 int32_t sampler::sample(std::span<const float> logits, std::span<const int32_t> prompt,
@@ -219,14 +242,17 @@ int32_t sampler::sample(std::span<const float> logits, std::span<const int32_t> 
   std::vector<float> l(logits.begin(), logits.end());
   transform(l, prompt, output);
   if (params_.greedy()) return argmax(l);
-  const std::vector<double> probs = softmax_double(l);
+  const std::vector<double> e = masses(l);
+  double total = 0.0;
+  for (double v : e) total += v;
+  const double target = u * total;
   double cum = 0.0;
   int32_t last_nonzero = 0;
-  for (size_t i = 0; i < probs.size(); ++i) {
-    if (probs[i] <= 0.0) continue;
-    cum += probs[i];
+  for (size_t i = 0; i < e.size(); ++i) {
+    if (e[i] <= 0.0) continue;
+    cum += e[i];
     last_nonzero = static_cast<int32_t>(i);
-    if (u < cum) return last_nonzero;
+    if (target < cum) return last_nonzero;
   }
   return last_nonzero;  // rounding left u just past the total
 }

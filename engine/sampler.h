@@ -1,6 +1,8 @@
 // sampler: turns one row of logits into the next token. Order of transforms follows HF
 // generate: repetition penalty, presence/frequency penalties (OpenAI), temperature,
-// top-k, top-p, min-p, then a draw from the request's own seeded generator.
+// top-k, top-p, min-p, then a draw. The draw for output token n is a pure function of the
+// request's seed and n (SplitMix64 at counter n), so a request resumed elsewhere, or a
+// step that failed and is run again, draws what it would have drawn.
 #pragma once
 
 #include <cstdint>
@@ -13,7 +15,7 @@
 
 namespace conclave::engine {
 
-/// Per-sequence sampling state: its random generator and output token counts.
+/// Per-sequence sampling: the request's parameters and seed.
 class sampler {
  public:
   explicit sampler(const sampling_params& params);
@@ -27,16 +29,16 @@ class sampler {
   std::vector<double> distribution(std::span<const float> logits, std::span<const int32_t> prompt,
                                    std::span<const int32_t> output) const;
 
-  /// Picks the next token: argmax when greedy (lowest id on ties), else a draw.
+  /// Picks the next token: argmax when greedy (lowest id on ties), else draw(output.size()).
   int32_t sample(std::span<const float> logits, std::span<const int32_t> prompt,
                  std::span<const int32_t> output);
-  /// The same with the draw `u` (from draw()) already made: the token whose cumulative
-  /// probability, in id order, first exceeds u.
+  /// The same with the draw `u` given: the first token, in id order, whose cumulative
+  /// mass exceeds u times the total mass.
   int32_t sample(std::span<const float> logits, std::span<const int32_t> prompt,
                  std::span<const int32_t> output, double u) const;
 
-  /// The next uniform draw in [0, 1) of the request's generator (53 bits; portable).
-  double draw() { return static_cast<double>(rng_() >> 11) * 0x1.0p-53; }
+  /// The uniform draw in [0, 1) for output token `index` (53 bits; portable).
+  double draw(size_t index) const;
 
   /// The penalties as per-token entries over ids below `vocab` (distinct tokens in first
   /// seen order, prompt then output); empty when the request has none. transform()
@@ -52,15 +54,9 @@ class sampler {
 
   const sampling_params& params() const { return params_; }
 
-  /// Advances the generator past the draws of `n` earlier samples (one per non-greedy
-  /// token), so a request resumed elsewhere draws what it would have drawn.
-  void skip_draws(size_t n) {
-    if (!params_.greedy()) rng_.discard(n);
-  }
-
  private:
   sampling_params params_;
-  std::mt19937_64 rng_;
+  uint64_t seed_;
   mutable std::vector<float> scratch_;
   mutable std::vector<gpu::penalty_entry> penalty_scratch_;
 };

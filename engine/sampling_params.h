@@ -14,7 +14,7 @@ class token_constraint;
 }
 
 struct sampling_params {
-  float temperature = 1.0f;         ///< 0 = greedy
+  float temperature = 1.0f;         ///< 0 (or below 1e-5) = greedy
   int32_t top_k = 0;                ///< 0 = off
   float top_p = 1.0f;               ///< 1 = off
   float min_p = 0.0f;               ///< 0 = off
@@ -31,7 +31,8 @@ struct sampling_params {
   /// -inf before any other transform), e.g. a forced tool call; shared, immutable.
   std::shared_ptr<const constrained::token_constraint> constraint;
 
-  bool greedy() const { return temperature == 0.0f; }
+  /// Temperatures below 1e-5 sample greedily (as vLLM does): dividing by them overflows.
+  bool greedy() const { return temperature < 1e-5f; }
   /// Empty when valid, else a message naming the field ("temperature must be >= 0").
   std::string validate() const;
 };

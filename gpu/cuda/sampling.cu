@@ -25,8 +25,9 @@ constexpr int kSelectThreads = 1024;         // threads per top-k row without a 
 constexpr int kMaxSelectK = kSelectThreads;  // larger top-k rows are sorted
 constexpr int kBinShift = 21;                // select rows' histogram: a key's top 11 bits
 constexpr int kBins = 1 << (32 - kBinShift);
-constexpr int kCandCap = 4096;  // entries a select row sorts in shared memory
+constexpr int kCandCap = 2048;  // entries a select row sorts in shared memory
 constexpr int kBatch = 8;       // loads in flight per thread over a row
+constexpr size_t kPresizedRows = 256;
 
 /// An order-preserving unsigned key of a float (-0 and +0 equal, as `<` sees them).
 __device__ __forceinline__ uint32_t order_key(float f) {
@@ -58,6 +59,21 @@ __device__ __forceinline__ bool is_select_row(const sample_row& r) {
 __device__ __forceinline__ void warp_count(int* hist, uint32_t bin) {
   const unsigned peers = __match_any_sync(__activemask(), bin);
   if ((threadIdx.x & 31) == __ffs(peers) - 1) atomicAdd(&hist[bin], __popc(peers));
+}
+
+/// Block-wide prefix sums of one value per thread. Each thread's range is
+/// [before, through), `before` being its predecessor's `through`, so the ranges tile the
+/// total exactly and a target falls in one range only.
+template <int Threads>
+__device__ __forceinline__ void tiled_scan(double v, double& before, double& through) {
+  using scan_t = cub::BlockScan<double, Threads>;
+  __shared__ typename scan_t::TempStorage tmp;
+  __shared__ double incl[Threads];
+  scan_t(tmp).InclusiveSum(v, through);
+  incl[threadIdx.x] = through;
+  __syncthreads();
+  before = threadIdx.x == 0 ? 0.0 : incl[threadIdx.x - 1];
+  __syncthreads();
 }
 
 struct arg_max {
@@ -198,8 +214,6 @@ __global__ void __launch_bounds__(kCutThreads)
     cutoff_kernel(const sample_row* rows, size_t vocab, const int32_t* sort_rows,
                   const unsigned long long* keys, const int32_t* vals, uint32_t* cut_key,
                   int32_t* cut_id) {
-  using scan_t = cub::BlockScan<double, kCutThreads>;
-  __shared__ typename scan_t::TempStorage scan_tmp;
   __shared__ int s_start, s_cut;
   __shared__ double s_total;
   const size_t slot = blockIdx.x;
@@ -239,22 +253,23 @@ __global__ void __launch_bounds__(kCutThreads)
     const int b = min(n, start + static_cast<int>(threadIdx.x) * per), e = min(n, b + per);
     double sum = 0.0;
     for (int p = b; p < e; ++p) sum += mass(key_value(static_cast<uint32_t>(k[p])), m);
-    double prefix = 0.0;
-    scan_t(scan_tmp).ExclusiveSum(sum, prefix);
-    if (threadIdx.x == kCutThreads - 1) s_total = prefix + sum;
+    double before = 0.0, through = 0.0;
+    tiled_scan<kCutThreads>(sum, before, through);
+    if (threadIdx.x == kCutThreads - 1) s_total = through;
     if (threadIdx.x == 0) s_cut = n - 1;
     __syncthreads();
     const double total = s_total;
     const double bound = 1.0 - static_cast<double>(r.top_p);
-    if (b < e && (prefix + sum) / total > bound) {
-      double cum = prefix;
-      for (int p = b; p < e && p < n - 1; ++p) {
+    // The one chunk where the cumulative passes the bound finds the position (its last
+    // entry when rounding inside the chunk never passes it).
+    if (b < e && b < n - 1 && before / total <= bound && through / total > bound) {
+      double cum = before;
+      int p = b;
+      for (; p < e - 1 && p < n - 1; ++p) {
         cum += mass(key_value(static_cast<uint32_t>(k[p])), m);
-        if (cum / total > bound) {
-          atomicMin(&s_cut, p);
-          break;
-        }
+        if (cum / total > bound) break;
       }
+      s_cut = min(p, n - 1);
     }
     __syncthreads();
   }
@@ -393,22 +408,20 @@ __global__ void __launch_bounds__(kSelectThreads)
     const int b = min(cands, start + tid * per), e = min(cands, b + per);
     double sum = 0.0;
     for (int p = b; p < e; ++p) sum += mass(key_value(static_cast<uint32_t>(sm.cand[p] >> 32)), m);
-    double prefix = 0.0;
-    scan_t(tmp.scan).ExclusiveSum(sum, prefix);
-    if (tid == kSelectThreads - 1) s_total = prefix + sum;
-    __syncthreads();
+    double before = 0.0, through = 0.0;
+    tiled_scan<kSelectThreads>(sum, before, through);
+    if (tid == kSelectThreads - 1) s_total = through;
     if (tid == 0) s_pos = cands - 1;
     __syncthreads();
     const double total = s_total;
-    if (b < e && (prefix + sum) / total > bound) {
-      double cum = prefix;
-      for (int p = b; p < e && p < cands - 1; ++p) {
+    if (b < e && b < cands - 1 && before / total <= bound && through / total > bound) {
+      double cum = before;
+      int p = b;
+      for (; p < e - 1 && p < cands - 1; ++p) {
         cum += mass(key_value(static_cast<uint32_t>(sm.cand[p] >> 32)), m);
-        if (cum / total > bound) {
-          atomicMin(&s_pos, p);
-          break;
-        }
+        if (cum / total > bound) break;
       }
+      s_pos = min(p, cands - 1);
     }
     __syncthreads();
     if (tid == 0) {
@@ -649,23 +662,25 @@ __global__ void __launch_bounds__(kSliceThreads)
       last = i;
     }
   }
-  using scan_t = cub::BlockScan<double, kSliceThreads>;
-  __shared__ typename scan_t::TempStorage tmp;
-  double prefix = 0.0;
-  scan_t(tmp).ExclusiveSum(sum, prefix);
+  double before = 0.0, through = 0.0;
+  tiled_scan<kSliceThreads>(sum, before, through);
   const double target = s_target;
   if (last >= 0) atomicMax(&s_last, last);
-  if (b < e && target >= prefix && target < prefix + sum) {
-    double cum = prefix;
+  if (b < e && target >= before && target < through) {
+    // One thread at most: the ranges tile. Its last kept token when rounding inside the
+    // chunk keeps the cumulative at or below the target.
+    double cum = before;
+    int tok = last;
     for (int i = b; i < e; ++i) {
       const double w = draw_mass(x[i], i, m, r.min_p, ck, ci);
       if (w <= 0.0) continue;
       cum += w;
       if (target < cum) {
-        s_tok = i;  // one thread at most: the chunks' ranges are disjoint
+        tok = i;
         break;
       }
     }
+    s_tok = tok;
   }
   __syncthreads();
   if (threadIdx.x == 0) tokens[ri] = s_tok != INT_MAX ? s_tok : max(s_last, 0);
@@ -745,7 +760,9 @@ device_sampler::device_sampler(size_t vocab) : impl_(std::make_unique<impl>()) {
       nullptr, d.sort_tmp_bytes, k, v, static_cast<int>(items), 0, 32 + bits_for(kSortRows)));
   d.sort_tmp = device_buffer(d.sort_tmp_bytes);
   CONCLAVE_CUDA_CHECK(cudaEventCreateWithFlags(&d.staged, cudaEventDisableTiming));
-  d.ensure_rows(8);
+  // Every graph bucket's rows up front, so serving rarely allocates after the KV cache
+  // took the free memory.
+  d.ensure_rows(kPresizedRows);
 }
 
 device_sampler::~device_sampler() = default;
@@ -753,7 +770,8 @@ device_sampler::~device_sampler() = default;
 size_t device_sampler::workspace_bytes() const {
   const auto& d = *impl_;
   return d.keys[0].bytes() * 2 + d.vals[0].bytes() * 2 + d.sort_tmp.bytes() + d.part_max.bytes() +
-         d.part_arg.bytes() + d.part_z.bytes() + d.tokens.bytes() + d.meta.bytes();
+         d.part_arg.bytes() + d.part_z.bytes() + d.tokens.bytes() + d.cut_key.bytes() +
+         d.cut_id.bytes() + d.bins.bytes() + d.meta.bytes();
 }
 
 const int32_t* device_sampler::tokens() const {

@@ -289,7 +289,8 @@ TEST_CASE("seeded sampling is reproducible and follows the distribution", "[samp
     p.seed = seed;
     sampler s(p);
     std::vector<int32_t> out;
-    for (int i = 0; i < n; ++i) out.push_back(s.sample(flat, {}, {}));
+    // Each token is drawn at its output position, as generation does.
+    for (int i = 0; i < n; ++i) out.push_back(s.sample(flat, {}, out));
     return out;
   };
   const auto a = draws(1234, 200), b = draws(1234, 200), c = draws(1235, 200);
@@ -307,8 +308,10 @@ TEST_CASE("seeded sampling is reproducible and follows the distribution", "[samp
     const auto l = logits_of({0.5, 0.3, 0.2});
     const int n = 20000;
     std::vector<int> counts(3, 0);
+    tokens output;
     for (int i = 0; i < n; ++i) {
-      const int32_t t = s.sample(l, {}, {});
+      const int32_t t = s.sample(l, {}, output);
+      output.push_back(t);
       REQUIRE(t >= 0);
       REQUIRE(t < 3);
       ++counts[static_cast<size_t>(t)];
@@ -324,7 +327,11 @@ TEST_CASE("seeded sampling is reproducible and follows the distribution", "[samp
     sampler s(p);
     const std::vector<float> l = {1.0f, 0.9f, 0.8f, 1.1f};
     std::vector<int> counts(4, 0);
-    for (int i = 0; i < 2000; ++i) ++counts[static_cast<size_t>(s.sample(l, {}, {}))];
+    tokens output;
+    for (int i = 0; i < 2000; ++i) {
+      output.push_back(s.sample(l, {}, output));
+      ++counts[static_cast<size_t>(output.back())];
+    }
     CHECK(counts[1] == 0);
     CHECK(counts[2] == 0);
     CHECK(counts[0] > 0);
@@ -365,19 +372,30 @@ TEST_CASE("sampling_params::validate names invalid fields", "[sampler]") {
         }).empty());
 }
 
-TEST_CASE("a drawn u picks what sample() picks, one draw per non-greedy token", "[sampler]") {
+TEST_CASE("the draw of output token n depends only on the seed and n", "[sampler]") {
   sampling_params p;
   p.temperature = 0.8f;
   p.top_k = 3;
   p.seed = 7;
   const std::vector<float> logits = {0.1f, 2.0f, 1.5f, -0.3f, 1.9f};
-  sampler a(p), b(p);
+  sampler a(p);
+  const sampler b(p);
+  tokens output;
+  std::vector<double> seen;
   for (int i = 0; i < 50; ++i) {
-    const double u = b.draw();
+    const double u = b.draw(output.size());
     CHECK(u >= 0.0);
     CHECK(u < 1.0);
-    CHECK(a.sample(logits, {}, {}) == b.sample(logits, {}, {}, u));
+    CHECK(u == a.draw(output.size()));  // whatever was drawn before
+    CHECK(a.sample(logits, {}, output) == b.sample(logits, {}, output, u));
+    seen.push_back(u);
+    output.push_back(1);
   }
+  std::sort(seen.begin(), seen.end());
+  CHECK(std::adjacent_find(seen.begin(), seen.end()) == seen.end());  // 50 distinct draws
+  sampling_params other = p;
+  other.seed = 8;
+  CHECK(sampler(other).draw(0) != b.draw(0));
   // u walks the kept tokens in id order: 0 gives the first kept, just below 1 the last.
   CHECK(b.sample(logits, {}, {}, 0.0) == 1);
   CHECK(b.sample(logits, {}, {}, std::nextafter(1.0, 0.0)) == 4);
@@ -434,7 +452,7 @@ TEST_CASE("sample_spec (the device sampler's twin) picks what the request's samp
     for (auto& t : output) t = tok(rng);
     sampler s(p);
     const size_t limit = trial % 2 == 0 ? 300 : 250;
-    const double u = s.draw();
+    const double u = s.draw(output.size());
     std::vector<conclave::gpu::penalty_entry> entries;
     const auto spec = s.device_spec(prompt, output, limit, u, entries);
     INFO("trial " << trial);

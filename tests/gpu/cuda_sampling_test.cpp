@@ -194,6 +194,32 @@ TEST_CASE("cuda device_sampler: edge draws, many sorted rows, exact ties",
     std::iota(tie_rows.begin(), tie_rows.end(), 0);
     check_rows(many, v, tie_specs, tie_rows);
   }
+  // Ties at the maximum with a top-p that lands exactly on a tie (100 ids of mass 1, top-p
+  // 0.5: the first 50 in id order go): cumulative masses are exact integers on both
+  // sides. Through the select (top-k 50; 3,000 ties: its radix-select path) and the sort
+  // (no top-k; top-k 2,000).
+  for (const size_t ties : {size_t{100}, size_t{3000}}) {
+    const size_t v = 8191;
+    std::vector<float> row(v);
+    std::uniform_real_distribution<float> low(-4.0f, 0.5f);
+    for (auto& x : row) x = low(rng);
+    for (size_t i = 0; i < ties; ++i) row[(i * 37 + 11) % v] = 2.0f;
+    std::vector<float> many;
+    std::vector<gpu::device_sampling> specs_max;
+    for (size_t j = 0; j < 18; ++j) {
+      many.insert(many.end(), row.begin(), row.end());
+      gpu::device_sampling d;
+      d.temperature = 1.0f;
+      d.top_k = j % 3 == 0 ? 50 : j % 3 == 1 ? 0 : 2000;
+      d.top_p = 0.5f;
+      d.u = static_cast<double>(j / 3) / 6.0 + 0.01;
+      specs_max.push_back(d);
+    }
+    std::vector<int32_t> max_rows(18);
+    std::iota(max_rows.begin(), max_rows.end(), 0);
+    INFO(ties << " ties at the maximum");
+    check_rows(many, v, specs_max, max_rows);
+  }
   // A greedy row whose maximum ties: the lowest id wins.
   std::vector<float> flat(vocab, 1.0f);
   flat[17] = 3.0f;
