@@ -25,7 +25,7 @@
 #include "gpu/cuda/qk_norm_rope.h"
 #include "gpu/cuda/rms_norm.h"
 #include "gpu/cuda/router.h"
-#include "gpu/cuda/sampling.h"
+#include "gpu/cuda/sampling_rows.h"
 #include "gpu/cuda/swiglu.h"
 #include "model/checkpoint.h"
 
@@ -51,28 +51,6 @@ void select_device(int device) {
                              std::to_string(n));
   CONCLAVE_CUDA_CHECK(cudaSetDevice(device));
 }
-
-/// Pinned host memory that grows.
-class pinned_buffer {
- public:
-  ~pinned_buffer() {
-    if (p_ != nullptr) cudaFreeHost(p_);
-  }
-  void* ensure(size_t bytes) {
-    if (bytes > bytes_) {
-      if (p_ != nullptr) CONCLAVE_CUDA_CHECK(cudaFreeHost(p_));
-      p_ = nullptr;
-      CONCLAVE_CUDA_CHECK(cudaMallocHost(&p_, bytes));
-      bytes_ = bytes;
-    }
-    return p_;
-  }
-  void* data() const { return p_; }
-
- private:
-  void* p_ = nullptr;
-  size_t bytes_ = 0;
-};
 
 class cuda_backend final : public cuda_backend_api {
  public:
@@ -177,21 +155,8 @@ class cuda_backend final : public cuda_backend_api {
     const auto vocab = static_cast<int32_t>(config_.vocab_size);
     for (size_t i = 0; i < batch.size(); ++i) {
       if (!device_sampled(batch[i])) continue;
-      const device_sampling& d = *batch[i].sample;
-      sample_row r;
-      r.logit_row = static_cast<int32_t>(logit_row_begin_[i + 1] - 1);
-      r.n = d.vocab_limit > 0 ? std::min(d.vocab_limit, vocab) : vocab;
-      r.top_k = d.top_k;
-      r.temperature = d.temperature;
-      r.top_p = d.top_p;
-      r.min_p = d.min_p;
-      r.repetition_penalty = d.repetition_penalty;
-      r.u = d.u;
-      r.pen_begin = static_cast<int32_t>(sample_pen_.size());
-      r.pen_count = static_cast<int32_t>(d.penalties.size());
-      for (const penalty_entry& e : d.penalties)
-        sample_pen_.push_back({e.token, e.repeated, e.subtract});
-      sample_rows_.push_back(r);
+      append_sample_row(*batch[i].sample, static_cast<int32_t>(logit_row_begin_[i + 1] - 1), vocab,
+                        sample_rows_, sample_pen_);
       sample_seq_.push_back(i);
     }
     sampler_->sample(logits_.as<float>(), sample_rows_.data(), sample_rows_.size(),

@@ -34,6 +34,21 @@ void device_buffer::ensure(size_t bytes) {
   bytes_ = bytes;
 }
 
+pinned_buffer::~pinned_buffer() {
+  if (p_ != nullptr) cudaFreeHost(p_);  // cannot throw from a destructor
+}
+
+void* pinned_buffer::ensure(size_t bytes) {
+  if (bytes > bytes_ || p_ == nullptr) {
+    if (p_ != nullptr) CONCLAVE_CUDA_CHECK(cudaFreeHost(p_));
+    p_ = nullptr;
+    bytes_ = 0;
+    CONCLAVE_CUDA_CHECK(cudaMallocHost(&p_, bytes == 0 ? 1 : bytes));
+    bytes_ = bytes;
+  }
+  return p_;
+}
+
 void device_buffer::upload(const void* src, size_t bytes, size_t offset) {
   if (offset + bytes > bytes_) throw std::out_of_range("device_buffer::upload past the end");
   CONCLAVE_CUDA_CHECK(

@@ -54,6 +54,23 @@ class device_buffer {
   size_t bytes_ = 0;
 };
 
+/// Pinned (page-locked) host memory that grows, for asynchronous copies.
+class pinned_buffer {
+ public:
+  pinned_buffer() = default;
+  ~pinned_buffer();
+  pinned_buffer(const pinned_buffer&) = delete;
+  pinned_buffer& operator=(const pinned_buffer&) = delete;
+  /// Grows (never shrinks) to at least `bytes`; contents are not kept. The caller makes
+  /// sure no copy still uses the old memory.
+  void* ensure(size_t bytes);
+  void* data() const { return p_; }
+
+ private:
+  void* p_ = nullptr;
+  size_t bytes_ = 0;
+};
+
 /// True when a CUDA device is usable (never throws; tests skip when false).
 bool device_available();
 /// cudaDeviceSynchronize, checked: surfaces asynchronous kernel errors.

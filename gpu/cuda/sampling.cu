@@ -701,10 +701,8 @@ struct device_sampler::impl {
   device_buffer part_max, part_arg, part_z, tokens, cut_key, cut_id, bins;
   device_buffer keys[2], vals[2], sort_tmp;
   size_t sort_tmp_bytes = 0;
-  void* stage = nullptr;  // pinned: the metadata staged for the copy
-  size_t stage_bytes = 0;
-  int32_t* host_tokens = nullptr;  // pinned
-  size_t host_tokens_cap = 0;
+  pinned_buffer stage;           // the metadata staged for the copy
+  pinned_buffer host_tokens;     // the tokens copied back
   cudaEvent_t staged = nullptr;  // the last metadata copy finished
   std::vector<int32_t> sort_list, select_list;
 
@@ -713,8 +711,6 @@ struct device_sampler::impl {
       cudaEventSynchronize(staged);  // a copy may still read the staging area
       cudaEventDestroy(staged);
     }
-    if (stage != nullptr) cudaFreeHost(stage);
-    if (host_tokens != nullptr) cudaFreeHost(host_tokens);
   }
 
   void ensure_rows(size_t n) {
@@ -727,20 +723,8 @@ struct device_sampler::impl {
     cut_id.ensure(n * sizeof(int32_t));
     bins.ensure(n * kSplits * kBins * sizeof(int));
     tokens.ensure(n * sizeof(int32_t));
-    if (host_tokens != nullptr) CONCLAVE_CUDA_CHECK(cudaFreeHost(host_tokens));
-    host_tokens = nullptr;
-    CONCLAVE_CUDA_CHECK(cudaMallocHost(&host_tokens, n * sizeof(int32_t)));
+    host_tokens.ensure(n * sizeof(int32_t));
     rows_cap = n;
-  }
-
-  void* ensure_stage(size_t bytes) {
-    if (bytes > stage_bytes) {
-      if (stage != nullptr) CONCLAVE_CUDA_CHECK(cudaFreeHost(stage));
-      stage = nullptr;
-      CONCLAVE_CUDA_CHECK(cudaMallocHost(&stage, bytes));
-      stage_bytes = bytes;
-    }
-    return stage;
   }
 };
 
@@ -775,7 +759,7 @@ size_t device_sampler::workspace_bytes() const {
 }
 
 const int32_t* device_sampler::tokens() const {
-  return impl_->host_tokens;
+  return static_cast<const int32_t*>(impl_->host_tokens.data());
 }
 
 void device_sampler::sample(float* logits, const sample_row* rows, size_t count,
@@ -814,7 +798,7 @@ void device_sampler::sample(float* logits, const sample_row* rows, size_t count,
   const size_t total = rows_bytes + pen_bytes + list_bytes;
   // The previous call's metadata copy must be done before the staging area is rewritten.
   CONCLAVE_CUDA_CHECK(cudaEventSynchronize(d.staged));
-  auto* stage = static_cast<char*>(d.ensure_stage(total));
+  auto* stage = static_cast<char*>(d.stage.ensure(total));
   std::memcpy(stage, rows, rows_bytes);
   if (pen_bytes > 0) std::memcpy(stage + rows_bytes, pen, pen_bytes);
   char* lists = stage + rows_bytes + pen_bytes;  // [sort rows | select rows]
@@ -873,7 +857,7 @@ void device_sampler::sample(float* logits, const sample_row* rows, size_t count,
   pick_kernel<<<n_rows, kSliceThreads, 0, s>>>(logits, vocab, d_rows, part_max, part_arg, part_z,
                                                cut_key, cut_id, d.tokens.as<int32_t>());
   CONCLAVE_CUDA_LAUNCH_CHECK();
-  CONCLAVE_CUDA_CHECK(cudaMemcpyAsync(d.host_tokens, d.tokens.get(), count * sizeof(int32_t),
+  CONCLAVE_CUDA_CHECK(cudaMemcpyAsync(d.host_tokens.data(), d.tokens.get(), count * sizeof(int32_t),
                                       cudaMemcpyDeviceToHost, s));
 }
 

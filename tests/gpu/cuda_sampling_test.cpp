@@ -11,7 +11,7 @@
 #include "engine/llm_engine.h"
 #include "engine/sampler.h"
 #include "gpu/cuda/cuda_backend.h"
-#include "gpu/cuda/sampling.h"
+#include "gpu/cuda/sampling_rows.h"
 #include "model/checkpoint.h"
 #include "tests/fixture.h"
 #include "tests/gpu/cuda_test_util.h"
@@ -72,23 +72,8 @@ void check_rows(const std::vector<float>& logits, size_t vocab,
   gpu::cuda::device_sampler sampler(vocab);
   std::vector<sample_row> rows;
   std::vector<sample_penalty> pen;
-  for (size_t j = 0; j < specs.size(); ++j) {
-    const auto& d = specs[j];
-    sample_row r;
-    r.logit_row = row_of[j];
-    r.n = d.vocab_limit > 0 ? std::min<int32_t>(d.vocab_limit, static_cast<int32_t>(vocab))
-                            : static_cast<int32_t>(vocab);
-    r.top_k = d.top_k;
-    r.temperature = d.temperature;
-    r.top_p = d.top_p;
-    r.min_p = d.min_p;
-    r.repetition_penalty = d.repetition_penalty;
-    r.u = d.u;
-    r.pen_begin = static_cast<int32_t>(pen.size());
-    r.pen_count = static_cast<int32_t>(d.penalties.size());
-    for (const auto& e : d.penalties) pen.push_back({e.token, e.repeated, e.subtract});
-    rows.push_back(r);
-  }
+  for (size_t j = 0; j < specs.size(); ++j)
+    gpu::cuda::append_sample_row(specs[j], row_of[j], static_cast<int32_t>(vocab), rows, pen);
   auto dev = test::cuda::device_buffer::from(logits);
   sampler.sample(dev.as<float>(), rows.data(), rows.size(), pen.data(), pen.size(), nullptr);
   gpu::cuda::synchronize();
