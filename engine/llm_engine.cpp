@@ -106,7 +106,7 @@ pending_step llm_engine::begin_step() {
   p.penalties.resize(p.work.size());
   for (size_t i = 0; i < p.work.size(); ++i) {
     const scheduled& w = p.work[i];
-    sequence& s = *w.seq;
+    const sequence& s = *w.seq;
     gpu::step_sequence b;
     b.tokens = s.tokens().subspan(s.num_computed, w.num_tokens);
     b.num_cached = static_cast<int32_t>(s.num_computed);
@@ -154,10 +154,8 @@ std::vector<step_event> llm_engine::end_step(const pending_step& p, const gpu::s
     const auto logits = out.last(i);
     if (on_logits) on_logits(s.id(), logits);
     const size_t limit = std::min(logits.size(), sampling_vocab());
-    sampled[i] =
-        p.batch[i].sample != nullptr
-            ? s.sampler().sample(logits.first(limit), s.prompt(), s.output(), p.batch[i].sample->u)
-            : s.sampler().sample(logits.first(limit), s.prompt(), s.output());
+    // The same draw as a spec carried: it depends only on the seed and the position.
+    sampled[i] = s.sampler().sample(logits.first(limit), s.prompt(), s.output());
     if (const int32_t n = s.sampler().params().logprobs; n >= 0)
       logprobs[i] = compute_logprobs(logits.first(limit), sampled[i], n);
   }

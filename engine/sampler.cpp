@@ -233,7 +233,7 @@ std::vector<double> sampler::distribution(std::span<const float> logits,
 }
 
 int32_t sampler::sample(std::span<const float> logits, std::span<const int32_t> prompt,
-                        std::span<const int32_t> output) {
+                        std::span<const int32_t> output) const {
   return sample(logits, prompt, output, params_.greedy() ? 0.0 : draw(output.size()));
 }
 

@@ -31,7 +31,7 @@ class sampler {
 
   /// Picks the next token: argmax when greedy (lowest id on ties), else draw(output.size()).
   int32_t sample(std::span<const float> logits, std::span<const int32_t> prompt,
-                 std::span<const int32_t> output);
+                 std::span<const int32_t> output) const;
   /// The same with the draw `u` given: the first token, in id order, whose cumulative
   /// mass exceeds u times the total mass.
   int32_t sample(std::span<const float> logits, std::span<const int32_t> prompt,

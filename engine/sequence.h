@@ -53,6 +53,7 @@ class sequence {
 
   const sampling_params& params() const { return sampler_.params(); }
   engine::sampler& sampler() { return sampler_; }
+  const engine::sampler& sampler() const { return sampler_; }
 
  private:
   int64_t id_;
