@@ -18,8 +18,8 @@ struct penalty_entry {
 
 /// How a sequence's next token is drawn when the backend samples on its device: the
 /// request's sampling_params without what needs the host (a grammar constraint, logprobs).
-/// The transforms and their order are engine::sampler's; `u` is the draw the request's
-/// seeded generator made on the host, so every backend picks the same token for it.
+/// The transforms and their order are engine::sampler's; `u` is the request's draw for
+/// this token (sampler::draw), so every backend picks the same token for it.
 struct device_sampling {
   float temperature = 0.0f;  ///< 0: greedy (argmax, lowest id on ties)
   int32_t top_k = 0;
