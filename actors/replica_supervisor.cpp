@@ -108,7 +108,9 @@ void bring_up(self_ptr self) {
     opts.status = st.status;
     opts.step_timeout = std::chrono::milliseconds(static_cast<int64_t>(st.rc.step_timeout_s * 1e3));
     opts.hang_s = st.rc.hang_s > 0 ? st.rc.hang_s : st.rc.step_timeout_s + 5.0;
-    st.engine = self->spawn(engine_actor, worker, backend->config(), backend->kv_shape(), st.cfg,
+    auto cfg = st.cfg;  // specs only for a backend that samples them
+    cfg.sample_on_device = cfg.sample_on_device && backend->samples_on_device();
+    st.engine = self->spawn(engine_actor, worker, backend->config(), backend->kv_shape(), cfg,
                             st.metrics, opts);
     self->monitor(st.engine);
     self->send(st.router, add_engine_atom::value, st.engine);

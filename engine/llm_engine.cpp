@@ -19,6 +19,8 @@ config::engine_config checked(const config::engine_config& cfg) {
 
 llm_engine::llm_engine(std::unique_ptr<gpu::backend> backend, const config::engine_config& cfg)
     : llm_engine(backend->config(), backend->kv_shape(), cfg) {
+  // Specs only for a backend that uses them (the host path would build penalties twice).
+  cfg_.sample_on_device = cfg.sample_on_device && backend->samples_on_device();
   backend_ = std::move(backend);
 }
 

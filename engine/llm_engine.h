@@ -57,7 +57,8 @@ class llm_engine {
   /// Takes ownership of the backend; `cfg` is validated (std::invalid_argument).
   llm_engine(std::unique_ptr<gpu::backend> backend, const config::engine_config& cfg);
   /// An engine whose forward passes run elsewhere (a gpu_worker actor): only
-  /// begin_step / end_step, not step() or generate().
+  /// begin_step / end_step, not step() or generate(). cfg.sample_on_device must be false
+  /// unless that backend samples_on_device().
   llm_engine(const model::model_config& model, const gpu::kv_cache_shape& kv,
              const config::engine_config& cfg);
 

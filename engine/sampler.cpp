@@ -28,13 +28,9 @@ std::vector<double> masses(std::span<const float> x) {
 
 /// softmax in double over finite entries (-inf gives 0).
 std::vector<double> softmax_double(std::span<const float> x) {
-  std::vector<double> p(x.size());
-  const float mx = *std::max_element(x.begin(), x.end());
+  std::vector<double> p = masses(x);
   double sum = 0.0;
-  for (size_t i = 0; i < x.size(); ++i) {
-    p[i] = std::isinf(x[i]) && x[i] < 0 ? 0.0 : std::exp(static_cast<double>(x[i]) - mx);
-    sum += p[i];
-  }
+  for (double v : p) sum += v;
   for (double& v : p) v /= sum;
   return p;
 }

@@ -71,6 +71,9 @@ class backend {
   /// too short for its positions, a token id outside the vocabulary, positions past
   /// max_position_embeddings); the KV cache is unchanged then.
   virtual void forward(std::span<const step_sequence> batch, step_output& out) = 0;
+  /// Whether forward() samples sequences that carry a device_sampling spec (else the
+  /// engine builds no specs and samples every row on the host).
+  virtual bool samples_on_device() const { return false; }
 };
 
 /// Creates the backend `opts.kind` over an opened checkpoint (weights are copied or

@@ -98,6 +98,7 @@ class cuda_backend final : public cuda_backend_api {
   void set_fast_paths(bool on) override { fast_ = on; }
   void set_cuda_graphs(bool on) override { graphs_on_ = on; }
   bool last_step_was_graph() const override { return last_graph_; }
+  bool samples_on_device() const override { return true; }
 
   void forward(std::span<const step_sequence> batch, step_output& out) override {
     const auto t0 = std::chrono::steady_clock::now();

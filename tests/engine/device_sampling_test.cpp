@@ -26,6 +26,7 @@ class sampling_backend final : public gpu::backend {
   std::string_view name() const override { return "sampling-test"; }
   const model::model_config& config() const override { return inner_->config(); }
   gpu::kv_cache_shape kv_shape() const override { return inner_->kv_shape(); }
+  bool samples_on_device() const override { return true; }
   void forward(std::span<const gpu::step_sequence> batch, gpu::step_output& out) override {
     gpu::step_output full;
     inner_->forward(batch, full);
