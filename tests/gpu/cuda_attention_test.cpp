@@ -1,0 +1,449 @@
+// The KV-cache write and the attention kernels against their CPU twins
+// (cpu::kv_cache_write, cpu::paged_attention) on fresh random caches: mixed prefill and
+// decode batches through the first kernel, the GQA kernel with its split, and the
+// tensor-core prefill tiles; graph-style launches planned for the longest context over
+// real contexts short and long, and a captured graph replayed over new contexts. Outputs
+// poisoned before the run. Skips without a GPU.
+#include <algorithm>
+#include <numeric>
+
+#include "gpu/cpu/ops.h"
+#include "gpu/cuda/attention.h"
+#include "gpu/cuda/check.h"
+#include "gpu/cuda/kv_cache.h"
+#include "gpu/cuda/prefill_attention.h"
+#include "tests/gpu/cuda_test_util.h"
+
+using namespace conclave;
+using namespace conclave::test::cuda;
+namespace cu = conclave::gpu::cuda;
+namespace cpu = conclave::gpu::cpu;
+
+namespace {
+
+struct attention_case {
+  std::vector<int32_t> num_cached, num_tokens;
+  int32_t block_size;
+  size_t heads, kvh, hd;
+};
+
+void run_attention_case(const attention_case& c, elem t, std::mt19937_64& rng) {
+  const size_t width = c.kvh * c.hd, qw = c.heads * c.hd, stride = qw + 2 * width;
+  const size_t nseq = c.num_cached.size();
+  // Blocks: a shuffled pool so that tables are not contiguous.
+  std::vector<std::vector<int32_t>> tables(nseq);
+  int32_t total_blocks = 0;
+  for (size_t s = 0; s < nseq; ++s)
+    total_blocks += (c.num_cached[s] + c.num_tokens[s] + c.block_size - 1) / c.block_size;
+  total_blocks += 3;
+  std::vector<int32_t> pool(static_cast<size_t>(total_blocks));
+  std::iota(pool.begin(), pool.end(), 0);
+  std::shuffle(pool.begin(), pool.end(), rng);
+  size_t next = 0;
+  std::vector<cpu::attention_seq> seqs;
+  size_t rows = 0;
+  for (size_t s = 0; s < nseq; ++s) {
+    const int32_t nb = (c.num_cached[s] + c.num_tokens[s] + c.block_size - 1) / c.block_size;
+    for (int32_t b = 0; b < nb; ++b) tables[s].push_back(pool[next++]);
+    rows += size_t(c.num_tokens[s]);
+  }
+  size_t first = 0;
+  for (size_t s = 0; s < nseq; ++s) {
+    seqs.push_back({first, c.num_tokens[s], c.num_cached[s], tables[s]});
+    first += size_t(c.num_tokens[s]);
+  }
+  const size_t slots = size_t(total_blocks) * size_t(c.block_size);
+  // Earlier context: random keys/values already in the cache (as stored in t).
+  auto kc = round_as(randn(slots * width, rng), t), vc = round_as(randn(slots * width, rng), t);
+  auto qkv = randn(rows * stride, rng);
+  // The CPU twin sees the new keys/values as the cache will hold them.
+  auto qkv_rounded = qkv;
+  for (size_t r = 0; r < rows; ++r) {
+    for (size_t j = qw; j < stride; ++j) {
+      qkv_rounded[r * stride + j] = round_as({qkv[r * stride + j]}, t)[0];
+    }
+  }
+  std::vector<float> want_k = kc, want_v = vc;
+  cpu::paged_kv kv{want_k.data(), want_v.data(), c.block_size, int32_t(c.kvh), int32_t(c.hd)};
+  cpu::kv_cache_write(kv, seqs, qkv_rounded.data() + qw, qkv_rounded.data() + qw + width, stride);
+  std::vector<float> want(rows * qw);
+  cpu::paged_attention(kv, seqs, qkv.data(), stride, c.heads, want.data(), nullptr);
+
+  // Device: per-row metadata as the backend builds it.
+  std::vector<int32_t> slot_of_row, ctx, off, flat;
+  for (size_t s = 0; s < nseq; ++s) {
+    const int32_t o = int32_t(flat.size());
+    flat.insert(flat.end(), tables[s].begin(), tables[s].end());
+    for (int32_t i = 0; i < c.num_tokens[s]; ++i) {
+      const int32_t p = c.num_cached[s] + i;
+      slot_of_row.push_back(tables[s][size_t(p / c.block_size)] * c.block_size + p % c.block_size);
+      ctx.push_back(p + 1);
+      off.push_back(o);
+    }
+  }
+  auto dk = upload_as(kc, t), dv = upload_as(vc, t);
+  auto dqkv = device_buffer::from(qkv), dslot = device_buffer::from(slot_of_row),
+       dctx = device_buffer::from(ctx), doff = device_buffer::from(off),
+       dtab = device_buffer::from(flat);
+  cu::kv_cache_write(dqkv.as<float>(), stride, qw, qw + width, dslot.as<int32_t>(), rows, width,
+                     dk.get(), dv.get(), t, nullptr);
+  check_close(download_as(dk, t, kc.size()), want_k, 0, 0);
+  check_close(download_as(dv, t, vc.size()), want_v, 0, 0);
+  auto out = poisoned(rows * qw, t);
+  cu::attention_args a;
+  a.q = dqkv.as<float>();
+  a.q_stride = stride;
+  a.k_cache = dk.get();
+  a.v_cache = dv.get();
+  a.t = t;
+  a.ctx_len = dctx.as<int32_t>();
+  a.table_offset = doff.as<int32_t>();
+  a.block_tables = dtab.as<int32_t>();
+  a.block_size = c.block_size;
+  a.rows = rows;
+  a.heads = c.heads;
+  a.kv_heads = c.kvh;
+  a.head_dim = c.hd;
+  a.out = out.get();
+  cu::paged_attention(a, nullptr);
+  {
+    INFO("simple kernel");
+    check_close(download_as(out, t, rows * qw), want, t == elem::f32 ? 1e-4 : 1e-2, 1e-4);
+  }
+  // The GQA kernel (fast paths), whole contexts per block, then split over the sequence
+  // where the step has few rows and long contexts.
+  a.tiled = true;
+  auto out1 = poisoned(rows * qw, t);
+  a.out = out1.get();
+  cu::paged_attention(a, nullptr);
+  {
+    INFO("GQA kernel");
+    check_close(download_as(out1, t, rows * qw), want, t == elem::f32 ? 1e-4 : 1e-2, 1e-4);
+  }
+  // Split planned for the step's longest context, then for a graph's (the model's
+  // longest context: most slices of these rows are empty).
+  for (int32_t max_ctx : {*std::max_element(ctx.begin(), ctx.end()), 40960}) {
+    a.max_ctx = max_ctx;
+    device_buffer ws(std::max<size_t>(cu::attention_workspace_floats(a), 1) * sizeof(float));
+    ws.fill(0);  // the split's arrival counters start at zero
+    a.workspace = ws.as<float>();
+    INFO("GQA kernel + split for max_ctx " << max_ctx << ", workspace "
+                                           << cu::attention_workspace_floats(a) << " floats");
+    auto out2 = poisoned(rows * qw, t);
+    a.out = out2.get();
+    cu::paged_attention(a, nullptr);
+    check_close(download_as(out2, t, rows * qw), want, t == elem::f32 ? 1e-4 : 1e-2, 1e-4);
+  }
+  // Tensor-core prefill tiles (bf16; head_dim 64 or 128) for chunks of >= 16 tokens,
+  // the GQA kernel for the rows left. bf16 q and probabilities: a looser tolerance.
+  if (t == elem::bf16 && cu::prefill_attention_supported(c.hd)) {
+    std::vector<int32_t> tiles, rest;
+    for (size_t s = 0; s < nseq; ++s) {
+      const auto r0 = static_cast<int32_t>(seqs[s].first_row);
+      const int32_t n = c.num_tokens[s];
+      const int32_t o = off[seqs[s].first_row];
+      if (n >= 16) {
+        for (int32_t r = 0; r < n; r += cu::kPrefillTileRows)
+          tiles.insert(tiles.end(),
+                       {r0 + r, std::min(cu::kPrefillTileRows, n - r), c.num_cached[s] + r, o});
+      } else {
+        for (int32_t r = 0; r < n; ++r) rest.push_back(r0 + r);
+      }
+    }
+    if (!tiles.empty()) {
+      auto dtiles = device_buffer::from(tiles);
+      auto drest = device_buffer::from(rest.empty() ? std::vector<int32_t>{0} : rest);
+      auto out3 = poisoned(rows * qw, t);
+      cu::prefill_attention_args p;
+      p.q = dqkv.as<float>();
+      p.q_stride = stride;
+      p.k_cache = dk.get();
+      p.v_cache = dv.get();
+      p.tiles = reinterpret_cast<const cu::prefill_tile*>(dtiles.get());
+      p.num_tiles = tiles.size() / 4;
+      p.block_tables = dtab.as<int32_t>();
+      p.block_size = c.block_size;
+      p.heads = c.heads;
+      p.kv_heads = c.kvh;
+      p.head_dim = c.hd;
+      p.out = out3.get();
+      cu::prefill_attention(p, nullptr);
+      a.out = out3.get();
+      a.row_index = drest.as<int32_t>();
+      a.index_rows = rest.size();
+      a.workspace = nullptr;
+      cu::paged_attention(a, nullptr);
+      a.row_index = nullptr;
+      const auto got = download_as(out3, t, rows * qw);
+      double num = 0, den = 0;
+      for (size_t i = 0; i < got.size(); ++i) {
+        num += (double(got[i]) - want[i]) * (double(got[i]) - want[i]);
+        den += double(want[i]) * want[i];
+      }
+      INFO("prefill tiles " << tiles.size() / 4 << ", other rows " << rest.size()
+                            << ", relative error " << std::sqrt(num / den));
+      CHECK(std::sqrt(num / den) < 1e-2);
+      check_close(got, want, 2e-2, 2e-2);
+    }
+  }
+}
+
+}  // namespace
+
+TEST_CASE("cuda kv_cache_write + paged_attention match the cpu twins on mixed batches",
+          "[cuda][ops]") {
+  CONCLAVE_REQUIRE_GPU();
+  const uint64_t seed = fresh_seed();
+  INFO("seed " << seed);
+  std::mt19937_64 rng(seed);
+  const std::vector<attention_case> cases = {
+      // one decode token
+      {{0}, {1}, 16, 4, 2, 16},
+      // prefill chunk + decodes + a chunk continuing a cached prefix, odd lengths
+      {{0, 37, 100, 5}, {23, 1, 1, 17}, 16, 8, 2, 64},
+      // Qwen3-30B-A3B head shape, GQA 32/4, long context crossing many tiles
+      {{1000, 0, 300}, {1, 130, 3}, 16, 32, 4, 128},
+      // decodes at long contexts (the split path: few rows, many keys)
+      {{3000, 700}, {1, 1}, 16, 32, 4, 128},
+      {{5000}, {1}, 16, 8, 1, 64},
+      // block size 1 and 7, no GQA
+      {{3, 9}, {2, 4}, 1, 2, 2, 32},
+      {{11}, {20}, 7, 6, 3, 256},
+      // Qwen3-Coder-480B's group of 12 (two head chunks per KV head), odd head_dims
+      {{700, 0}, {1, 9}, 16, 24, 2, 128},
+      {{40, 3}, {1, 33}, 16, 4, 1, 48},
+      {{259}, {1}, 5, 6, 2, 96},
+      // long prefill chunks after a cached prefix (tensor-core tiles, a partial last one)
+      {{200, 0}, {150, 77}, 16, 16, 2, 128},
+      {{0, 31}, {300, 1}, 3, 8, 8, 64},
+  };
+  for (elem t : {elem::f32, elem::bf16}) {
+    for (size_t i = 0; i < cases.size(); ++i) {
+      INFO(name(t) << " case " << i);
+      run_attention_case(cases[i], t, rng);
+    }
+  }
+}
+
+namespace {
+
+// Decode rows (one token each) over one random cache, as a graph step sees them: row r
+// at context ctx[r] through its own table of random blocks. Fills the device metadata
+// (ctx, table offsets, tables), the queries and the CPU twin's output.
+struct decode_rows {
+  std::vector<int32_t> ctx, off, flat;
+  std::vector<float> q, want;
+};
+
+decode_rows make_decode_rows(const std::vector<int32_t>& ctx, size_t heads, size_t kvh, size_t hd,
+                             int32_t bs, int32_t num_blocks, std::vector<float>& kc,
+                             std::vector<float>& vc, std::mt19937_64& rng) {
+  decode_rows d;
+  d.ctx = ctx;
+  std::vector<int32_t> pool(static_cast<size_t>(num_blocks));
+  std::iota(pool.begin(), pool.end(), 0);
+  std::vector<std::vector<int32_t>> tables(ctx.size());
+  for (size_t r = 0; r < ctx.size(); ++r) {
+    std::shuffle(pool.begin(), pool.end(), rng);
+    const auto nb = static_cast<size_t>((ctx[r] + bs - 1) / bs);
+    REQUIRE(nb <= pool.size());
+    tables[r].assign(pool.begin(), pool.begin() + static_cast<std::ptrdiff_t>(nb));
+    d.off.push_back(static_cast<int32_t>(d.flat.size()));
+    d.flat.insert(d.flat.end(), tables[r].begin(), tables[r].end());
+  }
+  const size_t qw = heads * hd;
+  d.q = randn(ctx.size() * qw, rng);
+  std::vector<cpu::attention_seq> seqs;
+  for (size_t r = 0; r < ctx.size(); ++r) seqs.push_back({r, 1, ctx[r] - 1, tables[r]});
+  cpu::paged_kv kv{kc.data(), vc.data(), bs, int32_t(kvh), int32_t(hd)};
+  d.want.resize(ctx.size() * qw);
+  cpu::paged_attention(kv, seqs, d.q.data(), qw, heads, d.want.data(), nullptr);
+  return d;
+}
+
+struct decode_shape {
+  size_t heads, kvh, hd;
+  int32_t bs;
+};
+
+}  // namespace
+
+// A graph sizes the split for the model's longest context (max_ctx 40,960) while the real
+// contexts are mostly short: each row plans its own slices on the device, a row of at
+// most 128 keys runs unsplit (the same bits as a launch without a workspace), longer
+// rows split and the last slice merges them. One zero-filled workspace serves every
+// launch in turn, as a backend's does (the arrival counters must come back to zero).
+TEST_CASE("cuda paged_attention plans the split from each row's real context", "[cuda][ops]") {
+  CONCLAVE_REQUIRE_GPU();
+  const uint64_t seed = fresh_seed();
+  INFO("seed " << seed);
+  std::mt19937_64 rng(seed);
+  // Qwen3-30B-A3B's heads; a group of 12 (two head chunks); head_dim 40 (not 32 * DPL);
+  // head_dim 256; block sizes 16, 7, 5, 1.
+  const std::vector<decode_shape> shapes = {
+      {32, 4, 128, 16}, {12, 1, 40, 7}, {6, 3, 256, 5}, {8, 2, 64, 1}};
+  const std::vector<std::vector<int32_t>> batches = {{1},
+                                                     {128},
+                                                     {129},
+                                                     {1000},
+                                                     {4999},
+                                                     {1, 130, 257},
+                                                     {33},
+                                                     {3001, 2, 640, 128, 129},
+                                                     {4999, 4998},
+                                                     {97, 5, 1, 77},
+                                                     {1025, 1025, 1025},
+                                                     {129},
+                                                     {2500, 1}};
+  for (elem t : {elem::f32, elem::bf16}) {
+    for (const decode_shape& sh : shapes) {
+      INFO(name(t) << " heads " << sh.heads << "/" << sh.kvh << " head_dim " << sh.hd << " block "
+                   << sh.bs);
+      const int32_t num_blocks = 5000 / sh.bs + 2;
+      const size_t slots = size_t(num_blocks) * size_t(sh.bs), width = sh.kvh * sh.hd;
+      auto kc = round_as(randn(slots * width, rng), t), vc = round_as(randn(slots * width, rng), t);
+      auto dk = upload_as(kc, t), dv = upload_as(vc, t);
+      cu::attention_args a;
+      a.k_cache = dk.get();
+      a.v_cache = dv.get();
+      a.t = t;
+      a.block_size = sh.bs;
+      a.heads = sh.heads;
+      a.kv_heads = sh.kvh;
+      a.head_dim = sh.hd;
+      a.tiled = true;
+      // One workspace for every launch: the largest any of them needs.
+      size_t most = 0;
+      for (const auto& b : batches) {
+        a.rows = b.size();
+        a.max_ctx = 40960;
+        most = std::max(most, cu::attention_workspace_floats(a));
+      }
+      REQUIRE(most > 0);
+      device_buffer ws(most * sizeof(float));
+      ws.fill(0);
+      for (size_t i = 0; i < batches.size(); ++i) {
+        const auto& ctx = batches[i];
+        const decode_rows d =
+            make_decode_rows(ctx, sh.heads, sh.kvh, sh.hd, sh.bs, num_blocks, kc, vc, rng);
+        auto dq = device_buffer::from(d.q), dctx = device_buffer::from(d.ctx),
+             doff = device_buffer::from(d.off), dtab = device_buffer::from(d.flat);
+        const size_t rows = ctx.size(), qw = sh.heads * sh.hd;
+        a.q = dq.as<float>();
+        a.q_stride = qw;
+        a.ctx_len = dctx.as<int32_t>();
+        a.table_offset = doff.as<int32_t>();
+        a.block_tables = dtab.as<int32_t>();
+        a.rows = rows;
+        // Graph-style (the model's longest context), then eager-style (the step's longest).
+        for (int32_t max_ctx : {40960, *std::max_element(ctx.begin(), ctx.end())}) {
+          INFO("batch " << i << " max_ctx " << max_ctx);
+          a.max_ctx = max_ctx;
+          a.workspace = ws.as<float>();
+          auto out = poisoned(rows * qw, t);
+          a.out = out.get();
+          cu::paged_attention(a, nullptr);
+          const auto got = download_as(out, t, rows * qw);
+          check_close(got, d.want, t == elem::f32 ? 1e-4 : 1e-2, 1e-4);
+          // Rows of at most 128 keys do not split: bit for bit the unsplit kernel's.
+          a.workspace = nullptr;
+          auto plain = poisoned(rows * qw, t);
+          a.out = plain.get();
+          cu::paged_attention(a, nullptr);
+          const auto want_bits = download_as(plain, t, rows * qw);
+          for (size_t r = 0; r < rows; ++r) {
+            if (ctx[r] > 128) continue;
+            INFO("row " << r << " ctx " << ctx[r]);
+            CHECK(std::equal(got.begin() + long(r * qw), got.begin() + long((r + 1) * qw),
+                             want_bits.begin() + long(r * qw)));
+          }
+        }
+      }
+    }
+  }
+}
+
+// The backend's use: one launch captured in a CUDA graph for the model's longest context,
+// replayed over new contexts written into the same buffers (short ones that run unsplit,
+// long ones that split, the same contexts twice in a row).
+TEST_CASE("cuda paged_attention in a CUDA graph follows the contexts of each replay",
+          "[cuda][ops]") {
+  CONCLAVE_REQUIRE_GPU();
+  const uint64_t seed = fresh_seed();
+  INFO("seed " << seed);
+  std::mt19937_64 rng(seed);
+  const std::vector<std::vector<int32_t>> replays = {
+      {1, 1, 1, 1},      {3001, 1, 17, 1},     {4999, 4000, 129, 1023}, {4999, 4000, 129, 1023},
+      {100, 128, 2, 64}, {131, 257, 385, 4097}};
+  for (auto [t, sh] : {std::pair{elem::bf16, decode_shape{32, 4, 128, 16}},
+                       std::pair{elem::f32, decode_shape{12, 1, 40, 7}},
+                       std::pair{elem::bf16, decode_shape{6, 3, 256, 5}}}) {
+    INFO(name(t) << " heads " << sh.heads << "/" << sh.kvh << " head_dim " << sh.hd << " block "
+                 << sh.bs);
+    const size_t rows = 4, qw = sh.heads * sh.hd;
+    const int32_t num_blocks = 5000 / sh.bs + 2;
+    const size_t slots = size_t(num_blocks) * size_t(sh.bs), width = sh.kvh * sh.hd;
+    auto kc = round_as(randn(slots * width, rng), t), vc = round_as(randn(slots * width, rng), t);
+    auto dk = upload_as(kc, t), dv = upload_as(vc, t);
+    // Fixed addresses, sized for the longest tables.
+    device_buffer dq(rows * qw * sizeof(float)), dctx(rows * sizeof(int32_t)),
+        doff(rows * sizeof(int32_t)), dtab(rows * size_t(num_blocks) * sizeof(int32_t)),
+        out(rows * qw * elem_size(t));
+    cu::attention_args a;
+    a.q = dq.as<float>();
+    a.q_stride = qw;
+    a.k_cache = dk.get();
+    a.v_cache = dv.get();
+    a.t = t;
+    a.ctx_len = dctx.as<int32_t>();
+    a.table_offset = doff.as<int32_t>();
+    a.block_tables = dtab.as<int32_t>();
+    a.block_size = sh.bs;
+    a.rows = rows;
+    a.heads = sh.heads;
+    a.kv_heads = sh.kvh;
+    a.head_dim = sh.hd;
+    a.out = out.get();
+    a.max_ctx = 40960;
+    a.tiled = true;
+    device_buffer ws(cu::attention_workspace_floats(a) * sizeof(float));
+    REQUIRE(ws.bytes() > 0);
+    ws.fill(0);
+    a.workspace = ws.as<float>();
+    auto put = [&](const decode_rows& d) {
+      dq.upload(d.q.data(), d.q.size() * sizeof(float));
+      dctx.upload(d.ctx.data(), d.ctx.size() * sizeof(int32_t));
+      doff.upload(d.off.data(), d.off.size() * sizeof(int32_t));
+      dtab.upload(d.flat.data(), d.flat.size() * sizeof(int32_t));
+      out.fill(0xff);
+      cu::synchronize();
+    };
+    cudaStream_t s = nullptr;
+    CONCLAVE_CUDA_CHECK(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking));
+    cudaGraph_t g = nullptr;
+    cudaGraphExec_t exec = nullptr;
+    // Eager first (as the backend's first steps are), then the capture.
+    const decode_rows first =
+        make_decode_rows(replays[1], sh.heads, sh.kvh, sh.hd, sh.bs, num_blocks, kc, vc, rng);
+    put(first);
+    cu::paged_attention(a, s);
+    CONCLAVE_CUDA_CHECK(cudaStreamSynchronize(s));
+    check_close(download_as(out, t, rows * qw), first.want, t == elem::f32 ? 1e-4 : 1e-2, 1e-4);
+    CONCLAVE_CUDA_CHECK(cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal));
+    cu::paged_attention(a, s);
+    CONCLAVE_CUDA_CHECK(cudaStreamEndCapture(s, &g));
+    CONCLAVE_CUDA_CHECK(cudaGraphInstantiate(&exec, g, 0));
+    for (size_t i = 0; i < replays.size(); ++i) {
+      INFO("replay " << i);
+      const decode_rows d =
+          make_decode_rows(replays[i], sh.heads, sh.kvh, sh.hd, sh.bs, num_blocks, kc, vc, rng);
+      put(d);
+      CONCLAVE_CUDA_CHECK(cudaGraphLaunch(exec, s));
+      CONCLAVE_CUDA_CHECK(cudaStreamSynchronize(s));
+      check_close(download_as(out, t, rows * qw), d.want, t == elem::f32 ? 1e-4 : 1e-2, 1e-4);
+    }
+    CONCLAVE_CUDA_CHECK(cudaGraphExecDestroy(exec));
+    CONCLAVE_CUDA_CHECK(cudaGraphDestroy(g));
+    CONCLAVE_CUDA_CHECK(cudaStreamDestroy(s));
+  }
+}
