@@ -6,11 +6,7 @@
 # Usage: scripts/device/profile.sh "BATCHES" "PREFILL_LENS" case...
 #   e.g. scripts/device/profile.sh 1,64 512 decode+g:1 decode+g:64 prefill:512
 set -uo pipefail
-export NCCL_NVLS_ENABLE=0 PYTHONUNBUFFERED=1
-OUT=${OUT:-/tmp/out}
-mkdir -p "$OUT" /tmp/cb
-[ -x /tmp/cb/bin/conclave ] || tar -C /tmp/cb -xJf "${BUNDLE:-.devbundle}/bundle.tar.xz"
-export LD_LIBRARY_PATH=/tmp/cb/lib:/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}
+. "$(dirname "$0")/bundle_env.sh"
 batches=$1 lens=$2
 shift 2
 cases=$(echo "$*" | tr ' ' ',')

@@ -5,15 +5,7 @@
 # Usage: scripts/device/run_all.sh [tests] [bench] [hf]   (default: all three);
 # BUNDLE=dir picks another bundle than .devbundle.
 set -uo pipefail
-export NCCL_NVLS_ENABLE=0 PYTHONUNBUFFERED=1
-OUT=${OUT:-/tmp/out}
-mkdir -p "$OUT" /tmp/cb
-tar -C /tmp/cb -xJf "${BUNDLE:-.devbundle}/bundle.tar.xz"
-export LD_LIBRARY_PATH=/tmp/cb/lib:/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}
-# The test binaries read fixtures from the path they were built at.
-for d in /work/main /work/cuda-wt; do
-  if [ ! -e "$d/tests/data" ]; then mkdir -p /work && ln -sfn "$PWD" "$d"; fi
-done
+. "$(dirname "$0")/bundle_env.sh"
 what=${*:-tests bench hf}
 nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm --format=csv | tee "$OUT/gpu.txt"
 # Per-step time caps (seconds): a lease is short, and each step's output is flushed as it

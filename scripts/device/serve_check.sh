@@ -2,16 +2,10 @@
 # Runs on the GPU machine (carry .devbundle and third_party/qwen3-tokenizer): starts
 # `conclave serve --backend cuda` on the demo model and drives it over HTTP: seeded
 # sampling twice (the same text), streamed and non-streamed, greedy, logprobs (sampled on
-# the host next to device-sampled requests), a tool-forcing request, then /metrics.
+# the host next to device-sampled requests), another seed, then /metrics and SIGTERM.
 # Usage: scripts/device/serve_check.sh [extra serve flags]
 set -uo pipefail
-export NCCL_NVLS_ENABLE=0 PYTHONUNBUFFERED=1
-OUT=${OUT:-/tmp/out}
-mkdir -p "$OUT" /tmp/cb
-[ -x /tmp/cb/bin/conclave ] || tar -C /tmp/cb -xJf "${BUNDLE:-.devbundle}/bundle.tar.xz"
-export LD_LIBRARY_PATH=/tmp/cb/lib:/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}
-# The binary looks for the tokenizer where it was built.
-for d in /work/main; do [ -e "$d/third_party" ] || { mkdir -p /work && ln -sfn "$PWD" "$d"; }; done
+. "$(dirname "$0")/bundle_env.sh"
 export CONCLAVE_HOME=/tmp/conclave-home
 port=18080
 /tmp/cb/bin/conclave serve --backend cuda --port $port "$@" >"$OUT/serve.log" 2>&1 &
