@@ -19,7 +19,7 @@
 #include "actors/tool_invocation.h"
 #include "engine/stop_matcher.h"
 #include "model/tokenizer/tokenizer.h"
-#include "model/tools/tool_parser.h"
+#include "model/toolcall/tool_parser.h"
 
 namespace conclave::actors {
 

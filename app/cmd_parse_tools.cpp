@@ -11,8 +11,8 @@
 #include <random>
 
 #include "app/commands.h"
-#include "model/tools/openai.h"
-#include "model/tools/tool_parser.h"
+#include "model/toolcall/openai.h"
+#include "model/toolcall/tool_parser.h"
 
 namespace conclave::app {
 namespace {

@@ -24,7 +24,7 @@
 #include "gpu/cuda/prefill_attention.h"
 #include "gpu/cuda/qk_norm_rope.h"
 #include "gpu/cuda/rms_norm.h"
-#include "gpu/cuda/router.h"
+#include "gpu/cuda/moe_router.h"
 #include "gpu/cuda/sampling_rows.h"
 #include "gpu/cuda/swiglu.h"
 #include "model/checkpoint.h"

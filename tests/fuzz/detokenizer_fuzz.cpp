@@ -6,7 +6,7 @@
 #include <vector>
 
 #include "model/tokenizer/tokenizer.h"
-#include "model/tools/json_text.h"
+#include "model/toolcall/json_text.h"
 #include "tests/fuzz/fuzz_check.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {

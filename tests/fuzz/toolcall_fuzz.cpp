@@ -6,7 +6,7 @@
 #include <cstdint>
 #include <string>
 
-#include "model/tools/tool_parser.h"
+#include "model/toolcall/tool_parser.h"
 #include "tests/fuzz/fuzz_check.h"
 
 namespace {

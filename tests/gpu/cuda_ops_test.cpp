@@ -14,7 +14,7 @@
 #include "gpu/cuda/qk_norm_rope.h"
 #include "gpu/cuda/random_init.h"
 #include "gpu/cuda/rms_norm.h"
-#include "gpu/cuda/router.h"
+#include "gpu/cuda/moe_router.h"
 #include "gpu/cuda/swiglu.h"
 #include "model/gen_model.h"
 #include "tests/gpu/cuda_test_util.h"

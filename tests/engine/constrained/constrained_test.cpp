@@ -14,8 +14,8 @@
 #include "engine/constrained/tool_grammar.h"
 #include "engine/sampler.h"
 #include "model/tokenizer/tokenizer.h"
-#include "model/tools/openai.h"
-#include "model/tools/tool_parser.h"
+#include "model/toolcall/openai.h"
+#include "model/toolcall/tool_parser.h"
 
 using namespace conclave::engine::constrained;
 namespace json = boost::json;
