@@ -6,7 +6,8 @@
 namespace conclave::actors {
 
 caf::behavior autoscaler(caf::stateful_actor<autoscaler_state>* self, config::autoscale_config cfg,
-                         std::shared_ptr<load_source> source, std::shared_ptr<replica_pool> pool) {
+                         std::shared_ptr<serve::load_source> source,
+                         std::shared_ptr<scaling_target> pool) {
   auto& st = self->state;
   const auto interval = std::chrono::duration_cast<caf::actor_clock::duration_type>(
       std::chrono::duration<double>(cfg.interval_s));
@@ -22,15 +23,15 @@ caf::behavior autoscaler(caf::stateful_actor<autoscaler_state>* self, config::au
         const double now_s = std::chrono::duration<double>(self->clock().now() - s.start).count();
         s.last = s.policy->decide(s.source->sample(), now_s);
         switch (s.last.what) {
-          case autoscale_decision::action::scale_up:
+          case serve::autoscale_decision::action::scale_up:
             spdlog::info("autoscaler: adding a replica ({})", s.last.reason);
             s.pool->add_replica();
             break;
-          case autoscale_decision::action::scale_down:
+          case serve::autoscale_decision::action::scale_down:
             spdlog::info("autoscaler: removing replica {} ({})", s.last.replica, s.last.reason);
             s.pool->drain_replica(s.last.replica);
             break;
-          case autoscale_decision::action::hold:
+          case serve::autoscale_decision::action::hold:
             spdlog::debug("autoscaler: hold ({})", s.last.reason);
             break;
         }

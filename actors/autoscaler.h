@@ -7,19 +7,18 @@
 #include <memory>
 #include <optional>
 
-#include "actors/autoscale_policy.h"
-#include "actors/load_sampler.h"
+#include "actors/messages.h"
 #include "config/server_config.h"
+#include "serve/autoscale_policy.h"
+#include "serve/load_sampler.h"
 
 namespace conclave::actors {
 
-using scale_tick_atom = caf::atom_constant<caf::atom("scaletick")>;
-
 /// What the autoscaler acts on (the service; a fake in tests). Called on the
 /// autoscaler's thread.
-class replica_pool {
+class scaling_target {
  public:
-  virtual ~replica_pool() = default;
+  virtual ~scaling_target() = default;
   /// Starts one more replica.
   virtual void add_replica() = 0;
   /// Drains replica `id` and then stops it (replica_supervisor's drain_atom).
@@ -27,16 +26,17 @@ class replica_pool {
 };
 
 struct autoscaler_state {
-  std::optional<autoscale_policy> policy;
-  std::shared_ptr<load_source> source;
-  std::shared_ptr<replica_pool> pool;
-  autoscale_decision last;             ///< the latest decision (for logs and tests)
+  std::optional<serve::autoscale_policy> policy;
+  std::shared_ptr<serve::load_source> source;
+  std::shared_ptr<scaling_target> pool;
+  serve::autoscale_decision last;      ///< the latest decision (for logs and tests)
   caf::actor_clock::time_point start;  ///< decisions see seconds since then
   static inline const char* name = "autoscaler";
 };
 
 /// Takes a baseline sample now, then decides every cfg.interval_s.
 caf::behavior autoscaler(caf::stateful_actor<autoscaler_state>* self, config::autoscale_config cfg,
-                         std::shared_ptr<load_source> source, std::shared_ptr<replica_pool> pool);
+                         std::shared_ptr<serve::load_source> source,
+                         std::shared_ptr<scaling_target> pool);
 
 }  // namespace conclave::actors

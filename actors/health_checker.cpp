@@ -3,10 +3,8 @@
 
 #include <spdlog/fmt/fmt.h>
 #include <spdlog/spdlog.h>
-#include <unistd.h>
 
-#include <cstdio>
-#include <fstream>
+#include "serve/process_memory.h"
 
 namespace conclave::actors {
 namespace {
@@ -46,20 +44,8 @@ void end_probe(self_ptr self) {
 /// Flags steady growth of resident memory across the last ten probes (> 10 %).
 void watch_memory(self_ptr self) {
   auto& st = self->state;
-  const double rss = resident_mib();
-  if (rss <= 0) return;
-  st.rss_mib.push_back(rss);
-  if (st.rss_mib.size() > 10) st.rss_mib.erase(st.rss_mib.begin());
-  if (st.rss_mib.size() < 10) return;
-  for (size_t i = 1; i < st.rss_mib.size(); ++i) {
-    if (st.rss_mib[i] <= st.rss_mib[i - 1]) return;
-  }
-  if (st.rss_mib.back() > st.rss_mib.front() * 1.1) {
-    st.status->add_health({std::chrono::system_clock::now(), "memory", false, 0,
-                           fmt::format("resident memory grew at each of the last 10 probes: "
-                                       "{:.0f} -> {:.0f} MiB",
-                                       st.rss_mib.front(), st.rss_mib.back())});
-  }
+  if (auto finding = st.memory.record(serve::resident_mib()))
+    st.status->add_health({std::chrono::system_clock::now(), "memory", false, 0, *finding});
 }
 
 void start_probe(self_ptr self) {
@@ -96,15 +82,7 @@ void start_probe(self_ptr self) {
 
 }  // namespace
 
-double resident_mib() {
-  std::ifstream f("/proc/self/statm");
-  long pages_total = 0, pages_resident = 0;
-  if (!(f >> pages_total >> pages_resident)) return 0;
-  return static_cast<double>(pages_resident) * static_cast<double>(sysconf(_SC_PAGESIZE)) /
-         (1024.0 * 1024.0);
-}
-
-caf::behavior health_checker(self_ptr self, std::shared_ptr<replica_status> status,
+caf::behavior health_checker(self_ptr self, std::shared_ptr<serve::replica_status> status,
                              caf::actor supervisor, std::vector<int32_t> probe_prompt,
                              config::replica_config rc) {
   auto& st = self->state;

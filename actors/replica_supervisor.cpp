@@ -4,6 +4,7 @@
 #include "actors/replica_supervisor.h"
 
 #include "actors/health_checker.h"
+#include "serve/restart_policy.h"
 
 #include <spdlog/spdlog.h>
 
@@ -37,12 +38,12 @@ void on_failure(self_ptr self, const std::string& why) {
   if (static_cast<int32_t>(st.failures.size()) > st.rc.max_restarts) {
     spdlog::error("replica {}: {} failures within {:.0f} s; giving up (last: {})", st.status->id(),
                   st.failures.size(), st.rc.restart_window_s, why);
-    st.status->set_state(replica_state::dead, why);
+    st.status->set_state(serve::replica_state::dead, why);
     return;
   }
-  st.status->set_state(replica_state::restarting, why);
+  st.status->set_state(serve::replica_state::restarting, why);
   const auto backoff =
-      restart_backoff(st.restarts, st.rc.restart_backoff_s, st.rc.restart_backoff_max_s);
+      serve::restart_backoff(st.restarts, st.rc.restart_backoff_s, st.rc.restart_backoff_max_s);
   ++st.restarts;
   spdlog::error("replica {}: {}; restarting in {} ms (attempt {})", st.status->id(), why,
                 backoff.count(), st.restarts);
@@ -55,7 +56,7 @@ void finish_drain(self_ptr self, const std::string& why) {
   auto& st = self->state;
   if (st.engine) self->send_exit(st.engine, caf::exit_reason::user_shutdown);
   if (st.worker) self->send_exit(st.worker, caf::exit_reason::user_shutdown);
-  st.status->set_state(replica_state::drained, why);
+  st.status->set_state(serve::replica_state::drained, why);
   if (why.empty())
     spdlog::info("replica {} drained and stopped", st.status->id());
   else
@@ -67,7 +68,7 @@ void start_drain(self_ptr self, double timeout_s) {
   auto& st = self->state;
   if (st.draining) return;
   st.draining = true;
-  st.status->set_state(replica_state::draining);
+  st.status->set_state(serve::replica_state::draining);
   spdlog::info("replica {}: draining (timeout {:.0f} s)", st.status->id(), timeout_s);
   if (st.checker) {
     // Its probes would keep the engine busy; it is linked, so unlink before it goes.
@@ -93,7 +94,7 @@ void start_drain(self_ptr self, double timeout_s) {
 
 void bring_up(self_ptr self) {
   auto& st = self->state;
-  if (st.status->state() == replica_state::dead || st.draining) return;
+  if (st.status->state() == serve::replica_state::dead || st.draining) return;
   try {
     if (st.worker)
       self->send_exit(st.worker, caf::exit_reason::user_shutdown);  // the old one, if any
@@ -116,7 +117,7 @@ void bring_up(self_ptr self) {
     self->send(st.router, add_engine_atom::value, st.engine);
     if (st.checker) self->send(st.checker, watch_atom::value, st.engine);
     st.status->set_backend(std::string(backend->name()), backend->kv_shape().num_blocks);
-    st.status->set_state(replica_state::up);
+    st.status->set_state(serve::replica_state::up);
     st.up_since = self->clock().now();
     spdlog::info("replica {} up ({} backend, {} KV blocks)", st.status->id(), backend->name(),
                  backend->kv_shape().num_blocks);
@@ -127,14 +128,10 @@ void bring_up(self_ptr self) {
 
 }  // namespace
 
-std::chrono::milliseconds restart_backoff(int attempt, double base_s, double max_s) {
-  const double s = std::min(max_s, base_s * std::ldexp(1.0, std::clamp(attempt, 0, 30)));
-  return std::chrono::milliseconds(std::llround(s * 1000.0));
-}
-
 caf::behavior replica_supervisor(self_ptr self, backend_factory factory, config::engine_config cfg,
-                                 config::replica_config rc, std::shared_ptr<server_metrics> metrics,
-                                 caf::actor router, std::shared_ptr<replica_status> status,
+                                 config::replica_config rc,
+                                 std::shared_ptr<serve::server_metrics> metrics, caf::actor router,
+                                 std::shared_ptr<serve::replica_status> status,
                                  std::vector<int32_t> probe_prompt) {
   auto& st = self->state;
   st.factory = std::move(factory);
@@ -167,7 +164,7 @@ caf::behavior replica_supervisor(self_ptr self, backend_factory factory, config:
     if (s.worker) self->send_exit(s.worker, msg.reason);
     if (s.engine) self->send_exit(s.engine, msg.reason);
     if (s.checker) self->send_exit(s.checker, msg.reason);
-    s.status->set_state(replica_state::stopped);
+    s.status->set_state(serve::replica_state::stopped);
     self->quit(msg.reason);
   });
   return {

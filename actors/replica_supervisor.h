@@ -13,10 +13,11 @@
 #include <functional>
 #include <memory>
 
-#include "actors/replica.h"
-#include "actors/replica_status.h"
+#include "actors/engine_actor.h"
+#include "actors/gpu_worker.h"
 #include "actors/router.h"
 #include "config/server_config.h"
+#include "serve/replica_status.h"
 
 namespace conclave::actors {
 
@@ -27,9 +28,9 @@ struct replica_supervisor_state {
   backend_factory factory;
   config::engine_config cfg;
   config::replica_config rc;
-  std::shared_ptr<server_metrics> metrics;
+  std::shared_ptr<serve::server_metrics> metrics;
   caf::actor router;
-  std::shared_ptr<replica_status> status;
+  std::shared_ptr<serve::replica_status> status;
   caf::actor engine;
   caf::actor worker;
   caf::actor checker;  ///< the replica's health checker (none when checks are off)
@@ -43,13 +44,6 @@ struct replica_supervisor_state {
   static inline const char* name = "replica_supervisor";
 };
 
-/// Delay before restart number `attempt` (0-based): `base_s` doubling to at most `max_s`
-/// (by default 0.5 s doubling to at most 30 s).
-std::chrono::milliseconds restart_backoff(int attempt, double base_s = 0.5, double max_s = 30.0);
-
-/// supervisor -> itself: a drain ran out of time.
-using drain_timeout_atom = caf::atom_constant<caf::atom("draintmo")>;
-
 /// Spawn detached (loading blocks). `status` shows the replica's state to the service.
 /// Handles (restart_atom) to restart the replica now (a health checker's verdict), and
 /// (drain_atom, double timeout_s) to remove it: status `draining`, the router places
@@ -58,8 +52,9 @@ using drain_timeout_atom = caf::atom_constant<caf::atom("draintmo")>;
 /// supervisor exits normally.
 caf::behavior replica_supervisor(caf::stateful_actor<replica_supervisor_state>* self,
                                  backend_factory factory, config::engine_config cfg,
-                                 config::replica_config rc, std::shared_ptr<server_metrics> metrics,
-                                 caf::actor router, std::shared_ptr<replica_status> status,
+                                 config::replica_config rc,
+                                 std::shared_ptr<serve::server_metrics> metrics, caf::actor router,
+                                 std::shared_ptr<serve::replica_status> status,
                                  std::vector<int32_t> probe_prompt);
 
 }  // namespace conclave::actors

@@ -2,30 +2,12 @@
 #include "actors/router.h"
 
 #include <spdlog/spdlog.h>
-#include <xxhash.h>
+
+#include "serve/placement.h"
 
 #include <algorithm>
 
 namespace conclave::actors {
-
-size_t pick_engine(std::span<const int64_t> outstanding, std::span<const int32_t> prompt,
-                   int64_t skip) {
-  std::vector<size_t> best;
-  int64_t least = INT64_MAX;
-  for (size_t i = 0; i < outstanding.size(); ++i) {
-    if (static_cast<int64_t>(i) == skip && outstanding.size() > 1) continue;
-    if (outstanding[i] < least) {
-      least = outstanding[i];
-      best.clear();
-    }
-    if (outstanding[i] == least) best.push_back(i);
-  }
-  if (best.size() == 1) return best[0];
-  // Affinity: the first 64 tokens (four 16-token KV blocks) choose among the equals.
-  const size_t n = std::min<size_t>(prompt.size(), 64);
-  const uint64_t h = XXH3_64bits(prompt.data(), n * sizeof(int32_t));
-  return best[h % best.size()];
-}
 
 caf::behavior router_actor(caf::stateful_actor<router_state>* self,
                            std::vector<caf::actor> engines) {
@@ -63,8 +45,8 @@ caf::behavior router_actor(caf::stateful_actor<router_state>* self,
         }
         if (open.empty())
           return caf::make_error(caf::sec::request_receiver_down, "no live model replica");
-        router_entry& target = st.engines[open[pick_engine(load, m.prompt, skip)]];
-        target.outstanding += reservation(m.prompt.size(), m.params.max_tokens);
+        router_entry& target = st.engines[open[serve::pick_engine(load, m.prompt, skip)]];
+        target.outstanding += serve::reservation(m.prompt.size(), m.params.max_tokens);
         return self->delegate(target.engine, a, std::move(m));
       },
       [self](finished_atom, const caf::actor_addr& engine, int64_t reserved) {

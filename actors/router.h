@@ -15,18 +15,11 @@
 
 namespace conclave::actors {
 
-using add_engine_atom = caf::atom_constant<caf::atom("addengine")>;
-
 struct router_entry {
   caf::actor engine;
   int64_t outstanding = 0;
   bool draining = false;  ///< being scaled down: gets no new requests
 };
-
-/// The placement rule, without actors: index into `outstanding` of the engine a prompt
-/// goes to; `skip` (may be -1) is avoided unless it is the only one.
-size_t pick_engine(std::span<const int64_t> outstanding, std::span<const int32_t> prompt,
-                   int64_t skip);
 
 struct router_state {
   std::vector<router_entry> engines;

@@ -1,12 +1,8 @@
-// The tool_invocation actor, tool metrics, and custom tools as actors.
+// The tool_invocation actor, and custom tools as actors.
 #include "actors/tool_invocation.h"
 
-#include <prometheus/counter.h>
-#include <prometheus/histogram.h>
-#include <prometheus/registry.h>
 #include <spdlog/spdlog.h>
 #include <boost/json.hpp>
-#include <random>
 
 namespace conclave::actors {
 namespace {
@@ -44,30 +40,12 @@ class actor_tool final : public toolkit::tool {
   std::chrono::milliseconds timeout_;
 };
 
-caf::behavior invocation(caf::event_based_actor* self, std::shared_ptr<const tool_runtime> rt,
-                         tool_call_request call,
+caf::behavior invocation(caf::event_based_actor* self,
+                         std::shared_ptr<const serve::tool_runtime> rt,
+                         serve::tool_call_request call,
                          std::shared_ptr<const toolkit::cancel_flag> request,
                          std::shared_ptr<const toolkit::cancel_flag> cancel, caf::actor parent) {
-  tool_call_result r;
-  r.call_id = call.call_id;
-  r.name = call.name;
-  if (auto t = rt->tools->find(call.name)) {
-    std::function<double()> random = rt->random;
-    if (!random) {
-      random = [rng = std::make_shared<std::mt19937_64>(std::random_device{}())] {
-        return static_cast<double>((*rng)() >> 11) * 0x1.0p-53;
-      };
-    }
-    const auto inv = toolkit::invoke(*t, call.arguments, rt->retry, rt->sleep, random, cancel);
-    r.content = inv.result.content;
-    r.status = inv.result.status;
-    r.attempts = inv.attempts;
-    r.retries = inv.retries;
-    r.seconds = inv.elapsed.count();
-  } else {
-    r.status = toolkit::outcome::error;
-    r.content = "error: no server-side tool named '" + call.name + "'";
-  }
+  auto r = serve::run_tool_call(*rt, call, cancel);
   if (cancel->cancelled() && !request->cancelled()) {
     // Killed (its own flag, not the request's): no result; the parent sees it go down.
     spdlog::warn("tool {} ({}): invocation killed", r.name, r.call_id);
@@ -84,37 +62,13 @@ caf::behavior invocation(caf::event_based_actor* self, std::shared_ptr<const too
 
 }  // namespace
 
-tool_metrics::tool_metrics(prometheus::Registry& registry) {
-  using namespace prometheus;
-  calls_ = &BuildCounter()
-                .Name("conclave_tool_calls_total")
-                .Help("Server-side tool calls by tool and outcome")
-                .Register(registry);
-  latency_ = &BuildHistogram()
-                  .Name("conclave_tool_call_duration_seconds")
-                  .Help("Tool call time, all attempts and backoff waits included")
-                  .Register(registry);
-  retries_ = &BuildCounter()
-                  .Name("conclave_tool_retries_total")
-                  .Help("Tool call attempts repeated after a retryable failure")
-                  .Register(registry);
-}
-
-void tool_metrics::observe(const tool_call_result& r) {
-  static const prometheus::Histogram::BucketBoundaries buckets = {
-      0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0};
-  calls_->Add({{"tool", r.name}, {"outcome", toolkit::to_string(r.status)}}).Increment();
-  latency_->Add({{"tool", r.name}}, buckets).Observe(r.seconds);
-  if (r.retries > 0) retries_->Add({{"tool", r.name}}).Increment(r.retries);
-}
-
 caf::actor spawn_tool_invocation(caf::local_actor* parent,
-                                 std::shared_ptr<const tool_runtime> runtime,
-                                 tool_call_request call,
-                                 std::shared_ptr<const toolkit::cancel_flag> cancel) {
+                                 std::shared_ptr<const serve::tool_runtime> runtime,
+                                 serve::tool_call_request call,
+                                 std::shared_ptr<const toolkit::cancel_flag> cancel,
+                                 const std::shared_ptr<live_actors>& live) {
   auto own = std::make_shared<toolkit::cancel_flag>(cancel);
   const std::string id = call.call_id;
-  auto live = runtime->live;
   auto actor = parent->spawn<caf::detached + caf::monitored>(
       invocation, std::move(runtime), std::move(call), std::move(cancel), own,
       caf::actor_cast<caf::actor>(parent));

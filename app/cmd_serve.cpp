@@ -6,7 +6,7 @@
 #include <cstdlib>
 #include <filesystem>
 
-#include "actors/service.h"
+#include "actors/actor_service.h"
 #include "app/commands.h"
 #include "app/engine_options.h"
 #include "config/server_config.h"
@@ -103,8 +103,9 @@ int run_serve(serve_args& a, CLI::App& cmd) {
         fmt::format("{}: no tokenizer (pass --tokenizer FILE)", cfg.tokenizer_path));
   }
 
-  auto metrics = std::make_shared<actors::server_metrics>();
-  actors::inference_service service(cfg, metrics);
+  auto metrics = std::make_shared<serve::server_metrics>();
+  auto service_ptr = actors::make_actor_service(cfg, metrics);
+  auto& service = *service_ptr;
   net::http_server server(cfg, service, metrics);
   server.start();
   server.handle_signals();

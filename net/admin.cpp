@@ -7,7 +7,7 @@
 namespace conclave::net {
 namespace json = boost::json;
 
-std::string cluster_json(const std::vector<actors::replica_snapshot>& replicas) {
+std::string cluster_json(const std::vector<serve::replica_snapshot>& replicas) {
   json::array out;
   for (const auto& r : replicas) {
     json::array history;
@@ -22,7 +22,7 @@ std::string cluster_json(const std::vector<actors::replica_snapshot>& replicas) 
           {"detail", h.detail}});
     }
     out.push_back(json::object{{"id", r.id},
-                               {"state", actors::to_string(r.state)},
+                               {"state", serve::to_string(r.state)},
                                {"healthy", r.healthy},
                                {"restarts", r.restarts},
                                {"backend", r.backend},
@@ -58,7 +58,7 @@ fault_request decode_fault_request(std::string_view body) {
     return f;
   }
   try {
-    f.kind = actors::parse_fault_kind(name);
+    f.kind = serve::parse_fault_kind(name);
   } catch (const std::invalid_argument&) {
     throw std::invalid_argument("unknown fault \"" + name +
                                 "\" (expected fail_step, hang_step, crash_worker, crash_engine, "

@@ -7,11 +7,11 @@
 #include <string_view>
 #include <vector>
 
-#include "actors/replica_status.h"
+#include "serve/replica_status.h"
 
 namespace conclave::net {
 
-std::string cluster_json(const std::vector<actors::replica_snapshot>& replicas);
+std::string cluster_json(const std::vector<serve::replica_snapshot>& replicas);
 
 /// {"replica": N, "fault": "fail_step"|"hang_step"|"crash_worker"|"crash_engine"}, or
 /// {"fault": "kill_session", "request": ID} / {"fault": "kill_tool", "call": ID} (the id is
@@ -20,7 +20,7 @@ struct fault_request {
   enum class target { replica, session, tool };
   target what = target::replica;
   int replica = 0;
-  actors::fault_kind kind = actors::fault_kind::none;
+  serve::fault_kind kind = serve::fault_kind::none;
   std::string id;  ///< session: request id; tool: call id; empty: a random one
 };
 /// Throws std::invalid_argument with a message naming the field.

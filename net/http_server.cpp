@@ -10,8 +10,8 @@
 namespace conclave::net {
 
 struct http_server::impl {
-  impl(const config::server_config& cfg, actors::inference_service& service,
-       std::shared_ptr<actors::server_metrics> metrics)
+  impl(const config::server_config& cfg, serve::service& service,
+       std::shared_ptr<serve::server_metrics> metrics)
       : ctx(std::make_shared<server_context>(cfg, service, std::move(metrics))),
         io(cfg.io_threads),
         acceptor(io),
@@ -41,8 +41,8 @@ struct http_server::impl {
   std::thread drainer;
 };
 
-http_server::http_server(const config::server_config& cfg, actors::inference_service& service,
-                         std::shared_ptr<actors::server_metrics> metrics)
+http_server::http_server(const config::server_config& cfg, serve::service& service,
+                         std::shared_ptr<serve::server_metrics> metrics)
     : impl_(std::make_unique<impl>(cfg, service, std::move(metrics))) {}
 
 http_server::~http_server() {

@@ -6,16 +6,16 @@
 #include <chrono>
 #include <memory>
 
-#include "actors/server_metrics.h"
-#include "actors/service.h"
 #include "config/server_config.h"
+#include "serve/server_metrics.h"
+#include "serve/service.h"
 
 namespace conclave::net {
 
 class http_server {
  public:
-  http_server(const config::server_config& cfg, actors::inference_service& service,
-              std::shared_ptr<actors::server_metrics> metrics);
+  http_server(const config::server_config& cfg, serve::service& service,
+              std::shared_ptr<serve::server_metrics> metrics);
   ~http_server();
 
   /// Binds and starts the I/O threads. Throws std::runtime_error (address in use...).

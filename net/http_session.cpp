@@ -27,7 +27,7 @@ class http_session : public std::enable_shared_from_this<http_session> {
   }
 
   /// Called on this session's strand for each event of the running request.
-  void on_event(actors::client_event e);
+  void on_event(serve::client_event e);
 
  private:
   void do_read();
@@ -62,7 +62,7 @@ class http_session : public std::enable_shared_from_this<http_session> {
   bool watching_ = false;
   std::string route_, request_id_;
   std::optional<response_writer> writer_;
-  std::shared_ptr<actors::request_handle> handle_;
+  std::shared_ptr<serve::request_handle> handle_;
   clock_type::time_point t0_;
 
   std::deque<std::string> out_;
@@ -72,11 +72,11 @@ class http_session : public std::enable_shared_from_this<http_session> {
 };
 
 /// Delivers service events onto the session's strand.
-class sink final : public actors::client_sink {
+class sink final : public serve::client_sink {
  public:
   sink(std::weak_ptr<http_session> s, asio::any_io_executor ex)
       : session_(std::move(s)), ex_(std::move(ex)) {}
-  void push(actors::client_event e) override {
+  void push(serve::client_event e) override {
     asio::post(ex_, [s = session_, e = std::move(e)]() mutable {
       if (auto p = s.lock()) p->on_event(std::move(e));
     });
@@ -271,8 +271,8 @@ void http_session::handle_generation(request_type& req, bool chat) {
   watch_disconnect();
 }
 
-void http_session::on_event(actors::client_event e) {
-  using kind = actors::client_event::kind;
+void http_session::on_event(serve::client_event e) {
+  using kind = serve::client_event::kind;
   if (!generating_ || done_ || closed_) return;
   if (!started_) {
     if (e.type == kind::error) {
@@ -336,7 +336,7 @@ void http_session::client_gone() {
     ctx_->metrics->count_request(route_, 499);
     ctx_->log_request(route_, request_id_, 499,
                       std::chrono::duration<double, std::milli>(clock_type::now() - t0_).count(),
-                      writer_ ? writer_->tokens() : actors::usage{}, 0);
+                      writer_ ? writer_->tokens() : serve::usage{}, 0);
   }
   finish_request();
   close();

@@ -4,7 +4,6 @@
 #include <boost/json.hpp>
 #include <cmath>
 
-#include "engine/logprobs.h"
 #include "model/chat/json_exact.h"
 #include "net/openai_protocol.h"
 
@@ -98,7 +97,7 @@ json::object parse_body(std::string_view body) {
 }
 
 void check_model(const json::object& o, const protocol_context& ctx,
-                 actors::generation_request& req) {
+                 serve::generation_request& req) {
   const json::value* m = field(o, "model");
   if (m == nullptr) fail("model", "you must provide a model parameter");
   if (!m->is_string()) fail("model", "'model' must be a string");
@@ -160,10 +159,10 @@ void decode_sampling(const json::object& o, decoded_request& d, bool chat) {
   if (chat) {
     // Chat: "logprobs": true turns them on; "top_logprobs" (0-20) adds alternatives.
     const bool want = get_bool(o, "logprobs");
-    const auto top = get_int(o, "top_logprobs", 0, engine::max_top_logprobs);
+    const auto top = get_int(o, "top_logprobs", 0, serve::max_top_logprobs);
     if (top && !want) fail("top_logprobs", "'top_logprobs' needs 'logprobs': true");
     if (want) s.logprobs = static_cast<int32_t>(top.value_or(0));
-  } else if (const auto n = get_int(o, "logprobs", 0, engine::max_top_logprobs)) {
+  } else if (const auto n = get_int(o, "logprobs", 0, serve::max_top_logprobs)) {
     // Completions: "logprobs": N is the number of alternatives per token.
     s.logprobs = static_cast<int32_t>(*n);
   }
@@ -232,7 +231,7 @@ bool valid_tool_name(std::string_view n) {
   return true;
 }
 
-void decode_tools(const json::object& o, actors::generation_request& req) {
+void decode_tools(const json::object& o, serve::generation_request& req) {
   if (const json::value* tools = field(o, "tools")) {
     if (!tools->is_array()) fail("tools", "'tools' must be an array");
     size_t i = 0;
@@ -292,11 +291,11 @@ void decode_tools(const json::object& o, actors::generation_request& req) {
     if (tc->is_string()) {
       const std::string_view s = tc->get_string();
       if (s == "none") {
-        req.tool_choice = actors::tool_choice_mode::none;
+        req.tool_choice = serve::tool_choice_mode::none;
       } else if (s == "auto") {
-        req.tool_choice = actors::tool_choice_mode::auto_;
+        req.tool_choice = serve::tool_choice_mode::auto_;
       } else if (s == "required") {
-        req.tool_choice = actors::tool_choice_mode::required;
+        req.tool_choice = serve::tool_choice_mode::required;
       } else {
         fail("tool_choice", "'tool_choice' must be none, auto, required or a function object");
       }
@@ -304,7 +303,7 @@ void decode_tools(const json::object& o, actors::generation_request& req) {
       const json::value* fn = field(tc->get_object(), "function");
       if (fn == nullptr || !fn->is_object())
         fail("tool_choice.function", "'tool_choice.function' must be an object");
-      req.tool_choice = actors::tool_choice_mode::function;
+      req.tool_choice = serve::tool_choice_mode::function;
       req.tool_choice_name = get_string(fn->get_object(), "name", "tool_choice.function.name");
       bool found = false;
       for (const auto& t : req.tools) found |= t.name == req.tool_choice_name;
@@ -315,7 +314,7 @@ void decode_tools(const json::object& o, actors::generation_request& req) {
     } else {
       fail("tool_choice", "'tool_choice' must be a string or an object");
     }
-    if (req.tool_choice == actors::tool_choice_mode::required && req.tools.empty() &&
+    if (req.tool_choice == serve::tool_choice_mode::required && req.tools.empty() &&
         req.server_tools.empty()) {
       fail("tool_choice", "'tool_choice' is 'required' but no tools were given");
     }
@@ -346,7 +345,7 @@ std::variant<decoded_request, api_error> decode_chat_request(const json::object&
                                                              const protocol_context& ctx) {
   try {
     decoded_request d;
-    d.req.type = actors::generation_request::kind::chat;
+    d.req.type = serve::generation_request::kind::chat;
     check_model(o, ctx, d.req);
     const json::value* msgs = field(o, "messages");
     if (msgs == nullptr) fail("messages", "you must provide a 'messages' parameter");
@@ -371,7 +370,7 @@ std::variant<decoded_request, api_error> decode_completion_request(const json::o
                                                                    const protocol_context& ctx) {
   try {
     decoded_request d;
-    d.req.type = actors::generation_request::kind::completion;
+    d.req.type = serve::generation_request::kind::completion;
     check_model(o, ctx, d.req);
     const json::value* prompt = field(o, "prompt");
     if (prompt == nullptr) fail("prompt", "you must provide a 'prompt' parameter");

@@ -24,7 +24,7 @@ std::string api_error::json() const {
 }
 
 response_writer::response_writer(const decoded_request& d, std::string model, int64_t created)
-    : chat_(d.req.type == actors::generation_request::kind::chat),
+    : chat_(d.req.type == serve::generation_request::kind::chat),
       include_usage_(d.include_usage),
       id_(d.req.id),
       model_(std::move(model)),
@@ -61,12 +61,12 @@ double finite(float v) {
 
 }  // namespace
 
-std::string response_writer::logprobs_json(const std::vector<actors::logprob_entry>& entries) {
+std::string response_writer::logprobs_json(const std::vector<serve::logprob_entry>& entries) {
   return json::serialize(logprobs_value(entries));
 }
 
 boost::json::value response_writer::logprobs_value(
-    const std::vector<actors::logprob_entry>& entries) {
+    const std::vector<serve::logprob_entry>& entries) {
   if (chat_) {
     json::array content;
     for (const auto& e : entries) {
@@ -101,7 +101,7 @@ boost::json::value response_writer::logprobs_value(
 }
 
 std::string response_writer::chunk(const std::string& body, const char* finish_reason,
-                                   const std::vector<actors::logprob_entry>& logprobs) {
+                                   const std::vector<serve::logprob_entry>& logprobs) {
   const std::string fr = finish_reason ? json_string(finish_reason) : "null";
   const std::string lp = logprobs.empty() ? "null" : logprobs_json(logprobs);
   const std::string choice =
@@ -115,8 +115,8 @@ std::string response_writer::chunk(const std::string& body, const char* finish_r
                      include_usage_ ? R"(,"usage":null)" : "");
 }
 
-std::vector<std::string> response_writer::stream_event(const actors::client_event& e) {
-  using kind = actors::client_event::kind;
+std::vector<std::string> response_writer::stream_event(const serve::client_event& e) {
+  using kind = serve::client_event::kind;
   accumulate(e);
   std::vector<std::string> out;
   switch (e.type) {
@@ -187,8 +187,8 @@ std::vector<std::string> response_writer::stream_event(const actors::client_even
   return out;
 }
 
-void response_writer::accumulate(const actors::client_event& e) {
-  using kind = actors::client_event::kind;
+void response_writer::accumulate(const serve::client_event& e) {
+  using kind = serve::client_event::kind;
   if (want_logprobs_ && !streaming_)
     logprobs_.insert(logprobs_.end(), e.logprobs.begin(), e.logprobs.end());
   switch (e.type) {

@@ -9,7 +9,7 @@
 #include <string_view>
 #include <variant>
 
-#include "actors/client_api.h"
+#include "serve/client_api.h"
 
 namespace conclave::net {
 
@@ -35,7 +35,7 @@ struct api_error {
 
 /// A decoded generation request plus how to deliver it.
 struct decoded_request {
-  actors::generation_request req;
+  serve::generation_request req;
   bool stream = false;
   bool include_usage = false;
   std::optional<int32_t> max_tokens;  ///< unset: what remains of the context
@@ -68,22 +68,22 @@ class response_writer {
   response_writer(const decoded_request& d, std::string model, int64_t created);
 
   /// The SSE payloads (without "data: ") this event produces when streaming.
-  std::vector<std::string> stream_event(const actors::client_event& e);
+  std::vector<std::string> stream_event(const serve::client_event& e);
   /// Folds the event into the non-streamed response.
-  void accumulate(const actors::client_event& e);
+  void accumulate(const serve::client_event& e);
   /// The non-streamed response body (after `finished`).
   std::string final_json();
-  const actors::usage& tokens() const { return usage_; }
+  const serve::usage& tokens() const { return usage_; }
   size_t num_tool_calls() const { return calls_.size(); }
   double engine_ms() const { return engine_seconds_ * 1000.0; }
   const std::string& id() const { return id_; }
 
  private:
   std::string chunk(const std::string& delta_or_choice_body, const char* finish_reason,
-                    const std::vector<actors::logprob_entry>& logprobs = {});
+                    const std::vector<serve::logprob_entry>& logprobs = {});
   /// The choice's "logprobs" value for `entries`, in the chat or the completions shape.
-  std::string logprobs_json(const std::vector<actors::logprob_entry>& entries);
-  boost::json::value logprobs_value(const std::vector<actors::logprob_entry>& entries);
+  std::string logprobs_json(const std::vector<serve::logprob_entry>& entries);
+  boost::json::value logprobs_value(const std::vector<serve::logprob_entry>& entries);
 
   bool chat_;
   bool include_usage_;
@@ -100,10 +100,10 @@ class response_writer {
   };
   std::vector<server_call> server_calls_;
   std::string finish_reason_;
-  actors::usage usage_;
+  serve::usage usage_;
   bool want_logprobs_ = false;
   bool streaming_ = false;
-  std::vector<actors::logprob_entry> logprobs_;  ///< all of them, for the non-streamed body
+  std::vector<serve::logprob_entry> logprobs_;  ///< all of them, for the non-streamed body
   size_t text_offset_ = 0;
   double engine_seconds_ = 0;  ///< completions: characters before the next token
 };

@@ -9,8 +9,8 @@
 
 namespace conclave::net {
 
-server_context::server_context(const config::server_config& c, actors::inference_service& s,
-                               std::shared_ptr<actors::server_metrics> m)
+server_context::server_context(const config::server_config& c, serve::service& s,
+                               std::shared_ptr<serve::server_metrics> m)
     : cfg(c), service(s), metrics(std::move(m)) {
   proto.served_model = s.model_name();
   proto.max_model_len = s.max_model_len();
@@ -42,7 +42,7 @@ bool server_context::authorized(std::string_view header) const {
 }
 
 void server_context::log_request(const std::string& route, const std::string& request_id,
-                                 int status, double duration_ms, const actors::usage& tokens,
+                                 int status, double duration_ms, const serve::usage& tokens,
                                  size_t tool_calls, double engine_ms) const {
   if (!spdlog::should_log(spdlog::level::info)) return;
   rusage ru{};

@@ -10,10 +10,10 @@
 #include <string>
 #include <vector>
 
-#include "actors/server_metrics.h"
-#include "actors/service.h"
 #include "config/server_config.h"
 #include "net/openai_protocol.h"
+#include "serve/server_metrics.h"
+#include "serve/service.h"
 
 namespace conclave::net {
 
@@ -26,12 +26,12 @@ using tcp = asio::ip::tcp;
 class websocket_session;
 
 struct server_context {
-  server_context(const config::server_config& c, actors::inference_service& s,
-                 std::shared_ptr<actors::server_metrics> m);
+  server_context(const config::server_config& c, serve::service& s,
+                 std::shared_ptr<serve::server_metrics> m);
 
   config::server_config cfg;
-  actors::inference_service& service;
-  std::shared_ptr<actors::server_metrics> metrics;
+  serve::service& service;
+  std::shared_ptr<serve::server_metrics> metrics;
   protocol_context proto;
   std::atomic<bool> draining{false};
   std::atomic<uint64_t> next_id{1};
@@ -46,7 +46,7 @@ struct server_context {
   bool authorized(std::string_view authorization_header) const;
   /// One JSON log line per finished request.
   void log_request(const std::string& route, const std::string& request_id, int status,
-                   double duration_ms, const actors::usage& tokens, size_t tool_calls,
+                   double duration_ms, const serve::usage& tokens, size_t tool_calls,
                    double engine_ms = 0) const;
 };
 

@@ -43,7 +43,7 @@ class websocket_session : public std::enable_shared_from_this<websocket_session>
   }
 
   /// On the strand: an event of request `id`.
-  void on_event(const std::string& id, actors::client_event e);
+  void on_event(const std::string& id, serve::client_event e);
   /// On any thread: close with 1012 (service restart).
   void close_for_restart() {
     asio::post(ws_.get_executor(), [self = shared_from_this()] {
@@ -53,7 +53,7 @@ class websocket_session : public std::enable_shared_from_this<websocket_session>
 
  private:
   struct running {
-    std::shared_ptr<actors::request_handle> handle;
+    std::shared_ptr<serve::request_handle> handle;
     std::optional<response_writer> writer;
     bool started = false;
     std::chrono::steady_clock::time_point t0;
@@ -86,11 +86,11 @@ class websocket_session : public std::enable_shared_from_this<websocket_session>
 
 namespace {
 
-class ws_sink final : public actors::client_sink {
+class ws_sink final : public serve::client_sink {
  public:
   ws_sink(std::weak_ptr<websocket_session> s, asio::any_io_executor ex, std::string id)
       : session_(std::move(s)), ex_(std::move(ex)), id_(std::move(id)) {}
-  void push(actors::client_event e) override {
+  void push(serve::client_event e) override {
     asio::post(ex_, [s = session_, id = id_, e = std::move(e)]() mutable {
       if (auto p = s.lock()) p->on_event(id, std::move(e));
     });
@@ -191,8 +191,8 @@ void websocket_session::handle_frame(std::string_view text) {
   r.handle = ctx_->service.submit(std::move(d.req), sink);
 }
 
-void websocket_session::on_event(const std::string& id, actors::client_event e) {
-  using kind = actors::client_event::kind;
+void websocket_session::on_event(const std::string& id, serve::client_event e) {
+  using kind = serve::client_event::kind;
   auto it = requests_.find(id);
   if (it == requests_.end() || closed_) return;
   running& r = it->second;

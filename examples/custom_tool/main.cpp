@@ -24,7 +24,7 @@ actors::tool_actor::behavior_type word_count(actors::tool_actor::pointer) {
 int main() {
   caf::actor_system_config cfg;
   caf::actor_system sys{cfg};
-  auto rt = std::make_shared<actors::tool_runtime>();
+  auto rt = std::make_shared<serve::tool_runtime>();
   actors::register_actor_tool(*rt->tools, sys,
                               {"word_count", "Count the words of a text",
                                boost::json::parse(R"({"type":"object","required":["text"],
@@ -35,10 +35,10 @@ int main() {
   caf::scoped_actor self{sys};
   auto call = [&](const std::string& args) {
     actors::spawn_tool_invocation(self.ptr(), rt, {"call_1", "word_count", args},
-                                  std::make_shared<toolkit::cancel_flag>());
+                                  std::make_shared<toolkit::cancel_flag>(), nullptr);
     std::string out;
     self->receive(
-        [&](actors::tool_result_atom, const actors::tool_call_result& r) { out = r.content; });
+        [&](actors::tool_result_atom, const serve::tool_call_result& r) { out = r.content; });
     self->receive([](caf::down_msg&) {});
     std::printf("word_count %s -> %s\n", args.c_str(), out.c_str());
     return out;

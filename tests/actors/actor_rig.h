@@ -9,7 +9,8 @@
 #include <utility>
 #include <vector>
 
-#include "actors/replica.h"
+#include "actors/engine_actor.h"
+#include "actors/gpu_worker.h"
 #include "gpu/backend.h"
 
 namespace conclave::test {

@@ -4,8 +4,9 @@
 #include <caf/scheduler/test_coordinator.hpp>
 #include <catch2/catch.hpp>
 
+#include "actors/engine_actor.h"
+#include "actors/gpu_worker.h"
 #include "actors/health_checker.h"
-#include "actors/replica.h"
 #include "actors/replica_supervisor.h"
 #include "actors/router.h"
 #include "tests/actors/actor_rig.h"
@@ -106,30 +107,6 @@ TEST_CASE("engine actor: a cancel during a step drops that step's token and free
   d.sched.run();
 }
 
-TEST_CASE("restart backoff doubles from 0.5 s to 30 s", "[actors]") {
-  CHECK(restart_backoff(0) == 500ms);
-  CHECK(restart_backoff(1) == 1000ms);
-  CHECK(restart_backoff(2) == 2000ms);
-  CHECK(restart_backoff(5) == 16000ms);
-  CHECK(restart_backoff(6) == 30000ms);
-  CHECK(restart_backoff(60) == 30000ms);
-}
-
-TEST_CASE("restart backoff follows replicas.restart_backoff_s and restart_backoff_max_s",
-          "[actors]") {
-  CHECK(restart_backoff(0, 0.1, 2.0) == 100ms);
-  CHECK(restart_backoff(3, 0.1, 2.0) == 800ms);
-  CHECK(restart_backoff(5, 0.1, 2.0) == 2000ms);
-  CHECK(restart_backoff(1000, 0.1, 2.0) == 2000ms);
-  CHECK(restart_backoff(4, 0.0, 0.0) == 0ms);  // restart at once
-  config::replica_config rc;
-  CHECK(rc.validate().empty());
-  rc.restart_backoff_s = 40.0;  // above the 30 s default maximum
-  CHECK(rc.validate() == "restart_backoff_max_s must be >= restart_backoff_s");
-  rc.restart_backoff_s = -1.0;
-  CHECK(rc.validate() == "restart_backoff_s must be >= 0");
-}
-
 TEST_CASE("supervisor: failed bring-ups retry after 0.5 s, 1 s, 2 s on the actor clock",
           "[actors]") {
   deterministic_system d;
@@ -138,8 +115,8 @@ TEST_CASE("supervisor: failed bring-ups retry after 0.5 s, 1 s, 2 s on the actor
     if (++*calls <= 3) throw std::runtime_error("device not ready");
     return std::make_shared<fake_backend>();
   };
-  auto status = std::make_shared<replica_status>(0);
-  const auto ready = [&] { return status->state() == replica_state::up; };
+  auto status = std::make_shared<serve::replica_status>(0);
+  const auto ready = [&] { return status->state() == serve::replica_state::up; };
   auto router = d.sys.spawn(router_actor, std::vector<caf::actor>{});
   config::replica_config rc;
   rc.max_restarts = 100;
@@ -226,7 +203,7 @@ TEST_CASE("supervisor: too many failures within the window leave the replica dea
     ++*calls;
     throw std::runtime_error("device lost");
   };
-  auto status = std::make_shared<replica_status>(3);
+  auto status = std::make_shared<serve::replica_status>(3);
   auto router = d.sys.spawn(router_actor, std::vector<caf::actor>{});
   config::replica_config rc;
   rc.max_restarts = 2;
@@ -241,34 +218,11 @@ TEST_CASE("supervisor: too many failures within the window leave the replica dea
     d.sched.run();
   }
   CHECK(*calls == 3);  // the first try and two restarts
-  CHECK(status->state() == replica_state::dead);
+  CHECK(status->state() == serve::replica_state::dead);
   CHECK(status->snapshot().last_error.find("device lost") != std::string::npos);
   caf::anon_send_exit(sup, caf::exit_reason::user_shutdown);
   caf::anon_send_exit(router, caf::exit_reason::user_shutdown);
   d.sched.run();
-}
-
-TEST_CASE("router placement: least outstanding tokens, prefix affinity among equals", "[actors]") {
-  const std::vector<int32_t> p1{1, 2, 3, 4}, p2{9, 9, 9, 9};
-  const std::vector<int64_t> busy{100, 20, 50};
-  CHECK(pick_engine(busy, p1, -1) == 1);
-  CHECK(pick_engine(busy, p1, 1) == 2);  // a failed engine is skipped...
-  const std::vector<int64_t> one{7};
-  CHECK(pick_engine(one, p1, 0) == 0);  // ...unless it is the only one
-  const std::vector<int64_t> idle{0, 0, 0, 0};
-  const size_t a = pick_engine(idle, p1, -1);
-  CHECK(pick_engine(idle, p1, -1) == a);  // the same prefix, the same replica
-  std::vector<int32_t> longer = p1;
-  longer.push_back(5);
-  CHECK(pick_engine(idle, std::vector<int32_t>(65, 1), -1) ==
-        pick_engine(idle, std::vector<int32_t>(80, 1), -1));  // only the first 64 count
-  bool spread = false;  // different prefixes do not all land on one replica
-  for (int32_t t = 0; t < 16; ++t) {
-    const std::vector<int32_t> p{t, t + 1};
-    spread |= pick_engine(idle, p, -1) != a;
-  }
-  CHECK(spread);
-  (void)p2;
 }
 
 namespace {
@@ -319,8 +273,8 @@ int restarts_for(const std::vector<bool>& probes) {
   rc.probe_interval_s = 30;
   rc.probe_timeout_s = 10;
   rc.unhealthy_after = 3;
-  auto status = std::make_shared<replica_status>(0);
-  status->set_state(replica_state::up);
+  auto status = std::make_shared<serve::replica_status>(0);
+  status->set_state(serve::replica_state::up);
   *checker = d.sys.spawn(health_checker, status, sup, std::vector<int32_t>{1, 2, 3}, rc);
   caf::anon_send(*checker, watch_atom::value, engine);
   d.sched.run();
@@ -350,16 +304,4 @@ TEST_CASE("health checker: a flapping replica is not restarted, three failures i
   CHECK(restarts_for({false, true, false, true, false, true, false, true}) == 0);
   CHECK(restarts_for({true, false, false, false, true, true}) == 1);
   CHECK(restarts_for({false, false, false, false, false, false}) == 2);
-}
-
-TEST_CASE("health tracker: consecutive failures, reset by any success", "[actors][health]") {
-  health_tracker t(3);
-  CHECK(!t.record(false));
-  CHECK(!t.record(false));
-  CHECK(!t.record(true));
-  CHECK(t.consecutive_failures() == 0);
-  CHECK(!t.record(false));
-  CHECK(!t.record(false));
-  CHECK(t.record(false));
-  CHECK(t.consecutive_failures() == 0);  // counted again from zero after the verdict
 }

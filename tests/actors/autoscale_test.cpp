@@ -8,19 +8,20 @@
 #include <filesystem>
 #include <fstream>
 
-#include "actors/autoscale_policy.h"
 #include "actors/autoscaler.h"
-#include "actors/load_sampler.h"
-#include "actors/replica.h"
+#include "actors/engine_actor.h"
+#include "actors/gpu_worker.h"
 #include "actors/replica_supervisor.h"
 #include "actors/router.h"
+#include "serve/autoscale_policy.h"
+#include "serve/load_sampler.h"
 #include "tests/actors/actor_rig.h"
 
 using namespace conclave;
 using namespace conclave::actors;
 using namespace std::chrono_literals;
 using namespace conclave::test;
-using action = autoscale_decision::action;
+using action = serve::autoscale_decision::action;
 
 namespace {
 
@@ -35,23 +36,23 @@ config::autoscale_config test_config() {
   return c;
 }
 
-replica_load up(int id, double util, size_t running = 0) {
-  return {id, replica_state::up, util, running, 0};
+serve::replica_load up(int id, double util, size_t running = 0) {
+  return {id, serve::replica_state::up, util, running, 0};
 }
 
 }  // namespace
 
 TEST_CASE("autoscale policy: scale up only after sustained > 80 % with > 10 waiting",
           "[autoscale]") {
-  autoscale_policy p(test_config());
-  const cluster_load busy{{up(0, 0.9)}, 11};
+  serve::autoscale_policy p(test_config());
+  const serve::cluster_load busy{{up(0, 0.9)}, 11};
   CHECK(p.decide(busy, 10).what == action::hold);
   CHECK(p.decide(busy, 20).what == action::hold);
   const auto d = p.decide(busy, 30);
   CHECK(d.what == action::scale_up);
   CHECK(d.reason.find("90 %") != std::string::npos);
 
-  autoscale_policy q(test_config());
+  serve::autoscale_policy q(test_config());
   // Busy but only 10 waiting (not more than 10): hold, however long.
   for (int t = 1; t <= 10; ++t) CHECK(q.decide({{up(0, 0.95)}, 10}, t * 10.0).what == action::hold);
   // Exactly 80 % is not above it.
@@ -68,29 +69,29 @@ TEST_CASE("autoscale policy: scale up only after sustained > 80 % with > 10 wait
 
 TEST_CASE("autoscale policy: the mean over up replicas counts; starting and draining hold",
           "[autoscale]") {
-  autoscale_policy p(test_config());
+  serve::autoscale_policy p(test_config());
   // 95 % and 60 %: mean 77.5 %, not above 80 %.
   for (int t = 1; t <= 5; ++t)
     CHECK(p.decide({{up(0, 0.95), up(1, 0.6)}, 40}, t * 10.0).what == action::hold);
   // A replica coming up: the set is changing, nothing else happens and streaks restart.
-  cluster_load starting{{up(0, 0.95), up(1, 0.95)}, 40};
-  starting.replicas.push_back({2, replica_state::starting, 0, 0, 0});
+  serve::cluster_load starting{{up(0, 0.95), up(1, 0.95)}, 40};
+  starting.replicas.push_back({2, serve::replica_state::starting, 0, 0, 0});
   for (int t = 6; t <= 10; ++t) {
     const auto d = p.decide(starting, t * 10.0);
     CHECK(d.what == action::hold);
     CHECK(d.reason == "replica 2 is starting");
   }
   // A restarting or dead replica does not stop decisions; a dead one is not counted.
-  cluster_load mixed{{up(0, 0.95), up(1, 0.95)}, 40};
-  mixed.replicas.push_back({2, replica_state::dead, 0, 0, 0});
+  serve::cluster_load mixed{{up(0, 0.95), up(1, 0.95)}, 40};
+  mixed.replicas.push_back({2, serve::replica_state::dead, 0, 0, 0});
   CHECK(p.decide(mixed, 110).what == action::hold);
   CHECK(p.decide(mixed, 120).what == action::hold);
   CHECK(p.decide(mixed, 130).what == action::scale_up);  // 2 live < max 3
 }
 
 TEST_CASE("autoscale policy: cooldown after an action, in both directions", "[autoscale]") {
-  autoscale_policy p(test_config());
-  const cluster_load busy{{up(0, 0.9), up(1, 0.9)}, 30};
+  serve::autoscale_policy p(test_config());
+  const serve::cluster_load busy{{up(0, 0.9), up(1, 0.9)}, 30};
   p.decide(busy, 10);
   p.decide(busy, 20);
   REQUIRE(p.decide(busy, 30).what == action::scale_up);  // cooldown until 90
@@ -104,7 +105,7 @@ TEST_CASE("autoscale policy: cooldown after an action, in both directions", "[au
   CHECK(p.decide(busy, 89.9).what == action::hold);
   CHECK(p.decide(busy, 90).what == action::scale_up);
   // Idle right after: a scale-down waits for the cooldown too.
-  const cluster_load idle{{up(0, 0.1), up(1, 0.1), up(2, 0.1)}, 0};
+  const serve::cluster_load idle{{up(0, 0.1), up(1, 0.1), up(2, 0.1)}, 0};
   for (double t : {100.0, 110.0, 120.0, 130.0, 140.0})
     CHECK(p.decide(idle, t).what == action::hold);
   CHECK(p.decide(idle, 150).what == action::scale_down);
@@ -114,14 +115,14 @@ TEST_CASE("autoscale policy: min and max replicas bound it", "[autoscale]") {
   auto cfg = test_config();
   cfg.cooldown_s = 0;
   cfg.sustain_intervals = 1;
-  autoscale_policy p(cfg);
-  const cluster_load full{{up(0, 1.0), up(1, 1.0), up(2, 1.0)}, 500};
+  serve::autoscale_policy p(cfg);
+  const serve::cluster_load full{{up(0, 1.0), up(1, 1.0), up(2, 1.0)}, 500};
   for (int t = 1; t <= 5; ++t) {
     const auto d = p.decide(full, t);
     CHECK(d.what == action::hold);
     CHECK(d.reason.find("at max_replicas 3") != std::string::npos);
   }
-  const cluster_load idle{{up(0, 0.0)}, 0};
+  const serve::cluster_load idle{{up(0, 0.0)}, 0};
   for (int t = 6; t <= 10; ++t) {
     const auto d = p.decide(idle, t);
     CHECK(d.what == action::hold);
@@ -130,20 +131,20 @@ TEST_CASE("autoscale policy: min and max replicas bound it", "[autoscale]") {
   // Below the minimum (a replica was lost for good): one is added without any load.
   auto cfg2 = cfg;
   cfg2.min_replicas = 2;
-  autoscale_policy q(cfg2);
-  cluster_load lost{{up(0, 0.0)}, 0};
-  lost.replicas.push_back({1, replica_state::dead, 0, 0, 0});
+  serve::autoscale_policy q(cfg2);
+  serve::cluster_load lost{{up(0, 0.0)}, 0};
+  lost.replicas.push_back({1, serve::replica_state::dead, 0, 0, 0});
   CHECK(q.decide(lost, 1).what == action::scale_up);
 }
 
 TEST_CASE("autoscale policy: scale down drains the least loaded; hysteresis", "[autoscale]") {
   auto cfg = test_config();
   cfg.sustain_intervals = 2;
-  autoscale_policy p(cfg);
+  serve::autoscale_policy p(cfg);
   // Between the thresholds nothing happens (the band between 30 and 80 %).
   for (int t = 1; t <= 10; ++t)
     CHECK(p.decide({{up(0, 0.5), up(1, 0.5)}, 0}, t * 10.0).what == action::hold);
-  const cluster_load idle{{up(0, 0.2), up(1, 0.05, 3), up(2, 0.05, 1), up(3, 0.3)}, 0};
+  const serve::cluster_load idle{{up(0, 0.2), up(1, 0.05, 3), up(2, 0.05, 1), up(3, 0.3)}, 0};
   CHECK(p.decide(idle, 110).what == action::hold);
   const auto d = p.decide(idle, 120);
   REQUIRE(d.what == action::scale_down);
@@ -156,7 +157,7 @@ TEST_CASE("autoscale policy: scale down drains the least loaded; hysteresis", "[
   close.scale_down_utilization = 0.5;
   close.sustain_intervals = 1;
   close.cooldown_s = 0;
-  autoscale_policy h(close);
+  serve::autoscale_policy h(close);
   const auto held = h.decide({{up(0, 0.45), up(1, 0.45)}, 0}, 10);
   CHECK(held.what == action::hold);
   CHECK(held.reason.find("on 1 replicas it would be 90 %") != std::string::npos);
@@ -164,12 +165,12 @@ TEST_CASE("autoscale policy: scale down drains the least loaded; hysteresis", "[
 }
 
 TEST_CASE("busy-time sampler: busy seconds differenced over the interval", "[autoscale]") {
-  auto a = std::make_shared<replica_status>(0);
-  auto b = std::make_shared<replica_status>(1);
-  a->set_state(replica_state::up);
-  b->set_state(replica_state::up);
-  std::vector<sampled_replica> list{{a, -1}, {b, -1}};
-  busy_time_sampler s([&] { return list; }, [] { return int64_t{7}; }, nullptr);
+  auto a = std::make_shared<serve::replica_status>(0);
+  auto b = std::make_shared<serve::replica_status>(1);
+  a->set_state(serve::replica_state::up);
+  b->set_state(serve::replica_state::up);
+  std::vector<serve::sampled_replica> list{{a, -1}, {b, -1}};
+  serve::busy_time_sampler s([&] { return list; }, [] { return int64_t{7}; }, nullptr);
   const auto t0 = std::chrono::steady_clock::time_point{} + 1000s;
   const auto base = s.sample_at(t0);
   CHECK(base.waiting == 7);
@@ -189,7 +190,7 @@ TEST_CASE("busy-time sampler: busy seconds differenced over the interval", "[aut
   CHECK(l3.replicas.at(1).utilization == Approx(0.5));
   CHECK(b->snapshot().busy_seconds == Approx(13.0));
   // A replica added later is measured from the sample that first saw it.
-  auto c = std::make_shared<replica_status>(2);
+  auto c = std::make_shared<serve::replica_status>(2);
   list.push_back({c, -1});
   c->begin_busy(t0 + 30s);
   CHECK(s.sample_at(t0 + 40s).replicas.at(2).utilization == 0);
@@ -200,27 +201,27 @@ namespace {
 
 /// The simulated cluster: the test sets each replica's load; the pool's actions change
 /// the replica list the way the service's would.
-struct simulated_cluster final : load_source, replica_pool {
-  cluster_load now;
+struct simulated_cluster final : serve::load_source, scaling_target {
+  serve::cluster_load now;
   std::vector<std::string> actions;
-  cluster_load sample() override { return now; }
+  serve::cluster_load sample() override { return now; }
   void add_replica() override {
     actions.push_back("up");
     now.replicas.push_back(
-        {static_cast<int>(now.replicas.size()), replica_state::starting, 0, 0, 0});
+        {static_cast<int>(now.replicas.size()), serve::replica_state::starting, 0, 0, 0});
   }
   void drain_replica(int id) override {
     actions.push_back("down " + std::to_string(id));
     for (auto& r : now.replicas)
-      if (r.id == id) r.state = replica_state::draining;
+      if (r.id == id) r.state = serve::replica_state::draining;
   }
-  void set_all(replica_state from, replica_state to) {
+  void set_all(serve::replica_state from, serve::replica_state to) {
     for (auto& r : now.replicas)
       if (r.state == from) r.state = to;
   }
   void load(double util, int64_t waiting) {
     for (auto& r : now.replicas)
-      if (r.state == replica_state::up) r.utilization = util;
+      if (r.state == serve::replica_state::up) r.utilization = util;
     now.waiting = waiting;
   }
 };
@@ -232,8 +233,8 @@ TEST_CASE("autoscaler actor: decisions every interval on the actor clock under s
   deterministic_system d;
   auto cluster = std::make_shared<simulated_cluster>();
   cluster->now.replicas.push_back(up(0, 0.0));
-  auto scaler = d.sys.spawn(autoscaler, test_config(), std::shared_ptr<load_source>(cluster),
-                            std::shared_ptr<replica_pool>(cluster));
+  auto scaler = d.sys.spawn(autoscaler, test_config(), std::shared_ptr<serve::load_source>(cluster),
+                            std::shared_ptr<scaling_target>(cluster));
   d.sched.run();
   const auto tick = [&] {
     d.sched.advance_time(10s);
@@ -253,7 +254,7 @@ TEST_CASE("autoscaler actor: decisions every interval on the actor clock under s
   // high on both. No second scale-up within the 60 s cooldown (until t = 90 s).
   tick();
   tick();
-  cluster->set_all(replica_state::starting, replica_state::up);
+  cluster->set_all(serve::replica_state::starting, serve::replica_state::up);
   cluster->load(0.95, 40);
   tick();  // 60 s
   tick();  // 70 s
@@ -261,7 +262,7 @@ TEST_CASE("autoscaler actor: decisions every interval on the actor clock under s
   CHECK(actions() == strings{"up"});
   tick();  // 90 s: cooldown over
   CHECK(actions() == strings{"up", "up"});
-  cluster->set_all(replica_state::starting, replica_state::up);
+  cluster->set_all(serve::replica_state::starting, serve::replica_state::up);
   cluster->load(1.0, 500);
   // At max_replicas (3) it never adds more, however long the overload lasts.
   for (int i = 0; i < 30; ++i) tick();
@@ -278,12 +279,12 @@ TEST_CASE("autoscaler actor: decisions every interval on the actor clock under s
   // Draining: hold until it is gone, then another cooldown and three quiet intervals.
   for (int i = 0; i < 3; ++i) tick();
   CHECK(actions().size() == 3);
-  cluster->set_all(replica_state::draining, replica_state::drained);
+  cluster->set_all(serve::replica_state::draining, serve::replica_state::drained);
   tick();
   tick();
   tick();  // cooldown (60 s from the scale-down) has passed, streak is 3
   CHECK(actions() == strings{"up", "up", "down 1", "down 2"});
-  cluster->set_all(replica_state::draining, replica_state::drained);
+  cluster->set_all(serve::replica_state::draining, serve::replica_state::drained);
   // One replica left: at min_replicas, it stays, idle or not.
   for (int i = 0; i < 30; ++i) tick();
   CHECK(actions().size() == 4);
@@ -300,13 +301,13 @@ struct session_log {
   std::vector<int32_t> tokens;
   bool finished = false;
   bool engine_down = false;
-  replica_state replica_when_finished = replica_state::starting;
+  serve::replica_state replica_when_finished = serve::replica_state::starting;
 };
 
 /// Stands in for a request_session: submits through the router and watches its engine.
 caf::behavior routed_session(caf::event_based_actor* self, caf::actor router, int32_t max_tokens,
                              std::shared_ptr<session_log> log,
-                             std::shared_ptr<replica_status> watched) {
+                             std::shared_ptr<serve::replica_status> watched) {
   engine::sampling_params p;
   p.temperature = 0;
   p.max_tokens = max_tokens;
@@ -346,7 +347,7 @@ struct drain_rig {
   deterministic_system d;
   std::shared_ptr<held_steps> held = std::make_shared<held_steps>();
   std::shared_ptr<caf::actor> worker = std::make_shared<caf::actor>();
-  std::shared_ptr<replica_status> status = std::make_shared<replica_status>(0);
+  std::shared_ptr<serve::replica_status> status = std::make_shared<serve::replica_status>(0);
   std::shared_ptr<int> other_submits = std::make_shared<int>(0);
   caf::actor router, other, sup;
   std::shared_ptr<session_log> big = std::make_shared<session_log>();
@@ -377,7 +378,7 @@ struct drain_rig {
       return caf::actor_cast<gpu_worker_actor>(*w);
     };
     d.sched.run();
-    REQUIRE(status->state() == replica_state::up);
+    REQUIRE(status->state() == serve::replica_state::up);
   }
   ~drain_rig() {
     caf::anon_send_exit(sup, caf::exit_reason::user_shutdown);
@@ -412,7 +413,7 @@ TEST_CASE("drain before scale-down: no new requests, the running one finishes, t
 
   caf::anon_send(rig.sup, drain_atom::value, 60.0);
   rig.d.sched.run();
-  CHECK(rig.status->state() == replica_state::draining);
+  CHECK(rig.status->state() == serve::replica_state::draining);
 
   // A new request goes to the other replica although this one has less outstanding.
   auto b = rig.submit(4);
@@ -422,16 +423,16 @@ TEST_CASE("drain before scale-down: no new requests, the running one finishes, t
   // a runs to its end on the draining replica; nothing stops before it finished.
   for (int step = 0; step < 3; ++step) {
     rig.release();
-    CHECK(rig.status->state() == replica_state::draining);
+    CHECK(rig.status->state() == serve::replica_state::draining);
     CHECK(!a->engine_down);
   }
   CHECK(!a->finished);
   rig.release();  // a's last token
   CHECK(a->finished);
   CHECK(a->tokens == std::vector<int32_t>{3, 0, 1, 2});
-  CHECK(a->replica_when_finished == replica_state::draining);
+  CHECK(a->replica_when_finished == serve::replica_state::draining);
   // Only then: the replica stopped, its engine is gone, nothing went wrong.
-  CHECK(rig.status->state() == replica_state::drained);
+  CHECK(rig.status->state() == serve::replica_state::drained);
   CHECK(a->engine_down);
   CHECK(rig.status->snapshot().last_error.empty());
   CHECK(rig.held->pending.empty());
@@ -450,11 +451,11 @@ TEST_CASE("drain timeout: a request still running then moves away like any failo
   rig.d.sched.run();
   rig.d.sched.advance_time(30s - 1ms);
   rig.d.sched.run();
-  CHECK(rig.status->state() == replica_state::draining);
+  CHECK(rig.status->state() == serve::replica_state::draining);
   CHECK(!a->engine_down);
   rig.d.sched.advance_time(1ms);
   rig.d.sched.run();
-  CHECK(rig.status->state() == replica_state::drained);
+  CHECK(rig.status->state() == serve::replica_state::drained);
   CHECK(rig.status->snapshot().last_error.find("drain timeout") != std::string::npos);
   // The session sees its engine go (a real session resubmits through the router).
   CHECK(a->engine_down);
@@ -468,14 +469,14 @@ TEST_CASE("drain of a replica that is restarting stops it at once", "[autoscale]
   REQUIRE(s != nullptr);
   caf::anon_send_exit(s->state.engine, caf::exit_reason::kill);
   rig.d.sched.run();
-  REQUIRE(rig.status->state() == replica_state::restarting);
+  REQUIRE(rig.status->state() == serve::replica_state::restarting);
   caf::anon_send(rig.sup, drain_atom::value, 30.0);
   rig.d.sched.run();
-  CHECK(rig.status->state() == replica_state::drained);
+  CHECK(rig.status->state() == serve::replica_state::drained);
   // The pending restart does not bring it back.
   rig.d.sched.advance_time(1s);
   rig.d.sched.run();
-  CHECK(rig.status->state() == replica_state::drained);
+  CHECK(rig.status->state() == serve::replica_state::drained);
 }
 
 TEST_CASE("autoscale config: TOML keys, round trip and validation", "[autoscale]") {

@@ -22,23 +22,23 @@ struct fixture {
   caf::actor_system_config cfg;
   caf::actor_system sys{cfg};
   prometheus::Registry registry;
-  std::shared_ptr<tool_runtime> rt = std::make_shared<tool_runtime>();
+  std::shared_ptr<serve::tool_runtime> rt = std::make_shared<serve::tool_runtime>();
   fixture() {
     rt->tools->add(std::make_shared<toolkit::math_tool>());
     toolkit::sandbox_limits l;
     l.wall = 60s;
     l.cpu_seconds = 60;
     rt->tools->add(std::make_shared<toolkit::code_interpreter>(l));
-    rt->metrics = std::make_shared<tool_metrics>(registry);
+    rt->metrics = std::make_shared<serve::tool_metrics>(registry);
     rt->retry.base = 1ms;
   }
-  tool_call_result call(
+  serve::tool_call_result call(
       const std::string& name, const std::string& args,
       std::shared_ptr<toolkit::cancel_flag> cancel = std::make_shared<toolkit::cancel_flag>()) {
     caf::scoped_actor self{sys};
-    auto a = spawn_tool_invocation(self.ptr(), rt, {"call_1", name, args}, cancel);
-    tool_call_result out;
-    self->receive([&](tool_result_atom, tool_call_result& r) { out = std::move(r); });
+    auto a = spawn_tool_invocation(self.ptr(), rt, {"call_1", name, args}, cancel, nullptr);
+    serve::tool_call_result out;
+    self->receive([&](tool_result_atom, serve::tool_call_result& r) { out = std::move(r); });
     self->receive([&](caf::down_msg& d) { CHECK(d.source == a.address()); });
     return out;
   }

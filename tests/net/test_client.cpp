@@ -7,6 +7,7 @@
 #include <stdexcept>
 #include <thread>
 
+#include "actors/actor_service.h"
 #include "model/gen_model.h"
 
 namespace conclave::test {
@@ -91,8 +92,8 @@ test_server::test_server(const std::function<void(config::server_config&)>& twea
   cfg.engine.backend.kv_cache_bytes = size_t{32} << 20;
   cfg.engine.backend.threads = 1;
   if (tweak) tweak(cfg);
-  metrics_ = std::make_shared<actors::server_metrics>();
-  service_ = std::make_unique<actors::inference_service>(cfg, metrics_);
+  metrics_ = std::make_shared<serve::server_metrics>();
+  service_ = actors::make_actor_service(cfg, metrics_);
   server_ = std::make_unique<net::http_server>(cfg, *service_, metrics_);
   server_->start();
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);

@@ -14,9 +14,9 @@
 #include <utility>
 #include <vector>
 
-#include "actors/service.h"
 #include "config/server_config.h"
 #include "net/http_server.h"
+#include "serve/service.h"
 #include "tests/fixture.h"
 
 namespace conclave::test {
@@ -90,14 +90,14 @@ class test_server {
   ~test_server();
   uint16_t port() const { return server_->port(); }
   net::http_server& server() { return *server_; }
-  actors::inference_service& service() { return *service_; }
+  serve::service& service() { return *service_; }
   /// The value of a Prometheus sample line starting with `prefix`, or -1.
   double metric(const std::string& prefix);
 
  private:
   temp_dir dir_;
-  std::shared_ptr<actors::server_metrics> metrics_;
-  std::unique_ptr<actors::inference_service> service_;
+  std::shared_ptr<serve::server_metrics> metrics_;
+  std::unique_ptr<serve::service> service_;
   std::unique_ptr<net::http_server> server_;
 };
 

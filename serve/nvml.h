@@ -1,0 +1,32 @@
+// nvml: GPU utilisation from NVIDIA's management library, loaded at run time with
+// dlopen("libnvidia-ml.so.1"), so the binary builds without the NVML header and runs on
+// machines without a driver (every call then answers "unknown").
+#pragma once
+
+#include <memory>
+#include <optional>
+
+namespace conclave::serve {
+
+class nvml_reader {
+ public:
+  /// Loads and initialises NVML; when that fails, available() is false and
+  /// utilization() answers nothing.
+  nvml_reader();
+  ~nvml_reader();
+  nvml_reader(const nvml_reader&) = delete;
+  nvml_reader& operator=(const nvml_reader&) = delete;
+
+  bool available() const;
+  /// Fraction of time a kernel ran on CUDA device `cuda_device` since the previous call
+  /// for that device (the driver's samples averaged; the latest reading on the first
+  /// call). CUDA_VISIBLE_DEVICES is applied to map the CUDA index to NVML's; nothing
+  /// when that list is not numeric or NVML cannot answer.
+  std::optional<double> utilization(int cuda_device);
+
+ private:
+  struct impl;
+  std::unique_ptr<impl> impl_;
+};
+
+}  // namespace conclave::serve

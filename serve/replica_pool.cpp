@@ -1,0 +1,75 @@
+// The replica list and its rules (see the header).
+#include "serve/replica_pool.h"
+
+#include <algorithm>
+
+namespace conclave::serve {
+
+std::optional<replica_pool::added> replica_pool::add(bool cuda, int base_device) {
+  std::lock_guard lock(mutex_);
+  if (stopped_) return std::nullopt;
+  added a;
+  a.id = static_cast<int>(replicas_.size());
+  if (cuda) {
+    std::vector<int> held;
+    for (size_t i = 0; i < replicas_.size(); ++i) {
+      if (replicas_[i]->state() != replica_state::drained) held.push_back(devices_[i]);
+    }
+    a.device = base_device;
+    while (std::find(held.begin(), held.end(), a.device) != held.end()) ++a.device;
+  }
+  a.status = std::make_shared<replica_status>(a.id);
+  replicas_.push_back(a.status);
+  devices_.push_back(a.device);
+  return a;
+}
+
+void replica_pool::stop() {
+  std::lock_guard lock(mutex_);
+  stopped_ = true;
+}
+
+bool replica_pool::stopped() const {
+  std::lock_guard lock(mutex_);
+  return stopped_;
+}
+
+std::vector<std::shared_ptr<replica_status>> replica_pool::list() const {
+  std::lock_guard lock(mutex_);
+  return replicas_;
+}
+
+std::vector<sampled_replica> replica_pool::sampled() const {
+  std::lock_guard lock(mutex_);
+  std::vector<sampled_replica> out;
+  for (size_t i = 0; i < replicas_.size(); ++i) out.push_back({replicas_[i], devices_[i]});
+  return out;
+}
+
+size_t replica_pool::size() const {
+  std::lock_guard lock(mutex_);
+  return replicas_.size();
+}
+
+bool replica_pool::loaded() const {
+  std::lock_guard lock(mutex_);
+  return std::any_of(replicas_.begin(), replicas_.end(),
+                     [](const auto& r) { return r->serving(); });
+}
+
+bool replica_pool::accepting() const {
+  bool some_up_once = false;
+  std::lock_guard lock(mutex_);  // (no copy: this runs for every request)
+  for (const auto& r : replicas_) {
+    const auto st = r->state();
+    if (st == replica_state::up) return true;
+    if (st == replica_state::restarting && r->restarts() > 0) some_up_once = true;
+  }
+  return some_up_once;
+}
+
+int64_t context_limit(int64_t configured, int64_t model_max) {
+  return configured > 0 ? std::min(configured, model_max) : model_max;
+}
+
+}  // namespace conclave::serve

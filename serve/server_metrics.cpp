@@ -1,0 +1,128 @@
+// Prometheus metrics; bucket bounds chosen for token latencies (ms) and request times (s).
+#include "serve/server_metrics.h"
+
+#include "serve/process_memory.h"
+
+#include <prometheus/counter.h>
+#include <prometheus/gauge.h>
+#include <prometheus/histogram.h>
+#include <prometheus/registry.h>
+#include <prometheus/text_serializer.h>
+
+namespace conclave::serve {
+
+namespace {
+const prometheus::Histogram::BucketBoundaries token_buckets = {
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0};
+const prometheus::Histogram::BucketBoundaries request_buckets = {
+    0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0};
+}  // namespace
+
+server_metrics::server_metrics() : registry_(std::make_shared<prometheus::Registry>()) {
+  using namespace prometheus;
+  requests_ = &BuildCounter()
+                   .Name("conclave_http_requests_total")
+                   .Help("HTTP requests by route and status")
+                   .Register(*registry_);
+  ttft_ = &BuildHistogram()
+               .Name("conclave_time_to_first_token_seconds")
+               .Help("Time to first token")
+               .Register(*registry_)
+               .Add({}, token_buckets);
+  tpot_ = &BuildHistogram()
+               .Name("conclave_time_per_output_token_seconds")
+               .Help("Mean time per output token after the first, per request")
+               .Register(*registry_)
+               .Add({}, token_buckets);
+  e2e_ = &BuildHistogram()
+              .Name("conclave_request_duration_seconds")
+              .Help("End-to-end request time")
+              .Register(*registry_)
+              .Add({}, request_buckets);
+  queue_ = &BuildHistogram()
+                .Name("conclave_queue_time_seconds")
+                .Help("Time from arrival to admission into the engine")
+                .Register(*registry_)
+                .Add({}, request_buckets);
+  auto& tokens = BuildCounter()
+                     .Name("conclave_tokens_total")
+                     .Help("Prompt and generated tokens")
+                     .Register(*registry_);
+  prompt_tokens_ = &tokens.Add({{"kind", "prompt"}});
+  completion_tokens_ = &tokens.Add({{"kind", "completion"}});
+  preemptions_ = &BuildCounter()
+                      .Name("conclave_preemptions_total")
+                      .Help("Sequences preempted for KV blocks")
+                      .Register(*registry_)
+                      .Add({});
+  failovers_ = &BuildCounter()
+                    .Name("conclave_failovers_total")
+                    .Help("Requests moved to another replica after theirs failed")
+                    .Register(*registry_)
+                    .Add({});
+  auto& seqs =
+      BuildGauge().Name("conclave_sequences").Help("Sequences by state").Register(*registry_);
+  running_ = &seqs.Add({{"state", "running"}});
+  waiting_ = &seqs.Add({{"state", "waiting"}});
+  auto& kv =
+      BuildGauge().Name("conclave_kv_blocks").Help("KV-cache blocks by state").Register(*registry_);
+  kv_used_ = &kv.Add({{"state", "used"}});
+  kv_free_ = &kv.Add({{"state", "free"}});
+  resident_ = &BuildGauge()
+                   .Name("process_resident_memory_bytes")
+                   .Help("Resident memory of the server process, read at each scrape")
+                   .Register(*registry_)
+                   .Add({});
+}
+
+server_metrics::~server_metrics() = default;
+
+void server_metrics::count_request(const std::string& route, int status) {
+  requests_->Add({{"route", route}, {"status", std::to_string(status)}}).Increment();
+}
+void server_metrics::observe_ttft(double s) {
+  ttft_->Observe(s);
+}
+void server_metrics::observe_tpot(double s) {
+  tpot_->Observe(s);
+}
+void server_metrics::observe_e2e(double s) {
+  e2e_->Observe(s);
+}
+void server_metrics::observe_queue_time(double s) {
+  queue_->Observe(s);
+}
+void server_metrics::add_tokens(int64_t prompt, int64_t completion) {
+  prompt_tokens_->Increment(static_cast<double>(prompt));
+  completion_tokens_->Increment(static_cast<double>(completion));
+}
+void server_metrics::add_failover() {
+  failovers_->Increment();
+}
+void server_metrics::add_preemptions(uint64_t n) {
+  if (n > 0) preemptions_->Increment(static_cast<double>(n));
+}
+void server_metrics::set_engine(int replica, size_t running, size_t waiting, int64_t kv_used,
+                                int64_t kv_free) {
+  std::lock_guard lock(engines_mutex_);
+  engines_[replica] = {static_cast<double>(running), static_cast<double>(waiting),
+                       static_cast<double>(kv_used), static_cast<double>(kv_free)};
+  engine_gauges total;
+  for (const auto& [id, g] : engines_) {
+    total.running += g.running;
+    total.waiting += g.waiting;
+    total.kv_used += g.kv_used;
+    total.kv_free += g.kv_free;
+  }
+  running_->Set(total.running);
+  waiting_->Set(total.waiting);
+  kv_used_->Set(total.kv_used);
+  kv_free_->Set(total.kv_free);
+}
+
+std::string server_metrics::serialize() const {
+  resident_->Set(resident_mib() * 1024.0 * 1024.0);
+  return prometheus::TextSerializer().Serialize(registry_->Collect());
+}
+
+}  // namespace conclave::serve

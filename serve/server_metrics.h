@@ -1,0 +1,57 @@
+// server_metrics: the Prometheus metrics of one server (thread-safe; prometheus-cpp).
+// net/ counts requests by route and status; sessions observe latencies; engines
+// publish their queue and KV-cache gauges after every step.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+
+namespace prometheus {
+class Registry;
+class Counter;
+class Gauge;
+class Histogram;
+template <typename T>
+class Family;
+}  // namespace prometheus
+
+namespace conclave::serve {
+
+class server_metrics {
+ public:
+  server_metrics();
+  ~server_metrics();
+
+  void count_request(const std::string& route, int status);
+  void observe_ttft(double seconds);
+  void observe_tpot(double seconds);
+  void observe_e2e(double seconds);
+  void observe_queue_time(double seconds);
+  void add_tokens(int64_t prompt, int64_t completion);
+  void add_preemptions(uint64_t n);
+  void add_failover();
+  /// Engine gauges (summed over replicas by the caller when there are several).
+  /// One replica's engine gauges; the exported values are the sums over replicas.
+  void set_engine(int replica, size_t running, size_t waiting, int64_t kv_used, int64_t kv_free);
+
+  /// Prometheus text exposition format.
+  std::string serialize() const;
+  /// The registry, for series defined elsewhere (tool_metrics).
+  prometheus::Registry& registry() { return *registry_; }
+
+ private:
+  std::shared_ptr<prometheus::Registry> registry_;
+  prometheus::Family<prometheus::Counter>* requests_;
+  prometheus::Histogram *ttft_, *tpot_, *e2e_, *queue_;
+  prometheus::Counter *prompt_tokens_, *completion_tokens_, *preemptions_, *failovers_;
+  prometheus::Gauge *running_, *waiting_, *kv_used_, *kv_free_, *resident_;
+  struct engine_gauges {
+    double running = 0, waiting = 0, kv_used = 0, kv_free = 0;
+  };
+  std::mutex engines_mutex_;
+  std::map<int, engine_gauges> engines_;
+};
+
+}  // namespace conclave::serve

@@ -1,0 +1,113 @@
+// Tokens -> client events (see the header).
+#include "serve/text_pipeline.h"
+
+#include <spdlog/spdlog.h>
+
+namespace conclave::serve {
+namespace {
+
+logprob_entry logprob_entry_of(const tokenizer::tokenizer& tok, int32_t id,
+                               const engine::token_logprobs& lp) {
+  logprob_entry e{token_text(tok, id), lp.logprob, {}};
+  e.top.reserve(lp.top.size());
+  for (const auto& [alt, v] : lp.top) e.top.push_back({token_text(tok, alt), v});
+  return e;
+}
+
+}  // namespace
+
+std::string token_text(const tokenizer::tokenizer& tok, int32_t id) {
+  if (id < 0 || static_cast<size_t>(id) >= tok.vocab_size()) return {};
+  try {
+    return std::string(tok.token_bytes(id));
+  } catch (const std::invalid_argument&) {
+    return {};
+  }
+}
+
+text_pipeline::text_pipeline(std::shared_ptr<const tokenizer::tokenizer> tok,
+                             std::string request_id)
+    : tok_(std::move(tok)), request_id_(std::move(request_id)) {}
+
+void text_pipeline::begin(const std::vector<chat::tool>& tools, bool parse_tools,
+                          const std::vector<std::string>& stop, server_rounds* rounds) {
+  if (parse_tools) {
+    std::vector<toolcall::tool_schema> schemas;
+    for (const auto& t : tools) schemas.push_back({t.name, t.parameters});
+    parser_.emplace(std::move(schemas));
+  } else {
+    parser_.reset();
+  }
+  detok_.emplace(*tok_);
+  stops_.emplace(stop);
+  rounds_ = rounds;
+}
+
+void text_pipeline::echo(const std::string& text, std::vector<client_event>& out) {
+  emit_text(text, out);
+}
+
+bool text_pipeline::push(int32_t token, bool ends, const engine::token_logprobs* lp,
+                         std::vector<client_event>& out) {
+  if (lp) pending_logprobs_.push_back(logprob_entry_of(*tok_, token, *lp));
+  if (ends || tok_->is_special(token)) return false;
+  const auto r = stops_->feed(detok_->push(token));
+  emit_text(r.text, out);
+  return r.stopped;
+}
+
+std::string text_pipeline::finish(std::string reason, std::vector<client_event>& out) {
+  emit_text(stops_->feed(detok_->flush()).text, out);
+  emit_text(stops_->finish(), out);
+  if (parser_) {
+    emit_parser_events(parser_->finish(), out);
+    if (parser_->any_calls() && (!rounds_ || rounds_->client_calls())) reason = "tool_calls";
+  }
+  return reason;
+}
+
+void text_pipeline::emit_text(const std::string& text, std::vector<client_event>& out) {
+  if (text.empty()) return;
+  if (parser_) return emit_parser_events(parser_->feed(text), out);
+  client_event c;
+  c.type = client_event::kind::content;
+  c.text = text;
+  c.logprobs = std::exchange(pending_logprobs_, {});
+  out.push_back(std::move(c));
+}
+
+void text_pipeline::emit_parser_events(const std::vector<toolcall::event>& events,
+                                       std::vector<client_event>& out) {
+  for (const auto& ev : events) {
+    client_event c;
+    switch (ev.type) {
+      case toolcall::event::kind::content:
+        c.type = client_event::kind::content;
+        c.text = ev.text;
+        c.logprobs = std::exchange(pending_logprobs_, {});
+        break;
+      case toolcall::event::kind::tool_call_start:
+        c.type = client_event::kind::tool_call_start;
+        c.index = ev.index;
+        c.call_id = ev.id;
+        c.name = ev.name;
+        break;
+      case toolcall::event::kind::tool_call_arguments:
+        c.type = client_event::kind::tool_call_arguments;
+        c.index = ev.index;
+        c.text = ev.text;
+        break;
+      case toolcall::event::kind::tool_call_end:
+        c.type = client_event::kind::tool_call_end;
+        c.index = ev.index;
+        break;
+      case toolcall::event::kind::rejected_tool:
+        spdlog::info("request {}: model called unknown tool \"{}\"", request_id_, ev.name);
+        continue;
+    }
+    if (rounds_ && !rounds_->route(c)) continue;
+    out.push_back(std::move(c));
+  }
+}
+
+}  // namespace conclave::serve
