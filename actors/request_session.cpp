@@ -364,10 +364,8 @@ void next_round(self_ptr self) {
     return fail(self, client_event::error(400, std::string("tools: ") + e.what(),
                                           "invalid_request_error", "tools"));
   }
-  std::vector<toolcall::tool_schema> schemas;
-  for (const auto& t : st.req.tools) schemas.push_back({t.name, t.parameters});
   if (st.req.tool_choice != tool_choice_mode::none) {
-    st.parser.emplace(std::move(schemas));
+    st.parser.emplace(st.req.tools);
   } else {
     st.parser.reset();
   }
@@ -414,8 +412,7 @@ std::optional<client_event> enable_server_tools(session_state& st) {
                                    "invalid_request_error", param);
     }
     if (!names.insert(n).second) continue;
-    const auto& d = t->definition();
-    req.tools.push_back({d.name, d.description, d.parameters});
+    req.tools.push_back(t->definition());
   }
   for (size_t i = 0; i < req.server_tool_choices.size(); ++i) {
     const auto& c = req.server_tool_choices[i];
@@ -436,7 +433,7 @@ std::optional<std::vector<int32_t>> build_prompt(session_state& st, client_event
     if (req.type == generation_request::kind::chat) {
       const bool use_tools = req.tool_choice != tool_choice_mode::none && !req.tools.empty();
       const std::string text =
-          chat::render(req.messages, use_tools ? req.tools : std::vector<chat::tool>{}, true);
+          chat::render(req.messages, use_tools ? req.tools : std::vector<model::tool_spec>{}, true);
       return st.text->tok->encode(text, true);
     }
     if (!req.prompt_ids.empty()) return req.prompt_ids;
@@ -547,9 +544,7 @@ caf::behavior request_session(self_ptr self, generation_request req,
   st.tokens.prompt_tokens = static_cast<int64_t>(prompt->size());
   if (st.req.type == generation_request::kind::chat &&
       st.req.tool_choice != tool_choice_mode::none && !st.req.tools.empty()) {
-    std::vector<toolcall::tool_schema> schemas;
-    for (const auto& t : st.req.tools) schemas.push_back({t.name, t.parameters});
-    st.parser.emplace(std::move(schemas));
+    st.parser.emplace(st.req.tools);
   }
   try {
     st.req.sampling.constraint = tool_constraint_for(st.req, st.text->tok, st.text->eos_ids);

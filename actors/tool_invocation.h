@@ -86,8 +86,8 @@ using tool_actor =
     caf::typed_actor<caf::replies_to<run_tool_atom, std::string>::with<bool, std::string>>;
 
 /// Registers `actor` as the tool `def` in `tools`, answering within `timeout`.
-void register_actor_tool(toolkit::registry& tools, caf::actor_system& system,
-                         toolkit::tool_definition def, tool_actor actor,
+void register_actor_tool(toolkit::registry& tools, caf::actor_system& system, model::tool_spec def,
+                         tool_actor actor,
                          std::chrono::milliseconds timeout = std::chrono::seconds(30));
 
 }  // namespace conclave::actors

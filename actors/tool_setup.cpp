@@ -5,6 +5,7 @@
 #include <boost/json.hpp>
 #include <stdexcept>
 
+#include "model/tool_spec_json.h"
 #include "toolkit/browser_tool.h"
 #include "toolkit/math_tool.h"
 #include "toolkit/sandbox.h"
@@ -38,7 +39,7 @@ std::shared_ptr<const tool_runtime> make_tool_runtime(
       const auto v = boost::json::parse(w.parameters, ec);
       if (ec || !v.is_object())
         throw std::invalid_argument(where + ": parameters must be a JSON object schema");
-      hook.def.parameters = v.get_object();
+      model::set_parameters(hook.def, v.get_object());
     }
     hook.url = w.url;
     hook.timeout = std::chrono::milliseconds(static_cast<int64_t>(w.timeout_s * 1000));
