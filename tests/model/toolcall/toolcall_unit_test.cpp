@@ -199,8 +199,8 @@ TEST_CASE("OpenAI shapes: tools in, message and deltas out", "[toolcall]") {
 }
 
 TEST_CASE("tool_parser: construction and lifecycle errors", "[toolcall]") {
-  const std::vector<tool_spec> unnamed{{""}};
-  const std::vector<tool_spec> twice{{"f"}, {"f"}};
+  const std::vector<tool_spec> unnamed{{"", std::nullopt}};
+  const std::vector<tool_spec> twice{{"f", std::nullopt}, {"f", std::nullopt}};
   const std::vector<tool_spec> not_a_schema{{"f", std::nullopt, "[1]"}};
   CHECK_THROWS_AS(tool_parser(unnamed), std::invalid_argument);
   CHECK_THROWS_WITH(tool_parser(twice), Catch::Contains("\"f\" is given twice"));
