@@ -1,6 +1,5 @@
-// The per-request actor: messages in, failover_machine steps out. All text work
-// (template, tokenizer, detokenizer, parser) runs here, on the actor scheduler's
-// threads, never on the network threads.
+// The per-request actor: messages in, failover_machine steps out. Its text work runs on
+// the actor scheduler's threads, never on the network threads.
 #include "actors/request_session.h"
 
 #include <spdlog/spdlog.h>
@@ -15,17 +14,14 @@ using self_ptr = caf::stateful_actor<session_state>*;
 using serve::client_event;
 using ev = serve::failover_event;
 
-double now_s() {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
-}
-
 void leave_queue(session_state& st) {
   if (st.queued->exchange(false)) --st.env->counters->queued;
 }
 
-void send_events(session_state& st, std::vector<client_event>& out) {
-  for (auto& e : out) st.sink->push(std::move(e));
-  out.clear();
+/// The message being handled comes from the engine the request runs on now.
+bool from_engine(self_ptr self) {
+  const auto& e = self->state.engine;
+  return e && self->current_sender() == caf::actor_cast<caf::strong_actor_ptr>(e);
 }
 
 void submit(self_ptr self);
@@ -44,10 +40,13 @@ void apply(self_ptr self, const serve::failover_step& s, std::optional<client_ev
   }
   if (s.count_failover) {
     if (st.env->metrics) st.env->metrics->add_failover();
-    spdlog::warn(
-        "request {}: the replica failed; resuming after {} tokens on another replica "
-        "(failover {})",
-        st.req.id, st.generated.size(), st.machine->failovers());
+    spdlog::warn("request {}: {}; resuming after {} tokens on another replica (failover {})",
+                 st.req.id, s.why, st.generated.size(), st.machine->failovers());
+  }
+  if (s.announce) {
+    st.sink->push(st.stats->started());
+    if (st.req.type == serve::generation_request::kind::completion && st.req.echo)
+      st.text->echo(st.req.prompt, *st.sink);
   }
   if (s.submit) submit(self);
   if (s.retry_later) self->delayed_send(self, std::chrono::milliseconds(100), retry_atom::value);
@@ -64,41 +63,31 @@ void apply(self_ptr self, const serve::failover_step& s, std::optional<client_ev
 
 serve::failover_step on(self_ptr self, ev e) {
   auto& st = self->state;
-  return st.machine->on(e, now_s(), st.generated.size(), st.env->counters->stopping.load());
+  const auto now = std::chrono::steady_clock::now().time_since_epoch();
+  return st.machine->on(e, std::chrono::duration<double>(now).count(), st.generated.size(),
+                        st.env->counters->stopping.load());
+}
+
+void handle(self_ptr self, ev e, std::optional<client_event> last = {}) {
+  apply(self, on(self, std::move(e)), std::move(last));
 }
 
 void on_submit_reply(self_ptr self, const submit_reply& r) {
   auto& st = self->state;
-  st.engine = r.engine;  // the sequence to cancel, should the client have left
+  if (!r.error.empty()) return handle(self, ev::of(ev::kind::submit_refused, true, r.error));
+  st.engine = r.engine;  // adopted, or the sequence to cancel should the client have left
   st.seq_id = r.seq_id;
-  const auto step = on(self, r.error.empty() ? ev::of(ev::kind::submit_ok)
-                                             : ev::of(ev::kind::submit_refused, true, r.error));
-  if (r.error.empty()) {
-    // The router counted it when it placed the request: it is given back when the
-    // request leaves this engine. (A session killed before this reply leaves that count
-    // behind until the engine goes.)
-    st.sink->reserve([router = st.router, engine = r.engine.address(),
-                      n = serve::reservation(st.prompt.size(), st.req.sampling.max_tokens)] {
-      caf::anon_send(router, finished_atom::value, engine, n);
-    });
-  }
+  // The router counted it when it placed it: given back when it leaves this engine.
+  st.sink->reserve([router = st.router, engine = r.engine.address(),
+                    n = serve::reservation(st.prompt.size(), st.req.sampling.max_tokens)] {
+    caf::anon_send(router, finished_atom::value, engine, n);
+  });
+  const auto step = on(self, ev::of(ev::kind::submit_ok));
   if (step.accept) {
     st.last_engine = r.engine.address();
     self->monitor(st.engine);  // if the replica goes away mid-request, the request moves
-  } else if (!step.cancel_sequence) {
-    st.engine = nullptr;
-    st.seq_id = -1;
   }
   apply(self, step);
-  if (!step.announce) return;
-  client_event started;
-  started.type = client_event::kind::started;
-  started.tokens = st.stats->tokens();
-  st.sink->push(std::move(started));
-  std::vector<client_event> out;
-  if (st.req.type == serve::generation_request::kind::completion && st.req.echo)
-    st.text->echo(st.req.prompt, out);
-  send_events(st, out);
 }
 
 /// Submits (or resubmits after a failure) through the router.
@@ -110,24 +99,17 @@ void submit(self_ptr self) {
   self->request(st.router, caf::infinite, submit_atom::value, std::move(sub))
       .then([self](const submit_reply& r) { on_submit_reply(self, r); },
             [self](caf::error& err) {
-              auto e = ev::of(ev::kind::submit_failed);
-              e.receiver_down = err == caf::sec::request_receiver_down;
-              e.message = self->system().render(err);
-              apply(self, on(self, e));
+              handle(self, ev::submit_failed(self->system().render(err),
+                                             err == caf::sec::request_receiver_down));
             });
 }
 
-/// The request is over: its metrics, then its last event.
+/// The request is over: its metrics first (a client that reads /metrics after its last
+/// event sees its request), then its last event.
 void complete(self_ptr self, std::string reason) {
   auto& st = self->state;
-  st.stats->finished();  // first: a client that reads /metrics after its last event sees it
-  client_event done;
-  done.type = client_event::kind::finished;
-  done.finish_reason = std::move(reason);
-  done.tokens = st.stats->tokens();
-  done.logprobs = st.text->take_logprobs();
-  done.engine_seconds = st.stats->engine_seconds();
-  apply(self, on(self, ev::of(ev::kind::generation_done)), std::move(done));
+  auto done = st.stats->finished(std::move(reason), st.text->take_logprobs());
+  handle(self, ev::of(ev::kind::generation_done), std::move(done));
 }
 
 void start_tool(self_ptr self, serve::tool_call_request call) {
@@ -140,11 +122,9 @@ void start_tool(self_ptr self, serve::tool_call_request call) {
 /// The generation ended with `reason`: flush the text; run server-side calls or finish.
 void finish(self_ptr self, std::string reason) {
   auto& st = self->state;
-  std::vector<client_event> out;
-  reason = st.text->finish(std::move(reason), out);
-  send_events(st, out);
+  reason = st.text->finish(std::move(reason), *st.sink);
   if (!st.rounds || !st.rounds->run_tools()) return complete(self, std::move(reason));
-  apply(self, on(self, ev::of(ev::kind::tool_round_start)));
+  handle(self, ev::of(ev::kind::tool_round_start));
   st.tool_actors.clear();
   st.restarts.clear();
   for (auto& call : st.rounds->calls()) start_tool(self, std::move(call));
@@ -152,22 +132,15 @@ void finish(self_ptr self, std::string reason) {
 
 void on_token(self_ptr self, const token_msg& t) {
   auto& st = self->state;
-  auto e = ev::of(ev::kind::token);
-  e.current = st.engine && t.seq_id == st.seq_id &&
-              self->current_sender() == caf::actor_cast<caf::strong_actor_ptr>(st.engine);
-  e.finished_token = t.finished;
-  const auto step = on(self, e);
+  const auto step = on(self, ev::token(from_engine(self) && t.seq_id == st.seq_id, t.finished));
   if (step.stop_stale && self->current_sender())  // a sequence a failover left behind
     self->send(caf::actor_cast<caf::actor>(self->current_sender()), cancel_atom::value, t.seq_id);
   if (!step.accept) return;
   if (st.stats->token(t.step_seconds)) leave_queue(st);
   st.generated.push_back(t.token);
-  std::vector<client_event> out;
   // The token that stopped generation (eos / stop id) is not part of the text.
   const bool ends = t.finished && t.reason == engine::finish_reason::stop;
-  const bool stopped = st.text->push(t.token, ends, t.logprobs ? &*t.logprobs : nullptr, out);
-  send_events(st, out);
-  if (stopped) {
+  if (st.text->push(t.token, ends, t.logprobs ? &*t.logprobs : nullptr, *st.sink)) {
     if (!t.finished) self->send(st.engine, cancel_atom::value, st.seq_id);
     return finish(self, "stop");
   }
@@ -178,27 +151,20 @@ void on_token(self_ptr self, const token_msg& t) {
 void next_round(self_ptr self) {
   auto& st = self->state;
   st.rounds->next_round(st.req.messages, st.req.tool_choice, st.req.tool_choice_name);
-  if (auto err = serve::prepare_next_round(st.req, *st.env->text, st.prompt)) {
-    return apply(self, on(self, ev::aborting(std::move(*err))));
-  }
+  if (auto err = serve::prepare_next_round(st.req, *st.env->text, st.prompt))
+    return handle(self, ev::aborting(std::move(*err)));
   if (st.prompt.empty()) return complete(self, "length");  // no longer fits the context
   st.text->begin(st.req.tools, serve::parses_tool_calls(st.req), st.req.stop, &*st.rounds);
   st.stats->add_prompt(st.prompt.size());
   st.generated.clear();
-  apply(self, on(self, ev::of(ev::kind::tool_round_end)));
+  handle(self, ev::of(ev::kind::tool_round_end));
 }
 
 void on_tool_result(self_ptr self, serve::tool_call_result r) {
   auto& st = self->state;
   if (st.machine->phase() != serve::request_phase::tools) return;
   std::erase_if(st.tool_actors, [&](const auto& a) { return a.second.call_id == r.call_id; });
-  client_event e;
-  e.type = client_event::kind::tool_result;
-  e.call_id = r.call_id;
-  e.name = r.name;
-  e.text = r.content;
-  e.tool_outcome = toolkit::to_string(r.status);
-  st.sink->push(std::move(e));
+  st.sink->push(serve::tool_result_event(r));
   if (st.rounds->add_result(r)) next_round(self);
 }
 
@@ -209,14 +175,12 @@ void on_down(self_ptr self, const caf::down_msg& msg) {
     st.tool_actors.erase(it);
     if (st.machine->phase() != serve::request_phase::tools) return;
     const std::string why = self->system().render(msg.reason);
-    if (auto failed = st.restarts.on_down(call, why)) return on_tool_result(self, *failed);
-    spdlog::warn("request {}: tool {} ({}) stopped ({}); starting it again ({} of {})", st.req.id,
-                 call.name, call.call_id, why, st.restarts.restarts(call.call_id),
-                 serve::max_tool_restarts);
+    if (auto failed = st.restarts.on_down(call, why, st.req.id))
+      return on_tool_result(self, *failed);
     return start_tool(self, std::move(call));
   }
   const bool current = st.engine && msg.source == st.engine.address();
-  apply(self, on(self, ev::of(ev::kind::engine_down, current, "the model replica stopped")));
+  handle(self, ev::of(ev::kind::engine_down, current, "the model replica stopped"));
 }
 
 }  // namespace
@@ -234,11 +198,10 @@ caf::behavior request_session(self_ptr self, serve::generation_request req,
   st.text.emplace(st.env->text->tok, st.req.id);
   ++st.env->counters->active;
   ++st.env->counters->queued;
-  self->attach_functor([guard = st.sink, &sys = self->system()](const caf::error& reason) {
+  // However it ends: a last event for the client, out of the counts, its tools stopped.
+  self->attach_functor([guard = st.sink, &sys = self->system(), env = st.env, queued = st.queued,
+                        flag = st.tool_cancel](const caf::error& reason) {
     guard->on_exit(sys.render(reason));
-  });
-  // However it ends: out of the counts, and its tools stop (their processes killed).
-  self->attach_functor([env = st.env, queued = st.queued, flag = st.tool_cancel] {
     --env->counters->active;
     if (queued->exchange(false)) --env->counters->queued;
     flag->cancel();
@@ -247,7 +210,7 @@ caf::behavior request_session(self_ptr self, serve::generation_request req,
 
   serve::prepared_request prepared;
   if (auto err = serve::prepare_request(st.req, *st.env->text, st.env->tools, prepared)) {
-    apply(self, on(self, ev::aborting(std::move(*err))));
+    handle(self, ev::aborting(std::move(*err)));
     return {};
   }
   st.prompt = std::move(prepared.prompt);
@@ -264,27 +227,22 @@ caf::behavior request_session(self_ptr self, serve::generation_request req,
         } catch (const std::exception& e) {
           // Never leave a client waiting: a failure here ends the request with a 500.
           spdlog::error("request {}: {}", self->state.req.id, e.what());
-          apply(self,
-                on(self, ev::aborting(client_event::error(
-                             500, std::string("internal error: ") + e.what(), "internal_error"))));
+          handle(self, ev::aborting(client_event::error(
+                           500, std::string("internal error: ") + e.what(), "internal_error")));
         }
       },
       [self](failed_atom, const failure_msg& f) {
-        auto& s = self->state;
-        const bool current =
-            s.engine && self->current_sender() == caf::actor_cast<caf::strong_actor_ptr>(s.engine);
-        apply(self, on(self, ev::of(ev::kind::engine_down, current, f.message)));
+        handle(self, ev::of(ev::kind::engine_down, from_engine(self), f.message));
       },
-      [self](retry_atom) { apply(self, on(self, ev::of(ev::kind::retry_due))); },
+      [self](retry_atom) { handle(self, ev::of(ev::kind::retry_due)); },
       [self](end_request_atom, const std::string& why) {
-        apply(self, on(self, ev::of(ev::kind::drain, true, why)));
+        handle(self, ev::of(ev::kind::drain, true, why));
       },
       [self](tool_result_atom, serve::tool_call_result& r) { on_tool_result(self, std::move(r)); },
       [self](cancel_atom) {
-        auto& s = self->state;
-        s.sink->client_left();
-        leave_queue(s);
-        apply(self, on(self, ev::of(ev::kind::cancel)));
+        self->state.sink->client_left();
+        leave_queue(self->state);
+        handle(self, ev::of(ev::kind::cancel));
       },
   };
 }

@@ -10,10 +10,10 @@ namespace {
 /// A toolkit::tool that forwards to a tool_actor and waits for its answer.
 class actor_tool final : public toolkit::tool {
  public:
-  actor_tool(caf::actor_system& system, toolkit::tool_definition def, tool_actor actor,
+  actor_tool(caf::actor_system& system, model::tool_spec def, tool_actor actor,
              std::chrono::milliseconds timeout)
       : system_(system), def_(std::move(def)), actor_(std::move(actor)), timeout_(timeout) {}
-  const toolkit::tool_definition& definition() const override { return def_; }
+  const model::tool_spec& definition() const override { return def_; }
   std::chrono::milliseconds timeout() const override { return timeout_; }
   toolkit::tool_result run(const boost::json::object& args,
                            const toolkit::run_context& ctx) override {
@@ -35,7 +35,7 @@ class actor_tool final : public toolkit::tool {
 
  private:
   caf::actor_system& system_;
-  toolkit::tool_definition def_;
+  model::tool_spec def_;
   tool_actor actor_;
   std::chrono::milliseconds timeout_;
 };
@@ -76,9 +76,8 @@ caf::actor spawn_tool_invocation(caf::local_actor* parent,
   return actor;
 }
 
-void register_actor_tool(toolkit::registry& tools, caf::actor_system& system,
-                         toolkit::tool_definition def, tool_actor actor,
-                         std::chrono::milliseconds timeout) {
+void register_actor_tool(toolkit::registry& tools, caf::actor_system& system, model::tool_spec def,
+                         tool_actor actor, std::chrono::milliseconds timeout) {
   tools.add(std::make_shared<actor_tool>(system, std::move(def), std::move(actor), timeout));
 }
 

@@ -33,8 +33,8 @@ caf::actor spawn_tool_invocation(caf::local_actor* parent,
                                  const std::shared_ptr<live_actors>& live);
 
 /// Registers `actor` as the tool `def` in `tools`, answering within `timeout`.
-void register_actor_tool(toolkit::registry& tools, caf::actor_system& system,
-                         toolkit::tool_definition def, tool_actor actor,
+void register_actor_tool(toolkit::registry& tools, caf::actor_system& system, model::tool_spec def,
+                         tool_actor actor,
                          std::chrono::milliseconds timeout = std::chrono::seconds(30));
 
 }  // namespace conclave::actors

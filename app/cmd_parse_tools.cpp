@@ -25,7 +25,7 @@ struct parse_tools_args {
   std::string unknown_tools = "keep";
 };
 
-std::vector<toolcall::tool_schema> load_tools(const std::string& path) {
+std::vector<toolcall::tool_spec> load_tools(const std::string& path) {
   std::ifstream f(path, std::ios::binary);
   if (!f)
     throw std::invalid_argument(
@@ -61,7 +61,7 @@ void warn_rejected(const std::string& name) {
 }
 
 int run_parse_tools(const parse_tools_args& a, bool seed_given) {
-  std::vector<toolcall::tool_schema> tools = load_tools(a.tools_file);
+  std::vector<toolcall::tool_spec> tools = load_tools(a.tools_file);
   toolcall::parser_options opts;
   opts.unknown_tools = a.unknown_tools == "reject" ? toolcall::unknown_tool_policy::reject
                                                    : toolcall::unknown_tool_policy::keep_as_content;

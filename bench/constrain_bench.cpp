@@ -15,6 +15,7 @@
 #include "engine/constrained/tool_grammar.h"
 #include "engine/sampler.h"
 #include "model/tokenizer/tokenizer.h"
+#include "model/tool_spec_json.h"
 
 namespace conclave::bench {
 namespace {
@@ -87,8 +88,11 @@ int run_constrain_bench(const constrain_bench_options& opts, std::FILE* out) {
   const double vocab_s = seconds_since(t_vocab);
   std::vector<cd::tool_spec> tools;
   const json::value parsed = json::parse(bench_tools);
-  for (const auto& t : parsed.as_array())
-    tools.push_back({std::string(t.at("name").as_string()), t.at("parameters").as_object()});
+  for (const auto& t : parsed.as_array()) {
+    cd::tool_spec& spec = tools.emplace_back();
+    spec.name = std::string(t.at("name").as_string());
+    conclave::model::set_parameters(spec, t.at("parameters").as_object());
+  }
   const int32_t im_end = tok->token_id("<|im_end|>").value_or(151645);
   const size_t rows = 151936;  // Qwen3's LM head (the tokenizer's ids, padded)
 

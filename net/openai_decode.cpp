@@ -5,6 +5,7 @@
 #include <cmath>
 
 #include "model/chat/json_exact.h"
+#include "model/tool_spec_json.h"
 #include "net/openai_protocol.h"
 
 namespace conclave::net {
@@ -245,7 +246,7 @@ void decode_tools(const json::object& o, serve::generation_request& req) {
       if (fn == nullptr || !fn->is_object())
         fail(p + ".function", fmt::format("'{}.function' must be an object", p));
       const auto& fo = fn->get_object();
-      chat::tool tool;
+      model::tool_spec tool;
       tool.name = get_string(fo, "name", p + ".function.name");
       if (!valid_tool_name(tool.name)) {
         fail(p + ".function.name",
@@ -266,7 +267,7 @@ void decode_tools(const json::object& o, serve::generation_request& req) {
         if (const json::value* props = field(po, "properties"); props && !props->is_object()) {
           fail(p + ".function.parameters.properties", "'properties' must be an object");
         }
-        tool.parameters = po;
+        model::set_parameters(tool, po);
       }
       req.tools.push_back(std::move(tool));
     }

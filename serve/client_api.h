@@ -10,6 +10,7 @@
 
 #include "engine/sampling_params.h"
 #include "model/chat/chat_template.h"
+#include "model/tool_spec.h"
 
 namespace conclave::serve {
 
@@ -26,7 +27,7 @@ struct generation_request {
   std::string model;  ///< as requested (already checked against the served name)
   // chat
   std::vector<chat::message> messages;
-  std::vector<chat::tool> tools;
+  std::vector<model::tool_spec> tools;
   tool_choice_mode tool_choice = tool_choice_mode::auto_;
   std::string tool_choice_name;
   /// Server-side tools to enable (names registered on the server; docs/tools.md) and the

@@ -154,6 +154,7 @@ failover_step failover_machine::on_engine_down(const failover_event& e, double n
   }
   ++failovers_;
   s.count_failover = true;
+  s.why = e.message;
   s.release = true;
   s.submit = true;
   start_moving(now_s);

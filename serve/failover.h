@@ -68,6 +68,16 @@ struct failover_event {
     e.message = std::move(message);
     return e;
   }
+  static failover_event token(bool current, bool finished_token) {
+    failover_event e = of(kind::token, current);
+    e.finished_token = finished_token;
+    return e;
+  }
+  static failover_event submit_failed(std::string message, bool receiver_down) {
+    failover_event e = of(kind::submit_failed, true, std::move(message));
+    e.receiver_down = receiver_down;
+    return e;
+  }
   static failover_event aborting(client_event error) {
     failover_event e = of(kind::abort);
     e.error = std::move(error);
@@ -87,7 +97,8 @@ struct failover_step {
   bool announce = false;              ///< submit_ok: the first start, send the `started` event
   bool submit = false;                ///< (re)submit through the router now
   bool retry_later = false;           ///< arm the retry timer (retry_due)
-  bool count_failover = false;        ///< a failover happened (metrics, log)
+  bool count_failover = false;        ///< a failover happened (metrics, log `why`)
+  std::string why;                    ///< count_failover: the failure it moves away from
   std::optional<client_event> error;  ///< end the request for the client with this error
   bool end = false;                   ///< the session quits
 };

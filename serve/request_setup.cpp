@@ -2,6 +2,7 @@
 #include "serve/request_setup.h"
 
 #include <spdlog/fmt/fmt.h>
+#include <spdlog/spdlog.h>
 
 #include <set>
 
@@ -18,7 +19,7 @@ std::optional<std::vector<int32_t>> build_prompt(const generation_request& req,
     if (req.type == generation_request::kind::chat) {
       const bool use_tools = req.tool_choice != tool_choice_mode::none && !req.tools.empty();
       const std::string text =
-          chat::render(req.messages, use_tools ? req.tools : std::vector<chat::tool>{}, true);
+          chat::render(req.messages, use_tools ? req.tools : std::vector<model::tool_spec>{}, true);
       return tok.encode(text, true);
     }
     if (!req.prompt_ids.empty()) return req.prompt_ids;
@@ -64,8 +65,7 @@ std::optional<client_event> enable_server_tools(generation_request& req, const s
                                    "invalid_request_error", param);
     }
     if (!names.insert(n).second) continue;
-    const auto& d = t->definition();
-    req.tools.push_back({d.name, d.description, d.parameters});
+    req.tools.push_back(t->definition());
   }
   for (size_t i = 0; i < req.server_tool_choices.size(); ++i) {
     const auto& c = req.server_tool_choices[i];
@@ -125,10 +125,13 @@ std::optional<client_event> prepare_next_round(generation_request& req, const mo
 }
 
 std::optional<tool_call_result> tool_restarts::on_down(const tool_call_request& call,
-                                                       const std::string& why) {
+                                                       const std::string& why,
+                                                       const std::string& request_id) {
   int& n = counts_[call.call_id];
   if (n < max_tool_restarts) {
     ++n;
+    spdlog::warn("request {}: tool {} ({}) stopped ({}); starting it again ({} of {})", request_id,
+                 call.name, call.call_id, why, n, max_tool_restarts);
     return std::nullopt;
   }
   tool_call_result r;

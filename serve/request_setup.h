@@ -59,9 +59,11 @@ class tool_restarts {
  public:
   /// Forgets the counts (a new round).
   void clear() { counts_.clear(); }
-  /// The invocation of `call` went down (`why`): nothing when it is to be started again
-  /// (the restart is counted), else the error result the model gets.
-  std::optional<tool_call_result> on_down(const tool_call_request& call, const std::string& why);
+  /// The invocation of `call` (of request `request_id`) went down (`why`): nothing when it
+  /// is to be started again (the restart is counted and logged), else the error result
+  /// the model gets.
+  std::optional<tool_call_result> on_down(const tool_call_request& call, const std::string& why,
+                                          const std::string& request_id = {});
   int restarts(const std::string& call_id) const;
 
  private:

@@ -22,8 +22,21 @@ bool request_stats::token(double step_seconds) {
   return first;
 }
 
-void request_stats::finished() {
-  if (!metrics_) return;
+client_event request_stats::started() const {
+  client_event e;
+  e.type = client_event::kind::started;
+  e.tokens = usage_;
+  return e;
+}
+
+client_event request_stats::finished(std::string reason, std::vector<logprob_entry> logprobs) {
+  client_event done;
+  done.type = client_event::kind::finished;
+  done.finish_reason = std::move(reason);
+  done.tokens = usage_;
+  done.logprobs = std::move(logprobs);
+  done.engine_seconds = engine_seconds_;
+  if (!metrics_) return done;
   const auto now = clock_type::now();
   metrics_->observe_e2e(seconds_between(start_, now));
   metrics_->add_tokens(usage_.prompt_tokens, usage_.completion_tokens);
@@ -31,6 +44,7 @@ void request_stats::finished() {
     metrics_->observe_tpot(seconds_between(first_, now) /
                            static_cast<double>(usage_.completion_tokens - 1));
   }
+  return done;
 }
 
 }  // namespace conclave::serve

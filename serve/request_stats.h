@@ -21,8 +21,11 @@ class request_stats {
   bool token(double step_seconds);
   /// A generation's prompt was submitted (every tool round adds its prompt).
   void add_prompt(size_t tokens) { usage_.prompt_tokens += static_cast<int64_t>(tokens); }
-  /// The request finished: observes its end-to-end time, TPOT and tokens.
-  void finished();
+  /// The request finished with `reason`: observes its end-to-end time, TPOT and tokens,
+  /// and returns its last event (`logprobs`: those not sent yet).
+  client_event finished(std::string reason, std::vector<logprob_entry> logprobs);
+  /// The event that tells the client its prompt was accepted.
+  client_event started() const;
 
   const usage& tokens() const { return usage_; }
   /// Seconds of the engine steps that sampled its tokens.

@@ -29,12 +29,10 @@ text_pipeline::text_pipeline(std::shared_ptr<const tokenizer::tokenizer> tok,
                              std::string request_id)
     : tok_(std::move(tok)), request_id_(std::move(request_id)) {}
 
-void text_pipeline::begin(const std::vector<chat::tool>& tools, bool parse_tools,
+void text_pipeline::begin(const std::vector<model::tool_spec>& tools, bool parse_tools,
                           const std::vector<std::string>& stop, server_rounds* rounds) {
   if (parse_tools) {
-    std::vector<toolcall::tool_schema> schemas;
-    for (const auto& t : tools) schemas.push_back({t.name, t.parameters});
-    parser_.emplace(std::move(schemas));
+    parser_.emplace(tools);
   } else {
     parser_.reset();
   }
@@ -43,12 +41,12 @@ void text_pipeline::begin(const std::vector<chat::tool>& tools, bool parse_tools
   rounds_ = rounds;
 }
 
-void text_pipeline::echo(const std::string& text, std::vector<client_event>& out) {
+void text_pipeline::echo(const std::string& text, client_sink& out) {
   emit_text(text, out);
 }
 
 bool text_pipeline::push(int32_t token, bool ends, const engine::token_logprobs* lp,
-                         std::vector<client_event>& out) {
+                         client_sink& out) {
   if (lp) pending_logprobs_.push_back(logprob_entry_of(*tok_, token, *lp));
   if (ends || tok_->is_special(token)) return false;
   const auto r = stops_->feed(detok_->push(token));
@@ -56,7 +54,7 @@ bool text_pipeline::push(int32_t token, bool ends, const engine::token_logprobs*
   return r.stopped;
 }
 
-std::string text_pipeline::finish(std::string reason, std::vector<client_event>& out) {
+std::string text_pipeline::finish(std::string reason, client_sink& out) {
   emit_text(stops_->feed(detok_->flush()).text, out);
   emit_text(stops_->finish(), out);
   if (parser_) {
@@ -66,18 +64,18 @@ std::string text_pipeline::finish(std::string reason, std::vector<client_event>&
   return reason;
 }
 
-void text_pipeline::emit_text(const std::string& text, std::vector<client_event>& out) {
+void text_pipeline::emit_text(const std::string& text, client_sink& out) {
   if (text.empty()) return;
   if (parser_) return emit_parser_events(parser_->feed(text), out);
   client_event c;
   c.type = client_event::kind::content;
   c.text = text;
   c.logprobs = std::exchange(pending_logprobs_, {});
-  out.push_back(std::move(c));
+  out.push(std::move(c));
 }
 
 void text_pipeline::emit_parser_events(const std::vector<toolcall::event>& events,
-                                       std::vector<client_event>& out) {
+                                       client_sink& out) {
   for (const auto& ev : events) {
     client_event c;
     switch (ev.type) {
@@ -106,7 +104,7 @@ void text_pipeline::emit_parser_events(const std::vector<toolcall::event>& event
         continue;
     }
     if (rounds_ && !rounds_->route(c)) continue;
-    out.push_back(std::move(c));
+    out.push(std::move(c));
   }
 }
 

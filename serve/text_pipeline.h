@@ -1,5 +1,5 @@
-// text_pipeline: a request's generated tokens as client events. Incremental UTF-8-safe
-// detokenisation, stop strings (matched across token boundaries), the streaming
+// text_pipeline: a request's generated tokens as client events, pushed to a sink. Incremental
+// UTF-8-safe detokenisation, stop strings (matched across token boundaries), the streaming
 // tool-call parser, the server-side tool rounds' routing, and the logprobs that ride
 // on the next content event. Plain C++: the request_session actor feeds it tokens and
 // sends what comes out; tests feed it directly.
@@ -28,30 +28,28 @@ class text_pipeline {
   /// Starts a generation (the first, or a tool round's): tool calls of `tools` are parsed
   /// when `parse_tools`; `stop` are the stop strings; `rounds` (may be null, must outlive
   /// the generation) takes server-side calls out of the client's stream.
-  void begin(const std::vector<chat::tool>& tools, bool parse_tools,
+  void begin(const std::vector<model::tool_spec>& tools, bool parse_tools,
              const std::vector<std::string>& stop, server_rounds* rounds);
 
   /// Text that was not generated but is sent as content (a completion's echo).
-  void echo(const std::string& text, std::vector<client_event>& out);
+  void echo(const std::string& text, client_sink& out);
 
   /// One sampled token. `ends` is true for the token that stopped generation on its own
   /// (EOS or a stop id): it is not text. `lp` is its logprobs, when asked. Returns true
   /// when a stop string matched: the generation is over (the text after it is dropped).
-  bool push(int32_t token, bool ends, const engine::token_logprobs* lp,
-            std::vector<client_event>& out);
+  bool push(int32_t token, bool ends, const engine::token_logprobs* lp, client_sink& out);
 
   /// The generation ended with `reason` ("stop", "length"): flushes the detokenizer, the
   /// stop matcher and the parser. Returns the finish reason the client sees
   /// ("tool_calls" when the model called client tools).
-  std::string finish(std::string reason, std::vector<client_event>& out);
+  std::string finish(std::string reason, client_sink& out);
 
   /// Logprobs not yet sent with an event (they go with `finished`).
   std::vector<logprob_entry> take_logprobs() { return std::exchange(pending_logprobs_, {}); }
 
  private:
-  void emit_text(const std::string& text, std::vector<client_event>& out);
-  void emit_parser_events(const std::vector<toolcall::event>& events,
-                          std::vector<client_event>& out);
+  void emit_text(const std::string& text, client_sink& out);
+  void emit_parser_events(const std::vector<toolcall::event>& events, client_sink& out);
 
   std::shared_ptr<const tokenizer::tokenizer> tok_;
   std::string request_id_;

@@ -51,11 +51,9 @@ std::shared_ptr<const engine::constrained::token_constraint> tool_constraint_for
       (req.tool_choice != tool_choice_mode::required &&
        req.tool_choice != tool_choice_mode::function))
     return nullptr;
-  std::vector<engine::constrained::tool_spec> specs;
-  for (const auto& t : req.tools) specs.push_back({t.name, t.parameters});
   const std::string only =
       req.tool_choice == tool_choice_mode::function ? req.tool_choice_name : std::string();
-  return the_registry().cache.get(constraint_vocabulary(tok), specs, only, end_tokens);
+  return the_registry().cache.get(constraint_vocabulary(tok), req.tools, only, end_tokens);
 }
 
 }  // namespace conclave::serve

@@ -10,6 +10,7 @@
 #include <boost/json.hpp>
 #include <stdexcept>
 
+#include "model/tool_spec_json.h"
 #include "serve/server_metrics.h"
 #include "toolkit/browser_tool.h"
 #include "toolkit/math_tool.h"
@@ -40,6 +41,16 @@ void tool_metrics::observe(const tool_call_result& r) {
   calls_->Add({{"tool", r.name}, {"outcome", toolkit::to_string(r.status)}}).Increment();
   latency_->Add({{"tool", r.name}}, buckets).Observe(r.seconds);
   if (r.retries > 0) retries_->Add({{"tool", r.name}}).Increment(r.retries);
+}
+
+client_event tool_result_event(const tool_call_result& r) {
+  client_event e;
+  e.type = client_event::kind::tool_result;
+  e.call_id = r.call_id;
+  e.name = r.name;
+  e.text = r.content;
+  e.tool_outcome = toolkit::to_string(r.status);
+  return e;
 }
 
 tool_call_result run_tool_call(const tool_runtime& rt, const tool_call_request& call,
@@ -95,7 +106,7 @@ std::shared_ptr<const tool_runtime> make_tool_runtime(
       const auto v = boost::json::parse(w.parameters, ec);
       if (ec || !v.is_object())
         throw std::invalid_argument(where + ": parameters must be a JSON object schema");
-      hook.def.parameters = v.get_object();
+      model::set_parameters(hook.def, v.get_object());
     }
     hook.url = w.url;
     hook.timeout = std::chrono::milliseconds(static_cast<int64_t>(w.timeout_s * 1000));

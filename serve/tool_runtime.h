@@ -10,6 +10,7 @@
 #include <string>
 
 #include "config/server_config.h"
+#include "serve/client_api.h"
 #include "toolkit/invoke.h"
 #include "toolkit/registry.h"
 
@@ -37,6 +38,10 @@ struct tool_call_result {
   int attempts = 0, retries = 0;
   double seconds = 0;
 };
+
+/// The client's event for a result (kind tool_result: call_id, name, text = content,
+/// tool_outcome).
+client_event tool_result_event(const tool_call_result& r);
 
 /// Prometheus series of tool calls: conclave_tool_calls_total{tool,outcome},
 /// conclave_tool_call_duration_seconds{tool} (all attempts and waits included),

@@ -6,6 +6,7 @@
 #include <boost/json.hpp>
 #include <cctype>
 
+#include "model/tool_spec_json.h"
 #include "toolkit/http_fetch.h"
 
 namespace conclave::toolkit {
@@ -125,9 +126,9 @@ browser_tool::browser_tool(browser_config cfg) : cfg_(std::move(cfg)) {
   for (auto& h : cfg_.allowed_hosts) h = lower(h);
   def_.name = "browser";
   def_.description = "Fetch a web page (allowed hosts only) and return its text.";
-  def_.parameters = boost::json::parse(R"({"type":"object","required":["url"],
+  model::set_parameters(def_, boost::json::parse(R"({"type":"object","required":["url"],
     "properties":{"url":{"type":"string","description":"an http:// URL"}}})")
-                        .as_object();
+                                  .as_object());
 }
 
 bool browser_tool::allowed(const std::string& host) const {

@@ -26,13 +26,13 @@ std::string html_to_text(std::string_view html);
 class browser_tool : public tool {
  public:
   explicit browser_tool(browser_config cfg);
-  const tool_definition& definition() const override { return def_; }
+  const model::tool_spec& definition() const override { return def_; }
   tool_result run(const boost::json::object& args, const run_context& ctx) override;
   std::chrono::milliseconds timeout() const override { return cfg_.timeout; }
 
  private:
   bool allowed(const std::string& host) const;
-  tool_definition def_;
+  model::tool_spec def_;
   browser_config cfg_;
 };
 

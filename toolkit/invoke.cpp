@@ -6,6 +6,7 @@
 #include <cmath>
 #include <thread>
 
+#include "model/tool_spec_json.h"
 #include "toolkit/schema_check.h"
 
 namespace conclave::toolkit {
@@ -69,7 +70,9 @@ invocation invoke(tool& t, const std::string& arguments, const retry_policy& pol
                   fmt::format("error: the arguments of {} are not a JSON object", name)};
     return done();
   }
-  if (auto err = check_schema(args, boost::json::value(t.definition().parameters)); !err.empty()) {
+  // Parsed per invocation: microseconds next to running the tool, and tools keep no JSON.
+  if (auto err = check_schema(args, boost::json::value(model::parameters_object(t.definition())));
+      !err.empty()) {
     inv.result = {outcome::invalid_arguments,
                   fmt::format("error: invalid arguments for {}: {}", name, err)};
     return done();

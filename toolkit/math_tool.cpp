@@ -6,6 +6,8 @@
 #include <boost/json.hpp>
 #include <cmath>
 
+#include "model/tool_spec_json.h"
+
 namespace conclave::toolkit {
 
 tool_result evaluate_math(const std::string& expression) {
@@ -28,9 +30,9 @@ tool_result evaluate_math(const std::string& expression) {
 math_tool::math_tool() {
   def_.name = "math";
   def_.description = "Evaluate an arithmetic expression, e.g. (2+3)*sqrt(16)/2^3.";
-  def_.parameters = boost::json::parse(R"({"type":"object","required":["expression"],
+  model::set_parameters(def_, boost::json::parse(R"({"type":"object","required":["expression"],
     "properties":{"expression":{"type":"string","description":"the expression"}}})")
-                        .as_object();
+                                  .as_object());
 }
 
 tool_result math_tool::run(const boost::json::object& args, const run_context&) {

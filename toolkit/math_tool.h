@@ -16,12 +16,12 @@ tool_result evaluate_math(const std::string& expression);
 class math_tool : public tool {
  public:
   math_tool();
-  const tool_definition& definition() const override { return def_; }
+  const model::tool_spec& definition() const override { return def_; }
   tool_result run(const boost::json::object& args, const run_context& ctx) override;
   std::chrono::milliseconds timeout() const override { return std::chrono::seconds(1); }
 
  private:
-  tool_definition def_;
+  model::tool_spec def_;
 };
 
 }  // namespace conclave::toolkit

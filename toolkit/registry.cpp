@@ -4,6 +4,8 @@
 #include <spdlog/fmt/fmt.h>
 #include <stdexcept>
 
+#include "model/tool_spec_json.h"
+
 namespace conclave::toolkit {
 
 void registry::add(std::shared_ptr<tool> t) {
@@ -15,10 +17,19 @@ void registry::add(std::shared_ptr<tool> t) {
       throw std::invalid_argument(
           fmt::format("tool registry: name '{}' may hold only letters, digits, _ and -", d.name));
   }
-  if (const auto* ty = d.parameters.if_contains("type");
-      ty && !(ty->is_string() && ty->get_string() == "object"))
-    throw std::invalid_argument(
+  const auto not_an_object_schema = [&] {
+    return std::invalid_argument(
         fmt::format("tool registry: {}: parameters must be an object schema", d.name));
+  };
+  boost::json::object params;
+  try {
+    params = model::parameters_object(d);
+  } catch (const std::invalid_argument&) {
+    throw not_an_object_schema();
+  }
+  if (const auto* ty = params.if_contains("type");
+      ty && !(ty->is_string() && ty->get_string() == "object"))
+    throw not_an_object_schema();
   if (!tools_.emplace(d.name, std::move(t)).second)
     throw std::invalid_argument(fmt::format("tool registry: two tools named '{}'", d.name));
 }
@@ -28,8 +39,8 @@ std::shared_ptr<tool> registry::find(const std::string& name) const {
   return it == tools_.end() ? nullptr : it->second;
 }
 
-std::vector<tool_definition> registry::definitions() const {
-  std::vector<tool_definition> out;
+std::vector<model::tool_spec> registry::definitions() const {
+  std::vector<model::tool_spec> out;
   for (const auto& [n, t] : tools_) out.push_back(t->definition());
   return out;
 }

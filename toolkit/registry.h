@@ -18,7 +18,7 @@ class registry {
   void add(std::shared_ptr<tool> t);
   /// Null when no tool has that name.
   std::shared_ptr<tool> find(const std::string& name) const;
-  std::vector<tool_definition> definitions() const;
+  std::vector<model::tool_spec> definitions() const;
   size_t size() const { return tools_.size(); }
 
  private:

@@ -21,6 +21,8 @@
 #include <random>
 #include <vector>
 
+#include "model/tool_spec_json.h"
+
 namespace conclave::toolkit {
 namespace {
 
@@ -320,9 +322,9 @@ code_interpreter::code_interpreter(sandbox_limits limits) : limits_(std::move(li
   def_.description =
       "Run a Python 3 program in a sandbox (no network, only its working directory is "
       "writable); returns its exit status, stdout and stderr.";
-  def_.parameters = boost::json::parse(R"({"type":"object","required":["code"],
+  model::set_parameters(def_, boost::json::parse(R"({"type":"object","required":["code"],
     "properties":{"code":{"type":"string","description":"the Python 3 program"}}})")
-                        .as_object();
+                                  .as_object());
 }
 
 tool_result code_interpreter::run(const boost::json::object& args, const run_context& ctx) {

@@ -49,14 +49,14 @@ std::string describe(const sandbox_run& r, const sandbox_limits& limits);
 class code_interpreter : public tool {
  public:
   explicit code_interpreter(sandbox_limits limits = {});
-  const tool_definition& definition() const override { return def_; }
+  const model::tool_spec& definition() const override { return def_; }
   tool_result run(const boost::json::object& args, const run_context& ctx) override;
   std::chrono::milliseconds timeout() const override {
     return limits_.wall + std::chrono::seconds(5);
   }
 
  private:
-  tool_definition def_;
+  model::tool_spec def_;
   sandbox_limits limits_;
 };
 

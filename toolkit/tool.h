@@ -1,7 +1,7 @@
-// The tool runtime's plain interface: a tool has a definition (name, description, JSON
-// schema of its arguments) and runs on validated arguments within a deadline, watching a
-// cancellation flag. Results are text for the model; failures say whether a retry may
-// help (timeout, crash, 5xx) or not (bad arguments, a definite error).
+// The tool runtime's plain interface: a tool has a definition (model::tool_spec: name,
+// description, JSON schema of its arguments, as the model sees it) and runs on validated arguments
+// within a deadline, watching a cancellation flag. Results are text for the model; failures say
+// whether a retry may help (timeout, crash, 5xx) or not (bad arguments, a definite error).
 #pragma once
 
 #include <atomic>
@@ -10,15 +10,11 @@
 #include <memory>
 #include <string>
 
+#include "model/tool_spec.h"
+
 namespace conclave::toolkit {
 
 using clock_type = std::chrono::steady_clock;
-
-struct tool_definition {
-  std::string name;
-  std::string description;
-  boost::json::object parameters;  ///< JSON schema of the arguments
-};
 
 enum class outcome {
   ok,                 ///< `content` is the tool's answer
@@ -63,7 +59,7 @@ struct run_context {
 class tool {
  public:
   virtual ~tool() = default;
-  virtual const tool_definition& definition() const = 0;
+  virtual const model::tool_spec& definition() const = 0;
   /// One attempt on arguments already checked against the schema. Must return by the
   /// deadline (or soon after) and when cancelled; must not throw for bad input.
   virtual tool_result run(const boost::json::object& args, const run_context& ctx) = 0;

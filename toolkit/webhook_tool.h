@@ -12,7 +12,7 @@
 namespace conclave::toolkit {
 
 struct webhook_config {
-  tool_definition def;
+  model::tool_spec def;
   std::string url;
   std::chrono::milliseconds timeout{10000};
   size_t max_bytes = 65536;
@@ -22,7 +22,7 @@ class webhook_tool : public tool {
  public:
   /// Throws std::invalid_argument for a URL that is not http://host[:port][/path].
   explicit webhook_tool(webhook_config cfg);
-  const tool_definition& definition() const override { return cfg_.def; }
+  const model::tool_spec& definition() const override { return cfg_.def; }
   tool_result run(const boost::json::object& args, const run_context& ctx) override;
   std::chrono::milliseconds timeout() const override { return cfg_.timeout; }
 

@@ -7,6 +7,8 @@
 #include <optional>
 #include <stdexcept>
 
+#include "model/tool_spec_json.h"
+
 namespace conclave::engine::constrained {
 namespace {
 
@@ -238,13 +240,14 @@ class builder {
   }
 
   frag call(const tool_spec& tool) {
+    const json::object params = model::parameters_object(tool);
     std::vector<frag> parts{n.literal("<tool_call>\n<function=" + tool.name + ">\n")};
     std::vector<std::string> required;
-    if (const json::value* r = tool.parameters.if_contains("required"); r && r->is_array()) {
+    if (const json::value* r = params.if_contains("required"); r && r->is_array()) {
       for (const auto& x : r->get_array())
         if (x.is_string()) required.emplace_back(x.get_string());
     }
-    if (const json::object* props = object_at(tool.parameters, "properties")) {
+    if (const json::object* props = object_at(params, "properties")) {
       for (const auto& [k, v] : *props) {
         const std::string key(k);
         frag p = n.seq({n.literal("<parameter=" + key + ">\n"), raw_value(v, 1),
@@ -284,7 +287,7 @@ std::shared_ptr<const token_constraint> constraint_cache::get(
   std::string key = fmt::format("{}|{}|", static_cast<const void*>(vocab.get()), only);
   for (int32_t t : end_tokens) key += fmt::format("{},", t);
   for (const auto& t : tools) {
-    key += '\x1f' + t.name + '\x1e' + json::serialize(t.parameters);
+    key += '\x1f' + t.name + '\x1e' + t.parameters;
   }
   {
     std::lock_guard lock(mu_);

@@ -18,7 +18,6 @@
 // closing tag or start one that the parser would take for structure.
 #pragma once
 
-#include <boost/json/object.hpp>
 #include <cstdint>
 #include <list>
 #include <memory>
@@ -28,13 +27,12 @@
 
 #include "engine/constrained/byte_automaton.h"
 #include "engine/constrained/token_constraint.h"
+#include "model/tool_spec.h"
 
 namespace conclave::engine::constrained {
 
-struct tool_spec {
-  std::string name;
-  boost::json::object parameters;  ///< JSON schema of the arguments ({} when none)
-};
+/// A tool's name and arguments schema (its description plays no part in the grammar).
+using model::tool_spec;
 
 /// The DFA of the calls above. `only` empty: one or more calls to any of `tools`; else
 /// exactly one call to the tool named `only`. Throws std::invalid_argument for an empty
@@ -42,7 +40,8 @@ struct tool_spec {
 dfa tool_call_dfa(const std::vector<tool_spec>& tools, const std::string& only);
 
 /// Compiled constraints by (vocabulary, tools, choice), least recently used dropped past
-/// `capacity`. Thread-safe.
+/// `capacity`. Thread-safe. Tools are keyed by name and schema text, so a hit needs the
+/// same text: set_parameters writes it canonically.
 class constraint_cache {
  public:
   explicit constraint_cache(size_t capacity = 32) : capacity_(capacity) {}

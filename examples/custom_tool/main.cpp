@@ -27,9 +27,8 @@ int main() {
   auto rt = std::make_shared<serve::tool_runtime>();
   actors::register_actor_tool(*rt->tools, sys,
                               {"word_count", "Count the words of a text",
-                               boost::json::parse(R"({"type":"object","required":["text"],
-          "properties":{"text":{"type":"string"}}})")
-                                   .as_object()},
+                               R"({"type":"object","required":["text"],
+                                   "properties":{"text":{"type":"string"}}})"},
                               sys.spawn(word_count));
 
   caf::scoped_actor self{sys};

@@ -130,7 +130,7 @@ std::string message::content() const {
   return out;
 }
 
-std::string render(const std::vector<message>& messages, const std::vector<tool>& tools,
+std::string render(const std::vector<message>& messages, const std::vector<model::tool_spec>& tools,
                    bool add_generation_prompt) {
   validate(messages);
   std::string out;

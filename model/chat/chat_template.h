@@ -2,14 +2,14 @@
 // rendered into the prompt text the model was trained on (docs: qwen3-coder-format.md).
 #pragma once
 
-#include <boost/json/object.hpp>
 #include <cstddef>
-#include <optional>
 #include <stdexcept>
 #include <string>
 #include <string_view>
 #include <utility>
 #include <vector>
+
+#include "model/tool_spec.h"
 
 namespace conclave::chat {
 
@@ -61,20 +61,13 @@ struct message {
   std::string content() const;
 };
 
-/// A function the model may call (OpenAI `tools[i].function`).
-struct tool {
-  std::string name;
-  std::optional<std::string> description;
-  /// The JSON schema of the arguments (`{}` when the client gave none).
-  boost::json::object parameters;
-};
-
 /// The default system text the template uses when tools are given and the first message
 /// is not a system message.
 inline constexpr std::string_view default_system_text =
     "You are Qwen, a helpful AI assistant that can interact with a computer to solve tasks.";
 
-/// Renders the conversation as Qwen3-Coder prompt text.
+/// Renders the conversation as Qwen3-Coder prompt text; `tools` are the functions the model
+/// may call (OpenAI `tools[i].function`).
 ///
 /// - A first `system` message becomes the system turn; with tools the tool block is
 ///   appended to it (or to default_system_text when there is no system message). With no
@@ -93,7 +86,7 @@ inline constexpr std::string_view default_system_text =
 /// after an assistant message with tool calls or another such tool message
 /// (`messages[i].role`); arguments that are not JSON or not a JSON object
 /// (`messages[i].tool_calls[j].function.arguments`).
-std::string render(const std::vector<message>& messages, const std::vector<tool>& tools,
+std::string render(const std::vector<message>& messages, const std::vector<model::tool_spec>& tools,
                    bool add_generation_prompt = true);
 
 }  // namespace conclave::chat

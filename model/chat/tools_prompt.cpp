@@ -7,6 +7,7 @@
 #include <string_view>
 
 #include "model/chat/python_format.h"
+#include "model/tool_spec_json.h"
 
 namespace conclave::chat::detail {
 namespace {
@@ -84,17 +85,18 @@ void append_property(std::string& out, std::string_view name, const boost::json:
 
 }  // namespace
 
-void append_tools_block(std::string& out, const std::vector<tool>& tools) {
+void append_tools_block(std::string& out, const std::vector<model::tool_spec>& tools) {
   out += tools_header;
   for (const auto& t : tools) {
+    const boost::json::object params = model::parameters_object(t);
     out += "\n<function>";
     append_tag(out, "name", t.name);
     if (t.description) append_tag(out, "description", python_strip(*t.description));
     out += "\n<parameters>";
-    if (const auto* props = t.parameters.if_contains("properties"); props && props->is_object()) {
+    if (const auto* props = params.if_contains("properties"); props && props->is_object()) {
       for (const auto& kv : props->get_object()) append_property(out, kv.key(), kv.value());
     }
-    append_extra_keys(out, t.parameters, {"type", "properties"});
+    append_extra_keys(out, params, {"type", "properties"});
     out += "\n</parameters>\n</function>";
   }
   out += tools_footer;

@@ -9,6 +9,6 @@
 namespace conclave::chat::detail {
 
 /// Appends `\n\n# Tools ... </IMPORTANT>` for `tools` (non-empty) to `out`.
-void append_tools_block(std::string& out, const std::vector<tool>& tools);
+void append_tools_block(std::string& out, const std::vector<model::tool_spec>& tools);
 
 }  // namespace conclave::chat::detail

@@ -5,14 +5,16 @@
 #include <boost/json.hpp>
 #include <stdexcept>
 
+#include "model/tool_spec_json.h"
+
 namespace conclave::toolcall {
 
 namespace json = boost::json;
 
-std::vector<tool_schema> tools_from_openai(const json::value& tools) {
+std::vector<tool_spec> tools_from_openai(const json::value& tools) {
   if (!tools.is_array())
     throw std::invalid_argument("tools: expected a JSON array of tool objects");
-  std::vector<tool_schema> out;
+  std::vector<tool_spec> out;
   size_t i = 0;
   for (const json::value& t : tools.get_array()) {
     const std::string where = fmt::format("tools[{}]", i++);
@@ -30,14 +32,14 @@ std::vector<tool_schema> tools_from_openai(const json::value& tools) {
     if (name == nullptr || !name->is_string() || name->get_string().empty()) {
       throw std::invalid_argument(where + ": \"function.name\" must be a non-empty string");
     }
-    tool_schema schema;
+    tool_spec schema;
     schema.name = std::string(name->get_string());
     if (const json::value* params = fn->get_object().if_contains("parameters")) {
       if (!params->is_object()) {
         throw std::invalid_argument(where +
                                     ": \"function.parameters\" must be a JSON schema object");
       }
-      schema.parameters = params->get_object();
+      model::set_parameters(schema, params->get_object());
     }
     out.push_back(std::move(schema));
   }

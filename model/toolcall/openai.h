@@ -12,9 +12,9 @@
 namespace conclave::toolcall {
 
 /// Reads an OpenAI `tools` array: `[{"type":"function","function":{"name","description",
-/// "parameters"}}]` (`parameters` may be absent). Throws std::invalid_argument, one line
-/// naming the entry at fault.
-std::vector<tool_schema> tools_from_openai(const boost::json::value& tools);
+/// "parameters"}}]` (`parameters` may be absent; `description` is not read: the parser has
+/// no use for it). Throws std::invalid_argument, one line naming the entry at fault.
+std::vector<tool_spec> tools_from_openai(const boost::json::value& tools);
 
 /// The assistant message fields of a complete result:
 /// `{"content": TEXT or null when empty, "tool_calls": [{"id","type":"function",

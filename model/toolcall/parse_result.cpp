@@ -23,7 +23,7 @@ void apply_event(parse_result& result, const event& e) {
   }
 }
 
-parse_result parse_all(std::string_view text, std::vector<tool_schema> tools, parser_options opts) {
+parse_result parse_all(std::string_view text, std::vector<tool_spec> tools, parser_options opts) {
   tool_parser parser(std::move(tools), std::move(opts));
   parse_result result;
   for (const event& e : parser.feed(text)) apply_event(result, e);

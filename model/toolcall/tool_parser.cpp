@@ -13,6 +13,7 @@
 #include <set>
 #include <stdexcept>
 
+#include "model/tool_spec_json.h"
 #include "model/toolcall/json_text.h"
 #include "model/toolcall/tag_scan.h"
 #include "model/toolcall/value_convert.h"
@@ -38,18 +39,25 @@ size_t leading_space(std::string_view s) {
 struct tool_parser::impl {
   enum class element { tool_call, function, parameter };
 
+  // A tool with its schema parsed once, here: start_call and open_parameter look into it
+  // at every call and parameter.
+  struct known_tool {
+    std::string name;
+    boost::json::object parameters;
+  };
+
   // What follows a `<tool_call>` or `<function=` tag: is it the start of a call?
   struct opener {
     match m = match::no;
-    const tool_schema* tool = nullptr;  // null: the name is not a tool
-    size_t end = 0;                     // just past `<function=NAME>`
+    const known_tool* tool = nullptr;  // null: the name is not a tool
+    size_t end = 0;                    // just past `<function=NAME>`
   };
 
-  impl(std::vector<tool_schema> tools, parser_options opts) : opts_(std::move(opts)) {
+  impl(std::vector<tool_spec> tools, parser_options opts) : opts_(std::move(opts)) {
     for (auto& t : tools) {
       if (t.name.empty()) throw std::invalid_argument("tool_parser: a tool has an empty name");
       const std::string name = t.name;
-      if (!tools_.emplace(name, std::move(t)).second) {
+      if (!tools_.emplace(name, known_tool{name, model::parameters_object(t)}).second) {
         throw std::invalid_argument(fmt::format("tool_parser: tool \"{}\" is given twice", name));
       }
     }
@@ -168,7 +176,7 @@ struct tool_parser::impl {
     out_.push_back(std::move(e));
   }
 
-  const tool_schema* find_tool(std::string_view name) const {
+  const known_tool* find_tool(std::string_view name) const {
     const auto it = tools_.find(name);
     return it == tools_.end() ? nullptr : &it->second;
   }
@@ -199,7 +207,7 @@ struct tool_parser::impl {
 
   // ---- calls -------------------------------------------------------------------------
 
-  void start_call(const tool_schema& tool) {
+  void start_call(const known_tool& tool) {
     ws_touches_call_ = true;
     stack_ = {element::tool_call, element::function};
     const auto props = tool.parameters.find("properties");
@@ -434,7 +442,7 @@ struct tool_parser::impl {
 
   // ---- state -------------------------------------------------------------------------
 
-  std::map<std::string, tool_schema, std::less<>> tools_;
+  std::map<std::string, known_tool, std::less<>> tools_;
   parser_options opts_;
 
   std::string buf_;  // received, not yet decided
@@ -460,7 +468,7 @@ struct tool_parser::impl {
   std::string raw_;       // text of a typed value, converted when it ends
 };
 
-tool_parser::tool_parser(std::vector<tool_schema> tools, parser_options opts)
+tool_parser::tool_parser(std::vector<tool_spec> tools, parser_options opts)
     : impl_(std::make_unique<impl>(std::move(tools), std::move(opts))) {}
 tool_parser::~tool_parser() = default;
 tool_parser::tool_parser(tool_parser&&) noexcept = default;

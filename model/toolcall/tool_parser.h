@@ -2,7 +2,6 @@
 // <parameter=ARG>VALUE</parameter></function></tool_call>`) over decoded model text.
 #pragma once
 
-#include <boost/json/object.hpp>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -10,14 +9,13 @@
 #include <string_view>
 #include <vector>
 
+#include "model/tool_spec.h"
+
 namespace conclave::toolcall {
 
-/// One callable tool: its name and the JSON schema of its arguments (OpenAI
+/// The callable tools: each one's name and the JSON schema of its arguments (OpenAI
 /// `function.parameters`: `{"type":"object","properties":{...}}`).
-struct tool_schema {
-  std::string name;
-  boost::json::object parameters;
-};
+using model::tool_spec;
 
 /// What happens to `<function=NAME>` when NAME is not one of the tools.
 enum class unknown_tool_policy {
@@ -102,8 +100,9 @@ void apply_event(parse_result& result, const event& e);
 /// are written as `{"a": "x", "n": 5}`; every delta is whole UTF-8 characters.
 class tool_parser {
  public:
-  /// Throws std::invalid_argument for an empty or duplicate tool name.
-  explicit tool_parser(std::vector<tool_schema> tools, parser_options opts = {});
+  /// Throws std::invalid_argument for an empty or duplicate tool name, or parameters that
+  /// are not a JSON object. The schemas are parsed here, once for the whole generation.
+  explicit tool_parser(std::vector<tool_spec> tools, parser_options opts = {});
   ~tool_parser();
   tool_parser(tool_parser&&) noexcept;
   tool_parser& operator=(tool_parser&&) noexcept;
@@ -121,7 +120,7 @@ class tool_parser {
 };
 
 /// Parses a whole text by feeding it to a tool_parser (so both agree by construction).
-parse_result parse_all(std::string_view text, std::vector<tool_schema> tools,
+parse_result parse_all(std::string_view text, std::vector<tool_spec> tools,
                        parser_options opts = {});
 
 }  // namespace conclave::toolcall

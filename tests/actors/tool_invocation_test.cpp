@@ -83,8 +83,7 @@ TEST_CASE("a custom tool actor behind the typed interface, retried when it fails
         }};
       },
       std::make_shared<int>(0));
-  toolkit::tool_definition def{"echo", "echoes",
-                               boost::json::parse(R"({"type":"object"})").as_object()};
+  model::tool_spec def{"echo", "echoes", R"({"type":"object"})"};
   register_actor_tool(*f.rt->tools, f.sys, def, flaky, 5s);
   const auto r = f.call("echo", R"({"x":1})");
   CHECK(r.status == toolkit::outcome::ok);

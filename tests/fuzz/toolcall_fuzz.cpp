@@ -11,17 +11,13 @@
 
 namespace {
 
-std::vector<conclave::toolcall::tool_schema> schemas() {
-  namespace json = boost::json;
-  const json::object weather =
-      json::parse(R"({"type":"object","properties":{"city":{"type":"string"},
+std::vector<conclave::toolcall::tool_spec> schemas() {
+  const std::string weather = R"({"type":"object","properties":{"city":{"type":"string"},
       "days":{"type":"integer"},"metric":{"type":"boolean"},"tags":{"type":"array","items":{"type":"string"}},
-      "opts":{"type":"object","properties":{"x":{"type":"number"}}},"unit":{"enum":["c","f"]}}})")
-          .as_object();
-  const json::object write = json::parse(R"({"type":"object","properties":{"path":{"type":"string"},
-      "content":{"type":"string"}}})")
-                                 .as_object();
-  return {{"get_weather", weather}, {"write_file", write}};
+      "opts":{"type":"object","properties":{"x":{"type":"number"}}},"unit":{"enum":["c","f"]}}})";
+  const std::string write = R"({"type":"object","properties":{"path":{"type":"string"},
+      "content":{"type":"string"}}})";
+  return {{"get_weather", std::nullopt, weather}, {"write_file", std::nullopt, write}};
 }
 
 conclave::toolcall::parse_result run(std::string_view text, size_t chunk) {

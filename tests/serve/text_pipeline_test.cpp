@@ -14,6 +14,12 @@ using serve::client_event;
 
 namespace {
 
+/// Collects what the pipeline sends.
+struct collector : serve::client_sink {
+  std::vector<client_event> events;
+  void push(client_event e) override { events.push_back(std::move(e)); }
+};
+
 std::shared_ptr<const tokenizer::tokenizer> qwen3() {
   static const auto tok =
       std::make_shared<const tokenizer::tokenizer>(tokenizer::tokenizer::from_file(
@@ -21,8 +27,7 @@ std::shared_ptr<const tokenizer::tokenizer> qwen3() {
   return tok;
 }
 
-struct run {
-  std::vector<client_event> events;
+struct run : collector {
   std::string reason;
   int stopped_at = -1;  ///< index of the token whose push reported a stop
   std::vector<serve::logprob_entry> leftover;
@@ -35,12 +40,12 @@ run feed(serve::text_pipeline& p, const std::vector<int32_t>& ids, bool logprobs
   run r;
   for (size_t i = 0; i < ids.size(); ++i) {
     engine::token_logprobs lp{-static_cast<float>(i), {}};
-    if (p.push(ids[i], false, logprobs ? &lp : nullptr, r.events)) {
+    if (p.push(ids[i], false, logprobs ? &lp : nullptr, r)) {
       r.stopped_at = static_cast<int>(i);
       break;
     }
   }
-  r.reason = p.finish(std::move(reason), r.events);
+  r.reason = p.finish(std::move(reason), r);
   r.leftover = p.take_logprobs();
   return r;
 }
@@ -120,12 +125,10 @@ TEST_CASE("text pipeline: a UTF-8 character split across tokens never leaves in 
 TEST_CASE("text pipeline: tool calls become call events and finish with tool_calls",
           "[serve][text]") {
   auto tok = qwen3();
-  chat::tool weather;
+  model::tool_spec weather;
   weather.name = "get_weather";
   weather.parameters =
-      boost::json::parse(R"({"type":"object","properties":{"city":{"type":"string"},)"
-                         R"("days":{"type":"integer"}}})")
-          .as_object();
+      R"({"type":"object","properties":{"city":{"type":"string"},"days":{"type":"integer"}}})";
   const std::string text =
       "Let me check.\n<tool_call>\n<function=get_weather>\n<parameter=city>\nParis\n"
       "</parameter>\n<parameter=days>\n3\n</parameter>\n</function>\n</tool_call>";
@@ -200,14 +203,14 @@ TEST_CASE("text pipeline: the end token's logprob is left for the finished event
   REQUIRE(eos.size() == 1);
   serve::text_pipeline p(tok, "t7");
   p.begin({}, false, {}, nullptr);
-  std::vector<client_event> out;
+  collector out;
   engine::token_logprobs lp{-0.5f, {}};
   for (auto id : tok->encode("Hi", false)) p.push(id, false, &lp, out);
   engine::token_logprobs end_lp{-0.25f, {}};
   CHECK_FALSE(p.push(eos[0], true, &end_lp, out));
   CHECK(p.finish("stop", out) == "stop");
   std::string text;
-  for (const auto& e : out) text += e.text;
+  for (const auto& e : out.events) text += e.text;
   CHECK(text == "Hi");
   const auto left = p.take_logprobs();
   REQUIRE(left.size() == 1);

@@ -24,11 +24,9 @@ class scripted_tool : public tool {
  public:
   explicit scripted_tool(std::deque<tool_result> script) : script_(std::move(script)) {
     def_.name = "scripted";
-    def_.parameters =
-        json::parse(R"({"type":"object","required":["n"],"properties":{"n":{"type":"integer"}}})")
-            .as_object();
+    def_.parameters = R"({"type":"object","required":["n"],"properties":{"n":{"type":"integer"}}})";
   }
-  const tool_definition& definition() const override { return def_; }
+  const conclave::model::tool_spec& definition() const override { return def_; }
   tool_result run(const json::object&, const run_context&) override {
     ++runs;
     auto r = script_.front();
@@ -38,7 +36,7 @@ class scripted_tool : public tool {
   int runs = 0;
 
  private:
-  tool_definition def_;
+  conclave::model::tool_spec def_;
   std::deque<tool_result> script_;
 };
 

@@ -108,8 +108,7 @@ webhook_config hook(const std::string& url, milliseconds timeout = milliseconds(
   webhook_config c;
   c.def.name = "lookup";
   c.def.parameters =
-      json::parse(R"({"type":"object","required":["id"],"properties":{"id":{"type":"integer"}}})")
-          .as_object();
+      R"({"type":"object","required":["id"],"properties":{"id":{"type":"integer"}}})";
   c.url = url;
   c.timeout = timeout;
   return c;

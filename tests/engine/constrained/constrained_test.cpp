@@ -14,6 +14,7 @@
 #include "engine/constrained/tool_grammar.h"
 #include "engine/sampler.h"
 #include "model/tokenizer/tokenizer.h"
+#include "model/tool_spec_json.h"
 #include "model/toolcall/openai.h"
 #include "model/toolcall/tool_parser.h"
 
@@ -44,17 +45,11 @@ std::shared_ptr<const vocabulary> qwen_vocab() {
 
 const int32_t im_end = 151645;
 
-std::vector<toolcall::tool_schema> fixture_tools() {
+std::vector<tool_spec> fixture_tools() {
   std::ifstream in(std::filesystem::path(CONCLAVE_TEST_DATA) / "tools" / "tools.json");
   std::stringstream ss;
   ss << in.rdbuf();
   return toolcall::tools_from_openai(json::parse(ss.str()));
-}
-
-std::vector<tool_spec> specs(const std::vector<toolcall::tool_schema>& tools) {
-  std::vector<tool_spec> out;
-  for (const auto& t : tools) out.push_back({t.name, t.parameters});
-  return out;
 }
 
 /// Whether `v` is a value of `schema` (the subset the grammar emits).
@@ -109,7 +104,7 @@ bool matches(const json::value& v, const json::value* schema) {
 
 /// Checks that `text` parses into calls of `tools` (only `only` when given) whose
 /// arguments match the schemas and name every required parameter.
-void check_calls(const std::string& text, const std::vector<toolcall::tool_schema>& tools,
+void check_calls(const std::string& text, const std::vector<tool_spec>& tools,
                  const std::string& only) {
   INFO("text: " << text);
   const auto r = toolcall::parse_all(text, tools);
@@ -118,15 +113,15 @@ void check_calls(const std::string& text, const std::vector<toolcall::tool_schem
   CHECK(r.content.empty());
   for (const auto& c : r.calls) {
     if (!only.empty()) CHECK(c.name == only);
-    const toolcall::tool_schema* t = nullptr;
+    const tool_spec* t = nullptr;
     for (const auto& x : tools)
       if (x.name == c.name) t = &x;
     REQUIRE(t != nullptr);
     const json::value args = json::parse(c.arguments);
     REQUIRE(args.is_object());
-    const json::value schema(t->parameters);
+    const json::value schema(conclave::model::parameters_object(*t));
     CHECK(matches(args, &schema));
-    if (const auto* req = t->parameters.if_contains("required")) {
+    if (const auto* req = schema.get_object().if_contains("required")) {
       for (const auto& k : req->get_array()) CHECK(args.get_object().contains(k.get_string()));
     }
   }
@@ -140,7 +135,7 @@ struct walk_result {
 
 /// Samples uniformly among the allowed tokens until an end token or `budget` tokens.
 walk_result random_walk(const token_constraint& c, std::mt19937_64& rng, int64_t budget,
-                        bool check_prefixes, const std::vector<toolcall::tool_schema>& tools,
+                        bool check_prefixes, const std::vector<tool_spec>& tools,
                         const std::string& only) {
   walk_result w;
   matcher m(std::shared_ptr<const token_constraint>(&c, [](const token_constraint*) {}));
@@ -218,7 +213,7 @@ TEST_CASE("named tool: random walks over Qwen3's vocabulary parse into typed cal
   const auto tools = fixture_tools();
   for (const char* name : {"get_weather", "set_config", "list_files", "write_file"}) {
     SECTION(name) {
-      token_constraint c(qwen_vocab(), tool_call_dfa(specs(tools), name), {im_end});
+      token_constraint c(qwen_vocab(), tool_call_dfa(tools, name), {im_end});
       std::mt19937_64 rng(42);
       for (int i = 0; i < 20; ++i) {
         const auto w = random_walk(c, rng, 150, i < 3, tools, name);
@@ -233,7 +228,7 @@ TEST_CASE("named tool: random walks over Qwen3's vocabulary parse into typed cal
 TEST_CASE("required: one or more calls to any tool; short budgets still close the call",
           "[constrained]") {
   const auto tools = fixture_tools();
-  token_constraint c(qwen_vocab(), tool_call_dfa(specs(tools), ""), {im_end, 151643});
+  token_constraint c(qwen_vocab(), tool_call_dfa(tools, ""), {im_end, 151643});
   std::mt19937_64 rng(7);
   for (int64_t budget : {40, 60, 300}) {
     for (int i = 0; i < 15; ++i) {
@@ -247,7 +242,7 @@ TEST_CASE("required: one or more calls to any tool; short budgets still close th
 
 TEST_CASE("tool grammar rejects what would break the parser", "[constrained]") {
   const auto tools = fixture_tools();
-  const dfa d = tool_call_dfa(specs(tools), "write_file");
+  const dfa d = tool_call_dfa(tools, "write_file");
   const std::string head = "<tool_call>\n<function=write_file>\n<parameter=path>\n";
   CHECK(d.walk(d.start(), head + "a<b c") != dfa::dead);
   CHECK(d.walk(d.start(), head + "a<") != dfa::dead);
@@ -256,10 +251,10 @@ TEST_CASE("tool grammar rejects what would break the parser", "[constrained]") {
     INFO(bad);
     CHECK(d.walk(d.start(), head + bad) == dfa::dead);
   }
-  CHECK_THROWS_AS(tool_call_dfa(specs(tools), "nope"), std::invalid_argument);
+  CHECK_THROWS_AS(tool_call_dfa(tools, "nope"), std::invalid_argument);
   CHECK_THROWS_AS(tool_call_dfa({}, ""), std::invalid_argument);
   // Types: an integer parameter takes digits only.
-  const dfa w = tool_call_dfa(specs(tools), "get_weather");
+  const dfa w = tool_call_dfa(tools, "get_weather");
   const std::string city =
       "<tool_call>\n<function=get_weather>\n<parameter=city>\nX\n</parameter>\n";
   CHECK(w.walk(w.start(), city + "<parameter=days>\n12\n") != dfa::dead);
@@ -271,7 +266,7 @@ TEST_CASE("tool grammar rejects what would break the parser", "[constrained]") {
 }
 
 TEST_CASE("constraint cache compiles a tool list once", "[constrained]") {
-  const auto tools = specs(fixture_tools());
+  const auto tools = fixture_tools();
   constraint_cache cache(2);
   auto a = cache.get(qwen_vocab(), tools, "get_weather", {im_end});
   auto b = cache.get(qwen_vocab(), tools, "get_weather", {im_end});
@@ -288,7 +283,7 @@ TEST_CASE("sampler applies the constraint: random logits still give a valid call
           "[constrained]") {
   const auto tools = fixture_tools();
   auto c = std::make_shared<const token_constraint>(
-      qwen_vocab(), tool_call_dfa(specs(tools), "get_weather"), std::vector<int32_t>{im_end});
+      qwen_vocab(), tool_call_dfa(tools, "get_weather"), std::vector<int32_t>{im_end});
   std::mt19937_64 rng(3);
   std::normal_distribution<float> noise(0.0f, 3.0f);
   for (float temperature : {0.0f, 1.0f}) {

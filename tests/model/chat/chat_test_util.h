@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "model/chat/chat_template.h"
+#include "model/tool_spec_json.h"
 
 namespace conclave::chat::test {
 
@@ -46,10 +47,12 @@ inline message asst_calls(std::optional<std::string> content, std::vector<tool_c
   m.tool_calls = std::move(calls);
   return m;
 }
-inline tool make_tool(std::string name, std::optional<std::string> description,
-                      const std::string& parameters_json) {
-  return tool{std::move(name), std::move(description),
-              boost::json::parse(parameters_json).as_object()};
+using model::tool_spec;
+inline tool_spec make_tool(std::string name, std::optional<std::string> description,
+                           const std::string& parameters_json) {
+  tool_spec t{std::move(name), std::move(description)};
+  model::set_parameters(t, boost::json::parse(parameters_json).as_object());
+  return t;
 }
 
 // The prompt pieces, from the format doc.
@@ -93,7 +96,7 @@ inline const std::string tools_tail =
 struct render_case {
   std::string name;
   std::vector<message> messages;
-  std::vector<tool> tools;
+  std::vector<tool_spec> tools;
   bool add_generation_prompt;
   std::string expected;
 };

@@ -10,7 +10,7 @@ using namespace conclave::chat::test;
 
 namespace {
 
-tool weather_tool() {
+tool_spec weather_tool() {
   return make_tool("get_weather", "Get the current weather for a city.",
                    R"({"type": "object",
                        "properties": {
@@ -31,7 +31,7 @@ const std::string weather_block =
     "\n<required>[\"city\"]</required>"
     "\n</parameters>\n</function>";
 
-tool edit_tool() {
+tool_spec edit_tool() {
   return make_tool("edit", "Edit a file.", R"json({
     "type": "object",
     "properties": {

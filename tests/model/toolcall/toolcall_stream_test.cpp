@@ -19,7 +19,7 @@ namespace json = boost::json;
 
 namespace {
 
-std::vector<tool_schema> test_tools() {
+std::vector<tool_spec> test_tools() {
   std::ifstream f(std::filesystem::path(CONCLAVE_TOOLS_DATA) / "tools.json");
   std::stringstream ss;
   ss << f.rdbuf();
@@ -78,7 +78,7 @@ bool valid_id(const std::string& id) {
 // Feeds `text` cut at `cuts` and checks the invariants event by event; returns the
 // result and, in `error`, the first invariant broken (empty when all hold).
 parse_result stream(const std::string& text, const std::vector<size_t>& cuts,
-                    const std::vector<tool_schema>& tools, const tool_case& c, std::string& error) {
+                    const std::vector<tool_spec>& tools, const tool_case& c, std::string& error) {
   tool_parser parser(tools, options_for(c));
   parse_result r;
   long open = -1;  // index of the call between its start and end events
@@ -147,7 +147,7 @@ TEST_CASE("the tool-call table has at least 40 model outputs", "[toolcall]") {
 }
 
 TEST_CASE("tool-call table: each output parses to its expected content and calls", "[toolcall]") {
-  const std::vector<tool_schema> tools = test_tools();
+  const std::vector<tool_spec> tools = test_tools();
   for (const tool_case& c : conclave::test::tool_cases()) {
     DYNAMIC_SECTION(c.name) {
       const parse_result r = parse_all(c.text, tools, options_for(c));
@@ -171,7 +171,7 @@ TEST_CASE("tool-call table: each output parses to its expected content and calls
 
 TEST_CASE("tool-call table: every chunking gives the same result and keeps the invariants",
           "[toolcall]") {
-  const std::vector<tool_schema> tools = test_tools();
+  const std::vector<tool_spec> tools = test_tools();
   for (const tool_case& c : conclave::test::tool_cases()) {
     DYNAMIC_SECTION(c.name) {
       const parse_result whole = parse_all(c.text, tools, options_for(c));
@@ -235,7 +235,7 @@ TEST_CASE("random tag soup: same result for every chunking, invariants hold", "[
                                                   "</para",
                                                   "text",
                                                   "\t"};
-  const std::vector<tool_schema> tools = test_tools();
+  const std::vector<tool_spec> tools = test_tools();
   std::mt19937 rng(99);
   std::uniform_int_distribution<size_t> pick(0, pieces.size() - 1), count(1, 40), step(1, 11);
   size_t failures = 0;

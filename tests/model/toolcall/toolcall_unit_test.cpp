@@ -31,11 +31,10 @@ std::string python(std::string_view text) {
   return v ? as_text(*v) : "<none>";
 }
 
-std::vector<tool_schema> weather_tool() {
+std::vector<tool_spec> weather_tool() {
   return {
-      {"get_weather", json::parse(R"({"type": "object", "properties": {"city": {"type": "string"},
-            "days": {"type": "integer"}}})")
-                          .as_object()}};
+      {"get_weather", std::nullopt, R"({"type": "object", "properties": {"city": {"type": "string"},
+            "days": {"type": "integer"}}})"}};
 }
 
 parser_options counting_ids() {
@@ -167,7 +166,7 @@ TEST_CASE("OpenAI shapes: tools in, message and deltas out", "[toolcall]") {
           {"type": "function", "function": {"name": "g"}}])"));
   REQUIRE(tools.size() == 2);
   CHECK(tools[0].name == "f");
-  CHECK(tools[1].parameters.empty());
+  CHECK(tools[1].parameters == "{}");
   auto bad = [](std::string_view text) { return tools_from_openai(json::parse(text)); };
   CHECK_THROWS_WITH(bad(R"({})"), Catch::Contains("expected a JSON array"));
   CHECK_THROWS_WITH(bad(R"([1])"), Catch::Contains("tools[0]: expected an object"));
@@ -200,10 +199,12 @@ TEST_CASE("OpenAI shapes: tools in, message and deltas out", "[toolcall]") {
 }
 
 TEST_CASE("tool_parser: construction and lifecycle errors", "[toolcall]") {
-  const std::vector<tool_schema> unnamed{{"", {}}};
-  const std::vector<tool_schema> twice{{"f", {}}, {"f", {}}};
+  const std::vector<tool_spec> unnamed{{"", std::nullopt}};
+  const std::vector<tool_spec> twice{{"f", std::nullopt}, {"f", std::nullopt}};
+  const std::vector<tool_spec> not_a_schema{{"f", std::nullopt, "[1]"}};
   CHECK_THROWS_AS(tool_parser(unnamed), std::invalid_argument);
   CHECK_THROWS_WITH(tool_parser(twice), Catch::Contains("\"f\" is given twice"));
+  CHECK_THROWS_WITH(tool_parser(not_a_schema), Catch::Contains("not a JSON object"));
   tool_parser p(weather_tool());
   CHECK_FALSE(p.any_calls());
   p.finish();
