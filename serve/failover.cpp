@@ -1,28 +1,16 @@
 // The request state machine (see the header for the phases).
 #include "serve/failover.h"
 
+#include "serve/enum_names.h"
+
 #include <spdlog/fmt/fmt.h>
 
 namespace conclave::serve {
 
 const char* to_string(request_phase p) {
-  switch (p) {
-    case request_phase::submitting:
-      return "submitting";
-    case request_phase::running:
-      return "running";
-    case request_phase::moving:
-      return "moving";
-    case request_phase::waiting:
-      return "waiting";
-    case request_phase::tools:
-      return "tools";
-    case request_phase::cancelling:
-      return "cancelling";
-    case request_phase::ended:
-      return "ended";
-  }
-  return "?";
+  static constexpr const char* names[] = {"submitting", "running",    "moving", "waiting",
+                                          "tools",      "cancelling", "ended"};
+  return enum_name(p, names, "?");
 }
 
 namespace {
@@ -39,6 +27,15 @@ std::string no_replica(const std::string& why) {
 }
 
 }  // namespace
+
+failover_step failover_machine::advance(request_phase from, request_phase to,
+                                        bool failover_step::*flag) {
+  failover_step s;
+  if (phase_ != from) return s;
+  phase_ = to;
+  s.*flag = true;
+  return s;
+}
 
 void failover_machine::start_moving(double now_s) {
   phase_ = request_phase::moving;
@@ -91,27 +88,18 @@ failover_step failover_machine::on(const failover_event& e, double now_s, size_t
       return on_submit_failed(e, now_s, stopping);
 
     case k::retry_due:
-      if (phase_ != request_phase::waiting) return s;
-      phase_ = request_phase::moving;
-      s.submit = true;
-      return s;
+      return advance(request_phase::waiting, request_phase::moving, &failover_step::submit);
 
     case k::cancel:
     case k::client_gone:
       return on_client_left();
 
     case k::tool_round_start:
-      if (phase_ != request_phase::running) return s;
       // The round's generation is over: its engine failing now is no reason to move.
-      phase_ = request_phase::tools;
-      s.release = true;
-      return s;
+      return advance(request_phase::running, request_phase::tools, &failover_step::release);
 
     case k::tool_round_end:
-      if (phase_ != request_phase::tools) return s;
-      phase_ = request_phase::submitting;
-      s.submit = true;
-      return s;
+      return advance(request_phase::tools, request_phase::submitting, &failover_step::submit);
 
     case k::drain:
       return end_with(client_event::error(503, e.message, "service_unavailable"));

@@ -131,6 +131,8 @@ class failover_machine {
   /// Ends the request with `error` now (drain, abort).
   failover_step end_with(client_event error);
   void start_moving(double now_s);
+  /// From `from` to `to`, with `flag` set in the step; nothing in any other phase.
+  failover_step advance(request_phase from, request_phase to, bool failover_step::*flag);
 
   failover_policy policy_;
   request_phase phase_ = request_phase::submitting;

@@ -1,27 +1,15 @@
 #include "serve/replica_status.h"
 
+#include "serve/enum_names.h"
+
 #include <stdexcept>
 
 namespace conclave::serve {
 
 const char* to_string(replica_state s) {
-  switch (s) {
-    case replica_state::starting:
-      return "starting";
-    case replica_state::up:
-      return "up";
-    case replica_state::restarting:
-      return "restarting";
-    case replica_state::dead:
-      return "dead";
-    case replica_state::stopped:
-      return "stopped";
-    case replica_state::draining:
-      return "draining";
-    case replica_state::drained:
-      return "drained";
-  }
-  return "unknown";
+  static constexpr const char* names[] = {"starting", "up",       "restarting", "dead",
+                                          "stopped",  "draining", "drained"};
+  return enum_name(s, names);
 }
 
 fault_kind parse_fault_kind(const std::string& s) {
@@ -34,19 +22,9 @@ fault_kind parse_fault_kind(const std::string& s) {
 }
 
 const char* to_string(fault_kind k) {
-  switch (k) {
-    case fault_kind::none:
-      return "none";
-    case fault_kind::fail_step:
-      return "fail_step";
-    case fault_kind::hang_step:
-      return "hang_step";
-    case fault_kind::crash_worker:
-      return "crash_worker";
-    case fault_kind::crash_engine:
-      return "crash_engine";
-  }
-  return "unknown";
+  static constexpr const char* names[] = {"none", "fail_step", "hang_step", "crash_worker",
+                                          "crash_engine"};
+  return enum_name(k, names);
 }
 
 void replica_status::set_state(replica_state st, std::string error) {

@@ -16,6 +16,19 @@ const prometheus::Histogram::BucketBoundaries token_buckets = {
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0};
 const prometheus::Histogram::BucketBoundaries request_buckets = {
     0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0};
+
+/// One unlabelled counter series.
+prometheus::Counter* counter(prometheus::Registry& r, const std::string& name,
+                             const std::string& help) {
+  return &prometheus::BuildCounter().Name(name).Help(help).Register(r).Add({});
+}
+
+/// One unlabelled histogram series.
+prometheus::Histogram* histogram(prometheus::Registry& r, const std::string& name,
+                                 const std::string& help,
+                                 const prometheus::Histogram::BucketBoundaries& buckets) {
+  return &prometheus::BuildHistogram().Name(name).Help(help).Register(r).Add({}, buckets);
+}
 }  // namespace
 
 server_metrics::server_metrics() : registry_(std::make_shared<prometheus::Registry>()) {
@@ -24,42 +37,24 @@ server_metrics::server_metrics() : registry_(std::make_shared<prometheus::Regist
                    .Name("conclave_http_requests_total")
                    .Help("HTTP requests by route and status")
                    .Register(*registry_);
-  ttft_ = &BuildHistogram()
-               .Name("conclave_time_to_first_token_seconds")
-               .Help("Time to first token")
-               .Register(*registry_)
-               .Add({}, token_buckets);
-  tpot_ = &BuildHistogram()
-               .Name("conclave_time_per_output_token_seconds")
-               .Help("Mean time per output token after the first, per request")
-               .Register(*registry_)
-               .Add({}, token_buckets);
-  e2e_ = &BuildHistogram()
-              .Name("conclave_request_duration_seconds")
-              .Help("End-to-end request time")
-              .Register(*registry_)
-              .Add({}, request_buckets);
-  queue_ = &BuildHistogram()
-                .Name("conclave_queue_time_seconds")
-                .Help("Time from arrival to admission into the engine")
-                .Register(*registry_)
-                .Add({}, request_buckets);
+  ttft_ = histogram(*registry_, "conclave_time_to_first_token_seconds", "Time to first token",
+                    token_buckets);
+  tpot_ = histogram(*registry_, "conclave_time_per_output_token_seconds",
+                    "Mean time per output token after the first, per request", token_buckets);
+  e2e_ = histogram(*registry_, "conclave_request_duration_seconds", "End-to-end request time",
+                   request_buckets);
+  queue_ = histogram(*registry_, "conclave_queue_time_seconds",
+                     "Time from arrival to admission into the engine", request_buckets);
   auto& tokens = BuildCounter()
                      .Name("conclave_tokens_total")
                      .Help("Prompt and generated tokens")
                      .Register(*registry_);
   prompt_tokens_ = &tokens.Add({{"kind", "prompt"}});
   completion_tokens_ = &tokens.Add({{"kind", "completion"}});
-  preemptions_ = &BuildCounter()
-                      .Name("conclave_preemptions_total")
-                      .Help("Sequences preempted for KV blocks")
-                      .Register(*registry_)
-                      .Add({});
-  failovers_ = &BuildCounter()
-                    .Name("conclave_failovers_total")
-                    .Help("Requests moved to another replica after theirs failed")
-                    .Register(*registry_)
-                    .Add({});
+  preemptions_ =
+      counter(*registry_, "conclave_preemptions_total", "Sequences preempted for KV blocks");
+  failovers_ = counter(*registry_, "conclave_failovers_total",
+                       "Requests moved to another replica after theirs failed");
   auto& seqs =
       BuildGauge().Name("conclave_sequences").Help("Sequences by state").Register(*registry_);
   running_ = &seqs.Add({{"state", "running"}});
