@@ -14,10 +14,6 @@ using self_ptr = caf::stateful_actor<session_state>*;
 using serve::client_event;
 using ev = serve::failover_event;
 
-void leave_queue(session_state& st) {
-  if (st.queued->exchange(false)) --st.env->counters->queued;
-}
-
 /// The message being handled comes from the engine the request runs on now.
 bool from_engine(self_ptr self) {
   const auto& e = self->state.engine;
@@ -25,6 +21,11 @@ bool from_engine(self_ptr self) {
 }
 
 void submit(self_ptr self);
+
+void end_session(self_ptr self) {
+  if (self->state.engine) self->demonitor(self->state.engine);  // (it would keep this alive)
+  self->quit();
+}
 
 /// Does what the machine decided, in the step's order; `last` (finished) goes out just
 /// before the session ends.
@@ -51,21 +52,16 @@ void apply(self_ptr self, const serve::failover_step& s, std::optional<client_ev
   if (s.submit) submit(self);
   if (s.retry_later) self->delayed_send(self, std::chrono::milliseconds(100), retry_atom::value);
   if (s.error) {
-    leave_queue(st);
+    st.env->counters->leave_queue(*st.queued);
     st.sink->push(*s.error);
   }
   if (last) st.sink->push(std::move(*last));
-  if (s.end) {
-    if (st.engine) self->demonitor(st.engine);  // (a monitor would keep this state alive)
-    self->quit();
-  }
+  if (s.end) end_session(self);
 }
 
 serve::failover_step on(self_ptr self, ev e) {
   auto& st = self->state;
-  const auto now = std::chrono::steady_clock::now().time_since_epoch();
-  return st.machine->on(e, std::chrono::duration<double>(now).count(), st.generated.size(),
-                        st.env->counters->stopping.load());
+  return st.machine->on_now(e, st.generated.size(), st.env->counters->stopping.load());
 }
 
 void handle(self_ptr self, ev e, std::optional<client_event> last = {}) {
@@ -74,14 +70,18 @@ void handle(self_ptr self, ev e, std::optional<client_event> last = {}) {
 
 void on_submit_reply(self_ptr self, const submit_reply& r) {
   auto& st = self->state;
-  if (!r.error.empty()) return handle(self, ev::of(ev::kind::submit_refused, true, r.error));
-  st.engine = r.engine;  // adopted, or the sequence to cancel should the client have left
-  st.seq_id = r.seq_id;
-  // The router counted it when it placed it: given back when it leaves this engine.
+  // The router counted it when it placed it: given back when it leaves this engine
+  // (at once when the engine refused it).
   st.sink->reserve([router = st.router, engine = r.engine.address(),
                     n = serve::reservation(st.prompt.size(), st.req.sampling.max_tokens)] {
     caf::anon_send(router, finished_atom::value, engine, n);
   });
+  if (!r.error.empty()) {
+    st.sink->release();
+    return handle(self, ev::of(ev::kind::submit_refused, true, r.error));
+  }
+  st.engine = r.engine;  // adopted, or the sequence to cancel should the client have left
+  st.seq_id = r.seq_id;
   const auto step = on(self, ev::of(ev::kind::submit_ok));
   if (step.accept) {
     st.last_engine = r.engine.address();
@@ -136,7 +136,7 @@ void on_token(self_ptr self, const token_msg& t) {
   if (step.stop_stale && self->current_sender())  // a sequence a failover left behind
     self->send(caf::actor_cast<caf::actor>(self->current_sender()), cancel_atom::value, t.seq_id);
   if (!step.accept) return;
-  if (st.stats->token(t.step_seconds)) leave_queue(st);
+  if (st.stats->token(t.step_seconds)) st.env->counters->leave_queue(*st.queued);
   st.generated.push_back(t.token);
   // The token that stopped generation (eos / stop id) is not part of the text.
   const bool ends = t.finished && t.reason == engine::finish_reason::stop;
@@ -196,14 +196,12 @@ caf::behavior request_session(self_ptr self, serve::generation_request req,
   st.machine.emplace(st.env->failover);
   st.stats.emplace(st.env->metrics);
   st.text.emplace(st.env->text->tok, st.req.id);
-  ++st.env->counters->active;
-  ++st.env->counters->queued;
+  st.env->counters->enter();
   // However it ends: a last event for the client, out of the counts, its tools stopped.
   self->attach_functor([guard = st.sink, &sys = self->system(), env = st.env, queued = st.queued,
                         flag = st.tool_cancel](const caf::error& reason) {
     guard->on_exit(sys.render(reason));
-    --env->counters->active;
-    if (queued->exchange(false)) --env->counters->queued;
+    env->counters->leave(*queued);
     flag->cancel();
   });
   self->set_down_handler([self](caf::down_msg& msg) { on_down(self, msg); });
@@ -227,8 +225,10 @@ caf::behavior request_session(self_ptr self, serve::generation_request req,
         } catch (const std::exception& e) {
           // Never leave a client waiting: a failure here ends the request with a 500.
           spdlog::error("request {}: {}", self->state.req.id, e.what());
+          const bool over = self->state.machine->ended();  // it failed on its way out
           handle(self, ev::aborting(client_event::error(
                            500, std::string("internal error: ") + e.what(), "internal_error")));
+          if (over) end_session(self);
         }
       },
       [self](failed_atom, const failure_msg& f) {
@@ -241,7 +241,7 @@ caf::behavior request_session(self_ptr self, serve::generation_request req,
       [self](tool_result_atom, serve::tool_call_result& r) { on_tool_result(self, std::move(r)); },
       [self](cancel_atom) {
         self->state.sink->client_left();
-        leave_queue(self->state);
+        self->state.env->counters->leave_queue(*self->state.queued);
         handle(self, ev::of(ev::kind::cancel));
       },
   };

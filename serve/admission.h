@@ -15,6 +15,21 @@ struct session_counters {
   std::atomic<int64_t> active{0};     ///< sessions alive
   std::atomic<int64_t> queued{0};     ///< submitted, no token yet
   std::atomic<bool> stopping{false};  ///< the service shuts down: no failover
+
+  /// A request starts: active, and queued until its first token.
+  void enter() {
+    ++active;
+    ++queued;
+  }
+  /// A request ended; `counted`: whether it is still in the queue.
+  void leave(std::atomic<bool>& counted) {
+    --active;
+    leave_queue(counted);
+  }
+  /// A request counted in `queued` (its `counted` flag set) leaves the queue: once.
+  void leave_queue(std::atomic<bool>& counted) {
+    if (counted.exchange(false)) --queued;
+  }
 };
 
 /// The rule: nothing when the request is admitted, else the error it gets. Draining

@@ -5,6 +5,8 @@
 
 #include <spdlog/fmt/fmt.h>
 
+#include <chrono>
+
 namespace conclave::serve {
 
 const char* to_string(request_phase p) {
@@ -27,6 +29,11 @@ std::string no_replica(const std::string& why) {
 }
 
 }  // namespace
+
+failover_step failover_machine::on_now(const failover_event& e, size_t generated, bool stopping) {
+  const auto now = std::chrono::steady_clock::now().time_since_epoch();
+  return on(e, std::chrono::duration<double>(now).count(), generated, stopping);
+}
 
 failover_step failover_machine::advance(request_phase from, request_phase to,
                                         bool failover_step::*flag) {

@@ -114,6 +114,9 @@ class failover_machine {
   failover_step on(const failover_event& e, double now_s, size_t generated = 0,
                    bool stopping = false);
 
+  /// on() at the steady clock's now.
+  failover_step on_now(const failover_event& e, size_t generated, bool stopping);
+
   request_phase phase() const { return phase_; }
   /// Failovers since the request last made progress.
   int32_t failovers() const { return failovers_; }

@@ -129,3 +129,19 @@ TEST_CASE("session guard: one last event, the reservation given back once", "[se
   CHECK(other->events[0].status == 500);
   CHECK(other->events[0].error_code == "session_stopped");
 }
+
+TEST_CASE("session counters: a request leaves the queue once, however it ends", "[serve]") {
+  session_counters c;
+  std::atomic<bool> a{true}, b{true};
+  c.enter();
+  c.enter();
+  CHECK(c.active == 2);
+  CHECK(c.queued == 2);
+  c.leave_queue(a);  // its first token
+  c.leave_queue(a);  // (a second time changes nothing)
+  CHECK(c.queued == 1);
+  c.leave(a);  // it ends
+  c.leave(b);  // killed before its first token: still in the queue until now
+  CHECK(c.active == 0);
+  CHECK(c.queued == 0);
+}
