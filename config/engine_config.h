@@ -1,5 +1,6 @@
 // engine_config: every knob of one model replica (backend, KV cache, scheduler), with
-// defaults and validation. The command line and (later) TOML files fill it in.
+// defaults and validation. The command line (app/engine_options.cpp) fills it in, and for
+// `conclave serve` the [engine] part of a TOML file (config/server_config.h).
 #pragma once
 
 #include <cstddef>

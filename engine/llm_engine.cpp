@@ -1,5 +1,8 @@
-// The generation loop. Sampling happens here, on the host, from the rows the backend
-// returned for sequences whose step reached their last token.
+// The generation loop. A sequence whose step reached its last token is sampled either
+// on the device, when the backend samples_on_device() and the request allows it
+// (device_samplable: no logprobs, no constraint, no on_logits hook; the backend gets a
+// device_sampling spec and returns the token), or here on the host from the logits row
+// the backend returned. Both draw the same token for the same seed and position.
 #include "engine/llm_engine.h"
 
 #include <spdlog/fmt/fmt.h>

@@ -26,6 +26,8 @@ int main(int argc, char** argv) {
     conclave::engine::sampling_params sampled = greedy;
     sampled.temperature = 0.8f;
     sampled.seed = 42;
+    // check.sh (ctest example.generate_ids) runs these prompts and sampling through
+    // `conclave generate` and compares the ids: change both together.
     const int64_t a = engine.add_request({1, 2, 3}, greedy);
     const int64_t b = engine.add_request({4, 5, 6, 7}, sampled);
 

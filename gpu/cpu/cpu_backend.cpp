@@ -12,6 +12,7 @@
 #include "gpu/cpu/moe.h"
 #include "gpu/cpu/ops.h"
 #include "gpu/cpu/thread_pool.h"
+#include "gpu/host_ops.h"
 #include "model/checkpoint.h"
 
 namespace conclave::gpu {

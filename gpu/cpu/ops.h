@@ -5,7 +5,6 @@
 #include <cstddef>
 #include <cstdint>
 #include <span>
-#include <vector>
 
 namespace conclave::gpu::cpu {
 
@@ -24,11 +23,6 @@ void linear(const float* x, const float* w, const float* bias, float* y, size_t 
 /// safe here: a fork() elsewhere in the process (the tool sandbox starts processes) runs
 /// OpenBLAS's fork handler, which can leave a threaded call waiting for ever.
 void single_threaded_blas();
-
-/// HF's default RoPE inverse frequencies: 1 / theta^(2i / head_dim), i < head_dim / 2, in
-/// fp32. `round_to_bf16` reproduces a model that was cast with `.to(torch.bfloat16)` and
-/// back, which rounds HF's inv_freq buffer (see config::backend_config::rope_inv_freq_dtype).
-std::vector<float> rope_inv_freq(size_t head_dim, double theta, bool round_to_bf16 = false);
 
 /// Rotates x[row, head, :] in place by position positions[row] (rotate-half layout).
 /// x: [rows, row_stride] with heads of head_dim starting at column 0.

@@ -11,7 +11,6 @@
 #include <functional>
 #include <map>
 
-#include "gpu/cpu/ops.h"
 #include "gpu/cuda/attention.h"
 #include "gpu/cuda/check.h"
 #include "gpu/cuda/cuda_weights.h"
@@ -21,12 +20,13 @@
 #include "gpu/cuda/moe_combine.h"
 #include "gpu/cuda/moe_gemv.h"
 #include "gpu/cuda/moe_permute.h"
+#include "gpu/cuda/moe_router.h"
 #include "gpu/cuda/prefill_attention.h"
 #include "gpu/cuda/qk_norm_rope.h"
 #include "gpu/cuda/rms_norm.h"
-#include "gpu/cuda/moe_router.h"
 #include "gpu/cuda/sampling_rows.h"
 #include "gpu/cuda/swiglu.h"
+#include "gpu/host_ops.h"
 #include "model/checkpoint.h"
 
 namespace conclave::gpu::cuda {
@@ -72,8 +72,8 @@ class cuda_backend final : public cuda_backend_api {
       pinned_offsets_.ensure(static_cast<size_t>(c.num_experts + 1) *
                              static_cast<size_t>(c.num_layers) * sizeof(int32_t));
     }
-    const auto inv = cpu::rope_inv_freq(static_cast<size_t>(c.head_dim), c.rope_theta,
-                                        opts.rope_inv_freq_dtype == "bf16");
+    const auto inv = rope_inv_freq(static_cast<size_t>(c.head_dim), c.rope_theta,
+                                   opts.rope_inv_freq_dtype == "bf16");
     inv_freq_ = device_buffer::from(inv);
     // Before the KV cache takes what is left.
     sampler_ = std::make_unique<device_sampler>(static_cast<size_t>(c.vocab_size));

@@ -17,9 +17,9 @@
 #include "gpu/cuda/check.h"
 #include "gpu/cuda/cuda_backend.h"
 #include "gpu/cuda/device_buffer.h"
+#include "gpu/cuda/device_info.h"
 #include "gpu/cuda/gemm.h"
 #include "gpu/device_bench.h"
-#include "gpu/devices.h"
 
 namespace conclave::gpu {
 namespace {
@@ -128,8 +128,8 @@ std::vector<device_bench_row> run_device_bench(const device_bench_options& opts,
   const auto& c = opts.model;
   c.validate("preset " + opts.model_name);
   if (!cuda::device_available())
-    throw std::runtime_error("bench engine --random-weights: no usable GPU (" + describe_gpus() +
-                             ")");
+    throw std::runtime_error("bench engine --random-weights: no usable GPU (" +
+                             cuda::describe_devices() + ")");
   config::backend_config bo = opts.backend;
   bo.kind = "cuda";
   const int32_t bs = bo.block_size;
@@ -145,7 +145,7 @@ std::vector<device_bench_row> run_device_bench(const device_bench_options& opts,
     bo.num_kv_blocks = std::max(max_batch * decode_blocks, prefill_blocks) + 8;
 
   std::fprintf(out, "conclave bench engine (device, random weights)\n  gpus:    %s\n",
-               describe_gpus().c_str());
+               cuda::describe_devices().c_str());
   std::fflush(out);
   const ceilings ceil = measure_ceilings();
   std::fprintf(out,

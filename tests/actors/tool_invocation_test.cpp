@@ -9,6 +9,7 @@
 #include <thread>
 
 #include "actors/tool_invocation.h"
+#include "tests/skip.h"
 #include "toolkit/math_tool.h"
 #include "toolkit/sandbox.h"
 
@@ -94,10 +95,8 @@ TEST_CASE("a custom tool actor behind the typed interface, retried when it fails
 }
 
 TEST_CASE("cancelling a request's tool kills its sandboxed program", "[tools][actors][sandbox]") {
-  if (auto why = toolkit::sandbox_unavailable(); !why.empty()) {
-    WARN("SKIPPED: the code_interpreter sandbox cannot run here: " << why);
-    return;
-  }
+  if (auto why = toolkit::sandbox_unavailable(); !why.empty())
+    CONCLAVE_SKIP("the code_interpreter sandbox cannot run here: " + why);
   fixture f;
   auto cancel = std::make_shared<toolkit::cancel_flag>();
   std::thread t([cancel] {

@@ -1,5 +1,6 @@
-// Helpers of the CUDA op tests: skipping without a GPU, fresh random inputs, uploads in
-// either storage type, poisoned outputs and element-wise comparisons.
+// Helpers of the CUDA op tests: skipping without a GPU (ctest lists the case as skipped),
+// fresh random inputs, uploads in either storage type, poisoned outputs and element-wise
+// comparisons.
 #pragma once
 
 #include <catch2/catch.hpp>
@@ -8,20 +9,19 @@
 #include <vector>
 
 #include "gpu/cuda/device_buffer.h"
+#include "tests/skip.h"
 
 namespace conclave::test::cuda {
 
 using gpu::cuda::device_buffer;
 using gpu::cuda::elem;
 
-/// Every CUDA test starts with this: without a device it passes with a warning.
-#define CONCLAVE_REQUIRE_GPU()                        \
-  do {                                                \
-    if (!::conclave::gpu::cuda::device_available()) { \
-      WARN("no GPU: CUDA test skipped");              \
-      SUCCEED("no GPU");                              \
-      return;                                         \
-    }                                                 \
+/// Every CUDA test starts with this: without a visible device the case reports itself
+/// skipped (tests/skip.h), never passed.
+#define CONCLAVE_REQUIRE_GPU()                                                    \
+  do {                                                                            \
+    if (!::conclave::gpu::cuda::device_available())                               \
+      CONCLAVE_SKIP("no CUDA device is visible (cudaGetDeviceCount found none)"); \
   } while (0)
 
 /// A fresh seed per run (printed on failure).

@@ -6,6 +6,7 @@
 
 #include "gpu/cpu/ops.h"
 #include "gpu/cpu/thread_pool.h"
+#include "gpu/host_ops.h"
 
 using namespace conclave::gpu::cpu;
 
@@ -51,7 +52,7 @@ TEST_CASE("linear computes x W^T + b for gemv and gemm shapes", "[ops]") {
 
 TEST_CASE("rope rotates pairs (i, i + d/2) by position * inv_freq", "[ops]") {
   const size_t hd = 8, heads = 2;
-  auto inv = rope_inv_freq(hd, 10000.0);
+  auto inv = conclave::gpu::rope_inv_freq(hd, 10000.0);
   REQUIRE(inv.size() == 4);
   CHECK(inv[0] == 1.0f);
   CHECK(inv[1] == Approx(std::pow(10000.0, -0.25)));

@@ -1,12 +1,14 @@
 // The code_interpreter sandbox (RELIABILITY.md row 26): an infinite loop, a fork bomb,
 // a 10 GB allocation, a write outside the working directory and a socket connect are
-// each stopped with a clear result. Every case is skipped, with the reason printed,
-// where bubblewrap cannot create its namespaces (some CI containers).
+// each stopped with a clear result. Every case reports itself skipped (ctest lists it
+// so), with the reason printed, where bubblewrap cannot create its namespaces (some CI
+// containers).
 #include <boost/json.hpp>
 #include <catch2/catch.hpp>
 #include <iostream>
 #include <thread>
 
+#include "tests/skip.h"
 #include "toolkit/invoke.h"
 #include "toolkit/sandbox.h"
 
@@ -15,11 +17,19 @@ using std::chrono::milliseconds;
 
 namespace {
 
-bool sandbox_ok() {
+/// Why bubblewrap cannot run here (empty when it can); probed once per process.
+const std::string& sandbox_why() {
   static const std::string why = sandbox_unavailable();
-  if (!why.empty()) WARN("SKIPPED: the code_interpreter sandbox cannot run here: " << why);
-  return why.empty();
+  return why;
 }
+
+/// Every case starts with this: where the sandbox cannot run, the case reports itself
+/// skipped (tests/skip.h), never passed.
+#define CONCLAVE_REQUIRE_SANDBOX()                                                     \
+  do {                                                                                 \
+    if (!sandbox_why().empty())                                                        \
+      CONCLAVE_SKIP("the code_interpreter sandbox cannot run here: " + sandbox_why()); \
+  } while (0)
 
 sandbox_limits test_limits() {
   sandbox_limits l;
@@ -33,7 +43,7 @@ sandbox_limits test_limits() {
 }  // namespace
 
 TEST_CASE("sandbox: a program runs and its output comes back, truncated to size", "[sandbox]") {
-  if (!sandbox_ok()) return;
+  CONCLAVE_REQUIRE_SANDBOX();
   auto l = test_limits();
   l.stdout_bytes = 10;
   const auto r = run_python("import sys\nprint('hello world, long line')\nsys.exit(3)", l);
@@ -46,7 +56,7 @@ TEST_CASE("sandbox: a program runs and its output comes back, truncated to size"
 }
 
 TEST_CASE("sandbox: an infinite loop is killed (CPU limit or wall clock)", "[sandbox]") {
-  if (!sandbox_ok()) return;
+  CONCLAVE_REQUIRE_SANDBOX();
   const auto l = test_limits();
   const auto r = run_python("while True:\n    pass\n", l);
   const std::string d = describe(r, l);
@@ -57,7 +67,7 @@ TEST_CASE("sandbox: an infinite loop is killed (CPU limit or wall clock)", "[san
 }
 
 TEST_CASE("sandbox: a fork bomb hits the process limit and is killed", "[sandbox]") {
-  if (!sandbox_ok()) return;
+  CONCLAVE_REQUIRE_SANDBOX();
   const auto l = test_limits();
   const auto r = run_python(
       "import os\nn = 0\nwhile True:\n    try:\n        os.fork()\n        n += 1\n"
@@ -71,7 +81,7 @@ TEST_CASE("sandbox: a fork bomb hits the process limit and is killed", "[sandbox
 }
 
 TEST_CASE("sandbox: a 10 GB allocation fails with MemoryError", "[sandbox]") {
-  if (!sandbox_ok()) return;
+  CONCLAVE_REQUIRE_SANDBOX();
   const auto l = test_limits();
   const auto r = run_python("x = bytearray(10 * 1024**3)\nprint('allocated')\n", l);
   INFO(describe(r, l));
@@ -81,7 +91,7 @@ TEST_CASE("sandbox: a 10 GB allocation fails with MemoryError", "[sandbox]") {
 }
 
 TEST_CASE("sandbox: only the working directory is writable", "[sandbox]") {
-  if (!sandbox_ok()) return;
+  CONCLAVE_REQUIRE_SANDBOX();
   const auto l = test_limits();
   const auto r = run_python(
       "open('mine.txt', 'w').write('ok')\nprint(open('mine.txt').read())\n"
@@ -98,7 +108,7 @@ TEST_CASE("sandbox: only the working directory is writable", "[sandbox]") {
 }
 
 TEST_CASE("sandbox: no network", "[sandbox]") {
-  if (!sandbox_ok()) return;
+  CONCLAVE_REQUIRE_SANDBOX();
   const auto l = test_limits();
   const auto r = run_python(
       "import socket\ntry:\n    socket.create_connection(('1.1.1.1', 80), timeout=2)\n    "
@@ -114,7 +124,7 @@ TEST_CASE("sandbox: no network", "[sandbox]") {
 }
 
 TEST_CASE("sandbox: cancelling kills the program at once", "[sandbox]") {
-  if (!sandbox_ok()) return;
+  CONCLAVE_REQUIRE_SANDBOX();
   auto l = test_limits();
   l.wall = milliseconds(60000);
   l.cpu_seconds = 60;

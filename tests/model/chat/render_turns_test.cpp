@@ -229,9 +229,12 @@ TEST_CASE("render: ids and names are not part of the prompt", "[chat]") {
   auto a = asst_calls(std::nullopt, {call("f", R"({"k": "v"})", "call_x")});
   auto b = asst_calls(std::nullopt, {call("f", R"({"k": "v"})", "call_y")});
   auto r1 = result("out", "call_x");
+  // Assigned from std::string temporaries (a move), not literals: GCC 12 at -O3 inlines
+  // the literal assignment and reports a false -Wrestrict overlap (GCC bug 105329),
+  // which -Werror turns into a failed Release build.
   auto r2 = result("out", "call_y");
-  r2.name = "f";
+  r2.name = std::string("f");
   auto u2 = usr("Q");
-  u2.name = "alice";
+  u2.name = std::string("alice");
   CHECK(render({usr("Q"), a, r1}, {}) == render({u2, b, r2}, {}));
 }

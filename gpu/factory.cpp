@@ -1,0 +1,55 @@
+// Backend selection: make_backend / make_random_backend create the backend a
+// backend_options names, and the device benchmark's answer where CUDA was not built.
+// Compiled into conclave_gpu, which links every backend built (gpu/CMakeLists.txt).
+#include <spdlog/fmt/fmt.h>
+#include <stdexcept>
+
+#include "gpu/backend.h"
+#include "gpu/cpu/cpu_backend.h"
+#include "gpu/device_bench.h"
+#ifdef CONCLAVE_HAVE_CUDA
+#include "gpu/cuda/cuda_backend.h"
+#endif
+
+namespace conclave::gpu {
+
+std::unique_ptr<backend> make_backend(const model::checkpoint& ckpt, const backend_options& opts) {
+  if (opts.block_size <= 0) throw std::runtime_error("block_size must be positive");
+  if (opts.kind == "cpu") return make_cpu_backend(ckpt, opts);
+  if (opts.kind == "cuda") {
+#ifdef CONCLAVE_HAVE_CUDA
+    return cuda::make_cuda_backend(ckpt, opts);
+#else
+    throw std::runtime_error(
+        "this conclave was built without the cuda backend (CONCLAVE_CUDA=OFF or no nvcc); use "
+        "--backend cpu");
+#endif
+  }
+  throw std::runtime_error(fmt::format("unknown backend \"{}\" (expected cpu or cuda)", opts.kind));
+}
+
+std::unique_ptr<backend> make_random_backend(const model::model_config& config,
+                                             const backend_options& opts, uint64_t seed,
+                                             float init_std) {
+  if (opts.block_size <= 0) throw std::runtime_error("block_size must be positive");
+  if (opts.kind != "cuda")
+    throw std::runtime_error("random weights in device memory need --backend cuda");
+#ifdef CONCLAVE_HAVE_CUDA
+  return cuda::make_cuda_backend_random(config, opts, seed, init_std);
+#else
+  (void)config;
+  (void)seed;
+  (void)init_std;
+  throw std::runtime_error(
+      "this conclave was built without the cuda backend (CONCLAVE_CUDA=OFF or no nvcc)");
+#endif
+}
+
+#ifndef CONCLAVE_HAVE_CUDA
+std::vector<device_bench_row> run_device_bench(const device_bench_options&, std::FILE*) {
+  throw std::runtime_error(
+      "the device benchmark needs the cuda backend; this conclave was built without it");
+}
+#endif
+
+}  // namespace conclave::gpu
