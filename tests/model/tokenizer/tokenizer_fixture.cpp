@@ -106,21 +106,39 @@ std::string tiny_tokenizer_json(const tiny_spec& spec) {
   for (const auto& [a, b] : spec.merges) {
     vocab.emplace(level(a + b), next);
     if (vocab.at(level(a + b)) == next) ++next;
+    // Appended piece by piece: GCC 12 at -O3 reports a false -Wrestrict (GCC bug 105329)
+    // on a literal prepended to a std::string temporary ("[" + s), which -Werror turns
+    // into a failed Release build. Same below.
     if (!merges.empty()) merges += ',';
-    merges += spec.legacy_merges ? quoted(level(a) + " " + level(b))
-                                 : "[" + quoted(level(a)) + "," + quoted(level(b)) + "]";
+    if (spec.legacy_merges) {
+      merges += quoted(level(a) + " " + level(b));
+    } else {
+      merges += '[';
+      merges += quoted(level(a));
+      merges += ',';
+      merges += quoted(level(b));
+      merges += ']';
+    }
   }
   std::string vocab_json;
   for (const auto& [text, id] : vocab) {
-    vocab_json += (vocab_json.empty() ? "" : ",") + quoted(text) + ":" + std::to_string(id);
+    if (!vocab_json.empty()) vocab_json += ',';
+    vocab_json += quoted(text);
+    vocab_json += ':';
+    vocab_json += std::to_string(id);
   }
   std::string added;
   for (const auto& t : spec.added_tokens) {
-    added += (added.empty() ? "" : ",") + std::string(R"({"id":)") + std::to_string(t.id) +
-             R"(,"content":)" + quoted(t.content) +
-             R"(,"single_word":false,"lstrip":false,"rstrip":false,"normalized":)" +
-             (t.normalized ? "true" : "false") + R"(,"special":)" + (t.special ? "true" : "false") +
-             "}";
+    if (!added.empty()) added += ',';
+    added += R"({"id":)";
+    added += std::to_string(t.id);
+    added += R"(,"content":)";
+    added += quoted(t.content);
+    added += R"(,"single_word":false,"lstrip":false,"rstrip":false,"normalized":)";
+    added += t.normalized ? "true" : "false";
+    added += R"(,"special":)";
+    added += t.special ? "true" : "false";
+    added += '}';
   }
   const std::string pre =
       !spec.pre_tokenizer.empty()

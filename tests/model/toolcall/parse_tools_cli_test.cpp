@@ -32,7 +32,12 @@ std::string slurp(const std::filesystem::path& p) {
 }
 
 std::string quoted(const std::filesystem::path& p) {
-  return "'" + p.string() + "'";
+  // Appended, not "'" + p.string(): GCC 12 at -O3 reports a false -Wrestrict on a
+  // literal prepended to a temporary (GCC bug 105329), failing -Werror Release builds.
+  std::string q = "'";
+  q += p.string();
+  q += '\'';
+  return q;
 }
 
 cli_result parse_tools(const std::string& args, const std::filesystem::path& input) {
