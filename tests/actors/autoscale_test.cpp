@@ -67,7 +67,7 @@ TEST_CASE("autoscale policy: scale up only after sustained > 80 % with > 10 wait
   CHECK(q.decide({{up(0, 0.9)}, 50}, 260).what == action::scale_up);
 }
 
-TEST_CASE("autoscale policy: the mean over up replicas counts; starting and draining hold",
+TEST_CASE("autoscale policy: the mean over up replicas counts, starting and draining hold",
           "[autoscale]") {
   serve::autoscale_policy p(test_config());
   // 95 % and 60 %: mean 77.5 %, not above 80 %.
@@ -137,7 +137,7 @@ TEST_CASE("autoscale policy: min and max replicas bound it", "[autoscale]") {
   CHECK(q.decide(lost, 1).what == action::scale_up);
 }
 
-TEST_CASE("autoscale policy: scale down drains the least loaded; hysteresis", "[autoscale]") {
+TEST_CASE("autoscale policy: scale down drains the least loaded, hysteresis", "[autoscale]") {
   auto cfg = test_config();
   cfg.sustain_intervals = 2;
   serve::autoscale_policy p(cfg);

@@ -48,7 +48,7 @@ struct fixture {
 
 }  // namespace
 
-TEST_CASE("tool_invocation: a call's result goes to the parent; the actor ends",
+TEST_CASE("tool_invocation: a call's result goes to the parent, the actor ends",
           "[tools][actors]") {
   fixture f;
   const auto r = f.call("math", R"({"expression":"6*7"})");

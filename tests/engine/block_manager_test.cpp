@@ -39,7 +39,7 @@ size_t distinct(const std::vector<int32_t>& v) {
 
 }  // namespace
 
-TEST_CASE("allocate takes ceil(len / block_size) distinct blocks; deallocate returns them",
+TEST_CASE("allocate takes ceil(len / block_size) distinct blocks, deallocate returns them",
           "[block_manager]") {
   block_manager bm(8, 4);
   CHECK(bm.num_blocks() == 8);

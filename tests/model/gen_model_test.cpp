@@ -19,7 +19,7 @@ std::string slurp(const std::filesystem::path& p) {
 }
 }  // namespace
 
-TEST_CASE("same preset and seed give the same bytes; another seed differs", "[gen_model]") {
+TEST_CASE("same preset and seed give the same bytes, another seed differs", "[gen_model]") {
   test::temp_dir tmp;
   model::gen_model_options o;
   o.seed = 42;

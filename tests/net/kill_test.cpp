@@ -174,7 +174,7 @@ TEST_CASE("killing a request's session ends that request with an error event, no
   }
 }
 
-TEST_CASE("a killed tool invocation is started again by its session; the request completes",
+TEST_CASE("a killed tool invocation is started again by its session, the request completes",
           "[server][tools][failover]") {
   loopback_hook hook(stuck_first());
   test_server s([&](config::server_config& c) {

@@ -31,7 +31,7 @@ json::object rounds_request(bool stream) {
 
 }  // namespace
 
-TEST_CASE("server-side rounds: math then code_interpreter run on the server; the stream shows both",
+TEST_CASE("server-side rounds: math then code_interpreter run on the server, the stream shows both",
           "[server][tools]") {
   test_server s;
   const auto r = post_json(s.port(), "/v1/chat/completions", json::serialize(rounds_request(true)));

@@ -23,7 +23,7 @@ serve::client_event ev(kind k, size_t index = 0, std::string text = {}, std::str
 
 }  // namespace
 
-TEST_CASE("server calls leave the OpenAI stream and come back whole; results extend the chat",
+TEST_CASE("server calls leave the OpenAI stream and come back whole, results extend the chat",
           "[tools]") {
   serve::server_rounds r({"math"}, 2, {"none"});
   auto c = ev(kind::content, 0, "Let me compute.");
@@ -61,7 +61,7 @@ TEST_CASE("server calls leave the OpenAI stream and come back whole; results ext
   CHECK(chat::render(msgs, {}).find("<tool_response>\n2\n</tool_response>") != std::string::npos);
 }
 
-TEST_CASE("client calls keep flowing, numbered across rounds; rounds are bounded", "[tools]") {
+TEST_CASE("client calls keep flowing, numbered across rounds, rounds are bounded", "[tools]") {
   serve::server_rounds r({"math"}, 1, {});
   auto s0 = ev(kind::tool_call_start, 0, "", "call_m", "math");
   CHECK_FALSE(r.route(s0));

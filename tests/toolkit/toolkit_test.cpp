@@ -87,7 +87,7 @@ TEST_CASE("backoff is base x 2^attempt, jittered within bounds", "[toolkit]") {
   CHECK(p.validate() == "max_attempts must be in [1, 5]");
 }
 
-TEST_CASE("retryable failures are retried with backoff; success ends it", "[toolkit]") {
+TEST_CASE("retryable failures are retried with backoff, success ends it", "[toolkit]") {
   scripted_tool t(
       {{outcome::retryable, "HTTP 503"}, {outcome::retryable, "HTTP 503"}, {outcome::ok, "done"}});
   recorded_sleep s;
@@ -137,7 +137,7 @@ TEST_CASE("bad arguments and definite errors are never retried", "[toolkit]") {
   CHECK(s.waits.empty());
 }
 
-TEST_CASE("a crash (exception) is retryable; cancelling stops the retries", "[toolkit]") {
+TEST_CASE("a crash (exception) is retryable, cancelling stops the retries", "[toolkit]") {
   class thrower : public scripted_tool {
    public:
     thrower() : scripted_tool({{outcome::ok, ""}}) {}

@@ -176,7 +176,7 @@ TEST_CASE("webhook that never answers: 5 attempts, then a tool error for the mod
                                              milliseconds(80)});
 }
 
-TEST_CASE("webhook with bad arguments is never called; a 4xx is not retried",
+TEST_CASE("webhook with bad arguments is never called, a 4xx is not retried",
           "[toolkit][webhook]") {
   scripted_server srv([](size_t, const std::string&) {
     return reply{404, "no such id", false, "", ""};
@@ -198,7 +198,7 @@ TEST_CASE("webhook with bad arguments is never called; a 4xx is not retried",
   CHECK(s.waits.empty());
 }
 
-TEST_CASE("a connection refused is retryable; a cancelled call stops waiting",
+TEST_CASE("a connection refused is retryable, a cancelled call stops waiting",
           "[toolkit][webhook]") {
   std::string url;
   {
@@ -236,7 +236,7 @@ TEST_CASE("webhook URLs must be http://host[:port][/path]", "[toolkit][webhook]"
   }
 }
 
-TEST_CASE("browser: readable text; redirects re-checked against the allowlist; bounded size",
+TEST_CASE("browser: readable text, redirects re-checked against the allowlist, bounded size",
           "[toolkit][browser]") {
   const std::string page =
       "<html><head><title>T</title><style>p{}</style></head><body><h1>Weather</h1>"

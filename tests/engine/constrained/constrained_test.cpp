@@ -225,7 +225,7 @@ TEST_CASE("named tool: random walks over Qwen3's vocabulary parse into typed cal
   }
 }
 
-TEST_CASE("required: one or more calls to any tool; short budgets still close the call",
+TEST_CASE("required: one or more calls to any tool, short budgets still close the call",
           "[constrained]") {
   const auto tools = fixture_tools();
   token_constraint c(qwen_vocab(), tool_call_dfa(tools, ""), {im_end, 151643});
