@@ -1,6 +1,6 @@
 // llm_engine: one replica's generation loop as a plain class: schedule -> forward ->
 // sample -> postprocess (nano-vllm's LLMEngine.step). The engine actor
-// (actors/replica.h) is a thin shell that calls add_request / abort / begin_step /
+// (actors/engine_actor.h) is a thin shell that calls add_request / abort / begin_step /
 // end_step, running each step's forward pass on its gpu_worker in between.
 #pragma once
 
