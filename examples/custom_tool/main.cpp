@@ -10,13 +10,16 @@
 
 using namespace conclave;
 
-// The tool: counts the words of `text`.
-actors::tool_actor::behavior_type word_count(actors::tool_actor::pointer) {
-  return {[](actors::run_tool_atom, const std::string& args) -> caf::result<bool, std::string> {
+// The tool: counts the words of `text`, refusing texts of more than `max_words`. (An
+// actor spawned with no argument at all trips UBSan inside CAF 0.17's empty-tuple path.)
+actors::tool_actor::behavior_type word_count(actors::tool_actor::pointer, size_t max_words) {
+  return {[max_words](actors::run_tool_atom,
+                      const std::string& args) -> caf::result<bool, std::string> {
     const auto v = boost::json::parse(args);
     std::istringstream in{std::string(v.at("text").as_string())};
     size_t n = 0;
     for (std::string w; in >> w;) ++n;
+    if (n > max_words) return {false, "more than " + std::to_string(max_words) + " words"};
     return {true, std::to_string(n)};
   }};
 }
@@ -29,7 +32,7 @@ int main() {
                               {"word_count", "Count the words of a text",
                                R"({"type":"object","required":["text"],
                                    "properties":{"text":{"type":"string"}}})"},
-                              sys.spawn(word_count));
+                              sys.spawn(word_count, size_t{10000}));
 
   caf::scoped_actor self{sys};
   auto call = [&](const std::string& args) {
