@@ -22,19 +22,6 @@ namespace {
 
 using serve::client_event;
 using serve::fault_kind;
-using serve::replica_state;
-
-class session_handle final : public serve::request_handle {
- public:
-  explicit session_handle(caf::actor session) : session_(std::move(session)) {}
-  void cancel() override {
-    if (!cancelled_.exchange(true)) caf::anon_send(session_, cancel_atom::value);
-  }
-
- private:
-  caf::actor session_;
-  std::atomic<bool> cancelled_{false};
-};
 
 class actor_service final : public serve::service {
  public:
@@ -54,7 +41,7 @@ class actor_service final : public serve::service {
   bool draining() const override { return draining_.load(); }
   int64_t active_requests() const override { return env_->counters->active.load(); }
   int64_t queued_requests() const override { return env_->counters->queued.load(); }
-  std::vector<serve::replica_snapshot> cluster() const override;
+  std::vector<serve::replica_snapshot> cluster() const override { return pool_.snapshots(); }
   bool fault_injection_enabled() const override { return cfg_.replicas.fault_injection; }
   bool inject_fault(int replica, fault_kind kind) override;
   int add_replica() override;
@@ -174,12 +161,6 @@ bool actor_service::drain_replica(int id) {
   return true;
 }
 
-std::vector<serve::replica_snapshot> actor_service::cluster() const {
-  std::vector<serve::replica_snapshot> out;
-  for (const auto& r : pool_.list()) out.push_back(r->snapshot());
-  return out;
-}
-
 void actor_service::check_fault_injection() const {
   if (!cfg_.replicas.fault_injection)
     throw std::logic_error("fault injection is off (replicas.fault_injection)");
@@ -187,15 +168,8 @@ void actor_service::check_fault_injection() const {
 
 bool actor_service::inject_fault(int replica, fault_kind kind) {
   check_fault_injection();
-  const auto replicas = pool_.list();
-  if (replica < 0 || static_cast<size_t>(replica) >= replicas.size())
-    throw std::out_of_range("no replica " + std::to_string(replica));
-  auto& r = *replicas[static_cast<size_t>(replica)];
-  // A replica that is down or restarting has no engine to fault; a fault held for its
-  // next life would kill it on its first step and look like a crash loop.
-  if (r.state() != replica_state::up) return false;
+  if (!pool_.inject(replica, kind)) return false;
   spdlog::warn("fault injection: replica {} gets {}", replica, to_string(kind));
-  r.inject(kind);
   return true;
 }
 

@@ -59,6 +59,19 @@ struct session_state {
   static inline const char* name = "request_session";
 };
 
+/// The service's handle on a running request: cancel() tells its session the client left.
+class session_handle final : public serve::request_handle {
+ public:
+  explicit session_handle(caf::actor session) : session_(std::move(session)) {}
+  void cancel() override {
+    if (!cancelled_.exchange(true)) caf::anon_send(session_, cancel_atom::value);
+  }
+
+ private:
+  caf::actor session_;
+  std::atomic<bool> cancelled_{false};
+};
+
 /// Spawned per request by the service. Handles (token_atom, token_msg),
 /// (failed_atom, failure_msg), (retry_atom), (end_request_atom, why),
 /// (tool_result_atom, tool_call_result) and (cancel_atom) from the client side.

@@ -2,6 +2,8 @@
 #include "serve/replica_pool.h"
 
 #include <algorithm>
+#include <stdexcept>
+#include <string>
 
 namespace conclave::serve {
 
@@ -49,6 +51,22 @@ std::vector<sampled_replica> replica_pool::sampled() const {
 size_t replica_pool::size() const {
   std::lock_guard lock(mutex_);
   return replicas_.size();
+}
+
+std::vector<replica_snapshot> replica_pool::snapshots() const {
+  std::vector<replica_snapshot> out;
+  for (const auto& r : list()) out.push_back(r->snapshot());
+  return out;
+}
+
+bool replica_pool::inject(int id, fault_kind kind) const {
+  const auto replicas = list();
+  if (id < 0 || static_cast<size_t>(id) >= replicas.size())
+    throw std::out_of_range("no replica " + std::to_string(id));
+  auto& r = *replicas[static_cast<size_t>(id)];
+  if (r.state() != replica_state::up) return false;
+  r.inject(kind);
+  return true;
 }
 
 bool replica_pool::loaded() const {

@@ -39,6 +39,13 @@ class replica_pool {
   std::vector<sampled_replica> sampled() const;
   size_t size() const;
 
+  /// Every replica's snapshot, by id (GET /admin/cluster).
+  std::vector<replica_snapshot> snapshots() const;
+  /// Makes replica `id`'s next step take fault `kind`; false (nothing injected) when it
+  /// is not up: a fault held for its next life would kill it on its first step and look
+  /// like a crash loop. Throws std::out_of_range for a replica that does not exist.
+  bool inject(int id, fault_kind kind) const;
+
   /// Some replica is up and healthy.
   bool loaded() const;
   /// New requests are admitted: some replica is up, or one that was up is restarting

@@ -145,3 +145,17 @@ TEST_CASE("session counters: a request leaves the queue once, however it ends", 
   CHECK(c.active == 0);
   CHECK(c.queued == 0);
 }
+
+TEST_CASE("replica pool: a fault goes only to a replica that is up", "[serve]") {
+  replica_pool pool;
+  auto r = pool.add(false, 0);
+  CHECK_FALSE(pool.inject(0, fault_kind::fail_step));  // starting: nothing held for later
+  CHECK(r->status->take_fault() == fault_kind::none);
+  r->status->set_state(replica_state::up);
+  CHECK(pool.inject(0, fault_kind::crash_worker));
+  CHECK(r->status->take_fault() == fault_kind::crash_worker);
+  CHECK_THROWS_AS(pool.inject(1, fault_kind::fail_step), std::out_of_range);
+  CHECK_THROWS_AS(pool.inject(-1, fault_kind::fail_step), std::out_of_range);
+  REQUIRE(pool.snapshots().size() == 1);
+  CHECK(pool.snapshots()[0].state == replica_state::up);
+}
