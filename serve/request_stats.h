@@ -28,8 +28,6 @@ class request_stats {
   client_event started() const;
 
   const usage& tokens() const { return usage_; }
-  /// Seconds of the engine steps that sampled its tokens.
-  double engine_seconds() const { return engine_seconds_; }
 
  private:
   std::shared_ptr<server_metrics> metrics_;
