@@ -1,0 +1,75 @@
+// collectives: the ranks of one replica talking to each other. One plain interface with
+// three implementations: `self` (one rank; memcpy), Gloo (CPU ranks and GPU ranks that
+// share a device, host buffers, TCP) and NCCL (GPU ranks, device buffers). No CAF here:
+// rendezvous data (Gloo's store keys, NCCL's unique id) is handed in by the actor shell.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <span>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace conclave::gpu {
+
+/// A collective that failed: a peer gone, a timeout, or abort() from another thread.
+class collective_error : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+/// One replica's ranks. Every rank calls every collective in the same order; a rank with
+/// nothing to send still calls with zero counts. Buffers are host memory (self, gloo) or
+/// device memory on the backend's stream (nccl).
+class communicator {
+ public:
+  virtual ~communicator() = default;
+  virtual int rank() const = 0;
+  virtual int size() const = 0;
+  virtual std::string_view kind() const = 0;  ///< "self", "gloo", "nccl"
+  /// send_counts[r] elements of elem_bytes go to rank r (the send buffer grouped by rank,
+  /// in rank order); recv_counts[r] elements arrive from rank r, in rank order.
+  virtual void all_to_all_v(const void* send, std::span<const int64_t> send_counts, void* recv,
+                            std::span<const int64_t> recv_counts, size_t elem_bytes) = 0;
+  /// recv = the bytes_per_rank bytes of every rank, in rank order.
+  virtual void all_gather(const void* send, void* recv, size_t bytes_per_rank) = 0;
+  virtual void all_reduce_sum(float* data, size_t n) = 0;
+  virtual void all_reduce_sum(int64_t* data, size_t n) = 0;
+  virtual void barrier() = 0;
+  /// Callable from another thread: a collective blocked now, and every later one, throws
+  /// collective_error. How a fenced rank is freed.
+  virtual void abort() = 0;
+};
+
+/// Key/value access for a Gloo rendezvous: `set` publishes, `get` waits up to the timeout
+/// for a key and throws collective_error when it does not come.
+struct rendezvous {
+  std::function<void(const std::string&, const std::vector<char>&)> set;
+  std::function<std::vector<char>(const std::string&, std::chrono::milliseconds)> get;
+};
+
+/// An in-process rendezvous for ranks that are threads of one process (tests, benches).
+std::shared_ptr<rendezvous> make_local_rendezvous();
+
+/// The one-rank communicator (no peers; all_to_all_v copies to itself).
+std::unique_ptr<communicator> make_self_communicator();
+
+/// Whether this build has Gloo (CONCLAVE_HAVE_GLOO).
+bool have_gloo();
+
+/// Connects rank `rank` of `size` over Gloo's TCP transport: every rank publishes its
+/// address under `prefix` and connects to all others. `iface` names the network
+/// interface to bind ("" = the host name's address; "lo" for loopback). Each collective
+/// gives up after `timeout`. Throws collective_error when the mesh does not form, and
+/// std::runtime_error where Gloo was not built.
+std::unique_ptr<communicator> make_gloo_communicator(int rank, int size, rendezvous rv,
+                                                     const std::string& prefix,
+                                                     const std::string& iface,
+                                                     std::chrono::milliseconds timeout);
+
+}  // namespace conclave::gpu
