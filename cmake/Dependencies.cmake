@@ -45,3 +45,14 @@ set_target_properties(caf::io PROPERTIES IMPORTED_LOCATION ${CAF_IO_LIBRARY}
 
 # prometheus-cpp: the core registry and text serializer (served from Beast, not civetweb).
 find_package(prometheus-cpp CONFIG REQUIRED)
+
+# Gloo (Debian libgloo-dev): CPU collectives between the ranks of an expert-parallel
+# replica (gpu/gloo/). Optional: without it a replica has one rank.
+find_package(Gloo CONFIG QUIET)
+if(TARGET gloo)
+  set(CONCLAVE_HAVE_GLOO ON)
+  message(STATUS "conclave: Gloo found, multi-rank CPU replicas enabled")
+else()
+  set(CONCLAVE_HAVE_GLOO OFF)
+  message(STATUS "conclave: Gloo not found (libgloo-dev), replicas are limited to one rank")
+endif()

@@ -54,3 +54,11 @@ int32_t kv_blocks_for_bytes(const model::model_config& config, int32_t block_siz
 }
 
 }  // namespace conclave::gpu
+
+namespace conclave::gpu {
+
+void backend::apply_placement(const model::checkpoint&, std::shared_ptr<const expert_map>) {
+  throw std::logic_error(fmt::format("the {} backend is not expert-parallel", name()));
+}
+
+}  // namespace conclave::gpu

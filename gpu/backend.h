@@ -13,6 +13,8 @@
 #include <vector>
 
 #include "config/engine_config.h"
+#include "gpu/collectives.h"
+#include "gpu/expert_map.h"
 #include "gpu/sampling_spec.h"
 #include "model/model_config.h"
 
@@ -61,6 +63,18 @@ struct kv_cache_shape {
 
 using backend_options = config::backend_config;
 
+/// Where a backend sits in an expert-parallel replica (docs/cluster.md): its rank, the
+/// communicator to the other ranks and where every routed expert lives. The default is a
+/// replica of one rank, today's path: no communicator, every expert here.
+struct rank_context {
+  std::shared_ptr<communicator> comm;           ///< null: one rank
+  std::shared_ptr<const expert_map> placement;  ///< null: one rank
+
+  int rank() const { return comm ? comm->rank() : 0; }
+  int size() const { return comm ? comm->size() : 1; }
+  bool expert_parallel() const { return comm && placement && size() > 1; }
+};
+
 class backend {
  public:
   virtual ~backend() = default;
@@ -74,12 +88,31 @@ class backend {
   /// Whether forward() samples sequences that carry a device_sampling spec (else the
   /// engine builds no specs and samples every row on the host).
   virtual bool samples_on_device() const { return false; }
+
+  /// Expert-parallel backends, between steps: switches to `placement` (a later version),
+  /// loading from `ckpt` the experts this rank gains and freeing those it loses. Every
+  /// rank of the replica must apply the same version before the next step. Others throw
+  /// std::logic_error.
+  virtual void apply_placement(const model::checkpoint& ckpt,
+                               std::shared_ptr<const expert_map> placement);
+  /// The placement version this backend runs (0 when not expert-parallel).
+  virtual uint64_t placement_version() const { return 0; }
+  /// Per layer and expert, the (token, expert) pairs this rank routed since the last call
+  /// ([layers][experts]; dense layers empty). Empty when not expert-parallel.
+  virtual std::vector<std::vector<int64_t>> take_expert_load() { return {}; }
+  /// What the expert-parallel layers cost since the last call.
+  virtual ep_stats take_ep_stats() { return {}; }
 };
 
 /// Creates the backend `opts.kind` over an opened checkpoint (weights are copied or
 /// converted; the checkpoint may be closed afterwards). Throws std::runtime_error for
 /// an unknown or unavailable kind.
 std::unique_ptr<backend> make_backend(const model::checkpoint& ckpt, const backend_options& opts);
+/// The same as one rank of an expert-parallel replica: only the dense weights and this
+/// rank's experts are loaded. Throws std::runtime_error when the kind cannot run
+/// expert-parallel or the placement does not fit the model.
+std::unique_ptr<backend> make_backend(const model::checkpoint& ckpt, const backend_options& opts,
+                                      rank_context rank);
 
 /// A backend over random weights generated in device memory for `config` (gen-model's
 /// values for `seed` and `init_std`, no checkpoint file). Only the cuda backend can;

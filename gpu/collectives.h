@@ -41,9 +41,28 @@ class communicator {
   virtual void all_reduce_sum(float* data, size_t n) = 0;
   virtual void all_reduce_sum(int64_t* data, size_t n) = 0;
   virtual void barrier() = 0;
-  /// Callable from another thread: a collective blocked now, and every later one, throws
-  /// collective_error. How a fenced rank is freed.
+  /// Callable from another thread: every later collective throws collective_error at once;
+  /// one blocked now throws when its timeout ends (Gloo cannot interrupt a wait; NCCL's
+  /// ncclCommAbort can). How a fenced rank is freed.
   virtual void abort() = 0;
+};
+
+/// What the expert-parallel MoE layers of a rank cost since the stats were last taken.
+struct ep_stats {
+  double expert_s = 0;    ///< routing, permuting, the experts' GEMMs, the weighted sum
+  double dispatch_s = 0;  ///< exchanging counts, expert ids and rows (waiting for peers included)
+  double combine_s = 0;   ///< sending the results back
+  uint64_t bytes_sent = 0;
+  uint64_t layers = 0;  ///< MoE layer calls counted
+
+  ep_stats& operator+=(const ep_stats& o) {
+    expert_s += o.expert_s;
+    dispatch_s += o.dispatch_s;
+    combine_s += o.combine_s;
+    bytes_sent += o.bytes_sent;
+    layers += o.layers;
+    return *this;
+  }
 };
 
 /// Key/value access for a Gloo rendezvous: `set` publishes, `get` waits up to the timeout

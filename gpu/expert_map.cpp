@@ -3,11 +3,11 @@
 
 #include <spdlog/fmt/fmt.h>
 #include <algorithm>
+#include <memory>
 
 namespace conclave::gpu {
 
-expert_map expert_map::contiguous(std::span<const bool> moe_layer, int32_t experts,
-                                  int32_t ranks) {
+expert_map expert_map::contiguous(std::span<const bool> moe_layer, int32_t experts, int32_t ranks) {
   expert_map m;
   m.ranks = ranks;
   m.holders.resize(moe_layer.size());
@@ -20,6 +20,13 @@ expert_map expert_map::contiguous(std::span<const bool> moe_layer, int32_t exper
     }
   }
   return m;
+}
+
+expert_map expert_map::contiguous(const model::model_config& c, int32_t ranks) {
+  std::unique_ptr<bool[]> moe(new bool[static_cast<size_t>(c.num_layers)]);
+  for (int64_t l = 0; l < c.num_layers; ++l) moe[static_cast<size_t>(l)] = c.is_moe_layer(l);
+  return contiguous({moe.get(), static_cast<size_t>(c.num_layers)},
+                    static_cast<int32_t>(c.num_experts), ranks);
 }
 
 bool expert_map::holds(int32_t layer, int32_t expert, int32_t rank) const {
@@ -51,8 +58,8 @@ std::string expert_map::check(int32_t layers, int32_t experts) const {
     const auto& layer_holders = holders[l];
     if (layer_holders.empty()) continue;
     if (static_cast<int32_t>(layer_holders.size()) != experts)
-      return fmt::format("layer {} places {} experts, the model has {}", l,
-                         layer_holders.size(), experts);
+      return fmt::format("layer {} places {} experts, the model has {}", l, layer_holders.size(),
+                         experts);
     for (size_t e = 0; e < layer_holders.size(); ++e) {
       const auto& h = layer_holders[e];
       if (h.empty()) return fmt::format("expert {} of layer {} is on no rank", e, l);

@@ -9,6 +9,8 @@
 #include <string>
 #include <vector>
 
+#include "model/model_config.h"
+
 namespace conclave::gpu {
 
 struct expert_map {
@@ -21,6 +23,8 @@ struct expert_map {
   /// Expert e of every MoE layer on rank e * ranks / experts: contiguous equal blocks.
   /// `moe_layer[l]` says which layers route (the others stay empty).
   static expert_map contiguous(std::span<const bool> moe_layer, int32_t experts, int32_t ranks);
+  /// The same for a model's MoE layers.
+  static expert_map contiguous(const model::model_config& c, int32_t ranks);
 
   int32_t layers() const { return static_cast<int32_t>(holders.size()); }
   bool holds(int32_t layer, int32_t expert, int32_t rank) const;

@@ -28,6 +28,16 @@ std::unique_ptr<backend> make_backend(const model::checkpoint& ckpt, const backe
   throw std::runtime_error(fmt::format("unknown backend \"{}\" (expected cpu or cuda)", opts.kind));
 }
 
+std::unique_ptr<backend> make_backend(const model::checkpoint& ckpt, const backend_options& opts,
+                                      rank_context rank) {
+  if (!rank.comm || rank.size() == 1) return make_backend(ckpt, opts);
+  if (opts.block_size <= 0) throw std::runtime_error("block_size must be positive");
+  if (opts.kind != "cpu")
+    throw std::runtime_error(fmt::format(
+        "the {} backend cannot run a rank of an expert-parallel replica yet (cpu can)", opts.kind));
+  return make_cpu_backend(ckpt, opts, std::move(rank));
+}
+
 std::unique_ptr<backend> make_random_backend(const model::model_config& config,
                                              const backend_options& opts, uint64_t seed,
                                              float init_std) {

@@ -9,7 +9,7 @@ if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 
 PKGS=(
   build-essential cmake ninja-build pkg-config git clang-format clang libclang-rt-14-dev
-  libcaf-dev
+  libcaf-dev libgloo-dev
   libboost1.81-dev libboost-json1.81-dev
   libsimdjson-dev libspdlog-dev libfmt-dev catch2
   libpcre2-dev libutf8proc-dev libxxhash-dev

@@ -3,10 +3,12 @@
 // together; only attention is per sequence.
 #include "gpu/cpu/cpu_backend.h"
 
+#include <spdlog/fmt/fmt.h>
 #include <spdlog/spdlog.h>
 #include <algorithm>
 #include <memory>
 #include <thread>
+#include <utility>
 
 #include "gpu/cpu/cpu_weights.h"
 #include "gpu/cpu/moe.h"
@@ -22,13 +24,14 @@ using namespace conclave::gpu::cpu;
 
 class cpu_backend final : public backend {
  public:
-  cpu_backend(const model::checkpoint& ckpt, const backend_options& opts)
+  cpu_backend(const model::checkpoint& ckpt, const backend_options& opts, rank_context rank)
       : config_(ckpt.config()),
         threads_(opts.threads > 0
                      ? opts.threads
                      : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()))),
         pool_(threads_),
-        weights_(load_cpu_weights(ckpt, threads_)),
+        rank_(checked(std::move(rank), config_)),
+        weights_(load_cpu_weights(ckpt, threads_, holds_filter())),
         inv_freq_(rope_inv_freq(static_cast<size_t>(config_.head_dim), config_.rope_theta,
                                 opts.rope_inv_freq_dtype == "bf16")) {
     single_threaded_blas();  // the pool splits GEMMs instead (ops.h says why)
@@ -52,7 +55,54 @@ class cpu_backend final : public backend {
     spdlog::info("cpu backend: {} threads, KV cache {} blocks x {} tokens ({:.1f} MiB reserved)",
                  threads_, kv_.num_blocks, kv_.block_size,
                  static_cast<double>(kv_.bytes_per_block) * kv_.num_blocks / (1 << 20));
+    if (rank_.expert_parallel()) {
+      spdlog::info("cpu backend: rank {} of {} ({}), placement v{}", rank_.rank(), rank_.size(),
+                   rank_.comm->kind(), rank_.placement->version);
+      load_.resize(weights_.layers.size());
+      for (size_t l = 0; l < weights_.layers.size(); ++l)
+        if (weights_.layers[l].moe) load_[l].assign(static_cast<size_t>(config_.num_experts), 0);
+    }
   }
+
+  void apply_placement(const model::checkpoint& ckpt,
+                       std::shared_ptr<const expert_map> placement) override {
+    if (!rank_.expert_parallel()) backend::apply_placement(ckpt, placement);
+    if (!placement) throw std::invalid_argument("apply_placement: no placement");
+    if (const auto why = placement->check(static_cast<int32_t>(config_.num_layers),
+                                          static_cast<int32_t>(config_.num_experts));
+        !why.empty())
+      throw std::invalid_argument("apply_placement: " + why);
+    if (placement->ranks != rank_.size())
+      throw std::invalid_argument("apply_placement: the placement is for another replica size");
+    const int32_t me = rank_.rank();
+    // Load what this rank gains first, then drop what it loses: a failed load leaves the
+    // old placement whole.
+    for (size_t l = 0; l < weights_.layers.size(); ++l) {
+      cpu_layer& L = weights_.layers[l];
+      if (!L.moe) continue;
+      for (int32_t e = 0; e < config_.num_experts; ++e) {
+        if (placement->holds(static_cast<int32_t>(l), e, me) &&
+            L.expert_gate_up[static_cast<size_t>(e)].empty())
+          load_cpu_expert(ckpt, static_cast<int64_t>(l), e, L);
+      }
+    }
+    for (size_t l = 0; l < weights_.layers.size(); ++l) {
+      cpu_layer& L = weights_.layers[l];
+      if (!L.moe) continue;
+      for (int32_t e = 0; e < config_.num_experts; ++e)
+        if (!placement->holds(static_cast<int32_t>(l), e, me)) drop_cpu_expert(L, e);
+    }
+    rank_.placement = std::move(placement);
+  }
+  uint64_t placement_version() const override {
+    return rank_.placement ? rank_.placement->version : 0;
+  }
+  std::vector<std::vector<int64_t>> take_expert_load() override {
+    auto out = load_;
+    for (auto& layer : load_) std::fill(layer.begin(), layer.end(), 0);
+    return out;
+  }
+  ep_stats take_ep_stats() override { return std::exchange(ep_stats_, ep_stats{}); }
 
   std::string_view name() const override { return "cpu"; }
   const model::model_config& config() const override { return config_; }
@@ -89,6 +139,19 @@ class cpu_backend final : public backend {
       out.row_begin.push_back(logit_rows.size());
     }
     const size_t rows = tokens.size();
+    // A rank of an expert-parallel replica with no tokens this step still joins every MoE
+    // layer's collectives (with nothing to send); everything else has no rows to run.
+    if (rows == 0) {
+      for (size_t l = 0; l < weights_.layers.size(); ++l) {
+        if (weights_.layers[l].moe && rank_.expert_parallel())
+          moe_forward_ep(weights_.layers[l], c, *rank_.comm, *rank_.placement,
+                         static_cast<int32_t>(l), nullptr, nullptr, 0, &pool_, load_[l].data(),
+                         &ep_stats_);
+      }
+      out.vocab = static_cast<size_t>(c.vocab_size);
+      out.logits.clear();
+      return;
+    }
 
     std::vector<float> x(rows * hidden), h(rows * hidden), qkv(rows * qkvw), attn(rows * qw),
         proj(rows * hidden);
@@ -119,7 +182,10 @@ class cpu_backend final : public backend {
       for (size_t i = 0; i < rows * hidden; ++i) x[i] += proj[i];
 
       rms_norm(x.data(), L.post_norm.data(), h.data(), rows, hidden, eps);
-      if (L.moe) {
+      if (L.moe && rank_.expert_parallel()) {
+        moe_forward_ep(L, c, *rank_.comm, *rank_.placement, static_cast<int32_t>(l), h.data(),
+                       proj.data(), rows, &pool_, load_[l].data(), &ep_stats_);
+      } else if (L.moe) {
         moe_forward(L, c, h.data(), proj.data(), rows, &pool_);
       } else {
         dense_mlp_forward(L, c, h.data(), proj.data(), rows, &pool_);
@@ -141,10 +207,33 @@ class cpu_backend final : public backend {
   }
 
  private:
+  static rank_context checked(rank_context rank, const model::model_config& c) {
+    if (!rank.expert_parallel()) return {};
+    if (c.num_experts <= 0)
+      throw std::runtime_error("an expert-parallel replica needs a MoE model");
+    if (const auto why = rank.placement->check(static_cast<int32_t>(c.num_layers),
+                                               static_cast<int32_t>(c.num_experts));
+        !why.empty())
+      throw std::runtime_error("expert placement: " + why);
+    if (rank.placement->ranks != rank.size())
+      throw std::runtime_error(fmt::format("expert placement is for {} ranks, the replica has {}",
+                                           rank.placement->ranks, rank.size()));
+    return rank;
+  }
+  expert_filter holds_filter() const {
+    if (!rank_.expert_parallel()) return {};
+    return [p = rank_.placement, me = rank_.rank()](int64_t l, int64_t e) {
+      return p->holds(static_cast<int32_t>(l), static_cast<int32_t>(e), me);
+    };
+  }
+
   model::model_config config_;
   int threads_;
   thread_pool pool_;
+  rank_context rank_;
   cpu_weights weights_;
+  std::vector<std::vector<int64_t>> load_;  ///< [layer][expert] pairs routed since taken
+  ep_stats ep_stats_;
   std::vector<float> inv_freq_;
   kv_cache_shape kv_;
   std::vector<std::unique_ptr<float[]>> k_cache_, v_cache_;
@@ -153,8 +242,8 @@ class cpu_backend final : public backend {
 }  // namespace
 
 std::unique_ptr<backend> make_cpu_backend(const model::checkpoint& ckpt,
-                                          const backend_options& opts) {
-  return std::make_unique<cpu_backend>(ckpt, opts);
+                                          const backend_options& opts, rank_context rank) {
+  return std::make_unique<cpu_backend>(ckpt, opts, std::move(rank));
 }
 
 }  // namespace conclave::gpu

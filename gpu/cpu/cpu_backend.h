@@ -9,6 +9,6 @@
 namespace conclave::gpu {
 
 std::unique_ptr<backend> make_cpu_backend(const model::checkpoint& ckpt,
-                                          const backend_options& opts);
+                                          const backend_options& opts, rank_context rank = {});
 
 }  // namespace conclave::gpu

@@ -22,9 +22,36 @@ void append(const model::checkpoint& ckpt, const std::string& name, std::vector<
   progress.advance(t.nbytes);
 }
 
+/// Appends one expert's gate, up and down projections to its (empty) entries of `L`.
+void append_expert(const model::checkpoint& ckpt, int64_t layer, int64_t e, cpu_layer& L,
+                   model::load_progress& progress) {
+  const std::string ep = fmt::format("model.layers.{}.mlp.experts.{}.", layer, e);
+  auto& gate_up = L.expert_gate_up[static_cast<size_t>(e)];
+  auto& down = L.expert_down[static_cast<size_t>(e)];
+  gate_up.clear();
+  down.clear();
+  append(ckpt, ep + "gate_proj.weight", gate_up, progress);
+  append(ckpt, ep + "up_proj.weight", gate_up, progress);
+  append(ckpt, ep + "down_proj.weight", down, progress);
+}
+
 }  // namespace
 
-cpu_weights load_cpu_weights(const model::checkpoint& ckpt, int threads) {
+void load_cpu_expert(const model::checkpoint& ckpt, int64_t layer, int64_t e, cpu_layer& L) {
+  if (!L.moe || e < 0 || static_cast<size_t>(e) >= L.expert_gate_up.size())
+    throw std::invalid_argument(fmt::format("layer {} has no routed expert {}", layer, e));
+  model::load_progress quiet("", 0);
+  append_expert(ckpt, layer, e, L, quiet);
+}
+
+void drop_cpu_expert(cpu_layer& L, int64_t e) {
+  if (e < 0 || static_cast<size_t>(e) >= L.expert_gate_up.size()) return;
+  std::vector<float>().swap(L.expert_gate_up[static_cast<size_t>(e)]);
+  std::vector<float>().swap(L.expert_down[static_cast<size_t>(e)]);
+}
+
+cpu_weights load_cpu_weights(const model::checkpoint& ckpt, int threads,
+                             const expert_filter& holds) {
   const auto& c = ckpt.config();
   model::load_progress progress("loading weights", ckpt.weight_bytes());
   const auto load = [&](const std::string& name) {
@@ -62,10 +89,8 @@ cpu_weights load_cpu_weights(const model::checkpoint& ckpt, int threads) {
         L.expert_gate_up.resize(static_cast<size_t>(c.num_experts));
         L.expert_down.resize(static_cast<size_t>(c.num_experts));
         for (int64_t e = 0; e < c.num_experts; ++e) {
-          const std::string ep = fmt::format("{}mlp.experts.{}.", p, e);
-          add(ep + "gate_proj.weight", L.expert_gate_up[static_cast<size_t>(e)]);
-          add(ep + "up_proj.weight", L.expert_gate_up[static_cast<size_t>(e)]);
-          add(ep + "down_proj.weight", L.expert_down[static_cast<size_t>(e)]);
+          if (holds && !holds(static_cast<int64_t>(l), e)) continue;
+          append_expert(ckpt, static_cast<int64_t>(l), e, L, progress);
         }
       } else {
         add(p + "mlp.gate_proj.weight", L.mlp_gate_up);

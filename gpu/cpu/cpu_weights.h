@@ -2,6 +2,8 @@
 // (q/k/v fused into one matrix, each expert's gate and up fused into one).
 #pragma once
 
+#include <cstdint>
+#include <functional>
 #include <vector>
 
 #include "model/checkpoint.h"
@@ -28,7 +30,17 @@ struct cpu_weights {
   const std::vector<float>& output_matrix() const { return lm_head.empty() ? embed : lm_head; }
 };
 
-/// Converts every tensor the config needs; `threads` parallelises the conversion.
-cpu_weights load_cpu_weights(const model::checkpoint& ckpt, int threads);
+/// Which routed experts a rank loads: (layer, expert) -> whether this rank holds it.
+using expert_filter = std::function<bool(int64_t layer, int64_t expert)>;
+
+/// Converts every tensor the config needs; `threads` parallelises the conversion. With a
+/// filter, only the experts it accepts are loaded (the others' entries stay empty).
+cpu_weights load_cpu_weights(const model::checkpoint& ckpt, int threads,
+                             const expert_filter& holds = {});
+
+/// Loads expert `e` of MoE layer `layer` into `L` (a rank gaining it in a rebalance).
+void load_cpu_expert(const model::checkpoint& ckpt, int64_t layer, int64_t e, cpu_layer& L);
+/// Frees expert `e`'s weights (a rank losing it).
+void drop_cpu_expert(cpu_layer& L, int64_t e);
 
 }  // namespace conclave::gpu::cpu
