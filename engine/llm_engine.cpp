@@ -18,6 +18,21 @@ config::engine_config checked(const config::engine_config& cfg) {
   return cfg;
 }
 
+std::deque<block_manager> rank_blocks(const gpu::kv_cache_shape& kv, bool prefix_caching,
+                                      int32_t ranks) {
+  if (ranks < 1) throw std::invalid_argument("an engine needs at least one rank");
+  std::deque<block_manager> blocks;
+  for (int32_t r = 0; r < ranks; ++r)
+    blocks.emplace_back(kv.num_blocks, kv.block_size, prefix_caching);
+  return blocks;
+}
+
+std::vector<block_manager*> pointers(std::deque<block_manager>& blocks) {
+  std::vector<block_manager*> out;
+  for (auto& b : blocks) out.push_back(&b);
+  return out;
+}
+
 }  // namespace
 
 llm_engine::llm_engine(std::unique_ptr<gpu::backend> backend, const config::engine_config& cfg)
@@ -28,14 +43,14 @@ llm_engine::llm_engine(std::unique_ptr<gpu::backend> backend, const config::engi
 }
 
 llm_engine::llm_engine(const model::model_config& model, const gpu::kv_cache_shape& kv,
-                       const config::engine_config& cfg)
+                       const config::engine_config& cfg, int32_t ranks)
     : model_(model),
       cfg_(checked(cfg)),
       max_model_len_(static_cast<size_t>(
           cfg.max_model_len > 0 ? std::min(cfg.max_model_len, model.max_position_embeddings)
                                 : model.max_position_embeddings)),
-      blocks_(kv.num_blocks, kv.block_size, cfg.scheduler.enable_prefix_caching),
-      scheduler_(cfg.scheduler, blocks_),
+      blocks_(rank_blocks(kv, cfg.scheduler.enable_prefix_caching, ranks)),
+      scheduler_(cfg.scheduler, pointers(blocks_)),
       eos_ids_(model.eos_token_ids) {}
 
 gpu::backend& llm_engine::backend() {
@@ -106,6 +121,7 @@ pending_step llm_engine::begin_step() {
   pending_step p;
   p.work = scheduler_.schedule();
   p.batch.reserve(p.work.size());
+  p.entry_rank.reserve(p.work.size());
   // Sized before any pointer into them is taken.
   p.sampling.resize(p.work.size());
   p.penalties.resize(p.work.size());
@@ -124,6 +140,7 @@ pending_step llm_engine::begin_step() {
       b.sample = &p.sampling[i];
     }
     p.batch.push_back(b);
+    p.entry_rank.push_back(s.rank);
   }
   step_pending_ = !p.empty();
   return p;
@@ -195,8 +212,10 @@ engine_stats llm_engine::stats() const {
   engine_stats s = counters_;
   s.num_waiting = scheduler_.num_waiting();
   s.num_running = scheduler_.num_running();
-  s.kv_blocks_total = blocks_.num_blocks();
-  s.kv_blocks_free = blocks_.num_free_blocks();
+  for (const block_manager& b : blocks_) {
+    s.kv_blocks_total += b.num_blocks();
+    s.kv_blocks_free += b.num_free_blocks();
+  }
   s.preemptions = scheduler_.num_preemptions();
   return s;
 }

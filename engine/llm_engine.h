@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -31,7 +32,7 @@ struct step_event {
 
 struct engine_stats {
   size_t num_waiting = 0, num_running = 0;
-  int32_t kv_blocks_total = 0, kv_blocks_free = 0;
+  int32_t kv_blocks_total = 0, kv_blocks_free = 0;  ///< summed over ranks
   uint64_t preemptions = 0, steps = 0, prompt_tokens_computed = 0, tokens_generated = 0;
 };
 
@@ -40,6 +41,9 @@ struct engine_stats {
 struct pending_step {
   std::vector<scheduled> work;
   std::vector<gpu::step_sequence> batch;
+  /// Per batch entry: the rank whose KV cache holds it (its block_table ids are that
+  /// rank's); all 0 with one rank. split_by_rank (engine/rank_split.h) cuts by it.
+  std::vector<int32_t> entry_rank;
   /// Per batch entry: how the device may sample it (batch[i].sample points here when
   /// set) and the penalty entries that spec refers to. Move-only: batch points into it.
   std::vector<gpu::device_sampling> sampling;
@@ -59,9 +63,11 @@ class llm_engine {
   llm_engine(std::unique_ptr<gpu::backend> backend, const config::engine_config& cfg);
   /// An engine whose forward passes run elsewhere (a gpu_worker actor): only
   /// begin_step / end_step, not step() or generate(). cfg.sample_on_device must be false
-  /// unless that backend samples_on_device().
+  /// unless that backend samples_on_device(). With `ranks` > 1 attention is
+  /// data-parallel: each rank has its own KV cache of shape `kv`, a sequence lives on one
+  /// (pending_step::entry_rank) and the caller runs each rank's part of a step there.
   llm_engine(const model::model_config& model, const gpu::kv_cache_shape& kv,
-             const config::engine_config& cfg);
+             const config::engine_config& cfg, int32_t ranks = 1);
 
   /// Queues a request. Throws std::invalid_argument (message names the field) for an
   /// empty prompt, token ids outside the vocabulary, invalid sampling values, or
@@ -95,6 +101,7 @@ class llm_engine {
   engine_stats stats() const;
   const model::model_config& model_config() const { return model_; }
   size_t max_model_len() const { return max_model_len_; }
+  int32_t ranks() const { return scheduler_.num_ranks(); }
   /// The owned backend; throws std::logic_error for an engine built without one.
   gpu::backend& backend();
 
@@ -108,7 +115,7 @@ class llm_engine {
   model::model_config model_;
   config::engine_config cfg_;
   size_t max_model_len_;
-  block_manager blocks_;
+  std::deque<block_manager> blocks_;  ///< one per rank (a deque: never moves them)
   scheduler scheduler_;
   std::vector<int32_t> eos_ids_;
   int64_t next_id_ = 1;

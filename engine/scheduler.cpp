@@ -6,35 +6,57 @@
 #include <algorithm>
 #include <stdexcept>
 
+#include "engine/rank_assign.h"
+
 namespace conclave::engine {
 
 scheduler::scheduler(const config::scheduler_config& cfg, block_manager& blocks)
-    : cfg_(cfg), blocks_(blocks) {}
+    : scheduler(cfg, std::vector<block_manager*>{&blocks}) {}
+
+scheduler::scheduler(const config::scheduler_config& cfg, std::vector<block_manager*> ranks)
+    : cfg_(cfg), ranks_(std::move(ranks)) {
+  if (ranks_.empty() || std::find(ranks_.begin(), ranks_.end(), nullptr) != ranks_.end())
+    throw std::invalid_argument("scheduler needs a block_manager per rank");
+  for (const block_manager* b : ranks_) {
+    if (b->num_blocks() != ranks_[0]->num_blocks() || b->block_size() != ranks_[0]->block_size())
+      throw std::invalid_argument("every rank's KV cache must have the same shape");
+  }
+}
+
+int32_t scheduler::pick_rank() const {
+  if (ranks_.size() == 1) return 0;
+  std::vector<rank_load> load(ranks_.size());
+  for (size_t r = 0; r < ranks_.size(); ++r) load[r].free_blocks = ranks_[r]->num_free_blocks();
+  for (const auto& seq : running_) ++load[static_cast<size_t>(seq->rank)].running;
+  return assign_rank(load);
+}
 
 void scheduler::add(std::shared_ptr<sequence> seq) {
-  const size_t bs = static_cast<size_t>(blocks_.block_size());
+  // Every rank's cache has this shape; a sequence lives in one.
+  const block_manager& blocks = *ranks_[0];
+  const size_t bs = static_cast<size_t>(blocks.block_size());
   const size_t max_tokens =
       seq->num_prompt_tokens() + static_cast<size_t>(seq->params().max_tokens);
   const size_t needed = (std::max(max_tokens, seq->size()) + bs - 1) / bs;
-  if (needed > static_cast<size_t>(blocks_.num_blocks())) {
+  if (needed > static_cast<size_t>(blocks.num_blocks())) {
     throw std::invalid_argument(fmt::format(
         "prompt + max_tokens = {} tokens need {} KV blocks but the whole cache holds {} ({} "
         "tokens)",
-        max_tokens, needed, blocks_.num_blocks(), static_cast<size_t>(blocks_.num_blocks()) * bs));
+        max_tokens, needed, blocks.num_blocks(), static_cast<size_t>(blocks.num_blocks()) * bs));
   }
   seq->status = sequence_status::waiting;
   waiting_.push_back(std::move(seq));
 }
 
 void scheduler::preempt(const std::shared_ptr<sequence>& seq) {
-  blocks_.deallocate(*seq);
+  blocks_of(*seq).deallocate(*seq);
   seq->status = sequence_status::waiting;
   waiting_.push_front(seq);
   ++preemptions_;
 }
 
 void scheduler::finish(const std::shared_ptr<sequence>& seq, finish_reason reason) {
-  blocks_.deallocate(*seq);
+  blocks_of(*seq).deallocate(*seq);
   seq->status = sequence_status::finished;
   seq->finish = reason;
 }
@@ -44,23 +66,26 @@ std::vector<scheduled> scheduler::schedule() {
   size_t budget = static_cast<size_t>(cfg_.max_num_batched_tokens);
 
   // 1. Running sequences, oldest first. A sequence that cannot get a block preempts the
-  //    newest running one (possibly itself).
+  //    newest running one of its rank (possibly itself).
   std::deque<std::shared_ptr<sequence>> kept;
   while (!running_.empty() && budget > 0) {
     auto seq = running_.front();
     running_.pop_front();
+    block_manager& blocks = blocks_of(*seq);
     bool fits = true;
-    while (!blocks_.can_grow(*seq)) {
-      if (running_.empty()) {
+    while (!blocks.can_grow(*seq)) {
+      const auto newest = std::find_if(running_.rbegin(), running_.rend(),
+                                       [&](const auto& s) { return s->rank == seq->rank; });
+      if (newest == running_.rend()) {
         preempt(seq);
         fits = false;
         break;
       }
-      preempt(running_.back());
-      running_.pop_back();
+      preempt(*newest);
+      running_.erase(std::next(newest).base());
     }
     if (!fits) continue;
-    blocks_.grow(*seq);
+    blocks.grow(*seq);
     const size_t n = std::min(seq->num_uncomputed(), budget);
     budget -= n;
     step.push_back({seq, n, seq->num_computed + n == seq->size()});
@@ -73,8 +98,12 @@ std::vector<scheduled> scheduler::schedule() {
   while (!waiting_.empty() && budget > 0 &&
          running_.size() < static_cast<size_t>(cfg_.max_num_seqs)) {
     auto& seq = waiting_.front();
-    if (!blocks_.can_allocate(*seq)) break;
-    blocks_.allocate(*seq);
+    // The rank with the most free blocks: if it cannot take the sequence, none can.
+    const int32_t rank = pick_rank();
+    block_manager& blocks = *ranks_[static_cast<size_t>(rank)];
+    if (!blocks.can_allocate(*seq)) break;
+    seq->rank = rank;
+    blocks.allocate(*seq);
     const size_t n = std::min(seq->num_uncomputed(), budget);
     budget -= n;
     seq->status = sequence_status::running;
@@ -96,7 +125,7 @@ std::vector<std::shared_ptr<sequence>> scheduler::postprocess(const std::vector<
     if (seq->status != sequence_status::running) continue;  // aborted meanwhile
     const bool samples = step[i].samples();
     seq->num_computed += n;
-    blocks_.mark_computed(*seq);
+    blocks_of(*seq).mark_computed(*seq);
     if (!samples) continue;
     const int32_t token = sampled[i];
     seq->append(token);

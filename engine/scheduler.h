@@ -3,6 +3,10 @@
 // prompt) and admits waiting sequences while the token budget and free blocks allow.
 // When a running sequence needs a block and none is free, the most recently admitted
 // one is preempted (its blocks freed; it is recomputed later from its tokens).
+// With data-parallel attention the scheduler serves R ranks, each with its own
+// block_manager (its own KV pages, block ids local to it, its own prefix cache): a
+// sequence gets a rank when admitted (assign_rank), allocates, shares prefixes and
+// preempts only within it, and may get another rank when readmitted after preemption.
 #pragma once
 
 #include <deque>
@@ -28,7 +32,11 @@ struct scheduled {
 
 class scheduler {
  public:
+  /// One rank.
   scheduler(const config::scheduler_config& cfg, block_manager& blocks);
+  /// One block_manager per rank, all of the same size and block size (not owned).
+  /// Throws std::invalid_argument otherwise.
+  scheduler(const config::scheduler_config& cfg, std::vector<block_manager*> ranks);
 
   /// Queues a sequence. Throws std::invalid_argument when its prompt plus max_tokens
   /// could never fit in the whole KV cache (it would otherwise preempt itself forever).
@@ -37,6 +45,8 @@ class scheduler {
   size_t num_waiting() const { return waiting_.size(); }
   size_t num_running() const { return running_.size(); }
   uint64_t num_preemptions() const { return preemptions_; }
+  int32_t num_ranks() const { return static_cast<int32_t>(ranks_.size()); }
+  const block_manager& blocks(int32_t rank) const { return *ranks_.at(static_cast<size_t>(rank)); }
 
   /// Picks the next step's work. Empty only when idle (or nothing fits at all, which
   /// add() rules out by refusing sequences larger than the whole cache).
@@ -58,9 +68,12 @@ class scheduler {
  private:
   void preempt(const std::shared_ptr<sequence>& seq);
   void finish(const std::shared_ptr<sequence>& seq, finish_reason reason);
+  block_manager& blocks_of(const sequence& seq) { return *ranks_[static_cast<size_t>(seq.rank)]; }
+  /// The rank admission gives the next sequence (assign_rank over the ranks' loads).
+  int32_t pick_rank() const;
 
   config::scheduler_config cfg_;
-  block_manager& blocks_;
+  std::vector<block_manager*> ranks_;
   std::deque<std::shared_ptr<sequence>> waiting_;
   std::deque<std::shared_ptr<sequence>> running_;
   uint64_t preemptions_ = 0;

@@ -42,6 +42,9 @@ class sequence {
   /// Tokens still to run before the next token can be sampled.
   size_t num_uncomputed() const { return tokens_.size() - num_computed; }
   std::vector<int32_t> block_table;
+  /// The rank whose KV cache holds this sequence (data-parallel attention; block_table
+  /// ids are that rank's). Set at admission; 0 with one rank.
+  int32_t rank = 0;
   /// Leading blocks of the table already registered for prefix caching.
   size_t num_hashed_blocks = 0;
 
