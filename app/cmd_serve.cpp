@@ -80,6 +80,12 @@ int run_serve(serve_args& a, CLI::App& cmd) {
   if (given("--actor-threads")) cfg.actor_threads = a.cli.actor_threads;
   if (given("--replicas")) cfg.replicas.count = a.cli.replicas.count;
   if (given("--fault-injection")) cfg.replicas.fault_injection = true;
+  // Any cluster flag turns the cluster on; without one, [cluster] decides.
+  if (given("--cluster-port")) cfg.cluster.port = a.cli.cluster.port;
+  if (given("--cluster-token-file")) cfg.cluster.token_file = a.cli.cluster.token_file;
+  if (given("--ranks-per-replica")) cfg.cluster.ranks_per_replica = a.cli.cluster.ranks_per_replica;
+  if (given("--cluster-port") || given("--cluster-token-file") || given("--ranks-per-replica"))
+    cfg.cluster.enabled = true;
   apply_given_engine_options(cmd, a.cli.engine, cfg.engine);
   if (auto err = cfg.validate(); !err.empty()) throw std::invalid_argument(err);
   if (a.print_config) {
@@ -151,6 +157,15 @@ command add_serve(CLI::App& app) {
       ->capture_default_str();
   cmd->add_flag("--fault-injection", c.replicas.fault_injection,
                 "enable POST /admin/fault (tests and drills only)");
+  cmd->add_option("--cluster-port", c.cluster.port,
+                  "coordinate a cluster: nodes join on this port (0: any free port; turns "
+                  "[cluster] on)")
+      ->capture_default_str();
+  cmd->add_option("--cluster-token-file", c.cluster.token_file,
+                  "the cluster's shared secret (>= 32 bytes, mode 600; turns [cluster] on)");
+  cmd->add_option("--ranks-per-replica", c.cluster.ranks_per_replica,
+                  "ranks one replica spans, 0: no expert parallelism (turns [cluster] on)")
+      ->capture_default_str();
   cmd->add_flag("--print-config", args->print_config,
                 "print the resulting configuration as TOML and exit");
   add_engine_options(*cmd, c.engine);
