@@ -12,6 +12,9 @@
 #include "config/server_config.h"
 #include "model/gen_model.h"
 #include "model/model_error.h"
+#include "net/cluster_door.h"
+#include "net/cluster_gate_stub.h"
+#include "net/cluster_token.h"
 #include "net/http_server.h"
 
 namespace conclave::app {
@@ -64,6 +67,27 @@ fs::path ensure_demo_model() {
   return dir;
 }
 
+/// The cluster's public port ([cluster] on): the door, splicing proven nodes to the gate.
+struct cluster_front {
+  net::cluster_gate_stub gate;  // TODO(#13, docs/cluster.md §4): the CAF gate goes here
+  std::unique_ptr<net::cluster_door> door;
+
+  cluster_front(const config::cluster_config& c, std::string token) {
+    gate.start();
+    net::cluster_door_options o;
+    o.host = c.host;
+    o.port = static_cast<uint16_t>(c.port);
+    o.inner_port = gate.port();
+    o.token = std::move(token);
+    door = std::make_unique<net::cluster_door>(std::move(o));
+    door->start();
+    std::fprintf(stderr,
+                 "conclave: cluster door on %s:%u (nodes prove the token there; what follows "
+                 "the door is not built yet)\n",
+                 c.host.c_str(), door->port());
+  }
+};
+
 int run_serve(serve_args& a, CLI::App& cmd) {
   config::server_config cfg;
   if (!a.config_file.empty()) cfg = config::load_server_config(a.config_file, cfg);
@@ -80,12 +104,21 @@ int run_serve(serve_args& a, CLI::App& cmd) {
   if (given("--actor-threads")) cfg.actor_threads = a.cli.actor_threads;
   if (given("--replicas")) cfg.replicas.count = a.cli.replicas.count;
   if (given("--fault-injection")) cfg.replicas.fault_injection = true;
+  // Any cluster flag turns the cluster on; without one, [cluster] decides.
+  if (given("--cluster-port")) cfg.cluster.port = a.cli.cluster.port;
+  if (given("--cluster-token-file")) cfg.cluster.token_file = a.cli.cluster.token_file;
+  if (given("--ranks-per-replica")) cfg.cluster.ranks_per_replica = a.cli.cluster.ranks_per_replica;
+  if (given("--cluster-port") || given("--cluster-token-file") || given("--ranks-per-replica"))
+    cfg.cluster.enabled = true;
   apply_given_engine_options(cmd, a.cli.engine, cfg.engine);
   if (auto err = cfg.validate(); !err.empty()) throw std::invalid_argument(err);
   if (a.print_config) {
     std::fputs(config::to_toml(cfg).c_str(), stdout);
     return exit_ok;
   }
+  // Read now: a bad token file is bad input, found before the model loads.
+  const std::string cluster_token =
+      cfg.cluster.enabled ? net::read_cluster_token(cfg.cluster.token_file) : std::string();
 
   if (cfg.model_dir.empty()) {
     cfg.model_dir = ensure_demo_model().string();
@@ -108,12 +141,15 @@ int run_serve(serve_args& a, CLI::App& cmd) {
   auto& service = *service_ptr;
   net::http_server server(cfg, service, metrics);
   server.start();
+  std::unique_ptr<cluster_front> cluster;
+  if (cfg.cluster.enabled) cluster = std::make_unique<cluster_front>(cfg.cluster, cluster_token);
   server.handle_signals();
   std::fprintf(
       stderr,
       "conclave: serving \"%s\" on http://%s:%u (model %s); /ready turns 200 once it is loaded\n",
       cfg.served_model_name.c_str(), cfg.host.c_str(), server.port(), cfg.model_dir.c_str());
   server.wait();
+  cluster.reset();     // no node joins a stopping server
   service.shutdown();  // while the server's I/O context still exists
   std::fprintf(stderr, "conclave: stopped\n");
   return exit_ok;
@@ -151,6 +187,15 @@ command add_serve(CLI::App& app) {
       ->capture_default_str();
   cmd->add_flag("--fault-injection", c.replicas.fault_injection,
                 "enable POST /admin/fault (tests and drills only)");
+  cmd->add_option("--cluster-port", c.cluster.port,
+                  "coordinate a cluster: nodes join on this port (0: any free port; turns "
+                  "[cluster] on)")
+      ->capture_default_str();
+  cmd->add_option("--cluster-token-file", c.cluster.token_file,
+                  "the cluster's shared secret (>= 32 bytes, mode 600; turns [cluster] on)");
+  cmd->add_option("--ranks-per-replica", c.cluster.ranks_per_replica,
+                  "ranks one replica spans, 0: no expert parallelism (turns [cluster] on)")
+      ->capture_default_str();
   cmd->add_flag("--print-config", args->print_config,
                 "print the resulting configuration as TOML and exit");
   add_engine_options(*cmd, c.engine);

@@ -19,6 +19,8 @@ command add_generate(CLI::App& app);
 command add_gen_model(CLI::App& app);
 /// `serve`: the HTTP/SSE + WebSocket server.
 command add_serve(CLI::App& app);
+/// `node`: a host that joins a coordinator's cluster (docs/cluster.md).
+command add_node(CLI::App& app);
 /// `tokenize` (text -> ids, `--decode` ids -> text).
 command add_tokenize(CLI::App& app);
 /// `parse-tools` (raw model output -> content + OpenAI tool calls).

@@ -26,6 +26,7 @@ int main(int argc, char** argv) {
   std::vector<conclave::app::command> commands;
   commands.push_back(conclave::app::add_generate(app));
   commands.push_back(conclave::app::add_serve(app));
+  commands.push_back(conclave::app::add_node(app));
   commands.push_back(conclave::app::add_gen_model(app));
   commands.push_back(conclave::app::add_tokenize(app));
   commands.push_back(conclave::app::add_parse_tools(app));
@@ -39,8 +40,10 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "conclave: error: %s (see --help)\n", e.what());
     return conclave::app::exit_bad_input;
   }
-  // The server logs its requests at info by default; other commands stay quiet.
-  if (app.count("--log-level") == 0 && app.got_subcommand("serve")) log_level = "info";
+  // The server logs its requests (and a node its joins) at info by default; other commands
+  // stay quiet.
+  if (app.count("--log-level") == 0 && (app.got_subcommand("serve") || app.got_subcommand("node")))
+    log_level = "info";
   spdlog::set_level(spdlog::level::from_str(log_level));
 
   try {

@@ -43,6 +43,9 @@ add_library(caf::io UNKNOWN IMPORTED)
 set_target_properties(caf::io PROPERTIES IMPORTED_LOCATION ${CAF_IO_LIBRARY}
   INTERFACE_LINK_LIBRARIES caf::core)
 
+# OpenSSL's libcrypto: HMAC-SHA256 and RAND_bytes for the cluster door's handshake.
+find_package(OpenSSL REQUIRED COMPONENTS Crypto)
+
 # prometheus-cpp: the core registry and text serializer (served from Beast, not civetweb).
 find_package(prometheus-cpp CONFIG REQUIRED)
 

@@ -106,6 +106,7 @@ std::string server_config::validate() const {
   if (auto e = replicas.validate(); !e.empty()) return "replicas." + e;
   if (auto e = tools.validate(); !e.empty()) return "tools." + e;
   if (auto e = autoscale.validate(); !e.empty()) return "autoscale." + e;
+  if (auto e = cluster.validate(); !e.empty()) return "cluster." + e;
   if (autoscale.enabled &&
       (replicas.count < autoscale.min_replicas || replicas.count > autoscale.max_replicas)) {
     return fmt::format(
@@ -128,6 +129,26 @@ std::string autoscale_config::validate() const {
   if (max_replicas < min_replicas || max_replicas > 64)
     return "max_replicas must be in [min_replicas, 64]";
   if (!(drain_timeout_s >= 0)) return "drain_timeout_s must be >= 0";
+  return {};
+}
+
+std::string cluster_config::validate() const {
+  if (host.empty()) return "host must not be empty";
+  if (port < 0 || port > 65535) return "port must be in [0, 65535]";
+  if (enabled && token_file.empty()) return "token_file must be given when the cluster is on";
+  if (ranks_per_replica < 0 || ranks_per_replica > 64)
+    return "ranks_per_replica must be in [0, 64] (0: off)";
+  if (min_ranks < 1) return "min_ranks must be >= 1";
+  if (ranks_per_replica > 0 && min_ranks > ranks_per_replica)
+    return "min_ranks must be <= ranks_per_replica";
+  if (!(node_timeout_s > 0)) return "node_timeout_s must be > 0";
+  if (!(collective_timeout_s > 0)) return "collective_timeout_s must be > 0";
+  if (!(rebalance_interval_s >= 0)) return "rebalance_interval_s must be >= 0 (0: never)";
+  if (!(rebalance_threshold >= 1)) return "rebalance_threshold must be >= 1";
+  if (redundant_experts < 0 || redundant_experts > 1024)
+    return "redundant_experts must be in [0, 1024]";
+  if (tls && (certificate.empty() || key.empty() || cafile.empty()))
+    return "tls needs certificate, key and cafile";
   return {};
 }
 
@@ -177,7 +198,7 @@ server_config load_server_config(const std::filesystem::path& path, server_confi
   }
   {
     table_reader top(root, "", file);
-    top.reject_unknown({"server", "model", "engine", "replicas", "autoscale", "tools"});
+    top.reject_unknown({"server", "model", "engine", "replicas", "autoscale", "tools", "cluster"});
   }
   const toml::table& server = sub_table(root, "server", file);
   table_reader s(server, "server", file);
@@ -294,6 +315,26 @@ server_config load_server_config(const std::filesystem::path& path, server_confi
   }
   t.reject_unknown({"webhooks"});
 
+  table_reader cl(sub_table(root, "cluster", file), "cluster", file);
+  auto& cc = c.cluster;
+  cl.read("enabled", cc.enabled);
+  cl.read("host", cc.host);
+  cl.read("port", cc.port);
+  cl.read("token_file", cc.token_file);
+  cl.read("ranks_per_replica", cc.ranks_per_replica);
+  cl.read("min_ranks", cc.min_ranks);
+  cl.read("node_timeout_s", cc.node_timeout_s);
+  cl.read("collective_timeout_s", cc.collective_timeout_s);
+  cl.read("data_iface", cc.data_iface);
+  cl.read("rebalance_interval_s", cc.rebalance_interval_s);
+  cl.read("rebalance_threshold", cc.rebalance_threshold);
+  cl.read("redundant_experts", cc.redundant_experts);
+  cl.read("tls", cc.tls);
+  cl.read("certificate", cc.certificate);
+  cl.read("key", cc.key);
+  cl.read("cafile", cc.cafile);
+  cl.reject_unknown();
+
   if (auto err = c.validate(); !err.empty()) throw std::invalid_argument(file + ": " + err);
   return c;
 }
@@ -378,8 +419,26 @@ std::string to_toml(const server_config& c) {
                     {"sandbox_memory_mib", tc.sandbox_memory_mib},
                     {"browser_allowed_hosts", hosts},
                     {"webhooks", hooks}};
+  const auto& cc = c.cluster;
+  toml::table cluster{{"enabled", cc.enabled},
+                      {"host", cc.host},
+                      {"port", cc.port},
+                      {"token_file", cc.token_file},
+                      {"ranks_per_replica", cc.ranks_per_replica},
+                      {"min_ranks", cc.min_ranks},
+                      {"node_timeout_s", cc.node_timeout_s},
+                      {"collective_timeout_s", cc.collective_timeout_s},
+                      {"data_iface", cc.data_iface},
+                      {"rebalance_interval_s", cc.rebalance_interval_s},
+                      {"rebalance_threshold", cc.rebalance_threshold},
+                      {"redundant_experts", cc.redundant_experts},
+                      {"tls", cc.tls},
+                      {"certificate", cc.certificate},
+                      {"key", cc.key},
+                      {"cafile", cc.cafile}};
   toml::table root{{"server", server},     {"model", model},         {"engine", engine},
-                   {"replicas", replicas}, {"autoscale", autoscale}, {"tools", tools}};
+                   {"replicas", replicas}, {"autoscale", autoscale}, {"tools", tools},
+                   {"cluster", cluster}};
   std::ostringstream ss;
   ss << root << '\n';
   return ss.str();

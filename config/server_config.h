@@ -77,6 +77,27 @@ struct tools_config {
   std::string validate() const;
 };
 
+/// [cluster]: this server as the coordinator of nodes on other hosts (docs/cluster.md §4,
+/// §10). Off unless enabled here or by a `serve --cluster-*` / `--ranks-per-replica` flag.
+struct cluster_config {
+  bool enabled = false;
+  std::string host = "0.0.0.0";   ///< where the door (the public cluster port) listens
+  int32_t port = 7070;            ///< the door's port; 0: any free port (logged)
+  std::string token_file;         ///< the shared secret: >= 32 bytes, readable by its owner only
+  int32_t ranks_per_replica = 0;  ///< ranks one replica spans; 0: no expert parallelism
+  int32_t min_ranks = 1;          ///< fewest ranks a replica is rebuilt with after a loss
+  double node_timeout_s = 5.0;    ///< a silent node is lost after this long
+  double collective_timeout_s = 10.0;    ///< a Gloo/NCCL collective longer than this fails
+  std::string data_iface;                ///< network interface of rank traffic; empty: any
+  double rebalance_interval_s = 60.0;    ///< expert rebalancing period; 0: never
+  double rebalance_threshold = 1.3;      ///< rebalance when max / mean rank load exceeds this
+  int32_t redundant_experts = 0;         ///< extra copies of hot experts per layer
+  bool tls = false;                      ///< CAF-openssl between nodes and coordinator
+  std::string certificate, key, cafile;  ///< PEM files; all three required with tls
+
+  std::string validate() const;
+};
+
 struct server_config {
   // [server]
   std::string host = "127.0.0.1";
@@ -101,6 +122,8 @@ struct server_config {
   autoscale_config autoscale;
   // [tools]
   tools_config tools;
+  // [cluster]
+  cluster_config cluster;
 
   /// Empty when valid, else one line naming the key.
   std::string validate() const;

@@ -14,7 +14,7 @@ PKGS=(
   libsimdjson-dev libspdlog-dev libfmt-dev catch2
   libpcre2-dev libutf8proc-dev libxxhash-dev
   libopenblas-dev libtomlplusplus-dev libcli11-dev prometheus-cpp-dev
-  libmuparser-dev bubblewrap
+  libmuparser-dev bubblewrap libssl-dev
   python3 curl ca-certificates
 )
 

@@ -60,6 +60,12 @@ truncate -s 100000 "$tmp/trunc/model.safetensors"
 expect_bad "truncated weights" "model.safetensors: tensor" -- "$bin" generate --model "$tmp/trunc" --prompt-ids 1
 expect_bad "unknown preset" "unknown preset" -- "$bin" gen-model --preset nope --out "$tmp/x"
 expect_bad "unknown option" "" -- "$bin" generate --model "$tmp/g1" --prompt-ids 1 --bogus
+# serve's cluster flags: checked before anything loads.
+printf '%s\n' "0123456789abcdef0123456789abcdef" >"$tmp/token"
+chmod 644 "$tmp/token"
+expect_bad "group-readable cluster token" "readable by group or others" -- "$bin" serve --model "$tmp/g1" --cluster-token-file "$tmp/token"
+expect_bad "cluster without a token file" "cluster.token_file must be given" -- "$bin" serve --model "$tmp/g1" --cluster-port 0
+expect_bad "too many ranks per replica" "cluster.ranks_per_replica must be in" -- "$bin" serve --model "$tmp/g1" --cluster-token-file "$tmp/token" --ranks-per-replica 65
 
 if [ "$fails" -ne 0 ]; then echo "$fails CLI checks failed"; exit 1; fi
 echo "all CLI checks passed"

@@ -1,0 +1,137 @@
+// `conclave node`: a host that lends its devices to a coordinator (docs/cluster.md §1).
+// Today it checks its flags and the token file, then proves the cluster token at the
+// coordinator's door (§4), retrying an unreachable door with backoff. What comes after
+// the door (the node actor, rank workers) is not built yet: an accepted node says so and
+// exits 1.
+#include <spdlog/fmt/fmt.h>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <charconv>
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <stdexcept>
+#include <thread>
+
+#include "app/commands.h"
+#include "net/cluster_token.h"
+#include "net/door_client.h"
+
+namespace conclave::app {
+namespace {
+
+struct node_args {
+  std::string join, token_file, model_dir;
+  std::vector<int> gpus;
+  int cpu_ranks = 0;
+  double rejoin_timeout_s = 0;  ///< 0: retry forever
+};
+
+struct host_port {
+  std::string host;
+  uint16_t port = 0;
+};
+
+/// "HOST:P" or "[V6]:P". Throws std::invalid_argument.
+host_port parse_join(const std::string& s) {
+  const auto bad = [&] {
+    return std::invalid_argument(fmt::format("--join {}: expected HOST:PORT", s));
+  };
+  const size_t colon = s.rfind(':');
+  if (colon == std::string::npos || colon == 0 || colon + 1 == s.size()) throw bad();
+  std::string host = s.substr(0, colon);
+  if (host.front() == '[') {
+    if (host.size() < 3 || host.back() != ']') throw bad();
+    host = host.substr(1, host.size() - 2);
+  } else if (host.find(':') != std::string::npos) {
+    throw bad();  // a bare IPv6 address needs brackets
+  }
+  unsigned port = 0;
+  const char* first = s.data() + colon + 1;
+  const char* last = s.data() + s.size();
+  const auto [end, ec] = std::from_chars(first, last, port);
+  if (ec != std::errc() || end != last || port == 0 || port > 65535) throw bad();
+  return {host, static_cast<uint16_t>(port)};
+}
+
+int run_node(const node_args& a) {
+  const host_port door = parse_join(a.join);
+  if (!a.model_dir.empty() && !std::filesystem::is_directory(a.model_dir))
+    throw std::invalid_argument(fmt::format("--model {}: not a directory", a.model_dir));
+  if (a.rejoin_timeout_s < 0) throw std::invalid_argument("--rejoin-timeout must be >= 0");
+  const std::string token = net::read_cluster_token(a.token_file);
+  const std::string where = fmt::format("{}:{}", door.host, door.port);
+
+  using clock = std::chrono::steady_clock;
+  const auto started = clock::now();
+  auto delay = std::chrono::seconds(1);
+  for (;;) {
+    const net::prove_result r =
+        net::join_door(door.host, door.port, token, std::chrono::seconds(5));
+    using kind = net::prove_result::kind;
+    switch (r.status) {
+      case kind::ok:
+        spdlog::info("cluster: joined {}: the door accepted the cluster token", where);
+        std::fprintf(stderr,
+                     "conclave node: %s accepted the cluster token, but the node protocol "
+                     "after the door is not built yet (docs/cluster.md §12); exiting\n",
+                     where.c_str());
+        return exit_failure;
+      case kind::refused:
+        if (r.reason != "not ready") {
+          std::fprintf(stderr, "conclave node: refused by %s: %s\n", where.c_str(),
+                       r.reason == "bad token" ? "bad cluster token" : r.reason.c_str());
+          return exit_bad_input;
+        }
+        break;  // the coordinator is still starting: retry
+      case kind::untrusted:
+        std::fprintf(stderr, "conclave node: %s: %s\n", where.c_str(), r.reason.c_str());
+        return exit_bad_input;
+      case kind::unreachable:
+      case kind::error:
+        break;
+    }
+    const double waited = std::chrono::duration<double>(clock::now() - started).count();
+    if (a.rejoin_timeout_s > 0 && waited >= a.rejoin_timeout_s) {
+      std::fprintf(stderr, "conclave node: cannot join %s: %s (gave up after %.0f s)\n",
+                   where.c_str(), r.reason.c_str(), a.rejoin_timeout_s);
+      return exit_failure;
+    }
+    spdlog::warn("cluster: cannot join {}: {}; retrying in {} s", where, r.reason, delay.count());
+    auto sleep = std::chrono::duration<double>(delay);
+    if (a.rejoin_timeout_s > 0)
+      sleep = std::min(sleep, std::chrono::duration<double>(a.rejoin_timeout_s - waited));
+    std::this_thread::sleep_for(sleep);
+    delay = std::min(delay * 2, std::chrono::seconds(5));
+  }
+}
+
+}  // namespace
+
+command add_node(CLI::App& app) {
+  auto args = std::make_shared<node_args>();
+  auto* cmd = app.add_subcommand(
+      "node",
+      "join a coordinator (`conclave serve --cluster-port P`) and lend it this host's "
+      "devices (not built yet past the token check: docs/cluster.md)");
+  cmd->add_option("--join", args->join, "the coordinator's cluster door, HOST:PORT")->required();
+  cmd->add_option("--cluster-token-file", args->token_file,
+                  "the cluster's shared secret (>= 32 bytes, mode 600)")
+      ->required();
+  cmd->add_option("--gpus", args->gpus, "CUDA devices to lend, e.g. 0,1 (default: none)")
+      ->delimiter(',')
+      ->check(CLI::Range(0, 1023));
+  cmd->add_option("--cpu-ranks", args->cpu_ranks, "CPU ranks to lend")
+      ->check(CLI::Range(0, 1024))
+      ->capture_default_str();
+  cmd->add_option("--model", args->model_dir,
+                  "this host's copy of the coordinator's checkpoint folder");
+  cmd->add_option("--rejoin-timeout", args->rejoin_timeout_s,
+                  "seconds to keep retrying an unreachable coordinator, then exit 1 "
+                  "(default: forever)")
+      ->check(CLI::PositiveNumber);
+  return {cmd, [args] { return run_node(*args); }};
+}
+
+}  // namespace conclave::app

@@ -1,0 +1,141 @@
+// `conclave node` against a door in this process: the real binary's exit codes and its
+// one line on stderr (docs/cluster.md §4).
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <catch2/catch.hpp>
+#include <chrono>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "net/cluster_door.h"
+#include "net/cluster_gate_stub.h"
+
+using namespace conclave;
+namespace fs = std::filesystem;
+
+namespace {
+
+const std::string token = "node-command-test-token-0123456789abcdef";
+
+struct node_run {
+  int exit_code = -1;
+  std::vector<std::string> err_lines;
+  double seconds = 0;
+};
+
+struct sandbox {
+  fs::path dir = fs::temp_directory_path() / ("conclave_node_cmd_" + std::to_string(::getpid()));
+  sandbox() { fs::create_directories(dir); }
+  ~sandbox() { fs::remove_all(dir); }
+  fs::path token_file(const std::string& name, const std::string& k) const {
+    const auto p = dir / name;
+    std::ofstream(p) << k << "\n";
+    ::chmod(p.c_str(), 0600);
+    return p;
+  }
+  node_run node(const std::string& args) const {
+    const auto err = dir / "err";
+    const std::string cmd = std::string("'") + CONCLAVE_BINARY + "' node " + args +
+                            " >/dev/null 2>'" + err.string() + "'";
+    const auto t0 = std::chrono::steady_clock::now();
+    const int status = std::system(cmd.c_str());
+    node_run r;
+    r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    std::ifstream in(err);
+    for (std::string line; std::getline(in, line);) r.err_lines.push_back(line);
+    return r;
+  }
+};
+
+std::string joined(const std::vector<std::string>& lines) {
+  std::ostringstream s;
+  for (const auto& l : lines) s << l << "\n";
+  return s.str();
+}
+
+}  // namespace
+
+TEST_CASE("conclave node: a wrong token exits 2 with exactly one line", "[cluster][cli]") {
+  const sandbox box;
+  net::cluster_gate_stub gate;
+  gate.start();
+  net::cluster_door_options o;
+  o.host = "127.0.0.1";
+  o.inner_port = gate.port();
+  o.token = token;
+  net::cluster_door door(o);
+  door.start();
+  const std::string where = "127.0.0.1:" + std::to_string(door.port());
+
+  const auto wrong = box.node("--join " + where + " --cluster-token-file " +
+                              box.token_file("wrong", std::string(40, 'w')).string());
+  INFO(joined(wrong.err_lines));
+  CHECK(wrong.exit_code == 2);
+  REQUIRE(wrong.err_lines.size() == 1);
+  CHECK(wrong.err_lines[0] == "conclave node: refused by " + where + ": bad cluster token");
+  CHECK(door.refused_counts().at("bad token") == 1);
+
+  // The right token gets in; the rest of the protocol is not built, and it says so.
+  const auto right = box.node("--join " + where + " --cluster-token-file " +
+                              box.token_file("right", token).string());
+  INFO(joined(right.err_lines));
+  CHECK(right.exit_code == 1);
+  CHECK_THAT(joined(right.err_lines),
+             Catch::Contains("accepted the cluster token") && Catch::Contains("not built yet"));
+  CHECK(door.joined() == 1);
+}
+
+TEST_CASE("conclave node: bad flags and token files exit 2 with one line", "[cluster][cli]") {
+  const sandbox box;
+  const auto good = box.token_file("good", token).string();
+  const auto group = box.token_file("group", token);
+  ::chmod(group.c_str(), 0644);
+  const auto bad = [&](const std::string& args, const std::string& says) {
+    const auto r = box.node(args);
+    INFO(args << "\n" << joined(r.err_lines));
+    CHECK(r.exit_code == 2);
+    CHECK(r.err_lines.size() == 1);
+    CHECK_THAT(joined(r.err_lines), Catch::Contains(says));
+  };
+  bad("--cluster-token-file " + good, "--join is required");
+  bad("--join 127.0.0.1:1", "--cluster-token-file is required");
+  bad("--join 127.0.0.1 --cluster-token-file " + good, "expected HOST:PORT");
+  bad("--join 127.0.0.1:70000 --cluster-token-file " + good, "expected HOST:PORT");
+  bad("--join 127.0.0.1:1 --cluster-token-file " + group.string(), "readable by group or others");
+  bad("--join 127.0.0.1:1 --cluster-token-file " + box.token_file("short", "abc").string(),
+      "at least 32 are needed");
+  bad("--join 127.0.0.1:1 --cluster-token-file " + (box.dir / "none").string(), "No such file");
+  bad("--join 127.0.0.1:1 --cluster-token-file " + good + " --cpu-ranks -1", "--cpu-ranks");
+  bad("--join 127.0.0.1:1 --cluster-token-file " + good + " --gpus 0,x", "--gpus");
+  bad("--join 127.0.0.1:1 --cluster-token-file " + good + " --model " + (box.dir / "no").string(),
+      "not a directory");
+}
+
+TEST_CASE("conclave node: an unreachable door is retried until --rejoin-timeout, then exit 1",
+          "[cluster][cli]") {
+  const sandbox box;
+  // A port nothing listens on: bind one, note it, close it.
+  uint16_t port = 0;
+  {
+    net::cluster_gate_stub g;
+    g.start();
+    port = g.port();
+  }
+  const auto r = box.node("--join 127.0.0.1:" + std::to_string(port) + " --cluster-token-file " +
+                          box.token_file("t", token).string() + " --rejoin-timeout 2");
+  INFO(joined(r.err_lines));
+  CHECK(r.exit_code == 1);
+  CHECK(r.seconds >= 1.5);
+  CHECK(r.seconds < 20);
+  REQUIRE(!r.err_lines.empty());
+  CHECK_THAT(r.err_lines.back(),
+             Catch::Contains("cannot join 127.0.0.1:") && Catch::Contains("gave up after 2 s"));
+  CHECK_THAT(joined(r.err_lines), Catch::Contains("retrying in 1 s"));
+}

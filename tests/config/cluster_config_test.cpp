@@ -1,0 +1,126 @@
+// [cluster] in the server's TOML: keys, defaults, round trip through to_toml, validation.
+#include <unistd.h>
+#include <catch2/catch.hpp>
+
+#include <filesystem>
+#include <fstream>
+#include <stdexcept>
+#include <string>
+
+#include "config/server_config.h"
+
+using namespace conclave;
+
+namespace {
+
+struct toml_dir {
+  std::filesystem::path dir = std::filesystem::temp_directory_path() /
+                              ("conclave_cluster_config_" + std::to_string(::getpid()));
+  toml_dir() { std::filesystem::create_directories(dir); }
+  ~toml_dir() { std::filesystem::remove_all(dir); }
+  std::filesystem::path write(const std::string& text) const {
+    const auto path = dir / "c.toml";
+    std::ofstream(path) << text;
+    return path;
+  }
+  std::string error_of(const std::string& text) const {
+    try {
+      config::load_server_config(write(text));
+    } catch (const std::invalid_argument& e) {
+      return e.what();
+    }
+    return {};
+  }
+};
+
+}  // namespace
+
+TEST_CASE("cluster config: off by default, with the documented defaults", "[config][cluster]") {
+  const config::server_config c;
+  CHECK(!c.cluster.enabled);
+  CHECK(c.cluster.host == "0.0.0.0");
+  CHECK(c.cluster.ranks_per_replica == 0);
+  CHECK(c.cluster.min_ranks == 1);
+  CHECK(c.cluster.node_timeout_s == 5.0);
+  CHECK(c.cluster.collective_timeout_s == 10.0);
+  CHECK(c.cluster.data_iface.empty());
+  CHECK(c.cluster.rebalance_interval_s == 60.0);
+  CHECK(c.cluster.rebalance_threshold == 1.3);
+  CHECK(c.cluster.redundant_experts == 0);
+  CHECK(!c.cluster.tls);
+  CHECK(c.validate().empty());
+}
+
+TEST_CASE("cluster config: TOML keys and round trip", "[config][cluster]") {
+  const toml_dir d;
+  const auto c = config::load_server_config(d.write(R"([cluster]
+enabled = true
+host = "10.0.0.1"
+port = 9123
+token_file = "/etc/conclave/token"
+ranks_per_replica = 4
+min_ranks = 2
+node_timeout_s = 3.0
+collective_timeout_s = 20.0
+data_iface = "eth1"
+rebalance_interval_s = 0.0
+rebalance_threshold = 1.5
+redundant_experts = 2
+tls = true
+certificate = "c.pem"
+key = "k.pem"
+cafile = "ca.pem"
+)"));
+  const auto& k = c.cluster;
+  CHECK(k.enabled);
+  CHECK(k.host == "10.0.0.1");
+  CHECK(k.port == 9123);
+  CHECK(k.token_file == "/etc/conclave/token");
+  CHECK(k.ranks_per_replica == 4);
+  CHECK(k.min_ranks == 2);
+  CHECK(k.node_timeout_s == 3.0);
+  CHECK(k.collective_timeout_s == 20.0);
+  CHECK(k.data_iface == "eth1");
+  CHECK(k.rebalance_interval_s == 0.0);
+  CHECK(k.rebalance_threshold == 1.5);
+  CHECK(k.redundant_experts == 2);
+  CHECK(k.tls);
+  CHECK(k.certificate == "c.pem");
+  CHECK(k.key == "k.pem");
+  CHECK(k.cafile == "ca.pem");
+  const auto again = config::load_server_config(d.write(config::to_toml(c)));
+  CHECK(again.cluster.port == 9123);
+  CHECK(again.cluster.ranks_per_replica == 4);
+  CHECK(again.cluster.data_iface == "eth1");
+  CHECK(again.cluster.cafile == "ca.pem");
+  CHECK(again.cluster.tls);
+}
+
+TEST_CASE("cluster config: validation names the key", "[config][cluster]") {
+  const toml_dir d;
+  const auto has = [&](const std::string& text, const std::string& what) {
+    const std::string e = d.error_of(text);
+    INFO(e);
+    return e.find(what) != std::string::npos;
+  };
+  CHECK(has("[cluster]\nenabled = true\n", "cluster.token_file must be given"));
+  CHECK(has("[cluster]\ntls = true\ncertificate = \"c\"\nkey = \"k\"\n",
+            "cluster.tls needs certificate, key and cafile"));
+  CHECK(has("[cluster]\nranks_per_replica = 65\n", "cluster.ranks_per_replica must be in [0, 64]"));
+  CHECK(has("[cluster]\nport = 70000\n", "cluster.port must be in [0, 65535]"));
+  CHECK(has("[cluster]\nnode_timeout_s = 0.0\n", "cluster.node_timeout_s must be > 0"));
+  CHECK(
+      has("[cluster]\ncollective_timeout_s = -1.0\n", "cluster.collective_timeout_s must be > 0"));
+  CHECK(has("[cluster]\nmin_ranks = 0\n", "cluster.min_ranks must be >= 1"));
+  CHECK(has("[cluster]\nranks_per_replica = 2\nmin_ranks = 3\n",
+            "cluster.min_ranks must be <= ranks_per_replica"));
+  CHECK(has("[cluster]\nrebalance_threshold = 0.9\n", "cluster.rebalance_threshold must be >= 1"));
+  CHECK(has("[cluster]\nhost = \"\"\n", "cluster.host must not be empty"));
+  CHECK(has("[cluster]\nport = -1\n", "\"cluster.port\" must be a non-negative integer"));
+  CHECK(has("[cluster]\ntoken = \"x\"\n", "unknown key \"cluster.token\""));
+  CHECK(has("cluster = 3\n", "[cluster] must be a table"));
+  // Valid with tls and all three files; the token file itself is read by the door, not here.
+  CHECK(d.error_of("[cluster]\nenabled = true\ntoken_file = \"t\"\ntls = true\ncertificate = "
+                   "\"c\"\nkey = \"k\"\ncafile = \"a\"\n")
+            .empty());
+}
