@@ -8,6 +8,7 @@
 #include <random>
 
 #include "actors/autoscaler.h"
+#include "actors/cluster_host.h"
 #include "actors/live_actors.h"
 #include "actors/replica_supervisor.h"
 #include "actors/request_session.h"
@@ -42,6 +43,14 @@ class actor_service final : public serve::service {
   int64_t active_requests() const override { return env_->counters->active.load(); }
   int64_t queued_requests() const override { return env_->counters->queued.load(); }
   std::vector<serve::replica_snapshot> cluster() const override { return pool_.snapshots(); }
+  serve::cluster_topology topology() const override {
+    return cluster_ ? cluster_->topology() : serve::cluster_topology{};
+  }
+  uint16_t cluster_gate_port() const override { return cluster_ ? cluster_->gate_port() : 0; }
+  bool kill_node(int32_t node) override {
+    check_fault_injection();
+    return cluster_ && cluster_->kill_node(node);
+  }
   bool fault_injection_enabled() const override { return cfg_.replicas.fault_injection; }
   bool inject_fault(int replica, fault_kind kind) override;
   int add_replica() override;
@@ -70,6 +79,7 @@ class actor_service final : public serve::service {
   std::unique_ptr<caf::actor_system> system_;
   caf::actor router_;
   caf::actor autoscaler_;
+  std::unique_ptr<cluster_host> cluster_;  ///< [cluster] on
   /// Supervisors by replica id; guarded (the autoscaler adds while I/O threads drain).
   mutable std::mutex supervisors_mutex_;
   std::vector<caf::actor> supervisors_;
@@ -113,7 +123,9 @@ actor_service::actor_service(const config::server_config& cfg,
   system_cfg_ = std::make_unique<caf::actor_system_config>();
   system_cfg_->set("scheduler.max-threads", cfg_.actor_threads);
   system_cfg_->set("logger.verbosity", caf::atom("quiet"));
+  if (cfg_.cluster.enabled) cluster_host::configure(*system_cfg_, cfg_.cluster);
   system_ = std::make_unique<caf::actor_system>(*system_cfg_);
+  if (cfg_.cluster.enabled) cluster_ = std::make_unique<cluster_host>(*system_, cfg_, mc);
   // (Spawning with no arguments trips UBSan inside CAF 0.17's empty-tuple path.)
   router_ = system_->spawn(router_actor, std::vector<caf::actor>{});
   // The health probe (the seed guide's): a real generation every probe_interval_s.
@@ -147,9 +159,9 @@ int actor_service::start_replica() {
     const model::checkpoint c(dir);
     return gpu::make_backend(c, backend_cfg);
   };
-  supervisors_.push_back(system_->spawn<caf::detached>(replica_supervisor, std::move(factory),
-                                                       cfg_.engine, cfg_.replicas, metrics_,
-                                                       router_, r->status, probe_));
+  supervisors_.push_back(system_->spawn<caf::detached>(
+      replica_supervisor, std::move(factory), cfg_.engine, cfg_.replicas, metrics_, router_,
+      r->status, probe_, cluster_ ? cluster_->replica_options(r->id) : nullptr));
   return r->id;
 }
 
@@ -215,10 +227,12 @@ void actor_service::shutdown() {
   // Supervisors take their engines and workers down; sessions watching an engine end.
   for (auto& s : supervisors) caf::anon_send_exit(s, caf::exit_reason::user_shutdown);
   caf::anon_send_exit(router_, caf::exit_reason::user_shutdown);
+  if (cluster_) cluster_->stop();
   // (No handle may stay alive below: one would keep system_.reset() waiting for ever.)
   supervisors.clear();
   router_ = nullptr;
   system_.reset();  // waits for all actors to finish
+  cluster_.reset();
 }
 
 std::shared_ptr<serve::request_handle> actor_service::submit(

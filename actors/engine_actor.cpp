@@ -4,8 +4,12 @@
 
 #include <spdlog/fmt/fmt.h>
 #include <spdlog/spdlog.h>
+#include <algorithm>
 #include <chrono>
 #include <thread>
+
+#include "actors/cluster_messages.h"
+#include "engine/rank_split.h"
 
 namespace conclave::actors {
 
@@ -42,6 +46,118 @@ void fail_sessions(caf::stateful_actor<engine_state>* self, const std::string& w
   self->state.unsent_step_seconds.clear();
 }
 
+void kick(caf::stateful_actor<engine_state>* self);
+
+/// A step's forward pass came back: sample, stream the tokens, start the next step.
+void finish_step(caf::stateful_actor<engine_state>* self, const engine::pending_step& step,
+                 const gpu::step_output& out, std::chrono::steady_clock::time_point t0) {
+  auto& s = self->state;
+  s.in_flight = false;
+  if (s.opts.status) s.opts.status->end_busy(std::chrono::steady_clock::now());
+  auto events = s.eng->end_step(step, out);
+  // The engine's own step time (schedule, forward, sample): what a request's
+  // latency is made of before the server adds anything.
+  const double step_seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  for (const auto& w : step.work) {
+    if (s.sessions.count(w.seq->id())) s.unsent_step_seconds[w.seq->id()] += step_seconds;
+  }
+  for (auto& e : events) {
+    auto it = s.sessions.find(e.id);
+    if (it == s.sessions.end()) continue;
+    self->send(it->second, token_atom::value,
+               token_msg{e.id, e.token, e.finished, e.reason, std::move(e.logprobs),
+                         std::exchange(s.unsent_step_seconds[e.id], 0.0)});
+    if (e.finished) forget_session(self, e.id);
+  }
+  publish_stats(s);
+  kick(self);
+}
+
+/// A step failed or outlived the watchdog: the replica ends, its requests fail over.
+void fail_step(caf::stateful_actor<engine_state>* self, const caf::error& err) {
+  auto& s = self->state;
+  if (s.opts.status) s.opts.status->end_busy(std::chrono::steady_clock::now());
+  std::string why = self->system().render(err);
+  if (err == caf::sec::request_timeout) {
+    why = fmt::format("watchdog: a step ran longer than {} ms", s.opts.step_timeout.count());
+    // The worker may be stuck inside the backend: it is abandoned, and the
+    // supervisor brings up a new one.
+    if (s.opts.ranks.empty()) self->send_exit(s.worker, caf::exit_reason::kill);
+    for (auto& r : s.opts.ranks) self->send_exit(r, caf::exit_reason::kill);
+  }
+  spdlog::error("engine: step failed: {}", why);
+  fail_sessions(self, "the model replica failed: " + why);
+  self->quit(err == caf::sec::request_timeout ? caf::make_error(caf::sec::request_timeout, why)
+                                              : err);
+}
+
+/// An expert-parallel step: one part per rank (idle ranks get an empty one: they join the
+/// collectives), answers joined, then one end_step.
+void send_to_ranks(caf::stateful_actor<engine_state>* self,
+                   std::shared_ptr<engine::pending_step> step,
+                   std::chrono::steady_clock::time_point t0, serve::fault_kind fault) {
+  auto& st = self->state;
+  const int ranks = static_cast<int>(st.opts.ranks.size());
+  struct fan_in {
+    std::vector<engine::rank_batch> parts;
+    std::vector<gpu::step_output> outputs;
+    size_t pending = 0;
+    bool failed = false;
+  };
+  auto f = std::make_shared<fan_in>();
+  f->parts = engine::split_by_rank(step->batch, step->entry_rank, ranks);
+  f->outputs.resize(static_cast<size_t>(ranks));
+  f->pending = static_cast<size_t>(ranks);
+  const uint64_t step_no = ++st.steps;
+  if (fault == serve::fault_kind::crash_worker) {
+    spdlog::warn("engine: injected crash of rank 0");
+    self->send_exit(st.opts.ranks[0], caf::exit_reason::kill);
+  }
+  for (int r = 0; r < ranks; ++r) {
+    rank_step msg;
+    msg.epoch = st.opts.epoch;
+    msg.step = step_no;
+    msg.placement_version = st.opts.placement_version;
+    msg.want_load = step_no % 64 == 0;
+    for (const auto& seq : f->parts[static_cast<size_t>(r)].batch) {
+      msg.seqs.push_back(
+          {std::vector<int32_t>(seq.tokens.begin(), seq.tokens.end()), seq.num_cached,
+           std::vector<int32_t>(seq.block_table.begin(), seq.block_table.end()), seq.all_logits});
+    }
+    if (fault == serve::fault_kind::fail_step && r == 0) msg.epoch = ~uint64_t{0};
+    self->request(st.opts.ranks[static_cast<size_t>(r)], st.opts.step_timeout,
+                  rank_step_atom::value, std::move(msg))
+        .then(
+            [self, step, t0, f, r, step_no](rank_step_done& done) {
+              if (f->failed) return;
+              if (done.step != step_no) {
+                f->failed = true;
+                return fail_step(
+                    self, caf::make_error(caf::sec::runtime_error, "a rank answered another step"));
+              }
+              auto& out = f->outputs[static_cast<size_t>(r)];
+              out.vocab = done.vocab;
+              out.logits = std::move(done.logits);
+              out.row_begin.assign(done.row_begin.begin(), done.row_begin.end());
+              if (--f->pending > 0) return;
+              gpu::step_output merged;
+              try {
+                engine::merge_rank_outputs(f->parts, f->outputs, merged);
+              } catch (const std::exception& e) {
+                f->failed = true;
+                return fail_step(self, caf::make_error(caf::sec::runtime_error, e.what()));
+              }
+              finish_step(self, *step, merged, t0);
+            },
+            [self, f](caf::error& err) {
+              if (f->failed) return;
+              f->failed = true;
+              fail_step(self, err);
+            });
+  }
+}
+
 /// Starts the next step if none is running and there is work.
 void kick(caf::stateful_actor<engine_state>* self) {
   auto& st = self->state;
@@ -64,49 +180,11 @@ void kick(caf::stateful_actor<engine_state>* self) {
   if (step->empty()) return;
   st.in_flight = true;
   if (st.opts.status) st.opts.status->begin_busy(t0);
+  if (!st.opts.ranks.empty()) return send_to_ranks(self, step, t0, job.fault);
   job.step = step;
   self->request(st.worker, st.opts.step_timeout, forward_atom::value, std::move(job))
-      .then(
-          [self, step, t0](const forward_done& done) {
-            auto& s = self->state;
-            s.in_flight = false;
-            if (s.opts.status) s.opts.status->end_busy(std::chrono::steady_clock::now());
-            auto events = s.eng->end_step(*step, *done.out);
-            // The engine's own step time (schedule, forward, sample): what a request's
-            // latency is made of before the server adds anything.
-            const double step_seconds =
-                std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-            for (const auto& w : step->work) {
-              if (s.sessions.count(w.seq->id())) s.unsent_step_seconds[w.seq->id()] += step_seconds;
-            }
-            for (auto& e : events) {
-              auto it = s.sessions.find(e.id);
-              if (it == s.sessions.end()) continue;
-              self->send(it->second, token_atom::value,
-                         token_msg{e.id, e.token, e.finished, e.reason, std::move(e.logprobs),
-                                   std::exchange(s.unsent_step_seconds[e.id], 0.0)});
-              if (e.finished) forget_session(self, e.id);
-            }
-            publish_stats(s);
-            kick(self);
-          },
-          [self](caf::error& err) {
-            auto& s = self->state;
-            if (s.opts.status) s.opts.status->end_busy(std::chrono::steady_clock::now());
-            std::string why = self->system().render(err);
-            if (err == caf::sec::request_timeout) {
-              why = fmt::format("watchdog: a step ran longer than {} ms",
-                                s.opts.step_timeout.count());
-              // The worker may be stuck inside the backend: it is abandoned, and the
-              // supervisor brings up a new one.
-              self->send_exit(s.worker, caf::exit_reason::kill);
-            }
-            spdlog::error("engine: step failed: {}", why);
-            fail_sessions(self, "the model replica failed: " + why);
-            self->quit(err == caf::sec::request_timeout
-                           ? caf::make_error(caf::sec::request_timeout, why)
-                           : err);
-          });
+      .then([self, step, t0](const forward_done& done) { finish_step(self, *step, *done.out, t0); },
+            [self](caf::error& err) { fail_step(self, err); });
 }
 
 }  // namespace
@@ -118,13 +196,22 @@ caf::behavior engine_actor(caf::stateful_actor<engine_state>* self, gpu_worker_a
                            engine_actor_options opts) {
   auto& st = self->state;
   st.opts = std::move(opts);
-  st.eng = std::make_unique<engine::llm_engine>(model, kv, cfg);
+  const auto ranks = std::max<int32_t>(1, static_cast<int32_t>(st.opts.ranks.size()));
+  st.eng = std::make_unique<engine::llm_engine>(model, kv, cfg, ranks);
   st.worker = worker;
   st.metrics = std::move(metrics);
-  self->monitor(worker);
+  if (st.opts.ranks.empty()) self->monitor(worker);
+  for (auto& r : st.opts.ranks) self->monitor(r);
   self->set_down_handler([self](caf::down_msg& msg) {
     auto& s = self->state;
-    if (msg.source != s.worker.address()) {
+    const bool a_rank = std::any_of(s.opts.ranks.begin(), s.opts.ranks.end(),
+                                    [&](const caf::actor& r) { return r.address() == msg.source; });
+    if (a_rank) {
+      fail_sessions(self,
+                    "a rank of the model replica stopped: " + self->system().render(msg.reason));
+      return self->quit(msg.reason);
+    }
+    if (!s.opts.ranks.empty() || msg.source != s.worker.address()) {
       // A session died without cancelling (killed, crashed): its sequence stops here.
       if (auto it = s.seq_of_session.find(msg.source); it != s.seq_of_session.end()) {
         const int64_t seq = it->second;

@@ -30,6 +30,11 @@ struct engine_actor_options {
   /// sec::request_timeout; its requests fail over.
   std::chrono::milliseconds step_timeout{std::chrono::minutes(2)};
   double hang_s = 0;  ///< length of an injected hang
+  /// An expert-parallel replica (docs/cluster.md): its rank workers, in rank order. Each
+  /// step is cut by rank and sent to every rank (idle ones too); then `worker` is unused.
+  std::vector<caf::actor> ranks;
+  uint64_t epoch = 0;              ///< the replica incarnation the ranks belong to
+  uint64_t placement_version = 0;  ///< the placement every rank holds
 };
 
 caf::behavior engine_actor(caf::stateful_actor<struct engine_state>* self, gpu_worker_actor worker,
@@ -50,6 +55,7 @@ struct engine_state {
   engine_actor_options opts;
   uint64_t preemptions_reported = 0;
   bool in_flight = false;
+  uint64_t steps = 0;                                ///< steps sent to ranks (rank_step::step)
   std::vector<caf::response_promise> drain_waiters;  ///< answered when sessions is empty
   static inline const char* name = "engine";
 };

@@ -3,6 +3,7 @@
 // replica is left dead.
 #include "actors/replica_supervisor.h"
 
+#include "actors/cluster_registry.h"
 #include "actors/health_checker.h"
 #include "serve/restart_policy.h"
 
@@ -25,6 +26,14 @@ void warm_up(gpu::backend& be) {
   gpu::step_sequence s{tokens, 0, table, false};
   gpu::step_output out;
   be.forward({&s, 1}, out);
+}
+
+/// Stops the rank workers of an expert-parallel replica (remote ones through their node's
+/// connection); a rank still in a collective is freed by its communicator's abort.
+void stop_ranks(self_ptr self) {
+  auto& st = self->state;
+  for (auto& r : st.ranks) self->send_exit(r, caf::exit_reason::user_shutdown);
+  st.ranks.clear();
 }
 
 /// Records a failure; schedules the next bring-up, or declares the replica dead.
@@ -56,6 +65,8 @@ void finish_drain(self_ptr self, const std::string& why) {
   auto& st = self->state;
   if (st.engine) self->send_exit(st.engine, caf::exit_reason::user_shutdown);
   if (st.worker) self->send_exit(st.worker, caf::exit_reason::user_shutdown);
+  stop_ranks(self);
+  if (st.cluster) self->send(st.cluster->registry, release_atom::value, st.status->id());
   st.status->set_state(serve::replica_state::drained, why);
   if (why.empty())
     spdlog::info("replica {} drained and stopped", st.status->id());
@@ -92,9 +103,130 @@ void start_drain(self_ptr self, double timeout_s) {
       });
 }
 
+/// The engine over ready ranks: registered with the router like a one-device replica.
+void start_cluster_engine(self_ptr self, uint64_t epoch, std::vector<rank_ready> ready) {
+  auto& st = self->state;
+  auto& cl = *st.cluster;
+  std::sort(ready.begin(), ready.end(),
+            [](const rank_ready& a, const rank_ready& b) { return a.rank < b.rank; });
+  gpu::kv_cache_shape kv;
+  kv.block_size = ready.front().block_size;
+  kv.num_blocks = ready.front().num_blocks;
+  kv.bytes_per_block = ready.front().bytes_per_block;
+  cluster_replica_view view;
+  view.epoch = epoch;
+  view.placement_version = 1;
+  for (const auto& r : ready) {
+    kv.num_blocks = std::min(kv.num_blocks, r.num_blocks);
+    st.ranks.push_back(r.worker);
+    view.ranks.push_back(r.where);
+  }
+  engine_actor_options opts;
+  opts.replica = st.status->id();
+  opts.status = st.status;
+  opts.step_timeout = std::chrono::milliseconds(static_cast<int64_t>(st.rc.step_timeout_s * 1e3));
+  opts.hang_s = st.rc.hang_s > 0 ? st.rc.hang_s : st.rc.step_timeout_s + 5.0;
+  opts.ranks = st.ranks;
+  opts.epoch = epoch;
+  opts.placement_version = 1;
+  auto cfg = st.cfg;
+  cfg.sample_on_device = false;  // ranks answer logits rows; the engine samples
+  st.engine = self->spawn(engine_actor, gpu_worker_actor{}, cl.model, kv, cfg, st.metrics, opts);
+  self->monitor(st.engine);
+  self->send(st.router, add_engine_atom::value, st.engine);
+  if (st.checker) self->send(st.checker, watch_atom::value, st.engine);
+  st.status->set_backend(fmt::format("{} x{}", ready.front().backend, ready.size()),
+                         kv.num_blocks * static_cast<int32_t>(ready.size()));
+  st.status->set_state(serve::replica_state::up);
+  st.up_since = self->clock().now();
+  {
+    std::lock_guard lock(*cl.view_mutex);
+    *cl.view = view;
+  }
+  spdlog::info("replica {} up: {} ranks (epoch {}), {} KV blocks per rank", st.status->id(),
+               ready.size(), epoch, kv.num_blocks);
+}
+
+/// An expert-parallel bring-up: lease ranks, have each node load its rank (they meet
+/// through the rendezvous store), then start the engine. Answers of an older epoch are
+/// dropped: a restart while loading starts over.
+void bring_up_cluster(self_ptr self) {
+  auto& st = self->state;
+  stop_ranks(self);
+  const uint64_t epoch = ++st.epoch;
+  auto cl = st.cluster;
+  if (epoch == 1) st.status->set_state(serve::replica_state::starting);
+  spdlog::info("replica {}: waiting for {} cluster rank(s)", st.status->id(), cl->ranks);
+  self->request(cl->registry, caf::infinite, acquire_atom::value, st.status->id(), cl->ranks,
+                cl->min_ranks)
+      .then(
+          [self, epoch, cl](std::vector<rank_lease>& leases) {
+            auto& s = self->state;
+            if (epoch != s.epoch || leases.empty()) return;
+            const auto size = static_cast<int32_t>(leases.size());
+            if (size < cl->ranks)
+              spdlog::warn("replica {}: {} of {} ranks free; starting with {}", s.status->id(),
+                           size, cl->ranks, size);
+            const auto placement = gpu::expert_map::contiguous(cl->model, size);
+            auto ready = std::make_shared<std::vector<rank_ready>>();
+            auto failed = std::make_shared<bool>(false);
+            const auto timeout =
+                std::chrono::milliseconds(static_cast<int64_t>(cl->load_timeout_s * 1e3));
+            for (int32_t r = 0; r < size; ++r) {
+              rank_spec spec;
+              spec.replica = s.status->id();
+              spec.epoch = epoch;
+              spec.rank = r;
+              spec.size = size;
+              spec.slot = leases[static_cast<size_t>(r)].slot;
+              spec.block_size = cl->backend.block_size;
+              spec.num_kv_blocks = cl->backend.num_kv_blocks;
+              spec.kv_cache_bytes = cl->backend.kv_cache_bytes;
+              spec.threads = cl->backend.threads;
+              spec.rope_inv_freq_dtype = cl->backend.rope_inv_freq_dtype;
+              spec.weight_dtype = cl->backend.weight_dtype;
+              spec.placement = placement;
+              spec.placement.version = 1;
+              spec.store = cl->store;
+              spec.prefix = fmt::format("r{}/e{}", s.status->id(), epoch);
+              spec.iface = cl->data_iface;
+              spec.collective_timeout_s = cl->collective_timeout_s;
+              self->request(leases[static_cast<size_t>(r)].node, timeout, spawn_rank_atom::value,
+                            std::move(spec))
+                  .then(
+                      [self, epoch, ready, size](rank_ready& rr) {
+                        auto& s2 = self->state;
+                        if (epoch != s2.epoch) {
+                          self->send_exit(rr.worker, caf::exit_reason::user_shutdown);
+                          return;
+                        }
+                        self->monitor(rr.worker);
+                        ready->push_back(std::move(rr));
+                        if (static_cast<int32_t>(ready->size()) == size)
+                          start_cluster_engine(self, epoch, std::move(*ready));
+                      },
+                      [self, epoch, failed, r](caf::error& err) {
+                        auto& s2 = self->state;
+                        if (epoch != s2.epoch || *failed) return;
+                        *failed = true;
+                        on_failure(self, fmt::format("rank {} did not start: {}", r,
+                                                     self->system().render(err)));
+                      });
+            }
+          },
+          [self, epoch](caf::error& err) {
+            if (epoch != self->state.epoch) return;
+            on_failure(self, "no cluster ranks: " + self->system().render(err));
+          });
+}
+
 void bring_up(self_ptr self) {
   auto& st = self->state;
   if (st.status->state() == serve::replica_state::dead || st.draining) return;
+  if (st.cluster) {
+    if (st.engine) self->send_exit(st.engine, caf::exit_reason::user_shutdown);
+    return bring_up_cluster(self);
+  }
   try {
     if (st.worker)
       self->send_exit(st.worker, caf::exit_reason::user_shutdown);  // the old one, if any
@@ -132,8 +264,10 @@ caf::behavior replica_supervisor(self_ptr self, backend_factory factory, config:
                                  config::replica_config rc,
                                  std::shared_ptr<serve::server_metrics> metrics, caf::actor router,
                                  std::shared_ptr<serve::replica_status> status,
-                                 std::vector<int32_t> probe_prompt) {
+                                 std::vector<int32_t> probe_prompt,
+                                 std::shared_ptr<cluster_replica_options> cluster) {
   auto& st = self->state;
+  st.cluster = std::move(cluster);
   st.factory = std::move(factory);
   st.cfg = std::move(cfg);
   st.rc = rc;
@@ -146,8 +280,9 @@ caf::behavior replica_supervisor(self_ptr self, backend_factory factory, config:
   }
   self->set_down_handler([self](caf::down_msg& msg) {
     auto& s = self->state;
-    if (msg.source != s.engine.address()) return;
+    if (msg.source != s.engine.address()) return;  // a rank: its engine ends too
     s.engine = nullptr;
+    stop_ranks(self);
     if (s.draining)
       return finish_drain(self,
                           "the engine ended while draining: " + self->system().render(msg.reason));
@@ -164,6 +299,8 @@ caf::behavior replica_supervisor(self_ptr self, backend_factory factory, config:
     if (s.worker) self->send_exit(s.worker, msg.reason);
     if (s.engine) self->send_exit(s.engine, msg.reason);
     if (s.checker) self->send_exit(s.checker, msg.reason);
+    stop_ranks(self);
+    if (s.cluster) self->send(s.cluster->registry, release_atom::value, s.status->id());
     s.status->set_state(serve::replica_state::stopped);
     self->quit(msg.reason);
   });

@@ -12,6 +12,7 @@
 #include <deque>
 #include <functional>
 #include <memory>
+#include <mutex>
 
 #include "actors/engine_actor.h"
 #include "actors/gpu_worker.h"
@@ -23,6 +24,28 @@ namespace conclave::actors {
 
 /// Makes a fresh backend (loads weights); may throw. Called on the supervisor's own thread.
 using backend_factory = std::function<std::shared_ptr<gpu::backend>()>;
+
+/// What /admin/cluster shows of one expert-parallel replica.
+struct cluster_replica_view {
+  uint64_t epoch = 0;
+  uint64_t placement_version = 0;
+  std::vector<std::string> ranks;  ///< per rank: where it runs
+};
+
+/// An expert-parallel replica whose ranks live on nodes (docs/cluster.md).
+struct cluster_replica_options {
+  caf::actor registry;  ///< leases ranks (cluster_registry)
+  caf::actor store;     ///< the ranks' rendezvous store
+  int32_t ranks = 2, min_ranks = 1;
+  double collective_timeout_s = 10;
+  double load_timeout_s = 600;  ///< a rank that is not ready by then fails the bring-up
+  std::string data_iface;
+  model::model_config model;
+  config::backend_config backend;  ///< KV sizing and dtypes every rank uses
+  /// Written on every bring-up; read by /admin/cluster.
+  std::shared_ptr<std::mutex> view_mutex = std::make_shared<std::mutex>();
+  std::shared_ptr<cluster_replica_view> view = std::make_shared<cluster_replica_view>();
+};
 
 struct replica_supervisor_state {
   backend_factory factory;
@@ -41,6 +64,10 @@ struct replica_supervisor_state {
   /// Spawns the worker; empty: a detached gpu_worker (it blocks in the backend). Tests on
   /// the deterministic scheduler set their own before the first bring-up runs.
   std::function<gpu_worker_actor(caf::local_actor*, std::shared_ptr<gpu::backend>)> spawn_worker;
+  /// Set for an expert-parallel replica: its ranks are leased from the registry.
+  std::shared_ptr<cluster_replica_options> cluster;
+  uint64_t epoch = 0;             ///< bring-ups so far; ranks of older ones are fenced
+  std::vector<caf::actor> ranks;  ///< the running incarnation's rank workers
   static inline const char* name = "replica_supervisor";
 };
 
@@ -55,6 +82,7 @@ caf::behavior replica_supervisor(caf::stateful_actor<replica_supervisor_state>* 
                                  config::replica_config rc,
                                  std::shared_ptr<serve::server_metrics> metrics, caf::actor router,
                                  std::shared_ptr<serve::replica_status> status,
-                                 std::vector<int32_t> probe_prompt);
+                                 std::vector<int32_t> probe_prompt,
+                                 std::shared_ptr<cluster_replica_options> cluster = nullptr);
 
 }  // namespace conclave::actors

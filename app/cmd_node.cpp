@@ -1,8 +1,10 @@
 // `conclave node`: a host that lends its devices to a coordinator (docs/cluster.md §1).
-// Today it checks its flags and the token file, then proves the cluster token at the
-// coordinator's door (§4), retrying an unreachable door with backoff. What comes after
-// the door (the node actor, rank workers) is not built yet: an accepted node says so and
-// exits 1.
+// It checks its flags and the token file, proves the cluster token at the coordinator's
+// door (§4; a refusal exits 2), then joins through a local relay that proves the token on
+// every connection, and hosts the ranks the coordinator places on it. When the
+// coordinator's connection is lost (it died, the network split, or this process was
+// paused past the timeout) every rank of that membership stops and the node joins again,
+// with backoff, until --rejoin-timeout.
 #include <spdlog/fmt/fmt.h>
 #include <spdlog/spdlog.h>
 
@@ -14,6 +16,9 @@
 #include <stdexcept>
 #include <thread>
 
+#include <csignal>
+
+#include "actors/node_session.h"
 #include "app/commands.h"
 #include "net/cluster_token.h"
 #include "net/door_client.h"
@@ -26,7 +31,19 @@ struct node_args {
   std::vector<int> gpus;
   int cpu_ranks = 0;
   double rejoin_timeout_s = 0;  ///< 0: retry forever
+  double node_timeout_s = 5;
 };
+
+std::atomic<bool> g_stop{false};
+extern "C" void on_stop_signal(int) {
+  g_stop.store(true);
+}
+
+std::string host_name() {
+  char buf[256] = {};
+  if (::gethostname(buf, sizeof buf - 1) != 0) return "unknown";
+  return buf;
+}
 
 struct host_port {
   std::string host;
@@ -61,23 +78,54 @@ int run_node(const node_args& a) {
     throw std::invalid_argument(fmt::format("--model {}: not a directory", a.model_dir));
   if (a.rejoin_timeout_s < 0) throw std::invalid_argument("--rejoin-timeout must be >= 0");
   const std::string token = net::read_cluster_token(a.token_file);
+  std::vector<actors::rank_slot> slots;
+  for (int i = 0; i < a.cpu_ranks; ++i) slots.push_back({"cpu", -1});
+  for (int g : a.gpus) slots.push_back({"cuda", g});
+  if (slots.empty())
+    throw std::invalid_argument("the node offers no ranks: give --cpu-ranks K and/or --gpus");
   const std::string where = fmt::format("{}:{}", door.host, door.port);
+  const std::filesystem::path model_dir =
+      a.model_dir.empty() ? ensure_demo_model() : std::filesystem::path(a.model_dir);
 
   using clock = std::chrono::steady_clock;
-  const auto started = clock::now();
+  auto started = clock::now();
+  std::signal(SIGINT, on_stop_signal);
+  std::signal(SIGTERM, on_stop_signal);
+
   auto delay = std::chrono::seconds(1);
   for (;;) {
     const net::prove_result r =
         net::join_door(door.host, door.port, token, std::chrono::seconds(5));
     using kind = net::prove_result::kind;
+    if (g_stop.load()) return exit_ok;
     switch (r.status) {
-      case kind::ok:
-        spdlog::info("cluster: joined {}: the door accepted the cluster token", where);
-        std::fprintf(stderr,
-                     "conclave node: %s accepted the cluster token, but the node protocol "
-                     "after the door is not built yet (docs/cluster.md §12); exiting\n",
-                     where.c_str());
-        return exit_failure;
+      case kind::ok: {
+        spdlog::info("cluster: {} accepted the cluster token", where);
+        net::door_relay relay(door.host, door.port, token);
+        relay.start();
+        actors::node_session_options so;
+        so.relay_port = relay.port();
+        so.model_dir = model_dir;
+        so.slots = slots;
+        so.host = host_name();
+        so.version = "0.1.0";
+        so.node_timeout_s = a.node_timeout_s;
+        const auto session = actors::run_node_session(so, g_stop);
+        relay.stop();
+        using sk = actors::node_session_result::kind;
+        if (session.status == sk::stopped) return exit_ok;
+        if (session.status == sk::refused) {
+          std::fprintf(stderr, "conclave node: refused by %s: %s\n", where.c_str(),
+                       session.reason.c_str());
+          return exit_bad_input;
+        }
+        spdlog::warn("cluster: {}", session.reason);
+        if (session.joined) {
+          delay = std::chrono::seconds(1);  // a member until now: rejoin soon
+          started = clock::now();
+        }
+        break;
+      }
       case kind::refused:
         if (r.reason != "not ready") {
           std::fprintf(stderr, "conclave node: refused by %s: %s\n", where.c_str(),
@@ -102,7 +150,10 @@ int run_node(const node_args& a) {
     auto sleep = std::chrono::duration<double>(delay);
     if (a.rejoin_timeout_s > 0)
       sleep = std::min(sleep, std::chrono::duration<double>(a.rejoin_timeout_s - waited));
-    std::this_thread::sleep_for(sleep);
+    for (auto until = clock::now() + std::chrono::duration_cast<clock::duration>(sleep);
+         clock::now() < until && !g_stop.load();)
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    if (g_stop.load()) return exit_ok;
     delay = std::min(delay * 2, std::chrono::seconds(5));
   }
 }
@@ -114,7 +165,7 @@ command add_node(CLI::App& app) {
   auto* cmd = app.add_subcommand(
       "node",
       "join a coordinator (`conclave serve --cluster-port P`) and lend it this host's "
-      "devices (not built yet past the token check: docs/cluster.md)");
+      "devices as ranks of expert-parallel replicas (docs/cluster.md)");
   cmd->add_option("--join", args->join, "the coordinator's cluster door, HOST:PORT")->required();
   cmd->add_option("--cluster-token-file", args->token_file,
                   "the cluster's shared secret (>= 32 bytes, mode 600)")
@@ -126,7 +177,13 @@ command add_node(CLI::App& app) {
       ->check(CLI::Range(0, 1024))
       ->capture_default_str();
   cmd->add_option("--model", args->model_dir,
-                  "this host's copy of the coordinator's checkpoint folder");
+                  "this host's copy of the coordinator's checkpoint folder (default: the demo "
+                  "model)");
+  cmd->add_option("--node-timeout", args->node_timeout_s,
+                  "seconds of silence after which the coordinator counts as lost (match its "
+                  "[cluster] node_timeout_s)")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
   cmd->add_option("--rejoin-timeout", args->rejoin_timeout_s,
                   "seconds to keep retrying an unreachable coordinator, then exit 1 "
                   "(default: forever)")

@@ -13,7 +13,6 @@
 #include "model/gen_model.h"
 #include "model/model_error.h"
 #include "net/cluster_door.h"
-#include "net/cluster_gate_stub.h"
 #include "net/cluster_token.h"
 #include "net/http_server.h"
 
@@ -40,51 +39,21 @@ fs::path demo_dir() {
   return fs::temp_directory_path() / "conclave-demo-model";
 }
 
-/// Creates the demo model (gen-model --preset demo + Qwen3's tokenizer) unless present.
-fs::path ensure_demo_model() {
-  const fs::path dir = demo_dir();
-  if (fs::exists(dir / "model.safetensors") && fs::exists(dir / "tokenizer.json")) return dir;
-  const fs::path tok_dir = CONCLAVE_QWEN3_TOKENIZER_DIR;
-  if (!fs::exists(tok_dir / "tokenizer.json")) {
-    throw model::model_error(
-        fmt::format("the demo model needs Qwen3's tokenizer at {} (run "
-                    "scripts/fetch_tokenizer.sh), or pass --model DIR",
-                    (tok_dir / "tokenizer.json").string()));
-  }
-  std::fprintf(stderr, "conclave: creating the demo model in %s (first run only)...\n",
-               dir.c_str());
-  const fs::path tmp = dir.string() + ".partial";
-  fs::remove_all(tmp);
-  model::gen_model_options o;
-  o.preset = "demo";
-  model::write_random_checkpoint(o, tmp);
-  fs::copy_file(tok_dir / "tokenizer.json", tmp / "tokenizer.json");
-  if (fs::exists(tok_dir / "tokenizer_config.json"))
-    fs::copy_file(tok_dir / "tokenizer_config.json", tmp / "tokenizer_config.json");
-  fs::remove_all(dir);
-  fs::create_directories(dir.parent_path());
-  fs::rename(tmp, dir);
-  return dir;
-}
-
-/// The cluster's public port ([cluster] on): the door, splicing proven nodes to the gate.
+/// The cluster's public port ([cluster] on): the door, splicing proven nodes to the
+/// registry the service published on 127.0.0.1 (the CAF gate).
 struct cluster_front {
-  net::cluster_gate_stub gate;  // TODO(#13, docs/cluster.md §4): the CAF gate goes here
   std::unique_ptr<net::cluster_door> door;
 
-  cluster_front(const config::cluster_config& c, std::string token) {
-    gate.start();
+  cluster_front(const config::cluster_config& c, std::string token, uint16_t gate_port) {
     net::cluster_door_options o;
     o.host = c.host;
     o.port = static_cast<uint16_t>(c.port);
-    o.inner_port = gate.port();
+    o.inner_port = gate_port;
     o.token = std::move(token);
     door = std::make_unique<net::cluster_door>(std::move(o));
     door->start();
-    std::fprintf(stderr,
-                 "conclave: cluster door on %s:%u (nodes prove the token there; what follows "
-                 "the door is not built yet)\n",
-                 c.host.c_str(), door->port());
+    std::fprintf(stderr, "conclave: cluster door on %s:%u (%d ranks per replica)\n", c.host.c_str(),
+                 door->port(), c.ranks_per_replica);
   }
 };
 
@@ -142,7 +111,9 @@ int run_serve(serve_args& a, CLI::App& cmd) {
   net::http_server server(cfg, service, metrics);
   server.start();
   std::unique_ptr<cluster_front> cluster;
-  if (cfg.cluster.enabled) cluster = std::make_unique<cluster_front>(cfg.cluster, cluster_token);
+  if (cfg.cluster.enabled)
+    cluster =
+        std::make_unique<cluster_front>(cfg.cluster, cluster_token, service.cluster_gate_port());
   server.handle_signals();
   std::fprintf(
       stderr,
@@ -156,6 +127,33 @@ int run_serve(serve_args& a, CLI::App& cmd) {
 }
 
 }  // namespace
+
+/// Creates the demo model (gen-model --preset demo + Qwen3's tokenizer) unless present.
+fs::path ensure_demo_model() {
+  const fs::path dir = demo_dir();
+  if (fs::exists(dir / "model.safetensors") && fs::exists(dir / "tokenizer.json")) return dir;
+  const fs::path tok_dir = CONCLAVE_QWEN3_TOKENIZER_DIR;
+  if (!fs::exists(tok_dir / "tokenizer.json")) {
+    throw model::model_error(
+        fmt::format("the demo model needs Qwen3's tokenizer at {} (run "
+                    "scripts/fetch_tokenizer.sh), or pass --model DIR",
+                    (tok_dir / "tokenizer.json").string()));
+  }
+  std::fprintf(stderr, "conclave: creating the demo model in %s (first run only)...\n",
+               dir.c_str());
+  const fs::path tmp = dir.string() + ".partial";
+  fs::remove_all(tmp);
+  model::gen_model_options o;
+  o.preset = "demo";
+  model::write_random_checkpoint(o, tmp);
+  fs::copy_file(tok_dir / "tokenizer.json", tmp / "tokenizer.json");
+  if (fs::exists(tok_dir / "tokenizer_config.json"))
+    fs::copy_file(tok_dir / "tokenizer_config.json", tmp / "tokenizer_config.json");
+  fs::remove_all(dir);
+  fs::create_directories(dir.parent_path());
+  fs::rename(tmp, dir);
+  return dir;
+}
 
 command add_serve(CLI::App& app) {
   auto args = std::make_shared<serve_args>();

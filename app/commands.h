@@ -4,6 +4,7 @@
 #pragma once
 
 #include <CLI/CLI.hpp>
+#include <filesystem>
 #include <functional>
 #include <vector>
 
@@ -29,6 +30,10 @@ command add_parse_tools(CLI::App& app);
 command add_chat(CLI::App& app);
 /// `bench engine` (and later bench kinds): one command per leaf subcommand.
 std::vector<command> add_bench(CLI::App& app);
+
+/// The demo model's folder, created on first use (gen-model --preset demo + Qwen3's
+/// tokenizer); what `serve` and `node` use without --model.
+std::filesystem::path ensure_demo_model();
 
 /// Exit codes.
 constexpr int exit_ok = 0;

@@ -7,7 +7,46 @@
 namespace conclave::net {
 namespace json = boost::json;
 
-std::string cluster_json(const std::vector<serve::replica_snapshot>& replicas) {
+namespace {
+
+json::object topology_json(const serve::cluster_topology& t) {
+  json::array nodes;
+  for (const auto& n : t.nodes) {
+    json::array gpus, slots;
+    for (const auto& g : n.gpus) gpus.push_back(json::string(g));
+    for (int32_t r : n.slot_replica) slots.push_back(r);
+    nodes.push_back(json::object{{"id", n.id},
+                                 {"epoch", n.epoch},
+                                 {"host", n.host},
+                                 {"pid", n.pid},
+                                 {"version", n.version},
+                                 {"cpu_ranks", n.cpu_ranks},
+                                 {"gpus", std::move(gpus)},
+                                 {"cores", n.cores},
+                                 {"memory_mib", n.memory_mib},
+                                 {"slot_replica", std::move(slots)}});
+  }
+  json::array replicas;
+  for (const auto& r : t.replicas) {
+    json::array ranks;
+    for (const auto& where : r.ranks) ranks.push_back(json::string(where));
+    replicas.push_back(json::object{{"replica", r.replica},
+                                    {"epoch", r.epoch},
+                                    {"placement_version", r.placement_version},
+                                    {"ranks", std::move(ranks)}});
+  }
+  return json::object{{"ranks_per_replica", t.ranks_per_replica},
+                      {"nodes", std::move(nodes)},
+                      {"replicas", std::move(replicas)},
+                      {"joins", t.joins},
+                      {"losses", t.losses},
+                      {"refusals", t.refusals}};
+}
+
+}  // namespace
+
+std::string cluster_json(const std::vector<serve::replica_snapshot>& replicas,
+                         const serve::cluster_topology& topology) {
   json::array out;
   for (const auto& r : replicas) {
     json::array history;
@@ -34,7 +73,9 @@ std::string cluster_json(const std::vector<serve::replica_snapshot>& replicas) {
                                {"last_error", r.last_error},
                                {"health", std::move(history)}});
   }
-  return json::serialize(json::object{{"replicas", std::move(out)}});
+  json::object body{{"replicas", std::move(out)}};
+  if (topology.enabled) body["cluster"] = topology_json(topology);
+  return json::serialize(body);
 }
 
 fault_request decode_fault_request(std::string_view body) {
@@ -57,12 +98,20 @@ fault_request decode_fault_request(std::string_view body) {
     }
     return f;
   }
+  if (name == "kill_node") {
+    f.what = fault_request::target::node;
+    const json::value* node = o.if_contains("node");
+    if (node == nullptr || !node->is_int64())
+      throw std::invalid_argument("'node' must be an integer (a node id from /admin/cluster)");
+    f.node = static_cast<int32_t>(node->get_int64());
+    return f;
+  }
   try {
     f.kind = serve::parse_fault_kind(name);
   } catch (const std::invalid_argument&) {
     throw std::invalid_argument("unknown fault \"" + name +
                                 "\" (expected fail_step, hang_step, crash_worker, crash_engine, "
-                                "kill_session or kill_tool)");
+                                "kill_session, kill_tool or kill_node)");
   }
   const json::value* replica = o.if_contains("replica");
   if (replica == nullptr || !replica->is_int64())

@@ -7,21 +7,24 @@
 #include <string_view>
 #include <vector>
 
+#include "serve/cluster_topology.h"
 #include "serve/replica_status.h"
 
 namespace conclave::net {
 
-std::string cluster_json(const std::vector<serve::replica_snapshot>& replicas);
+std::string cluster_json(const std::vector<serve::replica_snapshot>& replicas,
+                         const serve::cluster_topology& topology = {});
 
 /// {"replica": N, "fault": "fail_step"|"hang_step"|"crash_worker"|"crash_engine"}, or
 /// {"fault": "kill_session", "request": ID} / {"fault": "kill_tool", "call": ID} (the id is
-/// optional: without it a random running one).
+/// optional: without it a random running one), or {"fault": "kill_node", "node": N}.
 struct fault_request {
-  enum class target { replica, session, tool };
+  enum class target { replica, session, tool, node };
   target what = target::replica;
   int replica = 0;
   serve::fault_kind kind = serve::fault_kind::none;
-  std::string id;  ///< session: request id; tool: call id; empty: a random one
+  std::string id;    ///< session: request id; tool: call id; empty: a random one
+  int32_t node = 0;  ///< kill_node: the node id (GET /admin/cluster lists them)
 };
 /// Throws std::invalid_argument with a message naming the field.
 fault_request decode_fault_request(std::string_view body);

@@ -192,7 +192,8 @@ void http_session::route(request_type& req) {
   if (path == "/admin/cluster") {
     if (!only(http::verb::get)) return;
     ctx_->metrics->count_request("/admin/cluster", 200);
-    return send_simple(http::status::ok, cluster_json(ctx_->service.cluster()));
+    return send_simple(http::status::ok,
+                       cluster_json(ctx_->service.cluster(), ctx_->service.topology()));
   }
   if (!only(http::verb::post)) return;
   if (path == "/admin/fault") return handle_fault(req);
@@ -217,6 +218,13 @@ void http_session::handle_fault(request_type& req) {
         return send_error({409, "replica " + std::to_string(f.replica) + " is not up",
                            "invalid_request_error", "replica"});
       }
+    } else if (f.what == fault_request::target::node) {
+      if (!ctx_->service.kill_node(f.node)) {
+        ctx_->metrics->count_request("/admin/fault", 409);
+        return send_error({409, "no node " + std::to_string(f.node) + " is in the cluster",
+                           "invalid_request_error", "node"});
+      }
+      reply = R"({"status":"killed","node":)" + std::to_string(f.node) + "}";
     } else {
       const bool session = f.what == fault_request::target::session;
       const auto killed =

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "serve/client_api.h"
+#include "serve/cluster_topology.h"
 #include "serve/replica_status.h"
 
 namespace conclave::serve {
@@ -49,6 +50,14 @@ class service {
 
   /// Every replica's state, load, restarts and health history (GET /admin/cluster).
   virtual std::vector<replica_snapshot> cluster() const = 0;
+  /// Nodes, rank slots and where each expert-parallel replica's ranks run; `enabled`
+  /// false without [cluster].
+  virtual cluster_topology topology() const { return {}; }
+  /// The local port nodes' connections are spliced to once the door has checked their
+  /// token (the CAF gate); 0 without [cluster].
+  virtual uint16_t cluster_gate_port() const { return 0; }
+  /// kill_node drill: makes node `node` exit at once; false when no such node.
+  virtual bool kill_node(int32_t) { return false; }
   virtual bool fault_injection_enabled() const = 0;
   /// Makes replica `replica`'s next step fail, hang, or crash its worker or engine;
   /// false (nothing injected) when the replica is not up. Throws std::logic_error when

@@ -122,8 +122,9 @@ TEST_CASE("supervisor: failed bring-ups retry after 0.5 s, 1 s, 2 s on the actor
   rc.max_restarts = 100;
   rc.heartbeat_interval_s = 0;  // no health checker: only the supervisor's own timers
   rc.probe_interval_s = 0;
-  auto sup = d.sys.spawn(replica_supervisor, factory, config::engine_config{}, rc, nullptr, router,
-                         status, std::vector<int32_t>{});
+  auto sup =
+      d.sys.spawn(replica_supervisor, factory, config::engine_config{}, rc, nullptr, router, status,
+                  std::vector<int32_t>{}, std::shared_ptr<cluster_replica_options>{});
   d.sched.run();
   CHECK(*calls == 1);
   const std::pair<std::chrono::milliseconds, int> retries[] = {
@@ -210,8 +211,9 @@ TEST_CASE("supervisor: too many failures within the window leave the replica dea
   rc.restart_window_s = 60;
   rc.heartbeat_interval_s = 0;
   rc.probe_interval_s = 0;
-  auto sup = d.sys.spawn(replica_supervisor, factory, config::engine_config{}, rc, nullptr, router,
-                         status, std::vector<int32_t>{});
+  auto sup =
+      d.sys.spawn(replica_supervisor, factory, config::engine_config{}, rc, nullptr, router, status,
+                  std::vector<int32_t>{}, std::shared_ptr<cluster_replica_options>{});
   d.sched.run();
   while (d.sched.has_pending_timeout()) {
     d.sched.trigger_timeout();

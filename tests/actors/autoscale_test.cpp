@@ -367,7 +367,7 @@ struct drain_rig {
     auto be = held->backend;
     backend_factory factory = [be]() -> std::shared_ptr<gpu::backend> { return be; };
     sup = d.sys.spawn(replica_supervisor, factory, config::engine_config{}, rc, nullptr, router,
-                      status, std::vector<int32_t>{});
+                      status, std::vector<int32_t>{}, std::shared_ptr<cluster_replica_options>{});
     // Before its first message runs: the worker holds steps on this scheduler.
     auto* s = dynamic_cast<caf::stateful_actor<replica_supervisor_state>*>(
         caf::actor_cast<caf::abstract_actor*>(sup));

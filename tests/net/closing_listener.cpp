@@ -1,5 +1,5 @@
 // The placeholder inner endpoint: accept, say so in the log, close.
-#include "net/cluster_gate_stub.h"
+#include "tests/net/closing_listener.h"
 
 #include <spdlog/spdlog.h>
 
@@ -14,7 +14,7 @@ namespace conclave::net {
 namespace asio = boost::asio;
 using tcp = asio::ip::tcp;
 
-struct cluster_gate_stub::impl {
+struct closing_listener::impl {
   std::atomic<uint16_t> bound_port{0};
   asio::io_context io{1};
   tcp::acceptor acceptor{io};
@@ -35,13 +35,13 @@ struct cluster_gate_stub::impl {
   }
 };
 
-cluster_gate_stub::cluster_gate_stub() : impl_(std::make_unique<impl>()) {}
+closing_listener::closing_listener() : impl_(std::make_unique<impl>()) {}
 
-cluster_gate_stub::~cluster_gate_stub() {
+closing_listener::~closing_listener() {
   stop();
 }
 
-void cluster_gate_stub::start() {
+void closing_listener::start() {
   auto& g = *impl_;
   boost::system::error_code ec;
   const tcp::endpoint ep{asio::ip::address_v4::loopback(), 0};
@@ -54,11 +54,11 @@ void cluster_gate_stub::start() {
   g.thread = std::thread([this] { impl_->io.run(); });
 }
 
-uint16_t cluster_gate_stub::port() const {
+uint16_t closing_listener::port() const {
   return impl_->bound_port.load();
 }
 
-void cluster_gate_stub::stop() {
+void closing_listener::stop() {
   auto& g = *impl_;
   if (!g.thread.joinable()) return;
   asio::post(g.io, [&g] {

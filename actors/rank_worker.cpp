@@ -1,0 +1,132 @@
+// The rank worker actor (see the header).
+#include "actors/rank_worker.h"
+
+#include <spdlog/fmt/fmt.h>
+#include <spdlog/spdlog.h>
+#include <chrono>
+
+#include "actors/messages.h"
+#include "actors/rendezvous_store.h"
+#include "gpu/backend.h"
+#include "model/checkpoint.h"
+
+namespace conclave::actors {
+namespace {
+
+struct worker_state {
+  rank_spec spec;
+  rank_slot slot;
+  std::filesystem::path model_dir;
+  std::string host;
+  std::shared_ptr<gpu::communicator> comm;
+  std::unique_ptr<gpu::backend> backend;
+  uint64_t placement_version = 0;  ///< the placement this rank's experts follow
+};
+
+rank_ready start(caf::event_based_actor* self, worker_state& st) {
+  const auto& spec = st.spec;
+  const auto timeout =
+      std::chrono::milliseconds(static_cast<int64_t>(spec.collective_timeout_s * 1000.0));
+  gpu::rank_context ctx;
+  ctx.comm = gpu::make_gloo_communicator(spec.rank, spec.size,
+                                         rendezvous_through(self->system(), spec.store),
+                                         spec.prefix, spec.iface, timeout);
+  ctx.placement = std::make_shared<const gpu::expert_map>(spec.placement);
+  st.comm = ctx.comm;
+  gpu::backend_options opts;
+  opts.kind = st.slot.kind;
+  if (st.slot.device >= 0) opts.device = st.slot.device;
+  opts.block_size = spec.block_size;
+  opts.num_kv_blocks = spec.num_kv_blocks;
+  if (spec.kv_cache_bytes > 0) opts.kv_cache_bytes = spec.kv_cache_bytes;
+  opts.threads = spec.threads;
+  opts.rope_inv_freq_dtype = spec.rope_inv_freq_dtype;
+  opts.weight_dtype = spec.weight_dtype;
+  const model::checkpoint ckpt(st.model_dir);
+  st.backend = gpu::make_backend(ckpt, opts, ctx);
+  st.placement_version = spec.placement.version;
+  rank_ready r;
+  r.rank = spec.rank;
+  r.worker = caf::actor_cast<caf::actor>(self);
+  const auto kv = st.backend->kv_shape();
+  r.block_size = kv.block_size;
+  r.num_blocks = kv.num_blocks;
+  r.bytes_per_block = kv.bytes_per_block;
+  r.backend = std::string(st.backend->name());
+  r.where = st.slot.device >= 0 ? fmt::format("{} {}:{}", st.host, st.slot.kind, st.slot.device)
+                                : fmt::format("{} cpu", st.host);
+  spdlog::info("rank {} of replica {} (epoch {}) ready on {}: {} KV blocks", spec.rank,
+               spec.replica, spec.epoch, r.where, kv.num_blocks);
+  return r;
+}
+
+rank_step_done run_step(worker_state& st, rank_step& step) {
+  if (step.epoch != st.spec.epoch)
+    throw std::runtime_error(fmt::format("rank {}: a step of epoch {} reached epoch {}",
+                                         st.spec.rank, step.epoch, st.spec.epoch));
+  if (step.placement_version != st.placement_version)
+    throw std::runtime_error(fmt::format("rank {}: step for placement v{}, this rank has v{}",
+                                         st.spec.rank, step.placement_version,
+                                         st.placement_version));
+  std::vector<gpu::step_sequence> batch;
+  batch.reserve(step.seqs.size());
+  for (const auto& s : step.seqs)
+    batch.push_back({s.tokens, s.num_cached, s.block_table, s.all_logits});
+  const auto t0 = std::chrono::steady_clock::now();
+  gpu::step_output out;
+  st.backend->forward(batch, out);
+  rank_step_done done;
+  done.epoch = step.epoch;
+  done.step = step.step;
+  done.forward_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  done.vocab = out.vocab;
+  done.logits = std::move(out.logits);
+  done.row_begin.assign(out.row_begin.begin(), out.row_begin.end());
+  const auto ep = st.backend->take_ep_stats();
+  done.expert_s = ep.expert_s;
+  done.dispatch_s = ep.dispatch_s;
+  done.combine_s = ep.combine_s;
+  done.bytes_sent = ep.bytes_sent;
+  if (step.want_load) done.expert_load = st.backend->take_expert_load();
+  return done;
+}
+
+}  // namespace
+
+caf::behavior rank_worker(caf::event_based_actor* self, rank_spec spec, rank_slot slot,
+                          std::filesystem::path model_dir, std::string host) {
+  auto st = std::make_shared<worker_state>();
+  st->spec = std::move(spec);
+  st->slot = std::move(slot);
+  st->model_dir = std::move(model_dir);
+  st->host = std::move(host);
+  self->attach_functor([st] {
+    // Fencing: a peer still blocked in a collective with this rank fails at once.
+    if (st->comm) st->comm->abort();
+  });
+  return {
+      [self, st](start_atom) -> caf::result<rank_ready> {
+        try {
+          return start(self, *st);
+        } catch (const std::exception& e) {
+          spdlog::error("rank {} of replica {}: {}", st->spec.rank, st->spec.replica, e.what());
+          self->quit(caf::make_error(caf::sec::runtime_error, e.what()));
+          return caf::make_error(caf::sec::runtime_error, e.what());
+        }
+      },
+      [self, st](rank_step_atom, rank_step& step) -> caf::result<rank_step_done> {
+        if (!st->backend) return caf::make_error(caf::sec::runtime_error, "rank not started");
+        try {
+          return run_step(*st, step);
+        } catch (const std::exception& e) {
+          // A failed collective leaves the peers out of step: this incarnation is over.
+          spdlog::error("rank {} of replica {}: step failed: {}", st->spec.rank, st->spec.replica,
+                        e.what());
+          self->quit(caf::make_error(caf::sec::runtime_error, e.what()));
+          return caf::make_error(caf::sec::runtime_error, e.what());
+        }
+      },
+  };
+}
+
+}  // namespace conclave::actors

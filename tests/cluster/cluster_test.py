@@ -1,0 +1,211 @@
+"""Multi-process cluster tests (docs/cluster.md), run by ctest one case per entry:
+
+    cluster_test.py BINARY DATA_DIR TOKENIZER CASE
+
+Every case starts a coordinator and `conclave node` processes on loopback and compares
+against a coordinator without a cluster (one rank) on the same prompts."""
+import json
+import os
+import signal
+import socket
+import sys
+import threading
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from cluster_rig import Rig, same_outputs  # noqa: E402
+
+BINARY, DATA, TOKENIZER, CASE = sys.argv[1:5]
+MOE_FIXTURES = ["tiny_moe", "moe_mixed_f16", "moe_f32_altkeys"]
+
+
+def prompts(fixture):
+    with open(os.path.join(DATA, fixture, "reference.json")) as f:
+        ref = json.load(f)
+    cases = ref["cases"] if isinstance(ref, dict) else ref
+    return [c["input_ids"] for c in cases]
+
+
+def reference(fixture, ps, max_tokens, stream=False):
+    with Rig(BINARY, os.path.join(DATA, fixture), TOKENIZER) as rig:
+        rig.serve()
+        rig.wait_up()
+        return [rig.complete(p, max_tokens, stream) for p in ps]
+
+
+def exact(ranks):
+    for fixture in MOE_FIXTURES:
+        ps = prompts(fixture)
+        ref = reference(fixture, ps, 8)
+        with Rig(BINARY, os.path.join(DATA, fixture), TOKENIZER) as rig:
+            rig.serve(ranks=ranks)
+            for i in range(ranks):
+                rig.node("node%d" % i)
+            c = rig.wait_up()
+            assert len(c["cluster"]["replicas"][0]["ranks"]) == ranks, c
+            for p, r in zip(ps, ref):
+                worst = same_outputs(r, rig.complete(p, 8))
+            print("%s over %d node processes: tokens identical, logprobs within %g" %
+                  (fixture, ranks, worst))
+
+
+def stream_all(rig, ps, max_tokens, results, started, progress):
+    def one(i):
+        started[i].set()
+        results[i] = rig.complete(ps[i], max_tokens, stream=True, progress=progress[i])
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(len(ps))]
+    for t in threads:
+        t.start()
+    return threads
+
+
+def four_prompts():
+    ps = prompts("tiny_moe")
+    return ps + [ps[0][1:]]
+
+
+def replica_nodes(c, replica):
+    """Ids of the nodes whose slots `replica` uses."""
+    return sorted({n["id"] for n in c["cluster"]["nodes"] if replica in n["slot_replica"]})
+
+
+def node_name(c, node_id, pids):
+    pid = next(n["pid"] for n in c["cluster"]["nodes"] if n["id"] == node_id)
+    return pids[pid]
+
+
+def kill9_mid_stream():
+    ps = four_prompts()
+    ref = reference("tiny_moe", ps, 300, stream=True)
+    with Rig(BINARY, os.path.join(DATA, "tiny_moe"), TOKENIZER) as rig:
+        rig.serve(ranks=2, replicas=2)
+        names = ["a", "b", "c"]
+        pids = {rig.node(n, cpu_ranks=2).pid: n for n in names}
+        c = rig.wait_up(2)
+        victim_id = replica_nodes(c, 0)[0]
+        victim = node_name(c, victim_id, pids)
+        results, started = [None] * 4, [threading.Event() for _ in range(4)]
+        progress = [[0] for _ in range(4)]
+        threads = stream_all(rig, ps, 300, results, started, progress)
+        while min(p[0] for p in progress) < 5:
+            time.sleep(0.01)
+        at = [p[0] for p in progress]
+        assert max(at) < 300, "the streams ended before the fault: %r" % at
+        print("tokens streamed when the fault came: %r of 300" % at)
+        t0 = time.time()
+        rig.kill9(victim)
+        c = rig.wait_until("node %d forgotten" % victim_id, lambda c: all(
+            n["id"] != victim_id for n in c["cluster"]["nodes"]), 10)
+        print("node %s (id %d) killed; forgotten after %.2f s" % (victim, victim_id,
+                                                                   time.time() - t0))
+        for t in threads:
+            t.join(240)
+        for r, g in zip(ref, results):
+            assert g is not None, "a stream did not finish"
+            same_outputs(r, g)
+        print("all 4 streams complete and token-identical")
+        # The node comes back, joins with a new id, and gets work once its ranks are needed:
+        # the other replica's node goes too, and the replicas are rebuilt on what is left.
+        pids[rig.node(victim, cpu_ranks=2).pid] = victim
+        c = rig.wait_until("the node rejoined", lambda c: len(c["cluster"]["nodes"]) == 3, 30)
+        rig.wait_up(2)
+        busy = {n for r in (0, 1) for n in replica_nodes(c, r)}
+        idle = [n["id"] for n in c["cluster"]["nodes"] if n["id"] not in busy]
+        other = [i for i in busy if node_name(c, i, pids) != victim][0]
+        rig.kill9(node_name(c, other, pids))
+        c = rig.wait_up(2, timeout=60)
+        rejoined = [n for n in c["cluster"]["nodes"] if pids.get(n["pid"]) == victim][0]
+        assert any(r >= 0 for r in rejoined["slot_replica"]), c
+        for p, r in zip(ps, ref):
+            same_outputs((r[0][:20], r[1][:20], r[2][:20]), rig.complete(p, 20))
+        print("the restarted node rejoined (id %d) and serves again" % rejoined["id"])
+        assert idle or True
+
+
+def sigstop_fenced():
+    ps = four_prompts()
+    ref = reference("tiny_moe", ps, 300, stream=True)
+    with Rig(BINARY, os.path.join(DATA, "tiny_moe"), TOKENIZER) as rig:
+        rig.serve(ranks=2, replicas=2)
+        names = ["a", "b", "c"]
+        pids = {rig.node(n, cpu_ranks=2).pid: n for n in names}
+        c = rig.wait_up(2)
+        victim_id = replica_nodes(c, 0)[0]
+        victim = node_name(c, victim_id, pids)
+        results, started = [None] * 4, [threading.Event() for _ in range(4)]
+        progress = [[0] for _ in range(4)]
+        threads = stream_all(rig, ps, 300, results, started, progress)
+        while min(p[0] for p in progress) < 5:
+            time.sleep(0.01)
+        at = [p[0] for p in progress]
+        assert max(at) < 300, "the streams ended before the fault: %r" % at
+        print("tokens streamed when the fault came: %r of 300" % at)
+        t0 = time.time()
+        rig.signal(victim, signal.SIGSTOP)
+        rig.wait_until("paused node %d lost" % victim_id, lambda c: all(
+            n["id"] != victim_id for n in c["cluster"]["nodes"]), 10)
+        detected = time.time() - t0
+        print("SIGSTOP: node lost after %.2f s" % detected)
+        assert detected <= 7.0, detected
+        for t in threads:
+            t.join(240)
+        for r, g in zip(ref, results):
+            assert g is not None, "a stream did not finish"
+            same_outputs(r, g)
+        print("all 4 streams resumed and are token-identical")
+        time.sleep(1)
+        rig.signal(victim, signal.SIGCONT)
+        c = rig.wait_until("the woken node rejoined", lambda c: any(
+            pids.get(n["pid"]) == victim for n in c["cluster"]["nodes"]), 30)
+        back = [n for n in c["cluster"]["nodes"] if pids.get(n["pid"]) == victim][0]
+        assert back["id"] != victim_id and back["epoch"] > 0, c
+        log = rig.log(victim)
+        assert "lost the coordinator" in log, log[-2000:]
+        for p, r in zip(ps, ref):
+            same_outputs((r[0][:20], r[1][:20], r[2][:20]), rig.complete(p, 20))
+        print("SIGCONT: the node was fenced (its ranks stopped) and rejoined as node %d" %
+              back["id"])
+
+
+def bad_input():
+    with Rig(BINARY, os.path.join(DATA, "tiny_moe"), TOKENIZER) as rig:
+        rig.serve(ranks=1)
+        rig.node("good")
+        rig.wait_up()
+        wrong = os.path.join(rig.dir, "wrong")
+        with open(wrong, "w") as f:
+            f.write("w" * 40)
+        os.chmod(wrong, 0o600)
+        p = rig.node("wrong", token=wrong)
+        assert p.wait(30) == 2, rig.log("wrong")
+        lines = [l for l in rig.log("wrong").splitlines() if l.strip()]
+        assert lines[-1].endswith("bad cluster token"), lines
+        # Garbage, HTTP, a truncated handshake, 1 MiB of zeros and a half-open connection.
+        junk = [os.urandom(512), b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", b"CONCLAVE\x00",
+                b"\x00" * (1 << 20)]
+        for data in junk:
+            with socket.create_connection(("127.0.0.1", rig.cluster_port), timeout=10) as s:
+                try:
+                    s.sendall(data)
+                    s.recv(64)
+                except OSError:
+                    pass
+        idle = socket.create_connection(("127.0.0.1", rig.cluster_port), timeout=10)
+        ps = prompts("tiny_moe")
+        status, r = rig.post("/v1/completions", {"model": "m", "prompt": ps[0],
+                                                 "max_tokens": 4, "temperature": 0})
+        assert status == 200, r
+        idle.close()
+        c = rig.get("/admin/cluster")
+        assert len(c["cluster"]["nodes"]) == 1 and c["replicas"][0]["state"] == "up", c
+        log = rig.log("serve")
+        assert "refused" in log, log[-3000:]
+        print("wrong token: exit 2, one line; junk on the cluster port refused; still serving")
+
+
+CASES = {"exact_2_cpu": lambda: exact(2), "exact_4_cpu": lambda: exact(4),
+         "kill9_mid_stream": kill9_mid_stream, "sigstop_fenced": sigstop_fenced,
+         "bad_input": bad_input}
+
+if __name__ == "__main__":
+    CASES[CASE]()
