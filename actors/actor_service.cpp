@@ -47,6 +47,20 @@ class actor_service final : public serve::service {
     return cluster_ ? cluster_->topology() : serve::cluster_topology{};
   }
   uint16_t cluster_gate_port() const override { return cluster_ ? cluster_->gate_port() : 0; }
+  uint64_t rebalance(int replica) override {
+    if (!cluster_) throw std::runtime_error("this server has no cluster");
+    caf::actor sup;
+    {
+      std::lock_guard lock(supervisors_mutex_);
+      if (replica < 0 || static_cast<size_t>(replica) >= supervisors_.size())
+        throw std::out_of_range("no replica " + std::to_string(replica));
+      sup = supervisors_[static_cast<size_t>(replica)];
+    }
+    uint64_t version = 0;
+    if (auto err = cluster_->rebalance(replica, sup, version); !err.empty())
+      throw std::runtime_error(err);
+    return version;
+  }
   bool kill_node(int32_t node) override {
     check_fault_injection();
     return cluster_ && cluster_->kill_node(node);

@@ -71,6 +71,7 @@ std::shared_ptr<cluster_replica_options> cluster_host::replica_options(int id) {
   o->data_iface = cfg_.cluster.data_iface;
   o->model = model_;
   o->backend = cfg_.engine.backend;
+  o->settings = cfg_.cluster;
   std::lock_guard lock(mu_);
   replicas_.emplace_back(id, o);
   return o;
@@ -88,9 +89,28 @@ serve::cluster_topology cluster_host::topology() const {
     r.epoch = o->view->epoch;
     r.placement_version = o->view->placement_version;
     r.ranks = o->view->ranks;
+    {
+      std::lock_guard experts_lock(o->experts->mu);
+      const auto& v = o->experts->view;
+      r.placement = v.placement.holders;
+      r.placement_version = v.placement.version;
+      r.expert_load = v.load;
+      r.imbalance = v.imbalance;
+      r.rebalances = v.rebalances;
+    }
     t.replicas.push_back(std::move(r));
   }
   return t;
+}
+
+std::string cluster_host::rebalance(int replica, caf::actor supervisor, uint64_t& version) {
+  caf::scoped_actor self{sys_};
+  std::string error;
+  self->request(supervisor, std::chrono::seconds(120), rebalance_atom::value)
+      .receive([&](uint64_t v) { version = v; },
+               [&](caf::error& err) { error = sys_.render(err); });
+  if (!error.empty()) spdlog::warn("cluster: rebalance of replica {} failed: {}", replica, error);
+  return error;
 }
 
 bool cluster_host::kill_node(int32_t node) {

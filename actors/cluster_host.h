@@ -7,6 +7,7 @@
 #include <caf/all.hpp>
 #include <memory>
 #include <mutex>
+#include <string>
 #include <vector>
 
 #include "actors/cluster_registry.h"
@@ -34,6 +35,9 @@ class cluster_host {
   std::shared_ptr<cluster_replica_options> replica_options(int id);
   serve::cluster_topology topology() const;
   bool kill_node(int32_t node);
+  /// Forces a rebalance of the replica `supervisor` runs; blocks until it is applied (or
+  /// fails: the error, else empty) and sets `version` to the placement version in force.
+  std::string rebalance(int replica, caf::actor supervisor, uint64_t& version);
   void stop();
 
  private:

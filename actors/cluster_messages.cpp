@@ -4,6 +4,7 @@
 namespace conclave::actors {
 
 void add_cluster_types(caf::actor_system_config& cfg) {
+  cfg.add_message_type<gpu::expert_map>("conclave.expert_map");
   cfg.add_message_type<node_hello>("conclave.node_hello");
   cfg.add_message_type<node_welcome>("conclave.node_welcome");
   cfg.add_message_type<rank_spec>("conclave.rank_spec");

@@ -25,6 +25,9 @@ using release_atom = caf::atom_constant<caf::atom("release")>;
 using cluster_view_atom = caf::atom_constant<caf::atom("clusterv")>;
 using placement_atom = caf::atom_constant<caf::atom("placement")>;
 using kill_node_atom = caf::atom_constant<caf::atom("killnode")>;
+using expert_load_atom = caf::atom_constant<caf::atom("expload")>;
+using rebalance_atom = caf::atom_constant<caf::atom("rebalance")>;
+using rebalance_tick_atom = caf::atom_constant<caf::atom("rebaltick")>;
 
 /// A node announcing itself to the coordinator's registry.
 struct node_hello {
@@ -107,6 +110,17 @@ struct rank_step_done {
   std::vector<std::vector<int64_t>> expert_load;  ///< [layer][expert] when asked
 };
 
+}  // namespace conclave::actors
+
+namespace conclave::gpu {
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, expert_map& x) {
+  return f(caf::meta::type_name("expert_map"), x.ranks, x.version, x.holders);
+}
+}  // namespace conclave::gpu
+
+namespace conclave::actors {
+
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, node_hello& x) {
   return f(caf::meta::type_name("node_hello"), x.host, x.pid, x.version, x.fingerprint, x.cpu_ranks,
@@ -120,8 +134,7 @@ template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, rank_spec& x) {
   return f(caf::meta::type_name("rank_spec"), x.replica, x.epoch, x.rank, x.size, x.slot,
            x.block_size, x.num_kv_blocks, x.kv_cache_bytes, x.threads, x.rope_inv_freq_dtype,
-           x.weight_dtype, x.placement.ranks, x.placement.version, x.placement.holders, x.store,
-           x.prefix, x.iface, x.collective_timeout_s);
+           x.weight_dtype, x.placement, x.store, x.prefix, x.iface, x.collective_timeout_s);
 }
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, rank_ready& x) {

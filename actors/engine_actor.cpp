@@ -47,6 +47,7 @@ void fail_sessions(caf::stateful_actor<engine_state>* self, const std::string& w
 }
 
 void kick(caf::stateful_actor<engine_state>* self);
+void fail_step(caf::stateful_actor<engine_state>* self, const caf::error& err);
 
 /// A step's forward pass came back: sample, stream the tokens, start the next step.
 void finish_step(caf::stateful_actor<engine_state>* self, const engine::pending_step& step,
@@ -92,6 +93,46 @@ void fail_step(caf::stateful_actor<engine_state>* self, const caf::error& err) {
                                               : err);
 }
 
+/// Switches every rank to the waiting placement between two steps, then steps on.
+void apply_placement(caf::stateful_actor<engine_state>* self) {
+  auto& st = self->state;
+  st.applying = true;
+  auto map = std::move(*st.next_placement);
+  st.next_placement.reset();
+  auto pending = std::make_shared<size_t>(st.opts.ranks.size());
+  auto failed = std::make_shared<bool>(false);
+  const uint64_t version = map.version;
+  for (auto& r : st.opts.ranks) {
+    self->request(r, st.opts.step_timeout, placement_atom::value, map)
+        .then(
+            [self, pending, failed, version](uint64_t) {
+              if (*failed || --*pending > 0) return;
+              auto& s = self->state;
+              s.applying = false;
+              s.opts.placement_version = version;
+              spdlog::info("engine: replica {} switched to placement v{}", s.opts.replica, version);
+              s.placement_promise.deliver(version);
+              kick(self);
+            },
+            [self, failed](caf::error& err) {
+              if (*failed) return;
+              *failed = true;
+              self->state.placement_promise.deliver(err);
+              fail_step(self, err);
+            });
+  }
+}
+
+/// Adds one rank's per-expert counts to the step's sum.
+void add_load(std::vector<std::vector<int64_t>>& total, std::vector<std::vector<int64_t>>& part) {
+  if (total.empty()) {
+    total = std::move(part);
+    return;
+  }
+  for (size_t l = 0; l < total.size() && l < part.size(); ++l)
+    for (size_t e = 0; e < total[l].size() && e < part[l].size(); ++e) total[l][e] += part[l][e];
+}
+
 /// An expert-parallel step: one part per rank (idle ranks get an empty one: they join the
 /// collectives), answers joined, then one end_step.
 void send_to_ranks(caf::stateful_actor<engine_state>* self,
@@ -102,6 +143,7 @@ void send_to_ranks(caf::stateful_actor<engine_state>* self,
   struct fan_in {
     std::vector<engine::rank_batch> parts;
     std::vector<gpu::step_output> outputs;
+    std::vector<std::vector<int64_t>> load;  ///< summed over ranks when asked for
     size_t pending = 0;
     bool failed = false;
   };
@@ -119,7 +161,7 @@ void send_to_ranks(caf::stateful_actor<engine_state>* self,
     msg.epoch = st.opts.epoch;
     msg.step = step_no;
     msg.placement_version = st.opts.placement_version;
-    msg.want_load = step_no % 64 == 0;
+    msg.want_load = st.opts.expert_group && step_no % 16 == 0;
     for (const auto& seq : f->parts[static_cast<size_t>(r)].batch) {
       msg.seqs.push_back(
           {std::vector<int32_t>(seq.tokens.begin(), seq.tokens.end()), seq.num_cached,
@@ -140,7 +182,11 @@ void send_to_ranks(caf::stateful_actor<engine_state>* self,
               out.vocab = done.vocab;
               out.logits = std::move(done.logits);
               out.row_begin.assign(done.row_begin.begin(), done.row_begin.end());
+              if (!done.expert_load.empty()) add_load(f->load, done.expert_load);
               if (--f->pending > 0) return;
+              if (!f->load.empty() && self->state.opts.expert_group)
+                self->send(self->state.opts.expert_group, expert_load_atom::value,
+                           std::move(f->load));
               gpu::step_output merged;
               try {
                 engine::merge_rank_outputs(f->parts, f->outputs, merged);
@@ -161,7 +207,8 @@ void send_to_ranks(caf::stateful_actor<engine_state>* self,
 /// Starts the next step if none is running and there is work.
 void kick(caf::stateful_actor<engine_state>* self) {
   auto& st = self->state;
-  if (st.in_flight) return;
+  if (st.in_flight || st.applying) return;
+  if (st.next_placement) return apply_placement(self);
   if (st.sessions.empty() && !st.drain_waiters.empty()) {
     // Draining, and the last request has left: the supervisor may stop the replica.
     for (auto& p : std::exchange(st.drain_waiters, {})) p.deliver(drain_atom::value);
@@ -251,6 +298,17 @@ caf::behavior engine_actor(caf::stateful_actor<engine_state>* self, gpu_worker_a
         kick(self);
       },
       [self](stats_atom) { return stats_msg{self->state.eng->stats()}; },
+      [self](placement_atom, gpu::expert_map& map) -> caf::result<uint64_t> {
+        auto& s = self->state;
+        if (s.opts.ranks.empty())
+          return caf::make_error(caf::sec::invalid_argument, "this replica has one rank");
+        if (s.next_placement || s.applying)
+          return caf::make_error(caf::sec::invalid_argument, "a placement is being applied");
+        s.next_placement = std::move(map);
+        s.placement_promise = self->make_response_promise();
+        kick(self);
+        return s.placement_promise;
+      },
       [self](drain_atom) -> caf::result<drain_atom> {
         // Answered once no request runs here; the router already sends no new ones.
         auto promise = self->make_response_promise();

@@ -8,9 +8,11 @@
 #include <caf/all.hpp>
 #include <chrono>
 #include <memory>
+#include <optional>
 
 #include "actors/messages.h"
 #include "config/engine_config.h"
+#include "gpu/expert_map.h"
 #include "serve/server_metrics.h"
 
 namespace conclave::actors {
@@ -20,6 +22,8 @@ namespace conclave::actors {
 ///   (cancel_atom, int64_t seq_id)
 ///   (stats_atom) -> stats_msg
 ///   (drain_atom) -> drain_atom, once no request runs (submits still join meanwhile)
+///   (placement_atom, expert_map) -> uint64_t version, once every rank switched to it
+///     between two steps (expert-parallel replicas)
 /// Sessions receive (token_atom, token_msg) per token and (failed_atom, failure_msg) if
 /// the replica fails. Exits with the worker's error when a step fails.
 /// What an engine needs beyond its model: where to report, and its watchdog.
@@ -35,6 +39,7 @@ struct engine_actor_options {
   std::vector<caf::actor> ranks;
   uint64_t epoch = 0;              ///< the replica incarnation the ranks belong to
   uint64_t placement_version = 0;  ///< the placement every rank holds
+  caf::actor expert_group;         ///< gets the per-expert token counts; may be null
 };
 
 caf::behavior engine_actor(caf::stateful_actor<struct engine_state>* self, gpu_worker_actor worker,
@@ -55,7 +60,11 @@ struct engine_state {
   engine_actor_options opts;
   uint64_t preemptions_reported = 0;
   bool in_flight = false;
-  uint64_t steps = 0;                                ///< steps sent to ranks (rank_step::step)
+  uint64_t steps = 0;  ///< steps sent to ranks (rank_step::step)
+  /// A placement to apply before the next step, and who waits for it.
+  std::optional<gpu::expert_map> next_placement;
+  caf::response_promise placement_promise;
+  bool applying = false;  ///< ranks are switching placement: no step starts
   std::vector<caf::response_promise> drain_waiters;  ///< answered when sessions is empty
   static inline const char* name = "engine";
 };

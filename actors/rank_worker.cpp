@@ -114,6 +114,27 @@ caf::behavior rank_worker(caf::event_based_actor* self, rank_spec spec, rank_slo
           return caf::make_error(caf::sec::runtime_error, e.what());
         }
       },
+      [self, st](placement_atom, gpu::expert_map& map) -> caf::result<uint64_t> {
+        // Between steps (the engine sends none while a placement is being applied).
+        if (!st->backend) return caf::make_error(caf::sec::runtime_error, "rank not started");
+        try {
+          const uint64_t version = map.version;
+          if (st->spec.size > 1) {
+            const model::checkpoint ckpt(st->model_dir);
+            st->backend->apply_placement(ckpt,
+                                         std::make_shared<const gpu::expert_map>(std::move(map)));
+          }
+          st->placement_version = version;
+          spdlog::info("rank {} of replica {}: placement v{} applied", st->spec.rank,
+                       st->spec.replica, version);
+          return version;
+        } catch (const std::exception& e) {
+          spdlog::error("rank {} of replica {}: placement failed: {}", st->spec.rank,
+                        st->spec.replica, e.what());
+          self->quit(caf::make_error(caf::sec::runtime_error, e.what()));
+          return caf::make_error(caf::sec::runtime_error, e.what());
+        }
+      },
       [self, st](rank_step_atom, rank_step& step) -> caf::result<rank_step_done> {
         if (!st->backend) return caf::make_error(caf::sec::runtime_error, "rank not started");
         try {

@@ -32,6 +32,8 @@ void warm_up(gpu::backend& be) {
 /// connection); a rank still in a collective is freed by its communicator's abort.
 void stop_ranks(self_ptr self) {
   auto& st = self->state;
+  if (st.group) self->send_exit(st.group, caf::exit_reason::user_shutdown);
+  st.group = nullptr;
   for (auto& r : st.ranks) self->send_exit(r, caf::exit_reason::user_shutdown);
   st.ranks.clear();
 }
@@ -104,7 +106,8 @@ void start_drain(self_ptr self, double timeout_s) {
 }
 
 /// The engine over ready ranks: registered with the router like a one-device replica.
-void start_cluster_engine(self_ptr self, uint64_t epoch, std::vector<rank_ready> ready) {
+void start_cluster_engine(self_ptr self, uint64_t epoch, std::vector<rank_ready> ready,
+                          gpu::expert_map placement) {
   auto& st = self->state;
   auto& cl = *st.cluster;
   std::sort(ready.begin(), ready.end(),
@@ -128,11 +131,14 @@ void start_cluster_engine(self_ptr self, uint64_t epoch, std::vector<rank_ready>
   opts.hang_s = st.rc.hang_s > 0 ? st.rc.hang_s : st.rc.step_timeout_s + 5.0;
   opts.ranks = st.ranks;
   opts.epoch = epoch;
-  opts.placement_version = 1;
+  opts.placement_version = placement.version;
+  st.group = self->spawn(expert_group, placement, cl.settings, caf::actor{}, cl.experts);
+  opts.expert_group = st.group;
   auto cfg = st.cfg;
   cfg.sample_on_device = false;  // ranks answer logits rows; the engine samples
   st.engine = self->spawn(engine_actor, gpu_worker_actor{}, cl.model, kv, cfg, st.metrics, opts);
   self->monitor(st.engine);
+  self->send(st.group, add_engine_atom::value, st.engine);
   self->send(st.router, add_engine_atom::value, st.engine);
   if (st.checker) self->send(st.checker, watch_atom::value, st.engine);
   st.status->set_backend(fmt::format("{} x{}", ready.front().backend, ready.size()),
@@ -167,7 +173,8 @@ void bring_up_cluster(self_ptr self) {
             if (size < cl->ranks)
               spdlog::warn("replica {}: {} of {} ranks free; starting with {}", s.status->id(),
                            size, cl->ranks, size);
-            const auto placement = gpu::expert_map::contiguous(cl->model, size);
+            auto placement = gpu::expert_map::contiguous(cl->model, size);
+            placement.version = 1;
             auto ready = std::make_shared<std::vector<rank_ready>>();
             auto failed = std::make_shared<bool>(false);
             const auto timeout =
@@ -186,7 +193,6 @@ void bring_up_cluster(self_ptr self) {
               spec.rope_inv_freq_dtype = cl->backend.rope_inv_freq_dtype;
               spec.weight_dtype = cl->backend.weight_dtype;
               spec.placement = placement;
-              spec.placement.version = 1;
               spec.store = cl->store;
               spec.prefix = fmt::format("r{}/e{}", s.status->id(), epoch);
               spec.iface = cl->data_iface;
@@ -194,7 +200,7 @@ void bring_up_cluster(self_ptr self) {
               self->request(leases[static_cast<size_t>(r)].node, timeout, spawn_rank_atom::value,
                             std::move(spec))
                   .then(
-                      [self, epoch, ready, size](rank_ready& rr) {
+                      [self, epoch, ready, size, placement](rank_ready& rr) {
                         auto& s2 = self->state;
                         if (epoch != s2.epoch) {
                           self->send_exit(rr.worker, caf::exit_reason::user_shutdown);
@@ -203,7 +209,7 @@ void bring_up_cluster(self_ptr self) {
                         self->monitor(rr.worker);
                         ready->push_back(std::move(rr));
                         if (static_cast<int32_t>(ready->size()) == size)
-                          start_cluster_engine(self, epoch, std::move(*ready));
+                          start_cluster_engine(self, epoch, std::move(*ready), placement);
                       },
                       [self, epoch, failed, r](caf::error& err) {
                         auto& s2 = self->state;
@@ -306,6 +312,17 @@ caf::behavior replica_supervisor(self_ptr self, backend_factory factory, config:
   });
   return {
       [self](drain_atom, double timeout_s) { start_drain(self, timeout_s); },
+      [self](rebalance_atom) -> caf::result<uint64_t> {
+        auto& s = self->state;
+        if (!s.group || !s.engine)
+          return caf::make_error(caf::sec::invalid_argument,
+                                 "the replica is not an expert-parallel replica that is up");
+        auto rp = self->make_response_promise<uint64_t>();
+        self->request(s.group, caf::infinite, rebalance_atom::value)
+            .then([rp](uint64_t v) mutable { rp.deliver(v); },
+                  [rp](caf::error& err) mutable { rp.deliver(std::move(err)); });
+        return rp;
+      },
       [self](drain_timeout_atom) {
         auto& s = self->state;
         finish_drain(self, fmt::format("drain timeout: {} running request(s) moved elsewhere",

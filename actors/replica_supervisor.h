@@ -15,6 +15,7 @@
 #include <mutex>
 
 #include "actors/engine_actor.h"
+#include "actors/expert_group.h"
 #include "actors/gpu_worker.h"
 #include "actors/router.h"
 #include "config/server_config.h"
@@ -45,6 +46,9 @@ struct cluster_replica_options {
   /// Written on every bring-up; read by /admin/cluster.
   std::shared_ptr<std::mutex> view_mutex = std::make_shared<std::mutex>();
   std::shared_ptr<cluster_replica_view> view = std::make_shared<cluster_replica_view>();
+  config::cluster_config settings;  ///< rebalancing interval, threshold, redundant copies
+  /// The running incarnation's expert group writes its placement and load here.
+  std::shared_ptr<expert_group_board> experts = std::make_shared<expert_group_board>();
 };
 
 struct replica_supervisor_state {
@@ -68,6 +72,7 @@ struct replica_supervisor_state {
   std::shared_ptr<cluster_replica_options> cluster;
   uint64_t epoch = 0;             ///< bring-ups so far; ranks of older ones are fenced
   std::vector<caf::actor> ranks;  ///< the running incarnation's rank workers
+  caf::actor group;               ///< the running incarnation's expert group
   static inline const char* name = "replica_supervisor";
 };
 
@@ -76,7 +81,8 @@ struct replica_supervisor_state {
 /// (drain_atom, double timeout_s) to remove it: status `draining`, the router places
 /// nothing new on it, and once its engine has no request (or after timeout_s, when the
 /// rest fail over) the engine and worker stop, the status turns `drained` and the
-/// supervisor exits normally.
+/// supervisor exits normally. An expert-parallel replica also answers (rebalance_atom)
+/// with the placement version in force after a forced rebalance.
 caf::behavior replica_supervisor(caf::stateful_actor<replica_supervisor_state>* self,
                                  backend_factory factory, config::engine_config cfg,
                                  config::replica_config rc,

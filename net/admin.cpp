@@ -30,10 +30,29 @@ json::object topology_json(const serve::cluster_topology& t) {
   for (const auto& r : t.replicas) {
     json::array ranks;
     for (const auto& where : r.ranks) ranks.push_back(json::string(where));
+    json::array placement, load;
+    for (const auto& layer : r.placement) {
+      json::array experts;
+      for (const auto& holders : layer) {
+        json::array h;
+        for (int32_t rank : holders) h.push_back(rank);
+        experts.push_back(std::move(h));
+      }
+      placement.push_back(std::move(experts));
+    }
+    for (const auto& layer : r.expert_load) {
+      json::array counts;
+      for (uint64_t n : layer) counts.push_back(n);
+      load.push_back(std::move(counts));
+    }
     replicas.push_back(json::object{{"replica", r.replica},
                                     {"epoch", r.epoch},
                                     {"placement_version", r.placement_version},
-                                    {"ranks", std::move(ranks)}});
+                                    {"ranks", std::move(ranks)},
+                                    {"imbalance", r.imbalance},
+                                    {"rebalances", r.rebalances},
+                                    {"placement", std::move(placement)},
+                                    {"expert_load", std::move(load)}});
   }
   return json::object{{"ranks_per_replica", t.ranks_per_replica},
                       {"nodes", std::move(nodes)},

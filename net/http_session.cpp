@@ -2,6 +2,8 @@
 // generation runs, a read on the socket watches for the client going away.
 #include "net/http_session.h"
 
+#include <charconv>
+
 #include "net/admin.h"
 
 #include <spdlog/fmt/fmt.h>
@@ -34,6 +36,9 @@ class http_session : public std::enable_shared_from_this<http_session> {
   void on_read(beast::error_code ec, size_t);
   void route(request_type& req);
   void handle_generation(request_type& req, bool chat);
+  /// POST /admin/cluster/rebalance?replica=N: forces an expert rebalance (this connection
+  /// waits until every rank switched).
+  void handle_rebalance(std::string_view target);
   void handle_fault(request_type& req);
   void send_simple(http::status status, std::string body,
                    const char* content_type = "application/json", bool close = false,
@@ -169,7 +174,7 @@ void http_session::route(request_type& req) {
   }
   const bool known = path == "/v1/models" || path == "/v1/chat/completions" ||
                      path == "/v1/completions" || path == "/admin/cluster" ||
-                     path == "/admin/fault";
+                     path == "/admin/fault" || path == "/admin/cluster/rebalance";
   if (!known) {
     ctx_->metrics->count_request("other", 404);
     return send_error(
@@ -197,7 +202,44 @@ void http_session::route(request_type& req) {
   }
   if (!only(http::verb::post)) return;
   if (path == "/admin/fault") return handle_fault(req);
+  if (path == "/admin/cluster/rebalance") return handle_rebalance(target);
   handle_generation(req, path == "/v1/chat/completions");
+}
+
+void http_session::handle_rebalance(std::string_view target) {
+  // Gated like /admin/fault: moving experts is an operator's (or a drill's) act.
+  if (!ctx_->service.fault_injection_enabled()) {
+    ctx_->metrics->count_request("/admin/cluster/rebalance", 404);
+    return send_error({404,
+                       "admin actions are off (set replicas.fault_injection)",
+                       "invalid_request_error",
+                       {},
+                       "unknown_url"});
+  }
+  const size_t q = target.find("replica=");
+  int replica = -1;
+  if (q != std::string_view::npos) {
+    const auto digits = target.substr(q + 8, target.find('&', q) - (q + 8));
+    const auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), replica);
+    if (ec != std::errc() || end != digits.data() + digits.size()) replica = -1;
+  }
+  if (replica < 0) {
+    ctx_->metrics->count_request("/admin/cluster/rebalance", 400);
+    return send_error({400, "give ?replica=N (a replica id from /admin/cluster)",
+                       "invalid_request_error", "replica"});
+  }
+  try {
+    const uint64_t version = ctx_->service.rebalance(replica);
+    ctx_->metrics->count_request("/admin/cluster/rebalance", 200);
+    send_simple(http::status::ok, R"({"status":"applied","replica":)" + std::to_string(replica) +
+                                      R"(,"placement_version":)" + std::to_string(version) + "}");
+  } catch (const std::out_of_range& e) {
+    ctx_->metrics->count_request("/admin/cluster/rebalance", 404);
+    send_error({404, e.what(), "invalid_request_error", "replica"});
+  } catch (const std::exception& e) {
+    ctx_->metrics->count_request("/admin/cluster/rebalance", 409);
+    send_error({409, e.what(), "invalid_request_error", "replica"});
+  }
 }
 
 void http_session::handle_fault(request_type& req) {

@@ -24,6 +24,12 @@ struct cluster_replica_info {
   uint64_t epoch = 0;  ///< bring-ups so far
   uint64_t placement_version = 0;
   std::vector<std::string> ranks;  ///< per rank: host and device
+  /// placement[layer][expert]: the ranks holding a copy (dense layers empty).
+  std::vector<std::vector<std::vector<int32_t>>> placement;
+  /// expert_load[layer][expert]: tokens routed since the last rebalance.
+  std::vector<std::vector<uint64_t>> expert_load;
+  double imbalance = 1.0;  ///< max / mean rank load over the load above (worst layer)
+  uint64_t rebalances = 0;
 };
 
 struct cluster_topology {

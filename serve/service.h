@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <memory>
 #include <optional>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -58,6 +59,11 @@ class service {
   virtual uint16_t cluster_gate_port() const { return 0; }
   /// kill_node drill: makes node `node` exit at once; false when no such node.
   virtual bool kill_node(int32_t) { return false; }
+  /// Forces an expert rebalance of replica `replica` and waits until every rank switched:
+  /// the placement version then in force (unchanged when no better placement exists).
+  /// Throws std::out_of_range for no such replica, std::runtime_error when it fails or the
+  /// replica is not expert-parallel.
+  virtual uint64_t rebalance(int) { throw std::runtime_error("this server has no cluster"); }
   virtual bool fault_injection_enabled() const = 0;
   /// Makes replica `replica`'s next step fail, hang, or crash its worker or engine;
   /// false (nothing injected) when the replica is not up. Throws std::logic_error when

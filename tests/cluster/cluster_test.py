@@ -49,6 +49,38 @@ def exact(ranks):
                   (fixture, ranks, worst))
 
 
+def exact_after_rebalance():
+    for ranks in (2, 4):
+        fixture = "tiny_moe"
+        ps = prompts(fixture)
+        ref = reference(fixture, ps, 8)
+        with Rig(BINARY, os.path.join(DATA, fixture), TOKENIZER) as rig:
+            conf = os.path.join(rig.dir, "cluster.toml")
+            with open(conf, "w") as f:
+                f.write("[cluster]\nredundant_experts = 2\nrebalance_interval_s = 0\n")
+            rig.serve(ranks=ranks, extra=["--config", conf])
+            for i in range(ranks):
+                rig.node("node%d" % i)
+            rig.wait_up()
+            for p, r in zip(ps, ref):
+                same_outputs(r, rig.complete(p, 8))
+            before = rig.get("/admin/cluster")["cluster"]["replicas"][0]
+            assert sum(sum(l) for l in before["expert_load"]) > 0, before
+            status, r = rig.post("/admin/cluster/rebalance?replica=0", {})
+            assert status == 200, r
+            c = rig.get("/admin/cluster")["cluster"]["replicas"][0]
+            assert c["placement_version"] == r["placement_version"] > before["placement_version"], (r, c)
+            copies = max(len(h) for layer in c["placement"] for h in layer)
+            assert copies >= 2, "no expert was copied: %r" % c["placement"]
+            assert c["placement"] != before["placement"]
+            for p, r in zip(ps, ref):
+                worst = same_outputs(r, rig.complete(p, 8))
+            print("%d ranks: placement v%d -> v%d (imbalance %.2f, copies up to %d): tokens "
+                  "identical, logprobs within %g" % (ranks, before["placement_version"],
+                                                     c["placement_version"], before["imbalance"],
+                                                     copies, worst))
+
+
 def stream_all(rig, ps, max_tokens, results, started, progress):
     def one(i):
         started[i].set()
@@ -204,6 +236,7 @@ def bad_input():
 
 
 CASES = {"exact_2_cpu": lambda: exact(2), "exact_4_cpu": lambda: exact(4),
+         "exact_after_rebalance": exact_after_rebalance,
          "kill9_mid_stream": kill9_mid_stream, "sigstop_fenced": sigstop_fenced,
          "bad_input": bad_input}
 
