@@ -20,3 +20,16 @@ if(NOT CONCLAVE_CUDA STREQUAL "OFF")
   endif()
 endif()
 message(STATUS "conclave: CUDA backend ${CONCLAVE_HAVE_CUDA}")
+
+# NCCL (CUDA 13's /usr/local/cuda/include/nccl.h and lib64/libnccl.so): the communicator of
+# GPU ranks on separate devices (gpu/cuda/nccl_communicator.cpp). Optional: without it
+# make_nccl_communicator throws and GPU ranks talk over Gloo.
+set(CONCLAVE_HAVE_NCCL OFF)
+if(CONCLAVE_HAVE_CUDA)
+  find_path(CONCLAVE_NCCL_INCLUDE_DIR nccl.h HINTS ${CUDAToolkit_INCLUDE_DIRS})
+  find_library(CONCLAVE_NCCL_LIBRARY nccl HINTS ${CUDAToolkit_LIBRARY_DIR})
+  if(CONCLAVE_NCCL_INCLUDE_DIR AND CONCLAVE_NCCL_LIBRARY)
+    set(CONCLAVE_HAVE_NCCL ON)
+  endif()
+  message(STATUS "conclave: NCCL ${CONCLAVE_HAVE_NCCL} (${CONCLAVE_NCCL_LIBRARY})")
+endif()

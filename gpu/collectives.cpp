@@ -1,5 +1,5 @@
-// collectives: the one-rank communicator, the in-process rendezvous, and the answer
-// where Gloo was not built.
+// collectives: the one-rank communicator, the in-process rendezvous, and the answers
+// where Gloo or NCCL was not built.
 #include "gpu/collectives.h"
 
 #include <spdlog/fmt/fmt.h>
@@ -84,6 +84,21 @@ std::unique_ptr<communicator> make_gloo_communicator(int, int, rendezvous, const
                                                      std::chrono::milliseconds) {
   throw std::runtime_error(
       "this conclave was built without Gloo (libgloo-dev); CPU ranks cannot talk to each other");
+}
+#endif
+
+#ifndef CONCLAVE_HAVE_NCCL
+bool have_nccl() {
+  return false;
+}
+
+std::array<char, 128> nccl_unique_id() {
+  throw std::runtime_error("this conclave was built without NCCL (the cuda backend and nccl.h)");
+}
+
+std::unique_ptr<communicator> make_nccl_communicator(int, int, std::span<const char, 128>, int,
+                                                     void*) {
+  throw std::runtime_error("this conclave was built without NCCL (the cuda backend and nccl.h)");
 }
 #endif
 

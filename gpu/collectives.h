@@ -4,6 +4,7 @@
 // rendezvous data (Gloo's store keys, NCCL's unique id) is handed in by the actor shell.
 #pragma once
 
+#include <array>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -90,5 +91,22 @@ std::unique_ptr<communicator> make_gloo_communicator(int rank, int size, rendezv
                                                      const std::string& prefix,
                                                      const std::string& iface,
                                                      std::chrono::milliseconds timeout);
+
+/// Whether this build has NCCL (the CUDA backend built and nccl.h found).
+bool have_nccl();
+
+/// A fresh NCCL unique id (ncclGetUniqueId): rank 0 makes it, every rank gets a copy.
+/// Throws std::runtime_error where NCCL was not built, collective_error when NCCL fails.
+std::array<char, 128> nccl_unique_id();
+
+/// Rank `rank` of `size` over NCCL on CUDA device `device`: every buffer is device memory,
+/// and every collective runs on `stream` (a cudaStream_t; null: the legacy default stream)
+/// and returns once it completed there. A non-blocking communicator, so that abort()
+/// (ncclCommAbort) frees a rank waiting on a lost peer. Only one rank per device. Throws
+/// collective_error when the communicator cannot form, std::runtime_error where NCCL was
+/// not built (gpu/cuda/nccl_communicator.cpp).
+std::unique_ptr<communicator> make_nccl_communicator(int rank, int size,
+                                                     std::span<const char, 128> unique_id,
+                                                     int device, void* stream);
 
 }  // namespace conclave::gpu

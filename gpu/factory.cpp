@@ -32,10 +32,17 @@ std::unique_ptr<backend> make_backend(const model::checkpoint& ckpt, const backe
                                       rank_context rank) {
   if (!rank.comm || rank.size() == 1) return make_backend(ckpt, opts);
   if (opts.block_size <= 0) throw std::runtime_error("block_size must be positive");
-  if (opts.kind != "cpu")
-    throw std::runtime_error(fmt::format(
-        "the {} backend cannot run a rank of an expert-parallel replica yet (cpu can)", opts.kind));
-  return make_cpu_backend(ckpt, opts, std::move(rank));
+  if (opts.kind == "cpu") return make_cpu_backend(ckpt, opts, std::move(rank));
+  if (opts.kind == "cuda") {
+#ifdef CONCLAVE_HAVE_CUDA
+    return cuda::make_cuda_backend(ckpt, opts, std::move(rank));
+#else
+    throw std::runtime_error(
+        "this conclave was built without the cuda backend (CONCLAVE_CUDA=OFF or no nvcc); use "
+        "--backend cpu");
+#endif
+  }
+  throw std::runtime_error(fmt::format("unknown backend \"{}\" (expected cpu or cuda)", opts.kind));
 }
 
 std::unique_ptr<backend> make_random_backend(const model::model_config& config,

@@ -13,6 +13,7 @@
 
 #include "gpu/cuda/attention.h"
 #include "gpu/cuda/check.h"
+#include "gpu/cuda/cuda_moe_ep.h"
 #include "gpu/cuda/cuda_weights.h"
 #include "gpu/cuda/embedding.h"
 #include "gpu/cuda/gemm.h"
@@ -55,8 +56,10 @@ void select_device(int device) {
 class cuda_backend final : public cuda_backend_api {
  public:
   cuda_backend(const model::model_config& c, const backend_options& opts,
-               const std::function<cuda_weights(elem)>& load)
+               const std::function<cuda_weights(elem, const cuda_expert_filter&)>& load,
+               rank_context rank = {})
       : config_(c), t_(parse_elem(opts.weight_dtype)) {
+    rank = checked_rank_context(std::move(rank), c);
     select_device(opts.device);
     CONCLAVE_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
     CONCLAVE_CUDA_CHECK(cudaEventCreate(&ev_start_));
@@ -67,7 +70,10 @@ class cuda_backend final : public cuda_backend_api {
     blas_->set_workspace(blas_ws_.get(), blas_ws_.bytes());
     graphs_on_ = opts.cuda_graphs;
     fast_ = opts.cuda_fast_paths || opts.cuda_graphs;
-    weights_ = load(t_);
+    // An expert-parallel rank loads only its experts and host-stages every MoE layer's
+    // exchange (no CUDA graphs: a graph cannot wait for the peers).
+    if (rank.expert_parallel()) ep_ = std::make_unique<moe_ep>(c, t_, stream_, *blas_, rank);
+    weights_ = load(t_, ep_ ? ep_->holds_filter() : cuda_expert_filter{});
     if (c.num_experts > 0) {
       pinned_offsets_.ensure(static_cast<size_t>(c.num_experts + 1) *
                              static_cast<size_t>(c.num_layers) * sizeof(int32_t));
@@ -100,9 +106,30 @@ class cuda_backend final : public cuda_backend_api {
   bool last_step_was_graph() const override { return last_graph_; }
   bool samples_on_device() const override { return true; }
 
+  void apply_placement(const model::checkpoint& ckpt,
+                       std::shared_ptr<const expert_map> placement) override {
+    if (!ep_) return backend::apply_placement(ckpt, std::move(placement));
+    ep_->apply_placement(ckpt, weights_, std::move(placement));
+  }
+  uint64_t placement_version() const override { return ep_ ? ep_->placement_version() : 0; }
+  std::vector<std::vector<int64_t>> take_expert_load() override {
+    return ep_ ? ep_->take_expert_load() : std::vector<std::vector<int64_t>>{};
+  }
+  ep_stats take_ep_stats() override { return ep_ ? ep_->take_stats() : ep_stats{}; }
+
   void forward(std::span<const step_sequence> batch, step_output& out) override {
     const auto t0 = std::chrono::steady_clock::now();
     validate_batch(batch, config_, kv_);
+    if (ep_ && batch.empty()) {
+      // A rank with no tokens still joins every MoE layer's collectives.
+      for (size_t l = 0; l < weights_.layers.size(); ++l)
+        if (weights_.layers[l].moe)
+          ep_->forward(weights_.layers[l], l, nullptr, nullptr, nullptr, 0, fast_, nullptr);
+      out = step_output{};
+      out.vocab = static_cast<size_t>(config_.vocab_size);
+      out.row_begin.assign(1, 0);
+      return;
+    }
     const size_t bucket = graph_bucket(batch);
     const size_t rows = prepare(batch, bucket);
     last_graph_ = bucket > 0;
@@ -241,7 +268,7 @@ class cuda_backend final : public cuda_backend_api {
 
   /// The bucket a decode step replays as a graph (0: run it eagerly).
   size_t graph_bucket(std::span<const step_sequence> batch) const {
-    if (!graphs_on_ || !fast_ || batch.empty() || batch.size() > kMaxGraphBatch) return 0;
+    if (!graphs_on_ || !fast_ || ep_ || batch.empty() || batch.size() > kMaxGraphBatch) return 0;
     for (const auto& s : batch)
       if (s.tokens.size() != 1 || s.all_logits) return 0;
     size_t b = 1;
@@ -571,6 +598,11 @@ class cuda_backend final : public cuda_backend_api {
     linear(hn_.get(), L.router.get(), router_logits_.as<float>(), rows, E, h);
     router_topk(router_logits_.as<float>(), rows, E, k, c.norm_topk_prob, ids_.as<int32_t>(),
                 wts_.as<float>(), stream_);
+    if (ep_) {
+      ep_->forward(L, layer, hn_.get(), ids_.as<int32_t>(), wts_.as<float>(), rows, fast_,
+                   proj_.as<float>());
+      return;
+    }
     int32_t* offsets = offsets_.as<int32_t>() + layer * (E + 1);
     const bool grouped = fast_ && rows <= kGroupedGemvMaxTokens;
     moe_permute(ids_.as<int32_t>(), rows, k, E, offsets, row_token_.as<int32_t>(),
@@ -657,6 +689,7 @@ class cuda_backend final : public cuda_backend_api {
   std::vector<sample_penalty> sample_pen_;
   std::vector<size_t> sample_seq_;
   std::unique_ptr<blas> blas_;
+  std::unique_ptr<moe_ep> ep_;  ///< set on a rank of an expert-parallel replica
   cuda_weights weights_;
   device_buffer inv_freq_;
   kv_cache_shape kv_;
@@ -695,17 +728,23 @@ class cuda_backend final : public cuda_backend_api {
 }  // namespace
 
 std::unique_ptr<cuda_backend_api> make_cuda_backend(const model::checkpoint& ckpt,
-                                                    const backend_options& opts) {
-  return std::make_unique<cuda_backend>(ckpt.config(), opts,
-                                        [&ckpt](elem t) { return load_cuda_weights(ckpt, t); });
+                                                    const backend_options& opts,
+                                                    rank_context rank) {
+  return std::make_unique<cuda_backend>(
+      ckpt.config(), opts,
+      [&ckpt](elem t, const cuda_expert_filter& holds) {
+        return load_cuda_weights(ckpt, t, holds);
+      },
+      std::move(rank));
 }
 
 std::unique_ptr<cuda_backend_api> make_cuda_backend_random(const model::model_config& c,
                                                            const backend_options& opts,
                                                            uint64_t seed, float init_std) {
   c.validate("random weights");
-  return std::make_unique<cuda_backend>(
-      c, opts, [&](elem t) { return random_cuda_weights(c, t, seed, init_std); });
+  return std::make_unique<cuda_backend>(c, opts, [&](elem t, const cuda_expert_filter&) {
+    return random_cuda_weights(c, t, seed, init_std);
+  });
 }
 
 }  // namespace conclave::gpu::cuda

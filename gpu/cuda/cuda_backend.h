@@ -31,8 +31,11 @@ class cuda_backend_api : public backend {
   virtual bool last_step_was_graph() const = 0;
 };
 
+/// With an expert-parallel `rank`: only this rank's experts are loaded and every MoE layer
+/// exchanges its rows with the other ranks through `rank.comm` (host buffers: Gloo).
 std::unique_ptr<cuda_backend_api> make_cuda_backend(const model::checkpoint& ckpt,
-                                                    const backend_options& opts);
+                                                    const backend_options& opts,
+                                                    rank_context rank = {});
 
 /// Random weights generated on the device for `c` (gen-model's values for seed/std).
 std::unique_ptr<cuda_backend_api> make_cuda_backend_random(const model::model_config& c,

@@ -1,0 +1,312 @@
+// The expert-parallel MoE layer on the device, host-staged. The steps and the order rules
+// are moe_forward_ep's (gpu/cpu/moe.cpp): pairs grouped by destination rank, then expert,
+// then token; the received rows run through the one-rank kernels as a step of k = 1 whose
+// "experts" are this rank's slots; the k results of a token are summed in ascending expert
+// id by moe_combine (its slot_row and weights given in that order).
+#include "gpu/cuda/cuda_moe_ep.h"
+
+#include <spdlog/fmt/fmt.h>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstring>
+#include <numeric>
+#include <stdexcept>
+#include <utility>
+
+#include "gpu/cuda/check.h"
+#include "gpu/cuda/gemm.h"
+#include "gpu/cuda/moe_combine.h"
+#include "gpu/cuda/moe_gemv.h"
+#include "gpu/cuda/moe_permute.h"
+#include "gpu/cuda/swiglu.h"
+#include "model/checkpoint.h"
+
+namespace conclave::gpu::cuda {
+namespace {
+
+using ep_clock = std::chrono::steady_clock;
+double since(ep_clock::time_point t0) {
+  return std::chrono::duration<double>(ep_clock::now() - t0).count();
+}
+
+/// Steps of at most this many received rows run the grouped GEMV (as the one-rank path's
+/// kGroupedGemvMaxTokens); larger ones per-slot cuBLAS GEMMs.
+constexpr size_t kGroupedGemvMaxRows = 128;
+
+template <class T>
+T* grow(pinned_buffer& b, size_t n) {
+  return static_cast<T*>(b.ensure(std::max<size_t>(n, 1) * sizeof(T)));
+}
+
+}  // namespace
+
+rank_context checked_rank_context(rank_context rank, const model::model_config& c) {
+  if (!rank.expert_parallel()) return {};
+  if (c.num_experts <= 0) throw std::runtime_error("an expert-parallel replica needs a MoE model");
+  if (const auto why = rank.placement->check(static_cast<int32_t>(c.num_layers),
+                                             static_cast<int32_t>(c.num_experts));
+      !why.empty())
+    throw std::runtime_error("expert placement: " + why);
+  if (rank.placement->ranks != rank.size())
+    throw std::runtime_error(fmt::format("expert placement is for {} ranks, the replica has {}",
+                                         rank.placement->ranks, rank.size()));
+  return rank;
+}
+
+moe_ep::moe_ep(const model::model_config& c, elem t, stream_t stream, blas& blas, rank_context rank)
+    : c_(c), t_(t), stream_(stream), blas_(blas), rank_(std::move(rank)) {
+  if (rank_.comm->kind() == "nccl")
+    throw std::runtime_error(
+        "the cuda backend host-stages its expert-parallel exchange: it needs a communicator "
+        "over host buffers (gloo), not nccl (device buffers) yet");
+  load_.resize(static_cast<size_t>(c.num_layers));
+  for (size_t l = 0; l < load_.size(); ++l)
+    if (c.is_moe_layer(static_cast<int64_t>(l)))
+      load_[l].assign(static_cast<size_t>(c.num_experts), 0);
+  spdlog::info("cuda backend: rank {} of {} ({}, host-staged), placement v{}", rank_.rank(),
+               rank_.size(), rank_.comm->kind(), rank_.placement->version);
+}
+
+moe_ep::~moe_ep() = default;
+
+cuda_expert_filter moe_ep::holds_filter() const {
+  return [p = rank_.placement, me = rank_.rank()](int64_t l, int64_t e) {
+    return p->holds(static_cast<int32_t>(l), static_cast<int32_t>(e), me);
+  };
+}
+
+void moe_ep::forward(const cuda_layer& L, size_t layer, const void* hn, const int32_t* ids,
+                     const float* wts, size_t rows, bool fast, float* out) {
+  communicator& comm = *rank_.comm;
+  const expert_map& placement = *rank_.placement;
+  const size_t h = static_cast<size_t>(c_.hidden_size);
+  const size_t k = static_cast<size_t>(c_.num_experts_per_tok);
+  const size_t m = static_cast<size_t>(c_.moe_intermediate_size);
+  const size_t ranks = static_cast<size_t>(comm.size());
+  const int32_t me = comm.rank();
+  const size_t es = elem_size(t_);
+  const size_t row_bytes = h * es;             // token rows travel in the weight dtype
+  const size_t res_bytes = h * sizeof(float);  // results in fp32, as the one-rank path sums
+  ++stats_.layers;
+
+  // Route: the router's ids and weights and the token rows come to the host. The sync
+  // also frees every pinned buffer the previous layer's copies used.
+  auto t0 = ep_clock::now();
+  int32_t* h_ids = grow<int32_t>(h_ids_, rows * k);
+  float* h_wts = grow<float>(h_wts_, rows * k);
+  char* h_rows = grow<char>(h_rows_, rows * row_bytes);
+  if (rows > 0) {
+    CONCLAVE_CUDA_CHECK(
+        cudaMemcpyAsync(h_ids, ids, rows * k * sizeof(int32_t), cudaMemcpyDeviceToHost, stream_));
+    CONCLAVE_CUDA_CHECK(
+        cudaMemcpyAsync(h_wts, wts, rows * k * sizeof(float), cudaMemcpyDeviceToHost, stream_));
+    CONCLAVE_CUDA_CHECK(
+        cudaMemcpyAsync(h_rows, hn, rows * row_bytes, cudaMemcpyDeviceToHost, stream_));
+  }
+  CONCLAVE_CUDA_CHECK(cudaStreamSynchronize(stream_));
+
+  // One item per (token, expert), grouped by destination rank, then expert, then token.
+  struct item {
+    int32_t dest, expert;
+    uint32_t token;
+    float weight;
+  };
+  std::vector<item> items;
+  items.reserve(rows * k);
+  int64_t* routed = load_[layer].data();
+  for (size_t tok = 0; tok < rows; ++tok) {
+    for (size_t j = 0; j < k; ++j) {
+      const int32_t e = h_ids[tok * k + j];
+      items.push_back({placement.route(static_cast<int32_t>(layer), e, me, tok), e,
+                       static_cast<uint32_t>(tok), h_wts[tok * k + j]});
+      ++routed[e];
+    }
+  }
+  std::stable_sort(items.begin(), items.end(), [](const item& a, const item& b) {
+    return a.dest != b.dest ? a.dest < b.dest : a.expert < b.expert;
+  });
+  std::vector<int64_t> send_counts(ranks, 0);
+  for (const item& it : items) ++send_counts[static_cast<size_t>(it.dest)];
+  std::vector<int32_t> send_expert(items.size());
+  std::vector<char> send_rows(items.size() * row_bytes);
+  for (size_t i = 0; i < items.size(); ++i) {
+    send_expert[i] = items[i].expert;
+    std::memcpy(send_rows.data() + i * row_bytes, h_rows + items[i].token * row_bytes, row_bytes);
+  }
+  stats_.expert_s += since(t0);
+
+  // Dispatch: every rank learns what it receives from whom, then the ids and the rows.
+  t0 = ep_clock::now();
+  std::vector<int64_t> matrix(ranks * ranks);
+  comm.all_gather(send_counts.data(), matrix.data(), ranks * sizeof(int64_t));
+  std::vector<int64_t> recv_counts(ranks);
+  for (size_t r = 0; r < ranks; ++r) recv_counts[r] = matrix[r * ranks + static_cast<size_t>(me)];
+  const auto received =
+      static_cast<size_t>(std::accumulate(recv_counts.begin(), recv_counts.end(), int64_t{0}));
+  std::vector<int32_t> recv_expert(received);
+  char* recv_rows = grow<char>(h_recv_rows_, received * row_bytes);
+  comm.all_to_all_v(send_expert.data(), send_counts, recv_expert.data(), recv_counts,
+                    sizeof(int32_t));
+  comm.all_to_all_v(send_rows.data(), send_counts, recv_rows, recv_counts, row_bytes);
+  stats_.dispatch_s += since(t0);
+  stats_.bytes_sent += items.size() * (sizeof(int32_t) + row_bytes);
+
+  // Compute: the received rows are a step of k = 1 over this rank's slots.
+  t0 = ep_clock::now();
+  float* results = grow<float>(h_results_, received * h);
+  if (received > 0) {
+    const size_t slots = L.experts.size();
+    int32_t* slot_ids = grow<int32_t>(h_slots_, received);
+    for (size_t i = 0; i < received; ++i) {
+      const auto it = std::lower_bound(L.experts.begin(), L.experts.end(), recv_expert[i]);
+      if (it == L.experts.end() || *it != recv_expert[i])
+        throw std::logic_error(
+            fmt::format("expert {} of layer {} was routed to rank {}, which "
+                        "does not hold it",
+                        recv_expert[i], layer, me));
+      slot_ids[i] = static_cast<int32_t>(it - L.experts.begin());
+    }
+    x_.ensure(received * row_bytes);
+    slot_ids_.ensure(received * sizeof(int32_t));
+    offsets_.ensure((slots + 1) * sizeof(int32_t));
+    row_token_.ensure(received * sizeof(int32_t));
+    slot_row_.ensure(received * sizeof(int32_t));
+    active_.ensure(slots * sizeof(int32_t));
+    xs_.ensure(received * row_bytes);
+    gu_.ensure(received * 2 * m * sizeof(float));
+    act_.ensure(received * m * es);
+    dn_.ensure(received * res_bytes);
+    res_.ensure(received * res_bytes);
+    CONCLAVE_CUDA_CHECK(cudaMemcpyAsync(x_.get(), recv_rows, received * row_bytes,
+                                        cudaMemcpyHostToDevice, stream_));
+    CONCLAVE_CUDA_CHECK(cudaMemcpyAsync(slot_ids_.get(), slot_ids, received * sizeof(int32_t),
+                                        cudaMemcpyHostToDevice, stream_));
+    const bool grouped = fast && received <= kGroupedGemvMaxRows;
+    moe_permute(slot_ids_.as<int32_t>(), received, 1, slots, offsets_.as<int32_t>(),
+                row_token_.as<int32_t>(), slot_row_.as<int32_t>(),
+                grouped ? active_.as<int32_t>() : nullptr, stream_);
+    if (grouped) {
+      gemv_args g;
+      g.x = x_.get();
+      g.x_rows = row_token_.as<int32_t>();
+      g.w = L.gate_up.get();
+      g.t = t_;
+      g.offsets = offsets_.as<int32_t>();
+      g.active = active_.as<int32_t>();
+      g.experts = slots;
+      g.grid_experts = std::min(slots, received);
+      g.max_rows = received;
+      g.y = gu_.as<float>();
+      g.n = 2 * m;
+      g.k = h;
+      grouped_gemv(g, stream_);
+      swiglu(gu_.as<float>(), received, m, act_.get(), t_, stream_);
+      g.x = act_.get();
+      g.x_rows = nullptr;
+      g.w = L.down.get();
+      g.y = dn_.as<float>();
+      g.n = h;
+      g.k = m;
+      grouped_gemv(g, stream_);
+    } else {
+      auto* host_off = grow<int32_t>(h_offsets_, slots + 1);
+      CONCLAVE_CUDA_CHECK(cudaMemcpyAsync(host_off, offsets_.get(), (slots + 1) * sizeof(int32_t),
+                                          cudaMemcpyDeviceToHost, stream_));
+      gather_rows(x_.get(), t_, row_token_.as<int32_t>(), received, h, xs_.get(), stream_);
+      CONCLAVE_CUDA_CHECK(cudaStreamSynchronize(stream_));
+      for (size_t s = 0; s < slots; ++s) {
+        const size_t b = static_cast<size_t>(host_off[s]),
+                     n = static_cast<size_t>(host_off[s + 1]) - b;
+        if (n == 0) continue;
+        blas_.linear(xs_.as<char>() + b * row_bytes, L.gate_up.as<char>() + s * 2 * m * h * es, t_,
+                     gu_.as<float>() + b * 2 * m, n, 2 * m, h);
+      }
+      swiglu(gu_.as<float>(), received, m, act_.get(), t_, stream_);
+      for (size_t s = 0; s < slots; ++s) {
+        const size_t b = static_cast<size_t>(host_off[s]),
+                     n = static_cast<size_t>(host_off[s + 1]) - b;
+        if (n == 0) continue;
+        blas_.linear(act_.as<char>() + b * m * es, L.down.as<char>() + s * h * m * es, t_,
+                     dn_.as<float>() + b * h, n, h, m);
+      }
+    }
+    // Back to arrival order: received row i's result is permuted row slot_row[i].
+    gather_rows(dn_.get(), elem::f32, slot_row_.as<int32_t>(), received, h, res_.get(), stream_);
+    CONCLAVE_CUDA_CHECK(cudaMemcpyAsync(results, res_.get(), received * res_bytes,
+                                        cudaMemcpyDeviceToHost, stream_));
+    CONCLAVE_CUDA_CHECK(cudaStreamSynchronize(stream_));
+  }
+  stats_.expert_s += since(t0);
+
+  // Combine: the results go back to where their rows came from, in send order.
+  t0 = ep_clock::now();
+  float* back = grow<float>(h_back_, items.size() * h);
+  comm.all_to_all_v(results, recv_counts, back, send_counts, res_bytes);
+  stats_.combine_s += since(t0);
+  stats_.bytes_sent += received * res_bytes;
+
+  // Sum each token's results in ascending expert id: moe_combine reads token t's k
+  // (row, weight) pairs in the order given, so give them sorted by expert.
+  t0 = ep_clock::now();
+  if (rows > 0) {
+    back_.ensure(items.size() * res_bytes);
+    combine_.ensure(rows * k * (sizeof(int32_t) + sizeof(float)));
+    auto* order = grow<int32_t>(h_combine_, rows * k * 2);
+    auto* slot_row = order;
+    auto* weight = reinterpret_cast<float*>(order + rows * k);
+    std::vector<size_t> filled(rows, 0);
+    std::vector<size_t> by_expert(items.size());
+    std::iota(by_expert.begin(), by_expert.end(), size_t{0});
+    std::stable_sort(by_expert.begin(), by_expert.end(), [&](size_t a, size_t b) {
+      return items[a].expert != items[b].expert ? items[a].expert < items[b].expert
+                                                : items[a].token < items[b].token;
+    });
+    for (size_t i : by_expert) {
+      const size_t tok = items[i].token;
+      slot_row[tok * k + filled[tok]] = static_cast<int32_t>(i);
+      weight[tok * k + filled[tok]] = items[i].weight;
+      ++filled[tok];
+    }
+    CONCLAVE_CUDA_CHECK(cudaMemcpyAsync(back_.get(), back, items.size() * res_bytes,
+                                        cudaMemcpyHostToDevice, stream_));
+    CONCLAVE_CUDA_CHECK(cudaMemcpyAsync(combine_.get(), order,
+                                        rows * k * (sizeof(int32_t) + sizeof(float)),
+                                        cudaMemcpyHostToDevice, stream_));
+    moe_combine(back_.as<float>(), combine_.as<int32_t>(),
+                reinterpret_cast<const float*>(combine_.as<int32_t>() + rows * k), rows, k, h, out,
+                stream_);
+  }
+  stats_.expert_s += since(t0);
+}
+
+void moe_ep::apply_placement(const model::checkpoint& ckpt, cuda_weights& w,
+                             std::shared_ptr<const expert_map> placement) {
+  if (!placement) throw std::invalid_argument("apply_placement: no placement");
+  if (const auto why = placement->check(static_cast<int32_t>(c_.num_layers),
+                                        static_cast<int32_t>(c_.num_experts));
+      !why.empty())
+    throw std::invalid_argument("apply_placement: " + why);
+  if (placement->ranks != rank_.size())
+    throw std::invalid_argument("apply_placement: the placement is for another replica size");
+  CONCLAVE_CUDA_CHECK(cudaStreamSynchronize(stream_));
+  const int32_t me = rank_.rank();
+  for (size_t l = 0; l < w.layers.size(); ++l) {
+    if (!w.layers[l].moe) continue;
+    reload_cuda_experts(ckpt, w, l, placement->experts_on(static_cast<int32_t>(l), me));
+  }
+  rank_.placement = std::move(placement);
+}
+
+std::vector<std::vector<int64_t>> moe_ep::take_expert_load() {
+  auto out = load_;
+  for (auto& layer : load_) std::fill(layer.begin(), layer.end(), 0);
+  return out;
+}
+
+ep_stats moe_ep::take_stats() {
+  return std::exchange(stats_, ep_stats{});
+}
+
+}  // namespace conclave::gpu::cuda

@@ -1,0 +1,69 @@
+// The expert-parallel MoE layer of the CUDA backend: moe_forward_ep (gpu/cpu/moe.cpp) with
+// the router, the experts and the weighted sum on the device and the exchange host-staged
+// through pinned memory, so any communicator over host buffers (Gloo) carries it, ranks
+// sharing one device included. Plain C++ header (no CUDA includes).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "gpu/backend.h"
+#include "gpu/cuda/cuda_weights.h"
+#include "gpu/cuda/device_buffer.h"
+
+namespace conclave::gpu::cuda {
+
+class blas;
+
+/// Checks a rank_context against the model: an empty context when it is not
+/// expert-parallel (one rank, today's path), else the same context. Throws
+/// std::runtime_error for a dense model, a malformed placement or another replica size.
+rank_context checked_rank_context(rank_context rank, const model::model_config& c);
+
+/// One rank's MoE layers: the exchange buffers, the load per expert and the time spent.
+class moe_ep {
+ public:
+  /// `rank` must be expert-parallel (checked_rank_context); `blas` runs on `stream`.
+  moe_ep(const model::model_config& c, elem t, stream_t stream, blas& blas, rank_context rank);
+  ~moe_ep();
+  moe_ep(const moe_ep&) = delete;
+  moe_ep& operator=(const moe_ep&) = delete;
+
+  /// The filter that loads this rank's experts.
+  cuda_expert_filter holds_filter() const;
+
+  /// out[t] = sum over t's top-k (ids, wts: [rows, k] on the device, from router_topk) of
+  /// weight * expert(hn[t]), the experts run on the ranks holding them and the k results
+  /// summed in ascending expert id. hn: [rows, hidden] of t; out: [rows, hidden] fp32.
+  /// Every rank calls it for every MoE layer in order, rows = 0 when it has no tokens.
+  /// `fast`: the grouped GEMV for up to 128 received rows, else per-expert cuBLAS GEMMs.
+  void forward(const cuda_layer& L, size_t layer, const void* hn, const int32_t* ids,
+               const float* wts, size_t rows, bool fast, float* out);
+
+  /// Switches to `placement`, reloading the experts of `w` this rank gains or loses.
+  void apply_placement(const model::checkpoint& ckpt, cuda_weights& w,
+                       std::shared_ptr<const expert_map> placement);
+  uint64_t placement_version() const { return rank_.placement->version; }
+  std::vector<std::vector<int64_t>> take_expert_load();
+  ep_stats take_stats();
+
+ private:
+  model::model_config c_;
+  elem t_;
+  stream_t stream_;
+  blas& blas_;
+  rank_context rank_;
+  std::vector<std::vector<int64_t>> load_;  ///< [layer][expert] pairs routed since taken
+  ep_stats stats_;
+
+  // Host side (pinned where copies to or from the device use it).
+  pinned_buffer h_ids_, h_wts_, h_rows_, h_recv_rows_, h_slots_, h_results_, h_back_, h_offsets_,
+      h_combine_;
+  // Device side, grown to the largest layer call seen.
+  device_buffer x_, slot_ids_, offsets_, row_token_, slot_row_, active_, xs_, gu_, act_, dn_, res_,
+      back_, combine_;
+};
+
+}  // namespace conclave::gpu::cuda
