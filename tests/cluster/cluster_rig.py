@@ -40,14 +40,17 @@ class Rig:
         with open(os.path.join(self.dir, name + ".log"), "rb") as f:
             return f.read().decode(errors="replace")
 
-    def serve(self, ranks=0, replicas=1, extra=(), name="serve"):
-        """A coordinator with `ranks` ranks per replica (0: no cluster: the reference)."""
-        self.http_port = free_port()
+    def serve(self, ranks=0, replicas=1, extra=(), name="serve", keep_ports=False):
+        """A coordinator with `ranks` ranks per replica (0: no cluster: the reference);
+        `keep_ports` starts it again on the ports of the last one (a restart)."""
+        if not keep_ports:
+            self.http_port = free_port()
         args = ["serve", "--model", self.model, "--tokenizer", self.tokenizer,
                 "--port", str(self.http_port), "--threads", "1", "--kv-cache-mib", "64",
                 "--replicas", str(replicas), "--fault-injection", "--name", "m"]
         if ranks:
-            self.cluster_port = free_port()
+            if not keep_ports:
+                self.cluster_port = free_port()
             args += ["--cluster-port", str(self.cluster_port), "--cluster-token-file",
                      self.token, "--ranks-per-replica", str(ranks)]
         self._start(name, list(args) + list(extra))

@@ -199,6 +199,30 @@ def sigstop_fenced():
               back["id"])
 
 
+def coordinator_restart():
+    fixture = "tiny_moe"
+    ps = prompts(fixture)
+    ref = reference(fixture, ps, 8)
+    with Rig(BINARY, os.path.join(DATA, fixture), TOKENIZER) as rig:
+        rig.serve(ranks=2)
+        nodes = [rig.node("node%d" % i) for i in range(2)]
+        rig.wait_up()
+        same_outputs(ref[0], rig.complete(ps[0], 8))
+        rig.kill9("serve")
+        time.sleep(7)  # past node_timeout_s: the nodes have lost the coordinator
+        for i, p in enumerate(nodes):
+            assert p.poll() is None, "node %d exited:\n%s" % (i, rig.log("node%d" % i))
+            assert "lost the coordinator" in rig.log("node%d" % i), rig.log("node%d" % i)
+        t0 = time.time()
+        rig.serve(ranks=2, name="serve2", keep_ports=True)
+        c = rig.wait_up(timeout=60)
+        assert len(c["cluster"]["nodes"]) == 2 and len(c["cluster"]["replicas"][0]["ranks"]) == 2, c
+        for p, r in zip(ps, ref):
+            same_outputs(r, rig.complete(p, 8))
+        print("coordinator killed: both nodes waited, rejoined the restarted coordinator "
+              "%.1f s after it started, and serve identical tokens" % (time.time() - t0))
+
+
 def bad_input():
     with Rig(BINARY, os.path.join(DATA, "tiny_moe"), TOKENIZER) as rig:
         rig.serve(ranks=1)
@@ -238,7 +262,7 @@ def bad_input():
 CASES = {"exact_2_cpu": lambda: exact(2), "exact_4_cpu": lambda: exact(4),
          "exact_after_rebalance": exact_after_rebalance,
          "kill9_mid_stream": kill9_mid_stream, "sigstop_fenced": sigstop_fenced,
-         "bad_input": bad_input}
+         "bad_input": bad_input, "coordinator_restart": coordinator_restart}
 
 if __name__ == "__main__":
     CASES[CASE]()
