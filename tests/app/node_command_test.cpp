@@ -81,7 +81,8 @@ TEST_CASE("conclave node: a wrong token exits 2 with exactly one line", "[cluste
   const std::string where = "127.0.0.1:" + std::to_string(door.port());
 
   const auto wrong = box.node("--join " + where + " --cluster-token-file " +
-                              box.token_file("wrong", std::string(40, 'w')).string());
+                              box.token_file("wrong", std::string(40, 'w')).string() +
+                              " --cpu-ranks 1 --model " + tiny_model());
   INFO(joined(wrong.err_lines));
   CHECK(wrong.exit_code == 2);
   REQUIRE(wrong.err_lines.size() == 1);
