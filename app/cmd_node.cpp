@@ -4,7 +4,9 @@
 // every connection, and hosts the ranks the coordinator places on it. When the
 // coordinator's connection is lost (it died, the network split, or this process was
 // paused past the timeout) every rank of that membership stops and the node joins again,
-// with backoff, until --rejoin-timeout.
+// with backoff, until --rejoin-timeout. With --tls-* every connection to the door is TLS
+// (the coordinator's certificate verified against the CA file); a failed TLS handshake is
+// retried like an unreachable door, not taken as a refusal.
 #include <spdlog/fmt/fmt.h>
 #include <spdlog/spdlog.h>
 
@@ -32,6 +34,7 @@ struct node_args {
   int cpu_ranks = 0;
   double rejoin_timeout_s = 0;  ///< 0: retry forever
   double node_timeout_s = 5;
+  net::tls_files tls;  ///< all three or none
 };
 
 std::atomic<bool> g_stop{false};
@@ -77,6 +80,14 @@ int run_node(const node_args& a) {
   if (!a.model_dir.empty() && !std::filesystem::is_directory(a.model_dir))
     throw std::invalid_argument(fmt::format("--model {}: not a directory", a.model_dir));
   if (a.rejoin_timeout_s < 0) throw std::invalid_argument("--rejoin-timeout must be >= 0");
+  if (a.tls.enabled() && (a.tls.certificate.empty() || a.tls.key.empty() || a.tls.cafile.empty()))
+    throw std::invalid_argument("TLS needs all of --tls-certificate, --tls-key and --tls-cafile");
+  for (const auto& [flag, file] :
+       {std::pair{"--tls-certificate", &a.tls.certificate}, std::pair{"--tls-key", &a.tls.key},
+        std::pair{"--tls-cafile", &a.tls.cafile}}) {
+    if (!file->empty() && !std::filesystem::is_regular_file(*file))
+      throw std::invalid_argument(fmt::format("{} {}: no such file", flag, *file));
+  }
   const std::string token = net::read_cluster_token(a.token_file);
   std::vector<actors::rank_slot> slots;
   for (int i = 0; i < a.cpu_ranks; ++i) slots.push_back({"cpu", -1});
@@ -95,13 +106,13 @@ int run_node(const node_args& a) {
   auto delay = std::chrono::seconds(1);
   for (;;) {
     const net::prove_result r =
-        net::join_door(door.host, door.port, token, std::chrono::seconds(5));
+        net::join_door(door.host, door.port, token, std::chrono::seconds(5), a.tls);
     using kind = net::prove_result::kind;
     if (g_stop.load()) return exit_ok;
     switch (r.status) {
       case kind::ok: {
         spdlog::info("cluster: {} accepted the cluster token", where);
-        net::door_relay relay(door.host, door.port, token);
+        net::door_relay relay(door.host, door.port, token, std::chrono::seconds(5), a.tls);
         relay.start();
         actors::node_session_options so;
         so.relay_port = relay.port();
@@ -188,6 +199,12 @@ command add_node(CLI::App& app) {
                   "seconds to keep retrying an unreachable coordinator, then exit 1 "
                   "(default: forever)")
       ->check(CLI::PositiveNumber);
+  cmd->add_option("--tls-certificate", args->tls.certificate,
+                  "PEM certificate of this node, signed by the coordinator's [cluster] cafile "
+                  "(for a coordinator with [cluster] tls = true)");
+  cmd->add_option("--tls-key", args->tls.key, "PEM private key of --tls-certificate (unencrypted)");
+  cmd->add_option("--tls-cafile", args->tls.cafile,
+                  "PEM CA the coordinator's certificate must be signed by");
   return {cmd, [args] { return run_node(*args); }};
 }
 

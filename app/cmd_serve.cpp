@@ -50,10 +50,11 @@ struct cluster_front {
     o.port = static_cast<uint16_t>(c.port);
     o.inner_port = gate_port;
     o.token = std::move(token);
+    if (c.tls) o.tls = {c.certificate, c.key, c.cafile};
     door = std::make_unique<net::cluster_door>(std::move(o));
     door->start();
-    std::fprintf(stderr, "conclave: cluster door on %s:%u (%d ranks per replica)\n", c.host.c_str(),
-                 door->port(), c.ranks_per_replica);
+    std::fprintf(stderr, "conclave: cluster door on %s:%u%s (%d ranks per replica)\n",
+                 c.host.c_str(), door->port(), c.tls ? " with TLS" : "", c.ranks_per_replica);
   }
 };
 

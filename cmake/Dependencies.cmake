@@ -43,8 +43,9 @@ add_library(caf::io UNKNOWN IMPORTED)
 set_target_properties(caf::io PROPERTIES IMPORTED_LOCATION ${CAF_IO_LIBRARY}
   INTERFACE_LINK_LIBRARIES caf::core)
 
-# OpenSSL's libcrypto: HMAC-SHA256 and RAND_bytes for the cluster door's handshake.
-find_package(OpenSSL REQUIRED COMPONENTS Crypto)
+# OpenSSL: libcrypto for the cluster door's handshake (HMAC-SHA256, RAND_bytes), libssl
+# for TLS on the cluster port ([cluster] tls, docs/cluster.md §4).
+find_package(OpenSSL REQUIRED COMPONENTS Crypto SSL)
 
 # prometheus-cpp: the core registry and text serializer (served from Beast, not civetweb).
 find_package(prometheus-cpp CONFIG REQUIRED)

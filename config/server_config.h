@@ -92,7 +92,7 @@ struct cluster_config {
   double rebalance_interval_s = 60.0;    ///< expert rebalancing period; 0: never
   double rebalance_threshold = 1.3;      ///< rebalance when max / mean rank load exceeds this
   int32_t redundant_experts = 0;         ///< extra copies of hot experts per layer
-  bool tls = false;                      ///< CAF-openssl between nodes and coordinator
+  bool tls = false;  ///< TLS on the door's port, terminated in the door and the node's relay
   std::string certificate, key, cafile;  ///< PEM files; all three required with tls
 
   std::string validate() const;

@@ -1,5 +1,6 @@
 // The door's accept loop and per-connection handshake (one coroutine each, on one
-// thread, so the counters and limits need no strand).
+// thread, so the counters and limits need no strand). With TLS the token handshake and
+// the splice run on the TLS stream, otherwise on the socket: one template for both.
 #include "net/cluster_door.h"
 
 #include <spdlog/spdlog.h>
@@ -11,10 +12,14 @@
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl/context.hpp>
+#include <boost/asio/ssl/error.hpp>
+#include <boost/asio/ssl/stream.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 #include <mutex>
+#include <optional>
 #include <span>
 #include <thread>
 #include <vector>
@@ -55,9 +60,26 @@ const char* hello_refusal(std::span<const uint8_t> bytes) {
 /// One connection in handshake; shared with its deadline's handler.
 struct connection {
   explicit connection(tcp::socket s) : socket(std::move(s)), deadline(socket.get_executor()) {}
-  tcp::socket socket;
+  tcp::socket socket;  ///< moved into `tls` when the port speaks TLS
+  std::optional<tls_stream> tls;
   asio::steady_timer deadline;
   bool timed_out = false;
+  tcp::socket::lowest_layer_type& lowest() { return tls ? tls->lowest_layer() : socket; }
+  void close() {
+    error_code ignored;
+    lowest().close(ignored);
+  }
+};
+
+/// Keeps the count of connections in handshake until released (spliced) or destroyed.
+struct handshake_slot {
+  std::atomic<size_t>& n;
+  bool released = false;
+  void release() {
+    if (!released) --n;
+    released = true;
+  }
+  ~handshake_slot() { release(); }
 };
 
 }  // namespace
@@ -68,6 +90,7 @@ struct cluster_door::impl {
   // The counters outlive `io`: destroying it destroys the coroutines still in it, whose
   // guards touch in_handshake. The acceptor goes before `io`.
   cluster_door_options o;
+  std::unique_ptr<asio::ssl::context> tls;  ///< set when o.tls is enabled; outlives `io`
   mutable std::mutex mu;
   std::map<std::string, uint64_t> refused;
   std::atomic<uint64_t> joined{0};
@@ -77,8 +100,11 @@ struct cluster_door::impl {
   tcp::acceptor acceptor{io};
   std::thread thread;
 
-  void refuse(const std::string& peer, const char* reason) {
-    spdlog::warn("cluster: refused {}: {}", peer, reason);
+  void refuse(const std::string& peer, const char* reason, const std::string& detail = {}) {
+    if (detail.empty())
+      spdlog::warn("cluster: refused {}: {}", peer, reason);
+    else
+      spdlog::warn("cluster: refused {}: {} ({})", peer, reason, detail);
     std::lock_guard lock(mu);
     ++refused[reason];
   }
@@ -106,13 +132,13 @@ struct cluster_door::impl {
 
   /// Reads until `need` bytes of the current frame (starting at `start`) are in `buf`.
   /// Returns a refusal reason, or nullptr. `check` sees the frame's bytes so far.
-  template <class Check>
-  asio::awaitable<const char*> read_frame(connection& c, std::vector<uint8_t>& buf, size_t& used,
-                                          size_t start, size_t need, Check check) {
+  template <class Stream, class Check>
+  asio::awaitable<const char*> read_frame(connection& c, Stream& s, std::vector<uint8_t>& buf,
+                                          size_t& used, size_t start, size_t need, Check check) {
     while (used - start < need) {
       if (used == buf.size()) co_return refusal::oversize;
-      auto [ec, n] = co_await c.socket.async_read_some(
-          asio::buffer(buf.data() + used, buf.size() - used), tuple_awaitable);
+      auto [ec, n] = co_await s.async_read_some(asio::buffer(buf.data() + used, buf.size() - used),
+                                                tuple_awaitable);
       used += n;
       const size_t got = used - start;
       if (const char* bad =
@@ -121,7 +147,8 @@ struct cluster_door::impl {
       if (got > need) co_return refusal::oversize;
       if (ec) {
         if (c.timed_out) co_return refusal::timeout;
-        if (ec == asio::error::eof || ec == asio::error::connection_reset)
+        if (ec == asio::error::eof || ec == asio::error::connection_reset ||
+            ec == asio::ssl::error::stream_truncated)
           co_return refusal::short_read;
         co_return refusal::io_error;
       }
@@ -130,46 +157,60 @@ struct cluster_door::impl {
   }
 
   /// Sends a refusal frame (best effort, still under the deadline) and closes.
-  asio::awaitable<void> send_refusal(connection& c, const char* reason) {
+  template <class Stream>
+  asio::awaitable<void> send_refusal(connection& c, Stream& s, const char* reason) {
     const auto frame = handshake::refused_frame(reason);
-    co_await asio::async_write(c.socket, asio::buffer(frame), tuple_awaitable);
+    co_await asio::async_write(s, asio::buffer(frame), tuple_awaitable);
     error_code ignored;
-    c.socket.shutdown(tcp::socket::shutdown_both, ignored);
-    c.socket.close(ignored);
+    c.lowest().shutdown(tcp::socket::shutdown_both, ignored);
+    c.close();
   }
 
   asio::awaitable<void> handshake(std::shared_ptr<connection> c) {
     const std::string peer = peer_of(c->socket);
-    struct done_guard {
-      std::atomic<size_t>& n;
-      bool released = false;
-      void release() {
-        if (!released) --n;
-        released = true;
-      }
-      ~done_guard() { release(); }
-    } guard{in_handshake};
+    handshake_slot slot{in_handshake};
     c->deadline.expires_after(o.handshake_timeout);
     c->deadline.async_wait([weak = std::weak_ptr<connection>(c)](error_code ec) {
       auto conn = weak.lock();
       if (ec || !conn) return;
       conn->timed_out = true;
-      error_code ignored;
-      conn->socket.close(ignored);
+      conn->close();
     });
+    if (!tls) {
+      co_await admit(c, c->socket, peer, slot);
+      co_return;
+    }
+    // TLS first: not a byte of the token handshake travels in the clear.
+    c->tls.emplace(std::move(c->socket), *tls);
+    auto [ec] = co_await c->tls->async_handshake(asio::ssl::stream_base::server, tuple_awaitable);
+    if (ec) {
+      if (c->timed_out)
+        refuse(peer, refusal::timeout);
+      else
+        refuse(peer, refusal::tls, ec.message());
+      c->close();
+      co_return;
+    }
+    co_await admit(c, *c->tls, peer, slot);
+  }
+
+  /// The token handshake on `s` (the socket, or the TLS stream over it), then the splice.
+  template <class Stream>
+  asio::awaitable<void> admit(std::shared_ptr<connection> c, Stream& s, const std::string& peer,
+                              handshake_slot& slot) {
     const auto fail = [&](const char* reason) {
       refuse(peer, reason);
-      error_code ignored;
-      c->socket.close(ignored);
+      c->close();
     };
 
     std::vector<uint8_t> buf(std::max<size_t>(o.max_handshake_bytes, 1));
     size_t used = 0;
     // A wrong magic, version or role is refused from the byte that shows it.
-    const char* bad = co_await read_frame(*c, buf, used, 0, handshake::hello_bytes, hello_refusal);
+    const char* bad =
+        co_await read_frame(*c, s, buf, used, 0, handshake::hello_bytes, hello_refusal);
     if (bad == refusal::bad_version || bad == refusal::bad_role) {  // our protocol: say why
       refuse(peer, bad);
-      co_await send_refusal(*c, bad);
+      co_await send_refusal(*c, s, bad);
       co_return;
     }
     if (bad != nullptr) co_return fail(bad);
@@ -178,21 +219,20 @@ struct cluster_door::impl {
 
     const handshake::nonce nonce_c = handshake::random_nonce();
     const auto challenge = handshake::challenge_frame(nonce_c);
-    if (auto [ec, n] =
-            co_await asio::async_write(c->socket, asio::buffer(challenge), tuple_awaitable);
+    if (auto [ec, n] = co_await asio::async_write(s, asio::buffer(challenge), tuple_awaitable);
         ec) {
       (void)n;
       co_return fail(c->timed_out ? refusal::timeout : refusal::io_error);
     }
     const size_t proof_at = used;
-    bad = co_await read_frame(*c, buf, used, proof_at, handshake::proof_bytes,
+    bad = co_await read_frame(*c, s, buf, used, proof_at, handshake::proof_bytes,
                               [](std::span<const uint8_t>) -> const char* { return nullptr; });
     if (bad != nullptr) co_return fail(bad);
     handshake::mac proof{};
     std::copy_n(buf.begin() + static_cast<ptrdiff_t>(proof_at), proof.size(), proof.begin());
     if (!handshake::same_mac(proof, handshake::node_proof(o.token, nonce_n, nonce_c))) {
       refuse(peer, refusal::bad_token);
-      co_await send_refusal(*c, refusal::bad_token);
+      co_await send_refusal(*c, s, refusal::bad_token);
       co_return;
     }
 
@@ -204,21 +244,20 @@ struct cluster_door::impl {
       if (cec)
         spdlog::error("cluster: the inner endpoint 127.0.0.1:{}: {}", o.inner_port, cec.message());
       refuse(peer, c->timed_out ? refusal::timeout : refusal::not_ready);
-      if (!c->timed_out) co_await send_refusal(*c, refusal::not_ready);
+      if (!c->timed_out) co_await send_refusal(*c, s, refusal::not_ready);
       co_return;
     }
     c->deadline.cancel();
     const auto ok = handshake::ok_frame(handshake::door_proof(o.token, nonce_c, nonce_n));
-    if (auto [ec, n] = co_await asio::async_write(c->socket, asio::buffer(ok), tuple_awaitable);
-        ec) {
+    if (auto [ec, n] = co_await asio::async_write(s, asio::buffer(ok), tuple_awaitable); ec) {
       (void)n;
       co_return fail(refusal::io_error);
     }
-    guard.release();
+    slot.release();
     ++joined;
-    spdlog::info("cluster: {} proved the cluster token; spliced to 127.0.0.1:{}", peer,
-                 o.inner_port);
-    splice(std::move(c->socket), std::move(inner));
+    spdlog::info("cluster: {} proved the cluster token{}; spliced to 127.0.0.1:{}", peer,
+                 tls ? " over TLS" : "", o.inner_port);
+    splice(std::move(s), std::move(inner));
   }
 };
 
@@ -230,6 +269,7 @@ cluster_door::~cluster_door() {
 
 void cluster_door::start() {
   auto& d = *impl_;
+  if (d.o.tls.enabled() && !d.tls) d.tls = make_tls_context(d.o.tls, tls_role::server);
   error_code ec;
   const auto address = asio::ip::make_address(d.o.host, ec);
   if (ec) throw std::runtime_error("invalid cluster address \"" + d.o.host + "\": " + ec.message());

@@ -2,7 +2,10 @@
 // connection must prove the cluster token within a deadline and a byte limit before a
 // single byte of it reaches the coordinator; then the door splices it to an inner
 // endpoint on 127.0.0.1 (where the CAF gate is published). Anything else gets one warning
-// with the peer and the reason, is closed and counted. Boost.Asio, one I/O thread, no CAF.
+// with the peer and the reason, is closed and counted. With TLS the door first completes a
+// TLS handshake (the peer's certificate signed by the cluster CA) and runs the token
+// handshake and the splice inside it; the inner side stays plain loopback. Boost.Asio, one
+// I/O thread, no CAF.
 #pragma once
 
 #include <chrono>
@@ -10,6 +13,8 @@
 #include <map>
 #include <memory>
 #include <string>
+
+#include "net/cluster_tls.h"
 
 namespace conclave::net {
 
@@ -21,6 +26,7 @@ struct cluster_door_options {
   std::chrono::milliseconds handshake_timeout{5000};
   size_t max_handshake_bytes = 256;  ///< bytes read from a peer before its proof is checked
   size_t max_in_handshake = 16;      ///< more connections in handshake are closed at once
+  tls_files tls;  ///< enabled(): TLS 1.2+ on the port, a certificate required of every peer
 };
 
 /// Reasons a connection is refused: the keys of refused_counts() and the log lines'
@@ -36,6 +42,7 @@ inline constexpr const char* oversize = "oversize";    ///< more bytes than the 
 inline constexpr const char* busy = "busy";            ///< max_in_handshake reached
 inline constexpr const char* not_ready = "not ready";  ///< good proof, inner endpoint down
 inline constexpr const char* io_error = "io error";
+inline constexpr const char* tls = "tls";  ///< the TLS handshake failed (no TLS, foreign CA, ...)
 }  // namespace refusal
 
 class cluster_door {
@@ -45,7 +52,8 @@ class cluster_door {
   cluster_door(const cluster_door&) = delete;
   cluster_door& operator=(const cluster_door&) = delete;
 
-  /// Binds host:port and starts the I/O thread. Throws std::runtime_error.
+  /// Loads the TLS files (std::invalid_argument when one is bad), binds host:port and
+  /// starts the I/O thread. Throws std::runtime_error when it cannot listen.
   void start();
   /// The bound port (0 before start()).
   uint16_t port() const;

@@ -1,4 +1,5 @@
-// The node's handshake, a one-shot join and the local relay.
+// The node's handshake, a one-shot join and the local relay; the handshake runs on the
+// socket or on the TLS stream over it (one template for both).
 #include "net/door_client.h"
 
 #include <spdlog/spdlog.h>
@@ -10,6 +11,9 @@
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/read.hpp>
+#include <boost/asio/ssl/context.hpp>
+#include <boost/asio/ssl/error.hpp>
+#include <boost/asio/ssl/stream.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
@@ -31,12 +35,14 @@ using kind = prove_result::kind;
 constexpr auto tuple_awaitable = asio::as_tuple(asio::use_awaitable);
 
 prove_result broken(const error_code& ec, const char* when) {
-  return {kind::error, std::string("connection ") +
-                           (ec == asio::error::eof ? "closed" : ec.message()) + " " + when};
+  const bool closed = ec == asio::error::eof || ec == asio::ssl::error::stream_truncated;
+  return {kind::error,
+          std::string("connection ") + (closed ? "closed" : ec.message()) + " " + when};
 }
 
 /// Reads the door's answer frame: `tag` and `body` bytes, or a refusal.
-asio::awaitable<std::optional<prove_result>> read_answer(tcp::socket& s, uint8_t want,
+template <class Stream>
+asio::awaitable<std::optional<prove_result>> read_answer(Stream& s, uint8_t want,
                                                          std::span<uint8_t> body,
                                                          const char* when) {
   uint8_t tag = 0;
@@ -73,9 +79,36 @@ asio::awaitable<std::optional<prove_result>> read_answer(tcp::socket& s, uint8_t
   co_return std::nullopt;
 }
 
-/// Dials host:port, proves; `timed_out` tells a deadline's close from other errors.
-asio::awaitable<prove_result> dial_and_prove(tcp::socket& s, const std::string& host, uint16_t port,
-                                             const std::string& token, const bool& timed_out) {
+template <class Stream>
+asio::awaitable<prove_result> prove_on(Stream& s, std::string_view token);
+
+/// The connection to the door, shared with its deadline's handler.
+struct door_end {
+  explicit door_end(const asio::any_io_executor& ex) : socket(ex), deadline(ex) {}
+  tcp::socket socket;  ///< moved into `tls` when the door speaks TLS
+  std::optional<tls_stream> tls;
+  asio::steady_timer deadline;
+  bool timed_out = false;
+  tcp::socket::lowest_layer_type& lowest() { return tls ? tls->lowest_layer() : socket; }
+  /// Closes the connection when `timeout` passes first.
+  void arm(std::chrono::milliseconds timeout, std::weak_ptr<door_end> self) {
+    deadline.expires_after(timeout);
+    deadline.async_wait([self = std::move(self)](error_code ec) {
+      auto d = self.lock();
+      if (ec || !d) return;
+      d->timed_out = true;
+      error_code ignored;
+      d->lowest().close(ignored);
+    });
+  }
+};
+
+/// Dials host:port, completes TLS when `tls` is given, proves; `d.timed_out` tells a
+/// deadline's close from other errors.
+asio::awaitable<prove_result> dial_and_prove(door_end& d, const std::string& host, uint16_t port,
+                                             const std::string& token, asio::ssl::context* tls) {
+  tcp::socket& s = d.socket;
+  const bool& timed_out = d.timed_out;
   tcp::resolver resolver(s.get_executor());
   auto [rec, endpoints] =
       co_await resolver.async_resolve(host, std::to_string(port), tuple_awaitable);
@@ -89,14 +122,24 @@ asio::awaitable<prove_result> dial_and_prove(tcp::socket& s, const std::string& 
   }
   error_code ignored;
   s.set_option(tcp::no_delay(true), ignored);
-  auto r = co_await prove(s, token);
+  prove_result r;
+  if (tls == nullptr) {
+    r = co_await prove_on(s, token);
+  } else {
+    d.tls.emplace(std::move(d.socket), *tls);
+    auto [hec] = co_await d.tls->async_handshake(asio::ssl::stream_base::client, tuple_awaitable);
+    if (hec) {
+      r = {kind::error, "TLS handshake with the door failed: " + hec.message()};
+    } else {
+      r = co_await prove_on(*d.tls, token);
+    }
+  }
   if (timed_out && r.status == kind::error) r.reason = "the handshake timed out";
   co_return r;
 }
 
-}  // namespace
-
-asio::awaitable<prove_result> prove(tcp::socket& s, std::string_view token) {
+template <class Stream>
+asio::awaitable<prove_result> prove_on(Stream& s, std::string_view token) {
   const handshake::nonce nonce_n = handshake::random_nonce();
   const auto hello = handshake::hello_frame(nonce_n);
   if (auto [ec, n] = co_await asio::async_write(s, asio::buffer(hello), tuple_awaitable); ec) {
@@ -122,24 +165,24 @@ asio::awaitable<prove_result> prove(tcp::socket& s, std::string_view token) {
   co_return prove_result{kind::ok, {}};
 }
 
+}  // namespace
+
+asio::awaitable<prove_result> prove(tcp::socket& s, std::string_view token) {
+  return prove_on(s, token);
+}
+
 prove_result join_door(const std::string& host, uint16_t port, const std::string& token,
-                       std::chrono::milliseconds timeout) {
+                       std::chrono::milliseconds timeout, const tls_files& tls) {
+  const auto ctx = tls.enabled() ? make_tls_context(tls, tls_role::client) : nullptr;
   asio::io_context io{1};
-  tcp::socket s(io);
-  bool timed_out = false;
-  asio::steady_timer deadline(io, timeout);
-  deadline.async_wait([&](error_code ec) {
-    if (ec) return;
-    timed_out = true;
-    error_code ignored;
-    s.close(ignored);
-  });
+  auto d = std::make_shared<door_end>(io.get_executor());
+  d->arm(timeout, d);
   prove_result result;
   asio::co_spawn(
       io,
       [&]() -> asio::awaitable<void> {
-        result = co_await dial_and_prove(s, host, port, token, timed_out);
-        deadline.cancel();
+        result = co_await dial_and_prove(*d, host, port, token, ctx.get());
+        d->deadline.cancel();
       },
       asio::detached);
   io.run();
@@ -147,13 +190,15 @@ prove_result join_door(const std::string& host, uint16_t port, const std::string
 }
 
 struct door_relay::impl {
-  impl(std::string h, uint16_t p, std::string t, std::chrono::milliseconds to)
-      : host(std::move(h)), port(p), token(std::move(t)), timeout(to) {}
+  impl(std::string h, uint16_t p, std::string t, std::chrono::milliseconds to, tls_files f)
+      : host(std::move(h)), port(p), token(std::move(t)), timeout(to), files(std::move(f)) {}
 
   std::string host;
   uint16_t port;
   std::string token;
   std::chrono::milliseconds timeout;
+  tls_files files;
+  std::unique_ptr<asio::ssl::context> tls;  ///< set when `files` is enabled; outlives `io`
   std::atomic<uint64_t> spliced{0};
   std::atomic<uint16_t> bound_port{0};
   mutable std::mutex mu;
@@ -175,22 +220,9 @@ struct door_relay::impl {
   }
 
   asio::awaitable<void> relay(tcp::socket local) {
-    struct remote_state {
-      explicit remote_state(asio::io_context& io) : socket(io), deadline(io) {}
-      tcp::socket socket;
-      asio::steady_timer deadline;
-      bool timed_out = false;
-    };
-    auto st = std::make_shared<remote_state>(io);
-    st->deadline.expires_after(timeout);
-    st->deadline.async_wait([weak = std::weak_ptr<remote_state>(st)](error_code ec) {
-      auto s = weak.lock();
-      if (ec || !s) return;
-      s->timed_out = true;
-      error_code ignored;
-      s->socket.close(ignored);
-    });
-    const prove_result r = co_await dial_and_prove(st->socket, host, port, token, st->timed_out);
+    auto st = std::make_shared<door_end>(io.get_executor());
+    st->arm(timeout, st);
+    const prove_result r = co_await dial_and_prove(*st, host, port, token, tls.get());
     st->deadline.cancel();
     if (r.status != kind::ok) {
       spdlog::warn("cluster relay: {}:{}: {}", host, port, r.reason);
@@ -203,13 +235,17 @@ struct door_relay::impl {
       co_return;
     }
     ++spliced;
-    splice(std::move(local), std::move(st->socket));
+    if (st->tls)
+      splice(std::move(*st->tls), std::move(local));
+    else
+      splice(std::move(local), std::move(st->socket));
   }
 };
 
 door_relay::door_relay(std::string host, uint16_t port, std::string token,
-                       std::chrono::milliseconds timeout)
-    : impl_(std::make_unique<impl>(std::move(host), port, std::move(token), timeout)) {}
+                       std::chrono::milliseconds timeout, tls_files tls)
+    : impl_(std::make_unique<impl>(std::move(host), port, std::move(token), timeout,
+                                   std::move(tls))) {}
 
 door_relay::~door_relay() {
   stop();
@@ -217,6 +253,7 @@ door_relay::~door_relay() {
 
 void door_relay::start() {
   auto& r = *impl_;
+  if (r.files.enabled() && !r.tls) r.tls = make_tls_context(r.files, tls_role::client);
   error_code ec;
   const tcp::endpoint ep{asio::ip::address_v4::loopback(), 0};
   r.acceptor.open(ep.protocol(), ec);

@@ -1,10 +1,12 @@
-// The splice: one coroutine per direction over a shared pair of sockets.
+// The splice: one coroutine per direction over a shared pair of streams; one copy loop
+// for every pair of stream types.
 #include "net/tcp_splice.h"
 
 #include <array>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
+#include <boost/asio/ssl/error.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 #include <memory>
@@ -14,17 +16,25 @@ namespace {
 
 namespace asio = boost::asio;
 using tcp = asio::ip::tcp;
+using error_code = boost::system::error_code;
 
-struct socket_pair {
-  tcp::socket a, b;
+template <class A, class B>
+struct stream_pair {
+  A a;
+  B b;
   void close_both() {
-    boost::system::error_code ignored;
-    a.close(ignored);
-    b.close(ignored);
+    error_code ignored;
+    a.lowest_layer().close(ignored);
+    b.lowest_layer().close(ignored);
   }
 };
 
-asio::awaitable<void> pump(std::shared_ptr<socket_pair> p, tcp::socket& from, tcp::socket& to) {
+bool end_of_stream(const error_code& ec) {
+  return ec == asio::error::eof || ec == asio::ssl::error::stream_truncated;
+}
+
+template <class Pair, class From, class To>
+asio::awaitable<void> pump(std::shared_ptr<Pair> p, From& from, To& to) {
   std::array<char, 16384> buf;
   for (;;) {
     auto [ec, n] =
@@ -38,9 +48,9 @@ asio::awaitable<void> pump(std::shared_ptr<socket_pair> p, tcp::socket& from, tc
         co_return;
       }
     }
-    if (ec == asio::error::eof) {
-      boost::system::error_code ignored;
-      to.shutdown(tcp::socket::shutdown_send, ignored);
+    if (end_of_stream(ec)) {
+      error_code ignored;
+      to.lowest_layer().shutdown(tcp::socket::shutdown_send, ignored);
       co_return;
     }
     if (ec) {
@@ -50,13 +60,23 @@ asio::awaitable<void> pump(std::shared_ptr<socket_pair> p, tcp::socket& from, tc
   }
 }
 
+template <class A, class B>
+void splice_streams(A a, B b) {
+  auto ex = a.get_executor();
+  using pair = stream_pair<A, B>;
+  auto p = std::make_shared<pair>(pair{std::move(a), std::move(b)});
+  asio::co_spawn(ex, pump(p, p->a, p->b), asio::detached);
+  asio::co_spawn(ex, pump(p, p->b, p->a), asio::detached);
+}
+
 }  // namespace
 
 void splice(tcp::socket a, tcp::socket b) {
-  auto ex = a.get_executor();
-  auto p = std::make_shared<socket_pair>(socket_pair{std::move(a), std::move(b)});
-  asio::co_spawn(ex, pump(p, p->a, p->b), asio::detached);
-  asio::co_spawn(ex, pump(p, p->b, p->a), asio::detached);
+  splice_streams(std::move(a), std::move(b));
+}
+
+void splice(tls_stream a, tcp::socket b) {
+  splice_streams(std::move(a), std::move(b));
 }
 
 }  // namespace conclave::net

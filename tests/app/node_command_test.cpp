@@ -126,6 +126,11 @@ TEST_CASE("conclave node: bad flags and token files exit 2 with one line", "[clu
   bad("--join 127.0.0.1:1 --cluster-token-file " + good, "offers no ranks");
   bad("--join 127.0.0.1:1 --cluster-token-file " + good + " --model " + (box.dir / "no").string(),
       "not a directory");
+  bad("--join 127.0.0.1:1 --cluster-token-file " + good + " --tls-certificate " + good,
+      "TLS needs all of --tls-certificate, --tls-key and --tls-cafile");
+  bad("--join 127.0.0.1:1 --cluster-token-file " + good + " --tls-certificate " + good +
+          " --tls-key " + good + " --tls-cafile " + (box.dir / "no.pem").string(),
+      "--tls-cafile " + (box.dir / "no.pem").string() + ": no such file");
 }
 
 TEST_CASE("conclave node: an unreachable door is retried until --rejoin-timeout, then exit 1",

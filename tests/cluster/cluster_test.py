@@ -8,6 +8,7 @@ import json
 import os
 import signal
 import socket
+import subprocess
 import sys
 import threading
 import time
@@ -223,6 +224,66 @@ def coordinator_restart():
               "%.1f s after it started, and serve identical tokens" % (time.time() - t0))
 
 
+def make_pki(d):
+    """A throwaway CA and two certificates it signed (coordinator, node), and one it did not."""
+    def run(*args):
+        subprocess.run(["openssl"] + list(args), cwd=d, check=True, capture_output=True)
+    run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem",
+        "-days", "2", "-subj", "/CN=conclave-test-ca")
+    for name in ("coord", "node"):
+        run("req", "-newkey", "rsa:2048", "-nodes", "-keyout", name + ".key", "-out",
+            name + ".csr", "-subj", "/CN=" + name)
+        run("x509", "-req", "-in", name + ".csr", "-CA", "ca.pem", "-CAkey", "ca.key",
+            "-CAcreateserial", "-out", name + ".pem", "-days", "2")
+    run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "rogue.key", "-out",
+        "rogue.pem", "-days", "2", "-subj", "/CN=rogue")
+    return lambda f: os.path.join(d, f)
+
+
+def tls():
+    fixture = "tiny_moe"
+    ps = prompts(fixture)
+    ref = reference(fixture, ps, 8)
+    with Rig(BINARY, os.path.join(DATA, fixture), TOKENIZER) as rig:
+        f = make_pki(rig.dir)
+        conf = f("tls.toml")
+        with open(conf, "w") as out:
+            out.write('[cluster]\ntls = true\ncertificate = "%s"\nkey = "%s"\ncafile = "%s"\n'
+                      % (f("coord.pem"), f("coord.key"), f("ca.pem")))
+        rig.serve(ranks=2, extra=["--config", conf])
+        for i in range(2):
+            rig.node("node%d" % i, extra=["--tls-certificate", f("node.pem"), "--tls-key",
+                                          f("node.key"), "--tls-cafile", f("ca.pem")])
+        c = rig.wait_up()
+        assert len(c["cluster"]["replicas"][0]["ranks"]) == 2, c
+        for p, r in zip(ps, ref):
+            same_outputs(r, rig.complete(p, 8))
+        print("2 node processes over TLS: tokens identical")
+        # Without TLS, or with a certificate from another CA, a node with the right token
+        # still cannot join: the TLS handshake fails, which the node retries until
+        # --rejoin-timeout (exit 1), and the door counts as "tls".
+        plain = rig.node("plain", extra=["--rejoin-timeout", "4"])
+        rogue = rig.node("rogue", extra=["--tls-certificate", f("rogue.pem"), "--tls-key",
+                                         f("rogue.key"), "--tls-cafile", f("rogue.pem"),
+                                         "--rejoin-timeout", "4"])
+        for name, p in (("plain", plain), ("rogue", rogue)):
+            try:
+                code = p.wait(60)
+            except subprocess.TimeoutExpired:
+                raise AssertionError("the %s node neither joined nor gave up:\n%s" %
+                                     (name, rig.log(name)))
+            assert code == 1, (code, rig.log(name))
+            assert "gave up after 4 s" in rig.log(name), rig.log(name)
+        c = rig.get("/admin/cluster")
+        assert len(c["cluster"]["nodes"]) == 2, c
+        assert len(c["cluster"]["replicas"][0]["ranks"]) == 2, c
+        log = rig.log("serve")
+        assert ": tls (" in log, log[-3000:]
+        for p, r in zip(ps, ref):
+            same_outputs(r, rig.complete(p, 8))
+        print("a node without TLS and one with a foreign CA were not admitted; still serving")
+
+
 def bad_input():
     with Rig(BINARY, os.path.join(DATA, "tiny_moe"), TOKENIZER) as rig:
         rig.serve(ranks=1)
@@ -262,7 +323,7 @@ def bad_input():
 CASES = {"exact_2_cpu": lambda: exact(2), "exact_4_cpu": lambda: exact(4),
          "exact_after_rebalance": exact_after_rebalance,
          "kill9_mid_stream": kill9_mid_stream, "sigstop_fenced": sigstop_fenced,
-         "bad_input": bad_input, "coordinator_restart": coordinator_restart}
+         "bad_input": bad_input, "coordinator_restart": coordinator_restart, "tls": tls}
 
 if __name__ == "__main__":
     CASES[CASE]()

@@ -1,7 +1,9 @@
 // The cluster door (docs/cluster.md §4) over loopback: a node with the token is spliced
 // through to the inner endpoint; everything else is refused, logged, counted and closed,
 // and a good node still gets through afterwards. The handshake's pieces and the token
-// file's rules without sockets. Every wait is bounded (a few seconds at most).
+// file's rules without sockets. With TLS (a throwaway CA made with the openssl CLI) only a
+// peer with a certificate from the cluster CA gets as far as the token handshake. Every
+// wait is bounded (a few seconds at most).
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -23,6 +25,7 @@
 #include <boost/asio/write.hpp>
 #include <catch2/catch.hpp>
 #include <chrono>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <functional>
@@ -196,9 +199,9 @@ std::string hello_bytes(uint16_t version = net::handshake::version,
 }
 
 /// A node with the right token gets through (the door still works).
-void good_node_gets_through(const net::cluster_door& d) {
+void good_node_gets_through(const net::cluster_door& d, const net::tls_files& tls = {}) {
   const auto before = d.joined();
-  const auto r = net::join_door("127.0.0.1", d.port(), token, 5s);
+  const auto r = net::join_door("127.0.0.1", d.port(), token, 5s, tls);
   INFO(r.reason);
   CHECK(r.status == net::prove_result::kind::ok);
   CHECK(eventually([&] { return d.joined() == before + 1; }));
@@ -230,6 +233,38 @@ struct temp_dir {
     std::ofstream(p, std::ios::binary) << text;
     ::chmod(p.c_str(), mode);
     return p;
+  }
+};
+
+/// A throwaway CA (EC P-256 keys, made with the openssl CLI), a door and a node
+/// certificate it signed, and a self-signed "rogue" CA with its own node certificate.
+struct test_pki {
+  std::filesystem::path dir =
+      std::filesystem::temp_directory_path() / ("conclave_door_tls_" + std::to_string(::getpid()));
+  test_pki() {
+    std::filesystem::create_directories(dir);
+    const std::string key = " -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes";
+    for (const char* ca : {"ca", "rogue-ca"})
+      run(std::string("req -x509") + key + " -keyout " + ca + ".key -out " + ca +
+          ".pem -days 2 -subj /CN=" + ca);
+    for (const auto& [name, ca] :
+         {std::pair{"door", "ca"}, std::pair{"node", "ca"}, std::pair{"rogue", "rogue-ca"}}) {
+      run(std::string("req") + key + " -keyout " + name + ".key -out " + name +
+          ".csr -subj /CN=" + name);
+      run(std::string("x509 -req -in ") + name + ".csr -CA " + ca + ".pem -CAkey " + ca +
+          ".key -CAcreateserial -days 2 -out " + name + ".pem");
+    }
+  }
+  ~test_pki() { std::filesystem::remove_all(dir); }
+  void run(const std::string& args) const {
+    const std::string cmd = "cd '" + dir.string() + "' && openssl " + args + " >/dev/null 2>&1";
+    INFO(cmd);
+    REQUIRE(std::system(cmd.c_str()) == 0);
+  }
+  /// `name`'s certificate and key, trusting `ca`.
+  net::tls_files files(const std::string& name, const std::string& ca = "ca") const {
+    return {(dir / (name + ".pem")).string(), (dir / (name + ".key")).string(),
+            (dir / (ca + ".pem")).string()};
   }
 };
 
@@ -473,4 +508,90 @@ TEST_CASE("cluster door client: a door that cannot prove the token is not truste
   acceptor.close();
   const auto none = net::join_door("127.0.0.1", port, token, 2s);
   CHECK(none.status == net::prove_result::kind::unreachable);
+}
+
+TEST_CASE(
+    "cluster door with TLS: a node with the cluster CA's certificate is spliced, and no TLS "
+    "or a foreign CA is refused as tls, logged and counted",
+    "[cluster]") {
+  const test_pki pki;
+  echo_server echo;
+  log_capture log;
+  auto o = door_options(echo.port());
+  o.tls = pki.files("door");
+  net::cluster_door door(o);
+  door.start();
+  const auto node_tls = pki.files("node");
+  {  // Through the node's relay: TLS to the door, plain on the relay's loopback side.
+    net::door_relay relay("127.0.0.1", door.port(), token, 5s, node_tls);
+    relay.start();
+    raw_conn c(relay.port());
+    std::string payload(128 * 1024, '\0');
+    std::mt19937 rng(5);
+    for (auto& ch : payload) ch = static_cast<char>(rng());
+    std::thread writer([&] { c.send(payload); });
+    std::string back;
+    const bool all = c.read_exact(back, payload.size(), 10s);
+    writer.join();
+    REQUIRE(all);
+    CHECK(back == payload);
+    c.shutdown_send();  // the half-close crosses the TLS leg too
+    CHECK(c.read_until_closed(5s));
+    CHECK(relay.spliced() == 1);
+    CHECK(!relay.last_failure());
+  }
+  CHECK(door.joined() == 1);
+  CHECK(door.refused_counts().empty());
+
+  using kind = net::prove_result::kind;
+  const auto refused_as_tls = [&](const std::string& what, const net::tls_files& tls, uint64_t n) {
+    INFO(what);
+    const auto r = net::join_door("127.0.0.1", door.port(), token, 5s, tls);
+    INFO(r.reason);
+    CHECK(r.status == kind::error);  // retried by a node, never a token refusal
+    CHECK(eventually([&] { return count_of(door, "tls") == n; }));
+  };
+  refused_as_tls("a node without TLS", {}, 1);
+  refused_as_tls("a node whose certificate another CA signed", pki.files("rogue", "ca"), 2);
+  refused_as_tls("a node that trusts another CA", pki.files("rogue", "rogue-ca"), 3);
+  {
+    raw_conn plain(door.port());  // a hello in the clear
+    plain.send(hello_bytes());
+    CHECK(plain.read_until_closed(5s));
+    CHECK(eventually([&] { return count_of(door, "tls") == 4; }));
+  }
+  CHECK(door.joined() == 1);
+  CHECK(eventually([&] { return door.in_handshake() == 0; }));
+  std::vector<std::string> refusals;
+  for (const auto& l : log.lines())
+    if (l.find("refused") != std::string::npos) refusals.push_back(l);
+  CHECK(refusals.size() == 4);
+  for (const auto& l : refusals)
+    CHECK_THAT(l, Catch::Matches(".*cluster: refused 127\\.0\\.0\\.1:[0-9]+: tls \\(.+\\)\\s*"));
+  CHECK(door.refused_counts().size() == 1);
+  good_node_gets_through(door, node_tls);
+}
+
+TEST_CASE("cluster door with TLS: missing or mismatched PEM files are named", "[cluster]") {
+  const test_pki pki;
+  const auto error_of = [](const net::tls_files& f) {
+    try {
+      auto o = door_options(1);
+      o.tls = f;
+      net::cluster_door door(o);
+      door.start();
+    } catch (const std::invalid_argument& e) {
+      return std::string(e.what());
+    }
+    return std::string();
+  };
+  auto f = pki.files("door");
+  f.cafile = (pki.dir / "none.pem").string();
+  CHECK_THAT(error_of(f), Catch::Contains("CA file " + f.cafile));
+  f = pki.files("door");
+  f.key = (pki.dir / "node.key").string();
+  CHECK_THAT(error_of(f), Catch::Contains("key " + f.key));  // OpenSSL's words, or ours
+  f = pki.files("door");
+  f.certificate = f.key;
+  CHECK_THAT(error_of(f), Catch::Contains("certificate " + f.key));
 }
