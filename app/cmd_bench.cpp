@@ -1,4 +1,5 @@
-// `conclave bench engine`: prefill/decode throughput (results go to docs/PERFORMANCE.md).
+// `conclave bench ...`: engine, ep, tokenizer, serve, chaos, soak and constrain (results go to
+// docs/PERFORMANCE.md and docs/RELIABILITY.md).
 #include <sstream>
 #include <stdexcept>
 
@@ -7,6 +8,7 @@
 #include "bench/chaos_bench.h"
 #include "bench/constrain_bench.h"
 #include "bench/engine_bench.h"
+#include "bench/ep_bench.h"
 #include "bench/serve_bench.h"
 #include "bench/soak_bench.h"
 #include "bench/tokenizer_bench.h"
@@ -47,6 +49,32 @@ std::vector<command> add_bench(CLI::App& app) {
   eng->add_option("--batches", opts->batches, "batch sizes")->delimiter(',')->capture_default_str();
   add_engine_options(*eng, opts->engine);
 
+  auto popts = std::make_shared<bench::ep_bench_options>();
+  auto* ep = bench->add_subcommand(
+      "ep",
+      "expert-parallel decode: step time split into experts, dispatch, combine and the "
+      "rest, bytes moved, tokens/s, for R ranks (threads over Gloo) and batch sizes");
+  ep->add_option("--model", popts->model_dir, "Hugging Face MoE model folder (default: the demo)");
+  ep->add_option("--ranks", popts->ranks, "replica sizes R (1: the plain backend)")
+      ->delimiter(',')
+      ->capture_default_str();
+  ep->add_option("--batches", popts->batches, "decode sequences per step, over all ranks")
+      ->delimiter(',')
+      ->capture_default_str();
+  ep->add_option("--threads-per-rank", popts->threads_per_rank, "CPU threads of each rank")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  ep->add_option("--steps", popts->steps, "timed decode steps")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  ep->add_option("--prompt-len", popts->prompt_len, "prompt tokens prefilled first (not timed)")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  ep->add_option("--backend", popts->backend, "cpu, or cuda where it runs expert-parallel ranks")
+      ->check(CLI::IsMember({"cpu", "cuda"}))
+      ->capture_default_str();
+  ep->add_option("--seed", popts->seed, "prompt seed")->capture_default_str();
+
   auto topts = std::make_shared<bench::tokenizer_bench_options>();
   auto* tok =
       bench->add_subcommand("tokenizer", "single-thread tokenizer encode/decode throughput");
@@ -78,6 +106,12 @@ std::vector<command> add_bench(CLI::App& app) {
              opts->batches_given = eng->count("--batches") > 0;
              opts->decode_context_given = eng->count("--decode-context") > 0;
              bench::run_engine_bench(*opts, stdout);
+             return exit_ok;
+           }},
+          {ep,
+           [popts] {
+             if (popts->model_dir.empty()) popts->model_dir = ensure_demo_model().string();
+             bench::run_ep_bench(*popts, stdout);
              return exit_ok;
            }},
           {tok, [topts] { return bench::run_tokenizer_bench(*topts, stdout); }},

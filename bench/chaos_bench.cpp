@@ -70,6 +70,53 @@ std::string count_list(const std::map<std::string, int64_t>& counts) {
   return out;
 }
 
+/// What one kill_node draw did.
+enum class node_kill { injected, missed, not_applicable, refused };
+
+/// kill_node: GET /admin/cluster, a random id from cluster.nodes, POST /admin/fault. As
+/// replica faults go only into replicas that are up, only a node holding ranks of a
+/// replica that is up is drawn: killing spare nodes, or the nodes a replica is being
+/// rebuilt on, would only make the drill's own crash loop. A server without a cluster (no
+/// "cluster" object, or 404/409 to the POST) makes the fault not applicable; a cluster
+/// with no such node right now (all down or restarting) misses.
+node_kill inject_kill_node(const server_url& url, const std::string& key, std::mt19937_64& rng,
+                           int64_t& killed) {
+  const json::value c = get_json(url, "/admin/cluster", key);
+  const json::value* cluster = c.as_object().if_contains("cluster");
+  if (cluster == nullptr || !cluster->is_object()) return node_kill::not_applicable;
+  std::vector<int64_t> up;
+  for (const auto& r : c.at("replicas").as_array())
+    if (r.at("state").as_string() == "up") up.push_back(r.at("id").as_int64());
+  std::vector<int64_t> serving;
+  for (const auto& n : cluster->at("nodes").as_array()) {
+    for (const auto& slot : n.at("slot_replica").as_array()) {
+      if (std::find(up.begin(), up.end(), slot.as_int64()) == up.end()) continue;
+      serving.push_back(n.at("id").as_int64());
+      break;
+    }
+  }
+  if (serving.empty()) return node_kill::missed;
+  const int64_t id = serving[rng() % serving.size()];
+  const auto r = http_call(url, "POST", "/admin/fault", key,
+                           json::serialize(json::object{{"fault", "kill_node"}, {"node", id}}));
+  if (r.status == 200) {
+    ++killed;
+    return node_kill::injected;
+  }
+  if (r.status == 404 && r.body.find("fault injection is off") != std::string::npos)
+    return node_kill::refused;
+  // 409: the node went between the GET and the POST; 404/409 from a server that has no
+  // node at all (no cluster) is "not applicable", told apart above already.
+  return r.status == 409 ? node_kill::missed : node_kill::not_applicable;
+}
+
+/// The registry's join and loss counters (0, 0 without a cluster).
+std::pair<int64_t, int64_t> cluster_churn(const json::value& c) {
+  const json::value* cluster = c.as_object().if_contains("cluster");
+  if (cluster == nullptr || !cluster->is_object()) return {0, 0};
+  return {cluster->at("joins").as_int64(), cluster->at("losses").as_int64()};
+}
+
 int64_t total_restarts(const json::value& cluster) {
   int64_t n = 0;
   for (const auto& r : cluster.at("replicas").as_array()) n += r.at("restarts").as_int64();
@@ -97,8 +144,8 @@ void add_chaos_bench_options(CLI::App& cmd, chaos_bench_options& opts) {
   cmd.add_option("--baseline", opts.baseline_s, "seconds of quiet load first (0: none)")
       ->capture_default_str();
   cmd.add_option("--faults", opts.faults, "faults to draw from")
-      ->check(CLI::IsMember(
-          {"crash_engine", "crash_worker", "fail_step", "hang_step", "kill_session", "kill_tool"}));
+      ->check(CLI::IsMember({"crash_engine", "crash_worker", "fail_step", "hang_step",
+                             "kill_session", "kill_tool", "kill_node"}));
   cmd.add_option("--tool-clients", opts.tool_clients,
                  "tool-using requests kept running beside the load (-1: 1 with kill_tool)")
       ->capture_default_str();
@@ -128,9 +175,12 @@ int run_chaos_bench(const chaos_bench_options& given, std::FILE* out) {
   }
 
   const double failovers_before = metric(url, key, "conclave_failovers_total");
-  const int64_t restarts_before = total_restarts(get_json(url, "/admin/cluster", key));
+  const json::value cluster_before = get_json(url, "/admin/cluster", key);
+  const int64_t restarts_before = total_restarts(cluster_before);
+  const auto churn_before = cluster_churn(cluster_before);
   std::atomic<bool> done{false};
-  std::map<std::string, int64_t> injected, missed;
+  std::map<std::string, int64_t> injected, missed, not_applicable;
+  int64_t nodes_killed = 0;
   int tool_clients = opts.tool_clients;
   if (tool_clients < 0)
     tool_clients = std::count(opts.faults.begin(), opts.faults.end(), "kill_tool") > 0 ? 1 : 0;
@@ -152,6 +202,27 @@ int run_chaos_bench(const chaos_bench_options& given, std::FILE* out) {
       if (done.load()) break;
       const auto& fault = opts.faults[rng() % opts.faults.size()];
       const auto first = static_cast<int64_t>(rng() % replicas);
+      if (fault == "kill_node") {
+        try {
+          switch (inject_kill_node(url, key, rng, nodes_killed)) {
+            case node_kill::injected:
+              ++injected[fault];
+              break;
+            case node_kill::missed:
+              ++missed[fault];
+              break;
+            case node_kill::not_applicable:
+              ++not_applicable[fault];
+              break;
+            case node_kill::refused:
+              injector_error = "the server refuses faults: start it with --fault-injection";
+              return;
+          }
+        } catch (const std::exception& e) {
+          injector_error = e.what();
+        }
+        continue;
+      }
       const bool kill = fault == "kill_session" || fault == "kill_tool";
       try {
         // A kill waits (up to half the interval) for something to kill: tool calls are
@@ -188,7 +259,11 @@ int run_chaos_bench(const chaos_bench_options& given, std::FILE* out) {
   injector.join();
   for (auto& t : tool_threads) t.join();
   const double failovers = metric(url, key, "conclave_failovers_total") - failovers_before;
-  const int64_t restarts = total_restarts(get_json(url, "/admin/cluster", key)) - restarts_before;
+  const json::value cluster_after = get_json(url, "/admin/cluster", key);
+  const int64_t restarts = total_restarts(cluster_after) - restarts_before;
+  const auto churn_after = cluster_churn(cluster_after);
+  const int64_t node_joins = churn_after.first - churn_before.first;
+  const int64_t node_losses = churn_after.second - churn_before.second;
 
   // A killed session's own request ends with session_stopped: expected, not lost.
   int64_t hung = 0, lost = 0, ended_by_kill = 0;
@@ -218,9 +293,23 @@ int run_chaos_bench(const chaos_bench_options& given, std::FILE* out) {
                       opts.interval_s, fault_list.empty() ? "none" : fault_list);
   if (!missed.empty())
     text += fmt::format("  not injected:   {} (nothing to kill, or refused)\n", count_list(missed));
+  if (!not_applicable.empty())
+    text += fmt::format(
+        "  not applicable: {} (the server has no cluster: kill_node needs "
+        "--cluster-port and joined nodes)\n",
+        count_list(not_applicable));
+  if (nodes_killed > 0 || node_joins > 0 || node_losses > 0)
+    text += fmt::format(
+        "  cluster:        {} nodes killed; {} node losses, {} joins during the "
+        "drill\n",
+        nodes_killed, node_losses, node_joins);
+  const int64_t sent = r.completed + r.error_count() + tools.completed.load();
+  int64_t tool_errors = 0;
+  for (const auto& [kind, n] : tools.errors) tool_errors += n;
   text += fmt::format(
-      "  requests:       {} completed, {} lost, {} hung; {} ended by their own session's kill\n",
-      r.completed + tools.completed.load(), lost, hung, ended_by_kill);
+      "  requests:       {} sent, {} completed, {} lost, {} hung; {} ended by their own "
+      "session's kill\n",
+      sent + tool_errors, r.completed + tools.completed.load(), lost, hung, ended_by_kill);
   if (tool_clients > 0)
     text += fmt::format("  tool requests:  {} completed ({} calls ok) by {} client(s) ({})\n",
                         tools.completed.load(), tools.calls_ok.load(), tool_clients, opts.tool);
@@ -245,6 +334,21 @@ int run_chaos_bench(const chaos_bench_options& given, std::FILE* out) {
         {"replicas", replicas},
         {"duration_s", opts.load.duration_s},
         {"faults", faults},
+        {"faults_by_kind",
+         [&] {
+           json::object k;
+           for (const auto& [kind, n] : injected) k[kind] = n;
+           return k;
+         }()},
+        {"not_applicable",
+         [&] {
+           json::object k;
+           for (const auto& [kind, n] : not_applicable) k[kind] = n;
+           return k;
+         }()},
+        {"node_losses", node_losses},
+        {"node_joins", node_joins},
+        {"sent", sent + tool_errors},
         {"completed", r.completed + tools.completed.load()},
         {"tool_requests_completed", tools.completed.load()},
         {"lost", lost},

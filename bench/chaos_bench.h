@@ -1,11 +1,13 @@
 // chaos_bench: `conclave bench chaos`. Streams load at a running `conclave serve`
 // (started with --fault-injection, best with --replicas 2 or more) and, once every
 // interval, injects a random fault through POST /admin/fault: crash an engine or a
-// worker, fail or hang a step (in a random replica), kill a random request's session, or
+// worker, fail or hang a step (in a random replica), kill a random request's session,
 // kill a running server-side tool invocation (a side load of tool-using requests gives
-// it something to kill). Reports requests lost (ended with an error other than the
-// killed sessions' own), hung (silent past the stall timeout), the latency under chaos
-// against a quiet baseline, failovers and restarts.
+// it something to kill), or kill a random cluster node (kill_node: the node's process
+// exits at once; "not applicable" on a server without a cluster). Reports requests lost
+// (ended with an error other than the killed sessions' own), hung (silent past the stall
+// timeout), the latency under chaos against a quiet baseline, failovers, restarts, and
+// the cluster's node losses and joins.
 #pragma once
 
 #include <CLI/CLI.hpp>

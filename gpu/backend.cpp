@@ -57,6 +57,19 @@ int32_t kv_blocks_for_bytes(const model::model_config& config, int32_t block_siz
 
 namespace conclave::gpu {
 
+rank_context checked_rank_context(rank_context rank, const model::model_config& c) {
+  if (!rank.expert_parallel()) return {};
+  if (c.num_experts <= 0) throw std::runtime_error("an expert-parallel replica needs a MoE model");
+  if (const auto why = rank.placement->check(static_cast<int32_t>(c.num_layers),
+                                             static_cast<int32_t>(c.num_experts));
+      !why.empty())
+    throw std::runtime_error("expert placement: " + why);
+  if (rank.placement->ranks != rank.size())
+    throw std::runtime_error(fmt::format("expert placement is for {} ranks, the replica has {}",
+                                         rank.placement->ranks, rank.size()));
+  return rank;
+}
+
 void backend::apply_placement(const model::checkpoint&, std::shared_ptr<const expert_map>) {
   throw std::logic_error(fmt::format("the {} backend is not expert-parallel", name()));
 }

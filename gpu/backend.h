@@ -121,6 +121,11 @@ std::unique_ptr<backend> make_random_backend(const model::model_config& config,
                                              const backend_options& opts, uint64_t seed,
                                              float init_std);
 
+/// `rank` if it is expert-parallel and its placement fits `c` (every MoE layer's experts
+/// placed on ranks of this replica), the default (one rank) if it is not expert-parallel;
+/// throws std::runtime_error naming what does not fit.
+rank_context checked_rank_context(rank_context rank, const model::model_config& c);
+
 /// Checks a batch against the model and KV cache; throws std::invalid_argument.
 void validate_batch(std::span<const step_sequence> batch, const model::model_config& config,
                     const kv_cache_shape& kv);

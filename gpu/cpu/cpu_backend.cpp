@@ -30,7 +30,7 @@ class cpu_backend final : public backend {
                      ? opts.threads
                      : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()))),
         pool_(threads_),
-        rank_(checked(std::move(rank), config_)),
+        rank_(checked_rank_context(std::move(rank), config_)),
         weights_(load_cpu_weights(ckpt, threads_, holds_filter())),
         inv_freq_(rope_inv_freq(static_cast<size_t>(config_.head_dim), config_.rope_theta,
                                 opts.rope_inv_freq_dtype == "bf16")) {
@@ -207,19 +207,6 @@ class cpu_backend final : public backend {
   }
 
  private:
-  static rank_context checked(rank_context rank, const model::model_config& c) {
-    if (!rank.expert_parallel()) return {};
-    if (c.num_experts <= 0)
-      throw std::runtime_error("an expert-parallel replica needs a MoE model");
-    if (const auto why = rank.placement->check(static_cast<int32_t>(c.num_layers),
-                                               static_cast<int32_t>(c.num_experts));
-        !why.empty())
-      throw std::runtime_error("expert placement: " + why);
-    if (rank.placement->ranks != rank.size())
-      throw std::runtime_error(fmt::format("expert placement is for {} ranks, the replica has {}",
-                                           rank.placement->ranks, rank.size()));
-    return rank;
-  }
   expert_filter holds_filter() const {
     if (!rank_.expert_parallel()) return {};
     return [p = rank_.placement, me = rank_.rank()](int64_t l, int64_t e) {

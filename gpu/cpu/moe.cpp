@@ -13,6 +13,7 @@
 
 #include "gpu/collectives.h"
 #include "gpu/cpu/ops.h"
+#include "gpu/ep_exchange.h"
 #include "gpu/expert_map.h"
 
 namespace conclave::gpu::cpu {
@@ -97,8 +98,6 @@ void moe_forward_ep(const cpu_layer& layer, const model::model_config& c, commun
                     size_t tokens, thread_pool* pool, int64_t* routed, ep_stats* stats) {
   const size_t hidden = static_cast<size_t>(c.hidden_size);
   const size_t k = static_cast<size_t>(c.num_experts_per_tok);
-  const size_t ranks = static_cast<size_t>(comm.size());
-  const int32_t me = comm.rank();
   const size_t row_bytes = hidden * sizeof(float);
   ep_stats local;
   ep_stats& st = stats ? *stats : local;
@@ -108,58 +107,21 @@ void moe_forward_ep(const cpu_layer& layer, const model::model_config& c, commun
   std::vector<int32_t> ids;
   std::vector<float> weights;
   route(layer, c, h, tokens, ids, weights, pool);
-
-  // One item per (token, expert), grouped by destination rank, then expert, then token.
-  struct item {
-    int32_t dest, expert;
-    uint32_t token;
-    float weight;
-  };
-  std::vector<item> items;
-  items.reserve(tokens * k);
-  for (size_t t = 0; t < tokens; ++t) {
-    for (size_t j = 0; j < k; ++j) {
-      const int32_t e = ids[t * k + j];
-      items.push_back({placement.route(layer_index, e, me, t), e, static_cast<uint32_t>(t),
-                       weights[t * k + j]});
-      if (routed) ++routed[e];
-    }
-  }
-  std::stable_sort(items.begin(), items.end(), [](const item& a, const item& b) {
-    return a.dest != b.dest ? a.dest < b.dest : a.expert < b.expert;
-  });
-  std::vector<int64_t> send_counts(ranks, 0);
-  for (const item& it : items) ++send_counts[static_cast<size_t>(it.dest)];
-  std::vector<int32_t> send_expert(items.size());
-  std::vector<float> send_rows(items.size() * hidden);
-  for (size_t i = 0; i < items.size(); ++i) {
-    send_expert[i] = items[i].expert;
-    std::copy_n(h + items[i].token * hidden, hidden, send_rows.data() + i * hidden);
-  }
+  ep_exchange ex(ids, weights, tokens, k, placement, layer_index, comm, routed);
   st.expert_s += since(t0);
 
   // Dispatch: every rank learns what it receives from whom, then the ids and the rows.
   t0 = ep_clock::now();
-  std::vector<int64_t> matrix(ranks * ranks);
-  comm.all_gather(send_counts.data(), matrix.data(), ranks * sizeof(int64_t));
-  std::vector<int64_t> recv_counts(ranks);
-  for (size_t r = 0; r < ranks; ++r) recv_counts[r] = matrix[r * ranks + static_cast<size_t>(me)];
-  const auto received =
-      static_cast<size_t>(std::accumulate(recv_counts.begin(), recv_counts.end(), int64_t{0}));
+  ex.exchange_counts();
+  const size_t received = ex.received();
   std::vector<int32_t> recv_expert(received);
   std::vector<float> recv_rows(received * hidden);
-  comm.all_to_all_v(send_expert.data(), send_counts, recv_expert.data(), recv_counts,
-                    sizeof(int32_t));
-  comm.all_to_all_v(send_rows.data(), send_counts, recv_rows.data(), recv_counts, row_bytes);
+  st.bytes_sent += ex.dispatch(h, row_bytes, recv_expert.data(), recv_rows.data());
   st.dispatch_s += since(t0);
-  st.bytes_sent += items.size() * (sizeof(int32_t) + row_bytes);
 
   // Compute: received rows grouped per expert (source rank order kept within one).
   t0 = ep_clock::now();
-  std::vector<size_t> order(received);
-  std::iota(order.begin(), order.end(), size_t{0});
-  std::stable_sort(order.begin(), order.end(),
-                   [&](size_t a, size_t b) { return recv_expert[a] < recv_expert[b]; });
+  const auto order = ep_exchange::by_expert(recv_expert);
   std::vector<float> results(received * hidden), x, y;
   for (size_t begin = 0; begin < received;) {
     size_t end = begin;
@@ -179,22 +141,16 @@ void moe_forward_ep(const cpu_layer& layer, const model::model_config& c, commun
 
   // Combine: the results go back to where their rows came from, in send order.
   t0 = ep_clock::now();
-  std::vector<float> back(items.size() * hidden);
-  comm.all_to_all_v(results.data(), recv_counts, back.data(), send_counts, row_bytes);
+  const auto& pairs = ex.pairs();
+  std::vector<float> back(pairs.size() * hidden);
+  st.bytes_sent += ex.combine(results.data(), row_bytes, back.data());
   st.combine_s += since(t0);
-  st.bytes_sent += received * row_bytes;
 
   // Sum each token's expert outputs in ascending expert id, as moe_forward does.
   t0 = ep_clock::now();
-  std::vector<size_t> by_expert(items.size());
-  std::iota(by_expert.begin(), by_expert.end(), size_t{0});
-  std::stable_sort(by_expert.begin(), by_expert.end(), [&](size_t a, size_t b) {
-    return items[a].expert != items[b].expert ? items[a].expert < items[b].expert
-                                              : items[a].token < items[b].token;
-  });
   std::fill(out, out + tokens * hidden, 0.0f);
-  for (size_t i : by_expert)
-    add_weighted(out + items[i].token * hidden, back.data() + i * hidden, items[i].weight, hidden);
+  for (size_t i : ex.sum_order())
+    add_weighted(out + pairs[i].token * hidden, back.data() + i * hidden, pairs[i].weight, hidden);
   st.expert_s += since(t0);
 }
 

@@ -21,6 +21,7 @@
 #include "gpu/cuda/moe_gemv.h"
 #include "gpu/cuda/moe_permute.h"
 #include "gpu/cuda/swiglu.h"
+#include "gpu/ep_exchange.h"
 #include "model/checkpoint.h"
 
 namespace conclave::gpu::cuda {
@@ -41,19 +42,6 @@ T* grow(pinned_buffer& b, size_t n) {
 }
 
 }  // namespace
-
-rank_context checked_rank_context(rank_context rank, const model::model_config& c) {
-  if (!rank.expert_parallel()) return {};
-  if (c.num_experts <= 0) throw std::runtime_error("an expert-parallel replica needs a MoE model");
-  if (const auto why = rank.placement->check(static_cast<int32_t>(c.num_layers),
-                                             static_cast<int32_t>(c.num_experts));
-      !why.empty())
-    throw std::runtime_error("expert placement: " + why);
-  if (rank.placement->ranks != rank.size())
-    throw std::runtime_error(fmt::format("expert placement is for {} ranks, the replica has {}",
-                                         rank.placement->ranks, rank.size()));
-  return rank;
-}
 
 moe_ep::moe_ep(const model::model_config& c, elem t, stream_t stream, blas& blas, rank_context rank)
     : c_(c), t_(t), stream_(stream), blas_(blas), rank_(std::move(rank)) {
@@ -84,7 +72,6 @@ void moe_ep::forward(const cuda_layer& L, size_t layer, const void* hn, const in
   const size_t h = static_cast<size_t>(c_.hidden_size);
   const size_t k = static_cast<size_t>(c_.num_experts_per_tok);
   const size_t m = static_cast<size_t>(c_.moe_intermediate_size);
-  const size_t ranks = static_cast<size_t>(comm.size());
   const int32_t me = comm.rank();
   const size_t es = elem_size(t_);
   const size_t row_bytes = h * es;             // token rows travel in the weight dtype
@@ -107,51 +94,18 @@ void moe_ep::forward(const cuda_layer& L, size_t layer, const void* hn, const in
   }
   CONCLAVE_CUDA_CHECK(cudaStreamSynchronize(stream_));
 
-  // One item per (token, expert), grouped by destination rank, then expert, then token.
-  struct item {
-    int32_t dest, expert;
-    uint32_t token;
-    float weight;
-  };
-  std::vector<item> items;
-  items.reserve(rows * k);
-  int64_t* routed = load_[layer].data();
-  for (size_t tok = 0; tok < rows; ++tok) {
-    for (size_t j = 0; j < k; ++j) {
-      const int32_t e = h_ids[tok * k + j];
-      items.push_back({placement.route(static_cast<int32_t>(layer), e, me, tok), e,
-                       static_cast<uint32_t>(tok), h_wts[tok * k + j]});
-      ++routed[e];
-    }
-  }
-  std::stable_sort(items.begin(), items.end(), [](const item& a, const item& b) {
-    return a.dest != b.dest ? a.dest < b.dest : a.expert < b.expert;
-  });
-  std::vector<int64_t> send_counts(ranks, 0);
-  for (const item& it : items) ++send_counts[static_cast<size_t>(it.dest)];
-  std::vector<int32_t> send_expert(items.size());
-  std::vector<char> send_rows(items.size() * row_bytes);
-  for (size_t i = 0; i < items.size(); ++i) {
-    send_expert[i] = items[i].expert;
-    std::memcpy(send_rows.data() + i * row_bytes, h_rows + items[i].token * row_bytes, row_bytes);
-  }
+  ep_exchange ex({h_ids, rows * k}, {h_wts, rows * k}, rows, k, placement,
+                 static_cast<int32_t>(layer), comm, load_[layer].data());
   stats_.expert_s += since(t0);
 
   // Dispatch: every rank learns what it receives from whom, then the ids and the rows.
   t0 = ep_clock::now();
-  std::vector<int64_t> matrix(ranks * ranks);
-  comm.all_gather(send_counts.data(), matrix.data(), ranks * sizeof(int64_t));
-  std::vector<int64_t> recv_counts(ranks);
-  for (size_t r = 0; r < ranks; ++r) recv_counts[r] = matrix[r * ranks + static_cast<size_t>(me)];
-  const auto received =
-      static_cast<size_t>(std::accumulate(recv_counts.begin(), recv_counts.end(), int64_t{0}));
+  ex.exchange_counts();
+  const size_t received = ex.received();
   std::vector<int32_t> recv_expert(received);
   char* recv_rows = grow<char>(h_recv_rows_, received * row_bytes);
-  comm.all_to_all_v(send_expert.data(), send_counts, recv_expert.data(), recv_counts,
-                    sizeof(int32_t));
-  comm.all_to_all_v(send_rows.data(), send_counts, recv_rows, recv_counts, row_bytes);
+  stats_.bytes_sent += ex.dispatch(h_rows, row_bytes, recv_expert.data(), recv_rows);
   stats_.dispatch_s += since(t0);
-  stats_.bytes_sent += items.size() * (sizeof(int32_t) + row_bytes);
 
   // Compute: the received rows are a step of k = 1 over this rank's slots.
   t0 = ep_clock::now();
@@ -242,10 +196,10 @@ void moe_ep::forward(const cuda_layer& L, size_t layer, const void* hn, const in
 
   // Combine: the results go back to where their rows came from, in send order.
   t0 = ep_clock::now();
+  const auto& items = ex.pairs();
   float* back = grow<float>(h_back_, items.size() * h);
-  comm.all_to_all_v(results, recv_counts, back, send_counts, res_bytes);
+  stats_.bytes_sent += ex.combine(results, res_bytes, back);
   stats_.combine_s += since(t0);
-  stats_.bytes_sent += received * res_bytes;
 
   // Sum each token's results in ascending expert id: moe_combine reads token t's k
   // (row, weight) pairs in the order given, so give them sorted by expert.
@@ -257,13 +211,7 @@ void moe_ep::forward(const cuda_layer& L, size_t layer, const void* hn, const in
     auto* slot_row = order;
     auto* weight = reinterpret_cast<float*>(order + rows * k);
     std::vector<size_t> filled(rows, 0);
-    std::vector<size_t> by_expert(items.size());
-    std::iota(by_expert.begin(), by_expert.end(), size_t{0});
-    std::stable_sort(by_expert.begin(), by_expert.end(), [&](size_t a, size_t b) {
-      return items[a].expert != items[b].expert ? items[a].expert < items[b].expert
-                                                : items[a].token < items[b].token;
-    });
-    for (size_t i : by_expert) {
+    for (size_t i : ex.sum_order()) {
       const size_t tok = items[i].token;
       slot_row[tok * k + filled[tok]] = static_cast<int32_t>(i);
       weight[tok * k + filled[tok]] = items[i].weight;

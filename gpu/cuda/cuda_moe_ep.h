@@ -17,11 +17,6 @@ namespace conclave::gpu::cuda {
 
 class blas;
 
-/// Checks a rank_context against the model: an empty context when it is not
-/// expert-parallel (one rank, today's path), else the same context. Throws
-/// std::runtime_error for a dense model, a malformed placement or another replica size.
-rank_context checked_rank_context(rank_context rank, const model::model_config& c);
-
 /// One rank's MoE layers: the exchange buffers, the load per expert and the time spent.
 class moe_ep {
  public:

@@ -107,13 +107,16 @@ def node_name(c, node_id, pids):
     return pids[pid]
 
 
-def kill9_mid_stream():
+def node_lost_mid_stream(fault, detected_within, after):
+    """2 replicas of 2 ranks over 3 nodes with 2 CPU ranks each; 4 greedy streams of 300
+    tokens; `fault(rig, name)` hits a node of replica 0 after 5 tokens of every stream. The
+    node must be forgotten within `detected_within` s and every stream must complete
+    token-identical to one rank; then `after(rig, pids, victim, victim_id, ps, ref)`."""
     ps = four_prompts()
     ref = reference("tiny_moe", ps, 300, stream=True)
     with Rig(BINARY, os.path.join(DATA, "tiny_moe"), TOKENIZER) as rig:
         rig.serve(ranks=2, replicas=2)
-        names = ["a", "b", "c"]
-        pids = {rig.node(n, cpu_ranks=2).pid: n for n in names}
+        pids = {rig.node(n, cpu_ranks=2).pid: n for n in ("a", "b", "c")}
         c = rig.wait_up(2)
         victim_id = replica_nodes(c, 0)[0]
         victim = node_name(c, victim_id, pids)
@@ -126,66 +129,47 @@ def kill9_mid_stream():
         assert max(at) < 300, "the streams ended before the fault: %r" % at
         print("tokens streamed when the fault came: %r of 300" % at)
         t0 = time.time()
-        rig.kill9(victim)
-        c = rig.wait_until("node %d forgotten" % victim_id, lambda c: all(
+        fault(rig, victim)
+        rig.wait_until("node %d lost" % victim_id, lambda c: all(
             n["id"] != victim_id for n in c["cluster"]["nodes"]), 10)
-        print("node %s (id %d) killed; forgotten after %.2f s" % (victim, victim_id,
-                                                                   time.time() - t0))
+        detected = time.time() - t0
+        print("node %s (id %d) lost after %.2f s" % (victim, victim_id, detected))
+        assert detected <= detected_within, detected
         for t in threads:
             t.join(240)
         for r, g in zip(ref, results):
             assert g is not None, "a stream did not finish"
             same_outputs(r, g)
         print("all 4 streams complete and token-identical")
-        # The node comes back, joins with a new id, and gets work once its ranks are needed:
-        # the other replica's node goes too, and the replicas are rebuilt on what is left.
+        after(rig, pids, victim, victim_id, ps, ref)
+
+
+def check_short(rig, ps, ref):
+    for p, r in zip(ps, ref):
+        same_outputs((r[0][:20], r[1][:20], r[2][:20]), rig.complete(p, 20))
+
+
+def kill9_mid_stream():
+    def restart_and_use(rig, pids, victim, victim_id, ps, ref):
+        # The node comes back, joins with a new id, and gets work once its ranks are
+        # needed: the other replica's node goes too, and the replicas are rebuilt on what
+        # is left.
         pids[rig.node(victim, cpu_ranks=2).pid] = victim
         c = rig.wait_until("the node rejoined", lambda c: len(c["cluster"]["nodes"]) == 3, 30)
         rig.wait_up(2)
         busy = {n for r in (0, 1) for n in replica_nodes(c, r)}
-        idle = [n["id"] for n in c["cluster"]["nodes"] if n["id"] not in busy]
         other = [i for i in busy if node_name(c, i, pids) != victim][0]
         rig.kill9(node_name(c, other, pids))
         c = rig.wait_up(2, timeout=60)
         rejoined = [n for n in c["cluster"]["nodes"] if pids.get(n["pid"]) == victim][0]
         assert any(r >= 0 for r in rejoined["slot_replica"]), c
-        for p, r in zip(ps, ref):
-            same_outputs((r[0][:20], r[1][:20], r[2][:20]), rig.complete(p, 20))
+        check_short(rig, ps, ref)
         print("the restarted node rejoined (id %d) and serves again" % rejoined["id"])
-        assert idle or True
+    node_lost_mid_stream(lambda rig, name: rig.kill9(name), 2.0, restart_and_use)
 
 
 def sigstop_fenced():
-    ps = four_prompts()
-    ref = reference("tiny_moe", ps, 300, stream=True)
-    with Rig(BINARY, os.path.join(DATA, "tiny_moe"), TOKENIZER) as rig:
-        rig.serve(ranks=2, replicas=2)
-        names = ["a", "b", "c"]
-        pids = {rig.node(n, cpu_ranks=2).pid: n for n in names}
-        c = rig.wait_up(2)
-        victim_id = replica_nodes(c, 0)[0]
-        victim = node_name(c, victim_id, pids)
-        results, started = [None] * 4, [threading.Event() for _ in range(4)]
-        progress = [[0] for _ in range(4)]
-        threads = stream_all(rig, ps, 300, results, started, progress)
-        while min(p[0] for p in progress) < 5:
-            time.sleep(0.01)
-        at = [p[0] for p in progress]
-        assert max(at) < 300, "the streams ended before the fault: %r" % at
-        print("tokens streamed when the fault came: %r of 300" % at)
-        t0 = time.time()
-        rig.signal(victim, signal.SIGSTOP)
-        rig.wait_until("paused node %d lost" % victim_id, lambda c: all(
-            n["id"] != victim_id for n in c["cluster"]["nodes"]), 10)
-        detected = time.time() - t0
-        print("SIGSTOP: node lost after %.2f s" % detected)
-        assert detected <= 7.0, detected
-        for t in threads:
-            t.join(240)
-        for r, g in zip(ref, results):
-            assert g is not None, "a stream did not finish"
-            same_outputs(r, g)
-        print("all 4 streams resumed and are token-identical")
+    def wake(rig, pids, victim, victim_id, ps, ref):
         time.sleep(1)
         rig.signal(victim, signal.SIGCONT)
         c = rig.wait_until("the woken node rejoined", lambda c: any(
@@ -194,10 +178,10 @@ def sigstop_fenced():
         assert back["id"] != victim_id and back["epoch"] > 0, c
         log = rig.log(victim)
         assert "lost the coordinator" in log, log[-2000:]
-        for p, r in zip(ps, ref):
-            same_outputs((r[0][:20], r[1][:20], r[2][:20]), rig.complete(p, 20))
+        check_short(rig, ps, ref)
         print("SIGCONT: the node was fenced (its ranks stopped) and rejoined as node %d" %
               back["id"])
+    node_lost_mid_stream(lambda rig, name: rig.signal(name, signal.SIGSTOP), 7.0, wake)
 
 
 def coordinator_restart():

@@ -1,0 +1,317 @@
+// Expert-parallel decode steps, timed. The ranks of a replica are threads here; each step
+// they start together (a barrier), run their own sequences' forward (the MoE layers meet
+// in the collectives) and pick the greedy token. Only forward() is timed; the prefill and
+// one warm-up decode step are not.
+#include "bench/ep_bench.h"
+
+#include <spdlog/fmt/fmt.h>
+#include <algorithm>
+#include <barrier>
+#include <chrono>
+#include <exception>
+#include <future>
+#include <memory>
+#include <mutex>
+#include <numeric>
+#include <random>
+#include <stdexcept>
+#include <thread>
+
+#include "bench/machine_info.h"
+#include "gpu/backend.h"
+#include "gpu/devices.h"
+#include "model/checkpoint.h"
+
+namespace conclave::bench {
+namespace {
+
+using clock_type = std::chrono::steady_clock;
+
+struct bench_seq {
+  std::vector<int32_t> tokens;  ///< prompt, then the greedy continuation
+  int32_t cached = 0;
+  size_t rank = 0;
+  std::vector<int32_t> table;  ///< its blocks on its rank
+};
+
+struct step_time {
+  clock_type::time_point start, end;
+};
+
+/// One replica: a backend per rank and the communicators (kept to abort a failed step).
+struct replica {
+  std::vector<std::unique_ptr<gpu::backend>> backends;
+  std::vector<std::shared_ptr<gpu::communicator>> comms;
+  std::shared_ptr<const gpu::expert_map> placement;
+};
+
+replica make_replica(const model::checkpoint& ckpt, const ep_bench_options& opts, int32_t ranks,
+                     int32_t kv_blocks) {
+  gpu::backend_options b;
+  b.kind = opts.backend;
+  b.threads = opts.threads_per_rank;
+  b.num_kv_blocks = kv_blocks;
+  replica rep;
+  if (ranks == 1) {
+    rep.backends.push_back(gpu::make_backend(ckpt, b));
+    return rep;
+  }
+  if (!gpu::have_gloo())
+    throw std::runtime_error("bench ep: R > 1 needs Gloo, and this conclave was built without it");
+  const auto n = static_cast<size_t>(ranks);
+  rep.placement =
+      std::make_shared<const gpu::expert_map>(gpu::expert_map::contiguous(ckpt.config(), ranks));
+  rep.backends.resize(n);
+  rep.comms.resize(n);
+  auto rv = gpu::make_local_rendezvous();
+  const auto timeout =
+      std::chrono::milliseconds(static_cast<int64_t>(opts.collective_timeout_s * 1e3));
+  // Every rank connects to all others at once, so they are made in parallel.
+  std::vector<std::future<void>> made;
+  for (size_t r = 0; r < n; ++r) {
+    made.push_back(std::async(std::launch::async, [&, r] {
+      gpu::rank_context ctx;
+      ctx.comm = gpu::make_gloo_communicator(static_cast<int>(r), ranks, *rv, "ep", "", timeout);
+      rep.comms[r] = ctx.comm;
+      ctx.placement = rep.placement;
+      rep.backends[r] = gpu::make_backend(ckpt, b, ctx);
+    }));
+  }
+  std::string error;
+  for (auto& m : made) {
+    try {
+      m.get();
+    } catch (const std::exception& e) {
+      if (error.empty()) error = e.what();
+    }
+  }
+  if (!error.empty())
+    throw std::runtime_error(
+        fmt::format("bench ep: the {} backend cannot run a rank of an "
+                    "expert-parallel replica of {}: {}",
+                    opts.backend, ranks, error));
+  return rep;
+}
+
+int32_t argmax(std::span<const float> row) {
+  return static_cast<int32_t>(std::max_element(row.begin(), row.end()) - row.begin());
+}
+
+/// Runs `steps` steps (the first one prefills whatever each sequence has not cached) on
+/// every rank's thread; times[rank][step] gets each forward's start and end. A rank that
+/// fails aborts every communicator so no peer waits for it; the first error is rethrown.
+void run_steps(replica& rep, std::vector<bench_seq>& seqs, int32_t steps,
+               std::vector<std::vector<step_time>>& times) {
+  const size_t ranks = rep.backends.size();
+  times.assign(ranks, {});
+  std::barrier sync(static_cast<std::ptrdiff_t>(ranks));
+  std::mutex mu;
+  std::exception_ptr first_error;
+  auto rank_loop = [&](size_t r) {
+    try {
+      for (int32_t step = 0; step < steps; ++step) {
+        std::vector<size_t> mine;
+        std::vector<gpu::step_sequence> batch;
+        for (size_t i = 0; i < seqs.size(); ++i) {
+          if (seqs[i].rank != r) continue;
+          auto& s = seqs[i];
+          mine.push_back(i);
+          batch.push_back(
+              {std::span<const int32_t>(s.tokens).subspan(static_cast<size_t>(s.cached)), s.cached,
+               s.table, false});
+        }
+        gpu::step_output out;
+        sync.arrive_and_wait();
+        const auto t0 = clock_type::now();
+        rep.backends[r]->forward(batch, out);
+        times[r].push_back({t0, clock_type::now()});
+        for (size_t j = 0; j < mine.size(); ++j) {
+          auto& s = seqs[mine[j]];
+          const int32_t sampled = out.sampled_token(j);
+          s.cached = static_cast<int32_t>(s.tokens.size());
+          s.tokens.push_back(sampled >= 0 ? sampled : argmax(out.last(j)));
+        }
+      }
+    } catch (...) {
+      {
+        std::lock_guard lock(mu);
+        if (!first_error) first_error = std::current_exception();
+      }
+      for (auto& c : rep.comms)
+        if (c) c->abort();
+      sync.arrive_and_drop();
+    }
+  };
+  std::vector<std::thread> threads;
+  for (size_t r = 1; r < ranks; ++r) threads.emplace_back(rank_loop, r);
+  rank_loop(0);
+  for (auto& t : threads) t.join();
+  if (first_error) std::rethrow_exception(first_error);
+}
+
+double ms(clock_type::duration d) {
+  return std::chrono::duration<double, std::milli>(d).count();
+}
+
+/// Busiest rank's routed rows over the mean, with every expert on its placement's holder.
+double imbalance(const replica& rep, const std::vector<std::vector<std::vector<int64_t>>>& loads) {
+  if (!rep.placement) return 0;
+  std::vector<double> per_rank(rep.backends.size(), 0);
+  for (const auto& load : loads) {
+    for (size_t l = 0; l < load.size(); ++l) {
+      for (size_t e = 0; e < load[l].size(); ++e) {
+        if (load[l][e] == 0) continue;
+        const auto to =
+            rep.placement->route(static_cast<int32_t>(l), static_cast<int32_t>(e), 0, 0);
+        per_rank[static_cast<size_t>(to)] += static_cast<double>(load[l][e]);
+      }
+    }
+  }
+  const double total = std::accumulate(per_rank.begin(), per_rank.end(), 0.0);
+  if (total <= 0) return 0;
+  return *std::max_element(per_rank.begin(), per_rank.end()) /
+         (total / static_cast<double>(per_rank.size()));
+}
+
+ep_bench_row measure(replica& rep, const ep_bench_options& opts, int32_t batch, int32_t per_seq,
+                     std::mt19937_64& rng, int64_t vocab) {
+  const size_t ranks = rep.backends.size();
+  std::uniform_int_distribution<int32_t> token(0, static_cast<int32_t>(vocab - 1));
+  std::vector<bench_seq> seqs(static_cast<size_t>(batch));
+  std::vector<int32_t> next_block(ranks, 0);
+  for (size_t i = 0; i < seqs.size(); ++i) {
+    auto& s = seqs[i];
+    s.tokens.resize(static_cast<size_t>(opts.prompt_len));
+    for (auto& t : s.tokens) t = token(rng);
+    s.rank = i % ranks;
+    s.table.resize(static_cast<size_t>(per_seq));
+    std::iota(s.table.begin(), s.table.end(), next_block[s.rank]);
+    next_block[s.rank] += per_seq;
+  }
+  std::vector<std::vector<step_time>> times;
+  run_steps(rep, seqs, 2, times);  // the prefill and one warm-up decode step
+  for (auto& b : rep.backends) {
+    b->take_ep_stats();
+    b->take_expert_load();
+  }
+  run_steps(rep, seqs, opts.steps, times);
+
+  ep_bench_row row;
+  row.ranks = static_cast<int32_t>(ranks);
+  row.batch = batch;
+  row.steps = opts.steps;
+  row.expert_parallel = rep.placement != nullptr;
+  gpu::ep_stats sum;
+  std::vector<std::vector<std::vector<int64_t>>> loads;
+  for (auto& b : rep.backends) {
+    sum += b->take_ep_stats();
+    loads.push_back(b->take_expert_load());
+  }
+  double step_total = 0, forward_total = 0;
+  for (size_t s = 0; s < static_cast<size_t>(opts.steps); ++s) {
+    auto start = times[0][s].start, end = times[0][s].end;
+    for (size_t r = 0; r < ranks; ++r) {
+      start = std::min(start, times[r][s].start);
+      end = std::max(end, times[r][s].end);
+      forward_total += ms(times[r][s].end - times[r][s].start);
+    }
+    step_total += ms(end - start);
+  }
+  const double steps = opts.steps;
+  const double rank_steps = steps * static_cast<double>(ranks);
+  row.step_ms = step_total / steps;
+  row.expert_ms = sum.expert_s * 1e3 / rank_steps;
+  row.dispatch_ms = sum.dispatch_s * 1e3 / rank_steps;
+  row.combine_ms = sum.combine_s * 1e3 / rank_steps;
+  row.rest_ms = forward_total / rank_steps - row.expert_ms - row.dispatch_ms - row.combine_ms;
+  row.bytes_per_step = static_cast<double>(sum.bytes_sent) / steps;
+  row.tokens_per_s = row.step_ms > 0 ? 1e3 * batch / row.step_ms : 0;
+  row.imbalance = imbalance(rep, loads);
+  row.moe_layer_calls = sum.layers;
+  return row;
+}
+
+std::string split_cell(const ep_bench_row& r, double v) {
+  return r.expert_parallel ? fmt::format("{:.2f}", v) : std::string("-");
+}
+
+void print_row(std::FILE* out, const ep_bench_row& r) {
+  std::fprintf(out, "%6d %6d %9.2f %10s %11s %10s %9.2f %11.1f %10.1f %9s\n", r.ranks, r.batch,
+               r.step_ms, split_cell(r, r.expert_ms).c_str(), split_cell(r, r.dispatch_ms).c_str(),
+               split_cell(r, r.combine_ms).c_str(), r.rest_ms, r.bytes_per_step / 1024.0,
+               r.tokens_per_s,
+               r.expert_parallel ? fmt::format("{:.2f}", r.imbalance).c_str() : "-");
+  std::fflush(out);
+}
+
+void check(const ep_bench_options& o) {
+  const auto positive = [](const std::vector<int32_t>& v) {
+    return !v.empty() && std::all_of(v.begin(), v.end(), [](int32_t x) { return x > 0; });
+  };
+  if (!positive(o.ranks)) throw std::invalid_argument("bench ep: --ranks must be positive");
+  if (!positive(o.batches)) throw std::invalid_argument("bench ep: --batches must be positive");
+  if (o.steps <= 0 || o.prompt_len <= 0 || o.threads_per_rank <= 0)
+    throw std::invalid_argument(
+        "bench ep: --steps, --prompt-len and --threads-per-rank must be > 0");
+}
+
+}  // namespace
+
+std::string ep_row_json(const ep_bench_row& r, const std::string& backend) {
+  return fmt::format(
+      "{{\"bench\":\"ep\",\"backend\":\"{}\",\"ranks\":{},\"batch\":{},\"steps\":{},"
+      "\"expert_parallel\":{},\"step_ms\":{:.4f},\"expert_ms\":{:.4f},\"dispatch_ms\":{:.4f},"
+      "\"combine_ms\":{:.4f},\"rest_ms\":{:.4f},\"bytes_per_step\":{:.0f},\"tokens_per_s\":{:.2f},"
+      "\"imbalance\":{:.3f},\"moe_layer_calls\":{}}}",
+      backend, r.ranks, r.batch, r.steps, r.expert_parallel ? "true" : "false", r.step_ms,
+      r.expert_ms, r.dispatch_ms, r.combine_ms, r.rest_ms, r.bytes_per_step, r.tokens_per_s,
+      r.imbalance, r.moe_layer_calls);
+}
+
+std::vector<ep_bench_row> run_ep_bench(const ep_bench_options& opts, std::FILE* out) {
+  check(opts);
+  const model::checkpoint ckpt(opts.model_dir);
+  const auto& mc = ckpt.config();
+  const int32_t max_batch = *std::max_element(opts.batches.begin(), opts.batches.end());
+  const int32_t max_ranks = *std::max_element(opts.ranks.begin(), opts.ranks.end());
+  const int32_t block_size = gpu::backend_options{}.block_size;
+  const int32_t per_seq = (opts.prompt_len + opts.steps + 2 + block_size - 1) / block_size;
+  const unsigned cores = std::max(1u, std::thread::hardware_concurrency());
+
+  std::fprintf(out,
+               "conclave bench ep\n  machine: %s\n  gpus:    %s\n  backend: %s, %d thread(s) per "
+               "rank; ranks are threads of this process over Gloo on loopback (R = 1: the "
+               "plain backend)\n  model:   %s (%s, %lld layers, hidden %lld, %lld experts, "
+               "top-%lld)\n  decode:  %d timed steps after a %d-token prompt and one warm-up "
+               "step; sequences round-robin over ranks\n",
+               describe_machine().c_str(), gpu::describe_gpus().c_str(), opts.backend.c_str(),
+               opts.threads_per_rank, opts.model_dir.c_str(), mc.architecture_name.c_str(),
+               static_cast<long long>(mc.num_layers), static_cast<long long>(mc.hidden_size),
+               static_cast<long long>(mc.num_experts),
+               static_cast<long long>(mc.num_experts_per_tok), opts.steps, opts.prompt_len);
+  if (static_cast<unsigned>(max_ranks * opts.threads_per_rank) > cores)
+    std::fprintf(out, "  note:    %d ranks x %d thread(s) > %u cores: the ranks share cores\n",
+                 max_ranks, opts.threads_per_rank, cores);
+  std::fprintf(out,
+               "  expert/dispatch/combine/rest: per-rank means per step; KiB/step: sent by all "
+               "ranks' MoE layers\n");
+  std::fprintf(out, "%6s %6s %9s %10s %11s %10s %9s %11s %10s %9s\n", "ranks", "batch", "step ms",
+               "expert ms", "dispatch ms", "combine ms", "rest ms", "KiB/step", "tok/s",
+               "imbalance");
+
+  std::mt19937_64 rng(opts.seed);
+  std::vector<ep_bench_row> rows;
+  for (int32_t ranks : opts.ranks) {
+    const int32_t seqs_per_rank = (max_batch + ranks - 1) / ranks;
+    replica rep = make_replica(ckpt, opts, ranks, std::max(1, seqs_per_rank * per_seq));
+    for (int32_t batch : opts.batches) {
+      rows.push_back(measure(rep, opts, batch, per_seq, rng, mc.vocab_size));
+      print_row(out, rows.back());
+    }
+  }
+  for (const auto& r : rows) std::fprintf(out, "%s\n", ep_row_json(r, opts.backend).c_str());
+  std::fflush(out);
+  return rows;
+}
+
+}  // namespace conclave::bench
