@@ -4,7 +4,9 @@
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 #include <caf/io/all.hpp>
+#include <condition_variable>
 #include <fstream>
+#include <mutex>
 #include <thread>
 
 #include "actors/cluster_host.h"
@@ -24,9 +26,44 @@ uint64_t memory_mib() {
   return 0;
 }
 
-}  // namespace
+/// Runs `on_stuck` unless disarmed within `limit` (the teardown watchdog).
+class teardown_watch {
+ public:
+  teardown_watch(std::chrono::seconds limit, std::function<void()> on_stuck)
+      : state_(std::make_shared<shared>()) {
+    state_->on_stuck = std::move(on_stuck);
+    std::thread([st = state_, limit] {
+      std::unique_lock lock(st->mu);
+      if (st->cv.wait_for(lock, limit, [&] { return st->done; })) return;
+      lock.unlock();
+      spdlog::error("cluster: stopping this membership's ranks took over {} s", limit.count());
+      if (st->on_stuck) st->on_stuck();
+    }).detach();
+  }
+  ~teardown_watch() {
+    {
+      std::lock_guard lock(state_->mu);
+      state_->done = true;
+    }
+    state_->cv.notify_all();
+  }
+  teardown_watch(const teardown_watch&) = delete;
+  teardown_watch& operator=(const teardown_watch&) = delete;
 
-node_session_result run_node_session(const node_session_options& o, const std::atomic<bool>& stop) {
+ private:
+  struct shared {
+    std::mutex mu;
+    std::condition_variable cv;
+    bool done = false;
+    std::function<void()> on_stuck;
+  };
+  std::shared_ptr<shared> state_;
+};
+
+node_session_result run_session(const node_session_options& o, const std::atomic<bool>& stop,
+                                std::chrono::seconds teardown_limit,
+                                const std::function<void()>& on_stuck,
+                                std::unique_ptr<teardown_watch>& watch) {
   caf::actor_system_config cfg;
   cfg.set("scheduler.max-threads", o.actor_threads);
   cfg.set("logger.verbosity", caf::atom("quiet"));
@@ -37,6 +74,7 @@ node_session_result run_node_session(const node_session_options& o, const std::a
   node_session_result result;
   auto registry = sys.middleman().remote_actor("127.0.0.1", o.relay_port);
   if (!registry) {
+    watch = std::make_unique<teardown_watch>(teardown_limit, on_stuck);
     result.status = node_session_result::kind::unreachable;
     result.reason = sys.render(registry.error());
     return result;
@@ -98,11 +136,22 @@ node_session_result run_node_session(const node_session_options& o, const std::a
       result.status = down ? node_session_result::kind::lost : node_session_result::kind::stopped;
     }
   }
-  // Ends every rank of this membership (their communicators abort): fenced.
+  // Ends every rank of this membership (their communicators abort): fenced. The actor
+  // system's destructor waits for them, under the watchdog.
+  watch = std::make_unique<teardown_watch>(teardown_limit, on_stuck);
   caf::anon_send_exit(node, caf::exit_reason::user_shutdown);
   node = nullptr;
   registry = caf::actor{};
   return result;
+}
+
+}  // namespace
+
+node_session_result run_node_session(const node_session_options& o, const std::atomic<bool>& stop,
+                                     std::chrono::seconds teardown_limit,
+                                     const std::function<void()>& on_stuck) {
+  std::unique_ptr<teardown_watch> watch;  // outlives the session's actor system
+  return run_session(o, stop, teardown_limit, on_stuck, watch);
 }
 
 }  // namespace conclave::actors

@@ -7,7 +7,9 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <filesystem>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -31,7 +33,13 @@ struct node_session_result {
   bool joined = false;  ///< it was a member before it ended
 };
 
-/// Blocks until the session ends; `stop` (set from a signal handler) ends it.
-node_session_result run_node_session(const node_session_options& o, const std::atomic<bool>& stop);
+/// Blocks until the session ends; `stop` (set from a signal handler) ends it. Ending a
+/// session stops its ranks; a rank stuck in a device call or a collective could hold that
+/// up for ever, so when the teardown takes longer than `teardown_limit`, `on_stuck` runs on
+/// another thread (the node command exits or starts itself afresh: a process is the only
+/// sure way to be rid of a stuck thread).
+node_session_result run_node_session(const node_session_options& o, const std::atomic<bool>& stop,
+                                     std::chrono::seconds teardown_limit,
+                                     const std::function<void()>& on_stuck);
 
 }  // namespace conclave::actors

@@ -19,6 +19,8 @@
 #include <thread>
 
 #include <csignal>
+#include <cstring>
+#include <fstream>
 
 #include "actors/node_session.h"
 #include "app/commands.h"
@@ -40,6 +42,33 @@ struct node_args {
 std::atomic<bool> g_stop{false};
 extern "C" void on_stop_signal(int) {
   g_stop.store(true);
+}
+
+/// The command line this process was started with (/proc/self/cmdline).
+std::vector<std::string> own_arguments() {
+  std::ifstream in("/proc/self/cmdline", std::ios::binary);
+  std::vector<std::string> args;
+  std::string arg;
+  while (std::getline(in, arg, '\0')) args.push_back(arg);
+  return args;
+}
+
+/// A membership whose ranks would not stop: when stopping, exit; else start this node
+/// afresh (a new process image has no stuck thread) with the same arguments.
+void on_stuck_teardown() {
+  if (g_stop.load()) {
+    std::fprintf(stderr, "conclave node: a rank did not stop in time; exiting\n");
+    std::_Exit(exit_ok);
+  }
+  auto args = own_arguments();
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  std::fprintf(stderr, "conclave node: a rank did not stop in time; restarting this node\n");
+  std::fflush(stderr);
+  ::execv("/proc/self/exe", argv.data());
+  std::fprintf(stderr, "conclave node: cannot restart (%s); exiting\n", std::strerror(errno));
+  std::_Exit(exit_failure);
 }
 
 std::string host_name() {
@@ -121,7 +150,8 @@ int run_node(const node_args& a) {
         so.host = host_name();
         so.version = "0.1.0";
         so.node_timeout_s = a.node_timeout_s;
-        const auto session = actors::run_node_session(so, g_stop);
+        const auto session =
+            actors::run_node_session(so, g_stop, std::chrono::seconds(30), on_stuck_teardown);
         relay.stop();
         using sk = actors::node_session_result::kind;
         if (session.status == sk::stopped) return exit_ok;

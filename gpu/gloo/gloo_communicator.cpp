@@ -121,12 +121,10 @@ class gloo_communicator final : public communicator {
   }
 
   void abort() override {
+    // Only the flag: Gloo cannot interrupt a wait (closeConnections does not free a blocked
+    // collective), and closing pairs from a thread being torn down was seen to hang node
+    // shutdown. A blocked collective ends at its timeout; every later one throws at once.
     aborted_ = true;
-    try {
-      context_->closeConnections();
-    } catch (const std::exception&) {
-      // already closed: the next collective throws on aborted_ anyway
-    }
   }
 
  private:

@@ -160,9 +160,14 @@ def kill9_mid_stream():
         busy = {n for r in (0, 1) for n in replica_nodes(c, r)}
         other = [i for i in busy if node_name(c, i, pids) != victim][0]
         rig.kill9(node_name(c, other, pids))
-        c = rig.wait_up(2, timeout=60)
+
+        def rebuilt_on_rejoined(c):
+            back = [n for n in c["cluster"]["nodes"] if pids.get(n["pid"]) == victim]
+            return (all(n["id"] != other for n in c["cluster"]["nodes"]) and back and
+                    any(r >= 0 for r in back[0]["slot_replica"]) and
+                    sum(1 for r in c["replicas"] if r["state"] == "up") == 2)
+        c = rig.wait_until("a replica rebuilt on the rejoined node", rebuilt_on_rejoined, 60)
         rejoined = [n for n in c["cluster"]["nodes"] if pids.get(n["pid"]) == victim][0]
-        assert any(r >= 0 for r in rejoined["slot_replica"]), c
         check_short(rig, ps, ref)
         print("the restarted node rejoined (id %d) and serves again" % rejoined["id"])
     node_lost_mid_stream(lambda rig, name: rig.kill9(name), 2.0, restart_and_use)
