@@ -87,11 +87,11 @@ struct cluster_config {
   int32_t ranks_per_replica = 0;  ///< ranks one replica spans; 0: no expert parallelism
   int32_t min_ranks = 1;          ///< fewest ranks a replica is rebuilt with after a loss
   double node_timeout_s = 5.0;    ///< a silent node is lost after this long
-  double collective_timeout_s = 10.0;    ///< a Gloo/NCCL collective longer than this fails
-  std::string data_iface;                ///< network interface of rank traffic; empty: any
-  double rebalance_interval_s = 60.0;    ///< expert rebalancing period; 0: never
-  double rebalance_threshold = 1.3;      ///< rebalance when max / mean rank load exceeds this
-  int32_t redundant_experts = 0;         ///< extra copies of hot experts per layer
+  double collective_timeout_s = 10.0;  ///< a Gloo/NCCL collective longer than this fails
+  std::string data_iface;              ///< network interface of rank traffic; empty: any
+  double rebalance_interval_s = 60.0;  ///< expert rebalancing period; 0: never
+  double rebalance_threshold = 1.3;    ///< rebalance when max / mean rank load exceeds this
+  int32_t redundant_experts = 0;       ///< extra copies of hot experts per layer
   bool tls = false;  ///< TLS on the door's port, terminated in the door and the node's relay
   std::string certificate, key, cafile;  ///< PEM files; all three required with tls
 
