@@ -11,7 +11,9 @@
 
 namespace conclave::actors {
 
-caf::behavior rendezvous_store(caf::event_based_actor* self);
+/// Holds at most `max_keys` keys: a set beyond that is dropped and logged (a bound on what
+/// misbehaving ranks can make the coordinator keep).
+caf::behavior rendezvous_store(caf::event_based_actor* self, size_t max_keys);
 
 /// The communicator's view of a store actor: blocking set/get from a rank's own thread.
 gpu::rendezvous rendezvous_through(caf::actor_system& sys, caf::actor store);
