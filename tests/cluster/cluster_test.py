@@ -155,7 +155,7 @@ def kill9_mid_stream():
         # needed: the other replica's node goes too, and the replicas are rebuilt on what
         # is left.
         pids[rig.node(victim, cpu_ranks=2).pid] = victim
-        c = rig.wait_until("the node rejoined", lambda c: len(c["cluster"]["nodes"]) == 3, 30)
+        c = rig.wait_until("the node rejoined", lambda c: len(c["cluster"]["nodes"]) == 3, 75)
         rig.wait_up(2)
         busy = {n for r in (0, 1) for n in replica_nodes(c, r)}
         other = [i for i in busy if node_name(c, i, pids) != victim][0]
@@ -177,8 +177,12 @@ def sigstop_fenced():
     def wake(rig, pids, victim, victim_id, ps, ref):
         time.sleep(1)
         rig.signal(victim, signal.SIGCONT)
+        # Up to 75 s: a rejoin can be lost once (docs/cluster.md, known issues), after which
+        # the node's join times out (30 s) and it joins again.
+        t0 = time.time()
         c = rig.wait_until("the woken node rejoined", lambda c: any(
-            pids.get(n["pid"]) == victim for n in c["cluster"]["nodes"]), 30)
+            pids.get(n["pid"]) == victim for n in c["cluster"]["nodes"]), 75)
+        print("the woken node rejoined after %.1f s" % (time.time() - t0))
         back = [n for n in c["cluster"]["nodes"] if pids.get(n["pid"]) == victim][0]
         assert back["id"] != victim_id and back["epoch"] > 0, c
         log = rig.log(victim)
