@@ -14,23 +14,12 @@
 namespace conclave::gpu {
 
 std::unique_ptr<backend> make_backend(const model::checkpoint& ckpt, const backend_options& opts) {
-  if (opts.block_size <= 0) throw std::runtime_error("block_size must be positive");
-  if (opts.kind == "cpu") return make_cpu_backend(ckpt, opts);
-  if (opts.kind == "cuda") {
-#ifdef CONCLAVE_HAVE_CUDA
-    return cuda::make_cuda_backend(ckpt, opts);
-#else
-    throw std::runtime_error(
-        "this conclave was built without the cuda backend (CONCLAVE_CUDA=OFF or no nvcc); use "
-        "--backend cpu");
-#endif
-  }
-  throw std::runtime_error(fmt::format("unknown backend \"{}\" (expected cpu or cuda)", opts.kind));
+  return make_backend(ckpt, opts, rank_context{});
 }
 
 std::unique_ptr<backend> make_backend(const model::checkpoint& ckpt, const backend_options& opts,
                                       rank_context rank) {
-  if (!rank.comm || rank.size() == 1) return make_backend(ckpt, opts);
+  if (!rank.expert_parallel()) rank = {};  // one rank: today's path, whatever was passed
   if (opts.block_size <= 0) throw std::runtime_error("block_size must be positive");
   if (opts.kind == "cpu") return make_cpu_backend(ckpt, opts, std::move(rank));
   if (opts.kind == "cuda") {
