@@ -1,6 +1,7 @@
 // checkpoint: a Hugging Face model folder opened for reading. Maps every safetensors
 // shard, checks that every tensor the config implies is present with the right shape
-// and a loadable dtype, and hands out zero-copy views.
+// and a loadable dtype (quantized linear weights with scales of the right shape), and
+// hands out zero-copy views.
 #pragma once
 
 #include <filesystem>
@@ -25,15 +26,29 @@ class checkpoint {
 
   /// The named tensor; throws model_error if absent.
   const tensor_view& tensor(std::string_view name) const;
+  /// How the linear weight `name` ("....q_proj.weight", as expected_tensors names it) is
+  /// stored: plain or quantized (model/quant.h); throws model_error if it is not one.
+  const stored_weight& weight(std::string_view name) const;
+  /// Tensor `name` as fp32: a float tensor converted, a quantized linear weight
+  /// dequantized ([out, in]). `dst` holds numel of the logical shape.
+  void read_f32(std::string_view name, float* dst) const;
+  /// Elements of the logical (dequantized) tensor `name`.
+  size_t logical_numel(std::string_view name) const;
+  /// Bytes `name` takes in the files (a quantized weight's scales and zeros included).
+  size_t stored_bytes(std::string_view name) const;
   bool has(std::string_view name) const { return index_.count(std::string(name)) != 0; }
   /// Bytes of all tensors the model uses.
   size_t weight_bytes() const { return weight_bytes_; }
 
  private:
+  const tensor_view& plain_tensor(const tensor_spec& spec) const;
+  stored_weight resolve_weight(const tensor_spec& spec) const;
+
   std::filesystem::path dir_;
   model_config config_;
   std::vector<std::unique_ptr<safetensors_file>> files_;
   std::unordered_map<std::string, const tensor_view*> index_;
+  std::unordered_map<std::string, stored_weight> weights_;  ///< every linear weight
   size_t weight_bytes_ = 0;
 };
 

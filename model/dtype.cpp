@@ -2,6 +2,8 @@
 #include "model/dtype.h"
 
 #include <bit>
+#include <cmath>
+#include <limits>
 
 namespace conclave::model {
 
@@ -13,6 +15,10 @@ std::string_view dtype_name(dtype t) {
       return "F16";
     case dtype::f32:
       return "F32";
+    case dtype::f8_e4m3:
+      return "F8_E4M3";
+    case dtype::i32:
+      return "I32";
   }
   return "?";
 }
@@ -21,6 +27,8 @@ std::optional<dtype> parse_dtype(std::string_view s) {
   if (s == "BF16") return dtype::bf16;
   if (s == "F16") return dtype::f16;
   if (s == "F32") return dtype::f32;
+  if (s == "F8_E4M3") return dtype::f8_e4m3;
+  if (s == "I32") return dtype::i32;
   return std::nullopt;
 }
 
@@ -74,6 +82,42 @@ uint16_t f32_to_f16(float f) {
   return static_cast<uint16_t>(sign | r);
 }
 
+float fp8_e4m3_to_f32(uint8_t v) {
+  const bool neg = (v & 0x80u) != 0;
+  const int exp = (v >> 3) & 0xf;
+  const int mant = v & 0x7;
+  float r;
+  if (exp == 0xf && mant == 0x7) {
+    r = std::numeric_limits<float>::quiet_NaN();
+  } else if (exp == 0) {
+    r = std::ldexp(static_cast<float>(mant), -9);  // subnormal: m * 2^-9
+  } else {
+    r = std::ldexp(static_cast<float>(8 + mant), exp - 10);  // (1 + m/8) * 2^(e-7)
+  }
+  return neg ? -r : r;
+}
+
+uint8_t f32_to_fp8_e4m3(float f) {
+  const uint8_t sign = std::signbit(f) ? 0x80u : 0x00u;
+  if (std::isnan(f)) return static_cast<uint8_t>(sign | 0x7fu);
+  const float a = std::fabs(f);
+  if (a >= 448.0f) return static_cast<uint8_t>(sign | 0x7eu);
+  if (a < 0x1.0p-6f) {  // subnormal range: multiples of 2^-9; code 8 is the smallest normal
+    return static_cast<uint8_t>(sign | static_cast<uint8_t>(std::nearbyint(a * 512.0f)));
+  }
+  int e = 0;
+  std::frexp(a, &e);  // a = f * 2^e, f in [0.5, 1): a in [2^(e-1), 2^e)
+  const int unbiased = e - 1;
+  int q = static_cast<int>(std::nearbyint(std::ldexp(a, 3 - unbiased)));  // in [8, 16]
+  int biased = unbiased + 7;
+  if (q == 16) {
+    q = 8;
+    ++biased;
+  }
+  const int code = (biased << 3) | (q - 8);
+  return static_cast<uint8_t>(sign | (code > 0x7e ? 0x7e : code));
+}
+
 void convert_to_f32(dtype t, const void* src, size_t n, float* dst) {
   const auto* p = static_cast<const unsigned char*>(src);
   switch (t) {
@@ -92,6 +136,16 @@ void convert_to_f32(dtype t, const void* src, size_t n, float* dst) {
         uint16_t h;
         std::memcpy(&h, p + 2 * i, 2);
         dst[i] = f16_to_f32(h);
+      }
+      return;
+    case dtype::f8_e4m3:
+      for (size_t i = 0; i < n; ++i) dst[i] = fp8_e4m3_to_f32(static_cast<uint8_t>(p[i]));
+      return;
+    case dtype::i32:
+      for (size_t i = 0; i < n; ++i) {
+        int32_t v;
+        std::memcpy(&v, p + 4 * i, 4);
+        dst[i] = static_cast<float>(v);
       }
       return;
   }
@@ -113,6 +167,15 @@ void convert_from_f32(dtype t, const float* src, size_t n, void* dst) {
       for (size_t i = 0; i < n; ++i) {
         const uint16_t h = f32_to_f16(src[i]);
         std::memcpy(p + 2 * i, &h, 2);
+      }
+      return;
+    case dtype::f8_e4m3:
+      for (size_t i = 0; i < n; ++i) p[i] = f32_to_fp8_e4m3(src[i]);
+      return;
+    case dtype::i32:
+      for (size_t i = 0; i < n; ++i) {
+        const auto v = static_cast<int32_t>(std::lrint(src[i]));
+        std::memcpy(p + 4 * i, &v, 4);
       }
       return;
   }

@@ -7,7 +7,10 @@
 #include <spdlog/spdlog.h>
 #include <xxhash.h>
 #include <cmath>
+#include <cstring>
 #include <fstream>
+#include <stdexcept>
+#include <unordered_map>
 
 #include "model/model_error.h"
 #include "model/safetensors.h"
@@ -138,7 +141,114 @@ void write_text(const std::filesystem::path& path, const std::string& text) {
   if (!out) throw model_error(fmt::format("{}: write failed", path.string()));
 }
 
+/// The tensors one spec is written as: itself, or a quantized weight's parts.
+std::vector<tensor_plan> stored_tensors(const tensor_spec& spec, const gen_model_options& o) {
+  if (!spec.linear || !quantizes_weight(spec.name) || !o.quant.quantized())
+    return {{spec.name, o.type, spec.shape}};
+  const std::string base = spec.name.substr(0, spec.name.size() - 7);  // drop ".weight"
+  const int64_t out = spec.shape[0], in = spec.shape[1];
+  if (o.quant.method == quant_method::fp8) {
+    const int64_t bo = o.quant.block_out, bi = o.quant.block_in;
+    return {{spec.name, dtype::f8_e4m3, spec.shape},
+            {base + ".weight_scale_inv", dtype::f32, {(out + bo - 1) / bo, (in + bi - 1) / bi}}};
+  }
+  const int64_t g = o.quant.group_size;
+  return {{base + ".qweight", dtype::i32, {in, out / 8}},
+          {base + ".qzeros", dtype::i32, {in / g, out / 8}},
+          {base + ".scales", dtype::f16, {in / g, out}}};
+}
+
+void check_quantizable(const model_config& c, const quant_config& q) {
+  if (q.method != quant_method::awq) return;
+  for (const auto& spec : expected_tensors(c)) {
+    if (!spec.linear || !quantizes_weight(spec.name)) continue;
+    if (spec.shape[1] % q.group_size != 0 || spec.shape[0] % 8 != 0) {
+      throw model_error(fmt::format(
+          "AWQ group size {} does not fit {} [{}, {}] (inputs must be a multiple of the group "
+          "size, outputs of 8); pick a group size that divides it",
+          q.group_size, spec.name, spec.shape[0], spec.shape[1]));
+    }
+  }
+}
+
+/// Quantizes a weight once, when its first stored part is written, and hands out the
+/// other parts as the writer reaches them.
+class quantized_cache {
+ public:
+  /// Writes `t` if it is a part of a quantized weight; false for a plain tensor.
+  bool fill(const tensor_plan& t, std::byte* dst, const gen_model_options& o, float std) {
+    if (!o.quant.quantized() || is_plain(t, o)) return false;
+    const std::string base = base_of(t.name);
+    if (base != base_) quantize(base, t, o, std);
+    const auto it = parts_.find(t.name);
+    if (it == parts_.end() || it->second.size() != t.nbytes())
+      throw std::logic_error("gen-model: quantized part " + t.name + " out of step");
+    std::memcpy(dst, it->second.data(), it->second.size());
+    return true;
+  }
+
+ private:
+  static bool is_plain(const tensor_plan& t, const gen_model_options& o) {
+    if (o.quant.method == quant_method::fp8)
+      return !(t.type == dtype::f8_e4m3 || t.name.ends_with(".weight_scale_inv"));
+    return !(t.name.ends_with(".qweight") || t.name.ends_with(".qzeros") ||
+             t.name.ends_with(".scales"));
+  }
+  static std::string base_of(const std::string& name) {
+    for (std::string_view suffix :
+         {".weight_scale_inv", ".weight", ".qweight", ".qzeros", ".scales"}) {
+      if (name.ends_with(suffix)) return name.substr(0, name.size() - suffix.size());
+    }
+    return name;
+  }
+  /// `first` is the weight's first part in plan order: fp8 `X.weight` [out, in] or awq
+  /// `X.qweight` [in, out / 8].
+  void quantize(const std::string& base, const tensor_plan& first, const gen_model_options& o,
+                float std) {
+    const bool fp8 = o.quant.method == quant_method::fp8;
+    const int64_t out = fp8 ? first.shape[0] : first.shape[1] * 8;
+    const int64_t in = fp8 ? first.shape[1] : first.shape[0];
+    std::vector<float> w(static_cast<size_t>(out * in));
+    const std::string name = base + ".weight";
+    for (size_t k = 0; k < w.size(); ++k) w[k] = random_weight(o.seed, name, k, std, false);
+    parts_.clear();
+    base_ = base;
+    const auto part = [&](const std::string& n, size_t bytes) -> std::byte* {
+      auto& v = parts_[n];
+      v.assign(bytes, std::byte{0});
+      return v.data();
+    };
+    if (fp8) {
+      const int64_t bo = o.quant.block_out, bi = o.quant.block_in;
+      const size_t scales = static_cast<size_t>(((out + bo - 1) / bo) * ((in + bi - 1) / bi));
+      quantize_fp8_block(w.data(), out, in, bo, bi,
+                         reinterpret_cast<uint8_t*>(part(name, w.size())),
+                         reinterpret_cast<float*>(part(base + ".weight_scale_inv", scales * 4)));
+    } else {
+      const int64_t g = o.quant.group_size;
+      const auto packed = static_cast<size_t>(in * (out / 8));
+      const auto groups = static_cast<size_t>(in / g);
+      quantize_awq(w.data(), out, in, g,
+                   reinterpret_cast<int32_t*>(part(base + ".qweight", packed * 4)),
+                   reinterpret_cast<int32_t*>(
+                       part(base + ".qzeros", groups * static_cast<size_t>(out / 8) * 4)),
+                   reinterpret_cast<uint16_t*>(
+                       part(base + ".scales", groups * static_cast<size_t>(out) * 2)));
+    }
+  }
+
+  std::string base_;
+  std::unordered_map<std::string, std::vector<std::byte>> parts_;
+};
+
 }  // namespace
+
+bool quantizes_weight(std::string_view name) {
+  return name.find(".self_attn.") != std::string_view::npos ||
+         name.find(".mlp.experts.") != std::string_view::npos ||
+         name.ends_with(".mlp.gate_proj.weight") || name.ends_with(".mlp.up_proj.weight") ||
+         name.ends_with(".mlp.down_proj.weight");
+}
 
 const std::vector<model_preset>& model_presets() {
   static const std::vector<model_preset> presets = make_presets();
@@ -183,25 +293,29 @@ size_t write_random_checkpoint(const gen_model_options& opts, const std::filesys
     }
     c.num_layers = *opts.num_layers;
   }
+  c.quant = opts.quant;
   c.validate("preset " + preset.name);
+  check_quantizable(c, opts.quant);
   std::filesystem::create_directories(out);
 
   // Plan shards: tensors in schema order, a new shard when the next one would overflow.
   std::vector<std::vector<tensor_plan>> shards(1);
   size_t shard_bytes = 0, total = 0;
   for (auto& spec : expected_tensors(c)) {
-    tensor_plan t{spec.name, opts.type, spec.shape};
-    const size_t n = t.nbytes();
-    if (shard_bytes > 0 && shard_bytes + n > opts.max_shard_bytes) {
-      shards.emplace_back();
-      shard_bytes = 0;
+    for (tensor_plan& t : stored_tensors(spec, opts)) {
+      const size_t n = t.nbytes();
+      if (shard_bytes > 0 && shard_bytes + n > opts.max_shard_bytes) {
+        shards.emplace_back();
+        shard_bytes = 0;
+      }
+      shard_bytes += n;
+      total += n;
+      shards.back().push_back(std::move(t));
     }
-    shard_bytes += n;
-    total += n;
-    shards.back().push_back(std::move(t));
   }
 
   std::vector<float> scratch;
+  quantized_cache cache;
   std::vector<std::string> weight_map;
   for (size_t s = 0; s < shards.size(); ++s) {
     const std::string file = shards.size() == 1 ? "model.safetensors"
@@ -210,6 +324,7 @@ size_t write_random_checkpoint(const gen_model_options& opts, const std::filesys
     const auto& plan = shards[s];
     write_safetensors(out / file, plan, [&](size_t i, std::byte* dst) {
       const tensor_plan& t = plan[i];
+      if (cache.fill(t, dst, opts, preset.init_std)) return;
       const size_t n = t.nbytes() / dtype_size(t.type);
       scratch.resize(n);
       const bool norm = is_norm_tensor(t.name);

@@ -31,7 +31,16 @@ struct gen_model_options {
   dtype type = dtype::bf16;
   std::optional<int64_t> num_layers;  ///< a slice of the real depth (real shapes on small disks)
   size_t max_shard_bytes = size_t{2} << 30;
+  /// fp8 or awq: attention, expert and dense-MLP projections stored quantized
+  /// (model/quant.h), the router, embeddings, norms and lm_head as `type`, as Qwen's and
+  /// the community's checkpoints do. fp8 blocks are quant.block_out x quant.block_in,
+  /// awq groups quant.group_size (which must divide every projection's inputs).
+  quant_config quant;
 };
+
+/// Whether gen-model stores the linear weight `name` quantized (attention, experts, dense
+/// MLP; not the router or lm_head).
+bool quantizes_weight(std::string_view name);
 
 /// The value of element `i` of tensor `name` for `seed` (what gen-model writes,
 /// before rounding to the storage dtype). Independent of tensor order and sharding.

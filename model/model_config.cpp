@@ -133,6 +133,89 @@ double read_rope_theta(const reader& r, const std::string& source) {
   return r.number("rope_theta");
 }
 
+/// quantization_config (docs/quantization.md): fp8 with block scales or AWQ int4 GEMM.
+/// Anything else is refused in one line naming the method or key.
+quant_config read_quant_config(const reader& top, const std::string& source) {
+  quant_config q;
+  element qe;
+  if (top.root()["quantization_config"].get(qe) || qe.is_null()) return q;
+  object o;
+  if (qe.get(o)) throw top.error("quantization_config", "an object");
+  const std::string sub = source + ": quantization_config";
+  reader r(o, sub);
+  std::string_view method;
+  if (r.require("quant_method").get(method)) throw r.error("quant_method", "a string");
+  const auto text = [&](std::string_view key, std::string_view fallback) {
+    if (!r.has(key)) return std::string(fallback);
+    std::string_view v;
+    if (r.require(key).get(v)) throw r.error(key, "a string");
+    return std::string(v);
+  };
+  if (r.has("modules_to_not_convert")) {
+    simdjson::dom::array arr;
+    if (r.require("modules_to_not_convert").get(arr))
+      throw r.error("modules_to_not_convert", "an array of strings");
+    for (auto v : arr) {
+      std::string_view m;
+      if (v.get(m)) throw r.error("modules_to_not_convert", "an array of strings");
+      q.modules_to_not_convert.emplace_back(m);
+    }
+  }
+  if (method == "fp8") {
+    q.method = quant_method::fp8;
+    if (const auto fmt_ = text("fmt", "e4m3"); fmt_ != "e4m3") {
+      throw model_error(
+          fmt::format("{}: fp8 format \"{}\" is not supported (conclave loads e4m3)", sub, fmt_));
+    }
+    if (const auto act = text("activation_scheme", "dynamic"); act != "dynamic") {
+      throw model_error(fmt::format(
+          "{}: activation_scheme \"{}\" is not supported (conclave loads \"dynamic\" fp8, "
+          "whose activation scales are computed at run time)",
+          sub, act));
+    }
+    const auto block = r.int_list("weight_block_size");
+    if (block.empty()) {
+      throw model_error(fmt::format(
+          "{}: missing \"weight_block_size\" (conclave loads block-scaled fp8, e.g. [128, 128]; "
+          "per-tensor fp8 is not supported)",
+          sub));
+    }
+    if (block.size() != 2 || block[0] <= 0 || block[1] <= 0)
+      throw r.error("weight_block_size", "two positive integers");
+    q.block_out = block[0];
+    q.block_in = block[1];
+  } else if (method == "awq") {
+    q.method = quant_method::awq;
+    q.bits = static_cast<int>(r.integer("bits", 4));
+    if (q.bits != 4) {
+      throw model_error(fmt::format(
+          "{}: AWQ with {} bits is not supported (conclave loads 4-bit AWQ)", sub, q.bits));
+    }
+    q.group_size = r.integer("group_size", 128);
+    if (q.group_size <= 0) {
+      throw model_error(fmt::format(
+          "{}: AWQ group_size {} is not supported (per-channel -1 or 0 is not; use a grouped "
+          "checkpoint)",
+          sub, q.group_size));
+    }
+    if (!r.boolean("zero_point", true)) {
+      throw model_error(fmt::format(
+          "{}: AWQ without zero points is not supported (zero_point must be true)", sub));
+    }
+    if (const auto version = text("version", "gemm"); version != "gemm" && version != "GEMM") {
+      throw model_error(
+          fmt::format("{}: AWQ version \"{}\" is not supported (conclave loads the GEMM packing)",
+                      sub, version));
+    }
+  } else {
+    throw model_error(fmt::format(
+        "{}: quantization method \"{}\" is not supported (conclave loads \"fp8\" with block "
+        "scales and 4-bit \"awq\")",
+        sub, method));
+  }
+  return q;
+}
+
 }  // namespace
 
 bool model_config::is_moe_layer(int64_t l) const {
@@ -259,6 +342,7 @@ model_config parse_model_config(std::string_view json, const std::string& source
 
   for (int64_t id : r.int_or_list("eos_token_id"))
     c.eos_token_ids.push_back(static_cast<int32_t>(id));
+  c.quant = read_quant_config(r, source);
   c.validate(source);
   return c;
 }
@@ -329,6 +413,22 @@ std::string model_config_to_json(const model_config& c) {
                             ? std::to_string(c.eos_token_ids[0])
                             : fmt::format("[{}]", fmt::join(c.eos_token_ids, ", ")));
   }
+  switch (c.quant.method) {
+    case quant_method::none:
+      break;
+    case quant_method::fp8:
+      add("quantization_config",
+          fmt::format("{{\"quant_method\": \"fp8\", \"fmt\": \"e4m3\", \"activation_scheme\": "
+                      "\"dynamic\", \"weight_block_size\": [{}, {}]}}",
+                      c.quant.block_out, c.quant.block_in));
+      break;
+    case quant_method::awq:
+      add("quantization_config",
+          fmt::format("{{\"quant_method\": \"awq\", \"bits\": 4, \"group_size\": {}, "
+                      "\"zero_point\": true, \"version\": \"gemm\"}}",
+                      c.quant.group_size));
+      break;
+  }
   s += "  \"use_cache\": true\n}\n";
   return s;
 }
@@ -342,10 +442,10 @@ std::vector<tensor_spec> expected_tensors(const model_config& c) {
   for (int64_t l = 0; l < c.num_layers; ++l) {
     const std::string p = fmt::format("model.layers.{}.", l);
     out.push_back({p + "input_layernorm.weight", {h}});
-    out.push_back({p + "self_attn.q_proj.weight", {q, h}});
-    out.push_back({p + "self_attn.k_proj.weight", {kv, h}});
-    out.push_back({p + "self_attn.v_proj.weight", {kv, h}});
-    out.push_back({p + "self_attn.o_proj.weight", {h, q}});
+    out.push_back({p + "self_attn.q_proj.weight", {q, h}, true});
+    out.push_back({p + "self_attn.k_proj.weight", {kv, h}, true});
+    out.push_back({p + "self_attn.v_proj.weight", {kv, h}, true});
+    out.push_back({p + "self_attn.o_proj.weight", {h, q}, true});
     if (c.attention_bias) {
       out.push_back({p + "self_attn.q_proj.bias", {q}});
       out.push_back({p + "self_attn.k_proj.bias", {kv}});
@@ -357,22 +457,22 @@ std::vector<tensor_spec> expected_tensors(const model_config& c) {
     out.push_back({p + "post_attention_layernorm.weight", {h}});
     if (c.is_moe_layer(l)) {
       const int64_t m = c.moe_intermediate_size;
-      out.push_back({p + "mlp.gate.weight", {c.num_experts, h}});
+      out.push_back({p + "mlp.gate.weight", {c.num_experts, h}, true});
       for (int64_t e = 0; e < c.num_experts; ++e) {
         const std::string ep = fmt::format("{}mlp.experts.{}.", p, e);
-        out.push_back({ep + "gate_proj.weight", {m, h}});
-        out.push_back({ep + "up_proj.weight", {m, h}});
-        out.push_back({ep + "down_proj.weight", {h, m}});
+        out.push_back({ep + "gate_proj.weight", {m, h}, true});
+        out.push_back({ep + "up_proj.weight", {m, h}, true});
+        out.push_back({ep + "down_proj.weight", {h, m}, true});
       }
     } else {
       const int64_t m = c.intermediate_size;
-      out.push_back({p + "mlp.gate_proj.weight", {m, h}});
-      out.push_back({p + "mlp.up_proj.weight", {m, h}});
-      out.push_back({p + "mlp.down_proj.weight", {h, m}});
+      out.push_back({p + "mlp.gate_proj.weight", {m, h}, true});
+      out.push_back({p + "mlp.up_proj.weight", {m, h}, true});
+      out.push_back({p + "mlp.down_proj.weight", {h, m}, true});
     }
   }
   out.push_back({"model.norm.weight", {h}});
-  if (!c.tie_word_embeddings) out.push_back({"lm_head.weight", {c.vocab_size, h}});
+  if (!c.tie_word_embeddings) out.push_back({"lm_head.weight", {c.vocab_size, h}, true});
   return out;
 }
 

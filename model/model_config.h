@@ -8,6 +8,8 @@
 #include <string>
 #include <vector>
 
+#include "model/quant.h"
+
 namespace conclave::model {
 
 enum class architecture : uint8_t { qwen3_moe, qwen3_dense };
@@ -34,6 +36,7 @@ struct model_config {
   bool tie_word_embeddings = false;
   bool attention_bias = false;
   std::vector<int32_t> eos_token_ids;  ///< from config.json / generation_config.json
+  quant_config quant;                  ///< config.json's quantization_config (none: absent)
 
   /// True when layer `l` has the routed-expert MLP, false for a dense SwiGLU MLP
   /// (HF: not in mlp_only_layers and (l + 1) % decoder_sparse_step == 0).
@@ -53,10 +56,13 @@ model_config parse_model_config(std::string_view json, const std::string& source
 /// Writes the config.json HF transformers expects for `c` (architectures, model_type...).
 std::string model_config_to_json(const model_config& c);
 
-/// One tensor the model needs: HF name and shape.
+/// One tensor the model needs: HF name and shape. `linear` marks the projection weights
+/// ([out, in]) a quantized checkpoint may store quantized (model/quant.h); the embedding,
+/// norms and biases are never quantized.
 struct tensor_spec {
   std::string name;
   std::vector<int64_t> shape;
+  bool linear = false;
 };
 
 /// Every tensor a checkpoint of `c` must hold, in a stable order (embeddings, layers

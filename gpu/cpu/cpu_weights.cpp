@@ -11,15 +11,14 @@
 namespace conclave::gpu::cpu {
 namespace {
 
-/// Appends tensor `name`, converted to fp32, to `out`.
+/// Appends tensor `name`, converted (or dequantized, model/quant.h) to fp32, to `out`.
 void append(const model::checkpoint& ckpt, const std::string& name, std::vector<float>& out,
             model::load_progress& progress) {
-  const auto& t = ckpt.tensor(name);
-  const size_t n = t.numel();
+  const size_t n = ckpt.logical_numel(name);
   const size_t at = out.size();
   out.resize(at + n);
-  model::convert_to_f32(t.type, t.data, n, out.data() + at);
-  progress.advance(t.nbytes);
+  ckpt.read_f32(name, out.data() + at);
+  progress.advance(ckpt.stored_bytes(name));
 }
 
 /// Appends one expert's gate, up and down projections to its (empty) entries of `L`.

@@ -121,17 +121,19 @@ source checkpoint_source(const model::checkpoint& ckpt) {
   auto f32 = std::make_shared<std::vector<float>>();
   auto b16 = std::make_shared<std::vector<uint16_t>>();
   return [&ckpt, f32, b16](const std::string& name, void* dst, elem et, size_t n) {
-    const auto& tv = ckpt.tensor(name);
-    if (tv.numel() != n)
-      throw std::runtime_error(
-          fmt::format("cuda: tensor {} has {} elements, expected {}", name, tv.numel(), n));
-    if ((tv.type == model::dtype::bf16 && et == elem::bf16) ||
-        (tv.type == model::dtype::f32 && et == elem::f32)) {
-      CONCLAVE_CUDA_CHECK(cudaMemcpy(dst, tv.data, tv.nbytes, cudaMemcpyHostToDevice));
-      return;
+    if (ckpt.logical_numel(name) != n)
+      throw std::runtime_error(fmt::format("cuda: tensor {} has {} elements, expected {}", name,
+                                           ckpt.logical_numel(name), n));
+    if (ckpt.has(name)) {
+      const auto& tv = ckpt.tensor(name);
+      if ((tv.type == model::dtype::bf16 && et == elem::bf16) ||
+          (tv.type == model::dtype::f32 && et == elem::f32)) {
+        CONCLAVE_CUDA_CHECK(cudaMemcpy(dst, tv.data, tv.nbytes, cudaMemcpyHostToDevice));
+        return;
+      }
     }
     f32->resize(n);
-    model::convert_to_f32(tv.type, tv.data, n, f32->data());
+    ckpt.read_f32(name, f32->data());
     if (et == elem::f32) {
       CONCLAVE_CUDA_CHECK(cudaMemcpy(dst, f32->data(), n * sizeof(float), cudaMemcpyHostToDevice));
     } else {
