@@ -66,6 +66,17 @@ chmod 644 "$tmp/token"
 expect_bad "group-readable cluster token" "readable by group or others" -- "$bin" serve --model "$tmp/g1" --cluster-token-file "$tmp/token"
 expect_bad "cluster without a token file" "cluster.token_file must be given" -- "$bin" serve --model "$tmp/g1" --cluster-port 0
 expect_bad "too many ranks per replica" "cluster.ranks_per_replica must be in" -- "$bin" serve --model "$tmp/g1" --cluster-token-file "$tmp/token" --ranks-per-replica 65
+# Quantized checkpoints: gen-model writes them, generate runs them (dequantized on the
+# CPU), and a method conclave does not load is refused in one line.
+for q in fp8 awq; do
+  "$bin" gen-model --preset tiny --out "$tmp/$q" --quant $q --awq-group 32 2>/dev/null
+  out=$("$bin" generate --model "$tmp/$q" --prompt-ids 1,2,3 --max-tokens 4 2>/dev/null)
+  [[ "$out" =~ ^\[[0-9]+,[0-9]+,[0-9]+,[0-9]+\]$ ]] && pass "generate on $q" || fail "generate on $q: $out"
+done
+cp -r "$tmp/fp8" "$tmp/gptq"
+sed -i 's/"quant_method": "fp8"/"quant_method": "gptq"/' "$tmp/gptq/config.json"
+expect_bad "unknown quantization method" 'quantization method "gptq" is not supported' -- "$bin" generate --model "$tmp/gptq" --prompt-ids 1
+expect_bad "AWQ group that does not fit" "AWQ group size 128 does not fit" -- "$bin" gen-model --preset tiny --out "$tmp/awq128" --quant awq
 
 if [ "$fails" -ne 0 ]; then echo "$fails CLI checks failed"; exit 1; fi
 echo "all CLI checks passed"

@@ -180,3 +180,176 @@ TEST_CASE("a shard named by the index must exist and hold its tensors", "[checkp
     CHECK_THAT(error_of(dir), Catch::Contains("shard " + other + " named by the index is missing"));
   }
 }
+
+namespace {
+
+std::filesystem::path make_quantized(const test::temp_dir& tmp, model::quant_method m) {
+  model::gen_model_options o;
+  o.preset = "tiny";
+  o.quant.method = m;
+  o.quant.group_size = 32;  // tiny's projections have 32 or 64 inputs
+  const auto dir = tmp.path() / std::string(model::quant_method_name(m));
+  model::write_random_checkpoint(o, dir);
+  return dir;
+}
+
+void edit_config(const std::filesystem::path& dir, const std::string& from, const std::string& to) {
+  std::string cfg = slurp(dir / "config.json");
+  const auto at = cfg.find(from);
+  REQUIRE(at != std::string::npos);
+  cfg.replace(at, from.size(), to);
+  spit(dir / "config.json", cfg);
+}
+
+}  // namespace
+
+TEST_CASE("fp8 and AWQ checkpoints open with their weights stored quantized",
+          "[checkpoint][quant]") {
+  test::temp_dir tmp;
+  for (auto m : {model::quant_method::fp8, model::quant_method::awq}) {
+    INFO(model::quant_method_name(m));
+    const auto dir = make_quantized(tmp, m);
+    const model::checkpoint c(dir);
+    CHECK(c.config().quant.method == m);
+    const auto& q = c.weight("model.layers.1.self_attn.q_proj.weight");
+    CHECK(q.method == m);
+    CHECK(q.out == 64);
+    CHECK(q.in == 64);
+    CHECK(c.weight("model.layers.2.mlp.experts.7.down_proj.weight").method == m);
+    // The router and lm_head stay bf16, as in Qwen's checkpoints.
+    CHECK(c.weight("model.layers.0.mlp.gate.weight").method == model::quant_method::none);
+    CHECK(c.weight("lm_head.weight").method == model::quant_method::none);
+    CHECK(c.logical_numel("model.layers.1.self_attn.o_proj.weight") == 64 * 64);
+    // read_f32 is the exact dequantization.
+    std::vector<float> a(64 * 64), b(64 * 64);
+    c.read_f32("model.layers.1.self_attn.q_proj.weight", a.data());
+    model::dequantize(q, b.data());
+    CHECK(a == b);
+    CHECK_THROWS_AS(c.weight("model.norm.weight"), model::model_error);
+  }
+}
+
+TEST_CASE("bad quantized checkpoints give one line naming what is wrong", "[checkpoint][quant]") {
+  test::temp_dir tmp;
+  const auto fp8 = make_quantized(tmp, model::quant_method::fp8);
+  const auto awq = make_quantized(tmp, model::quant_method::awq);
+  const std::string k = "model.layers.1.self_attn.k_proj";
+
+  SECTION("unknown method") {
+    edit_config(fp8, "\"quant_method\": \"fp8\"", "\"quant_method\": \"gptq\"");
+    CHECK_THAT(error_of(fp8), Catch::Contains("quantization method \"gptq\" is not supported"));
+  }
+  SECTION("bitsandbytes") {
+    edit_config(awq, "\"quant_method\": \"awq\"", "\"quant_method\": \"bitsandbytes\"");
+    CHECK_THAT(error_of(awq),
+               Catch::Contains("quantization method \"bitsandbytes\" is not supported"));
+  }
+  SECTION("fp8 without block scales") {
+    edit_config(fp8, ", \"weight_block_size\": [128, 128]", "");
+    CHECK_THAT(error_of(fp8), Catch::Contains("missing \"weight_block_size\""));
+  }
+  SECTION("static fp8 activations") {
+    edit_config(fp8, "\"dynamic\"", "\"static\"");
+    CHECK_THAT(error_of(fp8), Catch::Contains("activation_scheme \"static\" is not supported"));
+  }
+  SECTION("8-bit AWQ") {
+    edit_config(awq, "\"bits\": 4", "\"bits\": 8");
+    CHECK_THAT(error_of(awq), Catch::Contains("AWQ with 8 bits is not supported"));
+  }
+  SECTION("AWQ GEMV packing") {
+    edit_config(awq, "\"version\": \"gemm\"", "\"version\": \"gemv\"");
+    CHECK_THAT(error_of(awq), Catch::Contains("AWQ version \"gemv\" is not supported"));
+  }
+  SECTION("fp8 weights without a quantization_config") {
+    std::string cfg = slurp(fp8 / "config.json");
+    const auto at = cfg.find("  \"quantization_config\"");
+    cfg.erase(at, cfg.find('\n', at) - at + 1);
+    spit(fp8 / "config.json", cfg);
+    CHECK_THAT(error_of(fp8), Catch::Contains("is F8_E4M3 but config.json has no fp8"));
+  }
+  SECTION("missing scale tensor") {
+    rewrite(fp8, [&](model::tensor_plan& p) { return p.name != k + ".weight_scale_inv"; });
+    CHECK_THAT(error_of(fp8), Catch::Contains("fp8 tensor " + k + ".weight has no scale tensor " +
+                                              k + ".weight_scale_inv"));
+  }
+  SECTION("scale of the wrong shape") {
+    rewrite(fp8, [&](model::tensor_plan& p) {
+      if (p.name == k + ".weight_scale_inv") p.shape = {2, 1};
+      return true;
+    });
+    CHECK_THAT(
+        error_of(fp8),
+        Catch::Contains("tensor " + k + ".weight_scale_inv has shape [2, 1], expected [1, 1]"));
+  }
+  SECTION("fp8 scales must be real numbers") {
+    rewrite(fp8, [&](model::tensor_plan& p) {
+      if (p.name == k + ".weight_scale_inv") p.type = model::dtype::i32;
+      return true;
+    });
+    CHECK_THAT(error_of(fp8), Catch::Contains("scale tensor " + k + ".weight_scale_inv is I32"));
+  }
+  SECTION("a norm may not be quantized") {
+    rewrite(fp8, [](model::tensor_plan& p) {
+      if (p.name == "model.norm.weight") p.type = model::dtype::f8_e4m3;
+      return true;
+    });
+    CHECK_THAT(error_of(fp8),
+               Catch::Contains("tensor model.norm.weight is F8_E4M3, but only linear weights"));
+  }
+  SECTION("truncated packed tensor") {
+    rewrite(awq, [&](model::tensor_plan& p) {
+      if (p.name == k + ".qweight") p.shape = {60, 4};
+      return true;
+    });
+    CHECK_THAT(error_of(awq),
+               Catch::Contains("tensor " + k + ".qweight has shape [60, 4], expected [64, 4]"));
+  }
+  SECTION("truncated file inside a packed tensor") {
+    const std::string last = "model.layers.2.mlp.experts.7.down_proj.qweight";
+    const std::string data = slurp(awq / "model.safetensors");
+    size_t at = 0;
+    {
+      model::safetensors_file f(awq / "model.safetensors");
+      const auto* t = f.find(last);
+      REQUIRE(t != nullptr);
+      const std::byte* data_begin = t->data;
+      for (const auto& [name, v] : f.tensors()) data_begin = std::min(data_begin, v.data);
+      uint64_t header = 0;
+      std::memcpy(&header, data.data(), 8);
+      at = 8 + header + static_cast<size_t>(t->data - data_begin) + 10;
+    }
+    spit(awq / "model.safetensors", data.substr(0, at));
+    CHECK_THAT(error_of(awq), Catch::Contains("tensor " + last + ": data_offsets") &&
+                                  Catch::Contains("lie outside"));
+  }
+  SECTION("AWQ weight without its zeros") {
+    rewrite(awq, [&](model::tensor_plan& p) { return p.name != k + ".qzeros"; });
+    CHECK_THAT(error_of(awq), Catch::Contains("AWQ weight " + k + " has no " + k + ".qzeros"));
+  }
+  SECTION("AWQ scales of the wrong shape") {
+    rewrite(awq, [&](model::tensor_plan& p) {
+      if (p.name == k + ".scales") p.shape = {2, 16};
+      return true;
+    });
+    CHECK_THAT(error_of(awq),
+               Catch::Contains("tensor " + k + ".scales has shape [2, 16], expected [2, 32]"));
+  }
+  SECTION("AWQ packed words must be I32") {
+    rewrite(awq, [&](model::tensor_plan& p) {
+      if (p.name == k + ".qweight") p.type = model::dtype::f32;
+      return true;
+    });
+    CHECK_THAT(error_of(awq), Catch::Contains("AWQ tensor " + k + ".qweight is F32, expected I32"));
+  }
+  SECTION("AWQ group that does not divide the inputs") {
+    edit_config(awq, "\"group_size\": 32", "\"group_size\": 48");
+    CHECK_THAT(error_of(awq), Catch::Contains("inputs of group_size 48"));
+  }
+  SECTION("AWQ tensors without an awq quantization_config") {
+    edit_config(awq,
+                "\"quant_method\": \"awq\", \"bits\": 4, \"group_size\": 32, \"zero_point\": true, "
+                "\"version\": \"gemm\"",
+                "\"quant_method\": \"fp8\", \"weight_block_size\": [128, 128]");
+    CHECK_THAT(error_of(awq), Catch::Contains(".qweight is AWQ-packed but config.json has no awq"));
+  }
+}
