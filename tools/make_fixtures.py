@@ -7,13 +7,20 @@ the same format as ../shared/tools/hf_reference.py. Unlike that script, the refe
 computed from the checkpoint *as loaded back* with from_pretrained(dtype=float32): the
 weights are exactly the stored values and RoPE's inv_freq stays fp32, as in real use.
 
+Quantized fixtures (moe_fp8, moe_awq; docs/quantization.md): the same random bf16 model,
+its attention, expert and dense-MLP projections quantized here (fp8 e4m3 with block
+scales / 4-bit AWQ GEMM packing, as ../shared/docs/quant-formats.md describes) and written
+as a quantized checkpoint; the reference is transformers running the *dequantized* weights
+in fp32 (from_pretrained of an fp32 copy), which is what conclave's CPU backend must match.
+
 Also checks checkpoints written by `conclave gen-model` (folders given with --check):
 loads each in HF and writes the greedy continuation of fixed prompts to hf_greedy.json.
 
 Usage: python3 tools/make_fixtures.py --out DIR [--check GENDIR ...]
 """
-import argparse, json, os, shutil
+import argparse, glob, json, os, shutil, tempfile
 import torch
+from safetensors.torch import load_file, save_file
 from transformers import (Qwen3Config, Qwen3ForCausalLM, Qwen3MoeConfig,
                           Qwen3MoeForCausalLM, AutoModelForCausalLM)
 
@@ -36,6 +43,120 @@ FIXTURES = {
     "dense_bias": ("dense", "bfloat16", dict(SMALL, num_hidden_layers=3, attention_bias=True,
                    tie_word_embeddings=False), {}),
 }
+
+
+# Quantized fixtures: a MoE model with one dense layer; fp8 blocks of [32, 48] leave
+# partial blocks on both sides of every matrix, AWQ groups of 32 fit every input width.
+QUANT_CFG = dict(SMALL, num_hidden_layers=3, num_experts=8, num_experts_per_tok=2,
+                 moe_intermediate_size=32, norm_topk_prob=True, tie_word_embeddings=False,
+                 mlp_only_layers=[1])
+QUANT_FIXTURES = {
+    "moe_fp8": ("fp8", {"block": [32, 48]}),
+    "moe_awq": ("awq", {"group": 32}),
+}
+AWQ_ORDER = [0, 2, 4, 6, 1, 3, 5, 7]  # nibble i holds column 8j + AWQ_ORDER[i]
+
+
+def quantizable(name):
+    """Attention, expert and dense-MLP projections; not the router, embeddings or lm_head."""
+    if not name.endswith("_proj.weight"):
+        return False
+    return ".self_attn." in name or ".mlp.experts." in name or ".mlp." in name
+
+
+def fp8_quant(w, bo, bi):
+    out, inn = w.shape
+    so, si = -(-out // bo), -(-inn // bi)
+    pad = torch.zeros(so * bo, si * bi)
+    pad[:out, :inn] = w
+    blocks = pad.view(so, bo, si, bi)
+    amax = blocks.abs().amax(dim=(1, 3))
+    s = torch.where(amax > 0, amax / 448.0, torch.ones_like(amax))
+    x = (blocks / s[:, None, :, None]).view(so * bo, si * bi)[:out, :inn].clamp(-448, 448)
+    q = x.to(torch.float8_e4m3fn)
+    full = s.repeat_interleave(bo, 0)[:out].repeat_interleave(bi, 1)[:, :inn]
+    deq = q.float() * full  # one fp32 rounding, as conclave's dequantize
+    return {"weight": q, "weight_scale_inv": s.float().contiguous()}, deq
+
+
+def awq_pack(x):
+    """[rows, cols] of 0..15 -> int32 [rows, cols / 8] in AWQ's order."""
+    rows, cols = x.shape
+    x = x.view(rows, cols // 8, 8).to(torch.int64)
+    packed = torch.zeros(rows, cols // 8, dtype=torch.int64)
+    for i, c in enumerate(AWQ_ORDER):
+        packed |= x[:, :, c] << (4 * i)
+    packed = torch.where(packed >= 2**31, packed - 2**32, packed)
+    return packed.to(torch.int32).contiguous()
+
+
+def awq_quant(w, g):
+    out, inn = w.shape
+    wg = w.view(out, inn // g, g)
+    lo = wg.amin(-1).clamp(max=0)
+    hi = wg.amax(-1).clamp(min=0)
+    s = ((hi - lo) / 15).half().float()
+    s = torch.where(s > 0, s, torch.ones_like(s))
+    z = torch.round(-lo / s).clamp(0, 15)
+    q = (torch.round(wg / s[..., None]) + z[..., None]).clamp(0, 15)
+    deq = ((q - z[..., None]) * s[..., None]).view(out, inn)  # exact ints times s: one rounding
+    parts = {"qweight": awq_pack(q.view(out, inn).t().contiguous()),
+             "qzeros": awq_pack(z.t().contiguous()),
+             "scales": s.t().contiguous().half()}
+    return parts, deq
+
+
+def make_quantized(out, name, method, extra, seed=13, std=0.08):
+    model = Qwen3MoeForCausalLM(Qwen3MoeConfig(**QUANT_CFG)).float().eval()
+    randomize(model, torch.bfloat16, std, seed)
+    work = tempfile.mkdtemp()
+    model.to(torch.bfloat16).save_pretrained(work, safe_serialization=True)
+    tensors = {}
+    for f in sorted(glob.glob(os.path.join(work, "*.safetensors"))):
+        tensors.update(load_file(f))
+    stored, dequantized = {}, {}
+    for tname, t in tensors.items():
+        if not quantizable(tname):
+            stored[tname] = t.contiguous()
+            dequantized[tname] = t.float().contiguous()
+            continue
+        base = tname[: -len(".weight")]
+        if method == "fp8":
+            parts, deq = fp8_quant(t.float(), *extra["block"])
+        else:
+            parts, deq = awq_quant(t.float(), extra["group"])
+        for suffix, p in parts.items():
+            stored[f"{base}.{suffix}"] = p
+        dequantized[tname] = deq.contiguous()
+    cfg = json.load(open(os.path.join(work, "config.json")))
+    if method == "fp8":
+        qc = {"quant_method": "fp8", "fmt": "e4m3", "activation_scheme": "dynamic",
+              "weight_block_size": extra["block"],
+              "modules_to_not_convert": ["lm_head", "mlp.gate"]}
+    else:
+        qc = {"quant_method": "awq", "bits": 4, "group_size": extra["group"],
+              "zero_point": True, "version": "gemm", "modules_to_not_convert": ["lm_head", "mlp.gate"]}
+    d = os.path.join(out, name)
+    os.makedirs(d, exist_ok=True)
+    save_file(stored, os.path.join(d, "model.safetensors"), metadata={"format": "pt"})
+    json.dump(dict(cfg, quantization_config=qc), open(os.path.join(d, "config.json"), "w"), indent=2)
+    if os.path.exists(os.path.join(work, "generation_config.json")):
+        shutil.copy(os.path.join(work, "generation_config.json"), d)
+    # The reference: transformers on the dequantized weights, in fp32.
+    ref_dir = tempfile.mkdtemp()
+    save_file(dequantized, os.path.join(ref_dir, "model.safetensors"), metadata={"format": "pt"})
+    json.dump(dict(cfg, torch_dtype="float32", dtype="float32"),
+              open(os.path.join(ref_dir, "config.json"), "w"), indent=2)
+    loaded = AutoModelForCausalLM.from_pretrained(ref_dir, dtype=torch.float32).eval()
+    meta = {"seed": seed, "stored": method, "quantization_config": qc,
+            "computed_in": "float32 (from_pretrained of the dequantized weights)",
+            "transformers": __import__("transformers").__version__, "torch": torch.__version__,
+            "config": QUANT_CFG}
+    json.dump({"meta": meta, "cases": references(loaded, QUANT_CFG["vocab_size"], seed)},
+              open(os.path.join(d, "reference.json"), "w"))
+    shutil.rmtree(work)
+    shutil.rmtree(ref_dir)
+    print("wrote", d, sorted(os.listdir(d)), flush=True)
 
 
 def randomize(model, store, std, seed):
@@ -135,11 +256,16 @@ if __name__ == "__main__":
     ap.add_argument("--out", required=True)
     ap.add_argument("--recompute", nargs=2, metavar=("SRC", "NAME"), action="append", default=[])
     ap.add_argument("--check", nargs="*", default=[])
+    ap.add_argument("--only", nargs="*", default=[], help="make only these fixtures")
     a = ap.parse_args()
     os.makedirs(a.out, exist_ok=True)
     for src, name in a.recompute:
         recompute(a.out, src, name)
     for name, (kind, dtype, cfg, extra) in FIXTURES.items():
-        make(a.out, name, kind, dtype, cfg, extra)
+        if not a.only or name in a.only:
+            make(a.out, name, kind, dtype, cfg, extra)
+    for name, (method, extra) in QUANT_FIXTURES.items():
+        if not a.only or name in a.only:
+            make_quantized(a.out, name, method, extra)
     for folder in a.check:
         check_generated(folder, a.out)
