@@ -44,13 +44,15 @@ fs::path demo_dir() {
 struct cluster_front {
   std::unique_ptr<net::cluster_door> door;
 
-  cluster_front(const config::cluster_config& c, std::string token, uint16_t gate_port) {
+  cluster_front(const config::cluster_config& c, std::string token, uint16_t gate_port,
+                std::shared_ptr<serve::server_metrics> metrics) {
     net::cluster_door_options o;
     o.host = c.host;
     o.port = static_cast<uint16_t>(c.port);
     o.inner_port = gate_port;
     o.token = std::move(token);
     if (c.tls) o.tls = {c.certificate, c.key, c.cafile};
+    o.on_refused = [metrics](const std::string& reason) { metrics->count_cluster_refusal(reason); };
     door = std::make_unique<net::cluster_door>(std::move(o));
     door->start();
     std::fprintf(stderr, "conclave: cluster door on %s:%u%s (%d ranks per replica)\n",
@@ -113,8 +115,8 @@ int run_serve(serve_args& a, CLI::App& cmd) {
   server.start();
   std::unique_ptr<cluster_front> cluster;
   if (cfg.cluster.enabled)
-    cluster =
-        std::make_unique<cluster_front>(cfg.cluster, cluster_token, service.cluster_gate_port());
+    cluster = std::make_unique<cluster_front>(cfg.cluster, cluster_token,
+                                              service.cluster_gate_port(), metrics);
   server.handle_signals();
   std::fprintf(
       stderr,

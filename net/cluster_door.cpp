@@ -105,8 +105,11 @@ struct cluster_door::impl {
       spdlog::warn("cluster: refused {}: {}", peer, reason);
     else
       spdlog::warn("cluster: refused {}: {} ({})", peer, reason, detail);
-    std::lock_guard lock(mu);
-    ++refused[reason];
+    {
+      std::lock_guard lock(mu);
+      ++refused[reason];
+    }
+    if (o.on_refused) o.on_refused(reason);
   }
 
   asio::awaitable<void> accept_loop() {

@@ -10,6 +10,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -27,6 +28,9 @@ struct cluster_door_options {
   size_t max_handshake_bytes = 256;  ///< bytes read from a peer before its proof is checked
   size_t max_in_handshake = 16;      ///< more connections in handshake are closed at once
   tls_files tls;  ///< enabled(): TLS 1.2+ on the port, a certificate required of every peer
+  /// Called (on the door's I/O thread) with the reason of every refusal, e.g. to count
+  /// it in /metrics.
+  std::function<void(const std::string& reason)> on_refused;
 };
 
 /// Reasons a connection is refused: the keys of refused_counts() and the log lines'

@@ -37,6 +37,10 @@ server_metrics::server_metrics() : registry_(std::make_shared<prometheus::Regist
                    .Name("conclave_http_requests_total")
                    .Help("HTTP requests by route and status")
                    .Register(*registry_);
+  cluster_refusals_ = &BuildCounter()
+                           .Name("conclave_cluster_refusals_total")
+                           .Help("Connections the cluster door refused, by reason")
+                           .Register(*registry_);
   ttft_ = histogram(*registry_, "conclave_time_to_first_token_seconds", "Time to first token",
                     token_buckets);
   tpot_ = histogram(*registry_, "conclave_time_per_output_token_seconds",
@@ -74,6 +78,9 @@ server_metrics::~server_metrics() = default;
 
 void server_metrics::count_request(const std::string& route, int status) {
   requests_->Add({{"route", route}, {"status", std::to_string(status)}}).Increment();
+}
+void server_metrics::count_cluster_refusal(const std::string& reason) {
+  cluster_refusals_->Add({{"reason", reason}}).Increment();
 }
 void server_metrics::observe_ttft(double s) {
   ttft_->Observe(s);

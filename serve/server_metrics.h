@@ -32,6 +32,8 @@ class server_metrics {
   void add_tokens(int64_t prompt, int64_t completion);
   void add_preemptions(uint64_t n);
   void add_failover();
+  /// A connection the cluster door refused, by reason (net/cluster_door.h's refusal::).
+  void count_cluster_refusal(const std::string& reason);
   /// Engine gauges (summed over replicas by the caller when there are several).
   /// One replica's engine gauges; the exported values are the sums over replicas.
   void set_engine(int replica, size_t running, size_t waiting, int64_t kv_used, int64_t kv_free);
@@ -44,6 +46,7 @@ class server_metrics {
  private:
   std::shared_ptr<prometheus::Registry> registry_;
   prometheus::Family<prometheus::Counter>* requests_;
+  prometheus::Family<prometheus::Counter>* cluster_refusals_;
   prometheus::Histogram *ttft_, *tpot_, *e2e_, *queue_;
   prometheus::Counter *prompt_tokens_, *completion_tokens_, *preemptions_, *failovers_;
   prometheus::Gauge *running_, *waiting_, *kv_used_, *kv_free_, *resident_;

@@ -29,6 +29,7 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <mutex>
 #include <random>
 #include <string>
 #include <thread>
@@ -38,6 +39,7 @@
 #include "net/cluster_handshake.h"
 #include "net/cluster_token.h"
 #include "net/door_client.h"
+#include "serve/server_metrics.h"
 
 using namespace conclave;
 using namespace std::chrono_literals;
@@ -367,12 +369,23 @@ TEST_CASE("cluster door: a wrong token is refused with its reason, logged and co
           "[cluster]") {
   echo_server echo;
   log_capture log;
-  net::cluster_door door(door_options(echo.port()));
+  auto opts = door_options(echo.port());
+  std::mutex mu;
+  std::vector<std::string> seen;  // what the server's /metrics counter is fed
+  opts.on_refused = [&](const std::string& reason) {
+    std::lock_guard lock(mu);
+    seen.push_back(reason);
+  };
+  net::cluster_door door(std::move(opts));
   door.start();
   const auto r = net::join_door("127.0.0.1", door.port(), std::string(40, 'w'), 5s);
   CHECK(r.status == net::prove_result::kind::refused);
   CHECK(r.reason == "bad token");
   CHECK(eventually([&] { return count_of(door, "bad token") == 1; }));
+  {
+    std::lock_guard lock(mu);
+    CHECK(seen == std::vector<std::string>{"bad token"});
+  }
   CHECK(door.joined() == 0);
   const auto lines = log.lines();
   REQUIRE(lines.size() == 1);
@@ -594,4 +607,14 @@ TEST_CASE("cluster door with TLS: missing or mismatched PEM files are named", "[
   f = pki.files("door");
   f.certificate = f.key;
   CHECK_THAT(error_of(f), Catch::Contains("certificate " + f.key));
+}
+
+TEST_CASE("cluster door refusals appear in /metrics by reason", "[cluster]") {
+  serve::server_metrics m;
+  m.count_cluster_refusal("bad token");
+  m.count_cluster_refusal("bad token");
+  m.count_cluster_refusal("timeout");
+  const std::string text = m.serialize();
+  CHECK_THAT(text, Catch::Contains("conclave_cluster_refusals_total{reason=\"bad token\"} 2"));
+  CHECK_THAT(text, Catch::Contains("conclave_cluster_refusals_total{reason=\"timeout\"} 1"));
 }
