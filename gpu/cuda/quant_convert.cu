@@ -124,7 +124,9 @@ void dequantize_matrix(const qview& w, size_t n, size_t k, void* dst, elem t, st
   const auto group = static_cast<size_t>(w.q.group);
   const auto* data = static_cast<const uint8_t*>(w.data);
   const auto* zeros = static_cast<const uint8_t*>(w.zeros);
-  const bool by8 = k % 8 == 0 && group % 8 == 0 && reinterpret_cast<uintptr_t>(data) % 8 == 0;
+  // fp8 reads 8 bytes per thread, awq one 4-byte word.
+  const uintptr_t align = w.q.method == quant_method::awq ? 4 : 8;
+  const bool by8 = k % 8 == 0 && group % 8 == 0 && reinterpret_cast<uintptr_t>(data) % align == 0;
   switch (w.q.method) {
     case quant_method::fp8:
       if (by8) {
