@@ -335,7 +335,6 @@ TEST_CASE("quantized checkpoints on the cuda backend match the cpu backend",
   cfg.backend.kind = "cuda";
   cfg.backend.num_kv_blocks = 64;
   cfg.backend.weight_dtype = mode == 3 ? "f32" : "bf16";
-  cfg.backend.rope_inv_freq_dtype = "f32";
   cfg.backend.cuda_fast_paths = mode == 1 || mode == 2;
   cfg.backend.cuda_graphs = mode == 2;
   auto cuda = gpu::cuda::make_cuda_backend(ckpt, cfg.backend);
