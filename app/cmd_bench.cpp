@@ -35,6 +35,13 @@ std::vector<command> add_bench(CLI::App& app) {
                   "with --random-weights: prompt lengths timed for prefill")
       ->delimiter(',')
       ->needs(random_opt);
+  eng->add_option("--quant", opts->quant,
+                  "with --random-weights: the projections quantized on the device: none, fp8 "
+                  "(w8a16, per row and 128 inputs) or awq (w4a16, groups of 128); with --model "
+                  "the checkpoint decides")
+      ->check(CLI::IsMember({"none", "fp8", "awq"}))
+      ->capture_default_str()
+      ->needs(random_opt);
   model_opt->excludes(random_opt);
   random_opt->excludes(model_opt);
   eng->add_option("--prompt-len", opts->prompt_len, "prompt tokens for the prefill measurement")

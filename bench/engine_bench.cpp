@@ -46,6 +46,14 @@ std::vector<engine_bench_row> run_engine_bench(const engine_bench_options& opts,
       d.model.num_layers = opts.layers;
       d.model_name += fmt::format(" (first {} layers)", opts.layers);
     }
+    if (opts.quant == "fp8" || opts.quant == "awq") {
+      d.model.quant = {};
+      d.model.quant.method =
+          opts.quant == "fp8" ? model::quant_method::fp8 : model::quant_method::awq;
+      d.model_name += " " + opts.quant;
+    } else if (opts.quant != "none") {
+      throw model::model_error("--quant must be none, fp8 or awq, not " + opts.quant);
+    }
     d.init_std = p.init_std;
     d.seed = opts.seed;
     d.backend = opts.engine.backend;

@@ -25,6 +25,9 @@ struct engine_bench_options {
   bool random_weights = false;
   std::string preset;
   int64_t layers = 0;  ///< a slice of the preset's depth (0: all)
+  /// With random weights: "none", "fp8" or "awq" (projections quantized on the device,
+  /// group 128; the preset's quantization otherwise).
+  std::string quant = "none";
   std::vector<int32_t> prefill_lens;
   bool batches_given = false, decode_context_given = false;
 };

@@ -74,6 +74,9 @@ class cuda_backend final : public cuda_backend_api {
     // exchange (no CUDA graphs: a graph cannot wait for the peers).
     if (rank.expert_parallel()) ep_ = std::make_unique<moe_ep>(c, t_, stream_, *blas_, rank);
     weights_ = load(t_, ep_ ? ep_->holds_filter() : cuda_expert_filter{});
+    // Quantized projections dequantize into this for cuBLAS (prefill, large batches):
+    // allocated once, before any graph capture.
+    if (const size_t dq = dequant_scratch_bytes(c, weights_, t_); dq > 0) dq_ = device_buffer(dq);
     if (c.num_experts > 0) {
       pinned_offsets_.ensure(static_cast<size_t>(c.num_experts + 1) *
                              static_cast<size_t>(c.num_layers) * sizeof(int32_t));
@@ -249,9 +252,12 @@ class cuda_backend final : public cuda_backend_api {
     CONCLAVE_CUDA_CHECK(cudaMemset(kv_cache_.get(), 0, kv_cache_.bytes()));
     spdlog::info(
         "cuda backend: {} weights {:.2f} GiB; KV cache {} blocks x {} tokens ({:.2f} GiB, {})",
-        t_ == elem::bf16 ? "bf16" : "f32", static_cast<double>(weights_.bytes) / (1ull << 30),
-        kv_.num_blocks, kv_.block_size, static_cast<double>(kv_cache_.bytes()) / (1ull << 30),
-        t_ == elem::bf16 ? "bf16" : "f32");
+        weights_.quant.method != model::quant_method::none
+            ? std::string(model::quant_method_name(weights_.quant.method)) + " (w" +
+                  (weights_.quant.method == model::quant_method::fp8 ? "8" : "4") + "a16)"
+            : std::string(t_ == elem::bf16 ? "bf16" : "f32"),
+        static_cast<double>(weights_.bytes) / (1ull << 30), kv_.num_blocks, kv_.block_size,
+        static_cast<double>(kv_cache_.bytes()) / (1ull << 30), t_ == elem::bf16 ? "bf16" : "f32");
   }
 
   void* k_cache(size_t l) const {
@@ -494,7 +500,7 @@ class cuda_backend final : public cuda_backend_api {
       const cuda_layer& L = weights_.layers[l];
       add_rms_norm(x, pending_add, pending_bias, L.input_norm.as<float>(), hn_.get(), t_, nullptr,
                    rows, h, eps, stream_);
-      linear(hn_.get(), L.qkv.get(), qkv_.as<float>(), rows, qkvw, h);
+      linear(hn_.get(), L.qkv, qkv_.as<float>(), rows, qkvw, h);
       qk_norm_rope(qkv_.as<float>(), L.qkv_bias.as<float>(), L.q_norm.as<float>(),
                    L.k_norm.as<float>(), d_positions_, inv_freq_.as<float>(), rows, heads, kvh, hd,
                    eps, stream_);
@@ -546,7 +552,7 @@ class cuda_backend final : public cuda_backend_api {
         a.index_rows = num_gqa_rows_;
       }
       paged_attention(a, stream_);
-      linear(attn_.get(), L.o.get(), proj, rows, h, qw);
+      linear(attn_.get(), L.o, proj, rows, h, qw);
       add_rms_norm(x, proj, L.o_bias.as<float>(), L.post_norm.as<float>(), hn_.get(), t_, nullptr,
                    rows, h, eps, stream_);
       if (L.moe) {
@@ -584,6 +590,25 @@ class cuda_backend final : public cuda_backend_api {
     }
   }
 
+  /// A projection, plain or quantized: quantized weights go through the GEMV that
+  /// dequantizes in registers for a few rows, else are dequantized into dq_ for cuBLAS.
+  void linear(const void* x, const qmatrix& w, float* y, size_t m, size_t n, size_t k) {
+    if (!w.quantized()) return linear(x, w.data.get(), y, m, n, k);
+    if (fast_ && m <= kDenseGemvRows) {
+      gemv_args a;
+      a.x = x;
+      set_gemv_weights(a, w);
+      a.t = t_;
+      a.rows = m;
+      a.y = y;
+      a.n = n;
+      a.k = k;
+      grouped_gemv(a, stream_);
+    } else {
+      blas_->linear(x, plain_rows(w, 0, n, k, t_, dq_, stream_), t_, y, m, n, k);
+    }
+  }
+
   /// Steps of at most this many tokens run the experts through one grouped GEMV launch
   /// per projection (no host round trip); larger ones through per-expert cuBLAS GEMMs.
   static constexpr size_t kGroupedGemvMaxTokens = 128;
@@ -614,7 +639,7 @@ class cuda_backend final : public cuda_backend_api {
       gemv_args g;
       g.x = hn_.get();
       g.x_rows = row_token_.as<int32_t>();
-      g.w = L.gate_up.get();
+      set_gemv_weights(g, L.gate_up);
       g.t = t_;
       g.offsets = offsets;
       g.active = active_.as<int32_t>();
@@ -628,7 +653,7 @@ class cuda_backend final : public cuda_backend_api {
       swiglu(gu_.as<float>(), rows * k, m, act_.get(), t_, stream_);
       g.x = act_.get();
       g.x_rows = nullptr;
-      g.w = L.down.get();
+      set_gemv_weights(g, L.down);
       g.y = dn_.as<float>();
       g.n = h;
       g.k = m;
@@ -644,7 +669,8 @@ class cuda_backend final : public cuda_backend_api {
         const size_t b = static_cast<size_t>(host_off[e]),
                      n = static_cast<size_t>(host_off[e + 1]) - b;
         if (n == 0) continue;
-        blas_->linear(xs_.as<char>() + b * h * es, L.gate_up.as<char>() + e * 2 * m * h * es, t_,
+        blas_->linear(xs_.as<char>() + b * h * es,
+                      plain_rows(L.gate_up, e * 2 * m, 2 * m, h, t_, dq_, stream_), t_,
                       gu_.as<float>() + b * 2 * m, n, 2 * m, h);
       }
       swiglu(gu_.as<float>(), rows * k, m, act_.get(), t_, stream_);
@@ -652,7 +678,8 @@ class cuda_backend final : public cuda_backend_api {
         const size_t b = static_cast<size_t>(host_off[e]),
                      n = static_cast<size_t>(host_off[e + 1]) - b;
         if (n == 0) continue;
-        blas_->linear(act_.as<char>() + b * m * es, L.down.as<char>() + e * h * m * es, t_,
+        blas_->linear(act_.as<char>() + b * m * es,
+                      plain_rows(L.down, e * h, h, m, t_, dq_, stream_), t_,
                       dn_.as<float>() + b * h, n, h, m);
       }
     }
@@ -675,9 +702,11 @@ class cuda_backend final : public cuda_backend_api {
   void dense_mlp(const cuda_layer& L, size_t rows) {
     const size_t h = static_cast<size_t>(config_.hidden_size);
     const size_t di = static_cast<size_t>(config_.intermediate_size);
-    blas_->linear(hn_.get(), L.gate_up.get(), t_, gu_.as<float>(), rows, 2 * di, h);
+    blas_->linear(hn_.get(), plain_rows(L.gate_up, 0, 2 * di, h, t_, dq_, stream_), t_,
+                  gu_.as<float>(), rows, 2 * di, h);
     swiglu(gu_.as<float>(), rows, di, act_.get(), t_, stream_);
-    blas_->linear(act_.get(), L.down.get(), t_, proj_.as<float>(), rows, h, di);
+    blas_->linear(act_.get(), plain_rows(L.down, 0, h, di, t_, dq_, stream_), t_, proj_.as<float>(),
+                  rows, h, di);
   }
 
   model::model_config config_;
@@ -691,6 +720,7 @@ class cuda_backend final : public cuda_backend_api {
   std::unique_ptr<blas> blas_;
   std::unique_ptr<moe_ep> ep_;  ///< set on a rank of an expert-parallel replica
   cuda_weights weights_;
+  device_buffer dq_;  ///< dequantized projection scratch (quantized weights only)
   device_buffer inv_freq_;
   kv_cache_shape kv_;
   size_t slots_per_layer_ = 0;

@@ -20,6 +20,7 @@
 #include "gpu/cuda/device_info.h"
 #include "gpu/cuda/gemm.h"
 #include "gpu/device_bench.h"
+#include "gpu/quant_layout.h"
 
 namespace conclave::gpu {
 namespace {
@@ -156,6 +157,19 @@ std::vector<device_bench_row> run_device_bench(const device_bench_options& opts,
 
   auto be = cuda::make_cuda_backend_random(c, bo, opts.seed, opts.init_std);
   const double es = bo.weight_dtype == "f32" ? 4.0 : 2.0;
+  // Device bytes per projection weight (attention, experts, dense MLP): es, or with the
+  // projections quantized (bf16 only) the layout's data plus its per-(row, group) scales
+  // and zeros (gpu/quant_layout.h); the router, embeddings and LM head stay es.
+  const quant_layout ql = bo.weight_dtype == "f32" ? quant_layout{} : device_quant_layout(c.quant);
+  const double wq = ql.method == model::quant_method::none
+                        ? es
+                        : static_cast<double>(ql.bytes(1, 1 << 20)) / static_cast<double>(1 << 20);
+  const std::string format =
+      ql.method == model::quant_method::none
+          ? bo.weight_dtype
+          : fmt::format("{} (w{}a16, group {}, {:.3f} bytes/weight)",
+                        model::quant_method_name(ql.method),
+                        ql.method == model::quant_method::fp8 ? 8 : 4, ql.group, wq);
   const model_sizes sz = sizes_of(c);
   const double L = static_cast<double>(c.num_layers);
   const double moe_layers = L - sz.dense_mlp_layers;
@@ -164,11 +178,12 @@ std::vector<device_bench_row> run_device_bench(const device_bench_options& opts,
                "%.2f GiB on the device, KV cache %d blocks x %d\n",
                opts.model_name.c_str(), static_cast<long long>(c.num_layers),
                static_cast<long long>(c.hidden_size), static_cast<long long>(c.num_experts),
-               static_cast<long long>(c.num_experts_per_tok), bo.weight_dtype.c_str(),
+               static_cast<long long>(c.num_experts_per_tok), format.c_str(),
                static_cast<double>(be->weight_bytes()) / (1ull << 30), be->kv_shape().num_blocks,
                bs);
   std::fprintf(out,
-               "  MBU = (weights the step touches + KV read) / copy bandwidth / device time; "
+               "  MBU = (weights the step touches, quantized projections at their stored bytes, "
+               "+ KV read) / copy bandwidth / device time; "
                "MFU = FLOPs / GEMM peak / device time; decode+f: --cuda-fast-paths, decode+g: "
                "the same in CUDA graphs; decode steps sample on the device (T 0.7, top-p 0.8, "
                "top-k 20): sample ms is that and the copy back, after device ms\n");
@@ -228,11 +243,13 @@ std::vector<device_bench_row> run_device_bench(const device_bench_options& opts,
         experts /= opts.iters;
         // One more step, outside the timing, under the profiler when asked for.
         if (profile_wanted(label, batch)) maybe_profiled(true, [&] { be->forward(seqs, so); });
+        // Quantized projections count their quantized bytes (data, scales, zeros).
         const double bytes =
-            es * (L * sz.dense_per_layer +
-                  moe_layers * static_cast<double>(c.num_experts) *
+            wq * (L * sz.dense_per_layer + sz.dense_mlp_layers * sz.dense_mlp +
+                  experts * sz.expert) +
+            es * (moe_layers * static_cast<double>(c.num_experts) *
                       static_cast<double>(c.hidden_size) +
-                  sz.dense_mlp_layers * sz.dense_mlp + experts * sz.expert + sz.lm_head) +
+                  sz.lm_head) +
             es * sz.kv_per_token * static_cast<double>(batch) * opts.decode_context;
         device_bench_row r{"decode",
                            batch,

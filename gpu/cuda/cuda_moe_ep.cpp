@@ -145,7 +145,7 @@ void moe_ep::forward(const cuda_layer& L, size_t layer, const void* hn, const in
       gemv_args g;
       g.x = x_.get();
       g.x_rows = row_token_.as<int32_t>();
-      g.w = L.gate_up.get();
+      set_gemv_weights(g, L.gate_up);
       g.t = t_;
       g.offsets = offsets_.as<int32_t>();
       g.active = active_.as<int32_t>();
@@ -159,7 +159,7 @@ void moe_ep::forward(const cuda_layer& L, size_t layer, const void* hn, const in
       swiglu(gu_.as<float>(), received, m, act_.get(), t_, stream_);
       g.x = act_.get();
       g.x_rows = nullptr;
-      g.w = L.down.get();
+      set_gemv_weights(g, L.down);
       g.y = dn_.as<float>();
       g.n = h;
       g.k = m;
@@ -169,12 +169,15 @@ void moe_ep::forward(const cuda_layer& L, size_t layer, const void* hn, const in
       CONCLAVE_CUDA_CHECK(cudaMemcpyAsync(host_off, offsets_.get(), (slots + 1) * sizeof(int32_t),
                                           cudaMemcpyDeviceToHost, stream_));
       gather_rows(x_.get(), t_, row_token_.as<int32_t>(), received, h, xs_.get(), stream_);
+      // Quantized slots dequantize one at a time into dq_ (no graphs here: growing is fine).
+      if (L.gate_up.quantized() || L.down.quantized()) dq_.ensure(2 * m * h * es);
       CONCLAVE_CUDA_CHECK(cudaStreamSynchronize(stream_));
       for (size_t s = 0; s < slots; ++s) {
         const size_t b = static_cast<size_t>(host_off[s]),
                      n = static_cast<size_t>(host_off[s + 1]) - b;
         if (n == 0) continue;
-        blas_.linear(xs_.as<char>() + b * row_bytes, L.gate_up.as<char>() + s * 2 * m * h * es, t_,
+        blas_.linear(xs_.as<char>() + b * row_bytes,
+                     plain_rows(L.gate_up, s * 2 * m, 2 * m, h, t_, dq_, stream_), t_,
                      gu_.as<float>() + b * 2 * m, n, 2 * m, h);
       }
       swiglu(gu_.as<float>(), received, m, act_.get(), t_, stream_);
@@ -182,8 +185,9 @@ void moe_ep::forward(const cuda_layer& L, size_t layer, const void* hn, const in
         const size_t b = static_cast<size_t>(host_off[s]),
                      n = static_cast<size_t>(host_off[s + 1]) - b;
         if (n == 0) continue;
-        blas_.linear(act_.as<char>() + b * m * es, L.down.as<char>() + s * h * m * es, t_,
-                     dn_.as<float>() + b * h, n, h, m);
+        blas_.linear(act_.as<char>() + b * m * es,
+                     plain_rows(L.down, s * h, h, m, t_, dq_, stream_), t_, dn_.as<float>() + b * h,
+                     n, h, m);
       }
     }
     // Back to arrival order: received row i's result is permuted row slot_row[i].

@@ -57,6 +57,7 @@ class moe_ep {
   pinned_buffer h_ids_, h_wts_, h_rows_, h_recv_rows_, h_slots_, h_results_, h_back_, h_offsets_,
       h_combine_;
   // Device side, grown to the largest layer call seen.
+  device_buffer dq_;  ///< a quantized slot dequantized for cuBLAS
   device_buffer x_, slot_ids_, offsets_, row_token_, slot_row_, active_, xs_, gu_, act_, dn_, res_,
       back_, combine_;
 };

@@ -5,6 +5,7 @@
 #pragma once
 
 #include "gpu/cuda/common.h"
+#include "gpu/quant_layout.h"
 
 namespace conclave::gpu::cuda {
 
@@ -27,10 +28,19 @@ struct gemv_args {
   size_t max_rows = 8;
   float* y = nullptr;  ///< [rows, n] fp32
   size_t n = 0, k = 0;
+  /// Quantized weights (w8a16 / w4a16, gpu/quant_layout.h): `w` is then the data of the
+  /// stacked [experts * n, k] matrix, `scales` and `zeros` its per-(row, group) scales
+  /// and awq zeros; activations stay `t`, accumulation fp32.
+  quant_layout q;
+  const void* scales = nullptr;
+  const void* zeros = nullptr;
 };
 
 /// y[r, :] = x[r, :] · w[e]^T for every row r of every expert e.
 void grouped_gemv(const gemv_args& a, stream_t s);
+
+/// grouped_gemv for quantized weights (a.q.method fp8 or awq; quant_gemv.cu).
+void quant_grouped_gemv(const gemv_args& a, stream_t s);
 
 /// Dense y[m, n] = x[m, k] · w[n, k]^T (fp32 y), for m of a few rows.
 void dense_gemv(const void* x, const void* w, elem t, size_t m, float* y, size_t n, size_t k,

@@ -1,0 +1,352 @@
+// Quantized weights on the CUDA backend (w8a16 fp8, w4a16 awq) against their CPU twins:
+// the quantized GEMVs, the dequantization for cuBLAS and the device quantizers against
+// model::dequantize_rows (+ an fp32 matmul) on odd shapes, and whole tiny quantized
+// checkpoints on the CUDA backend against the CPU backend (top-1 >= 99 %, logits within
+// 2e-2) through the first kernels, the fast paths and CUDA graphs. Skips without a GPU.
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+
+#include "gpu/backend.h"
+#include "gpu/cuda/cuda_backend.h"
+#include "gpu/cuda/moe_gemv.h"
+#include "gpu/cuda/quant_ops.h"
+#include "gpu/quant_repack.h"
+#include "model/checkpoint.h"
+#include "model/gen_model.h"
+#include "tests/fixture.h"
+#include "tests/gpu/cuda_test_util.h"
+#include "tests/gpu/quant_fixture.h"
+
+namespace {
+
+using namespace conclave;
+using gpu::cuda::device_buffer;
+using gpu::cuda::elem;
+using model::quant_method;
+
+/// `experts` quantized matrices [n, k], repacked and stacked row after row on the device.
+struct stacked {
+  gpu::quant_layout l;
+  std::vector<float> ref;  // [experts * n, k], dequantized exactly
+  device_buffer data, scales, zeros;
+
+  stacked(quant_method m, size_t experts, int64_t n, int64_t k, int64_t group, uint64_t seed) {
+    l = {m, group};
+    std::vector<std::byte> d, s, z;
+    for (size_t e = 0; e < experts; ++e) {
+      const test::quant_weight q(m, n, k, group, seed + e, 128, model::dtype::f32);
+      REQUIRE(gpu::repackable(q.sw, l));
+      std::vector<std::byte> de(l.data_bytes(n, k)), se(l.scale_bytes(n, k)),
+          ze(l.zero_bytes(n, k));
+      gpu::repack_rows(q.sw, l, 0, n, {de.data(), se.data(), ze.data()});
+      d.insert(d.end(), de.begin(), de.end());
+      s.insert(s.end(), se.begin(), se.end());
+      z.insert(z.end(), ze.begin(), ze.end());
+      const auto f = q.dequantized();
+      ref.insert(ref.end(), f.begin(), f.end());
+    }
+    data = device_buffer::from(d);
+    scales = device_buffer::from(s);
+    if (!z.empty()) zeros = device_buffer::from(z);
+  }
+  gpu::cuda::qview view() const { return {l, data.get(), scales.get(), zeros.get()}; }
+};
+
+struct shape {
+  quant_method m;
+  int64_t n, k, group;
+};
+
+// fp8: k not a multiple of the group, n not a multiple of 128; the one-weight path
+// (k % 16 != 0) and the 16-byte path with a partial last group. awq: the 16-byte path and
+// the one-weight path (group 16 < 32 weights per load).
+const shape kShapes[] = {{quant_method::fp8, 200, 72, 32},
+                         {quant_method::fp8, 131, 208, 128},
+                         {quant_method::awq, 40, 96, 32},
+                         {quant_method::awq, 24, 48, 16}};
+
+}  // namespace
+
+TEST_CASE("quantized grouped and dense GEMV match dequantize + fp32 matmul", "[cuda][quant]") {
+  CONCLAVE_REQUIRE_GPU();
+  std::mt19937_64 rng(test::cuda::fresh_seed());
+  for (const auto& sh : kShapes)
+    for (elem t : {elem::f32, elem::bf16}) {
+      INFO(model::quant_method_name(sh.m) << " n " << sh.n << " k " << sh.k << " group " << sh.group
+                                          << " " << test::cuda::name(t));
+      const size_t E = 3, n = static_cast<size_t>(sh.n), k = static_cast<size_t>(sh.k);
+      const stacked w(sh.m, E, sh.n, sh.k, sh.group, rng());
+      // Rows of experts 0, 2 (expert 1 has none); x rows read through x_rows.
+      const std::vector<int32_t> offsets = {0, 3, 3, 12};
+      const size_t rows = 12;
+      const auto x = test::cuda::round_as(test::cuda::randn(rows * k, rng), t);
+      std::vector<int32_t> x_rows(rows);
+      std::iota(x_rows.begin(), x_rows.end(), 0);
+      std::shuffle(x_rows.begin(), x_rows.end(), rng);
+      auto dx = test::cuda::upload_as(x, t);
+      auto dxr = device_buffer::from(x_rows);
+      auto doff = device_buffer::from(offsets);
+      for (size_t max_rows : {size_t{9}, size_t{1} << 10}) {
+        auto y = test::cuda::poisoned(rows * n, elem::f32);
+        gpu::cuda::gemv_args a;
+        a.x = dx.get();
+        a.x_rows = dxr.as<int32_t>();
+        a.w = w.data.get();
+        a.q = w.l;
+        a.scales = w.scales.get();
+        a.zeros = w.zeros.get();
+        a.t = t;
+        a.offsets = doff.as<int32_t>();
+        a.experts = E;
+        a.grid_experts = E;
+        a.max_rows = max_rows;
+        a.y = y.as<float>();
+        a.n = n;
+        a.k = k;
+        gpu::cuda::grouped_gemv(a, nullptr);
+        gpu::cuda::synchronize();
+        std::vector<float> want(rows * n);
+        for (size_t e = 0; e < E; ++e)
+          for (auto r = static_cast<size_t>(offsets[e]); r < static_cast<size_t>(offsets[e + 1]);
+               ++r)
+            for (size_t j = 0; j < n; ++j) {
+              double acc = 0;
+              for (size_t i = 0; i < k; ++i)
+                acc += static_cast<double>(w.ref[(e * n + j) * k + i]) *
+                       x[static_cast<size_t>(x_rows[r]) * k + i];
+              want[r * n + j] = static_cast<float>(acc);
+            }
+        test::cuda::check_close(y.to_vector<float>(rows * n), want, 1e-4, 1e-4);
+      }
+      // Dense: one matrix (expert 2's rows of the stack), 1, 5 and 8 rows.
+      for (size_t m : {1, 5, 8}) {
+        auto y = test::cuda::poisoned(m * n, elem::f32);
+        gpu::cuda::gemv_args a;
+        a.x = dx.get();
+        const auto v = w.view().rows_from(2 * n, k);
+        a.w = v.data;
+        a.q = w.l;
+        a.scales = v.scales;
+        a.zeros = v.zeros;
+        a.t = t;
+        a.rows = m;
+        a.y = y.as<float>();
+        a.n = n;
+        a.k = k;
+        gpu::cuda::grouped_gemv(a, nullptr);
+        gpu::cuda::synchronize();
+        std::vector<float> want(m * n);
+        for (size_t r = 0; r < m; ++r)
+          for (size_t j = 0; j < n; ++j) {
+            double acc = 0;
+            for (size_t i = 0; i < k; ++i)
+              acc += static_cast<double>(w.ref[(2 * n + j) * k + i]) * x[r * k + i];
+            want[r * n + j] = static_cast<float>(acc);
+          }
+        test::cuda::check_close(y.to_vector<float>(m * n), want, 1e-4, 1e-4);
+      }
+    }
+}
+
+TEST_CASE("dequantize_matrix matches model::dequantize_rows", "[cuda][quant]") {
+  CONCLAVE_REQUIRE_GPU();
+  std::mt19937_64 rng(test::cuda::fresh_seed());
+  for (const auto& sh : kShapes)
+    for (elem t : {elem::f32, elem::bf16}) {
+      INFO(model::quant_method_name(sh.m)
+           << " n " << sh.n << " k " << sh.k << " " << test::cuda::name(t));
+      const size_t n = static_cast<size_t>(sh.n), k = static_cast<size_t>(sh.k);
+      const stacked w(sh.m, 2, sh.n, sh.k, sh.group, rng());
+      // The second matrix of the stack (an expert slot), rows from an offset.
+      auto out = test::cuda::poisoned(n * k, t);
+      gpu::cuda::dequantize_matrix(w.view().rows_from(n, k), n, k, out.get(), t, nullptr);
+      gpu::cuda::synchronize();
+      const std::vector<float> want(w.ref.begin() + static_cast<ptrdiff_t>(n * k), w.ref.end());
+      const auto got = test::cuda::download_as(out, t, n * k);
+      // fp32: exact; bf16: the exact value rounded once.
+      test::cuda::check_close(got, test::cuda::round_as(want, t), 0, 0);
+    }
+}
+
+TEST_CASE("device quantizers match the model's quantizers per (row, group)", "[cuda][quant]") {
+  CONCLAVE_REQUIRE_GPU();
+  std::mt19937_64 rng(test::cuda::fresh_seed());
+  struct qcase {
+    quant_method m;
+    size_t n, k, group;
+  };
+  for (const qcase& c :
+       {qcase{quant_method::fp8, 37, 200, 128}, qcase{quant_method::fp8, 5, 64, 16},
+        qcase{quant_method::awq, 16, 96, 32}, qcase{quant_method::awq, 8, 128, 128}}) {
+    INFO(model::quant_method_name(c.m) << " n " << c.n << " k " << c.k << " group " << c.group);
+    auto w = test::cuda::randn(c.n * c.k, rng, 0.05f);
+    w[3] = 0.0f;
+    w[c.k + 1] = 1.5f;  // an outlier
+    const gpu::quant_layout l{c.m, static_cast<int64_t>(c.group)};
+    const auto n = static_cast<int64_t>(c.n), k = static_cast<int64_t>(c.k);
+    device_buffer src = device_buffer::from(w), data(l.data_bytes(n, k)),
+                  scales(l.scale_bytes(n, k)), zeros(std::max<size_t>(l.zero_bytes(n, k), 1));
+    gpu::cuda::quantize_matrix(src.as<float>(), c.n, c.k, l, data.get(), scales.get(), zeros.get(),
+                               nullptr);
+    gpu::cuda::synchronize();
+    std::vector<float> got(c.n * c.k), want(c.n * c.k);
+    const auto hd = data.to_vector<std::byte>(data.bytes());
+    const auto hs = scales.to_vector<std::byte>(scales.bytes());
+    const auto hz = zeros.to_vector<std::byte>(zeros.bytes());
+    gpu::dequantize_device_layout(l, n, k, hd.data(), hs.data(), hz.data(), got.data());
+    // The CPU twin: model::quantize_* with one-row blocks, dequantized.
+    if (c.m == quant_method::fp8) {
+      std::vector<uint8_t> q(c.n * c.k);
+      std::vector<float> s(c.n * static_cast<size_t>(l.groups(k)));
+      model::quantize_fp8_block(w.data(), n, k, 1, l.group, q.data(), s.data());
+      for (size_t r = 0; r < c.n; ++r)
+        for (size_t i = 0; i < c.k; ++i)
+          want[r * c.k + i] = model::fp8_e4m3_to_f32(q[r * c.k + i]) *
+                              s[r * static_cast<size_t>(l.groups(k)) + i / c.group];
+    } else {
+      std::vector<int32_t> qw(c.k * c.n / 8), qz(c.k / c.group * c.n / 8);
+      std::vector<uint16_t> s(c.k / c.group * c.n);
+      model::quantize_awq(w.data(), n, k, l.group, qw.data(), qz.data(), s.data());
+      model::tensor_view wt, zt, st;
+      wt.type = zt.type = model::dtype::i32;
+      st.type = model::dtype::f16;
+      wt.data = reinterpret_cast<const std::byte*>(qw.data());
+      zt.data = reinterpret_cast<const std::byte*>(qz.data());
+      st.data = reinterpret_cast<const std::byte*>(s.data());
+      model::stored_weight sw;
+      sw.method = quant_method::awq;
+      sw.weight = &wt;
+      sw.zeros = &zt;
+      sw.scales = &st;
+      sw.out = n;
+      sw.in = k;
+      sw.block_out = 1;
+      sw.block_in = l.group;
+      model::dequantize(sw, want.data());
+    }
+    size_t differ = 0;
+    for (size_t i = 0; i < got.size(); ++i) {
+      REQUIRE(std::isfinite(got[i]));
+      differ += got[i] != want[i] ? 1 : 0;
+    }
+    CHECK(differ == 0);
+  }
+}
+
+namespace {
+
+std::filesystem::path quant_checkpoint(const test::temp_dir& tmp, quant_method m) {
+  model::gen_model_options o;
+  o.preset = "tiny";
+  o.seed = 5;
+  o.quant.method = m;
+  if (m == quant_method::awq) o.quant.group_size = 32;
+  const auto dir = tmp.path() / std::string(model::quant_method_name(m));
+  model::write_random_checkpoint(o, dir);
+  return dir;
+}
+
+struct tally {
+  size_t positions = 0, same = 0;
+  double worst = 0;  // max |cuda - cpu| / max(1, max |cpu|)
+};
+
+void compare(const gpu::step_output& g, const gpu::step_output& c, tally& t) {
+  REQUIRE(g.row_begin == c.row_begin);
+  REQUIRE(g.logits.size() == c.logits.size());
+  const size_t rows = c.row_begin.back();
+  for (size_t r = 0; r < rows; ++r) {
+    const auto gr = g.row(r), cr = c.row(r);
+    double ref = 1, err = 0;
+    for (size_t i = 0; i < cr.size(); ++i) {
+      REQUIRE(std::isfinite(gr[i]));
+      ref = std::max(ref, static_cast<double>(std::abs(cr[i])));
+      err = std::max(err, std::abs(static_cast<double>(gr[i]) - cr[i]));
+    }
+    t.worst = std::max(t.worst, err / ref);
+    ++t.positions;
+    t.same += std::max_element(gr.begin(), gr.end()) - gr.begin() ==
+                      std::max_element(cr.begin(), cr.end()) - cr.begin()
+                  ? 1
+                  : 0;
+  }
+}
+
+/// Prefills (two short prompts: grouped expert GEMV; one of 150 tokens: per-expert
+/// cuBLAS on dequantized slots), then decodes all three for a few steps.
+tally run_against_cpu(const model::checkpoint& ckpt, gpu::backend& cuda, gpu::backend& cpu,
+                      bool expect_graphs) {
+  std::mt19937_64 rng(test::cuda::fresh_seed());
+  std::uniform_int_distribution<int32_t> tok(0, static_cast<int32_t>(ckpt.config().vocab_size - 1));
+  auto toks = [&](size_t n) {
+    std::vector<int32_t> v(n);
+    for (auto& x : v) x = tok(rng);
+    return v;
+  };
+  std::vector<std::vector<int32_t>> tables(3, std::vector<int32_t>(16));
+  for (size_t i = 0; i < 3; ++i)
+    std::iota(tables[i].begin(), tables[i].end(), static_cast<int32_t>(16 * i));
+  const auto p0 = toks(19), p1 = toks(7), p2 = toks(150);
+  tally t;
+  gpu::step_output g, c;
+  std::vector<gpu::step_sequence> s1 = {{p0, 0, tables[0], true}, {p1, 0, tables[1], true}};
+  cuda.forward(s1, g);
+  cpu.forward(s1, c);
+  compare(g, c, t);
+  std::vector<gpu::step_sequence> s2 = {{p2, 0, tables[2], true}};
+  cuda.forward(s2, g);
+  cpu.forward(s2, c);
+  compare(g, c, t);
+  std::vector<int32_t> cached = {19, 7, 150};
+  for (int step = 0; step < 4; ++step) {
+    std::vector<std::vector<int32_t>> next(3);
+    std::vector<gpu::step_sequence> batch;
+    for (size_t i = 0; i < 3; ++i) {
+      next[i] = toks(1);
+      batch.push_back({next[i], cached[i]++, tables[i], false});
+    }
+    cuda.forward(batch, g);
+    cpu.forward(batch, c);
+    compare(g, c, t);
+    if (expect_graphs)
+      CHECK(dynamic_cast<gpu::cuda::cuda_backend_api&>(cuda).last_step_was_graph());
+  }
+  return t;
+}
+
+}  // namespace
+
+TEST_CASE("quantized checkpoints on the cuda backend match the cpu backend",
+          "[cuda][quant][model]") {
+  CONCLAVE_REQUIRE_GPU();
+  test::temp_dir tmp;
+  const auto m = GENERATE(quant_method::fp8, quant_method::awq);
+  const model::checkpoint ckpt(quant_checkpoint(tmp, m));
+  REQUIRE(ckpt.config().quant.method == m);
+  config::engine_config ccfg;
+  ccfg.backend.num_kv_blocks = 64;
+  auto cpu = gpu::make_backend(ckpt, ccfg.backend);
+  // 0: the first kernels (dequantize + cuBLAS everywhere), 1: the fast paths (quantized
+  // GEMVs), 2: the fast paths in CUDA graphs, 3: weight_dtype f32 (dequantized on load).
+  const int mode = GENERATE(0, 1, 2, 3);
+  INFO(model::quant_method_name(m) << " mode " << mode);
+  config::engine_config cfg;
+  cfg.backend.kind = "cuda";
+  cfg.backend.num_kv_blocks = 64;
+  cfg.backend.weight_dtype = mode == 3 ? "f32" : "bf16";
+  cfg.backend.cuda_fast_paths = mode == 1 || mode == 2;
+  cfg.backend.cuda_graphs = mode == 2;
+  auto cuda = gpu::cuda::make_cuda_backend(ckpt, cfg.backend);
+  // bf16: the projections stay quantized: fewer device bytes than the same model in bf16.
+  if (mode != 3) {
+    const auto plain = quant_checkpoint(tmp, quant_method::none);
+    auto bf16 = gpu::cuda::make_cuda_backend(model::checkpoint(plain), cfg.backend);
+    CHECK(cuda->weight_bytes() < bf16->weight_bytes());
+  }
+  const tally t = run_against_cpu(ckpt, *cuda, *cpu, mode == 2);
+  WARN(model::quant_method_name(m) << " mode " << mode << ": top-1 " << t.same << "/" << t.positions
+                                   << ", worst |logit diff| / max(1, max |cpu|) " << t.worst);
+  CHECK(static_cast<double>(t.same) >= 0.99 * static_cast<double>(t.positions));
+  CHECK(t.worst <= (mode == 3 ? 1e-4 : 2e-2));
+}
