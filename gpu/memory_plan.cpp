@@ -28,6 +28,12 @@ double gib(size_t b) {
   return static_cast<double>(b) / static_cast<double>(kGiB);
 }
 
+/// GiB with two decimals, or MiB below one GiB.
+std::string human(size_t b) {
+  return b >= kGiB ? fmt::format("{:.2f} GiB", gib(b))
+                   : fmt::format("{:.1f} MiB", static_cast<double>(b) / static_cast<double>(kMiB));
+}
+
 size_t ceil_div(size_t a, size_t b) {
   return (a + b - 1) / b;
 }
@@ -109,8 +115,6 @@ void check_inputs(const plan_inputs& in) {
                     in.max_model_len, in.model.max_position_embeddings));
   if (in.max_num_batched_tokens < 1 || in.max_num_seqs < 1)
     throw std::invalid_argument("max_num_batched_tokens and max_num_seqs must be at least 1");
-  if (in.model.quant.quantized() && in.weight_elem_bytes == 4)
-    throw std::invalid_argument("a quantized model plans with bf16, not f32, plain weights");
 }
 
 }  // namespace
@@ -331,8 +335,8 @@ std::string memory_plan::verdict() const {
     alt.clear();
     for (size_t i = 0; i < would.size(); ++i) alt += (i == 0 ? "" : ", or ") + would[i];
   }
-  return fmt::format("{} does not fit: short by {:.2f} GiB per GPU ({}); would fit: {}", what,
-                     gib(shortfall_bytes), reason, alt);
+  return fmt::format("{} does not fit: short by {} per GPU ({}); would fit: {}", what,
+                     human(shortfall_bytes), reason, alt);
 }
 
 std::vector<std::string> memory_plan::summary_lines() const {
