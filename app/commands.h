@@ -28,6 +28,8 @@ command add_tokenize(CLI::App& app);
 command add_parse_tools(CLI::App& app);
 /// `chat`: interactive streaming chat with a running server over its WebSocket API.
 command add_chat(CLI::App& app);
+/// `plan`: the per-GPU memory plan of a model, without loading it (gpu/memory_plan.h).
+command add_plan(CLI::App& app);
 /// `bench engine` (and later bench kinds): one command per leaf subcommand.
 std::vector<command> add_bench(CLI::App& app);
 
@@ -39,5 +41,7 @@ std::filesystem::path ensure_demo_model();
 constexpr int exit_ok = 0;
 constexpr int exit_failure = 1;
 constexpr int exit_bad_input = 2;
+/// `plan`: the model does not fit the GPUs given (the verdict is on stderr).
+constexpr int exit_does_not_fit = 3;
 
 }  // namespace conclave::app

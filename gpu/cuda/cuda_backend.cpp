@@ -28,7 +28,9 @@
 #include "gpu/cuda/sampling_rows.h"
 #include "gpu/cuda/swiglu.h"
 #include "gpu/host_ops.h"
+#include "gpu/memory_plan.h"
 #include "model/checkpoint.h"
+#include "model/model_error.h"
 
 namespace conclave::gpu::cuda {
 namespace {
@@ -53,6 +55,39 @@ void select_device(int device) {
   CONCLAVE_CUDA_CHECK(cudaSetDevice(device));
 }
 
+/// The memory plan (gpu/memory_plan.h) against this device before anything loads: logged,
+/// and a model that does not fit is refused in one line (model_error: exit 2). The backend
+/// does not know the engine's max_model_len, so the refusal asks for one KV block; the log
+/// says how many max_position_embeddings sequences the cache will hold.
+void plan_before_load(const model::model_config& c, const backend_options& opts, elem t,
+                      int ranks) {
+  size_t free_b = 0, total_b = 0;
+  CONCLAVE_CUDA_CHECK(cudaMemGetInfo(&free_b, &total_b));
+  plan_inputs in;
+  in.model = c;
+  // f32 (the exactness mode) dequantizes a quantized checkpoint's weights on upload.
+  if (t == elem::f32) in.model.quant = {};
+  in.model_name = c.architecture_name;
+  in.ranks = ranks;
+  in.device_bytes = total_b;
+  in.device_used_bytes = total_b - free_b;
+  in.device_used_measured = true;
+  in.gpu_memory_utilization = opts.gpu_memory_utilization;
+  in.weight_elem_bytes = elem_size(t);
+  in.block_size = opts.block_size;
+  in.num_kv_blocks = opts.num_kv_blocks;
+  in.kv_cache_bytes = opts.kv_cache_bytes_given ? opts.kv_cache_bytes : 0;
+  in.cuda_graphs = opts.cuda_graphs;
+  const memory_plan full = plan_memory(in, false);
+  for (const auto& line : full.summary_lines()) spdlog::info("cuda backend: {}", line);
+  in.max_model_len = std::min<int64_t>(opts.block_size, c.max_position_embeddings);
+  const memory_plan plan = plan_memory(in);
+  if (!plan.fits) throw model::model_error("cuda backend: " + plan.verdict());
+  if (!full.fits)
+    spdlog::warn("cuda backend: the KV cache will hold {} tokens, less than one {}-token sequence",
+                 full.kv_tokens, full.max_model_len);
+}
+
 class cuda_backend final : public cuda_backend_api {
  public:
   cuda_backend(const model::model_config& c, const backend_options& opts,
@@ -61,6 +96,7 @@ class cuda_backend final : public cuda_backend_api {
       : config_(c), t_(parse_elem(opts.weight_dtype)) {
     rank = checked_rank_context(std::move(rank), c);
     select_device(opts.device);
+    plan_before_load(c, opts, t_, rank.size());
     CONCLAVE_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
     CONCLAVE_CUDA_CHECK(cudaEventCreate(&ev_start_));
     CONCLAVE_CUDA_CHECK(cudaEventCreate(&ev_end_));
@@ -451,35 +487,26 @@ class cuda_backend final : public cuda_backend_api {
     // Captured graphs point into the old buffers.
     CONCLAVE_CUDA_CHECK(cudaStreamSynchronize(stream_));
     clear_graphs();
-    const auto& c = config_;
-    const size_t es = elem_size(t_);
-    const size_t h = static_cast<size_t>(c.hidden_size);
-    const size_t qw = static_cast<size_t>(c.num_heads * c.head_dim);
-    const size_t kvw = static_cast<size_t>(c.num_kv_heads * c.head_dim);
-    const size_t E = static_cast<size_t>(c.num_experts);
-    const size_t k = static_cast<size_t>(std::max<int64_t>(c.num_experts_per_tok, 1));
-    const size_t m = static_cast<size_t>(c.moe_intermediate_size);
-    const size_t di = static_cast<size_t>(c.intermediate_size);
-    const size_t mlp_rows = std::max(rows * k, rows);
-    const size_t mlp_w = std::max(m, di);
-    x_.ensure(rows * h * 4);
-    hn_.ensure(rows * h * es);
-    qkv_.ensure(rows * (qw + 2 * kvw) * 4);
-    attn_.ensure(rows * qw * es);
-    proj_.ensure(rows * h * 4);
-    router_logits_.ensure(rows * std::max<size_t>(E, 1) * 4);
-    ids_.ensure(rows * k * 4);
-    wts_.ensure(rows * k * 4);
-    offsets_.ensure((E + 1) * static_cast<size_t>(c.num_layers) * 4);
-    active_.ensure(std::max<size_t>(E, 1) * 4);
-    row_token_.ensure(rows * k * 4);
-    slot_row_.ensure(rows * k * 4);
-    xs_.ensure(rows * k * h * es);
-    gu_.ensure(mlp_rows * 2 * mlp_w * 4);
-    act_.ensure(mlp_rows * mlp_w * es);
-    dn_.ensure(rows * k * h * 4);
-    final_.ensure(rows * h * es);
-    logits_.ensure(rows * static_cast<size_t>(c.vocab_size) * 4);
+    // The sizes the memory plan counts (gpu/memory_plan.h).
+    const step_buffers b = cuda_step_buffers(config_, rows, elem_size(t_));
+    x_.ensure(b.x);
+    hn_.ensure(b.hn);
+    qkv_.ensure(b.qkv);
+    attn_.ensure(b.attn);
+    proj_.ensure(b.proj);
+    router_logits_.ensure(b.router_logits);
+    ids_.ensure(b.ids);
+    wts_.ensure(b.wts);
+    offsets_.ensure(b.offsets);
+    active_.ensure(b.active);
+    row_token_.ensure(b.row_token);
+    slot_row_.ensure(b.slot_row);
+    xs_.ensure(b.xs);
+    gu_.ensure(b.gu);
+    act_.ensure(b.act);
+    dn_.ensure(b.dn);
+    final_.ensure(b.final_out);
+    logits_.ensure(b.logits);
     ws_rows_ = rows;
   }
 
