@@ -12,6 +12,7 @@
 #include <map>
 
 #include "gpu/cuda/attention.h"
+#include "gpu/cuda/backend_setup.h"
 #include "gpu/cuda/check.h"
 #include "gpu/cuda/cuda_moe_ep.h"
 #include "gpu/cuda/cuda_weights.h"
@@ -34,59 +35,6 @@
 
 namespace conclave::gpu::cuda {
 namespace {
-
-elem parse_elem(const std::string& s) {
-  if (s == "bf16") return elem::bf16;
-  if (s == "f32") return elem::f32;
-  throw std::runtime_error("cuda: weight_dtype must be bf16 or f32, not \"" + s + "\"");
-}
-
-void select_device(int device) {
-  int n = 0;
-  const cudaError_t e = cudaGetDeviceCount(&n);
-  if (e != cudaSuccess || n == 0) {
-    cudaGetLastError();
-    throw std::runtime_error(std::string("cuda backend: no usable GPU (") +
-                             (e != cudaSuccess ? cudaGetErrorString(e) : "no device") + ")");
-  }
-  if (device >= n)
-    throw std::runtime_error("cuda backend: device " + std::to_string(device) + " of " +
-                             std::to_string(n));
-  CONCLAVE_CUDA_CHECK(cudaSetDevice(device));
-}
-
-/// The memory plan (gpu/memory_plan.h) against this device before anything loads: logged,
-/// and a model that does not fit is refused in one line (model_error: exit 2). The backend
-/// does not know the engine's max_model_len, so the refusal asks for one KV block; the log
-/// says how many max_position_embeddings sequences the cache will hold.
-void plan_before_load(const model::model_config& c, const backend_options& opts, elem t,
-                      int ranks) {
-  size_t free_b = 0, total_b = 0;
-  CONCLAVE_CUDA_CHECK(cudaMemGetInfo(&free_b, &total_b));
-  plan_inputs in;
-  in.model = c;
-  // f32 (the exactness mode) dequantizes a quantized checkpoint's weights on upload.
-  if (t == elem::f32) in.model.quant = {};
-  in.model_name = c.architecture_name;
-  in.ranks = ranks;
-  in.device_bytes = total_b;
-  in.device_used_bytes = total_b - free_b;
-  in.device_used_measured = true;
-  in.gpu_memory_utilization = opts.gpu_memory_utilization;
-  in.weight_elem_bytes = elem_size(t);
-  in.block_size = opts.block_size;
-  in.num_kv_blocks = opts.num_kv_blocks;
-  in.kv_cache_bytes = opts.kv_cache_bytes_given ? opts.kv_cache_bytes : 0;
-  in.cuda_graphs = opts.cuda_graphs;
-  const memory_plan full = plan_memory(in, false);
-  for (const auto& line : full.summary_lines()) spdlog::info("cuda backend: {}", line);
-  in.max_model_len = std::min<int64_t>(opts.block_size, c.max_position_embeddings);
-  const memory_plan plan = plan_memory(in);
-  if (!plan.fits) throw model::model_error("cuda backend: " + plan.verdict());
-  if (!full.fits)
-    spdlog::warn("cuda backend: the KV cache will hold {} tokens, less than one {}-token sequence",
-                 full.kv_tokens, full.max_model_len);
-}
 
 class cuda_backend final : public cuda_backend_api {
  public:

@@ -1,0 +1,64 @@
+// The CUDA backend's set-up steps (backend_setup.h).
+#include "gpu/cuda/backend_setup.h"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <stdexcept>
+
+#include "gpu/cuda/check.h"
+#include "gpu/memory_plan.h"
+#include "model/model_error.h"
+
+namespace conclave::gpu::cuda {
+
+elem parse_elem(const std::string& s) {
+  if (s == "bf16") return elem::bf16;
+  if (s == "f32") return elem::f32;
+  throw std::runtime_error("cuda: weight_dtype must be bf16 or f32, not \"" + s + "\"");
+}
+
+void select_device(int device) {
+  int n = 0;
+  const cudaError_t e = cudaGetDeviceCount(&n);
+  if (e != cudaSuccess || n == 0) {
+    cudaGetLastError();
+    throw std::runtime_error(std::string("cuda backend: no usable GPU (") +
+                             (e != cudaSuccess ? cudaGetErrorString(e) : "no device") + ")");
+  }
+  if (device >= n)
+    throw std::runtime_error("cuda backend: device " + std::to_string(device) + " of " +
+                             std::to_string(n));
+  CONCLAVE_CUDA_CHECK(cudaSetDevice(device));
+}
+
+void plan_before_load(const model::model_config& c, const backend_options& opts, elem t,
+                      int ranks) {
+  size_t free_b = 0, total_b = 0;
+  CONCLAVE_CUDA_CHECK(cudaMemGetInfo(&free_b, &total_b));
+  plan_inputs in;
+  in.model = c;
+  // f32 (the exactness mode) dequantizes a quantized checkpoint's weights on upload.
+  if (t == elem::f32) in.model.quant = {};
+  in.model_name = c.architecture_name;
+  in.ranks = ranks;
+  in.device_bytes = total_b;
+  in.device_used_bytes = total_b - free_b;
+  in.device_used_measured = true;
+  in.gpu_memory_utilization = opts.gpu_memory_utilization;
+  in.weight_elem_bytes = elem_size(t);
+  in.block_size = opts.block_size;
+  in.num_kv_blocks = opts.num_kv_blocks;
+  in.kv_cache_bytes = opts.kv_cache_bytes_given ? opts.kv_cache_bytes : 0;
+  in.cuda_graphs = opts.cuda_graphs;
+  const memory_plan full = plan_memory(in, false);
+  for (const auto& line : full.summary_lines()) spdlog::info("cuda backend: {}", line);
+  in.max_model_len = std::min<int64_t>(opts.block_size, c.max_position_embeddings);
+  const memory_plan plan = plan_memory(in);
+  if (!plan.fits) throw model::model_error("cuda backend: " + plan.verdict());
+  if (!full.fits)
+    spdlog::warn("cuda backend: the KV cache will hold {} tokens, less than one {}-token sequence",
+                 full.kv_tokens, full.max_model_len);
+}
+
+}  // namespace conclave::gpu::cuda
