@@ -13,6 +13,7 @@
 #include "actors/replica_supervisor.h"
 #include "actors/request_session.h"
 #include "actors/router.h"
+#include "gpu/preflight.h"
 #include "model/checkpoint.h"
 #include "serve/admission.h"
 #include "serve/nvml.h"
@@ -116,6 +117,9 @@ actor_service::actor_service(const config::server_config& cfg,
   // Validate the checkpoint now so a bad folder fails at startup with its one-line error.
   const model::checkpoint ckpt(cfg_.model_dir);
   const auto& mc = ckpt.config();
+  // ... and a model that cannot fit this device (weights plus one max_model_len sequence)
+  // is refused before anything loads. Cluster ranks check on their own nodes.
+  if (!cfg_.cluster.enabled) gpu::preflight(mc, cfg_.engine);
   auto text = std::make_shared<serve::model_text>();
   text->tok = std::make_shared<const tokenizer::tokenizer>(
       tokenizer::tokenizer::from_file(cfg_.tokenizer_path));

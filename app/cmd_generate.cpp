@@ -9,6 +9,7 @@
 #include "app/commands.h"
 #include "app/engine_options.h"
 #include "engine/llm_engine.h"
+#include "gpu/preflight.h"
 #include "model/checkpoint.h"
 
 namespace conclave::app {
@@ -53,6 +54,7 @@ int run_generate(generate_args& a, bool seed_given) {
   std::vector<int32_t> prompt = parse_ids(a.prompt_ids);
 
   const model::checkpoint ckpt(a.model_dir);
+  gpu::preflight(ckpt.config(), a.engine);  // a model that cannot fit is refused before loading
   engine::llm_engine eng(gpu::make_backend(ckpt, a.engine.backend), a.engine);
   std::vector<float> first_logits;
   if (!a.dump_logits.empty()) {

@@ -7,7 +7,9 @@
 #include "gpu/backend.h"
 #include "gpu/cpu/cpu_backend.h"
 #include "gpu/device_bench.h"
+#include "gpu/preflight.h"
 #ifdef CONCLAVE_HAVE_CUDA
+#include "gpu/cuda/backend_setup.h"
 #include "gpu/cuda/cuda_backend.h"
 #endif
 
@@ -48,6 +50,16 @@ std::unique_ptr<backend> make_random_backend(const model::model_config& config,
   (void)init_std;
   throw std::runtime_error(
       "this conclave was built without the cuda backend (CONCLAVE_CUDA=OFF or no nvcc)");
+#endif
+}
+
+void preflight(const model::model_config& c, const config::engine_config& cfg, int ranks) {
+  if (cfg.backend.kind != "cuda") return;
+#ifdef CONCLAVE_HAVE_CUDA
+  cuda::preflight_on_device(c, cfg, ranks);
+#else
+  (void)c;
+  (void)ranks;
 #endif
 }
 

@@ -327,6 +327,9 @@ std::string memory_plan::verdict() const {
   for (const auto& q : quant_fits) would.push_back(fmt::format("{} on {} GPUs", q, in.ranks));
   if (min_utilization)
     would.push_back(fmt::format("gpu_memory_utilization {:.2f}", *min_utilization));
+  // The weights fit and the cache holds some tokens, only not a whole sequence.
+  if (kv_tokens >= in.block_size && kv_tokens < max_model_len)
+    would.push_back(fmt::format("max_model_len {}", kv_tokens));
   std::string alt = fmt::format(
       "no GPU count up to {}, quantization or utilization (lower max_model_len or "
       "max_num_batched_tokens)",

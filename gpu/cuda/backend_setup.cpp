@@ -32,8 +32,11 @@ void select_device(int device) {
   CONCLAVE_CUDA_CHECK(cudaSetDevice(device));
 }
 
-void plan_before_load(const model::model_config& c, const backend_options& opts, elem t,
-                      int ranks) {
+namespace {
+
+/// The planner's inputs for the current device as it is now (total and free memory).
+plan_inputs device_inputs(const model::model_config& c, const backend_options& opts, elem t,
+                          int ranks) {
   size_t free_b = 0, total_b = 0;
   CONCLAVE_CUDA_CHECK(cudaMemGetInfo(&free_b, &total_b));
   plan_inputs in;
@@ -51,6 +54,29 @@ void plan_before_load(const model::model_config& c, const backend_options& opts,
   in.num_kv_blocks = opts.num_kv_blocks;
   in.kv_cache_bytes = opts.kv_cache_bytes_given ? opts.kv_cache_bytes : 0;
   in.cuda_graphs = opts.cuda_graphs;
+  return in;
+}
+
+}  // namespace
+
+void preflight_on_device(const model::model_config& c, const config::engine_config& cfg,
+                         int ranks) {
+  const elem t = parse_elem(cfg.backend.weight_dtype);
+  select_device(cfg.backend.device);
+  plan_inputs in = device_inputs(c, cfg.backend, t, ranks);
+  in.max_model_len = cfg.max_model_len > 0
+                         ? std::min<int64_t>(cfg.max_model_len, c.max_position_embeddings)
+                         : c.max_position_embeddings;
+  in.max_num_batched_tokens = cfg.scheduler.max_num_batched_tokens;
+  in.max_num_seqs = cfg.scheduler.max_num_seqs;
+  const memory_plan plan = plan_memory(in);
+  if (!plan.fits) throw model::model_error(plan.verdict());
+  spdlog::info("cuda: {}", plan.verdict());
+}
+
+void plan_before_load(const model::model_config& c, const backend_options& opts, elem t,
+                      int ranks) {
+  plan_inputs in = device_inputs(c, opts, t, ranks);
   const memory_plan full = plan_memory(in, false);
   for (const auto& line : full.summary_lines()) spdlog::info("cuda backend: {}", line);
   in.max_model_len = std::min<int64_t>(opts.block_size, c.max_position_embeddings);

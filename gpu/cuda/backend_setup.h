@@ -21,4 +21,7 @@ void select_device(int device);
 /// says how many max_position_embeddings sequences the cache will hold.
 void plan_before_load(const model::model_config& c, const backend_options& opts, elem t, int ranks);
 
+/// gpu::preflight for the cuda backend (gpu/preflight.h).
+void preflight_on_device(const model::model_config& c, const config::engine_config& cfg, int ranks);
+
 }  // namespace conclave::gpu::cuda

@@ -11,6 +11,9 @@
 #include "engine/llm_engine.h"
 #include "gpu/backend.h"
 #include "gpu/cuda/cuda_backend.h"
+#include "gpu/preflight.h"
+#include "model/gen_model.h"
+#include "model/model_error.h"
 #include "model/checkpoint.h"
 #include "tests/fixture.h"
 #include "tests/gpu/cuda_test_util.h"
@@ -270,4 +273,28 @@ TEST_CASE("cuda graphs and fast paths decode as the first kernels do", "[cuda][m
   graph->forward({&d, 1}, b);
   CHECK(graph->last_step_was_graph());
   test::cuda::check_close(b.logits, a.logits, 1e-5, 1e-5);
+}
+
+TEST_CASE("cuda preflight: a model that cannot fit is refused in one line before loading",
+          "[cuda][memory_plan]") {
+  CONCLAVE_REQUIRE_GPU();
+  config::engine_config cfg;
+  cfg.backend.kind = "cuda";
+  // Qwen3-Coder-480B in bf16 is ~900 GiB: no single GPU holds it. Only its config is used.
+  const auto& big = model::find_preset("qwen3-coder-480b").config;
+  try {
+    gpu::preflight(big, cfg);
+    FAIL("480B in bf16 was not refused");
+  } catch (const model::model_error& e) {
+    const std::string msg = e.what();
+    CHECK(msg.find('\n') == std::string::npos);
+    CHECK_THAT(msg, Catch::Contains("does not fit: short by") && Catch::Contains("would fit:"));
+  }
+  // The tiny model fits any GPU, with its whole context.
+  CHECK_NOTHROW(gpu::preflight(model::find_preset("tiny").config, cfg));
+  // A context the KV cache cannot hold is refused even though the weights fit.
+  auto tiny = model::find_preset("tiny").config;
+  tiny.max_position_embeddings = int64_t{1} << 40;
+  cfg.max_model_len = tiny.max_position_embeddings;
+  CHECK_THROWS_AS(gpu::preflight(tiny, cfg), model::model_error);
 }

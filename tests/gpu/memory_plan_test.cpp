@@ -167,6 +167,13 @@ TEST_CASE("memory plan: Qwen3-Coder-480B in fp8 on 8 H200 with a 262K context", 
   CHECK(*p.min_ranks == 9);
   CHECK(p.quant_fits == std::vector<std::string>{"awq"});
   CHECK(p.verdict().find("would fit: 9 GPUs at fp8, or awq on 8 GPUs") != std::string::npos);
+  // The weights fit; the cache holds less than one sequence: a shorter context would fit.
+  CHECK(p.kv_tokens > 0);
+  CHECK(p.kv_tokens < 262144);
+  CHECK(p.verdict().ends_with(fmt::format(", or max_model_len {}", p.kv_tokens)));
+  in.max_model_len = p.kv_tokens;
+  CHECK(gpu::plan_memory(in, false).fits);
+  in.max_model_len = 262144;
   // In bf16 the same replica is ~900 GB of weights; in awq it fits.
   in.model.quant = gpu::default_quant("none");
   const auto bf16 = gpu::plan_memory(in, false);
