@@ -60,6 +60,7 @@ struct rank_spec {
   int32_t block_size = 16;
   int32_t num_kv_blocks = 0;
   uint64_t kv_cache_bytes = 0;
+  uint64_t kv_offload_bytes = 0;  ///< the rank's host pool for offloaded KV blocks
   int32_t threads = 0;
   std::string rope_inv_freq_dtype = "f32";
   std::string weight_dtype = "bf16";
@@ -74,7 +75,7 @@ struct rank_spec {
 struct rank_ready {
   int32_t rank = 0;
   caf::actor worker;
-  int32_t block_size = 0, num_blocks = 0;
+  int32_t block_size = 0, num_blocks = 0, num_host_blocks = 0;
   uint64_t bytes_per_block = 0;
   std::string backend;  ///< "cpu" or "cuda"
   std::string where;    ///< host and device, for /admin/cluster
@@ -95,6 +96,9 @@ struct rank_step {
   uint64_t placement_version = 0;
   bool want_load = false;  ///< answer with the per-expert counts since the last ask
   std::vector<wire_sequence> seqs;
+  /// KV copies to run before the forward pass (gpu::kv_transfer), as (device block, host
+  /// block) pairs flattened: to_host first, then to_device.
+  std::vector<int32_t> to_host, to_device;
 };
 
 /// A rank's answer: logits rows as gpu::step_output has them, and what the step cost.
@@ -133,13 +137,14 @@ typename Inspector::result_type inspect(Inspector& f, node_welcome& x) {
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, rank_spec& x) {
   return f(caf::meta::type_name("rank_spec"), x.replica, x.epoch, x.rank, x.size, x.slot,
-           x.block_size, x.num_kv_blocks, x.kv_cache_bytes, x.threads, x.rope_inv_freq_dtype,
-           x.weight_dtype, x.placement, x.store, x.prefix, x.iface, x.collective_timeout_s);
+           x.block_size, x.num_kv_blocks, x.kv_cache_bytes, x.kv_offload_bytes, x.threads,
+           x.rope_inv_freq_dtype, x.weight_dtype, x.placement, x.store, x.prefix, x.iface,
+           x.collective_timeout_s);
 }
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, rank_ready& x) {
   return f(caf::meta::type_name("rank_ready"), x.rank, x.worker, x.block_size, x.num_blocks,
-           x.bytes_per_block, x.backend, x.where);
+           x.num_host_blocks, x.bytes_per_block, x.backend, x.where);
 }
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, wire_sequence& x) {
@@ -149,7 +154,7 @@ typename Inspector::result_type inspect(Inspector& f, wire_sequence& x) {
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, rank_step& x) {
   return f(caf::meta::type_name("rank_step"), x.epoch, x.step, x.placement_version, x.want_load,
-           x.seqs);
+           x.seqs, x.to_host, x.to_device);
 }
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, rank_step_done& x) {

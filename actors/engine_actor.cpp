@@ -23,6 +23,10 @@ void publish_stats(engine_state& st) {
                          s.kv_blocks_total - s.kv_blocks_free, s.kv_blocks_free);
   st.metrics->add_preemptions(s.preemptions - st.preemptions_reported);
   st.preemptions_reported = s.preemptions;
+  st.metrics->add_kv_offload(s.swap_outs - st.offload_reported.swap_outs,
+                             s.blocks_swapped_out - st.offload_reported.blocks_swapped_out,
+                             s.blocks_swapped_in - st.offload_reported.blocks_swapped_in);
+  st.offload_reported = s;
 }
 
 /// Stops tracking sequence `seq` and its session (finished, cancelled or gone).
@@ -167,6 +171,10 @@ void send_to_ranks(caf::stateful_actor<engine_state>* self,
           {std::vector<int32_t>(seq.tokens.begin(), seq.tokens.end()), seq.num_cached,
            std::vector<int32_t>(seq.block_table.begin(), seq.block_table.end()), seq.all_logits});
     }
+    for (const auto& c : step->transfer(r).to_host)
+      msg.to_host.insert(msg.to_host.end(), {c.device_block, c.host_block});
+    for (const auto& c : step->transfer(r).to_device)
+      msg.to_device.insert(msg.to_device.end(), {c.device_block, c.host_block});
     if (fault == serve::fault_kind::fail_step && r == 0) msg.epoch = ~uint64_t{0};
     self->request(st.opts.ranks[static_cast<size_t>(r)], st.opts.step_timeout,
                   rank_step_atom::value, std::move(msg))

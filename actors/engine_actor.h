@@ -59,6 +59,7 @@ struct engine_state {
   std::shared_ptr<serve::server_metrics> metrics;
   engine_actor_options opts;
   uint64_t preemptions_reported = 0;
+  engine::engine_stats offload_reported;  ///< the offload counters last published
   bool in_flight = false;
   uint64_t steps = 0;  ///< steps sent to ranks (rank_step::step)
   /// A placement to apply before the next step, and who waits for it.

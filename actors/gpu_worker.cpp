@@ -29,7 +29,9 @@ gpu_worker_actor::behavior_type gpu_worker(gpu_worker_actor::pointer self,
             break;
         }
         auto out = std::make_shared<gpu::step_output>();
-        backend->forward(job.step->batch, *out);  // throws on device errors: ends this actor
+        // Offloaded KV blocks move first; a step may be only that (an empty batch).
+        backend->transfer_kv(job.step->transfer(0));  // throws on device errors: ends this actor
+        if (!job.step->batch.empty()) backend->forward(job.step->batch, *out);
         return forward_done{std::move(out)};
       },
   };

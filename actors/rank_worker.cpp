@@ -39,6 +39,7 @@ rank_ready start(caf::event_based_actor* self, worker_state& st) {
   opts.block_size = spec.block_size;
   opts.num_kv_blocks = spec.num_kv_blocks;
   if (spec.kv_cache_bytes > 0) opts.kv_cache_bytes = spec.kv_cache_bytes;
+  opts.kv_offload_bytes = spec.kv_offload_bytes;
   opts.threads = spec.threads;
   opts.rope_inv_freq_dtype = spec.rope_inv_freq_dtype;
   opts.weight_dtype = spec.weight_dtype;
@@ -51,6 +52,7 @@ rank_ready start(caf::event_based_actor* self, worker_state& st) {
   const auto kv = st.backend->kv_shape();
   r.block_size = kv.block_size;
   r.num_blocks = kv.num_blocks;
+  r.num_host_blocks = kv.num_host_blocks;
   r.bytes_per_block = kv.bytes_per_block;
   r.backend = std::string(st.backend->name());
   r.where = st.slot.device >= 0 ? fmt::format("{} {}:{}", st.host, st.slot.kind, st.slot.device)
@@ -72,7 +74,15 @@ rank_step_done run_step(worker_state& st, rank_step& step) {
   batch.reserve(step.seqs.size());
   for (const auto& s : step.seqs)
     batch.push_back({s.tokens, s.num_cached, s.block_table, s.all_logits});
+  gpu::kv_transfer transfer;
+  const auto pairs = [](const std::vector<int32_t>& flat, std::vector<gpu::kv_block_copy>& out) {
+    if (flat.size() % 2 != 0) throw std::runtime_error("rank step: odd KV transfer list");
+    for (size_t i = 0; i < flat.size(); i += 2) out.push_back({flat[i], flat[i + 1]});
+  };
+  pairs(step.to_host, transfer.to_host);
+  pairs(step.to_device, transfer.to_device);
   const auto t0 = std::chrono::steady_clock::now();
+  st.backend->transfer_kv(transfer);
   gpu::step_output out;
   st.backend->forward(batch, out);
   rank_step_done done;

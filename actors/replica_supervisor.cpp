@@ -116,11 +116,13 @@ void start_cluster_engine(self_ptr self, uint64_t epoch, std::vector<rank_ready>
   kv.block_size = ready.front().block_size;
   kv.num_blocks = ready.front().num_blocks;
   kv.bytes_per_block = ready.front().bytes_per_block;
+  kv.num_host_blocks = ready.front().num_host_blocks;
   cluster_replica_view view;
   view.epoch = epoch;
   view.placement_version = 1;
   for (const auto& r : ready) {
     kv.num_blocks = std::min(kv.num_blocks, r.num_blocks);
+    kv.num_host_blocks = std::min(kv.num_host_blocks, r.num_host_blocks);
     st.ranks.push_back(r.worker);
     view.ranks.push_back(r.where);
   }
@@ -189,6 +191,7 @@ void bring_up_cluster(self_ptr self) {
               spec.block_size = cl->backend.block_size;
               spec.num_kv_blocks = cl->backend.num_kv_blocks;
               spec.kv_cache_bytes = cl->backend.kv_cache_bytes;
+              spec.kv_offload_bytes = cl->backend.kv_offload_bytes;
               spec.threads = cl->backend.threads;
               spec.rope_inv_freq_dtype = cl->backend.rope_inv_freq_dtype;
               spec.weight_dtype = cl->backend.weight_dtype;

@@ -14,6 +14,10 @@ struct backend_config {
   int32_t block_size = 16;    ///< tokens per KV block
   int32_t num_kv_blocks = 0;  ///< 0: as many as kv_cache_bytes holds
   size_t kv_cache_bytes = size_t{512} << 20;
+  /// Host memory for KV offload (0: off): a sequence preempted for KV blocks has its
+  /// computed blocks copied here and back when it resumes, instead of being recomputed.
+  /// cuda: pinned memory, copied on a side stream.
+  size_t kv_offload_bytes = 0;
   int threads = 0;  ///< CPU threads; 0 = all cores
   /// Precision of RoPE's inverse frequencies: "f32" (what HF from_pretrained computes) or
   /// "bf16", which reproduces references made after `model.to(torch.bfloat16)`: that cast

@@ -4,17 +4,22 @@
 #include "engine/block_manager.h"
 
 #include <xxhash.h>
+#include <algorithm>
 #include <stdexcept>
 
 namespace conclave::engine {
 
-block_manager::block_manager(int32_t num_blocks, int32_t block_size, bool prefix_caching)
+block_manager::block_manager(int32_t num_blocks, int32_t block_size, bool prefix_caching,
+                             int32_t num_host_blocks)
     : block_size_(block_size),
       prefix_caching_(prefix_caching),
-      blocks_(static_cast<size_t>(num_blocks)) {
+      blocks_(static_cast<size_t>(num_blocks)),
+      host_used_(static_cast<size_t>(std::max(num_host_blocks, 0)), false) {
   if (num_blocks <= 0 || block_size <= 0) throw std::invalid_argument("block_manager needs blocks");
+  if (num_host_blocks < 0) throw std::invalid_argument("block_manager: negative host blocks");
   for (int32_t i = 0; i < num_blocks; ++i)
     blocks_[static_cast<size_t>(i)].free_pos = free_.insert(free_.end(), i);
+  for (int32_t i = num_host_blocks - 1; i >= 0; --i) host_free_.push_back(i);
 }
 
 uint64_t block_manager::chain_hash(uint64_t prev, std::span<const int32_t> tokens) const {
@@ -133,6 +138,72 @@ void block_manager::mark_computed(sequence& seq) {
     by_hash_.try_emplace(h, seq.block_table[i]);
   }
   seq.num_hashed_blocks = std::max(seq.num_hashed_blocks, full);
+}
+
+int32_t block_manager::blocks_to_offload(const sequence& seq) const {
+  const size_t bs = static_cast<size_t>(block_size_);
+  return static_cast<int32_t>(std::min((seq.num_computed + bs - 1) / bs, seq.block_table.size()));
+}
+
+bool block_manager::can_swap_out(const sequence& seq) const {
+  const int32_t n = blocks_to_offload(seq);
+  return n > 0 && n <= num_free_host_blocks();
+}
+
+void block_manager::swap_out(sequence& seq, std::vector<gpu::kv_block_copy>& to_host) {
+  if (!can_swap_out(seq)) throw std::logic_error("block_manager::swap_out: no room (can_swap_out)");
+  const auto n = static_cast<size_t>(blocks_to_offload(seq));
+  seq.host_table.clear();
+  for (size_t i = 0; i < n; ++i) {
+    const int32_t h = host_free_.back();
+    host_free_.pop_back();
+    host_used_[static_cast<size_t>(h)] = true;
+    seq.host_table.push_back(h);
+    to_host.push_back({seq.block_table[i], h});
+  }
+  const size_t computed = seq.num_computed;
+  deallocate(seq);  // the device blocks are free (their hashed content stays reusable)
+  seq.num_computed = computed;
+}
+
+bool block_manager::can_swap_in(const sequence& seq) const {
+  return static_cast<int32_t>(seq.num_blocks(static_cast<size_t>(block_size_))) <=
+         num_free_blocks();
+}
+
+void block_manager::swap_in(sequence& seq, std::vector<gpu::kv_block_copy>& to_device) {
+  if (!seq.block_table.empty())
+    throw std::logic_error("block_manager::swap_in: sequence already has blocks");
+  if (!can_swap_in(seq)) throw std::logic_error("block_manager::swap_in: no room (can_swap_in)");
+  for (const int32_t h : seq.host_table) {
+    const int32_t id = take_free_block();
+    seq.block_table.push_back(id);
+    to_device.push_back({id, h});
+  }
+  // Not reusable before this step's copies ran: a later swap_out of the same step would
+  // otherwise overwrite them before they are read (end_transfers frees them).
+  host_in_flight_.insert(host_in_flight_.end(), seq.host_table.begin(), seq.host_table.end());
+  seq.host_table.clear();
+  grow(seq);
+  seq.num_hashed_blocks = 0;  // mark_computed registers the blocks again
+}
+
+void block_manager::end_transfers() {
+  for (const int32_t h : host_in_flight_) {
+    host_used_[static_cast<size_t>(h)] = false;
+    host_free_.push_back(h);
+  }
+  host_in_flight_.clear();
+}
+
+void block_manager::release_host(sequence& seq) {
+  for (const int32_t h : seq.host_table) {
+    if (h < 0 || h >= num_host_blocks() || !host_used_[static_cast<size_t>(h)])
+      throw std::logic_error("block_manager: host block released twice");
+    host_used_[static_cast<size_t>(h)] = false;
+    host_free_.push_back(h);
+  }
+  seq.host_table.clear();
 }
 
 }  // namespace conclave::engine

@@ -9,12 +9,15 @@
 #include <vector>
 
 #include "engine/sequence.h"
+#include "gpu/backend.h"
 
 namespace conclave::engine {
 
 class block_manager {
  public:
-  block_manager(int32_t num_blocks, int32_t block_size, bool prefix_caching = true);
+  /// `num_host_blocks`: the KV offload pool's size (0: no offload).
+  block_manager(int32_t num_blocks, int32_t block_size, bool prefix_caching = true,
+                int32_t num_host_blocks = 0);
 
   int32_t block_size() const { return block_size_; }
   int32_t num_blocks() const { return static_cast<int32_t>(blocks_.size()); }
@@ -41,6 +44,26 @@ class block_manager {
   /// below that become prefix-cache entries.
   void mark_computed(sequence& seq);
 
+  // KV offload: a preempted sequence's computed blocks go to the host pool and come back.
+  int32_t num_host_blocks() const { return static_cast<int32_t>(host_used_.size()); }
+  int32_t num_free_host_blocks() const { return static_cast<int32_t>(host_free_.size()); }
+  /// Blocks holding seq's computed tokens (what an offload copies).
+  int32_t blocks_to_offload(const sequence& seq) const;
+  /// True when seq has computed blocks and the host pool has room for them.
+  bool can_swap_out(const sequence& seq) const;
+  /// Moves seq's computed blocks to host blocks (appending the copies to `to_host`) and
+  /// releases its device blocks; seq keeps num_computed and gets host_table.
+  void swap_out(sequence& seq, std::vector<gpu::kv_block_copy>& to_host);
+  /// True when device blocks for seq's offloaded blocks plus the rest of its tokens are free.
+  bool can_swap_in(const sequence& seq) const;
+  /// Gives seq device blocks for all its tokens, the offloaded ones filled from the host
+  /// (copies appended to `to_device`), and frees its host blocks.
+  void swap_in(sequence& seq, std::vector<gpu::kv_block_copy>& to_device);
+  /// Frees a swapped sequence's host blocks (it finished or was aborted while offloaded).
+  void release_host(sequence& seq);
+  /// The transfers swap_in asked for have run: the host blocks they read are free again.
+  void end_transfers();
+
  private:
   struct block {
     int32_t ref_count = 0;
@@ -60,6 +83,9 @@ class block_manager {
   std::vector<block> blocks_;
   std::list<int32_t> free_;  ///< front = evicted first
   std::unordered_map<uint64_t, int32_t> by_hash_;
+  std::vector<int32_t> host_free_;  ///< free host blocks (a stack: any order is fine)
+  std::vector<bool> host_used_;
+  std::vector<int32_t> host_in_flight_;  ///< read by a pending to_device copy
 };
 
 }  // namespace conclave::engine

@@ -23,7 +23,7 @@ std::deque<block_manager> rank_blocks(const gpu::kv_cache_shape& kv, bool prefix
   if (ranks < 1) throw std::invalid_argument("an engine needs at least one rank");
   std::deque<block_manager> blocks;
   for (int32_t r = 0; r < ranks; ++r)
-    blocks.emplace_back(kv.num_blocks, kv.block_size, prefix_caching);
+    blocks.emplace_back(kv.num_blocks, kv.block_size, prefix_caching, kv.num_host_blocks);
   return blocks;
 }
 
@@ -108,7 +108,12 @@ std::vector<step_event> llm_engine::step() {
   const pending_step p = begin_step();
   if (p.empty()) return {};
   try {
-    be.forward(p.batch, out_);
+    be.transfer_kv(p.transfer(0));
+    if (p.batch.empty()) {
+      out_ = {};
+    } else {
+      be.forward(p.batch, out_);
+    }
   } catch (...) {
     step_pending_ = false;
     throw;
@@ -142,6 +147,7 @@ pending_step llm_engine::begin_step() {
     p.batch.push_back(b);
     p.entry_rank.push_back(s.rank);
   }
+  p.transfers = scheduler_.transfers();
   step_pending_ = !p.empty();
   return p;
 }
@@ -217,6 +223,11 @@ engine_stats llm_engine::stats() const {
     s.kv_blocks_free += b.num_free_blocks();
   }
   s.preemptions = scheduler_.num_preemptions();
+  s.swap_outs = scheduler_.num_swap_outs();
+  s.swap_ins = scheduler_.num_swap_ins();
+  s.blocks_swapped_out = scheduler_.blocks_swapped_out();
+  s.blocks_swapped_in = scheduler_.blocks_swapped_in();
+  s.num_swapped = scheduler_.num_swapped();
   return s;
 }
 

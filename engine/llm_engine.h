@@ -4,6 +4,7 @@
 // end_step, running each step's forward pass on its gpu_worker in between.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <deque>
 #include <functional>
@@ -34,6 +35,10 @@ struct engine_stats {
   size_t num_waiting = 0, num_running = 0;
   int32_t kv_blocks_total = 0, kv_blocks_free = 0;  ///< summed over ranks
   uint64_t preemptions = 0, steps = 0, prompt_tokens_computed = 0, tokens_generated = 0;
+  /// KV offload (backend_config::kv_offload_bytes): preemptions that offloaded a sequence
+  /// instead of freeing it, resumptions, and blocks copied each way.
+  uint64_t swap_outs = 0, swap_ins = 0, blocks_swapped_out = 0, blocks_swapped_in = 0;
+  size_t num_swapped = 0;  ///< sequences offloaded now (counted in num_waiting too)
 };
 
 /// A scheduled step waiting for its forward pass: `batch` points into the sequences
@@ -48,13 +53,25 @@ struct pending_step {
   /// set) and the penalty entries that spec refers to. Move-only: batch points into it.
   std::vector<gpu::device_sampling> sampling;
   std::vector<std::vector<gpu::penalty_entry>> penalties;
+  /// Per rank: the KV copies to run (backend::transfer_kv) before that rank's forward pass,
+  /// even when its part of the batch is empty.
+  std::vector<gpu::kv_transfer> transfers;
 
   pending_step() = default;
   pending_step(pending_step&&) = default;
   pending_step& operator=(pending_step&&) = default;
   pending_step(const pending_step&) = delete;
   pending_step& operator=(const pending_step&) = delete;
-  bool empty() const { return batch.empty(); }
+  bool empty() const {
+    return batch.empty() &&
+           std::all_of(transfers.begin(), transfers.end(), [](const auto& t) { return t.empty(); });
+  }
+  /// Rank r's copies (none when the step has no entry for it).
+  const gpu::kv_transfer& transfer(int32_t rank) const {
+    static const gpu::kv_transfer none;
+    return static_cast<size_t>(rank) < transfers.size() ? transfers[static_cast<size_t>(rank)]
+                                                        : none;
+  }
 };
 
 class llm_engine {

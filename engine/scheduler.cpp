@@ -14,7 +14,7 @@ scheduler::scheduler(const config::scheduler_config& cfg, block_manager& blocks)
     : scheduler(cfg, std::vector<block_manager*>{&blocks}) {}
 
 scheduler::scheduler(const config::scheduler_config& cfg, std::vector<block_manager*> ranks)
-    : cfg_(cfg), ranks_(std::move(ranks)) {
+    : cfg_(cfg), ranks_(std::move(ranks)), transfers_(ranks_.size()) {
   if (ranks_.empty() || std::find(ranks_.begin(), ranks_.end(), nullptr) != ranks_.end())
     throw std::invalid_argument("scheduler needs a block_manager per rank");
   for (const block_manager* b : ranks_) {
@@ -49,10 +49,45 @@ void scheduler::add(std::shared_ptr<sequence> seq) {
 }
 
 void scheduler::preempt(const std::shared_ptr<sequence>& seq) {
-  blocks_of(*seq).deallocate(*seq);
+  block_manager& blocks = blocks_of(*seq);
+  if (blocks.can_swap_out(*seq)) {
+    auto& to_host = transfers_[static_cast<size_t>(seq->rank)].to_host;
+    const size_t before = to_host.size();
+    blocks.swap_out(*seq, to_host);
+    blocks_out_ += to_host.size() - before;
+    ++swap_outs_;
+    seq->status = sequence_status::swapped;
+    swapped_.push_front(seq);  // the newest running one: resumed after the older swapped ones
+    std::stable_sort(swapped_.begin(), swapped_.end(),
+                     [](const auto& a, const auto& b) { return a->id() < b->id(); });
+    return;
+  }
+  blocks.deallocate(*seq);
   seq->status = sequence_status::waiting;
   waiting_.push_front(seq);
   ++preemptions_;
+}
+
+bool scheduler::resume_swapped(std::vector<scheduled>& step, size_t& budget) {
+  while (!swapped_.empty()) {
+    auto& seq = swapped_.front();
+    block_manager& blocks = blocks_of(*seq);
+    if (budget == 0 || running_.size() >= static_cast<size_t>(cfg_.max_num_seqs) ||
+        !blocks.can_swap_in(*seq))
+      return false;
+    auto& to_device = transfers_[static_cast<size_t>(seq->rank)].to_device;
+    const size_t before = to_device.size();
+    blocks.swap_in(*seq, to_device);
+    blocks_in_ += to_device.size() - before;
+    ++swap_ins_;
+    const size_t n = std::min(seq->num_uncomputed(), budget);
+    budget -= n;
+    seq->status = sequence_status::running;
+    step.push_back({seq, n, seq->num_computed + n == seq->size()});
+    running_.push_back(seq);
+    swapped_.pop_front();
+  }
+  return true;
 }
 
 void scheduler::finish(const std::shared_ptr<sequence>& seq, finish_reason reason) {
@@ -64,6 +99,9 @@ void scheduler::finish(const std::shared_ptr<sequence>& seq, finish_reason reaso
 std::vector<scheduled> scheduler::schedule() {
   std::vector<scheduled> step;
   size_t budget = static_cast<size_t>(cfg_.max_num_batched_tokens);
+  // The previous step's copies have run (a step is scheduled after the last one ended).
+  for (block_manager* b : ranks_) b->end_transfers();
+  transfers_.assign(ranks_.size(), {});
 
   // 1. Running sequences, oldest first. A sequence that cannot get a block preempts the
   //    newest running one of its rank (possibly itself).
@@ -94,7 +132,11 @@ std::vector<scheduled> scheduler::schedule() {
   for (auto& seq : running_) kept.push_back(seq);  // out of budget this step: still running
   running_ = std::move(kept);
 
-  // 2. Admit waiting sequences in order while budget, slots and blocks allow.
+  // 2. Offloaded sequences come back first (they are older than any waiting one); while one
+  //    is left, nothing new is admitted, so that it cannot be starved.
+  if (!resume_swapped(step, budget)) return step;
+
+  // 3. Admit waiting sequences in order while budget, slots and blocks allow.
   while (!waiting_.empty() && budget > 0 &&
          running_.size() < static_cast<size_t>(cfg_.max_num_seqs)) {
     auto& seq = waiting_.front();
@@ -150,10 +192,11 @@ std::vector<std::shared_ptr<sequence>> scheduler::postprocess(const std::vector<
 }
 
 bool scheduler::abort(int64_t id) {
-  for (auto* queue : {&waiting_, &running_}) {
+  for (auto* queue : {&waiting_, &running_, &swapped_}) {
     auto it =
         std::find_if(queue->begin(), queue->end(), [id](const auto& s) { return s->id() == id; });
     if (it != queue->end()) {
+      if ((*it)->status == sequence_status::swapped) blocks_of(**it).release_host(**it);
       finish(*it, finish_reason::aborted);
       queue->erase(it);
       return true;
@@ -170,7 +213,7 @@ bool scheduler::contains(int64_t id) const {
   const auto has = [id](const auto& q) {
     return std::any_of(q.begin(), q.end(), [id](const auto& s) { return s->id() == id; });
   };
-  return has(waiting_) || has(running_);
+  return has(waiting_) || has(running_) || has(swapped_);
 }
 
 }  // namespace conclave::engine

@@ -2,7 +2,9 @@
 // step runs every running sequence's next tokens (a decode token, or the next chunk of a
 // prompt) and admits waiting sequences while the token budget and free blocks allow.
 // When a running sequence needs a block and none is free, the most recently admitted
-// one is preempted (its blocks freed; it is recomputed later from its tokens).
+// one is preempted: with a KV offload pool that has room, its computed blocks are copied
+// to host memory and back when it resumes (swapped, resumed before any new admission);
+// else its blocks are freed and it is recomputed later from its tokens.
 // With data-parallel attention the scheduler serves R ranks, each with its own
 // block_manager (its own KV pages, block ids local to it, its own prefix cache): a
 // sequence gets a rank when admitted (assign_rank), allocates, shares prefixes and
@@ -41,10 +43,21 @@ class scheduler {
   /// Queues a sequence. Throws std::invalid_argument when its prompt plus max_tokens
   /// could never fit in the whole KV cache (it would otherwise preempt itself forever).
   void add(std::shared_ptr<sequence> seq);
-  bool idle() const { return waiting_.empty() && running_.empty(); }
-  size_t num_waiting() const { return waiting_.size(); }
+  bool idle() const { return waiting_.empty() && running_.empty() && swapped_.empty(); }
+  size_t num_waiting() const { return waiting_.size() + swapped_.size(); }
   size_t num_running() const { return running_.size(); }
+  size_t num_swapped() const { return swapped_.size(); }
+  /// Preemptions that freed a sequence's blocks for recomputation.
   uint64_t num_preemptions() const { return preemptions_; }
+  /// Preemptions that offloaded a sequence to host memory instead.
+  uint64_t num_swap_outs() const { return swap_outs_; }
+  uint64_t num_swap_ins() const { return swap_ins_; }
+  /// Blocks copied to host memory and back, over all ranks.
+  uint64_t blocks_swapped_out() const { return blocks_out_; }
+  uint64_t blocks_swapped_in() const { return blocks_in_; }
+  /// The copies the last schedule() asked for, per rank: run them (backend::transfer_kv)
+  /// before that step's forward pass.
+  const std::vector<gpu::kv_transfer>& transfers() const { return transfers_; }
   int32_t num_ranks() const { return static_cast<int32_t>(ranks_.size()); }
   const block_manager& blocks(int32_t rank) const { return *ranks_.at(static_cast<size_t>(rank)); }
 
@@ -60,13 +73,17 @@ class scheduler {
                                                      std::span<const int32_t> eos_ids,
                                                      size_t max_model_len);
 
-  /// Finishes a sequence with finish_reason::aborted wherever it is; false if unknown.
+  /// Finishes a sequence with finish_reason::aborted wherever it is (an offloaded one's
+  /// host blocks are freed); false if unknown.
   bool abort(int64_t id);
   /// True when the sequence is waiting or running.
   bool contains(int64_t id) const;
 
  private:
   void preempt(const std::shared_ptr<sequence>& seq);
+  /// Brings offloaded sequences back, oldest first, while budget, slots and blocks allow;
+  /// false when one is left (then no new sequence is admitted this step).
+  bool resume_swapped(std::vector<scheduled>& step, size_t& budget);
   void finish(const std::shared_ptr<sequence>& seq, finish_reason reason);
   block_manager& blocks_of(const sequence& seq) { return *ranks_[static_cast<size_t>(seq.rank)]; }
   /// The rank admission gives the next sequence (assign_rank over the ranks' loads).
@@ -76,7 +93,9 @@ class scheduler {
   std::vector<block_manager*> ranks_;
   std::deque<std::shared_ptr<sequence>> waiting_;
   std::deque<std::shared_ptr<sequence>> running_;
-  uint64_t preemptions_ = 0;
+  std::deque<std::shared_ptr<sequence>> swapped_;  ///< offloaded, oldest first
+  std::vector<gpu::kv_transfer> transfers_;        ///< per rank, for the step scheduled last
+  uint64_t preemptions_ = 0, swap_outs_ = 0, swap_ins_ = 0, blocks_out_ = 0, blocks_in_ = 0;
 };
 
 }  // namespace conclave::engine

@@ -13,7 +13,9 @@
 
 namespace conclave::engine {
 
-enum class sequence_status : uint8_t { waiting, running, finished };
+/// swapped: preempted with its computed KV blocks offloaded to host memory (host_table),
+/// waiting to be copied back rather than recomputed.
+enum class sequence_status : uint8_t { waiting, running, swapped, finished };
 enum class finish_reason : uint8_t { none, stop, length, aborted };
 
 const char* to_string(finish_reason r);
@@ -47,6 +49,9 @@ class sequence {
   int32_t rank = 0;
   /// Leading blocks of the table already registered for prefix caching.
   size_t num_hashed_blocks = 0;
+  /// While swapped: the host-pool blocks holding its first num_computed tokens' keys and
+  /// values (block i of the sequence in host_table[i]).
+  std::vector<int32_t> host_table;
 
   size_t num_blocks(size_t block_size) const {
     return (tokens_.size() + block_size - 1) / block_size;

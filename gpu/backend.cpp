@@ -70,6 +70,25 @@ rank_context checked_rank_context(rank_context rank, const model::model_config& 
   return rank;
 }
 
+void backend::transfer_kv(const kv_transfer& t) {
+  if (!t.empty()) throw std::logic_error(fmt::format("the {} backend has no host KV pool", name()));
+}
+
+void validate_transfer(const kv_transfer& t, const kv_cache_shape& kv) {
+  for (const auto* list : {&t.to_host, &t.to_device}) {
+    for (const kv_block_copy& c : *list) {
+      if (c.device_block < 0 || c.device_block >= kv.num_blocks)
+        throw std::invalid_argument(
+            fmt::format("KV transfer: device block {} outside the cache ({} blocks)",
+                        c.device_block, kv.num_blocks));
+      if (c.host_block < 0 || c.host_block >= kv.num_host_blocks)
+        throw std::invalid_argument(
+            fmt::format("KV transfer: host block {} outside the offload pool ({} blocks)",
+                        c.host_block, kv.num_host_blocks));
+    }
+  }
+}
+
 void backend::apply_placement(const model::checkpoint&, std::shared_ptr<const expert_map>) {
   throw std::logic_error(fmt::format("the {} backend is not expert-parallel", name()));
 }

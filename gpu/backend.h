@@ -59,6 +59,26 @@ struct kv_cache_shape {
   int32_t block_size = 16;
   int32_t num_blocks = 0;
   size_t bytes_per_block = 0;  ///< keys + values of one block over all layers
+  /// Blocks of the host-memory pool preempted sequences are offloaded to (0: none; a
+  /// preempted sequence is then recomputed). Host block ids are [0, num_host_blocks).
+  int32_t num_host_blocks = 0;
+};
+
+/// One block's keys and values (every layer) copied between the device cache and the
+/// host pool.
+struct kv_block_copy {
+  int32_t device_block = 0;
+  int32_t host_block = 0;
+  bool operator==(const kv_block_copy&) const = default;
+};
+
+/// The copies a step needs before its forward pass: first every to_host copy (a
+/// preempted sequence's blocks saved before the step reuses them), then every to_device
+/// copy (an offloaded sequence coming back).
+struct kv_transfer {
+  std::vector<kv_block_copy> to_host;
+  std::vector<kv_block_copy> to_device;
+  bool empty() const { return to_host.empty() && to_device.empty(); }
 };
 
 using backend_options = config::backend_config;
@@ -88,6 +108,11 @@ class backend {
   /// Whether forward() samples sequences that carry a device_sampling spec (else the
   /// engine builds no specs and samples every row on the host).
   virtual bool samples_on_device() const { return false; }
+  /// Runs `t`'s copies (to_host first, then to_device), complete before the next forward
+  /// reads or writes those blocks. Throws std::invalid_argument for a block id outside the
+  /// cache or the host pool (kv_shape().num_host_blocks); nothing is copied then. The
+  /// default (a backend without a host pool) accepts only an empty transfer.
+  virtual void transfer_kv(const kv_transfer& t);
 
   /// Expert-parallel backends, between steps: switches to `placement` (a later version),
   /// loading from `ckpt` the experts this rank gains and freeing those it loses. Every
@@ -129,6 +154,10 @@ rank_context checked_rank_context(rank_context rank, const model::model_config& 
 /// Checks a batch against the model and KV cache; throws std::invalid_argument.
 void validate_batch(std::span<const step_sequence> batch, const model::model_config& config,
                     const kv_cache_shape& kv);
+
+/// Checks a transfer's block ids against the cache and its host pool; throws
+/// std::invalid_argument naming the first bad id.
+void validate_transfer(const kv_transfer& t, const kv_cache_shape& kv);
 
 /// How many KV blocks `bytes` holds for `config` with fp32 keys/values.
 int32_t kv_blocks_for_bytes(const model::model_config& config, int32_t block_size, size_t bytes,

@@ -57,6 +57,14 @@ server_metrics::server_metrics() : registry_(std::make_shared<prometheus::Regist
   completion_tokens_ = &tokens.Add({{"kind", "completion"}});
   preemptions_ =
       counter(*registry_, "conclave_preemptions_total", "Sequences preempted for KV blocks");
+  offload_swaps_ = counter(*registry_, "conclave_kv_offload_swaps_total",
+                           "Preempted sequences offloaded to host memory instead of recomputed");
+  auto& offload_blocks = BuildCounter()
+                             .Name("conclave_kv_offload_blocks_total")
+                             .Help("KV blocks copied between the device cache and host memory")
+                             .Register(*registry_);
+  offload_out_ = &offload_blocks.Add({{"direction", "to_host"}});
+  offload_in_ = &offload_blocks.Add({{"direction", "to_device"}});
   failovers_ = counter(*registry_, "conclave_failovers_total",
                        "Requests moved to another replica after theirs failed");
   auto& seqs =
@@ -103,6 +111,11 @@ void server_metrics::add_failover() {
 }
 void server_metrics::add_preemptions(uint64_t n) {
   if (n > 0) preemptions_->Increment(static_cast<double>(n));
+}
+void server_metrics::add_kv_offload(uint64_t swaps, uint64_t blocks_out, uint64_t blocks_in) {
+  if (swaps > 0) offload_swaps_->Increment(static_cast<double>(swaps));
+  if (blocks_out > 0) offload_out_->Increment(static_cast<double>(blocks_out));
+  if (blocks_in > 0) offload_in_->Increment(static_cast<double>(blocks_in));
 }
 void server_metrics::set_engine(int replica, size_t running, size_t waiting, int64_t kv_used,
                                 int64_t kv_free) {

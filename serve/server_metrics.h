@@ -31,6 +31,8 @@ class server_metrics {
   void observe_queue_time(double seconds);
   void add_tokens(int64_t prompt, int64_t completion);
   void add_preemptions(uint64_t n);
+  /// KV offload: sequences offloaded instead of recomputed, and blocks copied each way.
+  void add_kv_offload(uint64_t swaps, uint64_t blocks_out, uint64_t blocks_in);
   void add_failover();
   /// A connection the cluster door refused, by reason (net/cluster_door.h's refusal::).
   void count_cluster_refusal(const std::string& reason);
@@ -49,6 +51,7 @@ class server_metrics {
   prometheus::Family<prometheus::Counter>* cluster_refusals_;
   prometheus::Histogram *ttft_, *tpot_, *e2e_, *queue_;
   prometheus::Counter *prompt_tokens_, *completion_tokens_, *preemptions_, *failovers_;
+  prometheus::Counter *offload_swaps_, *offload_out_, *offload_in_;
   prometheus::Gauge *running_, *waiting_, *kv_used_, *kv_free_, *resident_;
   struct engine_gauges {
     double running = 0, waiting = 0, kv_used = 0, kv_free = 0;

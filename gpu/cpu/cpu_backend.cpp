@@ -6,6 +6,7 @@
 #include <spdlog/fmt/fmt.h>
 #include <spdlog/spdlog.h>
 #include <algorithm>
+#include <cstring>
 #include <memory>
 #include <thread>
 #include <utility>
@@ -51,6 +52,19 @@ class cpu_backend final : public backend {
       // Uninitialised on purpose: pages are committed only as blocks are first written.
       k_cache_.emplace_back(new float[per_layer]);
       v_cache_.emplace_back(new float[per_layer]);
+    }
+    // The offload pool: the same layout in separate host memory, a second tier that the
+    // scheduler's bookkeeping must keep apart from the cache (as pinned memory on a GPU).
+    kv_.num_host_blocks = static_cast<int32_t>(opts.kv_offload_bytes / kv_.bytes_per_block);
+    const size_t host_per_layer =
+        static_cast<size_t>(kv_.num_host_blocks) * static_cast<size_t>(kv_.block_size) * width;
+    if (kv_.num_host_blocks > 0) {
+      for (int64_t l = 0; l < config_.num_layers; ++l) {
+        host_k_.emplace_back(new float[host_per_layer]);
+        host_v_.emplace_back(new float[host_per_layer]);
+      }
+      spdlog::info("cpu backend: KV offload pool {} blocks ({:.1f} MiB)", kv_.num_host_blocks,
+                   static_cast<double>(kv_.bytes_per_block) * kv_.num_host_blocks / (1 << 20));
     }
     spdlog::info("cpu backend: {} threads, KV cache {} blocks x {} tokens ({:.1f} MiB reserved)",
                  threads_, kv_.num_blocks, kv_.block_size,
@@ -107,6 +121,26 @@ class cpu_backend final : public backend {
   std::string_view name() const override { return "cpu"; }
   const model::model_config& config() const override { return config_; }
   kv_cache_shape kv_shape() const override { return kv_; }
+
+  void transfer_kv(const kv_transfer& t) override {
+    validate_transfer(t, kv_);
+    const size_t block_floats = static_cast<size_t>(kv_.block_size) *
+                                static_cast<size_t>(config_.num_kv_heads * config_.head_dim);
+    const auto copy = [&](const kv_block_copy& c, bool to_host) {
+      const size_t dev = static_cast<size_t>(c.device_block) * block_floats;
+      const size_t host = static_cast<size_t>(c.host_block) * block_floats;
+      for (size_t l = 0; l < k_cache_.size(); ++l) {
+        float* d_k = k_cache_[l].get() + dev;
+        float* d_v = v_cache_[l].get() + dev;
+        float* h_k = host_k_[l].get() + host;
+        float* h_v = host_v_[l].get() + host;
+        std::memcpy(to_host ? h_k : d_k, to_host ? d_k : h_k, block_floats * sizeof(float));
+        std::memcpy(to_host ? h_v : d_v, to_host ? d_v : h_v, block_floats * sizeof(float));
+      }
+    };
+    for (const auto& c : t.to_host) copy(c, true);
+    for (const auto& c : t.to_device) copy(c, false);
+  }
 
   void forward(std::span<const step_sequence> batch, step_output& out) override {
     validate_batch(batch, config_, kv_);
@@ -224,6 +258,7 @@ class cpu_backend final : public backend {
   std::vector<float> inv_freq_;
   kv_cache_shape kv_;
   std::vector<std::unique_ptr<float[]>> k_cache_, v_cache_;
+  std::vector<std::unique_ptr<float[]>> host_k_, host_v_;  ///< the offload pool, per layer
 };
 
 }  // namespace

@@ -19,6 +19,7 @@
 #include "gpu/cuda/embedding.h"
 #include "gpu/cuda/gemm.h"
 #include "gpu/cuda/kv_cache.h"
+#include "gpu/cuda/kv_offload.h"
 #include "gpu/cuda/moe_combine.h"
 #include "gpu/cuda/moe_gemv.h"
 #include "gpu/cuda/moe_permute.h"
@@ -242,6 +243,19 @@ class cuda_backend final : public cuda_backend_api {
             : std::string(t_ == elem::bf16 ? "bf16" : "f32"),
         static_cast<double>(weights_.bytes) / (1ull << 30), kv_.num_blocks, kv_.block_size,
         static_cast<double>(kv_cache_.bytes()) / (1ull << 30), t_ == elem::bf16 ? "bf16" : "f32");
+    kv_.num_host_blocks = static_cast<int32_t>(opts.kv_offload_bytes / kv_.bytes_per_block);
+    if (kv_.num_host_blocks > 0) {
+      offload_ = std::make_unique<kv_offload>(
+          static_cast<size_t>(kv_.num_host_blocks),
+          kv_cache_layout{kv_cache_.as<char>(), slots_per_layer_ * width * es,
+                          static_cast<size_t>(kv_.block_size) * width * es,
+                          static_cast<size_t>(c.num_layers)});
+    }
+  }
+
+  void transfer_kv(const kv_transfer& t) override {
+    validate_transfer(t, kv_);
+    if (offload_) offload_->run(t, stream_);
   }
 
   void* k_cache(size_t l) const {
@@ -698,6 +712,7 @@ class cuda_backend final : public cuda_backend_api {
   device_buffer dq_;  ///< dequantized projection scratch (quantized weights only)
   device_buffer inv_freq_;
   kv_cache_shape kv_;
+  std::unique_ptr<kv_offload> offload_;  ///< the host tier (kv_offload_bytes > 0)
   size_t slots_per_layer_ = 0;
   device_buffer kv_cache_;
   step_timing timing_;

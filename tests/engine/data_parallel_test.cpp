@@ -21,9 +21,10 @@ const model::checkpoint& tiny() {
   return ckpt;
 }
 
-config::engine_config engine_cfg(int32_t blocks) {
+config::engine_config engine_cfg(int32_t blocks, size_t offload_bytes = 0) {
   config::engine_config cfg;
   cfg.backend.num_kv_blocks = blocks;
+  cfg.backend.kv_offload_bytes = offload_bytes;
   cfg.backend.block_size = 4;
   cfg.scheduler.max_num_batched_tokens = 64;
   return cfg;
@@ -53,8 +54,8 @@ struct dp_run {
 };
 
 dp_run run_ranks(int ranks, int32_t blocks, const std::vector<std::vector<int32_t>>& prompts,
-                 const engine::sampling_params& sp) {
-  const auto cfg = engine_cfg(blocks);
+                 const engine::sampling_params& sp, size_t offload_bytes = 0) {
+  const auto cfg = engine_cfg(blocks, offload_bytes);
   std::vector<std::unique_ptr<gpu::backend>> backends;
   for (int r = 0; r < ranks; ++r) backends.push_back(gpu::make_backend(tiny(), cfg.backend));
   engine::llm_engine eng(backends[0]->config(), backends[0]->kv_shape(), cfg, ranks);
@@ -76,6 +77,7 @@ dp_run run_ranks(int ranks, int32_t blocks, const std::vector<std::vector<int32_
     const auto parts = engine::split_by_rank(p.batch, p.entry_rank, ranks);
     for (size_t r = 0; r < parts.size(); ++r) {
       outputs[r] = {};
+      backends[r]->transfer_kv(p.transfer(static_cast<int32_t>(r)));  // this rank's copies
       if (!parts[r].batch.empty()) backends[r]->forward(parts[r].batch, outputs[r]);
     }
     engine::merge_rank_outputs(parts, outputs, merged);
@@ -113,5 +115,19 @@ TEST_CASE("two ranks: preemption inside a rank keeps the output token-identical"
   const auto tight = run_ranks(2, 10, prompts, greedy(16));  // 40 slots per rank
   CHECK(tight.stats.preemptions > 0);
   CHECK(tight.out == roomy.out);
+  CHECK(tight.stats.kv_blocks_free == tight.stats.kv_blocks_total);
+}
+
+TEST_CASE("two ranks: KV offload inside a rank keeps the output token-identical, no recompute",
+          "[engine][data_parallel][offload]") {
+  std::vector<std::vector<int32_t>> prompts;
+  for (int i = 0; i < 6; ++i) prompts.push_back(prompt(static_cast<size_t>(5 + 3 * i), i));
+  const auto roomy = run_ranks(1, 512, prompts, greedy(16));
+  const auto tight = run_ranks(2, 10, prompts, greedy(16), size_t{16} << 20);
+  CHECK(tight.stats.swap_outs > 0);
+  CHECK(tight.stats.preemptions == 0);
+  CHECK(tight.out == roomy.out);
+  CHECK(tight.stats.prompt_tokens_computed == roomy.stats.prompt_tokens_computed);
+  for (const auto& used : tight.ranks_used) CHECK(used.size() == 1);  // resumed on its rank
   CHECK(tight.stats.kv_blocks_free == tight.stats.kv_blocks_total);
 }

@@ -185,3 +185,60 @@ TEST_CASE("a resumed request continues exactly where another engine stopped", "[
   CHECK_THROWS_AS(eng.add_request(p, greedy(2), std::vector<int32_t>{1, 2}), std::invalid_argument);
   CHECK_THROWS_AS(eng.add_request(p, greedy(4), std::vector<int32_t>{-1}), std::invalid_argument);
 }
+
+TEST_CASE(
+    "KV offload: a pool too small for the running sequences gives the same output "
+    "with swaps and no recompute",
+    "[engine][offload]") {
+  std::vector<std::vector<int32_t>> prompts;
+  for (int i = 0; i < 6; ++i) prompts.push_back(prompt(static_cast<size_t>(5 + 3 * i), i));
+  auto roomy = make_engine(512, 4);
+  const auto expected = run_all(roomy, prompts, greedy(16));
+  const auto computed = roomy.stats().prompt_tokens_computed;
+
+  config::engine_config cfg;
+  cfg.backend.num_kv_blocks = 14;  // 56 slots for 6 sequences of up to 36 tokens
+  cfg.backend.block_size = 4;
+  cfg.scheduler.max_num_batched_tokens = 64;
+  auto probe = gpu::make_backend(tiny(), cfg.backend);
+  cfg.backend.kv_offload_bytes = 64 * probe->kv_shape().bytes_per_block;
+  engine::llm_engine offload(gpu::make_backend(tiny(), cfg.backend), cfg);
+  REQUIRE(offload.backend().kv_shape().num_host_blocks == 64);
+  const auto got = run_all(offload, prompts, greedy(16));
+  const auto s = offload.stats();
+  CHECK(got == expected);
+  CHECK(s.swap_outs > 0);
+  CHECK(s.swap_ins == s.swap_outs);
+  CHECK(s.blocks_swapped_in == s.blocks_swapped_out);
+  CHECK(s.preemptions == 0);                    // nothing freed for recomputation
+  CHECK(s.prompt_tokens_computed == computed);  // and no token ran twice
+  CHECK(s.kv_blocks_free == s.kv_blocks_total);
+  CHECK(s.num_swapped == 0);
+
+  // Without the pool the same run recomputes: what the offload saved.
+  auto tight = make_engine(14, 4);
+  CHECK(run_all(tight, prompts, greedy(16)) == expected);
+  CHECK(tight.stats().preemptions > 0);
+  CHECK(tight.stats().prompt_tokens_computed > computed);
+}
+
+TEST_CASE("KV offload keeps seeded sampling identical", "[engine][offload]") {
+  std::vector<std::vector<int32_t>> prompts;
+  for (int i = 0; i < 5; ++i) prompts.push_back(prompt(static_cast<size_t>(9 + 4 * i), 40 + i));
+  engine::sampling_params sp;
+  sp.temperature = 1.3f;
+  sp.top_p = 0.9f;
+  sp.seed = 77;
+  sp.max_tokens = 14;
+  sp.ignore_eos = true;
+  auto roomy = make_engine(512, 4);
+  const auto expected = run_all(roomy, prompts, sp);
+  config::engine_config cfg;
+  cfg.backend.num_kv_blocks = 12;
+  cfg.backend.block_size = 4;
+  cfg.backend.kv_offload_bytes = size_t{64} << 20;
+  engine::llm_engine offload(gpu::make_backend(tiny(), cfg.backend), cfg);
+  CHECK(run_all(offload, prompts, sp) == expected);
+  CHECK(offload.stats().swap_outs > 0);
+  CHECK(offload.stats().preemptions == 0);
+}

@@ -393,3 +393,96 @@ TEST_CASE("a sequence that outgrows the whole cache does not leave the scheduler
   CHECK_FALSE(stuck);
   CHECK(sched.idle());
 }
+
+TEST_CASE("with a host pool the newest sequence is offloaded, not recomputed",
+          "[scheduler][offload]") {
+  block_manager bm(4, 2, true, /*num_host_blocks=*/4);
+  scheduler sched(cfg(), bm);
+  auto a = make_seq(1, 3, 4), b = make_seq(2, 3, 4);
+  sched.add(a);
+  sched.add(b);
+  run_step(sched);  // both prefill: 2 blocks each, the cache is full
+  run_step(sched);  // both decode their 4th token, still in 2 blocks
+  const auto b_blocks = b->block_table;
+
+  auto r = run_step(sched);  // a needs a third block: b is offloaded
+  REQUIRE(r.step.size() == 1);
+  CHECK(r.step[0].seq == a);
+  CHECK(sched.num_preemptions() == 0);
+  CHECK(sched.num_swap_outs() == 1);
+  CHECK(b->status == sequence_status::swapped);
+  CHECK(b->num_computed == 4);  // kept: its keys and values are on the host
+  CHECK(b->block_table.empty());
+  REQUIRE(b->host_table.size() == 2);
+  CHECK(bm.num_free_host_blocks() == 2);
+  // The step's copies: b's two computed blocks to the host, nothing back yet.
+  REQUIRE(sched.transfers().size() == 1);
+  const auto& out = sched.transfers()[0].to_host;
+  REQUIRE(out.size() == 2);
+  CHECK(out[0] == conclave::gpu::kv_block_copy{b_blocks[0], b->host_table[0]});
+  CHECK(out[1] == conclave::gpu::kv_block_copy{b_blocks[1], b->host_table[1]});
+  CHECK(sched.transfers()[0].to_device.empty());
+  CHECK(sched.num_waiting() == 1);
+  CHECK(sched.num_swapped() == 1);
+
+  r = run_step(sched);  // a's last token; b cannot come back yet
+  REQUIRE(r.done.size() == 1);
+  CHECK(r.done[0] == a);
+  CHECK(sched.transfers()[0].empty());
+
+  // b comes back: its two blocks are copied to the device and only its last token runs.
+  const auto host = b->host_table;
+  r = run_step(sched);
+  REQUIRE(r.step.size() == 1);
+  CHECK(r.step[0].seq == b);
+  CHECK(r.step[0].num_tokens == 1);
+  CHECK(sched.num_swap_ins() == 1);
+  const auto& in = sched.transfers()[0].to_device;
+  REQUIRE(in.size() == 2);
+  CHECK(in[0] == conclave::gpu::kv_block_copy{b->block_table[0], host[0]});
+  CHECK(in[1] == conclave::gpu::kv_block_copy{b->block_table[1], host[1]});
+  CHECK(b->host_table.empty());
+  // The host blocks read by this step's copies are free only once the step has run.
+  CHECK(bm.num_free_host_blocks() == 2);
+  size_t steps = 0;
+  while (!sched.idle() && steps++ < 10) run_step(sched);
+  CHECK(bm.num_free_host_blocks() == 4);
+  CHECK(std::vector<int32_t>(b->output().begin(), b->output().end()) ==
+        tokens{5020, 5021, 5022, 5023});
+  CHECK(sched.blocks_swapped_out() == 2);
+  CHECK(sched.blocks_swapped_in() == 2);
+  CHECK(bm.num_free_blocks() == 4);
+}
+
+TEST_CASE("a full host pool falls back to recomputation", "[scheduler][offload]") {
+  block_manager bm(4, 2, true, /*num_host_blocks=*/1);  // b's two blocks do not fit
+  scheduler sched(cfg(), bm);
+  auto a = make_seq(1, 3, 4), b = make_seq(2, 3, 4);
+  sched.add(a);
+  sched.add(b);
+  for (int i = 0; i < 3; ++i) run_step(sched);
+  CHECK(sched.num_swap_outs() == 0);
+  CHECK(sched.num_preemptions() == 1);
+  CHECK(b->status == sequence_status::waiting);
+  CHECK(b->host_table.empty());
+  CHECK(sched.transfers()[0].empty());
+}
+
+TEST_CASE("aborting an offloaded sequence frees its host blocks", "[scheduler][offload]") {
+  block_manager bm(4, 2, true, 4);
+  scheduler sched(cfg(), bm);
+  auto a = make_seq(1, 3, 5), b = make_seq(2, 3, 5);
+  sched.add(a);
+  sched.add(b);
+  for (int i = 0; i < 3; ++i) run_step(sched);
+  REQUIRE(b->status == sequence_status::swapped);
+  CHECK(bm.num_free_host_blocks() == 2);
+  CHECK(sched.contains(2));
+  CHECK(sched.abort(2));
+  CHECK(b->finish == finish_reason::aborted);
+  CHECK(bm.num_free_host_blocks() == 4);
+  CHECK_FALSE(sched.contains(2));
+  size_t steps = 0;
+  while (!sched.idle() && steps++ < 20) run_step(sched);
+  CHECK(sched.idle());
+}

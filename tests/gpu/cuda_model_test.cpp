@@ -12,9 +12,9 @@
 #include "gpu/backend.h"
 #include "gpu/cuda/cuda_backend.h"
 #include "gpu/preflight.h"
+#include "model/checkpoint.h"
 #include "model/gen_model.h"
 #include "model/model_error.h"
-#include "model/checkpoint.h"
 #include "tests/fixture.h"
 #include "tests/gpu/cuda_test_util.h"
 
@@ -297,4 +297,40 @@ TEST_CASE("cuda preflight: a model that cannot fit is refused in one line before
   tiny.max_position_embeddings = int64_t{1} << 40;
   cfg.max_model_len = tiny.max_position_embeddings;
   CHECK_THROWS_AS(gpu::preflight(tiny, cfg), model::model_error);
+}
+
+TEST_CASE(
+    "cuda KV offload: blocks copied to the host and back into other blocks decode "
+    "identically",
+    "[cuda][offload]") {
+  CONCLAVE_REQUIRE_GPU();
+  const model::checkpoint ckpt(test::data_dir() / "tiny_moe");
+  config::backend_config b;
+  b.kind = "cuda";
+  b.block_size = 4;
+  b.num_kv_blocks = 32;
+  b.kv_offload_bytes = size_t{16} << 20;
+  auto be = gpu::make_backend(ckpt, b);
+  REQUIRE(be->kv_shape().num_host_blocks > 3);
+  const std::vector<int32_t> prompt = {11, 802, 3, 4095, 77, 1200, 9, 5000, 31, 64};
+  const std::vector<int32_t> table = {0, 1, 2}, moved = {20, 21, 22};
+  gpu::step_output out;
+  gpu::step_sequence pre{prompt, 0, table, false};
+  be->forward({&pre, 1}, out);
+  // Out to host blocks 5, 6, 7, then back into device blocks 20, 21, 22.
+  gpu::kv_transfer t;
+  for (int i = 0; i < 3; ++i) t.to_host.push_back({table[static_cast<size_t>(i)], 5 + i});
+  for (int i = 0; i < 3; ++i) t.to_device.push_back({moved[static_cast<size_t>(i)], 5 + i});
+  be->transfer_kv(t);
+  const std::vector<int32_t> next = {123};
+  gpu::step_sequence a{next, 10, table, false}, c{next, 10, moved, false};
+  gpu::step_output oa, oc;
+  be->forward({&a, 1}, oa);
+  be->forward({&c, 1}, oc);
+  REQUIRE(oa.logits.size() == oc.logits.size());
+  CHECK(oa.logits == oc.logits);
+  // Out-of-range ids are refused before anything is copied.
+  gpu::kv_transfer bad;
+  bad.to_host.push_back({0, be->kv_shape().num_host_blocks});
+  CHECK_THROWS_AS(be->transfer_kv(bad), std::invalid_argument);
 }

@@ -320,3 +320,42 @@ TEST_CASE("without max_tokens a request may use the rest of the context", "[serv
                               R"({"model":"tiny","prompt":"Hello","max_tokens":48})");
   CHECK(over.status == 400);
 }
+
+TEST_CASE(
+    "KV offload in the server: a tight cache gives the same completions, offloaded "
+    "not recomputed, and /metrics counts it",
+    "[server][offload]") {
+  // Six concurrent greedy completions that cannot all hold their KV blocks at once.
+  const auto run = [](bool tight, bool offload) {
+    test_server s([&](config::server_config& c) {
+      c.engine.backend.block_size = 4;
+      c.engine.backend.num_kv_blocks = tight ? 24 : 512;
+      if (offload) c.engine.backend.kv_offload_bytes = size_t{32} << 20;
+    });
+    std::vector<std::string> texts(6);
+    std::vector<std::thread> threads;
+    for (int i = 0; i < 6; ++i) {
+      threads.emplace_back([&, i] {
+        const std::string body = R"({"model":"tiny","prompt":[)" + std::to_string(100 + i) +
+                                 R"(,11,1879,315,279,1879,315,)" + std::to_string(2000 + 7 * i) +
+                                 R"(],"max_tokens":30,"temperature":0,"ignore_eos":true})";
+        const auto r = post_json(s.port(), "/v1/completions", body);
+        if (r.status == 200)
+          texts[static_cast<size_t>(i)] =
+              std::string(json::parse(r.body).at("choices").at(0).at("text").as_string());
+      });
+    }
+    for (auto& t : threads) t.join();
+    return std::make_tuple(texts, s.metric("conclave_kv_offload_swaps_total"),
+                           s.metric("conclave_preemptions_total"),
+                           s.metric("conclave_kv_offload_blocks_total{direction=\"to_device\"}"));
+  };
+  const auto [expected, no_swaps, no_preemptions, no_blocks] = run(false, false);
+  for (const auto& t : expected) CHECK_FALSE(t.empty());
+  CHECK(no_swaps == 0);
+  const auto [got, swaps, preemptions, blocks_in] = run(true, true);
+  CHECK(got == expected);
+  CHECK(swaps > 0);
+  CHECK(preemptions == 0);
+  CHECK(blocks_in > 0);
+}
