@@ -124,3 +124,13 @@ TEST_CASE("cluster config: validation names the key", "[config][cluster]") {
                    "\"c\"\nkey = \"k\"\ncafile = \"a\"\n")
             .empty());
 }
+
+TEST_CASE("engine config: kv_offload_mib reads, defaults to off and round-trips",
+          "[config]") {
+  const toml_dir d;
+  CHECK(config::load_server_config(d.write("[engine]\n")).engine.backend.kv_offload_bytes == 0);
+  const auto c = config::load_server_config(d.write("[engine]\nkv_offload_mib = 3072\n"));
+  CHECK(c.engine.backend.kv_offload_bytes == size_t{3072} << 20);
+  const auto again = config::load_server_config(d.write(config::to_toml(c)));
+  CHECK(again.engine.backend.kv_offload_bytes == size_t{3072} << 20);
+}
