@@ -97,40 +97,109 @@ std::string read_file(const std::filesystem::path& path) {
   return ss.str();
 }
 
-double read_rope_theta(const reader& r, const std::string& source) {
-  element rp;
-  if (!r.root()["rope_parameters"].get(rp) && !rp.is_null()) {
-    object o;
-    if (rp.get(o)) throw r.error("rope_parameters", "an object");
-    std::string_view type = "default";
-    if (element t; !o["rope_type"].get(t) && !t.is_null() && t.get(type)) {
-      throw r.error("rope_parameters.rope_type", "a string");
-    }
-    if (type != "default") {
-      throw model_error(
-          fmt::format("{}: rope_parameters.rope_type \"{}\" is not supported (conclave implements "
-                      "\"default\" RoPE)",
-                      source, type));
-    }
-    element theta;
-    if (!o["rope_theta"].get(theta) && !theta.is_null())
-      return r.number_of(theta, "rope_parameters.rope_theta");
+/// RoPE: theta and scaling from `rope_parameters` (transformers 5) or `rope_theta` plus
+/// `rope_scaling` (Qwen's model cards). Types other than default, linear and yarn are
+/// refused in one line.
+void read_rope(const reader& r, const std::string& source, model_config& c) {
+  element rp, rs;
+  const bool has_params = !r.root()["rope_parameters"].get(rp) && !rp.is_null();
+  const bool has_scaling = !r.root()["rope_scaling"].get(rs) && !rs.is_null();
+  object params;
+  std::string key;  // which object holds the scaling keys
+  if (has_params) {
+    if (rp.get(params)) throw r.error("rope_parameters", "an object");
+    key = "rope_parameters";
   }
-  if (element rs; !r.root()["rope_scaling"].get(rs) && !rs.is_null()) {
+  if (has_scaling) {
     object o;
-    std::string_view type;
-    if (rs.get(o) || (o["rope_type"].get(type) && o["type"].get(type)) || type != "default") {
+    if (rs.get(o)) throw r.error("rope_scaling", "an object");
+    if (!has_params) {
+      params = o;
+      key = "rope_scaling";
+    }
+  }
+  std::string_view type = "default";
+  double theta = 0;
+  bool have_theta = false;
+  if (!key.empty()) {
+    const std::string sub = source + ": " + key;
+    reader p(params, sub);
+    for (std::string_view k : {"rope_type", "type"}) {
+      if (!p.has(k)) continue;
+      if (p.require(k).get(type)) throw p.error(k, "a string");
+      break;
+    }
+    if (p.has("rope_theta")) {
+      theta = p.number("rope_theta");
+      have_theta = true;
+    }
+    if (p.has("partial_rotary_factor") && p.number("partial_rotary_factor") != 1.0) {
       throw model_error(fmt::format(
-          "{}: rope_scaling is not supported (conclave implements plain RoPE); remove it or use "
-          "a checkpoint without it",
-          source));
+          "{}: partial_rotary_factor {} is not supported (conclave rotates the whole head)", sub,
+          p.number("partial_rotary_factor")));
+    }
+    auto& s = c.rope;
+    if (type == "linear") {
+      s.type = rope_scaling_config::kind::linear;
+      s.factor = p.number("factor");
+    } else if (type == "yarn") {
+      s.type = rope_scaling_config::kind::yarn;
+      s.original_max_position_embeddings = p.integer("original_max_position_embeddings", 0);
+      if (p.has("factor")) {
+        s.factor = p.number("factor");
+      } else if (s.original_max_position_embeddings > 0) {
+        s.factor = static_cast<double>(c.max_position_embeddings) /
+                   static_cast<double>(s.original_max_position_embeddings);
+      } else {
+        throw model_error(fmt::format(
+            "{}: yarn needs \"factor\" (or \"original_max_position_embeddings\")", sub));
+      }
+      if (p.has("attention_factor")) {
+        s.has_attention_factor = true;
+        s.attention_factor = p.number("attention_factor");
+      }
+      s.mscale = p.number("mscale", 0.0);
+      s.mscale_all_dim = p.number("mscale_all_dim", 0.0);
+      // transformers: `get("beta_fast") or 32`, so 0 also means the default.
+      s.beta_fast = p.number("beta_fast", 0.0);
+      if (s.beta_fast == 0) s.beta_fast = 32;
+      s.beta_slow = p.number("beta_slow", 0.0);
+      if (s.beta_slow == 0) s.beta_slow = 1;
+      s.truncate = p.boolean("truncate", true);
+      if (s.original_max_position_embeddings == 0)
+        s.original_max_position_embeddings = c.max_position_embeddings;
+      if (s.original_max_position_embeddings <= 0)
+        throw p.error("original_max_position_embeddings", "a positive integer");
+    } else if (type != "default") {
+      throw model_error(
+          fmt::format("{}: rope_type \"{}\" is not supported (conclave implements \"default\", "
+                      "\"linear\" and \"yarn\")",
+                      sub, type));
+    }
+    if (s.type != rope_scaling_config::kind::none && !(s.factor >= 1.0)) {
+      throw model_error(fmt::format("{}: factor must be at least 1, got {}", sub, s.factor));
     }
   }
-  if (!r.has("rope_theta")) {
-    throw model_error(fmt::format(
-        "{}: missing required key \"rope_theta\" (or \"rope_parameters.rope_theta\")", source));
+  if (!have_theta) {
+    if (!r.has("rope_theta")) {
+      throw model_error(fmt::format(
+          "{}: missing required key \"rope_theta\" (or \"rope_parameters.rope_theta\")", source));
+    }
+    theta = r.number("rope_theta");
   }
-  return r.number("rope_theta");
+  c.rope_theta = theta;
+  // The context the scaling makes room for (vLLM's rule): linear stretches the configured
+  // context, yarn the original one; never below what config.json says.
+  auto& s = c.rope;
+  s.config_max_position_embeddings = c.max_position_embeddings;
+  if (s.type == rope_scaling_config::kind::linear) {
+    c.max_position_embeddings =
+        static_cast<int64_t>(static_cast<double>(c.max_position_embeddings) * s.factor);
+  } else if (s.type == rope_scaling_config::kind::yarn) {
+    c.max_position_embeddings = std::max<int64_t>(
+        c.max_position_embeddings,
+        static_cast<int64_t>(static_cast<double>(s.original_max_position_embeddings) * s.factor));
+  }
 }
 
 /// quantization_config (docs/quantization.md): fp8 with block scales or AWQ int4 GEMM.
@@ -307,8 +376,8 @@ model_config parse_model_config(std::string_view json, const std::string& source
   c.num_kv_heads = r.integer("num_key_value_heads", c.num_heads);
   c.head_dim = r.integer("head_dim", c.num_heads > 0 ? c.hidden_size / c.num_heads : 0);
   c.rms_norm_eps = r.number("rms_norm_eps", 1e-6);
-  c.rope_theta = read_rope_theta(r, source);
   c.max_position_embeddings = r.integer("max_position_embeddings", 32768);
+  read_rope(r, source, c);
   c.tie_word_embeddings = r.boolean("tie_word_embeddings", false);
   c.attention_bias = r.boolean("attention_bias", false);
   if (r.boolean("use_sliding_window", false)) {
@@ -401,9 +470,36 @@ std::string model_config_to_json(const model_config& c) {
   add("hidden_act", "\"silu\"");
   add("rms_norm_eps", fmt::format("{}", c.rms_norm_eps));
   add("rope_theta", fmt::format("{:.1f}", c.rope_theta));
-  add("rope_parameters",
-      fmt::format("{{\"rope_theta\": {:.1f}, \"rope_type\": \"default\"}}", c.rope_theta));
-  add("max_position_embeddings", std::to_string(c.max_position_embeddings));
+  const auto& r = c.rope;
+  switch (r.type) {
+    case rope_scaling_config::kind::none:
+      add("rope_parameters",
+          fmt::format("{{\"rope_theta\": {:.1f}, \"rope_type\": \"default\"}}", c.rope_theta));
+      break;
+    case rope_scaling_config::kind::linear:
+      add("rope_parameters",
+          fmt::format("{{\"rope_theta\": {:.1f}, \"rope_type\": \"linear\", \"factor\": {}}}",
+                      c.rope_theta, r.factor));
+      break;
+    case rope_scaling_config::kind::yarn: {
+      std::string extra;
+      if (r.has_attention_factor)
+        extra += fmt::format(", \"attention_factor\": {}", r.attention_factor);
+      if (r.mscale != 0) extra += fmt::format(", \"mscale\": {}", r.mscale);
+      if (r.mscale_all_dim != 0) extra += fmt::format(", \"mscale_all_dim\": {}", r.mscale_all_dim);
+      if (!r.truncate) extra += ", \"truncate\": false";
+      add("rope_parameters",
+          fmt::format("{{\"rope_theta\": {:.1f}, \"rope_type\": \"yarn\", \"factor\": {}, "
+                      "\"original_max_position_embeddings\": {}, \"beta_fast\": {}, "
+                      "\"beta_slow\": {}{}}}",
+                      c.rope_theta, r.factor, r.original_max_position_embeddings, r.beta_fast,
+                      r.beta_slow, extra));
+      break;
+    }
+  }
+  add("max_position_embeddings",
+      std::to_string(r.config_max_position_embeddings > 0 ? r.config_max_position_embeddings
+                                                          : c.max_position_embeddings));
   add("tie_word_embeddings", c.tie_word_embeddings ? "true" : "false");
   add("attention_bias", c.attention_bias ? "true" : "false");
   add("use_sliding_window", "false");

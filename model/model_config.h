@@ -14,6 +14,26 @@ namespace conclave::model {
 
 enum class architecture : uint8_t { qwen3_moe, qwen3_dense };
 
+/// RoPE scaling, from config.json's `rope_scaling` (next to `rope_theta`, as Qwen's model
+/// cards have users add it) or transformers 5's `rope_parameters`. Computed as
+/// transformers computes it (gpu/host_ops.h rope_parameters).
+struct rope_scaling_config {
+  enum class kind : uint8_t { none, linear, yarn };
+  kind type = kind::none;
+  double factor = 1.0;
+  /// yarn: the context the model was trained on (default: max_position_embeddings as
+  /// written).
+  int64_t original_max_position_embeddings = 0;
+  bool has_attention_factor = false;
+  double attention_factor = 1.0;          ///< yarn, when given (else derived from factor / mscale)
+  double mscale = 0, mscale_all_dim = 0;  ///< yarn (0: absent)
+  double beta_fast = 32, beta_slow = 1;   ///< yarn
+  bool truncate = true;                   ///< yarn: floor/ceil the correction range
+  /// max_position_embeddings as config.json wrote it; model_config::max_position_embeddings
+  /// is the context limit the scaling gives (linear: x factor; yarn: original x factor).
+  int64_t config_max_position_embeddings = 0;
+};
+
 struct model_config {
   architecture arch = architecture::qwen3_moe;
   std::string architecture_name;  ///< as written in config.json
@@ -32,6 +52,8 @@ struct model_config {
   std::vector<int64_t> mlp_only_layers;
   double rms_norm_eps = 1e-6;
   double rope_theta = 10000.0;
+  rope_scaling_config rope;  ///< none unless the config scales RoPE
+  /// The context limit: config.json's max_position_embeddings, raised by RoPE scaling.
   int64_t max_position_embeddings = 32768;
   bool tie_word_embeddings = false;
   bool attention_bias = false;

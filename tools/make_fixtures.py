@@ -39,6 +39,14 @@ FIXTURES = {
     "moe_f32_altkeys": ("moe", "float32", dict(SMALL, num_hidden_layers=3, num_experts=6,
                         num_experts_per_tok=2, moe_intermediate_size=32, norm_topk_prob=True,
                         tie_word_embeddings=False), {"alt_keys": True}),
+    # YaRN (factor 4 over an original context of 64, so 256 in all), the config rewritten to
+    # the rope_scaling spelling Qwen's model cards give; prompts of 120 > 64 tokens.
+    "moe_yarn": ("moe", "bfloat16", dict(SMALL, num_hidden_layers=3, num_experts=8,
+                 num_experts_per_tok=2, moe_intermediate_size=32, norm_topk_prob=True,
+                 tie_word_embeddings=False, max_position_embeddings=256,
+                 rope_parameters={"rope_type": "yarn", "rope_theta": 1000000.0, "factor": 4.0,
+                                  "original_max_position_embeddings": 64}),
+                 {"rope_scaling_spelling": True}),
     # Dense Qwen3ForCausalLM with q/k/v/o biases.
     "dense_bias": ("dense", "bfloat16", dict(SMALL, num_hidden_layers=3, attention_bias=True,
                    tie_word_embeddings=False), {}),
@@ -195,6 +203,12 @@ def make(out, name, kind, dtype, cfg, extra, seed=11, std=0.08):
     randomize(model, store, std, seed)
     d = os.path.join(out, name)
     model.to(store).save_pretrained(d, safe_serialization=True, max_shard_size="200KB")
+    if extra.get("rope_scaling_spelling"):
+        c = json.load(open(os.path.join(d, "config.json")))
+        rp = dict(c.pop("rope_parameters", None) or cfg["rope_parameters"])
+        c["rope_theta"] = rp.pop("rope_theta", cfg["rope_theta"])
+        c["rope_scaling"] = rp  # {"rope_type": "yarn", "factor": ..., "original_max_...": ...}
+        json.dump(c, open(os.path.join(d, "config.json"), "w"), indent=2)
     if extra.get("alt_keys"):
         c = json.load(open(os.path.join(d, "config.json")))
         if "num_local_experts" in c:  # transformers 5 writes this spelling; test the other

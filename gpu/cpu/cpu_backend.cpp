@@ -33,8 +33,7 @@ class cpu_backend final : public backend {
         pool_(threads_),
         rank_(checked_rank_context(std::move(rank), config_)),
         weights_(load_cpu_weights(ckpt, threads_, holds_filter())),
-        inv_freq_(rope_inv_freq(static_cast<size_t>(config_.head_dim), config_.rope_theta,
-                                opts.rope_inv_freq_dtype == "bf16")) {
+        rope_(rope_parameters(config_, opts.rope_inv_freq_dtype == "bf16")) {
     single_threaded_blas();  // the pool splits GEMMs instead (ops.h says why)
     kv_.block_size = opts.block_size;
     kv_.num_blocks =
@@ -204,8 +203,10 @@ class cpu_backend final : public backend {
         rms_norm(q, L.q_norm.data(), q, heads, hd, eps);
         rms_norm(q + qw, L.k_norm.data(), q + qw, kvh, hd, eps);
       }
-      apply_rope(qkv.data(), rows, qkvw, heads, hd, positions.data(), inv_freq_.data());
-      apply_rope(qkv.data() + qw, rows, qkvw, kvh, hd, positions.data(), inv_freq_.data());
+      apply_rope(qkv.data(), rows, qkvw, heads, hd, positions.data(), rope_.inv_freq.data(),
+                 rope_.attention_scaling);
+      apply_rope(qkv.data() + qw, rows, qkvw, kvh, hd, positions.data(), rope_.inv_freq.data(),
+                 rope_.attention_scaling);
 
       paged_kv kv{k_cache_[l].get(), v_cache_[l].get(), kv_.block_size, static_cast<int32_t>(kvh),
                   static_cast<int32_t>(hd)};
@@ -255,7 +256,7 @@ class cpu_backend final : public backend {
   cpu_weights weights_;
   std::vector<std::vector<int64_t>> load_;  ///< [layer][expert] pairs routed since taken
   ep_stats ep_stats_;
-  std::vector<float> inv_freq_;
+  rope_table rope_;
   kv_cache_shape kv_;
   std::vector<std::unique_ptr<float[]>> k_cache_, v_cache_;
   std::vector<std::unique_ptr<float[]>> host_k_, host_v_;  ///< the offload pool, per layer

@@ -67,15 +67,15 @@ void linear(const float* x, const float* w, const float* bias, float* y, size_t 
 }
 
 void apply_rope(float* x, size_t rows, size_t row_stride, size_t heads, size_t head_dim,
-                const int32_t* positions, const float* inv_freq) {
+                const int32_t* positions, const float* inv_freq, float scale) {
   const size_t half = head_dim / 2;
   std::vector<float> cos_v(half), sin_v(half);
   for (size_t r = 0; r < rows; ++r) {
     const float pos = static_cast<float>(positions[r]);
     for (size_t i = 0; i < half; ++i) {
       const float angle = pos * inv_freq[i];
-      cos_v[i] = static_cast<float>(std::cos(static_cast<double>(angle)));
-      sin_v[i] = static_cast<float>(std::sin(static_cast<double>(angle)));
+      cos_v[i] = static_cast<float>(std::cos(static_cast<double>(angle))) * scale;
+      sin_v[i] = static_cast<float>(std::sin(static_cast<double>(angle))) * scale;
     }
     for (size_t h = 0; h < heads; ++h) {
       float* v = x + r * row_stride + h * head_dim;

@@ -25,9 +25,10 @@ void linear(const float* x, const float* w, const float* bias, float* y, size_t 
 void single_threaded_blas();
 
 /// Rotates x[row, head, :] in place by position positions[row] (rotate-half layout).
-/// x: [rows, row_stride] with heads of head_dim starting at column 0.
+/// x: [rows, row_stride] with heads of head_dim starting at column 0. cos and sin are
+/// multiplied by `scale` (yarn's attention scaling) first, as transformers does.
 void apply_rope(float* x, size_t rows, size_t row_stride, size_t heads, size_t head_dim,
-                const int32_t* positions, const float* inv_freq);
+                const int32_t* positions, const float* inv_freq, float scale = 1.0f);
 
 /// out[r, j] = silu(gate_up[r, j]) * gate_up[r, m + j]   gate_up: [rows, 2m]; out: [rows, m]
 void swiglu(const float* gate_up, float* out, size_t rows, size_t m);

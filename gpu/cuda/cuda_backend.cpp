@@ -66,9 +66,9 @@ class cuda_backend final : public cuda_backend_api {
       pinned_offsets_.ensure(static_cast<size_t>(c.num_experts + 1) *
                              static_cast<size_t>(c.num_layers) * sizeof(int32_t));
     }
-    const auto inv = rope_inv_freq(static_cast<size_t>(c.head_dim), c.rope_theta,
-                                   opts.rope_inv_freq_dtype == "bf16");
-    inv_freq_ = device_buffer::from(inv);
+    const rope_table rope = rope_parameters(c, opts.rope_inv_freq_dtype == "bf16");
+    inv_freq_ = device_buffer::from(rope.inv_freq);
+    rope_scale_ = rope.attention_scaling;
     // Before the KV cache takes what is left.
     sampler_ = std::make_unique<device_sampler>(static_cast<size_t>(c.vocab_size));
     CONCLAVE_CUDA_CHECK(cudaEventCreate(&ev_sampled_));
@@ -492,7 +492,7 @@ class cuda_backend final : public cuda_backend_api {
       linear(hn_.get(), L.qkv, qkv_.as<float>(), rows, qkvw, h);
       qk_norm_rope(qkv_.as<float>(), L.qkv_bias.as<float>(), L.q_norm.as<float>(),
                    L.k_norm.as<float>(), d_positions_, inv_freq_.as<float>(), rows, heads, kvh, hd,
-                   eps, stream_);
+                   eps, stream_, rope_scale_);
       kv_cache_write(qkv_.as<float>(), qkvw, qw, qw + kvw, d_slots_, rows, kvw, k_cache(l),
                      v_cache(l), t_, stream_);
       attention_args a;
@@ -711,6 +711,7 @@ class cuda_backend final : public cuda_backend_api {
   cuda_weights weights_;
   device_buffer dq_;  ///< dequantized projection scratch (quantized weights only)
   device_buffer inv_freq_;
+  float rope_scale_ = 1.0f;  ///< yarn's attention scaling of cos and sin
   kv_cache_shape kv_;
   std::unique_ptr<kv_offload> offload_;  ///< the host tier (kv_offload_bytes > 0)
   size_t slots_per_layer_ = 0;

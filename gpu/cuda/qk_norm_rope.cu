@@ -16,7 +16,7 @@ constexpr int kMaxPairs = 4;  // rotate-half pairs per lane: head_dim <= 256
 __global__ void __launch_bounds__(kWarps * 32)
     qk_norm_rope_kernel(float* qkv, const float* bias, const float* q_w, const float* k_w,
                         const int32_t* positions, const float* inv_freq, size_t rows, int heads,
-                        int kv_heads, int hd, float eps) {
+                        int kv_heads, int hd, float eps, float rope_scale) {
   const int lane = static_cast<int>(threadIdx.x) & 31;
   const size_t slots = static_cast<size_t>(heads + 2 * kv_heads);
   const size_t gw = static_cast<size_t>(blockIdx.x) * kWarps + (threadIdx.x >> 5);
@@ -61,7 +61,8 @@ __global__ void __launch_bounds__(kWarps * 32)
       const float angle = __fmul_rn(pos, inv_freq[i]);
       double sd, cd;
       sincos(static_cast<double>(angle), &sd, &cd);
-      const float c = static_cast<float>(cd), sn = static_cast<float>(sd);
+      const float c = __fmul_rn(static_cast<float>(cd), rope_scale);
+      const float sn = __fmul_rn(static_cast<float>(sd), rope_scale);
       x[i] = __fsub_rn(__fmul_rn(a, c), __fmul_rn(bb, sn));
       x[i + half] = __fadd_rn(__fmul_rn(bb, c), __fmul_rn(a, sn));
     }
@@ -72,7 +73,7 @@ __global__ void __launch_bounds__(kWarps * 32)
 
 void qk_norm_rope(float* qkv, const float* bias, const float* q_w, const float* k_w,
                   const int32_t* positions, const float* inv_freq, size_t rows, size_t heads,
-                  size_t kv_heads, size_t head_dim, float eps, stream_t s) {
+                  size_t kv_heads, size_t head_dim, float eps, stream_t s, float rope_scale) {
   if (rows == 0) return;
   if (head_dim % 2 != 0 || head_dim > 64 * kMaxPairs)
     throw std::invalid_argument("qk_norm_rope: head_dim must be even and at most 256");
@@ -80,7 +81,7 @@ void qk_norm_rope(float* qkv, const float* bias, const float* q_w, const float* 
   const unsigned blocks = static_cast<unsigned>((warps + kWarps - 1) / kWarps);
   qk_norm_rope_kernel<<<blocks, kWarps * 32, 0, s>>>(
       qkv, bias, q_w, k_w, positions, inv_freq, rows, static_cast<int>(heads),
-      static_cast<int>(kv_heads), static_cast<int>(head_dim), eps);
+      static_cast<int>(kv_heads), static_cast<int>(head_dim), eps, rope_scale);
   CONCLAVE_CUDA_LAUNCH_CHECK();
 }
 

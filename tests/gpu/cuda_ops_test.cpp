@@ -123,12 +123,13 @@ TEST_CASE("cuda qk_norm_rope matches bias + cpu rms_norm per head + cpu apply_ro
       std::uniform_int_distribution<int32_t> dp(0, 40000);
       for (auto& p : pos) p = dp(rng);
       const auto inv = gpu::rope_inv_freq(hd, 1e6);
+      const float scale = with_bias ? 1.1386294f : 1.0f;  // yarn's attention scaling (factor 4)
       auto d = device_buffer::from(qkv), db = device_buffer::from(bias),
            dq = device_buffer::from(qw), dk = device_buffer::from(kw),
            dpos = device_buffer::from(pos), dinv = device_buffer::from(inv);
       cu::qk_norm_rope(d.as<float>(), with_bias ? db.as<float>() : nullptr, dq.as<float>(),
                        dk.as<float>(), dpos.as<int32_t>(), dinv.as<float>(), rows, heads, kvh, hd,
-                       1e-6f, nullptr);
+                       1e-6f, nullptr, scale);
       auto want = qkv;
       for (size_t r = 0; r < size_t(rows); ++r) {
         float* row = want.data() + r * width;
@@ -137,8 +138,9 @@ TEST_CASE("cuda qk_norm_rope matches bias + cpu rms_norm per head + cpu apply_ro
         cpu::rms_norm(row, qw.data(), row, heads, hd, 1e-6f);
         cpu::rms_norm(row + heads * hd, kw.data(), row + heads * hd, kvh, hd, 1e-6f);
       }
-      cpu::apply_rope(want.data(), rows, width, heads, hd, pos.data(), inv.data());
-      cpu::apply_rope(want.data() + heads * hd, rows, width, kvh, hd, pos.data(), inv.data());
+      cpu::apply_rope(want.data(), rows, width, heads, hd, pos.data(), inv.data(), scale);
+      cpu::apply_rope(want.data() + heads * hd, rows, width, kvh, hd, pos.data(), inv.data(),
+                      scale);
       check_close(d.to_vector<float>(qkv.size()), want, 1e-5, 1e-5);
     }
   }

@@ -127,3 +127,10 @@ TEST_CASE("moe_awq matches HF transformers on its dequantized weights", "[fixtur
     CONCLAVE_SKIP("tests/data/moe_awq is not made yet (tools/make_fixtures.py needs torch)");
   check_fixture("moe_awq", "f32");
 }
+// YaRN in the rope_scaling spelling (factor 4 over an original context of 64 tokens),
+// prompts longer than the original context (tools/make_fixtures.py --only moe_yarn).
+TEST_CASE("moe_yarn matches HF transformers past the original context", "[fixture][rope]") {
+  if (!have_fixture("moe_yarn"))
+    CONCLAVE_SKIP("tests/data/moe_yarn is not made yet (tools/make_fixtures.py needs torch)");
+  check_fixture("moe_yarn", "f32");
+}

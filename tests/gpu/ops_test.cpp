@@ -147,3 +147,58 @@ TEST_CASE("thread_pool covers every index exactly once and propagates exceptions
                   std::runtime_error);
   pool.parallel_for(3, [](size_t, size_t) {});  // still usable
 }
+
+TEST_CASE("RoPE parameters: default, linear and yarn as transformers computes them",
+          "[ops][rope]") {
+  conclave::model::model_config c;
+  c.head_dim = 64;
+  c.rope_theta = 1e6;
+  c.max_position_embeddings = 32768;
+  const auto plain = conclave::gpu::rope_inv_freq(64, 1e6);
+  auto t = conclave::gpu::rope_parameters(c);
+  CHECK(t.inv_freq == plain);
+  CHECK(t.attention_scaling == 1.0f);
+
+  c.rope.type = conclave::model::rope_scaling_config::kind::linear;
+  c.rope.factor = 4.0;
+  t = conclave::gpu::rope_parameters(c);
+  for (size_t i = 0; i < plain.size(); ++i) CHECK(t.inv_freq[i] == plain[i] / 4.0f);
+  CHECK(t.attention_scaling == 1.0f);
+
+  // yarn, Qwen's recipe: factor 4 over a 32768-token original context. The correction
+  // range is dims [floor(11.80), ceil(19.83)] = [11, 20]: below it the frequencies stay as
+  // they were (extrapolation), above it they are divided by the factor (interpolation),
+  // and in between they blend.
+  c.rope.type = conclave::model::rope_scaling_config::kind::yarn;
+  c.rope.original_max_position_embeddings = 32768;
+  t = conclave::gpu::rope_parameters(c);
+  REQUIRE(t.inv_freq.size() == 32);
+  CHECK(t.attention_scaling == Approx(0.1 * std::log(4.0) + 1.0).epsilon(1e-7));
+  for (size_t i = 0; i <= 11; ++i) CHECK(t.inv_freq[i] == plain[i]);
+  for (size_t i = 20; i < 32; ++i) {
+    const float pos = 1.0f / plain[i];
+    CHECK(t.inv_freq[i] == Approx(1.0f / (4.0f * pos)).epsilon(1e-6));
+  }
+  for (size_t i = 12; i < 20; ++i) {
+    CHECK(t.inv_freq[i] < plain[i]);
+    CHECK(t.inv_freq[i] > plain[i] / 4.0f);
+  }
+  // A given attention factor wins; mscale / mscale_all_dim give their ratio.
+  c.rope.has_attention_factor = true;
+  c.rope.attention_factor = 1.25;
+  CHECK(conclave::gpu::rope_parameters(c).attention_scaling == 1.25f);
+  c.rope.has_attention_factor = false;
+  c.rope.mscale = 1.0;
+  c.rope.mscale_all_dim = 0.5;
+  CHECK(conclave::gpu::rope_parameters(c).attention_scaling ==
+        Approx((0.1 * std::log(4.0) + 1.0) / (0.05 * std::log(4.0) + 1.0)).epsilon(1e-7));
+}
+
+TEST_CASE("apply_rope scales cos and sin by the attention factor", "[ops][rope]") {
+  std::vector<float> x = {0.5f, -1.0f, 2.0f, 0.25f}, y = x;
+  const int32_t pos = 7;
+  const float inv[2] = {1.0f, 0.01f};
+  conclave::gpu::cpu::apply_rope(x.data(), 1, 4, 1, 4, &pos, inv, 1.0f);
+  conclave::gpu::cpu::apply_rope(y.data(), 1, 4, 1, 4, &pos, inv, 2.0f);
+  for (size_t i = 0; i < 4; ++i) CHECK(y[i] == Approx(2.0f * x[i]).epsilon(1e-6));
+}

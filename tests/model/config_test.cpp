@@ -101,8 +101,8 @@ TEST_CASE("bad configs name the key and what was expected", "[config]") {
       error_of(replace(base_moe, R"("num_key_value_heads": 2)", R"("num_key_value_heads": 3)")),
       Catch::Contains("must be a multiple of num_key_value_heads"));
   CHECK_THAT(error_of(replace(base_moe, R"("rope_theta": 1000000.0)",
-                              R"("rope_parameters": {"rope_type": "yarn", "factor": 4})")),
-             Catch::Contains("rope_type \"yarn\" is not supported"));
+                              R"("rope_parameters": {"rope_type": "dynamic", "factor": 4})")),
+             Catch::Contains("rope_type \"dynamic\" is not supported"));
   CHECK_THAT(error_of(replace(base_moe, R"("eos_token_id": [7, 9])", R"("eos_token_id": [700])")),
              Catch::Contains("eos_token_id 700 is outside the vocabulary"));
   CHECK_THAT(error_of("[1, 2]"), Catch::Contains("not a JSON object"));
@@ -122,4 +122,70 @@ TEST_CASE("config JSON written for gen-model parses back to the same config", "[
   CHECK(back.rope_theta == c.rope_theta);
   CHECK(back.eos_token_ids == c.eos_token_ids);
   CHECK(expected_tensors(back).size() == expected_tensors(c).size());
+}
+
+TEST_CASE("RoPE scaling: yarn and linear in both spellings, the context follows",
+          "[config][rope]") {
+  // Qwen's model cards: rope_scaling next to rope_theta.
+  auto s = replace(base_moe, R"("rope_theta": 1000000.0)",
+                   R"("rope_theta": 1000000.0, "max_position_embeddings": 32768,
+                      "rope_scaling": {"rope_type": "yarn", "factor": 4.0,
+                                       "original_max_position_embeddings": 32768})");
+  model_config c = parse_model_config(s, "x");
+  CHECK(c.rope.type == rope_scaling_config::kind::yarn);
+  CHECK(c.rope.factor == 4.0);
+  CHECK(c.rope.original_max_position_embeddings == 32768);
+  CHECK(c.rope.beta_fast == 32);
+  CHECK(c.rope.beta_slow == 1);
+  CHECK_FALSE(c.rope.has_attention_factor);
+  CHECK(c.rope.config_max_position_embeddings == 32768);
+  CHECK(c.max_position_embeddings == 131072);  // the context limit follows the config
+  CHECK(c.rope_theta == 1e6);
+  // The old "type" key, and transformers 5's rope_parameters.
+  c = parse_model_config(replace(s, R"("rope_type": "yarn")", R"("type": "yarn")"), "x");
+  CHECK(c.rope.type == rope_scaling_config::kind::yarn);
+  c = parse_model_config(
+      replace(base_moe, R"("rope_theta": 1000000.0)",
+              R"("max_position_embeddings": 1024, "rope_parameters": {"rope_type": "yarn",
+                 "rope_theta": 5000.0, "factor": 2.0, "attention_factor": 1.5,
+                 "beta_fast": 16, "beta_slow": 2})"),
+      "x");
+  CHECK(c.rope.type == rope_scaling_config::kind::yarn);
+  CHECK(c.rope_theta == 5000.0);
+  CHECK(c.rope.original_max_position_embeddings == 1024);  // default: as configured
+  CHECK(c.max_position_embeddings == 2048);
+  CHECK(c.rope.has_attention_factor);
+  CHECK(c.rope.attention_factor == 1.5);
+  CHECK(c.rope.beta_fast == 16);
+  CHECK(c.rope.beta_slow == 2);
+  // Linear stretches the configured context.
+  c = parse_model_config(replace(base_moe, R"("rope_theta": 1000000.0)",
+                                 R"("rope_theta": 10000.0, "max_position_embeddings": 4096,
+                 "rope_scaling": {"type": "linear", "factor": 2.0})"),
+                         "x");
+  CHECK(c.rope.type == rope_scaling_config::kind::linear);
+  CHECK(c.max_position_embeddings == 8192);
+  // Written back as read: the config round-trips.
+  const model_config again = parse_model_config(model_config_to_json(c), "again");
+  CHECK(again.rope.type == rope_scaling_config::kind::linear);
+  CHECK(again.rope.factor == 2.0);
+  CHECK(again.max_position_embeddings == 8192);
+}
+
+TEST_CASE("RoPE scaling: what conclave does not implement is refused in one line",
+          "[config][rope]") {
+  const auto with = [](const std::string& scaling) {
+    return replace(base_moe, R"("rope_theta": 1000000.0)",
+                   R"("rope_theta": 1000000.0, "rope_scaling": )" + scaling);
+  };
+  CHECK_THAT(error_of(with(R"({"rope_type": "longrope", "factor": 4})")),
+             Catch::Contains("rope_type \"longrope\" is not supported"));
+  CHECK_THAT(error_of(with(R"({"rope_type": "llama3", "factor": 8})")),
+             Catch::Contains("rope_type \"llama3\" is not supported"));
+  CHECK_THAT(error_of(with(R"({"rope_type": "yarn"})")), Catch::Contains("yarn needs \"factor\""));
+  CHECK_THAT(error_of(with(R"({"rope_type": "linear", "factor": 0.5})")),
+             Catch::Contains("factor must be at least 1"));
+  CHECK_THAT(error_of(with(R"({"rope_type": "yarn", "factor": 4, "partial_rotary_factor": 0.5})")),
+             Catch::Contains("partial_rotary_factor 0.5 is not supported"));
+  CHECK_THAT(error_of(with("[1]")), Catch::Contains("key \"rope_scaling\" must be an object"));
 }
