@@ -17,6 +17,7 @@
 #include "model/model_error.h"
 #include "tests/fixture.h"
 #include "tests/gpu/cuda_test_util.h"
+#include "tests/gpu/offload_roundtrip.h"
 
 namespace {
 
@@ -304,33 +305,5 @@ TEST_CASE(
     "identically",
     "[cuda][offload]") {
   CONCLAVE_REQUIRE_GPU();
-  const model::checkpoint ckpt(test::data_dir() / "tiny_moe");
-  config::backend_config b;
-  b.kind = "cuda";
-  b.block_size = 4;
-  b.num_kv_blocks = 32;
-  b.kv_offload_bytes = size_t{16} << 20;
-  auto be = gpu::make_backend(ckpt, b);
-  REQUIRE(be->kv_shape().num_host_blocks > 3);
-  const std::vector<int32_t> prompt = {11, 802, 3, 4095, 77, 1200, 9, 5000, 31, 64};
-  const std::vector<int32_t> table = {0, 1, 2}, moved = {20, 21, 22};
-  gpu::step_output out;
-  gpu::step_sequence pre{prompt, 0, table, false};
-  be->forward({&pre, 1}, out);
-  // Out to host blocks 5, 6, 7, then back into device blocks 20, 21, 22.
-  gpu::kv_transfer t;
-  for (int i = 0; i < 3; ++i) t.to_host.push_back({table[static_cast<size_t>(i)], 5 + i});
-  for (int i = 0; i < 3; ++i) t.to_device.push_back({moved[static_cast<size_t>(i)], 5 + i});
-  be->transfer_kv(t);
-  const std::vector<int32_t> next = {123};
-  gpu::step_sequence a{next, 10, table, false}, c{next, 10, moved, false};
-  gpu::step_output oa, oc;
-  be->forward({&a, 1}, oa);
-  be->forward({&c, 1}, oc);
-  REQUIRE(oa.logits.size() == oc.logits.size());
-  CHECK(oa.logits == oc.logits);
-  // Out-of-range ids are refused before anything is copied.
-  gpu::kv_transfer bad;
-  bad.to_host.push_back({0, be->kv_shape().num_host_blocks});
-  CHECK_THROWS_AS(be->transfer_kv(bad), std::invalid_argument);
+  test::check_offload_roundtrip("cuda");
 }
