@@ -5,6 +5,7 @@
 #include <simdjson.h>
 #include <spdlog/fmt/fmt.h>
 #include <algorithm>
+#include <cstdint>
 #include <fstream>
 #include <sstream>
 
@@ -285,6 +286,67 @@ quant_config read_quant_config(const reader& top, const std::string& source) {
   return q;
 }
 
+/// use_sliding_window / sliding_window / max_window_layers / layer_types, as
+/// transformers reads them (docs/sliding_window.md): Qwen3-MoE windows every layer when
+/// use_sliding_window is true; Qwen3 dense windows the layers layer_types marks
+/// "sliding_attention", or without layer_types those >= max_window_layers (default 28).
+void read_sliding_window(const reader& r, model_config& c, const std::string& source) {
+  std::vector<bool> marked;  // layer_types, when present
+  if (r.has("layer_types")) {
+    simdjson::dom::array arr;
+    if (r.root()["layer_types"].get(arr)) throw r.error("layer_types", "an array of strings");
+    for (auto v : arr) {
+      std::string_view t;
+      if (v.get(t) || (t != "sliding_attention" && t != "full_attention")) {
+        throw r.error("layer_types", "an array of \"sliding_attention\" / \"full_attention\"");
+      }
+      marked.push_back(t == "sliding_attention");
+    }
+    if (static_cast<int64_t>(marked.size()) != c.num_layers) {
+      throw model_error(
+          fmt::format("{}: key \"layer_types\" has {} entries but the model has {} "
+                      "layers (num_hidden_layers)",
+                      source, marked.size(), c.num_layers));
+    }
+  }
+  const bool any_marked = std::find(marked.begin(), marked.end(), true) != marked.end();
+  const bool moe = c.arch == architecture::qwen3_moe;
+  if (!moe) c.max_window_layers = r.integer("max_window_layers", 28);
+  if (!r.boolean("use_sliding_window", false)) {
+    if (any_marked) {
+      throw model_error(
+          fmt::format("{}: key \"layer_types\" marks sliding_attention layers but "
+                      "use_sliding_window is false",
+                      source));
+    }
+    return;
+  }
+  if (!r.has("sliding_window")) {
+    throw model_error(fmt::format(
+        "{}: missing required key \"sliding_window\" (use_sliding_window is true)", source));
+  }
+  c.sliding_window = r.integer("sliding_window");
+  if (c.sliding_window <= 0 || c.sliding_window > INT32_MAX) {
+    throw r.error("sliding_window", "a positive integer when use_sliding_window is true");
+  }
+  if (moe) {
+    // transformers' Qwen3MoeModel builds one sliding-window mask for every layer.
+    if (std::find(marked.begin(), marked.end(), false) != marked.end()) {
+      throw model_error(fmt::format(
+          "{}: key \"layer_types\" marks full_attention layers, but transformers' Qwen3-MoE "
+          "windows every layer when use_sliding_window is true",
+          source));
+    }
+    c.sliding_layers.assign(static_cast<size_t>(std::max<int64_t>(c.num_layers, 0)), true);
+  } else if (!marked.empty()) {
+    c.sliding_layers = marked;
+  } else {
+    c.sliding_layers.resize(static_cast<size_t>(std::max<int64_t>(c.num_layers, 0)));
+    for (int64_t l = 0; l < c.num_layers; ++l)
+      c.sliding_layers[static_cast<size_t>(l)] = l >= c.max_window_layers;
+  }
+}
+
 }  // namespace
 
 bool model_config::is_moe_layer(int64_t l) const {
@@ -293,6 +355,22 @@ bool model_config::is_moe_layer(int64_t l) const {
     return false;
   }
   return (l + 1) % decoder_sparse_step == 0;
+}
+
+bool model_config::is_sliding_layer(int64_t l) const {
+  return sliding_window > 0 && l >= 0 && l < static_cast<int64_t>(sliding_layers.size()) &&
+         sliding_layers[static_cast<size_t>(l)];
+}
+
+int32_t model_config::layer_window(int64_t l) const {
+  return is_sliding_layer(l) ? static_cast<int32_t>(sliding_window) : 0;
+}
+
+bool model_config::all_layers_sliding() const {
+  if (sliding_window <= 0 || num_layers <= 0) return false;
+  for (int64_t l = 0; l < num_layers; ++l)
+    if (!is_sliding_layer(l)) return false;
+  return true;
 }
 
 void model_config::validate(const std::string& source) const {
@@ -333,6 +411,12 @@ void model_config::validate(const std::string& source) const {
                          num_layers));
       }
     }
+  }
+  if (sliding_window < 0 || sliding_window > INT32_MAX)
+    fail(fmt::format("\"sliding_window\" must be positive, got {}", sliding_window));
+  if (sliding_window > 0 && static_cast<int64_t>(sliding_layers.size()) != num_layers) {
+    fail(fmt::format("\"layer_types\" has {} entries but the model has {} layers",
+                     sliding_layers.size(), num_layers));
   }
   for (int32_t id : eos_token_ids) {
     if (id < 0 || id >= vocab_size)
@@ -380,9 +464,7 @@ model_config parse_model_config(std::string_view json, const std::string& source
   read_rope(r, source, c);
   c.tie_word_embeddings = r.boolean("tie_word_embeddings", false);
   c.attention_bias = r.boolean("attention_bias", false);
-  if (r.boolean("use_sliding_window", false)) {
-    throw model_error(fmt::format("{}: use_sliding_window=true is not supported", source));
-  }
+  read_sliding_window(r, c, source);
   if (r.has("hidden_act")) {
     std::string_view act;
     if (r.require("hidden_act").get(act) || act != "silu") throw r.error("hidden_act", "\"silu\"");
@@ -502,7 +584,17 @@ std::string model_config_to_json(const model_config& c) {
                                                           : c.max_position_embeddings));
   add("tie_word_embeddings", c.tie_word_embeddings ? "true" : "false");
   add("attention_bias", c.attention_bias ? "true" : "false");
-  add("use_sliding_window", "false");
+  add("use_sliding_window", c.sliding_window > 0 ? "true" : "false");
+  add("sliding_window", c.sliding_window > 0 ? std::to_string(c.sliding_window) : "null");
+  if (!moe) {
+    add("max_window_layers", std::to_string(c.max_window_layers));
+    if (c.sliding_window > 0) {
+      std::vector<std::string> types;
+      for (int64_t l = 0; l < c.num_layers; ++l)
+        types.push_back(c.is_sliding_layer(l) ? "\"sliding_attention\"" : "\"full_attention\"");
+      add("layer_types", fmt::format("[{}]", fmt::join(types, ", ")));
+    }
+  }
   add("torch_dtype", "\"bfloat16\"");
   if (!c.eos_token_ids.empty()) {
     add("eos_token_id", c.eos_token_ids.size() == 1

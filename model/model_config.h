@@ -59,10 +59,26 @@ struct model_config {
   bool attention_bias = false;
   std::vector<int32_t> eos_token_ids;  ///< from config.json / generation_config.json
   quant_config quant;                  ///< config.json's quantization_config (none: absent)
+  /// Sliding-window attention (docs/sliding_window.md), as transformers applies it: a
+  /// query at position p of a windowed layer sees the keys at positions j with
+  /// p - sliding_window < j <= p. 0: no window (use_sliding_window false).
+  int64_t sliding_window = 0;
+  /// Qwen3 dense only: layers >= max_window_layers are windowed when config.json has no
+  /// layer_types (transformers' rule); kept to write the config back. Qwen3-MoE ignores it.
+  int64_t max_window_layers = 0;
+  /// [num_layers] when sliding_window > 0: whether layer l is windowed. Empty otherwise.
+  std::vector<bool> sliding_layers;
 
   /// True when layer `l` has the routed-expert MLP, false for a dense SwiGLU MLP
   /// (HF: not in mlp_only_layers and (l + 1) % decoder_sparse_step == 0).
   bool is_moe_layer(int64_t l) const;
+  /// True when layer `l` attends through the sliding window.
+  bool is_sliding_layer(int64_t l) const;
+  /// The window of layer `l` for the attention kernels: sliding_window, or 0 (full).
+  int32_t layer_window(int64_t l) const;
+  /// True when every layer is windowed: KV blocks wholly behind the window of every
+  /// future token are then dead for the whole model.
+  bool all_layers_sliding() const;
   /// Throws model_error when values are inconsistent (heads not dividing, top-k > experts...).
   void validate(const std::string& source) const;
 };

@@ -13,6 +13,9 @@ scales / 4-bit AWQ GEMM packing, as ../shared/docs/quant-formats.md describes) a
 as a quantized checkpoint; the reference is transformers running the *dequantized* weights
 in fp32 (from_pretrained of an fp32 copy), which is what conclave's CPU backend must match.
 
+moe_swa: use_sliding_window true, sliding_window 24; the config.json transformers writes
+must keep both keys (make() checks), and the reference is from_pretrained fp32 as above.
+
 Also checks checkpoints written by `conclave gen-model` (folders given with --check):
 loads each in HF and writes the greedy continuation of fixed prompts to hf_greedy.json.
 
@@ -50,6 +53,13 @@ FIXTURES = {
     # Dense Qwen3ForCausalLM with q/k/v/o biases.
     "dense_bias": ("dense", "bfloat16", dict(SMALL, num_hidden_layers=3, attention_bias=True,
                    tie_word_embeddings=False), {}),
+    # Sliding-window attention (docs/sliding_window.md): Qwen3-MoE with use_sliding_window,
+    # which transformers applies to every layer; window 24 (not a multiple of conclave's
+    # block sizes) against prompts of 37 and 120 tokens (past it) and 5 (inside it), and a
+    # greedy continuation that decodes past it.
+    "moe_swa": ("moe", "bfloat16", dict(SMALL, num_hidden_layers=3, num_experts=8,
+                num_experts_per_tok=2, moe_intermediate_size=32, norm_topk_prob=True,
+                tie_word_embeddings=False, use_sliding_window=True, sliding_window=24), {}),
 }
 
 
@@ -219,6 +229,11 @@ def make(out, name, kind, dtype, cfg, extra, seed=11, std=0.08):
         c["rope_theta"] = theta
         json.dump(c, open(os.path.join(d, "config.json"), "w"), indent=2)
     loaded = AutoModelForCausalLM.from_pretrained(d, dtype=torch.float32).eval()
+    if cfg.get("use_sliding_window"):
+        written = json.load(open(os.path.join(d, "config.json")))
+        assert written.get("use_sliding_window") is True, written
+        assert written.get("sliding_window") == cfg["sliding_window"], written
+        assert loaded.config.sliding_window == cfg["sliding_window"], loaded.config
     meta = {"seed": seed, "stored_dtype": dtype, "computed_in": "float32 (from_pretrained)",
             "transformers": __import__("transformers").__version__, "torch": torch.__version__,
             "config": cfg}

@@ -208,8 +208,9 @@ class cpu_backend final : public backend {
       apply_rope(qkv.data() + qw, rows, qkvw, kvh, hd, positions.data(), rope_.inv_freq.data(),
                  rope_.attention_scaling);
 
-      paged_kv kv{k_cache_[l].get(), v_cache_[l].get(), kv_.block_size, static_cast<int32_t>(kvh),
-                  static_cast<int32_t>(hd)};
+      paged_kv kv{k_cache_[l].get(),        v_cache_[l].get(),
+                  kv_.block_size,           static_cast<int32_t>(kvh),
+                  static_cast<int32_t>(hd), c.layer_window(static_cast<int64_t>(l))};
       kv_cache_write(kv, seqs, qkv.data() + qw, qkv.data() + qw + kvw, qkvw);
       paged_attention(kv, seqs, qkv.data(), qkvw, heads, attn.data(), &pool_);
       linear(attn.data(), L.o.data(), L.o_bias.empty() ? nullptr : L.o_bias.data(), proj.data(),

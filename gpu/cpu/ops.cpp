@@ -153,6 +153,7 @@ void paged_attention(const paged_kv& kv, std::span<const attention_seq> seqs, co
   const size_t width = kvh * hd;
   const size_t bs = static_cast<size_t>(kv.block_size);
   const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
+  const size_t win = kv.window > 0 ? static_cast<size_t>(kv.window) : 0;
 
   // Work items: (sequence, token, head), flattened so threads share long prompts evenly.
   std::vector<std::pair<size_t, size_t>> rows;  // (seq index, token index)
@@ -168,22 +169,24 @@ void paged_attention(const paged_kv& kv, std::span<const attention_seq> seqs, co
       const attention_seq& s = seqs[si];
       const size_t row = s.first_row + ti;
       const size_t ctx = static_cast<size_t>(s.num_cached) + ti + 1;
+      // Keys [lo, ctx): the window holds positions p - W < j <= p, p = ctx - 1.
+      const size_t lo = win > 0 && ctx > win ? ctx - win : 0;
       const float* qv = q + row * q_row_stride + h * hd;
       const size_t g = h / group;
-      scores.resize(ctx);
-      for (size_t t = 0; t < ctx; ++t) {
+      scores.resize(ctx - lo);
+      for (size_t t = lo; t < ctx; ++t) {
         const size_t slot = static_cast<size_t>(s.block_table[t / bs]) * bs + t % bs;
         const float* kv_k = kv.k + slot * width + g * hd;
         float dot = 0.0f;
         for (size_t d = 0; d < hd; ++d) dot += qv[d] * kv_k[d];
-        scores[t] = dot * scale;
+        scores[t - lo] = dot * scale;
       }
-      softmax(scores.data(), ctx);
+      softmax(scores.data(), ctx - lo);
       std::fill(acc.begin(), acc.end(), 0.0f);
-      for (size_t t = 0; t < ctx; ++t) {
+      for (size_t t = lo; t < ctx; ++t) {
         const size_t slot = static_cast<size_t>(s.block_table[t / bs]) * bs + t % bs;
         const float* kv_v = kv.v + slot * width + g * hd;
-        const float p = scores[t];
+        const float p = scores[t - lo];
         for (size_t d = 0; d < hd; ++d) acc[d] += p * kv_v[d];
       }
       std::copy(acc.begin(), acc.end(), out + row * heads * hd + h * hd);

@@ -48,6 +48,9 @@ struct paged_kv {
   int32_t block_size = 16;
   int32_t kv_heads = 0;
   int32_t head_dim = 0;
+  /// Sliding window W of this layer (0: full causal): a query at position p reads only
+  /// the keys at p - W < j <= p, and no block table entry of a block wholly before that.
+  int32_t window = 0;
 };
 
 /// A run of consecutive tokens of one sequence for attention.
@@ -63,7 +66,7 @@ struct attention_seq {
 void kv_cache_write(const paged_kv& kv, std::span<const attention_seq> seqs, const float* k_new,
                     const float* v_new, size_t kv_row_stride);
 
-/// Causal GQA attention reading keys/values through block tables.
+/// Causal GQA attention reading keys/values through block tables (within kv.window).
 /// q: [rows, q_row_stride] (heads × head_dim at column 0); out: [rows, heads*head_dim].
 void paged_attention(const paged_kv& kv, std::span<const attention_seq> seqs, const float* q,
                      size_t q_row_stride, size_t heads, float* out, thread_pool* pool);

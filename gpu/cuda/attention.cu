@@ -17,7 +17,7 @@ __global__ void __launch_bounds__(kThreads)
     simple_attention_kernel(const float* q, size_t q_stride, const T* kc, const T* vc,
                             const int32_t* ctx_len, const int32_t* table_offset,
                             const int32_t* tables, int32_t bs, size_t heads, size_t kv_heads,
-                            size_t hd, float scale, T* out) {
+                            size_t hd, float scale, int window, T* out) {
   extern __shared__ float q_s[];  // [hd]
   __shared__ float p_s[kThreads];
   __shared__ int32_t slot_s[kThreads];
@@ -26,13 +26,14 @@ __global__ void __launch_bounds__(kThreads)
   const size_t g = h / (heads / kv_heads);
   const size_t width = kv_heads * hd;
   const int ctx = ctx_len[row];
+  const int lo = window > 0 ? max(0, ctx - window) : 0;  // keys [lo, ctx)
   const int32_t* table = tables + table_offset[row];
   for (size_t d = threadIdx.x; d < hd; d += kThreads) q_s[d] = q[row * q_stride + h * hd + d];
   __syncthreads();
 
   float acc[kMaxDimsPerThread] = {0.0f, 0.0f};
   float m = -INFINITY, l = 0.0f;
-  for (int base = 0; base < ctx; base += kThreads) {
+  for (int base = lo; base < ctx; base += kThreads) {
     const int t = base + static_cast<int>(threadIdx.x);
     float s = -INFINITY;
     if (t < ctx) {
@@ -180,7 +181,7 @@ __global__ void __launch_bounds__(kGqaWarps * 32)
                          const int32_t* ctx_len, const int32_t* table_offset, const int32_t* tables,
                          const int32_t* row_index, int32_t bs, int heads, int kv_heads, int hd_rt,
                          float scale, T* out, int hpb_min, int splits, float* partial,
-                         unsigned int* counters) {
+                         unsigned int* counters, int window) {
   const int hd = FIXED ? 32 * DPL : hd_rt;
   extern __shared__ float4 smem4[];
   float* q_s = reinterpret_cast<float*>(smem4);      // [kMaxGroup][hd]
@@ -192,10 +193,13 @@ __global__ void __launch_bounds__(kGqaWarps * 32)
   const int gchunks = (group + hpb_min - 1) / hpb_min;  // head chunks per KV head in the grid
   const int g = static_cast<int>(blockIdx.y) / gchunks, yc = static_cast<int>(blockIdx.y) % gchunks;
   const size_t row = row_index != nullptr ? static_cast<size_t>(row_index[blockIdx.x]) : blockIdx.x;
-  const int ctx_all = ctx_len[row];
+  // The row's keys: [lo, ctx_end), ctx_all of them (the window's in a windowed layer).
+  const int ctx_end = ctx_len[row];
+  const int lo = window > 0 ? max(0, ctx_end - window) : 0;
+  const int ctx_all = ctx_end - lo;
   // The row's plan: hpb query heads per block in `chunks` chunks, n slices each.
   int hpb = hpb_min, chunk = yc, chunks = gchunks, slice = 0;
-  int begin = 0, end = ctx_all, n = 1;
+  int begin = lo, end = ctx_end, n = 1;
   if (splits > 1 && ctx_all > kMinSlice) {
     const int pool = gchunks * splits;  // the blocks of (row, KV head)
     const int nmax = (ctx_all + kMinSlice - 1) / kMinSlice;
@@ -212,8 +216,8 @@ __global__ void __launch_bounds__(kGqaWarps * 32)
     chunk = j / n;
     slice = j % n;
     if (chunk >= chunks) return;  // the whole block: no barrier reached
-    begin = slice * per;
-    end = min(ctx_all, begin + per);
+    begin = lo + slice * per;
+    end = min(ctx_end, begin + per);
   } else if (blockIdx.z > 0) {
     return;
   }
@@ -477,7 +481,7 @@ void launch_simple(const attention_args& a, float scale, stream_t s) {
   simple_attention_kernel<T><<<grid, kThreads, a.head_dim * sizeof(float), s>>>(
       a.q, a.q_stride, static_cast<const T*>(a.k_cache), static_cast<const T*>(a.v_cache),
       a.ctx_len, a.table_offset, a.block_tables, a.block_size, a.heads, a.kv_heads, a.head_dim,
-      scale, static_cast<T*>(a.out));
+      scale, a.window, static_cast<T*>(a.out));
   CONCLAVE_CUDA_LAUNCH_CHECK();
 }
 
@@ -503,7 +507,7 @@ void launch_gqa_fixed(const attention_args& a, float scale, int splits, stream_t
       static_cast<int>(a.heads), static_cast<int>(a.kv_heads), static_cast<int>(a.head_dim), scale,
       static_cast<T*>(a.out), heads_per_block(a), splits,
       splits > 1 ? a.workspace + counter_floats() : nullptr,
-      splits > 1 ? reinterpret_cast<unsigned int*>(a.workspace) : nullptr);
+      splits > 1 ? reinterpret_cast<unsigned int*>(a.workspace) : nullptr, a.window);
   CONCLAVE_CUDA_LAUNCH_CHECK();
 }
 
@@ -539,6 +543,7 @@ void paged_attention(const attention_args& a, stream_t s) {
     throw std::invalid_argument("paged_attention: head_dim must be even and at most 256");
   if (a.kv_heads == 0 || a.heads % a.kv_heads != 0)
     throw std::invalid_argument("paged_attention: heads must be a multiple of kv_heads");
+  if (a.window < 0) throw std::invalid_argument("paged_attention: window must be >= 0");
   const float scale = 1.0f / sqrtf(static_cast<float>(a.head_dim));
   if (gqa_ok(a)) {
     CONCLAVE_DISPATCH_ELEM(a.t, T, launch_gqa<T>(a, scale, s));

@@ -1,6 +1,7 @@
 // Paged causal GQA attention over any mix of prefill chunks and decode tokens: each query
-// row attends to the first ctx_len[row] positions of its sequence, read through the
-// sequence's block table (online softmax over tiles of keys, fp32 accumulation).
+// row attends to the first ctx_len[row] positions of its sequence (the last `window` of
+// them in a sliding-window layer), read through the sequence's block table (online softmax over
+// tiles of keys, fp32 accumulation).
 #pragma once
 
 #include "gpu/cuda/common.h"
@@ -39,6 +40,11 @@ struct attention_args {
   /// are prefill tiles, prefill_attention); no split then. Null: every row.
   const int32_t* row_index = nullptr;
   size_t index_rows = 0;
+  /// Sliding window W of this layer (0: full causal): a row of ctx_len c reads only the
+  /// keys [max(0, c - W), c); blocks wholly before that are not read (neither their
+  /// block table entries nor their keys and values), and the split plans its slices over
+  /// the window only.
+  int32_t window = 0;
 };
 
 /// Scratch the split path needs for `a` (0 when it does not split); zero-fill it once

@@ -512,6 +512,7 @@ class cuda_backend final : public cuda_backend_api {
       a.out = attn_.get();
       a.max_ctx = max_ctx_;
       a.tiled = fast_;
+      a.window = c.layer_window(static_cast<int64_t>(l));
       if (use_graph_ws_) {
         a.workspace = graph_attn_ws_.as<float>();
       } else {
@@ -536,6 +537,7 @@ class cuda_backend final : public cuda_backend_api {
         p.kv_heads = kvh;
         p.head_dim = hd;
         p.out = attn_.get();
+        p.window = a.window;
         prefill_attention(p, stream_);
         a.row_index = d_gqa_rows_;
         a.index_rows = num_gqa_rows_;

@@ -64,7 +64,8 @@ template <int HD>
 __global__ void __launch_bounds__(kWarps * 32)
     prefill_attention_kernel(const float* q, size_t q_stride, const dev::bf16* kc,
                              const dev::bf16* vc, const prefill_tile* tiles, const int32_t* tables,
-                             int32_t bs, int heads, int kv_heads, float qscale, dev::bf16* out) {
+                             int32_t bs, int heads, int kv_heads, float qscale, int window,
+                             dev::bf16* out) {
   constexpr int LD = HD + 8;
   extern __shared__ uint4 smem_u4[];
   auto* q_s = reinterpret_cast<dev::bf16*>(smem_u4);
@@ -77,7 +78,11 @@ __global__ void __launch_bounds__(kWarps * 32)
   const size_t width = static_cast<size_t>(kv_heads) * HD;
   const int tid = static_cast<int>(threadIdx.x), lane = tid & 31, warp = tid >> 5;
   const int nrows = tile.rows, p0 = tile.first_pos;
-  const int ctx = p0 + nrows;  // keys [0, ctx) are read
+  const int ctx = p0 + nrows;  // keys [lo, ctx) are read
+  // Sliding window: the tile's first row sees keys > p0 - window; KV tiles wholly before
+  // that are never loaded (nor their block table entries read).
+  const int lo = window > 0 ? max(0, p0 + 1 - window) : 0;
+  const int j0 = lo / kBc;
   const int ntiles = (ctx + kBc - 1) / kBc;
 
   auto load_kv = [&](int j, int buf) {
@@ -86,7 +91,7 @@ __global__ void __launch_bounds__(kWarps * 32)
     for (int i = tid; i < kBc * (HD / 8); i += kWarps * 32) {
       const int key = i / (HD / 8), c = (i % (HD / 8)) * 8;
       const int t = j * kBc + key;
-      const bool ok = t < ctx;
+      const bool ok = t >= lo && t < ctx;
       const size_t slot = ok ? static_cast<size_t>(table[t / bs]) * bs + t % bs : 0;
       const size_t src = slot * width + static_cast<size_t>(g) * HD + c;
       cp_async16(kd + key * LD + c, kc + src, ok);
@@ -94,7 +99,7 @@ __global__ void __launch_bounds__(kWarps * 32)
     }
     cp_async_commit();
   };
-  load_kv(0, 0);
+  load_kv(j0, j0 & 1);
 
   // Q rows of the tile, scaled, as bf16 (rows past the tile: zeros).
   for (int i = tid; i < kBr * (HD / 4); i += kWarps * 32) {
@@ -122,8 +127,9 @@ __global__ void __launch_bounds__(kWarps * 32)
   // Rows past the tile copy the last row's position (their output is not written).
   const int pos_a = p0 + min(row_a, nrows - 1), pos_b = p0 + min(row_b, nrows - 1);
   const int warp_last = p0 + min(warp * 16 + 15, nrows - 1);
+  const int warp_first = p0 + min(warp * 16, nrows - 1);
 
-  for (int j = 0; j < ntiles; ++j) {
+  for (int j = j0; j < ntiles; ++j) {
     if (j + 1 < ntiles) {
       load_kv(j + 1, (j + 1) & 1);
       cp_async_wait<1>();
@@ -134,7 +140,9 @@ __global__ void __launch_bounds__(kWarps * 32)
     const dev::bf16* ks_ = k_s + (j & 1) * kBc * LD;
     const dev::bf16* vs_ = v_s + (j & 1) * kBc * LD;
     const int kbase = j * kBc;
-    if (kbase <= warp_last) {  // warp-uniform: a tile wholly in this warp's future is skipped
+    // Warp-uniform: a tile wholly in this warp's future, or wholly before the window of
+    // its first row, is skipped.
+    if (kbase <= warp_last && (window == 0 || kbase + kBc > warp_first + 1 - window)) {
       float s[kBc / 8][4];
 #pragma unroll
       for (int nt = 0; nt < kBc / 8; ++nt) s[nt][0] = s[nt][1] = s[nt][2] = s[nt][3] = 0.0f;
@@ -155,8 +163,8 @@ __global__ void __launch_bounds__(kWarps * 32)
 #pragma unroll
         for (int e = 0; e < 2; ++e) {
           const int key = kbase + nt * 8 + 2 * (lane & 3) + e;
-          if (key > pos_a) s[nt][e] = -INFINITY;
-          if (key > pos_b) s[nt][2 + e] = -INFINITY;
+          if (key > pos_a || (window > 0 && key <= pos_a - window)) s[nt][e] = -INFINITY;
+          if (key > pos_b || (window > 0 && key <= pos_b - window)) s[nt][2 + e] = -INFINITY;
           mx_a = fmaxf(mx_a, s[nt][e]);
           mx_b = fmaxf(mx_b, s[nt][2 + e]);
         }
@@ -165,17 +173,22 @@ __global__ void __launch_bounds__(kWarps * 32)
       mx_a = fmaxf(mx_a, __shfl_xor_sync(0xffffffffu, mx_a, 2));
       mx_b = fmaxf(mx_b, __shfl_xor_sync(0xffffffffu, mx_b, 1));
       mx_b = fmaxf(mx_b, __shfl_xor_sync(0xffffffffu, mx_b, 2));
-      // Key 0 is in every row's past, so after the first tile the maxima are finite.
+      // Without a window key 0 is in every row's past, so after the first tile the maxima
+      // are finite. With one, a row may see no key of a tile yet (all -inf): its state
+      // stays empty (the exponent is taken against 0, not -inf - -inf).
       const float mn_a = fmaxf(m_a, mx_a), mn_b = fmaxf(m_b, mx_b);
-      const float al_a = exp2f(m_a - mn_a), al_b = exp2f(m_b - mn_b);
+      const float al_a = mn_a == -INFINITY ? 1.0f : exp2f(m_a - mn_a);
+      const float al_b = mn_b == -INFINITY ? 1.0f : exp2f(m_b - mn_b);
       m_a = mn_a;
       m_b = mn_b;
+      const float sub_a = mn_a == -INFINITY ? 0.0f : mn_a;
+      const float sub_b = mn_b == -INFINITY ? 0.0f : mn_b;
       uint32_t pf[kBc / 16][4];
       float rs_a = 0.0f, rs_b = 0.0f;
 #pragma unroll
       for (int nt = 0; nt < kBc / 8; ++nt) {
-        const float pa0 = exp2f(s[nt][0] - mn_a), pa1 = exp2f(s[nt][1] - mn_a);
-        const float pb0 = exp2f(s[nt][2] - mn_b), pb1 = exp2f(s[nt][3] - mn_b);
+        const float pa0 = exp2f(s[nt][0] - sub_a), pa1 = exp2f(s[nt][1] - sub_a);
+        const float pb0 = exp2f(s[nt][2] - sub_b), pb1 = exp2f(s[nt][3] - sub_b);
         rs_a += pa0 + pa1;
         rs_b += pb0 + pb1;
         pf[nt / 2][(nt & 1) * 2] = pack_bf16(pa0, pa1);
@@ -237,7 +250,7 @@ void launch(const prefill_attention_args& a, stream_t s) {
   prefill_attention_kernel<HD><<<grid, kWarps * 32, smem, s>>>(
       a.q, a.q_stride, static_cast<const dev::bf16*>(a.k_cache),
       static_cast<const dev::bf16*>(a.v_cache), a.tiles, a.block_tables, a.block_size,
-      static_cast<int>(a.heads), static_cast<int>(a.kv_heads), qscale,
+      static_cast<int>(a.heads), static_cast<int>(a.kv_heads), qscale, a.window,
       static_cast<dev::bf16*>(a.out));
   CONCLAVE_CUDA_LAUNCH_CHECK();
 }
@@ -252,6 +265,7 @@ void prefill_attention(const prefill_attention_args& a, stream_t s) {
   if (a.num_tiles == 0) return;
   if (a.kv_heads == 0 || a.heads % a.kv_heads != 0)
     throw std::invalid_argument("prefill_attention: heads must be a multiple of kv_heads");
+  if (a.window < 0) throw std::invalid_argument("prefill_attention: window must be >= 0");
   if (a.q_stride % 4 != 0) throw std::invalid_argument("prefill_attention: q_stride % 4 != 0");
   if (a.num_tiles > 0x7fffffff) throw std::invalid_argument("prefill_attention: too many tiles");
   if (a.head_dim == 64) {

@@ -26,6 +26,9 @@ struct prefill_attention_args {
   int32_t block_size = 16;
   size_t heads = 0, kv_heads = 0, head_dim = 0;
   void* out = nullptr;  ///< bf16 [rows, heads * head_dim]
+  /// Sliding window W (0: full causal): the row at position p reads keys p - W < j <= p;
+  /// KV tiles wholly before a tile's window are neither loaded nor computed.
+  int32_t window = 0;
 };
 
 /// Whether the kernel exists for this head_dim (64 or 128).

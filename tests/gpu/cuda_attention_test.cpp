@@ -25,6 +25,7 @@ struct attention_case {
   std::vector<int32_t> num_cached, num_tokens;
   int32_t block_size;
   size_t heads, kvh, hd;
+  int32_t window = 0;  ///< sliding window (0: full causal)
 };
 
 void run_attention_case(const attention_case& c, elem t, std::mt19937_64& rng) {
@@ -64,16 +65,24 @@ void run_attention_case(const attention_case& c, elem t, std::mt19937_64& rng) {
     }
   }
   std::vector<float> want_k = kc, want_v = vc;
-  cpu::paged_kv kv{want_k.data(), want_v.data(), c.block_size, int32_t(c.kvh), int32_t(c.hd)};
+  cpu::paged_kv kv{want_k.data(),  want_v.data(), c.block_size,
+                   int32_t(c.kvh), int32_t(c.hd), c.window};
   cpu::kv_cache_write(kv, seqs, qkv_rounded.data() + qw, qkv_rounded.data() + qw + width, stride);
   std::vector<float> want(rows * qw);
   cpu::paged_attention(kv, seqs, qkv.data(), stride, c.heads, want.data(), nullptr);
 
   // Device: per-row metadata as the backend builds it.
   std::vector<int32_t> slot_of_row, ctx, off, flat;
+  // With a window, the device tables point every block wholly before the window of the
+  // sequence's first query at an unused block of NaN (a block the engine may have freed):
+  // a kernel that reads one poisons its output.
+  const int32_t poison = pool[next];
   for (size_t s = 0; s < nseq; ++s) {
     const int32_t o = int32_t(flat.size());
     flat.insert(flat.end(), tables[s].begin(), tables[s].end());
+    for (int32_t b = 0; c.window > 0 && (b + 1) * c.block_size <= c.num_cached[s] - c.window + 1;
+         ++b)
+      flat[size_t(o + b)] = poison;
     for (int32_t i = 0; i < c.num_tokens[s]; ++i) {
       const int32_t p = c.num_cached[s] + i;
       slot_of_row.push_back(tables[s][size_t(p / c.block_size)] * c.block_size + p % c.block_size);
@@ -89,6 +98,13 @@ void run_attention_case(const attention_case& c, elem t, std::mt19937_64& rng) {
                      dk.get(), dv.get(), t, nullptr);
   check_close(download_as(dk, t, kc.size()), want_k, 0, 0);
   check_close(download_as(dv, t, vc.size()), want_v, 0, 0);
+  if (c.window > 0) {
+    const size_t bytes = size_t(c.block_size) * width * gpu::cuda::elem_size(t);
+    CONCLAVE_CUDA_CHECK(
+        cudaMemset(static_cast<char*>(dk.get()) + size_t(poison) * bytes, 0xff, bytes));
+    CONCLAVE_CUDA_CHECK(
+        cudaMemset(static_cast<char*>(dv.get()) + size_t(poison) * bytes, 0xff, bytes));
+  }
   auto out = poisoned(rows * qw, t);
   cu::attention_args a;
   a.q = dqkv.as<float>();
@@ -105,6 +121,7 @@ void run_attention_case(const attention_case& c, elem t, std::mt19937_64& rng) {
   a.kv_heads = c.kvh;
   a.head_dim = c.hd;
   a.out = out.get();
+  a.window = c.window;
   cu::paged_attention(a, nullptr);
   {
     INFO("simple kernel");
@@ -167,6 +184,7 @@ void run_attention_case(const attention_case& c, elem t, std::mt19937_64& rng) {
       p.kv_heads = c.kvh;
       p.head_dim = c.hd;
       p.out = out3.get();
+      p.window = c.window;
       cu::prefill_attention(p, nullptr);
       a.out = out3.get();
       a.row_index = drest.as<int32_t>();
@@ -220,6 +238,36 @@ TEST_CASE("cuda kv_cache_write + paged_attention match the cpu twins on mixed ba
   for (elem t : {elem::f32, elem::bf16}) {
     for (size_t i = 0; i < cases.size(); ++i) {
       INFO(name(t) << " case " << i);
+      run_attention_case(cases[i], t, rng);
+    }
+  }
+}
+
+TEST_CASE("cuda paged_attention + prefill tiles match the cpu twin with a sliding window",
+          "[cuda][ops][window]") {
+  CONCLAVE_REQUIRE_GPU();
+  const uint64_t seed = fresh_seed();
+  INFO("seed " << seed);
+  std::mt19937_64 rng(seed);
+  // Windows not multiples of the block size (16) nor of the KV tiles (64), prompts longer
+  // than the window, decodes far past it (the split), chunks resumed inside and past it.
+  const std::vector<attention_case> cases = {
+      {{0}, {1}, 16, 4, 2, 16, 5},
+      {{0, 37, 100, 5}, {23, 1, 1, 17}, 16, 8, 2, 64, 24},
+      {{1000, 0, 300}, {1, 130, 3}, 16, 32, 4, 128, 37},
+      {{3000, 700}, {1, 1}, 16, 32, 4, 128, 1000},
+      {{5000}, {1}, 16, 8, 1, 64, 333},
+      {{3, 9}, {2, 4}, 1, 2, 2, 32, 2},
+      {{11}, {20}, 7, 6, 3, 256, 9},
+      {{700, 0}, {1, 9}, 16, 24, 2, 128, 100},
+      {{200, 0}, {150, 77}, 16, 16, 2, 128, 24},
+      {{0, 31}, {300, 1}, 3, 8, 8, 64, 70},
+      {{130, 0}, {200, 129}, 16, 8, 2, 128, 1},  // window 1: each row sees only itself
+      {{64, 0}, {64, 100}, 16, 8, 2, 64, 64},    // window of exactly one KV tile
+  };
+  for (elem t : {elem::f32, elem::bf16}) {
+    for (size_t i = 0; i < cases.size(); ++i) {
+      INFO(name(t) << " window case " << i << " (window " << cases[i].window << ")");
       run_attention_case(cases[i], t, rng);
     }
   }

@@ -134,3 +134,13 @@ TEST_CASE("moe_yarn matches HF transformers past the original context", "[fixtur
     CONCLAVE_SKIP("tests/data/moe_yarn is not made yet (tools/make_fixtures.py needs torch)");
   check_fixture("moe_yarn", "f32");
 }
+
+// Sliding-window attention (docs/sliding_window.md): Qwen3-MoE with use_sliding_window
+// true and sliding_window 24, every layer windowed as transformers does it; prompts of 37
+// and 120 tokens run past the window and the greedy continuation decodes past it
+// (tools/make_fixtures.py --only moe_swa, run where torch is).
+TEST_CASE("moe_swa matches HF transformers with a sliding window", "[fixture][window]") {
+  if (!have_fixture("moe_swa"))
+    CONCLAVE_SKIP("tests/data/moe_swa is not made yet (tools/make_fixtures.py needs torch)");
+  check_fixture("moe_swa", "f32");
+}

@@ -133,6 +133,77 @@ TEST_CASE("paged attention equals dense causal attention whatever the block layo
   }
 }
 
+TEST_CASE("paged attention with a sliding window equals a naive windowed reference",
+          "[ops][window]") {
+  // Window 6 over blocks of 4 (not a multiple), a prompt of 23 > 6, a sequence resumed at
+  // position 9 (chunked prefill) and one decoding at position 22 past the window. Blocks
+  // wholly before the window of a sequence's first query point at a block of NaN: a
+  // kernel that reads them fails every check.
+  const int32_t bs = 4, kvh = 2, hd = 8, heads = 4, n = 23, win = 6, poison = 15;
+  const size_t width = size_t(kvh) * hd;
+  std::vector<float> kc(16 * bs * width), vc(16 * bs * width);
+  paged_kv kv{kc.data(), vc.data(), bs, kvh, hd};
+  auto q = randn(n * heads * hd, 17), k = randn(n * width, 18), v = randn(n * width, 19);
+  const std::vector<int32_t> table = {9, 2, 14, 0, 7, 11};  // 24 positions
+  attention_seq all{0, n, 0, table};
+  kv_cache_write(kv, {&all, 1}, k.data(), v.data(), width);
+  std::fill(kc.begin() + poison * bs * width, kc.begin() + (poison + 1) * bs * width, NAN);
+  std::fill(vc.begin() + poison * bs * width, vc.begin() + (poison + 1) * bs * width, NAN);
+  kv.window = win;
+
+  const auto dropped = [&](int32_t first_pos) {
+    std::vector<int32_t> t = table;
+    for (size_t b = 0; b < t.size(); ++b)
+      if (int32_t(b + 1) * bs <= first_pos - win + 1) t[b] = poison;
+    return t;
+  };
+  for (const int32_t first : {0, 9, 22}) {
+    INFO("queries from position " << first);
+    const std::vector<int32_t> t = dropped(first);
+    if (first == 22) CHECK(t[3] == poison);  // blocks 0..3 end before 22 - 6 + 1
+    attention_seq s{0, n - first, first, t};
+    std::vector<float> out(size_t(n - first) * heads * hd);
+    thread_pool pool(3);
+    paged_attention(kv, {&s, 1}, q.data() + size_t(first) * heads * hd, heads * hd, heads,
+                    out.data(), &pool);
+    const double scale = 1.0 / std::sqrt(double(hd));
+    for (int32_t p = first; p < n; ++p) {
+      for (int32_t h = 0; h < heads; ++h) {
+        const int32_t g = h / (heads / kvh);
+        std::vector<double> w(n, 0.0);
+        double mx = -1e30, sum = 0;
+        for (int32_t j = 0; j <= p; ++j) {
+          if (p - j >= win) continue;  // transformers: kv_idx > q_idx - sliding_window
+          double d = 0;
+          for (int32_t i = 0; i < hd; ++i)
+            d += double(q[(p * heads + h) * hd + i]) * k[j * width + g * hd + i];
+          w[j] = d * scale;
+          mx = std::max(mx, w[j]);
+        }
+        for (int32_t j = 0; j <= p; ++j) sum += (w[j] = p - j < win ? std::exp(w[j] - mx) : 0.0);
+        for (int32_t i = 0; i < hd; ++i) {
+          double acc = 0;
+          for (int32_t j = 0; j <= p; ++j) acc += w[j] / sum * v[j * width + g * hd + i];
+          CHECK(out[((p - first) * heads + h) * hd + i] == Approx(acc).margin(1e-5));
+        }
+      }
+    }
+  }
+  // The window matters: without it the last row differs.
+  kv.window = 0;
+  attention_seq s{0, 1, n - 1, table};
+  std::vector<float> full(heads * hd), windowed(heads * hd);
+  paged_attention(kv, {&s, 1}, q.data() + size_t(n - 1) * heads * hd, heads * hd, heads,
+                  full.data(), nullptr);
+  kv.window = win;
+  paged_attention(kv, {&s, 1}, q.data() + size_t(n - 1) * heads * hd, heads * hd, heads,
+                  windowed.data(), nullptr);
+  double diff = 0;
+  for (size_t i = 0; i < full.size(); ++i)
+    diff = std::max(diff, double(std::abs(full[i] - windowed[i])));
+  CHECK(diff > 1e-3);
+}
+
 TEST_CASE("thread_pool covers every index exactly once and propagates exceptions", "[ops]") {
   thread_pool pool(4);
   std::vector<int> hits(1000, 0);

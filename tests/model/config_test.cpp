@@ -189,3 +189,88 @@ TEST_CASE("RoPE scaling: what conclave does not implement is refused in one line
              Catch::Contains("partial_rotary_factor 0.5 is not supported"));
   CHECK_THAT(error_of(with("[1]")), Catch::Contains("key \"rope_scaling\" must be an object"));
 }
+
+TEST_CASE("sliding window: Qwen3-MoE windows every layer, as transformers does",
+          "[config][window]") {
+  const std::string on = replace(base_moe, R"("eos_token_id": [7, 9])",
+                                 R"("eos_token_id": [7, 9], "use_sliding_window": true,
+                                    "sliding_window": 24, "max_window_layers": 2)");
+  const model_config c = parse_model_config(on, "x");
+  CHECK(c.sliding_window == 24);
+  for (int64_t l = 0; l < 4; ++l) CHECK(c.layer_window(l) == 24);  // max_window_layers ignored
+  CHECK(c.all_layers_sliding());
+  // The window is off unless use_sliding_window is true (HF's default sliding_window 4096).
+  const model_config off = parse_model_config(
+      replace(base_moe, R"("eos_token_id": [7, 9])",
+              R"("eos_token_id": [7, 9], "use_sliding_window": false, "sliding_window": 4096)"),
+      "x");
+  CHECK(off.sliding_window == 0);
+  CHECK(off.layer_window(0) == 0);
+  CHECK_FALSE(off.all_layers_sliding());
+  // layer_types all sliding is accepted; a full_attention layer is refused in one line.
+  CHECK(parse_model_config(replace(on, R"("max_window_layers": 2)",
+                                   R"("layer_types": ["sliding_attention", "sliding_attention",
+                                      "sliding_attention", "sliding_attention"])"),
+                           "x")
+            .all_layers_sliding());
+  CHECK_THAT(error_of(replace(on, R"("max_window_layers": 2)",
+                              R"("layer_types": ["full_attention", "sliding_attention",
+                                 "sliding_attention", "sliding_attention"])")),
+             Catch::Contains("\"layer_types\" marks full_attention layers"));
+  // Round trip through the config.json gen-model writes.
+  const model_config back = parse_model_config(model_config_to_json(c), "y");
+  CHECK(back.sliding_window == 24);
+  CHECK(back.sliding_layers == c.sliding_layers);
+}
+
+TEST_CASE("sliding window: Qwen3 dense picks layers by layer_types or max_window_layers",
+          "[config][window]") {
+  const std::string dense =
+      replace(replace(base_moe, R"("Qwen3MoeForCausalLM")", R"("Qwen3ForCausalLM")"),
+              R"("eos_token_id": [7, 9])",
+              R"("eos_token_id": [7, 9], "use_sliding_window": true, "sliding_window": 5,
+         "max_window_layers": 2)");
+  const model_config c = parse_model_config(dense, "x");
+  CHECK(c.layer_window(0) == 0);
+  CHECK(c.layer_window(1) == 0);
+  CHECK(c.layer_window(2) == 5);
+  CHECK(c.layer_window(3) == 5);
+  CHECK_FALSE(c.all_layers_sliding());
+  const model_config typed = parse_model_config(
+      replace(dense, R"("max_window_layers": 2)",
+              R"("max_window_layers": 2, "layer_types": ["sliding_attention", "full_attention",
+                 "sliding_attention", "full_attention"])"),
+      "x");
+  CHECK(typed.sliding_layers == std::vector<bool>{true, false, true, false});
+  const model_config back = parse_model_config(model_config_to_json(typed), "y");
+  CHECK(back.sliding_layers == typed.sliding_layers);
+  CHECK(back.sliding_window == 5);
+  CHECK(back.max_window_layers == 2);
+  // HF's default max_window_layers is 28: a 4-layer model without it has no windowed layer.
+  CHECK_FALSE(parse_model_config(
+                  replace(dense, R"("max_window_layers": 2)", R"("max_window_layers": null)"), "x")
+                  .is_sliding_layer(3));
+}
+
+TEST_CASE("sliding window: invalid keys are refused in one line naming the key",
+          "[config][window]") {
+  const std::string on = replace(base_moe, R"("eos_token_id": [7, 9])",
+                                 R"("eos_token_id": [7, 9], "use_sliding_window": true,
+                                    "sliding_window": 24)");
+  CHECK_THAT(error_of(replace(on, R"("sliding_window": 24)", R"("sliding_window": 0)")),
+             Catch::Contains("key \"sliding_window\" must be a positive integer"));
+  CHECK_THAT(error_of(replace(on, R"("sliding_window": 24)", R"("sliding_window": null)")),
+             Catch::Contains("missing required key \"sliding_window\""));
+  CHECK_THAT(error_of(replace(on, R"("sliding_window": 24)",
+                              R"("sliding_window": 24, "layer_types": ["sliding_attention"])")),
+             Catch::Contains("\"layer_types\" has 1 entries but the model has 4 layers"));
+  CHECK_THAT(error_of(replace(on, R"("sliding_window": 24)",
+                              R"("sliding_window": 24, "layer_types": ["a", "b", "c", "d"])")),
+             Catch::Contains("key \"layer_types\" must be an array of"));
+  CHECK_THAT(error_of(replace(on, R"("use_sliding_window": true)",
+                              R"("use_sliding_window": false, "layer_types": ["sliding_attention",
+                                 "full_attention", "full_attention", "full_attention"])")),
+             Catch::Contains("marks sliding_attention layers but use_sliding_window is false"));
+  CHECK_THAT(error_of(replace(on, R"("use_sliding_window": true)", R"("use_sliding_window": 1)")),
+             Catch::Contains("key \"use_sliding_window\" must be true or false"));
+}
