@@ -41,7 +41,7 @@ for w in $what; do
         --layers 4 --random-weights --quant fp8 --batches 1,64 --prefill-lens 4096 2>&1 |
         tee "$OUT/bench_480b_fp8.log" ;;
     fixtures)  # transformers-made fixtures (needs torch + transformers): copied back via $OUT
-      timeout "$T_HF" python3 tools/make_fixtures.py --out "$OUT/fixtures" --only moe_fp8 moe_awq moe_yarn 2>&1 |
+      timeout "$T_HF" python3 tools/make_fixtures.py --out "$OUT/fixtures" --only moe_fp8 moe_awq moe_yarn moe_swa 2>&1 |
         tee "$OUT/fixtures.log" | tail -5 ;;
     hf)
       timeout "$T_HF" python3 /tmp/cb/hf_speed.py 2>&1 | tee "$OUT/hf_speed.log" | tail -30 ;;
