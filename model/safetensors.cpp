@@ -132,7 +132,8 @@ safetensors_file::safetensors_file(const std::filesystem::path& path)
     if (entry["dtype"].get(dtype_str)) throw bad("missing \"dtype\"");
     const auto type = parse_dtype(dtype_str);
     if (!type) {
-      throw bad(fmt::format("dtype {} is not supported (expected BF16, F16, F32, F8_E4M3 or I32)", dtype_str));
+      throw bad(fmt::format("dtype {} is not supported (expected BF16, F16, F32, F8_E4M3 or I32)",
+                            dtype_str));
     }
     simdjson::dom::array shape;
     if (entry["shape"].get(shape)) throw bad("missing \"shape\" array");

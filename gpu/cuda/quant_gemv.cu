@@ -10,6 +10,7 @@
 
 #include "gpu/cuda/check.h"
 #include "gpu/cuda/elem_io.cuh"
+#include "gpu/cuda/gemv_rows.cuh"
 #include "gpu/cuda/moe_gemv.h"
 #include "gpu/cuda/quant_elem.cuh"
 
@@ -201,15 +202,7 @@ void launch(const gemv_args& a, stream_t s) {
         <<<grid, kWarps * 32, 0, s>>>(x, a.x_rows, w, a.offsets, a.active, dense, a.y, a.n, a.k);
   };
   auto by_rows = [&](auto vec) {
-    if (most <= 1) {
-      go(vec, std::integral_constant<int, 1>{});
-    } else if (most <= 2) {
-      go(vec, std::integral_constant<int, 2>{});
-    } else if (most <= 4) {
-      go(vec, std::integral_constant<int, 4>{});
-    } else {
-      go(vec, std::integral_constant<int, kChunk>{});
-    }
+    dev::by_row_count<kChunk>(most, [&](auto cmax) { go(vec, cmax); });
   };
   if (wide) {
     by_rows(std::true_type{});

@@ -125,8 +125,7 @@ TEST_CASE("cluster config: validation names the key", "[config][cluster]") {
             .empty());
 }
 
-TEST_CASE("engine config: kv_offload_mib reads, defaults to off and round-trips",
-          "[config]") {
+TEST_CASE("engine config: kv_offload_mib reads, defaults to off and round-trips", "[config]") {
   const toml_dir d;
   CHECK(config::load_server_config(d.write("[engine]\n")).engine.backend.kv_offload_bytes == 0);
   const auto c = config::load_server_config(d.write("[engine]\nkv_offload_mib = 3072\n"));

@@ -94,7 +94,8 @@ TEST_CASE("malformed safetensors files are refused with a clear message", "[safe
     write_raw(p, R"({"ids":{"dtype":"I64","shape":[2],"data_offsets":[0,16]}})", 16);
     CHECK_THAT(
         error_of(p),
-        Catch::Contains("tensor ids: dtype I64 is not supported (expected BF16, F16, F32, F8_E4M3 or I32)"));
+        Catch::Contains(
+            "tensor ids: dtype I64 is not supported (expected BF16, F16, F32, F8_E4M3 or I32)"));
   }
   SECTION("offsets disagree with shape") {
     write_raw(p, R"({"w":{"dtype":"BF16","shape":[3],"data_offsets":[0,8]}})", 8);
