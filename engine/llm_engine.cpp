@@ -147,7 +147,7 @@ pending_step llm_engine::begin_step() {
     p.batch.push_back(b);
     p.entry_rank.push_back(s.rank);
   }
-  p.transfers = scheduler_.transfers();
+  p.transfers = scheduler_.take_transfers();
   step_pending_ = !p.empty();
   return p;
 }

@@ -57,9 +57,11 @@ void scheduler::preempt(const std::shared_ptr<sequence>& seq) {
     blocks_out_ += to_host.size() - before;
     ++swap_outs_;
     seq->status = sequence_status::swapped;
-    swapped_.push_front(seq);  // the newest running one: resumed after the older swapped ones
-    std::stable_sort(swapped_.begin(), swapped_.end(),
-                     [](const auto& a, const auto& b) { return a->id() < b->id(); });
+    // Oldest (lowest id) first: resumed in admission order.
+    swapped_.insert(
+        std::upper_bound(swapped_.begin(), swapped_.end(), seq,
+                         [](const auto& a, const auto& b) { return a->id() < b->id(); }),
+        seq);
     return;
   }
   blocks.deallocate(*seq);

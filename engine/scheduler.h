@@ -14,6 +14,7 @@
 #include <deque>
 #include <memory>
 #include <span>
+#include <utility>
 #include <vector>
 
 #include "config/engine_config.h"
@@ -58,6 +59,10 @@ class scheduler {
   /// The copies the last schedule() asked for, per rank: run them (backend::transfer_kv)
   /// before that step's forward pass.
   const std::vector<gpu::kv_transfer>& transfers() const { return transfers_; }
+  /// The same, moved out (the engine hands them to the step without a copy).
+  std::vector<gpu::kv_transfer> take_transfers() {
+    return std::exchange(transfers_, std::vector<gpu::kv_transfer>(ranks_.size()));
+  }
   int32_t num_ranks() const { return static_cast<int32_t>(ranks_.size()); }
   const block_manager& blocks(int32_t rank) const { return *ranks_.at(static_cast<size_t>(rank)); }
 
