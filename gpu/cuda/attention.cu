@@ -291,9 +291,13 @@ __global__ void __launch_bounds__(kGqaWarps * 32)
         pw[h * 32 + lane] = p;
       }
     }
+    // P·V, 8 value rows in flight at a time. Keys past the tile's end have p = 0 and read
+    // lane 0's value row (a key of this tile, so inside the window and written: a NaN
+    // there is the output's anyway), so whole groups of 8 run. Not slot 0: that block may
+    // be freed or hold anything (0 x NaN is NaN).
+    const int slot0 = __shfl_sync(0xffffffffu, slot, 0);
+    if (!valid) slot = slot0;
     __syncwarp();
-    // P·V, 8 value rows in flight at a time. Keys past the tile's end have p = 0 and
-    // slot 0 (a real cache row, finite), so whole groups of 8 run.
     const int n = min(32, end - base);
     for (int j0 = 0; j0 < n; j0 += 8) {
       int sj[8];

@@ -40,6 +40,12 @@ void run_attention_case(const attention_case& c, elem t, std::mt19937_64& rng) {
   std::vector<int32_t> pool(static_cast<size_t>(total_blocks));
   std::iota(pool.begin(), pool.end(), 0);
   std::shuffle(pool.begin(), pool.end(), rng);
+  // Block 0 is never a sequence's: it becomes the NaN block below (kernels must not read
+  // an unused slot 0 for padding).
+  size_t used = 0;
+  for (size_t s = 0; s < nseq; ++s)
+    used += size_t((c.num_cached[s] + c.num_tokens[s] + c.block_size - 1) / c.block_size);
+  std::swap(*std::find(pool.begin(), pool.end(), 0), pool[used]);
   size_t next = 0;
   std::vector<cpu::attention_seq> seqs;
   size_t rows = 0;
@@ -73,10 +79,11 @@ void run_attention_case(const attention_case& c, elem t, std::mt19937_64& rng) {
 
   // Device: per-row metadata as the backend builds it.
   std::vector<int32_t> slot_of_row, ctx, off, flat;
-  // With a window, the device tables point every block wholly before the window of the
-  // sequence's first query at an unused block of NaN (a block the engine may have freed):
-  // a kernel that reads one poisons its output.
+  // An unused block of NaN (block 0, a block the engine may have freed): with a window,
+  // the device tables point every block wholly before the window of the sequence's first
+  // query at it. A kernel that reads it poisons its output.
   const int32_t poison = pool[next];
+  REQUIRE(poison == 0);
   for (size_t s = 0; s < nseq; ++s) {
     const int32_t o = int32_t(flat.size());
     flat.insert(flat.end(), tables[s].begin(), tables[s].end());
@@ -98,7 +105,7 @@ void run_attention_case(const attention_case& c, elem t, std::mt19937_64& rng) {
                      dk.get(), dv.get(), t, nullptr);
   check_close(download_as(dk, t, kc.size()), want_k, 0, 0);
   check_close(download_as(dv, t, vc.size()), want_v, 0, 0);
-  if (c.window > 0) {
+  {
     const size_t bytes = size_t(c.block_size) * width * gpu::cuda::elem_size(t);
     CONCLAVE_CUDA_CHECK(
         cudaMemset(static_cast<char*>(dk.get()) + size_t(poison) * bytes, 0xff, bytes));
