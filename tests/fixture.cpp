@@ -29,6 +29,17 @@ std::vector<reference_case> load_reference(const std::filesystem::path& dir,
   return out;
 }
 
+bf16_yardstick load_bf16_yardstick(const std::filesystem::path& dir) {
+  simdjson::dom::parser parser;
+  simdjson::dom::element root = parser.load((dir / "reference_bf16.json").string());
+  bf16_yardstick y;
+  y.top1_same = static_cast<size_t>(int64_t(root["summary"]["top1_same"]));
+  y.positions = static_cast<size_t>(int64_t(root["summary"]["positions"]));
+  for (simdjson::dom::element c : root["cases"].get_array())
+    y.last_rel_err.push_back(double(c["last_rel_err"]));
+  return y;
+}
+
 temp_dir::temp_dir() {
   std::random_device rd;
   path_ = std::filesystem::temp_directory_path() /

@@ -20,6 +20,14 @@ struct reference_case {
 std::vector<reference_case> load_reference(const std::filesystem::path& dir,
                                            const std::string& file = "reference.json");
 
+/// transformers' own bf16 run on a fixture against its fp32 reference
+/// (DIR/reference_bf16.json, tools/make_fixtures.py --bf16): the yardstick of a bf16 run.
+struct bf16_yardstick {
+  size_t top1_same = 0, positions = 0;
+  std::vector<double> last_rel_err;  ///< per case: max |logit - ref| / max |ref|
+};
+bf16_yardstick load_bf16_yardstick(const std::filesystem::path& dir);
+
 inline std::filesystem::path data_dir() {
   return CONCLAVE_TEST_DATA;
 }

@@ -19,7 +19,11 @@ must keep both keys (make() checks), and the reference is from_pretrained fp32 a
 Also checks checkpoints written by `conclave gen-model` (folders given with --check):
 loads each in HF and writes the greedy continuation of fixed prompts to hf_greedy.json.
 
-Usage: python3 tools/make_fixtures.py --out DIR [--check GENDIR ...]
+transformers' own bf16 path on existing fixtures (--bf16 NAME ...): reference_bf16.json
+with its logits and how far they land from the fp32 reference, the yardstick for
+conclave's bf16 tolerance (docs/FIDELITY.md).
+
+Usage: python3 tools/make_fixtures.py --out DIR [--check GENDIR ...] [--bf16 NAME ...]
 """
 import argparse, glob, json, os, shutil, tempfile
 import torch
@@ -242,6 +246,96 @@ def make(out, name, kind, dtype, cfg, extra, seed=11, std=0.08):
     print("wrote", d, sorted(os.listdir(d)), flush=True)
 
 
+def dequantized_state(d):
+    """The fixture's tensors in fp32, quantized projections dequantized (fp8 block scales,
+    AWQ GEMM packing) exactly as conclave and the fp32 reference do."""
+    cfg = json.load(open(os.path.join(d, "config.json")))
+    qc = cfg.get("quantization_config")
+    tensors = {}
+    for f in sorted(glob.glob(os.path.join(d, "*.safetensors"))):
+        tensors.update(load_file(f))
+    state = {}
+    for tname, t in tensors.items():
+        if qc and qc["quant_method"] == "fp8" and tname.endswith(".weight_scale_inv"):
+            continue
+        if qc and qc["quant_method"] == "fp8" and t.dtype == torch.float8_e4m3fn:
+            s = tensors[tname + "_scale_inv"].float()
+            bo, bi = qc["weight_block_size"]
+            out, inn = t.shape
+            full = s.repeat_interleave(bo, 0)[:out].repeat_interleave(bi, 1)[:, :inn]
+            state[tname] = t.float() * full
+        elif tname.endswith(".qweight"):
+            base = tname[: -len(".qweight")]
+            g = qc["group_size"]
+            def unpack(x):
+                x = x.to(torch.int64) & 0xFFFFFFFF
+                cols = torch.stack([(x >> (4 * i)) & 0xF for i in range(8)], -1)  # nibble i
+                outc = torch.empty_like(cols)
+                for i, c in enumerate(AWQ_ORDER):
+                    outc[..., c] = cols[..., i]
+                return outc.reshape(x.shape[0], -1).float()
+            q = unpack(t)                                  # [in, out]
+            z = unpack(tensors[base + ".qzeros"])          # [in / g, out]
+            sc = tensors[base + ".scales"].float()         # [in / g, out]
+            w = (q - z.repeat_interleave(g, 0)) * sc.repeat_interleave(g, 0)
+            state[base + ".weight"] = w.t().contiguous()
+        elif tname.endswith(".qzeros") or tname.endswith(".scales"):
+            continue
+        else:
+            state[tname] = t.float()
+    cfg.pop("quantization_config", None)
+    return cfg, state
+
+
+def bf16_reference(out, name, data="tests/data"):
+    """transformers' own bf16 path on a fixture (the weights as stored, or dequantized,
+    cast to bf16; computed in bf16 on the GPU when there is one) against its fp32
+    reference.json: how far a bf16 implementation lands on this fixture."""
+    src = os.path.join(data, name)
+    # The reference computed with fp32 inv_freq, as from_pretrained does here.
+    ref_file = next(f for f in ("reference_f32rope.json", "reference.json")
+                    if os.path.exists(os.path.join(src, f)))
+    ref = json.load(open(os.path.join(src, ref_file)))
+    cfg, state = dequantized_state(src)
+    work = tempfile.mkdtemp()
+    save_file({k: v.contiguous() for k, v in state.items()}, os.path.join(work, "model.safetensors"),
+              metadata={"format": "pt"})
+    json.dump(dict(cfg, dtype="float32", torch_dtype="float32"),
+              open(os.path.join(work, "config.json"), "w"), indent=2)
+    dev = "cuda" if torch.cuda.is_available() else "cpu"
+    # The dequantization above must give back the fp32 reference exactly.
+    f32 = AutoModelForCausalLM.from_pretrained(work, dtype=torch.float32).eval()
+    c0 = ref["cases"][0]
+    with torch.no_grad():
+        l0 = f32(torch.tensor([c0["input_ids"]])).logits[0, -1].double()
+    r0 = torch.tensor(c0["last_logits"], dtype=torch.float64)
+    check = ((l0 - r0).abs().max() / r0.abs().max()).item()
+    if check > 1e-4:
+        print(f"warning: {name}: fp32 reload differs from {ref_file} by {check:.3g}", flush=True)
+    del f32
+    model = AutoModelForCausalLM.from_pretrained(work, dtype=torch.bfloat16).to(dev).eval()
+    cases, same, positions, worst = [], 0, 0, 0.0
+    for c in ref["cases"]:
+        ids = torch.tensor([c["input_ids"]], device=dev)
+        with torch.no_grad():
+            logits = model(ids).logits[0].double().cpu()
+        top5 = logits.topk(5, dim=-1).indices.tolist()
+        same += sum(1 for a, b in zip(top5, c["top5"]) if a[0] == b[0])
+        positions += len(top5)
+        last_ref = torch.tensor(c["last_logits"], dtype=torch.float64)
+        err = ((logits[-1] - last_ref).abs().max() / last_ref.abs().max()).item()
+        worst = max(worst, err)
+        cases.append({"last_logits": logits[-1].tolist(), "top5": top5, "last_rel_err": err})
+    summary = {"top1_same": same, "positions": positions, "worst_last_rel_err": worst}
+    meta = {"computed_in": f"bfloat16 on {dev}", "against": ref_file, "fp32_reload_check": check, "transformers": __import__("transformers").__version__,
+            "torch": torch.__version__, "gpu": torch.cuda.get_device_name() if dev == "cuda" else None}
+    os.makedirs(os.path.join(out, name), exist_ok=True)
+    json.dump({"meta": meta, "summary": summary, "cases": cases},
+              open(os.path.join(out, name, "reference_bf16.json"), "w"))
+    shutil.rmtree(work)
+    print("bf16", name, summary, flush=True)
+
+
 def recompute(out, src, name):
     """Reference for an existing checkpoint, loaded with fp32 inv_freq (same prompts)."""
     ref = json.load(open(os.path.join(src, "reference.json")))
@@ -286,8 +380,15 @@ if __name__ == "__main__":
     ap.add_argument("--recompute", nargs=2, metavar=("SRC", "NAME"), action="append", default=[])
     ap.add_argument("--check", nargs="*", default=[])
     ap.add_argument("--only", nargs="*", default=[], help="make only these fixtures")
+    ap.add_argument("--bf16", nargs="*", default=None,
+                    help="only write reference_bf16.json (transformers in bf16) for these "
+                         "existing fixtures of tests/data")
     a = ap.parse_args()
     os.makedirs(a.out, exist_ok=True)
+    if a.bf16 is not None:
+        for name in a.bf16:
+            bf16_reference(a.out, name)
+        raise SystemExit(0)
     for src, name in a.recompute:
         recompute(a.out, src, name)
     for name, (kind, dtype, cfg, extra) in FIXTURES.items():

@@ -48,11 +48,13 @@ config::engine_config cuda_config(const std::string& weight_dtype, const std::st
 struct agreement {
   size_t positions = 0, top1_same = 0;
   double worst_last_rel = 0;
+  std::vector<double> last_rel;  ///< per case
 };
 
 agreement check_fixture(const std::string& name, const std::string& rope,
                         const std::string& weight_dtype,
-                        const std::string& reference = "reference.json", bool fast = false) {
+                        const std::string& reference = "reference.json", bool fast = false,
+                        bool strict_logits = true) {
   const auto dir = test::data_dir() / name;
   const model::checkpoint ckpt(dir);
   const auto cases = test::load_reference(dir, reference);
@@ -91,8 +93,9 @@ agreement check_fixture(const std::string& name, const std::string& rope,
       max_err = std::max(max_err, std::abs(static_cast<double>(last[i]) - c.last_logits[i]));
     }
     a.worst_last_rel = std::max(a.worst_last_rel, max_err / max_ref);
+    a.last_rel.push_back(max_err / max_ref);
     INFO("max |logit - ref| / max |ref| = " << max_err / max_ref);
-    CHECK(max_err / max_ref <= (exact ? 1e-4 : 2e-2));
+    if (exact || strict_logits) CHECK(max_err / max_ref <= (exact ? 1e-4 : 2e-2));
 
     if (exact) {
       // Greedy continuation through the engine (prefill, then decode steps).
@@ -114,6 +117,10 @@ const char* const kFixtures[][2] = {{"tiny_moe", "bf16"},
                                     {"moe_mixed_f16", "f32"},
                                     {"moe_f32_altkeys", "f32"},
                                     {"dense_bias", "f32"}};
+// Made later (tools/make_fixtures.py, transformers 5.17): moe_fp8 / moe_awq (bf16 keeps
+// their projections quantized on the device, w8a16 / w4a16; f32 dequantizes them on
+// load), moe_yarn (prompts past the original context), moe_swa (a window of 24).
+const char* const kLaterFixtures[] = {"moe_fp8", "moe_awq", "moe_yarn", "moe_swa"};
 
 }  // namespace
 
@@ -121,9 +128,10 @@ TEST_CASE("cuda fp32 weights: the fixtures match HF transformers exactly", "[cud
   CONCLAVE_REQUIRE_GPU();
   for (const auto& f : kFixtures) check_fixture(f[0], f[1], "f32");
   check_fixture("tiny_moe", "f32", "f32", "reference_f32rope.json");
+  for (const char* f : kLaterFixtures) check_fixture(f, "f32", "f32");
 }
 
-// Top-1 agreement is counted over all fixture positions together (648): the fixtures are
+// Top-1 agreement is counted over all fixture positions together: the fixtures are
 // tiny random-weight models whose top two logits are often nearly tied, and
 // moe_mixed_f16 is stored in F16, which bf16 rounds by 3 more mantissa bits (it agrees on
 // 158 of its 162 positions on an H200; docs/FIDELITY.md). Each fixture must still agree on
@@ -132,6 +140,42 @@ TEST_CASE("cuda fp32 weights with the fast paths: the fixtures match HF exactly"
           "[cuda][fixture]") {
   CONCLAVE_REQUIRE_GPU();
   for (const auto& f : kFixtures) check_fixture(f[0], f[1], "f32", "reference.json", true);
+  for (const char* f : kLaterFixtures) check_fixture(f, "f32", "f32", "reference.json", true);
+}
+
+// The later fixtures are worse conditioned in bf16: transformers' own bf16 run
+// (reference_bf16.json, same card) agrees on top-1 at 156-161 of 162 positions and misses
+// the fp32 last logits by up to 0.106 (moe_awq), where one router near-tie flips an
+// expert. A bf16 run is held to that yardstick (docs/FIDELITY.md): top-1 agreement over
+// these fixtures together at least transformers' and >= 95 % on each; per fixture the
+// median case within 2e-2; every case within 1.5 x transformers' worst on them.
+TEST_CASE("cuda bf16 on the quantized and long-context fixtures: as close as transformers' bf16",
+          "[cuda][fixture]") {
+  CONCLAVE_REQUIRE_GPU();
+  const bool fast = GENERATE(false, true);
+  size_t positions = 0, same = 0, hf_same = 0;
+  double hf_worst = 0;
+  std::vector<std::pair<std::string, agreement>> runs;
+  for (const char* f : kLaterFixtures) {
+    const auto y = test::load_bf16_yardstick(test::data_dir() / f);
+    hf_same += y.top1_same;
+    for (double e : y.last_rel_err) hf_worst = std::max(hf_worst, e);
+    runs.emplace_back(f, check_fixture(f, "f32", "bf16", "reference.json", fast, false));
+  }
+  for (auto& [name, a] : runs) {
+    INFO(name << " (fast paths " << fast << ")");
+    CHECK(static_cast<double>(a.top1_same) >= 0.95 * static_cast<double>(a.positions));
+    auto e = a.last_rel;
+    std::sort(e.begin(), e.end());
+    CHECK(e[e.size() / 2] <= 2e-2);
+    CHECK(a.worst_last_rel <= std::max(2e-2, 1.5 * hf_worst));
+    positions += a.positions;
+    same += a.top1_same;
+  }
+  WARN("cuda bf16 (fast paths " << fast << ") on the later fixtures: top-1 " << same << "/"
+                                << positions << "; transformers bf16: " << hf_same
+                                << ", its worst last-logit error " << hf_worst);
+  CHECK(same >= hf_same);
 }
 
 TEST_CASE("cuda bf16 weights: top-1 >= 99 %, logits within 2e-2", "[cuda][fixture]") {

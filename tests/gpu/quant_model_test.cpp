@@ -11,24 +11,11 @@
 #include "model/checkpoint.h"
 #include "model/gen_model.h"
 #include "tests/fixture.h"
+#include "tests/gpu/quant_twin.h"
 
 namespace {
 
 using namespace conclave;
-
-/// Writes `src`'s model with every tensor dequantized to fp32 and no quantization_config.
-void write_dequantized_twin(const model::checkpoint& src, const std::filesystem::path& out) {
-  model::model_config c = src.config();
-  c.quant = {};
-  std::filesystem::create_directories(out);
-  std::vector<model::tensor_plan> plan;
-  for (const auto& spec : model::expected_tensors(c))
-    plan.push_back({spec.name, model::dtype::f32, spec.shape});
-  model::write_safetensors(out / "model.safetensors", plan, [&](size_t i, std::byte* dst) {
-    src.read_f32(plan[i].name, reinterpret_cast<float*>(dst));
-  });
-  std::ofstream(out / "config.json") << model::model_config_to_json(c);
-}
 
 std::vector<float> all_logits(const model::checkpoint& ckpt, const std::vector<int32_t>& ids) {
   config::engine_config cfg;
@@ -58,7 +45,7 @@ TEST_CASE("quantized checkpoints run exactly as their dequantized fp32 twins (CP
     model::write_random_checkpoint(o, qdir);
     const model::checkpoint q(qdir);
     const auto tdir = qdir.string() + "-twin";
-    write_dequantized_twin(q, tdir);
+    test::write_dequantized_twin(q, tdir);
     const model::checkpoint t(tdir);
     REQUIRE_FALSE(t.config().quant.quantized());
 
@@ -77,5 +64,45 @@ TEST_CASE("quantized checkpoints run exactly as their dequantized fp32 twins (CP
     engine::llm_engine eq(gpu::make_backend(q, cfg.backend), cfg);
     engine::llm_engine et(gpu::make_backend(t, cfg.backend), cfg);
     CHECK(eq.generate(ids, sp) == et.generate(ids, sp));
+  }
+}
+
+TEST_CASE("the bf16-exact copy of a quantized checkpoint dequantizes to bf16 values (CPU)",
+          "[quant][cpu]") {
+  test::temp_dir tmp;
+  for (auto m : {model::quant_method::fp8, model::quant_method::awq}) {
+    INFO(model::quant_method_name(m));
+    model::gen_model_options o;
+    o.preset = "tiny";
+    o.seed = 6;
+    o.quant.method = m;
+    o.quant.group_size = 32;
+    const auto qdir = tmp.path() / std::string(model::quant_method_name(m));
+    model::write_random_checkpoint(o, qdir);
+    const auto edir = qdir.string() + "-exact";
+    test::write_bf16_exact_copy(qdir, edir);
+    const model::checkpoint q(qdir), e(edir);
+    REQUIRE(e.config().quant.method == m);
+    size_t weights = 0, inexact_before = 0, inexact_after = 0, changed = 0, too_far = 0;
+    for (const auto& spec : model::expected_tensors(e.config())) {
+      if (!spec.linear || !model::quantizes_weight(spec.name)) continue;
+      ++weights;
+      std::vector<float> a(q.logical_numel(spec.name)), b(a.size());
+      q.read_f32(spec.name, a.data());
+      e.read_f32(spec.name, b.data());
+      for (size_t i = 0; i < a.size(); ++i) {
+        const auto exact = [](float v) { return model::bf16_to_f32(model::f32_to_bf16(v)) == v; };
+        inexact_before += exact(a[i]) ? 0 : 1;
+        inexact_after += exact(b[i]) ? 0 : 1;
+        changed += a[i] != b[i] ? 1 : 0;
+        // The rounding moves a scale by at most a factor of 2^(1/2) (fp8) or 1/16 (awq).
+        too_far += std::abs(b[i]) <= std::abs(a[i]) * 1.5f ? 0 : 1;
+      }
+    }
+    CHECK(weights > 0);
+    CHECK(inexact_before > 0);  // the original really needed the rounding
+    CHECK(changed > 0);
+    CHECK(inexact_after == 0);
+    CHECK(too_far == 0);
   }
 }
