@@ -64,6 +64,7 @@ struct rank_spec {
   int32_t threads = 0;
   std::string rope_inv_freq_dtype = "f32";
   std::string weight_dtype = "bf16";
+  std::string kv_cache_dtype = "auto";
   gpu::expert_map placement;
   caf::actor store;    ///< the rendezvous store (rv_set_atom / rv_get_atom)
   std::string prefix;  ///< rendezvous key prefix: replica and epoch
@@ -138,8 +139,8 @@ template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, rank_spec& x) {
   return f(caf::meta::type_name("rank_spec"), x.replica, x.epoch, x.rank, x.size, x.slot,
            x.block_size, x.num_kv_blocks, x.kv_cache_bytes, x.kv_offload_bytes, x.threads,
-           x.rope_inv_freq_dtype, x.weight_dtype, x.placement, x.store, x.prefix, x.iface,
-           x.collective_timeout_s);
+           x.rope_inv_freq_dtype, x.weight_dtype, x.kv_cache_dtype, x.placement, x.store, x.prefix,
+           x.iface, x.collective_timeout_s);
 }
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, rank_ready& x) {

@@ -26,6 +26,8 @@ void publish_stats(engine_state& st) {
   st.metrics->add_kv_offload(s.swap_outs - st.offload_reported.swap_outs,
                              s.blocks_swapped_out - st.offload_reported.blocks_swapped_out,
                              s.blocks_swapped_in - st.offload_reported.blocks_swapped_in);
+  st.metrics->add_window_released(s.blocks_released_behind_window -
+                                  st.offload_reported.blocks_released_behind_window);
   st.offload_reported = s;
 }
 

@@ -43,6 +43,7 @@ rank_ready start(caf::event_based_actor* self, worker_state& st) {
   opts.threads = spec.threads;
   opts.rope_inv_freq_dtype = spec.rope_inv_freq_dtype;
   opts.weight_dtype = spec.weight_dtype;
+  opts.kv_cache_dtype = spec.kv_cache_dtype;
   const model::checkpoint ckpt(st.model_dir);
   st.backend = gpu::make_backend(ckpt, opts, ctx);
   st.placement_version = spec.placement.version;

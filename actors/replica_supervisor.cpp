@@ -195,6 +195,7 @@ void bring_up_cluster(self_ptr self) {
               spec.threads = cl->backend.threads;
               spec.rope_inv_freq_dtype = cl->backend.rope_inv_freq_dtype;
               spec.weight_dtype = cl->backend.weight_dtype;
+              spec.kv_cache_dtype = cl->backend.kv_cache_dtype;
               spec.placement = placement;
               spec.store = cl->store;
               spec.prefix = fmt::format("r{}/e{}", s.status->id(), epoch);

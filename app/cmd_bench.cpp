@@ -1,5 +1,7 @@
-// `conclave bench ...`: engine, ep, tokenizer, serve, chaos, soak and constrain (results go to
-// docs/PERFORMANCE.md and docs/RELIABILITY.md).
+// `conclave bench ...`: engine, ep, long, tokenizer, serve, chaos, soak and constrain (results go
+// to docs/PERFORMANCE.md and docs/RELIABILITY.md).
+#include <spdlog/fmt/fmt.h>
+
 #include <sstream>
 #include <stdexcept>
 
@@ -12,6 +14,8 @@
 #include "bench/serve_bench.h"
 #include "bench/soak_bench.h"
 #include "bench/tokenizer_bench.h"
+#include "gpu/long_bench.h"
+#include "model/gen_model.h"
 
 namespace conclave::app {
 
@@ -99,6 +103,42 @@ std::vector<command> add_bench(CLI::App& app) {
   auto* soak = bench->add_subcommand(
       "soak", "many mixed requests (cancels, timeouts, refusals), then check the server is clean");
   bench::add_soak_bench_options(*soak, *kopts);
+  auto lopts = std::make_shared<gpu::long_bench_options>();
+  auto lpreset = std::make_shared<std::string>("qwen3-coder-30b-a3b");
+  auto llayers = std::make_shared<int64_t>(0);
+  auto lengine = std::make_shared<config::engine_config>();
+  auto* lng = bench->add_subcommand(
+      "long",
+      "long context on the GPU (random weights): TTFT of long prompts, decode at long "
+      "contexts, other streams' step while a long prompt is read");
+  lng->add_option("--preset", *lpreset, "model preset (gen-model's)")->capture_default_str();
+  lng->add_option("--layers", *llayers, "the first N layers only")->check(CLI::PositiveNumber);
+  lng->add_option("--prompt-lens", lopts->prompt_lens, "prompt lengths timed for TTFT")
+      ->delimiter(',')
+      ->capture_default_str();
+  lng->add_option("--chunk", lopts->chunk, "prefill tokens per step for the TTFT runs")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  lng->add_option("--decode-contexts", lopts->decode_contexts,
+                  "contexts of the decode steps (the first is the baseline)")
+      ->delimiter(',')
+      ->capture_default_str();
+  lng->add_option("--streams", lopts->streams, "decoding streams next to the long prompt")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
+  lng->add_option("--stream-context", lopts->stream_context, "their contexts")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  lng->add_option("--busy-prompt", lopts->busy_prompt, "the prompt read while they decode")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  lng->add_option("--busy-chunks", lopts->busy_chunks, "its chunk sizes")
+      ->delimiter(',')
+      ->capture_default_str();
+  lng->add_option("--iters", lopts->iters, "timed decode steps")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  add_engine_options(*lng, *lengine);
   auto copts = std::make_shared<bench::constrain_bench_options>();
   auto* con = bench->add_subcommand(
       "constrain", "constrained tool calls: grammar compile time and mask cost per decode step");
@@ -119,6 +159,24 @@ std::vector<command> add_bench(CLI::App& app) {
            [popts] {
              if (popts->model_dir.empty()) popts->model_dir = ensure_demo_model().string();
              bench::run_ep_bench(*popts, stdout);
+             return exit_ok;
+           }},
+          {lng,
+           [lopts, lpreset, llayers, lengine] {
+             const model::model_preset& p = model::find_preset(*lpreset);
+             lopts->model_name = p.name;
+             lopts->model = p.config;
+             if (*llayers > 0) {
+               if (*llayers > lopts->model.num_layers)
+                 throw std::invalid_argument(
+                     fmt::format("--layers must be between 1 and {} for preset {}",
+                                 lopts->model.num_layers, p.name));
+               lopts->model.num_layers = *llayers;
+               lopts->model_name += fmt::format(" (first {} layers)", *llayers);
+             }
+             lopts->init_std = p.init_std;
+             lopts->backend = lengine->backend;
+             gpu::run_long_bench(*lopts, stdout);
              return exit_ok;
            }},
           {tok, [topts] { return bench::run_tokenizer_bench(*topts, stdout); }},

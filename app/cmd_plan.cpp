@@ -28,7 +28,7 @@ bool has_weights(const std::filesystem::path& dir) {
 
 command add_plan(CLI::App& app) {
   struct args_t {
-    std::string model_dir, preset, quant, weight_dtype = "bf16";
+    std::string model_dir, preset, quant, weight_dtype = "bf16", kv_cache_dtype = "auto";
     int gpus = 1;
     int64_t max_model_len = 0;
     double gpu_memory_gib = 141.0;
@@ -72,6 +72,10 @@ command add_plan(CLI::App& app) {
   cmd->add_option("--weight-dtype", a->weight_dtype,
                   "bf16, or f32: plain matrices and the KV cache (as the cuda backend's)")
       ->check(CLI::IsMember({"bf16", "f32"}))
+      ->capture_default_str();
+  cmd->add_option("--kv-cache-dtype", a->kv_cache_dtype,
+                  "auto (the weight dtype) or fp8 (e4m3 with a scale per token and KV head)")
+      ->check(CLI::IsMember({"auto", "fp8"}))
       ->capture_default_str();
   cmd->add_option("--block-size", a->block_size, "tokens per KV-cache block")
       ->check(CLI::Range(1, 1024))
@@ -120,6 +124,7 @@ command add_plan(CLI::App& app) {
                 static_cast<size_t>(a->gpu_memory_gib * static_cast<double>(gpu::kGiB));
             in.gpu_memory_utilization = a->utilization;
             in.weight_elem_bytes = a->weight_dtype == "f32" ? 4 : 2;
+            in.kv_fp8 = a->kv_cache_dtype == "fp8";
             in.block_size = a->block_size;
             in.num_kv_blocks = a->num_kv_blocks;
             in.kv_cache_bytes = a->kv_cache_mib * gpu::kMiB;

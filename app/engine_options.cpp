@@ -42,6 +42,11 @@ void add_engine_options(CLI::App& cmd, config::engine_config& cfg) {
                  "f32, or bf16 to match HF references made after model.to(bfloat16)")
       ->check(CLI::IsMember({"f32", "bf16"}))
       ->capture_default_str();
+  cmd.add_option("--kv-cache-dtype", cfg.backend.kv_cache_dtype,
+                 "auto (the weight dtype) or fp8 (e4m3 with a scale per token and KV head: "
+                 "twice the tokens of bf16)")
+      ->check(CLI::IsMember({"auto", "fp8"}))
+      ->capture_default_str();
   cmd.add_option("--gpu-memory-utilization", cfg.backend.gpu_memory_utilization,
                  "cuda: share of device memory for weights + KV cache + scratch")
       ->check(CLI::Range(0.01, 1.0))
@@ -84,6 +89,7 @@ void apply_given_engine_options(const CLI::App& cmd, const config::engine_config
   if (given("--cuda-fast-paths")) to.backend.cuda_fast_paths = from.backend.cuda_fast_paths;
   if (given("--cuda-graphs")) to.backend.cuda_graphs = from.backend.cuda_graphs;
   if (given("--num-kv-blocks")) to.backend.num_kv_blocks = from.backend.num_kv_blocks;
+  if (given("--kv-cache-dtype")) to.backend.kv_cache_dtype = from.backend.kv_cache_dtype;
   if (given("--rope-inv-freq-dtype"))
     to.backend.rope_inv_freq_dtype = from.backend.rope_inv_freq_dtype;
   if (given("--max-num-seqs")) to.scheduler.max_num_seqs = from.scheduler.max_num_seqs;

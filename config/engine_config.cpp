@@ -17,6 +17,8 @@ std::string engine_config::validate() const {
   if (backend.rope_inv_freq_dtype != "f32" && backend.rope_inv_freq_dtype != "bf16") {
     return "rope_inv_freq_dtype must be f32 or bf16";
   }
+  if (backend.kv_cache_dtype != "auto" && backend.kv_cache_dtype != "fp8")
+    return "kv_cache_dtype must be auto or fp8";
   if (backend.threads < 0) return "threads must be >= 0";
   if (!(backend.gpu_memory_utilization > 0.0 && backend.gpu_memory_utilization <= 1.0))
     return "gpu_memory_utilization must be in (0, 1]";

@@ -23,6 +23,10 @@ struct backend_config {
   /// "bf16", which reproduces references made after `model.to(torch.bfloat16)`: that cast
   /// rounds HF's inv_freq buffer too (the shared tiny_moe fixture was made so).
   std::string rope_inv_freq_dtype = "f32";
+  /// The KV cache's element type: "auto" (the weight dtype: bf16, or f32 in the exactness
+  /// mode) or "fp8" (e4m3 with an fp32 scale per token and KV head: about half of bf16's
+  /// bytes, so twice the tokens; cuda stores it so, cpu rounds its fp32 cache the same way).
+  std::string kv_cache_dtype = "auto";
   /// cuda: the share of the device's memory this replica may hold (weights, KV cache,
   /// scratch); the KV cache gets what is left after the weights, unless num_kv_blocks
   /// or an explicit kv_cache_bytes (kv_cache_bytes_given) says otherwise.

@@ -243,6 +243,7 @@ server_config load_server_config(const std::filesystem::path& path, server_confi
   e.read("cuda_graphs", b.cuda_graphs);
   e.read("num_kv_blocks", b.num_kv_blocks);
   e.read("rope_inv_freq_dtype", b.rope_inv_freq_dtype);
+  e.read("kv_cache_dtype", b.kv_cache_dtype);
   e.read("max_num_seqs", c.engine.scheduler.max_num_seqs);
   e.read("max_batched_tokens", c.engine.scheduler.max_num_batched_tokens);
   e.read("prefix_caching", c.engine.scheduler.enable_prefix_caching);
@@ -368,6 +369,7 @@ std::string to_toml(const server_config& c) {
                      {"kv_offload_mib", static_cast<int64_t>(b.kv_offload_bytes >> 20)},
                      {"num_kv_blocks", b.num_kv_blocks},
                      {"rope_inv_freq_dtype", b.rope_inv_freq_dtype},
+                     {"kv_cache_dtype", b.kv_cache_dtype},
                      {"gpu_memory_utilization", b.gpu_memory_utilization},
                      {"device", b.device},
                      {"weight_dtype", b.weight_dtype},

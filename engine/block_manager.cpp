@@ -64,7 +64,7 @@ void block_manager::allocate(sequence& seq) {
   const size_t n = seq.num_blocks(bs);
   size_t cached = 0;
   bool prefix_intact = prefix_caching_;
-  uint64_t h = 0;
+  uint64_t h = 0, cached_hash = 0;
   for (size_t i = 0; i < n; ++i) {
     const auto toks = seq.block_tokens(i, bs);
     int32_t id = -1;
@@ -86,6 +86,7 @@ void block_manager::allocate(sequence& seq) {
         take_specific(id);
       }
       cached += bs;
+      cached_hash = h;
     } else {
       prefix_intact = false;
       id = take_free_block();
@@ -94,10 +95,12 @@ void block_manager::allocate(sequence& seq) {
   }
   seq.num_computed = cached;
   seq.num_hashed_blocks = cached / bs;
+  seq.prefix_hash = cached_hash;
 }
 
 void block_manager::deallocate(sequence& seq) {
   for (auto it = seq.block_table.rbegin(); it != seq.block_table.rend(); ++it) {
+    if (*it == kReleased) continue;
     block& b = blocks_[static_cast<size_t>(*it)];
     if (--b.ref_count == 0) {
       b.free_pos = free_.insert(free_.end(), *it);
@@ -107,6 +110,7 @@ void block_manager::deallocate(sequence& seq) {
   seq.block_table.clear();
   seq.num_computed = 0;
   seq.num_hashed_blocks = 0;
+  seq.prefix_hash = 0;
 }
 
 int32_t block_manager::blocks_missing(const sequence& seq) const {
@@ -122,27 +126,51 @@ void block_manager::mark_computed(sequence& seq) {
   if (!prefix_caching_) return;
   const size_t bs = static_cast<size_t>(block_size_);
   const size_t full = std::min(seq.num_computed / bs, seq.block_table.size());
-  size_t i = seq.num_hashed_blocks;
-  uint64_t h = i == 0 ? 0 : blocks_[static_cast<size_t>(seq.block_table[i - 1])].hash;
-  for (; i < full; ++i) {
-    block& b = blocks_[static_cast<size_t>(seq.block_table[i])];
-    if (b.hashed) {
-      h = b.hash;
-      continue;
-    }
+  if (full <= seq.num_hashed_blocks) return;
+  uint64_t h = seq.prefix_hash;
+  for (size_t i = seq.num_hashed_blocks; i < full; ++i) {
     const auto toks = seq.block_tokens(i, bs);
     h = chain_hash(h, toks);
+    const int32_t id = seq.block_table[i];
+    if (id == kReleased) continue;  // behind a sliding window: nothing to register
+    block& b = blocks_[static_cast<size_t>(id)];
+    if (b.hashed) continue;  // a shared prefix block: registered under this very hash
     b.hashed = true;
     b.hash = h;
     b.tokens.assign(toks.begin(), toks.end());
-    by_hash_.try_emplace(h, seq.block_table[i]);
+    by_hash_.try_emplace(h, id);
   }
-  seq.num_hashed_blocks = std::max(seq.num_hashed_blocks, full);
+  seq.num_hashed_blocks = full;
+  seq.prefix_hash = h;
+}
+
+int32_t block_manager::release_behind_window(sequence& seq, int32_t window) {
+  if (window <= 0) return 0;
+  const auto bs = static_cast<int64_t>(block_size_);
+  // Keys below this position are never read again.
+  const int64_t first_key = static_cast<int64_t>(seq.num_computed) - window + 1;
+  int64_t n = std::min<int64_t>(first_key / bs, static_cast<int64_t>(seq.block_table.size()));
+  int32_t released = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    int32_t& id = seq.block_table[static_cast<size_t>(i)];
+    if (id == kReleased) continue;
+    block& b = blocks_[static_cast<size_t>(id)];
+    if (--b.ref_count == 0) {
+      b.free_pos = free_.insert(free_.end(), id);
+      if (!b.hashed) b.tokens.clear();
+    }
+    id = kReleased;
+    ++released;
+  }
+  return released;
 }
 
 int32_t block_manager::blocks_to_offload(const sequence& seq) const {
   const size_t bs = static_cast<size_t>(block_size_);
-  return static_cast<int32_t>(std::min((seq.num_computed + bs - 1) / bs, seq.block_table.size()));
+  const size_t n = std::min((seq.num_computed + bs - 1) / bs, seq.block_table.size());
+  int32_t held = 0;
+  for (size_t i = 0; i < n; ++i) held += seq.block_table[i] == kReleased ? 0 : 1;
+  return held;
 }
 
 bool block_manager::can_swap_out(const sequence& seq) const {
@@ -152,9 +180,14 @@ bool block_manager::can_swap_out(const sequence& seq) const {
 
 void block_manager::swap_out(sequence& seq, std::vector<gpu::kv_block_copy>& to_host) {
   if (!can_swap_out(seq)) throw std::logic_error("block_manager::swap_out: no room (can_swap_out)");
-  const auto n = static_cast<size_t>(blocks_to_offload(seq));
+  const size_t bs = static_cast<size_t>(block_size_);
+  const size_t n = std::min((seq.num_computed + bs - 1) / bs, seq.block_table.size());
   seq.host_table.clear();
   for (size_t i = 0; i < n; ++i) {
+    if (seq.block_table[i] == kReleased) {  // behind the window: nothing to keep
+      seq.host_table.push_back(kReleased);
+      continue;
+    }
     const int32_t h = host_free_.back();
     host_free_.pop_back();
     host_used_[static_cast<size_t>(h)] = true;
@@ -167,7 +200,9 @@ void block_manager::swap_out(sequence& seq, std::vector<gpu::kv_block_copy>& to_
 }
 
 bool block_manager::can_swap_in(const sequence& seq) const {
-  return static_cast<int32_t>(seq.num_blocks(static_cast<size_t>(block_size_))) <=
+  const auto released = std::count(seq.host_table.begin(), seq.host_table.end(), kReleased);
+  return static_cast<int32_t>(seq.num_blocks(static_cast<size_t>(block_size_))) -
+             static_cast<int32_t>(released) <=
          num_free_blocks();
 }
 
@@ -176,16 +211,21 @@ void block_manager::swap_in(sequence& seq, std::vector<gpu::kv_block_copy>& to_d
     throw std::logic_error("block_manager::swap_in: sequence already has blocks");
   if (!can_swap_in(seq)) throw std::logic_error("block_manager::swap_in: no room (can_swap_in)");
   for (const int32_t h : seq.host_table) {
+    if (h == kReleased) {
+      seq.block_table.push_back(kReleased);
+      continue;
+    }
     const int32_t id = take_free_block();
     seq.block_table.push_back(id);
     to_device.push_back({id, h});
+    // Not reusable before this step's copies ran: a later swap_out of the same step would
+    // otherwise overwrite it before it is read (end_transfers frees it).
+    host_in_flight_.push_back(h);
   }
-  // Not reusable before this step's copies ran: a later swap_out of the same step would
-  // otherwise overwrite them before they are read (end_transfers frees them).
-  host_in_flight_.insert(host_in_flight_.end(), seq.host_table.begin(), seq.host_table.end());
   seq.host_table.clear();
   grow(seq);
   seq.num_hashed_blocks = 0;  // mark_computed registers the blocks again
+  seq.prefix_hash = 0;
 }
 
 void block_manager::end_transfers() {
@@ -198,6 +238,7 @@ void block_manager::end_transfers() {
 
 void block_manager::release_host(sequence& seq) {
   for (const int32_t h : seq.host_table) {
+    if (h == kReleased) continue;
     if (h < 0 || h >= num_host_blocks() || !host_used_[static_cast<size_t>(h)])
       throw std::logic_error("block_manager: host block released twice");
     host_used_[static_cast<size_t>(h)] = false;

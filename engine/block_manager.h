@@ -44,6 +44,14 @@ class block_manager {
   /// below that become prefix-cache entries.
   void mark_computed(sequence& seq);
 
+  /// A table entry whose block was released behind a sliding window (gpu::kNoBlock).
+  static constexpr int32_t kReleased = gpu::kNoBlock;
+  /// Sliding window W over every layer: the queries still to come (positions >=
+  /// seq.num_computed) read keys > position - W only, so the leading blocks wholly
+  /// before num_computed - W + 1 are released (entries become kReleased; their content
+  /// stays a prefix-cache entry until evicted). Returns the blocks released.
+  int32_t release_behind_window(sequence& seq, int32_t window);
+
   // KV offload: a preempted sequence's computed blocks go to the host pool and come back.
   int32_t num_host_blocks() const { return static_cast<int32_t>(host_used_.size()); }
   int32_t num_free_host_blocks() const { return static_cast<int32_t>(host_free_.size()); }

@@ -51,7 +51,11 @@ llm_engine::llm_engine(const model::model_config& model, const gpu::kv_cache_sha
                                 : model.max_position_embeddings)),
       blocks_(rank_blocks(kv, cfg.scheduler.enable_prefix_caching, ranks)),
       scheduler_(cfg.scheduler, pointers(blocks_)),
-      eos_ids_(model.eos_token_ids) {}
+      eos_ids_(model.eos_token_ids) {
+  // Every layer windowed: keys behind the window are never read again.
+  if (model.sliding_window > 0 && model.all_layers_sliding())
+    scheduler_.set_sliding_window(static_cast<int32_t>(model.sliding_window));
+}
 
 gpu::backend& llm_engine::backend() {
   if (!backend_) throw std::logic_error("llm_engine: this engine does not own a backend");
@@ -227,6 +231,7 @@ engine_stats llm_engine::stats() const {
   s.swap_ins = scheduler_.num_swap_ins();
   s.blocks_swapped_out = scheduler_.blocks_swapped_out();
   s.blocks_swapped_in = scheduler_.blocks_swapped_in();
+  s.blocks_released_behind_window = scheduler_.blocks_released_behind_window();
   s.num_swapped = scheduler_.num_swapped();
   return s;
 }

@@ -170,6 +170,9 @@ std::vector<std::shared_ptr<sequence>> scheduler::postprocess(const std::vector<
     const bool samples = step[i].samples();
     seq->num_computed += n;
     blocks_of(*seq).mark_computed(*seq);
+    if (window_ > 0)
+      window_released_ +=
+          static_cast<uint64_t>(blocks_of(*seq).release_behind_window(*seq, window_));
     if (!samples) continue;
     const int32_t token = sampled[i];
     seq->append(token);

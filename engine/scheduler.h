@@ -56,6 +56,12 @@ class scheduler {
   /// Blocks copied to host memory and back, over all ranks.
   uint64_t blocks_swapped_out() const { return blocks_out_; }
   uint64_t blocks_swapped_in() const { return blocks_in_; }
+  /// Sliding window W over every layer of the model (0: none): after each step a running
+  /// sequence's blocks wholly behind its window are released (block_manager::
+  /// release_behind_window), so long windowed sequences hold about W tokens of cache.
+  void set_sliding_window(int32_t window) { window_ = window; }
+  /// Blocks released behind sliding windows, over all ranks.
+  uint64_t blocks_released_behind_window() const { return window_released_; }
   /// The copies the last schedule() asked for, per rank: run them (backend::transfer_kv)
   /// before that step's forward pass.
   const std::vector<gpu::kv_transfer>& transfers() const { return transfers_; }
@@ -101,6 +107,8 @@ class scheduler {
   std::deque<std::shared_ptr<sequence>> swapped_;  ///< offloaded, oldest first
   std::vector<gpu::kv_transfer> transfers_;        ///< per rank, for the step scheduled last
   uint64_t preemptions_ = 0, swap_outs_ = 0, swap_ins_ = 0, blocks_out_ = 0, blocks_in_ = 0;
+  int32_t window_ = 0;
+  uint64_t window_released_ = 0;
 };
 
 }  // namespace conclave::engine

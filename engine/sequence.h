@@ -49,6 +49,9 @@ class sequence {
   int32_t rank = 0;
   /// Leading blocks of the table already registered for prefix caching.
   size_t num_hashed_blocks = 0;
+  /// The chain hash through those blocks (computed from the tokens alone, so it holds
+  /// even where a block was released behind a sliding window).
+  uint64_t prefix_hash = 0;
   /// While swapped: the host-pool blocks holding its first num_computed tokens' keys and
   /// values (block i of the sequence in host_table[i]).
   std::vector<int32_t> host_table;

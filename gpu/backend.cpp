@@ -28,8 +28,15 @@ void validate_batch(std::span<const step_sequence> batch, const model::model_con
           fmt::format("sequence {}: block table has {} blocks, {} positions need {}", i,
                       s.block_table.size(), end, blocks_needed));
     }
+    // With every layer windowed, blocks wholly behind the window of the step's first token
+    // are never read and may have been released (kNoBlock).
+    const int64_t released_ok =
+        config.sliding_window > 0 && config.all_layers_sliding()
+            ? std::max<int64_t>(0, (s.num_cached - config.sliding_window + 1) / kv.block_size)
+            : 0;
     for (int64_t b = 0; b < blocks_needed; ++b) {
       const int32_t id = s.block_table[static_cast<size_t>(b)];
+      if (id == kNoBlock && b < released_ok) continue;
       if (id < 0 || id >= kv.num_blocks) {
         throw std::invalid_argument(
             fmt::format("sequence {}: block id {} outside [0, {})", i, id, kv.num_blocks));
@@ -44,11 +51,16 @@ void validate_batch(std::span<const step_sequence> batch, const model::model_con
   }
 }
 
+size_t kv_row_bytes(const model::model_config& config, size_t element_bytes, bool fp8) {
+  const auto width = static_cast<size_t>(config.num_kv_heads * config.head_dim);
+  if (!fp8) return width * element_bytes;
+  return (width + 4 * static_cast<size_t>(config.num_kv_heads) + 15) / 16 * 16;
+}
+
 int32_t kv_blocks_for_bytes(const model::model_config& config, int32_t block_size, size_t bytes,
-                            size_t element_bytes) {
+                            size_t row_bytes) {
   const size_t per_block =
-      2 * static_cast<size_t>(config.num_layers) * static_cast<size_t>(block_size) *
-      static_cast<size_t>(config.num_kv_heads * config.head_dim) * element_bytes;
+      2 * static_cast<size_t>(config.num_layers) * static_cast<size_t>(block_size) * row_bytes;
   const size_t n = bytes / per_block;
   return static_cast<int32_t>(std::min<size_t>(n, INT32_MAX));
 }

@@ -25,6 +25,9 @@ class checkpoint;
 namespace conclave::gpu {
 
 /// One sequence's part of a forward step.
+/// A block table entry whose block was released behind a sliding window (never read).
+inline constexpr int32_t kNoBlock = -1;
+
 struct step_sequence {
   std::span<const int32_t> tokens;  ///< tokens to run now (a prompt chunk or one decode token)
   int32_t num_cached = 0;           ///< tokens already in the KV cache; positions start here
@@ -159,8 +162,13 @@ void validate_batch(std::span<const step_sequence> batch, const model::model_con
 /// std::invalid_argument naming the first bad id.
 void validate_transfer(const kv_transfer& t, const kv_cache_shape& kv);
 
-/// How many KV blocks `bytes` holds for `config` with fp32 keys/values.
+/// Bytes of one token's keys (or values) of one layer in the KV cache: kv_heads x
+/// head_dim elements of `element_bytes`, or with fp8 (kv_cache_dtype "fp8") one byte each
+/// plus one fp32 scale per KV head, the row padded to 16 bytes (16-byte loads).
+size_t kv_row_bytes(const model::model_config& config, size_t element_bytes, bool fp8);
+
+/// How many KV blocks `bytes` holds for `config` with rows of `row_bytes` (kv_row_bytes).
 int32_t kv_blocks_for_bytes(const model::model_config& config, int32_t block_size, size_t bytes,
-                            size_t element_bytes);
+                            size_t row_bytes);
 
 }  // namespace conclave::gpu

@@ -7,6 +7,7 @@
 #include "gpu/backend.h"
 #include "gpu/cpu/cpu_backend.h"
 #include "gpu/device_bench.h"
+#include "gpu/long_bench.h"
 #include "gpu/preflight.h"
 #ifdef CONCLAVE_HAVE_CUDA
 #include "gpu/cuda/backend_setup.h"
@@ -67,6 +68,9 @@ void preflight(const model::model_config& c, const config::engine_config& cfg, i
 std::vector<device_bench_row> run_device_bench(const device_bench_options&, std::FILE*) {
   throw std::runtime_error(
       "the device benchmark needs the cuda backend; this conclave was built without it");
+}
+void run_long_bench(const long_bench_options&, std::FILE*) {
+  throw std::runtime_error("bench long needs the cuda backend; this conclave was built without it");
 }
 #endif
 

@@ -6,6 +6,7 @@
 #include <cmath>
 #include <stdexcept>
 
+#include "gpu/backend.h"
 #include "gpu/quant_layout.h"
 #include "model/gen_model.h"
 
@@ -209,11 +210,10 @@ memory_plan plan_memory(const plan_inputs& in, bool suggest) {
   const size_t es = in.weight_elem_bytes;
   p.fixed_bytes = kBlasWorkspace + sampler_bytes(c) + static_cast<size_t>(c.head_dim / 2) * 4;
 
-  // The KV cache: keys and values of every layer, in the weight dtype (cuda_backend.cpp's
-  // allocate_kv), plus the scratch block padded graph rows use.
+  // The KV cache: keys and values of every layer, in the weight dtype or fp8 with scales
+  // (cuda_backend.cpp's allocate_kv), plus the scratch block padded graph rows use.
   const size_t bs = static_cast<size_t>(in.block_size);
-  p.kv_bytes_per_token =
-      2 * static_cast<size_t>(c.num_layers) * static_cast<size_t>(c.num_kv_heads * c.head_dim) * es;
+  p.kv_bytes_per_token = 2 * static_cast<size_t>(c.num_layers) * kv_row_bytes(c, es, in.kv_fp8);
   p.kv_bytes_per_block = p.kv_bytes_per_token * bs;
   const size_t seq_blocks = ceil_div(static_cast<size_t>(p.max_model_len), bs);
   p.one_sequence_kv_bytes = seq_blocks * p.kv_bytes_per_block;
@@ -300,6 +300,11 @@ memory_plan plan_memory(const plan_inputs& in, bool suggest) {
       other.weight_elem_bytes = 2;
       if (plan_memory(other, false).fits) p.quant_fits.emplace_back(m);
     }
+    if (!in.kv_fp8) {
+      plan_inputs fp8_kv = in;
+      fp8_kv.kv_fp8 = true;
+      p.kv_fp8_fits = plan_memory(fp8_kv, false).fits;
+    }
     for (int u = static_cast<int>(std::floor(in.gpu_memory_utilization * 100)) + 1; u <= 99; ++u) {
       plan_inputs higher = in;
       higher.gpu_memory_utilization = u / 100.0;
@@ -325,6 +330,7 @@ std::string memory_plan::verdict() const {
   std::vector<std::string> would;
   if (min_ranks) would.push_back(fmt::format("{} GPUs at {}", *min_ranks, short_quant(in)));
   for (const auto& q : quant_fits) would.push_back(fmt::format("{} on {} GPUs", q, in.ranks));
+  if (kv_fp8_fits) would.push_back("kv_cache_dtype fp8");
   if (min_utilization)
     would.push_back(fmt::format("gpu_memory_utilization {:.2f}", *min_utilization));
   // The weights fit and the cache holds some tokens, only not a whole sequence.
@@ -406,7 +412,10 @@ std::string memory_plan::table() const {
       q.quantized() ? "embeddings, routers, lm_head" : "every matrix");
   row(4, "fp32 norms and biases", weights.norms, "");
   row(2, "cuBLAS, sampler, RoPE", fixed_bytes, "sampler sort scratch estimated");
-  row(2, fmt::format("KV cache ({})", plain), kv_bytes,
+  row(2,
+      in.kv_fp8 ? std::string("KV cache (fp8 e4m3 + fp32 scales)")
+                : fmt::format("KV cache ({})", plain),
+      kv_bytes,
       fmt::format("{} blocks x {} = {} tokens; {} KiB per token", kv_blocks, in.block_size,
                   kv_tokens, kv_bytes_per_token / 1024));
   row(4, fmt::format("one {}-token sequence", max_model_len), one_sequence_kv_bytes,

@@ -56,6 +56,7 @@ struct plan_inputs {
   bool device_used_measured = false;
   double gpu_memory_utilization = 0.90;
   size_t weight_elem_bytes = 2;  ///< plain matrices and the KV cache: bf16 2, f32 4
+  bool kv_fp8 = false;           ///< kv_cache_dtype fp8 (gpu::kv_row_bytes)
   int32_t block_size = 16;       ///< KV tokens per block
   int32_t num_kv_blocks = 0;     ///< > 0: the KV cache has exactly this many blocks
   size_t kv_cache_bytes = 0;     ///< > 0: the KV cache takes this much (else what is left)
@@ -104,6 +105,7 @@ struct memory_plan {
   // Suggestions (only computed when it does not fit).
   std::optional<int> min_ranks;         ///< the fewest GPUs that fit at this quantization
   std::vector<std::string> quant_fits;  ///< quantizations (fp8, awq) that fit on in.ranks
+  bool kv_fp8_fits = false;             ///< with kv_cache_dtype fp8 instead (when it was not)
   /// The lowest gpu_memory_utilization (a hundredth at most 0.99) at which it fits as is.
   std::optional<double> min_utilization;
 

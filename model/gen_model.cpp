@@ -102,6 +102,11 @@ std::vector<model_preset> make_presets() {
     c.eos_token_ids = {151645, 151643};
     p.push_back(
         {"qwen3-30b-a3b", "Qwen3-30B-A3B's shape (48 layers, 128 experts, 8 active)", c, 0.02f});
+    // Qwen3-Coder-30B-A3B-Instruct: the same shape, a native 256K context.
+    c.rope_theta = 1e7;
+    c.max_position_embeddings = 262144;
+    p.push_back({"qwen3-coder-30b-a3b",
+                 "Qwen3-Coder-30B-A3B's shape (Qwen3-30B-A3B's, 262144-token context)", c, 0.02f});
   }
   {
     model_config c = base_config();

@@ -65,6 +65,9 @@ server_metrics::server_metrics() : registry_(std::make_shared<prometheus::Regist
                              .Register(*registry_);
   offload_out_ = &offload_blocks.Add({{"direction", "to_host"}});
   offload_in_ = &offload_blocks.Add({{"direction", "to_device"}});
+  window_released_ =
+      counter(*registry_, "conclave_kv_window_released_blocks_total",
+              "KV blocks released because every layer's sliding window had passed them");
   failovers_ = counter(*registry_, "conclave_failovers_total",
                        "Requests moved to another replica after theirs failed");
   auto& seqs =
@@ -116,6 +119,9 @@ void server_metrics::add_kv_offload(uint64_t swaps, uint64_t blocks_out, uint64_
   if (swaps > 0) offload_swaps_->Increment(static_cast<double>(swaps));
   if (blocks_out > 0) offload_out_->Increment(static_cast<double>(blocks_out));
   if (blocks_in > 0) offload_in_->Increment(static_cast<double>(blocks_in));
+}
+void server_metrics::add_window_released(uint64_t blocks) {
+  if (blocks > 0) window_released_->Increment(static_cast<double>(blocks));
 }
 void server_metrics::set_engine(int replica, size_t running, size_t waiting, int64_t kv_used,
                                 int64_t kv_free) {

@@ -33,6 +33,8 @@ class server_metrics {
   void add_preemptions(uint64_t n);
   /// KV offload: sequences offloaded instead of recomputed, and blocks copied each way.
   void add_kv_offload(uint64_t swaps, uint64_t blocks_out, uint64_t blocks_in);
+  /// KV blocks released behind sliding windows.
+  void add_window_released(uint64_t blocks);
   void add_failover();
   /// A connection the cluster door refused, by reason (net/cluster_door.h's refusal::).
   void count_cluster_refusal(const std::string& reason);
@@ -52,6 +54,7 @@ class server_metrics {
   prometheus::Histogram *ttft_, *tpot_, *e2e_, *queue_;
   prometheus::Counter *prompt_tokens_, *completion_tokens_, *preemptions_, *failovers_;
   prometheus::Counter *offload_swaps_, *offload_out_, *offload_in_;
+  prometheus::Counter* window_released_;
   prometheus::Gauge *running_, *waiting_, *kv_used_, *kv_free_, *resident_;
   struct engine_gauges {
     double running = 0, waiting = 0, kv_used = 0, kv_free = 0;

@@ -33,13 +33,18 @@ class cpu_backend final : public backend {
         pool_(threads_),
         rank_(checked_rank_context(std::move(rank), config_)),
         weights_(load_cpu_weights(ckpt, threads_, holds_filter())),
-        rope_(rope_parameters(config_, opts.rope_inv_freq_dtype == "bf16")) {
+        rope_(rope_parameters(config_, opts.rope_inv_freq_dtype == "bf16")),
+        kv_fp8_(opts.kv_cache_dtype == "fp8") {
+    if (kv_fp8_)
+      spdlog::info(
+          "cpu backend: KV cache values rounded as fp8 e4m3 with per-(token, head) "
+          "scales (the CUDA fp8 cache's numerics; the CPU cache stays fp32)");
     single_threaded_blas();  // the pool splits GEMMs instead (ops.h says why)
     kv_.block_size = opts.block_size;
-    kv_.num_blocks =
-        opts.num_kv_blocks > 0
-            ? opts.num_kv_blocks
-            : kv_blocks_for_bytes(config_, opts.block_size, opts.kv_cache_bytes, sizeof(float));
+    kv_.num_blocks = opts.num_kv_blocks > 0
+                         ? opts.num_kv_blocks
+                         : kv_blocks_for_bytes(config_, opts.block_size, opts.kv_cache_bytes,
+                                               kv_row_bytes(config_, sizeof(float), false));
     if (kv_.num_blocks <= 0)
       throw std::runtime_error("the KV cache budget holds no block; raise kv_cache_bytes");
     const size_t width = static_cast<size_t>(config_.num_kv_heads * config_.head_dim);
@@ -208,9 +213,13 @@ class cpu_backend final : public backend {
       apply_rope(qkv.data() + qw, rows, qkvw, kvh, hd, positions.data(), rope_.inv_freq.data(),
                  rope_.attention_scaling);
 
-      paged_kv kv{k_cache_[l].get(),        v_cache_[l].get(),
-                  kv_.block_size,           static_cast<int32_t>(kvh),
-                  static_cast<int32_t>(hd), c.layer_window(static_cast<int64_t>(l))};
+      paged_kv kv{k_cache_[l].get(),
+                  v_cache_[l].get(),
+                  kv_.block_size,
+                  static_cast<int32_t>(kvh),
+                  static_cast<int32_t>(hd),
+                  c.layer_window(static_cast<int64_t>(l)),
+                  kv_fp8_};
       kv_cache_write(kv, seqs, qkv.data() + qw, qkv.data() + qw + kvw, qkvw);
       paged_attention(kv, seqs, qkv.data(), qkvw, heads, attn.data(), &pool_);
       linear(attn.data(), L.o.data(), L.o_bias.empty() ? nullptr : L.o_bias.data(), proj.data(),
@@ -258,6 +267,7 @@ class cpu_backend final : public backend {
   std::vector<std::vector<int64_t>> load_;  ///< [layer][expert] pairs routed since taken
   ep_stats ep_stats_;
   rope_table rope_;
+  bool kv_fp8_ = false;  ///< kv_cache_dtype fp8: values rounded as the CUDA fp8 cache stores them
   kv_cache_shape kv_;
   std::vector<std::unique_ptr<float[]>> k_cache_, v_cache_;
   std::vector<std::unique_ptr<float[]>> host_k_, host_v_;  ///< the offload pool, per layer

@@ -9,6 +9,7 @@
 #include <numeric>
 
 #include "gpu/cpu/thread_pool.h"
+#include "model/dtype.h"
 
 namespace conclave::gpu::cpu {
 
@@ -141,8 +142,24 @@ void kv_cache_write(const paged_kv& kv, std::span<const attention_seq> seqs, con
       const size_t row = s.first_row + static_cast<size_t>(i);
       std::copy_n(k_new + row * kv_row_stride, width, kv.k + slot * width);
       std::copy_n(v_new + row * kv_row_stride, width, kv.v + slot * width);
+      if (kv.fp8) {
+        const auto hd = static_cast<size_t>(kv.head_dim);
+        for (size_t h = 0; h < static_cast<size_t>(kv.kv_heads); ++h) {
+          fp8_kv_round(kv.k + slot * width + h * hd, hd);
+          fp8_kv_round(kv.v + slot * width + h * hd, hd);
+        }
+      }
     }
   }
+}
+
+float fp8_kv_round(float* x, size_t n) {
+  float amax = 0.0f;
+  for (size_t i = 0; i < n; ++i) amax = std::max(amax, std::abs(x[i]));
+  const float s = amax > 0.0f ? amax / 448.0f : 1.0f;
+  for (size_t i = 0; i < n; ++i)
+    x[i] = model::fp8_e4m3_to_f32(model::f32_to_fp8_e4m3(x[i] / s)) * s;
+  return s;
 }
 
 void paged_attention(const paged_kv& kv, std::span<const attention_seq> seqs, const float* q,

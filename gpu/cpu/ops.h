@@ -51,7 +51,15 @@ struct paged_kv {
   /// Sliding window W of this layer (0: full causal): a query at position p reads only
   /// the keys at p - W < j <= p, and no block table entry of a block wholly before that.
   int32_t window = 0;
+  /// fp8 KV cache (the CUDA backend's --kv-cache-dtype fp8, emulated): each written key
+  /// and value row of one KV head is stored as e4m3(x / s) * s, s = amax / 448 over the
+  /// head's values (1 when all are zero): what the device reads back from its fp8 bytes
+  /// and per-(token, head) scale.
+  bool fp8 = false;
 };
+
+/// The fp8 KV rounding of one head's `n` values, in place (paged_kv::fp8); returns s.
+float fp8_kv_round(float* x, size_t n);
 
 /// A run of consecutive tokens of one sequence for attention.
 struct attention_seq {

@@ -4,6 +4,7 @@
 #include "gpu/cuda/attention.h"
 #include "gpu/cuda/check.h"
 #include "gpu/cuda/elem_io.cuh"
+#include "gpu/cuda/kv_elem.cuh"
 
 namespace conclave::gpu::cuda {
 namespace {
@@ -12,12 +13,14 @@ constexpr int kThreads = 128;
 constexpr int kMaxDimsPerThread = 2;
 // The first kernel (verified on an H200, 2026-11-28): one block per (query row, head),
 // one thread per key of a 128-key tile, keys and values read straight from the cache.
-template <class T>
+// TC: the cache's element type (fp8 rows carry per-head scales, kv_elem.cuh), `stride`
+// its row length in TC elements; TO: the output's.
+template <class TC, class TO>
 __global__ void __launch_bounds__(kThreads)
-    simple_attention_kernel(const float* q, size_t q_stride, const T* kc, const T* vc,
-                            const int32_t* ctx_len, const int32_t* table_offset,
+    simple_attention_kernel(const float* q, size_t q_stride, const TC* kc, const TC* vc,
+                            size_t stride, const int32_t* ctx_len, const int32_t* table_offset,
                             const int32_t* tables, int32_t bs, size_t heads, size_t kv_heads,
-                            size_t hd, float scale, int window, T* out) {
+                            size_t hd, float scale, int window, TO* out) {
   extern __shared__ float q_s[];  // [hd]
   __shared__ float p_s[kThreads];
   __shared__ int32_t slot_s[kThreads];
@@ -36,19 +39,22 @@ __global__ void __launch_bounds__(kThreads)
   for (int base = lo; base < ctx; base += kThreads) {
     const int t = base + static_cast<int>(threadIdx.x);
     float s = -INFINITY;
+    float vs = 1.0f;  // the value row's scale (fp8), folded into p for P.V
     if (t < ctx) {
       const int32_t slot = table[t / bs] * bs + t % bs;
       slot_s[threadIdx.x] = slot;
-      const T* k = kc + static_cast<size_t>(slot) * width + g * hd;
+      const TC* k = kc + static_cast<size_t>(slot) * stride + g * hd;
       float dot = 0.0f;
       for (size_t d = 0; d < hd; ++d) dot = __fmaf_rn(q_s[d], dev::ld(k + d), dot);
-      s = dot * scale;
+      s = dot * dev::kv_scale(kc, static_cast<size_t>(slot), stride, width, static_cast<int>(g)) *
+          scale;
+      vs = dev::kv_scale(vc, static_cast<size_t>(slot), stride, width, static_cast<int>(g));
     }
     const float tmax = dev::block_max(s, scratch);
     const float m_new = fmaxf(m, tmax);
     const float alpha = expf(m - m_new);
     const float p = t < ctx ? expf(s - m_new) : 0.0f;
-    p_s[threadIdx.x] = p;
+    p_s[threadIdx.x] = p * vs;
     const float psum = dev::block_sum(p, scratch);  // synchronises: p_s, slot_s complete
     l = l * alpha + psum;
     m = m_new;
@@ -59,13 +65,14 @@ __global__ void __launch_bounds__(kThreads)
       if (d >= hd) break;
       float a = acc[i] * alpha;
       for (int j = 0; j < n; ++j)
-        a = __fmaf_rn(p_s[j], dev::ld(vc + static_cast<size_t>(slot_s[j]) * width + g * hd + d), a);
+        a = __fmaf_rn(p_s[j], dev::ld(vc + static_cast<size_t>(slot_s[j]) * stride + g * hd + d),
+                      a);
       acc[i] = a;
     }
     __syncthreads();  // p_s / slot_s are rewritten by the next tile
   }
   const float inv = 1.0f / l;
-  T* o = out + row * heads * hd + h * hd;
+  TO* o = out + row * heads * hd + h * hd;
 #pragma unroll
   for (int i = 0; i < kMaxDimsPerThread; ++i) {
     const size_t d = threadIdx.x + static_cast<size_t>(i) * kThreads;
@@ -175,12 +182,13 @@ __device__ void combine_slices(const float* partial, size_t row, int heads, int 
 // zeroed: the workspace is zero-filled when allocated). No second kernel.
 // FIXED: head_dim == 32 * DPL, a compile-time loop bound (every key load of a lane in
 // flight at once); else the loops run to the runtime head_dim.
-template <class T, int DPL, bool FIXED>
+// TC / TO / stride: as simple_attention_kernel's.
+template <class TC, class TO, int DPL, bool FIXED>
 __global__ void __launch_bounds__(kGqaWarps * 32)
-    gqa_attention_kernel(const float* q, size_t q_stride, const T* kc, const T* vc,
+    gqa_attention_kernel(const float* q, size_t q_stride, const TC* kc, const TC* vc, size_t stride,
                          const int32_t* ctx_len, const int32_t* table_offset, const int32_t* tables,
                          const int32_t* row_index, int32_t bs, int heads, int kv_heads, int hd_rt,
-                         float scale, T* out, int hpb_min, int splits, float* partial,
+                         float scale, TO* out, int hpb_min, int splits, float* partial,
                          unsigned int* counters, int window) {
   const int hd = FIXED ? 32 * DPL : hd_rt;
   extern __shared__ float4 smem4[];
@@ -188,7 +196,7 @@ __global__ void __launch_bounds__(kGqaWarps * 32)
   float* p_s = q_s + kMaxGroup * hd;                 // [warps][kMaxGroup][32]
   float* acc_s = p_s + kGqaWarps * kMaxGroup * 32;   // [warps][kMaxGroup][hd]
   float* ml_s = acc_s + kGqaWarps * kMaxGroup * hd;  // [warps][kMaxGroup][2]
-  constexpr int KV = 16 / sizeof(T);                 // key elements per load
+  constexpr int KV = 16 / sizeof(TC);                // key elements per load
   const int group = heads / kv_heads;
   const int gchunks = (group + hpb_min - 1) / hpb_min;  // head chunks per KV head in the grid
   const int g = static_cast<int>(blockIdx.y) / gchunks, yc = static_cast<int>(blockIdx.y) % gchunks;
@@ -230,8 +238,8 @@ __global__ void __launch_bounds__(kGqaWarps * 32)
 
   const int lane = static_cast<int>(threadIdx.x) & 31, warp = static_cast<int>(threadIdx.x) >> 5;
   const size_t width = static_cast<size_t>(kv_heads) * hd;
-  const T* kbase = kc + static_cast<size_t>(g) * hd;
-  const T* vbase = vc + static_cast<size_t>(g) * hd;
+  const TC* kbase = kc + static_cast<size_t>(g) * hd;
+  const TC* vbase = vc + static_cast<size_t>(g) * hd;
   const int d0 = lane * DPL;
   float m[kMaxGroup], l[kMaxGroup], acc[kMaxGroup][DPL];
 #pragma unroll
@@ -249,9 +257,10 @@ __global__ void __launch_bounds__(kGqaWarps * 32)
     float s[kMaxGroup];
 #pragma unroll
     for (int h = 0; h < kMaxGroup; ++h) s[h] = 0.0f;
+    float vs = 1.0f;  // the value row's scale (fp8), folded into p for P.V
     if (valid) {
       slot = table[t / bs] * bs + t % bs;
-      const T* kr = kbase + static_cast<size_t>(slot) * width;
+      const TC* kr = kbase + static_cast<size_t>(slot) * stride;
       // Up to 8 loads of the key row in flight before the first use.
 #pragma unroll
       for (int d = 0; d < hd; d += 8 * KV) {
@@ -276,6 +285,12 @@ __global__ void __launch_bounds__(kGqaWarps * 32)
           }
         }
       }
+      if constexpr (dev::is_fp8_kv<TC>) {
+        const float ks = dev::kv_scale(kc, static_cast<size_t>(slot), stride, width, g);
+#pragma unroll
+        for (int h = 0; h < kMaxGroup; ++h) s[h] *= ks;
+        vs = dev::kv_scale(vc, static_cast<size_t>(slot), stride, width, g);
+      }
     }
 #pragma unroll
     for (int h = 0; h < kMaxGroup; ++h) {
@@ -288,7 +303,7 @@ __global__ void __launch_bounds__(kGqaWarps * 32)
 #pragma unroll
         for (int u = 0; u < DPL; ++u) acc[h][u] *= alpha;
         m[h] = m_new;
-        pw[h * 32 + lane] = p;
+        pw[h * 32 + lane] = p * vs;
       }
     }
     // P·V, 8 value rows in flight at a time. Keys past the tile's end have p = 0 and read
@@ -307,7 +322,7 @@ __global__ void __launch_bounds__(kGqaWarps * 32)
         float v[8][DPL];
 #pragma unroll
         for (int u = 0; u < 8; ++u)
-          dev::ldv<DPL>(vbase + static_cast<size_t>(sj[u]) * width + d0, v[u]);
+          dev::ldv<DPL>(vbase + static_cast<size_t>(sj[u]) * stride + d0, v[u]);
 #pragma unroll
         for (int u = 0; u < 8; ++u) {
 #pragma unroll
@@ -380,7 +395,7 @@ __global__ void __launch_bounds__(kGqaWarps * 32)
   }
   __syncthreads();
   if (!last_s) return;
-  combine_slices<T>(partial, row, heads, h0, nh, hd, gchunks * splits, n, q_s, out);
+  combine_slices<TO>(partial, row, heads, h0, nh, hd, gchunks * splits, n, q_s, out);
 }
 
 constexpr int kMaxSplits = 256;
@@ -396,7 +411,8 @@ int sm_count() {
 }
 
 bool gqa_ok(const attention_args& a) {
-  return a.tiled && a.head_dim % 8 == 0;
+  // fp8 rows: 16-element key loads.
+  return a.tiled && a.head_dim % (a.kv_fp8 ? 16 : 8) == 0;
 }
 
 // Rows the GQA kernel runs: those listed in row_index, or all.
@@ -479,17 +495,23 @@ size_t attention_workspace_floats(const attention_args& a) {
 
 namespace {
 
-template <class T>
+// The cache's row length in elements of TC.
+template <class TC>
+size_t row_stride(const attention_args& a) {
+  return dev::is_fp8_kv<TC> ? a.kv_row_bytes : a.kv_heads * a.head_dim;
+}
+
+template <class TC, class TO>
 void launch_simple(const attention_args& a, float scale, stream_t s) {
   const dim3 grid(static_cast<unsigned>(a.rows), static_cast<unsigned>(a.heads));
-  simple_attention_kernel<T><<<grid, kThreads, a.head_dim * sizeof(float), s>>>(
-      a.q, a.q_stride, static_cast<const T*>(a.k_cache), static_cast<const T*>(a.v_cache),
-      a.ctx_len, a.table_offset, a.block_tables, a.block_size, a.heads, a.kv_heads, a.head_dim,
-      scale, a.window, static_cast<T*>(a.out));
+  simple_attention_kernel<TC, TO><<<grid, kThreads, a.head_dim * sizeof(float), s>>>(
+      a.q, a.q_stride, static_cast<const TC*>(a.k_cache), static_cast<const TC*>(a.v_cache),
+      row_stride<TC>(a), a.ctx_len, a.table_offset, a.block_tables, a.block_size, a.heads,
+      a.kv_heads, a.head_dim, scale, a.window, static_cast<TO*>(a.out));
   CONCLAVE_CUDA_LAUNCH_CHECK();
 }
 
-template <class T, int DPL, bool FIXED>
+template <class TC, class TO, int DPL, bool FIXED>
 void launch_gqa_fixed(const attention_args& a, float scale, int splits, stream_t s) {
   const size_t smem = gqa_smem_bytes(a.head_dim);
   if (smem > 48 * 1024) {
@@ -497,7 +519,7 @@ void launch_gqa_fixed(const attention_args& a, float scale, int splits, stream_t
     cudaStreamCaptureStatus cs = cudaStreamCaptureStatusNone;
     CONCLAVE_CUDA_CHECK(cudaStreamIsCapturing(s, &cs));
     if (cs == cudaStreamCaptureStatusNone) {
-      CONCLAVE_CUDA_CHECK(cudaFuncSetAttribute(gqa_attention_kernel<T, DPL, FIXED>,
+      CONCLAVE_CUDA_CHECK(cudaFuncSetAttribute(gqa_attention_kernel<TC, TO, DPL, FIXED>,
                                                cudaFuncAttributeMaxDynamicSharedMemorySize,
                                                static_cast<int>(smem)));
     }
@@ -505,37 +527,37 @@ void launch_gqa_fixed(const attention_args& a, float scale, int splits, stream_t
   const dim3 grid(static_cast<unsigned>(gqa_rows(a)),
                   static_cast<unsigned>(a.kv_heads * head_chunks(a)),
                   static_cast<unsigned>(splits));
-  gqa_attention_kernel<T, DPL, FIXED><<<grid, kGqaWarps * 32, smem, s>>>(
-      a.q, a.q_stride, static_cast<const T*>(a.k_cache), static_cast<const T*>(a.v_cache),
-      a.ctx_len, a.table_offset, a.block_tables, a.row_index, a.block_size,
+  gqa_attention_kernel<TC, TO, DPL, FIXED><<<grid, kGqaWarps * 32, smem, s>>>(
+      a.q, a.q_stride, static_cast<const TC*>(a.k_cache), static_cast<const TC*>(a.v_cache),
+      row_stride<TC>(a), a.ctx_len, a.table_offset, a.block_tables, a.row_index, a.block_size,
       static_cast<int>(a.heads), static_cast<int>(a.kv_heads), static_cast<int>(a.head_dim), scale,
-      static_cast<T*>(a.out), heads_per_block(a), splits,
+      static_cast<TO*>(a.out), heads_per_block(a), splits,
       splits > 1 ? a.workspace + counter_floats() : nullptr,
       splits > 1 ? reinterpret_cast<unsigned int*>(a.workspace) : nullptr, a.window);
   CONCLAVE_CUDA_LAUNCH_CHECK();
 }
 
-template <class T, int DPL>
+template <class TC, class TO, int DPL>
 void launch_gqa_dpl(const attention_args& a, float scale, int splits, stream_t s) {
   if (a.head_dim == 32 * DPL) {
-    launch_gqa_fixed<T, DPL, true>(a, scale, splits, s);
+    launch_gqa_fixed<TC, TO, DPL, true>(a, scale, splits, s);
   } else {
-    launch_gqa_fixed<T, DPL, false>(a, scale, splits, s);
+    launch_gqa_fixed<TC, TO, DPL, false>(a, scale, splits, s);
   }
 }
 
-template <class T>
+template <class TC, class TO>
 void launch_gqa(const attention_args& a, float scale, stream_t s) {
   if (gqa_rows(a) == 0) return;
   const int splits = a.workspace != nullptr ? splits_for(a) : 1;
   if (a.head_dim <= 32) {
-    launch_gqa_dpl<T, 1>(a, scale, splits, s);
+    launch_gqa_dpl<TC, TO, 1>(a, scale, splits, s);
   } else if (a.head_dim <= 64) {
-    launch_gqa_dpl<T, 2>(a, scale, splits, s);
+    launch_gqa_dpl<TC, TO, 2>(a, scale, splits, s);
   } else if (a.head_dim <= 128) {
-    launch_gqa_dpl<T, 4>(a, scale, splits, s);
+    launch_gqa_dpl<TC, TO, 4>(a, scale, splits, s);
   } else {
-    launch_gqa_dpl<T, 8>(a, scale, splits, s);
+    launch_gqa_dpl<TC, TO, 8>(a, scale, splits, s);
   }
 }
 
@@ -549,10 +571,24 @@ void paged_attention(const attention_args& a, stream_t s) {
     throw std::invalid_argument("paged_attention: heads must be a multiple of kv_heads");
   if (a.window < 0) throw std::invalid_argument("paged_attention: window must be >= 0");
   const float scale = 1.0f / sqrtf(static_cast<float>(a.head_dim));
+  if (a.kv_fp8) {
+    if (a.t != elem::bf16)
+      throw std::invalid_argument("paged_attention: an fp8 KV cache runs with bf16 activations");
+    if (a.kv_row_bytes < a.kv_heads * (a.head_dim + 4) || a.kv_row_bytes % 16 != 0)
+      throw std::invalid_argument("paged_attention: bad fp8 KV row length");
+    using dev::bf16;
+    using dev::fp8kv;
+    if (gqa_ok(a)) {
+      launch_gqa<fp8kv, bf16>(a, scale, s);
+    } else {
+      launch_simple<fp8kv, bf16>(a, scale, s);
+    }
+    return;
+  }
   if (gqa_ok(a)) {
-    CONCLAVE_DISPATCH_ELEM(a.t, T, launch_gqa<T>(a, scale, s));
+    CONCLAVE_DISPATCH_ELEM(a.t, T, (launch_gqa<T, T>(a, scale, s)));
   } else {
-    CONCLAVE_DISPATCH_ELEM(a.t, T, launch_simple<T>(a, scale, s));
+    CONCLAVE_DISPATCH_ELEM(a.t, T, (launch_simple<T, T>(a, scale, s)));
   }
 }
 

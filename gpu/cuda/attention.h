@@ -13,7 +13,11 @@ struct attention_args {
   size_t q_stride = 0;
   const void* k_cache = nullptr;  ///< [num_slots, kv_heads * head_dim] of `t`
   const void* v_cache = nullptr;
-  elem t = elem::f32;
+  elem t = elem::f32;  ///< the cache's and the output's type (bf16 output with kv_fp8)
+  /// fp8 KV cache (kv_elem.cuh): rows of kv_row_bytes, e4m3 bytes then one fp32 scale per
+  /// KV head; the output stays `t` (bf16).
+  bool kv_fp8 = false;
+  size_t kv_row_bytes = 0;                ///< with kv_fp8: bytes per slot row (gpu::kv_row_bytes)
   const int32_t* ctx_len = nullptr;       ///< [rows] keys visible to the row (position + 1)
   const int32_t* table_offset = nullptr;  ///< [rows] where the row's block table starts
   const int32_t* block_tables = nullptr;  ///< all sequences' tables, concatenated

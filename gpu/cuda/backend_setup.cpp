@@ -50,6 +50,7 @@ plan_inputs device_inputs(const model::model_config& c, const backend_options& o
   in.device_used_measured = true;
   in.gpu_memory_utilization = opts.gpu_memory_utilization;
   in.weight_elem_bytes = elem_size(t);
+  in.kv_fp8 = opts.kv_cache_dtype == "fp8";
   in.block_size = opts.block_size;
   in.num_kv_blocks = opts.num_kv_blocks;
   in.kv_cache_bytes = opts.kv_cache_bytes_given ? opts.kv_cache_bytes : 0;

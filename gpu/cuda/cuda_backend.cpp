@@ -81,6 +81,7 @@ class cuda_backend final : public cuda_backend_api {
     cudaEventDestroy(ev_start_);
     cudaEventDestroy(ev_end_);
     cudaEventDestroy(ev_sampled_);
+    for (auto e : attn_ev_) cudaEventDestroy(e);
     cudaStreamDestroy(stream_);
   }
 
@@ -92,6 +93,13 @@ class cuda_backend final : public cuda_backend_api {
   void set_fast_paths(bool on) override { fast_ = on; }
   void set_cuda_graphs(bool on) override { graphs_on_ = on; }
   bool last_step_was_graph() const override { return last_graph_; }
+  void set_attention_timing(bool on) override {
+    time_attn_ = on;
+    if (on && attn_ev_.empty()) {
+      attn_ev_.resize(2 * weights_.layers.size());
+      for (auto& e : attn_ev_) CONCLAVE_CUDA_CHECK(cudaEventCreate(&e));
+    }
+  }
   bool samples_on_device() const override { return true; }
 
   void apply_placement(const model::checkpoint& ckpt,
@@ -131,7 +139,9 @@ class cuda_backend final : public cuda_backend_api {
         if (weights_.layers[l].moe) moe_layers_run_.push_back(l);
     } else {
       CONCLAVE_CUDA_CHECK(cudaEventRecord(ev_start_, stream_));
+      attn_timed_ = time_attn_;
       run(rows);
+      attn_timed_ = false;
       CONCLAVE_CUDA_CHECK(cudaEventRecord(ev_end_, stream_));
     }
     const size_t sampled = sample_on_device(batch);
@@ -151,6 +161,13 @@ class cuda_backend final : public cuda_backend_api {
     timing_.sample_ms = ms;
     timing_.rows_sampled = sampled;
     timing_.experts_run = count_experts_run();
+    timing_.attention_ms = 0;
+    if (time_attn_ && bucket == 0) {
+      for (size_t l = 0; l < weights_.layers.size(); ++l) {
+        CONCLAVE_CUDA_CHECK(cudaEventElapsedTime(&ms, attn_ev_[2 * l], attn_ev_[2 * l + 1]));
+        timing_.attention_ms += ms;
+      }
+    }
     timing_.total_ms =
         std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
   }
@@ -213,20 +230,24 @@ class cuda_backend final : public cuda_backend_api {
   void allocate_kv(const backend_options& opts) {
     const auto& c = config_;
     kv_.block_size = opts.block_size;
-    const size_t width = static_cast<size_t>(c.num_kv_heads * c.head_dim);
-    const size_t es = elem_size(t_);
+    kv_fp8_ = opts.kv_cache_dtype == "fp8";
+    if (kv_fp8_ && t_ != elem::bf16)
+      throw std::invalid_argument(
+          "cuda backend: kv_cache_dtype fp8 needs weight_dtype bf16 (f32 is the exactness mode)");
+    kv_row_ = kv_row_bytes(c, elem_size(t_), kv_fp8_);
     kv_.bytes_per_block =
-        2 * static_cast<size_t>(c.num_layers) * static_cast<size_t>(opts.block_size) * width * es;
+        2 * static_cast<size_t>(c.num_layers) * static_cast<size_t>(opts.block_size) * kv_row_;
     if (opts.num_kv_blocks > 0) {
       kv_.num_blocks = opts.num_kv_blocks;
     } else if (opts.kv_cache_bytes_given) {
-      kv_.num_blocks = kv_blocks_for_bytes(c, opts.block_size, opts.kv_cache_bytes, es);
+      kv_.num_blocks = kv_blocks_for_bytes(c, opts.block_size, opts.kv_cache_bytes, kv_row_);
     } else {
       const auto [free_b, total_b] = memory_info();
       const double reserve = (1.0 - opts.gpu_memory_utilization) * static_cast<double>(total_b);
       const double budget = static_cast<double>(free_b) - reserve;
       kv_.num_blocks =
-          budget > 0 ? kv_blocks_for_bytes(c, opts.block_size, static_cast<size_t>(budget), es) : 0;
+          budget > 0 ? kv_blocks_for_bytes(c, opts.block_size, static_cast<size_t>(budget), kv_row_)
+                     : 0;
     }
     if (kv_.num_blocks <= 0)
       throw std::runtime_error("cuda backend: no memory left for a single KV block");
@@ -242,13 +263,14 @@ class cuda_backend final : public cuda_backend_api {
                   (weights_.quant.method == model::quant_method::fp8 ? "8" : "4") + "a16)"
             : std::string(t_ == elem::bf16 ? "bf16" : "f32"),
         static_cast<double>(weights_.bytes) / (1ull << 30), kv_.num_blocks, kv_.block_size,
-        static_cast<double>(kv_cache_.bytes()) / (1ull << 30), t_ == elem::bf16 ? "bf16" : "f32");
+        static_cast<double>(kv_cache_.bytes()) / (1ull << 30),
+        kv_fp8_ ? "fp8 e4m3, a scale per token and KV head" : (t_ == elem::bf16 ? "bf16" : "f32"));
     kv_.num_host_blocks = static_cast<int32_t>(opts.kv_offload_bytes / kv_.bytes_per_block);
     if (kv_.num_host_blocks > 0) {
       offload_ = std::make_unique<kv_offload>(
           static_cast<size_t>(kv_.num_host_blocks),
-          kv_cache_layout{kv_cache_.as<char>(), slots_per_layer_ * width * es,
-                          static_cast<size_t>(kv_.block_size) * width * es,
+          kv_cache_layout{kv_cache_.as<char>(), slots_per_layer_ * kv_row_,
+                          static_cast<size_t>(kv_.block_size) * kv_row_,
                           static_cast<size_t>(c.num_layers)});
     }
   }
@@ -259,12 +281,10 @@ class cuda_backend final : public cuda_backend_api {
   }
 
   void* k_cache(size_t l) const {
-    const size_t width = static_cast<size_t>(config_.num_kv_heads * config_.head_dim);
-    return kv_cache_.as<char>() + (2 * l) * slots_per_layer_ * width * elem_size(t_);
+    return kv_cache_.as<char>() + (2 * l) * slots_per_layer_ * kv_row_;
   }
   void* v_cache(size_t l) const {
-    const size_t width = static_cast<size_t>(config_.num_kv_heads * config_.head_dim);
-    return kv_cache_.as<char>() + (2 * l + 1) * slots_per_layer_ * width * elem_size(t_);
+    return kv_cache_.as<char>() + (2 * l + 1) * slots_per_layer_ * kv_row_;
   }
 
   // ---- CUDA graphs ---------------------------------------------------------------------
@@ -493,14 +513,22 @@ class cuda_backend final : public cuda_backend_api {
       qk_norm_rope(qkv_.as<float>(), L.qkv_bias.as<float>(), L.q_norm.as<float>(),
                    L.k_norm.as<float>(), d_positions_, inv_freq_.as<float>(), rows, heads, kvh, hd,
                    eps, stream_, rope_scale_);
-      kv_cache_write(qkv_.as<float>(), qkvw, qw, qw + kvw, d_slots_, rows, kvw, k_cache(l),
-                     v_cache(l), t_, stream_);
+      if (kv_fp8_) {
+        kv_cache_write_fp8(qkv_.as<float>(), qkvw, qw, qw + kvw, d_slots_, rows, kvh,
+                           static_cast<size_t>(c.head_dim), kv_row_, k_cache(l), v_cache(l),
+                           stream_);
+      } else {
+        kv_cache_write(qkv_.as<float>(), qkvw, qw, qw + kvw, d_slots_, rows, kvw, k_cache(l),
+                       v_cache(l), t_, stream_);
+      }
       attention_args a;
       a.q = qkv_.as<float>();
       a.q_stride = qkvw;
       a.k_cache = k_cache(l);
       a.v_cache = v_cache(l);
       a.t = t_;
+      a.kv_fp8 = kv_fp8_;
+      a.kv_row_bytes = kv_row_;
       a.ctx_len = d_ctx_;
       a.table_offset = d_table_off_;
       a.block_tables = d_tables_;
@@ -523,6 +551,7 @@ class cuda_backend final : public cuda_backend_api {
         }
         a.workspace = attn_ws_.as<float>();
       }
+      if (attn_timed_) CONCLAVE_CUDA_CHECK(cudaEventRecord(attn_ev_[2 * l], stream_));
       if (num_tiles_ > 0) {
         prefill_attention_args p;
         p.q = a.q;
@@ -538,11 +567,14 @@ class cuda_backend final : public cuda_backend_api {
         p.head_dim = hd;
         p.out = attn_.get();
         p.window = a.window;
+        p.kv_fp8 = kv_fp8_;
+        p.kv_row_bytes = kv_row_;
         prefill_attention(p, stream_);
         a.row_index = d_gqa_rows_;
         a.index_rows = num_gqa_rows_;
       }
       paged_attention(a, stream_);
+      if (attn_timed_) CONCLAVE_CUDA_CHECK(cudaEventRecord(attn_ev_[2 * l + 1], stream_));
       linear(attn_.get(), L.o, proj, rows, h, qw);
       add_rms_norm(x, proj, L.o_bias.as<float>(), L.post_norm.as<float>(), hn_.get(), t_, nullptr,
                    rows, h, eps, stream_);
@@ -715,6 +747,10 @@ class cuda_backend final : public cuda_backend_api {
   device_buffer inv_freq_;
   float rope_scale_ = 1.0f;  ///< yarn's attention scaling of cos and sin
   kv_cache_shape kv_;
+  bool kv_fp8_ = false;                          ///< kv_cache_dtype fp8 (kv_elem.cuh)
+  bool time_attn_ = false, attn_timed_ = false;  ///< set_attention_timing; this run()
+  std::vector<cudaEvent_t> attn_ev_;             ///< before / after each layer's attention
+  size_t kv_row_ = 0;                    ///< bytes of one slot's keys (or values) of one layer
   std::unique_ptr<kv_offload> offload_;  ///< the host tier (kv_offload_bytes > 0)
   size_t slots_per_layer_ = 0;
   device_buffer kv_cache_;

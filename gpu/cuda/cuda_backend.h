@@ -15,6 +15,9 @@ struct step_timing {
   double sample_ms = 0;     ///< device sampling and the logits copy, after the forward
   size_t rows_sampled = 0;  ///< sequences whose token was drawn on the device
   size_t experts_run = 0;   ///< routed-expert GEMM pairs run, summed over the layers
+  /// With set_attention_timing(true), outside graphs: the layers' attention kernels
+  /// (prefill tiles and paged attention), summed, from CUDA events around them; else 0.
+  double attention_ms = 0;
 };
 
 class cuda_backend_api : public backend {
@@ -29,6 +32,9 @@ class cuda_backend_api : public backend {
   virtual void set_cuda_graphs(bool on) = 0;
   /// Whether the last forward step was a graph replay.
   virtual bool last_step_was_graph() const = 0;
+  /// Times each layer's attention with CUDA events (step_timing::attention_ms; `bench
+  /// long`); off by default.
+  virtual void set_attention_timing(bool on) = 0;
 };
 
 /// With an expert-parallel `rank`: only this rank's experts are loaded and every MoE layer

@@ -14,6 +14,7 @@
 #include <random>
 #include <sstream>
 
+#include "gpu/cuda/bench_common.h"
 #include "gpu/cuda/check.h"
 #include "gpu/cuda/cuda_backend.h"
 #include "gpu/cuda/device_buffer.h"
@@ -27,10 +28,7 @@ namespace {
 
 using cuda::device_buffer;
 
-struct ceilings {
-  double copy_tbps = 0;    ///< bytes read + written per second, device to device
-  double gemm_tflops = 0;  ///< cuBLAS bf16 8192^3
-};
+}  // namespace
 
 ceilings measure_ceilings() {
   ceilings c;
@@ -74,14 +72,6 @@ ceilings measure_ceilings() {
   return c;
 }
 
-struct model_sizes {
-  double dense_per_layer = 0;  ///< elements every token reads in a layer (attention, router)
-  double expert = 0;           ///< elements of one routed expert
-  double lm_head = 0;
-  double kv_per_token = 0;  ///< K + V elements per position over all layers
-  double dense_mlp_layers = 0, dense_mlp = 0;
-};
-
 model_sizes sizes_of(const model::model_config& c) {
   model_sizes s;
   const double h = static_cast<double>(c.hidden_size);
@@ -97,6 +87,8 @@ model_sizes sizes_of(const model::model_config& c) {
   s.dense_mlp = 3.0 * h * static_cast<double>(c.intermediate_size);
   return s;
 }
+
+namespace {
 
 /// CONCLAVE_BENCH_PROFILE="decode+g:1,prefill:512" puts one step of each named
 /// measurement (label:batch for decode, prefill:length) between cudaProfilerStart and

@@ -2,6 +2,7 @@
 
 #include "gpu/cuda/check.h"
 #include "gpu/cuda/elem_io.cuh"
+#include "gpu/cuda/kv_elem.cuh"
 #include "gpu/cuda/prefill_attention.h"
 
 namespace conclave::gpu::cuda {
@@ -60,10 +61,12 @@ constexpr size_t smem_bytes() {
 // Warp w owns query rows 16w .. 16w + 15 of the tile; a thread holds rows g = lane / 4 and
 // g + 8 of them (the mma accumulator layout). Scores are kept in log2 units (q is scaled
 // by softmax_scale * log2(e)) so that exp2 does the softmax.
-template <int HD>
+// FP8: kc / vc are fp8 rows of `row_bytes` (kv_elem.cuh), dequantized to bf16 as they are
+// stored to shared memory (plain loads then, not cp.async).
+template <int HD, bool FP8>
 __global__ void __launch_bounds__(kWarps * 32)
-    prefill_attention_kernel(const float* q, size_t q_stride, const dev::bf16* kc,
-                             const dev::bf16* vc, const prefill_tile* tiles, const int32_t* tables,
+    prefill_attention_kernel(const float* q, size_t q_stride, const void* kc, const void* vc,
+                             size_t row_bytes, const prefill_tile* tiles, const int32_t* tables,
                              int32_t bs, int heads, int kv_heads, float qscale, int window,
                              dev::bf16* out) {
   constexpr int LD = HD + 8;
@@ -93,9 +96,29 @@ __global__ void __launch_bounds__(kWarps * 32)
       const int t = j * kBc + key;
       const bool ok = t >= lo && t < ctx;
       const size_t slot = ok ? static_cast<size_t>(table[t / bs]) * bs + t % bs : 0;
-      const size_t src = slot * width + static_cast<size_t>(g) * HD + c;
-      cp_async16(kd + key * LD + c, kc + src, ok);
-      cp_async16(vd + key * LD + c, vc + src, ok);
+      if constexpr (FP8) {
+        uint4 kb = make_uint4(0, 0, 0, 0), vb = kb;
+        if (ok) {
+          const size_t at = slot * row_bytes;
+          const auto* kr = static_cast<const char*>(kc) + at;
+          const auto* vr = static_cast<const char*>(vc) + at;
+          float kf[8], vf[8];
+          dev::ldv<8>(reinterpret_cast<const dev::fp8kv*>(kr + g * HD + c), kf);
+          dev::ldv<8>(reinterpret_cast<const dev::fp8kv*>(vr + g * HD + c), vf);
+          const float ks = __ldg(reinterpret_cast<const float*>(kr + width) + g);
+          const float vs = __ldg(reinterpret_cast<const float*>(vr + width) + g);
+          kb = make_uint4(pack_bf16(kf[0] * ks, kf[1] * ks), pack_bf16(kf[2] * ks, kf[3] * ks),
+                          pack_bf16(kf[4] * ks, kf[5] * ks), pack_bf16(kf[6] * ks, kf[7] * ks));
+          vb = make_uint4(pack_bf16(vf[0] * vs, vf[1] * vs), pack_bf16(vf[2] * vs, vf[3] * vs),
+                          pack_bf16(vf[4] * vs, vf[5] * vs), pack_bf16(vf[6] * vs, vf[7] * vs));
+        }
+        *reinterpret_cast<uint4*>(kd + key * LD + c) = kb;
+        *reinterpret_cast<uint4*>(vd + key * LD + c) = vb;
+      } else {
+        const size_t src = slot * width + static_cast<size_t>(g) * HD + c;
+        cp_async16(kd + key * LD + c, static_cast<const dev::bf16*>(kc) + src, ok);
+        cp_async16(vd + key * LD + c, static_cast<const dev::bf16*>(vc) + src, ok);
+      }
     }
     cp_async_commit();
   };
@@ -239,20 +262,30 @@ __global__ void __launch_bounds__(kWarps * 32)
   }
 }
 
-template <int HD>
+template <int HD, bool FP8>
 void launch(const prefill_attention_args& a, stream_t s) {
   constexpr size_t smem = smem_bytes<HD>();
-  CONCLAVE_CUDA_CHECK(cudaFuncSetAttribute(prefill_attention_kernel<HD>,
+  CONCLAVE_CUDA_CHECK(cudaFuncSetAttribute(prefill_attention_kernel<HD, FP8>,
                                            cudaFuncAttributeMaxDynamicSharedMemorySize,
                                            static_cast<int>(smem)));
   const float qscale = 1.4426950408889634f / sqrtf(static_cast<float>(HD));
   const dim3 grid(static_cast<unsigned>(a.num_tiles), static_cast<unsigned>(a.heads));
-  prefill_attention_kernel<HD><<<grid, kWarps * 32, smem, s>>>(
-      a.q, a.q_stride, static_cast<const dev::bf16*>(a.k_cache),
-      static_cast<const dev::bf16*>(a.v_cache), a.tiles, a.block_tables, a.block_size,
+  prefill_attention_kernel<HD, FP8><<<grid, kWarps * 32, smem, s>>>(
+      a.q, a.q_stride, a.k_cache, a.v_cache, a.kv_row_bytes, a.tiles, a.block_tables, a.block_size,
       static_cast<int>(a.heads), static_cast<int>(a.kv_heads), qscale, a.window,
       static_cast<dev::bf16*>(a.out));
   CONCLAVE_CUDA_LAUNCH_CHECK();
+}
+
+template <int HD>
+void launch_hd(const prefill_attention_args& a, stream_t s) {
+  if (a.kv_fp8) {
+    if (a.kv_row_bytes < a.kv_heads * (HD + 4) || a.kv_row_bytes % 16 != 0)
+      throw std::invalid_argument("prefill_attention: bad fp8 KV row length");
+    launch<HD, true>(a, s);
+  } else {
+    launch<HD, false>(a, s);
+  }
 }
 
 }  // namespace
@@ -269,9 +302,9 @@ void prefill_attention(const prefill_attention_args& a, stream_t s) {
   if (a.q_stride % 4 != 0) throw std::invalid_argument("prefill_attention: q_stride % 4 != 0");
   if (a.num_tiles > 0x7fffffff) throw std::invalid_argument("prefill_attention: too many tiles");
   if (a.head_dim == 64) {
-    launch<64>(a, s);
+    launch_hd<64>(a, s);
   } else if (a.head_dim == 128) {
-    launch<128>(a, s);
+    launch_hd<128>(a, s);
   } else {
     throw std::invalid_argument("prefill_attention: head_dim must be 64 or 128");
   }

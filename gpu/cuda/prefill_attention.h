@@ -18,7 +18,7 @@ constexpr int32_t kPrefillTileRows = 64;
 struct prefill_attention_args {
   const float* q = nullptr;  ///< [rows, q_stride] fp32, heads x head_dim at column 0
   size_t q_stride = 0;
-  const void* k_cache = nullptr;  ///< bf16 [num_slots, kv_heads * head_dim]
+  const void* k_cache = nullptr;  ///< bf16 [num_slots, kv_heads * head_dim] (or fp8 rows)
   const void* v_cache = nullptr;
   const prefill_tile* tiles = nullptr;  ///< device array
   size_t num_tiles = 0;
@@ -29,6 +29,10 @@ struct prefill_attention_args {
   /// Sliding window W (0: full causal): the row at position p reads keys p - W < j <= p;
   /// KV tiles wholly before a tile's window are neither loaded nor computed.
   int32_t window = 0;
+  /// fp8 KV cache (kv_elem.cuh: rows of kv_row_bytes, e4m3 bytes then a fp32 scale per KV
+  /// head): tiles are dequantized to bf16 on their way into shared memory.
+  bool kv_fp8 = false;
+  size_t kv_row_bytes = 0;
 };
 
 /// Whether the kernel exists for this head_dim (64 or 128).

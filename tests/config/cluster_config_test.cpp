@@ -133,3 +133,14 @@ TEST_CASE("engine config: kv_offload_mib reads, defaults to off and round-trips"
   const auto again = config::load_server_config(d.write(config::to_toml(c)));
   CHECK(again.engine.backend.kv_offload_bytes == size_t{3072} << 20);
 }
+
+TEST_CASE("engine config: kv_cache_dtype reads, is checked and round-trips", "[config]") {
+  const toml_dir d;
+  CHECK(config::load_server_config(d.write("[engine]\n")).engine.backend.kv_cache_dtype == "auto");
+  const auto c = config::load_server_config(d.write("[engine]\nkv_cache_dtype = \"fp8\"\n"));
+  CHECK(c.engine.backend.kv_cache_dtype == "fp8");
+  const auto again = config::load_server_config(d.write(config::to_toml(c)));
+  CHECK(again.engine.backend.kv_cache_dtype == "fp8");
+  CHECK(d.error_of("[engine]\nkv_cache_dtype = \"int4\"\n")
+            .find("kv_cache_dtype must be auto or fp8") != std::string::npos);
+}

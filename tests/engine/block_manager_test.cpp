@@ -369,3 +369,87 @@ TEST_CASE("randomized allocate/grow/compute/deallocate keeps the books straight"
     }
   }
 }
+
+TEST_CASE("release_behind_window frees the blocks wholly behind the window", "[block_manager]") {
+  for (bool caching : {false, true}) {
+    INFO("prefix caching " << caching);
+    block_manager bm(16, 4, caching);
+    auto s = make_seq(1, iota_tokens(30));  // 8 blocks
+    bm.allocate(s);
+    REQUIRE(bm.num_free_blocks() == 8);
+    s.num_computed = 10;
+    bm.mark_computed(s);
+    // Window 6: the next query (position 10) reads keys 5..10; blocks 0 (keys 0-3) only.
+    CHECK(bm.release_behind_window(s, 6) == 1);
+    CHECK(s.block_table[0] == block_manager::kReleased);
+    CHECK(s.block_table[1] != block_manager::kReleased);
+    CHECK(bm.num_free_blocks() == 9);
+    CHECK(bm.release_behind_window(s, 6) == 0);  // idempotent
+    compute_all(bm, s);                          // num_computed 30: keys >= 25 are read
+    CHECK(bm.release_behind_window(s, 6) == 5);  // blocks 1..5 (keys 4..23)
+    CHECK(bm.num_free_blocks() == 14);
+    CHECK(bm.blocks_to_offload(s) == 2);
+    // More tokens: the table grows past the released entries.
+    s.append(99);
+    s.append(100);
+    s.append(101);
+    CHECK(bm.blocks_missing(s) == 1);
+    bm.grow(s);
+    s.num_computed = s.size();
+    bm.mark_computed(s);
+    bm.deallocate(s);  // released entries are skipped: no double free
+    CHECK(bm.num_free_blocks() == 16);
+  }
+}
+
+TEST_CASE("blocks released behind a window stay reusable prefix-cache entries", "[block_manager]") {
+  block_manager bm(16, 4, true);
+  auto a = make_seq(1, iota_tokens(20));
+  bm.allocate(a);
+  compute_all(bm, a);
+  CHECK(bm.release_behind_window(a, 4) == 4);  // keys < 17: blocks 0..3
+  // A second sequence with the same first 16 tokens hits all four released blocks.
+  auto b = make_seq(2, iota_tokens(18));
+  bm.allocate(b);
+  CHECK(b.num_computed == 16);
+  for (size_t i = 0; i < 4; ++i) CHECK(bm.ref_count(b.block_table[i]) == 1);
+  // The chain hash continues across released entries: a's later blocks still register
+  // under the hashes a fresh sequence computes.
+  a.append(21);
+  a.append(22);
+  a.append(23);
+  a.append(24);
+  bm.grow(a);
+  compute_all(bm, a);
+  auto c = make_seq(3, iota_tokens(25));
+  bm.deallocate(b);
+  bm.allocate(c);
+  CHECK(c.num_computed == 24);
+}
+
+TEST_CASE("swap out and in skip the blocks released behind a window", "[block_manager]") {
+  block_manager bm(12, 4, true, 8);
+  auto s = make_seq(1, iota_tokens(24));  // 6 blocks
+  bm.allocate(s);
+  compute_all(bm, s);
+  CHECK(bm.release_behind_window(s, 8) == 4);  // keys < 17
+  std::vector<conclave::gpu::kv_block_copy> out, in;
+  REQUIRE(bm.can_swap_out(s));
+  bm.swap_out(s, out);
+  CHECK(out.size() == 2);  // only the held blocks travel
+  CHECK(bm.num_free_host_blocks() == 6);
+  REQUIRE(s.host_table.size() == 6);
+  CHECK(std::count(s.host_table.begin(), s.host_table.end(), block_manager::kReleased) == 4);
+  CHECK(bm.num_free_blocks() == 12);
+  REQUIRE(bm.can_swap_in(s));
+  bm.swap_in(s, in);
+  CHECK(in.size() == 2);
+  REQUIRE(s.block_table.size() == 6);
+  CHECK(std::count(s.block_table.begin(), s.block_table.end(), block_manager::kReleased) == 4);
+  CHECK(bm.num_free_blocks() == 10);
+  bm.end_transfers();
+  CHECK(bm.num_free_host_blocks() == 8);
+  bm.mark_computed(s);  // re-registers the held blocks across the released ones
+  bm.deallocate(s);
+  CHECK(bm.num_free_blocks() == 12);
+}

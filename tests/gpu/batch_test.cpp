@@ -181,4 +181,5 @@ TEST_CASE(
     "identically",
     "[offload]") {
   test::check_offload_roundtrip("cpu");
+  test::check_offload_roundtrip("cpu", "fp8");
 }

@@ -5,6 +5,7 @@
 // real contexts short and long, and a captured graph replayed over new contexts. Outputs
 // poisoned before the run. Skips without a GPU.
 #include <algorithm>
+#include <cstring>
 #include <numeric>
 
 #include "gpu/cpu/ops.h"
@@ -12,6 +13,7 @@
 #include "gpu/cuda/check.h"
 #include "gpu/cuda/kv_cache.h"
 #include "gpu/cuda/prefill_attention.h"
+#include "model/dtype.h"
 #include "tests/gpu/cuda_test_util.h"
 
 using namespace conclave;
@@ -28,8 +30,47 @@ struct attention_case {
   int32_t window = 0;  ///< sliding window (0: full causal)
 };
 
-void run_attention_case(const attention_case& c, elem t, std::mt19937_64& rng) {
+/// Slot rows of an fp8 KV cache (kv_elem.cuh) holding `vals` ([slots, kvh * hd]) as the
+/// device stores them; `deq` gets what the CPU twin sees (cpu::fp8_kv_round's values).
+std::vector<uint8_t> fp8_rows(const std::vector<float>& vals, size_t kvh, size_t hd,
+                              size_t row_bytes, std::vector<float>& deq) {
+  const size_t width = kvh * hd, slots = vals.size() / width;
+  std::vector<uint8_t> rows(slots * row_bytes, 0);
+  deq = vals;
+  for (size_t sl = 0; sl < slots; ++sl)
+    for (size_t h = 0; h < kvh; ++h) {
+      float* x = deq.data() + sl * width + h * hd;
+      const float sc = cpu::fp8_kv_round(x, hd);
+      for (size_t i = 0; i < hd; ++i)
+        rows[sl * row_bytes + h * hd + i] =
+            model::f32_to_fp8_e4m3(vals[sl * width + h * hd + i] / sc);
+      std::memcpy(rows.data() + sl * row_bytes + width + 4 * h, &sc, 4);
+    }
+  return rows;
+}
+
+/// An fp8 KV cache read back from the device, dequantized.
+std::vector<float> download_fp8(const device_buffer& b, size_t slots, size_t kvh, size_t hd,
+                                size_t row_bytes) {
+  const auto raw = b.to_vector<uint8_t>(slots * row_bytes);
+  const size_t width = kvh * hd;
+  std::vector<float> out(slots * width);
+  for (size_t sl = 0; sl < slots; ++sl)
+    for (size_t h = 0; h < kvh; ++h) {
+      float sc;
+      std::memcpy(&sc, raw.data() + sl * row_bytes + width + 4 * h, 4);
+      for (size_t i = 0; i < hd; ++i)
+        out[sl * width + h * hd + i] =
+            model::fp8_e4m3_to_f32(raw[sl * row_bytes + h * hd + i]) * sc;
+    }
+  return out;
+}
+
+/// `fp8`: an fp8 KV cache (t must be bf16, the output's type), against the CPU twin that
+/// rounds its cache the same way.
+void run_attention_case(const attention_case& c, elem t, std::mt19937_64& rng, bool fp8 = false) {
   const size_t width = c.kvh * c.hd, qw = c.heads * c.hd, stride = qw + 2 * width;
+  const size_t row_bytes = (width + 4 * c.kvh + 15) / 16 * 16;  // gpu::kv_row_bytes
   const size_t nseq = c.num_cached.size();
   // Blocks: a shuffled pool so that tables are not contiguous.
   std::vector<std::vector<int32_t>> tables(nseq);
@@ -60,19 +101,25 @@ void run_attention_case(const attention_case& c, elem t, std::mt19937_64& rng) {
     first += size_t(c.num_tokens[s]);
   }
   const size_t slots = size_t(total_blocks) * size_t(c.block_size);
-  // Earlier context: random keys/values already in the cache (as stored in t).
+  // Earlier context: random keys/values already in the cache (as stored in t, or fp8).
   auto kc = round_as(randn(slots * width, rng), t), vc = round_as(randn(slots * width, rng), t);
+  std::vector<uint8_t> k8, v8;
+  std::vector<float> want_k = kc, want_v = vc;
+  if (fp8) {
+    k8 = fp8_rows(kc, c.kvh, c.hd, row_bytes, want_k);
+    v8 = fp8_rows(vc, c.kvh, c.hd, row_bytes, want_v);
+  }
   auto qkv = randn(rows * stride, rng);
-  // The CPU twin sees the new keys/values as the cache will hold them.
+  // The CPU twin sees the new keys/values as the cache will hold them (fp8: its write
+  // rounds them as the device's does).
   auto qkv_rounded = qkv;
-  for (size_t r = 0; r < rows; ++r) {
+  for (size_t r = 0; r < rows && !fp8; ++r) {
     for (size_t j = qw; j < stride; ++j) {
       qkv_rounded[r * stride + j] = round_as({qkv[r * stride + j]}, t)[0];
     }
   }
-  std::vector<float> want_k = kc, want_v = vc;
-  cpu::paged_kv kv{want_k.data(),  want_v.data(), c.block_size,
-                   int32_t(c.kvh), int32_t(c.hd), c.window};
+  cpu::paged_kv kv{want_k.data(), want_v.data(), c.block_size, int32_t(c.kvh),
+                   int32_t(c.hd), c.window,      fp8};
   cpu::kv_cache_write(kv, seqs, qkv_rounded.data() + qw, qkv_rounded.data() + qw + width, stride);
   std::vector<float> want(rows * qw);
   cpu::paged_attention(kv, seqs, qkv.data(), stride, c.heads, want.data(), nullptr);
@@ -97,16 +144,24 @@ void run_attention_case(const attention_case& c, elem t, std::mt19937_64& rng) {
       off.push_back(o);
     }
   }
-  auto dk = upload_as(kc, t), dv = upload_as(vc, t);
+  auto dk = fp8 ? device_buffer::from(k8) : upload_as(kc, t);
+  auto dv = fp8 ? device_buffer::from(v8) : upload_as(vc, t);
   auto dqkv = device_buffer::from(qkv), dslot = device_buffer::from(slot_of_row),
        dctx = device_buffer::from(ctx), doff = device_buffer::from(off),
        dtab = device_buffer::from(flat);
-  cu::kv_cache_write(dqkv.as<float>(), stride, qw, qw + width, dslot.as<int32_t>(), rows, width,
-                     dk.get(), dv.get(), t, nullptr);
-  check_close(download_as(dk, t, kc.size()), want_k, 0, 0);
-  check_close(download_as(dv, t, vc.size()), want_v, 0, 0);
+  if (fp8) {
+    cu::kv_cache_write_fp8(dqkv.as<float>(), stride, qw, qw + width, dslot.as<int32_t>(), rows,
+                           c.kvh, c.hd, row_bytes, dk.get(), dv.get(), nullptr);
+    check_close(download_fp8(dk, slots, c.kvh, c.hd, row_bytes), want_k, 0, 0);
+    check_close(download_fp8(dv, slots, c.kvh, c.hd, row_bytes), want_v, 0, 0);
+  } else {
+    cu::kv_cache_write(dqkv.as<float>(), stride, qw, qw + width, dslot.as<int32_t>(), rows, width,
+                       dk.get(), dv.get(), t, nullptr);
+    check_close(download_as(dk, t, kc.size()), want_k, 0, 0);
+    check_close(download_as(dv, t, vc.size()), want_v, 0, 0);
+  }
   {
-    const size_t bytes = size_t(c.block_size) * width * gpu::cuda::elem_size(t);
+    const size_t bytes = size_t(c.block_size) * (fp8 ? row_bytes : width * gpu::cuda::elem_size(t));
     CONCLAVE_CUDA_CHECK(
         cudaMemset(static_cast<char*>(dk.get()) + size_t(poison) * bytes, 0xff, bytes));
     CONCLAVE_CUDA_CHECK(
@@ -129,6 +184,8 @@ void run_attention_case(const attention_case& c, elem t, std::mt19937_64& rng) {
   a.head_dim = c.hd;
   a.out = out.get();
   a.window = c.window;
+  a.kv_fp8 = fp8;
+  a.kv_row_bytes = fp8 ? row_bytes : 0;
   cu::paged_attention(a, nullptr);
   {
     INFO("simple kernel");
@@ -192,6 +249,8 @@ void run_attention_case(const attention_case& c, elem t, std::mt19937_64& rng) {
       p.head_dim = c.hd;
       p.out = out3.get();
       p.window = c.window;
+      p.kv_fp8 = fp8;
+      p.kv_row_bytes = a.kv_row_bytes;
       cu::prefill_attention(p, nullptr);
       a.out = out3.get();
       a.row_index = drest.as<int32_t>();
@@ -213,15 +272,8 @@ void run_attention_case(const attention_case& c, elem t, std::mt19937_64& rng) {
   }
 }
 
-}  // namespace
-
-TEST_CASE("cuda kv_cache_write + paged_attention match the cpu twins on mixed batches",
-          "[cuda][ops]") {
-  CONCLAVE_REQUIRE_GPU();
-  const uint64_t seed = fresh_seed();
-  INFO("seed " << seed);
-  std::mt19937_64 rng(seed);
-  const std::vector<attention_case> cases = {
+std::vector<attention_case> mixed_cases() {
+  return {
       // one decode token
       {{0}, {1}, 16, 4, 2, 16},
       // prefill chunk + decodes + a chunk continuing a cached prefix, odd lengths
@@ -242,6 +294,36 @@ TEST_CASE("cuda kv_cache_write + paged_attention match the cpu twins on mixed ba
       {{200, 0}, {150, 77}, 16, 16, 2, 128},
       {{0, 31}, {300, 1}, 3, 8, 8, 64},
   };
+}
+
+// Windows not multiples of the block size (16) nor of the KV tiles (64), prompts longer
+// than the window, decodes far past it (the split), chunks resumed inside and past it.
+std::vector<attention_case> window_cases() {
+  return {
+      {{0}, {1}, 16, 4, 2, 16, 5},
+      {{0, 37, 100, 5}, {23, 1, 1, 17}, 16, 8, 2, 64, 24},
+      {{1000, 0, 300}, {1, 130, 3}, 16, 32, 4, 128, 37},
+      {{3000, 700}, {1, 1}, 16, 32, 4, 128, 1000},
+      {{5000}, {1}, 16, 8, 1, 64, 333},
+      {{3, 9}, {2, 4}, 1, 2, 2, 32, 2},
+      {{11}, {20}, 7, 6, 3, 256, 9},
+      {{700, 0}, {1, 9}, 16, 24, 2, 128, 100},
+      {{200, 0}, {150, 77}, 16, 16, 2, 128, 24},
+      {{0, 31}, {300, 1}, 3, 8, 8, 64, 70},
+      {{130, 0}, {200, 129}, 16, 8, 2, 128, 1},  // window 1: each row sees only itself
+      {{64, 0}, {64, 100}, 16, 8, 2, 64, 64},    // window of exactly one KV tile
+  };
+}
+
+}  // namespace
+
+TEST_CASE("cuda kv_cache_write + paged_attention match the cpu twins on mixed batches",
+          "[cuda][ops]") {
+  CONCLAVE_REQUIRE_GPU();
+  const uint64_t seed = fresh_seed();
+  INFO("seed " << seed);
+  std::mt19937_64 rng(seed);
+  const auto cases = mixed_cases();
   for (elem t : {elem::f32, elem::bf16}) {
     for (size_t i = 0; i < cases.size(); ++i) {
       INFO(name(t) << " case " << i);
@@ -256,22 +338,7 @@ TEST_CASE("cuda paged_attention + prefill tiles match the cpu twin with a slidin
   const uint64_t seed = fresh_seed();
   INFO("seed " << seed);
   std::mt19937_64 rng(seed);
-  // Windows not multiples of the block size (16) nor of the KV tiles (64), prompts longer
-  // than the window, decodes far past it (the split), chunks resumed inside and past it.
-  const std::vector<attention_case> cases = {
-      {{0}, {1}, 16, 4, 2, 16, 5},
-      {{0, 37, 100, 5}, {23, 1, 1, 17}, 16, 8, 2, 64, 24},
-      {{1000, 0, 300}, {1, 130, 3}, 16, 32, 4, 128, 37},
-      {{3000, 700}, {1, 1}, 16, 32, 4, 128, 1000},
-      {{5000}, {1}, 16, 8, 1, 64, 333},
-      {{3, 9}, {2, 4}, 1, 2, 2, 32, 2},
-      {{11}, {20}, 7, 6, 3, 256, 9},
-      {{700, 0}, {1, 9}, 16, 24, 2, 128, 100},
-      {{200, 0}, {150, 77}, 16, 16, 2, 128, 24},
-      {{0, 31}, {300, 1}, 3, 8, 8, 64, 70},
-      {{130, 0}, {200, 129}, 16, 8, 2, 128, 1},  // window 1: each row sees only itself
-      {{64, 0}, {64, 100}, 16, 8, 2, 64, 64},    // window of exactly one KV tile
-  };
+  const auto cases = window_cases();
   for (elem t : {elem::f32, elem::bf16}) {
     for (size_t i = 0; i < cases.size(); ++i) {
       INFO(name(t) << " window case " << i << " (window " << cases[i].window << ")");
@@ -500,5 +567,22 @@ TEST_CASE("cuda paged_attention in a CUDA graph follows the contexts of each rep
     CONCLAVE_CUDA_CHECK(cudaGraphExecDestroy(exec));
     CONCLAVE_CUDA_CHECK(cudaGraphDestroy(g));
     CONCLAVE_CUDA_CHECK(cudaStreamDestroy(s));
+  }
+}
+
+TEST_CASE("cuda fp8 KV cache: write, decode, split and prefill tiles match the cpu twin",
+          "[cuda][ops][kv][fp8]") {
+  CONCLAVE_REQUIRE_GPU();
+  const uint64_t seed = fresh_seed();
+  INFO("seed " << seed);
+  std::mt19937_64 rng(seed);
+  const auto mixed = mixed_cases(), windows = window_cases();
+  for (size_t i = 0; i < mixed.size(); ++i) {
+    INFO("fp8 case " << i);
+    run_attention_case(mixed[i], elem::bf16, rng, true);
+  }
+  for (size_t i = 0; i < windows.size(); ++i) {
+    INFO("fp8 window case " << i << " (window " << windows[i].window << ")");
+    run_attention_case(windows[i], elem::bf16, rng, true);
   }
 }

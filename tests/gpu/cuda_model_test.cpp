@@ -350,4 +350,67 @@ TEST_CASE(
     "[cuda][offload]") {
   CONCLAVE_REQUIRE_GPU();
   test::check_offload_roundtrip("cuda");
+  test::check_offload_roundtrip("cuda", "fp8");  // rows of bytes and scales move together
+}
+
+// The fp8 KV cache (kv_cache_dtype fp8) against the bf16 cache, both with bf16 weights,
+// the fast paths and CUDA graphs: the prompts in one prefill (tensor-core tiles and GQA
+// rows), then the reference's greedy continuation fed back one token a step (graph
+// decode steps). The bar is the CPU twin's (kv_fp8_test.cpp, docs/FIDELITY.md): the
+// dense fixture agrees on >= 98 % of positions, all fixtures together on >= 90 %.
+TEST_CASE("cuda fp8 KV cache against the bf16 cache on the fixtures", "[cuda][fixture][kv]") {
+  CONCLAVE_REQUIRE_GPU();
+  size_t positions = 0, same = 0;
+  auto argmax = [](std::span<const float> row) {
+    return std::max_element(row.begin(), row.end()) - row.begin();
+  };
+  std::vector<std::string> names;
+  for (const auto& f : kFixtures) names.emplace_back(f[0]);
+  for (const char* f : kLaterFixtures) names.emplace_back(f);
+  for (const auto& name : names) {
+    const auto dir = test::data_dir() / name;
+    const model::checkpoint ckpt(dir);
+    const auto cases = test::load_reference(dir);
+    auto cfg = cuda_config("bf16", "f32", true);
+    cfg.backend.cuda_graphs = true;
+    auto plain = gpu::make_backend(ckpt, cfg.backend);
+    cfg.backend.kv_cache_dtype = "fp8";
+    auto fp8 = gpu::make_backend(ckpt, cfg.backend);
+    REQUIRE(fp8->kv_shape().bytes_per_block < plain->kv_shape().bytes_per_block);
+    size_t f_same = 0, f_positions = 0;
+    for (const auto& c : cases) {
+      const int32_t bs = plain->kv_shape().block_size;
+      const size_t total = c.input_ids.size() + c.greedy.size();
+      std::vector<int32_t> table((total + static_cast<size_t>(bs) - 1) / static_cast<size_t>(bs));
+      std::iota(table.begin(), table.end(), 0);
+      auto compare = [&](std::span<const gpu::step_sequence> step) {
+        gpu::step_output a, b;
+        plain->forward(step, a);
+        fp8->forward(step, b);
+        REQUIRE(a.row_begin == b.row_begin);
+        for (size_t r = 0; r < a.row_begin.back(); ++r) {
+          REQUIRE(std::isfinite(b.row(r)[0]));
+          ++f_positions;
+          f_same += argmax(a.row(r)) == argmax(b.row(r)) ? 1 : 0;
+        }
+      };
+      const gpu::step_sequence prompt{c.input_ids, 0, table, true};
+      compare({&prompt, 1});
+      for (size_t i = 0; i + 1 < c.greedy.size(); ++i) {
+        const std::vector<int32_t> tok = {c.greedy[i]};
+        const gpu::step_sequence step{tok, static_cast<int32_t>(c.input_ids.size() + i), table,
+                                      false};
+        compare({&step, 1});
+        CHECK(dynamic_cast<gpu::cuda::cuda_backend_api&>(*fp8).last_step_was_graph());
+      }
+    }
+    WARN(name << ": cuda fp8 KV top-1 agreement with the bf16 cache " << f_same << "/"
+              << f_positions);
+    if (name == "dense_bias")
+      CHECK(static_cast<double>(f_same) >= 0.98 * static_cast<double>(f_positions));
+    positions += f_positions;
+    same += f_same;
+  }
+  WARN("cuda fp8 KV top-1 agreement over all fixtures: " << same << "/" << positions);
+  CHECK(static_cast<double>(same) >= 0.90 * static_cast<double>(positions));
 }

@@ -166,7 +166,20 @@ TEST_CASE("memory plan: Qwen3-Coder-480B in fp8 on 8 H200 with a 262K context", 
   REQUIRE(p.min_ranks);
   CHECK(*p.min_ranks == 9);
   CHECK(p.quant_fits == std::vector<std::string>{"awq"});
-  CHECK(p.verdict().find("would fit: 9 GPUs at fp8, or awq on 8 GPUs") != std::string::npos);
+  CHECK(p.verdict().find("would fit: 9 GPUs at fp8, or awq on 8 GPUs, or kv_cache_dtype fp8") !=
+        std::string::npos);
+  CHECK(p.kv_fp8_fits);
+  {
+    // An fp8 cache: a byte per element plus an fp32 scale per KV head, rows of 16 bytes:
+    // (1024 + 32) x 2 x 62 per token, and the 262K context fits on 8 GPUs.
+    auto fp8 = in;
+    fp8.kv_fp8 = true;
+    const auto q = gpu::plan_memory(fp8);
+    CHECK(q.kv_bytes_per_token == 2 * 62 * (1024 + 32));
+    CHECK(q.fits);
+    CHECK(q.full_sequences >= 1);
+    CHECK(q.table().find("KV cache (fp8 e4m3 + fp32 scales)") != std::string::npos);
+  }
   // The weights fit; the cache holds less than one sequence: a shorter context would fit.
   CHECK(p.kv_tokens > 0);
   CHECK(p.kv_tokens < 262144);

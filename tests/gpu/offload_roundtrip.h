@@ -15,10 +15,12 @@
 
 namespace conclave::test {
 
-inline void check_offload_roundtrip(const std::string& kind) {
+inline void check_offload_roundtrip(const std::string& kind,
+                                    const std::string& kv_cache_dtype = "auto") {
   const model::checkpoint ckpt(data_dir() / "tiny_moe");
   config::backend_config b;
   b.kind = kind;
+  b.kv_cache_dtype = kv_cache_dtype;
   b.block_size = 4;
   b.num_kv_blocks = 32;
   b.kv_offload_bytes = size_t{16} << 20;

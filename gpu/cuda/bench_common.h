@@ -1,0 +1,27 @@
+// What the device benchmarks share (cuda_bench.cpp, cuda_long_bench.cpp): the card's
+// measured ceilings and a model's sizes for the bytes and FLOPs floors. Plain C++ header.
+#pragma once
+
+#include "model/model_config.h"
+
+namespace conclave::gpu {
+
+struct ceilings {
+  double copy_tbps = 0;    ///< bytes read + written per second, device to device
+  double gemm_tflops = 0;  ///< cuBLAS bf16 8192^3
+};
+
+/// Times a 2 GiB device-to-device copy and a cuBLAS bf16 8192^3 GEMM.
+ceilings measure_ceilings();
+
+struct model_sizes {
+  double dense_per_layer = 0;  ///< elements every token reads in a layer (attention, router)
+  double expert = 0;           ///< elements of one routed expert
+  double lm_head = 0;
+  double kv_per_token = 0;  ///< K + V elements per position over all layers
+  double dense_mlp_layers = 0, dense_mlp = 0;
+};
+
+model_sizes sizes_of(const model::model_config& c);
+
+}  // namespace conclave::gpu

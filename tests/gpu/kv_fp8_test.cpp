@@ -1,0 +1,115 @@
+// The fp8 KV cache's numerics (kv_cache_dtype fp8) on the CPU backend, which rounds its
+// fp32 cache exactly as the CUDA backend stores e4m3 bytes and per-(token, KV head)
+// scales: the rounding itself, and the whole model against the unrounded cache on every
+// transformers fixture (top-1 agreement, the bar and why below). The CUDA kernels are
+// held to this twin in cuda_attention_test.cpp.
+#include <catch2/catch.hpp>
+
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+#include <random>
+#include <string>
+
+#include "gpu/backend.h"
+#include "gpu/cpu/ops.h"
+#include "model/checkpoint.h"
+#include "model/dtype.h"
+#include "tests/fixture.h"
+
+namespace {
+
+using namespace conclave;
+
+size_t argmax(std::span<const float> row) {
+  return static_cast<size_t>(std::max_element(row.begin(), row.end()) - row.begin());
+}
+
+}  // namespace
+
+TEST_CASE("fp8_kv_round stores e4m3(x / s) * s with s = amax / 448", "[kv][fp8]") {
+  std::mt19937_64 rng(7);
+  std::normal_distribution<float> d(0.0f, 3.0f);
+  for (size_t n : {1, 16, 128}) {
+    std::vector<float> x(n);
+    for (auto& v : x) v = d(rng);
+    x[n / 2] = n > 1 ? 0.0f : x[0];
+    auto r = x;
+    const float s = gpu::cpu::fp8_kv_round(r.data(), r.size());
+    float amax = 0;
+    for (float v : x) amax = std::max(amax, std::abs(v));
+    CHECK(s == amax / 448.0f);
+    for (size_t i = 0; i < n; ++i) {
+      INFO("n " << n << " i " << i << " x " << x[i]);
+      CHECK(r[i] == model::fp8_e4m3_to_f32(model::f32_to_fp8_e4m3(x[i] / s)) * s);
+      // e4m3 keeps 4 significant bits: a relative step of 2^-4 (half of it when rounding),
+      // subnormals below 2^-6 a step of 2^-9 (of s).
+      CHECK(std::abs(r[i] - x[i]) <= std::abs(x[i]) / 16 + s / 1024);
+    }
+  }
+  std::vector<float> zeros(64, 0.0f);
+  CHECK(gpu::cpu::fp8_kv_round(zeros.data(), zeros.size()) == 1.0f);
+  CHECK(std::all_of(zeros.begin(), zeros.end(), [](float v) { return v == 0.0f; }));
+}
+
+// e4m3 keeps 4 significant bits (bf16 8): on the dense fixture nothing changes, but the
+// random MoE fixtures' routers have near ties (transformers' own bf16 run already flips
+// 1-4 % of their top-1s, reference_bf16.json), and the cache's ~3 % rounding flips more:
+// measured 93.4 % over all positions (docs/FIDELITY.md). The bar: the dense fixture
+// identical, >= 90 % over all (a broken cache agrees on almost none).
+TEST_CASE("fp8 KV cache against the fp32 cache on the fixtures", "[kv][fp8][fixture]") {
+  const char* const fixtures[] = {"tiny_moe", "moe_mixed_f16", "moe_f32_altkeys", "dense_bias",
+                                  "moe_fp8",  "moe_awq",       "moe_yarn",        "moe_swa"};
+  size_t positions = 0, same = 0;
+  for (const char* name : fixtures) {
+    const auto dir = test::data_dir() / name;
+    const model::checkpoint ckpt(dir);
+    const auto cases = test::load_reference(dir);
+    config::engine_config plain, fp8;
+    plain.backend.kv_cache_bytes = fp8.backend.kv_cache_bytes = size_t{64} << 20;
+    fp8.backend.kv_cache_dtype = "fp8";
+    auto a = gpu::make_backend(ckpt, plain.backend);
+    auto b = gpu::make_backend(ckpt, fp8.backend);
+    size_t fixture_same = 0, fixture_positions = 0;
+    for (const auto& c : cases) {
+      const int32_t bs = a->kv_shape().block_size;
+      std::vector<int32_t> table((c.input_ids.size() + static_cast<size_t>(bs) - 1) /
+                                 static_cast<size_t>(bs));
+      std::iota(table.begin(), table.end(), 0);
+      gpu::step_sequence s{c.input_ids, 0, table, true};
+      gpu::step_output oa, ob;
+      a->forward({&s, 1}, oa);
+      b->forward({&s, 1}, ob);
+      REQUIRE(oa.logits.size() == ob.logits.size());
+      CHECK(oa.logits != ob.logits);  // the rounding is really applied
+      for (size_t p = 0; p < c.input_ids.size(); ++p) {
+        ++fixture_positions;
+        fixture_same += argmax(oa.row(p)) == argmax(ob.row(p)) ? 1 : 0;
+      }
+    }
+    WARN(name << ": fp8 KV top-1 agreement with the fp32 cache " << fixture_same << "/"
+              << fixture_positions);
+    if (std::string(name) == "dense_bias") CHECK(fixture_same == fixture_positions);
+    positions += fixture_positions;
+    same += fixture_same;
+  }
+  WARN("fp8 KV top-1 agreement with the fp32 cache over all fixtures: " << same << "/"
+                                                                        << positions);
+  CHECK(static_cast<double>(same) >= 0.90 * static_cast<double>(positions));
+}
+
+TEST_CASE("kv_cache_dtype is validated and sizes the cache rows", "[kv][fp8]") {
+  config::engine_config cfg;
+  cfg.backend.kv_cache_dtype = "int8";
+  CHECK_FALSE(cfg.validate().empty());
+  cfg.backend.kv_cache_dtype = "fp8";
+  CHECK(cfg.validate().empty());
+  const model::checkpoint ckpt(test::data_dir() / "tiny_moe");
+  const auto& c = ckpt.config();
+  const size_t width = static_cast<size_t>(c.num_kv_heads * c.head_dim);
+  CHECK(gpu::kv_row_bytes(c, 2, false) == 2 * width);
+  const size_t fp8 = gpu::kv_row_bytes(c, 2, true);
+  CHECK(fp8 % 16 == 0);
+  CHECK(fp8 >= width + 4 * static_cast<size_t>(c.num_kv_heads));
+  CHECK(fp8 < width + 4 * static_cast<size_t>(c.num_kv_heads) + 16);
+}
