@@ -60,7 +60,8 @@ struct rank_spec {
   int32_t block_size = 16;
   int32_t num_kv_blocks = 0;
   uint64_t kv_cache_bytes = 0;
-  uint64_t kv_offload_bytes = 0;  ///< the rank's host pool for offloaded KV blocks
+  uint64_t kv_offload_bytes = 0;      ///< the rank's host pool for offloaded KV blocks
+  uint64_t kv_host_prefix_bytes = 0;  ///< and for the prefix cache's host tier
   int32_t threads = 0;
   std::string rope_inv_freq_dtype = "f32";
   std::string weight_dtype = "bf16";
@@ -138,9 +139,9 @@ typename Inspector::result_type inspect(Inspector& f, node_welcome& x) {
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, rank_spec& x) {
   return f(caf::meta::type_name("rank_spec"), x.replica, x.epoch, x.rank, x.size, x.slot,
-           x.block_size, x.num_kv_blocks, x.kv_cache_bytes, x.kv_offload_bytes, x.threads,
-           x.rope_inv_freq_dtype, x.weight_dtype, x.kv_cache_dtype, x.placement, x.store, x.prefix,
-           x.iface, x.collective_timeout_s);
+           x.block_size, x.num_kv_blocks, x.kv_cache_bytes, x.kv_offload_bytes,
+           x.kv_host_prefix_bytes, x.threads, x.rope_inv_freq_dtype, x.weight_dtype,
+           x.kv_cache_dtype, x.placement, x.store, x.prefix, x.iface, x.collective_timeout_s);
 }
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, rank_ready& x) {

@@ -28,6 +28,8 @@ void publish_stats(engine_state& st) {
                              s.blocks_swapped_in - st.offload_reported.blocks_swapped_in);
   st.metrics->add_window_released(s.blocks_released_behind_window -
                                   st.offload_reported.blocks_released_behind_window);
+  st.metrics->add_host_prefix(s.host_prefix_stores - st.offload_reported.host_prefix_stores,
+                              s.host_prefix_hits - st.offload_reported.host_prefix_hits);
   st.offload_reported = s;
 }
 

@@ -40,6 +40,7 @@ rank_ready start(caf::event_based_actor* self, worker_state& st) {
   opts.num_kv_blocks = spec.num_kv_blocks;
   if (spec.kv_cache_bytes > 0) opts.kv_cache_bytes = spec.kv_cache_bytes;
   opts.kv_offload_bytes = spec.kv_offload_bytes;
+  opts.kv_host_prefix_bytes = spec.kv_host_prefix_bytes;
   opts.threads = spec.threads;
   opts.rope_inv_freq_dtype = spec.rope_inv_freq_dtype;
   opts.weight_dtype = spec.weight_dtype;

@@ -192,6 +192,7 @@ void bring_up_cluster(self_ptr self) {
               spec.num_kv_blocks = cl->backend.num_kv_blocks;
               spec.kv_cache_bytes = cl->backend.kv_cache_bytes;
               spec.kv_offload_bytes = cl->backend.kv_offload_bytes;
+              spec.kv_host_prefix_bytes = cl->backend.kv_host_prefix_bytes;
               spec.threads = cl->backend.threads;
               spec.rope_inv_freq_dtype = cl->backend.rope_inv_freq_dtype;
               spec.weight_dtype = cl->backend.weight_dtype;

@@ -26,6 +26,12 @@ void add_engine_options(CLI::App& cmd, config::engine_config& cfg) {
          "host memory in MiB for offloading preempted sequences' KV blocks instead of "
          "recomputing them (default 0: off)")
       ->check(CLI::NonNegativeNumber);
+  cmd.add_option_function<size_t>(
+         "--kv-host-prefix-mib",
+         [&cfg](const size_t& mib) { cfg.backend.kv_host_prefix_bytes = mib << 20; },
+         "host memory in MiB for the prefix cache's second tier: cached blocks evicted from "
+         "the device are kept there and copied back on a hit (default 0: off)")
+      ->check(CLI::NonNegativeNumber);
   cmd.add_option("--num-kv-blocks", cfg.backend.num_kv_blocks,
                  "KV blocks (overrides --kv-cache-mib)")
       ->check(CLI::NonNegativeNumber);
@@ -82,6 +88,8 @@ void apply_given_engine_options(const CLI::App& cmd, const config::engine_config
     to.backend.kv_cache_bytes_given = true;
   }
   if (given("--kv-offload-mib")) to.backend.kv_offload_bytes = from.backend.kv_offload_bytes;
+  if (given("--kv-host-prefix-mib"))
+    to.backend.kv_host_prefix_bytes = from.backend.kv_host_prefix_bytes;
   if (given("--gpu-memory-utilization"))
     to.backend.gpu_memory_utilization = from.backend.gpu_memory_utilization;
   if (given("--device")) to.backend.device = from.backend.device;

@@ -18,6 +18,11 @@ struct backend_config {
   /// computed blocks copied here and back when it resumes, instead of being recomputed.
   /// cuda: pinned memory, copied on a side stream.
   size_t kv_offload_bytes = 0;
+  /// Host memory for the prefix cache's second tier (0: off; needs prefix caching): a
+  /// cached block evicted from the device is copied here first and copied back on a
+  /// later prefix hit instead of recomputed. Added to the same pinned pool as
+  /// kv_offload_bytes (offloaded sequences may take the tier's blocks when they need to).
+  size_t kv_host_prefix_bytes = 0;
   int threads = 0;  ///< CPU threads; 0 = all cores
   /// Precision of RoPE's inverse frequencies: "f32" (what HF from_pretrained computes) or
   /// "bf16", which reproduces references made after `model.to(torch.bfloat16)`: that cast

@@ -236,6 +236,9 @@ server_config load_server_config(const std::filesystem::path& path, server_confi
   size_t offload_mib = b.kv_offload_bytes >> 20;
   e.read("kv_offload_mib", offload_mib);
   b.kv_offload_bytes = offload_mib << 20;
+  size_t prefix_mib = b.kv_host_prefix_bytes >> 20;
+  e.read("kv_host_prefix_mib", prefix_mib);
+  b.kv_host_prefix_bytes = prefix_mib << 20;
   e.read("gpu_memory_utilization", b.gpu_memory_utilization);
   e.read("device", b.device);
   e.read("weight_dtype", b.weight_dtype);
@@ -367,6 +370,7 @@ std::string to_toml(const server_config& c) {
                      {"block_size", b.block_size},
                      {"kv_cache_mib", static_cast<int64_t>(b.kv_cache_bytes >> 20)},
                      {"kv_offload_mib", static_cast<int64_t>(b.kv_offload_bytes >> 20)},
+                     {"kv_host_prefix_mib", static_cast<int64_t>(b.kv_host_prefix_bytes >> 20)},
                      {"num_kv_blocks", b.num_kv_blocks},
                      {"rope_inv_freq_dtype", b.rope_inv_freq_dtype},
                      {"kv_cache_dtype", b.kv_cache_dtype},

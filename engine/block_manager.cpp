@@ -10,13 +10,15 @@
 namespace conclave::engine {
 
 block_manager::block_manager(int32_t num_blocks, int32_t block_size, bool prefix_caching,
-                             int32_t num_host_blocks)
+                             int32_t num_host_blocks, int32_t host_prefix_blocks)
     : block_size_(block_size),
       prefix_caching_(prefix_caching),
       blocks_(static_cast<size_t>(num_blocks)),
       host_used_(static_cast<size_t>(std::max(num_host_blocks, 0)), false) {
   if (num_blocks <= 0 || block_size <= 0) throw std::invalid_argument("block_manager needs blocks");
-  if (num_host_blocks < 0) throw std::invalid_argument("block_manager: negative host blocks");
+  if (num_host_blocks < 0 || host_prefix_blocks < 0 || host_prefix_blocks > num_host_blocks)
+    throw std::invalid_argument("block_manager: bad host pool sizes");
+  host_prefix_cap_ = host_prefix_blocks;
   for (int32_t i = 0; i < num_blocks; ++i)
     blocks_[static_cast<size_t>(i)].free_pos = free_.insert(free_.end(), i);
   for (int32_t i = num_host_blocks - 1; i >= 0; --i) host_free_.push_back(i);
@@ -41,8 +43,72 @@ int32_t block_manager::take_free_block() {
     throw std::logic_error("block_manager: no free block (call can_allocate/can_grow first)");
   const int32_t id = free_.front();
   take_specific(id);
+  if (host_tier() && blocks_[static_cast<size_t>(id)].hashed) store_on_host(id);
   unregister(id);  // its old content is being overwritten
   return id;
+}
+
+int32_t block_manager::take_host_block() {
+  if (!host_free_.empty()) {
+    const int32_t h = host_free_.back();
+    host_free_.pop_back();
+    return h;
+  }
+  if (host_lru_.empty()) throw std::logic_error("block_manager: no host block left");
+  return take_host_block_from_lru();
+}
+
+int32_t block_manager::take_host_block_from_lru() {
+  const int32_t h = host_lru_.front();
+  host_lru_.pop_front();
+  const auto it = host_entries_.find(h);
+  host_by_hash_.erase(it->second.hash);
+  host_entries_.erase(it);
+  return h;
+}
+
+void block_manager::store_on_host(int32_t id) {
+  const block& b = blocks_[static_cast<size_t>(id)];
+  if (host_by_hash_.count(b.hash) != 0) return;  // already there
+  int32_t h = -1;
+  if (num_host_prefix_blocks() < host_prefix_cap_ && !host_free_.empty()) {
+    h = host_free_.back();
+    host_free_.pop_back();
+  } else if (!host_lru_.empty()) {
+    h = take_host_block_from_lru();
+  } else {
+    return;  // the tier is full of entries stored this step, or the pool of swaps
+  }
+  host_used_[static_cast<size_t>(h)] = true;
+  host_entry& e = host_entries_[h];
+  e.fresh = true;
+  e.hash = b.hash;
+  e.tokens = b.tokens;
+  e.lru_pos = host_fresh_.insert(host_fresh_.end(), h);
+  host_by_hash_[b.hash] = h;
+  copies_.to_host.push_back({id, h});  // runs before this step overwrites the block
+  ++host_stores_;
+}
+
+int32_t block_manager::take_host_hit(uint64_t hash, std::span<const int32_t> tokens) {
+  const auto it = host_by_hash_.find(hash);
+  if (it == host_by_hash_.end()) return -1;
+  const int32_t h = it->second;
+  host_entry& e = host_entries_.at(h);
+  if (!std::equal(tokens.begin(), tokens.end(), e.tokens.begin(), e.tokens.end())) return -1;
+  (e.fresh ? host_fresh_ : host_lru_).erase(e.lru_pos);
+  host_by_hash_.erase(it);
+  host_entries_.erase(h);
+  // Free again once this step's copy back has read it (end_transfers).
+  host_in_flight_.push_back(h);
+  ++host_hits_;
+  return h;
+}
+
+void block_manager::take_copies(gpu::kv_transfer& t) {
+  t.to_host.insert(t.to_host.end(), copies_.to_host.begin(), copies_.to_host.end());
+  t.to_device.insert(t.to_device.end(), copies_.to_device.begin(), copies_.to_device.end());
+  copies_ = {};
 }
 
 void block_manager::take_specific(int32_t id) {
@@ -78,7 +144,22 @@ void block_manager::allocate(sequence& seq) {
           id = it->second;
       }
     }
-    if (id >= 0) {
+    int32_t host = -1;
+    if (id < 0 && prefix_intact && host_tier() && toks.size() == bs && (i + 1) * bs < seq.size())
+      host = take_host_hit(h, toks);
+    if (host >= 0) {
+      // Back from the host tier: a fresh device block, filled by this step's copy, and a
+      // prefix entry again.
+      id = take_free_block();
+      block& b = blocks_[static_cast<size_t>(id)];
+      b.hashed = true;
+      b.hash = h;
+      b.tokens.assign(toks.begin(), toks.end());
+      by_hash_[h] = id;
+      copies_.to_device.push_back({id, host});
+      cached += bs;
+      cached_hash = h;
+    } else if (id >= 0) {
       block& b = blocks_[static_cast<size_t>(id)];
       if (b.ref_count > 0) {
         ++b.ref_count;
@@ -188,8 +269,7 @@ void block_manager::swap_out(sequence& seq, std::vector<gpu::kv_block_copy>& to_
       seq.host_table.push_back(kReleased);
       continue;
     }
-    const int32_t h = host_free_.back();
-    host_free_.pop_back();
+    const int32_t h = take_host_block();
     host_used_[static_cast<size_t>(h)] = true;
     seq.host_table.push_back(h);
     to_host.push_back({seq.block_table[i], h});
@@ -234,6 +314,9 @@ void block_manager::end_transfers() {
     host_free_.push_back(h);
   }
   host_in_flight_.clear();
+  // Their copies have run: evictable now, after every older entry.
+  for (const int32_t h : host_fresh_) host_entries_.at(h).fresh = false;
+  host_lru_.splice(host_lru_.end(), host_fresh_);
 }
 
 void block_manager::release_host(sequence& seq) {

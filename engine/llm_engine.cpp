@@ -18,12 +18,19 @@ config::engine_config checked(const config::engine_config& cfg) {
   return cfg;
 }
 
-std::deque<block_manager> rank_blocks(const gpu::kv_cache_shape& kv, bool prefix_caching,
-                                      int32_t ranks) {
+std::deque<block_manager> rank_blocks(const gpu::kv_cache_shape& kv,
+                                      const config::engine_config& cfg, int32_t ranks) {
   if (ranks < 1) throw std::invalid_argument("an engine needs at least one rank");
+  // The host tier's share of the pool, in blocks (the backend sized the pool for both).
+  const auto tier = static_cast<int32_t>(
+      kv.bytes_per_block > 0
+          ? std::min<size_t>(cfg.backend.kv_host_prefix_bytes / kv.bytes_per_block,
+                             static_cast<size_t>(kv.num_host_blocks))
+          : 0);
   std::deque<block_manager> blocks;
   for (int32_t r = 0; r < ranks; ++r)
-    blocks.emplace_back(kv.num_blocks, kv.block_size, prefix_caching, kv.num_host_blocks);
+    blocks.emplace_back(kv.num_blocks, kv.block_size, cfg.scheduler.enable_prefix_caching,
+                        kv.num_host_blocks, tier);
   return blocks;
 }
 
@@ -49,7 +56,7 @@ llm_engine::llm_engine(const model::model_config& model, const gpu::kv_cache_sha
       max_model_len_(static_cast<size_t>(
           cfg.max_model_len > 0 ? std::min(cfg.max_model_len, model.max_position_embeddings)
                                 : model.max_position_embeddings)),
-      blocks_(rank_blocks(kv, cfg.scheduler.enable_prefix_caching, ranks)),
+      blocks_(rank_blocks(kv, cfg, ranks)),
       scheduler_(cfg.scheduler, pointers(blocks_)),
       eos_ids_(model.eos_token_ids) {
   // Every layer windowed: keys behind the window are never read again.
@@ -232,6 +239,8 @@ engine_stats llm_engine::stats() const {
   s.blocks_swapped_out = scheduler_.blocks_swapped_out();
   s.blocks_swapped_in = scheduler_.blocks_swapped_in();
   s.blocks_released_behind_window = scheduler_.blocks_released_behind_window();
+  s.host_prefix_stores = scheduler_.host_prefix_stores();
+  s.host_prefix_hits = scheduler_.host_prefix_hits();
   s.num_swapped = scheduler_.num_swapped();
   return s;
 }

@@ -39,6 +39,7 @@ struct engine_stats {
   /// instead of freeing it, resumptions, and blocks copied each way.
   uint64_t swap_outs = 0, swap_ins = 0, blocks_swapped_out = 0, blocks_swapped_in = 0;
   uint64_t blocks_released_behind_window = 0;
+  uint64_t host_prefix_stores = 0, host_prefix_hits = 0;  ///< the prefix cache's host tier
   size_t num_swapped = 0;  ///< sequences offloaded now (counted in num_waiting too)
 };
 

@@ -99,6 +99,19 @@ void scheduler::finish(const std::shared_ptr<sequence>& seq, finish_reason reaso
 }
 
 std::vector<scheduled> scheduler::schedule() {
+  std::vector<scheduled> step = pick();
+  // The host prefix tier's copies (evictions, hits) join the step's transfers.
+  for (size_t r = 0; r < ranks_.size(); ++r) {
+    auto& t = transfers_[r];
+    const size_t out = t.to_host.size(), in = t.to_device.size();
+    ranks_[r]->take_copies(t);
+    blocks_out_ += t.to_host.size() - out;
+    blocks_in_ += t.to_device.size() - in;
+  }
+  return step;
+}
+
+std::vector<scheduled> scheduler::pick() {
   std::vector<scheduled> step;
   size_t budget = static_cast<size_t>(cfg_.max_num_batched_tokens);
   // The previous step's copies have run (a step is scheduled after the last one ended).
@@ -213,6 +226,18 @@ bool scheduler::abort(int64_t id) {
 }  // namespace conclave::engine
 
 namespace conclave::engine {
+
+uint64_t scheduler::host_prefix_stores() const {
+  uint64_t n = 0;
+  for (const block_manager* b : ranks_) n += b->host_prefix_stores();
+  return n;
+}
+
+uint64_t scheduler::host_prefix_hits() const {
+  uint64_t n = 0;
+  for (const block_manager* b : ranks_) n += b->host_prefix_hits();
+  return n;
+}
 
 bool scheduler::contains(int64_t id) const {
   const auto has = [id](const auto& q) {

@@ -53,7 +53,8 @@ class scheduler {
   /// Preemptions that offloaded a sequence to host memory instead.
   uint64_t num_swap_outs() const { return swap_outs_; }
   uint64_t num_swap_ins() const { return swap_ins_; }
-  /// Blocks copied to host memory and back, over all ranks.
+  /// Blocks copied to host memory and back, over all ranks (offloaded sequences and the
+  /// prefix cache's host tier).
   uint64_t blocks_swapped_out() const { return blocks_out_; }
   uint64_t blocks_swapped_in() const { return blocks_in_; }
   /// Sliding window W over every layer of the model (0: none): after each step a running
@@ -62,6 +63,10 @@ class scheduler {
   void set_sliding_window(int32_t window) { window_ = window; }
   /// Blocks released behind sliding windows, over all ranks.
   uint64_t blocks_released_behind_window() const { return window_released_; }
+  /// The prefix cache's host tier over all ranks: blocks stored there, and prefix hits
+  /// served from it (copied back instead of recomputed).
+  uint64_t host_prefix_stores() const;
+  uint64_t host_prefix_hits() const;
   /// The copies the last schedule() asked for, per rank: run them (backend::transfer_kv)
   /// before that step's forward pass.
   const std::vector<gpu::kv_transfer>& transfers() const { return transfers_; }
@@ -91,6 +96,8 @@ class scheduler {
   bool contains(int64_t id) const;
 
  private:
+  /// schedule() without the host prefix tier's copies.
+  std::vector<scheduled> pick();
   void preempt(const std::shared_ptr<sequence>& seq);
   /// Brings offloaded sequences back, oldest first, while budget, slots and blocks allow;
   /// false when one is left (then no new sequence is admitted this step).

@@ -68,6 +68,14 @@ server_metrics::server_metrics() : registry_(std::make_shared<prometheus::Regist
   window_released_ =
       counter(*registry_, "conclave_kv_window_released_blocks_total",
               "KV blocks released because every layer's sliding window had passed them");
+  auto& host_prefix = BuildCounter()
+                          .Name("conclave_kv_host_prefix_blocks_total")
+                          .Help(
+                              "Prefix-cache blocks stored in the host tier, and prefix hits "
+                              "copied back from it instead of recomputed")
+                          .Register(*registry_);
+  host_prefix_stored_ = &host_prefix.Add({{"event", "stored"}});
+  host_prefix_hits_ = &host_prefix.Add({{"event", "hit"}});
   failovers_ = counter(*registry_, "conclave_failovers_total",
                        "Requests moved to another replica after theirs failed");
   auto& seqs =
@@ -122,6 +130,10 @@ void server_metrics::add_kv_offload(uint64_t swaps, uint64_t blocks_out, uint64_
 }
 void server_metrics::add_window_released(uint64_t blocks) {
   if (blocks > 0) window_released_->Increment(static_cast<double>(blocks));
+}
+void server_metrics::add_host_prefix(uint64_t stored, uint64_t hits) {
+  if (stored > 0) host_prefix_stored_->Increment(static_cast<double>(stored));
+  if (hits > 0) host_prefix_hits_->Increment(static_cast<double>(hits));
 }
 void server_metrics::set_engine(int replica, size_t running, size_t waiting, int64_t kv_used,
                                 int64_t kv_free) {

@@ -35,6 +35,8 @@ class server_metrics {
   void add_kv_offload(uint64_t swaps, uint64_t blocks_out, uint64_t blocks_in);
   /// KV blocks released behind sliding windows.
   void add_window_released(uint64_t blocks);
+  /// The prefix cache's host tier: blocks stored there, prefix hits served from it.
+  void add_host_prefix(uint64_t stored, uint64_t hits);
   void add_failover();
   /// A connection the cluster door refused, by reason (net/cluster_door.h's refusal::).
   void count_cluster_refusal(const std::string& reason);
@@ -55,6 +57,7 @@ class server_metrics {
   prometheus::Counter *prompt_tokens_, *completion_tokens_, *preemptions_, *failovers_;
   prometheus::Counter *offload_swaps_, *offload_out_, *offload_in_;
   prometheus::Counter* window_released_;
+  prometheus::Counter *host_prefix_stored_, *host_prefix_hits_;
   prometheus::Gauge *running_, *waiting_, *kv_used_, *kv_free_, *resident_;
   struct engine_gauges {
     double running = 0, waiting = 0, kv_used = 0, kv_free = 0;

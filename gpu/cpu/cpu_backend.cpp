@@ -59,7 +59,8 @@ class cpu_backend final : public backend {
     }
     // The offload pool: the same layout in separate host memory, a second tier that the
     // scheduler's bookkeeping must keep apart from the cache (as pinned memory on a GPU).
-    kv_.num_host_blocks = static_cast<int32_t>(opts.kv_offload_bytes / kv_.bytes_per_block);
+    kv_.num_host_blocks = static_cast<int32_t>((opts.kv_offload_bytes + opts.kv_host_prefix_bytes) /
+                                               kv_.bytes_per_block);
     const size_t host_per_layer =
         static_cast<size_t>(kv_.num_host_blocks) * static_cast<size_t>(kv_.block_size) * width;
     if (kv_.num_host_blocks > 0) {

@@ -265,7 +265,8 @@ class cuda_backend final : public cuda_backend_api {
         static_cast<double>(weights_.bytes) / (1ull << 30), kv_.num_blocks, kv_.block_size,
         static_cast<double>(kv_cache_.bytes()) / (1ull << 30),
         kv_fp8_ ? "fp8 e4m3, a scale per token and KV head" : (t_ == elem::bf16 ? "bf16" : "f32"));
-    kv_.num_host_blocks = static_cast<int32_t>(opts.kv_offload_bytes / kv_.bytes_per_block);
+    kv_.num_host_blocks = static_cast<int32_t>((opts.kv_offload_bytes + opts.kv_host_prefix_bytes) /
+                                               kv_.bytes_per_block);
     if (kv_.num_host_blocks > 0) {
       offload_ = std::make_unique<kv_offload>(
           static_cast<size_t>(kv_.num_host_blocks),

@@ -453,3 +453,67 @@ TEST_CASE("swap out and in skip the blocks released behind a window", "[block_ma
   bm.deallocate(s);
   CHECK(bm.num_free_blocks() == 12);
 }
+
+TEST_CASE("host prefix tier: evicted cached blocks are stored on the host and hit back",
+          "[block_manager][prefix]") {
+  block_manager bm(4, 4, true, 4, 4);
+  auto a = make_seq(1, iota_tokens(12));  // 3 blocks, 2 of them shareable full ones
+  bm.allocate(a);
+  compute_all(bm, a);
+  bm.deallocate(a);  // all cached, in the free list
+  conclave::gpu::kv_transfer t;
+  bm.take_copies(t);
+  CHECK(t.empty());
+  // Another prompt takes all 4 blocks: the 3 hashed ones are stored on the host first.
+  auto b = make_seq(2, iota_tokens(16, 100));
+  bm.allocate(b);
+  bm.take_copies(t);
+  CHECK(t.to_host.size() == 3);
+  CHECK(t.to_device.empty());
+  CHECK(bm.host_prefix_stores() == 3);
+  CHECK(bm.num_host_prefix_blocks() == 3);
+  CHECK(bm.num_free_host_blocks() == 1);  // stored this step: not handed out yet
+  bm.end_transfers();
+  CHECK(bm.num_free_host_blocks() == 4);  // evictable now
+  compute_all(bm, b);
+  bm.deallocate(b);
+  // a's prompt again: its two leading full blocks come back from the host.
+  auto c = make_seq(3, iota_tokens(12));
+  bm.allocate(c);
+  CHECK(c.num_computed == 8);
+  conclave::gpu::kv_transfer u;
+  bm.take_copies(u);
+  REQUIRE(u.to_device.size() == 2);
+  CHECK(u.to_device[0].device_block == c.block_table[0]);
+  CHECK(u.to_device[1].device_block == c.block_table[1]);
+  CHECK(bm.host_prefix_hits() == 2);
+  // The hits' host blocks are busy until the copies ran; c's blocks are prefix entries again.
+  auto d = make_seq(4, iota_tokens(12));
+  bm.allocate(d);
+  CHECK(d.num_computed == 8);
+  CHECK(bm.ref_count(c.block_table[0]) == 2);
+  bm.end_transfers();
+}
+
+TEST_CASE("host prefix tier: swaps take the tier's blocks when the pool is short",
+          "[block_manager][prefix]") {
+  block_manager bm(8, 4, true, 2, 2);
+  auto a = make_seq(1, iota_tokens(12));
+  bm.allocate(a);
+  compute_all(bm, a);
+  bm.deallocate(a);
+  auto b = make_seq(2, iota_tokens(32, 100));  // takes all 8 blocks: stores 2 of a's 3
+  bm.allocate(b);
+  conclave::gpu::kv_transfer t;
+  bm.take_copies(t);
+  CHECK(t.to_host.size() == 2);
+  bm.end_transfers();
+  CHECK(bm.num_host_prefix_blocks() == 2);
+  b.num_computed = 8;
+  bm.mark_computed(b);
+  std::vector<conclave::gpu::kv_block_copy> out;
+  REQUIRE(bm.can_swap_out(b));  // 2 blocks computed, 2 tier blocks to take
+  bm.swap_out(b, out);
+  CHECK(out.size() == 2);
+  CHECK(bm.num_host_prefix_blocks() == 0);
+}

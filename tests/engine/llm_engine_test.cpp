@@ -242,3 +242,43 @@ TEST_CASE("KV offload keeps seeded sampling identical", "[engine][offload]") {
   CHECK(offload.stats().swap_outs > 0);
   CHECK(offload.stats().preemptions == 0);
 }
+
+TEST_CASE(
+    "prefix cache host tier: a prefix evicted from the device comes back from host memory "
+    "with the same output and without recomputing it",
+    "[engine][offload][prefix]") {
+  // A 32-token shared prefix (8 blocks of 4), then other prompts that push it out of a
+  // 16-block cache, then the first prompt again.
+  std::vector<int32_t> first = prompt(34, 1);
+  std::vector<std::vector<int32_t>> fillers;
+  for (int i = 0; i < 3; ++i) fillers.push_back(prompt(40, 20 + i));
+  const auto run = [&](engine::llm_engine& eng) {
+    std::vector<std::vector<int32_t>> outs;
+    outs.push_back(run_all(eng, {first}, greedy(6))[0]);
+    for (const auto& f : fillers) outs.push_back(run_all(eng, {f}, greedy(6))[0]);
+    outs.push_back(run_all(eng, {first}, greedy(6))[0]);
+    return outs;
+  };
+  config::engine_config cfg;
+  cfg.backend.num_kv_blocks = 16;
+  cfg.backend.block_size = 4;
+  cfg.scheduler.max_num_batched_tokens = 64;
+  auto plain = engine::llm_engine(gpu::make_backend(tiny(), cfg.backend), cfg);
+  const auto expected = run(plain);
+  const auto plain_computed = plain.stats().prompt_tokens_computed;
+  CHECK(plain.stats().host_prefix_hits == 0);
+
+  auto probe = gpu::make_backend(tiny(), cfg.backend);
+  cfg.backend.kv_host_prefix_bytes = 32 * probe->kv_shape().bytes_per_block;
+  engine::llm_engine tier(gpu::make_backend(tiny(), cfg.backend), cfg);
+  REQUIRE(tier.backend().kv_shape().num_host_blocks == 32);
+  const auto got = run(tier);
+  const auto s = tier.stats();
+  CHECK(got == expected);
+  CHECK(s.host_prefix_stores > 0);
+  CHECK(s.host_prefix_hits >= 8);  // the first prompt's 8 full blocks come back
+  CHECK(s.blocks_swapped_in >= s.host_prefix_hits);
+  CHECK(s.prompt_tokens_computed + 32 <= plain_computed);  // not recomputed
+  CHECK(s.kv_blocks_free == s.kv_blocks_total);
+  CHECK(got[0] == got.back());
+}
