@@ -486,3 +486,26 @@ TEST_CASE("aborting an offloaded sequence frees its host blocks", "[scheduler][o
   while (!sched.idle() && steps++ < 20) run_step(sched);
   CHECK(sched.idle());
 }
+
+TEST_CASE("a long prompt read in chunks leaves every decoding stream its token", "[scheduler]") {
+  block_manager bm(256, 16);
+  scheduler sched(cfg(64, 16), bm);
+  // Three short prompts first: they finish prefill in one step and decode from then on.
+  for (int64_t id = 1; id <= 3; ++id) sched.add(make_seq(id, 3, 40));
+  run_step(sched);
+  // Then the long prompt, admitted after them: running sequences are served oldest first,
+  // so its chunks take only what their decodes leave.
+  auto big = make_seq(9, 200, 4);
+  sched.add(big);
+  size_t steps = 0;
+  while (big->num_computed < big->num_prompt_tokens()) {
+    const auto r = run_step(sched);
+    size_t decodes = 0, chunk = 0;
+    for (const auto& e : r.step) (e.seq == big ? chunk : decodes) += e.num_tokens;
+    INFO("step " << steps);
+    CHECK(decodes == 3);     // every stream decodes in every step
+    CHECK(chunk <= 16 - 3);  // the prompt gets the rest of the budget
+    ++steps;
+  }
+  CHECK(steps >= 200 / 13);
+}
