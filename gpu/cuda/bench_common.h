@@ -2,6 +2,8 @@
 // measured ceilings and a model's sizes for the bytes and FLOPs floors. Plain C++ header.
 #pragma once
 
+#include <cstdio>
+
 #include "model/model_config.h"
 
 namespace conclave::gpu {
@@ -13,6 +15,10 @@ struct ceilings {
 
 /// Times a 2 GiB device-to-device copy and a cuBLAS bf16 8192^3 GEMM.
 ceilings measure_ceilings();
+
+/// Prints "conclave bench `what` (device, random weights)", the GPUs, then the measured
+/// ceilings, and returns them.
+ceilings print_header_and_ceilings(std::FILE* out, const char* what);
 
 struct model_sizes {
   double dense_per_layer = 0;  ///< elements every token reads in a layer (attention, router)

@@ -72,6 +72,19 @@ ceilings measure_ceilings() {
   return c;
 }
 
+ceilings print_header_and_ceilings(std::FILE* out, const char* what) {
+  std::fprintf(out, "conclave bench %s (device, random weights)\n  gpus:    %s\n", what,
+               cuda::describe_devices().c_str());
+  std::fflush(out);
+  const ceilings ceil = measure_ceilings();
+  std::fprintf(out,
+               "  ceilings: device-to-device copy %.2f TB/s (bytes read + written), cuBLAS bf16 "
+               "GEMM 8192^3 %.0f TFLOP/s\n",
+               ceil.copy_tbps, ceil.gemm_tflops);
+  std::fflush(out);
+  return ceil;
+}
+
 model_sizes sizes_of(const model::model_config& c) {
   model_sizes s;
   const double h = static_cast<double>(c.hidden_size);
@@ -137,15 +150,7 @@ std::vector<device_bench_row> run_device_bench(const device_bench_options& opts,
   if (bo.num_kv_blocks == 0 && !bo.kv_cache_bytes_given)
     bo.num_kv_blocks = std::max(max_batch * decode_blocks, prefill_blocks) + 8;
 
-  std::fprintf(out, "conclave bench engine (device, random weights)\n  gpus:    %s\n",
-               cuda::describe_devices().c_str());
-  std::fflush(out);
-  const ceilings ceil = measure_ceilings();
-  std::fprintf(out,
-               "  ceilings: device-to-device copy %.2f TB/s (bytes read + written), cuBLAS bf16 "
-               "GEMM 8192^3 %.0f TFLOP/s\n",
-               ceil.copy_tbps, ceil.gemm_tflops);
-  std::fflush(out);
+  const ceilings ceil = print_header_and_ceilings(out, "engine");
 
   auto be = cuda::make_cuda_backend_random(c, bo, opts.seed, opts.init_std);
   const double es = bo.weight_dtype == "f32" ? 4.0 : 2.0;

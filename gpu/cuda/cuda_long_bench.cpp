@@ -63,15 +63,7 @@ void run_long_bench(const long_bench_options& opts, std::FILE* out) {
   if (bo.num_kv_blocks == 0 && !bo.kv_cache_bytes_given)
     bo.num_kv_blocks = long_blocks + opts.streams * stream_blocks + 8;
 
-  std::fprintf(out, "conclave bench long (device, random weights)\n  gpus:    %s\n",
-               cuda::describe_devices().c_str());
-  std::fflush(out);
-  const ceilings ceil = measure_ceilings();
-  std::fprintf(out,
-               "  ceilings: device-to-device copy %.2f TB/s, cuBLAS bf16 GEMM 8192^3 %.0f "
-               "TFLOP/s\n",
-               ceil.copy_tbps, ceil.gemm_tflops);
-  std::fflush(out);
+  const ceilings ceil = print_header_and_ceilings(out, "long");
   auto be = cuda::make_cuda_backend_random(c, bo, opts.seed, opts.init_std);
   const kv_cache_shape kv = be->kv_shape();
   std::fprintf(out,

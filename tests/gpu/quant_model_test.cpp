@@ -17,6 +17,19 @@ namespace {
 
 using namespace conclave;
 
+/// A random tiny checkpoint quantized with `m` (AWQ groups of 32) in tmp/<method>.
+std::filesystem::path tiny_quantized(const test::temp_dir& tmp, model::quant_method m,
+                                     uint64_t seed) {
+  model::gen_model_options o;
+  o.preset = "tiny";
+  o.seed = seed;
+  o.quant.method = m;
+  o.quant.group_size = 32;
+  const auto dir = tmp.path() / std::string(model::quant_method_name(m));
+  model::write_random_checkpoint(o, dir);
+  return dir;
+}
+
 std::vector<float> all_logits(const model::checkpoint& ckpt, const std::vector<int32_t>& ids) {
   config::engine_config cfg;
   cfg.backend.kv_cache_bytes = size_t{16} << 20;
@@ -36,13 +49,7 @@ TEST_CASE("quantized checkpoints run exactly as their dequantized fp32 twins (CP
   test::temp_dir tmp;
   for (auto m : {model::quant_method::fp8, model::quant_method::awq}) {
     INFO(model::quant_method_name(m));
-    model::gen_model_options o;
-    o.preset = "tiny";
-    o.seed = 4;
-    o.quant.method = m;
-    o.quant.group_size = 32;
-    const auto qdir = tmp.path() / std::string(model::quant_method_name(m));
-    model::write_random_checkpoint(o, qdir);
+    const auto qdir = tiny_quantized(tmp, m, 4);
     const model::checkpoint q(qdir);
     const auto tdir = qdir.string() + "-twin";
     test::write_dequantized_twin(q, tdir);
@@ -72,13 +79,7 @@ TEST_CASE("the bf16-exact copy of a quantized checkpoint dequantizes to bf16 val
   test::temp_dir tmp;
   for (auto m : {model::quant_method::fp8, model::quant_method::awq}) {
     INFO(model::quant_method_name(m));
-    model::gen_model_options o;
-    o.preset = "tiny";
-    o.seed = 6;
-    o.quant.method = m;
-    o.quant.group_size = 32;
-    const auto qdir = tmp.path() / std::string(model::quant_method_name(m));
-    model::write_random_checkpoint(o, qdir);
+    const auto qdir = tiny_quantized(tmp, m, 6);
     const auto edir = qdir.string() + "-exact";
     test::write_bf16_exact_copy(qdir, edir);
     const model::checkpoint q(qdir), e(edir);
