@@ -11,6 +11,7 @@
 #include "bench/constrain_bench.h"
 #include "bench/engine_bench.h"
 #include "bench/ep_bench.h"
+#include "bench/long_concurrency.h"
 #include "bench/serve_bench.h"
 #include "bench/soak_bench.h"
 #include "bench/tokenizer_bench.h"
@@ -107,6 +108,7 @@ std::vector<command> add_bench(CLI::App& app) {
   auto lpreset = std::make_shared<std::string>("qwen3-coder-30b-a3b");
   auto llayers = std::make_shared<int64_t>(0);
   auto lengine = std::make_shared<config::engine_config>();
+  auto lonly = std::make_shared<bool>(false);
   auto* lng = bench->add_subcommand(
       "long",
       "long context on the GPU (random weights): TTFT of long prompts, decode at long "
@@ -138,6 +140,17 @@ std::vector<command> add_bench(CLI::App& app) {
   lng->add_option("--iters", lopts->iters, "timed decode steps")
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
+  auto conc = std::make_shared<bench::long_concurrency_options>();
+  conc->sequences = 0;
+  lng->add_option("--concurrent", conc->sequences,
+                  "then run this many prompts of --concurrent-len tokens at once through the "
+                  "engine to completion (with the engine options' KV offload; 0: skip)")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
+  lng->add_option("--concurrent-len", conc->prompt_len, "their prompt length")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  lng->add_flag("--only-concurrent", *lonly, "skip the three tables");
   add_engine_options(*lng, *lengine);
   auto copts = std::make_shared<bench::constrain_bench_options>();
   auto* con = bench->add_subcommand(
@@ -162,7 +175,7 @@ std::vector<command> add_bench(CLI::App& app) {
              return exit_ok;
            }},
           {lng,
-           [lopts, lpreset, llayers, lengine] {
+           [lopts, lpreset, llayers, lengine, conc, lonly] {
              const model::model_preset& p = model::find_preset(*lpreset);
              lopts->model_name = p.name;
              lopts->model = p.config;
@@ -176,7 +189,16 @@ std::vector<command> add_bench(CLI::App& app) {
              }
              lopts->init_std = p.init_std;
              lopts->backend = lengine->backend;
-             gpu::run_long_bench(*lopts, stdout);
+             if (!*lonly) gpu::run_long_bench(*lopts, stdout);
+             if (conc->sequences > 0) {
+               conc->model_name = lopts->model_name;
+               conc->model = lopts->model;
+               conc->init_std = lopts->init_std;
+               conc->seed = lopts->seed;
+               conc->engine = *lengine;
+               conc->engine.scheduler.max_num_batched_tokens = lopts->chunk;
+               bench::run_long_concurrency(*conc, stdout);
+             }
              return exit_ok;
            }},
           {tok, [topts] { return bench::run_tokenizer_bench(*topts, stdout); }},

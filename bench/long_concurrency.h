@@ -1,0 +1,29 @@
+// The last part of `conclave bench long`: several sequences of a long prompt run to
+// completion through the engine at once (random weights on the device), with whatever KV
+// offload the engine options give; prints each one's time to first token, the total, and
+// the engine's swap / preemption / recompute counters. Plain C++ interface.
+#pragma once
+
+#include <cstdint>
+#include <cstdio>
+#include <string>
+
+#include "config/engine_config.h"
+#include "model/model_config.h"
+
+namespace conclave::bench {
+
+struct long_concurrency_options {
+  std::string model_name;
+  model::model_config model;
+  float init_std = 0.02f;
+  uint64_t seed = 0;
+  config::engine_config engine;  ///< backend kind must be cuda
+  int32_t sequences = 2;
+  int32_t prompt_len = 262144;
+  int32_t max_tokens = 8;
+};
+
+void run_long_concurrency(const long_concurrency_options& opts, std::FILE* out);
+
+}  // namespace conclave::bench
