@@ -12,6 +12,7 @@
 #include <map>
 
 #include "gpu/cuda/attention.h"
+#include "gpu/cuda/attention_timer.h"
 #include "gpu/cuda/backend_setup.h"
 #include "gpu/cuda/check.h"
 #include "gpu/cuda/cuda_moe_ep.h"
@@ -81,7 +82,6 @@ class cuda_backend final : public cuda_backend_api {
     cudaEventDestroy(ev_start_);
     cudaEventDestroy(ev_end_);
     cudaEventDestroy(ev_sampled_);
-    for (auto e : attn_ev_) cudaEventDestroy(e);
     cudaStreamDestroy(stream_);
   }
 
@@ -93,13 +93,7 @@ class cuda_backend final : public cuda_backend_api {
   void set_fast_paths(bool on) override { fast_ = on; }
   void set_cuda_graphs(bool on) override { graphs_on_ = on; }
   bool last_step_was_graph() const override { return last_graph_; }
-  void set_attention_timing(bool on) override {
-    time_attn_ = on;
-    if (on && attn_ev_.empty()) {
-      attn_ev_.resize(2 * weights_.layers.size());
-      for (auto& e : attn_ev_) CONCLAVE_CUDA_CHECK(cudaEventCreate(&e));
-    }
-  }
+  void set_attention_timing(bool on) override { attn_timer_.enable(on, weights_.layers.size()); }
   bool samples_on_device() const override { return true; }
 
   void apply_placement(const model::checkpoint& ckpt,
@@ -129,6 +123,7 @@ class cuda_backend final : public cuda_backend_api {
     const size_t bucket = graph_bucket(batch);
     const size_t rows = prepare(batch, bucket);
     last_graph_ = bucket > 0;
+    attn_timer_.arm(bucket == 0);  // graphs are not timed
     if (bucket > 0) {
       cudaGraphExec_t exec = graph_for(bucket);
       CONCLAVE_CUDA_CHECK(cudaEventRecord(ev_start_, stream_));
@@ -139,9 +134,7 @@ class cuda_backend final : public cuda_backend_api {
         if (weights_.layers[l].moe) moe_layers_run_.push_back(l);
     } else {
       CONCLAVE_CUDA_CHECK(cudaEventRecord(ev_start_, stream_));
-      attn_timed_ = time_attn_;
       run(rows);
-      attn_timed_ = false;
       CONCLAVE_CUDA_CHECK(cudaEventRecord(ev_end_, stream_));
     }
     const size_t sampled = sample_on_device(batch);
@@ -161,13 +154,7 @@ class cuda_backend final : public cuda_backend_api {
     timing_.sample_ms = ms;
     timing_.rows_sampled = sampled;
     timing_.experts_run = count_experts_run();
-    timing_.attention_ms = 0;
-    if (time_attn_ && bucket == 0) {
-      for (size_t l = 0; l < weights_.layers.size(); ++l) {
-        CONCLAVE_CUDA_CHECK(cudaEventElapsedTime(&ms, attn_ev_[2 * l], attn_ev_[2 * l + 1]));
-        timing_.attention_ms += ms;
-      }
-    }
+    timing_.attention_ms = attn_timer_.total_ms();
     timing_.total_ms =
         std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
   }
@@ -552,7 +539,7 @@ class cuda_backend final : public cuda_backend_api {
         }
         a.workspace = attn_ws_.as<float>();
       }
-      if (attn_timed_) CONCLAVE_CUDA_CHECK(cudaEventRecord(attn_ev_[2 * l], stream_));
+      attn_timer_.before(l, stream_);
       if (num_tiles_ > 0) {
         prefill_attention_args p;
         p.q = a.q;
@@ -575,7 +562,7 @@ class cuda_backend final : public cuda_backend_api {
         a.index_rows = num_gqa_rows_;
       }
       paged_attention(a, stream_);
-      if (attn_timed_) CONCLAVE_CUDA_CHECK(cudaEventRecord(attn_ev_[2 * l + 1], stream_));
+      attn_timer_.after(l, stream_);
       linear(attn_.get(), L.o, proj, rows, h, qw);
       add_rms_norm(x, proj, L.o_bias.as<float>(), L.post_norm.as<float>(), hn_.get(), t_, nullptr,
                    rows, h, eps, stream_);
@@ -748,9 +735,8 @@ class cuda_backend final : public cuda_backend_api {
   device_buffer inv_freq_;
   float rope_scale_ = 1.0f;  ///< yarn's attention scaling of cos and sin
   kv_cache_shape kv_;
-  bool kv_fp8_ = false;                          ///< kv_cache_dtype fp8 (kv_elem.cuh)
-  bool time_attn_ = false, attn_timed_ = false;  ///< set_attention_timing; this run()
-  std::vector<cudaEvent_t> attn_ev_;             ///< before / after each layer's attention
+  bool kv_fp8_ = false;                  ///< kv_cache_dtype fp8 (kv_elem.cuh)
+  attention_timer attn_timer_;           ///< set_attention_timing
   size_t kv_row_ = 0;                    ///< bytes of one slot's keys (or values) of one layer
   std::unique_ptr<kv_offload> offload_;  ///< the host tier (kv_offload_bytes > 0)
   size_t slots_per_layer_ = 0;

@@ -145,11 +145,9 @@ TEST_CASE("engine config: kv_cache_dtype reads, is checked and round-trips", "[c
             .find("kv_cache_dtype must be auto or fp8") != std::string::npos);
 }
 
-TEST_CASE("engine config: kv_host_prefix_mib reads, defaults to off and round-trips",
-          "[config]") {
+TEST_CASE("engine config: kv_host_prefix_mib reads, defaults to off and round-trips", "[config]") {
   const toml_dir d;
-  CHECK(config::load_server_config(d.write("[engine]\n")).engine.backend.kv_host_prefix_bytes ==
-        0);
+  CHECK(config::load_server_config(d.write("[engine]\n")).engine.backend.kv_host_prefix_bytes == 0);
   const auto c = config::load_server_config(d.write("[engine]\nkv_host_prefix_mib = 2048\n"));
   CHECK(c.engine.backend.kv_host_prefix_bytes == size_t{2048} << 20);
   const auto again = config::load_server_config(d.write(config::to_toml(c)));
