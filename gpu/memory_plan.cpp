@@ -420,6 +420,13 @@ std::string memory_plan::table() const {
                   kv_tokens, kv_bytes_per_token / 1024));
   row(4, fmt::format("one {}-token sequence", max_model_len), one_sequence_kv_bytes,
       fmt::format("the cache holds {} at once", full_sequences));
+  if (!in.kv_fp8) {  // what an fp8 cache would hold in the same memory
+    plan_inputs fp8 = in;
+    fp8.kv_fp8 = true;
+    const memory_plan alt = plan_memory(fp8, false);
+    row(4, "with --kv-cache-dtype fp8", alt.kv_bytes,
+        fmt::format("{} tokens, {} such sequences at once", alt.kv_tokens, alt.full_sequences));
+  }
   row(2, "budget (utilization x total - used)", budget_bytes, "weights, fixed buffers and KV");
   row(2, "step workspaces", workspace_bytes,
       fmt::format("steps of {} tokens{}", in.max_num_batched_tokens,

@@ -179,6 +179,12 @@ TEST_CASE("memory plan: Qwen3-Coder-480B in fp8 on 8 H200 with a 262K context", 
     CHECK(q.fits);
     CHECK(q.full_sequences >= 1);
     CHECK(q.table().find("KV cache (fp8 e4m3 + fp32 scales)") != std::string::npos);
+    // The bf16 plan says what fp8 would hold in the same memory.
+    const std::string t = p.table();
+    CHECK(t.find("with --kv-cache-dtype fp8") != std::string::npos);
+    CHECK(t.find(fmt::format("{} tokens, {} such sequences at once", q.kv_tokens,
+                             q.full_sequences)) != std::string::npos);
+    CHECK(q.table().find("with --kv-cache-dtype fp8") == std::string::npos);
   }
   // The weights fit; the cache holds less than one sequence: a shorter context would fit.
   CHECK(p.kv_tokens > 0);
