@@ -361,11 +361,17 @@ std::vector<std::string> memory_plan::summary_lines() const {
       experts_per_rank > 0
           ? fmt::format(", {} of {} experts per layer", experts_per_rank, in.model.num_experts)
           : ""));
+  std::string alt;
+  if (!in.kv_fp8) {
+    plan_inputs fp8 = in;
+    fp8.kv_fp8 = true;
+    alt = fmt::format("; fp8 KV would hold {}", plan_memory(fp8, false).full_sequences);
+  }
   l.push_back(fmt::format(
-      "memory plan: KV cache {:.2f} GiB ({} tokens, {} x {}-token sequences), workspaces "
+      "memory plan: KV cache {:.2f} GiB {} ({} tokens, {} x {}-token sequences{}), workspaces "
       "{:.2f} GiB, CUDA graphs ~{:.2f} GiB (estimate)",
-      gib(kv_bytes), kv_tokens, full_sequences, max_model_len, gib(workspace_bytes),
-      gib(graph_bytes)));
+      gib(kv_bytes), in.kv_fp8 ? "fp8" : (in.weight_elem_bytes == 4 ? "f32" : "bf16"), kv_tokens,
+      full_sequences, max_model_len, alt, gib(workspace_bytes), gib(graph_bytes)));
   l.push_back("memory plan: " + verdict());
   return l;
 }

@@ -185,6 +185,11 @@ TEST_CASE("memory plan: Qwen3-Coder-480B in fp8 on 8 H200 with a 262K context", 
     CHECK(t.find(fmt::format("{} tokens, {} such sequences at once", q.kv_tokens,
                              q.full_sequences)) != std::string::npos);
     CHECK(q.table().find("with --kv-cache-dtype fp8") == std::string::npos);
+    // The start-up summary says both.
+    const auto lines = p.summary_lines();
+    REQUIRE(lines.size() == 4);
+    CHECK(lines[2].find("KV cache 56.75 GiB bf16 (239920 tokens, 0 x 262144-token sequences; "
+                        "fp8 KV would hold 1)") != std::string::npos);
   }
   // The weights fit; the cache holds less than one sequence: a shorter context would fit.
   CHECK(p.kv_tokens > 0);
