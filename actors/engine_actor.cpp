@@ -19,18 +19,8 @@ void publish_stats(engine_state& st) {
   const auto s = st.eng->stats();
   if (st.opts.status) st.opts.status->set_load(s.num_running, s.num_waiting, s.kv_blocks_free);
   if (!st.metrics) return;
-  st.metrics->set_engine(st.opts.replica, s.num_running, s.num_waiting,
-                         s.kv_blocks_total - s.kv_blocks_free, s.kv_blocks_free);
-  st.metrics->add_preemptions(s.preemptions - st.preemptions_reported);
-  st.preemptions_reported = s.preemptions;
-  st.metrics->add_kv_offload(s.swap_outs - st.offload_reported.swap_outs,
-                             s.blocks_swapped_out - st.offload_reported.blocks_swapped_out,
-                             s.blocks_swapped_in - st.offload_reported.blocks_swapped_in);
-  st.metrics->add_window_released(s.blocks_released_behind_window -
-                                  st.offload_reported.blocks_released_behind_window);
-  st.metrics->add_host_prefix(s.host_prefix_stores - st.offload_reported.host_prefix_stores,
-                              s.host_prefix_hits - st.offload_reported.host_prefix_hits);
-  st.offload_reported = s;
+  st.metrics->publish_engine(st.opts.replica, s, st.reported);
+  st.reported = s;
 }
 
 /// Stops tracking sequence `seq` and its session (finished, cancelled or gone).

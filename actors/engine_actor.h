@@ -58,8 +58,7 @@ struct engine_state {
   std::unordered_map<int64_t, double> unsent_step_seconds;
   std::shared_ptr<serve::server_metrics> metrics;
   engine_actor_options opts;
-  uint64_t preemptions_reported = 0;
-  engine::engine_stats offload_reported;  ///< the offload counters last published
+  engine::engine_stats reported;  ///< the stats last published to the metrics
   bool in_flight = false;
   uint64_t steps = 0;  ///< steps sent to ranks (rank_step::step)
   /// A placement to apply before the next step, and who waits for it.

@@ -1,6 +1,7 @@
 // Prometheus metrics; bucket bounds chosen for token latencies (ms) and request times (s).
 #include "serve/server_metrics.h"
 
+#include "engine/llm_engine.h"
 #include "serve/process_memory.h"
 
 #include <prometheus/counter.h>
@@ -135,6 +136,18 @@ void server_metrics::add_host_prefix(uint64_t stored, uint64_t hits) {
   if (stored > 0) host_prefix_stored_->Increment(static_cast<double>(stored));
   if (hits > 0) host_prefix_hits_->Increment(static_cast<double>(hits));
 }
+void server_metrics::publish_engine(int replica, const engine::engine_stats& s,
+                                    const engine::engine_stats& before) {
+  set_engine(replica, s.num_running, s.num_waiting, s.kv_blocks_total - s.kv_blocks_free,
+             s.kv_blocks_free);
+  add_preemptions(s.preemptions - before.preemptions);
+  add_kv_offload(s.swap_outs - before.swap_outs, s.blocks_swapped_out - before.blocks_swapped_out,
+                 s.blocks_swapped_in - before.blocks_swapped_in);
+  add_window_released(s.blocks_released_behind_window - before.blocks_released_behind_window);
+  add_host_prefix(s.host_prefix_stores - before.host_prefix_stores,
+                  s.host_prefix_hits - before.host_prefix_hits);
+}
+
 void server_metrics::set_engine(int replica, size_t running, size_t waiting, int64_t kv_used,
                                 int64_t kv_free) {
   std::lock_guard lock(engines_mutex_);

@@ -8,6 +8,10 @@
 #include <mutex>
 #include <string>
 
+namespace conclave::engine {
+struct engine_stats;
+}  // namespace conclave::engine
+
 namespace prometheus {
 class Registry;
 class Counter;
@@ -43,6 +47,11 @@ class server_metrics {
   /// Engine gauges (summed over replicas by the caller when there are several).
   /// One replica's engine gauges; the exported values are the sums over replicas.
   void set_engine(int replica, size_t running, size_t waiting, int64_t kv_used, int64_t kv_free);
+  /// An engine's state after a step: its gauges (set_engine), and its counters' growth
+  /// since `before` (the stats it published last) as preemptions, offload, window and
+  /// host-tier counts.
+  void publish_engine(int replica, const engine::engine_stats& now,
+                      const engine::engine_stats& before);
 
   /// Prometheus text exposition format.
   std::string serialize() const;
