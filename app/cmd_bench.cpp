@@ -1,7 +1,5 @@
 // `conclave bench ...`: engine, ep, long, tokenizer, serve, chaos, soak and constrain (results go
 // to docs/PERFORMANCE.md and docs/RELIABILITY.md).
-#include <spdlog/fmt/fmt.h>
-
 #include <sstream>
 #include <stdexcept>
 
@@ -16,7 +14,6 @@
 #include "bench/soak_bench.h"
 #include "bench/tokenizer_bench.h"
 #include "gpu/long_bench.h"
-#include "model/gen_model.h"
 
 namespace conclave::app {
 
@@ -176,18 +173,10 @@ std::vector<command> add_bench(CLI::App& app) {
            }},
           {lng,
            [lopts, lpreset, llayers, lengine, conc, lonly] {
-             const model::model_preset& p = model::find_preset(*lpreset);
-             lopts->model_name = p.name;
-             lopts->model = p.config;
-             if (*llayers > 0) {
-               if (*llayers > lopts->model.num_layers)
-                 throw std::invalid_argument(
-                     fmt::format("--layers must be between 1 and {} for preset {}",
-                                 lopts->model.num_layers, p.name));
-               lopts->model.num_layers = *llayers;
-               lopts->model_name += fmt::format(" (first {} layers)", *llayers);
-             }
-             lopts->init_std = p.init_std;
+             const bench::random_model m = bench::random_model_of(*lpreset, *llayers);
+             lopts->model_name = m.name;
+             lopts->model = m.config;
+             lopts->init_std = m.init_std;
              lopts->backend = lengine->backend;
              if (!*lonly) gpu::run_long_bench(*lopts, stdout);
              if (conc->sequences > 0) {

@@ -32,20 +32,25 @@ double seconds_since(clock_type::time_point t0) {
 
 }  // namespace
 
+random_model random_model_of(const std::string& preset, int64_t layers) {
+  const model::model_preset& p = model::find_preset(preset);
+  random_model m{p.name, p.config, p.init_std};
+  if (layers > 0) {
+    if (layers > m.config.num_layers)
+      throw model::model_error(fmt::format("--layers must be between 1 and {} for preset {}",
+                                           m.config.num_layers, p.name));
+    m.config.num_layers = layers;
+    m.name += fmt::format(" (first {} layers)", layers);
+  }
+  return m;
+}
+
 std::vector<engine_bench_row> run_engine_bench(const engine_bench_options& opts, std::FILE* out) {
   if (opts.random_weights) {
-    const model::model_preset& p = model::find_preset(opts.preset);
+    const random_model m = random_model_of(opts.preset, opts.layers);
     gpu::device_bench_options d;
-    d.model_name = p.name;
-    d.model = p.config;
-    if (opts.layers > 0) {
-      if (opts.layers > d.model.num_layers) {
-        throw model::model_error(fmt::format("--layers must be between 1 and {} for preset {}",
-                                             d.model.num_layers, p.name));
-      }
-      d.model.num_layers = opts.layers;
-      d.model_name += fmt::format(" (first {} layers)", opts.layers);
-    }
+    d.model_name = m.name;
+    d.model = m.config;
     if (opts.quant == "fp8" || opts.quant == "awq") {
       d.model.quant = {};
       d.model.quant.method =
@@ -54,7 +59,7 @@ std::vector<engine_bench_row> run_engine_bench(const engine_bench_options& opts,
     } else if (opts.quant != "none") {
       throw model::model_error("--quant must be none, fp8 or awq, not " + opts.quant);
     }
-    d.init_std = p.init_std;
+    d.init_std = m.init_std;
     d.seed = opts.seed;
     d.backend = opts.engine.backend;
     if (opts.batches_given) d.decode_batches = opts.batches;

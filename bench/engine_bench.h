@@ -8,8 +8,19 @@
 #include <vector>
 
 #include "config/engine_config.h"
+#include "model/model_config.h"
 
 namespace conclave::bench {
+
+/// A preset's shape for random weights, cut to its first `layers` layers when > 0 (the
+/// `--preset` / `--layers` of `bench engine --random-weights` and `bench long`); throws
+/// model_error for an unknown preset or a depth outside 1..its layers.
+struct random_model {
+  std::string name;  ///< the preset's, "(first N layers)" appended for a slice
+  model::model_config config;
+  float init_std = 0.02f;
+};
+random_model random_model_of(const std::string& preset, int64_t layers);
 
 struct engine_bench_options {
   std::string model_dir;

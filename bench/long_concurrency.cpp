@@ -25,10 +25,10 @@ void run_long_concurrency(const long_concurrency_options& opts, std::FILE* out) 
   engine::llm_engine eng(gpu::make_random_backend(c, cfg.backend, opts.seed, opts.init_std), cfg);
   const auto kv = eng.backend().kv_shape();
   std::fprintf(out,
-               "\n%d sequences of %d prompt tokens + %d generated, at once, through the engine "
-               "(steps of %d tokens): KV cache %d blocks of %d (%.1f GiB, %lld tokens), host "
-               "pool %d blocks (%.1f GiB)\n",
-               opts.sequences, opts.prompt_len, opts.max_tokens,
+               "\n%s: %d sequences of %d prompt tokens + %d generated, at once, through the "
+               "engine (steps of %d tokens): KV cache %d blocks of %d (%.1f GiB, %lld tokens), "
+               "host pool %d blocks (%.1f GiB)\n",
+               opts.model_name.c_str(), opts.sequences, opts.prompt_len, opts.max_tokens,
                cfg.scheduler.max_num_batched_tokens, kv.num_blocks, kv.block_size,
                static_cast<double>(kv.bytes_per_block) * kv.num_blocks / (1ull << 30),
                static_cast<long long>(kv.num_blocks) * kv.block_size, kv.num_host_blocks,

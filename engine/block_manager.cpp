@@ -226,11 +226,9 @@ void block_manager::mark_computed(sequence& seq) {
 }
 
 int32_t block_manager::release_behind_window(sequence& seq, int32_t window) {
-  if (window <= 0) return 0;
-  const auto bs = static_cast<int64_t>(block_size_);
-  // Keys below this position are never read again.
-  const int64_t first_key = static_cast<int64_t>(seq.num_computed) - window + 1;
-  int64_t n = std::min<int64_t>(first_key / bs, static_cast<int64_t>(seq.block_table.size()));
+  const int64_t n = std::min<int64_t>(
+      gpu::blocks_behind_window(static_cast<int64_t>(seq.num_computed), window, block_size_),
+      static_cast<int64_t>(seq.block_table.size()));
   int32_t released = 0;
   for (int64_t i = 0; i < n; ++i) {
     int32_t& id = seq.block_table[static_cast<size_t>(i)];
@@ -246,12 +244,17 @@ int32_t block_manager::release_behind_window(sequence& seq, int32_t window) {
   return released;
 }
 
-int32_t block_manager::blocks_to_offload(const sequence& seq) const {
+size_t block_manager::computed_entries(const sequence& seq) const {
   const size_t bs = static_cast<size_t>(block_size_);
-  const size_t n = std::min((seq.num_computed + bs - 1) / bs, seq.block_table.size());
-  int32_t held = 0;
-  for (size_t i = 0; i < n; ++i) held += seq.block_table[i] == kReleased ? 0 : 1;
-  return held;
+  return std::min((seq.num_computed + bs - 1) / bs, seq.block_table.size());
+}
+
+int32_t block_manager::blocks_to_offload(const sequence& seq) const {
+  const size_t n = computed_entries(seq);
+  return static_cast<int32_t>(n) -
+         static_cast<int32_t>(std::count(seq.block_table.begin(),
+                                         seq.block_table.begin() + static_cast<std::ptrdiff_t>(n),
+                                         kReleased));
 }
 
 bool block_manager::can_swap_out(const sequence& seq) const {
@@ -261,8 +264,7 @@ bool block_manager::can_swap_out(const sequence& seq) const {
 
 void block_manager::swap_out(sequence& seq, std::vector<gpu::kv_block_copy>& to_host) {
   if (!can_swap_out(seq)) throw std::logic_error("block_manager::swap_out: no room (can_swap_out)");
-  const size_t bs = static_cast<size_t>(block_size_);
-  const size_t n = std::min((seq.num_computed + bs - 1) / bs, seq.block_table.size());
+  const size_t n = computed_entries(seq);
   seq.host_table.clear();
   for (size_t i = 0; i < n; ++i) {
     if (seq.block_table[i] == kReleased) {  // behind the window: nothing to keep

@@ -100,6 +100,8 @@ class block_manager {
   };
 
   int32_t take_free_block();
+  /// Table entries holding seq's computed tokens (released ones included).
+  size_t computed_entries(const sequence& seq) const;
   void take_specific(int32_t id);
   /// A host block for a swap or an eviction: a free one, else the least recently stored
   /// prefix entry's (dropped from the tier).

@@ -10,6 +10,7 @@ namespace conclave::gpu {
 
 void validate_batch(std::span<const step_sequence> batch, const model::model_config& config,
                     const kv_cache_shape& kv) {
+  const bool windowed = config.all_layers_sliding();
   for (size_t i = 0; i < batch.size(); ++i) {
     const step_sequence& s = batch[i];
     if (s.tokens.empty())
@@ -31,9 +32,7 @@ void validate_batch(std::span<const step_sequence> batch, const model::model_con
     // With every layer windowed, blocks wholly behind the window of the step's first token
     // are never read and may have been released (kNoBlock).
     const int64_t released_ok =
-        config.sliding_window > 0 && config.all_layers_sliding()
-            ? std::max<int64_t>(0, (s.num_cached - config.sliding_window + 1) / kv.block_size)
-            : 0;
+        windowed ? blocks_behind_window(s.num_cached, config.sliding_window, kv.block_size) : 0;
     for (int64_t b = 0; b < blocks_needed; ++b) {
       const int32_t id = s.block_table[static_cast<size_t>(b)];
       if (id == kNoBlock && b < released_ok) continue;

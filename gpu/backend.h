@@ -24,10 +24,17 @@ class checkpoint;
 
 namespace conclave::gpu {
 
-/// One sequence's part of a forward step.
 /// A block table entry whose block was released behind a sliding window (never read).
 inline constexpr int32_t kNoBlock = -1;
 
+/// Leading blocks no query at position >= `next_pos` reads under a sliding window of
+/// `window` keys (a query at p reads p - window < j <= p): those wholly below
+/// next_pos - window + 1. 0 without a window.
+inline int64_t blocks_behind_window(int64_t next_pos, int64_t window, int64_t block_size) {
+  return window > 0 && next_pos >= window ? (next_pos - window + 1) / block_size : 0;
+}
+
+/// One sequence's part of a forward step.
 struct step_sequence {
   std::span<const int32_t> tokens;  ///< tokens to run now (a prompt chunk or one decode token)
   int32_t num_cached = 0;           ///< tokens already in the KV cache; positions start here

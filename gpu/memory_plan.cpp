@@ -281,6 +281,13 @@ memory_plan plan_memory(const plan_inputs& in, bool suggest) {
         gib(lazy), gib(free_after_kv));
   }
 
+  if (!in.kv_fp8) {
+    plan_inputs fp8 = in;
+    fp8.kv_fp8 = true;
+    const memory_plan alt = plan_memory(fp8, false);
+    p.fp8_kv =
+        memory_plan::kv_alternative{alt.kv_bytes, alt.kv_tokens, alt.full_sequences, alt.fits};
+  }
   if (!p.fits && suggest) {
     if (c.num_experts > 0) {
       for (int n = in.ranks + 1; n <= std::min<int64_t>(c.num_experts, 64); ++n) {
@@ -299,11 +306,6 @@ memory_plan plan_memory(const plan_inputs& in, bool suggest) {
       other.stored_quantized = {};
       other.weight_elem_bytes = 2;
       if (plan_memory(other, false).fits) p.quant_fits.emplace_back(m);
-    }
-    if (!in.kv_fp8) {
-      plan_inputs fp8_kv = in;
-      fp8_kv.kv_fp8 = true;
-      p.kv_fp8_fits = plan_memory(fp8_kv, false).fits;
     }
     for (int u = static_cast<int>(std::floor(in.gpu_memory_utilization * 100)) + 1; u <= 99; ++u) {
       plan_inputs higher = in;
@@ -330,7 +332,7 @@ std::string memory_plan::verdict() const {
   std::vector<std::string> would;
   if (min_ranks) would.push_back(fmt::format("{} GPUs at {}", *min_ranks, short_quant(in)));
   for (const auto& q : quant_fits) would.push_back(fmt::format("{} on {} GPUs", q, in.ranks));
-  if (kv_fp8_fits) would.push_back("kv_cache_dtype fp8");
+  if (fp8_kv && fp8_kv->fits) would.push_back("kv_cache_dtype fp8");
   if (min_utilization)
     would.push_back(fmt::format("gpu_memory_utilization {:.2f}", *min_utilization));
   // The weights fit and the cache holds some tokens, only not a whole sequence.
@@ -361,12 +363,8 @@ std::vector<std::string> memory_plan::summary_lines() const {
       experts_per_rank > 0
           ? fmt::format(", {} of {} experts per layer", experts_per_rank, in.model.num_experts)
           : ""));
-  std::string alt;
-  if (!in.kv_fp8) {
-    plan_inputs fp8 = in;
-    fp8.kv_fp8 = true;
-    alt = fmt::format("; fp8 KV would hold {}", plan_memory(fp8, false).full_sequences);
-  }
+  const std::string alt =
+      fp8_kv ? fmt::format("; fp8 KV would hold {}", fp8_kv->full_sequences) : std::string();
   l.push_back(fmt::format(
       "memory plan: KV cache {:.2f} GiB {} ({} tokens, {} x {}-token sequences{}), workspaces "
       "{:.2f} GiB, CUDA graphs ~{:.2f} GiB (estimate)",
@@ -426,13 +424,10 @@ std::string memory_plan::table() const {
                   kv_tokens, kv_bytes_per_token / 1024));
   row(4, fmt::format("one {}-token sequence", max_model_len), one_sequence_kv_bytes,
       fmt::format("the cache holds {} at once", full_sequences));
-  if (!in.kv_fp8) {  // what an fp8 cache would hold in the same memory
-    plan_inputs fp8 = in;
-    fp8.kv_fp8 = true;
-    const memory_plan alt = plan_memory(fp8, false);
-    row(4, "with --kv-cache-dtype fp8", alt.kv_bytes,
-        fmt::format("{} tokens, {} such sequences at once", alt.kv_tokens, alt.full_sequences));
-  }
+  if (fp8_kv)  // what an fp8 cache would hold in the same memory
+    row(4, "with --kv-cache-dtype fp8", fp8_kv->kv_bytes,
+        fmt::format("{} tokens, {} such sequences at once", fp8_kv->kv_tokens,
+                    fp8_kv->full_sequences));
   row(2, "budget (utilization x total - used)", budget_bytes, "weights, fixed buffers and KV");
   row(2, "step workspaces", workspace_bytes,
       fmt::format("steps of {} tokens{}", in.max_num_batched_tokens,

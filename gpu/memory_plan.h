@@ -99,13 +99,21 @@ struct memory_plan {
   size_t reserve_bytes = 0;  ///< (1 - utilization) x total: workspaces and graphs
   size_t total_bytes = 0;    ///< everything planned, the context included
 
+  /// With a bf16 / f32 cache: what an fp8 KV cache would hold in the same memory (the
+  /// table, the start-up lines and the verdict's suggestions read it).
+  struct kv_alternative {
+    size_t kv_bytes = 0;
+    int64_t kv_tokens = 0, full_sequences = 0;
+    bool fits = false;
+  };
+  std::optional<kv_alternative> fp8_kv;
+
   bool fits = false;
   size_t shortfall_bytes = 0;  ///< per device, when it does not fit
   std::string reason;          ///< why not (empty when it fits)
   // Suggestions (only computed when it does not fit).
   std::optional<int> min_ranks;         ///< the fewest GPUs that fit at this quantization
   std::vector<std::string> quant_fits;  ///< quantizations (fp8, awq) that fit on in.ranks
-  bool kv_fp8_fits = false;             ///< with kv_cache_dtype fp8 instead (when it was not)
   /// The lowest gpu_memory_utilization (a hundredth at most 0.99) at which it fits as is.
   std::optional<double> min_utilization;
 

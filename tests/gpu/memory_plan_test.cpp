@@ -168,7 +168,8 @@ TEST_CASE("memory plan: Qwen3-Coder-480B in fp8 on 8 H200 with a 262K context", 
   CHECK(p.quant_fits == std::vector<std::string>{"awq"});
   CHECK(p.verdict().find("would fit: 9 GPUs at fp8, or awq on 8 GPUs, or kv_cache_dtype fp8") !=
         std::string::npos);
-  CHECK(p.kv_fp8_fits);
+  REQUIRE(p.fp8_kv);
+  CHECK(p.fp8_kv->fits);
   {
     // An fp8 cache: a byte per element plus an fp32 scale per KV head, rows of 16 bytes:
     // (1024 + 32) x 2 x 62 per token, and the 262K context fits on 8 GPUs.
