@@ -2,9 +2,12 @@
 // arguments it serves the embedded demo model on 127.0.0.1:8080, creating it on first run.
 #include <spdlog/fmt/fmt.h>
 #include <spdlog/spdlog.h>
+#include <boost/json.hpp>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
+#include <sstream>
 
 #include "actors/actor_service.h"
 #include "app/commands.h"
@@ -69,6 +72,7 @@ int run_serve(serve_args& a, CLI::App& cmd) {
   if (given("--model")) cfg.model_dir = a.cli.model_dir;
   if (given("--name")) cfg.served_model_name = a.cli.served_model_name;
   if (given("--tokenizer")) cfg.tokenizer_path = a.cli.tokenizer_path;
+  if (given("--chat-template")) cfg.chat_template_path = a.cli.chat_template_path;
   if (given("--api-key")) cfg.api_keys = a.api_keys;
   if (given("--max-waiting")) cfg.max_waiting = a.cli.max_waiting;
   if (given("--drain-timeout")) cfg.drain_timeout_s = a.cli.drain_timeout_s;
@@ -132,9 +136,36 @@ int run_serve(serve_args& a, CLI::App& cmd) {
 }  // namespace
 
 /// Creates the demo model (gen-model --preset demo + Qwen3's tokenizer) unless present.
+/// The demo model is Qwen3-Coder-shaped: it renders prompts with the built-in Qwen3-Coder
+/// template. Qwen3's tokenizer_config.json carries Qwen3's own chat template, which would
+/// take over, so the demo's copy has none (folders made before templates were read are
+/// mended here too).
+void write_demo_tokenizer_config(const fs::path& from, const fs::path& to) {
+  std::ifstream in(from, std::ios::binary);
+  std::ostringstream text;
+  text << in.rdbuf();
+  boost::json::value config = boost::json::parse(text.str());
+  if (!config.is_object()) throw model::model_error(from.string() + ": not a JSON object");
+  config.get_object().erase("chat_template");
+  const fs::path tmp = to.string() + ".tmp";
+  std::ofstream(tmp, std::ios::binary) << boost::json::serialize(config);
+  fs::rename(tmp, to);
+}
+
+bool has_chat_template(const fs::path& tokenizer_config) {
+  std::ifstream in(tokenizer_config, std::ios::binary);
+  std::ostringstream text;
+  text << in.rdbuf();
+  return text.str().find("\"chat_template\"") != std::string::npos;
+}
+
 fs::path ensure_demo_model() {
   const fs::path dir = demo_dir();
-  if (fs::exists(dir / "model.safetensors") && fs::exists(dir / "tokenizer.json")) return dir;
+  if (fs::exists(dir / "model.safetensors") && fs::exists(dir / "tokenizer.json")) {
+    if (has_chat_template(dir / "tokenizer_config.json"))
+      write_demo_tokenizer_config(dir / "tokenizer_config.json", dir / "tokenizer_config.json");
+    return dir;
+  }
   const fs::path tok_dir = CONCLAVE_QWEN3_TOKENIZER_DIR;
   if (!fs::exists(tok_dir / "tokenizer.json")) {
     throw model::model_error(
@@ -151,7 +182,7 @@ fs::path ensure_demo_model() {
   model::write_random_checkpoint(o, tmp);
   fs::copy_file(tok_dir / "tokenizer.json", tmp / "tokenizer.json");
   if (fs::exists(tok_dir / "tokenizer_config.json"))
-    fs::copy_file(tok_dir / "tokenizer_config.json", tmp / "tokenizer_config.json");
+    write_demo_tokenizer_config(tok_dir / "tokenizer_config.json", tmp / "tokenizer_config.json");
   fs::remove_all(dir);
   fs::create_directories(dir.parent_path());
   fs::rename(tmp, dir);
@@ -171,6 +202,9 @@ command add_serve(CLI::App& app) {
                   "model name clients use (default: the folder's name)");
   cmd->add_option("--tokenizer", c.tokenizer_path,
                   "tokenizer.json (default: MODEL/tokenizer.json)");
+  cmd->add_option("--chat-template", c.chat_template_path,
+                  "Jinja chat template file (default: the model's own, else the built-in "
+                  "Qwen3-Coder template)");
   cmd->add_option("--host", c.host, "listen address")->capture_default_str();
   cmd->add_option("--port", c.port, "listen port (0: any free port)")->capture_default_str();
   cmd->add_option("--api-key", args->api_keys,

@@ -26,6 +26,8 @@ command add_node(CLI::App& app);
 command add_tokenize(CLI::App& app);
 /// `parse-tools` (raw model output -> content + OpenAI tool calls).
 command add_parse_tools(CLI::App& app);
+/// `chat-template`: the prompt a model's chat template makes of a conversation.
+command add_chat_template(CLI::App& app);
 /// `chat`: interactive streaming chat with a running server over its WebSocket API.
 command add_chat(CLI::App& app);
 /// `plan`: the per-GPU memory plan of a model, without loading it (gpu/memory_plan.h).

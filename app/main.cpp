@@ -31,6 +31,7 @@ int main(int argc, char** argv) {
   commands.push_back(conclave::app::add_tokenize(app));
   commands.push_back(conclave::app::add_parse_tools(app));
   commands.push_back(conclave::app::add_chat(app));
+  commands.push_back(conclave::app::add_chat_template(app));
   commands.push_back(conclave::app::add_plan(app));
   for (auto& c : conclave::app::add_bench(app)) commands.push_back(std::move(c));
 

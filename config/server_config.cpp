@@ -222,6 +222,7 @@ server_config load_server_config(const std::filesystem::path& path, server_confi
   m.read("path", c.model_dir);
   m.read("name", c.served_model_name);
   m.read("tokenizer", c.tokenizer_path);
+  m.read("chat_template", c.chat_template_path);
   m.reject_unknown();
 
   table_reader e(sub_table(root, "engine", file), "engine", file);
@@ -362,8 +363,10 @@ std::string to_toml(const server_config& c) {
                      {"io_threads", c.io_threads},
                      {"actor_threads", c.actor_threads},
                      {"websocket", ws}};
-  toml::table model{
-      {"path", c.model_dir}, {"name", c.served_model_name}, {"tokenizer", c.tokenizer_path}};
+  toml::table model{{"path", c.model_dir},
+                    {"name", c.served_model_name},
+                    {"tokenizer", c.tokenizer_path},
+                    {"chat_template", c.chat_template_path}};
   const auto& b = c.engine.backend;
   toml::table engine{{"backend", b.kind},
                      {"threads", b.threads},

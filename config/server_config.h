@@ -114,6 +114,9 @@ struct server_config {
   std::string model_dir;          ///< empty: the embedded demo model
   std::string served_model_name;  ///< empty: the folder's name ("conclave-demo" for the demo)
   std::string tokenizer_path;     ///< empty: MODEL/tokenizer.json
+  /// A Jinja chat template file; empty: the tokenizer folder's own (chat_template.jinja,
+  /// then tokenizer_config.json's chat_template), else the built-in Qwen3-Coder one.
+  std::string chat_template_path;
   // [engine]
   engine_config engine;
   // [replicas]

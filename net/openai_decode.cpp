@@ -4,7 +4,7 @@
 #include <boost/json.hpp>
 #include <cmath>
 
-#include "model/chat/json_exact.h"
+#include "model/pytext/json_exact.h"
 #include "model/tool_spec_json.h"
 #include "net/openai_protocol.h"
 
@@ -91,7 +91,7 @@ bool get_bool(const json::object& o, std::string_view key) {
 json::object parse_body(std::string_view body) {
   // Exact number parsing: schema numbers reach the prompt as Python would print them.
   boost::system::error_code ec;
-  json::value v = chat::parse_json_exact(body, ec);
+  json::value v = pytext::parse_json_exact(body, ec);
   if (ec) fail({}, fmt::format("the request body is not valid JSON: {}", ec.message()));
   if (!v.is_object()) fail({}, "the request body must be a JSON object");
   return std::move(v.get_object());
@@ -217,6 +217,12 @@ chat::message decode_message(const json::value& v, size_t i) {
       if (tc.name.empty()) fail(cp + ".function.name", "a tool call needs a function name");
       m.tool_calls.push_back(std::move(tc));
     }
+  }
+  if (const json::value* rc = field(o, "reasoning_content"); rc && !rc->is_null()) {
+    if (!rc->is_string() || m.r != chat::role::assistant)
+      fail(p + ".reasoning_content",
+           "'reasoning_content' must be a string, on an assistant message");
+    m.reasoning_content = std::string(rc->get_string());
   }
   m.tool_call_id = get_string(o, "tool_call_id", p + ".tool_call_id");
   m.name = get_string(o, "name", p + ".name");
@@ -355,6 +361,16 @@ std::variant<decoded_request, api_error> decode_chat_request(const json::object&
     size_t i = 0;
     for (const auto& m : msgs->get_array()) d.req.messages.push_back(decode_message(m, i++));
     decode_tools(o, d.req);
+    if (const json::value* kw = field(o, "chat_template_kwargs"); kw && !kw->is_null()) {
+      if (!kw->is_object())
+        fail("chat_template_kwargs", "'chat_template_kwargs' must be an object");
+      d.req.chat_template_kwargs = json::serialize(*kw);
+    }
+    if (const json::value* agp = field(o, "add_generation_prompt"); agp && !agp->is_null()) {
+      if (!agp->is_bool())
+        fail("add_generation_prompt", "'add_generation_prompt' must be a boolean");
+      d.req.add_generation_prompt = agp->get_bool();
+    }
     decode_sampling(o, d, true);
     return d;
   } catch (const bad_field& e) {

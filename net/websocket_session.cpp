@@ -3,7 +3,7 @@
 // beyond the configured buffer mean a reader that does not keep up: closed with 1008.
 #include "net/websocket_session.h"
 
-#include "model/chat/json_exact.h"
+#include "model/pytext/json_exact.h"
 
 #include <spdlog/fmt/fmt.h>
 #include <spdlog/spdlog.h>
@@ -123,7 +123,7 @@ void websocket_session::on_read(beast::error_code ec) {
 
 void websocket_session::handle_frame(std::string_view text) {
   boost::system::error_code ec;
-  json::value v = chat::parse_json_exact(text, ec);
+  json::value v = pytext::parse_json_exact(text, ec);
   if (ec || !v.is_object())
     return error_frame("", {400, "frames must be JSON objects", "invalid_request_error"});
   const json::object& o = v.get_object();

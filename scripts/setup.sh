@@ -15,7 +15,7 @@ PKGS=(
   libpcre2-dev libutf8proc-dev libxxhash-dev
   libopenblas-dev libtomlplusplus-dev libcli11-dev prometheus-cpp-dev
   libmuparser-dev bubblewrap libssl-dev
-  python3 curl ca-certificates openssl
+  python3 python3-jinja2 curl ca-certificates openssl
 )
 
 export DEBIAN_FRONTEND=noninteractive

@@ -9,7 +9,7 @@
 #include <vector>
 
 #include "engine/sampling_params.h"
-#include "model/chat/chat_template.h"
+#include "model/chat/conversation.h"
 #include "model/tool_spec.h"
 
 namespace conclave::serve {
@@ -34,6 +34,11 @@ struct generation_request {
   /// tool_choice of each later round ("auto", "none", "required" or a tool name).
   std::vector<std::string> server_tools;
   std::vector<std::string> server_tool_choices;
+  /// `chat_template_kwargs`: extra template variables (JSON object text, "" when absent),
+  /// such as {"enable_thinking": false}.
+  std::string chat_template_kwargs;
+  /// `add_generation_prompt` (default true): end the prompt with the assistant's turn opener.
+  bool add_generation_prompt = true;
   // completion: text, or token ids when prompt_ids is non-empty
   std::string prompt;
   std::vector<int32_t> prompt_ids;

@@ -6,6 +6,7 @@
 
 #include <set>
 
+#include "model/chat/chat_template.h"
 #include "serve/tool_constraints.h"
 
 namespace conclave::serve {
@@ -13,14 +14,16 @@ namespace {
 
 /// The prompt as token ids, or the error event.
 std::optional<std::vector<int32_t>> build_prompt(const generation_request& req,
-                                                 const tokenizer::tokenizer& tok,
-                                                 client_event& error) {
+                                                 const model_text& text, client_event& error) {
+  const tokenizer::tokenizer& tok = *text.tok;
   try {
     if (req.type == generation_request::kind::chat) {
       const bool use_tools = req.tool_choice != tool_choice_mode::none && !req.tools.empty();
-      const std::string text =
-          chat::render(req.messages, use_tools ? req.tools : std::vector<model::tool_spec>{}, true);
-      return tok.encode(text, true);
+      const chat::chat_template& tmpl = text.tmpl ? *text.tmpl : chat::chat_template::builtin();
+      const std::string prompt =
+          tmpl.render(req.messages, use_tools ? req.tools : std::vector<model::tool_spec>{},
+                      req.add_generation_prompt, req.chat_template_kwargs);
+      return tok.encode(prompt, true);
     }
     if (!req.prompt_ids.empty()) return req.prompt_ids;
     return tok.encode(req.prompt, true);
@@ -28,6 +31,9 @@ std::optional<std::vector<int32_t>> build_prompt(const generation_request& req,
     error = client_event::error(400, e.what(), "invalid_request_error", e.param());
   } catch (const std::invalid_argument& e) {
     error = client_event::error(400, e.what(), "invalid_request_error", "messages");
+  } catch (const std::runtime_error& e) {  // the chat template failed on this conversation
+    error = client_event::error(400, std::string("chat template: ") + e.what(),
+                                "invalid_request_error", "messages");
   }
   return std::nullopt;
 }
@@ -90,7 +96,7 @@ std::optional<client_event> prepare_request(generation_request& req, const model
                                             const server_tools& tools, prepared_request& out) {
   if (auto err = enable_server_tools(req, tools, out.rounds)) return err;
   client_event error;
-  auto prompt = build_prompt(req, *text.tok, error);
+  auto prompt = build_prompt(req, text, error);
   if (!prompt) return error;
   const int64_t max_len = text.max_model_len;
   const auto n = static_cast<int64_t>(prompt->size());
@@ -115,7 +121,7 @@ std::optional<client_event> prepare_next_round(generation_request& req, const mo
                                                std::vector<int32_t>& prompt) {
   prompt.clear();
   client_event error;
-  auto next = build_prompt(req, *text.tok, error);
+  auto next = build_prompt(req, text, error);
   if (!next) return error;
   const int64_t want = static_cast<int64_t>(next->size()) + req.sampling.max_tokens;
   if (want > text.max_model_len) return std::nullopt;

@@ -9,6 +9,7 @@
 #include <optional>
 #include <vector>
 
+#include "model/chat/chat_template.h"
 #include "model/tokenizer/tokenizer.h"
 #include "serve/client_api.h"
 #include "serve/server_rounds.h"
@@ -19,6 +20,8 @@ namespace conclave::serve {
 /// What every request of a served model shares: its tokenizer and limits.
 struct model_text {
   std::shared_ptr<const tokenizer::tokenizer> tok;
+  /// The model's chat template; null: the built-in Qwen3-Coder one.
+  std::shared_ptr<const chat::chat_template> tmpl;
   int64_t max_model_len = 0;
   std::vector<int32_t> eos_ids;
 };

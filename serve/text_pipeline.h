@@ -12,7 +12,7 @@
 
 #include "engine/logprobs.h"
 #include "engine/stop_matcher.h"
-#include "model/chat/chat_template.h"
+#include "model/chat/conversation.h"
 #include "model/tokenizer/tokenizer.h"
 #include "model/toolcall/tool_parser.h"
 #include "serve/client_api.h"

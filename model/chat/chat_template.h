@@ -1,91 +1,81 @@
-// The Qwen3-Coder chat template: an OpenAI-shaped conversation plus tool definitions
-// rendered into the prompt text the model was trained on (docs: qwen3-coder-format.md).
+// A checkpoint's chat template: the Jinja text that turns a conversation into prompt
+// text, found as Hugging Face finds it, rendered by model/jinja/ with the variables HF's
+// apply_chat_template passes, plus what the text tells about the model's output (its
+// tool-call format, whether it thinks). docs/chat-templates.md.
 #pragma once
 
-#include <cstddef>
-#include <stdexcept>
+#include <filesystem>
+#include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
-#include <utility>
 #include <vector>
 
+#include "model/chat/conversation.h"
 #include "model/tool_spec.h"
+
+namespace conclave::jinja {
+class compiled_template;
+}
 
 namespace conclave::chat {
 
-/// Bad conversation input. `what()` is one line starting with the offending field
-/// (`messages[2].tool_calls[0].function.arguments: ...`); `param()` is that field alone,
-/// for OpenAI's `error.param`.
-class chat_error : public std::invalid_argument {
+/// How a model writes tool calls.
+enum class tool_format {
+  qwen3_coder_xml,  // <tool_call><function=NAME><parameter=P>...</parameter></function></tool_call>
+  hermes_json       // <tool_call>{"name": ..., "arguments": {...}}</tool_call> (Qwen3, Hermes)
+};
+
+std::string_view tool_format_name(tool_format f);
+
+class chat_template {
  public:
-  chat_error(std::string param, const std::string& reason)
-      : std::invalid_argument(param + ": " + reason), param_(std::move(param)) {}
-  const std::string& param() const { return param_; }
+  /// conclave's Qwen3-Coder template (model/chat/templates/qwen3_coder.jinja).
+  static const chat_template& builtin();
+
+  /// Compiles `source`; `origin` names where it came from (for messages). Throws
+  /// model::model_error naming the origin and line for a template that does not compile
+  /// or uses what the engine does not support.
+  static chat_template from_source(std::string source, std::string origin);
+
+  /// The template a model folder uses, as transformers picks it: `override_file` when
+  /// given, else `chat_template.jinja`, else `chat_template` in tokenizer_config.json (a
+  /// string, or a list of named templates: "default", and "tool_use" when tools are
+  /// given), else the built-in one. Special tokens (bos_token, eos_token, ...) come from
+  /// tokenizer_config.json. Throws model::model_error for an unreadable or bad template.
+  static chat_template for_model(const std::filesystem::path& model_dir,
+                                 const std::optional<std::filesystem::path>& override_file = {});
+
+  /// The prompt text. `kwargs_json` is `chat_template_kwargs` (a JSON object's text, or
+  /// empty): extra template variables such as enable_thinking. Validates first (see
+  /// validate()); throws chat_error for tool-call arguments that are not a JSON object or
+  /// bad kwargs, and for the template's raise_exception() (param `messages`); throws
+  /// std::runtime_error for any other failure of the template.
+  std::string render(const std::vector<message>& messages,
+                     const std::vector<model::tool_spec>& tools, bool add_generation_prompt,
+                     std::string_view kwargs_json = {}) const;
+
+  tool_format tools() const { return format_; }
+  /// The template writes `<think>` blocks: the model reasons before it answers.
+  bool thinks() const { return thinks_; }
+  /// Where the template came from ("built-in Qwen3-Coder", a file path, ...).
+  const std::string& origin() const { return origin_; }
 
  private:
-  std::string param_;
+  struct variant {
+    std::string name;  // "" for a single template
+    std::string source;
+    std::shared_ptr<const jinja::compiled_template> compiled;
+  };
+  std::vector<variant> variants_;
+  std::string origin_;
+  tool_format format_ = tool_format::qwen3_coder_xml;
+  bool thinks_ = false;
+  std::vector<std::pair<std::string, std::string>> special_tokens_;
 };
 
-/// Who wrote a message. OpenAI's `developer` role is not accepted here; the HTTP layer
-/// may map it to `system` before calling parse_role.
-enum class role { system, user, assistant, tool };
-
-/// "system", "user", "assistant" or "tool" to the enum; anything else throws chat_error
-/// with param `messages[INDEX].role`.
-role parse_role(std::string_view text, std::size_t message_index);
-
-/// The role's OpenAI name (also its ChatML name).
-std::string_view role_name(role r);
-
-/// One call an assistant made (OpenAI `tool_calls[i]`).
-struct tool_call {
-  std::string id;
-  std::string name;
-  /// `function.arguments` exactly as the client sent it: JSON text of an object.
-  std::string arguments;
-};
-
-/// One conversation message. Content is a string (one part), an array of text parts
-/// (concatenated without separator, as OpenAI does) or null (`content_is_null`, only
-/// for an assistant message with tool calls). `tool_call_id` and `name` are accepted
-/// but not rendered: the template does not show them.
-struct message {
-  role r = role::user;
-  std::vector<std::string> content_parts;
-  bool content_is_null = false;
-  std::vector<tool_call> tool_calls;
-  std::string tool_call_id;
-  std::string name;
-
-  /// The content parts joined ("" when null).
-  std::string content() const;
-};
-
-/// The default system text the template uses when tools are given and the first message
-/// is not a system message.
-inline constexpr std::string_view default_system_text =
-    "You are Qwen, a helpful AI assistant that can interact with a computer to solve tasks.";
-
-/// Renders the conversation as Qwen3-Coder prompt text; `tools` are the functions the model
-/// may call (OpenAI `tools[i].function`).
-///
-/// - A first `system` message becomes the system turn; with tools the tool block is
-///   appended to it (or to default_system_text when there is no system message). With no
-///   system message and no tools there is no system turn (plain ChatML). A later system
-///   message is rendered where it stands as `<|im_start|>system\n...<|im_end|>\n`, as the
-///   reference template does.
-/// - Tool-call arguments are parsed and rendered per key: objects and arrays as
-///   to_python_json, strings raw, other scalars as Python prints them (`True`, `False`,
-///   `None`, `5`, `1.0`), which is what the reference template (Jinja `| string` on the
-///   json.loads result) shows the model.
-/// - Consecutive tool messages share one user turn of `<tool_response>` blocks.
-/// - `add_generation_prompt` appends `<|im_start|>assistant\n`.
-///
-/// Throws chat_error for: no messages (param `messages`); null content except on an
-/// assistant message with tool calls (`messages[i].content`); a tool message not directly
-/// after an assistant message with tool calls or another such tool message
-/// (`messages[i].role`); arguments that are not JSON or not a JSON object
-/// (`messages[i].tool_calls[j].function.arguments`).
+/// Renders with the built-in Qwen3-Coder template: what a checkpoint without a template of
+/// its own gets. Throws chat_error as chat_template::render does.
 std::string render(const std::vector<message>& messages, const std::vector<model::tool_spec>& tools,
                    bool add_generation_prompt = true);
 

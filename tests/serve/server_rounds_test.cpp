@@ -2,6 +2,7 @@
 // conversation messages, and each round's tool_choice.
 #include <catch2/catch.hpp>
 
+#include "model/chat/chat_template.h"
 #include "serve/server_rounds.h"
 
 using namespace conclave;

@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-#include "model/chat/chat_template.h"
+#include "model/chat/conversation.h"
 #include "model/tool_spec_json.h"
 
 namespace conclave::chat::test {

@@ -5,10 +5,10 @@
 #include <boost/json.hpp>
 #include <limits>
 
-#include "model/chat/json_exact.h"
-#include "model/chat/python_format.h"
+#include "model/pytext/json_exact.h"
+#include "model/pytext/python_format.h"
 
-using namespace conclave::chat;
+using namespace conclave::pytext;
 
 TEST_CASE("python_float_repr prints floats like Python's repr", "[chat][python]") {
   struct row {

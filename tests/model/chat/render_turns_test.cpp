@@ -3,6 +3,7 @@
 #include <catch2/catch.hpp>
 
 #include "model/chat/chat_template.h"
+#include "model/chat/conversation.h"
 #include "tests/model/chat/chat_test_util.h"
 
 using namespace conclave::chat;

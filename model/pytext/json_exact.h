@@ -6,7 +6,7 @@
 #include <boost/system/error_code.hpp>
 #include <string_view>
 
-namespace conclave::chat {
+namespace conclave::pytext {
 
 /// Parses one JSON document (standard JSON only, nesting up to 1000 levels like Python's
 /// default recursion limit allows). Doubles are the nearest to their decimal text;
@@ -14,4 +14,4 @@ namespace conclave::chat {
 /// `ec` is set and the result is null.
 boost::json::value parse_json_exact(std::string_view text, boost::system::error_code& ec);
 
-}  // namespace conclave::chat
+}  // namespace conclave::pytext

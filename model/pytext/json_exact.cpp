@@ -1,13 +1,13 @@
 // parse_json_exact: boost::json's basic_parser with a value-building handler whose only
 // change from boost's own is re-reading each double from its text with std::from_chars.
-#include "model/chat/json_exact.h"
+#include "model/pytext/json_exact.h"
 
 #include <boost/json/basic_parser_impl.hpp>
 #include <boost/json/value_stack.hpp>
 #include <charconv>
 #include <string>
 
-namespace conclave::chat {
+namespace conclave::pytext {
 namespace {
 
 namespace json = boost::json;
@@ -104,4 +104,4 @@ json::value parse_json_exact(std::string_view text, error_code& ec) {
   return p.handler().st.release();
 }
 
-}  // namespace conclave::chat
+}  // namespace conclave::pytext

@@ -6,7 +6,7 @@
 #include <string>
 #include <string_view>
 
-namespace conclave::chat {
+namespace conclave::pytext {
 
 /// Python's `repr(float)` (also `str(float)`): the shortest digits that round-trip, in
 /// fixed notation when the decimal exponent is in [-4, 16) (`1.0`, `0.0001`,
@@ -35,4 +35,4 @@ std::string python_str_repr(std::string_view s);
 /// for which `str.isspace()` is true) from both ends of UTF-8 text.
 std::string_view python_strip(std::string_view s);
 
-}  // namespace conclave::chat
+}  // namespace conclave::pytext

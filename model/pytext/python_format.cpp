@@ -1,6 +1,6 @@
 // Python-compatible text forms of JSON values (see python_format.h): float repr,
 // json.dumps, str()/repr() and str.strip().
-#include "model/chat/python_format.h"
+#include "model/pytext/python_format.h"
 
 #include <utf8proc.h>
 
@@ -12,7 +12,7 @@
 #include <cstdint>
 #include <stdexcept>
 
-namespace conclave::chat {
+namespace conclave::pytext {
 namespace {
 
 // Decodes the code point at s[i], advancing i; -1 (and one byte) for a malformed
@@ -322,4 +322,4 @@ std::string_view python_strip(std::string_view s) {
   return s;
 }
 
-}  // namespace conclave::chat
+}  // namespace conclave::pytext
