@@ -154,7 +154,8 @@ void next_round(self_ptr self) {
   if (auto err = serve::prepare_next_round(st.req, *st.env->text, st.prompt))
     return handle(self, ev::aborting(std::move(*err)));
   if (st.prompt.empty()) return complete(self, "length");  // no longer fits the context
-  st.text->begin(st.req.tools, serve::parses_tool_calls(st.req), st.req.stop, &*st.rounds);
+  st.text->begin(st.req.tools, serve::parses_tool_calls(st.req), st.req.stop, &*st.rounds,
+                 st.req.output);
   st.stats->add_prompt(st.prompt.size());
   st.generated.clear();
   handle(self, ev::of(ev::kind::tool_round_end));
@@ -215,7 +216,7 @@ caf::behavior request_session(self_ptr self, serve::generation_request req,
   st.rounds = std::move(prepared.rounds);
   st.stats->add_prompt(st.prompt.size());
   st.text->begin(st.req.tools, serve::parses_tool_calls(st.req), st.req.stop,
-                 st.rounds ? &*st.rounds : nullptr);
+                 st.rounds ? &*st.rounds : nullptr, st.req.output);
   submit(self);
 
   return {

@@ -11,8 +11,8 @@
 #include <random>
 
 #include "app/commands.h"
+#include "model/toolcall/call_parser.h"
 #include "model/toolcall/openai.h"
-#include "model/toolcall/tool_parser.h"
 
 namespace conclave::app {
 namespace {
@@ -23,6 +23,7 @@ struct parse_tools_args {
   size_t chunk = 16;
   uint64_t seed = 0;
   std::string unknown_tools = "keep";
+  std::string format = "xml";
 };
 
 std::vector<toolcall::tool_spec> load_tools(const std::string& path) {
@@ -67,14 +68,17 @@ int run_parse_tools(const parse_tools_args& a, bool seed_given) {
                                                    : toolcall::unknown_tool_policy::keep_as_content;
   if (seed_given) opts.random = [rng = std::mt19937_64(a.seed)]() mutable { return rng(); };
   const std::string input = read_stdin();
+  const auto format = a.format == "json" ? model::tool_call_format::hermes_json
+                                         : model::tool_call_format::qwen3_coder_xml;
 
   if (!a.stream) {
-    const toolcall::parse_result r = toolcall::parse_all(input, std::move(tools), std::move(opts));
+    const toolcall::parse_result r =
+        toolcall::parse_all(format, input, std::move(tools), std::move(opts));
     for (const auto& name : r.rejected_tools) warn_rejected(name);
     print_line(toolcall::to_openai_message(r));
     return exit_ok;
   }
-  toolcall::tool_parser parser(std::move(tools), std::move(opts));
+  toolcall::call_parser parser(format, std::move(tools), std::move(opts));
   const auto print = [](const std::vector<toolcall::event>& events) {
     for (const auto& e : events) {
       if (e.type == toolcall::event::kind::rejected_tool) warn_rejected(e.name);
@@ -92,8 +96,7 @@ int run_parse_tools(const parse_tools_args& a, bool seed_given) {
 command add_parse_tools(CLI::App& app) {
   auto args = std::make_shared<parse_tools_args>();
   auto* cmd = app.add_subcommand(
-      "parse-tools",
-      "parse raw model output (stdin) into content and OpenAI tool calls (Qwen3-Coder format)");
+      "parse-tools", "parse raw model output (stdin) into content and OpenAI tool calls");
   cmd->add_option("--tools", args->tools_file, "JSON file: an OpenAI `tools` array")->required();
   auto* stream =
       cmd->add_flag("--stream", args->stream, "print OpenAI streaming deltas, one JSON per line");
@@ -106,6 +109,10 @@ command add_parse_tools(CLI::App& app) {
          "--unknown-tools", args->unknown_tools,
          "calls of tools not in --tools: keep (as content) or reject (as content, with a warning)")
       ->check(CLI::IsMember({"keep", "reject"}))
+      ->capture_default_str();
+  cmd->add_option("--format", args->format,
+                  "xml: Qwen3-Coder's <function=...> calls; json: Qwen3/Hermes JSON in <tool_call>")
+      ->check(CLI::IsMember({"xml", "json"}))
       ->capture_default_str();
   return {cmd, [args, seed] { return run_parse_tools(*args, seed->count() > 0); }};
 }

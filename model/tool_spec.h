@@ -16,6 +16,12 @@
 
 namespace conclave::model {
 
+/// How a model writes tool calls (its chat template teaches one).
+enum class tool_call_format {
+  qwen3_coder_xml,  ///< <tool_call><function=NAME><parameter=P>...</parameter></function></tool_call>
+  hermes_json       ///< <tool_call>{"name": ..., "arguments": {...}}</tool_call> (Qwen3, Hermes)
+};
+
 struct tool_spec {
   std::string name;
   /// Absent and empty differ: the chat template shows an empty description, not an absent one.

@@ -238,6 +238,36 @@ bool valid_tool_name(std::string_view n) {
   return true;
 }
 
+/// `response_format`: {"type": "text"}, {"type": "json_object"} or {"type": "json_schema",
+/// "json_schema": {"name", "schema", "strict", "description"}}.
+void decode_response_format(const json::object& o, serve::generation_request& req) {
+  const json::value* rf = field(o, "response_format");
+  if (rf == nullptr || rf->is_null()) return;
+  if (!rf->is_object()) fail("response_format", "'response_format' must be an object");
+  const std::string type = get_string(rf->get_object(), "type", "response_format.type");
+  using kind = serve::generation_request::response_kind;
+  if (type == "text") return;
+  if (type == "json_object") {
+    req.response_format = kind::json_object;
+    return;
+  }
+  if (type != "json_schema")
+    fail("response_format.type", "'response_format.type' must be text, json_object or json_schema");
+  const json::value* js = field(rf->get_object(), "json_schema");
+  if (js == nullptr || !js->is_object())
+    fail("response_format.json_schema", "'response_format.json_schema' must be an object");
+  const std::string name = get_string(js->get_object(), "name", "response_format.json_schema.name");
+  if (name.empty() || !valid_tool_name(name))
+    fail("response_format.json_schema.name",
+         "'response_format.json_schema.name' must be 1-64 characters of a-z, A-Z, 0-9, _, - or .");
+  const json::value* schema = field(js->get_object(), "schema");
+  if (schema == nullptr || !schema->is_object())
+    fail("response_format.json_schema.schema",
+         "'response_format.json_schema.schema' must be an object");
+  req.response_format = kind::json_schema;
+  req.response_schema = json::serialize(*schema);
+}
+
 void decode_tools(const json::object& o, serve::generation_request& req) {
   if (const json::value* tools = field(o, "tools")) {
     if (!tools->is_array()) fail("tools", "'tools' must be an array");
@@ -361,6 +391,7 @@ std::variant<decoded_request, api_error> decode_chat_request(const json::object&
     size_t i = 0;
     for (const auto& m : msgs->get_array()) d.req.messages.push_back(decode_message(m, i++));
     decode_tools(o, d.req);
+    decode_response_format(o, d.req);
     if (const json::value* kw = field(o, "chat_template_kwargs"); kw && !kw->is_null()) {
       if (!kw->is_object())
         fail("chat_template_kwargs", "'chat_template_kwargs' must be an object");

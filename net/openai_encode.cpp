@@ -128,6 +128,10 @@ std::vector<std::string> response_writer::stream_event(const serve::client_event
           chat_ ? fmt::format(R"({{"content":{}}})", json_string(e.text)) : json_string(e.text),
           nullptr, e.logprobs));
       break;
+    case kind::reasoning:  // chat only: completions never split reasoning
+      out.push_back(chunk(fmt::format(R"({{"reasoning_content":{}}})", json_string(e.text)),
+                          nullptr, e.logprobs));
+      break;
     case kind::tool_call_start:
       out.push_back(chunk(
           fmt::format(
@@ -198,6 +202,9 @@ void response_writer::accumulate(const serve::client_event& e) {
     case kind::content:
       content_ += e.text;
       break;
+    case kind::reasoning:
+      reasoning_ += e.text;
+      break;
     case kind::tool_call_start:
       if (calls_.size() <= e.index) calls_.resize(e.index + 1);
       calls_[e.index].id = e.call_id;
@@ -242,6 +249,7 @@ std::string response_writer::final_json() {
   if (chat_) {
     json::object message{{"role", "assistant"}, {"content", nullptr}};
     if (!content_.empty() || calls_.empty()) message["content"] = content_;
+    if (!reasoning_.empty()) message["reasoning_content"] = reasoning_;
     if (!calls_.empty()) {
       json::array calls;
       for (const auto& c : calls_) {

@@ -90,6 +90,7 @@ class response_writer {
   std::string id_, model_;
   int64_t created_;
   std::string content_;
+  std::string reasoning_;
   struct call {
     std::string id, name, arguments;
   };

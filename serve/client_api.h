@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "engine/sampling_params.h"
+#include "model/chat/chat_template.h"
 #include "model/chat/conversation.h"
 #include "model/tool_spec.h"
 
@@ -20,6 +21,17 @@ inline constexpr int32_t max_top_logprobs = 20;
 enum class tool_choice_mode { auto_, none, required, function };
 
 /// A request as the client asked for it, decoded from OpenAI JSON by net/.
+/// How a thinking model's output is split into reasoning and answer (from the chat template;
+/// set by request setup): not at all, when it starts with `<think>`, or from the start
+/// (the prompt opened the block).
+enum class reasoning_mode { off, detect, open };
+
+/// What the text pipeline needs to know of the model's output format.
+struct output_format {
+  chat::tool_format tools = chat::tool_format::qwen3_coder_xml;
+  reasoning_mode reasoning = reasoning_mode::off;
+};
+
 struct generation_request {
   enum class kind { chat, completion };
   kind type = kind::chat;
@@ -37,8 +49,15 @@ struct generation_request {
   /// `chat_template_kwargs`: extra template variables (JSON object text, "" when absent),
   /// such as {"enable_thinking": false}.
   std::string chat_template_kwargs;
+  /// `response_format`: structured outputs. json_object: any JSON object; json_schema: a
+  /// value valid under `response_schema` (JSON text). Enforced by constrained decoding.
+  enum class response_kind { text, json_object, json_schema };
+  response_kind response_format = response_kind::text;
+  std::string response_schema;
   /// `add_generation_prompt` (default true): end the prompt with the assistant's turn opener.
   bool add_generation_prompt = true;
+  /// Set by request setup from the chat template and the rendered prompt.
+  output_format output;
   // completion: text, or token ids when prompt_ids is non-empty
   std::string prompt;
   std::vector<int32_t> prompt_ids;
@@ -71,6 +90,7 @@ struct client_event {
   enum class kind {
     started,
     content,
+    reasoning,  ///< text: reasoning_content (a thinking model's thoughts)
     tool_call_start,
     tool_call_arguments,
     tool_call_end,

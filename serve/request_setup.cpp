@@ -6,15 +6,18 @@
 
 #include <set>
 
+#include "engine/constrained/schema_check.h"
 #include "model/chat/chat_template.h"
+#include "model/chat/reasoning_parser.h"
 #include "serve/tool_constraints.h"
 
 namespace conclave::serve {
 namespace {
 
 /// The prompt as token ids, or the error event.
-std::optional<std::vector<int32_t>> build_prompt(const generation_request& req,
-                                                 const model_text& text, client_event& error) {
+/// Also sets req.output from the template and the rendered prompt.
+std::optional<std::vector<int32_t>> build_prompt(generation_request& req, const model_text& text,
+                                                 client_event& error) {
   const tokenizer::tokenizer& tok = *text.tok;
   try {
     if (req.type == generation_request::kind::chat) {
@@ -23,6 +26,10 @@ std::optional<std::vector<int32_t>> build_prompt(const generation_request& req,
       const std::string prompt =
           tmpl.render(req.messages, use_tools ? req.tools : std::vector<model::tool_spec>{},
                       req.add_generation_prompt, req.chat_template_kwargs);
+      req.output.tools = tmpl.tools();
+      req.output.reasoning = !tmpl.thinks()                        ? reasoning_mode::off
+                             : chat::prompt_opens_thinking(prompt) ? reasoning_mode::open
+                                                                   : reasoning_mode::detect;
       return tok.encode(prompt, true);
     }
     if (!req.prompt_ids.empty()) return req.prompt_ids;
@@ -46,6 +53,23 @@ std::optional<client_event> set_constraint(generation_request& req, const model_
   } catch (const std::exception& e) {  // a schema too deep or too large to compile
     return client_event::error(400, std::string("tools: ") + e.what(), "invalid_request_error",
                                "tools");
+  }
+  if (req.response_format == generation_request::response_kind::text) return std::nullopt;
+  if (req.sampling.constraint)
+    return client_event::error(400,
+                               "response_format cannot be combined with tool_choice 'required' "
+                               "or a named function: both would constrain the whole output",
+                               "invalid_request_error", "response_format");
+  const std::string param = req.response_format == generation_request::response_kind::json_schema
+                                ? "response_format.json_schema"
+                                : "response_format";
+  try {
+    req.sampling.constraint = response_constraint_for(req, text.tok, text.eos_ids);
+  } catch (const engine::constrained::unsupported_schema& e) {
+    return client_event::error(400, param + "." + e.what(), "invalid_request_error",
+                               param + "." + e.path());
+  } catch (const std::exception& e) {
+    return client_event::error(400, param + ": " + e.what(), "invalid_request_error", param);
   }
   return std::nullopt;
 }
@@ -113,6 +137,9 @@ std::optional<client_event> prepare_request(generation_request& req, const model
         "invalid_request_error", "max_tokens", "context_length_exceeded");
   }
   if (auto err = set_constraint(req, text)) return err;
+  // Constrained output is exactly the call or the JSON from its first token: no thoughts
+  // to split off (a thinking template's open block stays unused).
+  if (req.sampling.constraint) req.output.reasoning = reasoning_mode::off;
   out.prompt = std::move(*prompt);
   return std::nullopt;
 }
@@ -126,6 +153,7 @@ std::optional<client_event> prepare_next_round(generation_request& req, const mo
   const int64_t want = static_cast<int64_t>(next->size()) + req.sampling.max_tokens;
   if (want > text.max_model_len) return std::nullopt;
   if (auto err = set_constraint(req, text)) return err;
+  if (req.sampling.constraint) req.output.reasoning = reasoning_mode::off;
   prompt = std::move(*next);
   return std::nullopt;
 }

@@ -15,6 +15,9 @@ bool server_rounds::route(client_event& e) {
     case kind::content:
       content_ += e.text;
       return true;
+    case kind::reasoning:
+      reasoning_ += e.text;
+      return true;
     case kind::tool_call_start: {
       call& c = calls_[e.index];
       c.id = e.call_id;
@@ -71,6 +74,7 @@ void server_rounds::next_round(std::vector<chat::message>& messages, tool_choice
   assistant.r = chat::role::assistant;
   assistant.content_parts = {content_};
   assistant.content_is_null = content_.empty();
+  if (!reasoning_.empty()) assistant.reasoning_content = reasoning_;
   for (const auto& [i, c] : calls_) {
     assistant.tool_calls.push_back({c.id, c.name, c.arguments.empty() ? "{}" : c.arguments});
   }
@@ -98,6 +102,7 @@ void server_rounds::next_round(std::vector<chat::message>& messages, tool_choice
     name = choice;
   }
   content_.clear();
+  reasoning_.clear();
   calls_.clear();
   results_.clear();
   client_calls_ = 0;

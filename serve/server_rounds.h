@@ -52,6 +52,7 @@ class server_rounds {
   std::vector<std::string> later_choices_;
   int round_ = 0;
   std::string content_;
+  std::string reasoning_;
   std::map<size_t, call> calls_;  ///< this round's, by parser index
   size_t client_calls_ = 0;
   size_t next_client_index_ = 0;

@@ -30,9 +30,15 @@ text_pipeline::text_pipeline(std::shared_ptr<const tokenizer::tokenizer> tok,
     : tok_(std::move(tok)), request_id_(std::move(request_id)) {}
 
 void text_pipeline::begin(const std::vector<model::tool_spec>& tools, bool parse_tools,
-                          const std::vector<std::string>& stop, server_rounds* rounds) {
+                          const std::vector<std::string>& stop, server_rounds* rounds,
+                          output_format format) {
+  if (format.reasoning == reasoning_mode::off) {
+    reasoning_.reset();
+  } else {
+    reasoning_.emplace(format.reasoning == reasoning_mode::open);
+  }
   if (parse_tools) {
-    parser_.emplace(tools);
+    parser_.emplace(format.tools, tools);
   } else {
     parser_.reset();
   }
@@ -57,6 +63,7 @@ bool text_pipeline::push(int32_t token, bool ends, const engine::token_logprobs*
 std::string text_pipeline::finish(std::string reason, client_sink& out) {
   emit_text(stops_->feed(detok_->flush()).text, out);
   emit_text(stops_->finish(), out);
+  if (reasoning_) emit_pieces(reasoning_->finish(), out);
   if (parser_) {
     emit_parser_events(parser_->finish(), out);
     if (parser_->any_calls() && (!rounds_ || rounds_->client_calls())) reason = "tool_calls";
@@ -65,6 +72,28 @@ std::string text_pipeline::finish(std::string reason, client_sink& out) {
 }
 
 void text_pipeline::emit_text(const std::string& text, client_sink& out) {
+  if (text.empty()) return;
+  if (reasoning_) return emit_pieces(reasoning_->feed(text), out);
+  emit_content(text, out);
+}
+
+void text_pipeline::emit_pieces(std::vector<chat::reasoning_parser::piece> pieces,
+                                client_sink& out) {
+  for (auto& p : pieces) {
+    if (!p.reasoning) {
+      emit_content(p.text, out);
+      continue;
+    }
+    client_event c;
+    c.type = client_event::kind::reasoning;
+    c.text = std::move(p.text);
+    c.logprobs = std::exchange(pending_logprobs_, {});
+    if (rounds_ && !rounds_->route(c)) continue;
+    out.push(std::move(c));
+  }
+}
+
+void text_pipeline::emit_content(const std::string& text, client_sink& out) {
   if (text.empty()) return;
   if (parser_) return emit_parser_events(parser_->feed(text), out);
   client_event c;

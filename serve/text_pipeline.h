@@ -13,8 +13,9 @@
 #include "engine/logprobs.h"
 #include "engine/stop_matcher.h"
 #include "model/chat/conversation.h"
+#include "model/chat/reasoning_parser.h"
 #include "model/tokenizer/tokenizer.h"
-#include "model/toolcall/tool_parser.h"
+#include "model/toolcall/call_parser.h"
 #include "serve/client_api.h"
 #include "serve/server_rounds.h"
 
@@ -27,9 +28,12 @@ class text_pipeline {
 
   /// Starts a generation (the first, or a tool round's): tool calls of `tools` are parsed
   /// when `parse_tools`; `stop` are the stop strings; `rounds` (may be null, must outlive
-  /// the generation) takes server-side calls out of the client's stream.
+  /// the generation) takes server-side calls out of the client's stream. `format` says how
+  /// tool calls are written and whether reasoning is split off (reasoning_content); tool
+  /// calls are parsed in the answer only.
   void begin(const std::vector<model::tool_spec>& tools, bool parse_tools,
-             const std::vector<std::string>& stop, server_rounds* rounds);
+             const std::vector<std::string>& stop, server_rounds* rounds,
+             output_format format = {});
 
   /// Text that was not generated but is sent as content (a completion's echo).
   void echo(const std::string& text, client_sink& out);
@@ -49,13 +53,16 @@ class text_pipeline {
 
  private:
   void emit_text(const std::string& text, client_sink& out);
+  void emit_pieces(std::vector<chat::reasoning_parser::piece> pieces, client_sink& out);
+  void emit_content(const std::string& text, client_sink& out);
   void emit_parser_events(const std::vector<toolcall::event>& events, client_sink& out);
 
   std::shared_ptr<const tokenizer::tokenizer> tok_;
   std::string request_id_;
   std::optional<tokenizer::incremental_detokenizer> detok_;
   std::optional<engine::stop_matcher> stops_;
-  std::optional<toolcall::tool_parser> parser_;
+  std::optional<chat::reasoning_parser> reasoning_;
+  std::optional<toolcall::call_parser> parser_;
   server_rounds* rounds_ = nullptr;
   std::vector<logprob_entry> pending_logprobs_;
 };

@@ -53,7 +53,19 @@ std::shared_ptr<const engine::constrained::token_constraint> tool_constraint_for
     return nullptr;
   const std::string only =
       req.tool_choice == tool_choice_mode::function ? req.tool_choice_name : std::string();
-  return the_registry().cache.get(constraint_vocabulary(tok), req.tools, only, end_tokens);
+  return the_registry().cache.get(constraint_vocabulary(tok), req.tools, only, end_tokens,
+                                  req.output.tools);
+}
+
+std::shared_ptr<const engine::constrained::token_constraint> response_constraint_for(
+    const generation_request& req, const tokenizer_ptr& tok,
+    const std::vector<int32_t>& end_tokens) {
+  if (req.response_format == generation_request::response_kind::text || end_tokens.empty())
+    return nullptr;
+  const std::string schema = req.response_format == generation_request::response_kind::json_schema
+                                 ? req.response_schema
+                                 : std::string();
+  return the_registry().cache.get_json(constraint_vocabulary(tok), schema, end_tokens);
 }
 
 }  // namespace conclave::serve

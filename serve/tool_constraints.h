@@ -20,6 +20,13 @@ std::shared_ptr<const engine::constrained::token_constraint> tool_constraint_for
     const generation_request& req, const std::shared_ptr<const tokenizer::tokenizer>& tok,
     const std::vector<int32_t>& end_tokens);
 
+/// The structured-output constraint of `req` (response_format json_object or json_schema),
+/// or null for text. Throws engine::constrained::unsupported_schema for a schema keyword
+/// it cannot enforce (its path starts at `schema`).
+std::shared_ptr<const engine::constrained::token_constraint> response_constraint_for(
+    const generation_request& req, const std::shared_ptr<const tokenizer::tokenizer>& tok,
+    const std::vector<int32_t>& end_tokens);
+
 /// The vocabulary of `tok` as constrained decoding sees it: every token's bytes, with
 /// special tokens left out (end tokens are handled apart).
 std::shared_ptr<const engine::constrained::vocabulary> constraint_vocabulary(

@@ -3,10 +3,12 @@
 
 #include <spdlog/fmt/fmt.h>
 #include <algorithm>
-#include <boost/json/serialize.hpp>
+#include <boost/json.hpp>
+#include <functional>
 #include <optional>
 #include <stdexcept>
 
+#include "engine/constrained/schema_check.h"
 #include "model/tool_spec_json.h"
 
 namespace conclave::engine::constrained {
@@ -199,6 +201,9 @@ class builder {
 
   frag object(const json::object& o, int depth) {
     const json::object* props = object_at(o, "properties");
+    if (const json::value* extra = o.if_contains("additionalProperties");
+        (!props || props->empty()) && extra && extra->is_bool() && !extra->get_bool())
+      return n.literal("{}");
     if (!props || props->empty()) return generic_object(depth);
     std::vector<frag> parts{n.literal("{")};
     bool first = true;
@@ -239,14 +244,62 @@ class builder {
     return n.alt(opts);
   }
 
-  frag call(const tool_spec& tool) {
+  /// A JSON call (Qwen3 / Hermes): `<tool_call>\n{"name": "NAME", "arguments":
+  /// {...}}\n</tool_call>`, the declared properties in schema order, required ones always, optional
+  /// ones maybe.
+  frag call_json(const tool_spec& tool) {
     const json::object params = model::parameters_object(tool);
-    std::vector<frag> parts{n.literal("<tool_call>\n<function=" + tool.name + ">\n")};
+    const std::vector<std::string> required = required_of(params);
+    // Two tracks: `none` before any member is written, `some` after (members need ", ").
+    int32_t none = n.add_state();
+    int32_t some = n.add_state();
+    const int32_t start = none;
+    if (const json::object* props = object_at(params, "properties")) {
+      for (const auto& [k, v] : *props) {
+        const std::string key = json::serialize(json::value(json::string_view(k)));
+        const bool req =
+            std::find(required.begin(), required.end(), std::string(k)) != required.end();
+        const int32_t none2 = n.add_state(), some2 = n.add_state();
+        const frag first = n.seq({n.literal(key + ": "), json_value(v, 1)});
+        const frag later = n.seq({n.literal(", " + key + ": "), json_value(v, 1)});
+        n.add_eps(none, first.begin);
+        n.add_eps(first.end, some2);
+        n.add_eps(some, later.begin);
+        n.add_eps(later.end, some2);
+        if (!req) {
+          n.add_eps(none, none2);
+          n.add_eps(some, some2);
+        }
+        none = none2;
+        some = some2;
+      }
+    }
+    const int32_t done = n.add_state();
+    n.add_eps(none, done);
+    n.add_eps(some, done);
+    const frag head = n.literal(
+        "<tool_call>\n{\"name\": " + json::serialize(json::value(json::string_view(tool.name))) +
+        ", \"arguments\": {");
+    const frag tail = n.literal("}}\n</tool_call>");
+    n.add_eps(head.end, start);
+    n.add_eps(done, tail.begin);
+    return {head.begin, tail.end};
+  }
+
+  static std::vector<std::string> required_of(const json::object& params) {
     std::vector<std::string> required;
     if (const json::value* r = params.if_contains("required"); r && r->is_array()) {
       for (const auto& x : r->get_array())
         if (x.is_string()) required.emplace_back(x.get_string());
     }
+    return required;
+  }
+
+  frag call(const tool_spec& tool, model::tool_call_format format) {
+    if (format == model::tool_call_format::hermes_json) return call_json(tool);
+    const json::object params = model::parameters_object(tool);
+    std::vector<frag> parts{n.literal("<tool_call>\n<function=" + tool.name + ">\n")};
+    const std::vector<std::string> required = required_of(params);
     if (const json::object* props = object_at(params, "properties")) {
       for (const auto& [k, v] : *props) {
         const std::string key(k);
@@ -263,7 +316,8 @@ class builder {
 
 }  // namespace
 
-dfa tool_call_dfa(const std::vector<tool_spec>& tools, const std::string& only) {
+dfa tool_call_dfa(const std::vector<tool_spec>& tools, const std::string& only,
+                  model::tool_call_format format) {
   if (tools.empty()) throw std::invalid_argument("constrained tool calls need at least one tool");
   builder b;
   frag top;
@@ -272,23 +326,41 @@ dfa tool_call_dfa(const std::vector<tool_spec>& tools, const std::string& only) 
     for (const auto& x : tools)
       if (x.name == only) t = &x;
     if (!t) throw std::invalid_argument(fmt::format("no tool named '{}'", only));
-    top = b.call(*t);
+    top = b.call(*t, format);
   } else {
     std::vector<frag> calls;
-    for (const auto& t : tools) calls.push_back(b.call(t));
+    for (const auto& t : tools) calls.push_back(b.call(t, format));
     top = b.n.list(b.n.alt(calls), b.n.literal("\n"));
   }
   return dfa::from_nfa(b.n, top.begin, top.end);
 }
 
-std::shared_ptr<const token_constraint> constraint_cache::get(
-    std::shared_ptr<const vocabulary> vocab, const std::vector<tool_spec>& tools,
-    const std::string& only, const std::vector<int32_t>& end_tokens) {
-  std::string key = fmt::format("{}|{}|", static_cast<const void*>(vocab.get()), only);
-  for (int32_t t : end_tokens) key += fmt::format("{},", t);
-  for (const auto& t : tools) {
-    key += '\x1f' + t.name + '\x1e' + t.parameters;
+dfa json_value_dfa(const std::string& schema) {
+  builder b;
+  frag top;
+  if (schema.empty()) {
+    top = b.generic_object(0);
+  } else {
+    const json::value s = json::parse(schema);
+    check_enforceable(s, "schema");
+    top = b.json_value(s, 0);
   }
+  return dfa::from_nfa(b.n, top.begin, top.end);
+}
+
+std::shared_ptr<const token_constraint> constraint_cache::get_json(
+    std::shared_ptr<const vocabulary> vocab, const std::string& schema,
+    const std::vector<int32_t>& end_tokens) {
+  std::string key = fmt::format("{}|json|", static_cast<const void*>(vocab.get()));
+  for (int32_t t : end_tokens) key += fmt::format("{},", t);
+  key += '\x1f' + schema;
+  return lookup(key, [&] {
+    return std::make_shared<const token_constraint>(vocab, json_value_dfa(schema), end_tokens);
+  });
+}
+
+std::shared_ptr<const token_constraint> constraint_cache::lookup(
+    const std::string& key, const std::function<std::shared_ptr<const token_constraint>()>& make) {
   {
     std::lock_guard lock(mu_);
     for (auto it = entries_.begin(); it != entries_.end(); ++it) {
@@ -298,13 +370,28 @@ std::shared_ptr<const token_constraint> constraint_cache::get(
       }
     }
   }
-  auto compiled =
-      std::make_shared<const token_constraint>(vocab, tool_call_dfa(tools, only), end_tokens);
+  auto compiled = make();
   std::lock_guard lock(mu_);
   ++compiles_;
-  entries_.push_front({std::move(key), compiled});
+  entries_.push_front({key, compiled});
   while (entries_.size() > capacity_) entries_.pop_back();
   return compiled;
+}
+
+std::shared_ptr<const token_constraint> constraint_cache::get(
+    std::shared_ptr<const vocabulary> vocab, const std::vector<tool_spec>& tools,
+    const std::string& only, const std::vector<int32_t>& end_tokens,
+    model::tool_call_format format) {
+  std::string key = fmt::format("{}|{}|{}|", static_cast<const void*>(vocab.get()), only,
+                                static_cast<int>(format));
+  for (int32_t t : end_tokens) key += fmt::format("{},", t);
+  for (const auto& t : tools) {
+    key += '\x1f' + t.name + '\x1e' + t.parameters;
+  }
+  return lookup(key, [&] {
+    return std::make_shared<const token_constraint>(vocab, tool_call_dfa(tools, only, format),
+                                                    end_tokens);
+  });
 }
 
 size_t constraint_cache::size() const {

@@ -19,6 +19,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <list>
 #include <memory>
 #include <mutex>
@@ -37,7 +38,18 @@ using model::tool_spec;
 /// The DFA of the calls above. `only` empty: one or more calls to any of `tools`; else
 /// exactly one call to the tool named `only`. Throws std::invalid_argument for an empty
 /// tool list, an unknown `only`, or a schema nested deeper than 8 levels.
-dfa tool_call_dfa(const std::vector<tool_spec>& tools, const std::string& only);
+/// `format` hermes_json: the same calls as JSON (Qwen3 / Hermes), one per
+/// `<tool_call>\n{"name": "NAME", "arguments": {...}}\n</tool_call>`, members in schema
+/// order, optional ones may be left out, values by the same rules as object members above.
+dfa tool_call_dfa(const std::vector<tool_spec>& tools, const std::string& only,
+                  model::tool_call_format format = model::tool_call_format::qwen3_coder_xml);
+
+/// One JSON value for structured outputs: `schema` empty is any JSON object
+/// (`response_format: json_object`); else a value valid under the schema (JSON text),
+/// written compactly (`{"a": 1, "b": [2, 3]}`), every declared property in schema order.
+/// Throws unsupported_schema (schema_check.h) for keywords it cannot enforce, and
+/// std::invalid_argument for schema text that is not JSON.
+dfa json_value_dfa(const std::string& schema);
 
 /// Compiled constraints by (vocabulary, tools, choice), least recently used dropped past
 /// `capacity`. Thread-safe. Tools are keyed by name and schema text, so a hit needs the
@@ -46,10 +58,14 @@ class constraint_cache {
  public:
   explicit constraint_cache(size_t capacity = 32) : capacity_(capacity) {}
 
-  std::shared_ptr<const token_constraint> get(std::shared_ptr<const vocabulary> vocab,
-                                              const std::vector<tool_spec>& tools,
-                                              const std::string& only,
-                                              const std::vector<int32_t>& end_tokens);
+  std::shared_ptr<const token_constraint> get(
+      std::shared_ptr<const vocabulary> vocab, const std::vector<tool_spec>& tools,
+      const std::string& only, const std::vector<int32_t>& end_tokens,
+      model::tool_call_format format = model::tool_call_format::qwen3_coder_xml);
+  /// The constraint of json_value_dfa(schema), cached the same way.
+  std::shared_ptr<const token_constraint> get_json(std::shared_ptr<const vocabulary> vocab,
+                                                   const std::string& schema,
+                                                   const std::vector<int32_t>& end_tokens);
   size_t size() const;
   uint64_t compiles() const;
 
@@ -58,6 +74,9 @@ class constraint_cache {
     std::string key;
     std::shared_ptr<const token_constraint> value;
   };
+  std::shared_ptr<const token_constraint> lookup(
+      const std::string& key, const std::function<std::shared_ptr<const token_constraint>()>& make);
+
   size_t capacity_;
   mutable std::mutex mu_;
   std::list<entry> entries_;  ///< most recently used first

@@ -21,10 +21,7 @@ class compiled_template;
 namespace conclave::chat {
 
 /// How a model writes tool calls.
-enum class tool_format {
-  qwen3_coder_xml,  // <tool_call><function=NAME><parameter=P>...</parameter></function></tool_call>
-  hermes_json       // <tool_call>{"name": ..., "arguments": {...}}</tool_call> (Qwen3, Hermes)
-};
+using tool_format = model::tool_call_format;
 
 std::string_view tool_format_name(tool_format f);
 

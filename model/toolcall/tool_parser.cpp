@@ -14,6 +14,7 @@
 #include <stdexcept>
 
 #include "model/tool_spec_json.h"
+#include "model/toolcall/event_sink.h"
 #include "model/toolcall/json_text.h"
 #include "model/toolcall/tag_scan.h"
 #include "model/toolcall/value_convert.h"
@@ -86,24 +87,8 @@ struct tool_parser::impl {
       }
       if (!progressed) break;
     }
-    if (final && !pending_ws_.empty() && !ws_touches_call_) push_content(std::move(pending_ws_));
-    return take_events();
-  }
-
-  // Adjacent pieces of the same kind are merged (fewer, larger deltas).
-  std::vector<event> take_events() {
-    std::vector<event> merged;
-    for (auto& e : out_) {
-      if (!merged.empty() && merged.back().type == e.type &&
-          (e.type == event::kind::content ||
-           (e.type == event::kind::tool_call_arguments && merged.back().index == e.index))) {
-        merged.back().text += e.text;
-      } else {
-        merged.push_back(std::move(e));
-      }
-    }
-    out_.clear();
-    return merged;
+    if (final) sink_.flush_content();
+    return sink_.take();
   }
 
   // ---- content -----------------------------------------------------------------------
@@ -131,11 +116,9 @@ struct tool_parser::impl {
       }
       if (o.m == match::yes && t.kind == tag::function_open &&
           opts_.unknown_tools == unknown_tool_policy::reject) {
-        event e;
-        e.type = event::kind::rejected_tool;
-        e.name = std::string(t.name);
+        std::string name(t.name);  // a view into buf_, which release_content shifts
         release_content(t.end);
-        out_.push_back(std::move(e));
+        sink_.rejected(std::move(name));
         return true;
       }
       i = t.end;  // not a call: the tag is text, and what follows gets its own look
@@ -145,35 +128,9 @@ struct tool_parser::impl {
   }
 
   bool release_content(size_t n) {
-    emit_content(std::string_view(buf_).substr(0, n));
+    sink_.content(std::string_view(buf_).substr(0, n));
     buf_.erase(0, n);
     return n > 0;
-  }
-
-  // Whitespace touching a call is held; it is kept only where it separates two pieces
-  // of content ("A\n<call>\nB" -> "A\n\nB"), so the content neither loses separators
-  // nor gains blank edges from the calls.
-  void emit_content(std::string_view t) {
-    const size_t first = leading_space(t);
-    pending_ws_.append(t.substr(0, first));
-    t.remove_prefix(first);
-    if (t.empty()) return;
-    size_t last = t.size();
-    while (detail::is_space(t[last - 1])) --last;
-    std::string piece;
-    if (!(ws_touches_call_ && !emitted_content_)) piece = pending_ws_;
-    piece.append(t.substr(0, last));
-    pending_ws_.assign(t.substr(last));
-    ws_touches_call_ = false;
-    emitted_content_ = true;
-    push_content(piece);
-  }
-
-  void push_content(std::string text) {
-    event e;
-    e.type = event::kind::content;
-    e.text = std::move(text);
-    out_.push_back(std::move(e));
   }
 
   const known_tool* find_tool(std::string_view name) const {
@@ -208,7 +165,6 @@ struct tool_parser::impl {
   // ---- calls -------------------------------------------------------------------------
 
   void start_call(const known_tool& tool) {
-    ws_touches_call_ = true;
     stack_ = {element::tool_call, element::function};
     const auto props = tool.parameters.find("properties");
     properties_ = props != tool.parameters.end() && props->value().is_object()
@@ -216,30 +172,11 @@ struct tool_parser::impl {
                       : nullptr;
     used_.clear();
     params_ = 0;
-    index_ = calls_++;
-    event e;
-    e.type = event::kind::tool_call_start;
-    e.index = index_;
-    e.id = make_id();
-    e.name = tool.name;
-    out_.push_back(std::move(e));
+    sink_.start_call(tool.name);
     arguments("{");
   }
 
-  std::string make_id() {
-    const uint64_t a = opts_.random();
-    const uint64_t b = opts_.random();
-    return fmt::format("call_{:016x}{:08x}", a, b >> 32);
-  }
-
-  void arguments(std::string text) {
-    if (text.empty()) return;
-    event e;
-    e.type = event::kind::tool_call_arguments;
-    e.index = index_;
-    e.text = std::move(text);
-    out_.push_back(std::move(e));
-  }
+  void arguments(std::string text) { sink_.arguments(std::move(text)); }
 
   // Stack repair: closing an element closes everything opened inside it; closing one
   // that is not open does nothing (a stray closer).
@@ -251,12 +188,9 @@ struct tool_parser::impl {
       if (top == element::parameter) end_parameter();
       if (top == element::function) {
         arguments("}");
-        event e;
-        e.type = event::kind::tool_call_end;
-        e.index = index_;
-        out_.push_back(std::move(e));
+        sink_.end_call();
       }
-      if (top == element::tool_call) ws_touches_call_ = true;
+      if (top == element::tool_call) sink_.touch_call();
       if (top == which) break;
     }
   }
@@ -448,15 +382,9 @@ struct tool_parser::impl {
   std::string buf_;  // received, not yet decided
   bool final_ = false;
   bool finished_ = false;
-  std::vector<event> out_;
+  detail::event_sink sink_{opts_};
   std::vector<element> stack_;
 
-  std::string pending_ws_;        // whitespace after the last content, held
-  bool ws_touches_call_ = false;  // a call started or ended since the last content
-  bool emitted_content_ = false;
-
-  size_t calls_ = 0;
-  size_t index_ = 0;
   const boost::json::object* properties_ = nullptr;
   std::set<std::string, std::less<>> used_;
   size_t params_ = 0;  // parameters written into the current call's arguments
@@ -481,7 +409,7 @@ std::vector<event> tool_parser::finish() {
   return impl_->feed({}, true);
 }
 bool tool_parser::any_calls() const {
-  return impl_->calls_ > 0;
+  return impl_->sink_.calls() > 0;
 }
 
 }  // namespace conclave::toolcall

@@ -78,34 +78,43 @@ if (gen.status !== 0) {
 }
 fs.copyFileSync(path.join(tokenizerDir, 'tokenizer.json'), path.join(modelDir, 'tokenizer.json'));
 
-const server = spawn(binary, ['serve', '--model', modelDir, '--name', MODEL, '--port', '0'], {
-  stdio: ['ignore', 'ignore', 'pipe'],
-});
-let serverLog = '';
-let exited = null;  // {code, signal} once the server has exited
-const exitPromise = new Promise((resolve) => {
-  server.on('exit', (code, signal) => {
-    exited = { code, signal };
-    resolve(exited);
+/// Starts `conclave serve` on a free port; the port, the process, its stderr so far and a
+/// promise of its exit.
+function startServer(args) {
+  const proc = spawn(binary, ['serve', ...args, '--port', '0'], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const s = { proc, log: '', exited: null };
+  s.exitPromise = new Promise((resolve) => {
+    proc.on('exit', (code, signal) => {
+      s.exited = { code, signal };
+      resolve(s.exited);
+    });
   });
-});
-const portPromise = new Promise((resolve) => {
-  server.stderr.setEncoding('utf8');
-  server.stderr.on('data', (d) => {
-    serverLog += d;
-    const m = serverLog.match(/serving "[^"]*" on http:\/\/127\.0\.0\.1:(\d+)/);
-    if (m) resolve(Number(m[1]));
+  s.portPromise = new Promise((resolve) => {
+    proc.stderr.setEncoding('utf8');
+    proc.stderr.on('data', (d) => {
+      s.log += d;
+      const m = s.log.match(/serving "[^"]*" on http:\/\/127\.0\.0\.1:(\d+)/);
+      if (m) resolve(Number(m[1]));
+    });
   });
-});
+  return s;
+}
+
+const main = startServer(['--model', modelDir, '--name', MODEL]);
+const server = main.proc;
+const exitPromise = main.exitPromise;
+const portPromise = main.portPromise;
+let extraServers = [];
 
 function cleanup() {
-  if (exited === null) server.kill('SIGKILL');
+  if (main.exited === null) server.kill('SIGKILL');
+  for (const x of extraServers) if (x.exited === null) x.proc.kill('SIGKILL');
   fs.rmSync(work, { recursive: true, force: true });
 }
 
 /// Ends the run early (the server never came up, or the run hung) with the server's log.
 function abortRun(why) {
-  console.log(`FAIL ${why}\n--- server stderr ---\n${serverLog}`);
+  console.log(`FAIL ${why}\n--- server stderr ---\n${main.log}`);
   cleanup();
   console.log(`${passed} passed, ${failed + 1} failed`);
   process.exit(1);
@@ -115,14 +124,14 @@ function abortRun(why) {
 setTimeout(() => abortRun('the run took longer than 240 s'), 240_000).unref();
 
 const port = await Promise.race([portPromise, exitPromise.then(() => null), sleep(60_000).then(() => null)]);
-if (port === null) abortRun(`the server did not print its port (exit: ${JSON.stringify(exited)})`);
+if (port === null) abortRun(`the server did not print its port (exit: ${JSON.stringify(main.exited)})`);
 const root = `http://127.0.0.1:${port}`;
 
-async function waitReady() {
+async function waitReady(srv = main, at = root) {
   for (let i = 0; i < 600; i++) {
-    if (exited !== null) return false;
+    if (srv.exited !== null) return false;
     try {
-      const r = await fetch(`${root}/ready`);
+      const r = await fetch(`${at}/ready`);
       if (r.status === 200) return true;
     } catch {
       // not listening yet
@@ -527,6 +536,176 @@ await check('tool_choice naming a function that is not in tools -> BadRequestErr
   expectEq(e.param, 'tool_choice.function.name', 'param');
 });
 
+// --- structured outputs ---------------------------------------------------------------------
+
+/// The subset of JSON Schema structured outputs enforce: true when `v` fits `schema`.
+function fits(v, schema) {
+  if (schema.enum) return schema.enum.some((x) => JSON.stringify(x) === JSON.stringify(v));
+  if (schema.anyOf) return schema.anyOf.some((b) => fits(v, b));
+  const types = Array.isArray(schema.type) ? schema.type : [schema.type];
+  return types.some((t) => {
+    switch (t) {
+      case 'string': return typeof v === 'string';
+      case 'integer': return Number.isInteger(v);
+      case 'number': return typeof v === 'number';
+      case 'boolean': return typeof v === 'boolean';
+      case 'null': return v === null;
+      case 'array': return Array.isArray(v) && v.every((x) => fits(x, schema.items ?? {}));
+      case 'object': {
+        if (typeof v !== 'object' || v === null || Array.isArray(v)) return false;
+        const props = schema.properties ?? {};
+        if ((schema.required ?? []).some((k) => !(k in v))) return false;
+        if (schema.additionalProperties === false && Object.keys(v).some((k) => !(k in props))) return false;
+        return Object.entries(v).every(([k, x]) => !(k in props) || fits(x, props[k]));
+      }
+      default: return true;
+    }
+  });
+}
+
+const orderSchema = {
+  type: 'object',
+  properties: {
+    id: { type: 'integer' },
+    customer: {
+      type: 'object',
+      properties: { name: { type: 'string' }, vip: { type: 'boolean' }, tier: { type: 'string', enum: ['gold', 'silver'] } },
+      required: ['name', 'tier'],
+      additionalProperties: false,
+    },
+    items: {
+      type: 'array',
+      items: { type: 'object', properties: { sku: { type: 'string' }, qty: { type: 'integer' }, price: { type: 'number' } }, required: ['sku', 'qty'] },
+    },
+    status: { type: 'string', enum: ['open', 'paid', 'shipped'] },
+    note: { type: ['string', 'null'] },
+  },
+  required: ['id', 'customer', 'items', 'status'],
+  additionalProperties: false,
+};
+
+await check('response_format json_schema: 50 seeded answers (streamed and not) all fit the schema', async () => {
+  for (let seed = 1; seed <= 50; seed++) {
+    const params = {
+      model: MODEL,
+      messages: [{ role: 'user', content: `Order number ${seed}?` }],
+      response_format: { type: 'json_schema', json_schema: { name: 'order', schema: orderSchema, strict: true } },
+      max_tokens: 400,
+      temperature: 1.0,
+      seed,
+    };
+    let text = '';
+    if (seed % 5 === 0) {
+      const stream = await client.chat.completions.create({ ...params, stream: true });
+      for await (const chunk of stream) text += chunk.choices[0]?.delta?.content ?? '';
+    } else {
+      const r = await client.chat.completions.create(params);
+      expectEq(r.choices[0].finish_reason, 'stop', `seed ${seed} finish_reason`);
+      text = r.choices[0].message.content;
+    }
+    let v;
+    try {
+      v = JSON.parse(text);
+    } catch (e) {
+      throw new Error(`seed ${seed}: not JSON: ${text}`);
+    }
+    expect(fits(v, orderSchema), `seed ${seed}: does not fit the schema: ${text}`);
+  }
+});
+
+await check('response_format json_object: the answer parses as a JSON object', async () => {
+  const r = await client.chat.completions.create({
+    model: MODEL, messages: [{ role: 'user', content: 'JSON please' }],
+    response_format: { type: 'json_object' }, max_tokens: 300, seed: 9,
+  });
+  const v = JSON.parse(r.choices[0].message.content);
+  expect(typeof v === 'object' && v !== null && !Array.isArray(v), 'an object');
+});
+
+await check('response_format with a keyword it cannot enforce -> BadRequestError naming it', async () => {
+  const e = await expectReject(client.chat.completions.create({
+    model: MODEL, messages: [{ role: 'user', content: 'hi' }],
+    response_format: { type: 'json_schema', json_schema: { name: 'x', schema: { type: 'string', pattern: '^a' } } },
+  }), OpenAI.BadRequestError, 'pattern');
+  expectEq(e.param, 'response_format.json_schema.schema', 'param');
+});
+
+// --- a Qwen3-template model: JSON tool calls, thinking ----------------------------------------
+
+// Qwen3's own template, with its generation prompt opening the think block unless
+// enable_thinking is false (as Qwen3's thinking-only checkpoints do), so that even random
+// weights produce reasoning.
+const qwen3Dir = path.join(work, 'tiny-qwen3');
+const gen3 = spawnSync(binary, ['gen-model', '--preset', 'tiny-qwen', '--out', qwen3Dir], { encoding: 'utf8' });
+expectEq(gen3.status, 0, 'gen-model for the Qwen3-template model');
+fs.copyFileSync(path.join(tokenizerDir, 'tokenizer.json'), path.join(qwen3Dir, 'tokenizer.json'));
+fs.copyFileSync(path.join(tokenizerDir, 'tokenizer_config.json'), path.join(qwen3Dir, 'tokenizer_config.json'));
+const qwen3Template = JSON.parse(fs.readFileSync(path.join(tokenizerDir, 'tokenizer_config.json'), 'utf8')).chat_template;
+const closed = "{{- '<think>\\n\\n</think>\\n\\n' }}\n    {%- endif %}";
+expect(qwen3Template.includes(closed), "Qwen3's template has its enable_thinking switch");
+const thinkingTemplate = path.join(work, 'qwen3-thinking.jinja');
+fs.writeFileSync(thinkingTemplate, qwen3Template.replace(closed, "{{- '<think>\\n\\n</think>\\n\\n' }}\n    {%- else %}\n        {{- '<think>\\n' }}\n    {%- endif %}"));
+const q3 = startServer(['--model', qwen3Dir, '--name', 'qwen3', '--chat-template', thinkingTemplate]);
+extraServers.push(q3);
+const q3Port = await Promise.race([q3.portPromise, q3.exitPromise.then(() => null), sleep(60_000).then(() => null)]);
+if (q3Port === null) abortRun(`the Qwen3-template server did not start: ${q3.log}`);
+const q3Root = `http://127.0.0.1:${q3Port}`;
+if (!(await waitReady(q3, q3Root))) abortRun('the Qwen3-template server never became ready');
+const q3Client = new OpenAI({ baseURL: `${q3Root}/v1`, apiKey: 'x', maxRetries: 0, timeout: REQUEST_TIMEOUT_MS });
+
+await check('Qwen3 template: reasoning_content streams as its own deltas, before any content', async () => {
+  const stream = await q3Client.chat.completions.create({
+    model: 'qwen3', messages: [{ role: 'user', content: 'Think about it.' }], max_tokens: 24, seed: 3, stream: true,
+  });
+  let reasoning = '';
+  let contentAfter = '';
+  for await (const chunk of stream) {
+    const d = chunk.choices[0]?.delta ?? {};
+    if (d.reasoning_content) {
+      expectEq(contentAfter, '', 'reasoning after content');
+      reasoning += d.reasoning_content;
+    }
+    if (d.content) contentAfter += d.content;
+  }
+  expect(reasoning.length > 0, 'some reasoning_content was streamed');
+  const whole = await q3Client.chat.completions.create({
+    model: 'qwen3', messages: [{ role: 'user', content: 'Think about it.' }], max_tokens: 24, seed: 3,
+  });
+  expectEq(whole.choices[0].message.reasoning_content, reasoning, 'non-streamed reasoning_content');
+});
+
+await check('Qwen3 template: enable_thinking false is honoured (no reasoning, a closed think block in the prompt)', async () => {
+  const ask = (kwargs) => q3Client.chat.completions.create({
+    model: 'qwen3', messages: [{ role: 'user', content: 'Answer directly.' }], max_tokens: 16, seed: 4,
+    ...(kwargs ? { chat_template_kwargs: kwargs } : {}),
+  });
+  const off = await ask({ enable_thinking: false });
+  const on = await ask(null);
+  expect(off.choices[0].message.reasoning_content === undefined, 'no reasoning_content with thinking off');
+  // '<think>\n\n</think>\n\n' (off) against '<think>\n' (on): more prompt tokens when off.
+  expect(off.usage.prompt_tokens > on.usage.prompt_tokens, `prompt tokens ${off.usage.prompt_tokens} vs ${on.usage.prompt_tokens}`);
+});
+
+await check('Qwen3 template: a JSON tool call is parsed (streamed and not)', async () => {
+  const params = {
+    model: 'qwen3', messages: [{ role: 'user', content: 'Weather in Oslo?' }], tools,
+    tool_choice: { type: 'function', function: { name: tools[0].function.name } },
+    chat_template_kwargs: { enable_thinking: false }, max_tokens: 120, seed: 5,
+  };
+  const r = await q3Client.chat.completions.create(params);
+  expectEq(r.choices[0].finish_reason, 'tool_calls', 'finish_reason');
+  const call = r.choices[0].message.tool_calls[0];
+  expectEq(call.function.name, tools[0].function.name, 'tool name');
+  const args = JSON.parse(call.function.arguments);
+  expect(fits(args, tools[0].function.parameters), `arguments fit the schema: ${call.function.arguments}`);
+  let streamed = '';
+  const stream = await q3Client.chat.completions.create({ ...params, stream: true });
+  for await (const chunk of stream) {
+    for (const tc of chunk.choices[0]?.delta?.tool_calls ?? []) streamed += tc.function?.arguments ?? '';
+  }
+  expectEq(JSON.parse(streamed), args, 'streamed arguments');
+});
+
 await check('SIGTERM drains: a running stream completes, new work is refused, the server exits 0', async () => {
   const MAX = 400;
   const stream = await client.chat.completions.create(
@@ -573,7 +752,8 @@ await check('SIGTERM drains: a running stream completes, new work is refused, th
   expectEq(res, { code: 0, signal: null }, 'exit');
 });
 
-if (failed > 0) console.log(`--- server stderr ---\n${serverLog}`);
+if (failed > 0) console.log(`--- server stderr ---\n${main.log}`);
+for (const x of extraServers) if (failed > 0) console.log(`--- other server stderr ---\n${x.log}`);
 cleanup();
 console.log(`${passed} passed, ${failed} failed`);
 process.exit(failed > 0 ? 1 : 0);

@@ -84,10 +84,13 @@ test_server::test_server(const std::function<void(config::server_config&)>& twea
       std::filesystem::path(CONCLAVE_QWEN3_TOKENIZER_DIR) / "tokenizer.json";
   if (!std::filesystem::exists(tok))
     throw std::runtime_error("run scripts/fetch_tokenizer.sh: missing " + tok.string());
+  // The tokenizer sits in the model folder without Qwen3's tokenizer_config.json, so the
+  // tiny Qwen3-Coder-shaped model renders with the built-in Qwen3-Coder template.
+  std::filesystem::copy_file(tok, model_dir / "tokenizer.json");
   config::server_config cfg;
   cfg.port = 0;
   cfg.model_dir = model_dir.string();
-  cfg.tokenizer_path = tok.string();
+  cfg.tokenizer_path = (model_dir / "tokenizer.json").string();
   cfg.served_model_name = "tiny";
   cfg.engine.backend.kv_cache_bytes = size_t{32} << 20;
   cfg.engine.backend.threads = 1;

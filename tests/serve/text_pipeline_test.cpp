@@ -216,3 +216,60 @@ TEST_CASE("text pipeline: the end token's logprob is left for the finished event
   REQUIRE(left.size() == 1);
   CHECK(left[0].logprob == -0.25f);
 }
+
+TEST_CASE(
+    "text pipeline: a thinking model's reasoning is its own events, calls are parsed in "
+    "the answer only, in the template's JSON format",
+    "[serve][text][reasoning]") {
+  auto tok = qwen3();
+  const std::string text =
+      "<think>\nI should call <tool_call>{\"name\": \"get_weather\"}</tool_call> "
+      "maybe.\n</think>\n\n"
+      "Checking.\n<tool_call>\n{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Oslo\"}}\n"
+      "</tool_call>";
+  const std::vector<model::tool_spec> tools{
+      {"get_weather", std::nullopt,
+       R"({"type":"object","properties":{"city":{"type":"string"}}})"}};
+  serve::text_pipeline p(tok, "t-think");
+  p.begin(tools, true, {}, nullptr,
+          {model::tool_call_format::hermes_json, serve::reasoning_mode::detect});
+  const run r = feed(p, tok->encode(text, false));
+  std::string reasoning, args;
+  size_t starts = 0;
+  for (const auto& e : r.events) {
+    if (e.type == client_event::kind::reasoning) reasoning += e.text;
+    if (e.type == client_event::kind::tool_call_start) ++starts;
+    if (e.type == client_event::kind::tool_call_arguments) args += e.text;
+  }
+  CHECK(reasoning == "I should call <tool_call>{\"name\": \"get_weather\"}</tool_call> maybe.");
+  CHECK(content(r) == "Checking.");
+  CHECK(starts == 1);
+  CHECK(args == R"({"city": "Oslo"})");
+  CHECK(r.reason == "tool_calls");
+}
+
+TEST_CASE(
+    "text pipeline: with the block opened by the prompt the output starts as reasoning, "
+    "cut off mid-thought it is all reasoning",
+    "[serve][text][reasoning]") {
+  auto tok = qwen3();
+  serve::text_pipeline p(tok, "t-open");
+  p.begin({}, false, {}, nullptr,
+          {model::tool_call_format::hermes_json, serve::reasoning_mode::open});
+  run r = feed(p, tok->encode("thinking hard\n</think>\n\nAnswer.", false));
+  std::string reasoning;
+  for (const auto& e : r.events)
+    if (e.type == client_event::kind::reasoning) reasoning += e.text;
+  CHECK(reasoning == "thinking hard");
+  CHECK(content(r) == "Answer.");
+
+  p.begin({}, false, {}, nullptr,
+          {model::tool_call_format::hermes_json, serve::reasoning_mode::detect});
+  r = feed(p, tok->encode("<think>\nstill going", false), false, "length");
+  reasoning.clear();
+  for (const auto& e : r.events)
+    if (e.type == client_event::kind::reasoning) reasoning += e.text;
+  CHECK(reasoning == "still going");
+  CHECK(content(r).empty());
+  CHECK(r.reason == "length");
+}

@@ -10,13 +10,14 @@
 #include <sstream>
 
 #include "engine/constrained/byte_automaton.h"
+#include "engine/constrained/schema_check.h"
 #include "engine/constrained/token_constraint.h"
 #include "engine/constrained/tool_grammar.h"
 #include "engine/sampler.h"
 #include "model/tokenizer/tokenizer.h"
 #include "model/tool_spec_json.h"
+#include "model/toolcall/call_parser.h"
 #include "model/toolcall/openai.h"
-#include "model/toolcall/tool_parser.h"
 
 using namespace conclave::engine::constrained;
 namespace json = boost::json;
@@ -105,9 +106,9 @@ bool matches(const json::value& v, const json::value* schema) {
 /// Checks that `text` parses into calls of `tools` (only `only` when given) whose
 /// arguments match the schemas and name every required parameter.
 void check_calls(const std::string& text, const std::vector<tool_spec>& tools,
-                 const std::string& only) {
+                 const std::string& only, conclave::model::tool_call_format format) {
   INFO("text: " << text);
-  const auto r = toolcall::parse_all(text, tools);
+  const auto r = toolcall::parse_all(format, text, tools);
   REQUIRE(r.calls.size() >= 1);
   if (!only.empty()) CHECK(r.calls.size() == 1);
   CHECK(r.content.empty());
@@ -127,6 +128,9 @@ void check_calls(const std::string& text, const std::vector<tool_spec>& tools,
   }
 }
 
+constexpr auto xml = conclave::model::tool_call_format::qwen3_coder_xml;
+constexpr auto json_calls = conclave::model::tool_call_format::hermes_json;
+
 struct walk_result {
   std::string text;
   size_t tokens = 0;
@@ -136,7 +140,7 @@ struct walk_result {
 /// Samples uniformly among the allowed tokens until an end token or `budget` tokens.
 walk_result random_walk(const token_constraint& c, std::mt19937_64& rng, int64_t budget,
                         bool check_prefixes, const std::vector<tool_spec>& tools,
-                        const std::string& only) {
+                        const std::string& only, conclave::model::tool_call_format format = xml) {
   walk_result w;
   matcher m(std::shared_ptr<const token_constraint>(&c, [](const token_constraint*) {}));
   for (int64_t left = budget; left > 0; --left) {
@@ -150,7 +154,7 @@ walk_result random_walk(const token_constraint& c, std::mt19937_64& rng, int64_t
         const int32_t s = c.advance(m.state(), t);
         REQUIRE(s >= 0);
         check_calls(w.text + std::string(c.vocab().bytes(t)) + c.grammar().shortest_completion(s),
-                    tools, only);
+                    tools, only, format);
       }
     }
     const int32_t t = allowed[rng() % allowed.size()];
@@ -219,7 +223,7 @@ TEST_CASE("named tool: random walks over Qwen3's vocabulary parse into typed cal
         const auto w = random_walk(c, rng, 150, i < 3, tools, name);
         REQUIRE(w.ended);
         CHECK(w.tokens <= 150);
-        check_calls(w.text, tools, name);
+        check_calls(w.text, tools, name, xml);
       }
     }
   }
@@ -235,9 +239,35 @@ TEST_CASE("required: one or more calls to any tool, short budgets still close th
       const auto w = random_walk(c, rng, budget, false, tools, "");
       INFO("budget " << budget << " text " << w.text);
       REQUIRE(w.ended);
-      check_calls(w.text, tools, "");
+      check_calls(w.text, tools, "", xml);
     }
   }
+}
+
+TEST_CASE(
+    "JSON calls (Qwen3 / Hermes): random walks parse into typed calls, required ones "
+    "always there",
+    "[constrained]") {
+  const auto tools = fixture_tools();
+  for (const char* name : {"get_weather", "set_config", "list_files", "write_file", ""}) {
+    SECTION(name[0] ? name : "required") {
+      token_constraint c(qwen_vocab(), tool_call_dfa(tools, name, json_calls), {im_end});
+      std::mt19937_64 rng(43);
+      for (int i = 0; i < 15; ++i) {
+        const auto w = random_walk(c, rng, 200, i < 3, tools, name, json_calls);
+        REQUIRE(w.ended);
+        check_calls(w.text, tools, name, json_calls);
+      }
+    }
+  }
+  const dfa d = tool_call_dfa(tools, "get_weather", json_calls);
+  CHECK(d.walk(d.start(), R"(<tool_call>
+{"name": "get_weather", "arguments": {"city": "X", "days": 2}}
+</tool_call>)") != dfa::dead);
+  CHECK(d.walk(d.start(), R"(<tool_call>
+{"name": "get_weather", "arguments": {"days": 2)") == dfa::dead);  // city is required
+  CHECK(d.walk(d.start(), R"(<tool_call>
+{"name": "get_weather", "arguments": {"city": "X", "days": 1.5)") == dfa::dead);
 }
 
 TEST_CASE("tool grammar rejects what would break the parser", "[constrained]") {
@@ -304,6 +334,80 @@ TEST_CASE("sampler applies the constraint: random logits still give a valid call
     }
     REQUIRE(out.back() == im_end);
     out.pop_back();
-    check_calls(qwen().decode(out), tools, "get_weather");
+    check_calls(qwen().decode(out), tools, "get_weather", xml);
   }
+}
+
+TEST_CASE("structured outputs: random walks give JSON valid under the schema, or any object",
+          "[constrained][json]") {
+  const std::string schema = R"({"type":"object","properties":{
+      "name":{"type":"string"},"age":{"type":"integer"},"score":{"type":"number"},
+      "tags":{"type":"array","items":{"type":"string","enum":["a","b","c"]}},
+      "address":{"type":"object","properties":{"city":{"type":"string"},"zip":{"type":["string","null"]}},
+                 "required":["city"],"additionalProperties":false},
+      "kind":{"anyOf":[{"type":"boolean"},{"const":"none"}]},"empty":{"type":"object","additionalProperties":false}},
+      "required":["name","age"]})";
+  const json::value parsed = json::parse(schema);
+  for (const std::string& s : {schema, std::string()}) {
+    token_constraint c(qwen_vocab(), json_value_dfa(s), {im_end});
+    std::mt19937_64 rng(5);
+    for (int i = 0; i < 25; ++i) {
+      matcher m(std::shared_ptr<const token_constraint>(&c, [](const token_constraint*) {}));
+      std::string text;
+      bool ended = false;
+      for (int64_t left = 400; left > 0 && !ended; --left) {
+        const auto allowed = c.allowed(m.state(), left);
+        REQUIRE(!allowed.empty());
+        const int32_t t = allowed[rng() % allowed.size()];
+        m.advance(t);
+        if (c.is_end_token(t))
+          ended = true;
+        else
+          text += c.vocab().bytes(t);
+      }
+      INFO(text);
+      REQUIRE(ended);
+      boost::system::error_code ec;
+      const json::value v = json::parse(text, ec);
+      REQUIRE(!ec);
+      CHECK(v.is_object());
+      if (!s.empty()) {
+        CHECK(matches(v, &parsed));
+        CHECK(v.as_object().contains("name"));
+        CHECK(v.as_object().contains("age"));
+        CHECK(v.at("empty").as_object().empty());
+      }
+    }
+  }
+}
+
+TEST_CASE("structured outputs: a keyword the grammar cannot enforce is refused, naming where",
+          "[constrained][json]") {
+  using conclave::engine::constrained::unsupported_schema;
+  const auto path_of = [](const std::string& schema) -> std::string {
+    try {
+      json_value_dfa(schema);
+    } catch (const unsupported_schema& e) {
+      return e.path() + " | " + e.what();
+    }
+    return "";
+  };
+  CHECK(path_of(R"({"type":"object","properties":{"age":{"type":"integer","minimum":0}}})") ==
+        "schema.properties.age | schema.properties.age: 'minimum' cannot be enforced by "
+        "constrained decoding");
+  CHECK(path_of(R"({"type":"string","pattern":"^a"})").rfind("schema | ", 0) == 0);
+  CHECK(path_of(R"({"$ref":"#/$defs/x","$defs":{}})").rfind("schema | ", 0) == 0);
+  CHECK(path_of(R"({"type":"array","items":[{"type":"string"}]})").rfind("schema.items | ", 0) ==
+        0);
+  CHECK(path_of(R"({"type":"object","required":["a"]})").rfind("schema.required | ", 0) == 0);
+  CHECK(path_of(R"({"type":"object","additionalProperties":{"type":"string"}})")
+            .rfind("schema.additionalProperties | ", 0) == 0);
+  CHECK(path_of(R"({"type":"thing"})").rfind("schema.type | ", 0) == 0);
+  CHECK(
+      path_of(R"({"anyOf":[{"type":"string","format":"date"}]})").rfind("schema.anyOf[0] | ", 0) ==
+      0);
+  CHECK(
+      path_of(
+          R"({"type":"object","title":"T","description":"d","properties":{"a":{"type":"string","default":"x"}},"required":["a"],"additionalProperties":false})") ==
+      "");
 }

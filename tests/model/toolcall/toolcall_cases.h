@@ -23,8 +23,10 @@ struct tool_case {
   std::vector<std::string> rejected = {};
 };
 
-/// All cases; the tools are tests/data/tools/tools.json.
+/// All cases of the XML (Qwen3-Coder) parser; the tools are tests/data/tools/tools.json.
 const std::vector<tool_case>& tool_cases();
+/// All cases of the JSON (Qwen3 / Hermes) parser, same tools.
+const std::vector<tool_case>& hermes_cases();
 
 /// A well-formed call as the model writes it: `<tool_call>\n<function=NAME>\n` + per
 /// argument `<parameter=P>\nV\n</parameter>\n` + `</function>\n</tool_call>`.
