@@ -51,6 +51,10 @@ std::string sampling_params::validate() const {
     return "frequency_penalty must be in [-2, 2]";
   if (max_tokens <= 0) return "max_tokens must be >= 1";
   if (logprobs < -1 || logprobs > max_top_logprobs) return "top_logprobs must be in [0, 20]";
+  for (const auto& [token, bias] : logit_bias) {
+    if (token < 0) return "logit_bias token ids must be >= 0";
+    if (!(bias >= -100.0f && bias <= 100.0f)) return "logit_bias values must be in [-100, 100]";
+  }
   return {};
 }
 
@@ -60,7 +64,7 @@ void sampler::penalty_entries(std::span<const int32_t> prompt, std::span<const i
   const auto& p = params_;
   const bool repeat = p.repetition_penalty != 1.0f;
   const bool additive = p.presence_penalty != 0.0f || p.frequency_penalty != 0.0f;
-  if (!repeat && !additive) return;
+  if (!repeat && !additive && p.logit_bias.empty()) return;
   // HF's repetition penalty: each distinct token of prompt or output, once; OpenAI's
   // presence/frequency penalties: output tokens, by their count.
   std::unordered_map<int32_t, size_t> index;
@@ -85,6 +89,17 @@ void sampler::penalty_entries(std::span<const int32_t> prompt, std::span<const i
     for (size_t i = 0; i < out.size(); ++i) {
       if (counts[i] > 0)
         out[i].subtract = p.presence_penalty + p.frequency_penalty * static_cast<float>(counts[i]);
+    }
+  }
+  // logit_bias rides on the same entries (an added bias is a negative subtraction), so the
+  // device sampler applies it exactly as the host does.
+  for (const auto& [t, bias] : p.logit_bias) {
+    if (t < 0 || static_cast<size_t>(t) >= vocab) continue;
+    if (const auto it = index.find(t); it != index.end()) {
+      out[it->second].subtract -= bias;
+    } else {
+      index.emplace(t, out.size());
+      out.push_back({t, 0, -bias});
     }
   }
 }
@@ -167,7 +182,8 @@ void sampler::transform(std::span<float> logits, std::span<const int32_t> prompt
     for (int32_t t : output) m.advance(t);
     m.apply(logits, static_cast<int64_t>(p.max_tokens) - static_cast<int64_t>(output.size()));
   }
-  if (p.repetition_penalty != 1.0f || p.presence_penalty != 0.0f || p.frequency_penalty != 0.0f) {
+  if (p.repetition_penalty != 1.0f || p.presence_penalty != 0.0f || p.frequency_penalty != 0.0f ||
+      !p.logit_bias.empty()) {
     penalty_entries(prompt, output, vocab, penalty_scratch_);
     apply_penalties(logits, penalty_scratch_, p.repetition_penalty);
   }

@@ -5,6 +5,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace conclave::engine {
@@ -24,6 +25,9 @@ struct sampling_params {
   std::optional<uint64_t> seed;     ///< same seed, same tokens
   int32_t max_tokens = 16;
   std::vector<int32_t> stop_token_ids;
+  /// OpenAI's logit_bias: added to the token's logit before sampling (after the repetition
+  /// penalty, with the presence/frequency penalties), -100 to 100; on host and device.
+  std::vector<std::pair<int32_t, float>> logit_bias;
   bool ignore_eos = false;
   /// -1: no logprobs; else report the sampled token's logprob and this many alternatives.
   int32_t logprobs = -1;

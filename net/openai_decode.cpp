@@ -1,7 +1,9 @@
 // Decoding OpenAI request bodies. Unknown fields are ignored (SDKs send many); known
 // fields are type- and range-checked, and the error names the field as OpenAI does.
 #include <spdlog/fmt/fmt.h>
+
 #include <boost/json.hpp>
+#include <charconv>
 #include <cmath>
 
 #include "model/pytext/json_exact.h"
@@ -111,6 +113,33 @@ void check_model(const json::object& o, const protocol_context& ctx,
   }
 }
 
+/// OpenAI fields that would change what comes back but that conclave cannot honour: a 400
+/// naming them rather than a silent difference. (Fields that change nothing here, such as
+/// `user`, `store`, `metadata`, `service_tier`, `prediction`, are ignored: serving.md.)
+void refuse_unsupported(const json::object& o, bool chat) {
+  if (chat) {
+    for (const char* legacy : {"functions", "function_call"}) {
+      if (const json::value* v = field(o, legacy); v && !v->is_null())
+        fail(legacy,
+             fmt::format("'{}' is the deprecated form of tools; use 'tools' and 'tool_choice'",
+                         legacy));
+    }
+    if (const json::value* m = field(o, "modalities"); m && !m->is_null()) {
+      bool text_only = m->is_array();
+      if (text_only)
+        for (const auto& x : m->get_array())
+          text_only = text_only && x.is_string() && x.get_string() == "text";
+      if (!text_only) fail("modalities", "only the \"text\" modality is supported");
+    }
+    for (const char* unsupported : {"audio", "web_search_options"}) {
+      if (const json::value* v = field(o, unsupported); v && !v->is_null())
+        fail(unsupported, fmt::format("'{}' is not supported", unsupported));
+    }
+  } else if (auto best = get_int(o, "best_of", 1, 128); best && *best != 1) {
+    fail("best_of", "only best_of = 1 is supported");
+  }
+}
+
 /// Sampling and length fields shared by both endpoints.
 void decode_sampling(const json::object& o, decoded_request& d, bool chat) {
   auto& s = d.req.sampling;
@@ -131,6 +160,7 @@ void decode_sampling(const json::object& o, decoded_request& d, bool chat) {
   if (!max_tokens) max_tokens = get_int(o, "max_tokens", 1, INT32_MAX);
   if (max_tokens) d.max_tokens = static_cast<int32_t>(*max_tokens);
   if (auto n = get_int(o, "n", 1, 128); n && *n != 1) fail("n", "only n = 1 is supported");
+  refuse_unsupported(o, chat);
   s.ignore_eos = get_bool(o, "ignore_eos");
   if (const json::value* stop = field(o, "stop")) {
     if (stop->is_string()) {
@@ -143,6 +173,22 @@ void decode_sampling(const json::object& o, decoded_request& d, bool chat) {
       }
     } else {
       fail("stop", "'stop' must be a string or an array of strings");
+    }
+  }
+  if (const json::value* lb = field(o, "logit_bias"); lb && !lb->is_null()) {
+    if (!lb->is_object() || lb->get_object().size() > 1024)
+      fail("logit_bias", "'logit_bias' must be an object of at most 1024 token ids to biases");
+    for (const auto& kv : lb->get_object()) {
+      const std::string key(kv.key());
+      int64_t id = -1;
+      const auto r = std::from_chars(key.data(), key.data() + key.size(), id);
+      if (r.ec != std::errc() || r.ptr != key.data() + key.size() || id < 0 || id > INT32_MAX)
+        fail("logit_bias", fmt::format("'logit_bias' keys must be token ids, got \"{}\"", key));
+      if (!kv.value().is_number() || !(std::fabs(kv.value().to_number<double>()) <= 100.0))
+        fail("logit_bias",
+             fmt::format("'logit_bias[\"{}\"]' must be a number in [-100, 100]", key));
+      s.logit_bias.emplace_back(static_cast<int32_t>(id),
+                                static_cast<float>(kv.value().to_number<double>()));
     }
   }
   if (const json::value* ids = field(o, "stop_token_ids")) {
@@ -396,6 +442,10 @@ std::variant<decoded_request, api_error> decode_chat_request(const json::object&
       if (!kw->is_object())
         fail("chat_template_kwargs", "'chat_template_kwargs' must be an object");
       d.req.chat_template_kwargs = json::serialize(*kw);
+    }
+    if (const json::value* ptc = field(o, "parallel_tool_calls"); ptc && !ptc->is_null()) {
+      if (!ptc->is_bool()) fail("parallel_tool_calls", "'parallel_tool_calls' must be a boolean");
+      d.req.parallel_tool_calls = ptc->get_bool();
     }
     if (const json::value* agp = field(o, "add_generation_prompt"); agp && !agp->is_null()) {
       if (!agp->is_bool())

@@ -30,6 +30,8 @@ enum class reasoning_mode { off, detect, open };
 struct output_format {
   chat::tool_format tools = chat::tool_format::qwen3_coder_xml;
   reasoning_mode reasoning = reasoning_mode::off;
+  /// `parallel_tool_calls: false`: generation ends once the first tool call is complete.
+  bool one_call = false;
 };
 
 struct generation_request {
@@ -54,6 +56,8 @@ struct generation_request {
   enum class response_kind { text, json_object, json_schema };
   response_kind response_format = response_kind::text;
   std::string response_schema;
+  /// `parallel_tool_calls` (default true); false allows one call per response.
+  bool parallel_tool_calls = true;
   /// `add_generation_prompt` (default true): end the prompt with the assistant's turn opener.
   bool add_generation_prompt = true;
   /// Set by request setup from the chat template and the rendered prompt.

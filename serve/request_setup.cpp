@@ -27,6 +27,7 @@ std::optional<std::vector<int32_t>> build_prompt(generation_request& req, const 
           tmpl.render(req.messages, use_tools ? req.tools : std::vector<model::tool_spec>{},
                       req.add_generation_prompt, req.chat_template_kwargs);
       req.output.tools = tmpl.tools();
+      req.output.one_call = !req.parallel_tool_calls;
       req.output.reasoning = !tmpl.thinks()                        ? reasoning_mode::off
                              : chat::prompt_opens_thinking(prompt) ? reasoning_mode::open
                                                                    : reasoning_mode::detect;
@@ -119,6 +120,14 @@ bool parses_tool_calls(const generation_request& req) {
 std::optional<client_event> prepare_request(generation_request& req, const model_text& text,
                                             const server_tools& tools, prepared_request& out) {
   if (auto err = enable_server_tools(req, tools, out.rounds)) return err;
+  for (const auto& [id, bias] : req.sampling.logit_bias) {
+    if (static_cast<size_t>(id) >= text.tok->vocab_size())
+      return client_event::error(400,
+                                 fmt::format("logit_bias: token id {} is not in the vocabulary "
+                                             "(size {})",
+                                             id, text.tok->vocab_size()),
+                                 "invalid_request_error", "logit_bias");
+  }
   client_event error;
   auto prompt = build_prompt(req, text, error);
   if (!prompt) return error;

@@ -42,6 +42,8 @@ void text_pipeline::begin(const std::vector<model::tool_spec>& tools, bool parse
   } else {
     parser_.reset();
   }
+  one_call_ = format.one_call;
+  call_done_ = false;
   detok_.emplace(*tok_);
   stops_.emplace(stop);
   rounds_ = rounds;
@@ -57,7 +59,7 @@ bool text_pipeline::push(int32_t token, bool ends, const engine::token_logprobs*
   if (ends || tok_->is_special(token)) return false;
   const auto r = stops_->feed(detok_->push(token));
   emit_text(r.text, out);
-  return r.stopped;
+  return r.stopped || call_done_;
 }
 
 std::string text_pipeline::finish(std::string reason, client_sink& out) {
@@ -106,6 +108,7 @@ void text_pipeline::emit_content(const std::string& text, client_sink& out) {
 void text_pipeline::emit_parser_events(const std::vector<toolcall::event>& events,
                                        client_sink& out) {
   for (const auto& ev : events) {
+    if (call_done_) return;  // parallel_tool_calls: false, and the one call is complete
     client_event c;
     switch (ev.type) {
       case toolcall::event::kind::content:
@@ -127,6 +130,7 @@ void text_pipeline::emit_parser_events(const std::vector<toolcall::event>& event
       case toolcall::event::kind::tool_call_end:
         c.type = client_event::kind::tool_call_end;
         c.index = ev.index;
+        call_done_ = one_call_;
         break;
       case toolcall::event::kind::rejected_tool:
         spdlog::info("request {}: model called unknown tool \"{}\"", request_id_, ev.name);

@@ -64,6 +64,8 @@ class text_pipeline {
   std::optional<chat::reasoning_parser> reasoning_;
   std::optional<toolcall::call_parser> parser_;
   server_rounds* rounds_ = nullptr;
+  bool one_call_ = false;   // parallel_tool_calls: false
+  bool call_done_ = false;  // ... and its one call is complete: the rest is dropped
   std::vector<logprob_entry> pending_logprobs_;
 };
 

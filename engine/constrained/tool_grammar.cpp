@@ -317,7 +317,7 @@ class builder {
 }  // namespace
 
 dfa tool_call_dfa(const std::vector<tool_spec>& tools, const std::string& only,
-                  model::tool_call_format format) {
+                  model::tool_call_format format, bool one_call) {
   if (tools.empty()) throw std::invalid_argument("constrained tool calls need at least one tool");
   builder b;
   frag top;
@@ -330,7 +330,7 @@ dfa tool_call_dfa(const std::vector<tool_spec>& tools, const std::string& only,
   } else {
     std::vector<frag> calls;
     for (const auto& t : tools) calls.push_back(b.call(t, format));
-    top = b.n.list(b.n.alt(calls), b.n.literal("\n"));
+    top = one_call ? b.n.alt(calls) : b.n.list(b.n.alt(calls), b.n.literal("\n"));
   }
   return dfa::from_nfa(b.n, top.begin, top.end);
 }
@@ -380,17 +380,17 @@ std::shared_ptr<const token_constraint> constraint_cache::lookup(
 
 std::shared_ptr<const token_constraint> constraint_cache::get(
     std::shared_ptr<const vocabulary> vocab, const std::vector<tool_spec>& tools,
-    const std::string& only, const std::vector<int32_t>& end_tokens,
-    model::tool_call_format format) {
-  std::string key = fmt::format("{}|{}|{}|", static_cast<const void*>(vocab.get()), only,
-                                static_cast<int>(format));
+    const std::string& only, const std::vector<int32_t>& end_tokens, model::tool_call_format format,
+    bool one_call) {
+  std::string key = fmt::format("{}|{}|{}|{}|", static_cast<const void*>(vocab.get()), only,
+                                static_cast<int>(format), one_call);
   for (int32_t t : end_tokens) key += fmt::format("{},", t);
   for (const auto& t : tools) {
     key += '\x1f' + t.name + '\x1e' + t.parameters;
   }
   return lookup(key, [&] {
-    return std::make_shared<const token_constraint>(vocab, tool_call_dfa(tools, only, format),
-                                                    end_tokens);
+    return std::make_shared<const token_constraint>(
+        vocab, tool_call_dfa(tools, only, format, one_call), end_tokens);
   });
 }
 

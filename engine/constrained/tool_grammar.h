@@ -41,8 +41,10 @@ using model::tool_spec;
 /// `format` hermes_json: the same calls as JSON (Qwen3 / Hermes), one per
 /// `<tool_call>\n{"name": "NAME", "arguments": {...}}\n</tool_call>`, members in schema
 /// order, optional ones may be left out, values by the same rules as object members above.
+/// `one_call` (parallel_tool_calls: false): exactly one call even when `only` is empty.
 dfa tool_call_dfa(const std::vector<tool_spec>& tools, const std::string& only,
-                  model::tool_call_format format = model::tool_call_format::qwen3_coder_xml);
+                  model::tool_call_format format = model::tool_call_format::qwen3_coder_xml,
+                  bool one_call = false);
 
 /// One JSON value for structured outputs: `schema` empty is any JSON object
 /// (`response_format: json_object`); else a value valid under the schema (JSON text),
@@ -61,7 +63,8 @@ class constraint_cache {
   std::shared_ptr<const token_constraint> get(
       std::shared_ptr<const vocabulary> vocab, const std::vector<tool_spec>& tools,
       const std::string& only, const std::vector<int32_t>& end_tokens,
-      model::tool_call_format format = model::tool_call_format::qwen3_coder_xml);
+      model::tool_call_format format = model::tool_call_format::qwen3_coder_xml,
+      bool one_call = false);
   /// The constraint of json_value_dfa(schema), cached the same way.
   std::shared_ptr<const token_constraint> get_json(std::shared_ptr<const vocabulary> vocab,
                                                    const std::string& schema,

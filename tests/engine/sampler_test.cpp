@@ -460,3 +460,43 @@ TEST_CASE("sample_spec (the device sampler's twin) picks what the request's samp
           s.sample(std::span<const float>(logits).first(limit), prompt, output, u));
   }
 }
+
+TEST_CASE("logit_bias: +100 forces a token, -100 bans it, host and device specs alike",
+          "[sampler][logit_bias]") {
+  std::vector<float> logits(64, 0.0f);
+  logits[3] = 8.0f;  // the favourite without a bias
+  for (uint64_t seed : {1, 2, 3}) {
+    sampling_params p;
+    p.temperature = 1.0f;
+    p.seed = seed;
+    p.logit_bias = {{17, 100.0f}};
+    sampler s(p);
+    const std::vector<int32_t> prompt{1, 2}, output{5};
+    CHECK(s.sample(logits, prompt, output) == 17);
+    std::vector<conclave::gpu::penalty_entry> entries;
+    const double u = s.draw(output.size());
+    const auto spec = s.device_spec(prompt, output, logits.size(), u, entries);
+    CHECK(sample_spec(logits, spec) == s.sample(logits, prompt, output, u));
+    p.logit_bias = {{3, -100.0f}};
+    p.temperature = 0.0f;  // greedy: the banned favourite gives way to the next
+    logits[9] = 4.0f;
+    CHECK(sampler(p).sample(logits, prompt, output) == 9);
+    logits[9] = 0.0f;
+  }
+  sampling_params bad;
+  bad.logit_bias = {{1, 101.0f}};
+  CHECK(bad.validate() == "logit_bias values must be in [-100, 100]");
+  // With a repetition penalty the bias adds after it, for a repeated token too.
+  sampling_params rp;
+  rp.repetition_penalty = 2.0f;
+  rp.logit_bias = {{1, 1.5f}, {40, -2.0f}};
+  std::vector<conclave::gpu::penalty_entry> e;
+  sampler(rp).penalty_entries(std::vector<int32_t>{1, 2}, {}, 64, e);
+  REQUIRE(e.size() == 3);
+  CHECK(e[0].token == 1);
+  CHECK(e[0].repeated == 1);
+  CHECK(e[0].subtract == -1.5f);
+  CHECK(e[2].token == 40);
+  CHECK(e[2].repeated == 0);
+  CHECK(e[2].subtract == 2.0f);
+}

@@ -116,3 +116,79 @@ TEST_CASE("response_format: what cannot be enforced is a 400 naming it", "[serve
   CHECK(r.status == 400);
   CHECK(json::parse(r.body).at("error").at("param").as_string() == "response_format");
 }
+
+TEST_CASE("logit_bias is applied: +100 on one token makes every sampled token that one",
+          "[server][logit_bias]") {
+  test_server s;
+  json::object body{{"model", "tiny"}, {"prompt", "Hello"},
+                    {"max_tokens", 6}, {"temperature", 1.0},
+                    {"seed", 2},       {"ignore_eos", true},
+                    {"logprobs", 0},   {"logit_bias", json::object{{"9707", 100}}}};
+  const auto r = post_json(s.port(), "/v1/completions", json::serialize(body));
+  REQUIRE(r.status == 200);
+  const json::value v = json::parse(r.body);
+  const auto& tokens = v.at("choices").at(0).at("logprobs").at("tokens").as_array();
+  REQUIRE(tokens.size() == 6);
+  for (const auto& t : tokens) CHECK(t == tokens[0]);
+  body["logit_bias"] = json::object{{"x", 1}};
+  CHECK(post_json(s.port(), "/v1/completions", json::serialize(body)).status == 400);
+  body["logit_bias"] = json::object{{"5", 150}};
+  CHECK(post_json(s.port(), "/v1/completions", json::serialize(body)).status == 400);
+  body["logit_bias"] = json::object{{"999999999", 1}};
+  const auto far = post_json(s.port(), "/v1/completions", json::serialize(body));
+  CHECK(far.status == 400);
+  CHECK(json::parse(far.body).at("error").at("param") == "logit_bias");
+}
+
+TEST_CASE("parallel_tool_calls false with tool_choice required: exactly one call",
+          "[server][tools]") {
+  test_server s;
+  json::object body{
+      {"model", "tiny"},
+      {"messages", json::array{json::object{{"role", "user"}, {"content", "Weather?"}}}},
+      {"tools", json::parse(R"([{"type":"function","function":{"name":"get_weather",
+          "parameters":{"type":"object","properties":{"city":{"type":"string"}},"required":["city"]}}}])")},
+      {"tool_choice", "required"},
+      {"parallel_tool_calls", false},
+      {"max_tokens", 200},
+      {"temperature", 1.0}};
+  for (uint64_t seed : {1, 2, 3, 4}) {
+    body["seed"] = seed;
+    const auto r = post_json(s.port(), "/v1/chat/completions", json::serialize(body));
+    REQUIRE(r.status == 200);
+    const json::value v = json::parse(r.body);
+    CHECK(v.at("choices").at(0).at("message").at("tool_calls").as_array().size() == 1);
+    CHECK(v.at("choices").at(0).at("finish_reason") == "tool_calls");
+  }
+}
+
+TEST_CASE("fields that would change the answer but cannot be honoured are a 400 naming them",
+          "[server][fields]") {
+  test_server s;
+  const auto param_of = [&](const std::string& route, json::object body) {
+    body["model"] = "tiny";
+    body["max_tokens"] = 2;
+    const auto r = post_json(s.port(), route, json::serialize(body));
+    if (r.status != 400) return std::to_string(r.status);
+    return std::string(json::parse(r.body).at("error").at("param").as_string());
+  };
+  const json::array msgs{json::object{{"role", "user"}, {"content", "hi"}}};
+  CHECK(param_of("/v1/chat/completions",
+                 {{"messages", msgs}, {"functions", json::array{json::object{{"name", "f"}}}}}) ==
+        "functions");
+  CHECK(param_of("/v1/chat/completions", {{"messages", msgs}, {"function_call", "auto"}}) ==
+        "function_call");
+  CHECK(param_of("/v1/chat/completions",
+                 {{"messages", msgs}, {"modalities", json::array{"text", "audio"}}}) ==
+        "modalities");
+  CHECK(param_of("/v1/chat/completions",
+                 {{"messages", msgs}, {"web_search_options", json::object{}}}) ==
+        "web_search_options");
+  CHECK(param_of("/v1/completions", {{"prompt", "x"}, {"best_of", 3}}) == "best_of");
+  // What changes nothing is accepted.
+  CHECK(param_of("/v1/chat/completions", {{"messages", msgs},
+                                          {"modalities", json::array{"text"}},
+                                          {"store", false},
+                                          {"metadata", json::object{{"k", "v"}}},
+                                          {"user", "u1"}}) == "200");
+}

@@ -273,3 +273,27 @@ TEST_CASE(
   CHECK(content(r).empty());
   CHECK(r.reason == "length");
 }
+
+TEST_CASE(
+    "text pipeline: parallel_tool_calls false ends generation once the first call is "
+    "complete",
+    "[serve][text]") {
+  auto tok = qwen3();
+  const std::vector<model::tool_spec> tools{
+      {"get_weather", std::nullopt,
+       R"({"type":"object","properties":{"city":{"type":"string"}}})"}};
+  const std::string call =
+      "<tool_call>\n{\"name\": \"get_weather\", \"arguments\": {\"city\": \"A\"}}\n</tool_call>";
+  const auto ids = tok->encode(call + "\n" + call + "\nmore text", false);
+  serve::text_pipeline p(tok, "t-one");
+  serve::output_format one{model::tool_call_format::hermes_json, serve::reasoning_mode::off, true};
+  p.begin(tools, true, {}, nullptr, one);
+  const run r = feed(p, ids);
+  size_t starts = 0;
+  for (const auto& e : r.events) starts += e.type == client_event::kind::tool_call_start;
+  CHECK(starts == 1);
+  CHECK(r.stopped_at >= 0);
+  CHECK(r.stopped_at < static_cast<int>(ids.size()) - 1);
+  CHECK(r.reason == "tool_calls");
+  CHECK(content(r).empty());
+}

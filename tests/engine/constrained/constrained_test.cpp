@@ -270,6 +270,21 @@ TEST_CASE(
 {"name": "get_weather", "arguments": {"city": "X", "days": 1.5)") == dfa::dead);
 }
 
+TEST_CASE("parallel_tool_calls false: the grammar allows exactly one call", "[constrained]") {
+  const auto tools = fixture_tools();
+  for (auto format : {xml, json_calls}) {
+    const dfa d = tool_call_dfa(tools, "", format, true);
+    token_constraint c(qwen_vocab(), tool_call_dfa(tools, "", format, true), {im_end});
+    std::mt19937_64 rng(11);
+    for (int i = 0; i < 10; ++i) {
+      const auto w = random_walk(c, rng, 200, false, tools, "", format);
+      REQUIRE(w.ended);
+      CHECK(toolcall::parse_all(format, w.text, tools).calls.size() == 1);
+      CHECK(d.walk(d.start(), w.text + "\n<tool_call>") == dfa::dead);
+    }
+  }
+}
+
 TEST_CASE("tool grammar rejects what would break the parser", "[constrained]") {
   const auto tools = fixture_tools();
   const dfa d = tool_call_dfa(tools, "write_file");
