@@ -146,6 +146,11 @@ std::optional<json::value> convert_as(std::string_view text, std::string_view ty
   }
   if (type == "object" || type == "array") {
     std::optional<json::value> v = parse_structured(t);
+    // Written quoted ("{'a': 1}" or "\"[1, 2]\""): the object is inside the string.
+    if (v && v->is_string()) {
+      const std::string inner(v->get_string());
+      v = parse_structured(trim(inner));
+    }
     if (!v || (type == "object" ? !v->is_object() : !v->is_array())) return std::nullopt;
     coerce(*v, &schema);
     return v;
@@ -317,6 +322,9 @@ bool is_string_schema(const json::object* schema) {
 json::value convert_value(std::string_view text, const json::object* schema) {
   if (!is_string_schema(schema)) {
     if (std::optional<json::value> v = try_convert(text, *schema)) return std::move(*v);
+    // "null" for a number or an object means no value, not the text "null".
+    const std::string l = lower(trim(text));
+    if (l == "null" || l == "none") return json::value(nullptr);
   }
   return json::value(json::string(text));
 }

@@ -21,6 +21,8 @@ bool is_string_schema(const boost::json::object* schema);
 ///  - number: integer syntax -> integer, otherwise a finite double
 ///  - boolean: true/false/1/0 in any case;  null: null/none in any case
 ///  - object/array: JSON, then Python-literal syntax (see parse_python_literal)
+///  - object/array written as a quoted string ("{'a': 1}" in quotes): the inner text
+///  - null/None for any type but string: null (even where the schema does not allow it)
 /// Text that converts under no branch stays a string (never dropped, never an error).
 boost::json::value convert_value(std::string_view text, const boost::json::object* schema);
 

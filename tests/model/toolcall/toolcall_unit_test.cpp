@@ -129,6 +129,14 @@ TEST_CASE("convert_value types text by the schema", "[toolcall]") {
   CHECK(convert("5", R"({"type": "weird"})") == R"("5")");
   CHECK(convert("5", R"({"description": "untyped"})") == R"("5")");
   CHECK(convert_value("5", nullptr) == json::value("5"));
+  // null for a non-string type is JSON null; a quoted object or array is read inside.
+  CHECK(convert("null", R"({"type": "number"})") == "null");
+  CHECK(convert(" None ", R"({"type": "object"})") == "null");
+  CHECK(convert("null", R"({"type": "string"})") == R"("null")");
+  CHECK(convert(R"("{'a': 1, 'b': [True]}")", R"({"type": "object"})") ==
+        R"({"a": 1, "b": [true]})");
+  CHECK(convert(R"('["x", 2]')", R"({"type": "array"})") == R"(["x", 2])");
+  CHECK(convert(R"("not an object")", R"({"type": "object"})") == R"("\"not an object\"")");
 }
 
 TEST_CASE("is_string_schema decides which values stream", "[toolcall]") {
