@@ -11,6 +11,7 @@
 #include <cstdlib>
 
 #include "model/jinja/value.h"
+#include "model/pytext/utf8.h"
 
 namespace conclave::jinja {
 namespace {
@@ -31,24 +32,6 @@ std::string normalise_newlines(std::string_view src) {
     }
   }
   return out;
-}
-
-void append_utf8(std::string& out, std::uint32_t cp) {
-  if (cp < 0x80) {
-    out += static_cast<char>(cp);
-  } else if (cp < 0x800) {
-    out += static_cast<char>(0xC0 | (cp >> 6));
-    out += static_cast<char>(0x80 | (cp & 0x3F));
-  } else if (cp < 0x10000) {
-    out += static_cast<char>(0xE0 | (cp >> 12));
-    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-    out += static_cast<char>(0x80 | (cp & 0x3F));
-  } else {
-    out += static_cast<char>(0xF0 | (cp >> 18));
-    out += static_cast<char>(0x80 | ((cp >> 12) & 0x3F));
-    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-    out += static_cast<char>(0x80 | (cp & 0x3F));
-  }
 }
 
 class lexer {
@@ -314,7 +297,7 @@ class lexer {
           auto r = std::from_chars(src_.data() + p, src_.data() + p + n, cp, 16);
           if (r.ec != std::errc() || r.ptr != src_.data() + p + n)
             fail("bad \\" + std::string(1, e) + " escape in a string literal");
-          append_utf8(out, cp);
+          pytext::append_utf8(out, cp);
           p += n;
           break;
         }

@@ -11,6 +11,7 @@
 #include <random>
 #include <set>
 
+#include "model/pytext/utf8.h"
 #include "model/tool_spec_json.h"
 #include "model/toolcall/event_sink.h"
 #include "model/toolcall/json_text.h"
@@ -53,24 +54,6 @@ gap skip_ws(std::string_view s, size_t pos, bool final) {
   }
   if (i == s.size() && !final) return {match::more, i};
   return {match::yes, i};
-}
-
-void append_utf8(std::string& out, uint32_t cp) {
-  if (cp < 0x80) {
-    out += static_cast<char>(cp);
-  } else if (cp < 0x800) {
-    out += static_cast<char>(0xC0 | (cp >> 6));
-    out += static_cast<char>(0x80 | (cp & 0x3F));
-  } else if (cp < 0x10000) {
-    out += static_cast<char>(0xE0 | (cp >> 12));
-    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-    out += static_cast<char>(0x80 | (cp & 0x3F));
-  } else {
-    out += static_cast<char>(0xF0 | (cp >> 18));
-    out += static_cast<char>(0x80 | ((cp >> 12) & 0x3F));
-    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-    out += static_cast<char>(0x80 | (cp & 0x3F));
-  }
 }
 
 std::optional<uint32_t> hex4(std::string_view s, size_t pos) {
@@ -159,14 +142,14 @@ char_read read_string_char(std::string_view s, size_t pos, bool final, std::stri
     if (pos + 12 <= s.size() && s.substr(pos + 6, 2) == "\\u") {
       const auto lo = hex4(s, pos + 8);
       if (lo && *lo >= 0xDC00 && *lo < 0xE000) {
-        append_utf8(out, 0x10000 + ((*u - 0xD800) << 10) + (*lo - 0xDC00));
+        pytext::append_utf8(out, 0x10000 + ((*u - 0xD800) << 10) + (*lo - 0xDC00));
         return {match::yes, pos + 12};
       }
     }
-    append_utf8(out, 0xFFFD);
+    pytext::append_utf8(out, 0xFFFD);
     return {match::yes, pos + 6};
   }
-  append_utf8(out, (*u >= 0xDC00 && *u < 0xE000) ? 0xFFFD : *u);
+  pytext::append_utf8(out, (*u >= 0xDC00 && *u < 0xE000) ? 0xFFFD : *u);
   return {match::yes, pos + 6};
 }
 
@@ -186,6 +169,26 @@ string_read read_string(std::string_view s, size_t pos, bool final) {
     if (c.m != match::yes) return {c.m, i, {}};
     i = c.end;
   }
+}
+
+struct key_read {
+  match m;
+  std::string key;
+  size_t value = 0;  // where the member's value starts
+};
+
+// A member's key at s[pos], its `:` and the whitespace around it.
+key_read read_key(std::string_view s, size_t pos, bool final) {
+  if (pos >= s.size() || s[pos] != '"') return {match::no, {}, pos};
+  string_read k = read_string(s, pos, final);
+  if (k.m != match::yes) return {k.m, {}, pos};
+  gap w = skip_ws(s, k.end, final);
+  if (w.m != match::yes) return {w.m, {}, pos};
+  if (w.end >= s.size() || s[w.end] != ':') return {match::no, {}, pos};
+  w = skip_ws(s, w.end + 1, final);
+  if (w.m != match::yes) return {w.m, {}, pos};
+  if (w.end >= s.size()) return {match::no, {}, pos};  // final text: no value
+  return {match::yes, std::move(k.text), w.end};
 }
 
 // The end of one complete JSON value at s[pos] (structure only: strings, brackets, and
@@ -346,16 +349,10 @@ struct hermes_parser::impl {
         if (w.m != match::yes) return w.m;
         i = w.end;
       }
-      if (i >= s.size() || s[i] != '"') return match::no;
-      const string_read key = read_string(s, i, final_);
+      const key_read key = read_key(s, i, final_);
       if (key.m != match::yes) return key.m;
-      w = skip_ws(s, key.end, final_);
-      if (w.m != match::yes) return w.m;
-      if (w.end >= s.size() || s[w.end] != ':') return match::no;
-      w = skip_ws(s, w.end + 1, final_);
-      if (w.m != match::yes) return w.m;
-      i = w.end;
-      if (key.text == "name") {
+      i = key.value;
+      if (key.key == "name") {
         if (i >= s.size() || s[i] != '"') return match::no;
         const string_read name = read_string(s, i, final_);
         if (name.m != match::yes) return name.m;
@@ -376,7 +373,7 @@ struct hermes_parser::impl {
       }
       const value_read v = skip_value(s, i, final_);
       if (v.m != match::yes) return v.m;
-      if ((key.text == "arguments" || key.text == "parameters") && !args)
+      if ((key.key == "arguments" || key.key == "parameters") && !args)
         args = std::string(s.substr(i, v.end - i));
       i = v.end;
     }
@@ -417,18 +414,12 @@ struct hermes_parser::impl {
     w = skip_ws(s, i + 1, final_);
     if (w.m == match::more) return false;
     i = w.end;
-    if (w.m == match::no || i >= s.size() || s[i] != '"') return break_call();
-    const string_read key = read_string(s, i, final_);
+    if (w.m == match::no) return break_call();
+    const key_read key = read_key(s, i, final_);
     if (key.m == match::more) return false;
     if (key.m == match::no) return break_call();
-    w = skip_ws(s, key.end, final_);
-    if (w.m == match::more) return false;
-    if (w.m == match::no || w.end >= s.size() || s[w.end] != ':') return break_call();
-    w = skip_ws(s, w.end + 1, final_);
-    if (w.m == match::more) return false;
-    if (w.m == match::no || w.end >= s.size()) return break_call();
-    i = w.end;
-    const bool is_args = (key.text == "arguments" || key.text == "parameters") && !args_done_;
+    i = key.value;
+    const bool is_args = (key.key == "arguments" || key.key == "parameters") && !args_done_;
     if (is_args && s[i] == '{') {
       // A JSON object streams; anything else in braces (a Python dict) is read whole.
       const gap in = skip_ws(s, i + 1, final_);
@@ -472,22 +463,15 @@ struct hermes_parser::impl {
       if (w.m == match::no || w.end >= s.size()) return break_call();
       i = w.end;
     }
-    if (s[i] != '"') return break_call();
-    const string_read key = read_string(s, i, final_);
+    const key_read key = read_key(s, i, final_);
     if (key.m == match::more) return false;
     if (key.m == match::no) return break_call();
-    w = skip_ws(s, key.end, final_);
-    if (w.m == match::more) return false;
-    if (w.m == match::no || w.end >= s.size() || s[w.end] != ':') return break_call();
-    w = skip_ws(s, w.end + 1, final_);
-    if (w.m == match::more) return false;
-    if (w.m == match::no || w.end >= s.size()) return break_call();
-    i = w.end;
-    const boost::json::object* schema = property_schema(key.text);
-    const bool duplicate = used_.count(key.text) > 0;
+    i = key.value;
+    const boost::json::object* schema = property_schema(key.key);
+    const bool duplicate = used_.count(key.key) > 0;
     if (!duplicate && s[i] == '"' && is_string_schema(schema)) {
-      sink_.arguments(member_prefix(key.text) + "\"");
-      used_.insert(key.text);
+      sink_.arguments(member_prefix(key.key) + "\"");
+      used_.insert(key.key);
       buf_.erase(0, i + 1);
       state_ = state::args_string;
       return true;
@@ -498,10 +482,10 @@ struct hermes_parser::impl {
     if (duplicate) {
       skipped_ = true;  // the first value stands
     } else {
-      std::string text = member_prefix(key.text);
+      std::string text = member_prefix(key.key);
       append_json(text, typed_value(s.substr(i, v.end - i), schema));
       sink_.arguments(std::move(text));
-      used_.insert(key.text);
+      used_.insert(key.key);
     }
     buf_.erase(0, v.end);
     return true;

@@ -5,6 +5,7 @@
 #include <optional>
 #include <string>
 
+#include "model/pytext/utf8.h"
 #include "model/toolcall/json_text.h"
 #include "model/toolcall/value_convert.h"
 
@@ -14,25 +15,6 @@ namespace {
 namespace json = boost::json;
 
 constexpr int max_depth = 64;  // deeper nesting is not a literal we accept (no stack blow-up)
-
-void append_utf8(std::string& out, uint32_t cp) {
-  if (cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) cp = 0xFFFD;
-  if (cp < 0x80) {
-    out += static_cast<char>(cp);
-  } else if (cp < 0x800) {
-    out += static_cast<char>(0xC0 | (cp >> 6));
-    out += static_cast<char>(0x80 | (cp & 0x3F));
-  } else if (cp < 0x10000) {
-    out += static_cast<char>(0xE0 | (cp >> 12));
-    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-    out += static_cast<char>(0x80 | (cp & 0x3F));
-  } else {
-    out += static_cast<char>(0xF0 | (cp >> 18));
-    out += static_cast<char>(0x80 | ((cp >> 12) & 0x3F));
-    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-    out += static_cast<char>(0x80 | (cp & 0x3F));
-  }
-}
 
 bool is_ident_start(char c) {
   return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_';
@@ -210,7 +192,7 @@ class py_reader {
             i_ = save;
           }
         }
-        append_utf8(out, c);
+        pytext::append_utf8(out, c);
         return true;
       }
       default:
@@ -218,7 +200,7 @@ class py_reader {
           uint32_t v = static_cast<uint32_t>(e - '0');
           for (int k = 0; k < 2 && i_ < s_.size() && s_[i_] >= '0' && s_[i_] <= '7'; ++k)
             v = v * 8 + static_cast<uint32_t>(s_[i_++] - '0');
-          append_utf8(out, v);
+          pytext::append_utf8(out, v);
           return true;
         }
         out += '\\';  // Python keeps unknown escapes as written

@@ -1,4 +1,5 @@
-// libFuzzer target: the streaming tool-call parser. The first byte picks a chunk size,
+// libFuzzer target: the streaming tool-call parser (XML; hermes_fuzz.cpp builds this file for
+// the JSON one with CONCLAVE_FUZZ_JSON_CALLS). The first byte picks a chunk size,
 // the rest is model output. Invariants: feeding it in chunks gives the same result as
 // feeding it whole; every call's argument deltas concatenate to one JSON object; content
 // deltas concatenate to the final content.
@@ -6,7 +7,7 @@
 #include <cstdint>
 #include <string>
 
-#include "model/toolcall/tool_parser.h"
+#include "model/toolcall/call_parser.h"
 #include "tests/fuzz/fuzz_check.h"
 
 namespace {
@@ -24,7 +25,12 @@ conclave::toolcall::parse_result run(std::string_view text, size_t chunk) {
   uint64_t n = 0;
   conclave::toolcall::parser_options o;
   o.random = [&n] { return ++n; };
-  conclave::toolcall::tool_parser p(schemas(), o);
+#ifdef CONCLAVE_FUZZ_JSON_CALLS
+  conclave::toolcall::call_parser p(conclave::model::tool_call_format::hermes_json, schemas(), o);
+#else
+  conclave::toolcall::call_parser p(conclave::model::tool_call_format::qwen3_coder_xml, schemas(),
+                                    o);
+#endif
   conclave::toolcall::parse_result r;
   std::vector<std::string> args;
   std::string content;

@@ -80,35 +80,7 @@ TEST_CASE("JSON tool-call soup: same result for every chunking, invariants hold"
     }
     tool_case c{"soup", text, "", {}};
     if (round % 3 == 1) c.policy = unknown_tool_policy::reject;
-    const parse_result whole = parse_whole<hermes_parser>(text, tools, c);
-    for (const auto& call : whole.calls) {
-      boost::system::error_code ec;
-      const json::value v = json::parse(call.arguments, ec);
-      if (ec || !v.is_object()) {
-        ++failures;
-        UNSCOPED_INFO("text: " << text << "\nbad arguments: " << call.arguments);
-      }
-    }
-    std::vector<std::vector<size_t>> chunkings;
-    for (size_t size : {1, 2, 3, 7}) {
-      std::vector<size_t> cuts;
-      for (size_t at = size; at < text.size(); at += size) cuts.push_back(at);
-      chunkings.push_back(std::move(cuts));
-    }
-    for (int k = 0; k < 4; ++k) {
-      std::vector<size_t> cuts;
-      for (size_t at = step(rng); at < text.size(); at += step(rng)) cuts.push_back(at);
-      chunkings.push_back(std::move(cuts));
-    }
-    for (const auto& cuts : chunkings) {
-      std::string error;
-      const parse_result r = stream<hermes_parser>(text, cuts, tools, c, error);
-      if (!error.empty() || !differences(r, whole).empty()) {
-        ++failures;
-        UNSCOPED_INFO("text: " << text << "\nerror: " << error
-                               << "\ndiff: " << differences(r, whole));
-      }
-    }
+    failures += check_soup<hermes_parser>(text, tools, c, rng);
   }
   CHECK(failures == 0);
 }

@@ -212,4 +212,44 @@ void check_chunkings(const std::vector<tool_case>& cases) {
   }
 }
 
+/// One soup text: its whole parse has JSON-object arguments, and chunks of 1, 2, 3 and 7
+/// bytes plus four random chunkings give the same result with the invariants kept.
+/// Returns how many of these checks failed (each failure noted with UNSCOPED_INFO).
+template <class Parser>
+size_t check_soup(const std::string& text, const std::vector<tool_spec>& tools, const tool_case& c,
+                  std::mt19937& rng) {
+  size_t failures = 0;
+  const parse_result whole = parse_whole<Parser>(text, tools, c);
+  for (const auto& call : whole.calls) {
+    boost::system::error_code ec;
+    const json::value v = json::parse(call.arguments, ec);
+    if (ec || !v.is_object()) {
+      ++failures;
+      UNSCOPED_INFO("text: " << text << "\nbad arguments: " << call.arguments);
+    }
+  }
+  std::uniform_int_distribution<size_t> step(1, 11);
+  std::vector<std::vector<size_t>> chunkings;
+  for (size_t size : {1, 2, 3, 7}) {
+    std::vector<size_t> cuts;
+    for (size_t at = size; at < text.size(); at += size) cuts.push_back(at);
+    chunkings.push_back(std::move(cuts));
+  }
+  for (int k = 0; k < 4; ++k) {
+    std::vector<size_t> cuts;
+    for (size_t at = step(rng); at < text.size(); at += step(rng)) cuts.push_back(at);
+    chunkings.push_back(std::move(cuts));
+  }
+  for (const auto& cuts : chunkings) {
+    std::string error;
+    const parse_result r = stream<Parser>(text, cuts, tools, c, error);
+    if (!error.empty() || !differences(r, whole).empty()) {
+      ++failures;
+      UNSCOPED_INFO("text: " << text << "\nerror: " << error
+                             << "\ndiff: " << differences(r, whole));
+    }
+  }
+  return failures;
+}
+
 }  // namespace conclave::test
