@@ -98,37 +98,15 @@ char_read read_string_char(std::string_view s, size_t pos, bool final, std::stri
     return {match::yes, pos + n};
   }
   if (pos + 1 >= s.size()) return {final ? match::no : match::more, pos};
+  // Two-character escapes: \" \\ \/ \b \f \n \r \t; then \uXXXX.
+  constexpr std::string_view kFrom = "\"\\/bfnrt";
+  constexpr std::string_view kTo = "\"\\/\b\f\n\r\t";
   const char e = s[pos + 1];
-  switch (e) {
-    case '"':
-      out += '"';
-      return {match::yes, pos + 2};
-    case '\\':
-      out += '\\';
-      return {match::yes, pos + 2};
-    case '/':
-      out += '/';
-      return {match::yes, pos + 2};
-    case 'b':
-      out += '\b';
-      return {match::yes, pos + 2};
-    case 'f':
-      out += '\f';
-      return {match::yes, pos + 2};
-    case 'n':
-      out += '\n';
-      return {match::yes, pos + 2};
-    case 'r':
-      out += '\r';
-      return {match::yes, pos + 2};
-    case 't':
-      out += '\t';
-      return {match::yes, pos + 2};
-    case 'u':
-      break;
-    default:
-      return {match::no, pos};
+  if (const size_t k = kFrom.find(e); k != std::string_view::npos) {
+    out += kTo[k];
+    return {match::yes, pos + 2};
   }
+  if (e != 'u') return {match::no, pos};
   if (pos + 6 > s.size()) return {final ? match::no : match::more, pos};
   const auto u = hex4(s, pos + 2);
   if (!u) return {match::no, pos};
