@@ -287,14 +287,14 @@ struct tool_parser::impl {
     for (size_t i = 0;;) {
       const size_t lt = s.find('<', i);
       if (lt == std::string_view::npos) break;
-      const match m = value_terminator(s, lt);
-      if (m == match::more) return take_value(lt, false);
-      if (m == match::yes) {
+      const terminator t = value_terminator(s, lt);
+      if (t.m == match::more) return take_value(lt, false);
+      if (t.m == match::yes) {
         take_value(lt, true);
         close(element::parameter);  // the tag itself is read by step_call_body
         return true;
       }
-      i = lt + 1;
+      i = std::max(lt + 1, t.text_to);  // a literal call block in the value is all text
     }
     if (!final_) return take_value(s.size(), false);
     take_value(s.size(), true);
@@ -328,50 +328,85 @@ struct tool_parser::impl {
 
   bool unused_parameter(std::string_view name) const { return used_.find(name) == used_.end(); }
 
+  // A parameter name that may open a parameter after a closer: unused in this call and
+  // declared by the schema (any name when the tool declares none).
+  bool may_open(std::string_view name) const {
+    const bool declared =
+        properties_ == nullptr || properties_->empty() || properties_->contains(name);
+    return declared && unused_parameter(name);
+  }
+
+  struct terminator {
+    match m = match::no;
+    size_t text_to = 0;  // with `no`: a literal call block in the value ends here
+  };
+
   // Value terminators. At a '<' inside a value, read up to max_closers closing tags
   // (`</parameter>`, `</function>`, `</tool_call>`, whitespace between), then the next
   // thing Y. The tag ends the value when:
-  //  - no closer, and Y is `<parameter=N>` with N a schema property unused in this call,
-  //    or the start of a call of a known tool (as check_opener decides);
+  //  - no closer, and Y is `<parameter=N>` with N a schema property unused in this call;
+  //    or Y starts a call of a known tool (as check_opener decides) and that call is not
+  //    a literal block in the value (nested_call);
   //  - two or more closers, unless Y is `<parameter=N>` with N already used;
   //  - one closer followed by the end of text, `<tool_call>` or `<function=`; or
-  //    `</parameter>` followed by `<parameter=N>` with N unused (any name).
+  //    `</parameter>` followed by `<parameter=N>` with may_open(N).
   // Anything else (for example `</parameter>` followed by more file text) is value text.
-  match value_terminator(std::string_view s, size_t p) const {
+  terminator value_terminator(std::string_view s, size_t p) const {
     std::array<tag, max_closers> closers{};
     size_t count = 0;
     size_t j = p;
     while (count < max_closers) {
       const detail::tag_match c = detail::read_tag(s, j, detail::closer_tags, final_);
-      if (c.m == match::more) return match::more;
+      if (c.m == match::more) return {match::more};
       if (c.m == match::no) break;
       closers[count++] = c.kind;
       const detail::gap_match g = detail::skip_gap(s, c.end, final_);
-      if (g.m == match::more) return match::more;
-      if (g.m == match::no) return count >= 2 ? match::yes : match::no;
+      if (g.m == match::more) return {match::more};
+      if (g.m == match::no) return {count >= 2 ? match::yes : match::no};
       j = g.end;
-      if (j == s.size()) return match::yes;  // closers, then the end of text
+      if (j == s.size()) return {match::yes};  // closers, then the end of text
     }
     const detail::tag_match y = detail::read_tag(s, j, detail::opener_tags, final_);
-    if (y.m == match::more) return match::more;
+    if (y.m == match::more) return {match::more};
     const bool y_param = y.m == match::yes && y.kind == tag::parameter_open;
     if (count == 0) {
-      if (y.m == match::no) return match::no;
+      if (y.m == match::no) return {match::no};
       if (y_param) {
         const bool known = properties_ != nullptr && properties_->contains(y.name);
-        return known && unused_parameter(y.name) ? match::yes : match::no;
+        return {known && unused_parameter(y.name) ? match::yes : match::no};
       }
       const opener o = check_opener(s, y);
-      if (o.m == match::more) return match::more;
-      return o.m == match::yes && o.tool != nullptr ? match::yes : match::no;
+      if (o.m == match::more) return {match::more};
+      if (o.m != match::yes || o.tool == nullptr) return {match::no};
+      return nested_call(s, p);
     }
-    if (count >= 2) return y_param && !unused_parameter(y.name) ? match::no : match::yes;
-    if (y.m == match::no) return match::no;
+    if (count >= 2) return {y_param && !unused_parameter(y.name) ? match::no : match::yes};
+    if (y.m == match::no) return {match::no};
     if (y_param) {
-      return closers[0] == tag::parameter_close && unused_parameter(y.name) ? match::yes
-                                                                            : match::no;
+      return {closers[0] == tag::parameter_close && may_open(y.name) ? match::yes : match::no};
     }
-    return match::yes;
+    return {match::yes};
+  }
+
+  // A call that starts at s[p], inside a value with no closer before it: a literal block
+  // (file content holding a tool call) when the value goes on after its `</tool_call>`;
+  // a real call, the value's closers forgotten, when the text ends there or another call
+  // follows. Undecided (held back) until its `</tool_call>` and what follows are read.
+  terminator nested_call(std::string_view s, size_t p) const {
+    constexpr std::string_view closer = "</tool_call>";
+    const size_t q = s.find(closer, p + 1);
+    if (q == std::string_view::npos) return {final_ ? match::yes : match::more};
+    const size_t end = q + closer.size();
+    const detail::gap_match g = detail::skip_gap(s, end, final_);
+    if (g.m == match::more) return {match::more};
+    if (g.m == match::yes && g.end == s.size()) return {match::yes};
+    if (g.m == match::yes) {
+      const detail::tag_match next = detail::read_tag(
+          s, g.end, detail::bit(tag::tool_call_open) | detail::bit(tag::function_open), final_);
+      if (next.m == match::more) return {match::more};
+      if (next.m == match::yes) return {match::yes};
+    }
+    return {match::no, end};
   }
 
   // ---- state -------------------------------------------------------------------------

@@ -90,9 +90,13 @@ void apply_event(parse_result& result, const event& e);
 /// start there (`</parameter>`, `</function>`, `</tool_call>`, whitespace between, at most
 /// 4), then the next item Y:
 ///  - no closer: Y is `<parameter=N>` with N a schema property not used in this call yet,
-///    or the start of a call of a known tool (as above);
+///    or the start of a call of a known tool (as above) that is not a literal block: a
+///    call opened inside a value is text up to its `</tool_call>` when the value goes on
+///    after it, and a real call (the value's closers forgotten) when the text ends there
+///    or another call follows (held back until that is read);
 ///  - one closer: Y is the end of text, `<tool_call>` or `<function=`, or the closer is
-///    `</parameter>` and Y is `<parameter=N>` with N not used yet (any name);
+///    `</parameter>` and Y is `<parameter=N>` with N not used yet and declared by the
+///    schema (any name when the tool declares no parameters);
 ///  - two or more closers: anything but `<parameter=N>` with N used already.
 /// Everything else is value text (so file contents may hold these tags). Values of string
 /// schemas, and of parameters the schema does not declare, stream as they arrive; typed

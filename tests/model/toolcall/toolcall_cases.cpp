@@ -289,10 +289,31 @@ std::vector<tool_case> make_cases() {
        well_formed("set_config", {{"limit", "10"}}) + well_formed("set_config", {{"limit", "ten"}}),
        "",
        {{"set_config", R"({"limit": 10})"}, {"set_config", R"({"limit": "ten"})"}}});
-  c.push_back({"a parameter not in the schema stays a string",
+  c.push_back({"a parameter name the schema does not declare is text of the value before it",
                well_formed("get_weather", {{"city", "Paris"}, {"country", "42"}}),
                "",
-               {{"get_weather", R"({"city": "Paris", "country": "42"})"}}});
+               {{"get_weather", R"({"city": "Paris\n</parameter>\n<parameter=country>\n42"})"}}});
+  c.push_back({"an undeclared first parameter stays a string",
+               well_formed("get_weather", {{"country", "42"}, {"city", "Paris"}}),
+               "",
+               {{"get_weather", R"({"country": "42", "city": "Paris"})"}}});
+  c.push_back(
+      {"a literal tool-call block inside a file's content is text",
+       well_formed("write_file",
+                   {{"path", "README.md"},
+                    {"content", "Example:\n" + well_formed("get_weather", {{"city", "X"}}) +
+                                    "\nThat is all."}}),
+       "",
+       {{"write_file",
+         R"({"path": "README.md", "content": "Example:\n<tool_call>\n<function=get_weather>\n<parameter=city>\nX\n</parameter>\n</function>\n</tool_call>\nThat is all."})"}}});
+  c.push_back({"a call after a value whose closers were forgotten, then another call",
+               "<tool_call>\n<function=get_weather>\n<parameter=city>\nParis\n" +
+                   well_formed("write_file", {{"path", "x"}}) + "\n" +
+                   well_formed("get_weather", {{"city", "Rome"}}),
+               "",
+               {{"get_weather", R"({"city": "Paris"})"},
+                {"write_file", R"({"path": "x"})"},
+                {"get_weather", R"({"city": "Rome"})"}}});
   c.push_back({"a tool without declared parameters",
                well_formed("list_files", {{"dir", "/tmp"}, {"depth", "2"}}),
                "",
