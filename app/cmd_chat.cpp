@@ -174,6 +174,8 @@ class chat_session {
       }
     }
     turn_id_.clear();
+    if (thinking_ && isatty(fileno(stdout))) std::fputs("\x1b[0m", stdout);
+    thinking_ = false;
     if (!answer_.empty() || outcome_ == outcome::finished) std::fputs("\n", stdout);
     std::fflush(stdout);
     if (outcome_ == outcome::finished) {
@@ -256,7 +258,19 @@ class chat_session {
       const json::value& c = choices->get_array()[0];
       const json::value* delta = c.is_object() ? c.get_object().if_contains("delta") : nullptr;
       if (delta == nullptr || !delta->is_object()) return;
+      // A thinking model's reasoning is shown dimmed (on a terminal) and kept out of the
+      // history; the answer follows on its own line.
+      const std::string reasoning = str(delta->get_object(), "reasoning_content");
+      if (!reasoning.empty()) {
+        if (!thinking_) std::fputs(isatty(fileno(stdout)) ? "\x1b[2m" : "", stdout);
+        thinking_ = true;
+        std::fwrite(reasoning.data(), 1, reasoning.size(), stdout);
+      }
       const std::string content = str(delta->get_object(), "content");
+      if (!content.empty() && thinking_) {
+        std::fputs(isatty(fileno(stdout)) ? "\x1b[0m\n" : "\n", stdout);
+        thinking_ = false;
+      }
       answer_ += content;
       std::fwrite(content.data(), 1, content.size(), stdout);
       std::fflush(stdout);
@@ -271,6 +285,7 @@ class chat_session {
   }
 
   const chat_args& args_;
+  bool thinking_ = false;  // reasoning_content is being printed
   bench::server_url url_;
   std::string model_;
   bool has_temperature_;
