@@ -124,12 +124,7 @@ actor_service::actor_service(const config::server_config& cfg,
   text->tok = std::make_shared<const tokenizer::tokenizer>(
       tokenizer::tokenizer::from_file(cfg_.tokenizer_path));
   text->eos_ids = mc.eos_token_ids;
-  // The chat template belongs with the tokenizer, as in transformers.
-  using path = std::filesystem::path;
-  text->tmpl = std::make_shared<const chat::chat_template>(chat::chat_template::for_model(
-      path(cfg_.tokenizer_path).parent_path(), cfg_.chat_template_path.empty()
-                                                   ? std::nullopt
-                                                   : std::optional<path>(cfg_.chat_template_path)));
+  text->tmpl = serve::load_chat_template(cfg_.tokenizer_path, cfg_.chat_template_path);
   text->max_model_len = serve::context_limit(cfg_.engine.max_model_len, mc.max_position_embeddings);
   // Never sample an id the tokenizer cannot turn into text (padded embedding rows).
   if (cfg_.engine.sampling_vocab_size == 0 &&

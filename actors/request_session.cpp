@@ -154,8 +154,7 @@ void next_round(self_ptr self) {
   if (auto err = serve::prepare_next_round(st.req, *st.env->text, st.prompt))
     return handle(self, ev::aborting(std::move(*err)));
   if (st.prompt.empty()) return complete(self, "length");  // no longer fits the context
-  st.text->begin(st.req.tools, serve::parses_tool_calls(st.req), st.req.stop, &*st.rounds,
-                 st.req.output);
+  st.text->begin(st.req, &*st.rounds);
   st.stats->add_prompt(st.prompt.size());
   st.generated.clear();
   handle(self, ev::of(ev::kind::tool_round_end));
@@ -215,8 +214,7 @@ caf::behavior request_session(self_ptr self, serve::generation_request req,
   st.prompt = std::move(prepared.prompt);
   st.rounds = std::move(prepared.rounds);
   st.stats->add_prompt(st.prompt.size());
-  st.text->begin(st.req.tools, serve::parses_tool_calls(st.req), st.req.stop,
-                 st.rounds ? &*st.rounds : nullptr, st.req.output);
+  st.text->begin(st.req, st.rounds ? &*st.rounds : nullptr);
   submit(self);
 
   return {

@@ -4,6 +4,7 @@
 #include <spdlog/fmt/fmt.h>
 #include <spdlog/spdlog.h>
 
+#include <filesystem>
 #include <set>
 
 #include "engine/constrained/schema_check.h"
@@ -111,6 +112,14 @@ std::optional<client_event> enable_server_tools(generation_request& req, const s
 }
 
 }  // namespace
+
+std::shared_ptr<const chat::chat_template> load_chat_template(const std::string& tokenizer_path,
+                                                              const std::string& override_path) {
+  using path = std::filesystem::path;
+  return std::make_shared<const chat::chat_template>(chat::chat_template::for_model(
+      path(tokenizer_path).parent_path(),
+      override_path.empty() ? std::nullopt : std::optional<path>(override_path)));
+}
 
 bool parses_tool_calls(const generation_request& req) {
   return req.type == generation_request::kind::chat && req.tool_choice != tool_choice_mode::none &&

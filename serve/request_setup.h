@@ -38,6 +38,11 @@ struct prepared_request {
   std::optional<server_rounds> rounds;  ///< when the request enabled server-side tools
 };
 
+/// The chat template of the tokenizer at `tokenizer_path` (its folder, as transformers
+/// looks), or the file `override_path` when not empty. Throws model::model_error.
+std::shared_ptr<const chat::chat_template> load_chat_template(const std::string& tokenizer_path,
+                                                              const std::string& override_path);
+
 /// True when a generation of `req` parses tool calls out of the model's text.
 bool parses_tool_calls(const generation_request& req);
 

@@ -3,6 +3,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include "serve/request_setup.h"
+
 namespace conclave::serve {
 namespace {
 
@@ -47,6 +49,10 @@ void text_pipeline::begin(const std::vector<model::tool_spec>& tools, bool parse
   detok_.emplace(*tok_);
   stops_.emplace(stop);
   rounds_ = rounds;
+}
+
+void text_pipeline::begin(const generation_request& req, server_rounds* rounds) {
+  begin(req.tools, parses_tool_calls(req), req.stop, rounds, req.output);
 }
 
 void text_pipeline::echo(const std::string& text, client_sink& out) {

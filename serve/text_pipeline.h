@@ -35,6 +35,10 @@ class text_pipeline {
              const std::vector<std::string>& stop, server_rounds* rounds,
              output_format format = {});
 
+  /// The same for a generation of `req`: its tools (parsed when parses_tool_calls(req)),
+  /// stop strings and output format.
+  void begin(const generation_request& req, server_rounds* rounds);
+
   /// Text that was not generated but is sent as content (a completion's echo).
   void echo(const std::string& text, client_sink& out);
 
