@@ -90,11 +90,13 @@ value f_dictsort(const value& v, value_list& a, kwarg_list& k) {
   const std::string by = args.get_str("by").value_or("key");
   if (by != "key" && by != "value") throw template_error("dictsort: by must be 'key' or 'value'");
   auto items = v.dict_ref().items;
+  const bool rev = args.get_bool("reverse", false);
+  const auto sort_by = [&](const auto& item) {
+    return by == "key" ? sort_key(value(item.first), cs) : sort_key(item.second, cs);
+  };
   std::stable_sort(items.begin(), items.end(), [&](const auto& x, const auto& y) {
-    return by == "key" ? less(sort_key(value(x.first), cs), sort_key(value(y.first), cs))
-                       : less(sort_key(x.second, cs), sort_key(y.second, cs));
+    return rev ? less(sort_by(y), sort_by(x)) : less(sort_by(x), sort_by(y));
   });
-  if (args.get_bool("reverse", false)) std::reverse(items.begin(), items.end());
   value_list out;
   for (auto& [key, val] : items) out.push_back(value::list({value(key), val}, true));
   return value::list(std::move(out));
@@ -335,13 +337,12 @@ value f_sort(const value& v, value_list& a, kwarg_list& k) {
   const auto attr = args.get_str("attribute");
   value_list items = iterate(v);
   auto key = [&](const value& x) { return sort_key(attr ? attribute_of(x, *attr) : x, cs); };
-  std::stable_sort(items.begin(), items.end(),
-                   [&](const value& x, const value& y) { return less(key(x), key(y)); });
-  if (args.get_bool("reverse", false)) {
-    // Python's sort(reverse=True) keeps equal items in their original order.
-    std::stable_sort(items.begin(), items.end(),
-                     [&](const value& x, const value& y) { return less(key(y), key(x)); });
-  }
+  // Python's sort(reverse=True) keeps equal items in their original order: one stable
+  // sort with the comparison turned round.
+  const bool rev = args.get_bool("reverse", false);
+  std::stable_sort(items.begin(), items.end(), [&](const value& x, const value& y) {
+    return rev ? less(key(y), key(x)) : less(key(x), key(y));
+  });
   return value::list(std::move(items));
 }
 
