@@ -130,6 +130,8 @@ node_session_result run_session(const node_session_options& o, const std::atomic
             [&](caf::down_msg& msg) {
               down = true;
               result.reason = "lost the coordinator: " + sys.render(msg.reason);
+              // Said now: the teardown below may be cut short by the watchdog's restart.
+              spdlog::warn("cluster: {}; stopping this membership's ranks", result.reason);
             },
             caf::after(std::chrono::milliseconds(200)) >> [] {});
       }

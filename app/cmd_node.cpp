@@ -160,7 +160,7 @@ int run_node(const node_args& a) {
                        session.reason.c_str());
           return exit_bad_input;
         }
-        spdlog::warn("cluster: {}", session.reason);
+        if (!session.joined) spdlog::warn("cluster: {}", session.reason);  // else said already
         if (session.joined) {
           delay = std::chrono::seconds(1);  // a member until now: rejoin soon
           started = clock::now();

@@ -187,6 +187,8 @@ def sigstop_fenced():
         assert back["id"] != victim_id and back["epoch"] > 0, c
         log = rig.log(victim)
         assert "lost the coordinator" in log, log[-2000:]
+        if "restarting this node" in log:  # the teardown watchdog's way (docs/RELIABILITY.md)
+            print("the fenced ranks did not stop within 30 s: the node restarted itself")
         check_short(rig, ps, ref)
         print("SIGCONT: the node was fenced (its ranks stopped) and rejoined as node %d" %
               back["id"])
