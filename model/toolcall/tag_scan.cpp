@@ -50,6 +50,25 @@ tag_match read_name(std::string_view s, size_t start, bool final) {
   return r;
 }
 
+// A drifted `</parameter>`: `</parameter` then up to max_drift_digits digits, closed by
+// '>' or left bare before whitespace, '<' or the end of text (`</parameter1>`,
+// `</parameter`). Whether it ends a value is decided by what follows, as for the exact
+// closer; the drift itself is dropped.
+tag_match read_drifted_parameter_close(std::string_view s, size_t pos, bool final) {
+  constexpr std::string_view stem = "</parameter";
+  const std::string_view rest = s.substr(pos);
+  const match m = match_literal(rest, stem, final);
+  if (m != match::yes) return {m, tag::parameter_close, {}, 0};
+  size_t j = stem.size();
+  while (j < rest.size() && j - stem.size() < max_drift_digits && rest[j] >= '0' && rest[j] <= '9')
+    ++j;
+  if (j == rest.size())
+    return {final ? match::yes : match::more, tag::parameter_close, {}, pos + j};
+  if (rest[j] == '>') return {match::yes, tag::parameter_close, {}, pos + j + 1};
+  if (rest[j] == '<' || is_space(rest[j])) return {match::yes, tag::parameter_close, {}, pos + j};
+  return {match::no, tag::parameter_close, {}, 0};
+}
+
 }  // namespace
 
 tag_match read_tag(std::string_view s, size_t pos, tag_mask mask, bool final) {
@@ -57,6 +76,12 @@ tag_match read_tag(std::string_view s, size_t pos, tag_mask mask, bool final) {
   bool more = false;
   for (const tag_text& t : tag_texts) {
     if ((mask & bit(t.kind)) == 0) continue;
+    if (t.kind == tag::parameter_close) {
+      const tag_match d = read_drifted_parameter_close(s, pos, final);
+      if (d.m == match::yes) return d;
+      if (d.m == match::more) more = true;
+      continue;
+    }
     const match m = match_literal(rest, t.text, final);
     if (m == match::more) more = true;
     if (m != match::yes) continue;

@@ -30,6 +30,8 @@ constexpr tag_mask all_tags = closer_tags | opener_tags;
 
 /// Longest function or parameter name accepted inside `<function=...>`.
 constexpr size_t max_name_bytes = 256;
+/// Most digits a drifted `</parameterN>` closer carries.
+constexpr size_t max_drift_digits = 3;
 /// Longest whitespace run a structural look-ahead skips (keeps held-back text bounded).
 constexpr size_t max_gap_bytes = 256;
 
@@ -45,6 +47,8 @@ struct tag_match {
 };
 
 /// Reads a tag of `mask` starting at s[pos]. `final`: s is the whole rest of the text.
+/// `</parameter>` is also read in its drifted forms, `</parameterN>` and a bare
+/// `</parameter` (before whitespace, '<' or the end).
 tag_match read_tag(std::string_view s, size_t pos, tag_mask mask, bool final);
 
 struct gap_match {

@@ -314,6 +314,27 @@ std::vector<tool_case> make_cases() {
                {{"get_weather", R"({"city": "Paris"})"},
                 {"write_file", R"({"path": "x"})"},
                 {"get_weather", R"({"city": "Rome"})"}}});
+  c.push_back({"a drifted </parameter1> closer is dropped",
+               "<tool_call>\n<function=get_weather>\n<parameter=city>\nParis\n</parameter1>\n"
+               "</function>\n</tool_call>",
+               "",
+               {{"get_weather", R"({"city": "Paris"})"}}});
+  c.push_back({"a bare </parameter at the end of a value is dropped",
+               "<tool_call>\n<function=get_weather>\n<parameter=city>\nParis\n</parameter\n"
+               "</function>\n</tool_call>",
+               "",
+               {{"get_weather", R"({"city": "Paris"})"}}});
+  c.push_back({"a drifted closer between parameters, and at the end of text",
+               "<tool_call>\n<function=get_weather>\n<parameter=city>\nParis\n</parameter12>\n"
+               "<parameter=days>\n3\n</parameter",
+               "",
+               {{"get_weather", R"({"city": "Paris", "days": 3})"}}});
+  c.push_back(
+      {"drifted closers inside file content followed by more text stay in the value",
+       well_formed("write_file",
+                   {{"path", "a.xml"}, {"content", "<a></parameter1>\nb </parameter c"}}),
+       "",
+       {{"write_file", R"({"path": "a.xml", "content": "<a></parameter1>\nb </parameter c"})"}}});
   c.push_back({"a tool without declared parameters",
                well_formed("list_files", {{"dir", "/tmp"}, {"depth", "2"}}),
                "",
