@@ -70,12 +70,19 @@ gpu::backend& llm_engine::backend() {
 }
 
 bool llm_engine::abort(int64_t id) {
+  if (groups_.drop(id)) return true;
   if (step_pending_) {
     if (!scheduler_.contains(id)) return false;
     deferred_aborts_.push_back(id);
     return true;
   }
-  return scheduler_.abort(id);
+  const bool found = scheduler_.abort(id);
+  queue_released();  // an aborted leader lets its group go
+  return found;
+}
+
+void llm_engine::queue_released() {
+  for (auto& seq : groups_.release()) scheduler_.add(std::move(seq));
 }
 
 int64_t llm_engine::add_request(std::vector<int32_t> prompt, const sampling_params& params) {
@@ -110,7 +117,8 @@ int64_t llm_engine::add_request(std::vector<int32_t> prompt, const sampling_para
   const int64_t id = next_id_++;
   auto seq = std::make_shared<sequence>(id, std::move(prompt), params);
   for (int32_t t : output) seq->append(t);
-  scheduler_.add(std::move(seq));
+  scheduler_.check_fits(*seq);
+  if (!groups_.hold(seq)) scheduler_.add(std::move(seq));
   return id;
 }
 
@@ -199,6 +207,7 @@ std::vector<step_event> llm_engine::end_step(const pending_step& p, const gpu::s
       logprobs[i] = compute_logprobs(logits.first(limit), sampled[i], n);
   }
   scheduler_.postprocess(work, sampled, eos_ids_, max_model_len_);
+  queue_released();  // choices whose shared prompt is now in the prefix cache
   for (size_t i = 0; i < work.size(); ++i) {
     if (sampled[i] < 0) continue;
     const sequence& s = *work[i].seq;
@@ -242,6 +251,8 @@ engine_stats llm_engine::stats() const {
   s.host_prefix_stores = scheduler_.host_prefix_stores();
   s.host_prefix_hits = scheduler_.host_prefix_hits();
   s.num_swapped = scheduler_.num_swapped();
+  s.num_waiting += groups_.num_held();
+  s.prefix_hit_tokens = scheduler_.prefix_hit_tokens();
   return s;
 }
 

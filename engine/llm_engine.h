@@ -16,6 +16,7 @@
 #include "config/engine_config.h"
 #include "engine/block_manager.h"
 #include "engine/logprobs.h"
+#include "engine/prefill_groups.h"
 #include "engine/scheduler.h"
 #include "engine/sequence.h"
 #include "gpu/backend.h"
@@ -41,6 +42,8 @@ struct engine_stats {
   uint64_t blocks_released_behind_window = 0;
   uint64_t host_prefix_stores = 0, host_prefix_hits = 0;  ///< the prefix cache's host tier
   size_t num_swapped = 0;  ///< sequences offloaded now (counted in num_waiting too)
+  /// Prompt tokens found in the prefix cache at admission instead of computed.
+  uint64_t prefix_hit_tokens = 0;
 };
 
 /// A scheduled step waiting for its forward pass: `batch` points into the sequences
@@ -101,7 +104,7 @@ class llm_engine {
   /// Finishes a request wherever it is; during a pending step the abort takes effect
   /// when the step ends (its blocks may still be written). False if unknown.
   bool abort(int64_t id);
-  bool has_work() const { return !scheduler_.idle(); }
+  bool has_work() const { return !scheduler_.idle() || groups_.num_held() > 0; }
 
   /// One schedule -> forward -> sample round (needs the owning constructor).
   std::vector<step_event> step();
@@ -134,8 +137,12 @@ class llm_engine {
   model::model_config model_;
   config::engine_config cfg_;
   size_t max_model_len_;
+  /// Queues the held choices whose group's prompt is computed (prefill_groups).
+  void queue_released();
+
   std::deque<block_manager> blocks_;  ///< one per rank (a deque: never moves them)
   scheduler scheduler_;
+  prefill_groups groups_;
   std::vector<int32_t> eos_ids_;
   int64_t next_id_ = 1;
   bool step_pending_ = false;

@@ -31,6 +31,10 @@ struct sampling_params {
   bool ignore_eos = false;
   /// -1: no logprobs; else report the sampled token's logprob and this many alternatives.
   int32_t logprobs = -1;
+  /// Non-zero: the request is one of a group sharing its prompt (the n choices of one
+  /// OpenAI request). The first of a group an engine receives runs its prefill; the others
+  /// wait for it and then find the prompt in the prefix cache (engine/prefill_groups.h).
+  uint64_t prefill_group = 0;
   /// When set, only tokens the constraint allows are sampled (disallowed logits become
   /// -inf before any other transform), e.g. a forced tool call; shared, immutable.
   std::shared_ptr<const constrained::token_constraint> constraint;

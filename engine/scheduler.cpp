@@ -31,19 +31,22 @@ int32_t scheduler::pick_rank() const {
   return assign_rank(load);
 }
 
-void scheduler::add(std::shared_ptr<sequence> seq) {
+void scheduler::check_fits(const sequence& seq) const {
   // Every rank's cache has this shape; a sequence lives in one.
   const block_manager& blocks = *ranks_[0];
   const size_t bs = static_cast<size_t>(blocks.block_size());
-  const size_t max_tokens =
-      seq->num_prompt_tokens() + static_cast<size_t>(seq->params().max_tokens);
-  const size_t needed = (std::max(max_tokens, seq->size()) + bs - 1) / bs;
+  const size_t max_tokens = seq.num_prompt_tokens() + static_cast<size_t>(seq.params().max_tokens);
+  const size_t needed = (std::max(max_tokens, seq.size()) + bs - 1) / bs;
   if (needed > static_cast<size_t>(blocks.num_blocks())) {
     throw std::invalid_argument(fmt::format(
         "prompt + max_tokens = {} tokens need {} KV blocks but the whole cache holds {} ({} "
         "tokens)",
         max_tokens, needed, blocks.num_blocks(), static_cast<size_t>(blocks.num_blocks()) * bs));
   }
+}
+
+void scheduler::add(std::shared_ptr<sequence> seq) {
+  check_fits(*seq);
   seq->status = sequence_status::waiting;
   waiting_.push_back(std::move(seq));
 }
@@ -155,12 +158,18 @@ std::vector<scheduled> scheduler::pick() {
   while (!waiting_.empty() && budget > 0 &&
          running_.size() < static_cast<size_t>(cfg_.max_num_seqs)) {
     auto& seq = waiting_.front();
-    // The rank with the most free blocks: if it cannot take the sequence, none can.
-    const int32_t rank = pick_rank();
+    // The rank its prefix waits in (a choice of an n > 1 request follows the first), when
+    // that one can take it; else the rank with the most free blocks: if it cannot take
+    // the sequence, none can.
+    int32_t rank = seq->preferred_rank;
+    if (rank < 0 || rank >= num_ranks() || !ranks_[static_cast<size_t>(rank)]->can_allocate(*seq))
+      rank = pick_rank();
     block_manager& blocks = *ranks_[static_cast<size_t>(rank)];
     if (!blocks.can_allocate(*seq)) break;
     seq->rank = rank;
+    const size_t before = seq->num_computed;
     blocks.allocate(*seq);
+    if (seq->num_computed > before) prefix_hit_tokens_ += seq->num_computed - before;
     const size_t n = std::min(seq->num_uncomputed(), budget);
     budget -= n;
     seq->status = sequence_status::running;

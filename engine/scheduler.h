@@ -44,10 +44,14 @@ class scheduler {
   /// Queues a sequence. Throws std::invalid_argument when its prompt plus max_tokens
   /// could never fit in the whole KV cache (it would otherwise preempt itself forever).
   void add(std::shared_ptr<sequence> seq);
+  /// The check add() makes, without queueing.
+  void check_fits(const sequence& seq) const;
   bool idle() const { return waiting_.empty() && running_.empty() && swapped_.empty(); }
   size_t num_waiting() const { return waiting_.size() + swapped_.size(); }
   size_t num_running() const { return running_.size(); }
   size_t num_swapped() const { return swapped_.size(); }
+  /// Tokens found in the prefix cache when sequences were admitted (not computed again).
+  uint64_t prefix_hit_tokens() const { return prefix_hit_tokens_; }
   /// Preemptions that freed a sequence's blocks for recomputation.
   uint64_t num_preemptions() const { return preemptions_; }
   /// Preemptions that offloaded a sequence to host memory instead.
@@ -114,6 +118,7 @@ class scheduler {
   std::deque<std::shared_ptr<sequence>> swapped_;  ///< offloaded, oldest first
   std::vector<gpu::kv_transfer> transfers_;        ///< per rank, for the step scheduled last
   uint64_t preemptions_ = 0, swap_outs_ = 0, swap_ins_ = 0, blocks_out_ = 0, blocks_in_ = 0;
+  uint64_t prefix_hit_tokens_ = 0;
   int32_t window_ = 0;
   uint64_t window_released_ = 0;
 };

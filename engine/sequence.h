@@ -47,6 +47,9 @@ class sequence {
   /// The rank whose KV cache holds this sequence (data-parallel attention; block_table
   /// ids are that rank's). Set at admission; 0 with one rank.
   int32_t rank = 0;
+  /// The rank to admit it to when that rank can take it (-1: none): where the prefix it
+  /// shares with an earlier sequence is cached.
+  int32_t preferred_rank = -1;
   /// Leading blocks of the table already registered for prefix caching.
   size_t num_hashed_blocks = 0;
   /// The chain hash through those blocks (computed from the tokens alone, so it holds

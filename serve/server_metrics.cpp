@@ -77,6 +77,14 @@ server_metrics::server_metrics() : registry_(std::make_shared<prometheus::Regist
                           .Register(*registry_);
   host_prefix_stored_ = &host_prefix.Add({{"event", "stored"}});
   host_prefix_hits_ = &host_prefix.Add({{"event", "hit"}});
+  auto& prompt_work = BuildCounter()
+                          .Name("conclave_prompt_tokens_total")
+                          .Help(
+                              "Prompt tokens the engines ran through the model (computed), and "
+                              "those found in the prefix cache instead (cached)")
+                          .Register(*registry_);
+  prompt_computed_ = &prompt_work.Add({{"source", "computed"}});
+  prompt_cached_ = &prompt_work.Add({{"source", "cached"}});
   failovers_ = counter(*registry_, "conclave_failovers_total",
                        "Requests moved to another replica after theirs failed");
   auto& seqs =
@@ -146,6 +154,10 @@ void server_metrics::publish_engine(int replica, const engine::engine_stats& s,
   add_window_released(s.blocks_released_behind_window - before.blocks_released_behind_window);
   add_host_prefix(s.host_prefix_stores - before.host_prefix_stores,
                   s.host_prefix_hits - before.host_prefix_hits);
+  if (const uint64_t n = s.prompt_tokens_computed - before.prompt_tokens_computed; n > 0)
+    prompt_computed_->Increment(static_cast<double>(n));
+  if (const uint64_t n = s.prefix_hit_tokens - before.prefix_hit_tokens; n > 0)
+    prompt_cached_->Increment(static_cast<double>(n));
 }
 
 void server_metrics::set_engine(int replica, size_t running, size_t waiting, int64_t kv_used,

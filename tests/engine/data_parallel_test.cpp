@@ -54,7 +54,7 @@ struct dp_run {
 };
 
 dp_run run_ranks(int ranks, int32_t blocks, const std::vector<std::vector<int32_t>>& prompts,
-                 const engine::sampling_params& sp, size_t offload_bytes = 0) {
+                 const std::vector<engine::sampling_params>& sps, size_t offload_bytes = 0) {
   const auto cfg = engine_cfg(blocks, offload_bytes);
   std::vector<std::unique_ptr<gpu::backend>> backends;
   for (int r = 0; r < ranks; ++r) backends.push_back(gpu::make_backend(tiny(), cfg.backend));
@@ -63,7 +63,7 @@ dp_run run_ranks(int ranks, int32_t blocks, const std::vector<std::vector<int32_
   CHECK(eng.stats().kv_blocks_total == ranks * backends[0]->kv_shape().num_blocks);
 
   std::map<int64_t, size_t> index;
-  for (size_t i = 0; i < prompts.size(); ++i) index[eng.add_request(prompts[i], sp)] = i;
+  for (size_t i = 0; i < prompts.size(); ++i) index[eng.add_request(prompts[i], sps[i])] = i;
   dp_run run;
   run.out.resize(prompts.size());
   run.ranks_used.resize(prompts.size());
@@ -85,6 +85,11 @@ dp_run run_ranks(int ranks, int32_t blocks, const std::vector<std::vector<int32_
   }
   run.stats = eng.stats();
   return run;
+}
+
+dp_run run_ranks(int ranks, int32_t blocks, const std::vector<std::vector<int32_t>>& prompts,
+                 const engine::sampling_params& sp, size_t offload_bytes = 0) {
+  return run_ranks(ranks, blocks, prompts, std::vector(prompts.size(), sp), offload_bytes);
 }
 
 }  // namespace
@@ -130,4 +135,34 @@ TEST_CASE("two ranks: KV offload inside a rank keeps the output token-identical,
   CHECK(tight.stats.prompt_tokens_computed == roomy.stats.prompt_tokens_computed);
   for (const auto& used : tight.ranks_used) CHECK(used.size() == 1);  // resumed on its rank
   CHECK(tight.stats.kv_blocks_free == tight.stats.kv_blocks_total);
+}
+
+TEST_CASE("two ranks: the choices of one prompt follow its first to the rank holding it",
+          "[engine][data_parallel][prefill_group]") {
+  // Four choices of one 22-token prompt, sampled, each with its own seed; a fifth request
+  // fills the other rank first so that the free-block rule alone would split them.
+  const auto shared = prompt(22, 5);
+  std::vector<std::vector<int32_t>> prompts{prompt(30, 9)};
+  std::vector<engine::sampling_params> sps{greedy(6)};
+  for (uint64_t i = 0; i < 4; ++i) {
+    auto sp = greedy(6);
+    sp.temperature = 1.0f;
+    sp.seed = 100 + i;
+    sp.prefill_group = 77;
+    prompts.push_back(shared);
+    sps.push_back(sp);
+  }
+  const auto two = run_ranks(2, 64, prompts, sps);
+  const int32_t lead = *two.ranks_used[1].begin();
+  for (size_t i = 1; i < 5; ++i) CHECK(two.ranks_used[i] == std::set<int32_t>{lead});
+  // Alone, each choice gives the same tokens (its seed decides them).
+  for (size_t i = 1; i < 5; ++i) {
+    auto alone = sps[i];
+    alone.prefill_group = 0;
+    CHECK(run_ranks(1, 128, {shared}, alone).out[0] == two.out[i]);
+  }
+  // The 30-token request and the first choice computed their prompts; the other three
+  // found 20 of their 22 tokens (5 full blocks of 4) in the prefix cache.
+  CHECK(two.stats.prefix_hit_tokens == 3 * 20);
+  CHECK(two.stats.prompt_tokens_computed == 30 + 22 + 3 * 2);
 }
