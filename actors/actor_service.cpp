@@ -16,6 +16,7 @@
 #include "gpu/preflight.h"
 #include "model/checkpoint.h"
 #include "serve/admission.h"
+#include "serve/choice_fanout.h"
 #include "serve/nvml.h"
 #include "serve/replica_pool.h"
 
@@ -78,6 +79,9 @@ class actor_service final : public serve::service {
   /// kill_session / kill_tool: kills `name` (or a random working one) in `list`.
   std::optional<std::string> kill_in(live_actors& list, const std::string& name, const char* what);
   void check_fault_injection() const;
+  /// A session for one request (one choice), after admission.
+  std::shared_ptr<serve::request_handle> start_session(serve::generation_request req,
+                                                       std::shared_ptr<serve::client_sink> sink);
   /// Adds a replica to the pool and spawns its supervisor; -1 once shutting down.
   int start_replica();
 
@@ -88,8 +92,8 @@ class actor_service final : public serve::service {
   serve::replica_pool pool_;
   std::vector<int32_t> probe_;  ///< the health probe's prompt
   std::atomic<bool> draining_{false};
-  std::mutex fault_mutex_;
-  std::mt19937_64 fault_rng_{std::random_device{}()};
+  std::mutex rng_mutex_;  ///< guards rng_ (fault draws, prefill group ids)
+  std::mt19937_64 rng_{std::random_device{}()};
   std::unique_ptr<caf::actor_system_config> system_cfg_;
   std::unique_ptr<caf::actor_system> system_;
   caf::actor router_;
@@ -213,8 +217,8 @@ std::optional<std::string> actor_service::kill_in(live_actors& list, const std::
   check_fault_injection();
   uint64_t draw = 0;
   {
-    std::lock_guard lock(fault_mutex_);
-    draw = fault_rng_();
+    std::lock_guard lock(rng_mutex_);
+    draw = rng_();
   }
   auto k = list.kill(name, draw);
   if (!k) return std::nullopt;
@@ -261,6 +265,26 @@ std::shared_ptr<serve::request_handle> actor_service::submit(
     sink->push(std::move(*refused));
     return nullptr;
   }
+  if (req.n <= 1) return start_session(std::move(req), std::move(sink));
+  // n choices: a session each, one prefill group (serve/choice_fanout.h).
+  const auto n = static_cast<size_t>(req.n);
+  auto fanout = std::make_shared<serve::choice_fanout>(std::move(sink), n);
+  auto handles = std::make_shared<serve::choice_handles>();
+  uint64_t group = 0;
+  {
+    std::lock_guard lock(rng_mutex_);
+    while (group == 0) group = rng_();
+  }
+  fanout->on_failure([weak = std::weak_ptr(handles)] {
+    if (auto h = weak.lock()) h->cancel();
+  });
+  for (size_t i = 0; i < n; ++i)
+    handles->add(start_session(serve::choice_request(req, i, group), fanout->member(i)));
+  return handles;
+}
+
+std::shared_ptr<serve::request_handle> actor_service::start_session(
+    serve::generation_request req, std::shared_ptr<serve::client_sink> sink) {
   std::string id = req.id;
   auto guard = std::make_shared<serve::session_guard>(std::move(sink));
   auto session = system_->spawn(request_session, std::move(req), guard, env_, router_);

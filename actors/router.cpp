@@ -45,7 +45,21 @@ caf::behavior router_actor(caf::stateful_actor<router_state>* self,
         }
         if (open.empty())
           return caf::make_error(caf::sec::request_receiver_down, "no live model replica");
-        router_entry& target = st.engines[open[serve::pick_engine(load, m.prompt, skip)]];
+        size_t pick = open.size();
+        // The choices of one prompt go where its first went (its prefill is shared there).
+        const uint64_t group = m.params.prefill_group;
+        if (group != 0) {
+          if (auto it = st.groups.find(group); it != st.groups.end()) {
+            for (size_t k = 0; k < open.size(); ++k) {
+              if (st.engines[open[k]].engine.address() == it->second &&
+                  static_cast<int64_t>(k) != skip)
+                pick = k;
+            }
+          }
+        }
+        if (pick == open.size()) pick = serve::pick_engine(load, m.prompt, skip);
+        router_entry& target = st.engines[open[pick]];
+        if (group != 0) st.remember_group(group, target.engine.address());
         target.outstanding += serve::reservation(m.prompt.size(), m.params.max_tokens);
         return self->delegate(target.engine, a, std::move(m));
       },

@@ -2,13 +2,16 @@
 // and are dropped when their engine goes down. A request goes to the engine with the
 // fewest outstanding tokens (its own reservations: prompt + max_tokens of the requests it
 // placed there and that have not finished); among equals, the prompt's first tokens pick
-// one, so requests sharing a prefix meet their prefix cache. A failed-over request names
+// one, so requests sharing a prefix meet their prefix cache; the choices of one n > 1
+// request follow the first to its engine. A failed-over request names
 // the engine that failed, which is skipped while another lives.
 #pragma once
 
 #include <caf/all.hpp>
 #include <cstdint>
+#include <deque>
 #include <span>
+#include <unordered_map>
 #include <vector>
 
 #include "actors/messages.h"
@@ -23,6 +26,18 @@ struct router_entry {
 
 struct router_state {
   std::vector<router_entry> engines;
+  /// Where each recent prefill group (sampling_params::prefill_group: the n choices of
+  /// one request) was sent; the oldest are forgotten past max_groups.
+  static constexpr size_t max_groups = 4096;
+  std::unordered_map<uint64_t, caf::actor_addr> groups;
+  std::deque<uint64_t> group_order;
+  void remember_group(uint64_t group, caf::actor_addr engine) {
+    if (groups.insert_or_assign(group, std::move(engine)).second) group_order.push_back(group);
+    while (group_order.size() > max_groups) {
+      groups.erase(group_order.front());
+      group_order.pop_front();
+    }
+  }
   static inline const char* name = "router";
 };
 

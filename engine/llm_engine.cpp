@@ -118,7 +118,8 @@ int64_t llm_engine::add_request(std::vector<int32_t> prompt, const sampling_para
   auto seq = std::make_shared<sequence>(id, std::move(prompt), params);
   for (int32_t t : output) seq->append(t);
   scheduler_.check_fits(*seq);
-  if (!groups_.hold(seq)) scheduler_.add(std::move(seq));
+  // Without a prefix cache there is nothing to share: every choice runs at once.
+  if (!cfg_.scheduler.enable_prefix_caching || !groups_.hold(seq)) scheduler_.add(std::move(seq));
   return id;
 }
 

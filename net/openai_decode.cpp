@@ -159,7 +159,7 @@ void decode_sampling(const json::object& o, decoded_request& d, bool chat) {
   if (chat) max_tokens = get_int(o, "max_completion_tokens", 1, INT32_MAX);
   if (!max_tokens) max_tokens = get_int(o, "max_tokens", 1, INT32_MAX);
   if (max_tokens) d.max_tokens = static_cast<int32_t>(*max_tokens);
-  if (auto n = get_int(o, "n", 1, 128); n && *n != 1) fail("n", "only n = 1 is supported");
+  if (auto n = get_int(o, "n", 1, 128)) d.req.n = static_cast<int32_t>(*n);
   refuse_unsupported(o, chat);
   s.ignore_eos = get_bool(o, "ignore_eos");
   if (const json::value* stop = field(o, "stop")) {

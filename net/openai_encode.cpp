@@ -4,6 +4,7 @@
 #include <spdlog/fmt/fmt.h>
 #include <boost/json.hpp>
 
+#include <algorithm>
 #include <cmath>
 
 #include "model/tokenizer/unicode.h"
@@ -29,8 +30,19 @@ response_writer::response_writer(const decoded_request& d, std::string model, in
       id_(d.req.id),
       model_(std::move(model)),
       created_(created),
+      choices_(static_cast<size_t>(std::max<int32_t>(1, d.req.n))),
       want_logprobs_(d.req.sampling.logprobs >= 0),
       streaming_(d.stream) {}
+
+response_writer::choice_state& response_writer::state(size_t choice) {
+  return choices_.at(choice < choices_.size() ? choice : 0);
+}
+
+size_t response_writer::num_tool_calls() const {
+  size_t n = 0;
+  for (const auto& c : choices_) n += c.calls.size();
+  return n;
+}
 
 namespace {
 
@@ -61,12 +73,13 @@ double finite(float v) {
 
 }  // namespace
 
-std::string response_writer::logprobs_json(const std::vector<serve::logprob_entry>& entries) {
-  return json::serialize(logprobs_value(entries));
+std::string response_writer::logprobs_json(const std::vector<serve::logprob_entry>& entries,
+                                           size_t& text_offset) {
+  return json::serialize(logprobs_value(entries, text_offset));
 }
 
-boost::json::value response_writer::logprobs_value(
-    const std::vector<serve::logprob_entry>& entries) {
+boost::json::value response_writer::logprobs_value(const std::vector<serve::logprob_entry>& entries,
+                                                   size_t& text_offset) {
   if (chat_) {
     json::array content;
     for (const auto& e : entries) {
@@ -83,7 +96,7 @@ boost::json::value response_writer::logprobs_value(
     }
     return json::object{{"content", std::move(content)}, {"refusal", nullptr}};
   }
-  json::array tokens, token_logprobs, top_logprobs, text_offset;
+  json::array tokens, token_logprobs, top_logprobs, offsets;
   for (const auto& e : entries) {
     const std::string text = lossy(e.token);
     tokens.push_back(json::string(text));
@@ -91,24 +104,25 @@ boost::json::value response_writer::logprobs_value(
     json::object top;
     for (const auto& a : e.top) top[lossy(a.token)] = finite(a.logprob);
     top_logprobs.push_back(std::move(top));
-    text_offset.push_back(static_cast<int64_t>(text_offset_));
-    text_offset_ += code_points(text);
+    offsets.push_back(static_cast<int64_t>(text_offset));
+    text_offset += code_points(text);
   }
   return json::object{{"tokens", std::move(tokens)},
                       {"token_logprobs", std::move(token_logprobs)},
                       {"top_logprobs", std::move(top_logprobs)},
-                      {"text_offset", std::move(text_offset)}};
+                      {"text_offset", std::move(offsets)}};
 }
 
-std::string response_writer::chunk(const std::string& body, const char* finish_reason,
+std::string response_writer::chunk(size_t index, const std::string& body, const char* finish_reason,
                                    const std::vector<serve::logprob_entry>& logprobs) {
   const std::string fr = finish_reason ? json_string(finish_reason) : "null";
-  const std::string lp = logprobs.empty() ? "null" : logprobs_json(logprobs);
+  const std::string lp =
+      logprobs.empty() ? "null" : logprobs_json(logprobs, state(index).text_offset);
   const std::string choice =
-      chat_ ? fmt::format(R"({{"index":0,"delta":{},"logprobs":{},"finish_reason":{}}})", body, lp,
-                          fr)
-            : fmt::format(R"({{"index":0,"text":{},"logprobs":{},"finish_reason":{}}})", body, lp,
-                          fr);
+      chat_ ? fmt::format(R"({{"index":{},"delta":{},"logprobs":{},"finish_reason":{}}})", index,
+                          body, lp, fr)
+            : fmt::format(R"({{"index":{},"text":{},"logprobs":{},"finish_reason":{}}})", index,
+                          body, lp, fr);
   return fmt::format(R"({{"id":{},"object":"{}","created":{},"model":{},"choices":[{}]{}}})",
                      json_string(id_), chat_ ? "chat.completion.chunk" : "text_completion",
                      created_, json_string(model_), choice,
@@ -119,21 +133,26 @@ std::vector<std::string> response_writer::stream_event(const serve::client_event
   using kind = serve::client_event::kind;
   accumulate(e);
   std::vector<std::string> out;
+  const size_t c = e.choice;
   switch (e.type) {
     case kind::started:
-      if (chat_) out.push_back(chunk(R"({"role":"assistant","content":""})", nullptr));
+      if (chat_) {
+        for (size_t i = 0; i < choices_.size(); ++i)
+          out.push_back(chunk(i, R"({"role":"assistant","content":""})", nullptr));
+      }
       break;
     case kind::content:
       out.push_back(chunk(
-          chat_ ? fmt::format(R"({{"content":{}}})", json_string(e.text)) : json_string(e.text),
+          c, chat_ ? fmt::format(R"({{"content":{}}})", json_string(e.text)) : json_string(e.text),
           nullptr, e.logprobs));
       break;
     case kind::reasoning:  // chat only: completions never split reasoning
-      out.push_back(chunk(fmt::format(R"({{"reasoning_content":{}}})", json_string(e.text)),
+      out.push_back(chunk(c, fmt::format(R"({{"reasoning_content":{}}})", json_string(e.text)),
                           nullptr, e.logprobs));
       break;
     case kind::tool_call_start:
       out.push_back(chunk(
+          c,
           fmt::format(
               R"({{"tool_calls":[{{"index":{},"id":{},"type":"function","function":{{"name":{},"arguments":""}}}}]}})",
               e.index, json_string(e.call_id), json_string(e.name)),
@@ -141,7 +160,8 @@ std::vector<std::string> response_writer::stream_event(const serve::client_event
       break;
     case kind::tool_call_arguments:
       out.push_back(
-          chunk(fmt::format(R"({{"tool_calls":[{{"index":{},"function":{{"arguments":{}}}}}]}})",
+          chunk(c,
+                fmt::format(R"({{"tool_calls":[{{"index":{},"function":{{"arguments":{}}}}}]}})",
                             e.index, json_string(e.text)),
                 nullptr));
       break;
@@ -159,15 +179,20 @@ std::vector<std::string> response_writer::stream_event(const serve::client_event
       } else {
         ext["arguments"] = e.text;
       }
-      std::string c = chunk(chat_ ? "{}" : "\"\"", nullptr);
-      c.pop_back();
-      c += fmt::format(R"(,"conclave":{{"{}":{}}}}})", result ? "tool_result" : "tool_call",
-                       json::serialize(ext));
-      out.push_back(std::move(c));
+      std::string ch = chunk(c, chat_ ? "{}" : "\"\"", nullptr);
+      ch.pop_back();
+      ch += fmt::format(R"(,"conclave":{{"{}":{}}}}})", result ? "tool_result" : "tool_call",
+                        json::serialize(ext));
+      out.push_back(std::move(ch));
       break;
     }
+    case kind::choice_end:
+      out.push_back(chunk(c, chat_ ? "{}" : "\"\"", e.finish_reason.c_str(), e.logprobs));
+      break;
     case kind::finished: {
-      out.push_back(chunk(chat_ ? "{}" : "\"\"", e.finish_reason.c_str(), e.logprobs));
+      // With n > 1 every choice's finish chunk went out with its choice_end.
+      if (choices_.size() == 1)
+        out.push_back(chunk(0, chat_ ? "{}" : "\"\"", e.finish_reason.c_str(), e.logprobs));
       if (include_usage_) {
         out.push_back(fmt::format(
             R"({{"id":{},"object":"{}","created":{},"model":{},"choices":[],"usage":{{"prompt_tokens":{},"completion_tokens":{},"total_tokens":{}}}}})",
@@ -193,42 +218,46 @@ std::vector<std::string> response_writer::stream_event(const serve::client_event
 
 void response_writer::accumulate(const serve::client_event& e) {
   using kind = serve::client_event::kind;
+  choice_state& st = state(e.choice);
   if (want_logprobs_ && !streaming_)
-    logprobs_.insert(logprobs_.end(), e.logprobs.begin(), e.logprobs.end());
+    st.logprobs.insert(st.logprobs.end(), e.logprobs.begin(), e.logprobs.end());
   switch (e.type) {
     case kind::started:
       usage_.prompt_tokens = e.tokens.prompt_tokens;
       break;
     case kind::content:
-      content_ += e.text;
+      st.content += e.text;
       break;
     case kind::reasoning:
-      reasoning_ += e.text;
+      st.reasoning += e.text;
       break;
     case kind::tool_call_start:
-      if (calls_.size() <= e.index) calls_.resize(e.index + 1);
-      calls_[e.index].id = e.call_id;
-      calls_[e.index].name = e.name;
+      if (st.calls.size() <= e.index) st.calls.resize(e.index + 1);
+      st.calls[e.index].id = e.call_id;
+      st.calls[e.index].name = e.name;
       break;
     case kind::tool_call_arguments:
-      if (calls_.size() <= e.index) calls_.resize(e.index + 1);
-      calls_[e.index].arguments += e.text;
+      if (st.calls.size() <= e.index) st.calls.resize(e.index + 1);
+      st.calls[e.index].arguments += e.text;
       break;
     case kind::tool_call_end:
       break;
     case kind::server_tool_call:
-      server_calls_.push_back({e.call_id, e.name, e.text, "", ""});
+      st.server_calls.push_back({e.call_id, e.name, e.text, "", ""});
       break;
     case kind::tool_result:
-      for (auto& c : server_calls_) {
-        if (c.id == e.call_id) {
-          c.outcome = e.tool_outcome;
-          c.content = e.text;
+      for (auto& sc : st.server_calls) {
+        if (sc.id == e.call_id) {
+          sc.outcome = e.tool_outcome;
+          sc.content = e.text;
         }
       }
       break;
+    case kind::choice_end:
+      st.finish_reason = e.finish_reason;
+      break;
     case kind::finished:
-      finish_reason_ = e.finish_reason;
+      if (choices_.size() == 1) st.finish_reason = e.finish_reason;
       usage_ = e.tokens;
       engine_seconds_ = e.engine_seconds;
       break;
@@ -241,46 +270,53 @@ std::string response_writer::final_json() {
   json::object usage{{"prompt_tokens", usage_.prompt_tokens},
                      {"completion_tokens", usage_.completion_tokens},
                      {"total_tokens", usage_.prompt_tokens + usage_.completion_tokens}};
-  json::object choice{{"index", 0}, {"logprobs", nullptr}, {"finish_reason", finish_reason_}};
-  if (want_logprobs_) {
-    text_offset_ = 0;
-    choice["logprobs"] = logprobs_value(logprobs_);  // not via text: parsing may round
-  }
-  if (chat_) {
-    json::object message{{"role", "assistant"}, {"content", nullptr}};
-    if (!content_.empty() || calls_.empty()) message["content"] = content_;
-    if (!reasoning_.empty()) message["reasoning_content"] = reasoning_;
-    if (!calls_.empty()) {
-      json::array calls;
-      for (const auto& c : calls_) {
-        calls.push_back(
-            json::object{{"id", c.id},
-                         {"type", "function"},
-                         {"function", json::object{{"name", c.name}, {"arguments", c.arguments}}}});
-      }
-      message["tool_calls"] = std::move(calls);
+  json::array choices;
+  json::array server_calls;
+  for (size_t i = 0; i < choices_.size(); ++i) {
+    choice_state& st = choices_[i];
+    json::object choice{{"index", static_cast<int64_t>(i)},
+                        {"logprobs", nullptr},
+                        {"finish_reason", st.finish_reason}};
+    if (want_logprobs_) {
+      size_t offset = 0;
+      choice["logprobs"] = logprobs_value(st.logprobs, offset);  // not via text: parsing may round
     }
-    choice["message"] = std::move(message);
-  } else {
-    choice["text"] = content_;
+    if (chat_) {
+      json::object message{{"role", "assistant"}, {"content", nullptr}};
+      if (!st.content.empty() || st.calls.empty()) message["content"] = st.content;
+      if (!st.reasoning.empty()) message["reasoning_content"] = st.reasoning;
+      if (!st.calls.empty()) {
+        json::array calls;
+        for (const auto& c : st.calls) {
+          calls.push_back(json::object{
+              {"id", c.id},
+              {"type", "function"},
+              {"function", json::object{{"name", c.name}, {"arguments", c.arguments}}}});
+        }
+        message["tool_calls"] = std::move(calls);
+      }
+      choice["message"] = std::move(message);
+    } else {
+      choice["text"] = st.content;
+    }
+    choices.push_back(std::move(choice));
+    for (const auto& c : st.server_calls) {
+      json::object sc{{"id", c.id},
+                      {"name", c.name},
+                      {"arguments", c.arguments},
+                      {"outcome", c.outcome},
+                      {"content", c.content}};
+      if (choices_.size() > 1) sc["choice"] = static_cast<int64_t>(i);
+      server_calls.push_back(std::move(sc));
+    }
   }
   json::object r{{"id", id_},
                  {"object", chat_ ? "chat.completion" : "text_completion"},
                  {"created", created_},
                  {"model", model_},
-                 {"choices", json::array{std::move(choice)}},
+                 {"choices", std::move(choices)},
                  {"usage", std::move(usage)}};
-  if (!server_calls_.empty()) {
-    json::array calls;
-    for (const auto& c : server_calls_) {
-      calls.push_back(json::object{{"id", c.id},
-                                   {"name", c.name},
-                                   {"arguments", c.arguments},
-                                   {"outcome", c.outcome},
-                                   {"content", c.content}});
-    }
-    r["conclave"] = json::object{{"tool_calls", std::move(calls)}};
-  }
+  if (!server_calls.empty()) r["conclave"] = json::object{{"tool_calls", std::move(server_calls)}};
   return json::serialize(r);
 }
 

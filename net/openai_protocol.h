@@ -74,39 +74,45 @@ class response_writer {
   /// The non-streamed response body (after `finished`).
   std::string final_json();
   const serve::usage& tokens() const { return usage_; }
-  size_t num_tool_calls() const { return calls_.size(); }
+  size_t num_tool_calls() const;
   double engine_ms() const { return engine_seconds_ * 1000.0; }
   const std::string& id() const { return id_; }
 
  private:
-  std::string chunk(const std::string& delta_or_choice_body, const char* finish_reason,
+  std::string chunk(size_t choice, const std::string& delta_or_choice_body,
+                    const char* finish_reason,
                     const std::vector<serve::logprob_entry>& logprobs = {});
-  /// The choice's "logprobs" value for `entries`, in the chat or the completions shape.
-  std::string logprobs_json(const std::vector<serve::logprob_entry>& entries);
-  boost::json::value logprobs_value(const std::vector<serve::logprob_entry>& entries);
+  /// The choice's "logprobs" value for `entries`, in the chat or the completions shape
+  /// (completions count text offsets on from `text_offset`).
+  std::string logprobs_json(const std::vector<serve::logprob_entry>& entries, size_t& text_offset);
+  boost::json::value logprobs_value(const std::vector<serve::logprob_entry>& entries,
+                                    size_t& text_offset);
 
   bool chat_;
   bool include_usage_;
   std::string id_, model_;
   int64_t created_;
-  std::string content_;
-  std::string reasoning_;
   struct call {
     std::string id, name, arguments;
   };
-  std::vector<call> calls_;
   /// Server-side tool calls and their results (docs/tools.md), in order.
   struct server_call {
     std::string id, name, arguments, outcome, content;
   };
-  std::vector<server_call> server_calls_;
-  std::string finish_reason_;
+  /// What one choice accumulated (n > 1: one each, by client_event::choice).
+  struct choice_state {
+    std::string content, reasoning, finish_reason;
+    std::vector<call> calls;
+    std::vector<server_call> server_calls;
+    std::vector<serve::logprob_entry> logprobs;  ///< all of them, for the non-streamed body
+    size_t text_offset = 0;  ///< completions: characters before the next streamed token
+  };
+  choice_state& state(size_t choice);
+  std::vector<choice_state> choices_;
   serve::usage usage_;
   bool want_logprobs_ = false;
   bool streaming_ = false;
-  std::vector<serve::logprob_entry> logprobs_;  ///< all of them, for the non-streamed body
-  size_t text_offset_ = 0;
-  double engine_seconds_ = 0;  ///< completions: characters before the next token
+  double engine_seconds_ = 0;
 };
 
 /// The JSON of GET /v1/models.

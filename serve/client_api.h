@@ -67,6 +67,9 @@ struct generation_request {
   std::vector<int32_t> prompt_ids;
   bool echo = false;
   // both
+  /// Choices to generate (`n`); more than one run as one request each, sharing the
+  /// prompt's prefill (serve/choice_fanout.h).
+  int32_t n = 1;
   engine::sampling_params sampling;
   std::vector<std::string> stop;
 };
@@ -100,12 +103,14 @@ struct client_event {
     tool_call_end,
     server_tool_call,  ///< a server-side call, whole: call_id, name, text = arguments
     tool_result,       ///< its result: call_id, name, text = content, tool_outcome
+    choice_end,        ///< n > 1: choice `choice` ended (finish_reason, its usage); more follow
     finished,
     error
   };
   kind type = kind::content;
-  std::string text;  ///< content or argument delta; error message
-  size_t index = 0;  ///< tool call index
+  std::string text;   ///< content or argument delta; error message
+  size_t index = 0;   ///< tool call index
+  size_t choice = 0;  ///< the choice it belongs to (n > 1; see serve/choice_fanout.h)
   std::string call_id, name;
   std::string tool_outcome;   ///< tool_result: ok, invalid_arguments, error, failed, cancelled
   std::string finish_reason;  ///< "stop", "length", "tool_calls"
