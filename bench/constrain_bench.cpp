@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <boost/json.hpp>
+#include <functional>
 #include <chrono>
 #include <random>
 #include <vector>
@@ -42,6 +43,18 @@ const char* bench_tools = R"([
     "tags": {"type": "array", "items": {"type": "string"}}, "ratio": {"type": "number"},
     "limit": {"anyOf": [{"type": "string"}, {"type": "integer"}, {"type": "null"}]},
     "level": {"enum": [1, 2, 3]}}}}])";
+
+// Structured outputs: the shape of the SDK test's schema (tests/e2e), one level deeper.
+const char* bench_schema = R"({"type": "object", "required": ["id", "name", "role", "address"],
+  "additionalProperties": false, "properties": {
+    "id": {"type": "integer"}, "name": {"type": "string"}, "score": {"type": "number"},
+    "role": {"type": "string", "enum": ["admin", "user", "guest"]},
+    "tags": {"type": "array", "items": {"type": "string"}},
+    "address": {"type": "object", "required": ["city"], "properties": {
+      "city": {"type": "string"}, "zip": {"type": "string"},
+      "geo": {"type": "object", "properties": {"lat": {"type": "number"},
+                                               "lon": {"type": "number"}}}}},
+    "active": {"type": "boolean"}}})";
 
 struct percentiles {
   double mean = 0, p50 = 0, p99 = 0, max = 0;
@@ -103,9 +116,21 @@ int run_constrain_bench(const constrain_bench_options& opts, std::FILE* out) {
                describe_machine().c_str(), tok->vocab_size(), vocab_s * 1e3, rows, opts.calls,
                opts.max_tokens, static_cast<unsigned long long>(opts.seed));
 
-  for (const std::string only : {"get_weather", ""}) {
+  // Tool calls (a forced one, then any of three), then structured outputs: json_object
+  // and a json_schema with nested objects, arrays, enums, numbers and required fields.
+  struct mode {
+    std::string label;
+    std::function<cd::dfa()> compile;
+  };
+  const std::vector<mode> modes{
+      {"tool_choice {function: get_weather}", [&] { return cd::tool_call_dfa(tools, "get_weather"); }},
+      {"tool_choice required (3 tools)", [&] { return cd::tool_call_dfa(tools, ""); }},
+      {"response_format json_object", [] { return cd::json_value_dfa(""); }},
+      {"response_format json_schema (nested)", [] { return cd::json_value_dfa(bench_schema); }},
+  };
+  for (const mode& md : modes) {
     const auto t_compile = clock_type::now();
-    auto c = std::make_shared<const cd::token_constraint>(vocab, cd::tool_call_dfa(tools, only),
+    auto c = std::make_shared<const cd::token_constraint>(vocab, md.compile(),
                                                           std::vector<int32_t>{im_end});
     const double compile_s = seconds_since(t_compile);
     std::mt19937_64 rng(opts.seed);
@@ -147,12 +172,12 @@ int run_constrain_bench(const constrain_bench_options& opts, std::FILE* out) {
     const auto o = summarize(overhead), k = summarize(cold), b = summarize(base);
     std::fprintf(
         out,
-        "\n  tool_choice %s: DFA %zu states x %zu byte classes, compiled in %.1f ms\n"
+        "\n  %s: DFA %zu states x %zu byte classes, compiled in %.1f ms\n"
         "    steps: %zu (%.1f per call); states whose mask was computed: %zu\n"
         "    sampler alone (temperature 0.7):   mean %7.1f us  p50 %7.1f us (for scale)\n"
         "    mask per step, cached state:       mean %7.1f us  p50 %7.1f us  p99 %7.1f us\n"
         "    mask per step, first visit (%4zu): mean %7.1f us  p50 %7.1f us  max %7.1f us\n",
-        only.empty() ? "required (3 tools)" : ("{function: " + only + "}").c_str(),
+        md.label.c_str(),
         c->grammar().num_states(), c->grammar().num_classes(), compile_s * 1e3, steps,
         static_cast<double>(steps) / opts.calls, c->cached_states(), b.mean * 1e6, b.p50 * 1e6,
         o.mean * 1e6, o.p50 * 1e6, o.p99 * 1e6, cold.size(), k.mean * 1e6, k.p50 * 1e6,

@@ -1,5 +1,5 @@
 // constrain_bench: the cost of constrained tool calls (`conclave bench constrain`):
-// building the vocabulary trie, compiling a tool grammar, and the per-decode-step
+// building the vocabulary trie, compiling a tool or JSON grammar, and the per-decode-step
 // overhead of the token mask in the sampler over Qwen3's 151k vocabulary.
 #pragma once
 
