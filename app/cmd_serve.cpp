@@ -18,6 +18,7 @@
 #include "net/cluster_door.h"
 #include "net/cluster_token.h"
 #include "net/http_server.h"
+#include "serve/model_set.h"
 
 namespace conclave::app {
 namespace {
@@ -96,25 +97,31 @@ int run_serve(serve_args& a, CLI::App& cmd) {
   const std::string cluster_token =
       cfg.cluster.enabled ? net::read_cluster_token(cfg.cluster.token_file) : std::string();
 
-  if (cfg.model_dir.empty()) {
+  if (cfg.model_dir.empty() && cfg.models.empty()) {
     cfg.model_dir = ensure_demo_model().string();
     if (cfg.served_model_name.empty()) cfg.served_model_name = "conclave-demo";
   }
-  if (cfg.served_model_name.empty())
-    cfg.served_model_name = fs::path(cfg.model_dir).lexically_normal().filename().string();
-  if (cfg.served_model_name.empty())
-    cfg.served_model_name =
-        fs::path(cfg.model_dir).lexically_normal().parent_path().filename().string();
-  if (cfg.tokenizer_path.empty())
-    cfg.tokenizer_path = (fs::path(cfg.model_dir) / "tokenizer.json").string();
-  if (!fs::exists(cfg.tokenizer_path)) {
-    throw model::model_error(
-        fmt::format("{}: no tokenizer (pass --tokenizer FILE)", cfg.tokenizer_path));
+  if (cfg.models.empty()) {
+    if (cfg.served_model_name.empty())
+      cfg.served_model_name = fs::path(cfg.model_dir).lexically_normal().filename().string();
+    if (cfg.served_model_name.empty())
+      cfg.served_model_name =
+          fs::path(cfg.model_dir).lexically_normal().parent_path().filename().string();
+    if (cfg.tokenizer_path.empty())
+      cfg.tokenizer_path = (fs::path(cfg.model_dir) / "tokenizer.json").string();
+    if (!fs::exists(cfg.tokenizer_path)) {
+      throw model::model_error(
+          fmt::format("{}: no tokenizer (pass --tokenizer FILE)", cfg.tokenizer_path));
+    }
   }
 
   auto metrics = std::make_shared<serve::server_metrics>();
-  auto service_ptr = actors::make_actor_service(cfg, metrics);
-  auto& service = *service_ptr;
+  // Every model behind one service: [[models]] or the one [model], more loaded at run
+  // time through /admin/models.
+  serve::model_set service(cfg, metrics, [](const config::server_config& c,
+                                            std::shared_ptr<serve::server_metrics> m) {
+    return actors::make_actor_service(c, std::move(m));
+  });
   net::http_server server(cfg, service, metrics);
   server.start();
   std::unique_ptr<cluster_front> cluster;
@@ -122,10 +129,10 @@ int run_serve(serve_args& a, CLI::App& cmd) {
     cluster = std::make_unique<cluster_front>(cfg.cluster, cluster_token,
                                               service.cluster_gate_port(), metrics);
   server.handle_signals();
-  std::fprintf(
-      stderr,
-      "conclave: serving \"%s\" on http://%s:%u (model %s); /ready turns 200 once it is loaded\n",
-      cfg.served_model_name.c_str(), cfg.host.c_str(), server.port(), cfg.model_dir.c_str());
+  for (const auto& m : service.models())
+    std::fprintf(stderr, "conclave: serving \"%s\" on http://%s:%u\n", m.name.c_str(),
+                 cfg.host.c_str(), server.port());
+  std::fprintf(stderr, "conclave: /ready turns 200 once a model is loaded\n");
   server.wait();
   cluster.reset();     // no node joins a stopping server
   service.shutdown();  // while the server's I/O context still exists

@@ -107,6 +107,19 @@ std::string server_config::validate() const {
   if (auto e = tools.validate(); !e.empty()) return "tools." + e;
   if (auto e = autoscale.validate(); !e.empty()) return "autoscale." + e;
   if (auto e = cluster.validate(); !e.empty()) return "cluster." + e;
+  if (!models.empty()) {
+    if (!model_dir.empty()) return "give the model in [model] or in [[models]], not both";
+    if (cluster.enabled) return "models: a cluster serves one model ([model]), not [[models]]";
+    std::vector<std::string> names;
+    for (size_t i = 0; i < models.size(); ++i) {
+      if (auto e = models[i].validate(); !e.empty()) return fmt::format("models[{}].{}", i, e);
+      names.push_back(models[i].name);
+      names.insert(names.end(), models[i].aliases.begin(), models[i].aliases.end());
+    }
+    std::sort(names.begin(), names.end());
+    if (auto d = std::adjacent_find(names.begin(), names.end()); d != names.end())
+      return fmt::format("models: the name '{}' is used twice", *d);
+  }
   if (autoscale.enabled &&
       (replicas.count < autoscale.min_replicas || replicas.count > autoscale.max_replicas)) {
     return fmt::format(
@@ -198,7 +211,8 @@ server_config load_server_config(const std::filesystem::path& path, server_confi
   }
   {
     table_reader top(root, "", file);
-    top.reject_unknown({"server", "model", "engine", "replicas", "autoscale", "tools", "cluster"});
+    top.reject_unknown(
+        {"server", "model", "models", "engine", "replicas", "autoscale", "tools", "cluster"});
   }
   const toml::table& server = sub_table(root, "server", file);
   table_reader s(server, "server", file);
@@ -224,6 +238,38 @@ server_config load_server_config(const std::filesystem::path& path, server_confi
   m.read("tokenizer", c.tokenizer_path);
   m.read("chat_template", c.chat_template_path);
   m.reject_unknown();
+
+  if (const toml::node* list = root.get("models")) {
+    const toml::array* arr = list->as_array();
+    if (arr == nullptr)
+      throw std::invalid_argument(fmt::format("{}:{}: \"models\" must be an array of tables "
+                                              "([[models]])",
+                                              file, list->source().begin.line));
+    c.models.clear();
+    for (size_t i = 0; i < arr->size(); ++i) {
+      const toml::table* t = (*arr)[i].as_table();
+      const std::string section = fmt::format("models[{}]", i);
+      if (t == nullptr)
+        throw std::invalid_argument(fmt::format("{}: \"{}\" must be a table", file, section));
+      table_reader mr(*t, section, file);
+      model_spec spec;
+      mr.read("name", spec.name);
+      mr.read("aliases", spec.aliases);
+      mr.read("path", spec.path);
+      mr.read("tokenizer", spec.tokenizer);
+      mr.read("chat_template", spec.chat_template);
+      mr.read("replicas", spec.replicas);
+      mr.read("backend", spec.backend);
+      if (mr.has("device")) {
+        int64_t device = 0;
+        mr.read("device", device);
+        spec.device = static_cast<int32_t>(device);
+      }
+      mr.read("kv_cache_mib", spec.kv_cache_mib);
+      mr.reject_unknown();
+      c.models.push_back(std::move(spec));
+    }
+  }
 
   table_reader e(sub_table(root, "engine", file), "engine", file);
   auto& b = c.engine.backend;
@@ -452,6 +498,24 @@ std::string to_toml(const server_config& c) {
   toml::table root{{"server", server},     {"model", model},         {"engine", engine},
                    {"replicas", replicas}, {"autoscale", autoscale}, {"tools", tools},
                    {"cluster", cluster}};
+  if (!c.models.empty()) {
+    toml::array models;
+    for (const auto& m : c.models) {
+      toml::array aliases;
+      for (const auto& a : m.aliases) aliases.push_back(a);
+      toml::table t{{"name", m.name},
+                    {"aliases", aliases},
+                    {"path", m.path},
+                    {"tokenizer", m.tokenizer},
+                    {"chat_template", m.chat_template},
+                    {"replicas", m.replicas},
+                    {"backend", m.backend},
+                    {"kv_cache_mib", m.kv_cache_mib}};
+      if (m.device >= 0) t.insert("device", m.device);
+      models.push_back(std::move(t));
+    }
+    root.insert("models", std::move(models));
+  }
   std::ostringstream ss;
   ss << root << '\n';
   return ss.str();

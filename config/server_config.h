@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "config/engine_config.h"
+#include "config/model_spec.h"
 
 namespace conclave::config {
 
@@ -117,6 +118,10 @@ struct server_config {
   /// A Jinja chat template file; empty: the tokenizer folder's own (chat_template.jinja,
   /// then tokenizer_config.json's chat_template), else the built-in Qwen3-Coder one.
   std::string chat_template_path;
+  /// [[models]]: the models of a server that serves several, each on its own replicas
+  /// (the [engine], [replicas], [autoscale] and [tools] sections apply to each, with the
+  /// spec's overrides). Empty: the one model of [model].
+  std::vector<model_spec> models;
   // [engine]
   engine_config engine;
   // [replicas]

@@ -1,6 +1,7 @@
 #include "net/admin.h"
 
 #include <boost/json.hpp>
+#include <algorithm>
 #include <chrono>
 #include <stdexcept>
 
@@ -141,6 +142,65 @@ fault_request decode_fault_request(std::string_view body) {
 
 std::string killed_json(const std::string& id) {
   return json::serialize(json::object{{"status", "killed"}, {"id", id}});
+}
+
+config::model_spec decode_model_spec(std::string_view body) {
+  boost::system::error_code ec;
+  const json::value v = json::parse(body, ec);
+  if (ec || !v.is_object()) throw std::invalid_argument("the body must be a JSON object");
+  const json::object& o = v.get_object();
+  config::model_spec m;
+  const auto text = [&](const char* key, std::string& out, bool required) {
+    const json::value* x = o.if_contains(key);
+    if (x == nullptr) {
+      if (required) throw std::invalid_argument(std::string("'") + key + "' must be given");
+      return;
+    }
+    if (!x->is_string()) throw std::invalid_argument(std::string("'") + key + "' must be a string");
+    out = std::string(x->get_string());
+  };
+  const auto integer = [&](const char* key, auto& out) {
+    const json::value* x = o.if_contains(key);
+    if (x == nullptr) return;
+    if (!x->is_int64()) throw std::invalid_argument(std::string("'") + key + "' must be an integer");
+    out = static_cast<std::decay_t<decltype(out)>>(x->get_int64());
+  };
+  for (const auto& [key, x] : o) {
+    static const std::vector<std::string_view> known{
+        "name", "path", "aliases", "tokenizer", "chat_template", "replicas", "backend", "device",
+        "kv_cache_mib"};
+    if (std::find(known.begin(), known.end(), std::string_view(key)) == known.end())
+      throw std::invalid_argument("unknown field '" + std::string(key) + "'");
+    (void)x;
+  }
+  text("name", m.name, true);
+  text("path", m.path, true);
+  text("tokenizer", m.tokenizer, false);
+  text("chat_template", m.chat_template, false);
+  text("backend", m.backend, false);
+  integer("replicas", m.replicas);
+  integer("device", m.device);
+  integer("kv_cache_mib", m.kv_cache_mib);
+  if (const json::value* a = o.if_contains("aliases")) {
+    if (!a->is_array()) throw std::invalid_argument("'aliases' must be an array of strings");
+    for (const auto& x : a->get_array()) {
+      if (!x.is_string()) throw std::invalid_argument("'aliases' must be an array of strings");
+      m.aliases.emplace_back(x.get_string());
+    }
+  }
+  if (auto err = m.validate(); !err.empty()) throw std::invalid_argument(err);
+  return m;
+}
+
+std::string model_status_json(const serve::model_status& m) {
+  json::array aliases;
+  for (const auto& a : m.aliases) aliases.emplace_back(a);
+  json::object o{{"id", m.name},
+                 {"aliases", std::move(aliases)},
+                 {"state", m.state},
+                 {"max_model_len", m.max_model_len}};
+  if (!m.error.empty()) o["error"] = m.error;
+  return json::serialize(o);
 }
 
 }  // namespace conclave::net

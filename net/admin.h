@@ -7,7 +7,9 @@
 #include <string_view>
 #include <vector>
 
+#include "config/model_spec.h"
 #include "serve/cluster_topology.h"
+#include "serve/service.h"
 #include "serve/replica_status.h"
 
 namespace conclave::net {
@@ -30,5 +32,12 @@ struct fault_request {
 fault_request decode_fault_request(std::string_view body);
 /// {"status":"killed","id":ID}: the answer to a kill_session / kill_tool.
 std::string killed_json(const std::string& id);
+
+/// POST /admin/models: {"name", "path", "aliases"?, "tokenizer"?, "chat_template"?,
+/// "replicas"?, "backend"?, "device"?, "kv_cache_mib"?} (the keys of [[models]]).
+/// Throws std::invalid_argument with a message naming the field.
+config::model_spec decode_model_spec(std::string_view body);
+/// One model as /admin/models answers: {"id", "aliases", "state", "max_model_len"}.
+std::string model_status_json(const serve::model_status& m);
 
 }  // namespace conclave::net

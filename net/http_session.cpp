@@ -40,6 +40,8 @@ class http_session : public std::enable_shared_from_this<http_session> {
   /// waits until every rank switched).
   void handle_rebalance(std::string_view target);
   void handle_fault(request_type& req);
+  /// GET/POST /admin/models, DELETE /admin/models/{name} (serve::model_set).
+  void handle_models_admin(request_type& req, std::string_view path);
   void send_simple(http::status status, std::string body,
                    const char* content_type = "application/json", bool close = false,
                    const char* retry_after = nullptr);
@@ -174,7 +176,8 @@ void http_session::route(request_type& req) {
   }
   const bool known = path == "/v1/models" || path == "/v1/chat/completions" ||
                      path == "/v1/completions" || path == "/admin/cluster" ||
-                     path == "/admin/fault" || path == "/admin/cluster/rebalance";
+                     path == "/admin/fault" || path == "/admin/cluster/rebalance" ||
+                     path == "/admin/models" || path.rfind("/admin/models/", 0) == 0;
   if (!known) {
     ctx_->metrics->count_request("other", 404);
     return send_error(
@@ -191,9 +194,10 @@ void http_session::route(request_type& req) {
   if (path == "/v1/models") {
     if (!only(http::verb::get)) return;
     ctx_->metrics->count_request("/v1/models", 200);
-    return send_simple(http::status::ok,
-                       models_json(ctx_->proto.served_model, 0, ctx_->proto.max_model_len));
+    return send_simple(http::status::ok, models_json(ctx_->service.models(), 0));
   }
+  if (path == "/admin/models" || path.rfind("/admin/models/", 0) == 0)
+    return handle_models_admin(req, path);
   if (path == "/admin/cluster") {
     if (!only(http::verb::get)) return;
     ctx_->metrics->count_request("/admin/cluster", 200);
@@ -239,6 +243,41 @@ void http_session::handle_rebalance(std::string_view target) {
   } catch (const std::exception& e) {
     ctx_->metrics->count_request("/admin/cluster/rebalance", 409);
     send_error({409, e.what(), "invalid_request_error", "replica"});
+  }
+}
+
+void http_session::handle_models_admin(request_type& req, std::string_view path) {
+  const std::string route = "/admin/models";
+  const auto fail = [&](int status, const std::string& message, const char* param = "") {
+    ctx_->metrics->count_request(route, status);
+    send_error({status, message, "invalid_request_error", param});
+  };
+  try {
+    if (path == "/admin/models") {
+      if (req.method() == http::verb::get) {
+        ctx_->metrics->count_request(route, 200);
+        return send_simple(http::status::ok, models_json(ctx_->service.models(), 0));
+      }
+      if (req.method() != http::verb::post) return fail(405, "method not allowed");
+      const auto status = ctx_->service.load_model(decode_model_spec(req.body()));
+      ctx_->metrics->count_request(route, 202);
+      return send_simple(http::status::accepted, model_status_json(status));
+    }
+    if (req.method() != http::verb::delete_) return fail(405, "method not allowed");
+    const std::string name(path.substr(std::string_view("/admin/models/").size()));
+    const auto status = ctx_->service.unload_model(name);
+    ctx_->metrics->count_request(route, 202);
+    send_simple(http::status::accepted, model_status_json(status));
+  } catch (const serve::model_conflict& e) {
+    fail(409, e.what(), "name");
+  } catch (const std::out_of_range& e) {
+    fail(404, e.what());
+  } catch (const std::invalid_argument& e) {
+    fail(400, e.what());
+  } catch (const std::logic_error& e) {
+    fail(409, e.what());
+  } catch (const std::exception& e) {
+    fail(500, e.what());
   }
 }
 
@@ -309,7 +348,7 @@ void http_session::handle_generation(request_type& req, bool chat) {
   request_id_ = d.req.id;
   d.req.sampling.max_tokens = d.max_tokens.value_or(0);  // 0: the rest of the context
   streaming_ = d.stream;
-  writer_.emplace(d, ctx_->proto.served_model,
+  writer_.emplace(d, d.req.model,
                   std::chrono::duration_cast<std::chrono::seconds>(
                       std::chrono::system_clock::now().time_since_epoch())
                       .count());

@@ -105,7 +105,15 @@ void check_model(const json::object& o, const protocol_context& ctx,
   if (m == nullptr) fail("model", "you must provide a model parameter");
   if (!m->is_string()) fail("model", "'model' must be a string");
   req.model = std::string(m->get_string());
-  if (req.model != ctx.served_model) {
+  if (ctx.resolve_model) {
+    auto served = ctx.resolve_model(req.model);
+    if (!served)
+      fail("model",
+           fmt::format("The model '{}' does not exist (GET /v1/models lists the models served)",
+                       req.model),
+           404, "model_not_found");
+    req.model = std::move(*served);
+  } else if (req.model != ctx.served_model) {
     fail("model",
          fmt::format("The model '{}' does not exist; this server serves '{}'", req.model,
                      ctx.served_model),

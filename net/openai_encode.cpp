@@ -320,13 +320,22 @@ std::string response_writer::final_json() {
   return json::serialize(r);
 }
 
-std::string models_json(const std::string& served_model, int64_t created, int64_t max_model_len) {
-  json::object m{{"id", served_model},
-                 {"object", "model"},
-                 {"created", created},
-                 {"owned_by", "conclave"},
-                 {"max_model_len", max_model_len}};
-  return json::serialize(json::object{{"object", "list"}, {"data", json::array{std::move(m)}}});
+std::string models_json(const std::vector<serve::model_status>& models, int64_t created) {
+  json::array data;
+  for (const auto& m : models) {
+    json::array aliases;
+    for (const auto& a : m.aliases) aliases.emplace_back(a);
+    json::object o{{"id", m.name},
+                   {"object", "model"},
+                   {"created", created},
+                   {"owned_by", "conclave"},
+                   {"max_model_len", m.max_model_len},
+                   {"aliases", std::move(aliases)},
+                   {"state", m.state}};
+    if (!m.error.empty()) o["error"] = m.error;
+    data.push_back(std::move(o));
+  }
+  return json::serialize(json::object{{"object", "list"}, {"data", std::move(data)}});
 }
 
 }  // namespace conclave::net

@@ -4,12 +4,14 @@
 #pragma once
 
 #include <boost/json/fwd.hpp>
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <variant>
 
 #include "serve/client_api.h"
+#include "serve/service.h"
 
 namespace conclave::net {
 
@@ -45,6 +47,10 @@ struct decoded_request {
 struct protocol_context {
   std::string served_model;
   int64_t max_model_len = 0;
+  /// When set: the served model a request's `model` names (a name or an alias), or
+  /// nothing (404); decoding sets generation_request::model to it. Unset: only
+  /// `served_model` is served.
+  std::function<std::optional<std::string>(std::string_view)> resolve_model;
 };
 
 /// Decodes a /v1/chat/completions body.
@@ -115,8 +121,8 @@ class response_writer {
   double engine_seconds_ = 0;
 };
 
-/// The JSON of GET /v1/models.
-std::string models_json(const std::string& served_model, int64_t created, int64_t max_model_len);
+/// The JSON of GET /v1/models: every model with its aliases, state and context length.
+std::string models_json(const std::vector<serve::model_status>& models, int64_t created);
 
 /// JSON string literal (quotes included) of UTF-8 text.
 std::string json_string(std::string_view s);

@@ -14,6 +14,11 @@ server_context::server_context(const config::server_config& c, serve::service& s
     : cfg(c), service(s), metrics(std::move(m)) {
   proto.served_model = s.model_name();
   proto.max_model_len = s.max_model_len();
+  proto.resolve_model = [&s](std::string_view name) -> std::optional<std::string> {
+    auto found = s.find_model(name);
+    if (!found) return std::nullopt;
+    return found->name;
+  };
 }
 
 std::string server_context::new_request_id(const char* prefix) {

@@ -183,7 +183,7 @@ void websocket_session::handle_frame(std::string_view text) {
   auto& r = requests_[id];
   r.t0 = std::chrono::steady_clock::now();
   r.route = chat ? "ws:chat.completions" : "ws:completions";
-  r.writer.emplace(d, ctx_->proto.served_model,
+  r.writer.emplace(d, d.req.model,
                    std::chrono::duration_cast<std::chrono::seconds>(
                        std::chrono::system_clock::now().time_since_epoch())
                        .count());

@@ -162,11 +162,15 @@ void server_metrics::publish_engine(int replica, const engine::engine_stats& s,
 
 void server_metrics::set_engine(int replica, size_t running, size_t waiting, int64_t kv_used,
                                 int64_t kv_free) {
-  std::lock_guard lock(engines_mutex_);
-  engines_[replica] = {static_cast<double>(running), static_cast<double>(waiting),
-                       static_cast<double>(kv_used), static_cast<double>(kv_free)};
+  std::lock_guard lock(engines_->mutex);
+  engines_->gauges[{scope_, replica}] = {static_cast<double>(running), static_cast<double>(waiting),
+                                         static_cast<double>(kv_used), static_cast<double>(kv_free)};
+  publish_totals(*engines_);
+}
+
+void server_metrics::publish_totals(const engine_table& t) {
   engine_gauges total;
-  for (const auto& [id, g] : engines_) {
+  for (const auto& [key, g] : t.gauges) {
     total.running += g.running;
     total.waiting += g.waiting;
     total.kv_used += g.kv_used;
@@ -176,6 +180,18 @@ void server_metrics::set_engine(int replica, size_t running, size_t waiting, int
   waiting_->Set(total.waiting);
   kv_used_->Set(total.kv_used);
   kv_free_->Set(total.kv_free);
+}
+
+std::shared_ptr<server_metrics> server_metrics::scoped(const std::string& model) const {
+  auto m = std::make_shared<server_metrics>(*this);
+  m->scope_ = model;
+  return m;
+}
+
+void server_metrics::forget_scope(const std::string& model) {
+  std::lock_guard lock(engines_->mutex);
+  std::erase_if(engines_->gauges, [&](const auto& e) { return e.first.first == model; });
+  publish_totals(*engines_);
 }
 
 std::string server_metrics::serialize() const {

@@ -27,6 +27,15 @@ class server_metrics {
  public:
   server_metrics();
   ~server_metrics();
+  server_metrics(const server_metrics&) = default;
+  server_metrics& operator=(const server_metrics&) = delete;
+
+  /// The same metrics as seen by one model of a several-model server: counters and
+  /// histograms are shared; its engines' gauges are kept apart from the other models'
+  /// (the exported gauges are sums over every model's replicas).
+  std::shared_ptr<server_metrics> scoped(const std::string& model) const;
+  /// A model was unloaded: its engines' gauges leave the sums.
+  void forget_scope(const std::string& model);
 
   void count_request(const std::string& route, int status);
   void observe_ttft(double seconds);
@@ -72,8 +81,13 @@ class server_metrics {
   struct engine_gauges {
     double running = 0, waiting = 0, kv_used = 0, kv_free = 0;
   };
-  std::mutex engines_mutex_;
-  std::map<int, engine_gauges> engines_;
+  struct engine_table {
+    std::mutex mutex;
+    std::map<std::pair<std::string, int>, engine_gauges> gauges;  ///< by (scope, replica)
+  };
+  void publish_totals(const engine_table& t);  ///< with t.mutex held
+  std::shared_ptr<engine_table> engines_ = std::make_shared<engine_table>();
+  std::string scope_;
 };
 
 }  // namespace conclave::serve

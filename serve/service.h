@@ -9,13 +9,32 @@
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <vector>
 
+#include "config/model_spec.h"
 #include "serve/client_api.h"
 #include "serve/cluster_topology.h"
 #include "serve/replica_status.h"
 
 namespace conclave::serve {
+
+/// A model a server serves, as /v1/models lists it.
+struct model_status {
+  std::string name;
+  std::vector<std::string> aliases;
+  /// "loading" (its replicas are starting), "ready", "failed" (it could not start; see
+  /// `error`), or "draining" (being unloaded: it takes no new requests).
+  std::string state;
+  std::string error;
+  int64_t max_model_len = 0;
+};
+
+/// load_model: a name or alias already taken (HTTP 409).
+class model_conflict : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
 
 class service {
  public:
@@ -34,6 +53,28 @@ class service {
   virtual bool accepting() const = 0;
   virtual const std::string& model_name() const = 0;
   virtual int64_t max_model_len() const = 0;
+
+  /// The models served (one unless this is a serve::model_set).
+  virtual std::vector<model_status> models() const {
+    return {{model_name(), {}, loaded() ? "ready" : "loading", {}, max_model_len()}};
+  }
+  /// The model a request's `model` names (its name or an alias), or nothing.
+  virtual std::optional<model_status> find_model(std::string_view name) const {
+    if (name != model_name()) return std::nullopt;
+    return models().front();
+  }
+  /// POST /admin/models: starts serving another model. Returns its status ("loading").
+  /// Throws std::invalid_argument (bad spec, 400), model_conflict (409), or
+  /// std::logic_error when this service serves one model only.
+  virtual model_status load_model(const config::model_spec&) {
+    throw std::logic_error("this server cannot load models at run time");
+  }
+  /// DELETE /admin/models/{name}: stops routing to the model, lets its running requests
+  /// finish (up to drain_timeout_s; then they end with a 503) and unloads it. Throws
+  /// std::out_of_range for a name that is not served, std::logic_error as above.
+  virtual model_status unload_model(const std::string&) {
+    throw std::logic_error("this server cannot unload models at run time");
+  }
 
   /// Starts a request. Events go to `sink` (first `started` or `error`). Refuses with an
   /// error event and a null handle when not ready (503), draining (503) or when

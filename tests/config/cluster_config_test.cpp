@@ -153,3 +153,60 @@ TEST_CASE("engine config: kv_host_prefix_mib reads, defaults to off and round-tr
   const auto again = config::load_server_config(d.write(config::to_toml(c)));
   CHECK(again.engine.backend.kv_host_prefix_bytes == size_t{2048} << 20);
 }
+
+TEST_CASE("[[models]]: keys, overrides per model, round trip and validation", "[config][models]") {
+  const toml_dir d;
+  const auto c = config::load_server_config(d.write(R"([engine]
+backend = "cpu"
+kv_cache_mib = 256
+[replicas]
+count = 2
+[[models]]
+name = "coder"
+aliases = ["qwen3-coder", "default"]
+path = "/models/coder"
+replicas = 3
+kv_cache_mib = 1024
+[[models]]
+name = "small"
+path = "/models/small"
+backend = "cuda"
+device = 1
+)"));
+  REQUIRE(c.models.size() == 2);
+  CHECK(c.validate().empty());
+  CHECK(c.models[0].aliases == std::vector<std::string>{"qwen3-coder", "default"});
+  const auto coder = config::model_config(c, c.models[0]);
+  CHECK(coder.served_model_name == "coder");
+  CHECK(coder.model_dir == "/models/coder");
+  CHECK(coder.replicas.count == 3);
+  CHECK(coder.engine.backend.kv_cache_bytes == (size_t{1024} << 20));
+  CHECK(coder.models.empty());
+  const auto small = config::model_config(c, c.models[1]);
+  CHECK(small.replicas.count == 2);  // [replicas]
+  CHECK(small.engine.backend.kind == "cuda");
+  CHECK(small.engine.backend.device == 1);
+  CHECK(small.engine.backend.kv_cache_bytes == (size_t{256} << 20));  // [engine]
+  // Round trip.
+  const auto again = config::load_server_config(d.write(config::to_toml(c)));
+  REQUIRE(again.models.size() == 2);
+  CHECK(again.models[1].device == 1);
+  CHECK(again.models[0].kv_cache_mib == 1024);
+  CHECK(again.models[0].aliases == c.models[0].aliases);
+
+  const auto invalid = [&](const std::string& text, const std::string& says) {
+    INFO(text);
+    CHECK_THAT(d.error_of(text), Catch::Contains(says));
+  };
+  invalid("[[models]]\nname = \"a\"\npath = \"/m\"\n[[models]]\nname = \"b\"\naliases = "
+          "[\"a\"]\npath = \"/n\"\n",
+          "models: the name 'a' is used twice");
+  invalid("[model]\npath = \"/m\"\n[[models]]\nname = \"a\"\npath = \"/m\"\n",
+          "give the model in [model] or in [[models]], not both");
+  invalid("[[models]]\nname = \"a b\"\npath = \"/m\"\n", "models[0].name");
+  invalid("[[models]]\nname = \"a\"\n", "models[0].path must be given");
+  invalid("[[models]]\nname = \"a\"\npath = \"/m\"\nbackend = \"tpu\"\n",
+          "models[0].backend must be cpu or cuda");
+  CHECK(d.error_of("[[models]]\nname = \"a\"\npath = \"/m\"\nweights = 1\n").find("weights") !=
+        std::string::npos);
+}
