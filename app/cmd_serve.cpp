@@ -118,10 +118,10 @@ int run_serve(serve_args& a, CLI::App& cmd) {
   auto metrics = std::make_shared<serve::server_metrics>();
   // Every model behind one service: [[models]] or the one [model], more loaded at run
   // time through /admin/models.
-  serve::model_set service(cfg, metrics, [](const config::server_config& c,
-                                            std::shared_ptr<serve::server_metrics> m) {
-    return actors::make_actor_service(c, std::move(m));
-  });
+  serve::model_set service(
+      cfg, metrics, [](const config::server_config& c, std::shared_ptr<serve::server_metrics> m) {
+        return actors::make_actor_service(c, std::move(m));
+      });
   net::http_server server(cfg, service, metrics);
   server.start();
   std::unique_ptr<cluster_front> cluster;

@@ -13,8 +13,8 @@ namespace conclave::config {
 bool valid_model_name(const std::string& name) {
   if (name.empty() || name.size() > 128) return false;
   for (unsigned char c : name) {
-    const bool ok = std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == ':' ||
-                    c == '/' || c == '@' || c == '+';
+    const bool ok = std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == ':' || c == '/' ||
+                    c == '@' || c == '+';
     if (!ok) return false;
   }
   return true;

@@ -83,6 +83,29 @@ const toml::table& sub_table(const toml::table& root, std::string_view name,
       fmt::format("{}:{}: [{}] must be a table", file, n->source().begin.line, name));
 }
 
+/// Calls read(reader) for each table of the array of tables `key` in `parent` (none when
+/// absent); `name` is the array's name in messages ("tools.webhooks" reads
+/// "tools.webhooks[2]").
+template <class F>
+void each_table(const toml::table& parent, std::string_view key, const std::string& name,
+                const std::string& file, F&& read) {
+  const toml::node* list = parent.get(key);
+  if (list == nullptr) return;
+  const toml::array* arr = list->as_array();
+  if (arr == nullptr)
+    throw std::invalid_argument(fmt::format("{}:{}: \"{}\" must be an array of tables ([[{}]])",
+                                            file, list->source().begin.line, name, name));
+  for (size_t i = 0; i < arr->size(); ++i) {
+    const toml::table* t = (*arr)[i].as_table();
+    const std::string section = fmt::format("{}[{}]", name, i);
+    if (t == nullptr)
+      throw std::invalid_argument(fmt::format("{}: \"{}\" must be a table", file, section));
+    table_reader reader(*t, section, file);
+    read(reader);
+    reader.reject_unknown();
+  }
+}
+
 }  // namespace
 
 std::string server_config::validate() const {
@@ -239,37 +262,24 @@ server_config load_server_config(const std::filesystem::path& path, server_confi
   m.read("chat_template", c.chat_template_path);
   m.reject_unknown();
 
-  if (const toml::node* list = root.get("models")) {
-    const toml::array* arr = list->as_array();
-    if (arr == nullptr)
-      throw std::invalid_argument(fmt::format("{}:{}: \"models\" must be an array of tables "
-                                              "([[models]])",
-                                              file, list->source().begin.line));
-    c.models.clear();
-    for (size_t i = 0; i < arr->size(); ++i) {
-      const toml::table* t = (*arr)[i].as_table();
-      const std::string section = fmt::format("models[{}]", i);
-      if (t == nullptr)
-        throw std::invalid_argument(fmt::format("{}: \"{}\" must be a table", file, section));
-      table_reader mr(*t, section, file);
-      model_spec spec;
-      mr.read("name", spec.name);
-      mr.read("aliases", spec.aliases);
-      mr.read("path", spec.path);
-      mr.read("tokenizer", spec.tokenizer);
-      mr.read("chat_template", spec.chat_template);
-      mr.read("replicas", spec.replicas);
-      mr.read("backend", spec.backend);
-      if (mr.has("device")) {
-        int64_t device = 0;
-        mr.read("device", device);
-        spec.device = static_cast<int32_t>(device);
-      }
-      mr.read("kv_cache_mib", spec.kv_cache_mib);
-      mr.reject_unknown();
-      c.models.push_back(std::move(spec));
+  if (root.get("models") != nullptr) c.models.clear();
+  each_table(root, "models", "models", file, [&](table_reader& mr) {
+    model_spec spec;
+    mr.read("name", spec.name);
+    mr.read("aliases", spec.aliases);
+    mr.read("path", spec.path);
+    mr.read("tokenizer", spec.tokenizer);
+    mr.read("chat_template", spec.chat_template);
+    mr.read("replicas", spec.replicas);
+    mr.read("backend", spec.backend);
+    if (mr.has("device")) {
+      int64_t device = 0;
+      mr.read("device", device);
+      spec.device = static_cast<int32_t>(device);
     }
-  }
+    mr.read("kv_cache_mib", spec.kv_cache_mib);
+    c.models.push_back(std::move(spec));
+  });
 
   table_reader e(sub_table(root, "engine", file), "engine", file);
   auto& b = c.engine.backend;
@@ -344,29 +354,16 @@ server_config load_server_config(const std::filesystem::path& path, server_confi
   t.read("sandbox_cpu_s", tc.sandbox_cpu_s);
   t.read("sandbox_memory_mib", tc.sandbox_memory_mib);
   t.read("browser_allowed_hosts", tc.browser_allowed_hosts);
-  if (const toml::node* hooks = tools.get("webhooks")) {
-    const toml::array* arr = hooks->as_array();
-    if (arr == nullptr)
-      throw std::invalid_argument(
-          fmt::format("{}:{}: \"tools.webhooks\" must be an array of tables", file,
-                      hooks->source().begin.line));
-    tc.webhooks.clear();
-    for (size_t i = 0; i < arr->size(); ++i) {
-      const toml::table* w = (*arr)[i].as_table();
-      const std::string section = fmt::format("tools.webhooks[{}]", i);
-      if (w == nullptr)
-        throw std::invalid_argument(fmt::format("{}: \"{}\" must be a table", file, section));
-      table_reader wr(*w, section, file);
-      webhook_tool_config hook;
-      wr.read("name", hook.name);
-      wr.read("description", hook.description);
-      wr.read("url", hook.url);
-      wr.read("parameters", hook.parameters);
-      wr.read("timeout_s", hook.timeout_s);
-      wr.reject_unknown();
-      tc.webhooks.push_back(std::move(hook));
-    }
-  }
+  if (tools.get("webhooks") != nullptr) tc.webhooks.clear();
+  each_table(tools, "webhooks", "tools.webhooks", file, [&](table_reader& wr) {
+    webhook_tool_config hook;
+    wr.read("name", hook.name);
+    wr.read("description", hook.description);
+    wr.read("url", hook.url);
+    wr.read("parameters", hook.parameters);
+    wr.read("timeout_s", hook.timeout_s);
+    tc.webhooks.push_back(std::move(hook));
+  });
   t.reject_unknown({"webhooks"});
 
   table_reader cl(sub_table(root, "cluster", file), "cluster", file);

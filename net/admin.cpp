@@ -1,7 +1,7 @@
 #include "net/admin.h"
 
-#include <boost/json.hpp>
 #include <algorithm>
+#include <boost/json.hpp>
 #include <chrono>
 #include <stdexcept>
 
@@ -162,13 +162,14 @@ config::model_spec decode_model_spec(std::string_view body) {
   const auto integer = [&](const char* key, auto& out) {
     const json::value* x = o.if_contains(key);
     if (x == nullptr) return;
-    if (!x->is_int64()) throw std::invalid_argument(std::string("'") + key + "' must be an integer");
+    if (!x->is_int64())
+      throw std::invalid_argument(std::string("'") + key + "' must be an integer");
     out = static_cast<std::decay_t<decltype(out)>>(x->get_int64());
   };
   for (const auto& [key, x] : o) {
-    static const std::vector<std::string_view> known{
-        "name", "path", "aliases", "tokenizer", "chat_template", "replicas", "backend", "device",
-        "kv_cache_mib"};
+    static const std::vector<std::string_view> known{"name",      "path",          "aliases",
+                                                     "tokenizer", "chat_template", "replicas",
+                                                     "backend",   "device",        "kv_cache_mib"};
     if (std::find(known.begin(), known.end(), std::string_view(key)) == known.end())
       throw std::invalid_argument("unknown field '" + std::string(key) + "'");
     (void)x;

@@ -9,8 +9,8 @@
 
 #include "config/model_spec.h"
 #include "serve/cluster_topology.h"
-#include "serve/service.h"
 #include "serve/replica_status.h"
+#include "serve/service.h"
 
 namespace conclave::net {
 

@@ -8,10 +8,8 @@
 #include <chrono>
 #include <filesystem>
 
-
 namespace conclave::serve {
 namespace fs = std::filesystem;
-
 
 model_set::model_set(config::server_config base, std::shared_ptr<server_metrics> metrics,
                      factory make)
@@ -132,12 +130,14 @@ model_set::~model_set() {
 
 config::server_config model_set::config_for(const config::model_spec& spec) const {
   config::server_config cfg = config::model_config(base_, spec);
-  if (cfg.tokenizer_path.empty()) cfg.tokenizer_path = (fs::path(spec.path) / "tokenizer.json").string();
+  if (cfg.tokenizer_path.empty())
+    cfg.tokenizer_path = (fs::path(spec.path) / "tokenizer.json").string();
   if (auto err = cfg.validate(); !err.empty()) throw std::invalid_argument(err);
   if (!fs::is_directory(spec.path))
     throw std::invalid_argument(fmt::format("path {}: not a directory", spec.path));
   if (!fs::exists(fs::path(spec.path) / "config.json"))
-    throw std::invalid_argument(fmt::format("path {}: no config.json (not a checkpoint)", spec.path));
+    throw std::invalid_argument(
+        fmt::format("path {}: no config.json (not a checkpoint)", spec.path));
   if (!fs::exists(cfg.tokenizer_path))
     throw std::invalid_argument(fmt::format("tokenizer {}: no such file", cfg.tokenizer_path));
   if (!cfg.chat_template_path.empty() && !fs::exists(cfg.chat_template_path))
@@ -150,8 +150,7 @@ void model_set::check_names(const config::model_spec& spec) const {
   std::vector<std::string> names{spec.name};
   names.insert(names.end(), spec.aliases.begin(), spec.aliases.end());
   for (const auto& n : names) {
-    if (lookup(n) != nullptr ||
-        std::any_of(entries_.begin(), entries_.end(), [&](const entry& e) {
+    if (lookup(n) != nullptr || std::any_of(entries_.begin(), entries_.end(), [&](const entry& e) {
           return e.spec.name == n ||
                  std::find(e.spec.aliases.begin(), e.spec.aliases.end(), n) != e.spec.aliases.end();
         }))
@@ -222,8 +221,7 @@ std::vector<std::shared_ptr<service>> model_set::all() const {
 }
 
 model_status model_set::load_model(const config::model_spec& spec) {
-  if (stopping_.load() || draining_.load())
-    throw std::logic_error("the server is shutting down");
+  if (stopping_.load() || draining_.load()) throw std::logic_error("the server is shutting down");
   if (auto err = spec.validate(); !err.empty()) throw std::invalid_argument(err);
   config::server_config cfg = config_for(spec);
   std::lock_guard lock(mutex_);
@@ -304,20 +302,20 @@ std::shared_ptr<request_handle> model_set::submit(generation_request req,
     if (e == nullptr) {
       refusal = fmt::format("The model '{}' does not exist", req.model);
     } else if (e->st != state::serving) {
-      sink->push(client_event::error(503,
-                                     e->st == state::failed
-                                         ? fmt::format("the model '{}' failed to load: {}",
-                                                       e->spec.name, e->error)
-                                         : fmt::format("the model '{}' is loading", e->spec.name),
-                                     "service_unavailable"));
+      sink->push(client_event::error(
+          503,
+          e->st == state::failed
+              ? fmt::format("the model '{}' failed to load: {}", e->spec.name, e->error)
+              : fmt::format("the model '{}' is loading", e->spec.name),
+          "service_unavailable"));
       return nullptr;
     } else {
       svc = e->svc;
     }
   }
   if (!svc) {
-    sink->push(client_event::error(404, refusal, "invalid_request_error", "model",
-                                   "model_not_found"));
+    sink->push(
+        client_event::error(404, refusal, "invalid_request_error", "model", "model_not_found"));
     return nullptr;
   }
   return svc->submit(std::move(req), std::move(sink));

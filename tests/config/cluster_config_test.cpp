@@ -198,9 +198,10 @@ device = 1
     INFO(text);
     CHECK_THAT(d.error_of(text), Catch::Contains(says));
   };
-  invalid("[[models]]\nname = \"a\"\npath = \"/m\"\n[[models]]\nname = \"b\"\naliases = "
-          "[\"a\"]\npath = \"/n\"\n",
-          "models: the name 'a' is used twice");
+  invalid(
+      "[[models]]\nname = \"a\"\npath = \"/m\"\n[[models]]\nname = \"b\"\naliases = "
+      "[\"a\"]\npath = \"/n\"\n",
+      "models: the name 'a' is used twice");
   invalid("[model]\npath = \"/m\"\n[[models]]\nname = \"a\"\npath = \"/m\"\n",
           "give the model in [model] or in [[models]], not both");
   invalid("[[models]]\nname = \"a b\"\npath = \"/m\"\n", "models[0].name");

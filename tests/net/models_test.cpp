@@ -3,9 +3,9 @@
 // a 404; a model loaded and another unloaded at run time while a third streams leave
 // that stream token-identical to a quiet run; the unloaded one's running stream drains
 // to its end and its later requests get 404.
+#include <atomic>
 #include <boost/json.hpp>
 #include <catch2/catch.hpp>
-#include <atomic>
 #include <chrono>
 #include <filesystem>
 #include <thread>
@@ -116,8 +116,8 @@ void wait_for(uint16_t port, const std::string& name, const std::string& state, 
   const auto until = std::chrono::steady_clock::now() +
                      std::chrono::milliseconds(static_cast<int64_t>(limit_s * 1000));
   while (state_of(port, name) != state) {
-    INFO("waiting for " << name << " to be " << state << "; /v1/models: "
-                        << json::serialize(model_list(port)));
+    INFO("waiting for " << name << " to be " << state
+                        << "; /v1/models: " << json::serialize(model_list(port)));
     REQUIRE(std::chrono::steady_clock::now() < until);
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
@@ -153,8 +153,8 @@ TEST_CASE("several models: listed with their state, routed by name or alias, unk
 
   // Bad admin input: no checkpoint, a name taken, an unknown model to unload.
   http_client c(s.port());
-  CHECK(c.call(http::verb::post, "/admin/models",
-               R"({"name": "x", "path": "/nonexistent/dir"})").status == 400);
+  CHECK(c.call(http::verb::post, "/admin/models", R"({"name": "x", "path": "/nonexistent/dir"})")
+            .status == 400);
   CHECK(c.call(http::verb::post, "/admin/models", R"({"name": "x"})").status == 400);
   CHECK(c.call(http::verb::post, "/admin/models",
                json::serialize(json::object{{"name", "a"}, {"path", (dir.path() / "b").string()}}))
@@ -173,8 +173,8 @@ TEST_CASE("a model loaded and another unloaded at run time while a third streams
 
   // Alpha's stream, alone first: what it must stay.
   constexpr int tokens = 1200;
-  const auto quiet = streamed_text(
-      post_json(s.port(), "/v1/chat/completions", body("alpha", tokens, true)));
+  const auto quiet =
+      streamed_text(post_json(s.port(), "/v1/chat/completions", body("alpha", tokens, true)));
   REQUIRE(quiet.second == "length");
 
   std::atomic<bool> alpha_done{false}, beta_done{false};
@@ -187,7 +187,8 @@ TEST_CASE("a model loaded and another unloaded at run time while a third streams
     beta_reply = post_json(s.port(), "/v1/chat/completions", body("beta", tokens, true));
     beta_done = true;
   });
-  while (s.models().active_requests() < 2) std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  while (s.models().active_requests() < 2)
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
 
   // Load gamma and unload beta while both stream.
   http_client c(s.port());
