@@ -32,6 +32,7 @@ class multi_server {
     cfg.engine.backend.kv_cache_bytes = size_t{32} << 20;
     cfg.engine.backend.threads = 1;
     cfg.replicas.probe_interval_s = 0;
+    cfg.drain_timeout_s = 600;  // an unloaded model's streams finish, however slow (ASan)
     cfg.models = specs;
     metrics_ = std::make_shared<serve::server_metrics>();
     models_ = std::make_unique<serve::model_set>(
@@ -91,6 +92,7 @@ std::pair<std::string, std::string> streamed_text(const http_reply& r) {
   for (const auto& ev : sse_events(r.body)) {
     if (ev == "[DONE]") break;
     const json::value v = json::parse(ev);
+    if (v.as_object().contains("error")) return {text, "error: " + json::serialize(v)};
     for (const auto& c : v.at("choices").as_array()) {
       const auto& d = c.at("delta").as_object();
       if (const auto* t = d.if_contains("content"); t && t->is_string()) text += t->as_string();
