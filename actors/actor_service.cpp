@@ -266,21 +266,14 @@ std::shared_ptr<serve::request_handle> actor_service::submit(
     return nullptr;
   }
   if (req.n <= 1) return start_session(std::move(req), std::move(sink));
-  // n choices: a session each, one prefill group (serve/choice_fanout.h).
-  const auto n = static_cast<size_t>(req.n);
-  auto fanout = std::make_shared<serve::choice_fanout>(std::move(sink), n);
-  auto handles = std::make_shared<serve::choice_handles>();
-  uint64_t group = 0;
+  uint64_t group = 0;  // n choices: a session each, one prefill group
   {
     std::lock_guard lock(rng_mutex_);
     while (group == 0) group = rng_();
   }
-  fanout->on_failure([weak = std::weak_ptr(handles)] {
-    if (auto h = weak.lock()) h->cancel();
+  return serve::start_choices(req, std::move(sink), group, [this](auto r, auto s) {
+    return start_session(std::move(r), std::move(s));
   });
-  for (size_t i = 0; i < n; ++i)
-    handles->add(start_session(serve::choice_request(req, i, group), fanout->member(i)));
-  return handles;
 }
 
 std::shared_ptr<serve::request_handle> actor_service::start_session(

@@ -6,8 +6,8 @@
 
 #include <algorithm>
 #include <boost/json.hpp>
-#include <functional>
 #include <chrono>
+#include <functional>
 #include <random>
 #include <vector>
 
@@ -123,7 +123,8 @@ int run_constrain_bench(const constrain_bench_options& opts, std::FILE* out) {
     std::function<cd::dfa()> compile;
   };
   const std::vector<mode> modes{
-      {"tool_choice {function: get_weather}", [&] { return cd::tool_call_dfa(tools, "get_weather"); }},
+      {"tool_choice {function: get_weather}",
+       [&] { return cd::tool_call_dfa(tools, "get_weather"); }},
       {"tool_choice required (3 tools)", [&] { return cd::tool_call_dfa(tools, ""); }},
       {"response_format json_object", [] { return cd::json_value_dfa(""); }},
       {"response_format json_schema (nested)", [] { return cd::json_value_dfa(bench_schema); }},
@@ -177,10 +178,9 @@ int run_constrain_bench(const constrain_bench_options& opts, std::FILE* out) {
         "    sampler alone (temperature 0.7):   mean %7.1f us  p50 %7.1f us (for scale)\n"
         "    mask per step, cached state:       mean %7.1f us  p50 %7.1f us  p99 %7.1f us\n"
         "    mask per step, first visit (%4zu): mean %7.1f us  p50 %7.1f us  max %7.1f us\n",
-        md.label.c_str(),
-        c->grammar().num_states(), c->grammar().num_classes(), compile_s * 1e3, steps,
-        static_cast<double>(steps) / opts.calls, c->cached_states(), b.mean * 1e6, b.p50 * 1e6,
-        o.mean * 1e6, o.p50 * 1e6, o.p99 * 1e6, cold.size(), k.mean * 1e6, k.p50 * 1e6,
+        md.label.c_str(), c->grammar().num_states(), c->grammar().num_classes(), compile_s * 1e3,
+        steps, static_cast<double>(steps) / opts.calls, c->cached_states(), b.mean * 1e6,
+        b.p50 * 1e6, o.mean * 1e6, o.p50 * 1e6, o.p99 * 1e6, cold.size(), k.mean * 1e6, k.p50 * 1e6,
         k.max * 1e6);
   }
   return 0;

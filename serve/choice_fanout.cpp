@@ -5,20 +5,19 @@
 #include <stdexcept>
 
 namespace conclave::serve {
-namespace {
-
+/// Choice `index`'s sink: tags its events and hands them to the merger it keeps alive.
 class member_sink final : public client_sink {
  public:
-  member_sink(std::shared_ptr<choice_fanout> fanout, size_t index,
-              std::function<void(size_t, client_event)> push)
-      : fanout_(std::move(fanout)), index_(index), push_(std::move(push)) {}
-  void push(client_event e) override { push_(index_, std::move(e)); }
+  member_sink(std::shared_ptr<choice_fanout> fanout, size_t index)
+      : fanout_(std::move(fanout)), index_(index) {}
+  void push(client_event e) override { fanout_->push(index_, std::move(e)); }
 
  private:
-  std::shared_ptr<choice_fanout> fanout_;  // keeps the merger alive while members push
+  std::shared_ptr<choice_fanout> fanout_;
   size_t index_;
-  std::function<void(size_t, client_event)> push_;
 };
+
+namespace {
 
 /// SplitMix64's finaliser: seeds of different choices share no simple relation.
 uint64_t mix(uint64_t z) {
@@ -36,10 +35,7 @@ choice_fanout::choice_fanout(std::shared_ptr<client_sink> client, size_t n)
 
 std::shared_ptr<client_sink> choice_fanout::member(size_t i) {
   if (i >= n_) throw std::out_of_range("choice_fanout: no such choice");
-  auto self = shared_from_this();
-  return std::make_shared<member_sink>(self, i, [raw = self.get()](size_t index, client_event e) {
-    raw->push(index, std::move(e));
-  });
+  return std::make_shared<member_sink>(shared_from_this(), i);
 }
 
 void choice_fanout::on_failure(std::function<void()> f) {
@@ -106,6 +102,22 @@ void choice_handles::cancel() {
     members = members_;
   }
   for (auto& m : members) m->cancel();
+}
+
+std::shared_ptr<request_handle> start_choices(
+    const generation_request& req, std::shared_ptr<client_sink> sink, uint64_t group,
+    const std::function<std::shared_ptr<request_handle>(generation_request,
+                                                        std::shared_ptr<client_sink>)>& start) {
+  const auto n = static_cast<size_t>(req.n);
+  auto fanout = std::make_shared<choice_fanout>(std::move(sink), n);
+  auto handles = std::make_shared<choice_handles>();
+  // Weak: the choices' sinks keep the fan-out alive, which must not keep them.
+  fanout->on_failure([weak = std::weak_ptr(handles)] {
+    if (auto h = weak.lock()) h->cancel();
+  });
+  for (size_t i = 0; i < n; ++i)
+    handles->add(start(choice_request(req, i, group), fanout->member(i)));
+  return handles;
 }
 
 generation_request choice_request(const generation_request& req, size_t i, uint64_t group) {

@@ -18,6 +18,8 @@
 
 namespace conclave::serve {
 
+class member_sink;
+
 class choice_fanout final : public std::enable_shared_from_this<choice_fanout> {
  public:
   /// Throws std::invalid_argument for n < 1.
@@ -31,6 +33,7 @@ class choice_fanout final : public std::enable_shared_from_this<choice_fanout> {
   bool ended() const;
 
  private:
+  friend class member_sink;
   void push(size_t i, client_event e);
 
   std::shared_ptr<client_sink> client_;
@@ -53,6 +56,15 @@ class choice_handles final : public request_handle {
   std::mutex mutex_;
   std::vector<std::shared_ptr<request_handle>> members_;
 };
+
+/// Starts one request per choice of `req` (req.n > 1) with `start` (which starts one
+/// request, after admission, and returns its handle or null), all in prefill group
+/// `group` (non-zero) and merged into `sink`. The handle cancels every choice; the
+/// first choice that fails stops the others.
+std::shared_ptr<request_handle> start_choices(
+    const generation_request& req, std::shared_ptr<client_sink> sink, uint64_t group,
+    const std::function<std::shared_ptr<request_handle>(generation_request,
+                                                        std::shared_ptr<client_sink>)>& start);
 
 /// Member i of an n-choice request: n = 1, the prefill group, and the seed of choice i
 /// (choice 0 keeps the request's seed, so it gives what n = 1 gives; the others draw

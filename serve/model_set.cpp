@@ -149,12 +149,13 @@ config::server_config model_set::config_for(const config::model_spec& spec) cons
 void model_set::check_names(const config::model_spec& spec) const {
   std::vector<std::string> names{spec.name};
   names.insert(names.end(), spec.aliases.begin(), spec.aliases.end());
+  // Every entry counts, draining ones too: a name is free once its model is gone.
   for (const auto& n : names) {
-    if (lookup(n) != nullptr || std::any_of(entries_.begin(), entries_.end(), [&](const entry& e) {
-          return e.spec.name == n ||
-                 std::find(e.spec.aliases.begin(), e.spec.aliases.end(), n) != e.spec.aliases.end();
-        }))
-      throw model_conflict(fmt::format("the model name '{}' is already in use", n));
+    for (const auto& e : entries_) {
+      if (e.spec.name == n ||
+          std::find(e.spec.aliases.begin(), e.spec.aliases.end(), n) != e.spec.aliases.end())
+        throw model_conflict(fmt::format("the model name '{}' is already in use", n));
+    }
   }
 }
 

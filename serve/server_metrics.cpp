@@ -164,7 +164,8 @@ void server_metrics::set_engine(int replica, size_t running, size_t waiting, int
                                 int64_t kv_free) {
   std::lock_guard lock(engines_->mutex);
   engines_->gauges[{scope_, replica}] = {static_cast<double>(running), static_cast<double>(waiting),
-                                         static_cast<double>(kv_used), static_cast<double>(kv_free)};
+                                         static_cast<double>(kv_used),
+                                         static_cast<double>(kv_free)};
   publish_totals(*engines_);
 }
 
