@@ -17,6 +17,7 @@
 #include "model/checkpoint.h"
 #include "serve/admission.h"
 #include "serve/choice_fanout.h"
+#include "serve/live_stats.h"
 #include "serve/nvml.h"
 #include "serve/replica_pool.h"
 
@@ -107,12 +108,17 @@ class actor_service final : public serve::service {
 /// The autoscaler's hands: the service adds and drains replicas.
 class service_target final : public scaling_target {
  public:
-  explicit service_target(serve::service* svc) : svc_(svc) {}
+  service_target(serve::service* svc, std::shared_ptr<serve::server_metrics> metrics)
+      : svc_(svc), metrics_(std::move(metrics)) {}
   void add_replica() override { svc_->add_replica(); }
   void drain_replica(int id) override { svc_->drain_replica(id); }
+  void note(const std::string& decision) override {
+    metrics_->live().add_event("autoscaler", svc_->model_name() + ": " + decision);
+  }
 
  private:
   serve::service* svc_;  // outlives the actor system, and so the autoscaler
+  std::shared_ptr<serve::server_metrics> metrics_;
 };
 
 actor_service::actor_service(const config::server_config& cfg,
@@ -162,7 +168,7 @@ actor_service::actor_service(const config::server_config& cfg,
         [this] { return pool_.sampled(); },
         [counters = env_->counters] { return counters->queued.load(); }, std::move(nvml));
     autoscaler_ = system_->spawn(autoscaler, cfg_.autoscale, std::move(source),
-                                 std::make_shared<service_target>(this));
+                                 std::make_shared<service_target>(this, metrics_));
   }
 }
 

@@ -25,10 +25,13 @@ caf::behavior autoscaler(caf::stateful_actor<autoscaler_state>* self, config::au
         switch (s.last.what) {
           case serve::autoscale_decision::action::scale_up:
             spdlog::info("autoscaler: adding a replica ({})", s.last.reason);
+            s.pool->note("adding a replica (" + s.last.reason + ")");
             s.pool->add_replica();
             break;
           case serve::autoscale_decision::action::scale_down:
             spdlog::info("autoscaler: removing replica {} ({})", s.last.replica, s.last.reason);
+            s.pool->note("removing replica " + std::to_string(s.last.replica) + " (" +
+                         s.last.reason + ")");
             s.pool->drain_replica(s.last.replica);
             break;
           case serve::autoscale_decision::action::hold:

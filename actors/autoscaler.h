@@ -6,6 +6,7 @@
 #include <caf/all.hpp>
 #include <memory>
 #include <optional>
+#include <string>
 
 #include "actors/messages.h"
 #include "config/server_config.h"
@@ -23,6 +24,8 @@ class scaling_target {
   virtual void add_replica() = 0;
   /// Drains replica `id` and then stops it (replica_supervisor's drain_atom).
   virtual void drain_replica(int id) = 0;
+  /// A decision that acts, in words (the dashboard's event list shows it).
+  virtual void note(const std::string& /*decision*/) {}
 };
 
 struct autoscaler_state {

@@ -279,6 +279,7 @@ caf::behavior engine_actor(caf::stateful_actor<engine_state>* self, gpu_worker_a
         auto& s = self->state;
         submit_reply r;
         r.engine = caf::actor_cast<caf::actor>(self);
+        if (s.opts.status) r.replica = s.opts.status->id();
         try {
           r.seq_id = s.eng->add_request(std::move(m.prompt), m.params, m.resume_output);
         } catch (const std::invalid_argument& e) {

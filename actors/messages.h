@@ -100,6 +100,7 @@ struct submit_reply {
   int64_t seq_id = -1;
   std::string error;  ///< non-empty: invalid request (HTTP 400)
   caf::actor engine;  ///< where to send cancel_atom
+  int replica = -1;   ///< the engine's replica id (the request log names it)
 };
 /// One sampled token for a session.
 struct token_msg {

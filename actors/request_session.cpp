@@ -80,6 +80,7 @@ void on_submit_reply(self_ptr self, const submit_reply& r) {
     st.sink->release();
     return handle(self, ev::of(ev::kind::submit_refused, true, r.error));
   }
+  st.replica = r.replica;
   st.engine = r.engine;  // adopted, or the sequence to cancel should the client have left
   st.seq_id = r.seq_id;
   const auto step = on(self, ev::of(ev::kind::submit_ok));
@@ -109,6 +110,7 @@ void submit(self_ptr self) {
 void complete(self_ptr self, std::string reason) {
   auto& st = self->state;
   auto done = st.stats->finished(std::move(reason), st.text->take_logprobs());
+  done.replica = st.replica;
   handle(self, ev::of(ev::kind::generation_done), std::move(done));
 }
 

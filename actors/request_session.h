@@ -45,6 +45,7 @@ struct session_state {
   std::optional<serve::server_rounds> rounds;  ///< when the request enabled server-side tools
   std::optional<serve::request_stats> stats;
   caf::actor engine;            ///< the engine that holds its sequence (running)
+  int replica = -1;             ///< that engine's replica id
   caf::actor_addr last_engine;  ///< the engine it ran on last (skipped after it fails)
   int64_t seq_id = -1;
   std::vector<int32_t> prompt;     ///< as submitted (kept for failover)

@@ -57,17 +57,17 @@ std::vector<std::string> own_arguments() {
 /// afresh (a new process image has no stuck thread) with the same arguments.
 void on_stuck_teardown() {
   if (g_stop.load()) {
-    std::fprintf(stderr, "conclave node: a rank did not stop in time; exiting\n");
+    spdlog::error("node: a rank did not stop in time; exiting");
     std::_Exit(exit_ok);
   }
   auto args = own_arguments();
   std::vector<char*> argv;
   for (auto& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);
-  std::fprintf(stderr, "conclave node: a rank did not stop in time; restarting this node\n");
-  std::fflush(stderr);
+  spdlog::error("node: a rank did not stop in time; restarting this node");
+  spdlog::default_logger()->flush();
   ::execv("/proc/self/exe", argv.data());
-  std::fprintf(stderr, "conclave node: cannot restart (%s); exiting\n", std::strerror(errno));
+  spdlog::error("node: cannot restart ({}); exiting", std::strerror(errno));
   std::_Exit(exit_failure);
 }
 
@@ -156,8 +156,7 @@ int run_node(const node_args& a) {
         using sk = actors::node_session_result::kind;
         if (session.status == sk::stopped) return exit_ok;
         if (session.status == sk::refused) {
-          std::fprintf(stderr, "conclave node: refused by %s: %s\n", where.c_str(),
-                       session.reason.c_str());
+          spdlog::error("node: refused by {}: {}", where.c_str(), session.reason.c_str());
           return exit_bad_input;
         }
         if (!session.joined) spdlog::warn("cluster: {}", session.reason);  // else said already
@@ -169,13 +168,13 @@ int run_node(const node_args& a) {
       }
       case kind::refused:
         if (r.reason != "not ready") {
-          std::fprintf(stderr, "conclave node: refused by %s: %s\n", where.c_str(),
-                       r.reason == "bad token" ? "bad cluster token" : r.reason.c_str());
+          spdlog::error("node: refused by {}: {}", where.c_str(),
+                        r.reason == "bad token" ? "bad cluster token" : r.reason.c_str());
           return exit_bad_input;
         }
         break;  // the coordinator is still starting: retry
       case kind::untrusted:
-        std::fprintf(stderr, "conclave node: %s: %s\n", where.c_str(), r.reason.c_str());
+        spdlog::error("node: {}: {}", where.c_str(), r.reason.c_str());
         return exit_bad_input;
       case kind::unreachable:
       case kind::error:
@@ -183,8 +182,8 @@ int run_node(const node_args& a) {
     }
     const double waited = std::chrono::duration<double>(clock::now() - started).count();
     if (a.rejoin_timeout_s > 0 && waited >= a.rejoin_timeout_s) {
-      std::fprintf(stderr, "conclave node: cannot join %s: %s (gave up after %.0f s)\n",
-                   where.c_str(), r.reason.c_str(), a.rejoin_timeout_s);
+      spdlog::error("node: cannot join {}: {} (gave up after {:.0f} s)", where.c_str(),
+                    r.reason.c_str(), a.rejoin_timeout_s);
       return exit_failure;
     }
     spdlog::warn("cluster: cannot join {}: {}; retrying in {} s", where, r.reason, delay.count());

@@ -59,8 +59,8 @@ struct cluster_front {
     o.on_refused = [metrics](const std::string& reason) { metrics->count_cluster_refusal(reason); };
     door = std::make_unique<net::cluster_door>(std::move(o));
     door->start();
-    std::fprintf(stderr, "conclave: cluster door on %s:%u%s (%d ranks per replica)\n",
-                 c.host.c_str(), door->port(), c.tls ? " with TLS" : "", c.ranks_per_replica);
+    spdlog::info("cluster door on {}:{}{} ({} ranks per replica)", c.host, door->port(),
+                 c.tls ? " with TLS" : "", c.ranks_per_replica);
   }
 };
 
@@ -88,7 +88,9 @@ int run_serve(serve_args& a, CLI::App& cmd) {
   if (given("--cluster-port") || given("--cluster-token-file") || given("--ranks-per-replica"))
     cfg.cluster.enabled = true;
   apply_given_engine_options(cmd, a.cli.engine, cfg.engine);
+  if (log_format_flag) cfg.observability.log_format = *log_format_flag;
   if (auto err = cfg.validate(); !err.empty()) throw std::invalid_argument(err);
+  use_log_format(cfg.observability.log_format);
   if (a.print_config) {
     std::fputs(config::to_toml(cfg).c_str(), stdout);
     return exit_ok;
@@ -130,13 +132,13 @@ int run_serve(serve_args& a, CLI::App& cmd) {
                                               service.cluster_gate_port(), metrics);
   server.handle_signals();
   for (const auto& m : service.models())
-    std::fprintf(stderr, "conclave: serving \"%s\" on http://%s:%u\n", m.name.c_str(),
-                 cfg.host.c_str(), server.port());
-  std::fprintf(stderr, "conclave: /ready turns 200 once a model is loaded\n");
+    spdlog::info("serving \"{}\" on http://{}:{} (dashboard: /dashboard)", m.name, cfg.host,
+                 server.port());
+  spdlog::info("/ready turns 200 once a model is loaded");
   server.wait();
   cluster.reset();     // no node joins a stopping server
   service.shutdown();  // while the server's I/O context still exists
-  std::fprintf(stderr, "conclave: stopped\n");
+  spdlog::info("stopped");
   return exit_ok;
 }
 
@@ -180,8 +182,7 @@ fs::path ensure_demo_model() {
                     "scripts/fetch_tokenizer.sh), or pass --model DIR",
                     (tok_dir / "tokenizer.json").string()));
   }
-  std::fprintf(stderr, "conclave: creating the demo model in %s (first run only)...\n",
-               dir.c_str());
+  spdlog::info("creating the demo model in {} (first run only)...", dir.string());
   const fs::path tmp = dir.string() + ".partial";
   fs::remove_all(tmp);
   model::gen_model_options o;

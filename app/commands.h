@@ -6,6 +6,8 @@
 #include <CLI/CLI.hpp>
 #include <filesystem>
 #include <functional>
+#include <optional>
+#include <string>
 #include <vector>
 
 namespace conclave::app {
@@ -30,6 +32,8 @@ command add_parse_tools(CLI::App& app);
 command add_chat_template(CLI::App& app);
 /// `chat`: interactive streaming chat with a running server over its WebSocket API.
 command add_chat(CLI::App& app);
+/// `top`: a running server's dashboard feed in the terminal.
+command add_top(CLI::App& app);
 /// `plan`: the per-GPU memory plan of a model, without loading it (gpu/memory_plan.h).
 command add_plan(CLI::App& app);
 /// `bench engine` (and later bench kinds): one command per leaf subcommand.
@@ -38,6 +42,11 @@ std::vector<command> add_bench(CLI::App& app);
 /// The demo model's folder, created on first use (gen-model --preset demo + Qwen3's
 /// tokenizer); what `serve` and `node` use without --model.
 std::filesystem::path ensure_demo_model();
+
+/// --log-format when given (else each command's default; `serve` then reads its config's).
+extern std::optional<std::string> log_format_flag;
+/// Sets the log format ("json" or "text") of every logger and of the final error line.
+void use_log_format(const std::string& format);
 
 /// Exit codes.
 constexpr int exit_ok = 0;

@@ -128,6 +128,7 @@ std::string server_config::validate() const {
   if (auto e = engine.validate(); !e.empty()) return "engine: " + e;
   if (auto e = replicas.validate(); !e.empty()) return "replicas." + e;
   if (auto e = tools.validate(); !e.empty()) return "tools." + e;
+  if (auto e = observability.validate(); !e.empty()) return e;
   if (auto e = autoscale.validate(); !e.empty()) return "autoscale." + e;
   if (auto e = cluster.validate(); !e.empty()) return "cluster." + e;
   if (!models.empty()) {
@@ -234,8 +235,8 @@ server_config load_server_config(const std::filesystem::path& path, server_confi
   }
   {
     table_reader top(root, "", file);
-    top.reject_unknown(
-        {"server", "model", "models", "engine", "replicas", "autoscale", "tools", "cluster"});
+    top.reject_unknown({"server", "model", "models", "engine", "replicas", "autoscale", "tools",
+                        "cluster", "observability", "alerting", "alerts"});
   }
   const toml::table& server = sub_table(root, "server", file);
   table_reader s(server, "server", file);
@@ -344,6 +345,34 @@ server_config load_server_config(const std::filesystem::path& path, server_confi
   a.read("drain_timeout_s", ac.drain_timeout_s);
   a.read("nvml", ac.nvml);
   a.reject_unknown();
+
+  auto& oc = c.observability;
+  table_reader o(sub_table(root, "observability", file), "observability", file);
+  o.read("sample_interval_s", oc.sample_interval_s);
+  o.read("history_s", oc.history_s);
+  o.read("window_s", oc.window_s);
+  o.read("nvml", oc.nvml);
+  o.read("log_format", oc.log_format);
+  o.reject_unknown();
+  table_reader al(sub_table(root, "alerting", file), "alerting", file);
+  al.read("webhooks", oc.webhooks);
+  al.read("webhook_timeout_s", oc.webhook_timeout_s);
+  al.read("webhook_max_attempts", oc.webhook_max_attempts);
+  al.read("webhook_backoff_s", oc.webhook_backoff_s);
+  al.read("webhook_backoff_max_s", oc.webhook_backoff_max_s);
+  al.read("default_rules", oc.default_rules);
+  al.reject_unknown();
+  if (root.get("alerts") != nullptr) oc.alerts.clear();
+  each_table(root, "alerts", "alerts", file, [&](table_reader& ar) {
+    alert_rule_config rule;
+    ar.read("name", rule.name);
+    ar.read("rule", rule.rule);
+    ar.read("threshold", rule.threshold);
+    ar.read("for_s", rule.for_s);
+    ar.read("window_s", rule.window_s);
+    ar.read("severity", rule.severity);
+    oc.alerts.push_back(std::move(rule));
+  });
 
   const toml::table& tools = sub_table(root, "tools", file);
   table_reader t(tools, "tools", file);
@@ -492,9 +521,36 @@ std::string to_toml(const server_config& c) {
                       {"certificate", cc.certificate},
                       {"key", cc.key},
                       {"cafile", cc.cafile}};
-  toml::table root{{"server", server},     {"model", model},         {"engine", engine},
-                   {"replicas", replicas}, {"autoscale", autoscale}, {"tools", tools},
-                   {"cluster", cluster}};
+  const auto& oc = c.observability;
+  toml::table observability{{"sample_interval_s", oc.sample_interval_s},
+                            {"history_s", oc.history_s},
+                            {"window_s", oc.window_s},
+                            {"nvml", oc.nvml},
+                            {"log_format", oc.log_format}};
+  toml::array webhooks;
+  for (const auto& w : oc.webhooks) webhooks.push_back(w);
+  toml::table alerting{{"webhooks", webhooks},
+                       {"webhook_timeout_s", oc.webhook_timeout_s},
+                       {"webhook_max_attempts", oc.webhook_max_attempts},
+                       {"webhook_backoff_s", oc.webhook_backoff_s},
+                       {"webhook_backoff_max_s", oc.webhook_backoff_max_s},
+                       {"default_rules", oc.default_rules}};
+  toml::table root{{"server", server},       {"model", model},
+                   {"engine", engine},       {"replicas", replicas},
+                   {"autoscale", autoscale}, {"tools", tools},
+                   {"cluster", cluster},     {"observability", observability},
+                   {"alerting", alerting}};
+  if (!oc.alerts.empty()) {
+    toml::array alerts;
+    for (const auto& a : oc.alerts)
+      alerts.push_back(toml::table{{"name", a.name},
+                                   {"rule", a.rule},
+                                   {"threshold", a.threshold},
+                                   {"for_s", a.for_s},
+                                   {"window_s", a.window_s},
+                                   {"severity", a.severity}});
+    root.insert("alerts", std::move(alerts));
+  }
   if (!c.models.empty()) {
     toml::array models;
     for (const auto& m : c.models) {

@@ -9,6 +9,7 @@
 
 #include "config/engine_config.h"
 #include "config/model_spec.h"
+#include "config/observability_config.h"
 
 namespace conclave::config {
 
@@ -132,6 +133,8 @@ struct server_config {
   tools_config tools;
   // [cluster]
   cluster_config cluster;
+  // [observability], [alerting], [[alerts]]
+  observability_config observability;
 
   /// Empty when valid, else one line naming the key.
   std::string validate() const;

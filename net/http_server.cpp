@@ -4,8 +4,11 @@
 #include <spdlog/spdlog.h>
 #include <thread>
 
+#include "net/alert_webhooks.h"
 #include "net/http_session.h"
 #include "net/server_context.h"
+#include "serve/nvml.h"
+#include "serve/telemetry_hub.h"
 
 namespace conclave::net {
 
@@ -64,6 +67,19 @@ void http_server::start() {
   if (ec)
     throw std::runtime_error("cannot listen on " + cfg.host + ":" + std::to_string(cfg.port) +
                              ": " + ec.message());
+  // Telemetry: the dashboard's frames and the alert rules, sampled on their own thread.
+  const auto& oc = cfg.observability;
+  std::shared_ptr<serve::nvml_reader> nvml;
+  if (oc.nvml) {
+    nvml = std::make_shared<serve::nvml_reader>();
+    if (!nvml->available()) nvml.reset();
+  }
+  auto& ctx = *impl_->ctx;
+  ctx.alerts = std::make_shared<alert_webhooks>(
+      oc, "http://" + cfg.host + ":" + std::to_string(port()) + "/dashboard");
+  ctx.telemetry =
+      std::make_shared<serve::telemetry_hub>(ctx.service, ctx.metrics, oc, nvml, ctx.alerts);
+  ctx.telemetry->start();
   impl_->accept();
   impl_->work.emplace(impl_->io.get_executor());
   for (int i = 0; i < cfg.io_threads; ++i) impl_->threads.emplace_back([this] { impl_->io.run(); });
@@ -115,6 +131,9 @@ void http_server::drain_and_stop(std::chrono::milliseconds timeout) {
 }
 
 void http_server::stop() {
+  auto& ctx = *impl_->ctx;
+  if (ctx.telemetry) ctx.telemetry->stop();
+  if (ctx.alerts) ctx.alerts->stop();
   asio::post(impl_->io, [this] {
     beast::error_code ec;
     impl_->acceptor.close(ec);

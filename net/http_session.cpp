@@ -5,6 +5,11 @@
 #include <charconv>
 
 #include "net/admin.h"
+#include "net/alert_webhooks.h"
+#include "net/dashboard.h"
+#include "net/dashboard_feed.h"
+#include "net/telemetry_json.h"
+#include "serve/telemetry_hub.h"
 
 #include <spdlog/fmt/fmt.h>
 #include <spdlog/spdlog.h>
@@ -67,7 +72,7 @@ class http_session : public std::enable_shared_from_this<http_session> {
   bool done_ = false;
   bool closed_ = false;
   bool watching_ = false;
-  std::string route_, request_id_;
+  std::string route_, request_id_, model_;
   std::optional<response_writer> writer_;
   std::shared_ptr<serve::request_handle> handle_;
   clock_type::time_point t0_;
@@ -174,7 +179,15 @@ void http_session::route(request_type& req) {
     ctx_->metrics->count_request("/metrics", 200);
     return send_simple(http::status::ok, ctx_->metrics->serialize(), "text/plain; version=0.0.4");
   }
-  const bool known = path == "/v1/models" || path == "/v1/chat/completions" ||
+  if (auto asset = dashboard_asset_for(path)) {
+    // The page and its scripts hold no data (the feed does, behind the API key).
+    if (!only(http::verb::get)) return;
+    ctx_->metrics->count_request("/dashboard", 200);
+    return send_simple(http::status::ok, std::string(asset->body), asset->content_type);
+  }
+  const bool telemetry =
+      path == "/dashboard/feed" || path == "/admin/alerts" || path == "/admin/telemetry";
+  const bool known = telemetry || path == "/v1/models" || path == "/v1/chat/completions" ||
                      path == "/v1/completions" || path == "/admin/cluster" ||
                      path == "/admin/fault" || path == "/admin/cluster/rebalance" ||
                      path == "/admin/models" || path.rfind("/admin/models/", 0) == 0;
@@ -190,6 +203,24 @@ void http_session::route(request_type& req) {
                        "authentication_error",
                        {},
                        "invalid_api_key"});
+  }
+  if (telemetry) {
+    if (!only(http::verb::get)) return;
+    if (!ctx_->telemetry) {
+      ctx_->metrics->count_request(std::string(path), 503);
+      return send_error({503, "telemetry is not running", "service_unavailable"});
+    }
+    ctx_->metrics->count_request(std::string(path), 200);
+    if (path == "/dashboard/feed") return start_feed_session(ctx_, std::move(stream_), version_);
+    if (path == "/admin/alerts") {
+      return send_simple(
+          http::status::ok,
+          alerts_json(ctx_->telemetry->alerts(),
+                      ctx_->alerts ? ctx_->alerts->stats() : std::vector<webhook_stats>{}));
+    }
+    auto latest = ctx_->telemetry->latest();
+    if (!latest) latest = ctx_->telemetry->step();
+    return send_simple(http::status::ok, frame_json(*latest));
   }
   if (path == "/v1/models") {
     if (!only(http::verb::get)) return;
@@ -346,6 +377,7 @@ void http_session::handle_generation(request_type& req, bool chat) {
   auto& d = std::get<decoded_request>(decoded);
   d.req.id = ctx_->new_request_id(chat ? "chatcmpl-" : "cmpl-");
   request_id_ = d.req.id;
+  model_ = d.req.model;
   d.req.sampling.max_tokens = d.max_tokens.value_or(0);  // 0: the rest of the context
   streaming_ = d.stream;
   writer_.emplace(d, d.req.model,
@@ -368,9 +400,16 @@ void http_session::on_event(serve::client_event e) {
       done_ = true;
       ctx_->metrics->count_request(route_, e.status);
       api_error err{e.status, e.text, e.error_type, e.error_param, e.error_code};
-      ctx_->log_request(route_, request_id_, e.status,
-                        std::chrono::duration<double, std::milli>(clock_type::now() - t0_).count(),
-                        {}, 0);
+      ctx_->log_request({route_,
+                         request_id_,
+                         model_,
+                         -1,
+                         e.status,
+                         e.text,
+                         std::chrono::duration<double, std::milli>(clock_type::now() - t0_).count(),
+                         0,
+                         {},
+                         0});
       finish_request();
       return send_error(err);
     }
@@ -402,9 +441,10 @@ void http_session::on_event(serve::client_event e) {
   done_ = true;
   const int status = e.type == kind::error ? e.status : 200;
   ctx_->metrics->count_request(route_, status);
-  ctx_->log_request(route_, request_id_, status,
-                    std::chrono::duration<double, std::milli>(clock_type::now() - t0_).count(),
-                    writer_->tokens(), writer_->num_tool_calls(), writer_->engine_ms());
+  ctx_->log_request({route_, request_id_, model_, e.replica, status,
+                     e.type == kind::error ? e.text : std::string(),
+                     std::chrono::duration<double, std::milli>(clock_type::now() - t0_).count(),
+                     writer_->engine_ms(), writer_->tokens(), writer_->num_tool_calls()});
   finish_request();
   if (!streaming_) {
     if (e.type == kind::error)
@@ -423,9 +463,9 @@ void http_session::client_gone() {
   if (generating_) {
     if (handle_) handle_->cancel();
     ctx_->metrics->count_request(route_, 499);
-    ctx_->log_request(route_, request_id_, 499,
-                      std::chrono::duration<double, std::milli>(clock_type::now() - t0_).count(),
-                      writer_ ? writer_->tokens() : serve::usage{}, 0);
+    ctx_->log_request({route_, request_id_, model_, -1, 499, "the client closed the connection",
+                       std::chrono::duration<double, std::milli>(clock_type::now() - t0_).count(),
+                       0, writer_ ? writer_->tokens() : serve::usage{}, 0});
   }
   finish_request();
   close();

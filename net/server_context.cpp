@@ -46,16 +46,19 @@ bool server_context::authorized(std::string_view header) const {
   return ok;
 }
 
-void server_context::log_request(const std::string& route, const std::string& request_id,
-                                 int status, double duration_ms, const serve::usage& tokens,
-                                 size_t tool_calls, double engine_ms) const {
+void server_context::log_request(const request_log& r) const {
   if (!spdlog::should_log(spdlog::level::info)) return;
   rusage ru{};
   getrusage(RUSAGE_SELF, &ru);
+  // Every field is always there (null when it does not apply), so log pipelines can rely
+  // on the shape: tenant is null until requests carry one (the gateway's).
   spdlog::info(
-      R"({{"event":"request","request_id":{},"route":{},"status":{},"duration_ms":{:.1f},"engine_ms":{:.1f},"input_tokens":{},"output_tokens":{},"tool_calls":{},"peak_rss_mb":{:.1f}}})",
-      json_string(request_id), json_string(route), status, duration_ms, engine_ms,
-      tokens.prompt_tokens, tokens.completion_tokens, tool_calls,
+      R"({{"event":"request","request_id":{},"route":{},"model":{},"tenant":null,"replica":{},"status":{},"error":{},"latency_ms":{:.1f},"engine_ms":{:.1f},"prompt_tokens":{},"completion_tokens":{},"tool_calls":{},"peak_rss_mb":{:.1f}}})",
+      json_string(r.request_id), json_string(r.route),
+      r.model.empty() ? std::string("null") : json_string(r.model),
+      r.replica >= 0 ? std::to_string(r.replica) : std::string("null"), r.status,
+      r.error.empty() ? std::string("null") : json_string(r.error), r.latency_ms, r.engine_ms,
+      r.tokens.prompt_tokens, r.tokens.completion_tokens, r.tool_calls,
       static_cast<double>(ru.ru_maxrss) / 1024.0);
 }
 

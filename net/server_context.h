@@ -15,6 +15,10 @@
 #include "serve/server_metrics.h"
 #include "serve/service.h"
 
+namespace conclave::serve {
+class telemetry_hub;
+}  // namespace conclave::serve
+
 namespace conclave::net {
 
 namespace beast = boost::beast;
@@ -24,6 +28,18 @@ namespace asio = boost::asio;
 using tcp = asio::ip::tcp;
 
 class websocket_session;
+class alert_webhooks;
+
+/// One finished request, as its log line records it (docs/observability.md: the fields).
+struct request_log {
+  std::string route, request_id, model;
+  int replica = -1;  ///< -1: none ran it (refused, or the client left first)
+  int status = 0;
+  std::string error;  ///< the error message, when it failed
+  double latency_ms = 0, engine_ms = 0;
+  serve::usage tokens;
+  size_t tool_calls = 0;
+};
 
 struct server_context {
   server_context(const config::server_config& c, serve::service& s,
@@ -36,6 +52,10 @@ struct server_context {
   std::atomic<bool> draining{false};
   std::atomic<uint64_t> next_id{1};
 
+  /// The dashboard feed's frames and the alert rules (set by http_server).
+  std::shared_ptr<serve::telemetry_hub> telemetry;
+  std::shared_ptr<alert_webhooks> alerts;
+
   std::mutex ws_mutex;
   std::vector<std::weak_ptr<websocket_session>> ws_sessions;
 
@@ -45,9 +65,7 @@ struct server_context {
   /// (constant-time comparison).
   bool authorized(std::string_view authorization_header) const;
   /// One JSON log line per finished request.
-  void log_request(const std::string& route, const std::string& request_id, int status,
-                   double duration_ms, const serve::usage& tokens, size_t tool_calls,
-                   double engine_ms = 0) const;
+  void log_request(const request_log& r) const;
 };
 
 /// Takes over an upgraded connection as a WebSocket session.

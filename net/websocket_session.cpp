@@ -4,6 +4,7 @@
 #include "net/websocket_session.h"
 
 #include "model/pytext/json_exact.h"
+#include "serve/live_stats.h"
 
 #include <spdlog/fmt/fmt.h>
 #include <spdlog/spdlog.h>
@@ -57,7 +58,7 @@ class websocket_session : public std::enable_shared_from_this<websocket_session>
     std::optional<response_writer> writer;
     bool started = false;
     std::chrono::steady_clock::time_point t0;
-    std::string route;
+    std::string route, model;
   };
 
   void do_read() {
@@ -141,10 +142,10 @@ void websocket_session::handle_frame(std::string_view text) {
       running& r = it->second;
       if (r.handle) r.handle->cancel();
       ctx_->log_request(
-          r.route, r.writer->id(), 499,
-          std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - r.t0)
-              .count(),
-          r.writer->tokens(), r.writer->num_tool_calls());
+          {r.route, r.writer->id(), r.model, -1, 499, "cancelled by the client",
+           std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - r.t0)
+               .count(),
+           0, r.writer->tokens(), r.writer->num_tool_calls()});
       requests_.erase(it);
       send_frame(
           fmt::format(R"({{"type":"done","id":{},"finish_reason":"cancelled","usage":null}})",
@@ -183,6 +184,7 @@ void websocket_session::handle_frame(std::string_view text) {
   auto& r = requests_[id];
   r.t0 = std::chrono::steady_clock::now();
   r.route = chat ? "ws:chat.completions" : "ws:completions";
+  r.model = d.req.model;
   r.writer.emplace(d, d.req.model,
                    std::chrono::duration_cast<std::chrono::seconds>(
                        std::chrono::system_clock::now().time_since_epoch())
@@ -196,14 +198,15 @@ void websocket_session::on_event(const std::string& id, serve::client_event e) {
   auto it = requests_.find(id);
   if (it == requests_.end() || closed_) return;
   running& r = it->second;
-  const auto log = [&](int status) {
+  const auto log = [&](int status, std::string error) {
+    ctx_->metrics->live().count_request(status);
     ctx_->log_request(
-        r.route, r.writer->id(), status,
-        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - r.t0).count(),
-        r.writer->tokens(), r.writer->num_tool_calls(), r.writer->engine_ms());
+        {r.route, r.writer->id(), r.model, e.replica, status, std::move(error),
+         std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - r.t0).count(),
+         r.writer->engine_ms(), r.writer->tokens(), r.writer->num_tool_calls()});
   };
   if (e.type == kind::error) {
-    log(e.status);
+    log(e.status, e.text);
     error_frame(id, {e.status, e.text, e.error_type, e.error_param, e.error_code});
     requests_.erase(it);
     return;
@@ -218,7 +221,7 @@ void websocket_session::on_event(const std::string& id, serve::client_event e) {
     const auto& u = r.writer->tokens();
     const double server_ms =
         std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - r.t0).count();
-    log(200);
+    log(200, {});
     send_frame(fmt::format(
         R"({{"type":"done","id":{},"finish_reason":{},"usage":{{"prompt_tokens":{},"completion_tokens":{},"total_tokens":{}}},"timing":{{"server_ms":{:.3f},"engine_ms":{:.3f}}}}})",
         json_string(id), json_string(e.finish_reason), u.prompt_tokens, u.completion_tokens,

@@ -16,6 +16,7 @@ PKGS=(
   libopenblas-dev libtomlplusplus-dev libcli11-dev prometheus-cpp-dev
   libmuparser-dev bubblewrap libssl-dev
   python3 python3-jinja2 curl ca-certificates openssl
+  chromium prometheus  # the dashboard's browser test; promtool checks the alert rules
 )
 
 export DEBIAN_FRONTEND=noninteractive

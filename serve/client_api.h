@@ -121,6 +121,8 @@ struct client_event {
   /// finished: seconds of the engine steps that sampled this request's tokens (a step
   /// serves the whole batch, so under load they overlap other requests' time).
   double engine_seconds = 0;
+  /// finished: the replica that produced the last tokens (-1 where unknown).
+  int replica = -1;
   int status = 0;  ///< error: HTTP status (400, 429, 503, 500)
   std::string error_type, error_param, error_code;
 

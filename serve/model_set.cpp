@@ -348,6 +348,19 @@ std::vector<replica_snapshot> model_set::cluster() const {
   return p ? p->cluster() : std::vector<replica_snapshot>{};
 }
 
+std::vector<std::pair<std::string, std::vector<replica_snapshot>>> model_set::replicas_by_model()
+    const {
+  std::vector<std::pair<std::string, std::shared_ptr<service>>> serving;
+  {
+    std::lock_guard lock(mutex_);
+    for (const auto& e : entries_)
+      if (e.svc) serving.emplace_back(e.spec.name, e.svc);
+  }
+  std::vector<std::pair<std::string, std::vector<replica_snapshot>>> out;
+  for (const auto& [name, svc] : serving) out.emplace_back(name, svc->cluster());
+  return out;
+}
+
 cluster_topology model_set::topology() const {
   auto p = primary();
   return p ? p->topology() : cluster_topology{};

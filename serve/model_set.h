@@ -56,6 +56,8 @@ class model_set final : public service {
 
   // The first model's replicas.
   std::vector<replica_snapshot> cluster() const override;
+  std::vector<std::pair<std::string, std::vector<replica_snapshot>>> replicas_by_model()
+      const override;
   cluster_topology topology() const override;
   uint16_t cluster_gate_port() const override;
   bool kill_node(int32_t node) override;

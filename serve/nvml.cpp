@@ -32,6 +32,9 @@ struct nvml_sample {
   unsigned long long timestamp;
   nvml_value value;
 };
+struct nvml_memory {
+  unsigned long long total, free, used;
+};
 constexpr int gpu_utilization_samples = 1;  // NVML_GPU_UTILIZATION_SAMPLES
 constexpr int value_type_unsigned_int = 1;  // NVML_VALUE_TYPE_UNSIGNED_INT
 
@@ -64,6 +67,12 @@ struct nvml_reader::impl {
   nvml_return (*utilization_rates)(nvml_device, nvml_utilization*) = nullptr;
   nvml_return (*samples)(nvml_device, int, unsigned long long, int*, unsigned*,
                          nvml_sample*) = nullptr;
+  nvml_return (*device_count)(unsigned*) = nullptr;
+  nvml_return (*name)(nvml_device, char*, unsigned) = nullptr;
+  nvml_return (*memory)(nvml_device, nvml_memory*) = nullptr;
+  nvml_return (*temperature)(nvml_device, int, unsigned*) = nullptr;
+  nvml_return (*power)(nvml_device, unsigned*) = nullptr;
+  nvml_return (*ecc)(nvml_device, int, int, unsigned long long*) = nullptr;
   std::map<int, unsigned long long> last_seen;  ///< per CUDA device: newest sample read
 };
 
@@ -79,12 +88,21 @@ nvml_reader::nvml_reader() {
   p->utilization_rates =
       reinterpret_cast<decltype(p->utilization_rates)>(dlsym(lib, "nvmlDeviceGetUtilizationRates"));
   p->samples = reinterpret_cast<decltype(p->samples)>(dlsym(lib, "nvmlDeviceGetSamples"));
+  // Optional entry points: a reading whose function is missing stays empty.
+  p->device_count =
+      reinterpret_cast<decltype(p->device_count)>(dlsym(lib, "nvmlDeviceGetCount_v2"));
+  p->name = reinterpret_cast<decltype(p->name)>(dlsym(lib, "nvmlDeviceGetName"));
+  p->memory = reinterpret_cast<decltype(p->memory)>(dlsym(lib, "nvmlDeviceGetMemoryInfo"));
+  p->temperature =
+      reinterpret_cast<decltype(p->temperature)>(dlsym(lib, "nvmlDeviceGetTemperature"));
+  p->power = reinterpret_cast<decltype(p->power)>(dlsym(lib, "nvmlDeviceGetPowerUsage"));
+  p->ecc = reinterpret_cast<decltype(p->ecc)>(dlsym(lib, "nvmlDeviceGetTotalEccErrors"));
   if (init == nullptr || p->shutdown == nullptr || p->handle_by_index == nullptr ||
       p->utilization_rates == nullptr || init() != 0) {
     dlclose(lib);
     return;
   }
-  spdlog::info("autoscaler: GPU utilisation from NVML");
+  spdlog::debug("NVML loaded");
   impl_ = std::move(p);
 }
 
@@ -126,6 +144,52 @@ std::optional<double> nvml_reader::utilization(int cuda_device) {
   nvml_utilization u{};
   if (impl_->utilization_rates(dev, &u) != 0) return std::nullopt;
   return u.gpu / 100.0;
+}
+
+std::vector<gpu_reading> nvml_reader::devices() {
+  std::vector<gpu_reading> out;
+  if (!impl_) return out;
+  std::vector<unsigned> indices;
+  const char* visible = std::getenv("CUDA_VISIBLE_DEVICES");
+  if (visible != nullptr && *visible != '\0') {
+    for (int cuda = 0;; ++cuda) {
+      const auto i = nvml_index(cuda);
+      if (!i) break;
+      indices.push_back(*i);
+    }
+  } else {
+    unsigned count = 0;
+    if (impl_->device_count == nullptr || impl_->device_count(&count) != 0) return out;
+    for (unsigned i = 0; i < count; ++i) indices.push_back(i);
+  }
+  constexpr int temperature_gpu = 0;  // NVML_TEMPERATURE_GPU
+  constexpr int ecc_corrected = 0, ecc_uncorrected = 1, ecc_aggregate = 1;
+  for (size_t cuda = 0; cuda < indices.size(); ++cuda) {
+    nvml_device dev = nullptr;
+    if (impl_->handle_by_index(indices[cuda], &dev) != 0) continue;
+    gpu_reading g;
+    g.index = static_cast<int>(cuda);
+    char name[96] = {};
+    if (impl_->name != nullptr && impl_->name(dev, name, sizeof name) == 0) g.name = name;
+    nvml_utilization u{};
+    if (impl_->utilization_rates(dev, &u) == 0) g.utilization = u.gpu / 100.0;
+    nvml_memory m{};
+    if (impl_->memory != nullptr && impl_->memory(dev, &m) == 0) {
+      g.memory_used_bytes = m.used;
+      g.memory_total_bytes = m.total;
+    }
+    unsigned v = 0;
+    if (impl_->temperature != nullptr && impl_->temperature(dev, temperature_gpu, &v) == 0)
+      g.temperature_c = v;
+    if (impl_->power != nullptr && impl_->power(dev, &v) == 0) g.power_w = v / 1000.0;
+    unsigned long long n = 0;
+    if (impl_->ecc != nullptr && impl_->ecc(dev, ecc_corrected, ecc_aggregate, &n) == 0)
+      g.ecc_corrected = n;
+    if (impl_->ecc != nullptr && impl_->ecc(dev, ecc_uncorrected, ecc_aggregate, &n) == 0)
+      g.ecc_uncorrected = n;
+    out.push_back(std::move(g));
+  }
+  return out;
 }
 
 }  // namespace conclave::serve

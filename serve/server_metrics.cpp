@@ -2,7 +2,10 @@
 #include "serve/server_metrics.h"
 
 #include "engine/llm_engine.h"
+#include "serve/live_stats.h"
+#include "serve/nvml.h"
 #include "serve/process_memory.h"
+#include "serve/replica_status.h"
 
 #include <prometheus/counter.h>
 #include <prometheus/gauge.h>
@@ -32,7 +35,8 @@ prometheus::Histogram* histogram(prometheus::Registry& r, const std::string& nam
 }
 }  // namespace
 
-server_metrics::server_metrics() : registry_(std::make_shared<prometheus::Registry>()) {
+server_metrics::server_metrics()
+    : registry_(std::make_shared<prometheus::Registry>()), live_(std::make_shared<live_stats>()) {
   using namespace prometheus;
   requests_ = &BuildCounter()
                    .Name("conclave_http_requests_total")
@@ -100,24 +104,52 @@ server_metrics::server_metrics() : registry_(std::make_shared<prometheus::Regist
                    .Help("Resident memory of the server process, read at each scrape")
                    .Register(*registry_)
                    .Add({});
+  replicas_ = &BuildGauge()
+                   .Name("conclave_replicas")
+                   .Help(
+                       "Model replicas by model and state (starting, up, restarting, dead, "
+                       "stopped, draining, drained)")
+                   .Register(*registry_);
+  nodes_ = &BuildGauge()
+                .Name("conclave_cluster_nodes")
+                .Help("Nodes joined to this server's cluster")
+                .Register(*registry_);
+  node_losses_ = counter(*registry_, "conclave_cluster_node_losses_total",
+                         "Nodes the cluster lost (their connection or heartbeats stopped)");
+  auto gauge = [&](const char* name, const char* help) {
+    return &BuildGauge().Name(name).Help(help).Register(*registry_);
+  };
+  gpu_util_ = gauge("conclave_gpu_utilization_ratio",
+                    "Fraction of NVML's last sample period in which a kernel ran, per GPU");
+  gpu_mem_used_ = gauge("conclave_gpu_memory_used_bytes", "GPU memory in use (all processes)");
+  gpu_mem_total_ = gauge("conclave_gpu_memory_total_bytes", "GPU memory in all");
+  gpu_temp_ = gauge("conclave_gpu_temperature_celsius", "GPU die temperature");
+  gpu_power_ = gauge("conclave_gpu_power_watts", "GPU power draw");
+  gpu_ecc_ = gauge("conclave_gpu_ecc_errors",
+                   "ECC errors in the GPU's lifetime (NVML's aggregate counts), by type");
 }
 
 server_metrics::~server_metrics() = default;
 
 void server_metrics::count_request(const std::string& route, int status) {
   requests_->Add({{"route", route}, {"status", std::to_string(status)}}).Increment();
+  if (route == "/v1/chat/completions" || route == "/v1/completions" || route == "/v1/ws")
+    live_->count_request(status);
 }
 void server_metrics::count_cluster_refusal(const std::string& reason) {
   cluster_refusals_->Add({{"reason", reason}}).Increment();
 }
 void server_metrics::observe_ttft(double s) {
   ttft_->Observe(s);
+  live_->observe(latency_kind::ttft, s);
 }
 void server_metrics::observe_tpot(double s) {
   tpot_->Observe(s);
+  live_->observe(latency_kind::tpot, s);
 }
 void server_metrics::observe_e2e(double s) {
   e2e_->Observe(s);
+  live_->observe(latency_kind::e2e, s);
 }
 void server_metrics::observe_queue_time(double s) {
   queue_->Observe(s);
@@ -125,6 +157,7 @@ void server_metrics::observe_queue_time(double s) {
 void server_metrics::add_tokens(int64_t prompt, int64_t completion) {
   prompt_tokens_->Increment(static_cast<double>(prompt));
   completion_tokens_->Increment(static_cast<double>(completion));
+  live_->count_tokens(prompt, completion);
 }
 void server_metrics::add_failover() {
   failovers_->Increment();
@@ -181,6 +214,50 @@ void server_metrics::publish_totals(const engine_table& t) {
   waiting_->Set(total.waiting);
   kv_used_->Set(total.kv_used);
   kv_free_->Set(total.kv_free);
+}
+
+void server_metrics::set_replicas(
+    const std::vector<std::pair<std::string, replica_state>>& replicas) {
+  constexpr replica_state all[] = {replica_state::starting,   replica_state::up,
+                                   replica_state::restarting, replica_state::dead,
+                                   replica_state::stopped,    replica_state::draining,
+                                   replica_state::drained};
+  std::map<std::string, std::map<replica_state, int>> counts;
+  for (const auto& [model, state] : replicas) ++counts[model][state];
+  for (const auto& [model, by_state] : counts)
+    for (const auto state : all) {
+      const auto it = by_state.find(state);
+      replicas_->Add({{"model", model}, {"state", to_string(state)}})
+          .Set(it == by_state.end() ? 0 : it->second);
+    }
+}
+
+void server_metrics::set_cluster(size_t nodes, uint64_t losses_so_far) {
+  nodes_->Add({}).Set(static_cast<double>(nodes));
+  std::lock_guard lock(memo_->mutex);
+  if (losses_so_far > memo_->losses) {
+    node_losses_->Increment(static_cast<double>(losses_so_far - memo_->losses));
+    memo_->losses = losses_so_far;
+  }
+}
+
+void server_metrics::set_gpus(const std::vector<gpu_reading>& gpus) {
+  for (const auto& g : gpus) {
+    const std::string dev = std::to_string(g.index);
+    auto set = [&](prometheus::Family<prometheus::Gauge>* f, const auto& v,
+                   prometheus::Labels extra = {}) {
+      if (!v) return;
+      extra["device"] = dev;
+      f->Add(extra).Set(static_cast<double>(*v));
+    };
+    set(gpu_util_, g.utilization);
+    set(gpu_mem_used_, g.memory_used_bytes);
+    set(gpu_mem_total_, g.memory_total_bytes);
+    set(gpu_temp_, g.temperature_c);
+    set(gpu_power_, g.power_w);
+    set(gpu_ecc_, g.ecc_corrected, {{"type", "corrected"}});
+    set(gpu_ecc_, g.ecc_uncorrected, {{"type", "uncorrected"}});
+  }
 }
 
 std::shared_ptr<server_metrics> server_metrics::scoped(const std::string& model) const {

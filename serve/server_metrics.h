@@ -7,6 +7,8 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <utility>
+#include <vector>
 
 namespace conclave::engine {
 struct engine_stats;
@@ -22,6 +24,10 @@ class Family;
 }  // namespace prometheus
 
 namespace conclave::serve {
+
+class live_stats;
+struct gpu_reading;
+enum class replica_state;
 
 class server_metrics {
  public:
@@ -62,6 +68,18 @@ class server_metrics {
   void publish_engine(int replica, const engine::engine_stats& now,
                       const engine::engine_stats& before);
 
+  /// Gauges the telemetry sampler sets each interval: replicas by model and state (every
+  /// state listed, zeros included), the cluster's joined nodes and node losses so far,
+  /// and one series per GPU and reading (a reading NVML does not give is left out).
+  void set_replicas(const std::vector<std::pair<std::string, replica_state>>& replicas);
+  void set_cluster(size_t nodes, uint64_t losses_so_far);
+  void set_gpus(const std::vector<gpu_reading>& gpus);
+
+  /// The sliding-window latencies, totals and events the dashboard and alerts read
+  /// (shared by every scoped copy).
+  live_stats& live() const { return *live_; }
+  std::shared_ptr<live_stats> live_ptr() const { return live_; }
+
   /// Prometheus text exposition format.
   std::string serialize() const;
   /// The registry, for series defined elsewhere (tool_metrics).
@@ -87,6 +105,15 @@ class server_metrics {
   };
   void publish_totals(const engine_table& t);  ///< with t.mutex held
   std::shared_ptr<engine_table> engines_ = std::make_shared<engine_table>();
+  std::shared_ptr<live_stats> live_;
+  prometheus::Family<prometheus::Gauge>*replicas_, *nodes_, *gpu_util_, *gpu_mem_used_,
+      *gpu_mem_total_, *gpu_temp_, *gpu_power_, *gpu_ecc_;
+  prometheus::Counter* node_losses_;
+  struct gauge_memo {  ///< last values set, to add deltas to the losses counter
+    std::mutex mutex;
+    uint64_t losses = 0;
+  };
+  std::shared_ptr<gauge_memo> memo_ = std::make_shared<gauge_memo>();
   std::string scope_;
 };
 

@@ -10,6 +10,7 @@
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "config/model_spec.h"
@@ -92,6 +93,11 @@ class service {
 
   /// Every replica's state, load, restarts and health history (GET /admin/cluster).
   virtual std::vector<replica_snapshot> cluster() const = 0;
+  /// The replicas of every model served, by model name (the dashboard and alerts).
+  virtual std::vector<std::pair<std::string, std::vector<replica_snapshot>>> replicas_by_model()
+      const {
+    return {{model_name(), cluster()}};
+  }
   /// Nodes, rank slots and where each expert-parallel replica's ranks run; `enabled`
   /// false without [cluster].
   virtual cluster_topology topology() const { return {}; }

@@ -1,6 +1,8 @@
 // [tools] -> a tool_runtime; running one call; tool metrics (see the header).
 #include "serve/tool_runtime.h"
 
+#include "serve/live_stats.h"
+
 #include <prometheus/counter.h>
 #include <prometheus/histogram.h>
 #include <prometheus/registry.h>
@@ -19,7 +21,8 @@
 
 namespace conclave::serve {
 
-tool_metrics::tool_metrics(prometheus::Registry& registry) {
+tool_metrics::tool_metrics(prometheus::Registry& registry, std::shared_ptr<live_stats> live)
+    : live_(std::move(live)) {
   using namespace prometheus;
   calls_ = &BuildCounter()
                 .Name("conclave_tool_calls_total")
@@ -41,6 +44,9 @@ void tool_metrics::observe(const tool_call_result& r) {
   calls_->Add({{"tool", r.name}, {"outcome", toolkit::to_string(r.status)}}).Increment();
   latency_->Add({{"tool", r.name}}, buckets).Observe(r.seconds);
   if (r.retries > 0) retries_->Add({{"tool", r.name}}).Increment(r.retries);
+  // A cancelled call (its request went away) is neither a success nor a failure.
+  if (live_ && r.status != toolkit::outcome::cancelled)
+    live_->count_tool_call(r.status != toolkit::outcome::ok);
 }
 
 client_event tool_result_event(const tool_call_result& r) {
@@ -116,7 +122,8 @@ std::shared_ptr<const tool_runtime> make_tool_runtime(
       throw std::invalid_argument(where + ": " + e.what());
     }
   }
-  if (metrics) rt->metrics = std::make_shared<tool_metrics>(metrics->registry());
+  if (metrics)
+    rt->metrics = std::make_shared<tool_metrics>(metrics->registry(), metrics->live_ptr());
   return rt;
 }
 

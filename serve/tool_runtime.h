@@ -46,12 +46,16 @@ client_event tool_result_event(const tool_call_result& r);
 /// Prometheus series of tool calls: conclave_tool_calls_total{tool,outcome},
 /// conclave_tool_call_duration_seconds{tool} (all attempts and waits included),
 /// conclave_tool_retries_total{tool}.
+class live_stats;
+
 class tool_metrics {
  public:
-  explicit tool_metrics(prometheus::Registry& registry);
+  /// `live` (optional) also counts each call and failure for the dashboard and alerts.
+  explicit tool_metrics(prometheus::Registry& registry, std::shared_ptr<live_stats> live = nullptr);
   void observe(const tool_call_result& r);
 
  private:
+  std::shared_ptr<live_stats> live_;
   prometheus::Family<prometheus::Counter>* calls_;
   prometheus::Family<prometheus::Histogram>* latency_;
   prometheus::Family<prometheus::Counter>* retries_;

@@ -291,7 +291,8 @@ def bad_input():
         p = rig.node("wrong", token=wrong)
         assert p.wait(30) == 2, rig.log("wrong")
         lines = [l for l in rig.log("wrong").splitlines() if l.strip()]
-        assert lines[-1].endswith("bad cluster token"), lines
+        last = json.loads(lines[-1])  # nodes log JSON lines (docs/observability.md)
+        assert last["level"] == "error" and last["message"].endswith("bad cluster token"), lines
         # Garbage, HTTP, a truncated handshake, 1 MiB of zeros and a half-open connection.
         junk = [os.urandom(512), b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", b"CONCLAVE\x00",
                 b"\x00" * (1 << 20)]

@@ -211,3 +211,79 @@ device = 1
   CHECK(d.error_of("[[models]]\nname = \"a\"\npath = \"/m\"\nweights = 1\n").find("weights") !=
         std::string::npos);
 }
+
+TEST_CASE("[observability], [alerting] and [[alerts]]: keys, defaults, round trip, validation",
+          "[config][observability]") {
+  const config::server_config d;
+  CHECK(d.observability.log_format == "json");
+  CHECK(d.observability.sample_interval_s == 1.0);
+  // No [[alerts]]: the default rules run, each valid, with distinct names.
+  const auto defaults = d.observability.rules();
+  REQUIRE(defaults.size() == config::alert_rule_kinds().size());
+  for (const auto& r : defaults) CHECK(r.validate().empty());
+
+  toml_dir t;
+  const auto c = config::load_server_config(t.write(R"(
+[observability]
+sample_interval_s = 0.5
+history_s = 60
+window_s = 30
+nvml = false
+log_format = "text"
+[alerting]
+webhooks = ["http://127.0.0.1:9/hook"]
+webhook_timeout_s = 2
+webhook_max_attempts = 3
+webhook_backoff_s = 0.5
+webhook_backoff_max_s = 4
+[[alerts]]
+name = "Down"
+rule = "replica_down"
+for_s = 5
+severity = "critical"
+[[alerts]]
+name = "SlowStart"
+rule = "ttft_p99"
+threshold = 2.5
+window_s = 120
+)"));
+  const auto& o = c.observability;
+  CHECK(o.sample_interval_s == 0.5);
+  CHECK(o.history_s == 60);
+  CHECK(o.window_s == 30);
+  CHECK_FALSE(o.nvml);
+  CHECK(o.log_format == "text");
+  CHECK(o.webhooks == std::vector<std::string>{"http://127.0.0.1:9/hook"});
+  CHECK(o.webhook_max_attempts == 3);
+  CHECK(o.webhook_backoff_max_s == 4);
+  REQUIRE(o.rules().size() == 2);  // given rules replace the defaults
+  CHECK(o.alerts[0].name == "Down");
+  CHECK(o.alerts[0].for_s == 5);
+  CHECK(o.alerts[1].threshold == 2.5);
+  CHECK(o.alerts[1].severity == "warning");
+  CHECK(c.validate().empty());
+  // Round trip.
+  const auto back = config::load_server_config(t.write(config::to_toml(c)));
+  CHECK(back.observability.alerts.size() == 2);
+  CHECK(back.observability.alerts[1].window_s == 120);
+  CHECK(back.observability.webhooks == o.webhooks);
+  CHECK(back.observability.log_format == "text");
+
+  CHECK(t.error_of("[observability]\nsample_interval = 1\n").find("unknown key") !=
+        std::string::npos);
+  // Loading validates: the error names the file, the entry and the key.
+  auto invalid = [&](const std::string& text) { return t.error_of(text); };
+  CHECK(invalid("[[alerts]]\nname = \"X\"\nrule = \"latency\"\n").find("must be one of") !=
+        std::string::npos);
+  CHECK(invalid("[[alerts]]\nname = \"bad name\"\nrule = \"kv_use\"\n").find("letters") !=
+        std::string::npos);
+  CHECK(invalid("[[alerts]]\nname = \"X\"\nrule = \"kv_use\"\n[[alerts]]\nname = \"X\"\nrule = "
+                "\"kv_use\"\n")
+            .find("used twice") != std::string::npos);
+  CHECK(invalid("[alerting]\nwebhooks = [\"https://x\"]\n").find("http://") != std::string::npos);
+  CHECK(invalid("[observability]\nlog_format = \"xml\"\n").find("log_format") != std::string::npos);
+  CHECK(invalid("[alerting]\ndefault_rules = false\n").empty());
+  CHECK(config::load_server_config(t.write("[alerting]\ndefault_rules = false\n"))
+            .observability.rules()
+            .empty());
+}

@@ -93,7 +93,8 @@ function startServer(args) {
     proc.stderr.setEncoding('utf8');
     proc.stderr.on('data', (d) => {
       s.log += d;
-      const m = s.log.match(/serving "[^"]*" on http:\/\/127\.0\.0\.1:(\d+)/);
+      // The log is JSON lines: the message's quotes come escaped.
+      const m = s.log.match(/serving \\?"[^"\\]*\\?" on http:\/\/127\.0\.0\.1:(\d+)/);
       if (m) resolve(Number(m[1]));
     });
   });
@@ -752,6 +753,35 @@ await check('SIGTERM drains: a running stream completes, new work is refused, th
   const res = await Promise.race([exitPromise, sleep(15_000).then(() => null)]);
   expect(res !== null, 'the server was still running 15 s after its last request ended');
   expectEq(res, { code: 0, signal: null }, 'exit');
+});
+
+// Every line the server logged during the run (every request above, its errors, the
+// drain) is one JSON object with the documented keys (docs/observability.md).
+await check('every server log line is JSON with timestamp, level and the request fields', async () => {
+  const keys = ['timestamp', 'level', 'message', 'request_id', 'model', 'tenant', 'replica',
+                'latency_ms', 'prompt_tokens', 'completion_tokens', 'status', 'error'];
+  const lines = main.log.split('\n').filter((l) => l.trim() !== '');
+  expect(lines.length > 10, `only ${lines.length} log lines`);
+  let requests = 0;
+  for (const line of lines) {
+    let o;
+    try {
+      o = JSON.parse(line);
+    } catch {
+      throw new Error(`not JSON: ${line}`);
+    }
+    for (const k of keys) expect(k in o, `no "${k}" in ${line}`);
+    expect(!Number.isNaN(Date.parse(o.timestamp)), `bad timestamp in ${line}`);
+    if (o.message === 'request') {
+      requests++;
+      expect(typeof o.request_id === 'string' && typeof o.status === 'number' &&
+             typeof o.latency_ms === 'number' && typeof o.prompt_tokens === 'number' &&
+             typeof o.completion_tokens === 'number', `incomplete request line: ${line}`);
+      if (o.status === 200) expect(o.model === MODEL && Number.isInteger(o.replica), `request line without model/replica: ${line}`);
+      if (o.status >= 400) expect(typeof o.error === 'string' && o.error.length > 0, `failed request without error: ${line}`);
+    }
+  }
+  expect(requests >= 10, `only ${requests} request lines`);
 });
 
 if (failed > 0) console.log(`--- server stderr ---\n${main.log}`);

@@ -36,8 +36,9 @@ http_reply http_client::call(http::verb verb, const std::string& target, const s
   return r;
 }
 
-int http_client::send_and_read_header(const std::string& target, const std::string& body) {
-  http::request<http::string_body> req{http::verb::post, target, 11};
+int http_client::send_and_read_header(const std::string& target, const std::string& body,
+                                      http::verb verb) {
+  http::request<http::string_body> req{verb, target, 11};
   req.set(http::field::host, "127.0.0.1");
   req.set(http::field::content_type, "application/json");
   req.body() = body;
@@ -49,6 +50,11 @@ int http_client::send_and_read_header(const std::string& target, const std::stri
 }
 
 std::string http_client::read_some() {
+  if (buffer_.size() > 0) {  // body bytes that came with the header
+    std::string head = beast::buffers_to_string(buffer_.data());
+    buffer_.consume(buffer_.size());
+    return head;
+  }
   char buf[4096];
   const size_t n = stream_.socket().read_some(asio::buffer(buf));
   return std::string(buf, n);

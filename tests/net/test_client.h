@@ -40,8 +40,9 @@ class http_client {
   http_reply call(http::verb verb, const std::string& target, const std::string& body = {},
                   const std::vector<std::pair<std::string, std::string>>& headers = {});
   /// Sends a request and reads only the response header (for streams cut short).
-  int send_and_read_header(const std::string& target, const std::string& body);
-  /// Reads some bytes of the body after send_and_read_header.
+  int send_and_read_header(const std::string& target, const std::string& body,
+                           http::verb verb = http::verb::post);
+  /// Reads some bytes of the body after send_and_read_header (raw: chunk sizes included).
   std::string read_some();
   void close();
 
