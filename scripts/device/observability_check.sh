@@ -16,10 +16,10 @@ for _ in $(seq 1 180); do
   curl -sf "http://127.0.0.1:$port/ready" >/dev/null 2>&1 && break
   sleep 1
 done
-/tmp/cb/bin/conclave bench serve --url "http://127.0.0.1:$port" --requests 64 --clients 8 \
+/tmp/cb/bin/conclave bench serve --url "http://127.0.0.1:$port" --requests ${REQUESTS:-64} --clients ${CLIENTS:-8} \
   --max-tokens 128 >"$OUT/obs_bench.txt" 2>&1 &
 bench=$!
-sleep 6
+sleep ${SAMPLE_AFTER_S:-6}
 {
   echo "# /metrics GPU and replica series during load"
   curl -s "http://127.0.0.1:$port/metrics" | grep -E "^conclave_(gpu|replicas|kv_blocks|sequences)|^process_resident"

@@ -4,6 +4,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <boost/json.hpp>
 #include <catch2/catch.hpp>
 
 #include <chrono>
@@ -86,7 +87,10 @@ TEST_CASE("conclave node: a wrong token exits 2 with exactly one line", "[cluste
   INFO(joined(wrong.err_lines));
   CHECK(wrong.exit_code == 2);
   REQUIRE(wrong.err_lines.size() == 1);
-  CHECK(wrong.err_lines[0] == "conclave node: refused by " + where + ": bad cluster token");
+  // A node logs JSON lines (docs/observability.md).
+  const auto line = boost::json::parse(wrong.err_lines[0]).as_object();
+  CHECK(line.at("level") == "error");
+  CHECK(line.at("message").as_string() == "node: refused by " + where + ": bad cluster token");
   CHECK(door.refused_counts().at("bad token") == 1);
 
   // The right token gets in; behind this door is no coordinator (a port that closes every

@@ -32,7 +32,7 @@ TEST_CASE("top: the SSE parser takes events split anywhere, CRLF, comments and m
   }
 }
 
-TEST_CASE("top: a frame renders its replicas, GPUs, alerts and events; missing fields are '-'",
+TEST_CASE("top: a frame renders its replicas, GPUs, alerts and events, missing fields are '-'",
           "[top]") {
   const auto frame = json::parse(R"({
     "time_ms": 10000, "uptime_s": 42, "window_s": 10,

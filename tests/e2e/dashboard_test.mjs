@@ -1,7 +1,7 @@
 // Browser test of conclave's live dashboard (/dashboard, net/dashboard/): starts
 // `conclave serve` on the tiny-qwen random model with fault injection and fast alert rules,
 // opens the page in headless Chromium (Debian's /usr/bin/chromium, driven by
-// playwright-core), puts load on the server, crashes replica 0's engine and checks what the
+// playwright-core), puts load on the server (`conclave bench serve`), crashes replica 0's engine and checks what the
 // page shows: the live connection, plots that fill and grow, the tokens/s tile, the
 // replica going down and coming back, a firing alert, a phone-sized layout without
 // horizontal overflow, plots that follow the window's size, and no console or page errors.
@@ -108,11 +108,8 @@ const serverArgs = (config, modelDir) =>
 // (The log is JSON lines, so the name's quotes come escaped.)
 const SERVING_LINE = /serving \\?"[^"\\]*\\?" on http:\/\/127\.0\.0\.1:(\d+)/;
 
-/// One streamed chat request of the load.
-const LOAD_BODY = JSON.stringify({
-  model: MODEL, messages: [{ role: 'user', content: 'hi' }], max_tokens: 32, stream: true,
-});
-const LOAD_CONCURRENCY = 4;
+/// Concurrent streams of `conclave bench serve`, the load.
+const LOAD_CLIENTS = 4;
 
 // =========================================================================================
 
@@ -254,38 +251,27 @@ const chartWidths = (page, name) => page.evaluate((n) => {
 
 // --- load ----------------------------------------------------------------------------------
 
-/// Streams chat requests from LOAD_CONCURRENCY loops until stopped (mock: no-op: the mock's
-/// load is synthetic). Failures (a crashed replica's requests) are counted, not fatal.
+/// Runs `conclave bench serve` against the server (LOAD_CLIENTS streams, for up to two
+/// minutes) until stopped (mock: no-op: the mock's load is synthetic). The requests a
+/// crashed replica fails are counted by the bench, not fatal.
 function startLoad() {
-  const st = { stop: false, ok: 0, failed: 0, loops: [] };
+  const st = { proc: null, log: '', exited: null };
   if (MOCK) return st;
-  for (let i = 0; i < LOAD_CONCURRENCY; i++) {
-    st.loops.push((async () => {
-      while (!st.stop) {
-        try {
-          const r = await fetch(`${root}/v1/chat/completions`, {
-            method: 'POST', headers: { 'Content-Type': 'application/json' }, body: LOAD_BODY,
-            signal: AbortSignal.timeout(60_000),
-          });
-          await r.text();
-          if (r.ok) st.ok++;
-          else {
-            st.failed++;
-            await sleep(100);
-          }
-        } catch {
-          st.failed++;
-          await sleep(200);
-        }
-      }
-    })());
-  }
+  st.proc = spawn(binary, ['bench', 'serve', '--url', root, '--model', MODEL,
+                           '--clients', String(LOAD_CLIENTS), '--duration', '120',
+                           '--max-tokens', '32'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  st.proc.stdout.setEncoding('utf8');
+  st.proc.stderr.setEncoding('utf8');
+  st.proc.stdout.on('data', (d) => (st.log += d));
+  st.proc.stderr.on('data', (d) => (st.log += d));
+  st.exitPromise = new Promise((resolve) => st.proc.on('exit', (code, signal) => resolve((st.exited = { code, signal }))));
   return st;
 }
 
 async function stopLoad(st) {
-  st.stop = true;
-  await Promise.all(st.loops);
+  if (!st.proc) return;
+  if (st.exited === null) st.proc.kill('SIGTERM');
+  await st.exitPromise;
 }
 
 // --- the checks ----------------------------------------------------------------------------
@@ -353,7 +339,7 @@ await check('under load the tokens plot grows and #tokens-per-s shows a value > 
     return d.framesReceived >= f0 + 3 && (d.points('tokens') > n0 || d.points('tokens') === max);
   }, [before.framesReceived, before.points.tokens, MAX_POINTS], 30_000);
   await waitFor(desktop, () => parseFloat(document.getElementById('tokens-per-s').textContent) > 0, null, 60_000, 200);
-  if (!MOCK) expect(load.ok > 0, `no load request succeeded (${load.failed} failed)`);
+  if (!MOCK) expect(load.exited === null, `conclave bench serve ended early: ${JSON.stringify(load.exited)}\n${load.log}`);
 });
 
 // Replica 0 of the model crashes (fault injection); the page must show it leave "up" and

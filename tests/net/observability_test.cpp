@@ -123,7 +123,7 @@ TEST_CASE("replica states and GPU readings are Prometheus gauges", "[server][met
   CHECK(s.metric("conclave_replicas{model=\"tiny\",state=\"dead\"}") == 0);
 }
 
-TEST_CASE("alert rules fire and resolve under an injected fault; webhooks get both",
+TEST_CASE("alert rules fire and resolve under an injected fault, webhooks get both",
           "[server][alerts][failover]") {
   std::mutex m;
   std::vector<std::string> bodies;

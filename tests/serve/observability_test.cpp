@@ -119,7 +119,7 @@ TEST_CASE("alert rules: pending, firing after for_s, resolved when the value dro
   CHECK(engine.statuses()[0].fired == 1);
 }
 
-TEST_CASE("alert rules: for_s 0 fires at the first breach; equal to the threshold is no breach",
+TEST_CASE("alert rules: for_s 0 fires at the first breach, equal to the threshold is no breach",
           "[observability]") {
   alert_engine engine({rule("replica_down", 0, 0), rule("error_rate", 0.05, 0)});
   const auto now = std::chrono::steady_clock::now();
