@@ -2,6 +2,7 @@
 // generation runs, a read on the socket watches for the client going away.
 #include "net/http_session.h"
 
+#include <array>
 #include <charconv>
 
 #include "net/admin.h"
@@ -57,6 +58,12 @@ class http_session : public std::enable_shared_from_this<http_session> {
   void client_gone();
   void watch_disconnect();
   void close();
+  /// A lingering close (as nginx's): after an error sent before the request was read
+  /// whole (413, 431), the write side is shut and what the client still sends is read
+  /// and dropped, for up to kLingerTime (kLingerTimeout between reads) and kLingerBytes,
+  /// so the client reads the error instead of a connection reset.
+  void linger();
+  void linger_read();
 
   std::shared_ptr<server_context> ctx_;
   beast::tcp_stream stream_;
@@ -81,7 +88,15 @@ class http_session : public std::enable_shared_from_this<http_session> {
   bool writing_ = false;
   bool close_after_write_ = false;
   bool read_after_write_ = false;
+  bool linger_on_close_ = false;
+  clock_type::time_point linger_until_;
+  size_t lingered_ = 0;
+  std::unique_ptr<std::array<char, 16384>> linger_buf_;
 };
+
+constexpr auto kLingerTime = std::chrono::seconds(30);
+constexpr auto kLingerTimeout = std::chrono::seconds(5);
+constexpr size_t kLingerBytes = size_t{256} << 20;
 
 /// Delivers service events onto the session's strand.
 class sink final : public serve::client_sink {
@@ -115,11 +130,13 @@ void http_session::on_read(beast::error_code ec, size_t) {
   }
   if (ec == http::error::header_limit) {
     ctx_->metrics->count_request("other", 431);
+    linger_on_close_ = true;
     return send_error(
         {431, "request headers are larger than the server's limit", "invalid_request_error"}, true);
   }
   if (ec == http::error::body_limit) {
     ctx_->metrics->count_request("other", 413);
+    linger_on_close_ = true;
     return send_error({413,
                        "the request body is larger than the server's limit of " +
                            std::to_string(ctx_->cfg.max_body_bytes) + " bytes",
@@ -538,7 +555,8 @@ void http_session::do_write() {
         }
         self->out_.pop_front();
         if (!self->out_.empty()) return self->do_write();
-        if (self->close_after_write_) return self->close();
+        if (self->close_after_write_)
+          return self->linger_on_close_ ? self->linger() : self->close();
         if (self->read_after_write_ && !self->generating_) {
           self->read_after_write_ = false;
           if (self->watching_)
@@ -546,6 +564,27 @@ void http_session::do_write() {
           self->do_read();
         }
       });
+}
+
+void http_session::linger() {
+  beast::error_code ec;
+  stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
+  if (ec) return close();
+  linger_until_ = clock_type::now() + kLingerTime;
+  linger_buf_ = std::make_unique<std::array<char, 16384>>();
+  linger_read();
+}
+
+void http_session::linger_read() {
+  const auto left = linger_until_ - clock_type::now();
+  if (left <= clock_type::duration::zero() || lingered_ > kLingerBytes) return close();
+  stream_.expires_after(std::min<clock_type::duration>(left, kLingerTimeout));
+  stream_.async_read_some(asio::buffer(*linger_buf_),
+                          [self = shared_from_this()](beast::error_code ec, size_t n) {
+                            if (ec) return self->close();  // the client finished (EOF) or idled
+                            self->lingered_ += n;
+                            self->linger_read();
+                          });
 }
 
 void http_session::close() {

@@ -326,6 +326,19 @@ await check('an unknown model -> NotFoundError 404', async () => {
   expectEq(c.status, 404, 'completions status');
 });
 
+// The server answers 413 as soon as it sees the length, then reads and drops the rest of
+// the body (a lingering close) so the client, still sending, gets the error rather than
+// a connection reset.
+await check('a 10 MB prompt over the 4 MiB body limit -> APIError 413 with the server\'s message', async () => {
+  const e = await expectReject(client.chat.completions.create({
+    ...chatParams, messages: [{ role: 'user', content: 'x'.repeat(10 << 20) }],
+  }), OpenAI.APIError, 'oversized body');
+  expectEq(e.status, 413, `status (${e.message})`);
+  expect(e.message.includes('larger than the server\'s limit'), `message: ${e.message}`);
+  const ok = await client.chat.completions.create({ ...chatParams, max_tokens: 2 });
+  expect(ok.choices.length === 1, 'the server still serves');
+});
+
 await check('a stream aborted after its first chunk is cancelled; the server keeps serving', async () => {
   const COMPLETION = 'conclave_tokens_total{kind="completion"}';
   const before = await metric(COMPLETION);

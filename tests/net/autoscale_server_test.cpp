@@ -112,4 +112,16 @@ TEST_CASE("autoscaler in a server: a queue adds a replica", "[server][autoscale]
   // Replica 0 ran steps all along: its busy time (what utilisation is made of) shows.
   CHECK(cluster_view(s.port()).at("replicas").at(0).at("busy_seconds").as_double() > 0);
   CHECK(post_json(s.port(), "/v1/completions", body(9, 8)).status == 200);
+  // The decision is one of the dashboard's events (docs/observability.md).
+  bool noted = false;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (!noted && std::chrono::steady_clock::now() < deadline) {
+    http_client c(s.port());
+    const auto frame = json::parse(c.call(http::verb::get, "/admin/telemetry").body);
+    for (const auto& e : frame.at("events").as_array())
+      noted |= e.at("kind") == "autoscaler" &&
+               e.at("text").as_string().find("tiny: adding a replica") != json::string::npos;
+    if (!noted) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  CHECK(noted);
 }
