@@ -28,7 +28,7 @@ namespace fs = std::filesystem;
 struct serve_args {
   std::string config_file;
   config::server_config cli;  // values bound to flags; applied over the file when given
-  std::vector<std::string> api_keys;
+  std::vector<std::string> api_keys, admin_keys;
   bool print_config = false;
 };
 
@@ -75,6 +75,7 @@ int run_serve(serve_args& a, CLI::App& cmd) {
   if (given("--tokenizer")) cfg.tokenizer_path = a.cli.tokenizer_path;
   if (given("--chat-template")) cfg.chat_template_path = a.cli.chat_template_path;
   if (given("--api-key")) cfg.api_keys = a.api_keys;
+  if (given("--admin-key")) cfg.admin_keys = a.admin_keys;
   if (given("--max-waiting")) cfg.max_waiting = a.cli.max_waiting;
   if (given("--drain-timeout")) cfg.drain_timeout_s = a.cli.drain_timeout_s;
   if (given("--io-threads")) cfg.io_threads = a.cli.io_threads;
@@ -217,6 +218,9 @@ command add_serve(CLI::App& app) {
   cmd->add_option("--port", c.port, "listen port (0: any free port)")->capture_default_str();
   cmd->add_option("--api-key", args->api_keys,
                   "accepted API key (repeatable); none: no authentication");
+  cmd->add_option("--admin-key", args->admin_keys,
+                  "key for /admin/* and the dashboard's feed (repeatable); user keys are "
+                  "refused there. None: the admin routes take --api-key's keys");
   cmd->add_option("--max-waiting", c.max_waiting, "requests queued before 429")
       ->capture_default_str();
   cmd->add_option("--drain-timeout", c.drain_timeout_s,

@@ -125,6 +125,11 @@ std::string server_config::validate() const {
   for (const auto& k : api_keys) {
     if (k.size() < 8) return "server.api_keys entries must be at least 8 characters";
   }
+  for (const auto& k : admin_keys) {
+    if (k.size() < 8) return "server.admin_keys entries must be at least 8 characters";
+    if (std::find(api_keys.begin(), api_keys.end(), k) != api_keys.end())
+      return "server.admin_keys must differ from every server.api_keys entry";
+  }
   if (auto e = engine.validate(); !e.empty()) return "engine: " + e;
   if (auto e = replicas.validate(); !e.empty()) return "replicas." + e;
   if (auto e = tools.validate(); !e.empty()) return "tools." + e;
@@ -243,6 +248,7 @@ server_config load_server_config(const std::filesystem::path& path, server_confi
   s.read("host", c.host);
   s.read("port", c.port);
   s.read("api_keys", c.api_keys);
+  s.read("admin_keys", c.admin_keys);
   s.read("max_body_bytes", c.max_body_bytes);
   s.read("max_header_bytes", c.max_header_bytes);
   s.read("max_waiting", c.max_waiting);
@@ -420,14 +426,16 @@ server_config load_server_config(const std::filesystem::path& path, server_confi
 }
 
 std::string to_toml(const server_config& c) {
-  toml::array keys;
+  toml::array keys, admin_keys;
   for (const auto& k : c.api_keys) keys.push_back(k);
+  for (const auto& k : c.admin_keys) admin_keys.push_back(k);
   toml::table ws{{"max_frame_bytes", static_cast<int64_t>(c.websocket.max_frame_bytes)},
                  {"max_buffered_bytes", static_cast<int64_t>(c.websocket.max_buffered_bytes)},
                  {"ping_interval_s", c.websocket.ping_interval_s}};
   toml::table server{{"host", c.host},
                      {"port", static_cast<int64_t>(c.port)},
                      {"api_keys", keys},
+                     {"admin_keys", admin_keys},
                      {"max_body_bytes", static_cast<int64_t>(c.max_body_bytes)},
                      {"max_header_bytes", static_cast<int64_t>(c.max_header_bytes)},
                      {"max_waiting", c.max_waiting},

@@ -105,6 +105,9 @@ struct server_config {
   std::string host = "127.0.0.1";
   uint16_t port = 8080;
   std::vector<std::string> api_keys;           ///< empty: no authentication
+  /// Keys for the admin routes (/admin/*, the dashboard's feed); user keys are refused
+  /// there (403). Empty: the admin routes take api_keys, as the user routes do.
+  std::vector<std::string> admin_keys;
   size_t max_body_bytes = size_t{4} << 20;     ///< 413 above this
   size_t max_header_bytes = size_t{16} << 10;  ///< 431 above this
   int32_t max_waiting = 4096;                  ///< requests queued before 429

@@ -213,13 +213,27 @@ void http_session::route(request_type& req) {
     return send_error(
         {404, "unknown route " + std::string(path), "invalid_request_error", {}, "unknown_url"});
   }
-  if (!ctx_->authorized(req[http::field::authorization])) {
+  // The admin routes (and the dashboard's data) take the admin keys when there are any.
+  const bool admin = path.rfind("/admin/", 0) == 0 || path == "/dashboard/feed";
+  const auto auth = admin ? ctx_->authorize_admin(req[http::field::authorization])
+                    : ctx_->authorized(req[http::field::authorization])
+                        ? server_context::admin_auth::ok
+                        : server_context::admin_auth::unauthorized;
+  if (auth == server_context::admin_auth::unauthorized) {
     ctx_->metrics->count_request(std::string(path), 401);
     return send_error({401,
                        "missing or invalid API key (send 'Authorization: Bearer KEY')",
                        "authentication_error",
                        {},
                        "invalid_api_key"});
+  }
+  if (auth == server_context::admin_auth::forbidden) {
+    ctx_->metrics->count_request(std::string(path), 403);
+    return send_error({403,
+                       "this route needs an admin key (server.admin_keys); a user key was sent",
+                       "permission_error",
+                       {},
+                       "admin_key_required"});
   }
   if (telemetry) {
     if (!only(http::verb::get)) return;

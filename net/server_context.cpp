@@ -28,14 +28,16 @@ std::string server_context::new_request_id(const char* prefix) {
                      static_cast<uint32_t>(n));
 }
 
-bool server_context::authorized(std::string_view header) const {
-  if (cfg.api_keys.empty()) return true;
+namespace {
+
+/// Whether `header` is "Bearer K" for a K in `keys` (constant time in the keys' content:
+/// every byte of every key is compared whatever matched).
+bool bearer_matches(std::string_view header, const std::vector<std::string>& keys) {
   constexpr std::string_view bearer = "Bearer ";
   if (header.substr(0, bearer.size()) != bearer) return false;
   const std::string_view given = header.substr(bearer.size());
   bool ok = false;
-  for (const auto& key : cfg.api_keys) {
-    // Constant time in the key's content: every byte is compared whatever matched.
+  for (const auto& key : keys) {
     unsigned diff = static_cast<unsigned>(given.size() ^ key.size());
     for (size_t i = 0; i < key.size(); ++i) {
       const unsigned char g = i < given.size() ? static_cast<unsigned char>(given[i]) : 0;
@@ -44,6 +46,19 @@ bool server_context::authorized(std::string_view header) const {
     ok |= diff == 0;
   }
   return ok;
+}
+
+}  // namespace
+
+bool server_context::authorized(std::string_view header) const {
+  if (cfg.api_keys.empty() && cfg.admin_keys.empty()) return true;
+  return bearer_matches(header, cfg.api_keys) || bearer_matches(header, cfg.admin_keys);
+}
+
+server_context::admin_auth server_context::authorize_admin(std::string_view header) const {
+  if (cfg.admin_keys.empty()) return authorized(header) ? admin_auth::ok : admin_auth::unauthorized;
+  if (bearer_matches(header, cfg.admin_keys)) return admin_auth::ok;
+  return bearer_matches(header, cfg.api_keys) ? admin_auth::forbidden : admin_auth::unauthorized;
 }
 
 void server_context::log_request(const request_log& r) const {

@@ -62,8 +62,12 @@ struct server_context {
   /// "chatcmpl-<24 hex>"-style ids, unique per process run.
   std::string new_request_id(const char* prefix);
   /// True when no keys are configured or the Authorization header carries one of them
-  /// (constant-time comparison).
+  /// (constant-time comparison). Admin keys are taken on the user routes too.
   bool authorized(std::string_view authorization_header) const;
+  /// The admin routes' check: with admin keys configured, `ok` only for one of them and
+  /// `forbidden` (403) for a user key; without, as authorized().
+  enum class admin_auth { ok, unauthorized, forbidden };
+  admin_auth authorize_admin(std::string_view authorization_header) const;
   /// One JSON log line per finished request.
   void log_request(const request_log& r) const;
 };

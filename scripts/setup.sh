@@ -17,6 +17,7 @@ PKGS=(
   libmuparser-dev bubblewrap libssl-dev
   python3 python3-jinja2 curl ca-certificates openssl
   chromium prometheus  # the dashboard's browser test; promtool checks the alert rules
+  libsqlite3-dev libhiredis-dev redis-server  # the gateway's state store (SQLite, Redis)
 )
 
 export DEBIAN_FRONTEND=noninteractive

@@ -287,3 +287,15 @@ window_s = 120
             .observability.rules()
             .empty());
 }
+
+TEST_CASE("server.admin_keys: read, round-tripped, distinct from the user keys", "[config]") {
+  toml_dir t;
+  const auto c = config::load_server_config(
+      t.write("[server]\napi_keys = [\"user-key-1\"]\nadmin_keys = [\"admin-key-1\"]\n"));
+  CHECK(c.admin_keys == std::vector<std::string>{"admin-key-1"});
+  CHECK(config::load_server_config(t.write(config::to_toml(c))).admin_keys == c.admin_keys);
+  CHECK(t.error_of("[server]\napi_keys = [\"same-key-1\"]\nadmin_keys = [\"same-key-1\"]\n")
+            .find("must differ") != std::string::npos);
+  CHECK(t.error_of("[server]\nadmin_keys = [\"short\"]\n").find("at least 8") !=
+        std::string::npos);
+}

@@ -199,6 +199,37 @@ TEST_CASE("API keys: missing or wrong -> 401, right -> 200", "[server]") {
         200);  // health needs no key
 }
 
+TEST_CASE("admin keys: admin routes refuse a user key (403), user routes take both",
+          "[server][auth]") {
+  test_server s([](config::server_config& c) {
+    c.api_keys = {"user-key-1"};
+    c.admin_keys = {"admin-key-1"};
+    c.replicas.fault_injection = true;
+  });
+  const std::string body = R"({"model":"tiny","prompt":"hi","max_tokens":1})";
+  const auto user =
+      std::vector<std::pair<std::string, std::string>>{{"Authorization", "Bearer user-key-1"}};
+  const auto admin =
+      std::vector<std::pair<std::string, std::string>>{{"Authorization", "Bearer admin-key-1"}};
+  CHECK(post_json(s.port(), "/v1/completions", body, user).status == 200);
+  CHECK(post_json(s.port(), "/v1/completions", body, admin).status == 200);
+  http_client c(s.port());
+  for (const char* route : {"/admin/cluster", "/admin/alerts", "/admin/telemetry", "/admin/models",
+                            "/dashboard/feed"}) {
+    INFO(route);
+    const auto refused = c.call(http::verb::get, route, {}, user);
+    CHECK(refused.status == 403);
+    CHECK(refused.body.find("admin_key_required") != std::string::npos);
+    CHECK(c.call(http::verb::get, route, {}, {}).status == 401);
+    if (std::string(route) != "/dashboard/feed")
+      CHECK(c.call(http::verb::get, route, {}, admin).status == 200);
+  }
+  CHECK(post_json(s.port(), "/admin/fault", R"({"replica":0,"fault":"fail_step"})", user).status ==
+        403);
+  CHECK(post_json(s.port(), "/admin/fault", R"({"replica":0,"fault":"fail_step"})", admin).status ==
+        200);
+}
+
 TEST_CASE("a full waiting queue answers 429 with Retry-After", "[server]") {
   test_server s([](config::server_config& c) {
     c.max_waiting = 1;
