@@ -29,10 +29,24 @@ struct serve_args {
   std::string config_file;
   config::server_config cli;  // values bound to flags; applied over the file when given
   std::vector<std::string> api_keys, admin_keys;
+  std::string state_store;
   bool print_config = false;
 };
 
 /// Where the demo model lives: $CONCLAVE_HOME/demo-model, else ~/.cache/conclave/demo-model.
+/// Where `conclave serve` keeps API keys and usage by default ([gateway] store):
+/// $CONCLAVE_HOME/state.db, else $XDG_STATE_HOME/conclave/state.db, else
+/// ~/.local/state/conclave/state.db.
+std::string default_state_store() {
+  if (const char* home = std::getenv("CONCLAVE_HOME"); home && *home)
+    return "sqlite:" + (fs::path(home) / "state.db").string();
+  if (const char* xdg = std::getenv("XDG_STATE_HOME"); xdg && *xdg)
+    return "sqlite:" + (fs::path(xdg) / "conclave" / "state.db").string();
+  if (const char* home = std::getenv("HOME"); home && *home)
+    return "sqlite:" + (fs::path(home) / ".local" / "state" / "conclave" / "state.db").string();
+  return "sqlite:" + (fs::temp_directory_path() / "conclave-state.db").string();
+}
+
 fs::path demo_dir() {
   if (const char* home = std::getenv("CONCLAVE_HOME"); home && *home)
     return fs::path(home) / "demo-model";
@@ -76,6 +90,8 @@ int run_serve(serve_args& a, CLI::App& cmd) {
   if (given("--chat-template")) cfg.chat_template_path = a.cli.chat_template_path;
   if (given("--api-key")) cfg.api_keys = a.api_keys;
   if (given("--admin-key")) cfg.admin_keys = a.admin_keys;
+  if (given("--state-store")) cfg.gateway.store = a.state_store;
+  if (cfg.gateway.store.empty()) cfg.gateway.store = default_state_store();
   if (given("--max-waiting")) cfg.max_waiting = a.cli.max_waiting;
   if (given("--drain-timeout")) cfg.drain_timeout_s = a.cli.drain_timeout_s;
   if (given("--io-threads")) cfg.io_threads = a.cli.io_threads;
@@ -218,6 +234,9 @@ command add_serve(CLI::App& app) {
   cmd->add_option("--port", c.port, "listen port (0: any free port)")->capture_default_str();
   cmd->add_option("--api-key", args->api_keys,
                   "accepted API key (repeatable); none: no authentication");
+  cmd->add_option("--state-store", args->state_store,
+                  "where API keys and usage are kept: memory, sqlite:PATH or "
+                  "redis://HOST[:PORT][/PREFIX] (default: sqlite:$CONCLAVE_HOME/state.db)");
   cmd->add_option("--admin-key", args->admin_keys,
                   "key for /admin/* and the dashboard's feed (repeatable); user keys are "
                   "refused there. None: the admin routes take --api-key's keys");

@@ -134,6 +134,7 @@ std::string server_config::validate() const {
   if (auto e = replicas.validate(); !e.empty()) return "replicas." + e;
   if (auto e = tools.validate(); !e.empty()) return "tools." + e;
   if (auto e = observability.validate(); !e.empty()) return e;
+  if (auto e = gateway.validate(); !e.empty()) return "gateway." + e;
   if (auto e = autoscale.validate(); !e.empty()) return "autoscale." + e;
   if (auto e = cluster.validate(); !e.empty()) return "cluster." + e;
   if (!models.empty()) {
@@ -155,6 +156,15 @@ std::string server_config::validate() const {
         "replicas.count ({}) must be within autoscale.min_replicas and max_replicas ({}..{})",
         replicas.count, autoscale.min_replicas, autoscale.max_replicas);
   }
+  return {};
+}
+
+std::string gateway_config::validate() const {
+  if (!store.empty() && store != "memory" && store.rfind("sqlite:", 0) != 0 &&
+      store.rfind("redis://", 0) != 0)
+    return "store must be memory, sqlite:PATH or redis://HOST[:PORT][/PREFIX]";
+  if (store == "sqlite:") return "store: sqlite: needs a file path";
+  if (!(usage_flush_s > 0 && usage_flush_s <= 3600)) return "usage_flush_s must be in (0, 3600]";
   return {};
 }
 
@@ -241,7 +251,7 @@ server_config load_server_config(const std::filesystem::path& path, server_confi
   {
     table_reader top(root, "", file);
     top.reject_unknown({"server", "model", "models", "engine", "replicas", "autoscale", "tools",
-                        "cluster", "observability", "alerting", "alerts"});
+                        "cluster", "observability", "alerting", "alerts", "gateway"});
   }
   const toml::table& server = sub_table(root, "server", file);
   table_reader s(server, "server", file);
@@ -351,6 +361,11 @@ server_config load_server_config(const std::filesystem::path& path, server_confi
   a.read("drain_timeout_s", ac.drain_timeout_s);
   a.read("nvml", ac.nvml);
   a.reject_unknown();
+
+  table_reader gw(sub_table(root, "gateway", file), "gateway", file);
+  gw.read("store", c.gateway.store);
+  gw.read("usage_flush_s", c.gateway.usage_flush_s);
+  gw.reject_unknown();
 
   auto& oc = c.observability;
   table_reader o(sub_table(root, "observability", file), "observability", file);
@@ -543,11 +558,17 @@ std::string to_toml(const server_config& c) {
                        {"webhook_backoff_s", oc.webhook_backoff_s},
                        {"webhook_backoff_max_s", oc.webhook_backoff_max_s},
                        {"default_rules", oc.default_rules}};
-  toml::table root{{"server", server},       {"model", model},
-                   {"engine", engine},       {"replicas", replicas},
-                   {"autoscale", autoscale}, {"tools", tools},
-                   {"cluster", cluster},     {"observability", observability},
-                   {"alerting", alerting}};
+  toml::table root{{"server", server},
+                   {"model", model},
+                   {"engine", engine},
+                   {"replicas", replicas},
+                   {"autoscale", autoscale},
+                   {"tools", tools},
+                   {"cluster", cluster},
+                   {"observability", observability},
+                   {"alerting", alerting},
+                   {"gateway", toml::table{{"store", c.gateway.store},
+                                           {"usage_flush_s", c.gateway.usage_flush_s}}}};
   if (!oc.alerts.empty()) {
     toml::array alerts;
     for (const auto& a : oc.alerts)

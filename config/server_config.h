@@ -100,11 +100,22 @@ struct cluster_config {
   std::string validate() const;
 };
 
+/// [gateway]: where API keys and usage are kept (docs/gateway.md).
+struct gateway_config {
+  /// "memory", "sqlite:PATH" or "redis://HOST[:PORT][/PREFIX]". Empty: `conclave serve`
+  /// uses sqlite:$CONCLAVE_HOME/state.db (else $XDG_STATE_HOME/conclave/state.db, else
+  /// ~/.local/state/conclave/state.db); a server embedded in another program, memory.
+  std::string store;
+  double usage_flush_s = 1.0;  ///< how often usage is written to the store
+
+  std::string validate() const;
+};
+
 struct server_config {
   // [server]
   std::string host = "127.0.0.1";
   uint16_t port = 8080;
-  std::vector<std::string> api_keys;           ///< empty: no authentication
+  std::vector<std::string> api_keys;  ///< empty: no authentication
   /// Keys for the admin routes (/admin/*, the dashboard's feed); user keys are refused
   /// there (403). Empty: the admin routes take api_keys, as the user routes do.
   std::vector<std::string> admin_keys;
@@ -138,6 +149,8 @@ struct server_config {
   cluster_config cluster;
   // [observability], [alerting], [[alerts]]
   observability_config observability;
+  // [gateway]
+  gateway_config gateway;
 
   /// Empty when valid, else one line naming the key.
   std::string validate() const;

@@ -2,6 +2,8 @@
 #include "net/http_server.h"
 
 #include <spdlog/spdlog.h>
+#include <condition_variable>
+#include <mutex>
 #include <thread>
 
 #include "net/alert_webhooks.h"
@@ -42,6 +44,32 @@ struct http_server::impl {
   std::vector<std::thread> threads;
   std::optional<asio::executor_work_guard<asio::io_context::executor_type>> work;
   std::thread drainer;
+
+  // Usage goes to the state store in batches, every gateway.usage_flush_s.
+  std::mutex flush_mutex;
+  std::condition_variable flush_wake;
+  bool flush_stop = false;
+  std::thread flusher;
+  void flush_loop() {
+    const auto every = std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+        std::chrono::duration<double>(ctx->cfg.gateway.usage_flush_s));
+    std::unique_lock lock(flush_mutex);
+    while (!flush_wake.wait_for(lock, every, [this] { return flush_stop; })) {
+      lock.unlock();
+      ctx->tenants->flush();
+      lock.lock();
+    }
+  }
+  void stop_flusher() {
+    {
+      std::lock_guard lock(flush_mutex);
+      if (flush_stop) return;
+      flush_stop = true;
+    }
+    flush_wake.notify_all();
+    if (flusher.joinable() && flusher.get_id() != std::this_thread::get_id()) flusher.join();
+    ctx->tenants->flush();  // the last batch
+  }
 };
 
 http_server::http_server(const config::server_config& cfg, serve::service& service,
@@ -80,6 +108,8 @@ void http_server::start() {
   ctx.telemetry =
       std::make_shared<serve::telemetry_hub>(ctx.service, ctx.metrics, oc, nvml, ctx.alerts);
   ctx.telemetry->start();
+  spdlog::info("API keys and usage: {}", ctx.tenants->describe());
+  impl_->flusher = std::thread([this] { impl_->flush_loop(); });
   impl_->accept();
   impl_->work.emplace(impl_->io.get_executor());
   for (int i = 0; i < cfg.io_threads; ++i) impl_->threads.emplace_back([this] { impl_->io.run(); });
@@ -134,6 +164,7 @@ void http_server::stop() {
   auto& ctx = *impl_->ctx;
   if (ctx.telemetry) ctx.telemetry->stop();
   if (ctx.alerts) ctx.alerts->stop();
+  impl_->stop_flusher();
   asio::post(impl_->io, [this] {
     beast::error_code ec;
     impl_->acceptor.close(ec);

@@ -6,6 +6,7 @@
 #include <charconv>
 
 #include "net/admin.h"
+#include "net/admin_keys.h"
 #include "net/alert_webhooks.h"
 #include "net/dashboard.h"
 #include "net/dashboard_feed.h"
@@ -48,6 +49,8 @@ class http_session : public std::enable_shared_from_this<http_session> {
   void handle_fault(request_type& req);
   /// GET/POST /admin/models, DELETE /admin/models/{name} (serve::model_set).
   void handle_models_admin(request_type& req, std::string_view path);
+  /// GET/POST /admin/keys, DELETE /admin/keys/{id}, GET /admin/usage (serve/tenants.h).
+  void handle_keys_admin(request_type& req, std::string_view path);
   void send_simple(http::status status, std::string body,
                    const char* content_type = "application/json", bool close = false,
                    const char* retry_after = nullptr);
@@ -80,6 +83,7 @@ class http_session : public std::enable_shared_from_this<http_session> {
   bool closed_ = false;
   bool watching_ = false;
   std::string route_, request_id_, model_;
+  std::string key_id_;  ///< the API key the running request counts against (else empty)
   std::optional<response_writer> writer_;
   std::shared_ptr<serve::request_handle> handle_;
   clock_type::time_point t0_;
@@ -207,7 +211,9 @@ void http_session::route(request_type& req) {
   const bool known = telemetry || path == "/v1/models" || path == "/v1/chat/completions" ||
                      path == "/v1/completions" || path == "/admin/cluster" ||
                      path == "/admin/fault" || path == "/admin/cluster/rebalance" ||
-                     path == "/admin/models" || path.rfind("/admin/models/", 0) == 0;
+                     path == "/admin/models" || path.rfind("/admin/models/", 0) == 0 ||
+                     path == "/admin/keys" || path.rfind("/admin/keys/", 0) == 0 ||
+                     path == "/admin/usage";
   if (!known) {
     ctx_->metrics->count_request("other", 404);
     return send_error(
@@ -260,6 +266,8 @@ void http_session::route(request_type& req) {
   }
   if (path == "/admin/models" || path.rfind("/admin/models/", 0) == 0)
     return handle_models_admin(req, path);
+  if (path == "/admin/keys" || path.rfind("/admin/keys/", 0) == 0 || path == "/admin/usage")
+    return handle_keys_admin(req, path);
   if (path == "/admin/cluster") {
     if (!only(http::verb::get)) return;
     ctx_->metrics->count_request("/admin/cluster", 200);
@@ -343,6 +351,48 @@ void http_session::handle_models_admin(request_type& req, std::string_view path)
   }
 }
 
+void http_session::handle_keys_admin(request_type& req, std::string_view path) {
+  const std::string route = path == "/admin/usage" ? "/admin/usage" : "/admin/keys";
+  auto answer = [&](http::status st, std::string body) {
+    ctx_->metrics->count_request(route, static_cast<int>(st));
+    send_simple(st, std::move(body));
+  };
+  auto fail = [&](int status, const std::string& msg, const char* type) {
+    ctx_->metrics->count_request(route, status);
+    send_error({status, msg, type});
+  };
+  auto& t = *ctx_->tenants;
+  const auto method = req.method();
+  try {
+    if (path == "/admin/usage") {
+      if (method != http::verb::get)
+        return fail(405, "method not allowed", "invalid_request_error");
+      return answer(http::status::ok, usage_json(t.usage(), t.describe(), t.degraded()));
+    }
+    if (path == "/admin/keys") {
+      if (method == http::verb::get) return answer(http::status::ok, keys_json(t.keys()));
+      if (method != http::verb::post)
+        return fail(405, "method not allowed", "invalid_request_error");
+      const auto [name, limits] = decode_key_request(req.body());
+      const auto [record, secret] = t.create_key(name, limits);
+      spdlog::info("API key {} (\"{}\") created", record.id, record.name);
+      return answer(http::status::created, key_json(record, secret));
+    }
+    if (method != http::verb::delete_)
+      return fail(405, "method not allowed", "invalid_request_error");
+    const std::string id(path.substr(std::string_view("/admin/keys/").size()));
+    if (!t.delete_key(id)) return fail(404, "no managed API key " + id, "invalid_request_error");
+    spdlog::info("API key {} deleted", id);
+    return answer(http::status::ok, R"({"deleted":true})");
+  } catch (const std::invalid_argument& e) {
+    return fail(400, e.what(), "invalid_request_error");
+  } catch (const store::store_error& e) {
+    // Nothing was acknowledged: the client can try again once the store answers.
+    return fail(503, std::string("the state store cannot take it now: ") + e.what(),
+                "service_unavailable");
+  }
+}
+
 void http_session::handle_fault(request_type& req) {
   if (!ctx_->service.fault_injection_enabled()) {
     ctx_->metrics->count_request("/admin/fault", 404);
@@ -406,6 +456,21 @@ void http_session::handle_generation(request_type& req, bool chat) {
     return send_error(*err);
   }
   auto& d = std::get<decoded_request>(decoded);
+  // The key's limits (an admin key, or a server without keys, has none).
+  if (const auto key = ctx_->key_of(req[http::field::authorization])) {
+    if (const auto no = ctx_->tenants->admit(*key, d.req.model)) {
+      ctx_->metrics->count_request(route_, no->status);
+      api_error err{no->status,
+                    no->message,
+                    no->status == 429 ? "rate_limit_error" : "permission_error",
+                    {},
+                    no->code};
+      err.retry_after_s = no->retry_after_s;
+      return send_error(err);
+    }
+    key_id_ = key->id;
+    d.req.max_context = key->limits.max_context;
+  }
   d.req.id = ctx_->new_request_id(chat ? "chatcmpl-" : "cmpl-");
   request_id_ = d.req.id;
   model_ = d.req.model;
@@ -505,6 +570,11 @@ void http_session::client_gone() {
 void http_session::finish_request() {
   generating_ = false;
   handle_.reset();
+  if (!key_id_.empty()) {  // the key's slot back, its tokens counted
+    const auto used = writer_ ? writer_->tokens() : serve::usage{};
+    ctx_->tenants->finish(key_id_, model_, used.prompt_tokens, used.completion_tokens);
+    key_id_.clear();
+  }
 }
 
 void http_session::watch_disconnect() {
@@ -547,8 +617,9 @@ void http_session::send_simple(http::status status, std::string body, const char
 }
 
 void http_session::send_error(const api_error& err, bool close) {
+  const std::string retry = std::to_string(std::max(1, err.retry_after_s));
   send_simple(static_cast<http::status>(err.status), err.json(), "application/json", close,
-              err.status == 429 ? "1" : nullptr);
+              err.status == 429 ? retry.c_str() : nullptr);
 }
 
 void http_session::enqueue(std::string data) {

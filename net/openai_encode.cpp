@@ -21,6 +21,7 @@ std::string api_error::json() const {
   json::object e{{"message", message}, {"type", type}, {"param", nullptr}, {"code", nullptr}};
   if (!param.empty()) e["param"] = param;
   if (!code.empty()) e["code"] = code;
+  if (retry_after_s > 0) e["retry_after"] = retry_after_s;  // (HTTP also sends Retry-After)
   return json::serialize(json::object{{"error", e}});
 }
 

@@ -31,6 +31,7 @@ struct api_error {
   std::string type = "invalid_request_error";
   std::string param;
   std::string code;
+  int retry_after_s = 0;  ///< 429: the Retry-After header's seconds (1 when 0)
   /// The JSON body.
   std::string json() const;
 };

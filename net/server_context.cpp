@@ -11,7 +11,12 @@ namespace conclave::net {
 
 server_context::server_context(const config::server_config& c, serve::service& s,
                                std::shared_ptr<serve::server_metrics> m)
-    : cfg(c), service(s), metrics(std::move(m)) {
+    : cfg(c),
+      service(s),
+      metrics(std::move(m)),
+      tenants(std::make_shared<serve::tenants>(
+          store::open_store_lazily(c.gateway.store.empty() ? "memory" : c.gateway.store),
+          c.api_keys)) {
   proto.served_model = s.model_name();
   proto.max_model_len = s.max_model_len();
   proto.resolve_model = [&s](std::string_view name) -> std::optional<std::string> {
@@ -50,15 +55,21 @@ bool bearer_matches(std::string_view header, const std::vector<std::string>& key
 
 }  // namespace
 
+std::optional<store::key_record> server_context::key_of(std::string_view header) const {
+  constexpr std::string_view bearer = "Bearer ";
+  if (header.substr(0, bearer.size()) != bearer) return std::nullopt;
+  return tenants->find(std::string(header.substr(bearer.size())));
+}
+
 bool server_context::authorized(std::string_view header) const {
-  if (cfg.api_keys.empty() && cfg.admin_keys.empty()) return true;
-  return bearer_matches(header, cfg.api_keys) || bearer_matches(header, cfg.admin_keys);
+  if (!tenants->any() && cfg.admin_keys.empty()) return true;
+  return key_of(header).has_value() || bearer_matches(header, cfg.admin_keys);
 }
 
 server_context::admin_auth server_context::authorize_admin(std::string_view header) const {
   if (cfg.admin_keys.empty()) return authorized(header) ? admin_auth::ok : admin_auth::unauthorized;
   if (bearer_matches(header, cfg.admin_keys)) return admin_auth::ok;
-  return bearer_matches(header, cfg.api_keys) ? admin_auth::forbidden : admin_auth::unauthorized;
+  return key_of(header) ? admin_auth::forbidden : admin_auth::unauthorized;
 }
 
 void server_context::log_request(const request_log& r) const {

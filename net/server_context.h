@@ -14,6 +14,7 @@
 #include "net/openai_protocol.h"
 #include "serve/server_metrics.h"
 #include "serve/service.h"
+#include "serve/tenants.h"
 
 namespace conclave::serve {
 class telemetry_hub;
@@ -52,6 +53,9 @@ struct server_context {
   std::atomic<bool> draining{false};
   std::atomic<uint64_t> next_id{1};
 
+  /// API keys with limits and usage (serve/tenants.h), from [gateway] store.
+  std::shared_ptr<serve::tenants> tenants;
+
   /// The dashboard feed's frames and the alert rules (set by http_server).
   std::shared_ptr<serve::telemetry_hub> telemetry;
   std::shared_ptr<alert_webhooks> alerts;
@@ -61,9 +65,11 @@ struct server_context {
 
   /// "chatcmpl-<24 hex>"-style ids, unique per process run.
   std::string new_request_id(const char* prefix);
-  /// True when no keys are configured or the Authorization header carries one of them
-  /// (constant-time comparison). Admin keys are taken on the user routes too.
+  /// True when no keys exist (none configured, none created) or the Authorization header
+  /// carries one of them. Admin keys are taken on the user routes too.
   bool authorized(std::string_view authorization_header) const;
+  /// The user key (config or managed) the header carries, or nothing.
+  std::optional<store::key_record> key_of(std::string_view authorization_header) const;
   /// The admin routes' check: with admin keys configured, `ok` only for one of them and
   /// `forbidden` (403) for a user key; without, as authorized().
   enum class admin_auth { ok, unauthorized, forbidden };

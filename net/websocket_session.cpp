@@ -22,6 +22,7 @@ class websocket_session : public std::enable_shared_from_this<websocket_session>
       : ctx_(std::move(ctx)), ws_(std::move(stream)) {}
 
   void run(http::request<http::string_body> upgrade) {
+    key_ = ctx_->key_of(upgrade[http::field::authorization]);
     ws_.read_message_max(ctx_->cfg.websocket.max_frame_bytes);
     websocket::stream_base::timeout t{};
     t.handshake_timeout = std::chrono::seconds(30);
@@ -59,6 +60,18 @@ class websocket_session : public std::enable_shared_from_this<websocket_session>
     bool started = false;
     std::chrono::steady_clock::time_point t0;
     std::string route, model;
+    /// The API key it counts against: its slot is given back, and its tokens counted,
+    /// when the request leaves requests_ (finished, failed, cancelled or the socket closed).
+    std::shared_ptr<serve::tenants> tenants;
+    std::string key_id;
+    running() = default;
+    running(const running&) = delete;
+    running& operator=(const running&) = delete;
+    ~running() {
+      if (!tenants || key_id.empty()) return;
+      const auto used = writer ? writer->tokens() : serve::usage{};
+      tenants->finish(key_id, model, used.prompt_tokens, used.completion_tokens);
+    }
   };
 
   void do_read() {
@@ -83,6 +96,7 @@ class websocket_session : public std::enable_shared_from_this<websocket_session>
   bool accepted_ = false;  ///< handshake done: before it, no other operation may start
   std::optional<websocket::close_code> pending_close_;  ///< to send once the write in flight ends
   std::map<std::string, running> requests_;
+  std::optional<store::key_record> key_;  ///< the key of the upgrade request, if any
 };
 
 namespace {
@@ -178,10 +192,26 @@ void websocket_session::handle_frame(std::string_view text) {
                       : decode_completion_request(body->get_object(), ctx_->proto);
   if (auto* err = std::get_if<api_error>(&decoded)) return error_frame(id, *err);
   auto& d = std::get<decoded_request>(decoded);
+  if (key_) {  // the key's limits, per request
+    if (const auto no = ctx_->tenants->admit(*key_, d.req.model)) {
+      api_error err{no->status,
+                    no->message,
+                    no->status == 429 ? "rate_limit_error" : "permission_error",
+                    {},
+                    no->code};
+      err.retry_after_s = no->retry_after_s;
+      return error_frame(id, err);
+    }
+  }
   d.req.id = ctx_->new_request_id(chat ? "chatcmpl-" : "cmpl-");
   d.req.sampling.max_tokens = d.max_tokens.value_or(0);
   d.stream = true;
   auto& r = requests_[id];
+  if (key_) {
+    r.tenants = ctx_->tenants;
+    r.key_id = key_->id;
+    d.req.max_context = key_->limits.max_context;
+  }
   r.t0 = std::chrono::steady_clock::now();
   r.route = chat ? "ws:chat.completions" : "ws:completions";
   r.model = d.req.model;

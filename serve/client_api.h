@@ -70,6 +70,8 @@ struct generation_request {
   /// Choices to generate (`n`); more than one run as one request each, sharing the
   /// prompt's prefill (serve/choice_fanout.h).
   int32_t n = 1;
+  /// A context limit tighter than the model's (the API key's max_context); 0: the model's.
+  int64_t max_context = 0;
   engine::sampling_params sampling;
   std::vector<std::string> stop;
 };

@@ -140,7 +140,8 @@ std::optional<client_event> prepare_request(generation_request& req, const model
   client_event error;
   auto prompt = build_prompt(req, text, error);
   if (!prompt) return error;
-  const int64_t max_len = text.max_model_len;
+  const int64_t max_len =
+      req.max_context > 0 ? std::min(text.max_model_len, req.max_context) : text.max_model_len;
   const auto n = static_cast<int64_t>(prompt->size());
   if (req.sampling.max_tokens == 0)  // not given: the rest of the context
     req.sampling.max_tokens = static_cast<int32_t>(std::max<int64_t>(max_len - n, 1));
@@ -148,10 +149,11 @@ std::optional<client_event> prepare_request(generation_request& req, const model
   if (want > max_len) {
     return client_event::error(
         400,
-        fmt::format("This model's maximum context length is {} tokens. However, you requested {} "
+        fmt::format("This {}'s maximum context length is {} tokens. However, you requested {} "
                     "tokens ({} in the messages, {} in the completion). Please reduce the length "
                     "of the messages or completion.",
-                    max_len, want, n, req.sampling.max_tokens),
+                    max_len < text.max_model_len ? "API key" : "model", max_len, want, n,
+                    req.sampling.max_tokens),
         "invalid_request_error", "max_tokens", "context_length_exceeded");
   }
   if (auto err = set_constraint(req, text)) return err;

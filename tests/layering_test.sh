@@ -4,6 +4,7 @@
 #     include <caf/...>;
 #   - net/ reaches the serving system only through serve/: no actors/ or engine/ include;
 #   - serve/ never includes actors/ or net/; engine/ never serve/, actors/ or net/;
+#   - store/ (the gateway's state store) stands alone: no serve/, actors/, net/ or engine/;
 #   - JSON stays at the edges: no boost/json in serve/ headers.
 # Usage: layering_test.sh REPO_ROOT. Prints every breach; exits 1 when there is one.
 set -uo pipefail
@@ -22,10 +23,11 @@ check() {  # DESCRIPTION PATTERN DIRS...
     fail=1
   fi
 }
-for d in serve engine gpu model config toolkit actors net; do
+for d in serve engine gpu model config toolkit actors net store; do
   [ -d "$d" ] || { echo "missing folder $d (run from the repository root)"; exit 2; }
 done
-check "CAF below actors/" '#include *[<"]caf/' serve engine gpu model config toolkit
+check "CAF below actors/" '#include *[<"]caf/' serve engine gpu model config toolkit store
+check "store/ above itself" '#include *"(serve|actors|net|engine)/' store
 check "net/ past serve/" '#include *"(actors|engine)/' net
 check "serve/ above itself" '#include *"(actors|net)/' serve
 check "engine/ above itself" '#include *"(serve|actors|net)/' engine

@@ -66,6 +66,9 @@ chmod 644 "$tmp/token"
 expect_bad "group-readable cluster token" "readable by group or others" -- "$bin" serve --model "$tmp/g1" --cluster-token-file "$tmp/token"
 expect_bad "cluster without a token file" "cluster.token_file must be given" -- "$bin" serve --model "$tmp/g1" --cluster-port 0
 expect_bad "too many ranks per replica" "cluster.ranks_per_replica must be in" -- "$bin" serve --model "$tmp/g1" --cluster-token-file "$tmp/token" --ranks-per-replica 65
+# The gateway's store: a URL it cannot take is refused before anything loads.
+expect_bad "bad state store URL" "gateway.store must be" -- "$bin" serve --model "$tmp/g1" --state-store "postgres://x"
+expect_bad "admin key equal to a user key" "must differ" -- "$bin" serve --model "$tmp/g1" --api-key same-key-123 --admin-key same-key-123
 # Quantized checkpoints: gen-model writes them, generate runs them (dequantized on the
 # CPU), and a method conclave does not load is refused in one line.
 for q in fp8 awq; do

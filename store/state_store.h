@@ -1,0 +1,87 @@
+// state_store: what a gateway keeps across restarts (API keys with their limits, usage
+// per key and model), behind one plain interface with three implementations: memory (a
+// process's lifetime), SQLite (embedded, WAL mode; the default of `conclave serve`) and
+// Redis (several gateways sharing state). Every call may throw store_error when the
+// backing store fails; callers degrade to memory and retry (serve/tenants.h).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace conclave::store {
+
+class store_error : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+/// Per-key limits; 0 (or empty) is "no limit".
+struct key_limits {
+  int64_t requests_per_min = 0;
+  int64_t tokens_per_min = 0;       ///< prompt + completion tokens
+  int64_t concurrent = 0;           ///< requests running at once
+  int64_t max_context = 0;          ///< prompt + max_tokens of one request
+  std::vector<std::string> models;  ///< the models it may use; empty: all
+};
+
+/// An API key as stored: its secret only as a SHA-256 hash.
+struct key_record {
+  std::string id;           ///< public handle ("key-" + 16 hex digits)
+  std::string name;         ///< what the admin called it
+  std::string secret_hash;  ///< hex SHA-256 of the secret
+  key_limits limits;
+  int64_t created_ms = 0;
+};
+
+/// Usage of one key on one model, summed.
+struct usage_row {
+  std::string key_id, model;
+  int64_t requests = 0, prompt_tokens = 0, completion_tokens = 0;
+};
+
+class state_store {
+ public:
+  virtual ~state_store() = default;
+  /// "memory", "sqlite PATH" or "redis HOST:PORT".
+  virtual std::string describe() const = 0;
+
+  /// Adds or replaces the key with record.id.
+  virtual void put_key(const key_record& record) = 0;
+  /// False when there was no such key.
+  virtual bool delete_key(const std::string& id) = 0;
+  virtual std::vector<key_record> keys() = 0;
+
+  /// Adds `rows` (deltas) to the stored sums, atomically as a whole.
+  virtual void add_usage(const std::vector<usage_row>& rows) = 0;
+  virtual std::vector<usage_row> usage() = 0;
+};
+
+/// Opens a store from its URL: "memory", "sqlite:PATH" (created with its folder when
+/// missing) or "redis://HOST[:PORT][/PREFIX]" (PREFIX namespaces the keys; default
+/// "conclave"). Throws std::invalid_argument for a malformed URL, store_error when the
+/// store cannot be opened (a corrupt or locked file, no Redis server).
+std::unique_ptr<state_store> open_store(const std::string& url);
+
+/// A store that opens `url` on first use and, while it cannot, throws store_error on
+/// every call (trying again at most every `retry` seconds), so a server starts and serves
+/// while its store is missing, locked or down. Throws std::invalid_argument at once for a
+/// malformed URL.
+std::unique_ptr<state_store> open_store_lazily(const std::string& url, double retry_s = 5.0);
+
+/// A fresh in-memory store.
+std::unique_ptr<state_store> memory_store();
+
+/// A key record as one string (fields joined by \x1f, models by \x1e; the names and
+/// models the admin API accepts hold no control characters), and back: decode throws
+/// store_error for a malformed one.
+std::string encode_key(const key_record& r);
+key_record decode_key(const std::string& s);
+
+/// Lowercase hex SHA-256 of `text`.
+std::string sha256_hex(const std::string& text);
+
+}  // namespace conclave::store
