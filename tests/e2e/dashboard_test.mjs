@@ -16,6 +16,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { check, expect, expectEq, tally } from './checks.mjs';
 
 const argv = process.argv.slice(2);
 const MOCK = argv.includes('--mock');
@@ -49,31 +50,6 @@ const MODEL = 'tiny';
 const CHARTS = ['tokens', 'ttft', 'tpot', 'queue', 'kv', 'gpu_util', 'gpu_mem', 'gpu_power', 'tools'];
 const GPU_CHARTS = ['gpu_util', 'gpu_mem', 'gpu_power'];
 const MAX_POINTS = 300;
-let passed = 0;
-let failed = 0;
-
-/// One named check: a failed assertion or a thrown error counts as one failure, and the
-/// run goes on so that one report shows every broken behaviour.
-async function check(name, fn) {
-  try {
-    await fn();
-    passed++;
-    console.log(`ok   ${name}`);
-  } catch (e) {
-    failed++;
-    console.log(`FAIL ${name}\n     ${(e && e.stack) || e}`);
-  }
-}
-
-function expect(cond, what) {
-  if (!cond) throw new Error(what);
-}
-
-function expectEq(actual, expected, what) {
-  const a = JSON.stringify(actual);
-  const b = JSON.stringify(expected);
-  if (a !== b) throw new Error(`${what}: got ${a}, expected ${b}`);
-}
 
 // ===== the server under test: adjust conclave's options here ==============================
 
@@ -153,7 +129,7 @@ async function abortRun(why) {
   console.log(`FAIL ${why}`);
   for (const s of procs) console.log(`--- ${s.name} output ---\n${s.log}`);
   await cleanup();
-  console.log(`${passed} passed, ${failed + 1} failed`);
+  console.log(`${tally.passed} passed, ${tally.failed + 1} failed`);
   process.exit(1);
 }
 
@@ -507,7 +483,7 @@ await check('SIGTERM stops the server with exit 0', async () => {
   expectEq(res, { code: 0, signal: null }, 'exit');
 });
 
-if (failed > 0) for (const s of procs) console.log(`--- ${s.name} output ---\n${s.log}`);
+if (tally.failed > 0) for (const s of procs) console.log(`--- ${s.name} output ---\n${s.log}`);
 await cleanup();
-console.log(`${passed} passed, ${failed} failed`);
-process.exit(failed > 0 ? 1 : 0);
+console.log(`${tally.passed} passed, ${tally.failed} failed`);
+process.exit(tally.failed > 0 ? 1 : 0);

@@ -10,6 +10,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { check, expect, expectEq, tally } from './checks.mjs';
 
 const [binary, tokenizerDir] = process.argv.slice(2);
 if (!binary || !tokenizerDir) {
@@ -28,31 +29,6 @@ try {
 
 const MODEL = 'tiny';
 const REQUEST_TIMEOUT_MS = 60_000;
-let passed = 0;
-let failed = 0;
-
-/// One named check: a failed assertion or a thrown error counts as one failure, and the
-/// run goes on so that one report shows every broken behaviour.
-async function check(name, fn) {
-  try {
-    await fn();
-    passed++;
-    console.log(`ok   ${name}`);
-  } catch (e) {
-    failed++;
-    console.log(`FAIL ${name}\n     ${(e && e.stack) || e}`);
-  }
-}
-
-function expect(cond, what) {
-  if (!cond) throw new Error(what);
-}
-
-function expectEq(actual, expected, what) {
-  const a = JSON.stringify(actual);
-  const b = JSON.stringify(expected);
-  if (a !== b) throw new Error(`${what}: got ${a}, expected ${b}`);
-}
 
 /// Expects `promise` to reject with an instance of `type`; returns the error.
 async function expectReject(promise, type, what) {
@@ -117,7 +93,7 @@ function cleanup() {
 function abortRun(why) {
   console.log(`FAIL ${why}\n--- server stderr ---\n${main.log}`);
   cleanup();
-  console.log(`${passed} passed, ${failed + 1} failed`);
+  console.log(`${tally.passed} passed, ${tally.failed + 1} failed`);
   process.exit(1);
 }
 
@@ -797,8 +773,8 @@ await check('every server log line is JSON with timestamp, level and the request
   expect(requests >= 10, `only ${requests} request lines`);
 });
 
-if (failed > 0) console.log(`--- server stderr ---\n${main.log}`);
-for (const x of extraServers) if (failed > 0) console.log(`--- other server stderr ---\n${x.log}`);
+if (tally.failed > 0) console.log(`--- server stderr ---\n${main.log}`);
+for (const x of extraServers) if (tally.failed > 0) console.log(`--- other server stderr ---\n${x.log}`);
 cleanup();
-console.log(`${passed} passed, ${failed} failed`);
-process.exit(failed > 0 ? 1 : 0);
+console.log(`${tally.passed} passed, ${tally.failed} failed`);
+process.exit(tally.failed > 0 ? 1 : 0);
