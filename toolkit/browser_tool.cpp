@@ -31,7 +31,7 @@ std::string resolve(const std::string& base, const std::string& location) {
   std::string err;
   const auto p = parse_http_url(base, err);
   if (!p || location.empty() || location[0] != '/') return location;
-  return fmt::format("http://{}:{}{}", p->host, p->port, location);
+  return fmt::format("{}://{}:{}{}", p->tls ? "https" : "http", p->host, p->port, location);
 }
 
 /// Past the end of a <script>, <style>, <noscript> or <head> element starting at `i`;
@@ -127,7 +127,7 @@ browser_tool::browser_tool(browser_config cfg) : cfg_(std::move(cfg)) {
   def_.name = "browser";
   def_.description = "Fetch a web page (allowed hosts only) and return its text.";
   model::set_parameters(def_, boost::json::parse(R"({"type":"object","required":["url"],
-    "properties":{"url":{"type":"string","description":"an http:// URL"}}})")
+    "properties":{"url":{"type":"string","description":"an http:// or https:// URL"}}})")
                                   .as_object());
 }
 

@@ -2,9 +2,15 @@
 // seen within ~20 ms; the tcp_stream's expiry enforces the deadline.
 #include "toolkit/http_fetch.h"
 
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
 #include <spdlog/fmt/fmt.h>
+
 #include <boost/asio.hpp>
+#include <boost/asio/ssl.hpp>
 #include <boost/beast.hpp>
+#include <boost/beast/ssl.hpp>
+#include <optional>
 
 namespace conclave::toolkit {
 namespace {
@@ -12,19 +18,24 @@ namespace {
 namespace beast = boost::beast;
 namespace http = beast::http;
 namespace asio = boost::asio;
+namespace ssl = asio::ssl;
 using tcp = asio::ip::tcp;
 
 }  // namespace
 
 std::optional<url_parts> parse_http_url(const std::string& url, std::string& error) {
-  constexpr std::string_view scheme = "http://";
-  if (url.rfind(scheme, 0) != 0) {
-    error = url.rfind("https://", 0) == 0 ? "https is not supported (no TLS in this build)"
-                                          : "the URL must start with http://";
+  url_parts p;
+  std::string rest;
+  if (url.rfind("http://", 0) == 0) {
+    rest = url.substr(7);
+  } else if (url.rfind("https://", 0) == 0) {
+    rest = url.substr(8);
+    p.tls = true;
+    p.port = "443";
+  } else {
+    error = "the URL must start with http:// or https://";
     return std::nullopt;
   }
-  url_parts p;
-  const std::string rest = url.substr(scheme.size());
   const size_t slash = rest.find('/');
   std::string authority = rest.substr(0, slash);
   if (slash != std::string::npos) p.target = rest.substr(slash);
@@ -60,7 +71,6 @@ http_response http_request(const std::string& method, const std::string& url,
   }
   asio::io_context io;
   tcp::resolver resolver(io);
-  beast::tcp_stream stream(io);
   beast::flat_buffer buffer;
   http::request<http::string_body> req{http::string_to_verb(method), parts->target, 11};
   req.set(http::field::host, parts->host);
@@ -76,16 +86,51 @@ http_response http_request(const std::string& method, const std::string& url,
     result = ec;
     finished = true;
   };
-  stream.expires_at(ctx.deadline);
+  // Plain or TLS: the same exchange once connected (and, for TLS, shaken hands).
+  std::optional<beast::tcp_stream> plain;
+  std::optional<ssl::context> tls_ctx;
+  std::optional<beast::ssl_stream<beast::tcp_stream>> tls;
+  auto exchange = [&](auto& stream) {
+    http::async_write(stream, req, [&](beast::error_code ec3, size_t) {
+      if (ec3) return fail(ec3);
+      http::async_read(stream, buffer, parser, [&](beast::error_code ec4, size_t) { fail(ec4); });
+    });
+  };
+  if (parts->tls) {
+    tls_ctx.emplace(ssl::context::tls_client);
+    tls_ctx->set_default_verify_paths();
+    tls_ctx->set_verify_mode(ssl::verify_peer);
+    tls.emplace(io, *tls_ctx);
+    SSL* s = tls->native_handle();
+    if (!SSL_set_tlsext_host_name(s, parts->host.c_str())) {
+      out.error = "TLS: cannot set the server name";
+      return out;
+    }
+    // OpenSSL checks the name during the handshake: a DNS name, or an IP address.
+    X509_VERIFY_PARAM* param = SSL_get0_param(s);
+    X509_VERIFY_PARAM_set_hostflags(param, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+    beast::error_code ip_ec;
+    asio::ip::make_address(parts->host, ip_ec);
+    const int named = ip_ec ? X509_VERIFY_PARAM_set1_host(param, parts->host.c_str(), 0)
+                            : X509_VERIFY_PARAM_set1_ip_asc(param, parts->host.c_str());
+    if (named != 1) {
+      out.error = "TLS: cannot check the host name " + parts->host;
+      return out;
+    }
+  } else {
+    plain.emplace(io);
+  }
+  auto& lowest = parts->tls ? beast::get_lowest_layer(*tls) : *plain;
+  lowest.expires_at(ctx.deadline);
   resolver.async_resolve(
       parts->host, parts->port, [&](beast::error_code ec, tcp::resolver::results_type r) {
         if (ec) return fail(ec);
-        stream.async_connect(r, [&](beast::error_code ec2, const tcp::endpoint&) {
+        lowest.async_connect(r, [&](beast::error_code ec2, const tcp::endpoint&) {
           if (ec2) return fail(ec2);
-          http::async_write(stream, req, [&](beast::error_code ec3, size_t) {
+          if (!parts->tls) return exchange(*plain);
+          tls->async_handshake(ssl::stream_base::client, [&](beast::error_code ec3) {
             if (ec3) return fail(ec3);
-            http::async_read(stream, buffer, parser,
-                             [&](beast::error_code ec4, size_t) { fail(ec4); });
+            exchange(*tls);
           });
         });
       });
@@ -94,7 +139,7 @@ http_response http_request(const std::string& method, const std::string& url,
       out.cancelled = true;
       resolver.cancel();
       beast::error_code ignore;
-      stream.socket().close(ignore);
+      lowest.socket().close(ignore);
       io.run_for(std::chrono::milliseconds(50));
       out.error = "cancelled";
       return out;
@@ -118,7 +163,10 @@ http_response http_request(const std::string& method, const std::string& url,
     return out;
   }
   if (result) {
-    out.error = result.message();
+    out.error = result.category() == asio::error::get_ssl_category() ||
+                        result.category() == ssl::error::get_stream_category()
+                    ? "TLS: " + result.message()
+                    : result.message();
     return out;
   }
   const auto& res = parser.get();

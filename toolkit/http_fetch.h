@@ -1,6 +1,8 @@
-// A small HTTP/1.1 client (Boost.Beast) for the webhook tools: one request per
-// connection, bounded in time (a deadline) and size, stopping when cancelled. Plain
-// http:// only (this build has no TLS).
+// A small HTTP/1.1 client (Boost.Beast) for the webhook and browser tools: one request per
+// connection, bounded in time (a deadline) and size, stopping when cancelled. https:// goes
+// over TLS (OpenSSL): the peer's certificate is checked against the system's CA store
+// (SSL_CERT_FILE / SSL_CERT_DIR override it, as everywhere in OpenSSL) and must name the
+// host (SNI sent); a certificate that fails is an error, never a warning.
 #pragma once
 
 #include <cstdint>
@@ -14,9 +16,11 @@ namespace conclave::toolkit {
 
 struct url_parts {
   std::string host, port = "80", target = "/";
+  bool tls = false;  ///< https
 };
 
-/// Splits "http://host[:port][/path]"; nullopt (and `error` set) for anything else.
+/// Splits "http://host[:port][/path]" or "https://..." (port 443 by default); nullopt
+/// (and `error` set) for anything else.
 std::optional<url_parts> parse_http_url(const std::string& url, std::string& error);
 
 struct http_response {
