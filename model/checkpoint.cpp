@@ -2,6 +2,10 @@
 // so that a bad file fails at load time with a clear message, never mid-generation.
 #include "model/checkpoint.h"
 
+#include <set>
+
+#include <mutex>
+
 #include <simdjson.h>
 #include <spdlog/fmt/fmt.h>
 #include <spdlog/spdlog.h>
@@ -89,16 +93,25 @@ checkpoint::checkpoint(const std::filesystem::path& dir)
         "{}: config.json says quant_method \"{}\" but no linear weight is stored quantized",
         dir.string(), quant_method_name(config_.quant.method)));
   }
-  spdlog::info(
-      "checkpoint {}: {} ({} layers, hidden {}, {} experts{}), {} tensors in {} file(s), "
-      "{:.1f} MiB",
-      dir.string(), config_.architecture_name, config_.num_layers, config_.hidden_size,
-      config_.num_experts,
-      config_.quant.quantized()
-          ? fmt::format(", {} of {} linear weights {}", quantized, weights_.size(),
-                        quant_method_name(config_.quant.method))
-          : std::string(),
-      index_.size(), files_.size(), static_cast<double>(weight_bytes_) / (1 << 20));
+  // Info the first time this process opens the folder (start-up validates it, then each
+  // replica and restart opens it again: the same line every time would be noise).
+  static std::mutex seen_mutex;
+  static std::set<std::string> seen;
+  bool first = false;
+  {
+    std::lock_guard lock(seen_mutex);
+    first = seen.insert(std::filesystem::absolute(dir).lexically_normal().string()).second;
+  }
+  spdlog::log(first ? spdlog::level::info : spdlog::level::debug,
+              "checkpoint {}: {} ({} layers, hidden {}, {} experts{}), {} tensors in {} file(s), "
+              "{:.1f} MiB",
+              dir.string(), config_.architecture_name, config_.num_layers, config_.hidden_size,
+              config_.num_experts,
+              config_.quant.quantized()
+                  ? fmt::format(", {} of {} linear weights {}", quantized, weights_.size(),
+                                quant_method_name(config_.quant.method))
+                  : std::string(),
+              index_.size(), files_.size(), static_cast<double>(weight_bytes_) / (1 << 20));
 }
 
 const tensor_view& checkpoint::plain_tensor(const tensor_spec& spec) const {
