@@ -60,8 +60,8 @@ std::string observability_config::validate() const {
   if (log_format != "json" && log_format != "text")
     return "observability.log_format must be \"json\" or \"text\"";
   for (const auto& w : webhooks)
-    if (w.rfind("http://", 0) != 0)
-      return fmt::format("alerting.webhooks: \"{}\" must be an http:// URL", w);
+    if (w.rfind("http://", 0) != 0 && w.rfind("https://", 0) != 0)
+      return fmt::format("alerting.webhooks: \"{}\" must be an http:// or https:// URL", w);
   if (!(webhook_timeout_s > 0)) return "alerting.webhook_timeout_s must be > 0";
   if (webhook_max_attempts < 1) return "alerting.webhook_max_attempts must be at least 1";
   if (!(webhook_backoff_s > 0) || !(webhook_backoff_max_s >= webhook_backoff_s))

@@ -38,7 +38,7 @@ struct observability_config {
   std::string log_format = "json";  ///< "json" (one object per line) or "text"
 
   // [alerting]
-  std::vector<std::string> webhooks;  ///< http://host[:port][/path]; alerts are POSTed there
+  std::vector<std::string> webhooks;  ///< http(s)://host[:port][/path]; alerts are POSTed there
   double webhook_timeout_s = 5.0;
   int32_t webhook_max_attempts = 8;  ///< then the notification is dropped (logged)
   double webhook_backoff_s = 1.0;    ///< the first retry's delay; doubles per attempt

@@ -10,11 +10,28 @@
 
 namespace conclave::net {
 
+namespace {
+
+/// Notifications waiting per webhook beyond this: the oldest is dropped (a receiver down
+/// for long under a flapping rule must not grow the queue without bound).
+constexpr size_t kMaxQueuedPerHook = 256;
+
+/// scheme://host[:port]/...: a webhook URL's path and query often hold its secret token,
+/// which neither the log nor /admin/alerts should show.
+std::string redact(const std::string& url) {
+  const auto scheme = url.find("://");
+  if (scheme == std::string::npos) return url;
+  const auto path = url.find('/', scheme + 3);
+  return path == std::string::npos ? url : url.substr(0, path) + "/...";
+}
+
+}  // namespace
+
 alert_webhooks::alert_webhooks(const config::observability_config& cfg, std::string external_url)
     : cfg_(cfg), external_url_(std::move(external_url)) {
   for (const auto& url : cfg_.webhooks) {
     webhook_stats s;
-    s.url = url;
+    s.url = redact(url);
     stats_.push_back(std::move(s));
   }
   if (!cfg_.webhooks.empty()) thread_ = std::thread([this] { run(); });
@@ -51,6 +68,15 @@ void alert_webhooks::notify(const serve::alert_transition& t) {
     std::lock_guard lock(mutex_);
     if (stopping_) return;
     for (size_t i = 0; i < cfg_.webhooks.size(); ++i) {
+      if (stats_[i].queued >= kMaxQueuedPerHook) {
+        const auto oldest = std::find_if(queue_.begin(), queue_.end(),
+                                         [&](const delivery& d) { return d.hook == i; });
+        if (oldest != queue_.end()) {
+          queue_.erase(oldest);
+          --stats_[i].queued;
+          ++stats_[i].dropped;
+        }
+      }
       queue_.push_back({i, body, 0, std::chrono::steady_clock::now()});
       ++stats_[i].queued;
     }

@@ -180,6 +180,7 @@ void http_server::wait() {
   }
   if (impl_->drainer.joinable() && impl_->drainer.get_id() != std::this_thread::get_id())
     impl_->drainer.join();
+  impl_->ctx->tenants->flush();  // what requests that ended during the stop added
 }
 
 }  // namespace conclave::net

@@ -30,6 +30,12 @@ class http_session : public std::enable_shared_from_this<http_session> {
  public:
   http_session(std::shared_ptr<server_context> ctx, tcp::socket socket)
       : ctx_(std::move(ctx)), stream_(std::move(socket)) {}
+  /// A session can go while its request runs (its socket failed where no handler took it
+  /// up): the request stops, and its key gets its slot back and is charged its tokens.
+  ~http_session() {
+    if (generating_ && handle_) handle_->cancel();
+    finish_request();
+  }
 
   void run() {
     asio::dispatch(stream_.get_executor(), [self = shared_from_this()] { self->do_read(); });

@@ -22,7 +22,7 @@ class websocket_session : public std::enable_shared_from_this<websocket_session>
       : ctx_(std::move(ctx)), ws_(std::move(stream)) {}
 
   void run(http::request<http::string_body> upgrade) {
-    key_ = ctx_->key_of(upgrade[http::field::authorization]);
+    authorization_ = std::string(upgrade[http::field::authorization]);
     ws_.read_message_max(ctx_->cfg.websocket.max_frame_bytes);
     websocket::stream_base::timeout t{};
     t.handshake_timeout = std::chrono::seconds(30);
@@ -96,7 +96,8 @@ class websocket_session : public std::enable_shared_from_this<websocket_session>
   bool accepted_ = false;  ///< handshake done: before it, no other operation may start
   std::optional<websocket::close_code> pending_close_;  ///< to send once the write in flight ends
   std::map<std::string, running> requests_;
-  std::optional<store::key_record> key_;  ///< the key of the upgrade request, if any
+  std::string
+      authorization_;  ///< the upgrade's Authorization header (the key, looked up per request)
 };
 
 namespace {
@@ -192,8 +193,16 @@ void websocket_session::handle_frame(std::string_view text) {
                       : decode_completion_request(body->get_object(), ctx_->proto);
   if (auto* err = std::get_if<api_error>(&decoded)) return error_frame(id, *err);
   auto& d = std::get<decoded_request>(decoded);
-  if (key_) {  // the key's limits, per request
-    if (const auto no = ctx_->tenants->admit(*key_, d.req.model)) {
+  // Looked up per request: a key deleted meanwhile stops working on open sockets too.
+  const auto key = ctx_->key_of(authorization_);
+  if (!key && !ctx_->authorized(authorization_))
+    return error_frame(id, {401,
+                            "the API key of this connection is no longer valid",
+                            "authentication_error",
+                            {},
+                            "invalid_api_key"});
+  if (key) {  // the key's limits, per request
+    if (const auto no = ctx_->tenants->admit(*key, d.req.model)) {
       api_error err{no->status,
                     no->message,
                     no->status == 429 ? "rate_limit_error" : "permission_error",
@@ -207,10 +216,10 @@ void websocket_session::handle_frame(std::string_view text) {
   d.req.sampling.max_tokens = d.max_tokens.value_or(0);
   d.stream = true;
   auto& r = requests_[id];
-  if (key_) {
+  if (key) {
     r.tenants = ctx_->tenants;
-    r.key_id = key_->id;
-    d.req.max_context = key_->limits.max_context;
+    r.key_id = key->id;
+    d.req.max_context = key->limits.max_context;
   }
   r.t0 = std::chrono::steady_clock::now();
   r.route = chat ? "ws:chat.completions" : "ws:completions";

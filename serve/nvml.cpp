@@ -157,7 +157,10 @@ std::vector<gpu_reading> nvml_reader::devices() {
       if (!i) break;
       indices.push_back(*i);
     }
-  } else {
+  }
+  // Not numeric (GPU UUIDs, MIG names, as Kubernetes and Slurm set it): every device NVML
+  // sees, numbered as NVML does.
+  if (indices.empty()) {
     unsigned count = 0;
     if (impl_->device_count == nullptr || impl_->device_count(&count) != 0) return out;
     for (unsigned i = 0; i < count; ++i) indices.push_back(i);

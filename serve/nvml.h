@@ -36,8 +36,9 @@ class nvml_reader {
   /// call). CUDA_VISIBLE_DEVICES is applied to map the CUDA index to NVML's; nothing
   /// when that list is not numeric or NVML cannot answer.
   std::optional<double> utilization(int cuda_device);
-  /// Every device this process can use (CUDA_VISIBLE_DEVICES applied when numeric, else
-  /// every device NVML sees); empty without NVML.
+  /// Every device this process can use (CUDA_VISIBLE_DEVICES applied when numeric; when it
+  /// names UUIDs or MIG instances, every device NVML sees, in NVML's order); empty without
+  /// NVML.
   std::vector<gpu_reading> devices();
 
  private:

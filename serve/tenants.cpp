@@ -13,6 +13,8 @@ namespace conclave::serve {
 namespace {
 
 constexpr auto kMinute = std::chrono::seconds(60);
+/// Flushes between two reads of the store's keys (5 s at the default usage_flush_s).
+constexpr unsigned kReloadEvery = 5;
 
 std::string random_hex(size_t bytes) {
   std::random_device rd;  // getrandom(2) on Linux
@@ -49,14 +51,25 @@ tenants::tenants(std::unique_ptr<store::state_store> store,
     r.id = "config-" + std::to_string(++i);
     r.name = "server.api_keys[" + std::to_string(i - 1) + "]";
     r.secret_hash = store::sha256_hex(k);
-    by_hash_[r.secret_hash] = r;
+    static_keys_.push_back(r);
   }
   if (!store_) store_ = store::memory_store();
+  std::vector<store::key_record> stored;
   try {
-    for (auto& r : store_->keys()) by_hash_[r.secret_hash] = std::move(r);
+    stored = store_->keys();
+    keys_loaded_ = true;
   } catch (const store::store_error& e) {
     note_store_failure(e.what());
   }
+  set_keys(std::move(stored));
+}
+
+void tenants::set_keys(std::vector<store::key_record> stored) {
+  std::lock_guard lock(mutex_);
+  by_hash_.clear();
+  for (const auto& r : static_keys_) by_hash_[r.secret_hash] = r;
+  for (auto& r : stored) by_hash_[r.secret_hash] = std::move(r);
+  if (!by_hash_.empty()) auth_required_ = true;
 }
 
 std::optional<store::key_record> tenants::find(const std::string& secret) const {
@@ -67,9 +80,9 @@ std::optional<store::key_record> tenants::find(const std::string& secret) const 
   return it->second;
 }
 
-bool tenants::any() const {
+bool tenants::auth_required() const {
   std::lock_guard lock(mutex_);
-  return !by_hash_.empty();
+  return auth_required_ || !keys_loaded_;
 }
 
 void tenants::trim(window& w, clock_type::time_point now) {
@@ -165,6 +178,7 @@ std::pair<store::key_record, std::string> tenants::create_key(const std::string&
   store_->put_key(r);
   std::lock_guard lock(mutex_);
   by_hash_[r.secret_hash] = r;
+  auth_required_ = true;
   return {r, secret};
 }
 
@@ -214,14 +228,20 @@ bool tenants::flush() {
     for (const auto& [k, v] : pending_) rows.push_back(v);
     pending_.clear();
   }
-  const bool was_degraded = degraded();
-  if (rows.empty() && !was_degraded) return true;
+  bool reload = false;
+  {
+    std::lock_guard lock(mutex_);
+    // The store's keys again now and then (other gateways make and delete keys), and at
+    // once when they could not be read before.
+    reload = degraded_ || !keys_loaded_ || ++flushes_ % kReloadEvery == 0;
+  }
+  if (rows.empty() && !reload) return true;
   try {
     if (!rows.empty()) store_->add_usage(rows);
-    if (was_degraded) {  // back: the keys it holds (some may not have loaded at start)
-      auto stored = store_->keys();
+    if (reload) {
+      set_keys(store_->keys());
       std::lock_guard lock(mutex_);
-      for (auto& r : stored) by_hash_[r.secret_hash] = std::move(r);
+      keys_loaded_ = true;
     }
   } catch (const store::store_error& e) {
     note_store_failure(e.what());
@@ -236,11 +256,15 @@ bool tenants::flush() {
     }
     return false;
   }
-  std::lock_guard lock(mutex_);
-  if (degraded_) {
+  bool recovered = false;
+  {
+    std::lock_guard lock(mutex_);
+    recovered = degraded_;
     degraded_ = false;
-    spdlog::warn("state store {} answers again: keys loaded, usage written", store_->describe());
   }
+  if (recovered)
+    spdlog::warn("state store {} answers again: keys loaded, usage written", store_->describe());
+  std::lock_guard lock(mutex_);
   return pending_.empty();
 }
 
@@ -252,8 +276,9 @@ void tenants::note_store_failure(const std::string& what) {
 }
 
 std::string tenants::describe() const {
+  const std::string what = store_->describe();  // (not under mutex_: it may wait on the store)
   std::lock_guard lock(mutex_);
-  return store_->describe() + (degraded_ ? " (degraded: memory)" : "");
+  return what + (degraded_ ? " (degraded: memory)" : "");
 }
 
 bool tenants::degraded() const {

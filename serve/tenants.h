@@ -39,8 +39,10 @@ class tenants {
 
   /// The key a presented secret belongs to, or nothing (looked up by its SHA-256).
   std::optional<store::key_record> find(const std::string& secret) const;
-  /// True when any key exists (else authentication is off).
-  bool any() const;
+  /// Whether requests must carry a key: once any key existed in this process (config or
+  /// store), and while the store's keys could not be read yet (fail closed: a server that
+  /// only knows managed keys must not open up because its store is down at start).
+  bool auth_required() const;
 
   /// Admits a request of key `key` for `model`, or says why not. An admitted request
   /// holds a concurrency slot until finish().
@@ -85,6 +87,12 @@ class tenants {
   std::map<std::string, window> windows_;             ///< by key id
   std::map<std::pair<std::string, std::string>, store::usage_row> pending_;
   bool degraded_ = false;
+  bool keys_loaded_ = false;    ///< the store's keys were read at least once
+  bool auth_required_ = false;  ///< sticky: some key existed
+  unsigned flushes_ = 0;        ///< the store's keys are read again every kReloadEvery
+  std::vector<store::key_record> static_keys_;
+  /// Replaces the keys with the config's and `stored` (deletions elsewhere take effect).
+  void set_keys(std::vector<store::key_record> stored);
 };
 
 }  // namespace conclave::serve

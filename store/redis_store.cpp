@@ -21,8 +21,14 @@ class redis_store final : public state_store {
   redis_store(std::string host, int port, std::string prefix)
       : host_(std::move(host)), port_(port), prefix_(std::move(prefix)) {
     std::lock_guard lock(mutex_);
-    connect();
-    command({"PING"});
+    try {
+      connect();
+      command({"PING"});  // a server that wants AUTH answers an error here
+    } catch (...) {
+      if (ctx_ != nullptr) redisFree(ctx_);  // (no destructor runs for a throwing constructor)
+      ctx_ = nullptr;
+      throw;
+    }
   }
   ~redis_store() override {
     if (ctx_ != nullptr) redisFree(ctx_);
@@ -79,7 +85,12 @@ class redis_store final : public state_store {
       auto& row = rows[{field.substr(0, a), field.substr(a + 1, b - a - 1)}];
       row.key_id = field.substr(0, a);
       row.model = field.substr(a + 1, b - a - 1);
-      const int64_t v = std::stoll(std::string(r->element[i + 1]->str, r->element[i + 1]->len));
+      int64_t v = 0;
+      try {
+        v = std::stoll(std::string(r->element[i + 1]->str, r->element[i + 1]->len));
+      } catch (const std::exception&) {
+        throw store_error(describe() + ": usage field " + field + " is not a number");
+      }
       const std::string column = field.substr(b + 1);
       if (column == "requests") row.requests = v;
       if (column == "prompt_tokens") row.prompt_tokens = v;
@@ -112,13 +123,16 @@ class redis_store final : public state_store {
   void pipeline(const std::vector<std::vector<std::string>>& cmds) {
     if (ctx_ == nullptr || ctx_->err != 0) connect();  // a broken connection: reopen once
     for (const auto& c : cmds) append(c);
+    // Every reply is read, also after an error, so the connection stays in step.
+    std::string error;
     for (size_t i = 0; i < cmds.size(); ++i) {
       void* raw = nullptr;
       if (redisGetReply(ctx_, &raw) != REDIS_OK) fail_connection();
       reply_ptr r(static_cast<redisReply*>(raw));
-      if (r->type == REDIS_REPLY_ERROR)
-        throw store_error(describe() + ": " + cmds[i][0] + ": " + std::string(r->str, r->len));
+      if (r->type == REDIS_REPLY_ERROR && error.empty())
+        error = cmds[i][0] + ": " + std::string(r->str, r->len);
     }
+    if (!error.empty()) throw store_error(describe() + ": " + error);
   }
 
   reply_ptr command(const std::vector<std::string>& args) {

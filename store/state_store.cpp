@@ -61,7 +61,9 @@ class lazy final : public state_store {
  public:
   lazy(std::string url, double retry_s) : url_(std::move(url)), retry_(retry_s) {}
   std::string describe() const override {
-    std::lock_guard lock(mutex_);
+    // Never waits for an open in progress (a connect may take seconds).
+    std::unique_lock lock(mutex_, std::try_to_lock);
+    if (!lock.owns_lock()) return url_ + " (opening)";
     return inner_ ? inner_->describe() : url_ + " (not open)";
   }
   void put_key(const key_record& r) override { get()->put_key(r); }

@@ -280,7 +280,8 @@ window_s = 120
   CHECK(invalid("[[alerts]]\nname = \"X\"\nrule = \"kv_use\"\n[[alerts]]\nname = \"X\"\nrule = "
                 "\"kv_use\"\n")
             .find("used twice") != std::string::npos);
-  CHECK(invalid("[alerting]\nwebhooks = [\"https://x\"]\n").find("http://") != std::string::npos);
+  CHECK(invalid("[alerting]\nwebhooks = [\"ftp://x\"]\n").find("http://") != std::string::npos);
+  CHECK(invalid("[alerting]\nwebhooks = [\"https://x/hook\"]\n").empty());
   CHECK(invalid("[observability]\nlog_format = \"xml\"\n").find("log_format") != std::string::npos);
   CHECK(invalid("[alerting]\ndefault_rules = false\n").empty());
   CHECK(config::load_server_config(t.write("[alerting]\ndefault_rules = false\n"))

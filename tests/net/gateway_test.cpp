@@ -201,3 +201,19 @@ TEST_CASE(
   CHECK(refused.status == 503);
   CHECK(refused.body.find("file is not a database") != std::string::npos);
 }
+
+TEST_CASE("gateway: without admin keys the config's keys administer, a managed key never does",
+          "[server][gateway][auth]") {
+  test_server s([](config::server_config& c) { c.api_keys = {"config-user-key"}; });
+  const uint16_t port = s.port();
+  const auto made =
+      post_json(port, "/admin/keys", R"({"name":"tenant"})", bearer("config-user-key"));
+  REQUIRE(made.status == 201);
+  const std::string managed(json::parse(made.body).at("key").as_string());
+  CHECK(post_json(port, "/v1/completions", completion(), bearer(managed)).status == 200);
+  // It may not mint itself another key, list keys or read the usage.
+  CHECK(post_json(port, "/admin/keys", R"({"name":"mine"})", bearer(managed)).status == 403);
+  http_client c(port);
+  CHECK(c.call(http::verb::get, "/admin/usage", {}, bearer(managed)).status == 403);
+  CHECK(c.call(http::verb::get, "/admin/usage", {}, bearer("config-user-key")).status == 200);
+}

@@ -48,7 +48,7 @@ TEST_CASE("tenants: config keys and created keys authenticate, secrets are store
   auto backing = std::make_unique<flaky_store>();
   auto* raw = backing.get();
   tenants t(std::move(backing), {"config-secret-1"});
-  CHECK(t.any());
+  CHECK(t.auth_required());
   REQUIRE(t.find("config-secret-1"));
   CHECK(t.find("config-secret-1")->id == "config-1");
   CHECK_FALSE(t.find("nope"));
@@ -183,4 +183,31 @@ TEST_CASE("tenants: a store down at start loads its keys once it answers", "[ten
   CHECK(t.flush());
   REQUIRE(t.find("ck-old"));
   CHECK(t.find("ck-old")->id == "key-old");
+}
+
+TEST_CASE("tenants: authentication fails closed, stays on, and follows other gateways' keys",
+          "[tenants]") {
+  // A store that cannot be read at start: keys cannot be checked, so they are required.
+  auto down = std::make_unique<flaky_store>();
+  down->down = true;
+  tenants blind(std::move(down), {});
+  CHECK(blind.auth_required());
+  // A server with no key at all is open; once a key existed, it stays closed.
+  tenants open(store::memory_store(), {});
+  CHECK_FALSE(open.auth_required());
+  const auto [k, s] = open.create_key("k", limits(0));
+  CHECK(open.auth_required());
+  CHECK(open.delete_key(k.id));
+  CHECK(open.auth_required());
+  // Two gateways on one store: a key made or deleted on one shows on the other within a
+  // few flushes.
+  temp_dir dir;
+  const std::string url = "sqlite:" + (dir.path() / "state.db").string();
+  tenants a(store::open_store(url), {}), b(store::open_store(url), {});
+  const auto [made, secret] = a.create_key("shared", limits(0));
+  for (int i = 0; i < 5; ++i) b.flush();
+  REQUIRE(b.find(secret));
+  CHECK(a.delete_key(made.id));
+  for (int i = 0; i < 5; ++i) b.flush();
+  CHECK_FALSE(b.find(secret));
 }
