@@ -144,12 +144,8 @@ void tenants::finish(const std::string& key_id, const std::string& model, int64_
       std::max<int64_t>(0, prompt_tokens) + std::max<int64_t>(0, completion_tokens);
   if (tokens > 0) w.tokens.emplace_back(now, tokens);
   trim(w, now);
-  auto& u = pending_[{key_id, model}];
-  u.key_id = key_id;
-  u.model = model;
-  u.requests += 1;
-  u.prompt_tokens += std::max<int64_t>(0, prompt_tokens);
-  u.completion_tokens += std::max<int64_t>(0, completion_tokens);
+  store::add_usage_to(pending_, {key_id, model, 1, std::max<int64_t>(0, prompt_tokens),
+                                 std::max<int64_t>(0, completion_tokens)});
 }
 
 std::pair<store::key_record, std::string> tenants::create_key(const std::string& name,
@@ -201,21 +197,14 @@ std::vector<store::key_record> tenants::keys() const {
 }
 
 std::vector<store::usage_row> tenants::usage() {
-  std::map<std::pair<std::string, std::string>, store::usage_row> sum;
+  store::usage_table sum;
   try {
     for (auto& r : store_->usage()) sum[{r.key_id, r.model}] = std::move(r);
   } catch (const store::store_error& e) {
     note_store_failure(e.what());
   }
   std::lock_guard lock(mutex_);
-  for (const auto& [k, p] : pending_) {
-    auto& s = sum[k];
-    s.key_id = p.key_id;
-    s.model = p.model;
-    s.requests += p.requests;
-    s.prompt_tokens += p.prompt_tokens;
-    s.completion_tokens += p.completion_tokens;
-  }
+  for (const auto& [k, p] : pending_) store::add_usage_to(sum, p);
   std::vector<store::usage_row> out;
   for (auto& [k, v] : sum) out.push_back(std::move(v));
   return out;
@@ -246,14 +235,7 @@ bool tenants::flush() {
   } catch (const store::store_error& e) {
     note_store_failure(e.what());
     std::lock_guard lock(mutex_);
-    for (const auto& r : rows) {  // back in front of what came meanwhile
-      auto& p = pending_[{r.key_id, r.model}];
-      p.key_id = r.key_id;
-      p.model = r.model;
-      p.requests += r.requests;
-      p.prompt_tokens += r.prompt_tokens;
-      p.completion_tokens += r.completion_tokens;
-    }
+    for (const auto& r : rows) store::add_usage_to(pending_, r);  // with what came meanwhile
     return false;
   }
   bool recovered = false;

@@ -85,7 +85,7 @@ class tenants {
   mutable std::mutex mutex_;
   std::map<std::string, store::key_record> by_hash_;  ///< every key, by secret hash
   std::map<std::string, window> windows_;             ///< by key id
-  std::map<std::pair<std::string, std::string>, store::usage_row> pending_;
+  store::usage_table pending_;
   bool degraded_ = false;
   bool keys_loaded_ = false;    ///< the store's keys were read at least once
   bool auth_required_ = false;  ///< sticky: some key existed

@@ -32,14 +32,7 @@ class memory final : public state_store {
   }
   void add_usage(const std::vector<usage_row>& rows) override {
     std::lock_guard lock(mutex_);
-    for (const auto& r : rows) {
-      auto& u = usage_[{r.key_id, r.model}];
-      u.key_id = r.key_id;
-      u.model = r.model;
-      u.requests += r.requests;
-      u.prompt_tokens += r.prompt_tokens;
-      u.completion_tokens += r.completion_tokens;
-    }
+    for (const auto& r : rows) add_usage_to(usage_, r);
   }
   std::vector<usage_row> usage() override {
     std::lock_guard lock(mutex_);
@@ -51,7 +44,7 @@ class memory final : public state_store {
  private:
   std::mutex mutex_;
   std::map<std::string, key_record> keys_;
-  std::map<std::pair<std::string, std::string>, usage_row> usage_;
+  usage_table usage_;
 };
 
 /// Parses a URL as open_store does, without opening anything.
@@ -101,6 +94,15 @@ class lazy final : public state_store {
 std::unique_ptr<state_store> open_store_lazily(const std::string& url, double retry_s) {
   check_url(url);
   return std::make_unique<lazy>(url, retry_s);
+}
+
+void add_usage_to(usage_table& rows, const usage_row& delta) {
+  auto& u = rows[{delta.key_id, delta.model}];
+  u.key_id = delta.key_id;
+  u.model = delta.model;
+  u.requests += delta.requests;
+  u.prompt_tokens += delta.prompt_tokens;
+  u.completion_tokens += delta.completion_tokens;
 }
 
 std::unique_ptr<state_store> memory_store() {

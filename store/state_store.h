@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <optional>
 #include <stdexcept>
@@ -42,6 +43,11 @@ struct usage_row {
   std::string key_id, model;
   int64_t requests = 0, prompt_tokens = 0, completion_tokens = 0;
 };
+
+/// The row of (delta.key_id, delta.model) in `rows`, created when missing, with `delta`'s
+/// counts added: how usage is summed everywhere.
+using usage_table = std::map<std::pair<std::string, std::string>, usage_row>;
+void add_usage_to(usage_table& rows, const usage_row& delta);
 
 class state_store {
  public:

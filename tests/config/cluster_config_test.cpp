@@ -297,6 +297,5 @@ TEST_CASE("server.admin_keys: read, round-tripped, distinct from the user keys",
   CHECK(config::load_server_config(t.write(config::to_toml(c))).admin_keys == c.admin_keys);
   CHECK(t.error_of("[server]\napi_keys = [\"same-key-1\"]\nadmin_keys = [\"same-key-1\"]\n")
             .find("must differ") != std::string::npos);
-  CHECK(t.error_of("[server]\nadmin_keys = [\"short\"]\n").find("at least 8") !=
-        std::string::npos);
+  CHECK(t.error_of("[server]\nadmin_keys = [\"short\"]\n").find("at least 8") != std::string::npos);
 }
