@@ -466,13 +466,7 @@ void http_session::handle_generation(request_type& req, bool chat) {
   if (const auto key = ctx_->key_of(req[http::field::authorization])) {
     if (const auto no = ctx_->tenants->admit(*key, d.req.model)) {
       ctx_->metrics->count_request(route_, no->status);
-      api_error err{no->status,
-                    no->message,
-                    no->status == 429 ? "rate_limit_error" : "permission_error",
-                    {},
-                    no->code};
-      err.retry_after_s = no->retry_after_s;
-      return send_error(err);
+      return send_error(server_context::refusal_error(*no));
     }
     key_id_ = key->id;
     d.req.max_context = key->limits.max_context;

@@ -17,16 +17,6 @@ constexpr std::string_view request_keys[] = {"request_id",        "model",      
                                              "replica",           "latency_ms", "prompt_tokens",
                                              "completion_tokens", "status",     "error"};
 
-std::string timestamp(int64_t unix_ns) {
-  const std::time_t s = static_cast<std::time_t>(unix_ns / 1'000'000'000);
-  std::tm tm{};
-  gmtime_r(&s, &tm);
-  char buf[40];
-  const size_t n = std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
-  std::snprintf(buf + n, sizeof buf - n, ".%03dZ", static_cast<int>((unix_ns / 1'000'000) % 1000));
-  return buf;
-}
-
 class json_formatter final : public spdlog::formatter {
  public:
   void format(const spdlog::details::log_msg& msg, spdlog::memory_buf_t& dest) override {
@@ -45,9 +35,19 @@ class json_formatter final : public spdlog::formatter {
 
 }  // namespace
 
+std::string utc_timestamp(int64_t unix_ns) {
+  const std::time_t s = static_cast<std::time_t>(unix_ns / 1'000'000'000);
+  std::tm tm{};
+  gmtime_r(&s, &tm);
+  char buf[40];
+  const size_t n = std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
+  std::snprintf(buf + n, sizeof buf - n, ".%03dZ", static_cast<int>((unix_ns / 1'000'000) % 1000));
+  return buf;
+}
+
 std::string json_log_line(std::string_view level, std::string_view message, int64_t unix_ns) {
   json::object line;
-  line["timestamp"] = timestamp(unix_ns);
+  line["timestamp"] = utc_timestamp(unix_ns);
   line["level"] = level == "warning" ? "warn" : level;
   json::object fields;
   if (message.size() >= 2 && message.front() == '{' && message.back() == '}') {

@@ -6,6 +6,7 @@
 // merged into the line instead of being quoted.
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <string_view>
 
@@ -14,6 +15,9 @@ namespace conclave::net {
 /// Sets the format of every spdlog logger: "json" or "text" (throws std::invalid_argument
 /// for anything else).
 void set_log_format(const std::string& format);
+
+/// "2026-12-05T16:40:00.123Z": UTC with milliseconds (log lines, alert webhooks).
+std::string utc_timestamp(int64_t unix_ns);
 
 /// One log line (no newline) as the JSON format writes it; `unix_ns` is the time.
 std::string json_log_line(std::string_view level, std::string_view message, int64_t unix_ns);

@@ -55,6 +55,16 @@ bool bearer_matches(std::string_view header, const std::vector<std::string>& key
 
 }  // namespace
 
+api_error server_context::refusal_error(const serve::tenant_refusal& no) {
+  api_error err{no.status,
+                no.message,
+                no.status == 429 ? "rate_limit_error" : "permission_error",
+                {},
+                no.code};
+  err.retry_after_s = no.retry_after_s;
+  return err;
+}
+
 std::optional<store::key_record> server_context::key_of(std::string_view header) const {
   constexpr std::string_view bearer = "Bearer ";
   if (header.substr(0, bearer.size()) != bearer) return std::nullopt;

@@ -68,6 +68,8 @@ struct server_context {
   /// True when no keys exist (none configured, none created) or the Authorization header
   /// carries one of them. Admin keys are taken on the user routes too.
   bool authorized(std::string_view authorization_header) const;
+  /// A key's refused request as the error the client gets (HTTP and WebSocket alike).
+  static api_error refusal_error(const serve::tenant_refusal& no);
   /// The user key (config or managed) the header carries, or nothing.
   std::optional<store::key_record> key_of(std::string_view authorization_header) const;
   /// The admin routes' check: with admin keys configured, `ok` only for one of them and

@@ -1,6 +1,8 @@
 // Telemetry as JSON (see the header).
 #include "net/telemetry_json.h"
 
+#include "net/json_log.h"
+
 #include <boost/json.hpp>
 #include <chrono>
 #include <ctime>
@@ -16,12 +18,8 @@ int64_t unix_ms(std::chrono::system_clock::time_point t) {
 }
 
 std::string rfc3339(std::chrono::system_clock::time_point t) {
-  const std::time_t s = std::chrono::system_clock::to_time_t(t);
-  std::tm tm{};
-  gmtime_r(&s, &tm);
-  const auto ms = unix_ms(t) % 1000;
-  return fmt::format("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z", tm.tm_year + 1900, tm.tm_mon + 1,
-                     tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ms);
+  return utc_timestamp(
+      std::chrono::duration_cast<std::chrono::nanoseconds>(t.time_since_epoch()).count());
 }
 
 template <class T>

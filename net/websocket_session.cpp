@@ -202,15 +202,8 @@ void websocket_session::handle_frame(std::string_view text) {
                             {},
                             "invalid_api_key"});
   if (key) {  // the key's limits, per request
-    if (const auto no = ctx_->tenants->admit(*key, d.req.model)) {
-      api_error err{no->status,
-                    no->message,
-                    no->status == 429 ? "rate_limit_error" : "permission_error",
-                    {},
-                    no->code};
-      err.retry_after_s = no->retry_after_s;
-      return error_frame(id, err);
-    }
+    if (const auto no = ctx_->tenants->admit(*key, d.req.model))
+      return error_frame(id, server_context::refusal_error(*no));
   }
   d.req.id = ctx_->new_request_id(chat ? "chatcmpl-" : "cmpl-");
   d.req.sampling.max_tokens = d.max_tokens.value_or(0);
