@@ -8,14 +8,22 @@ jobs=$(nproc)
 asan=1
 [ "${1:-}" = "--no-asan" ] && asan=0
 
-cmake --preset default
-cmake --build --preset default -j "$jobs"
-ctest --preset default -j "$jobs"
+# Each phase's wall time, so a slow CI run says where its time went.
+phase() {
+  local name=$1 start=$SECONDS
+  shift
+  "$@"
+  echo "test.sh: $name took $((SECONDS - start)) s (total $SECONDS s)" >&2
+}
+
+phase "default configure" cmake --preset default
+phase "default build" cmake --build --preset default -j "$jobs"
+phase "default tests" ctest --preset default -j "$jobs"
 
 if [ "$asan" = 1 ]; then
-  cmake --preset asan
-  cmake --build --preset asan -j "$jobs"
+  phase "asan configure" cmake --preset asan
+  phase "asan build" cmake --build --preset asan -j "$jobs"
   # Tests that run none of conclave's code (promtool, the dashboard on a synthetic feed)
   # ran in the default pass; the sanitizers have nothing to add there.
-  ctest --preset asan -j "$jobs" -LE no_native
+  phase "asan tests" ctest --preset asan -j "$jobs" -LE no_native
 fi
