@@ -165,6 +165,9 @@ std::string gateway_config::validate() const {
     return "store must be memory, sqlite:PATH or redis://HOST[:PORT][/PREFIX]";
   if (store == "sqlite:") return "store: sqlite: needs a file path";
   if (!(usage_flush_s > 0 && usage_flush_s <= 3600)) return "usage_flush_s must be in (0, 3600]";
+  if (!(resume_window_s >= 0 && resume_window_s <= 7 * 86400))
+    return "resume_window_s must be in [0, 604800]";
+  if (!(journal_flush_s > 0 && journal_flush_s <= 60)) return "journal_flush_s must be in (0, 60]";
   return {};
 }
 
@@ -365,6 +368,8 @@ server_config load_server_config(const std::filesystem::path& path, server_confi
   table_reader gw(sub_table(root, "gateway", file), "gateway", file);
   gw.read("store", c.gateway.store);
   gw.read("usage_flush_s", c.gateway.usage_flush_s);
+  gw.read("resume_window_s", c.gateway.resume_window_s);
+  gw.read("journal_flush_s", c.gateway.journal_flush_s);
   gw.reject_unknown();
 
   auto& oc = c.observability;
@@ -568,7 +573,9 @@ std::string to_toml(const server_config& c) {
                    {"observability", observability},
                    {"alerting", alerting},
                    {"gateway", toml::table{{"store", c.gateway.store},
-                                           {"usage_flush_s", c.gateway.usage_flush_s}}}};
+                                           {"usage_flush_s", c.gateway.usage_flush_s},
+                                           {"resume_window_s", c.gateway.resume_window_s},
+                                           {"journal_flush_s", c.gateway.journal_flush_s}}}};
   if (!oc.alerts.empty()) {
     toml::array alerts;
     for (const auto& a : oc.alerts)

@@ -100,13 +100,18 @@ struct cluster_config {
   std::string validate() const;
 };
 
-/// [gateway]: where API keys and usage are kept (docs/gateway.md).
+/// [gateway]: where API keys, usage and the stream journal are kept (docs/gateway.md).
 struct gateway_config {
   /// "memory", "sqlite:PATH" or "redis://HOST[:PORT][/PREFIX]". Empty: `conclave serve`
   /// uses sqlite:$CONCLAVE_HOME/state.db (else $XDG_STATE_HOME/conclave/state.db, else
   /// ~/.local/state/conclave/state.db); a server embedded in another program, memory.
   std::string store;
   double usage_flush_s = 1.0;  ///< how often usage is written to the store
+  /// How long a streamed request stays resumable after its last event (SSE Last-Event-ID,
+  /// WebSocket "resume"); 0: streams are not journaled.
+  double resume_window_s = 600;
+  /// How often the journal of resumable streams is written to the store (in batches).
+  double journal_flush_s = 0.25;
 
   std::string validate() const;
 };

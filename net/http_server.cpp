@@ -45,18 +45,33 @@ struct http_server::impl {
   std::optional<asio::executor_work_guard<asio::io_context::executor_type>> work;
   std::thread drainer;
 
-  // Usage goes to the state store in batches, every gateway.usage_flush_s.
+  // Usage goes to the state store in batches, every gateway.usage_flush_s; the stream
+  // journal every gateway.journal_flush_s.
   std::mutex flush_mutex;
   std::condition_variable flush_wake;
   bool flush_stop = false;
   std::thread flusher;
   void flush_loop() {
-    const auto every = std::chrono::duration_cast<std::chrono::steady_clock::duration>(
-        std::chrono::duration<double>(ctx->cfg.gateway.usage_flush_s));
+    using steady = std::chrono::steady_clock;
+    const auto span = [](double s) {
+      return std::chrono::duration_cast<steady::duration>(std::chrono::duration<double>(s));
+    };
+    const auto usage_every = span(ctx->cfg.gateway.usage_flush_s);
+    const auto journal_every = span(ctx->cfg.gateway.journal_flush_s);
+    const auto tick = ctx->journal ? std::min(usage_every, journal_every) : usage_every;
+    auto usage_due = steady::now() + usage_every, journal_due = steady::now() + journal_every;
     std::unique_lock lock(flush_mutex);
-    while (!flush_wake.wait_for(lock, every, [this] { return flush_stop; })) {
+    while (!flush_wake.wait_for(lock, tick, [this] { return flush_stop; })) {
       lock.unlock();
-      ctx->tenants->flush();
+      const auto now = steady::now();
+      if (now >= usage_due) {
+        ctx->tenants->flush();
+        usage_due = now + usage_every;
+      }
+      if (ctx->journal && now >= journal_due) {
+        ctx->journal->flush();
+        journal_due = now + journal_every;
+      }
       lock.lock();
     }
   }
@@ -69,6 +84,7 @@ struct http_server::impl {
     flush_wake.notify_all();
     if (flusher.joinable() && flusher.get_id() != std::this_thread::get_id()) flusher.join();
     ctx->tenants->flush();  // the last batch
+    if (ctx->journal) ctx->journal->flush();
   }
 };
 
@@ -181,6 +197,7 @@ void http_server::wait() {
   if (impl_->drainer.joinable() && impl_->drainer.get_id() != std::this_thread::get_id())
     impl_->drainer.join();
   impl_->ctx->tenants->flush();  // what requests that ended during the stop added
+  if (impl_->ctx->journal) impl_->ctx->journal->flush();
 }
 
 }  // namespace conclave::net

@@ -1,6 +1,7 @@
 // HTTP sessions. Writes go through one queue (one async_write in flight); while a
 // generation runs, a read on the socket watches for the client going away.
 #include "net/http_session.h"
+#include "net/stream_resume.h"
 
 #include <array>
 #include <charconv>
@@ -91,6 +92,7 @@ class http_session : public std::enable_shared_from_this<http_session> {
   std::string route_, request_id_, model_;
   std::string key_id_;  ///< the API key the running request counts against (else empty)
   std::optional<response_writer> writer_;
+  std::optional<stream_tap> tap_;  ///< a streamed request's chunk numbers and journal
   std::shared_ptr<serve::request_handle> handle_;
   clock_type::time_point t0_;
 
@@ -455,15 +457,43 @@ void http_session::handle_generation(request_type& req, bool chat) {
     ctx_->metrics->count_request(route_, 503);
     return send_error({503, "the server is shutting down", "service_unavailable"});
   }
-  auto decoded = chat ? decode_chat_request(req.body(), ctx_->proto)
-                      : decode_completion_request(req.body(), ctx_->proto);
+  const auto key = ctx_->key_of(req[http::field::authorization]);
+  const std::string key_id = key ? key->id : std::string();
+  const int64_t now_s = std::chrono::duration_cast<std::chrono::seconds>(
+                            std::chrono::system_clock::now().time_since_epoch())
+                            .count();
+  // A resume (net/stream_resume.h): the stream's journaled request runs again.
+  std::optional<resume_plan> resumed;
+  if (const auto last_id = req["Last-Event-ID"]; !last_id.empty()) {
+    const auto parsed = parse_event_id(last_id);
+    if (!parsed) {
+      ctx_->metrics->count_request(route_, 400);
+      return send_error({400, "Last-Event-ID must be \"<request id>:<event number>\"",
+                         "invalid_request_error", "Last-Event-ID"});
+    }
+    auto plan = plan_resume(*ctx_, parsed->first, parsed->second, key_id);
+    if (auto* err = std::get_if<api_error>(&plan)) {
+      ctx_->metrics->count_request(route_, err->status);
+      return send_error(*err);
+    }
+    resumed = std::move(std::get<resume_plan>(plan));
+    chat = resumed->chat;
+    route_ = chat ? "/v1/chat/completions" : "/v1/completions";
+  }
+  std::variant<decoded_request, api_error> decoded;
+  if (resumed) {
+    decoded = std::move(resumed->d);
+  } else {
+    decoded = chat ? decode_chat_request(req.body(), ctx_->proto)
+                   : decode_completion_request(req.body(), ctx_->proto);
+  }
   if (auto* err = std::get_if<api_error>(&decoded)) {
     ctx_->metrics->count_request(route_, err->status);
     return send_error(*err);
   }
   auto& d = std::get<decoded_request>(decoded);
   // The key's limits (an admin key, or a server without keys, has none).
-  if (const auto key = ctx_->key_of(req[http::field::authorization])) {
+  if (key) {
     if (const auto no = ctx_->tenants->admit(*key, d.req.model)) {
       ctx_->metrics->count_request(route_, no->status);
       return send_error(server_context::refusal_error(*no));
@@ -471,15 +501,21 @@ void http_session::handle_generation(request_type& req, bool chat) {
     key_id_ = key->id;
     d.req.max_context = key->limits.max_context;
   }
-  d.req.id = ctx_->new_request_id(chat ? "chatcmpl-" : "cmpl-");
+  const int64_t created = resumed ? resumed->created : now_s;
+  if (resumed) {
+    tap_.emplace(ctx_->journal, d.req.id, resumed->after, std::move(resumed->journaled));
+  } else {
+    d.req.id = ctx_->new_request_id(chat ? "chatcmpl-" : "cmpl-");
+    if (d.stream) {
+      begin_journal(*ctx_, d, chat, req.body(), created, key_id);
+      tap_.emplace(ctx_->journal, d.req.id);
+    }
+  }
   request_id_ = d.req.id;
   model_ = d.req.model;
   d.req.sampling.max_tokens = d.max_tokens.value_or(0);  // 0: the rest of the context
   streaming_ = d.stream;
-  writer_.emplace(d, d.req.model,
-                  std::chrono::duration_cast<std::chrono::seconds>(
-                      std::chrono::system_clock::now().time_since_epoch())
-                      .count());
+  writer_.emplace(d, d.req.model, created);
   generating_ = true;
   started_ = done_ = false;
   stream_.expires_never();  // generations may be long; the disconnect watch covers dead clients
@@ -526,8 +562,35 @@ void http_session::on_event(serve::client_event e) {
   const bool last = e.type == kind::finished || e.type == kind::error;
   if (streaming_) {
     std::string data;
-    for (const auto& payload : writer_->stream_event(e)) data += "data: " + payload + "\n\n";
-    if (last) data += "data: [DONE]\n\n";
+    bool diverged = false;
+    for (const auto& payload : writer_->stream_event(e)) {
+      if (e.type == kind::error || !tap_) {  // errors are not numbered: a resume runs again
+        data += "data: " + payload + "\n\n";
+        continue;
+      }
+      const auto step = tap_->next(payload);
+      if (step.diverged) {
+        diverged = true;
+        break;
+      }
+      if (step.send) data += fmt::format("id: {}:{}\ndata: {}\n\n", request_id_, step.n, payload);
+    }
+    if (diverged) {
+      // The run is not reproducible here (a different engine or batch): say so rather
+      // than send the client a stream that does not continue what it has.
+      if (!data.empty()) enqueue(fmt::format("{:x}\r\n{}\r\n", data.size(), data));
+      if (handle_) handle_->cancel();
+      return on_event(serve::client_event::error(
+          500,
+          "the resumed stream " + request_id_ +
+              " does not match its journal (this server's generation is not reproducible); "
+              "start the request again",
+          "server_error", {}, "resume_diverged"));
+    }
+    if (last) {
+      if (tap_) tap_->end(e.type == kind::finished);
+      data += "data: [DONE]\n\n";
+    }
     if (!data.empty()) enqueue(fmt::format("{:x}\r\n{}\r\n", data.size(), data));
     if (last) enqueue("0\r\n\r\n");
   } else {
@@ -570,6 +633,10 @@ void http_session::client_gone() {
 void http_session::finish_request() {
   generating_ = false;
   handle_.reset();
+  if (tap_) {  // a stream cut short stays resumable (a finished one ended already)
+    tap_->end(false);
+    tap_.reset();
+  }
   if (!key_id_.empty()) {  // the key's slot back, its tokens counted
     const auto used = writer_ ? writer_->tokens() : serve::usage{};
     ctx_->tenants->finish(key_id_, model_, used.prompt_tokens, used.completion_tokens);

@@ -14,9 +14,11 @@ server_context::server_context(const config::server_config& c, serve::service& s
     : cfg(c),
       service(s),
       metrics(std::move(m)),
-      tenants(std::make_shared<serve::tenants>(
-          store::open_store_lazily(c.gateway.store.empty() ? "memory" : c.gateway.store),
-          c.api_keys)) {
+      store(store::open_store_lazily(c.gateway.store.empty() ? "memory" : c.gateway.store)),
+      tenants(std::make_shared<serve::tenants>(store, c.api_keys)),
+      journal(c.gateway.resume_window_s > 0
+                  ? std::make_shared<serve::stream_journal>(store, c.gateway.resume_window_s)
+                  : nullptr) {
   proto.served_model = s.model_name();
   proto.max_model_len = s.max_model_len();
   proto.resolve_model = [&s](std::string_view name) -> std::optional<std::string> {
@@ -27,9 +29,8 @@ server_context::server_context(const config::server_config& c, serve::service& s
 }
 
 std::string server_context::new_request_id(const char* prefix) {
-  static const uint64_t salt = std::random_device{}() * 0x9e3779b97f4a7c15ull;
   const uint64_t n = next_id.fetch_add(1);
-  return fmt::format("{}{:016x}{:08x}", prefix, salt ^ (n * 0xbf58476d1ce4e5b9ull),
+  return fmt::format("{}{:016x}{:08x}", prefix, id_salt ^ (n * 0xbf58476d1ce4e5b9ull),
                      static_cast<uint32_t>(n));
 }
 

@@ -7,6 +7,7 @@
 #include <boost/beast.hpp>
 #include <memory>
 #include <mutex>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -14,6 +15,7 @@
 #include "net/openai_protocol.h"
 #include "serve/server_metrics.h"
 #include "serve/service.h"
+#include "serve/stream_journal.h"
 #include "serve/tenants.h"
 
 namespace conclave::serve {
@@ -52,9 +54,18 @@ struct server_context {
   protocol_context proto;
   std::atomic<bool> draining{false};
   std::atomic<uint64_t> next_id{1};
+  /// Per server: two servers in one process (or one restarted) never share request ids,
+  /// which name journaled streams.
+  const uint64_t id_salt =
+      (uint64_t{std::random_device{}()} << 32 | std::random_device{}()) * 0x9e3779b97f4a7c15ull;
 
-  /// API keys with limits and usage (serve/tenants.h), from [gateway] store.
+  /// The [gateway] store: API keys, usage, the stream journal.
+  std::shared_ptr<store::state_store> store;
+  /// API keys with limits and usage (serve/tenants.h).
   std::shared_ptr<serve::tenants> tenants;
+  /// The journal of resumable streams (net/stream_resume.h); null when
+  /// gateway.resume_window_s is 0.
+  std::shared_ptr<serve::stream_journal> journal;
 
   /// The dashboard feed's frames and the alert rules (set by http_server).
   std::shared_ptr<serve::telemetry_hub> telemetry;
@@ -63,7 +74,7 @@ struct server_context {
   std::mutex ws_mutex;
   std::vector<std::weak_ptr<websocket_session>> ws_sessions;
 
-  /// "chatcmpl-<24 hex>"-style ids, unique per process run.
+  /// "chatcmpl-<24 hex>"-style ids, unique per server (id_salt).
   std::string new_request_id(const char* prefix);
   /// True when no keys exist (none configured, none created) or the Authorization header
   /// carries one of them. Admin keys are taken on the user routes too.

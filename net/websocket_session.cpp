@@ -2,6 +2,7 @@
 // written back as frames tagged with the client's id. One write in flight; bytes queued
 // beyond the configured buffer mean a reader that does not keep up: closed with 1008.
 #include "net/websocket_session.h"
+#include "net/stream_resume.h"
 
 #include "model/pytext/json_exact.h"
 #include "serve/live_stats.h"
@@ -64,10 +65,13 @@ class websocket_session : public std::enable_shared_from_this<websocket_session>
     /// when the request leaves requests_ (finished, failed, cancelled or the socket closed).
     std::shared_ptr<serve::tenants> tenants;
     std::string key_id;
+    /// Chunk numbers and the journal (net/stream_resume.h).
+    std::optional<stream_tap> tap;
     running() = default;
     running(const running&) = delete;
     running& operator=(const running&) = delete;
     ~running() {
+      if (tap) tap->end(false);  // cut short: resumable (a finished stream ended already)
       if (!tenants || key_id.empty()) return;
       const auto used = writer ? writer->tokens() : serve::usage{};
       tenants->finish(key_id, model, used.prompt_tokens, used.completion_tokens);
@@ -168,31 +172,14 @@ void websocket_session::handle_frame(std::string_view text) {
     }
     return;
   }
-  if (t != "request") return;  // unknown frame types are ignored (extensions)
+  if (t != "request" && t != "resume") return;  // unknown frame types are ignored (extensions)
   if (id.empty())
     return error_frame("", {400, "a request frame needs an 'id'", "invalid_request_error", "id"});
   if (requests_.count(id))
     return error_frame(
         id, {400, "a request with this id is already running", "invalid_request_error", "id"});
-  const json::value* endpoint = o.if_contains("endpoint");
-  const json::value* body = o.if_contains("body");
-  const bool chat =
-      endpoint && endpoint->is_string() && endpoint->get_string() == "chat.completions";
-  const bool completion =
-      endpoint && endpoint->is_string() && endpoint->get_string() == "completions";
-  if (!chat && !completion) {
-    return error_frame(id, {400, "'endpoint' must be \"chat.completions\" or \"completions\"",
-                            "invalid_request_error", "endpoint"});
-  }
-  if (body == nullptr || !body->is_object())
-    return error_frame(id, {400, "'body' must be an object", "invalid_request_error", "body"});
   if (ctx_->draining.load())
     return error_frame(id, {503, "the server is shutting down", "service_unavailable"});
-  // The frame is parsed once; its body is decoded in place.
-  auto decoded = chat ? decode_chat_request(body->get_object(), ctx_->proto)
-                      : decode_completion_request(body->get_object(), ctx_->proto);
-  if (auto* err = std::get_if<api_error>(&decoded)) return error_frame(id, *err);
-  auto& d = std::get<decoded_request>(decoded);
   // Looked up per request: a key deleted meanwhile stops working on open sockets too.
   const auto key = ctx_->key_of(authorization_);
   if (!key && !ctx_->authorized(authorization_))
@@ -201,14 +188,60 @@ void websocket_session::handle_frame(std::string_view text) {
                             "authentication_error",
                             {},
                             "invalid_api_key"});
+  const std::string key_id = key ? key->id : std::string();
+  bool chat = true;
+  int64_t created = std::chrono::duration_cast<std::chrono::seconds>(
+                        std::chrono::system_clock::now().time_since_epoch())
+                        .count();
+  std::optional<resume_plan> resumed;
+  std::variant<decoded_request, api_error> decoded;
+  if (t == "resume") {
+    // {"type":"resume","id":"<request id>","after":N}: the frames of the run again are
+    // tagged with that id.
+    const json::value* after = o.if_contains("after");
+    if (after == nullptr || !(after->is_int64() || after->is_uint64()))
+      return error_frame(id, {400, "'after' must be the number of the last chunk received",
+                              "invalid_request_error", "after"});
+    auto plan = plan_resume(*ctx_, id, after->to_number<int64_t>(), key_id);
+    if (auto* err = std::get_if<api_error>(&plan)) return error_frame(id, *err);
+    resumed = std::move(std::get<resume_plan>(plan));
+    chat = resumed->chat;
+    created = resumed->created;
+    decoded = std::move(resumed->d);
+  } else {
+    const json::value* endpoint = o.if_contains("endpoint");
+    const json::value* body = o.if_contains("body");
+    chat = endpoint && endpoint->is_string() && endpoint->get_string() == "chat.completions";
+    const bool completion =
+        endpoint && endpoint->is_string() && endpoint->get_string() == "completions";
+    if (!chat && !completion) {
+      return error_frame(id, {400, "'endpoint' must be \"chat.completions\" or \"completions\"",
+                              "invalid_request_error", "endpoint"});
+    }
+    if (body == nullptr || !body->is_object())
+      return error_frame(id, {400, "'body' must be an object", "invalid_request_error", "body"});
+    // The frame is parsed once; its body is decoded in place.
+    decoded = chat ? decode_chat_request(body->get_object(), ctx_->proto)
+                   : decode_completion_request(body->get_object(), ctx_->proto);
+    if (auto* d = std::get_if<decoded_request>(&decoded)) {
+      d->req.id = ctx_->new_request_id(chat ? "chatcmpl-" : "cmpl-");
+      d->stream = true;
+    }
+  }
+  if (auto* err = std::get_if<api_error>(&decoded)) return error_frame(id, *err);
+  auto& d = std::get<decoded_request>(decoded);
   if (key) {  // the key's limits, per request
     if (const auto no = ctx_->tenants->admit(*key, d.req.model))
       return error_frame(id, server_context::refusal_error(*no));
   }
-  d.req.id = ctx_->new_request_id(chat ? "chatcmpl-" : "cmpl-");
-  d.req.sampling.max_tokens = d.max_tokens.value_or(0);
-  d.stream = true;
   auto& r = requests_[id];
+  if (resumed) {
+    r.tap.emplace(ctx_->journal, d.req.id, resumed->after, std::move(resumed->journaled));
+  } else {
+    begin_journal(*ctx_, d, chat, json::serialize(*o.if_contains("body")), created, key_id);
+    r.tap.emplace(ctx_->journal, d.req.id);
+  }
+  d.req.sampling.max_tokens = d.max_tokens.value_or(0);
   if (key) {
     r.tenants = ctx_->tenants;
     r.key_id = key->id;
@@ -217,10 +250,7 @@ void websocket_session::handle_frame(std::string_view text) {
   r.t0 = std::chrono::steady_clock::now();
   r.route = chat ? "ws:chat.completions" : "ws:completions";
   r.model = d.req.model;
-  r.writer.emplace(d, d.req.model,
-                   std::chrono::duration_cast<std::chrono::seconds>(
-                       std::chrono::system_clock::now().time_since_epoch())
-                       .count());
+  r.writer.emplace(d, d.req.model, created);
   auto sink = std::make_shared<ws_sink>(weak_from_this(), ws_.get_executor(), id);
   r.handle = ctx_->service.submit(std::move(d.req), sink);
 }
@@ -237,19 +267,33 @@ void websocket_session::on_event(const std::string& id, serve::client_event e) {
          std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - r.t0).count(),
          r.writer->engine_ms(), r.writer->tokens(), r.writer->num_tool_calls()});
   };
-  if (e.type == kind::error) {
+  if (e.type == kind::error) {  // not numbered: a resume runs the request again
     log(e.status, e.text);
     error_frame(id, {e.status, e.text, e.error_type, e.error_param, e.error_code});
     requests_.erase(it);
     return;
   }
-  if (e.type == kind::finished) {
-    for (const auto& payload : r.writer->stream_event(e)) {
-      if (payload.find("\"choices\":[]") == std::string::npos) {
-        send_frame(
-            fmt::format(R"({{"type":"chunk","id":{},"data":{}}})", json_string(id), payload));
-      }
+  // Numbered chunks; a resumed run skips those the client has and checks the journaled ones.
+  // Usage-only chunks ("choices":[]) are numbered too but not sent: the done frame has it.
+  for (const auto& payload : r.writer->stream_event(e)) {
+    const auto step = r.tap->next(payload);
+    if (step.diverged) {
+      if (r.handle) r.handle->cancel();
+      const std::string why = "the resumed stream " + r.writer->id() +
+                              " does not match its journal (this server's generation is not "
+                              "reproducible); start the request again";
+      log(500, why);
+      error_frame(id, {500, why, "server_error", {}, "resume_diverged"});
+      requests_.erase(it);
+      return;
     }
+    if (!step.send) continue;
+    if (e.type == kind::finished && payload.find("\"choices\":[]") != std::string::npos) continue;
+    send_frame(fmt::format(R"({{"type":"chunk","id":{},"n":{},"data":{}}})", json_string(id),
+                           step.n, payload));
+  }
+  if (e.type == kind::finished) {
+    r.tap->end(true);
     const auto& u = r.writer->tokens();
     const double server_ms =
         std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - r.t0).count();
@@ -259,10 +303,6 @@ void websocket_session::on_event(const std::string& id, serve::client_event e) {
         json_string(id), json_string(e.finish_reason), u.prompt_tokens, u.completion_tokens,
         u.prompt_tokens + u.completion_tokens, server_ms, r.writer->engine_ms()));
     requests_.erase(it);
-    return;
-  }
-  for (const auto& payload : r.writer->stream_event(e)) {
-    send_frame(fmt::format(R"({{"type":"chunk","id":{},"data":{}}})", json_string(id), payload));
   }
 }
 

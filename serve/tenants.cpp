@@ -42,7 +42,7 @@ int retry_after(tenants::clock_type::time_point at, tenants::clock_type::time_po
 
 }  // namespace
 
-tenants::tenants(std::unique_ptr<store::state_store> store,
+tenants::tenants(std::shared_ptr<store::state_store> store,
                  const std::vector<std::string>& static_keys)
     : store_(std::move(store)) {
   int i = 0;

@@ -35,7 +35,7 @@ class tenants {
 
   /// `store` holds the managed keys and the usage; `static_keys` are the config's keys
   /// (no limits; their ids are "config-1", "config-2"...).
-  tenants(std::unique_ptr<store::state_store> store, const std::vector<std::string>& static_keys);
+  tenants(std::shared_ptr<store::state_store> store, const std::vector<std::string>& static_keys);
 
   /// The key a presented secret belongs to, or nothing (looked up by its SHA-256).
   std::optional<store::key_record> find(const std::string& secret) const;
@@ -81,7 +81,7 @@ class tenants {
   static void trim(window& w, clock_type::time_point now);
   void note_store_failure(const std::string& what);
 
-  std::unique_ptr<store::state_store> store_;
+  std::shared_ptr<store::state_store> store_;
   mutable std::mutex mutex_;
   std::map<std::string, store::key_record> by_hash_;  ///< every key, by secret hash
   std::map<std::string, window> windows_;             ///< by key id

@@ -1,6 +1,8 @@
 // Tokens -> client events (see the header).
 #include "serve/text_pipeline.h"
 
+#include <xxhash.h>
+
 #include <spdlog/spdlog.h>
 
 #include "serve/request_setup.h"
@@ -40,7 +42,9 @@ void text_pipeline::begin(const std::vector<model::tool_spec>& tools, bool parse
     reasoning_.emplace(format.reasoning == reasoning_mode::open);
   }
   if (parse_tools) {
-    parser_.emplace(format.tools, tools);
+    toolcall::parser_options opts;
+    if (ids_rng_) opts.random = [this] { return (*ids_rng_)(); };
+    parser_.emplace(format.tools, tools, std::move(opts));
   } else {
     parser_.reset();
   }
@@ -52,6 +56,11 @@ void text_pipeline::begin(const std::vector<model::tool_spec>& tools, bool parse
 }
 
 void text_pipeline::begin(const generation_request& req, server_rounds* rounds) {
+  // A seeded request's tool-call ids follow from its seed and id: a resumed stream (run
+  // again under the same id and seed) regenerates the same ids; other requests differ.
+  if (req.sampling.seed && !ids_rng_) {
+    ids_rng_.emplace(XXH64(request_id_.data(), request_id_.size(), *req.sampling.seed));
+  }
   begin(req.tools, parses_tool_calls(req), req.stop, rounds, req.output);
 }
 

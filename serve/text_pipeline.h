@@ -7,6 +7,7 @@
 
 #include <memory>
 #include <optional>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -67,6 +68,8 @@ class text_pipeline {
   std::optional<engine::stop_matcher> stops_;
   std::optional<chat::reasoning_parser> reasoning_;
   std::optional<toolcall::call_parser> parser_;
+  /// Draws tool-call ids when the request has a seed (else the parser's own generator).
+  std::optional<std::mt19937_64> ids_rng_;
   server_rounds* rounds_ = nullptr;
   bool one_call_ = false;   // parallel_tool_calls: false
   bool call_done_ = false;  // ... and its one call is complete: the rest is dropped

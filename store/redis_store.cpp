@@ -3,6 +3,7 @@
 
 #include <hiredis/hiredis.h>
 
+#include <chrono>
 #include <map>
 #include <mutex>
 
@@ -101,6 +102,81 @@ class redis_store final : public state_store {
     return out;
   }
 
+  // A stream is a hash (its header) and a list (its events), both expiring at expires_ms.
+  void write_journal(const std::vector<journal_update>& updates) override {
+    if (updates.empty()) return;
+    std::lock_guard lock(mutex_);
+    // What is there already: a stream that expired is not brought back by a late update,
+    // and events already stored (a write whose reply was lost) are not appended twice.
+    std::vector<std::vector<std::string>> probe;
+    for (const auto& u : updates) {
+      probe.push_back({"EXISTS", stream_key(u.entry.id)});
+      probe.push_back({"LLEN", stream_key(u.entry.id) + ":events"});
+    }
+    const auto have = pipeline(probe);
+    std::vector<std::vector<std::string>> cmds;
+    cmds.push_back({"MULTI"});
+    for (size_t k = 0; k < updates.size(); ++k) {
+      const journal_update& u = updates[k];
+      const journal_entry& e = u.entry;
+      const bool exists = have[2 * k]->type == REDIS_REPLY_INTEGER && have[2 * k]->integer > 0;
+      const int64_t stored =
+          have[2 * k + 1]->type == REDIS_REPLY_INTEGER ? have[2 * k + 1]->integer : 0;
+      if (!exists && !u.is_new) continue;
+      const std::string key = stream_key(e.id), events = key + ":events";
+      if (u.is_new && !exists) {
+        cmds.push_back({"HSET", key, "key_id", e.key_id, "route", e.route, "body", e.body, "seed",
+                        std::to_string(e.seed), "created", std::to_string(e.created)});
+      }
+      cmds.push_back({"HSET", key, "finished", e.finished ? "1" : "0"});
+      const int64_t skip = stored - (u.first - 1);
+      if (skip >= 0 && skip < static_cast<int64_t>(e.events.size())) {
+        std::vector<std::string> push = {"RPUSH", events};
+        push.insert(push.end(), e.events.begin() + skip, e.events.end());
+        cmds.push_back(std::move(push));
+      }
+      cmds.push_back({"PEXPIREAT", key, std::to_string(e.expires_ms)});
+      cmds.push_back({"PEXPIREAT", events, std::to_string(e.expires_ms)});
+    }
+    cmds.push_back({"EXEC"});
+    pipeline(cmds);
+  }
+  std::optional<journal_entry> journal(const std::string& id) override {
+    std::lock_guard lock(mutex_);
+    const std::string key = stream_key(id);
+    const auto r =
+        pipeline({{"HGETALL", key}, {"LRANGE", key + ":events", "0", "-1"}, {"PTTL", key}});
+    if (r[0]->type != REDIS_REPLY_ARRAY || r[1]->type != REDIS_REPLY_ARRAY)
+      throw store_error(describe() + ": journal: unexpected reply");
+    if (r[0]->elements == 0) return std::nullopt;
+    journal_entry e;
+    e.id = id;
+    for (size_t i = 0; i + 1 < r[0]->elements; i += 2) {
+      const std::string field(r[0]->element[i]->str, r[0]->element[i]->len);
+      std::string value(r[0]->element[i + 1]->str, r[0]->element[i + 1]->len);
+      try {
+        if (field == "key_id") e.key_id = std::move(value);
+        if (field == "route") e.route = std::move(value);
+        if (field == "body") e.body = std::move(value);
+        if (field == "seed") e.seed = std::stoull(value);
+        if (field == "created") e.created = std::stoll(value);
+        if (field == "finished") e.finished = value == "1";
+      } catch (const std::exception&) {
+        throw store_error(describe() + ": journal " + id + ": field " + field + " is not a number");
+      }
+    }
+    for (size_t i = 0; i < r[1]->elements; ++i)
+      e.events.emplace_back(r[1]->element[i]->str, r[1]->element[i]->len);
+    if (r[2]->type == REDIS_REPLY_INTEGER && r[2]->integer >= 0) {  // PTTL: ms left
+      e.expires_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                         std::chrono::system_clock::now().time_since_epoch())
+                         .count() +
+                     r[2]->integer;
+    }
+    return e;
+  }
+  void expire_journal(int64_t) override {}  // PEXPIREAT does it
+
  private:
   void connect() {
     if (ctx_ != nullptr) {
@@ -119,20 +195,25 @@ class redis_store final : public state_store {
     redisSetTimeout(ctx_, timeout);
   }
 
+  std::string stream_key(const std::string& id) const { return prefix_ + ":journal:" + id; }
+
   /// Sends `cmds` in one round trip and reads every reply; throws on an error reply.
-  void pipeline(const std::vector<std::vector<std::string>>& cmds) {
+  std::vector<reply_ptr> pipeline(const std::vector<std::vector<std::string>>& cmds) {
     if (ctx_ == nullptr || ctx_->err != 0) connect();  // a broken connection: reopen once
     for (const auto& c : cmds) append(c);
     // Every reply is read, also after an error, so the connection stays in step.
     std::string error;
+    std::vector<reply_ptr> replies;
     for (size_t i = 0; i < cmds.size(); ++i) {
       void* raw = nullptr;
       if (redisGetReply(ctx_, &raw) != REDIS_OK) fail_connection();
       reply_ptr r(static_cast<redisReply*>(raw));
       if (r->type == REDIS_REPLY_ERROR && error.empty())
         error = cmds[i][0] + ": " + std::string(r->str, r->len);
+      replies.push_back(std::move(r));
     }
     if (!error.empty()) throw store_error(describe() + ": " + error);
+    return replies;
   }
 
   reply_ptr command(const std::vector<std::string>& args) {

@@ -86,7 +86,13 @@ class sqlite_store final : public state_store {
           "CREATE TABLE IF NOT EXISTS keys(id TEXT PRIMARY KEY, record TEXT NOT NULL);"
           "CREATE TABLE IF NOT EXISTS usage(key_id TEXT NOT NULL, model TEXT NOT NULL,"
           " requests INTEGER NOT NULL, prompt_tokens INTEGER NOT NULL,"
-          " completion_tokens INTEGER NOT NULL, PRIMARY KEY(key_id, model))");
+          " completion_tokens INTEGER NOT NULL, PRIMARY KEY(key_id, model));"
+          "CREATE TABLE IF NOT EXISTS journal(id TEXT PRIMARY KEY, key_id TEXT NOT NULL,"
+          " route TEXT NOT NULL, body TEXT NOT NULL, seed INTEGER NOT NULL,"
+          " created INTEGER NOT NULL, finished INTEGER NOT NULL, expires_ms INTEGER NOT NULL);"
+          "CREATE TABLE IF NOT EXISTS journal_events(id TEXT NOT NULL, n INTEGER NOT NULL,"
+          " event TEXT NOT NULL, PRIMARY KEY(id, n));"
+          "CREATE INDEX IF NOT EXISTS journal_expiry ON journal(expires_ms)");
       statement check(db_, "PRAGMA quick_check", where_);
       if (!check.step() || check.text(0) != "ok")
         throw store_error(where_ + ": the database is corrupt (" + check.text(0) + ")");
@@ -151,6 +157,84 @@ class sqlite_store final : public state_store {
     while (s.step())
       out.push_back({s.text(0), s.text(1), s.integer(2), s.integer(3), s.integer(4)});
     return out;
+  }
+
+  void write_journal(const std::vector<journal_update>& updates) override {
+    if (updates.empty()) return;
+    std::lock_guard lock(mutex_);
+    exec("BEGIN IMMEDIATE");
+    try {
+      statement add(db_,
+                    "INSERT OR IGNORE INTO journal(id, key_id, route, body, seed, created,"
+                    " finished, expires_ms) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                    where_);
+      statement mark(db_, "UPDATE journal SET finished = ?2, expires_ms = ?3 WHERE id = ?1",
+                     where_);
+      statement event(db_,
+                      "INSERT OR IGNORE INTO journal_events(id, n, event) SELECT ?1, ?2, ?3"
+                      " WHERE EXISTS(SELECT 1 FROM journal WHERE id = ?1)",
+                      where_);
+      for (const auto& u : updates) {
+        const journal_entry& e = u.entry;
+        if (u.is_new) {
+          add.bind(1, e.id).bind(2, e.key_id).bind(3, e.route).bind(4, e.body);
+          add.bind(5, static_cast<int64_t>(e.seed)).bind(6, e.created);
+          add.bind(7, int64_t{e.finished}).bind(8, e.expires_ms).step();
+          add.reset();
+        }
+        mark.bind(1, e.id).bind(2, int64_t{e.finished}).bind(3, e.expires_ms).step();
+        mark.reset();
+        for (size_t i = 0; i < e.events.size(); ++i) {
+          event.bind(1, e.id).bind(2, u.first + static_cast<int64_t>(i)).bind(3, e.events[i]);
+          event.step();
+          event.reset();
+        }
+      }
+      exec("COMMIT");
+    } catch (...) {
+      sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+      throw;
+    }
+  }
+  std::optional<journal_entry> journal(const std::string& id) override {
+    std::lock_guard lock(mutex_);
+    statement h(db_,
+                "SELECT key_id, route, body, seed, created, finished, expires_ms FROM journal"
+                " WHERE id = ?1",
+                where_);
+    if (!h.bind(1, id).step()) return std::nullopt;
+    journal_entry e;
+    e.id = id;
+    e.key_id = h.text(0);
+    e.route = h.text(1);
+    e.body = h.text(2);
+    e.seed = static_cast<uint64_t>(h.integer(3));
+    e.created = h.integer(4);
+    e.finished = h.integer(5) != 0;
+    e.expires_ms = h.integer(6);
+    statement ev(db_, "SELECT n, event FROM journal_events WHERE id = ?1 ORDER BY n", where_);
+    ev.bind(1, id);
+    // Events from 1 without a gap (a gap cannot be written; stop at one all the same).
+    while (ev.step() && ev.integer(0) == static_cast<int64_t>(e.events.size()) + 1)
+      e.events.push_back(ev.text(1));
+    return e;
+  }
+  void expire_journal(int64_t now_ms) override {
+    std::lock_guard lock(mutex_);
+    exec("BEGIN IMMEDIATE");
+    try {
+      statement ev(db_,
+                   "DELETE FROM journal_events WHERE id IN (SELECT id FROM journal WHERE"
+                   " expires_ms < ?1)",
+                   where_);
+      ev.bind(1, now_ms).step();
+      statement h(db_, "DELETE FROM journal WHERE expires_ms < ?1", where_);
+      h.bind(1, now_ms).step();
+      exec("COMMIT");
+    } catch (...) {
+      sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+      throw;
+    }
   }
 
  private:

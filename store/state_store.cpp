@@ -40,11 +40,26 @@ class memory final : public state_store {
     for (const auto& [k, u] : usage_) out.push_back(u);
     return out;
   }
+  void write_journal(const std::vector<journal_update>& updates) override {
+    std::lock_guard lock(mutex_);
+    for (const auto& u : updates) apply_journal_update(journal_, u);
+  }
+  std::optional<journal_entry> journal(const std::string& id) override {
+    std::lock_guard lock(mutex_);
+    const auto it = journal_.find(id);
+    if (it == journal_.end()) return std::nullopt;
+    return it->second;
+  }
+  void expire_journal(int64_t now_ms) override {
+    std::lock_guard lock(mutex_);
+    std::erase_if(journal_, [&](const auto& kv) { return kv.second.expires_ms < now_ms; });
+  }
 
  private:
   std::mutex mutex_;
   std::map<std::string, key_record> keys_;
   usage_table usage_;
+  std::map<std::string, journal_entry> journal_;
 };
 
 /// Parses a URL as open_store does, without opening anything.
@@ -64,6 +79,13 @@ class lazy final : public state_store {
   std::vector<key_record> keys() override { return get()->keys(); }
   void add_usage(const std::vector<usage_row>& rows) override { get()->add_usage(rows); }
   std::vector<usage_row> usage() override { return get()->usage(); }
+  void write_journal(const std::vector<journal_update>& updates) override {
+    get()->write_journal(updates);
+  }
+  std::optional<journal_entry> journal(const std::string& id) override {
+    return get()->journal(id);
+  }
+  void expire_journal(int64_t now_ms) override { get()->expire_journal(now_ms); }
 
  private:
   std::shared_ptr<state_store> get() {
@@ -94,6 +116,25 @@ class lazy final : public state_store {
 std::unique_ptr<state_store> open_store_lazily(const std::string& url, double retry_s) {
   check_url(url);
   return std::make_unique<lazy>(url, retry_s);
+}
+
+void apply_journal_update(std::map<std::string, journal_entry>& streams, const journal_update& u) {
+  auto it = streams.find(u.entry.id);
+  if (it == streams.end()) {
+    if (!u.is_new) return;  // expired meanwhile
+    it = streams.emplace(u.entry.id, u.entry).first;
+    it->second.events.clear();
+  }
+  journal_entry& e = it->second;
+  e.finished = u.entry.finished;
+  e.expires_ms = u.entry.expires_ms;
+  // Events land at their numbers; a repeated write of the same numbers changes nothing.
+  for (size_t i = 0; i < u.entry.events.size(); ++i) {
+    const size_t at = static_cast<size_t>(u.first - 1) + i;
+    if (at < e.events.size()) continue;
+    if (at > e.events.size()) break;  // a gap: never written that way
+    e.events.push_back(u.entry.events[i]);
+  }
 }
 
 void add_usage_to(usage_table& rows, const usage_row& delta) {

@@ -1,8 +1,8 @@
 // state_store: what a gateway keeps across restarts (API keys with their limits, usage
-// per key and model), behind one plain interface with three implementations: memory (a
-// process's lifetime), SQLite (embedded, WAL mode; the default of `conclave serve`) and
-// Redis (several gateways sharing state). Every call may throw store_error when the
-// backing store fails; callers degrade to memory and retry (serve/tenants.h).
+// per key and model, the journal of resumable streams), behind one plain interface with three
+// implementations: memory (a process's lifetime), SQLite (embedded, WAL mode; the default of
+// `conclave serve`) and Redis (several gateways sharing state). Every call may throw store_error
+// when the backing store fails; callers degrade to memory and retry (serve/tenants.h).
 #pragma once
 
 #include <cstdint>
@@ -49,6 +49,32 @@ struct usage_row {
 using usage_table = std::map<std::pair<std::string, std::string>, usage_row>;
 void add_usage_to(usage_table& rows, const usage_row& delta);
 
+/// A resumable stream as the journal keeps it (serve/stream_journal.h): the request that
+/// started it and the events it sent, numbered from 1.
+struct journal_entry {
+  std::string id;                   ///< the request's id ("chatcmpl-..." / "cmpl-...")
+  std::string key_id;               ///< the API key it ran under; "" on a server without keys
+  std::string route;                ///< "chat" or "completion"
+  std::string body;                 ///< the request's JSON body as the client sent it
+  uint64_t seed = 0;                ///< the sampling seed it ran with
+  int64_t created = 0;              ///< the `created` of its chunks (Unix seconds)
+  std::vector<std::string> events;  ///< events 1..N (wire payloads), in order
+  bool finished = false;            ///< its last event is among them
+  int64_t expires_ms = 0;           ///< Unix milliseconds after which it is gone
+};
+
+/// One stream's part of a journal write: its header (every field but `events`; the body
+/// is written only when `is_new`), and its events from number `first` on (entry.events
+/// holds only those).
+struct journal_update {
+  journal_entry entry;
+  int64_t first = 1;
+  bool is_new = false;
+};
+
+/// Applies one journal update to streams kept in memory, as every store applies it.
+void apply_journal_update(std::map<std::string, journal_entry>& streams, const journal_update& u);
+
 class state_store {
  public:
   virtual ~state_store() = default;
@@ -64,6 +90,14 @@ class state_store {
   /// Adds `rows` (deltas) to the stored sums, atomically as a whole.
   virtual void add_usage(const std::vector<usage_row>& rows) = 0;
   virtual std::vector<usage_row> usage() = 0;
+
+  /// Writes the updates, atomically as a whole. An update whose stream is not stored (and
+  /// is not new) is dropped: it expired.
+  virtual void write_journal(const std::vector<journal_update>& updates) = 0;
+  /// The stream `id` as stored, or nothing (never stored, or expired).
+  virtual std::optional<journal_entry> journal(const std::string& id) = 0;
+  /// Forgets streams whose expires_ms is before `now_ms` (Redis expires them itself).
+  virtual void expire_journal(int64_t now_ms) = 0;
 };
 
 /// Opens a store from its URL: "memory", "sqlite:PATH" (created with its folder when

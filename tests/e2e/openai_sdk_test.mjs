@@ -5,12 +5,12 @@
 // Usage: node openai_sdk_test.mjs CONCLAVE_BINARY QWEN3_TOKENIZER_DIR
 // (install the SDK first: `npm ci` in tests/e2e, which scripts/setup.sh does).
 // Prints one line per check and a closing `N passed, M failed`; exits 1 on any failure.
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { check, expect, expectEq, tally } from './checks.mjs';
+import { check, expect, expectEq, startServer, tally } from './checks.mjs';
 
 const [binary, tokenizerDir] = process.argv.slice(2);
 if (!binary || !tokenizerDir) {
@@ -54,30 +54,7 @@ if (gen.status !== 0) {
 }
 fs.copyFileSync(path.join(tokenizerDir, 'tokenizer.json'), path.join(modelDir, 'tokenizer.json'));
 
-/// Starts `conclave serve` on a free port; the port, the process, its stderr so far and a
-/// promise of its exit.
-function startServer(args) {
-  const proc = spawn(binary, ['serve', ...args, '--port', '0'], { stdio: ['ignore', 'ignore', 'pipe'] });
-  const s = { proc, log: '', exited: null };
-  s.exitPromise = new Promise((resolve) => {
-    proc.on('exit', (code, signal) => {
-      s.exited = { code, signal };
-      resolve(s.exited);
-    });
-  });
-  s.portPromise = new Promise((resolve) => {
-    proc.stderr.setEncoding('utf8');
-    proc.stderr.on('data', (d) => {
-      s.log += d;
-      // The log is JSON lines: the message's quotes come escaped.
-      const m = s.log.match(/serving \\?"[^"\\]*\\?" on http:\/\/127\.0\.0\.1:(\d+)/);
-      if (m) resolve(Number(m[1]));
-    });
-  });
-  return s;
-}
-
-const main = startServer(['--model', modelDir, '--name', MODEL]);
+const main = startServer(binary, ['--model', modelDir, '--name', MODEL]);
 const server = main.proc;
 const exitPromise = main.exitPromise;
 const portPromise = main.portPromise;
@@ -637,7 +614,7 @@ const closed = "{{- '<think>\\n\\n</think>\\n\\n' }}\n    {%- endif %}";
 expect(qwen3Template.includes(closed), "Qwen3's template has its enable_thinking switch");
 const thinkingTemplate = path.join(work, 'qwen3-thinking.jinja');
 fs.writeFileSync(thinkingTemplate, qwen3Template.replace(closed, "{{- '<think>\\n\\n</think>\\n\\n' }}\n    {%- else %}\n        {{- '<think>\\n' }}\n    {%- endif %}"));
-const q3 = startServer(['--model', qwen3Dir, '--name', 'qwen3', '--chat-template', thinkingTemplate]);
+const q3 = startServer(binary, ['--model', qwen3Dir, '--name', 'qwen3', '--chat-template', thinkingTemplate]);
 extraServers.push(q3);
 const q3Port = await Promise.race([q3.portPromise, q3.exitPromise.then(() => null), sleep(60_000).then(() => null)]);
 if (q3Port === null) abortRun(`the Qwen3-template server did not start: ${q3.log}`);

@@ -66,6 +66,36 @@ void http_client::close() {
   stream_.socket().close(ec);
 }
 
+struct ws_client::impl {
+  asio::io_context io;
+  websocket::stream<beast::tcp_stream> ws{io};
+};
+
+ws_client::ws_client(uint16_t port) : impl_(std::make_unique<impl>()) {
+  beast::get_lowest_layer(impl_->ws).connect(
+      tcp::endpoint(asio::ip::make_address("127.0.0.1"), port));
+  impl_->ws.handshake("127.0.0.1", "/v1/ws");
+}
+
+ws_client::~ws_client() = default;
+
+void ws_client::send(const std::string& text) {
+  impl_->ws.write(asio::buffer(text));
+}
+
+std::string ws_client::next_text() {
+  beast::flat_buffer b;
+  impl_->ws.read(b);
+  return beast::buffers_to_string(b.data());
+}
+
+void ws_client::drop() {
+  beast::error_code ec;
+  auto& sock = beast::get_lowest_layer(impl_->ws).socket();
+  sock.shutdown(tcp::socket::shutdown_both, ec);
+  sock.close(ec);
+}
+
 http_reply post_json(uint16_t port, const std::string& target, const std::string& body,
                      const std::vector<std::pair<std::string, std::string>>& headers) {
   http_client c(port);

@@ -53,6 +53,24 @@ class http_client {
   std::optional<http::response_parser<http::string_body>> parser_;
 };
 
+/// One WebSocket connection to /v1/ws (Beast kept in the .cpp).
+class ws_client {
+ public:
+  explicit ws_client(uint16_t port);
+  ~ws_client();
+  ws_client(const ws_client&) = delete;
+  ws_client& operator=(const ws_client&) = delete;
+  void send(const std::string& text);
+  /// The next frame's text.
+  std::string next_text();
+  /// Drops the connection without a close frame (a client that vanished).
+  void drop();
+
+ private:
+  struct impl;
+  std::unique_ptr<impl> impl_;
+};
+
 http_reply post_json(uint16_t port, const std::string& target, const std::string& body,
                      const std::vector<std::pair<std::string, std::string>>& headers = {});
 

@@ -13,9 +13,9 @@ namespace json = boost::json;
 
 namespace {
 
-class ws_client {
+class beast_ws_client {
  public:
-  explicit ws_client(uint16_t port) : ws_(io_) {
+  explicit beast_ws_client(uint16_t port) : ws_(io_) {
     beast::get_lowest_layer(ws_).connect(tcp::endpoint(asio::ip::make_address("127.0.0.1"), port));
     ws_.handshake("127.0.0.1", "/v1/ws");
   }
@@ -42,7 +42,7 @@ std::string request(const std::string& id, int max_tokens) {
 
 TEST_CASE("websocket: concurrent requests, each chunked then done", "[server][websocket]") {
   test_server s;
-  ws_client c(s.port());
+  beast_ws_client c(s.port());
   c.send(request("a", 6));
   c.send(request("b", 4));
   c.send(R"({"type":"future-extension","id":"zzz"})");  // ignored
@@ -72,7 +72,7 @@ TEST_CASE("websocket: concurrent requests, each chunked then done", "[server][we
 
 TEST_CASE("websocket: cancel, errors as frames", "[server][websocket]") {
   test_server s;
-  ws_client c(s.port());
+  beast_ws_client c(s.port());
   c.send(request("long", 3000));
   c.send(R"({"type":"cancel","id":"long"})");
   for (;;) {
@@ -111,7 +111,7 @@ TEST_CASE("websocket: cancel, errors as frames", "[server][websocket]") {
 
 TEST_CASE("websocket clients get close code 1012 when the server drains", "[server][websocket]") {
   test_server s;
-  ws_client c(s.port());
+  beast_ws_client c(s.port());
   std::thread drainer([&] { s.server().drain_and_stop(std::chrono::seconds(5)); });
   beast::flat_buffer b;
   beast::error_code ec;

@@ -5,6 +5,7 @@
 
 #include "serve/tenants.h"
 #include "tests/fixture.h"
+#include "tests/store/flaky_store.h"
 
 using namespace conclave;
 using namespace conclave::serve;
@@ -13,25 +14,7 @@ using std::chrono::seconds;
 
 namespace {
 
-/// A store that fails while `down` is set.
-class flaky_store final : public store::state_store {
- public:
-  bool down = false;
-  std::unique_ptr<store::state_store> inner = store::memory_store();
-  std::string describe() const override { return "flaky"; }
-  void put_key(const store::key_record& r) override { check(), inner->put_key(r); }
-  bool delete_key(const std::string& id) override { return check(), inner->delete_key(id); }
-  std::vector<store::key_record> keys() override { return check(), inner->keys(); }
-  void add_usage(const std::vector<store::usage_row>& rows) override {
-    check(), inner->add_usage(rows);
-  }
-  std::vector<store::usage_row> usage() override { return check(), inner->usage(); }
-
- private:
-  void check() const {
-    if (down) throw store::store_error("flaky: down");
-  }
-};
+using conclave::test::flaky_store;
 
 store::key_limits limits(int64_t rpm, int64_t tpm = 0, int64_t concurrent = 0) {
   store::key_limits l;

@@ -60,11 +60,61 @@ void common_cases(store::state_store& s,
   CHECK(usage[0].completion_tokens == 25);
   CHECK(usage[1].requests == 2);
 
+  // The stream journal: a header, events in batches, a repeated batch, an expired stream.
+  const int64_t far = 4'000'000'000'000;  // ms: year 2096
+  CHECK_FALSE(s.journal("chatcmpl-1"));
+  store::journal_update u;
+  u.is_new = true;
+  u.entry = {"chatcmpl-1", "key-1", "chat", R"({"messages":[]})", 0xfedcba9876543210ull, 1700000000,
+             {"e1", "e2"}, false,   far};
+  s.write_journal({u});
+  store::journal_update more;
+  more.first = 3;
+  more.entry = u.entry;
+  more.entry.body.clear();  // written only with the header
+  more.entry.events = {"e3", "e4\n\"x\""};
+  more.entry.finished = true;
+  s.write_journal({more});
+  more.first = 2;  // a batch written again (a lost reply): nothing twice
+  more.entry.events = {"e2", "e3"};
+  s.write_journal({more});
+  store::journal_update late;  // a stream that is not there (expired) is not brought back
+  late.entry = u.entry;
+  late.entry.id = "chatcmpl-gone";
+  s.write_journal({late});
+  CHECK_FALSE(s.journal("chatcmpl-gone"));
+  auto j = s.journal("chatcmpl-1");
+  REQUIRE(j);
+  CHECK(j->key_id == "key-1");
+  CHECK(j->route == "chat");
+  CHECK(j->body == R"({"messages":[]})");
+  CHECK(j->seed == 0xfedcba9876543210ull);
+  CHECK(j->created == 1700000000);
+  CHECK(j->finished);
+  CHECK(j->events == std::vector<std::string>{"e1", "e2", "e3", "e4\n\"x\""});
+  CHECK(j->expires_ms > far - 60'000);
+  s.expire_journal(1);  // nothing expired yet
+  CHECK(s.journal("chatcmpl-1"));
+
   if (!reopen) return;
   auto again = reopen();
   CHECK(again->keys().size() == 1);
   CHECK(again->keys()[0].limits.requests_per_min == 7);
   CHECK(again->usage().size() == 2);
+  auto j2 = again->journal("chatcmpl-1");
+  REQUIRE(j2);
+  CHECK(j2->events.size() == 4);
+}
+
+/// A stream written to expire at `expires_ms`.
+void write_stream(store::state_store& s, const std::string& id, int64_t expires_ms) {
+  store::journal_update u;
+  u.is_new = true;
+  u.entry.id = id;
+  u.entry.route = "completion";
+  u.entry.events = {"a"};
+  u.entry.expires_ms = expires_ms;
+  s.write_journal({u});
 }
 
 }  // namespace
@@ -73,6 +123,21 @@ TEST_CASE("state store: memory", "[store]") {
   auto s = store::open_store("memory");
   CHECK(s->describe() == "memory");
   common_cases(*s, nullptr);
+}
+
+TEST_CASE("state store: journaled streams expire", "[store]") {
+  temp_dir dir;
+  for (const std::string& url :
+       {std::string("memory"), "sqlite:" + (dir.path() / "j.db").string()}) {
+    auto s = store::open_store(url);
+    const int64_t now = 1'800'000'000'000;
+    write_stream(*s, "old", now - 1);
+    write_stream(*s, "new", now + 60'000);
+    s->expire_journal(now);
+    CHECK_FALSE(s->journal("old"));
+    REQUIRE(s->journal("new"));
+    CHECK(s->journal("new")->events == std::vector<std::string>{"a"});
+  }
 }
 
 TEST_CASE("state store: SQLite keeps keys and usage across reopening", "[store]") {
@@ -94,6 +159,11 @@ TEST_CASE("state store: Redis, shared by two connections", "[store][redis]") {
   common_cases(*s, [&] { return store::open_store(redis.url()); });
   // Another prefix is another namespace.
   CHECK(store::open_store(redis.url("other"))->keys().empty());
+  // Streams expire on their own (PEXPIREAT).
+  write_stream(*s, "old", 1);
+  CHECK_FALSE(s->journal("old"));
+  write_stream(*s, "new", 4'000'000'000'000);
+  CHECK(s->journal("new"));
 }
 
 TEST_CASE("state store: Redis going away fails calls with store_error, and coming back works",
