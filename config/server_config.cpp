@@ -48,6 +48,18 @@ class table_reader {
     }
   }
 
+  /// A sub-table, as JSON text.
+  void read_table_as_json(std::string_view key, std::string& out) {
+    seen_.emplace_back(key);
+    const toml::node* n = t_.get(key);
+    if (n == nullptr) return;
+    const toml::table* t = n->as_table();
+    if (t == nullptr) throw error(key, *n, "a table");
+    std::ostringstream json;
+    json << toml::json_formatter{*t};
+    out = json.str();
+  }
+
   /// Throws for keys that were never read (typos), except sub-tables named in `tables`.
   void reject_unknown(std::initializer_list<std::string_view> tables = {}) const {
     for (const auto& [k, v] : t_) {
@@ -219,6 +231,9 @@ std::string tools_config::validate() const {
     if (w.url.rfind("http://", 0) != 0)
       return fmt::format("webhooks[{}].url must start with http://", i);
     if (!(w.timeout_s > 0)) return fmt::format("webhooks[{}].timeout_s must be > 0", i);
+  }
+  for (size_t i = 0; i < plugins.size(); ++i) {
+    if (plugins[i].path.empty()) return fmt::format("plugins[{}].path must not be empty", i);
   }
   return {};
 }
@@ -419,7 +434,15 @@ server_config load_server_config(const std::filesystem::path& path, server_confi
     wr.read("timeout_s", hook.timeout_s);
     tc.webhooks.push_back(std::move(hook));
   });
-  t.reject_unknown({"webhooks"});
+  if (tools.get("plugins") != nullptr) tc.plugins.clear();
+  each_table(tools, "plugins", "tools.plugins", file, [&](table_reader& pr) {
+    plugin_tool_config p;
+    pr.read("path", p.path);
+    pr.read("config_json", p.config);
+    pr.read_table_as_json("config", p.config);
+    tc.plugins.push_back(std::move(p));
+  });
+  t.reject_unknown({"webhooks", "plugins"});
 
   table_reader cl(sub_table(root, "cluster", file), "cluster", file);
   auto& cc = c.cluster;
@@ -516,8 +539,10 @@ std::string to_toml(const server_config& c) {
                         {"drain_timeout_s", ac.drain_timeout_s},
                         {"nvml", ac.nvml}};
   const auto& tc = c.tools;
-  toml::array hosts, hooks;
+  toml::array hosts, hooks, plugins;
   for (const auto& h : tc.browser_allowed_hosts) hosts.push_back(h);
+  for (const auto& p : tc.plugins)
+    plugins.push_back(toml::table{{"path", p.path}, {"config_json", p.config}});
   for (const auto& w : tc.webhooks) {
     hooks.push_back(toml::table{{"name", w.name},
                                 {"description", w.description},
@@ -531,7 +556,8 @@ std::string to_toml(const server_config& c) {
                     {"sandbox_cpu_s", tc.sandbox_cpu_s},
                     {"sandbox_memory_mib", tc.sandbox_memory_mib},
                     {"browser_allowed_hosts", hosts},
-                    {"webhooks", hooks}};
+                    {"webhooks", hooks},
+                    {"plugins", plugins}};
   const auto& cc = c.cluster;
   toml::table cluster{{"enabled", cc.enabled},
                       {"host", cc.host},

@@ -66,6 +66,14 @@ struct webhook_tool_config {
   double timeout_s = 10.0;
 };
 
+/// [[tools.plugins]]: a shared object with tools (toolkit/plugin.h) loaded at start.
+struct plugin_tool_config {
+  std::string path;
+  /// The entry's `config` table as JSON text, handed to the plugin ("{}" when absent;
+  /// `config_json = "..."` gives it as text).
+  std::string config = "{}";
+};
+
 /// [tools]: server-side tools a request may enable (docs/tools.md).
 struct tools_config {
   int32_t max_rounds = 4;       ///< tool rounds per request
@@ -75,6 +83,7 @@ struct tools_config {
   int32_t sandbox_memory_mib = 512;
   std::vector<std::string> browser_allowed_hosts;  ///< empty: no `browser` tool
   std::vector<webhook_tool_config> webhooks;
+  std::vector<plugin_tool_config> plugins;
 
   std::string validate() const;
 };

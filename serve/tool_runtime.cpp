@@ -9,6 +9,7 @@
 #include <random>
 
 #include <spdlog/fmt/fmt.h>
+#include <spdlog/spdlog.h>
 #include <boost/json.hpp>
 #include <stdexcept>
 
@@ -16,6 +17,7 @@
 #include "serve/server_metrics.h"
 #include "toolkit/browser_tool.h"
 #include "toolkit/math_tool.h"
+#include "toolkit/plugin_loader.h"
 #include "toolkit/sandbox.h"
 #include "toolkit/webhook_tool.h"
 
@@ -119,6 +121,18 @@ std::shared_ptr<const tool_runtime> make_tool_runtime(
     try {
       rt->tools->add(std::make_shared<toolkit::webhook_tool>(std::move(hook)));
     } catch (const std::invalid_argument& e) {
+      throw std::invalid_argument(where + ": " + e.what());
+    }
+  }
+  for (size_t i = 0; i < cfg.plugins.size(); ++i) {
+    const auto& p = cfg.plugins[i];
+    const std::string where = fmt::format("tools.plugins[{}]", i);
+    try {
+      for (auto& t : toolkit::load_tool_plugin(p.path, p.config)) {
+        spdlog::info("tool plugin {}: tool \"{}\"", p.path, t->definition().name);
+        rt->tools->add(std::move(t));
+      }
+    } catch (const std::exception& e) {  // loading, or a bad or duplicate tool
       throw std::invalid_argument(where + ": " + e.what());
     }
   }

@@ -299,3 +299,36 @@ TEST_CASE("server.admin_keys: read, round-tripped, distinct from the user keys",
             .find("must differ") != std::string::npos);
   CHECK(t.error_of("[server]\nadmin_keys = [\"short\"]\n").find("at least 8") != std::string::npos);
 }
+
+TEST_CASE("[[tools.plugins]] and the gateway's journal keys: read, round-tripped, checked",
+          "[config]") {
+  toml_dir t;
+  const auto c = config::load_server_config(t.write(R"([[tools.plugins]]
+path = "/opt/tools/libword_count.so"
+config = { max_words = 10, names = ["a", "b"] }
+
+[[tools.plugins]]
+path = "/opt/tools/libother.so"
+
+[gateway]
+resume_window_s = 120
+journal_flush_s = 0.5
+)"));
+  REQUIRE(c.tools.plugins.size() == 2);
+  CHECK(c.tools.plugins[0].path == "/opt/tools/libword_count.so");
+  CHECK(c.tools.plugins[0].config.find("\"max_words\"") != std::string::npos);
+  CHECK(c.tools.plugins[0].config.find("\"names\"") != std::string::npos);
+  CHECK(c.tools.plugins[1].config == "{}");
+  CHECK(c.gateway.resume_window_s == 120);
+  CHECK(c.gateway.journal_flush_s == 0.5);
+  const auto back = config::load_server_config(t.write(config::to_toml(c)));
+  REQUIRE(back.tools.plugins.size() == 2);
+  CHECK(back.tools.plugins[0].config == c.tools.plugins[0].config);
+  CHECK(back.gateway.resume_window_s == 120);
+  CHECK(t.error_of("[[tools.plugins]]\nconfig = { a = 1 }\n").find("path must not be empty") !=
+        std::string::npos);
+  CHECK(t.error_of("[[tools.plugins]]\npath = \"x.so\"\nconfig = 3\n").find("a table") !=
+        std::string::npos);
+  CHECK(t.error_of("[gateway]\njournal_flush_s = 0\n").find("journal_flush_s") !=
+        std::string::npos);
+}

@@ -1,0 +1,4 @@
+// A shared object without the plugin entry points (plugin_test.cpp).
+extern "C" int not_a_plugin() {
+  return 1;
+}
