@@ -28,4 +28,5 @@ if ! command -v npm >/dev/null 2>&1; then PKGS+=(nodejs npm); fi
 $SUDO apt-get install -y -q --no-install-recommends "${PKGS[@]}"
 bash scripts/fetch_tokenizer.sh
 (cd tests/e2e && npm ci --no-audit --no-fund)  # the OpenAI SDK for the e2e test (cwd: repo root)
+(cd examples/agents && npm ci --no-audit --no-fund)  # the OpenAI SDK for the agent examples
 echo "setup.sh: took $SECONDS s" >&2

@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# example.agents: both agents against a live `conclave serve` (the tiny random model), each
+# loop run to its answer: the repository agent's three forced tool rounds on this
+# repository, and the multi-tool agent's server-side math call followed by its client-side
+# conversion. Skipped (77) when this folder's npm packages are missing (scripts/setup.sh).
+# Usage: check.sh <conclave binary> <tokenizer dir> <repository root>
+set -euo pipefail
+conclave=$1 tokdir=$2 repo=$3
+here=$(cd "$(dirname "$0")" && pwd)
+if [ ! -d "$here/node_modules/openai" ]; then
+  echo "SKIP: examples/agents/node_modules is missing (run scripts/setup.sh)"
+  exit 77
+fi
+work=$(mktemp -d)
+pid=
+cleanup() {
+  [ -n "$pid" ] && kill -9 "$pid" 2>/dev/null
+  rm -rf "$work"
+}
+trap cleanup EXIT
+"$conclave" gen-model --preset tiny-qwen --out "$work/model" >/dev/null 2>&1
+cp "$tokdir/tokenizer.json" "$work/model/"
+"$conclave" --log-format text serve --model "$work/model" --name tiny --state-store memory \
+  --port 0 2>"$work/serve.log" &
+pid=$!
+port=
+for _ in $(seq 600); do
+  port=$(grep -oE 'on http://[0-9.]+:[0-9]+' "$work/serve.log" | head -1 | grep -oE '[0-9]+$' || true)
+  [ -n "$port" ] && curl -sf "http://127.0.0.1:$port/ready" >/dev/null && break
+  kill -0 "$pid" 2>/dev/null || { echo "conclave serve exited:"; cat "$work/serve.log"; exit 1; }
+  sleep 0.1
+done
+export CONCLAVE_BASE_URL="http://127.0.0.1:$port/v1"
+
+node "$here/repo_agent.mjs" "$repo" | tee "$work/repo.out" | cut -c1-200
+grep -q '^round 1: list_files(' "$work/repo.out"
+grep -q '^round 2: read_file(' "$work/repo.out"
+grep -q '^round 3: search(' "$work/repo.out"
+grep -q '^3 tool calls; answer:' "$work/repo.out"
+
+node "$here/multi_tool_agent.mjs" | tee "$work/multi.out" | cut -c1-200
+grep -q '^  \[server\] math(' "$work/multi.out"
+grep -q '^round 1: convert_volume(' "$work/multi.out"
+grep -q '^1 client tool calls; answer:' "$work/multi.out"
+echo "both agents ran to their answers"
