@@ -127,8 +127,7 @@ class sqlite_store final : public state_store {
   void add_usage(const std::vector<usage_row>& rows) override {
     if (rows.empty()) return;
     std::lock_guard lock(mutex_);
-    exec("BEGIN IMMEDIATE");
-    try {
+    transaction([&] {
       statement s(db_,
                   "INSERT INTO usage(key_id, model, requests, prompt_tokens, completion_tokens)"
                   " VALUES(?1, ?2, ?3, ?4, ?5) ON CONFLICT(key_id, model) DO UPDATE SET"
@@ -141,11 +140,7 @@ class sqlite_store final : public state_store {
         s.bind(5, r.completion_tokens).step();
         s.reset();
       }
-      exec("COMMIT");
-    } catch (...) {
-      sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
-      throw;
-    }
+    });
   }
   std::vector<usage_row> usage() override {
     std::lock_guard lock(mutex_);
@@ -162,8 +157,7 @@ class sqlite_store final : public state_store {
   void write_journal(const std::vector<journal_update>& updates) override {
     if (updates.empty()) return;
     std::lock_guard lock(mutex_);
-    exec("BEGIN IMMEDIATE");
-    try {
+    transaction([&] {
       statement add(db_,
                     "INSERT OR IGNORE INTO journal(id, key_id, route, body, seed, created,"
                     " finished, expires_ms) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
@@ -190,11 +184,7 @@ class sqlite_store final : public state_store {
           event.reset();
         }
       }
-      exec("COMMIT");
-    } catch (...) {
-      sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
-      throw;
-    }
+    });
   }
   std::optional<journal_entry> journal(const std::string& id) override {
     std::lock_guard lock(mutex_);
@@ -221,8 +211,7 @@ class sqlite_store final : public state_store {
   }
   void expire_journal(int64_t now_ms) override {
     std::lock_guard lock(mutex_);
-    exec("BEGIN IMMEDIATE");
-    try {
+    transaction([&] {
       statement ev(db_,
                    "DELETE FROM journal_events WHERE id IN (SELECT id FROM journal WHERE"
                    " expires_ms < ?1)",
@@ -230,6 +219,16 @@ class sqlite_store final : public state_store {
       ev.bind(1, now_ms).step();
       statement h(db_, "DELETE FROM journal WHERE expires_ms < ?1", where_);
       h.bind(1, now_ms).step();
+    });
+  }
+
+ private:
+  /// Runs `body` inside BEGIN IMMEDIATE ... COMMIT; rolled back when it throws.
+  template <class F>
+  void transaction(F&& body) {
+    exec("BEGIN IMMEDIATE");
+    try {
+      body();
       exec("COMMIT");
     } catch (...) {
       sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
@@ -237,7 +236,6 @@ class sqlite_store final : public state_store {
     }
   }
 
- private:
   void exec(const char* sql) {
     char* err = nullptr;
     if (sqlite3_exec(db_, sql, nullptr, nullptr, &err) != SQLITE_OK) {

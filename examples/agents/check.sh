@@ -7,6 +7,7 @@
 set -euo pipefail
 conclave=$1 tokdir=$2 repo=$3
 here=$(cd "$(dirname "$0")" && pwd)
+. "$here/../../tests/lib/serve_tiny.sh"
 if [ ! -d "$here/node_modules/openai" ]; then
   echo "SKIP: examples/agents/node_modules is missing (run scripts/setup.sh)"
   exit 77
@@ -18,18 +19,7 @@ cleanup() {
   rm -rf "$work"
 }
 trap cleanup EXIT
-"$conclave" gen-model --preset tiny-qwen --out "$work/model" >/dev/null 2>&1
-cp "$tokdir/tokenizer.json" "$work/model/"
-"$conclave" --log-format text serve --model "$work/model" --name tiny --state-store memory \
-  --port 0 2>"$work/serve.log" &
-pid=$!
-port=
-for _ in $(seq 600); do
-  port=$(grep -oE 'on http://[0-9.]+:[0-9]+' "$work/serve.log" | head -1 | grep -oE '[0-9]+$' || true)
-  [ -n "$port" ] && curl -sf "http://127.0.0.1:$port/ready" >/dev/null && break
-  kill -0 "$pid" 2>/dev/null || { echo "conclave serve exited:"; cat "$work/serve.log"; exit 1; }
-  sleep 0.1
-done
+serve_tiny "$conclave" "$tokdir" "$work"
 export CONCLAVE_BASE_URL="http://127.0.0.1:$port/v1"
 
 node "$here/repo_agent.mjs" "$repo" | tee "$work/repo.out" | cut -c1-200

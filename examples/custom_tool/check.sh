@@ -6,6 +6,7 @@
 # Usage: check.sh <conclave build dir> <this folder> <conclave binary> <tokenizer dir>
 set -euo pipefail
 build=$1 src=$2 conclave=$3 tokdir=$4
+. "$(dirname "$0")/../../tests/lib/serve_tiny.sh"
 work=$(mktemp -d)
 pid=
 cleanup() {
@@ -21,24 +22,12 @@ cmake --build "$work/plugin" >"$work/build.log" || { cat "$work/build.log"; exit
 plugin="$work/plugin/libword_count.so"
 test -f "$plugin"
 
-"$conclave" gen-model --preset tiny-qwen --out "$work/model" >/dev/null 2>&1
-cp "$tokdir/tokenizer.json" "$work/model/"
 cat >"$work/serve.toml" <<EOT
 [[tools.plugins]]
 path = "$plugin"
 config = { max_words = 1000 }
 EOT
-"$conclave" --log-format text serve --model "$work/model" --name tiny --config "$work/serve.toml" \
-  --state-store memory --port 0 2>"$work/serve.log" &
-pid=$!
-port=
-for _ in $(seq 600); do
-  port=$(grep -oE 'on http://[0-9.]+:[0-9]+' "$work/serve.log" | head -1 | grep -oE '[0-9]+$' || true)
-  [ -n "$port" ] && curl -sf "http://127.0.0.1:$port/ready" >/dev/null && break
-  kill -0 "$pid" 2>/dev/null || { echo "conclave serve exited:"; cat "$work/serve.log"; exit 1; }
-  sleep 0.1
-done
-[ -n "$port" ] || { echo "no port"; cat "$work/serve.log"; exit 1; }
+serve_tiny "$conclave" "$tokdir" "$work" --config "$work/serve.toml"
 grep -q 'tool plugin .*libword_count.so: tool "word_count"' "$work/serve.log"
 
 # The random model is made to call word_count (constrained to the schema); the server runs
