@@ -22,7 +22,7 @@ stream_tap::step stream_tap::next(const std::string& payload) {
   if (s.n <= known) {
     s.diverged = journaled_[static_cast<size_t>(s.n - 1)] != payload;
   } else if (journal_) {
-    journal_->append(id_, payload);
+    journal_->append(id_, s.n, payload);
   }
   return s;
 }

@@ -34,10 +34,11 @@ void stream_journal::begin(store::journal_entry header) {
   streams_.emplace(s.entry.id, std::move(s));
 }
 
-void stream_journal::append(const std::string& id, std::string event) {
+void stream_journal::append(const std::string& id, int64_t n, std::string event) {
   std::lock_guard lock(mutex_);
   auto it = streams_.find(id);
   if (it == streams_.end()) return;
+  if (n != static_cast<int64_t>(it->second.entry.events.size()) + 1) return;
   it->second.entry.events.push_back(std::move(event));
   it->second.dirty = true;
 }

@@ -30,8 +30,9 @@ class stream_journal {
   /// Starts journaling stream `header.id` (its events empty), or, for a stream already
   /// journaled (a resumed run), carries on with the events it has.
   void begin(store::journal_entry header);
-  /// The next event of stream `id` (number: events so far + 1).
-  void append(const std::string& id, std::string event);
+  /// Event number `n` (from 1) of stream `id`. Kept only when it is the next one: two runs
+  /// of one stream (two clients resuming it at once) never write an event twice.
+  void append(const std::string& id, int64_t n, std::string event);
   /// Stream `id` ended. `complete`: its last event is journaled (it finished, or failed
   /// with an error the client saw); else it was cut (the client went away) and a resume
   /// runs it again.

@@ -29,7 +29,9 @@ TEST_CASE("stream journal: events are written in batches, and a written ended st
   serve::stream_journal j(backing, 600);
   const int64_t now = 1'800'000'000'000;
   j.begin(header("s1"));
-  for (int i = 1; i <= 50; ++i) j.append("s1", "chunk " + std::to_string(i));
+  for (int i = 1; i <= 50; ++i) j.append("s1", i, "chunk " + std::to_string(i));
+  j.append("s1", 50, "chunk 50 again");  // a second run of the stream: not kept twice
+  j.append("s1", 52, "a gap");
   CHECK(backing->journal_writes == 0);       // nothing per event
   CHECK(j.find("s1")->events.size() == 50);  // memory has them before any flush
   REQUIRE(j.flush(now));
@@ -37,13 +39,14 @@ TEST_CASE("stream journal: events are written in batches, and a written ended st
   auto stored = backing->inner->journal("s1");
   REQUIRE(stored);
   CHECK(stored->events.size() == 50);
+  CHECK(stored->events.back() == "chunk 50");
   CHECK_FALSE(stored->finished);
   CHECK(stored->body == header("s1").body);
   CHECK(stored->expires_ms == now + 600'000);
   CHECK(j.flush(now));  // nothing changed: no write
   CHECK(backing->journal_writes == 1);
 
-  j.append("s1", "chunk 51");
+  j.append("s1", 51, "chunk 51");
   j.end("s1", true);
   REQUIRE(j.flush(now + 1000));
   stored = backing->inner->journal("s1");
@@ -59,10 +62,10 @@ TEST_CASE("stream journal: a run resumed from the store carries on its events", 
   {
     serve::stream_journal first(backing, 600);
     first.begin(header("s2"));
-    first.append("s2", "a");
-    first.append("s2", "b");
+    first.append("s2", 1, "a");
+    first.append("s2", 2, "b");
     REQUIRE(first.flush());
-    first.append("s2", "c");  // never written: the process dies here
+    first.append("s2", 3, "c");  // never written: the process dies here
   }
   serve::stream_journal after_restart(backing, 600);
   auto found = after_restart.find("s2");
@@ -70,8 +73,8 @@ TEST_CASE("stream journal: a run resumed from the store carries on its events", 
   CHECK(found->events == std::vector<std::string>{"a", "b"});
   CHECK_FALSE(found->finished);
   after_restart.begin(*found);
-  after_restart.append("s2", "c");
-  after_restart.append("s2", "d");
+  after_restart.append("s2", 3, "c");
+  after_restart.append("s2", 4, "d");
   after_restart.end("s2", true);
   REQUIRE(after_restart.flush());
   CHECK(backing->inner->journal("s2")->events == std::vector<std::string>{"a", "b", "c", "d"});
@@ -84,7 +87,7 @@ TEST_CASE("stream journal: a store that fails keeps the streams in memory until 
   const int64_t now = 1'800'000'000'000;
   backing->down = true;
   j.begin(header("s3"));
-  j.append("s3", "x");
+  j.append("s3", 1, "x");
   j.end("s3", true);
   CHECK_FALSE(j.flush(now));
   CHECK(j.held() == 1);
