@@ -12,13 +12,7 @@ if [ ! -d "$here/node_modules/openai" ]; then
   echo "SKIP: examples/agents/node_modules is missing (run scripts/setup.sh)"
   exit 77
 fi
-work=$(mktemp -d)
-pid=
-cleanup() {
-  [ -n "$pid" ] && kill -9 "$pid" 2>/dev/null
-  rm -rf "$work"
-}
-trap cleanup EXIT
+make_work
 serve_tiny "$conclave" "$tokdir" "$work"
 export CONCLAVE_BASE_URL="http://127.0.0.1:$port/v1"
 

@@ -7,13 +7,7 @@
 set -euo pipefail
 build=$1 src=$2 conclave=$3 tokdir=$4
 . "$(dirname "$0")/../../tests/lib/serve_tiny.sh"
-work=$(mktemp -d)
-pid=
-cleanup() {
-  [ -n "$pid" ] && kill -9 "$pid" 2>/dev/null
-  rm -rf "$work"
-}
-trap cleanup EXIT
+make_work
 
 cmake --install "$build" --component sdk --prefix "$work/prefix" >/dev/null
 cmake -S "$src" -B "$work/plugin" -DCMAKE_PREFIX_PATH="$work/prefix" -DCMAKE_BUILD_TYPE=Release \

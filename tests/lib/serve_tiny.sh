@@ -1,4 +1,12 @@
-# Sourced by shell tests: serve_tiny CONCLAVE TOKENIZER_DIR WORK [serve args...] writes the
+# Sourced by shell tests. make_work sets $work to a new temporary folder, removed at exit
+# together with the server serve_tiny started ($pid).
+make_work() {
+  work=$(mktemp -d)
+  pid=
+  trap '[ -n "$pid" ] && kill -9 "$pid" 2>/dev/null; rm -rf "$work"' EXIT
+}
+
+# serve_tiny CONCLAVE TOKENIZER_DIR WORK [serve args...] writes the
 # tiny-qwen random model into WORK/model (once), starts `conclave serve` on it on a free
 # port with a memory state store, its log in WORK/serve.log, and waits until it is ready.
 # Sets $pid and $port; fails with the log when the server exits or never gets ready. The
