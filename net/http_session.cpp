@@ -506,10 +506,7 @@ void http_session::handle_generation(request_type& req, bool chat) {
     tap_.emplace(ctx_->journal, d.req.id, resumed->after, std::move(resumed->journaled));
   } else {
     d.req.id = ctx_->new_request_id(chat ? "chatcmpl-" : "cmpl-");
-    if (d.stream) {
-      begin_journal(*ctx_, d, chat, req.body(), created, key_id);
-      tap_.emplace(ctx_->journal, d.req.id);
-    }
+    if (d.stream) tap_ = begin_journal(*ctx_, d, chat, req.body(), created, key_id);
   }
   request_id_ = d.req.id;
   model_ = d.req.model;
@@ -580,12 +577,9 @@ void http_session::on_event(serve::client_event e) {
       // than send the client a stream that does not continue what it has.
       if (!data.empty()) enqueue(fmt::format("{:x}\r\n{}\r\n", data.size(), data));
       if (handle_) handle_->cancel();
-      return on_event(serve::client_event::error(
-          500,
-          "the resumed stream " + request_id_ +
-              " does not match its journal (this server's generation is not reproducible); "
-              "start the request again",
-          "server_error", {}, "resume_diverged"));
+      const api_error err = diverged_error(request_id_);
+      return on_event(
+          serve::client_event::error(err.status, err.message, err.type, err.param, err.code));
     }
     if (last) {
       if (tap_) tap_->end(e.type == kind::finished);

@@ -83,9 +83,9 @@ std::variant<resume_plan, api_error> plan_resume(server_context& ctx, const std:
   return p;
 }
 
-void begin_journal(server_context& ctx, decoded_request& d, bool chat, std::string body,
-                   int64_t created, const std::string& key_id) {
-  if (!ctx.journal) return;
+stream_tap begin_journal(server_context& ctx, decoded_request& d, bool chat, std::string body,
+                         int64_t created, const std::string& key_id) {
+  if (!ctx.journal) return stream_tap(nullptr, d.req.id);
   if (!d.req.sampling.seed) {
     static thread_local std::mt19937_64 rng{std::random_device{}()};
     d.req.sampling.seed = rng();
@@ -98,6 +98,17 @@ void begin_journal(server_context& ctx, decoded_request& d, bool chat, std::stri
   e.seed = *d.req.sampling.seed;
   e.created = created;
   ctx.journal->begin(std::move(e));
+  return stream_tap(ctx.journal, d.req.id);
+}
+
+api_error diverged_error(const std::string& request_id) {
+  return {500,
+          "the resumed stream " + request_id +
+              " does not match its journal (this server's generation is not reproducible); "
+              "start the request again",
+          "server_error",
+          {},
+          "resume_diverged"};
 }
 
 }  // namespace conclave::net

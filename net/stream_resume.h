@@ -69,8 +69,13 @@ std::variant<resume_plan, api_error> plan_resume(server_context& ctx, const std:
                                                  int64_t after, const std::string& key_id);
 
 /// A new streamed request: gives it a seed when it has none (so that a resume
-/// regenerates it) and starts its journal entry. No-op when journaling is off.
-void begin_journal(server_context& ctx, decoded_request& d, bool chat, std::string body,
-                   int64_t created, const std::string& key_id);
+/// regenerates it), starts its journal entry and returns its tap (numbering only when
+/// journaling is off).
+stream_tap begin_journal(server_context& ctx, decoded_request& d, bool chat, std::string body,
+                         int64_t created, const std::string& key_id);
+
+/// The error that ends a resumed run whose chunks differ from the journaled ones (HTTP and
+/// WebSocket alike).
+api_error diverged_error(const std::string& request_id);
 
 }  // namespace conclave::net

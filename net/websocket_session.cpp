@@ -238,8 +238,7 @@ void websocket_session::handle_frame(std::string_view text) {
   if (resumed) {
     r.tap.emplace(ctx_->journal, d.req.id, resumed->after, std::move(resumed->journaled));
   } else {
-    begin_journal(*ctx_, d, chat, json::serialize(*o.if_contains("body")), created, key_id);
-    r.tap.emplace(ctx_->journal, d.req.id);
+    r.tap = begin_journal(*ctx_, d, chat, json::serialize(*o.if_contains("body")), created, key_id);
   }
   d.req.sampling.max_tokens = d.max_tokens.value_or(0);
   if (key) {
@@ -279,11 +278,9 @@ void websocket_session::on_event(const std::string& id, serve::client_event e) {
     const auto step = r.tap->next(payload);
     if (step.diverged) {
       if (r.handle) r.handle->cancel();
-      const std::string why = "the resumed stream " + r.writer->id() +
-                              " does not match its journal (this server's generation is not "
-                              "reproducible); start the request again";
-      log(500, why);
-      error_frame(id, {500, why, "server_error", {}, "resume_diverged"});
+      const api_error err = diverged_error(r.writer->id());
+      log(500, err.message);
+      error_frame(id, err);
       requests_.erase(it);
       return;
     }
