@@ -18,6 +18,7 @@
 #include "model/tool_spec_json.h"
 #include "model/toolcall/call_parser.h"
 #include "model/toolcall/openai.h"
+#include "tests/sanitized.h"
 
 using namespace conclave::engine::constrained;
 namespace json = boost::json;
@@ -219,7 +220,7 @@ TEST_CASE("named tool: random walks over Qwen3's vocabulary parse into typed cal
     SECTION(name) {
       token_constraint c(qwen_vocab(), tool_call_dfa(tools, name), {im_end});
       std::mt19937_64 rng(42);
-      for (int i = 0; i < 20; ++i) {
+      for (int i = 0; i < conclave::test::iterations(20); ++i) {
         const auto w = random_walk(c, rng, 150, i < 3, tools, name);
         REQUIRE(w.ended);
         CHECK(w.tokens <= 150);
@@ -235,7 +236,7 @@ TEST_CASE("required: one or more calls to any tool, short budgets still close th
   token_constraint c(qwen_vocab(), tool_call_dfa(tools, ""), {im_end, 151643});
   std::mt19937_64 rng(7);
   for (int64_t budget : {40, 60, 300}) {
-    for (int i = 0; i < 15; ++i) {
+    for (int i = 0; i < conclave::test::iterations(15); ++i) {
       const auto w = random_walk(c, rng, budget, false, tools, "");
       INFO("budget " << budget << " text " << w.text);
       REQUIRE(w.ended);
@@ -253,7 +254,7 @@ TEST_CASE(
     SECTION(name[0] ? name : "required") {
       token_constraint c(qwen_vocab(), tool_call_dfa(tools, name, json_calls), {im_end});
       std::mt19937_64 rng(43);
-      for (int i = 0; i < 15; ++i) {
+      for (int i = 0; i < conclave::test::iterations(15); ++i) {
         const auto w = random_walk(c, rng, 200, i < 3, tools, name, json_calls);
         REQUIRE(w.ended);
         check_calls(w.text, tools, name, json_calls);
@@ -276,7 +277,7 @@ TEST_CASE("parallel_tool_calls false: the grammar allows exactly one call", "[co
     const dfa d = tool_call_dfa(tools, "", format, true);
     token_constraint c(qwen_vocab(), tool_call_dfa(tools, "", format, true), {im_end});
     std::mt19937_64 rng(11);
-    for (int i = 0; i < 10; ++i) {
+    for (int i = 0; i < conclave::test::iterations(10); ++i) {
       const auto w = random_walk(c, rng, 200, false, tools, "", format);
       REQUIRE(w.ended);
       CHECK(toolcall::parse_all(format, w.text, tools).calls.size() == 1);
@@ -366,7 +367,7 @@ TEST_CASE("structured outputs: random walks give JSON valid under the schema, or
   for (const std::string& s : {schema, std::string()}) {
     token_constraint c(qwen_vocab(), json_value_dfa(s), {im_end});
     std::mt19937_64 rng(5);
-    for (int i = 0; i < 25; ++i) {
+    for (int i = 0; i < conclave::test::iterations(25); ++i) {
       matcher m(std::shared_ptr<const token_constraint>(&c, [](const token_constraint*) {}));
       std::string text;
       bool ended = false;
