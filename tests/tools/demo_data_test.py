@@ -1,0 +1,82 @@
+#!/usr/bin/env python3
+"""tools/demo_data.py (issue #21's training and held-out conversations): the same seed
+gives the same bytes; train and heldout share no question template and no operand pair;
+every tool call's arguments are what the tool needs and every math result is what
+conclave's math tool prints; conversations render through the Qwen3-Coder template with
+the calls in its XML format. Exit 77 (skipped) without python3-jinja2."""
+import json
+import os
+import re
+import subprocess
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.join(HERE, "..", "..")
+sys.path.insert(0, os.path.join(ROOT, "tools"))
+import demo_data as dd  # noqa: E402
+
+
+def run(*args):
+    return subprocess.run([sys.executable, os.path.join(ROOT, "tools", "demo_data.py"), *args],
+                          check=True, capture_output=True, text=True).stdout
+
+
+def main():
+    a = run("--split", "train", "--count", "400", "--seed", "9")
+    assert a == run("--split", "train", "--count", "400", "--seed", "9"), "not deterministic"
+    assert a != run("--split", "train", "--count", "400", "--seed", "10"), "seed ignored"
+    train = [json.loads(l) for l in a.splitlines()]
+    held = [json.loads(l) for l in run("--split", "heldout", "--count", "400", "--seed", "9")
+            .splitlines()]
+
+    # No held-out question template (its fixed words) appears in a training question.
+    def stems(templates):
+        return [t.split("{x}")[0].strip() or t.split("{x}")[1].strip() for t in templates]
+    held_stems = [s for s in stems(dd.HELDOUT_Q) if s]
+    held_stems += [t.split("{d}")[0].strip() for t in dd.HELDOUT_CODE_Q]
+    for rec in train:
+        q = rec["messages"][0]["content"]
+        for s in held_stems:
+            assert s not in q, f"held-out template {s!r} in training question {q!r}"
+    # Operand pairs are split by number_split; every math question of a split is its own.
+    for split, recs in (("train", train), ("heldout", held)):
+        for rec in recs:
+            for m in rec["messages"]:
+                for c in m.get("tool_calls", []):
+                    args = json.loads(c["function"]["arguments"])
+                    if c["function"]["name"] == "math":
+                        x, op, y = re.fullmatch(r"(\d+) ?([-+*/]) ?(\d+)", args["expression"]).groups()
+                        assert dd.number_split(int(x), int(y)) == split, (split, args)
+                    else:
+                        assert c["function"]["name"] == "code_interpreter" and args["code"]
+    # Each math result is the tool's text and the final answer states it.
+    assert dd.math_result(7, "/", 2) == "3.5" and dd.math_result(8, "/", 2) == "4"
+    assert dd.math_result(1, "/", 3) == "0.3333333333333333"
+    for rec in train:
+        if rec["kind"] != "math":
+            continue
+        _, call, tool, final = rec["messages"]
+        expr = json.loads(call["tool_calls"][0]["function"]["arguments"])["expression"]
+        x, op, y = re.fullmatch(r"(\d+) ?([-+*/]) ?(\d+)", expr).groups()
+        assert tool["content"] == dd.math_result(int(x), op, int(y))
+        assert tool["content"] in final["content"]
+    kinds = {r["kind"] for r in train}
+    assert kinds == set(dd.WEIGHTS), kinds
+    # Without tools no conversation calls one.
+    for rec in train:
+        if "tools" not in rec:
+            assert all("tool_calls" not in m for m in rec["messages"]), rec
+    # Rendered as the model will see it (skipped without jinja2).
+    try:
+        import jinja2  # noqa: F401
+    except ImportError:
+        print("python3-jinja2 is not installed: render not checked")
+        sys.exit(77)
+    text = dd.render(next(r for r in train if r["kind"] == "math_par"))
+    assert text.count("<tool_call>\n<function=math>\n<parameter=expression>\n") == 2, text
+    assert text.count("<tool_response>\n") == 2 and text.endswith("<|im_end|>\n"), text
+    print(f"ok: {len(train)} train and {len(held)} held-out conversations")
+
+
+if __name__ == "__main__":
+    main()
