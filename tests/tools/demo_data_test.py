@@ -3,7 +3,7 @@
 gives the same bytes; train and heldout share no question template and no operand pair;
 every tool call's arguments are what the tool needs and every math result is what
 conclave's math tool prints; conversations render through the Qwen3-Coder template with
-the calls in its XML format. Exit 77 (skipped) without python3-jinja2."""
+the calls in its XML format; tools/eval_demo.py's judges of code and math results. Exit 77 (skipped) without python3-jinja2."""
 import json
 import os
 import re
@@ -60,6 +60,14 @@ def main():
         x, op, y = re.fullmatch(r"(\d+) ?([-+*/]) ?(\d+)", expr).groups()
         assert tool["content"] == dd.math_result(int(x), op, int(y))
         assert tool["content"] in final["content"]
+    # tools/eval_demo.py's judges: prose that parses is not code, a broken def is not.
+    import eval_demo as ev
+    assert ev.code_parses("Sure:\n\n```python\ndef f(x):\n    return x\n```")
+    assert ev.code_parses("def g(a):\n    return a + 1")
+    assert not ev.code_parses("hello world") and not ev.code_parses("```python\nx = 1\n```")
+    assert not ev.code_parses("```python\ndef f(:\n```")
+    assert ev.math_value("12 * 3") == "36" and ev.math_value("7/2") == "3.5"
+    assert ev.math_value("sqrt(2)") is None and ev.math_value("1/0") is None
     kinds = {r["kind"] for r in train}
     assert kinds == set(dd.WEIGHTS), kinds
     # Without tools no conversation calls one.

@@ -1,0 +1,164 @@
+#!/usr/bin/env python3
+"""Evaluates a demo model (issue #21) through `conclave serve` on the CPU backend, over
+the OpenAI chat API, on held-out conversations of tools/demo_data.py (templates and
+numbers the training split never had):
+
+  math      with the `math` tool offered: the share of answers that are a well-formed
+            `math` call (goal >= 90 %); then, given what conclave's math tool returns
+            for that call, the share of final answers that contain it (goal >= 80 %)
+  code      asked for a small Python function without tools: the share of answers
+            whose code (a ```python block, else the text from the first `def`) parses
+            with ast and defines a function (goal >= 50 %)
+  no tools  the same arithmetic questions without tools: tool calls emitted (goal 0)
+
+Greedy decoding (temperature 0). Prints one line per measure and a JSON summary; with
+--check, exits 1 when a goal is missed.
+
+  eval_demo.py --conclave build/app/conclave --model models/demo [--count 40] [--check]
+"""
+import argparse
+import ast
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+import demo_data  # noqa: E402
+
+
+def start_server(conclave, model, log):
+    proc = subprocess.Popen(
+        [conclave, "--log-format", "text", "serve", "--model", model, "--name", "demo",
+         "--state-store", "memory", "--port", "0", "--backend", "cpu"],
+        stdout=subprocess.DEVNULL, stderr=log)
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError("conclave serve exited: " + open(log.name).read())
+        m = re.search(r"on http://[0-9.]+:([0-9]+)", open(log.name).read())
+        if m:
+            port = int(m.group(1))
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/ready", timeout=2)
+                return proc, port
+            except OSError:
+                pass
+        time.sleep(0.1)
+    proc.kill()
+    raise RuntimeError("conclave serve never became ready: " + open(log.name).read())
+
+
+def chat(port, messages, tools=None, max_tokens=96):
+    body = {"model": "demo", "messages": messages, "temperature": 0, "max_tokens": max_tokens}
+    if tools:
+        body["tools"] = tools
+    req = urllib.request.Request(f"http://127.0.0.1:{port}/v1/chat/completions",
+                                 data=json.dumps(body).encode(),
+                                 headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=300) as r:
+        return json.loads(r.read())["choices"][0]["message"]
+
+
+def math_value(expression):
+    """What conclave's math tool prints for a + - * / expression of two integers, or
+    None for anything else (the model wrote something the eval does not evaluate)."""
+    m = re.fullmatch(r"\s*(-?\d+)\s*([-+*/])\s*(-?\d+)\s*", expression)
+    if not m or (m.group(2) == "/" and int(m.group(3)) == 0):
+        return None
+    return demo_data.math_result(int(m.group(1)), m.group(2), int(m.group(3)))
+
+
+def code_parses(text):
+    """A Python function in the answer: a ```python block (else the text from its first
+    `def`) that parses and defines a function. Prose that happens to parse does not count."""
+    blocks = re.findall(r"```(?:python)?\n(.*?)```", text, re.S)
+    if not blocks:
+        at = text.find("def ")
+        blocks = [text[at:]] if at >= 0 else []
+    for code in blocks:
+        try:
+            tree = ast.parse(code)
+        except SyntaxError:
+            continue
+        if any(isinstance(n, ast.FunctionDef) for n in ast.walk(tree)):
+            return True
+    return False
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--conclave", required=True)
+    ap.add_argument("--model", required=True)
+    ap.add_argument("--count", type=int, default=40, help="questions per measure")
+    ap.add_argument("--seed", type=int, default=2)
+    ap.add_argument("--check", action="store_true", help="exit 1 when a goal is missed")
+    args = ap.parse_args()
+
+    with tempfile.NamedTemporaryFile("w", suffix=".log", delete=False) as log:
+        proc, port = start_server(args.conclave, args.model, log)
+    try:
+        math_recs = list(demo_data.conversations("heldout", args.count, args.seed, {"math"}))
+        calls = answered = 0
+        for rec in math_recs:
+            q = rec["messages"][0]
+            msg = chat(port, [q], [demo_data.MATH_TOOL])
+            tc = msg.get("tool_calls") or []
+            expr = None
+            if len(tc) == 1 and tc[0]["function"]["name"] == "math":
+                try:
+                    expr = json.loads(tc[0]["function"]["arguments"]).get("expression")
+                except (ValueError, AttributeError):
+                    expr = None
+            if not isinstance(expr, str):
+                continue
+            calls += 1
+            # The result conclave's math tool would give (an expression the eval cannot
+            # evaluate gets the tool's error text, and the answer cannot contain a result).
+            result = math_value(expr)
+            tool_text = result if result is not None else "error: not evaluated by the eval"
+            final = chat(port, [q, {"role": "assistant", "content": msg.get("content") or "",
+                                    "tool_calls": tc},
+                                {"role": "tool", "tool_call_id": tc[0].get("id", "call_0"),
+                                 "content": tool_text}], [demo_data.MATH_TOOL])
+            answered += result is not None and result in (final.get("content") or "")
+        code_recs = list(demo_data.conversations("heldout", args.count, args.seed + 1, {"code"}))
+        parsed = 0
+        for rec in code_recs:
+            msg = chat(port, [rec["messages"][0]], None, max_tokens=160)
+            parsed += code_parses(msg.get("content") or "")
+        stray = 0
+        for rec in math_recs:
+            msg = chat(port, [rec["messages"][0]], None)
+            stray += bool(msg.get("tool_calls")) or "<tool_call>" in (msg.get("content") or "")
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+        os.unlink(log.name)
+
+    n = len(math_recs)
+    summary = {
+        "math_call": calls / n, "math_answer": answered / n,
+        "code_parses": parsed / len(code_recs), "tool_calls_without_tools": stray,
+        "questions": n,
+    }
+    print(f"math: a well-formed math call in {calls}/{n} ({100 * calls / n:.0f} %, goal 90 %)")
+    print(f"math: the answer contains the tool's result in {answered}/{n} "
+          f"({100 * answered / n:.0f} %, goal 80 %)")
+    print(f"code: parses in {parsed}/{len(code_recs)} ({100 * parsed / len(code_recs):.0f} %, "
+          f"goal 50 %)")
+    print(f"no tools: {stray} answers with a tool call (goal 0)")
+    print(json.dumps(summary))
+    if args.check:
+        ok = (summary["math_call"] >= 0.9 and summary["math_answer"] >= 0.8
+              and summary["code_parses"] >= 0.5 and stray == 0)
+        sys.exit(0 if ok else 1)
+
+
+if __name__ == "__main__":
+    main()
