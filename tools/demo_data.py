@@ -25,6 +25,7 @@ training data never contained. Same seed, same output, byte for byte.
                                        template, as the training script feeds them)
 """
 import argparse
+import functools
 import json
 import os
 import random
@@ -300,13 +301,19 @@ def conversations(split, count, seed, kinds):
         yield rec
 
 
-def render(rec):
-    """The conversation as the training text: the Qwen3-Coder template's render."""
+@functools.lru_cache(maxsize=1)
+def coder_template():
+    """The built-in Qwen3-Coder template, compiled once, in transformers' jinja2 setup."""
     here = os.path.dirname(os.path.abspath(__file__))
     sys.path.insert(0, os.path.join(here, "..", "tests", "model", "chat"))
     import template_reference as tr  # noqa: E402 (jinja2 environment of transformers)
     with open(os.path.join(here, "..", "model", "chat", "templates", "qwen3_coder.jinja")) as f:
-        tpl = tr.hf_environment().from_string(f.read())
+        return tr.hf_environment().from_string(f.read())
+
+
+def render(rec):
+    """The conversation as the training text: the Qwen3-Coder template's render."""
+    tpl = coder_template()
     messages = []
     for m in rec["messages"]:
         d = dict(m)
