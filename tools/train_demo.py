@@ -205,6 +205,9 @@ def main():
                     help="more folders of source/documentation text (default: Python's stdlib)")
     ap.add_argument("--text-tokens", type=int, default=20_000_000)
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--max-minutes", type=float, default=0,
+                    help="stop (and save) after this long even if --steps are not done "
+                         "(the cosine schedule is then cut short; 0: no limit)")
     args = ap.parse_args()
 
     import torch
@@ -251,9 +254,13 @@ def main():
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         sched.step()
-        if step % 25 == 0 or step == args.steps - 1:
+        late = args.max_minutes > 0 and time.time() - t0 > 60 * args.max_minutes
+        if step % 25 == 0 or step == args.steps - 1 or late:
             curve.append((step, float(total)))
             print(f"step {step} loss {float(total):.3f} ({time.time() - t0:.0f} s)", flush=True)
+        if late:
+            print(f"stopped at step {step} of {args.steps}: --max-minutes reached", flush=True)
+            break
 
     os.makedirs(args.out, exist_ok=True)
     model.eval()
