@@ -10,8 +10,8 @@ if(NOT CONCLAVE_CUDA STREQUAL "OFF")
   if(CMAKE_CUDA_COMPILER)
     # One binary for Ampere and later: sm_80 machine code plus compute_80 PTX (the driver
     # compiles it for sm_86/89, Blackwell and later at load time) and sm_90a machine code
-    # for Hopper. Every kernel has an sm_80 path (mma.sync, cp.async); CUDA_FORCE_PTX_JIT=1
-    # runs the PTX path on a Hopper card (scripts/device). Set CMAKE_CUDA_ARCHITECTURES to
+    # for Hopper. Every kernel has an sm_80 path (mma.sync, cp.async); on a Hopper card
+    # `CUDA_FORCE_PTX_JIT=1 cuda_tests` runs the PTX path. Set CMAKE_CUDA_ARCHITECTURES to
     # build for one card only (faster builds).
     if(NOT DEFINED CMAKE_CUDA_ARCHITECTURES)
       set(CMAKE_CUDA_ARCHITECTURES 80 90a-real)

@@ -1,6 +1,6 @@
 // Whether this test binary runs under AddressSanitizer (the asan preset), and iteration
 // counts scaled for it. Random-walk and property tests run their full counts in the
-// default build; under ASan+UBSan each step costs 5-20x more, and a quarter of the walks
+// default build; under ASan+UBSan each step costs 5-50x more, and a quarter of the walks
 // still exercises every code path for memory errors (the asan pass's job).
 #pragma once
 
