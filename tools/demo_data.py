@@ -27,6 +27,7 @@ training data never contained. Same seed, same output, byte for byte.
 import argparse
 import functools
 import json
+import math
 import os
 import random
 import sys
@@ -53,13 +54,13 @@ INTERP_TOOL = {
     },
 }
 
-# Question templates: {a} {b} the operands, {op} the operator's words. The held-out ones
-# are phrased differently from every training one.
+# How each operation is written ({a} and {b} the operands), then question templates
+# around it ({x}). The held-out templates are phrased differently from every training one.
 OPS = {
-    "+": (["plus", "added to"], ["sum of {a} and {b}", "{a} plus {b}", "{a} + {b}"]),
-    "-": (["minus", "take away"], ["{a} minus {b}", "{a} - {b}", "difference between {a} and {b}"]),
-    "*": (["times", "multiplied by"], ["{a} times {b}", "{a} * {b}", "product of {a} and {b}"]),
-    "/": (["divided by", "over"], ["{a} divided by {b}", "{a} / {b}", "quotient of {a} and {b}"]),
+    "+": ["sum of {a} and {b}", "{a} plus {b}", "{a} + {b}"],
+    "-": ["{a} minus {b}", "{a} - {b}", "difference between {a} and {b}"],
+    "*": ["{a} times {b}", "{a} * {b}", "product of {a} and {b}"],
+    "/": ["{a} divided by {b}", "{a} / {b}", "quotient of {a} and {b}"],
 }
 TRAIN_Q = [
     "What is {x}?", "what is {x}", "Compute {x}.", "Calculate {x}.", "Please calculate {x}.",
@@ -159,7 +160,7 @@ def interp_tasks(rng, heldout):
          str(len([i for i in range(n * 10) if i % k == 0]))),
         (f"Compute the factorial of {n % 15 + 3} by running code.",
          f"import math\nprint(math.factorial({n % 15 + 3}))",
-         str(__import__("math").factorial(n % 15 + 3))),
+         str(math.factorial(n % 15 + 3))),
     ]
     return rng.choice(tasks)
 
@@ -195,7 +196,7 @@ def pick_operands(rng, split):
 def math_question(rng, split):
     a, b = pick_operands(rng, split)
     op = rng.choice(list(OPS))
-    x = rng.choice(OPS[op][1]).format(a=a, b=b)
+    x = rng.choice(OPS[op]).format(a=a, b=b)
     q = rng.choice(TRAIN_Q if split == "train" else HELDOUT_Q).format(x=x)
     expr = f"{a}{op}{b}" if rng.random() < 0.5 else f"{a} {op} {b}"
     return q, x, expr, math_result(a, op, b)

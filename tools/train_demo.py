@@ -38,7 +38,7 @@ ROOT = os.path.join(HERE, "..")
 sys.path.insert(0, HERE)
 import demo_data  # noqa: E402
 
-IM_START, IM_END, EOT = 151644, 151645, 151643
+IM_END, EOT = 151645, 151643
 
 
 def model_config(args):

@@ -16,6 +16,12 @@ sys.path.insert(0, os.path.join(ROOT, "tools"))
 import demo_data as dd  # noqa: E402
 
 
+def operands(expression):
+    """(a, op, b) of a generated math call's expression."""
+    x, op, y = re.fullmatch(r"(\d+) ?([-+*/]) ?(\d+)", expression).groups()
+    return int(x), op, int(y)
+
+
 def run(*args):
     return subprocess.run([sys.executable, os.path.join(ROOT, "tools", "demo_data.py"), *args],
                           check=True, capture_output=True, text=True).stdout
@@ -45,8 +51,8 @@ def main():
                 for c in m.get("tool_calls", []):
                     args = json.loads(c["function"]["arguments"])
                     if c["function"]["name"] == "math":
-                        x, op, y = re.fullmatch(r"(\d+) ?([-+*/]) ?(\d+)", args["expression"]).groups()
-                        assert dd.number_split(int(x), int(y)) == split, (split, args)
+                        x, _, y = operands(args["expression"])
+                        assert dd.number_split(x, y) == split, (split, args)
                     else:
                         assert c["function"]["name"] == "code_interpreter" and args["code"]
     # Each math result is the tool's text and the final answer states it.
@@ -57,8 +63,7 @@ def main():
             continue
         _, call, tool, final = rec["messages"]
         expr = json.loads(call["tool_calls"][0]["function"]["arguments"])["expression"]
-        x, op, y = re.fullmatch(r"(\d+) ?([-+*/]) ?(\d+)", expr).groups()
-        assert tool["content"] == dd.math_result(int(x), op, int(y))
+        assert tool["content"] == dd.math_result(*operands(expr))
         assert tool["content"] in final["content"]
     # tools/eval_demo.py's judges: prose that parses is not code, a broken def is not.
     import eval_demo as ev
