@@ -9,18 +9,18 @@
 namespace conclave::actors {
 namespace {
 
-using self_ptr = caf::stateful_actor<health_checker_state>*;
+using checker_ptr = caf::stateful_actor<health_checker_state>*;
 
 caf::actor_clock::duration_type seconds(double s) {
   return std::chrono::duration_cast<caf::actor_clock::duration_type>(
       std::chrono::duration<double>(s));
 }
 
-double ms_since(self_ptr self, caf::actor_clock::time_point t) {
+double ms_since(checker_ptr self, caf::actor_clock::time_point t) {
   return std::chrono::duration<double, std::milli>(self->clock().now() - t).count();
 }
 
-void record(self_ptr self, const char* check, bool ok, double latency_ms, std::string detail) {
+void record(checker_ptr self, const char* check, bool ok, double latency_ms, std::string detail) {
   auto& st = self->state;
   st.status->add_health({std::chrono::system_clock::now(), check, ok, latency_ms, detail});
   st.status->set_healthy(ok);
@@ -34,7 +34,7 @@ void record(self_ptr self, const char* check, bool ok, double latency_ms, std::s
   }
 }
 
-void end_probe(self_ptr self) {
+void end_probe(checker_ptr self) {
   auto& st = self->state;
   st.probe_id = 0;
   st.probe_seq = -1;
@@ -42,13 +42,13 @@ void end_probe(self_ptr self) {
 }
 
 /// Flags steady growth of resident memory across the last ten probes (> 10 %).
-void watch_memory(self_ptr self) {
+void watch_memory(checker_ptr self) {
   auto& st = self->state;
   if (auto finding = st.memory.record(serve::resident_mib()))
     st.status->add_health({std::chrono::system_clock::now(), "memory", false, 0, *finding});
 }
 
-void start_probe(self_ptr self) {
+void start_probe(checker_ptr self) {
   auto& st = self->state;
   if (!st.engine || st.probe_id != 0) return;
   st.probe_id = ++st.probes_started;
@@ -82,7 +82,7 @@ void start_probe(self_ptr self) {
 
 }  // namespace
 
-caf::behavior health_checker(self_ptr self, std::shared_ptr<serve::replica_status> status,
+caf::behavior health_checker(checker_ptr self, std::shared_ptr<serve::replica_status> status,
                              caf::actor supervisor, std::vector<int32_t> probe_prompt,
                              config::replica_config rc) {
   auto& st = self->state;

@@ -16,7 +16,7 @@
 namespace conclave::actors {
 namespace {
 
-using self_ptr = caf::stateful_actor<replica_supervisor_state>*;
+using supervisor_ptr = caf::stateful_actor<replica_supervisor_state>*;
 
 /// One decode-sized and one prefill-sized step so first requests see warm code paths.
 void warm_up(gpu::backend& be) {
@@ -30,7 +30,7 @@ void warm_up(gpu::backend& be) {
 
 /// Stops the rank workers of an expert-parallel replica (remote ones through their node's
 /// connection); a rank still in a collective is freed by its communicator's abort.
-void stop_ranks(self_ptr self) {
+void stop_ranks(supervisor_ptr self) {
   auto& st = self->state;
   if (st.group) self->send_exit(st.group, caf::exit_reason::user_shutdown);
   st.group = nullptr;
@@ -39,7 +39,7 @@ void stop_ranks(self_ptr self) {
 }
 
 /// Records a failure; schedules the next bring-up, or declares the replica dead.
-void on_failure(self_ptr self, const std::string& why) {
+void on_failure(supervisor_ptr self, const std::string& why) {
   auto& st = self->state;
   const auto now = self->clock().now();
   st.failures.push_back(now);
@@ -63,7 +63,7 @@ void on_failure(self_ptr self, const std::string& why) {
 
 /// The end of a drain: stops the replica's actors and this supervisor. `why` is empty
 /// for a drain that finished cleanly.
-void finish_drain(self_ptr self, const std::string& why) {
+void finish_drain(supervisor_ptr self, const std::string& why) {
   auto& st = self->state;
   if (st.engine) self->send_exit(st.engine, caf::exit_reason::user_shutdown);
   if (st.worker) self->send_exit(st.worker, caf::exit_reason::user_shutdown);
@@ -77,7 +77,7 @@ void finish_drain(self_ptr self, const std::string& why) {
   self->quit();
 }
 
-void start_drain(self_ptr self, double timeout_s) {
+void start_drain(supervisor_ptr self, double timeout_s) {
   auto& st = self->state;
   if (st.draining) return;
   st.draining = true;
@@ -106,7 +106,7 @@ void start_drain(self_ptr self, double timeout_s) {
 }
 
 /// The engine over ready ranks: registered with the router like a one-device replica.
-void start_cluster_engine(self_ptr self, uint64_t epoch, std::vector<rank_ready> ready,
+void start_cluster_engine(supervisor_ptr self, uint64_t epoch, std::vector<rank_ready> ready,
                           gpu::expert_map placement) {
   auto& st = self->state;
   auto& cl = *st.cluster;
@@ -158,7 +158,7 @@ void start_cluster_engine(self_ptr self, uint64_t epoch, std::vector<rank_ready>
 /// An expert-parallel bring-up: lease ranks, have each node load its rank (they meet
 /// through the rendezvous store), then start the engine. Answers of an older epoch are
 /// dropped: a restart while loading starts over.
-void bring_up_cluster(self_ptr self) {
+void bring_up_cluster(supervisor_ptr self) {
   auto& st = self->state;
   stop_ranks(self);
   const uint64_t epoch = ++st.epoch;
@@ -231,7 +231,7 @@ void bring_up_cluster(self_ptr self) {
           });
 }
 
-void bring_up(self_ptr self) {
+void bring_up(supervisor_ptr self) {
   auto& st = self->state;
   if (st.status->state() == serve::replica_state::dead || st.draining) return;
   if (st.cluster) {
@@ -271,8 +271,8 @@ void bring_up(self_ptr self) {
 
 }  // namespace
 
-caf::behavior replica_supervisor(self_ptr self, backend_factory factory, config::engine_config cfg,
-                                 config::replica_config rc,
+caf::behavior replica_supervisor(supervisor_ptr self, backend_factory factory,
+                                 config::engine_config cfg, config::replica_config rc,
                                  std::shared_ptr<serve::server_metrics> metrics, caf::actor router,
                                  std::shared_ptr<serve::replica_status> status,
                                  std::vector<int32_t> probe_prompt,

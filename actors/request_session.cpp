@@ -10,26 +10,26 @@
 namespace conclave::actors {
 namespace {
 
-using self_ptr = caf::stateful_actor<session_state>*;
+using session_ptr = caf::stateful_actor<session_state>*;
 using serve::client_event;
 using ev = serve::failover_event;
 
 /// The message being handled comes from the engine the request runs on now.
-bool from_engine(self_ptr self) {
+bool from_engine(session_ptr self) {
   const auto& e = self->state.engine;
   return e && self->current_sender() == caf::actor_cast<caf::strong_actor_ptr>(e);
 }
 
-void submit(self_ptr self);
+void submit(session_ptr self);
 
-void end_session(self_ptr self) {
+void end_session(session_ptr self) {
   if (self->state.engine) self->demonitor(self->state.engine);  // (it would keep this alive)
   self->quit();
 }
 
 /// Does what the machine decided, in the step's order; `last` (finished) goes out just
 /// before the session ends.
-void apply(self_ptr self, const serve::failover_step& s, std::optional<client_event> last = {}) {
+void apply(session_ptr self, const serve::failover_step& s, std::optional<client_event> last = {}) {
   auto& st = self->state;
   if (s.cancel_sequence && st.engine && st.seq_id >= 0)
     self->send(st.engine, cancel_atom::value, st.seq_id);
@@ -59,16 +59,16 @@ void apply(self_ptr self, const serve::failover_step& s, std::optional<client_ev
   if (s.end) end_session(self);
 }
 
-serve::failover_step on(self_ptr self, ev e) {
+serve::failover_step on(session_ptr self, ev e) {
   auto& st = self->state;
   return st.machine->on_now(e, st.generated.size(), st.env->counters->stopping.load());
 }
 
-void handle(self_ptr self, ev e, std::optional<client_event> last = {}) {
+void handle(session_ptr self, ev e, std::optional<client_event> last = {}) {
   apply(self, on(self, std::move(e)), std::move(last));
 }
 
-void on_submit_reply(self_ptr self, const submit_reply& r) {
+void on_submit_reply(session_ptr self, const submit_reply& r) {
   auto& st = self->state;
   // The router counted it when it placed it: given back when it leaves this engine
   // (at once when the engine refused it).
@@ -92,7 +92,7 @@ void on_submit_reply(self_ptr self, const submit_reply& r) {
 }
 
 /// Submits (or resubmits after a failure) through the router.
-void submit(self_ptr self) {
+void submit(session_ptr self) {
   auto& st = self->state;
   engine_submit sub{
       st.prompt, st.req.sampling, caf::actor_cast<caf::actor>(self), st.generated, {}};
@@ -107,14 +107,14 @@ void submit(self_ptr self) {
 
 /// The request is over: its metrics first (a client that reads /metrics after its last
 /// event sees its request), then its last event.
-void complete(self_ptr self, std::string reason) {
+void complete(session_ptr self, std::string reason) {
   auto& st = self->state;
   auto done = st.stats->finished(std::move(reason), st.text->take_logprobs());
   done.replica = st.replica;
   handle(self, ev::of(ev::kind::generation_done), std::move(done));
 }
 
-void start_tool(self_ptr self, serve::tool_call_request call) {
+void start_tool(session_ptr self, serve::tool_call_request call) {
   auto& st = self->state;
   auto actor =
       spawn_tool_invocation(self, st.env->tools.runtime, call, st.tool_cancel, st.env->tool_list);
@@ -122,7 +122,7 @@ void start_tool(self_ptr self, serve::tool_call_request call) {
 }
 
 /// The generation ended with `reason`: flush the text; run server-side calls or finish.
-void finish(self_ptr self, std::string reason) {
+void finish(session_ptr self, std::string reason) {
   auto& st = self->state;
   reason = st.text->finish(std::move(reason), *st.sink);
   if (!st.rounds || !st.rounds->run_tools()) return complete(self, std::move(reason));
@@ -132,7 +132,7 @@ void finish(self_ptr self, std::string reason) {
   for (auto& call : st.rounds->calls()) start_tool(self, std::move(call));
 }
 
-void on_token(self_ptr self, const token_msg& t) {
+void on_token(session_ptr self, const token_msg& t) {
   auto& st = self->state;
   const auto step = on(self, ev::token(from_engine(self) && t.seq_id == st.seq_id, t.finished));
   if (step.stop_stale && self->current_sender())  // a sequence a failover left behind
@@ -150,7 +150,7 @@ void on_token(self_ptr self, const token_msg& t) {
 }
 
 /// Every call of the round has its result: continue the conversation with them.
-void next_round(self_ptr self) {
+void next_round(session_ptr self) {
   auto& st = self->state;
   st.rounds->next_round(st.req.messages, st.req.tool_choice, st.req.tool_choice_name);
   if (auto err = serve::prepare_next_round(st.req, *st.env->text, st.prompt))
@@ -162,7 +162,7 @@ void next_round(self_ptr self) {
   handle(self, ev::of(ev::kind::tool_round_end));
 }
 
-void on_tool_result(self_ptr self, serve::tool_call_result r) {
+void on_tool_result(session_ptr self, serve::tool_call_result r) {
   auto& st = self->state;
   if (st.machine->phase() != serve::request_phase::tools) return;
   std::erase_if(st.tool_actors, [&](const auto& a) { return a.second.call_id == r.call_id; });
@@ -170,7 +170,7 @@ void on_tool_result(self_ptr self, serve::tool_call_result r) {
   if (st.rounds->add_result(r)) next_round(self);
 }
 
-void on_down(self_ptr self, const caf::down_msg& msg) {
+void on_down(session_ptr self, const caf::down_msg& msg) {
   auto& st = self->state;
   if (auto it = st.tool_actors.find(msg.source); it != st.tool_actors.end()) {
     auto call = std::move(it->second);
@@ -187,7 +187,7 @@ void on_down(self_ptr self, const caf::down_msg& msg) {
 
 }  // namespace
 
-caf::behavior request_session(self_ptr self, serve::generation_request req,
+caf::behavior request_session(session_ptr self, serve::generation_request req,
                               std::shared_ptr<serve::session_guard> sink,
                               std::shared_ptr<const session_env> env, caf::actor router) {
   auto& st = self->state;

@@ -3,6 +3,7 @@
 // own work (walking the output so far, masking the row) is timed apart, next to the
 // unconstrained sampler on the same row for scale.
 #include "bench/constrain_bench.h"
+#include "bench/clock.h"
 
 #include <algorithm>
 #include <boost/json.hpp>
@@ -21,13 +22,8 @@
 namespace conclave::bench {
 namespace {
 
-using clock_type = std::chrono::steady_clock;
 namespace json = boost::json;
 namespace cd = engine::constrained;
-
-double seconds_since(clock_type::time_point t) {
-  return std::chrono::duration<double>(clock_type::now() - t).count();
-}
 
 const char* bench_tools = R"([
   {"name": "get_weather", "parameters": {"type": "object", "required": ["city"], "properties": {

@@ -1,6 +1,7 @@
 // Engine throughput. Prompts are random ids drawn per sequence so prefix caching cannot
 // help; decode is timed only after every sequence has its first token.
 #include "bench/engine_bench.h"
+#include "bench/clock.h"
 
 #include <spdlog/fmt/fmt.h>
 #include <chrono>
@@ -17,17 +18,11 @@
 namespace conclave::bench {
 namespace {
 
-using clock_type = std::chrono::steady_clock;
-
 std::vector<int32_t> random_prompt(std::mt19937_64& rng, int32_t len, int64_t vocab) {
   std::uniform_int_distribution<int32_t> dist(0, static_cast<int32_t>(vocab - 1));
   std::vector<int32_t> p(static_cast<size_t>(len));
   for (auto& t : p) t = dist(rng);
   return p;
-}
-
-double seconds_since(clock_type::time_point t0) {
-  return std::chrono::duration<double>(clock_type::now() - t0).count();
 }
 
 }  // namespace

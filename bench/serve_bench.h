@@ -187,6 +187,10 @@ struct chunk_info {
 chunk_info inspect_chunk(const boost::json::value& chunk);
 
 namespace detail {
+/// The load clients' pause after a failed connect, so a dead server is not hammered in a
+/// tight loop.
+constexpr auto connect_retry_delay = std::chrono::milliseconds(100);
+
 /// The two client kinds; run_serve_load picks one.
 serve_bench_result run_sse_load(const serve_bench_options& opts, const std::string& model,
                                 const server_url& url);

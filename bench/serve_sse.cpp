@@ -10,6 +10,7 @@
 #include <limits>
 #include <optional>
 
+#include "bench/clock.h"
 #include "bench/serve_bench.h"
 
 namespace conclave::bench::detail {
@@ -20,16 +21,8 @@ namespace beast = boost::beast;
 namespace http = beast::http;
 namespace json = boost::json;
 using tcp = asio::ip::tcp;
-using clock_type = std::chrono::steady_clock;
 
-// Pause after a failed connect so a dead server is not hammered in a tight loop.
-constexpr auto retry_delay = std::chrono::milliseconds(100);
-
-double seconds(clock_type::duration d) {
-  return std::chrono::duration<double>(d).count();
-}
-
-std::string error_kind(const beast::error_code& ec) {
+std::string sse_error_kind(const beast::error_code& ec) {
   if (ec == beast::error::timeout) return "timeout";
   if (ec == http::error::end_of_stream || ec == http::error::partial_message ||
       ec == asio::error::eof || ec == asio::error::connection_reset ||
@@ -76,7 +69,7 @@ class sse_client : public std::enable_shared_from_this<sse_client> {
     stream_.expires_after(run_.io_timeout());
     stream_.async_connect(run_.endpoints,
                           [self = shared_from_this()](beast::error_code ec, const tcp::endpoint&) {
-                            if (ec) return self->fail("connect: " + error_kind(ec), true);
+                            if (ec) return self->fail("connect: " + sse_error_kind(ec), true);
                             self->connected_ = true;
                             self->stream_.socket().set_option(tcp::no_delay(true), ec);
                             self->send();
@@ -104,7 +97,7 @@ class sse_client : public std::enable_shared_from_this<sse_client> {
     t_send_ = clock_type::now();
     stream_.expires_after(run_.io_timeout());
     http::async_write(stream_, req_, [self = shared_from_this()](beast::error_code ec, size_t) {
-      if (ec) return self->fail(error_kind(ec), false);
+      if (ec) return self->fail(sse_error_kind(ec), false);
       self->read_header();
     });
   }
@@ -115,7 +108,7 @@ class sse_client : public std::enable_shared_from_this<sse_client> {
     stream_.expires_after(run_.io_timeout());
     http::async_read_header(stream_, buffer_, *parser_,
                             [self = shared_from_this()](beast::error_code ec, size_t) {
-                              if (ec) return self->fail(error_kind(ec), false);
+                              if (ec) return self->fail(sse_error_kind(ec), false);
                               // Chunks of a 200 stream go to on_body as they arrive;
                               // error bodies are kept whole.
                               if (self->parser_->get().result_int() == 200) {
@@ -130,7 +123,7 @@ class sse_client : public std::enable_shared_from_this<sse_client> {
     stream_.expires_after(run_.io_timeout());
     http::async_read_some(stream_, buffer_, *parser_,
                           [self = shared_from_this()](beast::error_code ec, size_t) {
-                            if (ec) return self->fail(error_kind(ec), false);
+                            if (ec) return self->fail(sse_error_kind(ec), false);
                             self->read_body();
                           });
   }
@@ -200,7 +193,7 @@ class sse_client : public std::enable_shared_from_this<sse_client> {
     run_.last_end = std::max(run_.last_end, clock_type::now());
     close();
     if (!connecting) return next();
-    timer_.expires_after(retry_delay);
+    timer_.expires_after(connect_retry_delay);
     timer_.async_wait([self = shared_from_this()](beast::error_code) { self->next(); });
   }
 

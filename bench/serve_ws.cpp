@@ -10,6 +10,7 @@
 #include <map>
 #include <optional>
 
+#include "bench/clock.h"
 #include "bench/serve_bench.h"
 
 namespace conclave::bench::detail {
@@ -21,18 +22,10 @@ namespace http = beast::http;
 namespace websocket = beast::websocket;
 namespace json = boost::json;
 using tcp = asio::ip::tcp;
-using clock_type = std::chrono::steady_clock;
 
 // Without any frame (or pong) for this long the connection counts as dead.
 constexpr auto idle_timeout = std::chrono::seconds(120);
-// Pause after a failed connect so a dead server is not hammered in a tight loop.
-constexpr auto retry_delay = std::chrono::milliseconds(100);
-
-double seconds(clock_type::duration d) {
-  return std::chrono::duration<double>(d).count();
-}
-
-std::string error_kind(const beast::error_code& ec) {
+std::string ws_error_kind(const beast::error_code& ec) {
   if (ec == beast::error::timeout) return "timeout";
   if (ec == websocket::error::closed) return "closed by the server";
   if (ec == websocket::error::upgrade_declined) return "WebSocket upgrade declined";
@@ -108,8 +101,8 @@ class ws_connection : public std::enable_shared_from_this<ws_connection> {
   /// A connect or handshake failed: count it against a request slot, then retry.
   void connect_failed(const beast::error_code& ec) {
     if (!run_.plan.next()) return;
-    run_.result.add_error("connect: " + error_kind(ec));
-    timer_.expires_after(retry_delay);
+    run_.result.add_error("connect: " + ws_error_kind(ec));
+    timer_.expires_after(connect_retry_delay);
     timer_.async_wait([self = shared_from_this()](beast::error_code) { self->connect(); });
   }
 
@@ -164,11 +157,11 @@ class ws_connection : public std::enable_shared_from_this<ws_connection> {
     if (ec) {
       if (closing_) return;
       // Every stream of this connection is lost; reconnect for the requests still to come.
-      const std::string kind = "connection lost: " + error_kind(ec);
+      const std::string kind = "connection lost: " + ws_error_kind(ec);
       for (size_t i = 0; i < running_.size(); ++i) run_.result.add_error(kind);
       running_.clear();
       run_.last_end = std::max(run_.last_end, clock_type::now());
-      timer_.expires_after(retry_delay);
+      timer_.expires_after(connect_retry_delay);
       timer_.async_wait([self = shared_from_this()](beast::error_code) { self->connect(); });
       return;
     }

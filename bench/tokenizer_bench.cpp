@@ -2,6 +2,7 @@
 // reproduced from the binary alone; one word in ten is a random syllable string so
 // the piece cache sees misses like it would on real text.
 #include "bench/tokenizer_bench.h"
+#include "bench/clock.h"
 
 #include <spdlog/fmt/fmt.h>
 
@@ -16,8 +17,6 @@
 
 namespace conclave::bench {
 namespace {
-
-using clock_type = std::chrono::steady_clock;
 
 constexpr std::array<std::string_view, 96> english = {"the",
                                                       "of",
@@ -225,10 +224,6 @@ class text_generator {
  private:
   std::mt19937_64 rng_;
 };
-
-double seconds_since(clock_type::time_point t0) {
-  return std::chrono::duration<double>(clock_type::now() - t0).count();
-}
 
 // CPU time of this thread: on a shared machine it tracks the work done, not the waiting.
 double thread_cpu_seconds() {

@@ -24,6 +24,7 @@
 #include <thread>
 #include <vector>
 
+#include "net/awaitable.h"
 #include "net/cluster_handshake.h"
 #include "net/tcp_splice.h"
 
@@ -33,7 +34,6 @@ namespace {
 namespace asio = boost::asio;
 using tcp = asio::ip::tcp;
 using error_code = boost::system::error_code;
-constexpr auto tuple_awaitable = asio::as_tuple(asio::use_awaitable);
 
 std::string peer_of(const tcp::socket& s) {
   error_code ec;

@@ -22,6 +22,7 @@
 #include <span>
 #include <thread>
 
+#include "net/awaitable.h"
 #include "net/cluster_handshake.h"
 #include "net/tcp_splice.h"
 
@@ -32,7 +33,6 @@ namespace asio = boost::asio;
 using tcp = asio::ip::tcp;
 using error_code = boost::system::error_code;
 using kind = prove_result::kind;
-constexpr auto tuple_awaitable = asio::as_tuple(asio::use_awaitable);
 
 prove_result broken(const error_code& ec, const char* when) {
   const bool closed = ec == asio::error::eof || ec == asio::ssl::error::stream_truncated;

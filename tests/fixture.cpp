@@ -2,7 +2,9 @@
 #include "tests/fixture.h"
 
 #include <simdjson.h>
+#include <fstream>
 #include <random>
+#include <sstream>
 #include <stdexcept>
 
 namespace conclave::test {
@@ -50,6 +52,13 @@ temp_dir::temp_dir() {
 temp_dir::~temp_dir() {
   std::error_code ec;
   std::filesystem::remove_all(path_, ec);
+}
+
+std::string read_text(const std::filesystem::path& p) {
+  std::ifstream f(p, std::ios::binary);
+  std::stringstream ss;
+  ss << f.rdbuf();
+  return ss.str();
 }
 
 }  // namespace conclave::test

@@ -28,6 +28,9 @@ struct bf16_yardstick {
 };
 bf16_yardstick load_bf16_yardstick(const std::filesystem::path& dir);
 
+/// The whole file as bytes (empty when it cannot be read).
+std::string read_text(const std::filesystem::path& p);
+
 inline std::filesystem::path data_dir() {
   return CONCLAVE_TEST_DATA;
 }

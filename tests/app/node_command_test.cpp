@@ -24,7 +24,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-const std::string token = "node-command-test-token-0123456789abcdef";
+const std::string node_token = "node-command-test-token-0123456789abcdef";
 
 struct node_run {
   int exit_code = -1;
@@ -76,7 +76,7 @@ TEST_CASE("conclave node: a wrong token exits 2 with exactly one line", "[cluste
   net::cluster_door_options o;
   o.host = "127.0.0.1";
   o.inner_port = gate.port();
-  o.token = token;
+  o.token = node_token;
   net::cluster_door door(o);
   door.start();
   const std::string where = "127.0.0.1:" + std::to_string(door.port());
@@ -96,8 +96,8 @@ TEST_CASE("conclave node: a wrong token exits 2 with exactly one line", "[cluste
   // The right token gets in; behind this door is no coordinator (a port that closes every
   // connection), so the node keeps trying to join until its --rejoin-timeout.
   const auto right = box.node("--join " + where + " --cluster-token-file " +
-                              box.token_file("right", token).string() + " --cpu-ranks 1 --model " +
-                              tiny_model() + " --rejoin-timeout 2");
+                              box.token_file("right", node_token).string() +
+                              " --cpu-ranks 1 --model " + tiny_model() + " --rejoin-timeout 2");
   INFO(joined(right.err_lines));
   CHECK(right.exit_code == 1);
   CHECK_THAT(joined(right.err_lines),
@@ -107,8 +107,8 @@ TEST_CASE("conclave node: a wrong token exits 2 with exactly one line", "[cluste
 
 TEST_CASE("conclave node: bad flags and token files exit 2 with one line", "[cluster][cli]") {
   const sandbox box;
-  const auto good = box.token_file("good", token).string();
-  const auto group = box.token_file("group", token);
+  const auto good = box.token_file("good", node_token).string();
+  const auto group = box.token_file("group", node_token);
   ::chmod(group.c_str(), 0644);
   const auto bad = [&](const std::string& args, const std::string& says) {
     const auto r = box.node(args);
@@ -148,7 +148,7 @@ TEST_CASE("conclave node: an unreachable door is retried until --rejoin-timeout,
     port = g.port();
   }
   const auto r = box.node("--join 127.0.0.1:" + std::to_string(port) + " --cluster-token-file " +
-                          box.token_file("t", token).string() + " --cpu-ranks 1 --model " +
+                          box.token_file("t", node_token).string() + " --cpu-ranks 1 --model " +
                           tiny_model() + " --rejoin-timeout 2");
   INFO(joined(r.err_lines));
   CHECK(r.exit_code == 1);

@@ -27,13 +27,6 @@ namespace json = boost::json;
 
 namespace {
 
-std::string read_file(const std::filesystem::path& p) {
-  std::ifstream f(p);
-  std::stringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
-}
-
 /// The greedy answer (and prompt token count) the server gives for `messages`.
 std::pair<std::string, int64_t> answer(uint16_t port, const json::array& messages, int max_tokens) {
   const json::object body{
@@ -143,8 +136,8 @@ TEST_CASE("chat: two turns print the server's answers and carry the history", "[
                   CONCLAVE_BINARY, url, (dir.path() / "in.txt").string(),
                   (dir.path() / "out.txt").string(), (dir.path() / "err.txt").string());
   REQUIRE(std::system(cmd.c_str()) == 0);
-  const std::string out = read_file(dir.path() / "out.txt");
-  INFO("stderr: " << read_file(dir.path() / "err.txt"));
+  const std::string out = read_text(dir.path() / "out.txt");
+  INFO("stderr: " << read_text(dir.path() / "err.txt"));
 
   json::array history{msg("user", "Hello there")};
   const auto [first, first_prompt] = answer(s.port(), history, 8);
@@ -173,11 +166,11 @@ TEST_CASE("chat: Ctrl-C cancels the answer being streamed and the chat goes on",
   REQUIRE_FALSE(partial.empty());  // streaming has started
   REQUIRE(kill(chat.pid, SIGINT) == 0);
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
-  while (read_file(err).find("[cancelled]") == std::string::npos &&
+  while (read_text(err).find("[cancelled]") == std::string::npos &&
          std::chrono::steady_clock::now() < deadline) {
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
-  REQUIRE(read_file(err).find("[cancelled]") != std::string::npos);
+  REQUIRE(read_text(err).find("[cancelled]") != std::string::npos);
 
   // The cancelled exchange is dropped: the next answer is that of a fresh conversation.
   const std::string before = partial + chat.read(200);
@@ -194,7 +187,7 @@ TEST_CASE("chat: Ctrl-C cancels the answer being streamed and the chat goes on",
   CHECK(settled_metric(s, "conclave_tokens_total{kind=\"prompt\"}", 2.0 * hi_prompt) ==
         2.0 * static_cast<double>(hi_prompt));
   CHECK(hi_prompt > 0);
-  const std::string errors = read_file(err);
+  const std::string errors = read_text(err);
   CHECK(errors.find("[cancelled]") == errors.rfind("[cancelled]"));  // exactly once
   CHECK(errors.find("error:") == std::string::npos);
 }
@@ -213,8 +206,8 @@ TEST_CASE("chat: server errors print as one line and the chat continues", "[chat
       CONCLAVE_BINARY, s.port(), (dir.path() / "in.txt").string(),
       (dir.path() / "out.txt").string(), (dir.path() / "err.txt").string());
   REQUIRE(std::system(cmd.c_str()) == 0);
-  CHECK(read_file(dir.path() / "out.txt").empty());
-  std::istringstream err(read_file(dir.path() / "err.txt"));
+  CHECK(read_text(dir.path() / "out.txt").empty());
+  std::istringstream err(read_text(dir.path() / "err.txt"));
   int error_lines = 0;
   for (std::string line; std::getline(err, line);) {
     if (line.rfind("error: ", 0) == 0) {
@@ -236,7 +229,7 @@ TEST_CASE("chat: an unreachable server is one error line and exit code 1", "[cha
                                       CONCLAVE_BINARY, port, (dir.path() / "err.txt").string());
   const int rc = std::system(cmd.c_str());
   CHECK(WEXITSTATUS(rc) == 1);
-  const std::string e = read_file(dir.path() / "err.txt");
+  const std::string e = read_text(dir.path() / "err.txt");
   CHECK(e.rfind("conclave: error: cannot connect to", 0) == 0);
   CHECK(std::count(e.begin(), e.end(), '\n') == 1);
 }

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "engine/block_manager.h"
+#include "tests/engine/iota_tokens.h"
 
 using namespace conclave::engine;
 
@@ -17,11 +18,7 @@ namespace {
 
 using tokens = std::vector<int32_t>;
 
-tokens iota_tokens(size_t n, int32_t first = 1) {
-  tokens t(n);
-  std::iota(t.begin(), t.end(), first);
-  return t;
-}
+using conclave::test::iota_tokens;
 
 sequence make_seq(int64_t id, tokens prompt) {
   return sequence(id, std::move(prompt), sampling_params{});

@@ -11,15 +11,11 @@
 #include "engine/rank_split.h"
 #include "model/checkpoint.h"
 #include "tests/fixture.h"
+#include "tests/tiny_moe.h"
 
 using namespace conclave;
 
 namespace {
-
-const model::checkpoint& tiny() {
-  static const model::checkpoint ckpt(test::data_dir() / "tiny_moe");
-  return ckpt;
-}
 
 config::engine_config engine_cfg(int32_t blocks, size_t offload_bytes = 0) {
   config::engine_config cfg;
@@ -57,7 +53,8 @@ dp_run run_ranks(int ranks, int32_t blocks, const std::vector<std::vector<int32_
                  const std::vector<engine::sampling_params>& sps, size_t offload_bytes = 0) {
   const auto cfg = engine_cfg(blocks, offload_bytes);
   std::vector<std::unique_ptr<gpu::backend>> backends;
-  for (int r = 0; r < ranks; ++r) backends.push_back(gpu::make_backend(tiny(), cfg.backend));
+  for (int r = 0; r < ranks; ++r)
+    backends.push_back(gpu::make_backend(test::tiny_moe(), cfg.backend));
   engine::llm_engine eng(backends[0]->config(), backends[0]->kv_shape(), cfg, ranks);
   REQUIRE(eng.ranks() == ranks);
   CHECK(eng.stats().kv_blocks_total == ranks * backends[0]->kv_shape().num_blocks);

@@ -9,15 +9,11 @@
 #include "engine/sampler.h"
 #include "model/checkpoint.h"
 #include "tests/fixture.h"
+#include "tests/tiny_moe.h"
 
 using namespace conclave;
 
 namespace {
-
-const model::checkpoint& tiny() {
-  static const model::checkpoint ckpt(test::data_dir() / "tiny_moe");
-  return ckpt;
-}
 
 /// Wraps the CPU backend: sequences with a spec are sampled here and lose their rows.
 class sampling_backend final : public gpu::backend {
@@ -65,7 +61,7 @@ run_result run(bool on_device, const std::vector<engine::sampling_params>& param
   cfg.backend.block_size = 4;
   cfg.sample_on_device = on_device;
   cfg.sampling_vocab_size = vocab_limit;
-  auto be = std::make_unique<sampling_backend>(gpu::make_backend(tiny(), cfg.backend));
+  auto be = std::make_unique<sampling_backend>(gpu::make_backend(test::tiny_moe(), cfg.backend));
   auto* raw = be.get();
   engine::llm_engine eng(std::move(be), cfg);
   std::map<int64_t, size_t> index;

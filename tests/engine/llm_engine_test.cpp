@@ -6,15 +6,11 @@
 #include "engine/llm_engine.h"
 #include "model/checkpoint.h"
 #include "tests/fixture.h"
+#include "tests/tiny_moe.h"
 
 using namespace conclave;
 
 namespace {
-
-const model::checkpoint& tiny() {
-  static const model::checkpoint ckpt(test::data_dir() / "tiny_moe");
-  return ckpt;
-}
 
 engine::llm_engine make_engine(int32_t blocks, int32_t block_size = 4, int32_t budget = 64,
                                bool prefix = true) {
@@ -23,7 +19,7 @@ engine::llm_engine make_engine(int32_t blocks, int32_t block_size = 4, int32_t b
   cfg.backend.block_size = block_size;
   cfg.scheduler.max_num_batched_tokens = budget;
   cfg.scheduler.enable_prefix_caching = prefix;
-  return engine::llm_engine(gpu::make_backend(tiny(), cfg.backend), cfg);
+  return engine::llm_engine(gpu::make_backend(test::tiny_moe(), cfg.backend), cfg);
 }
 
 engine::sampling_params greedy(int32_t n) {
@@ -200,9 +196,9 @@ TEST_CASE(
   cfg.backend.num_kv_blocks = 14;  // 56 slots for 6 sequences of up to 36 tokens
   cfg.backend.block_size = 4;
   cfg.scheduler.max_num_batched_tokens = 64;
-  auto probe = gpu::make_backend(tiny(), cfg.backend);
+  auto probe = gpu::make_backend(test::tiny_moe(), cfg.backend);
   cfg.backend.kv_offload_bytes = 64 * probe->kv_shape().bytes_per_block;
-  engine::llm_engine offload(gpu::make_backend(tiny(), cfg.backend), cfg);
+  engine::llm_engine offload(gpu::make_backend(test::tiny_moe(), cfg.backend), cfg);
   REQUIRE(offload.backend().kv_shape().num_host_blocks == 64);
   const auto got = run_all(offload, prompts, greedy(16));
   const auto s = offload.stats();
@@ -237,7 +233,7 @@ TEST_CASE("KV offload keeps seeded sampling identical", "[engine][offload]") {
   cfg.backend.num_kv_blocks = 12;
   cfg.backend.block_size = 4;
   cfg.backend.kv_offload_bytes = size_t{64} << 20;
-  engine::llm_engine offload(gpu::make_backend(tiny(), cfg.backend), cfg);
+  engine::llm_engine offload(gpu::make_backend(test::tiny_moe(), cfg.backend), cfg);
   CHECK(run_all(offload, prompts, sp) == expected);
   CHECK(offload.stats().swap_outs > 0);
   CHECK(offload.stats().preemptions == 0);
@@ -263,14 +259,14 @@ TEST_CASE(
   cfg.backend.num_kv_blocks = 16;
   cfg.backend.block_size = 4;
   cfg.scheduler.max_num_batched_tokens = 64;
-  auto plain = engine::llm_engine(gpu::make_backend(tiny(), cfg.backend), cfg);
+  auto plain = engine::llm_engine(gpu::make_backend(test::tiny_moe(), cfg.backend), cfg);
   const auto expected = run(plain);
   const auto plain_computed = plain.stats().prompt_tokens_computed;
   CHECK(plain.stats().host_prefix_hits == 0);
 
-  auto probe = gpu::make_backend(tiny(), cfg.backend);
+  auto probe = gpu::make_backend(test::tiny_moe(), cfg.backend);
   cfg.backend.kv_host_prefix_bytes = 32 * probe->kv_shape().bytes_per_block;
-  engine::llm_engine tier(gpu::make_backend(tiny(), cfg.backend), cfg);
+  engine::llm_engine tier(gpu::make_backend(test::tiny_moe(), cfg.backend), cfg);
   REQUIRE(tier.backend().kv_shape().num_host_blocks == 32);
   const auto got = run(tier);
   const auto s = tier.stats();

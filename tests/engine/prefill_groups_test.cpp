@@ -8,6 +8,7 @@
 #include "engine/prefill_groups.h"
 #include "model/checkpoint.h"
 #include "tests/fixture.h"
+#include "tests/tiny_moe.h"
 
 using namespace conclave;
 
@@ -19,18 +20,13 @@ std::shared_ptr<engine::sequence> member(int64_t id, uint64_t group, size_t prom
   return std::make_shared<engine::sequence>(id, std::vector<int32_t>(prompt_len, 1), sp);
 }
 
-const model::checkpoint& tiny() {
-  static const model::checkpoint ckpt(test::data_dir() / "tiny_moe");
-  return ckpt;
-}
-
 engine::llm_engine make_engine(bool prefix = true) {
   config::engine_config cfg;
   cfg.backend.num_kv_blocks = 128;
   cfg.backend.block_size = 4;
   cfg.scheduler.max_num_batched_tokens = 64;
   cfg.scheduler.enable_prefix_caching = prefix;
-  return engine::llm_engine(gpu::make_backend(tiny(), cfg.backend), cfg);
+  return engine::llm_engine(gpu::make_backend(test::tiny_moe(), cfg.backend), cfg);
 }
 
 std::vector<int32_t> prompt(size_t n) {

@@ -8,6 +8,7 @@
 
 #include "config/engine_config.h"
 #include "engine/scheduler.h"
+#include "tests/engine/iota_tokens.h"
 
 using namespace conclave::engine;
 using conclave::config::scheduler_config;
@@ -16,11 +17,7 @@ namespace {
 
 using tokens = std::vector<int32_t>;
 
-tokens iota_tokens(size_t n, int32_t first) {
-  tokens t(n);
-  std::iota(t.begin(), t.end(), first);
-  return t;
-}
+using conclave::test::iota_tokens;
 
 std::shared_ptr<sequence> make_seq(int64_t id, size_t prompt_len, int32_t max_tokens = 16) {
   sampling_params p;

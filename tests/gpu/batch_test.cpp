@@ -12,15 +12,11 @@
 #include "model/checkpoint.h"
 #include "tests/fixture.h"
 #include "tests/gpu/offload_roundtrip.h"
+#include "tests/tiny_moe.h"
 
 namespace {
 
 using namespace conclave;
-
-const model::checkpoint& tiny() {
-  static const model::checkpoint ckpt(test::data_dir() / "tiny_moe");
-  return ckpt;
-}
 
 config::backend_config small_cache() {
   config::backend_config b;
@@ -40,7 +36,7 @@ double max_rel_diff(std::span<const float> a, std::span<const float> b) {
 
 /// Logits of the last token of `tokens`, computed in one prefill on a fresh cache.
 std::vector<float> full_recompute(const std::vector<int32_t>& tokens) {
-  auto be = gpu::make_backend(tiny(), small_cache());
+  auto be = gpu::make_backend(test::tiny_moe(), small_cache());
   std::vector<int32_t> table(tokens.size() / 4 + 1);
   std::iota(table.rbegin(), table.rend(), 3);  // reversed ids: layout must not matter
   gpu::step_sequence s{tokens, 0, table, false};
@@ -53,7 +49,7 @@ std::vector<float> full_recompute(const std::vector<int32_t>& tokens) {
 }  // namespace
 
 TEST_CASE("prefill then decode equals full recompute", "[forward]") {
-  auto be = gpu::make_backend(tiny(), small_cache());
+  auto be = gpu::make_backend(test::tiny_moe(), small_cache());
   std::vector<int32_t> tokens = {11, 4000, 7, 8191, 0, 123, 555, 42, 9, 17};
   const std::vector<int32_t> table = {40, 12, 33, 5, 60, 21, 8};  // 28 positions
   gpu::step_output out;
@@ -78,7 +74,7 @@ TEST_CASE("chunked prefill equals one-shot prefill", "[forward]") {
   std::vector<int32_t> prompt(23);
   for (size_t i = 0; i < prompt.size(); ++i) prompt[i] = static_cast<int32_t>((i * 7919) % 8192);
   const auto ref = full_recompute(prompt);
-  auto be = gpu::make_backend(tiny(), small_cache());
+  auto be = gpu::make_backend(test::tiny_moe(), small_cache());
   const std::vector<int32_t> table = {1, 2, 3, 4, 5, 6};
   gpu::step_output out;
   const std::span<const int32_t> p(prompt);
@@ -97,7 +93,7 @@ TEST_CASE("a sequence batched with others gives what it gives alone", "[forward]
   const std::vector<int32_t> a_prompt = {5, 6, 7, 8, 9, 10, 11};
   const std::vector<int32_t> b_prompt = {100, 200, 300, 400, 500, 600, 700, 800, 900};
   const std::vector<int32_t> c_prompt = {4242};
-  auto be = gpu::make_backend(tiny(), small_cache());
+  auto be = gpu::make_backend(test::tiny_moe(), small_cache());
   const std::vector<int32_t> ta = {0, 1, 2}, tb = {10, 11, 12}, tc = {20};
   gpu::step_output out;
   gpu::step_sequence a{a_prompt, 0, ta, false};
@@ -140,10 +136,10 @@ TEST_CASE("greedy tokens are the same alone and inside a busy engine", "[forward
   }
   std::vector<std::vector<int32_t>> alone;
   for (const auto& p : prompts) {
-    engine::llm_engine eng(gpu::make_backend(tiny(), cfg.backend), cfg);
+    engine::llm_engine eng(gpu::make_backend(test::tiny_moe(), cfg.backend), cfg);
     alone.push_back(eng.generate(p, greedy));
   }
-  engine::llm_engine eng(gpu::make_backend(tiny(), cfg.backend), cfg);
+  engine::llm_engine eng(gpu::make_backend(test::tiny_moe(), cfg.backend), cfg);
   std::map<int64_t, size_t> index;
   for (size_t i = 0; i < prompts.size(); ++i) index[eng.add_request(prompts[i], greedy)] = i;
   std::vector<std::vector<int32_t>> together(prompts.size());
@@ -159,7 +155,7 @@ TEST_CASE("greedy tokens are the same alone and inside a busy engine", "[forward
 }
 
 TEST_CASE("a malformed batch is refused before the cache is touched", "[forward]") {
-  auto be = gpu::make_backend(tiny(), small_cache());
+  auto be = gpu::make_backend(test::tiny_moe(), small_cache());
   gpu::step_output out;
   const std::vector<int32_t> toks = {1, 2, 3, 4, 5};
   const std::vector<int32_t> short_table = {0};

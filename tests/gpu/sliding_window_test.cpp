@@ -14,17 +14,13 @@
 #include "gpu/backend.h"
 #include "model/checkpoint.h"
 #include "tests/fixture.h"
+#include "tests/tiny_moe.h"
 
 namespace {
 
 using namespace conclave;
 
 constexpr int32_t kWindow = 7;  // not a multiple of the block size (4)
-
-const model::checkpoint& full() {
-  static const model::checkpoint ckpt(test::data_dir() / "tiny_moe");
-  return ckpt;
-}
 
 /// tiny_moe with `"use_sliding_window": true, "sliding_window": 7` (every layer windowed,
 /// as transformers' Qwen3-MoE does), in a temporary folder.
@@ -90,19 +86,21 @@ TEST_CASE("sliding window: the config is read as every layer windowed", "[window
   const auto& c = windowed().config();
   CHECK(c.sliding_window == kWindow);
   CHECK(c.all_layers_sliding());
-  CHECK(full().config().sliding_window == 0);
+  CHECK(test::tiny_moe().config().sliding_window == 0);
 }
 
 TEST_CASE("sliding window: logits change past the window and only there", "[window]") {
   // Up to kWindow tokens every key is inside the window: the same logits bit for bit.
   for (size_t n : {size_t{1}, size_t{5}, size_t{kWindow}}) {
     INFO(n << " tokens");
-    CHECK(max_rel_diff(one_prefill(windowed(), prompt(n)), one_prefill(full(), prompt(n))) == 0.0);
+    CHECK(max_rel_diff(one_prefill(windowed(), prompt(n)),
+                       one_prefill(test::tiny_moe(), prompt(n))) == 0.0);
   }
   // Longer prompts: the window drops keys, the logits move.
   for (size_t n : {size_t{kWindow + 1}, size_t{30}}) {
     INFO(n << " tokens");
-    CHECK(max_rel_diff(one_prefill(windowed(), prompt(n)), one_prefill(full(), prompt(n))) > 1e-3);
+    CHECK(max_rel_diff(one_prefill(windowed(), prompt(n)),
+                       one_prefill(test::tiny_moe(), prompt(n))) > 1e-3);
   }
 }
 
@@ -153,7 +151,7 @@ TEST_CASE("sliding window: greedy output is the same with any prefill budget", "
   const auto big = run(windowed(), 128);
   CHECK(run(windowed(), 5) == big);  // chunked prefill next to decodes
   // The 37-token prompt's continuation depends on the window (the 3-token one may not).
-  CHECK(run(full(), 128)[2] != big[2]);
+  CHECK(run(test::tiny_moe(), 128)[2] != big[2]);
 }
 
 TEST_CASE("sliding window: blocks behind the window are released, outputs unchanged",
@@ -205,7 +203,7 @@ TEST_CASE("sliding window: a released block table entry passes validation only b
   gpu::step_sequence bad{tok, 20, table, false};
   CHECK_THROWS_AS(be->forward({&bad, 1}, out), std::invalid_argument);
   // Without a window no entry may be released.
-  auto plain = gpu::make_backend(full(), small_cache());
+  auto plain = gpu::make_backend(test::tiny_moe(), small_cache());
   table = {gpu::kNoBlock, 8, 9, 10, 11, 12};
   gpu::step_sequence none{tok, 20, table, false};
   CHECK_THROWS_AS(plain->forward({&none, 1}, out), std::invalid_argument);

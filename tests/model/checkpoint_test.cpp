@@ -15,13 +15,6 @@ using namespace conclave;
 
 namespace {
 
-std::string slurp(const std::filesystem::path& p) {
-  std::ifstream f(p, std::ios::binary);
-  std::stringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
-}
-
 void spit(const std::filesystem::path& p, const std::string& s) {
   std::ofstream(p, std::ios::binary) << s;
 }
@@ -49,7 +42,7 @@ void rewrite(const std::filesystem::path& dir,
   std::filesystem::rename(tmp, path);
 }
 
-std::string error_of(const std::filesystem::path& dir) {
+std::string checkpoint_error(const std::filesystem::path& dir) {
   try {
     model::checkpoint c(dir);
   } catch (const model::model_error& e) {
@@ -87,17 +80,17 @@ TEST_CASE("bad checkpoints give one line naming what is wrong", "[checkpoint]") 
   REQUIRE_NOTHROW(model::checkpoint(dir));
 
   SECTION("truncated file") {
-    const std::string data = slurp(dir / "model.safetensors");
+    const std::string data = conclave::test::read_text(dir / "model.safetensors");
     spit(dir / "model.safetensors", data.substr(0, data.size() - 1000));
-    const auto msg = error_of(dir);
+    const auto msg = checkpoint_error(dir);
     CHECK_THAT(msg, Catch::Contains(st) && Catch::Contains("lie outside"));
   }
   SECTION("header length past the end") {
-    std::string data = slurp(dir / "model.safetensors");
+    std::string data = conclave::test::read_text(dir / "model.safetensors");
     const uint64_t len = data.size();
     std::memcpy(data.data(), &len, 8);
     spit(dir / "model.safetensors", data);
-    CHECK_THAT(error_of(dir),
+    CHECK_THAT(checkpoint_error(dir),
                Catch::Contains(st) && Catch::Contains("runs past the end of the file"));
   }
   SECTION("tensor of the wrong shape") {
@@ -106,49 +99,49 @@ TEST_CASE("bad checkpoints give one line naming what is wrong", "[checkpoint]") 
       return true;
     });
     CHECK_THAT(
-        error_of(dir),
+        checkpoint_error(dir),
         Catch::Contains(
             "tensor model.layers.1.self_attn.k_proj.weight has shape [16, 64], expected [32, 64]"));
   }
   SECTION("tensor of the wrong dtype") {
-    std::string data = slurp(dir / "model.safetensors");
+    std::string data = conclave::test::read_text(dir / "model.safetensors");
     const auto at = data.find(R"("model.norm.weight":{"dtype":"BF16")");
     REQUIRE(at != std::string::npos);
     data.replace(data.find("\"BF16\"", at), 6, "\"I16\" ");  // same header length
     spit(dir / "model.safetensors", data);
-    CHECK_THAT(error_of(dir),
+    CHECK_THAT(checkpoint_error(dir),
                Catch::Contains("tensor model.norm.weight: dtype I16 is not supported"));
   }
   SECTION("missing tensor") {
     rewrite(dir, [](model::tensor_plan& p) {
       return p.name != "model.layers.2.mlp.experts.5.up_proj.weight";
     });
-    CHECK_THAT(error_of(dir),
+    CHECK_THAT(checkpoint_error(dir),
                Catch::Contains(
                    "missing tensor model.layers.2.mlp.experts.5.up_proj.weight (shape [32, 64])"));
   }
   SECTION("missing config key") {
-    std::string cfg = slurp(dir / "config.json");
+    std::string cfg = conclave::test::read_text(dir / "config.json");
     const auto at = cfg.find("  \"num_attention_heads\"");
     cfg.erase(at, cfg.find('\n', at) - at + 1);
     spit(dir / "config.json", cfg);
-    CHECK_THAT(error_of(dir),
+    CHECK_THAT(checkpoint_error(dir),
                Catch::Contains("config.json: missing required key \"num_attention_heads\""));
   }
   SECTION("unknown architecture") {
-    std::string cfg = slurp(dir / "config.json");
+    std::string cfg = conclave::test::read_text(dir / "config.json");
     cfg.replace(cfg.find("Qwen3MoeForCausalLM"), 19, "MixtralForCausalLM");
     spit(dir / "config.json", cfg);
-    CHECK_THAT(error_of(dir),
+    CHECK_THAT(checkpoint_error(dir),
                Catch::Contains("architecture \"MixtralForCausalLM\" is not supported"));
   }
   SECTION("no weights at all") {
     std::filesystem::remove(dir / "model.safetensors");
-    CHECK_THAT(error_of(dir),
+    CHECK_THAT(checkpoint_error(dir),
                Catch::Contains("no model.safetensors or model.safetensors.index.json"));
   }
   SECTION("not a folder") {
-    CHECK_THAT(error_of(dir / "config.json"), Catch::Contains("not a directory"));
+    CHECK_THAT(checkpoint_error(dir / "config.json"), Catch::Contains("not a directory"));
   }
 }
 
@@ -160,7 +153,7 @@ TEST_CASE("a shard named by the index must exist and hold its tensors", "[checkp
   model::write_random_checkpoint(o, dir);
   REQUIRE(std::filesystem::exists(dir / "model.safetensors.index.json"));
   REQUIRE_NOTHROW(model::checkpoint(dir));
-  std::string index = slurp(dir / "model.safetensors.index.json");
+  std::string index = conclave::test::read_text(dir / "model.safetensors.index.json");
   const std::string key = "\"model.norm.weight\": \"";
   const auto begin = index.find(key) + key.size();
   const std::string own = index.substr(begin, index.find('"', begin) - begin);
@@ -172,12 +165,13 @@ TEST_CASE("a shard named by the index must exist and hold its tensors", "[checkp
     index.replace(begin, own.size(), other);
     spit(dir / "model.safetensors.index.json", index);
     CHECK_THAT(
-        error_of(dir),
+        checkpoint_error(dir),
         Catch::Contains("tensor model.norm.weight is listed in the index but not in this file"));
   }
   SECTION("missing shard") {
     std::filesystem::remove(dir / other);
-    CHECK_THAT(error_of(dir), Catch::Contains("shard " + other + " named by the index is missing"));
+    CHECK_THAT(checkpoint_error(dir),
+               Catch::Contains("shard " + other + " named by the index is missing"));
   }
 }
 
@@ -194,7 +188,7 @@ std::filesystem::path make_quantized(const test::temp_dir& tmp, model::quant_met
 }
 
 void edit_config(const std::filesystem::path& dir, const std::string& from, const std::string& to) {
-  std::string cfg = slurp(dir / "config.json");
+  std::string cfg = conclave::test::read_text(dir / "config.json");
   const auto at = cfg.find(from);
   REQUIRE(at != std::string::npos);
   cfg.replace(at, from.size(), to);
@@ -237,40 +231,43 @@ TEST_CASE("bad quantized checkpoints give one line naming what is wrong", "[chec
 
   SECTION("unknown method") {
     edit_config(fp8, "\"quant_method\": \"fp8\"", "\"quant_method\": \"gptq\"");
-    CHECK_THAT(error_of(fp8), Catch::Contains("quantization method \"gptq\" is not supported"));
+    CHECK_THAT(checkpoint_error(fp8),
+               Catch::Contains("quantization method \"gptq\" is not supported"));
   }
   SECTION("bitsandbytes") {
     edit_config(awq, "\"quant_method\": \"awq\"", "\"quant_method\": \"bitsandbytes\"");
-    CHECK_THAT(error_of(awq),
+    CHECK_THAT(checkpoint_error(awq),
                Catch::Contains("quantization method \"bitsandbytes\" is not supported"));
   }
   SECTION("fp8 without block scales") {
     edit_config(fp8, ", \"weight_block_size\": [128, 128]", "");
-    CHECK_THAT(error_of(fp8), Catch::Contains("missing \"weight_block_size\""));
+    CHECK_THAT(checkpoint_error(fp8), Catch::Contains("missing \"weight_block_size\""));
   }
   SECTION("static fp8 activations") {
     edit_config(fp8, "\"dynamic\"", "\"static\"");
-    CHECK_THAT(error_of(fp8), Catch::Contains("activation_scheme \"static\" is not supported"));
+    CHECK_THAT(checkpoint_error(fp8),
+               Catch::Contains("activation_scheme \"static\" is not supported"));
   }
   SECTION("8-bit AWQ") {
     edit_config(awq, "\"bits\": 4", "\"bits\": 8");
-    CHECK_THAT(error_of(awq), Catch::Contains("AWQ with 8 bits is not supported"));
+    CHECK_THAT(checkpoint_error(awq), Catch::Contains("AWQ with 8 bits is not supported"));
   }
   SECTION("AWQ GEMV packing") {
     edit_config(awq, "\"version\": \"gemm\"", "\"version\": \"gemv\"");
-    CHECK_THAT(error_of(awq), Catch::Contains("AWQ version \"gemv\" is not supported"));
+    CHECK_THAT(checkpoint_error(awq), Catch::Contains("AWQ version \"gemv\" is not supported"));
   }
   SECTION("fp8 weights without a quantization_config") {
-    std::string cfg = slurp(fp8 / "config.json");
+    std::string cfg = conclave::test::read_text(fp8 / "config.json");
     const auto at = cfg.find("  \"quantization_config\"");
     cfg.erase(at, cfg.find('\n', at) - at + 1);
     spit(fp8 / "config.json", cfg);
-    CHECK_THAT(error_of(fp8), Catch::Contains("is F8_E4M3 but config.json has no fp8"));
+    CHECK_THAT(checkpoint_error(fp8), Catch::Contains("is F8_E4M3 but config.json has no fp8"));
   }
   SECTION("missing scale tensor") {
     rewrite(fp8, [&](model::tensor_plan& p) { return p.name != k + ".weight_scale_inv"; });
-    CHECK_THAT(error_of(fp8), Catch::Contains("fp8 tensor " + k + ".weight has no scale tensor " +
-                                              k + ".weight_scale_inv"));
+    CHECK_THAT(checkpoint_error(fp8),
+               Catch::Contains("fp8 tensor " + k + ".weight has no scale tensor " + k +
+                               ".weight_scale_inv"));
   }
   SECTION("scale of the wrong shape") {
     rewrite(fp8, [&](model::tensor_plan& p) {
@@ -278,7 +275,7 @@ TEST_CASE("bad quantized checkpoints give one line naming what is wrong", "[chec
       return true;
     });
     CHECK_THAT(
-        error_of(fp8),
+        checkpoint_error(fp8),
         Catch::Contains("tensor " + k + ".weight_scale_inv has shape [2, 1], expected [1, 1]"));
   }
   SECTION("fp8 scales must be real numbers") {
@@ -286,14 +283,15 @@ TEST_CASE("bad quantized checkpoints give one line naming what is wrong", "[chec
       if (p.name == k + ".weight_scale_inv") p.type = model::dtype::i32;
       return true;
     });
-    CHECK_THAT(error_of(fp8), Catch::Contains("scale tensor " + k + ".weight_scale_inv is I32"));
+    CHECK_THAT(checkpoint_error(fp8),
+               Catch::Contains("scale tensor " + k + ".weight_scale_inv is I32"));
   }
   SECTION("a norm may not be quantized") {
     rewrite(fp8, [](model::tensor_plan& p) {
       if (p.name == "model.norm.weight") p.type = model::dtype::f8_e4m3;
       return true;
     });
-    CHECK_THAT(error_of(fp8),
+    CHECK_THAT(checkpoint_error(fp8),
                Catch::Contains("tensor model.norm.weight is F8_E4M3, but only linear weights"));
   }
   SECTION("truncated packed tensor") {
@@ -301,12 +299,12 @@ TEST_CASE("bad quantized checkpoints give one line naming what is wrong", "[chec
       if (p.name == k + ".qweight") p.shape = {60, 4};
       return true;
     });
-    CHECK_THAT(error_of(awq),
+    CHECK_THAT(checkpoint_error(awq),
                Catch::Contains("tensor " + k + ".qweight has shape [60, 4], expected [64, 4]"));
   }
   SECTION("truncated file inside a packed tensor") {
     const std::string last = "model.layers.2.mlp.experts.7.down_proj.qweight";
-    const std::string data = slurp(awq / "model.safetensors");
+    const std::string data = conclave::test::read_text(awq / "model.safetensors");
     size_t at = 0;
     {
       model::safetensors_file f(awq / "model.safetensors");
@@ -319,19 +317,20 @@ TEST_CASE("bad quantized checkpoints give one line naming what is wrong", "[chec
       at = 8 + header + static_cast<size_t>(t->data - data_begin) + 10;
     }
     spit(awq / "model.safetensors", data.substr(0, at));
-    CHECK_THAT(error_of(awq), Catch::Contains("tensor " + last + ": data_offsets") &&
-                                  Catch::Contains("lie outside"));
+    CHECK_THAT(checkpoint_error(awq), Catch::Contains("tensor " + last + ": data_offsets") &&
+                                          Catch::Contains("lie outside"));
   }
   SECTION("AWQ weight without its zeros") {
     rewrite(awq, [&](model::tensor_plan& p) { return p.name != k + ".qzeros"; });
-    CHECK_THAT(error_of(awq), Catch::Contains("AWQ weight " + k + " has no " + k + ".qzeros"));
+    CHECK_THAT(checkpoint_error(awq),
+               Catch::Contains("AWQ weight " + k + " has no " + k + ".qzeros"));
   }
   SECTION("AWQ scales of the wrong shape") {
     rewrite(awq, [&](model::tensor_plan& p) {
       if (p.name == k + ".scales") p.shape = {2, 16};
       return true;
     });
-    CHECK_THAT(error_of(awq),
+    CHECK_THAT(checkpoint_error(awq),
                Catch::Contains("tensor " + k + ".scales has shape [2, 16], expected [2, 32]"));
   }
   SECTION("AWQ packed words must be I32") {
@@ -339,17 +338,19 @@ TEST_CASE("bad quantized checkpoints give one line naming what is wrong", "[chec
       if (p.name == k + ".qweight") p.type = model::dtype::f32;
       return true;
     });
-    CHECK_THAT(error_of(awq), Catch::Contains("AWQ tensor " + k + ".qweight is F32, expected I32"));
+    CHECK_THAT(checkpoint_error(awq),
+               Catch::Contains("AWQ tensor " + k + ".qweight is F32, expected I32"));
   }
   SECTION("AWQ group that does not divide the inputs") {
     edit_config(awq, "\"group_size\": 32", "\"group_size\": 48");
-    CHECK_THAT(error_of(awq), Catch::Contains("inputs of group_size 48"));
+    CHECK_THAT(checkpoint_error(awq), Catch::Contains("inputs of group_size 48"));
   }
   SECTION("AWQ tensors without an awq quantization_config") {
     edit_config(awq,
                 "\"quant_method\": \"awq\", \"bits\": 4, \"group_size\": 32, \"zero_point\": true, "
                 "\"version\": \"gemm\"",
                 "\"quant_method\": \"fp8\", \"weight_block_size\": [128, 128]");
-    CHECK_THAT(error_of(awq), Catch::Contains(".qweight is AWQ-packed but config.json has no awq"));
+    CHECK_THAT(checkpoint_error(awq),
+               Catch::Contains(".qweight is AWQ-packed but config.json has no awq"));
   }
 }

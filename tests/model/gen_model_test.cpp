@@ -10,14 +10,7 @@
 
 using namespace conclave;
 
-namespace {
-std::string slurp(const std::filesystem::path& p) {
-  std::ifstream f(p, std::ios::binary);
-  std::stringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
-}
-}  // namespace
+namespace {}  // namespace
 
 TEST_CASE("same preset and seed give the same bytes, another seed differs", "[gen_model]") {
   test::temp_dir tmp;
@@ -28,10 +21,11 @@ TEST_CASE("same preset and seed give the same bytes, another seed differs", "[ge
   o.seed = 43;
   model::write_random_checkpoint(o, tmp.path() / "c");
   for (const char* f : {"config.json", "generation_config.json", "model.safetensors"}) {
-    CHECK(slurp(tmp.path() / "a" / f) == slurp(tmp.path() / "b" / f));
+    CHECK(conclave::test::read_text(tmp.path() / "a" / f) ==
+          conclave::test::read_text(tmp.path() / "b" / f));
   }
-  CHECK(slurp(tmp.path() / "a" / "model.safetensors") !=
-        slurp(tmp.path() / "c" / "model.safetensors"));
+  CHECK(conclave::test::read_text(tmp.path() / "a" / "model.safetensors") !=
+        conclave::test::read_text(tmp.path() / "c" / "model.safetensors"));
 }
 
 TEST_CASE("generated checkpoints load, in every dtype and sharded", "[gen_model]") {

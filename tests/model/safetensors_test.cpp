@@ -22,7 +22,7 @@ void write_raw(const std::filesystem::path& p, const std::string& header, size_t
   f << std::string(data_bytes, '\0');
 }
 
-std::string error_of(const std::filesystem::path& p) {
+std::string safetensors_error(const std::filesystem::path& p) {
   try {
     model::safetensors_file f(p);
   } catch (const model_error& e) {
@@ -75,39 +75,40 @@ TEST_CASE("malformed safetensors files are refused with a clear message", "[safe
   const auto p = tmp.path() / "bad.safetensors";
   SECTION("shorter than the length prefix") {
     std::ofstream(p, std::ios::binary) << "abc";
-    CHECK_THAT(error_of(p), Catch::Contains("truncated: 3 bytes"));
+    CHECK_THAT(safetensors_error(p), Catch::Contains("truncated: 3 bytes"));
   }
   SECTION("header length past the end") {
     write_raw(p, R"({"x":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}})", 4, 1u << 30);
-    CHECK_THAT(error_of(p), Catch::Contains("header length 1073741824 runs past the end"));
+    CHECK_THAT(safetensors_error(p), Catch::Contains("header length 1073741824 runs past the end"));
   }
   SECTION("header not JSON") {
     write_raw(p, "{not json", 0);
-    CHECK_THAT(error_of(p), Catch::Contains("header is not a JSON object"));
+    CHECK_THAT(safetensors_error(p), Catch::Contains("header is not a JSON object"));
   }
   SECTION("data truncated") {
     write_raw(p, R"({"w":{"dtype":"F32","shape":[4,4],"data_offsets":[0,64]}})", 10);
-    CHECK_THAT(error_of(p),
+    CHECK_THAT(safetensors_error(p),
                Catch::Contains("tensor w: data_offsets [0, 64] lie outside the 10 data bytes"));
   }
   SECTION("unsupported dtype") {
     write_raw(p, R"({"ids":{"dtype":"I64","shape":[2],"data_offsets":[0,16]}})", 16);
     CHECK_THAT(
-        error_of(p),
+        safetensors_error(p),
         Catch::Contains(
             "tensor ids: dtype I64 is not supported (expected BF16, F16, F32, F8_E4M3 or I32)"));
   }
   SECTION("offsets disagree with shape") {
     write_raw(p, R"({"w":{"dtype":"BF16","shape":[3],"data_offsets":[0,8]}})", 8);
     CHECK_THAT(
-        error_of(p),
+        safetensors_error(p),
         Catch::Contains("tensor w: data_offsets span 8 bytes but shape [3] of BF16 needs 6"));
   }
   SECTION("negative shape") {
     write_raw(p, R"({"w":{"dtype":"F32","shape":[-1],"data_offsets":[0,0]}})", 0);
-    CHECK_THAT(error_of(p), Catch::Contains("shape entries must be non-negative integers"));
+    CHECK_THAT(safetensors_error(p),
+               Catch::Contains("shape entries must be non-negative integers"));
   }
   SECTION("missing file") {
-    CHECK_THAT(error_of(tmp.path() / "none.safetensors"), Catch::Contains("cannot open"));
+    CHECK_THAT(safetensors_error(tmp.path() / "none.safetensors"), Catch::Contains("cannot open"));
   }
 }

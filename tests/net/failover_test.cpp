@@ -68,8 +68,6 @@ std::vector<std::string> reference(uint16_t port, int n) {
   return out;
 }
 
-json::value cluster(uint16_t port);
-
 /// Runs `n` streams at once; calls `during` once every replica runs some of them and
 /// `after_ms` more have passed (a fault then meets streams mid-way: each is 400 tokens).
 std::vector<outcome> under_load(test_server& s, int n, int after_ms,
@@ -80,7 +78,7 @@ std::vector<outcome> under_load(test_server& s, int n, int after_ms,
     threads.emplace_back([&, i] { results[static_cast<size_t>(i)] = stream_one(s.port(), i); });
   }
   const auto all_busy = [&] {
-    const json::value c = cluster(s.port());
+    const json::value c = get_json(s.port(), "/admin/cluster");
     for (const auto& r : c.at("replicas").as_array()) {
       if (r.at("running").as_int64() < 1) return false;
     }
@@ -102,13 +100,6 @@ void inject(uint16_t port, int replica, const std::string& fault) {
   REQUIRE(r.status == 200);
 }
 
-json::value cluster(uint16_t port) {
-  http_client c(port);
-  const auto r = c.call(http::verb::get, "/admin/cluster");
-  REQUIRE(r.status == 200);
-  return json::parse(r.body);
-}
-
 void check_identical(const std::vector<outcome>& got, const std::vector<std::string>& want) {
   REQUIRE(got.size() == want.size());
   for (size_t i = 0; i < got.size(); ++i) {
@@ -124,7 +115,8 @@ void wait_all_up(uint16_t port, size_t replicas) {
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
   for (;;) {
     size_t up = 0;
-    const json::value c = cluster(port);  // (a loop over a temporary's member dangles)
+    const json::value c =
+        get_json(port, "/admin/cluster");  // (a loop over a temporary's member dangles)
     for (const auto& r : c.at("replicas").as_array()) up += r.at("state").as_string() == "up";
     if (up == replicas || std::chrono::steady_clock::now() > deadline) break;
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
@@ -149,7 +141,7 @@ TEST_CASE("failover: a failed step moves its streams to the other replica, token
     CHECK(s.metric("conclave_failovers_total") > before);  // streams did move mid-way
     wait_all_up(s.port(), 2);                              // replica 0 came back
   }
-  const json::value c = cluster(s.port());
+  const json::value c = get_json(s.port(), "/admin/cluster");
   const auto& r0 = c.at("replicas").at(0);
   CHECK(r0.at("restarts").as_int64() == 3);
   CHECK(r0.at("state").as_string() == "up");
@@ -169,7 +161,8 @@ TEST_CASE("failover: the watchdog ends a hung step and its streams resume elsewh
   const auto got = under_load(s, 4, 100, [&] { inject(s.port(), 1, "hang_step"); });
   check_identical(got, want);
   CHECK(s.metric("conclave_failovers_total") > 0);
-  const std::string err(cluster(s.port()).at("replicas").at(1).at("last_error").as_string());
+  const std::string err(
+      get_json(s.port(), "/admin/cluster").at("replicas").at(1).at("last_error").as_string());
   CHECK(err.find("watchdog") != std::string::npos);
 }
 
@@ -186,7 +179,7 @@ TEST_CASE("admin routes: cluster view, fault injection off by default, bad fault
           "[server][failover]") {
   {
     test_server s;
-    const json::value c = cluster(s.port());
+    const json::value c = get_json(s.port(), "/admin/cluster");
     REQUIRE(c.at("replicas").as_array().size() == 1);
     CHECK(c.at("replicas").at(0).at("backend").as_string() == "cpu");
     const auto r = post_json(s.port(), "/admin/fault", R"({"replica":0,"fault":"fail_step"})");

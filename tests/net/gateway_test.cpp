@@ -19,14 +19,14 @@ namespace json = boost::json;
 
 namespace {
 
-using headers = std::vector<std::pair<std::string, std::string>>;
-const headers admin{{"Authorization", "Bearer admin-key-1"}};
+using header_list = std::vector<std::pair<std::string, std::string>>;
+const header_list admin{{"Authorization", "Bearer admin-key-1"}};
 
-headers bearer(const std::string& key) {
+header_list bearer(const std::string& key) {
   return {{"Authorization", "Bearer " + key}};
 }
 
-std::string completion(int max_tokens = 3) {
+std::string small_completion(int max_tokens = 3) {
   return R"({"model":"tiny","prompt":"Hello","temperature":0,"max_tokens":)" +
          std::to_string(max_tokens) + "}";
 }
@@ -86,9 +86,9 @@ void gateway_suite(const std::string& url) {
     CHECK(c.call(http::verb::get, "/admin/usage", {}, bearer(secret)).status == 403);
 
     // Two requests a minute: the third is refused with Retry-After.
-    CHECK(post_json(port, "/v1/completions", completion(), bearer(secret)).status == 200);
-    CHECK(post_json(port, "/v1/completions", completion(), bearer(secret)).status == 200);
-    const auto limited = post_json(port, "/v1/completions", completion(), bearer(secret));
+    CHECK(post_json(port, "/v1/completions", small_completion(), bearer(secret)).status == 200);
+    CHECK(post_json(port, "/v1/completions", small_completion(), bearer(secret)).status == 200);
+    const auto limited = post_json(port, "/v1/completions", small_completion(), bearer(secret));
     CHECK(limited.status == 429);
     REQUIRE(limited.headers.count("Retry-After") == 1);
     const int retry = std::stoi(limited.headers.at("Retry-After"));
@@ -96,9 +96,10 @@ void gateway_suite(const std::string& url) {
     CHECK(retry <= 60);
     CHECK(limited.body.find("rate_limit_exceeded") != std::string::npos);
     // The config's key has no limits; an unknown key is 401.
-    CHECK(post_json(port, "/v1/completions", completion(), bearer("config-user-key")).status ==
-          200);
-    CHECK(post_json(port, "/v1/completions", completion(), bearer("ck-nope")).status == 401);
+    CHECK(
+        post_json(port, "/v1/completions", small_completion(), bearer("config-user-key")).status ==
+        200);
+    CHECK(post_json(port, "/v1/completions", small_completion(), bearer("ck-nope")).status == 401);
 
     const auto row = wait_usage(port, id, 2);
     CHECK(row.at("model") == "tiny");
@@ -108,19 +109,19 @@ void gateway_suite(const std::string& url) {
   // A restart: the key still opens the door, its usage is still there.
   test_server s(with_store(url));
   const uint16_t port = s.port();
-  CHECK(post_json(port, "/v1/completions", completion(), bearer(secret)).status == 200);
+  CHECK(post_json(port, "/v1/completions", small_completion(), bearer(secret)).status == 200);
   CHECK(wait_usage(port, id, 3).at("completion_tokens").to_number<int64_t>() == 9);
   // Limits on the model and the context.
   const auto narrow = post_json(port, "/admin/keys",
                                 R"({"name":"narrow","models":["other"],"max_context":8})", admin);
   REQUIRE(narrow.status == 201);
   const std::string narrow_key(json::parse(narrow.body).at("key").as_string());
-  const auto refused = post_json(port, "/v1/completions", completion(), bearer(narrow_key));
+  const auto refused = post_json(port, "/v1/completions", small_completion(), bearer(narrow_key));
   CHECK(refused.status == 403);
   CHECK(refused.body.find("model_not_allowed") != std::string::npos);
   const auto wide = post_json(port, "/admin/keys", R"({"name":"short","max_context":8})", admin);
   const std::string short_key(json::parse(wide.body).at("key").as_string());
-  const auto too_long = post_json(port, "/v1/completions", completion(50), bearer(short_key));
+  const auto too_long = post_json(port, "/v1/completions", small_completion(50), bearer(short_key));
   CHECK(too_long.status == 400);
   CHECK(too_long.body.find("This API key's maximum context length is 8 tokens") !=
         std::string::npos);
@@ -129,7 +130,7 @@ void gateway_suite(const std::string& url) {
   const std::string wide_id(json::parse(wide.body).at("id").as_string());
   CHECK(c.call(http::verb::delete_, "/admin/keys/" + wide_id, {}, admin).status == 200);
   CHECK(c.call(http::verb::delete_, "/admin/keys/" + wide_id, {}, admin).status == 404);
-  CHECK(post_json(port, "/v1/completions", completion(), bearer(short_key)).status == 401);
+  CHECK(post_json(port, "/v1/completions", small_completion(), bearer(short_key)).status == 401);
 }
 
 }  // namespace
@@ -156,8 +157,8 @@ TEST_CASE("gateway: Redis going away mid-run leaves requests served and usage he
   const std::string secret(json::parse(made.body).at("key").as_string());
   const std::string id(json::parse(made.body).at("id").as_string());
   redis.kill(false);
-  CHECK(post_json(port, "/v1/completions", completion(), bearer(secret)).status == 200);
-  CHECK(post_json(port, "/v1/completions", completion(), bearer(secret)).status == 200);
+  CHECK(post_json(port, "/v1/completions", small_completion(), bearer(secret)).status == 200);
+  CHECK(post_json(port, "/v1/completions", small_completion(), bearer(secret)).status == 200);
   // New keys cannot be promised while the store is away: 503, nothing half-made.
   CHECK(post_json(port, "/admin/keys", R"({"name":"later"})", admin).status == 503);
   // The usage is held (and shown) while the store is away.
@@ -193,7 +194,8 @@ TEST_CASE(
   }
   test_server s(with_store("sqlite:" + file.string()));
   const uint16_t port = s.port();
-  CHECK(post_json(port, "/v1/completions", completion(), bearer("config-user-key")).status == 200);
+  CHECK(post_json(port, "/v1/completions", small_completion(), bearer("config-user-key")).status ==
+        200);
   const auto u = usage_of(port);
   CHECK(u.at("degraded").as_bool());
   CHECK(u.at("store").as_string().find(file.string()) != json::string::npos);
@@ -210,7 +212,7 @@ TEST_CASE("gateway: without admin keys the config's keys administer, a managed k
       post_json(port, "/admin/keys", R"({"name":"tenant"})", bearer("config-user-key"));
   REQUIRE(made.status == 201);
   const std::string managed(json::parse(made.body).at("key").as_string());
-  CHECK(post_json(port, "/v1/completions", completion(), bearer(managed)).status == 200);
+  CHECK(post_json(port, "/v1/completions", small_completion(), bearer(managed)).status == 200);
   // It may not mint itself another key, list keys or read the usage.
   CHECK(post_json(port, "/admin/keys", R"({"name":"mine"})", bearer(managed)).status == 403);
   http_client c(port);

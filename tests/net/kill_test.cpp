@@ -16,13 +16,13 @@ namespace json = boost::json;
 
 namespace {
 
-constexpr int kTokens = 300;
+constexpr int kKillTokens = 300;
 
 std::string completion(int i, bool stream) {
   return json::serialize(
       json::object{{"model", "tiny"},
                    {"prompt", "Stream number " + std::to_string(i) + " says hello"},
-                   {"max_tokens", kTokens},
+                   {"max_tokens", kKillTokens},
                    {"temperature", 0},
                    {"ignore_eos", true},
                    {"stream", stream}});
@@ -61,14 +61,9 @@ stream_result stream(uint16_t port, int i) {
   return o;
 }
 
-json::value cluster(uint16_t port) {
-  http_client c(port);
-  return json::parse(c.call(http::verb::get, "/admin/cluster").body);
-}
-
 int64_t running(uint16_t port) {
   int64_t n = 0;
-  const json::value c = cluster(port);
+  const json::value c = get_json(port, "/admin/cluster");
   for (const auto& r : c.at("replicas").as_array()) n += r.at("running").as_int64();
   return n;
 }
@@ -166,7 +161,7 @@ TEST_CASE("killing a request's session ends that request with an error event, no
   CHECK(errors == 1);
   // The engine let go of the killed request's sequence; the replicas stay up.
   CHECK(wait_for([&] { return running(s.port()) == 0; }));
-  const json::value c = cluster(s.port());
+  const json::value c = get_json(s.port(), "/admin/cluster");
   for (const auto& r : c.at("replicas").as_array()) {
     CHECK(r.at("state").as_string() == "up");
     CHECK(r.at("restarts").as_int64() == 0);
@@ -232,5 +227,5 @@ TEST_CASE("a replica that fails while a request's tools run does not replay the 
   REQUIRE(calls.size() == 1);  // one round of calls, not a replayed one
   CHECK(calls[0].at("outcome").as_string() == "ok");
   CHECK(hook.requests == 1);
-  CHECK(cluster(s.port()).at("replicas").at(0).at("restarts").as_int64() == 1);
+  CHECK(get_json(s.port(), "/admin/cluster").at("replicas").at(0).at("restarts").as_int64() == 1);
 }

@@ -12,7 +12,7 @@ namespace json = boost::json;
 
 namespace {
 
-const std::string chat_body =
+const std::string logprobs_chat_body =
     R"({"model":"tiny","messages":[{"role":"user","content":"Count to ten"}],"max_tokens":6,"temperature":0,"ignore_eos":true,"logprobs":true,"top_logprobs":3)";
 
 bool is_special(std::string_view t) {
@@ -46,7 +46,7 @@ void check_entry(const json::value& e, size_t top_n) {
 TEST_CASE("chat logprobs: one entry per token, top alternatives sorted, stream = non-stream",
           "[server][logprobs]") {
   test_server s;
-  const auto full = post_json(s.port(), "/v1/chat/completions", chat_body + "}");
+  const auto full = post_json(s.port(), "/v1/chat/completions", logprobs_chat_body + "}");
   REQUIRE(full.status == 200);
   const json::value v = json::parse(full.body);
   const auto& choice = v.at("choices").at(0);
@@ -62,7 +62,7 @@ TEST_CASE("chat logprobs: one entry per token, top alternatives sorted, stream =
   CHECK(text == std::string(choice.at("message").at("content").as_string()));
 
   const auto streamed =
-      post_json(s.port(), "/v1/chat/completions", chat_body + R"(,"stream":true})");
+      post_json(s.port(), "/v1/chat/completions", logprobs_chat_body + R"(,"stream":true})");
   REQUIRE(streamed.status == 200);
   json::array seen;
   for (const auto& ev : sse_events(streamed.body)) {

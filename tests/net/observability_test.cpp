@@ -27,7 +27,7 @@ bool wait_for(F&& ready, std::chrono::milliseconds limit) {
   return true;
 }
 
-json::object get_json(uint16_t port, const std::string& target) {
+json::object get_object(uint16_t port, const std::string& target) {
   http_client c(port);
   const auto r = c.call(http::verb::get, target);
   REQUIRE(r.status == 200);
@@ -36,7 +36,7 @@ json::object get_json(uint16_t port, const std::string& target) {
 
 /// The rule named `name` in GET /admin/alerts.
 json::object rule_of(uint16_t port, const std::string& name) {
-  const auto alerts = get_json(port, "/admin/alerts");
+  const auto alerts = get_object(port, "/admin/alerts");
   for (const auto& r : alerts.at("rules").as_array())
     if (r.at("name").as_string() == name) return r.as_object();
   FAIL("no rule " << name);
@@ -145,14 +145,14 @@ TEST_CASE("alert rules fire and resolve under an injected fault, webhooks get bo
   });
   const uint16_t port = s.port();
   CHECK(rule_of(port, "ReplicaDown").at("state") == "inactive");
-  CHECK(get_json(port, "/admin/alerts").at("alerts").as_array().empty());
+  CHECK(get_object(port, "/admin/alerts").at("alerts").as_array().empty());
 
   REQUIRE(post_json(port, "/admin/fault", R"({"replica":0,"fault":"crash_engine"})").status == 200);
   // The crash shows on the replica's next step: send one.
   std::thread req([&] { post_json(port, "/v1/completions", completion()); });
   REQUIRE(wait_for([&] { return rule_of(port, "ReplicaDown").at("state") == "firing"; },
                    std::chrono::seconds(30)));
-  const auto active = get_json(port, "/admin/alerts").at("alerts").as_array();
+  const auto active = get_object(port, "/admin/alerts").at("alerts").as_array();
   REQUIRE(active.size() >= 1);
   CHECK(active.at(0).at("name") == "ReplicaDown");
   CHECK(active.at(0).at("summary").as_string().find("restarting or dead") != json::string::npos);
@@ -179,13 +179,13 @@ TEST_CASE("alert rules fire and resolve under an injected fault, webhooks get bo
   CHECK(firing.at("alerts").at(0).at("labels").at("severity") == "critical");
   CHECK(resolved.at("status") == "resolved");
   CHECK(resolved.at("alerts").at(0).at("endsAt") != "0001-01-01T00:00:00Z");
-  const auto hooks = get_json(port, "/admin/alerts").at("webhooks").as_array();
+  const auto hooks = get_object(port, "/admin/alerts").at("webhooks").as_array();
   REQUIRE(hooks.size() == 1);
   CHECK(hooks.at(0).at("sent").to_number<int64_t>() >= 2);
   CHECK(hooks.at(0).at("failed_attempts").to_number<int64_t>() >= 1);
   CHECK(hooks.at(0).at("dropped").to_number<int64_t>() == 0);
   // The dashboard's event list has the replica's fall and the alert's transitions.
-  const auto events = get_json(port, "/admin/telemetry").at("events").as_array();
+  const auto events = get_object(port, "/admin/telemetry").at("events").as_array();
   bool replica_event = false, alert_event = false;
   for (const auto& e : events) {
     replica_event |= e.at("kind") == "replica";

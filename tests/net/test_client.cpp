@@ -1,6 +1,7 @@
 // Test clients and the served-model fixture.
 #include "tests/net/test_client.h"
 
+#include <boost/json/parse.hpp>
 #include <chrono>
 #include <filesystem>
 #include <sstream>
@@ -94,6 +95,14 @@ void ws_client::drop() {
   auto& sock = beast::get_lowest_layer(impl_->ws).socket();
   sock.shutdown(tcp::socket::shutdown_both, ec);
   sock.close(ec);
+}
+
+boost::json::value get_json(uint16_t port, const std::string& target) {
+  http_client c(port);
+  const auto r = c.call(http::verb::get, target);
+  if (r.status != 200)
+    throw std::runtime_error("GET " + target + ": " + std::to_string(r.status) + " " + r.body);
+  return boost::json::parse(r.body);
 }
 
 http_reply post_json(uint16_t port, const std::string& target, const std::string& body,

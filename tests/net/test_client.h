@@ -5,6 +5,7 @@
 #include <atomic>
 #include <boost/asio.hpp>
 #include <boost/beast.hpp>
+#include <boost/json/value.hpp>
 #include <functional>
 #include <map>
 #include <memory>
@@ -73,6 +74,10 @@ class ws_client {
 
 http_reply post_json(uint16_t port, const std::string& target, const std::string& body,
                      const std::vector<std::pair<std::string, std::string>>& headers = {});
+
+/// GET `target` (an admin view such as /admin/cluster) parsed as JSON; throws
+/// std::runtime_error unless the answer is 200.
+boost::json::value get_json(uint16_t port, const std::string& target);
 
 /// "data: ..." payloads of an SSE body, in order (including "[DONE]").
 std::vector<std::string> sse_events(const std::string& body);

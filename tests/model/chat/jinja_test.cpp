@@ -84,7 +84,7 @@ TEST_CASE("render errors: undefined objects, type errors, raise_exception, deep 
 }
 
 TEST_CASE("the chat template a model folder uses, as transformers picks it", "[chat][jinja]") {
-  test::temp_dir dir;
+  conclave::test::temp_dir dir;
   // No template: the built-in Qwen3-Coder one.
   CHECK(chat::chat_template::for_model(dir.path()).origin() == "built-in Qwen3-Coder template");
   // tokenizer_config.json's chat_template, with its special tokens.
@@ -119,7 +119,7 @@ TEST_CASE(
     "a bad checkpoint template is a model_error naming the file and line, bad kwargs are "
     "a chat_error",
     "[chat][jinja]") {
-  test::temp_dir dir;
+  conclave::test::temp_dir dir;
   write(dir.path() / "chat_template.jinja", "ok\n{% include 'other' %}");
   CHECK_THROWS_WITH(
       chat::chat_template::for_model(dir.path()),

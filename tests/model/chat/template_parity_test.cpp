@@ -32,7 +32,7 @@ const fs::path kCoderTemplate =
 
 // Runs the reference script; the JSON lines it wrote, or nullopt when it cannot run here.
 std::optional<std::vector<boost::json::object>> reference(const std::string& args,
-                                                          const test::temp_dir& dir) {
+                                                          const conclave::test::temp_dir& dir) {
   const fs::path out = dir.path() / "cases.jsonl";
   const std::string cmd =
       fmt::format("python3 '{}' {} --out '{}'", kScript.string(), args, out.string());
@@ -81,7 +81,7 @@ size_t check_conversations(const std::vector<boost::json::object>& cases,
 }  // namespace
 
 TEST_CASE("jinja engine renders feature snippets as jinja2 does", "[chat][jinja][parity]") {
-  test::temp_dir dir;
+  conclave::test::temp_dir dir;
   auto cases = reference("snippets", dir);
   if (!cases) CONCLAVE_SKIP("python3 with jinja2 is not available");
   REQUIRE(cases->size() >= 60);
@@ -100,7 +100,7 @@ TEST_CASE("jinja engine renders feature snippets as jinja2 does", "[chat][jinja]
 
 TEST_CASE("Qwen3's chat template renders 250 conversations byte-identical to jinja2",
           "[chat][jinja][parity]") {
-  test::temp_dir dir;
+  conclave::test::temp_dir dir;
   auto cases = reference(fmt::format("conversations --tokenizer-config '{}' --count 250 --seed 11",
                                      kQwen3Config.string()),
                          dir);
@@ -113,7 +113,7 @@ TEST_CASE("Qwen3's chat template renders 250 conversations byte-identical to jin
 
 TEST_CASE("the built-in Qwen3-Coder template renders 250 conversations byte-identical to jinja2",
           "[chat][jinja][parity]") {
-  test::temp_dir dir;
+  conclave::test::temp_dir dir;
   auto cases = reference(
       fmt::format("conversations --template '{}' --count 250 --seed 12", kCoderTemplate.string()),
       dir);

@@ -6,7 +6,8 @@ namespace conclave::test {
 
 using toolcall::unknown_tool_policy;
 
-namespace {
+// Named (not anonymous): toolcall_cases.cpp has its own paris, berlin and make_cases.
+namespace hermes {
 
 std::string call(const std::string& json) {
   return "<tool_call>\n" + json + "\n</tool_call>";
@@ -238,10 +239,10 @@ std::vector<tool_case> make_cases() {
   return c;
 }
 
-}  // namespace
+}  // namespace hermes
 
 const std::vector<tool_case>& hermes_cases() {
-  static const std::vector<tool_case> cases = make_cases();
+  static const std::vector<tool_case> cases = hermes::make_cases();
   return cases;
 }
 

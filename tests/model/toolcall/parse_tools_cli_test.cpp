@@ -24,13 +24,6 @@ struct cli_result {
   std::string err;
 };
 
-std::string slurp(const std::filesystem::path& p) {
-  std::ifstream f(p, std::ios::binary);
-  std::stringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
-}
-
 std::string quoted(const std::filesystem::path& p) {
   // Appended, not "'" + p.string(): GCC 12 at -O3 reports a false -Wrestrict on a
   // literal prepended to a temporary (GCC bug 105329), failing -Werror Release builds.
@@ -48,8 +41,8 @@ cli_result parse_tools(const std::string& args, const std::filesystem::path& inp
   const int status = std::system(cmd.c_str());
   cli_result r;
   r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  r.out = slurp(tmp.path() / "out");
-  r.err = slurp(tmp.path() / "err");
+  r.out = conclave::test::read_text(tmp.path() / "out");
+  r.err = conclave::test::read_text(tmp.path() / "err");
   return r;
 }
 
