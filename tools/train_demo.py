@@ -206,8 +206,8 @@ def main():
     ap.add_argument("--text-tokens", type=int, default=20_000_000)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--max-minutes", type=float, default=0,
-                    help="stop (and save) after this long even if --steps are not done "
-                         "(the cosine schedule is then cut short; 0: no limit)")
+                    help="stop (and save) after this long even if --steps are not done; the "
+                         "cosine schedule then follows the clock (0: no limit)")
     args = ap.parse_args()
 
     import torch
@@ -232,14 +232,24 @@ def main():
     print(f"model: {params / 1e6:.2f} M parameters on {device}", flush=True)
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, betas=(0.9, 0.95), weight_decay=0.1)
     warm = max(1, args.steps // 20)
+    t_start = [time.time()]
+
+    def progress(s):
+        # With --max-minutes the cosine follows whichever runs out first, steps or time, so
+        # a run cut short by the clock still ends at a low learning rate.
+        p = s / args.steps
+        if args.max_minutes > 0:
+            p = max(p, (time.time() - t_start[0]) / (60 * args.max_minutes))
+        return min(1.0, p)
+
     sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: min(1.0, (s + 1) / warm) * 0.5 * (1 + math.cos(math.pi * min(1.0, s / args.steps))))
+        opt, lambda s: min(1.0, (s + 1) / warm) * 0.5 * (1 + math.cos(math.pi * progress(s))))
     rng = random.Random(args.seed)
     half = max(1, args.batch // 2)
     chat_it = batches(chat, half, rng, EOT)
     text_it = batches(text, args.batch - half, rng, EOT) if text else None
     curve = []
-    t0 = time.time()
+    t0 = t_start[0] = time.time()
     for step in range(args.steps):
         total = torch.zeros((), device=device)
         for it in (chat_it, text_it):
@@ -256,8 +266,8 @@ def main():
         sched.step()
         late = args.max_minutes > 0 and time.time() - t0 > 60 * args.max_minutes
         if step % 25 == 0 or step == args.steps - 1 or late:
-            curve.append((step, float(total)))
-            print(f"step {step} loss {float(total):.3f} ({time.time() - t0:.0f} s)", flush=True)
+            curve.append((step, total.item()))
+            print(f"step {step} loss {total.item():.3f} ({time.time() - t0:.0f} s)", flush=True)
         if late:
             print(f"stopped at step {step} of {args.steps}: --max-minutes reached", flush=True)
             break
