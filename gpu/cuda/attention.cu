@@ -2,7 +2,9 @@
 #include <stdexcept>
 
 #include "gpu/cuda/attention.h"
+#include "gpu/cuda/attention_split.cuh"
 #include "gpu/cuda/check.h"
+#include "gpu/cuda/decode_attention.h"
 #include "gpu/cuda/elem_io.cuh"
 #include "gpu/cuda/kv_elem.cuh"
 
@@ -92,72 +94,6 @@ __device__ __forceinline__ void lds(const float* p, float (&v)[N]) {
   for (int i = 0; i < N; i += 4) {
     const float4 a = *reinterpret_cast<const float4*>(p + i);
     v[i] = a.x, v[i + 1] = a.y, v[i + 2] = a.z, v[i + 3] = a.w;
-  }
-}
-
-// A slice's state in the workspace: hd accumulators, m, l, padded to 8 floats (16-byte
-// aligned float4 rows for head_dim % 8 == 0).
-__host__ __device__ constexpr size_t partial_stride(size_t hd) {
-  return hd + 8;
-}
-
-// The last slice of (row, head chunk) to finish merges the n slice states of its nh
-// heads: out = sum_z acc_z e^(m_z - M) / sum_z l_z e^(m_z - M), M = max_z m_z, summed in
-// slice order. `smem` (the kernel's, free by now) holds the weights e^(m_z - M),
-// [kMaxGroup][splits], then 1 / sum per head. The states are read through L2 (__ldcg):
-// other blocks wrote them.
-template <class T>
-__device__ void combine_slices(const float* partial, size_t row, int heads, int h0, int nh, int hd,
-                               int splits, int n, float* smem, T* out) {
-  const size_t rec = partial_stride(static_cast<size_t>(hd));
-  float* w_s = smem;
-  float* inv_s = smem + kMaxGroup * splits;
-  const int lane = static_cast<int>(threadIdx.x) & 31, warp = static_cast<int>(threadIdx.x) >> 5;
-  for (int h = warp; h < nh; h += kGqaWarps) {
-    const float* ph = partial + (row * heads + static_cast<size_t>(h0 + h)) * splits * rec;
-    // Slice `lane` (n <= 32 for most rows) in registers: one pass over the states.
-    const float m0 = lane < n ? __ldcg(ph + lane * rec + hd) : -INFINITY;
-    const float l0 = lane < n ? __ldcg(ph + lane * rec + hd + 1) : 0.0f;
-    float mx = m0;
-    for (int z = lane + 32; z < n; z += 32) mx = fmaxf(mx, __ldcg(ph + z * rec + hd));
-    mx = dev::warp_max(mx);
-    float l = 0.0f;
-    if (lane < n) {
-      const float e = m0 == -INFINITY ? 0.0f : expf(m0 - mx);
-      w_s[h * splits + lane] = e;
-      l = l0 * e;
-    }
-    for (int z = lane + 32; z < n; z += 32) {
-      const float mz = __ldcg(ph + z * rec + hd);
-      const float e = mz == -INFINITY ? 0.0f : expf(mz - mx);
-      w_s[h * splits + z] = e;
-      l += __ldcg(ph + z * rec + hd + 1) * e;
-    }
-    l = dev::warp_sum(l);
-    if (lane == 0) inv_s[h] = 1.0f / l;
-  }
-  __syncthreads();
-  const int cols = hd / 4;  // float4 columns of a head
-  for (int i = static_cast<int>(threadIdx.x); i < nh * cols; i += blockDim.x) {
-    const int h = i / cols, d = (i % cols) * 4;
-    const float* ph = partial + (row * heads + static_cast<size_t>(h0 + h)) * splits * rec + d;
-    const float* w = w_s + h * splits;
-    float4 a = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
-#pragma unroll 8
-    for (int z = 0; z < n; ++z) {
-      const float4 v = __ldcg(reinterpret_cast<const float4*>(ph + z * rec));
-      const float e = w[z];
-      a.x = __fmaf_rn(v.x, e, a.x);
-      a.y = __fmaf_rn(v.y, e, a.y);
-      a.z = __fmaf_rn(v.z, e, a.z);
-      a.w = __fmaf_rn(v.w, e, a.w);
-    }
-    const float inv = inv_s[h];
-    T* o = out + (row * heads + static_cast<size_t>(h0 + h)) * hd + d;
-    dev::st(o, a.x * inv);
-    dev::st(o + 1, a.y * inv);
-    dev::st(o + 2, a.z * inv);
-    dev::st(o + 3, a.w * inv);
   }
 }
 
@@ -372,7 +308,8 @@ __global__ void __launch_bounds__(kGqaWarps * 32)
     }
     const size_t head = static_cast<size_t>(h0 + h);
     if (n > 1) {
-      float* pp = partial + ((row * heads + head) * gchunks * splits + slice) * partial_stride(hd);
+      float* pp =
+          partial + ((row * heads + head) * gchunks * splits + slice) * dev::partial_stride(hd);
       pp[d] = a;
       if (d == 0) {
         pp[hd] = mx;
@@ -383,19 +320,9 @@ __global__ void __launch_bounds__(kGqaWarps * 32)
     }
   }
   if (n == 1) return;
-  // Arrival: this slice's state is visible device-wide before it is counted.
-  __shared__ bool last_s;
-  __threadfence();
-  __syncthreads();
-  if (threadIdx.x == 0) {
-    unsigned int* c = counters + row * gridDim.y + g * gchunks + chunk;
-    last_s = atomicAdd(c, 1u) == static_cast<unsigned int>(n - 1);
-    if (last_s) *c = 0u;  // every slice has arrived: ready for the next launch
-    __threadfence();
-  }
-  __syncthreads();
-  if (!last_s) return;
-  combine_slices<TO>(partial, row, heads, h0, nh, hd, gchunks * splits, n, q_s, out);
+  if (!dev::last_to_arrive(counters + row * gridDim.y + g * gchunks + chunk, n)) return;
+  dev::combine_slices<TO, kMaxGroup>(partial, row, heads, h0, nh, hd, gchunks * splits, n, q_s,
+                                     out);
 }
 
 constexpr int kMaxSplits = 256;
@@ -476,6 +403,32 @@ int splits_for(const attention_args& a) {
   return static_cast<int>(std::max<size_t>(s, 1));
 }
 
+// The tensor-core decode kernel (decode_attention.cu) for this launch.
+bool mma_ok(const attention_args& a) {
+  return a.tiled && a.decode_mma && a.t == elem::bf16 && a.q_stride % 2 == 0 &&
+         decode_mma_shape_ok(a.heads, a.kv_heads, a.head_dim);
+}
+
+// Its blocks take ~100 KiB of shared memory at head_dim 128: two per SM.
+constexpr size_t kMmaBlocksPerSm = 2;
+
+// Its slices per (row, KV head) in the grid: one wave of blocks (every block of a split row
+// has the same length), each slice at least kMinSlice keys of the longest context. As
+// splits_for, independent of the element type, so that a workspace sized before the
+// type is known fits.
+int mma_splits_for(const attention_args& a) {
+  if (!decode_mma_shape_ok(a.heads, a.kv_heads, a.head_dim) || a.max_ctx <= kMinSlice ||
+      a.row_index != nullptr)
+    return 1;
+  const size_t blocks = a.rows * a.kv_heads;
+  const size_t target = kMmaBlocksPerSm * static_cast<size_t>(sm_count());
+  if (blocks >= target) return 1;
+  size_t s = (target + blocks - 1) / blocks;
+  s = std::min(s, (static_cast<size_t>(a.max_ctx) + kMinSlice - 1) / kMinSlice);
+  s = std::min<size_t>(s, kMaxSplits);
+  return static_cast<int>(std::max<size_t>(s, 1));
+}
+
 // The workspace starts with the arrival counters, one per (row, head chunk) of a split
 // launch: fewer than split_target(), whatever the launch, so that every launch sharing a
 // workspace finds its counters at the same place (and zero). The slice states follow.
@@ -486,11 +439,17 @@ size_t counter_floats() {
 }  // namespace
 
 size_t attention_workspace_floats(const attention_args& a) {
-  const int splits = splits_for(a);
-  return splits > 1
-             ? counter_floats() + a.rows * a.heads * head_chunks(a) * static_cast<size_t>(splits) *
-                                      partial_stride(a.head_dim)
-             : 0;
+  // Enough for either kernel: the GQA kernel's plan, and the tensor-core kernel's where
+  // the shape allows it.
+  const int splits = splits_for(a), mma = mma_splits_for(a);
+  const size_t gqa = splits > 1 ? counter_floats() + a.rows * a.heads * head_chunks(a) *
+                                                         static_cast<size_t>(splits) *
+                                                         dev::partial_stride(a.head_dim)
+                                : 0;
+  const size_t tc = mma > 1 ? counter_floats() + a.rows * a.heads * static_cast<size_t>(mma) *
+                                                     dev::partial_stride(a.head_dim)
+                            : 0;
+  return std::max(gqa, tc);
 }
 
 namespace {
@@ -561,6 +520,12 @@ void launch_gqa(const attention_args& a, float scale, stream_t s) {
   }
 }
 
+void launch_mma(const attention_args& a, float scale, stream_t s) {
+  const int splits = a.workspace != nullptr ? mma_splits_for(a) : 1;
+  decode_mma_attention(a, scale, splits, splits > 1 ? a.workspace + counter_floats() : nullptr,
+                       splits > 1 ? reinterpret_cast<unsigned int*>(a.workspace) : nullptr, s);
+}
+
 }  // namespace
 
 void paged_attention(const attention_args& a, stream_t s) {
@@ -578,11 +543,17 @@ void paged_attention(const attention_args& a, stream_t s) {
       throw std::invalid_argument("paged_attention: bad fp8 KV row length");
     using dev::bf16;
     using dev::fp8kv;
-    if (gqa_ok(a)) {
+    if (mma_ok(a)) {
+      launch_mma(a, scale, s);
+    } else if (gqa_ok(a)) {
       launch_gqa<fp8kv, bf16>(a, scale, s);
     } else {
       launch_simple<fp8kv, bf16>(a, scale, s);
     }
+    return;
+  }
+  if (mma_ok(a)) {
+    launch_mma(a, scale, s);
     return;
   }
   if (gqa_ok(a)) {

@@ -40,6 +40,11 @@ struct attention_args {
   /// (fewer when rows x KV heads leave most SMs idle), 16-byte key loads; split over the
   /// sequence when rows x KV heads leave SMs idle.
   bool tiled = false;
+  /// With `tiled`, a bf16 or fp8 cache, head_dim 64 or 128, at most 16 query heads per KV head:
+  /// the tensor-core decode kernel (decode_attention.h: keys and values streamed through
+  /// shared memory, every query head of a KV head in one block). false: the GQA kernel
+  /// there too (tests of both, A/B benchmarks: CONCLAVE_DECODE_MMA=0).
+  bool decode_mma = true;
   /// With `tiled`: the GQA kernel runs only the index_rows rows listed here (the others
   /// are prefill tiles, prefill_attention); no split then. Null: every row.
   const int32_t* row_index = nullptr;

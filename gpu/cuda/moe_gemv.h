@@ -39,6 +39,12 @@ struct gemv_args {
 /// y[r, :] = x[r, :] · w[e]^T for every row r of every expert e.
 void grouped_gemv(const gemv_args& a, stream_t s);
 
+/// grouped_gemv on tensor cores (moe_mma.cu, sm_80+ mma.sync): each block streams 64 of an
+/// expert's weight rows through shared memory once per 64 of its rows. For bf16 weights
+/// (grouped_mma_supported); the expert's rows of a decode batch of 16+ tokens.
+void grouped_mma(const gemv_args& a, stream_t s);
+bool grouped_mma_supported(const gemv_args& a);
+
 /// grouped_gemv for quantized weights (a.q.method fp8 or awq; quant_gemv.cu).
 void quant_grouped_gemv(const gemv_args& a, stream_t s);
 

@@ -1,9 +1,9 @@
 // The KV-cache write and the attention kernels against their CPU twins
 // (cpu::kv_cache_write, cpu::paged_attention) on fresh random caches: mixed prefill and
-// decode batches through the first kernel, the GQA kernel with its split, and the
-// tensor-core prefill tiles; graph-style launches planned for the longest context over
-// real contexts short and long, and a captured graph replayed over new contexts. Outputs
-// poisoned before the run. Skips without a GPU.
+// decode batches through the first kernel, the tensor-core decode kernel and the GQA
+// kernel with their splits, and the tensor-core prefill tiles; graph-style launches
+// planned for the longest context over real contexts short and long, and a captured graph
+// replayed over new contexts. Outputs poisoned before the run. Skips without a GPU.
 #include <algorithm>
 #include <cstring>
 #include <numeric>
@@ -191,30 +191,36 @@ void run_attention_case(const attention_case& c, elem t, std::mt19937_64& rng, b
     INFO("simple kernel");
     check_close(download_as(out, t, rows * qw), want, t == elem::f32 ? 1e-4 : 1e-2, 1e-4);
   }
-  // The GQA kernel (fast paths), whole contexts per block, then split over the sequence
-  // where the step has few rows and long contexts.
+  // The fast paths: the tensor-core decode kernel where it applies (bf16, head_dim 64 or
+  // 128, groups of up to 16) and the CUDA-core GQA kernel, whole contexts per block, then
+  // split over the sequence where the step has few rows and long contexts.
   a.tiled = true;
-  auto out1 = poisoned(rows * qw, t);
-  a.out = out1.get();
-  cu::paged_attention(a, nullptr);
-  {
-    INFO("GQA kernel");
-    check_close(download_as(out1, t, rows * qw), want, t == elem::f32 ? 1e-4 : 1e-2, 1e-4);
-  }
-  // Split planned for the step's longest context, then for a graph's (the model's
-  // longest context: most slices of these rows are empty).
-  for (int32_t max_ctx : {*std::max_element(ctx.begin(), ctx.end()), 40960}) {
-    a.max_ctx = max_ctx;
-    device_buffer ws(std::max<size_t>(cu::attention_workspace_floats(a), 1) * sizeof(float));
-    ws.fill(0);  // the split's arrival counters start at zero
-    a.workspace = ws.as<float>();
-    INFO("GQA kernel + split for max_ctx " << max_ctx << ", workspace "
-                                           << cu::attention_workspace_floats(a) << " floats");
-    auto out2 = poisoned(rows * qw, t);
-    a.out = out2.get();
+  for (bool tc : {true, false}) {
+    if (!tc && t != elem::bf16) break;  // f32: the same kernel as tc
+    a.decode_mma = tc;
+    INFO((tc ? "tensor-core decode kernel" : "CUDA-core GQA kernel"));
+    auto out1 = poisoned(rows * qw, t);
+    a.out = out1.get();
+    a.max_ctx = 0;
+    a.workspace = nullptr;
     cu::paged_attention(a, nullptr);
-    check_close(download_as(out2, t, rows * qw), want, t == elem::f32 ? 1e-4 : 1e-2, 1e-4);
+    check_close(download_as(out1, t, rows * qw), want, t == elem::f32 ? 1e-4 : 1e-2, 1e-4);
+    // Split planned for the step's longest context, then for a graph's (the model's
+    // longest context: most slices of these rows are empty).
+    for (int32_t max_ctx : {*std::max_element(ctx.begin(), ctx.end()), 40960}) {
+      a.max_ctx = max_ctx;
+      device_buffer ws(std::max<size_t>(cu::attention_workspace_floats(a), 1) * sizeof(float));
+      ws.fill(0);  // the split's arrival counters start at zero
+      a.workspace = ws.as<float>();
+      INFO("split for max_ctx " << max_ctx << ", workspace " << cu::attention_workspace_floats(a)
+                                << " floats");
+      auto out2 = poisoned(rows * qw, t);
+      a.out = out2.get();
+      cu::paged_attention(a, nullptr);
+      check_close(download_as(out2, t, rows * qw), want, t == elem::f32 ? 1e-4 : 1e-2, 1e-4);
+    }
   }
+  a.decode_mma = true;
   // Tensor-core prefill tiles (bf16; head_dim 64 or 128) for chunks of >= 16 tokens,
   // the GQA kernel for the rows left. bf16 q and probabilities: a looser tolerance.
   if (t == elem::bf16 && cu::prefill_attention_supported(c.hd)) {
@@ -293,6 +299,11 @@ std::vector<attention_case> mixed_cases() {
       // long prefill chunks after a cached prefix (tensor-core tiles, a partial last one)
       {{200, 0}, {150, 77}, 16, 16, 2, 128},
       {{0, 31}, {300, 1}, 3, 8, 8, 64},
+      // the tensor-core decode kernel's widest group (16 query heads per KV head), a long
+      // context split into many slices, head_dim 64 with a partial last stage
+      {{2000, 63}, {1, 1}, 16, 32, 2, 128},
+      {{20000}, {1}, 16, 32, 4, 128},
+      {{4001, 10, 65}, {1, 1, 1}, 16, 16, 4, 64},
   };
 }
 
@@ -444,8 +455,12 @@ TEST_CASE("cuda paged_attention plans the split from each row's real context", "
       REQUIRE(most > 0);
       device_buffer ws(most * sizeof(float));
       ws.fill(0);
-      for (size_t i = 0; i < batches.size(); ++i) {
-        const auto& ctx = batches[i];
+      // bf16 runs the tensor-core decode kernel where the shape allows, then the GQA kernel.
+      for (size_t i = 0; i < 2 * batches.size(); ++i) {
+        a.decode_mma = i < batches.size();
+        if (!a.decode_mma && t != elem::bf16) break;
+        INFO((a.decode_mma ? "tensor-core decode kernel" : "CUDA-core GQA kernel"));
+        const auto& ctx = batches[i % batches.size()];
         const decode_rows d =
             make_decode_rows(ctx, sh.heads, sh.kvh, sh.hd, sh.bs, num_blocks, kc, vc, rng);
         auto dq = device_buffer::from(d.q), dctx = device_buffer::from(d.ctx),
@@ -497,11 +512,18 @@ TEST_CASE("cuda paged_attention in a CUDA graph follows the contexts of each rep
   const std::vector<std::vector<int32_t>> replays = {
       {1, 1, 1, 1},      {3001, 1, 17, 1},     {4999, 4000, 129, 1023}, {4999, 4000, 129, 1023},
       {100, 128, 2, 64}, {131, 257, 385, 4097}};
-  for (auto [t, sh] : {std::pair{elem::bf16, decode_shape{32, 4, 128, 16}},
-                       std::pair{elem::f32, decode_shape{12, 1, 40, 7}},
-                       std::pair{elem::bf16, decode_shape{6, 3, 256, 5}}}) {
+  struct graph_case {
+    elem t;
+    decode_shape sh;
+    bool tc;  ///< the tensor-core decode kernel where it applies
+  };
+  for (auto [t, sh, tc] :
+       {graph_case{elem::bf16, {32, 4, 128, 16}, true},
+        graph_case{elem::bf16, {32, 4, 128, 16}, false},
+        graph_case{elem::bf16, {24, 2, 64, 16}, true}, graph_case{elem::f32, {12, 1, 40, 7}, true},
+        graph_case{elem::bf16, {6, 3, 256, 5}, true}}) {
     INFO(name(t) << " heads " << sh.heads << "/" << sh.kvh << " head_dim " << sh.hd << " block "
-                 << sh.bs);
+                 << sh.bs << (tc ? "" : ", CUDA-core GQA kernel"));
     const size_t rows = 4, qw = sh.heads * sh.hd;
     const int32_t num_blocks = 5000 / sh.bs + 2;
     const size_t slots = size_t(num_blocks) * size_t(sh.bs), width = sh.kvh * sh.hd;
@@ -528,6 +550,7 @@ TEST_CASE("cuda paged_attention in a CUDA graph follows the contexts of each rep
     a.out = out.get();
     a.max_ctx = 40960;
     a.tiled = true;
+    a.decode_mma = tc;
     device_buffer ws(cu::attention_workspace_floats(a) * sizeof(float));
     REQUIRE(ws.bytes() > 0);
     ws.fill(0);

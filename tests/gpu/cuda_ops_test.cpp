@@ -296,8 +296,9 @@ TEST_CASE("cuda random_fill generates gen-model's values", "[cuda][ops]") {
 
 // No ';' in a case name: catch_discover_tests splits names at ';' (a CMake list), and
 // each half then matches no case (ctest fails such an entry: `-w NoTests`).
-TEST_CASE("cuda grouped_gemv matches cpu linear per expert, dense_gemv matches cpu linear",
-          "[cuda][ops]") {
+TEST_CASE(
+    "cuda grouped_gemv and grouped_mma match cpu linear per expert, dense_gemv matches cpu linear",
+    "[cuda][ops]") {
   CONCLAVE_REQUIRE_GPU();
   const uint64_t seed = fresh_seed();
   INFO("seed " << seed);
@@ -308,7 +309,8 @@ TEST_CASE("cuda grouped_gemv matches cpu linear per expert, dense_gemv matches c
                                        {4, 21, 7, 3},
                                        {160, 8, 768, 6144},
                                        {128, 8, 2048, 768},
-                                       {3, 40, 37, 24}}) {
+                                       {3, 40, 37, 24},
+                                       {2, 150, 100, 72}}) {
       INFO(name(t) << " experts " << experts << " rows " << rows << " n " << n << " k " << k);
       // Random split of the rows over the experts (some empty, some with > 8 rows).
       std::vector<int32_t> offsets(size_t(experts) + 1, 0);
@@ -358,6 +360,17 @@ TEST_CASE("cuda grouped_gemv matches cpu linear per expert, dense_gemv matches c
         g.k = size_t(k);
         cu::grouped_gemv(g, nullptr);
         check_close(y.to_vector<float>(want.size()), want, 1e-4, 1e-4 * std::sqrt(double(k)));
+        // The tensor-core kernel (bf16, k % 8 == 0): passes of up to 16, 32 or 64 rows per
+        // expert (max_rows picks the tile), rows past a pass, k past a stage, n past a block.
+        if (t != elem::bf16 || !cu::grouped_mma_supported(g)) continue;
+        for (size_t most : {size_t{16}, size_t{32}, size_t(rows)}) {
+          INFO("grouped_mma, max_rows " << most);
+          auto y2 = poisoned(size_t(rows) * n, elem::f32);
+          g.y = y2.as<float>();
+          g.max_rows = most;
+          cu::grouped_mma(g, nullptr);
+          check_close(y2.to_vector<float>(want.size()), want, 1e-4, 1e-4 * std::sqrt(double(k)));
+        }
       }
     }
     for (auto [m, n, k] : {std::tuple{1, 5120, 2048}, {3, 129, 64}, {8, 2048, 4096}, {2, 7, 13}}) {

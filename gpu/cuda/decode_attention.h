@@ -1,0 +1,23 @@
+// The tensor-core decode attention kernel (decode_attention.cu): paged GQA attention for
+// rows of one query token (decode, or the leftover rows of a prefill step), all the query
+// heads of a KV head in one block (mma rows), keys and values streamed through shared
+// memory by cp.async in a 3-4 stage pipeline, split over the sequence like the GQA kernel.
+// paged_attention (attention.cu) plans it and picks it; this header is its launcher.
+#pragma once
+
+#include "gpu/cuda/attention.h"
+
+namespace conclave::gpu::cuda {
+
+/// The kernel's shapes: head_dim 64 or 128 and at most 16 query heads per KV head (bf16
+/// output, a bf16 or fp8 cache; the caller checks those).
+bool decode_mma_shape_ok(size_t heads, size_t kv_heads, size_t head_dim);
+
+/// Launches the kernel over a's rows (or a.row_index's) with `splits` slices per (row, KV
+/// head) in the grid; splits > 1 needs `partial` (dev::partial_stride floats per row, query
+/// head and slice) and the zeroed arrival `counters` (one per row and KV head).
+/// `scale`: the softmax scale.
+void decode_mma_attention(const attention_args& a, float scale, int splits, float* partial,
+                          unsigned int* counters, stream_t s);
+
+}  // namespace conclave::gpu::cuda

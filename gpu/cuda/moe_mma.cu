@@ -1,0 +1,169 @@
+#include <cstdint>
+#include <stdexcept>
+
+#include "gpu/cuda/check.h"
+#include "gpu/cuda/elem_io.cuh"
+#include "gpu/cuda/mma.cuh"
+#include "gpu/cuda/moe_gemv.h"
+
+namespace conclave::gpu::cuda {
+namespace {
+
+using dev::bf16;
+
+constexpr int kWarps = 4;     // 16 output columns of the block's kBN each
+constexpr int kBN = 64;       // weight rows (outputs) per block
+constexpr int kBK = 64;       // k per pipeline stage
+constexpr int kLD = kBK + 8;  // smem row: padded by 16 bytes (ldmatrix rows in distinct banks)
+constexpr int kStages = 4;
+constexpr int kMaxTiles = 4;  // 16-row tiles of x per pass over the weights
+constexpr size_t kSmemBytes =
+    static_cast<size_t>(kStages) * (kBN + 16 * kMaxTiles) * kLD * sizeof(bf16);
+
+// Block (kBN weight rows, expert): the expert's x rows in passes of up to MT x 16, each pass
+// streaming the block's weight rows through shared memory once (cp.async, kStages deep)
+// into mma.sync m16n8k16 bf16 tiles with fp32 accumulation: warp w owns output columns
+// 16w .. 16w + 15 of the block for every row of the pass. x rows are gathered through
+// x_rows (the permutation's token of each row) as they are copied in; rows past the
+// expert's and columns past k are zero-filled, outputs past n not written.
+template <int MT>
+__global__ void __launch_bounds__(kWarps * 32)
+    grouped_mma_kernel(const bf16* x, const int32_t* x_rows, const bf16* w, const int32_t* offsets,
+                       const int32_t* active, int32_t dense_rows, float* y, int n, int k) {
+  const int e = active != nullptr ? active[blockIdx.y] : static_cast<int>(blockIdx.y);
+  if (e < 0) return;
+  const int32_t r0 = offsets != nullptr ? offsets[e] : 0;
+  const int32_t r1 = offsets != nullptr ? offsets[e + 1] : dense_rows;
+  if (r0 == r1) return;
+  extern __shared__ uint4 smem_u4[];
+  auto* w_s = reinterpret_cast<bf16*>(smem_u4);  // [kStages][kBN][kLD]
+  bf16* x_s = w_s + kStages * kBN * kLD;         // [kStages][MT * 16][kLD]
+  const int tid = static_cast<int>(threadIdx.x), lane = tid & 31, warp = tid >> 5;
+  const int n0 = static_cast<int>(blockIdx.x) * kBN;
+  const bf16* we = w + static_cast<size_t>(e) * n * k;
+  const int ktiles = (k + kBK - 1) / kBK;
+  for (int32_t rb = r0; rb < r1; rb += MT * 16) {
+    const int rows = min(MT * 16, r1 - rb);
+    auto load = [&](int kt, int buf) {
+      bf16* wd = w_s + buf * kBN * kLD;
+      bf16* xd = x_s + buf * MT * 16 * kLD;
+      const int c0 = kt * kBK;
+      for (int i = tid; i < kBN * (kBK / 8); i += kWarps * 32) {
+        const int j = i / (kBK / 8), c = (i % (kBK / 8)) * 8;
+        const bool ok = n0 + j < n && c0 + c < k;
+        dev::cp_async16(wd + j * kLD + c, we + (ok ? static_cast<size_t>(n0 + j) * k + c0 + c : 0),
+                        ok);
+      }
+      for (int i = tid; i < MT * 16 * (kBK / 8); i += kWarps * 32) {
+        const int r = i / (kBK / 8), c = (i % (kBK / 8)) * 8;
+        const bool ok = r < rows && c0 + c < k;
+        size_t src = 0;
+        if (ok) {
+          const int32_t xr = x_rows != nullptr ? x_rows[rb + r] : rb + r;
+          src = static_cast<size_t>(xr) * k + c0 + c;
+        }
+        dev::cp_async16(xd + r * kLD + c, x + src, ok);
+      }
+      dev::cp_async_commit();
+    };
+#pragma unroll
+    for (int st = 0; st < kStages - 1; ++st) {
+      if (st < ktiles) {
+        load(st, st);
+      } else {
+        dev::cp_async_commit();
+      }
+    }
+    float acc[MT][2][4];
+#pragma unroll
+    for (int mt = 0; mt < MT; ++mt)
+#pragma unroll
+      for (int nt = 0; nt < 2; ++nt)
+        acc[mt][nt][0] = acc[mt][nt][1] = acc[mt][nt][2] = acc[mt][nt][3] = 0.0f;
+    for (int kt = 0; kt < ktiles; ++kt) {
+      dev::cp_async_wait<kStages - 2>();
+      __syncthreads();
+      const int next = kt + kStages - 1;
+      if (next < ktiles) {
+        load(next, next % kStages);
+      } else {
+        dev::cp_async_commit();
+      }
+      const int buf = kt % kStages;
+      const bf16* ws = w_s + buf * kBN * kLD + warp * 16 * kLD;
+      const bf16* xs = x_s + buf * MT * 16 * kLD;
+#pragma unroll
+      for (int ks = 0; ks < kBK / 16; ++ks) {
+        uint32_t b[4];
+        dev::ldsm_x4(b,
+                     ws + ((lane >> 4) * 8 + (lane & 7)) * kLD + ks * 16 + ((lane >> 3) & 1) * 8);
+#pragma unroll
+        for (int mt = 0; mt < MT; ++mt) {
+          if (mt * 16 < rows) {  // block-uniform
+            uint32_t a[4];
+            dev::ldsm_x4(a, xs + (mt * 16 + (lane & 15)) * kLD + ks * 16 + (lane >> 4) * 8);
+            dev::mma(acc[mt][0], a, b[0], b[1]);
+            dev::mma(acc[mt][1], a, b[2], b[3]);
+          }
+        }
+      }
+    }
+    dev::cp_async_wait<0>();
+    __syncthreads();  // the next pass refills every stage
+#pragma unroll
+    for (int mt = 0; mt < MT; ++mt) {
+#pragma unroll
+      for (int nt = 0; nt < 2; ++nt) {
+        const int col = n0 + warp * 16 + nt * 8 + 2 * (lane & 3);
+#pragma unroll
+        for (int half = 0; half < 2; ++half) {
+          const int r = mt * 16 + (lane >> 2) + half * 8;
+          if (r >= rows) continue;
+          float* yr = y + static_cast<size_t>(rb + r) * n;
+          if (col < n) yr[col] = acc[mt][nt][2 * half];
+          if (col + 1 < n) yr[col + 1] = acc[mt][nt][2 * half + 1];
+        }
+      }
+    }
+  }
+}
+
+template <int MT>
+void launch(const gemv_args& a, stream_t s) {
+  CONCLAVE_CUDA_CHECK(cudaFuncSetAttribute(grouped_mma_kernel<MT>,
+                                           cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                           static_cast<int>(kSmemBytes)));
+  const dim3 grid(static_cast<unsigned>((a.n + kBN - 1) / kBN),
+                  static_cast<unsigned>(a.grid_experts));
+  grouped_mma_kernel<MT><<<grid, kWarps * 32, kSmemBytes, s>>>(
+      static_cast<const bf16*>(a.x), a.x_rows, static_cast<const bf16*>(a.w), a.offsets, a.active,
+      static_cast<int32_t>(a.rows), a.y, static_cast<int>(a.n), static_cast<int>(a.k));
+  CONCLAVE_CUDA_LAUNCH_CHECK();
+}
+
+}  // namespace
+
+bool grouped_mma_supported(const gemv_args& a) {
+  return a.t == elem::bf16 && a.q.method == model::quant_method::none && a.k % 8 == 0 &&
+         a.n < (1u << 30) && a.k < (1u << 30);
+}
+
+void grouped_mma(const gemv_args& a, stream_t s) {
+  if (!grouped_mma_supported(a))
+    throw std::invalid_argument("grouped_mma: bf16 weights with k % 8 == 0 only");
+  if (a.n == 0 || a.k == 0 || a.grid_experts == 0) return;
+  if (a.offsets == nullptr && a.rows == 0) return;
+  if (a.grid_experts > 65535) throw std::invalid_argument("grouped_mma: too many experts");
+  if (reinterpret_cast<uintptr_t>(a.x) % 16 != 0 || reinterpret_cast<uintptr_t>(a.w) % 16 != 0)
+    throw std::invalid_argument("grouped_mma: x and w must be 16-byte aligned");
+  const size_t most = a.offsets != nullptr ? a.max_rows : a.rows;
+  if (most <= 16) {
+    launch<1>(a, s);
+  } else if (most <= 32) {
+    launch<2>(a, s);
+  } else {
+    launch<4>(a, s);
+  }
+}
+
+}  // namespace conclave::gpu::cuda
