@@ -112,8 +112,8 @@ TEST_CASE("gloo_shared_device: a cuda rank holds only its experts and reloads on
   gpu::rank_context ctx;
   ctx.comm = std::make_shared<two_ranks>();
   ctx.placement = std::make_shared<const gpu::expert_map>(gpu::expert_map::contiguous(c, 2));
-  auto half = gpu::make_backend(ckpt, opts, ctx);
-  auto& api = dynamic_cast<gpu::cuda::cuda_backend_api&>(*half);
+  auto rank0 = gpu::make_backend(ckpt, opts, ctx);
+  auto& api = dynamic_cast<gpu::cuda::cuda_backend_api&>(*rank0);
   int64_t moe_layers = 0;
   for (int64_t l = 0; l < c.num_layers; ++l) moe_layers += c.is_moe_layer(l);
   const size_t expert_bytes = 3 * static_cast<size_t>(c.hidden_size * c.moe_intermediate_size) *
@@ -126,19 +126,19 @@ TEST_CASE("gloo_shared_device: a cuda rank holds only its experts and reloads on
   for (auto& layer : all_here.holders)
     for (auto& holders : layer) holders = {0};
   all_here.version = 3;
-  half->apply_placement(ckpt, std::make_shared<const gpu::expert_map>(all_here));
-  CHECK(half->placement_version() == 3);
+  rank0->apply_placement(ckpt, std::make_shared<const gpu::expert_map>(all_here));
+  CHECK(rank0->placement_version() == 3);
   CHECK(api.weight_bytes() == whole_bytes);
   // A placement for another replica size is refused and changes nothing.
-  CHECK_THROWS_AS(half->apply_placement(ckpt, std::make_shared<const gpu::expert_map>(
-                                                  gpu::expert_map::contiguous(c, 4))),
+  CHECK_THROWS_AS(rank0->apply_placement(ckpt, std::make_shared<const gpu::expert_map>(
+                                                   gpu::expert_map::contiguous(c, 4))),
                   std::invalid_argument);
-  CHECK(half->placement_version() == 3);
-  const auto load = half->take_expert_load();
+  CHECK(rank0->placement_version() == 3);
+  const auto load = rank0->take_expert_load();
   REQUIRE(load.size() == static_cast<size_t>(c.num_layers));
   for (const auto& layer : load)
     CHECK(std::accumulate(layer.begin(), layer.end(), int64_t{0}) == 0);
-  CHECK(half->take_ep_stats().layers == 0);
+  CHECK(rank0->take_ep_stats().layers == 0);
 }
 
 TEST_CASE("nccl_one_rank: a one-rank NCCL communicator moves device buffers", "[cuda][nccl]") {
