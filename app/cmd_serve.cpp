@@ -1,19 +1,15 @@
 // `conclave serve`: the OpenAI-compatible HTTP/SSE + WebSocket server. With no
-// arguments it serves the embedded demo model on 127.0.0.1:8080, creating it on first run.
+// arguments it serves the demo model (app/demo_model.cpp) on 127.0.0.1:8080.
 #include <spdlog/fmt/fmt.h>
 #include <spdlog/spdlog.h>
-#include <boost/json.hpp>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
-#include <fstream>
-#include <sstream>
 
 #include "actors/actor_service.h"
 #include "app/commands.h"
 #include "app/engine_options.h"
 #include "config/server_config.h"
-#include "model/gen_model.h"
 #include "model/model_error.h"
 #include "net/cluster_door.h"
 #include "net/cluster_token.h"
@@ -33,7 +29,6 @@ struct serve_args {
   bool print_config = false;
 };
 
-/// Where the demo model lives: $CONCLAVE_HOME/demo-model, else ~/.cache/conclave/demo-model.
 /// Where `conclave serve` keeps API keys and usage by default ([gateway] store):
 /// $CONCLAVE_HOME/state.db, else $XDG_STATE_HOME/conclave/state.db, else
 /// ~/.local/state/conclave/state.db.
@@ -45,16 +40,6 @@ std::string default_state_store() {
   if (const char* home = std::getenv("HOME"); home && *home)
     return "sqlite:" + (fs::path(home) / ".local" / "state" / "conclave" / "state.db").string();
   return "sqlite:" + (fs::temp_directory_path() / "conclave-state.db").string();
-}
-
-fs::path demo_dir() {
-  if (const char* home = std::getenv("CONCLAVE_HOME"); home && *home)
-    return fs::path(home) / "demo-model";
-  if (const char* xdg = std::getenv("XDG_CACHE_HOME"); xdg && *xdg)
-    return fs::path(xdg) / "conclave" / "demo-model";
-  if (const char* home = std::getenv("HOME"); home && *home)
-    return fs::path(home) / ".cache" / "conclave" / "demo-model";
-  return fs::temp_directory_path() / "conclave-demo-model";
 }
 
 /// The cluster's public port ([cluster] on): the door, splicing proven nodes to the
@@ -161,65 +146,12 @@ int run_serve(serve_args& a, CLI::App& cmd) {
 
 }  // namespace
 
-/// Creates the demo model (gen-model --preset demo + Qwen3's tokenizer) unless present.
-/// The demo model is Qwen3-Coder-shaped: it renders prompts with the built-in Qwen3-Coder
-/// template. Qwen3's tokenizer_config.json carries Qwen3's own chat template, which would
-/// take over, so the demo's copy has none (folders made before templates were read are
-/// mended here too).
-void write_demo_tokenizer_config(const fs::path& from, const fs::path& to) {
-  std::ifstream in(from, std::ios::binary);
-  std::ostringstream text;
-  text << in.rdbuf();
-  boost::json::value config = boost::json::parse(text.str());
-  if (!config.is_object()) throw model::model_error(from.string() + ": not a JSON object");
-  config.get_object().erase("chat_template");
-  const fs::path tmp = to.string() + ".tmp";
-  std::ofstream(tmp, std::ios::binary) << boost::json::serialize(config);
-  fs::rename(tmp, to);
-}
-
-bool has_chat_template(const fs::path& tokenizer_config) {
-  std::ifstream in(tokenizer_config, std::ios::binary);
-  std::ostringstream text;
-  text << in.rdbuf();
-  return text.str().find("\"chat_template\"") != std::string::npos;
-}
-
-fs::path ensure_demo_model() {
-  const fs::path dir = demo_dir();
-  if (fs::exists(dir / "model.safetensors") && fs::exists(dir / "tokenizer.json")) {
-    if (has_chat_template(dir / "tokenizer_config.json"))
-      write_demo_tokenizer_config(dir / "tokenizer_config.json", dir / "tokenizer_config.json");
-    return dir;
-  }
-  const fs::path tok_dir = CONCLAVE_QWEN3_TOKENIZER_DIR;
-  if (!fs::exists(tok_dir / "tokenizer.json")) {
-    throw model::model_error(
-        fmt::format("the demo model needs Qwen3's tokenizer at {} (run "
-                    "scripts/fetch_tokenizer.sh), or pass --model DIR",
-                    (tok_dir / "tokenizer.json").string()));
-  }
-  spdlog::info("creating the demo model in {} (first run only)...", dir.string());
-  const fs::path tmp = dir.string() + ".partial";
-  fs::remove_all(tmp);
-  model::gen_model_options o;
-  o.preset = "demo";
-  model::write_random_checkpoint(o, tmp);
-  fs::copy_file(tok_dir / "tokenizer.json", tmp / "tokenizer.json");
-  if (fs::exists(tok_dir / "tokenizer_config.json"))
-    write_demo_tokenizer_config(tok_dir / "tokenizer_config.json", tmp / "tokenizer_config.json");
-  fs::remove_all(dir);
-  fs::create_directories(dir.parent_path());
-  fs::rename(tmp, dir);
-  return dir;
-}
-
 command add_serve(CLI::App& app) {
   auto args = std::make_shared<serve_args>();
   auto* cmd = app.add_subcommand("serve",
                                  "serve a model over OpenAI-compatible HTTP/SSE and WebSocket (no "
-                                 "arguments: the embedded demo model on "
-                                 "127.0.0.1:8080; its text is meaningless, random weights)");
+                                 "arguments: the demo model, trained for math tool calls and "
+                                 "small Python functions, on 127.0.0.1:8080)");
   auto& c = args->cli;
   cmd->add_option("--config", args->config_file, "TOML config file (flags given here override it)");
   cmd->add_option("--model", c.model_dir, "Hugging Face model folder (default: the demo model)");

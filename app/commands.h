@@ -39,8 +39,8 @@ command add_plan(CLI::App& app);
 /// `bench engine` (and later bench kinds): one command per leaf subcommand.
 std::vector<command> add_bench(CLI::App& app);
 
-/// The demo model's folder, created on first use (gen-model --preset demo + Qwen3's
-/// tokenizer); what `serve` and `node` use without --model.
+/// The demo model's folder (app/demo_model.cpp): a copy of assets/demo-model and Qwen3's
+/// tokenizer, made on first use; what `serve`, `node` and `bench ep` use without --model.
 std::filesystem::path ensure_demo_model();
 
 /// --log-format when given (else each command's default; `serve` then reads its config's).

@@ -11,16 +11,21 @@ numbers the training split never had):
             with ast and defines a function (goal >= 50 %)
   no tools  the same arithmetic questions without tools: tool calls emitted (goal 0)
 
+Also printed, with no goal: the share of math calls whose expression computes what the
+question asked (the model must copy the operands right, which a model this small often
+does not).
+
 Greedy decoding (temperature 0). Prints one line per measure and a JSON summary; with
 --check, exits 1 when a goal is missed.
 
-  eval_demo.py --conclave build/app/conclave --model models/demo [--count 40] [--check]
+  eval_demo.py --conclave build/app/conclave [--model DIR] [--count 40] [--check]
 """
 import argparse
 import ast
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -32,11 +37,15 @@ sys.path.insert(0, HERE)
 import demo_data  # noqa: E402
 
 
-def start_server(conclave, model, log):
-    proc = subprocess.Popen(
-        [conclave, "--log-format", "text", "serve", "--model", model, "--name", "demo",
-         "--state-store", "memory", "--port", "0", "--backend", "cpu"],
-        stdout=subprocess.DEVNULL, stderr=log)
+def start_server(conclave, model, log, home=None):
+    """`conclave serve` on a free port; without a model folder, the default (the demo
+    model, copied into HOME as CONCLAVE_HOME on first use)."""
+    cmd = [conclave, "--log-format", "text", "serve"]
+    if model:
+        cmd += ["--model", model]
+    cmd += ["--name", "demo", "--state-store", "memory", "--port", "0", "--backend", "cpu"]
+    env = dict(os.environ, CONCLAVE_HOME=home) if home else None
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=log, env=env)
     deadline = time.time() + 120
     while time.time() < deadline:
         if proc.poll() is not None:
@@ -94,19 +103,22 @@ def code_parses(text):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--conclave", required=True)
-    ap.add_argument("--model", required=True)
+    ap.add_argument("--model", help="model folder (default: what `conclave serve` serves "
+                    "with no --model, the demo model, copied into a temporary CONCLAVE_HOME)")
     ap.add_argument("--count", type=int, default=40, help="questions per measure")
     ap.add_argument("--seed", type=int, default=2)
     ap.add_argument("--check", action="store_true", help="exit 1 when a goal is missed")
     args = ap.parse_args()
 
+    home = None if args.model else tempfile.mkdtemp(prefix="conclave-eval-")
     with tempfile.NamedTemporaryFile("w", suffix=".log", delete=False) as log:
-        proc, port = start_server(args.conclave, args.model, log)
+        proc, port = start_server(args.conclave, args.model, log, home)
     try:
         math_recs = list(demo_data.conversations("heldout", args.count, args.seed, {"math"}))
-        calls = answered = 0
+        calls = answered = exact = 0
         for rec in math_recs:
             q = rec["messages"][0]
+            wanted = json.loads(rec["messages"][1]["tool_calls"][0]["function"]["arguments"])
             msg = chat(port, [q], [demo_data.MATH_TOOL])
             tc = msg.get("tool_calls") or []
             expr = None
@@ -121,6 +133,7 @@ def main():
             # The result conclave's math tool would give (an expression the eval cannot
             # evaluate gets the tool's error text, and the answer cannot contain a result).
             result = math_value(expr)
+            exact += result is not None and result == math_value(wanted["expression"])
             tool_text = result if result is not None else "error: not evaluated by the eval"
             final = chat(port, [q, {"role": "assistant", "content": msg.get("content") or "",
                                     "tool_calls": tc},
@@ -140,16 +153,20 @@ def main():
         proc.terminate()
         proc.wait(timeout=30)
         os.unlink(log.name)
+        if home:
+            shutil.rmtree(home, ignore_errors=True)
 
     n = len(math_recs)
     summary = {
-        "math_call": calls / n, "math_answer": answered / n,
+        "math_call": calls / n, "math_answer": answered / n, "math_call_exact": exact / n,
         "code_parses": parsed / len(code_recs), "tool_calls_without_tools": stray,
         "questions": n,
     }
     print(f"math: a well-formed math call in {calls}/{n} ({100 * calls / n:.0f} %, goal 90 %)")
     print(f"math: the answer contains the tool's result in {answered}/{n} "
           f"({100 * answered / n:.0f} %, goal 80 %)")
+    print(f"math: the call computes what was asked in {exact}/{n} ({100 * exact / n:.0f} %, "
+          "no goal: the model copies the operands)")
     print(f"code: parses in {parsed}/{len(code_recs)} ({100 * parsed / len(code_recs):.0f} %, "
           f"goal 50 %)")
     print(f"no tools: {stray} answers with a tool call (goal 0)")
