@@ -24,3 +24,14 @@ rm -f "$bundle/bundle.tar.xz"
 tar -C "$stage" -cJf "$bundle/bundle.tar.xz" .
 rm -rf "$stage"
 ls -la "$bundle"
+# What a device call sends: the tracked tree, the untracked files git does not ignore and
+# the carried paths (this bundle and the tokenizer), capped at 64 MiB. The demo weights
+# (assets/demo-model, 21 MB) push it past that: move them aside for the call, since a
+# tracked file that is absent does not travel, and put them back after.
+tracked=$(git ls-files -z | xargs -0 stat -c %s 2>/dev/null | awk '{s += $1} END {print s}')
+carried=$(du -sb "$bundle" third_party/qwen3-tokenizer 2>/dev/null | awk '{s += $1} END {print s}')
+total=$(( (tracked + carried) / 1048576 ))
+echo "a device call would send about $total MiB (tracked files present + bundle + tokenizer; the cap is 64)"
+if [ "$total" -ge 64 ]; then
+  echo "over the cap: mv assets/demo-model/model.safetensors /tmp/ before the call, back after"
+fi

@@ -210,7 +210,14 @@ def coordinator_restart():
             assert p.poll() is None, "node %d exited:\n%s" % (i, rig.log("node%d" % i))
             assert "lost the coordinator" in rig.log("node%d" % i), rig.log("node%d" % i)
         t0 = time.time()
-        rig.serve(ranks=2, name="serve2", keep_ports=True)
+        # min_ranks = 2: the new coordinator waits for both nodes. With the default (1) it
+        # settles for the ranks it has after 2 x node_timeout_s, and a node whose retry
+        # (every <= 5 s) comes later finds a 1-rank replica already up (seen once on a
+        # loaded 2-core machine).
+        cfg = os.path.join(rig.dir, "min_ranks.toml")
+        with open(cfg, "w") as f:
+            f.write("[cluster]\nmin_ranks = 2\n")
+        rig.serve(ranks=2, name="serve2", keep_ports=True, extra=["--config", cfg])
         c = rig.wait_up(timeout=60)
         assert len(c["cluster"]["nodes"]) == 2 and len(c["cluster"]["replicas"][0]["ranks"]) == 2, c
         for p, r in zip(ps, ref):
