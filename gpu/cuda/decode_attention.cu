@@ -247,10 +247,8 @@ __global__ void __launch_bounds__(kWarps * 32)
         mx_b = fmaxf(mx_b, s[nt][2 + e]);
       }
     }
-    mx_a = fmaxf(mx_a, __shfl_xor_sync(0xffffffffu, mx_a, 1));
-    mx_a = fmaxf(mx_a, __shfl_xor_sync(0xffffffffu, mx_a, 2));
-    mx_b = fmaxf(mx_b, __shfl_xor_sync(0xffffffffu, mx_b, 1));
-    mx_b = fmaxf(mx_b, __shfl_xor_sync(0xffffffffu, mx_b, 2));
+    mx_a = dev::quad_max(mx_a);
+    mx_b = dev::quad_max(mx_b);
     // The warp's first key is valid, so the maxima are finite.
     const float mn_a = fmaxf(m_a, mx_a), mn_b = fmaxf(m_b, mx_b);
     const float al_a = exp2f(m_a - mn_a), al_b = exp2f(m_b - mn_b);  // 0 on the first tile
@@ -293,10 +291,8 @@ __global__ void __launch_bounds__(kWarps * 32)
   // Merge the warps: state of warp w, query head h at acc_s[(w * kMaxHeads + h) * HD].
   auto* acc_s = reinterpret_cast<float*>(smem_u4);
   float* ml_s = acc_s + kWarps * kMaxHeads * HD;  // [warps][kMaxHeads][2]: m (log2), l
-  l_a += __shfl_xor_sync(0xffffffffu, l_a, 1);
-  l_a += __shfl_xor_sync(0xffffffffu, l_a, 2);
-  l_b += __shfl_xor_sync(0xffffffffu, l_b, 1);
-  l_b += __shfl_xor_sync(0xffffffffu, l_b, 2);
+  l_a = dev::quad_sum(l_a);
+  l_b = dev::quad_sum(l_b);
   {
     float* aa = acc_s + (warp * kMaxHeads + ra) * HD;
     float* ab = acc_s + (warp * kMaxHeads + rb) * HD;

@@ -20,6 +20,8 @@ using dev::ldsm_x4;
 using dev::ldsm_x4_t;
 using dev::mma;
 using dev::pack_bf16;
+using dev::quad_max;
+using dev::quad_sum;
 
 // Shared memory: Q [kBr][LD], then two stages of K [kBc][LD] and V [kBc][LD]; rows padded
 // by 16 bytes so that ldmatrix's 8 row addresses fall in different banks.
@@ -162,10 +164,8 @@ __global__ void __launch_bounds__(kWarps * 32)
           mx_b = fmaxf(mx_b, s[nt][2 + e]);
         }
       }
-      mx_a = fmaxf(mx_a, __shfl_xor_sync(0xffffffffu, mx_a, 1));
-      mx_a = fmaxf(mx_a, __shfl_xor_sync(0xffffffffu, mx_a, 2));
-      mx_b = fmaxf(mx_b, __shfl_xor_sync(0xffffffffu, mx_b, 1));
-      mx_b = fmaxf(mx_b, __shfl_xor_sync(0xffffffffu, mx_b, 2));
+      mx_a = quad_max(mx_a);
+      mx_b = quad_max(mx_b);
       // Without a window key 0 is in every row's past, so after the first tile the maxima
       // are finite. With one, a row may see no key of a tile yet (all -inf): its state
       // stays empty (the exponent is taken against 0, not -inf - -inf).
@@ -210,10 +210,8 @@ __global__ void __launch_bounds__(kWarps * 32)
     }
     __syncthreads();  // this stage is refilled by the next iteration's load
   }
-  l_a += __shfl_xor_sync(0xffffffffu, l_a, 1);
-  l_a += __shfl_xor_sync(0xffffffffu, l_a, 2);
-  l_b += __shfl_xor_sync(0xffffffffu, l_b, 1);
-  l_b += __shfl_xor_sync(0xffffffffu, l_b, 2);
+  l_a = quad_sum(l_a);
+  l_b = quad_sum(l_b);
   const float inv_a = 1.0f / l_a, inv_b = 1.0f / l_b;
   const size_t ostride = static_cast<size_t>(heads) * HD;
 #pragma unroll
