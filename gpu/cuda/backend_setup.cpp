@@ -4,6 +4,8 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <cstdlib>
+#include <cstring>
 #include <stdexcept>
 
 #include "gpu/cuda/check.h"
@@ -16,6 +18,11 @@ elem parse_elem(const std::string& s) {
   if (s == "bf16") return elem::bf16;
   if (s == "f32") return elem::f32;
   throw std::runtime_error("cuda: weight_dtype must be bf16 or f32, not \"" + s + "\"");
+}
+
+bool kernel_switch_on(const char* env) {
+  const char* v = std::getenv(env);
+  return v == nullptr || std::strcmp(v, "0") != 0;
 }
 
 void select_device(int device) {

@@ -15,6 +15,9 @@ elem parse_elem(const std::string& s);
 /// Makes `device` current; std::runtime_error when there is no usable GPU or no such device.
 void select_device(int device);
 
+/// A kernel switch read from the environment (A/B runs): on unless the variable is "0".
+bool kernel_switch_on(const char* env);
+
 /// The memory plan (gpu/memory_plan.h) against this device before anything loads: logged,
 /// and a model that does not fit is refused in one line (model_error: exit 2). The backend
 /// does not know the engine's max_model_len, so the refusal asks for one KV block; the log

@@ -7,7 +7,6 @@
 
 #include <algorithm>
 #include <chrono>
-#include <cstdlib>
 #include <cstring>
 #include <functional>
 #include <map>
@@ -58,14 +57,8 @@ class cuda_backend final : public cuda_backend_api {
     blas_->set_workspace(blas_ws_.get(), blas_ws_.bytes());
     graphs_on_ = opts.cuda_graphs;
     fast_ = opts.cuda_fast_paths || opts.cuda_graphs;
-    // CONCLAVE_DECODE_MMA=0: decode attention on the CUDA-core GQA kernel;
-    // CONCLAVE_EXPERT_MMA=0: the experts of every decode batch on the CUDA-core GEMV (A/B runs).
-    auto off = [](const char* name) {
-      const char* e = std::getenv(name);
-      return e != nullptr && std::string(e) == "0";
-    };
-    decode_mma_ = !off("CONCLAVE_DECODE_MMA");
-    expert_mma_ = !off("CONCLAVE_EXPERT_MMA");
+    decode_mma_ = kernel_switch_on("CONCLAVE_DECODE_MMA");
+    expert_mma_ = kernel_switch_on("CONCLAVE_EXPERT_MMA");
     // An expert-parallel rank loads only its experts and host-stages every MoE layer's
     // exchange (no CUDA graphs: a graph cannot wait for the peers).
     if (rank.expert_parallel()) ep_ = std::make_unique<moe_ep>(c, t_, stream_, *blas_, rank);
@@ -634,17 +627,6 @@ class cuda_backend final : public cuda_backend_api {
   /// Steps of at most this many tokens run the experts through one grouped GEMV launch
   /// per projection (no host round trip); larger ones through per-expert cuBLAS GEMMs.
   static constexpr size_t kGroupedGemvMaxTokens = 128;
-  /// From this many tokens the grouped launch runs on tensor cores (bf16 weights).
-  static constexpr size_t kGroupedMmaMinTokens = 16;
-
-  void expert_gemv(const gemv_args& g, size_t tokens) {
-    if (expert_mma_ && tokens >= kGroupedMmaMinTokens && grouped_mma_supported(g)) {
-      grouped_mma(g, stream_);
-    } else {
-      grouped_gemv(g, stream_);
-    }
-  }
-
   void moe(const cuda_layer& L, size_t layer, size_t rows) {
     const auto& c = config_;
     const size_t h = static_cast<size_t>(c.hidden_size);
@@ -681,7 +663,7 @@ class cuda_backend final : public cuda_backend_api {
       g.y = gu_.as<float>();
       g.n = 2 * m;
       g.k = h;
-      expert_gemv(g, rows);
+      grouped_matmul(g, rows, expert_mma_, stream_);
       swiglu(gu_.as<float>(), rows * k, m, act_.get(), t_, stream_);
       g.x = act_.get();
       g.x_rows = nullptr;
@@ -689,7 +671,7 @@ class cuda_backend final : public cuda_backend_api {
       g.y = dn_.as<float>();
       g.n = h;
       g.k = m;
-      expert_gemv(g, rows);
+      grouped_matmul(g, rows, expert_mma_, stream_);
     } else {
       // The per-expert row counts size each cuBLAS GEMM: a host round trip.
       auto* host_off = static_cast<int32_t*>(pinned_offsets_.data()) + layer * (E + 1);
@@ -782,7 +764,7 @@ class cuda_backend final : public cuda_backend_api {
   device_buffer attn_ws_;
 
   // CUDA graphs of decode steps, per bucket.
-  bool decode_mma_ = true, expert_mma_ = true;
+  bool decode_mma_ = true, expert_mma_ = true;  ///< CONCLAVE_{DECODE,EXPERT}_MMA=0: CUDA cores
   bool fast_ = false, graphs_on_ = false, last_graph_ = false, use_graph_ws_ = false;
   std::map<size_t, cudaGraphExec_t> graphs_;
   device_buffer graph_meta_, graph_attn_ws_, blas_ws_;
