@@ -11,6 +11,10 @@ Each line of the output is one conversation: {"kind", "messages", "tools"?}. Kin
   interp      a question answered by running Python through `code_interpreter`, the
               answer quoting the program's output
   plain       no tools: arithmetic answered directly, greetings, code without tools
+  tool, volume, repo
+              agent conversations (tools/demo_agents.py): one of many made-up tools picked
+              by its name and description; the examples/agents flows (math then
+              convert_volume; list_files, search, answer citing the paths)
 
 The tool results are what conclave's tools return (toolkit/math_tool.cpp,
 toolkit/sandbox.cpp), so the model learns the text it will see when served.
@@ -32,27 +36,9 @@ import os
 import random
 import sys
 
-MATH_TOOL = {
-    "type": "function",
-    "function": {
-        "name": "math",
-        "description": "Evaluate an arithmetic expression, e.g. (2+3)*sqrt(16)/2^3.",
-        "parameters": {"type": "object", "required": ["expression"],
-                       "properties": {"expression": {"type": "string",
-                                                     "description": "the expression"}}},
-    },
-}
-INTERP_TOOL = {
-    "type": "function",
-    "function": {
-        "name": "code_interpreter",
-        "description": ("Run a Python 3 program in a sandbox (no network, only its working "
-                        "directory is writable); returns its exit status, stdout and stderr."),
-        "parameters": {"type": "object", "required": ["code"],
-                       "properties": {"code": {"type": "string",
-                                               "description": "the Python 3 program"}}},
-    },
-}
+from demo_tools import INTERP_TOOL, MATH_TOOL, call  # noqa: E402,F401
+
+import demo_agents  # noqa: E402
 
 # How each operation is written ({a} and {b} the operands), then question templates
 # around it ({x}). The held-out templates are phrased differently from every training one.
@@ -202,10 +188,6 @@ def math_question(rng, split):
     return q, x, expr, math_result(a, op, b)
 
 
-def call(name, args):
-    return {"type": "function", "function": {"name": name, "arguments": json.dumps(args)}}
-
-
 def answer(rng, x, r):
     return rng.choice(TRAIN_ANS).format(x=x, r=r)
 
@@ -281,8 +263,13 @@ KINDS = {
     "code": (conv_code, None),
     "interp": (conv_interp, [INTERP_TOOL]),
     "plain": (conv_plain, None),
+    # tools/demo_agents.py: these make their own tool lists
+    "tool": (demo_agents.conv_tool, "own"),
+    "volume": (demo_agents.conv_volume, "own"),
+    "repo": (demo_agents.conv_repo, "own"),
 }
-WEIGHTS = {"math": 30, "math_multi": 8, "math_par": 8, "code": 20, "interp": 12, "plain": 22}
+WEIGHTS = {"math": 36, "math_multi": 8, "math_par": 8, "code": 20, "interp": 12, "plain": 22,
+           "tool": 16, "volume": 10, "repo": 12}
 
 
 def conversations(split, count, seed, kinds):
@@ -292,6 +279,10 @@ def conversations(split, count, seed, kinds):
     for _ in range(count):
         kind = rng.choices(names, weights)[0]
         make, tools = KINDS[kind]
+        if tools == "own":
+            messages, own = make(rng, split)
+            yield {"kind": kind, "messages": messages, "tools": own}
+            continue
         rec = {"kind": kind, "messages": make(rng, split)}
         # Tools offered beside the one a conversation uses (both, half the time), and
         # code questions sometimes asked with tools that must not be called.

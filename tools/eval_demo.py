@@ -12,8 +12,11 @@ numbers the training split never had):
   no tools  the same arithmetic questions without tools: tool calls emitted (goal 0)
 
 Also printed, with no goal: the share of math calls whose expression computes what the
-question asked (the model must copy the operands right, which a model this small often
-does not).
+question asked (the model must copy the operands right), and for held-out agent
+conversations (tools/demo_agents.py: the volume flow of examples/agents, tools never
+trained on, the repository flow), replayed with their true tool results: the calls the
+model makes as the data has them (name and arguments), and the final answers that
+contain the result (the converted figure, the tool's result, the first path found).
 
 Greedy decoding (temperature 0). Prints one line per measure and a JSON summary; with
 --check, exits 1 when a goal is missed.
@@ -100,12 +103,59 @@ def code_parses(text):
     return False
 
 
+def replay(port, rec):
+    """Walks a held-out agent conversation with its true tool results, asking the model at
+    each assistant turn: (calls named and argued as the data has them, calls asked for,
+    whether the final answer contains its key: the figure, result or first path quoted)."""
+    msgs, tools = rec["messages"], rec.get("tools")
+    right = asked = 0
+    for i, m in enumerate(msgs):
+        if m["role"] != "assistant":
+            continue
+        got = chat(port, msgs[:i], tools, max_tokens=160)
+        if m.get("tool_calls"):
+            asked += 1
+            want = m["tool_calls"][0]["function"]
+            tc = got.get("tool_calls") or []
+            try:
+                ok = (len(tc) >= 1 and tc[0]["function"]["name"] == want["name"]
+                      and same_args(json.loads(tc[0]["function"]["arguments"]),
+                                    json.loads(want["arguments"])))
+            except ValueError:
+                ok = False
+            right += ok
+            continue
+        key = agent_key(rec)
+        return right, asked, bool(key) and key in (got.get("content") or "")
+    return right, asked, False
+
+
+def same_args(got, want):
+    """Arguments equal up to spaces in strings ("2*3" is "2 * 3") and int/float spelling."""
+    norm = lambda v: v.replace(" ", "") if isinstance(v, str) else v  # noqa: E731
+    return isinstance(got, dict) and {k: norm(v) for k, v in got.items()} == {
+        k: norm(v) for k, v in want.items()}
+
+
+def agent_key(rec):
+    """What a right final answer must contain: the last tool result's converted figure
+    (volume), the tool's result (tool), or the first path of the search result (repo)."""
+    last = [m for m in rec["messages"] if m["role"] == "tool"][-1]["content"]
+    if rec["kind"] == "volume":
+        return last.split(" = ")[1].split(" ")[0]
+    if rec["kind"] == "repo":
+        return last.split(":")[0] if ":" in last else None
+    return last
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--conclave", required=True)
     ap.add_argument("--model", help="model folder (default: what `conclave serve` serves "
                     "with no --model, the demo model, copied into a temporary CONCLAVE_HOME)")
     ap.add_argument("--count", type=int, default=40, help="questions per measure")
+    ap.add_argument("--agent-count", type=int, default=20,
+                    help="held-out agent conversations per kind (volume, tool, repo)")
     ap.add_argument("--seed", type=int, default=2)
     ap.add_argument("--check", action="store_true", help="exit 1 when a goal is missed")
     args = ap.parse_args()
@@ -149,6 +199,12 @@ def main():
         for rec in math_recs:
             msg = chat(port, [rec["messages"][0]], None)
             stray += bool(msg.get("tool_calls")) or "<tool_call>" in (msg.get("content") or "")
+        agents = {}
+        for kind in ("volume", "tool", "repo"):
+            recs = list(demo_data.conversations("heldout", args.agent_count, args.seed + 2, {kind}))
+            res = [replay(port, r) for r in recs]
+            agents[kind] = (sum(r[0] for r in res), sum(r[1] for r in res),
+                            sum(r[2] for r in res), len(recs))
     finally:
         proc.terminate()
         proc.wait(timeout=30)
@@ -170,6 +226,14 @@ def main():
     print(f"code: parses in {parsed}/{len(code_recs)} ({100 * parsed / len(code_recs):.0f} %, "
           f"goal 50 %)")
     print(f"no tools: {stray} answers with a tool call (goal 0)")
+    what = {"volume": "volume (math, then convert_volume)",
+            "tool": "made-up tools never trained on",
+            "repo": "repository (list, search, answer citing a path)"}
+    for kind, (right, asked, final, n) in agents.items():
+        print(f"agents, {what[kind]}: {right}/{asked} calls right, {final}/{n} answers "
+              "with the result (no goal)")
+        summary[f"agent_{kind}_calls"] = right / max(1, asked)
+        summary[f"agent_{kind}_answers"] = final / max(1, n)
     print(json.dumps(summary))
     if args.check:
         ok = (summary["math_call"] >= 0.9 and summary["math_answer"] >= 0.8

@@ -56,10 +56,14 @@ def model_config(args):
 
 def chat_rows(tok, count, seed, max_len):
     """(ids, labels) per conversation: labels -100 outside the assistant's turns."""
+    from multiprocessing import Pool
     prefix = tok.encode("<|im_start|>assistant\n", add_special_tokens=False).ids
+    recs = list(demo_data.conversations("train", count, seed, set(demo_data.WEIGHTS)))
+    with Pool(min(16, os.cpu_count() or 1)) as pool:  # the template renders are the slow part
+        texts = pool.map(demo_data.render, recs, chunksize=256)
     rows = []
-    for rec in demo_data.conversations("train", count, seed, set(demo_data.WEIGHTS)):
-        ids = tok.encode(demo_data.render(rec), add_special_tokens=False).ids
+    for enc in tok.encode_batch(texts, add_special_tokens=False):
+        ids = enc.ids
         if len(ids) > max_len:
             continue
         labels = [-100] * len(ids)
@@ -171,22 +175,37 @@ def write_svg(points, path):
                 f'<polyline fill="none" stroke="#1f77b4" stroke-width="1.5" points="{line}"/></svg>')
 
 
-def quick_check(model, tok, device, n=40):
-    """Greedy answers to held-out math questions with `math` offered: how many call it."""
+def greedy(model, tok, device, rec, upto, max_new=40):
+    """The model's greedy continuation of rec's first `upto` messages."""
     import torch
-    calls = 0
+    prompt = demo_data.render({"messages": rec["messages"][:upto], "tools": rec.get("tools")})
+    prompt += "<|im_start|>assistant\n"
+    ids = torch.tensor([tok.encode(prompt, add_special_tokens=False).ids], device=device)
+    out = model.generate(ids, max_new_tokens=max_new, do_sample=False, eos_token_id=IM_END,
+                         pad_token_id=EOT)
+    return tok.decode(out[0, ids.shape[1]:].tolist(), skip_special_tokens=False)
+
+
+def quick_check(model, tok, device, n=40):
+    """Greedy answers to held-out questions (HF generate): math questions with `math`
+    offered that call it, and agent questions whose first call names the right tool (made-up
+    tools never trained on, the volume and repository flows)."""
     recs = list(demo_data.conversations("heldout", n, 7, {"math"}))
-    for rec in recs:
-        prompt = demo_data.render({"messages": rec["messages"][:1], "tools": [demo_data.MATH_TOOL]})
-        prompt += "<|im_start|>assistant\n"
-        ids = torch.tensor([tok.encode(prompt, add_special_tokens=False).ids], device=device)
-        out = model.generate(ids, max_new_tokens=40, do_sample=False, eos_token_id=IM_END,
-                             pad_token_id=EOT)
-        text = tok.decode(out[0, ids.shape[1]:].tolist(), skip_special_tokens=False)
-        calls += "<function=math>\n<parameter=expression>\n" in text
+    calls = sum("<function=math>\n<parameter=expression>\n" in
+                greedy(model, tok, device, {"messages": r["messages"][:1],
+                                            "tools": [demo_data.MATH_TOOL]}, 1) for r in recs)
     print(f"quick check: {calls}/{len(recs)} held-out math questions answered with a math call",
           flush=True)
-    return calls / max(1, len(recs))
+    for kind in ("tool", "volume", "repo"):
+        recs = list(demo_data.conversations("heldout", n // 2, 8, {kind}))
+        right = 0
+        for r in recs:
+            first = next(i for i, m in enumerate(r["messages"]) if m["role"] == "user") + 1
+            name = r["messages"][first]["tool_calls"][0]["function"]["name"]
+            right += f"<function={name}>" in greedy(model, tok, device, r, first)
+        print(f"quick check: {right}/{len(recs)} held-out {kind} questions: the right first call",
+              flush=True)
+    return calls / max(1, n)
 
 
 def main():
@@ -194,21 +213,33 @@ def main():
     ap.add_argument("--out", required=True)
     ap.add_argument("--tokenizer", default=os.path.join(ROOT, "third_party", "qwen3-tokenizer"))
     ap.add_argument("--hidden", type=int, default=64)
-    ap.add_argument("--layers", type=int, default=4)
+    ap.add_argument("--layers", type=int, default=6)
     ap.add_argument("--experts", type=int, default=8)
     ap.add_argument("--steps", type=int, default=3000)
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--lr", type=float, default=3e-3)
-    ap.add_argument("--max-len", type=int, default=1024)
+    ap.add_argument("--max-len", type=int, default=2048,
+                    help="longest conversation in tokens (longer ones are left out)")
+    ap.add_argument("--text-len", type=int, default=1024, help="tokens per source-text row")
     ap.add_argument("--conversations", type=int, default=60000)
     ap.add_argument("--text", action="append", default=[],
                     help="more folders of source/documentation text (default: Python's stdlib)")
     ap.add_argument("--text-tokens", type=int, default=20_000_000)
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--init", help="a model folder to go on training from (default: from scratch)")
+    ap.add_argument("--weights", default="",
+                    help="conversation kinds' weights to change, e.g. repo=30,tool=20")
+    ap.add_argument("--text-share", type=float, default=0.5,
+                    help="the share of each batch that is source text")
     ap.add_argument("--max-minutes", type=float, default=0,
                     help="stop (and save) after this long even if --steps are not done; the "
                          "cosine schedule then follows the clock (0: no limit)")
     args = ap.parse_args()
+    for kv in filter(None, args.weights.split(",")):
+        k, v = kv.split("=")
+        if k not in demo_data.WEIGHTS:
+            ap.error(f"--weights: unknown kind {k}")
+        demo_data.WEIGHTS[k] = float(v)
 
     import torch
     from tokenizers import Tokenizer
@@ -221,12 +252,16 @@ def main():
     t0 = time.time()
     chat = chat_rows(tok, args.conversations, args.seed, args.max_len)
     folders = [sysconfig.get_paths()["stdlib"]] + args.text
-    text = text_rows(tok, folders, args.max_len, args.text_tokens, args.seed)
-    print(f"data: {len(chat)} conversations, {len(text)} text rows of {args.max_len} "
+    text = text_rows(tok, folders, args.text_len, args.text_tokens, args.seed)
+    print(f"data: {len(chat)} conversations, {len(text)} text rows of {args.text_len} "
           f"({time.time() - t0:.0f} s)", flush=True)
 
-    cfg = model_config(args)
-    model = Qwen3MoeForCausalLM(cfg).to(device)
+    if args.init:  # go on from a trained model (its config; a new schedule and data order)
+        model = Qwen3MoeForCausalLM.from_pretrained(args.init, torch_dtype=torch.float32).to(device)
+        cfg = model.config
+    else:
+        cfg = model_config(args)
+        model = Qwen3MoeForCausalLM(cfg).to(device)
     model.train()
     params = sum(p.numel() for p in model.parameters())
     print(f"model: {params / 1e6:.2f} M parameters on {device}", flush=True)
@@ -245,7 +280,7 @@ def main():
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda s: min(1.0, (s + 1) / warm) * 0.5 * (1 + math.cos(math.pi * progress(s))))
     rng = random.Random(args.seed)
-    half = max(1, args.batch // 2)
+    half = max(1, round(args.batch * (1 - args.text_share)))
     chat_it = batches(chat, half, rng, EOT)
     text_it = batches(text, args.batch - half, rng, EOT) if text else None
     curve = []

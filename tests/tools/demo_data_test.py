@@ -22,6 +22,51 @@ def operands(expression):
     return int(x), op, int(y)
 
 
+AGENT_KINDS = {"tool", "volume", "repo"}
+
+
+def first_user(rec):
+    return next(m["content"] for m in rec["messages"] if m["role"] == "user")
+
+
+def check_agents(train, held):
+    """tools/demo_agents.py's conversations: every call names an offered tool and gives
+    exactly its required arguments; made-up tools of the held-out split are never in the
+    train split; volume results are the product and its conversion, and the answer quotes
+    the conversion; a repository answer cites paths that its search result holds."""
+    import demo_agents as da
+    offered = {"train": set(), "heldout": set()}
+    for split, recs in (("train", train), ("heldout", held)):
+        for rec in recs:
+            if rec["kind"] not in AGENT_KINDS:
+                continue
+            specs = {t["function"]["name"]: t["function"] for t in rec["tools"]}
+            if rec["kind"] == "tool":
+                offered[split] |= set(specs)
+            msgs = rec["messages"]
+            for i, m in enumerate(msgs):
+                for c in m.get("tool_calls", []):
+                    fn = specs[c["function"]["name"]]
+                    args = json.loads(c["function"]["arguments"])
+                    assert set(args) == set(fn["parameters"]["required"]), (fn, args)
+                    if fn["name"] == "math":
+                        value = eval(args["expression"], {"__builtins__": {}})  # digits, . and *
+                        assert msgs[i + 1]["content"] == da.js_num(float(value)), msgs[i + 1]
+            if rec["kind"] == "volume":
+                conv = [m for m in msgs if m["role"] == "tool"][-1]["content"]
+                value, unit_from = conv.split(" = ")[0].split(" ")
+                out, unit_to = conv.split(" = ")[1].split(" ")
+                want = float(value) * da.VOLUME_UNITS[unit_from] / da.VOLUME_UNITS[unit_to]
+                assert out == da.js_num(want), conv
+                assert out in msgs[-1]["content"], (conv, msgs[-1])
+            if rec["kind"] == "repo" and "(line " in msgs[-1]["content"]:
+                found = [m for m in msgs if m["role"] == "tool"][-1]["content"]
+                for path, line in re.findall(r"([^ ,]+) \(line (\d+)\)", msgs[-1]["content"]):
+                    assert f"{path}:{line}: " in found, (path, line, found)
+    held_names = {n for n in offered["heldout"]}
+    assert held_names and not held_names & offered["train"], held_names & offered["train"]
+
+
 def run(*args):
     return subprocess.run([sys.executable, os.path.join(ROOT, "tools", "demo_data.py"), *args],
                           check=True, capture_output=True, text=True).stdout
@@ -41,12 +86,14 @@ def main():
     held_stems = [s for s in stems(dd.HELDOUT_Q) if s]
     held_stems += [t.split("{d}")[0].strip() for t in dd.HELDOUT_CODE_Q]
     for rec in train:
-        q = rec["messages"][0]["content"]
+        q = first_user(rec)
         for s in held_stems:
             assert s not in q, f"held-out template {s!r} in training question {q!r}"
     # Operand pairs are split by number_split; every math question of a split is its own.
     for split, recs in (("train", train), ("heldout", held)):
         for rec in recs:
+            if rec["kind"] in AGENT_KINDS:
+                continue
             for m in rec["messages"]:
                 for c in m.get("tool_calls", []):
                     args = json.loads(c["function"]["arguments"])
@@ -75,6 +122,7 @@ def main():
     assert ev.math_value("sqrt(2)") is None and ev.math_value("1/0") is None
     kinds = {r["kind"] for r in train}
     assert kinds == set(dd.WEIGHTS), kinds
+    check_agents(train, held)
     # Without tools no conversation calls one.
     for rec in train:
         if "tools" not in rec:
