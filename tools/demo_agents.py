@@ -18,8 +18,13 @@ Three kinds, in OpenAI chat format like the rest of demo_data.py:
 Tool results are formatted as the examples' tools format them (examples/agents/*.mjs),
 numbers as JavaScript prints them.
 """
+import functools
 import json
+import os
 import random
+import re
+import sysconfig
+import zlib
 
 from demo_tools import INTERP_TOOL, MATH_TOOL, call
 
@@ -311,6 +316,19 @@ def conv_volume(rng, split):
     rng.shuffle(tools)
     to = rng.choice(["l", "us_gal", "ft3"])
     tw = rng.choice(VOLUME_WORDS[to])
+    if rng.random() < 0.25:  # a volume given: convert it directly
+        args = {"value": num_arg(float(rnum(rng, 1, 90))), "from": rng.choice(["m3", "l", "ft3"]),
+                "to": to}
+        if args["from"] == to:
+            args["from"] = "m3"
+        conv = DOMAINS["volume"]["result"](args)
+        q = DOMAINS["volume"]["question"](rng, args, split == "heldout")
+        return with_system(rng, [
+            {"role": "user", "content": q},
+            {"role": "assistant", "content": "", "tool_calls": [call(vname, args)]},
+            {"role": "tool", "content": conv},
+            {"role": "assistant", "content": "That is " + conv + "."},
+        ]), tools
     d = dims(rng)
     ds = [js_num(float(x)) for x in d]
     thing = rng.choice(["tank", "box", "pool", "container", "room", "crate", "trough", "bin"])
@@ -432,9 +450,115 @@ def source_path(rng, word):
     return "/".join(parts) + "/" + stem + rng.choice(EXTS)
 
 
+SKIP = {".git", "node_modules", "build", "build-asan", "__pycache__"}
+
+
+@functools.lru_cache(maxsize=None)
+def tree_files(root):
+    """The files under root in the order examples/agents/repo_agent.mjs's search walks them
+    (sorted here; depth at most 6; SKIP left out), as paths relative to root."""
+    out = []
+
+    def walk(d, depth):
+        if depth > 6:
+            return
+        for e in sorted(os.scandir(d), key=lambda e: e.name):
+            if e.name in SKIP:
+                continue
+            if e.is_dir(follow_symlinks=False):
+                walk(e.path, depth + 1)
+            elif e.is_file(follow_symlinks=False):
+                out.append(os.path.relpath(e.path, root))
+    walk(root, 0)
+    return tuple(out)
+
+
+@functools.lru_cache(maxsize=4096)
+def file_lines(path):
+    try:
+        if os.path.getsize(path) > 1 << 20:
+            return ()
+        with open(path, encoding="utf-8") as f:
+            return tuple(f.read().split("\n"))
+    except (UnicodeDecodeError, OSError):
+        return ()
+
+
+def search_tree(root, text):
+    """What repo_agent.mjs's `search` returns for text under root."""
+    hits = []
+    for rel in tree_files(root):
+        for i, line in enumerate(file_lines(os.path.join(root, rel))):
+            if len(hits) < 30 and text in line:
+                hits.append(f"{rel}:{i + 1}: {line.strip()[:160]}")
+        if len(hits) >= 30:
+            break
+    return "\n".join(hits) or f"no line contains {json.dumps(text)}"
+
+
+@functools.lru_cache(maxsize=1)
+def source_trees():
+    """Real source trees to search: the packages of this Python's standard library."""
+    std = sysconfig.get_paths()["stdlib"]
+    try:
+        names = sorted(e.name for e in os.scandir(std) if e.is_dir() and e.name not in SKIP
+                       and not e.name.startswith(("test", "site-", "dist-", "idle", "config-"))
+                       and os.path.exists(os.path.join(std, e.name, "__init__.py")))
+    except OSError:
+        return ()
+    return tuple(os.path.join(std, n) for n in names)
+
+
+def conv_repo_real(rng, split, root):
+    """The repository flow on a real tree: list it, search a name defined in it, answer
+    citing the first matches (path and line, copied from the real result)."""
+    specs, names = repo_tools(rng)
+    files = [f for f in tree_files(root) if f.endswith(".py")]
+    defs = []
+    for _ in range(8):
+        lines = file_lines(os.path.join(root, rng.choice(files)))
+        defs += [m.group(1) for m in map(DEF_RE.match, lines) if m]
+        if defs:
+            break
+    if not defs:
+        return None
+    term = rng.choice(defs)
+    listing = "\n".join(sorted(e.name + ("/" if e.is_dir() else "") for e in os.scandir(root)
+                               if e.name not in SKIP)[:200])
+    found = search_tree(root, term)
+    if split == "train":
+        q = rng.choice([f"Where is {term} defined?", f"Which files use {term}?",
+                        f"Find {term} in this repository.", f"Where is {term} implemented?"])
+    else:
+        q = rng.choice([f"In which files does {term} appear?", f"Locate {term}, please."])
+    lines = found.split("\n")
+    first = [(ln.split(":")[0], ln.split(":")[1]) for ln in lines[:3]]
+    cited = ", ".join(f"{p} (line {n})" for p, n in first)
+    text = lines[0].split(": ", 1)[1][:80]
+    msgs = [{"role": "user", "content": q},
+            {"role": "assistant", "content": "", "tool_calls": [call(names["list"], {"path": "."})]},
+            {"role": "tool", "content": listing},
+            {"role": "assistant", "content": "", "tool_calls": [call(names["search"], {"text": term})]},
+            {"role": "tool", "content": found},
+            {"role": "assistant", "content": rng.choice([
+                "{t} appears in {c}. {p} says: {x}", "Found {c}. {p}: {x}",
+                "Matches for {t}: {c}. First: {x}"]).format(t=term, c=cited, p=first[0][0], x=text)}]
+    return with_system(rng, msgs, rng.choice(REPO_SYSTEMS)), specs
+
+
+DEF_RE = re.compile(r"^\s*(?:def|class)\s+([A-Za-z_][A-Za-z0-9_]{3,})")
+
+
 def conv_repo(rng, split):
-    """(messages, tools): list the root, search, answer citing the paths found (copied from
-    the search result: they are random); or read a named file and quote its first line."""
+    """(messages, tools): half the time the flow on a real source tree (conv_repo_real); else
+    list a made-up root, search, answer citing the paths found (copied from the search
+    result: they are random); or read a named file and quote its first line."""
+    trees = [t for t in source_trees() if (zlib.crc32(os.path.basename(t).encode()) % 5 == 0)
+             == (split == "heldout")]
+    if trees and rng.random() < 0.5:
+        conv = conv_repo_real(rng, split, rng.choice(trees))
+        if conv:
+            return conv
     specs, names = repo_tools(rng)
     phrase, word, _, line, xs = rng.choice(TOPICS)
     said = line.format(x=rng.choice(xs))

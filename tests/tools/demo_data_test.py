@@ -65,6 +65,13 @@ def check_agents(train, held):
                     assert f"{path}:{line}: " in found, (path, line, found)
     held_names = {n for n in offered["heldout"]}
     assert held_names and not held_names & offered["train"], held_names & offered["train"]
+    # The real-tree search is the examples' search: path:line: text, at most 30 lines.
+    trees = da.source_trees()
+    if trees:
+        out = da.search_tree(trees[0], "def ")
+        lines = out.split("\n")
+        assert 1 <= len(lines) <= 30 and all(re.match(r"[^:]+:\d+: ", ln) for ln in lines), out
+        assert da.search_tree(trees[0], "no such text \x01") == 'no line contains "no such text \\u0001"'
 
 
 def run(*args):
