@@ -1,7 +1,7 @@
 // The loop both agents share: ask the model, run the tool calls it makes on this side,
 // send the results back, until it answers without calling a tool. `plan` gives the
-// tool_choice of each round (a name forces that tool: a model too weak to choose, such as
-// the random demo model, still drives the loop; "auto" lets a real model decide).
+// tool_choice of each round ("auto" lets the model decide; a name forces that tool, so that
+// a model too weak to choose, such as a random-weight test model, still drives the loop).
 import OpenAI from 'openai';
 
 /// The client for CONCLAVE_BASE_URL (default: scripts/demo.sh's address) and the model to
@@ -34,6 +34,13 @@ export async function runAgent({ client, model, system, task, tools, plan, extra
     if (!msg.tool_calls?.length) {
       log(`round ${round + 1}: answer: ${(msg.content ?? '').slice(0, 200)}`);
       return { answer: msg.content ?? '', rounds: round + 1, calls };
+    }
+    // The calls the server ran in this request go into the history first, in the order
+    // they ran, so the next request shows the model everything it saw (the API is
+    // stateless: the server keeps no conversation).
+    for (const sc of reply.conclave?.tool_calls ?? []) {
+      messages.push({ role: 'assistant', content: '', tool_calls: [{ id: sc.id, type: 'function', function: { name: sc.name, arguments: sc.arguments } }] });
+      messages.push({ role: 'tool', tool_call_id: sc.id, content: String(sc.content) });
     }
     messages.push({ role: 'assistant', content: msg.content ?? '', tool_calls: msg.tool_calls });
     for (const call of msg.tool_calls) {

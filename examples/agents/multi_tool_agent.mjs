@@ -2,14 +2,14 @@
 // code_interpreter) next to one this program runs (unit conversion), in one conversation.
 // Server-side calls happen inside a request (the reply's "conclave" field shows them);
 // client-side calls come back as tool_calls for this program to answer.
-// Usage: node multi_tool_agent.mjs [TASK] [--auto]
+// Usage: node multi_tool_agent.mjs [TASK] [--forced]
 //   CONCLAVE_BASE_URL (default http://127.0.0.1:8080/v1, scripts/demo.sh), CONCLAVE_MODEL.
-// Without --auto the rounds are forced (math on the server, then convert here, then the
-// answer), so the random demo model drives it too.
+// The model picks its tools itself. --forced forces the rounds instead (math on the
+// server, then convert here, then the answer), so that a random-weight model drives it too.
 import { connect, runAgent } from './agent_loop.mjs';
 
-const args = process.argv.slice(2).filter((a) => a !== '--auto');
-const auto = process.argv.includes('--auto');
+const args = process.argv.slice(2).filter((a) => a !== '--forced');
+const forced = process.argv.includes('--forced');
 const task = args[0] ?? 'A tank is 2.5 m by 1.2 m by 0.8 m. How many US gallons does it hold?';
 
 const perUnit = { m3: 1, l: 1e-3, us_gal: 3.785411784e-3, ft3: 0.028316846592 };
@@ -40,10 +40,10 @@ const { answer, calls } = await runAgent({
   task,
   // Round 1: the server runs `math` (forced), then the model continues in the same request
   // and must call convert_volume (a client tool); round 2 answers.
-  plan: auto ? Array(6).fill('auto') : ['math', 'none'],
+  plan: forced ? ['math', 'none'] : Array(6).fill('auto'),
   extra: {
     server_tools: ['math', 'code_interpreter'],
-    ...(auto ? {} : { server_tool_choices: ['convert_volume'] }),
+    ...(forced ? { server_tool_choices: ['convert_volume'] } : {}),
   },
 });
 console.log(`\n${calls.length} client tool calls; answer:\n${answer}`);

@@ -1,15 +1,15 @@
 // A repository-analysis agent: answers a question about a source tree by listing folders,
 // reading files and searching, with tools that run here, confined to the tree.
-// Usage: node repo_agent.mjs [ROOT] [QUESTION] [--auto]
+// Usage: node repo_agent.mjs [ROOT] [QUESTION] [--forced]
 //   CONCLAVE_BASE_URL (default http://127.0.0.1:8080/v1, scripts/demo.sh), CONCLAVE_MODEL.
-// Without --auto each round forces a tool (list, read, search, then the answer), so the
-// random demo model still runs the whole loop; with a real model pass --auto.
+// The model picks its tools itself. --forced forces each round's tool instead (list, read,
+// search, then the answer), so that even a random-weight model runs the whole loop.
 import fs from 'node:fs';
 import path from 'node:path';
 import { connect, runAgent } from './agent_loop.mjs';
 
-const args = process.argv.slice(2).filter((a) => a !== '--auto');
-const auto = process.argv.includes('--auto');
+const args = process.argv.slice(2).filter((a) => a !== '--forced');
+const forced = process.argv.includes('--forced');
 const root = path.resolve(args[0] ?? '.');
 const question = args[1] ?? 'Which folders hold the HTTP server, and what does it serve?';
 
@@ -80,6 +80,6 @@ const { answer, calls } = await runAgent({
   client, model, tools,
   system: 'You analyse a source repository with the tools given. Cite the paths you used.',
   task: question,
-  plan: auto ? Array(8).fill('auto') : ['list_files', 'read_file', 'search', 'none'],
+  plan: forced ? ['list_files', 'read_file', 'search', 'none'] : Array(8).fill('auto'),
 });
 console.log(`\n${calls.length} tool calls; answer:\n${answer}`);

@@ -21,6 +21,24 @@ serve_tiny() {
   "$conclave" --log-format text serve --model "$work/model" --name tiny --state-store memory \
     --port 0 "$@" 2>"$work/serve.log" &
   pid=$!
+  wait_ready "$work"
+}
+
+# serve_demo CONCLAVE WORK [serve args...] starts `conclave serve` with no --model, which
+# serves the shipped demo model (copied into WORK/home, its CONCLAVE_HOME), like
+# scripts/demo.sh. Sets $pid and $port as serve_tiny does.
+serve_demo() {
+  local conclave=$1 work=$2
+  shift 2
+  CONCLAVE_HOME="$work/home" "$conclave" --log-format text serve --name demo \
+    --state-store memory --port 0 --backend cpu "$@" 2>"$work/serve.log" &
+  pid=$!
+  wait_ready "$work"
+}
+
+# wait_ready WORK: waits for the server $pid logging to WORK/serve.log; sets $port.
+wait_ready() {
+  local work=$1
   port=
   for _ in $(seq 600); do
     port=$(grep -oE 'on http://[0-9.]+:[0-9]+' "$work/serve.log" | head -1 | grep -oE '[0-9]+$' || true)
