@@ -5,7 +5,7 @@
 
 #include "actors/cluster_registry.h"
 #include "actors/health_checker.h"
-#include "serve/restart_policy.h"
+#include "actors/replica_supervisor_parts.h"
 
 #include <spdlog/spdlog.h>
 
@@ -14,9 +14,25 @@
 #include <numeric>
 
 namespace conclave::actors {
-namespace {
 
-using supervisor_ptr = caf::stateful_actor<replica_supervisor_state>*;
+engine_actor_options base_engine_options(const replica_supervisor_state& st) {
+  engine_actor_options opts;
+  opts.replica = st.status->id();
+  opts.status = st.status;
+  opts.step_timeout = std::chrono::milliseconds(static_cast<int64_t>(st.rc.step_timeout_s * 1e3));
+  opts.hang_s = st.rc.hang_s > 0 ? st.rc.hang_s : st.rc.step_timeout_s + 5.0;
+  return opts;
+}
+
+void stop_ranks(supervisor_ptr self) {
+  auto& st = self->state;
+  if (st.group) self->send_exit(st.group, caf::exit_reason::user_shutdown);
+  st.group = nullptr;
+  for (auto& r : st.ranks) self->send_exit(r, caf::exit_reason::user_shutdown);
+  st.ranks.clear();
+}
+
+namespace {
 
 /// One decode-sized and one prefill-sized step so first requests see warm code paths.
 void warm_up(gpu::backend& be) {
@@ -28,38 +44,24 @@ void warm_up(gpu::backend& be) {
   be.forward({&s, 1}, out);
 }
 
-/// Stops the rank workers of an expert-parallel replica (remote ones through their node's
-/// connection); a rank still in a collective is freed by its communicator's abort.
-void stop_ranks(supervisor_ptr self) {
-  auto& st = self->state;
-  if (st.group) self->send_exit(st.group, caf::exit_reason::user_shutdown);
-  st.group = nullptr;
-  for (auto& r : st.ranks) self->send_exit(r, caf::exit_reason::user_shutdown);
-  st.ranks.clear();
-}
+}  // namespace
 
-/// Records a failure; schedules the next bring-up, or declares the replica dead.
 void on_failure(supervisor_ptr self, const std::string& why) {
   auto& st = self->state;
-  const auto now = self->clock().now();
-  st.failures.push_back(now);
-  const auto window = std::chrono::duration_cast<caf::actor_clock::duration_type>(
-      std::chrono::duration<double>(st.rc.restart_window_s));
-  while (!st.failures.empty() && now - st.failures.front() > window) st.failures.pop_front();
-  if (static_cast<int32_t>(st.failures.size()) > st.rc.max_restarts) {
+  const auto d = st.restarts->failed(self->clock().now());
+  if (d.give_up) {
     spdlog::error("replica {}: {} failures within {:.0f} s; giving up (last: {})", st.status->id(),
-                  st.failures.size(), st.rc.restart_window_s, why);
+                  d.failures_in_window, st.rc.restart_window_s, why);
     st.status->set_state(serve::replica_state::dead, why);
     return;
   }
   st.status->set_state(serve::replica_state::restarting, why);
-  const auto backoff =
-      serve::restart_backoff(st.restarts, st.rc.restart_backoff_s, st.rc.restart_backoff_max_s);
-  ++st.restarts;
   spdlog::error("replica {}: {}; restarting in {} ms (attempt {})", st.status->id(), why,
-                backoff.count(), st.restarts);
-  self->delayed_send(self, backoff, restart_atom::value);
+                d.delay.count(), d.attempt);
+  self->delayed_send(self, d.delay, restart_atom::value);
 }
+
+namespace {
 
 /// The end of a drain: stops the replica's actors and this supervisor. `why` is empty
 /// for a drain that finished cleanly.
@@ -105,132 +107,6 @@ void start_drain(supervisor_ptr self, double timeout_s) {
       });
 }
 
-/// The engine over ready ranks: registered with the router like a one-device replica.
-void start_cluster_engine(supervisor_ptr self, uint64_t epoch, std::vector<rank_ready> ready,
-                          gpu::expert_map placement) {
-  auto& st = self->state;
-  auto& cl = *st.cluster;
-  std::sort(ready.begin(), ready.end(),
-            [](const rank_ready& a, const rank_ready& b) { return a.rank < b.rank; });
-  gpu::kv_cache_shape kv;
-  kv.block_size = ready.front().block_size;
-  kv.num_blocks = ready.front().num_blocks;
-  kv.bytes_per_block = ready.front().bytes_per_block;
-  kv.num_host_blocks = ready.front().num_host_blocks;
-  cluster_replica_view view;
-  view.epoch = epoch;
-  view.placement_version = 1;
-  for (const auto& r : ready) {
-    kv.num_blocks = std::min(kv.num_blocks, r.num_blocks);
-    kv.num_host_blocks = std::min(kv.num_host_blocks, r.num_host_blocks);
-    st.ranks.push_back(r.worker);
-    view.ranks.push_back(r.where);
-  }
-  engine_actor_options opts;
-  opts.replica = st.status->id();
-  opts.status = st.status;
-  opts.step_timeout = std::chrono::milliseconds(static_cast<int64_t>(st.rc.step_timeout_s * 1e3));
-  opts.hang_s = st.rc.hang_s > 0 ? st.rc.hang_s : st.rc.step_timeout_s + 5.0;
-  opts.ranks = st.ranks;
-  opts.epoch = epoch;
-  opts.placement_version = placement.version;
-  st.group = self->spawn(expert_group, placement, cl.settings, caf::actor{}, cl.experts);
-  opts.expert_group = st.group;
-  auto cfg = st.cfg;
-  cfg.sample_on_device = false;  // ranks answer logits rows; the engine samples
-  st.engine = self->spawn(engine_actor, gpu_worker_actor{}, cl.model, kv, cfg, st.metrics, opts);
-  self->monitor(st.engine);
-  self->send(st.group, add_engine_atom::value, st.engine);
-  self->send(st.router, add_engine_atom::value, st.engine);
-  if (st.checker) self->send(st.checker, watch_atom::value, st.engine);
-  st.status->set_backend(fmt::format("{} x{}", ready.front().backend, ready.size()),
-                         kv.num_blocks * static_cast<int32_t>(ready.size()));
-  st.status->set_state(serve::replica_state::up);
-  st.up_since = self->clock().now();
-  {
-    std::lock_guard lock(*cl.view_mutex);
-    *cl.view = view;
-  }
-  spdlog::info("replica {} up: {} ranks (epoch {}), {} KV blocks per rank", st.status->id(),
-               ready.size(), epoch, kv.num_blocks);
-}
-
-/// An expert-parallel bring-up: lease ranks, have each node load its rank (they meet
-/// through the rendezvous store), then start the engine. Answers of an older epoch are
-/// dropped: a restart while loading starts over.
-void bring_up_cluster(supervisor_ptr self) {
-  auto& st = self->state;
-  stop_ranks(self);
-  const uint64_t epoch = ++st.epoch;
-  auto cl = st.cluster;
-  if (epoch == 1) st.status->set_state(serve::replica_state::starting);
-  spdlog::info("replica {}: waiting for {} cluster rank(s)", st.status->id(), cl->ranks);
-  self->request(cl->registry, caf::infinite, acquire_atom::value, st.status->id(), cl->ranks,
-                cl->min_ranks)
-      .then(
-          [self, epoch, cl](std::vector<rank_lease>& leases) {
-            auto& s = self->state;
-            if (epoch != s.epoch || leases.empty()) return;
-            const auto size = static_cast<int32_t>(leases.size());
-            if (size < cl->ranks)
-              spdlog::warn("replica {}: {} of {} ranks free; starting with {}", s.status->id(),
-                           size, cl->ranks, size);
-            auto placement = gpu::expert_map::contiguous(cl->model, size);
-            placement.version = 1;
-            auto ready = std::make_shared<std::vector<rank_ready>>();
-            auto failed = std::make_shared<bool>(false);
-            const auto timeout =
-                std::chrono::milliseconds(static_cast<int64_t>(cl->load_timeout_s * 1e3));
-            for (int32_t r = 0; r < size; ++r) {
-              rank_spec spec;
-              spec.replica = s.status->id();
-              spec.epoch = epoch;
-              spec.rank = r;
-              spec.size = size;
-              spec.slot = leases[static_cast<size_t>(r)].slot;
-              spec.block_size = cl->backend.block_size;
-              spec.num_kv_blocks = cl->backend.num_kv_blocks;
-              spec.kv_cache_bytes = cl->backend.kv_cache_bytes;
-              spec.kv_offload_bytes = cl->backend.kv_offload_bytes;
-              spec.kv_host_prefix_bytes = cl->backend.kv_host_prefix_bytes;
-              spec.threads = cl->backend.threads;
-              spec.rope_inv_freq_dtype = cl->backend.rope_inv_freq_dtype;
-              spec.weight_dtype = cl->backend.weight_dtype;
-              spec.kv_cache_dtype = cl->backend.kv_cache_dtype;
-              spec.placement = placement;
-              spec.store = cl->store;
-              spec.prefix = fmt::format("r{}/e{}", s.status->id(), epoch);
-              spec.iface = cl->data_iface;
-              spec.collective_timeout_s = cl->collective_timeout_s;
-              self->request(leases[static_cast<size_t>(r)].node, timeout, spawn_rank_atom::value,
-                            std::move(spec))
-                  .then(
-                      [self, epoch, ready, size, placement](rank_ready& rr) {
-                        auto& s2 = self->state;
-                        if (epoch != s2.epoch) {
-                          self->send_exit(rr.worker, caf::exit_reason::user_shutdown);
-                          return;
-                        }
-                        self->monitor(rr.worker);
-                        ready->push_back(std::move(rr));
-                        if (static_cast<int32_t>(ready->size()) == size)
-                          start_cluster_engine(self, epoch, std::move(*ready), placement);
-                      },
-                      [self, epoch, failed, r](caf::error& err) {
-                        auto& s2 = self->state;
-                        if (epoch != s2.epoch || *failed) return;
-                        *failed = true;
-                        on_failure(self, fmt::format("rank {} did not start: {}", r,
-                                                     self->system().render(err)));
-                      });
-            }
-          },
-          [self, epoch](caf::error& err) {
-            if (epoch != self->state.epoch) return;
-            on_failure(self, "no cluster ranks: " + self->system().render(err));
-          });
-}
-
 void bring_up(supervisor_ptr self) {
   auto& st = self->state;
   if (st.status->state() == serve::replica_state::dead || st.draining) return;
@@ -247,11 +123,7 @@ void bring_up(supervisor_ptr self) {
     auto worker = st.spawn_worker ? st.spawn_worker(self, backend)
                                   : self->spawn<caf::detached>(gpu_worker, backend);
     st.worker = caf::actor_cast<caf::actor>(worker);
-    engine_actor_options opts;
-    opts.replica = st.status->id();
-    opts.status = st.status;
-    opts.step_timeout = std::chrono::milliseconds(static_cast<int64_t>(st.rc.step_timeout_s * 1e3));
-    opts.hang_s = st.rc.hang_s > 0 ? st.rc.hang_s : st.rc.step_timeout_s + 5.0;
+    const auto opts = base_engine_options(st);
     auto cfg = st.cfg;  // specs only for a backend that samples them
     cfg.sample_on_device = cfg.sample_on_device && backend->samples_on_device();
     st.engine = self->spawn(engine_actor, worker, backend->config(), backend->kv_shape(), cfg,
@@ -261,7 +133,7 @@ void bring_up(supervisor_ptr self) {
     if (st.checker) self->send(st.checker, watch_atom::value, st.engine);
     st.status->set_backend(std::string(backend->name()), backend->kv_shape().num_blocks);
     st.status->set_state(serve::replica_state::up);
-    st.up_since = self->clock().now();
+    st.restarts->came_up(self->clock().now());
     spdlog::info("replica {} up ({} backend, {} KV blocks)", st.status->id(), backend->name(),
                  backend->kv_shape().num_blocks);
   } catch (const std::exception& e) {
@@ -285,6 +157,8 @@ caf::behavior replica_supervisor(supervisor_ptr self, backend_factory factory,
   st.metrics = std::move(metrics);
   st.router = std::move(router);
   st.status = std::move(status);
+  st.restarts.emplace(rc.max_restarts, rc.restart_window_s, rc.restart_backoff_s,
+                      rc.restart_backoff_max_s, rc.backoff_reset_s);
   if (rc.heartbeat_interval_s > 0 || rc.probe_interval_s > 0) {
     st.checker = self->spawn<caf::linked>(
         health_checker, st.status, caf::actor_cast<caf::actor>(self), std::move(probe_prompt), rc);
@@ -298,10 +172,7 @@ caf::behavior replica_supervisor(supervisor_ptr self, backend_factory factory,
       return finish_drain(self,
                           "the engine ended while draining: " + self->system().render(msg.reason));
     s.status->count_restart();
-    if (self->clock().now() - s.up_since >=
-        std::chrono::duration_cast<caf::actor_clock::duration_type>(
-            std::chrono::duration<double>(s.rc.backoff_reset_s)))
-      s.restarts = 0;
+    s.restarts->went_down(self->clock().now());
     on_failure(self, "down: " + self->system().render(msg.reason));
   });
   self->send(self, restart_atom::value);

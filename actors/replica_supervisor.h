@@ -9,10 +9,10 @@
 #include <atomic>
 #include <caf/all.hpp>
 #include <chrono>
-#include <deque>
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 
 #include "actors/engine_actor.h"
 #include "actors/expert_group.h"
@@ -20,6 +20,7 @@
 #include "actors/router.h"
 #include "config/server_config.h"
 #include "serve/replica_status.h"
+#include "serve/restart_policy.h"
 
 namespace conclave::actors {
 
@@ -61,9 +62,8 @@ struct replica_supervisor_state {
   caf::actor engine;
   caf::actor worker;
   caf::actor checker;  ///< the replica's health checker (none when checks are off)
-  int restarts = 0;    ///< consecutive, for the backoff
-  std::deque<caf::actor_clock::time_point> failures;  ///< within restart_window_s
-  caf::actor_clock::time_point up_since;              ///< when the running replica came up
+  /// Failures within restart_window_s, consecutive restarts for the backoff, up since when.
+  std::optional<serve::restart_tracker> restarts;
   bool draining = false;  ///< scale-down under way: no restarts, stop once idle
   /// Spawns the worker; empty: a detached gpu_worker (it blocks in the backend). Tests on
   /// the deterministic scheduler set their own before the first bring-up runs.

@@ -20,6 +20,34 @@ TEST_CASE("restart backoff doubles from 0.5 s to 30 s", "[serve]") {
   CHECK(restart_backoff(60) == 30000ms);
 }
 
+TEST_CASE(
+    "restart tracker: backoff per consecutive failure, reset after a long run, gives up "
+    "past max_restarts within the window",
+    "[serve]") {
+  restart_tracker t(/*max_restarts=*/3, /*window_s=*/60, /*backoff_s=*/0.5, /*backoff_max_s=*/30,
+                    /*reset_after_s=*/60);
+  const auto t0 = std::chrono::steady_clock::time_point{} + std::chrono::hours(1);
+  auto d = t.failed(t0);  // a bring-up that failed
+  CHECK((!d.give_up && d.delay == 500ms && d.attempt == 1 && d.failures_in_window == 1));
+  d = t.failed(t0 + 1s);
+  CHECK((d.delay == 1000ms && d.attempt == 2));
+  t.came_up(t0 + 3s);
+  t.went_down(t0 + 10s);  // up for 7 s: no reset
+  d = t.failed(t0 + 10s);
+  CHECK((d.delay == 2000ms && d.attempt == 3 && d.failures_in_window == 3));
+  d = t.failed(t0 + 20s);  // a fourth within 60 s
+  CHECK((d.give_up && d.failures_in_window == 4));
+
+  restart_tracker u(3, 60, 0.5, 30, 60);
+  u.failed(t0);
+  u.failed(t0 + 1s);
+  u.came_up(t0 + 2s);
+  u.went_down(t0 + 2s + 61s);  // served over a minute: the backoff starts over
+  d = u.failed(t0 + 63s);
+  CHECK((!d.give_up && d.delay == 500ms && d.attempt == 1));
+  CHECK(d.failures_in_window == 1);  // the first two left the 60 s window
+}
+
 TEST_CASE("restart backoff follows replicas.restart_backoff_s and restart_backoff_max_s",
           "[serve]") {
   CHECK(restart_backoff(0, 0.1, 2.0) == 100ms);

@@ -1,0 +1,25 @@
+// cluster_bringup: the plain parts of an expert-parallel replica's bring-up (no actor
+// calls): what each node is asked to load, and the KV shape the engine gets from the ranks
+// that came up.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "actors/cluster_messages.h"
+#include "actors/replica_supervisor.h"
+
+namespace conclave::actors {
+
+/// Rank `rank` of `size` of replica `replica`'s bring-up number `epoch`, on the node's rank
+/// slot `slot`: the coordinator's backend settings, the placement, and the rendezvous key
+/// prefix "r<replica>/e<epoch>" that keeps incarnations apart.
+rank_spec make_rank_spec(const cluster_replica_options& cl, int32_t replica, uint64_t epoch,
+                         int32_t rank, int32_t size, int32_t slot,
+                         const gpu::expert_map& placement);
+
+/// The KV cache every rank can hold: the first rank's block size and bytes per block, the
+/// fewest device and host blocks of any rank. `ready` must not be empty.
+gpu::kv_cache_shape common_kv_shape(const std::vector<rank_ready>& ready);
+
+}  // namespace conclave::actors

@@ -1,0 +1,111 @@
+// The expert-parallel half of replica_supervisor: lease ranks from the cluster registry,
+// have their nodes load them, and start the engine over the ranks that came up.
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+
+#include "actors/cluster_bringup.h"
+#include "actors/cluster_registry.h"
+#include "actors/replica_supervisor_parts.h"
+
+namespace conclave::actors {
+namespace {
+
+/// The engine over ready ranks: registered with the router like a one-device replica.
+void start_cluster_engine(supervisor_ptr self, uint64_t epoch, std::vector<rank_ready> ready,
+                          gpu::expert_map placement) {
+  auto& st = self->state;
+  auto& cl = *st.cluster;
+  std::sort(ready.begin(), ready.end(),
+            [](const rank_ready& a, const rank_ready& b) { return a.rank < b.rank; });
+  const gpu::kv_cache_shape kv = common_kv_shape(ready);
+  cluster_replica_view view;
+  view.epoch = epoch;
+  view.placement_version = 1;
+  for (const auto& r : ready) {
+    st.ranks.push_back(r.worker);
+    view.ranks.push_back(r.where);
+  }
+  auto opts = base_engine_options(st);
+  opts.ranks = st.ranks;
+  opts.epoch = epoch;
+  opts.placement_version = placement.version;
+  st.group = self->spawn(expert_group, placement, cl.settings, caf::actor{}, cl.experts);
+  opts.expert_group = st.group;
+  auto cfg = st.cfg;
+  cfg.sample_on_device = false;  // ranks answer logits rows; the engine samples
+  st.engine = self->spawn(engine_actor, gpu_worker_actor{}, cl.model, kv, cfg, st.metrics, opts);
+  self->monitor(st.engine);
+  self->send(st.group, add_engine_atom::value, st.engine);
+  self->send(st.router, add_engine_atom::value, st.engine);
+  if (st.checker) self->send(st.checker, watch_atom::value, st.engine);
+  st.status->set_backend(fmt::format("{} x{}", ready.front().backend, ready.size()),
+                         kv.num_blocks * static_cast<int32_t>(ready.size()));
+  st.status->set_state(serve::replica_state::up);
+  st.restarts->came_up(self->clock().now());
+  {
+    std::lock_guard lock(*cl.view_mutex);
+    *cl.view = view;
+  }
+  spdlog::info("replica {} up: {} ranks (epoch {}), {} KV blocks per rank", st.status->id(),
+               ready.size(), epoch, kv.num_blocks);
+}
+
+}  // namespace
+
+void bring_up_cluster(supervisor_ptr self) {
+  auto& st = self->state;
+  stop_ranks(self);
+  const uint64_t epoch = ++st.epoch;
+  auto cl = st.cluster;
+  if (epoch == 1) st.status->set_state(serve::replica_state::starting);
+  spdlog::info("replica {}: waiting for {} cluster rank(s)", st.status->id(), cl->ranks);
+  self->request(cl->registry, caf::infinite, acquire_atom::value, st.status->id(), cl->ranks,
+                cl->min_ranks)
+      .then(
+          [self, epoch, cl](std::vector<rank_lease>& leases) {
+            auto& s = self->state;
+            if (epoch != s.epoch || leases.empty()) return;
+            const auto size = static_cast<int32_t>(leases.size());
+            if (size < cl->ranks)
+              spdlog::warn("replica {}: {} of {} ranks free; starting with {}", s.status->id(),
+                           size, cl->ranks, size);
+            auto placement = gpu::expert_map::contiguous(cl->model, size);
+            placement.version = 1;
+            auto ready = std::make_shared<std::vector<rank_ready>>();
+            auto failed = std::make_shared<bool>(false);
+            const auto timeout =
+                std::chrono::milliseconds(static_cast<int64_t>(cl->load_timeout_s * 1e3));
+            for (int32_t r = 0; r < size; ++r) {
+              auto spec = make_rank_spec(*cl, s.status->id(), epoch, r, size,
+                                         leases[static_cast<size_t>(r)].slot, placement);
+              self->request(leases[static_cast<size_t>(r)].node, timeout, spawn_rank_atom::value,
+                            std::move(spec))
+                  .then(
+                      [self, epoch, ready, size, placement](rank_ready& rr) {
+                        auto& s2 = self->state;
+                        if (epoch != s2.epoch) {
+                          self->send_exit(rr.worker, caf::exit_reason::user_shutdown);
+                          return;
+                        }
+                        self->monitor(rr.worker);
+                        ready->push_back(std::move(rr));
+                        if (static_cast<int32_t>(ready->size()) == size)
+                          start_cluster_engine(self, epoch, std::move(*ready), placement);
+                      },
+                      [self, epoch, failed, r](caf::error& err) {
+                        auto& s2 = self->state;
+                        if (epoch != s2.epoch || *failed) return;
+                        *failed = true;
+                        on_failure(self, fmt::format("rank {} did not start: {}", r,
+                                                     self->system().render(err)));
+                      });
+            }
+          },
+          [self, epoch](caf::error& err) {
+            if (epoch != self->state.epoch) return;
+            on_failure(self, "no cluster ranks: " + self->system().render(err));
+          });
+}
+
+}  // namespace conclave::actors
