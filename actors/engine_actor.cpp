@@ -8,12 +8,9 @@
 #include <chrono>
 #include <thread>
 
-#include "actors/cluster_messages.h"
-#include "engine/rank_split.h"
+#include "actors/engine_actor_parts.h"
 
 namespace conclave::actors {
-
-namespace {
 
 void publish_stats(engine_state& st) {
   const auto s = st.eng->stats();
@@ -23,8 +20,10 @@ void publish_stats(engine_state& st) {
   st.reported = s;
 }
 
+namespace {
+
 /// Stops tracking sequence `seq` and its session (finished, cancelled or gone).
-void forget_session(caf::stateful_actor<engine_state>* self, int64_t seq) {
+void forget_session(engine_ptr self, int64_t seq) {
   auto& s = self->state;
   if (auto it = s.sessions.find(seq); it != s.sessions.end()) {
     self->demonitor(it->second);
@@ -34,8 +33,9 @@ void forget_session(caf::stateful_actor<engine_state>* self, int64_t seq) {
   s.unsent_step_seconds.erase(seq);
 }
 
-/// Tells every session the replica failed (they fail over) and forgets them.
-void fail_sessions(caf::stateful_actor<engine_state>* self, const std::string& why) {
+}  // namespace
+
+void fail_sessions(engine_ptr self, const std::string& why) {
   for (auto& [id, session] : self->state.sessions) {
     self->send(session, failed_atom::value, failure_msg{why});
   }
@@ -44,12 +44,8 @@ void fail_sessions(caf::stateful_actor<engine_state>* self, const std::string& w
   self->state.unsent_step_seconds.clear();
 }
 
-void kick(caf::stateful_actor<engine_state>* self);
-void fail_step(caf::stateful_actor<engine_state>* self, const caf::error& err);
-
-/// A step's forward pass came back: sample, stream the tokens, start the next step.
-void finish_step(caf::stateful_actor<engine_state>* self, const engine::pending_step& step,
-                 const gpu::step_output& out, std::chrono::steady_clock::time_point t0) {
+void finish_step(engine_ptr self, const engine::pending_step& step, const gpu::step_output& out,
+                 std::chrono::steady_clock::time_point t0) {
   auto& s = self->state;
   s.in_flight = false;
   if (s.opts.status) s.opts.status->end_busy(std::chrono::steady_clock::now());
@@ -73,8 +69,7 @@ void finish_step(caf::stateful_actor<engine_state>* self, const engine::pending_
   kick(self);
 }
 
-/// A step failed or outlived the watchdog: the replica ends, its requests fail over.
-void fail_step(caf::stateful_actor<engine_state>* self, const caf::error& err) {
+void fail_step(engine_ptr self, const caf::error& err) {
   auto& s = self->state;
   if (s.opts.status) s.opts.status->end_busy(std::chrono::steady_clock::now());
   std::string why = self->system().render(err);
@@ -91,123 +86,7 @@ void fail_step(caf::stateful_actor<engine_state>* self, const caf::error& err) {
                                               : err);
 }
 
-/// Switches every rank to the waiting placement between two steps, then steps on.
-void apply_placement(caf::stateful_actor<engine_state>* self) {
-  auto& st = self->state;
-  st.applying = true;
-  auto map = std::move(*st.next_placement);
-  st.next_placement.reset();
-  auto pending = std::make_shared<size_t>(st.opts.ranks.size());
-  auto failed = std::make_shared<bool>(false);
-  const uint64_t version = map.version;
-  for (auto& r : st.opts.ranks) {
-    self->request(r, st.opts.step_timeout, placement_atom::value, map)
-        .then(
-            [self, pending, failed, version](uint64_t) {
-              if (*failed || --*pending > 0) return;
-              auto& s = self->state;
-              s.applying = false;
-              s.opts.placement_version = version;
-              spdlog::info("engine: replica {} switched to placement v{}", s.opts.replica, version);
-              s.placement_promise.deliver(version);
-              kick(self);
-            },
-            [self, failed](caf::error& err) {
-              if (*failed) return;
-              *failed = true;
-              self->state.placement_promise.deliver(err);
-              fail_step(self, err);
-            });
-  }
-}
-
-/// Adds one rank's per-expert counts to the step's sum.
-void add_load(std::vector<std::vector<int64_t>>& total, std::vector<std::vector<int64_t>>& part) {
-  if (total.empty()) {
-    total = std::move(part);
-    return;
-  }
-  for (size_t l = 0; l < total.size() && l < part.size(); ++l)
-    for (size_t e = 0; e < total[l].size() && e < part[l].size(); ++e) total[l][e] += part[l][e];
-}
-
-/// An expert-parallel step: one part per rank (idle ranks get an empty one: they join the
-/// collectives), answers joined, then one end_step.
-void send_to_ranks(caf::stateful_actor<engine_state>* self,
-                   std::shared_ptr<engine::pending_step> step,
-                   std::chrono::steady_clock::time_point t0, serve::fault_kind fault) {
-  auto& st = self->state;
-  const int ranks = static_cast<int>(st.opts.ranks.size());
-  struct fan_in {
-    std::vector<engine::rank_batch> parts;
-    std::vector<gpu::step_output> outputs;
-    std::vector<std::vector<int64_t>> load;  ///< summed over ranks when asked for
-    size_t pending = 0;
-    bool failed = false;
-  };
-  auto f = std::make_shared<fan_in>();
-  f->parts = engine::split_by_rank(step->batch, step->entry_rank, ranks);
-  f->outputs.resize(static_cast<size_t>(ranks));
-  f->pending = static_cast<size_t>(ranks);
-  const uint64_t step_no = ++st.steps;
-  if (fault == serve::fault_kind::crash_worker) {
-    spdlog::warn("engine: injected crash of rank 0");
-    self->send_exit(st.opts.ranks[0], caf::exit_reason::kill);
-  }
-  for (int r = 0; r < ranks; ++r) {
-    rank_step msg;
-    msg.epoch = st.opts.epoch;
-    msg.step = step_no;
-    msg.placement_version = st.opts.placement_version;
-    msg.want_load = st.opts.expert_group && step_no % 16 == 0;
-    for (const auto& seq : f->parts[static_cast<size_t>(r)].batch) {
-      msg.seqs.push_back(
-          {std::vector<int32_t>(seq.tokens.begin(), seq.tokens.end()), seq.num_cached,
-           std::vector<int32_t>(seq.block_table.begin(), seq.block_table.end()), seq.all_logits});
-    }
-    for (const auto& c : step->transfer(r).to_host)
-      msg.to_host.insert(msg.to_host.end(), {c.device_block, c.host_block});
-    for (const auto& c : step->transfer(r).to_device)
-      msg.to_device.insert(msg.to_device.end(), {c.device_block, c.host_block});
-    if (fault == serve::fault_kind::fail_step && r == 0) msg.epoch = ~uint64_t{0};
-    self->request(st.opts.ranks[static_cast<size_t>(r)], st.opts.step_timeout,
-                  rank_step_atom::value, std::move(msg))
-        .then(
-            [self, step, t0, f, r, step_no](rank_step_done& done) {
-              if (f->failed) return;
-              if (done.step != step_no) {
-                f->failed = true;
-                return fail_step(
-                    self, caf::make_error(caf::sec::runtime_error, "a rank answered another step"));
-              }
-              auto& out = f->outputs[static_cast<size_t>(r)];
-              out.vocab = done.vocab;
-              out.logits = std::move(done.logits);
-              out.row_begin.assign(done.row_begin.begin(), done.row_begin.end());
-              if (!done.expert_load.empty()) add_load(f->load, done.expert_load);
-              if (--f->pending > 0) return;
-              if (!f->load.empty() && self->state.opts.expert_group)
-                self->send(self->state.opts.expert_group, expert_load_atom::value,
-                           std::move(f->load));
-              gpu::step_output merged;
-              try {
-                engine::merge_rank_outputs(f->parts, f->outputs, merged);
-              } catch (const std::exception& e) {
-                f->failed = true;
-                return fail_step(self, caf::make_error(caf::sec::runtime_error, e.what()));
-              }
-              finish_step(self, *step, merged, t0);
-            },
-            [self, f](caf::error& err) {
-              if (f->failed) return;
-              f->failed = true;
-              fail_step(self, err);
-            });
-  }
-}
-
-/// Starts the next step if none is running and there is work.
-void kick(caf::stateful_actor<engine_state>* self) {
+void kick(engine_ptr self) {
   auto& st = self->state;
   if (st.in_flight || st.applying) return;
   if (st.next_placement) return apply_placement(self);
@@ -235,8 +114,6 @@ void kick(caf::stateful_actor<engine_state>* self) {
       .then([self, step, t0](const forward_done& done) { finish_step(self, *step, *done.out, t0); },
             [self](caf::error& err) { fail_step(self, err); });
 }
-
-}  // namespace
 
 caf::behavior engine_actor(caf::stateful_actor<engine_state>* self, gpu_worker_actor worker,
                            model::model_config model, gpu::kv_cache_shape kv,

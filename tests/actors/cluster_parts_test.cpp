@@ -1,8 +1,10 @@
-// actors/cluster_bringup: what a node is asked to load for each rank, and the KV shape an
-// expert-parallel engine gets from the ranks that came up.
+// The plain parts of expert-parallel replicas: what a node is asked to load for each rank
+// and the KV shape the ranks share (actors/cluster_bringup), the step each rank gets and
+// what the answers add up to (actors/rank_step_plan).
 #include <catch2/catch.hpp>
 
 #include "actors/cluster_bringup.h"
+#include "actors/rank_step_plan.h"
 
 using namespace conclave;
 using namespace conclave::actors;
@@ -46,4 +48,40 @@ TEST_CASE("common_kv_shape: the fewest device and host blocks of any rank", "[ac
   CHECK((kv.block_size == 16 && kv.bytes_per_block == 4096));
   CHECK(kv.num_blocks == 700);
   CHECK(kv.num_host_blocks == 0);  // one rank without a host pool: none
+}
+
+TEST_CASE("make_rank_step: a rank's sequences and block moves, an idle rank's step empty",
+          "[actors][cluster]") {
+  std::vector<int32_t> tokens = {5, 6, 7}, table = {3, 9};
+  engine::rank_batch part;
+  part.entries = {1};
+  part.batch.push_back(gpu::step_sequence{tokens, 4, table, true});
+  gpu::kv_transfer moves;
+  moves.to_host.push_back({2, 20});
+  moves.to_device.push_back({4, 40});
+  moves.to_device.push_back({5, 50});
+  auto msg = make_rank_step(part, moves, 7, 12, 3, true);
+  CHECK((msg.epoch == 7 && msg.step == 12 && msg.placement_version == 3 && msg.want_load));
+  REQUIRE(msg.seqs.size() == 1);
+  CHECK(msg.seqs[0].tokens == tokens);
+  CHECK(
+      (msg.seqs[0].num_cached == 4 && msg.seqs[0].block_table == table && msg.seqs[0].all_logits));
+  CHECK(msg.to_host == std::vector<int32_t>{2, 20});
+  CHECK(msg.to_device == std::vector<int32_t>{4, 40, 5, 50});
+  const auto idle = make_rank_step(engine::rank_batch{}, gpu::kv_transfer{}, 7, 12, 3, false);
+  CHECK((idle.seqs.empty() && idle.to_host.empty() && idle.to_device.empty() && !idle.want_load));
+}
+
+TEST_CASE("add_expert_load sums ranks' per-expert counts, rank_output keeps the rows",
+          "[actors][cluster]") {
+  std::vector<std::vector<int64_t>> total, a = {{1, 2}, {3, 4}}, b = {{10, 20}, {30, 40}};
+  add_expert_load(total, a);
+  add_expert_load(total, b);
+  CHECK(total == std::vector<std::vector<int64_t>>{{11, 22}, {33, 44}});
+  rank_step_done done;
+  done.vocab = 4;
+  done.logits = {1, 2, 3, 4, 5, 6, 7, 8};
+  done.row_begin = {0, 1};
+  const auto out = rank_output(done);
+  CHECK((out.vocab == 4 && out.logits.size() == 8 && out.row_begin == std::vector<size_t>{0, 1}));
 }
