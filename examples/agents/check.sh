@@ -9,10 +9,7 @@ set -euo pipefail
 conclave=$1 tokdir=$2 repo=$3
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/../../tests/lib/serve_tiny.sh"
-if [ ! -d "$here/node_modules/openai" ]; then
-  echo "SKIP: examples/agents/node_modules is missing (run scripts/setup.sh)"
-  exit 77
-fi
+require_node_modules "$here"
 make_work
 serve_tiny "$conclave" "$tokdir" "$work"
 export CONCLAVE_BASE_URL="http://127.0.0.1:$port/v1"

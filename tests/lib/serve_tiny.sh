@@ -6,6 +6,15 @@ make_work() {
   trap '[ -n "$pid" ] && kill -9 "$pid" 2>/dev/null; rm -rf "$work"' EXIT
 }
 
+# require_node_modules DIR: exits 77 (skipped) when DIR has no npm packages (the openai SDK)
+# installed (scripts/setup.sh installs them).
+require_node_modules() {
+  if [ ! -d "$1/node_modules/openai" ]; then
+    echo "SKIP: $1/node_modules is missing (run scripts/setup.sh)"
+    exit 77
+  fi
+}
+
 # serve_tiny CONCLAVE TOKENIZER_DIR WORK [serve args...] writes the
 # tiny-qwen random model into WORK/model (once), starts `conclave serve` on it on a free
 # port with a memory state store, its log in WORK/serve.log, and waits until it is ready.
