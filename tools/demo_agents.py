@@ -61,8 +61,8 @@ def rnum(rng, lo=1, hi=500):
     return round(rng.uniform(lo, hi), 1 if r < 0.8 else 2)
 
 
-def unit_domain(kind, units, base, words):
-    """A unit-conversion tool: `units` {code: size in `base`}, `words` {code: [names]}."""
+def unit_domain(kind, units, words):
+    """A unit-conversion tool: `units` {code: size in one common unit}, `words` {code: [names]}."""
     codes = list(units)
 
     def args(rng):
@@ -88,6 +88,11 @@ def unit_domain(kind, units, base, words):
             "description": f"Convert a {kind} between units: " + ", ".join(codes),
             "props": props, "required": ["value", "from", "to"], "args": args,
             "result": result, "question": question}
+
+
+def converted_figure(result):
+    """The converted number in a conversion tool's result ("V from = X to" -> "X")."""
+    return result.split(" = ")[1].split(" ")[0]
 
 
 def simple_domain(names, description, props, args, question, result):
@@ -197,14 +202,14 @@ def domains():
                        f"Count the words: {a['text']}"],
             lambda a: str(len(a["text"].split()))),
         "length": unit_domain("length", {"m": 1, "km": 1000, "cm": 0.01, "ft": 0.3048,
-                                         "mi": 1609.344, "in": 0.0254}, "m",
+                                         "mi": 1609.344, "in": 0.0254},
                               {"m": ["meters", "metres", "m"], "km": ["kilometers", "km"],
                                "cm": ["centimeters", "cm"], "ft": ["feet", "ft"],
                                "mi": ["miles"], "in": ["inches"]}),
         "mass": unit_domain("mass", {"kg": 1, "g": 0.001, "lb": 0.45359237, "oz": 0.028349523125},
-                            "kg", {"kg": ["kilograms", "kg"], "g": ["grams", "g"],
+                            {"kg": ["kilograms", "kg"], "g": ["grams", "g"],
                                    "lb": ["pounds", "lb"], "oz": ["ounces", "oz"]}),
-        "volume": unit_domain("volume", VOLUME_UNITS, "m3", VOLUME_WORDS),
+        "volume": unit_domain("volume", VOLUME_UNITS, VOLUME_WORDS),
         # Held out: never in the train split.
         "air": simple_domain(
             ["get_air_quality", "air_quality_index"], "The air quality index of a city",
@@ -219,7 +224,7 @@ def domains():
                        f"Track my parcel {a['tracking_number']}."],
             lambda a: f"{a['tracking_number']}: in transit, arrives in {int(a['tracking_number'][2:]) % 5 + 1} days"),
         "area": unit_domain("area", {"m2": 1, "ft2": 0.09290304, "ha": 10000, "acre": 4046.8564224},
-                            "m2", {"m2": ["square meters"], "ft2": ["square feet"],
+                            {"m2": ["square meters"], "ft2": ["square feet"],
                                    "ha": ["hectares"], "acre": ["acres"]}),
         "capital": simple_domain(
             ["get_capital", "capital_city"], "The capital city of a country",
@@ -259,12 +264,16 @@ def tool_spec(dom, name):
         "parameters": {"type": "object", "properties": dom["props"], "required": dom["required"]}}}
 
 
-def offered(rng, target, split, extra=()):
-    """The target tool among 0-3 others of the same split (and `extra`), shuffled."""
-    pool = [k for k in DOMAINS if (k in HELDOUT_DOMAINS) == (split == "heldout") and k != target]
-    others = [tool_spec(DOMAINS[k], tool_name(rng, DOMAINS[k]))
-              for k in rng.sample(pool, rng.randint(0, min(3, len(pool))))]
-    return others + list(extra)
+def split_domains(split):
+    """The domains a split asks about: the held-out ones, or all the others."""
+    return [k for k in DOMAINS if (k in HELDOUT_DOMAINS) == (split == "heldout")]
+
+
+def offered(rng, target, split):
+    """0-3 tools of the split's other domains, to offer beside the target."""
+    pool = [k for k in split_domains(split) if k != target]
+    return [tool_spec(DOMAINS[k], tool_name(rng, DOMAINS[k]))
+            for k in rng.sample(pool, rng.randint(0, min(3, len(pool))))]
 
 
 SYSTEMS = [None, None, "You are a helpful assistant with tools.",
@@ -279,7 +288,7 @@ def with_system(rng, messages, system=None):
 
 def conv_tool(rng, split):
     """(messages, tools): one tool call picked from several offered tools."""
-    key = rng.choice([k for k in DOMAINS if (k in HELDOUT_DOMAINS) == (split == "heldout")])
+    key = rng.choice(split_domains(split))
     dom = DOMAINS[key]
     name = tool_name(rng, dom)
     a = dom["args"](rng)
@@ -348,7 +357,7 @@ def conv_volume(rng, split):
     m3 = js_num(prod)
     args = {"value": num_arg(prod), "from": "m3", "to": to}
     conv = DOMAINS["volume"]["result"](args)
-    out = conv.split(" = ")[1].split(" ")[0]
+    out = converted_figure(conv)
     system = rng.choice([None, "Compute with the math tool or code_interpreter, convert units "
                          "with " + vname + ".", "Use the tools to compute, then answer."])
     msgs = with_system(rng, [
@@ -364,38 +373,32 @@ def conv_volume(rng, split):
     return msgs, tools
 
 
-# Made-up source trees for the repository flow: (topic phrase, search word, files that
-# mention it, the line they say it in).
+# The topics of the made-up repositories: (topic phrase, search word, the line a file that
+# mentions it says, what it says it does). The paths are random (source_path).
 TOPICS = [
-    ("HTTP server", "HTTP", ["net/http_server.cpp", "net/http_server.h", "docs/server.md"],
-     "// The HTTP server: accepts connections and serves {x}.",
+    ("HTTP server", "HTTP", "// The HTTP server: accepts connections and serves {x}.",
      ["chat completions", "the REST API", "static files", "health checks"]),
-    ("tokenizer", "tokenizer", ["text/tokenizer.py", "text/bpe.py", "tests/test_tokenizer.py"],
-     "# The tokenizer splits text into {x}.", ["tokens", "byte pairs", "words"]),
-    ("config parser", "config", ["config/parser.go", "config/defaults.go", "README.md"],
-     "// config parser: reads {x} from the TOML file", ["the settings", "ports and paths"]),
-    ("database layer", "database", ["store/db.rs", "store/migrations.rs", "docs/storage.md"],
-     "/// The database layer keeps {x} in SQLite.", ["users", "sessions", "orders"]),
-    ("scheduler", "scheduler", ["engine/scheduler.cpp", "engine/batch.cpp", "docs/engine.md"],
-     "// The scheduler picks {x} for each step.", ["the requests", "the sequences"]),
-    ("command line", "command", ["app/main.c", "app/cli.c", "docs/usage.md"],
-     "/* command line: parses {x} */", ["the options", "flags and arguments"]),
-    ("login page", "login", ["web/login.js", "web/auth.js", "web/templates/login.html"],
-     "// login page: checks {x}", ["the password", "user sessions"]),
-    ("cache", "cache", ["core/cache.py", "core/lru.py", "docs/design.md"],
-     "# The cache keeps {x} in memory.", ["recent results", "pages"]),
-    ("websocket handler", "websocket", ["net/ws.ts", "net/socket.ts", "docs/api.md"],
-     "// websocket handler: streams {x}", ["tokens", "events", "messages"]),
-    ("logging", "log", ["util/log.cpp", "util/log.h", "docs/ops.md"],
-     "// logging: writes {x} to stderr", ["errors", "JSON lines"]),
-    ("metrics endpoint", "metrics", ["obs/metrics.go", "obs/exporter.go", "docs/monitoring.md"],
-     "// metrics endpoint: exports {x} for Prometheus", ["counters", "latencies"]),
-    ("image resizer", "resize", ["media/resize.py", "media/thumbs.py", "tests/test_resize.py"],
-     "# image resizer: scales {x}", ["photos", "thumbnails"]),
-    ("job queue", "queue", ["worker/queue.py", "worker/tasks.py", "docs/jobs.md"],
-     "# job queue: runs {x} in the background", ["emails", "reports"]),
-    ("parser", "parse", ["lang/parser.rs", "lang/lexer.rs", "tests/parse_test.rs"],
-     "// The parser turns {x} into a syntax tree.", ["source files", "expressions"]),
+    ("tokenizer", "tokenizer", "# The tokenizer splits text into {x}.",
+     ["tokens", "byte pairs", "words"]),
+    ("config parser", "config", "// config parser: reads {x} from the TOML file",
+     ["the settings", "ports and paths"]),
+    ("database layer", "database", "/// The database layer keeps {x} in SQLite.",
+     ["users", "sessions", "orders"]),
+    ("scheduler", "scheduler", "// The scheduler picks {x} for each step.",
+     ["the requests", "the sequences"]),
+    ("command line", "command", "/* command line: parses {x} */",
+     ["the options", "flags and arguments"]),
+    ("login page", "login", "// login page: checks {x}", ["the password", "user sessions"]),
+    ("cache", "cache", "# The cache keeps {x} in memory.", ["recent results", "pages"]),
+    ("websocket handler", "websocket", "// websocket handler: streams {x}",
+     ["tokens", "events", "messages"]),
+    ("logging", "log", "// logging: writes {x} to stderr", ["errors", "JSON lines"]),
+    ("metrics endpoint", "metrics", "// metrics endpoint: exports {x} for Prometheus",
+     ["counters", "latencies"]),
+    ("image resizer", "resize", "# image resizer: scales {x}", ["photos", "thumbnails"]),
+    ("job queue", "queue", "# job queue: runs {x} in the background", ["emails", "reports"]),
+    ("parser", "parse", "// The parser turns {x} into a syntax tree.",
+     ["source files", "expressions"]),
 ]
 # Lines around a hit that mention the term too (other files, no help to the answer).
 NOISE = ["{p}:{n}: // see the {t} above", "{p}:{n}: # TODO: test the {t}",
@@ -509,6 +512,31 @@ def source_trees():
     return tuple(os.path.join(std, n) for n in names)
 
 
+def cite_first(lines):
+    """The first three matches of a search result (path:line: text lines) as "path (line
+    N)" joined, the first match's path, and its text."""
+    first = [(ln.split(":")[0], ln.split(":")[1]) for ln in lines[:3]]
+    cited = ", ".join(f"{p} (line {n})" for p, n in first)
+    return cited, first[0][0], lines[0].split(": ", 1)[1]
+
+
+@functools.lru_cache(maxsize=None)
+def tree_listing(root):
+    """What repo_agent.mjs's `list_files .` returns for root."""
+    return "\n".join(sorted(e.name + ("/" if e.is_dir() else "") for e in os.scandir(root)
+                            if e.name not in SKIP)[:200])
+
+
+@functools.lru_cache(maxsize=2)
+def split_trees(split):
+    """The source trees of a split: a fifth of them (by a hash of the name) held out."""
+    return [t for t in source_trees()
+            if (zlib.crc32(os.path.basename(t).encode()) % 5 == 0) == (split == "heldout")]
+
+
+DEF_RE = re.compile(r"^\s*(?:def|class)\s+([A-Za-z_][A-Za-z0-9_]{3,})")
+
+
 def conv_repo_real(rng, split, root):
     """The repository flow on a real tree: list it, search a name defined in it, answer
     citing the first matches (path and line, copied from the real result)."""
@@ -523,18 +551,14 @@ def conv_repo_real(rng, split, root):
     if not defs:
         return None
     term = rng.choice(defs)
-    listing = "\n".join(sorted(e.name + ("/" if e.is_dir() else "") for e in os.scandir(root)
-                               if e.name not in SKIP)[:200])
+    listing = tree_listing(root)
     found = search_tree(root, term)
     if split == "train":
         q = rng.choice([f"Where is {term} defined?", f"Which files use {term}?",
                         f"Find {term} in this repository.", f"Where is {term} implemented?"])
     else:
         q = rng.choice([f"In which files does {term} appear?", f"Locate {term}, please."])
-    lines = found.split("\n")
-    first = [(ln.split(":")[0], ln.split(":")[1]) for ln in lines[:3]]
-    cited = ", ".join(f"{p} (line {n})" for p, n in first)
-    text = lines[0].split(": ", 1)[1][:80]
+    cited, first_path, text = cite_first(found.split("\n"))
     msgs = [{"role": "user", "content": q},
             {"role": "assistant", "content": "", "tool_calls": [call(names["list"], {"path": "."})]},
             {"role": "tool", "content": listing},
@@ -542,25 +566,22 @@ def conv_repo_real(rng, split, root):
             {"role": "tool", "content": found},
             {"role": "assistant", "content": rng.choice([
                 "{t} appears in {c}. {p} says: {x}", "Found {c}. {p}: {x}",
-                "Matches for {t}: {c}. First: {x}"]).format(t=term, c=cited, p=first[0][0], x=text)}]
+                "Matches for {t}: {c}. First: {x}"]).format(t=term, c=cited, p=first_path,
+                                                            x=text[:80])}]
     return with_system(rng, msgs, rng.choice(REPO_SYSTEMS)), specs
-
-
-DEF_RE = re.compile(r"^\s*(?:def|class)\s+([A-Za-z_][A-Za-z0-9_]{3,})")
 
 
 def conv_repo(rng, split):
     """(messages, tools): half the time the flow on a real source tree (conv_repo_real); else
     list a made-up root, search, answer citing the paths found (copied from the search
     result: they are random); or read a named file and quote its first line."""
-    trees = [t for t in source_trees() if (zlib.crc32(os.path.basename(t).encode()) % 5 == 0)
-             == (split == "heldout")]
+    trees = split_trees(split)
     if trees and rng.random() < 0.5:
         conv = conv_repo_real(rng, split, rng.choice(trees))
         if conv:
             return conv
     specs, names = repo_tools(rng)
-    phrase, word, _, line, xs = rng.choice(TOPICS)
+    phrase, word, line, xs = rng.choice(TOPICS)
     said = line.format(x=rng.choice(xs))
     paths = [source_path(rng, word) for _ in range(rng.randint(1, 4))]
     system = rng.choice(REPO_SYSTEMS)
@@ -604,10 +625,9 @@ def conv_repo(rng, split):
     rng.shuffle(lines)
     msgs += [{"role": "assistant", "content": "", "tool_calls": [call(names["search"], {"text": term})]},
              {"role": "tool", "content": "\n".join(lines)}]
-    first = [(ln.split(":")[0], ln.split(":")[1]) for ln in lines[:3]]
-    cited = ", ".join(f"{p} (line {n})" for p, n in first)
-    text = lines[0].split(": ", 1)[1].lstrip("/#* ").rstrip("*/ ").strip()
+    cited, first_path, text = cite_first(lines)
+    text = text.lstrip("/#* ").rstrip("*/ ").strip()
     msgs.append({"role": "assistant", "content": rng.choice([
         "The {t} appears in {c}. {p} says: {x}", "Found {c}. {p}: {x}",
-        "Matches for the {t}: {c}. First: {x}"]).format(t=phrase, c=cited, p=first[0][0], x=text)})
+        "Matches for the {t}: {c}. First: {x}"]).format(t=phrase, c=cited, p=first_path, x=text)})
     return with_system(rng, msgs, system), specs

@@ -272,12 +272,15 @@ WEIGHTS = {"math": 36, "math_multi": 8, "math_par": 8, "code": 20, "interp": 12,
            "tool": 16, "volume": 10, "repo": 12}
 
 
-def conversations(split, count, seed, kinds):
+def conversations(split, count, seed, kinds, weights=None):
+    """`count` conversations of `kinds`, drawn by WEIGHTS (or `weights`: kind -> weight,
+    the kinds it leaves out at their WEIGHTS)."""
     rng = random.Random(seed)
+    table = {**WEIGHTS, **(weights or {})}
     names = [k for k in WEIGHTS if k in kinds]
-    weights = [WEIGHTS[k] for k in names]
+    draw = [table[k] for k in names]
     for _ in range(count):
-        kind = rng.choices(names, weights)[0]
+        kind = rng.choices(names, draw)[0]
         make, tools = KINDS[kind]
         if tools == "own":
             messages, own = make(rng, split)

@@ -37,6 +37,7 @@ import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
+import demo_agents  # noqa: E402
 import demo_data  # noqa: E402
 
 
@@ -142,7 +143,7 @@ def agent_key(rec):
     (volume), the tool's result (tool), or the first path of the search result (repo)."""
     last = [m for m in rec["messages"] if m["role"] == "tool"][-1]["content"]
     if rec["kind"] == "volume":
-        return last.split(" = ")[1].split(" ")[0]
+        return demo_agents.converted_figure(last)
     if rec["kind"] == "repo":
         return last.split(":")[0] if ":" in last else None
     return last

@@ -54,11 +54,12 @@ def model_config(args):
         bos_token_id=EOT, eos_token_id=IM_END, pad_token_id=EOT, torch_dtype="bfloat16")
 
 
-def chat_rows(tok, count, seed, max_len):
-    """(ids, labels) per conversation: labels -100 outside the assistant's turns."""
+def chat_rows(tok, count, seed, max_len, weights):
+    """(ids, labels) per conversation (kinds drawn by `weights`, demo_data.conversations):
+    labels -100 outside the assistant's turns."""
     from multiprocessing import Pool
     prefix = tok.encode("<|im_start|>assistant\n", add_special_tokens=False).ids
-    recs = list(demo_data.conversations("train", count, seed, set(demo_data.WEIGHTS)))
+    recs = list(demo_data.conversations("train", count, seed, set(demo_data.WEIGHTS), weights))
     with Pool(min(16, os.cpu_count() or 1)) as pool:  # the template renders are the slow part
         texts = pool.map(demo_data.render, recs, chunksize=256)
     rows = []
@@ -235,11 +236,12 @@ def main():
                     help="stop (and save) after this long even if --steps are not done; the "
                          "cosine schedule then follows the clock (0: no limit)")
     args = ap.parse_args()
+    weights = {}
     for kv in filter(None, args.weights.split(",")):
         k, v = kv.split("=")
         if k not in demo_data.WEIGHTS:
             ap.error(f"--weights: unknown kind {k}")
-        demo_data.WEIGHTS[k] = float(v)
+        weights[k] = float(v)
 
     import torch
     from tokenizers import Tokenizer
@@ -250,7 +252,7 @@ def main():
     device = "cuda" if torch.cuda.is_available() else "cpu"
     tok = Tokenizer.from_file(os.path.join(args.tokenizer, "tokenizer.json"))
     t0 = time.time()
-    chat = chat_rows(tok, args.conversations, args.seed, args.max_len)
+    chat = chat_rows(tok, args.conversations, args.seed, args.max_len, weights)
     folders = [sysconfig.get_paths()["stdlib"]] + args.text
     text = text_rows(tok, folders, args.text_len, args.text_tokens, args.seed)
     print(f"data: {len(chat)} conversations, {len(text)} text rows of {args.text_len} "
