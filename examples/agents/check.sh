@@ -3,7 +3,8 @@
 # --forced tool choices (a random model cannot choose), each loop run to its answer: the
 # repository agent's three forced tool rounds on this repository, and the multi-tool
 # agent's server-side math call followed by its client-side conversion. check_demo.sh runs
-# them on the demo model without forcing. Skipped (77) when this folder's npm packages are missing (scripts/setup.sh).
+# them on the demo model without forcing. Skipped (77) when this folder's npm packages are
+# missing (scripts/setup.sh).
 # Usage: check.sh <conclave binary> <tokenizer dir> <repository root>
 set -euo pipefail
 conclave=$1 tokdir=$2 repo=$3

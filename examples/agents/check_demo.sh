@@ -6,8 +6,9 @@
 #   runs `math` on the dimensions, the model then calls the client's `convert_volume` on
 #   that result, and its answer quotes the converted figure.
 # - The repository agent on this repository: it lists the root, then searches (for what
-#   the question names: "HTTP server" today), and ends with an answer. What the answer says is not checked: the
-#   demo model cannot yet cite real search results (assets/demo-model/README.md).
+#   the question names: "HTTP server" today), and ends with an answer. What the answer
+#   says is not checked: the demo model cannot yet cite real search results
+#   (assets/demo-model/README.md).
 # Skipped (77) when this folder's npm packages are missing (scripts/setup.sh).
 # Usage: check_demo.sh <conclave binary> <repository root>
 set -euo pipefail
@@ -24,8 +25,7 @@ for task in "" "How many liters in 1.5 x 2 x 0.5 m?" \
   "A crate is 1.2 m by 0.8 m by 0.6 m. How many cubic feet does it hold?"; do
   n=$((n + 1))
   out="$work/multi$n.out"
-  if [ -n "$task" ]; then node "$here/multi_tool_agent.mjs" "$task"; else node "$here/multi_tool_agent.mjs"; fi |
-    tee "$out" | cut -c1-200
+  node "$here/multi_tool_agent.mjs" ${task:+"$task"} | tee "$out" | cut -c1-200
   grep -q '^  \[server\] math(' "$out"
   grep -q '^round 1: convert_volume(' "$out"
   # The converted figure the client's tool printed ("... -> V m3 = X unit") is in the answer.

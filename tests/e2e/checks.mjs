@@ -26,6 +26,17 @@ export function expectEq(actual, expected, what) {
   if (a !== b) throw new Error(`${what}: got ${a}, expected ${b}`);
 }
 
+/// The official OpenAI SDK (tests/e2e's npm packages); exits 2 saying how to install it.
+export async function loadOpenAI() {
+  try {
+    return (await import('openai')).default;
+  } catch (e) {
+    console.error(`cannot load the 'openai' package (${e.message}); run \`npm ci\` in ${import.meta.dirname} ` +
+                  '(scripts/setup.sh does it)');
+    process.exit(2);
+  }
+}
+
 /// Starts `conclave serve` (`binary`) with `args` on a free port; the port, the process, its stderr so far and a
 /// promise of its exit.
 export function startServer(binary, args) {

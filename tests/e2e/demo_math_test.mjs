@@ -9,20 +9,14 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { check, expect, expectEq, startServer, tally } from './checks.mjs';
+import { check, expect, expectEq, loadOpenAI, startServer, tally } from './checks.mjs';
 
 const [binary] = process.argv.slice(2);
 if (!binary) {
   console.error('usage: node demo_math_test.mjs CONCLAVE_BINARY');
   process.exit(2);
 }
-let OpenAI;
-try {
-  ({ default: OpenAI } = await import('openai'));
-} catch (e) {
-  console.error(`cannot load the 'openai' package (${e.message}); run \`npm ci\` in ${import.meta.dirname}`);
-  process.exit(2);
-}
+const OpenAI = await loadOpenAI();
 
 // A fresh CONCLAVE_HOME: the server copies the demo model there, as on a first run.
 const home = fs.mkdtempSync(path.join(os.tmpdir(), 'conclave-demo-e2e-'));

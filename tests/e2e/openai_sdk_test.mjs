@@ -10,7 +10,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { check, expect, expectEq, startServer, tally } from './checks.mjs';
+import { check, expect, expectEq, loadOpenAI, startServer, tally } from './checks.mjs';
 
 const [binary, tokenizerDir] = process.argv.slice(2);
 if (!binary || !tokenizerDir) {
@@ -18,14 +18,7 @@ if (!binary || !tokenizerDir) {
   process.exit(2);
 }
 
-let OpenAI;
-try {
-  ({ default: OpenAI } = await import('openai'));
-} catch (e) {
-  console.error(`cannot load the 'openai' package (${e.message}); run \`npm ci\` in ${import.meta.dirname} ` +
-                '(scripts/setup.sh does it)');
-  process.exit(2);
-}
+const OpenAI = await loadOpenAI();
 
 const MODEL = 'tiny';
 const REQUEST_TIMEOUT_MS = 60_000;
