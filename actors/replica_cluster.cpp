@@ -51,6 +51,45 @@ void start_cluster_engine(supervisor_ptr self, uint64_t epoch, std::vector<rank_
                ready.size(), epoch, kv.num_blocks);
 }
 
+/// Asks each leased node to load its rank of bring-up `epoch`; the engine starts once all
+/// are ready, and the first rank that fails fails the bring-up.
+void spawn_ranks(supervisor_ptr self, uint64_t epoch,
+                 const std::shared_ptr<cluster_replica_options>& cl,
+                 const std::vector<rank_lease>& leases) {
+  auto& st = self->state;
+  const auto size = static_cast<int32_t>(leases.size());
+  if (size < cl->ranks)
+    spdlog::warn("replica {}: {} of {} ranks free; starting with {}", st.status->id(), size,
+                 cl->ranks, size);
+  auto placement = gpu::expert_map::contiguous(cl->model, size);
+  placement.version = 1;
+  auto ready = std::make_shared<std::vector<rank_ready>>();
+  auto failed = std::make_shared<bool>(false);
+  const auto timeout = std::chrono::milliseconds(static_cast<int64_t>(cl->load_timeout_s * 1e3));
+  for (int32_t r = 0; r < size; ++r) {
+    const auto& lease = leases[static_cast<size_t>(r)];
+    self->request(lease.node, timeout, spawn_rank_atom::value,
+                  make_rank_spec(*cl, st.status->id(), epoch, r, size, lease.slot, placement))
+        .then(
+            [self, epoch, ready, size, placement](rank_ready& rr) {
+              if (epoch != self->state.epoch) {
+                self->send_exit(rr.worker, caf::exit_reason::user_shutdown);
+                return;
+              }
+              self->monitor(rr.worker);
+              ready->push_back(std::move(rr));
+              if (static_cast<int32_t>(ready->size()) == size)
+                start_cluster_engine(self, epoch, std::move(*ready), placement);
+            },
+            [self, epoch, failed, r](caf::error& err) {
+              if (epoch != self->state.epoch || *failed) return;
+              *failed = true;
+              on_failure(self,
+                         fmt::format("rank {} did not start: {}", r, self->system().render(err)));
+            });
+  }
+}
+
 }  // namespace
 
 void bring_up_cluster(supervisor_ptr self) {
@@ -64,43 +103,8 @@ void bring_up_cluster(supervisor_ptr self) {
                 cl->min_ranks)
       .then(
           [self, epoch, cl](std::vector<rank_lease>& leases) {
-            auto& s = self->state;
-            if (epoch != s.epoch || leases.empty()) return;
-            const auto size = static_cast<int32_t>(leases.size());
-            if (size < cl->ranks)
-              spdlog::warn("replica {}: {} of {} ranks free; starting with {}", s.status->id(),
-                           size, cl->ranks, size);
-            auto placement = gpu::expert_map::contiguous(cl->model, size);
-            placement.version = 1;
-            auto ready = std::make_shared<std::vector<rank_ready>>();
-            auto failed = std::make_shared<bool>(false);
-            const auto timeout =
-                std::chrono::milliseconds(static_cast<int64_t>(cl->load_timeout_s * 1e3));
-            for (int32_t r = 0; r < size; ++r) {
-              auto spec = make_rank_spec(*cl, s.status->id(), epoch, r, size,
-                                         leases[static_cast<size_t>(r)].slot, placement);
-              self->request(leases[static_cast<size_t>(r)].node, timeout, spawn_rank_atom::value,
-                            std::move(spec))
-                  .then(
-                      [self, epoch, ready, size, placement](rank_ready& rr) {
-                        auto& s2 = self->state;
-                        if (epoch != s2.epoch) {
-                          self->send_exit(rr.worker, caf::exit_reason::user_shutdown);
-                          return;
-                        }
-                        self->monitor(rr.worker);
-                        ready->push_back(std::move(rr));
-                        if (static_cast<int32_t>(ready->size()) == size)
-                          start_cluster_engine(self, epoch, std::move(*ready), placement);
-                      },
-                      [self, epoch, failed, r](caf::error& err) {
-                        auto& s2 = self->state;
-                        if (epoch != s2.epoch || *failed) return;
-                        *failed = true;
-                        on_failure(self, fmt::format("rank {} did not start: {}", r,
-                                                     self->system().render(err)));
-                      });
-            }
+            if (epoch != self->state.epoch || leases.empty()) return;
+            spawn_ranks(self, epoch, cl, leases);
           },
           [self, epoch](caf::error& err) {
             if (epoch != self->state.epoch) return;

@@ -10,8 +10,6 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
-#include <cmath>
-#include <numeric>
 
 namespace conclave::actors {
 
@@ -32,20 +30,6 @@ void stop_ranks(supervisor_ptr self) {
   st.ranks.clear();
 }
 
-namespace {
-
-/// One decode-sized and one prefill-sized step so first requests see warm code paths.
-void warm_up(gpu::backend& be) {
-  const int32_t bs = be.kv_shape().block_size;
-  std::vector<int32_t> tokens(static_cast<size_t>(std::min(bs, 8)), 0);
-  std::vector<int32_t> table = {0};
-  gpu::step_sequence s{tokens, 0, table, false};
-  gpu::step_output out;
-  be.forward({&s, 1}, out);
-}
-
-}  // namespace
-
 void on_failure(supervisor_ptr self, const std::string& why) {
   auto& st = self->state;
   const auto d = st.restarts->failed(self->clock().now());
@@ -62,6 +46,16 @@ void on_failure(supervisor_ptr self, const std::string& why) {
 }
 
 namespace {
+
+/// One decode-sized and one prefill-sized step so first requests see warm code paths.
+void warm_up(gpu::backend& be) {
+  const int32_t bs = be.kv_shape().block_size;
+  std::vector<int32_t> tokens(static_cast<size_t>(std::min(bs, 8)), 0);
+  std::vector<int32_t> table = {0};
+  gpu::step_sequence s{tokens, 0, table, false};
+  gpu::step_output out;
+  be.forward({&s, 1}, out);
+}
 
 /// The end of a drain: stops the replica's actors and this supervisor. `why` is empty
 /// for a drain that finished cleanly.
