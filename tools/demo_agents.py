@@ -499,17 +499,37 @@ def search_tree(root, text):
     return "\n".join(hits) or f"no line contains {json.dumps(text)}"
 
 
+def package_dirs(base):
+    """The Python packages (folders with an __init__.py) directly under base."""
+    try:
+        return [e.path for e in os.scandir(base) if e.is_dir() and e.name not in SKIP
+                and not e.name.startswith(("test", "site-", "dist-", "idle", "config-", "_"))
+                and os.path.exists(os.path.join(e.path, "__init__.py"))]
+    except OSError:
+        return []
+
+
+def file_count_between(root, low, high):
+    """Whether root holds low to high files (walked as tree_files does, stopping early)."""
+    n = 0
+    for _, dirs, files in os.walk(root):
+        dirs[:] = [d for d in dirs if d not in SKIP]
+        n += len(files)
+        if n > high:
+            return False
+    return n >= low
+
+
 @functools.lru_cache(maxsize=1)
 def source_trees():
-    """Real source trees to search: the packages of this Python's standard library."""
-    std = sysconfig.get_paths()["stdlib"]
-    try:
-        names = sorted(e.name for e in os.scandir(std) if e.is_dir() and e.name not in SKIP
-                       and not e.name.startswith(("test", "site-", "dist-", "idle", "config-"))
-                       and os.path.exists(os.path.join(std, e.name, "__init__.py")))
-    except OSError:
-        return ()
-    return tuple(os.path.join(std, n) for n in names)
+    """Real source trees to search: the packages of this Python's standard library and of
+    its installed libraries (site-packages, Debian's dist-packages), those of 5 to 800
+    files. Many trees, so that the model cannot learn their paths by heart and has to copy
+    them from the search result."""
+    bases = {sysconfig.get_paths()[k] for k in ("stdlib", "purelib", "platlib")}
+    bases.add("/usr/lib/python3/dist-packages")
+    trees = {t for b in sorted(bases) for t in package_dirs(b)}
+    return tuple(sorted(t for t in trees if file_count_between(t, 5, 800)))
 
 
 def cite_first(lines):
