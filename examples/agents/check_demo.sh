@@ -7,7 +7,7 @@
 #   that result, and its answer quotes the converted figure.
 # - The repository agent on this repository: it lists the root, then searches (for what
 #   the question names: "HTTP server" today), and ends with an answer. What the answer
-#   says is not checked: the demo model cannot yet cite real search results
+#   says is not checked: the demo model does not cite real search results
 #   (assets/demo-model/README.md).
 # Skipped (77) when this folder's npm packages are missing (scripts/setup.sh).
 # Usage: check_demo.sh <conclave binary> <repository root>
