@@ -17,7 +17,10 @@
 #include "gpu/cpu/ops.h"
 #include "model/checkpoint.h"
 #include "model/dtype.h"
+#include "model/tokenizer/tokenizer.h"
 #include "tests/fixture.h"
+
+#include <simdjson.h>
 
 namespace {
 
@@ -97,6 +100,53 @@ TEST_CASE("fp8 KV cache against the fp32 cache on the fixtures", "[kv][fp8][fixt
   }
   WARN("fp8 KV top-1 agreement with the fp32 cache over all fixtures: " << same << "/"
                                                                         << positions);
+  CHECK(static_cast<double>(same) >= 0.90 * static_cast<double>(positions));
+}
+
+// The random fixtures' near ties say little about what e4m3 keys and values cost a
+// trained model. The demo model (assets/demo-model, trained; its bf16 weights run in fp32
+// here) on held-out conversations of its training generator (tests/data/demo_texts.json:
+// a tool list, calls, results, code), teacher-forced: the fp8 cache's next-token choice
+// against the fp32 cache's at every position. Measured 2026-12-06: 2808/3025 (92.8 %); the
+// same cache rounded to bf16 instead keeps 3008/3025 (99.4 %). e4m3 keeps 4 significant
+// bits to bf16's 8, and this small model's choices are often close (docs/long-context.md).
+// The bar, >= 90 %, catches a broken cache (one that agrees on almost nothing), not #15's
+// 99 %, which e4m3 does not reach here.
+TEST_CASE("fp8 KV cache on the trained demo model: top-1 agreement with the fp32 cache",
+          "[kv][fp8][demo]") {
+  const auto tok = tokenizer::tokenizer::from_file(
+      std::filesystem::path(CONCLAVE_QWEN3_TOKENIZER_DIR) / "tokenizer.json");
+  const model::checkpoint ckpt(CONCLAVE_DEMO_MODEL_DIR);
+  simdjson::dom::parser parser;
+  const simdjson::dom::element doc = parser.load((test::data_dir() / "demo_texts.json").string());
+  config::engine_config plain, fp8;
+  plain.backend.kv_cache_bytes = fp8.backend.kv_cache_bytes = size_t{64} << 20;
+  fp8.backend.kv_cache_dtype = "fp8";
+  auto a = gpu::make_backend(ckpt, plain.backend);
+  auto b = gpu::make_backend(ckpt, fp8.backend);
+  size_t positions = 0, same = 0;
+  for (const simdjson::dom::element t : doc["texts"].get_array()) {
+    const std::string_view kind = t["kind"].get_string();
+    const auto ids = tok.encode(std::string_view(t["text"].get_string()));
+    const int32_t bs = a->kv_shape().block_size;
+    std::vector<int32_t> table((ids.size() + static_cast<size_t>(bs) - 1) /
+                               static_cast<size_t>(bs));
+    std::iota(table.begin(), table.end(), 0);
+    gpu::step_sequence s{ids, 0, table, true};
+    gpu::step_output oa, ob;
+    a->forward({&s, 1}, oa);
+    b->forward({&s, 1}, ob);
+    REQUIRE(oa.logits.size() == ob.logits.size());
+    CHECK(oa.logits != ob.logits);  // the rounding is really applied
+    size_t text_same = 0;
+    for (size_t p = 0; p < ids.size(); ++p) text_same += argmax(oa.row(p)) == argmax(ob.row(p));
+    WARN("demo model, " << kind << " (" << ids.size() << " tokens): fp8 KV top-1 agreement "
+                        << text_same << "/" << ids.size());
+    positions += ids.size();
+    same += text_same;
+  }
+  WARN("demo model: fp8 KV top-1 agreement with the fp32 cache " << same << "/" << positions);
+  CHECK(positions > 2000);
   CHECK(static_cast<double>(same) >= 0.90 * static_cast<double>(positions));
 }
 
