@@ -59,6 +59,7 @@ class cuda_backend final : public cuda_backend_api {
     fast_ = opts.cuda_fast_paths || opts.cuda_graphs;
     decode_mma_ = kernel_switch_on("CONCLAVE_DECODE_MMA");
     expert_mma_ = kernel_switch_on("CONCLAVE_EXPERT_MMA");
+    fused_kv_ = kernel_switch_on("CONCLAVE_FUSED_KV");
     // An expert-parallel rank loads only its experts and host-stages every MoE layer's
     // exchange (no CUDA graphs: a graph cannot wait for the peers).
     if (rank.expert_parallel()) ep_ = std::make_unique<moe_ep>(c, t_, stream_, *blas_, rank);
@@ -501,17 +502,10 @@ class cuda_backend final : public cuda_backend_api {
       add_rms_norm(x, pending_add, pending_bias, L.input_norm.as<float>(), hn_.get(), t_, nullptr,
                    rows, h, eps, stream_);
       linear(hn_.get(), L.qkv, qkv_.as<float>(), rows, qkvw, h);
-      qk_norm_rope(qkv_.as<float>(), L.qkv_bias.as<float>(), L.q_norm.as<float>(),
-                   L.k_norm.as<float>(), d_positions_, inv_freq_.as<float>(), rows, heads, kvh, hd,
-                   eps, stream_, rope_scale_);
-      if (kv_fp8_) {
-        kv_cache_write_fp8(qkv_.as<float>(), qkvw, qw, qw + kvw, d_slots_, rows, kvh,
-                           static_cast<size_t>(c.head_dim), kv_row_, k_cache(l), v_cache(l),
-                           stream_);
-      } else {
-        kv_cache_write(qkv_.as<float>(), qkvw, qw, qw + kvw, d_slots_, rows, kvw, k_cache(l),
-                       v_cache(l), t_, stream_);
-      }
+      qk_norm_rope_kv(
+          qkv_.as<float>(), L.qkv_bias.as<float>(), L.q_norm.as<float>(), L.k_norm.as<float>(),
+          d_positions_, inv_freq_.as<float>(), rows, heads, kvh, hd, eps, rope_scale_,
+          kv_target{d_slots_, k_cache(l), v_cache(l), t_, kv_fp8_, kv_row_}, fused_kv_, stream_);
       attention_args a;
       a.q = qkv_.as<float>();
       a.q_stride = qkvw;
@@ -765,6 +759,7 @@ class cuda_backend final : public cuda_backend_api {
 
   // CUDA graphs of decode steps, per bucket.
   bool decode_mma_ = true, expert_mma_ = true;  ///< CONCLAVE_{DECODE,EXPERT}_MMA=0: CUDA cores
+  bool fused_kv_ = true;  ///< CONCLAVE_FUSED_KV=0: the KV write as its own kernel
   bool fast_ = false, graphs_on_ = false, last_graph_ = false, use_graph_ws_ = false;
   std::map<size_t, cudaGraphExec_t> graphs_;
   device_buffer graph_meta_, graph_attn_ws_, blas_ws_;

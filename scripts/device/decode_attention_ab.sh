@@ -5,7 +5,9 @@
 # in the same call: batch-1 steps at long contexts (`bench long`, no long prefill) with bf16 and
 # fp8 KV caches, the engine's decode batches, and (NCU=1) ncu's view of one attention
 # launch of each kernel at the longest context.
-# Usage: scripts/device/decode_attention_ab.sh [tests] [long] [engine] [ncu]
+# `fused` times the engine with the KV write fused into qk-norm/RoPE against its own kernel
+# (CONCLAVE_FUSED_KV=1/0).
+# Usage: scripts/device/decode_attention_ab.sh [tests] [long] [engine] [fused] [ncu]
 #   CTX=1024,131072 (bf16 contexts) CTX8=1024,131072,262144 (fp8 contexts)
 set -uo pipefail
 . "$(dirname "$0")/bundle_env.sh"
@@ -37,6 +39,13 @@ for w in $what; do
           /tmp/cb/bin/conclave bench engine --backend cuda --preset qwen3-30b-a3b --random-weights \
           --batches 1,8,16,64,128 --prefill-lens 512 2>&1 | tee "$OUT/engine_$1$2.log" |
           grep -E '^(decode|prefill|  ceil|gpus)'
+      done ;;
+    fused)
+      for f in 1 0; do
+        echo "== CONCLAVE_FUSED_KV=$f engine"
+        CONCLAVE_FUSED_KV=$f timeout "${T_BENCH:-120}" /tmp/cb/bin/conclave bench engine \
+          --backend cuda --preset qwen3-30b-a3b --random-weights --batches 1,8,64 \
+          --prefill-lens 512 2>&1 | tee "$OUT/engine_fused$f.log" | grep -E '^(decode|prefill|gpus)'
       done ;;
     ncu)
       NCU=$(command -v ncu || ls /usr/local/cuda/bin/ncu 2>/dev/null | head -1)

@@ -146,6 +146,64 @@ TEST_CASE("cuda qk_norm_rope matches bias + cpu rms_norm per head + cpu apply_ro
   }
 }
 
+TEST_CASE(
+    "cuda qk_norm_rope_kv: the fused KV write stores what qk_norm_rope + kv_cache_write(_fp8) "
+    "store, byte for byte",
+    "[cuda][ops]") {
+  CONCLAVE_REQUIRE_GPU();
+  const uint64_t seed = fresh_seed();
+  INFO("seed " << seed);
+  std::mt19937_64 rng(seed);
+  for (auto [rows, heads, kvh, hd] :
+       {std::tuple{1, 4, 2, 16}, {7, 32, 4, 128}, {5, 3, 1, 64}, {3, 2, 1, 256}, {4, 4, 2, 48}}) {
+    for (int cache : {0, 1, 2}) {  // f32, bf16, fp8
+      const bool with_bias = cache != 1;
+      INFO("rows " << rows << " heads " << heads << "/" << kvh << " head_dim " << hd << " cache "
+                   << cache);
+      const size_t width = size_t(heads + 2 * kvh) * hd, kvw = size_t(kvh) * hd;
+      const elem t = cache == 0 ? elem::f32 : elem::bf16;
+      const size_t row_bytes =
+          cache == 2 ? (kvw + 4 * size_t(kvh) + 15) / 16 * 16 : kvw * elem_size(t);
+      const size_t num_slots = size_t(rows) * 3 + 2;
+      auto qkv = randn(rows * width, rng, 3.0f), bias = randn(width, rng), qw = randn(hd, rng),
+           kw = randn(hd, rng);
+      std::vector<int32_t> pos(rows), slots(num_slots);
+      std::uniform_int_distribution<int32_t> dp(0, 40000);
+      for (auto& p : pos) p = dp(rng);
+      std::iota(slots.begin(), slots.end(), 0);
+      std::shuffle(slots.begin(), slots.end(), rng);
+      slots.resize(rows);  // distinct slots, scattered
+      if (rows > 1) std::fill(qkv.begin() + width, qkv.begin() + 2 * width, 0.0f);  // amax 0
+      const auto inv = gpu::rope_inv_freq(hd, 1e6);
+      auto db = device_buffer::from(bias), dq = device_buffer::from(qw),
+           dk = device_buffer::from(kw), dpos = device_buffer::from(pos),
+           dslot = device_buffer::from(slots), dinv = device_buffer::from(inv);
+      std::vector<std::vector<uint8_t>> caches;
+      std::vector<std::vector<float>> outs;
+      for (bool fused : {false, true}) {
+        auto d = device_buffer::from(qkv);
+        device_buffer kc(num_slots * row_bytes), vc(num_slots * row_bytes);
+        kc.fill(0xab);
+        vc.fill(0xcd);
+        cu::kv_target kv{dslot.as<int32_t>(), kc.get(), vc.get(), t, cache == 2, row_bytes};
+        cu::qk_norm_rope_kv(d.as<float>(), with_bias ? db.as<float>() : nullptr, dq.as<float>(),
+                            dk.as<float>(), dpos.as<int32_t>(), dinv.as<float>(), rows, heads, kvh,
+                            hd, 1e-6f, 1.0f, kv, fused, nullptr);
+        outs.push_back(d.to_vector<float>(qkv.size()));
+        caches.push_back(kc.to_vector<uint8_t>(num_slots * row_bytes));
+        caches.push_back(vc.to_vector<uint8_t>(num_slots * row_bytes));
+      }
+      CHECK(outs[0] == outs[1]);
+      CHECK(caches[0] == caches[2]);  // keys
+      CHECK(caches[1] == caches[3]);  // values
+      // The rows' slots were written (not left as the fill), the others were not.
+      const auto row0 = caches[2].begin() + std::ptrdiff_t(size_t(slots[0]) * row_bytes);
+      CHECK(
+          std::any_of(row0, row0 + std::ptrdiff_t(row_bytes), [](uint8_t b) { return b != 0xab; }));
+    }
+  }
+}
+
 TEST_CASE("cuda router_topk matches cpu router_topk", "[cuda][ops]") {
   CONCLAVE_REQUIRE_GPU();
   const uint64_t seed = fresh_seed();
