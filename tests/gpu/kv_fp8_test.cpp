@@ -8,9 +8,11 @@
 #include <algorithm>
 #include <cmath>
 #include <map>
+#include <memory>
 #include <numeric>
 #include <random>
 #include <string>
+#include <utility>
 
 #include "engine/llm_engine.h"
 #include "gpu/backend.h"
@@ -28,6 +30,32 @@ using namespace conclave;
 
 size_t argmax(std::span<const float> row) {
   return static_cast<size_t>(std::max_element(row.begin(), row.end()) - row.begin());
+}
+
+/// The fp32-cache and fp8-cache backends of `ckpt`, each with a 64 MiB cache.
+std::pair<std::unique_ptr<gpu::backend>, std::unique_ptr<gpu::backend>> fp32_and_fp8(
+    const model::checkpoint& ckpt) {
+  config::engine_config plain, fp8;
+  plain.backend.kv_cache_bytes = fp8.backend.kv_cache_bytes = size_t{64} << 20;
+  fp8.backend.kv_cache_dtype = "fp8";
+  return {gpu::make_backend(ckpt, plain.backend), gpu::make_backend(ckpt, fp8.backend)};
+}
+
+/// Runs `ids` as one prompt through both backends (all logits) and counts the positions
+/// whose top-1 token is the same.
+size_t same_top1(gpu::backend& a, gpu::backend& b, std::span<const int32_t> ids) {
+  const auto bs = static_cast<size_t>(a.kv_shape().block_size);
+  std::vector<int32_t> table((ids.size() + bs - 1) / bs);
+  std::iota(table.begin(), table.end(), 0);
+  gpu::step_sequence s{ids, 0, table, true};
+  gpu::step_output oa, ob;
+  a.forward({&s, 1}, oa);
+  b.forward({&s, 1}, ob);
+  REQUIRE(oa.logits.size() == ob.logits.size());
+  CHECK(oa.logits != ob.logits);  // the rounding is really applied
+  size_t same = 0;
+  for (size_t p = 0; p < ids.size(); ++p) same += argmax(oa.row(p)) == argmax(ob.row(p)) ? 1 : 0;
+  return same;
 }
 
 }  // namespace
@@ -70,27 +98,11 @@ TEST_CASE("fp8 KV cache against the fp32 cache on the fixtures", "[kv][fp8][fixt
     const auto dir = test::data_dir() / name;
     const model::checkpoint ckpt(dir);
     const auto cases = test::load_reference(dir);
-    config::engine_config plain, fp8;
-    plain.backend.kv_cache_bytes = fp8.backend.kv_cache_bytes = size_t{64} << 20;
-    fp8.backend.kv_cache_dtype = "fp8";
-    auto a = gpu::make_backend(ckpt, plain.backend);
-    auto b = gpu::make_backend(ckpt, fp8.backend);
+    auto [a, b] = fp32_and_fp8(ckpt);
     size_t fixture_same = 0, fixture_positions = 0;
     for (const auto& c : cases) {
-      const int32_t bs = a->kv_shape().block_size;
-      std::vector<int32_t> table((c.input_ids.size() + static_cast<size_t>(bs) - 1) /
-                                 static_cast<size_t>(bs));
-      std::iota(table.begin(), table.end(), 0);
-      gpu::step_sequence s{c.input_ids, 0, table, true};
-      gpu::step_output oa, ob;
-      a->forward({&s, 1}, oa);
-      b->forward({&s, 1}, ob);
-      REQUIRE(oa.logits.size() == ob.logits.size());
-      CHECK(oa.logits != ob.logits);  // the rounding is really applied
-      for (size_t p = 0; p < c.input_ids.size(); ++p) {
-        ++fixture_positions;
-        fixture_same += argmax(oa.row(p)) == argmax(ob.row(p)) ? 1 : 0;
-      }
+      fixture_same += same_top1(*a, *b, c.input_ids);
+      fixture_positions += c.input_ids.size();
     }
     WARN(name << ": fp8 KV top-1 agreement with the fp32 cache " << fixture_same << "/"
               << fixture_positions);
@@ -119,27 +131,12 @@ TEST_CASE("fp8 KV cache on the trained demo model: top-1 agreement with the fp32
   const model::checkpoint ckpt(CONCLAVE_DEMO_MODEL_DIR);
   simdjson::dom::parser parser;
   const simdjson::dom::element doc = parser.load((test::data_dir() / "demo_texts.json").string());
-  config::engine_config plain, fp8;
-  plain.backend.kv_cache_bytes = fp8.backend.kv_cache_bytes = size_t{64} << 20;
-  fp8.backend.kv_cache_dtype = "fp8";
-  auto a = gpu::make_backend(ckpt, plain.backend);
-  auto b = gpu::make_backend(ckpt, fp8.backend);
+  auto [a, b] = fp32_and_fp8(ckpt);
   size_t positions = 0, same = 0;
   for (const simdjson::dom::element t : doc["texts"].get_array()) {
     const std::string_view kind = t["kind"].get_string();
     const auto ids = tok.encode(std::string_view(t["text"].get_string()));
-    const int32_t bs = a->kv_shape().block_size;
-    std::vector<int32_t> table((ids.size() + static_cast<size_t>(bs) - 1) /
-                               static_cast<size_t>(bs));
-    std::iota(table.begin(), table.end(), 0);
-    gpu::step_sequence s{ids, 0, table, true};
-    gpu::step_output oa, ob;
-    a->forward({&s, 1}, oa);
-    b->forward({&s, 1}, ob);
-    REQUIRE(oa.logits.size() == ob.logits.size());
-    CHECK(oa.logits != ob.logits);  // the rounding is really applied
-    size_t text_same = 0;
-    for (size_t p = 0; p < ids.size(); ++p) text_same += argmax(oa.row(p)) == argmax(ob.row(p));
+    const size_t text_same = same_top1(*a, *b, ids);
     WARN("demo model, " << kind << " (" << ids.size() << " tokens): fp8 KV top-1 agreement "
                         << text_same << "/" << ids.size());
     positions += ids.size();
