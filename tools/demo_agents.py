@@ -510,7 +510,7 @@ def package_dirs(base):
 
 
 def file_count_between(root, low, high):
-    """Whether root holds low to high files (walked as tree_files does, stopping early)."""
+    """Whether root holds low to high files (SKIP folders left out; stops counting early)."""
     n = 0
     for _, dirs, files in os.walk(root):
         dirs[:] = [d for d in dirs if d not in SKIP]
@@ -525,7 +525,8 @@ def source_trees():
     """Real source trees to search: the packages of this Python's standard library and of
     its installed libraries (site-packages, Debian's dist-packages), those of 5 to 800
     files. Many trees, so that the model cannot learn their paths by heart and has to copy
-    them from the search result."""
+    them from the search result. The installed libraries differ between machines, so the
+    same seed gives the same data only where the same packages are installed."""
     bases = {sysconfig.get_paths()[k] for k in ("stdlib", "purelib", "platlib")}
     bases.add("/usr/lib/python3/dist-packages")
     trees = {t for b in sorted(bases) for t in package_dirs(b)}
