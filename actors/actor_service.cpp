@@ -17,7 +17,6 @@
 #include "model/checkpoint.h"
 #include "serve/admission.h"
 #include "serve/choice_fanout.h"
-#include "serve/live_stats.h"
 #include "serve/nvml.h"
 #include "serve/replica_pool.h"
 
@@ -105,22 +104,6 @@ class actor_service final : public serve::service {
   std::vector<caf::actor> supervisors_;
 };
 
-/// The autoscaler's hands: the service adds and drains replicas.
-class service_target final : public scaling_target {
- public:
-  service_target(serve::service* svc, std::shared_ptr<serve::server_metrics> metrics)
-      : svc_(svc), metrics_(std::move(metrics)) {}
-  void add_replica() override { svc_->add_replica(); }
-  void drain_replica(int id) override { svc_->drain_replica(id); }
-  void note(const std::string& decision) override {
-    metrics_->live().add_event("autoscaler", svc_->model_name() + ": " + decision);
-  }
-
- private:
-  serve::service* svc_;  // outlives the actor system, and so the autoscaler
-  std::shared_ptr<serve::server_metrics> metrics_;
-};
-
 actor_service::actor_service(const config::server_config& cfg,
                              std::shared_ptr<serve::server_metrics> metrics)
     : cfg_(cfg), metrics_(std::move(metrics)) {
@@ -130,12 +113,8 @@ actor_service::actor_service(const config::server_config& cfg,
   // ... and a model that cannot fit this device (weights plus one max_model_len sequence)
   // is refused before anything loads. Cluster ranks check on their own nodes.
   if (!cfg_.cluster.enabled) gpu::preflight(mc, cfg_.engine);
-  auto text = std::make_shared<serve::model_text>();
-  text->tok = std::make_shared<const tokenizer::tokenizer>(
-      tokenizer::tokenizer::from_file(cfg_.tokenizer_path));
-  text->eos_ids = mc.eos_token_ids;
-  text->tmpl = serve::load_chat_template(cfg_.tokenizer_path, cfg_.chat_template_path);
-  text->max_model_len = serve::context_limit(cfg_.engine.max_model_len, mc.max_position_embeddings);
+  auto text = serve::load_model_text(cfg_.tokenizer_path, cfg_.chat_template_path,
+                                     cfg_.engine.max_model_len, mc);
   // Never sample an id the tokenizer cannot turn into text (padded embedding rows).
   if (cfg_.engine.sampling_vocab_size == 0 &&
       text->tok->vocab_size() < static_cast<size_t>(mc.vocab_size)) {
@@ -168,7 +147,7 @@ actor_service::actor_service(const config::server_config& cfg,
         [this] { return pool_.sampled(); },
         [counters = env_->counters] { return counters->queued.load(); }, std::move(nvml));
     autoscaler_ = system_->spawn(autoscaler, cfg_.autoscale, std::move(source),
-                                 std::make_shared<service_target>(this, metrics_));
+                                 service_scaling_target(this, metrics_));
   }
 }
 

@@ -3,6 +3,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include "serve/live_stats.h"
+
 namespace conclave::actors {
 
 caf::behavior autoscaler(caf::stateful_actor<autoscaler_state>* self, config::autoscale_config cfg,
@@ -41,6 +43,31 @@ caf::behavior autoscaler(caf::stateful_actor<autoscaler_state>* self, config::au
         self->delayed_send(self, interval, scale_tick_atom::value);
       },
   };
+}
+
+namespace {
+
+/// The autoscaler's hands: the service adds and drains replicas.
+class service_target final : public scaling_target {
+ public:
+  service_target(serve::service* svc, std::shared_ptr<serve::server_metrics> metrics)
+      : svc_(svc), metrics_(std::move(metrics)) {}
+  void add_replica() override { svc_->add_replica(); }
+  void drain_replica(int id) override { svc_->drain_replica(id); }
+  void note(const std::string& decision) override {
+    metrics_->live().add_event("autoscaler", svc_->model_name() + ": " + decision);
+  }
+
+ private:
+  serve::service* svc_;  // outlives the actor system, and so the autoscaler
+  std::shared_ptr<serve::server_metrics> metrics_;
+};
+
+}  // namespace
+
+std::shared_ptr<scaling_target> service_scaling_target(
+    serve::service* svc, std::shared_ptr<serve::server_metrics> metrics) {
+  return std::make_shared<service_target>(svc, std::move(metrics));
 }
 
 }  // namespace conclave::actors

@@ -12,6 +12,8 @@
 #include "config/server_config.h"
 #include "serve/autoscale_policy.h"
 #include "serve/load_sampler.h"
+#include "serve/server_metrics.h"
+#include "serve/service.h"
 
 namespace conclave::actors {
 
@@ -27,6 +29,12 @@ class scaling_target {
   /// A decision that acts, in words (the dashboard's event list shows it).
   virtual void note(const std::string& /*decision*/) {}
 };
+
+/// The scaling_target of a running service: it adds and drains the service's replicas
+/// and notes each decision in the dashboard's event list (metrics). `svc` must outlive
+/// the autoscaler.
+std::shared_ptr<scaling_target> service_scaling_target(
+    serve::service* svc, std::shared_ptr<serve::server_metrics> metrics);
 
 struct autoscaler_state {
   std::optional<serve::autoscale_policy> policy;

@@ -10,6 +10,7 @@
 #include "engine/constrained/schema_check.h"
 #include "model/chat/chat_template.h"
 #include "model/chat/reasoning_parser.h"
+#include "serve/replica_pool.h"
 #include "serve/tool_constraints.h"
 
 namespace conclave::serve {
@@ -119,6 +120,19 @@ std::shared_ptr<const chat::chat_template> load_chat_template(const std::string&
   return std::make_shared<const chat::chat_template>(chat::chat_template::for_model(
       path(tokenizer_path).parent_path(),
       override_path.empty() ? std::nullopt : std::optional<path>(override_path)));
+}
+
+std::shared_ptr<const model_text> load_model_text(const std::string& tokenizer_path,
+                                                  const std::string& chat_template_path,
+                                                  int64_t max_model_len,
+                                                  const model::model_config& mc) {
+  auto text = std::make_shared<model_text>();
+  text->tok =
+      std::make_shared<const tokenizer::tokenizer>(tokenizer::tokenizer::from_file(tokenizer_path));
+  text->eos_ids = mc.eos_token_ids;
+  text->tmpl = load_chat_template(tokenizer_path, chat_template_path);
+  text->max_model_len = context_limit(max_model_len, mc.max_position_embeddings);
+  return text;
 }
 
 bool parses_tool_calls(const generation_request& req) {

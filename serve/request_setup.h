@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "model/chat/chat_template.h"
+#include "model/model_config.h"
 #include "model/tokenizer/tokenizer.h"
 #include "serve/client_api.h"
 #include "serve/server_rounds.h"
@@ -42,6 +43,15 @@ struct prepared_request {
 /// looks), or the file `override_path` when not empty. Throws model::model_error.
 std::shared_ptr<const chat::chat_template> load_chat_template(const std::string& tokenizer_path,
                                                               const std::string& override_path);
+
+/// The text side of a served model: the tokenizer at `tokenizer_path`, its chat template
+/// (or the file `chat_template_path`), the context limit (`max_model_len`, 0: the model's
+/// own, and never past it) and the model's end-of-sequence ids. Throws model::model_error
+/// for a bad file.
+std::shared_ptr<const model_text> load_model_text(const std::string& tokenizer_path,
+                                                  const std::string& chat_template_path,
+                                                  int64_t max_model_len,
+                                                  const model::model_config& mc);
 
 /// True when a generation of `req` parses tool calls out of the model's text.
 bool parses_tool_calls(const generation_request& req);
