@@ -1,8 +1,7 @@
-#include <cuda_fp8.h>
-
 #include "gpu/cuda/check.h"
 #include "gpu/cuda/elem_io.cuh"
 #include "gpu/cuda/kv_cache.h"
+#include "gpu/cuda/kv_elem.cuh"
 
 namespace conclave::gpu::cuda {
 namespace {
@@ -35,10 +34,9 @@ __global__ void kv_write_fp8_kernel(const float* qkv, size_t stride, size_t k_co
     float amax = 0.0f;
     for (int i = lane; i < hd; i += 32) amax = fmaxf(amax, fabsf(src[i]));
     amax = dev::warp_max(amax);
-    const float sc = amax > 0.0f ? amax / 448.0f : 1.0f;
+    const float sc = dev::fp8_kv_scale(amax);
     for (int i = lane; i < hd; i += 32)
-      row[static_cast<size_t>(h) * hd + i] =
-          __nv_cvt_float_to_fp8(src[i] / sc, __NV_SATFINITE, __NV_E4M3);
+      row[static_cast<size_t>(h) * hd + i] = dev::fp8_kv_byte(src[i], sc);
     if (lane == 0) reinterpret_cast<float*>(row + width)[h] = sc;
   }
 }

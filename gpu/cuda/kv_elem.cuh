@@ -19,6 +19,17 @@ inline constexpr bool is_fp8_kv = false;
 template <>
 inline constexpr bool is_fp8_kv<fp8kv> = true;
 
+/// The scale of one (token, KV head) of the fp8 cache from its largest magnitude: e4m3's
+/// largest finite value (448) maps to amax; an all-zero head gets 1.
+__device__ __forceinline__ float fp8_kv_scale(float amax) {
+  return amax > 0.0f ? amax / 448.0f : 1.0f;
+}
+
+/// One element of the fp8 cache: e4m3(x / scale), saturating (cpu::fp8_kv_round's twin).
+__device__ __forceinline__ uint8_t fp8_kv_byte(float x, float scale) {
+  return __nv_cvt_float_to_fp8(x / scale, __NV_SATFINITE, __NV_E4M3);
+}
+
 __device__ __forceinline__ float ld(const fp8kv* p) {
   return fp8_to_float(*reinterpret_cast<const uint8_t*>(p));
 }

@@ -1,11 +1,10 @@
-#include <cuda_fp8.h>
-
 #include <stdexcept>
 #include <type_traits>
 
 #include "gpu/cuda/check.h"
 #include "gpu/cuda/elem_io.cuh"
 #include "gpu/cuda/kv_cache.h"
+#include "gpu/cuda/kv_elem.cuh"
 #include "gpu/cuda/qk_norm_rope.h"
 
 namespace conclave::gpu::cuda {
@@ -19,7 +18,7 @@ using fp8_cache = uint8_t;
 
 // Stores one head's values (lane l holds pairs i = l + 32 j: lo at i, hi at i + half) into
 // row `slot` of a cache of C: as kv_write_kernel does (dev::st) or, for fp8, as
-// kv_write_fp8_kernel does (the head's amax / 448 as its scale, e4m3(x / s) bytes, the scale
+// kv_write_fp8_kernel does (dev::fp8_kv_scale of the head's amax, dev::fp8_kv_byte, the scale
 // after the row's kv_heads x head_dim bytes). Every lane of the warp must call it.
 template <typename C>
 __device__ __forceinline__ void store_head(const float (&lo)[kMaxPairs],
@@ -32,15 +31,15 @@ __device__ __forceinline__ void store_head(const float (&lo)[kMaxPairs],
     for (int j = 0; j < kMaxPairs; ++j)
       if (lane + 32 * j < half) amax = fmaxf(amax, fmaxf(fabsf(lo[j]), fabsf(hi[j])));
     amax = dev::warp_max(amax);
-    const float sc = amax > 0.0f ? amax / 448.0f : 1.0f;
+    const float sc = dev::fp8_kv_scale(amax);
     uint8_t* row = static_cast<uint8_t*>(cache) + slot * row_bytes;
     uint8_t* out = row + static_cast<size_t>(h) * hd;
 #pragma unroll
     for (int j = 0; j < kMaxPairs; ++j) {
       const int i = lane + 32 * j;
       if (i < half) {
-        out[i] = __nv_cvt_float_to_fp8(lo[j] / sc, __NV_SATFINITE, __NV_E4M3);
-        out[i + half] = __nv_cvt_float_to_fp8(hi[j] / sc, __NV_SATFINITE, __NV_E4M3);
+        out[i] = dev::fp8_kv_byte(lo[j], sc);
+        out[i + half] = dev::fp8_kv_byte(hi[j], sc);
       }
     }
     if (lane == 0) reinterpret_cast<float*>(row + static_cast<size_t>(kv_heads) * hd)[h] = sc;
@@ -79,15 +78,19 @@ __global__ void __launch_bounds__(kWarps * 32)
   const int half = hd / 2;
   float lo[kMaxPairs], hi[kMaxPairs];
   if (slot >= heads + kv_heads) {  // a value head: the bias only
+    if constexpr (std::is_same_v<C, no_cache>)
+      if (b == nullptr) return;
 #pragma unroll
     for (int j = 0; j < kMaxPairs; ++j) {
       const int i = lane + 32 * j;
       lo[j] = hi[j] = 0.0f;
       if (i < half) {
-        lo[j] = b != nullptr ? __fadd_rn(x[i], b[i]) : x[i];
-        hi[j] = b != nullptr ? __fadd_rn(x[i + half], b[i + half]) : x[i + half];
-        x[i] = lo[j];
-        x[i + half] = hi[j];
+        lo[j] = x[i];
+        hi[j] = x[i + half];
+        if (b != nullptr) {
+          x[i] = lo[j] = __fadd_rn(lo[j], b[i]);
+          x[i + half] = hi[j] = __fadd_rn(hi[j], b[i + half]);
+        }
       }
     }
     store_head<C>(lo, hi, lane, half, kv.v_cache, static_cast<size_t>(kv.slots ? kv.slots[r] : 0),
