@@ -23,6 +23,7 @@
 #include "gpu/cuda/kv_cache.h"
 #include "gpu/cuda/kv_offload.h"
 #include "gpu/cuda/moe_combine.h"
+#include "gpu/cuda/moe_experts.h"
 #include "gpu/cuda/moe_gemv.h"
 #include "gpu/cuda/moe_permute.h"
 #include "gpu/cuda/moe_router.h"
@@ -60,6 +61,7 @@ class cuda_backend final : public cuda_backend_api {
     decode_mma_ = kernel_switch_on("CONCLAVE_DECODE_MMA");
     expert_mma_ = kernel_switch_on("CONCLAVE_EXPERT_MMA");
     fused_kv_ = kernel_switch_on("CONCLAVE_FUSED_KV");
+    fused_moe_ = kernel_switch_on("CONCLAVE_FUSED_MOE");
     // An expert-parallel rank loads only its experts and host-stages every MoE layer's
     // exchange (no CUDA graphs: a graph cannot wait for the peers).
     if (rank.expert_parallel()) ep_ = std::make_unique<moe_ep>(c, t_, stream_, *blas_, rank);
@@ -621,75 +623,60 @@ class cuda_backend final : public cuda_backend_api {
   /// Steps of at most this many tokens run the experts through one grouped GEMV launch
   /// per projection (no host round trip); larger ones through per-expert cuBLAS GEMMs.
   static constexpr size_t kGroupedGemvMaxTokens = 128;
+  /// Steps of at most this many tokens route and permute in one launch (one warp routes
+  /// each token; beyond a few tokens the router's own grid is faster).
+  static constexpr size_t kRoutePermuteMaxTokens = 16;
   void moe(const cuda_layer& L, size_t layer, size_t rows) {
     const auto& c = config_;
     const size_t h = static_cast<size_t>(c.hidden_size);
     const size_t E = static_cast<size_t>(c.num_experts);
     const size_t k = static_cast<size_t>(c.num_experts_per_tok);
     const size_t m = static_cast<size_t>(c.moe_intermediate_size);
-    const size_t es = elem_size(t_);
     linear(hn_.get(), L.router.get(), router_logits_.as<float>(), rows, E, h);
-    router_topk(router_logits_.as<float>(), rows, E, k, c.norm_topk_prob, ids_.as<int32_t>(),
-                wts_.as<float>(), stream_);
-    if (ep_) {
-      ep_->forward(L, layer, hn_.get(), ids_.as<int32_t>(), wts_.as<float>(), rows, fast_,
-                   proj_.as<float>());
-      return;
-    }
     int32_t* offsets = offsets_.as<int32_t>() + layer * (E + 1);
     const bool grouped = fast_ && rows <= kGroupedGemvMaxTokens;
-    moe_permute(ids_.as<int32_t>(), rows, k, E, offsets, row_token_.as<int32_t>(),
-                slot_row_.as<int32_t>(), grouped ? active_.as<int32_t>() : nullptr, stream_);
-    moe_layers_run_.push_back(layer);
-    if (grouped) {
-      // One block row per expert with rows (at most rows x k of them); the gate/up GEMV
-      // reads each pair's token row through row_token (no gathered copy).
-      gemv_args g;
-      g.x = hn_.get();
-      g.x_rows = row_token_.as<int32_t>();
-      set_gemv_weights(g, L.gate_up);
-      g.t = t_;
-      g.offsets = offsets;
-      g.active = active_.as<int32_t>();
-      g.experts = E;
-      g.grid_experts = std::min(E, rows * k);
-      g.max_rows = rows;  // a token picks an expert at most once
-      g.y = gu_.as<float>();
-      g.n = 2 * m;
-      g.k = h;
-      grouped_matmul(g, rows, expert_mma_, stream_);
-      swiglu(gu_.as<float>(), rows * k, m, act_.get(), t_, stream_);
-      g.x = act_.get();
-      g.x_rows = nullptr;
-      set_gemv_weights(g, L.down);
-      g.y = dn_.as<float>();
-      g.n = h;
-      g.k = m;
-      grouped_matmul(g, rows, expert_mma_, stream_);
+    int32_t* active = grouped ? active_.as<int32_t>() : nullptr;
+    if (!ep_ && fused_moe_ && rows <= kRoutePermuteMaxTokens && E <= kRoutePermuteMaxExperts) {
+      moe_route_permute(router_logits_.as<float>(), rows, E, k, c.norm_topk_prob,
+                        ids_.as<int32_t>(), wts_.as<float>(), offsets, row_token_.as<int32_t>(),
+                        slot_row_.as<int32_t>(), active, stream_);
     } else {
-      // The per-expert row counts size each cuBLAS GEMM: a host round trip.
-      auto* host_off = static_cast<int32_t*>(pinned_offsets_.data()) + layer * (E + 1);
-      CONCLAVE_CUDA_CHECK(cudaMemcpyAsync(host_off, offsets, (E + 1) * sizeof(int32_t),
-                                          cudaMemcpyDeviceToHost, stream_));
-      gather_rows(hn_.get(), t_, row_token_.as<int32_t>(), rows * k, h, xs_.get(), stream_);
-      CONCLAVE_CUDA_CHECK(cudaStreamSynchronize(stream_));
-      for (size_t e = 0; e < E; ++e) {
-        const size_t b = static_cast<size_t>(host_off[e]),
-                     n = static_cast<size_t>(host_off[e + 1]) - b;
-        if (n == 0) continue;
-        blas_->linear(xs_.as<char>() + b * h * es,
-                      plain_rows(L.gate_up, e * 2 * m, 2 * m, h, t_, dq_, stream_), t_,
-                      gu_.as<float>() + b * 2 * m, n, 2 * m, h);
+      router_topk(router_logits_.as<float>(), rows, E, k, c.norm_topk_prob, ids_.as<int32_t>(),
+                  wts_.as<float>(), stream_);
+      if (ep_) {
+        ep_->forward(L, layer, hn_.get(), ids_.as<int32_t>(), wts_.as<float>(), rows, fast_,
+                     proj_.as<float>());
+        return;
       }
-      swiglu(gu_.as<float>(), rows * k, m, act_.get(), t_, stream_);
-      for (size_t e = 0; e < E; ++e) {
-        const size_t b = static_cast<size_t>(host_off[e]),
-                     n = static_cast<size_t>(host_off[e + 1]) - b;
-        if (n == 0) continue;
-        blas_->linear(act_.as<char>() + b * m * es,
-                      plain_rows(L.down, e * h, h, m, t_, dq_, stream_), t_,
-                      dn_.as<float>() + b * h, n, h, m);
-      }
+      moe_permute(ids_.as<int32_t>(), rows, k, E, offsets, row_token_.as<int32_t>(),
+                  slot_row_.as<int32_t>(), active, stream_);
+    }
+    moe_layers_run_.push_back(layer);
+    expert_rows x;
+    x.gate_up = &L.gate_up;
+    x.down = &L.down;
+    x.t = t_;
+    x.x = hn_.get();
+    x.row_token = row_token_.as<int32_t>();
+    x.offsets = offsets;
+    x.active = active;
+    x.experts = E;
+    x.rows = rows * k;
+    x.max_rows = rows;  // a token picks an expert at most once
+    x.h = h;
+    x.m = m;
+    x.gu = gu_.as<float>();
+    x.act = act_.get();
+    x.dn = dn_.as<float>();
+    if (grouped && rows == 1 && fused_moe_ &&
+        fused_token_experts(x, ids_.as<int32_t>(), slot_row_.as<int32_t>(), wts_.as<float>(), k,
+                            proj_.as<float>(), stream_))
+      return;
+    if (grouped) {
+      grouped_experts(x, rows, expert_mma_, stream_);
+    } else {
+      gemm_experts(x, *blas_, static_cast<int32_t*>(pinned_offsets_.data()) + layer * (E + 1),
+                   xs_.get(), dq_, stream_);
     }
     moe_combine(dn_.as<float>(), slot_row_.as<int32_t>(), wts_.as<float>(), rows, k, h,
                 proj_.as<float>(), stream_);
@@ -760,6 +747,9 @@ class cuda_backend final : public cuda_backend_api {
   // CUDA graphs of decode steps, per bucket.
   bool decode_mma_ = true, expert_mma_ = true;  ///< CONCLAVE_{DECODE,EXPERT}_MMA=0: CUDA cores
   bool fused_kv_ = true;  ///< CONCLAVE_FUSED_KV=0: the KV write as its own kernel
+  /// CONCLAVE_FUSED_MOE=0: router and permute as two launches, and a one-token step's
+  /// SwiGLU and combine as their own kernels
+  bool fused_moe_ = true;
   bool fast_ = false, graphs_on_ = false, last_graph_ = false, use_graph_ws_ = false;
   std::map<size_t, cudaGraphExec_t> graphs_;
   device_buffer graph_meta_, graph_attn_ws_, blas_ws_;

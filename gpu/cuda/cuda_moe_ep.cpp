@@ -18,9 +18,8 @@
 #include "gpu/cuda/check.h"
 #include "gpu/cuda/gemm.h"
 #include "gpu/cuda/moe_combine.h"
-#include "gpu/cuda/moe_gemv.h"
+#include "gpu/cuda/moe_experts.h"
 #include "gpu/cuda/moe_permute.h"
-#include "gpu/cuda/swiglu.h"
 #include "gpu/ep_exchange.h"
 #include "model/checkpoint.h"
 
@@ -141,54 +140,28 @@ void moe_ep::forward(const cuda_layer& L, size_t layer, const void* hn, const in
     moe_permute(slot_ids_.as<int32_t>(), received, 1, slots, offsets_.as<int32_t>(),
                 row_token_.as<int32_t>(), slot_row_.as<int32_t>(),
                 grouped ? active_.as<int32_t>() : nullptr, stream_);
+    expert_rows x;
+    x.gate_up = &L.gate_up;
+    x.down = &L.down;
+    x.t = t_;
+    x.x = x_.get();
+    x.row_token = row_token_.as<int32_t>();
+    x.offsets = offsets_.as<int32_t>();
+    x.active = active_.as<int32_t>();
+    x.experts = slots;
+    x.rows = received;
+    x.max_rows = received;
+    x.h = h;
+    x.m = m;
+    x.gu = gu_.as<float>();
+    x.act = act_.get();
+    x.dn = dn_.as<float>();
     if (grouped) {
-      gemv_args g;
-      g.x = x_.get();
-      g.x_rows = row_token_.as<int32_t>();
-      set_gemv_weights(g, L.gate_up);
-      g.t = t_;
-      g.offsets = offsets_.as<int32_t>();
-      g.active = active_.as<int32_t>();
-      g.experts = slots;
-      g.grid_experts = std::min(slots, received);
-      g.max_rows = received;
-      g.y = gu_.as<float>();
-      g.n = 2 * m;
-      g.k = h;
-      grouped_gemv(g, stream_);
-      swiglu(gu_.as<float>(), received, m, act_.get(), t_, stream_);
-      g.x = act_.get();
-      g.x_rows = nullptr;
-      set_gemv_weights(g, L.down);
-      g.y = dn_.as<float>();
-      g.n = h;
-      g.k = m;
-      grouped_gemv(g, stream_);
+      grouped_experts(x, received, false, stream_);
     } else {
-      auto* host_off = grow<int32_t>(h_offsets_, slots + 1);
-      CONCLAVE_CUDA_CHECK(cudaMemcpyAsync(host_off, offsets_.get(), (slots + 1) * sizeof(int32_t),
-                                          cudaMemcpyDeviceToHost, stream_));
-      gather_rows(x_.get(), t_, row_token_.as<int32_t>(), received, h, xs_.get(), stream_);
       // Quantized slots dequantize one at a time into dq_ (no graphs here: growing is fine).
       if (L.gate_up.quantized() || L.down.quantized()) dq_.ensure(2 * m * h * es);
-      CONCLAVE_CUDA_CHECK(cudaStreamSynchronize(stream_));
-      for (size_t s = 0; s < slots; ++s) {
-        const size_t b = static_cast<size_t>(host_off[s]),
-                     n = static_cast<size_t>(host_off[s + 1]) - b;
-        if (n == 0) continue;
-        blas_.linear(xs_.as<char>() + b * row_bytes,
-                     plain_rows(L.gate_up, s * 2 * m, 2 * m, h, t_, dq_, stream_), t_,
-                     gu_.as<float>() + b * 2 * m, n, 2 * m, h);
-      }
-      swiglu(gu_.as<float>(), received, m, act_.get(), t_, stream_);
-      for (size_t s = 0; s < slots; ++s) {
-        const size_t b = static_cast<size_t>(host_off[s]),
-                     n = static_cast<size_t>(host_off[s + 1]) - b;
-        if (n == 0) continue;
-        blas_.linear(act_.as<char>() + b * m * es,
-                     plain_rows(L.down, s * h, h, m, t_, dq_, stream_), t_, dn_.as<float>() + b * h,
-                     n, h, m);
-      }
+      gemm_experts(x, blas_, grow<int32_t>(h_offsets_, slots + 1), xs_.get(), dq_, stream_);
     }
     // Back to arrival order: received row i's result is permuted row slot_row[i].
     gather_rows(dn_.get(), elem::f32, slot_row_.as<int32_t>(), received, h, res_.get(), stream_);

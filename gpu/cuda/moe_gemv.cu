@@ -4,6 +4,7 @@
 
 #include "gpu/cuda/check.h"
 #include "gpu/cuda/elem_io.cuh"
+#include "gpu/cuda/gemv_decode.h"
 #include "gpu/cuda/gemv_rows.cuh"
 #include "gpu/cuda/moe_gemv.h"
 
@@ -15,11 +16,10 @@ constexpr int kRowsPerWarp = 4;  // weight rows (outputs) per warp
 constexpr int kChunk = 8;        // x rows (tokens) per pass
 
 // C rows of x against this warp's kRowsPerWarp weight rows, then a warp reduction per
-// output. Each lane walks k in steps of 32 * VEC.
-// PREFETCH (batch-1 launches only): the one-row tile issues 16 weight loads per lane
-// before using any; in launches that may have wider tiles it would raise the kernel's
-// register count for all of them.
-template <class T, int VEC, int C, bool PREFETCH>
+// output. Each lane walks k in steps of 32 * SV (8-byte loads: a 16-byte step's x values
+// for every row would not fit the register file at two blocks per SM). Launches of one
+// row per matrix go to gemv_decode.cu's kernels instead.
+template <class T, int VEC, int C>
 __device__ __forceinline__ void gemv_chunk(const T* x, const int32_t* x_rows, int rb, int rows,
                                            const T* we, size_t j0, size_t n, size_t k, float* y,
                                            int lane) {
@@ -37,60 +37,21 @@ __device__ __forceinline__ void gemv_chunk(const T* x, const int32_t* x_rows, in
   for (int jj = 0; jj < kRowsPerWarp; ++jj)
 #pragma unroll
     for (int r = 0; r < C; ++r) acc[jj][r] = 0.0f;
-  if constexpr (VEC == 1 || C > 1 || !PREFETCH) {
-    // Several rows: 8-byte loads, one k step at a time (a 16-byte step's x values for
-    // every row would not fit the register file at two blocks per SM).
-    constexpr int SV = VEC == 1 ? 1 : 8 / static_cast<int>(sizeof(T));
+  constexpr int SV = VEC == 1 ? 1 : 8 / static_cast<int>(sizeof(T));
 #pragma unroll 1
-    for (size_t i = static_cast<size_t>(lane) * SV; i < k; i += 32 * SV) {
-      float wv[kRowsPerWarp][SV];
+  for (size_t i = static_cast<size_t>(lane) * SV; i < k; i += 32 * SV) {
+    float wv[kRowsPerWarp][SV];
 #pragma unroll
-      for (int jj = 0; jj < kRowsPerWarp; ++jj) dev::ldv<SV>(wr[jj] + i, wv[jj]);
+    for (int jj = 0; jj < kRowsPerWarp; ++jj) dev::ldv<SV>(wr[jj] + i, wv[jj]);
 #pragma unroll
-      for (int r = 0; r < C; ++r) {
-        if (r < rows) {
-          float xv[SV];
-          dev::ldv<SV>(xr[r] + i, xv);
-#pragma unroll
-          for (int jj = 0; jj < kRowsPerWarp; ++jj)
-#pragma unroll
-            for (int e = 0; e < SV; ++e) acc[jj][r] = __fmaf_rn(wv[jj][e], xv[e], acc[jj][r]);
-        }
-      }
-    }
-  } else {
-    // One row (batch-1 decode): U steps of the k loop per pass, their weight loads (16
-    // bytes each) all issued before the first use.
-    constexpr int U = 4;
-#pragma unroll 1
-    for (size_t i0 = static_cast<size_t>(lane) * VEC; i0 < k; i0 += U * 32 * VEC) {
-      uint4 raw[U][kRowsPerWarp];
-#pragma unroll
-      for (int u = 0; u < U; ++u) {
-        const size_t i = i0 + static_cast<size_t>(u) * 32 * VEC;
+    for (int r = 0; r < C; ++r) {
+      if (r < rows) {
+        float xv[SV];
+        dev::ldv<SV>(xr[r] + i, xv);
 #pragma unroll
         for (int jj = 0; jj < kRowsPerWarp; ++jj)
-          if (i < k) raw[u][jj] = dev::ld16(wr[jj] + i);
-      }
 #pragma unroll
-      for (int u = 0; u < U; ++u) {
-        const size_t i = i0 + static_cast<size_t>(u) * 32 * VEC;
-        if (i < k) {
-          float wv[kRowsPerWarp][VEC];
-#pragma unroll
-          for (int jj = 0; jj < kRowsPerWarp; ++jj) dev::unpack16(raw[u][jj], wv[jj]);
-#pragma unroll
-          for (int r = 0; r < C; ++r) {
-            if (r < rows) {
-              float xv[VEC];
-              dev::unpack16(dev::ld16(xr[r] + i), xv);
-#pragma unroll
-              for (int jj = 0; jj < kRowsPerWarp; ++jj)
-#pragma unroll
-                for (int e = 0; e < VEC; ++e) acc[jj][r] = __fmaf_rn(wv[jj][e], xv[e], acc[jj][r]);
-            }
-          }
-        }
+          for (int e = 0; e < SV; ++e) acc[jj][r] = __fmaf_rn(wv[jj][e], xv[e], acc[jj][r]);
       }
     }
   }
@@ -125,13 +86,13 @@ __global__ void __launch_bounds__(kWarps * 32)
     const int rows = min(CMAX, r1 - rb);
     // Warp-uniform branch: the register tile fits the chunk.
     if (CMAX == 1 || rows == 1) {
-      gemv_chunk<T, VEC, 1, CMAX == 1>(x, x_rows, rb, rows, we, j0, n, k, y, lane);
+      gemv_chunk<T, VEC, 1>(x, x_rows, rb, rows, we, j0, n, k, y, lane);
     } else if (CMAX == 2 || rows == 2) {
-      gemv_chunk<T, VEC, (CMAX >= 2 ? 2 : 1), false>(x, x_rows, rb, rows, we, j0, n, k, y, lane);
+      gemv_chunk<T, VEC, (CMAX >= 2 ? 2 : 1)>(x, x_rows, rb, rows, we, j0, n, k, y, lane);
     } else if (CMAX == 4 || rows <= 4) {
-      gemv_chunk<T, VEC, (CMAX >= 4 ? 4 : 1), false>(x, x_rows, rb, rows, we, j0, n, k, y, lane);
+      gemv_chunk<T, VEC, (CMAX >= 4 ? 4 : 1)>(x, x_rows, rb, rows, we, j0, n, k, y, lane);
     } else {
-      gemv_chunk<T, VEC, CMAX, false>(x, x_rows, rb, rows, we, j0, n, k, y, lane);
+      gemv_chunk<T, VEC, CMAX>(x, x_rows, rb, rows, we, j0, n, k, y, lane);
     }
   }
 }
@@ -175,6 +136,7 @@ void grouped_gemv(const gemv_args& a, stream_t s) {
   if (a.offsets == nullptr && a.rows > (1u << 30))
     throw std::invalid_argument("grouped_gemv: too many rows");
   if (a.q.method != model::quant_method::none) return quant_grouped_gemv(a, s);
+  if (row_gemv_ok(a)) return row_gemv(a, s);
   CONCLAVE_DISPATCH_ELEM(a.t, T, launch<T>(a, s));
 }
 

@@ -3,6 +3,7 @@
 #include "gpu/cuda/check.h"
 #include "gpu/cuda/elem_io.cuh"
 #include "gpu/cuda/moe_permute.h"
+#include "gpu/cuda/moe_route.cuh"
 
 namespace conclave::gpu::cuda {
 namespace {
@@ -31,17 +32,28 @@ __device__ int warp_exclusive_scan(int* a, int n) {
   return __shfl_sync(0xffffffffu, incl, 31);
 }
 
-// One block. Pass 1: per-expert counts (shared atomics), offsets by a scan, the list of
-// experts with rows. Pass 2, per tile of 512 pairs: a pair's place is its expert's next
-// free row + the rows of its expert in earlier warps of the tile + its rank among the
-// lanes of its warp with the same expert (__match_any_sync): ascending pair order within
-// each expert, as the CPU groups them.
+// One block. Pass 0 (route + permute, `logits` set): warp w routes tokens w, w + kWarps, ...
+// into route_ids and weights (the router kernel's code, its softmax scratch in wc), which
+// the barrier makes visible to the passes that read them as ids. Pass 1: per-expert counts (shared
+// atomics), offsets by a scan, the list of experts with rows. Pass 2, per tile of 512 pairs: a
+// pair's place is its expert's next free row + the rows of its expert in earlier warps of the tile
+// + its rank among the lanes of its warp with the same expert (__match_any_sync): ascending pair
+// order within each expert, as the CPU groups them.
 __global__ void __launch_bounds__(kThreads)
     permute_kernel(const int32_t* ids, int n, int k, int experts, int32_t* offsets,
-                   int32_t* row_token, int32_t* slot_row, int32_t* active) {
+                   int32_t* row_token, int32_t* slot_row, int32_t* active, const float* logits,
+                   bool normalize, int32_t* route_ids, float* weights) {
   __shared__ int count[kMaxExperts], next[kMaxExperts], flag[kMaxExperts];
-  __shared__ uint16_t wc[kWarps][kMaxExperts];  // rows of expert e in warp w of the tile
+  __shared__ __align__(16)
+      uint16_t wc[kWarps][kMaxExperts];  // rows of expert e in warp w of the tile
   const int tid = static_cast<int>(threadIdx.x), lane = tid & 31, warp = tid >> 5;
+  if (logits != nullptr) {
+    float* p = reinterpret_cast<float*>(&wc[0][0]) + static_cast<size_t>(warp) * experts;
+    for (int t = warp; t < n / k; t += kWarps)
+      dev::route_token(logits, static_cast<size_t>(t), experts, k, normalize, p, route_ids,
+                       weights);
+    __syncthreads();
+  }
   for (int e = tid; e < experts; e += kThreads) count[e] = 0;
   __syncthreads();
   for (int p = tid; p < n; p += kThreads) atomicAdd(&count[ids[p]], 1);
@@ -117,7 +129,24 @@ void moe_permute(const int32_t* ids, size_t tokens, size_t k, size_t experts, in
   if (tokens * k > (1u << 30)) throw std::invalid_argument("moe_permute: too many pairs");
   permute_kernel<<<1, kThreads, 0, s>>>(ids, static_cast<int>(tokens * k), static_cast<int>(k),
                                         static_cast<int>(experts), offsets, row_token, slot_row,
-                                        active);
+                                        active, nullptr, false, nullptr, nullptr);
+  CONCLAVE_CUDA_LAUNCH_CHECK();
+}
+
+void moe_route_permute(const float* logits, size_t tokens, size_t experts, size_t k, bool normalize,
+                       int32_t* ids, float* weights, int32_t* offsets, int32_t* row_token,
+                       int32_t* slot_row, int32_t* active, stream_t s) {
+  if (experts == 0 || experts > kRoutePermuteMaxExperts)
+    throw std::invalid_argument("moe_route_permute: experts must be in [1, 512]");
+  if (k == 0 || k > static_cast<size_t>(dev::kMaxRouteK) || k > experts)
+    throw std::invalid_argument("moe_route_permute: k must be in [1, min(32, experts)]");
+  if (tokens * k > (1u << 30)) throw std::invalid_argument("moe_route_permute: too many pairs");
+  // The routing scratch (kWarps rows of `experts` floats) lives in wc.
+  static_assert(kRoutePermuteMaxExperts * kWarps * sizeof(float) <=
+                kWarps * kMaxExperts * sizeof(uint16_t));
+  permute_kernel<<<1, kThreads, 0, s>>>(ids, static_cast<int>(tokens * k), static_cast<int>(k),
+                                        static_cast<int>(experts), offsets, row_token, slot_row,
+                                        active, logits, normalize, ids, weights);
   CONCLAVE_CUDA_LAUNCH_CHECK();
 }
 

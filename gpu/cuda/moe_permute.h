@@ -15,6 +15,15 @@ namespace conclave::gpu::cuda {
 void moe_permute(const int32_t* ids, size_t tokens, size_t k, size_t experts, int32_t* offsets,
                  int32_t* row_token, int32_t* slot_row, int32_t* active, stream_t s);
 
+/// router_topk (moe_router.h) then moe_permute in one launch of one block, for steps of
+/// a few tokens, where the two launches' fixed costs outweigh their work: ids and weights
+/// as router_topk writes them, the rest as moe_permute. experts at most
+/// kRoutePermuteMaxExperts.
+constexpr size_t kRoutePermuteMaxExperts = 512;
+void moe_route_permute(const float* logits, size_t tokens, size_t experts, size_t k, bool normalize,
+                       int32_t* ids, float* weights, int32_t* offsets, int32_t* row_token,
+                       int32_t* slot_row, int32_t* active, stream_t s);
+
 /// dst[i, :] = src[index[i], :] for i < n; src, dst: [*, dim] of `t`.
 void gather_rows(const void* src, elem t, const int32_t* index, size_t n, size_t dim, void* dst,
                  stream_t s);

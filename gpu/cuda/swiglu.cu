@@ -14,7 +14,7 @@ __global__ void swiglu_kernel(const float* gate_up, size_t m, T* out) {
   const size_t j = static_cast<size_t>(blockIdx.y) * blockDim.x + threadIdx.x;
   if (j >= m) return;
   const float g = gate_up[r * 2 * m + j], u = gate_up[r * 2 * m + m + j];
-  dev::st(out + r * m + j, __fmul_rn(__fdiv_rn(g, __fadd_rn(1.0f, expf(-g))), u));
+  dev::st(out + r * m + j, dev::silu_mul(g, u));
 }
 
 }  // namespace

@@ -5,8 +5,9 @@
 # in the same call: batch-1 steps at long contexts (`bench long`, no long prefill) with bf16 and
 # fp8 KV caches, the engine's decode batches, and (NCU=1) ncu's view of one attention
 # launch of each kernel at the longest context.
-# `fused` times the engine with the KV write fused into qk-norm/RoPE against its own kernel
-# (CONCLAVE_FUSED_KV=1/0).
+# `fused` times the engine with a fusion on and off: FUSED=CONCLAVE_FUSED_KV (the KV write
+# in qk-norm/RoPE, the default) or FUSED=CONCLAVE_FUSED_MOE (route + permute, and a
+# one-token step's SwiGLU and combine in the expert GEMVs).
 # Usage: scripts/device/decode_attention_ab.sh [tests] [long] [engine] [fused] [ncu]
 #   CTX=1024,131072 (bf16 contexts) CTX8=1024,131072,262144 (fp8 contexts)
 set -uo pipefail
@@ -40,12 +41,13 @@ for w in $what; do
           --batches 1,8,16,64,128 --prefill-lens 512 2>&1 | tee "$OUT/engine_$1$2.log" |
           grep -E '^(decode|prefill|  ceil|gpus)'
       done ;;
-    fused)
+    fused)  # FUSED=CONCLAVE_FUSED_KV (default) or CONCLAVE_FUSED_MOE
+      sw=${FUSED:-CONCLAVE_FUSED_KV}
       for f in 1 0; do
-        echo "== CONCLAVE_FUSED_KV=$f engine"
-        CONCLAVE_FUSED_KV=$f timeout "${T_BENCH:-120}" /tmp/cb/bin/conclave bench engine \
+        echo "== $sw=$f engine"
+        env "$sw=$f" timeout "${T_BENCH:-120}" /tmp/cb/bin/conclave bench engine \
           --backend cuda --preset qwen3-30b-a3b --random-weights --batches 1,8,64 \
-          --prefill-lens 512 2>&1 | tee "$OUT/engine_fused$f.log" | grep -E '^(decode|prefill|gpus)'
+          --prefill-lens 512 2>&1 | tee "$OUT/engine_${sw}_$f.log" | grep -E '^(decode|prefill|gpus)'
       done ;;
     ncu)
       NCU=$(command -v ncu || ls /usr/local/cuda/bin/ncu 2>/dev/null | head -1)

@@ -1,0 +1,265 @@
+#include <cstdint>
+#include <stdexcept>
+
+#include "gpu/cuda/check.h"
+#include "gpu/cuda/elem_io.cuh"
+#include "gpu/cuda/gemv_decode.h"
+
+namespace conclave::gpu::cuda {
+namespace {
+
+constexpr int kWarps = 8;
+constexpr int kMaxLoads = 16;  // 16-byte weight loads in flight per lane (64 registers)
+
+// A lane's share of one round: U steps of 32 lanes x VEC elements for each of R weight
+// rows; all R x U weight loads issued before the first multiply. acc[jj] += w[jj] . x over
+// the round's k range (lane-partial; the caller reduces over the warp).
+template <class T, int R, int U>
+__device__ __forceinline__ void round_dot(const T* const (&wr)[R], const T* xr, size_t i0, size_t k,
+                                          float (&acc)[R]) {
+  constexpr int VEC = 16 / static_cast<int>(sizeof(T));
+  static_assert(R * U <= kMaxLoads);
+  uint4 raw[U][R];
+#pragma unroll
+  for (int u = 0; u < U; ++u) {
+    const size_t i = i0 + static_cast<size_t>(u) * 32 * VEC;
+#pragma unroll
+    for (int jj = 0; jj < R; ++jj)
+      if (i < k) raw[u][jj] = dev::ld16(wr[jj] + i);
+  }
+#pragma unroll
+  for (int u = 0; u < U; ++u) {
+    const size_t i = i0 + static_cast<size_t>(u) * 32 * VEC;
+    if (i < k) {
+      float xv[VEC];
+      dev::unpack16(dev::ld16(xr + i), xv);
+#pragma unroll
+      for (int jj = 0; jj < R; ++jj) {
+        float wv[VEC];
+        dev::unpack16(raw[u][jj], wv);
+#pragma unroll
+        for (int e = 0; e < VEC; ++e) acc[jj] = __fmaf_rn(wv[e], xv[e], acc[jj]);
+      }
+    }
+  }
+}
+
+// Block (x: kWarps units of rows, y: expert or its entry in `active`). A unit is R
+// consecutive weight rows, or with SWIGLU (R = 2) gate row j and up row m + j of the
+// expert's [2m, k] matrix, whose activation it writes. Each of the expert's x rows
+// (usually one) is a pass over the unit's rows.
+template <class T, int R, int U, bool SWIGLU>
+__global__ void __launch_bounds__(kWarps * 32, 2)
+    row_gemv_kernel(const T* x, const int32_t* x_rows, const T* w, const int32_t* offsets,
+                    const int32_t* active, int32_t dense_rows, float* y, T* act, size_t n,
+                    size_t k) {
+  constexpr int VEC = 16 / static_cast<int>(sizeof(T));
+  static_assert(!SWIGLU || R == 2);
+  const int e = active != nullptr ? active[blockIdx.y] : static_cast<int>(blockIdx.y);
+  if (e < 0) return;
+  const int32_t r0 = offsets != nullptr ? offsets[e] : 0;
+  const int32_t r1 = offsets != nullptr ? offsets[e + 1] : dense_rows;
+  if (r0 == r1) return;
+  const int lane = static_cast<int>(threadIdx.x) & 31, warp = static_cast<int>(threadIdx.x) >> 5;
+  const size_t unit = static_cast<size_t>(blockIdx.x) * kWarps + static_cast<size_t>(warp);
+  const size_t m = n / 2;
+  const size_t j0 = SWIGLU ? unit : unit * R;
+  if (j0 >= (SWIGLU ? m : n)) return;
+  const T* we = w + static_cast<size_t>(e) * n * k;
+  const T* wr[R];
+#pragma unroll
+  for (int jj = 0; jj < R; ++jj) {
+    const size_t j = SWIGLU ? j0 + jj * m : (j0 + jj < n ? j0 + jj : j0);
+    wr[jj] = we + j * k;
+  }
+  for (int32_t r = r0; r < r1; ++r) {
+    const T* xr = x + static_cast<size_t>(x_rows != nullptr ? x_rows[r] : r) * k;
+    float acc[R];
+#pragma unroll
+    for (int jj = 0; jj < R; ++jj) acc[jj] = 0.0f;
+#pragma unroll 1
+    for (size_t i0 = static_cast<size_t>(lane) * VEC; i0 < k; i0 += U * 32 * VEC)
+      round_dot<T, R, U>(wr, xr, i0, k, acc);
+#pragma unroll
+    for (int jj = 0; jj < R; ++jj) acc[jj] = dev::warp_sum(acc[jj]);
+    if (lane != 0) continue;
+    if constexpr (SWIGLU) {
+      dev::st(act + static_cast<size_t>(r) * m + j0, dev::silu_mul(acc[0], acc[1]));
+    } else {
+#pragma unroll
+      for (int jj = 0; jj < R; ++jj)
+        if (j0 + jj < n) y[static_cast<size_t>(r) * n + j0 + jj] = acc[jj];
+    }
+  }
+}
+
+// Block (x: kWarps output rows i, y: token t). Warp i takes the token's k experts G at a
+// time (G x U loads in flight) and adds weight x dot in pick order, as moe_combine does.
+constexpr int kMaxPicks = 64;
+template <class T, int G, int U>
+__global__ void __launch_bounds__(kWarps * 32, 2)
+    down_combine_kernel(const T* act, const T* w, const int32_t* ids, const int32_t* slot_row,
+                        const float* weights, int kpick, size_t n, size_t m, float* out) {
+  constexpr int VEC = 16 / static_cast<int>(sizeof(T));
+  static_assert(G * U <= kMaxLoads);
+  const int lane = static_cast<int>(threadIdx.x) & 31, warp = static_cast<int>(threadIdx.x) >> 5;
+  const size_t i = static_cast<size_t>(blockIdx.x) * kWarps + static_cast<size_t>(warp);
+  if (i >= n) return;
+  const size_t pair0 = static_cast<size_t>(blockIdx.y) * static_cast<size_t>(kpick);
+  float total = 0.0f;
+  for (int j0 = 0; j0 < kpick; j0 += G) {
+    const T* wr[G];
+    const T* ar[G];
+#pragma unroll
+    for (int g = 0; g < G; ++g) {
+      const size_t p = pair0 + static_cast<size_t>(min(j0 + g, kpick - 1));
+      wr[g] = w + (static_cast<size_t>(ids[p]) * n + i) * m;
+      ar[g] = act + static_cast<size_t>(slot_row[p]) * m;
+    }
+    float acc[G];
+#pragma unroll
+    for (int g = 0; g < G; ++g) acc[g] = 0.0f;
+#pragma unroll 1
+    for (size_t i0 = static_cast<size_t>(lane) * VEC; i0 < m; i0 += U * 32 * VEC) {
+      uint4 raw[U][G];
+#pragma unroll
+      for (int u = 0; u < U; ++u) {
+        const size_t c = i0 + static_cast<size_t>(u) * 32 * VEC;
+#pragma unroll
+        for (int g = 0; g < G; ++g)
+          if (c < m && j0 + g < kpick) raw[u][g] = dev::ld16(wr[g] + c);
+      }
+#pragma unroll
+      for (int u = 0; u < U; ++u) {
+        const size_t c = i0 + static_cast<size_t>(u) * 32 * VEC;
+        if (c >= m) continue;
+#pragma unroll
+        for (int g = 0; g < G; ++g) {
+          if (j0 + g >= kpick) continue;
+          float xv[VEC], wv[VEC];
+          dev::unpack16(dev::ld16(ar[g] + c), xv);
+          dev::unpack16(raw[u][g], wv);
+#pragma unroll
+          for (int e = 0; e < VEC; ++e) acc[g] = __fmaf_rn(wv[e], xv[e], acc[g]);
+        }
+      }
+    }
+#pragma unroll
+    for (int g = 0; g < G; ++g) {
+      if (j0 + g >= kpick) break;
+      const float dot = dev::warp_sum(acc[g]);
+      total = __fadd_rn(total, __fmul_rn(dot, weights[pair0 + static_cast<size_t>(j0 + g)]));
+    }
+  }
+  if (lane == 0) out[static_cast<size_t>(blockIdx.y) * n + i] = total;
+}
+
+bool aligned16(const void* p) {
+  return reinterpret_cast<uintptr_t>(p) % 16 == 0;
+}
+
+/// 16-byte steps of 32 lanes that cover k elements of `t`.
+size_t lane_steps(size_t k, elem t) {
+  const size_t per = 32 * (16 / elem_size(t));
+  return (k + per - 1) / per;
+}
+
+/// Calls go(R, U) with the widest U (up to kMaxLoads / R) the k range wants: one round for k
+/// up to 16 steps; R rows per warp share the rest of the load budget.
+template <class Go>
+void by_round(size_t steps, Go&& go) {
+  using std::integral_constant;
+  if (steps > 8) {
+    go(integral_constant<int, 1>{}, integral_constant<int, 16>{});
+  } else if (steps > 4) {
+    go(integral_constant<int, 2>{}, integral_constant<int, 8>{});
+  } else {
+    go(integral_constant<int, 4>{}, integral_constant<int, 4>{});
+  }
+}
+
+template <class T, bool SWIGLU>
+void launch_rows(const gemv_args& a, void* act, stream_t s) {
+  const auto* x = static_cast<const T*>(a.x);
+  const auto* w = static_cast<const T*>(a.w);
+  const auto dense = static_cast<int32_t>(a.rows);
+  auto go = [&](auto r, auto u) {
+    constexpr int R = decltype(r)::value, U = decltype(u)::value;
+    const size_t units = SWIGLU ? a.n / 2 : (a.n + R - 1) / R;
+    const dim3 grid(static_cast<unsigned>((units + kWarps - 1) / kWarps),
+                    static_cast<unsigned>(a.grid_experts));
+    row_gemv_kernel<T, R, U, SWIGLU><<<grid, kWarps * 32, 0, s>>>(
+        x, a.x_rows, w, a.offsets, a.active, dense, a.y, static_cast<T*>(act), a.n, a.k);
+  };
+  const size_t steps = lane_steps(a.k, a.t);
+  if constexpr (SWIGLU) {
+    using std::integral_constant;
+    if (steps > 4) {
+      go(integral_constant<int, 2>{}, integral_constant<int, 8>{});
+    } else {
+      go(integral_constant<int, 2>{}, integral_constant<int, 4>{});
+    }
+  } else {
+    by_round(steps, go);
+  }
+  CONCLAVE_CUDA_LAUNCH_CHECK();
+}
+
+void check_grid(const gemv_args& a) {
+  if (a.grid_experts > 65535) throw std::invalid_argument("row_gemv: too many experts");
+  if (a.n / kWarps + 1 > 0x7fffffffu) throw std::invalid_argument("row_gemv: too many rows");
+}
+
+}  // namespace
+
+bool row_gemv_ok(const gemv_args& a) {
+  const size_t vec = 16 / elem_size(a.t);
+  const size_t most = a.offsets != nullptr ? a.max_rows : a.rows;
+  return a.q.method == model::quant_method::none && most <= 1 && a.k % vec == 0 && aligned16(a.x) &&
+         aligned16(a.w);
+}
+
+void row_gemv(const gemv_args& a, stream_t s) {
+  if (!row_gemv_ok(a)) throw std::invalid_argument("row_gemv: not a one-row plain launch");
+  if (a.n == 0 || a.k == 0 || a.grid_experts == 0) return;
+  if (a.offsets == nullptr && a.rows == 0) return;
+  check_grid(a);
+  CONCLAVE_DISPATCH_ELEM(a.t, T, launch_rows<T, false>(a, nullptr, s));
+}
+
+void row_gemv_swiglu(const gemv_args& a, void* act, stream_t s) {
+  if (!row_gemv_ok(a)) throw std::invalid_argument("row_gemv_swiglu: not a one-row plain launch");
+  if (a.n % 2 != 0) throw std::invalid_argument("row_gemv_swiglu: n must be 2 m");
+  if (a.n == 0 || a.k == 0 || a.grid_experts == 0) return;
+  if (a.offsets == nullptr && a.rows == 0) return;
+  check_grid(a);
+  CONCLAVE_DISPATCH_ELEM(a.t, T, launch_rows<T, true>(a, act, s));
+}
+
+bool down_combine_ok(const down_combine_args& a) {
+  const size_t vec = 16 / elem_size(a.t);
+  return a.m % vec == 0 && aligned16(a.act) && aligned16(a.w) && a.k > 0 &&
+         a.k <= static_cast<size_t>(kMaxPicks);
+}
+
+void down_combine(const down_combine_args& a, stream_t s) {
+  if (!down_combine_ok(a))
+    throw std::invalid_argument("down_combine: unaligned input or k outside [1, 64]");
+  if (a.tokens == 0 || a.n == 0) return;
+  if (a.tokens > 65535 || a.n / kWarps + 1 > 0x7fffffffu)
+    throw std::invalid_argument("down_combine: too many tokens or rows");
+  const size_t steps = lane_steps(a.m, a.t);
+  const dim3 grid(static_cast<unsigned>((a.n + kWarps - 1) / kWarps),
+                  static_cast<unsigned>(a.tokens));
+  CONCLAVE_DISPATCH_ELEM(a.t, T, {
+    auto go = [&](auto g, auto u) {
+      down_combine_kernel<T, decltype(g)::value, decltype(u)::value><<<grid, kWarps * 32, 0, s>>>(
+          static_cast<const T*>(a.act), static_cast<const T*>(a.w), a.ids, a.slot_row, a.weights,
+          static_cast<int>(a.k), a.n, a.m, a.out);
+    };
+    by_round(steps, go);
+  });
+  CONCLAVE_CUDA_LAUNCH_CHECK();
+}
+
+}  // namespace conclave::gpu::cuda

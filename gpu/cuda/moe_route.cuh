@@ -1,0 +1,74 @@
+// The MoE router's per-token work as a device function: moe_router.cu's kernel (one warp
+// per token) and moe_permute.cu's fused route + permute (small steps) share it.
+#pragma once
+
+#include "gpu/cuda/elem_io.cuh"
+
+namespace conclave::gpu::cuda::dev {
+
+constexpr int kMaxRouteK = 32;  ///< picks per token: lane j keeps pick j
+
+// (p, id) beats (q, jd): larger probability, ties to the lower id (the CPU order).
+__device__ __forceinline__ bool route_beats(float p, int id, float q, int jd) {
+  return p > q || (p == q && id < jd);
+}
+
+/// One warp routes token t: softmax of its logits into p ([experts] of shared memory, this
+/// warp's own), then k rounds of a warp argmax; a taken expert's probability is set to -1
+/// (probabilities are >= 0). Lane j keeps the j-th pick; ids and weights of row t written.
+__device__ __forceinline__ void route_token(const float* logits, size_t t, int experts, int k,
+                                            bool normalize, float* p, int32_t* ids,
+                                            float* weights) {
+  const int lane = static_cast<int>(threadIdx.x) & 31;
+  const float* x = logits + t * static_cast<size_t>(experts);
+  float mx = -INFINITY;
+  for (int e = lane; e < experts; e += 32) mx = fmaxf(mx, x[e]);
+  mx = dev::warp_max(mx);
+  float sum = 0.0f;
+  for (int e = lane; e < experts; e += 32) {
+    const float v = expf(x[e] - mx);
+    p[e] = v;
+    sum += v;
+  }
+  const float inv = 1.0f / dev::warp_sum(sum);
+  for (int e = lane; e < experts; e += 32) p[e] *= inv;
+  __syncwarp();
+  int my_id = 0;
+  float my_p = 0.0f;
+  for (int j = 0; j < k; ++j) {
+    float bp = -2.0f;
+    int bid = 0x7fffffff;
+    for (int e = lane; e < experts; e += 32) {
+      const float v = p[e];
+      if (route_beats(v, e, bp, bid)) {
+        bp = v;
+        bid = e;
+      }
+    }
+    for (int o = 16; o > 0; o >>= 1) {
+      const float op = __shfl_xor_sync(0xffffffffu, bp, o);
+      const int oid = __shfl_xor_sync(0xffffffffu, bid, o);
+      if (route_beats(op, oid, bp, bid)) {
+        bp = op;
+        bid = oid;
+      }
+    }
+    if (lane == j) {
+      my_id = bid;
+      my_p = bp;
+    }
+    __syncwarp();
+    if (lane == (bid & 31)) p[bid] = -1.0f;  // the owning lane marks it taken
+    __syncwarp();
+  }
+  // The CPU sums the k weights in pick order.
+  float total = 0.0f;
+  for (int j = 0; j < k; ++j) total += __shfl_sync(0xffffffffu, my_p, j);
+  if (lane < k) {
+    ids[t * static_cast<size_t>(k) + static_cast<size_t>(lane)] = my_id;
+    weights[t * static_cast<size_t>(k) + static_cast<size_t>(lane)] =
+        normalize ? my_p / total : my_p;
+  }
+}
+
+}  // namespace conclave::gpu::cuda::dev

@@ -1,0 +1,286 @@
+// The batch-1 decode kernels (gemv_decode.cu, the fused route + permute) against their CPU
+// twins and against the unfused launches they replace: the one-row GEMV, gate/up with
+// SwiGLU in the epilogue, down with the weighted combine. Fresh random inputs, fp32 and
+// bf16, outputs poisoned before the run. Skips without a GPU.
+#include <algorithm>
+#include <numeric>
+#include <tuple>
+
+#include "gpu/cpu/ops.h"
+#include "gpu/cuda/gemv_decode.h"
+#include "gpu/cuda/moe_permute.h"
+#include "gpu/cuda/moe_router.h"
+#include "tests/gpu/cuda_test_util.h"
+
+using namespace conclave;
+using namespace conclave::test::cuda;
+namespace cu = conclave::gpu::cuda;
+namespace cpu = conclave::gpu::cpu;
+
+namespace {
+
+/// k distinct experts for each of `tokens` tokens.
+std::vector<int32_t> distinct_picks(int tokens, int experts, int k, std::mt19937_64& rng) {
+  std::vector<int32_t> all(static_cast<size_t>(experts)), ids;
+  std::iota(all.begin(), all.end(), 0);
+  for (int i = 0; i < tokens; ++i) {
+    std::shuffle(all.begin(), all.end(), rng);
+    ids.insert(ids.end(), all.begin(), all.begin() + k);
+  }
+  return ids;
+}
+
+/// One token's picks as moe_permute groups them: offsets, row_token (all 0), slot_row and
+/// the active list, for one row per expert in ascending expert order.
+struct one_token_rows {
+  std::vector<int32_t> offsets, row_token, slot_row, active;
+};
+one_token_rows permute_one(const std::vector<int32_t>& ids, int experts) {
+  one_token_rows p;
+  p.offsets.assign(size_t(experts) + 1, 0);
+  for (int32_t e : ids) p.offsets[size_t(e) + 1] = 1;
+  std::partial_sum(p.offsets.begin(), p.offsets.end(), p.offsets.begin());
+  p.row_token.assign(ids.size(), 0);
+  for (int32_t e : ids) p.slot_row.push_back(p.offsets[size_t(e)]);
+  for (int e = 0; e < experts; ++e)
+    if (p.offsets[size_t(e) + 1] > p.offsets[size_t(e)]) p.active.push_back(e);
+  p.active.resize(std::min(ids.size(), size_t(experts)), -1);
+  return p;
+}
+
+/// One token's picks on the device, and the grouped GEMV's arguments for a one-row launch
+/// over them (x read through row_token; the active list, or a block row per expert).
+struct one_token_launch {
+  one_token_rows p;
+  device_buffer off, tok, act;
+  one_token_launch(const std::vector<int32_t>& ids, int experts)
+      : p(permute_one(ids, experts)),
+        off(device_buffer::from(p.offsets)),
+        tok(device_buffer::from(p.row_token)),
+        act(device_buffer::from(p.active)) {}
+  cu::gemv_args args(const device_buffer& x, const device_buffer& w, elem t, int experts, int n,
+                     int k, bool with_active) const {
+    cu::gemv_args a;
+    a.x = x.get();
+    a.x_rows = tok.as<int32_t>();
+    a.w = w.get();
+    a.t = t;
+    a.offsets = off.as<int32_t>();
+    a.active = with_active ? act.as<int32_t>() : nullptr;
+    a.experts = size_t(experts);
+    a.grid_experts = with_active ? p.active.size() : size_t(experts);
+    a.max_rows = 1;
+    a.n = size_t(n);
+    a.k = size_t(k);
+    return a;
+  }
+};
+
+double sum_tol(size_t k) {
+  return 1e-4 * std::sqrt(double(k));
+}
+
+}  // namespace
+
+TEST_CASE("cuda one-row GEMV matches cpu linear, dense and per expert", "[cuda][ops]") {
+  CONCLAVE_REQUIRE_GPU();
+  const uint64_t seed = fresh_seed();
+  INFO("seed " << seed);
+  std::mt19937_64 rng(seed);
+  for (elem t : {elem::f32, elem::bf16}) {
+    // k past one round (> 16 steps), each round size, n not a multiple of the rows per warp.
+    for (auto [n, k] : {std::tuple{5120, 2048},
+                        {2048, 4096},
+                        {128, 2048},
+                        {37, 24},
+                        {1001, 768},
+                        {64, 12288},
+                        {3, 8}}) {
+      INFO(name(t) << " dense n " << n << " k " << k);
+      const auto x = round_as(randn(size_t(k), rng), t), w = round_as(randn(size_t(n) * k, rng), t);
+      auto dx = upload_as(x, t), dw = upload_as(w, t);
+      auto y = poisoned(size_t(n), elem::f32);
+      cu::gemv_args a;
+      a.x = dx.get();
+      a.w = dw.get();
+      a.t = t;
+      a.rows = 1;
+      a.y = y.as<float>();
+      a.n = size_t(n);
+      a.k = size_t(k);
+      REQUIRE(cu::row_gemv_ok(a));
+      cu::row_gemv(a, nullptr);
+      std::vector<float> want(static_cast<size_t>(n));
+      cpu::linear(x.data(), w.data(), nullptr, want.data(), 1, n, k);
+      check_close(y.to_vector<float>(want.size()), want, 1e-4, sum_tol(size_t(k)));
+    }
+    // Per expert: k picks of E experts for one token, x read through row_token.
+    for (auto [experts, kpick, n, k] :
+         {std::tuple{16, 8, 1536, 2048}, {12, 8, 768, 6144}, {8, 3, 40, 16}, {4, 4, 17, 264}}) {
+      INFO(name(t) << " experts " << experts << " picks " << kpick << " n " << n << " k " << k);
+      const auto ids = distinct_picks(1, experts, kpick, rng);
+      const one_token_launch l(ids, experts);
+      const auto x = round_as(randn(size_t(k), rng), t);
+      const auto w = round_as(randn(size_t(experts) * n * k, rng), t);
+      auto dx = upload_as(x, t), dw = upload_as(w, t);
+      for (bool with_active : {false, true}) {
+        INFO("active list " << with_active);
+        auto y = poisoned(size_t(kpick) * n, elem::f32);
+        cu::gemv_args a = l.args(dx, dw, t, experts, n, k, with_active);
+        a.y = y.as<float>();
+        // grouped_gemv sends it to the row kernel.
+        cu::grouped_gemv(a, nullptr);
+        std::vector<float> want(size_t(kpick) * n);
+        for (size_t j = 0; j < ids.size(); ++j)
+          cpu::linear(x.data(), w.data() + size_t(ids[j]) * n * k, nullptr,
+                      want.data() + size_t(l.p.slot_row[j]) * n, 1, n, k);
+        check_close(y.to_vector<float>(want.size()), want, 1e-4, sum_tol(size_t(k)));
+      }
+    }
+  }
+}
+
+TEST_CASE("cuda gate/up with SwiGLU in the epilogue matches cpu linear + cpu swiglu",
+          "[cuda][ops]") {
+  CONCLAVE_REQUIRE_GPU();
+  const uint64_t seed = fresh_seed();
+  INFO("seed " << seed);
+  std::mt19937_64 rng(seed);
+  for (elem t : {elem::f32, elem::bf16}) {
+    for (auto [experts, kpick, m, h] :
+         {std::tuple{16, 8, 768, 2048}, {8, 8, 640, 6144}, {8, 2, 17, 24}, {4, 4, 9, 1032}}) {
+      INFO(name(t) << " experts " << experts << " picks " << kpick << " m " << m << " h " << h);
+      const auto ids = distinct_picks(1, experts, kpick, rng);
+      const one_token_launch l(ids, experts);
+      const auto x = round_as(randn(size_t(h), rng), t);
+      const auto w = round_as(randn(size_t(experts) * 2 * m * h, rng, 0.05f), t);
+      auto dx = upload_as(x, t), dw = upload_as(w, t);
+      auto act = poisoned(size_t(kpick) * m, t);
+      const cu::gemv_args a = l.args(dx, dw, t, experts, 2 * m, h, true);
+      cu::row_gemv_swiglu(a, act.get(), nullptr);
+      std::vector<float> gu(size_t(kpick) * 2 * m), want(size_t(kpick) * m);
+      for (size_t j = 0; j < ids.size(); ++j)
+        cpu::linear(x.data(), w.data() + size_t(ids[j]) * 2 * m * h, nullptr,
+                    gu.data() + size_t(l.p.slot_row[j]) * 2 * m, 1, 2 * m, h);
+      cpu::swiglu(gu.data(), want.data(), size_t(kpick), size_t(m));
+      check_close(download_as(act, t, want.size()), want, t == elem::f32 ? 1e-4 : 1e-2,
+                  sum_tol(size_t(h)));
+    }
+  }
+}
+
+TEST_CASE("cuda down with the weighted combine matches cpu linear + the combine sum",
+          "[cuda][ops]") {
+  CONCLAVE_REQUIRE_GPU();
+  const uint64_t seed = fresh_seed();
+  INFO("seed " << seed);
+  std::mt19937_64 rng(seed);
+  for (elem t : {elem::f32, elem::bf16}) {
+    // m's rounds: 3 steps (4 experts at a time), 6, 10, 24 (two rounds of one expert).
+    for (auto [tokens, experts, kpick, h, m] : {std::tuple{1, 16, 8, 2048, 768},
+                                                {1, 12, 8, 600, 1536},
+                                                {2, 8, 5, 33, 2560},
+                                                {3, 16, 1, 7, 6144},
+                                                {1, 4, 4, 9, 8}}) {
+      INFO(name(t) << " tokens " << tokens << " experts " << experts << " picks " << kpick << " h "
+                   << h << " m " << m);
+      const auto ids = distinct_picks(tokens, experts, kpick, rng);
+      const size_t pairs = ids.size();
+      // Any permutation of the pairs' rows will do: the kernel follows slot_row.
+      std::vector<int32_t> slot(pairs);
+      std::iota(slot.begin(), slot.end(), 0);
+      std::shuffle(slot.begin(), slot.end(), rng);
+      const auto act = round_as(randn(pairs * m, rng), t);
+      const auto w = round_as(randn(size_t(experts) * h * m, rng, 0.05f), t);
+      const auto wts = randn(pairs, rng);
+      auto dact = upload_as(act, t), dw = upload_as(w, t);
+      auto dids = device_buffer::from(ids), dslot = device_buffer::from(slot),
+           dwts = device_buffer::from(wts);
+      auto out = poisoned(size_t(tokens) * h, elem::f32);
+      cu::down_combine_args d;
+      d.act = dact.get();
+      d.w = dw.get();
+      d.t = t;
+      d.ids = dids.as<int32_t>();
+      d.slot_row = dslot.as<int32_t>();
+      d.weights = dwts.as<float>();
+      d.tokens = size_t(tokens);
+      d.k = size_t(kpick);
+      d.n = size_t(h);
+      d.m = size_t(m);
+      d.out = out.as<float>();
+      REQUIRE(cu::down_combine_ok(d));
+      cu::down_combine(d, nullptr);
+      std::vector<float> want(size_t(tokens) * h, 0.0f), dn(static_cast<size_t>(h));
+      for (size_t p = 0; p < pairs; ++p) {
+        cpu::linear(act.data() + size_t(slot[p]) * m, w.data() + size_t(ids[p]) * h * m, nullptr,
+                    dn.data(), 1, h, m);
+        for (int i = 0; i < h; ++i) want[(p / kpick) * h + size_t(i)] += wts[p] * dn[size_t(i)];
+      }
+      check_close(out.to_vector<float>(want.size()), want, 1e-4, sum_tol(size_t(m)) * kpick);
+    }
+  }
+}
+
+TEST_CASE("cuda moe_route_permute equals router_topk then moe_permute", "[cuda][ops]") {
+  CONCLAVE_REQUIRE_GPU();
+  const uint64_t seed = fresh_seed();
+  INFO("seed " << seed);
+  std::mt19937_64 rng(seed);
+  for (auto [tokens, experts, k] : {std::tuple{1, 128, 8},
+                                    {16, 128, 8},
+                                    {5, 160, 8},
+                                    {3, 7, 7},
+                                    {40, 512, 32},
+                                    {1, 1, 1},
+                                    {0, 64, 4}}) {
+    for (bool norm : {false, true}) {
+      INFO("tokens " << tokens << " experts " << experts << " k " << k << " norm " << norm);
+      const size_t pairs = size_t(tokens) * k;
+      auto logits = randn(std::max<size_t>(1, size_t(tokens) * experts), rng, 2.0f);
+      auto dl = device_buffer::from(logits);
+      auto run = [&](bool fused) {
+        std::vector<device_buffer> b;
+        b.push_back(poisoned(std::max<size_t>(1, pairs), elem::f32));  // ids
+        b.push_back(poisoned(std::max<size_t>(1, pairs), elem::f32));  // weights
+        b.push_back(poisoned(size_t(experts) + 1, elem::f32));         // offsets
+        b.push_back(poisoned(std::max<size_t>(1, pairs), elem::f32));  // row_token
+        b.push_back(poisoned(std::max<size_t>(1, pairs), elem::f32));  // slot_row
+        b.push_back(poisoned(size_t(experts), elem::f32));             // active
+        if (fused) {
+          cu::moe_route_permute(dl.as<float>(), tokens, experts, k, norm, b[0].as<int32_t>(),
+                                b[1].as<float>(), b[2].as<int32_t>(), b[3].as<int32_t>(),
+                                b[4].as<int32_t>(), b[5].as<int32_t>(), nullptr);
+        } else {
+          cu::router_topk(dl.as<float>(), tokens, experts, k, norm, b[0].as<int32_t>(),
+                          b[1].as<float>(), nullptr);
+          cu::moe_permute(b[0].as<int32_t>(), tokens, k, experts, b[2].as<int32_t>(),
+                          b[3].as<int32_t>(), b[4].as<int32_t>(), b[5].as<int32_t>(), nullptr);
+        }
+        return std::tuple{b[0].to_vector<int32_t>(pairs),
+                          b[1].to_vector<float>(pairs),
+                          b[2].to_vector<int32_t>(size_t(experts) + 1),
+                          b[3].to_vector<int32_t>(pairs),
+                          b[4].to_vector<int32_t>(pairs),
+                          b[5].to_vector<int32_t>(size_t(experts))};
+      };
+      const auto fused = run(true), apart = run(false);
+      CHECK(std::get<0>(fused) == std::get<0>(apart));
+      CHECK(std::get<1>(fused) == std::get<1>(apart));  // the same code: bit-equal weights
+      CHECK(std::get<2>(fused) == std::get<2>(apart));
+      CHECK(std::get<3>(fused) == std::get<3>(apart));
+      CHECK(std::get<4>(fused) == std::get<4>(apart));
+      CHECK(std::get<5>(fused) == std::get<5>(apart));
+      // And the router's part is the CPU's.
+      std::vector<int32_t> want_ids(pairs);
+      std::vector<float> want_w(pairs);
+      if (tokens > 0)
+        cpu::router_topk(logits.data(), tokens, experts, k, norm, want_ids.data(), want_w.data());
+      CHECK(std::get<0>(fused) == want_ids);
+      check_close(std::get<1>(fused), want_w, 1e-5, 1e-7);
+    }
+  }
+  CHECK_THROWS_AS(cu::moe_route_permute(nullptr, 1, 513, 8, false, nullptr, nullptr, nullptr,
+                                        nullptr, nullptr, nullptr, nullptr),
+                  std::invalid_argument);
+}
