@@ -636,7 +636,8 @@ class cuda_backend final : public cuda_backend_api {
     int32_t* offsets = offsets_.as<int32_t>() + layer * (E + 1);
     const bool grouped = fast_ && rows <= kGroupedGemvMaxTokens;
     int32_t* active = grouped ? active_.as<int32_t>() : nullptr;
-    if (!ep_ && fused_moe_ && rows <= kRoutePermuteMaxTokens && E <= kRoutePermuteMaxExperts) {
+    if (!ep_ && fast_ && fused_moe_ && rows <= kRoutePermuteMaxTokens &&
+        E <= kRoutePermuteMaxExperts) {
       moe_route_permute(router_logits_.as<float>(), rows, E, k, c.norm_topk_prob,
                         ids_.as<int32_t>(), wts_.as<float>(), offsets, row_token_.as<int32_t>(),
                         slot_row_.as<int32_t>(), active, stream_);
