@@ -1,9 +1,11 @@
 #include <cstdint>
 #include <stdexcept>
+#include <string>
 
 #include "gpu/cuda/check.h"
 #include "gpu/cuda/elem_io.cuh"
 #include "gpu/cuda/gemv_decode.h"
+#include "gpu/cuda/gemv_rows.cuh"
 
 namespace conclave::gpu::cuda {
 namespace {
@@ -154,10 +156,6 @@ __global__ void __launch_bounds__(kWarps * 32, 2)
   if (lane == 0) out[static_cast<size_t>(blockIdx.y) * n + i] = total;
 }
 
-bool aligned16(const void* p) {
-  return reinterpret_cast<uintptr_t>(p) % 16 == 0;
-}
-
 /// 16-byte steps of 32 lanes that cover k elements of `t`.
 size_t lane_steps(size_t k, elem t) {
   const size_t per = 32 * (16 / elem_size(t));
@@ -205,9 +203,16 @@ void launch_rows(const gemv_args& a, void* act, stream_t s) {
   CONCLAVE_CUDA_LAUNCH_CHECK();
 }
 
-void check_grid(const gemv_args& a) {
-  if (a.grid_experts > 65535) throw std::invalid_argument("row_gemv: too many experts");
-  if (a.n / kWarps + 1 > 0x7fffffffu) throw std::invalid_argument("row_gemv: too many rows");
+/// The checks row_gemv and row_gemv_swiglu share; false: nothing to compute.
+bool launchable(const gemv_args& a, const char* what) {
+  if (!row_gemv_ok(a))
+    throw std::invalid_argument(std::string(what) + ": not a one-row plain launch");
+  if (a.n == 0 || a.k == 0 || a.grid_experts == 0) return false;
+  if (a.offsets == nullptr && a.rows == 0) return false;
+  if (a.grid_experts > 65535) throw std::invalid_argument(std::string(what) + ": too many experts");
+  if (a.n / kWarps + 1 > 0x7fffffffu)
+    throw std::invalid_argument(std::string(what) + ": too many rows");
+  return true;
 }
 
 }  // namespace
@@ -215,30 +220,24 @@ void check_grid(const gemv_args& a) {
 bool row_gemv_ok(const gemv_args& a) {
   const size_t vec = 16 / elem_size(a.t);
   const size_t most = a.offsets != nullptr ? a.max_rows : a.rows;
-  return a.q.method == model::quant_method::none && most <= 1 && a.k % vec == 0 && aligned16(a.x) &&
-         aligned16(a.w);
+  return a.q.method == model::quant_method::none && most <= 1 && a.k % vec == 0 &&
+         dev::aligned16(a.x) && dev::aligned16(a.w);
 }
 
 void row_gemv(const gemv_args& a, stream_t s) {
-  if (!row_gemv_ok(a)) throw std::invalid_argument("row_gemv: not a one-row plain launch");
-  if (a.n == 0 || a.k == 0 || a.grid_experts == 0) return;
-  if (a.offsets == nullptr && a.rows == 0) return;
-  check_grid(a);
+  if (!launchable(a, "row_gemv")) return;
   CONCLAVE_DISPATCH_ELEM(a.t, T, launch_rows<T, false>(a, nullptr, s));
 }
 
 void row_gemv_swiglu(const gemv_args& a, void* act, stream_t s) {
-  if (!row_gemv_ok(a)) throw std::invalid_argument("row_gemv_swiglu: not a one-row plain launch");
   if (a.n % 2 != 0) throw std::invalid_argument("row_gemv_swiglu: n must be 2 m");
-  if (a.n == 0 || a.k == 0 || a.grid_experts == 0) return;
-  if (a.offsets == nullptr && a.rows == 0) return;
-  check_grid(a);
+  if (!launchable(a, "row_gemv_swiglu")) return;
   CONCLAVE_DISPATCH_ELEM(a.t, T, launch_rows<T, true>(a, act, s));
 }
 
 bool down_combine_ok(const down_combine_args& a) {
   const size_t vec = 16 / elem_size(a.t);
-  return a.m % vec == 0 && aligned16(a.act) && aligned16(a.w) && a.k > 0 &&
+  return a.m % vec == 0 && dev::aligned16(a.act) && dev::aligned16(a.w) && a.k > 0 &&
          a.k <= static_cast<size_t>(kMaxPicks);
 }
 

@@ -1,5 +1,7 @@
 #include "gpu/cuda/moe_experts.h"
 
+#include <algorithm>
+
 #include "gpu/cuda/check.h"
 #include "gpu/cuda/gemm.h"
 #include "gpu/cuda/gemv_decode.h"

@@ -97,17 +97,13 @@ __global__ void __launch_bounds__(kWarps * 32)
   }
 }
 
-bool aligned16(const void* p) {
-  return reinterpret_cast<uintptr_t>(p) % 16 == 0;
-}
-
 template <class T>
 void launch(const gemv_args& a, stream_t s) {
   const size_t per_block = static_cast<size_t>(kWarps) * kRowsPerWarp;
   const dim3 grid(static_cast<unsigned>((a.n + per_block - 1) / per_block),
                   static_cast<unsigned>(a.grid_experts));
   constexpr int kVec = 16 / sizeof(T);
-  const bool wide = a.k % kVec == 0 && aligned16(a.x) && aligned16(a.w);
+  const bool wide = a.k % kVec == 0 && dev::aligned16(a.x) && dev::aligned16(a.w);
   const auto* x = static_cast<const T*>(a.x);
   const auto* w = static_cast<const T*>(a.w);
   const auto dense = static_cast<int32_t>(a.rows);

@@ -181,17 +181,13 @@ __global__ void __launch_bounds__(kWarps * 32)
   }
 }
 
-bool aligned16(const void* p) {
-  return reinterpret_cast<uintptr_t>(p) % 16 == 0;
-}
-
 template <class T, bool AWQ>
 void launch(const gemv_args& a, stream_t s) {
   const size_t per_block = static_cast<size_t>(kWarps) * kRowsPerWarp;
   const dim3 grid(static_cast<unsigned>((a.n + per_block - 1) / per_block),
                   static_cast<unsigned>(a.grid_experts));
   const size_t W = AWQ ? 32 : 16, group = static_cast<size_t>(a.q.group);
-  const bool wide = a.k % W == 0 && group % W == 0 && aligned16(a.x) && aligned16(a.w);
+  const bool wide = a.k % W == 0 && group % W == 0 && dev::aligned16(a.x) && dev::aligned16(a.w);
   qmat w{static_cast<const uint8_t*>(a.w), a.scales, static_cast<const uint8_t*>(a.zeros),
          static_cast<size_t>(a.q.groups(static_cast<int64_t>(a.k))), group};
   const auto* x = static_cast<const T*>(a.x);
