@@ -1,5 +1,5 @@
-// `conclave bench ...`: engine, ep, long, tokenizer, serve, chaos, soak and constrain (results go
-// to docs/PERFORMANCE.md and docs/RELIABILITY.md).
+// `conclave bench ...`: engine, ep, long, moe, tokenizer, serve, chaos, soak and constrain (results
+// go to docs/PERFORMANCE.md and docs/RELIABILITY.md).
 #include <sstream>
 #include <stdexcept>
 
@@ -14,6 +14,7 @@
 #include "bench/soak_bench.h"
 #include "bench/tokenizer_bench.h"
 #include "gpu/long_bench.h"
+#include "gpu/moe_bench.h"
 
 namespace conclave::app {
 
@@ -149,6 +150,22 @@ std::vector<command> add_bench(CLI::App& app) {
       ->capture_default_str();
   lng->add_flag("--only-concurrent", *lonly, "skip the three tables");
   add_engine_options(*lng, *lengine);
+  auto mopts = std::make_shared<gpu::moe_bench_options>();
+  auto mpreset = std::make_shared<std::string>("qwen3-30b-a3b");
+  auto mengine = std::make_shared<config::engine_config>();
+  auto* moe = bench->add_subcommand(
+      "moe",
+      "one MoE layer alone on the GPU (random weights): router to combine, per token count, "
+      "against the copy ceiling (tools/moe_grouped_mm.py: PyTorch's grouped GEMM beside it)");
+  moe->add_option("--preset", *mpreset, "model preset (gen-model's)")->capture_default_str();
+  moe->add_option("--tokens", mopts->tokens, "token counts timed")
+      ->delimiter(',')
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  moe->add_option("--iters", mopts->iters, "timed runs per token count")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  add_engine_options(*moe, *mengine);
   auto copts = std::make_shared<bench::constrain_bench_options>();
   auto* con = bench->add_subcommand(
       "constrain", "constrained tool calls: grammar compile time and mask cost per decode step");
@@ -188,6 +205,16 @@ std::vector<command> add_bench(CLI::App& app) {
                conc->engine.scheduler.max_num_batched_tokens = lopts->chunk;
                bench::run_long_concurrency(*conc, stdout);
              }
+             return exit_ok;
+           }},
+          {moe,
+           [mopts, mpreset, mengine] {
+             const bench::random_model m = bench::random_model_of(*mpreset, 0);
+             mopts->model_name = m.name;
+             mopts->model = m.config;
+             mopts->init_std = m.init_std;
+             mopts->backend = mengine->backend;
+             gpu::run_moe_bench(*mopts, stdout);
              return exit_ok;
            }},
           {tok, [topts] { return bench::run_tokenizer_bench(*topts, stdout); }},

@@ -8,6 +8,7 @@
 #include "gpu/cpu/cpu_backend.h"
 #include "gpu/device_bench.h"
 #include "gpu/long_bench.h"
+#include "gpu/moe_bench.h"
 #include "gpu/preflight.h"
 #ifdef CONCLAVE_HAVE_CUDA
 #include "gpu/cuda/backend_setup.h"
@@ -71,6 +72,9 @@ std::vector<device_bench_row> run_device_bench(const device_bench_options&, std:
 }
 void run_long_bench(const long_bench_options&, std::FILE*) {
   throw std::runtime_error("bench long needs the cuda backend; this conclave was built without it");
+}
+std::vector<moe_bench_row> run_moe_bench(const moe_bench_options&, std::FILE*) {
+  throw std::runtime_error("bench moe needs the cuda backend; this conclave was built without it");
 }
 #endif
 

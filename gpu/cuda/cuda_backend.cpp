@@ -20,6 +20,7 @@
 #include "gpu/cuda/cuda_weights.h"
 #include "gpu/cuda/embedding.h"
 #include "gpu/cuda/gemm.h"
+#include "gpu/cuda/graph_timer.h"
 #include "gpu/cuda/kv_cache.h"
 #include "gpu/cuda/kv_offload.h"
 #include "gpu/cuda/moe_combine.h"
@@ -28,13 +29,16 @@
 #include "gpu/cuda/moe_permute.h"
 #include "gpu/cuda/moe_router.h"
 #include "gpu/cuda/prefill_attention.h"
+#include "gpu/cuda/projection.h"
 #include "gpu/cuda/qk_norm_rope.h"
+#include "gpu/cuda/random_init.h"
 #include "gpu/cuda/rms_norm.h"
 #include "gpu/cuda/sampling_rows.h"
 #include "gpu/cuda/swiglu.h"
 #include "gpu/host_ops.h"
 #include "gpu/memory_plan.h"
 #include "model/checkpoint.h"
+#include "model/gen_model.h"
 #include "model/model_error.h"
 
 namespace conclave::gpu::cuda {
@@ -588,36 +592,11 @@ class cuda_backend final : public cuda_backend_api {
     }
   }
 
-  /// Steps of at most this many rows run the dense projections through the GEMV kernel
-  /// (16-byte weight loads, one pass over the weights) on the fast paths; larger ones and
-  /// the LM head through cuBLAS.
-  static constexpr size_t kDenseGemvRows = 8;
-
-  void linear(const void* x, const void* w, float* y, size_t m, size_t n, size_t k) {
-    if (fast_ && m <= kDenseGemvRows) {
-      dense_gemv(x, w, t_, m, y, n, k, stream_);
-    } else {
-      blas_->linear(x, w, t_, y, m, n, k);
-    }
-  }
-
-  /// A projection, plain or quantized: quantized weights go through the GEMV that
-  /// dequantizes in registers for a few rows, else are dequantized into dq_ for cuBLAS.
-  void linear(const void* x, const qmatrix& w, float* y, size_t m, size_t n, size_t k) {
-    if (!w.quantized()) return linear(x, w.data.get(), y, m, n, k);
-    if (fast_ && m <= kDenseGemvRows) {
-      gemv_args a;
-      a.x = x;
-      set_gemv_weights(a, w);
-      a.t = t_;
-      a.rows = m;
-      a.y = y;
-      a.n = n;
-      a.k = k;
-      grouped_gemv(a, stream_);
-    } else {
-      blas_->linear(x, plain_rows(w, 0, n, k, t_, dq_, stream_), t_, y, m, n, k);
-    }
+  /// A projection into fp32 (gpu/cuda/projection.h: GEMV for a few rows on the fast
+  /// paths, else cuBLAS; quantized weights dequantized on the way).
+  template <class W>
+  void linear(const void* x, const W& w, float* y, size_t m, size_t n, size_t k) {
+    projection{blas_.get(), &dq_, t_, stream_, fast_}(x, w, y, m, n, k);
   }
 
   /// Steps of at most this many tokens run the experts through one grouped GEMV launch
@@ -638,10 +617,12 @@ class cuda_backend final : public cuda_backend_api {
     int32_t* active = grouped ? active_.as<int32_t>() : nullptr;
     if (!ep_ && fast_ && fused_moe_ && rows <= kRoutePermuteMaxTokens &&
         E <= kRoutePermuteMaxExperts) {
+      moe_path_ = "route+permute in one launch, ";
       moe_route_permute(router_logits_.as<float>(), rows, E, k, c.norm_topk_prob,
                         ids_.as<int32_t>(), wts_.as<float>(), offsets, row_token_.as<int32_t>(),
                         slot_row_.as<int32_t>(), active, stream_);
     } else {
+      moe_path_ = "router top-k, permute, ";
       router_topk(router_logits_.as<float>(), rows, E, k, c.norm_topk_prob, ids_.as<int32_t>(),
                   wts_.as<float>(), stream_);
       if (ep_) {
@@ -671,16 +652,46 @@ class cuda_backend final : public cuda_backend_api {
     x.dn = dn_.as<float>();
     if (grouped && rows == 1 && fused_moe_ &&
         fused_token_experts(x, ids_.as<int32_t>(), slot_row_.as<int32_t>(), wts_.as<float>(), k,
-                            proj_.as<float>(), stream_))
+                            proj_.as<float>(), stream_)) {
+      moe_path_ += "gate/up+SwiGLU and down+combine GEMVs";
       return;
+    }
     if (grouped) {
-      grouped_experts(x, rows, expert_mma_, stream_);
+      moe_path_ += grouped_experts(x, rows, expert_mma_, stream_);
     } else {
+      moe_path_ += "cuBLAS GEMM per expert (host sync)";
       gemm_experts(x, *blas_, static_cast<int32_t*>(pinned_offsets_.data()) + layer * (E + 1),
                    xs_.get(), dq_, stream_);
     }
     moe_combine(dn_.as<float>(), slot_row_.as<int32_t>(), wts_.as<float>(), rows, k, h,
                 proj_.as<float>(), stream_);
+  }
+
+  moe_layer_timing time_moe_layer(size_t tokens, int iters) override {
+    if (tokens == 0) throw std::invalid_argument("time_moe_layer: tokens must be > 0");
+    if (ep_) throw std::invalid_argument("time_moe_layer: not on an expert-parallel rank");
+    const auto& layers = weights_.layers;
+    const auto it = std::find_if(layers.begin(), layers.end(), [](const auto& L) { return L.moe; });
+    if (it == layers.end())
+      throw std::invalid_argument("time_moe_layer: the model has no MoE layer");
+    const size_t layer = static_cast<size_t>(it - layers.begin());
+    const size_t E = static_cast<size_t>(config_.num_experts);
+    ensure_workspace(tokens);
+    random_fill(hn_.get(), t_, tokens * static_cast<size_t>(config_.hidden_size),
+                model::random_weight_stream(tokens, "bench.moe.x"), 0, 1.0f, false, stream_);
+    moe_layer_timing r;
+    r.graph = fast_ && tokens <= kGroupedGemvMaxTokens;  // as a decode step of this size
+    r.us = mean_device_us(
+        stream_, [&] { moe(*it, layer, tokens); }, iters, r.graph);
+    moe_layers_run_.clear();
+    r.path = moe_path_;
+    std::vector<int32_t> off(E + 1);
+    CONCLAVE_CUDA_CHECK(cudaMemcpyAsync(off.data(), offsets_.as<int32_t>() + layer * (E + 1),
+                                        off.size() * sizeof(int32_t), cudaMemcpyDeviceToHost,
+                                        stream_));
+    CONCLAVE_CUDA_CHECK(cudaStreamSynchronize(stream_));
+    for (size_t e = 0; e < E; ++e) r.experts_run += off[e + 1] > off[e] ? 1 : 0;
+    return r;
   }
 
   /// Experts that got rows, summed over this step's MoE layers (after the final sync).
@@ -728,6 +739,7 @@ class cuda_backend final : public cuda_backend_api {
   device_buffer kv_cache_;
   step_timing timing_;
   std::vector<size_t> moe_layers_run_;
+  std::string moe_path_;  ///< the last MoE layer's kernels, in words (time_moe_layer)
 
   // Step metadata (host vectors reused across steps; device pointers into meta_).
   std::vector<int32_t> host_meta_, h_tokens_, h_positions_, h_slots_, h_ctx_, h_table_off_,

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <memory>
+#include <string>
 
 #include "gpu/backend.h"
 
@@ -20,6 +21,14 @@ struct step_timing {
   double attention_ms = 0;
 };
 
+/// One MoE layer's routed part timed alone (`conclave bench moe`).
+struct moe_layer_timing {
+  double us = 0;           ///< mean device time per run
+  size_t experts_run = 0;  ///< experts that got rows
+  bool graph = false;      ///< replayed as a CUDA graph (else launched, host syncs included)
+  std::string path;        ///< the kernels that ran, as the step chose them
+};
+
 class cuda_backend_api : public backend {
  public:
   virtual step_timing last_timing() const = 0;
@@ -35,6 +44,11 @@ class cuda_backend_api : public backend {
   /// Times each layer's attention with CUDA events (step_timing::attention_ms; `bench
   /// long`); off by default.
   virtual void set_attention_timing(bool on) = 0;
+  /// The first MoE layer's routed part (router projection, top-k and permutation, the
+  /// experts, the weighted combine) on `tokens` rows of random normalized input, with the
+  /// kernels a step of that many tokens would use; mean over `iters` runs, replayed as a
+  /// CUDA graph where a decode step would be one. Throws without a MoE layer.
+  virtual moe_layer_timing time_moe_layer(size_t tokens, int iters) = 0;
 };
 
 /// With an expert-parallel `rank`: only this rank's experts are loaded and every MoE layer

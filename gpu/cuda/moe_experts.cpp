@@ -32,7 +32,7 @@ gemv_args gate_up_args(const expert_rows& a) {
 
 }  // namespace
 
-void grouped_experts(const expert_rows& a, size_t tokens, bool tensor_cores, stream_t s) {
+const char* grouped_experts(const expert_rows& a, size_t tokens, bool tensor_cores, stream_t s) {
   gemv_args g = gate_up_args(a);
   grouped_matmul(g, tokens, tensor_cores, s);
   swiglu(a.gu, a.rows, a.m, a.act, a.t, s);
@@ -42,7 +42,7 @@ void grouped_experts(const expert_rows& a, size_t tokens, bool tensor_cores, str
   g.y = a.dn;
   g.n = a.h;
   g.k = a.m;
-  grouped_matmul(g, tokens, tensor_cores, s);
+  return grouped_matmul(g, tokens, tensor_cores, s);
 }
 
 void gemm_experts(const expert_rows& a, blas& b, int32_t* host_off, void* xs,

@@ -45,8 +45,9 @@ void grouped_gemv(const gemv_args& a, stream_t s);
 void grouped_mma(const gemv_args& a, stream_t s);
 bool grouped_mma_supported(const gemv_args& a);
 /// The grouped launch for a step of `tokens` tokens: on tensor cores from 16 tokens when
-/// `tensor_cores` and grouped_mma_supported, else grouped_gemv (moe_mma.cu).
-void grouped_matmul(const gemv_args& a, size_t tokens, bool tensor_cores, stream_t s);
+/// `tensor_cores` and grouped_mma_supported, else grouped_gemv (moe_mma.cu). Returns the
+/// kernel it chose, in words.
+const char* grouped_matmul(const gemv_args& a, size_t tokens, bool tensor_cores, stream_t s);
 
 /// grouped_gemv for quantized weights (a.q.method fp8 or awq; quant_gemv.cu).
 void quant_grouped_gemv(const gemv_args& a, stream_t s);

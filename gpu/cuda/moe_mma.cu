@@ -166,13 +166,14 @@ void grouped_mma(const gemv_args& a, stream_t s) {
   }
 }
 
-void grouped_matmul(const gemv_args& a, size_t tokens, bool tensor_cores, stream_t s) {
+const char* grouped_matmul(const gemv_args& a, size_t tokens, bool tensor_cores, stream_t s) {
   constexpr size_t kMinTokens = 16;  // below this the GEMV reads the weights as fast
   if (tensor_cores && tokens >= kMinTokens && grouped_mma_supported(a)) {
     grouped_mma(a, s);
-  } else {
-    grouped_gemv(a, s);
+    return "tensor-core grouped GEMM";
   }
+  grouped_gemv(a, s);
+  return a.q.method != model::quant_method::none ? "quantized grouped GEMV" : "grouped GEMV";
 }
 
 }  // namespace conclave::gpu::cuda

@@ -1,0 +1,35 @@
+#include "gpu/cuda/projection.h"
+
+#include "gpu/cuda/gemm.h"
+#include "gpu/cuda/moe_gemv.h"
+
+namespace conclave::gpu::cuda {
+
+void projection::operator()(const void* x, const void* w, float* y, size_t m, size_t n,
+                            size_t k) const {
+  if (fast && m <= kGemvRows) {
+    dense_gemv(x, w, t, m, y, n, k, s);
+  } else {
+    b->linear(x, w, t, y, m, n, k);
+  }
+}
+
+void projection::operator()(const void* x, const qmatrix& w, float* y, size_t m, size_t n,
+                            size_t k) const {
+  if (!w.quantized()) return (*this)(x, w.data.get(), y, m, n, k);
+  if (fast && m <= kGemvRows) {
+    gemv_args a;
+    a.x = x;
+    set_gemv_weights(a, w);
+    a.t = t;
+    a.rows = m;
+    a.y = y;
+    a.n = n;
+    a.k = k;
+    grouped_gemv(a, s);
+  } else {
+    b->linear(x, plain_rows(w, 0, n, k, t, *dq, s), t, y, m, n, k);
+  }
+}
+
+}  // namespace conclave::gpu::cuda

@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# Runs on the GPU machine (carry .devbundle, .devbundle80 and third_party/qwen3-tokenizer):
+# what issue #16 asks to see in one call, correctness first.
+#   tests   cuda_tests (the default build: sm_90a machine code on Hopper)
+#   sm80    cuda_tests of the build for compute_80 only (scripts/device/make_bundle.sh
+#           build-sm80 .devbundle80): on a Hopper card the driver compiles its PTX at load,
+#           so every kernel runs the code an Ampere or Ada card runs, while cuBLAS keeps its
+#           own Hopper kernels (CUDA_FORCE_PTX_JIT=1 would JIT cuBLAS too, which fails)
+#   moe     `conclave bench moe`, then tools/moe_grouped_mm.py: torch._grouped_mm's layer
+#           beside it on the same card
+#   engine  `conclave bench engine --random-weights` and HF's speed script (hf_speed.py)
+#   serve   the serving overhead at 64 streams: a 2-layer checkpoint of the 30B shape
+#           (gen-model), `conclave serve --backend cuda`, `bench serve --protocol ws` with
+#           64 clients (e2e - engine per request), and `bench engine` on the same weights
+# Usage: scripts/device/cuda_round2.sh [tests] [sm80] [moe] [engine] [serve]
+set -uo pipefail
+. "$(dirname "$0")/bundle_env.sh"
+what=${*:-tests sm80 moe engine serve}
+nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm --format=csv | tee "$OUT/gpu.txt"
+for w in $what; do
+  echo "== $w ($(date -u +%T))"
+  case $w in
+    tests)
+      timeout "${T_TESTS:-200}" /tmp/cb/bin/cuda_tests -r compact 2>&1 |
+        tee "$OUT/cuda_tests.log" | tail -6 ;;
+    sm80)
+      mkdir -p /tmp/cb80 && tar -C /tmp/cb80 -xJf "${BUNDLE80:-.devbundle80}/bundle.tar.xz"
+      timeout "${T_TESTS80:-300}" /tmp/cb80/bin/cuda_tests -r compact 2>&1 |
+        tee "$OUT/cuda_tests_sm80.log" | tail -6 ;;
+    moe)
+      timeout "${T_BENCH:-240}" /tmp/cb/bin/conclave bench moe --backend cuda \
+        --tokens "${MOE_TOKENS:-1,8,64,128,512}" 2>&1 | tee "$OUT/bench_moe.log"
+      timeout "${T_HF:-240}" python3 tools/moe_grouped_mm.py --tokens "${MOE_TOKENS:-1,8,64,128,512}" \
+        --conclave "$OUT/bench_moe.log" 2>&1 | tee "$OUT/moe_grouped_mm.log" ;;
+    engine)
+      timeout "${T_BENCH:-300}" /tmp/cb/bin/conclave bench engine --backend cuda \
+        --preset qwen3-30b-a3b --random-weights 2>&1 | tee "$OUT/bench_30b.log"
+      timeout "${T_HF:-300}" python3 /tmp/cb/hf_speed.py 2>&1 | tee "$OUT/hf_speed.log" | tail -30 ;;
+    serve)
+      model=/tmp/m30x2 port=18080
+      [ -f $model/config.json ] || timeout 240 /tmp/cb/bin/conclave gen-model --preset qwen3-30b-a3b \
+        --layers 2 --out $model 2>&1 | tail -1
+      /tmp/cb/bin/conclave serve --backend cuda --model $model --port $port \
+        --tokenizer third_party/qwen3-tokenizer/tokenizer.json >"$OUT/serve64.log" 2>&1 &
+      pid=$!
+      for _ in $(seq 1 180); do curl -sf "http://127.0.0.1:$port/ready" >/dev/null 2>&1 && break; sleep 1; done
+      timeout 240 /tmp/cb/bin/conclave bench serve --url "http://127.0.0.1:$port" --protocol ws \
+        --clients 64 --requests 256 --max-tokens 128 2>&1 | tee "$OUT/bench_serve64.log"
+      kill -TERM $pid; wait $pid
+      timeout 120 /tmp/cb/bin/conclave bench engine --backend cuda --model $model --batches 64 \
+        --decode-tokens 64 --decode-context 32 2>&1 | tee "$OUT/bench_engine_m30x2.log" | tail -8 ;;
+  esac
+done
