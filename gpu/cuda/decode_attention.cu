@@ -6,6 +6,7 @@
 #include "gpu/cuda/elem_io.cuh"
 #include "gpu/cuda/kv_elem.cuh"
 #include "gpu/cuda/mma.cuh"
+#include "gpu/cuda/pdl.cuh"
 
 namespace conclave::gpu::cuda {
 namespace {
@@ -87,6 +88,8 @@ __global__ void __launch_bounds__(kWarps * 32)
   auto* smem = reinterpret_cast<char*>(smem_u4);
   auto* ksc_s = reinterpret_cast<float*>(smem + L::scale_at);  // fp8: [ST][kTile]
   float* vsc_s = ksc_s + ST * kTile;
+  dev::pdl_wait();
+  dev::pdl_trigger();
   const int g = static_cast<int>(blockIdx.y);
   const int group = heads / kv_heads;
   const size_t row = row_index != nullptr ? static_cast<size_t>(row_index[blockIdx.x]) : blockIdx.x;
@@ -354,13 +357,12 @@ void launch(const attention_args& a, float scale, int splits, float* partial,
   const dim3 grid(static_cast<unsigned>(rows), static_cast<unsigned>(a.kv_heads),
                   static_cast<unsigned>(splits));
   constexpr float kLog2e = 1.4426950408889634f;
-  decode_mma_kernel<HD, FP8><<<grid, kWarps * 32, smem, s>>>(
-      a.q, a.q_stride, static_cast<const char*>(a.k_cache), static_cast<const char*>(a.v_cache),
-      FP8 ? a.kv_row_bytes : a.kv_heads * a.head_dim * sizeof(bf16), a.ctx_len, a.table_offset,
-      a.block_tables, a.row_index, a.block_size, static_cast<int>(a.heads),
-      static_cast<int>(a.kv_heads), scale * kLog2e, static_cast<bf16*>(a.out), splits, partial,
-      counters, a.window);
-  CONCLAVE_CUDA_LAUNCH_CHECK();
+  launch_pdl(decode_mma_kernel<HD, FP8>, grid, dim3(kWarps * 32), smem, s, a.q, a.q_stride,
+             static_cast<const char*>(a.k_cache), static_cast<const char*>(a.v_cache),
+             FP8 ? a.kv_row_bytes : a.kv_heads * a.head_dim * sizeof(bf16), a.ctx_len,
+             a.table_offset, a.block_tables, a.row_index, a.block_size, static_cast<int>(a.heads),
+             static_cast<int>(a.kv_heads), scale * kLog2e, static_cast<bf16*>(a.out), splits,
+             partial, counters, a.window);
 }
 
 template <int HD>

@@ -6,6 +6,7 @@
 #include "gpu/cuda/elem_io.cuh"
 #include "gpu/cuda/gemv_decode.h"
 #include "gpu/cuda/gemv_rows.cuh"
+#include "gpu/cuda/pdl.cuh"
 
 namespace conclave::gpu::cuda {
 namespace {
@@ -14,14 +15,14 @@ constexpr int kWarps = 8;
 constexpr int kMaxLoads = 16;  // 16-byte weight loads in flight per lane (64 registers)
 
 // A lane's share of one round: U steps of 32 lanes x VEC elements for each of R weight
-// rows; all R x U weight loads issued before the first multiply. acc[jj] += w[jj] . x over
-// the round's k range (lane-partial; the caller reduces over the warp).
+// rows, starting at i0. load_round issues all R x U weight loads; dot_round then adds
+// w[jj] . x over the round's k range into acc[jj] (lane-partial; the caller reduces over
+// the warp).
 template <class T, int R, int U>
-__device__ __forceinline__ void round_dot(const T* const (&wr)[R], const T* xr, size_t i0, size_t k,
-                                          float (&acc)[R]) {
+__device__ __forceinline__ void load_round(const T* const (&wr)[R], size_t i0, size_t k,
+                                           uint4 (&raw)[U][R]) {
   constexpr int VEC = 16 / static_cast<int>(sizeof(T));
   static_assert(R * U <= kMaxLoads);
-  uint4 raw[U][R];
 #pragma unroll
   for (int u = 0; u < U; ++u) {
     const size_t i = i0 + static_cast<size_t>(u) * 32 * VEC;
@@ -29,6 +30,12 @@ __device__ __forceinline__ void round_dot(const T* const (&wr)[R], const T* xr, 
     for (int jj = 0; jj < R; ++jj)
       if (i < k) raw[u][jj] = dev::ld16(wr[jj] + i);
   }
+}
+
+template <class T, int R, int U>
+__device__ __forceinline__ void dot_round(const uint4 (&raw)[U][R], const T* xr, size_t i0,
+                                          size_t k, float (&acc)[R]) {
+  constexpr int VEC = 16 / static_cast<int>(sizeof(T));
 #pragma unroll
   for (int u = 0; u < U; ++u) {
     const size_t i = i0 + static_cast<size_t>(u) * 32 * VEC;
@@ -46,42 +53,67 @@ __device__ __forceinline__ void round_dot(const T* const (&wr)[R], const T* xr, 
   }
 }
 
+// The unit's weight rows of expert e: R consecutive rows from j0, or with SWIGLU gate
+// row j0 and up row m + j0.
+template <class T, int R, bool SWIGLU>
+__device__ __forceinline__ void unit_rows(const T* w, int e, size_t j0, size_t n, size_t k,
+                                          const T* (&wr)[R]) {
+  const T* we = w + static_cast<size_t>(e) * n * k;
+#pragma unroll
+  for (int jj = 0; jj < R; ++jj) {
+    const size_t j = SWIGLU ? j0 + jj * (n / 2) : (j0 + jj < n ? j0 + jj : j0);
+    wr[jj] = we + j * k;
+  }
+}
+
 // Block (x: kWarps units of rows, y: expert or its entry in `active`). A unit is R
 // consecutive weight rows, or with SWIGLU (R = 2) gate row j and up row m + j of the
 // expert's [2m, k] matrix, whose activation it writes. Each of the expert's x rows
-// (usually one) is a pass over the unit's rows.
+// (usually one) is a pass over the unit's rows. A dense launch (one matrix, its rows
+// known on the host) loads its first round of weights before waiting for the kernel
+// before it (programmatic launch: gpu/cuda/pdl.h).
 template <class T, int R, int U, bool SWIGLU>
 __global__ void __launch_bounds__(kWarps * 32, 2)
     row_gemv_kernel(const T* x, const int32_t* x_rows, const T* w, const int32_t* offsets,
                     const int32_t* active, int32_t dense_rows, float* y, T* act, size_t n,
                     size_t k) {
   constexpr int VEC = 16 / static_cast<int>(sizeof(T));
+  constexpr size_t kStep = static_cast<size_t>(U) * 32 * VEC;
   static_assert(!SWIGLU || R == 2);
+  const int lane = static_cast<int>(threadIdx.x) & 31, warp = static_cast<int>(threadIdx.x) >> 5;
+  const size_t unit = static_cast<size_t>(blockIdx.x) * kWarps + static_cast<size_t>(warp);
+  const size_t m = n / 2;
+  const size_t j0 = SWIGLU ? unit : unit * R;
+  const bool live = j0 < (SWIGLU ? m : n);
+  const size_t i_first = static_cast<size_t>(lane) * VEC;
+  const bool early = offsets == nullptr && active == nullptr && live && dense_rows > 0;
+  const T* wr[R];
+  uint4 raw[U][R];  // one round of weights; a dense launch's first is loaded before the wait
+  if (early) {
+    unit_rows<T, R, SWIGLU>(w, static_cast<int>(blockIdx.y), j0, n, k, wr);
+    load_round<T, R, U>(wr, i_first, k, raw);
+  }
+  dev::pdl_wait();
+  dev::pdl_trigger();
+  if (!live) return;
   const int e = active != nullptr ? active[blockIdx.y] : static_cast<int>(blockIdx.y);
   if (e < 0) return;
   const int32_t r0 = offsets != nullptr ? offsets[e] : 0;
   const int32_t r1 = offsets != nullptr ? offsets[e + 1] : dense_rows;
   if (r0 == r1) return;
-  const int lane = static_cast<int>(threadIdx.x) & 31, warp = static_cast<int>(threadIdx.x) >> 5;
-  const size_t unit = static_cast<size_t>(blockIdx.x) * kWarps + static_cast<size_t>(warp);
-  const size_t m = n / 2;
-  const size_t j0 = SWIGLU ? unit : unit * R;
-  if (j0 >= (SWIGLU ? m : n)) return;
-  const T* we = w + static_cast<size_t>(e) * n * k;
-  const T* wr[R];
-#pragma unroll
-  for (int jj = 0; jj < R; ++jj) {
-    const size_t j = SWIGLU ? j0 + jj * m : (j0 + jj < n ? j0 + jj : j0);
-    wr[jj] = we + j * k;
-  }
+  unit_rows<T, R, SWIGLU>(w, e, j0, n, k, wr);
   for (int32_t r = r0; r < r1; ++r) {
     const T* xr = x + static_cast<size_t>(x_rows != nullptr ? x_rows[r] : r) * k;
     float acc[R];
 #pragma unroll
     for (int jj = 0; jj < R; ++jj) acc[jj] = 0.0f;
+    bool loaded = early && r == r0;
 #pragma unroll 1
-    for (size_t i0 = static_cast<size_t>(lane) * VEC; i0 < k; i0 += U * 32 * VEC)
-      round_dot<T, R, U>(wr, xr, i0, k, acc);
+    for (size_t i0 = i_first; i0 < k; i0 += kStep) {
+      if (!loaded) load_round<T, R, U>(wr, i0, k, raw);
+      loaded = false;
+      dot_round<T, R, U>(raw, xr, i0, k, acc);
+    }
 #pragma unroll
     for (int jj = 0; jj < R; ++jj) acc[jj] = dev::warp_sum(acc[jj]);
     if (lane != 0) continue;
@@ -95,21 +127,26 @@ __global__ void __launch_bounds__(kWarps * 32, 2)
   }
 }
 
-// Block (x: kWarps output rows i, y: token t). Warp i takes the token's k experts G at a
-// time (G x U loads in flight) and adds weight x dot in pick order, as moe_combine does.
+// Block (x: kWarps / WPR output rows i, y: token t). The WPR warps of a row share the
+// token's k experts, G at a time (G x U loads in flight: with WPR x G >= k every load of a
+// row is issued in one round), and leave each expert's dot product in shared memory; the
+// row's first lane then adds weight x dot in pick order, as moe_combine does.
 constexpr int kMaxPicks = 64;
-template <class T, int G, int U>
+template <class T, int G, int U, int WPR>
 __global__ void __launch_bounds__(kWarps * 32, 2)
     down_combine_kernel(const T* act, const T* w, const int32_t* ids, const int32_t* slot_row,
                         const float* weights, int kpick, size_t n, size_t m, float* out) {
   constexpr int VEC = 16 / static_cast<int>(sizeof(T));
-  static_assert(G * U <= kMaxLoads);
+  constexpr int kRows = kWarps / WPR;
+  static_assert(G * U <= kMaxLoads && kWarps % WPR == 0);
+  __shared__ float dots[kRows][kMaxPicks];
+  dev::pdl_wait();
+  dev::pdl_trigger();
   const int lane = static_cast<int>(threadIdx.x) & 31, warp = static_cast<int>(threadIdx.x) >> 5;
-  const size_t i = static_cast<size_t>(blockIdx.x) * kWarps + static_cast<size_t>(warp);
-  if (i >= n) return;
+  const int rb = warp / WPR, part = warp % WPR;
+  const size_t i = static_cast<size_t>(blockIdx.x) * kRows + static_cast<size_t>(rb);
   const size_t pair0 = static_cast<size_t>(blockIdx.y) * static_cast<size_t>(kpick);
-  float total = 0.0f;
-  for (int j0 = 0; j0 < kpick; j0 += G) {
+  for (int j0 = part * G; i < n && j0 < kpick; j0 += WPR * G) {
     const T* wr[G];
     const T* ar[G];
 #pragma unroll
@@ -150,10 +187,15 @@ __global__ void __launch_bounds__(kWarps * 32, 2)
     for (int g = 0; g < G; ++g) {
       if (j0 + g >= kpick) break;
       const float dot = dev::warp_sum(acc[g]);
-      total = __fadd_rn(total, __fmul_rn(dot, weights[pair0 + static_cast<size_t>(j0 + g)]));
+      if (lane == 0) dots[rb][j0 + g] = dot;
     }
   }
-  if (lane == 0) out[static_cast<size_t>(blockIdx.y) * n + i] = total;
+  __syncthreads();
+  if (part != 0 || lane != 0 || i >= n) return;
+  float total = 0.0f;
+  for (int j = 0; j < kpick; ++j)
+    total = __fadd_rn(total, __fmul_rn(dots[rb][j], weights[pair0 + static_cast<size_t>(j)]));
+  out[static_cast<size_t>(blockIdx.y) * n + i] = total;
 }
 
 /// 16-byte steps of 32 lanes that cover k elements of `t`.
@@ -186,8 +228,8 @@ void launch_rows(const gemv_args& a, void* act, stream_t s) {
     const size_t units = SWIGLU ? a.n / 2 : (a.n + R - 1) / R;
     const dim3 grid(static_cast<unsigned>((units + kWarps - 1) / kWarps),
                     static_cast<unsigned>(a.grid_experts));
-    row_gemv_kernel<T, R, U, SWIGLU><<<grid, kWarps * 32, 0, s>>>(
-        x, a.x_rows, w, a.offsets, a.active, dense, a.y, static_cast<T*>(act), a.n, a.k);
+    launch_pdl(row_gemv_kernel<T, R, U, SWIGLU>, grid, dim3(kWarps * 32), 0, s, x, a.x_rows, w,
+               a.offsets, a.active, dense, a.y, static_cast<T*>(act), a.n, a.k);
   };
   const size_t steps = lane_steps(a.k, a.t);
   if constexpr (SWIGLU) {
@@ -200,7 +242,6 @@ void launch_rows(const gemv_args& a, void* act, stream_t s) {
   } else {
     by_round(steps, go);
   }
-  CONCLAVE_CUDA_LAUNCH_CHECK();
 }
 
 /// The checks row_gemv and row_gemv_swiglu share; false: nothing to compute.
@@ -245,20 +286,35 @@ void down_combine(const down_combine_args& a, stream_t s) {
   if (!down_combine_ok(a))
     throw std::invalid_argument("down_combine: unaligned input or k outside [1, 64]");
   if (a.tokens == 0 || a.n == 0) return;
-  if (a.tokens > 65535 || a.n / kWarps + 1 > 0x7fffffffu)
+  if (a.tokens > 65535 || a.n >= 0x7fffffffu)
     throw std::invalid_argument("down_combine: too many tokens or rows");
   const size_t steps = lane_steps(a.m, a.t);
-  const dim3 grid(static_cast<unsigned>((a.n + kWarps - 1) / kWarps),
-                  static_cast<unsigned>(a.tokens));
   CONCLAVE_DISPATCH_ELEM(a.t, T, {
     auto go = [&](auto g, auto u) {
-      down_combine_kernel<T, decltype(g)::value, decltype(u)::value><<<grid, kWarps * 32, 0, s>>>(
-          static_cast<const T*>(a.act), static_cast<const T*>(a.w), a.ids, a.slot_row, a.weights,
-          static_cast<int>(a.k), a.n, a.m, a.out);
+      constexpr int G = decltype(g)::value, U = decltype(u)::value;
+      // Warps per output row: enough that each takes one group of the k experts.
+      const size_t groups = (a.k + G - 1) / G;
+      auto launch = [&](auto wpr) {
+        constexpr int WPR = decltype(wpr)::value, kRows = kWarps / WPR;
+        const dim3 grid(static_cast<unsigned>((a.n + kRows - 1) / kRows),
+                        static_cast<unsigned>(a.tokens));
+        launch_pdl(down_combine_kernel<T, G, U, WPR>, grid, dim3(kWarps * 32), 0, s,
+                   static_cast<const T*>(a.act), static_cast<const T*>(a.w), a.ids, a.slot_row,
+                   a.weights, static_cast<int>(a.k), a.n, a.m, a.out);
+      };
+      using std::integral_constant;
+      if (groups <= 1) {
+        launch(integral_constant<int, 1>{});
+      } else if (groups <= 2) {
+        launch(integral_constant<int, 2>{});
+      } else if (groups <= 4) {
+        launch(integral_constant<int, 4>{});
+      } else {
+        launch(integral_constant<int, 8>{});
+      }
     };
     by_round(steps, go);
   });
-  CONCLAVE_CUDA_LAUNCH_CHECK();
 }
 
 }  // namespace conclave::gpu::cuda

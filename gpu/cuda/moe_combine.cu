@@ -1,5 +1,6 @@
 #include "gpu/cuda/check.h"
 #include "gpu/cuda/moe_combine.h"
+#include "gpu/cuda/pdl.cuh"
 
 namespace conclave::gpu::cuda {
 namespace {
@@ -8,6 +9,8 @@ namespace {
 // independent of each other.
 __global__ void combine_kernel(const float* down, const int32_t* slot_row, const float* weights,
                                size_t k, size_t hidden, float* out) {
+  dev::pdl_wait();
+  dev::pdl_trigger();
   const size_t t = blockIdx.x;
   const size_t i = static_cast<size_t>(blockIdx.y) * blockDim.x + threadIdx.x;
   if (i < hidden) {
@@ -27,8 +30,7 @@ void moe_combine(const float* down, const int32_t* slot_row, const float* weight
                  size_t k, size_t hidden, float* out, stream_t s) {
   if (tokens == 0) return;
   const dim3 grid(static_cast<unsigned>(tokens), static_cast<unsigned>((hidden + 255) / 256));
-  combine_kernel<<<grid, 256, 0, s>>>(down, slot_row, weights, k, hidden, out);
-  CONCLAVE_CUDA_LAUNCH_CHECK();
+  launch_pdl(combine_kernel, grid, dim3(256), 0, s, down, slot_row, weights, k, hidden, out);
 }
 
 }  // namespace conclave::gpu::cuda

@@ -7,6 +7,7 @@
 #include "gpu/cuda/gemv_decode.h"
 #include "gpu/cuda/gemv_rows.cuh"
 #include "gpu/cuda/moe_gemv.h"
+#include "gpu/cuda/pdl.cuh"
 
 namespace conclave::gpu::cuda {
 namespace {
@@ -73,6 +74,8 @@ template <class T, int VEC, int CMAX>
 __global__ void __launch_bounds__(kWarps * 32)
     grouped_gemv_kernel(const T* x, const int32_t* x_rows, const T* w, const int32_t* offsets,
                         const int32_t* active, int32_t dense_rows, float* y, size_t n, size_t k) {
+  dev::pdl_wait();
+  dev::pdl_trigger();
   const int e = active != nullptr ? active[blockIdx.y] : static_cast<int>(blockIdx.y);
   if (e < 0) return;
   const int32_t r0 = offsets != nullptr ? offsets[e] : 0;
@@ -109,8 +112,8 @@ void launch(const gemv_args& a, stream_t s) {
   const auto dense = static_cast<int32_t>(a.rows);
   const size_t most = a.offsets != nullptr ? a.max_rows : a.rows;
   auto go = [&](auto vec, auto cmax) {
-    grouped_gemv_kernel<T, decltype(vec)::value, decltype(cmax)::value>
-        <<<grid, kWarps * 32, 0, s>>>(x, a.x_rows, w, a.offsets, a.active, dense, a.y, a.n, a.k);
+    launch_pdl(grouped_gemv_kernel<T, decltype(vec)::value, decltype(cmax)::value>, grid,
+               dim3(kWarps * 32), 0, s, x, a.x_rows, w, a.offsets, a.active, dense, a.y, a.n, a.k);
   };
   auto by_rows = [&](auto vec) {
     dev::by_row_count<kChunk>(most, [&](auto cmax) { go(vec, cmax); });
@@ -120,7 +123,6 @@ void launch(const gemv_args& a, stream_t s) {
   } else {
     by_rows(std::integral_constant<int, 1>{});
   }
-  CONCLAVE_CUDA_LAUNCH_CHECK();
 }
 
 }  // namespace
@@ -136,16 +138,21 @@ void grouped_gemv(const gemv_args& a, stream_t s) {
   CONCLAVE_DISPATCH_ELEM(a.t, T, launch<T>(a, s));
 }
 
-void dense_gemv(const void* x, const void* w, elem t, size_t m, float* y, size_t n, size_t k,
-                stream_t s) {
+gemv_args dense_gemv_args(const void* x, elem t, size_t m, float* y, size_t n, size_t k) {
   gemv_args a;
   a.x = x;
-  a.w = w;
   a.t = t;
   a.rows = m;
   a.y = y;
   a.n = n;
   a.k = k;
+  return a;
+}
+
+void dense_gemv(const void* x, const void* w, elem t, size_t m, float* y, size_t n, size_t k,
+                stream_t s) {
+  gemv_args a = dense_gemv_args(x, t, m, y, n, k);
+  a.w = w;
   grouped_gemv(a, s);
 }
 

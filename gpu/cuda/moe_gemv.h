@@ -52,6 +52,10 @@ const char* grouped_matmul(const gemv_args& a, size_t tokens, bool tensor_cores,
 /// grouped_gemv for quantized weights (a.q.method fp8 or awq; quant_gemv.cu).
 void quant_grouped_gemv(const gemv_args& a, stream_t s);
 
+/// The arguments of a dense y[m, n] = x[m, k] · w[n, k]^T (one matrix, no offsets); the
+/// caller sets the weights.
+gemv_args dense_gemv_args(const void* x, elem t, size_t m, float* y, size_t n, size_t k);
+
 /// Dense y[m, n] = x[m, k] · w[n, k]^T (fp32 y), for m of a few rows.
 void dense_gemv(const void* x, const void* w, elem t, size_t m, float* y, size_t n, size_t k,
                 stream_t s);

@@ -5,6 +5,7 @@
 #include "gpu/cuda/elem_io.cuh"
 #include "gpu/cuda/mma.cuh"
 #include "gpu/cuda/moe_gemv.h"
+#include "gpu/cuda/pdl.cuh"
 
 namespace conclave::gpu::cuda {
 namespace {
@@ -30,6 +31,8 @@ template <int MT>
 __global__ void __launch_bounds__(kWarps * 32)
     grouped_mma_kernel(const bf16* x, const int32_t* x_rows, const bf16* w, const int32_t* offsets,
                        const int32_t* active, int32_t dense_rows, float* y, int n, int k) {
+  dev::pdl_wait();
+  dev::pdl_trigger();
   const int e = active != nullptr ? active[blockIdx.y] : static_cast<int>(blockIdx.y);
   if (e < 0) return;
   const int32_t r0 = offsets != nullptr ? offsets[e] : 0;
@@ -135,10 +138,10 @@ void launch(const gemv_args& a, stream_t s) {
                                            static_cast<int>(kSmemBytes)));
   const dim3 grid(static_cast<unsigned>((a.n + kBN - 1) / kBN),
                   static_cast<unsigned>(a.grid_experts));
-  grouped_mma_kernel<MT><<<grid, kWarps * 32, kSmemBytes, s>>>(
-      static_cast<const bf16*>(a.x), a.x_rows, static_cast<const bf16*>(a.w), a.offsets, a.active,
-      static_cast<int32_t>(a.rows), a.y, static_cast<int>(a.n), static_cast<int>(a.k));
-  CONCLAVE_CUDA_LAUNCH_CHECK();
+  launch_pdl(grouped_mma_kernel<MT>, grid, dim3(kWarps * 32), kSmemBytes, s,
+             static_cast<const bf16*>(a.x), a.x_rows, static_cast<const bf16*>(a.w), a.offsets,
+             a.active, static_cast<int32_t>(a.rows), a.y, static_cast<int>(a.n),
+             static_cast<int>(a.k));
 }
 
 }  // namespace

@@ -4,6 +4,7 @@
 #include "gpu/cuda/elem_io.cuh"
 #include "gpu/cuda/moe_permute.h"
 #include "gpu/cuda/moe_route.cuh"
+#include "gpu/cuda/pdl.cuh"
 
 namespace conclave::gpu::cuda {
 namespace {
@@ -47,6 +48,8 @@ __global__ void __launch_bounds__(kThreads)
   __shared__ __align__(16)
       uint16_t wc[kWarps][kMaxExperts];  // rows of expert e in warp w of the tile
   const int tid = static_cast<int>(threadIdx.x), lane = tid & 31, warp = tid >> 5;
+  dev::pdl_wait();
+  dev::pdl_trigger();
   if (logits != nullptr) {
     float* p = reinterpret_cast<float*>(&wc[0][0]) + static_cast<size_t>(warp) * experts;
     for (int t = warp; t < n / k; t += kWarps)
@@ -127,10 +130,10 @@ void moe_permute(const int32_t* ids, size_t tokens, size_t k, size_t experts, in
   if (experts == 0 || experts > kMaxExperts)
     throw std::invalid_argument("moe_permute: experts must be in [1, 1024]");
   if (tokens * k > (1u << 30)) throw std::invalid_argument("moe_permute: too many pairs");
-  permute_kernel<<<1, kThreads, 0, s>>>(ids, static_cast<int>(tokens * k), static_cast<int>(k),
-                                        static_cast<int>(experts), offsets, row_token, slot_row,
-                                        active, nullptr, false, nullptr, nullptr);
-  CONCLAVE_CUDA_LAUNCH_CHECK();
+  launch_pdl(permute_kernel, dim3(1), dim3(kThreads), 0, s, ids, static_cast<int>(tokens * k),
+             static_cast<int>(k), static_cast<int>(experts), offsets, row_token, slot_row, active,
+             static_cast<const float*>(nullptr), false, static_cast<int32_t*>(nullptr),
+             static_cast<float*>(nullptr));
 }
 
 void moe_route_permute(const float* logits, size_t tokens, size_t experts, size_t k, bool normalize,
@@ -144,10 +147,9 @@ void moe_route_permute(const float* logits, size_t tokens, size_t experts, size_
   // The routing scratch (kWarps rows of `experts` floats) lives in wc.
   static_assert(kRoutePermuteMaxExperts * kWarps * sizeof(float) <=
                 kWarps * kMaxExperts * sizeof(uint16_t));
-  permute_kernel<<<1, kThreads, 0, s>>>(ids, static_cast<int>(tokens * k), static_cast<int>(k),
-                                        static_cast<int>(experts), offsets, row_token, slot_row,
-                                        active, logits, normalize, ids, weights);
-  CONCLAVE_CUDA_LAUNCH_CHECK();
+  launch_pdl(permute_kernel, dim3(1), dim3(kThreads), 0, s, ids, static_cast<int>(tokens * k),
+             static_cast<int>(k), static_cast<int>(experts), offsets, row_token, slot_row, active,
+             logits, normalize, ids, weights);
 }
 
 void gather_rows(const void* src, elem t, const int32_t* index, size_t n, size_t dim, void* dst,

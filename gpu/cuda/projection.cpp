@@ -18,14 +18,8 @@ void projection::operator()(const void* x, const qmatrix& w, float* y, size_t m,
                             size_t k) const {
   if (!w.quantized()) return (*this)(x, w.data.get(), y, m, n, k);
   if (fast && m <= kGemvRows) {
-    gemv_args a;
-    a.x = x;
+    gemv_args a = dense_gemv_args(x, t, m, y, n, k);
     set_gemv_weights(a, w);
-    a.t = t;
-    a.rows = m;
-    a.y = y;
-    a.n = n;
-    a.k = k;
     grouped_gemv(a, s);
   } else {
     b->linear(x, plain_rows(w, 0, n, k, t, *dq, s), t, y, m, n, k);

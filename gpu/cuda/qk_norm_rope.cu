@@ -5,6 +5,7 @@
 #include "gpu/cuda/elem_io.cuh"
 #include "gpu/cuda/kv_cache.h"
 #include "gpu/cuda/kv_elem.cuh"
+#include "gpu/cuda/pdl.cuh"
 #include "gpu/cuda/qk_norm_rope.h"
 
 namespace conclave::gpu::cuda {
@@ -67,6 +68,8 @@ __global__ void __launch_bounds__(kWarps * 32)
     qk_norm_rope_kernel(float* qkv, const float* bias, const float* q_w, const float* k_w,
                         const int32_t* positions, const float* inv_freq, size_t rows, int heads,
                         int kv_heads, int hd, float eps, float rope_scale, kv_target kv) {
+  dev::pdl_wait();
+  dev::pdl_trigger();
   const int lane = static_cast<int>(threadIdx.x) & 31;
   const size_t slots = static_cast<size_t>(heads + 2 * kv_heads);
   const size_t gw = static_cast<size_t>(blockIdx.x) * kWarps + (threadIdx.x >> 5);
@@ -148,10 +151,9 @@ void launch(float* qkv, const float* bias, const float* q_w, const float* k_w,
     throw std::invalid_argument("qk_norm_rope: head_dim must be even and at most 256");
   const size_t warps = rows * (heads + 2 * kv_heads);
   const unsigned blocks = static_cast<unsigned>((warps + kWarps - 1) / kWarps);
-  qk_norm_rope_kernel<C><<<blocks, kWarps * 32, 0, s>>>(
-      qkv, bias, q_w, k_w, positions, inv_freq, rows, static_cast<int>(heads),
-      static_cast<int>(kv_heads), static_cast<int>(head_dim), eps, rope_scale, kv);
-  CONCLAVE_CUDA_LAUNCH_CHECK();
+  launch_pdl(qk_norm_rope_kernel<C>, dim3(blocks), dim3(kWarps * 32), 0, s, qkv, bias, q_w, k_w,
+             positions, inv_freq, rows, static_cast<int>(heads), static_cast<int>(kv_heads),
+             static_cast<int>(head_dim), eps, rope_scale, kv);
 }
 
 }  // namespace

@@ -1,5 +1,6 @@
 #include "gpu/cuda/check.h"
 #include "gpu/cuda/elem_io.cuh"
+#include "gpu/cuda/pdl.cuh"
 #include "gpu/cuda/rms_norm.h"
 
 namespace conclave::gpu::cuda {
@@ -9,6 +10,8 @@ template <class T>
 __global__ void add_rms_norm_kernel(float* x, const float* add, const float* bias, const float* w,
                                     T* out, const int32_t* rows_index, size_t dim, float eps) {
   __shared__ float scratch[32];
+  dev::pdl_wait();
+  dev::pdl_trigger();
   const size_t i = blockIdx.x;
   const size_t r = rows_index != nullptr ? static_cast<size_t>(rows_index[i]) : i;
   float* xr = x + r * dim;
@@ -36,10 +39,10 @@ void add_rms_norm(float* x, const float* add, const float* bias, const float* w,
                   stream_t s) {
   if (rows == 0) return;
   const unsigned threads = dim >= 2048 ? 1024 : (dim >= 512 ? 256 : 128);
-  CONCLAVE_DISPATCH_ELEM(out_t, T,
-                         add_rms_norm_kernel<T><<<static_cast<unsigned>(rows), threads, 0, s>>>(
-                             x, add, bias, w, static_cast<T*>(out), rows_index, dim, eps));
-  CONCLAVE_CUDA_LAUNCH_CHECK();
+  CONCLAVE_DISPATCH_ELEM(
+      out_t, T,
+      launch_pdl(add_rms_norm_kernel<T>, dim3(static_cast<unsigned>(rows)), dim3(threads), 0, s, x,
+                 add, bias, w, static_cast<T*>(out), rows_index, dim, eps));
 }
 
 }  // namespace conclave::gpu::cuda

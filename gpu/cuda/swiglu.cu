@@ -2,6 +2,7 @@
 
 #include "gpu/cuda/check.h"
 #include "gpu/cuda/elem_io.cuh"
+#include "gpu/cuda/pdl.cuh"
 #include "gpu/cuda/swiglu.h"
 
 namespace conclave::gpu::cuda {
@@ -10,6 +11,8 @@ namespace {
 // Block (row, slice of 256 columns): no index division.
 template <class T>
 __global__ void swiglu_kernel(const float* gate_up, size_t m, T* out) {
+  dev::pdl_wait();
+  dev::pdl_trigger();
   const size_t r = blockIdx.x;
   const size_t j = static_cast<size_t>(blockIdx.y) * blockDim.x + threadIdx.x;
   if (j >= m) return;
@@ -24,9 +27,8 @@ void swiglu(const float* gate_up, size_t rows, size_t m, void* out, elem t, stre
   if (rows > 0x7fffffff || (m + 255) / 256 > 65535)
     throw std::invalid_argument("swiglu: too many rows or columns");
   const dim3 grid(static_cast<unsigned>(rows), static_cast<unsigned>((m + 255) / 256));
-  CONCLAVE_DISPATCH_ELEM(t, T,
-                         swiglu_kernel<T><<<grid, 256, 0, s>>>(gate_up, m, static_cast<T*>(out)));
-  CONCLAVE_CUDA_LAUNCH_CHECK();
+  CONCLAVE_DISPATCH_ELEM(
+      t, T, launch_pdl(swiglu_kernel<T>, grid, dim3(256), 0, s, gate_up, m, static_cast<T*>(out)));
 }
 
 }  // namespace conclave::gpu::cuda

@@ -38,12 +38,7 @@ TEST_CASE("time_moe_layer runs a step's MoE kernels and leaves the backend's res
           "[cuda][model]") {
   CONCLAVE_REQUIRE_GPU();
   const model::checkpoint ckpt(test::data_dir() / "tiny_moe");
-  config::backend_config b;
-  b.kind = "cuda";
-  b.num_kv_blocks = 64;
-  b.weight_dtype = "bf16";
-  b.cuda_fast_paths = true;
-  b.cuda_graphs = true;
+  const auto b = test::cuda::fast_bf16_backend(true);
   const auto want = prefill_and_decode(*gpu::cuda::make_cuda_backend(ckpt, b));
   auto be = gpu::cuda::make_cuda_backend(ckpt, b);
   const size_t E = static_cast<size_t>(ckpt.config().num_experts);

@@ -8,6 +8,7 @@
 #include <random>
 #include <vector>
 
+#include "config/engine_config.h"
 #include "gpu/cuda/device_buffer.h"
 #include "tests/skip.h"
 
@@ -23,6 +24,18 @@ using gpu::cuda::elem;
     if (!::conclave::gpu::cuda::device_available())                               \
       CONCLAVE_SKIP("no CUDA device is visible (cudaGetDeviceCount found none)"); \
   } while (0)
+
+/// Backend options of the model-level cases: cuda, bf16 weights, the fast paths, CUDA
+/// graphs when `graphs`, 64 KV blocks.
+inline config::backend_config fast_bf16_backend(bool graphs) {
+  config::backend_config b;
+  b.kind = "cuda";
+  b.num_kv_blocks = 64;
+  b.weight_dtype = "bf16";
+  b.cuda_fast_paths = true;
+  b.cuda_graphs = graphs;
+  return b;
+}
 
 /// A fresh seed per run (printed on failure).
 inline uint64_t fresh_seed() {
