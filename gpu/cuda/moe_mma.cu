@@ -57,7 +57,9 @@ __global__ void __launch_bounds__(kWarps * 32)
         dev::cp_async16(wd + j * kLD + c, we + (ok ? static_cast<size_t>(n0 + j) * k + c0 + c : 0),
                         ok);
       }
-      for (int i = tid; i < MT * 16 * (kBK / 8); i += kWarps * 32) {
+      // Only the 16-row tiles this pass uses (the mma skips the others).
+      const int tile_rows = (rows + 15) / 16 * 16;
+      for (int i = tid; i < tile_rows * (kBK / 8); i += kWarps * 32) {
         const int r = i / (kBK / 8), c = (i % (kBK / 8)) * 8;
         const bool ok = r < rows && c0 + c < k;
         size_t src = 0;

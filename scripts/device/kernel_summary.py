@@ -19,7 +19,7 @@ for row in csv.DictReader(lines[start:]):
     if row.get("Metric Name") != "gpu__time_duration.sum":
         continue
     name = row["Kernel Name"]
-    if "gemv" in name or "nvjet" in name or "gemm" in name.lower():
+    if any(t in name for t in ("gemv", "nvjet", "mma_kernel", "combine")) or "gemm" in name.lower():
         name = re.sub(r"\(.*", "", name) + " grid " + row.get("Grid Size", "?")
     v = float(row["Metric Value"].replace(",", ""))
     unit = row.get("Metric Unit", "ns")
@@ -29,8 +29,9 @@ for row in csv.DictReader(lines[start:]):
     steps[-1].append((name, v))
 
 def short(n):
-    n = re.sub(r"\(.*", "", n)
-    return n[:90]
+    # The grid, where it was kept, tells launches of one kernel apart (gate/up from down).
+    head, sep, grid = n.partition(" grid ")
+    return re.sub(r"\(.*", "", head)[:90] + (sep + grid if sep else "")
 
 for i, ks in enumerate(steps):
     tot, cnt = defaultdict(float), defaultdict(int)
