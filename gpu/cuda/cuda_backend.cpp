@@ -657,7 +657,7 @@ class cuda_backend final : public cuda_backend_api {
       return;
     }
     if (grouped) {
-      moe_path_ += grouped_experts(x, rows, expert_mma_, stream_);
+      moe_path_ += grouped_experts(x, rows, expert_mma_, fused_moe_, stream_);
     } else {
       moe_path_ += "cuBLAS GEMM per expert (host sync)";
       gemm_experts(x, *blas_, static_cast<int32_t*>(pinned_offsets_.data()) + layer * (E + 1),
@@ -760,8 +760,8 @@ class cuda_backend final : public cuda_backend_api {
   // CUDA graphs of decode steps, per bucket.
   bool decode_mma_ = true, expert_mma_ = true;  ///< CONCLAVE_{DECODE,EXPERT}_MMA=0: CUDA cores
   bool fused_kv_ = true;  ///< CONCLAVE_FUSED_KV=0: the KV write as its own kernel
-  /// CONCLAVE_FUSED_MOE=0: router and permute as two launches, and a one-token step's
-  /// SwiGLU and combine as their own kernels
+  /// CONCLAVE_FUSED_MOE=0: router and permute as two launches, a one-token step's SwiGLU
+  /// and combine, and the tensor-core GEMM's SwiGLU as their own kernels
   bool fused_moe_ = true;
   bool fast_ = false, graphs_on_ = false, last_graph_ = false, use_graph_ws_ = false;
   std::map<size_t, cudaGraphExec_t> graphs_;

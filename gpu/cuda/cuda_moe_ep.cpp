@@ -157,7 +157,7 @@ void moe_ep::forward(const cuda_layer& L, size_t layer, const void* hn, const in
     x.act = act_.get();
     x.dn = dn_.as<float>();
     if (grouped) {
-      grouped_experts(x, received, false, stream_);
+      grouped_experts(x, received, false, false, stream_);
     } else {
       // Quantized slots dequantize one at a time into dq_ (no graphs here: growing is fine).
       if (L.gate_up.quantized() || L.down.quantized()) dq_.ensure(2 * m * h * es);

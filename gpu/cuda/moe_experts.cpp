@@ -32,17 +32,25 @@ gemv_args gate_up_args(const expert_rows& a) {
 
 }  // namespace
 
-const char* grouped_experts(const expert_rows& a, size_t tokens, bool tensor_cores, stream_t s) {
+const char* grouped_experts(const expert_rows& a, size_t tokens, bool tensor_cores, bool fuse,
+                            stream_t s) {
   gemv_args g = gate_up_args(a);
-  grouped_matmul(g, tokens, tensor_cores, s);
-  swiglu(a.gu, a.rows, a.m, a.act, a.t, s);
+  const char* kernels;
+  if (fuse && tensor_cores && tokens >= kExpertMmaMinTokens && grouped_mma_swiglu_ok(g)) {
+    grouped_mma_swiglu(g, a.act, s);
+    kernels = "tensor-core grouped GEMMs, SwiGLU in gate/up's";
+  } else {
+    kernels = grouped_matmul(g, tokens, tensor_cores, s);
+    swiglu(a.gu, a.rows, a.m, a.act, a.t, s);
+  }
   g.x = a.act;
   g.x_rows = nullptr;
   set_gemv_weights(g, *a.down);
   g.y = a.dn;
   g.n = a.h;
   g.k = a.m;
-  return grouped_matmul(g, tokens, tensor_cores, s);
+  grouped_matmul(g, tokens, tensor_cores, s);
+  return kernels;
 }
 
 void gemm_experts(const expert_rows& a, blas& b, int32_t* host_off, void* xs,

@@ -29,9 +29,11 @@ struct expert_rows {
 };
 
 /// On the device with no host round trip: one grouped launch per projection (the grouped
-/// GEMV, or the tensor-core GEMM from 16 tokens when `tensor_cores`), so a CUDA graph can
-/// hold it. dn gets the result. Returns the kernel that ran, in words.
-const char* grouped_experts(const expert_rows& a, size_t tokens, bool tensor_cores, stream_t s);
+/// GEMV, or the tensor-core GEMM from 16 tokens when `tensor_cores`, then with SwiGLU in
+/// gate/up's epilogue when `fuse`), so a CUDA graph can hold it. dn gets the result.
+/// Returns the kernels that ran, in words.
+const char* grouped_experts(const expert_rows& a, size_t tokens, bool tensor_cores, bool fuse,
+                            stream_t s);
 
 /// On cuBLAS, one GEMM per expert with rows: the experts' counts are copied to host_off
 /// (pinned, experts + 1) and the stream synchronised once. xs: [rows, h] of `t` scratch

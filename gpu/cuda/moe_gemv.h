@@ -44,6 +44,13 @@ void grouped_gemv(const gemv_args& a, stream_t s);
 /// (grouped_mma_supported); the expert's rows of a decode batch of 16+ tokens.
 void grouped_mma(const gemv_args& a, stream_t s);
 bool grouped_mma_supported(const gemv_args& a);
+/// grouped_mma of gate/up ([experts, 2m, k], gate rows then up rows) with SwiGLU in the
+/// epilogue: act[r, j] = silu(gate) * up as bf16 ([rows, m]); a.y is not written. Exactly
+/// grouped_mma then swiglu. For bf16 with m % 32 == 0 (grouped_mma_swiglu_ok).
+void grouped_mma_swiglu(const gemv_args& a, void* act, stream_t s);
+bool grouped_mma_swiglu_ok(const gemv_args& a);
+/// Steps of fewer tokens keep the grouped GEMV: it reads the weights as fast.
+constexpr size_t kExpertMmaMinTokens = 16;
 /// The grouped launch for a step of `tokens` tokens: on tensor cores from 16 tokens when
 /// `tensor_cores` and grouped_mma_supported, else grouped_gemv (moe_mma.cu). Returns the
 /// kernel it chose, in words.

@@ -27,10 +27,15 @@ constexpr size_t kSmemBytes =
 // 16w .. 16w + 15 of the block for every row of the pass. x rows are gathered through
 // x_rows (the permutation's token of each row) as they are copied in; rows past the
 // expert's and columns past k are zero-filled, outputs past n not written.
-template <int MT>
+// SWIGLU (gate/up, n = 2m, m % 32 == 0): block b's rows are gate rows 32b .. 32b + 31 and
+// up rows m + 32b .. m + 32b + 31; the pass's results meet in shared memory and the block
+// writes act[row, 32b + c] = silu(gate) * up as bf16 instead of y.
+constexpr int kHalf = kBN / 2;
+template <int MT, bool SWIGLU>
 __global__ void __launch_bounds__(kWarps * 32)
     grouped_mma_kernel(const bf16* x, const int32_t* x_rows, const bf16* w, const int32_t* offsets,
-                       const int32_t* active, int32_t dense_rows, float* y, int n, int k) {
+                       const int32_t* active, int32_t dense_rows, float* y, bf16* act, int n,
+                       int k) {
   dev::pdl_wait();
   dev::pdl_trigger();
   const int e = active != nullptr ? active[blockIdx.y] : static_cast<int>(blockIdx.y);
@@ -53,8 +58,10 @@ __global__ void __launch_bounds__(kWarps * 32)
       const int c0 = kt * kBK;
       for (int i = tid; i < kBN * (kBK / 8); i += kWarps * 32) {
         const int j = i / (kBK / 8), c = (i % (kBK / 8)) * 8;
-        const bool ok = n0 + j < n && c0 + c < k;
-        dev::cp_async16(wd + j * kLD + c, we + (ok ? static_cast<size_t>(n0 + j) * k + c0 + c : 0),
+        // The weight row of block row j (SWIGLU: gate rows, then the matching up rows).
+        const int wrow = SWIGLU ? (j < kHalf ? n0 / 2 + j : n / 2 + n0 / 2 + j - kHalf) : n0 + j;
+        const bool ok = (SWIGLU || n0 + j < n) && c0 + c < k;
+        dev::cp_async16(wd + j * kLD + c, we + (ok ? static_cast<size_t>(wrow) * k + c0 + c : 0),
                         ok);
       }
       // Only the 16-row tiles this pass uses (the mma skips the others).
@@ -115,35 +122,85 @@ __global__ void __launch_bounds__(kWarps * 32)
     }
     dev::cp_async_wait<0>();
     __syncthreads();  // the next pass refills every stage
+    if constexpr (SWIGLU) {
+      // The pass's [rows, kBN] results through shared memory (the stages are free now):
+      // gate column c and up column c meet in one thread.
+      constexpr int kTS = kBN + 1;
+      auto* t_s = reinterpret_cast<float*>(smem_u4);
 #pragma unroll
-    for (int mt = 0; mt < MT; ++mt) {
+      for (int mt = 0; mt < MT; ++mt)
 #pragma unroll
-      for (int nt = 0; nt < 2; ++nt) {
-        const int col = n0 + warp * 16 + nt * 8 + 2 * (lane & 3);
+        for (int nt = 0; nt < 2; ++nt)
 #pragma unroll
-        for (int half = 0; half < 2; ++half) {
-          const int r = mt * 16 + (lane >> 2) + half * 8;
-          if (r >= rows) continue;
-          float* yr = y + static_cast<size_t>(rb + r) * n;
-          if (col < n) yr[col] = acc[mt][nt][2 * half];
-          if (col + 1 < n) yr[col + 1] = acc[mt][nt][2 * half + 1];
+          for (int half = 0; half < 2; ++half) {
+            const int r = mt * 16 + (lane >> 2) + half * 8;
+            const int col = warp * 16 + nt * 8 + 2 * (lane & 3);
+            if (r < rows) {
+              t_s[r * kTS + col] = acc[mt][nt][2 * half];
+              t_s[r * kTS + col + 1] = acc[mt][nt][2 * half + 1];
+            }
+          }
+      __syncthreads();
+      const int m = n / 2;
+      for (int i = tid; i < rows * kHalf; i += kWarps * 32) {
+        const int r = i / kHalf, c = i % kHalf;
+        dev::st(act + static_cast<size_t>(rb + r) * m + n0 / 2 + c,
+                dev::silu_mul(t_s[r * kTS + c], t_s[r * kTS + kHalf + c]));
+      }
+      __syncthreads();  // before the next pass's loads overwrite the tile
+    } else {
+#pragma unroll
+      for (int mt = 0; mt < MT; ++mt) {
+#pragma unroll
+        for (int nt = 0; nt < 2; ++nt) {
+          const int col = n0 + warp * 16 + nt * 8 + 2 * (lane & 3);
+#pragma unroll
+          for (int half = 0; half < 2; ++half) {
+            const int r = mt * 16 + (lane >> 2) + half * 8;
+            if (r >= rows) continue;
+            float* yr = y + static_cast<size_t>(rb + r) * n;
+            if (col < n) yr[col] = acc[mt][nt][2 * half];
+            if (col + 1 < n) yr[col + 1] = acc[mt][nt][2 * half + 1];
+          }
         }
       }
     }
   }
 }
 
-template <int MT>
-void launch(const gemv_args& a, stream_t s) {
-  CONCLAVE_CUDA_CHECK(cudaFuncSetAttribute(grouped_mma_kernel<MT>,
+static_assert(static_cast<size_t>(16 * kMaxTiles) * (kBN + 1) * sizeof(float) <= kSmemBytes,
+              "SWIGLU's result tile reuses the stages");
+
+template <int MT, bool SWIGLU>
+void launch(const gemv_args& a, void* act, stream_t s) {
+  CONCLAVE_CUDA_CHECK(cudaFuncSetAttribute(grouped_mma_kernel<MT, SWIGLU>,
                                            cudaFuncAttributeMaxDynamicSharedMemorySize,
                                            static_cast<int>(kSmemBytes)));
   const dim3 grid(static_cast<unsigned>((a.n + kBN - 1) / kBN),
                   static_cast<unsigned>(a.grid_experts));
-  launch_pdl(grouped_mma_kernel<MT>, grid, dim3(kWarps * 32), kSmemBytes, s,
+  launch_pdl(grouped_mma_kernel<MT, SWIGLU>, grid, dim3(kWarps * 32), kSmemBytes, s,
              static_cast<const bf16*>(a.x), a.x_rows, static_cast<const bf16*>(a.w), a.offsets,
-             a.active, static_cast<int32_t>(a.rows), a.y, static_cast<int>(a.n),
-             static_cast<int>(a.k));
+             a.active, static_cast<int32_t>(a.rows), a.y, static_cast<bf16*>(act),
+             static_cast<int>(a.n), static_cast<int>(a.k));
+}
+
+template <bool SWIGLU>
+void checked_launch(const gemv_args& a, void* act, stream_t s) {
+  if (!grouped_mma_supported(a))
+    throw std::invalid_argument("grouped_mma: bf16 weights with k % 8 == 0 only");
+  if (a.n == 0 || a.k == 0 || a.grid_experts == 0) return;
+  if (a.offsets == nullptr && a.rows == 0) return;
+  if (a.grid_experts > 65535) throw std::invalid_argument("grouped_mma: too many experts");
+  if (reinterpret_cast<uintptr_t>(a.x) % 16 != 0 || reinterpret_cast<uintptr_t>(a.w) % 16 != 0)
+    throw std::invalid_argument("grouped_mma: x and w must be 16-byte aligned");
+  const size_t most = a.offsets != nullptr ? a.max_rows : a.rows;
+  if (most <= 16) {
+    launch<1, SWIGLU>(a, act, s);
+  } else if (most <= 32) {
+    launch<2, SWIGLU>(a, act, s);
+  } else {
+    launch<4, SWIGLU>(a, act, s);
+  }
 }
 
 }  // namespace
@@ -154,26 +211,21 @@ bool grouped_mma_supported(const gemv_args& a) {
 }
 
 void grouped_mma(const gemv_args& a, stream_t s) {
-  if (!grouped_mma_supported(a))
-    throw std::invalid_argument("grouped_mma: bf16 weights with k % 8 == 0 only");
-  if (a.n == 0 || a.k == 0 || a.grid_experts == 0) return;
-  if (a.offsets == nullptr && a.rows == 0) return;
-  if (a.grid_experts > 65535) throw std::invalid_argument("grouped_mma: too many experts");
-  if (reinterpret_cast<uintptr_t>(a.x) % 16 != 0 || reinterpret_cast<uintptr_t>(a.w) % 16 != 0)
-    throw std::invalid_argument("grouped_mma: x and w must be 16-byte aligned");
-  const size_t most = a.offsets != nullptr ? a.max_rows : a.rows;
-  if (most <= 16) {
-    launch<1>(a, s);
-  } else if (most <= 32) {
-    launch<2>(a, s);
-  } else {
-    launch<4>(a, s);
-  }
+  checked_launch<false>(a, nullptr, s);
+}
+
+bool grouped_mma_swiglu_ok(const gemv_args& a) {
+  return grouped_mma_supported(a) && a.n % (2 * kHalf) == 0;
+}
+
+void grouped_mma_swiglu(const gemv_args& a, void* act, stream_t s) {
+  if (!grouped_mma_swiglu_ok(a))
+    throw std::invalid_argument("grouped_mma_swiglu: n must be 2 m with m % 32 == 0");
+  checked_launch<true>(a, act, s);
 }
 
 const char* grouped_matmul(const gemv_args& a, size_t tokens, bool tensor_cores, stream_t s) {
-  constexpr size_t kMinTokens = 16;  // below this the GEMV reads the weights as fast
-  if (tensor_cores && tokens >= kMinTokens && grouped_mma_supported(a)) {
+  if (tensor_cores && tokens >= kExpertMmaMinTokens && grouped_mma_supported(a)) {
     grouped_mma(a, s);
     return "tensor-core grouped GEMM";
   }

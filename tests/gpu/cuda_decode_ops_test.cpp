@@ -1,15 +1,18 @@
-// The batch-1 decode kernels (gemv_decode.cu, the fused route + permute) against their CPU
-// twins and against the unfused launches they replace: the one-row GEMV, gate/up with
-// SwiGLU in the epilogue, down with the weighted combine. Fresh random inputs, fp32 and
-// bf16, outputs poisoned before the run. Skips without a GPU.
+// The batch-1 decode kernels (gemv_decode.cu, the fused route + permute) and the tensor-core
+// grouped GEMM with SwiGLU in its epilogue, against their CPU twins and against the unfused
+// launches they replace: the one-row GEMV, gate/up with SwiGLU in the epilogue, down with
+// the weighted combine. Fresh random inputs, fp32 and bf16, outputs poisoned before the
+// run. Skips without a GPU.
 #include <algorithm>
 #include <numeric>
 #include <tuple>
 
 #include "gpu/cpu/ops.h"
 #include "gpu/cuda/gemv_decode.h"
+#include "gpu/cuda/moe_gemv.h"
 #include "gpu/cuda/moe_permute.h"
 #include "gpu/cuda/moe_router.h"
+#include "gpu/cuda/swiglu.h"
 #include "tests/gpu/cuda_test_util.h"
 
 using namespace conclave;
@@ -283,4 +286,58 @@ TEST_CASE("cuda moe_route_permute equals router_topk then moe_permute", "[cuda][
   CHECK_THROWS_AS(cu::moe_route_permute(nullptr, 1, 513, 8, false, nullptr, nullptr, nullptr,
                                         nullptr, nullptr, nullptr, nullptr),
                   std::invalid_argument);
+}
+
+TEST_CASE("cuda grouped_mma_swiglu equals grouped_mma then swiglu, bit for bit, and cpu twins",
+          "[cuda][ops]") {
+  CONCLAVE_REQUIRE_GPU();
+  const uint64_t seed = fresh_seed();
+  INFO("seed " << seed);
+  std::mt19937_64 rng(seed);
+  const elem t = elem::bf16;
+  // (experts, rows, m, k): the 30B layer; passes past 64 rows of one expert with a k tail;
+  // one block of gate/up; a dense launch (no offsets).
+  for (auto [experts, rows, m, k] :
+       {std::tuple{128, 512, 768, 2048}, {3, 150, 64, 72}, {8, 20, 32, 64}, {1, 40, 96, 24}}) {
+    INFO("experts " << experts << " rows " << rows << " m " << m << " k " << k);
+    std::vector<int32_t> offsets(size_t(experts) + 1, 0);
+    std::uniform_int_distribution<int32_t> pick(0, experts - 1);
+    for (int i = 0; i < rows; ++i) ++offsets[size_t(pick(rng)) + 1];
+    std::partial_sum(offsets.begin(), offsets.end(), offsets.begin());
+    const auto x = round_as(randn(size_t(rows) * k, rng), t);
+    const auto w = round_as(randn(size_t(experts) * 2 * m * k, rng, 0.1f), t);
+    auto dx = upload_as(x, t), dw = upload_as(w, t), doff = device_buffer::from(offsets);
+    auto gu = poisoned(size_t(rows) * 2 * m, elem::f32);
+    cu::gemv_args g;
+    g.x = dx.get();
+    g.w = dw.get();
+    g.t = t;
+    g.offsets = experts > 1 ? doff.as<int32_t>() : nullptr;
+    g.rows = size_t(rows);
+    g.experts = g.grid_experts = size_t(experts);
+    g.y = gu.as<float>();
+    g.n = size_t(2 * m);
+    g.k = size_t(k);
+    REQUIRE(cu::grouped_mma_swiglu_ok(g));
+    // CPU twin: each expert's rows through cpu::linear, then cpu::swiglu.
+    std::vector<float> ref_gu(size_t(rows) * 2 * m), want(size_t(rows) * m);
+    for (int e = 0; e < experts; ++e) {
+      const size_t b = size_t(offsets[size_t(e)]), c = size_t(offsets[size_t(e) + 1]) - b;
+      if (c > 0)
+        cpu::linear(x.data() + b * k, w.data() + size_t(e) * 2 * m * k, nullptr,
+                    ref_gu.data() + b * 2 * m, c, size_t(2 * m), size_t(k));
+    }
+    cpu::swiglu(ref_gu.data(), want.data(), size_t(rows), size_t(m));
+    for (size_t most : {size_t{16}, size_t{32}, size_t(rows)}) {
+      INFO("max_rows " << most);
+      g.max_rows = most;
+      auto two = poisoned(size_t(rows) * m, t), one = poisoned(size_t(rows) * m, t);
+      cu::grouped_mma(g, nullptr);
+      cu::swiglu(gu.as<float>(), size_t(rows), size_t(m), two.get(), t, nullptr);
+      cu::grouped_mma_swiglu(g, one.get(), nullptr);
+      const auto a = one.to_vector<uint16_t>(size_t(rows) * m);
+      CHECK(a == two.to_vector<uint16_t>(size_t(rows) * m));
+      check_close(download_as(one, t, want.size()), want, 1e-2, 1e-2 * std::sqrt(double(k)));
+    }
+  }
 }
