@@ -12,7 +12,8 @@
 #   serve   the serving overhead at 64 streams: a 2-layer checkpoint of the 30B shape
 #           (gen-model), `conclave serve --backend cuda`, `bench serve --protocol ws` with
 #           64 clients (e2e - engine per request), and `bench engine` on the same weights
-# AB=VAR (e.g. AB=CONCLAVE_PDL) runs `moe` and `engine` again with VAR=0 (logs *_VAR0.log).
+# AB="VAR ..." (e.g. AB="CONCLAVE_PDL CONCLAVE_FUSED_MOE") runs `moe` and `engine` again
+# with each VAR=0 in turn (logs *_VAR0.log).
 # Usage: scripts/device/cuda_round2.sh [tests] [sm80] [moe] [engine] [serve]
 set -uo pipefail
 . "$(dirname "$0")/bundle_env.sh"
@@ -31,17 +32,23 @@ for w in $what; do
     moe)
       timeout "${T_BENCH:-240}" /tmp/cb/bin/conclave bench moe --backend cuda \
         --tokens "${MOE_TOKENS:-1,8,64,128,512}" 2>&1 | tee "$OUT/bench_moe.log"
-      [ -n "${AB:-}" ] && env "$AB=0" timeout "${T_BENCH:-240}" /tmp/cb/bin/conclave bench moe \
-        --backend cuda --tokens "${MOE_TOKENS:-1,8,64,128,512}" 2>&1 |
-        tee "$OUT/bench_moe_${AB}0.log" | sed -n '/tokens/,$p'
+      for v in ${AB:-}; do
+        echo "-- $v=0"
+        env "$v=0" timeout "${T_BENCH:-240}" /tmp/cb/bin/conclave bench moe --backend cuda \
+          --tokens "${MOE_TOKENS:-1,8,64,128,512}" 2>&1 | tee "$OUT/bench_moe_${v}0.log" |
+          sed -n '/tokens/,$p'
+      done
       timeout "${T_HF:-240}" python3 tools/moe_grouped_mm.py --tokens "${MOE_TOKENS:-1,8,64,128,512}" \
         --conclave "$OUT/bench_moe.log" 2>&1 | tee "$OUT/moe_grouped_mm.log" ;;
     engine)
       timeout "${T_BENCH:-300}" /tmp/cb/bin/conclave bench engine --backend cuda \
         --preset qwen3-30b-a3b --random-weights ${ENGINE_ARGS:-} 2>&1 | tee "$OUT/bench_30b.log"
-      [ -n "${AB:-}" ] && env "$AB=0" timeout "${T_BENCH:-300}" /tmp/cb/bin/conclave bench engine \
-        --backend cuda --preset qwen3-30b-a3b --random-weights ${ENGINE_ARGS:-} 2>&1 |
-        tee "$OUT/bench_30b_${AB}0.log" | grep -E '^(decode|prefill)'
+      for v in ${AB:-}; do
+        echo "-- $v=0"
+        env "$v=0" timeout "${T_BENCH:-300}" /tmp/cb/bin/conclave bench engine --backend cuda \
+          --preset qwen3-30b-a3b --random-weights ${ENGINE_ARGS:-} 2>&1 |
+          tee "$OUT/bench_30b_${v}0.log" | grep -E '^(decode|prefill)'
+      done
       timeout "${T_HF:-300}" python3 /tmp/cb/hf_speed.py 2>&1 | tee "$OUT/hf_speed.log" | tail -30 ;;
     serve)
       model=/tmp/m30x2 port=18080
