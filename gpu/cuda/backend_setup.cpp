@@ -4,6 +4,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cstdlib>
 #include <cstring>
 #include <stdexcept>
@@ -23,6 +24,18 @@ elem parse_elem(const std::string& s) {
 bool kernel_switch_on(const char* env) {
   const char* v = std::getenv(env);
   return v == nullptr || std::strcmp(v, "0") != 0;
+}
+
+size_t kernel_size_setting(const char* env, size_t fallback) {
+  const char* v = std::getenv(env);
+  if (v == nullptr) return fallback;
+  char* end = nullptr;
+  errno = 0;
+  const unsigned long long n = std::strtoull(v, &end, 10);
+  if (*v == '\0' || *end != '\0' || errno != 0 || n == 0 || *v == '-')
+    throw std::runtime_error(std::string("cuda: ") + env + " must be a positive integer, not \"" +
+                             v + "\"");
+  return static_cast<size_t>(n);
 }
 
 void select_device(int device) {

@@ -18,6 +18,10 @@ void select_device(int device);
 /// A kernel switch read from the environment (A/B runs): on unless the variable is "0".
 bool kernel_switch_on(const char* env);
 
+/// A size read from the environment (A/B runs): `fallback` when unset; a positive integer
+/// otherwise, else std::runtime_error naming the variable.
+size_t kernel_size_setting(const char* env, size_t fallback);
+
 /// The memory plan (gpu/memory_plan.h) against this device before anything loads: logged,
 /// and a model that does not fit is refused in one line (model_error: exit 2). The backend
 /// does not know the engine's max_model_len, so the refusal asks for one KV block; the log

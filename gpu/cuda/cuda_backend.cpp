@@ -23,6 +23,7 @@
 #include "gpu/cuda/graph_timer.h"
 #include "gpu/cuda/kv_cache.h"
 #include "gpu/cuda/kv_offload.h"
+#include "gpu/cuda/logits_copy.h"
 #include "gpu/cuda/moe_combine.h"
 #include "gpu/cuda/moe_experts.h"
 #include "gpu/cuda/moe_gemv.h"
@@ -66,6 +67,7 @@ class cuda_backend final : public cuda_backend_api {
     expert_mma_ = kernel_switch_on("CONCLAVE_EXPERT_MMA");
     fused_kv_ = kernel_switch_on("CONCLAVE_FUSED_KV");
     fused_moe_ = kernel_switch_on("CONCLAVE_FUSED_MOE");
+    grouped_max_tokens_ = kernel_size_setting("CONCLAVE_GROUPED_MAX_TOKENS", kGroupedMaxTokens);
     // An expert-parallel rank loads only its experts and host-stages every MoE layer's
     // exchange (no CUDA graphs: a graph cannot wait for the peers).
     if (rank.expert_parallel()) ep_ = std::make_unique<moe_ep>(c, t_, stream_, *blas_, rank);
@@ -148,7 +150,8 @@ class cuda_backend final : public cuda_backend_api {
       CONCLAVE_CUDA_CHECK(cudaEventRecord(ev_end_, stream_));
     }
     const size_t sampled = sample_on_device(batch);
-    copy_logits(batch, out);
+    copy_host_sampled_logits(batch, logit_row_begin_, logits_.as<float>(),
+                             static_cast<size_t>(config_.vocab_size), out, stream_);
     CONCLAVE_CUDA_CHECK(cudaEventRecord(ev_sampled_, stream_));
     CONCLAVE_CUDA_CHECK(cudaStreamSynchronize(stream_));
     out.sampled.clear();
@@ -171,11 +174,6 @@ class cuda_backend final : public cuda_backend_api {
 
  private:
   // ---- sampling and the logits copy ------------------------------------------------------
-  /// Whether sequence i's token is drawn on the device.
-  static bool device_sampled(const step_sequence& s) {
-    return s.sample != nullptr && !s.all_logits;
-  }
-
   /// Queues the device sampler for the sequences that asked for it; returns their count
   /// (sample_seq_ maps the sampler's rows back to sequences).
   size_t sample_on_device(std::span<const step_sequence> batch) {
@@ -192,35 +190,6 @@ class cuda_backend final : public cuda_backend_api {
     sampler_->sample(logits_.as<float>(), sample_rows_.data(), sample_rows_.size(),
                      sample_pen_.data(), sample_pen_.size(), stream_);
     return sample_rows_.size();
-  }
-
-  /// Copies the logits rows of the sequences sampled on the host (runs of them in one
-  /// copy) and lays out out.row_begin over what was copied.
-  void copy_logits(std::span<const step_sequence> batch, step_output& out) {
-    out.vocab = static_cast<size_t>(config_.vocab_size);
-    out.row_begin.assign(1, 0);
-    size_t n = 0;
-    for (size_t i = 0; i < batch.size(); ++i) {
-      if (!device_sampled(batch[i])) n += logit_row_begin_[i + 1] - logit_row_begin_[i];
-      out.row_begin.push_back(n);
-    }
-    out.logits.resize(n * out.vocab);
-    const size_t row_bytes = out.vocab * sizeof(float);
-    for (size_t i = 0; i < batch.size();) {
-      if (device_sampled(batch[i])) {
-        ++i;
-        continue;
-      }
-      size_t j = i;  // the run [i, j) of host-sampled sequences
-      while (j < batch.size() && !device_sampled(batch[j])) ++j;
-      const size_t rows = logit_row_begin_[j] - logit_row_begin_[i];
-      if (rows > 0) {
-        CONCLAVE_CUDA_CHECK(cudaMemcpyAsync(out.logits.data() + out.row_begin[i] * out.vocab,
-                                            logits_.as<char>() + logit_row_begin_[i] * row_bytes,
-                                            rows * row_bytes, cudaMemcpyDeviceToHost, stream_));
-      }
-      i = j;
-    }
   }
 
   // ---- setup ---------------------------------------------------------------------------
@@ -295,7 +264,8 @@ class cuda_backend final : public cuda_backend_api {
       if (s.tokens.size() != 1 || s.all_logits) return 0;
     size_t b = 1;
     while (b < batch.size()) b *= 2;
-    return b;
+    // A graph holds no host sync: its MoE layers must take the grouped launches.
+    return b <= grouped_max_tokens_ ? b : 0;
   }
 
   /// The executable graph of `bucket`, captured on first use. Everything it touches
@@ -599,9 +569,10 @@ class cuda_backend final : public cuda_backend_api {
     projection{blas_.get(), &dq_, t_, stream_, fast_}(x, w, y, m, n, k);
   }
 
-  /// Steps of at most this many tokens run the experts through one grouped GEMV launch
-  /// per projection (no host round trip); larger ones through per-expert cuBLAS GEMMs.
-  static constexpr size_t kGroupedGemvMaxTokens = 128;
+  /// Steps of at most this many tokens run the experts through one grouped launch per
+  /// projection (no host round trip); larger ones through per-expert cuBLAS GEMMs.
+  /// CONCLAVE_GROUPED_MAX_TOKENS moves the line (grouped_max_tokens_).
+  static constexpr size_t kGroupedMaxTokens = 128;
   /// Steps of at most this many tokens route and permute in one launch (one warp routes
   /// each token; beyond a few tokens the router's own grid is faster).
   static constexpr size_t kRoutePermuteMaxTokens = 16;
@@ -613,7 +584,7 @@ class cuda_backend final : public cuda_backend_api {
     const size_t m = static_cast<size_t>(c.moe_intermediate_size);
     linear(hn_.get(), L.router.get(), router_logits_.as<float>(), rows, E, h);
     int32_t* offsets = offsets_.as<int32_t>() + layer * (E + 1);
-    const bool grouped = fast_ && rows <= kGroupedGemvMaxTokens;
+    const bool grouped = fast_ && rows <= grouped_max_tokens_;
     int32_t* active = grouped ? active_.as<int32_t>() : nullptr;
     if (!ep_ && fast_ && fused_moe_ && rows <= kRoutePermuteMaxTokens &&
         E <= kRoutePermuteMaxExperts) {
@@ -680,7 +651,8 @@ class cuda_backend final : public cuda_backend_api {
     random_fill(hn_.get(), t_, tokens * static_cast<size_t>(config_.hidden_size),
                 model::random_weight_stream(tokens, "bench.moe.x"), 0, 1.0f, false, stream_);
     moe_layer_timing r;
-    r.graph = fast_ && tokens <= kGroupedGemvMaxTokens;  // as a decode step of this size
+    // As a decode step of this size: a graph up to kMaxGraphBatch on the grouped launches.
+    r.graph = fast_ && tokens <= kMaxGraphBatch && tokens <= grouped_max_tokens_;
     r.us = mean_device_us(
         stream_, [&] { moe(*it, layer, tokens); }, iters, r.graph);
     moe_layers_run_.clear();
@@ -763,6 +735,7 @@ class cuda_backend final : public cuda_backend_api {
   /// CONCLAVE_FUSED_MOE=0: router and permute as two launches, a one-token step's SwiGLU
   /// and combine, and the tensor-core GEMM's SwiGLU as their own kernels
   bool fused_moe_ = true;
+  size_t grouped_max_tokens_ = kGroupedMaxTokens;
   bool fast_ = false, graphs_on_ = false, last_graph_ = false, use_graph_ws_ = false;
   std::map<size_t, cudaGraphExec_t> graphs_;
   device_buffer graph_meta_, graph_attn_ws_, blas_ws_;

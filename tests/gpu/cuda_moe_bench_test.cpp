@@ -1,7 +1,9 @@
 // cuda_backend_api::time_moe_layer (`conclave bench moe`): it runs the kernels a step of
 // that many tokens runs, counts the experts the tokens reached, and leaves the backend
-// computing what it computed before. Skips without a GPU.
+// computing what it computed before. CONCLAVE_GROUPED_MAX_TOKENS: larger steps' experts
+// through the grouped launches, graphs only for buckets that take them. Skips without a GPU.
 #include <algorithm>
+#include <cstdlib>
 #include <numeric>
 #include <stdexcept>
 
@@ -58,4 +60,73 @@ TEST_CASE("time_moe_layer runs a step's MoE kernels and leaves the backend's res
   CHECK_THROWS_AS(be->time_moe_layer(0, 1), std::invalid_argument);
   CHECK_THROWS_AS(be->time_moe_layer(4, 0), std::invalid_argument);
   test::cuda::check_close(prefill_and_decode(*be), want, 1e-6, 1e-6);
+}
+
+namespace {
+
+/// Sets an environment variable for the scope (the backend reads it when built).
+struct scoped_env {
+  const char* name;
+  scoped_env(const char* n, const char* v) : name(n) { setenv(n, v, 1); }
+  ~scoped_env() { unsetenv(name); }
+};
+
+/// All logits of a 200-token prefill (more than the grouped launches' default 128).
+std::vector<float> long_prefill(gpu::backend& be) {
+  std::vector<int32_t> prompt(200), table(16);
+  for (size_t i = 0; i < prompt.size(); ++i) prompt[i] = static_cast<int32_t>((i * 37) % 8000);
+  std::iota(table.begin(), table.end(), 0);
+  gpu::step_sequence p{prompt, 0, table, true};
+  gpu::step_output out;
+  be.forward({&p, 1}, out);
+  return {out.logits.begin(), out.logits.end()};
+}
+
+}  // namespace
+
+TEST_CASE(
+    "CONCLAVE_GROUPED_MAX_TOKENS moves large steps' experts from cuBLAS to the grouped launches",
+    "[cuda][model]") {
+  CONCLAVE_REQUIRE_GPU();
+  const model::checkpoint ckpt(test::data_dir() / "tiny_moe");
+  const auto b = test::cuda::fast_bf16_backend(true);
+  auto plain = gpu::cuda::make_cuda_backend(ckpt, b);
+  CHECK(plain->time_moe_layer(200, 1).path.find("cuBLAS") != std::string::npos);
+  const auto want = long_prefill(*plain);
+  {
+    scoped_env env("CONCLAVE_GROUPED_MAX_TOKENS", "4096");
+    auto grouped = gpu::cuda::make_cuda_backend(ckpt, b);
+    const auto t = grouped->time_moe_layer(200, 1);
+    INFO("kernels: " << t.path);
+    CHECK(t.path.find("tensor-core") != std::string::npos);
+    CHECK_FALSE(t.graph);  // no decode step of 200 tokens is a graph
+    // Other kernels, other summation order: bf16's tolerance, not bit equality.
+    test::cuda::check_close(long_prefill(*grouped), want, 2e-2, 2e-2);
+  }
+  {
+    // Below a graph bucket: that bucket's steps run eagerly (a graph holds no host sync).
+    scoped_env env("CONCLAVE_GROUPED_MAX_TOKENS", "2");
+    auto be = gpu::cuda::make_cuda_backend(ckpt, b);
+    std::vector<std::vector<int32_t>> tables(3, std::vector<int32_t>(2));
+    for (size_t i = 0; i < 3; ++i) std::iota(tables[i].begin(), tables[i].end(), int32_t(2 * i));
+    std::vector<int32_t> prompt = {5, 6, 7};
+    gpu::step_output out;
+    for (size_t i = 0; i < 3; ++i) {
+      gpu::step_sequence s{prompt, 0, tables[i], false};
+      be->forward({&s, 1}, out);
+    }
+    std::vector<int32_t> tok = {9};
+    std::vector<gpu::step_sequence> two = {{tok, 3, tables[0], false}, {tok, 3, tables[1], false}};
+    be->forward(two, out);
+    CHECK(be->last_step_was_graph());
+    std::vector<gpu::step_sequence> three = {
+        {tok, 4, tables[0], false}, {tok, 4, tables[1], false}, {tok, 3, tables[2], false}};
+    be->forward(three, out);
+    CHECK_FALSE(be->last_step_was_graph());
+  }
+  {
+    scoped_env env("CONCLAVE_GROUPED_MAX_TOKENS", "lots");
+    CHECK_THROWS_WITH(gpu::cuda::make_cuda_backend(ckpt, b),
+                      Catch::Contains("CONCLAVE_GROUPED_MAX_TOKENS must be a positive integer"));
+  }
 }
