@@ -68,6 +68,8 @@ class cuda_backend final : public cuda_backend_api {
     fused_kv_ = kernel_switch_on("CONCLAVE_FUSED_KV");
     fused_moe_ = kernel_switch_on("CONCLAVE_FUSED_MOE");
     grouped_max_tokens_ = kernel_size_setting("CONCLAVE_GROUPED_MAX_TOKENS", kGroupedMaxTokens);
+    route_permute_max_tokens_ =
+        kernel_size_setting("CONCLAVE_ROUTE_PERMUTE_MAX_TOKENS", kRoutePermuteMaxTokens);
     // An expert-parallel rank loads only its experts and host-stages every MoE layer's
     // exchange (no CUDA graphs: a graph cannot wait for the peers).
     if (rank.expert_parallel()) ep_ = std::make_unique<moe_ep>(c, t_, stream_, *blas_, rank);
@@ -575,6 +577,7 @@ class cuda_backend final : public cuda_backend_api {
   static constexpr size_t kGroupedMaxTokens = 128;
   /// Steps of at most this many tokens route and permute in one launch (one warp routes
   /// each token; beyond a few tokens the router's own grid is faster).
+  /// CONCLAVE_ROUTE_PERMUTE_MAX_TOKENS moves the line (route_permute_max_tokens_).
   static constexpr size_t kRoutePermuteMaxTokens = 16;
   void moe(const cuda_layer& L, size_t layer, size_t rows) {
     const auto& c = config_;
@@ -586,7 +589,7 @@ class cuda_backend final : public cuda_backend_api {
     int32_t* offsets = offsets_.as<int32_t>() + layer * (E + 1);
     const bool grouped = fast_ && rows <= grouped_max_tokens_;
     int32_t* active = grouped ? active_.as<int32_t>() : nullptr;
-    if (!ep_ && fast_ && fused_moe_ && rows <= kRoutePermuteMaxTokens &&
+    if (!ep_ && fast_ && fused_moe_ && rows <= route_permute_max_tokens_ &&
         E <= kRoutePermuteMaxExperts) {
       moe_path_ = "route+permute in one launch, ";
       moe_route_permute(router_logits_.as<float>(), rows, E, k, c.norm_topk_prob,
@@ -736,6 +739,7 @@ class cuda_backend final : public cuda_backend_api {
   /// and combine, and the tensor-core GEMM's SwiGLU as their own kernels
   bool fused_moe_ = true;
   size_t grouped_max_tokens_ = kGroupedMaxTokens;
+  size_t route_permute_max_tokens_ = kRoutePermuteMaxTokens;
   bool fast_ = false, graphs_on_ = false, last_graph_ = false, use_graph_ws_ = false;
   std::map<size_t, cudaGraphExec_t> graphs_;
   device_buffer graph_meta_, graph_attn_ws_, blas_ws_;

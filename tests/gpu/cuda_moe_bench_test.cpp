@@ -130,3 +130,19 @@ TEST_CASE(
                       Catch::Contains("CONCLAVE_GROUPED_MAX_TOKENS must be a positive integer"));
   }
 }
+
+TEST_CASE(
+    "CONCLAVE_ROUTE_PERMUTE_MAX_TOKENS routes larger steps inside the permutation, same logits",
+    "[cuda][model]") {
+  CONCLAVE_REQUIRE_GPU();
+  const model::checkpoint ckpt(test::data_dir() / "tiny_moe");
+  const auto b = test::cuda::fast_bf16_backend(false);
+  auto plain = gpu::cuda::make_cuda_backend(ckpt, b);
+  CHECK(plain->time_moe_layer(64, 1).path.find("router top-k") != std::string::npos);
+  const auto want = long_prefill(*plain);
+  scoped_env env("CONCLAVE_ROUTE_PERMUTE_MAX_TOKENS", "256");
+  auto fused = gpu::cuda::make_cuda_backend(ckpt, b);
+  CHECK(fused->time_moe_layer(64, 1).path.find("one launch") != std::string::npos);
+  // The one-launch routing and permutation equal the two launches bit for bit.
+  CHECK(long_prefill(*fused) == want);
+}
