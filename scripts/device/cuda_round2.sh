@@ -14,7 +14,9 @@
 #           64 clients (e2e - engine per request), and `bench engine` on the same weights
 # AB="VAR ..." (e.g. AB="CONCLAVE_PDL CONCLAVE_FUSED_MOE") runs `moe` and `engine` again
 # with each VAR=0 in turn (logs *_VAR0.log).
-# Usage: scripts/device/cuda_round2.sh [tests] [sm80] [moe] [engine] [serve]
+#   thresholds  `bench moe` with CONCLAVE_ROUTE_PERMUTE_MAX_TOKENS and CONCLAVE_GROUPED_MAX_TOKENS
+#           at their defaults and raised
+# Usage: scripts/device/cuda_round2.sh [tests] [sm80] [moe] [thresholds] [engine] [serve]
 set -uo pipefail
 . "$(dirname "$0")/bundle_env.sh"
 what=${*:-tests sm80 moe engine serve}
@@ -40,6 +42,14 @@ for w in $what; do
       done
       timeout "${T_HF:-240}" python3 tools/moe_grouped_mm.py --tokens "${MOE_TOKENS:-1,8,64,128,512}" \
         --conclave "$OUT/bench_moe.log" 2>&1 | tee "$OUT/moe_grouped_mm.log" ;;
+    thresholds)  # the two size switches against their defaults, on the layer alone
+      for env in "CONCLAVE_ROUTE_PERMUTE_MAX_TOKENS=16 32,64,128" "CONCLAVE_ROUTE_PERMUTE_MAX_TOKENS=128 32,64,128" \
+        "CONCLAVE_GROUPED_MAX_TOKENS=128 256,512,1024,4096" "CONCLAVE_GROUPED_MAX_TOKENS=4096 256,512,1024,4096"; do
+        set -- $env
+        echo "-- $1"
+        env "$1" timeout "${T_BENCH:-120}" /tmp/cb/bin/conclave bench moe --backend cuda --tokens "$2" \
+          --iters 50 2>&1 | tee "$OUT/bench_moe_$1.log" | sed -n '/tokens  *us/,$p'
+      done ;;
     engine)
       timeout "${T_BENCH:-300}" /tmp/cb/bin/conclave bench engine --backend cuda \
         --preset qwen3-30b-a3b --random-weights ${ENGINE_ARGS:-} 2>&1 | tee "$OUT/bench_30b.log"
