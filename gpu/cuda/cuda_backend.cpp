@@ -665,18 +665,24 @@ class cuda_backend final : public cuda_backend_api {
                                         off.size() * sizeof(int32_t), cudaMemcpyDeviceToHost,
                                         stream_));
     CONCLAVE_CUDA_CHECK(cudaStreamSynchronize(stream_));
-    for (size_t e = 0; e < E; ++e) r.experts_run += off[e + 1] > off[e] ? 1 : 0;
+    r.experts_run = experts_with_rows(off.data(), E);
     return r;
+  }
+
+  /// Experts with rows in one MoE layer's offsets ([E + 1]).
+  static size_t experts_with_rows(const int32_t* off, size_t E) {
+    size_t n = 0;
+    for (size_t e = 0; e < E; ++e) n += off[e + 1] > off[e] ? 1 : 0;
+    return n;
   }
 
   /// Experts that got rows, summed over this step's MoE layers (after the final sync).
   size_t count_experts_run() {
     const size_t E = static_cast<size_t>(config_.num_experts);
     size_t n = 0;
-    for (size_t layer : moe_layers_run_) {
-      const auto* off = static_cast<const int32_t*>(pinned_offsets_.data()) + layer * (E + 1);
-      for (size_t e = 0; e < E; ++e) n += off[e + 1] > off[e] ? 1 : 0;
-    }
+    for (size_t layer : moe_layers_run_)
+      n += experts_with_rows(static_cast<const int32_t*>(pinned_offsets_.data()) + layer * (E + 1),
+                             E);
     moe_layers_run_.clear();
     return n;
   }
