@@ -5,7 +5,6 @@
 
 #include <caf/all.hpp>
 #include <mutex>
-#include <random>
 
 #include "actors/autoscaler.h"
 #include "actors/cluster_host.h"
@@ -17,7 +16,7 @@
 #include "model/checkpoint.h"
 #include "serve/admission.h"
 #include "serve/choice_fanout.h"
-#include "serve/nvml.h"
+#include "serve/locked_rng.h"
 #include "serve/replica_pool.h"
 
 namespace conclave::actors {
@@ -92,8 +91,7 @@ class actor_service final : public serve::service {
   serve::replica_pool pool_;
   std::vector<int32_t> probe_;  ///< the health probe's prompt
   std::atomic<bool> draining_{false};
-  std::mutex rng_mutex_;  ///< guards rng_ (fault draws, prefill group ids)
-  std::mt19937_64 rng_{std::random_device{}()};
+  serve::locked_rng rng_;  ///< fault draws, prefill group ids
   std::unique_ptr<caf::actor_system_config> system_cfg_;
   std::unique_ptr<caf::actor_system> system_;
   caf::actor router_;
@@ -113,20 +111,7 @@ actor_service::actor_service(const config::server_config& cfg,
   // ... and a model that cannot fit this device (weights plus one max_model_len sequence)
   // is refused before anything loads. Cluster ranks check on their own nodes.
   if (!cfg_.cluster.enabled) gpu::preflight(mc, cfg_.engine);
-  auto text = serve::load_model_text(cfg_.tokenizer_path, cfg_.chat_template_path,
-                                     cfg_.engine.max_model_len, mc);
-  // Never sample an id the tokenizer cannot turn into text (padded embedding rows).
-  if (cfg_.engine.sampling_vocab_size == 0 &&
-      text->tok->vocab_size() < static_cast<size_t>(mc.vocab_size)) {
-    cfg_.engine.sampling_vocab_size = static_cast<int64_t>(text->tok->vocab_size());
-  }
-  env_ = std::make_shared<session_env>();
-  env_->text = text;
-  env_->tools = {serve::make_tool_runtime(cfg_.tools, metrics_), cfg_.tools.max_rounds};
-  env_->failover = {cfg_.replicas.failover_attempts, cfg_.replicas.failover_timeout_s};
-  env_->metrics = metrics_;
-  env_->counters = std::make_shared<serve::session_counters>();
-  env_->tool_list = std::make_shared<live_actors>();
+  env_ = make_session_env(cfg_, mc, metrics_);  // the tokenizer caps the sampled vocabulary
 
   system_cfg_ = std::make_unique<caf::actor_system_config>();
   system_cfg_->set("scheduler.max-threads", cfg_.actor_threads);
@@ -137,15 +122,12 @@ actor_service::actor_service(const config::server_config& cfg,
   // (Spawning with no arguments trips UBSan inside CAF 0.17's empty-tuple path.)
   router_ = system_->spawn(router_actor, std::vector<caf::actor>{});
   // The health probe (the seed guide's): a real generation every probe_interval_s.
-  probe_ = text->tok->encode("def hello():\n    return", false);
+  probe_ = env_->text->tok->encode("def hello():\n    return", false);
   for (int i = 0; i < cfg_.replicas.count; ++i) start_replica();
   if (cfg_.autoscale.enabled) {
-    std::shared_ptr<serve::nvml_reader> nvml;
-    if (cfg_.autoscale.nvml && cfg_.engine.backend.kind == "cuda")
-      nvml = std::make_shared<serve::nvml_reader>();
-    auto source = std::make_shared<serve::busy_time_sampler>(
-        [this] { return pool_.sampled(); },
-        [counters = env_->counters] { return counters->queued.load(); }, std::move(nvml));
+    auto source =
+        pool_.make_load_source([counters = env_->counters] { return counters->queued.load(); },
+                               cfg_.autoscale.nvml && cfg_.engine.backend.kind == "cuda");
     autoscaler_ = system_->spawn(autoscaler, cfg_.autoscale, std::move(source),
                                  service_scaling_target(this, metrics_));
   }
@@ -163,13 +145,10 @@ int actor_service::start_replica() {
   auto r = pool_.add(backend_cfg.kind == "cuda", backend_cfg.device);
   if (!r) return -1;
   if (r->device >= 0) backend_cfg.device = r->device;
-  backend_factory factory = [dir = cfg_.model_dir, backend_cfg]() -> std::shared_ptr<gpu::backend> {
-    const model::checkpoint c(dir);
-    return gpu::make_backend(c, backend_cfg);
-  };
   supervisors_.push_back(system_->spawn<caf::detached>(
-      replica_supervisor, std::move(factory), cfg_.engine, cfg_.replicas, metrics_, router_,
-      r->status, probe_, cluster_ ? cluster_->replica_options(r->id) : nullptr));
+      replica_supervisor, checkpoint_backend_factory(cfg_.model_dir, backend_cfg), cfg_.engine,
+      cfg_.replicas, metrics_, router_, r->status, probe_,
+      cluster_ ? cluster_->replica_options(r->id) : nullptr));
   return r->id;
 }
 
@@ -200,12 +179,7 @@ void actor_service::end_requests(const std::string& why) {
 std::optional<std::string> actor_service::kill_in(live_actors& list, const std::string& name,
                                                   const char* what) {
   check_fault_injection();
-  uint64_t draw = 0;
-  {
-    std::lock_guard lock(rng_mutex_);
-    draw = rng_();
-  }
-  auto k = list.kill(name, draw);
+  auto k = list.kill(name, rng_.next());
   if (!k) return std::nullopt;
   spdlog::warn("fault injection: killed the {} {}", what, k->name);
   return k->name;
@@ -251,12 +225,8 @@ std::shared_ptr<serve::request_handle> actor_service::submit(
     return nullptr;
   }
   if (req.n <= 1) return start_session(std::move(req), std::move(sink));
-  uint64_t group = 0;  // n choices: a session each, one prefill group
-  {
-    std::lock_guard lock(rng_mutex_);
-    while (group == 0) group = rng_();
-  }
-  return serve::start_choices(req, std::move(sink), group, [this](auto r, auto s) {
+  // n choices: a session each, one prefill group.
+  return serve::start_choices(req, std::move(sink), rng_.next_nonzero(), [this](auto r, auto s) {
     return start_session(std::move(r), std::move(s));
   });
 }

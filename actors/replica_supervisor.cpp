@@ -6,12 +6,20 @@
 #include "actors/cluster_registry.h"
 #include "actors/health_checker.h"
 #include "actors/replica_supervisor_parts.h"
+#include "model/checkpoint.h"
 
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
 
 namespace conclave::actors {
+
+backend_factory checkpoint_backend_factory(std::string model_dir, config::backend_config backend) {
+  return [dir = std::move(model_dir), backend = std::move(backend)]() {
+    const model::checkpoint c(dir);
+    return std::shared_ptr<gpu::backend>(gpu::make_backend(c, backend));
+  };
+}
 
 engine_actor_options base_engine_options(const replica_supervisor_state& st) {
   engine_actor_options opts;

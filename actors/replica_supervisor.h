@@ -27,6 +27,10 @@ namespace conclave::actors {
 /// Makes a fresh backend (loads weights); may throw. Called on the supervisor's own thread.
 using backend_factory = std::function<std::shared_ptr<gpu::backend>()>;
 
+/// The factory of a replica of the checkpoint in `model_dir` on `backend`: it opens the
+/// checkpoint and loads it each time it is called.
+backend_factory checkpoint_backend_factory(std::string model_dir, config::backend_config backend);
+
 /// What /admin/cluster shows of one expert-parallel replica.
 struct cluster_replica_view {
   uint64_t epoch = 0;

@@ -16,6 +16,7 @@
 
 #include "actors/live_actors.h"
 #include "actors/messages.h"
+#include "actors/session_env.h"
 #include "serve/admission.h"
 #include "serve/failover.h"
 #include "serve/request_setup.h"
@@ -24,16 +25,6 @@
 #include "serve/text_pipeline.h"
 
 namespace conclave::actors {
-
-/// What every session of a service shares.
-struct session_env {
-  std::shared_ptr<const serve::model_text> text;
-  serve::server_tools tools;
-  serve::failover_policy failover;
-  std::shared_ptr<serve::server_metrics> metrics;  ///< may be null
-  std::shared_ptr<serve::session_counters> counters;
-  std::shared_ptr<live_actors> tool_list;  ///< running tool invocations (kill_tool)
-};
 
 struct session_state {
   serve::generation_request req;

@@ -5,6 +5,8 @@
 #include <stdexcept>
 #include <string>
 
+#include "serve/nvml.h"
+
 namespace conclave::serve {
 
 std::optional<replica_pool::added> replica_pool::add(bool cuda, int base_device) {
@@ -88,6 +90,12 @@ bool replica_pool::accepting() const {
 
 int64_t context_limit(int64_t configured, int64_t model_max) {
   return configured > 0 ? std::min(configured, model_max) : model_max;
+}
+
+std::shared_ptr<load_source> replica_pool::make_load_source(std::function<int64_t()> waiting,
+                                                            bool nvml) const {
+  return std::make_shared<busy_time_sampler>([this] { return sampled(); }, std::move(waiting),
+                                             nvml ? std::make_shared<nvml_reader>() : nullptr);
 }
 
 }  // namespace conclave::serve

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -37,6 +38,9 @@ class replica_pool {
   std::vector<std::shared_ptr<replica_status>> list() const;
   /// The replicas with their devices, as the load sampler reads them.
   std::vector<sampled_replica> sampled() const;
+  /// The autoscaler's source of this pool's load: its replicas' busy time (and their GPUs'
+  /// NVML utilisation when `nvml`) and the `waiting` requests. The pool must outlive it.
+  std::shared_ptr<load_source> make_load_source(std::function<int64_t()> waiting, bool nvml) const;
   size_t size() const;
 
   /// Every replica's snapshot, by id (GET /admin/cluster).
