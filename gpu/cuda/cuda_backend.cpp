@@ -591,12 +591,12 @@ class cuda_backend final : public cuda_backend_api {
     int32_t* active = grouped ? active_.as<int32_t>() : nullptr;
     if (!ep_ && fast_ && fused_moe_ && rows <= route_permute_max_tokens_ &&
         E <= kRoutePermuteMaxExperts) {
-      moe_path_ = "route+permute in one launch, ";
+      moe_route_path_ = "route+permute in one launch";
       moe_route_permute(router_logits_.as<float>(), rows, E, k, c.norm_topk_prob,
                         ids_.as<int32_t>(), wts_.as<float>(), offsets, row_token_.as<int32_t>(),
                         slot_row_.as<int32_t>(), active, stream_);
     } else {
-      moe_path_ = "router top-k, permute, ";
+      moe_route_path_ = "router top-k, permute";
       router_topk(router_logits_.as<float>(), rows, E, k, c.norm_topk_prob, ids_.as<int32_t>(),
                   wts_.as<float>(), stream_);
       if (ep_) {
@@ -627,13 +627,13 @@ class cuda_backend final : public cuda_backend_api {
     if (grouped && rows == 1 && fused_moe_ &&
         fused_token_experts(x, ids_.as<int32_t>(), slot_row_.as<int32_t>(), wts_.as<float>(), k,
                             proj_.as<float>(), stream_)) {
-      moe_path_ += "gate/up+SwiGLU and down+combine GEMVs";
+      moe_expert_path_ = "gate/up+SwiGLU and down+combine GEMVs";
       return;
     }
     if (grouped) {
-      moe_path_ += grouped_experts(x, rows, expert_mma_, fused_moe_, stream_);
+      moe_expert_path_ = grouped_experts(x, rows, expert_mma_, fused_moe_, stream_);
     } else {
-      moe_path_ += "cuBLAS GEMM per expert (host sync)";
+      moe_expert_path_ = "cuBLAS GEMM per expert (host sync)";
       gemm_experts(x, *blas_, static_cast<int32_t*>(pinned_offsets_.data()) + layer * (E + 1),
                    xs_.get(), dq_, stream_);
     }
@@ -659,7 +659,7 @@ class cuda_backend final : public cuda_backend_api {
     r.us = mean_device_us(
         stream_, [&] { moe(*it, layer, tokens); }, iters, r.graph);
     moe_layers_run_.clear();
-    r.path = moe_path_;
+    r.path = std::string(moe_route_path_) + ", " + moe_expert_path_;
     std::vector<int32_t> off(E + 1);
     CONCLAVE_CUDA_CHECK(cudaMemcpyAsync(off.data(), offsets_.as<int32_t>() + layer * (E + 1),
                                         off.size() * sizeof(int32_t), cudaMemcpyDeviceToHost,
@@ -720,7 +720,10 @@ class cuda_backend final : public cuda_backend_api {
   device_buffer kv_cache_;
   step_timing timing_;
   std::vector<size_t> moe_layers_run_;
-  std::string moe_path_;  ///< the last MoE layer's kernels, in words (time_moe_layer)
+  /// The last MoE layer's kernels, in words (time_moe_layer): static strings, so the
+  /// per-layer bookkeeping costs two pointer stores.
+  const char* moe_route_path_ = "";
+  const char* moe_expert_path_ = "";
 
   // Step metadata (host vectors reused across steps; device pointers into meta_).
   std::vector<int32_t> host_meta_, h_tokens_, h_positions_, h_slots_, h_ctx_, h_table_off_,
