@@ -6,6 +6,7 @@
 
 #include "gpu/backend.h"
 #include "gpu/cuda/common.h"
+#include "gpu/cuda/kernel_switch.h"
 
 namespace conclave::gpu::cuda {
 
@@ -14,13 +15,6 @@ elem parse_elem(const std::string& s);
 
 /// Makes `device` current; std::runtime_error when there is no usable GPU or no such device.
 void select_device(int device);
-
-/// A kernel switch read from the environment (A/B runs): on unless the variable is "0".
-bool kernel_switch_on(const char* env);
-
-/// A size read from the environment (A/B runs): `fallback` when unset; a positive integer
-/// otherwise, else std::runtime_error naming the variable.
-size_t kernel_size_setting(const char* env, size_t fallback);
 
 /// The memory plan (gpu/memory_plan.h) against this device before anything loads: logged,
 /// and a model that does not fit is refused in one line (model_error: exit 2). The backend

@@ -1,7 +1,6 @@
 #include <atomic>
-#include <cstdlib>
-#include <cstring>
 
+#include "gpu/cuda/kernel_switch.h"
 #include "gpu/cuda/pdl.cuh"
 
 namespace conclave::gpu::cuda {
@@ -24,17 +23,12 @@ bool kernels_have_sm90_code() {
 // -1: not decided yet; else 0 / 1.
 std::atomic<int> g_on{-1};
 
-bool env_allows() {
-  const char* v = std::getenv("CONCLAVE_PDL");
-  return v == nullptr || std::strcmp(v, "0") != 0;
-}
-
 }  // namespace
 
 bool programmatic_launch_on() {
   int v = g_on.load(std::memory_order_relaxed);
   if (v < 0) {
-    v = env_allows() && kernels_have_sm90_code() ? 1 : 0;
+    v = kernel_switch_on("CONCLAVE_PDL") && kernels_have_sm90_code() ? 1 : 0;
     g_on.store(v, std::memory_order_relaxed);
   }
   return v == 1;
