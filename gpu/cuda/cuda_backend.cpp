@@ -67,6 +67,7 @@ class cuda_backend final : public cuda_backend_api {
     expert_mma_ = kernel_switch_on("CONCLAVE_EXPERT_MMA");
     fused_kv_ = kernel_switch_on("CONCLAVE_FUSED_KV");
     fused_moe_ = kernel_switch_on("CONCLAVE_FUSED_MOE");
+    light_experts_ = kernel_switch_on("CONCLAVE_LIGHT_EXPERTS");
     grouped_max_tokens_ = kernel_size_setting("CONCLAVE_GROUPED_MAX_TOKENS", kGroupedMaxTokens);
     route_permute_max_tokens_ =
         kernel_size_setting("CONCLAVE_ROUTE_PERMUTE_MAX_TOKENS", kRoutePermuteMaxTokens);
@@ -80,6 +81,7 @@ class cuda_backend final : public cuda_backend_api {
     if (c.num_experts > 0) {
       pinned_offsets_.ensure(static_cast<size_t>(c.num_experts + 1) *
                              static_cast<size_t>(c.num_layers) * sizeof(int32_t));
+      pinned_light_.ensure(static_cast<size_t>(c.num_experts) * sizeof(int32_t));
     }
     const rope_table rope = rope_parameters(c, opts.rope_inv_freq_dtype == "bf16");
     inv_freq_ = device_buffer::from(rope.inv_freq);
@@ -633,9 +635,11 @@ class cuda_backend final : public cuda_backend_api {
     if (grouped) {
       moe_expert_path_ = grouped_experts(x, rows, expert_mma_, fused_moe_, stream_);
     } else {
-      moe_expert_path_ = "cuBLAS GEMM per expert (host sync)";
-      gemm_experts(x, *blas_, static_cast<int32_t*>(pinned_offsets_.data()) + layer * (E + 1),
-                   xs_.get(), dq_, stream_);
+      // The light experts' list goes up through active_ (unused on this path).
+      const light_experts light{static_cast<int32_t*>(pinned_light_.data()), active_.as<int32_t>()};
+      moe_expert_path_ = gemm_experts(
+          x, *blas_, static_cast<int32_t*>(pinned_offsets_.data()) + layer * (E + 1), xs_.get(),
+          dq_, stream_, fast_ && expert_mma_ && light_experts_ ? &light : nullptr);
     }
     moe_combine(dn_.as<float>(), slot_row_.as<int32_t>(), wts_.as<float>(), rows, k, h,
                 proj_.as<float>(), stream_);
@@ -731,7 +735,7 @@ class cuda_backend final : public cuda_backend_api {
   static constexpr int32_t kMinTileTokens = 16;
   const int32_t *d_tiles_ = nullptr, *d_gqa_rows_ = nullptr;
   size_t num_tiles_ = 0, num_gqa_rows_ = 0;
-  pinned_buffer pinned_meta_, pinned_offsets_;
+  pinned_buffer pinned_meta_, pinned_offsets_, pinned_light_;
   device_buffer meta_;
   const int32_t *d_tokens_ = nullptr, *d_positions_ = nullptr, *d_slots_ = nullptr,
                 *d_ctx_ = nullptr, *d_table_off_ = nullptr, *d_logit_rows_ = nullptr,
@@ -747,6 +751,9 @@ class cuda_backend final : public cuda_backend_api {
   /// CONCLAVE_FUSED_MOE=0: router and permute as two launches, a one-token step's SwiGLU
   /// and combine, and the tensor-core GEMM's SwiGLU as their own kernels
   bool fused_moe_ = true;
+  /// CONCLAVE_LIGHT_EXPERTS=0: steps past grouped_max_tokens_ run every expert on cuBLAS,
+  /// not only the heavy ones (gpu/cuda/moe_experts.h)
+  bool light_experts_ = true;
   size_t grouped_max_tokens_ = kGroupedMaxTokens;
   size_t route_permute_max_tokens_ = kRoutePermuteMaxTokens;
   bool fast_ = false, graphs_on_ = false, last_graph_ = false, use_graph_ws_ = false;

@@ -53,31 +53,67 @@ const char* grouped_experts(const expert_rows& a, size_t tokens, bool tensor_cor
   return kernels;
 }
 
-void gemm_experts(const expert_rows& a, blas& b, int32_t* host_off, void* xs,
-                  const device_buffer& dq, stream_t s) {
+const char* gemm_experts(const expert_rows& a, blas& b, int32_t* host_off, void* xs,
+                         const device_buffer& dq, stream_t s, const light_experts* light) {
   const size_t E = a.experts, h = a.h, m = a.m, es = elem_size(a.t);
   CONCLAVE_CUDA_CHECK(
       cudaMemcpyAsync(host_off, a.offsets, (E + 1) * sizeof(int32_t), cudaMemcpyDeviceToHost, s));
   gather_rows(a.x, a.t, a.row_token, a.rows, h, xs, s);
   CONCLAVE_CUDA_CHECK(cudaStreamSynchronize(s));
-  // Each expert's run of rows [b, b + n) through `go`.
-  auto per_expert = [&](auto&& go) {
+  gemv_args g = gate_up_args(a);
+  const bool grouped = light != nullptr && grouped_mma_supported(g);
+  // The light experts' list (ascending) and their most rows.
+  size_t lights = 0, heavies = 0, most = 0;
+  auto is_light = [&](size_t n) { return grouped && n <= kLightExpertRows; };
+  for (size_t e = 0; e < E; ++e) {
+    const size_t n = static_cast<size_t>(host_off[e + 1] - host_off[e]);
+    if (n == 0) continue;
+    if (is_light(n)) {
+      light->host[lights++] = static_cast<int32_t>(e);
+      most = std::max(most, n);
+    } else {
+      ++heavies;
+    }
+  }
+  // Each heavy expert's run of rows [b, b + n) through `go`.
+  auto per_heavy = [&](auto&& go) {
     for (size_t e = 0; e < E; ++e) {
       const size_t r0 = static_cast<size_t>(host_off[e]),
                    n = static_cast<size_t>(host_off[e + 1]) - r0;
-      if (n > 0) go(e, r0, n);
+      if (n > 0 && !is_light(n)) go(e, r0, n);
     }
   };
-  per_expert([&](size_t e, size_t r0, size_t n) {
+  if (lights > 0) {
+    CONCLAVE_CUDA_CHECK(cudaMemcpyAsync(light->device, light->host, lights * sizeof(int32_t),
+                                        cudaMemcpyHostToDevice, s));
+    g.active = light->device;
+    g.grid_experts = lights;
+    g.max_rows = most;
+    grouped_mma(g, s);
+  }
+  per_heavy([&](size_t e, size_t r0, size_t n) {
     b.linear(static_cast<char*>(xs) + r0 * h * es,
              plain_rows(*a.gate_up, e * 2 * m, 2 * m, h, a.t, dq, s), a.t, a.gu + r0 * 2 * m, n,
              2 * m, h);
   });
   swiglu(a.gu, a.rows, m, a.act, a.t, s);
-  per_expert([&](size_t e, size_t r0, size_t n) {
+  if (lights > 0) {
+    g.x = a.act;
+    g.x_rows = nullptr;
+    set_gemv_weights(g, *a.down);
+    g.y = a.dn;
+    g.n = h;
+    g.k = m;
+    grouped_mma(g, s);
+  }
+  per_heavy([&](size_t e, size_t r0, size_t n) {
     b.linear(static_cast<char*>(a.act) + r0 * m * es, plain_rows(*a.down, e * h, h, m, a.t, dq, s),
              a.t, a.dn + r0 * h, n, h, m);
   });
+  if (lights == 0) return "cuBLAS GEMM per expert (host sync)";
+  return heavies == 0
+             ? "tensor-core grouped GEMMs (host sync: every expert light)"
+             : "tensor-core grouped GEMMs for light experts, cuBLAS GEMM for heavy (host sync)";
 }
 
 bool fused_token_experts(const expert_rows& a, const int32_t* ids, const int32_t* slot_row,

@@ -35,11 +35,26 @@ struct expert_rows {
 const char* grouped_experts(const expert_rows& a, size_t tokens, bool tensor_cores, bool fuse,
                             stream_t s);
 
+/// Where gemm_experts may run its light experts (kLightExpertRows rows or fewer) through
+/// the grouped tensor-core GEMM instead of one cuBLAS GEMM each: scratch for their list,
+/// pinned on the host and on the device ([experts] each).
+struct light_experts {
+  int32_t* host = nullptr;
+  int32_t* device = nullptr;
+};
+/// A light expert's rows take at most two passes of the grouped GEMM over its weights:
+/// there one launch for all such experts beats a cuBLAS GEMM each (launch-bound), while
+/// an expert with many rows is faster on cuBLAS (bench moe, docs/PERFORMANCE.md).
+constexpr size_t kLightExpertRows = 128;
+
 /// On cuBLAS, one GEMM per expert with rows: the experts' counts are copied to host_off
 /// (pinned, experts + 1) and the stream synchronised once. xs: [rows, h] of `t` scratch
-/// (the gathered rows); dq: the dequantization scratch for quantized weights.
-void gemm_experts(const expert_rows& a, blas& b, int32_t* host_off, void* xs,
-                  const device_buffer& dq, stream_t s);
+/// (the gathered rows); dq: the dequantization scratch for quantized weights. With `light`
+/// (and bf16 weights the grouped GEMM takes), the light experts go through one grouped
+/// launch per projection instead (same results as gemm per expert up to fp32 summation
+/// order). Returns the kernels that ran, in words.
+const char* gemm_experts(const expert_rows& a, blas& b, int32_t* host_off, void* xs,
+                         const device_buffer& dq, stream_t s, const light_experts* light = nullptr);
 
 /// A step of one token (batch-1 decode) in two launches: gate/up with SwiGLU, then down
 /// with the router-weighted combine into out ([h] fp32), moe_combine's result. ids, slot_row

@@ -55,7 +55,7 @@ TEST_CASE("time_moe_layer runs a step's MoE kernels and leaves the backend's res
     CHECK(t.graph == (tokens <= 128));  // a decode step of that many tokens is a graph
     CHECK(t.path.find(tokens <= 16 ? "one launch" : "router top-k") != std::string::npos);
     if (tokens == 1) CHECK(t.path.find("SwiGLU") != std::string::npos);
-    if (tokens > 128) CHECK(t.path.find("cuBLAS") != std::string::npos);
+    if (tokens > 128) CHECK(t.path.find("host sync") != std::string::npos);
   }
   CHECK_THROWS_AS(be->time_moe_layer(0, 1), std::invalid_argument);
   CHECK_THROWS_AS(be->time_moe_layer(4, 0), std::invalid_argument);
@@ -91,8 +91,15 @@ TEST_CASE(
   const model::checkpoint ckpt(test::data_dir() / "tiny_moe");
   const auto b = test::cuda::fast_bf16_backend(true);
   auto plain = gpu::cuda::make_cuda_backend(ckpt, b);
-  CHECK(plain->time_moe_layer(200, 1).path.find("cuBLAS") != std::string::npos);
+  CHECK(plain->time_moe_layer(200, 1).path.find("host sync") != std::string::npos);
   const auto want = long_prefill(*plain);
+  {
+    // Past the grouped launches' size every expert can go to cuBLAS (a host sync either way).
+    scoped_env env("CONCLAVE_LIGHT_EXPERTS", "0");
+    auto cublas = gpu::cuda::make_cuda_backend(ckpt, b);
+    CHECK(cublas->time_moe_layer(200, 1).path.find("cuBLAS GEMM per expert") != std::string::npos);
+    test::cuda::check_close(long_prefill(*cublas), want, 2e-2, 2e-2);
+  }
   {
     scoped_env env("CONCLAVE_GROUPED_MAX_TOKENS", "4096");
     auto grouped = gpu::cuda::make_cuda_backend(ckpt, b);
