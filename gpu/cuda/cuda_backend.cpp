@@ -71,6 +71,7 @@ class cuda_backend final : public cuda_backend_api {
     grouped_max_tokens_ = kernel_size_setting("CONCLAVE_GROUPED_MAX_TOKENS", kGroupedMaxTokens);
     route_permute_max_tokens_ =
         kernel_size_setting("CONCLAVE_ROUTE_PERMUTE_MAX_TOKENS", kRoutePermuteMaxTokens);
+    expert_pass_rows_ = kernel_size_setting("CONCLAVE_EXPERT_PASS_ROWS", kExpertPassRows);
     // An expert-parallel rank loads only its experts and host-stages every MoE layer's
     // exchange (no CUDA graphs: a graph cannot wait for the peers).
     if (rank.expert_parallel()) ep_ = std::make_unique<moe_ep>(c, t_, stream_, *blas_, rank);
@@ -581,6 +582,12 @@ class cuda_backend final : public cuda_backend_api {
   /// each token; beyond a few tokens the router's own grid is faster).
   /// CONCLAVE_ROUTE_PERMUTE_MAX_TOKENS moves the line (route_permute_max_tokens_).
   static constexpr size_t kRoutePermuteMaxTokens = 16;
+  /// The tensor-core grouped GEMM of a decode step takes an expert's rows in passes of up
+  /// to this many (CONCLAVE_EXPERT_PASS_ROWS moves it; 16, 32 or 64 size the pass's tile).
+  /// Passes of 16 rows hold the least shared memory, so four blocks a multiprocessor stream
+  /// weights instead of three: on the H100 the 64-token layer took 444 us against 454-458
+  /// with 32 or 64 (docs/PERFORMANCE.md). An expert with more rows reads its weights again.
+  static constexpr size_t kExpertPassRows = 16;
   void moe(const cuda_layer& L, size_t layer, size_t rows) {
     const auto& c = config_;
     const size_t h = static_cast<size_t>(c.hidden_size);
@@ -620,7 +627,10 @@ class cuda_backend final : public cuda_backend_api {
     x.active = active;
     x.experts = E;
     x.rows = rows * k;
-    x.max_rows = rows;  // a token picks an expert at most once
+    // A token picks an expert at most once: rows bounds an expert's rows. On the grouped
+    // path the bound only sizes the GEMM's pass (an expert with more rows takes more
+    // passes): decode steps take expert_pass_rows_ (smaller tiles, more blocks resident).
+    x.max_rows = grouped ? std::min(rows, expert_pass_rows_) : rows;
     x.h = h;
     x.m = m;
     x.gu = gu_.as<float>();
@@ -756,6 +766,7 @@ class cuda_backend final : public cuda_backend_api {
   bool light_experts_ = true;
   size_t grouped_max_tokens_ = kGroupedMaxTokens;
   size_t route_permute_max_tokens_ = kRoutePermuteMaxTokens;
+  size_t expert_pass_rows_ = kExpertPassRows;
   bool fast_ = false, graphs_on_ = false, last_graph_ = false, use_graph_ws_ = false;
   std::map<size_t, cudaGraphExec_t> graphs_;
   device_buffer graph_meta_, graph_attn_ws_, blas_ws_;

@@ -23,8 +23,10 @@ struct gemv_args {
   size_t experts = 1;
   size_t grid_experts = 1;  ///< block rows: experts, or at most rows x k with `active`
   size_t rows = 0;          ///< without offsets
-  /// With offsets: the most rows one expert can have (the step's tokens; any upper bound
-  /// is correct, a tight one picks a smaller register tile).
+  /// With offsets: the rows of one expert a kernel takes at once (register tile, or the
+  /// tensor-core GEMM's pass over the weights): usually the most one expert can have (the
+  /// step's tokens). Below that the grouped GEMV and GEMM stay correct (an expert with more
+  /// rows takes more passes); the one-row GEMV needs 1 to be the true most (row_gemv_ok).
   size_t max_rows = 8;
   float* y = nullptr;  ///< [rows, n] fp32
   size_t n = 0, k = 0;

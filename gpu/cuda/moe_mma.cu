@@ -17,9 +17,12 @@ constexpr int kBN = 64;       // weight rows (outputs) per block
 constexpr int kBK = 64;       // k per pipeline stage
 constexpr int kLD = kBK + 8;  // smem row: padded by 16 bytes (ldmatrix rows in distinct banks)
 constexpr int kStages = 4;
-constexpr int kMaxTiles = 4;  // 16-row tiles of x per pass over the weights
-constexpr size_t kSmemBytes =
-    static_cast<size_t>(kStages) * (kBN + 16 * kMaxTiles) * kLD * sizeof(bf16);
+/// Shared memory of a block taking its expert's rows in passes of MT 16-row tiles: the
+/// stages of kBN weight rows and MT x 16 x rows. Sized per MT, so that passes of 16 rows
+/// leave room for four blocks a multiprocessor (three at 64 rows).
+__host__ __device__ constexpr size_t smem_bytes(int mt) {
+  return static_cast<size_t>(kStages) * static_cast<size_t>(kBN + 16 * mt) * kLD * sizeof(bf16);
+}
 
 // Block (kBN weight rows, expert): the expert's x rows in passes of up to MT x 16, each pass
 // streaming the block's weight rows through shared memory once (cp.async, kStages deep)
@@ -46,6 +49,8 @@ __global__ void __launch_bounds__(kWarps * 32)
   extern __shared__ uint4 smem_u4[];
   auto* w_s = reinterpret_cast<bf16*>(smem_u4);  // [kStages][kBN][kLD]
   bf16* x_s = w_s + kStages * kBN * kLD;         // [kStages][MT * 16][kLD]
+  static_assert(16 * MT * (kBN + 1) * sizeof(float) <= smem_bytes(MT),
+                "SWIGLU's result tile reuses the stages");
   const int tid = static_cast<int>(threadIdx.x), lane = tid & 31, warp = tid >> 5;
   const int n0 = static_cast<int>(blockIdx.x) * kBN;
   const bf16* we = w + static_cast<size_t>(e) * n * k;
@@ -168,17 +173,15 @@ __global__ void __launch_bounds__(kWarps * 32)
   }
 }
 
-static_assert(static_cast<size_t>(16 * kMaxTiles) * (kBN + 1) * sizeof(float) <= kSmemBytes,
-              "SWIGLU's result tile reuses the stages");
-
 template <int MT, bool SWIGLU>
 void launch(const gemv_args& a, void* act, stream_t s) {
+  constexpr size_t smem = smem_bytes(MT);
   CONCLAVE_CUDA_CHECK(cudaFuncSetAttribute(grouped_mma_kernel<MT, SWIGLU>,
                                            cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                           static_cast<int>(kSmemBytes)));
+                                           static_cast<int>(smem)));
   const dim3 grid(static_cast<unsigned>((a.n + kBN - 1) / kBN),
                   static_cast<unsigned>(a.grid_experts));
-  launch_pdl(grouped_mma_kernel<MT, SWIGLU>, grid, dim3(kWarps * 32), kSmemBytes, s,
+  launch_pdl(grouped_mma_kernel<MT, SWIGLU>, grid, dim3(kWarps * 32), smem, s,
              static_cast<const bf16*>(a.x), a.x_rows, static_cast<const bf16*>(a.w), a.offsets,
              a.active, static_cast<int32_t>(a.rows), a.y, static_cast<bf16*>(act),
              static_cast<int>(a.n), static_cast<int>(a.k));
