@@ -272,44 +272,48 @@ std::vector<device_bench_row> run_device_bench(const device_bench_options& opts,
   be->set_fast_paths(fast);
   be->set_cuda_graphs(false);
 
-  for (int32_t len : opts.prefill_lens) {
-    std::vector<int32_t> t(static_cast<size_t>((len + bs - 1) / bs));
-    std::iota(t.begin(), t.end(), 0);
-    std::vector<int32_t> prompt(static_cast<size_t>(len));
-    for (auto& x : prompt) x = tok(rng);
-    step_sequence s{prompt, 0, t, false};
-    const int reps = len >= 16384 ? 1 : 3;
-    // Warm-up (grows the workspace); the longest prompts run once, cold: the workspace
-    // allocation is small next to their attention time.
-    if (len < 16384) be->forward({&s, 1}, so);
-    double step = 0, dev = 0, experts = 0;
-    for (int i = 0; i < reps; ++i) {
-      be->forward({&s, 1}, so);
-      const auto tm = be->last_timing();
-      step += tm.total_ms;
-      dev += tm.forward_ms;
-      experts += static_cast<double>(tm.experts_run);
+  for (int32_t len : opts.prefill_lens) try {
+      std::vector<int32_t> t(static_cast<size_t>((len + bs - 1) / bs));
+      std::iota(t.begin(), t.end(), 0);
+      std::vector<int32_t> prompt(static_cast<size_t>(len));
+      for (auto& x : prompt) x = tok(rng);
+      step_sequence s{prompt, 0, t, false};
+      const int reps = len >= 16384 ? 1 : 3;
+      // Warm-up (grows the workspace); the longest prompts run once, cold: the workspace
+      // allocation is small next to their attention time.
+      if (len < 16384) be->forward({&s, 1}, so);
+      double step = 0, dev = 0, experts = 0;
+      for (int i = 0; i < reps; ++i) {
+        be->forward({&s, 1}, so);
+        const auto tm = be->last_timing();
+        step += tm.total_ms;
+        dev += tm.forward_ms;
+        experts += static_cast<double>(tm.experts_run);
+      }
+      step /= reps;
+      dev /= reps;
+      if (profile_wanted("prefill", len)) maybe_profiled(true, [&] { be->forward({&s, 1}, so); });
+      const double n = static_cast<double>(len);
+      const double k = static_cast<double>(c.num_experts_per_tok);
+      const double flops =
+          2.0 * n *
+              (L * sz.dense_per_layer +
+               moe_layers * (static_cast<double>(c.num_experts * c.hidden_size) + k * sz.expert) +
+               sz.dense_mlp_layers * sz.dense_mlp) +
+          2.0 * sz.lm_head +
+          L * 4.0 * static_cast<double>(c.num_heads * c.head_dim) * n * (n + 1) / 2;
+      device_bench_row r{
+          "prefill", 1, len, step, dev, 1e3 * n / step, 1e3 * flops / (ceil.gemm_tflops * 1e12), 0};
+      r.utilization = r.floor_ms / dev;
+      std::fprintf(out, "%-8s %6d %7d %10.3f %10.3f %12.1f %10.3f %8s %7.1f%%\n", "prefill", 1, len,
+                   step, dev, r.tokens_per_s, r.floor_ms, "-", 100 * r.utilization);
+      std::fflush(out);
+      rows.push_back(r);
+    } catch (const std::exception& e) {
+      // A prompt whose step buffers do not fit (32K on an 80 GB card) fails alone.
+      std::fprintf(out, "%-8s %6d %7d failed: %s\n", "prefill", 1, len, e.what());
+      std::fflush(out);
     }
-    step /= reps;
-    dev /= reps;
-    if (profile_wanted("prefill", len)) maybe_profiled(true, [&] { be->forward({&s, 1}, so); });
-    const double n = static_cast<double>(len);
-    const double k = static_cast<double>(c.num_experts_per_tok);
-    const double flops =
-        2.0 * n *
-            (L * sz.dense_per_layer +
-             moe_layers * (static_cast<double>(c.num_experts * c.hidden_size) + k * sz.expert) +
-             sz.dense_mlp_layers * sz.dense_mlp) +
-        2.0 * sz.lm_head +
-        L * 4.0 * static_cast<double>(c.num_heads * c.head_dim) * n * (n + 1) / 2;
-    device_bench_row r{
-        "prefill", 1, len, step, dev, 1e3 * n / step, 1e3 * flops / (ceil.gemm_tflops * 1e12), 0};
-    r.utilization = r.floor_ms / dev;
-    std::fprintf(out, "%-8s %6d %7d %10.3f %10.3f %12.1f %10.3f %8s %7.1f%%\n", "prefill", 1, len,
-                 step, dev, r.tokens_per_s, r.floor_ms, "-", 100 * r.utilization);
-    std::fflush(out);
-    rows.push_back(r);
-  }
   return rows;
 }
 

@@ -16,7 +16,11 @@
 # with each VAR=0 in turn (logs *_VAR0.log).
 #   thresholds  `bench moe` with CONCLAVE_ROUTE_PERMUTE_MAX_TOKENS and CONCLAVE_GROUPED_MAX_TOKENS
 #           at their defaults and raised
-# Usage: scripts/device/cuda_round2.sh [tests] [sm80] [moe] [thresholds] [engine] [serve]
+#   variants  `bench moe` once per VAR=value in VARIANTS (default: the grouped GEMM's
+#           switches: one block per work item, fewer x tiles a pass, route + permute in one
+#           launch up to 64 tokens), then the defaults again
+#   subset  the cuda_tests cases named in SUBSET (a Catch filter; default the grouped GEMM's)
+# Usage: scripts/device/cuda_round2.sh [tests] [subset] [sm80] [moe] [variants] [thresholds] [engine] [serve]
 set -uo pipefail
 . "$(dirname "$0")/bundle_env.sh"
 what=${*:-tests sm80 moe engine serve}
@@ -27,6 +31,19 @@ for w in $what; do
     tests)
       timeout "${T_TESTS:-200}" /tmp/cb/bin/cuda_tests -r compact 2>&1 |
         tee "$OUT/cuda_tests.log" | tail -6 ;;
+    subset)
+      timeout "${T_TESTS:-200}" /tmp/cb/bin/cuda_tests -r compact \
+        "${SUBSET:-*grouped_mma*,time_moe_layer*,*ROUTE_PERMUTE*,*GROUPED_MAX*,cuda graphs and fast paths*,cuda bf16 weights*,cuda backend matches*,cuda gemm_experts*}" 2>&1 |
+        tee "$OUT/cuda_tests_subset.log" | tail -6 ;;
+    variants)
+      # VARIANTS: ';'-separated runs, each one or more VAR=value
+      IFS=';' read -ra runs <<<"${VARIANTS:-CONCLAVE_MMA_MAX_TILES=1;CONCLAVE_MMA_MAX_TILES=4;CONCLAVE_ROUTE_PERMUTE_MAX_TOKENS=64}"
+      for v in "${runs[@]}" DEFAULTS=1; do
+        echo "-- $v"
+        env $v timeout "${T_BENCH:-120}" /tmp/cb/bin/conclave bench moe --backend cuda \
+          --tokens "${MOE_TOKENS:-16,32,64,128,512,1024}" --iters 50 2>&1 |
+          tee "$OUT/bench_moe_$(echo "$v" | tr -c 'A-Za-z0-9_\n' _).log" | sed -n '/tokens  *us/,$p'
+      done ;;
     sm80)
       mkdir -p /tmp/cb80 && tar -C /tmp/cb80 -xJf "${BUNDLE80:-.devbundle80}/bundle.tar.xz"
       timeout "${T_TESTS80:-300}" /tmp/cb80/bin/cuda_tests -r compact 2>&1 |
