@@ -8,13 +8,14 @@ if(NOT CONCLAVE_CUDA STREQUAL "OFF")
   endif()
   check_language(CUDA)
   if(CMAKE_CUDA_COMPILER)
-    # One binary for Ampere and later: sm_80 machine code plus compute_80 PTX (the driver
-    # compiles it for sm_86/89, Blackwell and later at load time) and sm_90a machine code
-    # for Hopper. Every kernel has an sm_80 path (mma.sync, cp.async); on a Hopper card
-    # `CUDA_FORCE_PTX_JIT=1 cuda_tests` runs the PTX path. Set CMAKE_CUDA_ARCHITECTURES to
-    # build for one card only (faster builds).
+    # One binary for Ampere and later: sm_80 machine code (it also runs on sm_86 and sm_89
+    # cards: same major version), sm_90a for Hopper, sm_100 for Blackwell (B200, and B300
+    # by the same rule), and compute_80 PTX that the driver compiles at load for anything
+    # newer (sm_120, ...). Every kernel has an sm_80 path (mma.sync, cp.async); a build
+    # with CMAKE_CUDA_ARCHITECTURES=80 runs that path on a Hopper card (the driver JIT-
+    # compiles its PTX). Set CMAKE_CUDA_ARCHITECTURES to build for one card only (faster).
     if(NOT DEFINED CMAKE_CUDA_ARCHITECTURES)
-      set(CMAKE_CUDA_ARCHITECTURES 80 90a-real)
+      set(CMAKE_CUDA_ARCHITECTURES 80 90a-real 100-real)
     endif()
     enable_language(CUDA)
     find_package(CUDAToolkit REQUIRED)
