@@ -20,7 +20,12 @@
 #           switches: one block per work item, fewer x tiles a pass, route + permute in one
 #           launch up to 64 tokens), then the defaults again
 #   subset  the cuda_tests cases named in SUBSET (a Catch filter; default the grouped GEMM's)
-# Usage: scripts/device/cuda_round2.sh [tests] [subset] [sm80] [moe] [variants] [thresholds] [engine] [serve]
+#   profile ncu per kernel (with DRAM throughput) of a 64-token decode step in graphs and a
+#           512-token prefill (scripts/device/profile.sh): #16's before/after and the why
+#           of its missed goals
+# Usage: scripts/device/cuda_round2.sh [tests] [subset] [sm80] [moe] [variants] [thresholds] [engine] [profile] [serve]
+# Timeouts: the compute_80 build's tests wait minutes for the driver to compile every
+# kernel's PTX first (T_TESTS80, default 420 s; 90 s was not enough on an H100).
 set -uo pipefail
 . "$(dirname "$0")/bundle_env.sh"
 what=${*:-tests sm80 moe engine serve}
@@ -46,7 +51,7 @@ for w in $what; do
       done ;;
     sm80)
       mkdir -p /tmp/cb80 && tar -C /tmp/cb80 -xJf "${BUNDLE80:-.devbundle80}/bundle.tar.xz"
-      timeout "${T_TESTS80:-300}" /tmp/cb80/bin/cuda_tests -r compact 2>&1 |
+      timeout "${T_TESTS80:-420}" /tmp/cb80/bin/cuda_tests -r compact 2>&1 |
         tee "$OUT/cuda_tests_sm80.log" | tail -6 ;;
     moe)
       timeout "${T_BENCH:-240}" /tmp/cb/bin/conclave bench moe --backend cuda \
@@ -77,6 +82,9 @@ for w in $what; do
           tee "$OUT/bench_30b_${v}0.log" | grep -E '^(decode|prefill)'
       done
       timeout "${T_HF:-300}" python3 /tmp/cb/hf_speed.py 2>&1 | tee "$OUT/hf_speed.log" | tail -30 ;;
+    profile)
+      PROFILE_DRAM=1 T_PROF=${T_PROF:-400} bash scripts/device/profile.sh 64 512 decode+g:64 prefill:512 \
+        2>&1 | tail -60 ;;
     serve)
       model=/tmp/m30x2 port=18080
       [ -f $model/config.json ] || timeout 240 /tmp/cb/bin/conclave gen-model --preset qwen3-30b-a3b \
