@@ -38,6 +38,20 @@ size_t kernel_size_setting(const char* env, size_t fallback) {
   return static_cast<size_t>(n);
 }
 
+kernel_switches kernel_switches::from_env() {
+  kernel_switches k;
+  k.decode_mma = kernel_switch_on("CONCLAVE_DECODE_MMA");
+  k.expert_mma = kernel_switch_on("CONCLAVE_EXPERT_MMA");
+  k.fused_kv = kernel_switch_on("CONCLAVE_FUSED_KV");
+  k.fused_moe = kernel_switch_on("CONCLAVE_FUSED_MOE");
+  k.light_experts = kernel_switch_on("CONCLAVE_LIGHT_EXPERTS");
+  k.grouped_max_tokens = kernel_size_setting("CONCLAVE_GROUPED_MAX_TOKENS", k.grouped_max_tokens);
+  k.route_permute_max_tokens =
+      kernel_size_setting("CONCLAVE_ROUTE_PERMUTE_MAX_TOKENS", k.route_permute_max_tokens);
+  k.expert_pass_rows = kernel_size_setting("CONCLAVE_EXPERT_PASS_ROWS", k.expert_pass_rows);
+  return k;
+}
+
 void select_device(int device) {
   int n = 0;
   const cudaError_t e = cudaGetDeviceCount(&n);

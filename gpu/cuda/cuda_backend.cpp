@@ -63,15 +63,7 @@ class cuda_backend final : public cuda_backend_api {
     blas_->set_workspace(blas_ws_.get(), blas_ws_.bytes());
     graphs_on_ = opts.cuda_graphs;
     fast_ = opts.cuda_fast_paths || opts.cuda_graphs;
-    decode_mma_ = kernel_switch_on("CONCLAVE_DECODE_MMA");
-    expert_mma_ = kernel_switch_on("CONCLAVE_EXPERT_MMA");
-    fused_kv_ = kernel_switch_on("CONCLAVE_FUSED_KV");
-    fused_moe_ = kernel_switch_on("CONCLAVE_FUSED_MOE");
-    light_experts_ = kernel_switch_on("CONCLAVE_LIGHT_EXPERTS");
-    grouped_max_tokens_ = kernel_size_setting("CONCLAVE_GROUPED_MAX_TOKENS", kGroupedMaxTokens);
-    route_permute_max_tokens_ =
-        kernel_size_setting("CONCLAVE_ROUTE_PERMUTE_MAX_TOKENS", kRoutePermuteMaxTokens);
-    expert_pass_rows_ = kernel_size_setting("CONCLAVE_EXPERT_PASS_ROWS", kExpertPassRows);
+    ks_ = kernel_switches::from_env();
     // An expert-parallel rank loads only its experts and host-stages every MoE layer's
     // exchange (no CUDA graphs: a graph cannot wait for the peers).
     if (rank.expert_parallel()) ep_ = std::make_unique<moe_ep>(c, t_, stream_, *blas_, rank);
@@ -270,7 +262,7 @@ class cuda_backend final : public cuda_backend_api {
     size_t b = 1;
     while (b < batch.size()) b *= 2;
     // A graph holds no host sync: its MoE layers must take the grouped launches.
-    return b <= grouped_max_tokens_ ? b : 0;
+    return b <= ks_.grouped_max_tokens ? b : 0;
   }
 
   /// The executable graph of `bucket`, captured on first use. Everything it touches
@@ -486,7 +478,7 @@ class cuda_backend final : public cuda_backend_api {
       qk_norm_rope_kv(
           qkv_.as<float>(), L.qkv_bias.as<float>(), L.q_norm.as<float>(), L.k_norm.as<float>(),
           d_positions_, inv_freq_.as<float>(), rows, heads, kvh, hd, eps, rope_scale_,
-          kv_target{d_slots_, k_cache(l), v_cache(l), t_, kv_fp8_, kv_row_}, fused_kv_, stream_);
+          kv_target{d_slots_, k_cache(l), v_cache(l), t_, kv_fp8_, kv_row_}, ks_.fused_kv, stream_);
       attention_args a;
       a.q = qkv_.as<float>();
       a.q_stride = qkvw;
@@ -506,7 +498,7 @@ class cuda_backend final : public cuda_backend_api {
       a.out = attn_.get();
       a.max_ctx = max_ctx_;
       a.tiled = fast_;
-      a.decode_mma = decode_mma_;
+      a.decode_mma = ks_.decode_mma;
       a.window = c.layer_window(static_cast<int64_t>(l));
       if (use_graph_ws_) {
         a.workspace = graph_attn_ws_.as<float>();
@@ -574,20 +566,6 @@ class cuda_backend final : public cuda_backend_api {
     projection{blas_.get(), &dq_, t_, stream_, fast_}(x, w, y, m, n, k);
   }
 
-  /// Steps of at most this many tokens run the experts through one grouped launch per
-  /// projection (no host round trip); larger ones through per-expert cuBLAS GEMMs.
-  /// CONCLAVE_GROUPED_MAX_TOKENS moves the line (grouped_max_tokens_).
-  static constexpr size_t kGroupedMaxTokens = 128;
-  /// Steps of at most this many tokens route and permute in one launch (one warp routes
-  /// each token; beyond a few tokens the router's own grid is faster).
-  /// CONCLAVE_ROUTE_PERMUTE_MAX_TOKENS moves the line (route_permute_max_tokens_).
-  static constexpr size_t kRoutePermuteMaxTokens = 16;
-  /// The tensor-core grouped GEMM of a decode step takes an expert's rows in passes of up
-  /// to this many (CONCLAVE_EXPERT_PASS_ROWS moves it; 16, 32 or 64 size the pass's tile).
-  /// Passes of 16 rows hold the least shared memory, so four blocks a multiprocessor stream
-  /// weights instead of three: on the H100 the 64-token layer took 444 us against 454-458
-  /// with 32 or 64 (docs/PERFORMANCE.md). An expert with more rows reads its weights again.
-  static constexpr size_t kExpertPassRows = 16;
   void moe(const cuda_layer& L, size_t layer, size_t rows) {
     const auto& c = config_;
     const size_t h = static_cast<size_t>(c.hidden_size);
@@ -596,9 +574,9 @@ class cuda_backend final : public cuda_backend_api {
     const size_t m = static_cast<size_t>(c.moe_intermediate_size);
     linear(hn_.get(), L.router.get(), router_logits_.as<float>(), rows, E, h);
     int32_t* offsets = offsets_.as<int32_t>() + layer * (E + 1);
-    const bool grouped = fast_ && rows <= grouped_max_tokens_;
+    const bool grouped = fast_ && rows <= ks_.grouped_max_tokens;
     int32_t* active = grouped ? active_.as<int32_t>() : nullptr;
-    if (!ep_ && fast_ && fused_moe_ && rows <= route_permute_max_tokens_ &&
+    if (!ep_ && fast_ && ks_.fused_moe && rows <= ks_.route_permute_max_tokens &&
         E <= kRoutePermuteMaxExperts) {
       moe_route_path_ = "route+permute in one launch";
       moe_route_permute(router_logits_.as<float>(), rows, E, k, c.norm_topk_prob,
@@ -629,27 +607,27 @@ class cuda_backend final : public cuda_backend_api {
     x.rows = rows * k;
     // A token picks an expert at most once: rows bounds an expert's rows. On the grouped
     // path the bound only sizes the GEMM's pass (an expert with more rows takes more
-    // passes): decode steps take expert_pass_rows_ (smaller tiles, more blocks resident).
-    x.max_rows = grouped ? std::min(rows, expert_pass_rows_) : rows;
+    // passes): decode steps take ks_.expert_pass_rows (smaller tiles, more blocks resident).
+    x.max_rows = grouped ? std::min(rows, ks_.expert_pass_rows) : rows;
     x.h = h;
     x.m = m;
     x.gu = gu_.as<float>();
     x.act = act_.get();
     x.dn = dn_.as<float>();
-    if (grouped && rows == 1 && fused_moe_ &&
+    if (grouped && rows == 1 && ks_.fused_moe &&
         fused_token_experts(x, ids_.as<int32_t>(), slot_row_.as<int32_t>(), wts_.as<float>(), k,
                             proj_.as<float>(), stream_)) {
       moe_expert_path_ = "gate/up+SwiGLU and down+combine GEMVs";
       return;
     }
     if (grouped) {
-      moe_expert_path_ = grouped_experts(x, rows, expert_mma_, fused_moe_, stream_);
+      moe_expert_path_ = grouped_experts(x, rows, ks_.expert_mma, ks_.fused_moe, stream_);
     } else {
       // The light experts' list goes up through active_ (unused on this path).
       const light_experts light{static_cast<int32_t*>(pinned_light_.data()), active_.as<int32_t>()};
       moe_expert_path_ = gemm_experts(
           x, *blas_, static_cast<int32_t*>(pinned_offsets_.data()) + layer * (E + 1), xs_.get(),
-          dq_, stream_, fast_ && expert_mma_ && light_experts_ ? &light : nullptr);
+          dq_, stream_, fast_ && ks_.expert_mma && ks_.light_experts ? &light : nullptr);
     }
     moe_combine(dn_.as<float>(), slot_row_.as<int32_t>(), wts_.as<float>(), rows, k, h,
                 proj_.as<float>(), stream_);
@@ -669,7 +647,7 @@ class cuda_backend final : public cuda_backend_api {
                 model::random_weight_stream(tokens, "bench.moe.x"), 0, 1.0f, false, stream_);
     moe_layer_timing r;
     // As a decode step of this size: a graph up to kMaxGraphBatch on the grouped launches.
-    r.graph = fast_ && tokens <= kMaxGraphBatch && tokens <= grouped_max_tokens_;
+    r.graph = fast_ && tokens <= kMaxGraphBatch && tokens <= ks_.grouped_max_tokens;
     r.us = mean_device_us(
         stream_, [&] { moe(*it, layer, tokens); }, iters, r.graph);
     moe_layers_run_.clear();
@@ -755,18 +733,8 @@ class cuda_backend final : public cuda_backend_api {
   int32_t max_ctx_ = 0;
   device_buffer attn_ws_;
 
+  kernel_switches ks_;  ///< the kernel choices (CONCLAVE_* environment switches)
   // CUDA graphs of decode steps, per bucket.
-  bool decode_mma_ = true, expert_mma_ = true;  ///< CONCLAVE_{DECODE,EXPERT}_MMA=0: CUDA cores
-  bool fused_kv_ = true;  ///< CONCLAVE_FUSED_KV=0: the KV write as its own kernel
-  /// CONCLAVE_FUSED_MOE=0: router and permute as two launches, a one-token step's SwiGLU
-  /// and combine, and the tensor-core GEMM's SwiGLU as their own kernels
-  bool fused_moe_ = true;
-  /// CONCLAVE_LIGHT_EXPERTS=0: steps past grouped_max_tokens_ run every expert on cuBLAS,
-  /// not only the heavy ones (gpu/cuda/moe_experts.h)
-  bool light_experts_ = true;
-  size_t grouped_max_tokens_ = kGroupedMaxTokens;
-  size_t route_permute_max_tokens_ = kRoutePermuteMaxTokens;
-  size_t expert_pass_rows_ = kExpertPassRows;
   bool fast_ = false, graphs_on_ = false, last_graph_ = false, use_graph_ws_ = false;
   std::map<size_t, cudaGraphExec_t> graphs_;
   device_buffer graph_meta_, graph_attn_ws_, blas_ws_;

@@ -13,4 +13,36 @@ bool kernel_switch_on(const char* env);
 /// variable.
 size_t kernel_size_setting(const char* env, size_t fallback);
 
+/// The CUDA backend's kernel choices, read from the environment once per backend (for A/B
+/// runs; docs/cuda.md). Each default is the measured best (docs/PERFORMANCE.md).
+struct kernel_switches {
+  bool decode_mma = true;  ///< CONCLAVE_DECODE_MMA=0: decode attention on CUDA cores
+  bool expert_mma = true;  ///< CONCLAVE_EXPERT_MMA=0: the grouped expert GEMV, not the GEMM
+  bool fused_kv = true;    ///< CONCLAVE_FUSED_KV=0: the KV write as its own kernel
+  /// CONCLAVE_FUSED_MOE=0: router and permute as two launches, a one-token step's SwiGLU
+  /// and combine, and the tensor-core GEMM's SwiGLU as their own kernels
+  bool fused_moe = true;
+  /// CONCLAVE_LIGHT_EXPERTS=0: steps past grouped_max_tokens run every expert on cuBLAS,
+  /// not only the heavy ones (gpu/cuda/moe_experts.h)
+  bool light_experts = true;
+  /// Steps of at most this many tokens run the experts through one grouped launch per
+  /// projection (no host round trip; CUDA graphs up to 128); larger ones sync once for the
+  /// experts' row counts. CONCLAVE_GROUPED_MAX_TOKENS moves the line.
+  size_t grouped_max_tokens = 128;
+  /// Steps of at most this many tokens route and permute in one launch (one warp routes
+  /// each token; beyond a few tokens the router's own grid is faster: at 64 tokens 455.9 us
+  /// against 444.0 for the layer on the H100). CONCLAVE_ROUTE_PERMUTE_MAX_TOKENS moves it.
+  size_t route_permute_max_tokens = 16;
+  /// The tensor-core grouped GEMM of a decode step takes an expert's rows in passes of up
+  /// to this many (CONCLAVE_EXPERT_PASS_ROWS moves it; 16, 32 or 64 size the pass's tile).
+  /// Passes of 16 rows hold the least shared memory, so four blocks a multiprocessor stream
+  /// weights instead of three: on the H100 the 64-token layer took 444 us against 454-458
+  /// with 32 or 64. An expert with more rows reads its weights again.
+  size_t expert_pass_rows = 16;
+
+  /// The defaults overridden by the CONCLAVE_* variables that are set; a malformed size
+  /// throws std::runtime_error naming the variable.
+  static kernel_switches from_env();
+};
+
 }  // namespace conclave::gpu::cuda
