@@ -58,7 +58,6 @@ const char* gemm_experts(const expert_rows& a, blas& b, int32_t* host_off, void*
   const size_t E = a.experts, h = a.h, m = a.m, es = elem_size(a.t);
   CONCLAVE_CUDA_CHECK(
       cudaMemcpyAsync(host_off, a.offsets, (E + 1) * sizeof(int32_t), cudaMemcpyDeviceToHost, s));
-  gather_rows(a.x, a.t, a.row_token, a.rows, h, xs, s);
   CONCLAVE_CUDA_CHECK(cudaStreamSynchronize(s));
   gemv_args g = gate_up_args(a);
   const bool grouped = light != nullptr && grouped_mma_supported(g);
@@ -83,6 +82,9 @@ const char* gemm_experts(const expert_rows& a, blas& b, int32_t* host_off, void*
       if (n > 0 && !is_light(n)) go(e, r0, n);
     }
   };
+  // cuBLAS reads contiguous rows: only heavy experts need the gathered copy (the grouped
+  // kernel reads x through row_token).
+  if (heavies > 0) gather_rows(a.x, a.t, a.row_token, a.rows, h, xs, s);
   if (lights > 0) {
     CONCLAVE_CUDA_CHECK(cudaMemcpyAsync(light->device, light->host, lights * sizeof(int32_t),
                                         cudaMemcpyHostToDevice, s));
