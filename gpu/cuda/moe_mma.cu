@@ -39,13 +39,6 @@ __global__ void __launch_bounds__(kWarps * 32)
     grouped_mma_kernel(const bf16* x, const int32_t* x_rows, const bf16* w, const int32_t* offsets,
                        const int32_t* active, int32_t dense_rows, float* y, bf16* act, int n,
                        int k) {
-  dev::pdl_wait();
-  dev::pdl_trigger();
-  const int e = active != nullptr ? active[blockIdx.y] : static_cast<int>(blockIdx.y);
-  if (e < 0) return;
-  const int32_t r0 = offsets != nullptr ? offsets[e] : 0;
-  const int32_t r1 = offsets != nullptr ? offsets[e + 1] : dense_rows;
-  if (r0 == r1) return;
   extern __shared__ uint4 smem_u4[];
   auto* w_s = reinterpret_cast<bf16*>(smem_u4);  // [kStages][kBN][kLD]
   bf16* x_s = w_s + kStages * kBN * kLD;         // [kStages][MT * 16][kLD]
@@ -53,22 +46,44 @@ __global__ void __launch_bounds__(kWarps * 32)
                 "SWIGLU's result tile reuses the stages");
   const int tid = static_cast<int>(threadIdx.x), lane = tid & 31, warp = tid >> 5;
   const int n0 = static_cast<int>(blockIdx.x) * kBN;
-  const bf16* we = w + static_cast<size_t>(e) * n * k;
   const int ktiles = (k + kBK - 1) / kBK;
+  // Stage buf's kBN weight rows of k tile kt, for expert weights we.
+  auto load_w = [&](const bf16* we, int kt, int buf) {
+    bf16* wd = w_s + buf * kBN * kLD;
+    const int c0 = kt * kBK;
+    for (int i = tid; i < kBN * (kBK / 8); i += kWarps * 32) {
+      const int j = i / (kBK / 8), c = (i % (kBK / 8)) * 8;
+      // The weight row of block row j (SWIGLU: gate rows, then the matching up rows).
+      const int wrow = SWIGLU ? (j < kHalf ? n0 / 2 + j : n / 2 + n0 / 2 + j - kHalf) : n0 + j;
+      const bool ok = (SWIGLU || n0 + j < n) && c0 + c < k;
+      dev::cp_async16(wd + j * kLD + c, we + (ok ? static_cast<size_t>(wrow) * k + c0 + c : 0), ok);
+    }
+  };
+  // Without an active list the block's expert is its blockIdx.y, known before the step's
+  // data: its first pass's first weight stages stream in while the kernel before this one
+  // finishes (weights are no step's output, pdl.cuh). They join the first commit group.
+  const bool early = active == nullptr;
+  if (early) {
+    const bf16* we = w + static_cast<size_t>(blockIdx.y) * n * k;
+    for (int st = 0; st < kStages - 1 && st < ktiles; ++st) load_w(we, st, st);
+  }
+  dev::pdl_wait();
+  dev::pdl_trigger();
+  const int e = early ? static_cast<int>(blockIdx.y) : active[blockIdx.y];
+  const int32_t r0 = e < 0 ? 0 : offsets != nullptr ? offsets[e] : 0;
+  const int32_t r1 = e < 0 ? 0 : offsets != nullptr ? offsets[e + 1] : dense_rows;
+  if (r0 == r1) {
+    dev::cp_async_wait<0>();  // no copy into shared memory outlives its block
+    return;
+  }
+  const bf16* we = w + static_cast<size_t>(e) * n * k;
   for (int32_t rb = r0; rb < r1; rb += MT * 16) {
     const int rows = min(MT * 16, r1 - rb);
-    auto load = [&](int kt, int buf) {
-      bf16* wd = w_s + buf * kBN * kLD;
+    const bool weights_in = early && rb == r0;  // the prologue's weights are on their way
+    auto load = [&](int kt, int buf, bool with_w) {
+      if (with_w) load_w(we, kt, buf);
       bf16* xd = x_s + buf * MT * 16 * kLD;
       const int c0 = kt * kBK;
-      for (int i = tid; i < kBN * (kBK / 8); i += kWarps * 32) {
-        const int j = i / (kBK / 8), c = (i % (kBK / 8)) * 8;
-        // The weight row of block row j (SWIGLU: gate rows, then the matching up rows).
-        const int wrow = SWIGLU ? (j < kHalf ? n0 / 2 + j : n / 2 + n0 / 2 + j - kHalf) : n0 + j;
-        const bool ok = (SWIGLU || n0 + j < n) && c0 + c < k;
-        dev::cp_async16(wd + j * kLD + c, we + (ok ? static_cast<size_t>(wrow) * k + c0 + c : 0),
-                        ok);
-      }
       // Only the 16-row tiles this pass uses (the mma skips the others).
       const int tile_rows = (rows + 15) / 16 * 16;
       for (int i = tid; i < tile_rows * (kBK / 8); i += kWarps * 32) {
@@ -86,7 +101,7 @@ __global__ void __launch_bounds__(kWarps * 32)
 #pragma unroll
     for (int st = 0; st < kStages - 1; ++st) {
       if (st < ktiles) {
-        load(st, st);
+        load(st, st, !weights_in);
       } else {
         dev::cp_async_commit();
       }
@@ -102,7 +117,7 @@ __global__ void __launch_bounds__(kWarps * 32)
       __syncthreads();
       const int next = kt + kStages - 1;
       if (next < ktiles) {
-        load(next, next % kStages);
+        load(next, next % kStages, true);
       } else {
         dev::cp_async_commit();
       }
