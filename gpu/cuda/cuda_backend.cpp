@@ -578,7 +578,8 @@ class cuda_backend final : public cuda_backend_api {
     // The grouped kernels' blocks go to the experts with rows through an active list, unless
     // the grid covers every expert anyway (rows x k >= E): then block y is expert y, which
     // lets its first weights load before the permutation is done (moe_mma.cu).
-    int32_t* active = grouped && rows * k < E ? active_.as<int32_t>() : nullptr;
+    int32_t* active =
+        grouped && (rows * k < E || !ks_.early_expert_weights) ? active_.as<int32_t>() : nullptr;
     if (!ep_ && fast_ && ks_.fused_moe && rows <= ks_.route_permute_max_tokens &&
         E <= kRoutePermuteMaxExperts) {
       moe_route_path_ = "route+permute in one launch";

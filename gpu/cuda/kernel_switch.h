@@ -25,6 +25,9 @@ struct kernel_switches {
   /// CONCLAVE_LIGHT_EXPERTS=0: steps past grouped_max_tokens run every expert on cuBLAS,
   /// not only the heavy ones (gpu/cuda/moe_experts.h)
   bool light_experts = true;
+  /// CONCLAVE_EARLY_EXPERT_WEIGHTS=0: decode steps whose grid covers every expert still map
+  /// blocks to experts through the active list, so no weights load before the wait
+  bool early_expert_weights = true;
   /// Steps of at most this many tokens run the experts through one grouped launch per
   /// projection (no host round trip; CUDA graphs up to 128); larger ones sync once for the
   /// experts' row counts. CONCLAVE_GROUPED_MAX_TOKENS moves the line.
