@@ -22,7 +22,7 @@
 #   subset  the cuda_tests cases named in SUBSET (a Catch filter; default the grouped GEMM's)
 #   profile ncu per kernel (with DRAM throughput) of a 64-token decode step in graphs and a
 #           512-token prefill (scripts/device/profile.sh): #16's before/after and the why
-#           of its missed goals. PROF_LENS="512,4096" PROF_CASES="decode+g:64 prefill:512
+#           of its missed goals. PROF_BATCHES=1,64 PROF_LENS=512,4096 PROF_CASES="decode+g:1 decode+g:64 prefill:512
 #           prefill:4096" adds the 4K prefill
 # Usage: scripts/device/cuda_round2.sh [tests] [subset] [sm80] [moe] [variants] [thresholds] [engine] [profile] [serve]
 # Timeouts: the compute_80 build's tests wait minutes for the driver to compile every
@@ -84,7 +84,7 @@ for w in $what; do
       done
       timeout "${T_HF:-300}" python3 /tmp/cb/hf_speed.py 2>&1 | tee "$OUT/hf_speed.log" | tail -30 ;;
     profile)
-      PROFILE_DRAM=1 T_PROF=${T_PROF:-400} bash scripts/device/profile.sh 64 "${PROF_LENS:-512}" \
+      PROFILE_DRAM=1 T_PROF=${T_PROF:-400} bash scripts/device/profile.sh "${PROF_BATCHES:-64}" "${PROF_LENS:-512}" \
         ${PROF_CASES:-decode+g:64 prefill:512} 2>&1 | tail -60 ;;
     serve)
       model=/tmp/m30x2 port=18080
