@@ -6,6 +6,7 @@
 #include "gpu/cuda/check.h"
 #include "gpu/cuda/decode_attention.h"
 #include "gpu/cuda/elem_io.cuh"
+#include "gpu/cuda/kernel_switch.h"
 #include "gpu/cuda/kv_elem.cuh"
 
 namespace conclave::gpu::cuda {
@@ -423,7 +424,11 @@ int mma_splits_for(const attention_args& a) {
   const size_t blocks = a.rows * a.kv_heads;
   const size_t target = kMmaBlocksPerSm * static_cast<size_t>(sm_count());
   if (blocks >= target) return 1;
-  size_t s = (target + blocks - 1) / blocks;
+  // Rounded down: rounding up put a second, nearly full wave behind the first (64 rows x 4
+  // KV heads on 132 SMs: two slices each, 512 blocks for 264 places).
+  // CONCLAVE_DECODE_ONE_WAVE=0 rounds up as before (A/B).
+  static const bool one_wave = kernel_switch_on("CONCLAVE_DECODE_ONE_WAVE");
+  size_t s = one_wave ? std::max<size_t>(target / blocks, 1) : (target + blocks - 1) / blocks;
   s = std::min(s, (static_cast<size_t>(a.max_ctx) + kMinSlice - 1) / kMinSlice);
   s = std::min<size_t>(s, kMaxSplits);
   return static_cast<int>(std::max<size_t>(s, 1));
