@@ -103,15 +103,20 @@ class Rig:
             except (urllib.error.URLError, OSError):
                 pass
             time.sleep(0.1)
+        # The replicas' health histories would bury the logs: their last check only.
+        brief = json.loads(json.dumps(last)) if last is not None else None
+        for r in (brief or {}).get("replicas", []):
+            if r.get("health"):
+                r["health"] = r["health"][-1:]
         raise AssertionError("timed out waiting for %s; last /admin/cluster:\n%s\nlogs:\n%s" %
-                             (what, json.dumps(last, indent=1), self.all_logs()))
+                             (what, json.dumps(brief, indent=1), self.all_logs()))
 
     def wait_up(self, replicas=1, timeout=60):
         return self.wait_until("%d replica(s) up" % replicas, lambda c: sum(
             1 for r in c["replicas"] if r["state"] == "up") >= replicas, timeout)
 
     def all_logs(self):
-        return "\n".join("== %s\n%s" % (n, self.log(n)[-3000:]) for n in self.procs)
+        return "\n".join("== %s\n%s" % (n, self.log(n)[-8000:]) for n in self.procs)
 
     def complete(self, prompt_ids, max_tokens, stream=False, progress=None):
         """Greedy completion with top-5 logprobs: (token strings, logprobs, top5 dicts)."""
