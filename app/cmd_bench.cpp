@@ -132,6 +132,10 @@ std::vector<command> add_bench(CLI::App& app) {
   lng->add_option("--busy-prompt", lopts->busy_prompt, "the prompt read while they decode")
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
+  lng->add_option("--busy-pairs", lopts->busy_pairs,
+                  "then its chunks as the scheduler sizes them under --prefill-stall-pairs = "
+                  "each of these")
+      ->delimiter(',');
   lng->add_option("--busy-chunks", lopts->busy_chunks, "its chunk sizes")
       ->delimiter(',')
       ->capture_default_str();

@@ -42,6 +42,12 @@ void add_engine_options(CLI::App& cmd, config::engine_config& cfg) {
                  "tokens per engine step")
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
+  cmd.add_option("--prefill-stall-pairs", cfg.scheduler.prefill_stall_pairs,
+                 "in steps that also decode other streams, a prompt chunk attends at most this "
+                 "many (query, key) pairs, bounding how much a long prompt slows their steps "
+                 "(0: chunks follow --max-batched-tokens only)")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
   cmd.add_option("--max-model-len", cfg.max_model_len, "context length (0 = the model's)")
       ->check(CLI::NonNegativeNumber);
   cmd.add_option("--rope-inv-freq-dtype", cfg.backend.rope_inv_freq_dtype,
@@ -103,6 +109,8 @@ void apply_given_engine_options(const CLI::App& cmd, const config::engine_config
   if (given("--max-num-seqs")) to.scheduler.max_num_seqs = from.scheduler.max_num_seqs;
   if (given("--max-batched-tokens"))
     to.scheduler.max_num_batched_tokens = from.scheduler.max_num_batched_tokens;
+  if (given("--prefill-stall-pairs"))
+    to.scheduler.prefill_stall_pairs = from.scheduler.prefill_stall_pairs;
   if (given("--max-model-len")) to.max_model_len = from.max_model_len;
   if (given("--no-prefix-caching")) to.scheduler.enable_prefix_caching = false;
   if (given("--sample-on-device")) to.sample_on_device = from.sample_on_device;

@@ -27,9 +27,27 @@ std::string engine_config::validate() const {
     return "weight_dtype must be bf16 or f32";
   if (scheduler.max_num_seqs <= 0) return "max_num_seqs must be >= 1";
   if (scheduler.max_num_batched_tokens <= 0) return "max_num_batched_tokens must be >= 1";
+  if (scheduler.prefill_stall_pairs < 0) return "prefill_stall_pairs must be >= 0";
   if (max_model_len < 0) return "max_model_len must be >= 0";
   if (sampling_vocab_size < 0) return "sampling_vocab_size must be >= 0";
   return {};
+}
+
+size_t scheduler_config::stall_chunk(size_t computed, size_t remaining) const {
+  if (prefill_stall_pairs <= 0 || remaining <= kMinStallChunk) return remaining;
+  const auto pairs = [computed](size_t n) {  // n c + n (n + 1) / 2, in long double (no wrap)
+    const auto ld = static_cast<long double>(n);
+    return ld * static_cast<long double>(computed) + ld * (ld + 1) / 2;
+  };
+  const auto budget = static_cast<long double>(prefill_stall_pairs);
+  if (pairs(remaining) <= budget) return remaining;
+  // The largest n in [kMinStallChunk, remaining) whose pairs fit (pairs grow with n).
+  size_t lo = kMinStallChunk, hi = remaining;  // pairs(hi) > budget
+  while (hi - lo > 1) {
+    const size_t mid = lo + (hi - lo) / 2;
+    (pairs(mid) <= budget ? lo : hi) = mid;
+  }
+  return lo;
 }
 
 }  // namespace conclave::config

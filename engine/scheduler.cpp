@@ -73,7 +73,7 @@ void scheduler::preempt(const std::shared_ptr<sequence>& seq) {
   ++preemptions_;
 }
 
-bool scheduler::resume_swapped(std::vector<scheduled>& step, size_t& budget) {
+bool scheduler::resume_swapped(std::vector<scheduled>& step, size_t& budget, bool decodes) {
   while (!swapped_.empty()) {
     auto& seq = swapped_.front();
     block_manager& blocks = blocks_of(*seq);
@@ -85,7 +85,7 @@ bool scheduler::resume_swapped(std::vector<scheduled>& step, size_t& budget) {
     blocks.swap_in(*seq, to_device);
     blocks_in_ += to_device.size() - before;
     ++swap_ins_;
-    const size_t n = std::min(seq->num_uncomputed(), budget);
+    const size_t n = prompt_chunk(*seq, budget, decodes);
     budget -= n;
     seq->status = sequence_status::running;
     step.push_back({seq, n, seq->num_computed + n == seq->size()});
@@ -114,12 +114,22 @@ std::vector<scheduled> scheduler::schedule() {
   return step;
 }
 
+size_t scheduler::prompt_chunk(const sequence& seq, size_t budget, bool decodes) const {
+  const size_t n = std::min(seq.num_uncomputed(), budget);
+  return decodes && n > 1 ? std::min(n, cfg_.stall_chunk(seq.num_computed, seq.num_uncomputed()))
+                          : n;
+}
+
 std::vector<scheduled> scheduler::pick() {
   std::vector<scheduled> step;
   size_t budget = static_cast<size_t>(cfg_.max_num_batched_tokens);
   // The previous step's copies have run (a step is scheduled after the last one ended).
   for (block_manager* b : ranks_) b->end_transfers();
   transfers_.assign(ranks_.size(), {});
+
+  // In a step that decodes, prompt chunks are bounded by prefill_stall_pairs.
+  const bool decodes = std::any_of(running_.begin(), running_.end(),
+                                   [](const auto& s) { return s->num_uncomputed() == 1; });
 
   // 1. Running sequences, oldest first. A sequence that cannot get a block preempts the
   //    newest running one of its rank (possibly itself).
@@ -142,7 +152,7 @@ std::vector<scheduled> scheduler::pick() {
     }
     if (!fits) continue;
     blocks.grow(*seq);
-    const size_t n = std::min(seq->num_uncomputed(), budget);
+    const size_t n = prompt_chunk(*seq, budget, decodes);
     budget -= n;
     step.push_back({seq, n, seq->num_computed + n == seq->size()});
     kept.push_back(seq);
@@ -152,7 +162,7 @@ std::vector<scheduled> scheduler::pick() {
 
   // 2. Offloaded sequences come back first (they are older than any waiting one); while one
   //    is left, nothing new is admitted, so that it cannot be starved.
-  if (!resume_swapped(step, budget)) return step;
+  if (!resume_swapped(step, budget, decodes)) return step;
 
   // 3. Admit waiting sequences in order while budget, slots and blocks allow.
   while (!waiting_.empty() && budget > 0 &&
@@ -170,7 +180,7 @@ std::vector<scheduled> scheduler::pick() {
     const size_t before = seq->num_computed;
     blocks.allocate(*seq);
     if (seq->num_computed > before) prefix_hit_tokens_ += seq->num_computed - before;
-    const size_t n = std::min(seq->num_uncomputed(), budget);
+    const size_t n = prompt_chunk(*seq, budget, decodes);
     budget -= n;
     seq->status = sequence_status::running;
     step.push_back({seq, n, seq->num_computed + n == seq->size()});

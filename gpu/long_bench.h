@@ -29,6 +29,9 @@ struct long_bench_options {
   int32_t stream_context = 1024;  ///< their contexts
   int32_t busy_prompt = 131072;   ///< the long prompt read while they decode
   std::vector<int32_t> busy_chunks = {512, 2048, 8192};
+  /// Then chunks sized as the scheduler sizes them under prefill_stall_pairs = each of
+  /// these (config::scheduler_config::stall_chunk at each position; empty: skipped).
+  std::vector<int64_t> busy_pairs;
   int32_t iters = 10;  ///< timed decode steps
 };
 

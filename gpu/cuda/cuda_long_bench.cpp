@@ -193,30 +193,65 @@ void run_long_bench(const long_bench_options& opts, std::FILE* out) {
                  opts.streams, opts.stream_context, quiet_ms, opts.busy_prompt, "chunk",
                  "at 1/4 ms", "at 1/2 ms", "at 3/4 ms", "at end ms", "mean ms", "x quiet");
     std::fflush(out);
-    for (int32_t chunk : opts.busy_chunks) {
+    // The quiet streams' step with `chunk` tokens of the long prompt after `p` in it, ms.
+    const auto busy_ms = [&](int32_t p, int32_t chunk) {
       std::vector<int32_t> prompt(static_cast<size_t>(chunk));
-      double at[4] = {0, 0, 0, 0};
-      for (int q = 0; q < 4; ++q) {
-        const int32_t p = std::max(
-            0, static_cast<int32_t>(static_cast<int64_t>(opts.busy_prompt) * (q + 1) / 4) - chunk);
-        std::vector<step_sequence> busy = quiet;
-        busy.push_back({prompt, p,
-                        std::span<const int32_t>(long_table)
-                            .first(static_cast<size_t>(blocks_for(p + chunk, bs))),
-                        false});
-        for (auto& t : prompt) t = tok(rng);
-        be->forward(busy, so);  // warm-up (workspaces)
-        double ms = 0;
-        const int reps = 3;
-        for (int i = 0; i < reps; ++i) {
-          be->forward(busy, so);
-          ms += be->last_timing().total_ms;
-        }
-        at[q] = ms / reps;
+      for (auto& t : prompt) t = tok(rng);
+      std::vector<step_sequence> busy = quiet;
+      busy.push_back({prompt, p,
+                      std::span<const int32_t>(long_table)
+                          .first(static_cast<size_t>(blocks_for(p + chunk, bs))),
+                      false});
+      be->forward(busy, so);  // warm-up (workspaces)
+      double ms = 0;
+      const int reps = 3;
+      for (int i = 0; i < reps; ++i) {
+        be->forward(busy, so);
+        ms += be->last_timing().total_ms;
       }
+      return ms / reps;
+    };
+    const auto end_of = [&](int q) {
+      return static_cast<int32_t>(static_cast<int64_t>(opts.busy_prompt) * (q + 1) / 4);
+    };
+    for (int32_t chunk : opts.busy_chunks) {
+      double at[4] = {0, 0, 0, 0};
+      for (int q = 0; q < 4; ++q) at[q] = busy_ms(std::max(0, end_of(q) - chunk), chunk);
       const double mean = (at[0] + at[1] + at[2] + at[3]) / 4;
       std::fprintf(out, "%7d %10.2f %10.2f %10.2f %10.2f %10.2f %8.2f\n", chunk, at[0], at[1],
                    at[2], at[3], mean, mean / quiet_ms);
+      std::fflush(out);
+    }
+    if (opts.busy_pairs.empty()) return;
+    // Chunks as the scheduler sizes them under prefill_stall_pairs, at most --chunk tokens:
+    // the chunk that ends at each position (sized at that context), the chunks the whole
+    // prompt takes, and the time to read it estimated as that many steps at the mean.
+    std::fprintf(out,
+                 "\nthe same with chunks bounded by --prefill-stall-pairs (the scheduler's sizes)\n"
+                 "%14s %28s %10s %8s %8s %12s\n",
+                 "pairs", "chunk at 1/4, 1/2, 3/4, end", "mean ms", "x quiet", "chunks", "~read s");
+    for (int64_t pairs : opts.busy_pairs) {
+      config::scheduler_config sc;
+      sc.prefill_stall_pairs = pairs;
+      const auto total = static_cast<size_t>(opts.busy_prompt);
+      const auto budget = static_cast<size_t>(opts.chunk);  // the step's token budget
+      double at[4] = {0, 0, 0, 0};
+      int32_t sizes[4] = {0, 0, 0, 0};
+      for (int q = 0; q < 4; ++q) {
+        const auto e = static_cast<size_t>(end_of(q));
+        sizes[q] = static_cast<int32_t>(std::min(budget, sc.stall_chunk(e, total)));
+        at[q] = busy_ms(std::max(0, end_of(q) - sizes[q]), sizes[q]);
+      }
+      size_t chunks = 0;
+      for (size_t at_tok = 0; at_tok < total; ++chunks)
+        at_tok += std::min(budget, sc.stall_chunk(at_tok, total - at_tok));
+      const double mean = (at[0] + at[1] + at[2] + at[3]) / 4;
+      char sizes_s[64];
+      std::snprintf(sizes_s, sizeof sizes_s, "%d, %d, %d, %d", sizes[0], sizes[1], sizes[2],
+                    sizes[3]);
+      std::fprintf(out, "%14lld %28s %10.2f %8.2f %8zu %12.1f\n", static_cast<long long>(pairs),
+                   sizes_s, mean, mean / quiet_ms, chunks,
+                   static_cast<double>(chunks) * mean / 1000);
       std::fflush(out);
     }
   }

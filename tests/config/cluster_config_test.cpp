@@ -154,6 +154,19 @@ TEST_CASE("engine config: kv_host_prefix_mib reads, defaults to off and round-tr
   CHECK(again.engine.backend.kv_host_prefix_bytes == size_t{2048} << 20);
 }
 
+TEST_CASE("engine config: prefill_stall_pairs reads, defaults to off, is checked and round-trips",
+          "[config]") {
+  const toml_dir d;
+  CHECK(config::load_server_config(d.write("[engine]\n")).engine.scheduler.prefill_stall_pairs ==
+        0);
+  const auto c = config::load_server_config(d.write("[engine]\nprefill_stall_pairs = 1600000\n"));
+  CHECK(c.engine.scheduler.prefill_stall_pairs == 1'600'000);
+  const auto again = config::load_server_config(d.write(config::to_toml(c)));
+  CHECK(again.engine.scheduler.prefill_stall_pairs == 1'600'000);
+  CHECK(d.error_of("[engine]\nprefill_stall_pairs = -5\n").find("non-negative") !=
+        std::string::npos);
+}
+
 TEST_CASE("[[models]]: keys, overrides per model, round trip and validation", "[config][models]") {
   const toml_dir d;
   const auto c = config::load_server_config(d.write(R"([engine]
