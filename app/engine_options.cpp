@@ -43,9 +43,10 @@ void add_engine_options(CLI::App& cmd, config::engine_config& cfg) {
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
   cmd.add_option("--prefill-stall-pairs", cfg.scheduler.prefill_stall_pairs,
-                 "in steps that also decode other streams, a prompt chunk attends at most this "
-                 "many (query, key) pairs, bounding how much a long prompt slows their steps "
-                 "(0: chunks follow --max-batched-tokens only)")
+                 "in steps that also decode other streams, or while a new request waits, a "
+                 "prompt chunk attends at most this many (query, key) pairs: a long prompt "
+                 "slows their steps by a bounded amount and new requests start next to it (0: "
+                 "chunks follow --max-batched-tokens only)")
       ->check(CLI::NonNegativeNumber)
       ->capture_default_str();
   cmd.add_option("--max-model-len", cfg.max_model_len, "context length (0 = the model's)")

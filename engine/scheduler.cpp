@@ -73,7 +73,7 @@ void scheduler::preempt(const std::shared_ptr<sequence>& seq) {
   ++preemptions_;
 }
 
-bool scheduler::resume_swapped(std::vector<scheduled>& step, size_t& budget, bool decodes) {
+bool scheduler::resume_swapped(std::vector<scheduled>& step, size_t& budget, bool shared) {
   while (!swapped_.empty()) {
     auto& seq = swapped_.front();
     block_manager& blocks = blocks_of(*seq);
@@ -85,7 +85,7 @@ bool scheduler::resume_swapped(std::vector<scheduled>& step, size_t& budget, boo
     blocks.swap_in(*seq, to_device);
     blocks_in_ += to_device.size() - before;
     ++swap_ins_;
-    const size_t n = prompt_chunk(*seq, budget, decodes);
+    const size_t n = prompt_chunk(*seq, budget, shared);
     budget -= n;
     seq->status = sequence_status::running;
     step.push_back({seq, n, seq->num_computed + n == seq->size()});
@@ -114,10 +114,16 @@ std::vector<scheduled> scheduler::schedule() {
   return step;
 }
 
-size_t scheduler::prompt_chunk(const sequence& seq, size_t budget, bool decodes) const {
+bool scheduler::admissible(const sequence& seq, size_t admitting) const {
+  return running_.size() + admitting < static_cast<size_t>(cfg_.max_num_seqs) &&
+         std::any_of(ranks_.begin(), ranks_.end(),
+                     [&](const block_manager* b) { return b->can_allocate(seq); });
+}
+
+size_t scheduler::prompt_chunk(const sequence& seq, size_t budget, bool shared) const {
   const size_t n = std::min(seq.num_uncomputed(), budget);
-  return decodes && n > 1 ? std::min(n, cfg_.stall_chunk(seq.num_computed, seq.num_uncomputed()))
-                          : n;
+  return shared && n > 1 ? std::min(n, cfg_.stall_chunk(seq.num_computed, seq.num_uncomputed()))
+                         : n;
 }
 
 std::vector<scheduled> scheduler::pick() {
@@ -127,9 +133,11 @@ std::vector<scheduled> scheduler::pick() {
   for (block_manager* b : ranks_) b->end_transfers();
   transfers_.assign(ranks_.size(), {});
 
-  // In a step that decodes, prompt chunks are bounded by prefill_stall_pairs.
+  // Prompt chunks are bounded by prefill_stall_pairs in a step that decodes, and while a
+  // waiting sequence could be admitted: a long prompt then leaves room for it.
   const bool decodes = std::any_of(running_.begin(), running_.end(),
                                    [](const auto& s) { return s->num_uncomputed() == 1; });
+  const bool shared = decodes || (!waiting_.empty() && admissible(*waiting_.front()));
 
   // 1. Running sequences, oldest first. A sequence that cannot get a block preempts the
   //    newest running one of its rank (possibly itself).
@@ -152,7 +160,7 @@ std::vector<scheduled> scheduler::pick() {
     }
     if (!fits) continue;
     blocks.grow(*seq);
-    const size_t n = prompt_chunk(*seq, budget, decodes);
+    const size_t n = prompt_chunk(*seq, budget, shared);
     budget -= n;
     step.push_back({seq, n, seq->num_computed + n == seq->size()});
     kept.push_back(seq);
@@ -162,7 +170,7 @@ std::vector<scheduled> scheduler::pick() {
 
   // 2. Offloaded sequences come back first (they are older than any waiting one); while one
   //    is left, nothing new is admitted, so that it cannot be starved.
-  if (!resume_swapped(step, budget, decodes)) return step;
+  if (!resume_swapped(step, budget, shared)) return step;
 
   // 3. Admit waiting sequences in order while budget, slots and blocks allow.
   while (!waiting_.empty() && budget > 0 &&
@@ -180,7 +188,9 @@ std::vector<scheduled> scheduler::pick() {
     const size_t before = seq->num_computed;
     blocks.allocate(*seq);
     if (seq->num_computed > before) prefix_hit_tokens_ += seq->num_computed - before;
-    const size_t n = prompt_chunk(*seq, budget, decodes);
+    // Shared with the decodes, or with the next waiting sequence if it could come in too.
+    const bool others = decodes || (waiting_.size() > 1 && admissible(*waiting_[1], 1));
+    const size_t n = prompt_chunk(*seq, budget, others);
     budget -= n;
     seq->status = sequence_status::running;
     step.push_back({seq, n, seq->num_computed + n == seq->size()});

@@ -1,8 +1,9 @@
 // scheduler: continuous batching over a block_manager (plain class, no actors). Each
 // step runs every running sequence's next tokens (a decode token, or the next chunk of a
 // prompt) and admits waiting sequences while the token budget and free blocks allow.
-// In a step that decodes, a prompt chunk's attention is bounded by prefill_stall_pairs, so
-// that a long prompt read in chunks stalls the other streams' steps by a bounded amount.
+// In a step that decodes (or while a waiting sequence could be admitted), a prompt chunk's
+// attention is bounded by prefill_stall_pairs: a long prompt read in chunks stalls the
+// other streams' steps by a bounded amount and leaves room for new prompts.
 // When a running sequence needs a block and none is free, the most recently admitted
 // one is preempted: with a KV offload pool that has room, its computed blocks are copied
 // to host memory and back when it resumes (swapped, resumed before any new admission);
@@ -106,13 +107,16 @@ class scheduler {
   std::vector<scheduled> pick();
   void preempt(const std::shared_ptr<sequence>& seq);
   /// Brings offloaded sequences back, oldest first, while budget, slots and blocks allow;
-  /// false when one is left (then no new sequence is admitted this step). `decodes`: the
-  /// step decodes other sequences (their chunks are bounded, prompt_chunk).
-  bool resume_swapped(std::vector<scheduled>& step, size_t& budget, bool decodes);
+  /// false when one is left (then no new sequence is admitted this step). `shared`: other
+  /// sequences decode or wait (chunks are bounded, prompt_chunk).
+  bool resume_swapped(std::vector<scheduled>& step, size_t& budget, bool shared);
   /// A sequence's tokens this step out of `budget`: all it has left, at most the budget,
-  /// and in a step that also decodes (`decodes`) a prompt chunk no longer than
+  /// and when other sequences decode or wait (`shared`) a prompt chunk no longer than
   /// scheduler_config::stall_chunk allows.
-  size_t prompt_chunk(const sequence& seq, size_t budget, bool decodes) const;
+  size_t prompt_chunk(const sequence& seq, size_t budget, bool shared) const;
+  /// A slot is free (with `admitting` sequences on their way in) and some rank has the
+  /// blocks to admit `seq` now.
+  bool admissible(const sequence& seq, size_t admitting = 0) const;
   void finish(const std::shared_ptr<sequence>& seq, finish_reason reason);
   block_manager& blocks_of(const sequence& seq) { return *ranks_[static_cast<size_t>(seq.rank)]; }
   /// The rank admission gives the next sequence (assign_rank over the ranks' loads).

@@ -104,7 +104,37 @@ TEST_CASE("prefill_stall_pairs bounds a long prompt's chunks while others decode
     last = n;
   }
   CHECK(longp->num_output_tokens() == 1);  // read to the end, then its one token
-  CHECK(steps > 3);  // 6,000 tokens at 2,048 a step would take 3
+  CHECK(steps > 3);                        // 6,000 tokens at 2,048 a step would take 3
+}
+
+TEST_CASE("under prefill_stall_pairs a long prompt leaves room for a new one to start",
+          "[scheduler]") {
+  for (const int64_t pairs : {int64_t{0}, int64_t{100'000}}) {
+    INFO("prefill_stall_pairs " << pairs);
+    block_manager bm(1024, 16);
+    scheduler_config c;
+    c.max_num_batched_tokens = 512;
+    c.prefill_stall_pairs = pairs;
+    scheduler sched(c, bm);
+    auto longp = stall_seq(1, 8000, 1);
+    sched.add(longp);
+    // Alone, the prompt reads at the full budget (no decodes, nothing waiting).
+    CHECK(stall_tokens_of(stall_step(sched), longp) == 512);
+    CHECK(stall_tokens_of(stall_step(sched), longp) == 512);
+    auto late = stall_seq(2, 40);
+    sched.add(late);
+    const auto s = stall_step(sched);
+    if (pairs == 0) {
+      // The prompt takes the whole step; the new one waits until it is read.
+      CHECK(stall_tokens_of(s, longp) == 512);
+      CHECK(stall_tokens_of(s, late) == 0);
+    } else {
+      // At 1,024 read tokens the chunk is 93 (93 * 1,024 + 93 * 94 / 2 = 99,603), and the
+      // new prompt is read whole in the same step.
+      CHECK(stall_tokens_of(s, longp) == 93);
+      CHECK(stall_tokens_of(s, late) == 40);
+    }
+  }
 }
 
 TEST_CASE("prefill_stall_pairs must not be negative", "[scheduler]") {
