@@ -56,11 +56,13 @@ struct scheduler_config {
   int32_t max_num_seqs = 64;              ///< sequences running at once
   int32_t max_num_batched_tokens = 2048;  ///< tokens per step (prefill chunks + decodes)
   bool enable_prefix_caching = true;
-  /// In a step that also decodes other sequences, a prompt chunk attends at most this many
-  /// (query, key) pairs: a chunk of n tokens after c computed ones has n c + n (n + 1) / 2.
-  /// Its attention is what a long prompt adds to the decoders' step (at 128K the chunk's
-  /// keys dwarf its tokens), so this bounds their stall while the prompt is read, at the
-  /// price of more, shorter chunks. 0: prompts are chunked by max_num_batched_tokens only.
+  /// In a step that also decodes other sequences, or while a waiting one could be
+  /// admitted, a prompt chunk attends at most this many (query, key) pairs: a chunk of n
+  /// tokens after c computed ones has n c + n (n + 1) / 2. Its attention is what a long
+  /// prompt adds to the decoders' step (at 128K the chunk's keys dwarf its tokens), so
+  /// this bounds their stall while the prompt is read, and the budget it leaves admits new
+  /// prompts, at the price of more, shorter chunks. 0: prompts are chunked by
+  /// max_num_batched_tokens only.
   int64_t prefill_stall_pairs = 0;
 
   /// The tokens of a prompt's next chunk after `computed` tokens, `remaining` left to read,
