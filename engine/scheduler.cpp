@@ -135,9 +135,11 @@ std::vector<scheduled> scheduler::pick() {
 
   // Prompt chunks are bounded by prefill_stall_pairs in a step that decodes, and while a
   // waiting sequence could be admitted: a long prompt then leaves room for it.
-  const bool decodes = std::any_of(running_.begin(), running_.end(),
-                                   [](const auto& s) { return s->num_uncomputed() == 1; });
-  const bool shared = decodes || (!waiting_.empty() && admissible(*waiting_.front()));
+  const bool bounded = cfg_.prefill_stall_pairs > 0;
+  const bool decodes = bounded && std::any_of(running_.begin(), running_.end(), [](const auto& s) {
+                         return s->num_uncomputed() == 1;
+                       });
+  const bool shared = decodes || (bounded && !waiting_.empty() && admissible(*waiting_.front()));
 
   // 1. Running sequences, oldest first. A sequence that cannot get a block preempts the
   //    newest running one of its rank (possibly itself).
@@ -189,7 +191,7 @@ std::vector<scheduled> scheduler::pick() {
     blocks.allocate(*seq);
     if (seq->num_computed > before) prefix_hit_tokens_ += seq->num_computed - before;
     // Shared with the decodes, or with the next waiting sequence if it could come in too.
-    const bool others = decodes || (waiting_.size() > 1 && admissible(*waiting_[1], 1));
+    const bool others = decodes || (bounded && waiting_.size() > 1 && admissible(*waiting_[1], 1));
     const size_t n = prompt_chunk(*seq, budget, others);
     budget -= n;
     seq->status = sequence_status::running;
