@@ -149,6 +149,31 @@ TEST_CASE("a prompt read in stall-bounded chunks next to decodes gives the same 
   CHECK(steps >= free_steps + 5);
 }
 
+TEST_CASE("under prefill_stall_pairs a request arriving during a long prompt starts at once",
+          "[engine][scheduler]") {
+  // A 400-token prompt is read 64 tokens a step; a short request comes after its first
+  // step. The step of the short one's first token, with and without the bound.
+  const auto first_token_step = [](int64_t pairs) {
+    config::engine_config cfg;
+    cfg.backend.num_kv_blocks = 512;
+    cfg.backend.block_size = 4;
+    cfg.scheduler.max_num_batched_tokens = 64;
+    cfg.scheduler.prefill_stall_pairs = pairs;
+    engine::llm_engine eng(gpu::make_backend(test::tiny_moe(), cfg.backend), cfg);
+    eng.add_request(prompt(400, 1), greedy(2));
+    eng.step();
+    const int64_t late = eng.add_request(prompt(6, 2), greedy(2));
+    for (int step = 2; eng.has_work(); ++step)
+      for (const auto& e : eng.step())
+        if (e.id == late) return step;
+    return -1;
+  };
+  const int without = first_token_step(0), with = first_token_step(2000);
+  INFO("first token at step " << with << " with the bound, " << without << " without");
+  CHECK(without >= 7);  // after the long prompt's 400 tokens: 7 steps of 64
+  CHECK(with == 2);     // admitted in the step after it arrived, next to the long prompt
+}
+
 TEST_CASE("abort frees a running sequence's blocks and others continue", "[engine]") {
   auto eng = make_engine(64, 4);
   const int64_t a = eng.add_request(prompt(10, 1), greedy(50));
