@@ -24,7 +24,9 @@
 #           512-token prefill (scripts/device/profile.sh): #16's before/after and the why
 #           of its missed goals. PROF_BATCHES=1,64 PROF_LENS=512,4096 PROF_CASES="decode+g:1 decode+g:64 prefill:512
 #           prefill:4096" adds the 4K prefill
-# Usage: scripts/device/cuda_round2.sh [tests] [subset] [sm80] [moe] [variants] [thresholds] [engine] [profile] [serve]
+#   stall   `bench long`'s 8 decoding streams next to a 128K prompt, in fixed chunks and in
+#           chunks bounded by --prefill-stall-pairs (STALL_PAIRS, the values tried)
+# Usage: scripts/device/cuda_round2.sh [tests] [subset] [sm80] [moe] [variants] [thresholds] [engine] [profile] [stall] [serve]
 # Timeouts: the compute_80 build's tests wait minutes for the driver to compile every
 # kernel's PTX first (T_TESTS80, default 420 s; 90 s was not enough on an H100).
 set -uo pipefail
@@ -86,6 +88,10 @@ for w in $what; do
     profile)
       PROFILE_DRAM=1 T_PROF=${T_PROF:-400} bash scripts/device/profile.sh "${PROF_BATCHES:-64}" "${PROF_LENS:-512}" \
         ${PROF_CASES:-decode+g:64 prefill:512} 2>&1 | tail -60 ;;
+    stall)  # #15: 8 streams' step while a 128K prompt is read, fixed chunks and stall-bounded ones
+      timeout "${T_STALL:-500}" /tmp/cb/bin/conclave bench long --backend cuda --prompt-lens 8192 \
+        --decode-contexts 1024 --busy-chunks 512,2048 \
+        --busy-pairs "${STALL_PAIRS:-200000,1600000,8000000,64000000}" 2>&1 | tee "$OUT/bench_stall.log" ;;
     serve)
       model=/tmp/m30x2 port=18080
       [ -f $model/config.json ] || timeout 240 /tmp/cb/bin/conclave gen-model --preset qwen3-30b-a3b \
