@@ -40,6 +40,8 @@ struct engine_stats {
   /// instead of freeing it, resumptions, and blocks copied each way.
   uint64_t swap_outs = 0, swap_ins = 0, blocks_swapped_out = 0, blocks_swapped_in = 0;
   uint64_t blocks_released_behind_window = 0;
+  /// Prompt chunks cut short by scheduler_config::prefill_stall_pairs.
+  uint64_t stall_bounded_chunks = 0;
   uint64_t host_prefix_stores = 0, host_prefix_hits = 0;  ///< the prefix cache's host tier
   size_t num_swapped = 0;  ///< sequences offloaded now (counted in num_waiting too)
   /// Prompt tokens found in the prefix cache at admission instead of computed.

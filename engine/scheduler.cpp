@@ -120,10 +120,13 @@ bool scheduler::admissible(const sequence& seq, size_t admitting) const {
                      [&](const block_manager* b) { return b->can_allocate(seq); });
 }
 
-size_t scheduler::prompt_chunk(const sequence& seq, size_t budget, bool shared) const {
+size_t scheduler::prompt_chunk(const sequence& seq, size_t budget, bool shared) {
   const size_t n = std::min(seq.num_uncomputed(), budget);
-  return shared && n > 1 ? std::min(n, cfg_.stall_chunk(seq.num_computed, seq.num_uncomputed()))
-                         : n;
+  if (!shared || n <= 1) return n;
+  const size_t bounded = cfg_.stall_chunk(seq.num_computed, seq.num_uncomputed());
+  if (bounded >= n) return n;
+  ++stall_bounded_;
+  return bounded;
 }
 
 std::vector<scheduled> scheduler::pick() {

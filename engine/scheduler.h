@@ -55,6 +55,8 @@ class scheduler {
   size_t num_swapped() const { return swapped_.size(); }
   /// Tokens found in the prefix cache when sequences were admitted (not computed again).
   uint64_t prefix_hit_tokens() const { return prefix_hit_tokens_; }
+  /// Prompt chunks that prefill_stall_pairs cut shorter than the budget allowed.
+  uint64_t num_stall_bounded_chunks() const { return stall_bounded_; }
   /// Preemptions that freed a sequence's blocks for recomputation.
   uint64_t num_preemptions() const { return preemptions_; }
   /// Preemptions that offloaded a sequence to host memory instead.
@@ -113,7 +115,7 @@ class scheduler {
   /// A sequence's tokens this step out of `budget`: all it has left, at most the budget,
   /// and when other sequences decode or wait (`shared`) a prompt chunk no longer than
   /// scheduler_config::stall_chunk allows.
-  size_t prompt_chunk(const sequence& seq, size_t budget, bool shared) const;
+  size_t prompt_chunk(const sequence& seq, size_t budget, bool shared);
   /// A slot is free (with `admitting` sequences on their way in) and some rank has the
   /// blocks to admit `seq` now.
   bool admissible(const sequence& seq, size_t admitting = 0) const;
@@ -130,6 +132,7 @@ class scheduler {
   std::vector<gpu::kv_transfer> transfers_;        ///< per rank, for the step scheduled last
   uint64_t preemptions_ = 0, swap_outs_ = 0, swap_ins_ = 0, blocks_out_ = 0, blocks_in_ = 0;
   uint64_t prefix_hit_tokens_ = 0;
+  uint64_t stall_bounded_ = 0;
   int32_t window_ = 0;
   uint64_t window_released_ = 0;
 };

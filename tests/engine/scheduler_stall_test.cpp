@@ -79,6 +79,7 @@ TEST_CASE("prefill_stall_pairs bounds a long prompt's chunks while others decode
   CHECK(stall_tokens_of(stall_step(sched), alone) == 2048);
   CHECK(stall_tokens_of(stall_step(sched), alone) == 952);
   while (!sched.idle()) stall_step(sched);
+  CHECK(sched.num_stall_bounded_chunks() == 0);
 
   // Two decoding streams, then a long prompt: its chunks stay under the bound and get
   // shorter as its context grows; the streams decode every step.
@@ -104,7 +105,8 @@ TEST_CASE("prefill_stall_pairs bounds a long prompt's chunks while others decode
     last = n;
   }
   CHECK(longp->num_output_tokens() == 1);  // read to the end, then its one token
-  CHECK(steps > 3);                        // 6,000 tokens at 2,048 a step would take 3
+  CHECK(sched.num_stall_bounded_chunks() > 3);
+  CHECK(steps > 3);  // 6,000 tokens at 2,048 a step would take 3
 }
 
 TEST_CASE("under prefill_stall_pairs a long prompt leaves room for a new one to start",

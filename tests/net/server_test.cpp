@@ -353,6 +353,48 @@ TEST_CASE("without max_tokens a request may use the rest of the context", "[serv
 }
 
 TEST_CASE(
+    "prefill_stall_pairs in the server: a long prompt next to decoding ones, the same "
+    "completions, and /metrics counts the bounded chunks",
+    "[server][scheduler]") {
+  // Three short prompts decode 200 tokens each; once they run, a 240-token prompt comes,
+  // read 64 tokens a step (at most) next to them.
+  const auto run = [](int64_t pairs) {
+    test_server s([&](config::server_config& c) {
+      c.engine.scheduler.max_num_batched_tokens = 64;
+      c.engine.scheduler.prefill_stall_pairs = pairs;
+    });
+    std::vector<std::string> texts(4);
+    const auto complete = [&](int i, int n, int max_tokens) {
+      std::string ids;
+      for (int t = 0; t < n; ++t)
+        ids += (t ? "," : "") + std::to_string(100 + (t * 37 + i * 11) % 3000);
+      const std::string body = R"({"model":"tiny","prompt":[)" + ids + R"(],"max_tokens":)" +
+                               std::to_string(max_tokens) +
+                               R"(,"temperature":0,"ignore_eos":true})";
+      const auto r = post_json(s.port(), "/v1/completions", body);
+      if (r.status == 200)
+        texts[static_cast<size_t>(i)] =
+            std::string(json::parse(r.body).at("choices").at(0).at("text").as_string());
+    };
+    std::vector<std::thread> threads;
+    for (int i = 1; i < 4; ++i) threads.emplace_back([&, i] { complete(i, 6, 200); });
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+    while (s.metric("conclave_sequences{state=\"running\"}") < 3 &&
+           std::chrono::steady_clock::now() < deadline)
+      std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    complete(0, 240, 12);
+    for (auto& t : threads) t.join();
+    return std::make_pair(texts, s.metric("conclave_prefill_stall_bounded_chunks_total"));
+  };
+  const auto [expected, none] = run(0);
+  for (const auto& t : expected) CHECK_FALSE(t.empty());
+  CHECK(none == 0);
+  const auto [got, bounded] = run(500);
+  CHECK(got == expected);
+  CHECK(bounded > 0);
+}
+
+TEST_CASE(
     "KV offload in the server: a tight cache gives the same completions, offloaded "
     "not recomputed, and /metrics counts it",
     "[server][offload]") {
