@@ -64,6 +64,7 @@ class cuda_backend final : public cuda_backend_api {
     graphs_on_ = opts.cuda_graphs;
     fast_ = opts.cuda_fast_paths || opts.cuda_graphs;
     ks_ = kernel_switches::from_env();
+    tile_rows_ = prefill_tile_rows(static_cast<size_t>(c.head_dim), ks_.prefill_wgmma);
     // An expert-parallel rank loads only its experts and host-stages every MoE layer's
     // exchange (no CUDA graphs: a graph cannot wait for the peers).
     if (rank.expert_parallel()) ep_ = std::make_unique<moe_ep>(c, t_, stream_, *blas_, rank);
@@ -316,17 +317,19 @@ class cuda_backend final : public cuda_backend_api {
     logit_row_begin_.assign(1, 0);
     const int32_t bs = kv_.block_size;
     // Prefill chunks of at least kMinTileTokens tokens go through the tensor-core kernel
-    // in tiles of 64 rows (fast paths, bf16 cache); the other rows through the GQA kernel.
+    // in tiles of 64 rows, or 128 on Hopper (fast paths, bf16 activations); the other rows
+    // through the GQA kernel.
     const bool use_tiles = fast_ && bucket == 0 && t_ == elem::bf16 &&
                            prefill_attention_supported(static_cast<size_t>(config_.head_dim));
+    const int32_t tile_rows = tile_rows_;
     for (const step_sequence& s : batch) {
       const int32_t off = static_cast<int32_t>(tables.size());
       const auto first = static_cast<int32_t>(tokens.size());
       const auto count = static_cast<int32_t>(s.tokens.size());
       if (use_tiles && count >= kMinTileTokens) {
-        for (int32_t r = 0; r < count; r += kPrefillTileRows)
+        for (int32_t r = 0; r < count; r += tile_rows)
           tiles.insert(tiles.end(),
-                       {first + r, std::min(kPrefillTileRows, count - r), s.num_cached + r, off});
+                       {first + r, std::min(tile_rows, count - r), s.num_cached + r, off});
       } else {
         for (int32_t r = 0; r < count; ++r) gqa_rows.push_back(first + r);
       }
@@ -528,6 +531,8 @@ class cuda_backend final : public cuda_backend_api {
         p.window = a.window;
         p.kv_fp8 = kv_fp8_;
         p.kv_row_bytes = kv_row_;
+        p.tile_rows = tile_rows_;
+        p.wgmma_overlap = ks_.prefill_wgmma_overlap;
         prefill_attention(p, stream_);
         a.row_index = d_gqa_rows_;
         a.index_rows = num_gqa_rows_;
@@ -737,7 +742,8 @@ class cuda_backend final : public cuda_backend_api {
   int32_t max_ctx_ = 0;
   device_buffer attn_ws_;
 
-  kernel_switches ks_;  ///< the kernel choices (CONCLAVE_* environment switches)
+  kernel_switches ks_;                    ///< the kernel choices (CONCLAVE_* environment switches)
+  int32_t tile_rows_ = kPrefillTileRows;  ///< prefill attention tile rows (prefill_tile_rows)
   // CUDA graphs of decode steps, per bucket.
   bool fast_ = false, graphs_on_ = false, last_graph_ = false, use_graph_ws_ = false;
   std::map<size_t, cudaGraphExec_t> graphs_;

@@ -262,6 +262,11 @@ bool prefill_attention_supported(size_t head_dim) {
   return head_dim == 64 || head_dim == 128;
 }
 
+int32_t prefill_tile_rows(size_t head_dim, bool wgmma) {
+  return wgmma && head_dim == 128 && prefill_wgmma_available() ? kPrefillWideTileRows
+                                                               : kPrefillTileRows;
+}
+
 void prefill_attention(const prefill_attention_args& a, stream_t s) {
   if (a.num_tiles == 0) return;
   if (a.kv_heads == 0 || a.heads % a.kv_heads != 0)
@@ -269,6 +274,14 @@ void prefill_attention(const prefill_attention_args& a, stream_t s) {
   if (a.window < 0) throw std::invalid_argument("prefill_attention: window must be >= 0");
   if (a.q_stride % 4 != 0) throw std::invalid_argument("prefill_attention: q_stride % 4 != 0");
   if (a.num_tiles > 0x7fffffff) throw std::invalid_argument("prefill_attention: too many tiles");
+  if (a.tile_rows == kPrefillWideTileRows) {
+    if (a.kv_fp8 && (a.kv_row_bytes < a.kv_heads * (a.head_dim + 4) || a.kv_row_bytes % 16 != 0))
+      throw std::invalid_argument("prefill_attention: bad fp8 KV row length");
+    prefill_attention_wgmma(a, s);
+    return;
+  }
+  if (a.tile_rows != kPrefillTileRows)
+    throw std::invalid_argument("prefill_attention: tile_rows must be 64 or 128");
   if (a.head_dim == 64) {
     launch_hd<64>(a, s);
   } else if (a.head_dim == 128) {

@@ -14,6 +14,8 @@ struct prefill_tile {
   int32_t first_row = 0, rows = 0, first_pos = 0, table_offset = 0;
 };
 constexpr int32_t kPrefillTileRows = 64;
+/// Tiles of the Hopper kernel (prefill_attention_wgmma.cu): two warpgroups of 64 rows.
+constexpr int32_t kPrefillWideTileRows = 128;
 
 struct prefill_attention_args {
   const float* q = nullptr;  ///< [rows, q_stride] fp32, heads x head_dim at column 0
@@ -33,11 +35,29 @@ struct prefill_attention_args {
   /// head): tiles are dequantized to bf16 on their way into shared memory.
   bool kv_fp8 = false;
   size_t kv_row_bytes = 0;
+  /// Rows per tile the tiles were cut to: kPrefillTileRows (mma.sync, any sm_80+ card) or
+  /// kPrefillWideTileRows (wgmma; prefill_tile_rows says which applies).
+  int32_t tile_rows = kPrefillTileRows;
+  /// wgmma kernel: overlap each tile's softmax with the previous tile's P V (on by default;
+  /// CONCLAVE_PREFILL_WGMMA_OVERLAP=0 runs them one after the other).
+  bool wgmma_overlap = true;
 };
 
 /// Whether the kernel exists for this head_dim (64 or 128).
 bool prefill_attention_supported(size_t head_dim);
 
+/// Whether this process runs the wgmma kernel's sm_90a machine code (a Hopper card; not
+/// compute_80 PTX compiled at load, not a Blackwell card).
+bool prefill_wgmma_available();
+
+/// The rows per tile to cut prefill chunks to: kPrefillWideTileRows where the Hopper
+/// kernel applies (head_dim 128, prefill_wgmma_available(), `wgmma` not switched off by
+/// CONCLAVE_PREFILL_WGMMA=0), else kPrefillTileRows.
+int32_t prefill_tile_rows(size_t head_dim, bool wgmma);
+
 void prefill_attention(const prefill_attention_args& a, stream_t s);
+
+/// The Hopper kernel (tile_rows == kPrefillWideTileRows); prefill_attention dispatches here.
+void prefill_attention_wgmma(const prefill_attention_args& a, stream_t s);
 
 }  // namespace conclave::gpu::cuda

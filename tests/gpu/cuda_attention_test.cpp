@@ -223,16 +223,23 @@ void run_attention_case(const attention_case& c, elem t, std::mt19937_64& rng, b
   a.decode_mma = true;
   // Tensor-core prefill tiles (bf16; head_dim 64 or 128) for chunks of >= 16 tokens,
   // the GQA kernel for the rows left. bf16 q and probabilities: a looser tolerance.
-  if (t == elem::bf16 && cu::prefill_attention_supported(c.hd)) {
+  // On Hopper (sm_90a code loaded) head_dim 128 also runs the wgmma kernel's 128-row tiles.
+  // Both orders of its softmax and P V: overlapped (the default) and one after the other.
+  std::vector<std::pair<int32_t, bool>> kernels{{cu::kPrefillTileRows, false}};
+  if (cu::prefill_tile_rows(c.hd, true) != cu::kPrefillTileRows)
+    kernels.insert(kernels.end(),
+                   {{cu::kPrefillWideTileRows, true}, {cu::kPrefillWideTileRows, false}});
+  for (const auto& [tile_rows, overlap] : kernels) {
+    if (t != elem::bf16 || !cu::prefill_attention_supported(c.hd)) break;
+    INFO("prefill tiles of " << tile_rows << " rows" << (overlap ? ", overlapped" : ""));
     std::vector<int32_t> tiles, rest;
     for (size_t s = 0; s < nseq; ++s) {
       const auto r0 = static_cast<int32_t>(seqs[s].first_row);
       const int32_t n = c.num_tokens[s];
       const int32_t o = off[seqs[s].first_row];
       if (n >= 16) {
-        for (int32_t r = 0; r < n; r += cu::kPrefillTileRows)
-          tiles.insert(tiles.end(),
-                       {r0 + r, std::min(cu::kPrefillTileRows, n - r), c.num_cached[s] + r, o});
+        for (int32_t r = 0; r < n; r += tile_rows)
+          tiles.insert(tiles.end(), {r0 + r, std::min(tile_rows, n - r), c.num_cached[s] + r, o});
       } else {
         for (int32_t r = 0; r < n; ++r) rest.push_back(r0 + r);
       }
@@ -257,6 +264,8 @@ void run_attention_case(const attention_case& c, elem t, std::mt19937_64& rng, b
       p.window = c.window;
       p.kv_fp8 = fp8;
       p.kv_row_bytes = a.kv_row_bytes;
+      p.tile_rows = tile_rows;
+      p.wgmma_overlap = overlap;
       cu::prefill_attention(p, nullptr);
       a.out = out3.get();
       a.row_index = drest.as<int32_t>();
@@ -339,6 +348,29 @@ TEST_CASE("cuda kv_cache_write + paged_attention match the cpu twins on mixed ba
     for (size_t i = 0; i < cases.size(); ++i) {
       INFO(name(t) << " case " << i);
       run_attention_case(cases[i], t, rng);
+    }
+  }
+}
+
+// The Hopper kernel's 128-row tiles over 128-key KV tiles: prompts of several tiles from
+// position 0 and resumed mid-tile, a partial last tile, GQA 32/4 and 12 (the 480B's group),
+// windows shorter and longer than a KV tile.
+TEST_CASE("cuda wgmma prefill tiles match the cpu twin on long chunks", "[cuda][ops][wgmma]") {
+  CONCLAVE_REQUIRE_GPU();
+  if (cu::prefill_tile_rows(128, true) != cu::kPrefillWideTileRows)
+    CONCLAVE_SKIP("the wgmma prefill kernel needs a Hopper card running sm_90a code");
+  const uint64_t seed = fresh_seed();
+  INFO("seed " << seed);
+  std::mt19937_64 rng(seed);
+  const std::vector<attention_case> cases = {
+      {{0, 333}, {700, 260}, 16, 32, 4, 128}, {{1000, 0}, {1, 513}, 16, 24, 2, 128},
+      {{129}, {255}, 7, 8, 1, 128},           {{0, 300}, {600, 140}, 16, 32, 4, 128, 200},
+      {{0}, {390}, 16, 8, 2, 128, 77},
+  };
+  for (const bool fp8 : {false, true}) {
+    for (size_t i = 0; i < cases.size(); ++i) {
+      INFO("case " << i << (fp8 ? ", fp8 KV cache" : ", bf16 KV cache"));
+      run_attention_case(cases[i], elem::bf16, rng, fp8);
     }
   }
 }

@@ -1,0 +1,397 @@
+// Hopper prefill attention (head_dim 128): the flash-attention loop of prefill_attention.cu
+// on warpgroup MMAs. A block of two warpgroups takes a tile of up to 128 query rows of one
+// query head; each warpgroup owns 64 rows. Per KV tile of 128 keys, S = Q K^T is one chain
+// of wgmma m64n128k16 with Q and K in 128-byte-swizzled shared memory; the online softmax
+// runs on S in registers; P goes back into the tensor cores from registers (O += P V, V
+// read N-major from the same swizzled layout). The next KV tile streams in by cp.async
+// while this one is computed (two stages).
+#include <stdexcept>
+
+#include "gpu/cuda/check.h"
+#include "gpu/cuda/elem_io.cuh"
+#include "gpu/cuda/kv_elem.cuh"
+#include "gpu/cuda/mma.cuh"
+#include "gpu/cuda/prefill_attention.h"
+#include "gpu/cuda/wgmma.cuh"
+
+namespace conclave::gpu::cuda {
+namespace {
+
+constexpr int kHd = 128;
+[[maybe_unused]] constexpr int kRows =
+    kPrefillWideTileRows;                    // query rows per block, 64 per warpgroup
+[[maybe_unused]] constexpr int kKeys = 128;  // keys per KV tile
+constexpr int kThreads = 256;
+// A [128][128] bf16 tile: two column blocks of 64 elements (128-byte rows), each block
+// 128 rows of swizzle atoms.
+constexpr uint32_t kBlockBytes = 128 * 128;
+constexpr uint32_t kTileBytes = 2 * kBlockBytes;
+constexpr size_t kSmem = 6 * kTileBytes + 1024;  // Q, K x2, V x3, alignment
+
+/// Byte offset of 16-byte chunk `c` (0..15, 8 elements) of row r in a swizzled tile.
+[[maybe_unused]] __device__ __forceinline__ uint32_t sw(int r, int c) {
+  return static_cast<uint32_t>((c >> 3) * kBlockBytes + r * 128 + (((c & 7) ^ (r & 7)) << 4));
+}
+
+#ifdef CONCLAVE_WGMMA
+/// The online softmax of one KV tile on S (the m64n128 accumulator of this thread: rows a
+/// and b, element 4 n + e at key kbase + 8 n + 2 (lane % 4) + e % 2): masks keys past each
+/// row's position or before its window, updates the running max and sum, returns P as the
+/// A fragments of the P V wgmma and the factors the output must be scaled by.
+/// 2^x on the special function unit (2^-inf = 0).
+__device__ __forceinline__ float ex2(float x) {
+  float y;
+  asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
+  return y;
+}
+
+/// `masked`: some key of the tile lies past a row's position or before its window (the
+/// diagonal and window-edge tiles; elsewhere the per-element test is skipped: this kernel
+/// is bound by instruction issue as much as by the tensor cores).
+__device__ __forceinline__ void online_softmax(float (&s)[64], bool masked, int kbase, int lane,
+                                               int pos_a, int pos_b, int window, float& m_a,
+                                               float& m_b, float& l_a, float& l_b,
+                                               uint32_t (&pf)[8][4], float& al_a, float& al_b) {
+  if (masked) {
+#pragma unroll
+    for (int nt = 0; nt < 16; ++nt) {
+#pragma unroll
+      for (int e = 0; e < 2; ++e) {
+        const int key = kbase + nt * 8 + 2 * (lane & 3) + e;
+        if (key > pos_a || (window > 0 && key <= pos_a - window)) s[nt * 4 + e] = -INFINITY;
+        if (key > pos_b || (window > 0 && key <= pos_b - window)) s[nt * 4 + 2 + e] = -INFINITY;
+      }
+    }
+  }
+  float mx_a = -INFINITY, mx_b = -INFINITY;
+#pragma unroll
+  for (int nt = 0; nt < 16; ++nt) {
+    mx_a = fmaxf(mx_a, fmaxf(s[nt * 4], s[nt * 4 + 1]));
+    mx_b = fmaxf(mx_b, fmaxf(s[nt * 4 + 2], s[nt * 4 + 3]));
+  }
+  mx_a = dev::quad_max(mx_a);
+  mx_b = dev::quad_max(mx_b);
+  // As in prefill_attention.cu: a row that has seen no key yet keeps an empty state.
+  const float mn_a = fmaxf(m_a, mx_a), mn_b = fmaxf(m_b, mx_b);
+  al_a = mn_a == -INFINITY ? 1.0f : ex2(m_a - mn_a);
+  al_b = mn_b == -INFINITY ? 1.0f : ex2(m_b - mn_b);
+  m_a = mn_a;
+  m_b = mn_b;
+  const float sub_a = mn_a == -INFINITY ? 0.0f : mn_a;
+  const float sub_b = mn_b == -INFINITY ? 0.0f : mn_b;
+  float rs_a = 0.0f, rs_b = 0.0f;
+#pragma unroll
+  for (int nt = 0; nt < 16; ++nt) {
+    const float pa0 = ex2(s[nt * 4] - sub_a), pa1 = ex2(s[nt * 4 + 1] - sub_a);
+    const float pb0 = ex2(s[nt * 4 + 2] - sub_b), pb1 = ex2(s[nt * 4 + 3] - sub_b);
+    rs_a += pa0 + pa1;
+    rs_b += pb0 + pb1;
+    pf[nt / 2][(nt & 1) * 2] = dev::pack_bf16(pa0, pa1);
+    pf[nt / 2][(nt & 1) * 2 + 1] = dev::pack_bf16(pb0, pb1);
+  }
+  l_a = l_a * al_a + rs_a;
+  l_b = l_b * al_b + rs_b;
+}
+
+__device__ __forceinline__ void rescale(float (&o)[64], float al_a, float al_b) {
+#pragma unroll
+  for (int nt = 0; nt < 16; ++nt) {
+    o[nt * 4] *= al_a;
+    o[nt * 4 + 1] *= al_a;
+    o[nt * 4 + 2] *= al_b;
+    o[nt * 4 + 3] *= al_b;
+  }
+}
+
+/// S = Q K^T for this warpgroup's 64 rows (one committed group).
+__device__ __forceinline__ void issue_qk(float (&s)[64], uint32_t q_addr, uint32_t kt) {
+#pragma unroll
+  for (int ks = 0; ks < kHd / 16; ++ks) {
+    const uint32_t off = (ks >> 2) * kBlockBytes + (ks & 3) * 32;
+    dev::wgmma_m64n128k16_ss(s, dev::wgmma_desc(q_addr + off, 16, 1024),
+                             dev::wgmma_desc(kt + off, 16, 1024), ks > 0);
+  }
+  dev::wgmma_commit();
+}
+
+/// O += P V (one committed group); V N-major in the swizzled tile at vt.
+__device__ __forceinline__ void issue_pv(float (&o)[64], uint32_t (&pf)[8][4], uint32_t vt) {
+#pragma unroll
+  for (int kk = 0; kk < kKeys / 16; ++kk)
+    dev::wgmma_m64n128k16_rs_mn(o, pf[kk], dev::wgmma_desc(vt + kk * 16 * 128, kBlockBytes, 1024));
+  dev::wgmma_commit();
+}
+
+__device__ __forceinline__ void fence_pf(uint32_t (&pf)[8][4]) {
+#pragma unroll
+  for (int kk = 0; kk < 8; ++kk) dev::wgmma_fence_operands(pf[kk]);
+}
+#endif
+
+// OVERLAP: each warpgroup issues S(j) = Q K(j)^T and then O += P(j-1) V(j-1) before it
+// waits for S(j), so the softmax of tile j runs while the tensor cores multiply the
+// previous tile's P V (FlashAttention-3's intra-warpgroup pipelining). V then needs three
+// stages: V(j-1) is read while V(j+1) streams in.
+template <bool FP8, bool OVERLAP>
+__global__ void __launch_bounds__(kThreads, 1)
+    prefill_attention_wgmma_kernel(const float* q, size_t q_stride, const void* kc, const void* vc,
+                                   size_t row_bytes, const prefill_tile* tiles,
+                                   const int32_t* tables, int32_t bs, int heads, int kv_heads,
+                                   float qscale, int window, dev::bf16* out) {
+#ifdef CONCLAVE_WGMMA
+  constexpr int kVStages = OVERLAP ? 3 : 2;
+  extern __shared__ uint8_t smem_raw[];
+  uint8_t* base = reinterpret_cast<uint8_t*>((reinterpret_cast<uintptr_t>(smem_raw) + 1023) &
+                                             ~static_cast<uintptr_t>(1023));
+  uint8_t* q_s = base;
+  uint8_t* k_s = base + kTileBytes;      // [2] tiles
+  uint8_t* v_s = base + 3 * kTileBytes;  // [kVStages] tiles
+  // Heaviest tiles (latest positions) first; the query heads of one KV head side by side,
+  // so that they read the same keys at about the same time (L2).
+  const prefill_tile tile = tiles[gridDim.y - 1 - blockIdx.y];
+  const int h = static_cast<int>(blockIdx.x);
+  const int g = h / (heads / kv_heads);
+  const int32_t* table = tables + tile.table_offset;
+  const size_t width = static_cast<size_t>(kv_heads) * kHd;
+  const int tid = static_cast<int>(threadIdx.x), lane = tid & 31, warp = tid >> 5;
+  const int wg = warp >> 2, wq = warp & 3;
+  const int nrows = tile.rows, p0 = tile.first_pos;
+  const int ctx = p0 + nrows;
+  const int lo = window > 0 ? max(0, p0 + 1 - window) : 0;
+  const int j0 = lo / kKeys;
+  const int ntiles = (ctx + kKeys - 1) / kKeys;
+  const int bs_shift = (bs & (bs - 1)) == 0 ? __ffs(bs) - 1 : -1;
+
+  auto load_kv = [&](int j) {
+    uint8_t* kd = k_s + (j & 1) * kTileBytes;
+    uint8_t* vd = v_s + (j % kVStages) * kTileBytes;
+    const int c = tid & 15;
+#pragma unroll
+    for (int n = 0; n < kKeys * 16 / kThreads; ++n) {
+      const int key = (tid >> 4) + n * (kThreads / 16);
+      const int t = j * kKeys + key;
+      const bool ok = t >= lo && t < ctx;
+      const int blk = bs_shift >= 0 ? t >> bs_shift : t / bs;
+      const int in = bs_shift >= 0 ? t & (bs - 1) : t - blk * bs;
+      const size_t slot = ok ? static_cast<size_t>(table[blk]) * bs + in : 0;
+      if constexpr (FP8) {
+        uint4 kb = make_uint4(0, 0, 0, 0), vb = kb;
+        if (ok) {
+          const size_t at = slot * row_bytes;
+          const auto* kr = static_cast<const char*>(kc) + at;
+          const auto* vr = static_cast<const char*>(vc) + at;
+          float kf[8], vf[8];
+          dev::ldv<8>(reinterpret_cast<const dev::fp8kv*>(kr + g * kHd + c * 8), kf);
+          dev::ldv<8>(reinterpret_cast<const dev::fp8kv*>(vr + g * kHd + c * 8), vf);
+          const float ks = __ldg(reinterpret_cast<const float*>(kr + width) + g);
+          const float vs = __ldg(reinterpret_cast<const float*>(vr + width) + g);
+          kb = make_uint4(
+              dev::pack_bf16(kf[0] * ks, kf[1] * ks), dev::pack_bf16(kf[2] * ks, kf[3] * ks),
+              dev::pack_bf16(kf[4] * ks, kf[5] * ks), dev::pack_bf16(kf[6] * ks, kf[7] * ks));
+          vb = make_uint4(
+              dev::pack_bf16(vf[0] * vs, vf[1] * vs), dev::pack_bf16(vf[2] * vs, vf[3] * vs),
+              dev::pack_bf16(vf[4] * vs, vf[5] * vs), dev::pack_bf16(vf[6] * vs, vf[7] * vs));
+        }
+        *reinterpret_cast<uint4*>(kd + sw(key, c)) = kb;
+        *reinterpret_cast<uint4*>(vd + sw(key, c)) = vb;
+      } else {
+        const size_t src = slot * width + static_cast<size_t>(g) * kHd + c * 8;
+        dev::cp_async16(kd + sw(key, c), static_cast<const dev::bf16*>(kc) + src, ok);
+        dev::cp_async16(vd + sw(key, c), static_cast<const dev::bf16*>(vc) + src, ok);
+      }
+    }
+    dev::cp_async_commit();
+  };
+  load_kv(j0);
+
+  // Q rows of the tile, scaled into log2 units, as bf16 (rows past the tile: zeros).
+  for (int i = tid; i < kRows * 16; i += kThreads) {
+    const int r = i >> 4, c = i & 15;
+    float4 a = make_float4(0.0f, 0.0f, 0.0f, 0.0f), b = a;
+    if (r < nrows) {
+      const float* src = q + static_cast<size_t>(tile.first_row + r) * q_stride +
+                         static_cast<size_t>(h) * kHd + c * 8;
+      a = *reinterpret_cast<const float4*>(src);
+      b = *reinterpret_cast<const float4*>(src + 4);
+    }
+    *reinterpret_cast<uint4*>(q_s + sw(r, c)) = make_uint4(
+        dev::pack_bf16(a.x * qscale, a.y * qscale), dev::pack_bf16(a.z * qscale, a.w * qscale),
+        dev::pack_bf16(b.x * qscale, b.y * qscale), dev::pack_bf16(b.z * qscale, b.w * qscale));
+  }
+
+  float o[64];
+#pragma unroll
+  for (int i = 0; i < 64; ++i) o[i] = 0.0f;
+  float m_a = -INFINITY, m_b = -INFINITY, l_a = 0.0f, l_b = 0.0f;
+  // The accumulator layout: warp wq of the warpgroup holds rows 16 wq + lane / 4 and + 8;
+  // element 4 n + e is column 8 n + 2 (lane % 4) + e % 2 of row a (e < 2) or b.
+  const int row_a = wg * 64 + wq * 16 + (lane >> 2), row_b = row_a + 8;
+  const int pos_a = p0 + min(row_a, nrows - 1), pos_b = p0 + min(row_b, nrows - 1);
+  const int wg_first = p0 + min(wg * 64, nrows - 1);
+  const int wg_last = p0 + min(wg * 64 + 63, nrows - 1);
+  const uint32_t q_addr = dev::smem_addr(q_s) + wg * 64 * 128;
+  // Whether a tile needs the per-element mask for this warpgroup's rows (uniform).
+  auto masked = [&](int kbase) {
+    return kbase + kKeys - 1 > wg_first || (window > 0 && kbase <= wg_last - window);
+  };
+  const uint32_t kt0 = dev::smem_addr(k_s), vt0 = dev::smem_addr(v_s);
+  auto k_tile = [&](int j) { return kt0 + (j & 1) * kTileBytes; };
+  auto v_tile = [&](int j) { return vt0 + (j % kVStages) * kTileBytes; };
+  if constexpr (OVERLAP) {
+    // Both warpgroups take every tile of the block (the rows of the first warpgroup mask
+    // the one tile past their diagonal): divergence around the wgmmas would serialize them.
+    // Tile j arrived during iteration j - 1; after the barrier every warpgroup is done with
+    // K(j - 1) and V(j - 2), whose stages tile j + 1 takes. Its loads are issued after this
+    // iteration's wgmmas (their block-table reads would otherwise stall the tensor cores).
+    auto arrive = [&] {
+      dev::cp_async_wait<0>();
+      dev::fence_proxy_async();
+      __syncthreads();
+    };
+    uint32_t pf[8][4];  // P of the previous tile
+    float al_a, al_b;
+    {
+      arrive();
+      float s[64];
+      dev::wgmma_fence();
+      issue_qk(s, q_addr, k_tile(j0));
+      if (j0 + 1 < ntiles) load_kv(j0 + 1);
+      dev::wgmma_wait<0>();
+      dev::wgmma_fence_operands(s);
+      online_softmax(s, masked(j0 * kKeys), j0 * kKeys, lane, pos_a, pos_b, window, m_a, m_b, l_a,
+                     l_b, pf, al_a, al_b);
+    }
+    for (int j = j0 + 1; j < ntiles; ++j) {
+      arrive();
+      float s[64];
+      uint32_t pn[8][4];
+      dev::wgmma_fence_operands(o);
+      fence_pf(pf);
+      dev::wgmma_fence();
+      issue_qk(s, q_addr, k_tile(j));
+      issue_pv(o, pf, v_tile(j - 1));
+      if (j + 1 < ntiles) load_kv(j + 1);
+      dev::wgmma_wait<1>();  // S(j) done; P(j - 1) V(j - 1) may still run
+      dev::wgmma_fence_operands(s);
+      online_softmax(s, masked(j * kKeys), j * kKeys, lane, pos_a, pos_b, window, m_a, m_b, l_a,
+                     l_b, pn, al_a, al_b);
+      dev::wgmma_wait<0>();
+      dev::wgmma_fence_operands(o);
+      fence_pf(pf);
+      rescale(o, al_a, al_b);
+#pragma unroll
+      for (int kk = 0; kk < 8; ++kk)
+#pragma unroll
+        for (int i = 0; i < 4; ++i) pf[kk][i] = pn[kk][i];
+    }
+    dev::wgmma_fence_operands(o);
+    fence_pf(pf);
+    dev::wgmma_fence();
+    issue_pv(o, pf, v_tile(ntiles - 1));
+    dev::wgmma_wait<0>();
+    dev::wgmma_fence_operands(o);
+    fence_pf(pf);
+  } else {
+    for (int j = j0; j < ntiles; ++j) {
+      dev::cp_async_wait<0>();
+      dev::fence_proxy_async();  // cp.async / stores -> the tensor cores' reads
+      __syncthreads();
+      const int kbase = j * kKeys;
+      // Tile j + 1 streams into the stage tile j - 1 left while this one is computed (the
+      // loads go out after S's wgmmas, or first where this warpgroup skips the tile).
+      bool loaded = j + 1 >= ntiles;
+      // Warpgroup-uniform: a tile wholly in this warpgroup's future, or wholly before the
+      // window of its first row, is skipped.
+      if (kbase <= wg_last && (window == 0 || kbase + kKeys > wg_first + 1 - window)) {
+        float s[64];
+        uint32_t pf[8][4];
+        float al_a, al_b;
+        dev::wgmma_fence();
+        issue_qk(s, q_addr, k_tile(j));
+        if (!loaded) load_kv(j + 1);
+        loaded = true;
+        dev::wgmma_wait<0>();
+        dev::wgmma_fence_operands(s);
+        online_softmax(s, masked(kbase), kbase, lane, pos_a, pos_b, window, m_a, m_b, l_a, l_b, pf,
+                       al_a, al_b);
+        rescale(o, al_a, al_b);
+        dev::wgmma_fence_operands(o);
+        dev::wgmma_fence();
+        issue_pv(o, pf, v_tile(j));
+        dev::wgmma_wait<0>();
+        dev::wgmma_fence_operands(o);
+        fence_pf(pf);
+      }
+      if (!loaded) load_kv(j + 1);
+      __syncthreads();  // this stage is refilled by the next iteration's load
+    }
+  }
+  l_a = dev::quad_sum(l_a);
+  l_b = dev::quad_sum(l_b);
+  const float inv_a = 1.0f / l_a, inv_b = 1.0f / l_b;
+  const size_t ostride = static_cast<size_t>(heads) * kHd;
+#pragma unroll
+  for (int nt = 0; nt < kHd / 8; ++nt) {
+    const int d = nt * 8 + 2 * (lane & 3);
+    if (row_a < nrows)
+      *reinterpret_cast<uint32_t*>(out + (tile.first_row + row_a) * ostride +
+                                   static_cast<size_t>(h) * kHd + d) =
+          dev::pack_bf16(o[nt * 4] * inv_a, o[nt * 4 + 1] * inv_a);
+    if (row_b < nrows)
+      *reinterpret_cast<uint32_t*>(out + (tile.first_row + row_b) * ostride +
+                                   static_cast<size_t>(h) * kHd + d) =
+          dev::pack_bf16(o[nt * 4 + 2] * inv_b, o[nt * 4 + 3] * inv_b);
+  }
+#else
+  __trap();  // never launched: the host checks prefill_wgmma_available()
+#endif
+}
+
+template <bool FP8>
+bool loaded_as_sm90() {
+  cudaFuncAttributes a{};
+  if (cudaFuncGetAttributes(&a, prefill_attention_wgmma_kernel<FP8, true>) != cudaSuccess) {
+    cudaGetLastError();
+    return false;
+  }
+  return a.binaryVersion == 90;
+}
+
+}  // namespace
+
+bool prefill_wgmma_available() {
+  static const bool on = loaded_as_sm90<false>() && loaded_as_sm90<true>();
+  return on;
+}
+
+void prefill_attention_wgmma(const prefill_attention_args& a, stream_t s) {
+  if (a.head_dim != kHd || !prefill_wgmma_available())
+    throw std::invalid_argument(
+        "prefill_attention: 128-row tiles need head_dim 128 and a Hopper card running sm_90a code");
+  if (a.num_tiles > 65535)
+    throw std::invalid_argument("prefill_attention: more than 65535 tiles in one launch");
+  if (a.heads > 65535) throw std::invalid_argument("prefill_attention: too many heads");
+  const float qscale = 1.4426950408889634f / sqrtf(static_cast<float>(kHd));
+  const dim3 grid(static_cast<unsigned>(a.heads), static_cast<unsigned>(a.num_tiles));
+  auto run = [&](auto kernel) {
+    CONCLAVE_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                             static_cast<int>(kSmem)));
+    kernel<<<grid, kThreads, kSmem, s>>>(a.q, a.q_stride, a.k_cache, a.v_cache, a.kv_row_bytes,
+                                         a.tiles, a.block_tables, a.block_size,
+                                         static_cast<int>(a.heads), static_cast<int>(a.kv_heads),
+                                         qscale, a.window, static_cast<dev::bf16*>(a.out));
+    CONCLAVE_CUDA_LAUNCH_CHECK();
+  };
+  if (a.kv_fp8) {
+    if (a.wgmma_overlap)
+      run(prefill_attention_wgmma_kernel<true, true>);
+    else
+      run(prefill_attention_wgmma_kernel<true, false>);
+  } else if (a.wgmma_overlap) {
+    run(prefill_attention_wgmma_kernel<false, true>);
+  } else {
+    run(prefill_attention_wgmma_kernel<false, false>);
+  }
+}
+
+}  // namespace conclave::gpu::cuda

@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Runs on the GPU machine (carry .devbundle and third_party/qwen3-tokenizer): issue #15's
+# long-context measurements around the Hopper prefill attention kernel.
+#   tests   the attention cases of cuda_tests (the wgmma tiles against the CPU twin first)
+#   ab      32K TTFT (AB_LENS) with the wgmma kernel, its softmax and P V not overlapped
+#           (CONCLAVE_PREFILL_WGMMA_OVERLAP=0) and the mma.sync kernel (CONCLAVE_PREFILL_WGMMA=0)
+#   ttft    `bench long`'s tables: TTFT at LENS (default 32K, 128K, 256K), decode at 1K,
+#           128K and 256K context, 8 streams next to a 128K prompt
+#   stall   the 8 streams' step under --prefill-stall-pairs (STALL_PAIRS)
+#   concurrent  two 256K prompts at once through the engine with KV offload
+# Usage: scripts/device/long_context.sh [tests] [ab] [ttft] [stall] [concurrent]
+set -uo pipefail
+. "$(dirname "$0")/bundle_env.sh"
+what=${*:-tests ab}
+bench=(/tmp/cb/bin/conclave bench long --backend cuda)
+nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm --format=csv | tee "$OUT/gpu.txt"
+for w in $what; do
+  echo "== $w ($(date -u +%T))"
+  case $w in
+    tests)
+      timeout "${T_TESTS:-300}" /tmp/cb/bin/cuda_tests -r compact \
+        "${SUBSET:-*wgmma*,*paged_attention*,*fp8 KV cache*,cuda graphs and fast paths*,cuda backend matches*}" 2>&1 |
+        tee "$OUT/cuda_tests_attention.log" | tail -8 ;;
+    ab)
+      for v in DEFAULT=1 CONCLAVE_PREFILL_WGMMA_OVERLAP=0 CONCLAVE_PREFILL_WGMMA=0; do
+        echo "-- $v"
+        env "$v" timeout "${T_AB:-240}" "${bench[@]}" --prompt-lens "${AB_LENS:-32768}" \
+          --decode-contexts 1024 --streams 0 --busy-chunks 8192 --iters 2 2>&1 |
+          tee "$OUT/long_ab_${v%%=*}.log" | grep -v '^\s*$' | tail -14
+      done ;;
+    ttft)
+      timeout "${T_TTFT:-580}" "${bench[@]}" --prompt-lens "${LENS:-32768,131072,262144}" 2>&1 |
+        tee "$OUT/bench_long.log" ;;
+    stall)
+      timeout "${T_STALL:-500}" "${bench[@]}" --prompt-lens 8192 --decode-contexts 1024 \
+        --busy-chunks 512,2048,8192 \
+        --busy-pairs "${STALL_PAIRS:-200000,1600000,8000000,64000000}" 2>&1 | tee "$OUT/bench_stall.log" ;;
+    concurrent)
+      timeout "${T_CONC:-580}" "${bench[@]}" --only-concurrent --concurrent 2 \
+        --kv-offload-mib "${OFFLOAD_MIB:-65536}" ${CONC_ARGS:-} 2>&1 | tee "$OUT/bench_concurrent.log" ;;
+    *) echo "unknown section $w" ;;
+  esac
+done
