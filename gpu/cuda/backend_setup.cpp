@@ -47,7 +47,10 @@ kernel_switches kernel_switches::from_env() {
   k.light_experts = kernel_switch_on("CONCLAVE_LIGHT_EXPERTS");
   k.early_expert_weights = kernel_switch_on("CONCLAVE_EARLY_EXPERT_WEIGHTS");
   k.prefill_wgmma = kernel_switch_on("CONCLAVE_PREFILL_WGMMA");
-  k.prefill_wgmma_overlap = kernel_switch_on("CONCLAVE_PREFILL_WGMMA_OVERLAP");
+  k.prefill_wgmma_schedule =
+      kernel_size_setting("CONCLAVE_PREFILL_WGMMA_SCHEDULE", k.prefill_wgmma_schedule);
+  if (k.prefill_wgmma_schedule > 3)
+    throw std::runtime_error("CONCLAVE_PREFILL_WGMMA_SCHEDULE must be 1, 2 or 3");
   k.grouped_max_tokens = kernel_size_setting("CONCLAVE_GROUPED_MAX_TOKENS", k.grouped_max_tokens);
   k.route_permute_max_tokens =
       kernel_size_setting("CONCLAVE_ROUTE_PERMUTE_MAX_TOKENS", k.route_permute_max_tokens);

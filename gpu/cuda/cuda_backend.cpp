@@ -532,7 +532,7 @@ class cuda_backend final : public cuda_backend_api {
         p.kv_fp8 = kv_fp8_;
         p.kv_row_bytes = kv_row_;
         p.tile_rows = tile_rows_;
-        p.wgmma_overlap = ks_.prefill_wgmma_overlap;
+        p.wgmma_schedule = static_cast<int>(ks_.prefill_wgmma_schedule) - 1;
         prefill_attention(p, stream_);
         a.row_index = d_gqa_rows_;
         a.index_rows = num_gqa_rows_;

@@ -31,9 +31,9 @@ struct kernel_switches {
   /// CONCLAVE_PREFILL_WGMMA=0: prefill attention tiles of 64 rows on mma.sync on Hopper
   /// too, not the 128-row wgmma kernel (gpu/cuda/prefill_attention_wgmma.cu)
   bool prefill_wgmma = true;
-  /// CONCLAVE_PREFILL_WGMMA_OVERLAP=0: the wgmma kernel waits for each tile's P V before
-  /// the next tile's softmax instead of overlapping them
-  bool prefill_wgmma_overlap = true;
+  /// CONCLAVE_PREFILL_WGMMA_SCHEDULE=1|2|3: the wgmma kernel's schedule, serial, overlapped
+  /// or decoupled (prefill_attention_args::wgmma_schedule + 1)
+  size_t prefill_wgmma_schedule = 3;
   /// Steps of at most this many tokens run the experts through one grouped launch per
   /// projection (no host round trip; CUDA graphs up to 128); larger ones sync once for the
   /// experts' row counts. CONCLAVE_GROUPED_MAX_TOKENS moves the line.

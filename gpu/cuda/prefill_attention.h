@@ -16,6 +16,7 @@ struct prefill_tile {
 constexpr int32_t kPrefillTileRows = 64;
 /// Tiles of the Hopper kernel (prefill_attention_wgmma.cu): two warpgroups of 64 rows.
 constexpr int32_t kPrefillWideTileRows = 128;
+constexpr int kWgmmaSerial = 0, kWgmmaOverlap = 1, kWgmmaDecoupled = 2;
 
 struct prefill_attention_args {
   const float* q = nullptr;  ///< [rows, q_stride] fp32, heads x head_dim at column 0
@@ -38,9 +39,11 @@ struct prefill_attention_args {
   /// Rows per tile the tiles were cut to: kPrefillTileRows (mma.sync, any sm_80+ card) or
   /// kPrefillWideTileRows (wgmma; prefill_tile_rows says which applies).
   int32_t tile_rows = kPrefillTileRows;
-  /// wgmma kernel: overlap each tile's softmax with the previous tile's P V (on by default;
-  /// CONCLAVE_PREFILL_WGMMA_OVERLAP=0 runs them one after the other).
-  bool wgmma_overlap = true;
+  /// The wgmma kernel's schedule (prefill_attention_wgmma.cu): kWgmmaSerial (softmax, then
+  /// P V, a block barrier per KV tile), kWgmmaOverlap (each tile's softmax under the
+  /// previous tile's P V) or kWgmmaDecoupled (the same, the warpgroups synchronized per
+  /// stage by mbarriers instead of block barriers).
+  int wgmma_schedule = kWgmmaDecoupled;
 };
 
 /// Whether the kernel exists for this head_dim (64 or 128).

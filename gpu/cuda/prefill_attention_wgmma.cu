@@ -6,6 +6,7 @@
 // read N-major from the same swizzled layout). The next KV tile streams in by cp.async
 // while this one is computed (two stages).
 #include <stdexcept>
+#include <type_traits>
 
 #include "gpu/cuda/check.h"
 #include "gpu/cuda/elem_io.cuh"
@@ -26,7 +27,11 @@ constexpr int kThreads = 256;
 // 128 rows of swizzle atoms.
 constexpr uint32_t kBlockBytes = 128 * 128;
 constexpr uint32_t kTileBytes = 2 * kBlockBytes;
-constexpr size_t kSmem = 6 * kTileBytes + 1024;  // Q, K x2, V x3, alignment
+constexpr int kSerial = kWgmmaSerial, kOverlap = kWgmmaOverlap, kDecoupled = kWgmmaDecoupled;
+/// Q, K and V stages (2 + 2, 2 + 3, 3 + 3), alignment, kDecoupled's six mbarriers.
+constexpr size_t smem_bytes(int mode) {
+  return (mode == 0 ? 5 : mode == 1 ? 6 : 7) * size_t{kTileBytes} + 1024 + 64;
+}
 
 /// Byte offset of 16-byte chunk `c` (0..15, 8 elements) of row r in a swizzled tile.
 [[maybe_unused]] __device__ __forceinline__ uint32_t sw(int r, int c) {
@@ -126,26 +131,60 @@ __device__ __forceinline__ void fence_pf(uint32_t (&pf)[8][4]) {
 #pragma unroll
   for (int kk = 0; kk < 8; ++kk) dev::wgmma_fence_operands(pf[kk]);
 }
+
+// Shared-memory barriers (mbarrier) of the decoupled pipeline.
+__device__ __forceinline__ void mbar_init(uint64_t* b, int count) {
+  asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;\n" ::"r"(dev::smem_addr(b)), "r"(count)
+               : "memory");
+}
+__device__ __forceinline__ void mbar_arrive(uint64_t* b) {
+  asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];\n" ::"r"(dev::smem_addr(b)) : "memory");
+}
+/// Arrives on b once this thread's cp.async copies issued so far have landed.
+__device__ __forceinline__ void mbar_arrive_cp_async(uint64_t* b) {
+  asm volatile("cp.async.mbarrier.arrive.noinc.shared::cta.b64 [%0];\n" ::"r"(dev::smem_addr(b))
+               : "memory");
+}
+/// Waits until the phase of b with this parity has completed.
+__device__ __forceinline__ void mbar_wait(uint64_t* b, uint32_t parity) {
+  asm volatile(
+      "{\n.reg .pred done;\nWAIT_%=:\n"
+      "mbarrier.try_wait.parity.shared::cta.b64 done, [%0], %1;\n"
+      "@!done bra WAIT_%=;\n}\n" ::"r"(dev::smem_addr(b)),
+      "r"(parity)
+      : "memory");
+}
 #endif
 
-// OVERLAP: each warpgroup issues S(j) = Q K(j)^T and then O += P(j-1) V(j-1) before it
-// waits for S(j), so the softmax of tile j runs while the tensor cores multiply the
-// previous tile's P V (FlashAttention-3's intra-warpgroup pipelining). V then needs three
-// stages: V(j-1) is read while V(j+1) streams in.
-template <bool FP8, bool OVERLAP>
+// The schedules (prefill_attention_args::wgmma_schedule):
+// kSerial: per tile, S = Q K^T, softmax, O += P V, one after the other; a block barrier
+//   between tiles (two K and V stages).
+// kOverlap: each warpgroup issues S(j) = Q K(j)^T and then O += P(j-1) V(j-1) before it
+//   waits for S(j), so the softmax of tile j runs while the tensor cores multiply the
+//   previous tile's P V (FlashAttention-3's intra-warpgroup pipelining). V then needs three
+//   stages: V(j-1) is read while V(j+1) streams in. Still a block barrier per tile.
+// kDecoupled: kOverlap without the block barrier: three stages of K and V, each with a
+//   "full" mbarrier (every thread's share of the copies landed) and an "empty" one (both
+//   warpgroups done with it), so one warpgroup's softmax can run under the other's wgmmas.
+template <bool FP8, int MODE>
 __global__ void __launch_bounds__(kThreads, 1)
     prefill_attention_wgmma_kernel(const float* q, size_t q_stride, const void* kc, const void* vc,
                                    size_t row_bytes, const prefill_tile* tiles,
                                    const int32_t* tables, int32_t bs, int heads, int kv_heads,
                                    float qscale, int window, dev::bf16* out) {
 #ifdef CONCLAVE_WGMMA
+  constexpr bool OVERLAP = MODE != kSerial;
+  constexpr bool DECOUPLED = MODE == kDecoupled;
   constexpr int kVStages = OVERLAP ? 3 : 2;
+  constexpr int kKStages = DECOUPLED ? 3 : 2;
   extern __shared__ uint8_t smem_raw[];
   uint8_t* base = reinterpret_cast<uint8_t*>((reinterpret_cast<uintptr_t>(smem_raw) + 1023) &
                                              ~static_cast<uintptr_t>(1023));
   uint8_t* q_s = base;
-  uint8_t* k_s = base + kTileBytes;      // [2] tiles
-  uint8_t* v_s = base + 3 * kTileBytes;  // [kVStages] tiles
+  uint8_t* k_s = base + kTileBytes;                   // [kKStages] tiles
+  uint8_t* v_s = base + (1 + kKStages) * kTileBytes;  // [kVStages] tiles
+  // kDecoupled: full[3], empty[3] after the tiles
+  auto* bars = reinterpret_cast<uint64_t*>(base + (1 + kKStages + kVStages) * kTileBytes);
   // Heaviest tiles (latest positions) first; the query heads of one KV head side by side,
   // so that they read the same keys at about the same time (L2).
   const prefill_tile tile = tiles[gridDim.y - 1 - blockIdx.y];
@@ -162,9 +201,16 @@ __global__ void __launch_bounds__(kThreads, 1)
   const int ntiles = (ctx + kKeys - 1) / kKeys;
   const int bs_shift = (bs & (bs - 1)) == 0 ? __ffs(bs) - 1 : -1;
 
+  // Stage of tile j's K and V; kDecoupled counts from j0 (use n = (j - j0) / 3 of a stage).
+  auto k_stage = [&](int j) { return DECOUPLED ? (j - j0) % 3 : j & 1; };
+  auto v_stage = [&](int j) { return DECOUPLED ? (j - j0) % 3 : j % kVStages; };
   auto load_kv = [&](int j) {
-    uint8_t* kd = k_s + (j & 1) * kTileBytes;
-    uint8_t* vd = v_s + (j % kVStages) * kTileBytes;
+    if constexpr (DECOUPLED) {  // the stage's previous tile released by every thread
+      const int n = (j - j0) / 3;
+      if (n > 0) mbar_wait(bars + 3 + k_stage(j), static_cast<uint32_t>((n - 1) & 1));
+    }
+    uint8_t* kd = k_s + k_stage(j) * kTileBytes;
+    uint8_t* vd = v_s + v_stage(j) * kTileBytes;
     const int c = tid & 15;
 #pragma unroll
     for (int n = 0; n < kKeys * 16 / kThreads; ++n) {
@@ -200,8 +246,22 @@ __global__ void __launch_bounds__(kThreads, 1)
         dev::cp_async16(vd + sw(key, c), static_cast<const dev::bf16*>(vc) + src, ok);
       }
     }
-    dev::cp_async_commit();
+    if constexpr (DECOUPLED) {
+      if constexpr (FP8) {
+        dev::fence_proxy_async();
+        mbar_arrive(bars + k_stage(j));
+      } else {
+        mbar_arrive_cp_async(bars + k_stage(j));
+      }
+    } else {
+      dev::cp_async_commit();
+    }
   };
+  if constexpr (DECOUPLED) {
+    if (tid == 0)
+      for (int i = 0; i < 6; ++i) mbar_init(bars + i, kThreads);
+    __syncthreads();
+  }
   load_kv(j0);
 
   // Q rows of the tile, scaled into log2 units, as bf16 (rows past the tile: zeros).
@@ -235,23 +295,34 @@ __global__ void __launch_bounds__(kThreads, 1)
     return kbase + kKeys - 1 > wg_first || (window > 0 && kbase <= wg_last - window);
   };
   const uint32_t kt0 = dev::smem_addr(k_s), vt0 = dev::smem_addr(v_s);
-  auto k_tile = [&](int j) { return kt0 + (j & 1) * kTileBytes; };
-  auto v_tile = [&](int j) { return vt0 + (j % kVStages) * kTileBytes; };
+  auto k_tile = [&](int j) { return kt0 + k_stage(j) * kTileBytes; };
+  auto v_tile = [&](int j) { return vt0 + v_stage(j) * kTileBytes; };
   if constexpr (OVERLAP) {
     // Both warpgroups take every tile of the block (the rows of the first warpgroup mask
     // the one tile past their diagonal): divergence around the wgmmas would serialize them.
     // Tile j arrived during iteration j - 1; after the barrier every warpgroup is done with
     // K(j - 1) and V(j - 2), whose stages tile j + 1 takes. Its loads are issued after this
     // iteration's wgmmas (their block-table reads would otherwise stall the tensor cores).
-    auto arrive = [&] {
-      dev::cp_async_wait<0>();
+    // kDecoupled: tile j's copies landed (every thread's share), then this thread's view of
+    // them handed to the tensor cores' proxy; stage release after its P V.
+    auto arrive = [&](int j) {
+      if constexpr (DECOUPLED) {
+        mbar_wait(bars + k_stage(j), static_cast<uint32_t>(((j - j0) / 3) & 1));
+        dev::fence_proxy_async();
+      } else {
+        dev::cp_async_wait<0>();
+        dev::fence_proxy_async();
+        __syncthreads();
+      }
+    };
+    if constexpr (DECOUPLED) {  // Q's stores, seen by every warpgroup's wgmmas
       dev::fence_proxy_async();
       __syncthreads();
-    };
+    }
     uint32_t pf[8][4];  // P of the previous tile
     float al_a, al_b;
     {
-      arrive();
+      arrive(j0);
       float s[64];
       dev::wgmma_fence();
       issue_qk(s, q_addr, k_tile(j0));
@@ -262,7 +333,7 @@ __global__ void __launch_bounds__(kThreads, 1)
                      l_b, pf, al_a, al_b);
     }
     for (int j = j0 + 1; j < ntiles; ++j) {
-      arrive();
+      arrive(j);
       float s[64];
       uint32_t pn[8][4];
       dev::wgmma_fence_operands(o);
@@ -278,6 +349,7 @@ __global__ void __launch_bounds__(kThreads, 1)
       dev::wgmma_wait<0>();
       dev::wgmma_fence_operands(o);
       fence_pf(pf);
+      if constexpr (DECOUPLED) mbar_arrive(bars + 3 + k_stage(j - 1));  // K(j-1), V(j-1) done
       rescale(o, al_a, al_b);
 #pragma unroll
       for (int kk = 0; kk < 8; ++kk)
@@ -350,7 +422,7 @@ __global__ void __launch_bounds__(kThreads, 1)
 template <bool FP8>
 bool loaded_as_sm90() {
   cudaFuncAttributes a{};
-  if (cudaFuncGetAttributes(&a, prefill_attention_wgmma_kernel<FP8, true>) != cudaSuccess) {
+  if (cudaFuncGetAttributes(&a, prefill_attention_wgmma_kernel<FP8, kSerial>) != cudaSuccess) {
     cudaGetLastError();
     return false;
   }
@@ -373,25 +445,31 @@ void prefill_attention_wgmma(const prefill_attention_args& a, stream_t s) {
   if (a.heads > 65535) throw std::invalid_argument("prefill_attention: too many heads");
   const float qscale = 1.4426950408889634f / sqrtf(static_cast<float>(kHd));
   const dim3 grid(static_cast<unsigned>(a.heads), static_cast<unsigned>(a.num_tiles));
+  if (a.wgmma_schedule < kSerial || a.wgmma_schedule > kDecoupled)
+    throw std::invalid_argument("prefill_attention: wgmma_schedule must be 0, 1 or 2");
+  const size_t smem = smem_bytes(a.wgmma_schedule);
   auto run = [&](auto kernel) {
     CONCLAVE_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                             static_cast<int>(kSmem)));
-    kernel<<<grid, kThreads, kSmem, s>>>(a.q, a.q_stride, a.k_cache, a.v_cache, a.kv_row_bytes,
-                                         a.tiles, a.block_tables, a.block_size,
-                                         static_cast<int>(a.heads), static_cast<int>(a.kv_heads),
-                                         qscale, a.window, static_cast<dev::bf16*>(a.out));
+                                             static_cast<int>(smem)));
+    kernel<<<grid, kThreads, smem, s>>>(a.q, a.q_stride, a.k_cache, a.v_cache, a.kv_row_bytes,
+                                        a.tiles, a.block_tables, a.block_size,
+                                        static_cast<int>(a.heads), static_cast<int>(a.kv_heads),
+                                        qscale, a.window, static_cast<dev::bf16*>(a.out));
     CONCLAVE_CUDA_LAUNCH_CHECK();
   };
-  if (a.kv_fp8) {
-    if (a.wgmma_overlap)
-      run(prefill_attention_wgmma_kernel<true, true>);
+  auto by_schedule = [&](auto fp8) {
+    constexpr bool F = decltype(fp8)::value;
+    if (a.wgmma_schedule == kSerial)
+      run(prefill_attention_wgmma_kernel<F, kSerial>);
+    else if (a.wgmma_schedule == kOverlap)
+      run(prefill_attention_wgmma_kernel<F, kOverlap>);
     else
-      run(prefill_attention_wgmma_kernel<true, false>);
-  } else if (a.wgmma_overlap) {
-    run(prefill_attention_wgmma_kernel<false, true>);
-  } else {
-    run(prefill_attention_wgmma_kernel<false, false>);
-  }
+      run(prefill_attention_wgmma_kernel<F, kDecoupled>);
+  };
+  if (a.kv_fp8)
+    by_schedule(std::true_type{});
+  else
+    by_schedule(std::false_type{});
 }
 
 }  // namespace conclave::gpu::cuda

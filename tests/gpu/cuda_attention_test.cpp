@@ -224,14 +224,14 @@ void run_attention_case(const attention_case& c, elem t, std::mt19937_64& rng, b
   // Tensor-core prefill tiles (bf16; head_dim 64 or 128) for chunks of >= 16 tokens,
   // the GQA kernel for the rows left. bf16 q and probabilities: a looser tolerance.
   // On Hopper (sm_90a code loaded) head_dim 128 also runs the wgmma kernel's 128-row tiles.
-  // Both orders of its softmax and P V: overlapped (the default) and one after the other.
-  std::vector<std::pair<int32_t, bool>> kernels{{cu::kPrefillTileRows, false}};
+  // Each of its schedules (serial, overlapped, decoupled).
+  std::vector<std::pair<int32_t, int>> kernels{{cu::kPrefillTileRows, 0}};
   if (cu::prefill_tile_rows(c.hd, true) != cu::kPrefillTileRows)
-    kernels.insert(kernels.end(),
-                   {{cu::kPrefillWideTileRows, true}, {cu::kPrefillWideTileRows, false}});
-  for (const auto& [tile_rows, overlap] : kernels) {
+    for (int sched : {cu::kWgmmaSerial, cu::kWgmmaOverlap, cu::kWgmmaDecoupled})
+      kernels.emplace_back(cu::kPrefillWideTileRows, sched);
+  for (const auto& [tile_rows, schedule] : kernels) {
     if (t != elem::bf16 || !cu::prefill_attention_supported(c.hd)) break;
-    INFO("prefill tiles of " << tile_rows << " rows" << (overlap ? ", overlapped" : ""));
+    INFO("prefill tiles of " << tile_rows << " rows, schedule " << schedule);
     std::vector<int32_t> tiles, rest;
     for (size_t s = 0; s < nseq; ++s) {
       const auto r0 = static_cast<int32_t>(seqs[s].first_row);
@@ -265,7 +265,7 @@ void run_attention_case(const attention_case& c, elem t, std::mt19937_64& rng, b
       p.kv_fp8 = fp8;
       p.kv_row_bytes = a.kv_row_bytes;
       p.tile_rows = tile_rows;
-      p.wgmma_overlap = overlap;
+      p.wgmma_schedule = schedule;
       cu::prefill_attention(p, nullptr);
       a.out = out3.get();
       a.row_index = drest.as<int32_t>();
