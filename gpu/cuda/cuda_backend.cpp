@@ -65,6 +65,11 @@ class cuda_backend final : public cuda_backend_api {
     fast_ = opts.cuda_fast_paths || opts.cuda_graphs;
     ks_ = kernel_switches::from_env();
     tile_rows_ = prefill_tile_rows(static_cast<size_t>(c.head_dim), ks_.prefill_wgmma);
+    {
+      int dev = 0;
+      CONCLAVE_CUDA_CHECK(cudaGetDevice(&dev));
+      CONCLAVE_CUDA_CHECK(cudaDeviceGetAttribute(&sms_, cudaDevAttrMultiProcessorCount, dev));
+    }
     // An expert-parallel rank loads only its experts and host-stages every MoE layer's
     // exchange (no CUDA graphs: a graph cannot wait for the peers).
     if (rank.expert_parallel()) ep_ = std::make_unique<moe_ep>(c, t_, stream_, *blas_, rank);
@@ -322,11 +327,13 @@ class cuda_backend final : public cuda_backend_api {
     const bool use_tiles = fast_ && bucket == 0 && t_ == elem::bf16 &&
                            prefill_attention_supported(static_cast<size_t>(config_.head_dim));
     const int32_t tile_rows = tile_rows_;
+    int32_t tile_ctx = 0;  // the longest context of a tiled chunk
     for (const step_sequence& s : batch) {
       const int32_t off = static_cast<int32_t>(tables.size());
       const auto first = static_cast<int32_t>(tokens.size());
       const auto count = static_cast<int32_t>(s.tokens.size());
       if (use_tiles && count >= kMinTileTokens) {
+        tile_ctx = std::max(tile_ctx, s.num_cached + count);
         for (int32_t r = 0; r < count; r += tile_rows)
           tiles.insert(tiles.end(),
                        {first + r, std::min(tile_rows, count - r), s.num_cached + r, off});
@@ -425,10 +432,27 @@ class cuda_backend final : public cuda_backend_api {
     d_tables_ = d + 5 * rows + logit_rows.size();
     d_tiles_ = d_tables_ + tables.size();
     num_tiles_ = tiles.size() / 4;
+    plan_prefill_split(tile_ctx);
     d_gqa_rows_ = tiles.empty() ? nullptr : d_tiles_ + tiles.size();
     num_gqa_rows_ = gqa_rows.size();
     ensure_workspace(rows);
     return rows;
+  }
+
+  /// A chunk whose tiles leave most multiprocessors idle (a short chunk late in a long
+  /// prompt) splits each tile over the context (wgmma kernel; CONCLAVE_PREFILL_SPLIT=0 off).
+  /// The merge's workspace is capped at 64 MiB.
+  void plan_prefill_split(int32_t tile_ctx) {
+    prefill_splits_ = 1;
+    if (num_tiles_ == 0 || tile_rows_ != kPrefillWideTileRows || !ks_.prefill_split) return;
+    const auto heads = static_cast<size_t>(config_.num_heads);
+    int32_t splits = prefill_splits(num_tiles_, heads, tile_ctx, sms_);
+    constexpr size_t kMaxBytes = size_t{64} << 20;
+    while (splits > 1 && prefill_split_workspace_floats(num_tiles_, heads, splits) * 4 > kMaxBytes)
+      splits /= 2;
+    if (splits > 1)
+      prefill_ws_.ensure(prefill_split_workspace_floats(num_tiles_, heads, splits) * 4);
+    prefill_splits_ = splits;
   }
 
   void ensure_workspace(size_t rows) {
@@ -533,6 +557,8 @@ class cuda_backend final : public cuda_backend_api {
         p.kv_row_bytes = kv_row_;
         p.tile_rows = tile_rows_;
         p.wgmma_schedule = static_cast<int>(ks_.prefill_wgmma_schedule) - 1;
+        p.splits = prefill_splits_;
+        p.split_workspace = prefill_splits_ > 1 ? prefill_ws_.as<float>() : nullptr;
         prefill_attention(p, stream_);
         a.row_index = d_gqa_rows_;
         a.index_rows = num_gqa_rows_;
@@ -741,6 +767,9 @@ class cuda_backend final : public cuda_backend_api {
   std::vector<size_t> logit_row_begin_;  ///< per sequence, its rows of logits_ (device)
   int32_t max_ctx_ = 0;
   device_buffer attn_ws_;
+  device_buffer prefill_ws_;  ///< the split prefill attention's partial results
+  int32_t prefill_splits_ = 1;
+  int sms_ = 1;  ///< multiprocessors of the device
 
   kernel_switches ks_;                    ///< the kernel choices (CONCLAVE_* environment switches)
   int32_t tile_rows_ = kPrefillTileRows;  ///< prefill attention tile rows (prefill_tile_rows)

@@ -282,6 +282,8 @@ void prefill_attention(const prefill_attention_args& a, stream_t s) {
   }
   if (a.tile_rows != kPrefillTileRows)
     throw std::invalid_argument("prefill_attention: tile_rows must be 64 or 128");
+  if (a.splits != 1)
+    throw std::invalid_argument("prefill_attention: only 128-row tiles split over the context");
   if (a.head_dim == 64) {
     launch_hd<64>(a, s);
   } else if (a.head_dim == 128) {

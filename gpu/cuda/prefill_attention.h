@@ -17,6 +17,7 @@ constexpr int32_t kPrefillTileRows = 64;
 /// Tiles of the Hopper kernel (prefill_attention_wgmma.cu): two warpgroups of 64 rows.
 constexpr int32_t kPrefillWideTileRows = 128;
 constexpr int kWgmmaSerial = 0, kWgmmaOverlap = 1, kWgmmaDecoupled = 2;
+constexpr int32_t kMaxPrefillSplits = 64;
 
 struct prefill_attention_args {
   const float* q = nullptr;  ///< [rows, q_stride] fp32, heads x head_dim at column 0
@@ -44,6 +45,12 @@ struct prefill_attention_args {
   /// previous tile's P V) or kWgmmaDecoupled (the same, the warpgroups synchronized per
   /// stage by mbarriers instead of block barriers).
   int wgmma_schedule = kWgmmaDecoupled;
+  /// wgmma kernel: each (tile, head) split over the context into this many slices whose
+  /// partial results a second kernel merges (prefill_splits: few tiles, long context, as a
+  /// short chunk late in a long prompt). > 1 needs split_workspace of
+  /// prefill_split_workspace_floats(num_tiles, heads, splits) floats.
+  int32_t splits = 1;
+  float* split_workspace = nullptr;
 };
 
 /// Whether the kernel exists for this head_dim (64 or 128).
@@ -62,5 +69,13 @@ void prefill_attention(const prefill_attention_args& a, stream_t s);
 
 /// The Hopper kernel (tile_rows == kPrefillWideTileRows); prefill_attention dispatches here.
 void prefill_attention_wgmma(const prefill_attention_args& a, stream_t s);
+
+/// Floats of a split launch's workspace (0 for splits <= 1).
+size_t prefill_split_workspace_floats(size_t num_tiles, size_t heads, int32_t splits);
+
+/// Slices to split each (tile, head) of the wgmma kernel into: 1 when the tiles fill the
+/// `sms` multiprocessors, else enough for about two blocks an SM, each slice at least 8 KV
+/// tiles of the longest context `max_ctx`.
+int32_t prefill_splits(size_t num_tiles, size_t heads, int32_t max_ctx, int sms);
 
 }  // namespace conclave::gpu::cuda

@@ -5,6 +5,7 @@
 // runs on S in registers; P goes back into the tensor cores from registers (O += P V, V
 // read N-major from the same swizzled layout). The next KV tile streams in by cp.async
 // while this one is computed (two stages).
+#include <algorithm>
 #include <stdexcept>
 #include <type_traits>
 
@@ -171,7 +172,7 @@ __global__ void __launch_bounds__(kThreads, 1)
     prefill_attention_wgmma_kernel(const float* q, size_t q_stride, const void* kc, const void* vc,
                                    size_t row_bytes, const prefill_tile* tiles,
                                    const int32_t* tables, int32_t bs, int heads, int kv_heads,
-                                   float qscale, int window, dev::bf16* out) {
+                                   float qscale, int window, dev::bf16* out, float* split_ws) {
 #ifdef CONCLAVE_WGMMA
   constexpr bool OVERLAP = MODE != kSerial;
   constexpr bool DECOUPLED = MODE == kDecoupled;
@@ -187,7 +188,8 @@ __global__ void __launch_bounds__(kThreads, 1)
   auto* bars = reinterpret_cast<uint64_t*>(base + (1 + kKStages + kVStages) * kTileBytes);
   // Heaviest tiles (latest positions) first; the query heads of one KV head side by side,
   // so that they read the same keys at about the same time (L2).
-  const prefill_tile tile = tiles[gridDim.y - 1 - blockIdx.y];
+  const int tile_index = static_cast<int>(gridDim.y - 1 - blockIdx.y);
+  const prefill_tile tile = tiles[tile_index];
   const int h = static_cast<int>(blockIdx.x);
   const int g = h / (heads / kv_heads);
   const int32_t* table = tables + tile.table_offset;
@@ -197,8 +199,26 @@ __global__ void __launch_bounds__(kThreads, 1)
   const int nrows = tile.rows, p0 = tile.first_pos;
   const int ctx = p0 + nrows;
   const int lo = window > 0 ? max(0, p0 + 1 - window) : 0;
-  const int j0 = lo / kKeys;
-  const int ntiles = (ctx + kKeys - 1) / kKeys;
+  // Split over the context (gridDim.z > 1): this block takes KV tiles [j0, ntiles) of the
+  // tile's range and leaves its unnormalized output, running max and sum in split_ws for
+  // prefill_split_merge_kernel.
+  const int first = lo / kKeys, last = (ctx + kKeys - 1) / kKeys;
+  const int per = (last - first + static_cast<int>(gridDim.z) - 1) / static_cast<int>(gridDim.z);
+  const int j0 = min(last, first + static_cast<int>(blockIdx.z) * per);
+  const int ntiles = min(last, j0 + per);
+  // split_ws: [slice][tile][128 rows][head] outputs (kHd floats), then (m, l) pairs.
+  const size_t ws_rows = static_cast<size_t>(gridDim.y) * kRows;
+  const size_t ws_o = gridDim.z * ws_rows * heads;
+  auto ws_at = [&](int r) {
+    return (blockIdx.z * ws_rows + static_cast<size_t>(tile_index) * kRows + r) * heads + h;
+  };
+  if (j0 >= ntiles) {  // an empty slice: no key of it for any row
+    for (int r = tid; r < nrows; r += kThreads) {
+      split_ws[ws_o * kHd + 2 * ws_at(r)] = -INFINITY;
+      split_ws[ws_o * kHd + 2 * ws_at(r) + 1] = 0.0f;
+    }
+    return;
+  }
   const int bs_shift = (bs & (bs - 1)) == 0 ? __ffs(bs) - 1 : -1;
 
   // Stage of tile j's K and V; kDecoupled counts from j0 (use n = (j - j0) / 3 of a stage).
@@ -400,6 +420,22 @@ __global__ void __launch_bounds__(kThreads, 1)
   }
   l_a = dev::quad_sum(l_a);
   l_b = dev::quad_sum(l_b);
+  if (gridDim.z > 1) {
+    for (int half = 0; half < 2; ++half) {
+      const int r = half == 0 ? row_a : row_b;
+      if (r >= nrows) continue;
+      float* wo = split_ws + ws_at(r) * kHd;
+#pragma unroll
+      for (int nt = 0; nt < kHd / 8; ++nt)
+        *reinterpret_cast<float2*>(wo + nt * 8 + 2 * (lane & 3)) =
+            make_float2(o[nt * 4 + 2 * half], o[nt * 4 + 2 * half + 1]);
+      if ((lane & 3) == 0) {
+        split_ws[ws_o * kHd + 2 * ws_at(r)] = half == 0 ? m_a : m_b;
+        split_ws[ws_o * kHd + 2 * ws_at(r) + 1] = half == 0 ? l_a : l_b;
+      }
+    }
+    return;
+  }
   const float inv_a = 1.0f / l_a, inv_b = 1.0f / l_b;
   const size_t ostride = static_cast<size_t>(heads) * kHd;
 #pragma unroll
@@ -417,6 +453,33 @@ __global__ void __launch_bounds__(kThreads, 1)
 #else
   __trap();  // never launched: the host checks prefill_wgmma_available()
 #endif
+}
+
+/// Combines the slices of a split launch: per (row, head), O = sum_s 2^(m_s - M) O_s /
+/// sum_s 2^(m_s - M) l_s over the slices that saw a key (m_s finite). One block per (head,
+/// tile), a thread per output column.
+__global__ void __launch_bounds__(kHd)
+    prefill_split_merge_kernel(const prefill_tile* tiles, int heads, int splits,
+                               const float* split_ws, dev::bf16* out) {
+  const prefill_tile tile = tiles[blockIdx.y];
+  const int h = static_cast<int>(blockIdx.x), d = static_cast<int>(threadIdx.x);
+  const size_t ws_rows = static_cast<size_t>(gridDim.y) * kRows;
+  const size_t ws_o = static_cast<size_t>(splits) * ws_rows * heads;
+  for (int r = 0; r < tile.rows; ++r) {
+    auto at = [&](int z) { return (z * ws_rows + blockIdx.y * size_t{kRows} + r) * heads + h; };
+    float mx = -INFINITY;
+    for (int z = 0; z < splits; ++z) mx = fmaxf(mx, split_ws[ws_o * kHd + 2 * at(z)]);
+    float num = 0.0f, den = 0.0f;
+    for (int z = 0; z < splits; ++z) {
+      const float m = split_ws[ws_o * kHd + 2 * at(z)];
+      if (m == -INFINITY) continue;  // the slice saw no key of this row
+      const float w = exp2f(m - mx);
+      den += w * split_ws[ws_o * kHd + 2 * at(z) + 1];
+      num += w * split_ws[at(z) * kHd + d];
+    }
+    out[static_cast<size_t>(tile.first_row + r) * heads * kHd + static_cast<size_t>(h) * kHd + d] =
+        __float2bfloat16(num / den);
+  }
 }
 
 template <bool FP8>
@@ -444,17 +507,22 @@ void prefill_attention_wgmma(const prefill_attention_args& a, stream_t s) {
     throw std::invalid_argument("prefill_attention: more than 65535 tiles in one launch");
   if (a.heads > 65535) throw std::invalid_argument("prefill_attention: too many heads");
   const float qscale = 1.4426950408889634f / sqrtf(static_cast<float>(kHd));
-  const dim3 grid(static_cast<unsigned>(a.heads), static_cast<unsigned>(a.num_tiles));
+  const dim3 grid(static_cast<unsigned>(a.heads), static_cast<unsigned>(a.num_tiles),
+                  static_cast<unsigned>(a.splits));
   if (a.wgmma_schedule < kSerial || a.wgmma_schedule > kDecoupled)
     throw std::invalid_argument("prefill_attention: wgmma_schedule must be 0, 1 or 2");
+  if (a.splits < 1 || a.splits > kMaxPrefillSplits)
+    throw std::invalid_argument("prefill_attention: splits must be in [1, 64]");
+  if (a.splits > 1 && a.split_workspace == nullptr)
+    throw std::invalid_argument("prefill_attention: a split needs its workspace");
   const size_t smem = smem_bytes(a.wgmma_schedule);
   auto run = [&](auto kernel) {
     CONCLAVE_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                              static_cast<int>(smem)));
-    kernel<<<grid, kThreads, smem, s>>>(a.q, a.q_stride, a.k_cache, a.v_cache, a.kv_row_bytes,
-                                        a.tiles, a.block_tables, a.block_size,
-                                        static_cast<int>(a.heads), static_cast<int>(a.kv_heads),
-                                        qscale, a.window, static_cast<dev::bf16*>(a.out));
+    kernel<<<grid, kThreads, smem, s>>>(
+        a.q, a.q_stride, a.k_cache, a.v_cache, a.kv_row_bytes, a.tiles, a.block_tables,
+        a.block_size, static_cast<int>(a.heads), static_cast<int>(a.kv_heads), qscale, a.window,
+        static_cast<dev::bf16*>(a.out), a.split_workspace);
     CONCLAVE_CUDA_LAUNCH_CHECK();
   };
   auto by_schedule = [&](auto fp8) {
@@ -470,6 +538,26 @@ void prefill_attention_wgmma(const prefill_attention_args& a, stream_t s) {
     by_schedule(std::true_type{});
   else
     by_schedule(std::false_type{});
+  if (a.splits > 1) {
+    prefill_split_merge_kernel<<<
+        dim3(static_cast<unsigned>(a.heads), static_cast<unsigned>(a.num_tiles)), kHd, 0, s>>>(
+        a.tiles, static_cast<int>(a.heads), a.splits, a.split_workspace,
+        static_cast<dev::bf16*>(a.out));
+    CONCLAVE_CUDA_LAUNCH_CHECK();
+  }
+}
+
+size_t prefill_split_workspace_floats(size_t num_tiles, size_t heads, int32_t splits) {
+  return splits > 1 ? static_cast<size_t>(splits) * num_tiles * kRows * heads * (kHd + 2) : 0;
+}
+
+int32_t prefill_splits(size_t num_tiles, size_t heads, int32_t max_ctx, int sms) {
+  const size_t blocks = num_tiles * heads;
+  if (blocks == 0 || blocks >= static_cast<size_t>(sms)) return 1;
+  // Two blocks' worth of slices an SM, each at least 8 KV tiles long.
+  const auto want = static_cast<int32_t>((2 * static_cast<size_t>(sms) + blocks - 1) / blocks);
+  const int32_t most = std::max(1, (max_ctx + kKeys - 1) / kKeys / 8);
+  return std::max(1, std::min({want, most, kMaxPrefillSplits}));
 }
 
 }  // namespace conclave::gpu::cuda

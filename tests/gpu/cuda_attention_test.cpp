@@ -224,14 +224,24 @@ void run_attention_case(const attention_case& c, elem t, std::mt19937_64& rng, b
   // Tensor-core prefill tiles (bf16; head_dim 64 or 128) for chunks of >= 16 tokens,
   // the GQA kernel for the rows left. bf16 q and probabilities: a looser tolerance.
   // On Hopper (sm_90a code loaded) head_dim 128 also runs the wgmma kernel's 128-row tiles.
-  // Each of its schedules (serial, overlapped, decoupled).
-  std::vector<std::pair<int32_t, int>> kernels{{cu::kPrefillTileRows, 0}};
-  if (cu::prefill_tile_rows(c.hd, true) != cu::kPrefillTileRows)
+  // Each of its schedules (serial, overlapped, decoupled), and split over the context into
+  // 3 and 5 slices (a few of them empty where the context is short) with a merge.
+  struct prefill_kernel {
+    int32_t tile_rows;
+    int schedule;
+    int32_t splits;
+  };
+  std::vector<prefill_kernel> kernels{{cu::kPrefillTileRows, 0, 1}};
+  if (cu::prefill_tile_rows(c.hd, true) != cu::kPrefillTileRows) {
     for (int sched : {cu::kWgmmaSerial, cu::kWgmmaOverlap, cu::kWgmmaDecoupled})
-      kernels.emplace_back(cu::kPrefillWideTileRows, sched);
-  for (const auto& [tile_rows, schedule] : kernels) {
+      kernels.push_back({cu::kPrefillWideTileRows, sched, 1});
+    kernels.push_back({cu::kPrefillWideTileRows, cu::kWgmmaDecoupled, 3});
+    kernels.push_back({cu::kPrefillWideTileRows, cu::kWgmmaOverlap, 5});
+  }
+  for (const auto& [tile_rows, schedule, splits] : kernels) {
     if (t != elem::bf16 || !cu::prefill_attention_supported(c.hd)) break;
-    INFO("prefill tiles of " << tile_rows << " rows, schedule " << schedule);
+    INFO("prefill tiles of " << tile_rows << " rows, schedule " << schedule << ", " << splits
+                             << " slices");
     std::vector<int32_t> tiles, rest;
     for (size_t s = 0; s < nseq; ++s) {
       const auto r0 = static_cast<int32_t>(seqs[s].first_row);
@@ -266,6 +276,13 @@ void run_attention_case(const attention_case& c, elem t, std::mt19937_64& rng, b
       p.kv_row_bytes = a.kv_row_bytes;
       p.tile_rows = tile_rows;
       p.wgmma_schedule = schedule;
+      p.splits = splits;
+      device_buffer split_ws(
+          std::max<size_t>(cu::prefill_split_workspace_floats(tiles.size() / 4, c.heads, splits),
+                           1) *
+          sizeof(float));
+      split_ws.fill(0xff);  // NaN: a slice the merge should skip but reads shows up
+      p.split_workspace = split_ws.as<float>();
       cu::prefill_attention(p, nullptr);
       a.out = out3.get();
       a.row_index = drest.as<int32_t>();
@@ -363,9 +380,12 @@ TEST_CASE("cuda wgmma prefill tiles match the cpu twin on long chunks", "[cuda][
   INFO("seed " << seed);
   std::mt19937_64 rng(seed);
   const std::vector<attention_case> cases = {
-      {{0, 333}, {700, 260}, 16, 32, 4, 128}, {{1000, 0}, {1, 513}, 16, 24, 2, 128},
-      {{129}, {255}, 7, 8, 1, 128},           {{0, 300}, {600, 140}, 16, 32, 4, 128, 200},
+      {{0, 333}, {700, 260}, 16, 32, 4, 128},
+      {{1000, 0}, {1, 513}, 16, 24, 2, 128},
+      {{129}, {255}, 7, 8, 1, 128},
+      {{0, 300}, {600, 140}, 16, 32, 4, 128, 200},
       {{0}, {390}, 16, 8, 2, 128, 77},
+      {{5000, 0}, {40, 20}, 16, 32, 4, 128},  // a short chunk late in a long prompt
   };
   for (const bool fp8 : {false, true}) {
     for (size_t i = 0; i < cases.size(); ++i) {
