@@ -47,7 +47,8 @@ kernel_switches kernel_switches::from_env() {
   k.light_experts = kernel_switch_on("CONCLAVE_LIGHT_EXPERTS");
   k.early_expert_weights = kernel_switch_on("CONCLAVE_EARLY_EXPERT_WEIGHTS");
   k.prefill_wgmma = kernel_switch_on("CONCLAVE_PREFILL_WGMMA");
-  k.prefill_split = kernel_switch_on("CONCLAVE_PREFILL_SPLIT");
+  if (const char* v = std::getenv("CONCLAVE_PREFILL_SPLIT"); v != nullptr)
+    k.prefill_split = std::strcmp(v, "0") != 0;
   k.prefill_wgmma_schedule =
       kernel_size_setting("CONCLAVE_PREFILL_WGMMA_SCHEDULE", k.prefill_wgmma_schedule);
   if (k.prefill_wgmma_schedule > 3)

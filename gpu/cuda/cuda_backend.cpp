@@ -440,7 +440,7 @@ class cuda_backend final : public cuda_backend_api {
   }
 
   /// A chunk whose tiles leave most multiprocessors idle (a short chunk late in a long
-  /// prompt) splits each tile over the context (wgmma kernel; CONCLAVE_PREFILL_SPLIT=0 off).
+  /// prompt) splits each tile over the context (wgmma kernel; CONCLAVE_PREFILL_SPLIT=1 on).
   /// The merge's workspace is capped at 64 MiB.
   void plan_prefill_split(int32_t tile_ctx) {
     prefill_splits_ = 1;

@@ -34,9 +34,11 @@ struct kernel_switches {
   /// CONCLAVE_PREFILL_WGMMA_SCHEDULE=1|2|3: the wgmma kernel's schedule, serial, overlapped
   /// or decoupled (prefill_attention_args::wgmma_schedule + 1)
   size_t prefill_wgmma_schedule = 3;
-  /// CONCLAVE_PREFILL_SPLIT=0: the wgmma kernel never splits a tile over the context (the
-  /// backend splits short chunks at long contexts, which leave most SMs idle otherwise)
-  bool prefill_split = true;
+  /// CONCLAVE_PREFILL_SPLIT=1: the backend splits the wgmma kernel's tiles over the context
+  /// when a chunk's tiles leave most SMs idle (short chunks at long contexts). Off by
+  /// default: written after the last GPU call of its session, so its cuda_tests cases have
+  /// not run on a GPU yet (docs/PERFORMANCE.md).
+  bool prefill_split = false;
   /// Steps of at most this many tokens run the experts through one grouped launch per
   /// projection (no host round trip; CUDA graphs up to 128); larger ones sync once for the
   /// experts' row counts. CONCLAVE_GROUPED_MAX_TOKENS moves the line.

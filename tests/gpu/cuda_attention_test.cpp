@@ -369,6 +369,27 @@ TEST_CASE("cuda kv_cache_write + paged_attention match the cpu twins on mixed ba
   }
 }
 
+// Host-side planning (no GPU needed): when a chunk is split over the context, into how
+// many slices, and the merge's workspace.
+TEST_CASE("prefill split plan: only chunks that leave SMs idle, slices of >= 8 KV tiles",
+          "[cuda][wgmma]") {
+  // Enough (tile, head) blocks for the SMs: never split.
+  CHECK(cu::prefill_splits(64, 32, 262144, 132) == 1);
+  CHECK(cu::prefill_splits(5, 32, 262144, 132) == 1);
+  CHECK(cu::prefill_splits(0, 32, 262144, 132) == 1);
+  // One tile of 32 heads at a 96K context: about two blocks an SM (264 / 32 -> 9 slices).
+  CHECK(cu::prefill_splits(1, 32, 98304, 132) == 9);
+  CHECK(cu::prefill_splits(2, 32, 98304, 132) == 5);
+  // A short context caps the slices at one per 8 KV tiles (1024 keys).
+  CHECK(cu::prefill_splits(1, 32, 2048, 132) == 2);
+  CHECK(cu::prefill_splits(1, 32, 1000, 132) == 1);
+  // Few heads, long context: up to the 64-slice limit.
+  CHECK(cu::prefill_splits(1, 1, 1 << 20, 132) == cu::kMaxPrefillSplits);
+  // Workspace: per slice, tile and its 128 rows, head: the output row and (max, sum).
+  CHECK(cu::prefill_split_workspace_floats(3, 32, 1) == 0);
+  CHECK(cu::prefill_split_workspace_floats(3, 32, 4) == size_t{4} * 3 * 128 * 32 * 130);
+}
+
 // The Hopper kernel's 128-row tiles over 128-key KV tiles: prompts of several tiles from
 // position 0 and resumed mid-tile, a partial last tile, GQA 32/4 and 12 (the 480B's group),
 // windows shorter and longer than a KV tile.
