@@ -503,12 +503,8 @@ void prefill_attention_wgmma(const prefill_attention_args& a, stream_t s) {
   if (a.head_dim != kHd || !prefill_wgmma_available())
     throw std::invalid_argument(
         "prefill_attention: 128-row tiles need head_dim 128 and a Hopper card running sm_90a code");
-  if (a.num_tiles > 65535)
-    throw std::invalid_argument("prefill_attention: more than 65535 tiles in one launch");
   if (a.heads > 65535) throw std::invalid_argument("prefill_attention: too many heads");
   const float qscale = 1.4426950408889634f / sqrtf(static_cast<float>(kHd));
-  const dim3 grid(static_cast<unsigned>(a.heads), static_cast<unsigned>(a.num_tiles),
-                  static_cast<unsigned>(a.splits));
   if (a.wgmma_schedule < kSerial || a.wgmma_schedule > kDecoupled)
     throw std::invalid_argument("prefill_attention: wgmma_schedule must be 0, 1 or 2");
   if (a.splits < 1 || a.splits > kMaxPrefillSplits)
@@ -516,14 +512,29 @@ void prefill_attention_wgmma(const prefill_attention_args& a, stream_t s) {
   if (a.splits > 1 && a.split_workspace == nullptr)
     throw std::invalid_argument("prefill_attention: a split needs its workspace");
   const size_t smem = smem_bytes(a.wgmma_schedule);
+  // gridDim.y holds at most 65535 tiles: more (a step of over 8M prompt tokens) go in
+  // several launches, each with the workspace from its start.
+  constexpr size_t kMaxTiles = 65535;
   auto run = [&](auto kernel) {
     CONCLAVE_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                              static_cast<int>(smem)));
-    kernel<<<grid, kThreads, smem, s>>>(
-        a.q, a.q_stride, a.k_cache, a.v_cache, a.kv_row_bytes, a.tiles, a.block_tables,
-        a.block_size, static_cast<int>(a.heads), static_cast<int>(a.kv_heads), qscale, a.window,
-        static_cast<dev::bf16*>(a.out), a.split_workspace);
-    CONCLAVE_CUDA_LAUNCH_CHECK();
+    for (size_t t0 = 0; t0 < a.num_tiles; t0 += kMaxTiles) {
+      const size_t n = std::min(kMaxTiles, a.num_tiles - t0);
+      const dim3 grid(static_cast<unsigned>(a.heads), static_cast<unsigned>(n),
+                      static_cast<unsigned>(a.splits));
+      kernel<<<grid, kThreads, smem, s>>>(
+          a.q, a.q_stride, a.k_cache, a.v_cache, a.kv_row_bytes, a.tiles + t0, a.block_tables,
+          a.block_size, static_cast<int>(a.heads), static_cast<int>(a.kv_heads), qscale, a.window,
+          static_cast<dev::bf16*>(a.out), a.split_workspace);
+      CONCLAVE_CUDA_LAUNCH_CHECK();
+      if (a.splits > 1) {
+        prefill_split_merge_kernel<<<dim3(static_cast<unsigned>(a.heads), static_cast<unsigned>(n)),
+                                     kHd, 0, s>>>(a.tiles + t0, static_cast<int>(a.heads), a.splits,
+                                                  a.split_workspace,
+                                                  static_cast<dev::bf16*>(a.out));
+        CONCLAVE_CUDA_LAUNCH_CHECK();
+      }
+    }
   };
   auto by_schedule = [&](auto fp8) {
     constexpr bool F = decltype(fp8)::value;
@@ -538,13 +549,6 @@ void prefill_attention_wgmma(const prefill_attention_args& a, stream_t s) {
     by_schedule(std::true_type{});
   else
     by_schedule(std::false_type{});
-  if (a.splits > 1) {
-    prefill_split_merge_kernel<<<
-        dim3(static_cast<unsigned>(a.heads), static_cast<unsigned>(a.num_tiles)), kHd, 0, s>>>(
-        a.tiles, static_cast<int>(a.heads), a.splits, a.split_workspace,
-        static_cast<dev::bf16*>(a.out));
-    CONCLAVE_CUDA_LAUNCH_CHECK();
-  }
 }
 
 size_t prefill_split_workspace_floats(size_t num_tiles, size_t heads, int32_t splits) {
