@@ -2,6 +2,7 @@
 
 #include "gpu/cuda/check.h"
 #include "gpu/cuda/elem_io.cuh"
+#include "gpu/cuda/kv_chunk.cuh"
 #include "gpu/cuda/kv_elem.cuh"
 #include "gpu/cuda/mma.cuh"
 #include "gpu/cuda/prefill_attention.h"
@@ -69,21 +70,8 @@ __global__ void __launch_bounds__(kWarps * 32)
       const bool ok = t >= lo && t < ctx;
       const size_t slot = ok ? static_cast<size_t>(table[t / bs]) * bs + t % bs : 0;
       if constexpr (FP8) {
-        uint4 kb = make_uint4(0, 0, 0, 0), vb = kb;
-        if (ok) {
-          const size_t at = slot * row_bytes;
-          const auto* kr = static_cast<const char*>(kc) + at;
-          const auto* vr = static_cast<const char*>(vc) + at;
-          float kf[8], vf[8];
-          dev::ldv<8>(reinterpret_cast<const dev::fp8kv*>(kr + g * HD + c), kf);
-          dev::ldv<8>(reinterpret_cast<const dev::fp8kv*>(vr + g * HD + c), vf);
-          const float ks = __ldg(reinterpret_cast<const float*>(kr + width) + g);
-          const float vs = __ldg(reinterpret_cast<const float*>(vr + width) + g);
-          kb = make_uint4(pack_bf16(kf[0] * ks, kf[1] * ks), pack_bf16(kf[2] * ks, kf[3] * ks),
-                          pack_bf16(kf[4] * ks, kf[5] * ks), pack_bf16(kf[6] * ks, kf[7] * ks));
-          vb = make_uint4(pack_bf16(vf[0] * vs, vf[1] * vs), pack_bf16(vf[2] * vs, vf[3] * vs),
-                          pack_bf16(vf[4] * vs, vf[5] * vs), pack_bf16(vf[6] * vs, vf[7] * vs));
-        }
+        uint4 kb, vb;
+        dev::fp8_kv_chunk(kc, vc, slot, row_bytes, width, g, HD, c, ok, kb, vb);
         *reinterpret_cast<uint4*>(kd + key * LD + c) = kb;
         *reinterpret_cast<uint4*>(vd + key * LD + c) = vb;
       } else {

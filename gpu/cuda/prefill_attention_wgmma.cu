@@ -11,6 +11,7 @@
 
 #include "gpu/cuda/check.h"
 #include "gpu/cuda/elem_io.cuh"
+#include "gpu/cuda/kv_chunk.cuh"
 #include "gpu/cuda/kv_elem.cuh"
 #include "gpu/cuda/mma.cuh"
 #include "gpu/cuda/prefill_attention.h"
@@ -241,23 +242,8 @@ __global__ void __launch_bounds__(kThreads, 1)
       const int in = bs_shift >= 0 ? t & (bs - 1) : t - blk * bs;
       const size_t slot = ok ? static_cast<size_t>(table[blk]) * bs + in : 0;
       if constexpr (FP8) {
-        uint4 kb = make_uint4(0, 0, 0, 0), vb = kb;
-        if (ok) {
-          const size_t at = slot * row_bytes;
-          const auto* kr = static_cast<const char*>(kc) + at;
-          const auto* vr = static_cast<const char*>(vc) + at;
-          float kf[8], vf[8];
-          dev::ldv<8>(reinterpret_cast<const dev::fp8kv*>(kr + g * kHd + c * 8), kf);
-          dev::ldv<8>(reinterpret_cast<const dev::fp8kv*>(vr + g * kHd + c * 8), vf);
-          const float ks = __ldg(reinterpret_cast<const float*>(kr + width) + g);
-          const float vs = __ldg(reinterpret_cast<const float*>(vr + width) + g);
-          kb = make_uint4(
-              dev::pack_bf16(kf[0] * ks, kf[1] * ks), dev::pack_bf16(kf[2] * ks, kf[3] * ks),
-              dev::pack_bf16(kf[4] * ks, kf[5] * ks), dev::pack_bf16(kf[6] * ks, kf[7] * ks));
-          vb = make_uint4(
-              dev::pack_bf16(vf[0] * vs, vf[1] * vs), dev::pack_bf16(vf[2] * vs, vf[3] * vs),
-              dev::pack_bf16(vf[4] * vs, vf[5] * vs), dev::pack_bf16(vf[6] * vs, vf[7] * vs));
-        }
+        uint4 kb, vb;
+        dev::fp8_kv_chunk(kc, vc, slot, row_bytes, width, g, kHd, c * 8, ok, kb, vb);
         *reinterpret_cast<uint4*>(kd + sw(key, c)) = kb;
         *reinterpret_cast<uint4*>(vd + sw(key, c)) = vb;
       } else {
