@@ -10,6 +10,7 @@
 #include <stdexcept>
 
 #include "gpu/cuda/check.h"
+#include "gpu/cuda/device_buffer.h"
 #include "gpu/memory_plan.h"
 #include "model/model_error.h"
 
@@ -58,6 +59,24 @@ kernel_switches kernel_switches::from_env() {
       kernel_size_setting("CONCLAVE_ROUTE_PERMUTE_MAX_TOKENS", k.route_permute_max_tokens);
   k.expert_pass_rows = kernel_size_setting("CONCLAVE_EXPERT_PASS_ROWS", k.expert_pass_rows);
   return k;
+}
+
+int32_t kv_block_count(const model::model_config& c, const backend_options& opts, size_t kv_row) {
+  int32_t blocks = 0;
+  if (opts.num_kv_blocks > 0) {
+    blocks = opts.num_kv_blocks;
+  } else if (opts.kv_cache_bytes_given) {
+    blocks = kv_blocks_for_bytes(c, opts.block_size, opts.kv_cache_bytes, kv_row);
+  } else {
+    const auto [free_b, total_b] = memory_info();
+    const double reserve = (1.0 - opts.gpu_memory_utilization) * static_cast<double>(total_b);
+    const double budget = static_cast<double>(free_b) - reserve;
+    blocks = budget > 0
+                 ? kv_blocks_for_bytes(c, opts.block_size, static_cast<size_t>(budget), kv_row)
+                 : 0;
+  }
+  if (blocks <= 0) throw std::runtime_error("cuda backend: no memory left for a single KV block");
+  return blocks;
 }
 
 void select_device(int device) {

@@ -22,6 +22,12 @@ void select_device(int device);
 /// says how many max_position_embeddings sequences the cache will hold.
 void plan_before_load(const model::model_config& c, const backend_options& opts, elem t, int ranks);
 
+/// KV blocks of rows of `kv_row` bytes the backend allocates: --num-kv-blocks, else what
+/// --kv-cache-mib holds, else what the device's free memory holds beyond the share
+/// gpu_memory_utilization leaves out (after the weights loaded). std::runtime_error when
+/// not even one block fits.
+int32_t kv_block_count(const model::model_config& c, const backend_options& opts, size_t kv_row);
+
 /// gpu::preflight for the cuda backend (gpu/preflight.h).
 void preflight_on_device(const model::model_config& c, const config::engine_config& cfg, int ranks);
 

@@ -206,20 +206,7 @@ class cuda_backend final : public cuda_backend_api {
     kv_row_ = kv_row_bytes(c, elem_size(t_), kv_fp8_);
     kv_.bytes_per_block =
         2 * static_cast<size_t>(c.num_layers) * static_cast<size_t>(opts.block_size) * kv_row_;
-    if (opts.num_kv_blocks > 0) {
-      kv_.num_blocks = opts.num_kv_blocks;
-    } else if (opts.kv_cache_bytes_given) {
-      kv_.num_blocks = kv_blocks_for_bytes(c, opts.block_size, opts.kv_cache_bytes, kv_row_);
-    } else {
-      const auto [free_b, total_b] = memory_info();
-      const double reserve = (1.0 - opts.gpu_memory_utilization) * static_cast<double>(total_b);
-      const double budget = static_cast<double>(free_b) - reserve;
-      kv_.num_blocks =
-          budget > 0 ? kv_blocks_for_bytes(c, opts.block_size, static_cast<size_t>(budget), kv_row_)
-                     : 0;
-    }
-    if (kv_.num_blocks <= 0)
-      throw std::runtime_error("cuda backend: no memory left for a single KV block");
+    kv_.num_blocks = kv_block_count(c, opts, kv_row_);
     // One block more than reported: the scratch block padded graph rows write and read.
     slots_per_layer_ =
         static_cast<size_t>(kv_.num_blocks + 1) * static_cast<size_t>(kv_.block_size);
