@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <numeric>
 #include <random>
+#include <string>
 
 #include "gpu/cuda/bench_common.h"
 #include "gpu/cuda/cuda_backend.h"
@@ -44,7 +45,8 @@ double attention_flops(const model::model_config& c, double p, double rows) {
 
 void run_long_bench(const long_bench_options& opts, std::FILE* out) {
   model::model_config c = opts.model;
-  int64_t longest = opts.busy_prompt + 1;
+  // The busy prompt counts only where streams decode next to it.
+  int64_t longest = opts.streams > 0 ? opts.busy_prompt + 1 : 1;
   for (int32_t n : opts.prompt_lens) longest = std::max<int64_t>(longest, n + 1);
   for (int32_t n : opts.decode_contexts) longest = std::max<int64_t>(longest, n);
   const int64_t preset_len = c.max_position_embeddings;
@@ -66,6 +68,15 @@ void run_long_bench(const long_bench_options& opts, std::FILE* out) {
   const ceilings ceil = print_header_and_ceilings(out, "long");
   auto be = cuda::make_cuda_backend_random(c, bo, opts.seed, opts.init_std);
   const kv_cache_shape kv = be->kv_shape();
+  if (const int64_t need =
+          static_cast<int64_t>(long_blocks) + int64_t{opts.streams} * stream_blocks;
+      kv.num_blocks < need)
+    throw std::invalid_argument(
+        "bench long: the KV cache holds " + std::to_string(kv.num_blocks) + " blocks of " +
+        std::to_string(bs) + " tokens; the longest prompt or context (" + std::to_string(longest) +
+        " tokens) and " + std::to_string(opts.streams) + " streams of " +
+        std::to_string(opts.stream_context) + " need " + std::to_string(need) +
+        " (raise --kv-cache-mib, or leave it out to size the cache for the run)");
   std::fprintf(out,
                "  model:   %s (%lld layers, %lld query / %lld KV heads of %lld), context raised "
                "from %lld to %lld for the run; %s weights %.2f GiB; KV cache %s, %d blocks x %d "
