@@ -428,15 +428,12 @@ class cuda_backend final : public cuda_backend_api {
 
   /// A chunk whose tiles leave most multiprocessors idle (a short chunk late in a long
   /// prompt) splits each tile over the context (wgmma kernel; CONCLAVE_PREFILL_SPLIT=1 on).
-  /// The merge's workspace is capped at 64 MiB.
+  /// The merge's workspace stays within 64 MiB (prefill_splits).
   void plan_prefill_split(int32_t tile_ctx) {
     prefill_splits_ = 1;
     if (num_tiles_ == 0 || tile_rows_ != kPrefillWideTileRows || !ks_.prefill_split) return;
     const auto heads = static_cast<size_t>(config_.num_heads);
-    int32_t splits = prefill_splits(num_tiles_, heads, tile_ctx, sms_);
-    constexpr size_t kMaxBytes = size_t{64} << 20;
-    while (splits > 1 && prefill_split_workspace_floats(num_tiles_, heads, splits) * 4 > kMaxBytes)
-      splits /= 2;
+    const int32_t splits = prefill_splits(num_tiles_, heads, tile_ctx, sms_);
     if (splits > 1)
       prefill_ws_.ensure(prefill_split_workspace_floats(num_tiles_, heads, splits) * 4);
     prefill_splits_ = splits;

@@ -75,7 +75,9 @@ size_t prefill_split_workspace_floats(size_t num_tiles, size_t heads, int32_t sp
 
 /// Slices to split each (tile, head) of the wgmma kernel into: 1 when the tiles fill the
 /// `sms` multiprocessors, else enough for about two blocks an SM, each slice at least 8 KV
-/// tiles of the longest context `max_ctx`.
-int32_t prefill_splits(size_t num_tiles, size_t heads, int32_t max_ctx, int sms);
+/// tiles of the longest context `max_ctx`, halved until the workspace fits
+/// max_workspace_bytes.
+int32_t prefill_splits(size_t num_tiles, size_t heads, int32_t max_ctx, int sms,
+                       size_t max_workspace_bytes = size_t{64} << 20);
 
 }  // namespace conclave::gpu::cuda

@@ -541,13 +541,18 @@ size_t prefill_split_workspace_floats(size_t num_tiles, size_t heads, int32_t sp
   return splits > 1 ? static_cast<size_t>(splits) * num_tiles * kRows * heads * (kHd + 2) : 0;
 }
 
-int32_t prefill_splits(size_t num_tiles, size_t heads, int32_t max_ctx, int sms) {
+int32_t prefill_splits(size_t num_tiles, size_t heads, int32_t max_ctx, int sms,
+                       size_t max_workspace_bytes) {
   const size_t blocks = num_tiles * heads;
   if (blocks == 0 || blocks >= static_cast<size_t>(sms)) return 1;
   // Two blocks' worth of slices an SM, each at least 8 KV tiles long.
   const auto want = static_cast<int32_t>((2 * static_cast<size_t>(sms) + blocks - 1) / blocks);
   const int32_t most = std::max(1, (max_ctx + kKeys - 1) / kKeys / 8);
-  return std::max(1, std::min({want, most, kMaxPrefillSplits}));
+  int32_t splits = std::max(1, std::min({want, most, kMaxPrefillSplits}));
+  while (splits > 1 && prefill_split_workspace_floats(num_tiles, heads, splits) * sizeof(float) >
+                           max_workspace_bytes)
+    splits /= 2;
+  return splits;
 }
 
 }  // namespace conclave::gpu::cuda

@@ -385,6 +385,10 @@ TEST_CASE("prefill split plan: only chunks that leave SMs idle, slices of >= 8 K
   CHECK(cu::prefill_splits(1, 32, 1000, 132) == 1);
   // Few heads, long context: up to the 64-slice limit.
   CHECK(cu::prefill_splits(1, 1, 1 << 20, 132) == cu::kMaxPrefillSplits);
+  // A workspace cap halves the slices until it fits: 9 slices of one tile of 32 heads take
+  // 9 x 128 x 32 x 130 floats (19.2 MB); 4 MB leaves 1 (2 slices would be 4.3 MB).
+  CHECK(cu::prefill_splits(1, 32, 98304, 132, size_t{10} << 20) == 4);
+  CHECK(cu::prefill_splits(1, 32, 98304, 132, size_t{4} << 20) == 1);
   // Workspace: per slice, tile and its 128 rows, head: the output row and (max, sum).
   CHECK(cu::prefill_split_workspace_floats(3, 32, 1) == 0);
   CHECK(cu::prefill_split_workspace_floats(3, 32, 4) == size_t{4} * 3 * 128 * 32 * 130);
