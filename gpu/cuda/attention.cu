@@ -5,6 +5,7 @@
 #include "gpu/cuda/attention_split.cuh"
 #include "gpu/cuda/check.h"
 #include "gpu/cuda/decode_attention.h"
+#include "gpu/cuda/device_info.h"
 #include "gpu/cuda/elem_io.cuh"
 #include "gpu/cuda/kernel_switch.h"
 #include "gpu/cuda/kv_elem.cuh"
@@ -328,16 +329,6 @@ __global__ void __launch_bounds__(kGqaWarps * 32)
 
 constexpr int kMaxSplits = 256;
 
-int sm_count() {
-  static int n = [] {
-    int dev = 0, v = 0;
-    CONCLAVE_CUDA_CHECK(cudaGetDevice(&dev));
-    CONCLAVE_CUDA_CHECK(cudaDeviceGetAttribute(&v, cudaDevAttrMultiProcessorCount, dev));
-    return v;
-  }();
-  return n;
-}
-
 bool gqa_ok(const attention_args& a) {
   // fp8 rows: 16-element key loads.
   return a.tiled && a.head_dim % (a.kv_fp8 ? 16 : 8) == 0;
@@ -382,7 +373,7 @@ size_t gqa_smem_bytes(size_t hd) {
 
 // Blocks of one launch at which the split stops paying: about 4 per SM.
 size_t split_target() {
-  return 4 * static_cast<size_t>(sm_count());
+  return 4 * static_cast<size_t>(current_sm_count());
 }
 
 // Slices of the context per (row, KV head chunk) in the grid: enough blocks for about 4
@@ -422,7 +413,7 @@ int mma_splits_for(const attention_args& a) {
       a.row_index != nullptr)
     return 1;
   const size_t blocks = a.rows * a.kv_heads;
-  const size_t target = kMmaBlocksPerSm * static_cast<size_t>(sm_count());
+  const size_t target = kMmaBlocksPerSm * static_cast<size_t>(current_sm_count());
   if (blocks >= target) return 1;
   // Rounded down: rounding up put a second, nearly full wave behind the first (64 rows x 4
   // KV heads on 132 SMs: two slices each, 512 blocks for 264 places).

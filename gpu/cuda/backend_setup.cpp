@@ -22,9 +22,9 @@ elem parse_elem(const std::string& s) {
   throw std::runtime_error("cuda: weight_dtype must be bf16 or f32, not \"" + s + "\"");
 }
 
-bool kernel_switch_on(const char* env) {
+bool kernel_switch_on(const char* env, bool fallback) {
   const char* v = std::getenv(env);
-  return v == nullptr || std::strcmp(v, "0") != 0;
+  return v == nullptr ? fallback : std::strcmp(v, "0") != 0;
 }
 
 size_t kernel_size_setting(const char* env, size_t fallback) {
@@ -48,8 +48,7 @@ kernel_switches kernel_switches::from_env() {
   k.light_experts = kernel_switch_on("CONCLAVE_LIGHT_EXPERTS");
   k.early_expert_weights = kernel_switch_on("CONCLAVE_EARLY_EXPERT_WEIGHTS");
   k.prefill_wgmma = kernel_switch_on("CONCLAVE_PREFILL_WGMMA");
-  if (const char* v = std::getenv("CONCLAVE_PREFILL_SPLIT"); v != nullptr)
-    k.prefill_split = std::strcmp(v, "0") != 0;
+  k.prefill_split = kernel_switch_on("CONCLAVE_PREFILL_SPLIT", k.prefill_split);
   k.prefill_wgmma_schedule =
       kernel_size_setting("CONCLAVE_PREFILL_WGMMA_SCHEDULE", k.prefill_wgmma_schedule);
   if (k.prefill_wgmma_schedule > 3)

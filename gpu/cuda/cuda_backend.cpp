@@ -18,6 +18,7 @@
 #include "gpu/cuda/check.h"
 #include "gpu/cuda/cuda_moe_ep.h"
 #include "gpu/cuda/cuda_weights.h"
+#include "gpu/cuda/device_info.h"
 #include "gpu/cuda/embedding.h"
 #include "gpu/cuda/gemm.h"
 #include "gpu/cuda/graph_timer.h"
@@ -65,11 +66,6 @@ class cuda_backend final : public cuda_backend_api {
     fast_ = opts.cuda_fast_paths || opts.cuda_graphs;
     ks_ = kernel_switches::from_env();
     tile_rows_ = prefill_tile_rows(static_cast<size_t>(c.head_dim), ks_.prefill_wgmma);
-    {
-      int dev = 0;
-      CONCLAVE_CUDA_CHECK(cudaGetDevice(&dev));
-      CONCLAVE_CUDA_CHECK(cudaDeviceGetAttribute(&sms_, cudaDevAttrMultiProcessorCount, dev));
-    }
     // An expert-parallel rank loads only its experts and host-stages every MoE layer's
     // exchange (no CUDA graphs: a graph cannot wait for the peers).
     if (rank.expert_parallel()) ep_ = std::make_unique<moe_ep>(c, t_, stream_, *blas_, rank);
@@ -313,7 +309,6 @@ class cuda_backend final : public cuda_backend_api {
     // through the GQA kernel.
     const bool use_tiles = fast_ && bucket == 0 && t_ == elem::bf16 &&
                            prefill_attention_supported(static_cast<size_t>(config_.head_dim));
-    const int32_t tile_rows = tile_rows_;
     int32_t tile_ctx = 0;  // the longest context of a tiled chunk
     for (const step_sequence& s : batch) {
       const int32_t off = static_cast<int32_t>(tables.size());
@@ -321,9 +316,9 @@ class cuda_backend final : public cuda_backend_api {
       const auto count = static_cast<int32_t>(s.tokens.size());
       if (use_tiles && count >= kMinTileTokens) {
         tile_ctx = std::max(tile_ctx, s.num_cached + count);
-        for (int32_t r = 0; r < count; r += tile_rows)
+        for (int32_t r = 0; r < count; r += tile_rows_)
           tiles.insert(tiles.end(),
-                       {first + r, std::min(tile_rows, count - r), s.num_cached + r, off});
+                       {first + r, std::min(tile_rows_, count - r), s.num_cached + r, off});
       } else {
         for (int32_t r = 0; r < count; ++r) gqa_rows.push_back(first + r);
       }
@@ -433,7 +428,7 @@ class cuda_backend final : public cuda_backend_api {
     prefill_splits_ = 1;
     if (num_tiles_ == 0 || tile_rows_ != kPrefillWideTileRows || !ks_.prefill_split) return;
     const auto heads = static_cast<size_t>(config_.num_heads);
-    const int32_t splits = prefill_splits(num_tiles_, heads, tile_ctx, sms_);
+    const int32_t splits = prefill_splits(num_tiles_, heads, tile_ctx, current_sm_count());
     if (splits > 1)
       prefill_ws_.ensure(prefill_split_workspace_floats(num_tiles_, heads, splits) * 4);
     prefill_splits_ = splits;
@@ -753,7 +748,6 @@ class cuda_backend final : public cuda_backend_api {
   device_buffer attn_ws_;
   device_buffer prefill_ws_;  ///< the split prefill attention's partial results
   int32_t prefill_splits_ = 1;
-  int sms_ = 1;  ///< multiprocessors of the device
 
   kernel_switches ks_;                    ///< the kernel choices (CONCLAVE_* environment switches)
   int32_t tile_rows_ = kPrefillTileRows;  ///< prefill attention tile rows (prefill_tile_rows)

@@ -4,7 +4,19 @@
 
 #include "gpu/cuda/device_info.h"
 
+#include "gpu/cuda/check.h"
+
 namespace conclave::gpu::cuda {
+
+int current_sm_count() {
+  static const int n = [] {
+    int dev = 0, v = 0;
+    CONCLAVE_CUDA_CHECK(cudaGetDevice(&dev));
+    CONCLAVE_CUDA_CHECK(cudaDeviceGetAttribute(&v, cudaDevAttrMultiProcessorCount, dev));
+    return v;
+  }();
+  return n;
+}
 
 std::vector<device_info> list_devices(std::string* why_none) {
   std::vector<device_info> out;

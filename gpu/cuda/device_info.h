@@ -21,6 +21,10 @@ struct device_info {
 /// no driver or no device; never throws.
 std::vector<device_info> list_devices(std::string* why_none = nullptr);
 
+/// Multiprocessors of the current device, queried once per process (launch planning);
+/// throws std::runtime_error (check.h) when the query fails.
+int current_sm_count();
+
 /// One line per visible device ("cuda:0 NVIDIA H200, 139.8 GiB (139.1 free), 132 SMs,
 /// sm_90"), or "no GPU: " and why there is none. Never throws.
 std::string describe_devices();

@@ -6,8 +6,8 @@
 
 namespace conclave::gpu::cuda {
 
-/// On unless the variable is "0".
-bool kernel_switch_on(const char* env);
+/// `fallback` when the variable is unset; on unless it is "0" otherwise.
+bool kernel_switch_on(const char* env, bool fallback = true);
 
 /// `fallback` when unset; a positive integer otherwise, else std::runtime_error naming the
 /// variable.

@@ -236,8 +236,6 @@ void launch(const prefill_attention_args& a, stream_t s) {
 template <int HD>
 void launch_hd(const prefill_attention_args& a, stream_t s) {
   if (a.kv_fp8) {
-    if (a.kv_row_bytes < a.kv_heads * (HD + 4) || a.kv_row_bytes % 16 != 0)
-      throw std::invalid_argument("prefill_attention: bad fp8 KV row length");
     launch<HD, true>(a, s);
   } else {
     launch<HD, false>(a, s);
@@ -262,9 +260,9 @@ void prefill_attention(const prefill_attention_args& a, stream_t s) {
   if (a.window < 0) throw std::invalid_argument("prefill_attention: window must be >= 0");
   if (a.q_stride % 4 != 0) throw std::invalid_argument("prefill_attention: q_stride % 4 != 0");
   if (a.num_tiles > 0x7fffffff) throw std::invalid_argument("prefill_attention: too many tiles");
+  if (a.kv_fp8 && (a.kv_row_bytes < a.kv_heads * (a.head_dim + 4) || a.kv_row_bytes % 16 != 0))
+    throw std::invalid_argument("prefill_attention: bad fp8 KV row length");
   if (a.tile_rows == kPrefillWideTileRows) {
-    if (a.kv_fp8 && (a.kv_row_bytes < a.kv_heads * (a.head_dim + 4) || a.kv_row_bytes % 16 != 0))
-      throw std::invalid_argument("prefill_attention: bad fp8 KV row length");
     prefill_attention_wgmma(a, s);
     return;
   }
