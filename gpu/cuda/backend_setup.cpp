@@ -49,10 +49,11 @@ kernel_switches kernel_switches::from_env() {
   k.early_expert_weights = kernel_switch_on("CONCLAVE_EARLY_EXPERT_WEIGHTS");
   k.prefill_wgmma = kernel_switch_on("CONCLAVE_PREFILL_WGMMA");
   k.prefill_split = kernel_switch_on("CONCLAVE_PREFILL_SPLIT", k.prefill_split);
+  k.prefill_pack_gqa = kernel_switch_on("CONCLAVE_PREFILL_PACK_GQA", k.prefill_pack_gqa);
   k.prefill_wgmma_schedule =
       kernel_size_setting("CONCLAVE_PREFILL_WGMMA_SCHEDULE", k.prefill_wgmma_schedule);
-  if (k.prefill_wgmma_schedule > 3)
-    throw std::runtime_error("CONCLAVE_PREFILL_WGMMA_SCHEDULE must be 1, 2 or 3");
+  if (k.prefill_wgmma_schedule < 1 || k.prefill_wgmma_schedule > 5)
+    throw std::runtime_error("CONCLAVE_PREFILL_WGMMA_SCHEDULE must be 1, 2, 3, 4 or 5");
   k.grouped_max_tokens = kernel_size_setting("CONCLAVE_GROUPED_MAX_TOKENS", k.grouped_max_tokens);
   k.route_permute_max_tokens =
       kernel_size_setting("CONCLAVE_ROUTE_PERMUTE_MAX_TOKENS", k.route_permute_max_tokens);

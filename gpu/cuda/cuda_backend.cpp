@@ -66,6 +66,8 @@ class cuda_backend final : public cuda_backend_api {
     fast_ = opts.cuda_fast_paths || opts.cuda_graphs;
     ks_ = kernel_switches::from_env();
     tile_rows_ = prefill_tile_rows(static_cast<size_t>(c.head_dim), ks_.prefill_wgmma);
+    pack_ = prefill_pack_gqa(static_cast<size_t>(c.num_heads), static_cast<size_t>(c.num_kv_heads),
+                             tile_rows_, ks_.prefill_pack_gqa);
     // An expert-parallel rank loads only its experts and host-stages every MoE layer's
     // exchange (no CUDA graphs: a graph cannot wait for the peers).
     if (rank.expert_parallel()) ep_ = std::make_unique<moe_ep>(c, t_, stream_, *blas_, rank);
@@ -316,9 +318,9 @@ class cuda_backend final : public cuda_backend_api {
       const auto count = static_cast<int32_t>(s.tokens.size());
       if (use_tiles && count >= kMinTileTokens) {
         tile_ctx = std::max(tile_ctx, s.num_cached + count);
-        for (int32_t r = 0; r < count; r += tile_rows_)
-          tiles.insert(tiles.end(),
-                       {first + r, std::min(tile_rows_, count - r), s.num_cached + r, off});
+        const int32_t span = tile_rows_ / pack_;  // positions a tile
+        for (int32_t r = 0; r < count; r += span)
+          tiles.insert(tiles.end(), {first + r, std::min(span, count - r), s.num_cached + r, off});
       } else {
         for (int32_t r = 0; r < count; ++r) gqa_rows.push_back(first + r);
       }
@@ -428,9 +430,9 @@ class cuda_backend final : public cuda_backend_api {
     prefill_splits_ = 1;
     if (num_tiles_ == 0 || tile_rows_ != kPrefillWideTileRows || !ks_.prefill_split) return;
     const auto heads = static_cast<size_t>(config_.num_heads);
-    const int32_t splits = prefill_splits(num_tiles_, heads, tile_ctx, current_sm_count());
+    const int32_t splits = prefill_splits(num_tiles_, heads, tile_ctx, current_sm_count(), pack_);
     if (splits > 1)
-      prefill_ws_.ensure(prefill_split_workspace_floats(num_tiles_, heads, splits) * 4);
+      prefill_ws_.ensure(prefill_split_workspace_floats(num_tiles_, heads, splits, pack_) * 4);
     prefill_splits_ = splits;
   }
 
@@ -538,6 +540,7 @@ class cuda_backend final : public cuda_backend_api {
         p.wgmma_schedule = static_cast<int>(ks_.prefill_wgmma_schedule) - 1;
         p.splits = prefill_splits_;
         p.split_workspace = prefill_splits_ > 1 ? prefill_ws_.as<float>() : nullptr;
+        p.pack_gqa = pack_;
         prefill_attention(p, stream_);
         a.row_index = d_gqa_rows_;
         a.index_rows = num_gqa_rows_;
@@ -751,6 +754,7 @@ class cuda_backend final : public cuda_backend_api {
 
   kernel_switches ks_;                    ///< the kernel choices (CONCLAVE_* environment switches)
   int32_t tile_rows_ = kPrefillTileRows;  ///< prefill attention tile rows (prefill_tile_rows)
+  int32_t pack_ = 1;                      ///< query heads a prefill block takes (pack_gqa)
   // CUDA graphs of decode steps, per bucket.
   bool fast_ = false, graphs_on_ = false, last_graph_ = false, use_graph_ws_ = false;
   std::map<size_t, cudaGraphExec_t> graphs_;

@@ -31,14 +31,18 @@ struct kernel_switches {
   /// CONCLAVE_PREFILL_WGMMA=0: prefill attention tiles of 64 rows on mma.sync on Hopper
   /// too, not the 128-row wgmma kernel (gpu/cuda/prefill_attention_wgmma.cu)
   bool prefill_wgmma = true;
-  /// CONCLAVE_PREFILL_WGMMA_SCHEDULE=1|2|3: the wgmma kernel's schedule, serial, overlapped
-  /// or decoupled (prefill_attention_args::wgmma_schedule + 1)
+  /// CONCLAVE_PREFILL_WGMMA_SCHEDULE=1..5: the wgmma kernel's schedule, serial, overlapped,
+  /// decoupled, with a loading warpgroup, or that with ping-pong
+  /// (prefill_attention_args::wgmma_schedule + 1)
   size_t prefill_wgmma_schedule = 3;
   /// CONCLAVE_PREFILL_SPLIT=1: the backend splits the wgmma kernel's tiles over the context
   /// when a chunk's tiles leave most SMs idle (short chunks at long contexts). Off by
   /// default: written after the last GPU call of its session, so its cuda_tests cases have
   /// not run on a GPU yet (docs/PERFORMANCE.md).
   bool prefill_split = false;
+  /// CONCLAVE_PREFILL_PACK_GQA=1: the wgmma kernel takes a KV head's query heads in one
+  /// block (prefill_attention_args::pack_gqa), tiles of 128 / group positions.
+  bool prefill_pack_gqa = false;
   /// Steps of at most this many tokens run the experts through one grouped launch per
   /// projection (no host round trip; CUDA graphs up to 128); larger ones sync once for the
   /// experts' row counts. CONCLAVE_GROUPED_MAX_TOKENS moves the line.

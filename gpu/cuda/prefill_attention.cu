@@ -253,6 +253,14 @@ int32_t prefill_tile_rows(size_t head_dim, bool wgmma) {
                                                                : kPrefillTileRows;
 }
 
+int32_t prefill_pack_gqa(size_t heads, size_t kv_heads, int32_t tile_rows, bool on) {
+  if (!on || tile_rows != kPrefillWideTileRows || kv_heads == 0 || heads % kv_heads != 0) return 1;
+  const size_t group = heads / kv_heads;
+  return group >= 2 && group <= static_cast<size_t>(kPrefillWideTileRows)
+             ? static_cast<int32_t>(group)
+             : 1;
+}
+
 void prefill_attention(const prefill_attention_args& a, stream_t s) {
   if (a.num_tiles == 0) return;
   if (a.kv_heads == 0 || a.heads % a.kv_heads != 0)

@@ -16,7 +16,8 @@ struct prefill_tile {
 constexpr int32_t kPrefillTileRows = 64;
 /// Tiles of the Hopper kernel (prefill_attention_wgmma.cu): two warpgroups of 64 rows.
 constexpr int32_t kPrefillWideTileRows = 128;
-constexpr int kWgmmaSerial = 0, kWgmmaOverlap = 1, kWgmmaDecoupled = 2;
+constexpr int kWgmmaSerial = 0, kWgmmaOverlap = 1, kWgmmaDecoupled = 2, kWgmmaProducer = 3,
+              kWgmmaPingPong = 4;
 constexpr int32_t kMaxPrefillSplits = 64;
 
 struct prefill_attention_args {
@@ -42,8 +43,10 @@ struct prefill_attention_args {
   int32_t tile_rows = kPrefillTileRows;
   /// The wgmma kernel's schedule (prefill_attention_wgmma.cu): kWgmmaSerial (softmax, then
   /// P V, a block barrier per KV tile), kWgmmaOverlap (each tile's softmax under the
-  /// previous tile's P V) or kWgmmaDecoupled (the same, the warpgroups synchronized per
-  /// stage by mbarriers instead of block barriers).
+  /// previous tile's P V), kWgmmaDecoupled (the same, the warpgroups synchronized per
+  /// stage by mbarriers instead of block barriers), kWgmmaProducer (kWgmmaDecoupled with a
+  /// third warpgroup issuing the loads) or kWgmmaPingPong (kWgmmaProducer with the two
+  /// computing warpgroups taking turns at the tensor cores).
   int wgmma_schedule = kWgmmaDecoupled;
   /// wgmma kernel: each (tile, head) split over the context into this many slices whose
   /// partial results a second kernel merges (prefill_splits: few tiles, long context, as a
@@ -51,6 +54,12 @@ struct prefill_attention_args {
   /// prefill_split_workspace_floats(num_tiles, heads, splits) floats.
   int32_t splits = 1;
   float* split_workspace = nullptr;
+  /// wgmma kernel, packed GQA: 1 (a block per query head, a tile of up to 128 positions)
+  /// or the GQA group heads / kv_heads (a block per KV head whose 128 rows are the group's
+  /// query heads at up to 128 / group positions: tiles must be cut that short). A chunk
+  /// shorter than 128 tokens still fills the tensor cores' rows, and each KV tile is read
+  /// once for the group.
+  int32_t pack_gqa = 1;
 };
 
 /// Whether the kernel exists for this head_dim (64 or 128).
@@ -67,17 +76,23 @@ int32_t prefill_tile_rows(size_t head_dim, bool wgmma);
 
 void prefill_attention(const prefill_attention_args& a, stream_t s);
 
+/// The pack_gqa to run the kernel of `tile_rows` with: the GQA group where `on`, the
+/// kernel is the wgmma one and the group is 2..128; else 1. Tiles are cut to
+/// tile_rows / pack positions.
+int32_t prefill_pack_gqa(size_t heads, size_t kv_heads, int32_t tile_rows, bool on);
+
 /// The Hopper kernel (tile_rows == kPrefillWideTileRows); prefill_attention dispatches here.
 void prefill_attention_wgmma(const prefill_attention_args& a, stream_t s);
 
 /// Floats of a split launch's workspace (0 for splits <= 1).
-size_t prefill_split_workspace_floats(size_t num_tiles, size_t heads, int32_t splits);
+size_t prefill_split_workspace_floats(size_t num_tiles, size_t heads, int32_t splits,
+                                      int32_t pack_gqa = 1);
 
-/// Slices to split each (tile, head) of the wgmma kernel into: 1 when the tiles fill the
-/// `sms` multiprocessors, else enough for about two blocks an SM, each slice at least 8 KV
-/// tiles of the longest context `max_ctx`, halved until the workspace fits
-/// max_workspace_bytes.
+/// Slices to split each block of the wgmma kernel into (a block: a tile and a query head, or
+/// a KV head with pack_gqa): 1 when the blocks fill the `sms` multiprocessors, else enough
+/// for about two blocks an SM, each slice at least 8 KV tiles of the longest context
+/// `max_ctx`, halved until the workspace fits max_workspace_bytes.
 int32_t prefill_splits(size_t num_tiles, size_t heads, int32_t max_ctx, int sms,
-                       size_t max_workspace_bytes = size_t{64} << 20);
+                       int32_t pack_gqa = 1, size_t max_workspace_bytes = size_t{64} << 20);
 
 }  // namespace conclave::gpu::cuda

@@ -3,8 +3,9 @@
 // query head; each warpgroup owns 64 rows. Per KV tile of 128 keys, S = Q K^T is one chain
 // of wgmma m64n128k16 with Q and K in 128-byte-swizzled shared memory; the online softmax
 // runs on S in registers; P goes back into the tensor cores from registers (O += P V, V
-// read N-major from the same swizzled layout). The next KV tile streams in by cp.async
-// while this one is computed (two stages).
+// read N-major from the same swizzled layout). The next KV tiles stream in by cp.async
+// while this one is computed, issued by the computing warps or (kProducer, kPingPong) by a
+// third warpgroup of their own.
 #include <algorithm>
 #include <stdexcept>
 #include <type_traits>
@@ -24,13 +25,18 @@ constexpr int kHd = 128;
 [[maybe_unused]] constexpr int kRows =
     kPrefillWideTileRows;                    // query rows per block, 64 per warpgroup
 [[maybe_unused]] constexpr int kKeys = 128;  // keys per KV tile
-constexpr int kThreads = 256;
+constexpr int kThreads = 256;                // the two computing warpgroups
 // A [128][128] bf16 tile: two column blocks of 64 elements (128-byte rows), each block
 // 128 rows of swizzle atoms.
 constexpr uint32_t kBlockBytes = 128 * 128;
 constexpr uint32_t kTileBytes = 2 * kBlockBytes;
 constexpr int kSerial = kWgmmaSerial, kOverlap = kWgmmaOverlap, kDecoupled = kWgmmaDecoupled;
-/// Q, K and V stages (2 + 2, 2 + 3, 3 + 3), alignment, kDecoupled's six mbarriers.
+constexpr int kProducer = kWgmmaProducer, kPingPong = kWgmmaPingPong;
+/// A block's threads: the schedules with a loading warpgroup have three.
+__host__ __device__ constexpr int block_threads(int mode) {
+  return mode >= kProducer ? 3 * 128 : kThreads;
+}
+/// Q, K and V stages (2 + 2, 2 + 3, 3 + 3), alignment, the six mbarriers.
 constexpr size_t smem_bytes(int mode) {
   return (mode == 0 ? 5 : mode == 1 ? 6 : 7) * size_t{kTileBytes} + 1024 + 64;
 }
@@ -156,6 +162,22 @@ __device__ __forceinline__ void mbar_wait(uint64_t* b, uint32_t parity) {
       "r"(parity)
       : "memory");
 }
+/// Named barriers over the two computing warpgroups (id 0 is __syncthreads').
+__device__ __forceinline__ void bar_sync(int id) {
+  asm volatile("bar.sync %0, %1;\n" ::"r"(id), "n"(kThreads) : "memory");
+}
+__device__ __forceinline__ void bar_arrive(int id) {
+  asm volatile("bar.arrive %0, %1;\n" ::"r"(id), "n"(kThreads) : "memory");
+}
+/// Hands registers between warpgroups: the loading warpgroup gives up what the computing
+/// ones take (65,536 a multiprocessor: 128 x 40 + 256 x 232).
+constexpr int kLoaderRegs = 40, kComputeRegs = 232;
+__device__ __forceinline__ void regs_to_loader() {
+  asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;\n" ::"n"(kLoaderRegs));
+}
+__device__ __forceinline__ void regs_to_compute() {
+  asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;\n" ::"n"(kComputeRegs));
+}
 #endif
 
 // The schedules (prefill_attention_args::wgmma_schedule):
@@ -168,15 +190,24 @@ __device__ __forceinline__ void mbar_wait(uint64_t* b, uint32_t parity) {
 // kDecoupled: kOverlap without the block barrier: three stages of K and V, each with a
 //   "full" mbarrier (every thread's share of the copies landed) and an "empty" one (both
 //   warpgroups done with it), so one warpgroup's softmax can run under the other's wgmmas.
+// kProducer: kDecoupled with the loads issued by a third warpgroup (FlashAttention-3's
+//   warp specialisation): the computing warpgroups spend no issue slots on block-table
+//   reads and copy addresses, and take the loader's registers (setmaxnreg).
+// kPingPong: kProducer with the two computing warpgroups taking turns to issue their
+//   wgmmas (named barriers), so that one's softmax runs while the other's multiply.
 template <bool FP8, int MODE>
-__global__ void __launch_bounds__(kThreads, 1)
+__global__ void __launch_bounds__(block_threads(MODE), 1)
     prefill_attention_wgmma_kernel(const float* q, size_t q_stride, const void* kc, const void* vc,
                                    size_t row_bytes, const prefill_tile* tiles,
                                    const int32_t* tables, int32_t bs, int heads, int kv_heads,
-                                   float qscale, int window, dev::bf16* out, float* split_ws) {
+                                   int pack, float qscale, int window, dev::bf16* out,
+                                   float* split_ws) {
 #ifdef CONCLAVE_WGMMA
   constexpr bool OVERLAP = MODE != kSerial;
-  constexpr bool DECOUPLED = MODE == kDecoupled;
+  constexpr bool DECOUPLED = MODE >= kDecoupled;  // the stages' mbarriers
+  constexpr bool PRODUCER = MODE >= kProducer;
+  constexpr bool PINGPONG = MODE == kPingPong;
+  constexpr int kLoaders = PRODUCER ? 128 : kThreads;  // threads that issue the KV loads
   constexpr int kVStages = OVERLAP ? 3 : 2;
   constexpr int kKStages = DECOUPLED ? 3 : 2;
   extern __shared__ uint8_t smem_raw[];
@@ -191,14 +222,19 @@ __global__ void __launch_bounds__(kThreads, 1)
   // so that they read the same keys at about the same time (L2).
   const int tile_index = static_cast<int>(gridDim.y - 1 - blockIdx.y);
   const prefill_tile tile = tiles[tile_index];
+  // pack 1: block x is query head h, its rows the tile's positions. pack = the GQA group
+  // (packed GQA): block x is KV head g and row r is position r / pack of query head
+  // g * pack + r % pack, so a short chunk still fills the 128 rows and each KV tile is read
+  // once for the group.
   const int h = static_cast<int>(blockIdx.x);
-  const int g = h / (heads / kv_heads);
+  const int g = pack == 1 ? h / (heads / kv_heads) : h;
+  auto row_head = [&](int r) { return pack == 1 ? h : g * pack + r % pack; };
   const int32_t* table = tables + tile.table_offset;
   const size_t width = static_cast<size_t>(kv_heads) * kHd;
   const int tid = static_cast<int>(threadIdx.x), lane = tid & 31, warp = tid >> 5;
   const int wg = warp >> 2, wq = warp & 3;
-  const int nrows = tile.rows, p0 = tile.first_pos;
-  const int ctx = p0 + nrows;
+  const int nrows = tile.rows * pack, p0 = tile.first_pos;  // rows of the block
+  const int ctx = p0 + tile.rows;
   const int lo = window > 0 ? max(0, p0 + 1 - window) : 0;
   // Split over the context (gridDim.z > 1): this block takes KV tiles [j0, ntiles) of the
   // tile's range and leaves its unnormalized output, running max and sum in split_ws for
@@ -207,14 +243,17 @@ __global__ void __launch_bounds__(kThreads, 1)
   const int per = (last - first + static_cast<int>(gridDim.z) - 1) / static_cast<int>(gridDim.z);
   const int j0 = min(last, first + static_cast<int>(blockIdx.z) * per);
   const int ntiles = min(last, j0 + per);
-  // split_ws: [slice][tile][128 rows][head] outputs (kHd floats), then (m, l) pairs.
-  const size_t ws_rows = static_cast<size_t>(gridDim.y) * kRows;
+  // split_ws: [slice][tile][kRows / pack positions][head] outputs (kHd floats), then
+  // (m, l) pairs.
+  const int ws_tile = kRows / pack;
+  const size_t ws_rows = static_cast<size_t>(gridDim.y) * ws_tile;
   const size_t ws_o = gridDim.z * ws_rows * heads;
   auto ws_at = [&](int r) {
-    return (blockIdx.z * ws_rows + static_cast<size_t>(tile_index) * kRows + r) * heads + h;
+    return (blockIdx.z * ws_rows + static_cast<size_t>(tile_index) * ws_tile + r / pack) * heads +
+           row_head(r);
   };
   if (j0 >= ntiles) {  // an empty slice: no key of it for any row
-    for (int r = tid; r < nrows; r += kThreads) {
+    for (int r = tid; r < nrows; r += block_threads(MODE)) {
       split_ws[ws_o * kHd + 2 * ws_at(r)] = -INFINITY;
       split_ws[ws_o * kHd + 2 * ws_at(r) + 1] = 0.0f;
     }
@@ -232,10 +271,11 @@ __global__ void __launch_bounds__(kThreads, 1)
     }
     uint8_t* kd = k_s + k_stage(j) * kTileBytes;
     uint8_t* vd = v_s + v_stage(j) * kTileBytes;
-    const int c = tid & 15;
+    const int lt = PRODUCER ? tid - kThreads : tid;  // this thread among the loaders
+    const int c = lt & 15;
 #pragma unroll
-    for (int n = 0; n < kKeys * 16 / kThreads; ++n) {
-      const int key = (tid >> 4) + n * (kThreads / 16);
+    for (int n = 0; n < kKeys * 16 / kLoaders; ++n) {
+      const int key = (lt >> 4) + n * (kLoaders / 16);
       const int t = j * kKeys + key;
       const bool ok = t >= lo && t < ctx;
       const int blk = bs_shift >= 0 ? t >> bs_shift : t / bs;
@@ -265,18 +305,28 @@ __global__ void __launch_bounds__(kThreads, 1)
   };
   if constexpr (DECOUPLED) {
     if (tid == 0)
-      for (int i = 0; i < 6; ++i) mbar_init(bars + i, kThreads);
+      for (int i = 0; i < 6; ++i) mbar_init(bars + i, i < 3 ? kLoaders : kThreads);
     __syncthreads();
   }
-  load_kv(j0);
+  if constexpr (PRODUCER) {
+    if (wg == 2) {  // the loading warpgroup: every tile, as the stages free up
+      regs_to_loader();
+      for (int j = j0; j < ntiles; ++j) load_kv(j);
+      if constexpr (!FP8) dev::cp_async_wait<0>();
+      return;
+    }
+    regs_to_compute();
+  } else {
+    load_kv(j0);
+  }
 
   // Q rows of the tile, scaled into log2 units, as bf16 (rows past the tile: zeros).
   for (int i = tid; i < kRows * 16; i += kThreads) {
     const int r = i >> 4, c = i & 15;
     float4 a = make_float4(0.0f, 0.0f, 0.0f, 0.0f), b = a;
     if (r < nrows) {
-      const float* src = q + static_cast<size_t>(tile.first_row + r) * q_stride +
-                         static_cast<size_t>(h) * kHd + c * 8;
+      const float* src = q + static_cast<size_t>(tile.first_row + r / pack) * q_stride +
+                         static_cast<size_t>(row_head(r)) * kHd + c * 8;
       a = *reinterpret_cast<const float4*>(src);
       b = *reinterpret_cast<const float4*>(src + 4);
     }
@@ -292,9 +342,9 @@ __global__ void __launch_bounds__(kThreads, 1)
   // The accumulator layout: warp wq of the warpgroup holds rows 16 wq + lane / 4 and + 8;
   // element 4 n + e is column 8 n + 2 (lane % 4) + e % 2 of row a (e < 2) or b.
   const int row_a = wg * 64 + wq * 16 + (lane >> 2), row_b = row_a + 8;
-  const int pos_a = p0 + min(row_a, nrows - 1), pos_b = p0 + min(row_b, nrows - 1);
-  const int wg_first = p0 + min(wg * 64, nrows - 1);
-  const int wg_last = p0 + min(wg * 64 + 63, nrows - 1);
+  const int pos_a = p0 + min(row_a, nrows - 1) / pack, pos_b = p0 + min(row_b, nrows - 1) / pack;
+  const int wg_first = p0 + min(wg * 64, nrows - 1) / pack;
+  const int wg_last = p0 + min(wg * 64 + 63, nrows - 1) / pack;
   const uint32_t q_addr = dev::smem_addr(q_s) + wg * 64 * 128;
   // Whether a tile needs the per-element mask for this warpgroup's rows (uniform).
   auto masked = [&](int kbase) {
@@ -323,16 +373,33 @@ __global__ void __launch_bounds__(kThreads, 1)
     };
     if constexpr (DECOUPLED) {  // Q's stores, seen by every warpgroup's wgmmas
       dev::fence_proxy_async();
-      __syncthreads();
+      if constexpr (PRODUCER)
+        bar_sync(1);  // the computing warpgroups only
+      else
+        __syncthreads();
     }
+    // kPingPong's turns: a warpgroup issues its wgmmas after the other's (barrier 2 + wg,
+    // passed by the other warpgroup), the first warpgroup first. Both take the same number
+    // of turns; the second one's last pass would have no taker.
+    auto turn_wait = [&] {
+      if constexpr (PINGPONG) bar_sync(2 + wg);
+    };
+    auto turn_pass = [&](bool last) {
+      if constexpr (PINGPONG)
+        if (!(last && wg == 1)) bar_arrive(2 + (wg ^ 1));
+    };
+    if constexpr (PINGPONG)
+      if (wg == 1) bar_arrive(2);
     uint32_t pf[8][4];  // P of the previous tile
     float al_a, al_b;
     {
       arrive(j0);
       float s[64];
       dev::wgmma_fence();
+      turn_wait();
       issue_qk(s, q_addr, k_tile(j0));
-      if (j0 + 1 < ntiles) load_kv(j0 + 1);
+      turn_pass(false);
+      if (!PRODUCER && j0 + 1 < ntiles) load_kv(j0 + 1);
       dev::wgmma_wait<0>();
       dev::wgmma_fence_operands(s);
       online_softmax(s, masked(j0 * kKeys), j0 * kKeys, lane, pos_a, pos_b, window, m_a, m_b, l_a,
@@ -345,9 +412,11 @@ __global__ void __launch_bounds__(kThreads, 1)
       dev::wgmma_fence_operands(o);
       fence_pf(pf);
       dev::wgmma_fence();
+      turn_wait();
       issue_qk(s, q_addr, k_tile(j));
       issue_pv(o, pf, v_tile(j - 1));
-      if (j + 1 < ntiles) load_kv(j + 1);
+      turn_pass(false);
+      if (!PRODUCER && j + 1 < ntiles) load_kv(j + 1);
       dev::wgmma_wait<1>();  // S(j) done; P(j - 1) V(j - 1) may still run
       dev::wgmma_fence_operands(s);
       online_softmax(s, masked(j * kKeys), j * kKeys, lane, pos_a, pos_b, window, m_a, m_b, l_a,
@@ -365,7 +434,9 @@ __global__ void __launch_bounds__(kThreads, 1)
     dev::wgmma_fence_operands(o);
     fence_pf(pf);
     dev::wgmma_fence();
+    turn_wait();
     issue_pv(o, pf, v_tile(ntiles - 1));
+    turn_pass(true);
     dev::wgmma_wait<0>();
     dev::wgmma_fence_operands(o);
     fence_pf(pf);
@@ -424,16 +495,19 @@ __global__ void __launch_bounds__(kThreads, 1)
   }
   const float inv_a = 1.0f / l_a, inv_b = 1.0f / l_b;
   const size_t ostride = static_cast<size_t>(heads) * kHd;
+  auto out_row = [&](int r) {
+    return out + static_cast<size_t>(tile.first_row + r / pack) * ostride +
+           static_cast<size_t>(row_head(r)) * kHd + 2 * (lane & 3);
+  };
+  dev::bf16* out_a = out_row(row_a);
+  dev::bf16* out_b = out_row(row_b);
 #pragma unroll
   for (int nt = 0; nt < kHd / 8; ++nt) {
-    const int d = nt * 8 + 2 * (lane & 3);
     if (row_a < nrows)
-      *reinterpret_cast<uint32_t*>(out + (tile.first_row + row_a) * ostride +
-                                   static_cast<size_t>(h) * kHd + d) =
+      *reinterpret_cast<uint32_t*>(out_a + nt * 8) =
           dev::pack_bf16(o[nt * 4] * inv_a, o[nt * 4 + 1] * inv_a);
     if (row_b < nrows)
-      *reinterpret_cast<uint32_t*>(out + (tile.first_row + row_b) * ostride +
-                                   static_cast<size_t>(h) * kHd + d) =
+      *reinterpret_cast<uint32_t*>(out_b + nt * 8) =
           dev::pack_bf16(o[nt * 4 + 2] * inv_b, o[nt * 4 + 3] * inv_b);
   }
 #else
@@ -445,14 +519,16 @@ __global__ void __launch_bounds__(kThreads, 1)
 /// sum_s 2^(m_s - M) l_s over the slices that saw a key (m_s finite). One block per (head,
 /// tile), a thread per output column.
 __global__ void __launch_bounds__(kHd)
-    prefill_split_merge_kernel(const prefill_tile* tiles, int heads, int splits,
+    prefill_split_merge_kernel(const prefill_tile* tiles, int heads, int splits, int ws_tile,
                                const float* split_ws, dev::bf16* out) {
   const prefill_tile tile = tiles[blockIdx.y];
   const int h = static_cast<int>(blockIdx.x), d = static_cast<int>(threadIdx.x);
-  const size_t ws_rows = static_cast<size_t>(gridDim.y) * kRows;
+  const size_t ws_rows = static_cast<size_t>(gridDim.y) * ws_tile;
   const size_t ws_o = static_cast<size_t>(splits) * ws_rows * heads;
   for (int r = 0; r < tile.rows; ++r) {
-    auto at = [&](int z) { return (z * ws_rows + blockIdx.y * size_t{kRows} + r) * heads + h; };
+    auto at = [&](int z) {
+      return (z * ws_rows + blockIdx.y * static_cast<size_t>(ws_tile) + r) * heads + h;
+    };
     float mx = -INFINITY;
     for (int z = 0; z < splits; ++z) mx = fmaxf(mx, split_ws[ws_o * kHd + 2 * at(z)]);
     float num = 0.0f, den = 0.0f;
@@ -491,32 +567,38 @@ void prefill_attention_wgmma(const prefill_attention_args& a, stream_t s) {
         "prefill_attention: 128-row tiles need head_dim 128 and a Hopper card running sm_90a code");
   if (a.heads > 65535) throw std::invalid_argument("prefill_attention: too many heads");
   const float qscale = 1.4426950408889634f / sqrtf(static_cast<float>(kHd));
-  if (a.wgmma_schedule < kSerial || a.wgmma_schedule > kDecoupled)
-    throw std::invalid_argument("prefill_attention: wgmma_schedule must be 0, 1 or 2");
+  if (a.wgmma_schedule < kSerial || a.wgmma_schedule > kPingPong)
+    throw std::invalid_argument("prefill_attention: wgmma_schedule must be in [0, 4]");
   if (a.splits < 1 || a.splits > kMaxPrefillSplits)
     throw std::invalid_argument("prefill_attention: splits must be in [1, 64]");
   if (a.splits > 1 && a.split_workspace == nullptr)
     throw std::invalid_argument("prefill_attention: a split needs its workspace");
+  const size_t group = a.heads / a.kv_heads;
+  if (a.pack_gqa != 1 && (static_cast<size_t>(a.pack_gqa) != group || group > kRows))
+    throw std::invalid_argument(
+        "prefill_attention: pack_gqa must be 1 or the GQA group (heads / kv_heads, <= 128)");
+  const int pack = a.pack_gqa;
+  const size_t blocks_x = pack == 1 ? a.heads : a.kv_heads;
   const size_t smem = smem_bytes(a.wgmma_schedule);
   // gridDim.y holds at most 65535 tiles: more (a step of over 8M prompt tokens) go in
   // several launches, each with the workspace from its start.
   constexpr size_t kMaxTiles = 65535;
-  auto run = [&](auto kernel) {
+  auto run = [&](auto kernel, int threads) {
     CONCLAVE_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                              static_cast<int>(smem)));
     for (size_t t0 = 0; t0 < a.num_tiles; t0 += kMaxTiles) {
       const size_t n = std::min(kMaxTiles, a.num_tiles - t0);
-      const dim3 grid(static_cast<unsigned>(a.heads), static_cast<unsigned>(n),
+      const dim3 grid(static_cast<unsigned>(blocks_x), static_cast<unsigned>(n),
                       static_cast<unsigned>(a.splits));
-      kernel<<<grid, kThreads, smem, s>>>(
+      kernel<<<grid, threads, smem, s>>>(
           a.q, a.q_stride, a.k_cache, a.v_cache, a.kv_row_bytes, a.tiles + t0, a.block_tables,
-          a.block_size, static_cast<int>(a.heads), static_cast<int>(a.kv_heads), qscale, a.window,
-          static_cast<dev::bf16*>(a.out), a.split_workspace);
+          a.block_size, static_cast<int>(a.heads), static_cast<int>(a.kv_heads), pack, qscale,
+          a.window, static_cast<dev::bf16*>(a.out), a.split_workspace);
       CONCLAVE_CUDA_LAUNCH_CHECK();
       if (a.splits > 1) {
         prefill_split_merge_kernel<<<dim3(static_cast<unsigned>(a.heads), static_cast<unsigned>(n)),
                                      kHd, 0, s>>>(a.tiles + t0, static_cast<int>(a.heads), a.splits,
-                                                  a.split_workspace,
+                                                  kRows / pack, a.split_workspace,
                                                   static_cast<dev::bf16*>(a.out));
         CONCLAVE_CUDA_LAUNCH_CHECK();
       }
@@ -524,12 +606,18 @@ void prefill_attention_wgmma(const prefill_attention_args& a, stream_t s) {
   };
   auto by_schedule = [&](auto fp8) {
     constexpr bool F = decltype(fp8)::value;
-    if (a.wgmma_schedule == kSerial)
-      run(prefill_attention_wgmma_kernel<F, kSerial>);
-    else if (a.wgmma_schedule == kOverlap)
-      run(prefill_attention_wgmma_kernel<F, kOverlap>);
-    else
-      run(prefill_attention_wgmma_kernel<F, kDecoupled>);
+    switch (a.wgmma_schedule) {
+      case kSerial:
+        return run(prefill_attention_wgmma_kernel<F, kSerial>, kThreads);
+      case kOverlap:
+        return run(prefill_attention_wgmma_kernel<F, kOverlap>, kThreads);
+      case kDecoupled:
+        return run(prefill_attention_wgmma_kernel<F, kDecoupled>, kThreads);
+      case kProducer:
+        return run(prefill_attention_wgmma_kernel<F, kProducer>, block_threads(kProducer));
+      default:
+        return run(prefill_attention_wgmma_kernel<F, kPingPong>, block_threads(kPingPong));
+    }
   };
   if (a.kv_fp8)
     by_schedule(std::true_type{});
@@ -537,20 +625,24 @@ void prefill_attention_wgmma(const prefill_attention_args& a, stream_t s) {
     by_schedule(std::false_type{});
 }
 
-size_t prefill_split_workspace_floats(size_t num_tiles, size_t heads, int32_t splits) {
-  return splits > 1 ? static_cast<size_t>(splits) * num_tiles * kRows * heads * (kHd + 2) : 0;
+size_t prefill_split_workspace_floats(size_t num_tiles, size_t heads, int32_t splits,
+                                      int32_t pack) {
+  return splits > 1 ? static_cast<size_t>(splits) * num_tiles * static_cast<size_t>(kRows / pack) *
+                          heads * (kHd + 2)
+                    : 0;
 }
 
-int32_t prefill_splits(size_t num_tiles, size_t heads, int32_t max_ctx, int sms,
+int32_t prefill_splits(size_t num_tiles, size_t heads, int32_t max_ctx, int sms, int32_t pack,
                        size_t max_workspace_bytes) {
-  const size_t blocks = num_tiles * heads;
+  const size_t blocks = num_tiles * heads / static_cast<size_t>(pack);
   if (blocks == 0 || blocks >= static_cast<size_t>(sms)) return 1;
   // Two blocks' worth of slices an SM, each at least 8 KV tiles long.
   const auto want = static_cast<int32_t>((2 * static_cast<size_t>(sms) + blocks - 1) / blocks);
   const int32_t most = std::max(1, (max_ctx + kKeys - 1) / kKeys / 8);
   int32_t splits = std::max(1, std::min({want, most, kMaxPrefillSplits}));
-  while (splits > 1 && prefill_split_workspace_floats(num_tiles, heads, splits) * sizeof(float) >
-                           max_workspace_bytes)
+  while (splits > 1 &&
+         prefill_split_workspace_floats(num_tiles, heads, splits, pack) * sizeof(float) >
+             max_workspace_bytes)
     splits /= 2;
   return splits;
 }

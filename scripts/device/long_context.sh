@@ -2,9 +2,9 @@
 # Runs on the GPU machine (carry .devbundle and third_party/qwen3-tokenizer): issue #15's
 # long-context measurements around the Hopper prefill attention kernel.
 #   tests   the attention cases of cuda_tests (the wgmma tiles against the CPU twin first)
-#   ab      32K TTFT (AB_LENS) with each of the wgmma kernel's schedules (decoupled,
-#           overlapped, serial) and the mma.sync kernel (CONCLAVE_PREFILL_WGMMA=0); AB_VARS
-#           overrides the list
+#   ab      32K TTFT (AB_LENS) with the wgmma kernel's schedules (decoupled, loading
+#           warpgroup, ping-pong, overlapped); AB_VARS overrides the list (an entry:
+#           VAR=v or VAR=v,VAR2=w)
 #   ttft    `bench long`'s tables: TTFT at LENS (default 32K, 128K, 256K), decode at 1K,
 #           128K and 256K context, 8 streams next to a 128K prompt
 #   stall   the 8 streams' step under --prefill-stall-pairs (STALL_PAIRS), next to a
@@ -30,9 +30,9 @@ for w in $what; do
         export CONCLAVE_PREFILL_WGMMA_SCHEDULE=2
       fi ;;
     ab)
-      for v in ${AB_VARS:-CONCLAVE_PREFILL_WGMMA_SCHEDULE=3 CONCLAVE_PREFILL_WGMMA_SCHEDULE=2 CONCLAVE_PREFILL_WGMMA_SCHEDULE=1 CONCLAVE_PREFILL_WGMMA=0}; do
+      for v in ${AB_VARS:-CONCLAVE_PREFILL_WGMMA_SCHEDULE=3 CONCLAVE_PREFILL_WGMMA_SCHEDULE=4 CONCLAVE_PREFILL_WGMMA_SCHEDULE=5 CONCLAVE_PREFILL_WGMMA_SCHEDULE=2}; do
         echo "-- $v"
-        env "$v" timeout "${T_AB:-240}" "${bench[@]}" --prompt-lens "${AB_LENS:-32768}" \
+        env ${v//,/ } timeout "${T_AB:-240}" "${bench[@]}" --prompt-lens "${AB_LENS:-32768}" \
           --decode-contexts 1024 --streams 0 --busy-chunks 8192 --iters 2 2>&1 |
           tee "$OUT/long_ab_${v//=/_}.log" | grep -v '^\s*$' | tail -14
       done ;;

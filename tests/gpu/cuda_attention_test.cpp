@@ -224,32 +224,42 @@ void run_attention_case(const attention_case& c, elem t, std::mt19937_64& rng, b
   // Tensor-core prefill tiles (bf16; head_dim 64 or 128) for chunks of >= 16 tokens,
   // the GQA kernel for the rows left. bf16 q and probabilities: a looser tolerance.
   // On Hopper (sm_90a code loaded) head_dim 128 also runs the wgmma kernel's 128-row tiles.
-  // Each of its schedules (serial, overlapped, decoupled), and split over the context into
-  // 3 and 5 slices (a few of them empty where the context is short) with a merge.
+  // Each of its schedules (serial, overlapped, decoupled, with a loading warpgroup, and
+  // ping-pong), split over the context into 3 and 5 slices (a few of them empty where
+  // the context is short) with a merge, and with the GQA group packed into a block's rows.
   struct prefill_kernel {
     int32_t tile_rows;
     int schedule;
     int32_t splits;
+    bool pack = false;
   };
   std::vector<prefill_kernel> kernels{{cu::kPrefillTileRows, 0, 1}};
   if (cu::prefill_tile_rows(c.hd, true) != cu::kPrefillTileRows) {
-    for (int sched : {cu::kWgmmaSerial, cu::kWgmmaOverlap, cu::kWgmmaDecoupled})
+    for (int sched : {cu::kWgmmaSerial, cu::kWgmmaOverlap, cu::kWgmmaDecoupled, cu::kWgmmaProducer,
+                      cu::kWgmmaPingPong})
       kernels.push_back({cu::kPrefillWideTileRows, sched, 1});
     kernels.push_back({cu::kPrefillWideTileRows, cu::kWgmmaDecoupled, 3});
+    kernels.push_back({cu::kPrefillWideTileRows, cu::kWgmmaPingPong, 3});
     kernels.push_back({cu::kPrefillWideTileRows, cu::kWgmmaOverlap, 5});
+    kernels.push_back({cu::kPrefillWideTileRows, cu::kWgmmaDecoupled, 1, true});
+    kernels.push_back({cu::kPrefillWideTileRows, cu::kWgmmaPingPong, 1, true});
+    kernels.push_back({cu::kPrefillWideTileRows, cu::kWgmmaProducer, 3, true});
   }
-  for (const auto& [tile_rows, schedule, splits] : kernels) {
+  for (const auto& [tile_rows, schedule, splits, packed] : kernels) {
     if (t != elem::bf16 || !cu::prefill_attention_supported(c.hd)) break;
+    const int32_t pack = cu::prefill_pack_gqa(c.heads, c.kvh, tile_rows, packed);
+    if (packed && pack == 1) continue;  // no group to pack
+    const int32_t span = tile_rows / pack;
     INFO("prefill tiles of " << tile_rows << " rows, schedule " << schedule << ", " << splits
-                             << " slices");
+                             << " slices, pack " << pack);
     std::vector<int32_t> tiles, rest;
     for (size_t s = 0; s < nseq; ++s) {
       const auto r0 = static_cast<int32_t>(seqs[s].first_row);
       const int32_t n = c.num_tokens[s];
       const int32_t o = off[seqs[s].first_row];
       if (n >= 16) {
-        for (int32_t r = 0; r < n; r += tile_rows)
-          tiles.insert(tiles.end(), {r0 + r, std::min(tile_rows, n - r), c.num_cached[s] + r, o});
+        for (int32_t r = 0; r < n; r += span)
+          tiles.insert(tiles.end(), {r0 + r, std::min(span, n - r), c.num_cached[s] + r, o});
       } else {
         for (int32_t r = 0; r < n; ++r) rest.push_back(r0 + r);
       }
@@ -277,9 +287,10 @@ void run_attention_case(const attention_case& c, elem t, std::mt19937_64& rng, b
       p.tile_rows = tile_rows;
       p.wgmma_schedule = schedule;
       p.splits = splits;
+      p.pack_gqa = pack;
       device_buffer split_ws(
-          std::max<size_t>(cu::prefill_split_workspace_floats(tiles.size() / 4, c.heads, splits),
-                           1) *
+          std::max<size_t>(
+              cu::prefill_split_workspace_floats(tiles.size() / 4, c.heads, splits, pack), 1) *
           sizeof(float));
       split_ws.fill(0xff);  // NaN: a slice the merge should skip but reads shows up
       p.split_workspace = split_ws.as<float>();
@@ -387,11 +398,24 @@ TEST_CASE("prefill split plan: only chunks that leave SMs idle, slices of >= 8 K
   CHECK(cu::prefill_splits(1, 1, 1 << 20, 132) == cu::kMaxPrefillSplits);
   // A workspace cap halves the slices until it fits: 9 slices of one tile of 32 heads take
   // 9 x 128 x 32 x 130 floats (19.2 MB); 4 MB leaves 1 (2 slices would be 4.3 MB).
-  CHECK(cu::prefill_splits(1, 32, 98304, 132, size_t{10} << 20) == 4);
-  CHECK(cu::prefill_splits(1, 32, 98304, 132, size_t{4} << 20) == 1);
+  CHECK(cu::prefill_splits(1, 32, 98304, 132, 1, size_t{10} << 20) == 4);
+  CHECK(cu::prefill_splits(1, 32, 98304, 132, 1, size_t{4} << 20) == 1);
   // Workspace: per slice, tile and its 128 rows, head: the output row and (max, sum).
   CHECK(cu::prefill_split_workspace_floats(3, 32, 1) == 0);
   CHECK(cu::prefill_split_workspace_floats(3, 32, 4) == size_t{4} * 3 * 128 * 32 * 130);
+  // Packed GQA (32 heads over 4 KV heads): a tile is 4 blocks of 16 positions, so one tile
+  // at a 96K context splits into 64 slices (two blocks an SM would be 66), and the
+  // workspace counts 16 positions a tile: 64 x 16 x 32 x 130 floats = 17 MB.
+  CHECK(cu::prefill_splits(1, 32, 98304, 132, 8) == cu::kMaxPrefillSplits);
+  CHECK(cu::prefill_split_workspace_floats(1, 32, 64, 8) == size_t{64} * 16 * 32 * 130);
+  CHECK(cu::prefill_splits(1, 32, 98304, 132, 8, size_t{10} << 20) == 32);
+  // Which group packs: only the wgmma kernel's tiles, groups of 2..128, when switched on.
+  CHECK(cu::prefill_pack_gqa(32, 4, cu::kPrefillWideTileRows, true) == 8);
+  CHECK(cu::prefill_pack_gqa(96, 8, cu::kPrefillWideTileRows, true) == 12);
+  CHECK(cu::prefill_pack_gqa(32, 4, cu::kPrefillWideTileRows, false) == 1);
+  CHECK(cu::prefill_pack_gqa(32, 4, cu::kPrefillTileRows, true) == 1);
+  CHECK(cu::prefill_pack_gqa(8, 8, cu::kPrefillWideTileRows, true) == 1);
+  CHECK(cu::prefill_pack_gqa(256, 1, cu::kPrefillWideTileRows, true) == 1);
 }
 
 // The Hopper kernel's 128-row tiles over 128-key KV tiles: prompts of several tiles from
