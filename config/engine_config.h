@@ -37,7 +37,11 @@ struct backend_config {
   /// or an explicit kv_cache_bytes (kv_cache_bytes_given) says otherwise.
   double gpu_memory_utilization = 0.90;
   bool kv_cache_bytes_given = false;  ///< set when kv_cache_bytes came from the user
-  int device = 0;                     ///< cuda: device ordinal
+  /// cuda: the most tokens one step runs, for the memory plan made before loading (its
+  /// step buffers); 0: the scheduler's default max_num_batched_tokens. The engine's own
+  /// preflight plans with the scheduler's real value.
+  int32_t max_step_tokens = 0;
+  int device = 0;  ///< cuda: device ordinal
   /// cuda: "bf16" (weights, KV cache and GEMM inputs in bf16, fp32 accumulation) or "f32"
   /// (everything fp32: the exactness mode).
   std::string weight_dtype = "bf16";

@@ -125,7 +125,8 @@ size_t step_buffers::total() const {
          slot_row + xs + gu + act + dn + final_out + logits;
 }
 
-step_buffers cuda_step_buffers(const model::model_config& c, size_t rows, size_t es) {
+step_buffers cuda_step_buffers(const model::model_config& c, size_t rows, size_t es,
+                               size_t logit_rows) {
   const size_t h = static_cast<size_t>(c.hidden_size);
   const size_t qw = static_cast<size_t>(c.num_heads * c.head_dim);
   const size_t kvw = static_cast<size_t>(c.num_kv_heads * c.head_dim);
@@ -153,7 +154,7 @@ step_buffers cuda_step_buffers(const model::model_config& c, size_t rows, size_t
   b.act = mlp_rows * mlp_w * es;
   b.dn = rows * k * h * 4;
   b.final_out = rows * h * es;
-  b.logits = rows * static_cast<size_t>(c.vocab_size) * 4;
+  b.logits = std::min(rows, logit_rows) * static_cast<size_t>(c.vocab_size) * 4;
   return b;
 }
 
@@ -240,7 +241,10 @@ memory_plan plan_memory(const plan_inputs& in, bool suggest) {
   const bool graphs = in.cuda_graphs && in.ranks == 1;  // no graphs on an expert-parallel rank
   const size_t rows =
       std::max(static_cast<size_t>(in.max_num_batched_tokens), graphs ? kGraphBatch : size_t{0});
-  p.workspace_bytes = cuda_step_buffers(c, rows, es).total() + attention_split_bytes(c);
+  // Logits for one row a sequence (a decode graph's bucket: kGraphBatch).
+  const size_t logit_rows =
+      std::max(static_cast<size_t>(std::max(in.max_num_seqs, 1)), graphs ? kGraphBatch : size_t{0});
+  p.workspace_bytes = cuda_step_buffers(c, rows, es, logit_rows).total() + attention_split_bytes(c);
   if (in.ranks > 1) p.workspace_bytes += expert_exchange_bytes(c, rows, es);
   if (graphs) {
     const size_t max_blocks = ceil_div(static_cast<size_t>(c.max_position_embeddings), bs) + 1;

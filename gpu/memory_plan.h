@@ -37,8 +37,10 @@ struct step_buffers {
 
   size_t total() const;
 };
-/// `elem_bytes`: the weight dtype's (bf16 2, f32 4).
-step_buffers cuda_step_buffers(const model::model_config& c, size_t rows, size_t elem_bytes);
+/// `elem_bytes`: the weight dtype's (bf16 2, f32 4). `logits` holds logit_rows rows (each
+/// sequence's last token; every token only for all_logits callers), at most `rows`.
+step_buffers cuda_step_buffers(const model::model_config& c, size_t rows, size_t elem_bytes,
+                               size_t logit_rows = SIZE_MAX);
 
 /// Everything a plan depends on.
 struct plan_inputs {

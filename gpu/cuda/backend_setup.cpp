@@ -116,6 +116,7 @@ plan_inputs device_inputs(const model::model_config& c, const backend_options& o
   in.num_kv_blocks = opts.num_kv_blocks;
   in.kv_cache_bytes = opts.kv_cache_bytes_given ? opts.kv_cache_bytes : 0;
   in.cuda_graphs = opts.cuda_graphs;
+  if (opts.max_step_tokens > 0) in.max_num_batched_tokens = opts.max_step_tokens;
   return in;
 }
 

@@ -420,6 +420,7 @@ class cuda_backend final : public cuda_backend_api {
     d_gqa_rows_ = tiles.empty() ? nullptr : d_tiles_ + tiles.size();
     num_gqa_rows_ = gqa_rows.size();
     ensure_workspace(rows);
+    ensure_logits(std::max<size_t>(logit_rows_, bucket > 0 ? kMaxGraphBatch : 0));
     return rows;
   }
 
@@ -438,7 +439,7 @@ class cuda_backend final : public cuda_backend_api {
 
   void ensure_workspace(size_t rows) {
     if (rows <= ws_rows_) return;
-    rows = std::max(rows, ws_rows_ * 2);
+    rows = (rows + 511) / 512 * 512;  // not doubled: the plan counts max_num_batched_tokens
     // Captured graphs point into the old buffers.
     CONCLAVE_CUDA_CHECK(cudaStreamSynchronize(stream_));
     clear_graphs();
@@ -461,8 +462,16 @@ class cuda_backend final : public cuda_backend_api {
     act_.ensure(b.act);
     dn_.ensure(b.dn);
     final_.ensure(b.final_out);
-    logits_.ensure(b.logits);
     ws_rows_ = rows;
+  }
+
+  /// Logits for `n` rows (each sequence's last, or every row of an all_logits one).
+  void ensure_logits(size_t n) {
+    const size_t bytes = cuda_step_buffers(config_, n, elem_size(t_)).logits;
+    if (bytes <= logits_.bytes() && logits_.get() != nullptr) return;
+    CONCLAVE_CUDA_CHECK(cudaStreamSynchronize(stream_));
+    clear_graphs();
+    logits_.ensure(std::max<size_t>(bytes, 1));
   }
 
   void run(size_t rows) {

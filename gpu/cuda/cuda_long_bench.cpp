@@ -58,6 +58,7 @@ void run_long_bench(const long_bench_options& opts, std::FILE* out) {
     throw std::invalid_argument("bench long: --chunk and --iters must be > 0");
   config::backend_config bo = opts.backend;
   bo.kind = "cuda";
+  bo.max_step_tokens = opts.chunk + opts.streams;  // a chunk next to the streams' decodes
   const int32_t bs = bo.block_size;
   // The longest prompt or context, plus the streams' blocks next to it.
   const int32_t stream_blocks = blocks_for(opts.stream_context + 1, bs);

@@ -225,4 +225,7 @@ TEST_CASE("memory plan: step buffers mirror the CUDA backend's", "[memory_plan]"
   CHECK(b.xs == 10 * 2 * 64 * 2);
   CHECK(b.offsets == 9 * 3 * 4);
   CHECK(b.total() > b.logits);
+  // Logits only for the rows that want them (a sequence's last token), at most every row.
+  CHECK(gpu::cuda_step_buffers(c, 10, 2, 3).logits == 3 * 2048 * 4);
+  CHECK(gpu::cuda_step_buffers(c, 10, 2, 30).logits == 10 * 2048 * 4);
 }
