@@ -66,8 +66,11 @@ struct scheduler_config {
   /// prompt adds to the decoders' step (at 128K the chunk's keys dwarf its tokens), so
   /// this bounds their stall while the prompt is read, and the budget it leaves admits new
   /// prompts, at the price of more, shorter chunks. 0: prompts are chunked by
-  /// max_num_batched_tokens only.
-  int64_t prefill_stall_pairs = 0;
+  /// max_num_batched_tokens only. The default, 8M pairs (6.3 TFLOP over the 30B shape's 48
+  /// layers), held 8 streams next to a 96K prompt at 2.8x their quiet step where
+  /// 2,048-token chunks made it 18x; the prompt took about 30 s instead of 15 (H100,
+  /// 2026-12-07, docs/long-context.md).
+  int64_t prefill_stall_pairs = 8'000'000;
 
   /// The tokens of a prompt's next chunk after `computed` tokens, `remaining` left to read,
   /// under prefill_stall_pairs: the most whose pairs fit, never fewer than

@@ -33,16 +33,17 @@ struct kernel_switches {
   bool prefill_wgmma = true;
   /// CONCLAVE_PREFILL_WGMMA_SCHEDULE=1..5: the wgmma kernel's schedule, serial, overlapped,
   /// decoupled, with a loading warpgroup, or that with ping-pong
-  /// (prefill_attention_args::wgmma_schedule + 1)
+  /// (prefill_attention_args::wgmma_schedule + 1). Decoupled: 4 was 1.6 % faster with a
+  /// bf16 cache and 32 % slower with fp8, 5 slower with both (H100, 2026-12-07).
   size_t prefill_wgmma_schedule = 3;
-  /// CONCLAVE_PREFILL_SPLIT=1: the backend splits the wgmma kernel's tiles over the context
-  /// when a chunk's tiles leave most SMs idle (short chunks at long contexts). Off by
-  /// default: written after the last GPU call of its session, so its cuda_tests cases have
-  /// not run on a GPU yet (docs/PERFORMANCE.md).
-  bool prefill_split = false;
-  /// CONCLAVE_PREFILL_PACK_GQA=1: the wgmma kernel takes a KV head's query heads in one
-  /// block (prefill_attention_args::pack_gqa), tiles of 128 / group positions.
-  bool prefill_pack_gqa = false;
+  /// CONCLAVE_PREFILL_SPLIT=0: the backend no longer splits the wgmma kernel's tiles over
+  /// the context when a chunk's tiles leave most SMs idle (short chunks at long contexts).
+  bool prefill_split = true;
+  /// CONCLAVE_PREFILL_PACK_GQA=0: a wgmma block per query head again, not per KV head
+  /// with the group's query heads as its rows (prefill_attention_args::pack_gqa). Packed,
+  /// the 8 streams' step next to a 96K prompt's 16-token chunks went from 4.9x to 2.2x
+  /// their quiet step, with the split (H100, 2026-12-07); long chunks run as fast.
+  bool prefill_pack_gqa = true;
   /// Steps of at most this many tokens run the experts through one grouped launch per
   /// projection (no host round trip; CUDA graphs up to 128); larger ones sync once for the
   /// experts' row counts. CONCLAVE_GROUPED_MAX_TOKENS moves the line.

@@ -25,7 +25,7 @@ for w in $what; do
         "${SUBSET:-*wgmma*,*paged_attention*,*fp8 KV cache*,cuda graphs and fast paths*,cuda backend matches*}" 2>&1 |
         tee "$OUT/cuda_tests_attention.log" | tail -8
       # A failing case: the later sections run the schedule verified earlier (overlapped).
-      if ! grep -q "^Passed all\|^All tests passed" "$OUT/cuda_tests_attention.log"; then
+      if ! grep -q "^Passed \|^All tests passed" "$OUT/cuda_tests_attention.log"; then
         echo "!! attention tests failed: CONCLAVE_PREFILL_WGMMA_SCHEDULE=2 from here"
         export CONCLAVE_PREFILL_WGMMA_SCHEDULE=2
       fi ;;

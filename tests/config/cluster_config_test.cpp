@@ -154,11 +154,13 @@ TEST_CASE("engine config: kv_host_prefix_mib reads, defaults to off and round-tr
   CHECK(again.engine.backend.kv_host_prefix_bytes == size_t{2048} << 20);
 }
 
-TEST_CASE("engine config: prefill_stall_pairs reads, defaults to off, is checked and round-trips",
+TEST_CASE("engine config: prefill_stall_pairs reads, defaults to 8M, is checked and round-trips",
           "[config]") {
   const toml_dir d;
   CHECK(config::load_server_config(d.write("[engine]\n")).engine.scheduler.prefill_stall_pairs ==
-        0);
+        8'000'000);
+  CHECK(config::load_server_config(d.write("[engine]\nprefill_stall_pairs = 0\n"))
+            .engine.scheduler.prefill_stall_pairs == 0);  // off
   const auto c = config::load_server_config(d.write("[engine]\nprefill_stall_pairs = 1600000\n"));
   CHECK(c.engine.scheduler.prefill_stall_pairs == 1'600'000);
   const auto again = config::load_server_config(d.write(config::to_toml(c)));

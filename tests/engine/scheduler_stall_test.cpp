@@ -43,7 +43,8 @@ size_t stall_tokens_of(const std::vector<scheduled>& s, const std::shared_ptr<se
 
 TEST_CASE("stall_chunk: the longest chunk whose pairs fit, never below the floor", "[scheduler]") {
   scheduler_config c;
-  CHECK(c.prefill_stall_pairs == 0);
+  CHECK(c.prefill_stall_pairs == 8'000'000);  // the default (docs/long-context.md)
+  c.prefill_stall_pairs = 0;
   CHECK(c.stall_chunk(100000, 5000) == 5000);  // off: everything left
   c.prefill_stall_pairs = 1'000'000;
   for (size_t computed : {size_t{0}, size_t{1000}, size_t{4096}, size_t{131072}, size_t{1} << 30}) {
