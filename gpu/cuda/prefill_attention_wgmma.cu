@@ -517,7 +517,8 @@ __global__ void __launch_bounds__(block_threads(MODE), 1)
 
 /// Combines the slices of a split launch: per (row, head), O = sum_s 2^(m_s - M) O_s /
 /// sum_s 2^(m_s - M) l_s over the slices that saw a key (m_s finite). One block per (head,
-/// tile), a thread per output column.
+/// tile, row): a short chunk's few tiles still spread over the SMs (its loads are latency
+/// bound). A thread per output column.
 __global__ void __launch_bounds__(kHd)
     prefill_split_merge_kernel(const prefill_tile* tiles, int heads, int splits, int ws_tile,
                                const float* split_ws, dev::bf16* out) {
@@ -525,23 +526,25 @@ __global__ void __launch_bounds__(kHd)
   const int h = static_cast<int>(blockIdx.x), d = static_cast<int>(threadIdx.x);
   const size_t ws_rows = static_cast<size_t>(gridDim.y) * ws_tile;
   const size_t ws_o = static_cast<size_t>(splits) * ws_rows * heads;
-  for (int r = 0; r < tile.rows; ++r) {
-    auto at = [&](int z) {
-      return (z * ws_rows + blockIdx.y * static_cast<size_t>(ws_tile) + r) * heads + h;
-    };
-    float mx = -INFINITY;
-    for (int z = 0; z < splits; ++z) mx = fmaxf(mx, split_ws[ws_o * kHd + 2 * at(z)]);
-    float num = 0.0f, den = 0.0f;
-    for (int z = 0; z < splits; ++z) {
-      const float m = split_ws[ws_o * kHd + 2 * at(z)];
-      if (m == -INFINITY) continue;  // the slice saw no key of this row
-      const float w = exp2f(m - mx);
-      den += w * split_ws[ws_o * kHd + 2 * at(z) + 1];
-      num += w * split_ws[at(z) * kHd + d];
-    }
-    out[static_cast<size_t>(tile.first_row + r) * heads * kHd + static_cast<size_t>(h) * kHd + d] =
-        __float2bfloat16(num / den);
+  const int r = static_cast<int>(blockIdx.z);
+  if (r >= tile.rows) return;
+  auto at = [&](int z) {
+    return (z * ws_rows + blockIdx.y * static_cast<size_t>(ws_tile) + r) * heads + h;
+  };
+  float mx = -INFINITY;
+#pragma unroll 8
+  for (int z = 0; z < splits; ++z) mx = fmaxf(mx, split_ws[ws_o * kHd + 2 * at(z)]);
+  float num = 0.0f, den = 0.0f;
+#pragma unroll 4
+  for (int z = 0; z < splits; ++z) {
+    const float m = split_ws[ws_o * kHd + 2 * at(z)];
+    if (m == -INFINITY) continue;  // the slice saw no key of this row
+    const float w = exp2f(m - mx);
+    den += w * split_ws[ws_o * kHd + 2 * at(z) + 1];
+    num += w * split_ws[at(z) * kHd + d];
   }
+  out[static_cast<size_t>(tile.first_row + r) * heads * kHd + static_cast<size_t>(h) * kHd + d] =
+      __float2bfloat16(num / den);
 }
 
 template <bool FP8>
@@ -596,7 +599,8 @@ void prefill_attention_wgmma(const prefill_attention_args& a, stream_t s) {
           a.window, static_cast<dev::bf16*>(a.out), a.split_workspace);
       CONCLAVE_CUDA_LAUNCH_CHECK();
       if (a.splits > 1) {
-        prefill_split_merge_kernel<<<dim3(static_cast<unsigned>(a.heads), static_cast<unsigned>(n)),
+        prefill_split_merge_kernel<<<dim3(static_cast<unsigned>(a.heads), static_cast<unsigned>(n),
+                                          static_cast<unsigned>(kRows / pack)),
                                      kHd, 0, s>>>(a.tiles + t0, static_cast<int>(a.heads), a.splits,
                                                   kRows / pack, a.split_workspace,
                                                   static_cast<dev::bf16*>(a.out));
