@@ -154,7 +154,7 @@ step_buffers cuda_step_buffers(const model::model_config& c, size_t rows, size_t
   b.act = mlp_rows * mlp_w * es;
   b.dn = rows * k * h * 4;
   b.final_out = rows * h * es;
-  b.logits = std::min(rows, logit_rows) * static_cast<size_t>(c.vocab_size) * 4;
+  b.logits = logits_bytes(c, std::min(rows, logit_rows));
   return b;
 }
 

@@ -41,6 +41,10 @@ struct step_buffers {
 /// sequence's last token; every token only for all_logits callers), at most `rows`.
 step_buffers cuda_step_buffers(const model::model_config& c, size_t rows, size_t elem_bytes,
                                size_t logit_rows = SIZE_MAX);
+/// The logits of `rows` rows (fp32, the whole vocabulary each).
+inline size_t logits_bytes(const model::model_config& c, size_t rows) {
+  return rows * static_cast<size_t>(c.vocab_size) * 4;
+}
 
 /// Everything a plan depends on.
 struct plan_inputs {

@@ -52,7 +52,7 @@ kernel_switches kernel_switches::from_env() {
   k.prefill_pack_gqa = kernel_switch_on("CONCLAVE_PREFILL_PACK_GQA", k.prefill_pack_gqa);
   k.prefill_wgmma_schedule =
       kernel_size_setting("CONCLAVE_PREFILL_WGMMA_SCHEDULE", k.prefill_wgmma_schedule);
-  if (k.prefill_wgmma_schedule < 1 || k.prefill_wgmma_schedule > 5)
+  if (k.prefill_wgmma_schedule > 5)  // 0 is refused by kernel_size_setting
     throw std::runtime_error("CONCLAVE_PREFILL_WGMMA_SCHEDULE must be 1, 2, 3, 4 or 5");
   k.grouped_max_tokens = kernel_size_setting("CONCLAVE_GROUPED_MAX_TOKENS", k.grouped_max_tokens);
   k.route_permute_max_tokens =

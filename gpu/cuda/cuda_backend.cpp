@@ -467,7 +467,7 @@ class cuda_backend final : public cuda_backend_api {
 
   /// Logits for `n` rows (each sequence's last, or every row of an all_logits one).
   void ensure_logits(size_t n) {
-    const size_t bytes = cuda_step_buffers(config_, n, elem_size(t_)).logits;
+    const size_t bytes = logits_bytes(config_, n);  // checked every step: arithmetic only
     if (bytes <= logits_.bytes() && logits_.get() != nullptr) return;
     CONCLAVE_CUDA_CHECK(cudaStreamSynchronize(stream_));
     clear_graphs();
