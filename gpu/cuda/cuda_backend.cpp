@@ -39,6 +39,7 @@
 #include "gpu/cuda/swiglu.h"
 #include "gpu/host_ops.h"
 #include "gpu/memory_plan.h"
+#include "gpu/step_layout.h"
 #include "model/checkpoint.h"
 #include "model/gen_model.h"
 #include "model/model_error.h"
@@ -151,7 +152,7 @@ class cuda_backend final : public cuda_backend_api {
       CONCLAVE_CUDA_CHECK(cudaEventRecord(ev_end_, stream_));
     }
     const size_t sampled = sample_on_device(batch);
-    copy_host_sampled_logits(batch, logit_row_begin_, logits_.as<float>(),
+    copy_host_sampled_logits(batch, layout_.logit_row_begin(), logits_.as<float>(),
                              static_cast<size_t>(config_.vocab_size), out, stream_);
     CONCLAVE_CUDA_CHECK(cudaEventRecord(ev_sampled_, stream_));
     CONCLAVE_CUDA_CHECK(cudaStreamSynchronize(stream_));
@@ -184,7 +185,8 @@ class cuda_backend final : public cuda_backend_api {
     const auto vocab = static_cast<int32_t>(config_.vocab_size);
     for (size_t i = 0; i < batch.size(); ++i) {
       if (!device_sampled(batch[i])) continue;
-      append_sample_row(*batch[i].sample, static_cast<int32_t>(logit_row_begin_[i + 1] - 1), vocab,
+      append_sample_row(*batch[i].sample,
+                        static_cast<int32_t>(layout_.logit_row_begin()[i + 1] - 1), vocab,
                         sample_rows_, sample_pen_);
       sample_seq_.push_back(i);
     }
@@ -291,92 +293,32 @@ class cuda_backend final : public cuda_backend_api {
   /// graph step (bucket > 0) is padded to `bucket` rows of dummies that write and read
   /// only the scratch KV block, and uses the fixed graph_meta_ layout.
   size_t prepare(std::span<const step_sequence> batch, size_t bucket) {
-    host_meta_.clear();
-    std::vector<int32_t>& tokens = h_tokens_;
-    std::vector<int32_t>& positions = h_positions_;
-    std::vector<int32_t>& slots = h_slots_;
-    std::vector<int32_t>& ctx = h_ctx_;
-    std::vector<int32_t>& table_off = h_table_off_;
-    std::vector<int32_t>& tables = h_tables_;
-    std::vector<int32_t>& logit_rows = h_logit_rows_;
-    std::vector<int32_t>& tiles = h_tiles_;
-    std::vector<int32_t>& gqa_rows = h_gqa_rows_;
-    for (auto* v :
-         {&tokens, &positions, &slots, &ctx, &table_off, &tables, &logit_rows, &tiles, &gqa_rows})
-      v->clear();
-    logit_row_begin_.assign(1, 0);
-    const int32_t bs = kv_.block_size;
     // Prefill chunks of at least kMinTileTokens tokens go through the tensor-core kernel
-    // in tiles of 64 rows, or 128 on Hopper (fast paths, bf16 activations); the other rows
-    // through the GQA kernel.
-    const bool use_tiles = fast_ && bucket == 0 && t_ == elem::bf16 &&
-                           prefill_attention_supported(static_cast<size_t>(config_.head_dim));
-    int32_t tile_ctx = 0;  // the longest context of a tiled chunk
-    for (const step_sequence& s : batch) {
-      const int32_t off = static_cast<int32_t>(tables.size());
-      const auto first = static_cast<int32_t>(tokens.size());
-      const auto count = static_cast<int32_t>(s.tokens.size());
-      if (use_tiles && count >= kMinTileTokens) {
-        tile_ctx = std::max(tile_ctx, s.num_cached + count);
-        const int32_t span = tile_rows_ / pack_;  // positions a tile
-        for (int32_t r = 0; r < count; r += span)
-          tiles.insert(tiles.end(), {first + r, std::min(span, count - r), s.num_cached + r, off});
-      } else {
-        for (int32_t r = 0; r < count; ++r) gqa_rows.push_back(first + r);
-      }
-      const size_t used =
-          (static_cast<size_t>(s.num_cached) + s.tokens.size() + static_cast<size_t>(bs) - 1) /
-          static_cast<size_t>(bs);
-      tables.insert(tables.end(), s.block_table.begin(),
-                    s.block_table.begin() + static_cast<std::ptrdiff_t>(used));
-      for (size_t i = 0; i < s.tokens.size(); ++i) {
-        const int32_t pos = s.num_cached + static_cast<int32_t>(i);
-        tokens.push_back(s.tokens[i]);
-        positions.push_back(pos);
-        slots.push_back(s.block_table[static_cast<size_t>(pos / bs)] * bs + pos % bs);
-        ctx.push_back(pos + 1);
-        table_off.push_back(off);
-        if (s.all_logits || i + 1 == s.tokens.size())
-          logit_rows.push_back(static_cast<int32_t>(tokens.size() - 1));
-      }
-      logit_row_begin_.push_back(logit_rows.size());
-    }
-    if (bucket > 0) {
-      const int32_t scratch = kv_.num_blocks;  // the extra block allocate_kv reserved
-      const int32_t off = static_cast<int32_t>(tables.size());
-      tables.push_back(scratch);
-      while (tokens.size() < bucket) {
-        tokens.push_back(0);
-        positions.push_back(0);
-        slots.push_back(scratch * bs);
-        ctx.push_back(1);
-        table_off.push_back(off);
-        logit_rows.push_back(static_cast<int32_t>(tokens.size() - 1));
-      }
-    }
-    const size_t rows = tokens.size();
-    logit_rows_ = logit_rows.size();
-    if (tiles.empty()) gqa_rows.clear();  // every row: no index
-    // A graph fixes the attention grid: size its split for the longest context the model
-    // allows (each row picks the slices it uses from its real context, on the device).
-    max_ctx_ = bucket > 0    ? static_cast<int32_t>(config_.max_position_embeddings)
-               : ctx.empty() ? 0
-                             : *std::max_element(ctx.begin(), ctx.end());
-    // One pinned staging area, one copy: [tokens | positions | slots | ctx | table_off |
-    // logit_rows | tables | tiles | gqa_rows].
-    const size_t total =
-        5 * rows + logit_rows.size() + tables.size() + tiles.size() + gqa_rows.size();
+    // in tiles of 64 rows, or 128 on Hopper (fast paths, bf16 activations), each tile
+    // tile_rows_ / pack_ positions; the other rows through the GQA kernel.
+    step_layout_options lo;
+    lo.block_size = kv_.block_size;
+    lo.use_tiles = fast_ && bucket == 0 && t_ == elem::bf16 &&
+                   prefill_attention_supported(static_cast<size_t>(config_.head_dim));
+    lo.min_tile_tokens = kMinTileTokens;
+    lo.tile_span = tile_rows_ / pack_;
+    lo.bucket = bucket;
+    lo.scratch_block = kv_.num_blocks;  // the extra block allocate_kv reserved
+    lo.max_positions = static_cast<int32_t>(config_.max_position_embeddings);
+    layout_.build(batch, lo);
+    const size_t rows = layout_.rows();
+    logit_rows_ = layout_.logit_rows().size();
+    max_ctx_ = layout_.max_ctx();
+    // One pinned staging area, one copy.
+    const step_layout_offsets f = layout_.offsets();
+    const size_t total = f.total;
     auto* host = static_cast<int32_t*>(pinned_meta_.ensure(total * sizeof(int32_t)));
     // The previous step's copy from this staging area finished: forward() synchronised.
-    size_t at = 0;
-    for (auto* v :
-         {&tokens, &positions, &slots, &ctx, &table_off, &logit_rows, &tables, &tiles, &gqa_rows}) {
-      std::memcpy(host + at, v->data(), v->size() * sizeof(int32_t));
-      at += v->size();
-    }
+    layout_.pack(host);
     device_buffer& meta = bucket > 0 ? graph_meta_ : meta_;
     if (bucket > 0) {
       // Fixed for the backend's life: every bucket's rows and the longest tables.
+      const int32_t bs = kv_.block_size;
       const size_t max_blocks =
           static_cast<size_t>((config_.max_position_embeddings + bs - 1) / bs + 1);
       const size_t cap = 6 * kMaxGraphBatch + kMaxGraphBatch * max_blocks + 1;
@@ -407,18 +349,18 @@ class cuda_backend final : public cuda_backend_api {
                                         cudaMemcpyHostToDevice, stream_));
     int32_t* d = meta.as<int32_t>();
     use_graph_ws_ = bucket > 0;
-    d_tokens_ = d;
-    d_positions_ = d + rows;
-    d_slots_ = d + 2 * rows;
-    d_ctx_ = d + 3 * rows;
-    d_table_off_ = d + 4 * rows;
-    d_logit_rows_ = d + 5 * rows;
-    d_tables_ = d + 5 * rows + logit_rows.size();
-    d_tiles_ = d_tables_ + tables.size();
-    num_tiles_ = tiles.size() / 4;
-    plan_prefill_split(tile_ctx);
-    d_gqa_rows_ = tiles.empty() ? nullptr : d_tiles_ + tiles.size();
-    num_gqa_rows_ = gqa_rows.size();
+    d_tokens_ = d + f.tokens;
+    d_positions_ = d + f.positions;
+    d_slots_ = d + f.slots;
+    d_ctx_ = d + f.ctx;
+    d_table_off_ = d + f.table_off;
+    d_logit_rows_ = d + f.logit_rows;
+    d_tables_ = d + f.tables;
+    d_tiles_ = d + f.tiles;
+    num_tiles_ = layout_.num_tiles();
+    plan_prefill_split(layout_.tile_ctx());
+    d_gqa_rows_ = num_tiles_ == 0 ? nullptr : d + f.gqa_rows;
+    num_gqa_rows_ = layout_.num_gqa_rows();
     ensure_workspace(rows);
     ensure_logits(std::max<size_t>(logit_rows_, bucket > 0 ? kMaxGraphBatch : 0));
     return rows;
@@ -744,8 +686,7 @@ class cuda_backend final : public cuda_backend_api {
   const char* moe_expert_path_ = "";
 
   // Step metadata (host vectors reused across steps; device pointers into meta_).
-  std::vector<int32_t> host_meta_, h_tokens_, h_positions_, h_slots_, h_ctx_, h_table_off_,
-      h_tables_, h_logit_rows_, h_tiles_, h_gqa_rows_;
+  step_layout layout_;  ///< this step's host metadata (uploaded by prepare)
   static constexpr int32_t kMinTileTokens = 16;
   const int32_t *d_tiles_ = nullptr, *d_gqa_rows_ = nullptr;
   size_t num_tiles_ = 0, num_gqa_rows_ = 0;
@@ -755,7 +696,6 @@ class cuda_backend final : public cuda_backend_api {
                 *d_ctx_ = nullptr, *d_table_off_ = nullptr, *d_logit_rows_ = nullptr,
                 *d_tables_ = nullptr;
   size_t logit_rows_ = 0;
-  std::vector<size_t> logit_row_begin_;  ///< per sequence, its rows of logits_ (device)
   int32_t max_ctx_ = 0;
   device_buffer attn_ws_;
   device_buffer prefill_ws_;  ///< the split prefill attention's partial results
