@@ -2,7 +2,9 @@
 // measured ceilings and a model's sizes for the bytes and FLOPs floors. Plain C++ header.
 #pragma once
 
+#include <cstdint>
 #include <cstdio>
+#include <string>
 
 #include "model/model_config.h"
 
@@ -29,5 +31,25 @@ struct model_sizes {
 };
 
 model_sizes sizes_of(const model::model_config& c);
+
+/// CONCLAVE_BENCH_PROFILE="decode+g:1,prefill:512,busy:16" names steps to profile: one
+/// step of each named measurement (label:batch for decode, prefill:length, busy:chunk for
+/// `bench long`'s streams next to a chunk at the end of the long prompt) runs between
+/// cudaProfilerStart and cudaProfilerStop, for `ncu --profile-from-start off` or
+/// `nsys --capture-range=cudaProfilerApi`.
+bool profile_wanted(const std::string& label, int32_t n);
+
+/// Synchronises the device and starts (stops) the profiler's capture.
+void profile_begin();
+void profile_end();
+
+/// Runs `step` once inside the profiler's capture when `on`.
+template <class F>
+void maybe_profiled(bool on, F&& step) {
+  if (!on) return;
+  profile_begin();
+  step();
+  profile_end();
+}
 
 }  // namespace conclave::gpu

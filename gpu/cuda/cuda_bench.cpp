@@ -101,11 +101,6 @@ model_sizes sizes_of(const model::model_config& c) {
   return s;
 }
 
-namespace {
-
-/// CONCLAVE_BENCH_PROFILE="decode+g:1,prefill:512" puts one step of each named
-/// measurement (label:batch for decode, prefill:length) between cudaProfilerStart and
-/// cudaProfilerStop, for `ncu --profile-from-start off` or `nsys --capture-range=cudaProfilerApi`.
 bool profile_wanted(const std::string& label, int32_t n) {
   const char* env = std::getenv("CONCLAVE_BENCH_PROFILE");
   if (env == nullptr) return false;
@@ -117,18 +112,15 @@ bool profile_wanted(const std::string& label, int32_t n) {
   return false;
 }
 
-/// One step between cudaProfilerStart and cudaProfilerStop (when `on`).
-template <class F>
-void maybe_profiled(bool on, F&& step) {
-  if (!on) return;
+void profile_begin() {
   CONCLAVE_CUDA_CHECK(cudaDeviceSynchronize());
   CONCLAVE_CUDA_CHECK(cudaProfilerStart());
-  step();
+}
+
+void profile_end() {
   CONCLAVE_CUDA_CHECK(cudaDeviceSynchronize());
   CONCLAVE_CUDA_CHECK(cudaProfilerStop());
 }
-
-}  // namespace
 
 std::vector<device_bench_row> run_device_bench(const device_bench_options& opts, std::FILE* out) {
   const auto& c = opts.model;

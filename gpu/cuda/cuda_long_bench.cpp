@@ -205,6 +205,15 @@ void run_long_bench(const long_bench_options& opts, std::FILE* out) {
                  opts.streams, opts.stream_context, quiet_ms, opts.busy_prompt, "chunk",
                  "at 1/4 ms", "at 1/2 ms", "at 3/4 ms", "at end ms", "mean ms", "x quiet");
     std::fflush(out);
+    // The last busy step's parts, averaged over its repetitions: device time, attention's
+    // share of it, and the wall time (host work included), ms.
+    struct step_parts {
+      double device = 0, attention = 0, wall = 0;
+    } last_parts;
+    const auto print_end_parts = [&] {
+      std::fprintf(out, "%7s at the end: device %.2f ms (attention %.2f ms), wall %.2f ms\n", "",
+                   last_parts.device, last_parts.attention, last_parts.wall);
+    };
     // The quiet streams' step with `chunk` tokens of the long prompt after `p` in it, ms.
     const auto busy_ms = [&](int32_t p, int32_t chunk) {
       std::vector<int32_t> prompt(static_cast<size_t>(chunk));
@@ -217,10 +226,18 @@ void run_long_bench(const long_bench_options& opts, std::FILE* out) {
       be->forward(busy, so);  // warm-up (workspaces)
       double ms = 0;
       const int reps = 3;
+      last_parts = {};
       for (int i = 0; i < reps; ++i) {
         be->forward(busy, so);
-        ms += be->last_timing().total_ms;
+        const auto& tm = be->last_timing();
+        ms += tm.total_ms;
+        last_parts.device += tm.forward_ms / reps;
+        last_parts.attention += tm.attention_ms / reps;
+        last_parts.wall += tm.total_ms / reps;
       }
+      // The chunk at the end of the prompt, once more for the profiler when asked.
+      if (p + chunk >= opts.busy_prompt)
+        maybe_profiled(profile_wanted("busy", chunk), [&] { be->forward(busy, so); });
       return ms / reps;
     };
     const auto end_of = [&](int q) {
@@ -232,6 +249,7 @@ void run_long_bench(const long_bench_options& opts, std::FILE* out) {
       const double mean = (at[0] + at[1] + at[2] + at[3]) / 4;
       std::fprintf(out, "%7d %10.2f %10.2f %10.2f %10.2f %10.2f %8.2f\n", chunk, at[0], at[1],
                    at[2], at[3], mean, mean / quiet_ms);
+      print_end_parts();
       std::fflush(out);
     }
     if (opts.busy_pairs.empty()) return;
@@ -264,6 +282,7 @@ void run_long_bench(const long_bench_options& opts, std::FILE* out) {
       std::fprintf(out, "%14lld %28s %10.2f %8.2f %8zu %12.1f\n", static_cast<long long>(pairs),
                    sizes_s, mean, mean / quiet_ms, chunks,
                    static_cast<double>(chunks) * mean / 1000);
+      print_end_parts();
       std::fflush(out);
     }
   }

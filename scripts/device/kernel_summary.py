@@ -22,7 +22,7 @@ for row in csv.DictReader(lines[start:]):
     if metric not in ("gpu__time_duration.sum", "dram__throughput.avg.pct_of_peak_sustained_elapsed"):
         continue
     name = row["Kernel Name"]
-    if any(t in name for t in ("gemv", "nvjet", "mma_kernel", "combine")) or "gemm" in name.lower():
+    if any(t in name for t in ("gemv", "nvjet", "mma_kernel", "combine", "attention", "merge")) or "gemm" in name.lower():
         name = re.sub(r"\(.*", "", name) + " grid " + row.get("Grid Size", "?")
     v = float(row["Metric Value"].replace(",", ""))
     if row["ID"] != last_id:  # a kernel's first metric row: a new step starts at its embedding

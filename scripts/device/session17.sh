@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Runs on the GPU machine (carry .devbundle and third_party/qwen3-tokenizer), one call
+# (2026-12-07): the whole cuda_tests with packed GQA and the split on by default; the
+# busy step (8 streams + a short chunk at the end of a long prompt) split into device,
+# attention and host time, then its kernels under ncu; then (an H200, time left) the 256K
+# bf16 TTFT. Sections stop being started once BUDGET seconds (default 560) have gone.
+set -uo pipefail
+. "$(dirname "$0")/bundle_env.sh"
+t0=$SECONDS
+left() { echo $(( ${BUDGET:-560} - (SECONDS - t0) )); }
+gpu=$(nvidia-smi --query-gpu=name --format=csv,noheader | head -1)
+echo "gpu: $gpu"
+busy=98304
+if [ "${SKIP_TESTS:-0}" != 1 ]; then
+  echo "== cuda_tests ($(date -u +%T))"
+  timeout ${T_TESTS:-280} /tmp/cb/bin/cuda_tests -r compact 2>&1 | tee "$OUT/cuda_tests_full.log" |
+    grep -v "warning:" | tail -6
+  echo "cuda_tests took $((SECONDS - t0)) s"
+fi
+if [ "$(left)" -gt 100 ]; then
+  echo "== busy step parts, $busy-token prompt ($(date -u +%T))"
+  timeout 120 /tmp/cb/bin/conclave bench long --backend cuda --prompt-lens 1024 \
+    --decode-contexts 1024 --busy-prompt $busy --busy-chunks 16,64,512 2>&1 |
+    tee "$OUT/bench_busy_parts.log" | sed -n '/^8 streams/,$p'
+fi
+NCU=$(command -v ncu || ls /usr/local/cuda/bin/ncu 2>/dev/null | head -1)
+if [ "$(left)" -gt 100 ] && [ -n "$NCU" ]; then
+  echo "== ncu of the busy step, chunk 16 ($(date -u +%T))"
+  CONCLAVE_BENCH_PROFILE=busy:16 timeout 150 "$NCU" --profile-from-start off \
+    --clock-control none --cache-control none --metrics gpu__time_duration.sum --csv \
+    --log-file /tmp/ncu_busy.csv /tmp/cb/bin/conclave bench long --backend cuda \
+    --prompt-lens 1024 --decode-contexts 1024 --busy-prompt $busy --busy-chunks 16 \
+    >"$OUT/bench_busy_ncu.log" 2>&1
+  python3 scripts/device/kernel_summary.py /tmp/ncu_busy.csv busy16 | tee "$OUT/profile_busy16.txt" | head -40
+  xz -c /tmp/ncu_busy.csv >"$OUT/ncu_busy.csv.xz"
+fi
+case $gpu in *H200*)
+  if [ "$(left)" -gt 150 ]; then
+    echo "== 256K TTFT, bf16 KV ($(date -u +%T))"
+    timeout $(( $(left) + 30 )) /tmp/cb/bin/conclave bench long --backend cuda \
+      --prompt-lens 262144 --decode-contexts 1024,262144 --streams 0 --kv-cache-mib 30720 2>&1 |
+      tee "$OUT/bench_long_256k.log" | grep -v '^\s*$' | tail -12
+  fi ;;
+esac
+echo "done after $((SECONDS - t0)) s"
