@@ -138,7 +138,9 @@ __global__ void __launch_bounds__(kGqaWarps * 32)
   const int group = heads / kv_heads;
   const int gchunks = (group + hpb_min - 1) / hpb_min;  // head chunks per KV head in the grid
   const int g = static_cast<int>(blockIdx.y) / gchunks, yc = static_cast<int>(blockIdx.y) % gchunks;
-  const size_t row = row_index != nullptr ? static_cast<size_t>(row_index[blockIdx.x]) : blockIdx.x;
+  // prow: the launch's row (its slice states and counter), row: the query row.
+  const size_t prow = blockIdx.x;
+  const size_t row = row_index != nullptr ? static_cast<size_t>(row_index[prow]) : prow;
   // The row's keys: [lo, ctx_end), ctx_all of them (the window's in a windowed layer).
   const int ctx_end = ctx_len[row];
   const int lo = window > 0 ? max(0, ctx_end - window) : 0;
@@ -311,7 +313,7 @@ __global__ void __launch_bounds__(kGqaWarps * 32)
     const size_t head = static_cast<size_t>(h0 + h);
     if (n > 1) {
       float* pp =
-          partial + ((row * heads + head) * gchunks * splits + slice) * dev::partial_stride(hd);
+          partial + ((prow * heads + head) * gchunks * splits + slice) * dev::partial_stride(hd);
       pp[d] = a;
       if (d == 0) {
         pp[hd] = mx;
@@ -322,9 +324,9 @@ __global__ void __launch_bounds__(kGqaWarps * 32)
     }
   }
   if (n == 1) return;
-  if (!dev::last_to_arrive(counters + row * gridDim.y + g * gchunks + chunk, n)) return;
-  dev::combine_slices<TO, kMaxGroup>(partial, row, heads, h0, nh, hd, gchunks * splits, n, q_s,
-                                     out);
+  if (!dev::last_to_arrive(counters + prow * gridDim.y + g * gchunks + chunk, n)) return;
+  dev::combine_slices<TO, kMaxGroup>(partial, prow, row, heads, h0, nh, hd, gchunks * splits, n,
+                                     q_s, out);
 }
 
 constexpr int kMaxSplits = 256;
@@ -382,9 +384,9 @@ size_t split_target() {
 // in the kernel's shared memory. The rows' own contexts decide on the device how the
 // pool is used.
 int splits_for(const attention_args& a) {
-  if (!gqa_ok(a) || a.kv_heads == 0 || a.max_ctx <= kMinSlice || a.row_index != nullptr) return 1;
+  if (!gqa_ok(a) || a.kv_heads == 0 || a.max_ctx <= kMinSlice || gqa_rows(a) == 0) return 1;
   const size_t chunks = head_chunks(a);
-  const size_t blocks = a.rows * a.kv_heads * chunks;
+  const size_t blocks = gqa_rows(a) * a.kv_heads * chunks;
   const size_t target = split_target();
   if (blocks >= target) return 1;
   size_t s = (target + blocks - 1) / blocks;
@@ -410,9 +412,9 @@ constexpr size_t kMmaBlocksPerSm = 2;
 // type is known fits.
 int mma_splits_for(const attention_args& a) {
   if (!decode_mma_shape_ok(a.heads, a.kv_heads, a.head_dim) || a.max_ctx <= kMinSlice ||
-      a.row_index != nullptr)
+      gqa_rows(a) == 0)
     return 1;
-  const size_t blocks = a.rows * a.kv_heads;
+  const size_t blocks = gqa_rows(a) * a.kv_heads;
   const size_t target = kMmaBlocksPerSm * static_cast<size_t>(current_sm_count());
   if (blocks >= target) return 1;
   // Rounded down: rounding up put a second, nearly full wave behind the first (64 rows x 4
@@ -438,11 +440,11 @@ size_t attention_workspace_floats(const attention_args& a) {
   // Enough for either kernel: the GQA kernel's plan, and the tensor-core kernel's where
   // the shape allows it.
   const int splits = splits_for(a), mma = mma_splits_for(a);
-  const size_t gqa = splits > 1 ? counter_floats() + a.rows * a.heads * head_chunks(a) *
+  const size_t gqa = splits > 1 ? counter_floats() + gqa_rows(a) * a.heads * head_chunks(a) *
                                                          static_cast<size_t>(splits) *
                                                          dev::partial_stride(a.head_dim)
                                 : 0;
-  const size_t tc = mma > 1 ? counter_floats() + a.rows * a.heads * static_cast<size_t>(mma) *
+  const size_t tc = mma > 1 ? counter_floats() + gqa_rows(a) * a.heads * static_cast<size_t>(mma) *
                                                      dev::partial_stride(a.head_dim)
                             : 0;
   return std::max(gqa, tc);

@@ -45,8 +45,10 @@ struct attention_args {
   /// shared memory, every query head of a KV head in one block). false: the GQA kernel
   /// there too (tests of both, A/B benchmarks: CONCLAVE_DECODE_MMA=0).
   bool decode_mma = true;
-  /// With `tiled`: the GQA kernel runs only the index_rows rows listed here (the others
-  /// are prefill tiles, prefill_attention); no split then. Null: every row.
+  /// With `tiled`: the decode kernels run only the index_rows rows listed here (the others
+  /// are prefill tiles, prefill_attention), split over the sequence as any launch of
+  /// index_rows rows would be (a decode stream's long context next to a prompt chunk).
+  /// Null: every row.
   const int32_t* row_index = nullptr;
   size_t index_rows = 0;
   /// Sliding window W of this layer (0: full causal): a row of ctx_len c reads only the
@@ -56,8 +58,8 @@ struct attention_args {
   int32_t window = 0;
 };
 
-/// Scratch the split path needs for `a` (0 when it does not split); zero-fill it once
-/// when allocating it.
+/// Scratch the split path needs for `a` (0 when it does not split), row_index and
+/// index_rows set as they will be at the launch; zero-fill it once when allocating it.
 size_t attention_workspace_floats(const attention_args& a);
 
 /// head_dim must be even and at most 256.

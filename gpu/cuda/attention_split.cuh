@@ -14,18 +14,19 @@ __host__ __device__ constexpr size_t partial_stride(size_t hd) {
 
 // The last slice of (row, head chunk) to finish merges the n slice states of its nh
 // heads: out = sum_z acc_z e^(m_z - M) / sum_z l_z e^(m_z - M), M = max_z m_z, summed in
-// slice order. `smem` (the kernel's, free by now) holds the weights e^(m_z - M),
-// [MAXG][splits], then 1 / sum per head. The states are read through L2 (__ldcg):
-// other blocks wrote them.
+// slice order. The states are those of the launch's row `prow` (the grid's row: a launch
+// over listed rows keeps its states by list position), the output that of query row `row`. `smem`
+// (the kernel's, free by now) holds the weights e^(m_z - M), [MAXG][splits], then 1 / sum per head.
+// The states are read through L2 (__ldcg): other blocks wrote them.
 template <class T, int MAXG>
-__device__ void combine_slices(const float* partial, size_t row, int heads, int h0, int nh, int hd,
-                               int splits, int n, float* smem, T* out) {
+__device__ void combine_slices(const float* partial, size_t prow, size_t row, int heads, int h0,
+                               int nh, int hd, int splits, int n, float* smem, T* out) {
   const size_t rec = partial_stride(static_cast<size_t>(hd));
   float* w_s = smem;
   float* inv_s = smem + MAXG * splits;
   const int lane = static_cast<int>(threadIdx.x) & 31, warp = static_cast<int>(threadIdx.x) >> 5;
   for (int h = warp; h < nh; h += static_cast<int>(blockDim.x) >> 5) {
-    const float* ph = partial + (row * heads + static_cast<size_t>(h0 + h)) * splits * rec;
+    const float* ph = partial + (prow * heads + static_cast<size_t>(h0 + h)) * splits * rec;
     // Slice `lane` (n <= 32 for most rows) in registers: one pass over the states.
     const float m0 = lane < n ? __ldcg(ph + lane * rec + hd) : -INFINITY;
     const float l0 = lane < n ? __ldcg(ph + lane * rec + hd + 1) : 0.0f;
@@ -51,7 +52,7 @@ __device__ void combine_slices(const float* partial, size_t row, int heads, int 
   const int cols = hd / 4;  // float4 columns of a head
   for (int i = static_cast<int>(threadIdx.x); i < nh * cols; i += blockDim.x) {
     const int h = i / cols, d = (i % cols) * 4;
-    const float* ph = partial + (row * heads + static_cast<size_t>(h0 + h)) * splits * rec + d;
+    const float* ph = partial + (prow * heads + static_cast<size_t>(h0 + h)) * splits * rec + d;
     const float* w = w_s + h * splits;
     float4 a = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
 #pragma unroll 8

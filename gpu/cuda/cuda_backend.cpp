@@ -459,6 +459,10 @@ class cuda_backend final : public cuda_backend_api {
       a.tiled = fast_;
       a.decode_mma = ks_.decode_mma;
       a.window = c.layer_window(static_cast<int64_t>(l));
+      if (num_tiles_ > 0) {  // the decode kernels take the rows the prefill tiles do not
+        a.row_index = d_gqa_rows_;
+        a.index_rows = num_gqa_rows_;
+      }
       if (use_graph_ws_) {
         a.workspace = graph_attn_ws_.as<float>();
       } else {
@@ -493,8 +497,6 @@ class cuda_backend final : public cuda_backend_api {
         p.split_workspace = prefill_splits_ > 1 ? prefill_ws_.as<float>() : nullptr;
         p.pack_gqa = pack_;
         prefill_attention(p, stream_);
-        a.row_index = d_gqa_rows_;
-        a.index_rows = num_gqa_rows_;
       }
       paged_attention(a, stream_);
       attn_timer_.after(l, stream_);

@@ -92,7 +92,9 @@ __global__ void __launch_bounds__(kWarps * 32)
   dev::pdl_trigger();
   const int g = static_cast<int>(blockIdx.y);
   const int group = heads / kv_heads;
-  const size_t row = row_index != nullptr ? static_cast<size_t>(row_index[blockIdx.x]) : blockIdx.x;
+  // prow: the launch's row (its slice states and counter), row: the query row.
+  const size_t prow = blockIdx.x;
+  const size_t row = row_index != nullptr ? static_cast<size_t>(row_index[prow]) : prow;
   const int ctx_end = ctx_len[row];
   const int lo = window > 0 ? max(0, ctx_end - window) : 0;
   const int ctx_all = ctx_end - lo;
@@ -329,7 +331,7 @@ __global__ void __launch_bounds__(kWarps * 32)
     }
     const size_t head = static_cast<size_t>(h0 + h);
     if (n > 1) {
-      float* pp = partial + ((row * heads + head) * splits + slice) * dev::partial_stride(HD);
+      float* pp = partial + ((prow * heads + head) * splits + slice) * dev::partial_stride(HD);
       pp[d] = a;
       if (d == 0) {
         pp[HD] = mx * kLn2;
@@ -340,8 +342,9 @@ __global__ void __launch_bounds__(kWarps * 32)
     }
   }
   if (n == 1) return;
-  if (!dev::last_to_arrive(counters + row * kv_heads + g, n)) return;
-  dev::combine_slices<bf16, kMaxHeads>(partial, row, heads, h0, group, HD, splits, n, acc_s, out);
+  if (!dev::last_to_arrive(counters + prow * kv_heads + g, n)) return;
+  dev::combine_slices<bf16, kMaxHeads>(partial, prow, row, heads, h0, group, HD, splits, n, acc_s,
+                                       out);
 }
 
 template <int HD, bool FP8>
