@@ -33,8 +33,9 @@ struct model_sizes {
 model_sizes sizes_of(const model::model_config& c);
 
 /// CONCLAVE_BENCH_PROFILE="decode+g:1,prefill:512,busy:16" names steps to profile: one
-/// step of each named measurement (label:batch for decode, prefill:length, busy:chunk for
-/// `bench long`'s streams next to a chunk at the end of the long prompt) runs between
+/// step of each named measurement (label:batch for decode, prefill:length; in `bench long`,
+/// busy:chunk for the streams next to a chunk at the end of the long prompt and
+/// decode_ctx:context for the one-sequence decode step) runs between
 /// cudaProfilerStart and cudaProfilerStop, for `ncu --profile-from-start off` or
 /// `nsys --capture-range=cudaProfilerApi`.
 bool profile_wanted(const std::string& label, int32_t n);

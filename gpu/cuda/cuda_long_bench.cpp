@@ -171,6 +171,7 @@ void run_long_bench(const long_bench_options& opts, std::FILE* out) {
         std::span<const int32_t>(long_table).first(static_cast<size_t>(blocks_for(ctx, bs))), false,
         &ds};
     const double ms = time_decode({&s, 1}, toks);
+    maybe_profiled(profile_wanted("decode_ctx", ctx), [&] { be->forward({&s, 1}, so); });
     if (first_ms == 0) first_ms = ms;
     std::fprintf(out, "%9d %10.3f %8.2f\n", ctx, ms, ms / first_ms);
     std::fflush(out);

@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Runs on the GPU machine after session17.sh (carry .devbundle): the H200 figures of
+# issue 15's goals. SECTIONS (default "ttft stall"): ttft = one 256K prompt with a bf16
+# cache, decode at 1K and 256K; stall = 8 streams next to a 128K prompt, chunks of 2,048
+# and the scheduler's under --prefill-stall-pairs; concurrent = two 256K prompts through
+# the engine with KV offload; profdecode = the kernels of one decode step at 128K context
+# with an fp8 cache, under ncu.
+set -uo pipefail
+. "$(dirname "$0")/bundle_env.sh"
+t0=$SECONDS
+nvidia-smi --query-gpu=name,memory.total --format=csv,noheader
+for w in ${SECTIONS:-ttft stall}; do
+  echo "== $w ($(date -u +%T), $((SECONDS - t0)) s)"
+  case $w in
+    ttft)
+      timeout ${T_TTFT:-300} /tmp/cb/bin/conclave bench long --backend cuda --prompt-lens 262144 \
+        --decode-contexts 1024,131072,262144 --streams 0 --kv-cache-mib 30720 2>&1 |
+        tee "$OUT/bench_long_256k.log" | grep -v '^\s*$' | tail -12 ;;
+    stall)
+      timeout ${T_STALL:-240} /tmp/cb/bin/conclave bench long --backend cuda --prompt-lens 1024 \
+        --decode-contexts 1024 --busy-prompt 131072 --busy-chunks 2048,16 \
+        --busy-pairs 1600000,8000000 2>&1 | tee "$OUT/bench_stall_128k.log" |
+        sed -n '/^8 streams/,$p' ;;
+    concurrent)
+      timeout ${T_CONC:-560} /tmp/cb/bin/conclave bench long --backend cuda --only-concurrent \
+        --concurrent 2 --kv-cache-mib "${KV_MIB:-30720}" --kv-offload-mib "${OFFLOAD_MIB:-40960}" \
+        2>&1 | tee "$OUT/bench_concurrent.log" | grep -v '^\s*$' | tail -20 ;;
+    profdecode)
+      NCU=$(command -v ncu || ls /usr/local/cuda/bin/ncu 2>/dev/null | head -1)
+      CONCLAVE_BENCH_PROFILE=decode_ctx:131072 timeout ${T_PROF:-200} "$NCU" --profile-from-start off \
+        --clock-control none --cache-control none \
+        --metrics gpu__time_duration.sum,dram__throughput.avg.pct_of_peak_sustained_elapsed --csv \
+        --log-file /tmp/ncu_dec.csv /tmp/cb/bin/conclave bench long --backend cuda --prompt-lens 1024 \
+        --decode-contexts 1024,131072 --streams 0 --kv-cache-dtype fp8 --kv-cache-mib 16384 \
+        >"$OUT/bench_profdecode.log" 2>&1
+      python3 scripts/device/kernel_summary.py /tmp/ncu_dec.csv decode128k_fp8 |
+        tee "$OUT/profile_decode128k_fp8.txt" | head -20 ;;
+  esac
+done
+echo "done after $((SECONDS - t0)) s"
