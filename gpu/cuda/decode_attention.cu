@@ -4,6 +4,7 @@
 #include "gpu/cuda/check.h"
 #include "gpu/cuda/decode_attention.h"
 #include "gpu/cuda/elem_io.cuh"
+#include "gpu/cuda/kernel_switch.h"
 #include "gpu/cuda/kv_elem.cuh"
 #include "gpu/cuda/mma.cuh"
 #include "gpu/cuda/pdl.cuh"
@@ -40,8 +41,9 @@ struct layout {
 };
 
 // 16 e4m3 bytes (4 words) -> 16 bf16 (8 words), exactly: e4m3 -> f16 is exact, so is
-// f16 -> f32 -> bf16 (3 mantissa bits, exponents well inside bf16's).
-__device__ __forceinline__ void fp8x16_to_bf16(const uint4& in, uint4& lo, uint4& hi) {
+// f16 -> f32 -> bf16 (3 mantissa bits, exponents well inside bf16's). Four conversion
+// instructions per pair of values, on the SM's narrow conversion pipe.
+__device__ __forceinline__ void fp8x16_to_bf16_cvt(const uint4& in, uint4& lo, uint4& hi) {
   const uint32_t w[4] = {in.x, in.y, in.z, in.w};
   uint32_t o[8];
 #pragma unroll
@@ -56,6 +58,72 @@ __device__ __forceinline__ void fp8x16_to_bf16(const uint4& in, uint4& lo, uint4
   }
   lo = make_uint4(o[0], o[1], o[2], o[3]);
   hi = make_uint4(o[4], o[5], o[6], o[7]);
+}
+
+// e4m3 byte k of w as the fp32 of the same value, without a conversion instruction: the
+// byte's sign goes to bit 31 and its 4 exponent and 3 mantissa bits to bits 26..20, which
+// read as an fp32 of 2^-120 times the e4m3 value (exponent bias 127 instead of 7; e4m3
+// subnormals become fp32 subnormals of the same ratio). Multiplying by 2^120 (mul.rn
+// without .ftz: the subnormals are kept) gives the value exactly; it has at most 3
+// mantissa bits, so its upper 16 bits are its bf16. (Codes 0x7f / 0xff, e4m3's NaN, read
+// as 480: the cache never holds them, kv_cache_write_fp8 saturates at 448.)
+template <int K>
+__device__ __forceinline__ uint32_t e4m3_byte_as_f32_bits(uint32_t w) {
+  const auto top = static_cast<int32_t>(__byte_perm(w, 0u, 0x0444u | (K << 12)));  // byte K << 24
+  const uint32_t bits = static_cast<uint32_t>(top >> 4) & 0x87f00000u;
+  float v;
+  asm("mul.rn.f32 %0, %1, 0f7B800000;" : "=f"(v) : "f"(__uint_as_float(bits)));  // x 2^120
+  return __float_as_uint(v);
+}
+
+// The same widening as fp8x16_to_bf16_cvt, bit for bit, on the integer and fp32 pipes:
+// per value a byte move, a shift, a mask and a multiply; per pair one byte move packs
+// the two upper halves (CONCLAVE_DECODE_FP8_FAST_CVT, on by default).
+__device__ __forceinline__ uint32_t e4m3x2_to_bf16x2(uint32_t w, bool high) {
+  const uint32_t a = high ? e4m3_byte_as_f32_bits<2>(w) : e4m3_byte_as_f32_bits<0>(w);
+  const uint32_t b = high ? e4m3_byte_as_f32_bits<3>(w) : e4m3_byte_as_f32_bits<1>(w);
+  return __byte_perm(a, b, 0x7632u);  // a's upper half low, b's high
+}
+
+__device__ __forceinline__ void fp8x16_to_bf16_int(const uint4& in, uint4& lo, uint4& hi) {
+  lo = make_uint4(e4m3x2_to_bf16x2(in.x, false), e4m3x2_to_bf16x2(in.x, true),
+                  e4m3x2_to_bf16x2(in.y, false), e4m3x2_to_bf16x2(in.y, true));
+  hi = make_uint4(e4m3x2_to_bf16x2(in.z, false), e4m3x2_to_bf16x2(in.z, true),
+                  e4m3x2_to_bf16x2(in.w, false), e4m3x2_to_bf16x2(in.w, true));
+}
+
+template <bool FAST>
+__device__ __forceinline__ void fp8x16_to_bf16(const uint4& in, uint4& lo, uint4& hi) {
+  if constexpr (FAST) {
+    fp8x16_to_bf16_int(in, lo, hi);
+  } else {
+    fp8x16_to_bf16_cvt(in, lo, hi);
+  }
+}
+
+// Both widenings of every e4m3 code (16 codes a thread, 16 threads): mismatching codes
+// counted in *bad (NaN codes skipped).
+__global__ void fp8_widen_check_kernel(unsigned int* bad) {
+  const uint32_t c0 = threadIdx.x * 16;
+  uint4 in;
+  uint32_t* wd = &in.x;
+  for (int i = 0; i < 4; ++i)
+    wd[i] = (c0 + 4 * i) | (c0 + 4 * i + 1) << 8 | (c0 + 4 * i + 2) << 16 | (c0 + 4 * i + 3) << 24;
+  uint4 a_lo, a_hi, b_lo, b_hi;
+  fp8x16_to_bf16_cvt(in, a_lo, a_hi);
+  fp8x16_to_bf16_int(in, b_lo, b_hi);
+  const uint32_t* a = &a_lo.x;
+  const uint32_t* b = &b_lo.x;
+  const uint32_t* ah = &a_hi.x;
+  const uint32_t* bh = &b_hi.x;
+  for (int k = 0; k < 16; ++k) {
+    const uint32_t code = c0 + k;
+    if ((code & 0x7f) == 0x7f) continue;
+    const uint32_t wa = k < 8 ? a[k / 2] : ah[(k - 8) / 2];
+    const uint32_t wb = k < 8 ? b[k / 2] : bh[(k - 8) / 2];
+    const uint32_t sh = (k & 1) * 16;
+    if (((wa >> sh) & 0xffff) != ((wb >> sh) & 0xffff)) atomicAdd(bad, 1u);
+  }
 }
 
 // One block per (query row, KV head, slice of the context). The group's query heads are
@@ -75,7 +143,7 @@ __device__ __forceinline__ void fp8x16_to_bf16(const uint4& in, uint4& lo, uint4
 // Split: as the GQA kernel's (attention.cu), each row plans its slices from its own
 // ctx_len, n <= splits slices of a multiple of kTile keys; rows of at most kMinSlice keys
 // (or windows) run whole; the last slice to arrive merges.
-template <int HD, bool FP8>
+template <int HD, bool FP8, bool FAST_CVT>
 __global__ void __launch_bounds__(kWarps * 32)
     decode_mma_kernel(const float* q, size_t q_stride, const char* kc, const char* vc,
                       size_t row_bytes, const int32_t* ctx_len, const int32_t* table_offset,
@@ -204,10 +272,10 @@ __global__ void __launch_bounds__(kWarps * 32)
       for (int i = lane; i < 16 * (HD / 16); i += 32) {
         const int key = i / (HD / 16), c = (i % (HD / 16)) * 16;
         uint4 a, b;
-        fp8x16_to_bf16(*reinterpret_cast<const uint4*>(k8 + key * HD + c), a, b);
+        fp8x16_to_bf16<FAST_CVT>(*reinterpret_cast<const uint4*>(k8 + key * HD + c), a, b);
         *reinterpret_cast<uint4*>(kw + key * LD + c) = a;
         *reinterpret_cast<uint4*>(kw + key * LD + c + 8) = b;
-        fp8x16_to_bf16(*reinterpret_cast<const uint4*>(v8 + key * HD + c), a, b);
+        fp8x16_to_bf16<FAST_CVT>(*reinterpret_cast<const uint4*>(v8 + key * HD + c), a, b);
         *reinterpret_cast<uint4*>(vw + key * LD + c) = a;
         *reinterpret_cast<uint4*>(vw + key * LD + c + 8) = b;
       }
@@ -347,21 +415,21 @@ __global__ void __launch_bounds__(kWarps * 32)
                                        out);
 }
 
-template <int HD, bool FP8>
+template <int HD, bool FP8, bool FAST_CVT = false>
 void launch(const attention_args& a, float scale, int splits, float* partial,
             unsigned int* counters, stream_t s) {
   constexpr size_t smem = layout<HD, FP8>::bytes;
   // Every launch, graph captures included (a decode graph may be the kernel's first use on
   // this device; the attribute is not a stream operation, capture allows it).
-  CONCLAVE_CUDA_CHECK(cudaFuncSetAttribute(decode_mma_kernel<HD, FP8>,
+  CONCLAVE_CUDA_CHECK(cudaFuncSetAttribute(decode_mma_kernel<HD, FP8, FAST_CVT>,
                                            cudaFuncAttributeMaxDynamicSharedMemorySize,
                                            static_cast<int>(smem)));
   const size_t rows = a.row_index != nullptr ? a.index_rows : a.rows;
   const dim3 grid(static_cast<unsigned>(rows), static_cast<unsigned>(a.kv_heads),
                   static_cast<unsigned>(splits));
   constexpr float kLog2e = 1.4426950408889634f;
-  launch_pdl(decode_mma_kernel<HD, FP8>, grid, dim3(kWarps * 32), smem, s, a.q, a.q_stride,
-             static_cast<const char*>(a.k_cache), static_cast<const char*>(a.v_cache),
+  launch_pdl(decode_mma_kernel<HD, FP8, FAST_CVT>, grid, dim3(kWarps * 32), smem, s, a.q,
+             a.q_stride, static_cast<const char*>(a.k_cache), static_cast<const char*>(a.v_cache),
              FP8 ? a.kv_row_bytes : a.kv_heads * a.head_dim * sizeof(bf16), a.ctx_len,
              a.table_offset, a.block_tables, a.row_index, a.block_size, static_cast<int>(a.heads),
              static_cast<int>(a.kv_heads), scale * kLog2e, static_cast<bf16*>(a.out), splits,
@@ -371,7 +439,10 @@ void launch(const attention_args& a, float scale, int splits, float* partial,
 template <int HD>
 void launch_hd(const attention_args& a, float scale, int splits, float* partial,
                unsigned int* counters, stream_t s) {
-  if (a.kv_fp8) {
+  static const bool fast_cvt = kernel_switch_on("CONCLAVE_DECODE_FP8_FAST_CVT");
+  if (a.kv_fp8 && fast_cvt) {
+    launch<HD, true, true>(a, scale, splits, partial, counters, s);
+  } else if (a.kv_fp8) {
     launch<HD, true>(a, scale, splits, partial, counters, s);
   } else {
     launch<HD, false>(a, scale, splits, partial, counters, s);
@@ -379,6 +450,18 @@ void launch_hd(const attention_args& a, float scale, int splits, float* partial,
 }
 
 }  // namespace
+
+unsigned int decode_fp8_widen_mismatches() {
+  unsigned int* d = nullptr;
+  CONCLAVE_CUDA_CHECK(cudaMalloc(&d, sizeof(unsigned int)));
+  unsigned int bad = 0;
+  CONCLAVE_CUDA_CHECK(cudaMemset(d, 0, sizeof(unsigned int)));
+  fp8_widen_check_kernel<<<1, 16>>>(d);
+  CONCLAVE_CUDA_LAUNCH_CHECK();
+  CONCLAVE_CUDA_CHECK(cudaMemcpy(&bad, d, sizeof bad, cudaMemcpyDeviceToHost));
+  CONCLAVE_CUDA_CHECK(cudaFree(d));
+  return bad;
+}
 
 bool decode_mma_shape_ok(size_t heads, size_t kv_heads, size_t head_dim) {
   return (head_dim == 64 || head_dim == 128) && kv_heads > 0 && heads % kv_heads == 0 &&

@@ -2,7 +2,8 @@
 # Runs on the GPU machine (carry .devbundle and third_party/qwen3-tokenizer), one call
 # (2026-12-07): the whole cuda_tests with packed GQA and the split on by default; the
 # busy step (8 streams + a short chunk at the end of a long prompt) split into device,
-# attention and host time, then its kernels under ncu; then (an H200, time left) the 256K
+# attention and host time; the fp8 cache's decode with both widenings; the busy step's
+# kernels under ncu; then (an H200, time left) the 256K
 # bf16 TTFT. Sections stop being started once BUDGET seconds (default 560) have gone.
 set -uo pipefail
 . "$(dirname "$0")/bundle_env.sh"
@@ -23,6 +24,13 @@ if [ "$(left)" -gt 100 ]; then
     --decode-contexts 1024 --busy-prompt $busy --busy-chunks 16,64,512 2>&1 |
     tee "$OUT/bench_busy_parts.log" | sed -n '/^8 streams/,$p'
 fi
+for v in 1 0; do
+  [ "$(left)" -gt 150 ] || break
+  echo "== fp8 KV decode, CONCLAVE_DECODE_FP8_FAST_CVT=$v ($(date -u +%T))"
+  CONCLAVE_DECODE_FP8_FAST_CVT=$v timeout 100 /tmp/cb/bin/conclave bench long --backend cuda \
+    --prompt-lens 1024 --decode-contexts 1024,131072,262144 --streams 0 --kv-cache-dtype fp8 \
+    --kv-cache-mib 16384 2>&1 | tee "$OUT/bench_fp8_decode_cvt$v.log" | sed -n '/^decode/,$p'
+done
 NCU=$(command -v ncu || ls /usr/local/cuda/bin/ncu 2>/dev/null | head -1)
 if [ "$(left)" -gt 100 ] && [ -n "$NCU" ]; then
   echo "== ncu of the busy step, chunk 16 ($(date -u +%T))"

@@ -11,6 +11,7 @@
 #include "gpu/cpu/ops.h"
 #include "gpu/cuda/attention.h"
 #include "gpu/cuda/check.h"
+#include "gpu/cuda/decode_attention.h"
 #include "gpu/cuda/kv_cache.h"
 #include "gpu/cuda/prefill_attention.h"
 #include "model/dtype.h"
@@ -722,4 +723,12 @@ TEST_CASE("cuda fp8 KV cache: write, decode, split and prefill tiles match the c
     INFO("fp8 window case " << i << " (window " << windows[i].window << ")");
     run_attention_case(windows[i], elem::bf16, rng, true);
   }
+}
+
+TEST_CASE("cuda fp8 KV: the decode kernel's two widenings to bf16 agree on every e4m3 code",
+          "[cuda][ops][kv]") {
+  CONCLAVE_REQUIRE_GPU();
+  // The conversion instructions (exact: e4m3 -> f16 -> f32 -> bf16) against the integer /
+  // fp32 widening CONCLAVE_DECODE_FP8_FAST_CVT picks, subnormals and signed zeros included.
+  CHECK(cu::decode_fp8_widen_mismatches() == 0u);
 }
