@@ -7,9 +7,6 @@
 # bf16 TTFT. Sections stop being started once BUDGET seconds (default 560) have gone.
 set -uo pipefail
 . "$(dirname "$0")/bundle_env.sh"
-t0=$SECONDS
-left() { echo $(( ${BUDGET:-560} - (SECONDS - t0) )); }
-gpu=$(nvidia-smi --query-gpu=name --format=csv,noheader | head -1)
 echo "gpu: $gpu"
 busy=98304
 if [ "${SKIP_TESTS:-0}" != 1 ]; then

@@ -7,7 +7,6 @@
 # with an fp8 cache, under ncu.
 set -uo pipefail
 . "$(dirname "$0")/bundle_env.sh"
-t0=$SECONDS
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader
 for w in ${SECTIONS:-ttft stall}; do
   echo "== $w ($(date -u +%T), $((SECONDS - t0)) s)"

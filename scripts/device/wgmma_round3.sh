@@ -6,9 +6,6 @@
 # once BUDGET seconds (default 470) have gone.
 set -uo pipefail
 . "$(dirname "$0")/bundle_env.sh"
-t0=$SECONDS
-left() { echo $(( ${BUDGET:-470} - (SECONDS - t0) )); }
-gpu=$(nvidia-smi --query-gpu=name --format=csv,noheader | head -1)
 echo "gpu: $gpu"
 busy=131072
 case $gpu in *H100*) busy=98304 ;; esac

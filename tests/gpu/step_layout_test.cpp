@@ -13,6 +13,16 @@ std::vector<int32_t> iota_from(int32_t first, size_t n) {
   std::iota(v.begin(), v.end(), first);
   return v;
 }
+
+/// Blocks of 16, chunks of >= 16 tokens cut into tiles of 16 positions.
+step_layout_options tiled_options() {
+  step_layout_options o;
+  o.block_size = 16;
+  o.use_tiles = true;
+  o.min_tile_tokens = 16;
+  o.tile_span = 16;
+  return o;
+}
 }  // namespace
 
 TEST_CASE("step layout: a decode and a prefill chunk, tiles for the chunk only", "[step_layout]") {
@@ -21,11 +31,7 @@ TEST_CASE("step layout: a decode and a prefill chunk, tiles for the chunk only",
   const std::vector<int32_t> t0 = {5}, table0 = {7, 3};
   const std::vector<int32_t> t1 = iota_from(100, 40), table1 = {10, 11, 12, 13};
   const std::vector<step_sequence> batch = {{t0, 20, table0, false}, {t1, 8, table1, true}};
-  step_layout_options o;
-  o.block_size = 16;
-  o.use_tiles = true;
-  o.min_tile_tokens = 16;
-  o.tile_span = 16;
+  const step_layout_options o = tiled_options();
   step_layout l;
   l.build(batch, o);
   REQUIRE(l.rows() == 41);
@@ -106,11 +112,7 @@ TEST_CASE("step layout: the staging area holds the arrays in the fixed order", "
   const std::vector<int32_t> t0 = {5}, table0 = {7, 3};
   const std::vector<int32_t> t1 = iota_from(100, 20), table1 = {10, 11};
   const std::vector<step_sequence> batch = {{t0, 20, table0, false}, {t1, 0, table1, false}};
-  step_layout_options o;
-  o.block_size = 16;
-  o.use_tiles = true;
-  o.min_tile_tokens = 16;
-  o.tile_span = 16;
+  const step_layout_options o = tiled_options();
   step_layout l;
   l.build(batch, o);
   const step_layout_offsets f = l.offsets();
