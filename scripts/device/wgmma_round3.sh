@@ -3,7 +3,7 @@
 # the prefill kernel's schedules 4 and 5 and packed GQA (2026-12-07) checked against the
 # CPU twin, then timed, then the 8 streams' stall with packing and the split, then (an
 # H200, time left) the 256K TTFT with the fastest variant. Sections stop being started
-# once BUDGET seconds (default 470) have gone.
+# once BUDGET seconds (default 560) have gone.
 set -uo pipefail
 . "$(dirname "$0")/bundle_env.sh"
 echo "gpu: $gpu"
