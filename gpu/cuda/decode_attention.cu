@@ -60,36 +60,16 @@ __device__ __forceinline__ void fp8x16_to_bf16_cvt(const uint4& in, uint4& lo, u
   hi = make_uint4(o[4], o[5], o[6], o[7]);
 }
 
-// e4m3 byte k of w as the fp32 of the same value, without a conversion instruction: the
-// byte's sign goes to bit 31 and its 4 exponent and 3 mantissa bits to bits 26..20, which
-// read as an fp32 of 2^-120 times the e4m3 value (exponent bias 127 instead of 7; e4m3
-// subnormals become fp32 subnormals of the same ratio). Multiplying by 2^120 (mul.rn
-// without .ftz: the subnormals are kept) gives the value exactly; it has at most 3
-// mantissa bits, so its upper 16 bits are its bf16. (Codes 0x7f / 0xff, e4m3's NaN, read
-// as 480: the cache never holds them, kv_cache_write_fp8 saturates at 448.)
-template <int K>
-__device__ __forceinline__ uint32_t e4m3_byte_as_f32_bits(uint32_t w) {
-  const auto top = static_cast<int32_t>(__byte_perm(w, 0u, 0x0444u | (K << 12)));  // byte K << 24
-  const uint32_t bits = static_cast<uint32_t>(top >> 4) & 0x87f00000u;
-  float v;
-  asm("mul.rn.f32 %0, %1, 0f7B800000;" : "=f"(v) : "f"(__uint_as_float(bits)));  // x 2^120
-  return __float_as_uint(v);
-}
-
-// The same widening as fp8x16_to_bf16_cvt, bit for bit, on the integer and fp32 pipes:
-// per value a byte move, a shift, a mask and a multiply; per pair one byte move packs
-// the two upper halves (CONCLAVE_DECODE_FP8_FAST_CVT, on by default).
-__device__ __forceinline__ uint32_t e4m3x2_to_bf16x2(uint32_t w, bool high) {
-  const uint32_t a = high ? e4m3_byte_as_f32_bits<2>(w) : e4m3_byte_as_f32_bits<0>(w);
-  const uint32_t b = high ? e4m3_byte_as_f32_bits<3>(w) : e4m3_byte_as_f32_bits<1>(w);
-  return __byte_perm(a, b, 0x7632u);  // a's upper half low, b's high
-}
-
+// The same widening as fp8x16_to_bf16_cvt, bit for bit, on the integer and fp32 pipes
+// (kv_elem.cuh's fp8kv_byte_to_float): per value a byte move, a shift, a mask and a
+// multiply; per pair one byte move packs the two upper halves
+// (CONCLAVE_DECODE_FP8_FAST_CVT, on by default).
 __device__ __forceinline__ void fp8x16_to_bf16_int(const uint4& in, uint4& lo, uint4& hi) {
-  lo = make_uint4(e4m3x2_to_bf16x2(in.x, false), e4m3x2_to_bf16x2(in.x, true),
-                  e4m3x2_to_bf16x2(in.y, false), e4m3x2_to_bf16x2(in.y, true));
-  hi = make_uint4(e4m3x2_to_bf16x2(in.z, false), e4m3x2_to_bf16x2(in.z, true),
-                  e4m3x2_to_bf16x2(in.w, false), e4m3x2_to_bf16x2(in.w, true));
+  using dev::fp8kv_x2_to_bf16x2;
+  lo = make_uint4(fp8kv_x2_to_bf16x2(in.x, false), fp8kv_x2_to_bf16x2(in.x, true),
+                  fp8kv_x2_to_bf16x2(in.y, false), fp8kv_x2_to_bf16x2(in.y, true));
+  hi = make_uint4(fp8kv_x2_to_bf16x2(in.z, false), fp8kv_x2_to_bf16x2(in.z, true),
+                  fp8kv_x2_to_bf16x2(in.w, false), fp8kv_x2_to_bf16x2(in.w, true));
 }
 
 template <bool FAST>
@@ -101,8 +81,8 @@ __device__ __forceinline__ void fp8x16_to_bf16(const uint4& in, uint4& lo, uint4
   }
 }
 
-// Both widenings of every e4m3 code (16 codes a thread, 16 threads): mismatching codes
-// counted in *bad (NaN codes skipped).
+// Both widenings of every e4m3 code (16 codes a thread, 16 threads), to bf16 and to fp32:
+// mismatching codes counted in *bad (NaN codes skipped).
 __global__ void fp8_widen_check_kernel(unsigned int* bad) {
   const uint32_t c0 = threadIdx.x * 16;
   uint4 in;
@@ -123,6 +103,15 @@ __global__ void fp8_widen_check_kernel(unsigned int* bad) {
     const uint32_t wb = k < 8 ? b[k / 2] : bh[(k - 8) / 2];
     const uint32_t sh = (k & 1) * 16;
     if (((wa >> sh) & 0xffff) != ((wb >> sh) & 0xffff)) atomicAdd(bad, 1u);
+  }
+  // The fp32 widening the prefill kernels' fp8 loads use, against the instructions'.
+  for (int i = 0; i < 4; ++i) {
+    float fa[4], fb[4];
+    dev::fp8x4_to_float(wd[i], fa);
+    dev::fp8kv_x4_to_float(wd[i], fb);
+    for (int k = 0; k < 4; ++k)
+      if (((c0 + 4 * i + k) & 0x7f) != 0x7f && __float_as_uint(fa[k]) != __float_as_uint(fb[k]))
+        atomicAdd(bad, 1u);
   }
 }
 

@@ -20,9 +20,10 @@ bool decode_mma_shape_ok(size_t heads, size_t kv_heads, size_t head_dim);
 void decode_mma_attention(const attention_args& a, float scale, int splits, float* partial,
                           unsigned int* counters, stream_t s);
 
-/// The fp8 cache's two widenings to bf16 (conversion instructions, and the integer/fp32
-/// one CONCLAVE_DECODE_FP8_FAST_CVT picks) on every e4m3 code on the device: the number of
-/// codes whose bf16 differ (0 expected; the NaN codes are not compared).
+/// The fp8 cache's widenings on every e4m3 code on the device: to bf16 by conversion
+/// instructions and by the integer/fp32 way (CONCLAVE_DECODE_FP8_FAST_CVT), and to fp32
+/// likewise (the prefill kernels' fp8 loads): the number of results that differ (0
+/// expected; the NaN codes are not compared).
 unsigned int decode_fp8_widen_mismatches();
 
 }  // namespace conclave::gpu::cuda
