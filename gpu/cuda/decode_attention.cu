@@ -61,7 +61,7 @@ __device__ __forceinline__ void fp8x16_to_bf16_cvt(const uint4& in, uint4& lo, u
 }
 
 // The same widening as fp8x16_to_bf16_cvt, bit for bit, on the integer and fp32 pipes
-// (kv_elem.cuh's fp8kv_byte_to_float): per value a byte move, a shift, a mask and a
+// (quant_elem.cuh's e4m3_byte_to_float): per value a byte move, a shift, a mask and a
 // multiply; per pair one byte move packs the two upper halves
 // (CONCLAVE_DECODE_FP8_FAST_CVT, on by default).
 __device__ __forceinline__ void fp8x16_to_bf16_int(const uint4& in, uint4& lo, uint4& hi) {
@@ -104,14 +104,18 @@ __global__ void fp8_widen_check_kernel(unsigned int* bad) {
     const uint32_t sh = (k & 1) * 16;
     if (((wa >> sh) & 0xffff) != ((wb >> sh) & 0xffff)) atomicAdd(bad, 1u);
   }
-  // The fp32 widening the prefill kernels' fp8 loads use, against the instructions'.
+  // The fp32 widenings against the instructions': the fp8 cache's (prefill loads; NaN
+  // codes skipped) and the general one (weights, GQA kernel; NaN codes included).
   for (int i = 0; i < 4; ++i) {
-    float fa[4], fb[4];
-    dev::fp8x4_to_float(wd[i], fa);
+    float fa[4], fb[4], fc[4];
+    dev::fp8x4_to_float_cvt(wd[i], fa);
     dev::fp8kv_x4_to_float(wd[i], fb);
-    for (int k = 0; k < 4; ++k)
+    dev::fp8x4_to_float(wd[i], fc);
+    for (int k = 0; k < 4; ++k) {
       if (((c0 + 4 * i + k) & 0x7f) != 0x7f && __float_as_uint(fa[k]) != __float_as_uint(fb[k]))
         atomicAdd(bad, 1u);
+      if (__float_as_uint(fa[k]) != __float_as_uint(fc[k])) atomicAdd(bad, 1u);
+    }
   }
 }
 

@@ -22,8 +22,9 @@ void decode_mma_attention(const attention_args& a, float scale, int splits, floa
 
 /// The fp8 cache's widenings on every e4m3 code on the device: to bf16 by conversion
 /// instructions and by the integer/fp32 way (CONCLAVE_DECODE_FP8_FAST_CVT), and to fp32
-/// likewise (the prefill kernels' fp8 loads): the number of results that differ (0
-/// expected; the NaN codes are not compared).
+/// likewise (the prefill kernels' fp8 loads; and quant_elem.cuh's fp8x4_to_float, NaN
+/// codes included): the number of results that differ (0 expected; NaN codes are
+/// compared only for fp8x4_to_float, which keeps them NaN).
 unsigned int decode_fp8_widen_mismatches();
 
 }  // namespace conclave::gpu::cuda

@@ -22,7 +22,7 @@ __device__ __forceinline__ void fp8_kv_chunk(const void* kc, const void* vc, siz
   const auto* kr = static_cast<const char*>(kc) + at;
   const auto* vr = static_cast<const char*>(vc) + at;
   float kf[8], vf[8];
-  // Widened on the integer and fp32 pipes (fp8kv_byte_to_float), not the conversion pipe.
+  // Widened on the integer and fp32 pipes (fp8kv_x4_to_float), not the conversion pipe.
   const uint2 k8 = __ldg(reinterpret_cast<const uint2*>(kr + g * hd + c));
   const uint2 v8 = __ldg(reinterpret_cast<const uint2*>(vr + g * hd + c));
   fp8kv_x4_to_float(k8.x, kf);

@@ -30,36 +30,21 @@ __device__ __forceinline__ uint8_t fp8_kv_byte(float x, float scale) {
   return __nv_cvt_float_to_fp8(x / scale, __NV_SATFINITE, __NV_E4M3);
 }
 
-/// e4m3 byte K of w as the fp32 of its value, without a conversion instruction (the fp8
-/// cache's widening, on the integer and fp32 pipes rather than the narrow conversion
-/// pipe): the byte's sign goes to bit 31 and its 4 exponent and 3 mantissa bits to bits
-/// 26..20, which read as an fp32 of 2^-120 times the e4m3 value (exponent bias 127
-/// instead of 7; e4m3 subnormals become fp32 subnormals of the same ratio); multiplying
-/// by 2^120 (mul.rn without .ftz, so the subnormals are kept) gives the value exactly.
-/// Codes 0x7f / 0xff (e4m3's NaN) read as +-480: the cache holds them only for a NaN
-/// head, whose scale is NaN too (fp8_kv_scale), so what reads it still gets NaN.
-template <int K>
-__device__ __forceinline__ float fp8kv_byte_to_float(uint32_t w) {
-  const auto top = static_cast<int32_t>(__byte_perm(w, 0u, 0x0444u | (K << 12)));  // byte K << 24
-  const uint32_t bits = static_cast<uint32_t>(top >> 4) & 0x87f00000u;
-  float v;
-  asm("mul.rn.f32 %0, %1, 0f7B800000;" : "=f"(v) : "f"(__uint_as_float(bits)));  // x 2^120
-  return v;
-}
-
-/// Four bytes of the fp8 cache as floats (fp8kv_byte_to_float).
+/// Four bytes of the fp8 cache as floats, exactly (quant_elem.cuh's e4m3_byte_to_float,
+/// without fp8x4_to_float's test for NaN codes: the cache holds them only for a head that
+/// was NaN, whose scale is NaN too (fp8_kv_scale), so what reads it still gets NaN).
 __device__ __forceinline__ void fp8kv_x4_to_float(uint32_t w, float* out) {
-  out[0] = fp8kv_byte_to_float<0>(w);
-  out[1] = fp8kv_byte_to_float<1>(w);
-  out[2] = fp8kv_byte_to_float<2>(w);
-  out[3] = fp8kv_byte_to_float<3>(w);
+  out[0] = e4m3_byte_to_float<0>(w);
+  out[1] = e4m3_byte_to_float<1>(w);
+  out[2] = e4m3_byte_to_float<2>(w);
+  out[3] = e4m3_byte_to_float<3>(w);
 }
 
 /// Two bytes of the fp8 cache (bytes 2 hi, 2 hi + 1 of w) as a bf16 pair, exactly: the
 /// values have at most 3 mantissa bits, so their fp32's upper halves are their bf16.
 __device__ __forceinline__ uint32_t fp8kv_x2_to_bf16x2(uint32_t w, bool hi) {
-  const float a = hi ? fp8kv_byte_to_float<2>(w) : fp8kv_byte_to_float<0>(w);
-  const float b = hi ? fp8kv_byte_to_float<3>(w) : fp8kv_byte_to_float<1>(w);
+  const float a = hi ? e4m3_byte_to_float<2>(w) : e4m3_byte_to_float<0>(w);
+  const float b = hi ? e4m3_byte_to_float<3>(w) : e4m3_byte_to_float<1>(w);
   return __byte_perm(__float_as_uint(a), __float_as_uint(b), 0x7632u);  // a low, b high
 }
 

@@ -14,14 +14,47 @@ __device__ __forceinline__ float fp8_to_float(uint32_t b) {
   return __half2float(__half(h));
 }
 
-/// Four e4m3 bytes of a word as floats (two paired conversions).
-__device__ __forceinline__ void fp8x4_to_float(uint32_t w, float* out) {
+/// Four e4m3 bytes of a word as floats by conversion instructions (two paired e4m3 ->
+/// f16 and four f16 -> f32, on the SM's narrow conversion pipe): the reference widening.
+__device__ __forceinline__ void fp8x4_to_float_cvt(uint32_t w, float* out) {
   const __half2_raw lo =
       __nv_cvt_fp8x2_to_halfraw2(static_cast<__nv_fp8x2_storage_t>(w & 0xffffu), __NV_E4M3);
   const __half2_raw hi =
       __nv_cvt_fp8x2_to_halfraw2(static_cast<__nv_fp8x2_storage_t>(w >> 16), __NV_E4M3);
   const float2 a = __half22float2(__half2(lo)), b = __half22float2(__half2(hi));
   out[0] = a.x, out[1] = a.y, out[2] = b.x, out[3] = b.y;
+}
+
+/// e4m3 byte K of w as the fp32 of its value, without a conversion instruction (on the
+/// integer and fp32 pipes): the byte's sign goes to bit 31 and its 4 exponent and 3
+/// mantissa bits to bits 26..20, which read as an fp32 of 2^-120 times the e4m3 value
+/// (exponent bias 127 instead of 7; e4m3 subnormals become fp32 subnormals of the same
+/// ratio); multiplying by 2^120 (mul.rn without .ftz, so the subnormals are kept) gives
+/// the value exactly. Codes 0x7f / 0xff (e4m3's NaN) come out as +-480, not NaN.
+template <int K>
+__device__ __forceinline__ float e4m3_byte_to_float(uint32_t w) {
+  const auto top = static_cast<int32_t>(__byte_perm(w, 0u, 0x0444u | (K << 12)));  // byte K << 24
+  const uint32_t bits = static_cast<uint32_t>(top >> 4) & 0x87f00000u;
+  float v;
+  asm("mul.rn.f32 %0, %1, 0f7B800000;" : "=f"(v) : "f"(__uint_as_float(bits)));  // x 2^120
+  return v;
+}
+
+/// Four e4m3 bytes of a word as floats, exactly, NaN codes included: e4m3_byte_to_float,
+/// about twice the conversion instructions' rate (the fp8 weight GEMV and the fp8 KV
+/// cache's GQA kernel were bound by that pipe); a word holding a NaN code takes
+/// fp8x4_to_float_cvt.
+__device__ __forceinline__ void fp8x4_to_float(uint32_t w, float* out) {
+  // A byte's low 7 bits all set (0x7f / 0xff) carries into its top bit; no byte carries
+  // into the next.
+  if (((w & 0x7f7f7f7fu) + 0x01010101u) & 0x80808080u) {
+    fp8x4_to_float_cvt(w, out);
+    return;
+  }
+  out[0] = e4m3_byte_to_float<0>(w);
+  out[1] = e4m3_byte_to_float<1>(w);
+  out[2] = e4m3_byte_to_float<2>(w);
+  out[3] = e4m3_byte_to_float<3>(w);
 }
 
 /// Nibble j of `w` minus `zoff - 2^23` as float, exactly: 2^23 + q is built by bit

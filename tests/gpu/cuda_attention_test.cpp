@@ -725,10 +725,13 @@ TEST_CASE("cuda fp8 KV cache: write, decode, split and prefill tiles match the c
   }
 }
 
-TEST_CASE("cuda fp8 KV: the decode kernel's two widenings to bf16 agree on every e4m3 code",
-          "[cuda][ops][kv]") {
+TEST_CASE(
+    "cuda fp8: the integer/fp32 widenings equal the conversion instructions on every "
+    "e4m3 code",
+    "[cuda][ops][kv]") {
   CONCLAVE_REQUIRE_GPU();
   // The conversion instructions (exact: e4m3 -> f16 -> f32 -> bf16) against the integer /
-  // fp32 widening CONCLAVE_DECODE_FP8_FAST_CVT picks, subnormals and signed zeros included.
+  // fp32 widenings: the decode kernel's to bf16 (CONCLAVE_DECODE_FP8_FAST_CVT), the fp8
+  // cache's to fp32 and the weights' to fp32 (NaN codes kept); subnormals, signed zeros.
   CHECK(cu::decode_fp8_widen_mismatches() == 0u);
 }
