@@ -11,15 +11,10 @@ echo "gpu: $gpu"
 busy=98304
 if [ "${SKIP_TESTS:-0}" != 1 ]; then
   echo "== cuda_tests ($(date -u +%T))"
-  timeout ${T_TESTS:-280} /tmp/cb/bin/cuda_tests -r compact 2>&1 | tee "$OUT/cuda_tests_full.log" |
+  # SUBSET: Catch test specs (default: every case).
+  timeout ${T_TESTS:-280} /tmp/cb/bin/cuda_tests -r compact ${SUBSET:+"$SUBSET"} 2>&1 | tee "$OUT/cuda_tests_full.log" |
     grep -v "warning:" | tail -6
   echo "cuda_tests took $((SECONDS - t0)) s"
-fi
-if [ "$(left)" -gt 100 ]; then
-  echo "== busy step parts, $busy-token prompt ($(date -u +%T))"
-  timeout 120 /tmp/cb/bin/conclave bench long --backend cuda --prompt-lens 1024 \
-    --decode-contexts 1024 --busy-prompt $busy --busy-chunks 16,64,512 2>&1 |
-    tee "$OUT/bench_busy_parts.log" | sed -n '/^8 streams/,$p'
 fi
 for v in 1 0; do
   [ "$(left)" -gt 150 ] || break
@@ -30,6 +25,12 @@ for v in 1 0; do
     --prompt-lens $lens --decode-contexts 1024,131072,262144 --streams 0 --kv-cache-dtype fp8 \
     --kv-cache-mib 16384 2>&1 | tee "$OUT/bench_fp8_decode_cvt$v.log" | sed -n '/^  prompt/,$p' | grep -v '^\s*$'
 done
+if [ "$(left)" -gt 100 ]; then
+  echo "== busy step parts, $busy-token prompt ($(date -u +%T))"
+  timeout 120 /tmp/cb/bin/conclave bench long --backend cuda --prompt-lens 1024 \
+    --decode-contexts 1024 --busy-prompt $busy --busy-chunks 16,64,512 2>&1 |
+    tee "$OUT/bench_busy_parts.log" | sed -n '/^8 streams/,$p'
+fi
 NCU=$(command -v ncu || ls /usr/local/cuda/bin/ncu 2>/dev/null | head -1)
 if [ "$(left)" -gt 100 ] && [ -n "$NCU" ]; then
   echo "== ncu of the busy step, chunk 16 ($(date -u +%T))"
