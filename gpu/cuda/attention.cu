@@ -341,6 +341,14 @@ size_t gqa_rows(const attention_args& a) {
   return a.row_index != nullptr ? a.index_rows : a.rows;
 }
 
+// Listed rows (next to prefill tiles) split like any rows; CONCLAVE_DECODE_SPLIT_LISTED=0
+// runs them whole, as before 2026-12-07 (A/B, and a way back: this was written without a
+// GPU to run it on).
+bool split_allowed(const attention_args& a) {
+  static const bool listed = kernel_switch_on("CONCLAVE_DECODE_SPLIT_LISTED");
+  return gqa_rows(a) > 0 && (a.row_index == nullptr || listed);
+}
+
 // A launch of fewer (row, head chunk) blocks than this (a quarter of the SMs) gives each
 // block fewer query heads: at batch 1 a block of 8 heads is one warp's ~8K dependent
 // instructions per 32-key tile, latency-bound with most SMs idle.
@@ -384,7 +392,7 @@ size_t split_target() {
 // in the kernel's shared memory. The rows' own contexts decide on the device how the
 // pool is used.
 int splits_for(const attention_args& a) {
-  if (!gqa_ok(a) || a.kv_heads == 0 || a.max_ctx <= kMinSlice || gqa_rows(a) == 0) return 1;
+  if (!gqa_ok(a) || a.kv_heads == 0 || a.max_ctx <= kMinSlice || !split_allowed(a)) return 1;
   const size_t chunks = head_chunks(a);
   const size_t blocks = gqa_rows(a) * a.kv_heads * chunks;
   const size_t target = split_target();
@@ -412,7 +420,7 @@ constexpr size_t kMmaBlocksPerSm = 2;
 // type is known fits.
 int mma_splits_for(const attention_args& a) {
   if (!decode_mma_shape_ok(a.heads, a.kv_heads, a.head_dim) || a.max_ctx <= kMinSlice ||
-      gqa_rows(a) == 0)
+      !split_allowed(a))
     return 1;
   const size_t blocks = gqa_rows(a) * a.kv_heads;
   const size_t target = kMmaBlocksPerSm * static_cast<size_t>(current_sm_count());
