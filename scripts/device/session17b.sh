@@ -4,7 +4,8 @@
 # cache, decode at 1K and 256K; stall = 8 streams next to a 128K prompt, chunks of 2,048
 # and the scheduler's under --prefill-stall-pairs; concurrent = two 256K prompts through
 # the engine with KV offload; profdecode = the kernels of one decode step at 128K context
-# with an fp8 cache, under ncu.
+# with an fp8 cache, under ncu; listed = 8 streams at 32K context next to a 32K prompt's
+# chunks, their rows split (CONCLAVE_DECODE_SPLIT_LISTED=1) and whole (=0).
 set -uo pipefail
 . "$(dirname "$0")/bundle_env.sh"
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader
@@ -24,6 +25,14 @@ for w in ${SECTIONS:-ttft stall}; do
       timeout ${T_CONC:-560} /tmp/cb/bin/conclave bench long --backend cuda --only-concurrent \
         --concurrent 2 --kv-cache-mib "${KV_MIB:-30720}" --kv-offload-mib "${OFFLOAD_MIB:-40960}" \
         2>&1 | tee "$OUT/bench_concurrent.log" | grep -v '^\s*$' | tail -20 ;;
+    listed)
+      for v in 1 0; do
+        echo "-- CONCLAVE_DECODE_SPLIT_LISTED=$v"
+        CONCLAVE_DECODE_SPLIT_LISTED=$v timeout ${T_LISTED:-150} /tmp/cb/bin/conclave bench long \
+          --backend cuda --prompt-lens 1024 --decode-contexts 1024 --stream-context 32768 \
+          --busy-prompt 32768 --busy-chunks 16,512 2>&1 | tee "$OUT/bench_listed_$v.log" |
+          sed -n '/^8 streams/,$p'
+      done ;;
     profdecode)
       NCU=$(command -v ncu || ls /usr/local/cuda/bin/ncu 2>/dev/null | head -1)
       CONCLAVE_BENCH_PROFILE=decode_ctx:131072 timeout ${T_PROF:-200} "$NCU" --profile-from-start off \
