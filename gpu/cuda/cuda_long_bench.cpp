@@ -225,13 +225,11 @@ void run_long_bench(const long_bench_options& opts, std::FILE* out) {
                           .first(static_cast<size_t>(blocks_for(p + chunk, bs))),
                       false});
       be->forward(busy, so);  // warm-up (workspaces)
-      double ms = 0;
       const int reps = 3;
       last_parts = {};
       for (int i = 0; i < reps; ++i) {
         be->forward(busy, so);
         const auto& tm = be->last_timing();
-        ms += tm.total_ms;
         last_parts.device += tm.forward_ms / reps;
         last_parts.attention += tm.attention_ms / reps;
         last_parts.wall += tm.total_ms / reps;
@@ -239,7 +237,7 @@ void run_long_bench(const long_bench_options& opts, std::FILE* out) {
       // The chunk at the end of the prompt, once more for the profiler when asked.
       if (p + chunk >= opts.busy_prompt)
         maybe_profiled(profile_wanted("busy", chunk), [&] { be->forward(busy, so); });
-      return ms / reps;
+      return last_parts.wall;
     };
     const auto end_of = [&](int q) {
       return static_cast<int32_t>(static_cast<int64_t>(opts.busy_prompt) * (q + 1) / 4);

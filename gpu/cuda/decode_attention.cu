@@ -48,13 +48,10 @@ __device__ __forceinline__ void fp8x16_to_bf16_cvt(const uint4& in, uint4& lo, u
   uint32_t o[8];
 #pragma unroll
   for (int i = 0; i < 4; ++i) {
-#pragma unroll
-    for (int j = 0; j < 2; ++j) {
-      const __half2_raw h = __nv_cvt_fp8x2_to_halfraw2(
-          static_cast<__nv_fp8x2_storage_t>(w[i] >> (16 * j)), __NV_E4M3);
-      const float2 f = __half22float2(__half2(h));
-      o[2 * i + j] = dev::pack_bf16(f.x, f.y);
-    }
+    float f[4];
+    dev::fp8x4_to_float_cvt(w[i], f);
+    o[2 * i] = dev::pack_bf16(f[0], f[1]);
+    o[2 * i + 1] = dev::pack_bf16(f[2], f[3]);
   }
   lo = make_uint4(o[0], o[1], o[2], o[3]);
   hi = make_uint4(o[4], o[5], o[6], o[7]);
@@ -109,7 +106,7 @@ __global__ void fp8_widen_check_kernel(unsigned int* bad) {
   for (int i = 0; i < 4; ++i) {
     float fa[4], fb[4], fc[4];
     dev::fp8x4_to_float_cvt(wd[i], fa);
-    dev::fp8kv_x4_to_float(wd[i], fb);
+    dev::e4m3x4_to_float(wd[i], fb);
     dev::fp8x4_to_float(wd[i], fc);
     for (int k = 0; k < 4; ++k) {
       if (((c0 + 4 * i + k) & 0x7f) != 0x7f && __float_as_uint(fa[k]) != __float_as_uint(fb[k]))

@@ -22,13 +22,13 @@ __device__ __forceinline__ void fp8_kv_chunk(const void* kc, const void* vc, siz
   const auto* kr = static_cast<const char*>(kc) + at;
   const auto* vr = static_cast<const char*>(vc) + at;
   float kf[8], vf[8];
-  // Widened on the integer and fp32 pipes (fp8kv_x4_to_float), not the conversion pipe.
+  // Widened on the integer and fp32 pipes (e4m3x4_to_float), not the conversion pipe.
   const uint2 k8 = __ldg(reinterpret_cast<const uint2*>(kr + g * hd + c));
   const uint2 v8 = __ldg(reinterpret_cast<const uint2*>(vr + g * hd + c));
-  fp8kv_x4_to_float(k8.x, kf);
-  fp8kv_x4_to_float(k8.y, kf + 4);
-  fp8kv_x4_to_float(v8.x, vf);
-  fp8kv_x4_to_float(v8.y, vf + 4);
+  e4m3x4_to_float(k8.x, kf);
+  e4m3x4_to_float(k8.y, kf + 4);
+  e4m3x4_to_float(v8.x, vf);
+  e4m3x4_to_float(v8.y, vf + 4);
   const float ks = __ldg(reinterpret_cast<const float*>(kr + width) + g);
   const float vs = __ldg(reinterpret_cast<const float*>(vr + width) + g);
   kb = make_uint4(pack_bf16(kf[0] * ks, kf[1] * ks), pack_bf16(kf[2] * ks, kf[3] * ks),

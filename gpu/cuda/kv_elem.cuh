@@ -30,15 +30,9 @@ __device__ __forceinline__ uint8_t fp8_kv_byte(float x, float scale) {
   return __nv_cvt_float_to_fp8(x / scale, __NV_SATFINITE, __NV_E4M3);
 }
 
-/// Four bytes of the fp8 cache as floats, exactly (quant_elem.cuh's e4m3_byte_to_float,
+/// The fp8 cache's reads widen by quant_elem.cuh's e4m3x4_to_float / e4m3_byte_to_float
 /// without fp8x4_to_float's test for NaN codes: the cache holds them only for a head that
-/// was NaN, whose scale is NaN too (fp8_kv_scale), so what reads it still gets NaN).
-__device__ __forceinline__ void fp8kv_x4_to_float(uint32_t w, float* out) {
-  out[0] = e4m3_byte_to_float<0>(w);
-  out[1] = e4m3_byte_to_float<1>(w);
-  out[2] = e4m3_byte_to_float<2>(w);
-  out[3] = e4m3_byte_to_float<3>(w);
-}
+/// was NaN, whose scale is NaN too (fp8_kv_scale), so what reads it still gets NaN.
 
 /// Two bytes of the fp8 cache (bytes 2 hi, 2 hi + 1 of w) as a bf16 pair, exactly: the
 /// values have at most 3 mantissa bits, so their fp32's upper halves are their bf16.
