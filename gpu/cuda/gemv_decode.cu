@@ -1,10 +1,12 @@
 #include <cstdint>
 #include <stdexcept>
 #include <string>
+#include <type_traits>
 
 #include "gpu/cuda/check.h"
 #include "gpu/cuda/elem_io.cuh"
 #include "gpu/cuda/gemv_decode.h"
+#include "gpu/cuda/gemv_formats.cuh"
 #include "gpu/cuda/gemv_rows.cuh"
 #include "gpu/cuda/pdl.cuh"
 
@@ -12,57 +14,46 @@ namespace conclave::gpu::cuda {
 namespace {
 
 constexpr int kWarps = 8;
-constexpr int kMaxLoads = 16;  // 16-byte weight loads in flight per lane (64 registers)
 
-// A lane's share of one round: U steps of 32 lanes x VEC elements for each of R weight
+// A lane's share of one round: U steps of 32 lanes x F::kIn inputs for each of R weight
 // rows, starting at i0. load_round issues all R x U weight loads; dot_round then adds
 // w[jj] . x over the round's k range into acc[jj] (lane-partial; the caller reduces over
 // the warp).
-template <class T, int R, int U>
-__device__ __forceinline__ void load_round(const T* const (&wr)[R], size_t i0, size_t k,
-                                           uint4 (&raw)[U][R]) {
-  constexpr int VEC = 16 / static_cast<int>(sizeof(T));
-  static_assert(R * U <= kMaxLoads);
+template <class F, int R, int U>
+__device__ __forceinline__ void load_round(const F& f, const typename F::row (&wr)[R], size_t i0,
+                                           size_t k, typename F::load_t (&raw)[U][R]) {
+  static_assert(R * U <= F::kMaxLoads);
 #pragma unroll
   for (int u = 0; u < U; ++u) {
-    const size_t i = i0 + static_cast<size_t>(u) * 32 * VEC;
+    const size_t i = i0 + static_cast<size_t>(u) * 32 * F::kIn;
 #pragma unroll
     for (int jj = 0; jj < R; ++jj)
-      if (i < k) raw[u][jj] = dev::ld16(wr[jj] + i);
+      if (i < k) raw[u][jj] = f.load(wr[jj], i);
   }
 }
 
-template <class T, int R, int U>
-__device__ __forceinline__ void dot_round(const uint4 (&raw)[U][R], const T* xr, size_t i0,
-                                          size_t k, float (&acc)[R]) {
-  constexpr int VEC = 16 / static_cast<int>(sizeof(T));
+template <class F, class T, int R, int U>
+__device__ __forceinline__ void dot_round(const F& f, const typename F::load_t (&raw)[U][R],
+                                          const T* xr, size_t i0, size_t k, float (&acc)[R]) {
 #pragma unroll
   for (int u = 0; u < U; ++u) {
-    const size_t i = i0 + static_cast<size_t>(u) * 32 * VEC;
+    const size_t i = i0 + static_cast<size_t>(u) * 32 * F::kIn;
     if (i < k) {
-      float xv[VEC];
-      dev::unpack16(dev::ld16(xr + i), xv);
 #pragma unroll
-      for (int jj = 0; jj < R; ++jj) {
-        float wv[VEC];
-        dev::unpack16(raw[u][jj], wv);
-#pragma unroll
-        for (int e = 0; e < VEC; ++e) acc[jj] = __fmaf_rn(wv[e], xv[e], acc[jj]);
-      }
+      for (int jj = 0; jj < R; ++jj) acc[jj] = f.dot(raw[u][jj], xr + i, acc[jj]);
     }
   }
 }
 
 // The unit's weight rows of expert e: R consecutive rows from j0, or with SWIGLU gate
 // row j0 and up row m + j0.
-template <class T, int R, bool SWIGLU>
-__device__ __forceinline__ void unit_rows(const T* w, int e, size_t j0, size_t n, size_t k,
-                                          const T* (&wr)[R]) {
-  const T* we = w + static_cast<size_t>(e) * n * k;
+template <class F, int R, bool SWIGLU>
+__device__ __forceinline__ void unit_rows(const F& f, int e, size_t j0, size_t n,
+                                          typename F::row (&wr)[R]) {
 #pragma unroll
   for (int jj = 0; jj < R; ++jj) {
     const size_t j = SWIGLU ? j0 + jj * (n / 2) : (j0 + jj < n ? j0 + jj : j0);
-    wr[jj] = we + j * k;
+    wr[jj] = f.at(static_cast<size_t>(e) * n + j);
   }
 }
 
@@ -71,27 +62,27 @@ __device__ __forceinline__ void unit_rows(const T* w, int e, size_t j0, size_t n
 // expert's [2m, k] matrix, whose activation it writes. Each of the expert's x rows
 // (usually one) is a pass over the unit's rows. A dense launch (one matrix, its rows
 // known on the host) loads its first round of weights before waiting for the kernel
-// before it (programmatic launch: gpu/cuda/pdl.h).
-template <class T, int R, int U, bool SWIGLU>
+// before it (programmatic launch: gpu/cuda/pdl.h). F: the weights' format
+// (gemv_formats.cuh).
+template <class F, class T, int R, int U, bool SWIGLU>
 __global__ void __launch_bounds__(kWarps * 32, 2)
-    row_gemv_kernel(const T* x, const int32_t* x_rows, const T* w, const int32_t* offsets,
+    row_gemv_kernel(const T* x, const int32_t* x_rows, F f, const int32_t* offsets,
                     const int32_t* active, int32_t dense_rows, float* y, T* act, size_t n,
                     size_t k) {
-  constexpr int VEC = 16 / static_cast<int>(sizeof(T));
-  constexpr size_t kStep = static_cast<size_t>(U) * 32 * VEC;
+  constexpr size_t kStep = static_cast<size_t>(U) * 32 * F::kIn;
   static_assert(!SWIGLU || R == 2);
   const int lane = static_cast<int>(threadIdx.x) & 31, warp = static_cast<int>(threadIdx.x) >> 5;
   const size_t unit = static_cast<size_t>(blockIdx.x) * kWarps + static_cast<size_t>(warp);
   const size_t m = n / 2;
   const size_t j0 = SWIGLU ? unit : unit * R;
   const bool live = j0 < (SWIGLU ? m : n);
-  const size_t i_first = static_cast<size_t>(lane) * VEC;
+  const size_t i_first = static_cast<size_t>(lane) * F::kIn;
   const bool early = offsets == nullptr && active == nullptr && live && dense_rows > 0;
-  const T* wr[R];
-  uint4 raw[U][R];  // one round of weights; a dense launch's first is loaded before the wait
+  typename F::row wr[R];
+  typename F::load_t raw[U][R];  // a round of weights; a dense launch's first: before the wait
   if (early) {
-    unit_rows<T, R, SWIGLU>(w, static_cast<int>(blockIdx.y), j0, n, k, wr);
-    load_round<T, R, U>(wr, i_first, k, raw);
+    unit_rows<F, R, SWIGLU>(f, static_cast<int>(blockIdx.y), j0, n, wr);
+    load_round<F, R, U>(f, wr, i_first, k, raw);
   }
   dev::pdl_wait();
   dev::pdl_trigger();
@@ -101,7 +92,7 @@ __global__ void __launch_bounds__(kWarps * 32, 2)
   const int32_t r0 = offsets != nullptr ? offsets[e] : 0;
   const int32_t r1 = offsets != nullptr ? offsets[e + 1] : dense_rows;
   if (r0 == r1) return;
-  unit_rows<T, R, SWIGLU>(w, e, j0, n, k, wr);
+  unit_rows<F, R, SWIGLU>(f, e, j0, n, wr);
   for (int32_t r = r0; r < r1; ++r) {
     const T* xr = x + static_cast<size_t>(x_rows != nullptr ? x_rows[r] : r) * k;
     float acc[R];
@@ -110,9 +101,9 @@ __global__ void __launch_bounds__(kWarps * 32, 2)
     bool loaded = early && r == r0;
 #pragma unroll 1
     for (size_t i0 = i_first; i0 < k; i0 += kStep) {
-      if (!loaded) load_round<T, R, U>(wr, i0, k, raw);
+      if (!loaded) load_round<F, R, U>(f, wr, i0, k, raw);
       loaded = false;
-      dot_round<T, R, U>(raw, xr, i0, k, acc);
+      dot_round<F, T, R, U>(f, raw, xr, i0, k, acc);
     }
 #pragma unroll
     for (int jj = 0; jj < R; ++jj) acc[jj] = dev::warp_sum(acc[jj]);
@@ -132,13 +123,12 @@ __global__ void __launch_bounds__(kWarps * 32, 2)
 // row is issued in one round), and leave each expert's dot product in shared memory; the
 // row's first lane then adds weight x dot in pick order, as moe_combine does.
 constexpr int kMaxPicks = 64;
-template <class T, int G, int U, int WPR>
+template <class F, class T, int G, int U, int WPR>
 __global__ void __launch_bounds__(kWarps * 32, 2)
-    down_combine_kernel(const T* act, const T* w, const int32_t* ids, const int32_t* slot_row,
+    down_combine_kernel(const T* act, F f, const int32_t* ids, const int32_t* slot_row,
                         const float* weights, int kpick, size_t n, size_t m, float* out) {
-  constexpr int VEC = 16 / static_cast<int>(sizeof(T));
   constexpr int kRows = kWarps / WPR;
-  static_assert(G * U <= kMaxLoads && kWarps % WPR == 0);
+  static_assert(G * U <= F::kMaxLoads && kWarps % WPR == 0);
   __shared__ float dots[kRows][kMaxPicks];
   dev::pdl_wait();
   dev::pdl_trigger();
@@ -147,39 +137,35 @@ __global__ void __launch_bounds__(kWarps * 32, 2)
   const size_t i = static_cast<size_t>(blockIdx.x) * kRows + static_cast<size_t>(rb);
   const size_t pair0 = static_cast<size_t>(blockIdx.y) * static_cast<size_t>(kpick);
   for (int j0 = part * G; i < n && j0 < kpick; j0 += WPR * G) {
-    const T* wr[G];
+    typename F::row wr[G];
     const T* ar[G];
 #pragma unroll
     for (int g = 0; g < G; ++g) {
       const size_t p = pair0 + static_cast<size_t>(min(j0 + g, kpick - 1));
-      wr[g] = w + (static_cast<size_t>(ids[p]) * n + i) * m;
+      wr[g] = f.at(static_cast<size_t>(ids[p]) * n + i);
       ar[g] = act + static_cast<size_t>(slot_row[p]) * m;
     }
     float acc[G];
 #pragma unroll
     for (int g = 0; g < G; ++g) acc[g] = 0.0f;
 #pragma unroll 1
-    for (size_t i0 = static_cast<size_t>(lane) * VEC; i0 < m; i0 += U * 32 * VEC) {
-      uint4 raw[U][G];
+    for (size_t i0 = static_cast<size_t>(lane) * F::kIn; i0 < m; i0 += U * 32 * F::kIn) {
+      typename F::load_t raw[U][G];
 #pragma unroll
       for (int u = 0; u < U; ++u) {
-        const size_t c = i0 + static_cast<size_t>(u) * 32 * VEC;
+        const size_t c = i0 + static_cast<size_t>(u) * 32 * F::kIn;
 #pragma unroll
         for (int g = 0; g < G; ++g)
-          if (c < m && j0 + g < kpick) raw[u][g] = dev::ld16(wr[g] + c);
+          if (c < m && j0 + g < kpick) raw[u][g] = f.load(wr[g], c);
       }
 #pragma unroll
       for (int u = 0; u < U; ++u) {
-        const size_t c = i0 + static_cast<size_t>(u) * 32 * VEC;
+        const size_t c = i0 + static_cast<size_t>(u) * 32 * F::kIn;
         if (c >= m) continue;
 #pragma unroll
         for (int g = 0; g < G; ++g) {
           if (j0 + g >= kpick) continue;
-          float xv[VEC], wv[VEC];
-          dev::unpack16(dev::ld16(ar[g] + c), xv);
-          dev::unpack16(raw[u][g], wv);
-#pragma unroll
-          for (int e = 0; e < VEC; ++e) acc[g] = __fmaf_rn(wv[e], xv[e], acc[g]);
+          acc[g] = f.dot(raw[u][g], ar[g] + c, acc[g]);
         }
       }
     }
@@ -198,56 +184,114 @@ __global__ void __launch_bounds__(kWarps * 32, 2)
   out[static_cast<size_t>(blockIdx.y) * n + i] = total;
 }
 
-/// 16-byte steps of 32 lanes that cover k elements of `t`.
-size_t lane_steps(size_t k, elem t) {
-  const size_t per = 32 * (16 / elem_size(t));
+/// Inputs one 16-byte load of weights holds: plain `t`, fp8 or awq.
+size_t inputs_per_load(const quant_layout& q, elem t) {
+  switch (q.method) {
+    case model::quant_method::fp8:
+      return dev::fp8_rows::kIn;
+    case model::quant_method::awq:
+      return dev::awq_rows::kIn;
+    case model::quant_method::none:
+      break;
+  }
+  return 16 / elem_size(t);
+}
+
+/// 16-byte weight loads of 32 lanes that cover k inputs.
+size_t lane_steps(size_t k, const quant_layout& q, elem t) {
+  const size_t per = 32 * inputs_per_load(q, t);
   return (k + per - 1) / per;
 }
 
-/// Calls go(R, U) with the widest U (up to kMaxLoads / R) the k range wants: one round for k
-/// up to 16 steps; R rows per warp share the rest of the load budget.
-template <class Go>
+/// Whether the row kernels take weights of layout q and activations t over rows of k
+/// inputs: whole loads a row, each in one scale group (a power of two), bf16 activations
+/// for quantized weights, 16-byte aligned x and w.
+bool weights_ok(const quant_layout& q, elem t, size_t k, const void* x, const void* w) {
+  const size_t per = inputs_per_load(q, t);
+  if (k % per != 0 || !dev::aligned16(x) || !dev::aligned16(w)) return false;
+  if (q.method == model::quant_method::none) return true;
+  const auto g = static_cast<size_t>(q.group);
+  return t == elem::bf16 && g > 0 && g % per == 0 && (g & (g - 1)) == 0;
+}
+
+/// go(format) with the format object of weights w (scales, zeros) of layout q, rows of k
+/// inputs (gemv_formats.cuh); quantized formats for T = bf16 only (weights_ok).
+template <class T, class Go>
+void with_format(const quant_layout& q, const void* w, const void* scales, const void* zeros,
+                 size_t k, Go&& go) {
+  const auto G = static_cast<size_t>(q.groups(static_cast<int64_t>(k)));
+  const int shift = q.group > 0 ? __builtin_ctzll(static_cast<unsigned long long>(q.group)) : 0;
+  switch (q.method) {
+    case model::quant_method::none:
+      go(dev::plain<T>{static_cast<const T*>(w), k});
+      return;
+    case model::quant_method::fp8:
+      if constexpr (std::is_same_v<T, dev::bf16>) {
+        go(dev::fp8_rows{static_cast<const uint8_t*>(w), static_cast<const float*>(scales), k, G,
+                         shift});
+        return;
+      }
+      break;
+    case model::quant_method::awq:
+      if constexpr (std::is_same_v<T, dev::bf16>) {
+        go(dev::awq_rows{static_cast<const uint32_t*>(w), static_cast<const uint16_t*>(scales),
+                         static_cast<const uint8_t*>(zeros), k, G, shift});
+        return;
+      }
+      break;
+  }
+  throw std::invalid_argument("row GEMV: quantized weights need bf16 activations");
+}
+
+/// Calls go(R, U) with the widest U (up to MaxLoads / R) the k range wants: one round for k
+/// up to MaxLoads steps; R rows per warp share the rest of the load budget.
+template <int MaxLoads, class Go>
 void by_round(size_t steps, Go&& go) {
   using std::integral_constant;
-  if (steps > 8) {
-    go(integral_constant<int, 1>{}, integral_constant<int, 16>{});
-  } else if (steps > 4) {
-    go(integral_constant<int, 2>{}, integral_constant<int, 8>{});
+  constexpr int L = MaxLoads;
+  static_assert(L == 8 || L == 16);
+  if (steps > L / 2) {
+    go(integral_constant<int, 1>{}, integral_constant<int, L>{});
+  } else if (steps > L / 4) {
+    go(integral_constant<int, 2>{}, integral_constant<int, L / 2>{});
   } else {
-    go(integral_constant<int, 4>{}, integral_constant<int, 4>{});
+    go(integral_constant<int, 4>{}, integral_constant<int, L / 4>{});
   }
 }
 
 template <class T, bool SWIGLU>
 void launch_rows(const gemv_args& a, void* act, stream_t s) {
   const auto* x = static_cast<const T*>(a.x);
-  const auto* w = static_cast<const T*>(a.w);
   const auto dense = static_cast<int32_t>(a.rows);
-  auto go = [&](auto r, auto u) {
-    constexpr int R = decltype(r)::value, U = decltype(u)::value;
-    const size_t units = SWIGLU ? a.n / 2 : (a.n + R - 1) / R;
-    const dim3 grid(static_cast<unsigned>((units + kWarps - 1) / kWarps),
-                    static_cast<unsigned>(a.grid_experts));
-    launch_pdl(row_gemv_kernel<T, R, U, SWIGLU>, grid, dim3(kWarps * 32), 0, s, x, a.x_rows, w,
-               a.offsets, a.active, dense, a.y, static_cast<T*>(act), a.n, a.k);
-  };
-  const size_t steps = lane_steps(a.k, a.t);
-  if constexpr (SWIGLU) {
-    using std::integral_constant;
-    if (steps > 4) {
-      go(integral_constant<int, 2>{}, integral_constant<int, 8>{});
+  with_format<T>(a.q, a.w, a.scales, a.zeros, a.k, [&](auto f) {
+    using F = decltype(f);
+    auto go = [&](auto r, auto u) {
+      constexpr int R = decltype(r)::value, U = decltype(u)::value;
+      const size_t units = SWIGLU ? a.n / 2 : (a.n + R - 1) / R;
+      const dim3 grid(static_cast<unsigned>((units + kWarps - 1) / kWarps),
+                      static_cast<unsigned>(a.grid_experts));
+      launch_pdl(row_gemv_kernel<F, T, R, U, SWIGLU>, grid, dim3(kWarps * 32), 0, s, x, a.x_rows, f,
+                 a.offsets, a.active, dense, a.y, static_cast<T*>(act), a.n, a.k);
+    };
+    const size_t steps = lane_steps(a.k, a.q, a.t);
+    constexpr int L = F::kMaxLoads;
+    if constexpr (SWIGLU) {
+      using std::integral_constant;
+      if (steps > L / 4) {
+        go(integral_constant<int, 2>{}, integral_constant<int, L / 2>{});
+      } else {
+        go(integral_constant<int, 2>{}, integral_constant<int, L / 4>{});
+      }
     } else {
-      go(integral_constant<int, 2>{}, integral_constant<int, 4>{});
+      by_round<L>(steps, go);
     }
-  } else {
-    by_round(steps, go);
-  }
+  });
 }
 
 /// The checks row_gemv and row_gemv_swiglu share; false: nothing to compute.
 bool launchable(const gemv_args& a, const char* what) {
   if (!row_gemv_ok(a))
-    throw std::invalid_argument(std::string(what) + ": not a one-row plain launch");
+    throw std::invalid_argument(std::string(what) + ": not a one-row launch of its formats");
   if (a.n == 0 || a.k == 0 || a.grid_experts == 0) return false;
   if (a.offsets == nullptr && a.rows == 0) return false;
   if (a.grid_experts > 65535) throw std::invalid_argument(std::string(what) + ": too many experts");
@@ -259,10 +303,8 @@ bool launchable(const gemv_args& a, const char* what) {
 }  // namespace
 
 bool row_gemv_ok(const gemv_args& a) {
-  const size_t vec = 16 / elem_size(a.t);
   const size_t most = a.offsets != nullptr ? a.max_rows : a.rows;
-  return a.q.method == model::quant_method::none && most <= 1 && a.k % vec == 0 &&
-         dev::aligned16(a.x) && dev::aligned16(a.w);
+  return most <= 1 && weights_ok(a.q, a.t, a.k, a.x, a.w);
 }
 
 void row_gemv(const gemv_args& a, stream_t s) {
@@ -277,9 +319,7 @@ void row_gemv_swiglu(const gemv_args& a, void* act, stream_t s) {
 }
 
 bool down_combine_ok(const down_combine_args& a) {
-  const size_t vec = 16 / elem_size(a.t);
-  return a.m % vec == 0 && dev::aligned16(a.act) && dev::aligned16(a.w) && a.k > 0 &&
-         a.k <= static_cast<size_t>(kMaxPicks);
+  return weights_ok(a.q, a.t, a.m, a.act, a.w) && a.k > 0 && a.k <= static_cast<size_t>(kMaxPicks);
 }
 
 void down_combine(const down_combine_args& a, stream_t s) {
@@ -288,33 +328,35 @@ void down_combine(const down_combine_args& a, stream_t s) {
   if (a.tokens == 0 || a.n == 0) return;
   if (a.tokens > 65535 || a.n >= 0x7fffffffu)
     throw std::invalid_argument("down_combine: too many tokens or rows");
-  const size_t steps = lane_steps(a.m, a.t);
-  CONCLAVE_DISPATCH_ELEM(a.t, T, {
-    auto go = [&](auto g, auto u) {
-      constexpr int G = decltype(g)::value, U = decltype(u)::value;
-      // Warps per output row: enough that each takes one group of the k experts.
-      const size_t groups = (a.k + G - 1) / G;
-      auto launch = [&](auto wpr) {
-        constexpr int WPR = decltype(wpr)::value, kRows = kWarps / WPR;
-        const dim3 grid(static_cast<unsigned>((a.n + kRows - 1) / kRows),
-                        static_cast<unsigned>(a.tokens));
-        launch_pdl(down_combine_kernel<T, G, U, WPR>, grid, dim3(kWarps * 32), 0, s,
-                   static_cast<const T*>(a.act), static_cast<const T*>(a.w), a.ids, a.slot_row,
-                   a.weights, static_cast<int>(a.k), a.n, a.m, a.out);
-      };
-      using std::integral_constant;
-      if (groups <= 1) {
-        launch(integral_constant<int, 1>{});
-      } else if (groups <= 2) {
-        launch(integral_constant<int, 2>{});
-      } else if (groups <= 4) {
-        launch(integral_constant<int, 4>{});
-      } else {
-        launch(integral_constant<int, 8>{});
-      }
-    };
-    by_round(steps, go);
-  });
+  const size_t steps = lane_steps(a.m, a.q, a.t);
+  CONCLAVE_DISPATCH_ELEM(a.t, T, with_format<T>(a.q, a.w, a.scales, a.zeros, a.m, [&](auto f) {
+                           auto go = [&](auto g, auto u) {
+                             constexpr int G = decltype(g)::value, U = decltype(u)::value;
+                             // Warps per output row: enough that each takes one group of the k
+                             // experts.
+                             const size_t groups = (a.k + G - 1) / G;
+                             auto launch = [&](auto wpr) {
+                               constexpr int WPR = decltype(wpr)::value, kRows = kWarps / WPR;
+                               const dim3 grid(static_cast<unsigned>((a.n + kRows - 1) / kRows),
+                                               static_cast<unsigned>(a.tokens));
+                               launch_pdl(down_combine_kernel<decltype(f), T, G, U, WPR>, grid,
+                                          dim3(kWarps * 32), 0, s, static_cast<const T*>(a.act), f,
+                                          a.ids, a.slot_row, a.weights, static_cast<int>(a.k), a.n,
+                                          a.m, a.out);
+                             };
+                             using std::integral_constant;
+                             if (groups <= 1) {
+                               launch(integral_constant<int, 1>{});
+                             } else if (groups <= 2) {
+                               launch(integral_constant<int, 2>{});
+                             } else if (groups <= 4) {
+                               launch(integral_constant<int, 4>{});
+                             } else {
+                               launch(integral_constant<int, 8>{});
+                             }
+                           };
+                           by_round<decltype(f)::kMaxLoads>(steps, go);
+                         }));
 }
 
 }  // namespace conclave::gpu::cuda

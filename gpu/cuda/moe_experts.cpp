@@ -126,6 +126,9 @@ bool fused_token_experts(const expert_rows& a, const int32_t* ids, const int32_t
   d.act = a.act;
   d.w = a.down->data.get();
   d.t = a.t;
+  d.q = a.down->q;
+  d.scales = a.down->scales.get();
+  d.zeros = a.down->zeros.get();
   d.ids = ids;
   d.slot_row = slot_row;
   d.weights = weights;
@@ -134,7 +137,7 @@ bool fused_token_experts(const expert_rows& a, const int32_t* ids, const int32_t
   d.n = a.h;
   d.m = a.m;
   d.out = out;
-  if (a.down->quantized() || !row_gemv_ok(g) || !down_combine_ok(d)) return false;
+  if (!row_gemv_ok(g) || !down_combine_ok(d)) return false;
   row_gemv_swiglu(g, a.act, s);
   down_combine(d, s);
   return true;

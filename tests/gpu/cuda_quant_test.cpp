@@ -17,6 +17,7 @@
 #include "tests/fixture.h"
 #include "tests/gpu/cuda_test_util.h"
 #include "tests/gpu/quant_fixture.h"
+#include "tests/gpu/quant_stack.h"
 #include "tests/gpu/quant_twin.h"
 
 namespace {
@@ -25,34 +26,7 @@ using namespace conclave;
 using gpu::cuda::device_buffer;
 using gpu::cuda::elem;
 using model::quant_method;
-
-/// `experts` quantized matrices [n, k], repacked and stacked row after row on the device.
-struct stacked {
-  gpu::quant_layout l;
-  std::vector<float> ref;  // [experts * n, k], dequantized exactly
-  device_buffer data, scales, zeros;
-
-  stacked(quant_method m, size_t experts, int64_t n, int64_t k, int64_t group, uint64_t seed) {
-    l = {m, group};
-    std::vector<std::byte> d, s, z;
-    for (size_t e = 0; e < experts; ++e) {
-      const test::quant_weight q(m, n, k, group, seed + e, 128, model::dtype::f32);
-      REQUIRE(gpu::repackable(q.sw, l));
-      std::vector<std::byte> de(l.data_bytes(n, k)), se(l.scale_bytes(n, k)),
-          ze(l.zero_bytes(n, k));
-      gpu::repack_rows(q.sw, l, 0, n, {de.data(), se.data(), ze.data()});
-      d.insert(d.end(), de.begin(), de.end());
-      s.insert(s.end(), se.begin(), se.end());
-      z.insert(z.end(), ze.begin(), ze.end());
-      const auto f = q.dequantized();
-      ref.insert(ref.end(), f.begin(), f.end());
-    }
-    data = device_buffer::from(d);
-    scales = device_buffer::from(s);
-    if (!z.empty()) zeros = device_buffer::from(z);
-  }
-  gpu::cuda::qview view() const { return {l, data.get(), scales.get(), zeros.get()}; }
-};
+using test::stacked;
 
 struct shape {
   quant_method m;
@@ -250,7 +224,8 @@ std::filesystem::path quant_checkpoint(const test::temp_dir& tmp, quant_method m
 
 struct tally {
   size_t positions = 0, same = 0;
-  double worst = 0;  // max |cuda - cpu| / max(1, max |cpu|)
+  double worst = 0;   // max |cuda - cpu| / max(1, max |cpu|)
+  uint64_t seed = 0;  // of the prompts' tokens (CONCLAVE_TEST_SEED replays them)
 };
 
 void compare(const gpu::step_output& g, const gpu::step_output& c, tally& t) {
@@ -275,10 +250,12 @@ void compare(const gpu::step_output& g, const gpu::step_output& c, tally& t) {
 }
 
 /// Prefills (two short prompts: grouped expert GEMV; one of 150 tokens: per-expert
-/// cuBLAS on dequantized slots), then decodes all three for a few steps.
+/// cuBLAS on dequantized slots), then decodes all three for a few steps, then the first alone.
 tally run_against(const model::checkpoint& ckpt, gpu::backend& cuda, gpu::backend& cpu,
                   bool expect_graphs) {
-  std::mt19937_64 rng(test::cuda::fresh_seed());
+  tally t;
+  t.seed = test::cuda::fresh_seed();
+  std::mt19937_64 rng(t.seed);
   std::uniform_int_distribution<int32_t> tok(0, static_cast<int32_t>(ckpt.config().vocab_size - 1));
   auto toks = [&](size_t n) {
     std::vector<int32_t> v(n);
@@ -289,7 +266,6 @@ tally run_against(const model::checkpoint& ckpt, gpu::backend& cuda, gpu::backen
   for (size_t i = 0; i < 3; ++i)
     std::iota(tables[i].begin(), tables[i].end(), static_cast<int32_t>(16 * i));
   const auto p0 = toks(19), p1 = toks(7), p2 = toks(150);
-  tally t;
   gpu::step_output g, c;
   std::vector<gpu::step_sequence> s1 = {{p0, 0, tables[0], true}, {p1, 0, tables[1], true}};
   cuda.forward(s1, g);
@@ -312,6 +288,14 @@ tally run_against(const model::checkpoint& ckpt, gpu::backend& cuda, gpu::backen
     compare(g, c, t);
     if (expect_graphs)
       CHECK(dynamic_cast<gpu::cuda::cuda_backend_api&>(cuda).last_step_was_graph());
+  }
+  // One sequence alone: the one-row GEMVs (the fused batch-1 MoE layer on the fast paths).
+  for (int step = 0; step < 2; ++step) {
+    const auto next = toks(1);
+    std::vector<gpu::step_sequence> one = {{next, cached[0]++, tables[0], false}};
+    cuda.forward(one, g);
+    cpu.forward(one, c);
+    compare(g, c, t);
   }
   return t;
 }
@@ -354,7 +338,7 @@ TEST_CASE("quantized checkpoints on the cuda backend equal their bf16 twins",
   const tally t = run_against(ckpt, *cuda, *plain, mode == 2);
   WARN(model::quant_method_name(m)
        << " mode " << mode << " against its bf16 twin: top-1 " << t.same << "/" << t.positions
-       << ", worst |logit diff| / max(1, max |twin|) " << t.worst);
+       << ", worst |logit diff| / max(1, max |twin|) " << t.worst << ", seed " << t.seed);
   CHECK(t.same == t.positions);
   // Mode 0 runs the same bf16 GEMMs on the same values; the GEMVs sum in another order.
   CHECK(t.worst <= (mode == 0 ? 1e-6 : 1e-3));
@@ -375,8 +359,9 @@ TEST_CASE("quantized checkpoints on the cuda backend in fp32 match the cpu backe
   cfg.backend.weight_dtype = "f32";  // dequantized on load: the exactness mode
   auto cuda = gpu::cuda::make_cuda_backend(ckpt, cfg.backend);
   const tally t = run_against(ckpt, *cuda, *cpu, false);
-  WARN(model::quant_method_name(m) << " f32: top-1 " << t.same << "/" << t.positions
-                                   << ", worst |logit diff| / max(1, max |cpu|) " << t.worst);
+  WARN(model::quant_method_name(m)
+       << " f32: top-1 " << t.same << "/" << t.positions
+       << ", worst |logit diff| / max(1, max |cpu|) " << t.worst << ", seed " << t.seed);
   CHECK(t.same == t.positions);
   CHECK(t.worst <= 1e-4);
 }

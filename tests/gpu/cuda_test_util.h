@@ -5,6 +5,7 @@
 
 #include <catch2/catch.hpp>
 #include <cmath>
+#include <cstdlib>
 #include <random>
 #include <vector>
 
@@ -37,8 +38,11 @@ inline config::backend_config fast_bf16_backend(bool graphs) {
   return b;
 }
 
-/// A fresh seed per run (printed on failure).
+/// A fresh seed per run (printed on failure), or CONCLAVE_TEST_SEED's value, to replay a
+/// failed run's inputs.
 inline uint64_t fresh_seed() {
+  if (const char* s = std::getenv("CONCLAVE_TEST_SEED"); s != nullptr && *s != '\0')
+    return std::strtoull(s, nullptr, 0);
   static std::random_device rd;
   return (static_cast<uint64_t>(rd()) << 32) ^ rd();
 }
