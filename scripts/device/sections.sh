@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
-# Runs on the GPU machine after session17.sh (carry .devbundle): the H200 figures of
-# issue 15's goals. SECTIONS (default "ttft stall"): ttft = one 256K prompt with a bf16
+# Runs on the GPU machine (carry .devbundle), sections in the order given, each started
+# only while BUDGET (default 560) seconds have not gone. SECTIONS (default "ttft stall"):
+# tests = the whole cuda_tests; fp8dec = decode with an fp8 cache at 1K, 128K and 256K with
+# the fast widening and the conversion instructions; busy = the busy step's parts next to a
+# 96K prompt; ncubusy = its kernels under ncu; ttft = one 256K prompt with a bf16
 # cache, decode at 1K and 256K; stall = 8 streams next to a 128K prompt, chunks of 2,048
 # and the scheduler's under --prefill-stall-pairs; concurrent = two 256K prompts through
 # the engine with KV offload; profdecode = the kernels of one decode step at 128K context
@@ -14,7 +17,35 @@ set -uo pipefail
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader
 for w in ${SECTIONS:-ttft stall}; do
   echo "== $w ($(date -u +%T), $((SECONDS - t0)) s)"
+  [ "$(left)" -gt 60 ] || { echo "(budget spent: $w not started)"; continue; }
   case $w in
+    tests)  # the whole cuda_tests (SUBSET: Catch test specs)
+      timeout ${T_TESTS:-280} /tmp/cb/bin/cuda_tests -r compact ${SUBSET:+"$SUBSET"} 2>&1 |
+        tee "$OUT/cuda_tests_full.log" | grep -v "warning:" | tail -6 ;;
+    fp8dec)  # the fp8 cache's decode with both widenings; the first also times a 32K prompt
+      for v in 1 0; do
+        [ "$(left)" -gt 100 ] || break
+        echo "-- CONCLAVE_DECODE_FP8_FAST_CVT=$v"
+        lens=1024; [ $v = 1 ] && lens=32768
+        CONCLAVE_DECODE_FP8_FAST_CVT=$v timeout 100 /tmp/cb/bin/conclave bench long --backend cuda \
+          --prompt-lens $lens --decode-contexts 1024,131072,262144 --streams 0 --kv-cache-dtype fp8 \
+          --kv-cache-mib 16384 2>&1 | tee "$OUT/bench_fp8_decode_cvt$v.log" |
+          sed -n '/^  prompt/,$p' | grep -v '^\s*$'
+      done ;;
+    busy)  # the busy step's device / attention / wall parts next to a 96K prompt
+      timeout 120 /tmp/cb/bin/conclave bench long --backend cuda --prompt-lens 1024 \
+        --decode-contexts 1024 --busy-prompt 98304 --busy-chunks 16,64,512 2>&1 |
+        tee "$OUT/bench_busy_parts.log" | sed -n '/^8 streams/,$p' ;;
+    ncubusy)  # the busy step's kernels (16-token chunk at 96K) under ncu
+      NCU=$(command -v ncu || ls /usr/local/cuda/bin/ncu 2>/dev/null | head -1)
+      CONCLAVE_BENCH_PROFILE=busy:16 timeout 150 "$NCU" --profile-from-start off \
+        --clock-control none --cache-control none --metrics gpu__time_duration.sum --csv \
+        --log-file /tmp/ncu_busy.csv /tmp/cb/bin/conclave bench long --backend cuda \
+        --prompt-lens 1024 --decode-contexts 1024 --busy-prompt 98304 --busy-chunks 16 \
+        >"$OUT/bench_busy_ncu.log" 2>&1
+      python3 scripts/device/kernel_summary.py /tmp/ncu_busy.csv busy16 |
+        tee "$OUT/profile_busy16.txt" | head -40
+      xz -c /tmp/ncu_busy.csv >"$OUT/ncu_busy.csv.xz" ;;
     ttft)
       timeout ${T_TTFT:-300} /tmp/cb/bin/conclave bench long --backend cuda --prompt-lens 262144 \
         --decode-contexts 1024,131072,262144 --streams 0 --kv-cache-mib 30720 2>&1 |
