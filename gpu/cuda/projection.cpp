@@ -17,13 +17,13 @@ void projection::operator()(const void* x, const void* w, float* y, size_t m, si
 void projection::operator()(const void* x, const qmatrix& w, float* y, size_t m, size_t n,
                             size_t k) const {
   if (!w.quantized()) return (*this)(x, w.data.get(), y, m, n, k);
-  if (fast && m <= kGemvRows) {
+  if (fast && m <= kQuantMmaRows) {
     gemv_args a = dense_gemv_args(x, t, m, y, n, k);
     set_gemv_weights(a, w);
-    grouped_gemv(a, s);
-  } else {
-    b->linear(x, plain_rows(w, 0, n, k, t, *dq, s), t, y, m, n, k);
+    if (m <= kGemvRows) return grouped_gemv(a, s);
+    if (grouped_mma_supported(a)) return grouped_mma(a, s);
   }
+  b->linear(x, plain_rows(w, 0, n, k, t, *dq, s), t, y, m, n, k);
 }
 
 }  // namespace conclave::gpu::cuda

@@ -5,7 +5,6 @@
 // run. Skips without a GPU.
 #include <algorithm>
 #include <numeric>
-#include <optional>
 #include <tuple>
 
 #include "gpu/cpu/ops.h"
@@ -15,7 +14,7 @@
 #include "gpu/cuda/moe_router.h"
 #include "gpu/cuda/swiglu.h"
 #include "tests/gpu/cuda_test_util.h"
-#include "tests/gpu/quant_stack.h"
+#include "tests/gpu/test_weights.h"
 
 using namespace conclave;
 using namespace conclave::test::cuda;
@@ -84,56 +83,6 @@ struct one_token_launch {
 
 double sum_tol(size_t k) {
   return 1e-4 * std::sqrt(double(k));
-}
-
-/// `experts` weight matrices [n, k] in a format the row kernels read: plain `t`, or fp8 /
-/// awq (bf16 activations) with the model's quantizers; `ref` holds the values the kernel
-/// multiplies by (rounded to t, or dequantized exactly).
-struct test_weights {
-  std::vector<float> ref;
-  device_buffer plain;
-  std::optional<test::stacked> q;
-
-  const void* data() const { return q ? q->data.get() : plain.get(); }
-  template <class Args>
-  void set(Args& a) const {
-    a.w = data();
-    if (!q) return;
-    a.q = q->l;
-    a.scales = q->scales.get();
-    a.zeros = q->zeros.get();
-  }
-};
-
-/// The formats a case runs with activations t: plain, and for bf16 fp8 and awq.
-std::vector<model::quant_method> formats(elem t) {
-  if (t != elem::bf16) return {model::quant_method::none};
-  return {model::quant_method::none, model::quant_method::fp8, model::quant_method::awq};
-}
-
-/// The scale group for a quantized [n, k] the row kernels take: 128, or 32 for an awq k
-/// that 128 does not divide; 0 where the format cannot hold the shape (fp8: k % 16; awq:
-/// n % 8, k % 32).
-int64_t row_group(model::quant_method m, int n, int k) {
-  if (m == model::quant_method::fp8) return k % 16 == 0 ? 128 : 0;
-  if (m == model::quant_method::awq) {
-    if (n % 8 != 0 || k % 32 != 0) return 0;
-    return k % 128 == 0 ? 128 : 32;
-  }
-  return 1;
-}
-
-test_weights make_weights(model::quant_method m, elem t, int experts, int n, int k, float scale,
-                          std::mt19937_64& rng) {
-  test_weights w;
-  if (m == model::quant_method::none) {
-    w.ref = round_as(randn(size_t(experts) * n * k, rng, scale), t);
-    w.plain = upload_as(w.ref, t);
-  } else {
-    w.q.emplace(m, size_t(experts), n, k, row_group(m, n, k), rng());
-    w.ref = w.q->ref;
-  }
-  return w;
 }
 
 }  // namespace
@@ -366,48 +315,57 @@ TEST_CASE("cuda grouped_mma_swiglu equals grouped_mma then swiglu, bit for bit, 
   std::mt19937_64 rng(seed);
   const elem t = elem::bf16;
   // (experts, rows, m, k): the 30B layer; passes past 64 rows of one expert with a k tail;
-  // one block of gate/up; a dense launch (no offsets).
-  for (auto [experts, rows, m, k] :
-       {std::tuple{128, 512, 768, 2048}, {3, 150, 64, 72}, {8, 20, 32, 64}, {1, 40, 96, 24}}) {
-    INFO("experts " << experts << " rows " << rows << " m " << m << " k " << k);
-    std::vector<int32_t> offsets(size_t(experts) + 1, 0);
-    std::uniform_int_distribution<int32_t> pick(0, experts - 1);
-    for (int i = 0; i < rows; ++i) ++offsets[size_t(pick(rng)) + 1];
-    std::partial_sum(offsets.begin(), offsets.end(), offsets.begin());
-    const auto x = round_as(randn(size_t(rows) * k, rng), t);
-    const auto w = round_as(randn(size_t(experts) * 2 * m * k, rng, 0.1f), t);
-    auto dx = upload_as(x, t), dw = upload_as(w, t), doff = device_buffer::from(offsets);
-    auto gu = poisoned(size_t(rows) * 2 * m, elem::f32);
-    cu::gemv_args g;
-    g.x = dx.get();
-    g.w = dw.get();
-    g.t = t;
-    g.offsets = experts > 1 ? doff.as<int32_t>() : nullptr;
-    g.rows = size_t(rows);
-    g.experts = g.grid_experts = size_t(experts);
-    g.y = gu.as<float>();
-    g.n = size_t(2 * m);
-    g.k = size_t(k);
-    REQUIRE(cu::grouped_mma_swiglu_ok(g));
-    // CPU twin: each expert's rows through cpu::linear, then cpu::swiglu.
-    std::vector<float> ref_gu(size_t(rows) * 2 * m), want(size_t(rows) * m);
-    for (int e = 0; e < experts; ++e) {
-      const size_t b = size_t(offsets[size_t(e)]), c = size_t(offsets[size_t(e) + 1]) - b;
-      if (c > 0)
-        cpu::linear(x.data() + b * k, w.data() + size_t(e) * 2 * m * k, nullptr,
-                    ref_gu.data() + b * 2 * m, c, size_t(2 * m), size_t(k));
+  // one block of gate/up; dense launches (no offsets). Quantized weights: the shapes with k
+  // a multiple of 64 (one group of 128 wider than k at k 64).
+  for (auto fmt : formats(t))
+    for (auto [experts, rows, m, k] : {std::tuple{128, 512, 768, 2048},
+                                       {3, 150, 64, 72},
+                                       {8, 20, 32, 64},
+                                       {1, 40, 96, 24},
+                                       {1, 70, 96, 128}}) {
+      if (fmt != model::quant_method::none && (row_group(fmt, 2 * m, k) == 0 || k % 64 != 0))
+        continue;
+      INFO(model::quant_method_name(fmt)
+           << " experts " << experts << " rows " << rows << " m " << m << " k " << k);
+      std::vector<int32_t> offsets(size_t(experts) + 1, 0);
+      std::uniform_int_distribution<int32_t> pick(0, experts - 1);
+      for (int i = 0; i < rows; ++i) ++offsets[size_t(pick(rng)) + 1];
+      std::partial_sum(offsets.begin(), offsets.end(), offsets.begin());
+      const auto x = round_as(randn(size_t(rows) * k, rng), t);
+      const auto wts = make_weights(fmt, t, experts, 2 * m, k, 0.1f, rng);
+      const auto& w = wts.ref;
+      auto dx = upload_as(x, t), doff = device_buffer::from(offsets);
+      auto gu = poisoned(size_t(rows) * 2 * m, elem::f32);
+      cu::gemv_args g;
+      g.x = dx.get();
+      wts.set(g);
+      g.t = t;
+      g.offsets = experts > 1 ? doff.as<int32_t>() : nullptr;
+      g.rows = size_t(rows);
+      g.experts = g.grid_experts = size_t(experts);
+      g.y = gu.as<float>();
+      g.n = size_t(2 * m);
+      g.k = size_t(k);
+      REQUIRE(cu::grouped_mma_swiglu_ok(g));
+      // CPU twin: each expert's rows through cpu::linear, then cpu::swiglu.
+      std::vector<float> ref_gu(size_t(rows) * 2 * m), want(size_t(rows) * m);
+      for (int e = 0; e < experts; ++e) {
+        const size_t b = size_t(offsets[size_t(e)]), c = size_t(offsets[size_t(e) + 1]) - b;
+        if (c > 0)
+          cpu::linear(x.data() + b * k, w.data() + size_t(e) * 2 * m * k, nullptr,
+                      ref_gu.data() + b * 2 * m, c, size_t(2 * m), size_t(k));
+      }
+      cpu::swiglu(ref_gu.data(), want.data(), size_t(rows), size_t(m));
+      for (size_t most : {size_t{16}, size_t{32}, size_t(rows)}) {
+        INFO("max_rows " << most);
+        g.max_rows = most;
+        auto two = poisoned(size_t(rows) * m, t), one = poisoned(size_t(rows) * m, t);
+        cu::grouped_mma(g, nullptr);
+        cu::swiglu(gu.as<float>(), size_t(rows), size_t(m), two.get(), t, nullptr);
+        cu::grouped_mma_swiglu(g, one.get(), nullptr);
+        const auto a = one.to_vector<uint16_t>(size_t(rows) * m);
+        CHECK(a == two.to_vector<uint16_t>(size_t(rows) * m));
+        check_close(download_as(one, t, want.size()), want, 1e-2, 1e-2 * std::sqrt(double(k)));
+      }
     }
-    cpu::swiglu(ref_gu.data(), want.data(), size_t(rows), size_t(m));
-    for (size_t most : {size_t{16}, size_t{32}, size_t(rows)}) {
-      INFO("max_rows " << most);
-      g.max_rows = most;
-      auto two = poisoned(size_t(rows) * m, t), one = poisoned(size_t(rows) * m, t);
-      cu::grouped_mma(g, nullptr);
-      cu::swiglu(gu.as<float>(), size_t(rows), size_t(m), two.get(), t, nullptr);
-      cu::grouped_mma_swiglu(g, one.get(), nullptr);
-      const auto a = one.to_vector<uint16_t>(size_t(rows) * m);
-      CHECK(a == two.to_vector<uint16_t>(size_t(rows) * m));
-      check_close(download_as(one, t, want.size()), want, 1e-2, 1e-2 * std::sqrt(double(k)));
-    }
-  }
 }

@@ -19,6 +19,7 @@
 #include "gpu/host_ops.h"
 #include "model/gen_model.h"
 #include "tests/gpu/cuda_test_util.h"
+#include "tests/gpu/test_weights.h"
 
 using namespace conclave;
 using namespace conclave::test::cuda;
@@ -362,75 +363,84 @@ TEST_CASE(
   INFO("seed " << seed);
   std::mt19937_64 rng(seed);
   for (elem t : {elem::f32, elem::bf16}) {
-    for (auto [experts, rows, n, k] : {std::tuple{8, 5, 33, 17},
-                                       {128, 512, 1536, 2048},
-                                       {4, 21, 7, 3},
-                                       {160, 8, 768, 6144},
-                                       {128, 8, 2048, 768},
-                                       {3, 40, 37, 24},
-                                       {2, 150, 100, 72}}) {
-      INFO(name(t) << " experts " << experts << " rows " << rows << " n " << n << " k " << k);
-      // Random split of the rows over the experts (some empty, some with > 8 rows).
-      std::vector<int32_t> offsets(size_t(experts) + 1, 0);
-      std::uniform_int_distribution<int32_t> pick(0, experts - 1);
-      std::vector<int32_t> count(static_cast<size_t>(experts), 0);
-      for (int i = 0; i < rows; ++i) ++count[size_t(pick(rng))];
-      for (int e = 0; e < experts; ++e)
-        offsets[size_t(e) + 1] = offsets[size_t(e)] + count[size_t(e)];
-      // The rows read x through a random row index (as the MoE reads its tokens).
-      const int xrows = rows / 2 + 1;
-      std::uniform_int_distribution<int32_t> pick_row(0, xrows - 1);
-      std::vector<int32_t> x_rows(static_cast<size_t>(rows));
-      for (auto& r : x_rows) r = pick_row(rng);
-      const auto x = round_as(randn(size_t(xrows) * k, rng), t);
-      const auto w = round_as(randn(size_t(experts) * n * k, rng), t);
-      auto dx = upload_as(x, t), dw = upload_as(w, t);
-      auto doff = device_buffer::from(offsets), dxr = device_buffer::from(x_rows);
-      std::vector<float> want(size_t(rows) * n);
-      std::vector<float> xg;
-      for (int32_t r : x_rows)
-        xg.insert(xg.end(), x.begin() + size_t(r) * k, x.begin() + size_t(r + 1) * k);
-      std::vector<int32_t> active;
-      for (int e = 0; e < experts; ++e) {
-        const size_t b = size_t(offsets[size_t(e)]), c = size_t(count[size_t(e)]);
-        if (c == 0) continue;
-        active.push_back(e);
-        cpu::linear(xg.data() + b * k, w.data() + size_t(e) * n * k, nullptr, want.data() + b * n,
-                    c, n, k);
-      }
-      const size_t grid = std::min<size_t>(size_t(experts), size_t(rows));
-      active.resize(grid, -1);
-      auto dact = device_buffer::from(active);
-      for (bool with_active : {false, true}) {
-        INFO("active list " << with_active);
-        auto y = poisoned(size_t(rows) * n, elem::f32);
-        cu::gemv_args g;
-        g.x = dx.get();
-        g.x_rows = dxr.as<int32_t>();
-        g.w = dw.get();
-        g.t = t;
-        g.offsets = doff.as<int32_t>();
-        g.active = with_active ? dact.as<int32_t>() : nullptr;
-        g.experts = size_t(experts);
-        g.grid_experts = with_active ? grid : size_t(experts);
-        g.y = y.as<float>();
-        g.n = size_t(n);
-        g.k = size_t(k);
-        cu::grouped_gemv(g, nullptr);
-        check_close(y.to_vector<float>(want.size()), want, 1e-4, 1e-4 * std::sqrt(double(k)));
-        // The tensor-core kernel (bf16, k % 8 == 0): passes of up to 16, 32 or 64 rows per
-        // expert (max_rows picks the tile), rows past a pass, k past a stage, n past a block.
-        if (t != elem::bf16 || !cu::grouped_mma_supported(g)) continue;
-        for (size_t most : {size_t{16}, size_t{32}, size_t(rows)}) {
-          INFO("grouped_mma, max_rows " << most);
-          auto y2 = poisoned(size_t(rows) * n, elem::f32);
-          g.y = y2.as<float>();
-          g.max_rows = most;
-          cu::grouped_mma(g, nullptr);
-          check_close(y2.to_vector<float>(want.size()), want, 1e-4, 1e-4 * std::sqrt(double(k)));
+    for (auto fmt : formats(t))
+      for (auto [experts, rows, n, k] : {std::tuple{8, 5, 33, 17},
+                                         {128, 512, 1536, 2048},
+                                         {4, 21, 7, 3},
+                                         {160, 8, 768, 6144},
+                                         {128, 8, 2048, 768},
+                                         {3, 40, 37, 24},
+                                         {2, 150, 100, 72},
+                                         {5, 100, 72, 192}}) {
+        // Quantized: the shapes both formats hold (the tensor-core GEMM also needs k and the
+        // group multiples of 64; k 192 ends in a partial group of 128).
+        if (fmt != model::quant_method::none && (row_group(fmt, n, k) == 0 || k % 64 != 0))
+          continue;
+        INFO(name(t) << " " << model::quant_method_name(fmt) << " experts " << experts << " rows "
+                     << rows << " n " << n << " k " << k);
+        // Random split of the rows over the experts (some empty, some with > 8 rows).
+        std::vector<int32_t> offsets(size_t(experts) + 1, 0);
+        std::uniform_int_distribution<int32_t> pick(0, experts - 1);
+        std::vector<int32_t> count(static_cast<size_t>(experts), 0);
+        for (int i = 0; i < rows; ++i) ++count[size_t(pick(rng))];
+        for (int e = 0; e < experts; ++e)
+          offsets[size_t(e) + 1] = offsets[size_t(e)] + count[size_t(e)];
+        // The rows read x through a random row index (as the MoE reads its tokens).
+        const int xrows = rows / 2 + 1;
+        std::uniform_int_distribution<int32_t> pick_row(0, xrows - 1);
+        std::vector<int32_t> x_rows(static_cast<size_t>(rows));
+        for (auto& r : x_rows) r = pick_row(rng);
+        const auto x = round_as(randn(size_t(xrows) * k, rng), t);
+        const auto wts = make_weights(fmt, t, experts, n, k, 1.0f, rng);
+        const auto& w = wts.ref;
+        auto dx = upload_as(x, t);
+        auto doff = device_buffer::from(offsets), dxr = device_buffer::from(x_rows);
+        std::vector<float> want(size_t(rows) * n);
+        std::vector<float> xg;
+        for (int32_t r : x_rows)
+          xg.insert(xg.end(), x.begin() + size_t(r) * k, x.begin() + size_t(r + 1) * k);
+        std::vector<int32_t> active;
+        for (int e = 0; e < experts; ++e) {
+          const size_t b = size_t(offsets[size_t(e)]), c = size_t(count[size_t(e)]);
+          if (c == 0) continue;
+          active.push_back(e);
+          cpu::linear(xg.data() + b * k, w.data() + size_t(e) * n * k, nullptr, want.data() + b * n,
+                      c, n, k);
+        }
+        const size_t grid = std::min<size_t>(size_t(experts), size_t(rows));
+        active.resize(grid, -1);
+        auto dact = device_buffer::from(active);
+        for (bool with_active : {false, true}) {
+          INFO("active list " << with_active);
+          auto y = poisoned(size_t(rows) * n, elem::f32);
+          cu::gemv_args g;
+          g.x = dx.get();
+          g.x_rows = dxr.as<int32_t>();
+          wts.set(g);
+          g.t = t;
+          g.offsets = doff.as<int32_t>();
+          g.active = with_active ? dact.as<int32_t>() : nullptr;
+          g.experts = size_t(experts);
+          g.grid_experts = with_active ? grid : size_t(experts);
+          g.y = y.as<float>();
+          g.n = size_t(n);
+          g.k = size_t(k);
+          cu::grouped_gemv(g, nullptr);
+          check_close(y.to_vector<float>(want.size()), want, 1e-4, 1e-4 * std::sqrt(double(k)));
+          // The tensor-core kernel (bf16, k % 8 == 0): passes of up to 16, 32 or 64 rows per
+          // expert (max_rows picks the tile), rows past a pass, k past a stage, n past a block.
+          if (t != elem::bf16 || k % 8 != 0) continue;
+          REQUIRE(cu::grouped_mma_supported(g));
+          for (size_t most : {size_t{16}, size_t{32}, size_t(rows)}) {
+            INFO("grouped_mma, max_rows " << most);
+            auto y2 = poisoned(size_t(rows) * n, elem::f32);
+            g.y = y2.as<float>();
+            g.max_rows = most;
+            cu::grouped_mma(g, nullptr);
+            check_close(y2.to_vector<float>(want.size()), want, 1e-4, 1e-4 * std::sqrt(double(k)));
+          }
         }
       }
-    }
     for (auto [m, n, k] : {std::tuple{1, 5120, 2048}, {3, 129, 64}, {8, 2048, 4096}, {2, 7, 13}}) {
       INFO(name(t) << " dense m " << m << " n " << n << " k " << k);
       const auto x = round_as(randn(size_t(m) * k, rng), t),
