@@ -11,7 +11,9 @@ bundle=${2:-.devbundle}
 grep -qx "/$bundle/" .git/info/exclude 2>/dev/null || echo "/$bundle/" >>.git/info/exclude
 stage=$(mktemp -d)
 mkdir -p "$stage/bin" "$stage/lib" "$bundle"
-for b in tests/cuda_tests tests/gpu_tests app/conclave; do
+# BINS: the binaries (default cuda_tests and conclave; tests/gpu_tests, the CPU suite, only
+# when asked: it adds about 5 MiB to a tree capped at 64).
+for b in ${BINS:-tests/cuda_tests app/conclave}; do
   strip -o "$stage/bin/$(basename "$b")" "$build/$b"
 done
 # Libraries outside glibc/libstdc++ and CUDA (the device has its own cuBLAS).
