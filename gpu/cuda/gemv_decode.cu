@@ -8,6 +8,7 @@
 #include "gpu/cuda/gemv_decode.h"
 #include "gpu/cuda/gemv_formats.cuh"
 #include "gpu/cuda/gemv_rows.cuh"
+#include "gpu/cuda/kernel_switch.h"
 #include "gpu/cuda/pdl.cuh"
 
 namespace conclave::gpu::cuda {
@@ -210,7 +211,10 @@ bool weights_ok(const quant_layout& q, elem t, size_t k, const void* x, const vo
   const size_t per = inputs_per_load(q, t);
   if (k % per != 0 || !dev::aligned16(x) || !dev::aligned16(w)) return false;
   if (q.method == model::quant_method::none) return true;
+  // CONCLAVE_QUANT_ROW_GEMV=0: quantized one-row launches take the grouped quantized GEMV.
+  static const bool quant_rows = kernel_switch_on("CONCLAVE_QUANT_ROW_GEMV");
   const auto g = static_cast<size_t>(q.group);
+  if (!quant_rows) return false;
   return t == elem::bf16 && g > 0 && g % per == 0 && (g & (g - 1)) == 0;
 }
 

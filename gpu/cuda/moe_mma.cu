@@ -3,6 +3,7 @@
 
 #include "gpu/cuda/check.h"
 #include "gpu/cuda/elem_io.cuh"
+#include "gpu/cuda/kernel_switch.h"
 #include "gpu/cuda/mma.cuh"
 #include "gpu/cuda/moe_gemv.h"
 #include "gpu/cuda/pdl.cuh"
@@ -406,6 +407,9 @@ void checked_launch(const gemv_args& a, void* act, stream_t s) {
 bool grouped_mma_supported(const gemv_args& a) {
   if (a.t != elem::bf16 || a.k % 8 != 0 || a.n >= (1u << 30) || a.k >= (1u << 30)) return false;
   if (a.q.method == quant_method::none) return true;
+  // CONCLAVE_QUANT_MMA=0: quantized weights take the quantized GEMV or cuBLAS again.
+  static const bool quant_mma = kernel_switch_on("CONCLAVE_QUANT_MMA");
+  if (!quant_mma) return false;
   // Quantized: whole k tiles, each inside one scale group, and a scale table that fits
   // beside the stages (smem_bytes at 64-row passes, under 200 KB).
   const auto g = static_cast<size_t>(a.q.group);

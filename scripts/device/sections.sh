@@ -11,7 +11,8 @@
 # chunks, their rows split (CONCLAVE_DECODE_SPLIT_LISTED=1) and whole (=0); flake = the
 # quantized-twin case (fp8 in graphs gave 3.1e-3 once where it gives exactly 0) repeated
 # REPS times with programmatic dependent launch on and off; quant = issue 14's engine bench
-# per format (QUANTS, default "none fp8 awq") at batches 1, 8, 64 and a 4K prefill.
+# per format (QUANTS, default "none fp8 awq"; fp8-old: the quantized paths before
+# 2026-12-07) at batches 1, 8, 64 and a 4K prefill.
 set -uo pipefail
 . "$(dirname "$0")/bundle_env.sh"
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader
@@ -88,11 +89,16 @@ for w in ${SECTIONS:-ttft stall}; do
         echo "CONCLAVE_PDL=$pdl: $fails of ${REPS:-8} runs failed"
       done ;;
     quant)
-      for q in ${QUANTS:-none fp8 awq}; do
+      # A format named NAME-old runs with the quantized row GEMVs and tensor-core GEMM off
+      # (CONCLAVE_QUANT_ROW_GEMV=0 CONCLAVE_QUANT_MMA=0: the paths before 2026-12-07).
+      for name in ${QUANTS:-none fp8 awq}; do
         [ "$(left)" -gt 60 ] || break
-        timeout ${T_QUANT:-150} /tmp/cb/bin/conclave bench engine --backend cuda --preset qwen3-30b-a3b \
+        q=${name%-old} old=1; [ "$q" = "$name" ] && old=
+        echo "-- $name"
+        env ${old:+CONCLAVE_QUANT_ROW_GEMV=0 CONCLAVE_QUANT_MMA=0} timeout ${T_QUANT:-150} \
+          /tmp/cb/bin/conclave bench engine --backend cuda --preset qwen3-30b-a3b \
           --random-weights --quant $q --batches ${QBATCHES:-1,8,64} --prefill-lens 4096 2>&1 |
-          tee "$OUT/bench_30b_$q.log" | grep -E "^decode\+g|^prefill|model:" | head -8
+          tee "$OUT/bench_30b_$name.log" | grep -E "^decode\+g|^prefill|model:" | head -8
       done ;;
     profdecode)
       NCU=$(command -v ncu || ls /usr/local/cuda/bin/ncu 2>/dev/null | head -1)
