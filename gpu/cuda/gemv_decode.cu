@@ -211,10 +211,7 @@ bool weights_ok(const quant_layout& q, elem t, size_t k, const void* x, const vo
   const size_t per = inputs_per_load(q, t);
   if (k % per != 0 || !dev::aligned16(x) || !dev::aligned16(w)) return false;
   if (q.method == model::quant_method::none) return true;
-  // CONCLAVE_QUANT_ROW_GEMV=0: quantized one-row launches take the grouped quantized GEMV.
-  static const bool quant_rows = kernel_switch_on("CONCLAVE_QUANT_ROW_GEMV");
   const auto g = static_cast<size_t>(q.group);
-  if (!quant_rows) return false;
   return t == elem::bf16 && g > 0 && g % per == 0 && (g & (g - 1)) == 0;
 }
 
@@ -305,6 +302,10 @@ bool launchable(const gemv_args& a, const char* what) {
 }
 
 }  // namespace
+
+bool quant_row_gemv_on() {
+  return kernel_switch_on("CONCLAVE_QUANT_ROW_GEMV", false);  // read per call: tests set it
+}
 
 bool row_gemv_ok(const gemv_args& a) {
   const size_t most = a.offsets != nullptr ? a.max_rows : a.rows;

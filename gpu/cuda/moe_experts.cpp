@@ -36,7 +36,8 @@ const char* grouped_experts(const expert_rows& a, size_t tokens, bool tensor_cor
                             stream_t s) {
   gemv_args g = gate_up_args(a);
   const char* kernels;
-  if (fuse && tensor_cores && tokens >= kExpertMmaMinTokens && grouped_mma_swiglu_ok(g)) {
+  if (fuse && tensor_cores && tokens >= kExpertMmaMinTokens && grouped_mma_swiglu_ok(g) &&
+      grouped_mma_chosen(g)) {
     grouped_mma_swiglu(g, a.act, s);
     kernels = "tensor-core grouped GEMMs, SwiGLU in gate/up's";
   } else {
@@ -60,7 +61,7 @@ const char* gemm_experts(const expert_rows& a, blas& b, int32_t* host_off, void*
       cudaMemcpyAsync(host_off, a.offsets, (E + 1) * sizeof(int32_t), cudaMemcpyDeviceToHost, s));
   CONCLAVE_CUDA_CHECK(cudaStreamSynchronize(s));
   gemv_args g = gate_up_args(a);
-  const bool grouped = light != nullptr && grouped_mma_supported(g);
+  const bool grouped = light != nullptr && grouped_mma_chosen(g);
   // The light experts' list (ascending) and their most rows.
   size_t lights = 0, heavies = 0, most = 0;
   auto is_light = [&](size_t n) { return grouped && n <= kLightExpertRows; };
@@ -138,6 +139,7 @@ bool fused_token_experts(const expert_rows& a, const int32_t* ids, const int32_t
   d.m = a.m;
   d.out = out;
   if (!row_gemv_ok(g) || !down_combine_ok(d)) return false;
+  if ((a.gate_up->quantized() || a.down->quantized()) && !quant_row_gemv_on()) return false;
   row_gemv_swiglu(g, a.act, s);
   down_combine(d, s);
   return true;

@@ -58,6 +58,17 @@ constexpr size_t kExpertMmaMinTokens = 16;
 /// kernel it chose, in words.
 const char* grouped_matmul(const gemv_args& a, size_t tokens, bool tensor_cores, stream_t s);
 
+/// The quantized paths written on 2026-12-07, off until they have run on a GPU: whether
+/// the backend sends one-row launches of quantized weights to the row kernels
+/// (CONCLAVE_QUANT_ROW_GEMV=1, gemv_decode.h) and quantized steps of 16+ rows to the
+/// tensor-core GEMM (CONCLAVE_QUANT_MMA=1). The kernels' own predicates (row_gemv_ok,
+/// grouped_mma_supported) say what they can take; these say what the backend uses.
+bool quant_row_gemv_on();
+bool quant_mma_on();
+/// grouped_mma_supported(a), and for quantized weights quant_mma_on(): what the backend
+/// sends to the tensor-core GEMM.
+bool grouped_mma_chosen(const gemv_args& a);
+
 /// grouped_gemv for quantized weights (a.q.method fp8 or awq; quant_gemv.cu).
 void quant_grouped_gemv(const gemv_args& a, stream_t s);
 

@@ -407,15 +407,20 @@ void checked_launch(const gemv_args& a, void* act, stream_t s) {
 bool grouped_mma_supported(const gemv_args& a) {
   if (a.t != elem::bf16 || a.k % 8 != 0 || a.n >= (1u << 30) || a.k >= (1u << 30)) return false;
   if (a.q.method == quant_method::none) return true;
-  // CONCLAVE_QUANT_MMA=0: quantized weights take the quantized GEMV or cuBLAS again.
-  static const bool quant_mma = kernel_switch_on("CONCLAVE_QUANT_MMA");
-  if (!quant_mma) return false;
   // Quantized: whole k tiles, each inside one scale group, and a scale table that fits
   // beside the stages (smem_bytes at 64-row passes, under 200 KB).
   const auto g = static_cast<size_t>(a.q.group);
   if (a.k % kBK != 0 || g == 0 || g % kBK != 0 || (g & (g - 1)) != 0) return false;
   const int groups = static_cast<int>(a.q.groups(static_cast<int64_t>(a.k)));
   return smem_bytes(4, a.q.method, groups) <= 200 * 1024;
+}
+
+bool quant_mma_on() {
+  return kernel_switch_on("CONCLAVE_QUANT_MMA", false);  // read per call: tests set it
+}
+
+bool grouped_mma_chosen(const gemv_args& a) {
+  return grouped_mma_supported(a) && (a.q.method == quant_method::none || quant_mma_on());
 }
 
 void grouped_mma(const gemv_args& a, stream_t s) {
@@ -433,7 +438,7 @@ void grouped_mma_swiglu(const gemv_args& a, void* act, stream_t s) {
 }
 
 const char* grouped_matmul(const gemv_args& a, size_t tokens, bool tensor_cores, stream_t s) {
-  if (tensor_cores && tokens >= kExpertMmaMinTokens && grouped_mma_supported(a)) {
+  if (tensor_cores && tokens >= kExpertMmaMinTokens && grouped_mma_chosen(a)) {
     grouped_mma(a, s);
     return a.q.method != quant_method::none ? "tensor-core grouped GEMM (weights widened to bf16)"
                                             : "tensor-core grouped GEMM";

@@ -21,7 +21,7 @@ void projection::operator()(const void* x, const qmatrix& w, float* y, size_t m,
     gemv_args a = dense_gemv_args(x, t, m, y, n, k);
     set_gemv_weights(a, w);
     if (m <= kGemvRows) return grouped_gemv(a, s);
-    if (grouped_mma_supported(a)) return grouped_mma(a, s);
+    if (grouped_mma_chosen(a)) return grouped_mma(a, s);
   }
   b->linear(x, plain_rows(w, 0, n, k, t, *dq, s), t, y, m, n, k);
 }

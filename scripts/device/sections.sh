@@ -11,8 +11,8 @@
 # chunks, their rows split (CONCLAVE_DECODE_SPLIT_LISTED=1) and whole (=0); flake = the
 # quantized-twin case (fp8 in graphs gave 3.1e-3 once where it gives exactly 0) repeated
 # REPS times with programmatic dependent launch on and off; quant = issue 14's engine bench
-# per format (QUANTS, default "none fp8 awq"; fp8-old: the quantized paths before
-# 2026-12-07) at batches 1, 8, 64 and a 4K prefill.
+# per format (QUANTS, default "none fp8 fp8-new awq awq-new"; NAME-new: the quantized paths
+# of 2026-12-07 switched on) at batches 1, 8, 64 and a 4K prefill.
 set -uo pipefail
 . "$(dirname "$0")/bundle_env.sh"
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader
@@ -77,7 +77,7 @@ for w in ${SECTIONS:-ttft stall}; do
             >"$OUT/flake_pdl${pdl}_$i.log" 2>&1 || fails=$((fails + 1))
           # A run over 1e-3: replay its tokens (every mode then reads the same prompts):
           # the same difference without graphs (mode 1) means summation order, not replay.
-          seed=$(grep -ho "mode [12] against its bf16 twin.*" "$OUT/flake_pdl${pdl}_$i.log" |
+          seed=$(grep -ho "mode [1-4] against its bf16 twin.*" "$OUT/flake_pdl${pdl}_$i.log" |
             tr -d "'" | awk '{for (f = 1; f <= NF; ++f) if ($f == "max(1,") w = $(f + 3);
               if (w + 0 > 1e-3) { sub(",", "", w); print $NF; exit }}')
           [ -n "$seed" ] || continue
@@ -89,13 +89,13 @@ for w in ${SECTIONS:-ttft stall}; do
         echo "CONCLAVE_PDL=$pdl: $fails of ${REPS:-8} runs failed"
       done ;;
     quant)
-      # A format named NAME-old runs with the quantized row GEMVs and tensor-core GEMM off
-      # (CONCLAVE_QUANT_ROW_GEMV=0 CONCLAVE_QUANT_MMA=0: the paths before 2026-12-07).
-      for name in ${QUANTS:-none fp8 awq}; do
+      # A format named NAME-new runs with the quantized row GEMVs and tensor-core GEMM on
+      # (CONCLAVE_QUANT_ROW_GEMV=1 CONCLAVE_QUANT_MMA=1: written 2026-12-07, off by default).
+      for name in ${QUANTS:-none fp8 fp8-new awq awq-new}; do
         [ "$(left)" -gt 60 ] || break
-        q=${name%-old} old=1; [ "$q" = "$name" ] && old=
+        q=${name%-new} new=1; [ "$q" = "$name" ] && new=
         echo "-- $name"
-        env ${old:+CONCLAVE_QUANT_ROW_GEMV=0 CONCLAVE_QUANT_MMA=0} timeout ${T_QUANT:-150} \
+        env ${new:+CONCLAVE_QUANT_ROW_GEMV=1 CONCLAVE_QUANT_MMA=1} timeout ${T_QUANT:-150} \
           /tmp/cb/bin/conclave bench engine --backend cuda --preset qwen3-30b-a3b \
           --random-weights --quant $q --batches ${QBATCHES:-1,8,64} --prefill-lens 4096 2>&1 |
           tee "$OUT/bench_30b_$name.log" | grep -E "^decode\+g|^prefill|model:" | head -8

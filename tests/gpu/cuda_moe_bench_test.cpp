@@ -64,13 +64,6 @@ TEST_CASE("time_moe_layer runs a step's MoE kernels and leaves the backend's res
 
 namespace {
 
-/// Sets an environment variable for the scope (the backend reads it when built).
-struct scoped_env {
-  const char* name;
-  scoped_env(const char* n, const char* v) : name(n) { setenv(n, v, 1); }
-  ~scoped_env() { unsetenv(name); }
-};
-
 /// All logits of a 200-token prefill (more than the grouped launches' default 128).
 std::vector<float> long_prefill(gpu::backend& be) {
   std::vector<int32_t> prompt(200), table(16);

@@ -322,20 +322,24 @@ TEST_CASE("quantized checkpoints on the cuda backend equal their bf16 twins",
   test::write_dequantized_twin(ckpt, twin_dir);
   const model::checkpoint twin(twin_dir);
   // 0: the first kernels (dequantize + cuBLAS everywhere), 1: the fast paths (quantized
-  // GEMVs), 2: the fast paths in CUDA graphs.
-  const int mode = GENERATE(0, 1, 2);
+  // GEMVs), 2: the fast paths in CUDA graphs; 3 and 4: 1 and 2 with the quantized row
+  // GEMVs and tensor-core GEMM (CONCLAVE_QUANT_ROW_GEMV, CONCLAVE_QUANT_MMA: off by default).
+  const int mode = GENERATE(0, 1, 2, 3, 4);
   INFO(model::quant_method_name(m) << " mode " << mode);
+  const char* new_paths = mode >= 3 ? "1" : "0";
+  const test::cuda::scoped_env rows("CONCLAVE_QUANT_ROW_GEMV", new_paths),
+      mma("CONCLAVE_QUANT_MMA", new_paths);
   config::engine_config cfg;
   cfg.backend.kind = "cuda";
   cfg.backend.num_kv_blocks = 64;
   cfg.backend.weight_dtype = "bf16";
-  cfg.backend.cuda_fast_paths = mode == 1 || mode == 2;
-  cfg.backend.cuda_graphs = mode == 2;
+  cfg.backend.cuda_fast_paths = mode >= 1;
+  cfg.backend.cuda_graphs = mode == 2 || mode == 4;
   auto cuda = gpu::cuda::make_cuda_backend(ckpt, cfg.backend);
   auto plain = gpu::cuda::make_cuda_backend(twin, cfg.backend);
   // The projections stay quantized: fewer device bytes than the same model in bf16.
   CHECK(cuda->weight_bytes() < plain->weight_bytes());
-  const tally t = run_against(ckpt, *cuda, *plain, mode == 2);
+  const tally t = run_against(ckpt, *cuda, *plain, mode == 2 || mode == 4);
   WARN(model::quant_method_name(m)
        << " mode " << mode << " against its bf16 twin: top-1 " << t.same << "/" << t.positions
        << ", worst |logit diff| / max(1, max |twin|) " << t.worst << ", seed " << t.seed);

@@ -38,6 +38,16 @@ inline config::backend_config fast_bf16_backend(bool graphs) {
   return b;
 }
 
+/// Sets an environment variable for the scope (kernel switches: the backend reads most when
+/// built, the quantized paths' switches per launch).
+struct scoped_env {
+  const char* name;
+  scoped_env(const char* n, const char* v) : name(n) { setenv(n, v, 1); }
+  ~scoped_env() { unsetenv(name); }
+  scoped_env(const scoped_env&) = delete;
+  scoped_env& operator=(const scoped_env&) = delete;
+};
+
 /// A fresh seed per run (printed on failure), or CONCLAVE_TEST_SEED's value, to replay a
 /// failed run's inputs.
 inline uint64_t fresh_seed() {
