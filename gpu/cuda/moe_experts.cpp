@@ -12,6 +12,17 @@
 namespace conclave::gpu::cuda {
 namespace {
 
+/// down's launch arguments from gate/up's (x: the SwiGLU output).
+gemv_args down_args(gemv_args g, const expert_rows& a) {
+  g.x = a.act;
+  g.x_rows = nullptr;
+  set_gemv_weights(g, *a.down);
+  g.y = a.dn;
+  g.n = a.h;
+  g.k = a.m;
+  return g;
+}
+
 /// gate/up's launch arguments (x through row_token: no gathered copy).
 gemv_args gate_up_args(const expert_rows& a) {
   gemv_args g;
@@ -44,13 +55,7 @@ const char* grouped_experts(const expert_rows& a, size_t tokens, bool tensor_cor
     kernels = grouped_matmul(g, tokens, tensor_cores, s);
     swiglu(a.gu, a.rows, a.m, a.act, a.t, s);
   }
-  g.x = a.act;
-  g.x_rows = nullptr;
-  set_gemv_weights(g, *a.down);
-  g.y = a.dn;
-  g.n = a.h;
-  g.k = a.m;
-  grouped_matmul(g, tokens, tensor_cores, s);
+  grouped_matmul(down_args(g, a), tokens, tensor_cores, s);
   return kernels;
 }
 
@@ -61,7 +66,9 @@ const char* gemm_experts(const expert_rows& a, blas& b, int32_t* host_off, void*
       cudaMemcpyAsync(host_off, a.offsets, (E + 1) * sizeof(int32_t), cudaMemcpyDeviceToHost, s));
   CONCLAVE_CUDA_CHECK(cudaStreamSynchronize(s));
   gemv_args g = gate_up_args(a);
-  const bool grouped = light != nullptr && grouped_mma_chosen(g);
+  // Light experts run gate/up and down on the tensor-core GEMM: both must take them.
+  const bool grouped =
+      light != nullptr && grouped_mma_chosen(g) && grouped_mma_chosen(down_args(g, a));
   // The light experts' list (ascending) and their most rows.
   size_t lights = 0, heavies = 0, most = 0;
   auto is_light = [&](size_t n) { return grouped && n <= kLightExpertRows; };
@@ -100,15 +107,7 @@ const char* gemm_experts(const expert_rows& a, blas& b, int32_t* host_off, void*
              2 * m, h);
   });
   swiglu(a.gu, a.rows, m, a.act, a.t, s);
-  if (lights > 0) {
-    g.x = a.act;
-    g.x_rows = nullptr;
-    set_gemv_weights(g, *a.down);
-    g.y = a.dn;
-    g.n = h;
-    g.k = m;
-    grouped_mma(g, s);
-  }
+  if (lights > 0) grouped_mma(down_args(g, a), s);
   per_heavy([&](size_t e, size_t r0, size_t n) {
     b.linear(static_cast<char*>(a.act) + r0 * m * es, plain_rows(*a.down, e * h, h, m, a.t, dq, s),
              a.t, a.dn + r0 * h, n, h, m);
