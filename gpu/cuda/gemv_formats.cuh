@@ -46,15 +46,15 @@ struct plain {
   }
 };
 
-/// The scaled sum of a quantized load: part over its pieces of 8 weights, then s * part.
-template <int P, class Piece>
-__device__ __forceinline__ float scaled_dot(const wload& c, const bf16* x, float acc,
-                                            Piece&& piece) {
+/// acc + s * sum(q' x) over a quantized load's P pieces of 8 weights (x at its first input).
+template <bool AWQ>
+__device__ __forceinline__ float scaled_dot(const wload& c, const bf16* x, float acc) {
+  constexpr int P = AWQ ? 4 : 2;
   float part = 0.0f;
 #pragma unroll
   for (int p = 0; p < P; ++p) {
     float wv[8], xv[8];
-    piece(p, wv);
+    quant_piece<AWQ>(c.raw, p, c.zoff, wv);
     ldv<8>(x + 8 * p, xv);
 #pragma unroll
     for (int e = 0; e < 8; ++e) part = __fmaf_rn(wv[e], xv[e], part);
@@ -79,11 +79,7 @@ struct fp8_rows {
     return {ld16(r.p + i), __ldg(r.s + (i >> gshift)), 0.0f};
   }
   __device__ __forceinline__ float dot(const wload& c, const bf16* x, float acc) const {
-    const uint32_t* u = reinterpret_cast<const uint32_t*>(&c.raw);
-    return scaled_dot<2>(c, x, acc, [&](int p, float(&wv)[8]) {
-      fp8x4_to_float(u[2 * p], wv);
-      fp8x4_to_float(u[2 * p + 1], wv + 4);
-    });
+    return scaled_dot<false>(c, x, acc);
   }
 };
 
@@ -110,11 +106,7 @@ struct awq_rows {
             8388608.0f + static_cast<float>(__ldg(r.z + g))};
   }
   __device__ __forceinline__ float dot(const wload& c, const bf16* x, float acc) const {
-    const uint32_t* u = reinterpret_cast<const uint32_t*>(&c.raw);
-    return scaled_dot<4>(c, x, acc, [&](int p, float(&wv)[8]) {
-#pragma unroll
-      for (int j = 0; j < 8; ++j) wv[j] = nibble_minus(u[p], j, c.zoff);
-    });
+    return scaled_dot<true>(c, x, acc);
   }
 };
 

@@ -39,7 +39,7 @@ __device__ __forceinline__ uint8_t fp8_kv_byte(float x, float scale) {
 __device__ __forceinline__ uint32_t fp8kv_x2_to_bf16x2(uint32_t w, bool hi) {
   const float a = hi ? e4m3_byte_to_float<2>(w) : e4m3_byte_to_float<0>(w);
   const float b = hi ? e4m3_byte_to_float<3>(w) : e4m3_byte_to_float<1>(w);
-  return __byte_perm(__float_as_uint(a), __float_as_uint(b), 0x7632u);  // a low, b high
+  return exact_bf16x2(a, b);
 }
 
 __device__ __forceinline__ float ld(const fp8kv* p) {

@@ -55,10 +55,7 @@ struct qweights {
 __device__ __forceinline__ uint2 fp8x4_to_bf16x4(uint32_t w) {
   float f[4];
   dev::fp8x4_to_float(w, f);
-  auto pair = [](float lo, float hi) {
-    return (__float_as_uint(hi) & 0xffff0000u) | (__float_as_uint(lo) >> 16);
-  };
-  return {pair(f[0], f[1]), pair(f[2], f[3])};
+  return {dev::exact_bf16x2(f[0], f[1]), dev::exact_bf16x2(f[2], f[3])};
 }
 
 // Block (kBN weight rows, expert): the expert's x rows in passes of up to MT x 16, each pass
@@ -193,7 +190,7 @@ __global__ void __launch_bounds__(kWarps * 32)
           for (int h = 0; h < 4; ++h) {
             const float lo = dev::nibble_minus(words[q], 2 * h, zoff);
             const float hi = dev::nibble_minus(words[q], 2 * h + 1, zoff);
-            p[h] = (__float_as_uint(hi) & 0xffff0000u) | (__float_as_uint(lo) >> 16);
+            p[h] = dev::exact_bf16x2(lo, hi);
           }
           dst[q] = make_uint4(p[0], p[1], p[2], p[3]);
         }

@@ -4,6 +4,8 @@
 #include <cuda_fp16.h>
 #include <cuda_fp8.h>
 
+#include <vector_types.h>
+
 #include <cstdint>
 
 namespace conclave::gpu::cuda::dev {
@@ -67,6 +69,28 @@ __device__ __forceinline__ void fp8x4_to_float(uint32_t w, float* out) {
 /// is exact for q, z < 16. zoff = 2^23 + z (2^23 for no zero point).
 __device__ __forceinline__ float nibble_minus(uint32_t w, int j, float zoff) {
   return __uint_as_float(0x4B000000u | ((w >> (4 * j)) & 0xfu)) - zoff;
+}
+
+/// The 8 weights of piece p (of 8) of a 16-byte quantized load, unscaled: fp8 bytes 8p ..
+/// 8p + 7 (p < 2), or awq word p's nibbles minus the zero (zoff = 2^23 + z; p < 4).
+template <bool AWQ>
+__device__ __forceinline__ void quant_piece(const uint4& raw, int p, float zoff, float (&v)[8]) {
+  // Words picked by value (p is a constant once unrolled), not through the load's address.
+  auto word = [&](int i) { return i == 0 ? raw.x : i == 1 ? raw.y : i == 2 ? raw.z : raw.w; };
+  if constexpr (AWQ) {
+    const uint32_t u = word(p);
+#pragma unroll
+    for (int j = 0; j < 8; ++j) v[j] = nibble_minus(u, j, zoff);
+  } else {
+    fp8x4_to_float(word(2 * p), v);
+    fp8x4_to_float(word(2 * p + 1), v + 4);
+  }
+}
+
+/// Two floats that are bf16 values (their low 16 bits zero: e4m3 values, small integers)
+/// as a bf16 pair, lo in the low half: their upper halves.
+__device__ __forceinline__ uint32_t exact_bf16x2(float lo, float hi) {
+  return (__float_as_uint(hi) & 0xffff0000u) | (__float_as_uint(lo) >> 16);
 }
 
 __device__ __forceinline__ float half_bits_to_float(uint16_t b) {

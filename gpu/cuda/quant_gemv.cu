@@ -50,19 +50,6 @@ __device__ __forceinline__ float weight_at(const qmat& w, size_t row, size_t i, 
   }
 }
 
-/// Piece p (8 weights) of a 16-byte load, unscaled (awq: minus the zero, zoff = 2^23 + z).
-template <bool AWQ>
-__device__ __forceinline__ void piece(const uint4& raw, int p, float zoff, float (&v)[8]) {
-  const uint32_t* u = reinterpret_cast<const uint32_t*>(&raw);
-  if constexpr (AWQ) {
-#pragma unroll
-    for (int j = 0; j < 8; ++j) v[j] = dev::nibble_minus(u[p], j, zoff);
-  } else {
-    dev::fp8x4_to_float(u[2 * p], v);
-    dev::fp8x4_to_float(u[2 * p + 1], v + 4);
-  }
-}
-
 template <class T, bool AWQ, bool VEC, int C>
 __device__ __forceinline__ void qgemv_chunk(const T* x, const int32_t* x_rows, int rb, int rows,
                                             const qmat& w, size_t row0, size_t j0, size_t n,
@@ -106,7 +93,8 @@ __device__ __forceinline__ void qgemv_chunk(const T* x, const int32_t* x_rows, i
       for (int p = 0; p < P; ++p) {
         float wv[kRowsPerWarp][8];
 #pragma unroll
-        for (int jj = 0; jj < kRowsPerWarp; ++jj) piece<AWQ>(raw[jj], p, zoff[jj], wv[jj]);
+        for (int jj = 0; jj < kRowsPerWarp; ++jj)
+          dev::quant_piece<AWQ>(raw[jj], p, zoff[jj], wv[jj]);
 #pragma unroll
         for (int r = 0; r < C; ++r) {
           if (r < rows) {
