@@ -58,6 +58,8 @@ kernel_switches kernel_switches::from_env() {
   k.route_permute_max_tokens =
       kernel_size_setting("CONCLAVE_ROUTE_PERMUTE_MAX_TOKENS", k.route_permute_max_tokens);
   k.expert_pass_rows = kernel_size_setting("CONCLAVE_EXPERT_PASS_ROWS", k.expert_pass_rows);
+  k.quant_row_gemv = kernel_switch_on("CONCLAVE_QUANT_ROW_GEMV", k.quant_row_gemv);
+  k.quant_mma = kernel_switch_on("CONCLAVE_QUANT_MMA", k.quant_mma);
   return k;
 }
 

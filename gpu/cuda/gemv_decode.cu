@@ -8,7 +8,6 @@
 #include "gpu/cuda/gemv_decode.h"
 #include "gpu/cuda/gemv_formats.cuh"
 #include "gpu/cuda/gemv_rows.cuh"
-#include "gpu/cuda/kernel_switch.h"
 #include "gpu/cuda/pdl.cuh"
 
 namespace conclave::gpu::cuda {
@@ -302,10 +301,6 @@ bool launchable(const gemv_args& a, const char* what) {
 }
 
 }  // namespace
-
-bool quant_row_gemv_on() {
-  return kernel_switch_on("CONCLAVE_QUANT_ROW_GEMV", false);  // read per call: tests set it
-}
 
 bool row_gemv_ok(const gemv_args& a) {
   const size_t most = a.offsets != nullptr ? a.max_rows : a.rows;

@@ -58,6 +58,12 @@ struct kernel_switches {
   /// weights instead of three: on the H100 the 64-token layer took 444 us against 454-458
   /// with 32 or 64. An expert with more rows reads its weights again.
   size_t expert_pass_rows = 16;
+  /// CONCLAVE_QUANT_ROW_GEMV=1: one-row launches of quantized (fp8, awq) weights take the
+  /// row kernels (gpu/cuda/gemv_decode.h); CONCLAVE_QUANT_MMA=1: quantized steps of 16+
+  /// rows take the tensor-core GEMM (moe_mma.cu). Written 2026-12-07, off until they have
+  /// passed the backend-level tests on a GPU (gemv_args::quant_rows / quant_mma).
+  bool quant_row_gemv = false;
+  bool quant_mma = false;
 
   /// The defaults overridden by the CONCLAVE_* variables that are set; a malformed size
   /// throws std::runtime_error naming the variable.

@@ -38,6 +38,8 @@ gemv_args gate_up_args(const expert_rows& a) {
   g.y = a.gu;
   g.n = 2 * a.m;
   g.k = a.h;
+  g.quant_rows = a.quant_rows;
+  g.quant_mma = a.quant_mma;
   return g;
 }
 
@@ -138,7 +140,7 @@ bool fused_token_experts(const expert_rows& a, const int32_t* ids, const int32_t
   d.m = a.m;
   d.out = out;
   if (!row_gemv_ok(g) || !down_combine_ok(d)) return false;
-  if ((a.gate_up->quantized() || a.down->quantized()) && !quant_row_gemv_on()) return false;
+  if ((a.gate_up->quantized() || a.down->quantized()) && !a.quant_rows) return false;
   row_gemv_swiglu(g, a.act, s);
   down_combine(d, s);
   return true;

@@ -36,6 +36,10 @@ struct gemv_args {
   quant_layout q;
   const void* scales = nullptr;
   const void* zeros = nullptr;
+  /// Whether quantized weights may take the one-row kernels (grouped_gemv's choice) and
+  /// the tensor-core GEMM (grouped_mma_chosen): the backend's CONCLAVE_QUANT_ROW_GEMV and
+  /// CONCLAVE_QUANT_MMA (kernel_switches). Plain weights ignore them.
+  bool quant_rows = false, quant_mma = false;
 };
 
 /// y[r, :] = x[r, :] · w[e]^T for every row r of every expert e.
@@ -58,15 +62,8 @@ constexpr size_t kExpertMmaMinTokens = 16;
 /// kernel it chose, in words.
 const char* grouped_matmul(const gemv_args& a, size_t tokens, bool tensor_cores, stream_t s);
 
-/// The quantized paths written on 2026-12-07, off until they have run on a GPU: whether
-/// the backend sends one-row launches of quantized weights to the row kernels
-/// (CONCLAVE_QUANT_ROW_GEMV=1, gemv_decode.h) and quantized steps of 16+ rows to the
-/// tensor-core GEMM (CONCLAVE_QUANT_MMA=1). The kernels' own predicates (row_gemv_ok,
-/// grouped_mma_supported) say what they can take; these say what the backend uses.
-bool quant_row_gemv_on();
-bool quant_mma_on();
-/// grouped_mma_supported(a), and for quantized weights quant_mma_on(): what the backend
-/// sends to the tensor-core GEMM.
+/// grouped_mma_supported(a), and for quantized weights a.quant_mma: what the backend sends
+/// to the tensor-core GEMM (grouped_mma_supported says only what the kernel can take).
 bool grouped_mma_chosen(const gemv_args& a);
 
 /// grouped_gemv for quantized weights (a.q.method fp8 or awq; quant_gemv.cu).

@@ -3,7 +3,6 @@
 
 #include "gpu/cuda/check.h"
 #include "gpu/cuda/elem_io.cuh"
-#include "gpu/cuda/kernel_switch.h"
 #include "gpu/cuda/mma.cuh"
 #include "gpu/cuda/moe_gemv.h"
 #include "gpu/cuda/pdl.cuh"
@@ -412,12 +411,8 @@ bool grouped_mma_supported(const gemv_args& a) {
   return smem_bytes(4, a.q.method, groups) <= 200 * 1024;
 }
 
-bool quant_mma_on() {
-  return kernel_switch_on("CONCLAVE_QUANT_MMA", false);  // read per call: tests set it
-}
-
 bool grouped_mma_chosen(const gemv_args& a) {
-  return grouped_mma_supported(a) && (a.q.method == quant_method::none || quant_mma_on());
+  return grouped_mma_supported(a) && (a.q.method == quant_method::none || a.quant_mma);
 }
 
 void grouped_mma(const gemv_args& a, stream_t s) {

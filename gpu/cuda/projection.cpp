@@ -20,6 +20,8 @@ void projection::operator()(const void* x, const qmatrix& w, float* y, size_t m,
   if (fast && m <= kQuantMmaRows) {
     gemv_args a = dense_gemv_args(x, t, m, y, n, k);
     set_gemv_weights(a, w);
+    a.quant_rows = quant_rows;
+    a.quant_mma = quant_mma;
     if (m <= kGemvRows) return grouped_gemv(a, s);
     if (grouped_mma_chosen(a)) return grouped_mma(a, s);
   }

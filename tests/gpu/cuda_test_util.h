@@ -38,8 +38,8 @@ inline config::backend_config fast_bf16_backend(bool graphs) {
   return b;
 }
 
-/// Sets an environment variable for the scope (kernel switches: the backend reads most when
-/// built, the quantized paths' switches per launch).
+/// Sets an environment variable for the scope (kernel switches: the backend reads them when
+/// built).
 struct scoped_env {
   const char* name;
   scoped_env(const char* n, const char* v) : name(n) { setenv(n, v, 1); }
