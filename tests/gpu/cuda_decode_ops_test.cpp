@@ -141,13 +141,10 @@ TEST_CASE("cuda one-row GEMV matches cpu linear, dense and per expert", "[cuda][
           cu::gemv_args a = l.args(dx, w, t, experts, n, k, with_active);
           a.y = y.as<float>();
           REQUIRE(cu::row_gemv_ok(a));
-          // grouped_gemv sends plain weights to the row kernel (quantized ones while
-          // CONCLAVE_QUANT_ROW_GEMV is off by default: the test calls it directly).
-          if (fmt == model::quant_method::none) {
-            cu::grouped_gemv(a, nullptr);
-          } else {
-            cu::row_gemv(a, nullptr);
-          }
+          // grouped_gemv sends it to the row kernel (quantized weights when allowed, as
+          // the backend's CONCLAVE_QUANT_ROW_GEMV=1 allows them).
+          a.quant_rows = true;
+          cu::grouped_gemv(a, nullptr);
           std::vector<float> want(size_t(kpick) * n);
           for (size_t j = 0; j < ids.size(); ++j)
             cpu::linear(x.data(), w.ref.data() + size_t(ids[j]) * n * k, nullptr,
