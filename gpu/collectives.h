@@ -33,6 +33,11 @@ class communicator {
   virtual int rank() const = 0;
   virtual int size() const = 0;
   virtual std::string_view kind() const = 0;  ///< "self", "gloo", "nccl"
+  /// Whether the buffers of every collective are device memory (nccl) rather than host
+  /// memory (self, gloo). A device communicator's collectives read their send buffers
+  /// only after the call began, so the caller finishes writing them (synchronizes the
+  /// stream that wrote them) first; they return once the receive buffers are written.
+  virtual bool device_buffers() const { return false; }
   /// send_counts[r] elements of elem_bytes go to rank r (the send buffer grouped by rank,
   /// in rank order); recv_counts[r] elements arrive from rank r, in rank order.
   virtual void all_to_all_v(const void* send, std::span<const int64_t> send_counts, void* recv,
@@ -100,11 +105,11 @@ bool have_nccl();
 std::array<char, 128> nccl_unique_id();
 
 /// Rank `rank` of `size` over NCCL on CUDA device `device`: every buffer is device memory,
-/// and every collective runs on `stream` (a cudaStream_t; null: the legacy default stream)
-/// and returns once it completed there. A non-blocking communicator, so that abort()
-/// (ncclCommAbort) frees a rank waiting on a lost peer. Only one rank per device. Throws
-/// collective_error when the communicator cannot form, std::runtime_error where NCCL was
-/// not built (gpu/cuda/nccl_communicator.cpp).
+/// and every collective runs on `stream` (a cudaStream_t; null: a non-blocking stream the
+/// communicator makes and owns) and returns once it completed there. A non-blocking
+/// communicator, so that abort() (ncclCommAbort) frees a rank waiting on a lost peer. Only
+/// one rank per device. Throws collective_error when the communicator cannot form,
+/// std::runtime_error where NCCL was not built (gpu/cuda/nccl_communicator.cpp).
 std::unique_ptr<communicator> make_nccl_communicator(int rank, int size,
                                                      std::span<const char, 128> unique_id,
                                                      int device, void* stream);

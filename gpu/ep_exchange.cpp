@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cstring>
 #include <numeric>
+#include <stdexcept>
 
 namespace conclave::gpu {
 
@@ -30,9 +31,16 @@ ep_exchange::ep_exchange(std::span<const int32_t> ids, std::span<const float> we
 
 void ep_exchange::exchange_counts() {
   const size_t ranks = send_counts_.size();
-  const auto me = static_cast<size_t>(comm_.rank());
   std::vector<int64_t> matrix(ranks * ranks);
   comm_.all_gather(send_counts_.data(), matrix.data(), ranks * sizeof(int64_t));
+  take_counts(matrix);
+}
+
+void ep_exchange::take_counts(std::span<const int64_t> matrix) {
+  const size_t ranks = send_counts_.size();
+  const auto me = static_cast<size_t>(comm_.rank());
+  if (matrix.size() != ranks * ranks)
+    throw std::invalid_argument("ep_exchange: the gathered counts are not ranks x ranks");
   recv_counts_.resize(ranks);
   for (size_t r = 0; r < ranks; ++r) recv_counts_[r] = matrix[r * ranks + me];
   received_ =

@@ -36,7 +36,15 @@ class ep_exchange {
   size_t received() const { return received_; }
 
   /// Every rank learns what it receives from whom (an all_gather of the send counts).
+  /// Host buffers; a communicator of device buffers gathers send_counts() itself and hands
+  /// the result to take_counts().
   void exchange_counts();
+  /// Pairs this rank sends to each rank (in rank order).
+  const std::vector<int64_t>& send_counts() const { return send_counts_; }
+  /// Rows this rank receives from each rank (after exchange_counts() or take_counts()).
+  const std::vector<int64_t>& recv_counts() const { return recv_counts_; }
+  /// Takes every rank's send_counts(), gathered in rank order (ranks x ranks).
+  void take_counts(std::span<const int64_t> matrix);
   /// Sends each pair's row (`rows` holds this rank's token rows, `row_bytes` each) and its
   /// expert id; fills recv_expert[received()] and recv_rows[received() * row_bytes], in
   /// arrival order (by source rank, then as sent). Returns the bytes this rank sent.

@@ -55,6 +55,7 @@ class cuda_backend final : public cuda_backend_api {
       : config_(c), t_(parse_elem(opts.weight_dtype)) {
     rank = checked_rank_context(std::move(rank), c);
     select_device(opts.device);
+    device_ = opts.device;
     plan_before_load(c, opts, t_, rank.size());
     CONCLAVE_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
     CONCLAVE_CUDA_CHECK(cudaEventCreate(&ev_start_));
@@ -69,8 +70,9 @@ class cuda_backend final : public cuda_backend_api {
     tile_rows_ = prefill_tile_rows(static_cast<size_t>(c.head_dim), ks_.prefill_wgmma);
     pack_ = prefill_pack_gqa(static_cast<size_t>(c.num_heads), static_cast<size_t>(c.num_kv_heads),
                              tile_rows_, ks_.prefill_pack_gqa);
-    // An expert-parallel rank loads only its experts and host-stages every MoE layer's
-    // exchange (no CUDA graphs: a graph cannot wait for the peers).
+    // An expert-parallel rank loads only its experts and exchanges every MoE layer's rows
+    // with its peers, host-staged or on device buffers (no CUDA graphs: the routing
+    // crosses to the host each layer, and a graph cannot wait for the peers).
     if (rank.expert_parallel()) ep_ = std::make_unique<moe_ep>(c, t_, stream_, *blas_, rank);
     weights_ = load(t_, ep_ ? ep_->holds_filter() : cuda_expert_filter{});
     // Quantized projections dequantize into this for cuBLAS (prefill, large batches):
@@ -91,6 +93,7 @@ class cuda_backend final : public cuda_backend_api {
   }
 
   ~cuda_backend() override {
+    cudaSetDevice(device_);  // cannot throw from a destructor
     cudaStreamSynchronize(stream_);
     clear_graphs();
     cudaEventDestroy(ev_start_);
@@ -107,12 +110,16 @@ class cuda_backend final : public cuda_backend_api {
   void set_fast_paths(bool on) override { fast_ = on; }
   void set_cuda_graphs(bool on) override { graphs_on_ = on; }
   bool last_step_was_graph() const override { return last_graph_; }
-  void set_attention_timing(bool on) override { attn_timer_.enable(on, weights_.layers.size()); }
+  void set_attention_timing(bool on) override {
+    use_device();
+    attn_timer_.enable(on, weights_.layers.size());
+  }
   bool samples_on_device() const override { return true; }
 
   void apply_placement(const model::checkpoint& ckpt,
                        std::shared_ptr<const expert_map> placement) override {
     if (!ep_) return backend::apply_placement(ckpt, std::move(placement));
+    use_device();
     ep_->apply_placement(ckpt, weights_, std::move(placement));
   }
   uint64_t placement_version() const override { return ep_ ? ep_->placement_version() : 0; }
@@ -124,6 +131,7 @@ class cuda_backend final : public cuda_backend_api {
   void forward(std::span<const step_sequence> batch, step_output& out) override {
     const auto t0 = std::chrono::steady_clock::now();
     validate_batch(batch, config_, kv_);
+    use_device();
     if (ep_ && batch.empty()) {
       // A rank with no tokens still joins every MoE layer's collectives.
       for (size_t l = 0; l < weights_.layers.size(); ++l)
@@ -234,6 +242,7 @@ class cuda_backend final : public cuda_backend_api {
 
   void transfer_kv(const kv_transfer& t) override {
     validate_transfer(t, kv_);
+    use_device();
     if (offload_) offload_->run(t, stream_);
   }
 
@@ -609,6 +618,7 @@ class cuda_backend final : public cuda_backend_api {
   moe_layer_timing time_moe_layer(size_t tokens, int iters) override {
     if (tokens == 0) throw std::invalid_argument("time_moe_layer: tokens must be > 0");
     if (ep_) throw std::invalid_argument("time_moe_layer: not on an expert-parallel rank");
+    use_device();
     const auto& layers = weights_.layers;
     const auto it = std::find_if(layers.begin(), layers.end(), [](const auto& L) { return L.moe; });
     if (it == layers.end())
@@ -664,6 +674,12 @@ class cuda_backend final : public cuda_backend_api {
 
   model::model_config config_;
   elem t_;
+  /// Every entry point that touches the device makes this backend's device current: the
+  /// caller's thread may have another one (ranks of one process on several GPUs, each
+  /// called from threads that did not build it).
+  void use_device() const { CONCLAVE_CUDA_CHECK(cudaSetDevice(device_)); }
+
+  int device_ = 0;
   cudaStream_t stream_ = nullptr;
   cudaEvent_t ev_start_ = nullptr, ev_end_ = nullptr, ev_sampled_ = nullptr;
   std::unique_ptr<device_sampler> sampler_;

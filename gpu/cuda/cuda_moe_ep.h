@@ -1,7 +1,10 @@
 // The expert-parallel MoE layer of the CUDA backend: moe_forward_ep (gpu/cpu/moe.cpp) with
-// the router, the experts and the weighted sum on the device and the exchange host-staged
-// through pinned memory, so any communicator over host buffers (Gloo) carries it, ranks
-// sharing one device included. Plain C++ header (no CUDA includes).
+// the router, the experts and the weighted sum on the device. The exchange takes the
+// communicator's buffers: a communicator of host buffers (Gloo; ranks sharing one device
+// included) gets the rows and results staged through pinned memory, one of device
+// buffers (NCCL) gets them where they are, and only the routing (ids, weights, counts,
+// expert ids: a few bytes a pair) crosses to the host. Plain C++ header (no CUDA
+// includes).
 #pragma once
 
 #include <cstddef>
@@ -16,6 +19,13 @@
 namespace conclave::gpu::cuda {
 
 class blas;
+}  // namespace conclave::gpu::cuda
+
+namespace conclave::gpu {
+class ep_exchange;
+}
+
+namespace conclave::gpu::cuda {
 
 /// One rank's MoE layers: the exchange buffers, the load per expert and the time spent.
 class moe_ep {
@@ -45,6 +55,16 @@ class moe_ep {
   ep_stats take_stats();
 
  private:
+  /// The device dispatch: counts gathered, each pair's row gathered into the send buffer
+  /// and sent with its expert id; the received rows land in x_, their expert ids in
+  /// recv_expert. Returns the bytes sent.
+  uint64_t dispatch_on_device(ep_exchange& ex, const void* hn, size_t row_bytes,
+                              std::vector<int32_t>& recv_expert);
+  /// The received rows (x_) through this rank's experts; res_ gets their fp32 results in
+  /// arrival order.
+  void run_received(const cuda_layer& L, size_t layer, const std::vector<int32_t>& recv_expert,
+                    bool fast);
+
   model::model_config c_;
   elem t_;
   stream_t stream_;
@@ -55,11 +75,14 @@ class moe_ep {
 
   // Host side (pinned where copies to or from the device use it).
   pinned_buffer h_ids_, h_wts_, h_rows_, h_recv_rows_, h_slots_, h_results_, h_back_, h_offsets_,
-      h_combine_;
+      h_combine_, h_counts_, h_pairs_;
   // Device side, grown to the largest layer call seen.
   device_buffer dq_;  ///< a quantized slot dequantized for cuBLAS
   device_buffer x_, slot_ids_, offsets_, row_token_, slot_row_, active_, xs_, gu_, act_, dn_, res_,
       back_, combine_;
+  // Device buffers of a device exchange: counts, pair tokens and expert ids, sent rows,
+  // received expert ids.
+  device_buffer d_counts_, d_pairs_, send_rows_, recv_meta_;
 };
 
 }  // namespace conclave::gpu::cuda

@@ -66,12 +66,16 @@ void device_buffer::fill(uint8_t value) {
 }
 
 bool device_available() {
+  return device_count() > 0;
+}
+
+int device_count() {
   int n = 0;
   if (cudaGetDeviceCount(&n) != cudaSuccess) {
     cudaGetLastError();
-    return false;
+    return 0;
   }
-  return n > 0;
+  return n;
 }
 
 void synchronize() {

@@ -73,6 +73,8 @@ class pinned_buffer {
 
 /// True when a CUDA device is usable (never throws; tests skip when false).
 bool device_available();
+/// How many CUDA devices are visible (0 when none or no driver; never throws).
+int device_count();
 /// cudaDeviceSynchronize, checked: surfaces asynchronous kernel errors.
 void synchronize();
 /// Free and total device memory.

@@ -42,7 +42,14 @@ class nccl_communicator final : public communicator {
       throw collective_error(fmt::format("nccl: rank {} of {}", rank, size));
     nccl_environment();
     CONCLAVE_CUDA_CHECK(cudaSetDevice(device));
-    CONCLAVE_CUDA_CHECK(cudaMalloc(&scratch_, sizeof(int32_t)));
+    if (stream_ == nullptr) {
+      CONCLAVE_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
+      own_stream_ = true;
+    }
+    if (const cudaError_t e = cudaMalloc(&scratch_, sizeof(int32_t)); e != cudaSuccess) {
+      release_stream();
+      ::conclave::gpu::cuda::throw_cuda(e, "cudaMalloc", __FILE__, __LINE__);
+    }
     ncclUniqueId id;
     std::memcpy(id.internal, unique_id.data(), NCCL_UNIQUE_ID_BYTES);
     ncclConfig_t cfg = NCCL_CONFIG_INITIALIZER;
@@ -50,6 +57,7 @@ class nccl_communicator final : public communicator {
     const ncclResult_t r = ncclCommInitRankConfig(&comm_, size, id, rank, &cfg);
     if (r != ncclSuccess && r != ncclInProgress) {
       cudaFree(scratch_);
+      release_stream();
       throw_nccl(r, comm_, "ncclCommInitRankConfig");
     }
     try {
@@ -57,6 +65,7 @@ class nccl_communicator final : public communicator {
     } catch (...) {
       if (comm_ != nullptr) ncclCommAbort(comm_);
       cudaFree(scratch_);
+      release_stream();
       throw;
     }
   }
@@ -71,12 +80,15 @@ class nccl_communicator final : public communicator {
         std::this_thread::yield();
       ncclCommDestroy(comm_);
     }
-    cudaFree(scratch_);  // cannot throw from a destructor
+    cudaSetDevice(device_);  // cannot throw from a destructor
+    cudaFree(scratch_);
+    release_stream();
   }
 
   int rank() const override { return rank_; }
   int size() const override { return size_; }
   std::string_view kind() const override { return "nccl"; }
+  bool device_buffers() const override { return true; }
 
   void all_to_all_v(const void* send, std::span<const int64_t> send_counts, void* recv,
                     std::span<const int64_t> recv_counts, size_t elem_bytes) override {
@@ -134,6 +146,11 @@ class nccl_communicator final : public communicator {
   }
 
  private:
+  void release_stream() {
+    if (own_stream_) cudaStreamDestroy(stream_);
+    own_stream_ = false;
+  }
+
   void check(ncclResult_t r, const char* what) const {
     if (r != ncclSuccess && r != ncclInProgress) throw_nccl(r, comm_, what);
   }
@@ -185,6 +202,7 @@ class nccl_communicator final : public communicator {
 
   int rank_, size_, device_;
   cudaStream_t stream_;
+  bool own_stream_ = false;
   ncclComm_t comm_ = nullptr;
   void* scratch_ = nullptr;
   std::mutex mu_;

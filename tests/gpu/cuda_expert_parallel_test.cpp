@@ -3,14 +3,19 @@
 // cuda rank's greedy tokens; last logits within 1e-5 relative with fp32 weights and
 // within the bf16 tolerance of docs/FIDELITY.md (2e-2) with bf16 weights; also after a
 // placement change between steps (experts moved, two copied on every rank) and with an
-// idle rank. nccl_one_rank: a one-rank NCCL communicator on device buffers. Every case
-// skips without a GPU (and without Gloo or NCCL where it needs them).
+// idle rank. device_exchange: the same over a communicator of device buffers (the
+// exchange NCCL runs), two ranks sharing device 0, and bit for bit the host-staged
+// results. nccl_one_rank: a one-rank NCCL communicator on device buffers. nccl_ranks:
+// replicas of 2 and 4 ranks on as many GPUs over NCCL against one GPU, on every MoE
+// fixture (skipped with fewer than 2 GPUs). Every case skips without a GPU (and without
+// Gloo or NCCL where it needs them).
 #include <catch2/catch.hpp>
 #include <numeric>
 
 #include "gpu/backend.h"
 #include "gpu/collectives.h"
 #include "gpu/cuda/cuda_backend.h"
+#include "gpu/cuda/local_device_communicator.h"
 #include "model/checkpoint.h"
 #include "tests/fixture.h"
 #include "tests/gpu/cuda_test_util.h"
@@ -52,6 +57,25 @@ class two_ranks final : public gpu::communicator {
  private:
   [[noreturn]] static void fail() { throw gpu::collective_error("two_ranks: no collectives"); }
 };
+
+/// Ranks of one replica on device 0 over the in-process communicator of device buffers.
+rank_maker local_device_ranks(int ranks) {
+  auto group = gpu::cuda::make_local_device_group(ranks, std::chrono::seconds(60));
+  return {[group](int r) -> std::shared_ptr<gpu::communicator> {
+            return gpu::cuda::make_local_device_communicator(group, r, 0);
+          },
+          {}};
+}
+
+/// Every step's last logits bit for bit, and the same tokens.
+void check_identical(const std::vector<seq_state>& a, const std::vector<seq_state>& b) {
+  REQUIRE(a.size() == b.size());
+  for (size_t i = 0; i < a.size(); ++i) {
+    INFO("sequence " << i);
+    CHECK(a[i].tokens == b[i].tokens);
+    CHECK(a[i].last_logits == b[i].last_logits);
+  }
+}
 
 }  // namespace
 
@@ -184,4 +208,145 @@ TEST_CASE("nccl_one_rank: a one-rank NCCL communicator moves device buffers", "[
   comm->barrier();
   comm->abort();
   CHECK_THROWS_AS(comm->barrier(), gpu::collective_error);
+}
+
+TEST_CASE(
+    "device_exchange: 2 cuda ranks over device buffers give 1 rank's tokens, bit for bit "
+    "the host-staged ones",
+    "[cuda][ep]") {
+  CONCLAVE_REQUIRE_GPU();
+  struct mode {
+    const char* dtype;
+    bool fast;
+    double rel;
+  };
+  const mode modes[] = {{"f32", true, 1e-5}, {"f32", false, 1e-5}, {"bf16", true, 2e-2}};
+  for (const char* name : {"tiny_moe", "moe_mixed_f16", "moe_fp8"}) {
+    const model::checkpoint ckpt(test::data_dir() / name);
+    const auto seqs = prompts(test::data_dir() / name);
+    for (const mode& m : modes) {
+      const auto opts = cuda_options(m.dtype, m.fast);
+      const auto ref = one_rank(ckpt, seqs, opts);
+      INFO(name << " " << m.dtype << " fast paths " << m.fast << " over 2 ranks");
+      const auto device = many_ranks(ckpt, seqs, 2, opts, -1, local_device_ranks(2));
+      check_same(ref, device, m.rel);
+      {
+        INFO("rebalanced after step 1");
+        check_same(ref, many_ranks(ckpt, seqs, 2, opts, 1, local_device_ranks(2)), m.rel);
+      }
+      if (gpu::have_gloo()) {
+        INFO("against the host-staged exchange");
+        check_identical(device, many_ranks(ckpt, seqs, 2, opts));
+      }
+    }
+  }
+  {
+    // One sequence: rank 1 is idle every step and still joins every MoE layer.
+    const model::checkpoint ckpt(test::data_dir() / "tiny_moe");
+    auto seqs = prompts(test::data_dir() / "tiny_moe");
+    seqs.resize(1);
+    const auto opts = cuda_options("f32", true);
+    check_same(one_rank(ckpt, seqs, opts),
+               many_ranks(ckpt, seqs, 2, opts, -1, local_device_ranks(2)), 1e-5);
+  }
+}
+
+TEST_CASE("device_exchange: the local device communicator's collectives", "[cuda][ep]") {
+  CONCLAVE_REQUIRE_GPU();
+  using test::cuda::device_buffer;
+  constexpr int kRanks = 3;
+  auto group = gpu::cuda::make_local_device_group(kRanks, std::chrono::seconds(30));
+  std::vector<std::future<void>> done;
+  std::vector<std::vector<int32_t>> got(kRanks);
+  std::vector<std::vector<int64_t>> gathered(kRanks);
+  std::vector<std::vector<float>> summed(kRanks);
+  for (int r = 0; r < kRanks; ++r) {
+    done.push_back(std::async(std::launch::async, [&, r] {
+      auto comm = gpu::cuda::make_local_device_communicator(group, r, 0);
+      CHECK(comm->device_buffers());
+      // Rank r sends d + 1 values (r * 10 + d, repeated) to rank d.
+      std::vector<int32_t> send;
+      std::vector<int64_t> send_counts, recv_counts;
+      for (int d = 0; d < kRanks; ++d) {
+        send_counts.push_back(d + 1);
+        for (int i = 0; i <= d; ++i) send.push_back(r * 10 + d);
+        recv_counts.push_back(r + 1);
+      }
+      auto s = device_buffer::from(send);
+      device_buffer v(static_cast<size_t>(kRanks * (r + 1)) * sizeof(int32_t));
+      comm->all_to_all_v(s.get(), send_counts, v.get(), recv_counts, sizeof(int32_t));
+      got[static_cast<size_t>(r)] = v.to_vector<int32_t>(static_cast<size_t>(kRanks * (r + 1)));
+      const std::vector<int64_t> mine{r, -r};
+      auto g = device_buffer::from(mine);
+      device_buffer all(kRanks * 2 * sizeof(int64_t));
+      comm->all_gather(g.get(), all.get(), 2 * sizeof(int64_t));
+      gathered[static_cast<size_t>(r)] = all.to_vector<int64_t>(kRanks * 2);
+      auto f = device_buffer::from(std::vector<float>{1.0f, static_cast<float>(r)});
+      comm->all_reduce_sum(f.as<float>(), 2);
+      summed[static_cast<size_t>(r)] = f.to_vector<float>(2);
+      comm->barrier();
+      // A count that does not match the sender's fails on the receiver (rank 0 expects 2
+      // from each, 1 comes), and no rank hangs.
+      const std::vector<int64_t> expect(kRanks, r == 0 ? 2 : 1);
+      const std::vector<int64_t> ones(kRanks, 1);
+      device_buffer big(kRanks * 2 * sizeof(int32_t));
+      if (r == 0) {
+        CHECK_THROWS_AS(comm->all_to_all_v(s.get(), ones, big.get(), expect, sizeof(int32_t)),
+                        gpu::collective_error);
+      } else {
+        CHECK_NOTHROW(comm->all_to_all_v(s.get(), ones, big.get(), expect, sizeof(int32_t)));
+      }
+      comm->barrier();
+      if (r == 1) comm->abort();
+    }));
+  }
+  for (auto& d : done) d.get();
+  for (int r = 0; r < kRanks; ++r) {
+    std::vector<int32_t> want;
+    for (int src = 0; src < kRanks; ++src)
+      for (int i = 0; i <= r; ++i) want.push_back(src * 10 + r);
+    CHECK(got[static_cast<size_t>(r)] == want);
+    CHECK(gathered[static_cast<size_t>(r)] == std::vector<int64_t>{0, 0, 1, -1, 2, -2});
+    CHECK(summed[static_cast<size_t>(r)] == std::vector<float>{3.0f, 3.0f});
+  }
+  auto after = gpu::cuda::make_local_device_communicator(group, 0, 0);
+  CHECK_THROWS_AS(after->barrier(), gpu::collective_error);
+}
+
+TEST_CASE(
+    "nccl_ranks: replicas of 2 and 4 GPU ranks over NCCL give one GPU's tokens on every "
+    "MoE fixture",
+    "[cuda][nccl][multi_gpu]") {
+  CONCLAVE_REQUIRE_GPU();
+  if (!gpu::have_nccl()) CONCLAVE_SKIP("built without NCCL");
+  const int gpus = gpu::cuda::device_count();
+  if (gpus < 2) CONCLAVE_SKIP("needs 2 or more GPUs (NCCL takes one rank per device)");
+  struct mode {
+    const char* dtype;
+    double rel;
+  };
+  const mode modes[] = {{"f32", 1e-5}, {"bf16", 2e-2}};
+  for (const char* name : {"tiny_moe", "moe_mixed_f16", "moe_f32_altkeys", "moe_fp8", "moe_awq",
+                           "moe_swa", "moe_yarn"}) {
+    const model::checkpoint ckpt(test::data_dir() / name);
+    const auto seqs = prompts(test::data_dir() / name);
+    for (const mode& m : modes) {
+      const auto opts = cuda_options(m.dtype, true);
+      const auto ref = one_rank(ckpt, seqs, opts);
+      for (int ranks : {2, 4}) {
+        if (ranks > gpus) continue;
+        INFO(name << " " << m.dtype << " over " << ranks << " GPUs (NCCL)");
+        const auto id = gpu::nccl_unique_id();
+        rank_maker nccl{[id, ranks](int r) -> std::shared_ptr<gpu::communicator> {
+                          return gpu::make_nccl_communicator(r, ranks, id, r, nullptr);
+                        },
+                        [opts](int r) {
+                          auto o = opts;
+                          o.device = r;
+                          return o;
+                        }};
+        check_same(ref, many_ranks(ckpt, seqs, ranks, opts, -1, nccl), m.rel);
+      }
+    }
+  }
 }

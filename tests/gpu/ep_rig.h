@@ -137,24 +137,37 @@ inline gpu::expert_map shuffled(const model::model_config& c, int32_t ranks, int
   return m;
 }
 
-/// The same sequences over `ranks` Gloo ranks; `rebalance_after` >= 0 switches every rank
-/// to shuffled() after that step.
+/// How a replica's ranks are made: rank r's communicator (called on r's own thread, every
+/// rank at once) and its backend options (its device).
+struct rank_maker {
+  std::function<std::shared_ptr<gpu::communicator>(int rank)> comm;
+  std::function<config::backend_config(int rank)> options;
+};
+
+/// The same sequences over `ranks` ranks (Gloo on loopback unless `make` says otherwise);
+/// `rebalance_after` >= 0 switches every rank to shuffled() after that step.
 inline std::vector<seq_state> many_ranks(const model::checkpoint& ckpt, std::vector<seq_state> seqs,
                                          int ranks, const config::backend_config& opts,
-                                         int rebalance_after = -1) {
+                                         int rebalance_after = -1, rank_maker make = {}) {
   const auto& c = ckpt.config();
   auto initial = std::make_shared<const gpu::expert_map>(gpu::expert_map::contiguous(c, ranks));
   for (size_t i = 0; i < seqs.size(); ++i) seqs[i].rank = static_cast<int32_t>(i) % ranks;
   assign_blocks(seqs, 40);
-  auto rv = gpu::make_local_rendezvous();
+  if (!make.comm) {
+    auto rv = gpu::make_local_rendezvous();
+    make.comm = [rv, ranks](int r) -> std::shared_ptr<gpu::communicator> {
+      return gpu::make_gloo_communicator(r, ranks, *rv, "ep", "", 20s);
+    };
+  }
+  if (!make.options) make.options = [&opts](int) { return opts; };
   std::vector<std::unique_ptr<gpu::backend>> backends(static_cast<size_t>(ranks));
   std::vector<std::future<void>> made;
   for (int r = 0; r < ranks; ++r) {
     made.push_back(std::async(std::launch::async, [&, r] {
       gpu::rank_context ctx;
-      ctx.comm = gpu::make_gloo_communicator(r, ranks, *rv, "ep", "", 20s);
+      ctx.comm = make.comm(r);
       ctx.placement = initial;
-      backends[static_cast<size_t>(r)] = gpu::make_backend(ckpt, opts, ctx);
+      backends[static_cast<size_t>(r)] = gpu::make_backend(ckpt, make.options(r), ctx);
     }));
   }
   for (auto& m : made) m.get();
