@@ -63,8 +63,32 @@ std::vector<command> add_bench(CLI::App& app) {
   auto* ep = bench->add_subcommand(
       "ep",
       "expert-parallel decode: step time split into experts, dispatch, combine and the "
-      "rest, bytes moved, tokens/s, for R ranks (threads over Gloo) and batch sizes");
-  ep->add_option("--model", popts->model_dir, "Hugging Face MoE model folder (default: the demo)");
+      "rest, bytes moved, tokens/s, for R ranks (threads over Gloo, NCCL or device "
+      "buffers) and batch sizes");
+  auto* ep_model = ep->add_option("--model", popts->model_dir,
+                                  "Hugging Face MoE model folder (default: the demo)");
+  auto* ep_random = ep->add_flag("--random-weights", popts->random_weights,
+                                 "no checkpoint: random weights of --preset generated on each "
+                                 "rank's GPU, only its experts (cuda only)");
+  ep->add_option("--preset", popts->preset, "model preset for --random-weights (gen-model's)")
+      ->capture_default_str()
+      ->needs(ep_random);
+  ep->add_option("--layers", popts->layers, "with --random-weights: the first N layers only")
+      ->check(CLI::PositiveNumber)
+      ->needs(ep_random);
+  ep->add_option("--quant", popts->quant,
+                 "with --random-weights: projections quantized on the device: none, fp8, awq")
+      ->check(CLI::IsMember({"none", "fp8", "awq"}))
+      ->capture_default_str()
+      ->needs(ep_random);
+  ep_model->excludes(ep_random);
+  ep_random->excludes(ep_model);
+  ep->add_option("--collectives", popts->collectives,
+                 "how ranks talk: gloo (host buffers; cuda ranks share GPU 0), nccl (one GPU "
+                 "per rank, device buffers) or local (device buffers in this process; rank r on "
+                 "GPU r mod the GPUs)")
+      ->check(CLI::IsMember({"gloo", "nccl", "local"}))
+      ->capture_default_str();
   ep->add_option("--ranks", popts->ranks, "replica sizes R (1: the plain backend)")
       ->delimiter(',')
       ->capture_default_str();
@@ -188,7 +212,8 @@ std::vector<command> add_bench(CLI::App& app) {
            }},
           {ep,
            [popts] {
-             if (popts->model_dir.empty()) popts->model_dir = ensure_demo_model().string();
+             if (popts->model_dir.empty() && !popts->random_weights)
+               popts->model_dir = ensure_demo_model().string();
              bench::run_ep_bench(*popts, stdout);
              return exit_ok;
            }},

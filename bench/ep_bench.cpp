@@ -13,12 +13,15 @@
 #include <memory>
 #include <mutex>
 #include <numeric>
+#include <optional>
 #include <random>
 #include <stdexcept>
 #include <thread>
 
+#include "bench/engine_bench.h"
 #include "bench/machine_info.h"
 #include "gpu/backend.h"
+#include "gpu/collectives.h"
 #include "gpu/devices.h"
 #include "model/checkpoint.h"
 
@@ -45,7 +48,53 @@ struct replica {
   std::shared_ptr<const gpu::expert_map> placement;
 };
 
-replica make_replica(const model::checkpoint& ckpt, const ep_bench_options& opts, int32_t ranks,
+/// The weights a replica's ranks run: a checkpoint, or random ones of a preset.
+struct weights_source {
+  std::optional<model::checkpoint> ckpt;
+  model::model_config config;
+  std::string name;
+  float init_std = 0.02f;
+  uint64_t seed = 1;
+
+  std::unique_ptr<gpu::backend> make(const gpu::backend_options& b, gpu::rank_context ctx) const {
+    if (ckpt) return gpu::make_backend(*ckpt, b, std::move(ctx));
+    return gpu::make_random_backend(config, b, seed, init_std, std::move(ctx));
+  }
+};
+
+weights_source weights_of(const ep_bench_options& opts) {
+  weights_source w;
+  if (!opts.random_weights) {
+    w.ckpt.emplace(opts.model_dir);
+    w.config = w.ckpt->config();
+    w.name = opts.model_dir;
+    return w;
+  }
+  const random_model m = random_model_of(opts.preset, opts.layers);
+  w.config = m.config;
+  w.name = m.name + " (random weights)";
+  w.init_std = m.init_std;
+  if (opts.quant == "fp8" || opts.quant == "awq") {
+    w.config.quant = {};
+    w.config.quant.method =
+        opts.quant == "fp8" ? model::quant_method::fp8 : model::quant_method::awq;
+    w.name += " " + opts.quant;
+  }
+  return w;
+}
+
+/// The GPU of rank r of a replica of `ranks` under `collectives` (0 for cpu ranks).
+int device_of(const ep_bench_options& opts, int32_t r, int32_t ranks) {
+  if (opts.backend != "cuda" || opts.collectives == "gloo") return 0;
+  const int gpus = gpu::visible_gpus();
+  if (gpus <= 0) throw std::runtime_error("bench ep: no GPU is visible");
+  if (opts.collectives == "nccl" && ranks > gpus)
+    throw std::runtime_error(fmt::format(
+        "bench ep: {} NCCL ranks need {} GPUs (one each); {} are visible", ranks, ranks, gpus));
+  return r % gpus;
+}
+
+replica make_replica(const weights_source& w, const ep_bench_options& opts, int32_t ranks,
                      int32_t kv_blocks) {
   gpu::backend_options b;
   b.kind = opts.backend;
@@ -53,28 +102,42 @@ replica make_replica(const model::checkpoint& ckpt, const ep_bench_options& opts
   b.num_kv_blocks = kv_blocks;
   replica rep;
   if (ranks == 1) {
-    rep.backends.push_back(gpu::make_backend(ckpt, b));
+    rep.backends.push_back(w.make(b, {}));
     return rep;
   }
-  if (!gpu::have_gloo())
-    throw std::runtime_error("bench ep: R > 1 needs Gloo, and this conclave was built without it");
+  if (opts.collectives == "gloo" && !gpu::have_gloo())
+    throw std::runtime_error(
+        "bench ep: R > 1 over gloo needs Gloo, and this conclave was built "
+        "without it");
   const auto n = static_cast<size_t>(ranks);
   rep.placement =
-      std::make_shared<const gpu::expert_map>(gpu::expert_map::contiguous(ckpt.config(), ranks));
+      std::make_shared<const gpu::expert_map>(gpu::expert_map::contiguous(w.config, ranks));
   rep.backends.resize(n);
   rep.comms.resize(n);
   auto rv = gpu::make_local_rendezvous();
   const auto timeout =
       std::chrono::milliseconds(static_cast<int64_t>(opts.collective_timeout_s * 1e3));
+  std::array<char, 128> nccl_id{};
+  if (opts.collectives == "nccl") nccl_id = gpu::nccl_unique_id();
+  auto local = opts.collectives == "local" ? gpu::make_local_device_group(ranks, timeout) : nullptr;
   // Every rank connects to all others at once, so they are made in parallel.
   std::vector<std::future<void>> made;
   for (size_t r = 0; r < n; ++r) {
     made.push_back(std::async(std::launch::async, [&, r] {
+      const auto rank = static_cast<int32_t>(r);
+      gpu::backend_options rb = b;
+      rb.device = device_of(opts, rank, ranks);
       gpu::rank_context ctx;
-      ctx.comm = gpu::make_gloo_communicator(static_cast<int>(r), ranks, *rv, "ep", "", timeout);
+      if (opts.collectives == "nccl") {
+        ctx.comm = gpu::make_nccl_communicator(rank, ranks, nccl_id, rb.device, nullptr);
+      } else if (opts.collectives == "local") {
+        ctx.comm = gpu::make_local_device_communicator(local, rank, rb.device);
+      } else {
+        ctx.comm = gpu::make_gloo_communicator(rank, ranks, *rv, "ep", "", timeout);
+      }
       rep.comms[r] = ctx.comm;
       ctx.placement = rep.placement;
-      rep.backends[r] = gpu::make_backend(ckpt, b, ctx);
+      rep.backends[r] = w.make(rb, ctx);
     }));
   }
   std::string error;
@@ -231,6 +294,14 @@ ep_bench_row measure(replica& rep, const ep_bench_options& opts, int32_t batch, 
   return row;
 }
 
+std::string collectives_line(const ep_bench_options& o) {
+  if (o.collectives == "nccl") return "NCCL, one GPU each (device buffers)";
+  if (o.collectives == "local")
+    return "the in-process device communicator (device buffers; rank r on GPU r mod the GPUs)";
+  return o.backend == "cuda" ? "Gloo on loopback (host-staged; every rank on GPU 0)"
+                             : "Gloo on loopback";
+}
+
 std::string split_cell(const ep_bench_row& r, double v) {
   return r.expert_parallel ? fmt::format("{:.2f}", v) : std::string("-");
 }
@@ -245,6 +316,15 @@ void print_row(std::FILE* out, const ep_bench_row& r) {
 }
 
 void check(const ep_bench_options& o) {
+  if (o.collectives != "gloo" && o.collectives != "nccl" && o.collectives != "local")
+    throw std::invalid_argument("bench ep: --collectives must be gloo, nccl or local");
+  if (o.quant != "none" && o.quant != "fp8" && o.quant != "awq")
+    throw std::invalid_argument("bench ep: --quant must be none, fp8 or awq");
+  if (o.random_weights && o.backend != "cuda")
+    throw std::invalid_argument("bench ep: --random-weights needs --backend cuda");
+  if (o.collectives != "gloo" && o.backend != "cuda")
+    throw std::invalid_argument("bench ep: --collectives " + o.collectives +
+                                " moves device buffers: it needs --backend cuda");
   const auto positive = [](const std::vector<int32_t>& v) {
     return !v.empty() && std::all_of(v.begin(), v.end(), [](int32_t x) { return x > 0; });
   };
@@ -257,21 +337,23 @@ void check(const ep_bench_options& o) {
 
 }  // namespace
 
-std::string ep_row_json(const ep_bench_row& r, const std::string& backend) {
+std::string ep_row_json(const ep_bench_row& r, const std::string& backend,
+                        const std::string& collectives) {
   return fmt::format(
-      "{{\"bench\":\"ep\",\"backend\":\"{}\",\"ranks\":{},\"batch\":{},\"steps\":{},"
+      "{{\"bench\":\"ep\",\"backend\":\"{}\",\"collectives\":\"{}\",\"ranks\":{},\"batch\":{},"
+      "\"steps\":{},"
       "\"expert_parallel\":{},\"step_ms\":{:.4f},\"expert_ms\":{:.4f},\"dispatch_ms\":{:.4f},"
       "\"combine_ms\":{:.4f},\"rest_ms\":{:.4f},\"bytes_per_step\":{:.0f},\"tokens_per_s\":{:.2f},"
       "\"imbalance\":{:.3f},\"moe_layer_calls\":{}}}",
-      backend, r.ranks, r.batch, r.steps, r.expert_parallel ? "true" : "false", r.step_ms,
-      r.expert_ms, r.dispatch_ms, r.combine_ms, r.rest_ms, r.bytes_per_step, r.tokens_per_s,
-      r.imbalance, r.moe_layer_calls);
+      backend, collectives, r.ranks, r.batch, r.steps, r.expert_parallel ? "true" : "false",
+      r.step_ms, r.expert_ms, r.dispatch_ms, r.combine_ms, r.rest_ms, r.bytes_per_step,
+      r.tokens_per_s, r.imbalance, r.moe_layer_calls);
 }
 
 std::vector<ep_bench_row> run_ep_bench(const ep_bench_options& opts, std::FILE* out) {
   check(opts);
-  const model::checkpoint ckpt(opts.model_dir);
-  const auto& mc = ckpt.config();
+  const weights_source w = weights_of(opts);
+  const auto& mc = w.config;
   const int32_t max_batch = *std::max_element(opts.batches.begin(), opts.batches.end());
   const int32_t max_ranks = *std::max_element(opts.ranks.begin(), opts.ranks.end());
   const int32_t block_size = gpu::backend_options{}.block_size;
@@ -280,14 +362,14 @@ std::vector<ep_bench_row> run_ep_bench(const ep_bench_options& opts, std::FILE* 
 
   std::fprintf(out,
                "conclave bench ep\n  machine: %s\n  gpus:    %s\n  backend: %s, %d thread(s) per "
-               "rank; ranks are threads of this process over Gloo on loopback (R = 1: the "
+               "rank; ranks are threads of this process over %s (R = 1: the "
                "plain backend)\n  model:   %s (%s, %lld layers, hidden %lld, %lld experts, "
                "top-%lld)\n  decode:  %d timed steps after a %d-token prompt and one warm-up "
                "step; sequences round-robin over ranks\n",
                describe_machine().c_str(), gpu::describe_gpus().c_str(), opts.backend.c_str(),
-               opts.threads_per_rank, opts.model_dir.c_str(), mc.architecture_name.c_str(),
-               static_cast<long long>(mc.num_layers), static_cast<long long>(mc.hidden_size),
-               static_cast<long long>(mc.num_experts),
+               opts.threads_per_rank, collectives_line(opts).c_str(), w.name.c_str(),
+               mc.architecture_name.c_str(), static_cast<long long>(mc.num_layers),
+               static_cast<long long>(mc.hidden_size), static_cast<long long>(mc.num_experts),
                static_cast<long long>(mc.num_experts_per_tok), opts.steps, opts.prompt_len);
   if (static_cast<unsigned>(max_ranks * opts.threads_per_rank) > cores)
     std::fprintf(out, "  note:    %d ranks x %d thread(s) > %u cores: the ranks share cores\n",
@@ -303,13 +385,14 @@ std::vector<ep_bench_row> run_ep_bench(const ep_bench_options& opts, std::FILE* 
   std::vector<ep_bench_row> rows;
   for (int32_t ranks : opts.ranks) {
     const int32_t seqs_per_rank = (max_batch + ranks - 1) / ranks;
-    replica rep = make_replica(ckpt, opts, ranks, std::max(1, seqs_per_rank * per_seq));
+    replica rep = make_replica(w, opts, ranks, std::max(1, seqs_per_rank * per_seq));
     for (int32_t batch : opts.batches) {
       rows.push_back(measure(rep, opts, batch, per_seq, rng, mc.vocab_size));
       print_row(out, rows.back());
     }
   }
-  for (const auto& r : rows) std::fprintf(out, "%s\n", ep_row_json(r, opts.backend).c_str());
+  for (const auto& r : rows)
+    std::fprintf(out, "%s\n", ep_row_json(r, opts.backend, opts.collectives).c_str());
   std::fflush(out);
   return rows;
 }

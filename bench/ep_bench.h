@@ -1,5 +1,6 @@
 // ep_bench: `conclave bench ep`. One expert-parallel replica of R ranks in this process
-// (ranks are threads talking over Gloo on loopback; R = 1 is the plain backend), decoding
+// (ranks are threads; they talk over Gloo on loopback, over NCCL with one GPU each, or
+// over the in-process device communicator; R = 1 is the plain backend), decoding
 // a batch of sequences spread round-robin over the ranks (each rank runs attention for
 // its own sequences with its own block tables). Per (R, batch) it reports the decode step
 // time and its split into expert compute, dispatch, combine and the rest (attention,
@@ -15,7 +16,18 @@
 namespace conclave::bench {
 
 struct ep_bench_options {
-  std::string model_dir;                      ///< a Hugging Face MoE model folder
+  std::string model_dir;  ///< a Hugging Face MoE model folder
+  /// Or no checkpoint: random weights of this preset (gen-model's) generated on each
+  /// rank's device, only its experts (cuda only), its first `layers` layers (0: all),
+  /// projections quantized as `quant` says (none, fp8, awq).
+  bool random_weights = false;
+  std::string preset = "qwen3-coder-30b-a3b";
+  int64_t layers = 0;
+  std::string quant = "none";
+  /// How the ranks talk: gloo (host buffers; cuda ranks all on GPU 0), nccl (device
+  /// buffers; rank r on GPU r, so R GPUs), local (device buffers, the in-process
+  /// communicator; rank r on GPU r mod the GPUs there are).
+  std::string collectives = "gloo";
   std::vector<int32_t> ranks = {1, 2, 4};     ///< replica sizes R
   std::vector<int32_t> batches = {1, 8, 64};  ///< decode sequences per step (whole replica)
   int threads_per_rank = 1;
@@ -46,6 +58,7 @@ struct ep_bench_row {
 std::vector<ep_bench_row> run_ep_bench(const ep_bench_options& opts, std::FILE* out);
 
 /// One row as a JSON object on one line (no newline).
-std::string ep_row_json(const ep_bench_row& row, const std::string& backend);
+std::string ep_row_json(const ep_bench_row& row, const std::string& backend,
+                        const std::string& collectives = "gloo");
 
 }  // namespace conclave::bench

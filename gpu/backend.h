@@ -154,7 +154,7 @@ std::unique_ptr<backend> make_backend(const model::checkpoint& ckpt, const backe
 /// throws std::runtime_error otherwise.
 std::unique_ptr<backend> make_random_backend(const model::model_config& config,
                                              const backend_options& opts, uint64_t seed,
-                                             float init_std);
+                                             float init_std, rank_context rank = {});
 
 /// `rank` if it is expert-parallel and its placement fits `c` (every MoE layer's experts
 /// placed on ranks of this replica), the default (one rank) if it is not expert-parallel;

@@ -87,6 +87,17 @@ std::unique_ptr<communicator> make_gloo_communicator(int, int, rendezvous, const
 }
 #endif
 
+#ifndef CONCLAVE_HAVE_CUDA
+std::shared_ptr<local_device_group> make_local_device_group(int, std::chrono::milliseconds) {
+  throw std::runtime_error("this conclave was built without the cuda backend: no device buffers");
+}
+
+std::unique_ptr<communicator> make_local_device_communicator(std::shared_ptr<local_device_group>,
+                                                             int, int) {
+  throw std::runtime_error("this conclave was built without the cuda backend: no device buffers");
+}
+#endif
+
 #ifndef CONCLAVE_HAVE_NCCL
 bool have_nccl() {
   return false;

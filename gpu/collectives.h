@@ -97,6 +97,24 @@ std::unique_ptr<communicator> make_gloo_communicator(int rank, int size, rendezv
                                                      const std::string& iface,
                                                      std::chrono::milliseconds timeout);
 
+/// What the ranks of one in-process device group share (made once, handed to each rank).
+class local_device_group;
+
+/// A group of `size` ranks that are threads of this process, whose collectives give up
+/// after `timeout` (collective_error). Throws std::runtime_error where CUDA was not built.
+std::shared_ptr<local_device_group> make_local_device_group(int size,
+                                                            std::chrono::milliseconds timeout);
+
+/// Rank `rank` of `group`, its buffers device memory on CUDA device `device`: the device
+/// exchange of an expert-parallel replica without NCCL, for tests and benches on one GPU
+/// (NCCL refuses two ranks on one device) or several (peer copies). Every collective meets
+/// at a barrier, each rank copies what it receives out of its peers' buffers, and a second
+/// barrier keeps the send buffers alive until every peer has read them. kind() "local",
+/// device_buffers() true; abort() fails every rank's current and later collectives
+/// (gpu/cuda/local_device_communicator.cpp).
+std::unique_ptr<communicator> make_local_device_communicator(
+    std::shared_ptr<local_device_group> group, int rank, int device);
+
 /// Whether this build has NCCL (the CUDA backend built and nccl.h found).
 bool have_nccl();
 

@@ -2,6 +2,7 @@
 #include "gpu/devices.h"
 
 #ifdef CONCLAVE_HAVE_CUDA
+#include "gpu/cuda/device_buffer.h"
 #include "gpu/cuda/device_info.h"
 #endif
 
@@ -20,6 +21,14 @@ std::string describe_gpus() {
   return cuda::describe_devices();
 #else
   return "no GPU: CUDA backend not built (CONCLAVE_CUDA=OFF or no nvcc)";
+#endif
+}
+
+int visible_gpus() {
+#ifdef CONCLAVE_HAVE_CUDA
+  return cuda::device_count();
+#else
+  return 0;
 #endif
 }
 

@@ -13,4 +13,7 @@ std::string describe_gpus();
 /// True when this binary was built with the CUDA backend.
 bool cuda_built();
 
+/// How many GPUs the CUDA backend can use (0 without CUDA or without a device).
+int visible_gpus();
+
 }  // namespace conclave::gpu

@@ -40,16 +40,18 @@ std::unique_ptr<backend> make_backend(const model::checkpoint& ckpt, const backe
 
 std::unique_ptr<backend> make_random_backend(const model::model_config& config,
                                              const backend_options& opts, uint64_t seed,
-                                             float init_std) {
+                                             float init_std, rank_context rank) {
+  if (!rank.expert_parallel()) rank = {};
   if (opts.block_size <= 0) throw std::runtime_error("block_size must be positive");
   if (opts.kind != "cuda")
     throw std::runtime_error("random weights in device memory need --backend cuda");
 #ifdef CONCLAVE_HAVE_CUDA
-  return cuda::make_cuda_backend_random(config, opts, seed, init_std);
+  return cuda::make_cuda_backend_random(config, opts, seed, init_std, std::move(rank));
 #else
   (void)config;
   (void)seed;
   (void)init_std;
+  (void)rank;
   throw std::runtime_error(
       "this conclave was built without the cuda backend (CONCLAVE_CUDA=OFF or no nvcc)");
 #endif

@@ -51,8 +51,8 @@ class cuda_backend final : public cuda_backend_api {
  public:
   cuda_backend(const model::model_config& c, const backend_options& opts,
                const std::function<cuda_weights(elem, const cuda_expert_filter&)>& load,
-               rank_context rank = {})
-      : config_(c), t_(parse_elem(opts.weight_dtype)) {
+               rank_context rank = {}, bool random_weights = false)
+      : config_(c), t_(parse_elem(opts.weight_dtype)), random_weights_(random_weights) {
     rank = checked_rank_context(std::move(rank), c);
     select_device(opts.device);
     device_ = opts.device;
@@ -119,6 +119,9 @@ class cuda_backend final : public cuda_backend_api {
   void apply_placement(const model::checkpoint& ckpt,
                        std::shared_ptr<const expert_map> placement) override {
     if (!ep_) return backend::apply_placement(ckpt, std::move(placement));
+    if (random_weights_)
+      throw std::logic_error(
+          "apply_placement: this rank's weights are random (no checkpoint to load experts from)");
     use_device();
     ep_->apply_placement(ckpt, weights_, std::move(placement));
   }
@@ -680,6 +683,7 @@ class cuda_backend final : public cuda_backend_api {
   void use_device() const { CONCLAVE_CUDA_CHECK(cudaSetDevice(device_)); }
 
   int device_ = 0;
+  bool random_weights_ = false;  ///< made by make_cuda_backend_random: no checkpoint behind
   cudaStream_t stream_ = nullptr;
   cudaEvent_t ev_start_ = nullptr, ev_end_ = nullptr, ev_sampled_ = nullptr;
   std::unique_ptr<device_sampler> sampler_;
@@ -751,11 +755,15 @@ std::unique_ptr<cuda_backend_api> make_cuda_backend(const model::checkpoint& ckp
 
 std::unique_ptr<cuda_backend_api> make_cuda_backend_random(const model::model_config& c,
                                                            const backend_options& opts,
-                                                           uint64_t seed, float init_std) {
+                                                           uint64_t seed, float init_std,
+                                                           rank_context rank) {
   c.validate("random weights");
-  return std::make_unique<cuda_backend>(c, opts, [&](elem t, const cuda_expert_filter&) {
-    return random_cuda_weights(c, t, seed, init_std);
-  });
+  return std::make_unique<cuda_backend>(
+      c, opts,
+      [&](elem t, const cuda_expert_filter& holds) {
+        return random_cuda_weights(c, t, seed, init_std, holds);
+      },
+      std::move(rank), true);
 }
 
 }  // namespace conclave::gpu::cuda

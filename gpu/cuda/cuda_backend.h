@@ -52,14 +52,18 @@ class cuda_backend_api : public backend {
 };
 
 /// With an expert-parallel `rank`: only this rank's experts are loaded and every MoE layer
-/// exchanges its rows with the other ranks through `rank.comm` (host buffers: Gloo).
+/// exchanges its rows with the other ranks through `rank.comm` (host buffers, Gloo:
+/// staged through pinned memory; device buffers, NCCL: where they are).
 std::unique_ptr<cuda_backend_api> make_cuda_backend(const model::checkpoint& ckpt,
                                                     const backend_options& opts,
                                                     rank_context rank = {});
 
-/// Random weights generated on the device for `c` (gen-model's values for seed/std).
+/// Random weights generated on the device for `c` (gen-model's values for seed/std); with
+/// an expert-parallel `rank`, only its experts. Such a rank cannot change its placement
+/// (no checkpoint to load experts from).
 std::unique_ptr<cuda_backend_api> make_cuda_backend_random(const model::model_config& c,
                                                            const backend_options& opts,
-                                                           uint64_t seed, float init_std);
+                                                           uint64_t seed, float init_std,
+                                                           rank_context rank = {});
 
 }  // namespace conclave::gpu::cuda

@@ -350,7 +350,7 @@ void reload_cuda_experts(const model::checkpoint& ckpt, cuda_weights& w, size_t 
 }
 
 cuda_weights random_cuda_weights(const model::model_config& c, elem t, uint64_t seed,
-                                 float init_std) {
+                                 float init_std, const cuda_expert_filter& holds) {
   source src;
   src.plain = [&](const std::string& name, void* dst, elem et, size_t n) {
     random_fill(dst, et, n, model::random_weight_stream(seed, name), 0, init_std,
@@ -373,7 +373,7 @@ cuda_weights random_cuda_weights(const model::model_config& c, elem t, uint64_t 
                     m.scales.as<char>() + at.scales,
                     m.zeros.get() ? m.zeros.as<char>() + at.zeros : nullptr, nullptr);
   };
-  return build(c, t, src, {});
+  return build(c, t, src, holds);
 }
 
 }  // namespace conclave::gpu::cuda

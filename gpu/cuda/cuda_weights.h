@@ -99,7 +99,9 @@ void reload_cuda_experts(const model::checkpoint& ckpt, cuda_weights& w, size_t 
 /// (and t = bf16) the projections gen-model quantizes are quantized on the device per
 /// (row, group) of c.quant's input block (fp8 block_in, awq group_size): not gen-model's
 /// values then (its fp8 scales are per 128 x 128 block), but the same layout and bytes.
+/// `holds` (may be empty: all) picks the experts made, as load_cuda_weights does; an
+/// expert's values do not depend on which others are made.
 cuda_weights random_cuda_weights(const model::model_config& c, elem t, uint64_t seed,
-                                 float init_std);
+                                 float init_std, const cuda_expert_filter& holds = {});
 
 }  // namespace conclave::gpu::cuda

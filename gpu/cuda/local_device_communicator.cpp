@@ -1,5 +1,5 @@
-// The local device communicator (see the header).
-#include "gpu/cuda/local_device_communicator.h"
+// The local device communicator: make_local_device_communicator (gpu/collectives.h).
+#include "gpu/collectives.h"
 
 #include <cuda_runtime.h>
 #include <spdlog/fmt/fmt.h>
@@ -12,7 +12,7 @@
 
 #include "gpu/cuda/check.h"
 
-namespace conclave::gpu::cuda {
+namespace conclave::gpu {
 
 /// One rank's part of the collective in progress.
 struct posted {
@@ -211,4 +211,4 @@ std::unique_ptr<communicator> make_local_device_communicator(
   return std::make_unique<local_device_communicator>(std::move(group), rank, device);
 }
 
-}  // namespace conclave::gpu::cuda
+}  // namespace conclave::gpu

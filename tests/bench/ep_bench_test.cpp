@@ -70,6 +70,7 @@ TEST_CASE("bench ep on tiny_moe: one row per replica size and batch, bytes only 
     const json::object line = json::parse(text.substr(pos + 1, end - pos - 1)).as_object();
     const auto& r = rows[json_lines++];
     CHECK(line.at("bench").as_string() == "ep");
+    CHECK(line.at("collectives").as_string() == "gloo");
     CHECK(line.at("ranks").as_int64() == r.ranks);
     CHECK(line.at("batch").as_int64() == r.batch);
     CHECK(line.at("expert_parallel").as_bool() == r.expert_parallel);
@@ -88,5 +89,31 @@ TEST_CASE("bench ep refuses empty or non-positive sizes", "[bench]") {
   CHECK_THROWS_AS(bench::run_ep_bench(o, stdout), std::invalid_argument);
   o.batches = {1};
   o.steps = 0;
+  CHECK_THROWS_AS(bench::run_ep_bench(o, stdout), std::invalid_argument);
+}
+
+TEST_CASE(
+    "bench ep refuses device collectives and random weights without cuda, and unknown "
+    "collectives",
+    "[bench]") {
+  bench::ep_bench_options o;
+  o.model_dir = (test::data_dir() / "tiny_moe").string();
+  o.backend = "cpu";
+  for (const char* c : {"nccl", "local"}) {
+    o.collectives = c;
+    try {
+      bench::run_ep_bench(o, stdout);
+      FAIL("accepted --collectives " << c << " on cpu ranks");
+    } catch (const std::invalid_argument& e) {
+      CHECK(std::string(e.what()).find("needs --backend cuda") != std::string::npos);
+    }
+  }
+  o.collectives = "mpi";
+  CHECK_THROWS_AS(bench::run_ep_bench(o, stdout), std::invalid_argument);
+  o.collectives = "gloo";
+  o.random_weights = true;
+  CHECK_THROWS_AS(bench::run_ep_bench(o, stdout), std::invalid_argument);
+  o.backend = "cuda";
+  o.quant = "gptq";
   CHECK_THROWS_AS(bench::run_ep_bench(o, stdout), std::invalid_argument);
 }

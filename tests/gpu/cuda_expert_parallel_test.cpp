@@ -15,7 +15,6 @@
 #include "gpu/backend.h"
 #include "gpu/collectives.h"
 #include "gpu/cuda/cuda_backend.h"
-#include "gpu/cuda/local_device_communicator.h"
 #include "model/checkpoint.h"
 #include "tests/fixture.h"
 #include "tests/gpu/cuda_test_util.h"
@@ -60,9 +59,9 @@ class two_ranks final : public gpu::communicator {
 
 /// Ranks of one replica on device 0 over the in-process communicator of device buffers.
 rank_maker local_device_ranks(int ranks) {
-  auto group = gpu::cuda::make_local_device_group(ranks, std::chrono::seconds(60));
+  auto group = gpu::make_local_device_group(ranks, std::chrono::seconds(60));
   return {[group](int r) -> std::shared_ptr<gpu::communicator> {
-            return gpu::cuda::make_local_device_communicator(group, r, 0);
+            return gpu::make_local_device_communicator(group, r, 0);
           },
           {}};
 }
@@ -255,14 +254,14 @@ TEST_CASE("device_exchange: the local device communicator's collectives", "[cuda
   CONCLAVE_REQUIRE_GPU();
   using test::cuda::device_buffer;
   constexpr int kRanks = 3;
-  auto group = gpu::cuda::make_local_device_group(kRanks, std::chrono::seconds(30));
+  auto group = gpu::make_local_device_group(kRanks, std::chrono::seconds(30));
   std::vector<std::future<void>> done;
   std::vector<std::vector<int32_t>> got(kRanks);
   std::vector<std::vector<int64_t>> gathered(kRanks);
   std::vector<std::vector<float>> summed(kRanks);
   for (int r = 0; r < kRanks; ++r) {
     done.push_back(std::async(std::launch::async, [&, r] {
-      auto comm = gpu::cuda::make_local_device_communicator(group, r, 0);
+      auto comm = gpu::make_local_device_communicator(group, r, 0);
       CHECK(comm->device_buffers());
       // Rank r sends d + 1 values (r * 10 + d, repeated) to rank d.
       std::vector<int32_t> send;
@@ -309,7 +308,7 @@ TEST_CASE("device_exchange: the local device communicator's collectives", "[cuda
     CHECK(gathered[static_cast<size_t>(r)] == std::vector<int64_t>{0, 0, 1, -1, 2, -2});
     CHECK(summed[static_cast<size_t>(r)] == std::vector<float>{3.0f, 3.0f});
   }
-  auto after = gpu::cuda::make_local_device_communicator(group, 0, 0);
+  auto after = gpu::make_local_device_communicator(group, 0, 0);
   CHECK_THROWS_AS(after->barrier(), gpu::collective_error);
 }
 
