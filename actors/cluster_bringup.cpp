@@ -3,12 +3,13 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <stdexcept>
 
 namespace conclave::actors {
 
 rank_spec make_rank_spec(const cluster_replica_options& cl, int32_t replica, uint64_t epoch,
-                         int32_t rank, int32_t size, int32_t slot,
-                         const gpu::expert_map& placement) {
+                         int32_t rank, int32_t size, int32_t slot, const gpu::expert_map& placement,
+                         const std::string& collectives) {
   rank_spec spec;
   spec.replica = replica;
   spec.epoch = epoch;
@@ -29,7 +30,34 @@ rank_spec make_rank_spec(const cluster_replica_options& cl, int32_t replica, uin
   spec.prefix = fmt::format("r{}/e{}", replica, epoch);
   spec.iface = cl.data_iface;
   spec.collective_timeout_s = cl.collective_timeout_s;
+  spec.collectives = collectives;
   return spec;
+}
+
+std::string replica_collectives(const std::string& setting, const std::vector<rank_place>& ranks,
+                                bool nccl_built) {
+  if (setting != "auto" && setting != "gloo" && setting != "nccl")
+    throw std::invalid_argument("collectives must be auto, gloo or nccl, not \"" + setting + "\"");
+  if (setting == "gloo" || ranks.size() < 2) return "gloo";
+  // Why NCCL cannot carry these ranks: a cpu rank, or two ranks on one device.
+  std::string why;
+  for (size_t r = 0; r < ranks.size() && why.empty(); ++r) {
+    if (ranks[r].device < 0) {
+      why = fmt::format("rank {} ({}) is a cpu rank", r, ranks[r].host);
+      break;
+    }
+    for (size_t o = 0; o < r; ++o) {
+      if (ranks[o].host == ranks[r].host && ranks[o].device == ranks[r].device) {
+        why = fmt::format("ranks {} and {} share {} gpu {}", o, r, ranks[r].host, ranks[r].device);
+        break;
+      }
+    }
+  }
+  if (why.empty() && !nccl_built) why = "this conclave was built without NCCL";
+  if (why.empty()) return "nccl";
+  if (setting == "auto") return "gloo";
+  throw std::invalid_argument("collectives = nccl needs every rank on a GPU of its own, but " +
+                              why);
 }
 
 gpu::kv_cache_shape common_kv_shape(const std::vector<rank_ready>& ready) {

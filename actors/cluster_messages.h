@@ -71,6 +71,9 @@ struct rank_spec {
   std::string prefix;  ///< rendezvous key prefix: replica and epoch
   std::string iface;   ///< [cluster] data_iface
   double collective_timeout_s = 10;
+  /// "gloo" or "nccl" (replica_collectives): NCCL's unique id is made by rank 0 and met
+  /// under prefix + "/nccl_id".
+  std::string collectives = "gloo";
 };
 
 /// A rank, loaded and connected to its peers.
@@ -141,7 +144,8 @@ typename Inspector::result_type inspect(Inspector& f, rank_spec& x) {
   return f(caf::meta::type_name("rank_spec"), x.replica, x.epoch, x.rank, x.size, x.slot,
            x.block_size, x.num_kv_blocks, x.kv_cache_bytes, x.kv_offload_bytes,
            x.kv_host_prefix_bytes, x.threads, x.rope_inv_freq_dtype, x.weight_dtype,
-           x.kv_cache_dtype, x.placement, x.store, x.prefix, x.iface, x.collective_timeout_s);
+           x.kv_cache_dtype, x.placement, x.store, x.prefix, x.iface, x.collective_timeout_s,
+           x.collectives);
 }
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, rank_ready& x) {

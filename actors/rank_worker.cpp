@@ -3,11 +3,14 @@
 
 #include <spdlog/fmt/fmt.h>
 #include <spdlog/spdlog.h>
+#include <algorithm>
+#include <array>
 #include <chrono>
 
 #include "actors/messages.h"
 #include "actors/rendezvous_store.h"
 #include "gpu/backend.h"
+#include "gpu/collectives.h"
 #include "model/checkpoint.h"
 
 namespace conclave::actors {
@@ -23,14 +26,40 @@ struct worker_state {
   uint64_t placement_version = 0;  ///< the placement this rank's experts follow
 };
 
-rank_ready start(caf::event_based_actor* self, worker_state& st) {
+/// This rank's communicator: Gloo through the coordinator's rendezvous store, or NCCL on
+/// the slot's GPU, whose unique id rank 0 makes and the others read from the store.
+std::shared_ptr<gpu::communicator> connect(caf::event_based_actor* self, const worker_state& st) {
   const auto& spec = st.spec;
   const auto timeout =
       std::chrono::milliseconds(static_cast<int64_t>(spec.collective_timeout_s * 1000.0));
+  const gpu::rendezvous rv = rendezvous_through(self->system(), spec.store);
+  if (spec.collectives != "nccl")
+    return gpu::make_gloo_communicator(spec.rank, spec.size, rv, spec.prefix, spec.iface, timeout);
+  if (st.slot.device < 0)
+    throw std::runtime_error(
+        fmt::format("rank {}: NCCL collectives on a cpu rank slot {}", spec.rank, spec.slot));
+  // The id comes once rank 0 started: every rank of the bring-up starts at once, but give
+  // it the time forming the communicator has (gpu/collectives.h), not a collective's.
+  const auto form = std::max(timeout, std::chrono::milliseconds(120000));
+  const std::string key = spec.prefix + "/nccl_id";
+  std::array<char, 128> id{};
+  if (spec.rank == 0) {
+    id = gpu::nccl_unique_id();
+    rv.set(key, std::vector<char>(id.begin(), id.end()));
+  } else {
+    const auto got = rv.get(key, form);
+    if (got.size() != id.size())
+      throw std::runtime_error(fmt::format("rank {}: the NCCL id under {} has {} bytes, not {}",
+                                           spec.rank, key, got.size(), id.size()));
+    std::copy(got.begin(), got.end(), id.begin());
+  }
+  return gpu::make_nccl_communicator(spec.rank, spec.size, id, st.slot.device, nullptr, timeout);
+}
+
+rank_ready start(caf::event_based_actor* self, worker_state& st) {
+  const auto& spec = st.spec;
   gpu::rank_context ctx;
-  ctx.comm = gpu::make_gloo_communicator(spec.rank, spec.size,
-                                         rendezvous_through(self->system(), spec.store),
-                                         spec.prefix, spec.iface, timeout);
+  ctx.comm = connect(self, st);
   ctx.placement = std::make_shared<const gpu::expert_map>(spec.placement);
   st.comm = ctx.comm;
   gpu::backend_options opts;

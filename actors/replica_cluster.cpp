@@ -7,6 +7,7 @@
 #include "actors/cluster_bringup.h"
 #include "actors/cluster_registry.h"
 #include "actors/replica_supervisor_parts.h"
+#include "gpu/collectives.h"
 
 namespace conclave::actors {
 namespace {
@@ -61,6 +62,16 @@ void spawn_ranks(supervisor_ptr self, uint64_t epoch,
   if (size < cl->ranks)
     spdlog::warn("replica {}: {} of {} ranks free; starting with {}", st.status->id(), size,
                  cl->ranks, size);
+  std::vector<rank_place> places;
+  for (const auto& lease : leases) places.push_back({lease.host, lease.device});
+  std::string collectives;
+  try {
+    collectives = replica_collectives(cl->settings.collectives, places, gpu::have_nccl());
+  } catch (const std::invalid_argument& e) {
+    on_failure(self, e.what());
+    return;
+  }
+  if (size > 1) spdlog::info("replica {}: {} ranks over {}", st.status->id(), size, collectives);
   auto placement = gpu::expert_map::contiguous(cl->model, size);
   placement.version = 1;
   auto ready = std::make_shared<std::vector<rank_ready>>();
@@ -69,7 +80,8 @@ void spawn_ranks(supervisor_ptr self, uint64_t epoch,
   for (int32_t r = 0; r < size; ++r) {
     const auto& lease = leases[static_cast<size_t>(r)];
     self->request(lease.node, timeout, spawn_rank_atom::value,
-                  make_rank_spec(*cl, st.status->id(), epoch, r, size, lease.slot, placement))
+                  make_rank_spec(*cl, st.status->id(), epoch, r, size, lease.slot, placement,
+                                 collectives))
         .then(
             [self, epoch, ready, size, placement](rank_ready& rr) {
               if (epoch != self->state.epoch) {

@@ -87,6 +87,7 @@ int run_serve(serve_args& a, CLI::App& cmd) {
   if (given("--cluster-port")) cfg.cluster.port = a.cli.cluster.port;
   if (given("--cluster-token-file")) cfg.cluster.token_file = a.cli.cluster.token_file;
   if (given("--ranks-per-replica")) cfg.cluster.ranks_per_replica = a.cli.cluster.ranks_per_replica;
+  if (given("--collectives")) cfg.cluster.collectives = a.cli.cluster.collectives;
   if (given("--cluster-port") || given("--cluster-token-file") || given("--ranks-per-replica"))
     cfg.cluster.enabled = true;
   apply_given_engine_options(cmd, a.cli.engine, cfg.engine);
@@ -193,6 +194,11 @@ command add_serve(CLI::App& app) {
                   "the cluster's shared secret (>= 32 bytes, mode 600; turns [cluster] on)");
   cmd->add_option("--ranks-per-replica", c.cluster.ranks_per_replica,
                   "ranks one replica spans, 0: no expert parallelism (turns [cluster] on)")
+      ->capture_default_str();
+  cmd->add_option("--collectives", c.cluster.collectives,
+                  "how a cluster replica's ranks exchange expert rows: auto, gloo (host "
+                  "buffers) or nccl (device buffers, one GPU per rank)")
+      ->check(CLI::IsMember({"auto", "gloo", "nccl"}))
       ->capture_default_str();
   cmd->add_flag("--print-config", args->print_config,
                 "print the resulting configuration as TOML and exit");

@@ -210,6 +210,8 @@ std::string cluster_config::validate() const {
     return "min_ranks must be <= ranks_per_replica";
   if (!(node_timeout_s > 0)) return "node_timeout_s must be > 0";
   if (!(collective_timeout_s > 0)) return "collective_timeout_s must be > 0";
+  if (collectives != "auto" && collectives != "gloo" && collectives != "nccl")
+    return "collectives must be auto, gloo or nccl, not \"" + collectives + "\"";
   if (!(rebalance_interval_s >= 0)) return "rebalance_interval_s must be >= 0 (0: never)";
   if (!(rebalance_threshold >= 1)) return "rebalance_threshold must be >= 1";
   if (redundant_experts < 0 || redundant_experts > 1024)
@@ -456,6 +458,7 @@ server_config load_server_config(const std::filesystem::path& path, server_confi
   cl.read("node_timeout_s", cc.node_timeout_s);
   cl.read("collective_timeout_s", cc.collective_timeout_s);
   cl.read("data_iface", cc.data_iface);
+  cl.read("collectives", cc.collectives);
   cl.read("rebalance_interval_s", cc.rebalance_interval_s);
   cl.read("rebalance_threshold", cc.rebalance_threshold);
   cl.read("redundant_experts", cc.redundant_experts);
@@ -570,6 +573,7 @@ std::string to_toml(const server_config& c) {
                       {"node_timeout_s", cc.node_timeout_s},
                       {"collective_timeout_s", cc.collective_timeout_s},
                       {"data_iface", cc.data_iface},
+                      {"collectives", cc.collectives},
                       {"rebalance_interval_s", cc.rebalance_interval_s},
                       {"rebalance_threshold", cc.rebalance_threshold},
                       {"redundant_experts", cc.redundant_experts},

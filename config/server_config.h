@@ -100,6 +100,11 @@ struct cluster_config {
   double node_timeout_s = 5.0;    ///< a silent node is lost after this long
   double collective_timeout_s = 10.0;  ///< a Gloo/NCCL collective longer than this fails
   std::string data_iface;              ///< network interface of rank traffic; empty: any
+  /// How a replica's ranks exchange expert rows: "gloo" (host buffers over TCP: any
+  /// ranks, cpu or gpu, several on one device), "nccl" (device buffers: every rank on a
+  /// GPU of its own), "auto" (nccl where a replica's ranks allow it and NCCL was built,
+  /// else gloo).
+  std::string collectives = "auto";
   double rebalance_interval_s = 60.0;  ///< expert rebalancing period; 0: never
   double rebalance_threshold = 1.3;    ///< rebalance when max / mean rank load exceeds this
   int32_t redundant_experts = 0;       ///< extra copies of hot experts per layer

@@ -108,7 +108,7 @@ std::array<char, 128> nccl_unique_id() {
 }
 
 std::unique_ptr<communicator> make_nccl_communicator(int, int, std::span<const char, 128>, int,
-                                                     void*) {
+                                                     void*, std::chrono::milliseconds) {
   throw std::runtime_error("this conclave was built without NCCL (the cuda backend and nccl.h)");
 }
 #endif

@@ -126,10 +126,13 @@ std::array<char, 128> nccl_unique_id();
 /// and every collective runs on `stream` (a cudaStream_t; null: a non-blocking stream the
 /// communicator makes and owns) and returns once it completed there. A non-blocking
 /// communicator, so that abort() (ncclCommAbort) frees a rank waiting on a lost peer. Only
-/// one rank per device. Throws collective_error when the communicator cannot form,
-/// std::runtime_error where NCCL was not built (gpu/cuda/nccl_communicator.cpp).
-std::unique_ptr<communicator> make_nccl_communicator(int rank, int size,
-                                                     std::span<const char, 128> unique_id,
-                                                     int device, void* stream);
+/// one rank per device. `timeout` (0: none) bounds each collective, and forming the
+/// communicator (every rank must arrive) to at least 2 minutes; past it the communicator
+/// aborts and the call throws collective_error, as Gloo's do. Throws collective_error when the
+/// communicator cannot form, std::runtime_error where NCCL was not built
+/// (gpu/cuda/nccl_communicator.cpp).
+std::unique_ptr<communicator> make_nccl_communicator(
+    int rank, int size, std::span<const char, 128> unique_id, int device, void* stream,
+    std::chrono::milliseconds timeout = std::chrono::milliseconds(0));
 
 }  // namespace conclave::gpu

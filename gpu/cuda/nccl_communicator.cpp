@@ -7,7 +7,9 @@
 #include <nccl.h>
 #include <spdlog/fmt/fmt.h>
 
+#include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cstdlib>
 #include <cstring>
 #include <mutex>
@@ -19,6 +21,9 @@ namespace conclave::gpu {
 namespace {
 
 static_assert(NCCL_UNIQUE_ID_BYTES == 128, "nccl_unique_id() carries 128 bytes");
+
+/// Forming a communicator waits for every rank to arrive: at least this long.
+constexpr int64_t kFormMs = 120000;
 
 /// NVLink multicast stays off (docs/cluster.md §5): set before the first NCCL call.
 void nccl_environment() {
@@ -36,8 +41,12 @@ void nccl_environment() {
 class nccl_communicator final : public communicator {
  public:
   nccl_communicator(int rank, int size, std::span<const char, 128> unique_id, int device,
-                    void* stream)
-      : rank_(rank), size_(size), device_(device), stream_(static_cast<cudaStream_t>(stream)) {
+                    void* stream, std::chrono::milliseconds timeout)
+      : rank_(rank),
+        size_(size),
+        device_(device),
+        stream_(static_cast<cudaStream_t>(stream)),
+        timeout_(timeout) {
     if (size < 1 || rank < 0 || rank >= size)
       throw collective_error(fmt::format("nccl: rank {} of {}", rank, size));
     nccl_environment();
@@ -61,7 +70,9 @@ class nccl_communicator final : public communicator {
       throw_nccl(r, comm_, "ncclCommInitRankConfig");
     }
     try {
-      wait_ready("ncclCommInitRankConfig");
+      const auto form = std::max(timeout_, std::chrono::milliseconds(kFormMs));
+      wait_ready("ncclCommInitRankConfig",
+                 timeout_.count() > 0 ? clock::now() + form : clock::time_point::max());
     } catch (...) {
       if (comm_ != nullptr) ncclCommAbort(comm_);
       cudaFree(scratch_);
@@ -159,9 +170,29 @@ class nccl_communicator final : public communicator {
     if (aborted_.load()) throw collective_error("communicator aborted");
   }
 
-  /// Polls the communicator until a non-blocking call finished (under mu_).
-  void wait_ready(const char* what) {
+  using clock = std::chrono::steady_clock;
+  /// When a call started now must have finished (the far future without a timeout).
+  clock::time_point deadline() const {
+    return timeout_.count() > 0 ? clock::now() + timeout_ : clock::time_point::max();
+  }
+  /// Past the deadline (under mu_): the communicator aborts (a peer is lost or stuck; no
+  /// later call can trust it) and the call throws.
+  void past(const char* what, clock::time_point until) {
+    if (clock::now() < until) return;
+    aborted_.store(true);
+    ncclCommAbort(comm_);
+    comm_ = nullptr;
+    throw collective_error(
+        fmt::format("NCCL {}: not done in time ({} ms a collective); "
+                    "communicator aborted",
+                    what, timeout_.count()));
+  }
+
+  /// Polls the communicator until a non-blocking call finished (under mu_, or in the
+  /// constructor).
+  void wait_ready(const char* what, clock::time_point until) {
     for (;;) {
+      past(what, until);
       ncclResult_t state = ncclSuccess;
       check(ncclCommGetAsyncError(comm_, &state), "ncclCommGetAsyncError");
       if (state == ncclSuccess) return;
@@ -174,17 +205,19 @@ class nccl_communicator final : public communicator {
   /// watching for an asynchronous NCCL error and for abort() from another thread.
   template <class Fn>
   void issue(const char* what, Fn&& fn) {
+    const auto until = deadline();
     {
       std::lock_guard lock(mu_);
       throw_if_aborted();
       CONCLAVE_CUDA_CHECK(cudaSetDevice(device_));
       fn();
-      wait_ready(what);
+      wait_ready(what, until);
     }
     for (int spins = 0;; ++spins) {
       {
         std::lock_guard lock(mu_);
         throw_if_aborted();
+        past(what, until);
         const cudaError_t e = cudaStreamQuery(stream_);
         if (e == cudaSuccess) return;
         if (e != cudaErrorNotReady) ::conclave::gpu::cuda::throw_cuda(e, what, __FILE__, __LINE__);
@@ -202,6 +235,7 @@ class nccl_communicator final : public communicator {
 
   int rank_, size_, device_;
   cudaStream_t stream_;
+  std::chrono::milliseconds timeout_;
   bool own_stream_ = false;
   ncclComm_t comm_ = nullptr;
   void* scratch_ = nullptr;
@@ -227,8 +261,9 @@ std::array<char, 128> nccl_unique_id() {
 
 std::unique_ptr<communicator> make_nccl_communicator(int rank, int size,
                                                      std::span<const char, 128> unique_id,
-                                                     int device, void* stream) {
-  return std::make_unique<nccl_communicator>(rank, size, unique_id, device, stream);
+                                                     int device, void* stream,
+                                                     std::chrono::milliseconds timeout) {
+  return std::make_unique<nccl_communicator>(rank, size, unique_id, device, stream, timeout);
 }
 
 }  // namespace conclave::gpu

@@ -12,7 +12,12 @@
 # quantized-twin case (fp8 in graphs gave 3.1e-3 once where it gives exactly 0) repeated
 # REPS times with programmatic dependent launch on and off; quant = issue 14's engine bench
 # per format (QUANTS, default "none fp8 fp8-new awq awq-new"; NAME-new: the quantized paths
-# of 2026-12-07 switched on) at batches 1, 8, 64 and a 4K prefill.
+# of 2026-12-07 switched on) at batches 1, 8, 64 and a 4K prefill; ep1 = on one GPU: the
+# expert-parallel cases, then bench ep of a random EP_LAYERS-layer (default 2) slice of
+# qwen3-coder-480b, 1 and 2 ranks sharing the GPU over device buffers (the exchange NCCL
+# runs) and over Gloo; multigpu = issue 20: the [nccl] and [ep] cases, then bench ep of an
+# EP_LAYERS-layer (default 3) slice of qwen3-coder-480b over NCCL on 1, 2, 4 and 8 GPUs (as
+# many as there are) at batches 1, 64, 256 (EP_QUANT: none, fp8).
 set -uo pipefail
 . "$(dirname "$0")/bundle_env.sh"
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader
@@ -100,6 +105,27 @@ for w in ${SECTIONS:-ttft stall}; do
           --random-weights --quant $q --batches ${QBATCHES:-1,8,64} --prefill-lens 4096 2>&1 |
           tee "$OUT/bench_30b_$name.log" | grep -E "^decode\+g|^prefill|model:" | head -8
       done ;;
+    ep1)
+      timeout ${T_TESTS:-280} /tmp/cb/bin/cuda_tests -r compact "[ep],[nccl]" 2>&1 |
+        tee "$OUT/cuda_tests_ep.log" | grep -v "warning:" | tail -6
+      for c in local gloo; do
+        [ "$(left)" -gt 90 ] || break
+        echo "-- --collectives $c"
+        timeout ${T_EP:-200} /tmp/cb/bin/conclave bench ep --backend cuda --random-weights \
+          --preset qwen3-coder-480b --layers ${EP_LAYERS:-2} --quant ${EP_QUANT:-none} \
+          --collectives $c --ranks 1,2 --batches 1,64 --steps 8 2>&1 |
+          tee "$OUT/bench_ep1_$c.log" | sed -n '/^ ranks/,/^{/p' | grep -v '^{'
+      done ;;
+    multigpu)
+      export NCCL_NVLS_ENABLE=0
+      timeout ${T_TESTS:-280} /tmp/cb/bin/cuda_tests -r compact "[nccl],[ep]" 2>&1 |
+        tee "$OUT/cuda_tests_multigpu.log" | grep -v "warning:" | tail -6
+      n=$(nvidia-smi -L | wc -l) ranks=1
+      for r in 2 4 8; do [ "$r" -le "$n" ] && ranks="$ranks,$r"; done
+      timeout ${T_EP:-400} /tmp/cb/bin/conclave bench ep --backend cuda --random-weights \
+        --preset qwen3-coder-480b --layers ${EP_LAYERS:-3} --quant ${EP_QUANT:-none} \
+        --collectives nccl --ranks $ranks --batches 1,64,256 --steps 8 2>&1 |
+        tee "$OUT/bench_ep_nccl.log" | sed -n '/^ ranks/,/^{/p' | grep -v '^{' ;;
     profdecode)
       NCU=$(command -v ncu || ls /usr/local/cuda/bin/ncu 2>/dev/null | head -1)
       CONCLAVE_BENCH_PROFILE=decode_ctx:131072 timeout ${T_PROF:-200} "$NCU" --profile-from-start off \

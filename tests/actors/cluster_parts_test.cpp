@@ -33,6 +33,40 @@ TEST_CASE("make_rank_spec carries the coordinator's backend settings and fences 
   CHECK(spec.placement.version == 4);
   CHECK(spec.prefix == "r2/e9");  // another bring-up of the replica meets under another key
   CHECK((spec.iface == "eth1" && spec.collective_timeout_s == 12.5));
+  CHECK(spec.collectives == "gloo");
+  CHECK(make_rank_spec(cl, 2, 9, 1, 4, 3, placement, "nccl").collectives == "nccl");
+}
+
+TEST_CASE(
+    "replica_collectives: NCCL where every rank has a GPU of its own, else Gloo or a "
+    "one-line refusal",
+    "[actors][cluster]") {
+  const std::vector<rank_place> spread{{"a", 0}, {"a", 1}, {"b", 0}, {"b", 1}};
+  const std::vector<rank_place> shared{{"a", 0}, {"a", 1}, {"a", 0}};
+  const std::vector<rank_place> with_cpu{{"a", 0}, {"a", -1}};
+  CHECK(replica_collectives("auto", spread, true) == "nccl");
+  CHECK(replica_collectives("nccl", spread, true) == "nccl");
+  CHECK(replica_collectives("gloo", spread, true) == "gloo");
+  CHECK(replica_collectives("auto", spread, false) == "gloo");  // NCCL not built
+  CHECK(replica_collectives("auto", shared, true) == "gloo");
+  CHECK(replica_collectives("auto", with_cpu, true) == "gloo");
+  CHECK(replica_collectives("nccl", {{"a", 0}}, true) == "gloo");  // one rank: no collective
+  const auto refusal = [](const std::string& setting, const std::vector<rank_place>& ranks,
+                          bool built) {
+    try {
+      replica_collectives(setting, ranks, built);
+    } catch (const std::invalid_argument& e) {
+      return std::string(e.what());
+    }
+    return std::string("accepted");
+  };
+  CHECK(refusal("nccl", shared, true) ==
+        "collectives = nccl needs every rank on a GPU of its own, but ranks 0 and 2 share a "
+        "gpu 0");
+  CHECK(refusal("nccl", with_cpu, true) ==
+        "collectives = nccl needs every rank on a GPU of its own, but rank 1 (a) is a cpu rank");
+  CHECK(refusal("nccl", spread, false).find("built without NCCL") != std::string::npos);
+  CHECK(refusal("mpi", spread, true).find("auto, gloo or nccl") != std::string::npos);
 }
 
 TEST_CASE("common_kv_shape: the fewest device and host blocks of any rank", "[actors][cluster]") {

@@ -44,6 +44,7 @@ TEST_CASE("cluster config: off by default, with the documented defaults", "[conf
   CHECK(c.cluster.node_timeout_s == 5.0);
   CHECK(c.cluster.collective_timeout_s == 10.0);
   CHECK(c.cluster.data_iface.empty());
+  CHECK(c.cluster.collectives == "auto");
   CHECK(c.cluster.rebalance_interval_s == 60.0);
   CHECK(c.cluster.rebalance_threshold == 1.3);
   CHECK(c.cluster.redundant_experts == 0);
@@ -63,6 +64,7 @@ min_ranks = 2
 node_timeout_s = 3.0
 collective_timeout_s = 20.0
 data_iface = "eth1"
+collectives = "nccl"
 rebalance_interval_s = 0.0
 rebalance_threshold = 1.5
 redundant_experts = 2
@@ -81,6 +83,7 @@ cafile = "ca.pem"
   CHECK(k.node_timeout_s == 3.0);
   CHECK(k.collective_timeout_s == 20.0);
   CHECK(k.data_iface == "eth1");
+  CHECK(k.collectives == "nccl");
   CHECK(k.rebalance_interval_s == 0.0);
   CHECK(k.rebalance_threshold == 1.5);
   CHECK(k.redundant_experts == 2);
@@ -92,6 +95,7 @@ cafile = "ca.pem"
   CHECK(again.cluster.port == 9123);
   CHECK(again.cluster.ranks_per_replica == 4);
   CHECK(again.cluster.data_iface == "eth1");
+  CHECK(again.cluster.collectives == "nccl");
   CHECK(again.cluster.cafile == "ca.pem");
   CHECK(again.cluster.tls);
 }
@@ -112,6 +116,8 @@ TEST_CASE("cluster config: validation names the key", "[config][cluster]") {
   CHECK(
       has("[cluster]\ncollective_timeout_s = -1.0\n", "cluster.collective_timeout_s must be > 0"));
   CHECK(has("[cluster]\nmin_ranks = 0\n", "cluster.min_ranks must be >= 1"));
+  CHECK(has("[cluster]\ncollectives = \"mpi\"\n",
+            "cluster.collectives must be auto, gloo or nccl, not \"mpi\""));
   CHECK(has("[cluster]\nranks_per_replica = 2\nmin_ranks = 3\n",
             "cluster.min_ranks must be <= ranks_per_replica"));
   CHECK(has("[cluster]\nrebalance_threshold = 0.9\n", "cluster.rebalance_threshold must be >= 1"));
