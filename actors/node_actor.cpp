@@ -1,6 +1,8 @@
 // The node actor (see the header).
 #include "actors/node_actor.h"
 
+#include "model/checkpoint.h"
+
 #include <spdlog/fmt/fmt.h>
 #include <spdlog/spdlog.h>
 #include <xxhash.h>
@@ -9,6 +11,7 @@
 #include <sstream>
 
 #include "actors/messages.h"
+#include "model/checkpoint.h"
 
 namespace conclave::actors {
 
@@ -58,6 +61,7 @@ std::string checkpoint_fingerprint(const std::filesystem::path& model_dir) {
   };
   add(model_dir / "config.json");
   add(model_dir / "model.safetensors.index.json");
+  add(model_dir / model::kRandomWeightsFile);
   const auto v = XXH64_digest(h);
   XXH64_freeState(h);
   return fmt::format("{:016x}", v);

@@ -43,6 +43,10 @@ command add_gen_model(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("--layers", args->layers,
                   "keep only the first N layers (real shapes on a small disk)");
+  cmd->add_flag("--weights-on-device", args->opts.weights_on_device,
+                "write no weights: config.json and random_weights.json only; the cuda backend "
+                "generates the weights on the GPU at load (each rank only its experts), for "
+                "shapes too large to write (the whole qwen3-coder-480b)");
   cmd->add_option("--shard-mib", args->shard_mib, "largest shard in MiB (fractions allowed)")
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
@@ -59,6 +63,15 @@ command add_gen_model(CLI::App& app) {
             o.quant.group_size = args->awq_group;
             o.max_shard_bytes = static_cast<size_t>(args->shard_mib * (1 << 20));
             const size_t bytes = model::write_random_checkpoint(o, args->out);
+            if (o.weights_on_device) {
+              std::fprintf(stderr,
+                           "wrote %s: preset %s%s%s, seed %llu; weights generated on the GPU at "
+                           "load (--backend cuda)\n",
+                           args->out.c_str(), o.preset.c_str(), o.quant.quantized() ? ", " : "",
+                           o.quant.quantized() ? args->quant.c_str() : "",
+                           static_cast<unsigned long long>(o.seed));
+              return exit_ok;
+            }
             std::fprintf(stderr, "wrote %s: preset %s%s%s, seed %llu, %.1f MiB of weights\n",
                          args->out.c_str(), o.preset.c_str(), o.quant.quantized() ? ", " : "",
                          o.quant.quantized() ? args->quant.c_str() : "",

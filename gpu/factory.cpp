@@ -10,6 +10,7 @@
 #include "gpu/long_bench.h"
 #include "gpu/moe_bench.h"
 #include "gpu/preflight.h"
+#include "model/checkpoint.h"
 #ifdef CONCLAVE_HAVE_CUDA
 #include "gpu/cuda/backend_setup.h"
 #include "gpu/cuda/cuda_backend.h"
@@ -25,6 +26,10 @@ std::unique_ptr<backend> make_backend(const model::checkpoint& ckpt, const backe
                                       rank_context rank) {
   if (!rank.expert_parallel()) rank = {};  // one rank: today's path, whatever was passed
   if (opts.block_size <= 0) throw std::runtime_error("block_size must be positive");
+  if (ckpt.random_weights() && opts.kind != "cuda")
+    throw std::runtime_error(fmt::format(
+        "{}: its weights are generated on the GPU at load ({}); only --backend cuda can run it",
+        ckpt.dir().string(), model::kRandomWeightsFile));
   if (opts.kind == "cpu") return make_cpu_backend(ckpt, opts, std::move(rank));
   if (opts.kind == "cuda") {
 #ifdef CONCLAVE_HAVE_CUDA

@@ -71,9 +71,20 @@ checkpoint::checkpoint(const std::filesystem::path& dir)
   } else if (std::filesystem::exists(single_path)) {
     files_.push_back(std::make_unique<safetensors_file>(single_path));
     for (const auto& [name, t] : files_.back()->tensors()) index_.emplace(name, &t);
+  } else if (std::filesystem::exists(dir / kRandomWeightsFile)) {
+    random_ = read_random_weights(dir);
+    spdlog::info(
+        "checkpoint {}: {} ({} layers, hidden {}, {} experts{}), weights generated on "
+        "the device (seed {}, std {})",
+        dir.string(), config_.architecture_name, config_.num_layers, config_.hidden_size,
+        config_.num_experts,
+        config_.quant.quantized() ? fmt::format(", {}", quant_method_name(config_.quant.method))
+                                  : std::string(),
+        random_->seed, random_->init_std);
+    return;
   } else {
-    throw model_error(
-        fmt::format("{}: no model.safetensors or model.safetensors.index.json", dir.string()));
+    throw model_error(fmt::format("{}: no model.safetensors, model.safetensors.index.json or {}",
+                                  dir.string(), kRandomWeightsFile));
   }
 
   size_t quantized = 0;
@@ -227,7 +238,51 @@ stored_weight checkpoint::resolve_weight(const tensor_spec& spec) const {
   return w;
 }
 
+namespace {
+
+[[noreturn]] void no_stored_weights(const std::filesystem::path& dir, std::string_view name) {
+  throw model_error(fmt::format(
+      "{}: the folder stores no weights ({}: they are generated on the GPU at load), so {} "
+      "cannot be read; only the cuda backend can load it",
+      dir.string(), kRandomWeightsFile, name));
+}
+
+}  // namespace
+
+random_weights_spec read_random_weights(const std::filesystem::path& dir) {
+  const auto path = dir / kRandomWeightsFile;
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw model_error(fmt::format("{}: cannot open", path.string()));
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  simdjson::dom::parser parser;
+  simdjson::padded_string text(ss.str());
+  simdjson::dom::object root;
+  if (auto err = parser.parse(text).get(root); err)
+    throw model_error(
+        fmt::format("{}: not a JSON object: {}", path.string(), simdjson::error_message(err)));
+  random_weights_spec spec;
+  uint64_t seed = 0;
+  double init_std = 0;
+  if (root["seed"].get(seed))
+    throw model_error(fmt::format("{}: \"seed\" must be a non-negative integer", path.string()));
+  if (root["init_std"].get(init_std) || !(init_std > 0) || init_std > 10)
+    throw model_error(fmt::format("{}: \"init_std\" must be a number in (0, 10]", path.string()));
+  spec.seed = seed;
+  spec.init_std = static_cast<float>(init_std);
+  return spec;
+}
+
+void write_random_weights(const std::filesystem::path& dir, const random_weights_spec& spec) {
+  const auto path = dir / kRandomWeightsFile;
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  if (!out) throw model_error(fmt::format("{}: cannot write", path.string()));
+  out << fmt::format("{{\n  \"seed\": {},\n  \"init_std\": {}\n}}\n", spec.seed, spec.init_std);
+  if (!out) throw model_error(fmt::format("{}: cannot write", path.string()));
+}
+
 const stored_weight& checkpoint::weight(std::string_view name) const {
+  if (random_) no_stored_weights(dir_, name);
   auto it = weights_.find(std::string(name));
   if (it == weights_.end())
     throw model_error(
@@ -258,6 +313,7 @@ void checkpoint::read_f32(std::string_view name, float* dst) const {
 }
 
 const tensor_view& checkpoint::tensor(std::string_view name) const {
+  if (random_) no_stored_weights(dir_, name);
   auto it = index_.find(std::string(name));
   if (it == index_.end())
     throw model_error(fmt::format("{}: missing tensor {}", dir_.string(), name));

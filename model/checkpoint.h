@@ -1,11 +1,15 @@
 // checkpoint: a Hugging Face model folder opened for reading. Maps every safetensors
 // shard, checks that every tensor the config implies is present with the right shape
 // and a loadable dtype (quantized linear weights with scales of the right shape), and
-// hands out zero-copy views.
+// hands out zero-copy views. A folder may instead say that its weights are generated on
+// the GPU at load (random_weights.json, no weight files: `gen-model --weights-on-device`),
+// for shapes too large to write to disk.
 #pragma once
 
+#include <cstdint>
 #include <filesystem>
 #include <memory>
+#include <optional>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -14,6 +18,17 @@
 #include "model/safetensors.h"
 
 namespace conclave::model {
+
+/// random_weights.json: {"seed": S, "init_std": X}. The weights are gen-model's values for
+/// that seed and std, made on the device by the cuda backend (only the experts a rank
+/// holds), never stored.
+struct random_weights_spec {
+  uint64_t seed = 0;
+  float init_std = 0.02f;
+};
+
+/// The file that marks a folder of weights generated on the device.
+inline constexpr const char* kRandomWeightsFile = "random_weights.json";
 
 class checkpoint {
  public:
@@ -37,8 +52,12 @@ class checkpoint {
   /// Bytes `name` takes in the files (a quantized weight's scales and zeros included).
   size_t stored_bytes(std::string_view name) const;
   bool has(std::string_view name) const { return index_.count(std::string(name)) != 0; }
-  /// Bytes of all tensors the model uses.
+  /// Bytes of all tensors the model uses (0 for weights generated on the device).
   size_t weight_bytes() const { return weight_bytes_; }
+  /// Set when the folder's weights are generated on the device (random_weights.json and no
+  /// weight files); such a checkpoint has no tensors, and reading one throws model_error
+  /// saying that only the cuda backend can load the folder.
+  const std::optional<random_weights_spec>& random_weights() const { return random_; }
 
  private:
   const tensor_view& plain_tensor(const tensor_spec& spec) const;
@@ -50,6 +69,12 @@ class checkpoint {
   std::unordered_map<std::string, const tensor_view*> index_;
   std::unordered_map<std::string, stored_weight> weights_;  ///< every linear weight
   size_t weight_bytes_ = 0;
+  std::optional<random_weights_spec> random_;
 };
+
+/// Reads DIR/random_weights.json; throws model_error (one line) when it is malformed.
+random_weights_spec read_random_weights(const std::filesystem::path& dir);
+/// Writes DIR/random_weights.json.
+void write_random_weights(const std::filesystem::path& dir, const random_weights_spec& spec);
 
 }  // namespace conclave::model

@@ -12,6 +12,7 @@
 #include <stdexcept>
 #include <unordered_map>
 
+#include "model/checkpoint.h"
 #include "model/model_error.h"
 #include "model/safetensors.h"
 
@@ -288,6 +289,20 @@ float random_weight(uint64_t seed, std::string_view name, size_t i, float std, b
   return is_norm ? static_cast<float>(1.0 + 0.1 * z) : static_cast<float>(z * std);
 }
 
+namespace {
+
+/// config.json and generation_config.json of a written checkpoint.
+void write_config_files(const std::filesystem::path& out, const model_config& c) {
+  write_text(out / "config.json", model_config_to_json(c));
+  std::string gen = "{\n  \"do_sample\": false";
+  if (!c.eos_token_ids.empty())
+    gen += fmt::format(",\n  \"eos_token_id\": [{}]", fmt::join(c.eos_token_ids, ", "));
+  gen += "\n}\n";
+  write_text(out / "generation_config.json", gen);
+}
+
+}  // namespace
+
 size_t write_random_checkpoint(const gen_model_options& opts, const std::filesystem::path& out) {
   model_preset preset = find_preset(opts.preset);
   model_config& c = preset.config;
@@ -302,6 +317,13 @@ size_t write_random_checkpoint(const gen_model_options& opts, const std::filesys
   c.validate("preset " + preset.name);
   check_quantizable(c, opts.quant);
   std::filesystem::create_directories(out);
+  if (opts.weights_on_device) {
+    for (const char* stale : {"model.safetensors", "model.safetensors.index.json"})
+      std::filesystem::remove(out / stale);  // the folder must not say both
+    write_random_weights(out, {opts.seed, preset.init_std});
+    write_config_files(out, c);
+    return 0;
+  }
 
   // Plan shards: tensors in schema order, a new shard when the next one would overflow.
   std::vector<std::vector<tensor_plan>> shards(1);
@@ -349,12 +371,8 @@ size_t write_random_checkpoint(const gen_model_options& opts, const std::filesys
             "{{\n  \"metadata\": {{\"total_size\": {}}},\n  \"weight_map\": {{\n{}\n  }}\n}}\n",
             total, fmt::join(weight_map, ",\n")));
   }
-  write_text(out / "config.json", model_config_to_json(c));
-  std::string gen = "{\n  \"do_sample\": false";
-  if (!c.eos_token_ids.empty())
-    gen += fmt::format(",\n  \"eos_token_id\": [{}]", fmt::join(c.eos_token_ids, ", "));
-  gen += "\n}\n";
-  write_text(out / "generation_config.json", gen);
+  std::filesystem::remove(out / kRandomWeightsFile);
+  write_config_files(out, c);
   return total;
 }
 

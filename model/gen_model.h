@@ -36,6 +36,11 @@ struct gen_model_options {
   /// the community's checkpoints do. fp8 blocks are quant.block_out x quant.block_in,
   /// awq groups quant.group_size (which must divide every projection's inputs).
   quant_config quant;
+  /// No weight files: config.json and random_weights.json only, the weights generated on
+  /// the GPU at load (checkpoint::random_weights) with this seed and the preset's std, for
+  /// shapes too large to write (the whole 480B). Device-quantized per (row, group of
+  /// block_in) rather than gen-model's 128 x 128 fp8 blocks.
+  bool weights_on_device = false;
 };
 
 /// Whether gen-model stores the linear weight `name` quantized (attention, experts, dense

@@ -313,9 +313,47 @@ size_t dequant_scratch_bytes(const model::model_config& c, const cuda_weights& w
   return std::max({qkv * h, q * h, 2 * m * h, 2 * di * h}) * elem_size(t);
 }
 
+namespace {
+
+/// gen-model's values for `seed` and `init_std`, made on the device (quantized there when
+/// c.quant says so).
+source random_source(const model::model_config& c, elem t, uint64_t seed, float init_std) {
+  source src;
+  src.plain = [=](const std::string& name, void* dst, elem et, size_t n) {
+    random_fill(dst, et, n, model::random_weight_stream(seed, name), 0, init_std,
+                model::is_random_norm_tensor(name), nullptr);
+  };
+  src.layout = [c, t](const std::vector<std::string>& parts) -> quant_layout {
+    if (t != elem::bf16) return {};
+    for (const auto& name : parts)
+      if (!model::quantizes_weight(name)) return {};
+    return device_quant_layout(c.quant);
+  };
+  auto tmp = std::make_shared<device_buffer>();
+  src.quant = [=](const std::string& name, const qmatrix& m, size_t row0, size_t rows, size_t k) {
+    tmp->ensure(rows * k * sizeof(float));
+    random_fill(tmp->get(), elem::f32, rows * k, model::random_weight_stream(seed, name), 0,
+                init_std, false, nullptr);
+    const row_offsets at = offsets_of(m, row0, k, t);
+    quantize_matrix(tmp->as<float>(), rows, k, m.q, m.data.as<char>() + at.data,
+                    m.scales.as<char>() + at.scales,
+                    m.zeros.get() ? m.zeros.as<char>() + at.zeros : nullptr, nullptr);
+  };
+  return src;
+}
+
+/// Where a checkpoint's weights come from: its files, or the device's generator.
+source source_of(const model::checkpoint& ckpt, elem t) {
+  if (const auto& r = ckpt.random_weights())
+    return random_source(ckpt.config(), t, r->seed, r->init_std);
+  return checkpoint_source(ckpt, t);
+}
+
+}  // namespace
+
 cuda_weights load_cuda_weights(const model::checkpoint& ckpt, elem t,
                                const cuda_expert_filter& holds) {
-  return build(ckpt.config(), t, checkpoint_source(ckpt, t), holds);
+  return build(ckpt.config(), t, source_of(ckpt, t), holds);
 }
 
 void reload_cuda_experts(const model::checkpoint& ckpt, cuda_weights& w, size_t layer,
@@ -332,7 +370,7 @@ void reload_cuda_experts(const model::checkpoint& ckpt, cuda_weights& w, size_t 
   down.q = L.down.q;
   gate_up.allocate(experts.size() * 2 * m, h, w.t);
   down.allocate(experts.size() * h, m, w.t);
-  const source src = checkpoint_source(ckpt, w.t);
+  const source src = source_of(ckpt, w.t);
   for (size_t i = 0; i < experts.size(); ++i) {
     const auto old = std::lower_bound(L.experts.begin(), L.experts.end(), experts[i]);
     if (old != L.experts.end() && *old == experts[i]) {
@@ -351,29 +389,7 @@ void reload_cuda_experts(const model::checkpoint& ckpt, cuda_weights& w, size_t 
 
 cuda_weights random_cuda_weights(const model::model_config& c, elem t, uint64_t seed,
                                  float init_std, const cuda_expert_filter& holds) {
-  source src;
-  src.plain = [&](const std::string& name, void* dst, elem et, size_t n) {
-    random_fill(dst, et, n, model::random_weight_stream(seed, name), 0, init_std,
-                model::is_random_norm_tensor(name), nullptr);
-  };
-  src.layout = [&](const std::vector<std::string>& parts) -> quant_layout {
-    if (t != elem::bf16) return {};
-    for (const auto& name : parts)
-      if (!model::quantizes_weight(name)) return {};
-    return device_quant_layout(c.quant);
-  };
-  auto tmp = std::make_shared<device_buffer>();
-  src.quant = [&, tmp](const std::string& name, const qmatrix& m, size_t row0, size_t rows,
-                       size_t k) {
-    tmp->ensure(rows * k * sizeof(float));
-    random_fill(tmp->get(), elem::f32, rows * k, model::random_weight_stream(seed, name), 0,
-                init_std, false, nullptr);
-    const row_offsets at = offsets_of(m, row0, k, t);
-    quantize_matrix(tmp->as<float>(), rows, k, m.q, m.data.as<char>() + at.data,
-                    m.scales.as<char>() + at.scales,
-                    m.zeros.get() ? m.zeros.as<char>() + at.zeros : nullptr, nullptr);
-  };
-  return build(c, t, src, holds);
+  return build(c, t, random_source(c, t, seed, init_std), holds);
 }
 
 }  // namespace conclave::gpu::cuda

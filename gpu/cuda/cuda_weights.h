@@ -84,7 +84,9 @@ using cuda_expert_filter = std::function<bool(int64_t layer, int64_t expert)>;
 /// A quantized checkpoint with t = bf16 keeps each fused projection quantized when all its
 /// parts are stored with the checkpoint's method (repacked on the host to the device
 /// layout); a fused matrix whose parts disagree is dequantized to `t` (logged). With t =
-/// f32 (the exactness mode) every projection is dequantized to fp32 on load.
+/// f32 (the exactness mode) every projection is dequantized to fp32 on load. A folder of
+/// weights generated on the device (ckpt.random_weights()) gets random_cuda_weights' values;
+/// so do the experts reload_cuda_experts adds.
 cuda_weights load_cuda_weights(const model::checkpoint& ckpt, elem t,
                                const cuda_expert_filter& holds = {});
 

@@ -16,6 +16,7 @@
 #include "gpu/collectives.h"
 #include "gpu/cuda/cuda_backend.h"
 #include "model/checkpoint.h"
+#include "model/gen_model.h"
 #include "tests/fixture.h"
 #include "tests/gpu/cuda_test_util.h"
 #include "tests/gpu/ep_rig.h"
@@ -348,4 +349,32 @@ TEST_CASE(
       }
     }
   }
+}
+
+TEST_CASE(
+    "weights_on_device: a folder without weights runs as the same weights written to disk, "
+    "on one rank and over two (experts regenerated on a new placement)",
+    "[cuda][ep][gen_model]") {
+  CONCLAVE_REQUIRE_GPU();
+  test::temp_dir tmp;
+  model::gen_model_options o;
+  o.preset = "tiny";
+  o.seed = 11;
+  model::write_random_checkpoint(o, tmp.path() / "stored");
+  o.weights_on_device = true;
+  model::write_random_checkpoint(o, tmp.path() / "device");
+  const model::checkpoint stored(tmp.path() / "stored"), device(tmp.path() / "device");
+  REQUIRE(device.random_weights());
+  // Prompts of the tiny preset's vocabulary.
+  std::vector<seq_state> seqs;
+  for (int s = 0; s < 3; ++s) {
+    std::vector<int32_t> p;
+    for (int i = 0; i < 6 + 3 * s; ++i) p.push_back((s * 37 + i * 11) % 200);
+    seqs.push_back(seq_state{p, 0, 0, {}, {}});
+  }
+  // bf16: gen-model stores the bf16 rounding of the values the device generates.
+  const auto opts = cuda_options("bf16", true);
+  const auto ref = one_rank(stored, seqs, opts);
+  check_identical(ref, one_rank(device, seqs, opts));
+  check_same(ref, many_ranks(device, seqs, 2, opts, 1, local_device_ranks(2)), 2e-2);
 }

@@ -107,3 +107,23 @@ TEST_CASE("the bf16-exact copy of a quantized checkpoint dequantizes to bf16 val
     CHECK(too_far == 0);
   }
 }
+
+TEST_CASE("a folder of weights generated on the device is refused by the cpu backend in one line",
+          "[gen_model][backend]") {
+  test::temp_dir tmp;
+  model::gen_model_options o;
+  o.weights_on_device = true;
+  model::write_random_checkpoint(o, tmp.path() / "m");
+  const model::checkpoint ckpt(tmp.path() / "m");
+  config::backend_config b;
+  b.kind = "cpu";
+  try {
+    gpu::make_backend(ckpt, b);
+    FAIL("the cpu backend took a folder without weights");
+  } catch (const std::runtime_error& e) {
+    const std::string what = e.what();
+    CHECK(what.find("generated on the GPU at load") != std::string::npos);
+    CHECK(what.find("only --backend cuda") != std::string::npos);
+    CHECK(what.find('\n') == std::string::npos);
+  }
+}

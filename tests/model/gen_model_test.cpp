@@ -80,3 +80,73 @@ TEST_CASE("presets have the real shapes and bad options are refused", "[gen_mode
   model::write_random_checkpoint(o, tmp.path() / "one");
   CHECK(model::checkpoint(tmp.path() / "one").config().num_layers == 1);
 }
+
+TEST_CASE(
+    "--weights-on-device writes the config and the seed, no weights; the folder opens "
+    "without tensors",
+    "[gen_model]") {
+  test::temp_dir tmp;
+  model::gen_model_options o;
+  o.preset = "tiny";
+  o.seed = 7;
+  const auto stored = tmp.path() / "stored";
+  model::write_random_checkpoint(o, stored);
+  o.weights_on_device = true;
+  const auto dir = tmp.path() / "device";
+  CHECK(model::write_random_checkpoint(o, dir) == 0);
+  CHECK(!std::filesystem::exists(dir / "model.safetensors"));
+  CHECK(!std::filesystem::exists(dir / "model.safetensors.index.json"));
+  CHECK(conclave::test::read_text(dir / "config.json") ==
+        conclave::test::read_text(stored / "config.json"));
+  const model::checkpoint c(dir);
+  REQUIRE(c.random_weights().has_value());
+  CHECK(c.random_weights()->seed == 7);
+  CHECK(c.random_weights()->init_std == model::find_preset("tiny").init_std);
+  CHECK(c.weight_bytes() == 0);
+  CHECK(!c.has("model.embed_tokens.weight"));
+  try {
+    c.tensor("model.embed_tokens.weight");
+    FAIL("a tensor was read from a folder without weights");
+  } catch (const model::model_error& e) {
+    const std::string what = e.what();
+    CHECK(what.find("random_weights.json") != std::string::npos);
+    CHECK(what.find("only the cuda backend") != std::string::npos);
+    CHECK(what.find('\n') == std::string::npos);
+  }
+  CHECK_THROWS_AS(c.weight("model.layers.0.self_attn.q_proj.weight"), model::model_error);
+  CHECK(!model::checkpoint(stored).random_weights().has_value());
+  // Writing stored weights over the folder removes the marker: it never says both.
+  o.weights_on_device = false;
+  model::write_random_checkpoint(o, dir);
+  CHECK(!std::filesystem::exists(dir / model::kRandomWeightsFile));
+  CHECK(!model::checkpoint(dir).random_weights().has_value());
+}
+
+TEST_CASE("random_weights.json: malformed files are one-line errors", "[gen_model]") {
+  test::temp_dir tmp;
+  model::gen_model_options o;
+  o.weights_on_device = true;
+  const auto dir = tmp.path() / "m";
+  model::write_random_checkpoint(o, dir);
+  const auto bad = [&](const std::string& text, const std::string& what) {
+    std::ofstream(dir / model::kRandomWeightsFile, std::ios::trunc) << text;
+    try {
+      model::checkpoint c(dir);
+    } catch (const model::model_error& e) {
+      INFO(e.what());
+      CHECK(std::string(e.what()).find(what) != std::string::npos);
+      CHECK(std::string(e.what()).find('\n') == std::string::npos);
+      return;
+    }
+    FAIL("accepted: " << text);
+  };
+  bad("{", "not a JSON object");
+  bad(R"({"init_std": 0.02})", "\"seed\" must be a non-negative integer");
+  bad(R"({"seed": -1, "init_std": 0.02})", "\"seed\" must be a non-negative integer");
+  bad(R"({"seed": 1})", "\"init_std\" must be a number in (0, 10]");
+  bad(R"({"seed": 1, "init_std": 0})", "\"init_std\" must be a number in (0, 10]");
+  std::filesystem::remove(dir / model::kRandomWeightsFile);
+  CHECK_THROWS_WITH(
+      model::checkpoint(dir),
+      Catch::Contains("no model.safetensors, model.safetensors.index.json or random_weights.json"));
+}
