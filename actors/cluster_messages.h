@@ -82,8 +82,9 @@ struct rank_ready {
   caf::actor worker;
   int32_t block_size = 0, num_blocks = 0, num_host_blocks = 0;
   uint64_t bytes_per_block = 0;
-  std::string backend;  ///< "cpu" or "cuda"
-  std::string where;    ///< host and device, for /admin/cluster
+  std::string backend;             ///< "cpu" or "cuda"
+  std::string where;               ///< host and device, for /admin/cluster
+  bool samples_on_device = false;  ///< the rank's backend samples sequences that ask
 };
 
 /// One sequence of a rank's part of a step.
@@ -92,6 +93,14 @@ struct wire_sequence {
   int32_t num_cached = 0;
   std::vector<int32_t> block_table;
   bool all_logits = false;
+  /// When set, the step's gpu::device_sampling for this sequence (flattened): a rank whose
+  /// backend samples on its device answers the token instead of the logits row.
+  bool sample = false;
+  float temperature = 0, top_p = 1, min_p = 0, repetition_penalty = 1;
+  int32_t top_k = 0, vocab_limit = 0;
+  double u = 0;
+  std::vector<int32_t> penalty_tokens, penalty_repeated;
+  std::vector<float> penalty_subtract;
 };
 
 /// A rank's part of one step (possibly empty: the rank still joins the collectives).
@@ -117,6 +126,8 @@ struct rank_step_done {
   double expert_s = 0, dispatch_s = 0, combine_s = 0;
   uint64_t bytes_sent = 0;
   std::vector<std::vector<int64_t>> expert_load;  ///< [layer][expert] when asked
+  /// Empty, or per sequence the token sampled on the rank (-1: its rows are in logits).
+  std::vector<int32_t> sampled;
 };
 
 }  // namespace conclave::actors
@@ -150,12 +161,13 @@ typename Inspector::result_type inspect(Inspector& f, rank_spec& x) {
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, rank_ready& x) {
   return f(caf::meta::type_name("rank_ready"), x.rank, x.worker, x.block_size, x.num_blocks,
-           x.num_host_blocks, x.bytes_per_block, x.backend, x.where);
+           x.num_host_blocks, x.bytes_per_block, x.backend, x.where, x.samples_on_device);
 }
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, wire_sequence& x) {
   return f(caf::meta::type_name("wire_sequence"), x.tokens, x.num_cached, x.block_table,
-           x.all_logits);
+           x.all_logits, x.sample, x.temperature, x.top_p, x.min_p, x.repetition_penalty, x.top_k,
+           x.vocab_limit, x.u, x.penalty_tokens, x.penalty_repeated, x.penalty_subtract);
 }
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, rank_step& x) {
@@ -165,7 +177,8 @@ typename Inspector::result_type inspect(Inspector& f, rank_step& x) {
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, rank_step_done& x) {
   return f(caf::meta::type_name("rank_step_done"), x.epoch, x.step, x.vocab, x.logits, x.row_begin,
-           x.forward_s, x.expert_s, x.dispatch_s, x.combine_s, x.bytes_sent, x.expert_load);
+           x.forward_s, x.expert_s, x.dispatch_s, x.combine_s, x.bytes_sent, x.expert_load,
+           x.sampled);
 }
 
 /// Registers the cluster message types; both the coordinator and every node call it on

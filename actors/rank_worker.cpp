@@ -8,6 +8,7 @@
 #include <chrono>
 
 #include "actors/messages.h"
+#include "actors/rank_step_plan.h"
 #include "actors/rendezvous_store.h"
 #include "gpu/backend.h"
 #include "gpu/collectives.h"
@@ -86,6 +87,7 @@ rank_ready start(caf::event_based_actor* self, worker_state& st) {
   r.num_host_blocks = kv.num_host_blocks;
   r.bytes_per_block = kv.bytes_per_block;
   r.backend = std::string(st.backend->name());
+  r.samples_on_device = st.backend->samples_on_device();
   r.where = st.slot.device >= 0 ? fmt::format("{} {}:{}", st.host, st.slot.kind, st.slot.device)
                                 : fmt::format("{} cpu", st.host);
   spdlog::info("rank {} of replica {} (epoch {}) ready on {}: {} KV blocks", spec.rank,
@@ -103,8 +105,19 @@ rank_step_done run_step(worker_state& st, rank_step& step) {
                                          st.placement_version));
   std::vector<gpu::step_sequence> batch;
   batch.reserve(step.seqs.size());
-  for (const auto& s : step.seqs)
+  // Sampling specs (and their penalties) live until forward() returns; a backend that does
+  // not sample on its device ignores them and answers rows.
+  std::vector<gpu::device_sampling> specs(step.seqs.size());
+  std::vector<std::vector<gpu::penalty_entry>> penalties(step.seqs.size());
+  const bool sample = st.backend->samples_on_device();
+  for (size_t i = 0; i < step.seqs.size(); ++i) {
+    const auto& s = step.seqs[i];
     batch.push_back({s.tokens, s.num_cached, s.block_table, s.all_logits});
+    if (sample && s.sample && !s.all_logits) {
+      specs[i] = from_wire(s, penalties[i]);
+      batch.back().sample = &specs[i];
+    }
+  }
   gpu::kv_transfer transfer;
   const auto pairs = [](const std::vector<int32_t>& flat, std::vector<gpu::kv_block_copy>& out) {
     if (flat.size() % 2 != 0) throw std::runtime_error("rank step: odd KV transfer list");
@@ -123,6 +136,7 @@ rank_step_done run_step(worker_state& st, rank_step& step) {
   done.vocab = out.vocab;
   done.logits = std::move(out.logits);
   done.row_begin.assign(out.row_begin.begin(), out.row_begin.end());
+  done.sampled = std::move(out.sampled);
   const auto ep = st.backend->take_ep_stats();
   done.expert_s = ep.expert_s;
   done.dispatch_s = ep.dispatch_s;

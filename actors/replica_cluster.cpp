@@ -34,7 +34,11 @@ void start_cluster_engine(supervisor_ptr self, uint64_t epoch, std::vector<rank_
   st.group = self->spawn(expert_group, placement, cl.settings, caf::actor{}, cl.experts);
   opts.expert_group = st.group;
   auto cfg = st.cfg;
-  cfg.sample_on_device = false;  // ranks answer logits rows; the engine samples
+  // Ranks whose backends all sample on their device answer tokens, not logits rows (the
+  // engine still samples what needs the host: logprobs, grammars).
+  const bool all_sample = std::all_of(ready.begin(), ready.end(),
+                                      [](const rank_ready& r) { return r.samples_on_device; });
+  cfg.sample_on_device = cfg.sample_on_device && all_sample;
   st.engine = self->spawn(engine_actor, gpu_worker_actor{}, cl.model, kv, cfg, st.metrics, opts);
   self->monitor(st.engine);
   self->send(st.group, add_engine_atom::value, st.engine);

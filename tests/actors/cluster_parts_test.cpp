@@ -116,6 +116,45 @@ TEST_CASE("add_expert_load sums ranks' per-expert counts, rank_output keeps the 
   done.vocab = 4;
   done.logits = {1, 2, 3, 4, 5, 6, 7, 8};
   done.row_begin = {0, 1};
+  done.sampled = {-1};
   const auto out = rank_output(done);
   CHECK((out.vocab == 4 && out.logits.size() == 8 && out.row_begin == std::vector<size_t>{0, 1}));
+  CHECK(out.sampled == std::vector<int32_t>{-1});
+}
+
+TEST_CASE("a sequence's sampling spec travels to its rank and back unchanged",
+          "[actors][cluster]") {
+  std::vector<int32_t> tokens = {5}, table = {3};
+  const std::vector<gpu::penalty_entry> pen = {{7, 2, 0.5f}, {11, 0, 1.25f}};
+  gpu::device_sampling spec;
+  spec.temperature = 0.7f;
+  spec.top_k = 20;
+  spec.top_p = 0.8f;
+  spec.min_p = 0.05f;
+  spec.repetition_penalty = 1.1f;
+  spec.u = 0.123456789;
+  spec.vocab_limit = 1000;
+  spec.penalties = pen;
+  engine::rank_batch part;
+  part.entries = {0, 1};
+  part.batch.push_back(gpu::step_sequence{tokens, 4, table, false, &spec});
+  part.batch.push_back(gpu::step_sequence{tokens, 4, table, false});
+  const auto msg = make_rank_step(part, gpu::kv_transfer{}, 1, 2, 3, false);
+  REQUIRE(msg.seqs.size() == 2);
+  CHECK(msg.seqs[0].sample);
+  CHECK(!msg.seqs[1].sample);
+  std::vector<gpu::penalty_entry> storage;
+  const auto back = from_wire(msg.seqs[0], storage);
+  CHECK((back.temperature == spec.temperature && back.top_k == 20 && back.top_p == spec.top_p));
+  CHECK((back.min_p == spec.min_p && back.repetition_penalty == spec.repetition_penalty));
+  CHECK((back.u == spec.u && back.vocab_limit == 1000));
+  REQUIRE(back.penalties.size() == 2);
+  for (size_t i = 0; i < 2; ++i) {
+    CHECK(back.penalties[i].token == pen[i].token);
+    CHECK(back.penalties[i].repeated == pen[i].repeated);
+    CHECK(back.penalties[i].subtract == pen[i].subtract);
+  }
+  auto broken = msg.seqs[0];
+  broken.penalty_subtract.pop_back();
+  CHECK_THROWS_AS(from_wire(broken, storage), std::invalid_argument);
 }

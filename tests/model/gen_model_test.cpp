@@ -82,8 +82,8 @@ TEST_CASE("presets have the real shapes and bad options are refused", "[gen_mode
 }
 
 TEST_CASE(
-    "--weights-on-device writes the config and the seed, no weights; the folder opens "
-    "without tensors",
+    "gen-model --weights-on-device writes the config and the seed but no weights, and the "
+    "folder opens without tensors",
     "[gen_model]") {
   test::temp_dir tmp;
   model::gen_model_options o;
