@@ -27,7 +27,7 @@ std::vector<int32_t> random_prompt(std::mt19937_64& rng, int32_t len, int64_t vo
 
 }  // namespace
 
-random_model random_model_of(const std::string& preset, int64_t layers) {
+random_model random_model_of(const std::string& preset, int64_t layers, const std::string& quant) {
   const model::model_preset& p = model::find_preset(preset);
   random_model m{p.name, p.config, p.init_std};
   if (layers > 0) {
@@ -37,23 +37,22 @@ random_model random_model_of(const std::string& preset, int64_t layers) {
     m.config.num_layers = layers;
     m.name += fmt::format(" (first {} layers)", layers);
   }
+  if (quant == "fp8" || quant == "awq") {
+    m.config.quant = {};
+    m.config.quant.method = quant == "fp8" ? model::quant_method::fp8 : model::quant_method::awq;
+    m.name += " " + quant;
+  } else if (quant != "none") {
+    throw model::model_error("--quant must be none, fp8 or awq, not " + quant);
+  }
   return m;
 }
 
 std::vector<engine_bench_row> run_engine_bench(const engine_bench_options& opts, std::FILE* out) {
   if (opts.random_weights) {
-    const random_model m = random_model_of(opts.preset, opts.layers);
+    const random_model m = random_model_of(opts.preset, opts.layers, opts.quant);
     gpu::device_bench_options d;
     d.model_name = m.name;
     d.model = m.config;
-    if (opts.quant == "fp8" || opts.quant == "awq") {
-      d.model.quant = {};
-      d.model.quant.method =
-          opts.quant == "fp8" ? model::quant_method::fp8 : model::quant_method::awq;
-      d.model_name += " " + opts.quant;
-    } else if (opts.quant != "none") {
-      throw model::model_error("--quant must be none, fp8 or awq, not " + opts.quant);
-    }
     d.init_std = m.init_std;
     d.seed = opts.seed;
     d.backend = opts.engine.backend;

@@ -12,15 +12,18 @@
 
 namespace conclave::bench {
 
-/// A preset's shape for random weights, cut to its first `layers` layers when > 0 (the
-/// `--preset` / `--layers` of `bench engine --random-weights` and `bench long`); throws
-/// model_error for an unknown preset or a depth outside 1..its layers.
+/// A preset's shape for random weights, cut to its first `layers` layers when > 0, its
+/// projections quantized as `quant` says (none, fp8, awq; " fp8" appended to the name)
+/// (the `--preset` / `--layers` / `--quant` of `bench engine --random-weights`, `bench ep`
+/// and `bench long`); throws model_error for an unknown preset or quant or a depth
+/// outside 1..its layers.
 struct random_model {
   std::string name;  ///< the preset's, "(first N layers)" appended for a slice
   model::model_config config;
   float init_std = 0.02f;
 };
-random_model random_model_of(const std::string& preset, int64_t layers);
+random_model random_model_of(const std::string& preset, int64_t layers,
+                             const std::string& quant = "none");
 
 struct engine_bench_options {
   std::string model_dir;

@@ -70,16 +70,10 @@ weights_source weights_of(const ep_bench_options& opts) {
     w.name = opts.model_dir;
     return w;
   }
-  const random_model m = random_model_of(opts.preset, opts.layers);
+  const random_model m = random_model_of(opts.preset, opts.layers, opts.quant);
   w.config = m.config;
   w.name = m.name + " (random weights)";
   w.init_std = m.init_std;
-  if (opts.quant == "fp8" || opts.quant == "awq") {
-    w.config.quant = {};
-    w.config.quant.method =
-        opts.quant == "fp8" ? model::quant_method::fp8 : model::quant_method::awq;
-    w.name += " " + opts.quant;
-  }
   return w;
 }
 
