@@ -17,19 +17,27 @@
 namespace conclave::model {
 namespace {
 
-/// shard file name -> tensor names the index assigns to it.
-std::map<std::string, std::vector<std::string>> read_index(const std::filesystem::path& path) {
+/// The JSON object in file `path` (parsed by `parser`, which must outlive the result);
+/// model_error naming the file when it cannot be read or is not an object.
+simdjson::dom::object read_json_object(const std::filesystem::path& path,
+                                       simdjson::dom::parser& parser) {
   std::ifstream in(path, std::ios::binary);
   if (!in) throw model_error(fmt::format("{}: cannot open", path.string()));
   std::ostringstream ss;
   ss << in.rdbuf();
-  simdjson::dom::parser parser;
-  simdjson::padded_string text(ss.str());
-  simdjson::dom::object root, map;
-  if (auto err = parser.parse(text).get(root); err) {
+  simdjson::dom::object root;
+  if (auto err = parser.parse(simdjson::padded_string(ss.str())).get(root); err) {
     throw model_error(
         fmt::format("{}: not a JSON object: {}", path.string(), simdjson::error_message(err)));
   }
+  return root;
+}
+
+/// shard file name -> tensor names the index assigns to it.
+std::map<std::string, std::vector<std::string>> read_index(const std::filesystem::path& path) {
+  simdjson::dom::parser parser;
+  const simdjson::dom::object root = read_json_object(path, parser);
+  simdjson::dom::object map;
   if (root["weight_map"].get(map)) {
     throw model_error(fmt::format("{}: missing required key \"weight_map\"", path.string()));
   }
@@ -251,16 +259,8 @@ namespace {
 
 random_weights_spec read_random_weights(const std::filesystem::path& dir) {
   const auto path = dir / kRandomWeightsFile;
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw model_error(fmt::format("{}: cannot open", path.string()));
-  std::ostringstream ss;
-  ss << in.rdbuf();
   simdjson::dom::parser parser;
-  simdjson::padded_string text(ss.str());
-  simdjson::dom::object root;
-  if (auto err = parser.parse(text).get(root); err)
-    throw model_error(
-        fmt::format("{}: not a JSON object: {}", path.string(), simdjson::error_message(err)));
+  const simdjson::dom::object root = read_json_object(path, parser);
   random_weights_spec spec;
   uint64_t seed = 0;
   double init_std = 0;
