@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <array>
 #include <chrono>
+#include <cstdlib>
 
 #include "actors/messages.h"
 #include "actors/rank_step_plan.h"
@@ -54,6 +55,8 @@ std::shared_ptr<gpu::communicator> connect(caf::event_based_actor* self, const w
                                            spec.rank, key, got.size(), id.size()));
     std::copy(got.begin(), got.end(), id.begin());
   }
+  // NCCL's own sockets take [cluster] data_iface too, unless the environment names one.
+  if (!spec.iface.empty()) setenv("NCCL_SOCKET_IFNAME", spec.iface.c_str(), 0);
   return gpu::make_nccl_communicator(spec.rank, spec.size, id, st.slot.device, nullptr, timeout);
 }
 

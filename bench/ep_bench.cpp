@@ -123,7 +123,7 @@ replica make_replica(const weights_source& w, const ep_bench_options& opts, int3
       rb.device = device_of(opts, rank, ranks);
       gpu::rank_context ctx;
       if (opts.collectives == "nccl") {
-        ctx.comm = gpu::make_nccl_communicator(rank, ranks, nccl_id, rb.device, nullptr);
+        ctx.comm = gpu::make_nccl_communicator(rank, ranks, nccl_id, rb.device, nullptr, timeout);
       } else if (opts.collectives == "local") {
         ctx.comm = gpu::make_local_device_communicator(local, rank, rb.device);
       } else {

@@ -297,6 +297,9 @@ void moe_ep::apply_placement(const model::checkpoint& ckpt, cuda_weights& w,
     if (!w.layers[l].moe) continue;
     reload_cuda_experts(ckpt, w, l, placement->experts_on(static_cast<int32_t>(l), me));
   }
+  // Experts made on the device (random weights) are filled on the default stream; the
+  // next forward runs on stream_, which does not wait for it.
+  CONCLAVE_CUDA_CHECK(cudaDeviceSynchronize());
   rank_.placement = std::move(placement);
 }
 

@@ -63,9 +63,16 @@ class local_device_group {
       cv_.notify_all();
       return;
     }
-    if (!cv_.wait_for(lock, timeout_, [&] { return generation_ != gen || aborted_; }))
-      throw collective_error(fmt::format(
-          "local device communicator: a peer did not arrive within {} ms", timeout_.count()));
+    if (!cv_.wait_for(lock, timeout_, [&] { return generation_ != gen || aborted_; })) {
+      // This rank leaves the barrier half met: no later collective of the group can be
+      // trusted, so the group aborts, as a timed-out NCCL communicator does.
+      aborted_ = true;
+      cv_.notify_all();
+      throw collective_error(
+          fmt::format("local device communicator: a peer did not arrive within {} ms; group "
+                      "aborted",
+                      timeout_.count()));
+    }
     if (generation_ == gen) throw collective_error("communicator aborted");
   }
 
@@ -111,6 +118,9 @@ class local_device_communicator final : public communicator {
       size_t got = 0;
       for (int r = 0; r < size(); ++r) {
         const posted& peer = group_->of(r);
+        if (peer.send_counts.size() != n)
+          throw collective_error(
+              fmt::format("local all_to_all_v: rank {} is in another collective", r));
         size_t offset = 0;
         for (size_t d = 0; d < static_cast<size_t>(rank_); ++d)
           offset += static_cast<size_t>(peer.send_counts[d]);
@@ -162,6 +172,7 @@ class local_device_communicator final : public communicator {
       CONCLAVE_CUDA_CHECK(cudaStreamSynchronize(stream_));
     } catch (...) {
       failed = std::current_exception();
+      cudaStreamSynchronize(stream_);  // copies queued before the failure end before peers go on
     }
     group_->done();
     if (failed) std::rethrow_exception(failed);
@@ -184,9 +195,8 @@ class local_device_communicator final : public communicator {
         if (peer.bytes != n * sizeof(T))
           throw collective_error("local all_reduce_sum: ranks disagree on the size");
         if (n == 0) continue;
-        CONCLAVE_CUDA_CHECK(cudaSetDevice(peer.device));
+        // Unified addressing: the copy finds the peer's device from the pointer.
         CONCLAVE_CUDA_CHECK(cudaMemcpy(part.data(), peer.send, n * sizeof(T), cudaMemcpyDefault));
-        CONCLAVE_CUDA_CHECK(cudaSetDevice(device_));
         for (size_t i = 0; i < n; ++i) sum[i] += part[i];
       }
     });

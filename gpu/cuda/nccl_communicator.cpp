@@ -24,11 +24,20 @@ static_assert(NCCL_UNIQUE_ID_BYTES == 128, "nccl_unique_id() carries 128 bytes")
 
 /// Forming a communicator waits for every rank to arrive: at least this long.
 constexpr int64_t kFormMs = 120000;
+/// Closing one waits for what was issued: at most this long (or the timeout) before it
+/// aborts.
+constexpr int64_t kFinalizeMs = 10000;
 
-/// NVLink multicast stays off (docs/cluster.md §5): set before the first NCCL call.
+/// NVLink multicast stays off (docs/cluster.md §5) and peers connect at init: set before
+/// the first NCCL call, unless the environment says otherwise.
 void nccl_environment() {
   static std::once_flag once;
-  std::call_once(once, [] { setenv("NCCL_NVLS_ENABLE", "0", 0); });
+  std::call_once(once, [] {
+    setenv("NCCL_NVLS_ENABLE", "0", 0);
+    // Connect to every peer while the communicator forms (under its longer deadline), not
+    // lazily in the first collective (under a collective's).
+    setenv("NCCL_RUNTIME_CONNECT", "0", 0);
+  });
 }
 
 [[noreturn]] void throw_nccl(ncclResult_t r, ncclComm_t comm, const char* what) {
@@ -83,13 +92,20 @@ class nccl_communicator final : public communicator {
 
   ~nccl_communicator() override {
     if (!aborted_.load()) {
-      // Finalize flushes what was issued (non-blocking: polled), then Destroy frees the
-      // rest. Failures are ignored: a destructor cannot throw.
+      // Finalize flushes what was issued (non-blocking: polled, for at most the timeout or
+      // 10 s), then Destroy frees the rest; a finalize that does not end (a peer gone)
+      // aborts instead. Failures are ignored: a destructor cannot throw.
+      const auto until = clock::now() + std::max(timeout_, std::chrono::milliseconds(kFinalizeMs));
       ncclCommFinalize(comm_);
       ncclResult_t state = ncclInProgress;
-      while (ncclCommGetAsyncError(comm_, &state) == ncclSuccess && state == ncclInProgress)
+      while (ncclCommGetAsyncError(comm_, &state) == ncclSuccess && state == ncclInProgress &&
+             clock::now() < until)
         std::this_thread::yield();
-      ncclCommDestroy(comm_);
+      if (state == ncclSuccess) {
+        ncclCommDestroy(comm_);
+      } else {
+        ncclCommAbort(comm_);
+      }
     }
     cudaSetDevice(device_);  // cannot throw from a destructor
     cudaFree(scratch_);
@@ -108,18 +124,23 @@ class nccl_communicator final : public communicator {
       throw collective_error("nccl all_to_all_v: one count per rank");
     issue("all_to_all_v", [&] {
       check(ncclGroupStart(), "ncclGroupStart");
-      size_t sent = 0, got = 0;
-      for (int r = 0; r < size_; ++r) {
-        const auto s = static_cast<size_t>(send_counts[static_cast<size_t>(r)]) * elem_bytes;
-        const auto g = static_cast<size_t>(recv_counts[static_cast<size_t>(r)]) * elem_bytes;
-        if (s > 0)
-          check(ncclSend(static_cast<const char*>(send) + sent, s, ncclUint8, r, comm_, stream_),
-                "ncclSend");
-        if (g > 0)
-          check(ncclRecv(static_cast<char*>(recv) + got, g, ncclUint8, r, comm_, stream_),
-                "ncclRecv");
-        sent += s;
-        got += g;
+      try {
+        size_t sent = 0, got = 0;
+        for (int r = 0; r < size_; ++r) {
+          const auto s = static_cast<size_t>(send_counts[static_cast<size_t>(r)]) * elem_bytes;
+          const auto g = static_cast<size_t>(recv_counts[static_cast<size_t>(r)]) * elem_bytes;
+          if (s > 0)
+            check(ncclSend(static_cast<const char*>(send) + sent, s, ncclUint8, r, comm_, stream_),
+                  "ncclSend");
+          if (g > 0)
+            check(ncclRecv(static_cast<char*>(recv) + got, g, ncclUint8, r, comm_, stream_),
+                  "ncclRecv");
+          sent += s;
+          got += g;
+        }
+      } catch (...) {
+        ncclGroupEnd();  // close the group this thread opened; the failure is what counts
+        throw;
       }
       check(ncclGroupEnd(), "ncclGroupEnd");
     });
@@ -152,14 +173,21 @@ class nccl_communicator final : public communicator {
 
   void abort() override {
     std::lock_guard lock(mu_);
-    if (aborted_.exchange(true)) return;
-    ncclCommAbort(comm_);  // frees the communicator; a waiting collective throws
+    abort_locked();
   }
 
  private:
   void release_stream() {
     if (own_stream_) cudaStreamDestroy(stream_);
     own_stream_ = false;
+  }
+
+  /// Aborts once (under mu_): ncclCommAbort frees the communicator and ends what waits
+  /// on a lost peer; every later call throws.
+  void abort_locked() {
+    if (aborted_.exchange(true)) return;
+    if (comm_ != nullptr) ncclCommAbort(comm_);
+    comm_ = nullptr;
   }
 
   void check(ncclResult_t r, const char* what) const {
@@ -179,57 +207,72 @@ class nccl_communicator final : public communicator {
   /// later call can trust it) and the call throws.
   void past(const char* what, clock::time_point until) {
     if (clock::now() < until) return;
-    aborted_.store(true);
-    ncclCommAbort(comm_);
-    comm_ = nullptr;
+    abort_locked();
     throw collective_error(
         fmt::format("NCCL {}: not done in time ({} ms a collective); "
                     "communicator aborted",
                     what, timeout_.count()));
   }
 
-  /// Polls the communicator until a non-blocking call finished (under mu_, or in the
-  /// constructor).
-  void wait_ready(const char* what, clock::time_point until) {
-    for (;;) {
-      past(what, until);
-      ncclResult_t state = ncclSuccess;
-      check(ncclCommGetAsyncError(comm_, &state), "ncclCommGetAsyncError");
-      if (state == ncclSuccess) return;
-      if (state != ncclInProgress) throw_nccl(state, comm_, what);
+  static void pause(int spins) {
+    if (spins < 1000) {
       std::this_thread::yield();
+    } else {
+      std::this_thread::sleep_for(std::chrono::microseconds(50));
     }
   }
 
-  /// Enqueues `fn`'s NCCL calls on the stream, then waits until they completed there,
-  /// watching for an asynchronous NCCL error and for abort() from another thread.
-  template <class Fn>
-  void issue(const char* what, Fn&& fn) {
-    const auto until = deadline();
-    {
-      std::lock_guard lock(mu_);
-      throw_if_aborted();
-      CONCLAVE_CUDA_CHECK(cudaSetDevice(device_));
-      fn();
-      wait_ready(what, until);
-    }
+  /// Polls the communicator until a non-blocking call finished, taking mu_ only for each
+  /// poll so that abort() from another thread gets in between (in the constructor no other
+  /// thread has the communicator yet).
+  void wait_ready(const char* what, clock::time_point until) {
     for (int spins = 0;; ++spins) {
       {
         std::lock_guard lock(mu_);
         throw_if_aborted();
-        past(what, until);
-        const cudaError_t e = cudaStreamQuery(stream_);
-        if (e == cudaSuccess) return;
-        if (e != cudaErrorNotReady) ::conclave::gpu::cuda::throw_cuda(e, what, __FILE__, __LINE__);
         ncclResult_t state = ncclSuccess;
         check(ncclCommGetAsyncError(comm_, &state), "ncclCommGetAsyncError");
-        if (state != ncclSuccess && state != ncclInProgress) throw_nccl(state, comm_, what);
+        if (state == ncclSuccess) return;
+        if (state != ncclInProgress) throw_nccl(state, comm_, what);
+        past(what, until);
       }
-      if (spins < 1000) {
-        std::this_thread::yield();
-      } else {
-        std::this_thread::sleep_for(std::chrono::microseconds(50));
+      pause(spins);
+    }
+  }
+
+  /// Enqueues `fn`'s NCCL calls on the stream, then waits until they completed there,
+  /// watching for an asynchronous NCCL error, the deadline and abort() from another
+  /// thread. Any failure aborts the communicator: its state is unknown after it.
+  template <class Fn>
+  void issue(const char* what, Fn&& fn) {
+    const auto until = deadline();
+    try {
+      {
+        std::lock_guard lock(mu_);
+        throw_if_aborted();
+        CONCLAVE_CUDA_CHECK(cudaSetDevice(device_));
+        fn();
       }
+      wait_ready(what, until);
+      for (int spins = 0;; ++spins) {
+        {
+          std::lock_guard lock(mu_);
+          throw_if_aborted();
+          const cudaError_t e = cudaStreamQuery(stream_);
+          if (e == cudaSuccess) return;
+          if (e != cudaErrorNotReady)
+            ::conclave::gpu::cuda::throw_cuda(e, what, __FILE__, __LINE__);
+          ncclResult_t state = ncclSuccess;
+          check(ncclCommGetAsyncError(comm_, &state), "ncclCommGetAsyncError");
+          if (state != ncclSuccess && state != ncclInProgress) throw_nccl(state, comm_, what);
+          past(what, until);
+        }
+        pause(spins);
+      }
+    } catch (...) {
+      std::lock_guard lock(mu_);
+      abort_locked();
+      throw;
     }
   }
 
