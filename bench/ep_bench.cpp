@@ -301,10 +301,10 @@ std::string split_cell(const ep_bench_row& r, double v) {
 }
 
 void print_row(std::FILE* out, const ep_bench_row& r) {
-  std::fprintf(out, "%6d %6d %9.2f %10s %11s %10s %9.2f %11.1f %10.1f %9s\n", r.ranks, r.batch,
+  std::fprintf(out, "%6d %6d %9.2f %10s %11s %10s %9.2f %11.1f %10.1f %7s %9s\n", r.ranks, r.batch,
                r.step_ms, split_cell(r, r.expert_ms).c_str(), split_cell(r, r.dispatch_ms).c_str(),
                split_cell(r, r.combine_ms).c_str(), r.rest_ms, r.bytes_per_step / 1024.0,
-               r.tokens_per_s,
+               r.tokens_per_s, r.speedup > 0 ? fmt::format("{:.2f}", r.speedup).c_str() : "-",
                r.expert_parallel ? fmt::format("{:.2f}", r.imbalance).c_str() : "-");
   std::fflush(out);
 }
@@ -338,10 +338,10 @@ std::string ep_row_json(const ep_bench_row& r, const std::string& backend,
       "\"steps\":{},"
       "\"expert_parallel\":{},\"step_ms\":{:.4f},\"expert_ms\":{:.4f},\"dispatch_ms\":{:.4f},"
       "\"combine_ms\":{:.4f},\"rest_ms\":{:.4f},\"bytes_per_step\":{:.0f},\"tokens_per_s\":{:.2f},"
-      "\"imbalance\":{:.3f},\"moe_layer_calls\":{}}}",
+      "\"speedup\":{:.3f},\"imbalance\":{:.3f},\"moe_layer_calls\":{}}}",
       backend, collectives, r.ranks, r.batch, r.steps, r.expert_parallel ? "true" : "false",
       r.step_ms, r.expert_ms, r.dispatch_ms, r.combine_ms, r.rest_ms, r.bytes_per_step,
-      r.tokens_per_s, r.imbalance, r.moe_layer_calls);
+      r.tokens_per_s, r.speedup, r.imbalance, r.moe_layer_calls);
 }
 
 std::vector<ep_bench_row> run_ep_bench(const ep_bench_options& opts, std::FILE* out) {
@@ -370,10 +370,10 @@ std::vector<ep_bench_row> run_ep_bench(const ep_bench_options& opts, std::FILE* 
                  max_ranks, opts.threads_per_rank, cores);
   std::fprintf(out,
                "  expert/dispatch/combine/rest: per-rank means per step; KiB/step: sent by all "
-               "ranks' MoE layers\n");
-  std::fprintf(out, "%6s %6s %9s %10s %11s %10s %9s %11s %10s %9s\n", "ranks", "batch", "step ms",
-               "expert ms", "dispatch ms", "combine ms", "rest ms", "KiB/step", "tok/s",
-               "imbalance");
+               "ranks' MoE layers; x R=1: tok/s over the one-rank row's at the batch\n");
+  std::fprintf(out, "%6s %6s %9s %10s %11s %10s %9s %11s %10s %7s %9s\n", "ranks", "batch",
+               "step ms", "expert ms", "dispatch ms", "combine ms", "rest ms", "KiB/step", "tok/s",
+               "x R=1", "imbalance");
 
   std::mt19937_64 rng(opts.seed);
   std::vector<ep_bench_row> rows;
@@ -382,6 +382,9 @@ std::vector<ep_bench_row> run_ep_bench(const ep_bench_options& opts, std::FILE* 
     replica rep = make_replica(w, opts, ranks, std::max(1, seqs_per_rank * per_seq));
     for (int32_t batch : opts.batches) {
       rows.push_back(measure(rep, opts, batch, per_seq, rng, mc.vocab_size));
+      for (const auto& one : rows)
+        if (one.ranks == 1 && one.batch == batch && one.tokens_per_s > 0)
+          rows.back().speedup = rows.back().tokens_per_s / one.tokens_per_s;
       print_row(out, rows.back());
     }
   }

@@ -47,6 +47,9 @@ struct ep_bench_row {
   double rest_ms = 0;         ///< a rank's mean forward time minus the three above
   double bytes_per_step = 0;  ///< sent by the MoE layers, summed over ranks (own rows included)
   double tokens_per_s = 0;    ///< batch / step time
+  /// tokens_per_s over the R = 1 row's at the same batch (0 when --ranks has no 1, or
+  /// it ran later).
+  double speedup = 0;
   /// Routed (token, expert) rows the busiest rank computed over the mean (1: even); 0 for R = 1.
   double imbalance = 0;
   uint64_t moe_layer_calls = 0;  ///< MoE layer runs counted by the stats, all ranks and steps

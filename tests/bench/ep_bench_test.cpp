@@ -60,6 +60,9 @@ TEST_CASE("bench ep on tiny_moe: one row per replica size and batch, bytes only 
       CHECK(r.moe_layer_calls == uint64_t{2} * moe_layers * 2);
       CHECK(r.imbalance >= 1.0);
     }
+    // The speed-up is against the one-rank row of the same batch (itself for R = 1).
+    const auto& one = rows[i % 2];
+    CHECK(r.speedup == Approx(r.tokens_per_s / one.tokens_per_s));
   }
 
   CHECK(text.find("conclave bench ep") != std::string::npos);
@@ -71,6 +74,7 @@ TEST_CASE("bench ep on tiny_moe: one row per replica size and batch, bytes only 
     const auto& r = rows[json_lines++];
     CHECK(line.at("bench").as_string() == "ep");
     CHECK(line.at("collectives").as_string() == "gloo");
+    CHECK(line.at("speedup").to_number<double>() == Approx(r.speedup).margin(1e-3));
     CHECK(line.at("ranks").as_int64() == r.ranks);
     CHECK(line.at("batch").as_int64() == r.batch);
     CHECK(line.at("expert_parallel").as_bool() == r.expert_parallel);
