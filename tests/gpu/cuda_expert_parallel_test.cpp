@@ -311,6 +311,14 @@ TEST_CASE("device_exchange: the local device communicator's collectives", "[cuda
   }
   auto after = gpu::make_local_device_communicator(group, 0, 0);
   CHECK_THROWS_AS(after->barrier(), gpu::collective_error);
+
+  // A peer that never comes: the waiting rank times out and the group aborts, so the late
+  // rank's next collective fails at once instead of meeting a half-finished barrier.
+  auto pair = gpu::make_local_device_group(2, std::chrono::milliseconds(200));
+  auto waiting = gpu::make_local_device_communicator(pair, 0, 0);
+  auto late = gpu::make_local_device_communicator(pair, 1, 0);
+  CHECK_THROWS_WITH(waiting->barrier(), Catch::Contains("did not arrive"));
+  CHECK_THROWS_WITH(late->barrier(), Catch::Contains("aborted"));
 }
 
 TEST_CASE(
