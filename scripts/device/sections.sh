@@ -17,7 +17,9 @@
 # qwen3-coder-480b, 1 and 2 ranks sharing the GPU over device buffers (the exchange NCCL
 # runs) and over Gloo; multigpu = issue 20: the [nccl] and [ep] cases, then bench ep of an
 # EP_LAYERS-layer (default 3) slice of qwen3-coder-480b over NCCL on 1, 2, 4 and 8 GPUs (as
-# many as there are) at batches 1, 64, 256 (EP_QUANT: none, fp8).
+# many as there are) at batches 1, 64, 256 (EP_QUANT: none, fp8); killgpu = issue 20's
+# rank killed mid-stream, one node per GPU over NCCL (MODEL, WEIGHT_DTYPE, TOKENS: see
+# tests/cluster/cluster_test.py kill9_gpu_rank).
 set -uo pipefail
 . "$(dirname "$0")/bundle_env.sh"
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader
@@ -126,6 +128,10 @@ for w in ${SECTIONS:-ttft stall}; do
         --preset qwen3-coder-480b --layers ${EP_LAYERS:-3} --quant ${EP_QUANT:-none} \
         --collectives nccl --ranks $ranks --batches 1,64,256 --steps 8 2>&1 |
         tee "$OUT/bench_ep_nccl.log" | sed -n '/^ ranks/,/^{/p' | grep -v '^{' ;;
+    killgpu)  # issue 20: a GPU rank's node killed mid-stream (tests/cluster/cluster_test.py)
+      timeout ${T_KILL:-400} python3 tests/cluster/cluster_test.py /tmp/cb/bin/conclave \
+        tests/data third_party/qwen3-tokenizer/tokenizer.json kill9_gpu_rank 2>&1 |
+        tee "$OUT/kill9_gpu_rank.log" | tail -8 ;;
     profdecode)
       NCU=$(command -v ncu || ls /usr/local/cuda/bin/ncu 2>/dev/null | head -1)
       CONCLAVE_BENCH_PROFILE=decode_ctx:131072 timeout ${T_PROF:-200} "$NCU" --profile-from-start off \

@@ -40,13 +40,14 @@ class Rig:
         with open(os.path.join(self.dir, name + ".log"), "rb") as f:
             return f.read().decode(errors="replace")
 
-    def serve(self, ranks=0, replicas=1, extra=(), name="serve", keep_ports=False):
+    def serve(self, ranks=0, replicas=1, extra=(), name="serve", keep_ports=False, kv_mib=64,
+              ready_s=30):
         """A coordinator with `ranks` ranks per replica (0: no cluster: the reference);
         `keep_ports` starts it again on the ports of the last one (a restart)."""
         if not keep_ports:
             self.http_port = free_port()
         args = ["serve", "--model", self.model, "--tokenizer", self.tokenizer,
-                "--port", str(self.http_port), "--threads", "1", "--kv-cache-mib", "64",
+                "--port", str(self.http_port), "--threads", "1", "--kv-cache-mib", str(kv_mib),
                 "--replicas", str(replicas), "--fault-injection", "--name", "m"]
         if ranks:
             if not keep_ports:
@@ -54,7 +55,7 @@ class Rig:
             args += ["--cluster-port", str(self.cluster_port), "--cluster-token-file",
                      self.token, "--ranks-per-replica", str(ranks)]
         self._start(name, list(args) + list(extra))
-        deadline = time.time() + 30
+        deadline = time.time() + ready_s
         while time.time() < deadline:
             try:
                 self.get("/health")

@@ -323,10 +323,72 @@ def bad_input():
         print("wrong token: exit 2, one line; junk on the cluster port refused; still serving")
 
 
+def kill9_gpu_rank():
+    """Issue 20 on a machine of several GPUs (not in ctest; scripts/device/sections.sh
+    killgpu): one replica of NGPU ranks (default: every GPU), one `conclave node` per GPU
+    over NCCL, MODEL (default tiny_moe; the 480B folder of gen-model --weights-on-device
+    for the real run). Four greedy streams run once without a fault (the reference), then
+    again while the last GPU's node is killed after 5 tokens: the replica is rebuilt on
+    the GPUs left ([cluster] min_ranks = NGPU - 1) and every stream completes with the
+    reference's tokens (logprobs within 2e-2). WEIGHT_DTYPE (f32) and KV_MIB (2048) go to
+    serve; TOKENS (120) per stream; UP_S (600) bounds each wait for the replica."""
+    gpus = int(os.environ.get("NGPU") or subprocess.run(
+        ["nvidia-smi", "-L"], capture_output=True, text=True).stdout.count("GPU "))
+    if gpus < 2:
+        print("SKIPPED: needs 2 or more GPUs (one NCCL rank each)")
+        sys.exit(int(os.environ.get("SKIP_CODE", "77")))
+    model = os.environ.get("MODEL", os.path.join(DATA, "tiny_moe"))
+    tokens = int(os.environ.get("TOKENS", "120"))
+    ps = four_prompts()
+    with Rig(BINARY, model, TOKENIZER) as rig:
+        conf = os.path.join(rig.dir, "cluster.toml")
+        with open(conf, "w") as f:
+            f.write("[cluster]\nmin_ranks = %d\ncollectives = \"nccl\"\nrebalance_interval_s = 0\n"
+                    % (gpus - 1))
+        # WEIGHT_DTYPE=f32 (the exactness mode) where the model fits: a stream that moves to
+        # another rank is prefilled there again, and bf16 prefill and decode kernels may
+        # round a near-tied random-weight logit differently.
+        rig.serve(ranks=gpus, extra=["--config", conf, "--backend", "cuda", "--weight-dtype",
+                                     os.environ.get("WEIGHT_DTYPE", "f32")],
+                  kv_mib=int(os.environ.get("KV_MIB", "2048")), ready_s=120)
+        pids = {rig.node("gpu%d" % i, cpu_ranks=0, extra=["--gpus", str(i)]).pid: "gpu%d" % i
+                for i in range(gpus)}
+        up = int(os.environ.get("UP_S", "600"))
+        c = rig.wait_up(1, up)
+        assert len(c["cluster"]["replicas"][0]["ranks"]) == gpus, c
+        assert "over nccl" in rig.log("serve"), rig.log("serve")[-3000:]
+        t0 = time.time()
+        ref = [rig.complete(p, tokens, stream=True) for p in ps]
+        print("%d ranks over NCCL: reference of 4 streams x %d tokens in %.1f s" %
+              (gpus, tokens, time.time() - t0))
+        results, started = [None] * 4, [threading.Event() for _ in range(4)]
+        progress = [[0] for _ in range(4)]
+        threads = stream_all(rig, ps, tokens, results, started, progress)
+        while min(p[0] for p in progress) < 5:
+            time.sleep(0.01)
+        at = [p[0] for p in progress]
+        victim = "gpu%d" % (gpus - 1)
+        rig.kill9(victim)
+        print("killed %s (pid %d) with %r of %d tokens streamed" %
+              (victim, rig.procs[victim].pid, at, tokens))
+        for t in threads:
+            t.join(up)
+        worst = 0.0
+        for r, g in zip(ref, results):
+            assert g is not None, "a stream did not finish"
+            worst = max(worst, same_outputs(r, g, rel=2e-2))
+        c = rig.wait_up(1, up)
+        ranks = len(c["cluster"]["replicas"][0]["ranks"])
+        assert ranks == gpus - 1, c
+        print("all 4 streams complete and token-identical (logprobs within %g); the replica "
+              "runs on %d ranks" % (worst, ranks))
+
+
 CASES = {"exact_2_cpu": lambda: exact(2), "exact_4_cpu": lambda: exact(4),
          "exact_after_rebalance": exact_after_rebalance,
          "kill9_mid_stream": kill9_mid_stream, "sigstop_fenced": sigstop_fenced,
-         "bad_input": bad_input, "coordinator_restart": coordinator_restart, "tls": tls}
+         "bad_input": bad_input, "coordinator_restart": coordinator_restart, "tls": tls,
+         "kill9_gpu_rank": kill9_gpu_rank}
 
 if __name__ == "__main__":
     CASES[CASE]()
