@@ -108,6 +108,12 @@ std::vector<command> add_bench(CLI::App& app) {
       ->check(CLI::IsMember({"cpu", "cuda"}))
       ->capture_default_str();
   ep->add_option("--seed", popts->seed, "prompt seed")->capture_default_str();
+  ep->add_option("--prefill-lens", popts->prefill_lens,
+                 "also time to first token of one prompt of each length on rank 0, per R")
+      ->delimiter(',');
+  ep->add_option("--prefill-chunk", popts->prefill_chunk, "prompt tokens read a step")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
 
   auto topts = std::make_shared<bench::tokenizer_bench_options>();
   auto* tok =

@@ -154,11 +154,13 @@ int32_t argmax(std::span<const float> row) {
   return static_cast<int32_t>(std::max_element(row.begin(), row.end()) - row.begin());
 }
 
-/// Runs `steps` steps (the first one prefills whatever each sequence has not cached) on
-/// every rank's thread; times[rank][step] gets each forward's start and end. A rank that
-/// fails aborts every communicator so no peer waits for it; the first error is rethrown.
+/// Runs `steps` steps on every rank's thread: each step runs what a sequence has not
+/// cached, at most `chunk` tokens of it (0: all), and a sequence whose prompt is all in
+/// gets its greedy token appended. times[rank][step] gets each forward's start and end. A
+/// rank that fails aborts every communicator so no peer waits for it; the first error is
+/// rethrown.
 void run_steps(replica& rep, std::vector<bench_seq>& seqs, int32_t steps,
-               std::vector<std::vector<step_time>>& times) {
+               std::vector<std::vector<step_time>>& times, int32_t chunk = 0) {
   const size_t ranks = rep.backends.size();
   times.assign(ranks, {});
   std::barrier sync(static_cast<std::ptrdiff_t>(ranks));
@@ -167,15 +169,17 @@ void run_steps(replica& rep, std::vector<bench_seq>& seqs, int32_t steps,
   auto rank_loop = [&](size_t r) {
     try {
       for (int32_t step = 0; step < steps; ++step) {
-        std::vector<size_t> mine;
+        std::vector<size_t> mine, run;
         std::vector<gpu::step_sequence> batch;
         for (size_t i = 0; i < seqs.size(); ++i) {
           if (seqs[i].rank != r) continue;
           auto& s = seqs[i];
+          const size_t left = s.tokens.size() - static_cast<size_t>(s.cached);
           mine.push_back(i);
-          batch.push_back(
-              {std::span<const int32_t>(s.tokens).subspan(static_cast<size_t>(s.cached)), s.cached,
-               s.table, false});
+          run.push_back(chunk > 0 ? std::min(left, static_cast<size_t>(chunk)) : left);
+          batch.push_back({std::span<const int32_t>(s.tokens).subspan(static_cast<size_t>(s.cached),
+                                                                      run.back()),
+                           s.cached, s.table, false});
         }
         gpu::step_output out;
         sync.arrive_and_wait();
@@ -184,8 +188,9 @@ void run_steps(replica& rep, std::vector<bench_seq>& seqs, int32_t steps,
         times[r].push_back({t0, clock_type::now()});
         for (size_t j = 0; j < mine.size(); ++j) {
           auto& s = seqs[mine[j]];
+          s.cached += static_cast<int32_t>(run[j]);
+          if (static_cast<size_t>(s.cached) < s.tokens.size()) continue;  // more prompt
           const int32_t sampled = out.sampled_token(j);
-          s.cached = static_cast<int32_t>(s.tokens.size());
           s.tokens.push_back(sampled >= 0 ? sampled : argmax(out.last(j)));
         }
       }
@@ -288,6 +293,49 @@ ep_bench_row measure(replica& rep, const ep_bench_options& opts, int32_t batch, 
   return row;
 }
 
+/// The time to first token of one `len`-token prompt on rank 0 of `rep`, read `chunk`
+/// tokens a step (every rank steps together; the others have nothing to run).
+ep_prefill_row measure_prefill(replica& rep, int32_t len, int32_t chunk, std::mt19937_64& rng,
+                               int64_t vocab, int32_t block_size) {
+  std::uniform_int_distribution<int32_t> token(0, static_cast<int32_t>(vocab - 1));
+  std::vector<bench_seq> seqs(1);
+  auto& s = seqs[0];
+  s.tokens.resize(static_cast<size_t>(len));
+  for (auto& t : s.tokens) t = token(rng);
+  s.rank = 0;
+  s.table.resize(static_cast<size_t>((len + 1 + block_size - 1) / block_size));
+  std::iota(s.table.begin(), s.table.end(), 0);
+  const int32_t steps = (len + chunk - 1) / chunk;
+  std::vector<std::vector<step_time>> times;
+  run_steps(rep, seqs, steps, times, chunk);
+  auto start = times[0].front().start, end = times[0].back().end;
+  for (const auto& r : times) {
+    start = std::min(start, r.front().start);
+    end = std::max(end, r.back().end);
+  }
+  for (auto& b : rep.backends) {
+    b->take_ep_stats();
+    b->take_expert_load();
+  }
+  ep_prefill_row row;
+  row.ranks = static_cast<int32_t>(rep.backends.size());
+  row.tokens = len;
+  row.chunk = chunk;
+  row.steps = steps;
+  row.ttft_ms = ms(end - start);
+  row.tokens_per_s = row.ttft_ms > 0 ? 1e3 * len / row.ttft_ms : 0;
+  return row;
+}
+
+std::string prefill_json(const ep_prefill_row& r, const ep_bench_options& o) {
+  return fmt::format(
+      "{{\"bench\":\"ep_prefill\",\"backend\":\"{}\",\"collectives\":\"{}\",\"ranks\":{},"
+      "\"tokens\":{},\"chunk\":{},\"steps\":{},\"ttft_ms\":{:.3f},\"tokens_per_s\":{:.1f},"
+      "\"speedup\":{:.3f}}}",
+      o.backend, o.collectives, r.ranks, r.tokens, r.chunk, r.steps, r.ttft_ms, r.tokens_per_s,
+      r.speedup);
+}
+
 std::string collectives_line(const ep_bench_options& o) {
   if (o.collectives == "nccl") return "NCCL, one GPU each (device buffers)";
   if (o.collectives == "local")
@@ -327,6 +375,9 @@ void check(const ep_bench_options& o) {
   if (o.steps <= 0 || o.prompt_len <= 0 || o.threads_per_rank <= 0)
     throw std::invalid_argument(
         "bench ep: --steps, --prompt-len and --threads-per-rank must be > 0");
+  if (o.prefill_chunk <= 0 ||
+      std::any_of(o.prefill_lens.begin(), o.prefill_lens.end(), [](int32_t l) { return l <= 0; }))
+    throw std::invalid_argument("bench ep: --prefill-lens and --prefill-chunk must be > 0");
 }
 
 }  // namespace
@@ -344,7 +395,8 @@ std::string ep_row_json(const ep_bench_row& r, const std::string& backend,
       r.tokens_per_s, r.speedup, r.imbalance, r.moe_layer_calls);
 }
 
-std::vector<ep_bench_row> run_ep_bench(const ep_bench_options& opts, std::FILE* out) {
+std::vector<ep_bench_row> run_ep_bench(const ep_bench_options& opts, std::FILE* out,
+                                       std::vector<ep_prefill_row>* prefill) {
   check(opts);
   const weights_source w = weights_of(opts);
   const auto& mc = w.config;
@@ -377,9 +429,22 @@ std::vector<ep_bench_row> run_ep_bench(const ep_bench_options& opts, std::FILE* 
 
   std::mt19937_64 rng(opts.seed);
   std::vector<ep_bench_row> rows;
+  std::vector<ep_prefill_row> prefills;
+  const int32_t longest = opts.prefill_lens.empty() ? 0
+                                                    : *std::max_element(opts.prefill_lens.begin(),
+                                                                        opts.prefill_lens.end());
   for (int32_t ranks : opts.ranks) {
     const int32_t seqs_per_rank = (max_batch + ranks - 1) / ranks;
-    replica rep = make_replica(w, opts, ranks, std::max(1, seqs_per_rank * per_seq));
+    const int32_t prompt_blocks = (longest + 1 + block_size - 1) / block_size;
+    replica rep =
+        make_replica(w, opts, ranks, std::max({1, seqs_per_rank * per_seq, prompt_blocks}));
+    for (int32_t len : opts.prefill_lens) {
+      prefills.push_back(
+          measure_prefill(rep, len, opts.prefill_chunk, rng, mc.vocab_size, block_size));
+      for (const auto& one : prefills)
+        if (one.ranks == 1 && one.tokens == len && one.tokens_per_s > 0)
+          prefills.back().speedup = prefills.back().tokens_per_s / one.tokens_per_s;
+    }
     for (int32_t batch : opts.batches) {
       rows.push_back(measure(rep, opts, batch, per_seq, rng, mc.vocab_size));
       for (const auto& one : rows)
@@ -388,9 +453,20 @@ std::vector<ep_bench_row> run_ep_bench(const ep_bench_options& opts, std::FILE* 
       print_row(out, rows.back());
     }
   }
+  if (!prefills.empty()) {
+    std::fprintf(out, "time to first token: one prompt on rank 0, %d tokens a step\n",
+                 opts.prefill_chunk);
+    std::fprintf(out, "%6s %8s %6s %10s %11s %7s\n", "ranks", "tokens", "steps", "TTFT ms", "tok/s",
+                 "x R=1");
+    for (const auto& p : prefills)
+      std::fprintf(out, "%6d %8d %6d %10.1f %11.1f %7s\n", p.ranks, p.tokens, p.steps, p.ttft_ms,
+                   p.tokens_per_s, p.speedup > 0 ? fmt::format("{:.2f}", p.speedup).c_str() : "-");
+  }
   for (const auto& r : rows)
     std::fprintf(out, "%s\n", ep_row_json(r, opts.backend, opts.collectives).c_str());
+  for (const auto& p : prefills) std::fprintf(out, "%s\n", prefill_json(p, opts).c_str());
   std::fflush(out);
+  if (prefill) *prefill = std::move(prefills);
   return rows;
 }
 

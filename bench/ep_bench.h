@@ -28,6 +28,10 @@ struct ep_bench_options {
   /// buffers; rank r on GPU r, so R GPUs), local (device buffers, the in-process
   /// communicator; rank r on GPU r mod the GPUs there are).
   std::string collectives = "gloo";
+  /// Prompt lengths whose time to first token is measured per R: one sequence on rank 0
+  /// (the others join every MoE layer with nothing), read `prefill_chunk` tokens a step.
+  std::vector<int32_t> prefill_lens;
+  int32_t prefill_chunk = 4096;
   std::vector<int32_t> ranks = {1, 2, 4};     ///< replica sizes R
   std::vector<int32_t> batches = {1, 8, 64};  ///< decode sequences per step (whole replica)
   int threads_per_rank = 1;
@@ -55,10 +59,21 @@ struct ep_bench_row {
   uint64_t moe_layer_calls = 0;  ///< MoE layer runs counted by the stats, all ranks and steps
 };
 
+/// Time to first token of one prompt on an R-rank replica.
+struct ep_prefill_row {
+  int32_t ranks = 0, tokens = 0, chunk = 0, steps = 0;
+  double ttft_ms = 0;       ///< first chunk's start (first rank) to the last one's end (last rank)
+  double tokens_per_s = 0;  ///< tokens / ttft
+  double speedup = 0;       ///< tokens_per_s over the one-rank row's at the same length (0: none)
+};
+
 /// Runs every (R, batch) pair and prints a table, the machine and one JSON line per row
-/// to `out`. Throws std::runtime_error when the backend cannot run an expert-parallel
-/// rank (or was not built), std::invalid_argument for bad options.
-std::vector<ep_bench_row> run_ep_bench(const ep_bench_options& opts, std::FILE* out);
+/// to `out`; then, with prefill_lens, the time to first token per (R, length) in a second
+/// table and JSON lines ("bench":"ep_prefill"), returned in `prefill` when given. Throws
+/// std::runtime_error when the backend cannot run an expert-parallel rank (or was not built),
+/// std::invalid_argument for bad options.
+std::vector<ep_bench_row> run_ep_bench(const ep_bench_options& opts, std::FILE* out,
+                                       std::vector<ep_prefill_row>* prefill = nullptr);
 
 /// One row as a JSON object on one line (no newline).
 std::string ep_row_json(const ep_bench_row& row, const std::string& backend,

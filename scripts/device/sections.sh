@@ -18,7 +18,8 @@
 # runs) and over Gloo; multigpu = issue 20: the [nccl] and [ep] cases, then bench ep of an
 # EP_LAYERS-layer (default 3) slice of qwen3-coder-480b over NCCL on 1, 2, 4 and 8 GPUs (as
 # many as there are) at batches 1, 64, 256 (EP_QUANT: none, fp8); killgpu = issue 20's
-# rank killed mid-stream, one node per GPU over NCCL (MODEL, WEIGHT_DTYPE, TOKENS: see
+# rank killed mid-stream, one node per GPU over NCCL; ep480 = the whole 480B shape over
+# every GPU: decode TPOT at batch 1 and 64 and TTFT of 4K and 32K prompts (MODEL, WEIGHT_DTYPE, TOKENS: see
 # tests/cluster/cluster_test.py kill9_gpu_rank).
 set -uo pipefail
 . "$(dirname "$0")/bundle_env.sh"
@@ -128,6 +129,13 @@ for w in ${SECTIONS:-ttft stall}; do
         --preset qwen3-coder-480b --layers ${EP_LAYERS:-3} --quant ${EP_QUANT:-none} \
         --collectives nccl --ranks $ranks --batches 1,64,256 --steps 8 2>&1 |
         tee "$OUT/bench_ep_nccl.log" | sed -n '/^ ranks/,/^{/p' | grep -v '^{' ;;
+    ep480)  # issue 20: the whole 480B shape (random EP_QUANT weights, default fp8) over NCCL
+      # on every GPU: decode TPOT at batch 1 and 64, TTFT of 4K and 32K prompts
+      n=$(nvidia-smi -L | wc -l)
+      timeout ${T_EP:-560} /tmp/cb/bin/conclave bench ep --backend cuda --random-weights \
+        --preset qwen3-coder-480b --quant ${EP_QUANT:-fp8} --collectives nccl --ranks "$n" \
+        --batches 1,64 --steps 16 --prefill-lens 4096,32768 2>&1 |
+        tee "$OUT/bench_ep480.log" | sed -n '/^ ranks/,/^{/p' | grep -v '^{' ;;
     killgpu)  # issue 20: a GPU rank's node killed mid-stream (tests/cluster/cluster_test.py)
       timeout ${T_KILL:-400} python3 tests/cluster/cluster_test.py /tmp/cb/bin/conclave \
         tests/data third_party/qwen3-tokenizer/tokenizer.json kill9_gpu_rank 2>&1 |

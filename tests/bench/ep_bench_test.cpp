@@ -121,3 +121,45 @@ TEST_CASE(
   o.quant = "gptq";
   CHECK_THROWS_AS(bench::run_ep_bench(o, stdout), std::invalid_argument);
 }
+
+TEST_CASE("bench ep --prefill-lens: time to first token per replica size, read in chunks",
+          "[bench]") {
+  if (!gpu::have_gloo()) CONCLAVE_SKIP("built without Gloo");
+  bench::ep_bench_options o;
+  o.model_dir = (test::data_dir() / "tiny_moe").string();
+  o.ranks = {1, 2};
+  o.batches = {1};
+  o.steps = 1;
+  o.prompt_len = 2;
+  o.prefill_lens = {5, 12};
+  o.prefill_chunk = 4;
+  std::FILE* out = std::tmpfile();
+  REQUIRE(out != nullptr);
+  std::vector<bench::ep_prefill_row> prefill;
+  bench::run_ep_bench(o, out, &prefill);
+  const std::string text = read_all(out);
+  std::fclose(out);
+  REQUIRE(prefill.size() == 4);
+  for (size_t i = 0; i < prefill.size(); ++i) {
+    const auto& p = prefill[i];
+    INFO("row " << i);
+    CHECK(p.ranks == (i < 2 ? 1 : 2));
+    CHECK(p.tokens == (i % 2 == 0 ? 5 : 12));
+    CHECK(p.steps == (p.tokens + 3) / 4);  // 4 tokens a step
+    CHECK(p.ttft_ms > 0);
+    CHECK(p.speedup == Approx(p.tokens_per_s / prefill[i % 2].tokens_per_s));
+  }
+  CHECK(text.find("time to first token") != std::string::npos);
+  size_t lines = 0;
+  for (size_t pos = 0; (pos = text.find("{\"bench\":\"ep_prefill\"", pos)) != std::string::npos;
+       ++pos) {
+    const size_t end = text.find('\n', pos);
+    const json::object line = json::parse(text.substr(pos, end - pos)).as_object();
+    CHECK(line.at("tokens").as_int64() == prefill[lines].tokens);
+    CHECK(line.at("chunk").as_int64() == 4);
+    ++lines;
+  }
+  CHECK(lines == prefill.size());
+  o.prefill_chunk = 0;
+  CHECK_THROWS_AS(bench::run_ep_bench(o, stdout), std::invalid_argument);
+}
