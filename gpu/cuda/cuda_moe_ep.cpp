@@ -98,25 +98,39 @@ void moe_ep::forward(const cuda_layer& L, size_t layer, const void* hn, const in
   // Dispatch: every rank learns what it receives from whom, then the expert ids and the
   // rows, which land in x_ (on the device) either way.
   t0 = ep_clock::now();
-  std::vector<int32_t> recv_expert;
   if (on_device) {
-    stats_.bytes_sent += dispatch_on_device(ex, hn, row_bytes, recv_expert);
+    stats_.bytes_sent += dispatch_on_device(L, layer, ex, hn, row_bytes);
   } else {
     ex.exchange_counts();
-    recv_expert.resize(ex.received());
-    char* recv_rows = grow<char>(h_recv_rows_, ex.received() * row_bytes);
+    const size_t received = ex.received();
+    std::vector<int32_t> recv_expert(received);
+    char* recv_rows = grow<char>(h_recv_rows_, received * row_bytes);
     stats_.bytes_sent += ex.dispatch(h_rows, row_bytes, recv_expert.data(), recv_rows);
-    x_.ensure(ex.received() * row_bytes);
-    if (ex.received() > 0)
-      CONCLAVE_CUDA_CHECK(cudaMemcpyAsync(x_.get(), recv_rows, ex.received() * row_bytes,
+    x_.ensure(received * row_bytes);
+    slot_ids_.ensure(received * sizeof(int32_t));
+    if (received > 0) {
+      // Each received row's slot: where its expert sits among this rank's.
+      int32_t* slots = grow<int32_t>(h_slots_, received);
+      for (size_t i = 0; i < received; ++i) {
+        const auto it = std::lower_bound(L.experts.begin(), L.experts.end(), recv_expert[i]);
+        if (it == L.experts.end() || *it != recv_expert[i])
+          throw std::logic_error(
+              fmt::format("expert {} of layer {} was routed to rank {}, which does not hold it",
+                          recv_expert[i], layer, comm.rank()));
+        slots[i] = static_cast<int32_t>(it - L.experts.begin());
+      }
+      CONCLAVE_CUDA_CHECK(cudaMemcpyAsync(x_.get(), recv_rows, received * row_bytes,
                                           cudaMemcpyHostToDevice, stream_));
+      CONCLAVE_CUDA_CHECK(cudaMemcpyAsync(slot_ids_.get(), slots, received * sizeof(int32_t),
+                                          cudaMemcpyHostToDevice, stream_));
+    }
   }
   stats_.dispatch_s += since(t0);
 
-  // Compute: the received rows are a step of k = 1 over this rank's slots; res_ gets
-  // their results in arrival order.
+  // Compute: the received rows (x_, their slots in slot_ids_) are a step of k = 1 over this
+  // rank's slots; res_ gets their results in arrival order.
   t0 = ep_clock::now();
-  run_received(L, layer, recv_expert, fast);
+  run_received(L, ex.received(), fast);
   stats_.expert_s += since(t0);
 
   // Combine: the results go back to where their rows came from, in send order.
@@ -166,8 +180,30 @@ void moe_ep::forward(const cuda_layer& L, size_t layer, const void* hn, const in
   stats_.expert_s += since(t0);
 }
 
-uint64_t moe_ep::dispatch_on_device(ep_exchange& ex, const void* hn, size_t row_bytes,
-                                    std::vector<int32_t>& recv_expert) {
+const std::vector<int32_t>& moe_ep::slot_table(const cuda_layer& L, size_t layer) {
+  if (slot_tables_.size() != load_.size()) slot_tables_.assign(load_.size(), {});
+  auto& table = slot_tables_[layer];
+  if (!table.empty()) return table;
+  const expert_map& placement = *rank_.placement;
+  const auto E = static_cast<size_t>(c_.num_experts);
+  const int32_t ranks = rank_.size(), me = rank_.rank();
+  const auto l = static_cast<int32_t>(layer);
+  // This rank's slots must be what its peers compute from the shared placement.
+  if (placement.experts_on(l, me) != L.experts)
+    throw std::logic_error(
+        fmt::format("rank {}: the experts of layer {} are not the placement's (v{})", me, layer,
+                    placement.version));
+  table.assign(static_cast<size_t>(ranks) * E, -1);
+  for (int32_t r = 0; r < ranks; ++r) {
+    const auto on = placement.experts_on(l, r);
+    for (size_t i = 0; i < on.size(); ++i)
+      table[static_cast<size_t>(r) * E + static_cast<size_t>(on[i])] = static_cast<int32_t>(i);
+  }
+  return table;
+}
+
+uint64_t moe_ep::dispatch_on_device(const cuda_layer& L, size_t layer, ep_exchange& ex,
+                                    const void* hn, size_t row_bytes) {
   communicator& comm = *rank_.comm;
   const auto ranks = static_cast<size_t>(comm.size());
   const size_t h = static_cast<size_t>(c_.hidden_size);
@@ -187,18 +223,28 @@ uint64_t moe_ep::dispatch_on_device(ep_exchange& ex, const void* hn, size_t row_
   ex.take_counts({counts + ranks, ranks * ranks});
   const size_t received = ex.received();
 
-  // The send buffer: each pair's token row, gathered on the device in send order, and its
-  // expert id.
+  // The send buffer: each pair's token row, gathered on the device in send order, and the
+  // slot its expert has on the receiving rank (from the placement every rank shares), so
+  // the received slots go straight to the permutation without a trip to the host.
   const auto& items = ex.pairs();
   const size_t sent = items.size();
+  const auto& slots = slot_table(L, layer);
+  const auto E = static_cast<size_t>(c_.num_experts);
   auto* meta = grow<int32_t>(h_pairs_, 2 * sent);
   for (size_t i = 0; i < sent; ++i) {
     meta[i] = static_cast<int32_t>(items[i].token);
-    meta[sent + i] = items[i].expert;
+    const int32_t slot =
+        slots[static_cast<size_t>(items[i].dest) * E + static_cast<size_t>(items[i].expert)];
+    if (slot < 0)
+      throw std::logic_error(
+          fmt::format("expert {} of layer {} was routed to rank {}, which "
+                      "does not hold it",
+                      items[i].expert, layer, items[i].dest));
+    meta[sent + i] = slot;
   }
   d_pairs_.ensure(2 * sent * sizeof(int32_t));
   send_rows_.ensure(sent * row_bytes);
-  recv_meta_.ensure(received * sizeof(int32_t));
+  slot_ids_.ensure(received * sizeof(int32_t));
   x_.ensure(received * row_bytes);
   if (sent > 0) {
     CONCLAVE_CUDA_CHECK(cudaMemcpyAsync(d_pairs_.get(), meta, 2 * sent * sizeof(int32_t),
@@ -206,22 +252,13 @@ uint64_t moe_ep::dispatch_on_device(ep_exchange& ex, const void* hn, size_t row_
     gather_rows(hn, t_, d_pairs_.as<int32_t>(), sent, h, send_rows_.get(), stream_);
   }
   CONCLAVE_CUDA_CHECK(cudaStreamSynchronize(stream_));  // the send buffers are written
-  comm.all_to_all_v(d_pairs_.as<int32_t>() + sent, ex.send_counts(), recv_meta_.get(),
+  comm.all_to_all_v(d_pairs_.as<int32_t>() + sent, ex.send_counts(), slot_ids_.get(),
                     ex.recv_counts(), sizeof(int32_t));
   comm.all_to_all_v(send_rows_.get(), ex.send_counts(), x_.get(), ex.recv_counts(), row_bytes);
-  recv_expert.resize(received);
-  if (received > 0) {
-    CONCLAVE_CUDA_CHECK(cudaMemcpyAsync(recv_expert.data(), recv_meta_.get(),
-                                        received * sizeof(int32_t), cudaMemcpyDeviceToHost,
-                                        stream_));
-    CONCLAVE_CUDA_CHECK(cudaStreamSynchronize(stream_));
-  }
   return sent * (sizeof(int32_t) + row_bytes);
 }
 
-void moe_ep::run_received(const cuda_layer& L, size_t layer,
-                          const std::vector<int32_t>& recv_expert, bool fast) {
-  const size_t received = recv_expert.size();
+void moe_ep::run_received(const cuda_layer& L, size_t received, bool fast) {
   if (received == 0) return;
   const size_t h = static_cast<size_t>(c_.hidden_size);
   const size_t m = static_cast<size_t>(c_.moe_intermediate_size);
@@ -229,17 +266,6 @@ void moe_ep::run_received(const cuda_layer& L, size_t layer,
   const size_t row_bytes = h * es;
   const size_t res_bytes = h * sizeof(float);
   const size_t slots = L.experts.size();
-  int32_t* slot_ids = grow<int32_t>(h_slots_, received);
-  for (size_t i = 0; i < received; ++i) {
-    const auto it = std::lower_bound(L.experts.begin(), L.experts.end(), recv_expert[i]);
-    if (it == L.experts.end() || *it != recv_expert[i])
-      throw std::logic_error(
-          fmt::format("expert {} of layer {} was routed to rank {}, which "
-                      "does not hold it",
-                      recv_expert[i], layer, rank_.rank()));
-    slot_ids[i] = static_cast<int32_t>(it - L.experts.begin());
-  }
-  slot_ids_.ensure(received * sizeof(int32_t));
   offsets_.ensure((slots + 1) * sizeof(int32_t));
   row_token_.ensure(received * sizeof(int32_t));
   slot_row_.ensure(received * sizeof(int32_t));
@@ -249,8 +275,6 @@ void moe_ep::run_received(const cuda_layer& L, size_t layer,
   act_.ensure(received * m * es);
   dn_.ensure(received * res_bytes);
   res_.ensure(received * res_bytes);
-  CONCLAVE_CUDA_CHECK(cudaMemcpyAsync(slot_ids_.get(), slot_ids, received * sizeof(int32_t),
-                                      cudaMemcpyHostToDevice, stream_));
   const bool grouped = fast && received <= kGroupedGemvMaxRows;
   moe_permute(slot_ids_.as<int32_t>(), received, 1, slots, offsets_.as<int32_t>(),
               row_token_.as<int32_t>(), slot_row_.as<int32_t>(),
@@ -301,6 +325,7 @@ void moe_ep::apply_placement(const model::checkpoint& ckpt, cuda_weights& w,
   // next forward runs on stream_, which does not wait for it.
   CONCLAVE_CUDA_CHECK(cudaDeviceSynchronize());
   rank_.placement = std::move(placement);
+  slot_tables_.clear();  // rebuilt from the new placement
 }
 
 std::vector<std::vector<int64_t>> moe_ep::take_expert_load() {

@@ -56,14 +56,17 @@ class moe_ep {
 
  private:
   /// The device dispatch: counts gathered, each pair's row gathered into the send buffer
-  /// and sent with its expert id; the received rows land in x_, their expert ids in
-  /// recv_expert. Returns the bytes sent.
-  uint64_t dispatch_on_device(ep_exchange& ex, const void* hn, size_t row_bytes,
-                              std::vector<int32_t>& recv_expert);
-  /// The received rows (x_) through this rank's experts; res_ gets their fp32 results in
-  /// arrival order.
-  void run_received(const cuda_layer& L, size_t layer, const std::vector<int32_t>& recv_expert,
-                    bool fast);
+  /// and sent with its expert's slot on the receiver; the received rows land in x_, their
+  /// slots in slot_ids_. Returns the bytes sent.
+  uint64_t dispatch_on_device(const cuda_layer& L, size_t layer, ep_exchange& ex, const void* hn,
+                              size_t row_bytes);
+  /// [rank * experts + expert]: the expert's slot on that rank under the current placement,
+  /// -1 where the rank does not hold it. Built once per layer and placement, after checking
+  /// that this rank's slots of `L` are the placement's.
+  const std::vector<int32_t>& slot_table(const cuda_layer& L, size_t layer);
+  /// The `received` rows of x_ (their slots in slot_ids_) through this rank's experts; res_
+  /// gets their fp32 results in arrival order.
+  void run_received(const cuda_layer& L, size_t received, bool fast);
 
   model::model_config c_;
   elem t_;
@@ -72,6 +75,7 @@ class moe_ep {
   rank_context rank_;
   std::vector<std::vector<int64_t>> load_;  ///< [layer][expert] pairs routed since taken
   ep_stats stats_;
+  std::vector<std::vector<int32_t>> slot_tables_;  ///< [layer]: slot_table(), empty: not built
 
   // Host side (pinned where copies to or from the device use it).
   pinned_buffer h_ids_, h_wts_, h_rows_, h_recv_rows_, h_slots_, h_results_, h_back_, h_offsets_,
@@ -80,9 +84,8 @@ class moe_ep {
   device_buffer dq_;  ///< a quantized slot dequantized for cuBLAS
   device_buffer x_, slot_ids_, offsets_, row_token_, slot_row_, active_, xs_, gu_, act_, dn_, res_,
       back_, combine_;
-  // Device buffers of a device exchange: counts, pair tokens and expert ids, sent rows,
-  // received expert ids.
-  device_buffer d_counts_, d_pairs_, send_rows_, recv_meta_;
+  // Device buffers of a device exchange: counts, pair tokens and receiver slots, sent rows.
+  device_buffer d_counts_, d_pairs_, send_rows_;
 };
 
 }  // namespace conclave::gpu::cuda
