@@ -117,7 +117,7 @@ for w in ${SECTIONS:-ttft stall}; do
         timeout ${T_EP:-200} /tmp/cb/bin/conclave bench ep --backend cuda --random-weights \
           --preset qwen3-coder-480b --layers ${EP_LAYERS:-2} --quant ${EP_QUANT:-none} \
           --collectives $c --ranks 1,2 --batches 1,64 --steps 8 2>&1 |
-          tee "$OUT/bench_ep1_$c.log" | sed -n '/^ ranks/,/^{/p' | grep -v '^{'
+          tee "$OUT/bench_ep1_$c.log" | sed -n '/^ ranks/,$p; /error/Ip' | grep -v '^{'
       done ;;
     multigpu)
       export NCCL_NVLS_ENABLE=0
@@ -128,14 +128,14 @@ for w in ${SECTIONS:-ttft stall}; do
       timeout ${T_EP:-400} /tmp/cb/bin/conclave bench ep --backend cuda --random-weights \
         --preset qwen3-coder-480b --layers ${EP_LAYERS:-3} --quant ${EP_QUANT:-none} \
         --collectives nccl --ranks $ranks --batches 1,64,256 --steps 8 2>&1 |
-        tee "$OUT/bench_ep_nccl.log" | sed -n '/^ ranks/,/^{/p' | grep -v '^{' ;;
+        tee "$OUT/bench_ep_nccl.log" | sed -n '/^ ranks/,$p; /error/Ip' | grep -v '^{' ;;
     ep480)  # issue 20: the whole 480B shape (random EP_QUANT weights, default fp8) over NCCL
       # on every GPU: decode TPOT at batch 1 and 64, TTFT of 4K and 32K prompts
       n=$(nvidia-smi -L | wc -l)
       timeout ${T_EP:-560} /tmp/cb/bin/conclave bench ep --backend cuda --random-weights \
         --preset qwen3-coder-480b --quant ${EP_QUANT:-fp8} --collectives nccl --ranks "$n" \
         --batches 1,64 --steps 16 --prefill-lens 4096,32768 2>&1 |
-        tee "$OUT/bench_ep480.log" | sed -n '/^ ranks/,/^{/p' | grep -v '^{' ;;
+        tee "$OUT/bench_ep480.log" | sed -n '/^ ranks/,$p; /error/Ip' | grep -v '^{' ;;
     killgpu)  # issue 20: a GPU rank's node killed mid-stream (tests/cluster/cluster_test.py)
       timeout ${T_KILL:-400} python3 tests/cluster/cluster_test.py /tmp/cb/bin/conclave \
         tests/data third_party/qwen3-tokenizer/tokenizer.json kill9_gpu_rank 2>&1 |

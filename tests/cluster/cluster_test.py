@@ -332,8 +332,14 @@ def kill9_gpu_rank():
     the GPUs left ([cluster] min_ranks = NGPU - 1) and every stream completes with the
     reference's tokens (logprobs within 2e-2). WEIGHT_DTYPE (f32) and KV_MIB (2048) go to
     serve; TOKENS (120) per stream; UP_S (600) bounds each wait for the replica."""
-    gpus = int(os.environ.get("NGPU") or subprocess.run(
-        ["nvidia-smi", "-L"], capture_output=True, text=True).stdout.count("GPU "))
+    gpus = os.environ.get("NGPU")
+    if not gpus:
+        try:
+            gpus = subprocess.run(["nvidia-smi", "-L"], capture_output=True,
+                                  text=True).stdout.count("GPU ")
+        except FileNotFoundError:
+            gpus = 0
+    gpus = int(gpus)
     if gpus < 2:
         print("SKIPPED: needs 2 or more GPUs (one NCCL rank each)")
         sys.exit(int(os.environ.get("SKIP_CODE", "77")))
