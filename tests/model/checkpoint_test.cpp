@@ -138,7 +138,8 @@ TEST_CASE("bad checkpoints give one line naming what is wrong", "[checkpoint]") 
   SECTION("no weights at all") {
     std::filesystem::remove(dir / "model.safetensors");
     CHECK_THAT(checkpoint_error(dir),
-               Catch::Contains("no model.safetensors, model.safetensors.index.json or random_weights.json"));
+               Catch::Contains(
+                   "no model.safetensors, model.safetensors.index.json or random_weights.json"));
   }
   SECTION("not a folder") {
     CHECK_THAT(checkpoint_error(dir / "config.json"), Catch::Contains("not a directory"));
