@@ -91,6 +91,7 @@ class nccl_communicator final : public communicator {
   }
 
   ~nccl_communicator() override {
+    cudaSetDevice(device_);  // cannot throw from a destructor
     if (!aborted_.load()) {
       // Finalize flushes what was issued (non-blocking: polled, for at most the timeout or
       // 10 s), then Destroy frees the rest; a finalize that does not end (a peer gone)
@@ -107,7 +108,6 @@ class nccl_communicator final : public communicator {
         ncclCommAbort(comm_);
       }
     }
-    cudaSetDevice(device_);  // cannot throw from a destructor
     cudaFree(scratch_);
     release_stream();
   }
