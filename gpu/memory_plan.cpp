@@ -94,14 +94,16 @@ size_t attention_split_bytes(const model::model_config& c) {
 
 /// The expert-parallel exchange's device buffers (cuda_moe_ep.cpp) when every rank
 /// receives its even share, rows x top-k rows per step: an estimate (a skewed routing
-/// sends one rank more).
+/// sends one rank more). The send side is the device exchange's (NCCL: each pair's row
+/// and its token and slot); host-staged, it is pinned host memory instead.
 size_t expert_exchange_bytes(const model::model_config& c, size_t rows, size_t es) {
   const size_t h = static_cast<size_t>(c.hidden_size);
   const size_t m = static_cast<size_t>(c.moe_intermediate_size);
   const size_t k = static_cast<size_t>(std::max<int64_t>(c.num_experts_per_tok, 1));
   const size_t received = rows * k;
   return received * (2 * h * es + 3 * 4 + 2 * m * 4 + m * es + 2 * h * 4) +  // dispatch side
-         rows * k * (h * 4 + 8);                                             // combine side
+         rows * k * (h * es + 8) +                                            // send side
+         rows * k * (h * 4 + 8);                                              // combine side
 }
 
 void check_inputs(const plan_inputs& in) {
