@@ -102,8 +102,8 @@ size_t expert_exchange_bytes(const model::model_config& c, size_t rows, size_t e
   const size_t k = static_cast<size_t>(std::max<int64_t>(c.num_experts_per_tok, 1));
   const size_t received = rows * k;
   return received * (2 * h * es + 3 * 4 + 2 * m * 4 + m * es + 2 * h * 4) +  // dispatch side
-         rows * k * (h * es + 8) +                                            // send side
-         rows * k * (h * 4 + 8);                                              // combine side
+         rows * k * (h * es + 8) +                                           // send side
+         rows * k * (h * 4 + 8);                                             // combine side
 }
 
 void check_inputs(const plan_inputs& in) {
