@@ -46,6 +46,7 @@ T* grow(pinned_buffer& b, size_t n) {
 moe_ep::moe_ep(const model::model_config& c, elem t, stream_t stream, blas& blas, rank_context rank)
     : c_(c), t_(t), stream_(stream), blas_(blas), rank_(std::move(rank)) {
   load_.resize(static_cast<size_t>(c.num_layers));
+  slot_tables_.resize(load_.size());
   for (size_t l = 0; l < load_.size(); ++l)
     if (c.is_moe_layer(static_cast<int64_t>(l)))
       load_[l].assign(static_cast<size_t>(c.num_experts), 0);
@@ -110,15 +111,10 @@ void moe_ep::forward(const cuda_layer& L, size_t layer, const void* hn, const in
     slot_ids_.ensure(received * sizeof(int32_t));
     if (received > 0) {
       // Each received row's slot: where its expert sits among this rank's.
+      const auto& table = slot_table(L, layer);
       int32_t* slots = grow<int32_t>(h_slots_, received);
-      for (size_t i = 0; i < received; ++i) {
-        const auto it = std::lower_bound(L.experts.begin(), L.experts.end(), recv_expert[i]);
-        if (it == L.experts.end() || *it != recv_expert[i])
-          throw std::logic_error(
-              fmt::format("expert {} of layer {} was routed to rank {}, which does not hold it",
-                          recv_expert[i], layer, comm.rank()));
-        slots[i] = static_cast<int32_t>(it - L.experts.begin());
-      }
+      for (size_t i = 0; i < received; ++i)
+        slots[i] = slot_on(table, layer, comm.rank(), recv_expert[i]);
       CONCLAVE_CUDA_CHECK(cudaMemcpyAsync(x_.get(), recv_rows, received * row_bytes,
                                           cudaMemcpyHostToDevice, stream_));
       CONCLAVE_CUDA_CHECK(cudaMemcpyAsync(slot_ids_.get(), slots, received * sizeof(int32_t),
@@ -180,8 +176,18 @@ void moe_ep::forward(const cuda_layer& L, size_t layer, const void* hn, const in
   stats_.expert_s += since(t0);
 }
 
+int32_t moe_ep::slot_on(const std::vector<int32_t>& table, size_t layer, int32_t rank,
+                        int32_t expert) const {
+  const int32_t slot = table[static_cast<size_t>(rank) * static_cast<size_t>(c_.num_experts) +
+                             static_cast<size_t>(expert)];
+  if (slot < 0)
+    throw std::logic_error(
+        fmt::format("expert {} of layer {} was routed to rank {}, which does not hold it", expert,
+                    layer, rank));
+  return slot;
+}
+
 const std::vector<int32_t>& moe_ep::slot_table(const cuda_layer& L, size_t layer) {
-  if (slot_tables_.size() != load_.size()) slot_tables_.assign(load_.size(), {});
   auto& table = slot_tables_[layer];
   if (!table.empty()) return table;
   const expert_map& placement = *rank_.placement;
@@ -228,19 +234,11 @@ uint64_t moe_ep::dispatch_on_device(const cuda_layer& L, size_t layer, ep_exchan
   // the received slots go straight to the permutation without a trip to the host.
   const auto& items = ex.pairs();
   const size_t sent = items.size();
-  const auto& slots = slot_table(L, layer);
-  const auto E = static_cast<size_t>(c_.num_experts);
+  const auto& table = slot_table(L, layer);
   auto* meta = grow<int32_t>(h_pairs_, 2 * sent);
   for (size_t i = 0; i < sent; ++i) {
     meta[i] = static_cast<int32_t>(items[i].token);
-    const int32_t slot =
-        slots[static_cast<size_t>(items[i].dest) * E + static_cast<size_t>(items[i].expert)];
-    if (slot < 0)
-      throw std::logic_error(
-          fmt::format("expert {} of layer {} was routed to rank {}, which "
-                      "does not hold it",
-                      items[i].expert, layer, items[i].dest));
-    meta[sent + i] = slot;
+    meta[sent + i] = slot_on(table, layer, items[i].dest, items[i].expert);
   }
   d_pairs_.ensure(2 * sent * sizeof(int32_t));
   send_rows_.ensure(sent * row_bytes);
@@ -325,7 +323,7 @@ void moe_ep::apply_placement(const model::checkpoint& ckpt, cuda_weights& w,
   // next forward runs on stream_, which does not wait for it.
   CONCLAVE_CUDA_CHECK(cudaDeviceSynchronize());
   rank_.placement = std::move(placement);
-  slot_tables_.clear();  // rebuilt from the new placement
+  for (auto& table : slot_tables_) table.clear();  // rebuilt from the new placement
 }
 
 std::vector<std::vector<int64_t>> moe_ep::take_expert_load() {

@@ -64,6 +64,10 @@ class moe_ep {
   /// -1 where the rank does not hold it. Built once per layer and placement, after checking
   /// that this rank's slots of `L` are the placement's.
   const std::vector<int32_t>& slot_table(const cuda_layer& L, size_t layer);
+  /// The slot of `expert` on `rank` in `table`; std::logic_error where the rank does not
+  /// hold it (a routing the placement does not allow).
+  int32_t slot_on(const std::vector<int32_t>& table, size_t layer, int32_t rank,
+                  int32_t expert) const;
   /// The `received` rows of x_ (their slots in slot_ids_) through this rank's experts; res_
   /// gets their fp32 results in arrival order.
   void run_received(const cuda_layer& L, size_t received, bool fast);
