@@ -215,6 +215,24 @@ double ms(clock_type::duration d) {
   return std::chrono::duration<double, std::milli>(d).count();
 }
 
+/// From the first rank's start of step `first` to the last rank's end of step `last`.
+double span_ms(const std::vector<std::vector<step_time>>& times, size_t first, size_t last) {
+  auto start = times[0][first].start, end = times[0][last].end;
+  for (const auto& r : times) {
+    start = std::min(start, r[first].start);
+    end = std::max(end, r[last].end);
+  }
+  return ms(end - start);
+}
+
+/// Drops what the backends counted so far (warm-up, another measurement).
+void forget_stats(replica& rep) {
+  for (auto& b : rep.backends) {
+    b->take_ep_stats();
+    b->take_expert_load();
+  }
+}
+
 /// Busiest rank's routed rows over the mean, with every expert on its placement's holder.
 double imbalance(const replica& rep, const std::vector<std::vector<std::vector<int64_t>>>& loads) {
   if (!rep.placement) return 0;
@@ -252,10 +270,7 @@ ep_bench_row measure(replica& rep, const ep_bench_options& opts, int32_t batch, 
   }
   std::vector<std::vector<step_time>> times;
   run_steps(rep, seqs, 2, times);  // the prefill and one warm-up decode step
-  for (auto& b : rep.backends) {
-    b->take_ep_stats();
-    b->take_expert_load();
-  }
+  forget_stats(rep);
   run_steps(rep, seqs, opts.steps, times);
 
   ep_bench_row row;
@@ -271,13 +286,8 @@ ep_bench_row measure(replica& rep, const ep_bench_options& opts, int32_t batch, 
   }
   double step_total = 0, forward_total = 0;
   for (size_t s = 0; s < static_cast<size_t>(opts.steps); ++s) {
-    auto start = times[0][s].start, end = times[0][s].end;
-    for (size_t r = 0; r < ranks; ++r) {
-      start = std::min(start, times[r][s].start);
-      end = std::max(end, times[r][s].end);
-      forward_total += ms(times[r][s].end - times[r][s].start);
-    }
-    step_total += ms(end - start);
+    for (size_t r = 0; r < ranks; ++r) forward_total += ms(times[r][s].end - times[r][s].start);
+    step_total += span_ms(times, s, s);
   }
   const double steps = opts.steps;
   const double rank_steps = steps * static_cast<double>(ranks);
@@ -308,21 +318,13 @@ ep_prefill_row measure_prefill(replica& rep, int32_t len, int32_t chunk, std::mt
   const int32_t steps = (len + chunk - 1) / chunk;
   std::vector<std::vector<step_time>> times;
   run_steps(rep, seqs, steps, times, chunk);
-  auto start = times[0].front().start, end = times[0].back().end;
-  for (const auto& r : times) {
-    start = std::min(start, r.front().start);
-    end = std::max(end, r.back().end);
-  }
-  for (auto& b : rep.backends) {
-    b->take_ep_stats();
-    b->take_expert_load();
-  }
+  forget_stats(rep);
   ep_prefill_row row;
   row.ranks = static_cast<int32_t>(rep.backends.size());
   row.tokens = len;
   row.chunk = chunk;
   row.steps = steps;
-  row.ttft_ms = ms(end - start);
+  row.ttft_ms = span_ms(times, 0, static_cast<size_t>(steps) - 1);
   row.tokens_per_s = row.ttft_ms > 0 ? 1e3 * len / row.ttft_ms : 0;
   return row;
 }
