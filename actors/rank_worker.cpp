@@ -41,8 +41,8 @@ std::shared_ptr<gpu::communicator> connect(caf::event_based_actor* self, const w
     throw std::runtime_error(
         fmt::format("rank {}: NCCL collectives on a cpu rank slot {}", spec.rank, spec.slot));
   // The id comes once rank 0 started: every rank of the bring-up starts at once, but give
-  // it the time forming the communicator has (gpu/collectives.h), not a collective's.
-  const auto form = std::max(timeout, std::chrono::milliseconds(120000));
+  // it the time forming the communicator has, not a collective's.
+  const auto form = std::max(timeout, gpu::kNcclFormTimeout);
   const std::string key = spec.prefix + "/nccl_id";
   std::array<char, 128> id{};
   if (spec.rank == 0) {

@@ -115,6 +115,10 @@ std::shared_ptr<local_device_group> make_local_device_group(int size,
 std::unique_ptr<communicator> make_local_device_communicator(
     std::shared_ptr<local_device_group> group, int rank, int device);
 
+/// How long forming an NCCL communicator may wait for every rank to arrive, at least
+/// (make_nccl_communicator), and so how long a rank waits for rank 0's unique id.
+inline constexpr std::chrono::milliseconds kNcclFormTimeout{120000};
+
 /// Whether this build has NCCL (the CUDA backend built and nccl.h found).
 bool have_nccl();
 

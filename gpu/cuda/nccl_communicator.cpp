@@ -22,8 +22,6 @@ namespace {
 
 static_assert(NCCL_UNIQUE_ID_BYTES == 128, "nccl_unique_id() carries 128 bytes");
 
-/// Forming a communicator waits for every rank to arrive: at least this long.
-constexpr int64_t kFormMs = 120000;
 /// Closing one waits for what was issued: at most this long (or the timeout) before it
 /// aborts.
 constexpr int64_t kFinalizeMs = 10000;
@@ -79,7 +77,7 @@ class nccl_communicator final : public communicator {
       throw_nccl(r, comm_, "ncclCommInitRankConfig");
     }
     try {
-      const auto form = std::max(timeout_, std::chrono::milliseconds(kFormMs));
+      const auto form = std::max(timeout_, kNcclFormTimeout);
       wait_ready("ncclCommInitRankConfig",
                  timeout_.count() > 0 ? clock::now() + form : clock::time_point::max());
     } catch (...) {
