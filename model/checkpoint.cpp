@@ -270,6 +270,16 @@ random_weights_spec read_random_weights(const std::filesystem::path& dir) {
     throw model_error(fmt::format("{}: \"init_std\" must be a number in (0, 10]", path.string()));
   spec.seed = seed;
   spec.init_std = static_cast<float>(init_std);
+  // "dtype": what gen-model would store the plain tensors in; absent: bf16, its default.
+  if (auto d = root["dtype"]; d.error() != simdjson::NO_SUCH_FIELD) {
+    std::string_view name;
+    std::optional<dtype> t;
+    if (!d.get(name)) t = parse_dtype(name);
+    if (!t || !is_float_dtype(*t))
+      throw model_error(
+          fmt::format("{}: \"dtype\" must be \"BF16\", \"F16\" or \"F32\"", path.string()));
+    spec.stored = *t;
+  }
   return spec;
 }
 
@@ -277,7 +287,8 @@ void write_random_weights(const std::filesystem::path& dir, const random_weights
   const auto path = dir / kRandomWeightsFile;
   std::ofstream out(path, std::ios::binary | std::ios::trunc);
   if (!out) throw model_error(fmt::format("{}: cannot write", path.string()));
-  out << fmt::format("{{\n  \"seed\": {},\n  \"init_std\": {}\n}}\n", spec.seed, spec.init_std);
+  out << fmt::format("{{\n  \"seed\": {},\n  \"init_std\": {},\n  \"dtype\": \"{}\"\n}}\n",
+                     spec.seed, spec.init_std, dtype_name(spec.stored));
   if (!out) throw model_error(fmt::format("{}: cannot write", path.string()));
 }
 

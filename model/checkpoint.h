@@ -25,6 +25,9 @@ namespace conclave::model {
 struct random_weights_spec {
   uint64_t seed = 0;
   float init_std = 0.02f;
+  /// The dtype gen-model would store the plain (unquantized) tensors in: the device rounds
+  /// its values through it, so the folder runs as the written checkpoint of the same seed.
+  dtype stored = dtype::bf16;
 };
 
 /// The file that marks a folder of weights generated on the device.

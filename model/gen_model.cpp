@@ -320,7 +320,7 @@ size_t write_random_checkpoint(const gen_model_options& opts, const std::filesys
   if (opts.weights_on_device) {
     for (const char* stale : {"model.safetensors", "model.safetensors.index.json"})
       std::filesystem::remove(out / stale);  // the folder must not say both
-    write_random_weights(out, {opts.seed, preset.init_std});
+    write_random_weights(out, {opts.seed, preset.init_std, opts.type});
     write_config_files(out, c);
     return 0;
   }

@@ -315,13 +315,19 @@ size_t dequant_scratch_bytes(const model::model_config& c, const cuda_weights& w
 
 namespace {
 
-/// gen-model's values for `seed` and `init_std`, made on the device (quantized there when
-/// c.quant says so).
-source random_source(const model::model_config& c, elem t, uint64_t seed, float init_std) {
+/// gen-model's values for `seed` and `init_std`, made on the device: the plain tensors
+/// rounded through gen-model's storage dtype `stored` (an fp32 norm then holds the value
+/// the written file holds), the quantized ones quantized there from the fp32 values, as
+/// gen-model does, when c.quant says so.
+source random_source(const model::model_config& c, elem t, uint64_t seed, float init_std,
+                     model::dtype stored) {
+  const round_through r = stored == model::dtype::bf16  ? round_through::bf16
+                          : stored == model::dtype::f16 ? round_through::f16
+                                                        : round_through::none;
   source src;
   src.plain = [=](const std::string& name, void* dst, elem et, size_t n) {
     random_fill(dst, et, n, model::random_weight_stream(seed, name), 0, init_std,
-                model::is_random_norm_tensor(name), nullptr);
+                model::is_random_norm_tensor(name), nullptr, r);
   };
   src.layout = [c, t](const std::vector<std::string>& parts) -> quant_layout {
     if (t != elem::bf16) return {};
@@ -345,7 +351,7 @@ source random_source(const model::model_config& c, elem t, uint64_t seed, float 
 /// Where a checkpoint's weights come from: its files, or the device's generator.
 source source_of(const model::checkpoint& ckpt, elem t) {
   if (const auto& r = ckpt.random_weights())
-    return random_source(ckpt.config(), t, r->seed, r->init_std);
+    return random_source(ckpt.config(), t, r->seed, r->init_std, r->stored);
   return checkpoint_source(ckpt, t);
 }
 
@@ -389,7 +395,7 @@ void reload_cuda_experts(const model::checkpoint& ckpt, cuda_weights& w, size_t 
 
 cuda_weights random_cuda_weights(const model::model_config& c, elem t, uint64_t seed,
                                  float init_std, const cuda_expert_filter& holds) {
-  return build(c, t, random_source(c, t, seed, init_std), holds);
+  return build(c, t, random_source(c, t, seed, init_std, model::dtype::bf16), holds);
 }
 
 }  // namespace conclave::gpu::cuda

@@ -1,3 +1,5 @@
+#include <cuda_fp16.h>
+
 #include <algorithm>
 
 #include "gpu/cuda/check.h"
@@ -16,7 +18,7 @@ __device__ __forceinline__ uint64_t splitmix64(uint64_t x) {
 
 template <class T>
 __global__ void random_kernel(T* dst, size_t n, uint64_t key, size_t offset, float std,
-                              bool is_norm) {
+                              bool is_norm, round_through r) {
   for (size_t i = blockIdx.x * static_cast<size_t>(blockDim.x) + threadIdx.x; i < n;
        i += static_cast<size_t>(gridDim.x) * blockDim.x) {
     const uint64_t idx = static_cast<uint64_t>(offset + i);
@@ -25,7 +27,11 @@ __global__ void random_kernel(T* dst, size_t n, uint64_t key, size_t offset, flo
     const double u1 = (static_cast<double>(a >> 11) + 1.0) * 0x1.0p-53;
     const double u2 = static_cast<double>(b >> 11) * 0x1.0p-53;
     const double z = sqrt(-2.0 * log(u1)) * cos(2.0 * 3.14159265358979323846 * u2);
-    const float v = is_norm ? static_cast<float>(1.0 + 0.1 * z) : static_cast<float>(z * std);
+    float v = is_norm ? static_cast<float>(1.0 + 0.1 * z) : static_cast<float>(z * std);
+    if (r == round_through::bf16)
+      v = __bfloat162float(__float2bfloat16_rn(v));
+    else if (r == round_through::f16)
+      v = __half2float(__float2half_rn(v));
     dev::st(dst + i, v);
   }
 }
@@ -44,11 +50,11 @@ unsigned blocks_for(size_t n) {
 }  // namespace
 
 void random_fill(void* dst, elem t, size_t n, uint64_t key, size_t offset, float std, bool is_norm,
-                 stream_t s) {
+                 stream_t s, round_through r) {
   if (n == 0) return;
   CONCLAVE_DISPATCH_ELEM(t, T,
-                         random_kernel<T><<<blocks_for(n), 256, 0, s>>>(static_cast<T*>(dst), n,
-                                                                        key, offset, std, is_norm));
+                         random_kernel<T><<<blocks_for(n), 256, 0, s>>>(
+                             static_cast<T*>(dst), n, key, offset, std, is_norm, r));
   CONCLAVE_CUDA_LAUNCH_CHECK();
 }
 

@@ -102,6 +102,7 @@ TEST_CASE(
   REQUIRE(c.random_weights().has_value());
   CHECK(c.random_weights()->seed == 7);
   CHECK(c.random_weights()->init_std == model::find_preset("tiny").init_std);
+  CHECK(c.random_weights()->stored == model::dtype::bf16);
   CHECK(c.weight_bytes() == 0);
   CHECK(!c.has("model.embed_tokens.weight"));
   try {
@@ -120,6 +121,11 @@ TEST_CASE(
   model::write_random_checkpoint(o, dir);
   CHECK(!std::filesystem::exists(dir / model::kRandomWeightsFile));
   CHECK(!model::checkpoint(dir).random_weights().has_value());
+  // The storage dtype travels: the device rounds its values through it.
+  o.weights_on_device = true;
+  o.type = model::dtype::f32;
+  model::write_random_checkpoint(o, dir);
+  CHECK(model::checkpoint(dir).random_weights()->stored == model::dtype::f32);
 }
 
 TEST_CASE("random_weights.json: malformed files are one-line errors", "[gen_model]") {
@@ -145,6 +151,9 @@ TEST_CASE("random_weights.json: malformed files are one-line errors", "[gen_mode
   bad(R"({"seed": -1, "init_std": 0.02})", "\"seed\" must be a non-negative integer");
   bad(R"({"seed": 1})", "\"init_std\" must be a number in (0, 10]");
   bad(R"({"seed": 1, "init_std": 0})", "\"init_std\" must be a number in (0, 10]");
+  bad(R"({"seed": 1, "init_std": 0.02, "dtype": "I32"})",
+      "\"dtype\" must be \"BF16\", \"F16\" or \"F32\"");
+  bad(R"({"seed": 1, "init_std": 0.02, "dtype": 16})", "\"dtype\" must be \"BF16\"");
   std::filesystem::remove(dir / model::kRandomWeightsFile);
   CHECK_THROWS_WITH(
       model::checkpoint(dir),
