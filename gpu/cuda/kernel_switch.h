@@ -58,12 +58,14 @@ struct kernel_switches {
   /// weights instead of three: on the H100 the 64-token layer took 444 us against 454-458
   /// with 32 or 64. An expert with more rows reads its weights again.
   size_t expert_pass_rows = 16;
-  /// CONCLAVE_QUANT_ROW_GEMV=1: one-row launches of quantized (fp8, awq) weights take the
-  /// row kernels (gpu/cuda/gemv_decode.h); CONCLAVE_QUANT_MMA=1: quantized steps of 16+
-  /// rows take the tensor-core GEMM (moe_mma.cu). Written 2026-12-07, off until they have
-  /// passed the backend-level tests on a GPU (gemv_args::quant_rows / quant_mma).
-  bool quant_row_gemv = false;
-  bool quant_mma = false;
+  /// CONCLAVE_QUANT_ROW_GEMV=0: one-row launches of quantized (fp8, awq) weights take the
+  /// grouped GEMV again, not the row kernels (gpu/cuda/gemv_decode.h); CONCLAVE_QUANT_MMA=0:
+  /// quantized steps of 16+ rows take the quantized GEMV and cuBLAS on a dequantized
+  /// scratch, not the tensor-core GEMM (moe_mma.cu). On: exact against the bf16 twins, and
+  /// on the H100 the 30B fp8 step went 4.63 -> 4.26 ms at batch 1 and 56.0 -> 34.0 at 64,
+  /// awq 3.72 -> 3.46 and 45.5 -> 28.1 (2026-12-07).
+  bool quant_row_gemv = true;
+  bool quant_mma = true;
 
   /// The defaults overridden by the CONCLAVE_* variables that are set; a malformed size
   /// throws std::runtime_error naming the variable.

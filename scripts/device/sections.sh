@@ -11,8 +11,8 @@
 # chunks, their rows split (CONCLAVE_DECODE_SPLIT_LISTED=1) and whole (=0); flake = the
 # quantized-twin case (fp8 in graphs gave 3.1e-3 once where it gives exactly 0) repeated
 # REPS times with programmatic dependent launch on and off; quant = issue 14's engine bench
-# per format (QUANTS, default "none fp8 fp8-new awq awq-new"; NAME-new: the quantized paths
-# of 2026-12-07 switched on) at batches 1, 8, 64 and a 4K prefill; ep1 = on one GPU: the
+# per format (QUANTS, default "none fp8 awq"; NAME-old: the quantized row GEMVs and
+# tensor-core GEMM switched off) at batches 1, 8, 64 and a 4K prefill; ep1 = on one GPU: the
 # expert-parallel cases, then bench ep of a random EP_LAYERS-layer (default 2) slice of
 # qwen3-coder-480b, 1 and 2 ranks sharing the GPU over device buffers (the exchange NCCL
 # runs) and over Gloo; multigpu = issue 20: the [nccl] and [ep] cases, then bench ep of an
@@ -97,20 +97,20 @@ for w in ${SECTIONS:-ttft stall}; do
         echo "CONCLAVE_PDL=$pdl: $fails of ${REPS:-8} runs failed"
       done ;;
     quant)
-      # A format named NAME-new runs with the quantized row GEMVs and tensor-core GEMM on
-      # (CONCLAVE_QUANT_ROW_GEMV=1 CONCLAVE_QUANT_MMA=1: written 2026-12-07, off by default).
-      for name in ${QUANTS:-none fp8 fp8-new awq awq-new}; do
+      # A format named NAME-old runs with the quantized row GEMVs and tensor-core GEMM off
+      # (CONCLAVE_QUANT_ROW_GEMV=0 CONCLAVE_QUANT_MMA=0: the paths before 2026-12-07).
+      for name in ${QUANTS:-none fp8 awq}; do
         [ "$(left)" -gt 60 ] || break
-        q=${name%-new} new=1; [ "$q" = "$name" ] && new=
+        q=${name%-old} old=1; [ "$q" = "$name" ] && old=
         echo "-- $name"
-        env ${new:+CONCLAVE_QUANT_ROW_GEMV=1 CONCLAVE_QUANT_MMA=1} timeout ${T_QUANT:-150} \
+        env ${old:+CONCLAVE_QUANT_ROW_GEMV=0 CONCLAVE_QUANT_MMA=0} timeout ${T_QUANT:-150} \
           /tmp/cb/bin/conclave bench engine --backend cuda --preset qwen3-30b-a3b \
           --random-weights --quant $q --batches ${QBATCHES:-1,8,64} --prefill-lens 4096 2>&1 |
           tee "$OUT/bench_30b_$name.log" | grep -E "^decode\+g|^prefill|model:" | head -8
       done ;;
-    ep1)
-      timeout ${T_TESTS:-280} /tmp/cb/bin/cuda_tests -r compact "[ep],[nccl]" 2>&1 |
-        tee "$OUT/cuda_tests_ep.log" | grep -v "warning:" | tail -6
+    ep1)  # EP_TESTS=0: skip the cases (a tests section before it ran them)
+      [ "${EP_TESTS:-1}" = 0 ] || timeout ${T_TESTS:-280} /tmp/cb/bin/cuda_tests -r compact \
+        "[ep],[nccl]" 2>&1 | tee "$OUT/cuda_tests_ep.log" | grep -v "warning:" | tail -6
       for c in local gloo; do
         [ "$(left)" -gt 90 ] || break
         echo "-- --collectives $c"

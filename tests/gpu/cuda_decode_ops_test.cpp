@@ -142,7 +142,7 @@ TEST_CASE("cuda one-row GEMV matches cpu linear, dense and per expert", "[cuda][
           a.y = y.as<float>();
           REQUIRE(cu::row_gemv_ok(a));
           // grouped_gemv sends it to the row kernel (quantized weights when allowed, as
-          // the backend's CONCLAVE_QUANT_ROW_GEMV=1 allows them).
+          // the backend's CONCLAVE_QUANT_ROW_GEMV, on by default, allows them).
           a.quant_rows = true;
           cu::grouped_gemv(a, nullptr);
           std::vector<float> want(size_t(kpick) * n);

@@ -321,9 +321,9 @@ TEST_CASE("quantized checkpoints on the cuda backend equal their bf16 twins",
   const auto twin_dir = tmp.path() / (std::string(model::quant_method_name(m)) + "-twin");
   test::write_dequantized_twin(ckpt, twin_dir);
   const model::checkpoint twin(twin_dir);
-  // 0: the first kernels (dequantize + cuBLAS everywhere), 1: the fast paths (quantized
-  // GEMVs), 2: the fast paths in CUDA graphs; 3 and 4: 1 and 2 with the quantized row
-  // GEMVs and tensor-core GEMM (CONCLAVE_QUANT_ROW_GEMV, CONCLAVE_QUANT_MMA: off by default).
+  // 0: the first kernels (dequantize + cuBLAS everywhere), 1: the fast paths with the
+  // grouped quantized GEMV, 2: that in CUDA graphs; 3 and 4: 1 and 2 with the quantized row
+  // GEMVs and tensor-core GEMM (CONCLAVE_QUANT_ROW_GEMV, CONCLAVE_QUANT_MMA: the defaults).
   const int mode = GENERATE(0, 1, 2, 3, 4);
   INFO(model::quant_method_name(m) << " mode " << mode);
   const char* new_paths = mode >= 3 ? "1" : "0";
