@@ -33,7 +33,8 @@ __device__ int warp_exclusive_scan(int* a, int n) {
   return __shfl_sync(0xffffffffu, incl, 31);
 }
 
-// One block. Pass 0 (route + permute, `logits` set): warp w routes tokens w, w + kWarps, ...
+// One block. One token (route + permute): warp 0 routes it and places its k pairs. Else:
+// pass 0 (route + permute, `logits` set): warp w routes tokens w, w + kWarps, ...
 // into route_ids and weights (the router kernel's code, its softmax scratch in wc), which
 // the barrier makes visible to the passes that read them as ids. Pass 1: per-expert counts (shared
 // atomics), offsets by a scan, the list of experts with rows. Pass 2, per tile of 512 pairs: a
@@ -50,6 +51,29 @@ __global__ void __launch_bounds__(kThreads)
   const int tid = static_cast<int>(threadIdx.x), lane = tid & 31, warp = tid >> 5;
   dev::pdl_wait();
   dev::pdl_trigger();
+  if (logits != nullptr && n == k) {
+    // One token (a batch-1 decode step): warp 0 alone, no block barrier. Its k picks are
+    // distinct, so each has one row, placed at its rank among them (ascending expert).
+    if (warp != 0) return;
+    float* p = reinterpret_cast<float*>(&wc[0][0]);
+    dev::route_token(logits, 0, experts, k, normalize, p, route_ids, weights);
+    __syncwarp();  // the picks written by lanes < k, read back by every lane
+    const int e = lane < k ? route_ids[lane] : 0x7fffffff;
+    int rank = 0;
+    for (int j = 0; j < k; ++j) rank += __shfl_sync(0xffffffffu, e, j) < e ? 1 : 0;
+    if (lane < k) {
+      slot_row[lane] = rank;
+      row_token[rank] = 0;
+      if (active != nullptr) active[rank] = e;
+    }
+    for (int x = lane; x <= experts; x += 32) {
+      int below = 0;  // picks of a lower expert: offsets[x]
+      for (int j = 0; j < k; ++j) below += route_ids[j] < x ? 1 : 0;
+      offsets[x] = below;
+      if (active != nullptr && x >= k && x < experts) active[x] = -1;
+    }
+    return;
+  }
   if (logits != nullptr) {
     float* p = reinterpret_cast<float*>(&wc[0][0]) + static_cast<size_t>(warp) * experts;
     for (int t = warp; t < n / k; t += kWarps)
