@@ -47,8 +47,11 @@ std::string replica_collectives(const std::string& setting, const std::vector<ra
       break;
     }
     for (size_t o = 0; o < r; ++o) {
-      if (ranks[o].host == ranks[r].host && ranks[o].device == ranks[r].device) {
-        why = fmt::format("ranks {} and {} share {} gpu {}", o, r, ranks[r].host, ranks[r].device);
+      const rank_place &a = ranks[o], &b = ranks[r];
+      const bool ids = !a.device_id.empty() && !b.device_id.empty();
+      if (ids ? a.device_id == b.device_id : a.host == b.host && a.device == b.device) {
+        why = fmt::format("ranks {} and {} share {} gpu {}{}", o, r, b.host, b.device,
+                          ids ? " (" + b.device_id + ")" : "");
         break;
       }
     }

@@ -22,15 +22,18 @@ rank_spec make_rank_spec(const cluster_replica_options& cl, int32_t replica, uin
 /// Where one leased rank runs.
 struct rank_place {
   std::string host;
-  int32_t device = -1;  ///< GPU ordinal; -1: a cpu rank
+  int32_t device = -1;    ///< GPU ordinal; -1: a cpu rank
+  std::string device_id;  ///< the GPU's UUID; "" where unknown
 };
 
 /// The collectives of a replica whose ranks run at `ranks`, under [cluster] collectives =
-/// `setting`: "nccl" (device buffers) where every rank has a GPU of its own (no two on one
-/// host's device) and NCCL was built, for "auto" and "nccl"; "gloo" otherwise for "auto",
+/// `setting`: "nccl" (device buffers) where every rank has a GPU of its own and NCCL was
+/// built, for "auto" and "nccl"; "gloo" otherwise for "auto",
 /// and always for "gloo". A replica of one rank runs no collective ("gloo"). Throws
 /// std::invalid_argument, in one line naming the ranks in the way, for "nccl" that cannot
-/// hold or an unknown setting.
+/// hold or an unknown setting. Two ranks share a GPU when both UUIDs are known and equal
+/// (nodes of one host numbering their cards differently under CUDA_VISIBLE_DEVICES), else
+/// when host and ordinal are equal.
 std::string replica_collectives(const std::string& setting, const std::vector<rank_place>& ranks,
                                 bool nccl_built);
 

@@ -38,6 +38,7 @@ struct node_hello {
   int32_t cpu_ranks = 0;
   std::vector<int32_t> gpus;  ///< device ordinals it offers, one rank each
   std::vector<std::string> gpu_names;
+  std::vector<std::string> gpu_ids;  ///< their UUIDs ("" where unknown), as gpus
   int32_t cores = 0;
   uint64_t memory_mib = 0;
   caf::actor node;  ///< its node_actor
@@ -144,7 +145,7 @@ namespace conclave::actors {
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, node_hello& x) {
   return f(caf::meta::type_name("node_hello"), x.host, x.pid, x.version, x.fingerprint, x.cpu_ranks,
-           x.gpus, x.gpu_names, x.cores, x.memory_mib, x.node);
+           x.gpus, x.gpu_names, x.gpu_ids, x.cores, x.memory_mib, x.node);
 }
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, node_welcome& x) {

@@ -47,12 +47,13 @@ std::vector<rank_lease> take(registry_state& st, int32_t replica, size_t n) {
       if (node.slot_replica[s] >= 0) continue;
       node.slot_replica[s] = replica;
       const bool gpu = static_cast<int32_t>(s) >= node.hello.cpu_ranks;
-      const int32_t device =
-          gpu ? node.hello.gpus[s - static_cast<size_t>(node.hello.cpu_ranks)] : -1;
+      const size_t g = gpu ? s - static_cast<size_t>(node.hello.cpu_ranks) : 0;
+      const int32_t device = gpu ? node.hello.gpus[g] : -1;
       out.push_back({id, node.epoch, static_cast<int32_t>(s), node.hello.node,
                      gpu ? fmt::format("{} gpu {}", node.hello.host, device)
                          : fmt::format("{} cpu {}", node.hello.host, s),
-                     node.hello.host, device});
+                     node.hello.host, device,
+                     gpu && g < node.hello.gpu_ids.size() ? node.hello.gpu_ids[g] : ""});
     }
   }
   return out;

@@ -25,9 +25,10 @@ struct rank_lease {
   uint64_t node_epoch = 0;
   int32_t slot = 0;
   caf::actor node;
-  std::string where;    ///< host and slot kind, for logs and /admin/cluster
-  std::string host;     ///< the node's host name
-  int32_t device = -1;  ///< the GPU ordinal of a gpu slot; -1: a cpu rank
+  std::string where;      ///< host and slot kind, for logs and /admin/cluster
+  std::string host;       ///< the node's host name
+  int32_t device = -1;    ///< the GPU ordinal of a gpu slot; -1: a cpu rank
+  std::string device_id;  ///< that GPU's UUID, "" where the node did not know it
 };
 
 /// Shared between the registry (writer) and the HTTP side (reader).

@@ -11,6 +11,7 @@
 
 #include "actors/cluster_host.h"
 #include "actors/node_actor.h"
+#include "gpu/devices.h"
 
 namespace conclave::actors {
 namespace {
@@ -95,6 +96,7 @@ node_session_result run_session(const node_session_options& o, const std::atomic
     } else {
       hello.gpus.push_back(s.device);
       hello.gpu_names.push_back(s.kind);
+      hello.gpu_ids.push_back(gpu::gpu_uuid(s.device));
     }
   }
   hello.cores = static_cast<int32_t>(std::thread::hardware_concurrency());

@@ -67,7 +67,7 @@ void spawn_ranks(supervisor_ptr self, uint64_t epoch,
     spdlog::warn("replica {}: {} of {} ranks free; starting with {}", st.status->id(), size,
                  cl->ranks, size);
   std::vector<rank_place> places;
-  for (const auto& lease : leases) places.push_back({lease.host, lease.device});
+  for (const auto& lease : leases) places.push_back({lease.host, lease.device, lease.device_id});
   std::string collectives;
   try {
     collectives = replica_collectives(cl->settings.collectives, places, gpu::have_nccl());

@@ -24,6 +24,15 @@ std::string describe_gpus() {
 #endif
 }
 
+std::string gpu_uuid(int ordinal) {
+#ifdef CONCLAVE_HAVE_CUDA
+  return cuda::device_uuid(ordinal);
+#else
+  (void)ordinal;
+  return "";
+#endif
+}
+
 int visible_gpus() {
 #ifdef CONCLAVE_HAVE_CUDA
   return cuda::device_count();

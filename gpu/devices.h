@@ -16,4 +16,9 @@ bool cuda_built();
 /// How many GPUs the CUDA backend can use (0 without CUDA or without a device).
 int visible_gpus();
 
+/// The UUID of visible GPU `ordinal` ("GPU-..." as nvidia-smi prints it): one card's name
+/// whatever CUDA_VISIBLE_DEVICES numbers it in each process. "" without CUDA or when the
+/// driver does not answer.
+std::string gpu_uuid(int ordinal);
+
 }  // namespace conclave::gpu

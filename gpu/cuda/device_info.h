@@ -21,6 +21,11 @@ struct device_info {
 /// no driver or no device; never throws.
 std::vector<device_info> list_devices(std::string* why_none = nullptr);
 
+/// The device's UUID as nvidia-smi prints it ("GPU-" and 32 hex digits in 8-4-4-4-12):
+/// the same card whatever CUDA_VISIBLE_DEVICES numbers it. "" when the query fails (no
+/// driver, no such ordinal); never throws, creates no context.
+std::string device_uuid(int ordinal);
+
 /// Multiprocessors of the current device, queried once per process (launch planning);
 /// throws std::runtime_error (check.h) when the query fails.
 int current_sm_count();

@@ -41,16 +41,17 @@ TEST_CASE(
     "replica_collectives: NCCL where every rank has a GPU of its own, else Gloo or a "
     "one-line refusal",
     "[actors][cluster]") {
-  const std::vector<rank_place> spread{{"a", 0}, {"a", 1}, {"b", 0}, {"b", 1}};
-  const std::vector<rank_place> shared{{"a", 0}, {"a", 1}, {"a", 0}};
-  const std::vector<rank_place> with_cpu{{"a", 0}, {"a", -1}};
+  // No UUIDs (nodes that could not read them): host and ordinal decide.
+  const std::vector<rank_place> spread{{"a", 0, ""}, {"a", 1, ""}, {"b", 0, ""}, {"b", 1, ""}};
+  const std::vector<rank_place> shared{{"a", 0, ""}, {"a", 1, ""}, {"a", 0, ""}};
+  const std::vector<rank_place> with_cpu{{"a", 0, ""}, {"a", -1, ""}};
   CHECK(replica_collectives("auto", spread, true) == "nccl");
   CHECK(replica_collectives("nccl", spread, true) == "nccl");
   CHECK(replica_collectives("gloo", spread, true) == "gloo");
   CHECK(replica_collectives("auto", spread, false) == "gloo");  // NCCL not built
   CHECK(replica_collectives("auto", shared, true) == "gloo");
   CHECK(replica_collectives("auto", with_cpu, true) == "gloo");
-  CHECK(replica_collectives("nccl", {{"a", 0}}, true) == "gloo");  // one rank: no collective
+  CHECK(replica_collectives("nccl", {{"a", 0, ""}}, true) == "gloo");  // one rank: no collective
   const auto refusal = [](const std::string& setting, const std::vector<rank_place>& ranks,
                           bool built) {
     try {
@@ -66,6 +67,18 @@ TEST_CASE(
   CHECK(refusal("nccl", with_cpu, true) ==
         "collectives = nccl needs every rank on a GPU of its own, but rank 1 (a) is a cpu rank");
   CHECK(refusal("nccl", spread, false).find("built without NCCL") != std::string::npos);
+  // With UUIDs the card decides, not the ordinal: two nodes of one host that each see one
+  // card as gpu 0 (CUDA_VISIBLE_DEVICES=0 and =1) hold two GPUs; nodes that number one
+  // card differently share it.
+  const std::vector<rank_place> visible{{"a", 0, "GPU-0a"}, {"a", 0, "GPU-1b"}};
+  const std::vector<rank_place> renumbered{{"a", 1, "GPU-1b"}, {"a", 0, "GPU-1b"}};
+  const std::vector<rank_place> one_unknown{{"a", 0, "GPU-0a"}, {"a", 0, ""}};
+  CHECK(replica_collectives("auto", visible, true) == "nccl");
+  CHECK(replica_collectives("auto", renumbered, true) == "gloo");
+  CHECK(refusal("nccl", renumbered, true) ==
+        "collectives = nccl needs every rank on a GPU of its own, but ranks 0 and 1 share a "
+        "gpu 0 (GPU-1b)");
+  CHECK(replica_collectives("auto", one_unknown, true) == "gloo");  // host and ordinal
   CHECK(refusal("mpi", spread, true).find("auto, gloo or nccl") != std::string::npos);
 }
 
