@@ -11,10 +11,12 @@
 // Gloo or NCCL where it needs them).
 #include <catch2/catch.hpp>
 #include <numeric>
+#include <set>
 
 #include "gpu/backend.h"
 #include "gpu/collectives.h"
 #include "gpu/cuda/cuda_backend.h"
+#include "gpu/devices.h"
 #include "model/checkpoint.h"
 #include "model/gen_model.h"
 #include "tests/fixture.h"
@@ -163,6 +165,21 @@ TEST_CASE("gloo_shared_device: a cuda rank holds only its experts and reloads on
   for (const auto& layer : load)
     CHECK(std::accumulate(layer.begin(), layer.end(), int64_t{0}) == 0);
   CHECK(rank0->take_ep_stats().layers == 0);
+}
+
+TEST_CASE("gpu_uuid names each visible card once, as nvidia-smi does", "[cuda][ep]") {
+  CONCLAVE_REQUIRE_GPU();
+  std::set<std::string> seen;
+  for (int d = 0; d < gpu::cuda::device_count(); ++d) {
+    const std::string id = gpu::gpu_uuid(d);
+    INFO("device " << d << ": " << id);
+    REQUIRE(id.size() == 40);  // GPU- and 8-4-4-4-12 hex digits
+    CHECK(id.rfind("GPU-", 0) == 0);
+    for (size_t i : {12, 17, 22, 27}) CHECK(id[i] == '-');
+    CHECK(seen.insert(id).second);
+  }
+  CHECK(gpu::gpu_uuid(gpu::cuda::device_count()).empty());
+  CHECK(gpu::gpu_uuid(-1).empty());
 }
 
 TEST_CASE("nccl_one_rank: a one-rank NCCL communicator moves device buffers", "[cuda][nccl]") {
