@@ -54,7 +54,11 @@ void run_long_concurrency(const long_concurrency_options& opts, std::FILE* out) 
     for (const auto& e : eng.step()) {
       const auto i = static_cast<size_t>(index.at(e.id));
       const double s = std::chrono::duration<double>(clock::now() - t0).count();
-      if (first[i] < 0) first[i] = s;
+      if (first[i] < 0) {
+        first[i] = s;
+        std::fprintf(out, "  (sequence %zu: first token at %.1f s)\n", i, s);
+        std::fflush(out);  // a run cut short still shows how far it got
+      }
       ++tokens[i];
       if (e.finished) done[i] = s;
     }
