@@ -135,6 +135,7 @@ std::vector<command> add_bench(CLI::App& app) {
   auto lopts = std::make_shared<gpu::long_bench_options>();
   auto lpreset = std::make_shared<std::string>("qwen3-coder-30b-a3b");
   auto llayers = std::make_shared<int64_t>(0);
+  auto lquant = std::make_shared<std::string>("none");
   auto lengine = std::make_shared<config::engine_config>();
   auto lonly = std::make_shared<bool>(false);
   auto* lng = bench->add_subcommand(
@@ -143,6 +144,11 @@ std::vector<command> add_bench(CLI::App& app) {
       "contexts, other streams' step while a long prompt is read");
   lng->add_option("--preset", *lpreset, "model preset (gen-model's)")->capture_default_str();
   lng->add_option("--layers", *llayers, "the first N layers only")->check(CLI::PositiveNumber);
+  lng->add_option("--quant", *lquant,
+                  "the projections quantized on the device: none, fp8 or awq (the 30B shape "
+                  "with a 256K cache on an 80 GB card)")
+      ->check(CLI::IsMember({"none", "fp8", "awq"}))
+      ->capture_default_str();
   lng->add_option("--prompt-lens", lopts->prompt_lens, "prompt lengths timed for TTFT")
       ->delimiter(',')
       ->capture_default_str();
@@ -224,8 +230,8 @@ std::vector<command> add_bench(CLI::App& app) {
              return exit_ok;
            }},
           {lng,
-           [lopts, lpreset, llayers, lengine, conc, lonly] {
-             const bench::random_model m = bench::random_model_of(*lpreset, *llayers);
+           [lopts, lpreset, llayers, lquant, lengine, conc, lonly] {
+             const bench::random_model m = bench::random_model_of(*lpreset, *llayers, *lquant);
              lopts->model_name = m.name;
              lopts->model = m.config;
              lopts->init_std = m.init_std;

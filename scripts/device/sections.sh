@@ -6,7 +6,8 @@
 # 96K prompt; ncubusy = its kernels under ncu; ttft = one 256K prompt with a bf16
 # cache, decode at 1K and 256K; stall = 8 streams next to a 128K prompt, chunks of 2,048
 # and the scheduler's under --prefill-stall-pairs; concurrent = two 256K prompts through
-# the engine with KV offload; profdecode = the kernels of one decode step at 128K context
+# the engine with KV offload (LONG_QUANT=fp8: fp8 weights, so that it fits an H100; KV_MIB,
+# OFFLOAD_MIB: the device cache and host pool); profdecode = the kernels of one decode step at 128K context
 # with an fp8 cache, under ncu; listed = 8 streams at 32K context next to a 32K prompt's
 # chunks, their rows split (CONCLAVE_DECODE_SPLIT_LISTED=1) and whole (=0); flake = the
 # quantized-twin case (fp8 in graphs gave 3.1e-3 once where it gives exactly 0) repeated
@@ -66,7 +67,7 @@ for w in ${SECTIONS:-ttft stall}; do
         sed -n '/^8 streams/,$p' ;;
     concurrent)
       timeout ${T_CONC:-560} /tmp/cb/bin/conclave bench long --backend cuda --only-concurrent \
-        --concurrent 2 --kv-cache-mib "${KV_MIB:-30720}" --kv-offload-mib "${OFFLOAD_MIB:-40960}" \
+        --quant "${LONG_QUANT:-none}" --concurrent 2 --kv-cache-mib "${KV_MIB:-30720}" --kv-offload-mib "${OFFLOAD_MIB:-40960}" \
         2>&1 | tee "$OUT/bench_concurrent.log" | grep -v '^\s*$' | tail -20 ;;
     listed)
       for v in 1 0; do
