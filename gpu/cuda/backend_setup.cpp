@@ -60,6 +60,9 @@ kernel_switches kernel_switches::from_env() {
   k.expert_pass_rows = kernel_size_setting("CONCLAVE_EXPERT_PASS_ROWS", k.expert_pass_rows);
   k.quant_row_gemv = kernel_switch_on("CONCLAVE_QUANT_ROW_GEMV", k.quant_row_gemv);
   k.quant_mma = kernel_switch_on("CONCLAVE_QUANT_MMA", k.quant_mma);
+  k.quant_mma_min_rows = kernel_size_setting("CONCLAVE_QUANT_MMA_MIN_ROWS", k.quant_mma_min_rows);
+  if (k.quant_mma_min_rows > 16)  // 0 is refused by kernel_size_setting
+    throw std::runtime_error("CONCLAVE_QUANT_MMA_MIN_ROWS must be between 1 and 16");
   return k;
 }
 

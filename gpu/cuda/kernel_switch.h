@@ -66,6 +66,13 @@ struct kernel_switches {
   /// awq 3.72 -> 3.46 and 45.5 -> 28.1 (2026-12-07).
   bool quant_row_gemv = true;
   bool quant_mma = true;
+  /// CONCLAVE_QUANT_MMA_MIN_ROWS=N (1..16): quantized dense projections and experts of
+  /// steps of N or more rows take the tensor-core GEMM (weights widened to bf16 in shared
+  /// memory), where unset they do from 9 rows (dense) and 16 tokens (experts). An A/B for
+  /// batch 1, not yet measured: the fp8 one-row GEMV is issue-bound (about twice the
+  /// instructions a weight of bf16's for half the bytes; docs/PERFORMANCE.md, twentieth
+  /// session), the GEMM widens a weight in a few instructions. 0: unset.
+  size_t quant_mma_min_rows = 0;
 
   /// The defaults overridden by the CONCLAVE_* variables that are set; a malformed size
   /// throws std::runtime_error naming the variable.

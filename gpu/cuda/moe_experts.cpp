@@ -40,6 +40,7 @@ gemv_args gate_up_args(const expert_rows& a) {
   g.k = a.h;
   g.quant_rows = a.quant_rows;
   g.quant_mma = a.quant_mma;
+  g.quant_mma_min = a.quant_mma_min;
   return g;
 }
 
@@ -49,7 +50,7 @@ const char* grouped_experts(const expert_rows& a, size_t tokens, bool tensor_cor
                             stream_t s) {
   gemv_args g = gate_up_args(a);
   const char* kernels;
-  if (fuse && tensor_cores && tokens >= kExpertMmaMinTokens && grouped_mma_swiglu_ok(g) &&
+  if (fuse && tensor_cores && tokens >= expert_mma_min_tokens(g) && grouped_mma_swiglu_ok(g) &&
       grouped_mma_chosen(g)) {
     grouped_mma_swiglu(g, a.act, s);
     kernels = "tensor-core grouped GEMMs, SwiGLU in gate/up's";
@@ -140,7 +141,10 @@ bool fused_token_experts(const expert_rows& a, const int32_t* ids, const int32_t
   d.m = a.m;
   d.out = out;
   if (!row_gemv_ok(g) || !down_combine_ok(d)) return false;
-  if ((a.gate_up->quantized() || a.down->quantized()) && !a.quant_rows) return false;
+  // Quantized weights: the row kernels unless switched off, or the tensor-core GEMM asked
+  // for from one token (CONCLAVE_QUANT_MMA_MIN_ROWS=1).
+  if ((a.gate_up->quantized() || a.down->quantized()) && (!a.quant_rows || a.quant_mma_min == 1))
+    return false;
   row_gemv_swiglu(g, a.act, s);
   down_combine(d, s);
   return true;

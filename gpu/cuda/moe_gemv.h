@@ -40,6 +40,9 @@ struct gemv_args {
   /// the tensor-core GEMM (grouped_mma_chosen): the backend's CONCLAVE_QUANT_ROW_GEMV and
   /// CONCLAVE_QUANT_MMA (kernel_switches). Plain weights ignore them.
   bool quant_rows = false, quant_mma = false;
+  /// CONCLAVE_QUANT_MMA_MIN_ROWS (kernel_switches): 0, or the fewest rows (dense) or tokens
+  /// (experts) at which quantized weights take the tensor-core GEMM.
+  size_t quant_mma_min = 0;
 };
 
 /// y[r, :] = x[r, :] · w[e]^T for every row r of every expert e.
@@ -57,6 +60,11 @@ void grouped_mma_swiglu(const gemv_args& a, void* act, stream_t s);
 bool grouped_mma_swiglu_ok(const gemv_args& a);
 /// Steps of fewer tokens keep the grouped GEMV: it reads the weights as fast.
 constexpr size_t kExpertMmaMinTokens = 16;
+/// kExpertMmaMinTokens, or a.quant_mma_min for quantized weights where it is set.
+inline size_t expert_mma_min_tokens(const gemv_args& a) {
+  return a.q.method != model::quant_method::none && a.quant_mma_min > 0 ? a.quant_mma_min
+                                                                        : kExpertMmaMinTokens;
+}
 /// The grouped launch for a step of `tokens` tokens: on tensor cores from 16 tokens when
 /// `tensor_cores` and grouped_mma_supported, else grouped_gemv (moe_mma.cu). Returns the
 /// kernel it chose, in words.

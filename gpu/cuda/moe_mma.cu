@@ -430,7 +430,7 @@ void grouped_mma_swiglu(const gemv_args& a, void* act, stream_t s) {
 }
 
 const char* grouped_matmul(const gemv_args& a, size_t tokens, bool tensor_cores, stream_t s) {
-  if (tensor_cores && tokens >= kExpertMmaMinTokens && grouped_mma_chosen(a)) {
+  if (tensor_cores && tokens >= expert_mma_min_tokens(a) && grouped_mma_chosen(a)) {
     grouped_mma(a, s);
     return a.q.method != quant_method::none ? "tensor-core grouped GEMM (weights widened to bf16)"
                                             : "tensor-core grouped GEMM";

@@ -22,7 +22,9 @@ void projection::operator()(const void* x, const qmatrix& w, float* y, size_t m,
     set_gemv_weights(a, w);
     a.quant_rows = quant_rows;
     a.quant_mma = quant_mma;
-    if (m <= kGemvRows) return grouped_gemv(a, s);
+    a.quant_mma_min = quant_mma_min;
+    const bool mma_early = quant_mma_min > 0 && m >= quant_mma_min;
+    if (m <= kGemvRows && !(mma_early && grouped_mma_chosen(a))) return grouped_gemv(a, s);
     if (grouped_mma_chosen(a)) return grouped_mma(a, s);
   }
   b->linear(x, plain_rows(w, 0, n, k, t, *dq, s), t, y, m, n, k);

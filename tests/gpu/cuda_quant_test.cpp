@@ -6,9 +6,11 @@
 #include <algorithm>
 #include <cmath>
 #include <numeric>
+#include <optional>
 
 #include "gpu/backend.h"
 #include "gpu/cuda/cuda_backend.h"
+#include "gpu/cuda/kernel_switch.h"
 #include "gpu/cuda/moe_gemv.h"
 #include "gpu/cuda/quant_ops.h"
 #include "gpu/quant_repack.h"
@@ -323,29 +325,47 @@ TEST_CASE("quantized checkpoints on the cuda backend equal their bf16 twins",
   const model::checkpoint twin(twin_dir);
   // 0: the first kernels (dequantize + cuBLAS everywhere), 1: the fast paths with the
   // grouped quantized GEMV, 2: that in CUDA graphs; 3 and 4: 1 and 2 with the quantized row
-  // GEMVs and tensor-core GEMM (CONCLAVE_QUANT_ROW_GEMV, CONCLAVE_QUANT_MMA: the defaults).
-  const int mode = GENERATE(0, 1, 2, 3, 4);
+  // GEMVs and tensor-core GEMM (CONCLAVE_QUANT_ROW_GEMV, CONCLAVE_QUANT_MMA: the defaults);
+  // 5: 4 with the tensor-core GEMM from one row (CONCLAVE_QUANT_MMA_MIN_ROWS=1, an A/B).
+  const int mode = GENERATE(0, 1, 2, 3, 4, 5);
   INFO(model::quant_method_name(m) << " mode " << mode);
   const char* new_paths = mode >= 3 ? "1" : "0";
   const test::cuda::scoped_env rows("CONCLAVE_QUANT_ROW_GEMV", new_paths),
       mma("CONCLAVE_QUANT_MMA", new_paths);
+  std::optional<test::cuda::scoped_env> from_one;
+  if (mode == 5) from_one.emplace("CONCLAVE_QUANT_MMA_MIN_ROWS", "1");
   config::engine_config cfg;
   cfg.backend.kind = "cuda";
   cfg.backend.num_kv_blocks = 64;
   cfg.backend.weight_dtype = "bf16";
   cfg.backend.cuda_fast_paths = mode >= 1;
-  cfg.backend.cuda_graphs = mode == 2 || mode == 4;
+  cfg.backend.cuda_graphs = mode == 2 || mode >= 4;
   auto cuda = gpu::cuda::make_cuda_backend(ckpt, cfg.backend);
   auto plain = gpu::cuda::make_cuda_backend(twin, cfg.backend);
   // The projections stay quantized: fewer device bytes than the same model in bf16.
   CHECK(cuda->weight_bytes() < plain->weight_bytes());
-  const tally t = run_against(ckpt, *cuda, *plain, mode == 2 || mode == 4);
+  const tally t = run_against(ckpt, *cuda, *plain, mode == 2 || mode >= 4);
   WARN(model::quant_method_name(m)
        << " mode " << mode << " against its bf16 twin: top-1 " << t.same << "/" << t.positions
        << ", worst |logit diff| / max(1, max |twin|) " << t.worst << ", seed " << t.seed);
   CHECK(t.same == t.positions);
   // Mode 0 runs the same bf16 GEMMs on the same values; the GEMVs sum in another order.
   CHECK(t.worst <= (mode == 0 ? 1e-6 : 1e-3));
+}
+
+// Host-side (no GPU): the A/B variable's range.
+TEST_CASE("CONCLAVE_QUANT_MMA_MIN_ROWS is read as 1..16, unset as 0", "[quant]") {
+  CHECK(gpu::cuda::kernel_switches::from_env().quant_mma_min_rows == 0);
+  {
+    const test::cuda::scoped_env one("CONCLAVE_QUANT_MMA_MIN_ROWS", "1");
+    CHECK(gpu::cuda::kernel_switches::from_env().quant_mma_min_rows == 1);
+  }
+  for (const char* bad : {"0", "17", "-1", "one"}) {
+    INFO(bad);
+    const test::cuda::scoped_env v("CONCLAVE_QUANT_MMA_MIN_ROWS", bad);
+    CHECK_THROWS_WITH(gpu::cuda::kernel_switches::from_env(),
+                      Catch::Contains("CONCLAVE_QUANT_MMA_MIN_ROWS"));
+  }
 }
 
 TEST_CASE("quantized checkpoints on the cuda backend in fp32 match the cpu backend",
