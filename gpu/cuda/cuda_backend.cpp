@@ -541,8 +541,10 @@ class cuda_backend final : public cuda_backend_api {
   /// paths, else cuBLAS; quantized weights dequantized on the way).
   template <class W>
   void linear(const void* x, const W& w, float* y, size_t m, size_t n, size_t k) {
-    projection{blas_.get(),           &dq_, t_, stream_, fast_, ks_.quant_row_gemv, ks_.quant_mma,
-               ks_.quant_mma_min_rows}(x, w, y, m, n, k);
+    const projection p{
+        blas_.get(),           &dq_, t_, stream_, fast_, ks_.quant_row_gemv, ks_.quant_mma,
+        ks_.quant_mma_min_rows};
+    p(x, w, y, m, n, k);
   }
 
   void moe(const cuda_layer& L, size_t layer, size_t rows) {
