@@ -99,8 +99,8 @@ void reload_cuda_experts(const model::checkpoint& ckpt, cuda_weights& w, size_t 
 /// Generates every tensor of `c` on the device: the values gen-model writes for `seed`
 /// and `init_std` in its default dtype (bf16; norms kept in fp32 hold bf16 values). With
 /// c.quant fp8 or awq (and t = bf16) the projections gen-model quantizes are quantized on
-/// the device per (row, group) of c.quant's input block (fp8 block_in, awq group_size): not gen-model's
-/// values then (its fp8 scales are per 128 x 128 block), but the same layout and bytes.
+/// the device per (row, group) of c.quant's input block (fp8 block_in, awq group_size): not
+/// gen-model's values then (its fp8 scales are per 128 x 128 block), but the same layout and bytes.
 /// `holds` (may be empty: all) picks the experts made, as load_cuda_weights does; an
 /// expert's values do not depend on which others are made.
 cuda_weights random_cuda_weights(const model::model_config& c, elem t, uint64_t seed,
