@@ -24,6 +24,7 @@
 
 #include "actors/node_session.h"
 #include "app/commands.h"
+#include "gpu/devices.h"
 #include "net/cluster_token.h"
 #include "net/door_client.h"
 
@@ -116,6 +117,19 @@ int run_node(const node_args& a) {
         std::pair{"--tls-cafile", &a.tls.cafile}}) {
     if (!file->empty() && !std::filesystem::is_regular_file(*file))
       throw std::invalid_argument(fmt::format("{} {}: no such file", flag, *file));
+  }
+  // Every GPU lent must exist, once: a rank on a missing card would fail only when a
+  // replica is brought up on it, far from this command line.
+  for (auto it = a.gpus.begin(); it != a.gpus.end(); ++it)
+    if (std::find(a.gpus.begin(), it, *it) != it)
+      throw std::invalid_argument(fmt::format("--gpus: GPU {} is listed twice", *it));
+  if (!a.gpus.empty()) {
+    const int visible = gpu::visible_gpus();
+    for (int g : a.gpus)
+      if (g >= visible)
+        throw std::invalid_argument(
+            fmt::format("--gpus {}: no such GPU ({} visible{})", g, visible,
+                        gpu::cuda_built() ? "" : ": this conclave was built without CUDA"));
   }
   const std::string token = net::read_cluster_token(a.token_file);
   std::vector<actors::rank_slot> slots;

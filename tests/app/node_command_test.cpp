@@ -127,6 +127,10 @@ TEST_CASE("conclave node: bad flags and token files exit 2 with one line", "[clu
   bad("--join 127.0.0.1:1 --cluster-token-file " + (box.dir / "none").string(), "No such file");
   bad("--join 127.0.0.1:1 --cluster-token-file " + good + " --cpu-ranks -1", "--cpu-ranks");
   bad("--join 127.0.0.1:1 --cluster-token-file " + good + " --gpus 0,x", "--gpus");
+  bad("--join 127.0.0.1:1 --cluster-token-file " + good + " --gpus 1023",
+      "--gpus 1023: no such GPU");
+  bad("--join 127.0.0.1:1 --cluster-token-file " + good + " --gpus 1023,1023",
+      "GPU 1023 is listed twice");
   bad("--join 127.0.0.1:1 --cluster-token-file " + good, "offers no ranks");
   bad("--join 127.0.0.1:1 --cluster-token-file " + good + " --model " + (box.dir / "no").string(),
       "not a directory");
