@@ -422,6 +422,15 @@ std::vector<ep_bench_row> run_ep_bench(const ep_bench_options& opts, std::FILE* 
   if (static_cast<unsigned>(max_ranks * opts.threads_per_rank) > cores)
     std::fprintf(out, "  note:    %d ranks x %d thread(s) > %u cores: the ranks share cores\n",
                  max_ranks, opts.threads_per_rank, cores);
+  if (opts.backend == "cuda" && max_ranks > 1) {
+    // Gloo puts every cuda rank on GPU 0; the local communicator wraps ranks over the GPUs.
+    const int gpus = opts.collectives == "gloo" ? 1 : std::max(1, gpu::visible_gpus());
+    if (opts.collectives != "nccl" && max_ranks > gpus)
+      std::fprintf(out,
+                   "  note:    %d ranks share %d GPU(s): x R=1 shows what the exchange costs, "
+                   "not how ranks scale\n",
+                   max_ranks, gpus);
+  }
   std::fprintf(out,
                "  expert/dispatch/combine/rest: per-rank means per step; KiB/step: sent by all "
                "ranks' MoE layers; x R=1: tok/s over the one-rank row's at the batch\n");
