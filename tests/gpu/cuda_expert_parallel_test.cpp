@@ -69,6 +69,16 @@ rank_maker local_device_ranks(int ranks) {
           {}};
 }
 
+/// The weight modes two ranks on one device are checked in: fp32 weights (the exactness
+/// mode) with and without the fast paths, and bf16 on the fast paths within
+/// docs/FIDELITY.md's last-logit tolerance.
+struct ep_mode {
+  const char* dtype;
+  bool fast;
+  double rel;
+};
+constexpr ep_mode kEpModes[] = {{"f32", true, 1e-5}, {"f32", false, 1e-5}, {"bf16", true, 2e-2}};
+
 /// Every step's last logits bit for bit, and the same tokens.
 void check_identical(const std::vector<seq_state>& a, const std::vector<seq_state>& b) {
   REQUIRE(a.size() == b.size());
@@ -85,17 +95,10 @@ TEST_CASE("gloo_shared_device: 2 cuda ranks on one device give 1 cuda rank's tok
           "[cuda][ep]") {
   CONCLAVE_REQUIRE_GPU();
   if (!gpu::have_gloo()) CONCLAVE_SKIP("built without Gloo");
-  struct mode {
-    const char* dtype;
-    bool fast;
-    double rel;
-  };
-  // fp32 weights: the exactness mode; bf16: docs/FIDELITY.md's last-logit tolerance.
-  const mode modes[] = {{"f32", true, 1e-5}, {"f32", false, 1e-5}, {"bf16", true, 2e-2}};
   for (const char* name : {"tiny_moe", "moe_mixed_f16"}) {
     const model::checkpoint ckpt(test::data_dir() / name);
     const auto seqs = prompts(test::data_dir() / name);
-    for (const mode& m : modes) {
+    for (const ep_mode& m : kEpModes) {
       const auto opts = cuda_options(m.dtype, m.fast);
       const auto ref = one_rank(ckpt, seqs, opts);
       {
@@ -232,16 +235,10 @@ TEST_CASE(
     "the host-staged ones",
     "[cuda][ep]") {
   CONCLAVE_REQUIRE_GPU();
-  struct mode {
-    const char* dtype;
-    bool fast;
-    double rel;
-  };
-  const mode modes[] = {{"f32", true, 1e-5}, {"f32", false, 1e-5}, {"bf16", true, 2e-2}};
   for (const char* name : {"tiny_moe", "moe_mixed_f16", "moe_fp8"}) {
     const model::checkpoint ckpt(test::data_dir() / name);
     const auto seqs = prompts(test::data_dir() / name);
-    for (const mode& m : modes) {
+    for (const ep_mode& m : kEpModes) {
       const auto opts = cuda_options(m.dtype, m.fast);
       const auto ref = one_rank(ckpt, seqs, opts);
       INFO(name << " " << m.dtype << " fast paths " << m.fast << " over 2 ranks");
