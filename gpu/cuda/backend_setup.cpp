@@ -59,6 +59,7 @@ kernel_switches kernel_switches::from_env() {
       kernel_size_setting("CONCLAVE_ROUTE_PERMUTE_MAX_TOKENS", k.route_permute_max_tokens);
   k.expert_pass_rows = kernel_size_setting("CONCLAVE_EXPERT_PASS_ROWS", k.expert_pass_rows);
   k.quant_row_gemv = kernel_switch_on("CONCLAVE_QUANT_ROW_GEMV", k.quant_row_gemv);
+  k.quant_row_mma = kernel_switch_on("CONCLAVE_QUANT_ROW_MMA", k.quant_row_mma);
   k.quant_mma = kernel_switch_on("CONCLAVE_QUANT_MMA", k.quant_mma);
   k.quant_mma_min_rows = kernel_size_setting("CONCLAVE_QUANT_MMA_MIN_ROWS", k.quant_mma_min_rows);
   if (k.quant_mma_min_rows > 16)  // 0 is refused by kernel_size_setting

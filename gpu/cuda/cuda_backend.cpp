@@ -541,9 +541,15 @@ class cuda_backend final : public cuda_backend_api {
   /// paths, else cuBLAS; quantized weights dequantized on the way).
   template <class W>
   void linear(const void* x, const W& w, float* y, size_t m, size_t n, size_t k) {
-    const projection p{
-        blas_.get(),           &dq_, t_, stream_, fast_, ks_.quant_row_gemv, ks_.quant_mma,
-        ks_.quant_mma_min_rows};
+    const projection p{blas_.get(),
+                       &dq_,
+                       t_,
+                       stream_,
+                       fast_,
+                       ks_.quant_row_gemv,
+                       ks_.quant_mma,
+                       ks_.quant_mma_min_rows,
+                       ks_.quant_row_mma};
     p(x, w, y, m, n, k);
   }
 
@@ -602,6 +608,7 @@ class cuda_backend final : public cuda_backend_api {
     x.quant_rows = ks_.quant_row_gemv;
     x.quant_mma = ks_.quant_mma;
     x.quant_mma_min = ks_.quant_mma_min_rows;
+    x.quant_row_mma = ks_.quant_row_mma;
     if (grouped && rows == 1 && ks_.fused_moe &&
         fused_token_experts(x, ids_.as<int32_t>(), slot_row_.as<int32_t>(), wts_.as<float>(), k,
                             proj_.as<float>(), stream_)) {

@@ -9,6 +9,7 @@
 #include "gpu/cuda/gemv_formats.cuh"
 #include "gpu/cuda/gemv_rows.cuh"
 #include "gpu/cuda/pdl.cuh"
+#include "gpu/cuda/quant_row_mma.h"
 
 namespace conclave::gpu::cuda {
 namespace {
@@ -309,12 +310,14 @@ bool row_gemv_ok(const gemv_args& a) {
 
 void row_gemv(const gemv_args& a, stream_t s) {
   if (!launchable(a, "row_gemv")) return;
+  if (a.quant_row_mma && quant_row_mma_ok(a.q, a.t, a.k)) return quant_row_mma(a, nullptr, s);
   CONCLAVE_DISPATCH_ELEM(a.t, T, launch_rows<T, false>(a, nullptr, s));
 }
 
 void row_gemv_swiglu(const gemv_args& a, void* act, stream_t s) {
   if (a.n % 2 != 0) throw std::invalid_argument("row_gemv_swiglu: n must be 2 m");
   if (!launchable(a, "row_gemv_swiglu")) return;
+  if (a.quant_row_mma && quant_row_mma_ok(a.q, a.t, a.k)) return quant_row_mma(a, act, s);
   CONCLAVE_DISPATCH_ELEM(a.t, T, launch_rows<T, true>(a, act, s));
 }
 
@@ -328,6 +331,7 @@ void down_combine(const down_combine_args& a, stream_t s) {
   if (a.tokens == 0 || a.n == 0) return;
   if (a.tokens > 65535 || a.n >= 0x7fffffffu)
     throw std::invalid_argument("down_combine: too many tokens or rows");
+  if (a.quant_row_mma && quant_down_combine_mma_ok(a)) return quant_down_combine_mma(a, s);
   const size_t steps = lane_steps(a.m, a.q, a.t);
   CONCLAVE_DISPATCH_ELEM(a.t, T, with_format<T>(a.q, a.w, a.scales, a.zeros, a.m, [&](auto f) {
                            auto go = [&](auto g, auto u) {

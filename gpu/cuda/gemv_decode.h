@@ -37,7 +37,8 @@ struct down_combine_args {
   const int32_t* slot_row = nullptr;  ///< [tokens, k]: pair p's row of act
   const float* weights = nullptr;     ///< [tokens, k] router weights
   size_t tokens = 0, k = 0, n = 0, m = 0;
-  float* out = nullptr;  ///< [tokens, n] fp32
+  float* out = nullptr;        ///< [tokens, n] fp32
+  bool quant_row_mma = false;  ///< gemv_args's: fp8 / awq weights on tensor cores
 };
 /// out[t, i] = sum over j < k, in pick order, of weights[t k + j] * (w[ids[t k + j]][i, :] .
 /// act[slot_row[t k + j], :]), the sum moe_combine forms from down's rows. Reads each

@@ -73,6 +73,10 @@ struct kernel_switches {
   /// instructions a weight of bf16's for half the bytes; docs/PERFORMANCE.md, twentieth
   /// session), the GEMM widens a weight in a few instructions. 0: unset.
   size_t quant_mma_min_rows = 0;
+  /// CONCLAVE_QUANT_ROW_MMA=0: one-row launches of fp8 / awq weights (batch-1 decode's
+  /// projections, gate/up with SwiGLU, down with the combine) sum on CUDA cores again, not
+  /// on tensor cores with the weights widened to f16 in registers (gpu/cuda/quant_row_mma.h).
+  bool quant_row_mma = true;
 
   /// The defaults overridden by the CONCLAVE_* variables that are set; a malformed size
   /// throws std::runtime_error naming the variable.

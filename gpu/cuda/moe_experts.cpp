@@ -41,6 +41,7 @@ gemv_args gate_up_args(const expert_rows& a) {
   g.quant_rows = a.quant_rows;
   g.quant_mma = a.quant_mma;
   g.quant_mma_min = a.quant_mma_min;
+  g.quant_row_mma = a.quant_row_mma;
   return g;
 }
 
@@ -140,6 +141,7 @@ bool fused_token_experts(const expert_rows& a, const int32_t* ids, const int32_t
   d.n = a.h;
   d.m = a.m;
   d.out = out;
+  d.quant_row_mma = a.quant_row_mma;
   if (!row_gemv_ok(g) || !down_combine_ok(d)) return false;
   // Quantized weights: the row kernels unless switched off, or the tensor-core GEMM asked
   // for from one token (CONCLAVE_QUANT_MMA_MIN_ROWS=1).

@@ -28,6 +28,7 @@ struct expert_rows {
   float* dn = nullptr;                         ///< [rows, h] fp32: down's output, permuted order
   bool quant_rows = false, quant_mma = false;  ///< gemv_args's, for quantized experts
   size_t quant_mma_min = 0;                    ///< gemv_args's
+  bool quant_row_mma = false;                  ///< gemv_args's
 };
 
 /// On the device with no host round trip: one grouped launch per projection (the grouped

@@ -40,6 +40,9 @@ struct gemv_args {
   /// the tensor-core GEMM (grouped_mma_chosen): the backend's CONCLAVE_QUANT_ROW_GEMV and
   /// CONCLAVE_QUANT_MMA (kernel_switches). Plain weights ignore them.
   bool quant_rows = false, quant_mma = false;
+  /// Whether the one-row kernels may take fp8 / awq weights on tensor cores
+  /// (quant_row_mma.h): the backend's CONCLAVE_QUANT_ROW_MMA.
+  bool quant_row_mma = false;
   /// CONCLAVE_QUANT_MMA_MIN_ROWS (kernel_switches): 0, or the fewest rows (dense) or tokens
   /// (experts) at which quantized weights take the tensor-core GEMM.
   size_t quant_mma_min = 0;

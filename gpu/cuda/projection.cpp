@@ -23,6 +23,7 @@ void projection::operator()(const void* x, const qmatrix& w, float* y, size_t m,
     a.quant_rows = quant_rows;
     a.quant_mma = quant_mma;
     a.quant_mma_min = quant_mma_min;
+    a.quant_row_mma = quant_row_mma;
     const bool mma_early = quant_mma_min > 0 && m >= quant_mma_min;
     if (m <= kGemvRows && !(mma_early && grouped_mma_chosen(a))) return grouped_gemv(a, s);
     if (grouped_mma_chosen(a)) return grouped_mma(a, s);

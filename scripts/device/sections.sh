@@ -12,8 +12,9 @@
 # chunks, their rows split (CONCLAVE_DECODE_SPLIT_LISTED=1) and whole (=0); flake = the
 # quantized-twin case (fp8 in graphs gave 3.1e-3 once where it gives exactly 0) repeated
 # REPS times with programmatic dependent launch on and off; quant = issue 14's engine bench
-# per format (QUANTS, default "none fp8 fp8-mma1 awq awq-mma1"; NAME-old: the quantized row
-# GEMVs and tensor-core GEMM switched off; NAME-mma1: the GEMM from one row) at batches 1, 8, 64 and a 4K prefill; ep1 = on one GPU: the
+# per format (QUANTS, default "none fp8 fp8-cc awq awq-cc"; NAME-old: the quantized row
+# GEMVs and tensor-core GEMM switched off; NAME-mma1: the GEMM from one row; NAME-cc: the
+# one-row kernels on CUDA cores) at batches 1, 8, 64 and a 4K prefill; ep1 = on one GPU: the
 # expert-parallel cases, then bench ep of a random EP_LAYERS-layer (default 2) slice of
 # qwen3-coder-480b, 1 and 2 ranks sharing the GPU over device buffers (the exchange NCCL
 # runs) and over Gloo; multigpu = issue 20: the [nccl] and [ep] cases, then bench ep of an
@@ -100,13 +101,15 @@ for w in ${SECTIONS:-ttft stall}; do
     quant)
       # A format named NAME-old runs with the quantized row GEMVs and tensor-core GEMM off
       # (CONCLAVE_QUANT_ROW_GEMV=0 CONCLAVE_QUANT_MMA=0: the paths before 2026-12-07);
-      # NAME-mma1 with the tensor-core GEMM from one row (CONCLAVE_QUANT_MMA_MIN_ROWS=1).
-      for name in ${QUANTS:-none fp8 fp8-mma1 awq awq-mma1}; do
+      # NAME-mma1 with the tensor-core GEMM from one row (CONCLAVE_QUANT_MMA_MIN_ROWS=1);
+      # NAME-cc with the one-row kernels on CUDA cores (CONCLAVE_QUANT_ROW_MMA=0).
+      for name in ${QUANTS:-none fp8 fp8-cc awq awq-cc}; do
         [ "$(left)" -gt 60 ] || break
         q=${name%-*} sw=
         case $name in
           *-old) sw="CONCLAVE_QUANT_ROW_GEMV=0 CONCLAVE_QUANT_MMA=0" ;;
           *-mma1) sw="CONCLAVE_QUANT_MMA_MIN_ROWS=1" ;;
+          *-cc) sw="CONCLAVE_QUANT_ROW_MMA=0" ;;
           *) q=$name ;;
         esac
         echo "-- $name"

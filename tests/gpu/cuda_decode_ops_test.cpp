@@ -4,6 +4,7 @@
 // the weighted combine. Fresh random inputs, fp32 and bf16, outputs poisoned before the
 // run. Skips without a GPU.
 #include <algorithm>
+#include <array>
 #include <numeric>
 #include <tuple>
 
@@ -12,6 +13,7 @@
 #include "gpu/cuda/moe_gemv.h"
 #include "gpu/cuda/moe_permute.h"
 #include "gpu/cuda/moe_router.h"
+#include "gpu/cuda/quant_row_mma.h"
 #include "gpu/cuda/swiglu.h"
 #include "tests/gpu/cuda_test_util.h"
 #include "tests/gpu/test_weights.h"
@@ -85,6 +87,17 @@ double sum_tol(size_t k) {
   return 1e-4 * std::sqrt(double(k));
 }
 
+/// The one-row kernels' paths for a quantized format: CUDA cores, and tensor cores
+/// (quant_row_mma.h) where they take rows of k inputs; plain weights have one.
+std::vector<bool> tensor_core_choices(model::quant_method fmt, elem t, int k) {
+  cu::gemv_args probe;
+  probe.q.method = fmt;
+  probe.q.group = row_group(fmt, 16, k);
+  if (fmt == model::quant_method::none || !cu::quant_row_mma_ok(probe.q, t, size_t(k)))
+    return {false};
+  return {false, true};
+}
+
 }  // namespace
 
 TEST_CASE("cuda one-row GEMV matches cpu linear, dense and per expert", "[cuda][ops]") {
@@ -96,6 +109,8 @@ TEST_CASE("cuda one-row GEMV matches cpu linear, dense and per expert", "[cuda][
     for (auto fmt : formats(t)) {
       // k past one round (> 16 steps), each round size, n not a multiple of the rows per
       // warp; quantized: a partial last scale group (k 208), one round of 8 loads or more.
+      // Inputs of magnitude 1, 3e4 and 1e-5 (the tensor-core path scales them into f16).
+      int shape = 0;
       for (auto [n, k] : {std::tuple{5120, 2048},
                           {2048, 4096},
                           {128, 2048},
@@ -104,29 +119,38 @@ TEST_CASE("cuda one-row GEMV matches cpu linear, dense and per expert", "[cuda][
                           {64, 12288},
                           {3, 8},
                           {136, 208}}) {
+        const float xmag = std::array{1.0f, 3.0e4f, 1.0e-5f}[size_t(shape++) % 3];
         if (row_group(fmt, n, k) == 0) continue;
-        INFO(name(t) << " " << model::quant_method_name(fmt) << " dense n " << n << " k " << k);
-        const auto x = round_as(randn(size_t(k), rng), t);
+        INFO(name(t) << " " << model::quant_method_name(fmt) << " dense n " << n << " k " << k
+                     << " |x| ~ " << xmag);
+        const auto x = round_as(randn(size_t(k), rng, xmag), t);
         const auto w = make_weights(fmt, t, 1, n, k, 1.0f, rng);
         auto dx = upload_as(x, t);
-        auto y = poisoned(size_t(n), elem::f32);
-        cu::gemv_args a;
-        a.x = dx.get();
-        w.set(a);
-        a.t = t;
-        a.rows = 1;
-        a.y = y.as<float>();
-        a.n = size_t(n);
-        a.k = size_t(k);
-        REQUIRE(cu::row_gemv_ok(a));
-        cu::row_gemv(a, nullptr);
         std::vector<float> want(static_cast<size_t>(n));
         cpu::linear(x.data(), w.ref.data(), nullptr, want.data(), 1, n, k);
-        check_close(y.to_vector<float>(want.size()), want, 1e-4, sum_tol(size_t(k)));
+        for (bool mma : tensor_core_choices(fmt, t, k)) {
+          INFO("tensor cores " << mma);
+          auto y = poisoned(size_t(n), elem::f32);
+          cu::gemv_args a;
+          a.x = dx.get();
+          w.set(a);
+          a.t = t;
+          a.rows = 1;
+          a.y = y.as<float>();
+          a.n = size_t(n);
+          a.k = size_t(k);
+          a.quant_row_mma = mma;
+          REQUIRE(cu::row_gemv_ok(a));
+          cu::row_gemv(a, nullptr);
+          check_close(y.to_vector<float>(want.size()), want, 1e-4, sum_tol(size_t(k)) * xmag);
+        }
       }
       // Per expert: k picks of E experts for one token, x read through row_token.
-      for (auto [experts, kpick, n, k] :
-           {std::tuple{16, 8, 1536, 2048}, {12, 8, 768, 6144}, {8, 3, 40, 16}, {4, 4, 17, 264}}) {
+      for (auto [experts, kpick, n, k] : {std::tuple{16, 8, 1536, 2048},
+                                          {12, 8, 768, 6144},
+                                          {8, 3, 40, 16},
+                                          {4, 4, 17, 264},
+                                          {6, 3, 40, 384}}) {
         if (row_group(fmt, n, k) == 0) continue;
         INFO(name(t) << " " << model::quant_method_name(fmt) << " experts " << experts << " picks "
                      << kpick << " n " << n << " k " << k);
@@ -135,22 +159,24 @@ TEST_CASE("cuda one-row GEMV matches cpu linear, dense and per expert", "[cuda][
         const auto x = round_as(randn(size_t(k), rng), t);
         const auto w = make_weights(fmt, t, experts, n, k, 1.0f, rng);
         auto dx = upload_as(x, t);
-        for (bool with_active : {false, true}) {
-          INFO("active list " << with_active);
-          auto y = poisoned(size_t(kpick) * n, elem::f32);
-          cu::gemv_args a = l.args(dx, w, t, experts, n, k, with_active);
-          a.y = y.as<float>();
-          REQUIRE(cu::row_gemv_ok(a));
-          // grouped_gemv sends it to the row kernel (quantized weights when allowed, as
-          // the backend's CONCLAVE_QUANT_ROW_GEMV, on by default, allows them).
-          a.quant_rows = true;
-          cu::grouped_gemv(a, nullptr);
-          std::vector<float> want(size_t(kpick) * n);
-          for (size_t j = 0; j < ids.size(); ++j)
-            cpu::linear(x.data(), w.ref.data() + size_t(ids[j]) * n * k, nullptr,
-                        want.data() + size_t(l.p.slot_row[j]) * n, 1, n, k);
-          check_close(y.to_vector<float>(want.size()), want, 1e-4, sum_tol(size_t(k)));
-        }
+        for (bool with_active : {false, true})
+          for (bool mma : tensor_core_choices(fmt, t, k)) {
+            INFO("active list " << with_active << ", tensor cores " << mma);
+            auto y = poisoned(size_t(kpick) * n, elem::f32);
+            cu::gemv_args a = l.args(dx, w, t, experts, n, k, with_active);
+            a.y = y.as<float>();
+            a.quant_row_mma = mma;
+            REQUIRE(cu::row_gemv_ok(a));
+            // grouped_gemv sends it to the row kernel (quantized weights when allowed, as
+            // the backend's CONCLAVE_QUANT_ROW_GEMV, on by default, allows them).
+            a.quant_rows = true;
+            cu::grouped_gemv(a, nullptr);
+            std::vector<float> want(size_t(kpick) * n);
+            for (size_t j = 0; j < ids.size(); ++j)
+              cpu::linear(x.data(), w.ref.data() + size_t(ids[j]) * n * k, nullptr,
+                          want.data() + size_t(l.p.slot_row[j]) * n, 1, n, k);
+            check_close(y.to_vector<float>(want.size()), want, 1e-4, sum_tol(size_t(k)));
+          }
       }
     }
 }
@@ -167,7 +193,8 @@ TEST_CASE("cuda gate/up with SwiGLU in the epilogue matches cpu linear + cpu swi
                                           {8, 8, 640, 6144},
                                           {8, 2, 17, 24},
                                           {4, 4, 9, 1032},
-                                          {4, 2, 20, 96}}) {
+                                          {4, 2, 20, 96},
+                                          {4, 3, 20, 256}}) {
         if (row_group(fmt, 2 * m, h) == 0) continue;
         INFO(name(t) << " " << model::quant_method_name(fmt) << " experts " << experts << " picks "
                      << kpick << " m " << m << " h " << h);
@@ -176,17 +203,21 @@ TEST_CASE("cuda gate/up with SwiGLU in the epilogue matches cpu linear + cpu swi
         const auto x = round_as(randn(size_t(h), rng), t);
         const auto w = make_weights(fmt, t, experts, 2 * m, h, 0.05f, rng);
         auto dx = upload_as(x, t);
-        auto act = poisoned(size_t(kpick) * m, t);
-        const cu::gemv_args a = l.args(dx, w, t, experts, 2 * m, h, true);
-        REQUIRE(cu::row_gemv_ok(a));
-        cu::row_gemv_swiglu(a, act.get(), nullptr);
         std::vector<float> gu(size_t(kpick) * 2 * m), want(size_t(kpick) * m);
         for (size_t j = 0; j < ids.size(); ++j)
           cpu::linear(x.data(), w.ref.data() + size_t(ids[j]) * 2 * m * h, nullptr,
                       gu.data() + size_t(l.p.slot_row[j]) * 2 * m, 1, 2 * m, h);
         cpu::swiglu(gu.data(), want.data(), size_t(kpick), size_t(m));
-        check_close(download_as(act, t, want.size()), want, t == elem::f32 ? 1e-4 : 1e-2,
-                    sum_tol(size_t(h)));
+        for (bool mma : tensor_core_choices(fmt, t, h)) {
+          INFO("tensor cores " << mma);
+          auto act = poisoned(size_t(kpick) * m, t);
+          cu::gemv_args a = l.args(dx, w, t, experts, 2 * m, h, true);
+          a.quant_row_mma = mma;
+          REQUIRE(cu::row_gemv_ok(a));
+          cu::row_gemv_swiglu(a, act.get(), nullptr);
+          check_close(download_as(act, t, want.size()), want, t == elem::f32 ? 1e-4 : 1e-2,
+                      sum_tol(size_t(h)));
+        }
       }
 }
 
@@ -220,28 +251,33 @@ TEST_CASE("cuda down with the weighted combine matches cpu linear + the combine 
         auto dact = upload_as(act, t);
         auto dids = device_buffer::from(ids), dslot = device_buffer::from(slot),
              dwts = device_buffer::from(wts);
-        auto out = poisoned(size_t(tokens) * h, elem::f32);
-        cu::down_combine_args d;
-        d.act = dact.get();
-        w.set(d);
-        d.t = t;
-        d.ids = dids.as<int32_t>();
-        d.slot_row = dslot.as<int32_t>();
-        d.weights = dwts.as<float>();
-        d.tokens = size_t(tokens);
-        d.k = size_t(kpick);
-        d.n = size_t(h);
-        d.m = size_t(m);
-        d.out = out.as<float>();
-        REQUIRE(cu::down_combine_ok(d));
-        cu::down_combine(d, nullptr);
         std::vector<float> want(size_t(tokens) * h, 0.0f), dn(static_cast<size_t>(h));
         for (size_t p = 0; p < pairs; ++p) {
           cpu::linear(act.data() + size_t(slot[p]) * m, w.ref.data() + size_t(ids[p]) * h * m,
                       nullptr, dn.data(), 1, h, m);
           for (int i = 0; i < h; ++i) want[(p / kpick) * h + size_t(i)] += wts[p] * dn[size_t(i)];
         }
-        check_close(out.to_vector<float>(want.size()), want, 1e-4, sum_tol(size_t(m)) * kpick);
+        for (bool mma : tensor_core_choices(fmt, t, m)) {
+          INFO("tensor cores " << mma);
+          auto out = poisoned(size_t(tokens) * h, elem::f32);
+          cu::down_combine_args d;
+          d.act = dact.get();
+          w.set(d);
+          d.t = t;
+          d.ids = dids.as<int32_t>();
+          d.slot_row = dslot.as<int32_t>();
+          d.weights = dwts.as<float>();
+          d.tokens = size_t(tokens);
+          d.k = size_t(kpick);
+          d.n = size_t(h);
+          d.m = size_t(m);
+          d.out = out.as<float>();
+          d.quant_row_mma = mma;
+          REQUIRE(cu::down_combine_ok(d));
+          if (mma) REQUIRE(cu::quant_down_combine_mma_ok(d));
+          cu::down_combine(d, nullptr);
+          check_close(out.to_vector<float>(want.size()), want, 1e-4, sum_tol(size_t(m)) * kpick);
+        }
       }
     }
 }
