@@ -19,8 +19,10 @@
 #include <stdexcept>
 
 #include "gpu/cuda/check.h"
+#include "gpu/cuda/device_info.h"
 #include "gpu/cuda/elem_io.cuh"
 #include "gpu/cuda/gemv_rows.cuh"
+#include "gpu/cuda/kernel_switch.h"
 #include "gpu/cuda/pdl.cuh"
 #include "gpu/cuda/quant_row_mma.h"
 
@@ -120,9 +122,10 @@ struct awq_fmt {
   }
 };
 
-/// Segments a lane keeps in flight: four 16-byte loads of each of its two rows.
-template <class F>
-constexpr int kUnits = 4 / F::kLoads;
+/// Segments a lane keeps in flight: four 16-byte loads of each of its two rows (W = 1), or
+/// eight (W = 2: CONCLAVE_QUANT_ROW_MMA_WIDE=1, an A/B).
+template <class F, int W>
+constexpr int kUnits = 4 * W / F::kLoads;
 
 /// The largest |v| of a bf16 row of k (a multiple of 8) as the power-of-two multiplier that
 /// puts it in [2^14, 2^15), and its inverse (1 and 1 for a zero or non-finite row).
@@ -183,12 +186,11 @@ __device__ __forceinline__ void segment_mma(const uint4 (&a_lo)[F::kLoads],
 /// One warp's rows lo, hi over segments first, first + KS, ... (of nseg): their scaled
 /// sums (of the staged activations) added to acc_lo, acc_hi. rl, rh hold the first
 /// round's loads when `preloaded`.
-template <class F, int KS>
+template <class F, int KS, int U>
 __device__ __forceinline__ void rows_dot(const F& f, size_t lo, size_t hi, int first, int nseg,
-                                         const __half* xs, int t, uint4 (&rl)[kUnits<F>][F::kLoads],
-                                         uint4 (&rh)[kUnits<F>][F::kLoads], bool preloaded,
-                                         float& acc_lo, float& acc_hi) {
-  constexpr int U = kUnits<F>;
+                                         const __half* xs, int t, uint4 (&rl)[U][F::kLoads],
+                                         uint4 (&rh)[U][F::kLoads], bool preloaded, float& acc_lo,
+                                         float& acc_hi) {
 #pragma unroll 1
   for (int s0 = first; s0 < nseg; s0 += KS * U) {
     if (!preloaded) {
@@ -217,12 +219,12 @@ __device__ __forceinline__ void rows_dot(const F& f, size_t lo, size_t hi, int f
 
 /// Block (x: kWarps / KS tiles, y: expert or its entry in `active`); KS warps split a
 /// tile's k. Dense launches issue their first loads before waiting for the kernel before.
-template <class F, bool SWIGLU, int KS>
+template <class F, bool SWIGLU, int KS, int W>
 __global__ void __launch_bounds__(kWarps * 32)
     row_mma_kernel(const dev::bf16* x, const int32_t* x_rows, F f, const int32_t* offsets,
                    const int32_t* active, int32_t dense_rows, float* y, dev::bf16* act, size_t n,
                    size_t k) {
-  constexpr int U = kUnits<F>;
+  constexpr int U = kUnits<F, W>;
   extern __shared__ __align__(16) unsigned char smem[];
   __half* xs = reinterpret_cast<__half*>(smem);
   float* red = reinterpret_cast<float*>(smem + k * sizeof(__half));  // [kWarps][16]
@@ -287,7 +289,8 @@ __global__ void __launch_bounds__(kWarps * 32)
     stage8<F>(dev::ld16(xr + i), rs.mul, xs + i);
   __syncthreads();
   float acc_lo = 0.0f, acc_hi = 0.0f;
-  if (live) rows_dot<F, KS>(f, base + jl, base + jh, kp, nseg, xs, t, rl, rh, true, acc_lo, acc_hi);
+  if (live)
+    rows_dot<F, KS, U>(f, base + jl, base + jh, kp, nseg, xs, t, rl, rh, true, acc_lo, acc_hi);
   if constexpr (KS > 1) {
     if (t == 0) {
       red[warp * 16 + g] = acc_lo;
@@ -315,23 +318,23 @@ __global__ void __launch_bounds__(kWarps * 32)
 
 /// Block (x: a tile of 16 output rows, y: token). The k picks' activation rows are staged
 /// (each with its own power of two); a warp takes (pick, segment) units u = warp, warp +
-/// kWarps, ... and adds weight x scale x partial sum into its rows; the warps' sums are
+/// NW, ... (NW warps) and adds weight x scale x partial sum into its rows; the warps' sums are
 /// then added through shared memory.
-template <class F>
-__global__ void __launch_bounds__(kWarps * 32)
+template <class F, int NW, int W>
+__global__ void __launch_bounds__(NW * 32)
     down_mma_kernel(const dev::bf16* act, F f, const int32_t* ids, const int32_t* slot_row,
                     const float* weights, int kpick, size_t n, size_t m, float* out) {
-  constexpr int U = kUnits<F>;
+  constexpr int U = kUnits<F, W>;
   extern __shared__ __align__(16) unsigned char smem[];
   __half* xs = reinterpret_cast<__half*>(smem);  // [kpick][m]
   float* red = reinterpret_cast<float*>(smem + static_cast<size_t>(kpick) * m * sizeof(__half));
-  float* factor = red + kWarps * 16;  // [kpick]: router weight / the row's multiplier
+  float* factor = red + NW * 16;  // [kpick]: router weight / the row's multiplier
   dev::pdl_wait();
   dev::pdl_trigger();
   const int lane = static_cast<int>(threadIdx.x) & 31, warp = static_cast<int>(threadIdx.x) >> 5;
   const int g = lane >> 2, t = lane & 3;
   const size_t pair0 = static_cast<size_t>(blockIdx.y) * static_cast<size_t>(kpick);
-  for (int j = warp; j < kpick; j += kWarps) {
+  for (int j = warp; j < kpick; j += NW) {
     const dev::bf16* ar = act + static_cast<size_t>(slot_row[pair0 + j]) * m;
     float mx = 0.0f;
     for (size_t i = static_cast<size_t>(lane) * 8; i < m; i += 32 * 8)
@@ -348,12 +351,12 @@ __global__ void __launch_bounds__(kWarps * 32)
   const int nseg = static_cast<int>(m / kSeg), units = kpick * nseg;
   float acc_lo = 0.0f, acc_hi = 0.0f;
 #pragma unroll 1
-  for (int u0 = warp; u0 < units; u0 += kWarps * U) {
+  for (int u0 = warp; u0 < units; u0 += NW * U) {
     uint4 rl[U][F::kLoads], rh[U][F::kLoads];
     size_t lo[U], hi[U];
 #pragma unroll
     for (int u = 0; u < U; ++u) {
-      const int unit = u0 + u * kWarps;
+      const int unit = u0 + u * NW;
       if (unit >= units) break;
       const size_t base = static_cast<size_t>(ids[pair0 + unit / nseg]) * n;
       lo[u] = base + il;
@@ -364,7 +367,7 @@ __global__ void __launch_bounds__(kWarps * 32)
     }
 #pragma unroll
     for (int u = 0; u < U; ++u) {
-      const int unit = u0 + u * kWarps;
+      const int unit = u0 + u * NW;
       if (unit >= units) break;
       const int j = unit / nseg;
       const auto seg = static_cast<size_t>(unit % nseg);
@@ -383,7 +386,7 @@ __global__ void __launch_bounds__(kWarps * 32)
   if (warp != 0 || t != 0) return;
   acc_lo = acc_hi = 0.0f;
 #pragma unroll
-  for (int w = 0; w < kWarps; ++w) {
+  for (int w = 0; w < NW; ++w) {
     acc_lo += red[w * 16 + g];
     acc_hi += red[w * 16 + g + 8];
   }
@@ -404,6 +407,13 @@ void with_qformat(const quant_layout& q, const void* w, const void* scales, cons
     go(awq_fmt{static_cast<const uint32_t*>(w), static_cast<const uint16_t*>(scales),
                static_cast<const uint8_t*>(zeros), k, G, shift});
   }
+}
+
+/// CONCLAVE_QUANT_ROW_MMA_WIDE=1 (an A/B, off by default): twice the loads in flight a lane,
+/// and 16-warp blocks for a down launch of fewer blocks than SMs.
+bool wide_rounds() {
+  static const bool on = kernel_switch_on("CONCLAVE_QUANT_ROW_MMA_WIDE", false);
+  return on;
 }
 
 /// Warps per tile: enough that the launch has about 2,048 warps, at most 8, each with at
@@ -442,9 +452,17 @@ void quant_row_mma(const gemv_args& a, void* act, stream_t s) {
       const size_t per = kWarps / KS;
       const dim3 grid(static_cast<unsigned>((tiles + per - 1) / per),
                       static_cast<unsigned>(a.grid_experts));
-      launch_pdl(row_mma_kernel<F, decltype(sw)::value, KS>, grid, dim3(kWarps * 32), smem, s, x,
-                 a.x_rows, f, a.offsets, a.active, dense, a.y, static_cast<dev::bf16*>(act), a.n,
-                 a.k);
+      // Warps with more segments than one round holds keep twice the loads in flight
+      // under the A/B switch.
+      if (wide_rounds() && a.k / kSeg > static_cast<size_t>(KS * kUnits<F, 1>)) {
+        launch_pdl(row_mma_kernel<F, decltype(sw)::value, KS, 2>, grid, dim3(kWarps * 32), smem, s,
+                   x, a.x_rows, f, a.offsets, a.active, dense, a.y, static_cast<dev::bf16*>(act),
+                   a.n, a.k);
+      } else {
+        launch_pdl(row_mma_kernel<F, decltype(sw)::value, KS, 1>, grid, dim3(kWarps * 32), smem, s,
+                   x, a.x_rows, f, a.offsets, a.active, dense, a.y, static_cast<dev::bf16*>(act),
+                   a.n, a.k);
+      }
     };
     auto by_ks = [&](auto sw) {
       using std::integral_constant;
@@ -469,7 +487,7 @@ void quant_row_mma(const gemv_args& a, void* act, stream_t s) {
 
 bool quant_down_combine_mma_ok(const down_combine_args& d) {
   return down_combine_ok(d) && quant_row_mma_ok(d.q, d.t, d.m) &&
-         d.k * d.m * sizeof(uint16_t) + (kWarps * 16 + d.k) * sizeof(float) <= kStageBytes;
+         d.k * d.m * sizeof(uint16_t) + (16 * 16 + d.k) * sizeof(float) <= kStageBytes;
 }
 
 void quant_down_combine_mma(const down_combine_args& d, stream_t s) {
@@ -478,12 +496,24 @@ void quant_down_combine_mma(const down_combine_args& d, stream_t s) {
   if (d.tokens == 0 || d.n == 0) return;
   if (d.tokens > 65535 || d.n >= 0x7fffffffu)
     throw std::invalid_argument("quant_down_combine_mma: too many tokens or rows");
-  const size_t smem = d.k * d.m * sizeof(uint16_t) + (kWarps * 16 + d.k) * sizeof(float);
   const dim3 grid(static_cast<unsigned>((d.n + 15) / 16), static_cast<unsigned>(d.tokens));
+  // Launches of fewer blocks than SMs (the 30B shape's 2,048 rows: 128 tiles) take 16
+  // warps a block under the A/B switch.
+  const bool wide = wide_rounds() && grid.x * grid.y < static_cast<unsigned>(current_sm_count());
   with_qformat(d.q, d.w, d.scales, d.zeros, d.m, [&](auto f) {
-    launch_pdl(down_mma_kernel<decltype(f)>, grid, dim3(kWarps * 32), smem, s,
-               static_cast<const dev::bf16*>(d.act), f, d.ids, d.slot_row, d.weights,
-               static_cast<int>(d.k), d.n, d.m, d.out);
+    auto go = [&](auto nw, auto w) {
+      constexpr int NW = decltype(nw)::value;
+      const size_t smem = d.k * d.m * sizeof(uint16_t) + (NW * 16 + d.k) * sizeof(float);
+      launch_pdl(down_mma_kernel<decltype(f), NW, decltype(w)::value>, grid, dim3(NW * 32), smem, s,
+                 static_cast<const dev::bf16*>(d.act), f, d.ids, d.slot_row, d.weights,
+                 static_cast<int>(d.k), d.n, d.m, d.out);
+    };
+    using std::integral_constant;
+    if (wide) {
+      go(integral_constant<int, 16>{}, integral_constant<int, 2>{});
+    } else {
+      go(integral_constant<int, kWarps>{}, integral_constant<int, 1>{});
+    }
   });
 }
 

@@ -102,7 +102,8 @@ for w in ${SECTIONS:-ttft stall}; do
       # A format named NAME-old runs with the quantized row GEMVs and tensor-core GEMM off
       # (CONCLAVE_QUANT_ROW_GEMV=0 CONCLAVE_QUANT_MMA=0: the paths before 2026-12-07);
       # NAME-mma1 with the tensor-core GEMM from one row (CONCLAVE_QUANT_MMA_MIN_ROWS=1);
-      # NAME-cc with the one-row kernels on CUDA cores (CONCLAVE_QUANT_ROW_MMA=0).
+      # NAME-cc with the one-row kernels on CUDA cores (CONCLAVE_QUANT_ROW_MMA=0); NAME-wide
+      # with the tensor-core row kernels' wider rounds (CONCLAVE_QUANT_ROW_MMA_WIDE=1).
       for name in ${QUANTS:-none fp8 fp8-cc awq awq-cc}; do
         [ "$(left)" -gt 60 ] || break
         q=${name%-*} sw=
@@ -110,6 +111,7 @@ for w in ${SECTIONS:-ttft stall}; do
           *-old) sw="CONCLAVE_QUANT_ROW_GEMV=0 CONCLAVE_QUANT_MMA=0" ;;
           *-mma1) sw="CONCLAVE_QUANT_MMA_MIN_ROWS=1" ;;
           *-cc) sw="CONCLAVE_QUANT_ROW_MMA=0" ;;
+          *-wide) sw="CONCLAVE_QUANT_ROW_MMA_WIDE=1" ;;
           *) q=$name ;;
         esac
         echo "-- $name"
