@@ -22,7 +22,8 @@
 # many as there are) at batches 1, 64, 256 (EP_QUANT: none, fp8); killgpu = issue 20's
 # rank killed mid-stream, one node per GPU over NCCL; ep480 = the whole 480B shape over
 # every GPU: decode TPOT at batch 1 and 64 and TTFT of 4K and 32K prompts (MODEL, WEIGHT_DTYPE, TOKENS: see
-# tests/cluster/cluster_test.py kill9_gpu_rank).
+# tests/cluster/cluster_test.py kill9_gpu_rank); ncufull = ncu --set full of a batch-1 step's
+# NCU_KERNELS (regex, default row_mma_kernel), the first NCU_COUNT (3).
 set -uo pipefail
 . "$(dirname "$0")/bundle_env.sh"
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader
@@ -152,6 +153,17 @@ for w in ${SECTIONS:-ttft stall}; do
       timeout ${T_KILL:-400} python3 tests/cluster/cluster_test.py /tmp/cb/bin/conclave \
         tests/data third_party/qwen3-tokenizer/tokenizer.json kill9_gpu_rank 2>&1 |
         tee "$OUT/kill9_gpu_rank.log" | tail -8 ;;
+    ncufull)  # ncu --set full of the first NCU_COUNT (default 3) kernels matching NCU_KERNELS
+      # (default the quantized row kernels) in one batch-1 decode step of bench engine
+      # (BENCH_FLAGS, default --quant fp8); the details page's headline lines printed.
+      NCU=$(command -v ncu || ls /usr/local/cuda/bin/ncu 2>/dev/null | head -1)
+      CONCLAVE_BENCH_PROFILE=decode+g:1 timeout ${T_PROF:-200} "$NCU" --profile-from-start off \
+        --set full -k "regex:${NCU_KERNELS:-row_mma_kernel}" -c "${NCU_COUNT:-3}" \
+        /tmp/cb/bin/conclave bench engine --backend cuda --preset qwen3-30b-a3b \
+        --random-weights ${BENCH_FLAGS:---quant fp8} --batches 1 --prefill-lens 512 \
+        >"$OUT/ncu_full.txt" 2>&1
+      grep -E "^  [a-z_].*\(|Duration|DRAM Throughput|Memory Throughput|Achieved Occupancy|Registers Per|Issue Slots Busy|Stall|Block Limit|Waves Per SM|L2 Hit" \
+        "$OUT/ncu_full.txt" | grep -v "^ *-" | head -${NCU_LINES:-80} ;;
     profdecode)
       NCU=$(command -v ncu || ls /usr/local/cuda/bin/ncu 2>/dev/null | head -1)
       CONCLAVE_BENCH_PROFILE=decode_ctx:131072 timeout ${T_PROF:-200} "$NCU" --profile-from-start off \
