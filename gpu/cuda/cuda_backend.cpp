@@ -67,6 +67,7 @@ class cuda_backend final : public cuda_backend_api {
     graphs_on_ = opts.cuda_graphs;
     fast_ = opts.cuda_fast_paths || opts.cuda_graphs;
     ks_ = kernel_switches::from_env();
+    quant_paths_ = {ks_.quant_row_gemv, ks_.quant_mma, ks_.quant_row_mma, ks_.quant_mma_min_rows};
     tile_rows_ = prefill_tile_rows(static_cast<size_t>(c.head_dim), ks_.prefill_wgmma);
     pack_ = prefill_pack_gqa(static_cast<size_t>(c.num_heads), static_cast<size_t>(c.num_kv_heads),
                              tile_rows_, ks_.prefill_pack_gqa);
@@ -541,15 +542,7 @@ class cuda_backend final : public cuda_backend_api {
   /// paths, else cuBLAS; quantized weights dequantized on the way).
   template <class W>
   void linear(const void* x, const W& w, float* y, size_t m, size_t n, size_t k) {
-    const projection p{blas_.get(),
-                       &dq_,
-                       t_,
-                       stream_,
-                       fast_,
-                       ks_.quant_row_gemv,
-                       ks_.quant_mma,
-                       ks_.quant_mma_min_rows,
-                       ks_.quant_row_mma};
+    const projection p{blas_.get(), &dq_, t_, stream_, fast_, quant_paths_};
     p(x, w, y, m, n, k);
   }
 
@@ -605,10 +598,7 @@ class cuda_backend final : public cuda_backend_api {
     x.gu = gu_.as<float>();
     x.act = act_.get();
     x.dn = dn_.as<float>();
-    x.quant_rows = ks_.quant_row_gemv;
-    x.quant_mma = ks_.quant_mma;
-    x.quant_mma_min = ks_.quant_mma_min_rows;
-    x.quant_row_mma = ks_.quant_row_mma;
+    x.qp = quant_paths_;
     if (grouped && rows == 1 && ks_.fused_moe &&
         fused_token_experts(x, ids_.as<int32_t>(), slot_row_.as<int32_t>(), wts_.as<float>(), k,
                             proj_.as<float>(), stream_)) {
@@ -737,6 +727,7 @@ class cuda_backend final : public cuda_backend_api {
   int32_t prefill_splits_ = 1;
 
   kernel_switches ks_;                    ///< the kernel choices (CONCLAVE_* environment switches)
+  quant_paths quant_paths_;               ///< ks_'s choices for quantized weights
   int32_t tile_rows_ = kPrefillTileRows;  ///< prefill attention tile rows (prefill_tile_rows)
   int32_t pack_ = 1;                      ///< query heads a prefill block takes (pack_gqa)
   // CUDA graphs of decode steps, per bucket.

@@ -310,14 +310,14 @@ bool row_gemv_ok(const gemv_args& a) {
 
 void row_gemv(const gemv_args& a, stream_t s) {
   if (!launchable(a, "row_gemv")) return;
-  if (a.quant_row_mma && quant_row_mma_ok(a.q, a.t, a.k)) return quant_row_mma(a, nullptr, s);
+  if (a.qp.row_mma && quant_row_mma_ok(a.q, a.t, a.k)) return quant_row_mma(a, nullptr, s);
   CONCLAVE_DISPATCH_ELEM(a.t, T, launch_rows<T, false>(a, nullptr, s));
 }
 
 void row_gemv_swiglu(const gemv_args& a, void* act, stream_t s) {
   if (a.n % 2 != 0) throw std::invalid_argument("row_gemv_swiglu: n must be 2 m");
   if (!launchable(a, "row_gemv_swiglu")) return;
-  if (a.quant_row_mma && quant_row_mma_ok(a.q, a.t, a.k)) return quant_row_mma(a, act, s);
+  if (a.qp.row_mma && quant_row_mma_ok(a.q, a.t, a.k)) return quant_row_mma(a, act, s);
   CONCLAVE_DISPATCH_ELEM(a.t, T, launch_rows<T, true>(a, act, s));
 }
 

@@ -38,10 +38,7 @@ gemv_args gate_up_args(const expert_rows& a) {
   g.y = a.gu;
   g.n = 2 * a.m;
   g.k = a.h;
-  g.quant_rows = a.quant_rows;
-  g.quant_mma = a.quant_mma;
-  g.quant_mma_min = a.quant_mma_min;
-  g.quant_row_mma = a.quant_row_mma;
+  g.qp = a.qp;
   return g;
 }
 
@@ -141,11 +138,11 @@ bool fused_token_experts(const expert_rows& a, const int32_t* ids, const int32_t
   d.n = a.h;
   d.m = a.m;
   d.out = out;
-  d.quant_row_mma = a.quant_row_mma;
+  d.quant_row_mma = a.qp.row_mma;
   if (!row_gemv_ok(g) || !down_combine_ok(d)) return false;
   // Quantized weights: the row kernels unless switched off, or the tensor-core GEMM asked
   // for from one token (CONCLAVE_QUANT_MMA_MIN_ROWS=1).
-  if ((a.gate_up->quantized() || a.down->quantized()) && (!a.quant_rows || a.quant_mma_min == 1))
+  if ((a.gate_up->quantized() || a.down->quantized()) && (!a.qp.rows || a.qp.mma_min == 1))
     return false;
   row_gemv_swiglu(g, a.act, s);
   down_combine(d, s);

@@ -23,12 +23,10 @@ struct expert_rows {
   size_t rows = 0;      ///< permuted rows (pairs)
   size_t max_rows = 0;  ///< the most rows one expert can have (the step's tokens)
   size_t h = 0, m = 0;
-  float* gu = nullptr;                         ///< [rows, 2 m] fp32 scratch
-  void* act = nullptr;                         ///< [rows, m] of `t`: SwiGLU's output
-  float* dn = nullptr;                         ///< [rows, h] fp32: down's output, permuted order
-  bool quant_rows = false, quant_mma = false;  ///< gemv_args's, for quantized experts
-  size_t quant_mma_min = 0;                    ///< gemv_args's
-  bool quant_row_mma = false;                  ///< gemv_args's
+  float* gu = nullptr;  ///< [rows, 2 m] fp32 scratch
+  void* act = nullptr;  ///< [rows, m] of `t`: SwiGLU's output
+  float* dn = nullptr;  ///< [rows, h] fp32: down's output, permuted order
+  quant_paths qp;       ///< gemv_args's, for quantized experts
 };
 
 /// On the device with no host round trip: one grouped launch per projection (the grouped

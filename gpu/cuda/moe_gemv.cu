@@ -133,7 +133,7 @@ void grouped_gemv(const gemv_args& a, stream_t s) {
   if (a.grid_experts > 65535) throw std::invalid_argument("grouped_gemv: too many experts");
   if (a.offsets == nullptr && a.rows > (1u << 30))
     throw std::invalid_argument("grouped_gemv: too many rows");
-  if (row_gemv_ok(a) && (a.q.method == model::quant_method::none || a.quant_rows))
+  if (row_gemv_ok(a) && (a.q.method == model::quant_method::none || a.qp.rows))
     return row_gemv(a, s);
   if (a.q.method != model::quant_method::none) return quant_grouped_gemv(a, s);
   CONCLAVE_DISPATCH_ELEM(a.t, T, launch<T>(a, s));

@@ -9,6 +9,19 @@
 
 namespace conclave::gpu::cuda {
 
+/// Which kernels quantized (fp8, awq) weights may take, from the backend's kernel_switches;
+/// plain weights ignore them.
+struct quant_paths {
+  /// The one-row kernels (grouped_gemv's choice; CONCLAVE_QUANT_ROW_GEMV) and the
+  /// tensor-core GEMM (grouped_mma_chosen; CONCLAVE_QUANT_MMA).
+  bool rows = false, mma = false;
+  /// The one-row kernels on tensor cores (quant_row_mma.h; CONCLAVE_QUANT_ROW_MMA).
+  bool row_mma = false;
+  /// CONCLAVE_QUANT_MMA_MIN_ROWS: 0, or the fewest rows (dense) or tokens (experts) at
+  /// which quantized weights take the tensor-core GEMM.
+  size_t mma_min = 0;
+};
+
 struct gemv_args {
   const void* x = nullptr;          ///< [*, k] of `t`
   const int32_t* x_rows = nullptr;  ///< row r reads x[x_rows[r]] (null: x[r])
@@ -36,16 +49,7 @@ struct gemv_args {
   quant_layout q;
   const void* scales = nullptr;
   const void* zeros = nullptr;
-  /// Whether quantized weights may take the one-row kernels (grouped_gemv's choice) and
-  /// the tensor-core GEMM (grouped_mma_chosen): the backend's CONCLAVE_QUANT_ROW_GEMV and
-  /// CONCLAVE_QUANT_MMA (kernel_switches). Plain weights ignore them.
-  bool quant_rows = false, quant_mma = false;
-  /// Whether the one-row kernels may take fp8 / awq weights on tensor cores
-  /// (quant_row_mma.h): the backend's CONCLAVE_QUANT_ROW_MMA.
-  bool quant_row_mma = false;
-  /// CONCLAVE_QUANT_MMA_MIN_ROWS (kernel_switches): 0, or the fewest rows (dense) or tokens
-  /// (experts) at which quantized weights take the tensor-core GEMM.
-  size_t quant_mma_min = 0;
+  quant_paths qp;  ///< the kernels the quantized weights may take
 };
 
 /// y[r, :] = x[r, :] · w[e]^T for every row r of every expert e.
@@ -63,17 +67,17 @@ void grouped_mma_swiglu(const gemv_args& a, void* act, stream_t s);
 bool grouped_mma_swiglu_ok(const gemv_args& a);
 /// Steps of fewer tokens keep the grouped GEMV: it reads the weights as fast.
 constexpr size_t kExpertMmaMinTokens = 16;
-/// kExpertMmaMinTokens, or a.quant_mma_min for quantized weights where it is set.
+/// kExpertMmaMinTokens, or a.qp.mma_min for quantized weights where it is set.
 inline size_t expert_mma_min_tokens(const gemv_args& a) {
-  return a.q.method != model::quant_method::none && a.quant_mma_min > 0 ? a.quant_mma_min
-                                                                        : kExpertMmaMinTokens;
+  return a.q.method != model::quant_method::none && a.qp.mma_min > 0 ? a.qp.mma_min
+                                                                     : kExpertMmaMinTokens;
 }
 /// The grouped launch for a step of `tokens` tokens: on tensor cores from 16 tokens when
 /// `tensor_cores` and grouped_mma_supported, else grouped_gemv (moe_mma.cu). Returns the
 /// kernel it chose, in words.
 const char* grouped_matmul(const gemv_args& a, size_t tokens, bool tensor_cores, stream_t s);
 
-/// grouped_mma_supported(a), and for quantized weights a.quant_mma: what the backend sends
+/// grouped_mma_supported(a), and for quantized weights a.qp.mma: what the backend sends
 /// to the tensor-core GEMM (grouped_mma_supported says only what the kernel can take).
 bool grouped_mma_chosen(const gemv_args& a);
 

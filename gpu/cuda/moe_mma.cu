@@ -412,7 +412,7 @@ bool grouped_mma_supported(const gemv_args& a) {
 }
 
 bool grouped_mma_chosen(const gemv_args& a) {
-  return grouped_mma_supported(a) && (a.q.method == quant_method::none || a.quant_mma);
+  return grouped_mma_supported(a) && (a.q.method == quant_method::none || a.qp.mma);
 }
 
 void grouped_mma(const gemv_args& a, stream_t s) {

@@ -20,11 +20,8 @@ void projection::operator()(const void* x, const qmatrix& w, float* y, size_t m,
   if (fast && m <= kQuantMmaRows) {
     gemv_args a = dense_gemv_args(x, t, m, y, n, k);
     set_gemv_weights(a, w);
-    a.quant_rows = quant_rows;
-    a.quant_mma = quant_mma;
-    a.quant_mma_min = quant_mma_min;
-    a.quant_row_mma = quant_row_mma;
-    const bool mma_early = quant_mma_min > 0 && m >= quant_mma_min;
+    a.qp = qp;
+    const bool mma_early = qp.mma_min > 0 && m >= qp.mma_min;
     if (m <= kGemvRows && !(mma_early && grouped_mma_chosen(a))) return grouped_gemv(a, s);
     if (grouped_mma_chosen(a)) return grouped_mma(a, s);
   }

@@ -25,9 +25,7 @@ struct projection {
   elem t = elem::bf16;
   stream_t s = nullptr;
   bool fast = false;
-  bool quant_rows = false, quant_mma = false;  ///< gemv_args's, for quantized weights
-  size_t quant_mma_min = 0;                    ///< gemv_args's
-  bool quant_row_mma = false;                  ///< gemv_args's
+  quant_paths qp;  ///< gemv_args's, for quantized weights
 
   /// w: [n, k] of `t`.
   void operator()(const void* x, const void* w, float* y, size_t m, size_t n, size_t k) const;

@@ -90,11 +90,10 @@ double sum_tol(size_t k) {
 /// The one-row kernels' paths for a quantized format: CUDA cores, and tensor cores
 /// (quant_row_mma.h) where they take rows of k inputs; plain weights have one.
 std::vector<bool> tensor_core_choices(model::quant_method fmt, elem t, int k) {
-  cu::gemv_args probe;
-  probe.q.method = fmt;
-  probe.q.group = row_group(fmt, 16, k);
-  if (fmt == model::quant_method::none || !cu::quant_row_mma_ok(probe.q, t, size_t(k)))
-    return {false};
+  gpu::quant_layout q;
+  q.method = fmt;
+  q.group = row_group(fmt, 16, k);
+  if (fmt == model::quant_method::none || !cu::quant_row_mma_ok(q, t, size_t(k))) return {false};
   return {false, true};
 }
 
@@ -139,7 +138,7 @@ TEST_CASE("cuda one-row GEMV matches cpu linear, dense and per expert", "[cuda][
           a.y = y.as<float>();
           a.n = size_t(n);
           a.k = size_t(k);
-          a.quant_row_mma = mma;
+          a.qp.row_mma = mma;
           REQUIRE(cu::row_gemv_ok(a));
           cu::row_gemv(a, nullptr);
           check_close(y.to_vector<float>(want.size()), want, 1e-4, sum_tol(size_t(k)) * xmag);
@@ -165,11 +164,11 @@ TEST_CASE("cuda one-row GEMV matches cpu linear, dense and per expert", "[cuda][
             auto y = poisoned(size_t(kpick) * n, elem::f32);
             cu::gemv_args a = l.args(dx, w, t, experts, n, k, with_active);
             a.y = y.as<float>();
-            a.quant_row_mma = mma;
+            a.qp.row_mma = mma;
             REQUIRE(cu::row_gemv_ok(a));
             // grouped_gemv sends it to the row kernel (quantized weights when allowed, as
             // the backend's CONCLAVE_QUANT_ROW_GEMV, on by default, allows them).
-            a.quant_rows = true;
+            a.qp.rows = true;
             cu::grouped_gemv(a, nullptr);
             std::vector<float> want(size_t(kpick) * n);
             for (size_t j = 0; j < ids.size(); ++j)
@@ -212,7 +211,7 @@ TEST_CASE("cuda gate/up with SwiGLU in the epilogue matches cpu linear + cpu swi
           INFO("tensor cores " << mma);
           auto act = poisoned(size_t(kpick) * m, t);
           cu::gemv_args a = l.args(dx, w, t, experts, 2 * m, h, true);
-          a.quant_row_mma = mma;
+          a.qp.row_mma = mma;
           REQUIRE(cu::row_gemv_ok(a));
           cu::row_gemv_swiglu(a, act.get(), nullptr);
           check_close(download_as(act, t, want.size()), want, t == elem::f32 ? 1e-4 : 1e-2,
