@@ -71,19 +71,23 @@ __device__ __forceinline__ float nibble_minus(uint32_t w, int j, float zoff) {
   return __uint_as_float(0x4B000000u | ((w >> (4 * j)) & 0xfu)) - zoff;
 }
 
+/// Word i (0..3) of a 16-byte load, picked by value (i a constant once unrolled), not
+/// through the load's address.
+__device__ __forceinline__ uint32_t word_of(const uint4& v, int i) {
+  return i == 0 ? v.x : i == 1 ? v.y : i == 2 ? v.z : v.w;
+}
+
 /// The 8 weights of piece p (of 8) of a 16-byte quantized load, unscaled: fp8 bytes 8p ..
 /// 8p + 7 (p < 2), or awq word p's nibbles minus the zero (zoff = 2^23 + z; p < 4).
 template <bool AWQ>
 __device__ __forceinline__ void quant_piece(const uint4& raw, int p, float zoff, float (&v)[8]) {
-  // Words picked by value (p is a constant once unrolled), not through the load's address.
-  auto word = [&](int i) { return i == 0 ? raw.x : i == 1 ? raw.y : i == 2 ? raw.z : raw.w; };
   if constexpr (AWQ) {
-    const uint32_t u = word(p);
+    const uint32_t u = word_of(raw, p);
 #pragma unroll
     for (int j = 0; j < 8; ++j) v[j] = nibble_minus(u, j, zoff);
   } else {
-    fp8x4_to_float(word(2 * p), v);
-    fp8x4_to_float(word(2 * p + 1), v + 4);
+    fp8x4_to_float(word_of(raw, 2 * p), v);
+    fp8x4_to_float(word_of(raw, 2 * p + 1), v + 4);
   }
 }
 

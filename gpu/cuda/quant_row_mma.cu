@@ -23,7 +23,9 @@
 #include "gpu/cuda/elem_io.cuh"
 #include "gpu/cuda/gemv_rows.cuh"
 #include "gpu/cuda/kernel_switch.h"
+#include "gpu/cuda/mma.cuh"
 #include "gpu/cuda/pdl.cuh"
+#include "gpu/cuda/quant_elem.cuh"
 #include "gpu/cuda/quant_row_mma.h"
 
 namespace conclave::gpu::cuda {
@@ -33,19 +35,6 @@ constexpr int kWarps = 8;
 constexpr size_t kSeg = 128;               // inputs of one segment (a warp's step)
 constexpr size_t kMaxK = 16384;            // activations staged as f16: 32 KiB
 constexpr size_t kStageBytes = 48 * 1024;  // shared memory without opting in
-
-/// d += a (16x16 f16, row) * b (16x8 f16, col), fp32 accumulation.
-__device__ __forceinline__ void mma_f16(float (&d)[4], const uint32_t (&a)[4], uint32_t b0,
-                                        uint32_t b1) {
-  asm("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, "
-      "{%8,%9}, {%0,%1,%2,%3};\n"
-      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
-      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-}
-
-__device__ __forceinline__ uint32_t word_of(const uint4& v, int i) {
-  return i == 0 ? v.x : i == 1 ? v.y : i == 2 ? v.z : v.w;
-}
 
 /// Two e4m3 bytes (the low 16 bits) as an f16 pair, low byte in the low half: exact.
 __device__ __forceinline__ uint32_t e4m3x2_to_f16x2(uint32_t two) {
@@ -75,7 +64,7 @@ struct fp8_fmt {
   __device__ __forceinline__ uint32_t zpair(size_t, size_t) const { return 0; }
   __device__ __forceinline__ static void frag(const uint4 (&lo)[kLoads], const uint4 (&hi)[kLoads],
                                               uint32_t, uint32_t, int j, uint32_t (&a)[4]) {
-    const uint32_t wl = word_of(lo[j >> 2], j & 3), wh = word_of(hi[j >> 2], j & 3);
+    const uint32_t wl = dev::word_of(lo[j >> 2], j & 3), wh = dev::word_of(hi[j >> 2], j & 3);
     a[0] = e4m3x2_to_f16x2(wl);
     a[1] = e4m3x2_to_f16x2(wh);
     a[2] = e4m3x2_to_f16x2(wl >> 16);
@@ -113,7 +102,7 @@ struct awq_fmt {
   }
   __device__ __forceinline__ static void frag(const uint4 (&lo)[kLoads], const uint4 (&hi)[kLoads],
                                               uint32_t zl, uint32_t zh, int j, uint32_t (&a)[4]) {
-    const uint32_t wl = word_of(lo[0], j >> 1), wh = word_of(hi[0], j >> 1);
+    const uint32_t wl = dev::word_of(lo[0], j >> 1), wh = dev::word_of(hi[0], j >> 1);
     const int q = 2 * (j & 1);
     a[0] = nibble_pair(wl, q, zl);
     a[1] = nibble_pair(wh, q, zh);
@@ -177,23 +166,22 @@ __device__ __forceinline__ void segment_mma(const uint4 (&a_lo)[F::kLoads],
     const uint4 b = xb[jj];  // steps 2jj and 2jj + 1
     uint32_t a[4];
     F::frag(a_lo, a_hi, zl, zh, 2 * jj, a);
-    mma_f16(c, a, b.x, b.y);
+    dev::mma_f16(c, a, b.x, b.y);
     F::frag(a_lo, a_hi, zl, zh, 2 * jj + 1, a);
-    mma_f16(c, a, b.z, b.w);
+    dev::mma_f16(c, a, b.z, b.w);
   }
 }
 
 /// One warp's rows lo, hi over segments first, first + KS, ... (of nseg): their scaled
 /// sums (of the staged activations) added to acc_lo, acc_hi. rl, rh hold the first
-/// round's loads when `preloaded`.
+/// round's loads (issued by the caller).
 template <class F, int KS, int U>
 __device__ __forceinline__ void rows_dot(const F& f, size_t lo, size_t hi, int first, int nseg,
                                          const __half* xs, int t, uint4 (&rl)[U][F::kLoads],
-                                         uint4 (&rh)[U][F::kLoads], bool preloaded, float& acc_lo,
-                                         float& acc_hi) {
+                                         uint4 (&rh)[U][F::kLoads], float& acc_lo, float& acc_hi) {
 #pragma unroll 1
   for (int s0 = first; s0 < nseg; s0 += KS * U) {
-    if (!preloaded) {
+    if (s0 != first) {
 #pragma unroll
       for (int u = 0; u < U; ++u) {
         const int s = s0 + u * KS;
@@ -203,7 +191,6 @@ __device__ __forceinline__ void rows_dot(const F& f, size_t lo, size_t hi, int f
         }
       }
     }
-    preloaded = false;
 #pragma unroll
     for (int u = 0; u < U; ++u) {
       const int s = s0 + u * KS;
@@ -278,6 +265,8 @@ __global__ void __launch_bounds__(kWarps * 32)
   float mx = 0.0f;
   for (size_t i = threadIdx.x * 8; i < k; i += kWarps * 32 * 8)
     mx = fmaxf(mx, amax8(dev::ld16(xr + i)));
+  // (dev::block_max would do, but with it ptxas gave four of these kernels 114-123
+  // registers instead of 76-80, two blocks an SM instead of three.)
   mx = dev::warp_max(mx);
   if (lane == 0) wmax[warp] = mx;
   __syncthreads();
@@ -289,8 +278,7 @@ __global__ void __launch_bounds__(kWarps * 32)
     stage8<F>(dev::ld16(xr + i), rs.mul, xs + i);
   __syncthreads();
   float acc_lo = 0.0f, acc_hi = 0.0f;
-  if (live)
-    rows_dot<F, KS, U>(f, base + jl, base + jh, kp, nseg, xs, t, rl, rh, true, acc_lo, acc_hi);
+  if (live) rows_dot<F, KS, U>(f, base + jl, base + jh, kp, nseg, xs, t, rl, rh, acc_lo, acc_hi);
   if constexpr (KS > 1) {
     if (t == 0) {
       red[warp * 16 + g] = acc_lo;
