@@ -39,6 +39,10 @@ struct down_combine_args {
   size_t tokens = 0, k = 0, n = 0, m = 0;
   float* out = nullptr;        ///< [tokens, n] fp32
   bool quant_row_mma = false;  ///< gemv_args's: fp8 / awq weights on tensor cores
+  /// ids was written two launches before this one or earlier (not by the kernel just
+  /// before): the tensor-core kernel then reads it, and issues its first weight loads,
+  /// before waiting for that kernel (pdl.cuh).
+  bool ids_settled = false;
 };
 /// out[t, i] = sum over j < k, in pick order, of weights[t k + j] * (w[ids[t k + j]][i, :] .
 /// act[slot_row[t k + j], :]), the sum moe_combine forms from down's rows. Reads each

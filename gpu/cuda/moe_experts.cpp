@@ -139,6 +139,7 @@ bool fused_token_experts(const expert_rows& a, const int32_t* ids, const int32_t
   d.m = a.m;
   d.out = out;
   d.quant_row_mma = a.qp.row_mma;
+  d.ids_settled = true;  // gate/up (row_gemv_swiglu) runs between ids' writer and down
   if (!row_gemv_ok(g) || !down_combine_ok(d)) return false;
   // Quantized weights: the row kernels unless switched off, or the tensor-core GEMM asked
   // for from one token (CONCLAVE_QUANT_MMA_MIN_ROWS=1).

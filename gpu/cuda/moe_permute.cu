@@ -55,10 +55,12 @@ __global__ void __launch_bounds__(kThreads)
     // One token (a batch-1 decode step): warp 0 alone, no block barrier. Its k picks are
     // distinct, so each has one row, placed at its rank among them (ascending expert).
     if (warp != 0) return;
-    float* p = reinterpret_cast<float*>(&wc[0][0]);
-    dev::route_token(logits, 0, experts, k, normalize, p, route_ids, weights);
-    __syncwarp();  // the picks written by lanes < k, read back by every lane
-    const int e = lane < k ? route_ids[lane] : 0x7fffffff;
+    // (experts <= kRoutePermuteMaxExperts = 512: 16 a lane.)
+    const int pick =
+        experts <= 128
+            ? dev::route_token_regs<4>(logits, 0, experts, k, normalize, route_ids, weights)
+            : dev::route_token_regs<16>(logits, 0, experts, k, normalize, route_ids, weights);
+    const int e = lane < k ? pick : 0x7fffffff;
     int rank = 0;
     for (int j = 0; j < k; ++j) rank += __shfl_sync(0xffffffffu, e, j) < e ? 1 : 0;
     if (lane < k) {
@@ -66,10 +68,12 @@ __global__ void __launch_bounds__(kThreads)
       row_token[rank] = 0;
       if (active != nullptr) active[rank] = e;
     }
-    for (int x = lane; x <= experts; x += 32) {
+    // The picks come from the lanes' registers: no read back of what this warp wrote.
+    for (int x0 = 0; x0 <= experts; x0 += 32) {
+      const int x = x0 + lane;
       int below = 0;  // picks of a lower expert: offsets[x]
-      for (int j = 0; j < k; ++j) below += route_ids[j] < x ? 1 : 0;
-      offsets[x] = below;
+      for (int j = 0; j < k; ++j) below += __shfl_sync(0xffffffffu, e, j) < x ? 1 : 0;
+      if (x <= experts) offsets[x] = below;
       if (active != nullptr && x >= k && x < experts) active[x] = -1;
     }
     return;
@@ -169,6 +173,7 @@ void moe_route_permute(const float* logits, size_t tokens, size_t experts, size_
     throw std::invalid_argument("moe_route_permute: k must be in [1, min(32, experts)]");
   if (tokens * k > (1u << 30)) throw std::invalid_argument("moe_route_permute: too many pairs");
   // The routing scratch (kWarps rows of `experts` floats) lives in wc.
+  static_assert(kRoutePermuteMaxExperts <= 16 * 32);  // route_token_regs<16> for one token
   static_assert(kRoutePermuteMaxExperts * kWarps * sizeof(float) <=
                 kWarps * kMaxExperts * sizeof(uint16_t));
   launch_pdl(permute_kernel, dim3(1), dim3(kThreads), 0, s, ids, static_cast<int>(tokens * k),

@@ -16,9 +16,9 @@ __device__ __forceinline__ bool route_beats(float p, int id, float q, int jd) {
 /// One warp routes token t: softmax of its logits into p ([experts] of shared memory, this
 /// warp's own), then k rounds of a warp argmax; a taken expert's probability is set to -1
 /// (probabilities are >= 0). Lane j keeps the j-th pick; ids and weights of row t written.
-__device__ __forceinline__ void route_token(const float* logits, size_t t, int experts, int k,
-                                            bool normalize, float* p, int32_t* ids,
-                                            float* weights) {
+/// Returns lane j's pick (j < k; what lanes >= k get is unspecified).
+__device__ __forceinline__ int route_token(const float* logits, size_t t, int experts, int k,
+                                           bool normalize, float* p, int32_t* ids, float* weights) {
   const int lane = static_cast<int>(threadIdx.x) & 31;
   const float* x = logits + t * static_cast<size_t>(experts);
   float mx = -INFINITY;
@@ -69,6 +69,76 @@ __device__ __forceinline__ void route_token(const float* logits, size_t t, int e
     weights[t * static_cast<size_t>(k) + static_cast<size_t>(lane)] =
         normalize ? my_p / total : my_p;
   }
+  return my_id;
+}
+
+/// route_token with the token's probabilities in registers (lane l keeps experts l, l + 32,
+/// ...: experts <= 32 * PER) and each round's warp argmax as two redux instructions (the
+/// largest probability, then the lowest id holding it): the same picks and weights, bit for
+/// bit, for a one-token step where this warp's latency is the whole kernel. Returns lane
+/// j's pick (j < k).
+template <int PER>
+__device__ __forceinline__ int route_token_regs(const float* logits, size_t t, int experts, int k,
+                                                bool normalize, int32_t* ids, float* weights) {
+  const int lane = static_cast<int>(threadIdx.x) & 31;
+  const float* x = logits + t * static_cast<size_t>(experts);
+  float p[PER];
+  float mx = -INFINITY;
+#pragma unroll
+  for (int i = 0; i < PER; ++i) {
+    const int e = lane + 32 * i;
+    p[i] = e < experts ? x[e] : -INFINITY;
+    mx = fmaxf(mx, p[i]);
+  }
+  mx = dev::warp_max(mx);
+  float sum = 0.0f;
+#pragma unroll
+  for (int i = 0; i < PER; ++i) {
+    if (lane + 32 * i < experts) {
+      p[i] = expf(p[i] - mx);
+      sum += p[i];
+    }
+  }
+  const float inv = 1.0f / dev::warp_sum(sum);
+  // Probabilities are >= 0; -1 marks a taken expert or none.
+#pragma unroll
+  for (int i = 0; i < PER; ++i) p[i] = lane + 32 * i < experts ? p[i] * inv : -1.0f;
+  int my_id = 0;
+  float my_p = 0.0f;
+  for (int j = 0; j < k; ++j) {
+    // This lane's best (ties to the lower id: the first in ascending order).
+    float bp = -1.0f;
+    int bid = 0x7fffffff;
+#pragma unroll
+    for (int i = 0; i < PER; ++i) {
+      if (p[i] > bp) {
+        bp = p[i];
+        bid = lane + 32 * i;
+      }
+    }
+    // A non-negative float's bits order as its value; a lane with nothing left offers 0
+    // with no id, which any real expert (id < 2^31 - 1) beats.
+    const unsigned key = bp >= 0.0f ? __float_as_uint(bp) : 0u;
+    const unsigned best = __reduce_max_sync(0xffffffffu, key);
+    const int id = static_cast<int>(
+        __reduce_min_sync(0xffffffffu, key == best ? static_cast<unsigned>(bid) : 0x7fffffffu));
+    if (lane == j) {
+      my_id = id;
+      my_p = __uint_as_float(best);
+    }
+#pragma unroll
+    for (int i = 0; i < PER; ++i)
+      if (lane + 32 * i == id) p[i] = -1.0f;
+  }
+  // The CPU sums the k weights in pick order.
+  float total = 0.0f;
+  for (int j = 0; j < k; ++j) total += __shfl_sync(0xffffffffu, my_p, j);
+  if (lane < k) {
+    ids[t * static_cast<size_t>(k) + static_cast<size_t>(lane)] = my_id;
+    weights[t * static_cast<size_t>(k) + static_cast<size_t>(lane)] =
+        normalize ? my_p / total : my_p;
+  }
+  return my_id;
 }
 
 }  // namespace conclave::gpu::cuda::dev

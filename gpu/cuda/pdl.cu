@@ -1,4 +1,9 @@
 #include <atomic>
+#include <cstdlib>
+#include <mutex>
+#include <stdexcept>
+#include <string>
+#include <unordered_set>
 
 #include "gpu/cuda/kernel_switch.h"
 #include "gpu/cuda/pdl.cuh"
@@ -38,6 +43,28 @@ bool set_programmatic_launch(bool on) {
   const bool before = programmatic_launch_on();
   g_on.store(on && kernels_have_sm90_code() ? 1 : 0, std::memory_order_relaxed);
   return before;
+}
+
+int carveout_setting() {
+  const char* v = std::getenv("CONCLAVE_SMEM_CARVEOUT");
+  if (v == nullptr || *v == '\0') return -1;
+  char* end = nullptr;
+  const long p = std::strtol(v, &end, 10);
+  if (*end != '\0' || p < 0 || p > 100)
+    throw std::runtime_error(std::string("CONCLAVE_SMEM_CARVEOUT must be 0 to 100, not '") + v +
+                             "'");
+  return static_cast<int>(p);
+}
+
+void prefer_carveout(const void* kernel) {
+  static const int pct = carveout_setting();
+  if (pct < 0) return;
+  static std::mutex mu;
+  static std::unordered_set<const void*> done;
+  std::lock_guard<std::mutex> lock(mu);
+  if (!done.insert(kernel).second) return;
+  CONCLAVE_CUDA_CHECK(
+      cudaFuncSetAttribute(kernel, cudaFuncAttributePreferredSharedMemoryCarveout, pct));
 }
 
 }  // namespace conclave::gpu::cuda

@@ -1,7 +1,11 @@
 // The device side of programmatic dependent launch (gpu/cuda/pdl.h) and its launcher.
 // Rules for a kernel launched through launch_pdl: before dev::pdl_wait it may only read
 // what no kernel of the step writes (weights) and must write nothing; every block that
-// reads or writes step data calls dev::pdl_wait first. Included by .cu files only.
+// reads or writes step data calls dev::pdl_wait first. Every kernel here calls
+// dev::pdl_trigger only after its dev::pdl_wait, so a kernel starts only once every launch
+// two or more before it has finished: data written that far back may also be read before
+// the wait (through L2: __ldcg), where the caller vouches for it (down_combine_args::
+// ids_settled). Included by .cu files only.
 #pragma once
 
 #include <cuda_runtime.h>
@@ -48,6 +52,7 @@ void launch_pdl(void (*kernel)(P...), dim3 grid, dim3 block, size_t smem, cudaSt
   cfg.stream = s;
   cfg.attrs = &attr;
   cfg.numAttrs = programmatic_launch_on() ? 1 : 0;
+  prefer_carveout(reinterpret_cast<const void*>(kernel));
   CONCLAVE_CUDA_CHECK(cudaLaunchKernelEx(&cfg, kernel, std::forward<A>(args)...));
 }
 

@@ -20,4 +20,11 @@ bool programmatic_launch_on();
 /// kernels lack sm_90 code. Returns the previous setting.
 bool set_programmatic_launch(bool on);
 
+/// CONCLAVE_SMEM_CARVEOUT=P (0 to 100; unset: the driver's choice for each kernel): each
+/// kernel launched through launch_pdl prefers P % of the SM's unified L1 / shared memory as
+/// shared memory (cudaFuncAttributePreferredSharedMemoryCarveout, set on its first launch),
+/// so that consecutive kernels of a step can share one configuration. Anything else is a
+/// std::runtime_error naming the variable.
+void prefer_carveout(const void* kernel);
+
 }  // namespace conclave::gpu::cuda

@@ -1,16 +1,19 @@
 // One-row GEMVs of fp8 / awq weights on tensor cores (quant_row_mma.h).
 //
 // A warp owns a tile of 16 weight rows (or, with SwiGLU, 8 gate rows and their 8 up rows)
-// and a share of k in segments of 128 inputs. Lane (g = lane / 4, t = lane % 4) loads the
-// 32 inputs [32 t, 32 t + 32) of a segment for rows g and g + 8: two 16-byte loads a row
-// of fp8, one of awq. Those registers, widened to f16 pairs, are the A fragments of eight
-// m16n8k16 steps as they are: the k order inside a segment is permuted, the same way for
-// A and for B, so no shuffle is needed (fp8: step j reads bytes 4j..4j+3 of the lane's
-// 32, a pair per register; awq: word j / 2's nibble pairs (q, q + 4), whose inputs the
-// staged activation row stores in the order 0 4 1 5 2 6 3 7). Every column of B is the
-// activation row, so c[0] and c[2] of every lane are the rows g and g + 8 partial sums.
-// A segment lies in one scale group: acc += s * c, once a segment. Warps splitting k add
-// their sums through shared memory.
+// and a share of k in segments of 128 inputs. Lane (g = lane / 4, t = lane % 4) loads 32
+// inputs of a segment for rows g and g + 8: fp8, bytes [16 t, 16 t + 16) and [64 + 16 t,
+// 80 + 16 t) (so each load instruction of the four lanes reads whole 32-byte sectors);
+// awq, the words [4 t, 4 t + 4) (inputs [32 t, 32 t + 32)). Those registers, widened to
+// f16 pairs, are the A fragments of eight m16n8k16 steps as they are: the k order inside
+// a segment is permuted, the same way for A and for B, so no shuffle is needed (fp8: step
+// j reads bytes 4j..4j+3 of the lane's 32, a pair per register; awq: word j / 2's nibble
+// pairs (q, q + 4), whose inputs the staged activation row stores in the order 0 4 1 5 2
+// 6 3 7). The staged row keeps a lane's 8 inputs of steps 2jj, 2jj + 1 at 32 jj + 8 t, so
+// the four lanes' B loads of a step pair are one 64-byte run (no bank conflict). Every
+// column of B is the activation row, so c[0] and c[2] of every lane are the rows g and
+// g + 8 partial sums. A segment lies in one scale group: acc += s * c, once a segment.
+// Warps splitting k add their sums through shared memory.
 #include <cuda_fp16.h>
 #include <cuda_fp8.h>
 
@@ -44,8 +47,10 @@ __device__ __forceinline__ uint32_t e4m3x2_to_f16x2(uint32_t two) {
 }
 
 // The formats. kLoads: 16-byte loads of a row a lane makes per segment; perm(p): the input
-// (of 8) stored at position p of the staged activations; zpair(): what a row's group
-// subtracts, as an f16 pair; frag(): step j's A fragment from rows g and g + 8.
+// (of 8) stored at position p of the staged activations; at(u): where the 8 inputs [u, u +
+// 8) of a segment are staged (32 jj + 8 t for the lane t that reads them in steps 2jj and
+// 2jj + 1); zpair(): what a row's group subtracts, as an f16 pair; frag(): step j's A
+// fragment from rows g and g + 8.
 struct fp8_fmt {
   static constexpr int kLoads = 2;
   const uint8_t* w;  // [rows, k] e4m3
@@ -53,10 +58,14 @@ struct fp8_fmt {
   size_t k, G;
   int gshift;
   __device__ __forceinline__ static int perm(int p) { return p; }
+  // Lane t's bytes: 16 t + v (v < 16, first load), 64 + 16 t + v - 16 (second).
+  __device__ __forceinline__ static int at(int u) {
+    return 32 * (2 * (u >> 6) + ((u >> 3) & 1)) + 8 * ((u >> 4) & 3);
+  }
   __device__ __forceinline__ void load(size_t row, size_t seg, int t, uint4 (&r)[kLoads]) const {
-    const uint8_t* p = w + row * k + seg * kSeg + static_cast<size_t>(t) * 32;
+    const uint8_t* p = w + row * k + seg * kSeg + static_cast<size_t>(t) * 16;
     r[0] = dev::ld16(p);
-    r[1] = dev::ld16(p + 16);
+    r[1] = dev::ld16(p + 64);
   }
   __device__ __forceinline__ float scale(size_t row, size_t seg) const {
     return __ldg(s + row * G + ((seg * kSeg) >> gshift));
@@ -89,6 +98,8 @@ struct awq_fmt {
   size_t k, G;
   int gshift;
   __device__ __forceinline__ static int perm(int p) { return (p >> 1) + 4 * (p & 1); }
+  // Lane t's inputs: 32 t + 8 (word) + perm(p).
+  __device__ __forceinline__ static int at(int u) { return 32 * ((u >> 3) & 3) + 8 * (u >> 5); }
   __device__ __forceinline__ void load(size_t row, size_t seg, int t, uint4 (&r)[kLoads]) const {
     r[0] = dev::ld16(w + row * (k / 8) + seg * (kSeg / 8) + static_cast<size_t>(t) * 4);
   }
@@ -140,9 +151,11 @@ __device__ __forceinline__ float amax8(const uint4& v) {
   for (int e = 0; e < 8; ++e) m = fmaxf(m, fabsf(f[e]));
   return m;
 }
-/// Inputs [i, i + 8) of a bf16 row times `mul` as f16 at xs + i, in F's order.
+/// Inputs [i, i + 8) of a bf16 row (v) times `mul` as f16 where F reads them in the row
+/// staged at xs, in F's order.
 template <class F>
-__device__ __forceinline__ void stage8(const uint4& v, float mul, __half* xs) {
+__device__ __forceinline__ void stage8(const uint4& v, float mul, __half* xs, size_t i) {
+  xs += (i & ~(kSeg - 1)) + static_cast<size_t>(F::at(static_cast<int>(i & (kSeg - 1))));
   float f[8];
   dev::unpack16(v, f);
   uint32_t h[4];
@@ -160,10 +173,10 @@ template <class F>
 __device__ __forceinline__ void segment_mma(const uint4 (&a_lo)[F::kLoads],
                                             const uint4 (&a_hi)[F::kLoads], uint32_t zl,
                                             uint32_t zh, const __half* xs, int t, float (&c)[4]) {
-  const uint4* xb = reinterpret_cast<const uint4*>(xs + 32 * t);
+  const __half* xb = xs + 8 * t;
 #pragma unroll
   for (int jj = 0; jj < 4; ++jj) {
-    const uint4 b = xb[jj];  // steps 2jj and 2jj + 1
+    const uint4 b = *reinterpret_cast<const uint4*>(xb + 32 * jj);  // steps 2jj and 2jj + 1
     uint32_t a[4];
     F::frag(a_lo, a_hi, zl, zh, 2 * jj, a);
     dev::mma_f16(c, a, b.x, b.y);
@@ -275,7 +288,7 @@ __global__ void __launch_bounds__(kWarps * 32)
   for (int w = 1; w < kWarps; ++w) mx = fmaxf(mx, wmax[w]);
   const row_scale rs = scale_for(mx);
   for (size_t i = threadIdx.x * 8; i < k; i += kWarps * 32 * 8)
-    stage8<F>(dev::ld16(xr + i), rs.mul, xs + i);
+    stage8<F>(dev::ld16(xr + i), rs.mul, xs, i);
   __syncthreads();
   float acc_lo = 0.0f, acc_hi = 0.0f;
   if (live) rows_dot<F, KS, U>(f, base + jl, base + jh, kp, nseg, xs, t, rl, rh, acc_lo, acc_hi);
@@ -307,21 +320,45 @@ __global__ void __launch_bounds__(kWarps * 32)
 /// Block (x: a tile of 16 output rows, y: token). The k picks' activation rows are staged
 /// (each with its own power of two); a warp takes (pick, segment) units u = warp, warp +
 /// NW, ... (NW warps) and adds weight x scale x partial sum into its rows; the warps' sums are
-/// then added through shared memory.
+/// then added through shared memory. The first round of weights is in flight while the
+/// inputs are staged, and, with `ids_settled` (ids written two launches back or earlier:
+/// pdl.cuh), before the wait for the kernel just before.
 template <class F, int NW, int W>
 __global__ void __launch_bounds__(NW * 32)
     down_mma_kernel(const dev::bf16* act, F f, const int32_t* ids, const int32_t* slot_row,
-                    const float* weights, int kpick, size_t n, size_t m, float* out) {
+                    const float* weights, int kpick, size_t n, size_t m, float* out,
+                    bool ids_settled) {
   constexpr int U = kUnits<F, W>;
   extern __shared__ __align__(16) unsigned char smem[];
   __half* xs = reinterpret_cast<__half*>(smem);  // [kpick][m]
   float* red = reinterpret_cast<float*>(smem + static_cast<size_t>(kpick) * m * sizeof(__half));
   float* factor = red + NW * 16;  // [kpick]: router weight / the row's multiplier
-  dev::pdl_wait();
-  dev::pdl_trigger();
   const int lane = static_cast<int>(threadIdx.x) & 31, warp = static_cast<int>(threadIdx.x) >> 5;
   const int g = lane >> 2, t = lane & 3;
   const size_t pair0 = static_cast<size_t>(blockIdx.y) * static_cast<size_t>(kpick);
+  const size_t i = static_cast<size_t>(blockIdx.x) * 16 + static_cast<size_t>(g);
+  const size_t il = min(i, n - 1), ih = min(i + 8, n - 1);
+  const int nseg = static_cast<int>(m / kSeg), units = kpick * nseg;
+  uint4 rl[U][F::kLoads], rh[U][F::kLoads];
+  size_t lo[U], hi[U];
+  // The round of units u0, u0 + NW, ...: its rows and loads.
+  auto issue = [&](int u0) {
+#pragma unroll
+    for (int u = 0; u < U; ++u) {
+      const int unit = u0 + u * NW;
+      if (unit >= units) break;
+      const size_t base = static_cast<size_t>(__ldcg(ids + pair0 + unit / nseg)) * n;
+      lo[u] = base + il;
+      hi[u] = base + ih;
+      const auto seg = static_cast<size_t>(unit % nseg);
+      f.load(lo[u], seg, t, rl[u]);
+      f.load(hi[u], seg, t, rh[u]);
+    }
+  };
+  if (ids_settled) issue(warp);
+  dev::pdl_wait();
+  dev::pdl_trigger();
+  if (!ids_settled) issue(warp);
   for (int j = warp; j < kpick; j += NW) {
     const dev::bf16* ar = act + static_cast<size_t>(slot_row[pair0 + j]) * m;
     float mx = 0.0f;
@@ -330,29 +367,14 @@ __global__ void __launch_bounds__(NW * 32)
     const row_scale rs = scale_for(dev::warp_max(mx));
     __half* xj = xs + static_cast<size_t>(j) * m;
     for (size_t i = static_cast<size_t>(lane) * 8; i < m; i += 32 * 8)
-      stage8<F>(dev::ld16(ar + i), rs.mul, xj + i);
+      stage8<F>(dev::ld16(ar + i), rs.mul, xj, i);
     if (lane == 0) factor[j] = weights[pair0 + j] * rs.inv;
   }
   __syncthreads();
-  const size_t i = static_cast<size_t>(blockIdx.x) * 16 + static_cast<size_t>(g);
-  const size_t il = min(i, n - 1), ih = min(i + 8, n - 1);
-  const int nseg = static_cast<int>(m / kSeg), units = kpick * nseg;
   float acc_lo = 0.0f, acc_hi = 0.0f;
 #pragma unroll 1
   for (int u0 = warp; u0 < units; u0 += NW * U) {
-    uint4 rl[U][F::kLoads], rh[U][F::kLoads];
-    size_t lo[U], hi[U];
-#pragma unroll
-    for (int u = 0; u < U; ++u) {
-      const int unit = u0 + u * NW;
-      if (unit >= units) break;
-      const size_t base = static_cast<size_t>(ids[pair0 + unit / nseg]) * n;
-      lo[u] = base + il;
-      hi[u] = base + ih;
-      const auto seg = static_cast<size_t>(unit % nseg);
-      f.load(lo[u], seg, t, rl[u]);
-      f.load(hi[u], seg, t, rh[u]);
-    }
+    if (u0 != warp) issue(u0);
 #pragma unroll
     for (int u = 0; u < U; ++u) {
       const int unit = u0 + u * NW;
@@ -401,6 +423,13 @@ void with_qformat(const quant_layout& q, const void* w, const void* scales, cons
 /// and 16-warp blocks for a down launch of fewer blocks than SMs.
 bool wide_rounds() {
   static const bool on = kernel_switch_on("CONCLAVE_QUANT_ROW_MMA_WIDE", false);
+  return on;
+}
+
+/// CONCLAVE_QUANT_DOWN_EARLY=0 (an A/B): the down kernel waits for gate/up before it reads
+/// ids and loads weights even where the caller says ids is settled.
+bool down_early() {
+  static const bool on = kernel_switch_on("CONCLAVE_QUANT_DOWN_EARLY", true);
   return on;
 }
 
@@ -494,7 +523,7 @@ void quant_down_combine_mma(const down_combine_args& d, stream_t s) {
       const size_t smem = d.k * d.m * sizeof(uint16_t) + (NW * 16 + d.k) * sizeof(float);
       launch_pdl(down_mma_kernel<decltype(f), NW, decltype(w)::value>, grid, dim3(NW * 32), smem, s,
                  static_cast<const dev::bf16*>(d.act), f, d.ids, d.slot_row, d.weights,
-                 static_cast<int>(d.k), d.n, d.m, d.out);
+                 static_cast<int>(d.k), d.n, d.m, d.out, d.ids_settled && down_early());
     };
     using std::integral_constant;
     if (wide) {

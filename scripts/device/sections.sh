@@ -104,7 +104,8 @@ for w in ${SECTIONS:-ttft stall}; do
       # (CONCLAVE_QUANT_ROW_GEMV=0 CONCLAVE_QUANT_MMA=0: the paths before 2026-12-07);
       # NAME-mma1 with the tensor-core GEMM from one row (CONCLAVE_QUANT_MMA_MIN_ROWS=1);
       # NAME-cc with the one-row kernels on CUDA cores (CONCLAVE_QUANT_ROW_MMA=0); NAME-wide
-      # with the tensor-core row kernels' wider rounds (CONCLAVE_QUANT_ROW_MMA_WIDE=1).
+      # with the tensor-core row kernels' wider rounds (CONCLAVE_QUANT_ROW_MMA_WIDE=1); NAME-late
+      # with the down kernel's weights loaded only after its wait (CONCLAVE_QUANT_DOWN_EARLY=0).
       for name in ${QUANTS:-none fp8 fp8-cc awq awq-cc}; do
         [ "$(left)" -gt 60 ] || break
         q=${name%-*} sw=
@@ -113,6 +114,7 @@ for w in ${SECTIONS:-ttft stall}; do
           *-mma1) sw="CONCLAVE_QUANT_MMA_MIN_ROWS=1" ;;
           *-cc) sw="CONCLAVE_QUANT_ROW_MMA=0" ;;
           *-wide) sw="CONCLAVE_QUANT_ROW_MMA_WIDE=1" ;;
+          *-late) sw="CONCLAVE_QUANT_DOWN_EARLY=0" ;;
           *) q=$name ;;
         esac
         echo "-- $name"

@@ -256,27 +256,30 @@ TEST_CASE("cuda down with the weighted combine matches cpu linear + the combine 
                       nullptr, dn.data(), 1, h, m);
           for (int i = 0; i < h; ++i) want[(p / kpick) * h + size_t(i)] += wts[p] * dn[size_t(i)];
         }
-        for (bool mma : tensor_core_choices(fmt, t, m)) {
-          INFO("tensor cores " << mma);
-          auto out = poisoned(size_t(tokens) * h, elem::f32);
-          cu::down_combine_args d;
-          d.act = dact.get();
-          w.set(d);
-          d.t = t;
-          d.ids = dids.as<int32_t>();
-          d.slot_row = dslot.as<int32_t>();
-          d.weights = dwts.as<float>();
-          d.tokens = size_t(tokens);
-          d.k = size_t(kpick);
-          d.n = size_t(h);
-          d.m = size_t(m);
-          d.out = out.as<float>();
-          d.quant_row_mma = mma;
-          REQUIRE(cu::down_combine_ok(d));
-          if (mma) REQUIRE(cu::quant_down_combine_mma_ok(d));
-          cu::down_combine(d, nullptr);
-          check_close(out.to_vector<float>(want.size()), want, 1e-4, sum_tol(size_t(m)) * kpick);
-        }
+        for (bool mma : tensor_core_choices(fmt, t, m))
+          for (bool settled : {false, true}) {
+            if (settled && !mma) continue;  // only the tensor-core kernel reads ids early
+            INFO("tensor cores " << mma << " ids settled " << settled);
+            auto out = poisoned(size_t(tokens) * h, elem::f32);
+            cu::down_combine_args d;
+            d.act = dact.get();
+            w.set(d);
+            d.t = t;
+            d.ids = dids.as<int32_t>();
+            d.slot_row = dslot.as<int32_t>();
+            d.weights = dwts.as<float>();
+            d.tokens = size_t(tokens);
+            d.k = size_t(kpick);
+            d.n = size_t(h);
+            d.m = size_t(m);
+            d.out = out.as<float>();
+            d.quant_row_mma = mma;
+            d.ids_settled = settled;
+            REQUIRE(cu::down_combine_ok(d));
+            if (mma) REQUIRE(cu::quant_down_combine_mma_ok(d));
+            cu::down_combine(d, nullptr);
+            check_close(out.to_vector<float>(want.size()), want, 1e-4, sum_tol(size_t(m)) * kpick);
+          }
       }
     }
 }
@@ -286,59 +289,67 @@ TEST_CASE("cuda moe_route_permute equals router_topk then moe_permute", "[cuda][
   const uint64_t seed = fresh_seed();
   INFO("seed " << seed);
   std::mt19937_64 rng(seed);
+  // One token takes the register top-k (route_token_regs): 4 and 16 experts a lane.
   for (auto [tokens, experts, k] : {std::tuple{1, 128, 8},
+                                    {1, 160, 8},
+                                    {1, 512, 32},
+                                    {1, 100, 20},
                                     {16, 128, 8},
                                     {5, 160, 8},
                                     {3, 7, 7},
                                     {40, 512, 32},
                                     {1, 1, 1},
-                                    {0, 64, 4}}) {
-    for (bool norm : {false, true}) {
-      INFO("tokens " << tokens << " experts " << experts << " k " << k << " norm " << norm);
-      const size_t pairs = size_t(tokens) * k;
-      auto logits = randn(std::max<size_t>(1, size_t(tokens) * experts), rng, 2.0f);
-      auto dl = device_buffer::from(logits);
-      auto run = [&](bool fused) {
-        std::vector<device_buffer> b;
-        b.push_back(poisoned(std::max<size_t>(1, pairs), elem::f32));  // ids
-        b.push_back(poisoned(std::max<size_t>(1, pairs), elem::f32));  // weights
-        b.push_back(poisoned(size_t(experts) + 1, elem::f32));         // offsets
-        b.push_back(poisoned(std::max<size_t>(1, pairs), elem::f32));  // row_token
-        b.push_back(poisoned(std::max<size_t>(1, pairs), elem::f32));  // slot_row
-        b.push_back(poisoned(size_t(experts), elem::f32));             // active
-        if (fused) {
-          cu::moe_route_permute(dl.as<float>(), tokens, experts, k, norm, b[0].as<int32_t>(),
-                                b[1].as<float>(), b[2].as<int32_t>(), b[3].as<int32_t>(),
-                                b[4].as<int32_t>(), b[5].as<int32_t>(), nullptr);
-        } else {
-          cu::router_topk(dl.as<float>(), tokens, experts, k, norm, b[0].as<int32_t>(),
-                          b[1].as<float>(), nullptr);
-          cu::moe_permute(b[0].as<int32_t>(), tokens, k, experts, b[2].as<int32_t>(),
-                          b[3].as<int32_t>(), b[4].as<int32_t>(), b[5].as<int32_t>(), nullptr);
-        }
-        return std::tuple{b[0].to_vector<int32_t>(pairs),
-                          b[1].to_vector<float>(pairs),
-                          b[2].to_vector<int32_t>(size_t(experts) + 1),
-                          b[3].to_vector<int32_t>(pairs),
-                          b[4].to_vector<int32_t>(pairs),
-                          b[5].to_vector<int32_t>(size_t(experts))};
-      };
-      const auto fused = run(true), apart = run(false);
-      CHECK(std::get<0>(fused) == std::get<0>(apart));
-      CHECK(std::get<1>(fused) == std::get<1>(apart));  // the same code: bit-equal weights
-      CHECK(std::get<2>(fused) == std::get<2>(apart));
-      CHECK(std::get<3>(fused) == std::get<3>(apart));
-      CHECK(std::get<4>(fused) == std::get<4>(apart));
-      CHECK(std::get<5>(fused) == std::get<5>(apart));
-      // And the router's part is the CPU's.
-      std::vector<int32_t> want_ids(pairs);
-      std::vector<float> want_w(pairs);
-      if (tokens > 0)
-        cpu::router_topk(logits.data(), tokens, experts, k, norm, want_ids.data(), want_w.data());
-      CHECK(std::get<0>(fused) == want_ids);
-      check_close(std::get<1>(fused), want_w, 1e-5, 1e-7);
-    }
-  }
+                                    {0, 64, 4}})
+    for (bool norm : {false, true})
+      for (bool ties : {false, true}) {
+        INFO("tokens " << tokens << " experts " << experts << " k " << k << " norm " << norm
+                       << " ties " << ties);
+        const size_t pairs = size_t(tokens) * k;
+        auto logits = randn(std::max<size_t>(1, size_t(tokens) * experts), rng, 2.0f);
+        // Logits on a coarse grid: many equal probabilities, picked by the lower id.
+        if (ties)
+          for (float& v : logits) v = std::round(v);
+        auto dl = device_buffer::from(logits);
+        auto run = [&](bool fused) {
+          std::vector<device_buffer> b;
+          b.push_back(poisoned(std::max<size_t>(1, pairs), elem::f32));  // ids
+          b.push_back(poisoned(std::max<size_t>(1, pairs), elem::f32));  // weights
+          b.push_back(poisoned(size_t(experts) + 1, elem::f32));         // offsets
+          b.push_back(poisoned(std::max<size_t>(1, pairs), elem::f32));  // row_token
+          b.push_back(poisoned(std::max<size_t>(1, pairs), elem::f32));  // slot_row
+          b.push_back(poisoned(size_t(experts), elem::f32));             // active
+          if (fused) {
+            cu::moe_route_permute(dl.as<float>(), tokens, experts, k, norm, b[0].as<int32_t>(),
+                                  b[1].as<float>(), b[2].as<int32_t>(), b[3].as<int32_t>(),
+                                  b[4].as<int32_t>(), b[5].as<int32_t>(), nullptr);
+          } else {
+            cu::router_topk(dl.as<float>(), tokens, experts, k, norm, b[0].as<int32_t>(),
+                            b[1].as<float>(), nullptr);
+            cu::moe_permute(b[0].as<int32_t>(), tokens, k, experts, b[2].as<int32_t>(),
+                            b[3].as<int32_t>(), b[4].as<int32_t>(), b[5].as<int32_t>(), nullptr);
+          }
+          return std::tuple{b[0].to_vector<int32_t>(pairs),
+                            b[1].to_vector<float>(pairs),
+                            b[2].to_vector<int32_t>(size_t(experts) + 1),
+                            b[3].to_vector<int32_t>(pairs),
+                            b[4].to_vector<int32_t>(pairs),
+                            b[5].to_vector<int32_t>(size_t(experts))};
+        };
+        const auto fused = run(true), apart = run(false);
+        CHECK(std::get<0>(fused) == std::get<0>(apart));
+        CHECK(std::get<1>(fused) == std::get<1>(apart));  // the same code: bit-equal weights
+        CHECK(std::get<2>(fused) == std::get<2>(apart));
+        CHECK(std::get<3>(fused) == std::get<3>(apart));
+        CHECK(std::get<4>(fused) == std::get<4>(apart));
+        CHECK(std::get<5>(fused) == std::get<5>(apart));
+        // And the router's part is the CPU's.
+        std::vector<int32_t> want_ids(pairs);
+        std::vector<float> want_w(pairs);
+        if (tokens > 0)
+          cpu::router_topk(logits.data(), tokens, experts, k, norm, want_ids.data(), want_w.data());
+        CHECK(std::get<0>(fused) == want_ids);
+        check_close(std::get<1>(fused), want_w, 1e-5, 1e-7);
+      }
   CHECK_THROWS_AS(cu::moe_route_permute(nullptr, 1, 513, 8, false, nullptr, nullptr, nullptr,
                                         nullptr, nullptr, nullptr, nullptr),
                   std::invalid_argument);
