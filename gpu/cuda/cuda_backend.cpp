@@ -417,6 +417,10 @@ class cuda_backend final : public cuda_backend_api {
     act_.ensure(b.act);
     dn_.ensure(b.dn);
     final_.ensure(b.final_out);
+    if (route_counter_.bytes() == 0) {  // moe_router_route_permute_one's arrivals, left 0
+      route_counter_.ensure(sizeof(unsigned int));
+      CONCLAVE_CUDA_CHECK(cudaMemsetAsync(route_counter_.get(), 0, sizeof(unsigned int), stream_));
+    }
     ws_rows_ = rows;
   }
 
@@ -552,7 +556,6 @@ class cuda_backend final : public cuda_backend_api {
     const size_t E = static_cast<size_t>(c.num_experts);
     const size_t k = static_cast<size_t>(c.num_experts_per_tok);
     const size_t m = static_cast<size_t>(c.moe_intermediate_size);
-    linear(hn_.get(), L.router.get(), router_logits_.as<float>(), rows, E, h);
     int32_t* offsets = offsets_.as<int32_t>() + layer * (E + 1);
     const bool grouped = fast_ && rows <= ks_.grouped_max_tokens;
     // The grouped kernels' blocks go to the experts with rows through an active list, unless
@@ -560,8 +563,21 @@ class cuda_backend final : public cuda_backend_api {
     // lets its first weights load before the permutation is done (moe_mma.cu).
     int32_t* active =
         grouped && (rows * k < E || !ks_.early_expert_weights) ? active_.as<int32_t>() : nullptr;
-    if (!ep_ && fast_ && ks_.fused_moe && rows <= ks_.route_permute_max_tokens &&
-        E <= kRoutePermuteMaxExperts) {
+    const bool one_launch = !ep_ && fast_ && ks_.fused_moe && ks_.fused_router && rows == 1 &&
+                            router_route_one_ok(t_, E, k, h, hn_.get(), L.router.get());
+    if (one_launch) {
+      moe_route_path_ = "router projection, route and permute in one launch";
+      moe_router_route_permute_one(hn_.get(), L.router.get(), t_, h, E, k, c.norm_topk_prob,
+                                   router_logits_.as<float>(), ids_.as<int32_t>(), wts_.as<float>(),
+                                   offsets, row_token_.as<int32_t>(), slot_row_.as<int32_t>(),
+                                   active, route_counter_.as<unsigned int>(), stream_);
+    } else {
+      linear(hn_.get(), L.router.get(), router_logits_.as<float>(), rows, E, h);
+    }
+    if (one_launch) {
+      // routed above
+    } else if (!ep_ && fast_ && ks_.fused_moe && rows <= ks_.route_permute_max_tokens &&
+               E <= kRoutePermuteMaxExperts) {
       moe_route_path_ = "route+permute in one launch";
       moe_route_permute(router_logits_.as<float>(), rows, E, k, c.norm_topk_prob,
                         ids_.as<int32_t>(), wts_.as<float>(), offsets, row_token_.as<int32_t>(),
@@ -739,6 +755,7 @@ class cuda_backend final : public cuda_backend_api {
   size_t ws_rows_ = 0;
   device_buffer x_, hn_, qkv_, attn_, proj_, router_logits_, ids_, wts_, offsets_, row_token_,
       slot_row_, xs_, gu_, act_, dn_, final_, logits_, active_;
+  device_buffer route_counter_;  ///< one word for the one-token router launch's last block
 };
 
 }  // namespace

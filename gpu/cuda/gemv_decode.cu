@@ -7,6 +7,7 @@
 #include "gpu/cuda/elem_io.cuh"
 #include "gpu/cuda/gemv_decode.h"
 #include "gpu/cuda/gemv_formats.cuh"
+#include "gpu/cuda/gemv_round.cuh"
 #include "gpu/cuda/gemv_rows.cuh"
 #include "gpu/cuda/pdl.cuh"
 #include "gpu/cuda/quant_row_mma.h"
@@ -15,36 +16,6 @@ namespace conclave::gpu::cuda {
 namespace {
 
 constexpr int kWarps = 8;
-
-// A lane's share of one round: U steps of 32 lanes x F::kIn inputs for each of R weight
-// rows, starting at i0. load_round issues all R x U weight loads; dot_round then adds
-// w[jj] . x over the round's k range into acc[jj] (lane-partial; the caller reduces over
-// the warp).
-template <class F, int R, int U>
-__device__ __forceinline__ void load_round(const F& f, const typename F::row (&wr)[R], size_t i0,
-                                           size_t k, typename F::load_t (&raw)[U][R]) {
-  static_assert(R * U <= F::kMaxLoads);
-#pragma unroll
-  for (int u = 0; u < U; ++u) {
-    const size_t i = i0 + static_cast<size_t>(u) * 32 * F::kIn;
-#pragma unroll
-    for (int jj = 0; jj < R; ++jj)
-      if (i < k) raw[u][jj] = f.load(wr[jj], i);
-  }
-}
-
-template <class F, class T, int R, int U>
-__device__ __forceinline__ void dot_round(const F& f, const typename F::load_t (&raw)[U][R],
-                                          const T* xr, size_t i0, size_t k, float (&acc)[R]) {
-#pragma unroll
-  for (int u = 0; u < U; ++u) {
-    const size_t i = i0 + static_cast<size_t>(u) * 32 * F::kIn;
-    if (i < k) {
-#pragma unroll
-      for (int jj = 0; jj < R; ++jj) acc[jj] = f.dot(raw[u][jj], xr + i, acc[jj]);
-    }
-  }
-}
 
 // The unit's weight rows of expert e: R consecutive rows from j0, or with SWIGLU gate
 // row j0 and up row m + j0.

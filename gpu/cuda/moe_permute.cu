@@ -60,22 +60,7 @@ __global__ void __launch_bounds__(kThreads)
         experts <= 128
             ? dev::route_token_regs<4>(logits, 0, experts, k, normalize, route_ids, weights)
             : dev::route_token_regs<16>(logits, 0, experts, k, normalize, route_ids, weights);
-    const int e = lane < k ? pick : 0x7fffffff;
-    int rank = 0;
-    for (int j = 0; j < k; ++j) rank += __shfl_sync(0xffffffffu, e, j) < e ? 1 : 0;
-    if (lane < k) {
-      slot_row[lane] = rank;
-      row_token[rank] = 0;
-      if (active != nullptr) active[rank] = e;
-    }
-    // The picks come from the lanes' registers: no read back of what this warp wrote.
-    for (int x0 = 0; x0 <= experts; x0 += 32) {
-      const int x = x0 + lane;
-      int below = 0;  // picks of a lower expert: offsets[x]
-      for (int j = 0; j < k; ++j) below += __shfl_sync(0xffffffffu, e, j) < x ? 1 : 0;
-      if (x <= experts) offsets[x] = below;
-      if (active != nullptr && x >= k && x < experts) active[x] = -1;
-    }
+    dev::place_one_token(pick, experts, k, offsets, row_token, slot_row, active);
     return;
   }
   if (logits != nullptr) {

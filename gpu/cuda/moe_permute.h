@@ -24,6 +24,19 @@ void moe_route_permute(const float* logits, size_t tokens, size_t experts, size_
                        int32_t* ids, float* weights, int32_t* offsets, int32_t* row_token,
                        int32_t* slot_row, int32_t* active, stream_t s);
 
+/// A one-token step's router projection (logits[e] = router[e, :] . x, summed as row_gemv
+/// sums it, bit for bit) and moe_route_permute of its logits, in one launch: the last of
+/// its blocks to finish routes. router: [experts, hidden] and x: [hidden], both of `t`
+/// (bf16 or f32), 16-byte aligned. counter: one device word, 0 before the launch, left 0.
+/// Needs router_route_one_ok.
+bool router_route_one_ok(elem t, size_t experts, size_t k, size_t hidden, const void* x,
+                         const void* router);
+void moe_router_route_permute_one(const void* x, const void* router, elem t, size_t hidden,
+                                  size_t experts, size_t k, bool normalize, float* logits,
+                                  int32_t* ids, float* weights, int32_t* offsets,
+                                  int32_t* row_token, int32_t* slot_row, int32_t* active,
+                                  unsigned int* counter, stream_t s);
+
 /// dst[i, :] = src[index[i], :] for i < n; src, dst: [*, dim] of `t`.
 void gather_rows(const void* src, elem t, const int32_t* index, size_t n, size_t dim, void* dst,
                  stream_t s);

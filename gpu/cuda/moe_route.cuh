@@ -87,7 +87,7 @@ __device__ __forceinline__ int route_token_regs(const float* logits, size_t t, i
 #pragma unroll
   for (int i = 0; i < PER; ++i) {
     const int e = lane + 32 * i;
-    p[i] = e < experts ? x[e] : -INFINITY;
+    p[i] = e < experts ? __ldcg(x + e) : -INFINITY;  // L2: other blocks may have written x
     mx = fmaxf(mx, p[i]);
   }
   mx = dev::warp_max(mx);
@@ -139,6 +139,30 @@ __device__ __forceinline__ int route_token_regs(const float* logits, size_t t, i
         normalize ? my_p / total : my_p;
   }
   return my_id;
+}
+
+/// moe_permute's output for one token (a batch-1 step), by one warp: lane j < k holds pick
+/// j (distinct experts). Each pick gets one row, at its rank among the picks (ascending
+/// expert); offsets and the active list follow from the picks in the lanes' registers.
+__device__ __forceinline__ void place_one_token(int pick, int experts, int k, int32_t* offsets,
+                                                int32_t* row_token, int32_t* slot_row,
+                                                int32_t* active) {
+  const int lane = static_cast<int>(threadIdx.x) & 31;
+  const int e = lane < k ? pick : 0x7fffffff;
+  int rank = 0;
+  for (int j = 0; j < k; ++j) rank += __shfl_sync(0xffffffffu, e, j) < e ? 1 : 0;
+  if (lane < k) {
+    slot_row[lane] = rank;
+    row_token[rank] = 0;
+    if (active != nullptr) active[rank] = e;
+  }
+  for (int x0 = 0; x0 <= experts; x0 += 32) {
+    const int x = x0 + lane;
+    int below = 0;  // picks of a lower expert: offsets[x]
+    for (int j = 0; j < k; ++j) below += __shfl_sync(0xffffffffu, e, j) < x ? 1 : 0;
+    if (x <= experts) offsets[x] = below;
+    if (active != nullptr && x >= k && x < experts) active[x] = -1;
+  }
 }
 
 }  // namespace conclave::gpu::cuda::dev

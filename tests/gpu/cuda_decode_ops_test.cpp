@@ -355,6 +355,96 @@ TEST_CASE("cuda moe_route_permute equals router_topk then moe_permute", "[cuda][
                   std::invalid_argument);
 }
 
+TEST_CASE("cuda moe_router_route_permute_one equals row_gemv then moe_route_permute, bit for bit",
+          "[cuda][ops]") {
+  CONCLAVE_REQUIRE_GPU();
+  const uint64_t seed = fresh_seed();
+  INFO("seed " << seed);
+  std::mt19937_64 rng(seed);
+  auto counter = device_buffer::from(std::vector<uint32_t>{0u});
+  for (elem t : {elem::bf16, elem::f32})
+    for (auto [experts, k, h] : {std::tuple{128, 8, 2048},
+                                 {160, 8, 2048},
+                                 {512, 32, 4096},
+                                 {7, 7, 64},
+                                 {1, 1, 8},
+                                 {100, 20, 2056}})
+      for (bool norm : {false, true})
+        for (bool ties : {false, true}) {
+          if (h % (16 / int(elem_size(t))) != 0) continue;
+          INFO(name(t) << " experts " << experts << " k " << k << " h " << h << " norm " << norm
+                       << " ties " << ties);
+          auto x = randn(size_t(h), rng), w = randn(size_t(experts) * h, rng, 0.05f);
+          // Small integers over four inputs: exact logits, many of them equal (picked by the
+          // lower id).
+          if (ties) {
+            for (size_t i = 0; i < x.size(); ++i) x[i] = i < 4 ? std::round(x[i] * 2.0f) : 0.0f;
+            for (float& v : w) v = std::round(v * 20.0f);
+          }
+          x = round_as(x, t);
+          w = round_as(w, t);
+          auto dx = upload_as(x, t), dw = upload_as(w, t);
+          const size_t E = size_t(experts), K = size_t(k);
+          auto run = [&](bool fused) {
+            std::vector<device_buffer> b;
+            b.push_back(poisoned(E, elem::f32));      // logits
+            b.push_back(poisoned(K, elem::f32));      // ids
+            b.push_back(poisoned(K, elem::f32));      // weights
+            b.push_back(poisoned(E + 1, elem::f32));  // offsets
+            b.push_back(poisoned(K, elem::f32));      // row_token
+            b.push_back(poisoned(K, elem::f32));      // slot_row
+            b.push_back(poisoned(E, elem::f32));      // active
+            if (fused) {
+              REQUIRE(cu::router_route_one_ok(t, E, K, size_t(h), dx.get(), dw.get()));
+              cu::moe_router_route_permute_one(
+                  dx.get(), dw.get(), t, size_t(h), E, K, norm, b[0].as<float>(),
+                  b[1].as<int32_t>(), b[2].as<float>(), b[3].as<int32_t>(), b[4].as<int32_t>(),
+                  b[5].as<int32_t>(), b[6].as<int32_t>(), counter.as<unsigned int>(), nullptr);
+            } else {
+              cu::gemv_args a;
+              a.x = dx.get();
+              a.w = dw.get();
+              a.t = t;
+              a.rows = 1;
+              a.y = b[0].as<float>();
+              a.n = E;
+              a.k = size_t(h);
+              REQUIRE(cu::row_gemv_ok(a));
+              cu::row_gemv(a, nullptr);
+              cu::moe_route_permute(b[0].as<float>(), 1, E, K, norm, b[1].as<int32_t>(),
+                                    b[2].as<float>(), b[3].as<int32_t>(), b[4].as<int32_t>(),
+                                    b[5].as<int32_t>(), b[6].as<int32_t>(), nullptr);
+            }
+            return std::tuple{b[0].to_vector<float>(E),   b[1].to_vector<int32_t>(K),
+                              b[2].to_vector<float>(K),   b[3].to_vector<int32_t>(E + 1),
+                              b[4].to_vector<int32_t>(K), b[5].to_vector<int32_t>(K),
+                              b[6].to_vector<int32_t>(E)};
+          };
+          const auto apart = run(false);
+          for (int rep = 0; rep < 2; ++rep) {  // the counter is left 0 for the next launch
+            const auto fused = run(true);
+            CHECK(std::get<0>(fused) == std::get<0>(apart));
+            CHECK(std::get<1>(fused) == std::get<1>(apart));
+            CHECK(std::get<2>(fused) == std::get<2>(apart));
+            CHECK(std::get<3>(fused) == std::get<3>(apart));
+            CHECK(std::get<4>(fused) == std::get<4>(apart));
+            CHECK(std::get<5>(fused) == std::get<5>(apart));
+            CHECK(std::get<6>(fused) == std::get<6>(apart));
+            CHECK(counter.to_vector<uint32_t>(1)[0] == 0u);
+          }
+          // The picks are the CPU router's on the same logits.
+          std::vector<int32_t> want_ids(K);
+          std::vector<float> want_w(K);
+          cpu::router_topk(std::get<0>(apart).data(), 1, E, K, norm, want_ids.data(),
+                           want_w.data());
+          CHECK(std::get<1>(apart) == want_ids);
+        }
+  CHECK_THROWS_AS(cu::moe_router_route_permute_one(nullptr, nullptr, elem::bf16, 2048, 513, 8,
+                                                   false, nullptr, nullptr, nullptr, nullptr,
+                                                   nullptr, nullptr, nullptr, nullptr, nullptr),
+                  std::invalid_argument);
+}
+
 TEST_CASE("cuda grouped_mma_swiglu equals grouped_mma then swiglu, bit for bit, and cpu twins",
           "[cuda][ops]") {
   CONCLAVE_REQUIRE_GPU();
