@@ -13,6 +13,20 @@ __device__ __forceinline__ bool route_beats(float p, int id, float q, int jd) {
   return p > q || (p == q && id < jd);
 }
 
+/// Token t's ids and weights from lane j's pick j (j < k): the weights normalized by their
+/// sum, added in pick order as the CPU adds them.
+__device__ __forceinline__ void write_picks(size_t t, int k, bool normalize, int my_id, float my_p,
+                                            int32_t* ids, float* weights) {
+  const int lane = static_cast<int>(threadIdx.x) & 31;
+  float total = 0.0f;
+  for (int j = 0; j < k; ++j) total += __shfl_sync(0xffffffffu, my_p, j);
+  if (lane < k) {
+    ids[t * static_cast<size_t>(k) + static_cast<size_t>(lane)] = my_id;
+    weights[t * static_cast<size_t>(k) + static_cast<size_t>(lane)] =
+        normalize ? my_p / total : my_p;
+  }
+}
+
 /// One warp routes token t: softmax of its logits into p ([experts] of shared memory, this
 /// warp's own), then k rounds of a warp argmax; a taken expert's probability is set to -1
 /// (probabilities are >= 0). Lane j keeps the j-th pick; ids and weights of row t written.
@@ -61,14 +75,7 @@ __device__ __forceinline__ int route_token(const float* logits, size_t t, int ex
     if (lane == (bid & 31)) p[bid] = -1.0f;  // the owning lane marks it taken
     __syncwarp();
   }
-  // The CPU sums the k weights in pick order.
-  float total = 0.0f;
-  for (int j = 0; j < k; ++j) total += __shfl_sync(0xffffffffu, my_p, j);
-  if (lane < k) {
-    ids[t * static_cast<size_t>(k) + static_cast<size_t>(lane)] = my_id;
-    weights[t * static_cast<size_t>(k) + static_cast<size_t>(lane)] =
-        normalize ? my_p / total : my_p;
-  }
+  write_picks(t, k, normalize, my_id, my_p, ids, weights);
   return my_id;
 }
 
@@ -130,14 +137,7 @@ __device__ __forceinline__ int route_token_regs(const float* logits, size_t t, i
     for (int i = 0; i < PER; ++i)
       if (lane + 32 * i == id) p[i] = -1.0f;
   }
-  // The CPU sums the k weights in pick order.
-  float total = 0.0f;
-  for (int j = 0; j < k; ++j) total += __shfl_sync(0xffffffffu, my_p, j);
-  if (lane < k) {
-    ids[t * static_cast<size_t>(k) + static_cast<size_t>(lane)] = my_id;
-    weights[t * static_cast<size_t>(k) + static_cast<size_t>(lane)] =
-        normalize ? my_p / total : my_p;
-  }
+  write_picks(t, k, normalize, my_id, my_p, ids, weights);
   return my_id;
 }
 
