@@ -45,7 +45,7 @@ kernel_switches kernel_switches::from_env() {
   k.expert_mma = kernel_switch_on("CONCLAVE_EXPERT_MMA");
   k.fused_kv = kernel_switch_on("CONCLAVE_FUSED_KV");
   k.fused_moe = kernel_switch_on("CONCLAVE_FUSED_MOE");
-  k.fused_router = kernel_switch_on("CONCLAVE_FUSED_ROUTER");
+  k.fused_router = kernel_switch_on("CONCLAVE_FUSED_ROUTER", k.fused_router);
   k.light_experts = kernel_switch_on("CONCLAVE_LIGHT_EXPERTS");
   k.early_expert_weights = kernel_switch_on("CONCLAVE_EARLY_EXPERT_WEIGHTS");
   k.prefill_wgmma = kernel_switch_on("CONCLAVE_PREFILL_WGMMA");

@@ -22,9 +22,10 @@ struct kernel_switches {
   /// CONCLAVE_FUSED_MOE=0: router and permute as two launches, a one-token step's SwiGLU
   /// and combine, and the tensor-core GEMM's SwiGLU as their own kernels
   bool fused_moe = true;
-  /// CONCLAVE_FUSED_ROUTER=0: a one-token step's router projection as its own launch, not
-  /// inside route + permute (moe_router_route_permute_one)
-  bool fused_router = true;
+  /// CONCLAVE_FUSED_ROUTER=1: a one-token step's router projection inside route + permute
+  /// (moe_router_route_permute_one), not its own launch. Off until it has run on a GPU
+  /// (written 2026-12-07; docs/PERFORMANCE.md)
+  bool fused_router = false;
   /// CONCLAVE_LIGHT_EXPERTS=0: steps past grouped_max_tokens run every expert on cuBLAS,
   /// not only the heavy ones (gpu/cuda/moe_experts.h)
   bool light_experts = true;
