@@ -565,17 +565,13 @@ class cuda_backend final : public cuda_backend_api {
         grouped && (rows * k < E || !ks_.early_expert_weights) ? active_.as<int32_t>() : nullptr;
     const bool one_launch = !ep_ && fast_ && ks_.fused_moe && ks_.fused_router && rows == 1 &&
                             router_route_one_ok(t_, E, k, h, hn_.get(), L.router.get());
+    if (!one_launch) linear(hn_.get(), L.router.get(), router_logits_.as<float>(), rows, E, h);
     if (one_launch) {
       moe_route_path_ = "router projection, route and permute in one launch";
       moe_router_route_permute_one(hn_.get(), L.router.get(), t_, h, E, k, c.norm_topk_prob,
                                    router_logits_.as<float>(), ids_.as<int32_t>(), wts_.as<float>(),
                                    offsets, row_token_.as<int32_t>(), slot_row_.as<int32_t>(),
                                    active, route_counter_.as<unsigned int>(), stream_);
-    } else {
-      linear(hn_.get(), L.router.get(), router_logits_.as<float>(), rows, E, h);
-    }
-    if (one_launch) {
-      // routed above
     } else if (!ep_ && fast_ && ks_.fused_moe && rows <= ks_.route_permute_max_tokens &&
                E <= kRoutePermuteMaxExperts) {
       moe_route_path_ = "route+permute in one launch";
