@@ -55,12 +55,8 @@ __global__ void __launch_bounds__(kThreads)
     // One token (a batch-1 decode step): warp 0 alone, no block barrier. Its k picks are
     // distinct, so each has one row, placed at its rank among them (ascending expert).
     if (warp != 0) return;
-    // (experts <= kRoutePermuteMaxExperts = 512: 16 a lane.)
-    const int pick =
-        experts <= 128
-            ? dev::route_token_regs<4>(logits, 0, experts, k, normalize, route_ids, weights)
-            : dev::route_token_regs<16>(logits, 0, experts, k, normalize, route_ids, weights);
-    dev::place_one_token(pick, experts, k, offsets, row_token, slot_row, active);
+    dev::route_one_token(logits, experts, k, normalize, route_ids, weights, offsets, row_token,
+                         slot_row, active);
     return;
   }
   if (logits != nullptr) {
@@ -158,7 +154,7 @@ void moe_route_permute(const float* logits, size_t tokens, size_t experts, size_
     throw std::invalid_argument("moe_route_permute: k must be in [1, min(32, experts)]");
   if (tokens * k > (1u << 30)) throw std::invalid_argument("moe_route_permute: too many pairs");
   // The routing scratch (kWarps rows of `experts` floats) lives in wc.
-  static_assert(kRoutePermuteMaxExperts <= 16 * 32);  // route_token_regs<16> for one token
+  static_assert(kRoutePermuteMaxExperts <= 16 * 32);  // route_one_token's registers
   static_assert(kRoutePermuteMaxExperts * kWarps * sizeof(float) <=
                 kWarps * kMaxExperts * sizeof(uint16_t));
   launch_pdl(permute_kernel, dim3(1), dim3(kThreads), 0, s, ids, static_cast<int>(tokens * k),

@@ -165,4 +165,16 @@ __device__ __forceinline__ void place_one_token(int pick, int experts, int k, in
   }
 }
 
+/// A one-token step's routing and placement by one warp (route_token_regs, then
+/// place_one_token), experts <= 512.
+__device__ __forceinline__ void route_one_token(const float* logits, int experts, int k,
+                                                bool normalize, int32_t* ids, float* weights,
+                                                int32_t* offsets, int32_t* row_token,
+                                                int32_t* slot_row, int32_t* active) {
+  const int pick = experts <= 128
+                       ? route_token_regs<4>(logits, 0, experts, k, normalize, ids, weights)
+                       : route_token_regs<16>(logits, 0, experts, k, normalize, ids, weights);
+  place_one_token(pick, experts, k, offsets, row_token, slot_row, active);
+}
+
 }  // namespace conclave::gpu::cuda::dev

@@ -54,10 +54,8 @@ __global__ void __launch_bounds__(kWarps * 32)
   }
   if (!dev::last_to_arrive(counter, static_cast<int>(gridDim.x))) return;
   if (warp != 0) return;
-  const int pick = experts <= 128
-                       ? dev::route_token_regs<4>(logits, 0, experts, k, normalize, ids, weights)
-                       : dev::route_token_regs<16>(logits, 0, experts, k, normalize, ids, weights);
-  dev::place_one_token(pick, experts, k, offsets, row_token, slot_row, active);
+  dev::route_one_token(logits, experts, k, normalize, ids, weights, offsets, row_token, slot_row,
+                       active);
 }
 
 }  // namespace

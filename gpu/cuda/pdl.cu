@@ -45,6 +45,9 @@ bool set_programmatic_launch(bool on) {
   return before;
 }
 
+namespace {
+
+/// CONCLAVE_SMEM_CARVEOUT as a percentage, -1 when unset.
 int carveout_setting() {
   const char* v = std::getenv("CONCLAVE_SMEM_CARVEOUT");
   if (v == nullptr || *v == '\0') return -1;
@@ -55,6 +58,8 @@ int carveout_setting() {
                              "'");
   return static_cast<int>(p);
 }
+
+}  // namespace
 
 void prefer_carveout(const void* kernel) {
   static const int pct = carveout_setting();
