@@ -20,7 +20,7 @@
 # runs) and over Gloo; multigpu = issue 20: the [nccl] and [ep] cases, then bench ep of an
 # EP_LAYERS-layer (default 3) slice of qwen3-coder-480b over NCCL on 1, 2, 4 and 8 GPUs (as
 # many as there are) at batches 1, 64, 256 (EP_QUANT: none, fp8); killgpu = issue 20's
-# rank killed mid-stream, one node per GPU over NCCL; ep480 = the whole 480B shape over
+# rank killed mid-stream, one node per GPU over NCCL; ncuprefill = ncu --set full of one prefill-attention launch (16K prompt); ep480 = the whole 480B shape over
 # every GPU: decode TPOT at batch 1 and 64 and TTFT of 4K and 32K prompts (MODEL, WEIGHT_DTYPE, TOKENS: see
 # tests/cluster/cluster_test.py kill9_gpu_rank); ncufull = ncu --set full of a batch-1 step's
 # NCU_KERNELS (regex, default row_mma_kernel), the first NCU_COUNT (3).
@@ -166,6 +166,15 @@ for w in ${SECTIONS:-ttft stall}; do
         >"$OUT/ncu_full.txt" 2>&1
       grep -E "^  [a-z_].*\(|Duration|DRAM Throughput|Memory Throughput|Achieved Occupancy|Registers Per|Issue Slots Busy|Stall|Block Limit|Waves Per SM|L2 Hit" \
         "$OUT/ncu_full.txt" | grep -v "^ *-" | head -${NCU_LINES:-80} ;;
+    ncuprefill)  # ncu --set full (stall reasons printed) of one wgmma prefill-attention launch:
+      # layer NCU_SKIP - 48 of a 16K prompt's second 8K chunk (BENCH_FLAGS: e.g. --kv-cache-dtype fp8)
+      NCU=$(command -v ncu || ls /usr/local/cuda/bin/ncu 2>/dev/null | head -1)
+      timeout ${T_PROF:-240} "$NCU" --set full --print-details all -k regex:prefill_attention_wgmma \
+        --launch-skip "${NCU_SKIP:-60}" -c 1 /tmp/cb/bin/conclave bench long --backend cuda \
+        --prompt-lens 16384 --decode-contexts 1024 --streams 0 ${BENCH_FLAGS:-} \
+        >"$OUT/ncu_prefill.txt" 2>&1
+      grep -E "^  [a-z_].*\(|Duration|Elapsed Cycles|SM Active|Registers Per|Issue Slots Busy|Eligible|Stall|stall|Pipe|Occupancy|L2 Hit|L1/TEX Cache|Shared" \
+        "$OUT/ncu_prefill.txt" | grep -v "^ *-" | head -${NCU_LINES:-90} ;;
     profdecode)
       NCU=$(command -v ncu || ls /usr/local/cuda/bin/ncu 2>/dev/null | head -1)
       CONCLAVE_BENCH_PROFILE=decode_ctx:131072 timeout ${T_PROF:-200} "$NCU" --profile-from-start off \
