@@ -51,6 +51,7 @@ kernel_switches kernel_switches::from_env() {
   k.prefill_wgmma = kernel_switch_on("CONCLAVE_PREFILL_WGMMA");
   k.prefill_split = kernel_switch_on("CONCLAVE_PREFILL_SPLIT", k.prefill_split);
   k.prefill_pack_gqa = kernel_switch_on("CONCLAVE_PREFILL_PACK_GQA", k.prefill_pack_gqa);
+  k.prefill_tma = kernel_switch_on("CONCLAVE_PREFILL_TMA", k.prefill_tma);
   k.prefill_wgmma_schedule =
       kernel_size_setting("CONCLAVE_PREFILL_WGMMA_SCHEDULE", k.prefill_wgmma_schedule);
   if (k.prefill_wgmma_schedule > 5)  // 0 is refused by kernel_size_setting

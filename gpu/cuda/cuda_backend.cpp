@@ -513,6 +513,8 @@ class cuda_backend final : public cuda_backend_api {
         p.splits = prefill_splits_;
         p.split_workspace = prefill_splits_ > 1 ? prefill_ws_.as<float>() : nullptr;
         p.pack_gqa = pack_;
+        p.tma = ks_.prefill_tma;
+        p.num_slots = slots_per_layer_;
         prefill_attention(p, stream_);
       }
       paged_attention(a, stream_);

@@ -48,6 +48,11 @@ struct kernel_switches {
   /// the 8 streams' step next to a 96K prompt's 16-token chunks went from 4.9x to 2.2x
   /// their quiet step, with the split (H100, 2026-12-07); long chunks run as fast.
   bool prefill_pack_gqa = true;
+  /// CONCLAVE_PREFILL_TMA=1: the wgmma kernel's KV tiles by TMA from one warp, not by
+  /// cp.async from every thread (prefill_attention_args::tma; bf16 cache, the mbarrier
+  /// schedules). With the engine's 16-token blocks a tile is 32 boxes of 2 KiB, and the 32K
+  /// prompt's attention ran at 352 TFLOP/s against 397 by cp.async (H100, 2026-12-07).
+  bool prefill_tma = false;
   /// Steps of at most this many tokens run the experts through one grouped launch per
   /// projection (no host round trip; CUDA graphs up to 128); larger ones sync once for the
   /// experts' row counts. CONCLAVE_GROUPED_MAX_TOKENS moves the line.

@@ -60,6 +60,12 @@ struct prefill_attention_args {
   /// shorter than 128 tokens still fills the tensor cores' rows, and each KV tile is read
   /// once for the group.
   int32_t pack_gqa = 1;
+  /// wgmma kernel, bf16 cache, schedules from kWgmmaDecoupled: the KV tiles arrive by TMA
+  /// (one lane issues a block of keys) where the cache blocks tile its 128-key tiles (block
+  /// sizes 8, 16, 32, 64, 128 or multiples of 128) and num_slots (the slots of k_cache and
+  /// v_cache each, < 2^31) is given; else by cp.async, as with tma false.
+  bool tma = false;
+  size_t num_slots = 0;
 };
 
 /// Whether the kernel exists for this head_dim (64 or 128).

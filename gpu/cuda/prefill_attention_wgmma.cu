@@ -3,20 +3,25 @@
 // query head; each warpgroup owns 64 rows. Per KV tile of 128 keys, S = Q K^T is one chain
 // of wgmma m64n128k16 with Q and K in 128-byte-swizzled shared memory; the online softmax
 // runs on S in registers; P goes back into the tensor cores from registers (O += P V, V
-// read N-major from the same swizzled layout). The next KV tiles stream in by cp.async
-// while this one is computed, issued by the computing warps or (kProducer, kPingPong) by a
-// third warpgroup of their own.
+// read N-major from the same swizzled layout). The next KV tiles stream in while this one
+// is computed: by cp.async, issued by the computing warps or (kProducer, kPingPong) by a
+// third warpgroup of their own, or (TMA: a bf16 cache whose blocks tile the 128 keys) by
+// the tensor memory accelerator, one lane per block of keys and half row.
 #include <algorithm>
 #include <stdexcept>
 #include <type_traits>
+
+#include <cuda.h>  // CUtensorMap (the encoder comes from the driver at run time)
 
 #include "gpu/cuda/check.h"
 #include "gpu/cuda/elem_io.cuh"
 #include "gpu/cuda/kv_chunk.cuh"
 #include "gpu/cuda/kv_elem.cuh"
+#include "gpu/cuda/mbarrier.cuh"
 #include "gpu/cuda/mma.cuh"
 #include "gpu/cuda/prefill_attention.h"
 #include "gpu/cuda/wgmma.cuh"
+#include "gpu/cuda/wgmma_softmax.cuh"
 
 namespace conclave::gpu::cuda {
 namespace {
@@ -47,75 +52,6 @@ constexpr size_t smem_bytes(int mode) {
 }
 
 #ifdef CONCLAVE_WGMMA
-/// The online softmax of one KV tile on S (the m64n128 accumulator of this thread: rows a
-/// and b, element 4 n + e at key kbase + 8 n + 2 (lane % 4) + e % 2): masks keys past each
-/// row's position or before its window, updates the running max and sum, returns P as the
-/// A fragments of the P V wgmma and the factors the output must be scaled by.
-/// 2^x on the special function unit (2^-inf = 0).
-__device__ __forceinline__ float ex2(float x) {
-  float y;
-  asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
-  return y;
-}
-
-/// `masked`: some key of the tile lies past a row's position or before its window (the
-/// diagonal and window-edge tiles; elsewhere the per-element test is skipped: this kernel
-/// is bound by instruction issue as much as by the tensor cores).
-__device__ __forceinline__ void online_softmax(float (&s)[64], bool masked, int kbase, int lane,
-                                               int pos_a, int pos_b, int window, float& m_a,
-                                               float& m_b, float& l_a, float& l_b,
-                                               uint32_t (&pf)[8][4], float& al_a, float& al_b) {
-  if (masked) {
-#pragma unroll
-    for (int nt = 0; nt < 16; ++nt) {
-#pragma unroll
-      for (int e = 0; e < 2; ++e) {
-        const int key = kbase + nt * 8 + 2 * (lane & 3) + e;
-        if (key > pos_a || (window > 0 && key <= pos_a - window)) s[nt * 4 + e] = -INFINITY;
-        if (key > pos_b || (window > 0 && key <= pos_b - window)) s[nt * 4 + 2 + e] = -INFINITY;
-      }
-    }
-  }
-  float mx_a = -INFINITY, mx_b = -INFINITY;
-#pragma unroll
-  for (int nt = 0; nt < 16; ++nt) {
-    mx_a = fmaxf(mx_a, fmaxf(s[nt * 4], s[nt * 4 + 1]));
-    mx_b = fmaxf(mx_b, fmaxf(s[nt * 4 + 2], s[nt * 4 + 3]));
-  }
-  mx_a = dev::quad_max(mx_a);
-  mx_b = dev::quad_max(mx_b);
-  // As in prefill_attention.cu: a row that has seen no key yet keeps an empty state.
-  const float mn_a = fmaxf(m_a, mx_a), mn_b = fmaxf(m_b, mx_b);
-  al_a = mn_a == -INFINITY ? 1.0f : ex2(m_a - mn_a);
-  al_b = mn_b == -INFINITY ? 1.0f : ex2(m_b - mn_b);
-  m_a = mn_a;
-  m_b = mn_b;
-  const float sub_a = mn_a == -INFINITY ? 0.0f : mn_a;
-  const float sub_b = mn_b == -INFINITY ? 0.0f : mn_b;
-  float rs_a = 0.0f, rs_b = 0.0f;
-#pragma unroll
-  for (int nt = 0; nt < 16; ++nt) {
-    const float pa0 = ex2(s[nt * 4] - sub_a), pa1 = ex2(s[nt * 4 + 1] - sub_a);
-    const float pb0 = ex2(s[nt * 4 + 2] - sub_b), pb1 = ex2(s[nt * 4 + 3] - sub_b);
-    rs_a += pa0 + pa1;
-    rs_b += pb0 + pb1;
-    pf[nt / 2][(nt & 1) * 2] = dev::pack_bf16(pa0, pa1);
-    pf[nt / 2][(nt & 1) * 2 + 1] = dev::pack_bf16(pb0, pb1);
-  }
-  l_a = l_a * al_a + rs_a;
-  l_b = l_b * al_b + rs_b;
-}
-
-__device__ __forceinline__ void rescale(float (&o)[64], float al_a, float al_b) {
-#pragma unroll
-  for (int nt = 0; nt < 16; ++nt) {
-    o[nt * 4] *= al_a;
-    o[nt * 4 + 1] *= al_a;
-    o[nt * 4 + 2] *= al_b;
-    o[nt * 4 + 3] *= al_b;
-  }
-}
-
 /// S = Q K^T for this warpgroup's 64 rows (one committed group).
 __device__ __forceinline__ void issue_qk(float (&s)[64], uint32_t q_addr, uint32_t kt) {
 #pragma unroll
@@ -140,28 +76,6 @@ __device__ __forceinline__ void fence_pf(uint32_t (&pf)[8][4]) {
   for (int kk = 0; kk < 8; ++kk) dev::wgmma_fence_operands(pf[kk]);
 }
 
-// Shared-memory barriers (mbarrier) of the decoupled pipeline.
-__device__ __forceinline__ void mbar_init(uint64_t* b, int count) {
-  asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;\n" ::"r"(dev::smem_addr(b)), "r"(count)
-               : "memory");
-}
-__device__ __forceinline__ void mbar_arrive(uint64_t* b) {
-  asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];\n" ::"r"(dev::smem_addr(b)) : "memory");
-}
-/// Arrives on b once this thread's cp.async copies issued so far have landed.
-__device__ __forceinline__ void mbar_arrive_cp_async(uint64_t* b) {
-  asm volatile("cp.async.mbarrier.arrive.noinc.shared::cta.b64 [%0];\n" ::"r"(dev::smem_addr(b))
-               : "memory");
-}
-/// Waits until the phase of b with this parity has completed.
-__device__ __forceinline__ void mbar_wait(uint64_t* b, uint32_t parity) {
-  asm volatile(
-      "{\n.reg .pred done;\nWAIT_%=:\n"
-      "mbarrier.try_wait.parity.shared::cta.b64 done, [%0], %1;\n"
-      "@!done bra WAIT_%=;\n}\n" ::"r"(dev::smem_addr(b)),
-      "r"(parity)
-      : "memory");
-}
 /// Named barriers over the two computing warpgroups (id 0 is __syncthreads').
 __device__ __forceinline__ void bar_sync(int id) {
   asm volatile("bar.sync %0, %1;\n" ::"r"(id), "n"(kThreads) : "memory");
@@ -195,14 +109,24 @@ __device__ __forceinline__ void regs_to_compute() {
 //   reads and copy addresses, and take the loader's registers (setmaxnreg).
 // kPingPong: kProducer with the two computing warpgroups taking turns to issue their
 //   wgmmas (named barriers), so that one's softmax runs while the other's multiply.
-template <bool FP8, int MODE>
+// TMA (bf16 cache, kDecoupled and later): the KV tiles arrive by TMA from tmk / tmv (the
+//   caches as [num_slots][kv_heads * 128] bf16, boxes of 64 columns by box_rows keys,
+//   128-byte swizzle: the layout sw() describes) instead of cp.async: the first loading
+//   warp's lanes each issue one box of K and one of V (a block of keys, half a row), the
+//   other threads issue nothing. A box wholly outside the keys [lo, ctx) is read past the
+//   tensor's end (zeros, no block-table read); a box partly outside reads the cache slots
+//   around the valid keys (finite: the cache starts zeroed), which the mask removes.
+template <bool FP8, int MODE, bool TMA = false>
 __global__ void __launch_bounds__(block_threads(MODE), 1)
     prefill_attention_wgmma_kernel(const float* q, size_t q_stride, const void* kc, const void* vc,
                                    size_t row_bytes, const prefill_tile* tiles,
                                    const int32_t* tables, int32_t bs, int heads, int kv_heads,
                                    int pack, float qscale, int window, dev::bf16* out,
-                                   float* split_ws) {
+                                   float* split_ws, const __grid_constant__ CUtensorMap tmk,
+                                   const __grid_constant__ CUtensorMap tmv, int box_rows,
+                                   int num_slots) {
 #ifdef CONCLAVE_WGMMA
+  static_assert(!TMA || (!FP8 && MODE >= kDecoupled), "TMA: bf16 cache, mbarrier schedules");
   constexpr bool OVERLAP = MODE != kSerial;
   constexpr bool DECOUPLED = MODE >= kDecoupled;  // the stages' mbarriers
   constexpr bool PRODUCER = MODE >= kProducer;
@@ -232,7 +156,9 @@ __global__ void __launch_bounds__(block_threads(MODE), 1)
   const int32_t* table = tables + tile.table_offset;
   const size_t width = static_cast<size_t>(kv_heads) * kHd;
   const int tid = static_cast<int>(threadIdx.x), lane = tid & 31, warp = tid >> 5;
-  const int wg = warp >> 2, wq = warp & 3;
+  // The warpgroup, broadcast so that the compiler keeps it (and the wgmma descriptors made
+  // from it) in uniform registers.
+  const int wg = __shfl_sync(0xffffffffu, warp >> 2, 0), wq = warp & 3;
   const int nrows = tile.rows * pack, p0 = tile.first_pos;  // rows of the block
   const int ctx = p0 + tile.rows;
   const int lo = window > 0 ? max(0, p0 + 1 - window) : 0;
@@ -265,47 +191,90 @@ __global__ void __launch_bounds__(block_threads(MODE), 1)
   auto k_stage = [&](int j) { return DECOUPLED ? (j - j0) % 3 : j & 1; };
   auto v_stage = [&](int j) { return DECOUPLED ? (j - j0) % 3 : j % kVStages; };
   auto load_kv = [&](int j) {
+    if constexpr (TMA) {  // only the first loading warp issues
+      if ((PRODUCER ? tid - kThreads : tid) >= 32) return;
+    }
     if constexpr (DECOUPLED) {  // the stage's previous tile released by every thread
       const int n = (j - j0) / 3;
-      if (n > 0) mbar_wait(bars + 3 + k_stage(j), static_cast<uint32_t>((n - 1) & 1));
+      if (n > 0) dev::mbar_wait(bars + 3 + k_stage(j), static_cast<uint32_t>((n - 1) & 1));
     }
     uint8_t* kd = k_s + k_stage(j) * kTileBytes;
     uint8_t* vd = v_s + v_stage(j) * kTileBytes;
     const int lt = PRODUCER ? tid - kThreads : tid;  // this thread among the loaders
-    const int c = lt & 15;
-#pragma unroll
-    for (int n = 0; n < kKeys * 16 / kLoaders; ++n) {
-      const int key = (lt >> 4) + n * (kLoaders / 16);
-      const int t = j * kKeys + key;
-      const bool ok = t >= lo && t < ctx;
-      const int blk = bs_shift >= 0 ? t >> bs_shift : t / bs;
-      const int in = bs_shift >= 0 ? t & (bs - 1) : t - blk * bs;
-      const size_t slot = ok ? static_cast<size_t>(table[blk]) * bs + in : 0;
-      if constexpr (FP8) {
-        uint4 kb, vb;
-        dev::fp8_kv_chunk(kc, vc, slot, row_bytes, width, g, kHd, c * 8, ok, kb, vb);
-        *reinterpret_cast<uint4*>(kd + sw(key, c)) = kb;
-        *reinterpret_cast<uint4*>(vd + sw(key, c)) = vb;
-      } else {
-        const size_t src = slot * width + static_cast<size_t>(g) * kHd + c * 8;
-        dev::cp_async16(kd + sw(key, c), static_cast<const dev::bf16*>(kc) + src, ok);
-        dev::cp_async16(vd + sw(key, c), static_cast<const dev::bf16*>(vc) + src, ok);
+    if constexpr (TMA) {
+      // Lane 2 b + half: keys [t0, t0 + box_rows) of the tile, columns half * 64 of head g.
+      if (lt == 0) dev::mbar_arrive_expect_tx(bars + k_stage(j), 2 * kTileBytes);
+      if (lt < 2 * (kKeys / box_rows)) {
+        const int b = lt >> 1, half = lt & 1;
+        const int t0 = j * kKeys + b * box_rows;
+        int row = num_slots;  // past the end: zeros
+        if (t0 < ctx && t0 + box_rows > lo) {
+          const int blk = bs_shift >= 0 ? t0 >> bs_shift : t0 / bs;
+          row = table[blk] * bs + (t0 - blk * bs);
+        }
+        const int col = g * kHd + half * 64;
+        const uint32_t at = half * kBlockBytes + b * box_rows * 128;
+        dev::tma_load_2d(kd + at, &tmk, col, row, bars + k_stage(j));
+        dev::tma_load_2d(vd + at, &tmv, col, row, bars + k_stage(j));
       }
+      return;
+    }
+    // Thread lt copies 16-byte chunk c of keys r, r + kStep, ... of the tile. kStep (8 or 16
+    // keys) is a multiple of the swizzle's 8 rows, so each copy's shared address is the
+    // first's plus kStep rows and its cache address the row's plus a per-thread column:
+    // per copy, a block-table read and a multiply (the block index a shift where bs is a
+    // power of two: the division's path is a loop of its own).
+    const int c = lt & 15, r = lt >> 4;
+    constexpr int kStep = kLoaders / 16;
+    const uint32_t d0 = sw(r, c);
+    const int tb = j * kKeys + r;
+    const size_t col = static_cast<size_t>(g) * kHd + c * 8;
+    auto copy_all = [&](auto block_of) {
+#pragma unroll
+      for (int n = 0; n < kKeys / kStep; ++n) {
+        const int t = tb + n * kStep;
+        const bool ok = t >= lo && t < ctx;
+        int slot = 0;
+        if (ok) {
+          const int blk = block_of(t);
+          slot = table[blk] * bs + (t - blk * bs);
+        }
+        const uint32_t dst = d0 + n * kStep * 128;
+        if constexpr (FP8) {
+          uint4 kb, vb;
+          dev::fp8_kv_chunk(kc, vc, static_cast<size_t>(slot), row_bytes, width, g, kHd, c * 8, ok,
+                            kb, vb);
+          *reinterpret_cast<uint4*>(kd + dst) = kb;
+          *reinterpret_cast<uint4*>(vd + dst) = vb;
+        } else {
+          const size_t src = static_cast<size_t>(slot) * width + col;
+          dev::cp_async16(kd + dst, static_cast<const dev::bf16*>(kc) + src, ok);
+          dev::cp_async16(vd + dst, static_cast<const dev::bf16*>(vc) + src, ok);
+        }
+      }
+    };
+    if (bs_shift >= 0) {
+      copy_all([&](int t) { return t >> bs_shift; });
+    } else {
+      copy_all([&](int t) { return t / bs; });
     }
     if constexpr (DECOUPLED) {
       if constexpr (FP8) {
         dev::fence_proxy_async();
-        mbar_arrive(bars + k_stage(j));
+        dev::mbar_arrive(bars + k_stage(j));
       } else {
-        mbar_arrive_cp_async(bars + k_stage(j));
+        dev::mbar_arrive_cp_async(bars + k_stage(j));
       }
     } else {
       dev::cp_async_commit();
     }
   };
   if constexpr (DECOUPLED) {
-    if (tid == 0)
-      for (int i = 0; i < 6; ++i) mbar_init(bars + i, i < 3 ? kLoaders : kThreads);
+    if (tid == 0) {
+      for (int i = 0; i < 6; ++i) dev::mbar_init(bars + i, i < 3 ? (TMA ? 1 : kLoaders) : kThreads);
+      // The barriers' initialization, visible to the TMA unit's completions too.
+      if constexpr (TMA) asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
+    }
     __syncthreads();
   }
   if constexpr (PRODUCER) {
@@ -363,7 +332,7 @@ __global__ void __launch_bounds__(block_threads(MODE), 1)
     // them handed to the tensor cores' proxy; stage release after its P V.
     auto arrive = [&](int j) {
       if constexpr (DECOUPLED) {
-        mbar_wait(bars + k_stage(j), static_cast<uint32_t>(((j - j0) / 3) & 1));
+        dev::mbar_wait(bars + k_stage(j), static_cast<uint32_t>(((j - j0) / 3) & 1));
         dev::fence_proxy_async();
       } else {
         dev::cp_async_wait<0>();
@@ -402,13 +371,13 @@ __global__ void __launch_bounds__(block_threads(MODE), 1)
       if (!PRODUCER && j0 + 1 < ntiles) load_kv(j0 + 1);
       dev::wgmma_wait<0>();
       dev::wgmma_fence_operands(s);
-      online_softmax(s, masked(j0 * kKeys), j0 * kKeys, lane, pos_a, pos_b, window, m_a, m_b, l_a,
-                     l_b, pf, al_a, al_b);
+      dev::online_softmax(s, masked(j0 * kKeys), j0 * kKeys, lane, pos_a, pos_b, window, m_a, m_b,
+                          l_a, l_b, al_a, al_b);  // o is zero: nothing to rescale
+      dev::pack_p(s, pf);
     }
     for (int j = j0 + 1; j < ntiles; ++j) {
       arrive(j);
       float s[64];
-      uint32_t pn[8][4];
       dev::wgmma_fence_operands(o);
       fence_pf(pf);
       dev::wgmma_fence();
@@ -419,17 +388,14 @@ __global__ void __launch_bounds__(block_threads(MODE), 1)
       if (!PRODUCER && j + 1 < ntiles) load_kv(j + 1);
       dev::wgmma_wait<1>();  // S(j) done; P(j - 1) V(j - 1) may still run
       dev::wgmma_fence_operands(s);
-      online_softmax(s, masked(j * kKeys), j * kKeys, lane, pos_a, pos_b, window, m_a, m_b, l_a,
-                     l_b, pn, al_a, al_b);
+      const bool move = dev::online_softmax(s, masked(j * kKeys), j * kKeys, lane, pos_a, pos_b,
+                                            window, m_a, m_b, l_a, l_b, al_a, al_b);
       dev::wgmma_wait<0>();
       dev::wgmma_fence_operands(o);
       fence_pf(pf);
-      if constexpr (DECOUPLED) mbar_arrive(bars + 3 + k_stage(j - 1));  // K(j-1), V(j-1) done
-      rescale(o, al_a, al_b);
-#pragma unroll
-      for (int kk = 0; kk < 8; ++kk)
-#pragma unroll
-        for (int i = 0; i < 4; ++i) pf[kk][i] = pn[kk][i];
+      if constexpr (DECOUPLED) dev::mbar_arrive(bars + 3 + k_stage(j - 1));  // K(j-1), V(j-1) done
+      dev::pack_p(s, pf);  // P(j - 1) V(j - 1) has read pf
+      if (move) dev::rescale(o, al_a, al_b);
     }
     dev::wgmma_fence_operands(o);
     fence_pf(pf);
@@ -461,9 +427,10 @@ __global__ void __launch_bounds__(block_threads(MODE), 1)
         loaded = true;
         dev::wgmma_wait<0>();
         dev::wgmma_fence_operands(s);
-        online_softmax(s, masked(kbase), kbase, lane, pos_a, pos_b, window, m_a, m_b, l_a, l_b, pf,
-                       al_a, al_b);
-        rescale(o, al_a, al_b);
+        if (dev::online_softmax(s, masked(kbase), kbase, lane, pos_a, pos_b, window, m_a, m_b, l_a,
+                                l_b, al_a, al_b))
+          dev::rescale(o, al_a, al_b);
+        dev::pack_p(s, pf);
         dev::wgmma_fence_operands(o);
         dev::wgmma_fence();
         issue_pv(o, pf, v_tile(j));
@@ -547,6 +514,51 @@ __global__ void __launch_bounds__(kHd)
       __float2bfloat16(num / den);
 }
 
+/// cuTensorMapEncodeTiled, from the driver (the runtime links no libcuda); null where the
+/// driver lacks it.
+using tensor_map_encoder = CUresult (*)(CUtensorMap*, CUtensorMapDataType, cuuint32_t, void*,
+                                        const cuuint64_t*, const cuuint64_t*, const cuuint32_t*,
+                                        const cuuint32_t*, CUtensorMapInterleave,
+                                        CUtensorMapSwizzle, CUtensorMapL2promotion,
+                                        CUtensorMapFloatOOBfill);
+tensor_map_encoder encoder() {
+  static const tensor_map_encoder fn = [] {
+    void* f = nullptr;
+    cudaDriverEntryPointQueryResult q{};
+    if (cudaGetDriverEntryPointByVersion("cuTensorMapEncodeTiled", &f, 12000, cudaEnableDefault,
+                                         &q) != cudaSuccess ||
+        q != cudaDriverEntryPointSuccess) {
+      cudaGetLastError();
+      return tensor_map_encoder{nullptr};
+    }
+    return reinterpret_cast<tensor_map_encoder>(f);
+  }();
+  return fn;
+}
+
+/// The TMA view of a bf16 cache: [num_slots][width] elements, boxes of 64 columns (128
+/// bytes, swizzled as sw() lays a tile out) by box_rows keys. False where it cannot be made.
+bool kv_tensor_map(CUtensorMap& m, const void* cache, size_t width, size_t num_slots,
+                   int box_rows) {
+  const tensor_map_encoder fn = encoder();
+  if (fn == nullptr) return false;
+  const cuuint64_t dims[2] = {width, num_slots};
+  const cuuint64_t strides[1] = {width * sizeof(dev::bf16)};
+  const cuuint32_t box[2] = {64, static_cast<cuuint32_t>(box_rows)};
+  const cuuint32_t elem_strides[2] = {1, 1};
+  return fn(&m, CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, 2, const_cast<void*>(cache), dims, strides, box,
+            elem_strides, CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_128B,
+            CU_TENSOR_MAP_L2_PROMOTION_L2_256B, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE) == CUDA_SUCCESS;
+}
+
+/// Keys per TMA box for cache blocks of bs tokens: a block (or 128 keys of one) where the
+/// blocks tile the 128-key KV tiles in whole swizzle atoms of 8 rows; 0 where they do not.
+int tma_box_rows(int32_t bs) {
+  if (bs <= 0 || bs % 8 != 0) return 0;
+  if (bs <= kKeys) return kKeys % bs == 0 ? bs : 0;
+  return bs % kKeys == 0 ? kKeys : 0;
+}
+
 template <bool FP8>
 bool loaded_as_sm90() {
   cudaFuncAttributes a{};
@@ -586,6 +598,14 @@ void prefill_attention_wgmma(const prefill_attention_args& a, stream_t s) {
   // gridDim.y holds at most 65535 tiles: more (a step of over 8M prompt tokens) go in
   // several launches, each with the workspace from its start.
   constexpr size_t kMaxTiles = 65535;
+  // TMA loads (bf16 cache, the mbarrier schedules, blocks that tile the KV tiles): the
+  // caches' tensor maps, made per launch (host work only; a graph keeps the parameters).
+  CUtensorMap tmk{}, tmv{};
+  const int box_rows = tma_box_rows(a.block_size);
+  const bool tma = a.tma && !a.kv_fp8 && a.num_slots > 0 && a.num_slots < (size_t{1} << 31) &&
+                   a.wgmma_schedule >= kDecoupled && box_rows > 0 &&
+                   kv_tensor_map(tmk, a.k_cache, a.kv_heads * kHd, a.num_slots, box_rows) &&
+                   kv_tensor_map(tmv, a.v_cache, a.kv_heads * kHd, a.num_slots, box_rows);
   auto run = [&](auto kernel, int threads) {
     CONCLAVE_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                              static_cast<int>(smem)));
@@ -596,7 +616,8 @@ void prefill_attention_wgmma(const prefill_attention_args& a, stream_t s) {
       kernel<<<grid, threads, smem, s>>>(
           a.q, a.q_stride, a.k_cache, a.v_cache, a.kv_row_bytes, a.tiles + t0, a.block_tables,
           a.block_size, static_cast<int>(a.heads), static_cast<int>(a.kv_heads), pack, qscale,
-          a.window, static_cast<dev::bf16*>(a.out), a.split_workspace);
+          a.window, static_cast<dev::bf16*>(a.out), a.split_workspace, tmk, tmv, box_rows,
+          static_cast<int>(a.num_slots));
       CONCLAVE_CUDA_LAUNCH_CHECK();
       if (a.splits > 1) {
         prefill_split_merge_kernel<<<dim3(static_cast<unsigned>(a.heads), static_cast<unsigned>(n),
@@ -608,6 +629,18 @@ void prefill_attention_wgmma(const prefill_attention_args& a, stream_t s) {
       }
     }
   };
+  if (tma) {
+    switch (a.wgmma_schedule) {
+      case kDecoupled:
+        return run(prefill_attention_wgmma_kernel<false, kDecoupled, true>, kThreads);
+      case kProducer:
+        return run(prefill_attention_wgmma_kernel<false, kProducer, true>,
+                   block_threads(kProducer));
+      default:
+        return run(prefill_attention_wgmma_kernel<false, kPingPong, true>,
+                   block_threads(kPingPong));
+    }
+  }
   auto by_schedule = [&](auto fp8) {
     constexpr bool F = decltype(fp8)::value;
     switch (a.wgmma_schedule) {

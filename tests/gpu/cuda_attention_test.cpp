@@ -233,6 +233,7 @@ void run_attention_case(const attention_case& c, elem t, std::mt19937_64& rng, b
     int schedule;
     int32_t splits;
     bool pack = false;
+    bool tma = false;  // KV tiles by TMA where the block size allows (bf16, schedules 2-4)
   };
   std::vector<prefill_kernel> kernels{{cu::kPrefillTileRows, 0, 1}};
   if (cu::prefill_tile_rows(c.hd, true) != cu::kPrefillTileRows) {
@@ -245,14 +246,18 @@ void run_attention_case(const attention_case& c, elem t, std::mt19937_64& rng, b
     kernels.push_back({cu::kPrefillWideTileRows, cu::kWgmmaDecoupled, 1, true});
     kernels.push_back({cu::kPrefillWideTileRows, cu::kWgmmaPingPong, 1, true});
     kernels.push_back({cu::kPrefillWideTileRows, cu::kWgmmaProducer, 3, true});
+    for (int sched : {cu::kWgmmaDecoupled, cu::kWgmmaProducer, cu::kWgmmaPingPong})
+      kernels.push_back({cu::kPrefillWideTileRows, sched, 1, false, true});
+    kernels.push_back({cu::kPrefillWideTileRows, cu::kWgmmaDecoupled, 3, true, true});
+    kernels.push_back({cu::kPrefillWideTileRows, cu::kWgmmaPingPong, 5, false, true});
   }
-  for (const auto& [tile_rows, schedule, splits, packed] : kernels) {
+  for (const auto& [tile_rows, schedule, splits, packed, tma] : kernels) {
     if (t != elem::bf16 || !cu::prefill_attention_supported(c.hd)) break;
     const int32_t pack = cu::prefill_pack_gqa(c.heads, c.kvh, tile_rows, packed);
     if (packed && pack == 1) continue;  // no group to pack
     const int32_t span = tile_rows / pack;
     INFO("prefill tiles of " << tile_rows << " rows, schedule " << schedule << ", " << splits
-                             << " slices, pack " << pack);
+                             << " slices, pack " << pack << (tma ? ", TMA" : ""));
     std::vector<int32_t> tiles, rest;
     for (size_t s = 0; s < nseq; ++s) {
       const auto r0 = static_cast<int32_t>(seqs[s].first_row);
@@ -289,6 +294,8 @@ void run_attention_case(const attention_case& c, elem t, std::mt19937_64& rng, b
       p.wgmma_schedule = schedule;
       p.splits = splits;
       p.pack_gqa = pack;
+      p.tma = tma;
+      p.num_slots = slots;
       device_buffer split_ws(
           std::max<size_t>(
               cu::prefill_split_workspace_floats(tiles.size() / 4, c.heads, splits, pack), 1) *
