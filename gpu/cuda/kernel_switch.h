@@ -23,8 +23,8 @@ struct kernel_switches {
   /// and combine, and the tensor-core GEMM's SwiGLU as their own kernels
   bool fused_moe = true;
   /// CONCLAVE_FUSED_ROUTER=1: a one-token step's router projection inside route + permute
-  /// (moe_router_route_permute_one), not its own launch. Off until it has run on a GPU
-  /// (written 2026-12-07; docs/PERFORMANCE.md)
+  /// (moe_router_route_permute_one), not its own launch. Off: exact, but the batch-1 step
+  /// was not faster (H100 2026-12-07: fp8 3.42 ms on against 3.39 off; docs/PERFORMANCE.md)
   bool fused_router = false;
   /// CONCLAVE_LIGHT_EXPERTS=0: steps past grouped_max_tokens run every expert on cuBLAS,
   /// not only the heavy ones (gpu/cuda/moe_experts.h)
