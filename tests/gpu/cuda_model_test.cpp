@@ -6,7 +6,6 @@
 // largest magnitude. Skips without a GPU.
 #include <algorithm>
 #include <cmath>
-#include <map>
 #include <numeric>
 
 #include "engine/llm_engine.h"
@@ -363,48 +362,15 @@ TEST_CASE(
     "recomputed",
     "[cuda][offload][engine]") {
   CONCLAVE_REQUIRE_GPU();
-  const model::checkpoint ckpt(test::data_dir() / "tiny_moe");
-  engine::sampling_params greedy;
-  greedy.temperature = 0.0f;
-  greedy.max_tokens = 10;
-  greedy.ignore_eos = true;
-  std::vector<std::vector<int32_t>> prompts;
-  for (int i = 0; i < 5; ++i) {
-    std::vector<int32_t> p(static_cast<size_t>(9 + 5 * i));
-    for (size_t j = 0; j < p.size(); ++j)
-      p[j] = static_cast<int32_t>((j * 131 + 17 * i + 3) % 4096);
-    prompts.push_back(std::move(p));
-  }
   for (const char* kv : {"auto", "fp8"}) {
     for (const bool graphs : {false, true}) {
-      const auto run = [&](int32_t blocks, size_t offload_blocks) {
-        config::engine_config cfg;
-        cfg.backend.kind = "cuda";
-        cfg.backend.weight_dtype = "bf16";
-        cfg.backend.kv_cache_dtype = kv;
-        cfg.backend.cuda_graphs = graphs;
-        cfg.backend.block_size = 4;
-        cfg.backend.num_kv_blocks = blocks;
-        cfg.scheduler.max_num_batched_tokens = 32;
-        if (offload_blocks > 0) {
-          auto probe = gpu::make_backend(ckpt, cfg.backend);
-          cfg.backend.kv_offload_bytes = offload_blocks * probe->kv_shape().bytes_per_block;
-        }
-        engine::llm_engine eng(gpu::make_backend(ckpt, cfg.backend), cfg);
-        std::map<int64_t, size_t> index;
-        for (size_t i = 0; i < prompts.size(); ++i) index[eng.add_request(prompts[i], greedy)] = i;
-        std::vector<std::vector<int32_t>> out(prompts.size());
-        while (eng.has_work())
-          for (const auto& e : eng.step()) out[index[e.id]].push_back(e.token);
-        return std::make_pair(out, eng.stats());
-      };
       INFO("kv_cache_dtype " << kv << ", cuda graphs " << graphs);
-      const auto [roomy, roomy_stats] = run(256, 0);
-      const auto [tight, tight_stats] = run(16, 64);
-      CHECK(tight == roomy);
-      CHECK(tight_stats.swap_outs > 0);
-      CHECK(tight_stats.preemptions == 0);  // every preempted sequence went to the host
-      CHECK(roomy_stats.swap_outs == 0);
+      config::backend_config b;
+      b.kind = "cuda";
+      b.weight_dtype = "bf16";
+      b.kv_cache_dtype = kv;
+      b.cuda_graphs = graphs;
+      test::check_offload_engine(b);
     }
   }
 }

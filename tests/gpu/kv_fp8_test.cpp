@@ -21,6 +21,7 @@
 #include "model/dtype.h"
 #include "model/tokenizer/tokenizer.h"
 #include "tests/fixture.h"
+#include "tests/gpu/offload_roundtrip.h"
 
 #include <simdjson.h>
 
@@ -165,40 +166,7 @@ TEST_CASE("kv_cache_dtype is validated and sizes the cache rows", "[kv][fp8]") {
 
 TEST_CASE("fp8 KV cache with offload and prefix caching gives the unconstrained run's tokens",
           "[kv][fp8][offload]") {
-  const model::checkpoint ckpt(test::data_dir() / "tiny_moe");
-  engine::sampling_params greedy;
-  greedy.temperature = 0.0f;
-  greedy.max_tokens = 10;
-  greedy.ignore_eos = true;
-  std::vector<std::vector<int32_t>> prompts;
-  for (int i = 0; i < 5; ++i) {
-    std::vector<int32_t> p(static_cast<size_t>(9 + 5 * i));
-    for (size_t j = 0; j < p.size(); ++j)
-      p[j] = static_cast<int32_t>((j * 131 + 17 * i + 3) % 4096);
-    prompts.push_back(std::move(p));
-  }
-  const auto run = [&](int32_t blocks, size_t offload_blocks) {
-    config::engine_config cfg;
-    cfg.backend.kv_cache_dtype = "fp8";
-    cfg.backend.block_size = 4;
-    cfg.backend.num_kv_blocks = blocks;
-    cfg.scheduler.max_num_batched_tokens = 32;
-    if (offload_blocks > 0) {
-      auto probe = gpu::make_backend(ckpt, cfg.backend);
-      cfg.backend.kv_offload_bytes = offload_blocks * probe->kv_shape().bytes_per_block;
-    }
-    engine::llm_engine eng(gpu::make_backend(ckpt, cfg.backend), cfg);
-    std::map<int64_t, size_t> index;
-    for (size_t i = 0; i < prompts.size(); ++i) index[eng.add_request(prompts[i], greedy)] = i;
-    std::vector<std::vector<int32_t>> out(prompts.size());
-    while (eng.has_work())
-      for (const auto& e : eng.step()) out[index[e.id]].push_back(e.token);
-    return std::make_pair(out, eng.stats());
-  };
-  const auto [roomy, roomy_stats] = run(256, 0);
-  const auto [tight, tight_stats] = run(16, 64);
-  CHECK(tight == roomy);  // the rounded cache travels to the host and back unchanged
-  CHECK(tight_stats.swap_outs > 0);
-  CHECK(tight_stats.preemptions == 0);
-  CHECK(roomy_stats.swap_outs == 0);
+  config::backend_config b;
+  b.kv_cache_dtype = "fp8";  // the rounded cache travels to the host and back unchanged
+  test::check_offload_engine(b);
 }

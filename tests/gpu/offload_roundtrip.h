@@ -1,14 +1,19 @@
 // A backend's KV offload round trip (backend::transfer_kv), shared by the CPU test
 // (tests/gpu/batch_test.cpp) and the CUDA one (tests/gpu/cuda_model_test.cpp): a prompt's
 // blocks copied to the host pool and back into other device blocks decode exactly as the
-// originals; out-of-range ids are refused.
+// originals; out-of-range ids are refused. And the same through the engine
+// (check_offload_engine: kv_fp8_test.cpp, cuda_model_test.cpp).
 #pragma once
 
 #include <catch2/catch.hpp>
+#include <map>
 #include <stdexcept>
 #include <string>
+#include <utility>
 #include <vector>
 
+#include "config/engine_config.h"
+#include "engine/llm_engine.h"
 #include "gpu/backend.h"
 #include "model/checkpoint.h"
 #include "tests/fixture.h"
@@ -54,6 +59,49 @@ inline void check_offload_roundtrip(const std::string& kind,
   CHECK_THROWS_AS(be->transfer_kv(bad), std::invalid_argument);
   bad.to_host = {{32, 0}};
   CHECK_THROWS_AS(be->transfer_kv(bad), std::invalid_argument);
+}
+
+/// #15's offload bar through the engine: five greedy streams of tiny_moe in a pool of 16
+/// blocks of 4 tokens with a host pool of 64 blocks give the tokens of a 256-block pool,
+/// with sequences swapped out and back and none recomputed. `base` picks the backend
+/// (kind, dtypes, CUDA graphs); the pool sizes are set here.
+inline void check_offload_engine(const config::backend_config& base) {
+  const model::checkpoint ckpt(data_dir() / "tiny_moe");
+  engine::sampling_params greedy;
+  greedy.temperature = 0.0f;
+  greedy.max_tokens = 10;
+  greedy.ignore_eos = true;
+  std::vector<std::vector<int32_t>> prompts;
+  for (int i = 0; i < 5; ++i) {
+    std::vector<int32_t> p(static_cast<size_t>(9 + 5 * i));
+    for (size_t j = 0; j < p.size(); ++j)
+      p[j] = static_cast<int32_t>((j * 131 + 17 * i + 3) % 4096);
+    prompts.push_back(std::move(p));
+  }
+  const auto run = [&](int32_t blocks, size_t offload_blocks) {
+    config::engine_config cfg;
+    cfg.backend = base;
+    cfg.backend.block_size = 4;
+    cfg.backend.num_kv_blocks = blocks;
+    cfg.scheduler.max_num_batched_tokens = 32;
+    if (offload_blocks > 0) {
+      auto probe = gpu::make_backend(ckpt, cfg.backend);
+      cfg.backend.kv_offload_bytes = offload_blocks * probe->kv_shape().bytes_per_block;
+    }
+    engine::llm_engine eng(gpu::make_backend(ckpt, cfg.backend), cfg);
+    std::map<int64_t, size_t> index;
+    for (size_t i = 0; i < prompts.size(); ++i) index[eng.add_request(prompts[i], greedy)] = i;
+    std::vector<std::vector<int32_t>> out(prompts.size());
+    while (eng.has_work())
+      for (const auto& e : eng.step()) out[index[e.id]].push_back(e.token);
+    return std::make_pair(out, eng.stats());
+  };
+  const auto [roomy, roomy_stats] = run(256, 0);
+  const auto [tight, tight_stats] = run(16, 64);
+  CHECK(tight == roomy);  // the cache travels to the host and back unchanged
+  CHECK(tight_stats.swap_outs > 0);
+  CHECK(tight_stats.preemptions == 0);  // every preempted sequence went to the host
+  CHECK(roomy_stats.swap_outs == 0);
 }
 
 }  // namespace conclave::test
