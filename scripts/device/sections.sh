@@ -20,7 +20,7 @@
 # runs) and over Gloo; multigpu = issue 20: the [nccl] and [ep] cases, then bench ep of an
 # EP_LAYERS-layer (default 3) slice of qwen3-coder-480b over NCCL on 1, 2, 4 and 8 GPUs (as
 # many as there are) at batches 1, 64, 256 (EP_QUANT: none, fp8); killgpu = issue 20's
-# rank killed mid-stream, one node per GPU over NCCL; ncuprefill = ncu --set full of one prefill-attention launch (16K prompt); ep480 = the whole 480B shape over
+# rank killed mid-stream, one node per GPU over NCCL; ncuprefill = ncu --set full of one prefill-attention launch (16K prompt); prefill32k = a 32K prompt's attention TFLOP/s per AB_VALUES of AB_VAR; ep480 = the whole 480B shape over
 # every GPU: decode TPOT at batch 1 and 64 and TTFT of 4K and 32K prompts (MODEL, WEIGHT_DTYPE, TOKENS: see
 # tests/cluster/cluster_test.py kill9_gpu_rank); ncufull = ncu --set full of a batch-1 step's
 # NCU_KERNELS (regex, default row_mma_kernel), the first NCU_COUNT (3).
@@ -166,6 +166,17 @@ for w in ${SECTIONS:-ttft stall}; do
         >"$OUT/ncu_full.txt" 2>&1
       grep -E "^  [a-z_].*\(|Duration|DRAM Throughput|Memory Throughput|Achieved Occupancy|Registers Per|Issue Slots Busy|Stall|Block Limit|Waves Per SM|L2 Hit" \
         "$OUT/ncu_full.txt" | grep -v "^ *-" | head -${NCU_LINES:-80} ;;
+    prefill32k)  # a 32K prompt's TTFT and attention TFLOP/s, once per AB_VALUES of the
+      # variable AB_VAR (e.g. AB_VAR=CONCLAVE_PREFILL_TMA AB_VALUES="1 0 1 0"; unset: once),
+      # BENCH_FLAGS added (e.g. --block-size 128, --kv-cache-dtype fp8)
+      for v in ${AB_VALUES:--}; do
+        [ "$(left)" -gt 40 ] || break
+        sw=; [ "$v" = - ] || sw="${AB_VAR:?AB_VAR names the variable AB_VALUES sets}=$v"
+        echo "-- ${sw:-default} ${BENCH_FLAGS:-}"
+        env $sw timeout ${T_PREFILL:-90} /tmp/cb/bin/conclave bench long --backend cuda \
+          --prompt-lens 32768 --decode-contexts 1024 --streams 0 ${BENCH_FLAGS:-} 2>&1 |
+          tee "$OUT/bench_prefill32k_${v}.log" | grep -A1 '^  prompt  chunks' | tail -1
+      done ;;
     ncuprefill)  # ncu --set full (stall reasons printed) of one wgmma prefill-attention launch:
       # layer NCU_SKIP - 48 of a 16K prompt's second 8K chunk (BENCH_FLAGS: e.g. --kv-cache-dtype fp8)
       NCU=$(command -v ncu || ls /usr/local/cuda/bin/ncu 2>/dev/null | head -1)
