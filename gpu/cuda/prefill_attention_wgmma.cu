@@ -190,9 +190,12 @@ __global__ void __launch_bounds__(block_threads(MODE), 1)
   // Stage of tile j's K and V; kDecoupled counts from j0 (use n = (j - j0) / 3 of a stage).
   auto k_stage = [&](int j) { return DECOUPLED ? (j - j0) % 3 : j & 1; };
   auto v_stage = [&](int j) { return DECOUPLED ? (j - j0) % 3 : j % kVStages; };
+  // Cache slot of key t in block blk (blk = t / bs).
+  auto slot_of = [&](int t, int blk) { return table[blk] * bs + (t - blk * bs); };
   auto load_kv = [&](int j) {
-    if constexpr (TMA) {  // only the first loading warp issues
-      if ((PRODUCER ? tid - kThreads : tid) >= 32) return;
+    const int lt = PRODUCER ? tid - kThreads : tid;  // this thread among the loaders
+    if constexpr (TMA) {                             // only the first loading warp issues
+      if (lt >= 32) return;
     }
     if constexpr (DECOUPLED) {  // the stage's previous tile released by every thread
       const int n = (j - j0) / 3;
@@ -200,7 +203,6 @@ __global__ void __launch_bounds__(block_threads(MODE), 1)
     }
     uint8_t* kd = k_s + k_stage(j) * kTileBytes;
     uint8_t* vd = v_s + v_stage(j) * kTileBytes;
-    const int lt = PRODUCER ? tid - kThreads : tid;  // this thread among the loaders
     if constexpr (TMA) {
       // Lane 2 b + half: keys [t0, t0 + box_rows) of the tile, columns half * 64 of head g.
       if (lt == 0) dev::mbar_arrive_expect_tx(bars + k_stage(j), 2 * kTileBytes);
@@ -208,10 +210,8 @@ __global__ void __launch_bounds__(block_threads(MODE), 1)
         const int b = lt >> 1, half = lt & 1;
         const int t0 = j * kKeys + b * box_rows;
         int row = num_slots;  // past the end: zeros
-        if (t0 < ctx && t0 + box_rows > lo) {
-          const int blk = bs_shift >= 0 ? t0 >> bs_shift : t0 / bs;
-          row = table[blk] * bs + (t0 - blk * bs);
-        }
+        if (t0 < ctx && t0 + box_rows > lo)
+          row = slot_of(t0, bs_shift >= 0 ? t0 >> bs_shift : t0 / bs);
         const int col = g * kHd + half * 64;
         const uint32_t at = half * kBlockBytes + b * box_rows * 128;
         dev::tma_load_2d(kd + at, &tmk, col, row, bars + k_stage(j));
@@ -234,11 +234,7 @@ __global__ void __launch_bounds__(block_threads(MODE), 1)
       for (int n = 0; n < kKeys / kStep; ++n) {
         const int t = tb + n * kStep;
         const bool ok = t >= lo && t < ctx;
-        int slot = 0;
-        if (ok) {
-          const int blk = block_of(t);
-          slot = table[blk] * bs + (t - blk * bs);
-        }
+        const int slot = ok ? slot_of(t, block_of(t)) : 0;
         const uint32_t dst = d0 + n * kStep * 128;
         if constexpr (FP8) {
           uint4 kb, vb;
@@ -272,8 +268,7 @@ __global__ void __launch_bounds__(block_threads(MODE), 1)
   if constexpr (DECOUPLED) {
     if (tid == 0) {
       for (int i = 0; i < 6; ++i) dev::mbar_init(bars + i, i < 3 ? (TMA ? 1 : kLoaders) : kThreads);
-      // The barriers' initialization, visible to the TMA unit's completions too.
-      if constexpr (TMA) asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
+      if constexpr (TMA) dev::mbar_init_fence();
     }
     __syncthreads();
   }

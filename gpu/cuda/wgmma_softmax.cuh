@@ -10,13 +10,6 @@
 
 namespace conclave::gpu::cuda::dev {
 
-/// The online softmax of one KV tile on S (the m64n128 accumulator of this thread: rows a
-/// and b, element 4 n + e at key kbase + 8 n + 2 (lane % 4) + e % 2): masks keys past each
-/// row's position or before its window, updates the running max and sum, leaves P (fp32)
-/// in s and returns the factors the output must be scaled by. pack_p makes P the A
-/// fragments of the P V wgmma, once the previous P V has read the registers it reuses
-/// (FlashAttention-3's order: no second set of P registers to copy between tiles).
-/// The maxima and sums are trees (depth 5, not chains of 32 dependent instructions).
 /// 2^x on the special function unit (2^-inf = 0).
 __device__ __forceinline__ float ex2(float x) {
   float y;
@@ -57,6 +50,13 @@ __device__ __forceinline__ float row_sum(const float (&s)[64], int off) {
 /// division by the sum, taken against the same max, cancels the stale max exactly.
 constexpr float kRescaleSlack = 8.0f;
 
+/// The online softmax of one KV tile on S (the m64n128 accumulator of this thread: rows a
+/// and b, element 4 n + e at key kbase + 8 n + 2 (lane % 4) + e % 2): masks keys past each
+/// row's position or before its window, updates the running max and sum, leaves P (fp32)
+/// in s and returns the factors the output must be scaled by. pack_p makes P the A
+/// fragments of the P V wgmma, once the previous P V has read the registers it reuses
+/// (FlashAttention-3's order: no second set of P registers to copy between tiles).
+/// The maxima and sums are trees (depth 5, not chains of 32 dependent instructions).
 /// `masked`: some key of the tile lies past a row's position or before its window (the
 /// diagonal and window-edge tiles; elsewhere the per-element test is skipped: this kernel
 /// is bound by instruction issue as much as by the tensor cores). Returns whether the
