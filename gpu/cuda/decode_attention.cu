@@ -1,8 +1,8 @@
 #include <stdexcept>
 
-#include "gpu/cuda/attention_split.cuh"
 #include "gpu/cuda/check.h"
 #include "gpu/cuda/decode_attention.h"
+#include "gpu/cuda/decode_finish.cuh"
 #include "gpu/cuda/elem_io.cuh"
 #include "gpu/cuda/kernel_switch.h"
 #include "gpu/cuda/kv_elem.cuh"
@@ -153,21 +153,9 @@ __global__ void __launch_bounds__(kWarps * 32)
   // prow: the launch's row (its slice states and counter), row: the query row.
   const size_t prow = blockIdx.x;
   const size_t row = row_index != nullptr ? static_cast<size_t>(row_index[prow]) : prow;
-  const int ctx_end = ctx_len[row];
-  const int lo = window > 0 ? max(0, ctx_end - window) : 0;
-  const int ctx_all = ctx_end - lo;
-  int begin = lo, end = ctx_end, n = 1, slice = 0;
-  if (splits > 1 && ctx_all > kMinSlice) {
-    n = min((ctx_all + kMinSlice - 1) / kMinSlice, splits);
-    const int per = ((ctx_all + n - 1) / n + kTile - 1) / kTile * kTile;
-    n = (ctx_all + per - 1) / per;  // rounding the length up may leave fewer
-    slice = static_cast<int>(blockIdx.z);
-    if (slice >= n) return;  // the whole block: no barrier reached
-    begin = lo + slice * per;
-    end = min(ctx_end, begin + per);
-  } else if (blockIdx.z > 0) {
-    return;
-  }
+  dev::decode_slice sl;
+  if (!dev::decode_slice_of<kTile>(ctx_len[row], window, splits, kMinSlice, sl)) return;
+  const int begin = sl.begin, end = sl.end;
   const int h0 = g * group;
   const int tid = static_cast<int>(threadIdx.x), lane = tid & 31, warp = tid >> 5;
   const int32_t* table = tables + table_offset[row];
@@ -372,37 +360,8 @@ __global__ void __launch_bounds__(kWarps * 32)
       ml_s[(warp * kMaxHeads + rb) * 2 + 1] = l_b;
     }
   }
-  __syncthreads();
-  constexpr float kLn2 = 0.6931471805599453f;
-  for (int i = tid; i < group * HD; i += kWarps * 32) {
-    const int h = i / HD, d = i % HD;
-    float mx = -INFINITY;
-#pragma unroll
-    for (int w = 0; w < kWarps; ++w) mx = fmaxf(mx, ml_s[(w * kMaxHeads + h) * 2]);
-    float a = 0.0f, lsum = 0.0f;
-#pragma unroll
-    for (int w = 0; w < kWarps; ++w) {
-      const float mw = ml_s[(w * kMaxHeads + h) * 2];
-      const float e = mw == -INFINITY ? 0.0f : exp2f(mw - mx);  // a warp with no keys: 0
-      lsum += ml_s[(w * kMaxHeads + h) * 2 + 1] * e;
-      a += acc_s[(w * kMaxHeads + h) * HD + d] * e;
-    }
-    const size_t head = static_cast<size_t>(h0 + h);
-    if (n > 1) {
-      float* pp = partial + ((prow * heads + head) * splits + slice) * dev::partial_stride(HD);
-      pp[d] = a;
-      if (d == 0) {
-        pp[HD] = mx * kLn2;
-        pp[HD + 1] = lsum;
-      }
-    } else {
-      dev::st(out + (row * heads + head) * HD + d, a / lsum);
-    }
-  }
-  if (n == 1) return;
-  if (!dev::last_to_arrive(counters + prow * kv_heads + g, n)) return;
-  dev::combine_slices<bf16, kMaxHeads>(partial, prow, row, heads, h0, group, HD, splits, n, acc_s,
-                                       out);
+  dev::decode_finish<HD, kWarps, kMaxHeads>(acc_s, ml_s, group, h0, prow, row, heads, kv_heads, g,
+                                            out, splits, sl, partial, counters);
 }
 
 template <int HD, bool FP8, bool FAST_CVT = false>
@@ -469,6 +428,13 @@ void decode_mma_attention(const attention_args& a, float scale, int splits, floa
   if ((a.row_index != nullptr ? a.index_rows : a.rows) == 0) return;
   if (a.kv_fp8 && (a.kv_row_bytes < a.kv_heads * (a.head_dim + 4) || a.kv_row_bytes % 16 != 0))
     throw std::invalid_argument("decode attention (tensor cores): bad fp8 KV row length");
+  // CONCLAVE_DECODE_FP8_DIRECT=1: an fp8 cache's groups of <= 8 heads on the kernel that
+  // reads the e4m3 stages straight into f16 mma operands (decode_attention_fp8.cu).
+  static const bool direct = kernel_switch_on("CONCLAVE_DECODE_FP8_DIRECT", false);
+  if (a.kv_fp8 && direct && decode_fp8_direct_ok(a.heads, a.kv_heads, a.head_dim)) {
+    decode_fp8_direct_attention(a, scale, splits, partial, counters, s);
+    return;
+  }
   if (a.head_dim == 64) {
     launch_hd<64>(a, scale, splits, partial, counters, s);
   } else {

@@ -20,6 +20,15 @@ bool decode_mma_shape_ok(size_t heads, size_t kv_heads, size_t head_dim);
 void decode_mma_attention(const attention_args& a, float scale, int splits, float* partial,
                           unsigned int* counters, stream_t s);
 
+/// The fp8 cache's kernel without the widening copies (decode_attention_fp8.cu): head_dim
+/// 64 or 128, at most 8 query heads per KV head.
+bool decode_fp8_direct_ok(size_t heads, size_t kv_heads, size_t head_dim);
+
+/// decode_mma_attention's launch for an fp8 cache of that shape (the same arguments and
+/// workspace); decode_mma_attention takes it under CONCLAVE_DECODE_FP8_DIRECT.
+void decode_fp8_direct_attention(const attention_args& a, float scale, int splits, float* partial,
+                                 unsigned int* counters, stream_t s);
+
 /// The fp8 cache's widenings on every e4m3 code on the device: to bf16 by conversion
 /// instructions and by the integer/fp32 way (CONCLAVE_DECODE_FP8_FAST_CVT), and to fp32
 /// likewise (the prefill kernels' fp8 loads; and quant_elem.cuh's fp8x4_to_float, NaN

@@ -23,7 +23,8 @@
 # rank killed mid-stream, one node per GPU over NCCL; ncuprefill = ncu --set full of one prefill-attention launch (16K prompt); prefill32k = a 32K prompt's attention TFLOP/s per AB_VALUES of AB_VAR; ep480 = the whole 480B shape over
 # every GPU: decode TPOT at batch 1 and 64 and TTFT of 4K and 32K prompts (MODEL, WEIGHT_DTYPE, TOKENS: see
 # tests/cluster/cluster_test.py kill9_gpu_rank); ncufull = ncu --set full of a batch-1 step's
-# NCU_KERNELS (regex, default row_mma_kernel), the first NCU_COUNT (3).
+# NCU_KERNELS (regex, default row_mma_kernel), the first NCU_COUNT (3); decode = the decode
+# step at 1K, 128K and 256K context per AB_VALUES of AB_VAR (default an fp8 cache).
 set -uo pipefail
 . "$(dirname "$0")/bundle_env.sh"
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader
@@ -176,6 +177,17 @@ for w in ${SECTIONS:-ttft stall}; do
         env $sw timeout ${T_PREFILL:-90} /tmp/cb/bin/conclave bench long --backend cuda \
           --prompt-lens 32768 --decode-contexts 1024 --streams 0 ${BENCH_FLAGS:-} 2>&1 |
           tee "$OUT/bench_prefill32k_${v}.log" | grep -A1 '^  prompt  chunks' | tail -1
+      done ;;
+    decode)  # decode step at 1K, 128K and 256K context (one 1K prompt), once per AB_VALUES of
+      # AB_VAR (unset: once), BENCH_FLAGS added (default --kv-cache-dtype fp8 --kv-cache-mib 16384)
+      for v in ${AB_VALUES:--}; do
+        [ "$(left)" -gt 60 ] || break
+        sw=; [ "$v" = - ] || sw="${AB_VAR:?AB_VAR names the variable AB_VALUES sets}=$v"
+        echo "-- ${sw:-default} ${BENCH_FLAGS:---kv-cache-dtype fp8 --kv-cache-mib 16384}"
+        env $sw timeout ${T_DECODE:-100} /tmp/cb/bin/conclave bench long --backend cuda \
+          --prompt-lens 1024 --decode-contexts 1024,131072,262144 --streams 0 \
+          ${BENCH_FLAGS:---kv-cache-dtype fp8 --kv-cache-mib 16384} 2>&1 |
+          tee "$OUT/bench_decode_${v}.log" | sed -n '/^  context/,$p' | grep -v '^\s*$' | head -4
       done ;;
     ncuprefill)  # ncu --set full (stall reasons printed) of one wgmma prefill-attention launch:
       # layer NCU_SKIP - 48 of a 16K prompt's second 8K chunk (BENCH_FLAGS: e.g. --kv-cache-dtype fp8)

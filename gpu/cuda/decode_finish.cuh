@@ -1,0 +1,83 @@
+// The tensor-core decode kernels' shared ends (decode_attention.cu: bf16 caches, and fp8
+// widened through shared memory; decode_attention_fp8.cu: fp8 read straight from its
+// stages): which keys a block reads, and what it does with its warps' states once read.
+#pragma once
+
+#include "gpu/cuda/attention_split.cuh"
+
+namespace conclave::gpu::cuda::dev {
+
+/// Keys [begin, end) of one block; n slices in its (row, KV head), this one `slice`.
+struct decode_slice {
+  int begin, end, n, slice;
+};
+
+/// The slice of the context that block (blockIdx.z) of a row with `ctx_end` keys reads
+/// (window > 0: only the last `window`). As the GQA kernel's (attention.cu): each row
+/// plans its slices from its own length, n <= splits slices of a multiple of TILE keys;
+/// rows of at most `min_slice` keys run whole. False when this block has no slice (it
+/// returns at once: no barrier is reached).
+template <int TILE>
+__device__ __forceinline__ bool decode_slice_of(int ctx_end, int window, int splits, int min_slice,
+                                                decode_slice& s) {
+  const int lo = window > 0 ? max(0, ctx_end - window) : 0;
+  const int all = ctx_end - lo;
+  s = {lo, ctx_end, 1, 0};
+  if (splits > 1 && all > min_slice) {
+    int n = min((all + min_slice - 1) / min_slice, splits);
+    const int per = ((all + n - 1) / n + TILE - 1) / TILE * TILE;
+    n = (all + per - 1) / per;  // rounding the length up may leave fewer
+    s.n = n;
+    s.slice = static_cast<int>(blockIdx.z);
+    if (s.slice >= n) return false;
+    s.begin = lo + s.slice * per;
+    s.end = min(ctx_end, s.begin + per);
+    return true;
+  }
+  return blockIdx.z == 0;
+}
+
+/// The block's end, every thread: the WARPS warps' states (acc_s [WARPS][MAXH][HD], each
+/// warp's unnormalised output per query head of the group; ml_s [WARPS][MAXH][2], its m
+/// in log2 units, -inf for a warp without keys, and l) merged per query head. A row read
+/// whole writes its output; a slice writes its state (natural units, as combine_slices
+/// expects), and the last slice of the row to arrive merges them all.
+template <int HD, int WARPS, int MAXH>
+__device__ void decode_finish(float* acc_s, const float* ml_s, int group, int h0, size_t prow,
+                              size_t row, int heads, int kv_heads, int g, __nv_bfloat16* out,
+                              int splits, const decode_slice& sl, float* partial,
+                              unsigned int* counters) {
+  __syncthreads();
+  constexpr float kLn2 = 0.6931471805599453f;
+  for (int i = static_cast<int>(threadIdx.x); i < group * HD; i += WARPS * 32) {
+    const int h = i / HD, d = i % HD;
+    float mx = -INFINITY;
+#pragma unroll
+    for (int w = 0; w < WARPS; ++w) mx = fmaxf(mx, ml_s[(w * MAXH + h) * 2]);
+    float a = 0.0f, lsum = 0.0f;
+#pragma unroll
+    for (int w = 0; w < WARPS; ++w) {
+      const float mw = ml_s[(w * MAXH + h) * 2];
+      const float e = mw == -INFINITY ? 0.0f : exp2f(mw - mx);  // a warp with no keys: 0
+      lsum += ml_s[(w * MAXH + h) * 2 + 1] * e;
+      a += acc_s[(w * MAXH + h) * HD + d] * e;
+    }
+    const size_t head = static_cast<size_t>(h0 + h);
+    if (sl.n > 1) {
+      float* pp = partial + ((prow * heads + head) * splits + sl.slice) * partial_stride(HD);
+      pp[d] = a;
+      if (d == 0) {
+        pp[HD] = mx * kLn2;
+        pp[HD + 1] = lsum;
+      }
+    } else {
+      st(out + (row * heads + head) * HD + d, a / lsum);
+    }
+  }
+  if (sl.n == 1) return;
+  if (!last_to_arrive(counters + prow * kv_heads + g, sl.n)) return;
+  combine_slices<__nv_bfloat16, MAXH>(partial, prow, row, heads, h0, group, HD, splits, sl.n, acc_s,
+                                      out);
+}
+
+}  // namespace conclave::gpu::cuda::dev
