@@ -411,19 +411,17 @@ bool mma_ok(const attention_args& a) {
          decode_mma_shape_ok(a.heads, a.kv_heads, a.head_dim);
 }
 
-// Its blocks take ~100 KiB of shared memory at head_dim 128: two per SM.
-constexpr size_t kMmaBlocksPerSm = 2;
-
 // Its slices per (row, KV head) in the grid: one wave of blocks (every block of a split row
-// has the same length), each slice at least kMinSlice keys of the longest context. As
-// splits_for, independent of the element type, so that a workspace sized before the
-// type is known fits.
-int mma_splits_for(const attention_args& a) {
+// has the same length; `per_sm` of them an SM, decode_mma_blocks_per_sm), each slice at
+// least kMinSlice keys of the longest context. The workspace is sized for the most blocks
+// an SM any of its kernels takes, so that a workspace sized before the cache type is known
+// fits.
+int mma_splits_for(const attention_args& a, size_t per_sm = kDecodeMmaMostBlocksPerSm) {
   if (!decode_mma_shape_ok(a.heads, a.kv_heads, a.head_dim) || a.max_ctx <= kMinSlice ||
       !split_allowed(a))
     return 1;
   const size_t blocks = gqa_rows(a) * a.kv_heads;
-  const size_t target = kMmaBlocksPerSm * static_cast<size_t>(current_sm_count());
+  const size_t target = per_sm * static_cast<size_t>(current_sm_count());
   if (blocks >= target) return 1;
   // Rounded down: rounding up put a second, nearly full wave behind the first (64 rows x 4
   // KV heads on 132 SMs: two slices each, 512 blocks for 264 places).
@@ -527,7 +525,7 @@ void launch_gqa(const attention_args& a, float scale, stream_t s) {
 }
 
 void launch_mma(const attention_args& a, float scale, stream_t s) {
-  const int splits = a.workspace != nullptr ? mma_splits_for(a) : 1;
+  const int splits = a.workspace != nullptr ? mma_splits_for(a, decode_mma_blocks_per_sm(a)) : 1;
   decode_mma_attention(a, scale, splits, splits > 1 ? a.workspace + counter_floats() : nullptr,
                        splits > 1 ? reinterpret_cast<unsigned int*>(a.workspace) : nullptr, s);
 }

@@ -1,3 +1,4 @@
+#include <algorithm>
 #include <stdexcept>
 
 #include "gpu/cuda/check.h"
@@ -417,6 +418,25 @@ bool decode_mma_shape_ok(size_t heads, size_t kv_heads, size_t head_dim) {
          heads / kv_heads <= static_cast<size_t>(kMaxHeads);
 }
 
+namespace {
+
+// CONCLAVE_DECODE_FP8_DIRECT=1: an fp8 cache's groups of <= 8 heads on the kernel that
+// reads the e4m3 stages straight into f16 mma operands (decode_attention_fp8.cu).
+bool direct_for(const attention_args& a) {
+  static const bool direct = kernel_switch_on("CONCLAVE_DECODE_FP8_DIRECT", false);
+  return a.kv_fp8 && direct && decode_fp8_direct_ok(a.heads, a.kv_heads, a.head_dim);
+}
+
+}  // namespace
+
+size_t decode_mma_blocks_per_sm(const attention_args& a) {
+  // CONCLAVE_DECODE_FP8_BLOCKS=2: the fp8 kernel's split planned for two blocks an SM (A/B).
+  static const size_t fp8_blocks =
+      std::min<size_t>(kernel_size_setting("CONCLAVE_DECODE_FP8_BLOCKS", kDecodeMmaMostBlocksPerSm),
+                       kDecodeMmaMostBlocksPerSm);
+  return direct_for(a) ? fp8_blocks : 2;
+}
+
 void decode_mma_attention(const attention_args& a, float scale, int splits, float* partial,
                           unsigned int* counters, stream_t s) {
   if (!decode_mma_shape_ok(a.heads, a.kv_heads, a.head_dim))
@@ -428,10 +448,7 @@ void decode_mma_attention(const attention_args& a, float scale, int splits, floa
   if ((a.row_index != nullptr ? a.index_rows : a.rows) == 0) return;
   if (a.kv_fp8 && (a.kv_row_bytes < a.kv_heads * (a.head_dim + 4) || a.kv_row_bytes % 16 != 0))
     throw std::invalid_argument("decode attention (tensor cores): bad fp8 KV row length");
-  // CONCLAVE_DECODE_FP8_DIRECT=1: an fp8 cache's groups of <= 8 heads on the kernel that
-  // reads the e4m3 stages straight into f16 mma operands (decode_attention_fp8.cu).
-  static const bool direct = kernel_switch_on("CONCLAVE_DECODE_FP8_DIRECT", false);
-  if (a.kv_fp8 && direct && decode_fp8_direct_ok(a.heads, a.kv_heads, a.head_dim)) {
+  if (direct_for(a)) {
     decode_fp8_direct_attention(a, scale, splits, partial, counters, s);
     return;
   }

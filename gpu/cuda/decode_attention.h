@@ -13,6 +13,14 @@ namespace conclave::gpu::cuda {
 /// output, a bf16 or fp8 cache; the caller checks those).
 bool decode_mma_shape_ok(size_t heads, size_t kv_heads, size_t head_dim);
 
+/// The most blocks of either kernel an SM holds (the fp8 one's, three), for workspaces.
+constexpr size_t kDecodeMmaMostBlocksPerSm = 3;
+
+/// Blocks an SM holds of the kernel decode_mma_attention will launch for `a`: two of the
+/// bf16 / widening kernel (~100 KiB of shared memory at head_dim 128), three of the fp8
+/// one (~68 KiB); the split fills one wave of them.
+size_t decode_mma_blocks_per_sm(const attention_args& a);
+
 /// Launches the kernel over a's rows (or a.row_index's) with `splits` slices per (row, KV
 /// head) in the grid; splits > 1 needs `partial` (dev::partial_stride floats per row, query
 /// head and slice) and the zeroed arrival `counters` (one per row and KV head).

@@ -355,8 +355,12 @@ TEST_CASE(
 
 // #15's offload bar on the device, through the engine: five greedy streams in a KV pool
 // too small for them all (16 blocks of 4 tokens) with a host pool, against a pool that
-// holds them. The same tokens, sequences swapped out and back, none recomputed; bf16 and
-// fp8 caches, eager steps and CUDA graphs.
+// holds them. Sequences swapped out and back, none recomputed; bf16 and fp8 caches, eager
+// steps and CUDA graphs. The same tokens, except where the roomy run's two best are
+// within 0.05 nats: the short pool runs other batches, whose splits and kernels (prompt
+// chunks in tiles or rows) round differently (H100, 2026-12-07: the fp8 cache flipped one
+// token of one stream, in both graph modes). The round trip itself is exact (the case
+// above: logits bit for bit).
 TEST_CASE(
     "cuda engine with KV offload: a short pool gives the roomy run's tokens, swapped not "
     "recomputed",
@@ -370,7 +374,7 @@ TEST_CASE(
       b.weight_dtype = "bf16";
       b.kv_cache_dtype = kv;
       b.cuda_graphs = graphs;
-      test::check_offload_engine(b);
+      test::check_offload_engine(b, 0.05f);
     }
   }
 }
