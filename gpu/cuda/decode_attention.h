@@ -16,9 +16,9 @@ bool decode_mma_shape_ok(size_t heads, size_t kv_heads, size_t head_dim);
 /// The most blocks of either kernel an SM holds (the fp8 one's, three), for workspaces.
 constexpr size_t kDecodeMmaMostBlocksPerSm = 3;
 
-/// Blocks an SM holds of the kernel decode_mma_attention will launch for `a`: two of the
-/// bf16 / widening kernel (~100 KiB of shared memory at head_dim 128), three of the fp8
-/// one (~68 KiB); the split fills one wave of them.
+/// Blocks an SM the split of decode_mma_attention's launch for `a` plans one wave of: two
+/// (the bf16 / widening kernel takes ~100 KiB of shared memory at head_dim 128); the fp8
+/// kernel's ~68 KiB fit three, planned under CONCLAVE_DECODE_FP8_BLOCKS=3.
 size_t decode_mma_blocks_per_sm(const attention_args& a);
 
 /// Launches the kernel over a's rows (or a.row_index's) with `splits` slices per (row, KV
@@ -33,7 +33,7 @@ void decode_mma_attention(const attention_args& a, float scale, int splits, floa
 bool decode_fp8_direct_ok(size_t heads, size_t kv_heads, size_t head_dim);
 
 /// decode_mma_attention's launch for an fp8 cache of that shape (the same arguments and
-/// workspace); decode_mma_attention takes it under CONCLAVE_DECODE_FP8_DIRECT.
+/// workspace); decode_mma_attention takes it unless CONCLAVE_DECODE_FP8_DIRECT=0.
 void decode_fp8_direct_attention(const attention_args& a, float scale, int splits, float* partial,
                                  unsigned int* counters, stream_t s);
 
