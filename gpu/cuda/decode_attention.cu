@@ -181,25 +181,13 @@ __global__ void __launch_bounds__(kWarps * 32)
       dev::cp_async16(vd + dst, vc + src, ok);
     }
     if constexpr (FP8) {
-      if (tid < 2 * kTile) {  // the keys' scales, then the values'
-        const int key = tid % kTile, t = base + key;
-        const bool ok = t < end;
-        const size_t slot = ok ? static_cast<size_t>(table[t / bs]) * bs + t % bs : 0;
-        const size_t at = slot * row_bytes + static_cast<size_t>(kv_heads) * HD + 4 * g;
-        float* dst = (tid < kTile ? ksc_s : vsc_s) + buf * kTile + key;
-        dev::cp_async4(dst, (tid < kTile ? kc : vc) + at, ok);
-      }
+      dev::decode_fp8_scales<kTile>(tid, base, end, table, bs, row_bytes,
+                                    static_cast<size_t>(kv_heads) * HD + 4 * g, kc, vc,
+                                    ksc_s + buf * kTile, vsc_s + buf * kTile);
     }
     dev::cp_async_commit();
   };
-#pragma unroll
-  for (int st = 0; st < ST - 1; ++st) {
-    if (st < ntiles) {
-      load(st, st);
-    } else {
-      dev::cp_async_commit();  // an empty group keeps the wait counts uniform
-    }
-  }
+  dev::decode_pipeline_start<ST>(ntiles, load);
 
   // Q fragments (the mma's A: rows ra = lane / 4 and rb = ra + 8 of the group), scaled.
   const int ra = lane >> 2, rb = ra + 8;

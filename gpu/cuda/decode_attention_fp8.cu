@@ -126,24 +126,12 @@ __global__ void __launch_bounds__(kWarps * 32, 3)
       dev::cp_async16(vd + dst, vc + src, ok);
     }
     static_assert(2 * kTile == kWarps * 32, "a thread per scale");
-    {
-      const int key = tid % kTile, t = base + key;
-      const bool ok = t < end;
-      const size_t slot = ok ? static_cast<size_t>(table[t / bs]) * bs + t % bs : 0;
-      const size_t at = slot * row_bytes + static_cast<size_t>(kv_heads) * HD + 4 * g;
-      float* dst = (tid < kTile ? ksc_s : vsc_s) + buf * kTile + key;
-      dev::cp_async4(dst, (tid < kTile ? kc : vc) + at, ok);
-    }
+    dev::decode_fp8_scales<kTile>(tid, base, end, table, bs, row_bytes,
+                                  static_cast<size_t>(kv_heads) * HD + 4 * g, kc, vc,
+                                  ksc_s + buf * kTile, vsc_s + buf * kTile);
     dev::cp_async_commit();
   };
-#pragma unroll
-  for (int st = 0; st < ST - 1; ++st) {
-    if (st < ntiles) {
-      load(st, st);
-    } else {
-      dev::cp_async_commit();  // an empty group keeps the wait counts uniform
-    }
-  }
+  dev::decode_pipeline_start<ST>(ntiles, load);
 
   // Q (the mma's A): row ra the high f16 parts of head ra's q, row ra + 8 the low parts;
   // chunk c's k positions 2qd, 2qd + 1 are dimensions 16c + 4qd + {0, 1}, positions

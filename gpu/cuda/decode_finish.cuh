@@ -1,9 +1,11 @@
-// The tensor-core decode kernels' shared ends (decode_attention.cu: bf16 caches, and fp8
-// widened through shared memory; decode_attention_fp8.cu: fp8 read straight from its
-// stages): which keys a block reads, and what it does with its warps' states once read.
+// The tensor-core decode kernels' shared pieces (decode_attention.cu: bf16 caches, and
+// fp8 widened through shared memory; decode_attention_fp8.cu: fp8 read straight from its
+// stages): which keys a block reads, the start of its copy pipeline, the fp8 scales'
+// copies, and what it does with its warps' states once read.
 #pragma once
 
 #include "gpu/cuda/attention_split.cuh"
+#include "gpu/cuda/mma.cuh"
 
 namespace conclave::gpu::cuda::dev {
 
@@ -35,6 +37,37 @@ __device__ __forceinline__ bool decode_slice_of(int ctx_end, int window, int spl
     return true;
   }
   return blockIdx.z == 0;
+}
+
+/// The pipeline's first ST - 1 stages: load(it, buf) for the tiles there are, an empty
+/// commit group for each missing one (the wait counts stay uniform).
+template <int ST, class Load>
+__device__ __forceinline__ void decode_pipeline_start(int ntiles, Load&& load) {
+#pragma unroll
+  for (int st = 0; st < ST - 1; ++st) {
+    if (st < ntiles) {
+      load(st, st);
+    } else {
+      cp_async_commit();
+    }
+  }
+}
+
+/// An fp8 cache's scales of keys [base, base + TILE) of KV head g (each slot's row:
+/// kv_heads x hd e4m3 bytes, then one fp32 scale per KV head), by cp.async: threads
+/// [0, TILE) the keys' into ksc, [TILE, 2 TILE) the values' into vsc; zero past `end`
+/// (nothing read). Not committed.
+template <int TILE>
+__device__ __forceinline__ void decode_fp8_scales(int tid, int base, int end, const int32_t* table,
+                                                  int32_t bs, size_t row_bytes, size_t scales_at,
+                                                  const char* kc, const char* vc, float* ksc,
+                                                  float* vsc) {
+  if (tid >= 2 * TILE) return;
+  const int key = tid % TILE, t = base + key;
+  const bool ok = t < end;
+  const size_t slot = ok ? static_cast<size_t>(table[t / bs]) * bs + t % bs : 0;
+  const size_t at = slot * row_bytes + scales_at;
+  cp_async4((tid < TILE ? ksc : vsc) + key, (tid < TILE ? kc : vc) + at, ok);
 }
 
 /// The block's end, every thread: the WARPS warps' states (acc_s [WARPS][MAXH][HD], each
