@@ -149,18 +149,15 @@ __global__ void __launch_bounds__(kWarps * 32)
   float* vsc_s = ksc_s + ST * kTile;
   dev::pdl_wait();
   dev::pdl_trigger();
-  const int g = static_cast<int>(blockIdx.y);
-  const int group = heads / kv_heads;
-  // prow: the launch's row (its slice states and counter), row: the query row.
-  const size_t prow = blockIdx.x;
-  const size_t row = row_index != nullptr ? static_cast<size_t>(row_index[prow]) : prow;
-  dev::decode_slice sl;
-  if (!dev::decode_slice_of<kTile>(ctx_len[row], window, splits, kMinSlice, sl)) return;
-  const int begin = sl.begin, end = sl.end;
-  const int h0 = g * group;
+  dev::decode_block blk;
+  if (!dev::decode_block_of<kTile>(ctx_len, table_offset, tables, row_index, heads, kv_heads,
+                                   window, splits, kMinSlice, blk))
+    return;
+  const int g = blk.g, group = blk.group, h0 = blk.h0, begin = blk.sl.begin, end = blk.sl.end;
+  const size_t prow = blk.prow, row = blk.row;
   const int tid = static_cast<int>(threadIdx.x), lane = tid & 31, warp = tid >> 5;
-  const int32_t* table = tables + table_offset[row];
-  const int ntiles = (end - begin + kTile - 1) / kTile;
+  const int32_t* table = blk.table;
+  const int ntiles = blk.ntiles;
 
   // Stage `buf` <- keys and values [begin + it * kTile, +kTile) of KV head g; keys past
   // `end` are zero-filled without reading the table or the cache.
@@ -215,15 +212,7 @@ __global__ void __launch_bounds__(kWarps * 32)
   for (int dt = 0; dt < HD / 8; ++dt) o[dt][0] = o[dt][1] = o[dt][2] = o[dt][3] = 0.0f;
   float m_a = -INFINITY, m_b = -INFINITY, l_a = 0.0f, l_b = 0.0f;
   for (int it = 0; it < ntiles; ++it) {
-    dev::cp_async_wait<ST - 2>();  // stage `it` has landed (this thread's copies)
-    __syncthreads();               // ... everyone's; and stage it - 1 is free again
-    const int next = it + ST - 1;
-    if (next < ntiles) {
-      load(next, next % ST);
-    } else {
-      dev::cp_async_commit();
-    }
-    const int buf = it % ST;
+    const int buf = dev::decode_pipeline_step<ST>(it, ntiles, load);
     const int kbase = begin + it * kTile + warp * 16;  // this warp's first key
     if (kbase >= end) continue;                        // warp-uniform
     const bf16* ks_;
@@ -350,7 +339,7 @@ __global__ void __launch_bounds__(kWarps * 32)
     }
   }
   dev::decode_finish<HD, kWarps, kMaxHeads>(acc_s, ml_s, group, h0, prow, row, heads, kv_heads, g,
-                                            out, splits, sl, partial, counters);
+                                            out, splits, blk.sl, partial, counters);
 }
 
 template <int HD, bool FP8, bool FAST_CVT = false>

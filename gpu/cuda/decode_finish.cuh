@@ -39,6 +39,35 @@ __device__ __forceinline__ bool decode_slice_of(int ctx_end, int window, int spl
   return blockIdx.z == 0;
 }
 
+/// What a decode block reads: KV head g (blockIdx.y) and its group of query heads from h0,
+/// for query row `row` of the launch's row prow (blockIdx.x; prow keeps the slice states
+/// and the counter: a launch over listed rows keeps them by list position), through that
+/// row's block table; its slice of the context, in ntiles tiles of TILE keys.
+struct decode_block {
+  int g, group, h0, ntiles;
+  size_t prow, row;
+  const int32_t* table;
+  decode_slice sl;
+};
+
+/// The block's decode_block (after pdl_wait: it reads the step's metadata); false when
+/// it has no slice (decode_slice_of).
+template <int TILE>
+__device__ __forceinline__ bool decode_block_of(const int32_t* ctx_len, const int32_t* table_offset,
+                                                const int32_t* tables, const int32_t* row_index,
+                                                int heads, int kv_heads, int window, int splits,
+                                                int min_slice, decode_block& b) {
+  b.g = static_cast<int>(blockIdx.y);
+  b.group = heads / kv_heads;
+  b.h0 = b.g * b.group;
+  b.prow = blockIdx.x;
+  b.row = row_index != nullptr ? static_cast<size_t>(row_index[b.prow]) : b.prow;
+  if (!decode_slice_of<TILE>(ctx_len[b.row], window, splits, min_slice, b.sl)) return false;
+  b.table = tables + table_offset[b.row];
+  b.ntiles = (b.sl.end - b.sl.begin + TILE - 1) / TILE;
+  return true;
+}
+
 /// The pipeline's first ST - 1 stages: load(it, buf) for the tiles there are, an empty
 /// commit group for each missing one (the wait counts stay uniform).
 template <int ST, class Load>
@@ -51,6 +80,22 @@ __device__ __forceinline__ void decode_pipeline_start(int ntiles, Load&& load) {
       cp_async_commit();
     }
   }
+}
+
+/// Before tile `it`: waits until its stage has landed (this thread's copies, then, at the
+/// barrier, everyone's; the barrier also frees stage it - 1) and starts the copies of tile
+/// it + ST - 1 into that stage. Returns tile it's stage.
+template <int ST, class Load>
+__device__ __forceinline__ int decode_pipeline_step(int it, int ntiles, Load&& load) {
+  cp_async_wait<ST - 2>();
+  __syncthreads();
+  const int next = it + ST - 1;
+  if (next < ntiles) {
+    load(next, next % ST);
+  } else {
+    cp_async_commit();
+  }
+  return it % ST;
 }
 
 /// An fp8 cache's scales of keys [base, base + TILE) of KV head g (each slot's row:
