@@ -154,7 +154,7 @@ __global__ void __launch_bounds__(kWarps * 32)
                                    window, splits, kMinSlice, blk))
     return;
   const int g = blk.g, group = blk.group, h0 = blk.h0, begin = blk.sl.begin, end = blk.sl.end;
-  const size_t prow = blk.prow, row = blk.row;
+  const size_t row = blk.row;
   const int tid = static_cast<int>(threadIdx.x), lane = tid & 31, warp = tid >> 5;
   const int32_t* table = blk.table;
   const int ntiles = blk.ntiles;
@@ -338,8 +338,8 @@ __global__ void __launch_bounds__(kWarps * 32)
       ml_s[(warp * kMaxHeads + rb) * 2 + 1] = l_b;
     }
   }
-  dev::decode_finish<HD, kWarps, kMaxHeads>(acc_s, ml_s, group, h0, prow, row, heads, kv_heads, g,
-                                            out, splits, blk.sl, partial, counters);
+  dev::decode_finish<HD, kWarps, kMaxHeads>(acc_s, ml_s, blk, heads, kv_heads, out, splits, partial,
+                                            counters);
 }
 
 template <int HD, bool FP8, bool FAST_CVT = false>

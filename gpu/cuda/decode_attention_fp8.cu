@@ -99,7 +99,7 @@ __global__ void __launch_bounds__(kWarps * 32, 3)
                                    window, splits, kMinSlice, blk))
     return;
   const int g = blk.g, group = blk.group, h0 = blk.h0, begin = blk.sl.begin, end = blk.sl.end;
-  const size_t prow = blk.prow, row = blk.row;
+  const size_t row = blk.row;
   const int tid = static_cast<int>(threadIdx.x), lane = tid & 31, warp = tid >> 5;
   const int ra = lane >> 2, qd = lane & 3;
   const int32_t* table = blk.table;
@@ -270,8 +270,8 @@ __global__ void __launch_bounds__(kWarps * 32, 3)
     ml_s[(warp * kGroup + ra) * 2] = m;
     ml_s[(warp * kGroup + ra) * 2 + 1] = l;
   }
-  dev::decode_finish<HD, kWarps, kGroup>(acc_s, ml_s, group, h0, prow, row, heads, kv_heads, g, out,
-                                         splits, blk.sl, partial, counters);
+  dev::decode_finish<HD, kWarps, kGroup>(acc_s, ml_s, blk, heads, kv_heads, out, splits, partial,
+                                         counters);
 }
 
 template <int HD>

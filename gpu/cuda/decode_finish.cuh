@@ -121,10 +121,12 @@ __device__ __forceinline__ void decode_fp8_scales(int tid, int base, int end, co
 /// whole writes its output; a slice writes its state (natural units, as combine_slices
 /// expects), and the last slice of the row to arrive merges them all.
 template <int HD, int WARPS, int MAXH>
-__device__ void decode_finish(float* acc_s, const float* ml_s, int group, int h0, size_t prow,
-                              size_t row, int heads, int kv_heads, int g, __nv_bfloat16* out,
-                              int splits, const decode_slice& sl, float* partial,
+__device__ void decode_finish(float* acc_s, const float* ml_s, const decode_block& b, int heads,
+                              int kv_heads, __nv_bfloat16* out, int splits, float* partial,
                               unsigned int* counters) {
+  const int group = b.group, h0 = b.h0;
+  const size_t prow = b.prow, row = b.row;
+  const decode_slice& sl = b.sl;
   __syncthreads();
   constexpr float kLn2 = 0.6931471805599453f;
   for (int i = static_cast<int>(threadIdx.x); i < group * HD; i += WARPS * 32) {
@@ -153,7 +155,7 @@ __device__ void decode_finish(float* acc_s, const float* ml_s, int group, int h0
     }
   }
   if (sl.n == 1) return;
-  if (!last_to_arrive(counters + prow * kv_heads + g, sl.n)) return;
+  if (!last_to_arrive(counters + prow * kv_heads + b.g, sl.n)) return;
   combine_slices<__nv_bfloat16, MAXH>(partial, prow, row, heads, h0, group, HD, splits, sl.n, acc_s,
                                       out);
 }
