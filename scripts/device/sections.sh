@@ -28,6 +28,8 @@
 set -uo pipefail
 . "$(dirname "$0")/bundle_env.sh"
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader
+# The switch an A/B value stands for: "" for "-" (AB_VALUES unset: one run), else AB_VAR=v.
+ab_switch() { [ "$1" = - ] || echo "${AB_VAR:?AB_VAR names the variable AB_VALUES sets}=$1"; }
 for w in ${SECTIONS:-ttft stall}; do
   echo "== $w ($(date -u +%T), $((SECONDS - t0)) s)"
   [ "$(left)" -gt 60 ] || { echo "(budget spent: $w not started)"; continue; }
@@ -172,7 +174,7 @@ for w in ${SECTIONS:-ttft stall}; do
       # BENCH_FLAGS added (e.g. --block-size 128, --kv-cache-dtype fp8)
       for v in ${AB_VALUES:--}; do
         [ "$(left)" -gt 40 ] || break
-        sw=; [ "$v" = - ] || sw="${AB_VAR:?AB_VAR names the variable AB_VALUES sets}=$v"
+        sw=$(ab_switch "$v") || exit 2
         echo "-- ${sw:-default} ${BENCH_FLAGS:-}"
         env $sw timeout ${T_PREFILL:-90} /tmp/cb/bin/conclave bench long --backend cuda \
           --prompt-lens 32768 --decode-contexts 1024 --streams 0 ${BENCH_FLAGS:-} 2>&1 |
@@ -182,7 +184,7 @@ for w in ${SECTIONS:-ttft stall}; do
       # AB_VAR (unset: once), BENCH_FLAGS added (default --kv-cache-dtype fp8 --kv-cache-mib 16384)
       for v in ${AB_VALUES:--}; do
         [ "$(left)" -gt 60 ] || break
-        sw=; [ "$v" = - ] || sw="${AB_VAR:?AB_VAR names the variable AB_VALUES sets}=$v"
+        sw=$(ab_switch "$v") || exit 2
         echo "-- ${sw:-default} ${BENCH_FLAGS:---kv-cache-dtype fp8 --kv-cache-mib 16384}"
         env $sw timeout ${T_DECODE:-100} /tmp/cb/bin/conclave bench long --backend cuda \
           --prompt-lens 1024 --decode-contexts 1024,131072,262144 --streams 0 \
