@@ -10,6 +10,7 @@
 #include "bench/engine_bench.h"
 #include "bench/ep_bench.h"
 #include "bench/long_concurrency.h"
+#include "bench/long_paced.h"
 #include "bench/serve_bench.h"
 #include "bench/soak_bench.h"
 #include "bench/tokenizer_bench.h"
@@ -188,7 +189,21 @@ std::vector<command> add_bench(CLI::App& app) {
   lng->add_option("--concurrent-len", conc->prompt_len, "their prompt length")
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
-  lng->add_flag("--only-concurrent", *lonly, "skip the three tables");
+  auto paced = std::make_shared<bench::long_paced_options>();
+  lng->add_option("--paced", paced->slowdowns,
+                  "then, through the engine, --streams streams decoding while one "
+                  "--busy-prompt prompt is read, once per decode_slowdown given (0: off): "
+                  "their step times and the prompt's TTFT")
+      ->delimiter(',')
+      ->check([](const std::string& v) -> std::string {
+        try {
+          const double x = std::stod(v);
+          return x == 0 || x > 1 ? "" : "--paced values must be 0 (off) or greater than 1";
+        } catch (...) {
+          return "--paced takes numbers";
+        }
+      });
+  lng->add_flag("--only-concurrent,--skip-tables", *lonly, "skip the three tables");
   add_engine_options(*lng, *lengine);
   auto mopts = std::make_shared<gpu::moe_bench_options>();
   auto mpreset = std::make_shared<std::string>("qwen3-30b-a3b");
@@ -230,7 +245,7 @@ std::vector<command> add_bench(CLI::App& app) {
              return exit_ok;
            }},
           {lng,
-           [lopts, lpreset, llayers, lquant, lengine, conc, lonly] {
+           [lopts, lpreset, llayers, lquant, lengine, conc, paced, lonly] {
              const bench::random_model m = bench::random_model_of(*lpreset, *llayers, *lquant);
              lopts->model_name = m.name;
              lopts->model = m.config;
@@ -245,6 +260,17 @@ std::vector<command> add_bench(CLI::App& app) {
                conc->engine = *lengine;
                conc->engine.scheduler.max_num_batched_tokens = lopts->chunk;
                bench::run_long_concurrency(*conc, stdout);
+             }
+             if (!paced->slowdowns.empty()) {
+               paced->model_name = lopts->model_name;
+               paced->model = lopts->model;
+               paced->init_std = lopts->init_std;
+               paced->seed = lopts->seed;
+               paced->engine = *lengine;
+               paced->streams = std::max(lopts->streams, 1);
+               paced->stream_context = lopts->stream_context;
+               paced->prompt_len = lopts->busy_prompt;
+               bench::run_long_paced(*paced, stdout);
              }
              return exit_ok;
            }},

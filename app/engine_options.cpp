@@ -49,6 +49,20 @@ void add_engine_options(CLI::App& cmd, config::engine_config& cfg) {
                  "chunks follow --max-batched-tokens only)")
       ->check(CLI::NonNegativeNumber)
       ->capture_default_str();
+  cmd.add_option("--decode-slowdown", cfg.scheduler.decode_slowdown,
+                 "while prompts are read next to decoding streams, keep the decoders' mean "
+                 "step at most about this multiple of their step without prompt chunks, by "
+                 "running decode-only steps between chunked ones (0: off; else > 1)")
+      ->check([](const std::string& v) -> std::string {
+        double x = 0;
+        try {
+          x = std::stod(v);
+        } catch (...) {
+          return "--decode-slowdown takes a number";
+        }
+        return x == 0 || x > 1 ? "" : "--decode-slowdown must be 0 (off) or greater than 1";
+      })
+      ->capture_default_str();
   cmd.add_option("--max-model-len", cfg.max_model_len, "context length (0 = the model's)")
       ->check(CLI::NonNegativeNumber);
   cmd.add_option("--rope-inv-freq-dtype", cfg.backend.rope_inv_freq_dtype,
@@ -112,6 +126,7 @@ void apply_given_engine_options(const CLI::App& cmd, const config::engine_config
     to.scheduler.max_num_batched_tokens = from.scheduler.max_num_batched_tokens;
   if (given("--prefill-stall-pairs"))
     to.scheduler.prefill_stall_pairs = from.scheduler.prefill_stall_pairs;
+  if (given("--decode-slowdown")) to.scheduler.decode_slowdown = from.scheduler.decode_slowdown;
   if (given("--max-model-len")) to.max_model_len = from.max_model_len;
   if (given("--no-prefix-caching")) to.scheduler.enable_prefix_caching = false;
   if (given("--sample-on-device")) to.sample_on_device = from.sample_on_device;

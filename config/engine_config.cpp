@@ -28,6 +28,8 @@ std::string engine_config::validate() const {
   if (scheduler.max_num_seqs <= 0) return "max_num_seqs must be >= 1";
   if (scheduler.max_num_batched_tokens <= 0) return "max_num_batched_tokens must be >= 1";
   if (scheduler.prefill_stall_pairs < 0) return "prefill_stall_pairs must be >= 0";
+  if (!(scheduler.decode_slowdown == 0 || scheduler.decode_slowdown > 1))
+    return "decode_slowdown must be 0 (off) or greater than 1";
   if (max_model_len < 0) return "max_model_len must be >= 0";
   if (sampling_vocab_size < 0) return "sampling_vocab_size must be >= 0";
   return {};

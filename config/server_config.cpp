@@ -345,6 +345,7 @@ server_config load_server_config(const std::filesystem::path& path, server_confi
   e.read("max_batched_tokens", c.engine.scheduler.max_num_batched_tokens);
   e.read("prefix_caching", c.engine.scheduler.enable_prefix_caching);
   e.read("prefill_stall_pairs", c.engine.scheduler.prefill_stall_pairs);
+  e.read("decode_slowdown", c.engine.scheduler.decode_slowdown);
   e.read("max_model_len", c.engine.max_model_len);
   e.read("sample_on_device", c.engine.sample_on_device);
   e.reject_unknown();
@@ -513,6 +514,7 @@ std::string to_toml(const server_config& c) {
                      {"max_batched_tokens", c.engine.scheduler.max_num_batched_tokens},
                      {"prefix_caching", c.engine.scheduler.enable_prefix_caching},
                      {"prefill_stall_pairs", c.engine.scheduler.prefill_stall_pairs},
+                     {"decode_slowdown", c.engine.scheduler.decode_slowdown},
                      {"max_model_len", c.engine.max_model_len},
                      {"sample_on_device", c.engine.sample_on_device}};
   const auto& rc = c.replicas;

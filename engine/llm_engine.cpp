@@ -250,6 +250,7 @@ engine_stats llm_engine::stats() const {
   s.blocks_swapped_in = scheduler_.blocks_swapped_in();
   s.blocks_released_behind_window = scheduler_.blocks_released_behind_window();
   s.stall_bounded_chunks = scheduler_.num_stall_bounded_chunks();
+  s.paced_steps = scheduler_.num_paced_steps();
   s.host_prefix_stores = scheduler_.host_prefix_stores();
   s.host_prefix_hits = scheduler_.host_prefix_hits();
   s.num_swapped = scheduler_.num_swapped();

@@ -42,6 +42,8 @@ struct engine_stats {
   uint64_t blocks_released_behind_window = 0;
   /// Prompt chunks cut short by scheduler_config::prefill_stall_pairs.
   uint64_t stall_bounded_chunks = 0;
+  /// Steps in which prompt chunks waited for the decoders (scheduler_config::decode_slowdown).
+  uint64_t paced_steps = 0;
   uint64_t host_prefix_stores = 0, host_prefix_hits = 0;  ///< the prefix cache's host tier
   size_t num_swapped = 0;  ///< sequences offloaded now (counted in num_waiting too)
   /// Prompt tokens found in the prefix cache at admission instead of computed.
@@ -123,6 +125,12 @@ class llm_engine {
   std::function<void(int64_t id, std::span<const float> logits)> on_logits;
 
   engine_stats stats() const;
+  /// Changes scheduler_config::decode_slowdown (0: off) and the clock that times steps
+  /// (default: steady_clock seconds); the pacing starts afresh. Throws
+  /// std::invalid_argument for a slowdown that is neither 0 nor above 1.
+  void set_decode_pacing(double slowdown, decode_pacer::clock_fn clock = {}) {
+    scheduler_.set_decode_pacing(slowdown, std::move(clock));
+  }
   const model::model_config& model_config() const { return model_; }
   size_t max_model_len() const { return max_model_len_; }
   int32_t ranks() const { return scheduler_.num_ranks(); }

@@ -14,13 +14,18 @@ scheduler::scheduler(const config::scheduler_config& cfg, block_manager& blocks)
     : scheduler(cfg, std::vector<block_manager*>{&blocks}) {}
 
 scheduler::scheduler(const config::scheduler_config& cfg, std::vector<block_manager*> ranks)
-    : cfg_(cfg), ranks_(std::move(ranks)), transfers_(ranks_.size()) {
+    : cfg_(cfg), ranks_(std::move(ranks)), transfers_(ranks_.size()), pacer_(cfg.decode_slowdown) {
   if (ranks_.empty() || std::find(ranks_.begin(), ranks_.end(), nullptr) != ranks_.end())
     throw std::invalid_argument("scheduler needs a block_manager per rank");
   for (const block_manager* b : ranks_) {
     if (b->num_blocks() != ranks_[0]->num_blocks() || b->block_size() != ranks_[0]->block_size())
       throw std::invalid_argument("every rank's KV cache must have the same shape");
   }
+}
+
+void scheduler::set_decode_pacing(double slowdown, decode_pacer::clock_fn clock) {
+  pacer_ = decode_pacer(slowdown, std::move(clock));
+  cfg_.decode_slowdown = slowdown;
 }
 
 int32_t scheduler::pick_rank() const {
@@ -139,10 +144,15 @@ std::vector<scheduled> scheduler::pick() {
   // Prompt chunks are bounded by prefill_stall_pairs in a step that decodes, and while a
   // waiting sequence could be admitted: a long prompt then leaves room for it.
   const bool bounded = cfg_.prefill_stall_pairs > 0;
-  const bool decodes = bounded && std::any_of(running_.begin(), running_.end(), [](const auto& s) {
-                         return s->num_uncomputed() == 1;
-                       });
+  const bool any_decode = std::any_of(running_.begin(), running_.end(),
+                                      [](const auto& s) { return s->num_uncomputed() == 1; });
+  const bool decodes = bounded && any_decode;
   const bool shared = decodes || (bounded && !waiting_.empty() && admissible(*waiting_.front()));
+  // Under decode_slowdown, a step that decodes carries no prompt chunk (no running prompt's
+  // next chunk, no admission) until the decoders are back on pace.
+  pacer_.close_step();
+  const bool hold = any_decode && !pacer_.allows_chunks();
+  bool held = false;
 
   // 1. Running sequences, oldest first. A sequence that cannot get a block preempts the
   //    newest running one of its rank (possibly itself).
@@ -150,6 +160,11 @@ std::vector<scheduled> scheduler::pick() {
   while (!running_.empty() && budget > 0) {
     auto seq = running_.front();
     running_.pop_front();
+    if (hold && seq->num_uncomputed() > 1) {  // a prompt's next chunk waits a step
+      held = true;
+      kept.push_back(seq);
+      continue;
+    }
     block_manager& blocks = blocks_of(*seq);
     bool fits = true;
     while (!blocks.can_grow(*seq)) {
@@ -175,9 +190,27 @@ std::vector<scheduled> scheduler::pick() {
 
   // 2. Offloaded sequences come back first (they are older than any waiting one); while one
   //    is left, nothing new is admitted, so that it cannot be starved.
-  if (!resume_swapped(step, budget, shared)) return step;
-
   // 3. Admit waiting sequences in order while budget, slots and blocks allow.
+  //    The pacer holds admissions back with the running prompts' chunks.
+  if (resume_swapped(step, budget, shared)) {
+    if (hold && !waiting_.empty())
+      held = true;
+    else
+      admit(step, budget, decodes);
+  }
+  pacer_.open_step(kind_of(step), held);
+  return step;
+}
+
+decode_pacer::step_kind scheduler::kind_of(const std::vector<scheduled>& step) {
+  bool decode = false, prompt = false;
+  for (const scheduled& w : step) (w.seq->num_uncomputed() == 1 ? decode : prompt) = true;
+  if (!decode) return decode_pacer::step_kind::other;
+  return prompt ? decode_pacer::step_kind::busy : decode_pacer::step_kind::quiet;
+}
+
+void scheduler::admit(std::vector<scheduled>& step, size_t& budget, bool decodes) {
+  const bool bounded = cfg_.prefill_stall_pairs > 0;
   while (!waiting_.empty() && budget > 0 &&
          running_.size() < static_cast<size_t>(cfg_.max_num_seqs)) {
     auto& seq = waiting_.front();
@@ -202,7 +235,6 @@ std::vector<scheduled> scheduler::pick() {
     running_.push_back(seq);
     waiting_.pop_front();
   }
-  return step;
 }
 
 std::vector<std::shared_ptr<sequence>> scheduler::postprocess(const std::vector<scheduled>& step,

@@ -3,7 +3,9 @@
 // prompt) and admits waiting sequences while the token budget and free blocks allow.
 // In a step that decodes (or while a waiting sequence could be admitted), a prompt chunk's
 // attention is bounded by prefill_stall_pairs: a long prompt read in chunks stalls the
-// other streams' steps by a bounded amount and leaves room for new prompts.
+// other streams' steps by a bounded amount and leaves room for new prompts. With
+// decode_slowdown set, a decode_pacer holds prompt chunks back for decode-only steps
+// until the decoders' mean step is back at that multiple of their quiet step.
 // When a running sequence needs a block and none is free, the most recently admitted
 // one is preempted: with a KV offload pool that has room, its computed blocks are copied
 // to host memory and back when it resumes (swapped, resumed before any new admission);
@@ -22,6 +24,7 @@
 
 #include "config/engine_config.h"
 #include "engine/block_manager.h"
+#include "engine/decode_pacer.h"
 #include "engine/sequence.h"
 
 namespace conclave::engine {
@@ -57,6 +60,11 @@ class scheduler {
   uint64_t prefix_hit_tokens() const { return prefix_hit_tokens_; }
   /// Prompt chunks that prefill_stall_pairs cut shorter than the budget allowed.
   uint64_t num_stall_bounded_chunks() const { return stall_bounded_; }
+  /// Steps in which prompt chunks waited for the decoders under decode_slowdown.
+  uint64_t num_paced_steps() const { return pacer_.held_steps(); }
+  /// Sets decode_slowdown (0: off) and the clock that times steps (default: steady_clock
+  /// seconds); the pacer starts afresh. Throws std::invalid_argument like the config check.
+  void set_decode_pacing(double slowdown, decode_pacer::clock_fn clock = {});
   /// Preemptions that freed a sequence's blocks for recomputation.
   uint64_t num_preemptions() const { return preemptions_; }
   /// Preemptions that offloaded a sequence to host memory instead.
@@ -112,6 +120,11 @@ class scheduler {
   /// false when one is left (then no new sequence is admitted this step). `shared`: other
   /// sequences decode or wait (chunks are bounded, prompt_chunk).
   bool resume_swapped(std::vector<scheduled>& step, size_t& budget, bool shared);
+  /// Admits waiting sequences in order while budget, slots and blocks allow; `decodes`:
+  /// the step decodes and chunks are bounded (prompt_chunk).
+  void admit(std::vector<scheduled>& step, size_t& budget, bool decodes);
+  /// Whether a scheduled step decodes, and next to prompt chunks (decode_pacer).
+  static decode_pacer::step_kind kind_of(const std::vector<scheduled>& step);
   /// A sequence's tokens this step out of `budget`: all it has left, at most the budget,
   /// and when other sequences decode or wait (`shared`) a prompt chunk no longer than
   /// scheduler_config::stall_chunk allows.
@@ -133,6 +146,7 @@ class scheduler {
   uint64_t preemptions_ = 0, swap_outs_ = 0, swap_ins_ = 0, blocks_out_ = 0, blocks_in_ = 0;
   uint64_t prefix_hit_tokens_ = 0;
   uint64_t stall_bounded_ = 0;
+  decode_pacer pacer_;
   int32_t window_ = 0;
   uint64_t window_released_ = 0;
 };

@@ -76,6 +76,9 @@ server_metrics::server_metrics()
   stall_bounded_ = counter(*registry_, "conclave_prefill_stall_bounded_chunks_total",
                            "Prompt chunks cut short by prefill_stall_pairs so that decoding "
                            "streams and waiting requests were not held up");
+  paced_ = counter(*registry_, "conclave_prefill_paced_steps_total",
+                   "Steps in which prompt chunks waited so that decoding streams kept the pace "
+                   "decode_slowdown sets");
   auto& host_prefix = BuildCounter()
                           .Name("conclave_kv_host_prefix_blocks_total")
                           .Help(
@@ -190,6 +193,8 @@ void server_metrics::publish_engine(int replica, const engine::engine_stats& s,
   add_window_released(s.blocks_released_behind_window - before.blocks_released_behind_window);
   if (const uint64_t n = s.stall_bounded_chunks - before.stall_bounded_chunks; n > 0)
     stall_bounded_->Increment(static_cast<double>(n));
+  if (const uint64_t n = s.paced_steps - before.paced_steps; n > 0)
+    paced_->Increment(static_cast<double>(n));
   add_host_prefix(s.host_prefix_stores - before.host_prefix_stores,
                   s.host_prefix_hits - before.host_prefix_hits);
   if (const uint64_t n = s.prompt_tokens_computed - before.prompt_tokens_computed; n > 0)

@@ -94,6 +94,7 @@ class server_metrics {
   prometheus::Counter *offload_swaps_, *offload_out_, *offload_in_;
   prometheus::Counter* window_released_;
   prometheus::Counter* stall_bounded_;
+  prometheus::Counter* paced_;
   prometheus::Counter *host_prefix_stored_, *host_prefix_hits_;
   prometheus::Counter *prompt_computed_, *prompt_cached_;
   prometheus::Gauge *running_, *waiting_, *kv_used_, *kv_free_, *resident_;

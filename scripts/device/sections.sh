@@ -24,7 +24,8 @@
 # every GPU: decode TPOT at batch 1 and 64 and TTFT of 4K and 32K prompts (MODEL, WEIGHT_DTYPE, TOKENS: see
 # tests/cluster/cluster_test.py kill9_gpu_rank); ncufull = ncu --set full of a batch-1 step's
 # NCU_KERNELS (regex, default row_mma_kernel), the first NCU_COUNT (3); decode = the decode
-# step at 1K, 128K and 256K context per AB_VALUES of AB_VAR (default an fp8 cache).
+# step at 1K, 128K and 256K context per AB_VALUES of AB_VAR (default an fp8 cache); paced = 8
+# streams next to a 128K prompt through the engine per decode_slowdown (PACED).
 set -uo pipefail
 . "$(dirname "$0")/bundle_env.sh"
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader
@@ -191,6 +192,11 @@ for w in ${SECTIONS:-ttft stall}; do
           ${BENCH_FLAGS:---kv-cache-dtype fp8 --kv-cache-mib 16384} 2>&1 |
           tee "$OUT/bench_decode_${v}.log" | sed -n '/^  context/,$p' | grep -v '^\s*$' | head -4
       done ;;
+    paced)  # issue 15's stall through the engine: 8 streams at 1K next to a PACED_PROMPT
+      # (131072) prompt, per decode_slowdown in PACED (default 0,1.5), PACED_FLAGS added
+      timeout ${T_PACED:-300} /tmp/cb/bin/conclave bench long --backend cuda --skip-tables \
+        --busy-prompt ${PACED_PROMPT:-131072} --paced ${PACED:-0,1.5} ${PACED_FLAGS:-} 2>&1 |
+        tee "$OUT/bench_paced.log" | sed -n '/slowdown  quiet/,$p' ;;
     ncuprefill)  # ncu --set full (stall reasons printed) of one wgmma prefill-attention launch:
       # layer NCU_SKIP - 48 of a 16K prompt's second 8K chunk (BENCH_FLAGS: e.g. --kv-cache-dtype fp8)
       NCU=$(command -v ncu || ls /usr/local/cuda/bin/ncu 2>/dev/null | head -1)

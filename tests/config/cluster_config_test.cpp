@@ -175,6 +175,24 @@ TEST_CASE("engine config: prefill_stall_pairs reads, defaults to 8M, is checked 
         std::string::npos);
 }
 
+TEST_CASE("engine config: decode_slowdown reads, is off by default, is checked and round-trips",
+          "[config]") {
+  const toml_dir d;
+  CHECK(config::load_server_config(d.write("[engine]\n")).engine.scheduler.decode_slowdown == 0);
+  const auto c = config::load_server_config(d.write("[engine]\ndecode_slowdown = 1.5\n"));
+  CHECK(c.engine.scheduler.decode_slowdown == 1.5);
+  CHECK(config::load_server_config(d.write(config::to_toml(c))).engine.scheduler.decode_slowdown ==
+        1.5);
+  CHECK(config::load_server_config(d.write("[engine]\ndecode_slowdown = 2\n"))
+            .engine.scheduler.decode_slowdown == 2);  // an integer reads as a number
+  for (const char* bad : {"1.0", "0.5", "-1"}) {
+    INFO(bad);
+    CHECK(d.error_of(std::string("[engine]\ndecode_slowdown = ") + bad + "\n")
+              .find("decode_slowdown must be 0 (off) or greater than 1") != std::string::npos);
+  }
+  CHECK(d.error_of("[engine]\ndecode_slowdown = \"fast\"\n").find("a number") != std::string::npos);
+}
+
 TEST_CASE("[[models]]: keys, overrides per model, round trip and validation", "[config][models]") {
   const toml_dir d;
   const auto c = config::load_server_config(d.write(R"([engine]

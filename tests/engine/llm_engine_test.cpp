@@ -149,6 +149,33 @@ TEST_CASE("a prompt read in stall-bounded chunks next to decodes gives the same 
   CHECK(steps >= free_steps + 5);
 }
 
+TEST_CASE("under decode_slowdown a prompt read between decode-only steps gives the same tokens",
+          "[engine][scheduler][pacer]") {
+  // The same mix as above, paced: a step "lasts" 1 s plus 0.1 s a prompt token (a clock
+  // read off the engine's own counters), so each 61-token chunk owes the decoders
+  // several decode-only steps at a slowdown of 1.5.
+  std::vector<std::vector<int32_t>> prompts;
+  for (int i = 0; i < 3; ++i) prompts.push_back(prompt(8, i));
+  prompts.push_back(prompt(300, 9));
+  auto free_run = make_engine(512, 4);
+  const auto expected = run_all(free_run, prompts, greedy(40));
+  config::engine_config cfg;
+  cfg.backend.num_kv_blocks = 512;
+  cfg.backend.block_size = 4;
+  cfg.scheduler.max_num_batched_tokens = 64;
+  cfg.scheduler.prefill_stall_pairs = 0;
+  cfg.scheduler.decode_slowdown = 1.5;
+  engine::llm_engine paced(gpu::make_backend(test::tiny_moe(), cfg.backend), cfg);
+  paced.set_decode_pacing(1.5, [&paced] {
+    const auto s = paced.stats();
+    return static_cast<double>(s.steps) + 0.1 * static_cast<double>(s.prompt_tokens_computed);
+  });
+  const auto got = run_all(paced, prompts, greedy(40));
+  CHECK(got == expected);
+  CHECK(paced.stats().paced_steps > 5);
+  CHECK_THROWS_AS(paced.set_decode_pacing(1.0), std::invalid_argument);
+}
+
 TEST_CASE("under prefill_stall_pairs a request arriving during a long prompt starts at once",
           "[engine][scheduler]") {
   // A 400-token prompt is read 64 tokens a step; a short request comes after its first

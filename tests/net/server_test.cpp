@@ -353,15 +353,20 @@ TEST_CASE("without max_tokens a request may use the rest of the context", "[serv
 }
 
 TEST_CASE(
-    "prefill_stall_pairs in the server: a long prompt next to decoding ones, the same "
-    "completions, and /metrics counts the bounded chunks",
+    "prefill_stall_pairs and decode_slowdown in the server: a long prompt next to decoding "
+    "ones, the same completions, and /metrics counts the bounded chunks and paced steps",
     "[server][scheduler]") {
   // Three short prompts decode 200 tokens each; once they run, a 240-token prompt comes,
   // read 64 tokens a step (at most) next to them.
-  const auto run = [](int64_t pairs) {
+  struct result {
+    std::vector<std::string> texts;
+    double bounded, paced;
+  };
+  const auto run = [](int64_t pairs, double slowdown) {
     test_server s([&](config::server_config& c) {
       c.engine.scheduler.max_num_batched_tokens = 64;
       c.engine.scheduler.prefill_stall_pairs = pairs;
+      c.engine.scheduler.decode_slowdown = slowdown;
     });
     std::vector<std::string> texts(4);
     const auto complete = [&](int i, int n, int max_tokens) {
@@ -384,14 +389,21 @@ TEST_CASE(
       std::this_thread::sleep_for(std::chrono::milliseconds(2));
     complete(0, 240, 12);
     for (auto& t : threads) t.join();
-    return std::make_pair(texts, s.metric("conclave_prefill_stall_bounded_chunks_total"));
+    return result{texts, s.metric("conclave_prefill_stall_bounded_chunks_total"),
+                  s.metric("conclave_prefill_paced_steps_total")};
   };
-  const auto [expected, none] = run(0);
-  for (const auto& t : expected) CHECK_FALSE(t.empty());
-  CHECK(none == 0);
-  const auto [got, bounded] = run(500);
-  CHECK(got == expected);
-  CHECK(bounded > 0);
+  const auto plain = run(0, 0);
+  for (const auto& t : plain.texts) CHECK_FALSE(t.empty());
+  CHECK(plain.bounded == 0);
+  CHECK(plain.paced == 0);
+  const auto bounded = run(500, 0);
+  CHECK(bounded.texts == plain.texts);
+  CHECK(bounded.bounded > 0);
+  // Paced: how many steps wait depends on the steps' wall times (engine_tests "[pacer]"
+  // counts them under a fake clock); here the completions and the counter's presence.
+  const auto paced = run(0, 1.05);
+  CHECK(paced.texts == plain.texts);
+  CHECK(paced.paced >= 0);
 }
 
 TEST_CASE(
