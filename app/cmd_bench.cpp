@@ -252,21 +252,15 @@ std::vector<command> add_bench(CLI::App& app) {
              lopts->init_std = m.init_std;
              lopts->backend = lengine->backend;
              if (!*lonly) gpu::run_long_bench(*lopts, stdout);
+             const bench::random_engine_spec spec{lopts->model_name, lopts->model, lopts->init_std,
+                                                  lopts->seed, *lengine};
              if (conc->sequences > 0) {
-               conc->model_name = lopts->model_name;
-               conc->model = lopts->model;
-               conc->init_std = lopts->init_std;
-               conc->seed = lopts->seed;
-               conc->engine = *lengine;
-               conc->engine.scheduler.max_num_batched_tokens = lopts->chunk;
+               conc->spec = spec;
+               conc->spec.engine.scheduler.max_num_batched_tokens = lopts->chunk;
                bench::run_long_concurrency(*conc, stdout);
              }
              if (!paced->slowdowns.empty()) {
-               paced->model_name = lopts->model_name;
-               paced->model = lopts->model;
-               paced->init_std = lopts->init_std;
-               paced->seed = lopts->seed;
-               paced->engine = *lengine;
+               paced->spec = spec;
                paced->streams = std::max(lopts->streams, 1);
                paced->stream_context = lopts->stream_context;
                paced->prompt_len = lopts->busy_prompt;

@@ -8,6 +8,7 @@
 #include <random>
 
 #include "bench/machine_info.h"
+#include "bench/random_engine.h"
 #include "engine/llm_engine.h"
 #include "gpu/device_bench.h"
 #include "gpu/devices.h"
@@ -16,16 +17,6 @@
 #include "model/model_error.h"
 
 namespace conclave::bench {
-namespace {
-
-std::vector<int32_t> random_prompt(std::mt19937_64& rng, int32_t len, int64_t vocab) {
-  std::uniform_int_distribution<int32_t> dist(0, static_cast<int32_t>(vocab - 1));
-  std::vector<int32_t> p(static_cast<size_t>(len));
-  for (auto& t : p) t = dist(rng);
-  return p;
-}
-
-}  // namespace
 
 random_model random_model_of(const std::string& preset, int64_t layers, const std::string& quant) {
   const model::model_preset& p = model::find_preset(preset);

@@ -7,44 +7,36 @@
 #include <stdexcept>
 
 #include "engine/llm_engine.h"
-#include "gpu/backend.h"
 
 namespace conclave::bench {
 
 void run_long_concurrency(const long_concurrency_options& opts, std::FILE* out) {
   if (opts.sequences <= 0 || opts.prompt_len <= 0 || opts.max_tokens <= 0)
     throw std::invalid_argument("bench long --concurrent: sizes must be > 0");
-  model::model_config c = opts.model;
-  c.max_position_embeddings =
-      std::max<int64_t>(c.max_position_embeddings, int64_t{opts.prompt_len} + opts.max_tokens);
-  config::engine_config cfg = opts.engine;
-  cfg.backend.kind = "cuda";
-  cfg.max_model_len = c.max_position_embeddings;
-  cfg.scheduler.max_num_seqs = std::max(cfg.scheduler.max_num_seqs, opts.sequences);
-  cfg.scheduler.enable_prefix_caching = false;  // random prompts: nothing to share
-  engine::llm_engine eng(gpu::make_random_backend(c, cfg.backend, opts.seed, opts.init_std), cfg);
+  const auto engine =
+      make_random_engine(opts.spec, int64_t{opts.prompt_len} + opts.max_tokens, opts.sequences);
+  engine::llm_engine& eng = *engine;
+  const config::scheduler_config& sc = opts.spec.engine.scheduler;
   const auto kv = eng.backend().kv_shape();
   std::fprintf(out,
                "\n%s: %d sequences of %d prompt tokens + %d generated, at once, through the "
                "engine (steps of %d tokens): KV cache %d blocks of %d (%.1f GiB, %lld tokens), "
                "host pool %d blocks (%.1f GiB)\n",
-               opts.model_name.c_str(), opts.sequences, opts.prompt_len, opts.max_tokens,
-               cfg.scheduler.max_num_batched_tokens, kv.num_blocks, kv.block_size,
+               opts.spec.model_name.c_str(), opts.sequences, opts.prompt_len, opts.max_tokens,
+               sc.max_num_batched_tokens, kv.num_blocks, kv.block_size,
                static_cast<double>(kv.bytes_per_block) * kv.num_blocks / (1ull << 30),
                static_cast<long long>(kv.num_blocks) * kv.block_size, kv.num_host_blocks,
                static_cast<double>(kv.bytes_per_block) * kv.num_host_blocks / (1ull << 30));
   std::fflush(out);
-  std::mt19937_64 rng(opts.seed + 7);
-  std::uniform_int_distribution<int32_t> tok(0, static_cast<int32_t>(c.vocab_size - 1));
+  std::mt19937_64 rng(opts.spec.seed + 7);
   engine::sampling_params sp;
   sp.temperature = 0.0f;
   sp.ignore_eos = true;
   sp.max_tokens = opts.max_tokens;
   std::map<int64_t, int> index;
   for (int i = 0; i < opts.sequences; ++i) {
-    std::vector<int32_t> p(static_cast<size_t>(opts.prompt_len));
-    for (auto& t : p) t = tok(rng);
-    index[eng.add_request(std::move(p), sp)] = i;
+    index[eng.add_request(random_prompt(rng, opts.prompt_len, eng.model_config().vocab_size), sp)] =
+        i;
   }
   using clock = std::chrono::steady_clock;
   const auto t0 = clock::now();

@@ -8,17 +8,12 @@
 #include <cstdio>
 #include <string>
 
-#include "config/engine_config.h"
-#include "model/model_config.h"
+#include "bench/random_engine.h"
 
 namespace conclave::bench {
 
 struct long_concurrency_options {
-  std::string model_name;
-  model::model_config model;
-  float init_std = 0.02f;
-  uint64_t seed = 0;
-  config::engine_config engine;  ///< backend kind must be cuda
+  random_engine_spec spec;
   int32_t sequences = 2;
   int32_t prompt_len = 262144;
   int32_t max_tokens = 8;

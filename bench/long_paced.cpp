@@ -9,7 +9,6 @@
 
 #include "bench/clock.h"
 #include "engine/llm_engine.h"
-#include "gpu/backend.h"
 
 namespace conclave::bench {
 
@@ -29,18 +28,14 @@ void run_long_paced(const long_paced_options& opts, std::FILE* out) {
   if (opts.streams <= 0 || opts.stream_context <= 0 || opts.prompt_len <= 0 ||
       opts.quiet_steps <= 0)
     throw std::invalid_argument("bench long --paced: sizes must be > 0");
-  model::model_config c = opts.model;
   // The streams decode for as many steps as the prompt takes; room for that many tokens.
   const int32_t stream_tokens = 1 << 16;
-  c.max_position_embeddings = std::max<int64_t>(
-      c.max_position_embeddings, std::max<int64_t>(int64_t{opts.prompt_len} + 1,
-                                                   int64_t{opts.stream_context} + stream_tokens));
-  config::engine_config cfg = opts.engine;
-  cfg.backend.kind = "cuda";
-  cfg.max_model_len = c.max_position_embeddings;
-  cfg.scheduler.max_num_seqs = std::max(cfg.scheduler.max_num_seqs, opts.streams + 1);
-  cfg.scheduler.enable_prefix_caching = false;  // random prompts: nothing to share
-  engine::llm_engine eng(gpu::make_random_backend(c, cfg.backend, opts.seed, opts.init_std), cfg);
+  const auto engine = make_random_engine(
+      opts.spec,
+      std::max<int64_t>(int64_t{opts.prompt_len} + 1, int64_t{opts.stream_context} + stream_tokens),
+      opts.streams + 1);
+  engine::llm_engine& eng = *engine;
+  const config::scheduler_config& sc = opts.spec.engine.scheduler;
   const auto kv = eng.backend().kv_shape();
   std::fprintf(out,
                "\n%s: %d streams at %d tokens of context decoding while a %d-token prompt is "
@@ -49,18 +44,11 @@ void run_long_paced(const long_paced_options& opts, std::FILE* out) {
                "engine steps, x the streams' quiet step before the prompt came.\n"
                "  slowdown  quiet ms  steps  chunked  held  mean x  p50 x  p90 x  max x  "
                "TTFT s\n",
-               opts.model_name.c_str(), opts.streams, opts.stream_context, opts.prompt_len,
-               cfg.scheduler.max_num_batched_tokens,
-               static_cast<long long>(cfg.scheduler.prefill_stall_pairs),
+               opts.spec.model_name.c_str(), opts.streams, opts.stream_context, opts.prompt_len,
+               sc.max_num_batched_tokens, static_cast<long long>(sc.prefill_stall_pairs),
                static_cast<long long>(kv.num_blocks) * kv.block_size);
   std::fflush(out);
-  std::mt19937_64 rng(opts.seed + 11);
-  std::uniform_int_distribution<int32_t> tok(0, static_cast<int32_t>(c.vocab_size - 1));
-  const auto random_prompt = [&](int32_t n) {
-    std::vector<int32_t> p(static_cast<size_t>(n));
-    for (auto& t : p) t = tok(rng);
-    return p;
-  };
+  std::mt19937_64 rng(opts.spec.seed + 11);
   engine::sampling_params sp;
   sp.temperature = 0.0f;
   sp.ignore_eos = true;
@@ -69,7 +57,8 @@ void run_long_paced(const long_paced_options& opts, std::FILE* out) {
     sp.max_tokens = stream_tokens;
     std::set<int64_t> streams, started;
     for (int i = 0; i < opts.streams; ++i)
-      streams.insert(eng.add_request(random_prompt(opts.stream_context), sp));
+      streams.insert(eng.add_request(
+          random_prompt(rng, opts.stream_context, eng.model_config().vocab_size), sp));
     while (started.size() < streams.size() && eng.has_work())
       for (const auto& e : eng.step()) started.insert(e.id);
     std::vector<double> quiet;
@@ -82,7 +71,8 @@ void run_long_paced(const long_paced_options& opts, std::FILE* out) {
     sp.max_tokens = 1;
     const auto before = eng.stats();
     const auto t0 = clock_type::now();
-    const int64_t longp = eng.add_request(random_prompt(opts.prompt_len), sp);
+    const int64_t longp =
+        eng.add_request(random_prompt(rng, opts.prompt_len, eng.model_config().vocab_size), sp);
     std::vector<double> steps;
     size_t chunked = 0;
     double ttft = -1;

@@ -10,17 +10,12 @@
 #include <string>
 #include <vector>
 
-#include "config/engine_config.h"
-#include "model/model_config.h"
+#include "bench/random_engine.h"
 
 namespace conclave::bench {
 
 struct long_paced_options {
-  std::string model_name;
-  model::model_config model;
-  float init_std = 0.02f;
-  uint64_t seed = 0;
-  config::engine_config engine;  ///< backend kind must be cuda
+  random_engine_spec spec;
   int32_t streams = 8;
   int32_t stream_context = 1024;
   int32_t prompt_len = 131072;

@@ -12,13 +12,19 @@ using namespace conclave;
 
 namespace {
 
-engine::llm_engine make_engine(int32_t blocks, int32_t block_size = 4, int32_t budget = 64,
-                               bool prefix = true) {
+config::engine_config engine_cfg(int32_t blocks, int32_t block_size = 4, int32_t budget = 64,
+                                 bool prefix = true) {
   config::engine_config cfg;
   cfg.backend.num_kv_blocks = blocks;
   cfg.backend.block_size = block_size;
   cfg.scheduler.max_num_batched_tokens = budget;
   cfg.scheduler.enable_prefix_caching = prefix;
+  return cfg;
+}
+
+engine::llm_engine make_engine(int32_t blocks, int32_t block_size = 4, int32_t budget = 64,
+                               bool prefix = true) {
+  const auto cfg = engine_cfg(blocks, block_size, budget, prefix);
   return engine::llm_engine(gpu::make_backend(test::tiny_moe(), cfg.backend), cfg);
 }
 
@@ -48,6 +54,14 @@ std::vector<std::vector<int32_t>> run_all(engine::llm_engine& eng,
     for (const auto& e : eng.step()) out[index[e.id]].push_back(e.token);
   }
   return out;
+}
+
+/// Three 8-token prompts and one of 300 tokens.
+std::vector<std::vector<int32_t>> short_and_long_prompts() {
+  std::vector<std::vector<int32_t>> prompts;
+  for (int i = 0; i < 3; ++i) prompts.push_back(prompt(8, i));
+  prompts.push_back(prompt(300, 9));
+  return prompts;
 }
 
 }  // namespace
@@ -122,16 +136,11 @@ TEST_CASE("a prompt read in stall-bounded chunks next to decodes gives the same 
           "[engine][scheduler]") {
   // Three short prompts decode while a 300-token one is read: in 61-token chunks with no
   // bound, in 16-token ones (the floor) under a tight prefill_stall_pairs.
-  std::vector<std::vector<int32_t>> prompts;
-  for (int i = 0; i < 3; ++i) prompts.push_back(prompt(8, i));
-  prompts.push_back(prompt(300, 9));
+  const auto prompts = short_and_long_prompts();
   auto free_run = make_engine(512, 4);
   const auto expected = run_all(free_run, prompts, greedy(12));
   const uint64_t free_steps = free_run.stats().steps;
-  config::engine_config cfg;
-  cfg.backend.num_kv_blocks = 512;
-  cfg.backend.block_size = 4;
-  cfg.scheduler.max_num_batched_tokens = 64;
+  config::engine_config cfg = engine_cfg(512);
   cfg.scheduler.prefill_stall_pairs = 300;
   engine::llm_engine bounded(gpu::make_backend(test::tiny_moe(), cfg.backend), cfg);
   size_t steps = 0;
@@ -154,15 +163,10 @@ TEST_CASE("under decode_slowdown a prompt read between decode-only steps gives t
   // The same mix as above, paced: a step "lasts" 1 s plus 0.1 s a prompt token (a clock
   // read off the engine's own counters), so each 61-token chunk owes the decoders
   // several decode-only steps at a slowdown of 1.5.
-  std::vector<std::vector<int32_t>> prompts;
-  for (int i = 0; i < 3; ++i) prompts.push_back(prompt(8, i));
-  prompts.push_back(prompt(300, 9));
+  const auto prompts = short_and_long_prompts();
   auto free_run = make_engine(512, 4);
   const auto expected = run_all(free_run, prompts, greedy(40));
-  config::engine_config cfg;
-  cfg.backend.num_kv_blocks = 512;
-  cfg.backend.block_size = 4;
-  cfg.scheduler.max_num_batched_tokens = 64;
+  config::engine_config cfg = engine_cfg(512);
   cfg.scheduler.prefill_stall_pairs = 0;
   cfg.scheduler.decode_slowdown = 1.5;
   engine::llm_engine paced(gpu::make_backend(test::tiny_moe(), cfg.backend), cfg);
@@ -181,10 +185,7 @@ TEST_CASE("under prefill_stall_pairs a request arriving during a long prompt sta
   // A 400-token prompt is read 64 tokens a step; a short request comes after its first
   // step. The step of the short one's first token, with and without the bound.
   const auto first_token_step = [](int64_t pairs) {
-    config::engine_config cfg;
-    cfg.backend.num_kv_blocks = 512;
-    cfg.backend.block_size = 4;
-    cfg.scheduler.max_num_batched_tokens = 64;
+    config::engine_config cfg = engine_cfg(512);
     cfg.scheduler.prefill_stall_pairs = pairs;
     engine::llm_engine eng(gpu::make_backend(test::tiny_moe(), cfg.backend), cfg);
     eng.add_request(prompt(400, 1), greedy(2));
