@@ -72,9 +72,9 @@ struct scheduler_config {
   /// 2026-12-07, docs/long-context.md).
   int64_t prefill_stall_pairs = 8'000'000;
   /// While prompts are read next to decoding streams, hold the decoders' mean step (wall
-  /// time between steps) at most about this multiple of their step without prompt chunks:
-  /// after a step with a chunk, steps that only decode run until the mean is back (engine/
-  /// decode_pacer.h). A step with a chunk at a long context costs the decoders about 2x
+  /// time from scheduling to sampled tokens) at most about this multiple of their step without
+  /// prompt chunks: after a step with a chunk, steps that only decode run until the mean is back
+  /// (engine/ decode_pacer.h). A step with a chunk at a long context costs the decoders about 2x
   /// whatever its size (bytes: the chunk's KV and the experts its rows wake), so this is
   /// how their pace is bounded; the prompt's time to first token grows by the steps it
   /// waits. 0: off (a chunk in every step); else > 1.

@@ -26,7 +26,8 @@ decode_pacer::decode_pacer(double slowdown, clock_fn clock)
 }
 
 void decode_pacer::close_step() {
-  if (!enabled()) return;
+  if (!enabled() || !open_) return;
+  open_ = false;
   const double dt = std::max(0.0, clock_() - started_);
   switch (kind_) {
     case step_kind::other:
@@ -60,6 +61,7 @@ bool decode_pacer::allows_chunks() const {
 void decode_pacer::open_step(step_kind kind, bool held) {
   if (!enabled()) return;
   kind_ = kind;
+  open_ = true;
   started_ = clock_();
   if (held) ++held_;
 }

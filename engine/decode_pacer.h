@@ -5,10 +5,12 @@
 // decodes: at 128K context even a 16-token chunk moves about twice the bytes (the chunk's
 // rows wake most experts, its attention reads the whole prompt's KV). No chunk size brings
 // that under 1.5x, so the pacer trades the long prompt's reading time for the decoders'
-// pace instead: after a step with a chunk, the scheduler runs decode-only steps until
-// the decoders' mean step over the steps since they were last on pace is back at `slowdown` times
-// the quiet step. The times are wall times between schedule() calls (what a stream's client sees
-// between tokens), the quiet step an average of recent decode-only steps.
+// pace instead: after a step with a chunk, the scheduler runs decode-only steps until the
+// decoders' mean step, over the steps since they were last on pace, is back at `slowdown`
+// times the quiet step. A step is timed from its schedule() to its postprocess() (the
+// forward pass and sampling: what a stream's client waits between tokens, less the
+// server's own hops; time with nothing scheduled never counts), the quiet step is a moving
+// average of recent decode-only steps.
 #pragma once
 
 #include <cstdint>
@@ -29,12 +31,12 @@ class decode_pacer {
   explicit decode_pacer(double slowdown = 0, clock_fn clock = {});
 
   bool enabled() const { return slowdown_ > 0; }
-  /// A step is about to be scheduled: the previous one (opened by open_step) ended now.
+  /// The step opened by open_step() ended now; no-op when none is open.
   void close_step();
   /// Whether that step may put prompt chunks next to decodes (after close_step()).
   bool allows_chunks() const;
-  /// The step just scheduled ran `kind`; `held`: prompt chunks waited in it because
-  /// allows_chunks() said no.
+  /// The step just scheduled runs `kind` from now; `held`: prompt chunks waited in it
+  /// because allows_chunks() said no.
   void open_step(step_kind kind, bool held);
 
   /// Steps in which prompt chunks waited so that the decoders could catch up.
@@ -49,6 +51,7 @@ class decode_pacer {
   double slowdown_;
   clock_fn clock_;
   step_kind kind_ = step_kind::other;
+  bool open_ = false;
   double started_ = 0;
   double quiet_ = 0;
   double debt_ = 0;

@@ -207,6 +207,7 @@ std::vector<step_event> llm_engine::end_step(const pending_step& p, const gpu::s
     if (const int32_t n = s.sampler().params().logprobs; n >= 0)
       logprobs[i] = compute_logprobs(logits.first(limit), sampled[i], n);
   }
+  ++counters_.steps;  // it has run; postprocess ends its timing (decode_pacer)
   scheduler_.postprocess(work, sampled, eos_ids_, max_model_len_);
   queue_released();  // choices whose shared prompt is now in the prefix cache
   for (size_t i = 0; i < work.size(); ++i) {
@@ -216,7 +217,6 @@ std::vector<step_event> llm_engine::end_step(const pending_step& p, const gpu::s
     events.push_back({s.id(), sampled[i], s.status == sequence_status::finished, s.finish,
                       std::move(logprobs[i])});
   }
-  ++counters_.steps;
   return events;
 }
 

@@ -149,7 +149,8 @@ std::vector<scheduled> scheduler::pick() {
   const bool decodes = bounded && any_decode;
   const bool shared = decodes || (bounded && !waiting_.empty() && admissible(*waiting_.front()));
   // Under decode_slowdown, a step that decodes carries no prompt chunk (no running prompt's
-  // next chunk, no admission) until the decoders are back on pace.
+  // next chunk, no admission) until the decoders are back on pace. (postprocess() closed
+  // the last step; a step that never got there, its forward pass failed, ends now.)
   pacer_.close_step();
   const bool hold = any_decode && !pacer_.allows_chunks();
   bool held = false;
@@ -241,6 +242,7 @@ std::vector<std::shared_ptr<sequence>> scheduler::postprocess(const std::vector<
                                                               std::span<const int32_t> sampled,
                                                               std::span<const int32_t> eos_ids,
                                                               size_t max_model_len) {
+  pacer_.close_step();
   std::vector<std::shared_ptr<sequence>> done;
   for (size_t i = 0; i < step.size(); ++i) {
     const auto& seq = step[i].seq;

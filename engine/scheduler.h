@@ -5,7 +5,8 @@
 // attention is bounded by prefill_stall_pairs: a long prompt read in chunks stalls the
 // other streams' steps by a bounded amount and leaves room for new prompts. With
 // decode_slowdown set, a decode_pacer holds prompt chunks back for decode-only steps
-// until the decoders' mean step is back at that multiple of their quiet step.
+// until the decoders' mean step is back at that multiple of their quiet step (steps timed
+// from schedule() to postprocess()).
 // When a running sequence needs a block and none is free, the most recently admitted
 // one is preempted: with a KV offload pool that has room, its computed blocks are copied
 // to host memory and back when it resumes (swapped, resumed before any new admission);

@@ -86,6 +86,15 @@ TEST_CASE("decode_pacer: a busy step is followed by quiet ones until the mean is
   p.close_step();
   CHECK(p.debt_seconds() == 0);
   CHECK(p.allows_chunks());
+  // Time with no step open (an idle engine) is nobody's: the quiet pace stays.
+  const double quiet = p.quiet_seconds();
+  now += 1000;
+  p.close_step();
+  CHECK(p.quiet_seconds() == quiet);
+  p.open_step(kind::busy, false);
+  now += 3 * quiet;
+  p.close_step();
+  CHECK(p.debt_seconds() == Approx(1.5 * quiet));
 }
 
 TEST_CASE("decode_pacer off: chunks always allowed, nothing counted", "[scheduler][pacer]") {
