@@ -11,6 +11,7 @@
 #include "bench/ep_bench.h"
 #include "bench/long_concurrency.h"
 #include "bench/long_paced.h"
+#include "bench/random_engine.h"
 #include "bench/serve_bench.h"
 #include "bench/soak_bench.h"
 #include "bench/tokenizer_bench.h"
@@ -260,11 +261,13 @@ std::vector<command> add_bench(CLI::App& app) {
                bench::run_long_concurrency(*conc, stdout);
              }
              if (!paced->slowdowns.empty()) {
-               paced->spec = spec;
+               paced->model_name = spec.model_name;
                paced->streams = std::max(lopts->streams, 1);
                paced->stream_context = lopts->stream_context;
                paced->prompt_len = lopts->busy_prompt;
-               bench::run_long_paced(*paced, stdout);
+               const auto paced_eng = bench::make_random_engine(
+                   spec, bench::long_paced_context(*paced), paced->streams + 1);
+               bench::run_long_paced(*paced_eng, *paced, stdout);
              }
              return exit_ok;
            }},

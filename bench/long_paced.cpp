@@ -14,6 +14,8 @@ namespace conclave::bench {
 
 namespace {
 
+constexpr int64_t kMostStreamTokens = 1 << 16;
+
 /// The q-quantile of `v` (sorted copy, nearest rank).
 double quantile(std::vector<double> v, double q) {
   if (v.empty()) return 0;
@@ -24,19 +26,26 @@ double quantile(std::vector<double> v, double q) {
 
 }  // namespace
 
-void run_long_paced(const long_paced_options& opts, std::FILE* out) {
+int64_t long_paced_context(const long_paced_options& opts) {
+  return std::max(int64_t{opts.prompt_len} + 1, opts.stream_context + kMostStreamTokens);
+}
+
+std::vector<long_paced_row> run_long_paced(engine::llm_engine& eng, const long_paced_options& opts,
+                                           std::FILE* out) {
   if (opts.streams <= 0 || opts.stream_context <= 0 || opts.prompt_len <= 0 ||
       opts.quiet_steps <= 0)
     throw std::invalid_argument("bench long --paced: sizes must be > 0");
-  // The streams decode for as many steps as the prompt takes; room for that many tokens.
-  const int32_t stream_tokens = 1 << 16;
-  const auto engine = make_random_engine(
-      opts.spec,
-      std::max<int64_t>(int64_t{opts.prompt_len} + 1, int64_t{opts.stream_context} + stream_tokens),
-      opts.streams + 1);
-  engine::llm_engine& eng = *engine;
-  const config::scheduler_config& sc = opts.spec.engine.scheduler;
+  // The streams decode for as many steps as the prompt takes: as long as the context and
+  // the cache let one of them.
   const auto kv = eng.backend().kv_shape();
+  const auto limit = std::min(static_cast<int64_t>(eng.max_model_len()),
+                              static_cast<int64_t>(kv.num_blocks) * kv.block_size);
+  const int64_t room = limit - opts.stream_context;
+  if (room < 1 || limit < int64_t{opts.prompt_len} + 1)
+    throw std::invalid_argument(
+        "bench long --paced: the engine's context or KV cache is too short for the prompt");
+  const auto stream_tokens = static_cast<int32_t>(std::min(room, kMostStreamTokens));
+  const config::scheduler_config& sc = eng.engine_config().scheduler;
   std::fprintf(out,
                "\n%s: %d streams at %d tokens of context decoding while a %d-token prompt is "
                "read, through the engine (steps of %d tokens, prefill_stall_pairs %lld; KV "
@@ -44,11 +53,12 @@ void run_long_paced(const long_paced_options& opts, std::FILE* out) {
                "engine steps, x the streams' quiet step before the prompt came.\n"
                "  slowdown  quiet ms  steps  chunked  held  mean x  p50 x  p90 x  max x  "
                "TTFT s\n",
-               opts.spec.model_name.c_str(), opts.streams, opts.stream_context, opts.prompt_len,
+               opts.model_name.c_str(), opts.streams, opts.stream_context, opts.prompt_len,
                sc.max_num_batched_tokens, static_cast<long long>(sc.prefill_stall_pairs),
                static_cast<long long>(kv.num_blocks) * kv.block_size);
   std::fflush(out);
-  std::mt19937_64 rng(opts.spec.seed + 11);
+  std::mt19937_64 rng(11);
+  std::vector<long_paced_row> rows;
   engine::sampling_params sp;
   sp.temperature = 0.0f;
   sp.ignore_eos = true;
@@ -88,15 +98,26 @@ void run_long_paced(const long_paced_options& opts, std::FILE* out) {
     const auto after = eng.stats();
     for (const int64_t id : streams) eng.abort(id);
     while (eng.has_work()) eng.step();
-    const double mean = std::accumulate(steps.begin(), steps.end(), 0.0) / steps.size();
+    long_paced_row r;
+    r.slowdown = slowdown;
+    r.quiet_s = quiet_s;
+    r.steps = steps.size();
+    r.chunked = chunked;
+    r.held = after.paced_steps - before.paced_steps;
+    r.mean = std::accumulate(steps.begin(), steps.end(), 0.0) / steps.size() / quiet_s;
+    r.p50 = quantile(steps, 0.5) / quiet_s;
+    r.p90 = quantile(steps, 0.9) / quiet_s;
+    r.max = *std::max_element(steps.begin(), steps.end()) / quiet_s;
+    r.ttft_s = ttft;
     std::fprintf(out, "  %8s  %8.2f  %5zu  %7zu  %4llu  %6.2f  %5.2f  %5.2f  %5.2f  %6.1f\n",
                  slowdown == 0 ? "off" : std::to_string(slowdown).substr(0, 4).c_str(),
-                 quiet_s * 1e3, steps.size(), chunked,
-                 static_cast<unsigned long long>(after.paced_steps - before.paced_steps),
-                 mean / quiet_s, quantile(steps, 0.5) / quiet_s, quantile(steps, 0.9) / quiet_s,
-                 *std::max_element(steps.begin(), steps.end()) / quiet_s, ttft);
+                 r.quiet_s * 1e3, r.steps, r.chunked, static_cast<unsigned long long>(r.held),
+                 r.mean, r.p50, r.p90, r.max, r.ttft_s);
+    rows.push_back(r);
     std::fflush(out);
   }
+  eng.set_decode_pacing(0);
+  return rows;
 }
 
 }  // namespace conclave::bench

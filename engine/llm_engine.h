@@ -132,6 +132,7 @@ class llm_engine {
     scheduler_.set_decode_pacing(slowdown, std::move(clock));
   }
   const model::model_config& model_config() const { return model_; }
+  const config::engine_config& engine_config() const { return cfg_; }
   size_t max_model_len() const { return max_model_len_; }
   int32_t ranks() const { return scheduler_.num_ranks(); }
   /// The owned backend; throws std::logic_error for an engine built without one.
