@@ -2,12 +2,12 @@
 #include "bench/long_paced.h"
 
 #include <algorithm>
-#include <numeric>
 #include <random>
 #include <set>
 #include <stdexcept>
 
 #include "bench/clock.h"
+#include "bench/serve_bench.h"
 #include "engine/llm_engine.h"
 
 namespace conclave::bench {
@@ -15,14 +15,6 @@ namespace conclave::bench {
 namespace {
 
 constexpr int64_t kMostStreamTokens = 1 << 16;
-
-/// The q-quantile of `v` (sorted copy, nearest rank).
-double quantile(std::vector<double> v, double q) {
-  if (v.empty()) return 0;
-  std::sort(v.begin(), v.end());
-  const auto i = static_cast<size_t>(q * static_cast<double>(v.size() - 1) + 0.5);
-  return v[std::min(i, v.size() - 1)];
-}
 
 }  // namespace
 
@@ -71,27 +63,28 @@ std::vector<long_paced_row> run_long_paced(engine::llm_engine& eng, const long_p
           random_prompt(rng, opts.stream_context, eng.model_config().vocab_size), sp));
     while (started.size() < streams.size() && eng.has_work())
       for (const auto& e : eng.step()) started.insert(e.id);
-    std::vector<double> quiet;
+    sample_stats quiet;
     for (int i = 0; i < opts.quiet_steps; ++i) {
       const auto t = clock_type::now();
       eng.step();
-      quiet.push_back(seconds_since(t));
+      quiet.add(seconds_since(t));
     }
-    const double quiet_s = quantile(quiet, 0.5);
+    const double quiet_s = quiet.percentile(50);
     sp.max_tokens = 1;
     const auto before = eng.stats();
     const auto t0 = clock_type::now();
     const int64_t longp =
         eng.add_request(random_prompt(rng, opts.prompt_len, eng.model_config().vocab_size), sp);
-    std::vector<double> steps;
+    sample_stats steps;
     size_t chunked = 0;
     double ttft = -1;
-    while (ttft < 0 && eng.has_work()) {
-      const auto computed = eng.stats().prompt_tokens_computed;
+    for (auto computed = before.prompt_tokens_computed; ttft < 0 && eng.has_work();) {
       const auto t = clock_type::now();
       const auto events = eng.step();
-      steps.push_back(seconds_since(t));
-      if (eng.stats().prompt_tokens_computed > computed) ++chunked;
+      steps.add(seconds_since(t));
+      const auto now_computed = eng.stats().prompt_tokens_computed;
+      if (now_computed > computed) ++chunked;
+      computed = now_computed;
       for (const auto& e : events)
         if (e.id == longp) ttft = seconds_since(t0);
     }
@@ -101,13 +94,13 @@ std::vector<long_paced_row> run_long_paced(engine::llm_engine& eng, const long_p
     long_paced_row r;
     r.slowdown = slowdown;
     r.quiet_s = quiet_s;
-    r.steps = steps.size();
+    r.steps = steps.count();
     r.chunked = chunked;
     r.held = after.paced_steps - before.paced_steps;
-    r.mean = std::accumulate(steps.begin(), steps.end(), 0.0) / steps.size() / quiet_s;
-    r.p50 = quantile(steps, 0.5) / quiet_s;
-    r.p90 = quantile(steps, 0.9) / quiet_s;
-    r.max = *std::max_element(steps.begin(), steps.end()) / quiet_s;
+    r.mean = steps.mean() / quiet_s;
+    r.p50 = steps.percentile(50) / quiet_s;
+    r.p90 = steps.percentile(90) / quiet_s;
+    r.max = steps.max() / quiet_s;
     r.ttft_s = ttft;
     std::fprintf(out, "  %8s  %8.2f  %5zu  %7zu  %4llu  %6.2f  %5.2f  %5.2f  %5.2f  %6.1f\n",
                  slowdown == 0 ? "off" : std::to_string(slowdown).substr(0, 4).c_str(),
